@@ -1,0 +1,143 @@
+"""Joint angles, bone lengths, limb segments and ranges of motion of the Human3.6M-17 skeleton.
+
+Every angle here is the angle at the middle joint of a (parent, joint, child) triple: the
+angle between the vectors from the joint to the other two, in [0, pi] radians. It is
+unsigned, which shapes how published limits map onto it (see :data:`RANGE_OF_MOTION`).
+
+All functions take (..., 17, 3) tensors in metres and work for any leading dimensions,
+on any device, without Python loops over frames or joints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import skeleton
+
+EPS = 1e-12
+
+# (name, parent-side joint, vertex joint, child-side joint)
+ANGLES: tuple[tuple[str, int, int, int], ...] = (
+    ("neck", 8, 9, 10),  # Thorax - Neck/Nose - Head
+    ("spine", 0, 7, 8),  # Hip - Spine - Thorax
+    ("right hip", 0, 1, 2),  # Hip - RHip - RKnee: thigh against the pelvis line (ab/adduction)
+    ("left hip", 0, 4, 5),
+    ("right hip flexion", 7, 0, 2),  # Spine - Hip - RKnee: trunk against thigh
+    ("left hip flexion", 7, 0, 5),
+    ("right shoulder", 8, 14, 15),  # Thorax - RShoulder - RElbow
+    ("left shoulder", 8, 11, 12),
+    ("right knee", 1, 2, 3),  # RHip - RKnee - RFoot
+    ("left knee", 4, 5, 6),
+    ("right elbow", 14, 15, 16),  # RShoulder - RElbow - RWrist
+    ("left elbow", 11, 12, 13),
+)
+ANGLE_NAMES: tuple[str, ...] = tuple(a[0] for a in ANGLES)
+
+# Range of motion of each angle above, in degrees of the angle computed here.
+#
+# Published limits are clinical flexion/extension/abduction angles measured from the
+# anatomical neutral position (AAOS, "Joint Motion: Method of Measuring and Recording",
+# 1965; Norkin & White, "Measurement of Joint Motion", 5th ed.). They map onto the
+# unsigned 3-point angle through the neutral angle of each triple:
+# * hinge joints (knee, elbow): angle = 180 - flexion. Knee flexion 0-140 deg (AAOS 0-135,
+#   Norkin & White 0-140) -> 40-180; elbow flexion 0-150 (AAOS) -> 30-180. Hyperextension
+#   cannot be seen by an unsigned angle, so the upper limit is 180.
+# * spine (hip-spine-thorax, straight = 180): thoracolumbar flexion 80, extension 25,
+#   lateral flexion 35 (AAOS) bend the chain away from straight; the lower spine joint takes
+#   at most about 3/4 of the bend -> 180 - 0.75 * 80 = 120.
+# * hip ab/adduction (pelvis line vs thigh, neutral 90): abduction 45, adduction 30
+#   (AAOS) -> 60-135. Flexion swings the thigh perpendicular to the pelvis line and barely
+#   changes this angle; it is captured by the trunk-thigh angle below.
+# * hip flexion (spine vs hip-knee line, neutral ~165 because the knee sits lateral of
+#   the root): flexion 120 (AAOS; Norkin & White 0-120) -> 165 - 120 = 45; extension 30
+#   folds back towards 180 -> 45-180.
+# * shoulder (clavicle line vs upper arm, neutral 90): abduction to 90 opens it to 180
+#   and full elevation (180) brings it back to about 90; cross-body adduction (horizontal
+#   adduction 135 from abduction, i.e. about 45 across the chest) closes it to about 45.
+# * neck (thorax-nose-head top, neutral ~125 in Human3.6M-like proportions): cervical
+#   flexion 45 opens it towards 170; extension 45 closes it to about 80.
+# Each limit is widened by a 15 deg tolerance for joint-centre placement (markers and
+# detector joints sit on the skin, not on the joint centre), and clipped to [0, 180].
+_TOLERANCE = 15.0
+_PUBLISHED = {
+    "neck": (80.0, 180.0),
+    "spine": (120.0, 180.0),
+    "right hip": (60.0, 135.0),
+    "left hip": (60.0, 135.0),
+    "right hip flexion": (45.0, 180.0),
+    "left hip flexion": (45.0, 180.0),
+    "right shoulder": (45.0, 180.0),
+    "left shoulder": (45.0, 180.0),
+    "right knee": (40.0, 180.0),
+    "left knee": (40.0, 180.0),
+    "right elbow": (30.0, 180.0),
+    "left elbow": (30.0, 180.0),
+}
+RANGE_OF_MOTION: dict[str, tuple[float, float]] = {
+    name: (max(0.0, low - _TOLERANCE), min(180.0, high + _TOLERANCE)) for name, (low, high) in _PUBLISHED.items()
+}
+
+# Segments compared as ratios (numerator bone, denominator bone), as indices into BONES:
+# upper/lower arm and upper/lower leg per side, left/right hip and shoulder widths.
+RATIO_SEGMENTS: tuple[tuple[int, int], ...] = tuple(
+    (skeleton.bone_index(a), skeleton.bone_index(b)) for a, b in (
+        (12, 13), (15, 16),  # upper arm / forearm (left, right)
+        (5, 6), (2, 3),  # thigh / shin (left, right)
+        (4, 1),  # left hip width / right hip width
+        (11, 14),  # left shoulder width / right shoulder width
+    )
+)
+
+_BONE_CHILD = torch.tensor([c for c, _ in skeleton.BONES])
+_BONE_PARENT = torch.tensor([p for _, p in skeleton.BONES])
+_ANGLE_INDEX = torch.tensor([[a, v, b] for _, a, v, b in ANGLES])
+_ROM_LOW = torch.tensor([math.radians(RANGE_OF_MOTION[n][0]) for n in ANGLE_NAMES])
+_ROM_HIGH = torch.tensor([math.radians(RANGE_OF_MOTION[n][1]) for n in ANGLE_NAMES])
+
+
+def safe_norm(v: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Euclidean norm with a finite gradient at zero."""
+    return torch.sqrt((v * v).sum(dim=dim) + EPS)
+
+
+def bone_vectors(poses: torch.Tensor) -> torch.Tensor:
+    """(..., 17, 3) -> (..., 16, 3): child minus parent for every bone of ``skeleton.BONES``."""
+    return poses[..., _BONE_CHILD.to(poses.device), :] - poses[..., _BONE_PARENT.to(poses.device), :]
+
+
+def bone_lengths(poses: torch.Tensor) -> torch.Tensor:
+    """(..., 17, 3) -> (..., 16) bone lengths in metres."""
+    return safe_norm(bone_vectors(poses))
+
+
+def joint_angles(poses: torch.Tensor) -> torch.Tensor:
+    """(..., 17, 3) -> (..., len(ANGLES)) angles at the middle joint of each triple, radians."""
+    index = _ANGLE_INDEX.to(poses.device)
+    a, vertex, b = poses[..., index[:, 0], :], poses[..., index[:, 1], :], poses[..., index[:, 2], :]
+    u, v = a - vertex, b - vertex
+    sin_part = safe_norm(torch.linalg.cross(u, v))
+    cos_part = (u * v).sum(dim=-1)
+    return torch.atan2(sin_part, cos_part)
+
+
+def rom_limits(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lower and upper limits (radians) of every angle in ``ANGLES``."""
+    return _ROM_LOW.to(device=device, dtype=dtype), _ROM_HIGH.to(device=device, dtype=dtype)
+
+
+def rom_violation_of_angles(angles: torch.Tensor) -> torch.Tensor:
+    """How far (radians, >= 0) each angle lies outside its range; 0 inside."""
+    low, high = rom_limits(angles.device, angles.dtype)
+    return torch.relu(low - angles) + torch.relu(angles - high)
+
+
+def rom_violation(poses: torch.Tensor) -> torch.Tensor:
+    """(..., 17, 3) -> (..., len(ANGLES)) radians outside the range of motion (0 inside)."""
+    return rom_violation_of_angles(joint_angles(poses))
+
+
+def outside_rom(poses: torch.Tensor, margin_deg: float = 0.0) -> torch.Tensor:
+    """(..., 17, 3) -> (...) bool: any angle more than ``margin_deg`` outside its range."""
+    return (rom_violation(poses) > math.radians(margin_deg)).any(dim=-1)

@@ -1,0 +1,189 @@
+"""Camera model: world <-> camera transforms, projection with lens distortion, screen normalisation.
+
+Conventions
+-----------
+* World and camera positions are in metres. Camera axes: x right, y down, z forward.
+* ``orientation`` is a unit quaternion (w, x, y, z) rotating camera axes into world axes;
+  ``translation`` is the camera centre in world coordinates (metres).
+* Projection uses the Brown-Conrady model (as OpenCV): radial k1, k2, k3 and tangential
+  p1, p2 terms, then focal length and principal point in pixels.
+* Normalised screen coordinates map x in [0, w] pixels to [-1, 1] and scale y by the
+  same factor (aspect ratio kept): ``u = x / w * 2 - 1``, ``v = y / w * 2 - h / w``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import JointposeError
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One calibrated camera. Pixels for intrinsics, metres for the translation."""
+
+    id: str
+    res_w: int
+    res_h: int
+    focal_length: tuple[float, float]
+    center: tuple[float, float]
+    radial_distortion: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    tangential_distortion: tuple[float, float] = (0.0, 0.0)
+    orientation: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        q = np.asarray(self.orientation, dtype=np.float64)
+        norm = float(np.linalg.norm(q))
+        if not np.isfinite(norm) or norm < 1e-8:
+            raise JointposeError(f"camera {self.id}: orientation quaternion {self.orientation} is not a rotation")
+        # Calibration files store float32 quaternions; renormalise so rotations are exact.
+        object.__setattr__(self, "orientation", tuple(float(v) for v in q / norm))
+
+    def world_to_camera(self, points: np.ndarray) -> np.ndarray:
+        """World (..., 3) metres -> camera space (..., 3) metres."""
+        q_inv = quaternion_inverse(np.asarray(self.orientation))
+        return quaternion_rotate(q_inv, points - np.asarray(self.translation))
+
+    def camera_to_world(self, points: np.ndarray) -> np.ndarray:
+        """Camera space (..., 3) metres -> world (..., 3) metres."""
+        return quaternion_rotate(np.asarray(self.orientation), points) + np.asarray(self.translation)
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Camera-space points (..., 3) metres -> pixels (..., 2), with lens distortion."""
+        return project_points(
+            points, self.focal_length, self.center, self.radial_distortion,
+            self.tangential_distortion,
+        )
+
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """Pixels (..., 2) -> normalised screen coordinates for this camera's image size."""
+        return normalize_screen_coordinates(pixels, self.res_w, self.res_h)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Intrinsics and extrinsics in the schema of ``h36m_cameras.json`` (translation in mm)."""
+        return {
+            "id": self.id, "res_w": self.res_w, "res_h": self.res_h,
+            "focal_length": list(self.focal_length), "center": list(self.center),
+            "radial_distortion": list(self.radial_distortion),
+            "tangential_distortion": list(self.tangential_distortion),
+            "orientation": list(self.orientation),
+            "translation": [t * 1000.0 for t in self.translation],
+        }
+
+
+def quaternion_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate vectors ``v`` (..., 3) by unit quaternion(s) ``q`` (..., 4) in (w, x, y, z) order."""
+    q = np.broadcast_to(q, v.shape[:-1] + (4,))
+    w, qv = q[..., :1], q[..., 1:]
+    uv = np.cross(qv, v)
+    uuv = np.cross(qv, uv)
+    return v + 2.0 * (w * uv + uuv)
+
+
+def quaternion_inverse(q: np.ndarray) -> np.ndarray:
+    """Inverse (conjugate) of unit quaternion(s) (..., 4) in (w, x, y, z) order."""
+    return q * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def project_points(
+    points: np.ndarray,
+    focal_length: tuple[float, float] | np.ndarray,
+    center: tuple[float, float] | np.ndarray,
+    radial: tuple[float, float, float] | np.ndarray = (0.0, 0.0, 0.0),
+    tangential: tuple[float, float] | np.ndarray = (0.0, 0.0),
+) -> np.ndarray:
+    """Project camera-space points (..., 3) metres to pixels (..., 2) (Brown-Conrady distortion).
+
+    Points must lie in front of the camera (z > 0).
+    """
+    z = points[..., 2:3]
+    if np.any(z <= 0):
+        raise JointposeError("cannot project points at or behind the camera (z <= 0)")
+    xy = points[..., :2] / z
+    x, y = xy[..., 0], xy[..., 1]
+    r2 = x * x + y * y
+    k1, k2, k3 = radial
+    p1, p2 = tangential
+    radial_factor = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+    xd = x * radial_factor + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
+    yd = y * radial_factor + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
+    return np.stack([xd, yd], axis=-1) * np.asarray(focal_length) + np.asarray(center)
+
+
+def normalize_screen_coordinates(pixels: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Pixels (..., 2) -> normalised coordinates: x in [0, w] -> [-1, 1], aspect ratio kept."""
+    return pixels / w * 2.0 - np.array([1.0, h / w], dtype=pixels.dtype)
+
+
+def image_coordinates(normalized: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Inverse of :func:`normalize_screen_coordinates`: normalised (..., 2) -> pixels."""
+    return (normalized + np.array([1.0, h / w], dtype=normalized.dtype)) * w / 2.0
+
+
+def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[Camera]]:
+    """Build ``{subject: [Camera, ...]}`` from the ``h36m_cameras.json`` schema.
+
+    ``schema`` holds ``intrinsic`` (a list, one per camera) and ``extrinsic``
+    (subject -> list of ``{orientation, translation}`` in millimetres, same order).
+    Subjects whose extrinsics are all empty are left out.
+    ``source`` names where the schema came from, for error messages.
+    """
+    try:
+        intrinsic = schema["intrinsic"]
+        extrinsic = schema["extrinsic"]
+        cameras: dict[str, list[Camera]] = {}
+        for subject, views in extrinsic.items():
+            if all(not view for view in views):
+                continue  # no calibration published for this subject (S2, S3, S4)
+            if len(views) != len(intrinsic):
+                raise JointposeError(
+                    f"{source}: subject {subject} has {len(views)} extrinsic entries "
+                    f"but there are {len(intrinsic)} cameras"
+                )
+            cameras[str(subject)] = [
+                Camera(
+                    id=str(intr["id"]), res_w=int(intr["res_w"]), res_h=int(intr["res_h"]),
+                    focal_length=_floats(intr["focal_length"], 2),
+                    center=_floats(intr["center"], 2),
+                    radial_distortion=_floats(intr.get("radial_distortion", [0, 0, 0]), 3),
+                    tangential_distortion=_floats(intr.get("tangential_distortion", [0, 0]), 2),
+                    orientation=_floats(ext["orientation"], 4),
+                    translation=tuple(t / 1000.0 for t in _floats(ext["translation"], 3)),
+                )
+                for intr, ext in zip(intrinsic, views)
+            ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise JointposeError(f"{source}: malformed camera calibration ({exc!r})") from None
+    return cameras
+
+
+def _floats(values: Any, n: int) -> tuple[float, ...]:
+    out = tuple(float(v) for v in values)
+    if len(out) != n or not all(np.isfinite(out)):
+        raise ValueError(f"expected {n} finite numbers, got {values!r}")
+    return out
+
+
+def load_cameras_json(path: str | Path) -> dict[str, list[Camera]]:
+    """Read a calibration file in the ``h36m_cameras.json`` schema."""
+    path = Path(path)
+    try:
+        schema = json.loads(path.read_text())
+    except OSError as exc:
+        raise JointposeError(f"cannot read camera file {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise JointposeError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    return cameras_from_schema(schema, str(path))
+
+
+def h36m_cameras() -> dict[str, list[Camera]]:
+    """The Human3.6M calibration shipped with the package: subject -> its 4 cameras."""
+    text = resources.files("jointpose").joinpath("resources/h36m_cameras.json").read_text()
+    return cameras_from_schema(json.loads(text), "built-in Human3.6M calibration")

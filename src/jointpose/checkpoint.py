@@ -1,0 +1,128 @@
+"""Checkpoints: atomic writes, safe reads (``torch.load(weights_only=True)``), RNG states.
+
+A checkpoint is a dict of tensors and plain Python values (no pickled classes), so it
+loads with ``weights_only=True``. It is written to a temporary file in the same folder,
+flushed and fsynced, then renamed over the target: a crash at any moment leaves either
+the old or the new file complete, never a torn one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import JointposeError
+
+FORMAT = "jointpose-checkpoint-v1"
+
+
+def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` to ``path`` atomically (temporary file, fsync, rename, fsync folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a jointpose checkpoint (a file, or a folder holding ``latest.pt``) safely."""
+    path = resolve_checkpoint(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise JointposeError(f"{path}: corrupt or unreadable checkpoint ({message})") from None
+    except Exception as exc:  # the weights-only unpickler raises UnpicklingError and friends
+        raise JointposeError(f"{path}: not a safe jointpose checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise JointposeError(f"{path}: not a jointpose checkpoint")
+    for key in ("model", "model_args", "config", "epoch"):
+        if key not in ckpt:
+            raise JointposeError(f"{path}: checkpoint lacks '{key}'")
+    return ckpt
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or ``latest.pt`` inside a checkpoint folder."""
+    path = Path(path)
+    if path.is_dir():
+        latest = path / "latest.pt"
+        if not latest.is_file():
+            raise JointposeError(f"--checkpoint: no latest.pt in {path}")
+        return latest
+    if not path.is_file():
+        raise JointposeError(f"--checkpoint: file not found: {path}")
+    return path
+
+
+def epoch_checkpoints(folder: str | Path) -> list[Path]:
+    """``epoch_NNN.pt`` files in ``folder``, oldest first."""
+    pattern = re.compile(r"epoch_(\d+)\.pt$")
+    found = [(int(m.group(1)), p) for p in Path(folder).glob("epoch_*.pt") if (m := pattern.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def prune_epochs(folder: str | Path, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` epoch checkpoints (0 keeps all)."""
+    if keep_last > 0:
+        for old in epoch_checkpoints(folder)[:-keep_last]:
+            old.unlink(missing_ok=True)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG state that training touches: torch (CPU and CUDA), numpy, Python."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(_plain, np_state[2:])],
+        "python": _plain(random.getstate()),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,188 @@
+"""Command-line interface: ``jointpose <verb> ...``, a thin layer over the Python API.
+
+User mistakes raise :class:`JointposeError`, printed here as one line with a non-zero
+exit code; ``--debug`` shows the traceback. Any other exception is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .errors import JointposeError, JointposeWarning
+
+EXIT_USER_ERROR = 2
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one value")
+    return values
+
+
+def _str_list(text: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one comma-separated name")
+    return values
+
+
+def _add_data_args(p: argparse.ArgumentParser, *, train: bool) -> None:
+    p.add_argument("--data-dir", required=True, help="folder with data_3d_h36m.npz and data_2d_h36m_<KEYPOINTS>.npz")
+    p.add_argument("-k", "--keypoints", default="cpn_ft_h36m_dbb", help="2D keypoints name (file data_2d_h36m_<name>.npz)")
+    if train:
+        p.add_argument("-str", "--subjects-train", type=_str_list, default=("S1", "S5", "S6", "S7", "S8"),
+                       help="training subjects (default S1,S5,S6,S7,S8)")
+    p.add_argument("-ste", "--subjects-test", type=_str_list, default=("S9", "S11"), help="test subjects (default S9,S11)")
+    p.add_argument("-a", "--actions", type=_str_list, default=None, help="action groups to use, e.g. Walking,Sitting (default all)")
+    p.add_argument("--downsample", type=int, default=1, help="keep every N-th frame")
+    p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false",
+                   help="disable flip test-time augmentation")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    """Training flags (shared by ``train`` and ``ablate``)."""
+    from .losses import LossWeights
+
+    _add_data_args(p, train=True)
+    defaults = LossWeights()
+    p.add_argument("-arc", "--architecture", type=_int_list, default=(3, 3, 3), help="filter widths (default 3,3,3 = 27 frames)")
+    p.add_argument("-ch", "--channels", type=int, default=1024, help="hidden channels (default 1024; 2048 for the deeper variant)")
+    p.add_argument("-drop", "--dropout", type=float, default=0.25)
+    p.add_argument("-e", "--epochs", type=int, default=60)
+    p.add_argument("-b", "--batch-size", type=int, default=1024, help="target frames per optimiser step (global)")
+    p.add_argument("-lr", "--learning-rate", type=float, default=0.001)
+    p.add_argument("-lrd", "--lr-decay", type=float, default=0.95, help="learning-rate factor per epoch")
+    p.add_argument("--causal", action="store_true", help="causal model (no future frames), for real time")
+    p.add_argument("--no-constraints", dest="constraints", action="store_false",
+                   help="plain MPJPE baseline (VideoPose3D's training)")
+    p.add_argument("--chunk", type=int, default=8, help="consecutive target frames per sample with constraints (>= 3)")
+    for name in ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc"):
+        p.add_argument(f"--w-{name.replace('_', '-')}", dest=f"w_{name}", type=float, default=getattr(defaults, name),
+                       help=f"weight of the {name} term (default {getattr(defaults, name)})")
+    p.add_argument("-no-da", "--no-data-augmentation", dest="augment", action="store_false", help="no random horizontal flips")
+    p.add_argument("--subset", type=float, default=1.0, help="fraction of each training sequence to use")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trajectory", action="store_true", help="also train a root-trajectory model")
+    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast precision")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training model")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def train_config(args: argparse.Namespace, **overrides):
+    """A :class:`TrainConfig` from parsed ``train`` arguments."""
+    from .losses import LossWeights
+    from .train import TrainConfig
+
+    if args.constraints and args.chunk < 3:
+        raise JointposeError(f"--chunk must be >= 3 with constraints (temporal terms need 3 frames), got {args.chunk}")
+    if args.channels < 1 or args.epochs < 0 or args.batch_size < 1:
+        raise JointposeError("-ch, -e and -b must be positive")
+    weights = LossWeights(**{name: getattr(args, f"w_{name}") for name in
+                             ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")})
+    values = dict(
+        data_dir=args.data_dir, checkpoint_dir=args.checkpoint, keypoints=args.keypoints,
+        subjects_train=args.subjects_train, subjects_test=args.subjects_test, actions=args.actions,
+        architecture=args.architecture, channels=args.channels, dropout=args.dropout, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.learning_rate, lr_decay=args.lr_decay, causal=args.causal,
+        constraints=args.constraints, weights=weights, chunk=args.chunk, augment=args.augment,
+        test_time_augmentation=args.tta, resume=getattr(args, "resume", False), seed=args.seed,
+        subset=args.subset, downsample=args.downsample, keep_last=getattr(args, "keep_last", 0),
+        trajectory=args.trajectory, device=args.device, sync_bn=args.sync_bn, precision=args.precision,
+        compile=args.compile, progress=args.progress,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .distributed import DistContext
+    from .train import train
+
+    config = train_config(args)
+    dist = DistContext.from_env(config.device)
+    try:
+        train(config, dist)
+    finally:
+        dist.close()
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate_checkpoint, format_table, write_predictions
+
+    result = evaluate_checkpoint(
+        args.checkpoint, args.data_dir, args.keypoints, list(args.subjects_test),
+        list(args.actions) if args.actions else None, flip_test=args.tta, by_subject=args.by_subject,
+        downsample=args.downsample, device=args.device,
+    )
+    print(format_table(result.summary))
+    if args.json is not None:
+        _write_text(args.json, json.dumps(result.summary, indent=2))
+        print(f"wrote {args.json}")
+    if args.export_predictions is not None:
+        write_predictions(result.predictions, args.export_predictions)
+        print(f"wrote {len(result.predictions)} sequences to {args.export_predictions}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise JointposeError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jointpose", description="3D human pose estimation in video with joint-aware constraints")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("train", help="train a model on a Human3.6M-format dataset")
+    add_train_args(p)
+    p.add_argument("--checkpoint", required=True, help="folder for checkpoints, log.csv and the learning curve")
+    p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")
+    p.add_argument("--keep-last", type=int, default=0, help="keep only the newest N epoch_NNN.pt files (0: all)")
+    p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("evaluate", help="evaluate a checkpoint on test subjects")
+    _add_data_args(p, train=False)
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or folder (uses latest.pt)")
+    p.add_argument("--json", type=Path, default=None, help="write the results here")
+    p.add_argument("--export-predictions", type=Path, default=None, help="write predictions (npz) here")
+    p.add_argument("--by-subject", action="store_true", help="also report per test subject")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.simplefilter("always", JointposeWarning)
+    warnings.formatwarning = _format_warning
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except JointposeError as exc:
+        if args.debug:
+            raise
+        print(f"jointpose {args.verb}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n" if issubclass(category, JointposeWarning) else \
+        f"{filename}:{lineno}: {category.__name__}: {message}\n"

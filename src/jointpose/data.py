@@ -1,0 +1,339 @@
+"""Human3.6M-format datasets: VideoPose3D's ``data_3d_h36m.npz`` and ``data_2d_h36m_<name>.npz``.
+
+``data_3d_h36m.npz`` holds ``positions_3d``: subject -> action -> (frames, 32, 3) world
+positions in metres (17-joint arrays are accepted too). ``data_2d_h36m_<name>.npz`` holds
+``positions_2d``: subject -> action -> list of one (frames, joints, 2 or 3) pixel array per
+camera, and ``metadata`` with the 2D layout's ``keypoints_symmetry``. Both are read
+unchanged, through the restricted unpickler of :mod:`jointpose.safeio`.
+
+Cameras come from a ``cameras`` entry in either file when present (the schema of
+``h36m_cameras.json``, as a JSON string or a dict; written by ``jointpose data build``),
+otherwise from the built-in Human3.6M calibration, looked up by subject name.
+
+Each loaded :class:`PoseSequence` is one (subject, action, camera) view: 2D keypoints in
+normalised screen coordinates, and 3D targets in camera space, root-relative, in metres.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import skeleton
+from .cameras import Camera, cameras_from_schema, h36m_cameras
+from .errors import JointposeError, JointposeWarning
+from .safeio import load_npz
+
+
+@dataclass
+class PoseSequence:
+    """One camera view of one recorded action."""
+
+    subject: str
+    action: str
+    camera_index: int
+    camera: Camera
+    keypoints: np.ndarray  # (frames, joints_2d, 2) normalised screen coordinates, float32
+    poses_3d: np.ndarray | None  # (frames, 17, 3) camera space, root at 0, metres, float32
+    trajectory: np.ndarray | None  # (frames, 3) root position in camera space, metres, float32
+
+    @property
+    def key(self) -> str:
+        """``<subject>/<action>/<camera index>``, e.g. ``S9/Walking 1/0``."""
+        return f"{self.subject}/{self.action}/{self.camera_index}"
+
+    @property
+    def action_group(self) -> str:
+        """The action's name before the first space (``Walking 1`` -> ``Walking``)."""
+        return action_group(self.action)
+
+
+@dataclass
+class Dataset:
+    """Sequences plus the 2D layout's left/right keypoints (for flip augmentation)."""
+
+    sequences: list[PoseSequence]
+    keypoints_left: tuple[int, ...]
+    keypoints_right: tuple[int, ...]
+    num_keypoints: int
+    keypoints_name: str
+    fps: float = 50.0  # frame rate after --downsample
+
+    @property
+    def num_frames(self) -> int:
+        return sum(len(s.keypoints) for s in self.sequences)
+
+
+def action_group(action: str) -> str:
+    """Group name of an action: the part before the first space."""
+    return action.split(" ")[0]
+
+
+def parse_list(value: str | None) -> list[str] | None:
+    """``"S1,S5"`` -> ``["S1", "S5"]``; empty or None -> None."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+class H36MFiles:
+    """The 3D and 2D files of one dataset directory, read once and validated on access."""
+
+    def __init__(self, data_dir: str | Path, keypoints: str) -> None:
+        self.data_dir = Path(data_dir)
+        if not self.data_dir.is_dir():
+            raise JointposeError(f"--data-dir: directory not found: {self.data_dir}")
+        self.path_3d = self.data_dir / "data_3d_h36m.npz"
+        self.path_2d = self.data_dir / f"data_2d_h36m_{keypoints}.npz"
+        if not self.path_2d.is_file():
+            available = sorted(p.name[len("data_2d_h36m_"):-4] for p in self.data_dir.glob("data_2d_h36m_*.npz"))
+            raise JointposeError(
+                f"-k {keypoints}: file not found: {self.path_2d} "
+                f"(keypoints in {self.data_dir}: {', '.join(available) or 'none'})"
+            )
+        self.keypoints_name = keypoints
+        files_2d = load_npz(self.path_2d)
+        self.fps = _fps(files_2d.get("fps"), self.path_2d)
+        self.positions_2d = _nested_dict(files_2d, "positions_2d", self.path_2d)
+        self.metadata = _object(files_2d, "metadata", self.path_2d) if "metadata" in files_2d else {}
+        self.positions_3d: dict[str, Any] | None = None
+        cameras_entry = files_2d.get("cameras")
+        if self.path_3d.is_file():
+            files_3d = load_npz(self.path_3d)
+            self.positions_3d = _nested_dict(files_3d, "positions_3d", self.path_3d)
+            if "cameras" in files_3d:
+                cameras_entry = files_3d["cameras"]
+        if cameras_entry is not None:
+            self.cameras = cameras_from_schema(_camera_schema(cameras_entry, self.path_2d), str(self.path_2d))
+        else:
+            self.cameras = h36m_cameras()
+
+    def symmetry(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Left and right keypoint indices of the 2D layout (metadata, else Human3.6M's)."""
+        sym = self.metadata.get("keypoints_symmetry") if isinstance(self.metadata, dict) else None
+        if sym is None:
+            return skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS
+        try:
+            left, right = (tuple(int(i) for i in side) for side in sym)
+        except (TypeError, ValueError):
+            raise JointposeError(f"{self.path_2d}: metadata['keypoints_symmetry'] is malformed") from None
+        if len(left) != len(right):
+            raise JointposeError(f"{self.path_2d}: metadata['keypoints_symmetry'] sides differ in length")
+        return left, right
+
+
+def load_dataset(
+    data_dir: str | Path,
+    keypoints: str,
+    subjects: list[str],
+    actions: list[str] | None = None,
+    *,
+    subset: float = 1.0,
+    downsample: int = 1,
+    require_3d: bool = True,
+) -> Dataset:
+    """Load the camera views of ``subjects`` (and action groups ``actions``) from ``data_dir``.
+
+    Args:
+        data_dir: folder with ``data_3d_h36m.npz`` and ``data_2d_h36m_<keypoints>.npz``.
+        keypoints: the 2D detections' name (``-k``), e.g. ``gt`` or ``cpn_ft_h36m_dbb``.
+        subjects: subject names, e.g. ``["S9", "S11"]``.
+        actions: action groups to keep (name before the first space), or None for all.
+        subset: fraction of each sequence to keep (a contiguous, deterministic chunk).
+        downsample: keep every n-th frame.
+        require_3d: fail when the 3D file is missing (training and evaluation need it).
+    """
+    if not 0.0 < subset <= 1.0:
+        raise JointposeError(f"--subset must lie in (0, 1], got {subset}")
+    if downsample < 1:
+        raise JointposeError(f"--downsample must be a positive integer, got {downsample}")
+    files = H36MFiles(data_dir, keypoints)
+    if files.positions_3d is None and require_3d:
+        raise JointposeError(f"file not found: {files.path_3d}")
+    left, right = files.symmetry()
+    sequences: list[PoseSequence] = []
+    num_keypoints: int | None = None
+    trimmed: list[str] = []
+    for subject in subjects:
+        actions_2d = _subject_actions(files, subject)
+        selected = _select_actions(actions_2d, actions, subject, files.path_2d)
+        for action in selected:
+            for seq in _load_views(files, subject, action, subset, downsample, trimmed):
+                if num_keypoints is None:
+                    num_keypoints = seq.keypoints.shape[1]
+                elif seq.keypoints.shape[1] != num_keypoints:
+                    raise JointposeError(
+                        f"{files.path_2d}: {seq.key} has {seq.keypoints.shape[1]} keypoints, "
+                        f"others have {num_keypoints}"
+                    )
+                sequences.append(seq)
+    if trimmed:
+        warnings.warn(
+            f"{files.path_2d}: 2D longer than 3D in {len(trimmed)} view(s), trimmed to the 3D length "
+            f"({'; '.join(trimmed[:3])}{'; ...' if len(trimmed) > 3 else ''})",
+            JointposeWarning, stacklevel=2,
+        )
+    if not sequences:
+        raise JointposeError(f"no sequences selected from {files.path_2d} (subjects {subjects}, actions {actions})")
+    if max(left + right) >= num_keypoints:
+        raise JointposeError(f"{files.path_2d}: keypoints_symmetry names keypoints beyond the {num_keypoints} present")
+    return Dataset(sequences, left, right, num_keypoints, keypoints, files.fps / downsample)
+
+
+def _subject_actions(files: H36MFiles, subject: str) -> dict[str, Any]:
+    if subject not in files.positions_2d:
+        raise JointposeError(
+            f"subject {subject} not in {files.path_2d} (it has: {', '.join(files.positions_2d)})"
+        )
+    if files.positions_3d is not None and subject not in files.positions_3d:
+        raise JointposeError(
+            f"subject {subject} not in {files.path_3d} (it has: {', '.join(files.positions_3d)})"
+        )
+    if subject not in files.cameras:
+        raise JointposeError(
+            f"no camera calibration for subject {subject} (calibrated: {', '.join(files.cameras)})"
+        )
+    actions_2d = files.positions_2d[subject]
+    if not isinstance(actions_2d, dict):
+        raise JointposeError(f"{files.path_2d}: positions_2d['{subject}'] is not a dict of actions")
+    return actions_2d
+
+
+def _select_actions(available: dict[str, Any], groups: list[str] | None, subject: str, path: Path) -> list[str]:
+    if groups is None:
+        return list(available)
+    known = {action_group(a) for a in available}
+    missing = [g for g in groups if g not in known]
+    if missing:
+        raise JointposeError(
+            f"-a: action(s) {', '.join(missing)} not found for {subject} in {path} "
+            f"(it has: {', '.join(sorted(known))})"
+        )
+    return [a for a in available if action_group(a) in groups]
+
+
+def _load_views(
+    files: H36MFiles, subject: str, action: str, subset: float, downsample: int, trimmed: list[str]
+) -> list[PoseSequence]:
+    cameras = files.cameras[subject]
+    views = files.positions_2d[subject][action]
+    where = f"{files.path_2d}: positions_2d['{subject}']['{action}']"
+    if not isinstance(views, (list, tuple)):
+        raise JointposeError(f"{where} is not a list of per-camera arrays")
+    if len(views) != len(cameras):
+        raise JointposeError(f"{where} has {len(views)} cameras but subject {subject} has {len(cameras)} calibrated")
+    world = None
+    if files.positions_3d is not None:
+        if action not in files.positions_3d[subject]:
+            raise JointposeError(f"action '{action}' of {subject} is in {files.path_2d} but not in {files.path_3d}")
+        world = _poses_3d(files.positions_3d[subject][action], f"{files.path_3d}: positions_3d['{subject}']['{action}']")
+    out = []
+    for index, (camera, view) in enumerate(zip(cameras, views)):
+        kp = _keypoints(view, f"{where}[{index}]")
+        if world is not None:
+            if len(kp) < len(world):
+                raise JointposeError(
+                    f"{where}[{index}]: 2D has {len(kp)} frames but 3D has {len(world)} "
+                    f"(subject {subject}, action '{action}', camera {index})"
+                )
+            if len(kp) > len(world):
+                trimmed.append(f"{subject}/{action}/{index}: {len(kp)} -> {len(world)} frames")
+                kp = kp[: len(world)]
+        kp = camera.normalize(kp).astype(np.float32)
+        poses = trajectory = None
+        if world is not None:
+            cam_space = camera.world_to_camera(world)
+            trajectory = cam_space[:, 0].astype(np.float32)
+            poses = (cam_space - cam_space[:, :1]).astype(np.float32)
+        frames = _subset_frames(len(kp), subset, downsample)
+        out.append(PoseSequence(
+            subject, action, index, camera, kp[frames],
+            None if poses is None else poses[frames],
+            None if trajectory is None else trajectory[frames],
+        ))
+    return out
+
+
+def _subset_frames(length: int, subset: float, downsample: int) -> slice:
+    """Frames kept by ``--subset`` and ``--downsample``: a deterministic contiguous chunk."""
+    if subset >= 1.0:
+        return slice(0, length, downsample)
+    n = max(1, int(round(length // downsample * subset)))
+    span = length - n * downsample + 1
+    digest = hashlib.sha256(str(length).encode()).digest()
+    start = int.from_bytes(digest[:4], "little") % max(span, 1)
+    return slice(start, start + n * downsample, downsample)
+
+
+def _poses_3d(array: Any, where: str) -> np.ndarray:
+    arr = _finite_array(array, where)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[1] not in (17, 32):
+        raise JointposeError(f"{where}: expected (frames, 32 or 17, 3) positions, got shape {arr.shape}")
+    if len(arr) == 0:
+        raise JointposeError(f"{where}: empty sequence")
+    return skeleton.reduce_32_to_17(arr) if arr.shape[1] == 32 else arr
+
+
+def _keypoints(array: Any, where: str) -> np.ndarray:
+    arr = _finite_array(array, where)
+    if arr.ndim != 3 or arr.shape[2] not in (2, 3):
+        raise JointposeError(f"{where}: expected (frames, joints, 2 or 3) keypoints, got shape {arr.shape}")
+    if len(arr) == 0:
+        raise JointposeError(f"{where}: empty sequence")
+    return arr[..., :2]
+
+
+def _finite_array(array: Any, where: str) -> np.ndarray:
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
+        raise JointposeError(f"{where}: expected a numeric array, got {type(array).__name__}")
+    arr = array.astype(np.float64)
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr).reshape(len(arr), -1).all(axis=1))[:, 0]
+        raise JointposeError(f"{where}: NaN or inf values in {len(bad)} frame(s), first at frame {bad[0]}")
+    return arr
+
+
+def _object(files: dict[str, np.ndarray], key: str, path: Path) -> Any:
+    if key not in files:
+        raise JointposeError(f"{path}: missing key '{key}' (keys: {', '.join(files)})")
+    value = files[key]
+    return value.item() if value.dtype.hasobject and value.shape == () else value
+
+
+def _nested_dict(files: dict[str, np.ndarray], key: str, path: Path) -> dict[str, Any]:
+    value = _object(files, key, path)
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise JointposeError(f"{path}: '{key}' must hold a dict subject -> action -> data")
+    return {str(k): v for k, v in value.items()}
+
+
+def _fps(entry: np.ndarray | None, path: Path) -> float:
+    """Frame rate stored by ``jointpose data build``; Human3.6M's 50 fps otherwise."""
+    if entry is None:
+        return 50.0
+    try:
+        fps = float(entry)
+    except (TypeError, ValueError):
+        raise JointposeError(f"{path}: key 'fps' is not a number") from None
+    if not np.isfinite(fps) or fps <= 0:
+        raise JointposeError(f"{path}: key 'fps' must be positive, got {fps}")
+    return fps
+
+
+def _camera_schema(entry: np.ndarray, path: Path) -> dict[str, Any]:
+    value = entry.item() if entry.shape == () else entry
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise JointposeError(f"{path}: key 'cameras' is not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise JointposeError(f"{path}: key 'cameras' must hold the h36m_cameras.json schema")
+    return value

@@ -1,0 +1,211 @@
+"""Joint-aware constraint losses on batched pose sequences.
+
+Every term takes (batch, frames, 17, 3) tensors in metres (camera space, root-relative)
+and returns a scalar: a mean over the batch and frames. Terms are built from torch
+operations on their inputs only, so gradients reach the network; they stay finite on
+degenerate poses (zero-length bones, coincident joints) through safe norms and atan2.
+
+Terms and units:
+
+========================= ================================================ ==========
+name                      what it compares                                 unit
+========================= ================================================ ==========
+``mpjpe``                 joint positions vs truth                         m
+``sym``                   left vs right length of 6 segment pairs          m
+``bone``                  bone-length variance over frames + segment-ratio m^2 + 1
+                          error vs truth
+``angle``                 joint angles vs truth                            rad
+``rom``                   angles outside their range of motion (hinge)     rad
+``vel`` / ``acc``         1st / 2nd temporal difference of positions       m/frame(^2)
+``ang_vel`` / ``ang_acc`` 1st / 2nd temporal difference of joint angles    rad/frame(^2)
+========================= ================================================ ==========
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from . import skeleton
+from .anatomy import RATIO_SEGMENTS, bone_lengths, joint_angles, rom_violation_of_angles, safe_norm
+
+TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")
+
+_LEFT = torch.tensor([left for left, _ in skeleton.SYMMETRIC_BONES])
+_RIGHT = torch.tensor([right for _, right in skeleton.SYMMETRIC_BONES])
+_RATIO_NUM = torch.tensor([a for a, _ in RATIO_SEGMENTS])
+_RATIO_DEN = torch.tensor([b for _, b in RATIO_SEGMENTS])
+
+
+def mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean per-joint position error, metres."""
+    return safe_norm(pred - target).mean()
+
+
+def weighted_mpjpe(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """MPJPE with per-joint (or per-sample, broadcastable to (..., joints)) weights."""
+    return (weights * safe_norm(pred - target)).mean()
+
+
+def symmetry_from_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """Mean |left - right| over the 6 symmetric segment pairs, from (..., 16) bone lengths."""
+    device = lengths.device
+    return (lengths[..., _LEFT.to(device)] - lengths[..., _RIGHT.to(device)]).abs().mean()
+
+
+def symmetry_loss(pred: torch.Tensor) -> torch.Tensor:
+    """Left/right length difference of hip, thigh, shin, shoulder, upper arm and forearm, metres."""
+    return symmetry_from_lengths(bone_lengths(pred))
+
+
+def consistency_from_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """Variance over frames (dim -2) of each bone length, averaged; (batch, frames, 16) m -> m^2."""
+    if lengths.shape[-2] < 2:
+        return lengths.sum() * 0.0
+    return lengths.var(dim=-2, unbiased=False).mean()
+
+
+def bone_consistency_loss(pred: torch.Tensor) -> torch.Tensor:
+    """Each bone's length variance over the frames of a sequence, m^2."""
+    return consistency_from_lengths(bone_lengths(pred))
+
+
+def ratio_from_lengths(pred_lengths: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """Mean |predicted - true| ratio of limb segments (upper/lower arm and leg, hip and shoulder widths)."""
+    device = pred_lengths.device
+    num, den = _RATIO_NUM.to(device), _RATIO_DEN.to(device)
+    pred_ratio = pred_lengths[..., num] / pred_lengths[..., den].clamp_min(1e-3)
+    true_ratio = target_lengths[..., num] / target_lengths[..., den].clamp_min(1e-3)
+    return (pred_ratio - true_ratio).abs().mean()
+
+
+def bone_ratio_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Limb-segment ratio error against the truth (dimensionless)."""
+    return ratio_from_lengths(bone_lengths(pred), bone_lengths(target))
+
+
+def angle_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute joint-angle error (neck, spine, hips, shoulders, knees, elbows), radians."""
+    return (joint_angles(pred) - joint_angles(target)).abs().mean()
+
+
+def range_of_motion_loss(pred: torch.Tensor) -> torch.Tensor:
+    """Mean hinge penalty of angles outside their anatomical range, radians."""
+    return rom_violation_of_angles(joint_angles(pred)).mean()
+
+
+def temporal_difference_error(pred: torch.Tensor, target: torch.Tensor, order: int, vector: bool) -> torch.Tensor:
+    """Error of the ``order``-th difference along frames (dim 1 of (batch, frames, ...)).
+
+    ``vector``: the last dimension holds coordinates (norm per joint); otherwise scalars.
+    Too few frames -> a zero still attached to the graph.
+    """
+    if pred.shape[1] <= order:
+        return pred.sum() * 0.0
+    diff = torch.diff(pred, n=order, dim=1) - torch.diff(target, n=order, dim=1)
+    return safe_norm(diff).mean() if vector else diff.abs().mean()
+
+
+def velocity_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean per-joint velocity error, metres per frame."""
+    return temporal_difference_error(pred, target, 1, vector=True)
+
+
+def acceleration_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean per-joint acceleration error, metres per frame squared."""
+    return temporal_difference_error(pred, target, 2, vector=True)
+
+
+def angular_velocity_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean joint-angle velocity error, radians per frame."""
+    return temporal_difference_error(joint_angles(pred), joint_angles(target), 1, vector=False)
+
+
+def angular_acceleration_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean joint-angle acceleration error, radians per frame squared."""
+    return temporal_difference_error(joint_angles(pred), joint_angles(target), 2, vector=False)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weight of each term in the total; 0 switches a term off (it is still logged).
+
+    Defaults were chosen on a validation split of the training subjects (README, "Loss
+    weights").
+    """
+
+    mpjpe: float = 1.0
+    sym: float = 1.0
+    bone: float = 1.0
+    angle: float = 0.05
+    rom: float = 0.1
+    vel: float = 2.0
+    acc: float = 2.0
+    ang_vel: float = 0.05
+    ang_acc: float = 0.05
+
+    @classmethod
+    def none(cls) -> LossWeights:
+        """The plain MPJPE baseline: every constraint off."""
+        return cls(**{name: 0.0 for name in TERMS if name != "mpjpe"})
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class JointAwareLoss(nn.Module):
+    """Weighted sum of every term; returns ``(total, {term: unweighted value})``.
+
+    Terms with zero weight are computed without gradient, for logging only (or skipped
+    entirely with ``log_all=False``). Bone lengths and joint angles are computed once per
+    call and shared by the terms that use them.
+    """
+
+    def __init__(self, weights: LossWeights = LossWeights(), log_all: bool = True) -> None:
+        super().__init__()
+        self.weights = weights
+        self.log_all = log_all
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if pred.dim() != 4 or pred.shape != target.shape:
+            raise ValueError(f"expected pred and target of equal shape (batch, frames, 17, 3), got "
+                             f"{tuple(pred.shape)} and {tuple(target.shape)}")
+        w = self.weights.as_dict()
+        active = {name for name, weight in w.items() if weight != 0.0}
+        terms = self._terms(pred, target, active, track_grad=True)
+        if self.log_all and len(active) < len(TERMS):
+            with torch.no_grad():
+                terms.update(self._terms(pred, target, set(TERMS) - active, track_grad=False))
+        total = sum(w[name] * terms[name] for name in active)
+        return total, terms
+
+    @staticmethod
+    def _terms(pred: torch.Tensor, target: torch.Tensor, names: set[str], track_grad: bool) -> dict[str, torch.Tensor]:
+        if not track_grad:
+            pred = pred.detach()
+        out: dict[str, torch.Tensor] = {}
+        if "mpjpe" in names:
+            out["mpjpe"] = mpjpe(pred, target)
+        if names & {"sym", "bone"}:
+            pred_lengths = bone_lengths(pred)
+            if "sym" in names:
+                out["sym"] = symmetry_from_lengths(pred_lengths)
+            if "bone" in names:
+                out["bone"] = consistency_from_lengths(pred_lengths) + ratio_from_lengths(pred_lengths, bone_lengths(target))
+        if names & {"angle", "rom", "ang_vel", "ang_acc"}:
+            pred_angles, true_angles = joint_angles(pred), joint_angles(target)
+            if "angle" in names:
+                out["angle"] = (pred_angles - true_angles).abs().mean()
+            if "rom" in names:
+                out["rom"] = rom_violation_of_angles(pred_angles).mean()
+            if "ang_vel" in names:
+                out["ang_vel"] = temporal_difference_error(pred_angles, true_angles, 1, vector=False)
+            if "ang_acc" in names:
+                out["ang_acc"] = temporal_difference_error(pred_angles, true_angles, 2, vector=False)
+        if "vel" in names:
+            out["vel"] = velocity_loss(pred, target)
+        if "acc" in names:
+            out["acc"] = acceleration_loss(pred, target)
+        return out

@@ -1,0 +1,171 @@
+"""Temporal dilated convolutional network lifting 2D keypoint sequences to 3D poses.
+
+The architecture follows VideoPose3D (Pavllo et al., CVPR 2019): an expanding convolution,
+then residual blocks of (dilated convolution, batch norm, ReLU, dropout, 1x1 convolution,
+batch norm, ReLU, dropout), then a 1x1 convolution to 3D joints. With filter widths
+``(3, 3, 3, 3, 3)`` the dilations are 1, 3, 9, 27, 81 and the receptive field 243 frames.
+
+Two models share one state dict (parameter names follow VideoPose3D's):
+
+* :class:`TemporalModel` runs dilated convolutions over a whole sequence: input
+  ``(batch, frames, joints, 2)`` gives ``(batch, frames - receptive_field + 1, joints_out, 3)``.
+* :class:`StridedTemporalModel` computes exactly one output frame from a window of
+  ``receptive_field`` frames, replacing each dilated convolution by a strided one so no
+  intermediate frame is computed that the output does not need. It is what training uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TemporalModel(nn.Module):
+    """Full-sequence temporal model (evaluation and inference)."""
+
+    def __init__(
+        self,
+        filter_widths: Sequence[int],
+        *,
+        num_joints_in: int = 17,
+        in_features: int = 2,
+        num_joints_out: int = 17,
+        out_features: int = 3,
+        channels: int = 1024,
+        dropout: float = 0.25,
+        causal: bool = False,
+    ) -> None:
+        """Args:
+            filter_widths: kernel width of each level, all odd, e.g. (3, 3, 3) for 27 frames.
+            num_joints_in / in_features: input joints and coordinates per joint (2D: 2).
+            num_joints_out / out_features: output joints and coordinates (3D: 3).
+            channels: width of every hidden layer (1024 default, 2048 for the deeper variant).
+            dropout: dropout probability after every hidden layer.
+            causal: output frame t sees only input frames <= t (for real-time use).
+        """
+        super().__init__()
+        filter_widths = tuple(int(w) for w in filter_widths)
+        if not filter_widths or any(w < 1 or w % 2 == 0 for w in filter_widths):
+            raise ValueError(f"filter_widths must be odd positive integers, got {filter_widths}")
+        if channels < 1:
+            raise ValueError(f"channels must be positive, got {channels}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        self.filter_widths = filter_widths
+        self.num_joints_in, self.in_features = num_joints_in, in_features
+        self.num_joints_out, self.out_features = num_joints_out, out_features
+        self.channels, self.dropout, self.causal = channels, dropout, causal
+
+        self.expand_conv = nn.Conv1d(num_joints_in * in_features, channels, filter_widths[0], bias=False)
+        self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
+        convs, bns = [], []
+        self.pad = [filter_widths[0] // 2]
+        dilation = filter_widths[0]
+        for width in filter_widths[1:]:
+            self.pad.append((width - 1) * dilation // 2)
+            convs.append(nn.Conv1d(channels, channels, width, dilation=dilation, bias=False))
+            convs.append(nn.Conv1d(channels, channels, 1, bias=False))
+            bns.append(nn.BatchNorm1d(channels, momentum=0.1))
+            bns.append(nn.BatchNorm1d(channels, momentum=0.1))
+            dilation *= width
+        self.layers_conv = nn.ModuleList(convs)
+        self.layers_bn = nn.ModuleList(bns)
+        self.shrink = nn.Conv1d(channels, num_joints_out * out_features, 1)
+        # A causal model takes each residual from the last frame of the window, not the centre.
+        self.causal_shift = [p if causal else 0 for p in self.pad]
+
+    def receptive_field(self) -> int:
+        """Number of input frames that one output frame depends on."""
+        return 1 + 2 * sum(self.pad)
+
+    def total_causal_shift(self) -> int:
+        """Frames by which the output lags the window centre (receptive_field // 2 when causal)."""
+        return sum(self.causal_shift)
+
+    def set_bn_momentum(self, momentum: float) -> None:
+        """Set the running-statistics momentum of every batch norm layer."""
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm1d):
+                module.momentum = momentum
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[2] != self.num_joints_in or x.shape[3] != self.in_features:
+            raise ValueError(
+                f"expected input (batch, frames, {self.num_joints_in}, {self.in_features}), "
+                f"got {tuple(x.shape)}"
+            )
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.dropout, self.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, joints_in, 2) -> (batch, frames - receptive_field + 1, joints_out, 3)."""
+        self._check_input(x)
+        if x.shape[1] < self.receptive_field():
+            raise ValueError(
+                f"sequence of {x.shape[1]} frames is shorter than the receptive field "
+                f"({self.receptive_field()}); pad it first"
+            )
+        batch = x.shape[0]
+        x = x.reshape(batch, x.shape[1], -1).permute(0, 2, 1)  # (batch, channels_in, frames)
+        x = self._drop(F.relu(self.expand_bn(self.expand_conv(x))))
+        for i in range(len(self.pad) - 1):
+            pad, shift = self.pad[i + 1], self.causal_shift[i + 1]
+            res = x[:, :, pad + shift: x.shape[2] - pad + shift]
+            x = self._drop(F.relu(self.layers_bn[2 * i](self.layers_conv[2 * i](x))))
+            x = res + self._drop(F.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
+        x = self.shrink(x).permute(0, 2, 1)  # (batch, frames_out, joints_out * 3)
+        return x.reshape(batch, -1, self.num_joints_out, self.out_features)
+
+
+class StridedTemporalModel(TemporalModel):
+    """One output frame per window of ``receptive_field`` frames (training model).
+
+    Same parameters as :class:`TemporalModel`; each dilated convolution becomes a strided
+    one, computed as a matrix product on channels-last activations (a reshape, no copy);
+    batch norm layers see (rows, channels) matrices, which BatchNorm1d accepts as they are.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, receptive_field, joints_in, 2) -> (batch, 1, joints_out, 3)."""
+        self._check_input(x)
+        if x.shape[1] != self.receptive_field():
+            raise ValueError(
+                f"strided model takes windows of exactly {self.receptive_field()} frames, "
+                f"got {x.shape[1]}"
+            )
+        batch = x.shape[0]
+        # Rows of x are consecutive frames, so grouping `width` rows is one strided window.
+        x = x.reshape(-1, self.filter_widths[0] * self.num_joints_in * self.in_features)
+        x = self._drop(F.relu(self.expand_bn(x @ _flat_weight(self.expand_conv).t())))
+        for i, width in enumerate(self.filter_widths[1:]):
+            windows = x.reshape(-1, width, self.channels)
+            res = windows[:, (width // 2) + (width // 2 if self.causal else 0)]
+            x = windows.reshape(-1, width * self.channels) @ _flat_weight(self.layers_conv[2 * i]).t()
+            x = self._drop(F.relu(self.layers_bn[2 * i](x)))
+            x = x @ self.layers_conv[2 * i + 1].weight[:, :, 0].t()
+            x = res + self._drop(F.relu(self.layers_bn[2 * i + 1](x)))
+        x = F.linear(x, self.shrink.weight[:, :, 0], self.shrink.bias)
+        return x.reshape(batch, 1, self.num_joints_out, self.out_features)
+
+
+def _flat_weight(conv: nn.Conv1d) -> torch.Tensor:
+    """Conv weight (out, in, width) as a (out, width * in) matrix for frame-major windows."""
+    return conv.weight.permute(0, 2, 1).reshape(conv.weight.shape[0], -1)
+
+
+def build_model(args: dict, *, strided: bool = False) -> TemporalModel:
+    """A model from the ``model_args`` dict stored in checkpoints (keys: filter_widths,
+    channels, dropout, causal, num_joints_in, in_features, num_joints_out)."""
+    cls = StridedTemporalModel if strided else TemporalModel
+    return cls(args["filter_widths"], num_joints_in=args["num_joints_in"], in_features=args["in_features"],
+               num_joints_out=args["num_joints_out"], channels=args["channels"],
+               dropout=args["dropout"], causal=args["causal"])
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

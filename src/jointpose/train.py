@@ -1,0 +1,338 @@
+"""Training: a plain loop over vectorised batches, with per-epoch checkpoints and logs.
+
+``chunk == 1`` (the ``--no-constraints`` baseline) trains VideoPose3D's way: one target
+frame per window through the strided model. With constraints each sample is a chunk of
+``chunk`` consecutive target frames, predicted by the full-sequence model from a window
+of ``receptive_field + chunk - 1`` frames, so temporal losses see real consecutive
+predictions. Both models share one state dict.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .batching import ChunkedWindows
+from .checkpoint import FORMAT, atomic_save, load_checkpoint, prune_epochs, rng_state, set_rng_state
+from .data import Dataset, load_dataset
+from .distributed import DistContext, reduce_sums, wrap_model
+from .errors import JointposeError
+from .evaluate import evaluate_model, format_table
+from .losses import JointAwareLoss, LossWeights, weighted_mpjpe
+from .model import TemporalModel, build_model
+
+BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; stored in every checkpoint."""
+
+    data_dir: str
+    checkpoint_dir: str
+    keypoints: str = "cpn_ft_h36m_dbb"
+    subjects_train: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
+    subjects_test: tuple[str, ...] = ("S9", "S11")
+    actions: tuple[str, ...] | None = None
+    architecture: tuple[int, ...] = (3, 3, 3)
+    channels: int = 1024
+    dropout: float = 0.25
+    epochs: int = 60
+    batch_size: int = 1024
+    lr: float = 0.001
+    lr_decay: float = 0.95
+    causal: bool = False
+    constraints: bool = True
+    weights: LossWeights = field(default_factory=LossWeights)
+    chunk: int = 8
+    augment: bool = True
+    test_time_augmentation: bool = True
+    resume: bool = False
+    seed: int = 0
+    subset: float = 1.0
+    downsample: int = 1
+    keep_last: int = 0
+    trajectory: bool = False
+    device: str = "auto"
+    sync_bn: bool = False
+    precision: str = "fp32"
+    compile: bool = False
+    progress: bool = True
+
+    @property
+    def effective_chunk(self) -> int:
+        """Target frames per sample: 1 for the baseline, ``chunk`` with constraints."""
+        return self.chunk if self.constraints else 1
+
+    @property
+    def loss_weights(self) -> LossWeights:
+        return self.weights if self.constraints else LossWeights.none()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-value form (lists, dicts, numbers, strings) for checkpoints and JSON."""
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def model_args(config: TrainConfig, num_keypoints: int, num_joints_out: int = 17) -> dict[str, Any]:
+    """Constructor arguments of the model a configuration trains."""
+    return {
+        "filter_widths": list(config.architecture), "channels": config.channels,
+        "dropout": config.dropout, "causal": config.causal, "num_joints_in": num_keypoints,
+        "in_features": 2, "num_joints_out": num_joints_out,
+    }
+
+
+class Trainer:
+    """Owns the models, optimiser and data of one run; ``fit()`` trains to the last epoch."""
+
+    def __init__(self, config: TrainConfig, dist: DistContext | None = None) -> None:
+        self.config = config
+        self.dist = dist or DistContext.single(config.device)
+        self.device = self.dist.device
+        self.folder = Path(config.checkpoint_dir)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed % 2**32)
+
+        self.train_data = load_dataset(config.data_dir, config.keypoints, list(config.subjects_train),
+                                       _opt_list(config.actions), subset=config.subset, downsample=config.downsample)
+        self.test_data = load_dataset(config.data_dir, config.keypoints, list(config.subjects_test),
+                                      _opt_list(config.actions), downsample=config.downsample)
+        self.model_args = model_args(config, self.train_data.num_keypoints)
+        self.strided = config.effective_chunk == 1
+        self.model = build_model(self.model_args, strided=self.strided).to(self.device)
+        self.trajectory_model = None
+        params = list(self.model.parameters())
+        if config.trajectory:
+            self.trajectory_args = dict(self.model_args, num_joints_out=1)
+            self.trajectory_model = build_model(self.trajectory_args, strided=self.strided).to(self.device)
+            params += list(self.trajectory_model.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, amsgrad=True)
+        self.loss_fn = JointAwareLoss(config.loss_weights)
+        self.windows = ChunkedWindows(
+            self.train_data.sequences, self.model.receptive_field(), chunk=config.effective_chunk,
+            causal=config.causal, keypoints_left=self.train_data.keypoints_left,
+            keypoints_right=self.train_data.keypoints_right,
+        )
+        self.epoch, self.lr, self.history = 0, config.lr, []
+        self._resume_or_start()
+        self.train_model = wrap_model(self.model, self.dist, sync_bn=config.sync_bn, compile=config.compile)
+        self.train_trajectory = (wrap_model(self.trajectory_model, self.dist, sync_bn=config.sync_bn,
+                                            compile=config.compile) if self.trajectory_model is not None else None)
+
+    def _resume_or_start(self) -> None:
+        latest = self.folder / "latest.pt"
+        if not self.config.resume:
+            if latest.exists():
+                raise JointposeError(
+                    f"--checkpoint {self.folder} already holds a run (latest.pt); pass --resume to "
+                    "continue it or choose another folder"
+                )
+            return
+        if not latest.exists():
+            raise JointposeError(f"--resume: no checkpoint to resume in {self.folder}")
+        ckpt = load_checkpoint(latest, map_location=self.device)
+        _check_compatible(ckpt, self.model_args, self.config, latest)
+        self.model.load_state_dict(ckpt["model"])
+        if self.trajectory_model is not None:
+            if ckpt.get("trajectory_model") is None:
+                raise JointposeError(f"--resume: {latest} has no trajectory model but --trajectory was given")
+            self.trajectory_model.load_state_dict(ckpt["trajectory_model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.epoch, self.lr, self.history = ckpt["epoch"], ckpt["lr"], list(ckpt["history"])
+        states = ckpt["rng"]
+        set_rng_state(states[self.dist.rank] if self.dist.rank < len(states) else states[0])
+
+    def fit(self) -> dict[str, Any] | None:
+        """Train from the current epoch to ``config.epochs``; returns the final evaluation."""
+        config = self.config
+        if self.dist.is_main:
+            print(f"Training {len(self.train_data.sequences)} views, {self.windows.num_target_frames} "
+                  f"target frames per epoch; receptive field {self.model.receptive_field()} frames; "
+                  f"{sum(p.numel() for p in self.model.parameters()):,} parameters; device {self.device}")
+        while self.epoch < config.epochs:
+            momentum = BN_MOMENTUM_START * np.exp(
+                -self.epoch / config.epochs * np.log(BN_MOMENTUM_START / BN_MOMENTUM_END))
+            for model in filter(None, (self.model, self.trajectory_model)):
+                model.set_bn_momentum(float(momentum))
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr
+            start = time.perf_counter()
+            terms = self.train_one_epoch()
+            seconds = time.perf_counter() - start
+            self.epoch += 1
+            self.lr *= config.lr_decay
+            row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **terms}
+            rng = self.dist.gather_rng_states(rng_state())  # collective: every rank takes part
+            if self.dist.is_main:
+                row["val_p1"] = self.quick_validation()
+                self.history.append(row)
+                self.save(rng)
+                print(f"epoch {self.epoch:3d}  {seconds:6.1f} s  train mpjpe {1000 * terms['mpjpe']:7.2f} mm  "
+                      f"val P1 {row['val_p1']:7.2f} mm")
+            self.dist.barrier()
+        if not self.dist.is_main:
+            return None
+        return self.final_evaluation()
+
+    def train_one_epoch(self) -> dict[str, float]:
+        """One pass over every training chunk; returns frame-weighted mean loss terms."""
+        config, dist = self.config, self.dist
+        self.train_model.train()
+        if self.train_trajectory is not None:
+            self.train_trajectory.train()
+        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64))
+        steps = self.windows.batches(config.batch_size, config.seed, self.epoch, augment=config.augment,
+                                     rank=dist.rank, world_size=dist.world_size)
+        bar = tqdm(steps, total=self.windows.steps_per_epoch(config.batch_size, dist.world_size), leave=False,
+                   desc=f"epoch {self.epoch + 1}/{config.epochs}", disable=not (config.progress and dist.is_main))
+        for batch, global_chunks in bar:
+            inputs = batch.inputs.to(self.device, non_blocking=True)
+            targets = batch.targets.to(self.device, non_blocking=True)
+            with dist.autocast(config.precision):
+                pred = self.train_model(inputs)
+            total, terms = self.loss_fn(pred.float(), targets)
+            if self.train_trajectory is not None:
+                with dist.autocast(config.precision):
+                    traj = self.train_trajectory(inputs)[:, :, 0]
+                target_traj = batch.trajectory.to(self.device)
+                terms["trajectory"] = weighted_mpjpe(traj.float()[:, :, None], target_traj[:, :, None],
+                                                     1.0 / target_traj[..., 2:3].clamp_min(0.1))
+                total = total + terms["trajectory"]
+            # Every term is a mean over this process's chunks; rescale so that the gradient
+            # averaged across processes equals the gradient of the mean over the global batch.
+            share = len(inputs) * dist.world_size / global_chunks
+            self.optimizer.zero_grad(set_to_none=True)
+            (total * share).backward()
+            self.optimizer.step()
+            frames = len(inputs) * targets.shape[1]
+            for name, value in terms.items():
+                sums[name] += float(value.detach()) * frames
+            sums["_frames"] += frames
+        totals = reduce_sums(sums, dist)
+        frames = float(totals.pop("_frames"))
+        return {name: float(value) / frames for name, value in totals.items()}
+
+    def evaluation_model(self) -> TemporalModel:
+        """The full-sequence model holding the current weights."""
+        if not self.strided:
+            return self.model
+        model = build_model(self.model_args).to(self.device)
+        model.load_state_dict(self.model.state_dict())
+        return model
+
+    def quick_validation(self) -> float:
+        """Test-set P1 (mm) without test-time augmentation, for the learning curve."""
+        result = evaluate_model(self.evaluation_model(), self.test_data.sequences, flip_test=False)
+        return result.summary["average"]["p1"]
+
+    def final_evaluation(self) -> dict[str, Any]:
+        from .plausibility import plausibility_errors
+
+        result = evaluate_model(
+            self.evaluation_model(), self.test_data.sequences, flip_test=self.config.test_time_augmentation,
+            keypoints_left=self.test_data.keypoints_left, keypoints_right=self.test_data.keypoints_right,
+            extra_metrics=plausibility_errors,
+        )
+        print(format_table(result.summary))
+        return result.summary
+
+    def save(self, rng: list[dict[str, Any]]) -> None:
+        """Write ``epoch_NNN.pt`` and replace ``latest.pt`` (atomically), the log and the curve.
+
+        ``rng`` holds every rank's RNG state, so a resumed run continues exactly.
+        """
+        ckpt = {
+            "format": FORMAT,
+            "epoch": self.epoch,
+            "lr": self.lr,
+            "config": self.config.to_dict(),
+            "model_args": self.model_args,
+            "model": self.model.state_dict(),
+            "trajectory_model": None if self.trajectory_model is None else self.trajectory_model.state_dict(),
+            "trajectory_args": getattr(self, "trajectory_args", None),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng,
+            "history": self.history,
+            "fps": self.train_data.fps,
+            "keypoints_symmetry": [list(self.train_data.keypoints_left), list(self.train_data.keypoints_right)],
+        }
+        atomic_save(ckpt, self.folder / f"epoch_{self.epoch:03d}.pt")
+        atomic_save(ckpt, self.folder / "latest.pt")
+        prune_epochs(self.folder, self.config.keep_last)
+        write_log(self.history, self.folder / "log.csv")
+        plot_learning_curve(self.history, self.folder / "learning_curve.png")
+
+
+def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
+    return list(values) if values else None
+
+
+def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    """Refuse to resume when architecture or training-mode flags disagree with the checkpoint."""
+    saved = ckpt["model_args"]
+    flags = {"filter_widths": "-arc", "channels": "-ch", "dropout": "-drop", "causal": "--causal",
+             "num_joints_in": "-k (keypoint count)"}
+    diffs = [f"{flag} {saved[k]} in the checkpoint vs {args[k]} now" for k, flag in flags.items() if saved.get(k) != args[k]]
+    saved_cfg = ckpt["config"]
+    for key, flag in (("constraints", "--no-constraints"), ("chunk", "--chunk"), ("trajectory", "--trajectory")):
+        now = config.to_dict()[key]
+        if saved_cfg.get(key) != now:
+            diffs.append(f"{flag}: {saved_cfg.get(key)} in the checkpoint vs {now} now")
+    if diffs:
+        raise JointposeError(f"--resume: {path} disagrees with the given flags: " + "; ".join(diffs))
+
+
+def write_log(history: list[dict[str, Any]], path: Path) -> None:
+    """One CSV row per epoch with every logged value (loss terms in metres)."""
+    if not history:
+        return
+    columns = list(dict.fromkeys(k for row in history for k in row))
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
+
+
+def plot_learning_curve(history: list[dict[str, Any]], path: Path) -> None:
+    """Training MPJPE and validation P1 (mm) per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [1000 * row["mpjpe"] for row in history], label="train MPJPE")
+    ax.plot(epochs, [row["val_p1"] for row in history], label="validation P1")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("error (mm)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def train(config: TrainConfig, dist: DistContext | None = None) -> dict[str, Any] | None:
+    """Train (or resume) a model as configured; returns the final evaluation summary on rank 0."""
+    return Trainer(config, dist).fit()
+
+
+def load_training_data(config: TrainConfig) -> Dataset:
+    """The training split of a configuration (used by benchmarks)."""
+    return load_dataset(config.data_dir, config.keypoints, list(config.subjects_train),
+                        _opt_list(config.actions), subset=config.subset, downsample=config.downsample)

@@ -1,0 +1,24 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from h36m_files import SMALL, write_dataset  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CMU_MOCAP = SHARED / "data" / "cmu-mocap"
+
+
+@pytest.fixture(scope="session")
+def h36m_dir(tmp_path_factory) -> Path:
+    """A small Human3.6M-format dataset (VideoPose3D layout) with subjects S1, S5, S9, S11."""
+    return write_dataset(tmp_path_factory.mktemp("h36m"), SMALL)
+
+
+@pytest.fixture
+def cmu_mocap() -> Path:
+    if not CMU_MOCAP.is_dir():
+        pytest.skip(f"{CMU_MOCAP} is absent")
+    return CMU_MOCAP

@@ -1,0 +1,152 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from h36m_files import SMALL, write_dataset
+from jointpose import skeleton
+from jointpose.batching import ChunkedWindows
+from jointpose.cameras import h36m_cameras
+from jointpose.data import load_dataset
+from jointpose.errors import JointposeError, JointposeWarning
+
+
+def test_load_converts_to_camera_space_root_relative(h36m_dir):
+    data = load_dataset(h36m_dir, "gt", ["S9"])
+    assert len(data.sequences) == 2 * 4 and data.num_keypoints == 17
+    seq = data.sequences[0]
+    assert seq.key == "S9/Walking/0" and seq.action_group == "Walking"
+    raw = np.load(h36m_dir / "data_3d_h36m.npz", allow_pickle=True)["positions_3d"].item()["S9"]["Walking"]
+    cam = h36m_cameras()["S9"][0]
+    expected = cam.world_to_camera(skeleton.reduce_32_to_17(raw.astype(np.float64)))
+    assert np.allclose(seq.poses_3d, expected - expected[:, :1], atol=1e-5)
+    assert np.allclose(seq.trajectory, expected[:, 0], atol=1e-5)
+    assert np.all(seq.poses_3d[:, 0] == 0)
+    # 2D normalised: the projection of the 3D root lands where the 2D root is.
+    pix = cam.project(expected[:, 0])
+    assert np.allclose(seq.keypoints[:, 0], cam.normalize(pix), atol=1e-4)
+
+
+def test_action_filter_subset_and_downsample(h36m_dir):
+    data = load_dataset(h36m_dir, "gt", ["S1", "S5"], ["Walking"])
+    assert {s.action for s in data.sequences} == {"Walking 1"}
+    full = load_dataset(h36m_dir, "gt", ["S1"], ["Walking"])
+    half = load_dataset(h36m_dir, "gt", ["S1"], ["Walking"], subset=0.5)
+    assert len(half.sequences[0].keypoints) == 80
+    start = np.argwhere(np.all(full.sequences[0].keypoints == half.sequences[0].keypoints[0], axis=(1, 2))).ravel()
+    assert len(start) == 1 and np.array_equal(full.sequences[0].keypoints[start[0]:start[0] + 80], half.sequences[0].keypoints)
+    down = load_dataset(h36m_dir, "gt", ["S1"], ["Walking"], downsample=2)
+    assert np.array_equal(down.sequences[0].keypoints, full.sequences[0].keypoints[::2])
+
+
+def test_unknown_names_list_what_the_file_has(h36m_dir):
+    with pytest.raises(JointposeError, match="subject S2 not in .*S1, S5, S9, S11"):
+        load_dataset(h36m_dir, "gt", ["S2"])
+    with pytest.raises(JointposeError, match="Jumping.*Directions, Walking"):
+        load_dataset(h36m_dir, "gt", ["S1"], ["Jumping"])
+    with pytest.raises(JointposeError, match="-k cpn: file not found.*keypoints in .*: gt"):
+        load_dataset(h36m_dir, "cpn", ["S1"])
+    with pytest.raises(JointposeError, match="directory not found"):
+        load_dataset(h36m_dir / "nope", "gt", ["S1"])
+
+
+def test_2d_longer_is_trimmed_with_warning_and_shorter_fails(tmp_path):
+    folder = write_dataset(tmp_path / "long", {"S1": {"Walking": 50}}, extra_2d_frames=4)
+    with pytest.warns(JointposeWarning, match="trimmed to the 3D length"):
+        data = load_dataset(folder, "gt", ["S1"])
+    assert all(len(s.keypoints) == 50 for s in data.sequences)
+
+    folder = write_dataset(tmp_path / "short", {"S1": {"Walking": 50}})
+    files = dict(np.load(folder / "data_2d_h36m_gt.npz", allow_pickle=True))
+    pos = files["positions_2d"].item()
+    pos["S1"]["Walking"][2] = pos["S1"]["Walking"][2][:40]
+    np.savez(folder / "data_2d_h36m_gt.npz", positions_2d=pos, metadata=files["metadata"].item())
+    with pytest.raises(JointposeError, match="camera 2"):
+        load_dataset(folder, "gt", ["S1"])
+
+
+def test_nan_and_confidence_column(tmp_path):
+    folder = write_dataset(tmp_path, {"S1": {"Walking": 30}})
+    files = dict(np.load(folder / "data_2d_h36m_gt.npz", allow_pickle=True))
+    pos = files["positions_2d"].item()
+    views = pos["S1"]["Walking"]
+    pos["S1"]["Walking"] = [np.concatenate([v, np.ones(v.shape[:2] + (1,), np.float32)], axis=-1) for v in views]
+    np.savez(folder / "data_2d_h36m_gt.npz", positions_2d=pos, metadata=files["metadata"].item())
+    data = load_dataset(folder, "gt", ["S1"])
+    assert data.sequences[0].keypoints.shape == (30, 17, 2)
+    pos["S1"]["Walking"][1][7, 3, 0] = np.nan
+    np.savez(folder / "data_2d_h36m_gt.npz", positions_2d=pos, metadata=files["metadata"].item())
+    with pytest.raises(JointposeError, match=r"\['S1'\]\['Walking'\]\[1\].*NaN.*frame 7"):
+        load_dataset(folder, "gt", ["S1"])
+
+
+def test_mismatched_camera_count(tmp_path):
+    folder = write_dataset(tmp_path, {"S1": {"Walking": 30}})
+    files = dict(np.load(folder / "data_2d_h36m_gt.npz", allow_pickle=True))
+    pos = files["positions_2d"].item()
+    pos["S1"]["Walking"] = pos["S1"]["Walking"][:3]
+    np.savez(folder / "data_2d_h36m_gt.npz", positions_2d=pos, metadata=files["metadata"].item())
+    with pytest.raises(JointposeError, match="3 cameras but subject S1 has 4"):
+        load_dataset(folder, "gt", ["S1"])
+
+
+def test_windows_cover_every_frame_once_and_gather_correctly(h36m_dir):
+    data = load_dataset(h36m_dir, "gt", ["S1"])
+    for chunk in (1, 8):
+        windows = ChunkedWindows(data.sequences, 27, chunk=chunk)
+        covered = torch.cat([windows.target_starts[i] + torch.arange(chunk) for i in range(len(windows))])
+        total = sum(len(s.poses_3d) for s in data.sequences)
+        assert len(torch.unique(covered)) == total  # every target frame at least once
+        assert len(covered) - total < chunk * len(data.sequences)  # overlap only at sequence ends
+    windows = ChunkedWindows(data.sequences, 27, chunk=8)
+    batch = windows.gather(torch.tensor([0, 5]))
+    seq = data.sequences[0]
+    # Chunk 5 targets frames 40..47; its window is centred: input frames 40-13 .. 47+13.
+    assert torch.equal(batch.targets[1], torch.from_numpy(seq.poses_3d[40:48]))
+    assert torch.equal(batch.inputs[1], torch.from_numpy(seq.keypoints[27:61]))
+    # Chunk 0 starts at frame 0: its window is edge-padded with copies of frame 0.
+    assert torch.equal(batch.inputs[0, :13], torch.from_numpy(seq.keypoints[[0] * 13]))
+
+
+def test_flip_augmentation_in_batches(h36m_dir):
+    data = load_dataset(h36m_dir, "gt", ["S1"])
+    windows = ChunkedWindows(data.sequences, 27, chunk=4)
+    index = torch.arange(6)
+    plain = windows.gather(index)
+    flipped = windows.gather(index, torch.tensor([True, False] * 3))
+    assert torch.equal(flipped.inputs[1], plain.inputs[1])
+    assert torch.equal(flipped.inputs[0], skeleton.flip_poses(plain.inputs[0]))
+    assert torch.equal(flipped.targets[0], skeleton.flip_poses(plain.targets[0]))
+
+
+def test_epoch_batches_are_seeded_shards(h36m_dir):
+    data = load_dataset(h36m_dir, "gt", ["S1", "S5"])
+    windows = ChunkedWindows(data.sequences, 27, chunk=1)
+    a = [b.targets for b, _ in windows.batches(300, seed=3, epoch=0)]
+    b = [b.targets for b, _ in windows.batches(300, seed=3, epoch=0)]
+    c = [b.targets for b, _ in windows.batches(300, seed=3, epoch=1)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+    assert sum(len(x) for x in a) == len(windows)
+    # Two processes: disjoint shards that together make each global batch.
+    order, _ = windows.epoch_order(3, 0)
+    seen = []
+    for rank in (0, 1):
+        for batch, global_chunks in windows.batches(300, seed=3, epoch=0, rank=rank, world_size=2, augment=False):
+            seen.append(len(batch.targets))
+    assert sum(seen) == len(windows)
+
+
+def test_windows_handle_short_sequences(tmp_path):
+    folder = write_dataset(tmp_path, {"S1": {"Walking": 5}})
+    data = load_dataset(folder, "gt", ["S1"])
+    windows = ChunkedWindows(data.sequences, 27, chunk=8)
+    batch = windows.gather(torch.arange(len(windows)))
+    assert batch.inputs.shape[1:] == (34, 17, 2) and batch.targets.shape[1:] == (8, 17, 3)
+
+
+def test_warning_category(h36m_dir):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_dataset(h36m_dir, "gt", ["S1"])  # exact-length files: no warning

@@ -1,0 +1,68 @@
+import math
+
+import numpy as np
+import torch
+
+from jointpose.evaluate import average_over_actions
+from jointpose.metrics import acceleration_error, mpjpe, n_mpjpe, p_mpjpe, velocity_error
+
+
+def random_rotation(seed: int) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    return q * torch.sign(torch.linalg.det(q))
+
+
+def test_mpjpe_by_hand():
+    target = torch.zeros(1, 17, 3)
+    pred = target.clone()
+    pred[0, 3] = torch.tensor([0.03, 0.04, 0.0])  # one joint 5 cm off
+    assert math.isclose(float(mpjpe(pred, target)), 0.05 / 17, rel_tol=1e-6)
+    assert float(mpjpe(target, target)) == 0.0
+
+
+def test_p_mpjpe_of_similarity_copy_is_zero():
+    target = torch.randn(6, 17, 3, dtype=torch.float64)
+    pred = 1.3 * target @ random_rotation(0).T + torch.tensor([0.2, -0.1, 3.0], dtype=torch.float64)
+    assert float(p_mpjpe(pred, target).max()) < 1e-9
+    assert float(mpjpe(pred, target).min()) > 0.1
+
+
+def test_p_mpjpe_does_not_use_reflections():
+    target = torch.randn(4, 17, 3, dtype=torch.float64)
+    mirrored = target * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    # A mirror image is not a similarity transform: the error must stay positive.
+    assert float(p_mpjpe(mirrored, target).min()) > 1e-3
+
+
+def test_n_mpjpe_removes_scale_only():
+    target = torch.randn(3, 17, 3)
+    assert float(n_mpjpe(0.5 * target, target).max()) < 1e-6
+    shifted = target + torch.tensor([0.1, 0.0, 0.0])
+    assert float(n_mpjpe(shifted, target).min()) > 0.0
+
+
+def test_velocity_and_acceleration_on_constant_velocity_motion():
+    frames = torch.arange(10, dtype=torch.float64)[:, None, None]
+    target = torch.zeros(10, 17, 3, dtype=torch.float64) + frames * torch.tensor([0.01, 0.0, 0.0], dtype=torch.float64)
+    pred = torch.zeros(10, 17, 3, dtype=torch.float64) + frames * torch.tensor([0.0, 0.02, 0.0], dtype=torch.float64)
+    # Velocities 1 cm/frame along x vs 2 cm/frame along y: error sqrt(0.01^2 + 0.02^2) every frame.
+    assert velocity_error(pred, target).shape == (9,)
+    assert torch.allclose(velocity_error(pred, target), torch.full((9,), math.hypot(0.01, 0.02), dtype=torch.float64))
+    # Both move at constant velocity: no acceleration, no acceleration error.
+    assert acceleration_error(pred, target).shape == (8,)
+    assert float(acceleration_error(pred, target).abs().max()) < 1e-12
+    accelerating = pred + 0.5 * 0.004 * frames**2 * torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    assert torch.allclose(acceleration_error(accelerating, target), torch.full((8,), 0.004, dtype=torch.float64))
+
+
+def test_metrics_are_batched():
+    pred, target = torch.randn(2, 5, 17, 3), torch.randn(2, 5, 17, 3)
+    assert torch.allclose(p_mpjpe(pred, target)[1], p_mpjpe(pred[1], target[1]), atol=1e-6)
+    assert velocity_error(pred, target).shape == (2, 4)
+
+
+def test_average_over_actions_is_unweighted():
+    rows = {"A": {"p1": 10.0, "frames": 100}, "B": {"p1": 30.0, "frames": 900}}
+    avg = average_over_actions(rows)
+    assert avg["p1"] == 20.0 and avg["frames"] == 1000
+    assert np.isfinite(avg["p1"])

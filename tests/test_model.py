@@ -1,0 +1,98 @@
+import pytest
+import torch
+
+from jointpose.model import StridedTemporalModel, TemporalModel, build_model, count_parameters
+
+
+@pytest.mark.parametrize("widths, field", [((3,), 3), ((3, 3, 3), 27), ((3, 3, 3, 3), 81), ((3, 3, 3, 3, 3), 243), ((5, 3), 15)])
+def test_receptive_field(widths, field):
+    assert TemporalModel(widths, channels=8).receptive_field() == field
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_output_shapes(causal):
+    model = TemporalModel((3, 3, 3), channels=16, causal=causal)
+    out = model(torch.randn(2, 40, 17, 2))
+    assert out.shape == (2, 40 - 27 + 1, 17, 3)
+    strided = StridedTemporalModel((3, 3, 3), channels=16, causal=causal)
+    assert strided(torch.randn(5, 27, 17, 2)).shape == (5, 1, 17, 3)
+    trajectory = TemporalModel((3, 3), channels=16, num_joints_out=1).eval()
+    assert trajectory(torch.randn(1, 9, 17, 2)).shape == (1, 1, 1, 3)
+
+
+def test_2048_channels_parameter_count():
+    wide = TemporalModel((3, 3, 3, 3, 3), channels=2048)
+    narrow = TemporalModel((3, 3, 3, 3, 3), channels=1024)
+    # Hidden layers dominate: doubling the channels roughly quadruples the parameters.
+    assert 3.8 < count_parameters(wide) / count_parameters(narrow) < 4.1
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("widths", [(3, 3, 3), (3, 3, 3, 3, 3), (5, 3)])
+def test_strided_equals_full_model(widths, causal):
+    torch.manual_seed(0)
+    full = TemporalModel(widths, channels=32, causal=causal)
+    # Give batch norm non-trivial statistics so the comparison covers them.
+    for bn in [m for m in full.modules() if isinstance(m, torch.nn.BatchNorm1d)]:
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    strided = StridedTemporalModel(widths, channels=32, causal=causal)
+    strided.load_state_dict(full.state_dict())  # one state dict for both
+    full.eval()
+    strided.eval()
+    field = full.receptive_field()
+    x = torch.randn(2, field + 20, 17, 2)
+    windows = x.unfold(1, field, 1).permute(0, 1, 4, 2, 3).reshape(-1, field, 17, 2)
+    with torch.no_grad():
+        a = full(x)
+        b = strided(windows).reshape(2, -1, 17, 3)
+    assert (a - b).abs().max() < 1e-5
+
+
+def test_strided_and_full_gradients_agree():
+    torch.manual_seed(1)
+    full = TemporalModel((3, 3), channels=16, dropout=0.0)
+    strided = StridedTemporalModel((3, 3), channels=16, dropout=0.0)
+    strided.load_state_dict(full.state_dict())
+    full.eval()
+    strided.eval()
+    x = torch.randn(4, 9, 17, 2)
+    full(x).square().sum().backward()
+    strided(x).square().sum().backward()
+    for (name, p), q in zip(full.named_parameters(), strided.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5), name
+
+
+def test_causal_output_ignores_future_frames():
+    torch.manual_seed(2)
+    model = TemporalModel((3, 3, 3), channels=16, causal=True).eval()
+    x = torch.randn(1, 60, 17, 2)
+    y = x.clone()
+    y[:, 45:] += 1.0  # change the future only
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    # Output i covers input frames [i, i + 26]; with causal padding it is the pose at frame i + 26.
+    assert torch.allclose(a[:, : 45 - 26], b[:, : 45 - 26])
+    assert not torch.allclose(a, b)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="odd"):
+        TemporalModel((2, 3))
+    with pytest.raises(ValueError, match="dropout"):
+        TemporalModel((3,), dropout=1.5)
+    model = TemporalModel((3, 3), channels=8)
+    with pytest.raises(ValueError, match="expected input"):
+        model(torch.randn(1, 9, 16, 2))
+    with pytest.raises(ValueError, match="shorter than the receptive field"):
+        model(torch.randn(1, 5, 17, 2))
+    with pytest.raises(ValueError, match="exactly 9"):
+        StridedTemporalModel((3, 3), channels=8)(torch.randn(1, 10, 17, 2))
+
+
+def test_build_model_from_args():
+    args = {"filter_widths": [3, 3], "channels": 8, "dropout": 0.1, "causal": True,
+            "num_joints_in": 17, "in_features": 2, "num_joints_out": 17}
+    model = build_model(args)
+    assert model.causal and model.receptive_field() == 9
+    assert isinstance(build_model(args, strided=True), StridedTemporalModel)

@@ -1,0 +1,84 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jointpose import skeleton
+from jointpose.cameras import Camera, h36m_cameras, image_coordinates, normalize_screen_coordinates
+from jointpose.errors import JointposeError
+
+SHARED_CAMERAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m_cameras.json"
+
+
+def test_layout_tables():
+    assert len(skeleton.JOINT_NAMES) == len(skeleton.PARENTS) == 17
+    assert skeleton.PARENTS[11] == skeleton.PARENTS[14] == 8  # shoulders hang from the thorax
+    assert all(skeleton.PARENTS[j] < j for j in range(1, 17))
+    for left, right in zip(skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS):
+        assert skeleton.JOINT_NAMES[left][1:] == skeleton.JOINT_NAMES[right][1:]
+        assert skeleton.JOINT_NAMES[left][0] == "L" and skeleton.JOINT_NAMES[right][0] == "R"
+
+
+def test_32_to_17_reduction_and_back():
+    rng = np.random.default_rng(0)
+    full = rng.normal(size=(4, 32, 3))
+    reduced = skeleton.reduce_32_to_17(full)
+    assert reduced.shape == (4, 17, 3)
+    assert np.array_equal(reduced[:, 7], full[:, 12])  # Spine is joint 12 of 32
+    expanded = skeleton.expand_17_to_32(reduced)
+    assert np.array_equal(skeleton.reduce_32_to_17(expanded), reduced)
+    assert np.array_equal(expanded[:, 4], expanded[:, 3])  # toe copies its parent (the foot)
+
+
+def test_flip_twice_is_identity_and_swaps_sides():
+    poses = np.random.default_rng(1).normal(size=(3, 17, 3))
+    flipped = skeleton.flip_poses(poses)
+    assert np.allclose(flipped[:, 4, 0], -poses[:, 1, 0])  # LHip <- mirrored RHip
+    assert np.array_equal(skeleton.flip_poses(flipped), poses)
+
+
+def test_builtin_calibration_matches_shared_file():
+    cams = h36m_cameras()
+    assert set(cams) == {"S1", "S5", "S6", "S7", "S8", "S9", "S11"}
+    assert all(len(v) == 4 for v in cams.values())
+    if SHARED_CAMERAS.is_file():
+        shared = json.loads(SHARED_CAMERAS.read_text())
+        assert cams["S9"][2].focal_length == tuple(shared["intrinsic"][2]["focal_length"])
+        assert np.allclose(np.array(cams["S11"][0].translation) * 1000, shared["extrinsic"]["S11"][0]["translation"])
+
+
+def test_projection_of_known_point():
+    # No distortion: pinhole u = f * x / z + c.
+    cam = Camera("c", 1000, 1000, focal_length=(1000.0, 1000.0), center=(500.0, 500.0))
+    assert np.allclose(cam.project(np.array([0.5, -0.25, 5.0])), [600.0, 450.0])
+    # Radial distortion k1 scales the normalised point by 1 + k1 r^2.
+    cam = Camera("c", 1000, 1000, focal_length=(1000.0, 1000.0), center=(500.0, 500.0), radial_distortion=(0.1, 0.0, 0.0))
+    r2 = 0.1**2 + 0.05**2
+    assert np.allclose(cam.project(np.array([0.5, -0.25, 5.0])), [500 + 100 * (1 + 0.1 * r2), 500 - 50 * (1 + 0.1 * r2)])
+    # Tangential (Brown-Conrady): x += 2 p1 x y + p2 (r^2 + 2 x^2); y += p1 (r^2 + 2 y^2) + 2 p2 x y.
+    cam = Camera("c", 1000, 1000, focal_length=(1000.0, 1000.0), center=(0.0, 0.0), tangential_distortion=(0.01, 0.02))
+    x, y = 0.1, -0.05
+    r2 = x * x + y * y
+    expected = [1000 * (x + 2 * 0.01 * x * y + 0.02 * (r2 + 2 * x * x)), 1000 * (y + 0.01 * (r2 + 2 * y * y) + 2 * 0.02 * x * y)]
+    assert np.allclose(cam.project(np.array([x, y, 1.0])), expected)
+    with pytest.raises(JointposeError, match="behind the camera"):
+        cam.project(np.array([0.0, 0.0, -1.0]))
+
+
+def test_world_camera_round_trip_and_orientation():
+    cam = h36m_cameras()["S1"][0]
+    points = np.random.default_rng(2).normal(size=(10, 3))
+    assert np.allclose(cam.camera_to_world(cam.world_to_camera(points)), points)
+    # The camera centre is the origin of camera space; the subject (near the world origin) is in front.
+    assert np.allclose(cam.world_to_camera(np.array(cam.translation)), 0.0, atol=1e-9)
+    assert cam.world_to_camera(np.array([0.0, 0.0, 1.0]))[2] > 3.0
+
+
+def test_screen_normalisation():
+    pixels = np.array([[0.0, 0.0], [1000.0, 1002.0], [500.0, 501.0]])
+    norm = normalize_screen_coordinates(pixels, 1000, 1002)
+    assert np.allclose(norm[:, 0], [-1, 1, 0])
+    assert np.allclose(norm[2], [0.0, 0.0])
+    assert np.allclose(norm[1, 1] - norm[0, 1], 1002 / 1000 * 2)  # aspect ratio kept
+    assert np.allclose(image_coordinates(norm, 1000, 1002), pixels)
