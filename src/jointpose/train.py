@@ -110,6 +110,8 @@ class Trainer:
         self.model_args = model_args(config, self.train_data.num_keypoints)
         self.strided = config.effective_chunk == 1
         self.model = build_model(self.model_args, strided=self.strided).to(self.device)
+        # Built once (not per validation) so that no RNG draw happens between checkpoints.
+        self.eval_model = build_model(self.model_args).to(self.device) if self.strided else self.model
         self.trajectory_model = None
         params = list(self.model.parameters())
         if config.trajectory:
@@ -152,14 +154,19 @@ class Trainer:
         states = ckpt["rng"]
         set_rng_state(states[self.dist.rank] if self.dist.rank < len(states) else states[0])
 
-    def fit(self) -> dict[str, Any] | None:
-        """Train from the current epoch to ``config.epochs``; returns the final evaluation."""
+    def fit(self, until_epoch: int | None = None) -> dict[str, Any] | None:
+        """Train from the current epoch to ``config.epochs``; returns the final evaluation.
+
+        ``until_epoch`` stops early (after saving that epoch) as an interruption would,
+        without the final evaluation; ``--resume`` continues the same schedule.
+        """
         config = self.config
+        stop = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
         if self.dist.is_main:
             print(f"Training {len(self.train_data.sequences)} views, {self.windows.num_target_frames} "
                   f"target frames per epoch; receptive field {self.model.receptive_field()} frames; "
                   f"{sum(p.numel() for p in self.model.parameters()):,} parameters; device {self.device}")
-        while self.epoch < config.epochs:
+        while self.epoch < stop:
             momentum = BN_MOMENTUM_START * np.exp(
                 -self.epoch / config.epochs * np.log(BN_MOMENTUM_START / BN_MOMENTUM_END))
             for model in filter(None, (self.model, self.trajectory_model)):
@@ -180,7 +187,7 @@ class Trainer:
                 print(f"epoch {self.epoch:3d}  {seconds:6.1f} s  train mpjpe {1000 * terms['mpjpe']:7.2f} mm  "
                       f"val P1 {row['val_p1']:7.2f} mm")
             self.dist.barrier()
-        if not self.dist.is_main:
+        if not self.dist.is_main or self.epoch < config.epochs:
             return None
         return self.final_evaluation()
 
@@ -224,11 +231,9 @@ class Trainer:
 
     def evaluation_model(self) -> TemporalModel:
         """The full-sequence model holding the current weights."""
-        if not self.strided:
-            return self.model
-        model = build_model(self.model_args).to(self.device)
-        model.load_state_dict(self.model.state_dict())
-        return model
+        if self.eval_model is not self.model:
+            self.eval_model.load_state_dict(self.model.state_dict())
+        return self.eval_model
 
     def quick_validation(self) -> float:
         """Test-set P1 (mm) without test-time augmentation, for the learning curve."""

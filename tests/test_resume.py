@@ -1,0 +1,100 @@
+"""Checkpoints survive crashes and resuming reproduces the uninterrupted run."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from jointpose.checkpoint import load_checkpoint
+from jointpose.cli import build_parser, main, train_config
+from jointpose.train import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _train_args(data: Path, ckpt: Path, epochs: int, *extra: str) -> list[str]:
+    return ["train", "--data-dir", str(data), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
+            "-ch", "32", "-b", "256", "-e", str(epochs), "--checkpoint", str(ckpt), "--no-progress", "--seed", "7", *extra]
+
+
+def _config(*args: str):
+    return train_config(build_parser().parse_args(list(args)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("constraints", [False, True])
+def test_resume_reproduces_uninterrupted_run(h36m_dir, tmp_path, constraints):
+    """3 epochs straight vs the same 3-epoch run stopped after 2 epochs and resumed for 1."""
+    extra = () if constraints else ("--no-constraints",)
+    assert main(_train_args(h36m_dir, tmp_path / "straight", 3, *extra)) == 0
+    Trainer(_config(*_train_args(h36m_dir, tmp_path / "split", 3, *extra))).fit(until_epoch=2)
+    assert load_checkpoint(tmp_path / "split")["epoch"] == 2
+    assert main(_train_args(h36m_dir, tmp_path / "split", 3, *extra, "--resume")) == 0
+    straight = load_checkpoint(tmp_path / "straight")["history"]
+    split = load_checkpoint(tmp_path / "split")["history"]
+    assert len(straight) == len(split) == 3
+    for a, b in zip(straight, split):
+        for term in ("mpjpe", "sym", "bone", "angle", "vel", "acc", "val_p1"):
+            assert abs(a[term] - b[term]) <= 1e-6 * max(1.0, abs(a[term])), (term, a[term], b[term])
+    final_a = load_checkpoint(tmp_path / "straight")["model"]
+    final_b = load_checkpoint(tmp_path / "split")["model"]
+    assert all(torch.allclose(final_a[k].float(), final_b[k].float(), atol=1e-6) for k in final_a)
+
+
+def _spawn(code: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_leaves_a_resumable_checkpoint(h36m_dir, tmp_path):
+    ckpt = tmp_path / "run"
+    args = _train_args(h36m_dir, ckpt, 200, "--no-constraints")
+    proc = _spawn(f"import sys; from jointpose.cli import main; sys.exit(main({args!r}))")
+    # Resume keeps the 200-epoch schedule; it is stopped right after one more epoch.
+    deadline = time.time() + 120
+    while not (ckpt / "epoch_002.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.05)  # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    saved = load_checkpoint(ckpt)
+    assert saved["epoch"] >= 2
+    trainer = Trainer(_config(*_train_args(h36m_dir, ckpt, 200, "--no-constraints", "--resume")))
+    assert trainer.epoch == saved["epoch"]
+    trainer.fit(until_epoch=saved["epoch"] + 1)
+    assert load_checkpoint(ckpt)["epoch"] == saved["epoch"] + 1
+
+
+@pytest.mark.slow
+def test_kill_between_temporary_write_and_rename(h36m_dir, tmp_path):
+    """Die exactly after the temporary latest.pt is written and fsynced, before the rename."""
+    ckpt = tmp_path / "run"
+    args = _train_args(h36m_dir, ckpt, 3, "--no-constraints")
+    proc = _spawn(f"""
+        import os, signal, sys
+        from jointpose.cli import main
+        real_replace = os.replace
+        def replace(src, dst):
+            if str(dst).endswith("latest.pt") and os.path.exists(dst):  # second save of latest.pt
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_replace(src, dst)
+        os.replace = replace
+        sys.exit(main({args!r}))
+    """)
+    proc.wait(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    leftovers = list(ckpt.glob(".latest.pt.tmp-*"))
+    assert leftovers, "the kill was meant to land between the write and the rename"
+    saved = load_checkpoint(ckpt)  # the previous, complete latest.pt
+    assert saved["epoch"] == 1
+    assert main(_train_args(h36m_dir, ckpt, 3, "--no-constraints", "--resume")) == 0
+    assert load_checkpoint(ckpt)["epoch"] == 3
