@@ -1,0 +1,533 @@
+"""BVH motion capture: reading, forward kinematics, frame-rate resampling, writing.
+
+Conventions
+-----------
+* Lengths stay in the file's units (often centimetres); nothing is rescaled here.
+* Rotation channels are degrees and compose intrinsically in the order written:
+  ``Zrotation Yrotation Xrotation`` means ``R = Rz @ Ry @ Rx``, which maps vectors from the
+  joint's frame into its parent's frame (column vectors).
+* Local translation of joint ``j`` at frame ``f``:
+  ``translations[f, j] = offsets[j] + (position channel values, 0 on axes without one)``,
+  i.e. position channels displace the joint from its OFFSET (for the usual root OFFSET of
+  0 0 0 they are the root position).
+* Forward kinematics: ``G_j = G_parent @ R_j`` and ``p_j = p_parent + G_parent @ t_j``.
+* End Sites become joints named ``<parent>_End`` (flagged in ``end_sites``) with no channels
+  and the identity rotation, so their positions come out of forward kinematics.
+* Quaternions are unit (w, x, y, z).
+* A frame time within 0.01 % of ``1 / n`` for a whole ``n`` (files print 1/60 s as 0.016667)
+  is read as exactly ``1 / n``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from .errors import JointposeError
+
+POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
+ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
+_CANONICAL = {c.lower(): c for c in POSITION_CHANNELS + ROTATION_CHANNELS}
+_WHITESPACE = np.array([9, 10, 11, 12, 13, 32], dtype=np.uint8)  # what bytes.split() splits on
+
+
+def _to_wxyz(xyzw: np.ndarray) -> np.ndarray:
+    return np.concatenate([xyzw[..., 3:], xyzw[..., :3]], axis=-1)
+
+
+def _to_xyzw(wxyz: np.ndarray) -> np.ndarray:
+    return np.concatenate([wxyz[..., 1:], wxyz[..., :1]], axis=-1)
+
+
+def _rotation_order(channels: tuple[str, ...]) -> str:
+    """Axis letters of the rotation channels in file order, e.g. 'ZYX'."""
+    return "".join(c[0] for c in channels if c in ROTATION_CHANNELS)
+
+
+def _check_channels(channels: list[str]) -> str | None:
+    """Why a joint's channel list is invalid (None when it is fine)."""
+    if len(set(channels)) != len(channels):
+        return f"repeated channel in {' '.join(channels)}"
+    order = _rotation_order(tuple(channels))
+    if any(a == b for a, b in zip(order, order[1:])):
+        return f"rotation channels {' '.join(channels)} repeat an axis back to back"
+    return None
+
+
+@dataclass(frozen=True, eq=False)
+class Motion:
+    """A skeleton and its motion, as held in a BVH file.
+
+    ``names``/``parents`` (``-1`` for a root; parents precede children), ``offsets`` (J, 3)
+    in file units, ``rotations`` (F, J, 4) local unit quaternions (w, x, y, z),
+    ``translations`` (F, J, 3) local translations (see the module docstring), ``frame_time``
+    in seconds, ``channels`` per joint (BVH channel names, file order) and ``end_sites``.
+    """
+
+    names: tuple[str, ...]
+    parents: tuple[int, ...]
+    offsets: np.ndarray
+    rotations: np.ndarray
+    translations: np.ndarray
+    frame_time: float
+    channels: tuple[tuple[str, ...], ...]
+    end_sites: tuple[bool, ...]
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        j = len(self.names)
+        where = f"motion {self.source}"
+        if len(set(self.names)) != j:
+            raise JointposeError(f"{where}: joint names are not unique")
+        if len(self.parents) != j or len(self.channels) != j or len(self.end_sites) != j:
+            raise JointposeError(f"{where}: names, parents, channels and end_sites must have one entry per joint")
+        if any(not -1 <= p < i for i, p in enumerate(self.parents)):
+            raise JointposeError(f"{where}: every parent index must be -1 or an earlier joint")
+        if np.shape(self.offsets) != (j, 3):
+            raise JointposeError(f"{where}: offsets must be ({j}, 3), got {np.shape(self.offsets)}")
+        frames = np.shape(self.rotations)[0] if np.ndim(self.rotations) == 3 else -1
+        if frames < 1 or np.shape(self.rotations) != (frames, j, 4) or np.shape(self.translations) != (frames, j, 3):
+            raise JointposeError(f"{where}: rotations must be (F, {j}, 4) and translations (F, {j}, 3) with F >= 1")
+        if not (np.isfinite(self.rotations).all() and np.isfinite(self.translations).all()):
+            raise JointposeError(f"{where}: rotations and translations must be finite")
+        if not (np.isfinite(self.frame_time) and self.frame_time > 0):
+            raise JointposeError(f"{where}: frame_time must be positive, got {self.frame_time}")
+        for name, chans, end in zip(self.names, self.channels, self.end_sites):
+            problem = _check_channels(list(chans)) if set(chans) <= set(_CANONICAL.values()) else "unknown channel"
+            if problem or (end and chans):
+                raise JointposeError(f"{where}: joint {name}: {problem or 'an End Site has no channels'}")
+        if any(end and p < 0 for end, p in zip(self.end_sites, self.parents)):
+            raise JointposeError(f"{where}: an End Site must have a parent")
+
+    @property
+    def fps(self) -> float:
+        """Frames per second."""
+        return 1.0 / self.frame_time
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames F."""
+        return self.rotations.shape[0]
+
+    @property
+    def num_joints(self) -> int:
+        """Number of joints J, End Sites included."""
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        """Index of joint ``name`` (JointposeError if absent)."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise JointposeError(f"motion {self.source} has no joint named {name!r}") from None
+
+    @classmethod
+    def from_arrays(
+        cls,
+        names: list[str] | tuple[str, ...],
+        parents: list[int] | tuple[int, ...],
+        offsets: np.ndarray,
+        rotations: np.ndarray,
+        root_translation: np.ndarray,
+        fps: float,
+        rotation_order: str = "ZXY",
+        end_sites: list[bool] | tuple[bool, ...] | None = None,
+        source: str = "<memory>",
+    ) -> Motion:
+        """Build a motion from code, e.g. after inverse kinematics.
+
+        ``offsets`` (J, 3) and ``root_translation`` (F, 3) in the units to write (the root's
+        translation replaces its offset, which is stored as 0 0 0), ``rotations`` (F, J, 4)
+        quaternions (w, x, y, z; normalised here). Every root gets X/Y/Z position channels;
+        every joint except End Sites gets rotation channels in ``rotation_order`` (e.g. 'ZXY').
+        """
+        order = rotation_order.upper()
+        if sorted(order) != ["X", "Y", "Z"]:
+            raise JointposeError(f"rotation_order must be a permutation of XYZ, got {rotation_order!r}")
+        if not np.isfinite(fps) or fps <= 0:
+            raise JointposeError(f"fps must be positive, got {fps}")
+        j = len(names)
+        ends = tuple(bool(e) for e in end_sites) if end_sites is not None else (False,) * j
+        rot, offs = np.array(rotations, dtype=np.float64), np.array(offsets, dtype=np.float64)
+        root_t = np.asarray(root_translation, dtype=np.float64)
+        if len(parents) != j or len(ends) != j or offs.shape != (j, 3) or rot.ndim != 3 \
+                or rot.shape[1:] != (j, 4) or root_t.shape != (rot.shape[0], 3):
+            raise JointposeError(
+                f"from_arrays: expected {j} parents and end_sites, offsets ({j}, 3), rotations (F, {j}, 4) "
+                f"and root_translation (F, 3); got {offs.shape}, {rot.shape}, {root_t.shape}")
+        norm = np.linalg.norm(rot, axis=-1, keepdims=True)
+        if not np.all(norm > 1e-12):
+            raise JointposeError("from_arrays: rotations must be non-zero quaternions")
+        rot /= norm
+        rot[:, np.array(ends, dtype=bool)] = (1.0, 0.0, 0.0, 0.0)  # an End Site's own rotation moves nothing
+        roots = [i for i, p in enumerate(parents) if p == -1]
+        offs[roots] = 0.0
+        translations = np.repeat(offs[None], rot.shape[0], axis=0)
+        translations[:, roots] = root_t[:, None]
+        rot_channels = tuple(f"{axis}rotation" for axis in order)
+        channels = tuple(() if ends[i] else (POSITION_CHANNELS if parents[i] == -1 else ()) + rot_channels
+                         for i in range(j))
+        return cls(tuple(names), tuple(int(p) for p in parents), offs, rot, translations, 1.0 / fps, channels,
+                   ends, source)
+
+
+def global_transforms(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
+    """Global joint positions (F, J, 3) in file units and rotation matrices (F, J, 3, 3).
+
+    Vectorised over frames; one step per hierarchy depth level.
+    """
+    f, j = motion.num_frames, motion.num_joints
+    local = Rotation.from_quat(_to_xyzw(motion.rotations).reshape(-1, 4)).as_matrix().reshape(f, j, 3, 3)
+    parents = np.asarray(motion.parents)
+    depth = np.zeros(j, dtype=int)
+    for i in range(j):  # parents precede children
+        depth[i] = depth[parents[i]] + 1 if parents[i] >= 0 else 0
+    rot = np.empty_like(local)
+    pos = np.empty((f, j, 3))
+    for level in range(depth.max() + 1):
+        idx = np.flatnonzero(depth == level)
+        if level == 0:
+            rot[:, idx] = local[:, idx]
+            pos[:, idx] = motion.translations[:, idx]
+            continue
+        par = parents[idx]
+        pos[:, idx] = pos[:, par] + np.einsum("fjab,fjb->fja", rot[:, par], motion.translations[:, idx])
+        rot[:, idx] = rot[:, par] @ local[:, idx]
+    return pos, rot
+
+
+def forward_kinematics(motion: Motion) -> np.ndarray:
+    """Global joint positions (F, J, 3) in the file's units."""
+    return global_transforms(motion)[0]
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Shortest-arc spherical interpolation of unit quaternions (w, x, y, z), broadcasting.
+
+    ``weight`` has the shape of ``q0[..., :1]`` (0 gives ``q0``, 1 gives ``q1`` up to sign).
+    """
+    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
+    q1 = np.where(dot < 0, -q1, q1)
+    theta = np.arccos(np.clip(np.abs(dot), 0.0, 1.0))
+    sin_theta = np.sin(theta)
+    small = sin_theta < 1e-9
+    safe = np.where(small, 1.0, sin_theta)
+    a = np.where(small, 1.0 - weight, np.sin((1.0 - weight) * theta) / safe)
+    b = np.where(small, weight, np.sin(weight * theta) / safe)
+    out = a * q0 + b * q1
+    return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+
+def resample(motion: Motion, fps: float) -> Motion:
+    """The motion at a new frame rate over the same duration (first frame kept).
+
+    Rotations by slerp (shortest arc), translations linearly; vectorised over frames and joints.
+    """
+    if not np.isfinite(fps) or fps <= 0:
+        raise JointposeError(f"resample: fps must be positive, got {fps}")
+    last = motion.num_frames - 1
+    count = int(np.floor(last * motion.frame_time * fps + 1e-9)) + 1
+    src = np.arange(count) / (fps * motion.frame_time)
+    nearest = np.rint(src)
+    src = np.where(np.abs(src - nearest) < 1e-9, nearest, src)
+    i0 = np.minimum(np.floor(src).astype(int), last)
+    i1 = np.minimum(i0 + 1, last)
+    w = (src - i0)[:, None, None]
+    rotations = slerp(motion.rotations[i0], motion.rotations[i1], w)
+    translations = (1.0 - w) * motion.translations[i0] + w * motion.translations[i1]
+    return dataclasses.replace(motion, rotations=rotations, translations=translations, frame_time=1.0 / fps)
+
+
+def read_bvh(path: str | Path) -> Motion:
+    """Read a BVH file (see the module docstring for conventions)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise JointposeError(f"cannot read BVH file {path}: {exc.strerror or exc}") from None
+    motion_match = re.search(r"^[ \t]*MOTION[ \t\r]*$", text, flags=re.M | re.I)
+    header = text[: motion_match.start()] if motion_match else text
+    hierarchy = _HierarchyParser(header, str(path), motion_match is not None).parse()
+    lineno = header.count("\n") + 1
+    pos = motion_match.end() + 1
+    fields: dict[str, tuple[str, int]] = {}
+    for key in ("Frames:", "Frame Time:"):
+        while True:
+            end = text.find("\n", pos)
+            end = len(text) if end < 0 else end
+            if pos >= len(text):
+                raise JointposeError(f"{path} line {lineno}: file ends before the '{key}' line")
+            line, pos, lineno = text[pos:end].strip(), end + 1, lineno + 1
+            if line:
+                break
+        if not line.lower().startswith(key.lower()):
+            raise JointposeError(f"{path} line {lineno}: expected '{key} ...', found {line[:40]!r}")
+        fields[key] = (line[len(key):].strip(), lineno)
+    frames = _header_number(fields["Frames:"], "Frames:", path, int)
+    frame_time = _header_number(fields["Frame Time:"], "Frame Time:", path, float)
+    values = _parse_frames(text[pos:] if pos < len(text) else "", lineno + 1, frames, fields["Frames:"][1],
+                           sum(len(c) for c in hierarchy["channels"]), path)
+    rate = 1.0 / frame_time
+    if abs(rate - round(rate)) < 1e-4 * rate:
+        frame_time = 1.0 / round(rate)
+    return _motion_from_values(hierarchy, values, frame_time, str(path))
+
+
+def _header_number(field: tuple[str, int], key: str, path: Path, kind: type) -> float:
+    raw, lineno = field
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise JointposeError(f"{path} line {lineno}: '{key}' needs a number, found {raw!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise JointposeError(f"{path} line {lineno}: '{key}' must be positive, found {raw!r}")
+    return value
+
+
+def _parse_frames(block: str, first_line: int, frames: int, frames_line: int, width: int, path: Path) -> np.ndarray:
+    """The (frames, width) channel values of the MOTION block, validated line by line (vectorised)."""
+    data = np.frombuffer(block.encode("utf-8"), dtype=np.uint8)
+    space = np.isin(data, _WHITESPACE)
+    starts = np.flatnonzero(~space & np.concatenate([[True], space[:-1]]))
+    newlines = np.flatnonzero(data == 10)
+    per_line = np.bincount(np.searchsorted(newlines, starts), minlength=newlines.size + 1)
+    used = np.flatnonzero(per_line)
+    lines = int(used[-1]) + 1 if used.size else 0
+    bad = np.flatnonzero(per_line[:lines] != width)
+    if bad.size:
+        k = int(bad[0])
+        raise JointposeError(
+            f"{path} line {first_line + k}: expected {width} values (one per channel), found {per_line[k]}")
+    if lines != frames:
+        raise JointposeError(
+            f"{path} line {frames_line}: 'Frames: {frames}' but {lines} data lines follow"
+            + (" (file truncated?)" if lines < frames else ""))
+    tokens = block.encode("utf-8").split()
+    try:
+        values = np.array(tokens, dtype=np.float64).reshape(frames, width)
+    except ValueError:
+        k = next(i for i, tok in enumerate(tokens) if not _is_number(tok))
+        raise JointposeError(
+            f"{path} line {first_line + k // width}: non-numeric value {tokens[k].decode(errors='replace')!r}") from None
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        f = int(np.flatnonzero(~finite)[0])
+        raise JointposeError(
+            f"{path}: frame {f} (0-based, line {first_line + f}) holds a NaN or infinite value")
+    return values
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        np.float64(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _motion_from_values(h: dict, values: np.ndarray, frame_time: float, source: str) -> Motion:
+    """Turn per-frame channel values (F, C) into local rotations and translations."""
+    offsets = np.asarray(h["offsets"], dtype=np.float64).reshape(-1, 3)
+    f, j = values.shape[0], len(h["names"])
+    translations = np.repeat(offsets[None], f, axis=0)
+    rotations = np.zeros((f, j, 4))
+    rotations[..., 0] = 1.0
+    starts = np.cumsum([0] + [len(c) for c in h["channels"]])
+    groups: dict[str, tuple[list[int], list[list[int]]]] = {}
+    pos_joint, pos_axis, pos_col = [], [], []
+    for i, chans in enumerate(h["channels"]):
+        rot_cols = [int(starts[i]) + k for k, c in enumerate(chans) if c in ROTATION_CHANNELS]
+        for k, c in enumerate(chans):
+            if c in POSITION_CHANNELS:
+                pos_joint.append(i), pos_axis.append(POSITION_CHANNELS.index(c)), pos_col.append(int(starts[i]) + k)
+        if rot_cols:
+            joints, cols = groups.setdefault(_rotation_order(chans), ([], []))
+            joints.append(i), cols.append(rot_cols)
+    translations[:, pos_joint, pos_axis] += values[:, pos_col]
+    for order, (joints, cols) in groups.items():
+        angles = values[:, np.array(cols)]  # (F, n, len(order))
+        quat = Rotation.from_euler(order, angles.reshape(-1, len(order)), degrees=True).as_quat()
+        rotations[:, joints] = _to_wxyz(quat).reshape(f, len(joints), 4)
+    return Motion(tuple(h["names"]), tuple(h["parents"]), offsets, rotations, translations, frame_time,
+                  tuple(h["channels"]), tuple(h["end_sites"]), source)
+
+
+class _HierarchyParser:
+    """Recursive-descent parser for the HIERARCHY section, with line numbers in errors."""
+
+    def __init__(self, header: str, source: str, has_motion: bool) -> None:
+        self.tokens = [(tok, n) for n, line in enumerate(header.split("\n"), 1)
+                       for tok in line.replace("{", " { ").replace("}", " } ").split()]
+        self.end_line = header.count("\n") + 1 if has_motion else (self.tokens[-1][1] if self.tokens else 1)
+        self.source, self.has_motion, self.pos = source, has_motion, 0
+        self.out: dict[str, list] = {"names": [], "parents": [], "offsets": [], "channels": [], "end_sites": []}
+
+    def fail(self, line: int, message: str) -> None:
+        raise JointposeError(f"{self.source} line {line}: {message}")
+
+    def peek(self) -> tuple[str, int]:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else ("", self.end_line)
+
+    def take(self, expected: str) -> tuple[str, int]:
+        if self.pos >= len(self.tokens):
+            where = "reached MOTION" if self.has_motion else "file ends (truncated?)"
+            self.fail(self.end_line, f"{where} while expecting {expected} (unbalanced braces or missing section)")
+        self.pos += 1
+        return self.tokens[self.pos - 1]
+
+    def keyword(self, word: str) -> int:
+        tok, line = self.take(f"'{word}'")
+        if tok.upper() != word.upper():
+            self.fail(line, f"expected '{word}', found {tok!r}")
+        return line
+
+    def number(self, what: str, kind: type = float) -> float:
+        tok, line = self.take(what)
+        try:
+            value = kind(tok)
+        except ValueError:
+            self.fail(line, f"expected {what}, found {tok!r}")
+        if not np.isfinite(value):
+            self.fail(line, f"{what} must be finite, found {tok!r}")
+        return value
+
+    def parse(self) -> dict[str, list]:
+        self.keyword("HIERARCHY")
+        while self.peek()[0].upper() == "ROOT":
+            self.joint(-1)
+        if not self.out["names"]:
+            self.fail(self.peek()[1], "expected 'ROOT' after 'HIERARCHY'")
+        if self.pos < len(self.tokens):
+            tok, line = self.peek()
+            self.fail(line, f"unexpected {tok!r} after the skeleton (unbalanced braces?); expected ROOT or MOTION")
+        if not self.has_motion:
+            self.fail(self.end_line, "no MOTION section (file truncated?)")
+        return self.out
+
+    def add(self, name: str, parent: int, offset: list[float], channels: tuple[str, ...], end: bool) -> int:
+        for key, value in zip(self.out, (name, parent, offset, channels, end)):
+            self.out[key].append(value)
+        return len(self.out["names"]) - 1
+
+    def joint(self, parent: int) -> None:
+        _, line = self.take("ROOT or JOINT")
+        words = []
+        while self.pos < len(self.tokens) and self.tokens[self.pos][1] == line and self.tokens[self.pos][0] != "{":
+            words.append(self.take("a joint name")[0])
+        name = " ".join(words)
+        if not name:
+            self.fail(line, "joint without a name")
+        if name in self.out["names"]:
+            self.fail(line, f"joint name {name!r} is used twice")
+        self.keyword("{")
+        self.keyword("OFFSET")
+        offset = [self.number("an OFFSET number") for _ in range(3)]
+        chan_line = self.keyword("CHANNELS")
+        count, channels = int(self.number("the channel count", int)), []
+        if not 0 <= count <= 6:
+            self.fail(chan_line, f"joint {name!r}: CHANNELS count must be 0 to 6, found {count}")
+        for _ in range(count):
+            tok, tok_line = self.take("a channel name")
+            if tok.upper() in ("JOINT", "END", "}"):
+                self.fail(chan_line, f"joint {name!r}: 'CHANNELS {count}' lists fewer than {count} channel names")
+            if tok.lower() not in _CANONICAL:
+                self.fail(tok_line, f"unknown channel {tok!r} for joint {name!r}")
+            channels.append(_CANONICAL[tok.lower()])
+        problem = _check_channels(channels)
+        if problem:
+            self.fail(chan_line, f"joint {name!r}: {problem}")
+        index = self.add(name, parent, offset, tuple(channels), False)
+        while True:
+            tok, line = self.peek()
+            if tok.upper() == "JOINT":
+                self.joint(index)
+            elif tok.upper() == "END":
+                self.take("End Site")
+                self.keyword("Site")
+                self.keyword("{")
+                self.keyword("OFFSET")
+                end_offset = [self.number("an OFFSET number") for _ in range(3)]
+                self.keyword("}")
+                ends = sum(n.startswith(f"{name}_End") for n in self.out["names"])
+                self.add(f"{name}_End{ends + 1 if ends else ''}", index, end_offset, (), True)
+            elif tok == "}":
+                self.take("}")
+                return
+            elif not tok:
+                self.take(f"JOINT, End Site or '}}' in joint {name!r}")
+            else:
+                self.fail(line, f"expected JOINT, End Site or '}}' in joint {name!r}, found {tok!r}")
+
+
+def _channel_values(motion: Motion, joints: list[int]) -> np.ndarray:
+    """(F, C) channel values of ``joints`` in turn: positions minus offsets, Euler angles in degrees."""
+    columns = []
+    for i in joints:
+        chans = motion.channels[i]
+        order = _rotation_order(chans)
+        delta = motion.translations[:, i] - motion.offsets[i]
+        unwritten = [a for a in range(3) if POSITION_CHANNELS[a] not in chans]
+        if np.abs(delta[:, unwritten]).max(initial=0.0) > 1e-9 * (1.0 + np.abs(motion.offsets[i]).max()):
+            raise JointposeError(f"write_bvh: joint {motion.names[i]} moves away from its offset "
+                                 f"but has no position channel for it ({motion.source})")
+        full = order if len(order) == 3 else order + "".join(a for a in "XYZ" if a not in order)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # gimbal lock: the angles still compose exactly
+            angles = Rotation.from_quat(_to_xyzw(motion.rotations[:, i])).as_euler(full, degrees=True)
+        if np.abs(angles[:, len(order):]).max(initial=0.0) > 1e-6:
+            raise JointposeError(f"write_bvh: joint {motion.names[i]} rotates about axes it has no channel for "
+                                 f"({' '.join(chans) or 'no channels'}) ({motion.source})")
+        for c in chans:
+            if c in POSITION_CHANNELS:
+                columns.append(delta[:, POSITION_CHANNELS.index(c)])
+            else:
+                columns.append(angles[:, order.index(c[0])])
+    return np.stack(columns, axis=1) if columns else np.zeros((motion.num_frames, 0))
+
+
+def write_bvh(motion: Motion, path: str | Path) -> None:
+    """Write ``motion`` as a BVH file (values with 10 significant digits).
+
+    Joints are written depth first (children in index order); End Sites lose their names and
+    read back as ``<parent>_End``.
+    """
+    path = Path(path)
+    children: list[list[int]] = [[] for _ in motion.names]
+    for i, p in enumerate(motion.parents):
+        if p >= 0:
+            children[p].append(i)
+    lines, written = ["HIERARCHY"], []
+
+    def emit(i: int, depth: int) -> None:
+        pad = "  " * depth
+        off = " ".join(f"{v:.10g}" for v in motion.offsets[i])
+        if motion.end_sites[i]:
+            if children[i]:
+                raise JointposeError(f"write_bvh: End Site {motion.names[i]} has children ({motion.source})")
+            lines.extend([f"{pad}End Site", f"{pad}{{", f"{pad}  OFFSET {off}", f"{pad}}}"])
+            return
+        keyword = "ROOT" if motion.parents[i] < 0 else "JOINT"
+        written.append(i)
+        chans = motion.channels[i]
+        lines.extend([f"{pad}{keyword} {motion.names[i]}", f"{pad}{{", f"{pad}  OFFSET {off}",
+                      f"{pad}  CHANNELS {len(chans)} {' '.join(chans)}".rstrip()])
+        for c in children[i]:
+            emit(c, depth + 1)
+        lines.append(f"{pad}}}")
+
+    for root in (i for i, p in enumerate(motion.parents) if p < 0):
+        emit(root, 0)
+    values = _channel_values(motion, written)  # columns in the order the joints are written
+    lines.extend(["MOTION", f"Frames: {motion.num_frames}", f"Frame Time: {motion.frame_time:.10g}"])
+    try:
+        with path.open("w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+            np.savetxt(fh, values, fmt="%.10g")
+    except OSError as exc:
+        raise JointposeError(f"cannot write BVH file {path}: {exc.strerror or exc}") from None
