@@ -142,6 +142,53 @@ def _write_text(path: Path, text: str) -> None:
         raise JointposeError(f"cannot write {path}: {exc.strerror}") from None
 
 
+def add_dataset_args(p: argparse.ArgumentParser) -> None:
+    """Camera and noise flags of dataset building (shared by ``data build`` and ``demo``)."""
+    p.add_argument("--fps", type=float, default=50.0, help="frame rate of the dataset (default 50)")
+    p.add_argument("--cameras", choices=("h36m", "ring"), default="h36m",
+                   help="Human3.6M's calibrated rig (default) or a ring of virtual cameras")
+    p.add_argument("--ring-count", type=int, default=4, help="ring: number of cameras")
+    p.add_argument("--ring-distance", type=float, default=5.0, help="ring: distance from the centre (m)")
+    p.add_argument("--ring-height", type=float, default=1.5, help="ring: camera height (m)")
+    p.add_argument("--focal-length", type=float, default=1150.0, help="ring: focal length (px)")
+    p.add_argument("--image-size", type=int, nargs=2, default=(1000, 1000), metavar=("W", "H"), help="ring: image size (px)")
+    p.add_argument("--noise-jitter", type=float, default=2.0, help="noisy 2D: white jitter std (px)")
+    p.add_argument("--noise-drift", type=float, default=4.0, help="noisy 2D: slow drift std (px)")
+    p.add_argument("--noise-drift-time", type=float, default=1.0, help="noisy 2D: drift correlation time (s)")
+    p.add_argument("--noise-outlier-rate", type=float, default=0.002, help="noisy 2D: share of joints replaced by outliers")
+    p.add_argument("--noise-outlier-px", type=float, default=80.0, help="noisy 2D: outlier displacement radius (px)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def dataset_options(args: argparse.Namespace):
+    """(CameraRing or None, NoiseModel) from :func:`add_dataset_args` flags."""
+    from .builder import CameraRing, NoiseModel
+
+    ring = None
+    if args.cameras == "ring":
+        ring = CameraRing(args.ring_count, args.ring_distance, args.ring_height, focal_length=args.focal_length,
+                          width=args.image_size[0], height_px=args.image_size[1])
+    noise = NoiseModel(args.noise_jitter, args.noise_drift, args.noise_drift_time, args.noise_outlier_rate,
+                       args.noise_outlier_px)
+    return ring, noise
+
+
+def cmd_data_build(args: argparse.Namespace) -> None:
+    from .builder import write_h36m_dataset
+    from .mocap import load_bvh_folder, parse_subject_map
+    from .rigs import load_rig_mapping
+
+    mapping = load_rig_mapping(args.rig) if args.rig else None
+    motion = load_bvh_folder(args.bvh, fps=args.fps, subjects=parse_subject_map(args.subjects), mapping=mapping,
+                             body_scaling=args.body_scaling, seed=args.seed)
+    ring, noise = dataset_options(args)
+    paths = write_h36m_dataset(args.out, motion, fps=args.fps, cameras=ring, noise=noise, seed=args.seed)
+    for subject, actions in motion.items():
+        frames = sum(len(a) for a in actions.values())
+        print(f"{subject}: {len(actions)} actions, {frames} frames ({frames / args.fps:.0f} s)")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jointpose", description="3D human pose estimation in video with joint-aware constraints")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -161,6 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-predictions", type=Path, default=None, help="write predictions (npz) here")
     p.add_argument("--by-subject", action="store_true", help="also report per test subject")
     p.set_defaults(func=cmd_evaluate)
+
+    data = verbs.add_parser("data", help="build datasets").add_subparsers(dest="data_verb", required=True, metavar="ACTION")
+    p = data.add_parser("build", help="BVH motion capture -> Human3.6M-format dataset through cameras")
+    p.add_argument("--bvh", required=True, help="folder with one sub-folder of .bvh files per subject")
+    p.add_argument("--out", required=True, help="output folder for the npz files")
+    p.add_argument("--subjects", default=None, help="FOLDER=NAME,... (default: sorted folders -> S1,S5,S6,S7,S8,S9,S11)")
+    p.add_argument("--rig", default=None, help="rig mapping JSON for rigs other than the built-in ones")
+    p.add_argument("--no-body-scaling", dest="body_scaling", action="store_false",
+                   help="keep the rig's bone lengths (default: each subject gets its own body size and proportions)")
+    add_dataset_args(p)
+    p.set_defaults(func=cmd_data_build)
     return parser
 
 

@@ -19,7 +19,7 @@ from . import skeleton
 from .data import PoseSequence, load_dataset
 from .errors import JointposeError
 from .metrics import POSE_METRICS
-from .model import TemporalModel, build_model
+from .model import TemporalModel, load_model_state
 
 
 def pad_sequence(keypoints: torch.Tensor, receptive_field: int, causal: bool) -> torch.Tensor:
@@ -185,12 +185,7 @@ def load_model(checkpoint: str | Path, device: str = "auto") -> tuple[TemporalMo
 
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, map_location=dev)
-    model = build_model(ckpt["model_args"]).to(dev)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise JointposeError(f"{checkpoint}: weights do not fit the stored architecture ({str(exc).splitlines()[0]})") from None
-    return model.eval(), ckpt
+    return load_model_state(ckpt["model_args"], ckpt["model"], str(checkpoint), dev), ckpt
 
 
 def evaluate_checkpoint(

@@ -157,6 +157,52 @@ def _flat_weight(conv: nn.Conv1d) -> torch.Tensor:
     return conv.weight.permute(0, 2, 1).reshape(conv.weight.shape[0], -1)
 
 
+class FusedTemporalModel(nn.Module):
+    """Inference form of a :class:`TemporalModel`: batch norm folded into the convolutions.
+
+    Same outputs as the source model in eval mode (up to float rounding), fewer passes
+    over memory: no separate batch-norm or dropout step, ReLU and residual adds in place.
+    Built from a model's current weights; rebuild it after the weights change.
+    """
+
+    def __init__(self, model: TemporalModel) -> None:
+        super().__init__()
+        self.receptive_field_, self.pad, self.causal_shift = model.receptive_field(), list(model.pad), list(model.causal_shift)
+        self.num_joints_out, self.out_features = model.num_joints_out, model.out_features
+        convs = [(model.expand_conv, model.expand_bn)] + list(zip(model.layers_conv, model.layers_bn))
+        self.convs = nn.ModuleList(_fold(conv, bn) for conv, bn in convs)
+        self.shrink = nn.Conv1d(model.channels, model.num_joints_out * model.out_features, 1)
+        self.shrink.load_state_dict(model.shrink.state_dict())
+        self.eval()
+
+    def receptive_field(self) -> int:
+        return self.receptive_field_
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, joints_in, 2) -> (batch, frames - receptive_field + 1, joints_out, 3)."""
+        batch = x.shape[0]
+        x = x.reshape(batch, x.shape[1], -1).permute(0, 2, 1)
+        x = F.relu_(self.convs[0](x))
+        for i in range(len(self.pad) - 1):
+            pad, shift = self.pad[i + 1], self.causal_shift[i + 1]
+            res = x[:, :, pad + shift: x.shape[2] - pad + shift]
+            y = F.relu_(self.convs[1 + 2 * i](x))
+            x = F.relu_(self.convs[2 + 2 * i](y)).add_(res)
+        x = self.shrink(x).permute(0, 2, 1)
+        return x.reshape(batch, -1, self.num_joints_out, self.out_features)
+
+
+@torch.no_grad()
+def _fold(conv: nn.Conv1d, bn: nn.BatchNorm1d) -> nn.Conv1d:
+    """A convolution with bias computing bn(conv(x)) in eval mode."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    fused = nn.Conv1d(conv.in_channels, conv.out_channels, conv.kernel_size[0], dilation=conv.dilation[0], bias=True)
+    fused.weight.copy_(conv.weight * scale[:, None, None])
+    fused.bias.copy_(bn.bias - bn.running_mean * scale)
+    return fused.to(conv.weight.device)
+
+
 def build_model(args: dict, *, strided: bool = False) -> TemporalModel:
     """A model from the ``model_args`` dict stored in checkpoints (keys: filter_widths,
     channels, dropout, causal, num_joints_in, in_features, num_joints_out)."""
@@ -164,6 +210,21 @@ def build_model(args: dict, *, strided: bool = False) -> TemporalModel:
     return cls(args["filter_widths"], num_joints_in=args["num_joints_in"], in_features=args["in_features"],
                num_joints_out=args["num_joints_out"], channels=args["channels"],
                dropout=args["dropout"], causal=args["causal"])
+
+
+def load_model_state(args: dict, state: dict, source: str, device: torch.device | str = "cpu") -> TemporalModel:
+    """A full-sequence model in eval mode from stored constructor ``args`` and weights.
+
+    Raises :class:`JointposeError` naming ``source`` when they do not fit together.
+    """
+    from .errors import JointposeError
+
+    try:
+        model = build_model(args)
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise JointposeError(f"{source}: weights do not match the stored architecture ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval()
 
 
 def count_parameters(model: nn.Module) -> int:

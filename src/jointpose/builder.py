@@ -1,0 +1,258 @@
+"""Build Human3.6M-format datasets from 3D motion: cameras, projection, detector-like noise.
+
+Input is motion per subject and action as (frames, 17, 3) world positions in metres, Z up
+(from BVH files via :mod:`jointpose.bvh` and :mod:`jointpose.rigs`, or from the synthetic
+source). Each clip is re-centred in the capture area, optionally rescaled per subject
+(body proportions), seen by every camera, and written as VideoPose3D's files:
+
+* ``data_3d_h36m.npz`` - ``positions_3d``: subject -> action -> (frames, 32, 3) metres, the
+  15 joints outside the 17 copying their parent;
+* ``data_2d_h36m_gt.npz`` - exact projections, (frames, 17, 2) pixels per camera;
+* ``data_2d_h36m_noisy.npz`` - the same with detector-like noise (white jitter, slow drift,
+  rare outliers), seeded.
+
+Every file also holds ``fps``, the frame rate (VideoPose3D's loader ignores extra keys).
+
+With the Human3.6M rig, subjects must carry Human3.6M names (S1, S5, ...) because the
+calibration is looked up by name. With a ring of virtual cameras the calibration is
+written into every file under ``cameras`` (a JSON string in the schema of
+``h36m_cameras.json``) and jointpose reads it from there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import skeleton
+from .cameras import Camera, h36m_cameras
+from .errors import JointposeError
+
+H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
+METADATA = {
+    "layout_name": "h36m",
+    "num_joints": 17,
+    "keypoints_symmetry": [list(skeleton.LEFT_JOINTS), list(skeleton.RIGHT_JOINTS)],
+}
+
+
+@dataclass(frozen=True)
+class CameraRing:
+    """``count`` cameras evenly spaced on a circle around the capture area, aimed at its centre.
+
+    Distances and heights in metres, focal length in pixels, image size in pixels.
+    """
+
+    count: int = 4
+    distance: float = 5.0
+    height: float = 1.5
+    target_height: float = 1.0
+    focal_length: float = 1150.0
+    width: int = 1000
+    height_px: int = 1000
+
+    def cameras(self) -> list[Camera]:
+        if self.count < 1 or self.distance <= 0 or self.focal_length <= 0 or self.width < 2 or self.height_px < 2:
+            raise JointposeError("camera ring: count, distance, focal length and image size must be positive")
+        out = []
+        for i in range(self.count):
+            angle = 2 * np.pi * i / self.count + np.pi / 4
+            centre = np.array([self.distance * np.cos(angle), self.distance * np.sin(angle), self.height])
+            out.append(Camera(
+                id=f"ring{i}", res_w=self.width, res_h=self.height_px,
+                focal_length=(self.focal_length, self.focal_length),
+                center=(self.width / 2, self.height_px / 2),
+                orientation=_look_at(centre, np.array([0.0, 0.0, self.target_height])),
+                translation=tuple(centre),
+            ))
+        return out
+
+
+def _look_at(eye: np.ndarray, target: np.ndarray) -> tuple[float, float, float, float]:
+    """Quaternion (w, x, y, z) rotating camera axes (x right, y down, z forward) into world axes."""
+    forward = target - eye
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, np.array([0.0, 0.0, 1.0]))
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    from scipy.spatial.transform import Rotation
+
+    x, y, z, w = Rotation.from_matrix(np.stack([right, down, forward], axis=1)).as_quat()
+    return (float(w), float(x), float(y), float(z))
+
+
+def cameras_schema(cameras: list[Camera], subjects: list[str]) -> dict:
+    """The ``h36m_cameras.json`` schema for one camera set shared by every subject."""
+    intrinsic = [{k: v for k, v in c.to_dict().items() if k not in ("orientation", "translation")} for c in cameras]
+    extrinsic = [{"orientation": list(c.orientation), "translation": [t * 1000.0 for t in c.translation]} for c in cameras]
+    return {"intrinsic": intrinsic, "extrinsic": {s: extrinsic for s in subjects}}
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Detector-like 2D noise in pixels: white jitter, slow drift, rare outliers.
+
+    * ``jitter``: standard deviation (px) of independent Gaussian noise per joint and frame.
+    * ``drift``: standard deviation (px) of a slowly varying offset per joint, an
+      Ornstein-Uhlenbeck process with correlation time ``drift_time`` seconds.
+    * ``outlier_rate``: probability that a joint in a frame is replaced by a wild guess,
+      displaced uniformly in a disc of radius ``outlier_px``.
+    """
+
+    jitter: float = 2.0
+    drift: float = 4.0
+    drift_time: float = 1.0
+    outlier_rate: float = 0.002
+    outlier_px: float = 80.0
+
+    def sample(self, shape: tuple[int, ...], fps: float, rng: np.random.Generator) -> np.ndarray:
+        """Noise (frames, joints, 2) in pixels for a clip of the given shape and frame rate."""
+        if min(self.jitter, self.drift, self.drift_time, self.outlier_rate, self.outlier_px) < 0 or self.outlier_rate > 1:
+            raise JointposeError("noise parameters must be non-negative (outlier rate at most 1)")
+        frames = shape[0]
+        noise = rng.normal(0.0, self.jitter, shape) if self.jitter > 0 else np.zeros(shape)
+        if self.drift > 0 and self.drift_time > 0:
+            noise += self.drift * _ou_process(frames, shape[1:], fps * self.drift_time, rng)
+        if self.outlier_rate > 0:
+            hit = rng.random(shape[:-1]) < self.outlier_rate
+            radius = self.outlier_px * np.sqrt(rng.random(shape[:-1]))
+            angle = rng.uniform(0, 2 * np.pi, shape[:-1])
+            jump = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=-1)
+            noise = np.where(hit[..., None], jump, noise)
+        return noise
+
+
+def _ou_process(frames: int, shape: tuple[int, ...], tau_frames: float, rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance stationary AR(1) series along axis 0 with correlation time ``tau_frames``.
+
+    x[t] = a x[t-1] + sqrt(1 - a^2) e[t] is a linear filter, applied with scipy.signal.lfilter.
+    """
+    from scipy.signal import lfilter
+
+    a = float(np.exp(-1.0 / tau_frames))
+    shocks = rng.normal(size=(frames,) + shape) * np.sqrt(1 - a * a)
+    shocks[0] = rng.normal(size=shape)  # start in the stationary distribution
+    return lfilter([1.0], [1.0, -a], shocks, axis=0)
+
+
+def bone_vectors(poses: np.ndarray) -> np.ndarray:
+    """(frames, 17, 3) -> (frames, 16, 3): child minus parent for every bone."""
+    bones = np.array(skeleton.BONES)
+    return poses[:, bones[:, 0]] - poses[:, bones[:, 1]]
+
+
+def positions_from_bones(root: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Joint positions (frames, 17, 3) from the root (frames, 3) and bone vectors (frames, 16, 3).
+
+    Each joint is the root plus the bone vectors on its chain: one ancestor-matrix product.
+    """
+    return root[:, None] + np.einsum("jb,fbc->fjc", _ANCESTORS, vectors)
+
+
+def scale_body(poses: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Rescale each bone of (frames, 17, 3) poses by ``factors`` (16,), keeping the root."""
+    return positions_from_bones(poses[:, 0], bone_vectors(poses) * factors[None, :, None])
+
+
+def _ancestor_matrix() -> np.ndarray:
+    """(17, 16) matrix: entry (j, b) is 1 when bone b lies on the chain from the root to joint j."""
+    matrix = np.zeros((skeleton.NUM_JOINTS, len(skeleton.BONES)))
+    for j in range(1, skeleton.NUM_JOINTS):
+        k = j
+        while k > 0:
+            matrix[j, skeleton.bone_index(k)] = 1.0
+            k = skeleton.PARENTS[k]
+    return matrix
+
+
+_ANCESTORS = _ancestor_matrix()
+
+# Bone groups scaled together (left and right alike): legs, torso, neck & head, shoulders, arms.
+_BONE_GROUPS = {
+    "hips": (1, 4), "thighs": (2, 5), "shins": (3, 6), "spine": (7, 8), "head": (9, 10),
+    "shoulders": (11, 14), "upper_arms": (12, 15), "forearms": (13, 16),
+}
+
+
+def body_factors(rng: np.random.Generator, height_spread: float = 0.08, proportion_spread: float = 0.05) -> np.ndarray:
+    """Random per-bone scale factors (16,) for one subject: overall size and symmetric proportions."""
+    overall = float(np.clip(rng.normal(1.0, height_spread), 0.8, 1.2))
+    factors = np.full(len(skeleton.BONES), overall)
+    for joints in _BONE_GROUPS.values():
+        group = float(np.clip(rng.normal(1.0, proportion_spread), 0.85, 1.15))
+        factors[[skeleton.bone_index(j) for j in joints]] *= group
+    return factors
+
+
+def recentre(poses: np.ndarray) -> np.ndarray:
+    """Move a clip so its mean root position is at the capture-area centre (x = y = 0); Z kept."""
+    centre = poses[:, 0, :2].mean(axis=0)
+    return poses - np.array([centre[0], centre[1], 0.0])
+
+
+def write_h36m_dataset(
+    out_dir: str | Path,
+    motion: dict[str, dict[str, np.ndarray]],
+    *,
+    fps: float,
+    cameras: CameraRing | None = None,
+    noise: NoiseModel = NoiseModel(),
+    seed: int = 0,
+    min_depth: float = 0.5,
+) -> dict[str, Path]:
+    """Project ``motion`` (subject -> action -> (frames, 17, 3) world metres) and write the npz files.
+
+    Returns the paths written, keyed ``3d``, ``gt`` and ``noisy``.
+    """
+    out_dir = Path(out_dir)
+    subjects = list(motion)
+    if cameras is None:
+        calibration = h36m_cameras()
+        unknown = [s for s in subjects if s not in calibration]
+        if unknown:
+            raise JointposeError(
+                f"subjects {', '.join(unknown)} have no Human3.6M calibration; name them "
+                f"{', '.join(H36M_SUBJECTS)} (--subjects) or use a ring of virtual cameras"
+            )
+        per_subject = {s: calibration[s] for s in subjects}
+        schema = None
+    else:
+        ring = cameras.cameras()
+        per_subject = {s: ring for s in subjects}
+        schema = json.dumps(cameras_schema(ring, subjects))
+    rng = np.random.default_rng(seed)
+    positions_3d: dict[str, dict[str, np.ndarray]] = {}
+    exact: dict[str, dict[str, list[np.ndarray]]] = {}
+    noisy: dict[str, dict[str, list[np.ndarray]]] = {}
+    for subject in subjects:
+        positions_3d[subject], exact[subject], noisy[subject] = {}, {}, {}
+        for action, world in motion[subject].items():
+            if not np.isfinite(world).all():
+                raise JointposeError(f"{subject}/{action}: motion holds NaN or inf values")
+            positions_3d[subject][action] = skeleton.expand_17_to_32(world).astype(np.float32)
+            views, noisy_views = [], []
+            for index, camera in enumerate(per_subject[subject]):
+                cam_space = camera.world_to_camera(world)
+                if cam_space[..., 2].min() < min_depth:
+                    raise JointposeError(
+                        f"{subject}/{action}: the subject comes within {min_depth} m of (or behind) camera "
+                        f"{index}; move the cameras further out"
+                    )
+                pixels = camera.project(cam_space)
+                views.append(pixels.astype(np.float32))
+                noisy_views.append((pixels + noise.sample(pixels.shape, fps, rng)).astype(np.float32))
+            exact[subject][action] = views
+            noisy[subject][action] = noisy_views
+    out_dir.mkdir(parents=True, exist_ok=True)
+    extra = {"fps": np.array(float(fps))}
+    if schema is not None:
+        extra["cameras"] = np.array(schema)
+    paths = {"3d": out_dir / "data_3d_h36m.npz", "gt": out_dir / "data_2d_h36m_gt.npz",
+             "noisy": out_dir / "data_2d_h36m_noisy.npz"}
+    np.savez_compressed(paths["3d"], positions_3d=positions_3d, **extra)
+    np.savez_compressed(paths["gt"], positions_2d=exact, metadata=METADATA, **extra)
+    np.savez_compressed(paths["noisy"], positions_2d=noisy, metadata=METADATA, **extra)
+    return paths

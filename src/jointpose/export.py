@@ -1,0 +1,189 @@
+"""Write predicted motion: npz, JSON, CSV and BVH.
+
+npz / JSON / CSV hold camera-space positions in metres - x right, y down, z forward -
+relative to the root (joint 0 at the origin):
+
+* npz: ``poses_3d`` (frames, 17, 3), ``joint_names``, ``fps`` and, when predicted,
+  ``trajectory`` (frames, 3), the root's camera-space position;
+* JSON: ``{"fps", "joint_names", "units": "metres", "axes": ..., "poses_3d": [[[x, y, z]] ...],
+  "trajectory": ...}``;
+* CSV: one row per frame and joint, ``frame,joint,x,y,z``.
+
+BVH is for animation tools: Y up, centimetres, the character facing the camera (+Z). The
+skeleton has constant bone lengths (each bone's median over the sequence) and one joint
+per bone; at the pelvis and the thorax, zero-length branch joints let every outgoing bone
+turn on its own, so forward kinematics of the file reproduces every predicted bone
+direction. Rotations are the shortest turn from the rest direction of each bone (a
+T-pose) to its direction in the frame. The root moves along the trajectory when one is
+given; otherwise it stays above the origin at leg height.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from . import skeleton
+from .builder import bone_vectors
+from .bvh import Motion, write_bvh
+from .errors import JointposeError
+
+FORMATS = ("npz", "json", "csv", "bvh")
+AXES = "camera space: x right, y down, z forward; metres; root joint at the origin"
+BRANCHES = {0: "Hip", 8: "Thorax"}  # joints with several outgoing bones
+# Rest (T-pose) direction of the bone ending at each joint, BVH axes: x = character's left, y up, z forward.
+_REST_DIRECTIONS = {
+    1: (-1, 0, 0), 2: (0, -1, 0), 3: (0, -1, 0), 4: (1, 0, 0), 5: (0, -1, 0), 6: (0, -1, 0),
+    7: (0, 1, 0), 8: (0, 1, 0), 9: (0, 1, 0), 10: (0, 1, 0), 11: (1, 0, 0), 12: (1, 0, 0),
+    13: (1, 0, 0), 14: (-1, 0, 0), 15: (-1, 0, 0), 16: (-1, 0, 0),
+}
+# Camera space (x right, y down, z forward) -> BVH (y up, character facing +z): turn 180 deg about x.
+_CAMERA_TO_BVH = np.diag([1.0, -1.0, -1.0])
+
+
+def format_from_path(path: str | Path, fmt: str | None = None) -> str:
+    """The export format: ``fmt`` when given, else the output file's extension."""
+    fmt = (fmt or Path(path).suffix.lstrip(".")).lower()
+    if fmt not in FORMATS:
+        raise JointposeError(f"{path}: unknown output format '{fmt}' (use --format {'|'.join(FORMATS)} or one of those extensions)")
+    return fmt
+
+
+def export(path: str | Path, poses: np.ndarray, fps: float, *, trajectory: np.ndarray | None = None,
+           fmt: str | None = None) -> Path:
+    """Write (frames, 17, 3) camera-space poses (metres, root-relative) in the chosen format."""
+    path = Path(path)
+    poses = np.asarray(poses, dtype=np.float64)
+    if poses.ndim != 3 or poses.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(poses) == 0:
+        raise JointposeError(f"poses must be (frames, 17, 3) with frames >= 1, got {poses.shape}")
+    if trajectory is not None and np.shape(trajectory) != (len(poses), 3):
+        raise JointposeError(f"trajectory must be ({len(poses)}, 3), got {np.shape(trajectory)}")
+    writer = {"npz": _write_npz, "json": _write_json, "csv": _write_csv, "bvh": _write_bvh}[format_from_path(path, fmt)]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer(path, poses, float(fps), trajectory)
+    except OSError as exc:
+        raise JointposeError(f"cannot write {path}: {exc.strerror}") from None
+    return path
+
+
+def _write_npz(path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None) -> None:
+    extra = {} if trajectory is None else {"trajectory": np.asarray(trajectory, np.float32)}
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, poses_3d=poses.astype(np.float32), joint_names=np.array(skeleton.JOINT_NAMES),
+                            fps=np.array(fps), **extra)
+
+
+def _write_json(path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None) -> None:
+    doc = {"fps": fps, "joint_names": list(skeleton.JOINT_NAMES), "units": "metres", "axes": AXES,
+           "poses_3d": np.round(poses, 6).tolist()}
+    if trajectory is not None:
+        doc["trajectory"] = np.round(trajectory, 6).tolist()
+    path.write_text(json.dumps(doc))
+
+
+def _write_csv(path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None) -> None:
+    frames, joints = np.meshgrid(np.arange(len(poses)), np.arange(skeleton.NUM_JOINTS), indexing="ij")
+    names = np.array(skeleton.JOINT_NAMES)[joints.ravel()]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["frame", "joint", "x", "y", "z"])
+        flat = poses.reshape(-1, 3)
+        writer.writerows(zip(frames.ravel(), names, *(np.round(flat[:, k], 6) for k in range(3))))
+
+
+def bvh_skeleton(lengths: np.ndarray) -> tuple[list[str], list[int], np.ndarray, list[bool], list[int]]:
+    """The BVH hierarchy for the 17 joints with branch joints, from bone lengths (16,) in cm.
+
+    Returns names, parents, rest offsets (J, 3), End-Site flags, and for each H36M joint
+    its index in the hierarchy.
+    """
+    names, parents, offsets, ends = [], [], [], []
+    where: dict[int, int] = {}
+
+    def add(name: str, parent: int, offset, end: bool = False) -> int:
+        names.append(name)
+        parents.append(parent)
+        offsets.append(np.asarray(offset, dtype=np.float64))
+        ends.append(end)
+        return len(names) - 1
+
+    children = {j: [c for c in range(skeleton.NUM_JOINTS) if skeleton.PARENTS[c] == j] for j in range(skeleton.NUM_JOINTS)}
+
+    def place(joint: int, bvh_parent: int, offset) -> None:
+        where[joint] = add(skeleton.JOINT_NAMES[joint], bvh_parent, offset)
+        kids = children[joint]
+        if not kids:
+            add(f"{skeleton.JOINT_NAMES[joint]}_End", where[joint], np.zeros(3), end=True)
+            return
+        for child in kids:
+            rest = np.asarray(_REST_DIRECTIONS[child], float) * lengths[skeleton.bone_index(child)]
+            if joint in BRANCHES:  # a zero-length joint per outgoing bone turns that bone alone
+                branch = add(f"{BRANCHES[joint]}_to_{skeleton.JOINT_NAMES[child]}", where[joint], np.zeros(3))
+                place(child, branch, rest)
+            else:
+                place(child, where[joint], rest)
+
+    place(0, -1, np.zeros(3))
+    names = [n.replace("/", "_") for n in names]  # "Neck/Nose" -> "Neck_Nose": safe in any tool
+    return names, parents, np.stack(offsets), ends, [where[j] for j in range(skeleton.NUM_JOINTS)]
+
+
+def _shortest_rotation(a: np.ndarray, b: np.ndarray) -> Rotation:
+    """Rotations (per row) taking unit vectors ``a`` onto unit vectors ``b`` by the smallest angle."""
+    axis = np.cross(a, b)
+    sin = np.linalg.norm(axis, axis=-1)
+    cos = np.clip((a * b).sum(-1), -1.0, 1.0)
+    angle = np.arctan2(sin, cos)
+    # Opposite vectors: any perpendicular axis will do.
+    fallback = np.cross(a, np.where(np.abs(a[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]]))
+    axis = np.where(sin[:, None] > 1e-9, axis, fallback)
+    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+    return Rotation.from_rotvec(axis * angle[:, None])
+
+
+def poses_to_motion(poses: np.ndarray, fps: float, trajectory: np.ndarray | None = None) -> tuple[Motion, list[int]]:
+    """Inverse kinematics: camera-space poses (metres) -> a BVH :class:`Motion` (cm, Y up).
+
+    Returns the motion and each H36M joint's index in it.
+    """
+    pts = np.einsum("ab,fjb->fja", _CAMERA_TO_BVH, poses) * 100.0
+    vectors = bone_vectors(pts)
+    lengths = np.median(np.linalg.norm(vectors, axis=-1), axis=0)
+    names, parents, offsets, ends, where = bvh_skeleton(lengths)
+    frames = len(poses)
+    glob = [Rotation.identity(frames) for _ in names]
+    local = np.tile([1.0, 0.0, 0.0, 0.0], (frames, len(names), 1))
+    bvh_to_h36m = {b: j for j, b in enumerate(where)}
+    for b in range(len(names)):
+        parent = parents[b]
+        parent_glob = glob[parent] if parent >= 0 else Rotation.identity(frames)
+        child_bvh = [c for c in range(len(names)) if parents[c] == b and not ends[c]]
+        # The joint turns its single outgoing bone; branch joints and the root carry one each.
+        bone_child = next((bvh_to_h36m[c] for c in child_bvh if c in bvh_to_h36m), None)
+        if parent < 0 or bone_child is None or len(child_bvh) != 1:
+            glob[b] = parent_glob
+            continue
+        rest = parent_glob.apply(np.tile(offsets[child_bvh[0]], (frames, 1)))
+        target = vectors[:, skeleton.bone_index(bone_child)]
+        rest /= np.linalg.norm(rest, axis=-1, keepdims=True)
+        target = target / np.maximum(np.linalg.norm(target, axis=-1, keepdims=True), 1e-9)
+        glob[b] = _shortest_rotation(rest, target) * parent_glob
+        xyzw = (parent_glob.inv() * glob[b]).as_quat()
+        local[:, b] = xyzw[:, [3, 0, 1, 2]]
+    if trajectory is not None:
+        root = np.einsum("ab,fb->fa", _CAMERA_TO_BVH, trajectory) * 100.0
+    else:
+        leg = lengths[skeleton.bone_index(2)] + lengths[skeleton.bone_index(3)]
+        root = np.tile([0.0, leg, 0.0], (frames, 1))
+    motion = Motion.from_arrays(names, parents, offsets, local, root, fps, rotation_order="ZXY", end_sites=ends)
+    return motion, where
+
+
+def _write_bvh(path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None) -> None:
+    motion, _ = poses_to_motion(poses, fps, trajectory)
+    write_bvh(motion, path)

@@ -1,0 +1,155 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from jointpose import skeleton
+from jointpose.builder import CameraRing, NoiseModel, body_factors, bone_vectors, scale_body, write_h36m_dataset
+from jointpose.cli import main
+from jointpose.data import load_dataset
+from jointpose.errors import JointposeError
+from jointpose.mocap import load_bvh_folder, parse_subject_map, rigid_bones
+from jointpose.safeio import load_npz
+from jointpose.synthetic import generate
+
+TINY_BVH = """HIERARCHY
+ROOT Hips
+{
+  OFFSET 0 0 0
+  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation
+  JOINT LegR
+  {
+    OFFSET -10 0 0
+    CHANNELS 3 Zrotation Xrotation Yrotation
+    End Site
+    {
+      OFFSET 0 -90 0
+    }
+  }
+}
+MOTION
+Frames: 3
+Frame Time: 0.0333333
+0 100 0 0 0 0 0 0 0
+0 100 1 0 0 0 10 0 0
+0 100 2 0 0 0 20 0 0
+"""
+
+
+def test_camera_ring_looks_at_the_centre():
+    ring = CameraRing(count=6, distance=7.0, height=2.0, target_height=1.0)
+    for cam in ring.cameras():
+        centre = cam.world_to_camera(np.array([0.0, 0.0, 1.0]))
+        assert np.allclose(centre[:2], 0, atol=1e-9) and centre[2] > 6.9
+        above = cam.world_to_camera(np.array([0.0, 0.0, 2.0]))
+        assert above[1] < 0  # world up is image up (camera y points down)
+    with pytest.raises(JointposeError):
+        CameraRing(count=0).cameras()
+
+
+def test_noise_has_the_requested_statistics():
+    rng = np.random.default_rng(0)
+    shape = (20000, 17, 2)
+    jitter = NoiseModel(jitter=3.0, drift=0.0, outlier_rate=0.0).sample(shape, 50.0, rng)
+    assert abs(jitter.std() - 3.0) < 0.05 and abs(jitter.mean()) < 0.05
+    drift = NoiseModel(jitter=0.0, drift=5.0, drift_time=0.5, outlier_rate=0.0).sample(shape, 50.0, rng)
+    assert abs(drift.std() - 5.0) < 0.4
+    lag = 25  # 0.5 s at 50 fps: correlation exp(-1)
+    corr = np.mean(drift[lag:] * drift[:-lag]) / drift.var()
+    assert abs(corr - np.exp(-1)) < 0.06
+    outliers = NoiseModel(jitter=0.0, drift=0.0, outlier_rate=0.01, outlier_px=50.0).sample(shape, 50.0, rng)
+    moved = np.linalg.norm(outliers, axis=-1) > 0
+    assert abs(moved.mean() - 0.01) < 0.001 and np.linalg.norm(outliers, axis=-1).max() <= 50.0
+    same = NoiseModel().sample((10, 17, 2), 50.0, np.random.default_rng(5))
+    assert np.array_equal(same, NoiseModel().sample((10, 17, 2), 50.0, np.random.default_rng(5)))
+
+
+def test_body_scaling_and_rigid_bones():
+    poses = generate(["S1"], seconds=1.0, motions=["Walking"])["S1"]["Walking 1"]
+    factors = body_factors(np.random.default_rng(1))
+    scaled = scale_body(poses, factors)
+    before, after = (np.linalg.norm(bone_vectors(p), axis=-1) for p in (poses, scaled))
+    assert np.allclose(after, before * factors)
+    # Directions are kept, and left/right bones get the same factor.
+    assert np.allclose(factors[[l for l, _ in skeleton.SYMMETRIC_BONES]], factors[[r for _, r in skeleton.SYMMETRIC_BONES]])
+    wobbly = poses + np.random.default_rng(2).normal(0, 0.01, poses.shape)
+    lengths = np.linalg.norm(bone_vectors(rigid_bones(wobbly)), axis=-1)
+    assert lengths.std(axis=0).max() < 1e-9
+
+
+def _bvh_folder(tmp_path):
+    for subject, clips in {"01": ["01_01", "01_02", "01_03"], "02": ["02_01"]}.items():
+        (tmp_path / subject).mkdir(parents=True)
+        for clip in clips:
+            (tmp_path / subject / f"{clip}.bvh").write_text(TINY_BVH)
+    (tmp_path / "index.csv").write_text(
+        "subject,trial,description,file\n1,1,walk,01/01_01.bvh\n1,2,walk,01/01_02.bvh\n1,3,run/jog,01/01_03.bvh\n")
+    return tmp_path
+
+
+def test_bvh_folder_names_subjects_and_actions(tmp_path):
+    mapping = {"name": "tiny", "unit_scale": 0.01, "up_axis": "y", "joints": {
+        name: ("LegR_End" if name in ("RFoot", "LFoot") else "LegR" if name in ("RHip", "LHip", "RKnee", "LKnee") else "Hips")
+        for name in skeleton.JOINT_NAMES}}
+    (tmp_path / "map.json").write_text(json.dumps(mapping))
+    from jointpose.rigs import load_rig_mapping
+
+    folder = _bvh_folder(tmp_path / "bvh")
+    motion = load_bvh_folder(folder, fps=30, mapping=load_rig_mapping(tmp_path / "map.json"), body_scaling=False)
+    assert list(motion) == ["S1", "S5"]
+    assert list(motion["S1"]) == ["walk 1", "walk 2", "run-jog"]  # repeated descriptions get the trial
+    assert list(motion["S5"]) == ["02_01"]  # no index entry: the file name
+    assert motion["S1"]["walk 1"].shape == (3, 17, 3)
+    named = load_bvh_folder(folder, fps=30, mapping=load_rig_mapping(tmp_path / "map.json"),
+                            subjects=parse_subject_map("02=S9"), body_scaling=False)
+    assert list(named) == ["S1", "S9"]
+    with pytest.raises(JointposeError, match="03"):
+        load_bvh_folder(folder, mapping=load_rig_mapping(tmp_path / "map.json"), subjects={"03": "S1"})
+    with pytest.raises(JointposeError, match="FOLDER=NAME"):
+        parse_subject_map("01:S1")
+
+
+def test_written_files_have_videopose3d_layout_and_load_back(tmp_path):
+    motion = generate(["S1", "S5"], seconds=1.0, motions=["Walking", "Squats"])
+    paths = write_h36m_dataset(tmp_path, motion, fps=50.0, seed=3)
+    files_3d, files_2d = load_npz(paths["3d"]), load_npz(paths["noisy"])
+    world = files_3d["positions_3d"].item()["S1"]["Squats 1"]
+    assert world.shape == (50, 32, 3) and np.allclose(skeleton.reduce_32_to_17(world), motion["S1"]["Squats 1"], atol=1e-6)
+    assert files_2d["metadata"].item() == {"layout_name": "h36m", "num_joints": 17,
+                                           "keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]}
+    views = files_2d["positions_2d"].item()["S5"]["Walking 1"]
+    assert len(views) == 4 and views[0].shape == (50, 17, 2)
+    exact = load_npz(paths["gt"])["positions_2d"].item()["S5"]["Walking 1"][0]
+    assert 0.5 < np.abs(views[0] - exact).mean() < 10  # noisy, in pixels
+    data = load_dataset(tmp_path, "gt", ["S1"])
+    assert len(data.sequences) == 8 and data.fps == 50.0
+
+
+def test_ring_cameras_are_written_into_the_files(tmp_path):
+    motion = generate(["A", "B"], seconds=0.5, motions=["Waving"])
+    write_h36m_dataset(tmp_path, motion, fps=25.0, cameras=CameraRing(count=3, distance=6.0))
+    data = load_dataset(tmp_path, "gt", ["B"])
+    assert len(data.sequences) == 3 and data.sequences[0].camera.id == "ring0" and data.fps == 25.0
+    with pytest.raises(JointposeError, match="no Human3.6M calibration"):
+        write_h36m_dataset(tmp_path / "x", motion, fps=25.0)
+
+
+@pytest.mark.slow
+def test_built_cmu_dataset_trains_and_evaluates(cmu_mocap, tmp_path, capsys):
+    subset = tmp_path / "bvh"
+    for folder, clips in {"002": ["002_01", "002_03"], "003": ["003_01"]}.items():
+        (subset / folder).mkdir(parents=True)
+        for clip in clips:
+            (subset / folder / f"{clip}.bvh").symlink_to(cmu_mocap / folder / f"{clip}.bvh")
+    (subset / "index.csv").symlink_to(cmu_mocap / "index.csv")
+    out = tmp_path / "data"
+    assert main(["data", "build", "--bvh", str(subset), "--out", str(out), "--cameras", "ring", "--seed", "1"]) == 0
+    assert "S1: 2 actions" in capsys.readouterr().out
+    ckpt = tmp_path / "ckpt"
+    assert main(["train", "--data-dir", str(out), "-k", "noisy", "-str", "S1", "-ste", "S5", "-arc", "3,3",
+                 "-ch", "32", "-e", "1", "-b", "512", "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    assert main(["evaluate", "--data-dir", str(out), "-k", "noisy", "-ste", "S5", "--checkpoint", str(ckpt),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    summary = json.loads((tmp_path / "r.json").read_text())
+    assert set(summary["actions"]) == {"walk"} and np.isfinite(summary["average"]["p1"])

@@ -1,0 +1,179 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from jointpose import skeleton
+from jointpose.builder import bone_vectors, positions_from_bones
+from jointpose.bvh import forward_kinematics, read_bvh
+from jointpose.cameras import h36m_cameras
+from jointpose.errors import JointposeError
+from jointpose.export import export, poses_to_motion
+from jointpose.lifter import Lifter
+from jointpose.model import FusedTemporalModel, TemporalModel
+from jointpose.streaming import StreamingLifter
+from jointpose.synthetic import generate
+
+
+def _model(causal=False, widths=(3, 3, 3), channels=32, seed=0) -> TemporalModel:
+    torch.manual_seed(seed)
+    model = TemporalModel(widths, channels=channels, causal=causal)
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)):
+        bn.running_mean.uniform_(-0.3, 0.3)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def _keypoints(frames=60, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(100, 900, (frames, 17, 2))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_model_equals_model(causal):
+    model = _model(causal, widths=(3, 3, 3, 3))
+    x = torch.randn(2, 120, 17, 2)
+    with torch.no_grad():
+        assert (model(x) - FusedTemporalModel(model)(x)).abs().max() < 1e-5
+
+
+def test_predict_shapes_lists_and_short_sequences():
+    lifter = Lifter(_model())
+    out = lifter.predict(_keypoints(40), image_size=(1000, 1000))
+    assert out.shape == (40, 17, 3) and np.all(out[:, 0] == 0)
+    outs = lifter.predict([_keypoints(40), _keypoints(5, seed=1)], image_size=(1000, 1000))
+    assert [o.shape for o in outs] == [(40, 17, 3), (5, 17, 3)]  # 5 < receptive field 27: padded
+    single = lifter.predict(_keypoints(1), image_size=(1000, 1000))
+    assert single.shape == (1, 17, 3) and np.isfinite(single).all()
+    # Confidence columns are ignored; pixels are normalised by the image width.
+    with_conf = np.concatenate([_keypoints(40), np.ones((40, 17, 1))], axis=-1)
+    assert np.allclose(lifter.predict(with_conf, image_size=(1000, 1000)), out)
+
+
+def test_flip_test_augmentation_is_used():
+    model = _model()
+    kp = _keypoints(40)
+    flipped = Lifter(model).predict(kp, image_size=(1000, 1000))
+    plain = Lifter(model, flip_test=False).predict(kp, image_size=(1000, 1000))
+    assert not np.allclose(flipped, plain)
+
+
+def test_bad_inputs_are_clear():
+    lifter = Lifter(_model())
+    with pytest.raises(JointposeError, match=r"\(frames, 17, 2 or 3\)"):
+        lifter.predict(np.zeros((10, 15, 2)), image_size=(100, 100))
+    with pytest.raises(JointposeError, match="empty"):
+        lifter.predict(np.zeros((0, 17, 2)), image_size=(100, 100))
+    with pytest.raises(JointposeError, match="NaN"):
+        lifter.predict(np.full((10, 17, 2), np.nan), image_size=(100, 100))
+    with pytest.raises(JointposeError, match="image_size"):
+        lifter.predict(_keypoints(10))
+
+
+def test_save_and_load_safetensors(tmp_path):
+    trajectory = TemporalModel((3, 3, 3), channels=32, num_joints_out=1).eval()
+    lifter = Lifter(_model(), trajectory_model=trajectory, fps=30.0)
+    path = lifter.save(tmp_path / "m.safetensors")
+    assert b"__reduce__" not in path.read_bytes()
+    loaded = Lifter.load(path)
+    kp = _keypoints(50)
+    assert np.array_equal(loaded.predict(kp, image_size=(1000, 1000)), lifter.predict(kp, image_size=(1000, 1000)))
+    assert loaded.fps == 30.0 and loaded.trajectory_model is not None
+    assert loaded.predict_trajectory(kp, image_size=(1000, 1000)).shape == (50, 3)
+    half = Lifter.load(lifter.save(tmp_path / "h.safetensors", half=True))
+    assert (tmp_path / "h.safetensors").stat().st_size < 0.6 * path.stat().st_size
+    assert np.abs(half.predict(kp, image_size=(1000, 1000)) - lifter.predict(kp, image_size=(1000, 1000))).max() < 0.05
+    (tmp_path / "bad.safetensors").write_bytes(b"garbage")
+    with pytest.raises(JointposeError, match="bad.safetensors"):
+        Lifter.load(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_streaming_equals_offline_causal_model(flip):
+    model = _model(causal=True, widths=(3, 3, 3, 3))
+    kp = _keypoints(120)
+    offline = Lifter(model, flip_test=flip).predict(kp, image_size=(1000, 1000))
+    stream = StreamingLifter(model, flip_test=flip)
+    online = np.stack([stream.push(frame, image_size=(1000, 1000)) for frame in kp])
+    assert np.abs(online - offline).max() < 1e-5
+    stream.reset()
+    again = np.stack([stream.push(frame, image_size=(1000, 1000)) for frame in kp[:10]])
+    assert np.abs(again - offline[:10]).max() < 1e-5
+
+
+def test_streaming_computes_one_time_step_per_convolution():
+    model = _model(causal=True, widths=(3, 3, 3, 3))
+    stream = StreamingLifter(model)
+    stream.push(_keypoints(1)[0], image_size=(1000, 1000))  # warm-up fills the caches
+    lengths = []
+    hooks = [conv.register_forward_hook(lambda mod, inp, out: lengths.append((inp[0].shape[2], out.shape[2])))
+             for conv in [model.expand_conv, *model.layers_conv, model.shrink]]
+    stream.push(_keypoints(1, seed=2)[0], image_size=(1000, 1000))
+    for hook in hooks:
+        hook.remove()
+    assert len(lengths) == 1 + len(model.layers_conv) + 1
+    assert all(out == 1 for _, out in lengths)  # every convolution produced exactly one time step
+    # ... reading only its kernel's span: (width - 1) * dilation + 1 cached steps.
+    assert [inp for inp, _ in lengths] == [3, 7, 1, 19, 1, 55, 1, 1]
+
+
+def test_streaming_refuses_non_causal_models():
+    with pytest.raises(JointposeError, match="causal"):
+        StreamingLifter(_model(causal=False))
+
+
+def _camera_motion(seconds=2.0):
+    world = generate(["S1"], seconds=seconds, motions=["Boxing"])["S1"]["Boxing 1"]
+    cam = h36m_cameras()["S1"][1]
+    points = cam.world_to_camera(world)
+    return points - points[:, :1], points[:, 0]
+
+
+def test_export_npz_json_csv(tmp_path):
+    poses, traj = _camera_motion()
+    export(tmp_path / "a.npz", poses, 50, trajectory=traj)
+    data = np.load(tmp_path / "a.npz")
+    assert data["poses_3d"].shape == poses.shape and list(data["joint_names"]) == list(skeleton.JOINT_NAMES)
+    assert float(data["fps"]) == 50 and data["trajectory"].shape == (len(poses), 3)
+    export(tmp_path / "a.json", poses, 50)
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert np.allclose(doc["poses_3d"], poses, atol=1e-6) and "trajectory" not in doc
+    export(tmp_path / "a.csv", poses[:3], 50)
+    lines = (tmp_path / "a.csv").read_text().splitlines()
+    assert lines[0] == "frame,joint,x,y,z" and len(lines) == 1 + 3 * 17
+    frame, joint, *xyz = lines[1 + 17 + 2].split(",")
+    assert (frame, joint) == ("1", "RKnee") and np.allclose([float(v) for v in xyz], poses[1, 2], atol=1e-6)
+    with pytest.raises(JointposeError, match="unknown output format"):
+        export(tmp_path / "a.txt", poses, 50)
+
+
+@pytest.mark.parametrize("with_trajectory", [False, True])
+def test_bvh_round_trip_reproduces_joints(tmp_path, with_trajectory):
+    poses, traj = _camera_motion()
+    noisy = poses + np.random.default_rng(0).normal(0, 0.01, poses.shape)  # bones change length
+    noisy -= noisy[:, :1]
+    path = export(tmp_path / "a.bvh", noisy, 50, trajectory=traj if with_trajectory else None)
+    motion = read_bvh(path)
+    names = [n.replace("/", "_") for n in skeleton.JOINT_NAMES]
+    points = forward_kinematics(motion)[:, [motion.names.index(n) for n in names]] / 100.0
+    camera = points * np.array([1.0, -1.0, -1.0])  # BVH (y up, facing +z) -> camera axes
+    if with_trajectory:
+        assert np.abs(camera[:, 0] - traj).max() < 1e-5
+    else:  # root above the origin, Y up
+        assert np.allclose(points[:, 0, [0, 2]], 0) and (points[:, 0, 1] > 0.5).all()
+    # Predicted joints after bone-length normalisation (each bone its median length).
+    vectors = bone_vectors(noisy)
+    lengths = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    normalised = positions_from_bones(np.zeros((len(noisy), 3)), vectors / lengths * np.median(lengths, axis=0))
+    assert np.abs((camera - camera[:, :1]) - normalised).max() < 1e-3
+    # Constant bone lengths in the file: every offset is fixed.
+    assert motion.offsets.shape[0] == len(motion.names)
+
+
+def test_bvh_skeleton_has_branch_joints():
+    poses, _ = _camera_motion(0.2)
+    motion, where = poses_to_motion(poses, 50)
+    assert "Hip_to_RHip" in motion.names and "Thorax_to_LShoulder" in motion.names
+    assert motion.names[where[10]] == "Head"
