@@ -29,6 +29,7 @@ class Batch:
     inputs: torch.Tensor
     targets: torch.Tensor
     trajectory: torch.Tensor  # (batch, chunk, 3) root position in camera space, metres
+    indices: torch.Tensor  # (batch,) which chunks these are
 
 
 class ChunkedWindows:
@@ -105,7 +106,7 @@ class ChunkedWindows:
             inputs = torch.where(flip[:, None, None, None], skeleton.flip_poses(inputs, self.flip_2d), inputs)
             targets = torch.where(flip[:, None, None, None], skeleton.flip_poses(targets), targets)
             trajectory = torch.where(flip[:, None, None], trajectory * torch.tensor([-1.0, 1.0, 1.0]), trajectory)
-        return Batch(inputs, targets, trajectory)
+        return Batch(inputs, targets, trajectory, indices)
 
     def batches(
         self, batch_frames: int, seed: int, epoch: int, *, augment: bool = True,

@@ -66,6 +66,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-constraints", dest="constraints", action="store_false",
                    help="plain MPJPE baseline (VideoPose3D's training)")
     p.add_argument("--chunk", type=int, default=8, help="consecutive target frames per sample with constraints (>= 3)")
+    p.add_argument("--warmup", type=float, default=0.0,
+                   help="share of the epochs over which the constraint weights ramp up from 0 (default 0: none)")
     for name in ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc"):
         p.add_argument(f"--w-{name.replace('_', '-')}", dest=f"w_{name}", type=float, default=getattr(defaults, name),
                        help=f"weight of the {name} term (default {getattr(defaults, name)})")
@@ -77,6 +79,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast precision")
     p.add_argument("--compile", action="store_true", help="torch.compile the training model")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--log-steps", action="store_true", help="also write the loss of every optimiser step to steps.csv")
 
 
 def train_config(args: argparse.Namespace, **overrides):
@@ -95,11 +98,11 @@ def train_config(args: argparse.Namespace, **overrides):
         subjects_train=args.subjects_train, subjects_test=args.subjects_test, actions=args.actions,
         architecture=args.architecture, channels=args.channels, dropout=args.dropout, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.learning_rate, lr_decay=args.lr_decay, causal=args.causal,
-        constraints=args.constraints, weights=weights, chunk=args.chunk, augment=args.augment,
+        constraints=args.constraints, weights=weights, chunk=args.chunk, warmup=args.warmup, augment=args.augment,
         test_time_augmentation=args.tta, resume=getattr(args, "resume", False), seed=args.seed,
         subset=args.subset, downsample=args.downsample, keep_last=getattr(args, "keep_last", 0),
         trajectory=args.trajectory, device=args.device, sync_bn=args.sync_bn, precision=args.precision,
-        compile=args.compile, progress=args.progress,
+        compile=args.compile, progress=args.progress, log_steps=args.log_steps,
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -189,6 +192,14 @@ def cmd_data_build(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import DemoConfig, run_demo
+
+    ring, noise = dataset_options(args)
+    run_demo(DemoConfig(out=args.out, bvh=args.bvh, epochs=args.epochs, channels=args.channels, seed=args.seed,
+                        animation=args.animation, cameras=ring, noise=noise, progress=args.progress))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jointpose", description="3D human pose estimation in video with joint-aware constraints")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -219,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the rig's bone lengths (default: each subject gets its own body size and proportions)")
     add_dataset_args(p)
     p.set_defaults(func=cmd_data_build)
+
+    p = verbs.add_parser("demo", help="build data, train briefly, evaluate and animate (offline, minutes)")
+    p.add_argument("--bvh", default=None, help="use real BVH clips (one sub-folder per subject) instead of the synthetic motion")
+    p.add_argument("--out", default="jointpose-demo", help="output folder (default jointpose-demo)")
+    p.add_argument("-e", "--epochs", type=int, default=12)
+    p.add_argument("-ch", "--channels", type=int, default=256)
+    p.add_argument("--animation", default="demo.gif", help="animation file name in --out (.gif or .mp4)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_dataset_args(p)
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -101,6 +101,15 @@ class DistContext:
             torch_dist.destroy_process_group()
 
 
+def global_mean(value: torch.Tensor, local_count: int, dist: DistContext) -> float:
+    """Mean over every rank of a per-rank mean ``value`` taken over ``local_count`` items."""
+    if not dist.distributed:
+        return float(value)
+    pair = torch.tensor([float(value) * local_count, float(local_count)], dtype=torch.float64)
+    torch_dist.all_reduce(pair)
+    return float(pair[0] / pair[1])
+
+
 def reduce_sums(sums: dict[str, torch.Tensor], dist: DistContext) -> dict[str, torch.Tensor]:
     """Sum each value over all ranks (keys must match across ranks)."""
     if not dist.distributed:
@@ -111,15 +120,65 @@ def reduce_sums(sums: dict[str, torch.Tensor], dist: DistContext) -> dict[str, t
     return dict(zip(names, stacked.cpu()))
 
 
+class AllReduceBatchNorm1d(nn.BatchNorm1d):
+    """Batch norm whose training statistics cover every process's batch, for CPU (Gloo).
+
+    PyTorch's SyncBatchNorm runs on GPUs only. This computes the per-channel sum, sum of
+    squares and count locally, sums them over ranks with the autograd-aware
+    ``torch.distributed.nn.functional.all_reduce``, and normalises with the global mean
+    and variance, so gradients flow through the statistics as in SyncBatchNorm.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not torch_dist.is_initialized():
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [0] + list(range(2, x.dim()))
+        channels = x.shape[1]
+        # Two passes in float64, as accurate as the single-process batch norm.
+        xd = x.double()
+        count = torch.full((1,), x.numel() / channels, dtype=torch.float64, device=x.device)
+        totals = all_reduce(torch.cat([xd.sum(dims), count]))
+        n = totals[-1]
+        mean = totals[:channels] / n
+        shape = [1, channels] + [1] * (x.dim() - 2)
+        var = all_reduce(((xd - mean.view(shape)) ** 2).sum(dims)) / n
+        with torch.no_grad():
+            momentum = self.momentum if self.momentum is not None else 0.1
+            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
+            self.running_var.lerp_((var.detach() * n / (n - 1).clamp_min(1)).to(self.running_var.dtype), momentum)
+            self.num_batches_tracked.add_(1)
+        scale = (self.weight / torch.sqrt(var + self.eps)).to(x.dtype)
+        return (x - mean.to(x.dtype).view(shape)) * scale.view(shape) + self.bias.view(shape)
+
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """SyncBatchNorm on GPUs; :class:`AllReduceBatchNorm1d` on CPU. Parameters and buffers are shared."""
+    if device.type != "cpu":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm1d) and not isinstance(child, AllReduceBatchNorm1d):
+            synced = AllReduceBatchNorm1d(child.num_features, child.eps, child.momentum, child.affine,
+                                          child.track_running_stats)
+            synced.weight, synced.bias = child.weight, child.bias
+            synced.running_mean, synced.running_var = child.running_mean, child.running_var
+            synced.num_batches_tracked = child.num_batches_tracked
+            setattr(module, name, synced)
+        else:
+            convert_sync_batchnorm(child, device)
+    return module
+
+
 def wrap_model(model: nn.Module, dist: DistContext, *, sync_bn: bool = False, compile: bool = False) -> nn.Module:
-    """The module training calls: optionally SyncBatchNorm, DDP across ranks, ``torch.compile``.
+    """The module training calls: optionally synchronised batch norm, DDP across ranks, ``torch.compile``.
 
     Parameters stay shared with ``model``, so its state dict and optimiser see the updates.
     """
     wrapped = model
     if dist.distributed:
         if sync_bn:
-            wrapped = nn.SyncBatchNorm.convert_sync_batchnorm(wrapped)
+            wrapped = convert_sync_batchnorm(wrapped, dist.device)
         device_ids = [dist.device.index] if dist.device.type == "cuda" else None
         wrapped = nn.parallel.DistributedDataParallel(wrapped, device_ids=device_ids)
     if compile:

@@ -12,8 +12,8 @@ name                      what it compares                                 unit
 ========================= ================================================ ==========
 ``mpjpe``                 joint positions vs truth                         m
 ``sym``                   left vs right length of 6 segment pairs          m
-``bone``                  bone-length variance over frames + segment-ratio m^2 + 1
-                          error vs truth
+``bone``                  bone-length variance over frames (m^2), length m^2 + 1 + m
+                          error vs truth (m) and segment-proportion error
 ``angle``                 joint angles vs truth                            rad
 ``rom``                   angles outside their range of motion (hinge)     rad
 ``vel`` / ``acc``         1st / 2nd temporal difference of positions       m/frame(^2)
@@ -26,12 +26,24 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import skeleton
 from .anatomy import RATIO_SEGMENTS, bone_lengths, joint_angles, rom_violation_of_angles, safe_norm
 
 TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")
+
+# Absolute differences are taken with a Huber (smooth L1) corner this small: L1 in effect,
+# but differentiable everywhere, so tiny numerical differences cannot flip a gradient.
+LENGTH_BETA = 1e-3  # metres
+ANGLE_BETA = 1e-3  # radians
+RATIO_BETA = 1e-3
+
+
+def huber(x: torch.Tensor, beta: float) -> torch.Tensor:
+    """Elementwise smooth |x|: quadratic below ``beta``, |x| - beta / 2 above."""
+    return F.smooth_l1_loss(x, torch.zeros_like(x), beta=beta, reduction="none")
 
 _LEFT = torch.tensor([left for left, _ in skeleton.SYMMETRIC_BONES])
 _RIGHT = torch.tensor([right for _, right in skeleton.SYMMETRIC_BONES])
@@ -52,7 +64,7 @@ def weighted_mpjpe(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tens
 def symmetry_from_lengths(lengths: torch.Tensor) -> torch.Tensor:
     """Mean |left - right| over the 6 symmetric segment pairs, from (..., 16) bone lengths."""
     device = lengths.device
-    return (lengths[..., _LEFT.to(device)] - lengths[..., _RIGHT.to(device)]).abs().mean()
+    return huber(lengths[..., _LEFT.to(device)] - lengths[..., _RIGHT.to(device)], LENGTH_BETA).mean()
 
 
 def symmetry_loss(pred: torch.Tensor) -> torch.Tensor:
@@ -73,27 +85,40 @@ def bone_consistency_loss(pred: torch.Tensor) -> torch.Tensor:
 
 
 def ratio_from_lengths(pred_lengths: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
-    """Mean |predicted - true| ratio of limb segments (upper/lower arm and leg, hip and shoulder widths)."""
+    """Mean |predicted - true| proportion of limb-segment pairs (upper/lower arm and leg, left/right
+    hip and shoulder widths), each pair (a, b) as a / (a + b).
+
+    a / (a + b) carries the same information as the ratio a / b but stays in [0, 1] with a
+    bounded gradient, so a short segment cannot blow the loss up.
+    """
     device = pred_lengths.device
     num, den = _RATIO_NUM.to(device), _RATIO_DEN.to(device)
-    pred_ratio = pred_lengths[..., num] / pred_lengths[..., den].clamp_min(1e-3)
-    true_ratio = target_lengths[..., num] / target_lengths[..., den].clamp_min(1e-3)
-    return (pred_ratio - true_ratio).abs().mean()
+
+    def share(lengths: torch.Tensor) -> torch.Tensor:
+        a, b = lengths[..., num], lengths[..., den]
+        return a / (a + b + 1e-6)
+
+    return huber(share(pred_lengths) - share(target_lengths), RATIO_BETA).mean()
 
 
 def bone_ratio_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Limb-segment ratio error against the truth (dimensionless)."""
+    """Limb-segment proportion error against the truth (dimensionless)."""
     return ratio_from_lengths(bone_lengths(pred), bone_lengths(target))
+
+
+def bone_length_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean |predicted - true| bone length, metres."""
+    return huber(bone_lengths(pred) - bone_lengths(target), LENGTH_BETA).mean()
 
 
 def angle_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute joint-angle error (neck, spine, hips, shoulders, knees, elbows), radians."""
-    return (joint_angles(pred) - joint_angles(target)).abs().mean()
+    return huber(joint_angles(pred) - joint_angles(target), ANGLE_BETA).mean()
 
 
 def range_of_motion_loss(pred: torch.Tensor) -> torch.Tensor:
     """Mean hinge penalty of angles outside their anatomical range, radians."""
-    return rom_violation_of_angles(joint_angles(pred)).mean()
+    return huber(rom_violation_of_angles(joint_angles(pred)), ANGLE_BETA).mean()
 
 
 def temporal_difference_error(pred: torch.Tensor, target: torch.Tensor, order: int, vector: bool) -> torch.Tensor:
@@ -105,7 +130,7 @@ def temporal_difference_error(pred: torch.Tensor, target: torch.Tensor, order: i
     if pred.shape[1] <= order:
         return pred.sum() * 0.0
     diff = torch.diff(pred, n=order, dim=1) - torch.diff(target, n=order, dim=1)
-    return safe_norm(diff).mean() if vector else diff.abs().mean()
+    return safe_norm(diff).mean() if vector else huber(diff, ANGLE_BETA).mean()
 
 
 def velocity_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -137,14 +162,14 @@ class LossWeights:
     """
 
     mpjpe: float = 1.0
-    sym: float = 1.0
-    bone: float = 1.0
-    angle: float = 0.05
-    rom: float = 0.1
-    vel: float = 2.0
-    acc: float = 2.0
-    ang_vel: float = 0.05
-    ang_acc: float = 0.05
+    sym: float = 0.3
+    bone: float = 0.3
+    angle: float = 0.02
+    rom: float = 0.05
+    vel: float = 0.2
+    acc: float = 0.2
+    ang_vel: float = 0.01
+    ang_acc: float = 0.01
 
     @classmethod
     def none(cls) -> LossWeights:
@@ -167,6 +192,7 @@ class JointAwareLoss(nn.Module):
         super().__init__()
         self.weights = weights
         self.log_all = log_all
+        self.constraint_scale = 1.0  # multiplies every term but MPJPE (training ramps it up)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if pred.dim() != 4 or pred.shape != target.shape:
@@ -178,7 +204,7 @@ class JointAwareLoss(nn.Module):
         if self.log_all and len(active) < len(TERMS):
             with torch.no_grad():
                 terms.update(self._terms(pred, target, set(TERMS) - active, track_grad=False))
-        total = sum(w[name] * terms[name] for name in active)
+        total = sum(w[name] * terms[name] * (1.0 if name == "mpjpe" else self.constraint_scale) for name in active)
         return total, terms
 
     @staticmethod
@@ -193,13 +219,15 @@ class JointAwareLoss(nn.Module):
             if "sym" in names:
                 out["sym"] = symmetry_from_lengths(pred_lengths)
             if "bone" in names:
-                out["bone"] = consistency_from_lengths(pred_lengths) + ratio_from_lengths(pred_lengths, bone_lengths(target))
+                true_lengths = bone_lengths(target)
+                out["bone"] = (consistency_from_lengths(pred_lengths) + ratio_from_lengths(pred_lengths, true_lengths)
+                               + huber(pred_lengths - true_lengths, LENGTH_BETA).mean())
         if names & {"angle", "rom", "ang_vel", "ang_acc"}:
             pred_angles, true_angles = joint_angles(pred), joint_angles(target)
             if "angle" in names:
-                out["angle"] = (pred_angles - true_angles).abs().mean()
+                out["angle"] = huber(pred_angles - true_angles, ANGLE_BETA).mean()
             if "rom" in names:
-                out["rom"] = rom_violation_of_angles(pred_angles).mean()
+                out["rom"] = huber(rom_violation_of_angles(pred_angles), ANGLE_BETA).mean()
             if "ang_vel" in names:
                 out["ang_vel"] = temporal_difference_error(pred_angles, true_angles, 1, vector=False)
             if "ang_acc" in names:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .batching import ChunkedWindows
 from .checkpoint import FORMAT, atomic_save, load_checkpoint, prune_epochs, rng_state, set_rng_state
 from .data import Dataset, load_dataset
-from .distributed import DistContext, reduce_sums, wrap_model
+from .distributed import DistContext, global_mean, reduce_sums, wrap_model
 from .errors import JointposeError
 from .evaluate import evaluate_model, format_table
 from .losses import JointAwareLoss, LossWeights, weighted_mpjpe
@@ -54,6 +54,7 @@ class TrainConfig:
     constraints: bool = True
     weights: LossWeights = field(default_factory=LossWeights)
     chunk: int = 8
+    warmup: float = 0.0
     augment: bool = True
     test_time_augmentation: bool = True
     resume: bool = False
@@ -67,6 +68,7 @@ class TrainConfig:
     precision: str = "fp32"
     compile: bool = False
     progress: bool = True
+    log_steps: bool = False
 
     @property
     def effective_chunk(self) -> int:
@@ -126,6 +128,7 @@ class Trainer:
             keypoints_right=self.train_data.keypoints_right,
         )
         self.epoch, self.lr, self.history = 0, config.lr, []
+        self.step_log: list[dict[str, float]] = []  # per optimiser step, with --log-steps
         self._resume_or_start()
         self.train_model = wrap_model(self.model, self.dist, sync_bn=config.sync_bn, compile=config.compile)
         self.train_trajectory = (wrap_model(self.trajectory_model, self.dist, sync_bn=config.sync_bn,
@@ -151,6 +154,7 @@ class Trainer:
             self.trajectory_model.load_state_dict(ckpt["trajectory_model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.lr, self.history = ckpt["epoch"], ckpt["lr"], list(ckpt["history"])
+        self.step_log = list(ckpt.get("step_log", []))
         states = ckpt["rng"]
         set_rng_state(states[self.dist.rank] if self.dist.rank < len(states) else states[0])
 
@@ -173,6 +177,9 @@ class Trainer:
                 model.set_bn_momentum(float(momentum))
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
+            # Constraint terms ramp up linearly over the first `warmup` share of the epochs.
+            ramp = config.warmup * config.epochs
+            self.loss_fn.constraint_scale = min(1.0, (self.epoch + 1) / ramp) if ramp > 0 else 1.0
             start = time.perf_counter()
             terms = self.train_one_epoch()
             seconds = time.perf_counter() - start
@@ -225,6 +232,10 @@ class Trainer:
             for name, value in terms.items():
                 sums[name] += float(value.detach()) * frames
             sums["_frames"] += frames
+            if config.log_steps:
+                self.step_log.append({"epoch": self.epoch + 1, "step": len(self.step_log) + 1,
+                                      "total": global_mean(total.detach(), len(inputs), dist),
+                                      "mpjpe": global_mean(terms["mpjpe"].detach(), len(inputs), dist)})
         totals = reduce_sums(sums, dist)
         frames = float(totals.pop("_frames"))
         return {name: float(value) / frames for name, value in totals.items()}
@@ -248,6 +259,7 @@ class Trainer:
             keypoints_left=self.test_data.keypoints_left, keypoints_right=self.test_data.keypoints_right,
             extra_metrics=plausibility_errors,
         )
+        self.final_result = result  # predictions stay available to callers (demo, benchmarks)
         print(format_table(result.summary))
         return result.summary
 
@@ -268,6 +280,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "rng": rng,
             "history": self.history,
+            "step_log": self.step_log,
             "fps": self.train_data.fps,
             "keypoints_symmetry": [list(self.train_data.keypoints_left), list(self.train_data.keypoints_right)],
         }
@@ -275,6 +288,8 @@ class Trainer:
         atomic_save(ckpt, self.folder / "latest.pt")
         prune_epochs(self.folder, self.config.keep_last)
         write_log(self.history, self.folder / "log.csv")
+        if self.config.log_steps:
+            write_log(self.step_log, self.folder / "steps.csv")
         plot_learning_curve(self.history, self.folder / "learning_curve.png")
 
 
