@@ -82,3 +82,21 @@ def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
     assert "-arc [3, 3] in the checkpoint vs [3, 3, 3] now" in err and "Traceback" not in err
     assert main(base + ["-arc", "3,3"]) == 2  # refusing to overwrite an existing run
     assert "already holds a run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ablation_compares_both_models(h36m_dir, tmp_path, capsys):
+    out = tmp_path / "ablation"
+    assert main(["ablate", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
+                 "-ch", "16", "-e", "1", "-b", "512", "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "baseline vs joint-aware" in text and "change" in text
+    result = json.loads((out / "ablation.json").read_text())
+    assert result["baseline"]["average"]["p1"] > 0 and result["joint-aware"]["average"]["p1"] > 0
+    assert load_ckpt(out / "baseline")["config"]["constraints"] is False
+    assert load_ckpt(out / "joint-aware")["config"]["constraints"] is True
+    assert main(["ablate", "--data-dir", str(h36m_dir), "-k", "gt", "--out", str(out)]) == 2  # not empty
+
+
+def load_ckpt(folder):
+    return torch.load(folder / "latest.pt", weights_only=True)

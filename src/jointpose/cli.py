@@ -94,7 +94,7 @@ def train_config(args: argparse.Namespace, **overrides):
     weights = LossWeights(**{name: getattr(args, f"w_{name}") for name in
                              ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")})
     values = dict(
-        data_dir=args.data_dir, checkpoint_dir=args.checkpoint, keypoints=args.keypoints,
+        data_dir=args.data_dir, checkpoint_dir=getattr(args, "checkpoint", None), keypoints=args.keypoints,
         subjects_train=args.subjects_train, subjects_test=args.subjects_test, actions=args.actions,
         architecture=args.architecture, channels=args.channels, dropout=args.dropout, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.learning_rate, lr_decay=args.lr_decay, causal=args.causal,
@@ -192,6 +192,14 @@ def cmd_data_build(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
+def cmd_ablate(args: argparse.Namespace) -> None:
+    from .ablation import run_ablation
+
+    if Path(args.out).exists() and any(Path(args.out).iterdir()):
+        raise JointposeError(f"--out {args.out} is not empty; choose a new folder")
+    run_ablation(train_config(args, checkpoint_dir=args.out), args.out)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import DemoConfig, run_demo
 
@@ -211,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")
     p.add_argument("--keep-last", type=int, default=0, help="keep only the newest N epoch_NNN.pt files (0: all)")
     p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("ablate", help="train the baseline and the joint-aware model alike and compare them")
+    add_train_args(p)
+    p.add_argument("--out", required=True, help="folder for both runs and ablation.json")
+    p.set_defaults(func=cmd_ablate)
 
     p = verbs.add_parser("evaluate", help="evaluate a checkpoint on test subjects")
     _add_data_args(p, train=False)

@@ -1,0 +1,58 @@
+"""Ablation: the --no-constraints baseline and the joint-aware model, same seed and configuration.
+
+Both are trained on the same data with the same seed, evaluated the same way, and their
+tables are printed side by side with the relative change of every metric (negative is
+better for every metric here: errors, bone-length spread, left/right gap, ROM violations).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from .evaluate import COLUMN_TITLES
+from .train import TrainConfig, Trainer
+
+
+def relative_change(base: float, new: float) -> float:
+    """(new - base) / base in percent; 0 when both are 0."""
+    if base == 0:
+        return 0.0 if new == 0 else float("inf")
+    return 100.0 * (new - base) / abs(base)
+
+
+def format_comparison(baseline: dict, joint_aware: dict) -> str:
+    """Per action and on average: baseline | joint-aware | change for every metric."""
+    columns = [c for c in COLUMN_TITLES if c in baseline["average"]]
+    rows = list(baseline["actions"]) + ["Average"]
+    width = max(12, max(len(r) for r in rows) + 1)
+    head = f"{'':<{width}}" + "".join(f"{COLUMN_TITLES[c]:>26}" for c in columns)
+    sub = f"{'Action':<{width}}" + "".join(f"{'base':>9}{'joint':>9}{'change':>8}" for _ in columns)
+    lines = [head, sub, "-" * len(sub)]
+    for name in rows:
+        a = baseline["average"] if name == "Average" else baseline["actions"][name]
+        b = joint_aware["average"] if name == "Average" else joint_aware["actions"][name]
+        if name == "Average":
+            lines.append("-" * len(sub))
+        cells = "".join(f"{a[c]:9.2f}{b[c]:9.2f}{relative_change(a[c], b[c]):7.1f}%" for c in columns)
+        lines.append(f"{name:<{width}}{cells}")
+    return "\n".join(lines)
+
+
+def run_ablation(config: TrainConfig, out: str | Path) -> dict:
+    """Train both models into ``out/baseline`` and ``out/joint-aware``; returns both summaries."""
+    out = Path(out)
+    summaries = {}
+    for name, constraints in (("baseline", False), ("joint-aware", True)):
+        print(f"\n=== {name} ({'joint-aware constraints' if constraints else '--no-constraints'}) ===")
+        run = dataclasses.replace(config, constraints=constraints, checkpoint_dir=str(out / name))
+        trainer = Trainer(run)
+        summaries[name] = trainer.fit()
+        summaries[name]["seconds_per_epoch"] = sum(r["seconds"] for r in trainer.history) / max(1, len(trainer.history))
+    print("\n=== baseline vs joint-aware (same seed and configuration) ===")
+    print(format_comparison(summaries["baseline"], summaries["joint-aware"]))
+    result = {"config": config.to_dict(), **summaries}
+    (out / "ablation.json").write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {out / 'ablation.json'}")
+    return result
