@@ -1,0 +1,129 @@
+"""Bad input: one clear line naming the file, key or argument; exit code 2; no traceback."""
+
+import numpy as np
+import pytest
+
+from h36m_files import write_dataset
+from jointpose.cli import main
+from jointpose.errors import JointposeError
+
+
+def _edit_2d(folder, edit):
+    files = dict(np.load(folder / "data_2d_h36m_gt.npz", allow_pickle=True))
+    positions = files["positions_2d"].item()
+    edit(positions)
+    np.savez(folder / "data_2d_h36m_gt.npz", positions_2d=positions, metadata=files["metadata"].item())
+
+
+def _train(folder, tmp_path, *extra):
+    return main(["train", "--data-dir", str(folder), "-k", "gt", "-str", "S1", "-ste", "S1", "-arc", "3",
+                 "-ch", "8", "-e", "1", "--checkpoint", str(tmp_path / "ck"), "--no-progress", *extra])
+
+
+def _one_clear_line(capsys, *needles):
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and err.count("\n") == 0, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def _set_view(value):
+    def edit(positions):
+        positions["S1"]["Walking"][0] = value
+    return edit
+
+
+@pytest.mark.parametrize("name, edit, needles", [
+    ("nan", lambda p: p["S1"]["Walking"][1].__setitem__((3, 4, 0), np.nan), ["['S1']['Walking'][1]", "NaN", "frame 3"]),
+    ("inf", lambda p: p["S1"]["Walking"][2].__setitem__((5, 0, 1), np.inf), ["['S1']['Walking'][2]", "inf"]),
+    ("wrong dimensionality", _set_view(np.zeros((30, 17), np.float32)), ["['S1']['Walking'][0]", "shape (30, 17)"]),
+    ("wrong coordinates", _set_view(np.zeros((30, 17, 4), np.float32)), ["['S1']['Walking'][0]", "2 or 3"]),
+    ("empty", _set_view(np.zeros((0, 17, 2), np.float32)), ["['S1']['Walking'][0]", "empty"]),
+    ("not numbers", _set_view(np.array(["a"] * 30)), ["['S1']['Walking'][0]", "numeric"]),
+    ("wrong joint count", lambda p: p["S1"]["Walking"].__setitem__(slice(None), [v[:, :15] for v in p["S1"]["Walking"]]),
+     ["keypoints_symmetry", "15"]),
+    ("camera count", lambda p: p["S1"].__setitem__("Walking", p["S1"]["Walking"][:2]), ["2 cameras", "S1 has 4"]),
+    ("2D shorter", lambda p: p["S1"]["Walking"].__setitem__(3, p["S1"]["Walking"][3][:10]), ["camera 3", "10 frames"]),
+])
+def test_bad_2d_files(tmp_path, capsys, name, edit, needles):
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    _edit_2d(folder, edit)
+    assert _train(folder, tmp_path) == 2
+    _one_clear_line(capsys, "data_2d_h36m_gt.npz", *needles)
+
+
+def test_subject_missing_from_3d_file(tmp_path, capsys):
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    other = write_dataset(tmp_path / "other", {"S5": {"Walking": 30}})
+    (folder / "data_3d_h36m.npz").write_bytes((other / "data_3d_h36m.npz").read_bytes())
+    assert _train(folder, tmp_path) == 2
+    _one_clear_line(capsys, "subject S1 not in", "data_3d_h36m.npz", "S5")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_npz_files(tmp_path, capsys, damage):
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    path = folder / "data_3d_h36m.npz"
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 3] if damage == "truncate" else b"\x00" * 100)
+    assert _train(folder, tmp_path) == 2
+    _one_clear_line(capsys, "data_3d_h36m.npz")
+
+
+def test_missing_files_and_bad_arguments(tmp_path, capsys):
+    assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--checkpoint", str(tmp_path / "c")]) == 2
+    _one_clear_line(capsys, "--data-dir", "nowhere")
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    assert _train(folder, tmp_path, "--chunk", "2") == 2
+    _one_clear_line(capsys, "--chunk")
+    assert _train(folder, tmp_path, "--subset", "1.5") == 2
+    _one_clear_line(capsys, "--subset")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "not-a-checkpoint"])
+def test_corrupt_checkpoints(tmp_path, capsys, damage):
+    import torch
+
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    assert _train(folder, tmp_path, "--no-constraints") == 0
+    capsys.readouterr()
+    path = tmp_path / "ck" / "latest.pt"
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:2000])
+    elif damage == "garbage":
+        path.write_bytes(b"junk" * 100)
+    else:
+        torch.save({"weights": torch.zeros(3)}, path)
+    assert main(["evaluate", "--data-dir", str(folder), "-k", "gt", "-ste", "S1", "--checkpoint", str(tmp_path / "ck")]) == 2
+    _one_clear_line(capsys, "latest.pt")
+    assert _train(folder, tmp_path, "--no-constraints", "--resume") == 2
+    _one_clear_line(capsys, "latest.pt")
+
+
+def test_malicious_checkpoint_runs_nothing(tmp_path, capsys):
+    import os
+
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    (tmp_path / "ck").mkdir()
+    torch.save({"format": "jointpose-checkpoint-v1", "evil": Payload()}, tmp_path / "ck" / "latest.pt")
+    assert main(["evaluate", "--data-dir", str(folder), "-k", "gt", "-ste", "S1", "--checkpoint", str(tmp_path / "ck")]) == 2
+    _one_clear_line(capsys, "latest.pt", "not a safe jointpose checkpoint")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_short_sequences_are_padded_not_refused(tmp_path, capsys):
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 60}, "S9": {"Walking": 5}})
+    assert main(["train", "--data-dir", str(folder), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3,3,3",
+                 "-ch", "8", "-e", "1", "--checkpoint", str(tmp_path / "ck"), "--no-progress"]) == 0
+    assert "frames" in capsys.readouterr().out  # 5 frames < receptive field 27: evaluated after edge padding
+
+
+def test_debug_flag_shows_the_traceback(tmp_path):
+    with pytest.raises(JointposeError):
+        main(["--debug", "train", "--data-dir", str(tmp_path / "nowhere"), "--checkpoint", str(tmp_path / "c")])

@@ -1,0 +1,104 @@
+"""Property tests (hypothesis) for losses, metrics, flipping and the restricted unpickler."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from jointpose import skeleton
+from jointpose.losses import TERMS, JointAwareLoss, LossWeights
+from jointpose.metrics import POSE_METRICS, mpjpe, p_mpjpe
+from jointpose.plausibility import plausibility_errors
+from jointpose.safeio import restricted_loads
+
+finite = st.floats(min_value=-5.0, max_value=5.0, allow_nan=False, width=32)
+poses = arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 6), st.just(17), st.just(3)), elements=finite)
+
+
+@settings(max_examples=60, deadline=None)
+@given(poses, st.data())
+def test_losses_are_finite_with_finite_gradients(pred, data):
+    target = data.draw(arrays(np.float32, pred.shape, elements=finite))
+    x = torch.tensor(pred, requires_grad=True)
+    weights = LossWeights(**{name: 1.0 for name in TERMS})
+    total, terms = JointAwareLoss(weights)(x, torch.tensor(target))
+    total.backward()
+    assert torch.isfinite(total) and all(torch.isfinite(v) for v in terms.values())
+    assert torch.isfinite(x.grad).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(poses, st.data())
+def test_metrics_are_finite(pred, data):
+    target = torch.tensor(data.draw(arrays(np.float32, pred.shape, elements=finite)))
+    pred = torch.tensor(pred)
+    for name, fn in POSE_METRICS.items():
+        assert torch.isfinite(fn(pred, target)).all(), name
+    for name, values in plausibility_errors(pred[0], target[0]).items():
+        assert torch.isfinite(values).all(), name
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, (4, 17, 3), elements=st.floats(-2, 2)), st.floats(0.2, 5.0),
+       arrays(np.float64, (4,), elements=st.floats(-1, 1)), arrays(np.float64, (3,), elements=st.floats(-10, 10)))
+def test_p_mpjpe_is_invariant_to_similarity_transforms(pred, scale, quaternion, shift):
+    from scipy.spatial.transform import Rotation
+
+    if np.linalg.norm(quaternion) < 1e-3 or np.ptp(pred, axis=1).max() < 1e-2:
+        return  # no rotation defined / degenerate pose
+    target = pred + np.random.default_rng(0).normal(0, 0.05, pred.shape)
+    rotation = Rotation.from_quat(quaternion).as_matrix()
+    moved = scale * pred @ rotation.T + shift
+    base = p_mpjpe(torch.tensor(pred), torch.tensor(target))
+    assert torch.allclose(p_mpjpe(torch.tensor(moved), torch.tensor(target)), base, atol=1e-7)
+
+
+@settings(max_examples=40, deadline=None)
+@given(poses)
+def test_p1_of_identical_inputs_is_zero(pred):
+    x = torch.tensor(pred)
+    assert float(mpjpe(x, x).abs().max()) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float32, st.tuples(st.integers(1, 5), st.just(17), st.sampled_from([2, 3])), elements=finite))
+def test_flip_twice_is_identity(points):
+    assert np.array_equal(skeleton.flip_poses(skeleton.flip_poses(points)), points)
+    tensor = torch.tensor(points)
+    assert torch.equal(skeleton.flip_poses(skeleton.flip_poses(tensor)), tensor)
+
+
+DANGEROUS = [("os", "system"), ("posix", "system"), ("builtins", "eval"), ("builtins", "exec"),
+             ("subprocess", "Popen"), ("builtins", "__import__"), ("shutil", "rmtree"), ("builtins", "open")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(DANGEROUS), st.binary(max_size=40), st.sampled_from([0, 2, 3, 4]))
+def test_restricted_unpickler_refuses_dangerous_globals(target, junk, protocol):
+    module, name = target
+    # A GLOBAL opcode naming the callable, arbitrary argument bytes, then REDUCE.
+    stream = (b"\x80" + bytes([max(protocol, 2)]) if protocol else b"") + f"c{module}\n{name}\n".encode() + junk + b"R."
+    with pytest.raises(Exception) as info:
+        restricted_loads(stream)
+    assert not isinstance(info.value, SystemExit)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_restricted_unpickler_only_builds_plain_data(data):
+    try:
+        value = restricted_loads(data)
+    except Exception:
+        return
+    allowed = (dict, list, tuple, str, bytes, int, float, bool, complex, type(None), bytearray, set, frozenset,
+               np.ndarray, np.generic, np.dtype)
+    assert isinstance(value, allowed)
+
+
+def test_refusal_names_the_global():
+    with pytest.raises(pickle.UnpicklingError, match="os.system"):
+        restricted_loads(b"cos\nsystem\n(S'true'\ntR.")
