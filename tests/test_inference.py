@@ -177,3 +177,45 @@ def test_bvh_skeleton_has_branch_joints():
     motion, where = poses_to_motion(poses, 50)
     assert "Hip_to_RHip" in motion.names and "Thorax_to_LShoulder" in motion.names
     assert motion.names[where[10]] == "Head"
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_segmented_prediction_is_identical(causal):
+    from jointpose.evaluate import predict
+
+    model = _model(causal)
+    kp = torch.randn(500, 17, 2) * 0.3
+    whole = predict(model, kp)
+    parts = predict(model, kp, segment=64)
+    assert torch.allclose(whole, parts, atol=1e-5)
+
+
+def test_infer_cli_from_coco_json(tmp_path, capsys):
+    from jointpose.cli import main
+    from jointpose.keypoint_formats import LAYOUTS
+
+    lifter = Lifter(_model(), fps=50.0)
+    model_path = lifter.save(tmp_path / "model.safetensors")
+    frames = 40
+    rng = np.random.default_rng(0)
+    base = rng.uniform(300, 700, (len(LAYOUTS["coco17"]), 2))
+    entries = [{"image_id": f, "category_id": 1, "score": 0.9,
+                "keypoints": np.concatenate([base + f, np.full((len(base), 1), 0.9)], axis=1).ravel().tolist()}
+               for f in range(frames)]
+    (tmp_path / "dets.json").write_text(json.dumps(entries))
+    for out in ("poses.npz", "poses.bvh", "poses.csv"):
+        assert main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / out), "--checkpoint", str(model_path),
+                     "--image-size", "1000", "1000", "--no-progress"]) == 0
+    data = np.load(tmp_path / "poses.npz")
+    assert data["poses_3d"].shape == (frames, 17, 3)
+    assert read_bvh(tmp_path / "poses.bvh").num_frames == frames
+    # Recorded at 25 fps: resampled to the model's 50 fps.
+    assert main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "fast.npz"), "--checkpoint", str(model_path),
+                 "--image-size", "1000", "1000", "--fps", "25", "--no-progress"]) == 0
+    assert np.load(tmp_path / "fast.npz")["poses_3d"].shape[0] == 2 * frames - 1
+    capsys.readouterr()
+    assert main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "x.npz"), "--checkpoint", str(model_path)]) == 2
+    assert "--image-size" in capsys.readouterr().err
+    assert main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "x.txt"), "--checkpoint", str(model_path),
+                 "--image-size", "10", "10"]) == 2
+    assert "unknown output format" in capsys.readouterr().err

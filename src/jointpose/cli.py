@@ -192,6 +192,37 @@ def cmd_data_build(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
+def cmd_infer(args: argparse.Namespace) -> None:
+    from .export import export, format_from_path
+    from .keypoints import load_keypoints, require_image_size, resample_keypoints
+    from .lifter import Lifter
+
+    fmt = format_from_path(args.output, args.format)
+    lifter = (Lifter.load(args.checkpoint, device=args.device) if args.checkpoint
+              else Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device))
+    lifter.flip_test = args.tta
+    keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
+    for note in keypoints.notes:
+        print(note)
+    if args.fps is not None and abs(args.fps - lifter.fps) > 1e-6:
+        keypoints = resample_keypoints(keypoints, args.fps, lifter.fps)
+        print(f"resampled {args.fps:g} fps input to the model's {lifter.fps:g} fps: {keypoints.num_frames} frames")
+    size = require_image_size(args.image_size, args.input)
+    if keypoints.num_frames < lifter.receptive_field:
+        print(f"note: {keypoints.num_frames} frames is shorter than the receptive field "
+              f"({lifter.receptive_field}); the sequence is edge-padded")
+    poses = lifter.predict(keypoints.xy, size, progress=args.progress)
+    trajectory = lifter.predict_trajectory(keypoints.xy, size) if lifter.trajectory_model is not None else None
+    export(args.output, poses, lifter.fps, trajectory=trajectory, fmt=fmt)
+    print(f"wrote {len(poses)} frames to {args.output} ({fmt})")
+    if args.render:
+        from .render import render_animation
+
+        render_animation(args.render, keypoints.xy, {"Prediction": poses}, image_size=size, fps=lifter.fps,
+                         background=args.video, progress=args.progress)
+        print(f"wrote {args.render}")
+
+
 def cmd_ablate(args: argparse.Namespace) -> None:
     from .ablation import run_ablation
 
@@ -219,6 +250,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")
     p.add_argument("--keep-last", type=int, default=0, help="keep only the newest N epoch_NNN.pt files (0: all)")
     p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("infer", help="2D keypoints from a detector -> 3D poses (npz, json, csv or bvh)")
+    p.add_argument("input", help="COCO results JSON, OpenPose JSON file or folder, or .npy/.npz (frames, 17, 2|3)")
+    p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
+    p.add_argument("--format", choices=("npz", "json", "csv", "bvh"), default=None, help="override the extension")
+    p.add_argument("--checkpoint", default=None, help="checkpoint or .safetensors model (default: the bundled model)")
+    p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
+    p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"), help="image size in pixels")
+    p.add_argument("--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of the input (resampled to the model's)")
+    p.add_argument("--confidence-threshold", type=float, default=0.3, help="joints below it are interpolated")
+    p.add_argument("--render", default=None, help="also write an animation (.mp4 or .gif)")
+    p.add_argument("--video", default=None, help="video to draw the 2D input over (with --render)")
+    p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_infer)
 
     p = verbs.add_parser("ablate", help="train the baseline and the joint-aware model alike and compare them")
     add_train_args(p)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from . import skeleton
 from .data import PoseSequence, load_dataset
@@ -44,25 +45,33 @@ def predict(
     keypoints_left: Sequence[int] = skeleton.LEFT_JOINTS,
     keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
     root_relative: bool = True,
+    segment: int | None = None,
+    progress: bool = False,
 ) -> torch.Tensor:
     """3D poses (frames, J_out, 3) in metres from normalised 2D keypoints (frames, J, 2).
 
     ``flip_test`` averages with the prediction for the mirrored input (mirrored back).
     With ``root_relative`` the predicted root is subtracted, so joint 0 is exactly 0.
+    ``segment`` bounds the output frames computed at once (each segment reads its own
+    receptive field, so results are identical); ``progress`` shows a bar over segments.
     Runs on the model's device; returns a CPU float32 tensor.
     """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     x = torch.as_tensor(keypoints, dtype=torch.float32, device=device)
-    x = pad_sequence(x, model.receptive_field(), model.causal)[None]
+    frames, field = x.shape[0], model.receptive_field()
+    x = pad_sequence(x, field, model.causal)[None]
     if flip_test:
-        perm_2d = skeleton.flip_permutation(x.shape[2], keypoints_left, keypoints_right)
-        out = model(torch.cat([x, skeleton.flip_poses(x, perm_2d)]))
+        x = torch.cat([x, skeleton.flip_poses(x, skeleton.flip_permutation(x.shape[2], keypoints_left, keypoints_right))])
+    step = segment or frames
+    starts = tqdm(range(0, frames, step), desc="lifting", unit="segment", disable=not progress, leave=False)
+    out = torch.cat([model(x[:, s: min(s + step, frames) + field - 1]) for s in starts], dim=1)
+    if flip_test:
         perm_3d = skeleton.FLIP_PERMUTATION if model.num_joints_out == skeleton.NUM_JOINTS else range(model.num_joints_out)
         out = (out[0] + skeleton.flip_poses(out[1], perm_3d)) / 2
     else:
-        out = model(x)[0]
+        out = out[0]
     model.train(was_training)
     if root_relative:
         out = out - out[:, :1]

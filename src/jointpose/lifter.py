@@ -29,9 +29,10 @@ from .cameras import normalize_screen_coordinates
 from .distributed import resolve_device
 from .errors import JointposeError
 from .evaluate import predict
-from .model import TemporalModel, load_model_state
+from .model import FusedTemporalModel, TemporalModel, load_model_state
 
 MODEL_FORMAT = "jointpose-model-v1"
+SEGMENT = 4096  # output frames computed at once (bounds memory on long inputs)
 PRETRAINED = {"offline": "jointpose_cmu_243f_offline.safetensors", "causal": "jointpose_cmu_243f_causal.safetensors"}
 
 
@@ -53,6 +54,7 @@ class Lifter:
         self.fps = float(fps)
         self.keypoints_left, self.keypoints_right = tuple(keypoints_left), tuple(keypoints_right)
         self.flip_test = flip_test
+        self._fused: FusedTemporalModel | None = None
 
     @property
     def device(self) -> torch.device:
@@ -72,6 +74,7 @@ class Lifter:
 
     def to(self, device: str | torch.device) -> Lifter:
         self.model.to(resolve_device(str(device)))
+        self._fused = None
         if self.trajectory_model is not None:
             self.trajectory_model.to(self.device)
         return self
@@ -174,13 +177,20 @@ class Lifter:
         image_size: tuple[int, int] | None = None,
         *,
         normalized: bool = False,
+        progress: bool = False,
     ) -> np.ndarray | list[np.ndarray]:
         """3D poses (frames, 17, 3), metres, camera axes, root at 0; a list in, a list out."""
         if isinstance(keypoints, (list, tuple)):
-            return [self.predict(k, image_size, normalized=normalized) for k in keypoints]
+            return [self.predict(k, image_size, normalized=normalized, progress=progress) for k in keypoints]
         kp = self.normalize(keypoints, image_size, normalized)
-        return predict(self.model, kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
-                       keypoints_right=self.keypoints_right).numpy()
+        return predict(self._inference_model(), kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
+                       keypoints_right=self.keypoints_right, segment=SEGMENT, progress=progress).numpy()
+
+    def _inference_model(self) -> FusedTemporalModel:
+        """The pose model with batch norm folded in, built on first use (weights are fixed)."""
+        if self._fused is None:
+            self._fused = FusedTemporalModel(self.model)
+        return self._fused
 
     def predict_trajectory(
         self, keypoints: np.ndarray, image_size: tuple[int, int] | None = None, *, normalized: bool = False
@@ -190,7 +200,7 @@ class Lifter:
             raise JointposeError("this model has no trajectory model (train with --trajectory)")
         kp = self.normalize(keypoints, image_size, normalized)
         out = predict(self.trajectory_model, kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
-                      keypoints_right=self.keypoints_right, root_relative=False)
+                      keypoints_right=self.keypoints_right, root_relative=False, segment=SEGMENT)
         return out[:, 0].numpy()
 
 

@@ -169,6 +169,7 @@ class FusedTemporalModel(nn.Module):
         super().__init__()
         self.receptive_field_, self.pad, self.causal_shift = model.receptive_field(), list(model.pad), list(model.causal_shift)
         self.num_joints_out, self.out_features = model.num_joints_out, model.out_features
+        self.num_joints_in, self.causal = model.num_joints_in, model.causal
         convs = [(model.expand_conv, model.expand_bn)] + list(zip(model.layers_conv, model.layers_bn))
         self.convs = nn.ModuleList(_fold(conv, bn) for conv, bn in convs)
         self.shrink = nn.Conv1d(model.channels, model.num_joints_out * model.out_features, 1)

@@ -2,9 +2,10 @@
 
 ``chunk == 1`` (the ``--no-constraints`` baseline) trains VideoPose3D's way: one target
 frame per window through the strided model. With constraints each sample is a chunk of
-``chunk`` consecutive target frames, predicted by the full-sequence model from a window
-of ``receptive_field + chunk - 1`` frames, so temporal losses see real consecutive
-predictions. Both models share one state dict.
+``chunk`` consecutive target frames: the strided model (same weights) predicts each of
+them from its own receptive-field window, so temporal losses see real consecutive
+predictions at the cost of the baseline per target frame. Training and full-sequence
+evaluation models share one state dict.
 """
 
 from __future__ import annotations
@@ -110,15 +111,14 @@ class Trainer:
         self.test_data = load_dataset(config.data_dir, config.keypoints, list(config.subjects_test),
                                       _opt_list(config.actions), downsample=config.downsample)
         self.model_args = model_args(config, self.train_data.num_keypoints)
-        self.strided = config.effective_chunk == 1
-        self.model = build_model(self.model_args, strided=self.strided).to(self.device)
+        self.model = build_model(self.model_args, strided=True).to(self.device)
         # Built once (not per validation) so that no RNG draw happens between checkpoints.
-        self.eval_model = build_model(self.model_args).to(self.device) if self.strided else self.model
+        self.eval_model = build_model(self.model_args).to(self.device)
         self.trajectory_model = None
         params = list(self.model.parameters())
         if config.trajectory:
             self.trajectory_args = dict(self.model_args, num_joints_out=1)
-            self.trajectory_model = build_model(self.trajectory_args, strided=self.strided).to(self.device)
+            self.trajectory_model = build_model(self.trajectory_args, strided=True).to(self.device)
             params += list(self.trajectory_model.parameters())
         self.optimizer = torch.optim.Adam(params, lr=config.lr, amsgrad=True)
         self.loss_fn = JointAwareLoss(config.loss_weights)
@@ -210,40 +210,40 @@ class Trainer:
         bar = tqdm(steps, total=self.windows.steps_per_epoch(config.batch_size, dist.world_size), leave=False,
                    desc=f"epoch {self.epoch + 1}/{config.epochs}", disable=not (config.progress and dist.is_main))
         for batch, global_chunks in bar:
-            inputs = batch.inputs.to(self.device, non_blocking=True)
+            inputs = receptive_windows(batch.inputs.to(self.device, non_blocking=True), self.model.receptive_field())
             targets = batch.targets.to(self.device, non_blocking=True)
+            chunks, chunk = targets.shape[:2]
             with dist.autocast(config.precision):
-                pred = self.train_model(inputs)
+                pred = self.train_model(inputs).reshape(chunks, chunk, -1, 3)
             total, terms = self.loss_fn(pred.float(), targets)
             if self.train_trajectory is not None:
                 with dist.autocast(config.precision):
-                    traj = self.train_trajectory(inputs)[:, :, 0]
+                    traj = self.train_trajectory(inputs).reshape(chunks, chunk, 3)
                 target_traj = batch.trajectory.to(self.device)
                 terms["trajectory"] = weighted_mpjpe(traj.float()[:, :, None], target_traj[:, :, None],
                                                      1.0 / target_traj[..., 2:3].clamp_min(0.1))
                 total = total + terms["trajectory"]
             # Every term is a mean over this process's chunks; rescale so that the gradient
             # averaged across processes equals the gradient of the mean over the global batch.
-            share = len(inputs) * dist.world_size / global_chunks
+            share = chunks * dist.world_size / global_chunks
             self.optimizer.zero_grad(set_to_none=True)
             (total * share).backward()
             self.optimizer.step()
-            frames = len(inputs) * targets.shape[1]
+            frames = chunks * chunk
             for name, value in terms.items():
                 sums[name] += float(value.detach()) * frames
             sums["_frames"] += frames
             if config.log_steps:
                 self.step_log.append({"epoch": self.epoch + 1, "step": len(self.step_log) + 1,
-                                      "total": global_mean(total.detach(), len(inputs), dist),
-                                      "mpjpe": global_mean(terms["mpjpe"].detach(), len(inputs), dist)})
+                                      "total": global_mean(total.detach(), chunks, dist),
+                                      "mpjpe": global_mean(terms["mpjpe"].detach(), chunks, dist)})
         totals = reduce_sums(sums, dist)
         frames = float(totals.pop("_frames"))
         return {name: float(value) / frames for name, value in totals.items()}
 
     def evaluation_model(self) -> TemporalModel:
         """The full-sequence model holding the current weights."""
-        if self.eval_model is not self.model:
-            self.eval_model.load_state_dict(self.model.state_dict())
+        self.eval_model.load_state_dict(self.model.state_dict())
         return self.eval_model
 
     def quick_validation(self) -> float:
@@ -291,6 +291,17 @@ class Trainer:
         if self.config.log_steps:
             write_log(self.step_log, self.folder / "steps.csv")
         plot_learning_curve(self.history, self.folder / "learning_curve.png")
+
+
+def receptive_windows(inputs: torch.Tensor, receptive_field: int) -> torch.Tensor:
+    """(chunks, receptive_field + chunk - 1, J, 2) -> (chunks * chunk, receptive_field, J, 2).
+
+    One window per target frame, in order, for the strided model (a copy; chunk 1 is a view).
+    """
+    if inputs.shape[1] == receptive_field:
+        return inputs
+    windows = inputs.unfold(1, receptive_field, 1)  # (chunks, chunk, J, 2, receptive_field)
+    return windows.permute(0, 1, 4, 2, 3).reshape(-1, receptive_field, *inputs.shape[2:])
 
 
 def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:

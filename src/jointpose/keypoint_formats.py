@@ -1,0 +1,311 @@
+"""2D detector keypoint layouts, their conversion to Human3.6M-17, and the file readers.
+
+Layouts (``source_layout`` names)
+---------------------------------
+``coco17``  COCO: nose, left/right eye, left/right ear, then shoulders, elbows, wrists, hips,
+            knees, ankles (left before right).
+``coco18``  OpenPose COCO-18: nose, neck, right then left arm, right then left leg, eyes, ears.
+``body25``  OpenPose BODY_25: COCO-18 with a mid-hip joint after the neck, plus six foot points.
+``h36m17``  already Human3.6M-17 (order of :data:`jointpose.skeleton.JOINT_NAMES`).
+
+Conversion to Human3.6M-17 (pixels in, pixels out)
+--------------------------------------------------
+Every Human3.6M joint is a fixed weighted sum of source joints. Some have fall-backs; per frame
+the first construction whose source joints all reach the confidence threshold is used (the
+first one when none does, and the joint then counts as missing). The confidence of a joint is
+the minimum confidence of the source joints of its construction.
+
+============  ================================================================================
+Hip           MidHip (BODY_25); else mid-hips (the mean of the two hips)
+limbs         directly: hips, knees, ankles (RFoot/LFoot), shoulders, elbows, wrists
+Thorax        Neck (OpenPose, itself a mid-shoulder point); else mid-shoulders
+Spine         Hip + 0.5 (Thorax - Hip) (:data:`SPINE_FRACTION`; Human3.6M's spine sits 0.45-0.5
+              of the way up, 0.49 in jointpose's CMU rig map)
+Neck/Nose     the nose; else mid-ears (seen from behind)
+Head          the head top: mid-eyes + 1.75 (mid-eyes - nose); else the same with the one eye
+              that is seen; else mid-ears + 0.5 (mid-ears - mid-shoulders)
+============  ================================================================================
+
+Head: the nose tip sits about 4 cm below and 3 cm in front of the eyes and Human3.6M's head
+joint (as jointpose's rig map places it) about 7 cm above and 5 cm behind them, so the
+eye-from-nose vector scaled by 1.75 reaches it from the front and in profile alike. From
+behind, the ears sit about 9 cm below it and about 18 cm above the shoulders.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import skeleton
+from .errors import JointposeError
+from .safeio import load_npz
+
+SPINE_FRACTION = 0.5
+HEAD_FROM_EYES = 1.75  # head top = eyes + HEAD_FROM_EYES * (eyes - nose)
+HEAD_FROM_EARS = 0.5  # head top = ears + HEAD_FROM_EARS * (ears - shoulders)
+
+_ARM = ("shoulder", "elbow", "wrist")
+_LEG = ("hip", "knee", "ankle")
+
+
+def _side(side: str, parts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{side}_{part}" for part in parts)
+
+
+_COCO18 = (("nose", "neck") + _side("r", _ARM) + _side("l", _ARM) + _side("r", _LEG) + _side("l", _LEG)
+           + ("r_eye", "l_eye", "r_ear", "l_ear"))
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "coco17": ("nose", "l_eye", "r_eye", "l_ear", "r_ear") + tuple(f"{s}_{p}" for p in _ARM + _LEG for s in "lr"),
+    "coco18": _COCO18,
+    "body25": _COCO18[:8] + ("mid_hip",) + _COCO18[8:] + _side("l", ("big_toe", "small_toe", "heel"))
+    + _side("r", ("big_toe", "small_toe", "heel")),
+    "h36m17": skeleton.JOINT_NAMES,
+}
+LAYOUT_TITLES = {"coco17": "COCO-17", "coco18": "OpenPose COCO-18", "body25": "OpenPose BODY_25",
+                 "h36m17": "Human3.6M-17"}
+
+Recipe = dict[str, float]
+
+
+def _mean(*names: str) -> Recipe:
+    return {name: 1.0 / len(names) for name in names}
+
+
+def _lerp(a: Recipe, b: Recipe, t: float) -> Recipe:
+    """The recipe of ``a + t (b - a)`` (t outside [0, 1] extrapolates)."""
+    out = {name: (1.0 - t) * w for name, w in a.items()}
+    for name, w in b.items():
+        out[name] = out.get(name, 0.0) + t * w
+    return out
+
+
+def _recipes(names: tuple[str, ...]) -> tuple[tuple[Recipe, ...], ...]:
+    """Constructions (best first) of each Human3.6M joint from a detector layout's joints."""
+    if names == skeleton.JOINT_NAMES:
+        return tuple(({name: 1.0},) for name in names)
+    pelvis = ([{"mid_hip": 1.0}] if "mid_hip" in names else []) + [_mean("l_hip", "r_hip")]
+    thorax = ([{"neck": 1.0}] if "neck" in names else []) + [_mean("l_shoulder", "r_shoulder")]
+    ears, shoulders = _mean("l_ear", "r_ear"), _mean("l_shoulder", "r_shoulder")
+    nose = {"nose": 1.0}
+    head = [_lerp(eyes, nose, -HEAD_FROM_EYES) for eyes in (_mean("l_eye", "r_eye"), {"l_eye": 1.0}, {"r_eye": 1.0})]
+    head.append(_lerp(ears, shoulders, -HEAD_FROM_EARS))
+    side = {"R": "r", "L": "l"}
+    limb = {"Hip": "hip", "Knee": "knee", "Foot": "ankle", "Shoulder": "shoulder", "Elbow": "elbow", "Wrist": "wrist"}
+    table: dict[str, list[Recipe]] = {
+        "Hip": pelvis, "Thorax": thorax, "Neck/Nose": [nose, ears], "Head": head,
+        "Spine": [_lerp(p, t, SPINE_FRACTION) for p, t in product(pelvis, thorax)],
+    }
+    table |= {s + part: [{f"{side[s]}_{limb[part]}": 1.0}] for s in side for part in limb}
+    return tuple(tuple(table[name]) for name in skeleton.JOINT_NAMES)
+
+
+@lru_cache(maxsize=None)
+def _compiled(layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Recipes as arrays: index and weight (C, 17, K), used (C, 17, K), exists (C, 17)."""
+    names = LAYOUTS[layout]
+    recipes = _recipes(names)
+    c = max(len(r) for r in recipes)
+    k = max(len(recipe) for rs in recipes for recipe in rs)
+    index = np.zeros((c, skeleton.NUM_JOINTS, k), dtype=np.intp)
+    weight = np.zeros((c, skeleton.NUM_JOINTS, k))
+    used = np.zeros((c, skeleton.NUM_JOINTS, k), dtype=bool)
+    for j, constructions in enumerate(recipes):
+        for i, recipe in enumerate(constructions):
+            index[i, j, :len(recipe)] = [names.index(name) for name in recipe]
+            weight[i, j, :len(recipe)] = list(recipe.values())
+            used[i, j, :len(recipe)] = True
+    return index, weight, used, used.any(axis=-1)
+
+
+def usable(confidence: np.ndarray, threshold: float) -> np.ndarray:
+    """Joints that count as detected: confidence > 0 and >= ``threshold``."""
+    return (confidence > 0) & (confidence >= threshold)
+
+
+def to_h36m(
+    xy: np.ndarray, confidence: np.ndarray, layout: str, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Convert (F, N, 2) pixels and (F, N) confidence in ``layout`` to Human3.6M-17.
+
+    Returns pixels (F, 17, 2), confidence (F, 17) and, per Human3.6M joint, the number of
+    frames where a fall-back construction was used (17,). Non-finite pixels must carry
+    confidence 0.
+    """
+    index, weight, used, exists = _compiled(layout)
+    xy = np.where(np.isfinite(xy), xy, 0.0)
+    candidate = np.where(used, confidence[:, index], np.inf).min(axis=-1)  # (F, C, 17)
+    candidate = np.where(exists, candidate, -1.0)
+    choice = usable(candidate, threshold).argmax(axis=1)  # (F, 17): first usable, else 0
+    joints = np.arange(skeleton.NUM_JOINTS)
+    sources = index[choice, joints]  # (F, 17, K)
+    gathered = xy[np.arange(len(xy))[:, None, None], sources]  # (F, 17, K, 2)
+    out = np.einsum("fjk,fjkd->fjd", weight[choice, joints], gathered)
+    conf = np.take_along_axis(candidate, choice[:, None, :], axis=1)[:, 0]
+    return out, conf, (choice > 0).sum(axis=0)
+
+
+# ----------------------------------------------------------------------------- file readers
+
+
+@dataclass
+class Detections:
+    """People detected per frame: ``people[f]`` is (P, N, 3) x, y pixels and confidence
+    (0 = missing), ``scores[f]`` is (P,) person scores."""
+
+    people: list[np.ndarray]
+    scores: list[np.ndarray]
+    layout: str
+    source_format: str
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise JointposeError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise JointposeError(f"{path}: not a UTF-8 text (JSON) file") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JointposeError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+
+
+def _numbers(value: Any, lengths: tuple[int, ...], where: str) -> np.ndarray:
+    """A flat list of numbers of one of ``lengths`` as floats; NaN allowed, inf refused."""
+    if not isinstance(value, list) or len(value) not in lengths:
+        count = f"{len(value)} values" if isinstance(value, list) else type(value).__name__
+        raise JointposeError(f"{where}: expected a list of {' or '.join(map(str, lengths))} numbers "
+                             f"(x, y, confidence per joint), got {count}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise JointposeError(f"{where}: holds values that are not numbers")
+    out = np.array(value, dtype=np.float64)
+    if np.isinf(out).any():
+        raise JointposeError(f"{where}: holds an infinite value")
+    return out
+
+
+def read_coco_results(data: list, path: Path) -> Detections:
+    """COCO keypoint results: ``[{"image_id", "keypoints": [x, y, score] * 17, "score"}, ...]``."""
+    if not data:
+        raise JointposeError(f"{path}: empty COCO results list (no detections)")
+    ids, keypoints, scores = [], [], []
+    for i, entry in enumerate(data):
+        if not isinstance(entry, dict) or "image_id" not in entry or "keypoints" not in entry:
+            raise JointposeError(f"{path}: entry {i}: expected an object with 'image_id' and 'keypoints'")
+        image_id = entry["image_id"]
+        if not isinstance(image_id, int) or isinstance(image_id, bool):
+            raise JointposeError(f"{path}: entry {i}: 'image_id' must be an integer frame number, got {image_id!r}")
+        kp = _numbers(entry["keypoints"], (51,), f"{path}: entry {i} (image_id {image_id}) 'keypoints'").reshape(17, 3)
+        score = entry.get("score")
+        if score is None:
+            score = float(np.nanmean(kp[:, 2])) if np.isfinite(kp[:, 2]).any() else 0.0
+        elif isinstance(score, bool) or not isinstance(score, (int, float)) or not np.isfinite(score):
+            raise JointposeError(f"{path}: entry {i} (image_id {image_id}): 'score' must be a finite number")
+        ids.append(image_id)
+        keypoints.append(kp)
+        scores.append(float(score))
+    frame = np.array(ids, dtype=np.int64) - min(ids)
+    count = int(frame.max()) + 1
+    if count > 10_000_000:
+        raise JointposeError(f"{path}: image_id values span {count} frames; they must be frame numbers")
+    order = np.argsort(frame, kind="stable")
+    cuts = np.cumsum(np.bincount(frame, minlength=count))[:-1]
+    people = np.split(np.stack(keypoints)[order], cuts)
+    return Detections(people, np.split(np.array(scores)[order], cuts), "coco17", "coco-json")
+
+
+_OPENPOSE_LAYOUTS = {75: "body25", 54: "coco18"}
+
+
+def openpose_people(data: Any, path: Path) -> np.ndarray | None:
+    """The (P, N, 3) people of one OpenPose frame; None when it has none. (0, 0) = missing."""
+    if not isinstance(data, dict) or not isinstance(data.get("people"), list):
+        raise JointposeError(f"{path}: unrecognised JSON structure: expected an OpenPose object "
+                             "{\"people\": [...]} or a COCO results list")
+    people = []
+    for i, person in enumerate(data["people"]):
+        keys = ("pose_keypoints_2d", "pose_keypoints")
+        key = next((k for k in keys if isinstance(person, dict) and k in person), None)
+        if key is None:
+            raise JointposeError(f"{path}: person {i}: has no 'pose_keypoints_2d' list")
+        people.append(_numbers(person[key], tuple(_OPENPOSE_LAYOUTS), f"{path}: person {i} '{key}'"))
+    if not people:
+        return None
+    if len({len(p) for p in people}) > 1:
+        raise JointposeError(f"{path}: people have different keypoint counts {sorted({len(p) // 3 for p in people})}")
+    out = np.stack(people).reshape(len(people), -1, 3)
+    out[..., 2] = np.where((out[..., 0] == 0) & (out[..., 1] == 0), 0.0, out[..., 2])
+    return out
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def read_openpose(path: Path, data: Any = None) -> Detections:
+    """OpenPose output: one ``*_keypoints.json`` file (``data`` if already parsed) or a folder of them.
+
+    Folder files are taken in natural name order (``f2`` before ``f10``), one frame each.
+    """
+    files = sorted(path.glob("*_keypoints.json"), key=_natural_key) if path.is_dir() else [path]
+    if not files:
+        raise JointposeError(f"{path}: folder holds no OpenPose '*_keypoints.json' files")
+    frames = [openpose_people(data if data is not None else read_json(f), f) for f in files]
+    counts = {p.shape[1] for p in frames if p is not None}
+    if not counts:
+        raise JointposeError(f"{path}: no person detected in any of its {len(files)} frame(s)")
+    if len(counts) > 1:
+        raise JointposeError(f"{path}: files mix keypoint counts {sorted(counts)} (BODY_25 and COCO-18)")
+    n = counts.pop()
+    layout = _OPENPOSE_LAYOUTS[3 * n]
+    people = [p if p is not None else np.zeros((0, n, 3)) for p in frames]
+    scores = [_openpose_scores(p) for p in people]
+    return Detections(people, scores, layout, f"openpose-{layout}")
+
+
+def _openpose_scores(people: np.ndarray) -> np.ndarray:
+    """Person score: mean confidence of the detected joints (0 for none)."""
+    conf = np.nan_to_num(people[..., 2])
+    seen = conf > 0
+    return np.where(seen.any(axis=1), (conf * seen).sum(axis=1) / np.maximum(seen.sum(axis=1), 1), 0.0)
+
+
+def read_array(path: Path) -> np.ndarray:
+    """A (F, 17, 2|3) float array from ``.npy`` or ``.npz`` (key 'keypoints' or the only one)."""
+    if path.suffix.lower() == ".npz":
+        arrays = load_npz(path)
+        if "keypoints" in arrays:
+            key = "keypoints"
+        elif len(arrays) == 1:
+            key = next(iter(arrays))
+        else:
+            raise JointposeError(f"{path}: no key 'keypoints' and not exactly one array to choose "
+                                 f"(keys: {', '.join(sorted(arrays)) or 'none'})")
+        array, where = arrays[key], f"{path} key '{key}'"
+    else:
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise JointposeError(f"{path}: not a readable .npy array ({exc})") from None
+        where = str(path)
+    if array.dtype.kind not in "iuf":
+        raise JointposeError(f"{where}: expected numbers, got dtype {array.dtype}")
+    if array.ndim != 3 or array.shape[1] != skeleton.NUM_JOINTS or array.shape[2] not in (2, 3):
+        raise JointposeError(f"{where}: expected shape (frames, 17, 2 or 3), got {array.shape}")
+    if len(array) == 0:
+        raise JointposeError(f"{where}: empty (0 frames)")
+    array = array.astype(np.float64)
+    bad = np.isinf(array).any(axis=(1, 2))
+    if bad.any():
+        raise JointposeError(f"{where}: infinite value at frame {int(bad.argmax())}")
+    return array

@@ -1,0 +1,276 @@
+"""Read 2D keypoints from a detector's output as (frames, 17, 2) pixels in Human3.6M-17 order.
+
+Inputs (:func:`load_keypoints`):
+
+* COCO keypoint results JSON: a list of ``{"image_id", "keypoints": [x, y, score] * 17, "score"}``,
+  one entry per person per frame; frame = ``image_id - min(image_id)`` (frames with no entry
+  are missing). Always COCO-17.
+* OpenPose JSON: one ``*_keypoints.json`` file or a folder of them (one frame per file, natural
+  name order); BODY_25 or COCO-18 told apart by the keypoint count. Confidence 0 or a (0, 0)
+  position means missing.
+* ``.npy`` / ``.npz`` arrays (frames, 17, 2 or 3), the third column a confidence; NaN means
+  missing. 17 joints are Human3.6M-17 unless ``layout="coco"``.
+
+Layout conversion is described in :mod:`jointpose.keypoint_formats`.
+
+Several people per frame: detections are linked into tracks frame by frame, greedily joining
+the closest pairs (distance between the centroids of the confident keypoints, divided by the
+larger bounding-box diagonal, at most ``max_link_distance``) to tracks last seen up to
+``max_gap`` frames before. The track kept is the one with the largest sum over its frames of
+person score times keypoint bounding-box area (px^2): most confident, largest and longest.
+
+Joints below ``confidence_threshold`` or missing are filled by linear interpolation in time
+(the nearest value held before the first and after the last detection) with a
+:class:`~jointpose.errors.JointposeWarning` that counts them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import skeleton
+from .errors import JointposeError, JointposeWarning
+from .keypoint_formats import (LAYOUT_TITLES, LAYOUTS, Detections, read_array, read_coco_results,
+                               read_json, read_openpose, to_h36m, usable)
+
+_LAYOUT_ARGS = {"h36m": "h36m17", "h36m17": "h36m17", "coco": "coco17", "coco17": "coco17"}
+
+
+@dataclass
+class Keypoints2D:
+    """A 2D keypoint sequence in Human3.6M-17 order.
+
+    ``xy`` (F, 17, 2) pixels with every joint filled; ``confidence`` (F, 17) in [0, 1] (1 where
+    the format has none, the detector's value for filled joints); ``filled`` (F, 17) marks the
+    interpolated joints; ``notes`` reports what was chosen or repaired.
+    """
+
+    xy: np.ndarray
+    confidence: np.ndarray
+    source_format: str
+    source_layout: str
+    filled: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.xy)
+
+
+def require_image_size(image_size: tuple[int, int] | None, path: str | Path) -> tuple[int, int]:
+    """Check the (width, height) in pixels needed to normalise pixel keypoints read from ``path``."""
+    if image_size is None:
+        raise JointposeError(f"{path}: pixel keypoints need the video's image size; pass --image-size W H")
+    if len(image_size) != 2 or not all(float(v) > 0 and float(v) == int(v) for v in image_size):
+        raise JointposeError(f"--image-size must be two positive integers W H, got {tuple(image_size)}")
+    return int(image_size[0]), int(image_size[1])
+
+
+def load_keypoints(
+    path: str | Path,
+    *,
+    layout: str | None = None,
+    confidence_threshold: float = 0.3,
+    max_gap: int = 30,
+    max_link_distance: float = 0.5,
+) -> Keypoints2D:
+    """Read 2D keypoints (pixels) from a COCO results JSON, OpenPose JSON(s), ``.npy`` or ``.npz``.
+
+    ``layout`` ("h36m" or "coco") names the joint order of 17-joint arrays (default "h36m");
+    JSON formats carry their own. See the module docstring for tracking and gap filling.
+    """
+    path = Path(path)
+    if not 0.0 <= confidence_threshold <= 1.0:
+        raise JointposeError(f"{path}: confidence_threshold must lie in [0, 1], got {confidence_threshold}")
+    if layout is not None and layout.lower() not in _LAYOUT_ARGS:
+        raise JointposeError(f"{path}: unknown keypoint layout {layout!r} (choose 'h36m' or 'coco')")
+    if isinstance(max_gap, bool) or not isinstance(max_gap, int) or max_gap < 1:
+        raise JointposeError(f"{path}: max_gap must be a positive number of frames, got {max_gap!r}")
+    if not max_link_distance > 0:
+        raise JointposeError(f"{path}: max_link_distance must be positive, got {max_link_distance}")
+    wanted = _LAYOUT_ARGS[layout.lower()] if layout is not None else None
+    if not path.exists():
+        raise JointposeError(f"keypoint file not found: {path}")
+    notes: list[str] = []
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix == ".json":
+        data = None if path.is_dir() else read_json(path)
+        if isinstance(data, list):
+            detections = read_coco_results(data, path)
+        else:
+            detections = read_openpose(path, data)
+        if wanted is not None and wanted != detections.layout:
+            raise JointposeError(f"{path}: layout {layout!r} does not apply: this {detections.source_format} "
+                                 f"file is {LAYOUT_TITLES[detections.layout]}")
+        points = _select_track(detections, path, confidence_threshold, max_gap, max_link_distance, notes)
+        source_layout, source_format = detections.layout, detections.source_format
+    elif suffix in (".npy", ".npz"):
+        points = read_array(path)
+        if points.shape[2] == 2:
+            points = np.concatenate([points, np.ones(points.shape[:2] + (1,))], axis=-1)
+        source_layout, source_format = wanted or "h36m17", suffix[1:]
+    else:
+        raise JointposeError(f"{path}: unknown keypoint file type (expected .json, .npy, .npz or an OpenPose folder)")
+    xy, conf = points[..., :2], points[..., 2]
+    conf = np.where(np.isfinite(xy).all(axis=-1) & np.isfinite(conf), np.clip(conf, 0.0, 1.0), 0.0)
+    xy, conf, fallbacks = to_h36m(xy, conf, source_layout, confidence_threshold)
+    if source_layout != "h36m17":
+        notes.append(f"converted {LAYOUT_TITLES[source_layout]} to Human3.6M-17")
+    notes += [f"{skeleton.JOINT_NAMES[j]} from a fall-back construction in {n} frame(s)"
+              for j, n in enumerate(fallbacks) if n]
+    valid = usable(conf, confidence_threshold)
+    _check_coverage(valid, path, confidence_threshold)
+    filled = ~valid
+    if filled.any():
+        message = (f"{path}: filled {int(filled.sum())} low-confidence or missing joints in "
+                   f"{int(filled.any(axis=1).sum())} frames by interpolation")
+        warnings.warn(message, JointposeWarning, stacklevel=2)
+        notes.append(message)
+    return Keypoints2D(interpolate_gaps(xy, valid), conf, source_format, source_layout, filled, notes)
+
+
+def _check_coverage(valid: np.ndarray, path: Path, threshold: float) -> None:
+    """Refuse input with no usable frame, or with joints never usable."""
+    if not valid.any():
+        raise JointposeError(f"{path}: no valid frame: no joint is detected with confidence >= {threshold} "
+                             f"in any of {len(valid)} frames")
+    never = [skeleton.JOINT_NAMES[j] for j in np.flatnonzero(~valid.any(axis=0))]
+    if never:
+        raise JointposeError(f"{path}: joint(s) {', '.join(never)} missing or below confidence "
+                             f"{threshold} in every one of {len(valid)} frames")
+
+
+def interpolate_gaps(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Fill invalid entries of (F, J, D) ``values`` linearly in time from the valid ones (F, J).
+
+    Before the first and after the last valid frame of a joint its nearest valid value is held.
+    Every joint needs at least one valid frame.
+    """
+    frames = np.arange(len(values))[:, None]
+    prev = np.maximum.accumulate(np.where(valid, frames, -1), axis=0)
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(valid, frames, len(values)), 0), axis=0), 0)
+    prev = np.where(prev < 0, nxt, prev)
+    nxt = np.where(nxt >= len(values), prev, nxt)
+    span = nxt - prev
+    weight = np.where(span > 0, (frames - prev) / np.maximum(span, 1), 0.0)[..., None]
+    before = np.take_along_axis(values, prev[..., None], axis=0)
+    after = np.take_along_axis(values, nxt[..., None], axis=0)
+    return np.where(valid[..., None], values, before + weight * (after - before))
+
+
+def resample_keypoints(kp: Keypoints2D, src_fps: float, dst_fps: float) -> Keypoints2D:
+    """The sequence at ``dst_fps`` over the same time span (first frame kept), linear in time.
+
+    ``confidence`` is interpolated too; a new frame counts as filled where a source frame it
+    draws on was.
+    """
+    for name, fps in (("src_fps", src_fps), ("dst_fps", dst_fps)):
+        if not np.isfinite(fps) or fps <= 0:
+            raise JointposeError(f"resample_keypoints: {name} must be a positive frame rate, got {fps}")
+    last = kp.num_frames - 1
+    times = np.arange(int(np.floor(last * dst_fps / src_fps + 1e-9)) + 1) * (src_fps / dst_fps)
+    times = np.where(np.isclose(times, np.rint(times), rtol=0.0, atol=1e-9), np.rint(times), times)
+    lo = np.minimum(np.floor(times).astype(np.intp), last)
+    hi = np.minimum(lo + 1, last)
+    w = times - lo
+    xy = kp.xy[lo] + w[:, None, None] * (kp.xy[hi] - kp.xy[lo])
+    conf = kp.confidence[lo] + w[:, None] * (kp.confidence[hi] - kp.confidence[lo])
+    filled = kp.filled[lo] | (kp.filled[hi] & (w[:, None] > 0))
+    note = f"resampled from {src_fps:g} to {dst_fps:g} fps: {kp.num_frames} -> {len(times)} frames"
+    return dataclasses.replace(kp, xy=xy, confidence=conf, filled=filled, notes=kp.notes + [note])
+
+
+# ----------------------------------------------------------------------------- tracking
+
+
+def _boxes(people: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoint bounding boxes (P, 4: x0, y0, x1, y1) and centroids (P, 2) of (P, N, 3) people.
+
+    Uses the joints reaching ``threshold`` (all detected joints when none does); NaN for a
+    person with no detected joint.
+    """
+    conf = np.where(np.isfinite(people[..., :2]).all(axis=-1), np.nan_to_num(people[..., 2]), 0.0)
+    seen = usable(conf, threshold)
+    seen = np.where(seen.any(axis=1, keepdims=True), seen, conf > 0)[..., None]
+    xy = people[..., :2]
+    lo = np.where(seen, xy, np.inf).min(axis=1)
+    hi = np.where(seen, xy, -np.inf).max(axis=1)
+    count = seen.sum(axis=1)
+    centroid = np.where(seen, xy, 0.0).sum(axis=1) / np.maximum(count, 1)
+    empty = count[:, 0] == 0
+    boxes = np.where(empty[:, None], np.nan, np.concatenate([lo, hi], axis=1))
+    return boxes, np.where(empty[:, None], np.nan, centroid)
+
+
+def _greedy(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
+    """One-to-one (row, column) pairs taken cheapest first, each costing at most ``max_cost``."""
+    rows: set[int] = set()
+    cols: set[int] = set()
+    pairs = []
+    for flat in np.argsort(cost, axis=None, kind="stable"):
+        r, c = (int(i) for i in np.unravel_index(flat, cost.shape))
+        if cost[r, c] > max_cost:
+            break
+        if r not in rows and c not in cols:
+            rows.add(r)
+            cols.add(c)
+            pairs.append((r, c))
+    return pairs
+
+
+def _link(boxes: list[np.ndarray], centroids: list[np.ndarray], max_gap: int,
+          max_distance: float) -> list[list[tuple[int, int]]]:
+    """Tracks as lists of (frame, person index) pairs, in order of first appearance."""
+    tracks: list[list[tuple[int, int]]] = []
+    last_box, last_centroid, last_frame = np.zeros((0, 4)), np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
+    for f, (box, centroid) in enumerate(zip(boxes, centroids)):
+        people = np.flatnonzero(np.isfinite(centroid[:, 0]))
+        active = np.flatnonzero(f - last_frame <= max_gap)
+        scale = np.maximum(_diagonal(last_box[active])[:, None], _diagonal(box[people])[None])
+        cost = np.linalg.norm(last_centroid[active, None] - centroid[None, people], axis=-1) / np.maximum(scale, 1.0)
+        pairs = _greedy(cost, max_distance)
+        matched = {p for _, p in pairs}
+        for t, p in pairs:
+            tracks[active[t]].append((f, int(people[p])))
+        new = [int(people[p]) for p in range(len(people)) if p not in matched]
+        tracks += [[(f, p)] for p in new]
+        moved = np.array([active[t] for t, _ in pairs] + list(range(len(last_frame), len(tracks))), dtype=np.intp)
+        source = np.array([people[p] for _, p in pairs] + new, dtype=np.intp)
+        last_box = np.concatenate([last_box, np.zeros((len(new), 4))])
+        last_centroid = np.concatenate([last_centroid, np.zeros((len(new), 2))])
+        last_frame = np.concatenate([last_frame, np.zeros(len(new), dtype=np.int64)])
+        last_box[moved], last_centroid[moved], last_frame[moved] = box[source], centroid[source], f
+    return tracks
+
+
+def _diagonal(boxes: np.ndarray) -> np.ndarray:
+    return np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+
+
+def _select_track(detections: Detections, path: Path, threshold: float, max_gap: int, max_distance: float,
+                  notes: list[str]) -> np.ndarray:
+    """(F, N, 3) keypoints of the best track (confidence 0 where it is absent); notes say which."""
+    frames = len(detections.people)
+    boxes, centroids = zip(*(_boxes(people, threshold) for people in detections.people))
+    tracks = _link(list(boxes), list(centroids), max_gap, max_distance)
+    if not tracks:
+        raise JointposeError(f"{path}: no person with a detected joint in any of its {frames} frames")
+    weights = []
+    for track in tracks:
+        box = np.stack([boxes[f][p] for f, p in track])
+        score = np.array([detections.scores[f][p] for f, p in track])
+        weights.append(float(np.sum(score * (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]))))
+    best = int(np.argmax(weights))
+    f, p = np.array(tracks[best]).T
+    out = np.zeros((frames, len(LAYOUTS[detections.layout]), 3))
+    out[f] = np.stack([detections.people[i][j] for i, j in zip(f, p)])
+    total = sum(len(people) for people in detections.people)
+    notes.append(f"kept person track {best + 1} of {len(tracks)}: {len(f)} of {frames} frames "
+                 f"({f.min()}-{f.max()}), score x box area {weights[best]:.4g} px^2; dropped "
+                 f"{len(tracks) - 1} other track(s) and {total - len(f)} detection(s)")
+    return out

@@ -1,0 +1,349 @@
+import json
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+from jointpose import skeleton
+from jointpose.errors import JointposeError, JointposeWarning
+from jointpose.keypoints import Keypoints2D, interpolate_gaps, load_keypoints, require_image_size, resample_keypoints
+
+J = {name: k for k, name in enumerate(skeleton.JOINT_NAMES)}
+
+# A standing person in COCO-17 order, pixels relative to the mid-hip point (y down).
+COCO_TEMPLATE = np.array([
+    [0, -160], [8, -168], [-8, -168], [16, -164], [-16, -164],  # nose, eyes (L, R), ears (L, R)
+    [35, -120], [-35, -120], [45, -70], [-45, -70], [50, -25], [-50, -25],  # shoulders, elbows, wrists
+    [20, 0], [-20, 0], [22, 70], [-22, 70], [22, 140], [-22, 140],  # hips, knees, ankles
+], dtype=float)
+# COCO-17 index of each OpenPose COCO-18 joint (Neck = 17, derived separately).
+COCO18_FROM_COCO = [0, 17, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3]
+
+
+def coco_expected(c: np.ndarray) -> np.ndarray:
+    """Human3.6M-17 positions computed by hand from COCO-17 keypoints (..., 17, 2)."""
+    pelvis = (c[..., 11, :] + c[..., 12, :]) / 2
+    thorax = (c[..., 5, :] + c[..., 6, :]) / 2
+    eyes = (c[..., 1, :] + c[..., 2, :]) / 2
+    rows = [pelvis, c[..., 12, :], c[..., 14, :], c[..., 16, :], c[..., 11, :], c[..., 13, :], c[..., 15, :],
+            pelvis + 0.5 * (thorax - pelvis), thorax, c[..., 0, :], eyes + 1.75 * (eyes - c[..., 0, :]),
+            c[..., 5, :], c[..., 7, :], c[..., 9, :], c[..., 6, :], c[..., 8, :], c[..., 10, :]]
+    return np.stack(rows, axis=-2)
+
+
+def person(frame: int, scale: float = 1.0, start=(300.0, 400.0), velocity=(2.0, 0.5)) -> np.ndarray:
+    """COCO-17 pixels (17, 2) of a person moving at constant velocity."""
+    return COCO_TEMPLATE * scale + np.array(start) + frame * np.array(velocity)
+
+
+def coco_entry(image_id: int, xy: np.ndarray, conf, score: float) -> dict:
+    kp = np.concatenate([xy, np.broadcast_to(np.asarray(conf, float), (17,))[:, None]], axis=1)
+    return {"image_id": image_id, "category_id": 1, "keypoints": kp.ravel().tolist(), "score": score}
+
+
+def write_json(path, data):
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def load_quiet(path, **kwargs) -> Keypoints2D:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", JointposeWarning)
+        return load_keypoints(path, **kwargs)
+
+
+def test_coco_array_converts_to_h36m_joints(tmp_path):
+    c = np.stack([person(f) for f in range(4)])
+    c[1:] += np.random.default_rng(0).normal(0, 3, (3, 17, 2))
+    np.save(tmp_path / "k.npy", c)
+    kp = load_keypoints(tmp_path / "k.npy", layout="coco")
+    assert kp.source_format == "npy" and kp.source_layout == "coco17"
+    assert np.allclose(kp.xy, coco_expected(c))
+    assert np.all(kp.confidence == 1) and not kp.filled.any()
+    # Frame 0 by hand from the template: pelvis = mid-hips, spine halfway to mid-shoulders,
+    # head top 1.75 x the nose-to-eyes offset (8 px) above the eyes.
+    assert np.allclose(kp.xy[0, [J["Hip"], J["Spine"], J["Thorax"], J["Neck/Nose"], J["Head"]]],
+                       [[300, 400], [300, 340], [300, 280], [300, 240], [300, 218]])
+    assert np.allclose(load_keypoints(tmp_path / "k.npy", layout="h36m").xy, c)
+
+
+def test_coco_json_derived_confidence_and_fallbacks(tmp_path):
+    frames = 3
+    conf = np.full((frames, 17), 0.9)
+    conf[:, 11] = 0.6  # left hip: Hip and Spine take the minimum
+    conf[1, 2] = 0.1  # right eye unseen in frame 1: Head from the left eye and nose
+    conf[2, [0, 1, 2]] = 0.0  # face unseen in frame 2: Neck/Nose from ears, Head from ears and shoulders
+    xy = np.stack([person(f) for f in range(frames)])
+    path = write_json(tmp_path / "res.json", [coco_entry(f, xy[f], conf[f], 0.9) for f in range(frames)])
+    kp = load_keypoints(path)
+    assert kp.source_format == "coco-json" and kp.source_layout == "coco17"
+    assert np.allclose(kp.xy[0], coco_expected(xy[0]))
+    assert np.isclose(kp.confidence[0, J["Hip"]], 0.6) and np.isclose(kp.confidence[0, J["Spine"]], 0.6)
+    assert np.isclose(kp.confidence[0, J["RShoulder"]], 0.9)
+    assert np.allclose(kp.xy[1, J["Head"]], xy[1, 1] + 1.75 * (xy[1, 1] - xy[1, 0]))
+    ears = (xy[2, 3] + xy[2, 4]) / 2
+    shoulders = (xy[2, 5] + xy[2, 6]) / 2
+    assert np.allclose(kp.xy[2, J["Neck/Nose"]], ears)
+    assert np.allclose(kp.xy[2, J["Head"]], ears + 0.5 * (ears - shoulders))
+    assert not kp.filled.any()
+    assert any("Head from a fall-back construction in 2 frame(s)" in n for n in kp.notes)
+
+
+def _openpose_frame(people: list[np.ndarray]) -> dict:
+    return {"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d": p.ravel().tolist()} for p in people]}
+
+
+def _coco18(xy17: np.ndarray, conf: float = 0.8) -> np.ndarray:
+    neck = (xy17[5] + xy17[6]) / 2 + [0, 6]  # OpenPose's neck: a little below mid-shoulders
+    xy = np.concatenate([xy17, neck[None]])[COCO18_FROM_COCO]
+    return np.concatenate([xy, np.full((18, 1), conf)], axis=1)
+
+
+def _body25(xy17: np.ndarray) -> np.ndarray:
+    c18 = _coco18(xy17)
+    mid_hip = np.array([(xy17[11, 0] + xy17[12, 0]) / 2, xy17[11, 1] - 5, 0.7])  # above mid-hips
+    feet = np.column_stack([np.full((6, 2), 10.0), np.full(6, 0.5)])
+    return np.concatenate([c18[:8], mid_hip[None], c18[8:], feet])
+
+
+def test_openpose_body25_folder(tmp_path):
+    xy = np.stack([person(f) for f in range(5)])
+    frames = [_body25(xy[f]) for f in range(5)]
+    frames[2][4] = 0  # right wrist missing in frame 2: x = y = c = 0
+    frames[3][10, :2] = 0  # right knee at (0, 0) with a confidence: still missing
+    folder = tmp_path / "op"
+    folder.mkdir()
+    for f in range(5):  # natural order: frame 10 after frame 9 (names f0, f3, f6, f9, f12)
+        write_json(folder / f"clip_f{3 * f}_keypoints.json", _openpose_frame([frames[f]]))
+    with pytest.warns(JointposeWarning, match=r"filled 2 low-confidence or missing joints in 2 frames"):
+        kp = load_keypoints(folder)
+    assert kp.source_format == "openpose-body25" and kp.source_layout == "body25"
+    expected = coco_expected(xy)
+    mid_hip, neck = xy[:, [11, 12]].mean(axis=1) - [0, 5], xy[:, [5, 6]].mean(axis=1) + [0, 6]
+    assert np.allclose(kp.xy[:, J["Hip"]], mid_hip) and np.allclose(kp.xy[:, J["Thorax"]], neck)
+    assert np.allclose(kp.xy[:, J["Spine"]], (mid_hip + neck) / 2)
+    assert np.isclose(kp.confidence[0, J["Spine"]], 0.7)
+    limbs = [J[n] for n in ("RHip", "RKnee", "RFoot", "LWrist", "RWrist", "LElbow")]
+    assert np.allclose(kp.xy[:, limbs], expected[:, limbs])  # missing joints interpolated exactly
+    assert kp.filled[2, J["RWrist"]] and kp.filled[3, J["RKnee"]] and kp.filled.sum() == 2
+
+
+def test_openpose_coco18_single_file(tmp_path):
+    xy = person(0)
+    path = write_json(tmp_path / "one_keypoints.json", _openpose_frame([_coco18(xy)]))
+    kp = load_keypoints(path)
+    assert kp.source_format == "openpose-coco18" and kp.xy.shape == (1, 17, 2)
+    expected = coco_expected(xy)
+    neck = (xy[5] + xy[6]) / 2 + [0, 6]
+    assert np.allclose(kp.xy[0, J["Thorax"]], neck)
+    assert np.allclose(kp.xy[0, J["Hip"]], expected[J["Hip"]])
+    others = [j for j in range(17) if j not in (J["Thorax"], J["Spine"])]
+    assert np.allclose(kp.xy[0, others], expected[others])
+
+
+def test_interpolation_fills_gaps_linearly_and_holds_edges(tmp_path):
+    frames = np.arange(12, dtype=float)
+    xy = np.stack([person(f) for f in frames])  # linear motion, converted as H36M-ordered input
+    data = np.concatenate([xy, np.full((12, 17, 1), 0.9)], axis=-1)
+    data[4:8, 3, 2] = 0.1  # a gap of four frames in joint 3
+    data[:2, 5, 2] = 0.0  # joint 5 missing at the start
+    data[10:, 7, :2] = np.nan  # joint 7 NaN at the end
+    np.savez(tmp_path / "k.npz", keypoints=data, fps=np.array(30.0))
+    with pytest.warns(JointposeWarning, match=re.escape("filled 8 low-confidence or missing joints in 8 frames")):
+        kp = load_keypoints(tmp_path / "k.npz")
+    assert kp.source_format == "npz"
+    assert np.allclose(kp.xy[:, 3], xy[:, 3])  # interior gap: exact for linear motion
+    assert np.allclose(kp.xy[:2, 5], xy[2, 5]) and np.allclose(kp.xy[10:, 7], xy[9, 7])  # edges held
+    assert kp.filled.sum() == 8 and kp.filled[4:8, 3].all() and kp.filled[10:, 7].all()
+    assert np.isclose(kp.confidence[5, 3], 0.1) and kp.confidence[10, 7] == 0
+    assert any("filled 8" in n for n in kp.notes)
+
+
+def test_interpolate_gaps_vectorised_matches_numpy_interp():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(50, 4, 2))
+    valid = rng.random((50, 4)) > 0.4
+    valid[[0, 49], 0] = False
+    out = interpolate_gaps(values, valid)
+    t = np.arange(50)
+    for j in range(4):
+        for d in range(2):
+            assert np.allclose(out[:, j, d], np.interp(t, t[valid[:, j]], values[valid[:, j], j, d]))
+
+
+def test_arrays_without_confidence_and_nan_as_missing(tmp_path):
+    xy = np.stack([person(f) for f in range(6)])
+    xy[2, 4] = np.nan
+    np.save(tmp_path / "k.npy", xy.astype(np.float32))
+    with pytest.warns(JointposeWarning, match="filled 1 "):
+        kp = load_keypoints(tmp_path / "k.npy")
+    assert kp.source_layout == "h36m17"
+    assert np.allclose(kp.xy[2, 4], person(2)[4]) and kp.confidence[2, 4] == 0
+    assert np.all(np.delete(kp.confidence.ravel(), 2 * 17 + 4) == 1)
+    np.savez(tmp_path / "only.npz", poses=xy[:3, :, :])
+    assert load_quiet(tmp_path / "only.npz").xy.shape == (3, 17, 2)
+
+
+def _two_people_file(tmp_path, big_score, small_score, frames=8):
+    entries = []
+    for f in range(frames):
+        big = coco_entry(100 + f, person(f, 1.5, (400, 500), (3, 0)), 0.9, big_score)
+        small = coco_entry(100 + f, person(f, 0.6, (900, 300), (-2, 1)), 0.8, small_score)
+        entries += [big, small] if f % 2 else [small, big]  # identities swap places in the list
+    return write_json(tmp_path / "two.json", entries)
+
+
+def test_track_selection_picks_largest_most_confident(tmp_path):
+    kp = load_quiet(_two_people_file(tmp_path, 0.9, 0.95))
+    big = coco_expected(np.stack([person(f, 1.5, (400, 500), (3, 0)) for f in range(8)]))
+    assert np.allclose(kp.xy, big) and not kp.filled.any()
+    assert any(re.search(r"track 2 of 2: 8 of 8 frames .*dropped 1 other track\(s\) and 8 detection", n)
+               for n in kp.notes)
+    # The small person wins when its score outweighs its smaller box (0.6^2 area ratio).
+    kp = load_quiet(_two_people_file(tmp_path, 0.05, 0.95))
+    small = coco_expected(np.stack([person(f, 0.6, (900, 300), (-2, 1)) for f in range(8)]))
+    assert np.allclose(kp.xy, small)
+
+
+def test_whole_track_beats_a_larger_person_in_a_few_frames(tmp_path):
+    entries = [coco_entry(f, person(f, 1.2), 0.9, 0.8) for f in range(6)]
+    entries += [coco_entry(f, person(f, 1.6, (1200, 500)), 0.9, 0.9) for f in (2, 3)]  # larger, briefly
+    kp = load_keypoints(write_json(tmp_path / "t.json", entries))
+    assert np.allclose(kp.xy, coco_expected(np.stack([person(f, 1.2) for f in range(6)])))
+    assert any("6 of 6 frames" in n and "dropped 1 other track(s) and 2 detection(s)" in n for n in kp.notes)
+
+
+def test_tracking_with_sparse_ids_and_a_person_leaving(tmp_path):
+    entries = [coco_entry(f, person(f), 0.9, 0.9) for f in (5, 6, 8, 9)]
+    entries += [coco_entry(f, person(f, 0.5, (800, 200)), 0.9, 0.9) for f in (5, 6)]  # a passer-by
+    with pytest.warns(JointposeWarning, match="filled 17 low-confidence or missing joints in 1 frames"):
+        kp = load_keypoints(write_json(tmp_path / "s.json", entries))
+    assert kp.xy.shape == (5, 17, 2) and kp.filled[2].all()
+    assert np.allclose(kp.xy, coco_expected(np.stack([person(f) for f in range(5, 10)])))
+    assert any("4 of 5 frames" in n for n in kp.notes)
+
+
+def test_openpose_tracking_with_swapped_order(tmp_path):
+    folder = tmp_path / "op"
+    folder.mkdir()
+    for f in range(6):
+        a, b = _coco18(person(f, 1.4, (300, 500))), _coco18(person(f, 0.7, (700, 400), (-3, 0)), 0.5)
+        write_json(folder / f"{f:012d}_keypoints.json", _openpose_frame([a, b] if f % 3 else [b, a]))
+    kp = load_keypoints(folder)
+    assert np.allclose(kp.xy[:, J["LWrist"]], [person(f, 1.4, (300, 500))[9] for f in range(6)])
+
+
+def test_resample_60_to_30_keeps_linear_motion():
+    t = np.arange(61)
+    xy = (np.array([5.0, -2.0]) * t[:, None, None] + np.arange(34.0).reshape(1, 17, 2))
+    filled = np.zeros((61, 17), dtype=bool)
+    filled[3, 0] = True
+    kp = Keypoints2D(xy, np.ones((61, 17)), "npy", "h36m17", filled)
+    half = resample_keypoints(kp, 60, 30)
+    assert half.xy.shape == (31, 17, 2) and np.allclose(half.xy, xy[::2])
+    assert not half.filled.any() and "60 to 30 fps" in half.notes[-1]
+    double = resample_keypoints(kp, 30, 60)
+    assert double.num_frames == 121 and np.allclose(double.xy[1], (xy[0] + xy[1]) / 2)
+    assert double.filled[5:8, 0].all() and double.filled.sum() == 3
+    with pytest.raises(JointposeError, match="dst_fps"):
+        resample_keypoints(kp, 60, 0)
+
+
+def test_require_image_size(tmp_path):
+    assert require_image_size((1920, 1080), tmp_path / "a.json") == (1920, 1080)
+    with pytest.raises(JointposeError, match=r"a\.json.*--image-size W H"):
+        require_image_size(None, tmp_path / "a.json")
+    with pytest.raises(JointposeError, match="positive"):
+        require_image_size((0, 1080), "a.json")
+
+
+def _bad_file(name, text):
+    def make(d):
+        (d / name).write_text(text)
+        return d / name
+    return make
+
+
+def _bad_json(text):
+    return _bad_file("bad.json", text)
+
+
+def _bad_npy(array):
+    return lambda d: np.save(d / "bad.npy", array) or d / "bad.npy"
+
+
+def _bad_coco_entries(entries):
+    return lambda d: write_json(d / "bad.json", entries)
+
+
+def _ok_entry(f=0, **changes):
+    return coco_entry(f, person(f), 0.9, 0.9) | changes
+
+
+def _opdir(d):
+    (d / "bad_dir").mkdir()
+    (d / "bad_dir" / "notes.txt").write_text("x")
+    return d / "bad_dir"
+
+
+BAD_INPUTS = {
+    "15 joints": (_bad_npy(np.zeros((4, 15, 2))), r"\(4, 15, 2\)"),
+    "2-D array": (_bad_npy(np.zeros((4, 17))), r"\(4, 17\)"),
+    "4-D array": (_bad_npy(np.zeros((2, 4, 17, 2))), r"shape"),
+    "no frames": (_bad_npy(np.zeros((0, 17, 2))), r"empty"),
+    "infinite value": (_bad_npy(np.where(np.arange(3)[:, None, None] == 2, np.inf, np.ones((3, 17, 2)))),
+                       r"infinite value at frame 2"),
+    "string array": (_bad_npy(np.array([["a"] * 17])), r"dtype"),
+    "npz without keypoints key": (lambda d: np.savez(d / "bad.npz", a=np.zeros((2, 17, 2)), b=np.zeros(2))
+                                  or d / "bad.npz", r"keys: a, b"),
+    "empty list": (_bad_json("[]"), r"empty"),
+    "unrecognised structure": (_bad_json('{"frames": []}'), r"unrecognised JSON structure"),
+    "truncated json": (_bad_json('[\n{"image_id": 1,\n "keypoints": [1, 2'), r"line 3"),
+    "short keypoints": (_bad_coco_entries([_ok_entry(), _ok_entry(1, keypoints=[1.0] * 50)]),
+                        r"entry 1 \(image_id 1\).*50 values"),
+    "text in keypoints": (_bad_coco_entries([_ok_entry(keypoints=["1"] * 51)]), r"not numbers"),
+    "infinity in json": (_bad_json('[{"image_id": 0, "keypoints": [Infinity' + ", 1" * 50 + "]}]"), r"infinite"),
+    "float image id": (_bad_coco_entries([_ok_entry(image_id=1.5)]), r"image_id"),
+    "openpose bad count": (_bad_json(json.dumps({"people": [{"pose_keypoints_2d": [1.0] * 60}]})),
+                           r"person 0.*75 or 54"),
+    "openpose no people": (_bad_json('{"people": []}'), r"no person"),
+    "empty openpose folder": (_opdir, r"no OpenPose"),
+    "unknown suffix": (_bad_file("bad.csv", "1,2"), r"unknown keypoint file type"),
+    "missing file": (lambda d: d / "bad_missing.npy", r"not found"),
+    "joint never seen": (_bad_coco_entries([coco_entry(f, person(f), np.r_[np.ones(15), 0, 0], 1) for f in range(3)]),
+                         r"LFoot, RFoot|RFoot, LFoot"),
+    "no valid frame": (_bad_coco_entries([coco_entry(f, person(f), 0.1, 1) for f in range(3)]), r"no valid frame"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_raises_naming_the_file(tmp_path, case):
+    make, pattern = BAD_INPUTS[case]
+    path = make(tmp_path)
+    with pytest.raises(JointposeError, match=pattern) as info:
+        load_keypoints(path)
+    assert "\n" not in str(info.value) and str(path.name) in str(info.value)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"layout": "mpii"}, "unknown keypoint layout 'mpii'"),
+    ({"layout": "h36m"}, "does not apply"),
+    ({"confidence_threshold": 1.5}, "confidence_threshold"),
+    ({"max_gap": 0}, "max_gap"),
+])
+def test_bad_arguments_name_the_file(tmp_path, kwargs, pattern):
+    path = write_json(tmp_path / "ok.json", [_ok_entry()])
+    with pytest.raises(JointposeError, match=pattern) as info:
+        load_keypoints(path, **kwargs)
+    assert "ok.json" in str(info.value)
+
+
+def test_long_sequence_is_fast(tmp_path):
+    frames = 50_000
+    rng = np.random.default_rng(1)
+    data = np.concatenate([rng.uniform(0, 1000, (frames, 17, 2)), rng.uniform(0, 1, (frames, 17, 1))], axis=-1)
+    np.save(tmp_path / "long.npy", data)
+    kp = load_quiet(tmp_path / "long.npy", layout="coco")
+    assert kp.xy.shape == (frames, 17, 2) and np.isfinite(kp.xy).all()
+    assert resample_keypoints(kp, 50, 25).num_frames == frames // 2
