@@ -219,3 +219,40 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     assert main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "x.txt"), "--checkpoint", str(model_path),
                  "--image-size", "10", "10"]) == 2
     assert "unknown output format" in capsys.readouterr().err
+
+
+def test_fit_skeleton_gives_one_consistent_skeleton():
+    from jointpose.anatomy import ANGLES, bone_lengths, fit_skeleton, joint_angles
+
+    poses, _ = _camera_motion(1.0)
+    noisy = torch.from_numpy(poses + np.random.default_rng(1).normal(0, 0.01, poses.shape)).float()
+    fitted = fit_skeleton(noisy)
+    lengths = bone_lengths(fitted)
+    assert float(lengths.std(dim=0).max()) < 1e-5
+    pairs = skeleton.SYMMETRIC_BONES
+    assert torch.allclose(lengths[:, [l for l, _ in pairs]], lengths[:, [r for _, r in pairs]], atol=1e-5)
+    assert torch.equal(fitted[:, 0], noisy[:, 0])
+    def bone(x, y):
+        return skeleton.PARENTS[x] == y or skeleton.PARENTS[y] == x
+
+    adjacent = [k for k, (_, a, v, b) in enumerate(ANGLES) if bone(a, v) and bone(v, b)]
+    assert len(adjacent) == len(ANGLES) - 2  # all but the two trunk-thigh angles
+    assert torch.allclose(joint_angles(fitted)[:, adjacent], joint_angles(noisy)[:, adjacent], atol=1e-4)
+    # Bone directions are kept.
+    from jointpose.anatomy import bone_vectors
+    cos = torch.nn.functional.cosine_similarity(bone_vectors(fitted), bone_vectors(noisy), dim=-1)
+    assert float(cos.min()) > 1 - 1e-5
+
+
+def test_lifter_applies_skeleton_fit_when_asked(tmp_path):
+    from jointpose.anatomy import bone_lengths
+
+    lifter = Lifter(_model(), skeleton_fit=True)
+    kp = _keypoints(60)
+    fitted = torch.from_numpy(lifter.predict(kp, image_size=(1000, 1000)))
+    assert float(bone_lengths(fitted).std(dim=0).max()) < 1e-5
+    loaded = Lifter.load(lifter.save(tmp_path / "m.safetensors"))
+    assert loaded.skeleton_fit
+    lifter.skeleton_fit = False
+    raw = torch.from_numpy(lifter.predict(kp, image_size=(1000, 1000)))
+    assert float(bone_lengths(raw).std(dim=0).max()) > 1e-3

@@ -145,6 +145,31 @@ def rom_violation(poses: torch.Tensor) -> torch.Tensor:
     return rom_violation_of_angles(joint_angles(poses))
 
 
+_ANCESTORS = torch.from_numpy(skeleton.ANCESTORS).float()
+_LEFT_BONES = [left for left, _ in skeleton.SYMMETRIC_BONES]
+_RIGHT_BONES = [right for _, right in skeleton.SYMMETRIC_BONES]
+
+
+def fit_skeleton(poses: torch.Tensor, symmetric: bool = True) -> torch.Tensor:
+    """One consistent skeleton for a whole sequence (frames, 17, 3), metres.
+
+    Every bone keeps its direction in every frame and takes its median length over the
+    sequence; with ``symmetric`` left and right segments share the mean of their medians.
+    The root stays where it is; angles between adjacent bones are unchanged (angles across
+    two bones, such as the trunk-thigh angle, change slightly).
+    """
+    vectors = bone_vectors(poses)
+    lengths = safe_norm(vectors)[..., None]
+    target = lengths.median(dim=0).values  # (16, 1)
+    if symmetric:
+        target = target.clone()
+        mean = (target[_LEFT_BONES] + target[_RIGHT_BONES]) / 2
+        target[_LEFT_BONES], target[_RIGHT_BONES] = mean, mean
+    directions = vectors / lengths
+    ancestors = _ANCESTORS.to(device=poses.device, dtype=poses.dtype)
+    return poses[:, :1] + torch.einsum("jb,fbc->fjc", ancestors, directions * target)
+
+
 def outside_rom(poses: torch.Tensor, margin_deg: float = 0.0) -> torch.Tensor:
     """(..., 17, 3) -> (...) bool: any angle more than ``margin_deg`` outside its range."""
     return (rom_violation(poses) > math.radians(margin_deg)).any(dim=-1)

@@ -149,26 +149,13 @@ def positions_from_bones(root: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 
     Each joint is the root plus the bone vectors on its chain: one ancestor-matrix product.
     """
-    return root[:, None] + np.einsum("jb,fbc->fjc", _ANCESTORS, vectors)
+    return root[:, None] + np.einsum("jb,fbc->fjc", skeleton.ANCESTORS, vectors)
 
 
 def scale_body(poses: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """Rescale each bone of (frames, 17, 3) poses by ``factors`` (16,), keeping the root."""
     return positions_from_bones(poses[:, 0], bone_vectors(poses) * factors[None, :, None])
 
-
-def _ancestor_matrix() -> np.ndarray:
-    """(17, 16) matrix: entry (j, b) is 1 when bone b lies on the chain from the root to joint j."""
-    matrix = np.zeros((skeleton.NUM_JOINTS, len(skeleton.BONES)))
-    for j in range(1, skeleton.NUM_JOINTS):
-        k = j
-        while k > 0:
-            matrix[j, skeleton.bone_index(k)] = 1.0
-            k = skeleton.PARENTS[k]
-    return matrix
-
-
-_ANCESTORS = _ancestor_matrix()
 
 # Bone groups scaled together (left and right alike): legs, torso, neck & head, shoulders, arms.
 _BONE_GROUPS = {
@@ -187,10 +174,58 @@ def body_factors(rng: np.random.Generator, height_spread: float = 0.08, proporti
     return factors
 
 
+def _as_input(pixels: np.ndarray, input_layout: str) -> np.ndarray:
+    """Projected points as the Human3.6M-17 pixels a model gets (converted from COCO if asked)."""
+    if input_layout == "coco":
+        from .keypoint_formats import to_h36m
+
+        pixels = to_h36m(pixels, np.ones(pixels.shape[:2]), "coco17", 0.0)[0]
+    return pixels.astype(np.float32)
+
+
 def recentre(poses: np.ndarray) -> np.ndarray:
     """Move a clip so its mean root position is at the capture-area centre (x = y = 0); Z kept."""
     centre = poses[:, 0, :2].mean(axis=0)
     return poses - np.array([centre[0], centre[1], 0.0])
+
+
+# Face points in the head frame of the CMU rig (cm; x to the person's left, y up, z forward),
+# relative to the rig map's Neck/Nose (0, 5, 8.5) and Head (0, 15.5, 3.5) points.
+_FACE = {"nose": (0.0, 4.5, 11.0), "l_eye": (3.3, 8.2, 8.2), "r_eye": (-3.3, 8.2, 8.2),
+         "l_ear": (7.5, 6.0, -1.5), "r_ear": (-7.5, 6.0, -1.5)}
+_HEAD_NOSE, _HEAD_TOP = np.array([0.0, 5.0, 8.5]), np.array([0.0, 15.5, 3.5])
+_COCO_FROM_H36M = {"l_shoulder": 11, "r_shoulder": 14, "l_elbow": 12, "r_elbow": 15, "l_wrist": 13,
+                   "r_wrist": 16, "l_hip": 4, "r_hip": 1, "l_knee": 5, "r_knee": 2, "l_ankle": 6, "r_ankle": 3}
+
+
+def coco_keypoints(poses: np.ndarray) -> np.ndarray:
+    """COCO-17 points (frames, 17, 3) a detector would see on Human3.6M-17 poses (metres).
+
+    Limb points are the joints themselves; nose, eyes and ears sit at fixed places of a head
+    frame spanned by Neck/Nose -> Head (in the sagittal plane) and the shoulder line (lateral),
+    scaled with the head.
+    """
+    from .keypoint_formats import LAYOUTS
+
+    nose_point, head = poses[:, 9], poses[:, 10]
+    up_len = np.linalg.norm(head - nose_point, axis=-1, keepdims=True)
+    e1 = (head - nose_point) / np.maximum(up_len, 1e-9)
+    lateral = poses[:, 11] - poses[:, 14]
+    lateral = lateral - (lateral * e1).sum(-1, keepdims=True) * e1
+    lateral /= np.maximum(np.linalg.norm(lateral, axis=-1, keepdims=True), 1e-9)
+    e2 = np.cross(lateral, e1)
+    rig_up = _HEAD_TOP - _HEAD_NOSE
+    rig_e1 = rig_up / np.linalg.norm(rig_up)
+    rig_e2 = np.cross([1.0, 0.0, 0.0], rig_e1)
+    scale = up_len / np.linalg.norm(rig_up)
+    out = np.empty((len(poses), len(LAYOUTS["coco17"]), 3))
+    for k, name in enumerate(LAYOUTS["coco17"]):
+        if name in _FACE:
+            rel = np.asarray(_FACE[name]) - _HEAD_NOSE
+            out[:, k] = nose_point + scale * (rel @ rig_e1 * e1 + rel @ rig_e2 * e2 + rel[0] * lateral)
+        else:
+            out[:, k] = poses[:, _COCO_FROM_H36M[name]]
+    return out
 
 
 def write_h36m_dataset(
@@ -202,11 +237,17 @@ def write_h36m_dataset(
     noise: NoiseModel = NoiseModel(),
     seed: int = 0,
     min_depth: float = 0.5,
+    input_layout: str = "h36m",
 ) -> dict[str, Path]:
     """Project ``motion`` (subject -> action -> (frames, 17, 3) world metres) and write the npz files.
 
+    ``input_layout="coco"`` makes the 2D keypoints what ``jointpose infer`` feeds a model
+    from a COCO detector: COCO-17 points (:func:`coco_keypoints`) are projected, noised
+    and converted to Human3.6M-17 with :func:`jointpose.keypoint_formats.to_h36m`.
     Returns the paths written, keyed ``3d``, ``gt`` and ``noisy``.
     """
+    if input_layout not in ("h36m", "coco"):
+        raise JointposeError(f"--input-layout must be h36m or coco, got '{input_layout}'")
     out_dir = Path(out_dir)
     subjects = list(motion)
     if cameras is None:
@@ -233,17 +274,19 @@ def write_h36m_dataset(
             if not np.isfinite(world).all():
                 raise JointposeError(f"{subject}/{action}: motion holds NaN or inf values")
             positions_3d[subject][action] = skeleton.expand_17_to_32(world).astype(np.float32)
+            seen = coco_keypoints(world) if input_layout == "coco" else world
             views, noisy_views = [], []
             for index, camera in enumerate(per_subject[subject]):
-                cam_space = camera.world_to_camera(world)
+                cam_space = camera.world_to_camera(seen)
                 if cam_space[..., 2].min() < min_depth:
                     raise JointposeError(
                         f"{subject}/{action}: the subject comes within {min_depth} m of (or behind) camera "
                         f"{index}; move the cameras further out"
                     )
                 pixels = camera.project(cam_space)
-                views.append(pixels.astype(np.float32))
-                noisy_views.append((pixels + noise.sample(pixels.shape, fps, rng)).astype(np.float32))
+                jittered = pixels + noise.sample(pixels.shape, fps, rng)
+                views.append(_as_input(pixels, input_layout))
+                noisy_views.append(_as_input(jittered, input_layout))
             exact[subject][action] = views
             noisy[subject][action] = noisy_views
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-constraints", dest="constraints", action="store_false",
                    help="plain MPJPE baseline (VideoPose3D's training)")
     p.add_argument("--chunk", type=int, default=8, help="consecutive target frames per sample with constraints (>= 3)")
+    p.add_argument("--no-skeleton-fit", dest="skeleton_fit", action="store_false",
+                   help="joint-aware model: do not fit one consistent skeleton per sequence at inference")
     p.add_argument("--warmup", type=float, default=0.0,
                    help="share of the epochs over which the constraint weights ramp up from 0 (default 0: none)")
     for name in ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc"):
@@ -98,7 +100,8 @@ def train_config(args: argparse.Namespace, **overrides):
         subjects_train=args.subjects_train, subjects_test=args.subjects_test, actions=args.actions,
         architecture=args.architecture, channels=args.channels, dropout=args.dropout, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.learning_rate, lr_decay=args.lr_decay, causal=args.causal,
-        constraints=args.constraints, weights=weights, chunk=args.chunk, warmup=args.warmup, augment=args.augment,
+        constraints=args.constraints, weights=weights, chunk=args.chunk, warmup=args.warmup,
+        skeleton_fit=args.skeleton_fit, augment=args.augment,
         test_time_augmentation=args.tta, resume=getattr(args, "resume", False), seed=args.seed,
         subset=args.subset, downsample=args.downsample, keep_last=getattr(args, "keep_last", 0),
         trajectory=args.trajectory, device=args.device, sync_bn=args.sync_bn, precision=args.precision,
@@ -126,7 +129,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     result = evaluate_checkpoint(
         args.checkpoint, args.data_dir, args.keypoints, list(args.subjects_test),
         list(args.actions) if args.actions else None, flip_test=args.tta, by_subject=args.by_subject,
-        downsample=args.downsample, device=args.device,
+        downsample=args.downsample, device=args.device, raw=args.raw,
     )
     print(format_table(result.summary))
     if args.json is not None:
@@ -160,6 +163,8 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-drift-time", type=float, default=1.0, help="noisy 2D: drift correlation time (s)")
     p.add_argument("--noise-outlier-rate", type=float, default=0.002, help="noisy 2D: share of joints replaced by outliers")
     p.add_argument("--noise-outlier-px", type=float, default=80.0, help="noisy 2D: outlier displacement radius (px)")
+    p.add_argument("--input-layout", choices=("h36m", "coco"), default="h36m",
+                   help="2D as projected joints (h36m) or as jointpose infer converts COCO detections (coco)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -185,7 +190,8 @@ def cmd_data_build(args: argparse.Namespace) -> None:
     motion = load_bvh_folder(args.bvh, fps=args.fps, subjects=parse_subject_map(args.subjects), mapping=mapping,
                              body_scaling=args.body_scaling, seed=args.seed)
     ring, noise = dataset_options(args)
-    paths = write_h36m_dataset(args.out, motion, fps=args.fps, cameras=ring, noise=noise, seed=args.seed)
+    paths = write_h36m_dataset(args.out, motion, fps=args.fps, cameras=ring, noise=noise, seed=args.seed,
+                               input_layout=args.input_layout)
     for subject, actions in motion.items():
         frames = sum(len(a) for a in actions.values())
         print(f"{subject}: {len(actions)} actions, {frames} frames ({frames / args.fps:.0f} s)")
@@ -201,12 +207,17 @@ def cmd_infer(args: argparse.Namespace) -> None:
     lifter = (Lifter.load(args.checkpoint, device=args.device) if args.checkpoint
               else Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device))
     lifter.flip_test = args.tta
+    lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
     keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
     for note in keypoints.notes:
         print(note)
+    video = args.video
     if args.fps is not None and abs(args.fps - lifter.fps) > 1e-6:
         keypoints = resample_keypoints(keypoints, args.fps, lifter.fps)
         print(f"resampled {args.fps:g} fps input to the model's {lifter.fps:g} fps: {keypoints.num_frames} frames")
+        if video:
+            print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
+            video = None
     size = require_image_size(args.image_size, args.input)
     if keypoints.num_frames < lifter.receptive_field:
         print(f"note: {keypoints.num_frames} frames is shorter than the receptive field "
@@ -219,7 +230,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         from .render import render_animation
 
         render_animation(args.render, keypoints.xy, {"Prediction": poses}, image_size=size, fps=lifter.fps,
-                         background=args.video, progress=args.progress)
+                         background=video, progress=args.progress)
         print(f"wrote {args.render}")
 
 
@@ -264,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", default=None, help="also write an animation (.mp4 or .gif)")
     p.add_argument("--video", default=None, help="video to draw the 2D input over (with --render)")
     p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false")
+    p.add_argument("--raw", action="store_true", help="the network's output alone (no consistent-skeleton fit)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_infer)
@@ -279,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--export-predictions", type=Path, default=None, help="write predictions (npz) here")
     p.add_argument("--by-subject", action="store_true", help="also report per test subject")
+    p.add_argument("--raw", action="store_true", help="the network's output alone (no consistent-skeleton fit)")
     p.set_defaults(func=cmd_evaluate)
 
     data = verbs.add_parser("data", help="build datasets").add_subparsers(dest="data_verb", required=True, metavar="ACTION")

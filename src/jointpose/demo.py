@@ -94,12 +94,22 @@ def run_demo(config: DemoConfig) -> dict:
     verdict = "OK" if p1 < baseline / 2 else "NOT below half"
     print(f"\nP1 {p1:.1f} mm vs {baseline:.1f} mm for always predicting the mean training pose "
           f"(ratio {p1 / baseline:.2f}; {verdict})")
-    seq = max(trainer.test_data.sequences, key=lambda s: np.ptp(s.poses_3d, axis=0).sum())
+    seq = _showcase(trainer.test_data.sequences, config.animation_frames)
     animation = Path(config.out) / config.animation
     _animate(seq, trainer.final_result.predictions[seq.key], animation, config.animation_frames)
     print(f"animation of {seq.key}: {animation}")
     print(f"demo finished in {time.perf_counter() - start:.0f} s; outputs in {config.out}/")
     return summary
+
+
+def _showcase(sequences, frames: int):
+    """The test view with the most body motion among those whose 2D stays in the image."""
+    def in_view(seq) -> bool:
+        kp = seq.keypoints[:frames]  # normalised: x in [-1, 1], y in [-h/w, h/w]
+        return bool((np.abs(kp[..., 0]) < 0.95).all() and (np.abs(kp[..., 1]) < 0.95 * seq.camera.res_h / seq.camera.res_w).all())
+
+    candidates = [s for s in sequences if in_view(s)] or list(sequences)
+    return max(candidates, key=lambda s: float(np.ptp(s.poses_3d[:frames], axis=0).sum()))
 
 
 def _animate(seq, prediction: np.ndarray, path: Path, frames: int) -> None:

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from . import skeleton
+from .anatomy import fit_skeleton
 from .data import PoseSequence, load_dataset
 from .errors import JointposeError
 from .metrics import POSE_METRICS
@@ -126,10 +127,13 @@ def evaluate_model(
     keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
     by_subject: bool = False,
     extra_metrics=None,
+    skeleton_fit: bool = False,
 ) -> Evaluation:
     """Predict every sequence and pool its errors per action group (and subject).
 
     ``extra_metrics(pred, target) -> {name: per-frame tensor}`` adds metrics to the table.
+    ``skeleton_fit`` gives each predicted sequence one consistent skeleton
+    (:func:`jointpose.anatomy.fit_skeleton`), as the joint-aware method does at inference.
     """
     actions: dict[str, ErrorPool] = defaultdict(ErrorPool)
     subjects: dict[str, dict[str, ErrorPool]] = defaultdict(lambda: defaultdict(ErrorPool))
@@ -137,6 +141,8 @@ def evaluate_model(
     for seq in sequences:
         pred = predict(model, seq.keypoints, flip_test=flip_test,
                        keypoints_left=keypoints_left, keypoints_right=keypoints_right)
+        if skeleton_fit:
+            pred = fit_skeleton(pred)
         predictions[seq.key] = pred.numpy()
         target = torch.from_numpy(seq.poses_3d)
         errors = sequence_errors(pred, target)
@@ -208,8 +214,12 @@ def evaluate_checkpoint(
     by_subject: bool = False,
     downsample: int = 1,
     device: str = "auto",
+    raw: bool = False,
 ) -> Evaluation:
-    """Evaluate a checkpoint on ``subjects``; the summary's ``config`` records what was run."""
+    """Evaluate a checkpoint on ``subjects``; the summary's ``config`` records what was run.
+
+    A joint-aware checkpoint fits one consistent skeleton per sequence unless ``raw``.
+    """
     from .plausibility import plausibility_errors
 
     model, ckpt = load_model(checkpoint, device)
@@ -218,16 +228,23 @@ def evaluate_checkpoint(
         raise JointposeError(
             f"-k {keypoints}: {data.num_keypoints} keypoints per frame but the checkpoint expects {model.num_joints_in}"
         )
+    fit = uses_skeleton_fit(ckpt["config"]) and not raw
     result = evaluate_model(model, data.sequences, flip_test=flip_test, keypoints_left=data.keypoints_left,
                             keypoints_right=data.keypoints_right, by_subject=by_subject,
-                            extra_metrics=plausibility_errors)
+                            extra_metrics=plausibility_errors, skeleton_fit=fit)
     result.summary = {
         "config": {**ckpt["config"], "checkpoint": str(checkpoint), "checkpoint_epoch": ckpt["epoch"],
                    "evaluated_on": {"data_dir": str(data_dir), "keypoints": keypoints, "subjects": subjects,
-                                    "actions": actions, "test_time_augmentation": flip_test}},
+                                    "actions": actions, "test_time_augmentation": flip_test,
+                                    "skeleton_fit": fit}},
         **result.summary,
     }
     return result
+
+
+def uses_skeleton_fit(config: dict) -> bool:
+    """Whether a run's configuration asks for the consistent-skeleton step at inference."""
+    return bool(config.get("constraints")) and bool(config.get("skeleton_fit", True))
 
 
 def write_predictions(predictions: dict[str, np.ndarray], path: str | Path) -> None:

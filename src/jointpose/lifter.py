@@ -27,8 +27,9 @@ import torch
 from . import skeleton
 from .cameras import normalize_screen_coordinates
 from .distributed import resolve_device
+from .anatomy import fit_skeleton
 from .errors import JointposeError
-from .evaluate import predict
+from .evaluate import predict, uses_skeleton_fit
 from .model import FusedTemporalModel, TemporalModel, load_model_state
 
 MODEL_FORMAT = "jointpose-model-v1"
@@ -48,8 +49,12 @@ class Lifter:
         keypoints_left: Sequence[int] = skeleton.LEFT_JOINTS,
         keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
         flip_test: bool = True,
+        skeleton_fit: bool = False,
     ) -> None:
+        """``skeleton_fit``: give each predicted sequence one consistent skeleton (the
+        joint-aware method's inference step, :func:`jointpose.anatomy.fit_skeleton`)."""
         self.model = model.eval()
+        self.skeleton_fit = skeleton_fit
         self.trajectory_model = trajectory_model.eval() if trajectory_model is not None else None
         self.fps = float(fps)
         self.keypoints_left, self.keypoints_right = tuple(keypoints_left), tuple(keypoints_right)
@@ -105,7 +110,8 @@ class Lifter:
         if ckpt.get("trajectory_model") is not None:
             trajectory = load_model_state(ckpt["trajectory_args"], ckpt["trajectory_model"], str(path), dev)
         left, right = ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS))
-        return cls(model, trajectory_model=trajectory, fps=ckpt.get("fps", 50.0), keypoints_left=left, keypoints_right=right)
+        return cls(model, trajectory_model=trajectory, fps=ckpt.get("fps", 50.0), keypoints_left=left,
+                   keypoints_right=right, skeleton_fit=uses_skeleton_fit(ckpt["config"]))
 
     @classmethod
     def _load_safetensors(cls, path: Path, device: torch.device) -> Lifter:
@@ -133,7 +139,8 @@ class Lifter:
         model = load_model_state(info["model_args"], part("pose."), str(path), device)
         trajectory = load_model_state(trajectory_args, part("trajectory."), str(path), device) if trajectory_args else None
         left, right = info["keypoints_symmetry"]
-        return cls(model, trajectory_model=trajectory, fps=info["fps"], keypoints_left=left, keypoints_right=right)
+        return cls(model, trajectory_model=trajectory, fps=info["fps"], keypoints_left=left, keypoints_right=right,
+                   skeleton_fit=meta.get("skeleton_fit") == "true")
 
     def save(self, path: str | Path, *, half: bool = False) -> Path:
         """Write the model(s) as safetensors; ``half`` stores float16 weights (half the size)."""
@@ -142,7 +149,8 @@ class Lifter:
         path = Path(path)
         tensors = {f"pose.{k}": v for k, v in self.model.state_dict().items()}
         meta = {"format": MODEL_FORMAT, "model_args": json.dumps(_args_of(self.model)), "fps": json.dumps(self.fps),
-                "keypoints_symmetry": json.dumps([list(self.keypoints_left), list(self.keypoints_right)])}
+                "keypoints_symmetry": json.dumps([list(self.keypoints_left), list(self.keypoints_right)]),
+                "skeleton_fit": json.dumps(self.skeleton_fit)}
         if self.trajectory_model is not None:
             tensors.update({f"trajectory.{k}": v for k, v in self.trajectory_model.state_dict().items()})
             meta["trajectory_args"] = json.dumps(_args_of(self.trajectory_model))
@@ -183,8 +191,9 @@ class Lifter:
         if isinstance(keypoints, (list, tuple)):
             return [self.predict(k, image_size, normalized=normalized, progress=progress) for k in keypoints]
         kp = self.normalize(keypoints, image_size, normalized)
-        return predict(self._inference_model(), kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
-                       keypoints_right=self.keypoints_right, segment=SEGMENT, progress=progress).numpy()
+        poses = predict(self._inference_model(), kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
+                        keypoints_right=self.keypoints_right, segment=SEGMENT, progress=progress)
+        return (fit_skeleton(poses) if self.skeleton_fit else poses).numpy()
 
     def _inference_model(self) -> FusedTemporalModel:
         """The pose model with batch norm folded in, built on first use (weights are fixed)."""

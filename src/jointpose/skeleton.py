@@ -49,6 +49,22 @@ def bone_index(child: int) -> int:
     return child - 1
 
 
+
+
+def _ancestor_matrix() -> np.ndarray:
+    """(17, 16): entry (j, b) is 1 when bone b lies on the chain from the root to joint j."""
+    matrix = np.zeros((NUM_JOINTS, len(BONES)))
+    for j in range(1, NUM_JOINTS):
+        k = j
+        while k > 0:
+            matrix[j, bone_index(k)] = 1.0
+            k = PARENTS[k]
+    return matrix
+
+
+# Joint positions = root + ANCESTORS @ bone vectors (one matrix product for a whole sequence).
+ANCESTORS: np.ndarray = _ancestor_matrix()
+
 # Left/right bone pairs as indices into BONES: hip, thigh, shin, shoulder, upper arm, forearm.
 SYMMETRIC_BONES: tuple[tuple[int, int], ...] = tuple(
     (bone_index(left), bone_index(right)) for left, right in zip(LEFT_JOINTS, RIGHT_JOINTS)

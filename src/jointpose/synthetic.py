@@ -182,7 +182,7 @@ def pose_sequence(curves: AngleCurves, speed: float, fps: float, offsets: np.nda
     local[:, 8] = _rotations("z", curves["trunk_twist"] * 0.5)
     local[:, 9] = _rotations("x", -curves["neck_flexion"])
 
-    radius = rng.uniform(1.2, 2.2)
+    radius = rng.uniform(0.9, 1.5)
     heading = rng.uniform(0, 2 * np.pi) + np.cumsum(np.full(frames, speed / radius / fps))
     local[:, 0] = _rotations("z", np.degrees(heading))
     glob = np.empty_like(local)

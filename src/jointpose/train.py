@@ -27,7 +27,7 @@ from .checkpoint import FORMAT, atomic_save, load_checkpoint, prune_epochs, rng_
 from .data import Dataset, load_dataset
 from .distributed import DistContext, global_mean, reduce_sums, wrap_model
 from .errors import JointposeError
-from .evaluate import evaluate_model, format_table
+from .evaluate import evaluate_model, format_table, uses_skeleton_fit
 from .losses import JointAwareLoss, LossWeights, weighted_mpjpe
 from .model import TemporalModel, build_model
 
@@ -56,6 +56,7 @@ class TrainConfig:
     weights: LossWeights = field(default_factory=LossWeights)
     chunk: int = 8
     warmup: float = 0.0
+    skeleton_fit: bool = True
     augment: bool = True
     test_time_augmentation: bool = True
     resume: bool = False
@@ -248,7 +249,8 @@ class Trainer:
 
     def quick_validation(self) -> float:
         """Test-set P1 (mm) without test-time augmentation, for the learning curve."""
-        result = evaluate_model(self.evaluation_model(), self.test_data.sequences, flip_test=False)
+        result = evaluate_model(self.evaluation_model(), self.test_data.sequences, flip_test=False,
+                                skeleton_fit=uses_skeleton_fit(self.config.to_dict()))
         return result.summary["average"]["p1"]
 
     def final_evaluation(self) -> dict[str, Any]:
@@ -257,7 +259,7 @@ class Trainer:
         result = evaluate_model(
             self.evaluation_model(), self.test_data.sequences, flip_test=self.config.test_time_augmentation,
             keypoints_left=self.test_data.keypoints_left, keypoints_right=self.test_data.keypoints_right,
-            extra_metrics=plausibility_errors,
+            extra_metrics=plausibility_errors, skeleton_fit=uses_skeleton_fit(self.config.to_dict()),
         )
         self.final_result = result  # predictions stay available to callers (demo, benchmarks)
         print(format_table(result.summary))

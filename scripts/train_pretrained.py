@@ -1,0 +1,100 @@
+"""Train the bundled models on the CMU clips and write them into the package.
+
+    python scripts/train_pretrained.py [--cmu ../shared/data/cmu-mocap] [--epochs 30] [--work runs/pretrained]
+
+1. Builds a dataset with the dataset builder: a ring of 6 virtual cameras, detector-like
+   noise, and 2D keypoints as ``jointpose infer`` derives them from COCO detections
+   (``--input-layout coco``).
+2. Trains the 243-frame, 256-channel joint-aware model with its trajectory model (offline),
+   and the causal variant, on S5, S6, S7; S1 (the playground clips) is held out.
+3. Evaluates both on S1 (P1/P2 and the rest), writes ``model_card.json`` beside the models,
+   and exports ``jointpose_cmu_243f_{offline,causal}.safetensors`` (float16) into
+   ``src/jointpose/resources/pretrained/``, reporting the float16 deviation in mm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jointpose.builder import CameraRing, NoiseModel, write_h36m_dataset
+from jointpose.evaluate import evaluate_model, format_table
+from jointpose.lifter import PRETRAINED, Lifter
+from jointpose.mocap import load_bvh_folder
+from jointpose.plausibility import plausibility_errors
+from jointpose.train import TrainConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN, TEST = ("S5", "S6", "S7"), ("S1",)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cmu", default=str(ROOT.parent / "shared" / "data" / "cmu-mocap"))
+    parser.add_argument("--work", default=str(ROOT / "runs" / "pretrained"))
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--only", choices=("offline", "causal"), default=None)
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    args = parser.parse_args()
+    work = Path(args.work)
+    data = work / "data"
+    if not (data / "data_2d_h36m_noisy.npz").exists():
+        motion = load_bvh_folder(args.cmu, fps=50.0, seed=0)
+        write_h36m_dataset(data, motion, fps=50.0, cameras=CameraRing(count=6, distance=6.0, height=1.6),
+                           noise=NoiseModel(), seed=0, input_layout="coco")
+    out_dir = ROOT / "src" / "jointpose" / "resources" / "pretrained"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    card_path = out_dir / "model_card.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    for variant in ("offline", "causal"):
+        if args.only and variant != args.only:
+            continue
+        config = TrainConfig(
+            data_dir=str(data), checkpoint_dir=str(work / variant), keypoints="noisy", subjects_train=TRAIN,
+            subjects_test=TEST, architecture=(3, 3, 3, 3, 3), channels=256, epochs=args.epochs,
+            causal=variant == "causal", trajectory=variant == "offline", seed=0, precision=args.precision,
+            resume=(work / variant / "latest.pt").exists(),
+        )
+        trainer = Trainer(config)
+        trainer.fit()
+        lifter = Lifter(trainer.evaluation_model(), trajectory_model=_trajectory(trainer), fps=trainer.train_data.fps)
+        path = lifter.save(out_dir / PRETRAINED[variant], half=True)
+        half = Lifter.load(path)
+        result = evaluate_model(half.model, trainer.test_data.sequences, extra_metrics=plausibility_errors)
+        full = evaluate_model(lifter.model, trainer.test_data.sequences)
+        deviation = float(np.mean([np.linalg.norm(result.predictions[k] - full.predictions[k], axis=-1).mean()
+                                   for k in full.predictions])) * 1000
+        print(f"\n{variant} model on held-out {TEST[0]} (float16 weights):\n{format_table(result.summary)}")
+        print(f"float16 vs float32 weights: mean deviation {deviation:.3f} mm; file {path.stat().st_size / 1e6:.2f} MB")
+        card[variant] = {
+            "file": path.name, "size_mb": round(path.stat().st_size / 1e6, 2),
+            "parameters": sum(p.numel() for p in lifter.model.parameters()),
+            "receptive_field": lifter.receptive_field, "causal": variant == "causal",
+            "trajectory_model": lifter.trajectory_model is not None,
+            "held_out": {k: round(v, 2) for k, v in result.summary["average"].items()},
+            "float16_deviation_mm": round(deviation, 4),
+            "training": {"subjects": list(TRAIN), "epochs": args.epochs, "precision": args.precision,
+                         "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in trainer.history])), 1)},
+        }
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return 0
+
+
+def _trajectory(trainer: Trainer):
+    if trainer.trajectory_model is None:
+        return None
+    from jointpose.model import build_model
+
+    model = build_model(trainer.trajectory_args)
+    model.load_state_dict(trainer.trajectory_model.state_dict())
+    return model.eval()
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    sys.exit(main())

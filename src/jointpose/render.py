@@ -1,0 +1,375 @@
+"""Animations of the 2D input beside the 3D poses, written as MP4 (H.264) or GIF.
+
+The left panel shows the 2D keypoints (pixels, y down) over the optional background
+video or frames; each named 3D sequence (metres, camera space: x right, y down,
+z forward) gets its own panel to the right, drawn with "up" = -y, equal scales on all
+three axes and one fixed view for the whole clip: every pose is centred on its root and
+the axis limits are ``[-r, r]`` with one radius ``r`` computed from all sequences.
+
+Bones are coloured by side in every panel: :data:`LEFT_COLOR` for the person's left,
+:data:`RIGHT_COLOR` for the right, :data:`CENTRE_COLOR` for the spine and head.
+
+The figure is built once; each frame only moves the line data and redraws those lines
+over a cached image of the static parts (blitting on the Agg canvas), and frames are
+streamed to the writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import imageio.v3 as iio
+import imageio_ffmpeg
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from tqdm import tqdm
+
+from . import skeleton
+from .errors import JointposeError
+
+LEFT_COLOR = "#d62728"
+RIGHT_COLOR = "#1f4fd6"
+CENTRE_COLOR = "#6e6e6e"
+SIDE_COLORS = {"left": LEFT_COLOR, "right": RIGHT_COLOR, "centre": CENTRE_COLOR}
+FORMATS = (".mp4", ".gif")
+
+
+def _bone_side(child: int) -> str:
+    if child in skeleton.LEFT_JOINTS:
+        return "left"
+    return "right" if child in skeleton.RIGHT_JOINTS else "centre"
+
+
+# Side of each bone of skeleton.BONES, from the joint it ends at.
+BONE_SIDES: tuple[str, ...] = tuple(_bone_side(child) for child, _ in skeleton.BONES)
+
+# Per side, joint indices tracing its bones as parent, child, gap (index 17 = a NaN joint),
+# so that one line per side draws all of that side's bones.
+_GAP = skeleton.NUM_JOINTS
+_SIDE_PATHS = {
+    side: np.array([[p, c, _GAP] for (c, p), s in zip(skeleton.BONES, BONE_SIDES) if s == side]).ravel()
+    for side in SIDE_COLORS
+}
+
+
+def _sequence(name: str, values: object, dims: int) -> np.ndarray:
+    """``values`` as a finite (F, 17, dims) float array, or a JointposeError naming ``name``."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise JointposeError(f"{name}: not a numeric array ({err})") from None
+    if array.ndim != 3 or array.shape[1:] != (skeleton.NUM_JOINTS, dims) or len(array) == 0:
+        raise JointposeError(f"{name}: expected shape (frames, {skeleton.NUM_JOINTS}, {dims}), got {array.shape}")
+    bad = np.argwhere(~np.isfinite(array))
+    if len(bad):
+        raise JointposeError(f"{name}: non-finite value at frame {bad[0, 0]}, joint {bad[0, 1]}")
+    return array
+
+
+def _with_gap(array: np.ndarray) -> np.ndarray:
+    """Append the NaN joint that breaks each side's line between bones."""
+    return np.concatenate([array, np.full(array.shape[:1] + (1,) + array.shape[2:], np.nan)], axis=1)
+
+
+def _image_size(image_size: tuple[int, int] | None) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    try:
+        w, h = (int(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise JointposeError(f"image_size: expected (width, height) in pixels, got {image_size!r}") from None
+    if w <= 0 or h <= 0:
+        raise JointposeError(f"image_size: width and height must be positive, got {image_size!r}")
+    return w, h
+
+
+class PoseFigure:
+    """One matplotlib figure for a whole clip: a 2D panel (if ``keypoints_2d``) and one 3D panel per sequence.
+
+    ``keypoints_2d`` (F, 17, 2) pixels, ``poses_3d`` ``{title: (F, 17, 3) metres, camera space}``,
+    ``image_size`` (width, height) pixels, the 2D panel's extent (required with ``keypoints_2d``).
+    ``azimuth``/``elevation`` in degrees (azimuth -90, elevation 0 looks from the camera);
+    ``panel_size`` inches (height of every panel), ``dpi`` pixels per inch.
+    Frame ``i`` is drawn by :meth:`draw`, as an (H, W, 3) uint8 image with even H and W.
+    """
+
+    def __init__(
+        self,
+        keypoints_2d: np.ndarray | None,
+        poses_3d: Mapping[str, np.ndarray],
+        *,
+        image_size: tuple[int, int] | None,
+        azimuth: float = -70.0,
+        elevation: float = 12.0,
+        panel_size: float = 4.0,
+        dpi: int = 80,
+    ) -> None:
+        if not isinstance(poses_3d, Mapping):
+            raise JointposeError("poses_3d: expected a dict {name: (frames, 17, 3) array}, "
+                                 f"got {type(poses_3d).__name__}")
+        sequences = {str(name): _sequence(f"poses_3d[{name!r}]", value, 3) for name, value in poses_3d.items()}
+        if keypoints_2d is None and not sequences:
+            raise JointposeError("render: nothing to draw (keypoints_2d is None and poses_3d is empty)")
+        counts = {f"poses_3d[{name!r}]": len(value) for name, value in sequences.items()}
+        if keypoints_2d is not None:
+            keypoints_2d = _sequence("keypoints_2d", keypoints_2d, 2)
+            counts = {"keypoints_2d": len(keypoints_2d)} | counts
+        if len(set(counts.values())) > 1:
+            raise JointposeError(f"render: inputs have different frame counts: {counts}")
+        self.num_frames = next(iter(counts.values()))
+        self.image_size = _image_size(image_size)
+        if keypoints_2d is not None and self.image_size is None:
+            raise JointposeError("image_size: required to draw keypoints_2d (the image's width and height in pixels)")
+        if not (np.isfinite(panel_size) and panel_size > 0 and dpi > 0):
+            raise JointposeError(f"panel_size and dpi must be positive, got panel_size={panel_size}, dpi={dpi}")
+
+        aspect = self.image_size[0] / self.image_size[1] if keypoints_2d is not None else 0.0
+        widths = ([aspect] if keypoints_2d is not None else []) + [1.0] * len(sequences)
+        self.figure = Figure(figsize=(panel_size * (sum(widths) + 0.25 * len(widths)), panel_size * 1.3), dpi=dpi)
+        self.canvas = FigureCanvasAgg(self.figure)
+        grid = self.figure.add_gridspec(1, len(widths), width_ratios=widths, left=0.04, right=0.95,
+                                        bottom=0.14, top=0.9, wspace=0.25)
+        self._lines: list[tuple[Line2D, np.ndarray, np.ndarray]] = []  # (line, path, (F, 18, D) data)
+        self.axes_2d = None
+        if keypoints_2d is not None:
+            self.axes_2d = self._panel_2d(grid[0], keypoints_2d)
+        self.radius = self._radius(sequences.values())
+        self.axes_3d = {
+            name: self._panel_3d(grid[i + len(widths) - len(sequences)], name, poses, azimuth, elevation)
+            for i, (name, poses) in enumerate(sequences.items())
+        }
+        labels = {"left": "person's left", "right": "person's right", "centre": "centre"}
+        handles = [Line2D([], [], color=color, lw=3, label=labels[side]) for side, color in SIDE_COLORS.items()]
+        self.figure.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
+        self._counter = self.figure.text(0.01, 0.02, "", fontsize=9, animated=True)
+        self._image = None
+        self.canvas.draw()
+        self._static = self.canvas.copy_from_bbox(self.figure.bbox)
+        width, height = self.canvas.get_width_height()
+        self.frame_shape = (height - height % 2, width - width % 2, 3)  # even for H.264 yuv420p
+
+    def _panel_2d(self, cell, keypoints: np.ndarray):
+        ax = self.figure.add_subplot(cell)
+        w, h = self.image_size
+        ax.set_xlim(0, w)
+        ax.set_ylim(h, 0)  # image rows go down
+        ax.set_aspect("equal")
+        ax.set_title("2D input (pixels)")
+        ax.tick_params(labelsize=7)
+        self._add_lines(ax, _with_gap(keypoints))
+        return ax
+
+    @staticmethod
+    def _radius(sequences) -> float:
+        """Half-width (metres) of the cube that holds every root-centred pose of every sequence."""
+        extent = max((float(np.abs(p - p[:, :1]).max()) for p in sequences), default=0.0)
+        return 1.1 * extent if extent > 0 else 1.0
+
+    def _panel_3d(self, cell, name: str, poses: np.ndarray, azimuth: float, elevation: float):
+        ax = self.figure.add_subplot(cell, projection="3d")
+        relative = poses - poses[:, :1]
+        # Plot axes (x, depth, up) = camera (x, z, -y): a rotation, so left and right are kept.
+        plot = np.stack([relative[..., 0], relative[..., 2], -relative[..., 1]], axis=-1)
+        r = self.radius
+        ax.set_xlim3d(-r, r)
+        ax.set_ylim3d(-r, r)
+        ax.set_zlim3d(-r, r)
+        ax.set_box_aspect((1.0, 1.0, 1.0), zoom=1.1)
+        ax.view_init(elev=elevation, azim=azimuth)
+        ax.set_xlabel("x (m)", fontsize=8)
+        ax.set_ylabel("depth z (m)", fontsize=8)
+        ax.set_zlabel("up -y (m)", fontsize=8)
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_major_locator(MaxNLocator(4))
+        ax.tick_params(labelsize=7)
+        ax.set_title(name)
+        self._add_lines(ax, _with_gap(plot))
+        return ax
+
+    def _add_lines(self, ax, data: np.ndarray) -> None:
+        for side, path in _SIDE_PATHS.items():
+            if data.shape[-1] == 3:
+                (line,) = ax.plot([], [], [], color=SIDE_COLORS[side], lw=3, solid_capstyle="round", animated=True)
+            else:
+                (line,) = ax.plot([], [], color=SIDE_COLORS[side], lw=3, solid_capstyle="round", animated=True)
+            self._lines.append((line, path, data))
+
+    def draw(self, index: int, background: np.ndarray | None = None) -> np.ndarray:
+        """Frame ``index`` as an (H, W, 3) uint8 image; ``background`` (h, w, 3) uint8 fills the 2D panel."""
+        if not 0 <= index < self.num_frames:
+            raise JointposeError(f"index: frame {index} is outside 0..{self.num_frames - 1}")
+        self.canvas.restore_region(self._static)
+        if background is not None:
+            self._draw_background(background)
+        for line, path, data in self._lines:
+            coords = data[index, path]
+            if coords.shape[-1] == 3:
+                line.set_data_3d(coords[:, 0], coords[:, 1], coords[:, 2])
+            else:
+                line.set_data(coords[:, 0], coords[:, 1])
+            line.axes.draw_artist(line)
+        self._counter.set_text(f"frame {index + 1}/{self.num_frames}")
+        self.figure.draw_artist(self._counter)
+        height, width, _ = self.frame_shape
+        return np.asarray(self.canvas.buffer_rgba())[:height, :width, :3].copy()
+
+    def _draw_background(self, frame: np.ndarray) -> None:
+        if self.axes_2d is None:
+            raise JointposeError("background: needs keypoints_2d (there is no 2D panel to draw it in)")
+        w, h = self.image_size
+        if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
+            raise JointposeError(f"background: frame of shape {frame.shape} ({frame.dtype}) does not match "
+                                 f"image_size {w}x{h} as (height, width, 3) uint8")
+        if self._image is None:
+            self._image = self.axes_2d.imshow(frame, extent=(0, w, h, 0), animated=True, zorder=0)
+            self.axes_2d.set_xlim(0, w)
+            self.axes_2d.set_ylim(h, 0)
+        else:
+            self._image.set_data(frame)
+        self.axes_2d.draw_artist(self._image)
+
+
+def _video_info(path: Path) -> tuple[tuple[int, int], int]:
+    """(width, height) and frame count of a video file."""
+    if not path.is_file():
+        raise JointposeError(f"background {path}: no such file")
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        try:
+            size = tuple(next(reader)["size"])
+        finally:
+            reader.close()
+        count, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except (OSError, RuntimeError, StopIteration, KeyError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise JointposeError(f"background {path}: cannot read it as a video ({reason})") from None
+    return size, count
+
+
+def _video_frames(path: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """Frames of a video file as (h, w, 3) uint8 RGB, decoded one at a time."""
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        next(reader)
+        for raw in reader:
+            yield np.frombuffer(raw, dtype=np.uint8).reshape(size[1], size[0], 3)
+    finally:
+        reader.close()
+
+
+def _background(background: str | Path | np.ndarray, num_frames: int, image_size: tuple[int, int] | None
+                ) -> tuple[tuple[int, int], Iterator[np.ndarray]]:
+    """Image size (width, height) and a frame iterator for a video path or an (F, H, W, 3) uint8 array."""
+    if isinstance(background, (str, Path)):
+        path = Path(background)
+        size, count = _video_info(path)
+        frames = _video_frames(path, size)
+        name = f"background {path}"
+    else:
+        array = np.asarray(background)
+        if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
+            raise JointposeError(f"background: expected (frames, height, width, 3) uint8 frames, "
+                                 f"got shape {array.shape} ({array.dtype})")
+        size, count, frames, name = (array.shape[2], array.shape[1]), len(array), iter(array), "background"
+    if count != num_frames:
+        raise JointposeError(f"{name}: has {count} frames but the poses have {num_frames}")
+    if image_size is not None and tuple(image_size) != size:
+        raise JointposeError(f"{name}: is {size[0]}x{size[1]} pixels but image_size is {image_size[0]}x{image_size[1]}")
+    return size, frames
+
+
+@contextmanager
+def _writer(path: Path, fps: float, frame_shape: tuple[int, ...]) -> Iterator[Callable[[np.ndarray], None]]:
+    """A function that appends one (H, W, 3) uint8 frame to an MP4 (H.264, yuv420p) or GIF file."""
+    if path.suffix.lower() == ".mp4":
+        height, width, _ = frame_shape
+        stream = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, codec="libx264",
+                                             pix_fmt_out="yuv420p", macro_block_size=1, ffmpeg_log_level="error")
+        stream.send(None)
+        try:
+            yield lambda frame: stream.send(np.ascontiguousarray(frame))
+        finally:
+            stream.close()
+    else:
+        with iio.imopen(path, "w", plugin="pillow", extension=".gif") as gif:
+            yield lambda frame: gif.write(frame, is_batch=False, duration=1000.0 / fps, loop=0)
+
+
+def render_frame(
+    keypoints_2d: np.ndarray | None,
+    poses_3d: Mapping[str, np.ndarray],
+    index: int = 0,
+    *,
+    image_size: tuple[int, int] | None,
+    background: np.ndarray | None = None,
+    **options: float,
+) -> np.ndarray:
+    """Frame ``index`` of the animation of these sequences, as an (H, W, 3) uint8 image.
+
+    Inputs as for :func:`render_animation` (whole sequences, so the 3D view is the clip's);
+    ``background`` is this frame's (h, w, 3) uint8 image; ``options`` are :class:`PoseFigure`'s.
+    """
+    figure = PoseFigure(keypoints_2d, poses_3d, image_size=image_size, **options)
+    return figure.draw(index, background)
+
+
+def render_animation(
+    output: str | Path,
+    keypoints_2d: np.ndarray | None,
+    poses_3d: Mapping[str, np.ndarray],
+    *,
+    image_size: tuple[int, int] | None,
+    fps: float,
+    background: str | Path | np.ndarray | None = None,
+    max_frames: int | None = None,
+    azimuth: float = -70.0,
+    elevation: float = 12.0,
+    progress: bool = True,
+    panel_size: float = 4.0,
+    dpi: int = 80,
+) -> Path:
+    """Write the 2D input beside the 3D poses as an ``.mp4`` (H.264) or ``.gif`` animation; returns its path.
+
+    ``keypoints_2d`` (F, 17, 2) pixels (Human3.6M-17) or None; ``poses_3d`` ``{title: (F, 17, 3)
+    metres, camera space}``; ``image_size`` (width, height) pixels, taken from ``background``
+    when None; ``background`` a video file or (F, H, W, 3) uint8 frames under the 2D panel;
+    ``fps`` frames per second; ``max_frames`` renders only the first frames; ``azimuth`` and
+    ``elevation`` (degrees) set the fixed 3D view; ``panel_size`` inches, ``dpi`` pixels per inch.
+    """
+    output = Path(output)
+    if output.suffix.lower() not in FORMATS:
+        raise JointposeError(f"{output}: unknown animation format '{output.suffix}' (use {' or '.join(FORMATS)})")
+    if not (np.isfinite(fps) and fps > 0):
+        raise JointposeError(f"fps: must be a positive number, got {fps}")
+    if max_frames is not None and max_frames < 1:
+        raise JointposeError(f"max_frames: must be at least 1, got {max_frames}")
+    frames: Iterator[np.ndarray] | None = None
+    if background is not None:
+        if keypoints_2d is None:
+            raise JointposeError("background: needs keypoints_2d (there is no 2D panel to draw it in)")
+        num_frames = len(_sequence("keypoints_2d", keypoints_2d, 2))
+        image_size, frames = _background(background, num_frames, _image_size(image_size))
+    figure = PoseFigure(keypoints_2d, poses_3d, image_size=image_size, azimuth=azimuth, elevation=elevation,
+                        panel_size=panel_size, dpi=dpi)
+    count = figure.num_frames if max_frames is None else min(max_frames, figure.num_frames)
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.stem}.partial{output.suffix}")
+    try:
+        with _writer(partial, fps, figure.frame_shape) as write:
+            for index in tqdm(range(count), desc=f"rendering {output.name}", unit="frame", disable=not progress):
+                frame = None if frames is None else next(frames, None)
+                if frames is not None and frame is None:
+                    raise JointposeError(f"background {background}: the video ended after {index} frames")
+                write(figure.draw(index, frame))
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+        if frames is not None and hasattr(frames, "close"):
+            frames.close()
+    return output

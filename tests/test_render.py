@@ -1,0 +1,253 @@
+"""Animations of 2D keypoints beside 3D poses: files written, colours, stable equal-axis 3D view, bad input."""
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgb
+from mpl_toolkits.mplot3d import proj3d
+
+from jointpose.cameras import project_points
+from jointpose.errors import JointposeError
+from jointpose.render import (BONE_SIDES, CENTRE_COLOR, LEFT_COLOR, RIGHT_COLOR, PoseFigure, render_animation,
+                              render_frame)
+from jointpose.skeleton import BONES
+
+IMAGE_SIZE = (800, 600)  # width, height (pixels)
+FOCAL, CENTER = (800.0, 800.0), (400.0, 300.0)
+
+# Joints relative to the hip of a person facing the camera (camera space, metres: x right,
+# y down, z forward), so the person's left side is at +x.
+_REST = np.array([
+    [0.0, 0.0, 0.0],
+    [-0.13, 0.0, 0.0], [-0.13, 0.45, 0.0], [-0.13, 0.89, 0.0],  # right leg
+    [0.13, 0.0, 0.0], [0.13, 0.45, 0.0], [0.13, 0.89, 0.0],  # left leg
+    [0.0, -0.23, 0.0], [0.0, -0.49, 0.0], [0.0, -0.60, -0.08], [0.0, -0.73, 0.0],  # spine to head
+    [0.17, -0.47, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0],  # left arm (elbow, wrist set below)
+    [-0.17, -0.47, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0],  # right arm
+])
+
+
+def walking_poses(frames: int, root_start: float = 4.5) -> np.ndarray:
+    """(frames, 17, 3) camera-space metres: legs swing back and forth, arms held out sideways and swinging."""
+    phase = 2 * np.pi * np.arange(frames) / 12.0
+    poses = np.repeat(_REST[None], frames, axis=0)
+    limbs = ((1.0, (4, 5, 6, 11, 12, 13)), (-1.0, (1, 2, 3, 14, 15, 16)))  # left, right
+    for side, (hip, knee, foot, shoulder, elbow, wrist) in limbs:
+        swing = np.radians(25.0) * side * np.sin(phase)  # thigh angle, forward = towards the camera (-z)
+        poses[:, knee] = poses[:, hip] + 0.45 * np.stack([np.zeros_like(swing), np.cos(swing), -np.sin(swing)], -1)
+        shin = swing - np.radians(20.0) * (1 + np.sin(phase + side))
+        poses[:, foot] = poses[:, knee] + 0.44 * np.stack([np.zeros_like(shin), np.cos(shin), -np.sin(shin)], -1)
+        arm = -0.6 * swing  # arms swing against the legs, 60 degrees out from the body
+        outward = np.stack([side * np.sin(np.radians(60.0)) * np.cos(arm), np.cos(np.radians(60.0)) * np.cos(arm),
+                            -np.sin(arm)], -1)
+        poses[:, elbow] = poses[:, shoulder] + 0.28 * outward
+        poses[:, wrist] = poses[:, elbow] + 0.25 * outward
+    root = np.stack([0.4 * np.sin(phase / 4), np.zeros(frames), root_start - 0.05 * np.arange(frames)], -1)
+    return poses + root[:, None]
+
+
+def clip(frames: int = 10) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """2D pixels and {Prediction, Ground truth} 3D poses that differ slightly."""
+    truth = walking_poses(frames)
+    prediction = truth + np.random.default_rng(0).normal(0.0, 0.02, truth.shape)
+    return project_points(truth, FOCAL, CENTER), {"Prediction": prediction, "Ground truth": truth}
+
+
+def pixel(figure: PoseFigure, ax, points: np.ndarray) -> np.ndarray:
+    """Row, column in the rendered frame of data points (N, 2) of a 2D axes or (N, 3) of a 3D one."""
+    if points.shape[-1] == 3:
+        x, y, _ = proj3d.proj_transform(points[:, 0], points[:, 1], points[:, 2], ax.get_proj())
+        points = np.stack([x, y], -1)
+    display = ax.transData.transform(points)
+    height = figure.canvas.get_width_height()[1]
+    return np.stack([height - display[:, 1], display[:, 0]], -1).round().astype(int)
+
+
+def plot_coords(poses: np.ndarray) -> np.ndarray:
+    """Root-centred camera-space poses in the 3D panels' axes (x, depth z, up = -y)."""
+    relative = poses - poses[..., :1, :]
+    return np.stack([relative[..., 0], relative[..., 2], -relative[..., 1]], -1)
+
+
+def forearm_middles(points: np.ndarray) -> dict[str, np.ndarray]:
+    """Midpoints of the left (12-13) and right (15-16) forearms of one pose."""
+    return {"left": (points[12] + points[13]) / 2, "right": (points[15] + points[16]) / 2}
+
+
+def test_bone_sides_follow_the_skeleton():
+    sides = dict(zip(BONES, BONE_SIDES))
+    assert sides[(13, 12)] == "left" and sides[(16, 15)] == "right"
+    assert sides[(4, 0)] == "left" and sides[(1, 0)] == "right"
+    assert sides[(10, 9)] == "centre" and sides[(7, 0)] == "centre"
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_animation_written_and_read_back(tmp_path: Path, suffix: str):
+    keypoints, poses = clip(10)
+    out = render_animation(tmp_path / f"walk{suffix}", keypoints, poses, image_size=IMAGE_SIZE, fps=10.0,
+                           progress=False, dpi=50)
+    assert out == tmp_path / f"walk{suffix}" and out.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # the partial file is gone
+    frames = iio.imread(out, index=None, **({"plugin": "pillow", "mode": "RGB"} if suffix == ".gif" else {}))
+    expected = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=50).frame_shape
+    assert frames.shape == (10, *expected)
+    assert expected[0] % 2 == 0 and expected[1] % 2 == 0
+    change = np.abs(frames[0].astype(int) - frames[5].astype(int)).mean(axis=-1)
+    assert (change > 60).sum() > 200  # the limbs moved
+
+
+def test_max_frames_and_background_array(tmp_path: Path):
+    keypoints, poses = clip(6)
+    background = np.zeros((6, IMAGE_SIZE[1], IMAGE_SIZE[0], 3), np.uint8)
+    background[..., 1] = np.linspace(0, 250, 6).astype(np.uint8)[:, None, None]  # greener frame by frame
+    out = render_animation(tmp_path / "a.gif", keypoints, poses, image_size=None, fps=5.0, background=background,
+                           max_frames=4, progress=False, dpi=40)
+    frames = iio.imread(out, index=None, plugin="pillow", mode="RGB")
+    assert len(frames) == 4
+    figure = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40)
+    row, col = pixel(figure, figure.axes_2d, np.array([[30.0, 30.0]]))[0]  # a corner away from the person
+    green = frames[:, row, col].astype(int)
+    assert np.all(np.abs(green[:, 1] - background[:4, 0, 0, 1]) < 12) and np.all(green[:, [0, 2]] < 12)
+
+
+def test_background_video(tmp_path: Path):
+    keypoints, poses = clip(5)
+    video = tmp_path / "in.mp4"
+    colors = np.linspace(0, 240, 5).astype(np.uint8)
+    iio.imwrite(video, np.broadcast_to(colors[:, None, None, None], (5, 96, 128, 3)), fps=5, macro_block_size=1)
+    scaled = keypoints * np.array([128 / IMAGE_SIZE[0], 96 / IMAGE_SIZE[1]])
+    out = render_animation(tmp_path / "b.mp4", scaled, poses, image_size=(128, 96), fps=5.0, background=video,
+                           progress=False, dpi=40)
+    assert iio.imread(out, index=None).shape[0] == 5
+    with pytest.raises(JointposeError, match="in.mp4.*has 5 frames"):
+        render_animation(tmp_path / "c.mp4", scaled[:4], {}, image_size=None, fps=5.0, background=video)
+    with pytest.raises(JointposeError, match="128x96.*image_size is 800x600"):
+        render_animation(tmp_path / "c.mp4", scaled, {}, image_size=IMAGE_SIZE, fps=5.0, background=video)
+    (tmp_path / "text.mp4").write_text("not a video")
+    with pytest.raises(JointposeError, match="text.mp4: cannot read it as a video"):
+        render_animation(tmp_path / "c.mp4", scaled, {}, image_size=None, fps=5.0, background=tmp_path / "text.mp4")
+    with pytest.raises(JointposeError, match="missing.mp4"):
+        render_animation(tmp_path / "c.mp4", scaled, {}, image_size=None, fps=5.0, background=tmp_path / "missing.mp4")
+
+
+def test_left_and_right_colours_in_2d_and_3d():
+    keypoints, poses = clip(8)
+    frame_index = 3
+    figure = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE)
+    image = figure.draw(frame_index).astype(int)
+    expected = {"left": 255 * np.array(to_rgb(LEFT_COLOR)), "right": 255 * np.array(to_rgb(RIGHT_COLOR))}
+    assert np.abs(expected["left"] - expected["right"]).max() > 100
+    panels = [(figure.axes_2d, keypoints[frame_index])]
+    panels += [(figure.axes_3d[name], plot_coords(poses[name][frame_index])) for name in poses]
+    for ax, points in panels:
+        middles = forearm_middles(points)
+        for side, (row, col) in zip(middles, pixel(figure, ax, np.stack(list(middles.values())))):
+            patch = image[row - 1:row + 2, col - 1:col + 2].reshape(-1, 3)
+            distance = {key: np.abs(patch - color).max(axis=1).min() for key, color in expected.items()}
+            other = "right" if side == "left" else "left"
+            assert distance[side] < 25 and distance[other] > 75, (ax.get_title(), side, patch)
+    # The person's left (at +x, facing the camera) is on the image's right.
+    assert keypoints[frame_index, 13, 0] > keypoints[frame_index, 16, 0]
+    # The spine is drawn in the centre colour.
+    row, col = pixel(figure, figure.axes_2d, ((keypoints[frame_index, 7] + keypoints[frame_index, 8]) / 2)[None])[0]
+    patch = image[row - 1:row + 2, col - 1:col + 2].reshape(-1, 3)
+    assert np.abs(patch - 255 * np.array(to_rgb(CENTRE_COLOR))).max(axis=1).min() < 25
+
+
+def test_person_upright_and_not_mirrored():
+    keypoints, poses = clip(4)
+    figure = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, azimuth=-90.0, elevation=0.0)
+    figure.draw(0)
+    head_foot = np.array([10, 3])
+    rows_2d = pixel(figure, figure.axes_2d, keypoints[0, head_foot])[:, 0]
+    assert rows_2d[0] < rows_2d[1]  # head above the foot in the image panel
+    ax = figure.axes_3d["Ground truth"]
+    points = plot_coords(poses["Ground truth"][0])
+    rows_3d = pixel(figure, ax, points[head_foot])[:, 0]
+    assert rows_3d[0] < rows_3d[1] - 100  # head well above the foot in the 3D panel
+    wrists = np.array([13, 16])  # seen from the camera, left/right order matches the image
+    cols_2d = pixel(figure, figure.axes_2d, keypoints[0, wrists])[:, 1]
+    cols_3d = pixel(figure, ax, points[wrists])[:, 1]
+    assert np.sign(cols_2d[0] - cols_2d[1]) == np.sign(cols_3d[0] - cols_3d[1]) == 1
+
+
+def test_3d_lines_are_camera_space_rotated_upright():
+    _, poses = clip(4)
+    figure = PoseFigure(None, poses, image_size=None)
+    figure.draw(2)
+    relative = poses["Ground truth"][2] - poses["Ground truth"][2, 0]
+    sides = {to_rgb(color): side for side, color in
+             (("left", LEFT_COLOR), ("right", RIGHT_COLOR), ("centre", CENTRE_COLOR))}
+    joints, drawn = [], []
+    for line in figure.axes_3d["Ground truth"].lines:
+        side = sides[to_rgb(line.get_color())]
+        joints += [j for (child, parent), s in zip(BONES, BONE_SIDES) if s == side for j in (parent, child)]
+        vertices = np.stack(line.get_data_3d(), -1)
+        drawn.append(vertices[np.isfinite(vertices).all(axis=1)])
+    assert sorted(set(joints)) == list(range(17))
+    # The linear map from root-relative camera space to the drawn points: (x, y, z) -> (x, z, -y).
+    mapping, residual, *_ = np.linalg.lstsq(relative[joints], np.concatenate(drawn), rcond=None)
+    np.testing.assert_allclose(mapping, [[1, 0, 0], [0, 0, -1], [0, 1, 0]], atol=1e-9)
+    assert np.linalg.det(mapping) == pytest.approx(1.0)  # a rotation: the person is not mirrored
+
+
+def test_3d_view_is_stable_and_equal():
+    keypoints, poses = clip(12)
+    figure = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE)
+
+    def view():
+        return [(ax.get_xlim3d(), ax.get_ylim3d(), ax.get_zlim3d(), ax.elev, ax.azim, tuple(ax.get_box_aspect()))
+                for ax in figure.axes_3d.values()]
+
+    first = figure.draw(0)
+    before = view()
+    later = figure.draw(6)
+    assert view() == before and not np.array_equal(first, later)
+    for x, y, z, _, _, aspect in before:
+        assert np.ptp(x) == np.ptp(y) == np.ptp(z) > 0
+        assert aspect[0] == aspect[1] == aspect[2]
+    assert len({lims for lims in before}) == 1  # every 3D panel has the same view
+    radius = before[0][0][1]
+    everything = np.concatenate([plot_coords(p) for p in poses.values()])
+    assert np.abs(everything).max() <= radius < 1.5 * np.abs(everything).max()
+    # The 2D panel spans the image (y down) whatever the pose.
+    assert figure.axes_2d.get_xlim() == (0, IMAGE_SIZE[0]) and figure.axes_2d.get_ylim() == (IMAGE_SIZE[1], 0)
+
+
+def test_render_frame_matches_the_figure():
+    keypoints, poses = clip(5)
+    single = render_frame(keypoints, poses, 2, image_size=IMAGE_SIZE, dpi=40)
+    assert single.dtype == np.uint8 and single.ndim == 3 and single.shape[2] == 3
+    np.testing.assert_array_equal(single, PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40).draw(2))
+    only_3d = render_frame(None, {"Ground truth": poses["Ground truth"]}, 0, image_size=None, dpi=40)
+    assert only_3d.shape[1] < single.shape[1]
+
+
+def test_bad_input(tmp_path: Path):
+    keypoints, poses = clip(5)
+    with pytest.raises(JointposeError, match=r"walk\.avi"):
+        render_animation(tmp_path / "walk.avi", keypoints, poses, image_size=IMAGE_SIZE, fps=10.0)
+    with pytest.raises(JointposeError, match="frame counts.*keypoints_2d.*5.*Prediction.*4"):
+        render_animation(tmp_path / "w.gif", keypoints, poses | {"Prediction": poses["Prediction"][:4]},
+                         image_size=IMAGE_SIZE, fps=10.0)
+    broken = poses["Ground truth"].copy()
+    broken[2, 7, 1] = np.nan
+    with pytest.raises(JointposeError, match=r"Ground truth.*frame 2, joint 7"):
+        render_animation(tmp_path / "w.gif", keypoints, poses | {"Ground truth": broken}, image_size=IMAGE_SIZE,
+                         fps=10.0)
+    bad_2d = keypoints.copy()
+    bad_2d[1, 0, 0] = np.inf
+    with pytest.raises(JointposeError, match="keypoints_2d.*frame 1"):
+        render_frame(bad_2d, poses, image_size=IMAGE_SIZE)
+    with pytest.raises(JointposeError, match="keypoints_2d.*shape"):
+        render_frame(keypoints[:, :16], poses, image_size=IMAGE_SIZE)
+    with pytest.raises(JointposeError, match="image_size"):
+        render_frame(keypoints, poses, image_size=None)
+    with pytest.raises(JointposeError, match="fps"):
+        render_animation(tmp_path / "w.gif", keypoints, poses, image_size=IMAGE_SIZE, fps=0.0)
+    with pytest.raises(JointposeError, match="background"):
+        render_animation(tmp_path / "w.gif", keypoints, poses, image_size=IMAGE_SIZE, fps=10.0,
+                         background=np.zeros((5, 600, 800), np.uint8))
+    assert list(tmp_path.iterdir()) == []
