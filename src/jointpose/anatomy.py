@@ -90,9 +90,32 @@ RATIO_SEGMENTS: tuple[tuple[int, int], ...] = tuple(
     )
 )
 
-_BONE_CHILD = torch.tensor([c for c, _ in skeleton.BONES])
-_BONE_PARENT = torch.tensor([p for _, p in skeleton.BONES])
-_ANGLE_INDEX = torch.tensor([[a, v, b] for _, a, v, b in ANGLES])
+
+
+def _difference_matrix(pairs) -> torch.Tensor:
+    """(len(pairs), 17): row k picks joint pairs[k][0] minus joint pairs[k][1]."""
+    matrix = torch.zeros(len(pairs), skeleton.NUM_JOINTS)
+    for k, (plus, minus) in enumerate(pairs):
+        matrix[k, plus] += 1.0
+        matrix[k, minus] -= 1.0
+    return matrix
+
+
+# Bone vectors and the two arms of every angle are linear in the joint positions: one
+# matrix product each (cheaper to differentiate than gathering joints by index).
+_BONE_MATRIX = _difference_matrix(skeleton.BONES)
+_ANGLE_ARMS = torch.cat([_difference_matrix([(a, v) for _, a, v, _ in ANGLES]),
+                         _difference_matrix([(b, v) for _, _, v, b in ANGLES])])
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def constant_like(name: str, value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``value`` on ``like``'s device and dtype, converted once per (name, device, dtype)."""
+    key = (name, like.device, like.dtype)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = value.to(device=like.device, dtype=like.dtype)
+    return _CONSTANTS[key]
+
 _ROM_LOW = torch.tensor([math.radians(RANGE_OF_MOTION[n][0]) for n in ANGLE_NAMES])
 _ROM_HIGH = torch.tensor([math.radians(RANGE_OF_MOTION[n][1]) for n in ANGLE_NAMES])
 
@@ -104,7 +127,7 @@ def safe_norm(v: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 def bone_vectors(poses: torch.Tensor) -> torch.Tensor:
     """(..., 17, 3) -> (..., 16, 3): child minus parent for every bone of ``skeleton.BONES``."""
-    return poses[..., _BONE_CHILD.to(poses.device), :] - poses[..., _BONE_PARENT.to(poses.device), :]
+    return constant_like("bones", _BONE_MATRIX, poses) @ poses
 
 
 def bone_lengths(poses: torch.Tensor) -> torch.Tensor:
@@ -117,12 +140,12 @@ def joint_angles(poses: torch.Tensor) -> torch.Tensor:
 
     atan2(|u x v|, u . v) with |u x v| smoothed by 1e-6 |u| |v|: differentiable at straight
     and folded joints (0 and 180 degrees, where |u x v| has a kink), off by at most 1e-3 rad
-    there and by less than 1e-6 rad elsewhere.
+    there and by less than 1e-6 rad elsewhere. The cross product is computed exactly (not
+    from |u|^2 |v|^2 - (u . v)^2, which loses precision near 0 and 180 degrees).
     """
-    index = _ANGLE_INDEX.to(poses.device)
-    a, vertex, b = poses[..., index[:, 0], :], poses[..., index[:, 1], :], poses[..., index[:, 2], :]
-    u, v = a - vertex, b - vertex
-    cross = torch.linalg.cross(u, v)
+    arms = constant_like("arms", _ANGLE_ARMS, poses) @ poses  # (..., 2 * n_angles, 3)
+    u, v = arms[..., : len(ANGLES), :], arms[..., len(ANGLES):, :]
+    cross = torch.roll(u, -1, dims=-1) * torch.roll(v, -2, dims=-1) - torch.roll(u, -2, dims=-1) * torch.roll(v, -1, dims=-1)
     scale = (u * u).sum(dim=-1) * (v * v).sum(dim=-1)
     sin_part = torch.sqrt((cross * cross).sum(dim=-1) + 1e-6 * scale + EPS)
     cos_part = (u * v).sum(dim=-1)

@@ -15,8 +15,10 @@ name                      what it compares                                 unit
 ``bone``                  bone-length variance over frames (m^2), length m^2 + 1 + m
                           error vs truth (m) and segment-proportion error
 ``angle``                 joint angles vs truth                            rad
-``rom``                   angles outside their range of motion (hinge)     rad
+``rom``                   angles outside their range of motion (smooth     rad
+                          hinge, 0.05 rad corner)
 ``vel`` / ``acc``         1st / 2nd temporal difference of positions       m/frame(^2)
+                          (per-joint error norm, smoothed below 1 mm)
 ``ang_vel`` / ``ang_acc`` 1st / 2nd temporal difference of joint angles    rad/frame(^2)
 ========================= ================================================ ==========
 """
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import skeleton
-from .anatomy import RATIO_SEGMENTS, bone_lengths, joint_angles, rom_violation_of_angles, safe_norm
+from .anatomy import RATIO_SEGMENTS, bone_lengths, constant_like, joint_angles, rom_violation_of_angles, safe_norm
 
 TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")
 
@@ -39,16 +41,25 @@ TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_a
 LENGTH_BETA = 1e-3  # metres
 ANGLE_BETA = 1e-3  # radians
 RATIO_BETA = 1e-3
+ROM_BETA = 0.05  # radians: the range-of-motion hinge bends in over ~3 degrees
 
 
 def huber(x: torch.Tensor, beta: float) -> torch.Tensor:
     """Elementwise smooth |x|: quadratic below ``beta``, |x| - beta / 2 above."""
     return F.smooth_l1_loss(x, torch.zeros_like(x), beta=beta, reduction="none")
 
-_LEFT = torch.tensor([left for left, _ in skeleton.SYMMETRIC_BONES])
-_RIGHT = torch.tensor([right for _, right in skeleton.SYMMETRIC_BONES])
-_RATIO_NUM = torch.tensor([a for a, _ in RATIO_SEGMENTS])
-_RATIO_DEN = torch.tensor([b for _, b in RATIO_SEGMENTS])
+
+
+def _selector(indices) -> torch.Tensor:
+    """(16, len(indices)) matrix: ``lengths @ it`` picks those bones (a matmul, cheap backward)."""
+    matrix = torch.zeros(len(skeleton.BONES), len(indices))
+    matrix[list(indices), range(len(indices))] = 1.0
+    return matrix
+
+
+_LEFT_MINUS_RIGHT = _selector([l for l, _ in skeleton.SYMMETRIC_BONES]) - _selector([r for _, r in skeleton.SYMMETRIC_BONES])
+_RATIO_NUM = _selector([a for a, _ in RATIO_SEGMENTS])
+_RATIO_SUM = _RATIO_NUM + _selector([b for _, b in RATIO_SEGMENTS])
 
 
 def mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -63,8 +74,7 @@ def weighted_mpjpe(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tens
 
 def symmetry_from_lengths(lengths: torch.Tensor) -> torch.Tensor:
     """Mean |left - right| over the 6 symmetric segment pairs, from (..., 16) bone lengths."""
-    device = lengths.device
-    return huber(lengths[..., _LEFT.to(device)] - lengths[..., _RIGHT.to(device)], LENGTH_BETA).mean()
+    return huber(lengths @ constant_like("left-right", _LEFT_MINUS_RIGHT, lengths), LENGTH_BETA).mean()
 
 
 def symmetry_loss(pred: torch.Tensor) -> torch.Tensor:
@@ -91,12 +101,10 @@ def ratio_from_lengths(pred_lengths: torch.Tensor, target_lengths: torch.Tensor)
     a / (a + b) carries the same information as the ratio a / b but stays in [0, 1] with a
     bounded gradient, so a short segment cannot blow the loss up.
     """
-    device = pred_lengths.device
-    num, den = _RATIO_NUM.to(device), _RATIO_DEN.to(device)
+    num, total = constant_like("ratio-num", _RATIO_NUM, pred_lengths), constant_like("ratio-sum", _RATIO_SUM, pred_lengths)
 
     def share(lengths: torch.Tensor) -> torch.Tensor:
-        a, b = lengths[..., num], lengths[..., den]
-        return a / (a + b + 1e-6)
+        return (lengths @ num) / (lengths @ total + 1e-6)
 
     return huber(share(pred_lengths) - share(target_lengths), RATIO_BETA).mean()
 
@@ -118,7 +126,7 @@ def angle_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def range_of_motion_loss(pred: torch.Tensor) -> torch.Tensor:
     """Mean hinge penalty of angles outside their anatomical range, radians."""
-    return huber(rom_violation_of_angles(joint_angles(pred)), ANGLE_BETA).mean()
+    return huber(rom_violation_of_angles(joint_angles(pred)), ROM_BETA).mean()
 
 
 def temporal_difference_error(pred: torch.Tensor, target: torch.Tensor, order: int, vector: bool) -> torch.Tensor:
@@ -130,7 +138,9 @@ def temporal_difference_error(pred: torch.Tensor, target: torch.Tensor, order: i
     if pred.shape[1] <= order:
         return pred.sum() * 0.0
     diff = torch.diff(pred, n=order, dim=1) - torch.diff(target, n=order, dim=1)
-    return safe_norm(diff).mean() if vector else huber(diff, ANGLE_BETA).mean()
+    if vector:  # pseudo-Huber of the per-joint error: |e| above 1 mm, smooth (no kink) below
+        return (torch.sqrt((diff * diff).sum(dim=-1) + LENGTH_BETA**2) - LENGTH_BETA).mean()
+    return huber(diff, ANGLE_BETA).mean()
 
 
 def velocity_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -162,14 +172,14 @@ class LossWeights:
     """
 
     mpjpe: float = 1.0
-    sym: float = 0.3
-    bone: float = 0.3
-    angle: float = 0.02
+    sym: float = 0.05
+    bone: float = 0.05
+    angle: float = 0.01
     rom: float = 0.05
-    vel: float = 0.2
-    acc: float = 0.2
-    ang_vel: float = 0.01
-    ang_acc: float = 0.01
+    vel: float = 0.1
+    acc: float = 0.1
+    ang_vel: float = 0.005
+    ang_acc: float = 0.005
 
     @classmethod
     def none(cls) -> LossWeights:
@@ -227,7 +237,7 @@ class JointAwareLoss(nn.Module):
             if "angle" in names:
                 out["angle"] = huber(pred_angles - true_angles, ANGLE_BETA).mean()
             if "rom" in names:
-                out["rom"] = huber(rom_violation_of_angles(pred_angles), ANGLE_BETA).mean()
+                out["rom"] = huber(rom_violation_of_angles(pred_angles), ROM_BETA).mean()
             if "ang_vel" in names:
                 out["ang_vel"] = temporal_difference_error(pred_angles, true_angles, 1, vector=False)
             if "ang_acc" in names:

@@ -1,0 +1,65 @@
+"""Loss-weight tuning on a validation split of training data (never the test subjects).
+
+Builds (once) a dataset from the CMU clips with the Human3.6M cameras and noisy 2D, in
+which subjects S5, S6, S7 train and every fourth clip of theirs is moved to a validation
+subject S8 (S1, the playground clips, is left out entirely), then trains one model per
+configuration and prints one JSON line of validation metrics each.
+
+    python benchmarks/tune_weights.py --work runs/tune --epochs 20 \
+        "baseline:--no-constraints" "va:--w-vel 0.1 --w-acc 0.1" ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import time
+from pathlib import Path
+
+from jointpose.builder import write_h36m_dataset
+from jointpose.cli import build_parser, train_config
+from jointpose.mocap import load_bvh_folder
+from jointpose.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tuning_dataset(cmu: Path, out: Path) -> Path:
+    if not (out / "data_2d_h36m_noisy.npz").exists():
+        motion = load_bvh_folder(cmu, fps=50.0, seed=0)
+        split: dict[str, dict] = {"S8": {}}
+        for subject, actions in motion.items():
+            if subject == "S1":
+                continue
+            for i, (action, poses) in enumerate(actions.items()):
+                split.setdefault("S8" if i % 4 == 3 else subject, {})[f"{subject} {action}" if i % 4 == 3 else action] = poses
+        write_h36m_dataset(out, split, fps=50.0, seed=0)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="+", help="NAME:FLAGS for jointpose train")
+    parser.add_argument("--cmu", default=str(ROOT.parent / "shared" / "data" / "cmu-mocap"))
+    parser.add_argument("--work", default=str(ROOT / "runs" / "tune"))
+    parser.add_argument("--epochs", type=int, default=20)
+    args = parser.parse_args()
+    data = tuning_dataset(Path(args.cmu), Path(args.work) / "data")
+    for item in args.configs:
+        name, _, flags = item.partition(":")
+        checkpoint = Path(args.work) / name
+        train_args = ["train", "--data-dir", str(data), "-k", "noisy", "-str", "S5,S6,S7", "-ste", "S8",
+                      "-arc", "3,3,3", "-ch", "256", "-e", str(args.epochs), "--no-progress",
+                      "--checkpoint", str(checkpoint), *flags.split()]
+        start = time.time()
+        trainer = Trainer(train_config(build_parser().parse_args(train_args)))
+        with contextlib.redirect_stdout(io.StringIO()):
+            summary = trainer.fit()
+        row = {k: round(summary["average"][k], 2) for k in ("p1", "p2", "mpjve", "accel", "bone_std", "lr_gap", "rom_pct")}
+        print(json.dumps({"name": name, **row, "seconds": round(time.time() - start)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Training options: trajectory model, mixed precision, torch.compile wiring, constraint warm-up."""
+
+import numpy as np
+import pytest
+import torch
+
+from jointpose.bvh import forward_kinematics, read_bvh
+from jointpose.checkpoint import load_checkpoint
+from jointpose.cli import build_parser, main, train_config
+from jointpose.distributed import DistContext, wrap_model
+from jointpose.lifter import Lifter
+from jointpose.model import StridedTemporalModel
+from jointpose.train import Trainer
+
+
+def _args(data, ckpt, *extra):
+    return ["train", "--data-dir", str(data), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
+            "-ch", "32", "-b", "256", "--checkpoint", str(ckpt), "--no-progress", *extra]
+
+
+@pytest.mark.slow
+def test_trajectory_model_trains_and_exports(h36m_dir, tmp_path):
+    assert main(_args(h36m_dir, tmp_path / "ck", "-e", "3", "--trajectory", "--no-constraints")) == 0
+    ckpt = load_checkpoint(tmp_path / "ck")
+    assert ckpt["trajectory_model"] is not None and ckpt["trajectory_args"]["num_joints_out"] == 1
+    losses = [row["trajectory"] for row in ckpt["history"]]
+    assert losses[-1] < losses[0]  # the inverse-depth-weighted root error falls
+    lifter = Lifter.load(tmp_path / "ck")
+    from jointpose.data import load_dataset
+    from jointpose.cameras import image_coordinates
+
+    seq = load_dataset(h36m_dir, "gt", ["S9"]).sequences[0]
+    pixels = image_coordinates(seq.keypoints, seq.camera.res_w, seq.camera.res_h)
+    trajectory = lifter.predict_trajectory(pixels, (seq.camera.res_w, seq.camera.res_h))
+    assert trajectory.shape == (len(pixels), 3) and (trajectory[:, 2] > 0).mean() > 0.5  # in front of the camera
+    np.save(tmp_path / "kp.npy", pixels)
+    assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "out.bvh"), "--checkpoint", str(tmp_path / "ck"),
+                 "--image-size", str(seq.camera.res_w), str(seq.camera.res_h), "--no-progress"]) == 0
+    motion = read_bvh(tmp_path / "out.bvh")
+    root = forward_kinematics(motion)[:, 0]
+    assert np.ptp(root, axis=0).max() > 1.0  # the root travels (cm), it does not walk in place
+
+
+def test_bf16_autocast_changes_the_computation(h36m_dir):
+    model = StridedTemporalModel((3, 3), channels=32).eval()
+    x = torch.randn(64, 9, 17, 2)
+    dist = DistContext.single("cpu")
+    with torch.no_grad():
+        full = model(x)
+        with dist.autocast("bf16"):
+            half = model(x)
+    assert half.dtype == torch.bfloat16
+    difference = (half.float() - full).abs().max()
+    assert 0 < difference < 0.1 * full.abs().max()
+
+
+@pytest.mark.slow
+def test_bf16_training_converges(h36m_dir, tmp_path):
+    assert main(_args(h36m_dir, tmp_path / "bf16", "-e", "4", "--precision", "bf16", "--no-constraints")) == 0
+    history = load_checkpoint(tmp_path / "bf16")["history"]
+    assert history[-1]["mpjpe"] < 0.7 * history[0]["mpjpe"]
+    assert load_checkpoint(tmp_path / "bf16")["config"]["precision"] == "bf16"
+
+
+def test_compile_flag_wraps_the_model():
+    model = StridedTemporalModel((3,), channels=8)
+    wrapped = wrap_model(model, DistContext.single("cpu"), compile=True)
+    assert wrapped is not model and hasattr(wrapped, "_orig_mod") and wrapped._orig_mod is model
+
+
+def test_constraint_warmup_ramps_the_weights(h36m_dir, tmp_path):
+    config = train_config(build_parser().parse_args(_args(h36m_dir, tmp_path / "w", "-e", "4", "--warmup", "0.5")))
+    trainer = Trainer(config)
+    scales = []
+    for epoch in range(2):
+        trainer.fit(until_epoch=epoch + 1)
+        scales.append(trainer.loss_fn.constraint_scale)
+    assert scales == [0.5, 1.0]
