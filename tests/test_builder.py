@@ -135,14 +135,20 @@ def test_ring_cameras_are_written_into_the_files(tmp_path):
         write_h36m_dataset(tmp_path / "x", motion, fps=25.0)
 
 
+def _cmu_subset(cmu_mocap, folder, clips: dict[str, list[str]], index: bool = False):
+    """A BVH folder of symbolic links to some of the shared CMU clips."""
+    for subject, names in clips.items():
+        (folder / subject).mkdir(parents=True)
+        for clip in names:
+            (folder / subject / f"{clip}.bvh").symlink_to(cmu_mocap / subject / f"{clip}.bvh")
+    if index:
+        (folder / "index.csv").symlink_to(cmu_mocap / "index.csv")
+    return folder
+
+
 @pytest.mark.slow
 def test_built_cmu_dataset_trains_and_evaluates(cmu_mocap, tmp_path, capsys):
-    subset = tmp_path / "bvh"
-    for folder, clips in {"002": ["002_01", "002_03"], "003": ["003_01"]}.items():
-        (subset / folder).mkdir(parents=True)
-        for clip in clips:
-            (subset / folder / f"{clip}.bvh").symlink_to(cmu_mocap / folder / f"{clip}.bvh")
-    (subset / "index.csv").symlink_to(cmu_mocap / "index.csv")
+    subset = _cmu_subset(cmu_mocap, tmp_path / "bvh", {"002": ["002_01", "002_03"], "003": ["003_01"]}, index=True)
     out = tmp_path / "data"
     assert main(["data", "build", "--bvh", str(subset), "--out", str(out), "--cameras", "ring", "--seed", "1"]) == 0
     assert "S1: 2 actions" in capsys.readouterr().out
@@ -153,3 +159,13 @@ def test_built_cmu_dataset_trains_and_evaluates(cmu_mocap, tmp_path, capsys):
                  "--json", str(tmp_path / "r.json")]) == 0
     summary = json.loads((tmp_path / "r.json").read_text())
     assert set(summary["actions"]) == {"walk"} and np.isfinite(summary["average"]["p1"])
+
+
+@pytest.mark.slow
+def test_demo_on_real_bvh_clips(cmu_mocap, tmp_path, capsys):
+    subset = _cmu_subset(cmu_mocap, tmp_path / "bvh", {"002": ["002_01", "002_02"], "003": ["003_01"]})
+    out = tmp_path / "demo"
+    assert main(["demo", "--bvh", str(subset), "--out", str(out), "-e", "2", "-ch", "32", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "train on S1, test on S5" in text and "mean training pose" in text
+    assert (out / "demo.gif").stat().st_size > 10000

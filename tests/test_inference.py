@@ -107,16 +107,30 @@ def test_streaming_computes_one_time_step_per_convolution():
     model = _model(causal=True, widths=(3, 3, 3, 3))
     stream = StreamingLifter(model)
     stream.push(_keypoints(1)[0], image_size=(1000, 1000))  # warm-up fills the caches
-    lengths = []
-    hooks = [conv.register_forward_hook(lambda mod, inp, out: lengths.append((inp[0].shape[2], out.shape[2])))
-             for conv in [model.expand_conv, *model.layers_conv, model.shrink]]
+    calls = []
+    hooks = [layer.register_forward_hook(lambda mod, inp, out: calls.append((mod, inp[0].shape, out.shape)))
+             for layer in stream.layers]
     stream.push(_keypoints(1, seed=2)[0], image_size=(1000, 1000))
     for hook in hooks:
         hook.remove()
-    assert len(lengths) == 1 + len(model.layers_conv) + 1
-    assert all(out == 1 for _, out in lengths)  # every convolution produced exactly one time step
-    # ... reading only its kernel's span: (width - 1) * dilation + 1 cached steps.
-    assert [inp for inp, _ in lengths] == [3, 7, 1, 19, 1, 55, 1, 1]
+    convs = [model.expand_conv, *model.layers_conv, model.shrink]
+    assert len(calls) == len(convs)  # each convolution ran once for the new frame...
+    for (layer, inp, out), conv in zip(calls, convs):
+        assert inp == (conv.in_channels,) and out == (conv.out_channels,)  # ...for one time step
+        # ... reading only its kernel's span of cached steps: (width - 1) * dilation + 1.
+        assert layer.span == (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
+    assert [layer.span for layer in stream.layers] == [3, 7, 1, 19, 1, 55, 1, 1]
+
+
+def test_streaming_in_bfloat16_stays_close():
+    model = _model(causal=True, widths=(3, 3, 3))
+    kp = _keypoints(40)
+    full = np.stack([p for p in map(lambda f: StreamingLifter(model).push(f, image_size=(1000, 1000)), kp[:1])])
+    stream32, stream16 = StreamingLifter(model), StreamingLifter(model, precision="bf16")
+    a = np.stack([stream32.push(f, image_size=(1000, 1000)) for f in kp])
+    b = np.stack([stream16.push(f, image_size=(1000, 1000)) for f in kp])
+    assert np.allclose(a[:1], full)
+    assert 0 < np.abs(a - b).max() < 0.05 * np.abs(a).max()
 
 
 def test_streaming_refuses_non_causal_models():

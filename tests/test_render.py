@@ -251,3 +251,33 @@ def test_bad_input(tmp_path: Path):
         render_animation(tmp_path / "w.gif", keypoints, poses, image_size=IMAGE_SIZE, fps=10.0,
                          background=np.zeros((5, 600, 800), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
+    import imageio.v3 as iio
+
+    from jointpose.cli import main
+
+    ckpt = tmp_path / "ck"
+    assert main(["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3", "-ch", "8",
+                 "-e", "1", "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    preds = tmp_path / "preds.npz"
+    assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint", str(ckpt),
+                 "--export-predictions", str(preds)]) == 0
+    out = tmp_path / "seq.gif"
+    assert main(["render", "--data-dir", str(h36m_dir), "-k", "gt", "--sequence", "S9/Walking/2",
+                 "--predictions", str(preds), "-o", str(out), "--max-frames", "5", "--no-progress"]) == 0
+    assert iio.improps(out, index=None).shape[0] == 5
+
+    # Files mode: 2D keypoints array + the npz that infer writes.
+    kp = np.random.default_rng(0).uniform(100, 900, (6, 17, 2))
+    np.save(tmp_path / "kp.npy", kp)
+    from jointpose.export import export
+
+    export(tmp_path / "poses.npz", np.random.default_rng(1).normal(0, 0.3, (6, 17, 3)), 25.0)
+    assert main(["render", "--keypoints-file", str(tmp_path / "kp.npy"), "--poses", str(tmp_path / "poses.npz"),
+                 "--image-size", "1000", "1000", "-o", str(tmp_path / "a.gif"), "--no-progress"]) == 0
+    assert iio.improps(tmp_path / "a.gif", index=None).shape[0] == 6
+    capsys.readouterr()
+    assert main(["render", "--data-dir", str(h36m_dir), "-k", "gt", "--sequence", "S9-Walking", "-o", str(out)]) == 2
+    assert "--sequence" in capsys.readouterr().err

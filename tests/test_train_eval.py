@@ -100,3 +100,15 @@ def test_ablation_compares_both_models(h36m_dir, tmp_path, capsys):
 
 def load_ckpt(folder):
     return torch.load(folder / "latest.pt", weights_only=True)
+
+
+@pytest.mark.slow
+def test_2048_channels_end_to_end(h36m_dir, tmp_path):
+    ckpt = tmp_path / "wide"
+    assert main(["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3", "-ch", "2048",
+                 "-e", "1", "-b", "512", "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    saved = load_ckpt(ckpt)
+    assert saved["model_args"]["channels"] == 2048 and saved["model"]["expand_conv.weight"].shape[0] == 2048
+    assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint", str(ckpt),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    assert np.isfinite(json.loads((tmp_path / "r.json").read_text())["average"]["p1"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+import numpy as np
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -234,6 +236,60 @@ def cmd_infer(args: argparse.Namespace) -> None:
         print(f"wrote {args.render}")
 
 
+def _poses_file(path: str, key: str | None = None) -> tuple[np.ndarray, float | None]:
+    """3D poses (frames, 17, 3) from an infer npz (``poses_3d``) or an evaluate export (``key``)."""
+    from .safeio import load_npz
+
+    files = load_npz(path)
+    name = key if key is not None else "poses_3d"
+    if name not in files:
+        raise JointposeError(f"{path}: no key '{name}' (keys: {', '.join(list(files)[:8])})")
+    fps = float(files["fps"]) if "fps" in files and files["fps"].shape == () else None
+    return files[name], fps
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    from .render import render_animation
+
+    sequences = {}
+    if args.data_dir:
+        from .cameras import image_coordinates
+        from .data import load_dataset
+
+        subject, action, camera = _split_key(args.sequence)
+        data = load_dataset(args.data_dir, args.keypoints, [subject])
+        match = [s for s in data.sequences if s.key == args.sequence]
+        if not match:
+            raise JointposeError(f"--sequence {args.sequence} not in {args.data_dir} (e.g. {data.sequences[0].key})")
+        seq = match[0]
+        keypoints = image_coordinates(seq.keypoints, seq.camera.res_w, seq.camera.res_h)
+        size, fps, video = (seq.camera.res_w, seq.camera.res_h), data.fps, args.video
+        if args.predictions:
+            sequences["Prediction"] = _poses_file(args.predictions, args.sequence)[0]
+        sequences["Ground truth"] = seq.poses_3d
+    else:
+        from .keypoints import load_keypoints, require_image_size
+
+        if not args.keypoints_file or not args.poses:
+            raise JointposeError("render needs --keypoints-file and --poses (or --data-dir, -k and --sequence)")
+        keypoints = load_keypoints(args.keypoints_file, layout=args.layout).xy
+        size = require_image_size(args.image_size, args.keypoints_file)
+        sequences["Prediction"], fps = _poses_file(args.poses)
+        if args.truth:
+            sequences["Ground truth"] = _poses_file(args.truth)[0]
+        video = args.video
+    render_animation(args.output, keypoints, sequences, image_size=size, fps=args.fps or fps or 50.0,
+                     background=video, max_frames=args.max_frames, progress=args.progress)
+    print(f"wrote {args.output}")
+
+
+def _split_key(key: str | None) -> tuple[str, str, str]:
+    parts = (key or "").split("/")
+    if len(parts) != 3:
+        raise JointposeError(f"--sequence must be SUBJECT/ACTION/CAMERA (e.g. 'S9/Walking 1/0'), got {key!r}")
+    return parts[0], parts[1], parts[2]
+
+
 def cmd_ablate(args: argparse.Namespace) -> None:
     from .ablation import run_ablation
 
@@ -280,6 +336,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_infer)
 
+    p = verbs.add_parser("render", help="animate 2D input beside 3D poses (MP4 or GIF)")
+    p.add_argument("-o", "--output", required=True, help="animation file (.mp4 or .gif)")
+    p.add_argument("--keypoints-file", default=None, help="2D input, any format infer reads")
+    p.add_argument("--poses", default=None, help="3D poses: an npz written by jointpose infer")
+    p.add_argument("--truth", default=None, help="ground-truth 3D poses (npz with poses_3d), drawn beside")
+    p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"))
+    p.add_argument("--layout", choices=("h36m", "coco"), default=None)
+    p.add_argument("--data-dir", default=None, help="dataset mode: draw a dataset sequence and its ground truth")
+    p.add_argument("-k", "--keypoints", default="cpn_ft_h36m_dbb", help="dataset mode: 2D keypoints name")
+    p.add_argument("--sequence", default=None, help="dataset mode: SUBJECT/ACTION/CAMERA, e.g. 'S9/Walking 1/0'")
+    p.add_argument("--predictions", default=None, help="dataset mode: npz from evaluate --export-predictions")
+    p.add_argument("--video", default=None, help="video frames to draw the 2D input over")
+    p.add_argument("--fps", type=float, default=None)
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_render)
+
     p = verbs.add_parser("ablate", help="train the baseline and the joint-aware model alike and compare them")
     add_train_args(p)
     p.add_argument("--out", required=True, help="folder for both runs and ablation.json")
@@ -308,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("demo", help="build data, train briefly, evaluate and animate (offline, minutes)")
     p.add_argument("--bvh", default=None, help="use real BVH clips (one sub-folder per subject) instead of the synthetic motion")
     p.add_argument("--out", default="jointpose-demo", help="output folder (default jointpose-demo)")
-    p.add_argument("-e", "--epochs", type=int, default=12)
+    p.add_argument("-e", "--epochs", type=int, default=40)
     p.add_argument("-ch", "--channels", type=int, default=256)
     p.add_argument("--animation", default="demo.gif", help="animation file name in --out (.gif or .mp4)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
