@@ -39,20 +39,28 @@ ANGLE_NAMES: tuple[str, ...] = tuple(a[0] for a in ANGLES)
 #
 # Published limits are clinical flexion/extension/abduction angles measured from the
 # anatomical neutral position (AAOS, "Joint Motion: Method of Measuring and Recording",
-# 1965; Norkin & White, "Measurement of Joint Motion", 5th ed.). They map onto the
-# unsigned 3-point angle through the neutral angle of each triple:
+# 1965; Norkin & White, "Measurement of Joint Motion", 5th ed.; Kapandji, "The Physiology
+# of the Joints", vol. 2 for the hip). They map onto the unsigned 3-point angle through the
+# neutral angle of each triple:
 # * hinge joints (knee, elbow): angle = 180 - flexion. Knee flexion 0-140 deg (AAOS 0-135,
 #   Norkin & White 0-140) -> 40-180; elbow flexion 0-150 (AAOS) -> 30-180. Hyperextension
-#   cannot be seen by an unsigned angle, so the upper limit is 180.
+#   bends the limb the other way by the same unsigned angle, so it cannot be seen here and
+#   the upper limit is 180. (A sign taken about the pelvis or shoulder line is no fix: it
+#   flips for turned-out legs and rotated upper arms; on the CMU dance clips it reads the
+#   knee of an attitude/retire as folded backwards by up to 178 deg.)
 # * spine (hip-spine-thorax, straight = 180): thoracolumbar flexion 80, extension 25,
 #   lateral flexion 35 (AAOS) bend the chain away from straight; the lower spine joint takes
 #   at most about 3/4 of the bend -> 180 - 0.75 * 80 = 120.
-# * hip ab/adduction (pelvis line vs thigh, neutral 90): abduction 45, adduction 30
-#   (AAOS) -> 60-135. Flexion swings the thigh perpendicular to the pelvis line and barely
-#   changes this angle; it is captured by the trunk-thigh angle below.
+# * hip ab/adduction (pelvis line vs thigh, neutral 90): adduction 30 (AAOS) -> 60. The
+#   clinical abduction limit (45, AAOS; Norkin & White 0-45) does not bound this angle for
+#   real motion: flexion with external rotation and horizontal abduction also opens it,
+#   and trained dancers raise the leg sideways above hip height (CMU subject 5 reaches
+#   178). The upper limit is therefore the straight line, 180.
 # * hip flexion (spine vs hip-knee line, neutral ~165 because the knee sits lateral of
-#   the root): flexion 120 (AAOS; Norkin & White 0-120) -> 165 - 120 = 45; extension 30
-#   folds back towards 180 -> 45-180.
+#   the root): passive flexion with the knee bent reaches 140 (Kapandji; active 120, AAOS)
+#   -> 165 - 140 = 25; the Spine joint sits mid-trunk, so lumbar flexion adds to this.
+#   Extension (30, AAOS) also moves the thigh away from the trunk line (to about 147), so
+#   flexion alone sets the lower limit and the upper limit is the straight line, 180.
 # * shoulder (clavicle line vs upper arm, neutral 90): abduction to 90 opens it to 180
 #   and full elevation (180) brings it back to about 90; cross-body adduction (horizontal
 #   adduction 135 from abduction, i.e. about 45 across the chest) closes it to about 45.
@@ -60,14 +68,17 @@ ANGLE_NAMES: tuple[str, ...] = tuple(a[0] for a in ANGLES)
 #   flexion 45 opens it towards 170; extension 45 closes it to about 80.
 # Each limit is widened by a 15 deg tolerance for joint-centre placement (markers and
 # detector joints sit on the skin, not on the joint centre), and clipped to [0, 180].
+# Measured on all 35 CMU clips at 50 fps (walking, playground, swordplay, dance with legs
+# raised above hip height, cartwheel starts; tests/test_anatomy.py): 6 of 16,622 frames
+# leave this table, a knee folded to 21 deg in a playground clip (001_14).
 _TOLERANCE = 15.0
 _PUBLISHED = {
     "neck": (80.0, 180.0),
     "spine": (120.0, 180.0),
-    "right hip": (60.0, 135.0),
-    "left hip": (60.0, 135.0),
-    "right hip flexion": (45.0, 180.0),
-    "left hip flexion": (45.0, 180.0),
+    "right hip": (60.0, 180.0),
+    "left hip": (60.0, 180.0),
+    "right hip flexion": (25.0, 180.0),
+    "left hip flexion": (25.0, 180.0),
     "right shoulder": (45.0, 180.0),
     "left shoulder": (45.0, 180.0),
     "right knee": (40.0, 180.0),
@@ -89,7 +100,6 @@ RATIO_SEGMENTS: tuple[tuple[int, int], ...] = tuple(
         (11, 14),  # left shoulder width / right shoulder width
     )
 )
-
 
 
 def _difference_matrix(pairs) -> torch.Tensor:
@@ -116,8 +126,9 @@ def constant_like(name: str, value: torch.Tensor, like: torch.Tensor) -> torch.T
         _CONSTANTS[key] = value.to(device=like.device, dtype=like.dtype)
     return _CONSTANTS[key]
 
-_ROM_LOW = torch.tensor([math.radians(RANGE_OF_MOTION[n][0]) for n in ANGLE_NAMES])
-_ROM_HIGH = torch.tensor([math.radians(RANGE_OF_MOTION[n][1]) for n in ANGLE_NAMES])
+
+_ROM_LOW = torch.tensor([math.radians(RANGE_OF_MOTION[n][0]) for n in ANGLE_NAMES], dtype=torch.float64)
+_ROM_HIGH = torch.tensor([math.radians(RANGE_OF_MOTION[n][1]) for n in ANGLE_NAMES], dtype=torch.float64)
 
 
 def safe_norm(v: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -139,18 +150,19 @@ def joint_angles(poses: torch.Tensor) -> torch.Tensor:
     """(..., 17, 3) -> (..., len(ANGLES)) angles at the middle joint of each triple, radians.
 
     atan2(|u x v|, u . v) with |u x v| smoothed by 1e-6 |u| |v|: differentiable at straight
-    and folded joints (0 and 180 degrees, where |u x v| has a kink), off by at most 1e-3 rad
-    there and by less than 1e-6 rad elsewhere. The cross product is computed exactly (not
-    from |u|^2 |v|^2 - (u . v)^2, which loses precision near 0 and 180 degrees).
+    and folded joints (0 and 180 degrees, where |u x v| has a kink) and finite for
+    zero-length arms; off by at most 1e-3 rad at 0 and 180 degrees and by less than 1e-5 rad
+    a few degrees away. The cross product is computed exactly: the shortcut
+    |u|^2 |v|^2 - (u . v)^2 cancels near 0 and 180 degrees, where float32 rounding then moves
+    the gradient enough that one process and two (the same batch split differently) train
+    apart within a few steps.
     """
     arms = constant_like("arms", _ANGLE_ARMS, poses) @ poses  # (..., 2 * n_angles, 3)
     u, v = arms[..., : len(ANGLES), :], arms[..., len(ANGLES):, :]
     cross = torch.roll(u, -1, dims=-1) * torch.roll(v, -2, dims=-1) - torch.roll(u, -2, dims=-1) * torch.roll(v, -1, dims=-1)
     scale = (u * u).sum(dim=-1) * (v * v).sum(dim=-1)
     sin_part = torch.sqrt((cross * cross).sum(dim=-1) + 1e-6 * scale + EPS)
-    cos_part = (u * v).sum(dim=-1)
-    return torch.atan2(sin_part, cos_part)
-
+    return torch.atan2(sin_part, (u * v).sum(dim=-1))
 
 def rom_limits(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """Lower and upper limits (radians) of every angle in ``ANGLES``."""
@@ -159,7 +171,7 @@ def rom_limits(device: torch.device | str = "cpu", dtype: torch.dtype = torch.fl
 
 def rom_violation_of_angles(angles: torch.Tensor) -> torch.Tensor:
     """How far (radians, >= 0) each angle lies outside its range; 0 inside."""
-    low, high = rom_limits(angles.device, angles.dtype)
+    low, high = constant_like("rom-low", _ROM_LOW, angles), constant_like("rom-high", _ROM_HIGH, angles)
     return torch.relu(low - angles) + torch.relu(angles - high)
 
 
@@ -169,8 +181,8 @@ def rom_violation(poses: torch.Tensor) -> torch.Tensor:
 
 
 _ANCESTORS = torch.from_numpy(skeleton.ANCESTORS).float()
-_LEFT_BONES = [left for left, _ in skeleton.SYMMETRIC_BONES]
-_RIGHT_BONES = [right for _, right in skeleton.SYMMETRIC_BONES]
+LEFT_BONES = [left for left, _ in skeleton.SYMMETRIC_BONES]  # indices into BONES
+RIGHT_BONES = [right for _, right in skeleton.SYMMETRIC_BONES]
 
 
 def fit_skeleton(poses: torch.Tensor, symmetric: bool = True) -> torch.Tensor:
@@ -186,8 +198,8 @@ def fit_skeleton(poses: torch.Tensor, symmetric: bool = True) -> torch.Tensor:
     target = lengths.median(dim=0).values  # (16, 1)
     if symmetric:
         target = target.clone()
-        mean = (target[_LEFT_BONES] + target[_RIGHT_BONES]) / 2
-        target[_LEFT_BONES], target[_RIGHT_BONES] = mean, mean
+        mean = (target[LEFT_BONES] + target[RIGHT_BONES]) / 2
+        target[LEFT_BONES], target[RIGHT_BONES] = mean, mean
     directions = vectors / lengths
     ancestors = _ANCESTORS.to(device=poses.device, dtype=poses.dtype)
     return poses[:, :1] + torch.einsum("jb,fbc->fjc", ancestors, directions * target)

@@ -16,7 +16,7 @@ name                      what it compares                                 unit
                           error vs truth (m) and segment-proportion error
 ``angle``                 joint angles vs truth                            rad
 ``rom``                   angles outside their range of motion (smooth     rad
-                          hinge, 0.05 rad corner)
+                          hinge, 0.1 rad corner)
 ``vel`` / ``acc``         1st / 2nd temporal difference of positions       m/frame(^2)
                           (per-joint error norm, smoothed below 1 mm)
 ``ang_vel`` / ``ang_acc`` 1st / 2nd temporal difference of joint angles    rad/frame(^2)
@@ -25,6 +25,8 @@ name                      what it compares                                 unit
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, fields
 
 import torch
@@ -33,6 +35,7 @@ from torch import nn
 
 from . import skeleton
 from .anatomy import RATIO_SEGMENTS, bone_lengths, constant_like, joint_angles, rom_violation_of_angles, safe_norm
+from .errors import JointposeError
 
 TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")
 
@@ -41,7 +44,7 @@ TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_a
 LENGTH_BETA = 1e-3  # metres
 ANGLE_BETA = 1e-3  # radians
 RATIO_BETA = 1e-3
-ROM_BETA = 0.05  # radians: the range-of-motion hinge bends in over ~3 degrees
+ROM_BETA = 0.1  # radians: the range-of-motion hinge bends in over ~6 degrees
 
 
 def huber(x: torch.Tensor, beta: float) -> torch.Tensor:
@@ -181,12 +184,21 @@ class LossWeights:
     ang_vel: float = 0.005
     ang_acc: float = 0.005
 
+    def __post_init__(self) -> None:
+        for name, value in self.as_dict().items():
+            if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+                flag = "" if name == "mpjpe" else f" (--w-{name.replace('_', '-')})"
+                raise JointposeError(f"loss weight {name}{flag} must be a finite number >= 0, got {value!r}")
+        if not any(self.as_dict().values()):
+            raise JointposeError("loss weights: at least one weight must be positive, all are 0")
+
     @classmethod
     def none(cls) -> LossWeights:
         """The plain MPJPE baseline: every constraint off."""
         return cls(**{name: 0.0 for name in TERMS if name != "mpjpe"})
 
     def as_dict(self) -> dict[str, float]:
+        """{term: weight} for every term of :data:`TERMS`."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 

@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from . import skeleton
-from .anatomy import bone_lengths, rom_violation
-
-_LEFT_BONES = [left for left, _ in skeleton.SYMMETRIC_BONES]
-_RIGHT_BONES = [right for _, right in skeleton.SYMMETRIC_BONES]
+from .anatomy import LEFT_BONES, RIGHT_BONES, bone_lengths, rom_violation
 
 
 def bone_length_std(poses: torch.Tensor) -> torch.Tensor:
@@ -32,7 +28,7 @@ def bone_length_std(poses: torch.Tensor) -> torch.Tensor:
 def left_right_gap(poses: torch.Tensor) -> torch.Tensor:
     """(..., 17, 3) -> (...): mean |left - right| segment length, metres."""
     lengths = bone_lengths(poses.double())
-    return (lengths[..., _LEFT_BONES] - lengths[..., _RIGHT_BONES]).abs().mean(dim=-1)
+    return (lengths[..., LEFT_BONES] - lengths[..., RIGHT_BONES]).abs().mean(dim=-1)
 
 
 def outside_range_of_motion(poses: torch.Tensor) -> torch.Tensor:
