@@ -76,3 +76,23 @@ def test_constraint_warmup_ramps_the_weights(h36m_dir, tmp_path):
         trainer.fit(until_epoch=epoch + 1)
         scales.append(trainer.loss_fn.constraint_scale)
     assert scales == [0.5, 1.0]
+
+
+@pytest.mark.slow
+def test_temporal_filter_is_stored_and_applied(h36m_dir, tmp_path):
+    import json
+
+    assert main(_args(h36m_dir, tmp_path / "ck", "-e", "1", "--smooth", "1.5")) == 0
+    assert load_checkpoint(tmp_path / "ck")["config"]["smooth"] == 1.5
+    assert Lifter.load(tmp_path / "ck").smooth == 1.5
+    runs = {}
+    for name, extra in (("default", []), ("raw", ["--raw"]), ("wide", ["--smooth", "4"])):
+        out = tmp_path / f"{name}.json"
+        assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint",
+                     str(tmp_path / "ck"), "--json", str(out), *extra]) == 0
+        runs[name] = json.loads(out.read_text())
+    assert [runs[n]["config"]["evaluated_on"]["smooth"] for n in ("default", "raw", "wide")] == [1.5, 0.0, 4.0]
+    assert runs["wide"]["average"]["accel"] < runs["default"]["average"]["accel"] < runs["raw"]["average"]["accel"]
+    assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint",
+                 str(tmp_path / "ck"), "--smooth", "-1"]) == 2
+    assert main(_args(h36m_dir, tmp_path / "bad", "--smooth", "nan")) == 2

@@ -53,6 +53,7 @@ def _add_data_args(p: argparse.ArgumentParser, *, train: bool) -> None:
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """Training flags (shared by ``train`` and ``ablate``)."""
+    from .filters import SMOOTH_DEFAULT
     from .losses import LossWeights
 
     _add_data_args(p, train=True)
@@ -70,6 +71,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=int, default=8, help="consecutive target frames per sample with constraints (>= 3)")
     p.add_argument("--no-skeleton-fit", dest="skeleton_fit", action="store_false",
                    help="joint-aware model: do not fit one consistent skeleton per sequence at inference")
+    p.add_argument("--smooth", type=float, default=SMOOTH_DEFAULT, metavar="SIGMA",
+                   help=f"joint-aware offline model: Gaussian filter (sigma in frames) over each predicted "
+                        f"sequence at inference (default {SMOOTH_DEFAULT}; 0 = off)")
     p.add_argument("--warmup", type=float, default=0.0,
                    help="share of the epochs over which the constraint weights ramp up from 0 (default 0: none)")
     for name in ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc"):
@@ -93,6 +97,8 @@ def train_config(args: argparse.Namespace, **overrides):
 
     if args.constraints and args.chunk < 3:
         raise JointposeError(f"--chunk must be >= 3 with constraints (temporal terms need 3 frames), got {args.chunk}")
+    if not 0 <= args.smooth < float("inf"):
+        raise JointposeError(f"--smooth must be a finite number of frames >= 0, got {args.smooth}")
     if args.channels < 1 or args.epochs < 0 or args.batch_size < 1:
         raise JointposeError("-ch, -e and -b must be positive")
     weights = LossWeights(**{name: getattr(args, f"w_{name}") for name in
@@ -103,7 +109,7 @@ def train_config(args: argparse.Namespace, **overrides):
         architecture=args.architecture, channels=args.channels, dropout=args.dropout, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.learning_rate, lr_decay=args.lr_decay, causal=args.causal,
         constraints=args.constraints, weights=weights, chunk=args.chunk, warmup=args.warmup,
-        skeleton_fit=args.skeleton_fit, augment=args.augment,
+        skeleton_fit=args.skeleton_fit, smooth=args.smooth, augment=args.augment,
         test_time_augmentation=args.tta, resume=getattr(args, "resume", False), seed=args.seed,
         subset=args.subset, downsample=args.downsample, keep_last=getattr(args, "keep_last", 0),
         trajectory=args.trajectory, device=args.device, sync_bn=args.sync_bn, precision=args.precision,
@@ -128,10 +134,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_checkpoint, format_table, write_predictions
 
+    if args.smooth is not None and not 0 <= args.smooth < float("inf"):
+        raise JointposeError(f"--smooth must be a finite number of frames >= 0, got {args.smooth}")
     result = evaluate_checkpoint(
         args.checkpoint, args.data_dir, args.keypoints, list(args.subjects_test),
         list(args.actions) if args.actions else None, flip_test=args.tta, by_subject=args.by_subject,
-        downsample=args.downsample, device=args.device, raw=args.raw,
+        downsample=args.downsample, device=args.device, raw=args.raw, smooth=args.smooth,
     )
     print(format_table(result.summary))
     if args.json is not None:
@@ -210,6 +218,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
               else Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device))
     lifter.flip_test = args.tta
     lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
+    lifter.smooth = 0.0 if args.raw else lifter.smooth
     keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
     for note in keypoints.notes:
         print(note)
@@ -331,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", default=None, help="also write an animation (.mp4 or .gif)")
     p.add_argument("--video", default=None, help="video to draw the 2D input over (with --render)")
     p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false")
-    p.add_argument("--raw", action="store_true", help="the network's output alone (no consistent-skeleton fit)")
+    p.add_argument("--raw", action="store_true", help="the network's output alone (no temporal filter, no consistent-skeleton fit)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_infer)
@@ -364,7 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--export-predictions", type=Path, default=None, help="write predictions (npz) here")
     p.add_argument("--by-subject", action="store_true", help="also report per test subject")
-    p.add_argument("--raw", action="store_true", help="the network's output alone (no consistent-skeleton fit)")
+    p.add_argument("--raw", action="store_true", help="the network's output alone (no temporal filter, no consistent-skeleton fit)")
+    p.add_argument("--smooth", type=float, default=None, metavar="SIGMA",
+                   help="Gaussian temporal filter (sigma, frames) for any checkpoint, the baseline's too "
+                        "(default: what the checkpoint was trained with)")
     p.set_defaults(func=cmd_evaluate)
 
     data = verbs.add_parser("data", help="build datasets").add_subparsers(dest="data_verb", required=True, metavar="ACTION")
@@ -381,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("demo", help="build data, train briefly, evaluate and animate (offline, minutes)")
     p.add_argument("--bvh", default=None, help="use real BVH clips (one sub-folder per subject) instead of the synthetic motion")
     p.add_argument("--out", default="jointpose-demo", help="output folder (default jointpose-demo)")
-    p.add_argument("-e", "--epochs", type=int, default=40)
+    p.add_argument("-e", "--epochs", type=int, default=30, help="training epochs (default 30)")
     p.add_argument("-ch", "--channels", type=int, default=256)
     p.add_argument("--animation", default="demo.gif", help="animation file name in --out (.gif or .mp4)")
     p.add_argument("--no-progress", dest="progress", action="store_false")

@@ -20,6 +20,7 @@ from . import skeleton
 from .anatomy import fit_skeleton
 from .data import PoseSequence, load_dataset
 from .errors import JointposeError
+from .filters import smooth_poses
 from .metrics import POSE_METRICS
 from .model import TemporalModel, load_model_state
 
@@ -128,12 +129,15 @@ def evaluate_model(
     by_subject: bool = False,
     extra_metrics=None,
     skeleton_fit: bool = False,
+    smooth: float = 0.0,
 ) -> Evaluation:
     """Predict every sequence and pool its errors per action group (and subject).
 
     ``extra_metrics(pred, target) -> {name: per-frame tensor}`` adds metrics to the table.
     ``skeleton_fit`` gives each predicted sequence one consistent skeleton
-    (:func:`jointpose.anatomy.fit_skeleton`), as the joint-aware method does at inference.
+    (:func:`jointpose.anatomy.fit_skeleton`), as the joint-aware method does at inference;
+    ``smooth`` (frames) Gaussian-filters each predicted sequence first
+    (:func:`jointpose.filters.smooth_poses`).
     """
     actions: dict[str, ErrorPool] = defaultdict(ErrorPool)
     subjects: dict[str, dict[str, ErrorPool]] = defaultdict(lambda: defaultdict(ErrorPool))
@@ -141,6 +145,7 @@ def evaluate_model(
     for seq in sequences:
         pred = predict(model, seq.keypoints, flip_test=flip_test,
                        keypoints_left=keypoints_left, keypoints_right=keypoints_right)
+        pred = smooth_poses(pred, smooth)
         if skeleton_fit:
             pred = fit_skeleton(pred)
         predictions[seq.key] = pred.numpy()
@@ -215,10 +220,13 @@ def evaluate_checkpoint(
     downsample: int = 1,
     device: str = "auto",
     raw: bool = False,
+    smooth: float | None = None,
 ) -> Evaluation:
     """Evaluate a checkpoint on ``subjects``; the summary's ``config`` records what was run.
 
-    A joint-aware checkpoint fits one consistent skeleton per sequence unless ``raw``.
+    A joint-aware checkpoint filters each sequence in time and fits one consistent skeleton
+    to it unless ``raw``; ``smooth`` (frames) overrides the checkpoint's filter, for any
+    checkpoint (the baseline's too).
     """
     from .plausibility import plausibility_errors
 
@@ -229,14 +237,18 @@ def evaluate_checkpoint(
             f"-k {keypoints}: {data.num_keypoints} keypoints per frame but the checkpoint expects {model.num_joints_in}"
         )
     fit = uses_skeleton_fit(ckpt["config"]) and not raw
+    if raw:
+        smooth = 0.0
+    elif smooth is None:
+        smooth = smoothing_sigma(ckpt["config"])
     result = evaluate_model(model, data.sequences, flip_test=flip_test, keypoints_left=data.keypoints_left,
                             keypoints_right=data.keypoints_right, by_subject=by_subject,
-                            extra_metrics=plausibility_errors, skeleton_fit=fit)
+                            extra_metrics=plausibility_errors, skeleton_fit=fit, smooth=smooth)
     result.summary = {
         "config": {**ckpt["config"], "checkpoint": str(checkpoint), "checkpoint_epoch": ckpt["epoch"],
                    "evaluated_on": {"data_dir": str(data_dir), "keypoints": keypoints, "subjects": subjects,
                                     "actions": actions, "test_time_augmentation": flip_test,
-                                    "skeleton_fit": fit}},
+                                    "skeleton_fit": fit, "smooth": smooth}},
         **result.summary,
     }
     return result
@@ -245,6 +257,14 @@ def evaluate_checkpoint(
 def uses_skeleton_fit(config: dict) -> bool:
     """Whether a run's configuration asks for the consistent-skeleton step at inference."""
     return bool(config.get("constraints")) and bool(config.get("skeleton_fit", True))
+
+
+def smoothing_sigma(config: dict) -> float:
+    """The temporal filter (sigma, frames) a run's configuration asks for at inference: the
+    joint-aware method's, for offline models only (the filter reads future frames)."""
+    if not config.get("constraints") or config.get("causal"):
+        return 0.0
+    return float(config.get("smooth", 0.0))
 
 
 def write_predictions(predictions: dict[str, np.ndarray], path: str | Path) -> None:

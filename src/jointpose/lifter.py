@@ -29,7 +29,8 @@ from .cameras import normalize_screen_coordinates
 from .distributed import resolve_device
 from .anatomy import fit_skeleton
 from .errors import JointposeError
-from .evaluate import predict, uses_skeleton_fit
+from .evaluate import predict, smoothing_sigma, uses_skeleton_fit
+from .filters import smooth_poses
 from .model import FusedTemporalModel, TemporalModel, load_model_state
 
 MODEL_FORMAT = "jointpose-model-v1"
@@ -50,11 +51,15 @@ class Lifter:
         keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
         flip_test: bool = True,
         skeleton_fit: bool = False,
+        smooth: float = 0.0,
     ) -> None:
-        """``skeleton_fit``: give each predicted sequence one consistent skeleton (the
-        joint-aware method's inference step, :func:`jointpose.anatomy.fit_skeleton`)."""
+        """``skeleton_fit``: give each predicted sequence one consistent skeleton, and
+        ``smooth``: Gaussian-filter it in time first (sigma in frames; offline models only);
+        together the joint-aware method's inference step (:mod:`jointpose.anatomy`,
+        :mod:`jointpose.filters`)."""
         self.model = model.eval()
         self.skeleton_fit = skeleton_fit
+        self.smooth = float(smooth)
         self.trajectory_model = trajectory_model.eval() if trajectory_model is not None else None
         self.fps = float(fps)
         self.keypoints_left, self.keypoints_right = tuple(keypoints_left), tuple(keypoints_right)
@@ -111,7 +116,8 @@ class Lifter:
             trajectory = load_model_state(ckpt["trajectory_args"], ckpt["trajectory_model"], str(path), dev)
         left, right = ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS))
         return cls(model, trajectory_model=trajectory, fps=ckpt.get("fps", 50.0), keypoints_left=left,
-                   keypoints_right=right, skeleton_fit=uses_skeleton_fit(ckpt["config"]))
+                   keypoints_right=right, skeleton_fit=uses_skeleton_fit(ckpt["config"]),
+                   smooth=smoothing_sigma(ckpt["config"]))
 
     @classmethod
     def _load_safetensors(cls, path: Path, device: torch.device) -> Lifter:
@@ -140,7 +146,7 @@ class Lifter:
         trajectory = load_model_state(trajectory_args, part("trajectory."), str(path), device) if trajectory_args else None
         left, right = info["keypoints_symmetry"]
         return cls(model, trajectory_model=trajectory, fps=info["fps"], keypoints_left=left, keypoints_right=right,
-                   skeleton_fit=meta.get("skeleton_fit") == "true")
+                   skeleton_fit=meta.get("skeleton_fit") == "true", smooth=_number(meta, "smooth", path))
 
     def save(self, path: str | Path, *, half: bool = False) -> Path:
         """Write the model(s) as safetensors; ``half`` stores float16 weights (half the size)."""
@@ -150,7 +156,7 @@ class Lifter:
         tensors = {f"pose.{k}": v for k, v in self.model.state_dict().items()}
         meta = {"format": MODEL_FORMAT, "model_args": json.dumps(_args_of(self.model)), "fps": json.dumps(self.fps),
                 "keypoints_symmetry": json.dumps([list(self.keypoints_left), list(self.keypoints_right)]),
-                "skeleton_fit": json.dumps(self.skeleton_fit)}
+                "skeleton_fit": json.dumps(self.skeleton_fit), "smooth": json.dumps(self.smooth)}
         if self.trajectory_model is not None:
             tensors.update({f"trajectory.{k}": v for k, v in self.trajectory_model.state_dict().items()})
             meta["trajectory_args"] = json.dumps(_args_of(self.trajectory_model))
@@ -193,6 +199,8 @@ class Lifter:
         kp = self.normalize(keypoints, image_size, normalized)
         poses = predict(self._inference_model(), kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
                         keypoints_right=self.keypoints_right, segment=SEGMENT, progress=progress)
+        if not self.causal:
+            poses = smooth_poses(poses, self.smooth)
         return (fit_skeleton(poses) if self.skeleton_fit else poses).numpy()
 
     def _inference_model(self) -> FusedTemporalModel:
@@ -217,3 +225,14 @@ def _args_of(model: TemporalModel) -> dict:
     return {"filter_widths": list(model.filter_widths), "channels": model.channels, "dropout": model.dropout,
             "causal": model.causal, "num_joints_in": model.num_joints_in, "in_features": model.in_features,
             "num_joints_out": model.num_joints_out}
+
+
+def _number(meta: dict, key: str, path: Path) -> float:
+    """A non-negative number stored in a model file's metadata (0 when absent)."""
+    try:
+        value = float(json.loads(meta.get(key, "0")))
+    except (json.JSONDecodeError, TypeError, ValueError):
+        raise JointposeError(f"{path}: metadata '{key}' is not a number ({meta[key]!r})") from None
+    if not value >= 0 or value == float("inf"):
+        raise JointposeError(f"{path}: metadata '{key}' must be a finite number >= 0, got {value}")
+    return value

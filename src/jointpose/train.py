@@ -27,7 +27,8 @@ from .checkpoint import FORMAT, atomic_save, load_checkpoint, prune_epochs, rng_
 from .data import Dataset, load_dataset
 from .distributed import DistContext, global_mean, reduce_sums, wrap_model
 from .errors import JointposeError
-from .evaluate import evaluate_model, format_table, uses_skeleton_fit
+from .evaluate import evaluate_model, format_table, smoothing_sigma, uses_skeleton_fit
+from .filters import SMOOTH_DEFAULT
 from .losses import JointAwareLoss, LossWeights, weighted_mpjpe
 from .model import TemporalModel, build_model
 
@@ -57,6 +58,7 @@ class TrainConfig:
     chunk: int = 8
     warmup: float = 0.0
     skeleton_fit: bool = True
+    smooth: float = SMOOTH_DEFAULT
     augment: bool = True
     test_time_augmentation: bool = True
     resume: bool = False
@@ -250,7 +252,8 @@ class Trainer:
     def quick_validation(self) -> float:
         """Test-set P1 (mm) without test-time augmentation, for the learning curve."""
         result = evaluate_model(self.evaluation_model(), self.test_data.sequences, flip_test=False,
-                                skeleton_fit=uses_skeleton_fit(self.config.to_dict()))
+                                skeleton_fit=uses_skeleton_fit(self.config.to_dict()),
+                                smooth=smoothing_sigma(self.config.to_dict()))
         return result.summary["average"]["p1"]
 
     def final_evaluation(self) -> dict[str, Any]:
@@ -260,6 +263,7 @@ class Trainer:
             self.evaluation_model(), self.test_data.sequences, flip_test=self.config.test_time_augmentation,
             keypoints_left=self.test_data.keypoints_left, keypoints_right=self.test_data.keypoints_right,
             extra_metrics=plausibility_errors, skeleton_fit=uses_skeleton_fit(self.config.to_dict()),
+            smooth=smoothing_sigma(self.config.to_dict()),
         )
         self.final_result = result  # predictions stay available to callers (demo, benchmarks)
         print(format_table(result.summary))

@@ -1,0 +1,76 @@
+"""The temporal filter of the joint-aware inference step."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from jointpose.errors import JointposeError
+from jointpose.filters import gaussian_kernel, smooth_poses
+from jointpose.lifter import Lifter
+from jointpose.model import TemporalModel
+
+
+def test_constant_and_linear_motion_pass_unchanged():
+    still = torch.randn(1, 17, 3).expand(40, 17, 3)
+    assert torch.allclose(smooth_poses(still, 2.0), still, atol=1e-6)
+    t = torch.arange(60, dtype=torch.float64)[:, None, None]
+    moving = 0.01 * t * torch.randn(1, 17, 3, dtype=torch.float64)
+    smoothed = smooth_poses(moving, 1.5)
+    radius = (len(gaussian_kernel(1.5)) - 1) // 2
+    inner = slice(radius, len(t) - radius)  # the ends see copies of the first/last frame
+    assert torch.allclose(smoothed[inner], moving[inner], atol=1e-12)
+    assert smoothed.shape == moving.shape
+
+
+def test_white_noise_shrinks_by_the_kernel_energy():
+    noise = torch.randn(20000, 17, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    sigma = 2.0
+    expected = float(gaussian_kernel(sigma, dtype=torch.float64).pow(2).sum().sqrt())
+    ratio = float(smooth_poses(noise, sigma).std() / noise.std())
+    assert ratio == pytest.approx(expected, rel=0.02)
+    assert ratio < 0.4  # 1 / sqrt(2 sqrt(pi) sigma) for a Gaussian
+
+
+def test_zero_sigma_is_identity_and_bad_sigma_is_an_error():
+    poses = torch.randn(10, 17, 3)
+    assert smooth_poses(poses, 0.0) is poses
+    assert smooth_poses(poses[:1], 2.0).shape == (1, 17, 3)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(JointposeError, match="sigma"):
+            smooth_poses(poses, bad)
+
+
+def test_each_channel_is_filtered_on_its_own():
+    poses = torch.zeros(30, 17, 3)
+    poses[15, 4, 1] = 1.0
+    out = smooth_poses(poses, 1.0)
+    assert np.count_nonzero(out.abs().sum(0).numpy() > 0) == 1
+    assert out[:, 4, 1].sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_lifter_keeps_its_filter_and_applies_it_offline_only(tmp_path):
+    torch.manual_seed(0)
+    kp = np.random.default_rng(0).uniform(-0.5, 0.5, (40, 17, 2))
+    plain = Lifter(TemporalModel((3, 3), channels=16).eval(), flip_test=False)
+    smoothed = Lifter(plain.model, flip_test=False, smooth=1.5)
+    loaded = Lifter.load(smoothed.save(tmp_path / "m.safetensors"))
+    assert loaded.smooth == 1.5
+    loaded.flip_test = False
+    raw = plain.predict(kp, normalized=True)
+    expected = smooth_poses(torch.from_numpy(raw), 1.5).numpy()
+    np.testing.assert_allclose(loaded.predict(kp, normalized=True), expected, atol=1e-5)
+    assert np.abs(np.diff(expected, 2, axis=0)).mean() < 0.5 * np.abs(np.diff(raw, 2, axis=0)).mean()
+    causal = Lifter(TemporalModel((3, 3), channels=16, causal=True).eval(), flip_test=False, smooth=1.5)
+    assert np.array_equal(causal.predict(kp, normalized=True),
+                          Lifter(causal.model, flip_test=False).predict(kp, normalized=True))
+
+
+def test_bad_filter_metadata_names_the_file(tmp_path):
+    path = Lifter(TemporalModel((3,), channels=8)).save(tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        meta = dict(handle.metadata())
+    save_file(load_file(str(path)), str(path), metadata={**meta, "smooth": "-2"})
+    with pytest.raises(JointposeError, match="m.safetensors.*smooth"):
+        Lifter.load(path)
