@@ -1,0 +1,80 @@
+"""The bundled models: load without pickle, the right size and shape, and accurate on held-out motion."""
+
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+import torch
+
+from jointpose.lifter import PRETRAINED, Lifter
+
+# P2 on the held-out CMU subject (S6 = CMU subject 3, walking on uneven terrain), bundled
+# offline model, float16 weights, through the same builder settings as
+# scripts/train_pretrained.py. Set from the model card's figure plus a margin.
+P2_THRESHOLD_MM = 70.0
+
+
+def _resource(name):
+    return resources.files("jointpose").joinpath(f"resources/pretrained/{name}")
+
+
+@pytest.mark.parametrize("variant", list(PRETRAINED))
+def test_bundled_models_load_safely_and_are_small(variant):
+    path = _resource(PRETRAINED[variant])
+    assert path.is_file(), f"{PRETRAINED[variant]} is not bundled"
+    assert path.stat().st_size <= 10e6 / len(PRETRAINED)  # all bundled weights together <= 10 MB
+    assert b"__reduce__" not in path.read_bytes()[:4096]
+    lifter = Lifter.from_pretrained(variant, device="cpu")
+    assert lifter.receptive_field == 243 and lifter.model.channels == 256
+    assert 1.0e6 < sum(p.numel() for p in lifter.model.parameters()) < 1.2e6
+    assert lifter.causal == (variant == "causal") and lifter.fps == 50.0
+    poses = lifter.predict(np.random.default_rng(0).uniform(300, 700, (30, 17, 2)), image_size=(1000, 1000))
+    assert poses.shape == (30, 17, 3) and np.isfinite(poses).all()
+    if variant == "offline":
+        assert lifter.trajectory_model is not None
+
+
+def test_model_card_lists_the_held_out_metrics():
+    card = json.loads(_resource("model_card.json").read_text())
+    for variant in PRETRAINED:
+        assert card[variant]["held_out"]["p2"] < P2_THRESHOLD_MM
+        assert card[variant]["training"]["subjects"] == ["S1", "S5", "S7"]
+
+
+@pytest.mark.slow
+def test_held_out_subject_accuracy(cmu_mocap, tmp_path):
+    from jointpose.builder import CameraRing, NoiseModel, write_h36m_dataset
+    from jointpose.data import load_dataset
+    from jointpose.evaluate import evaluate_model
+    from jointpose.mocap import load_bvh_folder
+
+    # The whole folder, as in training, so S6 gets the same body scaling and noise.
+    motion = load_bvh_folder(cmu_mocap, fps=50.0, seed=0)
+    write_h36m_dataset(tmp_path / "data", motion, fps=50.0, cameras=CameraRing(count=6, distance=6.0, height=1.6),
+                       noise=NoiseModel(), seed=0, input_layout="coco")
+    data = load_dataset(tmp_path / "data", "noisy", ["S6"])
+    lifter = Lifter.from_pretrained("offline", device="cpu")
+    assert lifter.skeleton_fit and lifter.smooth > 0
+    result = evaluate_model(lifter.model, data.sequences, skeleton_fit=lifter.skeleton_fit, smooth=lifter.smooth)
+    card = json.loads(_resource("model_card.json").read_text())["offline"]["held_out"]
+    assert result.summary["average"]["p2"] < P2_THRESHOLD_MM
+    assert result.summary["average"]["p1"] < 2 * P2_THRESHOLD_MM
+    assert result.summary["average"]["p2"] == pytest.approx(card["p2"], abs=0.1)  # the card is reproducible
+
+
+def test_infer_uses_the_bundled_model(tmp_path):
+    from jointpose.cli import main
+    from jointpose.keypoint_formats import LAYOUTS
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(400, 600, (len(LAYOUTS["coco17"]), 2))
+    entries = [{"image_id": f, "category_id": 1, "score": 0.9,
+                "keypoints": np.concatenate([base + np.sin(f / 5), np.full((len(base), 1), 0.9)], axis=1).ravel().tolist()}
+               for f in range(20)]
+    (tmp_path / "dets.json").write_text(json.dumps(entries))
+    assert main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "out.npz"), "--image-size", "1000", "1000",
+                 "--no-progress"]) == 0
+    out = np.load(tmp_path / "out.npz")
+    assert out["poses_3d"].shape == (20, 17, 3) and out["trajectory"].shape == (20, 3)
+    assert torch.isfinite(torch.from_numpy(out["poses_3d"])).all()
