@@ -5,7 +5,8 @@
    matmul FLOP/s measured in this run with the same thread count; work per output frame
    = 2 x the convolutions' multiply-adds per output frame.
 2. Streaming with the 243-frame 1024-channel causal model: frames/s and latency per
-   frame, against re-running the whole receptive field for every new frame.
+   frame, against re-running the whole receptive field for every new frame, and the floor
+   memory bandwidth puts under it (each step reads every weight once).
 3. Reduced precision (bf16 autocast) where it is faster: speed and mean deviation from
    fp32 in millimetres.
 
@@ -38,6 +39,12 @@ def timed(fn, repeats: int) -> float:
 def peak_flops(repeats: int) -> float:
     a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
     return 2 * 4096**3 / timed(lambda: a @ b, repeats)
+
+
+def memory_bandwidth(repeats: int) -> float:
+    """Bytes/s this process reads from main memory (sum over a 512 MB fp32 tensor)."""
+    big = torch.ones(128 * 2**20)
+    return big.numel() * 4 / timed(lambda: big.sum(), repeats)
 
 
 def macs_per_frame(model: TemporalModel) -> int:
@@ -87,27 +94,41 @@ def main() -> None:
 
     print("\nstreaming, 243-frame 1024-channel causal model")
     causal = trained_like(TemporalModel((3, 3, 3, 3, 3), channels=1024, causal=True))
-    stream = StreamingLifter(causal)
     keypoints = np.random.default_rng(0).uniform(-1, 1, (args.stream_frames + 1, 17, 2))
-    stream.push(keypoints[0], normalized=True)  # first frame also fills the caches
-    latencies = []
-    for frame in keypoints[1:]:
-        start = time.perf_counter()
-        stream.push(frame, normalized=True)
-        latencies.append(time.perf_counter() - start)
-    per_frame = statistics.median(latencies)
+    latencies, poses = {}, {}
+    for precision in ("fp32", "bf16"):
+        stream = StreamingLifter(causal, precision=precision)
+        poses[precision] = [stream.push(keypoints[0], normalized=True)]  # first frame also fills the caches
+        latencies[precision] = []
+        for frame in keypoints[1:]:
+            start = time.perf_counter()
+            poses[precision].append(stream.push(frame, normalized=True))
+            latencies[precision].append(time.perf_counter() - start)
+    per_frame = statistics.median(latencies["fp32"])
     window = torch.randn(1, causal.receptive_field(), 17, 2)
     fused = FusedTemporalModel(causal)
     with torch.no_grad():
         rerun = timed(lambda: fused(window), args.repeats * 5)
     print(f"  streaming: {1 / per_frame:7.1f} frames/s, latency per frame median {1000 * per_frame:.2f} ms, "
-          f"p95 {1000 * np.percentile(latencies, 95):.2f} ms (target >= 100 frames/s)")
+          f"p95 {1000 * np.percentile(latencies['fp32'], 95):.2f} ms (target >= 100 frames/s)")
+    bf16_per_frame = statistics.median(latencies["bf16"])
+    deviation = 1000 * np.linalg.norm(np.array(poses["bf16"]) - np.array(poses["fp32"]), axis=-1).mean()
+    print(f"  streaming bf16 weights: {1 / bf16_per_frame:7.1f} frames/s, latency per frame median "
+          f"{1000 * bf16_per_frame:.2f} ms, mean deviation from fp32 {deviation:.3f} mm")
     print(f"  re-running the {causal.receptive_field()}-frame receptive field per frame (fused): {1000 * rerun:.2f} ms "
           f"-> streaming is {rerun / per_frame:.1f}x cheaper per frame in time (target >= 30x)")
     rerun_macs = sum(c.in_channels * c.out_channels * c.kernel_size[0] * n for c, n in
                      zip([causal.expand_conv, *causal.layers_conv, causal.shrink], _outputs_per_layer(causal)))
     print(f"  multiply-adds per frame: streaming {macs_per_frame(causal) / 1e6:.1f} M, "
           f"re-run {rerun_macs / 1e6:.0f} M ({rerun_macs / macs_per_frame(causal):.0f}x)")
+    # One streaming step multiplies each weight once, so it must read every weight from
+    # memory once per frame: a floor on its time however the arithmetic is done.
+    weight_bytes = 4 * sum(p.numel() for p in causal.parameters())
+    bandwidth = memory_bandwidth(args.repeats)
+    floor = weight_bytes / bandwidth
+    print(f"  memory bound: {weight_bytes / 1e6:.0f} MB of fp32 weights per frame at {bandwidth / 1e9:.1f} GB/s "
+          f"measured = {1000 * floor:.2f} ms floor -> at most {rerun / floor:.1f}x cheaper than re-running in fp32 "
+          f"({rerun / (floor / 2):.1f}x with bf16 weights)")
 
 
 def _outputs_per_layer(model: TemporalModel) -> list[int]:

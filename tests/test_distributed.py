@@ -63,19 +63,27 @@ def _steps(folder: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_and_only_rank_zero_writes(h36m_dir, tmp_path):
+@pytest.mark.parametrize("losses", ["baseline", "joint-aware"])
+def test_two_processes_match_one_and_only_rank_zero_writes(h36m_dir, tmp_path, losses):
     jointpose = shutil.which("jointpose") or str(Path(sys.executable).parent / "jointpose")
     args = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
-            "-ch", "32", "-b", "200", "-e", "2", "-drop", "0", "--sync-bn", "--log-steps", "--no-progress"]
+            "-ch", "32", "-b", "200", "-e", "2", "-drop", "0", "--sync-bn", "--log-steps", "--no-progress",
+            *(["--no-constraints"] if losses == "baseline" else [])]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     hook = _save_logger(tmp_path / "hook")
     _run([jointpose, *args, "--checkpoint", str(tmp_path / "one")], _save_logger(tmp_path / "hook1"))
     _run([*torchrun, "--no-python", jointpose, *args, "--checkpoint", str(tmp_path / "two")], hook)
 
     one, two = _steps(tmp_path / "one"), _steps(tmp_path / "two")
-    assert len(one) == len(two) > 10
-    for a, b in zip(one, two):
+    assert len(one) == len(two) > 20
+    # Both start equal to float rounding (~1e-7). With the joint-aware terms, Adam amplifies
+    # that rounding from step to step (measured: 2e-6 after 12 steps, up to 4e-4 after 24 on
+    # one of our CPUs; the baseline stays at ~1e-7), so its tight check covers the first epoch.
+    tight = len(one) if losses == "baseline" else len(one) // 2
+    for a, b in zip(one[:tight], two[:tight]):
         assert abs(float(a["total"]) - float(b["total"])) < 1e-4, (a, b)
+    for a, b in zip(one, two):
+        assert abs(float(a["total"]) - float(b["total"])) < 1e-2, (a, b)
 
     saves = (hook / "saves.log").read_text().split()
     ranks, files = saves[0::2], saves[1::2]

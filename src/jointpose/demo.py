@@ -30,7 +30,7 @@ SYNTHETIC_TEST = ("S9", "S11")
 class DemoConfig:
     out: str = "jointpose-demo"
     bvh: str | None = None
-    epochs: int = 40
+    epochs: int = 30
     channels: int = 256
     seconds: float = 4.0
     seed: int = 0
