@@ -92,13 +92,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def train_config(args: argparse.Namespace, **overrides):
     """A :class:`TrainConfig` from parsed ``train`` arguments."""
+    from .filters import check_sigma
     from .losses import LossWeights
     from .train import TrainConfig
 
     if args.constraints and args.chunk < 3:
         raise JointposeError(f"--chunk must be >= 3 with constraints (temporal terms need 3 frames), got {args.chunk}")
-    if not 0 <= args.smooth < float("inf"):
-        raise JointposeError(f"--smooth must be a finite number of frames >= 0, got {args.smooth}")
+    check_sigma(args.smooth, "--smooth")
     if args.channels < 1 or args.epochs < 0 or args.batch_size < 1:
         raise JointposeError("-ch, -e and -b must be positive")
     weights = LossWeights(**{name: getattr(args, f"w_{name}") for name in
@@ -133,9 +133,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_checkpoint, format_table, write_predictions
+    from .filters import check_sigma
 
-    if args.smooth is not None and not 0 <= args.smooth < float("inf"):
-        raise JointposeError(f"--smooth must be a finite number of frames >= 0, got {args.smooth}")
+    if args.smooth is not None:
+        check_sigma(args.smooth, "--smooth")
     result = evaluate_checkpoint(
         args.checkpoint, args.data_dir, args.keypoints, list(args.subjects_test),
         list(args.actions) if args.actions else None, flip_test=args.tta, by_subject=args.by_subject,

@@ -145,9 +145,7 @@ def evaluate_model(
     for seq in sequences:
         pred = predict(model, seq.keypoints, flip_test=flip_test,
                        keypoints_left=keypoints_left, keypoints_right=keypoints_right)
-        pred = smooth_poses(pred, smooth)
-        if skeleton_fit:
-            pred = fit_skeleton(pred)
+        pred = inference_step(pred, smooth=smooth, skeleton_fit=skeleton_fit)
         predictions[seq.key] = pred.numpy()
         target = torch.from_numpy(seq.poses_3d)
         errors = sequence_errors(pred, target)
@@ -163,6 +161,14 @@ def evaluate_model(
             for s, pools in sorted(subjects.items())
         }
     return Evaluation(predictions, summary)
+
+
+def inference_step(poses: torch.Tensor, *, smooth: float, skeleton_fit: bool) -> torch.Tensor:
+    """The joint-aware method's steps after the network, on one predicted sequence (frames,
+    17, 3) in metres: the temporal filter (sigma ``smooth`` frames), then one consistent
+    skeleton when ``skeleton_fit``."""
+    poses = smooth_poses(poses, smooth)
+    return fit_skeleton(poses) if skeleton_fit else poses
 
 
 def average_over_actions(per_action: dict[str, dict[str, float]]) -> dict[str, float]:

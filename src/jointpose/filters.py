@@ -19,6 +19,14 @@ from .errors import JointposeError
 SMOOTH_DEFAULT = 0.0
 
 
+def check_sigma(sigma: float, name: str) -> float:
+    """``sigma`` (frames) as a float, or a :class:`JointposeError` naming ``name`` when it is
+    negative, NaN or infinite."""
+    if not 0 <= sigma < math.inf:
+        raise JointposeError(f"{name} must be a finite number of frames >= 0, got {sigma}")
+    return float(sigma)
+
+
 def gaussian_kernel(sigma: float, *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
     """Normalised Gaussian taps of standard deviation ``sigma`` frames, radius ceil(3 sigma)."""
     radius = max(1, math.ceil(3 * sigma))
@@ -33,9 +41,7 @@ def smooth_poses(poses: torch.Tensor, sigma: float) -> torch.Tensor:
     The ends are extended with copies of the first and last frame, so a constant sequence
     stays constant and the output has as many frames as the input. Units are unchanged.
     """
-    if sigma < 0 or not math.isfinite(sigma):
-        raise JointposeError(f"smoothing sigma must be a finite number of frames >= 0, got {sigma}")
-    if sigma == 0 or len(poses) < 2:
+    if check_sigma(sigma, "smoothing sigma") == 0 or len(poses) < 2:
         return poses
     kernel = gaussian_kernel(sigma, dtype=poses.dtype, device=poses.device)
     radius = (len(kernel) - 1) // 2

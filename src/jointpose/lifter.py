@@ -27,10 +27,9 @@ import torch
 from . import skeleton
 from .cameras import normalize_screen_coordinates
 from .distributed import resolve_device
-from .anatomy import fit_skeleton
 from .errors import JointposeError
-from .evaluate import predict, smoothing_sigma, uses_skeleton_fit
-from .filters import smooth_poses
+from .evaluate import inference_step, predict, smoothing_sigma, uses_skeleton_fit
+from .filters import check_sigma
 from .model import FusedTemporalModel, TemporalModel, load_model_state
 
 MODEL_FORMAT = "jointpose-model-v1"
@@ -146,7 +145,7 @@ class Lifter:
         trajectory = load_model_state(trajectory_args, part("trajectory."), str(path), device) if trajectory_args else None
         left, right = info["keypoints_symmetry"]
         return cls(model, trajectory_model=trajectory, fps=info["fps"], keypoints_left=left, keypoints_right=right,
-                   skeleton_fit=meta.get("skeleton_fit") == "true", smooth=_number(meta, "smooth", path))
+                   skeleton_fit=meta.get("skeleton_fit") == "true", smooth=_smooth_of(meta, path))
 
     def save(self, path: str | Path, *, half: bool = False) -> Path:
         """Write the model(s) as safetensors; ``half`` stores float16 weights (half the size)."""
@@ -199,9 +198,8 @@ class Lifter:
         kp = self.normalize(keypoints, image_size, normalized)
         poses = predict(self._inference_model(), kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
                         keypoints_right=self.keypoints_right, segment=SEGMENT, progress=progress)
-        if not self.causal:
-            poses = smooth_poses(poses, self.smooth)
-        return (fit_skeleton(poses) if self.skeleton_fit else poses).numpy()
+        smooth = 0.0 if self.causal else self.smooth
+        return inference_step(poses, smooth=smooth, skeleton_fit=self.skeleton_fit).numpy()
 
     def _inference_model(self) -> FusedTemporalModel:
         """The pose model with batch norm folded in, built on first use (weights are fixed)."""
@@ -227,12 +225,10 @@ def _args_of(model: TemporalModel) -> dict:
             "num_joints_out": model.num_joints_out}
 
 
-def _number(meta: dict, key: str, path: Path) -> float:
-    """A non-negative number stored in a model file's metadata (0 when absent)."""
+def _smooth_of(meta: dict, path: Path) -> float:
+    """The temporal filter's sigma (frames) stored in a model file's metadata (0 when absent)."""
     try:
-        value = float(json.loads(meta.get(key, "0")))
+        value = float(json.loads(meta.get("smooth", "0")))
     except (json.JSONDecodeError, TypeError, ValueError):
-        raise JointposeError(f"{path}: metadata '{key}' is not a number ({meta[key]!r})") from None
-    if not value >= 0 or value == float("inf"):
-        raise JointposeError(f"{path}: metadata '{key}' must be a finite number >= 0, got {value}")
-    return value
+        raise JointposeError(f"{path}: metadata 'smooth' is not a number ({meta['smooth']!r})") from None
+    return check_sigma(value, f"{path}: metadata 'smooth'")
