@@ -122,11 +122,12 @@ def test_streaming_computes_one_time_step_per_convolution():
     assert [layer.span for layer in stream.layers] == [3, 7, 1, 19, 1, 55, 1, 1]
 
 
-def test_streaming_in_bfloat16_stays_close():
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_streaming_in_reduced_precision_stays_close(precision):
     model = _model(causal=True, widths=(3, 3, 3))
     kp = _keypoints(40)
     full = np.stack([p for p in map(lambda f: StreamingLifter(model).push(f, image_size=(1000, 1000)), kp[:1])])
-    stream32, stream16 = StreamingLifter(model), StreamingLifter(model, precision="bf16")
+    stream32, stream16 = StreamingLifter(model), StreamingLifter(model, precision=precision)
     a = np.stack([stream32.push(f, image_size=(1000, 1000)) for f in kp])
     b = np.stack([stream16.push(f, image_size=(1000, 1000)) for f in kp])
     assert np.allclose(a[:1], full)
