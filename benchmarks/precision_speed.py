@@ -18,7 +18,7 @@ import torch
 from jointpose.distributed import DistContext, resolve_device
 from jointpose.losses import JointAwareLoss
 from jointpose.model import StridedTemporalModel
-from jointpose.train import receptive_windows
+from jointpose.batching import receptive_windows
 
 
 def measure(args, precision: str, compile_model: bool) -> tuple[float, float]:

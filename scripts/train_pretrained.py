@@ -96,7 +96,8 @@ def main() -> int:
             "held_out_raw_network": {k: round(v, 2) for k, v in raw.summary["average"].items()},
             "float16_deviation_mm": round(deviation, 4),
             "training": {"subjects": list(TRAIN), "epochs": args.epochs, "batch_size": args.batch_size,
-                         "precision": args.precision,
+                         "precision": args.precision, "loss_weights": config.weights.as_dict(),
+                         "chunk": config.chunk, "chunk_share": config.chunk_share,
                          "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in trainer.history])), 1)},
         }
         card_path.write_text(json.dumps(card, indent=2) + "\n")

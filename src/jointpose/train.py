@@ -1,11 +1,12 @@
 """Training: a plain loop over vectorised batches, with per-epoch checkpoints and logs.
 
-``chunk == 1`` (the ``--no-constraints`` baseline) trains VideoPose3D's way: one target
-frame per window through the strided model. With constraints each sample is a chunk of
-``chunk`` consecutive target frames: the strided model (same weights) predicts each of
-them from its own receptive-field window, so temporal losses see real consecutive
-predictions at the cost of the baseline per target frame. Training and full-sequence
-evaluation models share one state dict.
+The ``--no-constraints`` baseline trains VideoPose3D's way: one target frame per window
+through the strided model. With constraints, ``chunk_share`` of each step's target frames
+come as chunks of ``chunk`` consecutive frames, each predicted by the strided model (same
+weights) from its own receptive-field window, so temporal losses see real consecutive
+predictions; the rest are single windows as in the baseline. MPJPE is the mean over every
+frame of the step, the constraint terms the mean over its chunks. Training and
+full-sequence evaluation models share one state dict.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .batching import ChunkedWindows
+from .batching import MixedBatch, MixedWindows
 from .checkpoint import FORMAT, atomic_save, load_checkpoint, prune_epochs, rng_state, set_rng_state
 from .data import Dataset, load_dataset
 from .distributed import DistContext, global_mean, reduce_sums, wrap_model
 from .errors import JointposeError
 from .evaluate import evaluate_model, format_table, smoothing_sigma, uses_skeleton_fit
 from .filters import SMOOTH_DEFAULT
-from .losses import JointAwareLoss, LossWeights, weighted_mpjpe
+from .losses import JointAwareLoss, LossWeights, mpjpe, weighted_mpjpe
 from .model import TemporalModel, build_model
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
@@ -56,6 +57,7 @@ class TrainConfig:
     constraints: bool = True
     weights: LossWeights = field(default_factory=LossWeights)
     chunk: int = 8
+    chunk_share: float = 0.5
     warmup: float = 0.0
     skeleton_fit: bool = True
     smooth: float = SMOOTH_DEFAULT
@@ -73,11 +75,6 @@ class TrainConfig:
     compile: bool = False
     progress: bool = True
     log_steps: bool = False
-
-    @property
-    def effective_chunk(self) -> int:
-        """Target frames per sample: 1 for the baseline, ``chunk`` with constraints."""
-        return self.chunk if self.constraints else 1
 
     @property
     def loss_weights(self) -> LossWeights:
@@ -125,9 +122,9 @@ class Trainer:
             params += list(self.trajectory_model.parameters())
         self.optimizer = torch.optim.Adam(params, lr=config.lr, amsgrad=True)
         self.loss_fn = JointAwareLoss(config.loss_weights)
-        self.windows = ChunkedWindows(
-            self.train_data.sequences, self.model.receptive_field(), chunk=config.effective_chunk,
-            causal=config.causal, keypoints_left=self.train_data.keypoints_left,
+        self.windows = MixedWindows(
+            self.train_data.sequences, self.model.receptive_field(), chunk=config.chunk,
+            share=config.chunk_share if config.constraints else 0.0, causal=config.causal, keypoints_left=self.train_data.keypoints_left,
             keypoints_right=self.train_data.keypoints_right,
         )
         self.epoch, self.lr, self.history = 0, config.lr, []
@@ -212,37 +209,60 @@ class Trainer:
                                      rank=dist.rank, world_size=dist.world_size)
         bar = tqdm(steps, total=self.windows.steps_per_epoch(config.batch_size, dist.world_size), leave=False,
                    desc=f"epoch {self.epoch + 1}/{config.epochs}", disable=not (config.progress and dist.is_main))
-        for batch, global_chunks in bar:
-            inputs = receptive_windows(batch.inputs.to(self.device, non_blocking=True), self.model.receptive_field())
-            targets = batch.targets.to(self.device, non_blocking=True)
-            chunks, chunk = targets.shape[:2]
+        for batch in bar:
+            inputs = batch.windows.to(self.device, non_blocking=True)
             with dist.autocast(config.precision):
-                pred = self.train_model(inputs).reshape(chunks, chunk, -1, 3)
-            total, terms = self.loss_fn(pred.float(), targets)
+                pred = self.train_model(inputs).reshape(len(inputs), -1, 3).float()
+            total, terms = self.step_loss(pred, batch, dist.world_size)
             if self.train_trajectory is not None:
                 with dist.autocast(config.precision):
-                    traj = self.train_trajectory(inputs).reshape(chunks, chunk, 3)
-                target_traj = batch.trajectory.to(self.device)
-                terms["trajectory"] = weighted_mpjpe(traj.float()[:, :, None], target_traj[:, :, None],
-                                                     1.0 / target_traj[..., 2:3].clamp_min(0.1))
-                total = total + terms["trajectory"]
-            # Every term is a mean over this process's chunks; rescale so that the gradient
-            # averaged across processes equals the gradient of the mean over the global batch.
-            share = chunks * dist.world_size / global_chunks
+                    traj = self.train_trajectory(inputs).reshape(len(inputs), 1, 3).float()
+                target_traj = batch.trajectory.to(self.device)[:, None]
+                terms["trajectory"] = weighted_mpjpe(traj, target_traj, 1.0 / target_traj[..., 2:3].clamp_min(0.1))
+                total = total + terms["trajectory"] * self._frame_share(batch, dist.world_size)
             self.optimizer.zero_grad(set_to_none=True)
-            (total * share).backward()
+            total.backward()
             self.optimizer.step()
-            frames = chunks * chunk
+            frames = len(inputs)
             for name, value in terms.items():
                 sums[name] += float(value.detach()) * frames
             sums["_frames"] += frames
             if config.log_steps:
                 self.step_log.append({"epoch": self.epoch + 1, "step": len(self.step_log) + 1,
-                                      "total": global_mean(total.detach(), chunks, dist),
-                                      "mpjpe": global_mean(terms["mpjpe"].detach(), chunks, dist)})
+                                      "total": global_mean(total.detach(), frames, dist),
+                                      "mpjpe": global_mean(terms["mpjpe"].detach(), frames, dist)})
         totals = reduce_sums(sums, dist)
         frames = float(totals.pop("_frames"))
         return {name: float(value) / frames for name, value in totals.items()}
+
+    def step_loss(self, pred: torch.Tensor, batch: MixedBatch, world_size: int) -> tuple[torch.Tensor, dict]:
+        """Loss of one step: MPJPE over every frame, constraint terms over the chunks.
+
+        ``pred`` (frames, 17, 3) metres, singles first. Each part is a mean over this
+        process's frames (or chunks), rescaled so that the gradient averaged across
+        processes equals the gradient of the mean over the global step.
+        """
+        singles = batch.singles.to(self.device)
+        chunks = batch.chunks.to(self.device)
+        n_single = len(singles)
+        frame_share = self._frame_share(batch, world_size)
+        if len(chunks) == 0:  # the baseline: every frame its own window
+            total, terms = self.loss_fn(pred[:, None], singles[:, None])
+            return total * frame_share, terms
+        total, terms = self.loss_fn(pred[n_single:].reshape(chunks.shape), chunks)
+        weight = self.loss_fn.weights.mpjpe
+        constraints = total - weight * terms["mpjpe"]
+        chunk_frames = len(pred) - n_single
+        all_frames = (n_single * mpjpe(pred[:n_single], singles) + chunk_frames * terms["mpjpe"]) / len(pred)
+        terms["mpjpe"] = all_frames
+        chunk_share = len(chunks) * world_size / batch.global_chunks
+        return weight * all_frames * frame_share + constraints * chunk_share, terms
+
+    @staticmethod
+    def _frame_share(batch: MixedBatch, world_size: int) -> float:
+        frames = len(batch.singles) + batch.chunks.shape[0] * batch.chunks.shape[1]
+        global_frames = batch.global_singles + batch.global_chunks * batch.chunks.shape[1]
+        return frames * world_size / global_frames
 
     def evaluation_model(self) -> TemporalModel:
         """The full-sequence model holding the current weights."""
@@ -299,17 +319,6 @@ class Trainer:
         plot_learning_curve(self.history, self.folder / "learning_curve.png")
 
 
-def receptive_windows(inputs: torch.Tensor, receptive_field: int) -> torch.Tensor:
-    """(chunks, receptive_field + chunk - 1, J, 2) -> (chunks * chunk, receptive_field, J, 2).
-
-    One window per target frame, in order, for the strided model (a copy; chunk 1 is a view).
-    """
-    if inputs.shape[1] == receptive_field:
-        return inputs
-    windows = inputs.unfold(1, receptive_field, 1)  # (chunks, chunk, J, 2, receptive_field)
-    return windows.permute(0, 1, 4, 2, 3).reshape(-1, receptive_field, *inputs.shape[2:])
-
-
 def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
     return list(values) if values else None
 
@@ -321,7 +330,8 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
              "num_joints_in": "-k (keypoint count)"}
     diffs = [f"{flag} {saved[k]} in the checkpoint vs {args[k]} now" for k, flag in flags.items() if saved.get(k) != args[k]]
     saved_cfg = ckpt["config"]
-    for key, flag in (("constraints", "--no-constraints"), ("chunk", "--chunk"), ("trajectory", "--trajectory")):
+    for key, flag in (("constraints", "--no-constraints"), ("chunk", "--chunk"), ("chunk_share", "--chunk-share"),
+                      ("trajectory", "--trajectory")):
         now = config.to_dict()[key]
         if saved_cfg.get(key) != now:
             diffs.append(f"{flag}: {saved_cfg.get(key)} in the checkpoint vs {now} now")
