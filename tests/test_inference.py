@@ -116,7 +116,7 @@ def test_streaming_computes_one_time_step_per_convolution():
     convs = [model.expand_conv, *model.layers_conv, model.shrink]
     assert len(calls) == len(convs)  # each convolution ran once for the new frame...
     for (layer, inp, out), conv in zip(calls, convs):
-        assert inp == (conv.in_channels,) and out == (conv.out_channels,)  # ...for one time step
+        assert inp == (1, conv.in_channels) and out == (1, conv.out_channels)  # ...for one time step
         # ... reading only its kernel's span of cached steps: (width - 1) * dilation + 1.
         assert layer.span == (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
     assert [layer.span for layer in stream.layers] == [3, 7, 1, 19, 1, 55, 1, 1]

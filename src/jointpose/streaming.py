@@ -32,8 +32,8 @@ _PRECISIONS = ("fp32", "bf16", "int8")
 class StreamingConv(nn.Module):
     """One convolution (and its batch norm) computing only the newest time step.
 
-    ``forward(x)`` takes the newest input (channels_in,), stores it in the ring buffer and
-    returns the output (channels_out,) for that time step alone. ``precision`` is "fp32",
+    ``forward(x)`` takes the newest input (1, channels_in), stores it in the ring buffer and
+    returns the output (1, channels_out) for that time step alone. ``precision`` is "fp32",
     "bf16" (weights and activations in bfloat16) or "int8" (weights as int8 with one
     scale per output channel; each step's input quantised to int8 with one scale, products
     summed exactly in int32).
@@ -58,7 +58,11 @@ class StreamingConv(nn.Module):
             self.register_buffer("scale", step)
         self.register_buffer("weight", weight.to(self.dtype if precision != "int8" else torch.int8).contiguous())
         self.register_buffer("bias", bias.to(self.dtype))
-        self._weight_t = self.weight.t()
+        # Plain (non-buffer) references and counter: the per-frame path avoids nn.Module's
+        # slower attribute lookup and assignment.
+        self._int8_tensors = (self.weight.t(), getattr(self, "scale", None), self.bias)
+        # int8 on CPU: torch._int_mm (on CUDA it needs more than 16 rows: dequantised weights there).
+        self._int8_cpu = precision == "int8" and self.weight.device.type == "cpu"
         # Inputs are kept per phase (time mod dilation): a kernel's taps are consecutive inputs
         # of one phase. Each input is written twice, at slots j and j + width of its phase's
         # ring, so the taps are always the contiguous rows j + 1 .. j + width: a ready-made
@@ -68,22 +72,24 @@ class StreamingConv(nn.Module):
         cycle = [(t % self.dilation, t // self.dilation) for t in range(self.dilation * self.width)]
         self._writes = [self.buffer[r, j:j + self.width + 1:self.width] for r, j in cycle]
         self._taps = [self.buffer[r, j + 1:j + 1 + self.width].view(1, -1) for r, j in cycle]
-        self.position = -1
+        self._cursor = [-1]  # this step's place in the cycle of tap views
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.span == 1:
-            taps = x[None]  # a 1x1 convolution needs no past
+            taps = x  # a 1x1 convolution needs no past
         else:
-            self.position = p = (self.position + 1) % len(self._taps)
+            p = self._cursor[0] = (self._cursor[0] + 1) % len(self._taps)
             self._writes[p].copy_(x)
             taps = self._taps[p]
-        if self.weight.dtype != torch.int8:
-            return F.linear(taps, self.weight, self.bias)[0]
-        if taps.device.type != "cpu":  # torch._int_mm on CUDA needs more than 16 rows
-            return F.linear(taps, self.weight.to(self.dtype) * self.scale[:, None], self.bias)[0]
-        step = torch.linalg.vector_norm(taps, float("inf")).clamp_min_(1e-12).div_(127)
-        products = torch._int_mm(torch.div(taps, step).round_().to(torch.int8), self._weight_t)
-        return torch.addcmul(self.bias, products[0], self.scale * step)
+        if self._int8_cpu:
+            # One scale for this step's input: int8 products summed exactly in int32.
+            weight_t, scale, bias = self._int8_tensors
+            step = max(float(torch.linalg.vector_norm(taps, float("inf"))), 1e-12) / 127
+            products = torch._int_mm(torch.mul(taps, 1 / step).round_().to(torch.int8), weight_t)
+            return torch.addcmul(bias, products, scale, value=step)
+        if self.weight.dtype == torch.int8:
+            return F.linear(taps, self.weight.to(self.dtype) * self.scale[:, None], self.bias)
+        return F.linear(taps, self.weight, self.bias)
 
 
 class _Stream(nn.Module):
@@ -97,12 +103,12 @@ class _Stream(nn.Module):
         self.shrink = StreamingConv(model.shrink, None, precision)
         self.dtype = self.expand.dtype
         self.shape = (model.num_joints_out, model.out_features)
+        self._pairs = list(zip(self.blocks[0::2], self.blocks[1::2]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.expand(x.reshape(-1).to(self.dtype)))
-        for i in range(0, len(self.blocks), 2):
-            y = F.relu(self.blocks[i](h))
-            h = h + F.relu(self.blocks[i + 1](y))  # residual: the newest input (causal)
+        h = torch.relu(self.expand(x.reshape(1, -1).to(self.dtype)))
+        for dilated, pointwise in self._pairs:
+            h = h + torch.relu(pointwise(torch.relu(dilated(h))))  # residual: the newest input (causal)
         return self.shrink(h).float().reshape(self.shape)
 
 
