@@ -3,15 +3,16 @@
 A causal model's output at frame t depends on input frames t - receptive_field + 1 .. t.
 :class:`StreamingLifter` gives every convolution a ring buffer of the last (k - 1) * d + 1
 inputs its kernel (width k, dilation d) reads, so each new frame runs every layer for ONE
-time step: gather k taps, one matrix-vector product (batch norm folded into the weights),
-ReLU. Results equal the offline causal model's, including its start: before the first
-frame the model sees receptive_field - 1 copies of it, exactly as the offline model's
-edge padding. Each step reads every weight once, so on a CPU its time is set by memory
-traffic: ``precision="bf16"`` stores the weights in bfloat16 (half the bytes) and
+time step: read its k taps, one matrix-vector product (batch norm folded into the
+weights), ReLU. Results equal the offline causal model's, including its start: before the
+first frame the model sees receptive_field - 1 copies of it, exactly as the offline
+model's edge padding.
+
+Each step reads every weight once, so on a CPU its time is set by memory traffic:
+``precision="bf16"`` stores the weights in bfloat16 (half the bytes) and
 ``precision="int8"`` in int8 with a scale per output channel (a quarter: the 1024-channel
-243-frame model's 17 MB then stay in a 32 MB L3 cache) and multiplies in int8 with exact
-int32 sums. The benchmark reports each one's
-deviation from fp32 in mm.
+243-frame model's 17 MB then stay in a 32 MB L3 cache), multiplying in int8 with exact
+int32 sums. The benchmark reports each one's deviation from fp32 in mm.
 """
 
 from __future__ import annotations
