@@ -26,6 +26,7 @@ import torch
 from jointpose.batching import receptive_windows
 from jointpose.losses import JointAwareLoss, LossWeights, mpjpe
 from jointpose.model import StridedTemporalModel
+from jointpose.train import mixed_loss
 
 ALL_TERMS = LossWeights(sym=0.05, bone=0.05, angle=0.01, rom=0.05)  # every term with a weight
 
@@ -53,10 +54,9 @@ def main() -> None:
         return mpjpe(model(all_inputs).reshape(all_targets.shape), all_targets)
 
     def joint_aware(loss_fn: JointAwareLoss) -> torch.Tensor:
-        pred = model(mixed_inputs).reshape(-1, 17, 3)
-        total, terms = loss_fn(pred[singles:].reshape(chunk_targets.shape), chunk_targets)
-        frames = mpjpe(pred[:singles], single_targets) * singles + terms["mpjpe"] * (len(pred) - singles)
-        return total - terms["mpjpe"] + frames / len(pred)
+        position, constraints, _ = mixed_loss(loss_fn, model(mixed_inputs).reshape(-1, 17, 3),
+                                              single_targets, chunk_targets)
+        return position + constraints
 
     variants = {"baseline (MPJPE, single windows)": baseline,
                 "joint-aware, default weights": lambda: joint_aware(JointAwareLoss(LossWeights(), log_all=False)),

@@ -50,7 +50,6 @@ class StreamingConv(nn.Module):
             bias = bn.bias.detach() - bn.running_mean * scale + bias * scale
         self.width, self.dilation = conv.kernel_size[0], conv.dilation[0]
         self.span = (self.width - 1) * self.dilation + 1
-        self.in_channels = conv.in_channels
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         weight = weight.permute(0, 2, 1).reshape(weight.shape[0], -1)  # (out, width * in): taps oldest first
         if precision == "int8":

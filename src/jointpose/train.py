@@ -124,8 +124,8 @@ class Trainer:
         self.loss_fn = JointAwareLoss(config.loss_weights)
         self.windows = MixedWindows(
             self.train_data.sequences, self.model.receptive_field(), chunk=config.chunk,
-            share=config.chunk_share if config.constraints else 0.0, causal=config.causal, keypoints_left=self.train_data.keypoints_left,
-            keypoints_right=self.train_data.keypoints_right,
+            share=config.chunk_share if config.constraints else 0.0, causal=config.causal,
+            keypoints_left=self.train_data.keypoints_left, keypoints_right=self.train_data.keypoints_right,
         )
         self.epoch, self.lr, self.history = 0, config.lr, []
         self.step_log: list[dict[str, float]] = []  # per optimiser step, with --log-steps
@@ -213,13 +213,14 @@ class Trainer:
             inputs = batch.windows.to(self.device, non_blocking=True)
             with dist.autocast(config.precision):
                 pred = self.train_model(inputs).reshape(len(inputs), -1, 3).float()
-            total, terms = self.step_loss(pred, batch, dist.world_size)
+            frame_share = _frame_share(batch, dist.world_size)
+            total, terms = self.step_loss(pred, batch, frame_share, dist.world_size)
             if self.train_trajectory is not None:
                 with dist.autocast(config.precision):
                     traj = self.train_trajectory(inputs).reshape(len(inputs), 1, 3).float()
                 target_traj = batch.trajectory.to(self.device)[:, None]
                 terms["trajectory"] = weighted_mpjpe(traj, target_traj, 1.0 / target_traj[..., 2:3].clamp_min(0.1))
-                total = total + terms["trajectory"] * self._frame_share(batch, dist.world_size)
+                total = total + terms["trajectory"] * frame_share
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
@@ -235,34 +236,22 @@ class Trainer:
         frames = float(totals.pop("_frames"))
         return {name: float(value) / frames for name, value in totals.items()}
 
-    def step_loss(self, pred: torch.Tensor, batch: MixedBatch, world_size: int) -> tuple[torch.Tensor, dict]:
+    def step_loss(self, pred: torch.Tensor, batch: MixedBatch, frame_share: float,
+                  world_size: int) -> tuple[torch.Tensor, dict]:
         """Loss of one step: MPJPE over every frame, constraint terms over the chunks.
 
         ``pred`` (frames, 17, 3) metres, singles first. Each part is a mean over this
-        process's frames (or chunks), rescaled so that the gradient averaged across
-        processes equals the gradient of the mean over the global step.
+        process's frames (``frame_share``) or chunks, rescaled so that the gradient averaged
+        across processes equals the gradient of the mean over the global step.
         """
         singles = batch.singles.to(self.device)
         chunks = batch.chunks.to(self.device)
-        n_single = len(singles)
-        frame_share = self._frame_share(batch, world_size)
         if len(chunks) == 0:  # the baseline: every frame its own window
             total, terms = self.loss_fn(pred[:, None], singles[:, None])
             return total * frame_share, terms
-        total, terms = self.loss_fn(pred[n_single:].reshape(chunks.shape), chunks)
-        weight = self.loss_fn.weights.mpjpe
-        constraints = total - weight * terms["mpjpe"]
-        chunk_frames = len(pred) - n_single
-        all_frames = (n_single * mpjpe(pred[:n_single], singles) + chunk_frames * terms["mpjpe"]) / len(pred)
-        terms["mpjpe"] = all_frames
+        position, constraints, terms = mixed_loss(self.loss_fn, pred, singles, chunks)
         chunk_share = len(chunks) * world_size / batch.global_chunks
-        return weight * all_frames * frame_share + constraints * chunk_share, terms
-
-    @staticmethod
-    def _frame_share(batch: MixedBatch, world_size: int) -> float:
-        frames = len(batch.singles) + batch.chunks.shape[0] * batch.chunks.shape[1]
-        global_frames = batch.global_singles + batch.global_chunks * batch.chunks.shape[1]
-        return frames * world_size / global_frames
+        return position * frame_share + constraints * chunk_share, terms
 
     def evaluation_model(self) -> TemporalModel:
         """The full-sequence model holding the current weights."""
@@ -317,6 +306,30 @@ class Trainer:
         if self.config.log_steps:
             write_log(self.step_log, self.folder / "steps.csv")
         plot_learning_curve(self.history, self.folder / "learning_curve.png")
+
+
+def mixed_loss(loss_fn: JointAwareLoss, pred: torch.Tensor, singles: torch.Tensor,
+               chunks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted MPJPE over every frame and the weighted constraint terms over the chunks.
+
+    ``pred`` (S + K * chunk, 17, 3) metres, the S single windows first; ``singles`` (S, 17, 3)
+    and ``chunks`` (K, chunk, 17, 3) their targets. Returns ``(mpjpe part, constraint part,
+    terms)``, ``terms["mpjpe"]`` being the mean over every frame.
+    """
+    n_single = len(singles)
+    total, terms = loss_fn(pred[n_single:].reshape(chunks.shape), chunks)
+    weight = loss_fn.weights.mpjpe
+    constraints = total - weight * terms["mpjpe"]
+    terms["mpjpe"] = (n_single * mpjpe(pred[:n_single], singles)
+                      + (len(pred) - n_single) * terms["mpjpe"]) / len(pred)
+    return weight * terms["mpjpe"], constraints, terms
+
+
+def _frame_share(batch: MixedBatch, world_size: int) -> float:
+    """This process's share of the step's target frames, times the number of processes."""
+    frames = len(batch.singles) + batch.chunks.shape[0] * batch.chunks.shape[1]
+    global_frames = batch.global_singles + batch.global_chunks * batch.chunks.shape[1]
+    return frames * world_size / global_frames
 
 
 def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
