@@ -156,6 +156,7 @@ def held_out_precision(directory: str) -> None:
     sequences = load_dataset(directory, "noisy", ["S6"]).sequences
     lifter = Lifter.from_pretrained("causal", device="cpu")
     print(f"bundled causal model streamed over S6 ({sum(len(s.keypoints) for s in sequences)} frames)")
+    truth = np.concatenate([s.poses_3d for s in sequences])
     fp32 = None
     for precision in ("fp32", "bf16", "int8"):
         poses = []
@@ -164,7 +165,6 @@ def held_out_precision(directory: str) -> None:
             poses.append(np.stack([stream.push(frame, normalized=True) for frame in sequence.keypoints]))
         poses = np.concatenate(poses)
         fp32 = poses if fp32 is None else fp32
-        truth = np.concatenate([s.poses_3d for s in sequences])
         print(f"  {precision}: P1 {1000 * np.linalg.norm(poses - truth, axis=-1).mean():.2f} mm, "
               f"mean deviation from fp32 {1000 * np.linalg.norm(poses - fp32, axis=-1).mean():.3f} mm")
 
