@@ -39,6 +39,17 @@ def test_fused_model_equals_model(causal):
         assert (model(x) - FusedTemporalModel(model)(x)).abs().max() < 1e-5
 
 
+def test_fused_model_follows_the_source_models_device_and_dtype():
+    # Every part, the output layer included, must live where the source model lives (a
+    # fused model on CUDA with a CPU output layer fails); dtype stands in for the device here.
+    model = _model(False).double()
+    fused = FusedTemporalModel(model)
+    assert {p.dtype for p in fused.parameters()} == {torch.float64}
+    x = torch.randn(1, 40, 17, 2, dtype=torch.float64)
+    with torch.no_grad():
+        assert (model(x) - fused(x)).abs().max() < 1e-9
+
+
 def test_predict_shapes_lists_and_short_sequences():
     lifter = Lifter(_model())
     out = lifter.predict(_keypoints(40), image_size=(1000, 1000))

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from jointpose.model import StridedTemporalModel, TemporalModel, build_model, count_parameters
 
@@ -96,3 +97,12 @@ def test_build_model_from_args():
     model = build_model(args)
     assert model.causal and model.receptive_field() == 9
     assert isinstance(build_model(args, strided=True), StridedTemporalModel)
+
+
+def test_bn_momentum_reaches_synchronised_batch_norm():
+    # --sync-bn on GPUs swaps every BatchNorm1d for nn.SyncBatchNorm, which is not a
+    # BatchNorm1d: the momentum decay must still reach it.
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(TemporalModel([3, 3], channels=16))
+    model.set_bn_momentum(0.01)
+    norms = [m for m in model.modules() if isinstance(m, nn.SyncBatchNorm)]
+    assert norms and all(m.momentum == 0.01 for m in norms)

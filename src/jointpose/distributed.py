@@ -105,7 +105,7 @@ def global_mean(value: torch.Tensor, local_count: int, dist: DistContext) -> flo
     """Mean over every rank of a per-rank mean ``value`` taken over ``local_count`` items."""
     if not dist.distributed:
         return float(value)
-    pair = torch.tensor([float(value) * local_count, float(local_count)], dtype=torch.float64)
+    pair = torch.tensor([float(value) * local_count, float(local_count)], dtype=torch.float64, device=dist.device)
     torch_dist.all_reduce(pair)
     return float(pair[0] / pair[1])
 

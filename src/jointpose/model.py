@@ -81,14 +81,10 @@ class TemporalModel(nn.Module):
         """Number of input frames that one output frame depends on."""
         return 1 + 2 * sum(self.pad)
 
-    def total_causal_shift(self) -> int:
-        """Frames by which the output lags the window centre (receptive_field // 2 when causal)."""
-        return sum(self.causal_shift)
-
     def set_bn_momentum(self, momentum: float) -> None:
-        """Set the running-statistics momentum of every batch norm layer."""
+        """Set the running-statistics momentum of every batch norm layer (synchronised ones too)."""
         for module in self.modules():
-            if isinstance(module, nn.BatchNorm1d):
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.momentum = momentum
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -102,7 +98,8 @@ class TemporalModel(nn.Module):
         return F.dropout(x, self.dropout, self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, frames, joints_in, 2) -> (batch, frames - receptive_field + 1, joints_out, 3)."""
+        """Normalised 2D keypoints (batch, frames, joints_in, 2) -> root-relative 3D joints in
+        metres (batch, frames - receptive_field + 1, joints_out, 3)."""
         self._check_input(x)
         if x.shape[1] < self.receptive_field():
             raise ValueError(
@@ -130,7 +127,8 @@ class StridedTemporalModel(TemporalModel):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, receptive_field, joints_in, 2) -> (batch, 1, joints_out, 3)."""
+        """Windows of normalised 2D keypoints (batch, receptive_field, joints_in, 2) -> the
+        window's 3D joints in metres, root-relative (batch, 1, joints_out, 3)."""
         self._check_input(x)
         if x.shape[1] != self.receptive_field():
             raise ValueError(
@@ -172,11 +170,14 @@ class FusedTemporalModel(nn.Module):
         self.num_joints_in, self.causal = model.num_joints_in, model.causal
         convs = [(model.expand_conv, model.expand_bn)] + list(zip(model.layers_conv, model.layers_bn))
         self.convs = nn.ModuleList(_fold(conv, bn) for conv, bn in convs)
-        self.shrink = nn.Conv1d(model.channels, model.num_joints_out * model.out_features, 1)
+        # Built where the source model lives (device and dtype), like the folded convolutions.
+        self.shrink = nn.Conv1d(model.channels, model.num_joints_out * model.out_features, 1,
+                                device=model.shrink.weight.device, dtype=model.shrink.weight.dtype)
         self.shrink.load_state_dict(model.shrink.state_dict())
         self.eval()
 
     def receptive_field(self) -> int:
+        """Input frames per output frame."""
         return self.receptive_field_
 
     @torch.no_grad()
@@ -198,10 +199,11 @@ class FusedTemporalModel(nn.Module):
 def _fold(conv: nn.Conv1d, bn: nn.BatchNorm1d) -> nn.Conv1d:
     """A convolution with bias computing bn(conv(x)) in eval mode."""
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    fused = nn.Conv1d(conv.in_channels, conv.out_channels, conv.kernel_size[0], dilation=conv.dilation[0], bias=True)
+    fused = nn.Conv1d(conv.in_channels, conv.out_channels, conv.kernel_size[0], dilation=conv.dilation[0], bias=True,
+                      device=conv.weight.device, dtype=conv.weight.dtype)
     fused.weight.copy_(conv.weight * scale[:, None, None])
     fused.bias.copy_(bn.bias - bn.running_mean * scale)
-    return fused.to(conv.weight.device)
+    return fused
 
 
 def build_model(args: dict, *, strided: bool = False) -> TemporalModel:
