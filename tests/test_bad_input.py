@@ -9,7 +9,7 @@ from jointpose.errors import JointposeError
 
 
 def _edit_2d(folder, edit):
-    files = dict(np.load(folder / "data_2d_h36m_gt.npz", allow_pickle=True))
+    files = dict(np.load(folder / "data_2d_h36m_gt.npz", allow_pickle=True))  # written by the test itself
     positions = files["positions_2d"].item()
     edit(positions)
     np.savez(folder / "data_2d_h36m_gt.npz", positions_2d=positions, metadata=files["metadata"].item())
@@ -127,3 +127,24 @@ def test_short_sequences_are_padded_not_refused(tmp_path, capsys):
 def test_debug_flag_shows_the_traceback(tmp_path):
     with pytest.raises(JointposeError):
         main(["--debug", "train", "--data-dir", str(tmp_path / "nowhere"), "--checkpoint", str(tmp_path / "c")])
+
+
+@pytest.mark.parametrize("flag, value", [("-arc", "2,3"), ("-arc", "3,0"), ("-ch", "0"), ("-e", "0"), ("-b", "0"),
+                                         ("-drop", "1"), ("-drop", "-0.1"), ("-lr", "-1"), ("-lr", "nan"),
+                                         ("-lrd", "0"), ("-lrd", "1.5")])
+def test_out_of_range_training_flags_are_named(tmp_path, capsys, flag, value):
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    assert _train(folder, tmp_path, flag, value) == 2
+    _one_clear_line(capsys, flag, value)
+    assert not (tmp_path / "ck").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("symmetry", [[[], []], [[-1, 4], [2, 5]]])
+def test_unusable_keypoint_symmetry_is_named(tmp_path, capsys, symmetry):
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    path = folder / "data_2d_h36m_gt.npz"
+    files = dict(np.load(path, allow_pickle=True))  # a file this test wrote itself
+    np.savez(path, positions_2d=files["positions_2d"].item(),
+             metadata={**files["metadata"].item(), "keypoints_symmetry": symmetry})
+    assert _train(folder, tmp_path) == 2
+    _one_clear_line(capsys, "data_2d_h36m_gt.npz", "keypoints_symmetry")

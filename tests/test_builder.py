@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from jointpose import skeleton
 from jointpose.builder import CameraRing, NoiseModel, body_factors, bone_vectors, scale_body, write_h36m_dataset

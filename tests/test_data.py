@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from h36m_files import SMALL, write_dataset
+from h36m_files import write_dataset
 from jointpose import skeleton
 from jointpose.batching import ChunkedWindows, MixedWindows
 from jointpose.cameras import h36m_cameras

@@ -190,6 +190,14 @@ def test_weighted_mpjpe():
     # Per-sample weights broadcast over (batch, frames, joints).
     per_sample = torch.tensor([1.0, 0.0])[:, None, None]
     assert torch.allclose(losses.weighted_mpjpe(pred, target, per_sample), losses.mpjpe(pred[:1], target[:1]) / 2)
+    # Inverse-depth weights of a root trajectory (batch, 1, 3): one weight per sample.
+    traj_pred, traj_true = pred[:, 0, :1], target[:, 0, :1]
+    depth_weights = torch.tensor([[1.0], [0.0]])
+    assert torch.allclose(losses.weighted_mpjpe(traj_pred, traj_true, depth_weights),
+                          (traj_pred[0] - traj_true[0]).norm() / 2)
+    # A weight shape that would broadcast the errors into a (batch, batch) grid is refused.
+    with pytest.raises(ValueError, match="do not broadcast"):
+        losses.weighted_mpjpe(traj_pred, traj_true, depth_weights[..., None])
 
 
 def _degenerate_poses(device: str) -> list[torch.Tensor]:

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import torch
 
-from jointpose.evaluate import average_over_actions
+from jointpose.evaluate import average_over_actions, format_table
 from jointpose.metrics import acceleration_error, mpjpe, n_mpjpe, p_mpjpe, velocity_error
 
 
@@ -66,3 +66,13 @@ def test_average_over_actions_is_unweighted():
     avg = average_over_actions(rows)
     assert avg["p1"] == 20.0 and avg["frames"] == 1000
     assert np.isfinite(avg["p1"])
+
+
+def test_table_rules_off_the_average_and_the_subject_block_once():
+    row = {"p1": 50.0, "p2": 40.0, "frames": 10}
+    summary = {"actions": {"Walking": row, "Sitting": row}, "average": row,
+               "subjects": {"S9": row, "S11": row}}
+    lines = format_table(summary).splitlines()
+    names = [line.split()[0] for line in lines[1:]]
+    assert names == ["-" * len(lines[0]), "Walking", "Sitting", "-" * len(lines[0]), "Average",
+                     "-" * len(lines[0]), "[S9]", "[S11]"]

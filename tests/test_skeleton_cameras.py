@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jointpose import skeleton
-from jointpose.cameras import Camera, h36m_cameras, image_coordinates, normalize_screen_coordinates
+from jointpose.cameras import Camera, h36m_cameras, image_coordinates, load_cameras_json, normalize_screen_coordinates
 from jointpose.errors import JointposeError
 
 SHARED_CAMERAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m_cameras.json"
@@ -46,6 +46,19 @@ def test_builtin_calibration_matches_shared_file():
         shared = json.loads(SHARED_CAMERAS.read_text())
         assert cams["S9"][2].focal_length == tuple(shared["intrinsic"][2]["focal_length"])
         assert np.allclose(np.array(cams["S11"][0].translation) * 1000, shared["extrinsic"]["S11"][0]["translation"])
+        assert load_cameras_json(SHARED_CAMERAS) == cams  # the same schema, read from a user's file
+
+
+def test_camera_file_errors_name_the_file(tmp_path):
+    with pytest.raises(JointposeError, match="nowhere.json"):
+        load_cameras_json(tmp_path / "nowhere.json")
+    broken = tmp_path / "cams.json"
+    broken.write_text('{"intrinsic": [')
+    with pytest.raises(JointposeError, match="cams.json: not valid JSON"):
+        load_cameras_json(broken)
+    broken.write_text('{"intrinsic": [], "extrinsic": {"S1": [{"orientation": [1, 0]}]}}')
+    with pytest.raises(JointposeError, match="cams.json"):
+        load_cameras_json(broken)
 
 
 def test_projection_of_known_point():

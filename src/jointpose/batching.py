@@ -90,6 +90,7 @@ class ChunkedWindows:
 
     @property
     def num_target_frames(self) -> int:
+        """Target frames over all chunks (chunks times chunk length)."""
         return len(self) * self.chunk
 
     def epoch_order(self, seed: int, epoch: int, *, stream: int = 0,
@@ -105,15 +106,15 @@ class ChunkedWindows:
 
     def gather(self, indices: torch.Tensor, flip: torch.Tensor | None = None) -> Batch:
         """Build the batch of chunks ``indices``; ``flip`` (bool per chunk) mirrors some of them."""
-        window = torch.arange(self.window)
+        window = torch.arange(self.window, device=indices.device)
         inputs = self.inputs[self.input_starts[indices, None] + window]
-        target_index = self.target_starts[indices, None] + torch.arange(self.chunk)
+        target_index = self.target_starts[indices, None] + torch.arange(self.chunk, device=indices.device)
         targets = self.targets[target_index]
         trajectory = self.trajectory[target_index]
         if flip is not None and bool(flip.any()):
             inputs = torch.where(flip[:, None, None, None], skeleton.flip_poses(inputs, self.flip_2d), inputs)
             targets = torch.where(flip[:, None, None, None], skeleton.flip_poses(targets), targets)
-            trajectory = torch.where(flip[:, None, None], trajectory * torch.tensor([-1.0, 1.0, 1.0]), trajectory)
+            trajectory = torch.where(flip[:, None, None], trajectory * trajectory.new_tensor([-1.0, 1.0, 1.0]), trajectory)
         return Batch(inputs, targets, trajectory, indices)
 
     def batches(
@@ -137,6 +138,7 @@ class ChunkedWindows:
             yield self.gather(mine, flip), len(step)
 
     def steps_per_epoch(self, batch_frames: int, world_size: int = 1) -> int:
+        """Optimiser steps in one pass over every chunk."""
         return len(self._step_bounds(batch_frames, world_size)) - 1
 
     def _step_bounds(self, batch_frames: int, world_size: int) -> list[int]:
@@ -173,8 +175,9 @@ class MixedWindows:
 
     An epoch has as many steps and target frames as VideoPose3D's (``share=0`` is exactly
     its training), so the baseline and the joint-aware model get the same compute per
-    epoch: single windows come from one shuffle of every target frame, chunks from their
-    own shuffle.
+    epoch. Single windows come from one shuffle of every target frame and chunks from their
+    own shuffle, so within one epoch a frame may be a target twice (once alone, once in a
+    chunk) or not at all.
     """
 
     def __init__(
@@ -197,6 +200,7 @@ class MixedWindows:
 
     @property
     def num_target_frames(self) -> int:
+        """Training frames over every view: the target frames of one epoch."""
         return self.singles.num_target_frames
 
     def split(self, batch_frames: int, world_size: int = 1) -> tuple[int, int]:
@@ -207,6 +211,7 @@ class MixedWindows:
         return max(2 * world_size, batch_frames - chunks * self.chunk), chunks
 
     def steps_per_epoch(self, batch_frames: int, world_size: int = 1) -> int:
+        """Optimiser steps per epoch: the baseline's, whatever the share of chunks."""
         return self.singles.steps_per_epoch(batch_frames, world_size)
 
     def batches(
@@ -237,7 +242,8 @@ class MixedWindows:
 
 
 def receptive_windows(inputs: torch.Tensor, receptive_field: int) -> torch.Tensor:
-    """(chunks, receptive_field + chunk - 1, J, 2) -> (chunks * chunk, receptive_field, J, 2).
+    """Normalised 2D keypoints (chunks, receptive_field + chunk - 1, J, 2) -> (chunks * chunk,
+    receptive_field, J, 2).
 
     One window per target frame, in order, for the strided model (a copy; chunk 1 is a view).
     """

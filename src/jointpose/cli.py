@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-
-import numpy as np
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .errors import JointposeError, JointposeWarning
+
+if TYPE_CHECKING:
+    from .builder import CameraRing, NoiseModel
+    from .train import TrainConfig
 
 EXIT_USER_ERROR = 2
 
@@ -92,7 +98,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-steps", action="store_true", help="also write the loss of every optimiser step to steps.csv")
 
 
-def train_config(args: argparse.Namespace, **overrides):
+def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     """A :class:`TrainConfig` from parsed ``train`` arguments."""
     from .filters import check_sigma
     from .losses import LossWeights
@@ -103,8 +109,18 @@ def train_config(args: argparse.Namespace, **overrides):
     if args.constraints and not 0.0 < args.chunk_share < 1.0:
         raise JointposeError(f"--chunk-share must be between 0 and 1 (exclusive), got {args.chunk_share}")
     check_sigma(args.smooth, "--smooth")
-    if args.channels < 1 or args.epochs < 0 or args.batch_size < 1:
-        raise JointposeError("-ch, -e and -b must be positive")
+    for flag, value, ok, rule in (
+        ("-arc", ",".join(map(str, args.architecture)), bool(args.architecture) and all(w >= 1 and w % 2 for w in args.architecture),
+         "odd filter widths >= 1"),
+        ("-ch", args.channels, args.channels >= 1, ">= 1"),
+        ("-e", args.epochs, args.epochs >= 1, ">= 1"),
+        ("-b", args.batch_size, args.batch_size >= 1, ">= 1"),
+        ("-drop", args.dropout, 0.0 <= args.dropout < 1.0, "in [0, 1)"),
+        ("-lr", args.learning_rate, args.learning_rate > 0.0 and math.isfinite(args.learning_rate), "> 0"),
+        ("-lrd", args.lr_decay, 0.0 < args.lr_decay <= 1.0, "in (0, 1]"),
+    ):
+        if not ok:
+            raise JointposeError(f"{flag} must be {rule}, got {value}")
     weights = LossWeights(**{name: getattr(args, f"w_{name}") for name in
                              ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")})
     values = dict(
@@ -184,7 +200,7 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def dataset_options(args: argparse.Namespace):
+def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | None, NoiseModel]:
     """(CameraRing or None, NoiseModel) from :func:`add_dataset_args` flags."""
     from .builder import CameraRing, NoiseModel
 

@@ -75,14 +75,6 @@ def action_group(action: str) -> str:
     return action.split(" ")[0]
 
 
-def parse_list(value: str | None) -> list[str] | None:
-    """``"S1,S5"`` -> ``["S1", "S5"]``; empty or None -> None."""
-    if value is None:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    return items or None
-
-
 class H36MFiles:
     """The 3D and 2D files of one dataset directory, read once and validated on access."""
 
@@ -126,6 +118,9 @@ class H36MFiles:
             raise JointposeError(f"{self.path_2d}: metadata['keypoints_symmetry'] is malformed") from None
         if len(left) != len(right):
             raise JointposeError(f"{self.path_2d}: metadata['keypoints_symmetry'] sides differ in length")
+        if not left or min(left + right) < 0:
+            raise JointposeError(f"{self.path_2d}: metadata['keypoints_symmetry'] needs left/right pairs of "
+                                 f"keypoint indices >= 0, got {[list(left), list(right)]}")
         return left, right
 
 

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,9 @@ SYNTHETIC_TEST = ("S9", "S11")
 
 @dataclass(frozen=True)
 class DemoConfig:
+    """What ``jointpose demo`` builds and trains: output folder, optional BVH source, epochs,
+    channels, seconds of synthetic motion per clip, seed, animation file and its frames."""
+
     out: str = "jointpose-demo"
     bvh: str | None = None
     epochs: int = 30
@@ -96,7 +99,7 @@ def run_demo(config: DemoConfig) -> dict:
           f"(ratio {p1 / baseline:.2f}; {verdict})")
     seq = _showcase(trainer.test_data.sequences, config.animation_frames)
     animation = Path(config.out) / config.animation
-    _animate(seq, trainer.final_result.predictions[seq.key], animation, config.animation_frames)
+    _animate(seq, trainer.final_result.predictions[seq.key], animation, config.animation_frames, trainer.test_data.fps)
     print(f"animation of {seq.key}: {animation}")
     print(f"demo finished in {time.perf_counter() - start:.0f} s; outputs in {config.out}/")
     return summary
@@ -112,15 +115,11 @@ def _showcase(sequences, frames: int):
     return max(candidates, key=lambda s: float(np.ptp(s.poses_3d[:frames], axis=0).sum()))
 
 
-def _animate(seq, prediction: np.ndarray, path: Path, frames: int) -> None:
+def _animate(seq, prediction: np.ndarray, path: Path, frames: int, fps: float) -> None:
     from .cameras import image_coordinates
     from .render import render_animation
 
     count = min(frames, len(prediction))
     pixels = image_coordinates(seq.keypoints[:count], seq.camera.res_w, seq.camera.res_h)
     render_animation(path, pixels, {"Prediction": prediction[:count], "Ground truth": seq.poses_3d[:count]},
-                     image_size=(seq.camera.res_w, seq.camera.res_h), fps=25.0, progress=False)
-
-
-def demo_config(**overrides) -> DemoConfig:
-    return replace(DemoConfig(), **overrides)
+                     image_size=(seq.camera.res_w, seq.camera.res_h), fps=fps, progress=False)

@@ -8,7 +8,7 @@ are in millimetres (MPJVE per frame, acceleration per frame squared).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,8 @@ from .model import TemporalModel, load_model_state
 
 
 def pad_sequence(keypoints: torch.Tensor, receptive_field: int, causal: bool) -> torch.Tensor:
-    """Edge-pad (frames, J, 2) so a full-sequence model returns one output per input frame.
+    """Edge-pad normalised 2D keypoints (frames, J, 2) so that a full-sequence model returns
+    one output per input frame.
 
     Centred models get ``receptive_field // 2`` frames each side; causal ones get
     ``receptive_field - 1`` before the first frame. A sequence shorter than the receptive
@@ -127,7 +128,7 @@ def evaluate_model(
     keypoints_left: Sequence[int] = skeleton.LEFT_JOINTS,
     keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
     by_subject: bool = False,
-    extra_metrics=None,
+    extra_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]] | None = None,
     skeleton_fit: bool = False,
     smooth: float = 0.0,
 ) -> Evaluation:
@@ -198,7 +199,7 @@ def format_table(summary: dict) -> str:
     lines = [f"{'Action':<{width}}" + "".join(f"{COLUMN_TITLES[c]:>12}" for c in columns) + f"{'frames':>9}"]
     lines.append("-" * len(lines[0]))
     for name, row in rows.items():
-        if name == "Average" or name.startswith("[") and not lines[-1].startswith("-"):
+        if name == "Average" or (name.startswith("[") and not lines[-1].startswith("[")):
             lines.append("-" * len(lines[0]))
         lines.append(f"{name:<{width}}" + "".join(f"{row[c]:12.2f}" for c in columns) + f"{row['frames']:9d}")
     return "\n".join(lines)

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from .errors import JointposeError
 
-# Gaussian sigma (frames) of the joint-aware inference filter; README "Loss weights" says why.
+# Gaussian sigma (frames) of the joint-aware inference filter (off); README, "Inference: one
+# consistent skeleton, optionally a temporal filter", says why.
 SMOOTH_DEFAULT = 0.0
 
 

@@ -71,8 +71,13 @@ def mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def weighted_mpjpe(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """MPJPE with per-joint (or per-sample, broadcastable to (..., joints)) weights."""
-    return (weights * safe_norm(pred - target)).mean()
+    """MPJPE in metres with per-joint (or per-sample) weights broadcastable to the per-joint
+    errors (..., joints); weights that would enlarge that shape are refused."""
+    errors = safe_norm(pred - target)
+    if torch.broadcast_shapes(weights.shape, errors.shape) != errors.shape:
+        raise ValueError(f"weighted_mpjpe: weights of shape {tuple(weights.shape)} do not broadcast to the "
+                         f"per-joint errors {tuple(errors.shape)} (one weight per joint or per sample)")
+    return (weights * errors).mean()
 
 
 def symmetry_from_lengths(lengths: torch.Tensor) -> torch.Tensor:
@@ -222,30 +227,38 @@ class JointAwareLoss(nn.Module):
                              f"{tuple(pred.shape)} and {tuple(target.shape)}")
         w = self.weights.as_dict()
         active = {name for name, weight in w.items() if weight != 0.0}
-        terms = self._terms(pred, target, active, track_grad=True)
+        shared: dict[str, torch.Tensor] = {}
+        terms = self._terms(pred, target, active, shared)
         if self.log_all and len(active) < len(TERMS):
             with torch.no_grad():
-                terms.update(self._terms(pred, target, set(TERMS) - active, track_grad=False))
+                detached = {key: value.detach() for key, value in shared.items()}
+                terms.update(self._terms(pred.detach(), target, set(TERMS) - active, detached))
         total = sum(w[name] * terms[name] * (1.0 if name == "mpjpe" else self.constraint_scale) for name in active)
         return total, terms
 
     @staticmethod
-    def _terms(pred: torch.Tensor, target: torch.Tensor, names: set[str], track_grad: bool) -> dict[str, torch.Tensor]:
-        if not track_grad:
-            pred = pred.detach()
+    def _terms(pred: torch.Tensor, target: torch.Tensor, names: set[str],
+               shared: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The terms ``names``; bone lengths and angles are taken from (or added to) ``shared``."""
+        def get(key: str, compute) -> torch.Tensor:
+            if key not in shared:
+                shared[key] = compute()
+            return shared[key]
+
         out: dict[str, torch.Tensor] = {}
         if "mpjpe" in names:
             out["mpjpe"] = mpjpe(pred, target)
         if names & {"sym", "bone"}:
-            pred_lengths = bone_lengths(pred)
+            pred_lengths = get("pred_lengths", lambda: bone_lengths(pred))
             if "sym" in names:
                 out["sym"] = symmetry_from_lengths(pred_lengths)
             if "bone" in names:
-                true_lengths = bone_lengths(target)
+                true_lengths = get("true_lengths", lambda: bone_lengths(target))
                 out["bone"] = (consistency_from_lengths(pred_lengths) + ratio_from_lengths(pred_lengths, true_lengths)
                                + huber(pred_lengths - true_lengths, LENGTH_BETA).mean())
         if names & {"angle", "rom", "ang_vel", "ang_acc"}:
-            pred_angles, true_angles = joint_angles(pred), joint_angles(target)
+            pred_angles = get("pred_angles", lambda: joint_angles(pred))
+            true_angles = get("true_angles", lambda: joint_angles(target))
             if "angle" in names:
                 out["angle"] = huber(pred_angles - true_angles, ANGLE_BETA).mean()
             if "rom" in names:

@@ -22,14 +22,14 @@ def mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def p_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-frame MPJPE after similarity (Procrustes) alignment of ``pred`` to ``target``."""
+    """Per-frame MPJPE (metres) after similarity (Procrustes) alignment of ``pred`` to ``target``."""
     return mpjpe(procrustes_align(pred, target), target)
 
 
 def procrustes_align(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Best rotation, uniform scale and translation of each frame of ``pred`` onto ``target``.
 
-    (..., J, 3) -> (..., J, 3). Computed in float64 for stable SVDs; degenerate frames
+    (..., J, 3) -> (..., J, 3), in the units of ``target`` (metres here). Computed in float64 for stable SVDs; degenerate frames
     (all joints coincident) come out as the target's centroid.
     """
     dtype = pred.dtype
@@ -52,7 +52,7 @@ def procrustes_align(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def n_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-frame MPJPE after scaling ``pred`` by the least-squares optimal factor."""
+    """Per-frame MPJPE (metres) after scaling ``pred`` by the least-squares optimal factor."""
     numerator = (pred * target).sum(dim=(-1, -2), keepdim=True)
     denominator = (pred * pred).sum(dim=(-1, -2), keepdim=True).clamp_min(1e-12)
     return mpjpe(pred * (numerator / denominator), target)

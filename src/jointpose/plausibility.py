@@ -19,7 +19,7 @@ from .anatomy import LEFT_BONES, RIGHT_BONES, bone_lengths, rom_violation
 
 
 def bone_length_std(poses: torch.Tensor) -> torch.Tensor:
-    """(frames, 17, 3) -> (frames,): mean over bones of the length std over the sequence."""
+    """(frames, 17, 3) metres -> (frames,): mean over bones of the length std over the sequence, metres."""
     lengths = bone_lengths(poses.double())
     value = lengths.std(dim=0, unbiased=False).mean() if len(poses) > 1 else lengths.new_zeros(())
     return value.expand(len(poses))

@@ -21,7 +21,6 @@ JOINT_NAMES: tuple[str, ...] = (
     "Neck/Nose", "Head", "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist",
 )
 NUM_JOINTS = 17
-ROOT = 0
 
 # Parent of each joint; both shoulders hang from the thorax.
 PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
@@ -49,8 +48,6 @@ def bone_index(child: int) -> int:
     return child - 1
 
 
-
-
 def _ancestor_matrix() -> np.ndarray:
     """(17, 16): entry (j, b) is 1 when bone b lies on the chain from the root to joint j."""
     matrix = np.zeros((NUM_JOINTS, len(BONES)))
@@ -69,13 +66,10 @@ ANCESTORS: np.ndarray = _ancestor_matrix()
 SYMMETRIC_BONES: tuple[tuple[int, int], ...] = tuple(
     (bone_index(left), bone_index(right)) for left, right in zip(LEFT_JOINTS, RIGHT_JOINTS)
 )
-SYMMETRIC_BONE_NAMES: tuple[str, ...] = (
-    "hip", "thigh", "shin", "shoulder", "upper arm", "forearm",
-)
 
-# Human3.6M files hold 32 joints; these 17 are kept, in this order.
 ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor")
 
+# Human3.6M files hold 32 joints; these 17 are kept, in this order.
 H36M_32_TO_17: tuple[int, ...] = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 # Parents in the 32-joint layout (needed to write files in that layout).
 H36M_32_PARENTS: tuple[int, ...] = (

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .batching import MixedBatch, MixedWindows
 from .checkpoint import FORMAT, atomic_save, load_checkpoint, prune_epochs, rng_state, set_rng_state
-from .data import Dataset, load_dataset
+from .data import load_dataset
 from .distributed import DistContext, global_mean, reduce_sums, wrap_model
 from .errors import JointposeError
 from .evaluate import evaluate_model, format_table, smoothing_sigma, uses_skeleton_fit
@@ -145,7 +145,8 @@ class Trainer:
             return
         if not latest.exists():
             raise JointposeError(f"--resume: no checkpoint to resume in {self.folder}")
-        ckpt = load_checkpoint(latest, map_location=self.device)
+        # On the CPU: RNG states must stay there; load_state_dict moves weights and optimiser state.
+        ckpt = load_checkpoint(latest, map_location="cpu")
         _check_compatible(ckpt, self.model_args, self.config, latest)
         self.model.load_state_dict(ckpt["model"])
         if self.trajectory_model is not None:
@@ -204,7 +205,8 @@ class Trainer:
         self.train_model.train()
         if self.train_trajectory is not None:
             self.train_trajectory.train()
-        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64))
+        # Summed on the training device: no device-to-host copy (and wait) per step.
+        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64, device=self.device))
         steps = self.windows.batches(config.batch_size, config.seed, self.epoch, augment=config.augment,
                                      rank=dist.rank, world_size=dist.world_size)
         bar = tqdm(steps, total=self.windows.steps_per_epoch(config.batch_size, dist.world_size), leave=False,
@@ -219,14 +221,14 @@ class Trainer:
                 with dist.autocast(config.precision):
                     traj = self.train_trajectory(inputs).reshape(len(inputs), 1, 3).float()
                 target_traj = batch.trajectory.to(self.device)[:, None]
-                terms["trajectory"] = weighted_mpjpe(traj, target_traj, 1.0 / target_traj[..., 2:3].clamp_min(0.1))
+                terms["trajectory"] = weighted_mpjpe(traj, target_traj, 1.0 / target_traj[..., 2].clamp_min(0.1))
                 total = total + terms["trajectory"] * frame_share
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
             frames = len(inputs)
             for name, value in terms.items():
-                sums[name] += float(value.detach()) * frames
+                sums[name] += value.detach().double() * frames
             sums["_frames"] += frames
             if config.log_steps:
                 self.step_log.append({"epoch": self.epoch + 1, "step": len(self.step_log) + 1,
@@ -390,9 +392,3 @@ def plot_learning_curve(history: list[dict[str, Any]], path: Path) -> None:
 def train(config: TrainConfig, dist: DistContext | None = None) -> dict[str, Any] | None:
     """Train (or resume) a model as configured; returns the final evaluation summary on rank 0."""
     return Trainer(config, dist).fit()
-
-
-def load_training_data(config: TrainConfig) -> Dataset:
-    """The training split of a configuration (used by benchmarks)."""
-    return load_dataset(config.data_dir, config.keypoints, list(config.subjects_train),
-                        _opt_list(config.actions), subset=config.subset, downsample=config.downsample)
