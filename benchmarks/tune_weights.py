@@ -3,7 +3,8 @@
 Builds (once) a dataset from the CMU clips with the Human3.6M cameras and noisy 2D, in
 which subjects S5, S6, S7 train and every fourth clip of theirs is moved to a validation
 subject S8 (S1, the playground clips, is left out entirely), then trains one model per
-configuration and prints one JSON line of validation metrics each.
+configuration and prints one JSON line of validation metrics each, with ``speed``: how fast
+the predicted joints move against the true ones (jitter filtered out of both; < 1 = damped).
 
     python benchmarks/tune_weights.py --work runs/tune --epochs 20 \
         "baseline:--no-constraints" "va:--w-vel 0.1 --w-acc 0.1" ...
@@ -18,8 +19,11 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from jointpose.builder import write_h36m_dataset
 from jointpose.cli import build_parser, train_config
+from jointpose.filters import smooth_poses
 from jointpose.mocap import load_bvh_folder
 from jointpose.train import Trainer
 
@@ -58,7 +62,20 @@ def main() -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             summary = trainer.fit()
         row = {k: round(summary["average"][k], 2) for k in ("p1", "p2", "mpjve", "accel", "bone_std", "lr_gap", "rom_pct")}
+        row["speed"] = round(speed_ratio(trainer), 3)
         print(json.dumps({"name": name, **row, "seconds": round(time.time() - start)}), flush=True)
+
+
+def speed_ratio(trainer: Trainer, sigma: float = 3.0) -> float:
+    """Mean joint speed of the validation predictions over the true one, both filtered with a
+    Gaussian of ``sigma`` frames (so jitter does not count as motion): < 1 means damped motion."""
+    predicted = true = 0.0
+    for seq in trainer.test_data.sequences:
+        pred = smooth_poses(torch.from_numpy(trainer.final_result.predictions[seq.key]), sigma)
+        target = smooth_poses(torch.from_numpy(seq.poses_3d), sigma)
+        predicted += float(torch.diff(pred, dim=0).norm(dim=-1).sum())
+        true += float(torch.diff(target, dim=0).norm(dim=-1).sum())
+    return predicted / true
 
 
 if __name__ == "__main__":
