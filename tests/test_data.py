@@ -133,7 +133,7 @@ def test_epoch_batches_are_seeded_shards(h36m_dir):
     order, _ = windows.epoch_order(3, 0)
     seen = []
     for rank in (0, 1):
-        for batch, global_chunks in windows.batches(300, seed=3, epoch=0, rank=rank, world_size=2, augment=False):
+        for batch, _global_chunks in windows.batches(300, seed=3, epoch=0, rank=rank, world_size=2, augment=False):
             seen.append(len(batch.targets))
     assert sum(seen) == len(windows)
 
