@@ -61,8 +61,11 @@ class StreamingConv(nn.Module):
         # Plain (non-buffer) references and counter: the per-frame path avoids nn.Module's
         # slower attribute lookup and assignment.
         self._int8_tensors = (self.weight.t(), getattr(self, "scale", None), self.bias)
-        # int8 on CPU: torch._int_mm (on CUDA it needs more than 16 rows: dequantised weights there).
+        # int8 on CPU: torch._int_mm (on CUDA it needs more than 16 rows: weights dequantised
+        # once here, so each step is one plain product).
         self._int8_cpu = precision == "int8" and self.weight.device.type == "cpu"
+        self._linear_weight = (self.weight.to(self.dtype) * self.scale[:, None]
+                               if precision == "int8" and not self._int8_cpu else self.weight)
         # Inputs are kept per phase (time mod dilation): a kernel's taps are consecutive inputs
         # of one phase. Each input is written twice, at slots j and j + width of its phase's
         # ring, so the taps are always the contiguous rows j + 1 .. j + width: a ready-made
@@ -87,9 +90,7 @@ class StreamingConv(nn.Module):
             step = max(float(torch.linalg.vector_norm(taps, float("inf"))), 1e-12) / 127
             products = torch._int_mm(torch.mul(taps, 1 / step).round_().to(torch.int8), weight_t)
             return torch.addcmul(bias, products, scale, value=step)
-        if self.weight.dtype == torch.int8:
-            return F.linear(taps, self.weight.to(self.dtype) * self.scale[:, None], self.bias)
-        return F.linear(taps, self.weight, self.bias)
+        return F.linear(taps, self._linear_weight, self.bias)
 
 
 class _Stream(nn.Module):
