@@ -8,11 +8,12 @@ from jointpose.cli import main
 from jointpose.errors import JointposeError
 
 
-def _edit_2d(folder, edit):
+def _edit_2d(folder, edit, **metadata):
+    """Rewrite the 2D file: ``edit(positions)`` in place, ``metadata`` entries replaced."""
     files = dict(np.load(folder / "data_2d_h36m_gt.npz", allow_pickle=True))  # written by the test itself
     positions = files["positions_2d"].item()
     edit(positions)
-    np.savez(folder / "data_2d_h36m_gt.npz", positions_2d=positions, metadata=files["metadata"].item())
+    np.savez(folder / "data_2d_h36m_gt.npz", positions_2d=positions, metadata={**files["metadata"].item(), **metadata})
 
 
 def _train(folder, tmp_path, *extra):
@@ -142,9 +143,6 @@ def test_out_of_range_training_flags_are_named(tmp_path, capsys, flag, value):
 @pytest.mark.parametrize("symmetry", [[[], []], [[-1, 4], [2, 5]]])
 def test_unusable_keypoint_symmetry_is_named(tmp_path, capsys, symmetry):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
-    path = folder / "data_2d_h36m_gt.npz"
-    files = dict(np.load(path, allow_pickle=True))  # a file this test wrote itself
-    np.savez(path, positions_2d=files["positions_2d"].item(),
-             metadata={**files["metadata"].item(), "keypoints_symmetry": symmetry})
+    _edit_2d(folder, lambda positions: None, keypoints_symmetry=symmetry)
     assert _train(folder, tmp_path) == 2
     _one_clear_line(capsys, "data_2d_h36m_gt.npz", "keypoints_symmetry")

@@ -29,8 +29,8 @@ def p_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def procrustes_align(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Best rotation, uniform scale and translation of each frame of ``pred`` onto ``target``.
 
-    (..., J, 3) -> (..., J, 3), in the units of ``target`` (metres here). Computed in float64 for stable SVDs; degenerate frames
-    (all joints coincident) come out as the target's centroid.
+    (..., J, 3) -> (..., J, 3), in the units of ``target`` (metres here). Computed in float64
+    for stable SVDs; degenerate frames (all joints coincident) come out as the target's centroid.
     """
     dtype = pred.dtype
     pred, target = pred.double(), target.double()
