@@ -146,3 +146,27 @@ def test_unusable_keypoint_symmetry_is_named(tmp_path, capsys, symmetry):
     _edit_2d(folder, lambda positions: None, keypoints_symmetry=symmetry)
     assert _train(folder, tmp_path) == 2
     _one_clear_line(capsys, "data_2d_h36m_gt.npz", "keypoints_symmetry")
+
+
+def test_bad_cameras_in_the_3d_file_name_the_3d_file(tmp_path, capsys):
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    files = dict(np.load(folder / "data_3d_h36m.npz", allow_pickle=True))  # written by the test itself
+    np.savez(folder / "data_3d_h36m.npz", **files, cameras="{not json")
+    assert _train(folder, tmp_path) == 2
+    _one_clear_line(capsys, "data_3d_h36m.npz", "cameras")
+
+
+def test_subject_without_actions_is_named(tmp_path, capsys):
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}, "S5": {"Walking": 30}})
+    _edit_2d(folder, lambda positions: positions.__setitem__("S5", {}))
+    assert main(["train", "--data-dir", str(folder), "-k", "gt", "-str", "S1,S5", "-ste", "S1", "-arc", "3",
+                 "-ch", "8", "-e", "1", "--checkpoint", str(tmp_path / "ck"), "--no-progress"]) == 2
+    _one_clear_line(capsys, "data_2d_h36m_gt.npz", "S5", "no actions")
+
+
+@pytest.mark.parametrize("verb", [["train", "--data-dir", "d", "--checkpoint", "c"], ["data", "build", "--bvh", "b", "--out", "o"]])
+def test_negative_seed_is_named(capsys, verb):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*verb, "--seed", "-1"])
+    assert exit_info.value.code == 2
+    assert "--seed" in capsys.readouterr().err

@@ -3,6 +3,9 @@ values under known perturbations, finite on degenerate poses, batched = per samp
 invariant to rigid motions where it should be."""
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -269,6 +272,23 @@ def test_joint_aware_loss_weights_and_logging():
     weights = LossWeights()
     total, terms = JointAwareLoss(weights)(pred, target)
     assert torch.allclose(total, sum(getattr(weights, t) * terms[t] for t in TERMS))
+
+
+_TOTAL_SCRIPT = """
+import torch
+from jointpose.losses import JointAwareLoss, LossWeights
+g = torch.Generator().manual_seed(0)
+target = torch.randn(4, 8, 17, 3, generator=g) * 0.3
+pred = target + 0.05 * torch.randn(4, 8, 17, 3, generator=g)
+print(JointAwareLoss(LossWeights(angle=0.01))(pred, target)[0].item().hex())
+"""
+
+
+def test_total_does_not_depend_on_the_python_hash_seed():
+    """The terms are summed in a fixed order, so the logged total is reproducible bit for bit."""
+    totals = {subprocess.run([sys.executable, "-c", _TOTAL_SCRIPT], env={**os.environ, "PYTHONHASHSEED": str(seed)},
+                             capture_output=True, text=True, check=True).stdout for seed in range(4)}
+    assert len(totals) == 1, totals
 
 
 @pytest.mark.parametrize("bad", [{"rom": -0.1}, {"sym": float("nan")}, {"ang_vel": float("inf")}, {"vel": "0.1"}])

@@ -95,3 +95,11 @@ def test_screen_normalisation():
     assert np.allclose(norm[2], [0.0, 0.0])
     assert np.allclose(norm[1, 1] - norm[0, 1], 1002 / 1000 * 2)  # aspect ratio kept
     assert np.allclose(image_coordinates(norm, 1000, 1002), pixels)
+
+
+def test_screen_normalisation_of_integer_pixels():
+    pixels = np.array([[0, 0], [1920, 1080], [960, 540]])
+    norm = normalize_screen_coordinates(pixels, 1920, 1080)
+    assert np.allclose(norm, normalize_screen_coordinates(pixels.astype(float), 1920, 1080))
+    assert np.allclose(norm[2], [0.0, 0.0]) and np.allclose(norm[0], [-1.0, -1080 / 1920])
+    assert np.allclose(image_coordinates(np.zeros((1, 2), int), 1920, 1080), [[960, 540]])

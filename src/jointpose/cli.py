@@ -43,6 +43,16 @@ def _str_list(text: str) -> tuple[str, ...]:
     return values
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63), got {value}")
+    return value
+
+
 def _add_data_args(p: argparse.ArgumentParser, *, train: bool) -> None:
     p.add_argument("--data-dir", required=True, help="folder with data_3d_h36m.npz and data_2d_h36m_<KEYPOINTS>.npz")
     p.add_argument("-k", "--keypoints", default="cpn_ft_h36m_dbb", help="2D keypoints name (file data_2d_h36m_<name>.npz)")
@@ -89,7 +99,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                        help=f"weight of the {name} term (default {getattr(defaults, name)})")
     p.add_argument("-no-da", "--no-data-augmentation", dest="augment", action="store_false", help="no random horizontal flips")
     p.add_argument("--subset", type=float, default=1.0, help="fraction of each training sequence to use")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (>= 0)")
     p.add_argument("--trajectory", action="store_true", help="also train a root-trajectory model")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast precision")
@@ -197,7 +207,7 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-outlier-px", type=float, default=80.0, help="noisy 2D: outlier displacement radius (px)")
     p.add_argument("--input-layout", choices=("h36m", "coco"), default="h36m",
                    help="2D as projected joints (h36m) or as jointpose infer converts COCO detections (coco)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (>= 0)")
 
 
 def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | None, NoiseModel]:

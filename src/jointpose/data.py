@@ -96,14 +96,14 @@ class H36MFiles:
         self.positions_2d = _nested_dict(files_2d, "positions_2d", self.path_2d)
         self.metadata = _object(files_2d, "metadata", self.path_2d) if "metadata" in files_2d else {}
         self.positions_3d: dict[str, Any] | None = None
-        cameras_entry = files_2d.get("cameras")
+        cameras_entry, cameras_path = files_2d.get("cameras"), self.path_2d
         if self.path_3d.is_file():
             files_3d = load_npz(self.path_3d)
             self.positions_3d = _nested_dict(files_3d, "positions_3d", self.path_3d)
             if "cameras" in files_3d:
-                cameras_entry = files_3d["cameras"]
+                cameras_entry, cameras_path = files_3d["cameras"], self.path_3d
         if cameras_entry is not None:
-            self.cameras = cameras_from_schema(_camera_schema(cameras_entry, self.path_2d), str(self.path_2d))
+            self.cameras = cameras_from_schema(_camera_schema(cameras_entry, cameras_path), str(cameras_path))
         else:
             self.cameras = h36m_cameras()
 
@@ -159,6 +159,8 @@ def load_dataset(
     for subject in subjects:
         actions_2d = _subject_actions(files, subject)
         selected = _select_actions(actions_2d, actions, subject, files.path_2d)
+        if not selected:
+            raise JointposeError(f"{files.path_2d}: subject {subject} has no actions in positions_2d")
         for action in selected:
             for seq in _load_views(files, subject, action, subset, downsample, trimmed):
                 if num_keypoints is None:

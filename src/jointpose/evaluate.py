@@ -173,11 +173,16 @@ def inference_step(poses: torch.Tensor, *, smooth: float, skeleton_fit: bool) ->
 
 
 def average_over_actions(per_action: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Unweighted mean over action groups of every metric; ``frames`` is summed."""
+    """Unweighted mean over action groups of every metric; ``frames`` is summed. A group
+    without a value for a metric (NaN: too short for velocity or acceleration) is left out
+    of that metric's mean."""
     if not per_action:
         return {}
     names = [k for k in next(iter(per_action.values())) if k != "frames"]
-    out = {name: float(np.mean([row[name] for row in per_action.values()])) for name in names}
+    out = {}
+    for name in names:
+        values = [row[name] for row in per_action.values() if not np.isnan(row[name])]
+        out[name] = float(np.mean(values)) if values else float("nan")
     out["frames"] = int(sum(row["frames"] for row in per_action.values()))
     return out
 

@@ -226,13 +226,13 @@ class JointAwareLoss(nn.Module):
             raise ValueError(f"expected pred and target of equal shape (batch, frames, 17, 3), got "
                              f"{tuple(pred.shape)} and {tuple(target.shape)}")
         w = self.weights.as_dict()
-        active = {name for name, weight in w.items() if weight != 0.0}
+        active = [name for name in TERMS if w[name] != 0.0]  # fixed order: a reproducible sum
         shared: dict[str, torch.Tensor] = {}
-        terms = self._terms(pred, target, active, shared)
+        terms = self._terms(pred, target, set(active), shared)
         if self.log_all and len(active) < len(TERMS):
             with torch.no_grad():
                 detached = {key: value.detach() for key, value in shared.items()}
-                terms.update(self._terms(pred.detach(), target, set(TERMS) - active, detached))
+                terms.update(self._terms(pred.detach(), target, set(TERMS) - set(active), detached))
         total = sum(w[name] * terms[name] * (1.0 if name == "mpjpe" else self.constraint_scale) for name in active)
         return total, terms
 
