@@ -132,7 +132,8 @@ def test_debug_flag_shows_the_traceback(tmp_path):
 
 @pytest.mark.parametrize("flag, value", [("-arc", "2,3"), ("-arc", "3,0"), ("-ch", "0"), ("-e", "0"), ("-b", "0"),
                                          ("-drop", "1"), ("-drop", "-0.1"), ("-lr", "-1"), ("-lr", "nan"),
-                                         ("-lrd", "0"), ("-lrd", "1.5")])
+                                         ("-lrd", "0"), ("-lrd", "1.5"), ("--warmup", "5"), ("--warmup", "-1"),
+                                         ("--keep-last", "-1")])
 def test_out_of_range_training_flags_are_named(tmp_path, capsys, flag, value):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
     assert _train(folder, tmp_path, flag, value) == 2
@@ -170,3 +171,21 @@ def test_negative_seed_is_named(capsys, verb):
         main([*verb, "--seed", "-1"])
     assert exit_info.value.code == 2
     assert "--seed" in capsys.readouterr().err
+
+
+
+@pytest.mark.parametrize("flags, needle", [(["-ch", "0"], "-ch"), (["-e", "0"], "-e"),
+                                           (["--animation", "demo.avi"], "--animation")])
+def test_demo_refuses_bad_flags_before_training(tmp_path, capsys, flags, needle):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress", *flags]) == 2
+    _one_clear_line(capsys, needle)
+    assert not (tmp_path / "demo").exists()
+
+
+def test_render_refuses_a_zero_frame_rate(tmp_path, capsys):
+    np.savez(tmp_path / "kp.npz", keypoints=np.zeros((5, 17, 2)))
+    np.savez(tmp_path / "poses.npz", poses_3d=np.zeros((5, 17, 3)), fps=np.array(50.0))
+    assert main(["render", "--keypoints-file", str(tmp_path / "kp.npz"), "--poses", str(tmp_path / "poses.npz"),
+                 "--image-size", "100", "100", "--fps", "0", "-o", str(tmp_path / "a.gif")]) == 2
+    _one_clear_line(capsys, "fps")
+    assert not (tmp_path / "a.gif").exists()

@@ -145,6 +145,33 @@ def _cmu_subset(cmu_mocap, folder, clips: dict[str, list[str]], index: bool = Fa
     return folder
 
 
+def test_data_build_never_overwrites_a_dataset_unasked(tmp_path, capsys):
+    out = tmp_path / "h36m"
+    out.mkdir()
+    (out / "data_3d_h36m.npz").write_bytes(b"irreplaceable")
+    assert main(["data", "build", "--bvh", str(tmp_path / "bvh"), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "data_3d_h36m.npz").read_bytes() == b"irreplaceable"
+    assert main(["data", "build", "--bvh", str(tmp_path / "bvh"), "--out", str(out), "--overwrite"]) == 2
+    assert "--overwrite" not in capsys.readouterr().err  # past the check: now it is the missing BVH folder
+
+
+def test_demo_dataset_takes_the_frame_rate_and_input_layout(tmp_path):
+    from jointpose.demo import DemoConfig, build_data
+
+    default, _, _ = build_data(DemoConfig(out=str(tmp_path / "a"), seconds=1.0))
+    other, _, _ = build_data(DemoConfig(out=str(tmp_path / "b"), seconds=1.0, fps=25.0, input_layout="coco"))
+    a, b = load_npz(default / "data_2d_h36m_gt.npz"), load_npz(other / "data_2d_h36m_gt.npz")
+    assert float(a["fps"]) == 50.0 and float(b["fps"]) == 25.0
+    view_a, view_b = a["positions_2d"].item()["S9"], b["positions_2d"].item()["S9"]
+    action = next(iter(view_a))
+    assert len(view_b[action][0]) < len(view_a[action][0])  # half the frames at 25 fps
+    same_rate, _, _ = build_data(DemoConfig(out=str(tmp_path / "c"), seconds=1.0, fps=25.0))
+    view_c = load_npz(same_rate / "data_2d_h36m_gt.npz")["positions_2d"].item()["S9"]
+    assert view_c[action][0].shape == view_b[action][0].shape
+    assert not np.allclose(view_c[action][0], view_b[action][0])  # COCO-derived 2D, not projected joints
+
+
 @pytest.mark.slow
 def test_built_cmu_dataset_trains_and_evaluates(cmu_mocap, tmp_path, capsys):
     subset = _cmu_subset(cmu_mocap, tmp_path / "bvh", {"002": ["002_01", "002_03"], "003": ["003_01"]}, index=True)

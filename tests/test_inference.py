@@ -247,6 +247,25 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     assert "unknown output format" in capsys.readouterr().err
 
 
+
+def test_infer_cli_refuses_bad_flags_and_files_before_any_work(tmp_path, capsys):
+    from jointpose.cli import main
+
+    model_path = Lifter(_model(), fps=50.0).save(tmp_path / "model.safetensors")
+    keypoints = np.random.default_rng(0).uniform(300, 700, (40, 17, 2))
+    np.savez(tmp_path / "kp.npz", keypoints=keypoints)
+    (tmp_path / "kp_really_npz.npy").write_bytes((tmp_path / "kp.npz").read_bytes())
+    base = ["-o", str(tmp_path / "out.npz"), "--checkpoint", str(model_path), "--image-size", "1000", "1000",
+            "--no-progress"]
+    for args, needle in (([str(tmp_path / "kp_really_npz.npy")], ".npz archive"),
+                         ([str(tmp_path / "kp.npz"), "--fps", "nan"], "--fps"),
+                         ([str(tmp_path / "kp.npz"), "--fps", "0"], "--fps"),
+                         ([str(tmp_path / "kp.npz"), "--render", str(tmp_path / "anim.avi")], "--render")):
+        assert main(["infer", *args, *base]) == 2
+        assert needle in capsys.readouterr().err
+        assert not (tmp_path / "out.npz").exists()  # refused before lifting anything
+
+
 def test_fit_skeleton_gives_one_consistent_skeleton():
     from jointpose.anatomy import ANGLES, bone_lengths, fit_skeleton, joint_angles
 

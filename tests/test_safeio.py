@@ -59,3 +59,12 @@ def test_corrupt_and_truncated_files(tmp_path):
         load_npz(tmp_path / "junk.npz")
     with pytest.raises(JointposeError, match="file not found"):
         load_npz(tmp_path / "missing.npz")
+
+
+def test_damaged_compressed_data_is_a_clear_error(tmp_path):
+    np.savez_compressed(tmp_path / "ok.npz", x=np.random.default_rng(0).random((2000, 17, 2)))
+    raw = bytearray((tmp_path / "ok.npz").read_bytes())
+    raw[200:400] = bytes(b ^ 0xFF for b in raw[200:400])  # inside the deflate stream, headers intact
+    (tmp_path / "bad.npz").write_bytes(bytes(raw))
+    with pytest.raises(JointposeError, match="bad.npz: key 'x'"):
+        load_npz(tmp_path / "bad.npz")

@@ -228,6 +228,13 @@ def coco_keypoints(poses: np.ndarray) -> np.ndarray:
     return out
 
 
+def dataset_paths(out_dir: str | Path) -> dict[str, Path]:
+    """The files :func:`write_h36m_dataset` writes in ``out_dir``, keyed ``3d``, ``gt`` and ``noisy``."""
+    out_dir = Path(out_dir)
+    return {"3d": out_dir / "data_3d_h36m.npz", "gt": out_dir / "data_2d_h36m_gt.npz",
+            "noisy": out_dir / "data_2d_h36m_noisy.npz"}
+
+
 def write_h36m_dataset(
     out_dir: str | Path,
     motion: dict[str, dict[str, np.ndarray]],
@@ -293,8 +300,7 @@ def write_h36m_dataset(
     extra = {"fps": np.array(float(fps))}
     if schema is not None:
         extra["cameras"] = np.array(schema)
-    paths = {"3d": out_dir / "data_3d_h36m.npz", "gt": out_dir / "data_2d_h36m_gt.npz",
-             "noisy": out_dir / "data_2d_h36m_noisy.npz"}
+    paths = dataset_paths(out_dir)
     np.savez_compressed(paths["3d"], positions_3d=positions_3d, **extra)
     np.savez_compressed(paths["gt"], positions_2d=exact, metadata=METADATA, **extra)
     np.savez_compressed(paths["noisy"], positions_2d=noisy, metadata=METADATA, **extra)

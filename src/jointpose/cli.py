@@ -128,6 +128,8 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         ("-drop", args.dropout, 0.0 <= args.dropout < 1.0, "in [0, 1)"),
         ("-lr", args.learning_rate, args.learning_rate > 0.0 and math.isfinite(args.learning_rate), "> 0"),
         ("-lrd", args.lr_decay, 0.0 < args.lr_decay <= 1.0, "in (0, 1]"),
+        ("--warmup", args.warmup, 0.0 <= args.warmup <= 1.0, "a share of the epochs in [0, 1]"),
+        ("--keep-last", getattr(args, "keep_last", 0), getattr(args, "keep_last", 0) >= 0, ">= 0"),
     ):
         if not ok:
             raise JointposeError(f"{flag} must be {rule}, got {value}")
@@ -224,9 +226,14 @@ def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | None, NoiseM
 
 
 def cmd_data_build(args: argparse.Namespace) -> None:
-    from .builder import write_h36m_dataset
+    from .builder import dataset_paths, write_h36m_dataset
     from .mocap import load_bvh_folder, parse_subject_map
     from .rigs import load_rig_mapping
+
+    existing = [str(path) for path in dataset_paths(args.out).values() if path.exists()]
+    if existing and not args.overwrite:
+        raise JointposeError(f"--out {args.out} already holds {', '.join(existing)}; "
+                             "choose another folder or pass --overwrite")
 
     mapping = load_rig_mapping(args.rig) if args.rig else None
     motion = load_bvh_folder(args.bvh, fps=args.fps, subjects=parse_subject_map(args.subjects), mapping=mapping,
@@ -246,6 +253,12 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from .lifter import Lifter
 
     fmt = format_from_path(args.output, args.format)
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        raise JointposeError(f"--fps must be a positive number of frames per second, got {args.fps}")
+    if args.render:
+        from .render import check_animation_path
+
+        check_animation_path(args.render, "--render")  # before the work, not after it
     lifter = (Lifter.load(args.checkpoint, device=args.device) if args.checkpoint
               else Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device))
     lifter.flip_test = args.tta
@@ -290,8 +303,9 @@ def _poses_file(path: str, key: str | None = None) -> tuple[np.ndarray, float | 
 
 
 def cmd_render(args: argparse.Namespace) -> None:
-    from .render import render_animation
+    from .render import check_animation_path, render_animation
 
+    check_animation_path(args.output, "-o")
     sequences = {}
     if args.data_dir:
         from .cameras import image_coordinates
@@ -319,7 +333,7 @@ def cmd_render(args: argparse.Namespace) -> None:
         if args.truth:
             sequences["Ground truth"] = _poses_file(args.truth)[0]
         video = args.video
-    render_animation(args.output, keypoints, sequences, image_size=size, fps=args.fps or fps or 50.0,
+    render_animation(args.output, keypoints, sequences, image_size=size, fps=args.fps if args.fps is not None else fps or 50.0,
                      background=video, max_frames=args.max_frames, progress=args.progress)
     print(f"wrote {args.output}")
 
@@ -342,9 +356,16 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import DemoConfig, run_demo
 
+    from .render import check_animation_path
+
+    for flag, value in (("-e", args.epochs), ("-ch", args.channels)):
+        if value < 1:
+            raise JointposeError(f"{flag} must be >= 1, got {value}")
+    check_animation_path(args.animation, "--animation")
     ring, noise = dataset_options(args)
     run_demo(DemoConfig(out=args.out, bvh=args.bvh, epochs=args.epochs, channels=args.channels, seed=args.seed,
-                        animation=args.animation, cameras=ring, noise=noise, progress=args.progress))
+                        animation=args.animation, cameras=ring, noise=noise, fps=args.fps,
+                        input_layout=args.input_layout, progress=args.progress))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -415,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("build", help="BVH motion capture -> Human3.6M-format dataset through cameras")
     p.add_argument("--bvh", required=True, help="folder with one sub-folder of .bvh files per subject")
     p.add_argument("--out", required=True, help="output folder for the npz files")
+    p.add_argument("--overwrite", action="store_true", help="replace the dataset files already in --out")
     p.add_argument("--subjects", default=None, help="FOLDER=NAME,... (default: sorted folders -> S1,S5,S6,S7,S8,S9,S11)")
     p.add_argument("--rig", default=None, help="rig mapping JSON for rigs other than the built-in ones")
     p.add_argument("--no-body-scaling", dest="body_scaling", action="store_false",

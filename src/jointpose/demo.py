@@ -29,7 +29,8 @@ SYNTHETIC_TEST = ("S9", "S11")
 @dataclass(frozen=True)
 class DemoConfig:
     """What ``jointpose demo`` builds and trains: output folder, optional BVH source, epochs,
-    channels, seconds of synthetic motion per clip, seed, animation file and its frames."""
+    channels, seconds of synthetic motion per clip, seed, animation file and its frames, the
+    dataset's cameras, 2D noise, frame rate and 2D layout."""
 
     out: str = "jointpose-demo"
     bvh: str | None = None
@@ -41,6 +42,8 @@ class DemoConfig:
     animation_frames: int = 100
     cameras: CameraRing | None = None
     noise: NoiseModel = NoiseModel()
+    fps: float = 50.0
+    input_layout: str = "h36m"
     progress: bool = True
 
 
@@ -50,14 +53,15 @@ def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ..
     if config.bvh is None:
         from .synthetic import generate
 
-        motion = generate(list(SYNTHETIC_TRAIN + SYNTHETIC_TEST), seconds=config.seconds, seed=config.seed)
+        motion = generate(list(SYNTHETIC_TRAIN + SYNTHETIC_TEST), seconds=config.seconds, fps=config.fps,
+                          seed=config.seed)
         train, test = SYNTHETIC_TRAIN, SYNTHETIC_TEST
         print(f"Built-in SYNTHETIC motion (procedural, not captured): {len(motion)} subjects x "
               f"{len(next(iter(motion.values())))} clips of {config.seconds:g} s")
     else:
         from .mocap import load_bvh_folder
 
-        motion = load_bvh_folder(config.bvh, seed=config.seed)
+        motion = load_bvh_folder(config.bvh, fps=config.fps, seed=config.seed)
         subjects = list(motion)
         if len(subjects) < 2:
             from .errors import JointposeError
@@ -65,7 +69,8 @@ def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ..
             raise JointposeError(f"--bvh {config.bvh}: the demo needs at least two subject folders (train and test)")
         train, test = tuple(subjects[:-1]), (subjects[-1],)
         print(f"BVH motion from {config.bvh}: train on {', '.join(train)}, test on {test[0]}")
-    write_h36m_dataset(folder, motion, fps=50.0, cameras=config.cameras, noise=config.noise, seed=config.seed)
+    write_h36m_dataset(folder, motion, fps=config.fps, cameras=config.cameras, noise=config.noise, seed=config.seed,
+                       input_layout=config.input_layout)
     return folder, train, test
 
 

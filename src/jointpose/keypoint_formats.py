@@ -297,6 +297,9 @@ def read_array(path: Path) -> np.ndarray:
             array = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise JointposeError(f"{path}: not a readable .npy array ({exc})") from None
+        if not isinstance(array, np.ndarray):
+            array.close()
+            raise JointposeError(f"{path}: an .npz archive, not an .npy array (rename it to .npz)")
         where = str(path)
     if array.dtype.kind not in "iuf":
         raise JointposeError(f"{where}: expected numbers, got dtype {array.dtype}")

@@ -318,6 +318,14 @@ def render_frame(
     return figure.draw(index, background)
 
 
+def check_animation_path(path: str | Path, name: str = "animation") -> Path:
+    """``path`` as a Path, or a :class:`JointposeError` naming ``name`` when it is not .mp4 or .gif."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise JointposeError(f"{name} {path}: unknown animation format '{path.suffix}' (use {' or '.join(FORMATS)})")
+    return path
+
+
 def render_animation(
     output: str | Path,
     keypoints_2d: np.ndarray | None,
@@ -341,9 +349,7 @@ def render_animation(
     ``fps`` frames per second; ``max_frames`` renders only the first frames; ``azimuth`` and
     ``elevation`` (degrees) set the fixed 3D view; ``panel_size`` inches, ``dpi`` pixels per inch.
     """
-    output = Path(output)
-    if output.suffix.lower() not in FORMATS:
-        raise JointposeError(f"{output}: unknown animation format '{output.suffix}' (use {' or '.join(FORMATS)})")
+    output = check_animation_path(output)
     if not (np.isfinite(fps) and fps > 0):
         raise JointposeError(f"fps: must be a positive number, got {fps}")
     if max_frames is not None and max_frames < 1:

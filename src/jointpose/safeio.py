@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,8 @@ def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
     key = name[:-4] if name.endswith(".npy") else name
     try:
         raw = archive.read(name)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise JointposeError(f"{path}: key '{key}' is corrupt ({exc})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error) as exc:
+        raise JointposeError(f"{path}: key '{key}' is corrupt or unreadable ({exc})") from None
     stream = io.BytesIO(raw)
     try:
         version = np.lib.format.read_magic(stream)
