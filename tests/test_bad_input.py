@@ -128,6 +128,27 @@ def test_short_sequences_are_padded_not_refused(tmp_path, capsys):
 def test_debug_flag_shows_the_traceback(tmp_path):
     with pytest.raises(JointposeError):
         main(["--debug", "train", "--data-dir", str(tmp_path / "nowhere"), "--checkpoint", str(tmp_path / "c")])
+    with pytest.raises(JointposeError):  # after the verb too
+        main(["data", "build", "--bvh", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--debug"])
+
+
+def test_errors_name_the_whole_verb(tmp_path, capsys):
+    assert main(["data", "build", "--bvh", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.startswith("jointpose data build: error: --bvh")
+
+
+def test_flags_that_would_be_ignored_are_refused(tmp_path, capsys):
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    assert main(["ablate", "--data-dir", str(folder), "-k", "gt", "-str", "S1", "-ste", "S1", "-arc", "3", "-ch", "8",
+                 "-e", "1", "--no-constraints", "--out", str(tmp_path / "abl"), "--no-progress"]) == 2
+    _one_clear_line(capsys, "--no-constraints")
+    assert _train(folder, tmp_path, "--causal", "--smooth", "1") == 2
+    _one_clear_line(capsys, "--smooth", "--causal")
+    np.save(tmp_path / "kp.npy", np.zeros((5, 17, 2)))
+    assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "p.npz"), "--checkpoint", str(tmp_path / "m"),
+                 "--causal", "--image-size", "10", "10"]) == 2
+    _one_clear_line(capsys, "--causal", "--checkpoint")
+    assert not (tmp_path / "abl").exists() and not (tmp_path / "ck").exists()
 
 
 @pytest.mark.parametrize("flag, value", [("-arc", "2,3"), ("-arc", "3,0"), ("-ch", "0"), ("-e", "0"), ("-b", "0"),

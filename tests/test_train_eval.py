@@ -70,6 +70,20 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
     assert exported["S9/Walking/0"].shape == (120, 17, 3)
     assert np.all(exported["S11/Directions/3"][:, 0] == 0)
 
+    # Without -k / -ste the checkpoint's keypoints and test subjects are used; an exported
+    # .safetensors model evaluates to the same figures as its checkpoint.
+    from jointpose.lifter import Lifter
+
+    model_file = Lifter.load(ckpt).save(tmp_path / "model.safetensors")
+    for source, name in ((ckpt, "defaults.json"), (model_file, "exported.json")):
+        extra = [] if source == ckpt else ["-k", "gt", "-ste", "S9,S11"]
+        assert main(["evaluate", "--data-dir", str(h36m_dir), "--checkpoint", str(source), *extra,
+                     "--json", str(tmp_path / name)]) == 0
+        other = json.loads((tmp_path / name).read_text())
+        assert other["config"]["evaluated_on"]["subjects"] == ["S9", "S11"]
+        assert other["average"]["p1"] == pytest.approx(summary["average"]["p1"], abs=1e-3)
+        assert other["average"]["bone_std"] == pytest.approx(summary["average"]["bone_std"], abs=1e-3)
+
 
 def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"

@@ -62,6 +62,17 @@ def test_bf16_training_converges(h36m_dir, tmp_path):
     assert load_checkpoint(tmp_path / "bf16")["config"]["precision"] == "bf16"
 
 
+@pytest.mark.slow
+def test_fp16_training_scales_the_loss(h36m_dir, tmp_path):
+    assert main(_args(h36m_dir, tmp_path / "fp16", "-e", "4", "--precision", "fp16", "--no-constraints")) == 0
+    ckpt = load_checkpoint(tmp_path / "fp16")
+    assert ckpt["scaler"]["scale"] > 0  # a GradScaler ran (and its state resumes with the run)
+    assert ckpt["history"][-1]["mpjpe"] < 0.7 * ckpt["history"][0]["mpjpe"]
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    config = train_config(build_parser().parse_args(_args(h36m_dir, tmp_path / "fp32", "-e", "1")))
+    assert not Trainer(config).scaler.is_enabled()
+
+
 def test_compile_flag_wraps_the_model():
     model = StridedTemporalModel((3,), channels=8)
     wrapped = wrap_model(model, DistContext.single("cpu"), compile=True)

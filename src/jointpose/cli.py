@@ -55,11 +55,16 @@ def _seed(text: str) -> int:
 
 def _add_data_args(p: argparse.ArgumentParser, *, train: bool) -> None:
     p.add_argument("--data-dir", required=True, help="folder with data_3d_h36m.npz and data_2d_h36m_<KEYPOINTS>.npz")
-    p.add_argument("-k", "--keypoints", default="cpn_ft_h36m_dbb", help="2D keypoints name (file data_2d_h36m_<name>.npz)")
     if train:
+        p.add_argument("-k", "--keypoints", default="cpn_ft_h36m_dbb", help="2D keypoints name (file data_2d_h36m_<name>.npz)")
         p.add_argument("-str", "--subjects-train", type=_str_list, default=("S1", "S5", "S6", "S7", "S8"),
                        help="training subjects (default S1,S5,S6,S7,S8)")
-    p.add_argument("-ste", "--subjects-test", type=_str_list, default=("S9", "S11"), help="test subjects (default S9,S11)")
+        p.add_argument("-ste", "--subjects-test", type=_str_list, default=("S9", "S11"), help="test subjects (default S9,S11)")
+    else:
+        p.add_argument("-k", "--keypoints", default=None,
+                       help="2D keypoints name (file data_2d_h36m_<name>.npz; default: the checkpoint's, else cpn_ft_h36m_dbb)")
+        p.add_argument("-ste", "--subjects-test", type=_str_list, default=None,
+                       help="test subjects (default: the checkpoint's, else S9,S11)")
     p.add_argument("-a", "--actions", type=_str_list, default=None, help="action groups to use, e.g. Walking,Sitting (default all)")
     p.add_argument("--downsample", type=int, default=1, help="keep every N-th frame")
     p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false",
@@ -119,6 +124,8 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     if args.constraints and not 0.0 < args.chunk_share < 1.0:
         raise JointposeError(f"--chunk-share must be between 0 and 1 (exclusive), got {args.chunk_share}")
     check_sigma(args.smooth, "--smooth")
+    if args.causal and args.smooth > 0:
+        raise JointposeError("--smooth reads future frames, which a --causal model must not; leave one out")
     for flag, value, ok, rule in (
         ("-arc", ",".join(map(str, args.architecture)), bool(args.architecture) and all(w >= 1 and w % 2 for w in args.architecture),
          "odd filter widths >= 1"),
@@ -171,7 +178,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.smooth is not None:
         check_sigma(args.smooth, "--smooth")
     result = evaluate_checkpoint(
-        args.checkpoint, args.data_dir, args.keypoints, list(args.subjects_test),
+        args.checkpoint, args.data_dir, args.keypoints, None if args.subjects_test is None else list(args.subjects_test),
         list(args.actions) if args.actions else None, flip_test=args.tta, by_subject=args.by_subject,
         downsample=args.downsample, device=args.device, raw=args.raw, smooth=args.smooth,
     )
@@ -253,6 +260,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from .lifter import Lifter
 
     fmt = format_from_path(args.output, args.format)
+    if args.checkpoint and args.causal:
+        raise JointposeError("--causal picks the bundled causal model; a --checkpoint is causal or not by itself")
     if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
         raise JointposeError(f"--fps must be a positive number of frames per second, got {args.fps}")
     if args.render:
@@ -264,7 +273,9 @@ def cmd_infer(args: argparse.Namespace) -> None:
     lifter.flip_test = args.tta
     lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
     lifter.smooth = 0.0 if args.raw else lifter.smooth
-    keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
+    with warnings.catch_warnings():  # its notes are printed below, once
+        warnings.simplefilter("ignore", JointposeWarning)
+        keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
     for note in keypoints.notes:
         print(note)
     video = args.video
@@ -348,6 +359,8 @@ def _split_key(key: str | None) -> tuple[str, str, str]:
 def cmd_ablate(args: argparse.Namespace) -> None:
     from .ablation import run_ablation
 
+    if not args.constraints:
+        raise JointposeError("--no-constraints: ablate trains the baseline and the joint-aware model itself; leave it out")
     if Path(args.out).exists() and any(Path(args.out).iterdir()):
         raise JointposeError(f"--out {args.out} is not empty; choose a new folder")
     run_ablation(train_config(args, checkpoint_dir=args.out), args.out)
@@ -355,7 +368,6 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import DemoConfig, run_demo
-
     from .render import check_animation_path
 
     for flag, value in (("-e", args.epochs), ("-ch", args.channels)):
@@ -453,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", dest="progress", action="store_false")
     add_dataset_args(p)
     p.set_defaults(func=cmd_demo)
+    for sub in [*verbs.choices.values(), *data.choices.values()]:  # --debug after the verb works too
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for user errors")
     return parser
 
 
@@ -467,7 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JointposeError as exc:
         if args.debug:
             raise
-        print(f"jointpose {args.verb}: error: {exc}", file=sys.stderr)
+        verb = " ".join(filter(None, (args.verb, getattr(args, "data_verb", None))))
+        print(f"jointpose {verb}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -223,8 +223,8 @@ def load_model(checkpoint: str | Path, device: str = "auto") -> tuple[TemporalMo
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data_dir: str | Path,
-    keypoints: str,
-    subjects: list[str],
+    keypoints: str | None = None,
+    subjects: list[str] | None = None,
     actions: list[str] | None = None,
     *,
     flip_test: bool = True,
@@ -234,30 +234,43 @@ def evaluate_checkpoint(
     raw: bool = False,
     smooth: float | None = None,
 ) -> Evaluation:
-    """Evaluate a checkpoint on ``subjects``; the summary's ``config`` records what was run.
+    """Evaluate a training checkpoint (file or folder) or an exported ``.safetensors`` model on
+    ``subjects``; the summary's ``config`` records what was run.
 
-    A joint-aware checkpoint filters each sequence in time and fits one consistent skeleton
-    to it unless ``raw``; ``smooth`` (frames) overrides the checkpoint's filter, for any
-    checkpoint (the baseline's too).
+    ``keypoints`` and ``subjects`` default to the checkpoint's (an exported model has none:
+    ``cpn_ft_h36m_dbb`` and S9, S11). A joint-aware model filters each sequence in time and
+    fits one consistent skeleton to it unless ``raw``; ``smooth`` (frames) overrides the
+    model's filter, for any model (the baseline's too).
     """
     from .plausibility import plausibility_errors
 
-    model, ckpt = load_model(checkpoint, device)
+    if Path(checkpoint).suffix == ".safetensors":
+        from .lifter import Lifter
+
+        lifter = Lifter.load(checkpoint, device=device)
+        model, config, epoch = lifter.model, {"exported_model": True}, None
+        default_fit, default_smooth = lifter.skeleton_fit, lifter.smooth
+    else:
+        model, ckpt = load_model(checkpoint, device)
+        config, epoch = ckpt["config"], ckpt["epoch"]
+        default_fit, default_smooth = uses_skeleton_fit(config), smoothing_sigma(config)
+    keypoints = keypoints or config.get("keypoints", "cpn_ft_h36m_dbb")
+    subjects = subjects or list(config.get("subjects_test", ("S9", "S11")))
     data = load_dataset(data_dir, keypoints, subjects, actions, downsample=downsample)
     if data.num_keypoints != model.num_joints_in:
         raise JointposeError(
             f"-k {keypoints}: {data.num_keypoints} keypoints per frame but the checkpoint expects {model.num_joints_in}"
         )
-    fit = uses_skeleton_fit(ckpt["config"]) and not raw
+    fit = default_fit and not raw
     if raw:
         smooth = 0.0
     elif smooth is None:
-        smooth = smoothing_sigma(ckpt["config"])
+        smooth = default_smooth
     result = evaluate_model(model, data.sequences, flip_test=flip_test, keypoints_left=data.keypoints_left,
                             keypoints_right=data.keypoints_right, by_subject=by_subject,
                             extra_metrics=plausibility_errors, skeleton_fit=fit, smooth=smooth)
     result.summary = {
-        "config": {**ckpt["config"], "checkpoint": str(checkpoint), "checkpoint_epoch": ckpt["epoch"],
+        "config": {**config, "checkpoint": str(checkpoint), "checkpoint_epoch": epoch,
                    "evaluated_on": {"data_dir": str(data_dir), "keypoints": keypoints, "subjects": subjects,
                                     "actions": actions, "test_time_augmentation": flip_test,
                                     "skeleton_fit": fit, "smooth": smooth}},
