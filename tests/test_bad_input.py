@@ -122,7 +122,8 @@ def test_short_sequences_are_padded_not_refused(tmp_path, capsys):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 60}, "S9": {"Walking": 5}})
     assert main(["train", "--data-dir", str(folder), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3,3,3",
                  "-ch", "8", "-e", "1", "--checkpoint", str(tmp_path / "ck"), "--no-progress"]) == 0
-    assert "frames" in capsys.readouterr().out  # 5 frames < receptive field 27: evaluated after edge padding
+    row = capsys.readouterr().out.splitlines()[-1].split()  # 5 frames < receptive field 27: edge-padded
+    assert row[0] == "Average" and row[-1] == "20"  # all 4 cameras x 5 frames evaluated
 
 
 def test_debug_flag_shows_the_traceback(tmp_path):

@@ -61,6 +61,13 @@ def test_predict_shapes_lists_and_short_sequences():
     # Confidence columns are ignored; pixels are normalised by the image width.
     with_conf = np.concatenate([_keypoints(40), np.ones((40, 17, 1))], axis=-1)
     assert np.allclose(lifter.predict(with_conf, image_size=(1000, 1000)), out)
+    # A wide image: (width, height) order matters, x by the width and y offset by height / width.
+    from jointpose.cameras import normalize_screen_coordinates
+
+    pixels = _keypoints(40) * np.array([1.92, 1.08])
+    wide = lifter.predict(pixels, image_size=(1920, 1080))
+    assert np.allclose(wide, lifter.predict(normalize_screen_coordinates(pixels, 1920, 1080), normalized=True))
+    assert not np.allclose(wide, lifter.predict(normalize_screen_coordinates(pixels, 1080, 1920), normalized=True))
 
 
 def test_flip_test_augmentation_is_used():

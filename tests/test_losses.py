@@ -272,6 +272,11 @@ def test_joint_aware_loss_weights_and_logging():
     weights = LossWeights()
     total, terms = JointAwareLoss(weights)(pred, target)
     assert torch.allclose(total, sum(getattr(weights, t) * terms[t] for t in TERMS))
+    ramped = JointAwareLoss(weights)
+    ramped.constraint_scale = 0.5  # the warm-up scales every term but MPJPE
+    half, _ = ramped(pred, target)
+    constraints = sum(getattr(weights, t) * terms[t] for t in TERMS if t != "mpjpe")
+    assert constraints > 0 and torch.allclose(half, terms["mpjpe"] + 0.5 * constraints)
 
 
 _TOTAL_SCRIPT = """

@@ -84,3 +84,23 @@ def test_table_rules_off_the_average_and_the_subject_block_once():
     names = [line.split()[0] for line in lines[1:]]
     assert names == ["-" * len(lines[0]), "Walking", "Sitting", "-" * len(lines[0]), "Average",
                      "-" * len(lines[0]), "[S9]", "[S11]"]
+
+
+def test_plausibility_metrics_by_hand():
+    from h36m_files import motion
+
+    from jointpose.plausibility import bone_length_std, left_right_gap, outside_range_of_motion
+
+    poses = torch.from_numpy(motion(8, seed=0))  # a rigid, left/right-symmetric walker, metres
+    assert float(bone_length_std(poses).max()) < 1e-9 and float(left_right_gap(poses).max()) < 1e-9
+    assert float(outside_range_of_motion(poses).sum()) == 0.0
+    longer = poses.clone()  # left forearm 2 cm longer in frame 3 (the wrist is a leaf joint)
+    forearm = longer[3, 13] - longer[3, 12]
+    longer[3, 13] += 0.02 * forearm / forearm.norm()
+    gap = left_right_gap(longer)
+    assert math.isclose(float(gap[3]), 0.02 / 6, rel_tol=1e-6) and float(gap[[0, 1, 2, 4]].max()) < 1e-9
+    # one bone of 16 off by 2 cm in 1 frame of 8: std 0.02 * sqrt(1/8 * 7/8), averaged over bones
+    assert math.isclose(float(bone_length_std(longer)[0]), 0.02 * math.sqrt(7 / 64) / 16, rel_tol=1e-6)
+    folded = poses.clone()  # right knee folded shut in frame 5: the foot back beside the hip
+    folded[5, 3] = folded[5, 2] + 0.9 * (folded[5, 1] - folded[5, 2])
+    assert outside_range_of_motion(folded).tolist() == [0, 0, 0, 0, 0, 1, 0, 0]

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from jointpose.batching import ChunkedWindows
+from jointpose.batching import ChunkedWindows, MixedBatch
 from jointpose.cli import main
 from jointpose.data import load_dataset
-from jointpose.losses import mpjpe
+from jointpose.losses import TERMS, JointAwareLoss, LossWeights, mpjpe
 from jointpose.model import StridedTemporalModel
 
 
@@ -126,3 +126,64 @@ def test_2048_channels_end_to_end(h36m_dir, tmp_path):
     assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint", str(ckpt),
                  "--json", str(tmp_path / "r.json")]) == 0
     assert np.isfinite(json.loads((tmp_path / "r.json").read_text())["average"]["p1"])
+
+
+def test_mixed_loss_by_hand():
+    """MPJPE over every frame (singles and chunk frames alike), constraint terms over the chunks only."""
+    from jointpose.train import mixed_loss
+
+    g = torch.Generator().manual_seed(0)
+    singles, chunks = torch.randn(3, 17, 3, generator=g), torch.randn(2, 4, 17, 3, generator=g)
+    pred = torch.cat([singles, chunks.reshape(-1, 17, 3)]) + 0.05 * torch.randn(11, 17, 3, generator=g)
+    weights = LossWeights()
+    position, constraints, terms = mixed_loss(JointAwareLoss(weights), pred, singles, chunks)
+    everything = torch.cat([singles, chunks.reshape(-1, 17, 3)])
+    assert torch.allclose(position, mpjpe(pred, everything)) and torch.allclose(terms["mpjpe"], position)
+    _, chunk_terms = JointAwareLoss(weights)(pred[3:].reshape(chunks.shape), chunks)
+    expected = sum(getattr(weights, t) * chunk_terms[t] for t in TERMS if t != "mpjpe")
+    assert constraints > 0 and torch.allclose(constraints, expected)
+
+
+def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
+    """One step's loss is the frame MPJPE plus the weighted constraint terms (the baseline: MPJPE alone)."""
+    from jointpose.cli import build_parser, train_config
+    from jointpose.train import Trainer
+
+    args = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3,3", "-ch", "16",
+            "-b", "64", "--no-progress"]
+    for extra, constrained in (([], True), (["--no-constraints"], False)):
+        trainer = Trainer(train_config(build_parser().parse_args(args + ["--checkpoint", str(tmp_path / str(constrained))]
+                                                                 + extra)))
+        batch: MixedBatch = next(iter(trainer.windows.batches(64, 0, 0, augment=False)))
+        trainer.model.eval()
+        with torch.no_grad():
+            pred = trainer.model(batch.windows).reshape(len(batch.windows), 17, 3)
+        total, terms = trainer.step_loss(pred, batch, 1.0, 1)
+        if constrained:
+            assert len(batch.chunks) > 0
+            constraint_part = sum(getattr(trainer.config.weights, t) * terms[t] for t in TERMS if t != "mpjpe")
+            assert constraint_part > 0.01 * terms["mpjpe"]
+            assert torch.allclose(total, terms["mpjpe"] + constraint_part)
+        else:
+            assert len(batch.chunks) == 0 and torch.allclose(total, terms["mpjpe"])
+
+
+def test_learning_rate_decay_and_keep_last(h36m_dir, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    assert main(["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3", "-ch", "8",
+                 "-e", "3", "-b", "512", "-lr", "0.002", "-lrd", "0.5", "--keep-last", "2", "--no-constraints",
+                 "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    rates = [float(row["lr"]) for row in csv.DictReader(open(ckpt / "log.csv"))]
+    assert rates == pytest.approx([0.002, 0.001, 0.0005])  # the rate each epoch trained at
+    assert sorted(p.name for p in ckpt.glob("epoch_*.pt")) == ["epoch_002.pt", "epoch_003.pt"]
+
+
+def test_ablation_reports_relative_changes():
+    from jointpose.ablation import format_comparison, relative_change
+
+    assert relative_change(10.0, 8.0) == pytest.approx(-20.0) and relative_change(8.0, 10.0) == pytest.approx(25.0)
+    assert relative_change(0.0, 0.0) == 0.0 and relative_change(0.0, 1.0) == float("inf")
+    base = {"actions": {"Walking": {"p1": 50.0, "mpjve": 4.0}}, "average": {"p1": 50.0, "mpjve": 4.0}}
+    joint = {"actions": {"Walking": {"p1": 45.0, "mpjve": 5.0}}, "average": {"p1": 45.0, "mpjve": 5.0}}
+    average = format_comparison(base, joint).splitlines()[-1].split()
+    assert average == ["Average", "50.00", "45.00", "-10.0%", "4.00", "5.00", "25.0%"]
