@@ -339,7 +339,8 @@ def test_bad_arguments_name_the_file(tmp_path, kwargs, pattern):
     assert "ok.json" in str(info.value)
 
 
-def test_long_sequence_is_fast(tmp_path):
+def test_long_sequence_loads_and_resamples(tmp_path):
+    """50,000 frames through the vectorised loader and resampler (a Python loop per frame would crawl)."""
     frames = 50_000
     rng = np.random.default_rng(1)
     data = np.concatenate([rng.uniform(0, 1000, (frames, 17, 2)), rng.uniform(0, 1, (frames, 17, 1))], axis=-1)

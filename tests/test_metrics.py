@@ -58,7 +58,9 @@ def test_velocity_and_acceleration_on_constant_velocity_motion():
 def test_metrics_are_batched():
     pred, target = torch.randn(2, 5, 17, 3), torch.randn(2, 5, 17, 3)
     assert torch.allclose(p_mpjpe(pred, target)[1], p_mpjpe(pred[1], target[1]), atol=1e-6)
-    assert velocity_error(pred, target).shape == (2, 4)
+    for metric in (mpjpe, n_mpjpe, velocity_error, acceleration_error):
+        batched = metric(pred, target)
+        assert torch.allclose(batched, torch.stack([metric(pred[i], target[i]) for i in range(2)]), atol=1e-6)
 
 
 def test_average_over_actions_is_unweighted():

@@ -79,6 +79,16 @@ def test_compile_flag_wraps_the_model():
     assert wrapped is not model and hasattr(wrapped, "_orig_mod") and wrapped._orig_mod is model
 
 
+def test_batch_norm_momentum_decays_from_0_1_to_0_001(h36m_dir, tmp_path):
+    config = train_config(build_parser().parse_args(_args(h36m_dir, tmp_path / "bn", "-e", "4", "--no-constraints")))
+    trainer = Trainer(config)
+    momenta = []
+    for epoch in range(4):
+        trainer.fit(until_epoch=epoch + 1)
+        momenta.append(trainer.model.expand_bn.momentum)
+    assert momenta == pytest.approx([0.1 * (0.001 / 0.1) ** (k / 4) for k in range(4)])
+
+
 def test_constraint_warmup_ramps_the_weights(h36m_dir, tmp_path):
     config = train_config(build_parser().parse_args(_args(h36m_dir, tmp_path / "w", "-e", "4", "--warmup", "0.5")))
     trainer = Trainer(config)
