@@ -79,14 +79,26 @@ def test_compile_flag_wraps_the_model():
     assert wrapped is not model and hasattr(wrapped, "_orig_mod") and wrapped._orig_mod is model
 
 
-def test_batch_norm_momentum_decays_from_0_1_to_0_001(h36m_dir, tmp_path):
-    config = train_config(build_parser().parse_args(_args(h36m_dir, tmp_path / "bn", "-e", "4", "--no-constraints")))
+def test_batch_norm_momentum_schedule():
+    from jointpose.train import bn_momentum
+
+    # Human3.6M-sized epochs (~1,500 steps): VideoPose3D's decay from 0.1 to 0.001, untouched.
+    assert [bn_momentum(k, 4, 1500) for k in range(4)] == pytest.approx([0.1 * 0.01 ** (k / 4) for k in range(4)])
+    # 40 steps per epoch: never below 1/40, so the statistics stay within about an epoch.
+    assert [bn_momentum(k, 4, 40) for k in range(4)] == pytest.approx([0.1, 0.1 * 0.01 ** 0.25, 0.025, 0.025])
+    assert bn_momentum(0, 4, 2) == 0.1  # never above the starting momentum
+
+
+def test_trainer_applies_the_batch_norm_schedule(h36m_dir, tmp_path):
+    from jointpose.train import bn_momentum
+
+    config = train_config(build_parser().parse_args(_args(h36m_dir, tmp_path / "bn", "-e", "3", "--no-constraints")))
     trainer = Trainer(config)
-    momenta = []
-    for epoch in range(4):
+    steps = trainer.windows.steps_per_epoch(config.batch_size)
+    for epoch in range(3):
         trainer.fit(until_epoch=epoch + 1)
-        momenta.append(trainer.model.expand_bn.momentum)
-    assert momenta == pytest.approx([0.1 * (0.001 / 0.1) ** (k / 4) for k in range(4)])
+        assert trainer.model.expand_bn.momentum == pytest.approx(bn_momentum(epoch, 3, steps))
+        assert trainer.model.layers_bn[-1].momentum == trainer.model.expand_bn.momentum
 
 
 def test_constraint_warmup_ramps_the_weights(h36m_dir, tmp_path):

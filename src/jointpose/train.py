@@ -177,8 +177,8 @@ class Trainer:
                   f"target frames per epoch; receptive field {self.model.receptive_field()} frames; "
                   f"{sum(p.numel() for p in self.model.parameters()):,} parameters; device {self.device}")
         while self.epoch < stop:
-            momentum = BN_MOMENTUM_START * np.exp(
-                -self.epoch / config.epochs * np.log(BN_MOMENTUM_START / BN_MOMENTUM_END))
+            momentum = bn_momentum(self.epoch, config.epochs,
+                                   self.windows.steps_per_epoch(config.batch_size, self.dist.world_size))
             for model in filter(None, (self.model, self.trajectory_model)):
                 model.set_bn_momentum(float(momentum))
             for group in self.optimizer.param_groups:
@@ -315,6 +315,20 @@ class Trainer:
         if self.config.log_steps:
             write_log(self.step_log, self.folder / "steps.csv")
         plot_learning_curve(self.history, self.folder / "learning_curve.png")
+
+
+def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int) -> float:
+    """Batch-norm running-statistics momentum for ``epoch`` (0-based): VideoPose3D's decay from
+    0.1 to 0.001 over the run, but never below 1 / ``steps_per_epoch``.
+
+    At 0.001 the running statistics average over the last ~1000 steps. On Human3.6M (about
+    1,500 steps per epoch) that is under an epoch and the floor never binds; on a small
+    dataset (say 40 steps per epoch) it would be most of the run, so evaluation would
+    normalise with statistics of long-gone weights. The floor keeps them within about an
+    epoch (README, "Batch-norm statistics on small datasets").
+    """
+    decayed = BN_MOMENTUM_START * float(np.exp(-epoch / epochs * np.log(BN_MOMENTUM_START / BN_MOMENTUM_END)))
+    return min(BN_MOMENTUM_START, max(decayed, 1.0 / max(1, steps_per_epoch)))
 
 
 def mixed_loss(loss_fn: JointAwareLoss, pred: torch.Tensor, singles: torch.Tensor,
