@@ -117,20 +117,22 @@ def project_points(
     return np.stack([xd, yd], axis=-1) * np.asarray(focal_length) + np.asarray(center)
 
 
+def _floating(values: np.ndarray) -> np.ndarray:
+    """``values`` as an array; integers become float64, floating dtypes are kept."""
+    values = np.asarray(values)
+    return values if np.issubdtype(values.dtype, np.floating) else values.astype(np.float64)
+
+
 def normalize_screen_coordinates(pixels: np.ndarray, w: int, h: int) -> np.ndarray:
     """Pixels (..., 2) -> normalised coordinates: x in [0, w] -> [-1, 1], aspect ratio kept.
     Integer pixels come back as float64; floating ones keep their dtype."""
-    pixels = np.asarray(pixels)
-    if not np.issubdtype(pixels.dtype, np.floating):
-        pixels = pixels.astype(np.float64)
+    pixels = _floating(pixels)
     return pixels / w * 2.0 - np.array([1.0, h / w], dtype=pixels.dtype)
 
 
 def image_coordinates(normalized: np.ndarray, w: int, h: int) -> np.ndarray:
     """Inverse of :func:`normalize_screen_coordinates`: normalised (..., 2) -> pixels."""
-    normalized = np.asarray(normalized)
-    if not np.issubdtype(normalized.dtype, np.floating):
-        normalized = normalized.astype(np.float64)
+    normalized = _floating(normalized)
     return (normalized + np.array([1.0, h / w], dtype=normalized.dtype)) * w / 2.0
 
 

@@ -53,6 +53,13 @@ def _seed(text: str) -> int:
     return value
 
 
+def _check_flags(rows) -> None:
+    """Raise a :class:`JointposeError` naming the first ``(flag, value, ok, rule)`` whose ``ok`` is false."""
+    for flag, value, ok, rule in rows:
+        if not ok:
+            raise JointposeError(f"{flag} must be {rule}, got {value}")
+
+
 def _add_data_args(p: argparse.ArgumentParser, *, train: bool) -> None:
     p.add_argument("--data-dir", required=True, help="folder with data_3d_h36m.npz and data_2d_h36m_<KEYPOINTS>.npz")
     if train:
@@ -126,7 +133,8 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     check_sigma(args.smooth, "--smooth")
     if args.causal and args.smooth > 0:
         raise JointposeError("--smooth reads future frames, which a --causal model must not; leave one out")
-    for flag, value, ok, rule in (
+    keep_last = getattr(args, "keep_last", 0)
+    _check_flags((
         ("-arc", ",".join(map(str, args.architecture)), bool(args.architecture) and all(w >= 1 and w % 2 for w in args.architecture),
          "odd filter widths >= 1"),
         ("-ch", args.channels, args.channels >= 1, ">= 1"),
@@ -136,10 +144,8 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         ("-lr", args.learning_rate, args.learning_rate > 0.0 and math.isfinite(args.learning_rate), "> 0"),
         ("-lrd", args.lr_decay, 0.0 < args.lr_decay <= 1.0, "in (0, 1]"),
         ("--warmup", args.warmup, 0.0 <= args.warmup <= 1.0, "a share of the epochs in [0, 1]"),
-        ("--keep-last", getattr(args, "keep_last", 0), getattr(args, "keep_last", 0) >= 0, ">= 0"),
-    ):
-        if not ok:
-            raise JointposeError(f"{flag} must be {rule}, got {value}")
+        ("--keep-last", keep_last, keep_last >= 0, ">= 0"),
+    ))
     weights = LossWeights(**{name: getattr(args, f"w_{name}") for name in
                              ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")})
     values = dict(
@@ -151,7 +157,7 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         warmup=args.warmup,
         skeleton_fit=args.skeleton_fit, smooth=args.smooth, augment=args.augment,
         test_time_augmentation=args.tta, resume=getattr(args, "resume", False), seed=args.seed,
-        subset=args.subset, downsample=args.downsample, keep_last=getattr(args, "keep_last", 0),
+        subset=args.subset, downsample=args.downsample, keep_last=keep_last,
         trajectory=args.trajectory, device=args.device, sync_bn=args.sync_bn, precision=args.precision,
         compile=args.compile, progress=args.progress, log_steps=args.log_steps,
     )
@@ -370,9 +376,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import DemoConfig, run_demo
     from .render import check_animation_path
 
-    for flag, value in (("-e", args.epochs), ("-ch", args.channels)):
-        if value < 1:
-            raise JointposeError(f"{flag} must be >= 1, got {value}")
+    _check_flags((("-e", args.epochs, args.epochs >= 1, ">= 1"), ("-ch", args.channels, args.channels >= 1, ">= 1")))
     check_animation_path(args.animation, "--animation")
     ring, noise = dataset_options(args)
     run_demo(DemoConfig(out=args.out, bvh=args.bvh, epochs=args.epochs, channels=args.channels, seed=args.seed,

@@ -180,7 +180,7 @@ class Trainer:
             momentum = bn_momentum(self.epoch, config.epochs,
                                    self.windows.steps_per_epoch(config.batch_size, self.dist.world_size))
             for model in filter(None, (self.model, self.trajectory_model)):
-                model.set_bn_momentum(float(momentum))
+                model.set_bn_momentum(momentum)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
             # Constraint terms ramp up linearly over the first `warmup` share of the epochs.
