@@ -5,14 +5,15 @@ that all see the same machine state:
 
 * baseline: ``--batch`` single windows through the strided model, MPJPE, backward, Adam;
 * joint-aware: the same number of target frames, ``--chunk-share`` of them as chunks of
-  ``--chunk`` consecutive frames, MPJPE over every frame plus the constraint terms over the
-  chunks, with the default weights and with every term switched on.
+  ``--chunk`` consecutive frames (one dropout mask per chunk), MPJPE over the single windows
+  plus the constraint terms over the chunks, with the default weights and with every term
+  switched on; chunk settings default to training's.
 
 Batches are built before the timed steps, as training builds them in its data pipeline.
 
 Prints each ratio to the baseline. Target: at most 1.10.
 
-    python benchmarks/loss_overhead.py [--steps 40] [--batch 1024] [--chunk 8] [--chunk-share 0.5]
+    python benchmarks/loss_overhead.py [--steps 40] [--batch 1024] [--chunk N] [--chunk-share S]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from jointpose.batching import receptive_windows
 from jointpose.losses import JointAwareLoss, LossWeights, mpjpe
 from jointpose.model import StridedTemporalModel
-from jointpose.train import mixed_loss
+from jointpose.train import TrainConfig, chunk_groups, mixed_loss
 
 ALL_TERMS = LossWeights(sym=0.05, bone=0.05, angle=0.01, rom=0.05)  # every term with a weight
 
@@ -35,8 +36,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch", type=int, default=1024, help="target frames per step")
-    parser.add_argument("--chunk", type=int, default=8, help="consecutive target frames per chunk")
-    parser.add_argument("--chunk-share", type=float, default=0.5, help="share of the frames in chunks")
+    defaults = TrainConfig(data_dir="", checkpoint_dir="")
+    parser.add_argument("--chunk", type=int, default=defaults.chunk, help="consecutive target frames per chunk")
+    parser.add_argument("--chunk-share", type=float, default=defaults.chunk_share, help="share of the frames in chunks")
     parser.add_argument("--channels", type=int, default=256)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -49,13 +51,14 @@ def main() -> None:
     mixed_inputs = torch.cat([single_inputs, receptive_windows(torch.randn(chunks, field + args.chunk - 1, 17, 2), field)])
     single_targets, all_targets = 0.3 * torch.randn(singles, 17, 3), 0.3 * torch.randn(args.batch, 17, 3)
     chunk_targets = 0.3 * torch.randn(chunks, args.chunk, 17, 3)
+    groups = chunk_groups(singles, chunks, args.chunk)
 
     def baseline() -> torch.Tensor:
         return mpjpe(model(all_inputs).reshape(all_targets.shape), all_targets)
 
     def joint_aware(loss_fn: JointAwareLoss) -> torch.Tensor:
-        position, constraints, _ = mixed_loss(loss_fn, model(mixed_inputs).reshape(-1, 17, 3),
-                                              single_targets, chunk_targets)
+        position, constraints, _ = mixed_loss(loss_fn, model(mixed_inputs, groups=groups).reshape(-1, 17, 3),
+                                              single_targets, chunk_targets, chunk_mpjpe=False)
         return position + constraints
 
     variants = {"baseline (MPJPE, single windows)": baseline,

@@ -62,13 +62,39 @@ def _steps(folder: Path) -> list[dict]:
     return list(csv.DictReader(open(folder / "steps.csv")))
 
 
+@pytest.mark.parametrize("extra", [["--no-constraints"], [], ["--chunk-dropout", "independent"]])
+def test_mixed_batches_split_across_processes(h36m_dir, tmp_path, extra):
+    """The mean of the ranks' gradients (what DDP applies) equals one process's gradient over
+    the whole step: the MPJPE and constraint parts are rescaled by each rank's share."""
+    from jointpose.cli import build_parser, train_config
+    from jointpose.train import Trainer, _frame_share
+
+    trainer = Trainer(train_config(build_parser().parse_args(
+        ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3", "-ch", "32",
+         "-b", "200", "--no-progress", "--checkpoint", str(tmp_path / "c"), *extra])))
+    trainer.model.eval()  # no dropout, fixed batch-norm statistics: the gradient depends on the frames alone
+
+    def gradient(rank: int, world_size: int) -> torch.Tensor:
+        batch = next(iter(trainer.windows.batches(200, 0, 0, augment=False, rank=rank, world_size=world_size)))
+        pred = trainer.model(batch.windows).reshape(len(batch.windows), 17, 3)
+        total, _ = trainer.step_loss(pred, batch, _frame_share(batch, world_size), world_size)
+        trainer.model.zero_grad()
+        total.backward()
+        return torch.cat([p.grad.flatten() for p in trainer.model.parameters()])
+
+    one = gradient(0, 1)
+    for world_size in (2, 3):
+        mean = sum(gradient(rank, world_size) for rank in range(world_size)) / world_size
+        assert (mean - one).abs().max() < 1e-5 * one.abs().max()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("losses", ["baseline", "joint-aware"])
 def test_two_processes_match_one_and_only_rank_zero_writes(h36m_dir, tmp_path, losses):
     jointpose = shutil.which("jointpose") or str(Path(sys.executable).parent / "jointpose")
     args = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
             "-ch", "32", "-b", "200", "-e", "2", "-drop", "0", "--sync-bn", "--log-steps", "--no-progress",
-            *(["--no-constraints"] if losses == "baseline" else [])]
+            "-lr", "0.0001", *(["--no-constraints"] if losses == "baseline" else [])]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     hook = _save_logger(tmp_path / "hook")
     _run([jointpose, *args, "--checkpoint", str(tmp_path / "one")], _save_logger(tmp_path / "hook1"))
@@ -76,15 +102,11 @@ def test_two_processes_match_one_and_only_rank_zero_writes(h36m_dir, tmp_path, l
 
     one, two = _steps(tmp_path / "one"), _steps(tmp_path / "two")
     assert len(one) == len(two) > 20
-    # Both start equal to float rounding (~1e-7). With the joint-aware terms, Adam amplifies
-    # that rounding from step to step (measured: ~1e-7 for the first 7 steps, then growing to
-    # 1e-4 by step 11 and 4e-4 by step 22; the baseline stays at ~1e-7), so its tight check
-    # covers the first quarter of the steps and the loose one all of them.
-    tight = len(one) if losses == "baseline" else len(one) // 4
-    for a, b in zip(one[:tight], two[:tight]):
-        assert abs(float(a["total"]) - float(b["total"])) < 1e-4, (a, b)
+    # Equal to float rounding at every step. (At -lr 0.001 Adam amplifies that rounding in the
+    # joint-aware run, measured: ~1e-7 for the first steps, ~1e-2 by step 14; a small rate
+    # keeps the comparison tight. One step's gradients: test_mixed_batches_split_across_processes.)
     for a, b in zip(one, two):
-        assert abs(float(a["total"]) - float(b["total"])) < 1e-2, (a, b)
+        assert abs(float(a["total"]) - float(b["total"])) < 1e-4, (a, b)
 
     saves = (hook / "saves.log").read_text().split()
     ranks, files = saves[0::2], saves[1::2]

@@ -50,6 +50,28 @@ def test_strided_equals_full_model(widths, causal):
     assert (a - b).abs().max() < 1e-5
 
 
+def test_grouped_dropout_shares_masks_within_a_group():
+    """Windows with one label get one dropout mask (same input, same output); other labels and
+    no labels draw their own; in eval mode labels change nothing."""
+    torch.manual_seed(0)
+    model = StridedTemporalModel((3, 3), channels=64, dropout=0.5)
+    x = torch.randn(1, 9, 17, 2).expand(6, -1, -1, -1)  # six copies of one window
+    model.train()
+    grouped = model(x, groups=torch.tensor([0, 0, 0, 1, 1, 2])).reshape(6, -1)
+
+    def gap(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a - b).detach().abs().max())
+
+    assert max(gap(grouped[0], grouped[1]), gap(grouped[0], grouped[2]), gap(grouped[3], grouped[4])) < 1e-5
+    assert min(gap(grouped[0], grouped[3]), gap(grouped[3], grouped[5])) > 0.05
+    independent = model(x).reshape(6, -1)
+    assert gap(independent[0], independent[1]) > 0.05
+    with pytest.raises(ValueError, match="one label per window"):
+        model(x, groups=torch.tensor([0, 1]))
+    model.eval()
+    assert torch.equal(model(x, groups=torch.tensor([0, 0, 0, 1, 1, 2])), model(x))
+
+
 def test_strided_and_full_gradients_agree():
     torch.manual_seed(1)
     full = TemporalModel((3, 3), channels=16, dropout=0.0)

@@ -142,6 +142,13 @@ def test_mixed_loss_by_hand():
     _, chunk_terms = JointAwareLoss(weights)(pred[3:].reshape(chunks.shape), chunks)
     expected = sum(getattr(weights, t) * chunk_terms[t] for t in TERMS if t != "mpjpe")
     assert constraints > 0 and torch.allclose(constraints, expected)
+    # chunk_mpjpe=False (shared chunk dropout): MPJPE from the single windows only, same terms.
+    pred.requires_grad_(True)
+    position, constraints_only, terms = mixed_loss(JointAwareLoss(weights), pred, singles, chunks, chunk_mpjpe=False)
+    assert torch.allclose(position, mpjpe(pred[:3], singles)) and torch.allclose(constraints_only, expected)
+    assert torch.allclose(terms["mpjpe"], mpjpe(pred, everything))  # still logged over every frame
+    (grad,) = torch.autograd.grad(position, pred)
+    assert grad[:3].abs().sum() > 0 and grad[3:].abs().sum() == 0
 
 
 def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
@@ -151,19 +158,29 @@ def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
 
     args = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3,3", "-ch", "16",
             "-b", "64", "--no-progress"]
-    for extra, constrained in (([], True), (["--no-constraints"], False)):
-        trainer = Trainer(train_config(build_parser().parse_args(args + ["--checkpoint", str(tmp_path / str(constrained))]
+    runs = (([], "shared"), (["--chunk-dropout", "independent"], "independent"), (["--no-constraints"], None))
+    for extra, chunk_dropout in runs:
+        trainer = Trainer(train_config(build_parser().parse_args(args + ["--checkpoint", str(tmp_path / str(chunk_dropout))]
                                                                  + extra)))
         batch: MixedBatch = next(iter(trainer.windows.batches(64, 0, 0, augment=False)))
         trainer.model.eval()
         with torch.no_grad():
             pred = trainer.model(batch.windows).reshape(len(batch.windows), 17, 3)
         total, terms = trainer.step_loss(pred, batch, 1.0, 1)
-        if constrained:
-            assert len(batch.chunks) > 0
+        if chunk_dropout:
+            assert trainer.config.chunk_dropout == chunk_dropout and len(batch.chunks) > 0
             constraint_part = sum(getattr(trainer.config.weights, t) * terms[t] for t in TERMS if t != "mpjpe")
             assert constraint_part > 0.01 * terms["mpjpe"]
-            assert torch.allclose(total, terms["mpjpe"] + constraint_part)
+            position = (mpjpe(pred[:len(batch.singles)], batch.singles) if chunk_dropout == "shared"
+                        else terms["mpjpe"])
+            assert torch.allclose(total, position + constraint_part)
+            groups = trainer._dropout_groups(batch)
+            if chunk_dropout == "shared":  # one label per single window, one per chunk
+                chunk = batch.chunks.shape[1]
+                assert groups.tolist() == list(range(len(batch.singles))) + [
+                    len(batch.singles) + i // chunk for i in range(batch.chunks.shape[0] * chunk)]
+            else:
+                assert groups is None
         else:
             assert len(batch.chunks) == 0 and torch.allclose(total, terms["mpjpe"])
 

@@ -83,6 +83,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     """Training flags (shared by ``train`` and ``ablate``)."""
     from .filters import SMOOTH_DEFAULT
     from .losses import LossWeights
+    from .train import TrainConfig
 
     _add_data_args(p, train=True)
     defaults = LossWeights()
@@ -96,9 +97,15 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--causal", action="store_true", help="causal model (no future frames), for real time")
     p.add_argument("--no-constraints", dest="constraints", action="store_false",
                    help="plain MPJPE baseline (VideoPose3D's training)")
-    p.add_argument("--chunk", type=int, default=8, help="consecutive target frames per chunk with constraints (>= 3)")
-    p.add_argument("--chunk-share", type=float, default=0.5,
-                   help="share of each step's target frames given as chunks, with constraints (default 0.5; in (0, 1))")
+    chunking = TrainConfig(data_dir="", checkpoint_dir="")
+    p.add_argument("--chunk", type=int, default=chunking.chunk,
+                   help=f"consecutive target frames per chunk with constraints (>= 3; default {chunking.chunk})")
+    p.add_argument("--chunk-dropout", choices=("shared", "independent"), default=chunking.chunk_dropout,
+                   help="shared: one dropout mask per chunk, MPJPE on the single windows (default); "
+                        "independent: a mask per window, MPJPE on every frame")
+    p.add_argument("--chunk-share", type=float, default=chunking.chunk_share,
+                   help=f"share of each step's target frames given as chunks, with constraints "
+                        f"(default {chunking.chunk_share}; in (0, 1))")
     p.add_argument("--no-skeleton-fit", dest="skeleton_fit", action="store_false",
                    help="joint-aware model: do not fit one consistent skeleton per sequence at inference")
     p.add_argument("--smooth", type=float, default=SMOOTH_DEFAULT, metavar="SIGMA",
@@ -154,6 +161,7 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         architecture=args.architecture, channels=args.channels, dropout=args.dropout, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.learning_rate, lr_decay=args.lr_decay, causal=args.causal,
         constraints=args.constraints, weights=weights, chunk=args.chunk, chunk_share=args.chunk_share,
+        chunk_dropout=args.chunk_dropout,
         warmup=args.warmup,
         skeleton_fit=args.skeleton_fit, smooth=args.smooth, augment=args.augment,
         test_time_augmentation=args.tta, resume=getattr(args, "resume", False), seed=args.seed,

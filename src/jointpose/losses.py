@@ -184,8 +184,8 @@ class LossWeights:
     bone: float = 0.01
     angle: float = 0.0
     rom: float = 0.01
-    vel: float = 0.1
-    acc: float = 0.1
+    vel: float = 0.3
+    acc: float = 0.3
     ang_vel: float = 0.005
     ang_acc: float = 0.005
 

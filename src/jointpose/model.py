@@ -126,9 +126,14 @@ class StridedTemporalModel(TemporalModel):
     batch norm layers see (rows, channels) matrices, which BatchNorm1d accepts as they are.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
         """Windows of normalised 2D keypoints (batch, receptive_field, joints_in, 2) -> the
-        window's 3D joints in metres, root-relative (batch, 1, joints_out, 3)."""
+        window's 3D joints in metres, root-relative (batch, 1, joints_out, 3).
+
+        ``groups`` (batch,) integer labels 0..G-1: in training, windows with one label share
+        their dropout masks, so one sub-network predicts them all (a chunk of consecutive
+        frames); None draws a mask per window, as usual.
+        """
         self._check_input(x)
         if x.shape[1] != self.receptive_field():
             raise ValueError(
@@ -136,18 +141,32 @@ class StridedTemporalModel(TemporalModel):
                 f"got {x.shape[1]}"
             )
         batch = x.shape[0]
+        drop = self._drop
+        if groups is not None and self.training and self.dropout > 0:
+            if groups.shape != (batch,):
+                raise ValueError(f"groups must hold one label per window ({batch},), got {tuple(groups.shape)}")
+            n_groups = int(groups.max()) + 1
+            drop = lambda h: _grouped_dropout(h, groups, n_groups, self.dropout)  # noqa: E731
         # Rows of x are consecutive frames, so grouping `width` rows is one strided window.
         x = x.reshape(-1, self.filter_widths[0] * self.num_joints_in * self.in_features)
-        x = self._drop(F.relu(self.expand_bn(x @ _flat_weight(self.expand_conv).t())))
+        x = drop(F.relu(self.expand_bn(x @ _flat_weight(self.expand_conv).t())))
         for i, width in enumerate(self.filter_widths[1:]):
             windows = x.reshape(-1, width, self.channels)
             res = windows[:, (width // 2) + (width // 2 if self.causal else 0)]
             x = windows.reshape(-1, width * self.channels) @ _flat_weight(self.layers_conv[2 * i]).t()
-            x = self._drop(F.relu(self.layers_bn[2 * i](x)))
+            x = drop(F.relu(self.layers_bn[2 * i](x)))
             x = x @ self.layers_conv[2 * i + 1].weight[:, :, 0].t()
-            x = res + self._drop(F.relu(self.layers_bn[2 * i + 1](x)))
+            x = res + drop(F.relu(self.layers_bn[2 * i + 1](x)))
         x = F.linear(x, self.shrink.weight[:, :, 0], self.shrink.bias)
         return x.reshape(batch, 1, self.num_joints_out, self.out_features)
+
+
+def _grouped_dropout(x: torch.Tensor, groups: torch.Tensor, n_groups: int, p: float) -> torch.Tensor:
+    """Dropout of probability ``p`` on (windows * positions, channels) activations, one mask
+    (positions, channels) per group of windows, ``groups`` (windows,) labelling each."""
+    rows = x.reshape(len(groups), -1, x.shape[-1])
+    keep = torch.empty((n_groups, *rows.shape[1:]), dtype=x.dtype, device=x.device).bernoulli_(1.0 - p)
+    return (rows * keep[groups] / (1.0 - p)).reshape(x.shape)
 
 
 def _flat_weight(conv: nn.Conv1d) -> torch.Tensor:

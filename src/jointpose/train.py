@@ -4,9 +4,12 @@ The ``--no-constraints`` baseline trains VideoPose3D's way: one target frame per
 through the strided model. With constraints, ``chunk_share`` of each step's target frames
 come as chunks of ``chunk`` consecutive frames, each predicted by the strided model (same
 weights) from its own receptive-field window, so temporal losses see real consecutive
-predictions; the rest are single windows as in the baseline. MPJPE is the mean over every
-frame of the step, the constraint terms the mean over its chunks. Training and
-full-sequence evaluation models share one state dict.
+predictions; the rest are single windows as in the baseline. By default (``chunk_dropout
+= "shared"``) the windows of a chunk share one dropout mask, so the temporal terms compare
+predictions that differ only by their input, and MPJPE supervises the single windows; with
+``"independent"`` every window draws its own mask and MPJPE covers every frame. The
+constraint terms are the mean over the chunks. Training and full-sequence evaluation
+models share one state dict.
 """
 
 from __future__ import annotations
@@ -56,8 +59,9 @@ class TrainConfig:
     causal: bool = False
     constraints: bool = True
     weights: LossWeights = field(default_factory=LossWeights)
-    chunk: int = 8
-    chunk_share: float = 0.5
+    chunk: int = 4
+    chunk_share: float = 0.25
+    chunk_dropout: str = "shared"
     warmup: float = 0.0
     skeleton_fit: bool = True
     smooth: float = SMOOTH_DEFAULT
@@ -219,7 +223,7 @@ class Trainer:
         for batch in bar:
             inputs = batch.windows.to(self.device, non_blocking=True)
             with dist.autocast(config.precision):
-                pred = self.train_model(inputs).reshape(len(inputs), -1, 3).float()
+                pred = self.train_model(inputs, groups=self._dropout_groups(batch)).reshape(len(inputs), -1, 3).float()
             frame_share = _frame_share(batch, dist.world_size)
             total, terms = self.step_loss(pred, batch, frame_share, dist.world_size)
             if self.train_trajectory is not None:
@@ -244,22 +248,33 @@ class Trainer:
         frames = float(totals.pop("_frames"))
         return {name: float(value) / frames for name, value in totals.items()}
 
+    def _dropout_groups(self, batch: MixedBatch) -> torch.Tensor | None:
+        """Dropout-mask labels giving each chunk's windows one mask (every single window its
+        own), or None when every window draws its own mask."""
+        n_chunks, chunk = batch.chunks.shape[:2]
+        if self.config.chunk_dropout != "shared" or n_chunks == 0:
+            return None
+        return chunk_groups(len(batch.singles), n_chunks, chunk).to(self.device, non_blocking=True)
+
     def step_loss(self, pred: torch.Tensor, batch: MixedBatch, frame_share: float,
                   world_size: int) -> tuple[torch.Tensor, dict]:
-        """Loss of one step: MPJPE over every frame, constraint terms over the chunks.
+        """Loss of one step: MPJPE over every frame (or the single windows only, with shared
+        chunk dropout), constraint terms over the chunks.
 
         ``pred`` (frames, 17, 3) metres, singles first. Each part is a mean over this
-        process's frames (``frame_share``) or chunks, rescaled so that the gradient averaged
-        across processes equals the gradient of the mean over the global step.
+        process's frames (``frame_share``), singles or chunks, rescaled so that the gradient
+        averaged across processes equals the gradient of the mean over the global step.
         """
         singles = batch.singles.to(self.device)
         chunks = batch.chunks.to(self.device)
         if len(chunks) == 0:  # the baseline: every frame its own window
             total, terms = self.loss_fn(pred[:, None], singles[:, None])
             return total * frame_share, terms
-        position, constraints, terms = mixed_loss(self.loss_fn, pred, singles, chunks)
+        chunk_mpjpe = self.config.chunk_dropout != "shared"
+        position, constraints, terms = mixed_loss(self.loss_fn, pred, singles, chunks, chunk_mpjpe=chunk_mpjpe)
+        position_share = frame_share if chunk_mpjpe else len(singles) * world_size / max(1, batch.global_singles)
         chunk_share = len(chunks) * world_size / batch.global_chunks
-        return position * frame_share + constraints * chunk_share, terms
+        return position * position_share + constraints * chunk_share, terms
 
     def evaluation_model(self) -> TemporalModel:
         """The full-sequence model holding the current weights."""
@@ -331,21 +346,28 @@ def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int) -> float:
     return min(BN_MOMENTUM_START, max(decayed, 1.0 / max(1, steps_per_epoch)))
 
 
-def mixed_loss(loss_fn: JointAwareLoss, pred: torch.Tensor, singles: torch.Tensor,
-               chunks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """Weighted MPJPE over every frame and the weighted constraint terms over the chunks.
+def mixed_loss(loss_fn: JointAwareLoss, pred: torch.Tensor, singles: torch.Tensor, chunks: torch.Tensor,
+               chunk_mpjpe: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted MPJPE and the weighted constraint terms over the chunks.
 
     ``pred`` (S + K * chunk, 17, 3) metres, the S single windows first; ``singles`` (S, 17, 3)
-    and ``chunks`` (K, chunk, 17, 3) their targets. Returns ``(mpjpe part, constraint part,
-    terms)``, ``terms["mpjpe"]`` being the mean over every frame.
+    and ``chunks`` (K, chunk, 17, 3) their targets. The MPJPE part covers every frame, or
+    with ``chunk_mpjpe=False`` the single windows only. Returns ``(mpjpe part, constraint
+    part, terms)``, ``terms["mpjpe"]`` being the mean over every frame either way (logged).
     """
     n_single = len(singles)
     total, terms = loss_fn(pred[n_single:].reshape(chunks.shape), chunks)
     weight = loss_fn.weights.mpjpe
     constraints = total - weight * terms["mpjpe"]
-    terms["mpjpe"] = (n_single * mpjpe(pred[:n_single], singles)
-                      + (len(pred) - n_single) * terms["mpjpe"]) / len(pred)
-    return weight * terms["mpjpe"], constraints, terms
+    single_mpjpe = mpjpe(pred[:n_single], singles) if n_single else pred.sum() * 0.0
+    terms["mpjpe"] = (n_single * single_mpjpe + (len(pred) - n_single) * terms["mpjpe"]) / len(pred)
+    return weight * (terms["mpjpe"] if chunk_mpjpe else single_mpjpe), constraints, terms
+
+
+def chunk_groups(n_single: int, n_chunks: int, chunk: int) -> torch.Tensor:
+    """Dropout-group labels of a step's windows (singles first): one per single window, one
+    shared by the ``chunk`` windows of each chunk."""
+    return torch.cat([torch.arange(n_single), n_single + torch.arange(n_chunks).repeat_interleave(chunk)])
 
 
 def _frame_share(batch: MixedBatch, world_size: int) -> float:
@@ -366,11 +388,12 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
              "num_joints_in": "-k (keypoint count)"}
     diffs = [f"{flag} {saved[k]} in the checkpoint vs {args[k]} now" for k, flag in flags.items() if saved.get(k) != args[k]]
     saved_cfg = ckpt["config"]
+    older = {"chunk_dropout": "independent"}  # checkpoints from before the setting trained so
     for key, flag in (("constraints", "--no-constraints"), ("chunk", "--chunk"), ("chunk_share", "--chunk-share"),
-                      ("trajectory", "--trajectory")):
-        now = config.to_dict()[key]
-        if saved_cfg.get(key) != now:
-            diffs.append(f"{flag}: {saved_cfg.get(key)} in the checkpoint vs {now} now")
+                      ("chunk_dropout", "--chunk-dropout"), ("trajectory", "--trajectory")):
+        now, then = config.to_dict()[key], saved_cfg.get(key, older.get(key))
+        if then != now:
+            diffs.append(f"{flag}: {then} in the checkpoint vs {now} now")
     if diffs:
         raise JointposeError(f"--resume: {path} disagrees with the given flags: " + "; ".join(diffs))
 
