@@ -185,6 +185,15 @@ def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
             assert len(batch.chunks) == 0 and torch.allclose(total, terms["mpjpe"])
 
 
+def test_chunk_dropout_setting_is_checked():
+    from jointpose.errors import JointposeError
+    from jointpose.train import TrainConfig
+
+    assert TrainConfig(data_dir="d", checkpoint_dir="c").chunk_dropout == "shared"
+    with pytest.raises(JointposeError, match="chunk_dropout .*--chunk-dropout.* got 'per-frame'"):
+        TrainConfig(data_dir="d", checkpoint_dir="c", chunk_dropout="per-frame")
+
+
 def test_learning_rate_decay_and_keep_last(h36m_dir, tmp_path):
     ckpt = tmp_path / "ckpt"
     assert main(["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3", "-ch", "8",

@@ -83,7 +83,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     """Training flags (shared by ``train`` and ``ablate``)."""
     from .filters import SMOOTH_DEFAULT
     from .losses import LossWeights
-    from .train import TrainConfig
+    from .train import CHUNK_DROPOUT, TrainConfig
 
     _add_data_args(p, train=True)
     defaults = LossWeights()
@@ -100,7 +100,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     chunking = TrainConfig(data_dir="", checkpoint_dir="")
     p.add_argument("--chunk", type=int, default=chunking.chunk,
                    help=f"consecutive target frames per chunk with constraints (>= 3; default {chunking.chunk})")
-    p.add_argument("--chunk-dropout", choices=("shared", "independent"), default=chunking.chunk_dropout,
+    p.add_argument("--chunk-dropout", choices=CHUNK_DROPOUT, default=chunking.chunk_dropout,
                    help="shared: one dropout mask per chunk, MPJPE on the single windows (default); "
                         "independent: a mask per window, MPJPE on every frame")
     p.add_argument("--chunk-share", type=float, default=chunking.chunk_share,

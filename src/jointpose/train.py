@@ -37,6 +37,7 @@ from .losses import JointAwareLoss, LossWeights, mpjpe, weighted_mpjpe
 from .model import TemporalModel, build_model
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
+CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ class TrainConfig:
     compile: bool = False
     progress: bool = True
     log_steps: bool = False
+
+    def __post_init__(self) -> None:
+        if self.chunk_dropout not in CHUNK_DROPOUT:
+            raise JointposeError(f"chunk_dropout (--chunk-dropout) must be one of {', '.join(CHUNK_DROPOUT)}, "
+                                 f"got {self.chunk_dropout!r}")
 
     @property
     def loss_weights(self) -> LossWeights:
