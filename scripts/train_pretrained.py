@@ -101,6 +101,7 @@ def main() -> int:
             "training": {"subjects": list(TRAIN), "epochs": args.epochs, "batch_size": args.batch_size,
                          "precision": args.precision, "loss_weights": config.weights.as_dict(),
                          "chunk": config.chunk, "chunk_share": config.chunk_share,
+                         "chunk_dropout": config.chunk_dropout,
                          "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in trainer.history])), 1)},
         }
         card_path.write_text(json.dumps(card, indent=2) + "\n")
