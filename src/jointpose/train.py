@@ -87,6 +87,12 @@ class TrainConfig:
                                  f"got {self.chunk_dropout!r}")
 
     @property
+    def shared_chunk_dropout(self) -> bool:
+        """One dropout mask per chunk, MPJPE on the single windows (else a mask per window,
+        MPJPE on every frame)."""
+        return self.chunk_dropout == "shared"
+
+    @property
     def loss_weights(self) -> LossWeights:
         return self.weights if self.constraints else LossWeights.none()
 
@@ -258,7 +264,7 @@ class Trainer:
         """Dropout-mask labels giving each chunk's windows one mask (every single window its
         own), or None when every window draws its own mask."""
         n_chunks, chunk = batch.chunks.shape[:2]
-        if self.config.chunk_dropout != "shared" or n_chunks == 0:
+        if not self.config.shared_chunk_dropout or n_chunks == 0:
             return None
         return chunk_groups(len(batch.singles), n_chunks, chunk).to(self.device, non_blocking=True)
 
@@ -276,7 +282,7 @@ class Trainer:
         if len(chunks) == 0:  # the baseline: every frame its own window
             total, terms = self.loss_fn(pred[:, None], singles[:, None])
             return total * frame_share, terms
-        chunk_mpjpe = self.config.chunk_dropout != "shared"
+        chunk_mpjpe = not self.config.shared_chunk_dropout
         position, constraints, terms = mixed_loss(self.loss_fn, pred, singles, chunks, chunk_mpjpe=chunk_mpjpe)
         position_share = frame_share if chunk_mpjpe else len(singles) * world_size / max(1, batch.global_singles)
         chunk_share = len(chunks) * world_size / batch.global_chunks
@@ -395,9 +401,10 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
     diffs = [f"{flag} {saved[k]} in the checkpoint vs {args[k]} now" for k, flag in flags.items() if saved.get(k) != args[k]]
     saved_cfg = ckpt["config"]
     older = {"chunk_dropout": "independent"}  # checkpoints from before the setting trained so
+    current = config.to_dict()
     for key, flag in (("constraints", "--no-constraints"), ("chunk", "--chunk"), ("chunk_share", "--chunk-share"),
                       ("chunk_dropout", "--chunk-dropout"), ("trajectory", "--trajectory")):
-        now, then = config.to_dict()[key], saved_cfg.get(key, older.get(key))
+        now, then = current[key], saved_cfg.get(key, older.get(key))
         if then != now:
             diffs.append(f"{flag}: {then} in the checkpoint vs {now} now")
     if diffs:
