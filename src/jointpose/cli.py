@@ -181,6 +181,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     dist = DistContext.from_env(config.device)
     try:
         train(config, dist)
+        # Ranks leave together: none tears its process group down while rank 0 still runs
+        # the final evaluation (only on success: after an error the others may never arrive).
+        dist.barrier()
     finally:
         dist.close()
 

@@ -130,7 +130,7 @@ class StridedTemporalModel(TemporalModel):
         """Windows of normalised 2D keypoints (batch, receptive_field, joints_in, 2) -> the
         window's 3D joints in metres, root-relative (batch, 1, joints_out, 3).
 
-        ``groups`` (batch,) integer labels 0..G-1: in training, windows with one label share
+        ``groups`` (batch,) integer labels below ``batch``: in training, windows with one label share
         their dropout masks, so one sub-network predicts them all (a chunk of consecutive
         frames); None draws a mask per window, as usual.
         """
@@ -145,8 +145,7 @@ class StridedTemporalModel(TemporalModel):
         if groups is not None and self.training and self.dropout > 0:
             if groups.shape != (batch,):
                 raise ValueError(f"groups must hold one label per window ({batch},), got {tuple(groups.shape)}")
-            n_groups = int(groups.max()) + 1
-            drop = lambda h: _grouped_dropout(h, groups, n_groups, self.dropout)  # noqa: E731
+            drop = lambda h: _grouped_dropout(h, groups, self.dropout)  # noqa: E731
         # Rows of x are consecutive frames, so grouping `width` rows is one strided window.
         x = x.reshape(-1, self.filter_widths[0] * self.num_joints_in * self.in_features)
         x = drop(F.relu(self.expand_bn(x @ _flat_weight(self.expand_conv).t())))
@@ -161,11 +160,14 @@ class StridedTemporalModel(TemporalModel):
         return x.reshape(batch, 1, self.num_joints_out, self.out_features)
 
 
-def _grouped_dropout(x: torch.Tensor, groups: torch.Tensor, n_groups: int, p: float) -> torch.Tensor:
+def _grouped_dropout(x: torch.Tensor, groups: torch.Tensor, p: float) -> torch.Tensor:
     """Dropout of probability ``p`` on (windows * positions, channels) activations, one mask
-    (positions, channels) per group of windows, ``groups`` (windows,) labelling each."""
+    (positions, channels) per group of windows, ``groups`` (windows,) labelling each.
+
+    Draws a mask for as many groups as there are windows (labels are below that), so the
+    group count never has to be read back from the device."""
     rows = x.reshape(len(groups), -1, x.shape[-1])
-    keep = torch.empty((n_groups, *rows.shape[1:]), dtype=x.dtype, device=x.device).bernoulli_(1.0 - p)
+    keep = torch.empty(rows.shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p)
     return (rows * keep[groups] / (1.0 - p)).reshape(x.shape)
 
 
