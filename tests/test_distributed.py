@@ -34,6 +34,9 @@ def test_shards_are_disjoint_complete_and_reshuffled(h36m_dir, world_size, chunk
         assert torch.equal(torch.sort(together).values, torch.sort(step).values)
     next_epoch = torch.cat([b.indices for b, _ in windows.batches(256, seed=1, epoch=1, rank=0, world_size=world_size)])
     assert not torch.equal(next_epoch[:50], torch.cat(per_step[0])[:50])
+    # Too few for every process to take every step (DDP would hang): refused up front.
+    with pytest.raises(ValueError, match="cannot feed"):
+        next(windows.batches(256, seed=1, epoch=0, rank=0, world_size=len(windows) // 2 + 1))
 
 
 def _save_logger(folder: Path) -> Path:
@@ -122,5 +125,8 @@ def test_module_form_runs_under_torchrun(h36m_dir, tmp_path):
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "jointpose",
           "train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3,3", "-ch", "16",
           "-b", "256", "-e", "1", "--no-progress", "--checkpoint", str(tmp_path / "ck")], hook)
-    assert load_checkpoint(tmp_path / "ck")["epoch"] == 1
+    saved = load_checkpoint(tmp_path / "ck")
+    assert saved["epoch"] == 1
     assert set((hook / "saves.log").read_text().split()[0::2]) == {"0"}
+    # Same starting weights, but each rank draws its own dropout masks.
+    assert not torch.equal(saved["rng"][0]["torch"], saved["rng"][1]["torch"])

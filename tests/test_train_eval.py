@@ -7,6 +7,8 @@ import torch
 
 from jointpose.batching import ChunkedWindows, MixedBatch
 from jointpose.cli import main
+from jointpose.errors import JointposeError
+from jointpose.train import TrainConfig
 from jointpose.data import load_dataset
 from jointpose.losses import TERMS, JointAwareLoss, LossWeights, mpjpe
 from jointpose.model import StridedTemporalModel
@@ -98,6 +100,36 @@ def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
     assert "already holds a run" in capsys.readouterr().err
 
 
+def test_resume_refuses_a_different_run_and_allows_training_longer(h36m_dir, tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    base = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-b", "512", "-arc", "3",
+            "-ch", "16", "--checkpoint", str(ckpt), "--no-progress"]
+    assert main(base + ["-e", "1", "--chunk-dropout", "independent"]) == 0
+    capsys.readouterr()
+    for changed, message in ((["-lr", "0.002"], "-lr: 0.001 in the checkpoint vs 0.002 now"),
+                             (["--seed", "3"], "--seed: 0 in the checkpoint vs 3 now"),
+                             (["--w-vel", "0.5"], "--w-*:"), (["-b", "256"], "-b: 512 in the checkpoint vs 256 now"),
+                             (["--chunk-dropout", "shared"], "--chunk-dropout: independent in the checkpoint")):
+        args = base + ["-e", "2", "--chunk-dropout", "independent", "--resume"]
+        assert main(args + changed) == 2, changed
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (changed, err)
+    assert main(base + ["-e", "2", "--chunk-dropout", "independent", "--resume"]) == 0  # -e may grow
+    assert load_ckpt(ckpt)["epoch"] == 2
+
+
+def test_baseline_resume_ignores_the_chunk_settings(h36m_dir, tmp_path):
+    base = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-b", "512", "-arc", "3",
+            "-ch", "16", "--checkpoint", str(tmp_path / "c"), "--no-progress", "--no-constraints"]
+    assert main(base + ["-e", "1", "--chunk-dropout", "independent", "--w-vel", "1"]) == 0
+    assert main(base + ["-e", "2", "--resume"]) == 0
+
+
+def test_negative_seed_is_refused_by_the_python_api(tmp_path):
+    with pytest.raises(JointposeError, match="seed"):
+        TrainConfig(data_dir=str(tmp_path), checkpoint_dir=str(tmp_path / "c"), seed=-1)
+
+
 @pytest.mark.slow
 def test_ablation_compares_both_models(h36m_dir, tmp_path, capsys):
     out = tmp_path / "ablation"
@@ -186,9 +218,6 @@ def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
 
 
 def test_chunk_dropout_setting_is_checked():
-    from jointpose.errors import JointposeError
-    from jointpose.train import TrainConfig
-
     assert TrainConfig(data_dir="d", checkpoint_dir="c").chunk_dropout == "shared"
     with pytest.raises(JointposeError, match="chunk_dropout .*--chunk-dropout.* got 'per-frame'"):
         TrainConfig(data_dir="d", checkpoint_dir="c", chunk_dropout="per-frame")

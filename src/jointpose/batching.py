@@ -127,13 +127,14 @@ class ChunkedWindows:
         process gets its disjoint share (every ``world_size``-th chunk of the global batch)
         and ``global_chunks`` says how many chunks the whole step holds.
         """
+        if len(self) < 2 * world_size:
+            # Batch norm needs two per process, and every process must take every step.
+            raise ValueError(f"{len(self)} training chunks cannot feed {world_size} process(es): need >= {2 * world_size}")
         order, flips = self.epoch_order(seed, epoch)
         bounds = self._step_bounds(batch_frames, world_size)
         for start, stop in zip(bounds[:-1], bounds[1:]):
             step = order[start:stop]
             mine = step[rank::world_size]
-            if len(mine) == 0:
-                continue
             flip = flips[mine] if augment else None
             yield self.gather(mine, flip), len(step)
 

@@ -82,6 +82,8 @@ class TrainConfig:
     log_steps: bool = False
 
     def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise JointposeError(f"seed (--seed) must be >= 0, got {self.seed}")
         if self.chunk_dropout not in CHUNK_DROPOUT:
             raise JointposeError(f"chunk_dropout (--chunk-dropout) must be one of {', '.join(CHUNK_DROPOUT)}, "
                                  f"got {self.chunk_dropout!r}")
@@ -146,8 +148,15 @@ class Trainer:
             share=config.chunk_share if config.constraints else 0.0, causal=config.causal,
             keypoints_left=self.train_data.keypoints_left, keypoints_right=self.train_data.keypoints_right,
         )
+        if len(self.windows.singles) < 2 * self.dist.world_size:  # batch norm: two frames per process
+            raise JointposeError(
+                f"--data-dir {config.data_dir}: {len(self.windows.singles)} training frames in "
+                f"{','.join(config.subjects_train)}; training needs at least {2 * self.dist.world_size}")
         self.epoch, self.lr, self.history = 0, config.lr, []
         self.step_log: list[dict[str, float]] = []  # per optimiser step, with --log-steps
+        if self.dist.distributed:
+            # Every rank built the same weights from one seed; dropout masks differ by rank.
+            torch.manual_seed(config.seed + self.dist.rank)
         self._resume_or_start()
         self.train_model = wrap_model(self.model, self.dist, sync_bn=config.sync_bn, compile=config.compile)
         self.train_trajectory = (wrap_model(self.trajectory_model, self.dist, sync_bn=config.sync_bn,
@@ -178,7 +187,11 @@ class Trainer:
         self.epoch, self.lr, self.history = ckpt["epoch"], ckpt["lr"], list(ckpt["history"])
         self.step_log = list(ckpt.get("step_log", []))
         states = ckpt["rng"]
-        set_rng_state(states[self.dist.rank] if self.dist.rank < len(states) else states[0])
+        if self.dist.rank < len(states):
+            set_rng_state(states[self.dist.rank])
+        else:  # more processes than the run had: a fresh stream for each new rank
+            set_rng_state(states[0])
+            torch.manual_seed(self.config.seed + self.dist.rank)
 
     def fit(self, until_epoch: int | None = None) -> dict[str, Any] | None:
         """Train from the current epoch to ``config.epochs``; returns the final evaluation.
@@ -244,6 +257,7 @@ class Trainer:
                 target_traj = batch.trajectory.to(self.device)[:, None]
                 terms["trajectory"] = weighted_mpjpe(traj, target_traj, 1.0 / target_traj[..., 2].clamp_min(0.1))
                 total = total + terms["trajectory"] * frame_share
+                terms["total"] = terms["total"] + terms["trajectory"]
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(total).backward()
             self.scaler.step(self.optimizer)
@@ -254,7 +268,7 @@ class Trainer:
             sums["_frames"] += frames
             if config.log_steps:
                 self.step_log.append({"epoch": self.epoch + 1, "step": len(self.step_log) + 1,
-                                      "total": global_mean(total.detach(), frames, dist),
+                                      "total": global_mean(terms["total"].detach(), frames, dist),
                                       "mpjpe": global_mean(terms["mpjpe"].detach(), frames, dist)})
         totals = reduce_sums(sums, dist)
         frames = float(totals.pop("_frames"))
@@ -271,7 +285,8 @@ class Trainer:
     def step_loss(self, pred: torch.Tensor, batch: MixedBatch, frame_share: float,
                   world_size: int) -> tuple[torch.Tensor, dict]:
         """Loss of one step: MPJPE over every frame (or the single windows only, with shared
-        chunk dropout), constraint terms over the chunks.
+        chunk dropout), constraint terms over the chunks; ``terms["total"]`` is their
+        weighted sum before the rescaling below (what ``--log-steps`` logs).
 
         ``pred`` (frames, 17, 3) metres, singles first. Each part is a mean over this
         process's frames (``frame_share``), singles or chunks, rescaled so that the gradient
@@ -281,9 +296,11 @@ class Trainer:
         chunks = batch.chunks.to(self.device)
         if len(chunks) == 0:  # the baseline: every frame its own window
             total, terms = self.loss_fn(pred[:, None], singles[:, None])
+            terms["total"] = total.detach()
             return total * frame_share, terms
         chunk_mpjpe = not self.config.shared_chunk_dropout
         position, constraints, terms = mixed_loss(self.loss_fn, pred, singles, chunks, chunk_mpjpe=chunk_mpjpe)
+        terms["total"] = (position + constraints).detach()
         position_share = frame_share if chunk_mpjpe else len(singles) * world_size / max(1, batch.global_singles)
         chunk_share = len(chunks) * world_size / batch.global_chunks
         return position * position_share + constraints * chunk_share, terms
@@ -393,6 +410,18 @@ def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
     return list(values) if values else None
 
 
+# What a resumed run must share with the checkpoint to be the same run, by its flag. Free
+# to change: -e (train longer), evaluation and output settings, device, precision, logging.
+RESUME_MUST_MATCH = {
+    "constraints": "--no-constraints", "chunk": "--chunk", "chunk_share": "--chunk-share",
+    "chunk_dropout": "--chunk-dropout", "trajectory": "--trajectory", "keypoints": "-k",
+    "subjects_train": "-str", "actions": "-a", "subset": "--subset", "downsample": "--downsample",
+    "batch_size": "-b", "lr": "-lr", "lr_decay": "-lrd", "weights": "--w-*", "warmup": "--warmup",
+    "augment": "-no-da", "seed": "--seed",
+}
+CONSTRAINT_SETTINGS = {"chunk", "chunk_share", "chunk_dropout", "weights", "warmup"}
+
+
 def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainConfig, path: Path) -> None:
     """Refuse to resume when architecture or training-mode flags disagree with the checkpoint."""
     saved = ckpt["model_args"]
@@ -402,8 +431,11 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
     saved_cfg = ckpt["config"]
     older = {"chunk_dropout": "independent"}  # checkpoints from before the setting trained so
     current = config.to_dict()
-    for key, flag in (("constraints", "--no-constraints"), ("chunk", "--chunk"), ("chunk_share", "--chunk-share"),
-                      ("chunk_dropout", "--chunk-dropout"), ("trajectory", "--trajectory")):
+    for key, flag in RESUME_MUST_MATCH.items():
+        if key in CONSTRAINT_SETTINGS and not config.constraints:
+            continue  # the baseline trains without them
+        if key not in saved_cfg and key not in older:
+            continue  # a checkpoint from before the setting existed
         now, then = current[key], saved_cfg.get(key, older.get(key))
         if then != now:
             diffs.append(f"{flag}: {then} in the checkpoint vs {now} now")
