@@ -121,6 +121,27 @@ def test_streaming_equals_offline_causal_model(flip):
     assert np.abs(again - offline[:10]).max() < 1e-5
 
 
+@pytest.mark.parametrize("flip", [False, True])
+def test_streaming_skeleton_fit_equals_the_causal_lifter(flip):
+    """A causal joint-aware model's consistent skeleton uses past frames only, so streaming
+    gives what Lifter.predict gives on the whole sequence, and frame t never depends on t+1."""
+    from jointpose.anatomy import bone_lengths
+
+    lifter = Lifter(_model(causal=True, widths=(3, 3, 3)), flip_test=flip, skeleton_fit=True)
+    kp = _keypoints(60)
+    offline = lifter.predict(kp, image_size=(1000, 1000))
+    stream = StreamingLifter(lifter, flip_test=flip)
+    assert stream.skeleton_fit
+    online = np.stack([stream.push(frame, image_size=(1000, 1000)) for frame in kp])
+    assert np.abs(online - offline).max() < 1e-5
+    assert np.abs(lifter.predict(kp[:30], image_size=(1000, 1000)) - offline[:30]).max() < 1e-5  # no future frame
+    lengths = bone_lengths(torch.from_numpy(offline))
+    pairs = skeleton.SYMMETRIC_BONES
+    assert torch.allclose(lengths[:, [a for a, _ in pairs]], lengths[:, [b for _, b in pairs]], atol=1e-5)
+    raw = np.stack([StreamingLifter(lifter, flip_test=flip, skeleton_fit=False).push(kp[0], image_size=(1000, 1000))])
+    assert np.abs(raw - offline[:1]).max() > 1e-4  # the fit changes the output
+
+
 def test_streaming_computes_one_time_step_per_convolution():
     model = _model(causal=True, widths=(3, 3, 3, 3))
     stream = StreamingLifter(model)
@@ -294,6 +315,31 @@ def test_fit_skeleton_gives_one_consistent_skeleton():
     from jointpose.anatomy import bone_vectors
     cos = torch.nn.functional.cosine_similarity(bone_vectors(fitted), bone_vectors(noisy), dim=-1)
     assert float(cos.min()) > 1 - 1e-5
+
+
+def test_bad_image_size_is_named():
+    lifter = Lifter(_model(causal=True, widths=(3,)))
+    kp = _keypoints(5)
+    for size, needle in ((None, "need image_size"), (1920, "image_size must be"), ((1920, 1080, 3), "image_size must be"),
+                         ((0, 1080), "must be positive"), ((float("nan"), 1080), "must be positive")):
+        with pytest.raises(JointposeError, match=needle):
+            lifter.predict(kp, image_size=size)
+
+
+def test_causal_skeleton_fit_takes_running_mean_lengths():
+    from jointpose.anatomy import bone_lengths, fit_skeleton
+
+    poses, _ = _camera_motion(1.0)
+    noisy = torch.from_numpy(poses + np.random.default_rng(1).normal(0, 0.01, poses.shape)).float()
+    fitted = fit_skeleton(noisy, causal=True)
+    raw = bone_lengths(noisy)
+    running = raw.cumsum(0) / torch.arange(1, len(raw) + 1)[:, None]
+    pairs = skeleton.SYMMETRIC_BONES
+    left, right = [a for a, _ in pairs], [b for _, b in pairs]
+    running[:, left] = running[:, right] = (running[:, left] + running[:, right]) / 2
+    assert torch.allclose(bone_lengths(fitted), running, atol=1e-5)
+    assert torch.allclose(fit_skeleton(noisy[:20], causal=True), fitted[:20])  # past frames only
+    assert torch.allclose(fitted[-1], fit_skeleton(noisy)[-1], atol=0.02)  # towards the offline fit
 
 
 def test_lifter_applies_skeleton_fit_when_asked(tmp_path):

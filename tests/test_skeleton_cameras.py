@@ -60,6 +60,14 @@ def test_camera_file_errors_name_the_file(tmp_path):
     broken.write_text('{"intrinsic": [], "extrinsic": {"S1": [{"orientation": [1, 0]}]}}')
     with pytest.raises(JointposeError, match="cams.json"):
         load_cameras_json(broken)
+    broken.write_text('{"intrinsic": [], "extrinsic": [[]]}')  # a list where subjects should be
+    with pytest.raises(JointposeError, match="cams.json: malformed"):
+        load_cameras_json(broken)
+    intrinsic = {"id": "1", "res_w": 0, "res_h": 1000, "focal_length": [1, 1], "center": [0, 0]}
+    broken.write_text(json.dumps({"intrinsic": [intrinsic],
+                                  "extrinsic": {"S1": [{"orientation": [1, 0, 0, 0], "translation": [0, 0, 0]}]}}))
+    with pytest.raises(JointposeError, match="cams.json: camera 1: resolution must be positive"):
+        load_cameras_json(broken)
 
 
 def test_projection_of_known_point():

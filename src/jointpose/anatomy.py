@@ -185,24 +185,36 @@ LEFT_BONES = [left for left, _ in skeleton.SYMMETRIC_BONES]  # indices into BONE
 RIGHT_BONES = [right for _, right in skeleton.SYMMETRIC_BONES]
 
 
-def fit_skeleton(poses: torch.Tensor, symmetric: bool = True) -> torch.Tensor:
+def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = False) -> torch.Tensor:
     """One consistent skeleton for a whole sequence (frames, 17, 3), metres.
 
     Every bone keeps its direction in every frame and takes its median length over the
-    sequence; with ``symmetric`` left and right segments share the mean of their medians.
-    The root stays where it is; angles between adjacent bones are unchanged (angles across
-    two bones, such as the trunk-thigh angle, change slightly).
+    sequence; with ``causal`` (no future frames, for real-time models) frame t takes the
+    mean length over frames 0..t instead. With ``symmetric`` left and right segments share
+    the mean of their two lengths. The root stays where it is; angles between adjacent bones
+    are unchanged (angles across two bones, such as the trunk-thigh angle, change slightly).
     """
-    vectors = bone_vectors(poses)
-    lengths = safe_norm(vectors)[..., None]
-    target = lengths.median(dim=0).values  # (16, 1)
+    lengths = bone_lengths(poses)[..., None]  # (frames, 16, 1)
+    if causal:
+        count = torch.arange(1, len(poses) + 1, device=poses.device, dtype=poses.dtype)
+        target = lengths.cumsum(dim=0) / count[:, None, None]
+    else:
+        target = lengths.median(dim=0).values
+    return set_bone_lengths(poses, target, symmetric)
+
+
+def set_bone_lengths(poses: torch.Tensor, lengths: torch.Tensor, symmetric: bool = True) -> torch.Tensor:
+    """Poses (frames, 17, 3) metres with each bone's direction kept and its length set to
+    ``lengths`` (16, 1) for every frame or (frames, 16, 1) per frame, metres; with
+    ``symmetric`` left and right segments share the mean of their two lengths."""
     if symmetric:
-        target = target.clone()
-        mean = (target[LEFT_BONES] + target[RIGHT_BONES]) / 2
-        target[LEFT_BONES], target[RIGHT_BONES] = mean, mean
-    directions = vectors / lengths
+        lengths = lengths.clone()
+        mean = (lengths[..., LEFT_BONES, :] + lengths[..., RIGHT_BONES, :]) / 2
+        lengths[..., LEFT_BONES, :], lengths[..., RIGHT_BONES, :] = mean, mean
+    vectors = bone_vectors(poses)
+    directions = vectors / safe_norm(vectors)[..., None]
     ancestors = _ANCESTORS.to(device=poses.device, dtype=poses.dtype)
-    return poses[:, :1] + torch.einsum("jb,fbc->fjc", ancestors, directions * target)
+    return poses[:, :1] + torch.einsum("jb,fbc->fjc", ancestors, directions * lengths)
 
 
 def outside_rom(poses: torch.Tensor, margin_deg: float = 0.0) -> torch.Tensor:

@@ -39,6 +39,8 @@ class Camera:
     translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
+        if not (self.res_w > 0 and self.res_h > 0):
+            raise JointposeError(f"camera {self.id}: resolution must be positive, got {self.res_w}x{self.res_h}")
         q = np.asarray(self.orientation, dtype=np.float64)
         norm = float(np.linalg.norm(q))
         if not np.isfinite(norm) or norm < 1e-8:
@@ -168,8 +170,12 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
                 )
                 for intr, ext in zip(intrinsic, views)
             ]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise JointposeError(f"{source}: malformed camera calibration ({exc!r})") from None
+    except JointposeError as exc:  # a camera's own check: say which file it came from
+        if str(exc).startswith(f"{source}:"):
+            raise
+        raise JointposeError(f"{source}: {exc}") from None
     return cameras
 
 

@@ -136,7 +136,8 @@ def evaluate_model(
 
     ``extra_metrics(pred, target) -> {name: per-frame tensor}`` adds metrics to the table.
     ``skeleton_fit`` gives each predicted sequence one consistent skeleton
-    (:func:`jointpose.anatomy.fit_skeleton`), as the joint-aware method does at inference;
+    (:func:`jointpose.anatomy.fit_skeleton`; a causal model's from past frames only), as the
+    joint-aware method does at inference;
     ``smooth`` (frames) Gaussian-filters each predicted sequence first
     (:func:`jointpose.filters.smooth_poses`).
     """
@@ -146,7 +147,7 @@ def evaluate_model(
     for seq in sequences:
         pred = predict(model, seq.keypoints, flip_test=flip_test,
                        keypoints_left=keypoints_left, keypoints_right=keypoints_right)
-        pred = inference_step(pred, smooth=smooth, skeleton_fit=skeleton_fit)
+        pred = inference_step(pred, smooth=smooth, skeleton_fit=skeleton_fit, causal=getattr(model, "causal", False))
         predictions[seq.key] = pred.numpy()
         target = torch.from_numpy(seq.poses_3d)
         errors = sequence_errors(pred, target)
@@ -164,12 +165,12 @@ def evaluate_model(
     return Evaluation(predictions, summary)
 
 
-def inference_step(poses: torch.Tensor, *, smooth: float, skeleton_fit: bool) -> torch.Tensor:
+def inference_step(poses: torch.Tensor, *, smooth: float, skeleton_fit: bool, causal: bool = False) -> torch.Tensor:
     """The joint-aware method's steps after the network, on one predicted sequence (frames,
     17, 3) in metres: the temporal filter (sigma ``smooth`` frames), then one consistent
-    skeleton when ``skeleton_fit``."""
+    skeleton when ``skeleton_fit`` (``causal``: bone lengths from past frames only)."""
     poses = smooth_poses(poses, smooth)
-    return fit_skeleton(poses) if skeleton_fit else poses
+    return fit_skeleton(poses, causal=causal) if skeleton_fit else poses
 
 
 def average_over_actions(per_action: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -52,8 +52,8 @@ class Lifter:
         skeleton_fit: bool = False,
         smooth: float = 0.0,
     ) -> None:
-        """``skeleton_fit``: give each predicted sequence one consistent skeleton, and
-        ``smooth``: Gaussian-filter it in time first (sigma in frames; offline models only);
+        """``skeleton_fit``: give each predicted sequence one consistent skeleton (a causal
+        model: bone lengths from past frames only), and ``smooth``: Gaussian-filter it in time first (sigma in frames; offline models only);
         together the joint-aware method's inference step (:mod:`jointpose.anatomy`,
         :mod:`jointpose.filters`)."""
         self.model = model.eval()
@@ -179,8 +179,11 @@ class Lifter:
             return kp
         if image_size is None:
             raise JointposeError("pixel keypoints need image_size=(width, height) (--image-size W H)")
-        w, h = image_size
-        if not (w > 0 and h > 0):
+        try:
+            w, h = (float(v) for v in image_size)
+        except (TypeError, ValueError):
+            raise JointposeError(f"image_size must be (width, height) in pixels, got {image_size!r}") from None
+        if not (w > 0 and h > 0 and np.isfinite(w) and np.isfinite(h)):
             raise JointposeError(f"image size must be positive, got {image_size}")
         return normalize_screen_coordinates(kp, w, h)
 
@@ -199,7 +202,7 @@ class Lifter:
         poses = predict(self._inference_model(), kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
                         keypoints_right=self.keypoints_right, segment=SEGMENT, progress=progress)
         smooth = 0.0 if self.causal else self.smooth
-        return inference_step(poses, smooth=smooth, skeleton_fit=self.skeleton_fit).numpy()
+        return inference_step(poses, smooth=smooth, skeleton_fit=self.skeleton_fit, causal=self.causal).numpy()
 
     def _inference_model(self) -> FusedTemporalModel:
         """The pose model with batch norm folded in, built on first use (weights are fixed)."""

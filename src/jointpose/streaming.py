@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import skeleton
+from .anatomy import bone_lengths, set_bone_lengths
 from .errors import JointposeError
 from .lifter import Lifter
 from .model import TemporalModel
@@ -116,7 +117,11 @@ class _Stream(nn.Module):
 class StreamingLifter:
     """Frame-by-frame inference with a causal :class:`TemporalModel` (or a causal :class:`Lifter`)."""
 
-    def __init__(self, model: TemporalModel | Lifter, *, flip_test: bool = False, precision: str = "fp32") -> None:
+    def __init__(self, model: TemporalModel | Lifter, *, flip_test: bool = False, precision: str = "fp32",
+                 skeleton_fit: bool | None = None) -> None:
+        """``skeleton_fit`` (default: the lifter's): each bone takes its mean length over the
+        frames pushed so far, left and right sharing theirs, as ``Lifter.predict`` does for a
+        causal model."""
         lifter = model if isinstance(model, Lifter) else Lifter(model)
         if not lifter.causal:
             raise JointposeError("streaming needs a causal model (train with --causal, or Lifter.from_pretrained('causal'))")
@@ -127,6 +132,7 @@ class StreamingLifter:
         self.lifter = lifter
         self.model = lifter.model.eval()
         self.flip_test = flip_test
+        self.skeleton_fit = lifter.skeleton_fit if skeleton_fit is None else skeleton_fit
         self.precision = precision
         self._perm_2d = skeleton.flip_permutation(self.model.num_joints_in, lifter.keypoints_left, lifter.keypoints_right)
         self.reset()
@@ -136,6 +142,7 @@ class StreamingLifter:
         with torch.no_grad():
             self.streams = [_Stream(self.model, self.precision) for _ in range(2 if self.flip_test else 1)]
         self.frames_seen = 0
+        self._length_sum = torch.zeros(len(skeleton.BONES), 1, device=self.lifter.device)
 
     @property
     def layers(self) -> list[StreamingConv]:
@@ -150,13 +157,17 @@ class StreamingLifter:
         if kp.ndim != 2:
             raise JointposeError(f"push takes one frame (joints, 2 or 3), got shape {kp.shape}")
         x = torch.as_tensor(self.lifter.normalize(kp[None], image_size, normalized)[0], dtype=torch.float32,
-                            device=self.lifter.device)
+                            device=self._length_sum.device)
         if self.frames_seen == 0:
             # The offline causal model edge-pads the start with receptive_field - 1 copies.
             for _ in range(self.model.receptive_field() - 1):
                 self._step(x)
         self.frames_seen += 1
-        return self._step(x).cpu().numpy()
+        pose = self._step(x)
+        if self.skeleton_fit:
+            self._length_sum += bone_lengths(pose)[:, None]
+            pose = set_bone_lengths(pose[None], self._length_sum / self.frames_seen)[0]
+        return pose.cpu().numpy()
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         pose = self.streams[0](x)
