@@ -128,4 +128,6 @@ def test_temporal_filter_is_stored_and_applied(h36m_dir, tmp_path):
     assert runs["wide"]["average"]["accel"] < runs["default"]["average"]["accel"] < runs["raw"]["average"]["accel"]
     assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint",
                  str(tmp_path / "ck"), "--smooth", "-1"]) == 2
+    assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint",
+                 str(tmp_path / "ck"), "--smooth", "2", "--raw"]) == 2  # the network alone has no filter
     assert main(_args(h36m_dir, tmp_path / "bad", "--smooth", "nan")) == 2

@@ -194,6 +194,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     if args.smooth is not None:
         check_sigma(args.smooth, "--smooth")
+        if args.raw:
+            raise JointposeError("--raw shows the network alone, without a filter; leave out --smooth or --raw")
     result = evaluate_checkpoint(
         args.checkpoint, args.data_dir, args.keypoints, None if args.subjects_test is None else list(args.subjects_test),
         list(args.actions) if args.actions else None, flip_test=args.tta, by_subject=args.by_subject,
