@@ -1,7 +1,7 @@
 """Train the bundled models on the CMU clips and write them into the package.
 
     python scripts/train_pretrained.py [--cmu ../shared/data/cmu-mocap] [--epochs 20]
-        [--batch-size 256] [--precision bf16] [--work runs/pretrained] [--only offline|causal]
+        [--batch-size 256] [--precision bf16] [--lr LR] [--work runs/pretrained] [--only offline|causal]
 
 1. Builds a dataset with the dataset builder: a ring of 6 virtual cameras, detector-like
    noise, and 2D keypoints as ``jointpose infer`` derives them from COCO detections
@@ -47,6 +47,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--only", choices=("offline", "causal"), default=None)
     parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the joint-aware default)")
     args = parser.parse_args()
     work = Path(args.work)
     data = work / "data"
@@ -64,7 +65,7 @@ def main() -> int:
         config = TrainConfig(
             data_dir=str(data), checkpoint_dir=str(work / variant), keypoints="noisy", subjects_train=TRAIN,
             subjects_test=TEST, architecture=(3, 3, 3, 3, 3), channels=256, epochs=args.epochs,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size, lr=args.lr,
             causal=variant == "causal", trajectory=variant == "offline", seed=0, precision=args.precision,
             resume=(work / variant / "latest.pt").exists(),
         )
@@ -106,7 +107,7 @@ def main() -> int:
             "held_out_raw_network_no_flip": {k: round(v, 2) for k, v in no_flip.summary["average"].items()},
             "held_out_skeleton_fit": {k: round(v, 2) for k, v in fitted.summary["average"].items()},
             "float16_deviation_mm": round(deviation, 4),
-            "training": {"subjects": list(TRAIN), "epochs": args.epochs, "batch_size": args.batch_size,
+            "training": {"subjects": list(TRAIN), "epochs": args.epochs, "batch_size": args.batch_size, "lr": config.lr,
                          "precision": args.precision, "loss_weights": config.weights.as_dict(),
                          "chunk": config.chunk, "chunk_share": config.chunk_share,
                          "chunk_dropout": config.chunk_dropout,

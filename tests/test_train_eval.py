@@ -106,7 +106,7 @@ def test_resume_refuses_a_different_run_and_allows_training_longer(h36m_dir, tmp
             "-ch", "16", "--checkpoint", str(ckpt), "--no-progress"]
     assert main(base + ["-e", "1", "--chunk-dropout", "independent"]) == 0
     capsys.readouterr()
-    for changed, message in ((["-lr", "0.002"], "-lr: 0.001 in the checkpoint vs 0.002 now"),
+    for changed, message in ((["-lr", "0.002"], "-lr: 0.003 in the checkpoint vs 0.002 now"),
                              (["--seed", "3"], "--seed: 0 in the checkpoint vs 3 now"),
                              (["--w-vel", "0.5"], "--w-*:"), (["-b", "256"], "-b: 512 in the checkpoint vs 256 now"),
                              (["--chunk-dropout", "shared"], "--chunk-dropout: independent in the checkpoint")):
@@ -215,6 +215,19 @@ def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
                 assert groups is None
         else:
             assert len(batch.chunks) == 0 and torch.allclose(total, terms["mpjpe"])
+
+
+def test_default_learning_rate_depends_on_the_constraints():
+    from jointpose.cli import build_parser, train_config
+    from jointpose.train import LR_BASELINE, LR_CONSTRAINTS
+
+    assert (LR_BASELINE, LR_CONSTRAINTS) == (0.001, 0.003)
+    assert TrainConfig(data_dir="d", checkpoint_dir="c").lr == LR_CONSTRAINTS
+    assert TrainConfig(data_dir="d", checkpoint_dir="c", constraints=False).lr == LR_BASELINE  # VideoPose3D's
+    assert TrainConfig(data_dir="d", checkpoint_dir="c", lr=0.0005).lr == 0.0005
+    base = ["train", "--data-dir", "d", "--checkpoint", "c"]
+    assert train_config(build_parser().parse_args(base + ["--no-constraints"])).lr == LR_BASELINE
+    assert train_config(build_parser().parse_args(base + ["-lr", "0.002"])).lr == 0.002
 
 
 def test_chunk_dropout_setting_is_checked():

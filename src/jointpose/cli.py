@@ -83,7 +83,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     """Training flags (shared by ``train`` and ``ablate``)."""
     from .filters import SMOOTH_DEFAULT
     from .losses import LossWeights
-    from .train import CHUNK_DROPOUT, TrainConfig
+    from .train import CHUNK_DROPOUT, LR_BASELINE, LR_CONSTRAINTS, TrainConfig
 
     _add_data_args(p, train=True)
     defaults = LossWeights()
@@ -92,7 +92,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-drop", "--dropout", type=float, default=0.25)
     p.add_argument("-e", "--epochs", type=int, default=60)
     p.add_argument("-b", "--batch-size", type=int, default=1024, help="target frames per optimiser step (global)")
-    p.add_argument("-lr", "--learning-rate", type=float, default=0.001)
+    p.add_argument("-lr", "--learning-rate", type=float, default=None,
+                   help=f"Adam learning rate (default {LR_BASELINE} with --no-constraints, as VideoPose3D; "
+                        f"{LR_CONSTRAINTS} with constraints)")
     p.add_argument("-lrd", "--lr-decay", type=float, default=0.95, help="learning-rate factor per epoch")
     p.add_argument("--causal", action="store_true", help="causal model (no future frames), for real time")
     p.add_argument("--no-constraints", dest="constraints", action="store_false",
@@ -148,7 +150,8 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         ("-e", args.epochs, args.epochs >= 1, ">= 1"),
         ("-b", args.batch_size, args.batch_size >= 1, ">= 1"),
         ("-drop", args.dropout, 0.0 <= args.dropout < 1.0, "in [0, 1)"),
-        ("-lr", args.learning_rate, args.learning_rate > 0.0 and math.isfinite(args.learning_rate), "> 0"),
+        ("-lr", args.learning_rate, args.learning_rate is None or (args.learning_rate > 0.0 and math.isfinite(args.learning_rate)),
+         "> 0"),
         ("-lrd", args.lr_decay, 0.0 < args.lr_decay <= 1.0, "in (0, 1]"),
         ("--warmup", args.warmup, 0.0 <= args.warmup <= 1.0, "a share of the epochs in [0, 1]"),
         ("--keep-last", keep_last, keep_last >= 0, ">= 0"),

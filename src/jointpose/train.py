@@ -38,6 +38,10 @@ from .model import TemporalModel, build_model
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
+# Default learning rates: VideoPose3D's for the baseline; with constraints the extra terms'
+# gradients enlarge Adam's per-parameter normalisation and so shrink MPJPE's step, which a
+# larger rate restores (tuned on the validation split: README, "Loss weights").
+LR_BASELINE, LR_CONSTRAINTS = 0.001, 0.003
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class TrainConfig:
     dropout: float = 0.25
     epochs: int = 60
     batch_size: int = 1024
-    lr: float = 0.001
+    lr: float | None = None  # None: LR_CONSTRAINTS with constraints, else LR_BASELINE
     lr_decay: float = 0.95
     causal: bool = False
     constraints: bool = True
@@ -82,6 +86,8 @@ class TrainConfig:
     log_steps: bool = False
 
     def __post_init__(self) -> None:
+        if self.lr is None:
+            object.__setattr__(self, "lr", LR_CONSTRAINTS if self.constraints else LR_BASELINE)
         if self.seed < 0:
             raise JointposeError(f"seed (--seed) must be >= 0, got {self.seed}")
         if self.chunk_dropout not in CHUNK_DROPOUT:
