@@ -38,9 +38,9 @@ from .model import TemporalModel, build_model
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
-# Default learning rates: VideoPose3D's for the baseline; with constraints the extra terms'
-# gradients enlarge Adam's per-parameter normalisation and so shrink MPJPE's step, which a
-# larger rate restores (tuned on the validation split: README, "Loss weights").
+# Default learning rates: VideoPose3D's for the baseline; with constraints a larger one,
+# tuned on the validation split (README, "Loss weights": the joint-aware model gains far
+# more from it than the baseline does).
 LR_BASELINE, LR_CONSTRAINTS = 0.001, 0.003
 
 
