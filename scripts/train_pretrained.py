@@ -11,8 +11,9 @@
    held out. The smallest subject is the one held out, so the playground, dance and
    everyday clips all train the shipped models.
 3. Evaluates both on S6 (P1/P2 and the rest, with the default inference, the network
-   alone and the consistent-skeleton fit; the causal model ships without the fit), writes ``model_card.json`` beside the models,
-   and exports ``jointpose_cmu_243f_{offline,causal}.safetensors`` (float16) into
+   alone and the consistent-skeleton fit; the causal model ships without the fit), writes
+   ``model_card.json`` beside the models, and exports
+   ``jointpose_cmu_243f_{offline,causal}.safetensors`` (float16) into
    ``src/jointpose/resources/pretrained/``, reporting the float16 deviation in mm.
 """
 
@@ -87,7 +88,8 @@ def main() -> int:
         no_flip_fit = evaluate_model(half.model, sequences, extra_metrics=plausibility_errors, flip_test=False,
                                      skeleton_fit=half.skeleton_fit, smooth=half.smooth)
         no_flip = evaluate_model(half.model, sequences, extra_metrics=plausibility_errors, flip_test=False)
-        fitted = evaluate_model(half.model, sequences, extra_metrics=plausibility_errors, skeleton_fit=True, smooth=half.smooth)
+        fitted = result if half.skeleton_fit else evaluate_model(
+            half.model, sequences, extra_metrics=plausibility_errors, skeleton_fit=True, smooth=half.smooth)
         full = evaluate_model(lifter.model, sequences, skeleton_fit=lifter.skeleton_fit, smooth=lifter.smooth)
         deviation = float(np.mean([np.linalg.norm(result.predictions[k] - full.predictions[k], axis=-1).mean()
                                    for k in full.predictions])) * 1000

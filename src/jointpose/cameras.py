@@ -155,7 +155,7 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
                 continue  # no calibration published for this subject (S2, S3, S4)
             if len(views) != len(intrinsic):
                 raise JointposeError(
-                    f"{source}: subject {subject} has {len(views)} extrinsic entries "
+                    f"subject {subject} has {len(views)} extrinsic entries "
                     f"but there are {len(intrinsic)} cameras"
                 )
             cameras[str(subject)] = [
@@ -172,9 +172,7 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
             ]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise JointposeError(f"{source}: malformed camera calibration ({exc!r})") from None
-    except JointposeError as exc:  # a camera's own check: say which file it came from
-        if str(exc).startswith(f"{source}:"):
-            raise
+    except JointposeError as exc:  # the checks above and each camera's own: name the file
         raise JointposeError(f"{source}: {exc}") from None
     return cameras
 

@@ -53,9 +53,9 @@ class Lifter:
         smooth: float = 0.0,
     ) -> None:
         """``skeleton_fit``: give each predicted sequence one consistent skeleton (a causal
-        model: bone lengths from past frames only), and ``smooth``: Gaussian-filter it in time first (sigma in frames; offline models only);
-        together the joint-aware method's inference step (:mod:`jointpose.anatomy`,
-        :mod:`jointpose.filters`)."""
+        model: bone lengths from past frames only), and ``smooth``: Gaussian-filter it in
+        time first (sigma in frames; offline models only); together the joint-aware method's
+        inference step (:mod:`jointpose.anatomy`, :mod:`jointpose.filters`)."""
         self.model = model.eval()
         self.skeleton_fit = skeleton_fit
         self.smooth = float(smooth)
