@@ -59,7 +59,6 @@ def main() -> int:
     out_dir = ROOT / "src" / "jointpose" / "resources" / "pretrained"
     out_dir.mkdir(parents=True, exist_ok=True)
     card_path = out_dir / "model_card.json"
-    card = json.loads(card_path.read_text()) if card_path.exists() else {}
     for variant in ("offline", "causal"):
         if args.only and variant != args.only:
             continue
@@ -96,6 +95,8 @@ def main() -> int:
         print(f"\n{variant} model on held-out {TEST[0]} (float16 weights):\n{format_table(result.summary)}")
         print(f"the network alone (no temporal filter, no consistent skeleton):\n{format_table(raw.summary)}")
         print(f"float16 vs float32 weights: mean deviation {deviation:.3f} mm; file {path.stat().st_size / 1e6:.2f} MB")
+        # Read just before writing: another run may have updated the other model's entry.
+        card = json.loads(card_path.read_text()) if card_path.exists() else {}
         card[variant] = {
             "file": path.name, "size_mb": round(path.stat().st_size / 1e6, 2),
             "parameters": sum(p.numel() for p in lifter.model.parameters()),
