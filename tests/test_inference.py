@@ -295,7 +295,7 @@ def test_infer_cli_refuses_bad_flags_and_files_before_any_work(tmp_path, capsys)
 
 
 def test_fit_skeleton_gives_one_consistent_skeleton():
-    from jointpose.anatomy import ANGLES, bone_lengths, fit_skeleton, joint_angles
+    from jointpose.anatomy import ANGLES, bone_lengths, bone_vectors, fit_skeleton, joint_angles, set_bone_lengths
 
     poses, _ = _camera_motion(1.0)
     noisy = torch.from_numpy(poses + np.random.default_rng(1).normal(0, 0.01, poses.shape)).float()
@@ -305,16 +305,69 @@ def test_fit_skeleton_gives_one_consistent_skeleton():
     pairs = skeleton.SYMMETRIC_BONES
     assert torch.allclose(lengths[:, [l for l, _ in pairs]], lengths[:, [r for _, r in pairs]], atol=1e-5)
     assert torch.equal(fitted[:, 0], noisy[:, 0])
+    # The refined pose stays closer to the input, joint by joint, than keeping every bone's
+    # direction does (which moves every joint below a bone whose length changes).
+    kept = fit_skeleton(noisy, iterations=0)
+    assert float(bone_lengths(kept).std(dim=0).max()) < 1e-5
+    moved, moved_kept = (fitted - noisy).norm(dim=-1).mean(), (kept - noisy).norm(dim=-1).mean()
+    assert float(moved) < 0.8 * float(moved_kept)
+
     def bone(x, y):
         return skeleton.PARENTS[x] == y or skeleton.PARENTS[y] == x
 
     adjacent = [k for k, (_, a, v, b) in enumerate(ANGLES) if bone(a, v) and bone(v, b)]
     assert len(adjacent) == len(ANGLES) - 2  # all but the two trunk-thigh angles
-    assert torch.allclose(joint_angles(fitted)[:, adjacent], joint_angles(noisy)[:, adjacent], atol=1e-4)
-    # Bone directions are kept.
-    from jointpose.anatomy import bone_vectors
-    cos = torch.nn.functional.cosine_similarity(bone_vectors(fitted), bone_vectors(noisy), dim=-1)
+    assert torch.allclose(joint_angles(kept)[:, adjacent], joint_angles(noisy)[:, adjacent], atol=1e-4)
+    cos = torch.nn.functional.cosine_similarity(bone_vectors(kept), bone_vectors(noisy), dim=-1)
     assert float(cos.min()) > 1 - 1e-5
+    # A sequence that already has one consistent skeleton is left as it is.
+    assert torch.allclose(fit_skeleton(fitted), fitted, atol=1e-5)
+    # Degenerate input (every joint at the root: zero-length bones) stays finite.
+    collapsed = torch.zeros(5, 17, 3)
+    assert torch.isfinite(fit_skeleton(collapsed)).all()
+    assert torch.isfinite(set_bone_lengths(collapsed, lengths[0, :, None])).all()
+
+
+def test_skeleton_fit_is_the_least_squares_pose():
+    """On a noisy sequence the refinement goes most of the way from keeping every bone's
+    direction to the pose with the target lengths closest to the input (which an optimiser
+    over bone directions finds); on a nearly straight, collinear pose (the strongest
+    coupling between bones, where too large a step diverges) it still gets closer."""
+    from jointpose.anatomy import bone_lengths, bone_vectors, set_bone_lengths
+
+    ancestors = torch.from_numpy(skeleton.ANCESTORS).float()
+
+    poses, _ = _camera_motion(1.0)
+    noisy = torch.from_numpy(poses[:40] + np.random.default_rng(2).normal(0, 0.01, poses[:40].shape)).float()
+    straight = torch.zeros(1, 17, 3)
+    generator = torch.Generator().manual_seed(0)
+    straight[0, 1:, 2] = torch.cumsum(torch.rand(16, generator=generator) * 0.1 + 0.05, 0)
+    straight = straight + 0.005 * torch.randn(straight.shape, generator=generator)  # all but collinear
+    for case, share in ((noisy, 0.2), (straight, 1.0)):
+        lengths = bone_lengths(case).median(dim=0).values[:, None] * 1.1
+        fitted = set_bone_lengths(case, lengths, symmetric=False)
+        assert torch.isfinite(fitted).all()
+        assert torch.allclose(bone_lengths(fitted), lengths[:, 0].expand(len(case), -1), atol=1e-5)
+        direction = bone_vectors(fitted).clone().requires_grad_(True)
+        optimiser = torch.optim.LBFGS([direction], max_iter=200, line_search_fn="strong_wolfe")
+
+        def objective():
+            unit = direction / direction.norm(dim=-1, keepdim=True)
+            pose = case[:, :1] + torch.einsum("jb,fbc->fjc", ancestors, unit * lengths)
+            return ((pose - case) ** 2).sum()
+
+        def closure():
+            optimiser.zero_grad()
+            loss = objective()
+            loss.backward()
+            return loss
+
+        ours = float(((fitted - case) ** 2).sum())
+        kept = float(((set_bone_lengths(case, lengths, symmetric=False, iterations=0) - case) ** 2).sum())
+        optimiser.step(closure)
+        best = float(objective().detach())
+        assert best < kept
+        assert ours - best < share * (kept - best)
 
 
 def test_bad_image_size_is_named():

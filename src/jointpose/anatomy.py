@@ -185,14 +185,29 @@ LEFT_BONES = [left for left, _ in skeleton.SYMMETRIC_BONES]  # indices into BONE
 RIGHT_BONES = [right for _, right in skeleton.SYMMETRIC_BONES]
 
 
-def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = False) -> torch.Tensor:
+def _fit_step_constants() -> tuple[torch.Tensor, float]:
+    """Joints each bone moves (16, 1), and a step size that keeps the direction refinement of
+    :func:`set_bone_lengths` stable even when every bone is collinear (the strongest
+    coupling): 1.5 over the largest eigenvalue of the normalised bone-coupling matrix."""
+    ancestors = _ANCESTORS.double()
+    moved = ancestors.sum(dim=0)
+    coupling = ancestors.T @ ancestors / torch.sqrt(moved[:, None] * moved[None])
+    return moved.float()[:, None], 1.5 / float(torch.linalg.eigvalsh(coupling).max())
+
+
+_JOINTS_MOVED, _FIT_STEP = _fit_step_constants()
+FIT_ITERATIONS = 10  # refinement steps of the skeleton fit (README, "Inference: one consistent skeleton")
+
+
+def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = False,
+                 iterations: int = FIT_ITERATIONS) -> torch.Tensor:
     """One consistent skeleton for a whole sequence (frames, 17, 3), metres.
 
-    Every bone keeps its direction in every frame and takes its median length over the
-    sequence; with ``causal`` (no future frames, for real-time models) frame t takes the
-    mean length over frames 0..t instead. With ``symmetric`` left and right segments share
-    the mean of their two lengths. The root stays where it is; angles between adjacent bones
-    are unchanged (angles across two bones, such as the trunk-thigh angle, change slightly).
+    Every bone takes its median length over the sequence; with ``causal`` (no future
+    frames, for real-time models) frame t takes the mean length over frames 0..t instead.
+    With ``symmetric`` left and right segments share the mean of their two lengths. The
+    pose of each frame is then the one with those lengths closest to the input
+    (:func:`set_bone_lengths`); the root stays where it is.
     """
     lengths = bone_lengths(poses)[..., None]  # (frames, 16, 1)
     if causal:
@@ -200,21 +215,41 @@ def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = Fal
         target = lengths.cumsum(dim=0) / count[:, None, None]
     else:
         target = lengths.median(dim=0).values
-    return set_bone_lengths(poses, target, symmetric)
+    return set_bone_lengths(poses, target, symmetric, iterations)
 
 
-def set_bone_lengths(poses: torch.Tensor, lengths: torch.Tensor, symmetric: bool = True) -> torch.Tensor:
-    """Poses (frames, 17, 3) metres with each bone's direction kept and its length set to
-    ``lengths`` (16, 1) for every frame or (frames, 16, 1) per frame, metres; with
-    ``symmetric`` left and right segments share the mean of their two lengths."""
+def set_bone_lengths(poses: torch.Tensor, lengths: torch.Tensor, symmetric: bool = True,
+                     iterations: int = FIT_ITERATIONS) -> torch.Tensor:
+    """Poses (frames, 17, 3) metres with every bone's length set to ``lengths`` (16, 1) for
+    every frame or (frames, 16, 1) per frame, metres; with ``symmetric`` left and right
+    segments share the mean of their two lengths. The root stays where it is.
+
+    Each bone first keeps its direction (``iterations=0`` stops there: angles between
+    adjacent bones unchanged, but a length change moves every joint below it); then
+    ``iterations`` preconditioned projected-gradient steps turn the bones so that the joints
+    move as little as possible from the input (least squares over each frame's joints).
+    """
+    if iterations < 0:
+        raise ValueError(f"set_bone_lengths: iterations must be >= 0, got {iterations}")
     if symmetric:
         lengths = lengths.clone()
         mean = (lengths[..., LEFT_BONES, :] + lengths[..., RIGHT_BONES, :]) / 2
         lengths[..., LEFT_BONES, :], lengths[..., RIGHT_BONES, :] = mean, mean
     vectors = bone_vectors(poses)
     directions = vectors / safe_norm(vectors)[..., None]
-    ancestors = _ANCESTORS.to(device=poses.device, dtype=poses.dtype)
-    return poses[:, :1] + torch.einsum("jb,fbc->fjc", ancestors, directions * lengths)
+    ancestors = constant_like("ancestors", _ANCESTORS, poses)  # joints = root + ancestors @ bones
+    if iterations > 0:
+        # Squared joint displacement: its gradient with respect to the bone vectors is
+        # coupling @ bones - pulled (pulled: the input's root-relative joints summed over
+        # each bone's descendants); a direction moves by that times its length over its
+        # curvature when it turns alone (length^2 x the joints it moves), times the step.
+        coupling = constant_like("coupling", _ANCESTORS.T @ _ANCESTORS, poses)
+        pulled = ancestors.T @ (poses - poses[:, :1])
+        scale = _FIT_STEP / (lengths.clamp_min(1e-6) * constant_like("joints_moved", _JOINTS_MOVED, poses))
+        for _ in range(iterations):
+            directions = directions - scale * (coupling @ (directions * lengths) - pulled)
+            directions = directions / safe_norm(directions)[..., None]
+    return poses[:, :1] + ancestors @ (directions * lengths)
 
 
 def outside_rom(poses: torch.Tensor, margin_deg: float = 0.0) -> torch.Tensor:
