@@ -186,9 +186,10 @@ RIGHT_BONES = [right for _, right in skeleton.SYMMETRIC_BONES]
 
 
 def _fit_step_constants() -> tuple[torch.Tensor, float]:
-    """Joints each bone moves (16, 1), and a step size that keeps the direction refinement of
-    :func:`set_bone_lengths` stable even when every bone is collinear (the strongest
-    coupling): 1.5 over the largest eigenvalue of the normalised bone-coupling matrix."""
+    """Joints each bone moves (16, 1), and a step size for the direction refinement of
+    :func:`set_bone_lengths` that keeps its linearised steps stable even when every bone is
+    collinear (the strongest coupling): 1.5 over the largest eigenvalue of the normalised
+    bone-coupling matrix."""
     ancestors = _ANCESTORS.double()
     moved = ancestors.sum(dim=0)
     coupling = ancestors.T @ ancestors / torch.sqrt(moved[:, None] * moved[None])
@@ -196,6 +197,15 @@ def _fit_step_constants() -> tuple[torch.Tensor, float]:
 
 
 _JOINTS_MOVED, _FIT_STEP = _fit_step_constants()
+_COUPLING = _ANCESTORS.T @ _ANCESTORS  # (16, 16): joints two bones both move
+# The trunk's short segments (root to each hip, thorax to each shoulder, thorax to nose to
+# head) keep their predicted direction in the fit: they carry a limb or the head, so
+# turning them would be the cheapest way to move those and would bend the trunk and neck
+# out of their range of motion (README, "Inference: one consistent skeleton").
+KEPT_DIRECTION_BONES = tuple(skeleton.bone_index(skeleton.JOINT_NAMES.index(name))
+                             for name in ("RHip", "LHip", "LShoulder", "RShoulder", "Neck/Nose", "Head"))
+_TURNS = torch.ones(len(skeleton.BONES), 1)
+_TURNS[list(KEPT_DIRECTION_BONES)] = 0.0
 FIT_ITERATIONS = 10  # refinement steps of the skeleton fit (README, "Inference: one consistent skeleton")
 
 
@@ -226,11 +236,14 @@ def set_bone_lengths(poses: torch.Tensor, lengths: torch.Tensor, symmetric: bool
 
     Each bone first keeps its direction (``iterations=0`` stops there: angles between
     adjacent bones unchanged, but a length change moves every joint below it); then
-    ``iterations`` preconditioned projected-gradient steps turn the bones so that the joints
-    move as little as possible from the input (least squares over each frame's joints).
+    ``iterations`` preconditioned projected-gradient steps turn the limbs, spine and thorax
+    (not the trunk's short segments, :data:`KEPT_DIRECTION_BONES`) so that the joints move
+    as little as possible from the input (least squares over each frame's joints).
     """
     if iterations < 0:
         raise ValueError(f"set_bone_lengths: iterations must be >= 0, got {iterations}")
+    if poses.dtype in (torch.float16, torch.bfloat16):  # too coarse for the refinement's steps
+        return set_bone_lengths(poses.float(), lengths.float(), symmetric, iterations).to(poses.dtype)
     if symmetric:
         lengths = lengths.clone()
         mean = (lengths[..., LEFT_BONES, :] + lengths[..., RIGHT_BONES, :]) / 2
@@ -243,11 +256,16 @@ def set_bone_lengths(poses: torch.Tensor, lengths: torch.Tensor, symmetric: bool
         # coupling @ bones - pulled (pulled: the input's root-relative joints summed over
         # each bone's descendants); a direction moves by that times its length over its
         # curvature when it turns alone (length^2 x the joints it moves), times the step.
-        coupling = constant_like("coupling", _ANCESTORS.T @ _ANCESTORS, poses)
+        coupling = constant_like("coupling", _COUPLING, poses)
         pulled = ancestors.T @ (poses - poses[:, :1])
-        scale = _FIT_STEP / (lengths.clamp_min(1e-6) * constant_like("joints_moved", _JOINTS_MOVED, poses))
+        scale = _FIT_STEP * constant_like("turns", _TURNS, poses) / (
+            lengths.clamp_min(1e-6) * constant_like("joints_moved", _JOINTS_MOVED, poses))
         for _ in range(iterations):
-            directions = directions - scale * (coupling @ (directions * lengths) - pulled)
+            step = scale * (coupling @ (directions * lengths) - pulled)
+            # At most half of each direction may be taken away along itself: a bone pulled
+            # much longer than it is would otherwise flip through zero and oscillate.
+            along = (step * directions).sum(dim=-1, keepdim=True)
+            directions = directions - step + (along - along.clamp_max(0.5)) * directions
             directions = directions / safe_norm(directions)[..., None]
     return poses[:, :1] + ancestors @ (directions * lengths)
 
