@@ -335,7 +335,7 @@ def test_skeleton_fit_is_the_least_squares_pose():
     nearly straight, collinear
     pose (the strongest coupling between bones, where too large a step diverges) it still
     gets closer. The trunk's short segments keep their directions."""
-    from jointpose.anatomy import KEPT_DIRECTION_BONES, bone_lengths, bone_vectors, set_bone_lengths
+    from jointpose.anatomy import KEPT_DIRECTION_BONES, bone_lengths, bone_vectors, fit_skeleton, set_bone_lengths
 
     ancestors = torch.from_numpy(skeleton.ANCESTORS).float()
 
@@ -351,6 +351,8 @@ def test_skeleton_fit_is_the_least_squares_pose():
         assert torch.isfinite(fitted).all()
         assert torch.allclose(bone_lengths(fitted), lengths[:, 0].expand(len(case), -1), atol=1e-5)
         kept_bones = list(KEPT_DIRECTION_BONES)
+        assert [skeleton.BONE_NAMES[b] for b in kept_bones] == [
+            "Hip-RHip", "Hip-LHip", "Thorax-LShoulder", "Thorax-RShoulder", "Thorax-Neck/Nose", "Neck/Nose-Head"]
         cos = torch.nn.functional.cosine_similarity(bone_vectors(fitted), bone_vectors(case), dim=-1)
         assert float(cos[:, kept_bones].min()) > 1 - 1e-5
         turns = torch.ones(16, 1)
@@ -391,11 +393,19 @@ def test_skeleton_fit_is_the_least_squares_pose():
     for iterations in (1, 2, 9, 10, 11):
         fitted = set_bone_lengths(chain, longer, symmetric=False, iterations=iterations)
         assert float(((fitted - chain) ** 2).sum()) <= kept + 1e-6
-    # Half precision is refined in float32 (a zero target length would overflow float16).
+        cos = torch.nn.functional.cosine_similarity(bone_vectors(fitted), bone_vectors(chain), dim=-1)
+        assert float(cos.min()) > 0  # no bone turned round
+    # Half precision is refined in float32 (a zero target length of a bone that turns, here
+    # the left thigh, would overflow float16's step).
     zero = bone_lengths(noisy).median(dim=0).values[:, None].clone()
-    zero[3] = 0.0
+    zero[skeleton.bone_index(skeleton.JOINT_NAMES.index("LKnee"))] = 0.0
     half = set_bone_lengths(noisy.half(), zero.half(), symmetric=False)
     assert half.dtype == torch.float16 and torch.isfinite(half).all()
+    full = set_bone_lengths(noisy.half().float(), zero.half().float(), symmetric=False)
+    assert torch.allclose(half.float(), full, atol=2e-3)
+    for causal in (False, True):  # the fit's lengths, too, come from float32
+        low = noisy.bfloat16()
+        assert torch.equal(fit_skeleton(low, causal=causal), fit_skeleton(low.float(), causal=causal).bfloat16())
 
 
 def test_bad_image_size_is_named():

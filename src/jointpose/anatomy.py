@@ -215,10 +215,13 @@ def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = Fal
 
     Every bone takes its median length over the sequence; with ``causal`` (no future
     frames, for real-time models) frame t takes the mean length over frames 0..t instead.
-    With ``symmetric`` left and right segments share the mean of their two lengths. The
-    pose of each frame is then the one with those lengths closest to the input
-    (:func:`set_bone_lengths`); the root stays where it is.
+    With ``symmetric`` left and right segments share the mean of their two lengths. Each
+    frame then moves towards the pose with those lengths closest to the input, the trunk's
+    short segments keeping their directions (:func:`set_bone_lengths`: ``iterations`` steps
+    of the least-squares refinement); the root stays where it is.
     """
+    if poses.dtype in (torch.float16, torch.bfloat16):  # lengths and steps need float32
+        return fit_skeleton(poses.float(), symmetric, causal, iterations).to(poses.dtype)
     lengths = bone_lengths(poses)[..., None]  # (frames, 16, 1)
     if causal:
         count = torch.arange(1, len(poses) + 1, device=poses.device, dtype=poses.dtype)
