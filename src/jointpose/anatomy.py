@@ -185,19 +185,19 @@ LEFT_BONES = [left for left, _ in skeleton.SYMMETRIC_BONES]  # indices into BONE
 RIGHT_BONES = [right for _, right in skeleton.SYMMETRIC_BONES]
 
 
-def _fit_step_constants() -> tuple[torch.Tensor, float]:
-    """Joints each bone moves (16, 1), and a step size for the direction refinement of
-    :func:`set_bone_lengths` that keeps its linearised steps stable even when every bone is
-    collinear (the strongest coupling): 1.5 over the largest eigenvalue of the normalised
-    bone-coupling matrix."""
-    ancestors = _ANCESTORS.double()
-    moved = ancestors.sum(dim=0)
-    coupling = ancestors.T @ ancestors / torch.sqrt(moved[:, None] * moved[None])
-    return moved.float()[:, None], 1.5 / float(torch.linalg.eigvalsh(coupling).max())
-
-
-_JOINTS_MOVED, _FIT_STEP = _fit_step_constants()
 _COUPLING = _ANCESTORS.T @ _ANCESTORS  # (16, 16): joints two bones both move
+_JOINTS_MOVED = _COUPLING.diagonal()[:, None].clone()  # (16, 1): joints each bone moves
+
+
+def _fit_step() -> float:
+    """Step size for the direction refinement of :func:`set_bone_lengths` that keeps its
+    linearised steps stable even when every bone is collinear (the strongest coupling): 1.5
+    over the largest eigenvalue of the bone-coupling matrix normalised by joints moved."""
+    coupling, moved = _COUPLING.double(), _JOINTS_MOVED.double()
+    return 1.5 / float(torch.linalg.eigvalsh(coupling / torch.sqrt(moved * moved.T)).max())
+
+
+_FIT_STEP = _fit_step()
 # The trunk's short segments (root to each hip, thorax to each shoulder, thorax to nose to
 # head) keep their predicted direction in the fit: they carry a limb or the head, so
 # turning them would be the cheapest way to move those and would bend the trunk and neck
