@@ -14,6 +14,7 @@ import torch
 from jointpose.batching import ChunkedWindows
 from jointpose.checkpoint import load_checkpoint
 from jointpose.data import load_dataset
+from jointpose.errors import JointposeError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,7 +80,7 @@ def test_mixed_batches_split_across_processes(h36m_dir, tmp_path, extra):
 
     def gradient(rank: int, world_size: int) -> torch.Tensor:
         batch = next(iter(trainer.windows.batches(200, 0, 0, augment=False, rank=rank, world_size=world_size)))
-        pred = trainer.model(batch.windows).reshape(len(batch.windows), 17, 3)
+        pred = trainer.model(batch.windows.to(trainer.device)).reshape(len(batch.windows), 17, 3)
         total, _ = trainer.step_loss(pred, batch, _frame_share(batch, world_size), world_size)
         trainer.model.zero_grad()
         total.backward()
@@ -97,7 +98,7 @@ def test_two_processes_match_one_and_only_rank_zero_writes(h36m_dir, tmp_path, l
     jointpose = shutil.which("jointpose") or str(Path(sys.executable).parent / "jointpose")
     args = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
             "-ch", "32", "-b", "200", "-e", "2", "-drop", "0", "--sync-bn", "--log-steps", "--no-progress",
-            "-lr", "0.0001", *(["--no-constraints"] if losses == "baseline" else [])]
+            "-lr", "0.0001", "--device", "cpu", *(["--no-constraints"] if losses == "baseline" else [])]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     hook = _save_logger(tmp_path / "hook")
     _run([jointpose, *args, "--checkpoint", str(tmp_path / "one")], _save_logger(tmp_path / "hook1"))
@@ -124,9 +125,23 @@ def test_module_form_runs_under_torchrun(h36m_dir, tmp_path):
     hook = _save_logger(tmp_path / "hook")
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "jointpose",
           "train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3,3", "-ch", "16",
-          "-b", "256", "-e", "1", "--no-progress", "--checkpoint", str(tmp_path / "ck")], hook)
+          "-b", "256", "-e", "1", "--device", "cpu", "--no-progress", "--checkpoint", str(tmp_path / "ck")], hook)
     saved = load_checkpoint(tmp_path / "ck")
     assert saved["epoch"] == 1
     assert set((hook / "saves.log").read_text().split()[0::2]) == {"0"}
     # Same starting weights, but each rank draws its own dropout masks.
     assert not torch.equal(saved["rng"][0]["torch"], saved["rng"][1]["torch"])
+
+
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    """torchrun with more processes per node than CUDA devices names the fix instead of
+    failing later with CUDA's 'invalid device ordinal'."""
+    from jointpose.distributed import DistContext
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(JointposeError, match=r"local rank 1 .* 1 CUDA device.*--nproc_per_node.*--device cpu"):
+        DistContext.from_env("auto")

@@ -55,7 +55,7 @@ def test_lifter_keeps_its_filter_and_applies_it_offline_only(tmp_path):
     kp = np.random.default_rng(0).uniform(-0.5, 0.5, (40, 17, 2))
     plain = Lifter(TemporalModel((3, 3), channels=16).eval(), flip_test=False)
     smoothed = Lifter(plain.model, flip_test=False, smooth=1.5)
-    loaded = Lifter.load(smoothed.save(tmp_path / "m.safetensors"))
+    loaded = Lifter.load(smoothed.save(tmp_path / "m.safetensors"), device="cpu")
     assert loaded.smooth == 1.5
     loaded.flip_test = False
     raw = plain.predict(kp, normalized=True)

@@ -16,6 +16,9 @@ from jointpose.streaming import StreamingLifter
 from jointpose.synthetic import generate
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
 def _model(causal=False, widths=(3, 3, 3), channels=32, seed=0) -> TemporalModel:
     torch.manual_seed(seed)
     model = TemporalModel(widths, channels=channels, causal=causal)
@@ -95,12 +98,12 @@ def test_save_and_load_safetensors(tmp_path):
     lifter = Lifter(_model(), trajectory_model=trajectory, fps=30.0)
     path = lifter.save(tmp_path / "m.safetensors")
     assert b"__reduce__" not in path.read_bytes()
-    loaded = Lifter.load(path)
+    loaded = Lifter.load(path, device="cpu")
     kp = _keypoints(50)
     assert np.array_equal(loaded.predict(kp, image_size=(1000, 1000)), lifter.predict(kp, image_size=(1000, 1000)))
     assert loaded.fps == 30.0 and loaded.trajectory_model is not None
     assert loaded.predict_trajectory(kp, image_size=(1000, 1000)).shape == (50, 3)
-    half = Lifter.load(lifter.save(tmp_path / "h.safetensors", half=True))
+    half = Lifter.load(lifter.save(tmp_path / "h.safetensors", half=True), device="cpu")
     assert (tmp_path / "h.safetensors").stat().st_size < 0.6 * path.stat().st_size
     assert np.abs(half.predict(kp, image_size=(1000, 1000)) - lifter.predict(kp, image_size=(1000, 1000))).max() < 0.05
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
@@ -445,3 +448,31 @@ def test_lifter_applies_skeleton_fit_when_asked(tmp_path):
     lifter.skeleton_fit = False
     raw = torch.from_numpy(lifter.predict(kp, image_size=(1000, 1000)))
     assert float(bone_lengths(raw).std(dim=0).max()) > 1e-3
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_inference_with_skeleton_fit_on_each_device(device):
+    """Offline prediction (flip test, consistent-skeleton fit), streaming with its running-mean
+    fit, and the fit of half-precision poses give on ``device`` what float32 on the CPU gives
+    (within 2 mm: CUDA convolutions may run in TF32)."""
+    from jointpose.anatomy import fit_skeleton
+
+    kp = _keypoints(60)
+    for causal in (False, True):
+        reference = Lifter(_model(causal=causal), flip_test=True, skeleton_fit=True)
+        expected = reference.predict(kp, image_size=(1000, 1000))
+        moved = Lifter(_model(causal=causal), flip_test=True, skeleton_fit=True).to(device)
+        assert moved.device.type == torch.device(device).type
+        assert np.abs(moved.predict(kp, image_size=(1000, 1000)) - expected).max() < 2e-3
+        if causal:
+            stream = StreamingLifter(moved, flip_test=True)
+            online = np.stack([stream.push(frame, image_size=(1000, 1000)) for frame in kp])
+            assert np.abs(online - expected).max() < 2e-3
+    poses, _ = _camera_motion(1.0)
+    noisy = torch.from_numpy(poses + np.random.default_rng(1).normal(0, 0.01, poses.shape)).float()
+    for causal in (False, True):
+        expected = fit_skeleton(noisy, causal=causal)
+        for dtype, tolerance in ((torch.float32, 1e-4), (torch.float16, 3e-3), (torch.bfloat16, 2e-2)):
+            fitted = fit_skeleton(noisy.to(device=device, dtype=dtype), causal=causal)
+            assert fitted.device.type == torch.device(device).type and fitted.dtype == dtype
+            assert float((fitted.float().cpu() - expected).abs().max()) < tolerance, (dtype, causal)

@@ -197,13 +197,13 @@ def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
         batch: MixedBatch = next(iter(trainer.windows.batches(64, 0, 0, augment=False)))
         trainer.model.eval()
         with torch.no_grad():
-            pred = trainer.model(batch.windows).reshape(len(batch.windows), 17, 3)
+            pred = trainer.model(batch.windows.to(trainer.device)).reshape(len(batch.windows), 17, 3)
         total, terms = trainer.step_loss(pred, batch, 1.0, 1)
         if chunk_dropout:
             assert trainer.config.chunk_dropout == chunk_dropout and len(batch.chunks) > 0
             constraint_part = sum(getattr(trainer.config.weights, t) * terms[t] for t in TERMS if t != "mpjpe")
             assert constraint_part > 0.01 * terms["mpjpe"]
-            position = (mpjpe(pred[:len(batch.singles)], batch.singles) if chunk_dropout == "shared"
+            position = (mpjpe(pred[:len(batch.singles)], batch.singles.to(trainer.device)) if chunk_dropout == "shared"
                         else terms["mpjpe"])
             assert torch.allclose(total, position + constraint_part)
             groups = trainer._dropout_groups(batch)

@@ -58,6 +58,11 @@ class DistContext:
         rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
         chosen = resolve_device(device)
         if chosen.type == "cuda":
+            if local_rank >= torch.cuda.device_count():
+                raise JointposeError(
+                    f"torchrun started local rank {local_rank} but this machine has {torch.cuda.device_count()} CUDA "
+                    f"device(s): start at most that many processes per node (--nproc_per_node), or train on the CPU "
+                    f"(--device cpu)")
             chosen = torch.device("cuda", local_rank)
             torch.cuda.set_device(chosen)
         if not torch_dist.is_initialized():
