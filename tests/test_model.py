@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from jointpose.model import StridedTemporalModel, TemporalModel, build_model, count_parameters
+from jointpose.model import StridedTemporalModel, TemporalModel, build_model, count_parameters, dropout
 
 
 @pytest.mark.parametrize("widths, field", [((3,), 3), ((3, 3, 3), 27), ((3, 3, 3, 3), 81), ((3, 3, 3, 3, 3), 243), ((5, 3), 15)])
@@ -48,6 +48,29 @@ def test_strided_equals_full_model(widths, causal):
         a = full(x)
         b = strided(windows).reshape(2, -1, 17, 3)
     assert (a - b).abs().max() < 1e-5
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("p", [0.25, 0.5])
+def test_dropout_zeroes_a_share_p_and_scales_the_rest(device, p):
+    """The CPU mask (uniform numbers against p) behaves as F.dropout: a share p of zeros,
+    the rest scaled by 1 / (1 - p) (mean kept), the same mask in the gradient; seeded."""
+    x = torch.full((1000, 500), 2.0, device=device, requires_grad=True)
+    torch.manual_seed(3)
+    y = dropout(x, p, True)
+    zeros = float((y == 0).double().mean())
+    assert abs(zeros - p) < 0.005  # 500,000 draws: the standard error is below 0.001
+    assert torch.allclose(y[y != 0], torch.tensor(2.0 / (1.0 - p), device=device))
+    y.sum().backward()
+    assert torch.equal(x.grad == 0, y == 0)
+    torch.manual_seed(3)
+    assert torch.equal(dropout(x, p, True), y)
+    assert dropout(x, p, False) is x and torch.equal(dropout(x, 0.0, True), x)
+    half = dropout(x.detach().bfloat16(), p, True)
+    assert half.dtype == torch.bfloat16 and abs(float((half == 0).double().mean()) - p) < 0.005
 
 
 def test_grouped_dropout_shares_masks_within_a_group():

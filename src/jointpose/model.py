@@ -95,7 +95,7 @@ class TemporalModel(nn.Module):
             )
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
-        return F.dropout(x, self.dropout, self.training)
+        return dropout(x, self.dropout, self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised 2D keypoints (batch, frames, joints_in, 2) -> root-relative 3D joints in
@@ -167,8 +167,24 @@ def _grouped_dropout(x: torch.Tensor, groups: torch.Tensor, p: float) -> torch.T
     Draws a mask for as many groups as there are windows (labels are below that), so the
     group count never has to be read back from the device."""
     rows = x.reshape(len(groups), -1, x.shape[-1])
-    keep = torch.empty(rows.shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p)
-    return (rows * keep[groups] / (1.0 - p)).reshape(x.shape)
+    return (rows * _scaled_mask(rows, p)[groups]).reshape(x.shape)
+
+
+def _scaled_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """A dropout mask shaped like ``x``: 0 with probability ``p``, else 1 / (1 - p).
+
+    Drawn by comparing uniform numbers with ``p``: on the CPU this is ~2.7x faster than
+    the Bernoulli sampler behind ``F.dropout``, which took a fifth of a CPU training step
+    (README, Benchmarks)."""
+    keep = torch.rand(x.shape, device=x.device) >= p
+    return keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout`` (probability ``p``), with the faster mask of :func:`_scaled_mask` on the CPU."""
+    if not training or p == 0.0 or x.device.type != "cpu":
+        return F.dropout(x, p, training)
+    return x * _scaled_mask(x, p)
 
 
 def _flat_weight(conv: nn.Conv1d) -> torch.Tensor:
