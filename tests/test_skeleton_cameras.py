@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -86,6 +87,44 @@ def test_projection_of_known_point():
     assert np.allclose(cam.project(np.array([x, y, 1.0])), expected)
     with pytest.raises(JointposeError, match="behind the camera"):
         cam.project(np.array([0.0, 0.0, -1.0]))
+    # Human3.6M's convention: x' = x (radial + p1 x + p2 y) + p1 r^2, y' likewise with p2.
+    h36m = dataclasses.replace(cam, distortion_model="h36m")
+    tangent = 0.01 * x + 0.02 * y
+    expected = [1000 * (x * (1 + tangent) + 0.01 * r2), 1000 * (y * (1 + tangent) + 0.02 * r2)]
+    assert np.allclose(h36m.project(np.array([x, y, 1.0])), expected)
+    assert not np.allclose(h36m.project(np.array([x, y, 1.0])), cam.project(np.array([x, y, 1.0])))
+    # Without tangential terms the two conventions are one model.
+    radial = dataclasses.replace(cam, tangential_distortion=(0.0, 0.0), radial_distortion=(0.1, -0.02, 0.003))
+    points = np.random.default_rng(0).uniform([-1, -1, 2], [1, 1, 6], (50, 3))
+    assert np.allclose(dataclasses.replace(radial, distortion_model="h36m").project(points), radial.project(points))
+    with pytest.raises(JointposeError, match="camera c: distortion_model must be one of opencv, h36m"):
+        dataclasses.replace(cam, distortion_model="fisheye")
+
+
+def test_h36m_calibration_projects_in_its_own_convention(tmp_path):
+    """Files in the h36m_cameras.json schema (the built-in calibration too) use Human3.6M's
+    tangential convention unless a camera names another; written cameras say theirs."""
+    camera = h36m_cameras()["S9"][1]
+    assert camera.distortion_model == "h36m"
+    # On this camera the two conventions differ by about a pixel towards the image corners
+    # (measured: 1.07 px) and not at all on the optical axis.
+    points = np.array([[-1.5, -1.5, 4.0], [1.5, 1.5, 4.0], [0.0, 0.0, 4.0]])  # camera space, metres
+    gap = np.abs(camera.project(points) - dataclasses.replace(camera, distortion_model="opencv").project(points))
+    assert 0.5 < gap.max() < 2.0 and gap[2].max() < 1e-9
+    schema = {"intrinsic": [camera.to_dict()], "extrinsic": {"S1": [{"orientation": list(camera.orientation),
+                                                                     "translation": [t * 1000 for t in camera.translation]}]}}
+    (tmp_path / "cams.json").write_text(json.dumps(schema))
+    assert load_cameras_json(tmp_path / "cams.json")["S1"][0] == camera
+    schema["intrinsic"][0]["distortion_model"] = "opencv"
+    (tmp_path / "cams.json").write_text(json.dumps(schema))
+    assert load_cameras_json(tmp_path / "cams.json")["S1"][0].distortion_model == "opencv"
+    del schema["intrinsic"][0]["distortion_model"]
+    (tmp_path / "cams.json").write_text(json.dumps(schema))
+    assert load_cameras_json(tmp_path / "cams.json")["S1"][0].distortion_model == "h36m"
+    schema["intrinsic"][0]["distortion_model"] = "polynomial"
+    (tmp_path / "cams.json").write_text(json.dumps(schema))
+    with pytest.raises(JointposeError, match="cams.json: camera 55011271: distortion_model must be"):
+        load_cameras_json(tmp_path / "cams.json")
 
 
 def test_world_camera_round_trip_and_orientation():

@@ -5,8 +5,12 @@ Conventions
 * World and camera positions are in metres. Camera axes: x right, y down, z forward.
 * ``orientation`` is a unit quaternion (w, x, y, z) rotating camera axes into world axes;
   ``translation`` is the camera centre in world coordinates (metres).
-* Projection uses the Brown-Conrady model (as OpenCV): radial k1, k2, k3 and tangential
-  p1, p2 terms, then focal length and principal point in pixels.
+* Projection applies radial k1, k2, k3 and tangential p1, p2 distortion, then focal length
+  and principal point in pixels. Two conventions for the tangential terms
+  (``distortion_model``): ``"opencv"`` (Brown-Conrady, as OpenCV) and ``"h36m"``, the one
+  Human3.6M's calibration is given in (and VideoPose3D's 2D ground truth was projected
+  with); see :func:`project_points`. Files in the ``h36m_cameras.json`` schema use
+  ``"h36m"`` unless a camera says otherwise; cameras made in code default to ``"opencv"``.
 * Normalised screen coordinates map x in [0, w] pixels to [-1, 1] and scale y by the
   same factor (aspect ratio kept): ``u = x / w * 2 - 1``, ``v = y / w * 2 - h / w``.
 """
@@ -23,6 +27,8 @@ import numpy as np
 
 from .errors import JointposeError
 
+DISTORTION_MODELS = ("opencv", "h36m")
+
 
 @dataclass(frozen=True)
 class Camera:
@@ -37,10 +43,14 @@ class Camera:
     tangential_distortion: tuple[float, float] = (0.0, 0.0)
     orientation: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
     translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    distortion_model: str = "opencv"
 
     def __post_init__(self) -> None:
         if not (self.res_w > 0 and self.res_h > 0):
             raise JointposeError(f"camera {self.id}: resolution must be positive, got {self.res_w}x{self.res_h}")
+        if self.distortion_model not in DISTORTION_MODELS:
+            raise JointposeError(f"camera {self.id}: distortion_model must be one of {', '.join(DISTORTION_MODELS)}, "
+                                 f"got {self.distortion_model!r}")
         q = np.asarray(self.orientation, dtype=np.float64)
         norm = float(np.linalg.norm(q))
         if not np.isfinite(norm) or norm < 1e-8:
@@ -61,7 +71,7 @@ class Camera:
         """Camera-space points (..., 3) metres -> pixels (..., 2), with lens distortion."""
         return project_points(
             points, self.focal_length, self.center, self.radial_distortion,
-            self.tangential_distortion,
+            self.tangential_distortion, model=self.distortion_model,
         )
 
     def normalize(self, pixels: np.ndarray) -> np.ndarray:
@@ -75,6 +85,7 @@ class Camera:
             "focal_length": list(self.focal_length), "center": list(self.center),
             "radial_distortion": list(self.radial_distortion),
             "tangential_distortion": list(self.tangential_distortion),
+            "distortion_model": self.distortion_model,
             "orientation": list(self.orientation),
             "translation": [t * 1000.0 for t in self.translation],
         }
@@ -100,9 +111,15 @@ def project_points(
     center: tuple[float, float] | np.ndarray,
     radial: tuple[float, float, float] | np.ndarray = (0.0, 0.0, 0.0),
     tangential: tuple[float, float] | np.ndarray = (0.0, 0.0),
+    model: str = "opencv",
 ) -> np.ndarray:
-    """Project camera-space points (..., 3) metres to pixels (..., 2) (Brown-Conrady distortion).
+    """Project camera-space points (..., 3) metres to pixels (..., 2) with lens distortion.
 
+    With x, y = X/Z, Y/Z, r² = x² + y² and radial factor 1 + k1 r² + k2 r⁴ + k3 r⁶, the
+    tangential terms are, for ``model="opencv"`` (Brown-Conrady):
+    x' = x·radial + 2 p1 x y + p2 (r² + 2x²), y' = y·radial + p1 (r² + 2y²) + 2 p2 x y;
+    for ``model="h36m"`` (Human3.6M's calibration, VideoPose3D's projection):
+    x' = x (radial + p1 x + p2 y) + p1 r², y' = y (radial + p1 x + p2 y) + p2 r².
     Points must lie in front of the camera (z > 0).
     """
     z = points[..., 2:3]
@@ -114,8 +131,14 @@ def project_points(
     k1, k2, k3 = radial
     p1, p2 = tangential
     radial_factor = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
-    xd = x * radial_factor + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
-    yd = y * radial_factor + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
+    if model == "h36m":
+        factor = radial_factor + p1 * x + p2 * y
+        xd, yd = x * factor + p1 * r2, y * factor + p2 * r2
+    elif model == "opencv":
+        xd = x * radial_factor + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
+        yd = y * radial_factor + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
+    else:
+        raise JointposeError(f"distortion model must be one of {', '.join(DISTORTION_MODELS)}, got {model!r}")
     return np.stack([xd, yd], axis=-1) * np.asarray(focal_length) + np.asarray(center)
 
 
@@ -167,6 +190,7 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
                     tangential_distortion=_floats(intr.get("tangential_distortion", [0, 0]), 2),
                     orientation=_floats(ext["orientation"], 4),
                     translation=tuple(t / 1000.0 for t in _floats(ext["translation"], 3)),
+                    distortion_model=str(intr.get("distortion_model", "h36m")),
                 )
                 for intr, ext in zip(intrinsic, views)
             ]
