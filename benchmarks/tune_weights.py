@@ -9,6 +9,9 @@ the predicted joints move against the true ones (jitter filtered out of both; < 
 
     python benchmarks/tune_weights.py --work runs/tune --epochs 20 \
         "baseline:--no-constraints" "va:--w-vel 0.1 --w-acc 0.1" ...
+
+The dataset is built once into ``--work``/data and reused; delete that folder after a change
+to the builder or cameras (e.g. the Human3.6M distortion convention of 2026-11-27).
 """
 
 from __future__ import annotations
