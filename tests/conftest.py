@@ -2,6 +2,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -22,3 +23,9 @@ def cmu_mocap() -> Path:
     if not CMU_MOCAP.is_dir():
         pytest.skip(f"{CMU_MOCAP} is absent")
     return CMU_MOCAP
+
+
+@pytest.fixture(params=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def device(request) -> str:
+    """Each device the test should run on: the CPU, and CUDA where available."""
+    return request.param

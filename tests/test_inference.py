@@ -16,9 +16,6 @@ from jointpose.streaming import StreamingLifter
 from jointpose.synthetic import generate
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
 def _model(causal=False, widths=(3, 3, 3), channels=32, seed=0) -> TemporalModel:
     torch.manual_seed(seed)
     model = TemporalModel(widths, channels=channels, causal=causal)
@@ -278,7 +275,6 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     assert "unknown output format" in capsys.readouterr().err
 
 
-
 def test_infer_cli_refuses_bad_flags_and_files_before_any_work(tmp_path, capsys):
     from jointpose.cli import main
 
@@ -450,7 +446,6 @@ def test_lifter_applies_skeleton_fit_when_asked(tmp_path):
     assert float(bone_lengths(raw).std(dim=0).max()) > 1e-3
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_inference_with_skeleton_fit_on_each_device(device):
     """Offline prediction (flip test, consistent-skeleton fit), streaming with its running-mean
     fit, and the fit of half-precision poses give on ``device`` what float32 on the CPU gives

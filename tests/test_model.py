@@ -50,10 +50,6 @@ def test_strided_equals_full_model(widths, causal):
     assert (a - b).abs().max() < 1e-5
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("p", [0.25, 0.5])
 def test_dropout_zeroes_a_share_p_and_scales_the_rest(device, p):
     """The CPU mask (uniform numbers against p) behaves as F.dropout: a share p of zeros,
