@@ -220,11 +220,11 @@ def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = Fal
     short segments keeping their directions (:func:`set_bone_lengths`: ``iterations`` steps
     of the least-squares refinement); the root stays where it is.
     """
-    if poses.dtype in (torch.float16, torch.bfloat16):  # lengths and steps need float32
-        return fit_skeleton(poses.float(), symmetric, causal, iterations).to(poses.dtype)
-    lengths = bone_lengths(poses)[..., None]  # (frames, 16, 1)
+    # Lengths in float32 at least (half precision is too coarse; set_bone_lengths refines
+    # such poses in float32 too).
+    lengths = bone_lengths(poses.to(torch.promote_types(poses.dtype, torch.float32)))[..., None]  # (frames, 16, 1)
     if causal:
-        count = torch.arange(1, len(poses) + 1, device=poses.device, dtype=poses.dtype)
+        count = torch.arange(1, len(poses) + 1, device=poses.device, dtype=lengths.dtype)
         target = lengths.cumsum(dim=0) / count[:, None, None]
     else:
         target = lengths.median(dim=0).values
