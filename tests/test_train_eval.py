@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -139,8 +140,12 @@ def test_ablation_compares_both_models(h36m_dir, tmp_path, capsys):
     assert "baseline vs joint-aware" in text and "change" in text
     result = json.loads((out / "ablation.json").read_text())
     assert result["baseline"]["average"]["p1"] > 0 and result["joint-aware"]["average"]["p1"] > 0
-    assert load_ckpt(out / "baseline")["config"]["constraints"] is False
-    assert load_ckpt(out / "joint-aware")["config"]["constraints"] is True
+    baseline, joint = load_ckpt(out / "baseline"), load_ckpt(out / "joint-aware")
+    assert baseline["config"]["constraints"] is False and joint["config"]["constraints"] is True
+    # Each model at its own default rate and dropout: the baseline stays VideoPose3D's recipe.
+    assert (baseline["config"]["lr"], baseline["model_args"]["dropout"]) == (0.001, 0.25)
+    assert (joint["config"]["lr"], joint["model_args"]["dropout"]) == (0.003, 0.25)
+    assert (result["baseline"]["lr"], result["joint-aware"]["lr"]) == (0.001, 0.003)
     assert main(["ablate", "--data-dir", str(h36m_dir), "-k", "gt", "--out", str(out)]) == 2  # not empty
 
 
@@ -217,17 +222,26 @@ def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
             assert len(batch.chunks) == 0 and torch.allclose(total, terms["mpjpe"])
 
 
-def test_default_learning_rate_depends_on_the_constraints():
+def test_default_learning_rate_and_dropout_depend_on_the_constraints():
     from jointpose.cli import build_parser, train_config
-    from jointpose.train import LR_BASELINE, LR_CONSTRAINTS
+    from jointpose.train import DROPOUT_BASELINE, DROPOUT_CONSTRAINTS, LR_BASELINE, LR_CONSTRAINTS
 
-    assert (LR_BASELINE, LR_CONSTRAINTS) == (0.001, 0.003)
-    assert TrainConfig(data_dir="d", checkpoint_dir="c").lr == LR_CONSTRAINTS
-    assert TrainConfig(data_dir="d", checkpoint_dir="c", constraints=False).lr == LR_BASELINE  # VideoPose3D's
-    assert TrainConfig(data_dir="d", checkpoint_dir="c", lr=0.0005).lr == 0.0005
-    base = ["train", "--data-dir", "d", "--checkpoint", "c"]
-    assert train_config(build_parser().parse_args(base + ["--no-constraints"])).lr == LR_BASELINE
-    assert train_config(build_parser().parse_args(base + ["-lr", "0.002"])).lr == 0.002
+    assert (LR_BASELINE, LR_CONSTRAINTS, DROPOUT_BASELINE, DROPOUT_CONSTRAINTS) == (0.001, 0.003, 0.25, 0.25)
+    joint = TrainConfig(data_dir="d", checkpoint_dir="c").resolved()
+    assert (joint.lr, joint.dropout) == (LR_CONSTRAINTS, DROPOUT_CONSTRAINTS)
+    base = TrainConfig(data_dir="d", checkpoint_dir="c", constraints=False).resolved()
+    assert (base.lr, base.dropout) == (LR_BASELINE, DROPOUT_BASELINE)  # VideoPose3D's
+    given = TrainConfig(data_dir="d", checkpoint_dir="c", lr=0.0005, dropout=0.1)
+    assert (given.resolved().lr, given.resolved().dropout) == (0.0005, 0.1)
+    # Switching the mode of an unresolved configuration switches the defaults, not given values.
+    switched = dataclasses.replace(TrainConfig(data_dir="d", checkpoint_dir="c", lr=0.002), constraints=False).resolved()
+    assert (switched.lr, switched.dropout) == (0.002, DROPOUT_BASELINE)
+    argv = ["train", "--data-dir", "d", "--checkpoint", "c"]
+    assert train_config(build_parser().parse_args(argv + ["--no-constraints"])).resolved().lr == LR_BASELINE
+    assert train_config(build_parser().parse_args(argv + ["-lr", "0.002"])).resolved().lr == 0.002
+    assert train_config(build_parser().parse_args(argv + ["-drop", "0.3"])).resolved().dropout == 0.3
+    with pytest.raises(JointposeError, match=r"-drop must be in \[0, 1\), got 1.0"):
+        train_config(build_parser().parse_args(argv + ["-drop", "1.0"]))
 
 
 def test_chunk_dropout_setting_is_checked():

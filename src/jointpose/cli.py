@@ -83,13 +83,15 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     """Training flags (shared by ``train`` and ``ablate``)."""
     from .filters import SMOOTH_DEFAULT
     from .losses import LossWeights
-    from .train import CHUNK_DROPOUT, LR_BASELINE, LR_CONSTRAINTS, TrainConfig
+    from .train import CHUNK_DROPOUT, DROPOUT_BASELINE, DROPOUT_CONSTRAINTS, LR_BASELINE, LR_CONSTRAINTS, TrainConfig
 
     _add_data_args(p, train=True)
     defaults = LossWeights()
     p.add_argument("-arc", "--architecture", type=_int_list, default=(3, 3, 3), help="filter widths (default 3,3,3 = 27 frames)")
     p.add_argument("-ch", "--channels", type=int, default=1024, help="hidden channels (default 1024; 2048 for the deeper variant)")
-    p.add_argument("-drop", "--dropout", type=float, default=0.25)
+    p.add_argument("-drop", "--dropout", type=float, default=None,
+                   help=f"dropout (default {DROPOUT_BASELINE} with --no-constraints, as VideoPose3D; "
+                        f"{DROPOUT_CONSTRAINTS} with constraints)")
     p.add_argument("-e", "--epochs", type=int, default=60)
     p.add_argument("-b", "--batch-size", type=int, default=1024, help="target frames per optimiser step (global)")
     p.add_argument("-lr", "--learning-rate", type=float, default=None,
@@ -149,7 +151,7 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         ("-ch", args.channels, args.channels >= 1, ">= 1"),
         ("-e", args.epochs, args.epochs >= 1, ">= 1"),
         ("-b", args.batch_size, args.batch_size >= 1, ">= 1"),
-        ("-drop", args.dropout, 0.0 <= args.dropout < 1.0, "in [0, 1)"),
+        ("-drop", args.dropout, args.dropout is None or 0.0 <= args.dropout < 1.0, "in [0, 1)"),
         ("-lr", args.learning_rate, args.learning_rate is None or (args.learning_rate > 0.0 and math.isfinite(args.learning_rate)),
          "> 0"),
         ("-lrd", args.lr_decay, 0.0 < args.lr_decay <= 1.0, "in (0, 1]"),

@@ -38,10 +38,11 @@ from .model import TemporalModel, build_model
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
-# Default learning rates: VideoPose3D's for the baseline; with constraints a larger one,
-# tuned on the validation split (README, "Loss weights": the joint-aware model gains far
-# more from it than the baseline does).
+# Default learning rate and dropout of each mode: VideoPose3D's for the baseline; with
+# constraints the values tuned on the validation split (README, "Loss weights": the
+# joint-aware model gains far more from the larger rate than the baseline does).
 LR_BASELINE, LR_CONSTRAINTS = 0.001, 0.003
+DROPOUT_BASELINE, DROPOUT_CONSTRAINTS = 0.25, 0.25
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,10 @@ class TrainConfig:
     actions: tuple[str, ...] | None = None
     architecture: tuple[int, ...] = (3, 3, 3)
     channels: int = 1024
-    dropout: float = 0.25
+    dropout: float | None = None  # None: DROPOUT_CONSTRAINTS with constraints, else DROPOUT_BASELINE
     epochs: int = 60
     batch_size: int = 1024
-    lr: float | None = None  # None: LR_CONSTRAINTS with constraints, else LR_BASELINE
+    lr: float | None = None  # None: LR_CONSTRAINTS with constraints, else LR_BASELINE (see resolved)
     lr_decay: float = 0.95
     causal: bool = False
     constraints: bool = True
@@ -86,13 +87,21 @@ class TrainConfig:
     log_steps: bool = False
 
     def __post_init__(self) -> None:
-        if self.lr is None:
-            object.__setattr__(self, "lr", LR_CONSTRAINTS if self.constraints else LR_BASELINE)
         if self.seed < 0:
             raise JointposeError(f"seed (--seed) must be >= 0, got {self.seed}")
         if self.chunk_dropout not in CHUNK_DROPOUT:
             raise JointposeError(f"chunk_dropout (--chunk-dropout) must be one of {', '.join(CHUNK_DROPOUT)}, "
                                  f"got {self.chunk_dropout!r}")
+
+    def resolved(self) -> TrainConfig:
+        """This configuration with the mode's defaults in place of a learning rate or dropout
+        left at None: VideoPose3D's for the baseline, the tuned ones with constraints. Kept
+        apart from construction so that switching ``constraints`` (as ``ablate`` does) also
+        switches the defaults, while values given explicitly stay."""
+        lr = LR_CONSTRAINTS if self.constraints else LR_BASELINE
+        dropout = DROPOUT_CONSTRAINTS if self.constraints else DROPOUT_BASELINE
+        return dataclasses.replace(self, lr=lr if self.lr is None else self.lr,
+                                   dropout=dropout if self.dropout is None else self.dropout)
 
     @property
     def shared_chunk_dropout(self) -> bool:
@@ -123,7 +132,7 @@ class Trainer:
     """Owns the models, optimiser and data of one run; ``fit()`` trains to the last epoch."""
 
     def __init__(self, config: TrainConfig, dist: DistContext | None = None) -> None:
-        self.config = config
+        self.config = config = config.resolved()
         self.dist = dist or DistContext.single(config.device)
         self.device = self.dist.device
         self.folder = Path(config.checkpoint_dir)
