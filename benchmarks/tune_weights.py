@@ -6,6 +6,7 @@ subject S8 (S1, the playground clips, is left out entirely, and so is S6, the bu
 models' held-out subject: scripts/train_pretrained.py), then trains one model per
 configuration and prints one JSON line of validation metrics each, with ``speed``: how fast
 the predicted joints move against the true ones (jitter filtered out of both; < 1 = damped).
+``--breakdown`` adds where the velocity error lies (see ``velocity_breakdown``).
 
     python benchmarks/tune_weights.py --work runs/tune --epochs 20 \
         "baseline:--no-constraints" "va:--w-vel 0.1 --w-acc 0.1" ...
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--cmu", default=str(ROOT.parent / "shared" / "data" / "cmu-mocap"))
     parser.add_argument("--work", default=str(ROOT / "runs" / "tune_clean"))
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--breakdown", action="store_true", help="also print where the velocity error lies")
     args = parser.parse_args()
     data = tuning_dataset(Path(args.cmu), Path(args.work) / "data")
     for item in args.configs:
@@ -68,6 +70,8 @@ def main() -> None:
             summary = trainer.fit()
         row = {k: round(summary["average"][k], 2) for k in ("p1", "p2", "mpjve", "accel", "bone_std", "lr_gap", "rom_pct")}
         row["speed"] = round(speed_ratio(trainer), 3)
+        if args.breakdown:
+            row.update(velocity_breakdown(trainer))
         print(json.dumps({"name": name, **row, "seconds": round(time.time() - start)}), flush=True)
 
 
@@ -81,6 +85,30 @@ def speed_ratio(trainer: Trainer, sigma: float = 3.0) -> float:
         predicted += float(torch.diff(pred, dim=0).norm(dim=-1).sum())
         true += float(torch.diff(target, dim=0).norm(dim=-1).sum())
     return predicted / true
+
+
+def velocity_breakdown(trainer: Trainer, fast: float = 0.02) -> dict[str, float]:
+    """Velocity error of the validation predictions pooled over every joint and frame (mm/frame):
+    ``vel`` as is, ``vel_slow`` with prediction and truth both filtered (sigma 3 frames: the
+    motion part, jitter removed), ``vel_smoothed`` with the prediction alone filtered (sigma
+    1.5), ``vel_x/y/z`` mean absolute error per camera axis, and ``fast_share`` / ``fast_error``:
+    the share of joint-frames truly moving over ``fast`` m/frame and their share of the error."""
+    def velocity(poses, sigma: float = 0.0) -> torch.Tensor:
+        return torch.diff(smooth_poses(torch.from_numpy(poses), sigma), dim=0)
+
+    seqs = trainer.test_data.sequences
+    preds = [trainer.final_result.predictions[seq.key] for seq in seqs]
+    error = torch.cat([velocity(p) - velocity(seq.poses_3d) for p, seq in zip(preds, seqs)])
+    slow = torch.cat([velocity(p, 3.0) - velocity(seq.poses_3d, 3.0) for p, seq in zip(preds, seqs)])
+    smoothed = torch.cat([velocity(p, 1.5) - velocity(seq.poses_3d) for p, seq in zip(preds, seqs)])
+    true_speed = torch.cat([velocity(seq.poses_3d).norm(dim=-1) for seq in seqs])
+    norm = error.norm(dim=-1)
+    axes = 1000 * error.abs().mean(dim=(0, 1))
+    return {"vel": round(1000 * float(norm.mean()), 3), "vel_slow": round(1000 * float(slow.norm(dim=-1).mean()), 3),
+            "vel_smoothed": round(1000 * float(smoothed.norm(dim=-1).mean()), 3),
+            **{f"vel_{axis}": round(float(value), 2) for axis, value in zip("xyz", axes)},
+            "fast_share": round(float((true_speed > fast).double().mean()), 3),
+            "fast_error": round(float(norm[true_speed > fast].sum() / norm.sum()), 3)}
 
 
 if __name__ == "__main__":
