@@ -144,8 +144,8 @@ def test_ablation_compares_both_models(h36m_dir, tmp_path, capsys):
     assert baseline["config"]["constraints"] is False and joint["config"]["constraints"] is True
     # Each model at its own default rate and dropout: the baseline stays VideoPose3D's recipe.
     assert (baseline["config"]["lr"], baseline["model_args"]["dropout"]) == (0.001, 0.25)
-    assert (joint["config"]["lr"], joint["model_args"]["dropout"]) == (0.003, 0.25)
-    assert (result["baseline"]["lr"], result["joint-aware"]["lr"]) == (0.001, 0.003)
+    assert (joint["config"]["lr"], joint["model_args"]["dropout"]) == (0.003, 0.2)
+    assert (result["baseline"]["dropout"], result["joint-aware"]["dropout"]) == (0.25, 0.2)
     assert main(["ablate", "--data-dir", str(h36m_dir), "-k", "gt", "--out", str(out)]) == 2  # not empty
 
 
@@ -226,7 +226,7 @@ def test_default_learning_rate_and_dropout_depend_on_the_constraints():
     from jointpose.cli import build_parser, train_config
     from jointpose.train import DROPOUT_BASELINE, DROPOUT_CONSTRAINTS, LR_BASELINE, LR_CONSTRAINTS
 
-    assert (LR_BASELINE, LR_CONSTRAINTS, DROPOUT_BASELINE, DROPOUT_CONSTRAINTS) == (0.001, 0.003, 0.25, 0.25)
+    assert (LR_BASELINE, LR_CONSTRAINTS, DROPOUT_BASELINE, DROPOUT_CONSTRAINTS) == (0.001, 0.003, 0.25, 0.2)
     joint = TrainConfig(data_dir="d", checkpoint_dir="c").resolved()
     assert (joint.lr, joint.dropout) == (LR_CONSTRAINTS, DROPOUT_CONSTRAINTS)
     base = TrainConfig(data_dir="d", checkpoint_dir="c", constraints=False).resolved()
