@@ -40,9 +40,8 @@ BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
 # Default learning rate and dropout of each mode: VideoPose3D's for the baseline; with
 # constraints the values tuned on the validation split (README, "Loss weights": the
-# joint-aware model gains far more from the larger rate than the baseline does, and its
-# temporal terms take over part of the smoothing that dropout gives the baseline, which
-# less dropout makes jitter more).
+# joint-aware model gains far more from the larger rate than the baseline does, and needs
+# less dropout: its temporal terms take over part of the smoothing dropout gives the baseline).
 LR_BASELINE, LR_CONSTRAINTS = 0.001, 0.003
 DROPOUT_BASELINE, DROPOUT_CONSTRAINTS = 0.25, 0.2
 
