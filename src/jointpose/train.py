@@ -133,6 +133,11 @@ class Trainer:
     """Owns the models, optimiser and data of one run; ``fit()`` trains to the last epoch."""
 
     def __init__(self, config: TrainConfig, dist: DistContext | None = None) -> None:
+        resumed = _resumed_checkpoint(config)
+        if resumed is not None:  # an unset rate or dropout is the run's own, not today's default
+            config = dataclasses.replace(
+                config, lr=resumed["config"]["lr"] if config.lr is None else config.lr,
+                dropout=resumed["model_args"]["dropout"] if config.dropout is None else config.dropout)
         self.config = config = config.resolved()
         self.dist = dist or DistContext.single(config.device)
         self.device = self.dist.device
@@ -173,24 +178,15 @@ class Trainer:
         if self.dist.distributed:
             # Every rank built the same weights from one seed; dropout masks differ by rank.
             torch.manual_seed(config.seed + self.dist.rank)
-        self._resume_or_start()
+        if resumed is not None:
+            self._resume(resumed)
         self.train_model = wrap_model(self.model, self.dist, sync_bn=config.sync_bn, compile=config.compile)
         self.train_trajectory = (wrap_model(self.trajectory_model, self.dist, sync_bn=config.sync_bn,
                                             compile=config.compile) if self.trajectory_model is not None else None)
 
-    def _resume_or_start(self) -> None:
+    def _resume(self, ckpt: dict[str, Any]) -> None:
+        """Continue the run in ``ckpt`` (``latest.pt``): weights, optimiser, epoch, history, RNG."""
         latest = self.folder / "latest.pt"
-        if not self.config.resume:
-            if latest.exists():
-                raise JointposeError(
-                    f"--checkpoint {self.folder} already holds a run (latest.pt); pass --resume to "
-                    "continue it or choose another folder"
-                )
-            return
-        if not latest.exists():
-            raise JointposeError(f"--resume: no checkpoint to resume in {self.folder}")
-        # On the CPU: RNG states must stay there; load_state_dict moves weights and optimiser state.
-        ckpt = load_checkpoint(latest, map_location="cpu")
         _check_compatible(ckpt, self.model_args, self.config, latest)
         self.model.load_state_dict(ckpt["model"])
         if self.trajectory_model is not None:
@@ -375,6 +371,22 @@ class Trainer:
         if self.config.log_steps:
             write_log(self.step_log, self.folder / "steps.csv")
         plot_learning_curve(self.history, self.folder / "learning_curve.png")
+
+
+def _resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
+    """The checkpoint ``--resume`` continues (read on the CPU: RNG states must stay there;
+    ``load_state_dict`` moves weights and optimiser state), or None for a new run, which
+    must not overwrite one."""
+    folder = Path(config.checkpoint_dir)
+    latest = folder / "latest.pt"
+    if not config.resume:
+        if latest.exists():
+            raise JointposeError(f"--checkpoint {folder} already holds a run (latest.pt); pass --resume to "
+                                 "continue it or choose another folder")
+        return None
+    if not latest.exists():
+        raise JointposeError(f"--resume: no checkpoint to resume in {folder}")
+    return load_checkpoint(latest, map_location="cpu")
 
 
 def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int) -> float:
