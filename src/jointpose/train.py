@@ -94,15 +94,18 @@ class TrainConfig:
             raise JointposeError(f"chunk_dropout (--chunk-dropout) must be one of {', '.join(CHUNK_DROPOUT)}, "
                                  f"got {self.chunk_dropout!r}")
 
-    def resolved(self) -> TrainConfig:
-        """This configuration with the mode's defaults in place of a learning rate or dropout
-        left at None: VideoPose3D's for the baseline, the tuned ones with constraints. Kept
-        apart from construction so that switching ``constraints`` (as ``ablate`` does) also
-        switches the defaults, while values given explicitly stay."""
-        lr = LR_CONSTRAINTS if self.constraints else LR_BASELINE
-        dropout = DROPOUT_CONSTRAINTS if self.constraints else DROPOUT_BASELINE
-        return dataclasses.replace(self, lr=lr if self.lr is None else self.lr,
-                                   dropout=dropout if self.dropout is None else self.dropout)
+    def resolved(self, lr: float | None = None, dropout: float | None = None) -> TrainConfig:
+        """This configuration with a learning rate or dropout left at None filled in: with
+        ``lr`` / ``dropout`` where given (a resumed run's own), else the mode's default
+        (VideoPose3D's for the baseline, the tuned ones with constraints). Kept apart from
+        construction so that switching ``constraints`` (as ``ablate`` does) also switches the
+        defaults, while values given explicitly stay."""
+        def first(*values: float | None) -> float:
+            return next(value for value in values if value is not None)
+
+        return dataclasses.replace(
+            self, lr=first(self.lr, lr, LR_CONSTRAINTS if self.constraints else LR_BASELINE),
+            dropout=first(self.dropout, dropout, DROPOUT_CONSTRAINTS if self.constraints else DROPOUT_BASELINE))
 
     @property
     def shared_chunk_dropout(self) -> bool:
@@ -134,11 +137,9 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dist: DistContext | None = None) -> None:
         resumed = _resumed_checkpoint(config)
-        if resumed is not None:  # an unset rate or dropout is the run's own, not today's default
-            config = dataclasses.replace(
-                config, lr=resumed["config"]["lr"] if config.lr is None else config.lr,
-                dropout=resumed["model_args"]["dropout"] if config.dropout is None else config.dropout)
-        self.config = config = config.resolved()
+        # An unset rate or dropout of a resumed run is the run's own, not today's default.
+        run = {} if resumed is None else {"lr": resumed["config"]["lr"], "dropout": resumed["model_args"]["dropout"]}
+        self.config = config = config.resolved(**run)
         self.dist = dist or DistContext.single(config.device)
         self.device = self.dist.device
         self.folder = Path(config.checkpoint_dir)
