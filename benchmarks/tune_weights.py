@@ -96,19 +96,21 @@ def velocity_breakdown(trainer: Trainer, fast: float = 0.02) -> dict[str, float]
     def velocity(poses, sigma: float = 0.0) -> torch.Tensor:
         return torch.diff(smooth_poses(torch.from_numpy(poses), sigma), dim=0)
 
-    seqs = trainer.test_data.sequences
-    preds = [trainer.final_result.predictions[seq.key] for seq in seqs]
-    error = torch.cat([velocity(p) - velocity(seq.poses_3d) for p, seq in zip(preds, seqs)])
-    slow = torch.cat([velocity(p, 3.0) - velocity(seq.poses_3d, 3.0) for p, seq in zip(preds, seqs)])
-    smoothed = torch.cat([velocity(p, 1.5) - velocity(seq.poses_3d) for p, seq in zip(preds, seqs)])
-    true_speed = torch.cat([velocity(seq.poses_3d).norm(dim=-1) for seq in seqs])
-    norm = error.norm(dim=-1)
+    parts: dict[str, list[torch.Tensor]] = {"error": [], "slow": [], "smoothed": [], "true": []}
+    for seq in trainer.test_data.sequences:
+        pred, true = trainer.final_result.predictions[seq.key], velocity(seq.poses_3d)
+        parts["error"].append(velocity(pred) - true)
+        parts["slow"].append(velocity(pred, 3.0) - velocity(seq.poses_3d, 3.0))
+        parts["smoothed"].append(velocity(pred, 1.5) - true)
+        parts["true"].append(true)
+    error, slow, smoothed, true = (torch.cat(parts[key]) for key in ("error", "slow", "smoothed", "true"))
+    norm, fast_joints = error.norm(dim=-1), true.norm(dim=-1) > fast
     axes = 1000 * error.abs().mean(dim=(0, 1))
     return {"vel": round(1000 * float(norm.mean()), 3), "vel_slow": round(1000 * float(slow.norm(dim=-1).mean()), 3),
             "vel_smoothed": round(1000 * float(smoothed.norm(dim=-1).mean()), 3),
             **{f"vel_{axis}": round(float(value), 2) for axis, value in zip("xyz", axes)},
-            "fast_share": round(float((true_speed > fast).double().mean()), 3),
-            "fast_error": round(float(norm[true_speed > fast].sum() / norm.sum()), 3)}
+            "fast_share": round(float(fast_joints.double().mean()), 3),
+            "fast_error": round(float(norm[fast_joints].sum() / norm.sum()), 3)}
 
 
 if __name__ == "__main__":
