@@ -11,8 +11,8 @@ from scipy.spatial.transform import Rotation
 
 from jointpose import skeleton
 from jointpose.anatomy import (
-    ANGLE_NAMES, ANGLES, RANGE_OF_MOTION, RATIO_SEGMENTS, bone_lengths, joint_angles, outside_rom, rom_limits,
-    rom_violation,
+    ANGLE_NAMES, ANGLES, RANGE_OF_MOTION, RATIO_SEGMENTS, bone_lengths, fit_skeleton, joint_angles,
+    limit_range_of_motion, outside_rom, rom_limits, rom_violation,
 )
 from jointpose.synthetic import REST_OFFSETS
 
@@ -111,6 +111,7 @@ def test_range_of_motion_table_is_sane():
     for k, name in enumerate(ANGLE_NAMES):
         lo, hi = RANGE_OF_MOTION[name]
         assert 0.0 <= lo < hi <= 180.0, name
+        assert hi == 180.0, name  # limit_range_of_motion only opens angles (none can be too wide)
         assert math.isclose(float(low[k]), math.radians(lo)) and math.isclose(float(high[k]), math.radians(hi))
         side = name.replace("left", "right")
         assert RANGE_OF_MOTION[side] == RANGE_OF_MOTION[name]  # left and right share their limits
@@ -146,6 +147,90 @@ def test_impossible_angles_are_flagged_by_how_far_they_are_out(name):
     # The same bend by half as much stays inside.
     half = bend(rest_pose(), pivot, joints, axis, degrees / 2)
     assert float(rom_violation(torch.from_numpy(half))[k]) == 0.0
+
+
+def _hip_on_the_midline() -> np.ndarray:
+    """Rest pose with the right hip joint 2 cm from the root (a squeezed pelvis, as a network
+    can predict) and the right thigh raised along the trunk: hip flexion 4 deg."""
+    pose = rest_pose()
+    pose[[1, 2, 3]] -= [0.11, 0.0, 0.0]
+    return bend(pose, 1, [2, 3], [1.0, 0.0, 0.0], 175.0)
+
+
+LIMITED = {
+    # name: pose with that angle below its range, the joints the limit may move
+    **{name: (bend(rest_pose(), pivot, joints, axis, degrees), joints)
+       for name, (pivot, joints, axis, degrees) in IMPOSSIBLE.items()},
+    "neck": (bend(rest_pose(), 9, [10], [1.0, 0.0, 0.0], 100.0), [10]),  # head folded onto the neck: 24 deg
+    "right shoulder": (bend(rest_pose(), 14, [15, 16], [0.0, 1.0, 0.0], 100.0), [15, 16]),  # arm through the chest: 2 deg
+    "right hip flexion": (_hip_on_the_midline(), [2, 3]),
+}
+
+
+@pytest.mark.parametrize("name", list(LIMITED))
+def test_limit_range_of_motion_opens_an_angle_to_its_limit(name, device):
+    """The angle ends 0.01 deg inside its range (within 0.05 deg where the turn is exact,
+    inside it for hip flexion, whose pivot is the hip); bone lengths, the joints outside
+    the turned limb and every other angle of a frame with one violation stay as they were."""
+    pose, movable = LIMITED[name]
+    k = ANGLE_NAMES.index(name)
+    before = torch.from_numpy(pose).to(device)
+    assert float(rom_violation(before)[k]) > math.radians(3.0)
+    after = limit_range_of_motion(before)
+    assert after.device == before.device and after.dtype == before.dtype
+    angles, low = joint_angles(after), math.radians(RANGE_OF_MOTION[name][0])
+    assert float(rom_violation(after).max()) == 0.0
+    if name != "right hip flexion":
+        assert math.isclose(float(angles[k]), low + math.radians(0.01), abs_tol=math.radians(0.05))
+    assert torch.allclose(bone_lengths(after), bone_lengths(before), atol=1e-9)
+    still = [j for j in range(skeleton.NUM_JOINTS) if j not in movable]
+    assert torch.equal(after[still], before[still])
+    # The thigh carries two angles: turning it for one may move the other.
+    partner = {"left hip": "left hip flexion", "right hip": "right hip flexion"}
+    partner.update({b: a for a, b in partner.items()})
+    others = [i for i, other in enumerate(ANGLE_NAMES) if other not in (name, partner.get(name))]
+    assert torch.allclose(angles[others], joint_angles(before)[others], atol=1e-6)
+
+
+def test_limit_range_of_motion_leaves_poses_inside_alone_and_works_per_frame():
+    rest = rest_pose()
+    folded = bend(rest, 2, [3], [1.0, 0.0, 0.0], 180.0)  # shin exactly along the thigh: 0 deg
+    inside = bend(rest, 2, [3], [1.0, 0.0, 0.0], 100.0)
+    frames = torch.from_numpy(np.stack([rest, folded, inside, LIMITED["left elbow"][0]]))
+    limited = limit_range_of_motion(frames[None, None])[0, 0]  # any leading dims
+    assert torch.equal(limited[[0, 2]], frames[[0, 2]])
+    assert torch.isfinite(limited).all() and float(rom_violation(limited).max()) == 0.0
+    for i in range(len(frames)):
+        assert torch.allclose(limit_range_of_motion(frames[i]), limited[i], atol=1e-12)
+    half = limit_range_of_motion(frames.half())
+    assert half.dtype == torch.float16 and torch.isfinite(half).all()
+    assert limit_range_of_motion(torch.zeros(2, 17, 3)).eq(0).all()  # every bone zero: nothing to turn
+
+
+def test_limit_range_of_motion_on_random_poses():
+    """Rest poses with 10 cm of noise on every joint (four in five frames outside some range,
+    several angles at once): none is left outside, no bone changes length, frames inside
+    stay exactly as they were."""
+    poses = torch.from_numpy(rest_pose() + np.random.default_rng(4).normal(0.0, 0.1, (2000, 17, 3)))
+    outside = outside_rom(poses)
+    assert float(outside.double().mean()) > 0.7 and int((rom_violation(poses) > 0).sum(dim=-1).max()) >= 3
+    limited = limit_range_of_motion(poses)
+    assert not bool(outside_rom(limited).any())
+    assert torch.allclose(bone_lengths(limited), bone_lengths(poses), atol=1e-12)
+    assert torch.equal(limited[~outside], poses[~outside])
+    assert torch.equal(limited[:, 0], poses[:, 0])
+
+
+def test_skeleton_fit_keeps_every_angle_in_its_range():
+    """A sequence with a knee folded through its range in some frames: the fit (offline and
+    causal) leaves none outside, ``range_of_motion=False`` leaves them."""
+    rest = rest_pose()
+    frames = np.stack([bend(rest, 2, [3], [1.0, 0.0, 0.0], degrees) for degrees in np.linspace(0.0, 175.0, 30)])
+    poses = torch.from_numpy(frames + np.random.default_rng(0).normal(0.0, 0.005, frames.shape))
+    assert bool(outside_rom(poses).any())
+    for causal in (False, True):
+        assert not bool(outside_rom(fit_skeleton(poses, causal=causal)).any())
+        assert bool(outside_rom(fit_skeleton(poses, causal=causal, range_of_motion=False)).any())
 
 
 def test_outside_rom_is_per_frame():

@@ -210,7 +210,7 @@ FIT_ITERATIONS = 10  # refinement steps of the skeleton fit (README, "Inference:
 
 
 def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = False,
-                 iterations: int = FIT_ITERATIONS) -> torch.Tensor:
+                 iterations: int = FIT_ITERATIONS, range_of_motion: bool = True) -> torch.Tensor:
     """One consistent skeleton for a whole sequence (frames, 17, 3), metres.
 
     Every bone takes its median length over the sequence; with ``causal`` (no future
@@ -218,7 +218,9 @@ def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = Fal
     With ``symmetric`` left and right segments share the mean of their two lengths. Each
     frame then moves towards the pose with those lengths closest to the input, the trunk's
     short segments keeping their directions (:func:`set_bone_lengths`: ``iterations`` steps
-    of the least-squares refinement); the root stays where it is.
+    of the least-squares refinement), and with ``range_of_motion`` an angle below its range
+    of motion opens to its limit (:func:`limit_range_of_motion`, lengths kept); the root
+    stays where it is.
     """
     # Lengths in float32 at least (half precision is too coarse; set_bone_lengths refines
     # such poses in float32 too).
@@ -228,7 +230,8 @@ def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = Fal
         target = lengths.cumsum(dim=0) / count[:, None, None]
     else:
         target = lengths.median(dim=0).values
-    return set_bone_lengths(poses, target, symmetric, iterations)
+    fitted = set_bone_lengths(poses, target, symmetric, iterations)
+    return limit_range_of_motion(fitted) if range_of_motion else fitted
 
 
 def set_bone_lengths(poses: torch.Tensor, lengths: torch.Tensor, symmetric: bool = True,
@@ -271,6 +274,76 @@ def set_bone_lengths(poses: torch.Tensor, lengths: torch.Tensor, symmetric: bool
             directions = directions - step + (along - along.clamp_max(0.5)) * directions
             directions = directions / safe_norm(directions)[..., None]
     return poses[:, :1] + ancestors @ (directions * lengths)
+
+
+def _descendants(joint: int) -> list[int]:
+    """``joint`` and every joint below it."""
+    below = [joint]
+    for j in range(joint + 1, skeleton.NUM_JOINTS):  # parents come before their children
+        if skeleton.PARENTS[j] in below:
+            below.append(j)
+    return below
+
+
+# What the range-of-motion limit turns to open each angle: the child-side joint's subtree,
+# about that joint's parent (the angle's vertex, except for hip flexion, where it is the
+# hip and the angle is at the root), so every other angle of the subtree stays as it is.
+_ROM_PIVOTS = tuple(skeleton.PARENTS[child] for _, _, _, child in ANGLES)
+_ROM_SUBTREES = torch.tensor([[[float(j in _descendants(child))] for j in range(skeleton.NUM_JOINTS)]
+                              for *_, child in ANGLES])  # (angles, 17, 1)
+ROM_ROUNDS = 3  # passes over the angles in limit_range_of_motion
+
+
+def limit_range_of_motion(poses: torch.Tensor, margin_deg: float = 0.01, rounds: int = ROM_ROUNDS) -> torch.Tensor:
+    """Poses (..., 17, 3), metres, with every angle below its range of motion opened to
+    ``margin_deg`` inside it; poses inside their ranges come back unchanged.
+
+    Each angle (parent p, vertex v, child c) opens by turning c's subtree rigidly about c's
+    parent, in the plane of v->p and v->c (all upper limits are 180 degrees, so only too
+    small angles occur): bone lengths and every angle within the subtree are kept. The turn
+    is exact when the pivot is the vertex, first-order for hip flexion (pivot at the hip);
+    ``rounds`` passes over the angles, proximal first, settle those and the angles that
+    share a limb (hip ab/adduction and flexion).
+    """
+    if poses.dtype in (torch.float16, torch.bfloat16):
+        return limit_range_of_motion(poses.float(), margin_deg, rounds).to(poses.dtype)
+    low = constant_like("rom-low", _ROM_LOW, poses)
+    flat = poses.reshape(-1, skeleton.NUM_JOINTS, 3)
+    outside = (joint_angles(flat) < low).any(dim=-1).nonzero().flatten()  # the only frames that change
+    if len(outside) == 0:
+        return poses
+    fixed = _open_angles(flat[outside], low, math.radians(margin_deg), rounds)
+    return flat.index_copy(0, outside, fixed).reshape(poses.shape)
+
+
+def _open_angles(poses: torch.Tensor, low: torch.Tensor, margin: float, rounds: int) -> torch.Tensor:
+    """:func:`limit_range_of_motion` on (frames, 17, 3) poses that each have an angle below
+    ``low`` (radians)."""
+    subtrees = constant_like("rom-subtrees", _ROM_SUBTREES, poses) > 0
+    fallback = poses.new_tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    for _ in range(rounds):
+        for k, (_, parent, vertex, child) in enumerate(ANGLES):
+            angle = joint_angles(poses)[:, k]
+            short = torch.where(angle < low[k], low[k] + margin - angle, torch.zeros_like(angle))  # radians to open
+            u = poses[:, parent] - poses[:, vertex]
+            w = poses[:, child] - poses[:, vertex]
+            lever = poses[:, child] - poses[:, _ROM_PIVOTS[k]]
+            # Turn axis: u x w opens the angle; at a fully folded joint any axis normal to w.
+            axis = torch.cross(u, w, dim=-1)
+            spare = torch.cross(w, fallback[(w[:, 0].abs() > w[:, 1].abs()).long()], dim=-1)
+            folded = axis.norm(dim=-1) <= 1e-6 * u.norm(dim=-1) * w.norm(dim=-1)
+            axis = torch.where(folded[:, None], spare, axis)
+            n = (axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-30))[:, None, :]  # exactly unit: a rotation
+            # Turning c by t about the pivot opens the angle by t (lever . w) / |w|^2.
+            reach = (lever * w).sum(dim=-1) / (w * w).sum(dim=-1).clamp_min(EPS)
+            turn = (short / reach.clamp_min(0.25)).clamp_max(math.pi / 2)[:, None, None]
+            pivot = poses[:, _ROM_PIVOTS[k], None]
+            x = poses - pivot
+            turned = (pivot + x * torch.cos(turn) + torch.cross(n.expand_as(x), x, dim=-1) * torch.sin(turn)
+                      + n * (n * x).sum(dim=-1, keepdim=True) * (1 - torch.cos(turn)))
+            move = (turn > 0) & subtrees[k] & (safe_norm(w) > 1e-6)[:, None, None]
+            poses = torch.where(move, turned, poses)
+    return poses
 
 
 def outside_rom(poses: torch.Tensor, margin_deg: float = 0.0) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import skeleton
-from .anatomy import bone_lengths, set_bone_lengths
+from .anatomy import bone_lengths, limit_range_of_motion, set_bone_lengths
 from .errors import JointposeError
 from .lifter import Lifter
 from .model import TemporalModel
@@ -166,7 +166,7 @@ class StreamingLifter:
         pose = self._step(x)
         if self.skeleton_fit:
             self._length_sum += bone_lengths(pose)[:, None]
-            pose = set_bone_lengths(pose[None], self._length_sum / self.frames_seen)[0]
+            pose = limit_range_of_motion(set_bone_lengths(pose[None], self._length_sum / self.frames_seen)[0])
         return pose.cpu().numpy()
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
