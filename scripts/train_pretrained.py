@@ -114,7 +114,7 @@ def main() -> int:
             "held_out_skeleton_fit": {k: round(v, 2) for k, v in fitted.summary["average"].items()},
             "float16_deviation_mm": round(deviation, 4),
             "training": {"subjects": list(TRAIN), "epochs": args.epochs, "batch_size": args.batch_size, "lr": trainer.config.lr,
-                         "precision": args.precision, "loss_weights": config.weights.as_dict(),
+                         "precision": args.precision, "loss_weights": trainer.config.weights.as_dict(),
                          "chunk": config.chunk, "chunk_share": config.chunk_share,
                          "chunk_dropout": config.chunk_dropout,
                          "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in trainer.history])), 1)},

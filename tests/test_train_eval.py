@@ -119,19 +119,24 @@ def test_resume_refuses_a_different_run_and_allows_training_longer(h36m_dir, tmp
     assert load_ckpt(ckpt)["epoch"] == 2
 
 
-def test_resume_keeps_the_runs_own_rate_and_dropout_when_not_given(h36m_dir, tmp_path, capsys):
+def test_resume_keeps_the_runs_own_rate_dropout_and_weights_when_not_given(h36m_dir, tmp_path, capsys):
     """A run started with other values than today's defaults (or under older defaults)
     resumes without repeating them; giving other values is still refused."""
     ckpt = tmp_path / "ckpt"
     base = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-b", "512", "-arc", "3",
             "-ch", "16", "--checkpoint", str(ckpt), "--no-progress"]
-    assert main(base + ["-e", "1", "-lr", "0.002", "-drop", "0.1"]) == 0
+    assert main(base + ["-e", "1", "-lr", "0.002", "-drop", "0.1", "--w-angle", "0.02", "--w-acc", "0.25"]) == 0
     assert main(base + ["-e", "2", "--resume"]) == 0
     saved = load_ckpt(ckpt)
     assert (saved["epoch"], saved["config"]["lr"], saved["model_args"]["dropout"]) == (2, 0.002, 0.1)
+    assert saved["config"]["weights"] == {**LossWeights().as_dict(), "angle": 0.02, "acc": 0.25}
     capsys.readouterr()
     assert main(base + ["-e", "3", "--resume", "-drop", "0.2"]) == 2
     assert "-drop 0.1 in the checkpoint vs 0.2 now" in capsys.readouterr().err
+    # A weight given on resume starts from today's defaults, so it must name every change.
+    assert main(base + ["-e", "3", "--resume", "--w-acc", "0.25"]) == 2
+    assert "--w-*:" in capsys.readouterr().err
+    assert main(base + ["-e", "3", "--resume", "--w-acc", "0.25", "--w-angle", "0.02"]) == 0
 
 
 def test_resume_with_trajectory_needs_a_trajectory_model(h36m_dir, tmp_path, capsys):

@@ -118,8 +118,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=float, default=0.0,
                    help="share of the epochs over which the constraint weights ramp up from 0 (default 0: none)")
     for name in ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc"):
-        p.add_argument(f"--w-{name.replace('_', '-')}", dest=f"w_{name}", type=float, default=getattr(defaults, name),
-                       help=f"weight of the {name} term (default {getattr(defaults, name)})")
+        p.add_argument(f"--w-{name.replace('_', '-')}", dest=f"w_{name}", type=float, default=None,
+                       help=f"weight of the {name} term (default {getattr(defaults, name)}; with --resume and "
+                            f"no --w-* flag, the run's own)")
     p.add_argument("-no-da", "--no-data-augmentation", dest="augment", action="store_false", help="no random horizontal flips")
     p.add_argument("--subset", type=float, default=1.0, help="fraction of each training sequence to use")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (>= 0)")
@@ -158,8 +159,10 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         ("--warmup", args.warmup, 0.0 <= args.warmup <= 1.0, "a share of the epochs in [0, 1]"),
         ("--keep-last", keep_last, keep_last >= 0, ">= 0"),
     ))
-    weights = LossWeights(**{name: getattr(args, f"w_{name}") for name in
-                             ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")})
+    given = {name: getattr(args, f"w_{name}") for name in ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")}
+    given = {name: value for name, value in given.items() if value is not None}
+    # No --w-* flag: None, so that a resumed run keeps its own weights (TrainConfig.resolved).
+    weights = LossWeights(**given) if given else None
     values = dict(
         data_dir=args.data_dir, checkpoint_dir=getattr(args, "checkpoint", None), keypoints=args.keypoints,
         subjects_train=args.subjects_train, subjects_test=args.subjects_test, actions=args.actions,

@@ -18,7 +18,7 @@ import csv
 import dataclasses
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class TrainConfig:
     lr_decay: float = 0.95
     causal: bool = False
     constraints: bool = True
-    weights: LossWeights = field(default_factory=LossWeights)
+    weights: LossWeights | None = None  # None: LossWeights() (the tuned defaults), or a resumed run's own
     chunk: int = 4
     chunk_share: float = 0.25
     chunk_dropout: str = "shared"
@@ -94,18 +94,21 @@ class TrainConfig:
             raise JointposeError(f"chunk_dropout (--chunk-dropout) must be one of {', '.join(CHUNK_DROPOUT)}, "
                                  f"got {self.chunk_dropout!r}")
 
-    def resolved(self, lr: float | None = None, dropout: float | None = None) -> TrainConfig:
-        """This configuration with a learning rate or dropout left at None filled in: with
-        ``lr`` / ``dropout`` where given (a resumed run's own), else the mode's default
-        (VideoPose3D's for the baseline, the tuned ones with constraints). Kept apart from
-        construction so that switching ``constraints`` (as ``ablate`` does) also switches the
-        defaults, while values given explicitly stay."""
-        def first(*values: float | None) -> float:
+    def resolved(self, lr: float | None = None, dropout: float | None = None,
+                 weights: LossWeights | None = None) -> TrainConfig:
+        """This configuration with a learning rate, dropout or loss weights left at None
+        filled in: with ``lr`` / ``dropout`` / ``weights`` where given (a resumed run's own),
+        else the default (rate and dropout: the mode's, VideoPose3D's for the baseline, the
+        tuned ones with constraints). Kept apart from construction so that switching
+        ``constraints`` (as ``ablate`` does) also switches the defaults, while values given
+        explicitly stay."""
+        def first(*values):
             return next(value for value in values if value is not None)
 
         return dataclasses.replace(
             self, lr=first(self.lr, lr, LR_CONSTRAINTS if self.constraints else LR_BASELINE),
-            dropout=first(self.dropout, dropout, DROPOUT_CONSTRAINTS if self.constraints else DROPOUT_BASELINE))
+            dropout=first(self.dropout, dropout, DROPOUT_CONSTRAINTS if self.constraints else DROPOUT_BASELINE),
+            weights=first(self.weights, weights, LossWeights()))
 
     @property
     def shared_chunk_dropout(self) -> bool:
@@ -115,7 +118,7 @@ class TrainConfig:
 
     @property
     def loss_weights(self) -> LossWeights:
-        return self.weights if self.constraints else LossWeights.none()
+        return (self.weights or LossWeights()) if self.constraints else LossWeights.none()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-value form (lists, dicts, numbers, strings) for checkpoints and JSON."""
@@ -137,8 +140,10 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dist: DistContext | None = None) -> None:
         resumed = _resumed_checkpoint(config)
-        # An unset rate or dropout of a resumed run is the run's own, not today's default.
-        run = {} if resumed is None else {"lr": resumed["config"]["lr"], "dropout": resumed["model_args"]["dropout"]}
+        # An unset rate, dropout or set of loss weights of a resumed run is the run's own,
+        # not today's default.
+        run = {} if resumed is None else {"lr": resumed["config"]["lr"], "dropout": resumed["model_args"]["dropout"],
+                                          "weights": _saved_weights(resumed["config"])}
         self.config = config = config.resolved(**run)
         self.dist = dist or DistContext.single(config.device)
         self.device = self.dist.device
@@ -388,6 +393,15 @@ def _resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     if not latest.exists():
         raise JointposeError(f"--resume: no checkpoint to resume in {folder}")
     return load_checkpoint(latest, map_location="cpu")
+
+
+def _saved_weights(config: dict[str, Any]) -> LossWeights | None:
+    """The loss weights a checkpoint's configuration records (terms it lacks: today's
+    defaults), or None when it records none."""
+    saved = config.get("weights")
+    if not isinstance(saved, dict):
+        return None
+    return LossWeights(**{name: saved[name] for name in LossWeights().as_dict() if name in saved})
 
 
 def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int) -> float:
