@@ -182,10 +182,10 @@ class LossWeights:
     mpjpe: float = 1.0
     sym: float = 0.01
     bone: float = 0.01
-    angle: float = 0.0
+    angle: float = 0.01
     rom: float = 0.01
-    vel: float = 0.3
-    acc: float = 0.3
+    vel: float = 0.4
+    acc: float = 0.4
     ang_vel: float = 0.005
     ang_acc: float = 0.005
 
