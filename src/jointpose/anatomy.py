@@ -276,21 +276,12 @@ def set_bone_lengths(poses: torch.Tensor, lengths: torch.Tensor, symmetric: bool
     return poses[:, :1] + ancestors @ (directions * lengths)
 
 
-def _descendants(joint: int) -> list[int]:
-    """``joint`` and every joint below it."""
-    below = [joint]
-    for j in range(joint + 1, skeleton.NUM_JOINTS):  # parents come before their children
-        if skeleton.PARENTS[j] in below:
-            below.append(j)
-    return below
-
-
 # What the range-of-motion limit turns to open each angle: the child-side joint's subtree,
 # about that joint's parent (the angle's vertex, except for hip flexion, where it is the
 # hip and the angle is at the root), so every other angle of the subtree stays as it is.
 _ROM_PIVOTS = tuple(skeleton.PARENTS[child] for _, _, _, child in ANGLES)
-_ROM_SUBTREES = torch.tensor([[[float(j in _descendants(child))] for j in range(skeleton.NUM_JOINTS)]
-                              for *_, child in ANGLES])  # (angles, 17, 1)
+# (angles, 17, 1): the joints whose chain from the root runs through the bone ending at c.
+_ROM_SUBTREES = _ANCESTORS[:, [skeleton.bone_index(child) for *_, child in ANGLES]].T[..., None]
 ROM_ROUNDS = 3  # passes over the angles in limit_range_of_motion
 
 
@@ -307,12 +298,11 @@ def limit_range_of_motion(poses: torch.Tensor, margin_deg: float = 0.01, rounds:
     """
     if poses.dtype in (torch.float16, torch.bfloat16):
         return limit_range_of_motion(poses.float(), margin_deg, rounds).to(poses.dtype)
-    low = constant_like("rom-low", _ROM_LOW, poses)
     flat = poses.reshape(-1, skeleton.NUM_JOINTS, 3)
-    outside = (joint_angles(flat) < low).any(dim=-1).nonzero().flatten()  # the only frames that change
+    outside = outside_rom(flat).nonzero().flatten()  # the only frames that change
     if len(outside) == 0:
         return poses
-    fixed = _open_angles(flat[outside], low, math.radians(margin_deg), rounds)
+    fixed = _open_angles(flat[outside], constant_like("rom-low", _ROM_LOW, poses), math.radians(margin_deg), rounds)
     return flat.index_copy(0, outside, fixed).reshape(poses.shape)
 
 
