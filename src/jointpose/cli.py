@@ -82,7 +82,7 @@ def _add_data_args(p: argparse.ArgumentParser, *, train: bool) -> None:
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """Training flags (shared by ``train`` and ``ablate``)."""
     from .filters import SMOOTH_DEFAULT
-    from .losses import LossWeights
+    from .losses import CONSTRAINT_TERMS, LossWeights
     from .train import CHUNK_DROPOUT, DROPOUT_BASELINE, DROPOUT_CONSTRAINTS, LR_BASELINE, LR_CONSTRAINTS, TrainConfig
 
     _add_data_args(p, train=True)
@@ -117,7 +117,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         f"sequence at inference (default {SMOOTH_DEFAULT}; 0 = off)")
     p.add_argument("--warmup", type=float, default=0.0,
                    help="share of the epochs over which the constraint weights ramp up from 0 (default 0: none)")
-    for name in ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc"):
+    for name in CONSTRAINT_TERMS:
         p.add_argument(f"--w-{name.replace('_', '-')}", dest=f"w_{name}", type=float, default=None,
                        help=f"weight of the {name} term (default {getattr(defaults, name)}; with --resume and "
                             f"no --w-* flag, the run's own)")
@@ -135,7 +135,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     """A :class:`TrainConfig` from parsed ``train`` arguments."""
     from .filters import check_sigma
-    from .losses import LossWeights
+    from .losses import CONSTRAINT_TERMS, LossWeights
     from .train import TrainConfig
 
     if args.constraints and args.chunk < 3:
@@ -159,8 +159,7 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         ("--warmup", args.warmup, 0.0 <= args.warmup <= 1.0, "a share of the epochs in [0, 1]"),
         ("--keep-last", keep_last, keep_last >= 0, ">= 0"),
     ))
-    given = {name: getattr(args, f"w_{name}") for name in ("sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")}
-    given = {name: value for name, value in given.items() if value is not None}
+    given = {name: value for name in CONSTRAINT_TERMS if (value := getattr(args, f"w_{name}")) is not None}
     # No --w-* flag: None, so that a resumed run keeps its own weights (TrainConfig.resolved).
     weights = LossWeights(**given) if given else None
     values = dict(

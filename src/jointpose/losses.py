@@ -38,6 +38,7 @@ from .anatomy import RATIO_SEGMENTS, bone_lengths, constant_like, joint_angles, 
 from .errors import JointposeError
 
 TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")
+CONSTRAINT_TERMS = TERMS[1:]  # every term but MPJPE: those with a --w-* flag
 
 # Absolute differences are taken with a Huber (smooth L1) corner this small: L1 in effect,
 # but differentiable everywhere, so tiny numerical differences cannot flip a gradient.
@@ -200,7 +201,7 @@ class LossWeights:
     @classmethod
     def none(cls) -> LossWeights:
         """The plain MPJPE baseline: every constraint off."""
-        return cls(**{name: 0.0 for name in TERMS if name != "mpjpe"})
+        return cls(**{name: 0.0 for name in CONSTRAINT_TERMS})
 
     def as_dict(self) -> dict[str, float]:
         """{term: weight} for every term of :data:`TERMS`."""
