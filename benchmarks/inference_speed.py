@@ -27,8 +27,8 @@ import time
 import numpy as np
 import torch
 
-from jointpose.model import FusedTemporalModel, TemporalModel
-from jointpose.streaming import StreamingLifter
+from jointpose.inference.streaming import StreamingLifter
+from jointpose.model.temporal import FusedTemporalModel, TemporalModel
 
 
 def timed(fn, repeats: int) -> float:
@@ -150,8 +150,8 @@ def main() -> None:
 
 def held_out_precision(directory: str) -> None:
     """P1 of the bundled causal model streamed over S6, and each precision's deviation from fp32."""
-    from jointpose.data import load_dataset
-    from jointpose.lifter import Lifter
+    from jointpose.data.h36m import load_dataset
+    from jointpose.inference.lifter import Lifter
 
     sequences = load_dataset(directory, "noisy", ["S6"]).sequences
     lifter = Lifter.from_pretrained("causal", device="cpu")

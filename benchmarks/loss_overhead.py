@@ -24,10 +24,11 @@ import time
 
 import torch
 
-from jointpose.batching import receptive_windows
+from jointpose.data.batching import receptive_windows
 from jointpose.losses import JointAwareLoss, LossWeights, mpjpe
-from jointpose.model import StridedTemporalModel
-from jointpose.train import TrainConfig, chunk_groups, mixed_loss
+from jointpose.model.temporal import StridedTemporalModel
+from jointpose.training.config import TrainConfig
+from jointpose.training.trainer import chunk_groups, mixed_loss
 
 ALL_TERMS = LossWeights(sym=0.05, bone=0.05, angle=0.01, rom=0.05)  # every term with a weight
 

@@ -15,10 +15,11 @@ import time
 
 import torch
 
-from jointpose.distributed import DistContext, resolve_device
+from jointpose.data.batching import receptive_windows
 from jointpose.losses import JointAwareLoss
-from jointpose.model import StridedTemporalModel
-from jointpose.batching import receptive_windows
+from jointpose.model.loading import resolve_device
+from jointpose.model.temporal import StridedTemporalModel
+from jointpose.training.distributed import DistContext
 
 
 def measure(args, precision: str, compile_model: bool) -> tuple[float, float]:

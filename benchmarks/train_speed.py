@@ -19,7 +19,7 @@ import torch
 
 from jointpose.cli import add_train_args, train_config
 from jointpose.errors import JointposeError
-from jointpose.train import Trainer
+from jointpose.training.trainer import Trainer
 
 
 def main() -> int:

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 
-from jointpose.builder import write_h36m_dataset
 from jointpose.cli import build_parser, train_config
-from jointpose.filters import smooth_poses
-from jointpose.mocap import load_bvh_folder
-from jointpose.train import Trainer
+from jointpose.geometry.filters import smooth_poses
+from jointpose.motion.builder import write_h36m_dataset
+from jointpose.motion.mocap import load_bvh_folder
+from jointpose.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 LEFT_OUT = ("S1", "S6")  # S6: the bundled models' held-out subject, never seen while tuning

@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jointpose.builder import CameraRing, NoiseModel, write_h36m_dataset
-from jointpose.evaluate import evaluate_model, format_table
-from jointpose.lifter import PRETRAINED, Lifter
+from jointpose.evaluation.evaluate import evaluate_model, format_table
+from jointpose.evaluation.plausibility import plausibility_errors
+from jointpose.inference.lifter import PRETRAINED, Lifter
 from jointpose.losses import LossWeights
-from jointpose.mocap import load_bvh_folder
-from jointpose.plausibility import plausibility_errors
-from jointpose.train import TrainConfig, Trainer
+from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
+from jointpose.motion.mocap import load_bvh_folder
+from jointpose.training.config import TrainConfig
+from jointpose.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, TEST = ("S1", "S5", "S7"), ("S6",)
@@ -129,7 +130,7 @@ def main() -> int:
 def _trajectory(trainer: Trainer):
     if trainer.trajectory_model is None:
         return None
-    from jointpose.model import build_model
+    from jointpose.model.temporal import build_model
 
     model = build_model(trainer.trajectory_args)
     model.load_state_dict(trainer.trajectory_model.state_dict())

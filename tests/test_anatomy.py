@@ -9,12 +9,21 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from jointpose import skeleton
-from jointpose.anatomy import (
-    ANGLE_NAMES, ANGLES, RANGE_OF_MOTION, RATIO_SEGMENTS, bone_lengths, fit_skeleton, joint_angles,
-    limit_range_of_motion, outside_rom, rom_limits, rom_violation,
+from jointpose.geometry import skeleton
+from jointpose.geometry.anatomy import (
+    ANGLE_NAMES,
+    ANGLES,
+    RANGE_OF_MOTION,
+    RATIO_SEGMENTS,
+    bone_lengths,
+    fit_skeleton,
+    joint_angles,
+    limit_range_of_motion,
+    outside_rom,
+    rom_limits,
+    rom_violation,
 )
-from jointpose.synthetic import REST_OFFSETS
+from jointpose.motion.synthetic import REST_OFFSETS
 
 
 def rest_pose() -> np.ndarray:
@@ -280,7 +289,7 @@ def test_finite_gradients_on_degenerate_poses(device):
 def test_real_motion_stays_inside_the_ranges(cmu_mocap):
     """All CMU clips (walking, playground, swordplay, dance with raised legs and cartwheels):
     fewer than 0.2% of frames leave the table (measured: 6 of 16,622, a dangling knee)."""
-    from jointpose.rigs import bvh_to_h36m
+    from jointpose.motion.rigs import bvh_to_h36m
 
     outside, total = 0, 0
     for clip in sorted(cmu_mocap.glob("*/*.bvh")):

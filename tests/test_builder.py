@@ -3,14 +3,15 @@ import json
 import numpy as np
 import pytest
 
-from jointpose import skeleton
-from jointpose.builder import CameraRing, NoiseModel, body_factors, bone_vectors, scale_body, write_h36m_dataset
 from jointpose.cli import main
-from jointpose.data import load_dataset
+from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
-from jointpose.mocap import load_bvh_folder, parse_subject_map, rigid_bones
+from jointpose.geometry import skeleton
+from jointpose.geometry.bones import body_factors, bone_vectors, scale_body
+from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
+from jointpose.motion.mocap import load_bvh_folder, parse_subject_map, rigid_bones
+from jointpose.motion.synthetic import generate
 from jointpose.safeio import load_npz
-from jointpose.synthetic import generate
 
 TINY_BVH = """HIERARCHY
 ROOT Hips
@@ -92,7 +93,7 @@ def test_bvh_folder_names_subjects_and_actions(tmp_path):
         name: ("LegR_End" if name in ("RFoot", "LFoot") else "LegR" if name in ("RHip", "LHip", "RKnee", "LKnee") else "Hips")
         for name in skeleton.JOINT_NAMES}}
     (tmp_path / "map.json").write_text(json.dumps(mapping))
-    from jointpose.rigs import load_rig_mapping
+    from jointpose.motion.rigs import load_rig_mapping
 
     folder = _bvh_folder(tmp_path / "bvh")
     motion = load_bvh_folder(folder, fps=30, mapping=load_rig_mapping(tmp_path / "map.json"), body_scaling=False)

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation, Slerp
 
-from jointpose.bvh import Motion, forward_kinematics, read_bvh, resample, slerp, write_bvh
 from jointpose.errors import JointposeError
+from jointpose.motion.bvh import (
+    Motion,
+    forward_kinematics,
+    read_bvh,
+    resample,
+    slerp,
+    write_bvh,
+)
 
 # Line numbers of BASE (1-based) that the error tests below refer to.
 BASE = """HIERARCHY

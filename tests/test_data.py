@@ -3,13 +3,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
 from h36m_files import write_dataset
-from jointpose import skeleton
-from jointpose.batching import ChunkedWindows, MixedWindows
-from jointpose.cameras import h36m_cameras
-from jointpose.data import load_dataset
+
+from jointpose.data.batching import ChunkedWindows, MixedWindows
+from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError, JointposeWarning
+from jointpose.geometry import skeleton
+from jointpose.geometry.cameras import h36m_cameras
 
 
 def test_load_converts_to_camera_space_root_relative(h36m_dir):

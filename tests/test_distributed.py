@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from jointpose.batching import ChunkedWindows
-from jointpose.checkpoint import load_checkpoint
-from jointpose.data import load_dataset
+from jointpose.data.batching import ChunkedWindows
+from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
+from jointpose.model.loading import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def _save_logger(folder: Path) -> Path:
     folder.mkdir()
     (folder / "sitecustomize.py").write_text(textwrap.dedent(f"""
         import os
-        import jointpose.checkpoint as checkpoint
+        import jointpose.training.checkpoint as checkpoint
         _save = checkpoint.atomic_save
         def atomic_save(obj, path):
             with open({str(folder / "saves.log")!r}, "a") as log:
@@ -71,7 +71,7 @@ def test_mixed_batches_split_across_processes(h36m_dir, tmp_path, extra):
     """The mean of the ranks' gradients (what DDP applies) equals one process's gradient over
     the whole step: the MPJPE and constraint parts are rescaled by each rank's share."""
     from jointpose.cli import build_parser, train_config
-    from jointpose.train import Trainer, _frame_share
+    from jointpose.training.trainer import Trainer, _frame_share
 
     trainer = Trainer(train_config(build_parser().parse_args(
         ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3", "-ch", "32",
@@ -136,7 +136,7 @@ def test_module_form_runs_under_torchrun(h36m_dir, tmp_path):
 def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
     """torchrun with more processes per node than CUDA devices names the fix instead of
     failing later with CUDA's 'invalid device ordinal'."""
-    from jointpose.distributed import DistContext
+    from jointpose.training.distributed import DistContext
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

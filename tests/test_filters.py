@@ -7,9 +7,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from jointpose.errors import JointposeError
-from jointpose.filters import gaussian_kernel, smooth_poses
-from jointpose.lifter import Lifter
-from jointpose.model import TemporalModel
+from jointpose.geometry.filters import gaussian_kernel, smooth_poses
+from jointpose.inference.lifter import Lifter
+from jointpose.model.temporal import TemporalModel
 
 
 def test_constant_and_linear_motion_pass_unchanged():

@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from jointpose import skeleton
-from jointpose.builder import bone_vectors, positions_from_bones
-from jointpose.bvh import forward_kinematics, read_bvh
-from jointpose.cameras import h36m_cameras
 from jointpose.errors import JointposeError
-from jointpose.export import export, poses_to_motion
-from jointpose.lifter import Lifter
-from jointpose.model import FusedTemporalModel, TemporalModel
-from jointpose.streaming import StreamingLifter
-from jointpose.synthetic import generate
+from jointpose.geometry import skeleton
+from jointpose.geometry.bones import bone_vectors, positions_from_bones
+from jointpose.geometry.cameras import h36m_cameras
+from jointpose.inference.export import export, poses_to_motion
+from jointpose.inference.lifter import Lifter
+from jointpose.inference.streaming import StreamingLifter
+from jointpose.model.temporal import FusedTemporalModel, TemporalModel
+from jointpose.motion.bvh import forward_kinematics, read_bvh
+from jointpose.motion.synthetic import generate
 
 
 def _model(causal=False, widths=(3, 3, 3), channels=32, seed=0) -> TemporalModel:
@@ -62,7 +62,7 @@ def test_predict_shapes_lists_and_short_sequences():
     with_conf = np.concatenate([_keypoints(40), np.ones((40, 17, 1))], axis=-1)
     assert np.allclose(lifter.predict(with_conf, image_size=(1000, 1000)), out)
     # A wide image: (width, height) order matters, x by the width and y offset by height / width.
-    from jointpose.cameras import normalize_screen_coordinates
+    from jointpose.geometry.cameras import normalize_screen_coordinates
 
     pixels = _keypoints(40) * np.array([1.92, 1.08])
     wide = lifter.predict(pixels, image_size=(1920, 1080))
@@ -125,7 +125,7 @@ def test_streaming_equals_offline_causal_model(flip):
 def test_streaming_skeleton_fit_equals_the_causal_lifter(flip):
     """A causal joint-aware model's consistent skeleton uses past frames only, so streaming
     gives what Lifter.predict gives on the whole sequence, and frame t never depends on t+1."""
-    from jointpose.anatomy import bone_lengths
+    from jointpose.geometry.anatomy import bone_lengths
 
     lifter = Lifter(_model(causal=True, widths=(3, 3, 3)), flip_test=flip, skeleton_fit=True)
     kp = _keypoints(60)
@@ -235,7 +235,7 @@ def test_bvh_skeleton_has_branch_joints():
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_segmented_prediction_is_identical(causal):
-    from jointpose.evaluate import predict
+    from jointpose.model.predict import predict
 
     model = _model(causal)
     kp = torch.randn(500, 17, 2) * 0.3
@@ -246,7 +246,7 @@ def test_segmented_prediction_is_identical(causal):
 
 def test_infer_cli_from_coco_json(tmp_path, capsys):
     from jointpose.cli import main
-    from jointpose.keypoint_formats import LAYOUTS
+    from jointpose.data.layouts import LAYOUTS
 
     lifter = Lifter(_model(), fps=50.0)
     model_path = lifter.save(tmp_path / "model.safetensors")
@@ -294,7 +294,14 @@ def test_infer_cli_refuses_bad_flags_and_files_before_any_work(tmp_path, capsys)
 
 
 def test_fit_skeleton_gives_one_consistent_skeleton():
-    from jointpose.anatomy import ANGLES, bone_lengths, bone_vectors, fit_skeleton, joint_angles, set_bone_lengths
+    from jointpose.geometry.anatomy import (
+        ANGLES,
+        bone_lengths,
+        bone_vectors,
+        fit_skeleton,
+        joint_angles,
+        set_bone_lengths,
+    )
 
     poses, _ = _camera_motion(1.0)
     noisy = torch.from_numpy(poses + np.random.default_rng(1).normal(0, 0.01, poses.shape)).float()
@@ -334,7 +341,13 @@ def test_skeleton_fit_is_the_least_squares_pose():
     nearly straight, collinear
     pose (the strongest coupling between bones, where too large a step diverges) it still
     gets closer. The trunk's short segments keep their directions."""
-    from jointpose.anatomy import KEPT_DIRECTION_BONES, bone_lengths, bone_vectors, fit_skeleton, set_bone_lengths
+    from jointpose.geometry.anatomy import (
+        KEPT_DIRECTION_BONES,
+        bone_lengths,
+        bone_vectors,
+        fit_skeleton,
+        set_bone_lengths,
+    )
 
     ancestors = torch.from_numpy(skeleton.ANCESTORS).float()
 
@@ -417,7 +430,7 @@ def test_bad_image_size_is_named():
 
 
 def test_causal_skeleton_fit_takes_running_mean_lengths():
-    from jointpose.anatomy import bone_lengths, fit_skeleton
+    from jointpose.geometry.anatomy import bone_lengths, fit_skeleton
 
     poses, _ = _camera_motion(1.0)
     noisy = torch.from_numpy(poses + np.random.default_rng(1).normal(0, 0.01, poses.shape)).float()
@@ -433,7 +446,7 @@ def test_causal_skeleton_fit_takes_running_mean_lengths():
 
 
 def test_lifter_applies_skeleton_fit_when_asked(tmp_path):
-    from jointpose.anatomy import bone_lengths
+    from jointpose.geometry.anatomy import bone_lengths
 
     lifter = Lifter(_model(), skeleton_fit=True)
     kp = _keypoints(60)
@@ -450,7 +463,7 @@ def test_inference_with_skeleton_fit_on_each_device(device):
     """Offline prediction (flip test, consistent-skeleton fit), streaming with its running-mean
     fit, and the fit of half-precision poses give on ``device`` what float32 on the CPU gives
     (within 2 mm: CUDA convolutions may run in TF32)."""
-    from jointpose.anatomy import fit_skeleton
+    from jointpose.geometry.anatomy import fit_skeleton
 
     kp = _keypoints(60)
     for causal in (False, True):

@@ -5,9 +5,15 @@ import warnings
 import numpy as np
 import pytest
 
-from jointpose import skeleton
+from jointpose.data.keypoints import (
+    Keypoints2D,
+    interpolate_gaps,
+    load_keypoints,
+    require_image_size,
+    resample_keypoints,
+)
 from jointpose.errors import JointposeError, JointposeWarning
-from jointpose.keypoints import Keypoints2D, interpolate_gaps, load_keypoints, require_image_size, resample_keypoints
+from jointpose.geometry import skeleton
 
 J = {name: k for k, name in enumerate(skeleton.JOINT_NAMES)}
 

@@ -12,11 +12,16 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from jointpose import losses
-from jointpose.anatomy import ANGLE_NAMES, RANGE_OF_MOTION, bone_lengths, fit_skeleton, joint_angles
 from jointpose.errors import JointposeError
+from jointpose.geometry.anatomy import (
+    ANGLE_NAMES,
+    RANGE_OF_MOTION,
+    bone_lengths,
+    fit_skeleton,
+    joint_angles,
+)
 from jointpose.losses import TERMS, JointAwareLoss, LossWeights
-from jointpose.synthetic import generate
-
+from jointpose.motion.synthetic import generate
 
 # name -> function(pred, target); single-input terms ignore the target.
 TERM_FUNCTIONS = {

@@ -3,8 +3,14 @@ import math
 import numpy as np
 import torch
 
-from jointpose.evaluate import average_over_actions, format_table
-from jointpose.metrics import acceleration_error, mpjpe, n_mpjpe, p_mpjpe, velocity_error
+from jointpose.evaluation.evaluate import average_over_actions, format_table
+from jointpose.evaluation.metrics import (
+    acceleration_error,
+    mpjpe,
+    n_mpjpe,
+    p_mpjpe,
+    velocity_error,
+)
 
 
 def random_rotation(seed: int) -> torch.Tensor:
@@ -91,7 +97,11 @@ def test_table_rules_off_the_average_and_the_subject_block_once():
 def test_plausibility_metrics_by_hand():
     from h36m_files import motion
 
-    from jointpose.plausibility import bone_length_std, left_right_gap, outside_range_of_motion
+    from jointpose.evaluation.plausibility import (
+        bone_length_std,
+        left_right_gap,
+        outside_range_of_motion,
+    )
 
     poses = torch.from_numpy(motion(8, seed=0))  # a rigid, left/right-symmetric walker, metres
     assert float(bone_length_std(poses).max()) < 1e-9 and float(left_right_gap(poses).max()) < 1e-9

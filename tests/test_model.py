@@ -2,7 +2,13 @@ import pytest
 import torch
 from torch import nn
 
-from jointpose.model import StridedTemporalModel, TemporalModel, build_model, count_parameters, dropout
+from jointpose.model.temporal import (
+    StridedTemporalModel,
+    TemporalModel,
+    build_model,
+    count_parameters,
+    dropout,
+)
 
 
 @pytest.mark.parametrize("widths, field", [((3,), 3), ((3, 3, 3), 27), ((3, 3, 3, 3), 81), ((3, 3, 3, 3, 3), 243), ((5, 3), 15)])

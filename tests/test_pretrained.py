@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from jointpose.lifter import PRETRAINED, Lifter
+from jointpose.inference.lifter import PRETRAINED, Lifter
 
 # P2 on the held-out CMU subject (S6 = CMU subject 3, walking on uneven terrain), bundled
 # offline model, float16 weights, through the same builder settings as
@@ -44,10 +44,10 @@ def test_model_card_lists_the_held_out_metrics():
 
 @pytest.mark.slow
 def test_held_out_subject_accuracy(cmu_mocap, tmp_path):
-    from jointpose.builder import CameraRing, NoiseModel, write_h36m_dataset
-    from jointpose.data import load_dataset
-    from jointpose.evaluate import evaluate_model
-    from jointpose.mocap import load_bvh_folder
+    from jointpose.data.h36m import load_dataset
+    from jointpose.evaluation.evaluate import evaluate_model
+    from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
+    from jointpose.motion.mocap import load_bvh_folder
 
     # The whole folder, as in training, so S6 gets the same body scaling and noise.
     motion = load_bvh_folder(cmu_mocap, fps=50.0, seed=0)
@@ -65,7 +65,7 @@ def test_held_out_subject_accuracy(cmu_mocap, tmp_path):
 
 def test_infer_uses_the_bundled_model(tmp_path):
     from jointpose.cli import main
-    from jointpose.keypoint_formats import LAYOUTS
+    from jointpose.data.layouts import LAYOUTS
 
     rng = np.random.default_rng(0)
     base = rng.uniform(400, 600, (len(LAYOUTS["coco17"]), 2))

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from jointpose import skeleton
+from jointpose.evaluation.metrics import POSE_METRICS, mpjpe, p_mpjpe
+from jointpose.evaluation.plausibility import plausibility_errors
+from jointpose.geometry import skeleton
 from jointpose.losses import TERMS, JointAwareLoss, LossWeights
-from jointpose.metrics import POSE_METRICS, mpjpe, p_mpjpe
-from jointpose.plausibility import plausibility_errors
 from jointpose.safeio import restricted_loads
 
 finite = st.floats(min_value=-5.0, max_value=5.0, allow_nan=False, width=32)

@@ -8,11 +8,18 @@ import pytest
 from matplotlib.colors import to_rgb
 from mpl_toolkits.mplot3d import proj3d
 
-from jointpose.cameras import project_points
 from jointpose.errors import JointposeError
-from jointpose.render import (BONE_SIDES, CENTRE_COLOR, LEFT_COLOR, RIGHT_COLOR, PoseFigure, render_animation,
-                              render_frame)
-from jointpose.skeleton import BONES
+from jointpose.geometry.cameras import project_points
+from jointpose.geometry.skeleton import BONES
+from jointpose.render import (
+    BONE_SIDES,
+    CENTRE_COLOR,
+    LEFT_COLOR,
+    RIGHT_COLOR,
+    PoseFigure,
+    render_animation,
+    render_frame,
+)
 
 IMAGE_SIZE = (800, 600)  # width, height (pixels)
 FOCAL, CENTER = (800.0, 800.0), (400.0, 300.0)
@@ -272,7 +279,7 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     # Files mode: 2D keypoints array + the npz that infer writes.
     kp = np.random.default_rng(0).uniform(100, 900, (6, 17, 2))
     np.save(tmp_path / "kp.npy", kp)
-    from jointpose.export import export
+    from jointpose.inference.export import export
 
     export(tmp_path / "poses.npz", np.random.default_rng(1).normal(0, 0.3, (6, 17, 3)), 25.0)
     assert main(["render", "--keypoints-file", str(tmp_path / "kp.npy"), "--poses", str(tmp_path / "poses.npz"),

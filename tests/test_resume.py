@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from jointpose.checkpoint import load_checkpoint
 from jointpose.cli import build_parser, main, train_config
-from jointpose.train import Trainer
+from jointpose.model.loading import load_checkpoint
+from jointpose.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 

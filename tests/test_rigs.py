@@ -6,10 +6,10 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from jointpose import skeleton
-from jointpose.bvh import forward_kinematics, read_bvh
 from jointpose.errors import JointposeError
-from jointpose.rigs import (
+from jointpose.geometry import skeleton
+from jointpose.motion.bvh import forward_kinematics, read_bvh
+from jointpose.motion.rigs import (
     builtin_rig_mapping,
     bvh_to_h36m,
     detect_rig_mapping,

@@ -5,9 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jointpose import skeleton
-from jointpose.cameras import Camera, h36m_cameras, image_coordinates, load_cameras_json, normalize_screen_coordinates
 from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.geometry.cameras import (
+    Camera,
+    h36m_cameras,
+    image_coordinates,
+    load_cameras_json,
+    normalize_screen_coordinates,
+)
 
 SHARED_CAMERAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m_cameras.json"
 

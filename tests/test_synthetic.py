@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
-from jointpose.anatomy import rom_violation
-from jointpose.builder import bone_vectors
-from jointpose.synthetic import MOTIONS, generate
+from jointpose.geometry.anatomy import rom_violation
+from jointpose.geometry.bones import bone_vectors
+from jointpose.motion.synthetic import MOTIONS, generate
 
 
 def test_synthetic_motion_is_plausible():

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from jointpose.batching import ChunkedWindows, MixedBatch
 from jointpose.cli import main
+from jointpose.data.batching import ChunkedWindows, MixedBatch
+from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
-from jointpose.train import TrainConfig
-from jointpose.data import load_dataset
 from jointpose.losses import TERMS, JointAwareLoss, LossWeights, mpjpe
-from jointpose.model import StridedTemporalModel
+from jointpose.model.temporal import StridedTemporalModel
+from jointpose.training.config import TrainConfig
 
 
 def test_training_overfits_a_small_batch(h36m_dir):
@@ -75,7 +75,7 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
 
     # Without -k / -ste the checkpoint's keypoints and test subjects are used; an exported
     # .safetensors model evaluates to the same figures as its checkpoint.
-    from jointpose.lifter import Lifter
+    from jointpose.inference.lifter import Lifter
 
     model_file = Lifter.load(ckpt).save(tmp_path / "model.safetensors")
     for source, name in ((ckpt, "defaults.json"), (model_file, "exported.json")):
@@ -204,7 +204,7 @@ def test_2048_channels_end_to_end(h36m_dir, tmp_path):
 
 def test_mixed_loss_by_hand():
     """MPJPE over every frame (singles and chunk frames alike), constraint terms over the chunks only."""
-    from jointpose.train import mixed_loss
+    from jointpose.training.trainer import mixed_loss
 
     g = torch.Generator().manual_seed(0)
     singles, chunks = torch.randn(3, 17, 3, generator=g), torch.randn(2, 4, 17, 3, generator=g)
@@ -228,7 +228,7 @@ def test_mixed_loss_by_hand():
 def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
     """One step's loss is the frame MPJPE plus the weighted constraint terms (the baseline: MPJPE alone)."""
     from jointpose.cli import build_parser, train_config
-    from jointpose.train import Trainer
+    from jointpose.training.trainer import Trainer
 
     args = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3,3", "-ch", "16",
             "-b", "64", "--no-progress"]
@@ -261,7 +261,12 @@ def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
 
 def test_default_learning_rate_and_dropout_depend_on_the_constraints():
     from jointpose.cli import build_parser, train_config
-    from jointpose.train import DROPOUT_BASELINE, DROPOUT_CONSTRAINTS, LR_BASELINE, LR_CONSTRAINTS
+    from jointpose.training.config import (
+        DROPOUT_BASELINE,
+        DROPOUT_CONSTRAINTS,
+        LR_BASELINE,
+        LR_CONSTRAINTS,
+    )
 
     assert (LR_BASELINE, LR_CONSTRAINTS, DROPOUT_BASELINE, DROPOUT_CONSTRAINTS) == (0.001, 0.003, 0.25, 0.2)
     joint = TrainConfig(data_dir="d", checkpoint_dir="c").resolved()
@@ -298,7 +303,7 @@ def test_learning_rate_decay_and_keep_last(h36m_dir, tmp_path):
 
 
 def test_ablation_reports_relative_changes():
-    from jointpose.ablation import format_comparison, relative_change
+    from jointpose.training.ablation import format_comparison, relative_change
 
     assert relative_change(10.0, 8.0) == pytest.approx(-20.0) and relative_change(8.0, 10.0) == pytest.approx(25.0)
     assert relative_change(0.0, 0.0) == 0.0 and relative_change(0.0, 1.0) == float("inf")

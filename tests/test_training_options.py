@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from jointpose.bvh import forward_kinematics, read_bvh
-from jointpose.checkpoint import load_checkpoint
 from jointpose.cli import build_parser, main, train_config
-from jointpose.distributed import DistContext, wrap_model
-from jointpose.lifter import Lifter
-from jointpose.model import StridedTemporalModel
-from jointpose.train import Trainer
+from jointpose.inference.lifter import Lifter
+from jointpose.model.loading import load_checkpoint
+from jointpose.model.temporal import StridedTemporalModel
+from jointpose.motion.bvh import forward_kinematics, read_bvh
+from jointpose.training.distributed import DistContext, wrap_model
+from jointpose.training.trainer import Trainer
 
 
 def _args(data, ckpt, *extra):
@@ -26,8 +26,8 @@ def test_trajectory_model_trains_and_exports(h36m_dir, tmp_path):
     losses = [row["trajectory"] for row in ckpt["history"]]
     assert losses[-1] < losses[0]  # the inverse-depth-weighted root error falls
     lifter = Lifter.load(tmp_path / "ck")
-    from jointpose.data import load_dataset
-    from jointpose.cameras import image_coordinates
+    from jointpose.data.h36m import load_dataset
+    from jointpose.geometry.cameras import image_coordinates
 
     seq = load_dataset(h36m_dir, "gt", ["S9"]).sequences[0]
     pixels = image_coordinates(seq.keypoints, seq.camera.res_w, seq.camera.res_h)
@@ -80,7 +80,7 @@ def test_compile_flag_wraps_the_model():
 
 
 def test_batch_norm_momentum_schedule():
-    from jointpose.train import bn_momentum
+    from jointpose.training.trainer import bn_momentum
 
     # Human3.6M-sized epochs (~1,500 steps): VideoPose3D's decay from 0.1 to 0.001, untouched.
     assert [bn_momentum(k, 4, 1500) for k in range(4)] == pytest.approx([0.1 * 0.01 ** (k / 4) for k in range(4)])
@@ -90,7 +90,7 @@ def test_batch_norm_momentum_schedule():
 
 
 def test_trainer_applies_the_batch_norm_schedule(h36m_dir, tmp_path):
-    from jointpose.train import bn_momentum
+    from jointpose.training.trainer import bn_momentum
 
     config = train_config(build_parser().parse_args(_args(h36m_dir, tmp_path / "bn", "-e", "3", "--no-constraints")))
     trainer = Trainer(config)

@@ -1,8 +1,51 @@
 """jointpose: lift 2D keypoint sequences to 3D poses with a temporal dilated CNN
-trained with joint-aware constraint losses."""
+trained with joint-aware constraint losses.
 
-from .errors import JointposeError, JointposeWarning
+The public API is importable from here (``from jointpose import Lifter``); each name is
+loaded on first use, so ``import jointpose`` and the command line stay quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from jointpose.errors import JointposeError, JointposeWarning
 
 __version__ = "0.1.0"
 
-__all__ = ["JointposeError", "JointposeWarning", "__version__"]
+_LAZY = {
+    "Lifter": "jointpose.inference.lifter",
+    "StreamingLifter": "jointpose.inference.streaming",
+    "load_keypoints": "jointpose.data.keypoints",
+    "TrainConfig": "jointpose.training.config",
+    "Trainer": "jointpose.training.trainer",
+    "JointAwareLoss": "jointpose.losses",
+    "LossWeights": "jointpose.losses",
+    "TemporalModel": "jointpose.model.temporal",
+    "load_model": "jointpose.model.loading",
+}
+
+__all__ = ["JointposeError", "JointposeWarning", "__version__", *_LAZY]
+
+if TYPE_CHECKING:
+    from jointpose.data.keypoints import load_keypoints
+    from jointpose.inference.lifter import Lifter
+    from jointpose.inference.streaming import StreamingLifter
+    from jointpose.losses import JointAwareLoss, LossWeights
+    from jointpose.model.loading import load_model
+    from jointpose.model.temporal import TemporalModel
+    from jointpose.training.config import TrainConfig
+    from jointpose.training.trainer import Trainer
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jointpose' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

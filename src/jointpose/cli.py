@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import JointposeError, JointposeWarning
+from jointpose.errors import JointposeError, JointposeWarning
 
 if TYPE_CHECKING:
-    from .builder import CameraRing, NoiseModel
-    from .train import TrainConfig
+    from jointpose.motion.builder import CameraRing, NoiseModel
+    from jointpose.training.config import TrainConfig
 
 EXIT_USER_ERROR = 2
 
@@ -81,9 +81,16 @@ def _add_data_args(p: argparse.ArgumentParser, *, train: bool) -> None:
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """Training flags (shared by ``train`` and ``ablate``)."""
-    from .filters import SMOOTH_DEFAULT
-    from .losses import CONSTRAINT_TERMS, LossWeights
-    from .train import CHUNK_DROPOUT, DROPOUT_BASELINE, DROPOUT_CONSTRAINTS, LR_BASELINE, LR_CONSTRAINTS, TrainConfig
+    from jointpose.geometry.filters import SMOOTH_DEFAULT
+    from jointpose.losses import CONSTRAINT_TERMS, LossWeights
+    from jointpose.training.config import (
+        CHUNK_DROPOUT,
+        DROPOUT_BASELINE,
+        DROPOUT_CONSTRAINTS,
+        LR_BASELINE,
+        LR_CONSTRAINTS,
+        TrainConfig,
+    )
 
     _add_data_args(p, train=True)
     defaults = LossWeights()
@@ -134,9 +141,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     """A :class:`TrainConfig` from parsed ``train`` arguments."""
-    from .filters import check_sigma
-    from .losses import CONSTRAINT_TERMS, LossWeights
-    from .train import TrainConfig
+    from jointpose.geometry.filters import check_sigma
+    from jointpose.losses import CONSTRAINT_TERMS, LossWeights
+    from jointpose.training.config import TrainConfig
 
     if args.constraints and args.chunk < 3:
         raise JointposeError(f"--chunk must be >= 3 with constraints (temporal terms need 3 frames), got {args.chunk}")
@@ -181,8 +188,8 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .distributed import DistContext
-    from .train import train
+    from jointpose.training.distributed import DistContext
+    from jointpose.training.trainer import train
 
     config = train_config(args)
     dist = DistContext.from_env(config.device)
@@ -196,8 +203,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate_checkpoint, format_table, write_predictions
-    from .filters import check_sigma
+    from jointpose.evaluation.evaluate import (
+        evaluate_checkpoint,
+        format_table,
+        write_predictions,
+    )
+    from jointpose.geometry.filters import check_sigma
 
     if args.smooth is not None:
         check_sigma(args.smooth, "--smooth")
@@ -247,7 +258,7 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
 
 def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | None, NoiseModel]:
     """(CameraRing or None, NoiseModel) from :func:`add_dataset_args` flags."""
-    from .builder import CameraRing, NoiseModel
+    from jointpose.motion.builder import CameraRing, NoiseModel
 
     ring = None
     if args.cameras == "ring":
@@ -259,9 +270,9 @@ def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | None, NoiseM
 
 
 def cmd_data_build(args: argparse.Namespace) -> None:
-    from .builder import dataset_paths, write_h36m_dataset
-    from .mocap import load_bvh_folder, parse_subject_map
-    from .rigs import load_rig_mapping
+    from jointpose.motion.builder import dataset_paths, write_h36m_dataset
+    from jointpose.motion.mocap import load_bvh_folder, parse_subject_map
+    from jointpose.motion.rigs import load_rig_mapping
 
     existing = [str(path) for path in dataset_paths(args.out).values() if path.exists()]
     if existing and not args.overwrite:
@@ -281,9 +292,13 @@ def cmd_data_build(args: argparse.Namespace) -> None:
 
 
 def cmd_infer(args: argparse.Namespace) -> None:
-    from .export import export, format_from_path
-    from .keypoints import load_keypoints, require_image_size, resample_keypoints
-    from .lifter import Lifter
+    from jointpose.data.keypoints import (
+        load_keypoints,
+        require_image_size,
+        resample_keypoints,
+    )
+    from jointpose.inference.export import export, format_from_path
+    from jointpose.inference.lifter import Lifter
 
     fmt = format_from_path(args.output, args.format)
     if args.checkpoint and args.causal:
@@ -291,7 +306,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
         raise JointposeError(f"--fps must be a positive number of frames per second, got {args.fps}")
     if args.render:
-        from .render import check_animation_path
+        from jointpose.render import check_animation_path
 
         check_animation_path(args.render, "--render")  # before the work, not after it
     lifter = (Lifter.load(args.checkpoint, device=args.device) if args.checkpoint
@@ -320,7 +335,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     export(args.output, poses, lifter.fps, trajectory=trajectory, fmt=fmt)
     print(f"wrote {len(poses)} frames to {args.output} ({fmt})")
     if args.render:
-        from .render import render_animation
+        from jointpose.render import render_animation
 
         render_animation(args.render, keypoints.xy, {"Prediction": poses}, image_size=size, fps=lifter.fps,
                          background=video, progress=args.progress)
@@ -329,7 +344,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
 
 def _poses_file(path: str, key: str | None = None) -> tuple[np.ndarray, float | None]:
     """3D poses (frames, 17, 3) from an infer npz (``poses_3d``) or an evaluate export (``key``)."""
-    from .safeio import load_npz
+    from jointpose.safeio import load_npz
 
     files = load_npz(path)
     name = key if key is not None else "poses_3d"
@@ -340,13 +355,13 @@ def _poses_file(path: str, key: str | None = None) -> tuple[np.ndarray, float | 
 
 
 def cmd_render(args: argparse.Namespace) -> None:
-    from .render import check_animation_path, render_animation
+    from jointpose.render import check_animation_path, render_animation
 
     check_animation_path(args.output, "-o")
     sequences = {}
     if args.data_dir:
-        from .cameras import image_coordinates
-        from .data import load_dataset
+        from jointpose.data.h36m import load_dataset
+        from jointpose.geometry.cameras import image_coordinates
 
         subject, action, camera = _split_key(args.sequence)
         data = load_dataset(args.data_dir, args.keypoints, [subject])
@@ -360,7 +375,7 @@ def cmd_render(args: argparse.Namespace) -> None:
             sequences["Prediction"] = _poses_file(args.predictions, args.sequence)[0]
         sequences["Ground truth"] = seq.poses_3d
     else:
-        from .keypoints import load_keypoints, require_image_size
+        from jointpose.data.keypoints import load_keypoints, require_image_size
 
         if not args.keypoints_file or not args.poses:
             raise JointposeError("render needs --keypoints-file and --poses (or --data-dir, -k and --sequence)")
@@ -383,7 +398,7 @@ def _split_key(key: str | None) -> tuple[str, str, str]:
 
 
 def cmd_ablate(args: argparse.Namespace) -> None:
-    from .ablation import run_ablation
+    from jointpose.training.ablation import run_ablation
 
     if not args.constraints:
         raise JointposeError("--no-constraints: ablate trains the baseline and the joint-aware model itself; leave it out")
@@ -393,8 +408,8 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from .demo import DemoConfig, run_demo
-    from .render import check_animation_path
+    from jointpose.demo import DemoConfig, run_demo
+    from jointpose.render import check_animation_path
 
     _check_flags((("-e", args.epochs, args.epochs >= 1, ">= 1"), ("-ch", args.channels, args.channels >= 1, ">= 1")))
     check_animation_path(args.animation, "--animation")

@@ -1,6 +1,6 @@
 """``jointpose demo``: the whole pipeline on built-in data, offline, in a few minutes.
 
-1. Build a small Human3.6M-format dataset: SYNTHETIC motion from :mod:`jointpose.synthetic`
+1. Build a small Human3.6M-format dataset: SYNTHETIC motion from :mod:`jointpose.motion.synthetic`
    (or real BVH clips with ``--bvh``), seen by the Human3.6M cameras, with detector-like
    noise on the 2D keypoints.
 2. Train the joint-aware model briefly.
@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .builder import CameraRing, NoiseModel, write_h36m_dataset
-from .metrics import mpjpe
-from .train import TrainConfig, Trainer
+from jointpose.evaluation.metrics import mpjpe
+from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
+from jointpose.training.config import TrainConfig
+from jointpose.training.trainer import Trainer
 
 SYNTHETIC_TRAIN = ("S1", "S5", "S6", "S7", "S8")
 SYNTHETIC_TEST = ("S9", "S11")
@@ -51,7 +52,7 @@ def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ..
     """Write the demo dataset; returns its folder and the train and test subjects."""
     folder = Path(config.out) / "data"
     if config.bvh is None:
-        from .synthetic import generate
+        from jointpose.motion.synthetic import generate
 
         motion = generate(list(SYNTHETIC_TRAIN + SYNTHETIC_TEST), seconds=config.seconds, fps=config.fps,
                           seed=config.seed)
@@ -59,12 +60,12 @@ def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ..
         print(f"Built-in SYNTHETIC motion (procedural, not captured): {len(motion)} subjects x "
               f"{len(next(iter(motion.values())))} clips of {config.seconds:g} s")
     else:
-        from .mocap import load_bvh_folder
+        from jointpose.motion.mocap import load_bvh_folder
 
         motion = load_bvh_folder(config.bvh, fps=config.fps, seed=config.seed)
         subjects = list(motion)
         if len(subjects) < 2:
-            from .errors import JointposeError
+            from jointpose.errors import JointposeError
 
             raise JointposeError(f"--bvh {config.bvh}: the demo needs at least two subject folders (train and test)")
         train, test = tuple(subjects[:-1]), (subjects[-1],)
@@ -121,8 +122,8 @@ def _showcase(sequences, frames: int):
 
 
 def _animate(seq, prediction: np.ndarray, path: Path, frames: int, fps: float) -> None:
-    from .cameras import image_coordinates
-    from .render import render_animation
+    from jointpose.geometry.cameras import image_coordinates
+    from jointpose.render import render_animation
 
     count = min(frames, len(prediction))
     pixels = image_coordinates(seq.keypoints[:count], seq.camera.res_w, seq.camera.res_h)

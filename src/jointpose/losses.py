@@ -33,9 +33,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import skeleton
-from .anatomy import RATIO_SEGMENTS, bone_lengths, constant_like, joint_angles, rom_violation_of_angles, safe_norm
-from .errors import JointposeError
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.geometry.anatomy import (
+    RATIO_SEGMENTS,
+    bone_lengths,
+    constant_like,
+    joint_angles,
+    rom_violation_of_angles,
+    safe_norm,
+)
 
 TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")
 CONSTRAINT_TERMS = TERMS[1:]  # every term but MPJPE: those with a --w-* flag

@@ -29,8 +29,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
-from . import skeleton
-from .errors import JointposeError
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
 
 LEFT_COLOR = "#d62728"
 RIGHT_COLOR = "#1f4fd6"

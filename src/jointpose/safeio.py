@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import JointposeError
+from jointpose.errors import JointposeError
 
 # (module, name) pairs a numpy array pickle needs; numpy 1.x and 2.x spell the modules differently.
 _ALLOWED_GLOBALS = {

@@ -17,10 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import JointposeError
-
-FORMAT = "jointpose-checkpoint-v1"
-
 
 def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
     """``torch.save`` to ``path`` atomically (temporary file, fsync, rename, fsync folder)."""
@@ -51,37 +47,6 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a jointpose checkpoint (a file, or a folder holding ``latest.pt``) safely."""
-    path = resolve_checkpoint(path)
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise JointposeError(f"{path}: corrupt or unreadable checkpoint ({message})") from None
-    except Exception as exc:  # the weights-only unpickler raises UnpicklingError and friends
-        raise JointposeError(f"{path}: not a safe jointpose checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise JointposeError(f"{path}: not a jointpose checkpoint")
-    for key in ("model", "model_args", "config", "epoch"):
-        if key not in ckpt:
-            raise JointposeError(f"{path}: checkpoint lacks '{key}'")
-    return ckpt
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or ``latest.pt`` inside a checkpoint folder."""
-    path = Path(path)
-    if path.is_dir():
-        latest = path / "latest.pt"
-        if not latest.is_file():
-            raise JointposeError(f"--checkpoint: no latest.pt in {path}")
-        return latest
-    if not path.is_file():
-        raise JointposeError(f"--checkpoint: file not found: {path}")
-    return path
 
 
 def epoch_checkpoints(folder: str | Path) -> list[Path]:

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from . import skeleton
+from jointpose.geometry import skeleton
 
 EPS = 1e-12
 

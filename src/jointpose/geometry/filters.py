@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .errors import JointposeError
+from jointpose.errors import JointposeError
 
 # Gaussian sigma (frames) of the joint-aware inference filter (off); README, "Inference: one
 # consistent skeleton, optionally a temporal filter", says why.

@@ -15,10 +15,8 @@ models share one state dict.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,113 +24,29 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .batching import MixedBatch, MixedWindows
-from .checkpoint import FORMAT, atomic_save, load_checkpoint, prune_epochs, rng_state, set_rng_state
-from .data import load_dataset
-from .distributed import DistContext, global_mean, reduce_sums, wrap_model
-from .errors import JointposeError
-from .evaluate import evaluate_model, format_table, smoothing_sigma, uses_skeleton_fit
-from .filters import SMOOTH_DEFAULT
-from .losses import JointAwareLoss, LossWeights, mpjpe, weighted_mpjpe
-from .model import TemporalModel, build_model
+from jointpose.data.batching import MixedBatch, MixedWindows
+from jointpose.data.h36m import load_dataset
+from jointpose.errors import JointposeError
+from jointpose.evaluation.evaluate import evaluate_model, format_table
+from jointpose.losses import JointAwareLoss, LossWeights, mpjpe, weighted_mpjpe
+from jointpose.model.loading import FORMAT, load_checkpoint
+from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
+from jointpose.model.temporal import TemporalModel, build_model
+from jointpose.training.checkpoint import (
+    atomic_save,
+    prune_epochs,
+    rng_state,
+    set_rng_state,
+)
+from jointpose.training.config import TrainConfig, model_args
+from jointpose.training.distributed import (
+    DistContext,
+    global_mean,
+    reduce_sums,
+    wrap_model,
+)
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
-CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
-# Default learning rate and dropout of each mode: VideoPose3D's for the baseline; with
-# constraints the values tuned on the validation split (README, "Loss weights": the
-# joint-aware model gains far more from the larger rate than the baseline does, and needs
-# less dropout: its temporal terms take over part of the smoothing dropout gives the baseline).
-LR_BASELINE, LR_CONSTRAINTS = 0.001, 0.003
-DROPOUT_BASELINE, DROPOUT_CONSTRAINTS = 0.25, 0.2
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on; stored in every checkpoint."""
-
-    data_dir: str
-    checkpoint_dir: str
-    keypoints: str = "cpn_ft_h36m_dbb"
-    subjects_train: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
-    subjects_test: tuple[str, ...] = ("S9", "S11")
-    actions: tuple[str, ...] | None = None
-    architecture: tuple[int, ...] = (3, 3, 3)
-    channels: int = 1024
-    dropout: float | None = None  # None: DROPOUT_CONSTRAINTS with constraints, else DROPOUT_BASELINE
-    epochs: int = 60
-    batch_size: int = 1024
-    lr: float | None = None  # None: LR_CONSTRAINTS with constraints, else LR_BASELINE (see resolved)
-    lr_decay: float = 0.95
-    causal: bool = False
-    constraints: bool = True
-    weights: LossWeights | None = None  # None: LossWeights() (the tuned defaults), or a resumed run's own
-    chunk: int = 4
-    chunk_share: float = 0.25
-    chunk_dropout: str = "shared"
-    warmup: float = 0.0
-    skeleton_fit: bool = True
-    smooth: float = SMOOTH_DEFAULT
-    augment: bool = True
-    test_time_augmentation: bool = True
-    resume: bool = False
-    seed: int = 0
-    subset: float = 1.0
-    downsample: int = 1
-    keep_last: int = 0
-    trajectory: bool = False
-    device: str = "auto"
-    sync_bn: bool = False
-    precision: str = "fp32"
-    compile: bool = False
-    progress: bool = True
-    log_steps: bool = False
-
-    def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise JointposeError(f"seed (--seed) must be >= 0, got {self.seed}")
-        if self.chunk_dropout not in CHUNK_DROPOUT:
-            raise JointposeError(f"chunk_dropout (--chunk-dropout) must be one of {', '.join(CHUNK_DROPOUT)}, "
-                                 f"got {self.chunk_dropout!r}")
-
-    def resolved(self, lr: float | None = None, dropout: float | None = None,
-                 weights: LossWeights | None = None) -> TrainConfig:
-        """This configuration with a learning rate, dropout or loss weights left at None
-        filled in: with ``lr`` / ``dropout`` / ``weights`` where given (a resumed run's own),
-        else the default (rate and dropout: the mode's, VideoPose3D's for the baseline, the
-        tuned ones with constraints). Kept apart from construction so that switching
-        ``constraints`` (as ``ablate`` does) also switches the defaults, while values given
-        explicitly stay."""
-        def first(*values):
-            return next(value for value in values if value is not None)
-
-        return dataclasses.replace(
-            self, lr=first(self.lr, lr, LR_CONSTRAINTS if self.constraints else LR_BASELINE),
-            dropout=first(self.dropout, dropout, DROPOUT_CONSTRAINTS if self.constraints else DROPOUT_BASELINE),
-            weights=first(self.weights, weights, LossWeights()))
-
-    @property
-    def shared_chunk_dropout(self) -> bool:
-        """One dropout mask per chunk, MPJPE on the single windows (else a mask per window,
-        MPJPE on every frame)."""
-        return self.chunk_dropout == "shared"
-
-    @property
-    def loss_weights(self) -> LossWeights:
-        return (self.weights or LossWeights()) if self.constraints else LossWeights.none()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-value form (lists, dicts, numbers, strings) for checkpoints and JSON."""
-        out = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
-
-
-def model_args(config: TrainConfig, num_keypoints: int, num_joints_out: int = 17) -> dict[str, Any]:
-    """Constructor arguments of the model a configuration trains."""
-    return {
-        "filter_widths": list(config.architecture), "channels": config.channels,
-        "dropout": config.dropout, "causal": config.causal, "num_joints_in": num_keypoints,
-        "in_features": 2, "num_joints_out": num_joints_out,
-    }
 
 
 class Trainer:
@@ -336,7 +250,7 @@ class Trainer:
         return result.summary["average"]["p1"]
 
     def final_evaluation(self) -> dict[str, Any]:
-        from .plausibility import plausibility_errors
+        from jointpose.evaluation.plausibility import plausibility_errors
 
         result = evaluate_model(
             self.evaluation_model(), self.test_data.sequences, flip_test=self.config.test_time_augmentation,

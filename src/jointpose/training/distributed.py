@@ -18,22 +18,10 @@ import torch
 import torch.distributed as torch_dist
 from torch import nn
 
-from .errors import JointposeError
+from jointpose.errors import JointposeError
+from jointpose.model.loading import resolve_device
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise JointposeError(f"--device: unknown device '{name}'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise JointposeError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 @dataclass

@@ -11,8 +11,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .evaluate import COLUMN_TITLES
-from .train import TrainConfig, Trainer
+from jointpose.evaluation.evaluate import COLUMN_TITLES
+from jointpose.training.config import TrainConfig
+from jointpose.training.trainer import Trainer
 
 
 def relative_change(base: float, new: float) -> float:

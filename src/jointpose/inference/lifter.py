@@ -4,19 +4,17 @@
     poses = lifter.predict(keypoints, image_size=(1920, 1080))   # (frames, 17, 3)
 
 Input keypoints are (frames, 17, 2 or 3) PIXELS in the Human3.6M-17 order (a third column,
-a confidence, is ignored; convert detector formats with :mod:`jointpose.keypoints`).
+a confidence, is ignored; convert detector formats with :mod:`jointpose.data.keypoints`).
 Output is camera space - x right, y down, z forward - in metres, relative to the root
 joint (index 0, exactly zero). Sequences shorter than the receptive field are padded
 with copies of their first and last frames, so any length >= 1 works.
 
-Models are stored as safetensors (no pickle): tensors of the pose model under ``pose.``
-and of the optional trajectory model under ``trajectory.``, with the constructor
-arguments, frame rate and keypoint symmetry as JSON in the file's metadata.
+Models are stored as safetensors (no pickle); :mod:`jointpose.model.loading` reads and
+writes them, and training checkpoints.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -24,13 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import skeleton
-from .cameras import normalize_screen_coordinates
-from .distributed import resolve_device
-from .errors import JointposeError
-from .evaluate import inference_step, predict, smoothing_sigma, uses_skeleton_fit
-from .filters import check_sigma
-from .model import FusedTemporalModel, TemporalModel, load_model_state
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.geometry.cameras import normalize_screen_coordinates
+from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
+from jointpose.model.predict import inference_step, predict
+from jointpose.model.temporal import FusedTemporalModel, TemporalModel
 
 MODEL_FORMAT = "jointpose-model-v1"
 SEGMENT = 4096  # output frames computed at once (bounds memory on long inputs)
@@ -55,7 +52,7 @@ class Lifter:
         """``skeleton_fit``: give each predicted sequence one consistent skeleton (a causal
         model: bone lengths from past frames only), and ``smooth``: Gaussian-filter it in
         time first (sigma in frames; offline models only); together the joint-aware method's
-        inference step (:mod:`jointpose.anatomy`, :mod:`jointpose.filters`)."""
+        inference step (:mod:`jointpose.geometry.anatomy`, :mod:`jointpose.geometry.filters`)."""
         self.model = model.eval()
         self.skeleton_fit = skeleton_fit
         self.smooth = float(smooth)
@@ -102,67 +99,20 @@ class Lifter:
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto") -> Lifter:
         """A lifter from an exported ``.safetensors`` model or a training checkpoint (file or folder)."""
-        path = Path(path)
-        dev = resolve_device(device)
-        if path.suffix == ".safetensors":
-            return cls._load_safetensors(path, dev)
-        from .checkpoint import load_checkpoint
-
-        ckpt = load_checkpoint(path, map_location=dev)
-        model = load_model_state(ckpt["model_args"], ckpt["model"], str(path), dev)
-        trajectory = None
-        if ckpt.get("trajectory_model") is not None:
-            trajectory = load_model_state(ckpt["trajectory_args"], ckpt["trajectory_model"], str(path), dev)
-        left, right = ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS))
-        return cls(model, trajectory_model=trajectory, fps=ckpt.get("fps", 50.0), keypoints_left=left,
-                   keypoints_right=right, skeleton_fit=uses_skeleton_fit(ckpt["config"]),
-                   smooth=smoothing_sigma(ckpt["config"]))
+        return cls.from_loaded(load_model(path, device))
 
     @classmethod
-    def _load_safetensors(cls, path: Path, device: torch.device) -> Lifter:
-        from safetensors import SafetensorError, safe_open
-
-        if not path.is_file():
-            raise JointposeError(f"model file not found: {path}")
-        try:
-            with safe_open(str(path), framework="pt", device="cpu") as handle:
-                meta = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise JointposeError(f"{path}: not a readable safetensors model ({exc})") from None
-        if meta.get("format") != MODEL_FORMAT:
-            raise JointposeError(f"{path}: not a jointpose model (metadata format {meta.get('format')!r})")
-        try:
-            info = {k: json.loads(meta[k]) for k in ("model_args", "fps", "keypoints_symmetry")}
-            trajectory_args = json.loads(meta["trajectory_args"]) if "trajectory_args" in meta else None
-        except (KeyError, json.JSONDecodeError) as exc:
-            raise JointposeError(f"{path}: malformed model metadata ({exc})") from None
-
-        def part(prefix: str) -> dict[str, torch.Tensor]:
-            return {k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
-
-        model = load_model_state(info["model_args"], part("pose."), str(path), device)
-        trajectory = load_model_state(trajectory_args, part("trajectory."), str(path), device) if trajectory_args else None
-        left, right = info["keypoints_symmetry"]
-        return cls(model, trajectory_model=trajectory, fps=info["fps"], keypoints_left=left, keypoints_right=right,
-                   skeleton_fit=meta.get("skeleton_fit") == "true", smooth=_smooth_of(meta, path))
+    def from_loaded(cls, loaded: LoadedModel) -> Lifter:
+        """A lifter over a model that :func:`jointpose.model.loading.load_model` returned."""
+        left, right = loaded.keypoints_symmetry
+        return cls(loaded.model, trajectory_model=loaded.trajectory_model, fps=loaded.fps, keypoints_left=left,
+                   keypoints_right=right, skeleton_fit=loaded.skeleton_fit, smooth=loaded.smooth)
 
     def save(self, path: str | Path, *, half: bool = False) -> Path:
         """Write the model(s) as safetensors; ``half`` stores float16 weights (half the size)."""
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        tensors = {f"pose.{k}": v for k, v in self.model.state_dict().items()}
-        meta = {"format": MODEL_FORMAT, "model_args": json.dumps(_args_of(self.model)), "fps": json.dumps(self.fps),
-                "keypoints_symmetry": json.dumps([list(self.keypoints_left), list(self.keypoints_right)]),
-                "skeleton_fit": json.dumps(self.skeleton_fit), "smooth": json.dumps(self.smooth)}
-        if self.trajectory_model is not None:
-            tensors.update({f"trajectory.{k}": v for k, v in self.trajectory_model.state_dict().items()})
-            meta["trajectory_args"] = json.dumps(_args_of(self.trajectory_model))
-        tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in tensors.items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(path), metadata=meta)
-        return path
+        loaded = LoadedModel(self.model, self.trajectory_model, self.fps, (self.keypoints_left, self.keypoints_right),
+                             self.skeleton_fit, self.smooth)
+        return save_model(path, loaded, half=half)
 
     def normalize(self, keypoints: np.ndarray, image_size: tuple[int, int] | None, normalized: bool) -> np.ndarray:
         """Validate (frames, J, 2|3) keypoints and map pixels to normalised screen coordinates."""
@@ -174,7 +124,7 @@ class Lifter:
             raise JointposeError("keypoints: empty sequence (0 frames)")
         kp = kp[..., :2]
         if not np.isfinite(kp).all():
-            raise JointposeError("keypoints hold NaN or inf values; fill missing joints first (jointpose.keypoints)")
+            raise JointposeError("keypoints hold NaN or inf values; fill missing joints first (jointpose.data.keypoints)")
         if normalized:
             return kp
         if image_size is None:
@@ -220,18 +170,3 @@ class Lifter:
         out = predict(self.trajectory_model, kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
                       keypoints_right=self.keypoints_right, root_relative=False, segment=SEGMENT)
         return out[:, 0].numpy()
-
-
-def _args_of(model: TemporalModel) -> dict:
-    return {"filter_widths": list(model.filter_widths), "channels": model.channels, "dropout": model.dropout,
-            "causal": model.causal, "num_joints_in": model.num_joints_in, "in_features": model.in_features,
-            "num_joints_out": model.num_joints_out}
-
-
-def _smooth_of(meta: dict, path: Path) -> float:
-    """The temporal filter's sigma (frames) stored in a model file's metadata (0 when absent)."""
-    try:
-        value = float(json.loads(meta.get("smooth", "0")))
-    except (json.JSONDecodeError, TypeError, ValueError):
-        raise JointposeError(f"{path}: metadata 'smooth' is not a number ({meta['smooth']!r})") from None
-    return check_sigma(value, f"{path}: metadata 'smooth'")

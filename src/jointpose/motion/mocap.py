@@ -19,10 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import skeleton
-from .builder import H36M_SUBJECTS, body_factors, bone_vectors, positions_from_bones, recentre, scale_body
-from .errors import JointposeError
-from .rigs import RigMapping, bvh_to_h36m
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.geometry.bones import (
+    body_factors,
+    bone_vectors,
+    positions_from_bones,
+    recentre,
+    scale_body,
+)
+from jointpose.motion.builder import H36M_SUBJECTS
+from jointpose.motion.rigs import RigMapping, bvh_to_h36m
 
 
 def parse_subject_map(text: str | None) -> dict[str, str]:

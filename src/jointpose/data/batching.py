@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import skeleton
-from .data import PoseSequence
+from jointpose.data.h36m import PoseSequence
+from jointpose.geometry import skeleton
 
 
 @dataclass

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from . import skeleton
-from .builder import body_factors
+from jointpose.geometry import skeleton
+from jointpose.geometry.bones import body_factors
 
 # Rest pose of a 1.75 m adult: offset of each joint from its parent, metres, body frame
 # x = the person's right, y = forward, z = up. Arms hang at the sides.

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from . import skeleton
-from .cameras import Camera, cameras_from_schema, h36m_cameras
-from .errors import JointposeError, JointposeWarning
-from .safeio import load_npz
+from jointpose.errors import JointposeError, JointposeWarning
+from jointpose.geometry import skeleton
+from jointpose.geometry.cameras import Camera, cameras_from_schema, h36m_cameras
+from jointpose.safeio import load_npz
 
 
 @dataclass

@@ -5,7 +5,7 @@
 * ``lr_gap``: mean absolute difference between the lengths of left and right limb
   segments (hip, thigh, shin, shoulder, upper arm, forearm), per frame (metres; mm).
 * ``rom_pct``: share of frames in which any joint angle leaves its anatomical range of
-  motion (:mod:`jointpose.anatomy`), reported in percent.
+  motion (:mod:`jointpose.geometry.anatomy`), reported in percent.
 
 Each function returns per-frame values so sequences pool frame-weighted like the pose
 metrics; ``bone_std`` is a per-sequence value repeated for each frame.
@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import torch
 
-from .anatomy import LEFT_BONES, RIGHT_BONES, bone_lengths, rom_violation
+from jointpose.geometry.anatomy import (
+    LEFT_BONES,
+    RIGHT_BONES,
+    bone_lengths,
+    rom_violation,
+)
 
 
 def bone_length_std(poses: torch.Tensor) -> torch.Tensor:

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from . import skeleton
-from .builder import bone_vectors
-from .bvh import Motion, write_bvh
-from .errors import JointposeError
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.geometry.bones import bone_vectors
+from jointpose.motion.bvh import Motion, write_bvh
 
 FORMATS = ("npz", "json", "csv", "bvh")
 AXES = "camera space: x right, y down, z forward; metres; root joint at the origin"

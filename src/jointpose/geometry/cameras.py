@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import JointposeError
+from jointpose.errors import JointposeError
 
 DISTORTION_MODELS = ("opencv", "h36m")
 

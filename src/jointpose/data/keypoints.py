@@ -11,7 +11,7 @@ Inputs (:func:`load_keypoints`):
 * ``.npy`` / ``.npz`` arrays (frames, 17, 2 or 3), the third column a confidence; NaN means
   missing. 17 joints are Human3.6M-17 unless ``layout="coco"``.
 
-Layout conversion is described in :mod:`jointpose.keypoint_formats`.
+Layout conversion is described in :mod:`jointpose.data.layouts`.
 
 Several people per frame: detections are linked into tracks frame by frame, greedily joining
 the closest pairs (distance between the centroids of the confident keypoints, divided by the
@@ -33,10 +33,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import skeleton
-from .errors import JointposeError, JointposeWarning
-from .keypoint_formats import (LAYOUT_TITLES, LAYOUTS, Detections, read_array, read_coco_results,
-                               read_json, read_openpose, to_h36m, usable)
+from jointpose.data.layouts import (
+    LAYOUT_TITLES,
+    LAYOUTS,
+    Detections,
+    read_array,
+    read_coco_results,
+    read_json,
+    read_openpose,
+    to_h36m,
+    usable,
+)
+from jointpose.errors import JointposeError, JointposeWarning
+from jointpose.geometry import skeleton
 
 _LAYOUT_ARGS = {"h36m": "h36m17", "h36m17": "h36m17", "coco": "coco17", "coco17": "coco17"}
 

@@ -14,72 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from . import skeleton
-from .anatomy import fit_skeleton
-from .data import PoseSequence, load_dataset
-from .errors import JointposeError
-from .filters import smooth_poses
-from .metrics import POSE_METRICS
-from .model import TemporalModel, load_model_state
-
-
-def pad_sequence(keypoints: torch.Tensor, receptive_field: int, causal: bool) -> torch.Tensor:
-    """Edge-pad normalised 2D keypoints (frames, J, 2) so that a full-sequence model returns
-    one output per input frame.
-
-    Centred models get ``receptive_field // 2`` frames each side; causal ones get
-    ``receptive_field - 1`` before the first frame. A sequence shorter than the receptive
-    field is padded the same way, so every length >= 1 gives a prediction.
-    """
-    pad = receptive_field // 2
-    left, right = (2 * pad, 0) if causal else (pad, pad)
-    index = torch.arange(-left, keypoints.shape[0] + right, device=keypoints.device)
-    return keypoints[index.clamp(0, keypoints.shape[0] - 1)]
-
-
-@torch.no_grad()
-def predict(
-    model: TemporalModel,
-    keypoints: np.ndarray | torch.Tensor,
-    *,
-    flip_test: bool = True,
-    keypoints_left: Sequence[int] = skeleton.LEFT_JOINTS,
-    keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
-    root_relative: bool = True,
-    segment: int | None = None,
-    progress: bool = False,
-) -> torch.Tensor:
-    """3D poses (frames, J_out, 3) in metres from normalised 2D keypoints (frames, J, 2).
-
-    ``flip_test`` averages with the prediction for the mirrored input (mirrored back).
-    With ``root_relative`` the predicted root is subtracted, so joint 0 is exactly 0.
-    ``segment`` bounds the output frames computed at once (each segment reads its own
-    receptive field, so results are identical); ``progress`` shows a bar over segments.
-    Runs on the model's device; returns a CPU float32 tensor.
-    """
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    x = torch.as_tensor(keypoints, dtype=torch.float32, device=device)
-    frames, field = x.shape[0], model.receptive_field()
-    x = pad_sequence(x, field, model.causal)[None]
-    if flip_test:
-        x = torch.cat([x, skeleton.flip_poses(x, skeleton.flip_permutation(x.shape[2], keypoints_left, keypoints_right))])
-    step = segment or frames
-    starts = tqdm(range(0, frames, step), desc="lifting", unit="segment", disable=not progress, leave=False)
-    out = torch.cat([model(x[:, s: min(s + step, frames) + field - 1]) for s in starts], dim=1)
-    if flip_test:
-        perm_3d = skeleton.FLIP_PERMUTATION if model.num_joints_out == skeleton.NUM_JOINTS else range(model.num_joints_out)
-        out = (out[0] + skeleton.flip_poses(out[1], perm_3d)) / 2
-    else:
-        out = out[0]
-    model.train(was_training)
-    if root_relative:
-        out = out - out[:, :1]
-    return out.float().cpu()
-
+from jointpose.data.h36m import PoseSequence, load_dataset
+from jointpose.errors import JointposeError
+from jointpose.evaluation.metrics import POSE_METRICS
+from jointpose.geometry import skeleton
+from jointpose.model.loading import load_model
+from jointpose.model.predict import inference_step, predict
+from jointpose.model.temporal import TemporalModel
 
 # Per-frame values are metres (reported as mm) except shares in [0, 1] (reported as %).
 REPORT_SCALE = {"rom_pct": 100.0}
@@ -136,10 +78,10 @@ def evaluate_model(
 
     ``extra_metrics(pred, target) -> {name: per-frame tensor}`` adds metrics to the table.
     ``skeleton_fit`` gives each predicted sequence one consistent skeleton
-    (:func:`jointpose.anatomy.fit_skeleton`; a causal model's from past frames only), as the
+    (:func:`jointpose.geometry.anatomy.fit_skeleton`; a causal model's from past frames only), as the
     joint-aware method does at inference;
     ``smooth`` (frames) Gaussian-filters each predicted sequence first
-    (:func:`jointpose.filters.smooth_poses`).
+    (:func:`jointpose.geometry.filters.smooth_poses`).
     """
     actions: dict[str, ErrorPool] = defaultdict(ErrorPool)
     subjects: dict[str, dict[str, ErrorPool]] = defaultdict(lambda: defaultdict(ErrorPool))
@@ -163,14 +105,6 @@ def evaluate_model(
             for s, pools in sorted(subjects.items())
         }
     return Evaluation(predictions, summary)
-
-
-def inference_step(poses: torch.Tensor, *, smooth: float, skeleton_fit: bool, causal: bool = False) -> torch.Tensor:
-    """The joint-aware method's steps after the network, on one predicted sequence (frames,
-    17, 3) in metres: the temporal filter (sigma ``smooth`` frames), then one consistent
-    skeleton when ``skeleton_fit`` (``causal``: bone lengths from past frames only)."""
-    poses = smooth_poses(poses, smooth)
-    return fit_skeleton(poses, causal=causal) if skeleton_fit else poses
 
 
 def average_over_actions(per_action: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -211,16 +145,6 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def load_model(checkpoint: str | Path, device: str = "auto") -> tuple[TemporalModel, dict]:
-    """The full-sequence pose model of a checkpoint, in eval mode, and the checkpoint dict."""
-    from .checkpoint import load_checkpoint
-    from .distributed import resolve_device
-
-    dev = resolve_device(device)
-    ckpt = load_checkpoint(checkpoint, map_location=dev)
-    return load_model_state(ckpt["model_args"], ckpt["model"], str(checkpoint), dev), ckpt
-
-
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data_dir: str | Path,
@@ -243,18 +167,11 @@ def evaluate_checkpoint(
     fits one consistent skeleton to it unless ``raw``; ``smooth`` (frames) overrides the
     model's filter, for any model (the baseline's too).
     """
-    from .plausibility import plausibility_errors
+    from jointpose.evaluation.plausibility import plausibility_errors
 
-    if Path(checkpoint).suffix == ".safetensors":
-        from .lifter import Lifter
-
-        lifter = Lifter.load(checkpoint, device=device)
-        model, config, epoch = lifter.model, {"exported_model": True}, None
-        default_fit, default_smooth = lifter.skeleton_fit, lifter.smooth
-    else:
-        model, ckpt = load_model(checkpoint, device)
-        config, epoch = ckpt["config"], ckpt["epoch"]
-        default_fit, default_smooth = uses_skeleton_fit(config), smoothing_sigma(config)
+    loaded = load_model(checkpoint, device)
+    model, config, epoch = loaded.model, loaded.config, loaded.epoch
+    default_fit, default_smooth = loaded.skeleton_fit, loaded.smooth
     keypoints = keypoints or config.get("keypoints", "cpn_ft_h36m_dbb")
     subjects = subjects or list(config.get("subjects_test", ("S9", "S11")))
     data = load_dataset(data_dir, keypoints, subjects, actions, downsample=downsample)
@@ -278,19 +195,6 @@ def evaluate_checkpoint(
         **result.summary,
     }
     return result
-
-
-def uses_skeleton_fit(config: dict) -> bool:
-    """Whether a run's configuration asks for the consistent-skeleton step at inference."""
-    return bool(config.get("constraints")) and bool(config.get("skeleton_fit", True))
-
-
-def smoothing_sigma(config: dict) -> float:
-    """The temporal filter (sigma, frames) a run's configuration asks for at inference: the
-    joint-aware method's, for offline models only (the filter reads future frames)."""
-    if not config.get("constraints") or config.get("causal"):
-        return 0.0
-    return float(config.get("smooth", 0.0))
 
 
 def write_predictions(predictions: dict[str, np.ndarray], path: str | Path) -> None:

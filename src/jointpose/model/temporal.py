@@ -257,7 +257,7 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
 
     Raises :class:`JointposeError` naming ``source`` when they do not fit together.
     """
-    from .errors import JointposeError
+    from jointpose.errors import JointposeError
 
     try:
         model = build_model(args)

@@ -1,7 +1,7 @@
 """Build Human3.6M-format datasets from 3D motion: cameras, projection, detector-like noise.
 
 Input is motion per subject and action as (frames, 17, 3) world positions in metres, Z up
-(from BVH files via :mod:`jointpose.bvh` and :mod:`jointpose.rigs`, or from the synthetic
+(from BVH files via :mod:`jointpose.motion.bvh` and :mod:`jointpose.motion.rigs`, or from the synthetic
 source). Each clip is re-centred in the capture area, optionally rescaled per subject
 (body proportions), seen by every camera, and written as VideoPose3D's files:
 
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import skeleton
-from .cameras import Camera, h36m_cameras
-from .errors import JointposeError
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.geometry.cameras import Camera, h36m_cameras
 
 H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 METADATA = {
@@ -138,55 +138,13 @@ def _ou_process(frames: int, shape: tuple[int, ...], tau_frames: float, rng: np.
     return lfilter([1.0], [1.0, -a], shocks, axis=0)
 
 
-def bone_vectors(poses: np.ndarray) -> np.ndarray:
-    """(frames, 17, 3) -> (frames, 16, 3): child minus parent for every bone."""
-    bones = np.array(skeleton.BONES)
-    return poses[:, bones[:, 0]] - poses[:, bones[:, 1]]
-
-
-def positions_from_bones(root: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Joint positions (frames, 17, 3) from the root (frames, 3) and bone vectors (frames, 16, 3).
-
-    Each joint is the root plus the bone vectors on its chain: one ancestor-matrix product.
-    """
-    return root[:, None] + np.einsum("jb,fbc->fjc", skeleton.ANCESTORS, vectors)
-
-
-def scale_body(poses: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """Rescale each bone of (frames, 17, 3) poses by ``factors`` (16,), keeping the root."""
-    return positions_from_bones(poses[:, 0], bone_vectors(poses) * factors[None, :, None])
-
-
-# Bone groups scaled together (left and right alike): legs, torso, neck & head, shoulders, arms.
-_BONE_GROUPS = {
-    "hips": (1, 4), "thighs": (2, 5), "shins": (3, 6), "spine": (7, 8), "head": (9, 10),
-    "shoulders": (11, 14), "upper_arms": (12, 15), "forearms": (13, 16),
-}
-
-
-def body_factors(rng: np.random.Generator, height_spread: float = 0.08, proportion_spread: float = 0.05) -> np.ndarray:
-    """Random per-bone scale factors (16,) for one subject: overall size and symmetric proportions."""
-    overall = float(np.clip(rng.normal(1.0, height_spread), 0.8, 1.2))
-    factors = np.full(len(skeleton.BONES), overall)
-    for joints in _BONE_GROUPS.values():
-        group = float(np.clip(rng.normal(1.0, proportion_spread), 0.85, 1.15))
-        factors[[skeleton.bone_index(j) for j in joints]] *= group
-    return factors
-
-
 def _as_input(pixels: np.ndarray, input_layout: str) -> np.ndarray:
     """Projected points as the Human3.6M-17 pixels a model gets (converted from COCO if asked)."""
     if input_layout == "coco":
-        from .keypoint_formats import to_h36m
+        from jointpose.data.layouts import to_h36m
 
         pixels = to_h36m(pixels, np.ones(pixels.shape[:2]), "coco17", 0.0)[0]
     return pixels.astype(np.float32)
-
-
-def recentre(poses: np.ndarray) -> np.ndarray:
-    """Move a clip so its mean root position is at the capture-area centre (x = y = 0); Z kept."""
-    centre = poses[:, 0, :2].mean(axis=0)
-    return poses - np.array([centre[0], centre[1], 0.0])
 
 
 # Face points in the head frame of the CMU rig (cm; x to the person's left, y up, z forward),
@@ -205,7 +163,7 @@ def coco_keypoints(poses: np.ndarray) -> np.ndarray:
     frame spanned by Neck/Nose -> Head (in the sagittal plane) and the shoulder line (lateral),
     scaled with the head.
     """
-    from .keypoint_formats import LAYOUTS
+    from jointpose.data.layouts import LAYOUTS
 
     nose_point, head = poses[:, 9], poses[:, 10]
     up_len = np.linalg.norm(head - nose_point, axis=-1, keepdims=True)
@@ -250,7 +208,7 @@ def write_h36m_dataset(
 
     ``input_layout="coco"`` makes the 2D keypoints what ``jointpose infer`` feeds a model
     from a COCO detector: COCO-17 points (:func:`coco_keypoints`) are projected, noised
-    and converted to Human3.6M-17 with :func:`jointpose.keypoint_formats.to_h36m`.
+    and converted to Human3.6M-17 with :func:`jointpose.data.layouts.to_h36m`.
     Returns the paths written, keyed ``3d``, ``gt`` and ``noisy``.
     """
     if input_layout not in ("h36m", "coco"):

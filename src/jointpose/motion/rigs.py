@@ -13,7 +13,7 @@ A mapping is a JSON object::
       }
     }
 
-Human3.6M joint names are those of :data:`jointpose.skeleton.JOINT_NAMES`; ``offset`` is in
+Human3.6M joint names are those of :data:`jointpose.geometry.skeleton.JOINT_NAMES`; ``offset`` is in
 file units along the axes of that joint's local frame (for points such as the nose or the
 top of the head that a rig may lack). Other keys (e.g. ``description``) are ignored. A
 Y-up world is turned to Z up by a +90 degree rotation about X: ``(x, y, z) -> (x, -z, y)``.
@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from . import skeleton
-from .bvh import Motion, global_transforms, read_bvh, resample
-from .errors import JointposeError
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.motion.bvh import Motion, global_transforms, read_bvh, resample
 
 BUILTIN_RIGS = {"cmu": "cmu_cc_base.json"}
 

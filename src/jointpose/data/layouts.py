@@ -6,7 +6,7 @@ Layouts (``source_layout`` names)
             knees, ankles (left before right).
 ``coco18``  OpenPose COCO-18: nose, neck, right then left arm, right then left leg, eyes, ears.
 ``body25``  OpenPose BODY_25: COCO-18 with a mid-hip joint after the neck, plus six foot points.
-``h36m17``  already Human3.6M-17 (order of :data:`jointpose.skeleton.JOINT_NAMES`).
+``h36m17``  already Human3.6M-17 (order of :data:`jointpose.geometry.skeleton.JOINT_NAMES`).
 
 Conversion to Human3.6M-17 (pixels in, pixels out)
 --------------------------------------------------
@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from . import skeleton
-from .errors import JointposeError
-from .safeio import load_npz
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.safeio import load_npz
 
 SPINE_FRACTION = 0.5
 HEAD_FROM_EYES = 1.75  # head top = eyes + HEAD_FROM_EYES * (eyes - nose)

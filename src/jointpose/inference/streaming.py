@@ -22,11 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import skeleton
-from .anatomy import bone_lengths, limit_range_of_motion, set_bone_lengths
-from .errors import JointposeError
-from .lifter import Lifter
-from .model import TemporalModel
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.geometry.anatomy import (
+    bone_lengths,
+    limit_range_of_motion,
+    set_bone_lengths,
+)
+from jointpose.inference.lifter import Lifter
+from jointpose.model.temporal import TemporalModel
 
 _PRECISIONS = ("fp32", "bf16", "int8")
 

@@ -1,0 +1,1 @@
+"""Evaluation: pose metrics, plausibility metrics, per-action tables."""

@@ -1,0 +1,1 @@
+"""Inference and export: the Lifter API, streaming, npz/JSON/CSV/BVH export."""

@@ -1,0 +1,168 @@
+"""The one model loader: devices, training checkpoints (``torch.load(weights_only=True)``) and
+exported safetensors models, for evaluation, ``infer``, ``Lifter`` and ``StreamingLifter``.
+
+Exported models are safetensors (no pickle): tensors of the pose model under ``pose.`` and of
+the optional trajectory model under ``trajectory.``, with the constructor arguments, frame
+rate, keypoint symmetry and inference step as JSON in the file's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.geometry.filters import check_sigma
+from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
+from jointpose.model.temporal import TemporalModel, load_model_state
+
+MODEL_FORMAT = "jointpose-model-v1"
+
+
+FORMAT = "jointpose-checkpoint-v1"
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a jointpose checkpoint (a file, or a folder holding ``latest.pt``) safely."""
+    path = resolve_checkpoint(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise JointposeError(f"{path}: corrupt or unreadable checkpoint ({message})") from None
+    except Exception as exc:  # the weights-only unpickler raises UnpicklingError and friends
+        raise JointposeError(f"{path}: not a safe jointpose checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise JointposeError(f"{path}: not a jointpose checkpoint")
+    for key in ("model", "model_args", "config", "epoch"):
+        if key not in ckpt:
+            raise JointposeError(f"{path}: checkpoint lacks '{key}'")
+    return ckpt
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or ``latest.pt`` inside a checkpoint folder."""
+    path = Path(path)
+    if path.is_dir():
+        latest = path / "latest.pt"
+        if not latest.is_file():
+            raise JointposeError(f"--checkpoint: no latest.pt in {path}")
+        return latest
+    if not path.is_file():
+        raise JointposeError(f"--checkpoint: file not found: {path}")
+    return path
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise JointposeError(f"--device: unknown device '{name}'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise JointposeError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+@dataclass
+class LoadedModel:
+    """A pose model (eval mode) with what inference needs from its file."""
+
+    model: TemporalModel
+    trajectory_model: TemporalModel | None = None
+    fps: float = 50.0
+    keypoints_symmetry: tuple[tuple[int, ...], tuple[int, ...]] = (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS)
+    skeleton_fit: bool = False
+    smooth: float = 0.0
+    config: dict[str, Any] = field(default_factory=dict)  # a training run's; {"exported_model": True} for a file
+    epoch: int | None = None
+
+
+def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedModel:
+    """Load a training checkpoint (``.pt`` file or run folder) or an exported ``.safetensors``
+    model onto ``device`` (``auto``: CUDA when available)."""
+    path = Path(path)
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path, dev)
+    ckpt = load_checkpoint(path, map_location=dev)
+    model = load_model_state(ckpt["model_args"], ckpt["model"], str(path), dev)
+    trajectory = None
+    if ckpt.get("trajectory_model") is not None:
+        trajectory = load_model_state(ckpt["trajectory_args"], ckpt["trajectory_model"], str(path), dev)
+    left, right = ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS))
+    return LoadedModel(model, trajectory, float(ckpt.get("fps", 50.0)), (tuple(left), tuple(right)),
+                       uses_skeleton_fit(ckpt["config"]), smoothing_sigma(ckpt["config"]), ckpt["config"],
+                       ckpt["epoch"])
+
+
+def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise JointposeError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            meta = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise JointposeError(f"{path}: not a readable safetensors model ({exc})") from None
+    if meta.get("format") != MODEL_FORMAT:
+        raise JointposeError(f"{path}: not a jointpose model (metadata format {meta.get('format')!r})")
+    try:
+        info = {k: json.loads(meta[k]) for k in ("model_args", "fps", "keypoints_symmetry")}
+        trajectory_args = json.loads(meta["trajectory_args"]) if "trajectory_args" in meta else None
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise JointposeError(f"{path}: malformed model metadata ({exc})") from None
+
+    def part(prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
+
+    model = load_model_state(info["model_args"], part("pose."), str(path), device)
+    trajectory = load_model_state(trajectory_args, part("trajectory."), str(path), device) if trajectory_args else None
+    left, right = info["keypoints_symmetry"]
+    return LoadedModel(model, trajectory, info["fps"], (tuple(left), tuple(right)),
+                       meta.get("skeleton_fit") == "true", _smooth_of(meta, path), {"exported_model": True})
+
+
+def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> Path:
+    """Write a model (and its trajectory model) as safetensors; ``half`` stores float16 weights."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {f"pose.{k}": v for k, v in loaded.model.state_dict().items()}
+    left, right = loaded.keypoints_symmetry
+    meta = {"format": MODEL_FORMAT, "model_args": json.dumps(model_args_of(loaded.model)),
+            "fps": json.dumps(loaded.fps), "keypoints_symmetry": json.dumps([list(left), list(right)]),
+            "skeleton_fit": json.dumps(loaded.skeleton_fit), "smooth": json.dumps(loaded.smooth)}
+    if loaded.trajectory_model is not None:
+        tensors.update({f"trajectory.{k}": v for k, v in loaded.trajectory_model.state_dict().items()})
+        meta["trajectory_args"] = json.dumps(model_args_of(loaded.trajectory_model))
+    tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in tensors.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def model_args_of(model: TemporalModel) -> dict:
+    """The constructor arguments that rebuild ``model``."""
+    return {"filter_widths": list(model.filter_widths), "channels": model.channels, "dropout": model.dropout,
+            "causal": model.causal, "num_joints_in": model.num_joints_in, "in_features": model.in_features,
+            "num_joints_out": model.num_joints_out}
+
+
+def _smooth_of(meta: dict, path: Path) -> float:
+    """The temporal filter's sigma (frames) stored in a model file's metadata (0 when absent)."""
+    try:
+        value = float(json.loads(meta.get("smooth", "0")))
+    except (json.JSONDecodeError, TypeError, ValueError):
+        raise JointposeError(f"{path}: metadata 'smooth' is not a number ({meta['smooth']!r})") from None
+    return check_sigma(value, f"{path}: metadata 'smooth'")

@@ -1,0 +1,92 @@
+"""Whole-sequence prediction and the joint-aware inference step (temporal filter, one
+consistent skeleton) shared by evaluation, training's validation and the Lifter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from jointpose.geometry import skeleton
+from jointpose.geometry.anatomy import fit_skeleton
+from jointpose.geometry.filters import smooth_poses
+from jointpose.model.temporal import TemporalModel
+
+
+def pad_sequence(keypoints: torch.Tensor, receptive_field: int, causal: bool) -> torch.Tensor:
+    """Edge-pad normalised 2D keypoints (frames, J, 2) so that a full-sequence model returns
+    one output per input frame.
+
+    Centred models get ``receptive_field // 2`` frames each side; causal ones get
+    ``receptive_field - 1`` before the first frame. A sequence shorter than the receptive
+    field is padded the same way, so every length >= 1 gives a prediction.
+    """
+    pad = receptive_field // 2
+    left, right = (2 * pad, 0) if causal else (pad, pad)
+    index = torch.arange(-left, keypoints.shape[0] + right, device=keypoints.device)
+    return keypoints[index.clamp(0, keypoints.shape[0] - 1)]
+
+
+@torch.no_grad()
+def predict(
+    model: TemporalModel,
+    keypoints: np.ndarray | torch.Tensor,
+    *,
+    flip_test: bool = True,
+    keypoints_left: Sequence[int] = skeleton.LEFT_JOINTS,
+    keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
+    root_relative: bool = True,
+    segment: int | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """3D poses (frames, J_out, 3) in metres from normalised 2D keypoints (frames, J, 2).
+
+    ``flip_test`` averages with the prediction for the mirrored input (mirrored back).
+    With ``root_relative`` the predicted root is subtracted, so joint 0 is exactly 0.
+    ``segment`` bounds the output frames computed at once (each segment reads its own
+    receptive field, so results are identical); ``progress`` shows a bar over segments.
+    Runs on the model's device; returns a CPU float32 tensor.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    x = torch.as_tensor(keypoints, dtype=torch.float32, device=device)
+    frames, field = x.shape[0], model.receptive_field()
+    x = pad_sequence(x, field, model.causal)[None]
+    if flip_test:
+        x = torch.cat([x, skeleton.flip_poses(x, skeleton.flip_permutation(x.shape[2], keypoints_left, keypoints_right))])
+    step = segment or frames
+    starts = tqdm(range(0, frames, step), desc="lifting", unit="segment", disable=not progress, leave=False)
+    out = torch.cat([model(x[:, s: min(s + step, frames) + field - 1]) for s in starts], dim=1)
+    if flip_test:
+        perm_3d = skeleton.FLIP_PERMUTATION if model.num_joints_out == skeleton.NUM_JOINTS else range(model.num_joints_out)
+        out = (out[0] + skeleton.flip_poses(out[1], perm_3d)) / 2
+    else:
+        out = out[0]
+    model.train(was_training)
+    if root_relative:
+        out = out - out[:, :1]
+    return out.float().cpu()
+
+
+def inference_step(poses: torch.Tensor, *, smooth: float, skeleton_fit: bool, causal: bool = False) -> torch.Tensor:
+    """The joint-aware method's steps after the network, on one predicted sequence (frames,
+    17, 3) in metres: the temporal filter (sigma ``smooth`` frames), then one consistent
+    skeleton when ``skeleton_fit`` (``causal``: bone lengths from past frames only)."""
+    poses = smooth_poses(poses, smooth)
+    return fit_skeleton(poses, causal=causal) if skeleton_fit else poses
+
+
+def uses_skeleton_fit(config: dict) -> bool:
+    """Whether a run's configuration asks for the consistent-skeleton step at inference."""
+    return bool(config.get("constraints")) and bool(config.get("skeleton_fit", True))
+
+
+def smoothing_sigma(config: dict) -> float:
+    """The temporal filter (sigma, frames) a run's configuration asks for at inference: the
+    joint-aware method's, for offline models only (the filter reads future frames)."""
+    if not config.get("constraints") or config.get("causal"):
+        return 0.0
+    return float(config.get("smooth", 0.0))

@@ -1,0 +1,1 @@
+"""Motion sources: BVH reading/writing, rig maps, motion-capture folders, synthetic motion, dataset building."""

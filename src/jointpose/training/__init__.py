@@ -1,0 +1,1 @@
+"""Training: configuration, the training loop, checkpoints, distributed runs, ablations."""
