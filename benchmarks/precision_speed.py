@@ -2,7 +2,7 @@
 
 Times optimiser steps of the strided training model (forward, joint-aware loss, backward,
 Adam) on random chunks, reports target frames per second and the speed-up over fp32, and
-the peak memory on CUDA. Use it on a GPU to fill the README's table for the 243-frame,
+the peak memory on CUDA. Use it on a GPU to fill the GPU table of docs/benchmarks.md for the 243-frame,
 2048-channel model:
 
     python benchmarks/precision_speed.py --arc 3,3,3,3,3 --channels 2048 --batch 1024 [--compile]

@@ -38,10 +38,10 @@ from jointpose.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, TEST = ("S1", "S5", "S7"), ("S6",)
-# The offline model ships with a light temporal filter for smooth output (README, "Inference").
+# The offline model ships with a light temporal filter for smooth output (docs/method.md, "Inference").
 BUNDLED_SMOOTH = 1.5
 # The shipped models were trained with the dropout and loss weights of their day (since Nov
-# 27 the defaults are dropout 0.2, angle 0.01, velocity and acceleration 0.4: README, "Loss
+# 27 the defaults are dropout 0.2, angle 0.01, velocity and acceleration 0.4: docs/method.md, "Loss
 # weights"); kept so that this script reproduces them.
 BUNDLED_DROPOUT = 0.25
 BUNDLED_WEIGHTS = LossWeights(angle=0.0, vel=0.3, acc=0.3)
@@ -80,7 +80,7 @@ def main() -> int:
         trainer.fit()
         smooth = 0.0 if config.causal else BUNDLED_SMOOTH
         # The causal model ships as the network alone: its skeleton fit, from past frames
-        # only, costs P1 on held-out motion (README, "Bundled models"); it is one flag away.
+        # only, costs P1 on held-out motion (docs/model-card.md); it is one flag away.
         lifter = Lifter(trainer.evaluation_model(), trajectory_model=_trajectory(trainer), fps=trainer.train_data.fps,
                         skeleton_fit=not config.causal, smooth=smooth)
         path = lifter.save(out_dir / PRETRAINED[variant], half=True)

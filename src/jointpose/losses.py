@@ -183,8 +183,8 @@ def angular_acceleration_loss(pred: torch.Tensor, target: torch.Tensor) -> torch
 class LossWeights:
     """Weight of each term in the total; 0 switches a term off (it is still logged).
 
-    Defaults were chosen on a validation split of the training subjects (README, "Loss
-    weights").
+    Defaults were chosen on a validation split of the training subjects (docs/method.md,
+    "Loss weights").
     """
 
     mpjpe: float = 1.0

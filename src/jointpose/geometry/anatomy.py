@@ -201,12 +201,12 @@ _FIT_STEP = _fit_step()
 # The trunk's short segments (root to each hip, thorax to each shoulder, thorax to nose to
 # head) keep their predicted direction in the fit: they carry a limb or the head, so
 # turning them would be the cheapest way to move those and would bend the trunk and neck
-# out of their range of motion (README, "Inference: one consistent skeleton").
+# out of their range of motion (docs/method.md, "Inference: one consistent skeleton").
 KEPT_DIRECTION_BONES = tuple(skeleton.bone_index(skeleton.JOINT_NAMES.index(name))
                              for name in ("RHip", "LHip", "LShoulder", "RShoulder", "Neck/Nose", "Head"))
 _TURNS = torch.ones(len(skeleton.BONES), 1)
 _TURNS[list(KEPT_DIRECTION_BONES)] = 0.0
-FIT_ITERATIONS = 10  # refinement steps of the skeleton fit (README, "Inference: one consistent skeleton")
+FIT_ITERATIONS = 10  # refinement steps of the skeleton fit (docs/method.md, "Inference")
 
 
 def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = False,

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from jointpose.errors import JointposeError
 
-# Gaussian sigma (frames) of the joint-aware inference filter (off); README, "Inference: one
+# Gaussian sigma (frames) of the joint-aware inference filter (off); docs/method.md, "Inference: one
 # consistent skeleton, optionally a temporal filter", says why.
 SMOOTH_DEFAULT = 0.0
 

@@ -175,7 +175,7 @@ def _scaled_mask(x: torch.Tensor, p: float) -> torch.Tensor:
 
     Drawn by comparing uniform numbers with ``p``: on the CPU this is ~2.7x faster than
     the Bernoulli sampler behind ``F.dropout``, which took a fifth of a CPU training step
-    (README, Benchmarks)."""
+    (docs/tuning.md, "Demo and benchmark figures under earlier settings")."""
     keep = torch.rand(x.shape, device=x.device) >= p
     return keep.to(x.dtype).mul_(1.0 / (1.0 - p))
 

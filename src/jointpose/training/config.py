@@ -14,7 +14,7 @@ CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one 
 
 
 # Default learning rate and dropout of each mode: VideoPose3D's for the baseline; with
-# constraints the values tuned on the validation split (README, "Loss weights": the
+# constraints the values tuned on the validation split (docs/method.md, "Loss weights": the
 # joint-aware model gains far more from the larger rate than the baseline does, and needs
 # less dropout: its temporal terms take over part of the smoothing dropout gives the baseline).
 LR_BASELINE, LR_CONSTRAINTS = 0.001, 0.003

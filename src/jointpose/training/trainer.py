@@ -326,7 +326,7 @@ def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int) -> float:
     1,500 steps per epoch) that is under an epoch and the floor never binds; on a small
     dataset (say 40 steps per epoch) it would be most of the run, so evaluation would
     normalise with statistics of long-gone weights. The floor keeps them within about an
-    epoch (README, "Batch-norm statistics on small datasets").
+    epoch (docs/method.md, "Batch-norm statistics on small datasets").
     """
     decayed = BN_MOMENTUM_START * float(np.exp(-epoch / epochs * np.log(BN_MOMENTUM_START / BN_MOMENTUM_END)))
     return min(BN_MOMENTUM_START, max(decayed, 1.0 / max(1, steps_per_epoch)))
