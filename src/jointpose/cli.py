@@ -342,6 +342,30 @@ def cmd_infer(args: argparse.Namespace) -> None:
         print(f"wrote {args.render}")
 
 
+def cmd_video(args: argparse.Namespace) -> None:
+    from jointpose.data.detect import require_mediapipe
+    from jointpose.inference.export import export, format_from_path
+    from jointpose.inference.lifter import Lifter
+    from jointpose.inference.video import lift_video
+    from jointpose.render import check_animation_path, render_animation
+
+    fmt = format_from_path(args.output, args.format)
+    if args.render:
+        check_animation_path(args.render, "--render")
+    require_mediapipe()
+    lifter = Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device)
+    result = lift_video(args.input, lifter, start=args.start, end=args.end, focal_length=args.focal_length,
+                        confidence_threshold=args.confidence_threshold, progress=args.progress)
+    print("\n".join(result.notes))
+    export(args.output, result.poses, result.fps, trajectory=result.trajectory, fmt=fmt,
+           extra={"keypoints_2d": result.keypoints.xy, "confidence_2d": result.keypoints.confidence})
+    print(f"wrote {len(result.poses)} frames at {result.fps:g} fps to {args.output} ({fmt})")
+    if args.render:
+        render_animation(args.render, result.keypoints.xy, {"3D": result.poses}, image_size=result.clip.size,
+                         fps=result.fps, background=result.clip, progress=args.progress)
+        print(f"wrote {args.render}")
+
+
 def _poses_file(path: str, key: str | None = None) -> tuple[np.ndarray, float | None]:
     """3D poses (frames, 17, 3) from an infer npz (``poses_3d``) or an evaluate export (``key``)."""
     from jointpose.safeio import load_npz
@@ -448,6 +472,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_infer)
+
+    p = verbs.add_parser("video", help="video -> 2D keypoints (MediaPipe BlazePose) -> 3D poses (npz, json, csv or bvh)")
+    p.add_argument("input", help="video file (any format ffmpeg reads)")
+    p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
+    p.add_argument("--format", choices=("npz", "json", "csv", "bvh"), default=None, help="override the extension")
+    p.add_argument("--render", default=None, help="also write the video with the 2D skeleton beside the 3D one (.mp4 or .gif)")
+    p.add_argument("--start", type=float, default=None, help="first second of the video to use (default 0)")
+    p.add_argument("--end", type=float, default=None, help="last second of the video to use (default: its end)")
+    p.add_argument("--focal-length", type=float, default=None, help="the camera's focal length in pixels, if known")
+    p.add_argument("--confidence-threshold", type=float, default=0.3, help="joints below it are interpolated")
+    p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_video)
 
     p = verbs.add_parser("render", help="animate 2D input beside 3D poses (MP4 or GIF)")
     p.add_argument("-o", "--output", required=True, help="animation file (.mp4 or .gif)")

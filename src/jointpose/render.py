@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
+from jointpose.data.video import VideoClip
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 
@@ -262,10 +263,14 @@ def _video_frames(path: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
         reader.close()
 
 
-def _background(background: str | Path | np.ndarray, num_frames: int, image_size: tuple[int, int] | None
+def _background(background: str | Path | VideoClip | np.ndarray, num_frames: int, image_size: tuple[int, int] | None
                 ) -> tuple[tuple[int, int], Iterator[np.ndarray]]:
-    """Image size (width, height) and a frame iterator for a video path or an (F, H, W, 3) uint8 array."""
-    if isinstance(background, (str, Path)):
+    """Image size (width, height) and a frame iterator for a video path, a clip of one (its
+    ``count`` known) or an (F, H, W, 3) uint8 array."""
+    if isinstance(background, VideoClip):
+        size, count, name = background.size, background.estimated_frames(), f"background {background.path}"
+        frames = background.frames()
+    elif isinstance(background, (str, Path)):
         path = Path(background)
         size, count = _video_info(path)
         frames = _video_frames(path, size)
@@ -333,7 +338,7 @@ def render_animation(
     *,
     image_size: tuple[int, int] | None,
     fps: float,
-    background: str | Path | np.ndarray | None = None,
+    background: str | Path | VideoClip | np.ndarray | None = None,
     max_frames: int | None = None,
     azimuth: float = -70.0,
     elevation: float = 12.0,
@@ -345,7 +350,8 @@ def render_animation(
 
     ``keypoints_2d`` (F, 17, 2) pixels (Human3.6M-17) or None; ``poses_3d`` ``{title: (F, 17, 3)
     metres, camera space}``; ``image_size`` (width, height) pixels, taken from ``background``
-    when None; ``background`` a video file or (F, H, W, 3) uint8 frames under the 2D panel;
+    when None; ``background`` a video file, a :class:`~jointpose.data.video.VideoClip` or (F, H, W, 3) uint8
+    frames under the 2D panel;
     ``fps`` frames per second; ``max_frames`` renders only the first frames; ``azimuth`` and
     ``elevation`` (degrees) set the fixed 3D view; ``panel_size`` inches, ``dpi`` pixels per inch.
     """

@@ -172,25 +172,45 @@ def interpolate_gaps(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(valid[..., None], values, before + weight * (after - before))
 
 
+def resample_weights(count: int, src_fps: float, dst_fps: float, out_count: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear resampling of ``count`` frames at ``src_fps`` to ``dst_fps`` (first frame kept).
+
+    Returns, per output frame, the source frames ``lo`` and ``hi`` and the weight ``w`` of
+    ``hi``: ``out = values[lo] + w (values[hi] - values[lo])``. ``out_count`` output frames
+    (default: those within the source's time span); later ones hold the last source frame.
+    """
+    for name, fps in (("src_fps", src_fps), ("dst_fps", dst_fps)):
+        if not np.isfinite(fps) or fps <= 0:
+            raise JointposeError(f"resample_keypoints: {name} must be a positive frame rate, got {fps}")
+    last = count - 1
+    if out_count is None:
+        out_count = int(np.floor(last * dst_fps / src_fps + 1e-9)) + 1
+    times = np.minimum(np.arange(out_count) * (src_fps / dst_fps), last)
+    times = np.where(np.isclose(times, np.rint(times), rtol=0.0, atol=1e-9), np.rint(times), times)
+    lo = np.minimum(np.floor(times).astype(np.intp), last)
+    hi = np.minimum(lo + 1, last)
+    return lo, hi, times - lo
+
+
+def resample(values: np.ndarray, src_fps: float, dst_fps: float, out_count: int | None = None) -> np.ndarray:
+    """(F, ...) ``values`` at ``src_fps`` resampled linearly in time to ``dst_fps`` (see :func:`resample_weights`)."""
+    lo, hi, w = resample_weights(len(values), src_fps, dst_fps, out_count)
+    w = w.reshape((-1,) + (1,) * (values.ndim - 1))
+    return values[lo] + w * (values[hi] - values[lo])
+
+
 def resample_keypoints(kp: Keypoints2D, src_fps: float, dst_fps: float) -> Keypoints2D:
     """The sequence at ``dst_fps`` over the same time span (first frame kept), linear in time.
 
     ``confidence`` is interpolated too; a new frame counts as filled where a source frame it
     draws on was.
     """
-    for name, fps in (("src_fps", src_fps), ("dst_fps", dst_fps)):
-        if not np.isfinite(fps) or fps <= 0:
-            raise JointposeError(f"resample_keypoints: {name} must be a positive frame rate, got {fps}")
-    last = kp.num_frames - 1
-    times = np.arange(int(np.floor(last * dst_fps / src_fps + 1e-9)) + 1) * (src_fps / dst_fps)
-    times = np.where(np.isclose(times, np.rint(times), rtol=0.0, atol=1e-9), np.rint(times), times)
-    lo = np.minimum(np.floor(times).astype(np.intp), last)
-    hi = np.minimum(lo + 1, last)
-    w = times - lo
+    lo, hi, w = resample_weights(kp.num_frames, src_fps, dst_fps)
     xy = kp.xy[lo] + w[:, None, None] * (kp.xy[hi] - kp.xy[lo])
     conf = kp.confidence[lo] + w[:, None] * (kp.confidence[hi] - kp.confidence[lo])
     filled = kp.filled[lo] | (kp.filled[hi] & (w[:, None] > 0))
-    note = f"resampled from {src_fps:g} to {dst_fps:g} fps: {kp.num_frames} -> {len(times)} frames"
+    note = f"resampled from {src_fps:g} to {dst_fps:g} fps: {kp.num_frames} -> {len(lo)} frames"
     return dataclasses.replace(kp, xy=xy, confidence=conf, filled=filled, notes=kp.notes + [note])
 
 

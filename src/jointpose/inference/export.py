@@ -54,35 +54,56 @@ def format_from_path(path: str | Path, fmt: str | None = None) -> str:
 
 
 def export(path: str | Path, poses: np.ndarray, fps: float, *, trajectory: np.ndarray | None = None,
-           fmt: str | None = None) -> Path:
-    """Write (frames, 17, 3) camera-space poses (metres, root-relative) in the chosen format."""
+           fmt: str | None = None, extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write (frames, 17, 3) camera-space poses (metres, root-relative) in the chosen format.
+
+    ``extra`` per-frame arrays (first axis = frames), e.g. the 2D input and its confidence, go
+    into npz and JSON files under their names. The file appears complete or not at all: it is
+    written beside ``path`` under a temporary name, then renamed.
+    """
     path = Path(path)
     poses = np.asarray(poses, dtype=np.float64)
     if poses.ndim != 3 or poses.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(poses) == 0:
         raise JointposeError(f"poses must be (frames, 17, 3) with frames >= 1, got {poses.shape}")
     if trajectory is not None and np.shape(trajectory) != (len(poses), 3):
         raise JointposeError(f"trajectory must be ({len(poses)}, 3), got {np.shape(trajectory)}")
-    writer = {"npz": _write_npz, "json": _write_json, "csv": _write_csv, "bvh": _write_bvh}[format_from_path(path, fmt)]
+    extra = {name: np.asarray(value) for name, value in (extra or {}).items()}
+    wrong = [f"{name} {value.shape}" for name, value in extra.items() if value.ndim == 0 or len(value) != len(poses)]
+    if wrong:
+        raise JointposeError(f"extra arrays must have {len(poses)} frames, got {', '.join(wrong)}")
+    fmt = format_from_path(path, fmt)
+    partial = path.with_name(f".{path.name}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer(path, poses, float(fps), trajectory)
+        if fmt in ("npz", "json"):
+            {"npz": _write_npz, "json": _write_json}[fmt](partial, poses, float(fps), trajectory, extra)
+        else:
+            {"csv": _write_csv, "bvh": _write_bvh}[fmt](partial, poses, float(fps), trajectory)
+        partial.replace(path)
     except OSError as exc:
         raise JointposeError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
-def _write_npz(path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None) -> None:
-    extra = {} if trajectory is None else {"trajectory": np.asarray(trajectory, np.float32)}
+def _write_npz(path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None,
+               extra: dict[str, np.ndarray]) -> None:
+    arrays = {name: value.astype(np.float32) if value.dtype.kind == "f" else value for name, value in extra.items()}
+    if trajectory is not None:
+        arrays["trajectory"] = np.asarray(trajectory, np.float32)
     with open(path, "wb") as handle:
         np.savez_compressed(handle, poses_3d=poses.astype(np.float32), joint_names=np.array(skeleton.JOINT_NAMES),
-                            fps=np.array(fps), **extra)
+                            fps=np.array(fps), **arrays)
 
 
-def _write_json(path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None) -> None:
+def _write_json(path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None,
+                extra: dict[str, np.ndarray]) -> None:
     doc = {"fps": fps, "joint_names": list(skeleton.JOINT_NAMES), "units": "metres", "axes": AXES,
            "poses_3d": np.round(poses, 6).tolist()}
     if trajectory is not None:
         doc["trajectory"] = np.round(trajectory, 6).tolist()
+    doc |= {name: (np.round(value, 6) if value.dtype.kind == "f" else value).tolist() for name, value in extra.items()}
     path.write_text(json.dumps(doc))
 
 

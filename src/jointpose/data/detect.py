@@ -1,0 +1,151 @@
+"""2D keypoints from video frames with MediaPipe's BlazePose (the optional ``video`` extra).
+
+The detector is MediaPipe 0.10.21's legacy pose solution (``mediapipe.solutions.pose``) with
+``model_complexity=1``: its two models (``pose_detection.tflite``, ``pose_landmark_full.tflite``)
+ship inside the mediapipe wheel, so nothing is downloaded at run time (complexities 0 and 2
+would download theirs, and are never used). In video mode it follows one person: the person
+detector runs on the first frame and whenever the track is lost; in between, each frame's
+landmarks give the next frame's region of interest.
+
+BlazePose gives 33 landmarks; the 17 that COCO also defines (face, shoulders, elbows, wrists,
+hips, knees, ankles) are taken in COCO-17 order (:data:`BLAZEPOSE_TO_COCO`), so that the
+COCO conversion of :mod:`jointpose.data.layouts` makes the network's Human3.6M-17 input.
+A landmark's confidence is BlazePose's *visibility* (the probability that it is in the image
+and not occluded), in [0, 1].
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+from tqdm import tqdm
+
+from jointpose.errors import JointposeError
+
+MODEL_COMPLEXITY = 1  # the only complexity whose model ships inside the mediapipe wheel
+EXTRA_HINT = 'pip install "jointpose[video]"'
+
+# BlazePose-33 landmark index of each COCO-17 keypoint (COCO order: nose, l/r eye, l/r ear,
+# l/r shoulder, l/r elbow, l/r wrist, l/r hip, l/r knee, l/r ankle).
+BLAZEPOSE_TO_COCO = np.array([0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
+BLAZEPOSE_LANDMARKS = 33
+
+
+def require_mediapipe() -> ModuleType:
+    """The ``mediapipe`` module, or a one-line :class:`JointposeError` naming the extra to install."""
+    try:
+        import mediapipe
+    except ImportError:
+        raise JointposeError(f"video input needs MediaPipe's pose detector: {EXTRA_HINT}") from None
+    if not hasattr(mediapipe, "solutions") or not hasattr(mediapipe.solutions, "pose"):
+        version = getattr(mediapipe, "__version__", "?")
+        raise JointposeError(f"mediapipe {version} has no legacy pose solution (its models ship only up to "
+                             f"0.10.21): {EXTRA_HINT}")
+    return mediapipe
+
+
+@dataclass
+class Detections2D:
+    """BlazePose output for a clip, in COCO-17 order.
+
+    ``points`` (F, 17, 3): x, y pixels and confidence (visibility); NaN where no person was
+    found. ``found`` (F,) marks frames with a person. ``decode_seconds`` and
+    ``detect_seconds`` time the two stages.
+    """
+
+    points: np.ndarray
+    found: np.ndarray
+    decode_seconds: float = 0.0
+    detect_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+class PoseDetector:
+    """MediaPipe BlazePose in video mode (one person followed from frame to frame).
+
+    ``min_detection_confidence``: person-detector score that starts a track;
+    ``min_tracking_confidence``: landmark score below which the track counts as lost and the
+    person detector runs again. MediaPipe's own landmark smoothing is off: jointpose filters
+    in 3D, and left/right repair needs the raw labels.
+    """
+
+    def __init__(self, *, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5) -> None:
+        for name, value in (("min_detection_confidence", min_detection_confidence),
+                            ("min_tracking_confidence", min_tracking_confidence)):
+            if not 0.0 <= value <= 1.0:
+                raise JointposeError(f"{name} must lie in [0, 1], got {value}")
+        mediapipe = require_mediapipe()
+        self._pose = mediapipe.solutions.pose.Pose(
+            static_image_mode=False, model_complexity=MODEL_COMPLEXITY, smooth_landmarks=False,
+            enable_segmentation=False, min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence)
+
+    def __enter__(self) -> PoseDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pose.close()
+
+    def detect(self, frame: np.ndarray) -> np.ndarray | None:
+        """BlazePose-33 landmarks (33, 3): x, y pixels and visibility, for one (H, W, 3) uint8 RGB
+        frame; None when no person is found. Frames must come in video order."""
+        result = self._pose.process(frame)
+        if result.pose_landmarks is None:
+            return None
+        height, width = frame.shape[:2]
+        values = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark])
+        return values * np.array([width, height, 1.0])
+
+
+def detect_frames(frames: Iterable[np.ndarray], *, total: int | None = None, progress: bool = True,
+                  detector: PoseDetector | None = None) -> Detections2D:
+    """Run BlazePose over ``frames`` (RGB uint8, in video order): COCO-17 points per frame.
+
+    ``total`` (frames) sizes the progress bar only.
+    """
+    owned = detector is None
+    detector = PoseDetector() if detector is None else detector
+    rows: list[np.ndarray] = []
+    decode = detect = 0.0
+    missing = np.full((BLAZEPOSE_LANDMARKS, 3), np.nan)
+    try:
+        iterator = iter(frames)
+        with tqdm(total=total, desc="detecting 2D keypoints", unit="frame", disable=not progress) as bar:
+            while True:
+                t0 = time.perf_counter()
+                frame = next(iterator, None)
+                t1 = time.perf_counter()
+                decode += t1 - t0
+                if frame is None:
+                    break
+                landmarks = detector.detect(frame)
+                detect += time.perf_counter() - t1
+                rows.append(missing if landmarks is None else landmarks)
+                bar.update()
+    finally:
+        if owned:
+            detector.close()
+    if not rows:
+        raise JointposeError("video: no frame decoded (empty clip)")
+    points = np.stack(rows)[:, BLAZEPOSE_TO_COCO]
+    found = np.isfinite(points[:, 0, 0])
+    return Detections2D(points, found, decode, detect, _lost_notes(found))
+
+
+def _lost_notes(found: np.ndarray) -> list[str]:
+    """Notes naming the frame ranges without a person (at most five ranges listed)."""
+    if found.all():
+        return [f"person found in all {len(found)} frames"]
+    edges = np.diff(np.concatenate([[0], (~found).astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    ranges = ", ".join(f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in zip(starts[:5], stops[:5]))
+    more = f" and {len(starts) - 5} more" if len(starts) > 5 else ""
+    return [f"person found in {int(found.sum())} of {len(found)} frames ({100 * found.mean():.1f}%); "
+            f"lost in frames {ranges}{more}"]

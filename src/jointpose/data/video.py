@@ -1,0 +1,106 @@
+"""Video files as RGB frames, decoded one at a time with ffmpeg (imageio-ffmpeg).
+
+:func:`open_video` reads a file's size and frame rate and cuts a clip out of it by time
+(``start``/``end`` in seconds, rounded to the nearest frame); :meth:`VideoClip.frames` then
+decodes that clip's frames as (height, width, 3) uint8 arrays. Frames are numbered from the
+first frame of the file at the file's (constant) frame rate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+
+from jointpose.errors import JointposeError
+
+
+@dataclass(frozen=True)
+class VideoClip:
+    """A cut of a video file: ``count`` frames (None: to the end) from frame ``first``.
+
+    ``width``/``height`` in pixels, ``fps`` frames per second, ``duration`` of the whole
+    file in seconds (ffmpeg's estimate).
+    """
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    duration: float
+    first: int = 0
+    count: int | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    @property
+    def start(self) -> float:
+        """Time of the clip's first frame, seconds from the start of the file."""
+        return self.first / self.fps
+
+    def estimated_frames(self) -> int:
+        """The clip's frame count, from the file's duration when ``count`` is not known yet."""
+        if self.count is not None:
+            return self.count
+        return max(0, int(round(self.duration * self.fps)) - self.first)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """The clip's frames as (height, width, 3) uint8 RGB, decoded one at a time."""
+        # Seek half a frame early: ffmpeg then drops every frame before the wanted one.
+        seek = ["-ss", f"{(self.first - 0.5) / self.fps:.6f}"] if self.first > 0 else []
+        reader = imageio_ffmpeg.read_frames(str(self.path), input_params=seek)
+        try:
+            next(reader)
+            shape = (self.height, self.width, 3)
+            for index, raw in enumerate(reader):
+                if self.count is not None and index >= self.count:
+                    break
+                yield np.frombuffer(raw, dtype=np.uint8).reshape(shape)
+        finally:
+            reader.close()
+
+    def with_count(self, count: int) -> VideoClip:
+        return dataclasses.replace(self, count=count)
+
+
+def open_video(path: str | Path, start: float | None = None, end: float | None = None) -> VideoClip:
+    """The clip of video ``path`` from ``start`` to ``end`` seconds (default: the whole file).
+
+    Raises :class:`JointposeError` naming the file when it is missing or not a video, and
+    naming ``--start``/``--end`` when the cut is empty or outside the video.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise JointposeError(f"video {path}: no such file")
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        try:
+            meta = next(reader)
+        finally:
+            reader.close()
+    except (OSError, RuntimeError, StopIteration) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        raise JointposeError(f"video {path}: cannot read it as a video ({reason})") from None
+    fps, duration = float(meta.get("fps") or 0.0), float(meta.get("duration") or 0.0)
+    if not (math.isfinite(fps) and fps > 0):
+        raise JointposeError(f"video {path}: has no frame rate (is it a still image?)")
+    width, height = (int(v) for v in meta["size"])
+    for flag, value in (("--start", start), ("--end", end)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise JointposeError(f"{flag} must be a time in seconds >= 0, got {value}")
+    first = int(round(start * fps)) if start is not None else 0
+    count = None
+    if end is not None:
+        count = int(round(end * fps)) - first
+        if count < 1:
+            raise JointposeError(f"--end {end:g} s must come at least one frame after --start {start or 0:g} s")
+    if duration > 0 and first >= int(round(duration * fps)):
+        raise JointposeError(f"--start {start:g} s is past the end of {path} ({duration:.2f} s)")
+    return VideoClip(path, width, height, fps, duration, first, count)

@@ -1,0 +1,106 @@
+"""Video in, 3D out: decode, detect 2D keypoints, lift them to 3D, back at the video's frame rate.
+
+    lifter = Lifter.from_pretrained()
+    result = lift_video("clip.mp4", lifter)        # needs the ``video`` extra (MediaPipe)
+    result.poses                                    # (video frames, 17, 3) metres, camera space
+
+Stages (:func:`lift_video`): the clip is decoded with ffmpeg (:mod:`jointpose.data.video`);
+BlazePose finds one person's keypoints in each frame (:mod:`jointpose.data.detect`); the track
+is repaired (left/right swaps), converted to the Human3.6M-17 input and its gaps filled
+(:mod:`jointpose.data.tracks`); it is resampled to the model's frame rate and lifted; the 3D
+poses (and root trajectory) are resampled back so that pose ``i`` belongs to video frame ``i``.
+
+Focal length: the model reads the 2D points in units of the image width, and the bundled
+models saw them through cameras whose focal length is :data:`MODEL_FOCAL_WIDTHS` image widths.
+Given the video's focal length (pixels), the points are scaled about the image centre by
+``MODEL_FOCAL_WIDTHS * width / focal_length``, so that they make the angles at the camera
+they make in the video; without it they are taken as they are (the same field of view).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jointpose.data.detect import Detections2D, detect_frames
+from jointpose.data.keypoints import Keypoints2D, resample
+from jointpose.data.tracks import keypoints_from_detections
+from jointpose.data.video import VideoClip, open_video
+from jointpose.errors import JointposeError
+from jointpose.inference.lifter import Lifter
+from jointpose.motion.builder import CameraRing
+
+_RING = CameraRing()
+MODEL_FOCAL_WIDTHS = _RING.focal_length / _RING.width  # 1150 px on a 1000 px wide image
+
+
+@dataclass
+class VideoResult:
+    """3D poses of the person in a video clip, one per video frame.
+
+    ``poses`` (F, 17, 3) metres, camera space, root-relative; ``trajectory`` (F, 3) metres or
+    None; ``keypoints`` the Human3.6M-17 2D track (pixels, video frames) that was lifted;
+    ``detections`` BlazePose's raw COCO-17 points; ``seconds`` the time of each stage
+    (decode, detect, lift); ``notes`` what was found or repaired.
+    """
+
+    clip: VideoClip
+    poses: np.ndarray
+    trajectory: np.ndarray | None
+    keypoints: Keypoints2D
+    detections: Detections2D
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.clip.fps
+
+
+def focal_scale(width: int, focal_length: float | None) -> float:
+    """Factor by which 2D points are scaled about the image centre for the model (see the module docstring)."""
+    if focal_length is None:
+        return 1.0
+    if not (np.isfinite(focal_length) and focal_length > 0):
+        raise JointposeError(f"--focal-length must be a positive number of pixels, got {focal_length}")
+    return MODEL_FOCAL_WIDTHS * width / focal_length
+
+
+def lift_video(
+    path: str,
+    lifter: Lifter,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    focal_length: float | None = None,
+    confidence_threshold: float = 0.3,
+    progress: bool = True,
+) -> VideoResult:
+    """Detect and lift the person in video ``path`` from ``start`` to ``end`` seconds.
+
+    ``focal_length`` in pixels (default: the model's field of view); joints below
+    ``confidence_threshold`` (BlazePose visibility) are interpolated in time.
+    """
+    clip = open_video(path, start, end)
+    scale = focal_scale(clip.width, focal_length)
+    detections = detect_frames(clip.frames(), total=clip.estimated_frames(), progress=progress)
+    clip = clip.with_count(len(detections.points))
+    track = keypoints_from_detections(detections, confidence_threshold=confidence_threshold)
+    notes = list(track.notes)
+    t0 = time.perf_counter()
+    model_rate = not np.isclose(clip.fps, lifter.fps, rtol=0.0, atol=1e-6)
+    xy = resample(track.xy, clip.fps, lifter.fps) if model_rate else track.xy
+    if model_rate:
+        notes.append(f"resampled {clip.fps:g} fps to the model's {lifter.fps:g} fps: {clip.count} -> {len(xy)} frames")
+    centre = np.array(clip.size, dtype=np.float64) / 2.0
+    xy = centre + scale * (xy - centre)
+    poses = lifter.predict(xy, clip.size, progress=progress)
+    trajectory = lifter.predict_trajectory(xy, clip.size) if lifter.trajectory_model is not None else None
+    if model_rate:
+        poses = resample(poses, lifter.fps, clip.fps, clip.count)
+        trajectory = None if trajectory is None else resample(trajectory, lifter.fps, clip.fps, clip.count)
+    seconds = {"decode": detections.decode_seconds, "detect": detections.detect_seconds,
+               "lift": time.perf_counter() - t0}
+    return VideoResult(clip, poses, trajectory, track, detections, seconds, notes)
