@@ -226,6 +226,9 @@ class PoseFigure:
         if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
             raise JointposeError(f"background: frame of shape {frame.shape} ({frame.dtype}) does not match "
                                  f"image_size {w}x{h} as (height, width, 3) uint8")
+        # Every k-th pixel: no more than the panel shows (matplotlib would resample it anyway, slower).
+        k = max(1, int(h // max(self.axes_2d.get_window_extent().height, 1.0)))
+        frame = frame[::k, ::k]
         if self._image is None:
             self._image = self.axes_2d.imshow(frame, extent=(0, w, h, 0), animated=True, zorder=0)
             self.axes_2d.set_xlim(0, w)

@@ -1,0 +1,282 @@
+"""Video in, 3D out: decoding and cutting, left/right repair, the layout conversion, and
+``jointpose video`` on real footage (Pose2Sim's Demo_SinglePerson clips, see .ci/run)."""
+
+import os
+import sys
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from jointpose.cli import main
+from jointpose.data.detect import BLAZEPOSE_TO_COCO, Detections2D, require_mediapipe
+from jointpose.data.keypoints import resample
+from jointpose.data.layouts import LAYOUTS
+from jointpose.data.tracks import keypoints_from_detections, repair_swaps, side_pairs, swap_transitions
+from jointpose.data.video import open_video
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.geometry.bones import bone_vectors
+from jointpose.inference.export import export
+from jointpose.inference.video import MODEL_FOCAL_WIDTHS, focal_scale
+from jointpose.motion.bvh import read_bvh
+from jointpose.safeio import load_npz
+
+FOOTAGE = Path(os.environ.get("JOINTPOSE_FOOTAGE", Path(__file__).parent / ".footage"))
+PAIRS = side_pairs(LAYOUTS["coco17"])
+COCO = LAYOUTS["coco17"]
+
+# A person facing the camera, COCO-17 pixels (the person's left on the image's right).
+_FRONT = {"nose": (0, -160), "l_eye": (8, -168), "r_eye": (-8, -168), "l_ear": (18, -165), "r_ear": (-18, -165),
+          "l_shoulder": (45, -120), "r_shoulder": (-45, -120), "l_elbow": (60, -60), "r_elbow": (-60, -60),
+          "l_wrist": (65, 0), "r_wrist": (-65, 0), "l_hip": (25, 0), "r_hip": (-25, 0),
+          "l_knee": (28, 90), "r_knee": (-28, 90), "l_ankle": (30, 180), "r_ankle": (-30, 180)}
+TEMPLATE = np.array([_FRONT[name] for name in COCO], dtype=np.float64)
+
+
+def walking_track(frames: int = 120, seed: int = 0) -> np.ndarray:
+    """(F, 17, 2) pixels: the template moving smoothly across the image, with 1 px noise."""
+    t = np.arange(frames, dtype=np.float64)[:, None]
+    rng = np.random.default_rng(seed)
+    sway = np.stack([20 * np.sin(t / 9.0 + np.arange(17) / 3.0) + 2.0 * t, 8 * np.cos(t / 7.0) + 0 * np.arange(17)], axis=-1)
+    return 500 + TEMPLATE + sway + rng.normal(scale=1.0, size=(frames, 17, 2))
+
+
+def mirrored(xy: np.ndarray, frames: slice) -> np.ndarray:
+    order = np.arange(17)
+    order[PAIRS[:, 0]], order[PAIRS[:, 1]] = PAIRS[:, 1], PAIRS[:, 0]
+    out = xy.copy()
+    out[frames] = xy[frames][:, order]
+    return out
+
+
+# ----------------------------------------------------------------------------- left/right repair
+
+
+@pytest.mark.parametrize("segment", [slice(40, 70), slice(0, 30), slice(90, 120)])
+def test_a_30_frame_mirrored_segment_is_repaired_exactly(segment):
+    truth = walking_track()
+    conf = np.full((len(truth), 17), 0.9)
+    fixed, fixed_conf, swapped = repair_swaps(mirrored(truth, segment), conf, PAIRS)
+    expected = np.zeros(len(truth), dtype=bool)
+    expected[segment] = True
+    np.testing.assert_array_equal(swapped, expected)
+    np.testing.assert_array_equal(fixed, truth)
+    np.testing.assert_array_equal(fixed_conf, conf)
+
+
+def test_a_mirrored_segment_across_lost_frames_is_repaired():
+    truth = walking_track()
+    seen = mirrored(truth, slice(50, 80))
+    seen[[45, 46, 60, 81]] = np.nan  # no detection in these frames
+    fixed, _, swapped = repair_swaps(seen, np.ones((len(truth), 17)), PAIRS)
+    kept = np.isfinite(seen).all(axis=(1, 2))
+    np.testing.assert_array_equal(fixed[kept], truth[kept])
+    assert swapped.sum() == 29 and not swapped[~kept].any()
+
+
+def test_a_person_turning_round_is_not_swapped():
+    """Facing the camera, then turning (x shrinks through profile to mirrored): no label swap."""
+    frames = 150
+    angle = np.clip((np.arange(frames) - 30) / 90.0, 0.0, 1.0) * np.pi  # 0 -> 180 degrees over 3 s
+    track = TEMPLATE[None] * np.stack([np.cos(angle), np.ones(frames)], axis=-1)[:, None] + 500
+    track += np.random.default_rng(1).normal(scale=1.5, size=track.shape)
+    _, _, swapped = repair_swaps(track, np.ones((frames, 17)), PAIRS)
+    assert not swapped.any()
+
+
+def test_low_confidence_pairs_carry_no_weight():
+    truth = walking_track()
+    seen = mirrored(truth, slice(40, 70))
+    conf = np.ones((len(truth), 17))
+    conf[40] = 0.0  # the first mirrored frame has no confidence at all: its swap is seen one frame late
+    assert np.flatnonzero(swap_transitions(seen, conf, PAIRS)).tolist() == [70]
+    conf[40] = 1.0
+    assert np.flatnonzero(swap_transitions(seen, conf, PAIRS)).tolist() == [40, 70]
+
+
+# ----------------------------------------------------------------------------- track -> network input
+
+
+def detections(xy: np.ndarray, conf: np.ndarray) -> Detections2D:
+    points = np.concatenate([xy, conf[..., None]], axis=-1)
+    found = np.isfinite(points[:, 0, 0])
+    return Detections2D(points, found)
+
+
+def test_track_conversion_fills_lost_frames_and_low_confidence_joints():
+    truth = walking_track(60)
+    xy, conf = truth.copy(), np.full((60, 17), 0.9)
+    xy[23:26] = np.nan
+    conf[:, COCO.index("l_wrist")] = np.where(np.arange(60) % 10 == 0, 0.9, 0.1)
+    track = keypoints_from_detections(detections(xy, conf))
+    assert track.xy.shape == (60, 17, 2) and np.isfinite(track.xy).all()
+    assert track.filled[23:26].all() and not track.filled[:23, 0].any()
+    # Human3.6M joints straight from COCO ones, and the root from the hips.
+    lw = skeleton.JOINT_NAMES.index("LWrist")
+    np.testing.assert_allclose(track.xy[10, lw], truth[10, COCO.index("l_wrist")])
+    np.testing.assert_allclose(track.xy[[0, 30], 0], (truth[[0, 30], 11] + truth[[0, 30], 12]) / 2)
+    # The low-confidence wrist is interpolated between its confident frames, linearly.
+    np.testing.assert_allclose(track.xy[15, lw], (truth[10, 9] + truth[20, 9]) / 2)
+    assert track.confidence[5, lw] == pytest.approx(0.1) and track.confidence[24].max() == 0.0
+
+
+def test_track_with_no_person_is_refused():
+    with pytest.raises(JointposeError, match="no person found"):
+        keypoints_from_detections(detections(np.full((5, 17, 2), np.nan), np.zeros((5, 17))))
+
+
+def test_blazepose_indices_are_the_coco_keypoints():
+    # BlazePose-33 order: 0 nose, 1-3 left eye (inner, centre, outer), 4-6 right eye, 7/8 ears,
+    # 9/10 mouth, 11-16 shoulders, elbows, wrists (left first), 17-22 hands, 23-28 hips, knees, ankles.
+    assert BLAZEPOSE_TO_COCO.tolist() == [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]
+
+
+def test_focal_scale():
+    assert focal_scale(1920, None) == 1.0
+    assert MODEL_FOCAL_WIDTHS == pytest.approx(1.15)
+    assert focal_scale(1000, 575.0) == pytest.approx(2.0)  # half the model's focal length: points twice as far out
+    with pytest.raises(JointposeError, match="--focal-length"):
+        focal_scale(1000, -3.0)
+
+
+def test_resample_back_to_the_video_holds_the_last_pose():
+    values = np.arange(6, dtype=np.float64)[:, None]  # 6 frames at 50 fps: times 0..0.1 s
+    out = resample(values, 50.0, 60.0, 8)  # 8 frames at 60 fps: times 0..0.1167 s
+    np.testing.assert_allclose(out[:, 0], np.minimum(np.arange(8) * 50 / 60, 5))
+
+
+# ----------------------------------------------------------------------------- decoding and errors
+
+
+@pytest.fixture(scope="module")
+def counter_video(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """A 3 s, 25 fps, 64x48 video whose frame i is uniformly grey at 3 i; and its decoded frames."""
+    path = tmp_path_factory.mktemp("video") / "counter.mp4"
+    writer = imageio_ffmpeg.write_frames(str(path), (64, 48), fps=25, codec="libx264", pix_fmt_out="yuv420p",
+                                         macro_block_size=1, ffmpeg_log_level="error")
+    writer.send(None)
+    for i in range(75):
+        writer.send(np.full((48, 64, 3), 3 * i, dtype=np.uint8))
+    writer.close()
+    return path, np.stack(list(open_video(path).frames()))
+
+
+def test_the_whole_video_decodes(counter_video):
+    path, frames = counter_video
+    clip = open_video(path)
+    assert (clip.width, clip.height, clip.fps) == (64, 48, 25.0)
+    assert len(frames) == 75 and clip.estimated_frames() == 75
+    np.testing.assert_allclose(frames.mean(axis=(1, 2, 3)), 3 * np.arange(75), atol=2.0)
+
+
+def test_start_and_end_cut_whole_frames(counter_video):
+    path, frames = counter_video
+    clip = open_video(path, start=1.0, end=2.2)
+    cut = np.stack(list(clip.frames()))
+    assert clip.first == 25 and clip.count == 30 and len(cut) == 30
+    np.testing.assert_array_equal(cut, frames[25:55])
+
+
+@pytest.mark.parametrize("start,end,match", [(-1.0, None, "--start"), (2.0, 1.0, "--end"), (9.0, None, "past the end"),
+                                             (None, float("nan"), "--end")])
+def test_bad_cuts_are_refused(counter_video, start, end, match):
+    with pytest.raises(JointposeError, match=match):
+        open_video(counter_video[0], start, end)
+
+
+def test_missing_or_unreadable_video_is_refused(tmp_path):
+    with pytest.raises(JointposeError, match="no such file"):
+        open_video(tmp_path / "none.mp4")
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    with pytest.raises(JointposeError, match="cannot read it as a video"):
+        open_video(text)
+
+
+def test_missing_mediapipe_names_the_extra(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import mediapipe -> ImportError
+    with pytest.raises(JointposeError, match=r'pip install "jointpose\[video\]"'):
+        require_mediapipe()
+    assert main(["video", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "out.bvh"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'pip install "jointpose[video]"' in err
+    assert not (tmp_path / "out.bvh").exists()
+
+
+def test_export_writes_extra_arrays_and_leaves_no_partial_file(tmp_path):
+    poses = np.zeros((4, 17, 3))
+    out = export(tmp_path / "out.npz", poses, 60.0, extra={"confidence_2d": np.full((4, 17), 0.5)})
+    assert load_npz(out)["confidence_2d"].shape == (4, 17)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.npz"]
+    with pytest.raises(JointposeError, match="4 frames"):
+        export(tmp_path / "bad.npz", poses, 60.0, extra={"confidence_2d": np.zeros((3, 17))})
+
+
+# ----------------------------------------------------------------------------- real footage
+
+
+def footage(name: str) -> Path:
+    pytest.importorskip("mediapipe", reason="the video extra is not installed")
+    path = FOOTAGE / name
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: unzip Pose2Sim/Demo_SinglePerson/videos/*.mp4 from "
+                    f"`pip download pose2sim==0.10.49 --no-deps` into {FOOTAGE} (see .ci/run) or set JOINTPOSE_FOOTAGE")
+    return path
+
+
+def side_flips(xy: np.ndarray) -> np.ndarray:
+    """Frames where the shoulders' left-right order flips while both frames show them well apart
+    (more than 30% of their median width): a label swap, not a turn (which passes through 0)."""
+    d = xy[:, COCO.index("l_shoulder"), 0] - xy[:, COCO.index("r_shoulder"), 0]
+    wide = np.abs(d) > 0.3 * np.median(np.abs(d))
+    return np.flatnonzero((np.sign(d[1:]) != np.sign(d[:-1])) & wide[1:] & wide[:-1]) + 1
+
+
+@pytest.fixture(scope="module")
+def cam02():
+    """cam02 of the demo (1080x1920, 60 fps, 100 frames): BlazePose labels ~30 frames mirrored."""
+    from jointpose.inference.lifter import Lifter
+    from jointpose.inference.video import lift_video
+
+    return lift_video(str(footage("cam02.mp4")), Lifter.from_pretrained(device="cpu"), progress=False)
+
+
+def test_real_footage_person_found_and_poses_per_video_frame(cam02):
+    assert cam02.detections.found.mean() >= 0.95
+    assert cam02.fps == 60.0 and cam02.clip.count == 100
+    assert cam02.poses.shape == (100, 17, 3) and np.isfinite(cam02.poses).all()
+    assert cam02.keypoints.xy.shape == (100, 17, 2) and cam02.keypoints.confidence.shape == (100, 17)
+
+
+def test_real_footage_left_right_consistent_through_time(cam02):
+    raw = cam02.detections.points[..., :2]
+    assert len(side_flips(raw)) >= 2  # the detector swaps labels in this clip
+    repaired, _, swapped = repair_swaps(raw, cam02.detections.points[..., 2], PAIRS)
+    assert len(side_flips(repaired)) == 0
+    assert 25 <= swapped.sum() <= 40
+    # The lifted input follows the repaired labels: H36M's left shoulder is COCO's.
+    lsh, rsh = skeleton.JOINT_NAMES.index("LShoulder"), skeleton.JOINT_NAMES.index("RShoulder")
+    np.testing.assert_allclose(cam02.keypoints.xy[:, [lsh, rsh]], repaired[:, [5, 6]], atol=1e-9)
+    # In 3D, the person's left stays on the same side of the body through the clip: the
+    # left-right shoulder axis never turns by more than 90 degrees in one frame.
+    axis = cam02.poses[:, lsh] - cam02.poses[:, rsh]
+    assert ((axis[1:] * axis[:-1]).sum(-1) > 0).all()
+
+
+def test_real_footage_bone_lengths_constant(cam02):
+    lengths = np.linalg.norm(bone_vectors(cam02.poses), axis=-1)  # (F, 16) metres
+    assert (lengths.std(axis=0) / lengths.mean(axis=0)).max() < 0.005
+    assert 0.3 < lengths[:, skeleton.bone_index(skeleton.JOINT_NAMES.index("RKnee"))].mean() < 0.6  # a thigh
+
+
+def test_real_footage_cli_writes_bvh_and_render(tmp_path):
+    clip = footage("cam01.mp4")
+    bvh, render = tmp_path / "cam01.bvh", tmp_path / "cam01.mp4"
+    assert main(["video", str(clip), "-o", str(bvh), "--render", str(render), "--end", "0.5",
+                 "--device", "cpu", "--no-progress"]) == 0
+    motion = read_bvh(bvh)
+    assert motion.rotations.shape[0] == 30 and motion.frame_time == pytest.approx(1 / 60)
+    assert open_video(render).fps == 60.0
+    assert len(list(open_video(render).frames())) == 30
