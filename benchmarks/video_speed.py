@@ -74,7 +74,8 @@ def main() -> None:
         if args.render:
             start = time.perf_counter()
             render_animation(Path(tmp) / "render.mp4", result.keypoints.xy, {"3D": result.poses},
-                             image_size=clip.size, fps=clip.fps, background=result.clip, progress=False)
+                             image_size=clip.size, fps=clip.fps, background=result.clip,
+                             trajectory=result.trajectory, progress=False)
             print(f"rendering          {frames / (time.perf_counter() - start):8.1f} frames/s  (extra, --render)")
 
 

@@ -280,3 +280,29 @@ def test_real_footage_cli_writes_bvh_and_render(tmp_path):
     assert motion.rotations.shape[0] == 30 and motion.frame_time == pytest.approx(1 / 60)
     assert open_video(render).fps == 60.0
     assert len(list(open_video(render).frames())) == 30
+
+
+# ----------------------------------------------------------------------------- render
+
+
+def test_render_draws_the_trajectory_travelled_so_far():
+    from jointpose.render import PoseFigure
+
+    rng = np.random.default_rng(0)
+    poses = rng.normal(scale=0.3, size=(6, 17, 3))
+    path = np.stack([np.linspace(0, 1, 6), np.zeros(6), np.linspace(3, 4, 6)], axis=-1)
+    keypoints = rng.uniform(10, 90, size=(6, 17, 2))
+    plain = PoseFigure(keypoints, {"3D": poses}, image_size=(100, 100))
+    figure = PoseFigure(keypoints, {"3D": poses}, image_size=(100, 100), trajectory=path)
+    assert figure.frame_shape[1] > plain.frame_shape[1]  # one more panel
+    # The trail is drawn in the last panel: frames differ there, and more so as it grows.
+    panel = figure._trail[0].axes.get_window_extent()
+    height = figure.frame_shape[0]
+    rows = slice(int(height - panel.y1), int(height - panel.y0))
+    cols = slice(int(panel.x0), int(panel.x1))
+    first, middle, last = (figure.draw(i)[rows, cols].astype(int) for i in (0, 2, 5))
+    assert 0 < np.abs(middle - first).sum() < np.abs(last - first).sum()
+    with pytest.raises(JointposeError, match="trajectory"):
+        PoseFigure(keypoints, {"3D": poses}, image_size=(100, 100), trajectory=path[:, :2])
+    with pytest.raises(JointposeError, match="frame counts"):
+        PoseFigure(keypoints, {"3D": poses}, image_size=(100, 100), trajectory=path[:4])

@@ -362,7 +362,7 @@ def cmd_video(args: argparse.Namespace) -> None:
     print(f"wrote {len(result.poses)} frames at {result.fps:g} fps to {args.output} ({fmt})")
     if args.render:
         render_animation(args.render, result.keypoints.xy, {"3D": result.poses}, image_size=result.clip.size,
-                         fps=result.fps, background=result.clip, progress=args.progress)
+                         fps=result.fps, background=result.clip, trajectory=result.trajectory, progress=args.progress)
         print(f"wrote {args.render}")
 
 

@@ -95,7 +95,9 @@ class PoseFigure:
     ``keypoints_2d`` (F, 17, 2) pixels, ``poses_3d`` ``{title: (F, 17, 3) metres, camera space}``,
     ``image_size`` (width, height) pixels, the 2D panel's extent (required with ``keypoints_2d``).
     ``azimuth``/``elevation`` in degrees (azimuth -90, elevation 0 looks from the camera);
-    ``panel_size`` inches (height of every panel), ``dpi`` pixels per inch.
+    ``panel_size`` inches (height of every panel), ``dpi`` pixels per inch. ``trajectory`` (F, 3)
+    metres, the root's camera-space position, adds a last panel: its path seen from above, the
+    part travelled so far drawn over the whole.
     Frame ``i`` is drawn by :meth:`draw`, as an (H, W, 3) uint8 image with even H and W.
     """
 
@@ -109,6 +111,7 @@ class PoseFigure:
         elevation: float = 12.0,
         panel_size: float = 4.0,
         dpi: int = 80,
+        trajectory: np.ndarray | None = None,
     ) -> None:
         if not isinstance(poses_3d, Mapping):
             raise JointposeError("poses_3d: expected a dict {name: (frames, 17, 3) array}, "
@@ -120,6 +123,11 @@ class PoseFigure:
         if keypoints_2d is not None:
             keypoints_2d = _sequence("keypoints_2d", keypoints_2d, 2)
             counts = {"keypoints_2d": len(keypoints_2d)} | counts
+        if trajectory is not None:
+            trajectory = np.asarray(trajectory, dtype=np.float64)
+            if trajectory.ndim != 2 or trajectory.shape[1] != 3 or not np.isfinite(trajectory).all():
+                raise JointposeError(f"trajectory: expected finite (frames, 3) positions in metres, got shape {trajectory.shape}")
+            counts["trajectory"] = len(trajectory)
         if len(set(counts.values())) > 1:
             raise JointposeError(f"render: inputs have different frame counts: {counts}")
         self.num_frames = next(iter(counts.values()))
@@ -130,7 +138,8 @@ class PoseFigure:
             raise JointposeError(f"panel_size and dpi must be positive, got panel_size={panel_size}, dpi={dpi}")
 
         aspect = self.image_size[0] / self.image_size[1] if keypoints_2d is not None else 0.0
-        widths = ([aspect] if keypoints_2d is not None else []) + [1.0] * len(sequences)
+        widths = ([aspect] if keypoints_2d is not None else []) + [1.0] * len(sequences) \
+            + ([1.0] if trajectory is not None else [])
         self.figure = Figure(figsize=(panel_size * (sum(widths) + 0.25 * len(widths)), panel_size * 1.3), dpi=dpi)
         self.canvas = FigureCanvasAgg(self.figure)
         grid = self.figure.add_gridspec(1, len(widths), width_ratios=widths, left=0.04, right=0.95,
@@ -140,10 +149,14 @@ class PoseFigure:
         if keypoints_2d is not None:
             self.axes_2d = self._panel_2d(grid[0], keypoints_2d)
         self.radius = self._radius(sequences.values())
+        first = 1 if keypoints_2d is not None else 0
         self.axes_3d = {
-            name: self._panel_3d(grid[i + len(widths) - len(sequences)], name, poses, azimuth, elevation)
+            name: self._panel_3d(grid[first + i], name, poses, azimuth, elevation)
             for i, (name, poses) in enumerate(sequences.items())
         }
+        self._trail: tuple[Line2D, Line2D, np.ndarray] | None = None
+        if trajectory is not None:
+            self._panel_trajectory(grid[len(widths) - 1], trajectory)
         labels = {"left": "person's left", "right": "person's right", "centre": "centre"}
         handles = [Line2D([], [], color=color, lw=3, label=labels[side]) for side, color in SIDE_COLORS.items()]
         self.figure.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
@@ -164,6 +177,24 @@ class PoseFigure:
         ax.tick_params(labelsize=7)
         self._add_lines(ax, _with_gap(keypoints))
         return ax
+
+    def _panel_trajectory(self, cell, trajectory: np.ndarray) -> None:
+        """Top view of the root's path: x right, depth z up the panel (metres)."""
+        ax = self.figure.add_subplot(cell)
+        path = trajectory[:, [0, 2]]
+        centre = (path.min(axis=0) + path.max(axis=0)) / 2
+        half = max(float(np.ptp(path, axis=0).max()) / 2 * 1.15, 0.5)
+        ax.set_xlim(centre[0] - half, centre[0] + half)
+        ax.set_ylim(centre[1] - half, centre[1] + half)
+        ax.set_aspect("equal")
+        ax.plot(path[:, 0], path[:, 1], color="#c8c8c8", lw=1.5)
+        ax.set_xlabel("x (m)", fontsize=8)
+        ax.set_ylabel("depth z (m)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_title("Root trajectory (top view)")
+        (done,) = ax.plot([], [], color=CENTRE_COLOR, lw=2, animated=True)
+        (here,) = ax.plot([], [], "o", color=CENTRE_COLOR, ms=6, animated=True)
+        self._trail = (done, here, path)
 
     @staticmethod
     def _radius(sequences) -> float:
@@ -214,6 +245,12 @@ class PoseFigure:
             else:
                 line.set_data(coords[:, 0], coords[:, 1])
             line.axes.draw_artist(line)
+        if self._trail is not None:
+            done, here, path = self._trail
+            done.set_data(path[:index + 1, 0], path[:index + 1, 1])
+            here.set_data(path[index:index + 1, 0], path[index:index + 1, 1])
+            done.axes.draw_artist(done)
+            here.axes.draw_artist(here)
         self._counter.set_text(f"frame {index + 1}/{self.num_frames}")
         self.figure.draw_artist(self._counter)
         height, width, _ = self.frame_shape
@@ -348,6 +385,7 @@ def render_animation(
     progress: bool = True,
     panel_size: float = 4.0,
     dpi: int = 80,
+    trajectory: np.ndarray | None = None,
 ) -> Path:
     """Write the 2D input beside the 3D poses as an ``.mp4`` (H.264) or ``.gif`` animation; returns its path.
 
@@ -356,7 +394,8 @@ def render_animation(
     when None; ``background`` a video file, a :class:`~jointpose.data.video.VideoClip` or (F, H, W, 3) uint8
     frames under the 2D panel;
     ``fps`` frames per second; ``max_frames`` renders only the first frames; ``azimuth`` and
-    ``elevation`` (degrees) set the fixed 3D view; ``panel_size`` inches, ``dpi`` pixels per inch.
+    ``elevation`` (degrees) set the fixed 3D view; ``panel_size`` inches, ``dpi`` pixels per inch;
+    ``trajectory`` (F, 3) metres, the root's camera-space path, drawn from above in a last panel.
     """
     output = check_animation_path(output)
     if not (np.isfinite(fps) and fps > 0):
@@ -370,7 +409,7 @@ def render_animation(
         num_frames = len(_sequence("keypoints_2d", keypoints_2d, 2))
         image_size, frames = _background(background, num_frames, _image_size(image_size))
     figure = PoseFigure(keypoints_2d, poses_3d, image_size=image_size, azimuth=azimuth, elevation=elevation,
-                        panel_size=panel_size, dpi=dpi)
+                        panel_size=panel_size, dpi=dpi, trajectory=trajectory)
     count = figure.num_frames if max_frames is None else min(max_frames, figure.num_frames)
 
     output.parent.mkdir(parents=True, exist_ok=True)
