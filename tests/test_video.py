@@ -205,6 +205,15 @@ def test_missing_mediapipe_names_the_extra(monkeypatch, tmp_path, capsys):
     assert not (tmp_path / "out.bvh").exists()
 
 
+def test_bad_options_are_refused_before_any_work(counter_video):
+    from jointpose.inference.video import lift_video
+
+    with pytest.raises(JointposeError, match="--confidence-threshold"):
+        lift_video(counter_video[0], None, confidence_threshold=1.5)
+    with pytest.raises(JointposeError, match="--focal-length"):
+        lift_video(counter_video[0], None, focal_length=0.0)
+
+
 def test_export_writes_extra_arrays_and_leaves_no_partial_file(tmp_path):
     poses = np.zeros((4, 17, 3))
     out = export(tmp_path / "out.npz", poses, 60.0, extra={"confidence_2d": np.full((4, 17), 0.5)})

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def focal_scale(width: int, focal_length: float | None) -> float:
 
 
 def lift_video(
-    path: str,
+    path: str | Path,
     lifter: Lifter,
     *,
     start: float | None = None,
@@ -83,6 +84,8 @@ def lift_video(
     ``focal_length`` in pixels (default: the model's field of view); joints below
     ``confidence_threshold`` (BlazePose visibility) are interpolated in time.
     """
+    if not 0.0 <= confidence_threshold <= 1.0:
+        raise JointposeError(f"--confidence-threshold must lie in [0, 1], got {confidence_threshold}")
     clip = open_video(path, start, end)
     scale = focal_scale(clip.width, focal_length)
     detections = detect_frames(clip.frames(), total=clip.estimated_frames(), progress=progress)
