@@ -18,7 +18,9 @@ calibrated focal length):
   90 degrees of the reference's (camera space, no alignment), %;
 * size: the predicted skeleton's summed bone length over the reference's (median over frames);
 * bone lengths between views: the spread (std over the four views / mean) of each bone's
-  length, the skeleton that the skeleton fit gives each view.
+  length, the skeleton that the skeleton fit gives each view;
+* size against image size: the first view's track scaled about its root by a factor (as if
+  filmed from further away), lifted again: the predicted summed bone length per factor.
 
     python benchmarks/video_views.py [--footage tests/.footage]
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jointpose.data.keypoints import resample
 from jointpose.data.layouts import LAYOUTS, to_h36m
 from jointpose.data.tracks import repair_swaps, side_pairs
 from jointpose.evaluation.metrics import mpjpe, p_mpjpe
@@ -123,6 +126,14 @@ def main() -> None:
             label = "given" if flavour == "focal" else "none"
             print(f"{name:6} {label:8} {p1:7.1f} {p2:7.1f} {100 * ok.mean():9.1f} {size:6.2f}")
             per_view_lengths.setdefault(flavour, []).append(lengths.mean(0))
+    first = runs[names[0]]["focal"]
+    xy = resample(first.keypoints.xy, first.fps, lifter.fps)
+    sizes = []
+    for factor in (1.0, 0.75, 0.5, 0.35):
+        scaled = xy[:, :1] + factor * (xy - xy[:, :1])
+        sizes.append(np.median(np.linalg.norm(bone_vectors(lifter.predict(scaled, first.clip.size)), axis=-1).sum(-1)))
+    print(f"{names[0]}, 2D track scaled about the root by 1, 0.75, 0.5, 0.35 (no focal correction): predicted "
+          f"summed bone length {', '.join(f'{v:.2f}' for v in sizes)} m (triangulated {np.median(lengths_ref.sum(-1)):.2f} m)")
     for flavour, lengths in per_view_lengths.items():
         lengths = np.stack(lengths)
         spread = lengths.std(0) / lengths.mean(0)
