@@ -84,6 +84,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     from jointpose.geometry.filters import SMOOTH_DEFAULT
     from jointpose.losses import CONSTRAINT_TERMS, LossWeights
     from jointpose.training.config import (
+        BODY_SCALE_BASELINE,
+        BODY_SCALE_CONSTRAINTS,
         CHUNK_DROPOUT,
         DROPOUT_BASELINE,
         DROPOUT_CONSTRAINTS,
@@ -129,6 +131,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                        help=f"weight of the {name} term (default {getattr(defaults, name)}; with --resume and "
                             f"no --w-* flag, the run's own)")
     p.add_argument("-no-da", "--no-data-augmentation", dest="augment", action="store_false", help="no random horizontal flips")
+    p.add_argument("--body-scale", type=float, default=None, metavar="SPREAD",
+                   help=f"body-size augmentation: every training sequence gets random bone lengths (overall size "
+                        f"spread SPREAD) each epoch, its 2D re-projected to match (default {BODY_SCALE_BASELINE} with "
+                        f"--no-constraints, as VideoPose3D; {BODY_SCALE_CONSTRAINTS} with constraints; 0 = off)")
     p.add_argument("--subset", type=float, default=1.0, help="fraction of each training sequence to use")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (>= 0)")
     p.add_argument("--trajectory", action="store_true", help="also train a root-trajectory model")
@@ -163,6 +169,7 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         ("-lr", args.learning_rate, args.learning_rate is None or (args.learning_rate > 0.0 and math.isfinite(args.learning_rate)),
          "> 0"),
         ("-lrd", args.lr_decay, 0.0 < args.lr_decay <= 1.0, "in (0, 1]"),
+        ("--body-scale", args.body_scale, args.body_scale is None or 0.0 <= args.body_scale <= 0.25, "in [0, 0.25]"),
         ("--warmup", args.warmup, 0.0 <= args.warmup <= 1.0, "a share of the epochs in [0, 1]"),
         ("--keep-last", keep_last, keep_last >= 0, ">= 0"),
     ))
@@ -175,7 +182,7 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         architecture=args.architecture, channels=args.channels, dropout=args.dropout, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.learning_rate, lr_decay=args.lr_decay, causal=args.causal,
         constraints=args.constraints, weights=weights, chunk=args.chunk, chunk_share=args.chunk_share,
-        chunk_dropout=args.chunk_dropout,
+        chunk_dropout=args.chunk_dropout, body_scale=args.body_scale,
         warmup=args.warmup,
         skeleton_fit=args.skeleton_fit, smooth=args.smooth, augment=args.augment,
         test_time_augmentation=args.tta, resume=getattr(args, "resume", False), seed=args.seed,

@@ -12,10 +12,15 @@ consecutive predictions. An epoch visits every target frame of every view once.
 :class:`MixedWindows` builds the joint-aware training steps: mostly independent single
 windows, as VideoPose3D's (every target frame once per epoch), plus a share of chunks
 for the terms that need consecutive frames.
+
+:func:`scale_bodies` is the optional body-size augmentation: every training sequence gets a
+random body (bone lengths rescaled about the root) and its 2D moves by exactly what the
+rescaled joints move on its camera's image.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +28,13 @@ import numpy as np
 import torch
 
 from jointpose.data.h36m import PoseSequence
+from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
+from jointpose.geometry.bones import body_factors, scale_body
+
+# Body-size augmentation: proportion spread per unit of height spread, as the dataset
+# builder draws its subjects (8% overall size, 5% per bone group).
+PROPORTION_PER_HEIGHT = 0.05 / 0.08
 
 
 @dataclass
@@ -257,3 +268,35 @@ def receptive_windows(inputs: torch.Tensor, receptive_field: int) -> torch.Tenso
 def _mix(seed: int, epoch: int, *stream: int) -> int:
     """A per-epoch seed from the run seed (distinct epochs or streams -> unrelated shuffles)."""
     return int(np.random.SeedSequence([seed, epoch, *stream]).generate_state(1)[0])
+
+
+def body_scale_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The random stream of one epoch's body-size augmentation (same seed and epoch, same bodies)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, 0xB0D1]))
+
+
+def scale_bodies(sequences: Sequence[PoseSequence], rng: np.random.Generator, spread: float) -> list[PoseSequence]:
+    """Every sequence with a random body: its bones rescaled about the root and its 2D moved to match.
+
+    Each sequence draws per-bone factors (:func:`jointpose.geometry.bones.body_factors`: overall
+    size with standard deviation ``spread``, bone groups ``spread * PROPORTION_PER_HEIGHT``, left
+    and right alike). Its 3D poses (camera space, metres) are rescaled about the root, which
+    stays on its trajectory, and its 2D keypoints (normalised) move by the difference between
+    the projections of the rescaled and the original joints through the sequence's camera,
+    lens distortion included, so the input stays what the camera sees of the new body and
+    keeps its noise. The 2D keypoints must be the 17 joints of the 3D poses.
+    """
+    if not spread > 0:
+        raise ValueError(f"scale_bodies: spread must be > 0, got {spread}")
+    out = []
+    for seq in sequences:
+        if seq.keypoints.shape[1] != skeleton.NUM_JOINTS or seq.poses_3d is None or seq.trajectory is None:
+            raise JointposeError(f"--body-scale needs 2D keypoints of the {skeleton.NUM_JOINTS} Human3.6M joints and "
+                                 f"3D poses; {seq.key} has {seq.keypoints.shape[1]} keypoints")
+        factors = body_factors(rng, spread, spread * PROPORTION_PER_HEIGHT)
+        original = seq.poses_3d.astype(np.float64) + seq.trajectory[:, None]
+        scaled = scale_body(original, factors)
+        shift = seq.camera.normalize(seq.camera.project(scaled)) - seq.camera.normalize(seq.camera.project(original))
+        out.append(dataclasses.replace(seq, keypoints=(seq.keypoints + shift).astype(np.float32),
+                                       poses_3d=(scaled - scaled[:, :1]).astype(np.float32)))
+    return out

@@ -21,6 +21,9 @@ LR_BASELINE, LR_CONSTRAINTS = 0.001, 0.003
 
 
 DROPOUT_BASELINE, DROPOUT_CONSTRAINTS = 0.25, 0.2
+# Body-size augmentation (height spread of the random bodies, data.batching.scale_bodies):
+# none in VideoPose3D's recipe; with constraints see docs/validation.md.
+BODY_SCALE_BASELINE, BODY_SCALE_CONSTRAINTS = 0.0, 0.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class TrainConfig:
     chunk: int = 4
     chunk_share: float = 0.25
     chunk_dropout: str = "shared"
+    body_scale: float | None = None  # None: BODY_SCALE_CONSTRAINTS with constraints, else BODY_SCALE_BASELINE
     warmup: float = 0.0
     skeleton_fit: bool = True
     smooth: float = SMOOTH_DEFAULT
@@ -70,13 +74,15 @@ class TrainConfig:
         if self.chunk_dropout not in CHUNK_DROPOUT:
             raise JointposeError(f"chunk_dropout (--chunk-dropout) must be one of {', '.join(CHUNK_DROPOUT)}, "
                                  f"got {self.chunk_dropout!r}")
+        if self.body_scale is not None and not 0.0 <= self.body_scale <= 0.25:
+            raise JointposeError(f"body_scale (--body-scale) must be a height spread in [0, 0.25], got {self.body_scale}")
 
     def resolved(self, lr: float | None = None, dropout: float | None = None,
-                 weights: LossWeights | None = None) -> TrainConfig:
-        """This configuration with a learning rate, dropout or loss weights left at None
-        filled in: with ``lr`` / ``dropout`` / ``weights`` where given (a resumed run's own),
-        else the default (rate and dropout: the mode's, VideoPose3D's for the baseline, the
-        tuned ones with constraints). Kept apart from construction so that switching
+                 weights: LossWeights | None = None, body_scale: float | None = None) -> TrainConfig:
+        """This configuration with a learning rate, dropout, loss weights or body-size
+        augmentation left at None filled in: with ``lr`` / ``dropout`` / ``weights`` /
+        ``body_scale`` where given (a resumed run's own), else the default (rate, dropout and
+        augmentation: the mode's, VideoPose3D's for the baseline, the tuned ones with constraints). Kept apart from construction so that switching
         ``constraints`` (as ``ablate`` does) also switches the defaults, while values given
         explicitly stay."""
         def first(*values):
@@ -85,7 +91,8 @@ class TrainConfig:
         return dataclasses.replace(
             self, lr=first(self.lr, lr, LR_CONSTRAINTS if self.constraints else LR_BASELINE),
             dropout=first(self.dropout, dropout, DROPOUT_CONSTRAINTS if self.constraints else DROPOUT_BASELINE),
-            weights=first(self.weights, weights, LossWeights()))
+            weights=first(self.weights, weights, LossWeights()),
+            body_scale=first(self.body_scale, body_scale, BODY_SCALE_CONSTRAINTS if self.constraints else BODY_SCALE_BASELINE))
 
     @property
     def shared_chunk_dropout(self) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jointpose.data.batching import MixedBatch, MixedWindows
+from jointpose.data.batching import MixedBatch, MixedWindows, body_scale_rng, scale_bodies
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
 from jointpose.evaluation.evaluate import evaluate_model, format_table
@@ -57,7 +57,8 @@ class Trainer:
         # An unset rate, dropout or set of loss weights of a resumed run is the run's own,
         # not today's default.
         run = {} if resumed is None else {"lr": resumed["config"]["lr"], "dropout": resumed["model_args"]["dropout"],
-                                          "weights": _saved_weights(resumed["config"])}
+                                          "weights": _saved_weights(resumed["config"]),
+                                          "body_scale": resumed["config"].get("body_scale") or 0.0}
         self.config = config = config.resolved(**run)
         self.dist = dist or DistContext.single(config.device)
         self.device = self.dist.device
@@ -84,11 +85,7 @@ class Trainer:
         # gradients overflowed must be skipped, not applied. A no-op for fp32 and bf16.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.loss_fn = JointAwareLoss(config.loss_weights)
-        self.windows = MixedWindows(
-            self.train_data.sequences, self.model.receptive_field(), chunk=config.chunk,
-            share=config.chunk_share if config.constraints else 0.0, causal=config.causal,
-            keypoints_left=self.train_data.keypoints_left, keypoints_right=self.train_data.keypoints_right,
-        )
+        self.windows = self.training_windows()
         if len(self.windows.singles) < 2 * self.dist.world_size:  # batch norm: two frames per process
             raise JointposeError(
                 f"--data-dir {config.data_dir}: {len(self.windows.singles)} training frames in "
@@ -103,6 +100,18 @@ class Trainer:
         self.train_model = wrap_model(self.model, self.dist, sync_bn=config.sync_bn, compile=config.compile)
         self.train_trajectory = (wrap_model(self.trajectory_model, self.dist, sync_bn=config.sync_bn,
                                             compile=config.compile) if self.trajectory_model is not None else None)
+
+    def training_windows(self, epoch: int | None = None) -> MixedWindows:
+        """The training windows: of the data as loaded, or with ``epoch`` and body-size
+        augmentation on, of that epoch's random bodies (the same for a seed and epoch)."""
+        config, sequences = self.config, self.train_data.sequences
+        if epoch is not None and config.body_scale > 0:
+            sequences = scale_bodies(sequences, body_scale_rng(config.seed, epoch), config.body_scale)
+        return MixedWindows(
+            sequences, self.model.receptive_field(), chunk=config.chunk,
+            share=config.chunk_share if config.constraints else 0.0, causal=config.causal,
+            keypoints_left=self.train_data.keypoints_left, keypoints_right=self.train_data.keypoints_right,
+        )
 
     def _resume(self, ckpt: dict[str, Any]) -> None:
         """Continue the run in ``ckpt`` (``latest.pt``): weights, optimiser, epoch, history, RNG."""
@@ -168,6 +177,8 @@ class Trainer:
     def train_one_epoch(self) -> dict[str, float]:
         """One pass over every training chunk; returns frame-weighted mean loss terms."""
         config, dist = self.config, self.dist
+        if config.body_scale > 0:
+            self.windows = self.training_windows(self.epoch)
         self.train_model.train()
         if self.train_trajectory is not None:
             self.train_trajectory.train()
@@ -374,7 +385,7 @@ RESUME_MUST_MATCH = {
     "chunk_dropout": "--chunk-dropout", "trajectory": "--trajectory", "keypoints": "-k",
     "subjects_train": "-str", "actions": "-a", "subset": "--subset", "downsample": "--downsample",
     "batch_size": "-b", "lr": "-lr", "lr_decay": "-lrd", "weights": "--w-*", "warmup": "--warmup",
-    "augment": "-no-da", "seed": "--seed",
+    "augment": "-no-da", "seed": "--seed", "body_scale": "--body-scale",
 }
 CONSTRAINT_SETTINGS = {"chunk", "chunk_share", "chunk_dropout", "weights", "warmup"}
 

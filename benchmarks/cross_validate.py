@@ -1,0 +1,212 @@
+"""Leave-one-person-out validation: is a method better on people it never trained on?
+
+Builds (once, cached in ``--work``/data) a dataset from the CMU clips with the Human3.6M
+cameras and noisy 2D, one subject per CMU person (001=S1, 002=S5, 003=S6, 005=S7, each
+with its own body size and proportions from the dataset builder). Each fold holds one
+person out: the model trains on the other three and is scored on that person alone. For
+every fold and seed it trains the ``--no-constraints`` baseline (VideoPose3D's recipe, its
+own learning rate and dropout) and the joint-aware model (the defaults) at equal compute
+(same epochs, steps and target frames), then prints per fold and over folds x seeds the
+mean +- standard deviation of every metric and of each joint-aware / baseline ratio (taken
+per fold and seed, the same seed for both models).
+
+    python benchmarks/cross_validate.py --name defaults
+    python benchmarks/cross_validate.py --name no-bone --joint-flags "--w-bone 0"
+    python benchmarks/cross_validate.py --name base-lr3 --baseline-flags "-lr 0.003" --joint-flags "..."
+
+Every run's result is cached under ``--work``/runs by its training configuration, defaults
+resolved (and the thread count, which changes the float sums and so the run), so a
+variant that changes only the joint-aware flags reuses the baseline's runs. The summary
+goes to ``--work``/<name>.json (``runs/`` is not committed). The protocol's settings
+(``--epochs``, ``--channels`` ...) are chosen so that one full run (4 folds x 3 seeds x 2
+models) fits in about 20 minutes on a 2-core CPU; docs/validation.md states its cost and
+how its ranking compares with longer training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import math
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jointpose.cli import build_parser, train_config
+from jointpose.evaluation.evaluate import evaluate_model
+from jointpose.evaluation.plausibility import plausibility_errors
+from jointpose.motion.builder import write_h36m_dataset
+from jointpose.motion.mocap import load_bvh_folder
+from jointpose.training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+PEOPLE = {"001": "S1", "002": "S5", "003": "S6", "005": "S7"}  # CMU folder -> subject name
+METRICS = ("p1", "p2", "p3", "mpjve", "accel", "bone_std", "lr_gap", "rom_pct")
+MODELS = ("baseline", "joint")
+
+
+def protocol_dataset(cmu: Path, out: Path) -> Path:
+    """The four people seen by the Human3.6M cameras with noisy 2D, built once into ``out``."""
+    if not (out / "data_2d_h36m_noisy.npz").exists():
+        motion = load_bvh_folder(cmu, fps=50.0, subjects=PEOPLE, seed=0)
+        write_h36m_dataset(out, motion, fps=50.0, seed=0)
+    return out
+
+
+class ProtocolTrainer(Trainer):
+    """A trainer that skips the per-epoch validation: the protocol scores the last epoch only,
+    and on held-out people that validation would cost as much as training."""
+
+    def quick_validation(self) -> float:
+        return float("nan")
+
+
+def train_args(data: Path, fold: str, people: list[str], seed: int, protocol: argparse.Namespace,
+               model: str, flags: str) -> list[str]:
+    """``jointpose train`` arguments of one run (without ``--checkpoint``)."""
+    args = ["train", "--data-dir", str(data), "-k", "noisy", "-str", ",".join(p for p in people if p != fold),
+            "-ste", fold, "-arc", protocol.arc, "-ch", str(protocol.channels), "-e", str(protocol.epochs),
+            "-b", str(protocol.batch_size), "--downsample", str(protocol.downsample), "--subset", str(protocol.subset),
+            "--seed", str(seed), "--no-progress", "--keep-last", "1", "--device", "cpu"]
+    return args + (["--no-constraints"] if model == "baseline" else []) + shlex.split(flags)
+
+
+def run_key(args: list[str], threads: int) -> str:
+    """A short hash of what a run trains: its configuration with every default resolved (so a
+    default that changes to the value a run gave explicitly reuses that run) and the thread count."""
+    config = train_config(build_parser().parse_args(args + ["--checkpoint", ""])).resolved().to_dict()
+    config = {k: v for k, v in config.items() if k not in ("checkpoint_dir", "progress", "keep_last")}
+    return hashlib.sha256(json.dumps([config, threads], sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def run_once(args: list[str], folder: Path, raw: bool) -> dict[str, Any]:
+    """Train one model (or reuse its cached result) and return its metrics."""
+    result_file = folder / "result.json"
+    if result_file.exists():
+        cached = json.loads(result_file.read_text())
+        if not raw or "raw" in cached or not cached["constraints"]:
+            return cached
+    start = time.time()
+    trainer = ProtocolTrainer(train_config(build_parser().parse_args(args + ["--checkpoint", str(folder / "ckpt")])))
+    with contextlib.redirect_stdout(io.StringIO()):
+        summary = trainer.fit()
+    result = {"args": args, "threads": torch.get_num_threads(), "constraints": trainer.config.constraints, "lr": trainer.config.lr,
+              "dropout": trainer.config.dropout, "seconds": round(time.time() - start, 1),
+              "average": {k: summary["average"][k] for k in METRICS}}
+    if raw and trainer.config.constraints:
+        network = evaluate_model(
+            trainer.evaluation_model(), trainer.test_data.sequences, flip_test=trainer.config.test_time_augmentation,
+            keypoints_left=trainer.test_data.keypoints_left, keypoints_right=trainer.test_data.keypoints_right,
+            extra_metrics=plausibility_errors, skeleton_fit=False, smooth=0.0)
+        result["raw"] = {k: network.summary["average"][k] for k in METRICS}
+    tmp = result_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(result_file)
+    return result
+
+
+def ratio(new: float, base: float) -> float:
+    """new / base; nan when the baseline is 0 (e.g. no frame outside a range of motion)."""
+    return new / base if base else float("nan")
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population standard deviation, ignoring nan; (nan, nan) when none is finite."""
+    finite = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    return (float(finite.mean()), float(finite.std())) if len(finite) else (float("nan"), float("nan"))
+
+
+def summarise(results: dict[str, dict[str, dict[int, dict[str, Any]]]], folds: list[str],
+              seeds: list[int]) -> dict[str, Any]:
+    """Per fold and overall: mean and spread of every metric per model and of each ratio."""
+    keys = ["joint", *(["raw"] if all("raw" in results["joint"][f][s] for f in folds for s in seeds) else [])]
+
+    def metrics(model: str, fold: str, seed: int) -> dict[str, float]:
+        run = results["joint"][fold][seed]
+        return run["raw"] if model == "raw" else results[model][fold][seed]["average"]
+
+    def block(pairs: list[tuple[str, int]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for model in ["baseline", *keys]:
+            out[model] = {m: mean_std([metrics(model, f, s)[m] for f, s in pairs]) for m in METRICS}
+        for model in keys:
+            out[f"{model}/baseline"] = {m: mean_std([ratio(metrics(model, f, s)[m], metrics("baseline", f, s)[m])
+                                                     for f, s in pairs]) for m in METRICS}
+        return out
+
+    every = [(f, s) for f in folds for s in seeds]
+    return {"folds": {f: block([(f, s) for s in seeds]) for f in folds}, "all": block(every)}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The per-fold and overall tables as text (mean +- std over seeds, or folds x seeds)."""
+    lines = []
+    head = f"{'':<22}" + "".join(f"{m:>17}" for m in METRICS)
+    for title, block in [*((f"held out {f}", b) for f, b in summary["folds"].items()), ("all folds x seeds", summary["all"])]:
+        lines += ["", title, head]
+        for row, values in block.items():
+            cells = "".join(f"{values[m][0]:>10.3f} ±{values[m][1]:<5.3f}" if "/" in row
+                            else f"{values[m][0]:>10.2f} ±{values[m][1]:<5.2f}" for m in METRICS)
+            lines.append(f"{row:<22}{cells}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", default="defaults", help="summary name: writes --work/NAME.json")
+    parser.add_argument("--cmu", default=str(ROOT.parent / "shared" / "data" / "cmu-mocap"))
+    parser.add_argument("--work", default=str(ROOT / "runs" / "cv"))
+    parser.add_argument("--folds", default="S1,S5,S6,S7", help="people to hold out, one fold each")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--channels", type=int, default=128)
+    parser.add_argument("--arc", default="3,3,3")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--downsample", type=int, default=2, help="every N-th frame, training and scoring")
+    parser.add_argument("--subset", type=float, default=0.5, help="share of each training sequence")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a busy machine two threads ran one epoch 12x slower)")
+    parser.add_argument("--baseline-flags", default="", help="extra jointpose train flags for the baseline")
+    parser.add_argument("--joint-flags", default="", help="extra jointpose train flags for the joint-aware model")
+    parser.add_argument("--raw", action="store_true", help="also score the joint-aware network without its inference step")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    data = protocol_dataset(Path(args.cmu), work / "data")
+    people, folds = list(PEOPLE.values()), args.folds.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results: dict[str, dict[str, dict[int, dict[str, Any]]]] = {m: {f: {} for f in folds} for m in MODELS}
+    start = time.time()
+    trained = 0.0
+    for fold in folds:
+        for seed in seeds:
+            for model, flags in (("baseline", args.baseline_flags), ("joint", args.joint_flags)):
+                run_args = train_args(data, fold, people, seed, args, model, flags)
+                key = run_key(run_args, args.threads)
+                run = run_once(run_args, work / "runs" / f"{model}-{fold}-s{seed}-{key}", args.raw)
+                results[model][fold][seed] = run
+                trained += run["seconds"]
+                p1 = run["average"]["p1"]
+                print(f"{model:<8} held out {fold} seed {seed}: P1 {p1:6.2f} mm ({run['seconds']:.0f} s)", flush=True)
+    summary = summarise(results, folds, seeds)
+    print(format_summary(summary))
+    cost = {"wall_seconds": round(time.time() - start), "train_seconds": round(trained)}
+    print(f"\n{len(folds) * len(seeds) * 2} runs; {cost['train_seconds']} s of training and evaluation "
+          f"(cached runs count their original time), {cost['wall_seconds']} s now")
+    out = work / f"{args.name}.json"
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"protocol": {k: v for k, v in vars(args).items() if k not in ("cmu", "work")},
+                               "cost": cost, "summary": summary, "runs": results}, indent=1))
+    tmp.replace(out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
