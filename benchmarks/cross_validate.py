@@ -18,9 +18,9 @@ Every run's result is cached under ``--work``/runs by its training configuration
 resolved (and the thread count, which changes the float sums and so the run), so a
 variant that changes only the joint-aware flags reuses the baseline's runs. The summary
 goes to ``--work``/<name>.json (``runs/`` is not committed). The protocol's settings
-(``--epochs``, ``--channels`` ...) are chosen so that one full run (4 folds x 3 seeds x 2
-models) fits in about 20 minutes on a 2-core CPU; docs/validation.md states its cost and
-how its ranking compares with longer training.
+(``--epochs``, ``--channels`` ...) keep one full run (4 folds x 3 seeds x 2 models) to
+about 23 minutes on this project's shared 2-core CPU, at the price of models far from
+convergence; docs/validation.md states its cost and what that does to its ranking.
 """
 
 from __future__ import annotations
