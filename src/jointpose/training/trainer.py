@@ -45,6 +45,7 @@ from jointpose.training.distributed import (
     reduce_sums,
     wrap_model,
 )
+from jointpose.safeio import check_output_folder
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 
@@ -89,6 +90,11 @@ class Trainer:
             share=config.chunk_share if config.constraints else 0.0, causal=config.causal,
             keypoints_left=self.train_data.keypoints_left, keypoints_right=self.train_data.keypoints_right,
         )
+        longest = max(len(s.keypoints) for s in self.train_data.sequences)
+        if longest < self.model.receptive_field():
+            raise JointposeError(
+                f"--data-dir {config.data_dir}: the longest training sequence has {longest} frames, fewer than the "
+                f"model's receptive field ({self.model.receptive_field()}); use a smaller -arc or longer clips")
         if len(self.windows.singles) < 2 * self.dist.world_size:  # batch norm: two frames per process
             raise JointposeError(
                 f"--data-dir {config.data_dir}: {len(self.windows.singles)} training frames in "
@@ -300,6 +306,7 @@ def _resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     folder = Path(config.checkpoint_dir)
     latest = folder / "latest.pt"
     if not config.resume:
+        check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
         if latest.exists():
             raise JointposeError(f"--checkpoint {folder} already holds a run (latest.pt); pass --resume to "
                                  "continue it or choose another folder")
