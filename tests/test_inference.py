@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors_plain import read_plain_safetensors
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
@@ -94,7 +95,12 @@ def test_save_and_load_safetensors(tmp_path):
     trajectory = TemporalModel((3, 3, 3), channels=32, num_joints_out=1).eval()
     lifter = Lifter(_model(), trajectory_model=trajectory, fps=30.0)
     path = lifter.save(tmp_path / "m.safetensors")
-    assert b"__reduce__" not in path.read_bytes()
+    tensors, metadata = read_plain_safetensors(path)  # numbers and JSON only, every byte accounted for
+    saved = {**{f"pose.{k}": v for k, v in lifter.model.state_dict().items()},
+             **{f"trajectory.{k}": v for k, v in trajectory.state_dict().items()}}
+    assert tensors.keys() == saved.keys()
+    assert all(np.array_equal(tensors[k], v.numpy()) for k, v in saved.items())
+    assert json.loads(metadata["fps"]) == 30.0
     loaded = Lifter.load(path, device="cpu")
     kp = _keypoints(50)
     assert np.array_equal(loaded.predict(kp, image_size=(1000, 1000)), lifter.predict(kp, image_size=(1000, 1000)))
@@ -102,7 +108,9 @@ def test_save_and_load_safetensors(tmp_path):
     assert loaded.predict_trajectory(kp, image_size=(1000, 1000)).shape == (50, 3)
     half = Lifter.load(lifter.save(tmp_path / "h.safetensors", half=True), device="cpu")
     assert (tmp_path / "h.safetensors").stat().st_size < 0.6 * path.stat().st_size
-    assert np.abs(half.predict(kp, image_size=(1000, 1000)) - lifter.predict(kp, image_size=(1000, 1000))).max() < 0.05
+    # float16 keeps about 3.5 significant digits: 0.26 mm measured here (0.24-0.41 mm over four
+    # seeds and three inputs, poses up to 0.9 m); 1 mm leaves room for other BLAS sums.
+    assert 0 < np.abs(half.predict(kp, image_size=(1000, 1000)) - lifter.predict(kp, image_size=(1000, 1000))).max() < 1e-3
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(JointposeError, match="bad.safetensors"):
         Lifter.load(tmp_path / "bad.safetensors")
@@ -165,12 +173,12 @@ def test_streaming_computes_one_time_step_per_convolution():
 def test_streaming_in_reduced_precision_stays_close(precision):
     model = _model(causal=True, widths=(3, 3, 3))
     kp = _keypoints(40)
-    full = np.stack([p for p in map(lambda f: StreamingLifter(model).push(f, image_size=(1000, 1000)), kp[:1])])
+    offline = Lifter(model, flip_test=False).predict(kp, image_size=(1000, 1000))  # computed another way
     stream32, stream16 = StreamingLifter(model), StreamingLifter(model, precision=precision)
     a = np.stack([stream32.push(f, image_size=(1000, 1000)) for f in kp])
     b = np.stack([stream16.push(f, image_size=(1000, 1000)) for f in kp])
-    assert np.allclose(a[:1], full)
-    assert 0 < np.abs(a - b).max() < 0.05 * np.abs(a).max()
+    assert np.abs(a - offline).max() < 1e-5
+    assert 0 < np.abs(b - offline).max() < 0.05 * np.abs(offline).max()
 
 
 def test_streaming_refuses_non_causal_models():

@@ -152,10 +152,18 @@ def check_pickle(data: bytes) -> None:
 
 
 def restricted_loads(data: bytes) -> Any:
-    """Unpickle ``data`` with :class:`RestrictedUnpickler` after :func:`check_pickle`
-    (raises ``pickle.UnpicklingError``)."""
+    """Unpickle ``data`` with :class:`RestrictedUnpickler` after :func:`check_pickle`.
+
+    Every failure - a refused global, a malformed stream, a constructor given the wrong
+    arguments - raises ``pickle.UnpicklingError``; a limit raises :class:`JointposeError`.
+    """
     check_pickle(data)
-    return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except (pickle.UnpicklingError, JointposeError):
+        raise
+    except Exception as exc:  # malformed streams raise many types
+        raise pickle.UnpicklingError(f"corrupt pickle ({type(exc).__name__}: {exc})") from None
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
@@ -243,8 +251,6 @@ def _unpickle_array(data: bytes, where: str) -> np.ndarray:
         raise JointposeError(f"{where}: unsafe or corrupt pickle ({exc})") from None
     except JointposeError as exc:  # a limit
         raise JointposeError(f"{where}: {exc}") from None
-    except Exception as exc:  # malformed pickle streams raise many types
-        raise JointposeError(f"{where}: corrupt pickle ({type(exc).__name__}: {exc})") from None
     if not isinstance(array, np.ndarray):
         raise JointposeError(f"{where} does not hold an array")
     return array
