@@ -309,6 +309,9 @@ def test_deep_hierarchy_parses_without_recursion(tmp_path):
     angles = np.radians(np.arange(1, 5))
     expected = np.cumsum(np.stack([-np.sin(angles), np.cos(angles), 0 * angles], axis=1), axis=0)
     assert np.allclose(forward_kinematics(motion)[0, 1:5], expected)
+    write_bvh(motion, tmp_path / "again.bvh")  # written with a stack too
+    again = read_bvh(tmp_path / "again.bvh")
+    assert again.parents == motion.parents and np.allclose(forward_kinematics(again), forward_kinematics(motion))
 
 
 def test_joint_count_frames_and_frame_time_are_bounded(tmp_path, monkeypatch):

@@ -523,26 +523,29 @@ def write_bvh(motion: Motion, path: str | Path) -> None:
         if p >= 0:
             children[p].append(i)
     lines, written = ["HIERARCHY"], []
-
-    def emit(i: int, depth: int) -> None:
-        pad = "  " * depth
+    # Depth first with a stack of (joint, depth) to open and (None, depth) to close, so any
+    # depth writes; indentation stops growing after 40 levels.
+    stack: list[tuple[int | None, int]] = [(root, 0) for root in reversed(range(len(motion.names)))
+                                           if motion.parents[root] < 0]
+    while stack:
+        i, depth = stack.pop()
+        pad = "  " * min(depth, 40)
+        if i is None:
+            lines.append(f"{pad}}}")
+            continue
         off = " ".join(f"{v:.10g}" for v in motion.offsets[i])
         if motion.end_sites[i]:
             if children[i]:
                 raise JointposeError(f"write_bvh: End Site {motion.names[i]} has children ({motion.source})")
             lines.extend([f"{pad}End Site", f"{pad}{{", f"{pad}  OFFSET {off}", f"{pad}}}"])
-            return
+            continue
         keyword = "ROOT" if motion.parents[i] < 0 else "JOINT"
         written.append(i)
         chans = motion.channels[i]
         lines.extend([f"{pad}{keyword} {motion.names[i]}", f"{pad}{{", f"{pad}  OFFSET {off}",
                       f"{pad}  CHANNELS {len(chans)} {' '.join(chans)}".rstrip()])
-        for c in children[i]:
-            emit(c, depth + 1)
-        lines.append(f"{pad}}}")
-
-    for root in (i for i, p in enumerate(motion.parents) if p < 0):
-        emit(root, 0)
+        stack.append((None, depth))
+        stack.extend((c, depth + 1) for c in reversed(children[i]))
     values = _channel_values(motion, written)  # columns in the order the joints are written
     lines.extend(["MOTION", f"Frames: {motion.num_frames}", f"Frame Time: {motion.frame_time:.10g}"])
     with atomic_write(path, "w", encoding="utf-8") as fh:
