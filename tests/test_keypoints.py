@@ -378,6 +378,8 @@ def test_long_gaps_are_refused_naming_the_frames(tmp_path, monkeypatch):
     with pytest.raises(JointposeError, match=r"far\.json: no detection in frames 1-1999999 \(1999999 frames in a row\); "
                                              r"at most 300 are filled"):
         load_keypoints(far)
+    huge = write_json(tmp_path / "huge.json", [coco_entry(10**30 + i, person(i), 0.9, 1.0) for i in (0, 1)])
+    assert load_quiet(huge).num_frames == 2  # ids beyond int64 are fine: only their differences count
     near = write_json(tmp_path / "near.json", [coco_entry(i, person(i), 0.9, 1.0) for i in (0, 1, 6)])
     assert load_quiet(near).num_frames == 7  # a 4-frame gap is filled
     with pytest.raises(JointposeError, match=r"frames 2-5 \(4 frames in a row\); at most 3"):

@@ -242,7 +242,7 @@ def read_coco_results(data: list, path: Path, max_fill_gap: int | None = None) -
     if count < 2**62:  # else far beyond the frame limit below
         check_fill_gaps(np.array(detected, dtype=np.int64), count, path, max_fill_gap)
     check_limit("frames", count, f"{path}: image_id values span frames")
-    frame = np.array(ids, dtype=np.int64) - first
+    frame = np.array([i - first for i in ids], dtype=np.int64)  # ids themselves may exceed int64
     order = np.argsort(frame, kind="stable")
     cuts = np.cumsum(np.bincount(frame, minlength=count))[:-1]
     people = np.split(np.stack(keypoints)[order], cuts)

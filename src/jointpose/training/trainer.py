@@ -45,7 +45,7 @@ from jointpose.training.distributed import (
     reduce_sums,
     wrap_model,
 )
-from jointpose.safeio import check_output_folder
+from jointpose.safeio import atomic_path, atomic_write, check_output_folder
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 
@@ -412,12 +412,10 @@ def write_log(history: list[dict[str, Any]], path: Path) -> None:
     if not history:
         return
     columns = list(dict.fromkeys(k for row in history for k in row))
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_write(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history)
-    tmp.replace(path)
 
 
 def plot_learning_curve(history: list[dict[str, Any]], path: Path) -> None:
@@ -436,10 +434,9 @@ def plot_learning_curve(history: list[dict[str, Any]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as partial:
+        fig.savefig(partial, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def train(config: TrainConfig, dist: DistContext | None = None) -> dict[str, Any] | None:
