@@ -284,3 +284,45 @@ def test_write_refuses_motion_it_cannot_express(tmp_path):
     moved[:, 1, 0] += 1.0  # the knee has no position channels
     with pytest.raises(JointposeError, match="knee"):
         write_bvh(dataclasses.replace(motion, translations=moved), tmp_path / "x.bvh")
+
+
+def chain_bvh(joints: int) -> str:
+    """A BVH chain of ``joints`` joints, each 1 unit above its parent and turned 1 degree about Z."""
+    lines = ["HIERARCHY"]
+    for j in range(joints):
+        kind = "ROOT" if j == 0 else "JOINT"
+        channels = "CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation" if j == 0 else \
+            "CHANNELS 3 Zrotation Yrotation Xrotation"
+        lines += [f"{kind} j{j}", "{", f"OFFSET 0 {0 if j == 0 else 1} 0", channels]
+    lines += ["End Site", "{", "OFFSET 0 1 0", "}"] + ["}"] * joints
+    values = ["0 0 0"] + ["1 0 0"] * joints
+    return "\n".join(lines + ["MOTION", "Frames: 1", "Frame Time: 0.02", " ".join(values)]) + "\n"
+
+
+def test_deep_hierarchy_parses_without_recursion(tmp_path):
+    """A chain of 9,999 joints and an End Site (once a RecursionError): the parser keeps a
+    stack, not the call stack."""
+    motion = read_bvh(write(tmp_path, chain_bvh(9_999)))
+    assert motion.num_joints == 10_000 and motion.parents[-1] == 9_998
+    # Forward kinematics of the first joints, worked out by hand: joint k is at the sum of
+    # unit vectors turned by 1, 2, ..., k degrees.
+    angles = np.radians(np.arange(1, 5))
+    expected = np.cumsum(np.stack([-np.sin(angles), np.cos(angles), 0 * angles], axis=1), axis=0)
+    assert np.allclose(forward_kinematics(motion)[0, 1:5], expected)
+    write_bvh(motion, tmp_path / "again.bvh")  # written with a stack too
+    again = read_bvh(tmp_path / "again.bvh")
+    assert again.parents == motion.parents and np.allclose(forward_kinematics(again), forward_kinematics(motion))
+
+
+def test_joint_count_frames_and_frame_time_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setenv("JOINTPOSE_MAX_BVH_JOINTS", "50")
+    with pytest.raises(JointposeError, match=r"clip\.bvh line \d+: more than 50 joints \(set JOINTPOSE_MAX_BVH_JOINTS"):
+        read_bvh(write(tmp_path, chain_bvh(60)))
+    with pytest.raises(JointposeError, match=r"clip\.bvh line 17: 'Frames:': 1e\+20 exceeds the limit of 1000000"):
+        read_bvh(write(tmp_path, BASE.replace("Frames: 2", "Frames: 100000000000000000000")))
+    with pytest.raises(JointposeError, match=r"line 18: 'Frame Time: 1e\+300': 1e-300 frames per second is outside"):
+        read_bvh(write(tmp_path, BASE.replace("Frame Time: 0.1", "Frame Time: 1e300")))
+    motion = read_bvh(write(tmp_path, BASE))
+    with pytest.raises(JointposeError, match=r"clip\.bvh: resampling 10 -> 0.05 fps \(factor\): 200 exceeds"):
+        resample(motion, 0.05)
+    assert resample(motion, 1000.0).num_frames == 101

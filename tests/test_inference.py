@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors_plain import read_plain_safetensors
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
@@ -94,7 +95,12 @@ def test_save_and_load_safetensors(tmp_path):
     trajectory = TemporalModel((3, 3, 3), channels=32, num_joints_out=1).eval()
     lifter = Lifter(_model(), trajectory_model=trajectory, fps=30.0)
     path = lifter.save(tmp_path / "m.safetensors")
-    assert b"__reduce__" not in path.read_bytes()
+    tensors, metadata = read_plain_safetensors(path)  # numbers and JSON only, every byte accounted for
+    saved = {**{f"pose.{k}": v for k, v in lifter.model.state_dict().items()},
+             **{f"trajectory.{k}": v for k, v in trajectory.state_dict().items()}}
+    assert tensors.keys() == saved.keys()
+    assert all(np.array_equal(tensors[k], v.numpy()) for k, v in saved.items())
+    assert json.loads(metadata["fps"]) == 30.0
     loaded = Lifter.load(path, device="cpu")
     kp = _keypoints(50)
     assert np.array_equal(loaded.predict(kp, image_size=(1000, 1000)), lifter.predict(kp, image_size=(1000, 1000)))
@@ -102,7 +108,9 @@ def test_save_and_load_safetensors(tmp_path):
     assert loaded.predict_trajectory(kp, image_size=(1000, 1000)).shape == (50, 3)
     half = Lifter.load(lifter.save(tmp_path / "h.safetensors", half=True), device="cpu")
     assert (tmp_path / "h.safetensors").stat().st_size < 0.6 * path.stat().st_size
-    assert np.abs(half.predict(kp, image_size=(1000, 1000)) - lifter.predict(kp, image_size=(1000, 1000))).max() < 0.05
+    # float16 keeps about 3.5 significant digits: 0.26 mm measured here (0.24-0.41 mm over four
+    # seeds and three inputs, poses up to 0.9 m); 1 mm leaves room for other BLAS sums.
+    assert 0 < np.abs(half.predict(kp, image_size=(1000, 1000)) - lifter.predict(kp, image_size=(1000, 1000))).max() < 1e-3
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(JointposeError, match="bad.safetensors"):
         Lifter.load(tmp_path / "bad.safetensors")
@@ -165,12 +173,12 @@ def test_streaming_computes_one_time_step_per_convolution():
 def test_streaming_in_reduced_precision_stays_close(precision):
     model = _model(causal=True, widths=(3, 3, 3))
     kp = _keypoints(40)
-    full = np.stack([p for p in map(lambda f: StreamingLifter(model).push(f, image_size=(1000, 1000)), kp[:1])])
+    offline = Lifter(model, flip_test=False).predict(kp, image_size=(1000, 1000))  # computed another way
     stream32, stream16 = StreamingLifter(model), StreamingLifter(model, precision=precision)
     a = np.stack([stream32.push(f, image_size=(1000, 1000)) for f in kp])
     b = np.stack([stream16.push(f, image_size=(1000, 1000)) for f in kp])
-    assert np.allclose(a[:1], full)
-    assert 0 < np.abs(a - b).max() < 0.05 * np.abs(a).max()
+    assert np.abs(a - offline).max() < 1e-5
+    assert 0 < np.abs(b - offline).max() < 0.05 * np.abs(offline).max()
 
 
 def test_streaming_refuses_non_causal_models():
@@ -484,3 +492,112 @@ def test_inference_with_skeleton_fit_on_each_device(device):
             fitted = fit_skeleton(noisy.to(device=device, dtype=dtype), causal=causal)
             assert fitted.device.type == torch.device(device).type and fitted.dtype == dtype
             assert float((fitted.float().cpu() - expected).abs().max()) < tolerance, (dtype, causal)
+
+
+# ----------------------------------------------------------------------------- non-finite guard
+
+
+def test_coordinates_infinite_in_float32_are_refused_naming_the_frames():
+    """1e300 is finite in float64 (the old check passed it) and infinite in float32, which the
+    network computes in: refused before the model runs, the frame named."""
+    lifter = Lifter(_model(widths=(3, 3)))
+    kp = _keypoints(12)
+    kp[4, 3] = 1e300
+    kp[7:9, 0] = -1e39  # beyond float32's range as well
+    with pytest.raises(JointposeError, match=r"3 of 12 frames \(4, 7-8\) lie more than 500 image widths off screen"):
+        lifter.predict(kp, image_size=(1000, 1000))
+    kp[[4, 7, 8]] = kp[0]
+    assert np.isfinite(lifter.predict(kp, image_size=(1000, 1000))).all()
+
+
+def test_a_prediction_with_non_finite_values_is_an_error_not_a_file(tmp_path):
+    model = _model(widths=(3,))
+    with torch.no_grad():
+        model.shrink.bias[5] = float("nan")  # after loading: as if the weights had gone bad in memory
+    lifter = Lifter(model)
+    with pytest.raises(JointposeError, match=r"the predicted 3D poses: NaN or infinite values in 9 of 9 frames \(0-8\)"):
+        lifter.predict(_keypoints(9), image_size=(1000, 1000))
+    poses = np.zeros((5, 17, 3))
+    poses[3, 2, 1] = np.nan
+    with pytest.raises(JointposeError, match=r"a\.csv: poses to write: NaN or infinite values in 1 of 5 frames \(3\)"):
+        export(tmp_path / "a.csv", poses, 50.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("form", ["safetensors", "checkpoint"])
+def test_models_with_non_finite_weights_are_refused_at_load(tmp_path, form):
+    from jointpose.model.loading import FORMAT
+    from jointpose.training.checkpoint import atomic_save
+
+    model = _model(causal=True, widths=(3, 3))
+    with torch.no_grad():
+        model.layers_conv[1].weight[0, 0, 0] = float("inf")
+    if form == "safetensors":
+        path = Lifter(model).save(tmp_path / "m.safetensors")
+    else:
+        args = {"filter_widths": [3, 3], "channels": 32, "dropout": 0.25, "causal": True, "num_joints_in": 17,
+                "in_features": 2, "num_joints_out": 17}
+        path = atomic_save({"format": FORMAT, "model": model.state_dict(), "model_args": args, "config": {},
+                            "epoch": 1}, tmp_path / "latest.pt")
+    with pytest.raises(JointposeError, match=r"1 weight tensor\(s\) hold NaN or infinite values \(e\.g\. 'layers_conv\.1\.weight'\)"):
+        Lifter.load(path, device="cpu")
+
+
+def test_crafted_model_arguments_are_refused_before_allocating(tmp_path):
+    """Metadata asking for 10**9 channels over a few kB of weights: refused from the shapes,
+    built on the meta device (no memory), not by an allocation failing."""
+    from safetensors.torch import save_file
+
+    lifter = Lifter(_model(causal=True, widths=(3,)))
+    path = lifter.save(tmp_path / "m.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta, tensors = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
+    for key, value, needle in (
+            ("model_args", json.dumps({**json.loads(meta["model_args"]), "channels": 10**9}), r"'channels' must be a number in"),
+            ("model_args", json.dumps({**json.loads(meta["model_args"]), "channels": 64}), r"weights do not match"),
+            ("model_args", "[" * 100_000 + "]" * 100_000, r"malformed model metadata \(RecursionError"),
+            ("fps", json.dumps("fifty"), r"metadata 'fps' must be a positive number"),
+            ("keypoints_symmetry", json.dumps([[1, 2], [99, 4]]), r"'keypoints_symmetry' must be two equally long")):
+        save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, key: value})
+        with pytest.raises(JointposeError, match=needle):
+            Lifter.load(tmp_path / "bad.safetensors", device="cpu")
+
+
+@pytest.mark.parametrize("fit", [False, True])
+def test_stream_rejects_a_bad_frame_without_poisoning_its_state(fit):
+    """Good frames, a bad one (refused), more good ones: every output equals that of a stream
+    that never saw the bad frame - which differs from a fresh stream's (it has a past)."""
+    model = _model(causal=True, widths=(3, 3))
+    kp = _keypoints(16, seed=3)
+    clean = StreamingLifter(model, skeleton_fit=fit)
+    expected = np.stack([clean.push(f, image_size=(1000, 1000)) for f in kp])
+    stream = StreamingLifter(model, skeleton_fit=fit)
+    outputs = [stream.push(f, image_size=(1000, 1000)) for f in kp[:8]]
+    for bad_value in (1e300, np.nan, -np.inf):
+        bad = kp[8].copy()
+        bad[5, 0] = bad_value
+        with pytest.raises(JointposeError):
+            stream.push(bad, image_size=(1000, 1000))
+    outputs += [stream.push(f, image_size=(1000, 1000)) for f in kp[8:]]
+    assert np.array_equal(np.stack(outputs), expected)
+    fresh = StreamingLifter(model, skeleton_fit=fit).push(kp[8], image_size=(1000, 1000))
+    assert np.abs(fresh - expected[8]).max() > 1e-3  # the past matters, so the test could fail
+
+
+def test_dataset_values_infinite_in_float32_are_refused(tmp_path):
+    from jointpose.motion.builder import write_h36m_dataset
+    from jointpose.data.h36m import load_dataset
+    from jointpose.safeio import load_npz
+
+    write_h36m_dataset(tmp_path, generate(["S9"], seconds=0.2, motions=["Walking"]), fps=50.0)
+    files = load_npz(tmp_path / "data_2d_h36m_gt.npz")
+    positions = files["positions_2d"].item()
+    view = positions["S9"]["Walking 1"][2].astype(np.float64)  # float64: 1e300 stays finite in the file
+    view[6, 3, 0] = 1e300
+    positions["S9"]["Walking 1"][2] = view
+    np.savez_compressed(tmp_path / "data_2d_h36m_gt.npz", positions_2d=positions, metadata=files["metadata"],
+                        fps=files["fps"])
+    with pytest.raises(JointposeError, match=r"S9.*Walking 1.*\[2\] in float32: NaN or infinite values in 1 of 10 frames \(6\)"):
+        load_dataset(tmp_path, "gt", ["S9"])

@@ -120,8 +120,8 @@ def test_openpose_body25_folder(tmp_path):
     frames[3][10, :2] = 0  # right knee at (0, 0) with a confidence: still missing
     folder = tmp_path / "op"
     folder.mkdir()
-    for f in range(5):  # natural order: frame 10 after frame 9 (names f0, f3, f6, f9, f12)
-        write_json(folder / f"clip_f{3 * f}_keypoints.json", _openpose_frame([frames[f]]))
+    for f in range(5):  # natural order: frame 10 after frame 9 (names f8 ... f12)
+        write_json(folder / f"clip_f{8 + f}_keypoints.json", _openpose_frame([frames[f]]))
     with pytest.warns(JointposeWarning, match=r"filled 2 low-confidence or missing joints in 2 frames"):
         kp = load_keypoints(folder)
     assert kp.source_format == "openpose-body25" and kp.source_layout == "body25"
@@ -354,3 +354,54 @@ def test_long_sequence_loads_and_resamples(tmp_path):
     kp = load_quiet(tmp_path / "long.npy", layout="coco")
     assert kp.xy.shape == (frames, 17, 2) and np.isfinite(kp.xy).all()
     assert resample_keypoints(kp, 50, 25).num_frames == frames // 2
+
+
+def test_openpose_numbering_gaps_are_missing_frames_not_closed_up(tmp_path):
+    """Files 0, 1, 4 of a person moving at constant velocity: frames 2 and 3 are missing
+    (interpolated at their own times, with a note naming them), not frames 2 of 3."""
+    folder = tmp_path / "op"
+    folder.mkdir()
+    for f in (0, 1, 4):
+        write_json(folder / f"video_{f:012d}_keypoints.json", _openpose_frame([_coco18(person(f))]))
+    with pytest.warns(JointposeWarning, match=r"no file for 2 frame\(s\) \(2-3 by file number\)"):
+        kp = load_keypoints(folder)
+    assert kp.num_frames == 5
+    expected = coco_expected(np.stack([person(f) for f in range(5)]))
+    limbs = [J[n] for n in ("RHip", "RKnee", "LWrist", "RElbow")]
+    assert np.allclose(kp.xy[:, limbs], expected[:, limbs])
+    assert kp.filled[[2, 3]].all() and not kp.filled[[0, 1, 4]].any()
+
+
+def test_long_gaps_are_refused_naming_the_frames(tmp_path, monkeypatch):
+    far = write_json(tmp_path / "far.json", [coco_entry(0, person(0), 0.9, 1.0),
+                                             coco_entry(2_000_000, person(1), 0.9, 1.0)])
+    with pytest.raises(JointposeError, match=r"far\.json: no detection in frames 1-1999999 \(1999999 frames in a row\); "
+                                             r"at most 300 are filled"):
+        load_keypoints(far)
+    huge = write_json(tmp_path / "huge.json", [coco_entry(10**30 + i, person(i), 0.9, 1.0) for i in (0, 1)])
+    assert load_quiet(huge).num_frames == 2  # ids beyond int64 are fine: only their differences count
+    near = write_json(tmp_path / "near.json", [coco_entry(i, person(i), 0.9, 1.0) for i in (0, 1, 6)])
+    assert load_quiet(near).num_frames == 7  # a 4-frame gap is filled
+    with pytest.raises(JointposeError, match=r"frames 2-5 \(4 frames in a row\); at most 3"):
+        load_keypoints(near, max_fill_gap=3)
+    monkeypatch.setenv("JOINTPOSE_MAX_FILL_GAP", "3")
+    with pytest.raises(JointposeError, match=r"frames 2-5 .*JOINTPOSE_MAX_FILL_GAP"):
+        load_keypoints(near)
+    nan_run = np.stack([person(i) for i in range(10)])
+    nan_run[1:6] = np.nan  # an array input: a run of frames with no joint at all
+    np.save(tmp_path / "run.npy", coco_expected(nan_run))
+    with pytest.raises(JointposeError, match=r"run\.npy: no detection in frames 1-5 \(5 frames"):
+        load_keypoints(tmp_path / "run.npy")
+
+
+def test_frame_count_and_resampling_are_bounded(tmp_path, monkeypatch):
+    kp = load_quiet(write_json(tmp_path / "a.json", [coco_entry(i, person(i), 0.9, 1.0) for i in range(4)]))
+    with pytest.raises(JointposeError, match=r"resampling 1e-09 -> 50 fps|outside \[0.001, 1000\]"):
+        resample_keypoints(kp, 1e-9, 50.0)
+    with pytest.raises(JointposeError, match=r"resampling 0.25 -> 50 fps \(factor\): 200 exceeds the limit of 100"):
+        resample_keypoints(kp, 0.25, 50.0)
+    assert resample_keypoints(kp, 0.5, 50.0).num_frames == 301  # factor 100: allowed
+    monkeypatch.setenv("JOINTPOSE_MAX_FRAMES", "3")
+    with pytest.raises(JointposeError, match=r"a\.json: image_id values span frames: 4 exceeds the limit of 3 "
+                                             r"\(set JOINTPOSE_MAX_FRAMES"):
+        load_keypoints(tmp_path / "a.json")

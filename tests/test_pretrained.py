@@ -6,13 +6,16 @@ from importlib import resources
 import numpy as np
 import pytest
 import torch
+from safetensors_plain import read_plain_safetensors
 
 from jointpose.inference.lifter import PRETRAINED, Lifter
 
-# P2 on the held-out CMU subject (S6 = CMU subject 3, walking on uneven terrain), bundled
-# offline model, float16 weights, through the same builder settings as
-# scripts/train_pretrained.py. Set from the model card's figure plus a margin.
-P2_THRESHOLD_MM = 70.0
+# P1 and P2 of the bundled offline model (float16 weights) on the held-out CMU subject (S6 =
+# CMU subject 3, walking on uneven terrain), through the same builder settings as
+# scripts/train_pretrained.py: measured 59.71 and 54.80 mm (the model card's figures, which
+# this test reproduces to 0.1 mm); the bounds leave 2-3 mm for other BLAS libraries.
+P1_THRESHOLD_MM = 62.0
+P2_THRESHOLD_MM = 57.0
 
 
 def _resource(name):
@@ -24,8 +27,14 @@ def test_bundled_models_load_safely_and_are_small(variant):
     path = _resource(PRETRAINED[variant])
     assert path.is_file(), f"{PRETRAINED[variant]} is not bundled"
     assert path.stat().st_size <= 10e6 / len(PRETRAINED)  # all bundled weights together <= 10 MB
-    assert b"__reduce__" not in path.read_bytes()[:4096]
+    tensors, _ = read_plain_safetensors(path)  # numbers and JSON only, every byte accounted for
     lifter = Lifter.from_pretrained(variant, device="cpu")
+    stored = {f"pose.{k}": v for k, v in lifter.model.state_dict().items()}
+    if lifter.trajectory_model is not None:
+        stored.update({f"trajectory.{k}": v for k, v in lifter.trajectory_model.state_dict().items()})
+    assert tensors.keys() == stored.keys()
+    for key, value in stored.items():  # the model runs with exactly the stored numbers
+        assert np.array_equal(tensors[key].astype(np.float32), value.numpy()), key
     assert lifter.receptive_field == 243 and lifter.model.channels == 256
     assert 1.0e6 < sum(p.numel() for p in lifter.model.parameters()) < 1.2e6
     assert lifter.causal == (variant == "causal") and lifter.fps == 50.0
@@ -35,11 +44,21 @@ def test_bundled_models_load_safely_and_are_small(variant):
         assert lifter.trajectory_model is not None
 
 
-def test_model_card_lists_the_held_out_metrics():
-    card = json.loads(_resource("model_card.json").read_text())
-    for variant in PRETRAINED:
-        assert card[variant]["held_out"]["p2"] < P2_THRESHOLD_MM
-        assert card[variant]["training"]["subjects"] == ["S1", "S5", "S7"]
+@pytest.mark.parametrize("variant", list(PRETRAINED))
+def test_model_card_describes_the_bundled_model(variant):
+    """What the card says about each model, checked on the model itself."""
+    card = json.loads(_resource("model_card.json").read_text())[variant]
+    lifter = Lifter.from_pretrained(variant, device="cpu")
+    path = _resource(PRETRAINED[variant])
+    assert card["file"] == PRETRAINED[variant]
+    assert card["size_mb"] == pytest.approx(path.stat().st_size / 1e6, abs=0.01)
+    assert card["parameters"] == sum(p.numel() for p in lifter.model.parameters())
+    assert card["receptive_field"] == lifter.receptive_field and card["causal"] == lifter.causal
+    assert card["trajectory_model"] == (lifter.trajectory_model is not None)
+    assert card["inference"] == {"flip_averaging": lifter.flip_test, "skeleton_fit": lifter.skeleton_fit,
+                                 "smooth_sigma_frames": lifter.smooth}
+    _, metadata = read_plain_safetensors(path)
+    assert json.loads(metadata["fps"]) == lifter.fps == 50.0
 
 
 @pytest.mark.slow
@@ -58,9 +77,10 @@ def test_held_out_subject_accuracy(cmu_mocap, tmp_path):
     assert lifter.skeleton_fit and lifter.smooth > 0
     result = evaluate_model(lifter.model, data.sequences, skeleton_fit=lifter.skeleton_fit, smooth=lifter.smooth)
     card = json.loads(_resource("model_card.json").read_text())["offline"]["held_out"]
+    assert result.summary["average"]["p1"] < P1_THRESHOLD_MM
     assert result.summary["average"]["p2"] < P2_THRESHOLD_MM
-    assert result.summary["average"]["p1"] < 2 * P2_THRESHOLD_MM
-    assert result.summary["average"]["p2"] == pytest.approx(card["p2"], abs=0.1)  # the card is reproducible
+    for metric in ("p1", "p2"):  # the card is reproducible
+        assert result.summary["average"][metric] == pytest.approx(card[metric], abs=0.1), metric
 
 
 def test_infer_uses_the_bundled_model(tmp_path):

@@ -48,8 +48,8 @@ def test_metrics_are_finite(pred, data):
 def test_p_mpjpe_is_invariant_to_similarity_transforms(pred, scale, quaternion, shift):
     from scipy.spatial.transform import Rotation
 
-    if np.linalg.norm(quaternion) < 1e-3 or np.ptp(pred, axis=1).max() < 1e-2:
-        return  # no rotation defined / degenerate pose
+    if np.linalg.norm(quaternion) < 1e-3 or np.ptp(pred, axis=1).max(axis=-1).min() < 1e-2:
+        return  # no rotation defined / a degenerate frame (all joints within 1 cm: e.g. one at 1e-300)
     target = pred + np.random.default_rng(0).normal(0, 0.05, pred.shape)
     rotation = Rotation.from_quat(quaternion).as_matrix()
     moved = scale * pred @ rotation.T + shift
@@ -77,14 +77,16 @@ DANGEROUS = [("os", "system"), ("posix", "system"), ("builtins", "eval"), ("buil
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(DANGEROUS), st.binary(max_size=40), st.sampled_from([0, 2, 3, 4]))
-def test_restricted_unpickler_refuses_dangerous_globals(target, junk, protocol):
+@given(st.sampled_from(DANGEROUS), st.lists(st.integers(-5, 5), max_size=4), st.sampled_from([0, 2, 3]))
+def test_restricted_unpickler_refuses_dangerous_globals(target, prefix, protocol):
+    """A well-formed pickle calling a dangerous global with no arguments (so that a call, if
+    the allowlist let one through, would raise TypeError, not run anything), after some
+    plain values: refused by name, and by nothing else."""
     module, name = target
-    # A GLOBAL opcode naming the callable, arbitrary argument bytes, then REDUCE.
-    stream = (b"\x80" + bytes([max(protocol, 2)]) if protocol else b"") + f"c{module}\n{name}\n".encode() + junk + b"R."
-    with pytest.raises(Exception) as info:
+    values = pickle.dumps(prefix, protocol=max(protocol, 2))[2:-1] + b"0"  # push the list, POP it
+    stream = ((b"\x80" + bytes([protocol])) if protocol else b"") + values + f"c{module}\n{name}\n".encode() + b")R."
+    with pytest.raises(pickle.UnpicklingError, match=rf"refusing to load global '{module}\.{name}'"):
         restricted_loads(stream)
-    assert not isinstance(info.value, SystemExit)
 
 
 @settings(max_examples=300, deadline=None)
@@ -92,7 +94,7 @@ def test_restricted_unpickler_refuses_dangerous_globals(target, junk, protocol):
 def test_restricted_unpickler_only_builds_plain_data(data):
     try:
         value = restricted_loads(data)
-    except Exception:
+    except pickle.UnpicklingError:  # the one refusal it raises; anything else fails the test
         return
     allowed = (dict, list, tuple, str, bytes, int, float, bool, complex, type(None), bytearray, set, frozenset,
                np.ndarray, np.generic, np.dtype)

@@ -92,7 +92,7 @@ def test_kill_between_temporary_write_and_rename(h36m_dir, tmp_path):
     """)
     proc.wait(timeout=120)
     assert proc.returncode == -signal.SIGKILL
-    leftovers = list(ckpt.glob(".latest.pt.tmp-*"))
+    leftovers = list(ckpt.glob(".latest.*.partial.pt"))  # safeio.atomic_path's temporary file
     assert leftovers, "the kill was meant to land between the write and the rename"
     saved = load_checkpoint(ckpt)  # the previous, complete latest.pt
     assert saved["epoch"] == 1

@@ -68,3 +68,191 @@ def test_damaged_compressed_data_is_a_clear_error(tmp_path):
     (tmp_path / "bad.npz").write_bytes(bytes(raw))
     with pytest.raises(JointposeError, match="bad.npz: key 'x'"):
         load_npz(tmp_path / "bad.npz")
+
+
+# ----------------------------------------------------------------------------- atomic writing
+
+
+def _listing(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    from jointpose.safeio import atomic_write
+
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target, "w") as handle:
+            handle.write("half of the new")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert _listing(tmp_path) == ["out.json"]
+    with atomic_write(target, "w") as handle:
+        handle.write("new")
+    assert target.read_text() == "new" and _listing(tmp_path) == ["out.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would have made it
+
+
+def test_atomic_write_turns_os_errors_into_one_named_error(tmp_path):
+    from jointpose.safeio import atomic_write
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(JointposeError, match=r"cannot write .*file/out\.npz"):
+        with atomic_write(tmp_path / "file" / "out.npz"):
+            pass
+
+
+def test_export_and_predictions_keep_the_old_file_on_failure(tmp_path, monkeypatch):
+    from jointpose.evaluation.evaluate import write_predictions
+    from jointpose.inference.export import export
+
+    poses = np.zeros((3, 17, 3))
+    for name, write in (("a.npz", lambda p: export(p, poses, 50.0)),
+                        ("b.npz", lambda p: write_predictions({"S9/x/0": poses}, p))):
+        target = tmp_path / name
+        target.write_bytes(b"good old result")
+
+        def broken(*args, **kwargs):
+            args[0].write(b"torn")
+            raise OSError(28, "No space left on device")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(np, "savez_compressed", broken)
+            with pytest.raises(JointposeError, match=f"cannot write .*{name}: No space left"):
+                write(target)
+        assert target.read_bytes() == b"good old result"
+        write(target)
+        assert load_npz(target)
+    assert _listing(tmp_path) == ["a.npz", "b.npz"]
+
+
+def test_dataset_rebuild_replaces_the_files_as_a_set(tmp_path, monkeypatch):
+    from jointpose.motion.builder import dataset_paths, write_h36m_dataset
+    from jointpose.motion.synthetic import generate
+
+    motion = generate(["S1", "S9"], seconds=0.2, motions=["Walking"])
+    write_h36m_dataset(tmp_path / "ds", motion, fps=50.0)
+    before = {k: p.read_bytes() for k, p in dataset_paths(tmp_path / "ds").items()}
+    calls = []
+    real = np.savez_compressed
+
+    def fails_on_third(path, **arrays):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(path, **arrays)
+
+    monkeypatch.setattr(np, "savez_compressed", fails_on_third)
+    with pytest.raises(JointposeError, match="No space left"):
+        write_h36m_dataset(tmp_path / "ds", motion, fps=50.0, seed=1)
+    assert {k: p.read_bytes() for k, p in dataset_paths(tmp_path / "ds").items()} == before
+    assert _listing(tmp_path) == ["ds"] and len(_listing(tmp_path / "ds")) == 3
+    monkeypatch.setattr(np, "savez_compressed", real)
+    write_h36m_dataset(tmp_path / "ds", motion, fps=50.0, seed=1)
+    after = {k: p.read_bytes() for k, p in dataset_paths(tmp_path / "ds").items()}
+    assert after["noisy"] != before["noisy"]  # a new seed: new detector noise
+    assert _listing(tmp_path) == ["ds"]
+
+
+def test_output_paths_are_checked_before_work(tmp_path):
+    from jointpose.safeio import check_output_folder, check_output_path
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(JointposeError, match=r"-o .*: is a folder"):
+        check_output_path(tmp_path, "-o")
+    with pytest.raises(JointposeError, match=r"--out .*file/sub.*file is not a folder"):
+        check_output_path(tmp_path / "file" / "sub" / "x.npz", "--out")
+    with pytest.raises(JointposeError, match=r"--checkpoint .*file: is a file, not a folder"):
+        check_output_folder(tmp_path / "file", "--checkpoint")
+    assert check_output_folder(tmp_path / "new" / "deeper", "--out") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+# ----------------------------------------------------------------------------- bounded reading
+
+
+def test_pickle_memo_index_is_bounded_before_unpickling(tmp_path):
+    """A 261-byte npz whose pickle stores into memo slot 2**26: the C unpickler would first
+    allocate 16 bytes per slot (1 GiB); the opcode scan refuses it."""
+    import struct
+
+    payload = b"\x80\x02N" + b"r" + struct.pack("<I", 2**26) + b"."  # None, LONG_BINPUT 2**26, STOP
+    path = tmp_path / "memo.npz"
+    _write_npz_raw(path, "positions_3d", payload)
+    assert path.stat().st_size < 300
+    with pytest.raises(JointposeError, match=r"memo\.npz: key 'positions_3d'.*memo index 67108864 exceeds the limit"):
+        load_npz(path)
+    ok = b"\x80\x02N" + b"r" + struct.pack("<I", 7) + b"."
+    _write_npz_raw(path, "x", ok)
+    with pytest.raises(JointposeError, match="does not hold an array"):  # scanned, loaded: None is no array
+        load_npz(path)
+
+
+def _write_npz_raw(path, key: str, pickle_bytes: bytes) -> None:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|O", "fortran_order": False, "shape": ()})
+    buffer.write(pickle_bytes)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{key}.npy", buffer.getvalue())
+
+
+def test_counted_pickle_strings_longer_than_the_data_are_refused(tmp_path):
+    import struct
+
+    payload = b"\x80\x04" + b"\x8e" + struct.pack("<Q", 2**40) + b"abc."  # BINBYTES8 claiming 1 TiB
+    _write_npz_raw(tmp_path / "b.npz", "x", payload)
+    with pytest.raises(JointposeError, match=r"b\.npz: key 'x': unsafe or corrupt pickle"):
+        load_npz(tmp_path / "b.npz")
+
+
+def test_pickled_array_shapes_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setenv("JOINTPOSE_MAX_NPZ_BYTES", "1000000")
+    big = np.empty(2, dtype=object)
+    big[0], big[1] = np.zeros((200_000,)), None  # 1.6 MB inside an object array
+    np.savez(tmp_path / "big.npz", data=big)
+    with pytest.raises(JointposeError, match=r"big\.npz.*exceeds the limit of 1000000 \(set JOINTPOSE_MAX_NPZ_BYTES"):
+        load_npz(tmp_path / "big.npz")
+    monkeypatch.delenv("JOINTPOSE_MAX_NPZ_BYTES")
+    assert load_npz(tmp_path / "big.npz")["data"][0].shape == (200_000,)
+
+
+def test_decompressed_size_is_checked_before_reading(tmp_path, monkeypatch):
+    np.savez_compressed(tmp_path / "zeros.npz", x=np.zeros(1_000_000))  # 8 MB in about 8 kB
+    assert (tmp_path / "zeros.npz").stat().st_size < 50_000
+    monkeypatch.setenv("JOINTPOSE_MAX_NPZ_BYTES", str(4 * 2**20))
+    with pytest.raises(JointposeError, match=r"zeros\.npz: arrays decompressed \(bytes\): 8000128 exceeds the limit "
+                                             r"of 4194304"):
+        load_npz(tmp_path / "zeros.npz")
+    monkeypatch.setenv("JOINTPOSE_MAX_NPZ_BYTES", "many")
+    with pytest.raises(JointposeError, match="JOINTPOSE_MAX_NPZ_BYTES must be an integer >= 1, got 'many'"):
+        load_npz(tmp_path / "zeros.npz")
+
+
+def test_declared_sizes_that_lie_are_caught(tmp_path):
+    """A member declaring fewer bytes than it inflates to stops at the declared size (CRC
+    error); a header claiming 10**11 frames is refused from the header alone."""
+    np.savez_compressed(tmp_path / "a.npz", x=np.zeros(100_000))
+    raw = bytearray((tmp_path / "a.npz").read_bytes())
+    with zipfile.ZipFile(tmp_path / "a.npz") as archive:
+        info = archive.infolist()[0]
+    central = raw.rindex(b"PK\x01\x02")
+    raw[central + 24: central + 28] = (1000).to_bytes(4, "little")  # uncompressed size in the central directory
+    local = info.header_offset
+    raw[local + 22: local + 26] = (1000).to_bytes(4, "little")
+    (tmp_path / "lie.npz").write_bytes(bytes(raw))
+    with pytest.raises(JointposeError, match=r"lie\.npz: key 'x'"):
+        load_npz(tmp_path / "lie.npz")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**11, 17, 2)})
+    (tmp_path / "huge.npy").write_bytes(header.getvalue() + b"\0" * 64)
+    from jointpose.safeio import load_npy
+
+    with pytest.raises(JointposeError, match=r"huge\.npy of shape \(100000000000, 17, 2\): bytes: 27200000000000 exceeds"):
+        load_npy(tmp_path / "huge.npy")
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        archive.writestr("keypoints.npy", header.getvalue() + b"\0" * 64)
+    with pytest.raises(JointposeError, match=r"huge\.npz: key 'keypoints' of shape \(100000000000, 17, 2\)"):
+        load_npz(tmp_path / "huge.npz")

@@ -26,7 +26,10 @@ _LAZY = {
     "load_model": "jointpose.model.loading",
 }
 
-__all__ = ["JointposeError", "JointposeWarning", "__version__", *_LAZY]
+__all__ = [
+    "JointAwareLoss", "JointposeError", "JointposeWarning", "Lifter", "LossWeights", "StreamingLifter",
+    "TemporalModel", "TrainConfig", "Trainer", "__version__", "load_keypoints", "load_model",
+]
 
 if TYPE_CHECKING:
     from jointpose.data.keypoints import load_keypoints

@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -216,7 +216,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         write_predictions,
     )
     from jointpose.geometry.filters import check_sigma
+    from jointpose.safeio import check_output_path
 
+    for flag, path in (("--json", args.json), ("--export-predictions", args.export_predictions)):
+        if path is not None:
+            check_output_path(path, flag)  # before the evaluation, not after it
     if args.smooth is not None:
         check_sigma(args.smooth, "--smooth")
         if args.raw:
@@ -236,11 +240,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    except OSError as exc:
-        raise JointposeError(f"cannot write {path}: {exc.strerror}") from None
+    from jointpose.safeio import atomic_write
+
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
@@ -280,7 +283,10 @@ def cmd_data_build(args: argparse.Namespace) -> None:
     from jointpose.motion.builder import dataset_paths, write_h36m_dataset
     from jointpose.motion.mocap import load_bvh_folder, parse_subject_map
     from jointpose.motion.rigs import load_rig_mapping
+    from jointpose.safeio import check_fps, check_output_folder
 
+    check_output_folder(args.out, "--out")  # before the BVH work, not after it
+    check_fps(args.fps, "--fps")
     existing = [str(path) for path in dataset_paths(args.out).values() if path.exists()]
     if existing and not args.overwrite:
         raise JointposeError(f"--out {args.out} already holds {', '.join(existing)}; "
@@ -306,16 +312,20 @@ def cmd_infer(args: argparse.Namespace) -> None:
     )
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
+    from jointpose.safeio import check_fps, check_output_path
 
     fmt = format_from_path(args.output, args.format)
+    check_output_path(args.output, "-o")  # outputs are checked before the work, not after it
     if args.checkpoint and args.causal:
         raise JointposeError("--causal picks the bundled causal model; a --checkpoint is causal or not by itself")
-    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
-        raise JointposeError(f"--fps must be a positive number of frames per second, got {args.fps}")
+    if args.fps is not None:
+        check_fps(args.fps, "--fps")
+    if args.video and not args.render:
+        raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
     if args.render:
         from jointpose.render import check_animation_path
 
-        check_animation_path(args.render, "--render")  # before the work, not after it
+        check_output_path(check_animation_path(args.render, "--render"), "--render")
     lifter = (Lifter.load(args.checkpoint, device=args.device) if args.checkpoint
               else Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device))
     lifter.flip_test = args.tta
@@ -334,6 +344,10 @@ def cmd_infer(args: argparse.Namespace) -> None:
             print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
             video = None
     size = require_image_size(args.image_size, args.input)
+    if video:
+        from jointpose.render import check_background
+
+        check_background(video, keypoints.num_frames, size)  # before the npz is written
     if keypoints.num_frames < lifter.receptive_field:
         print(f"note: {keypoints.num_frames} frames is shorter than the receptive field "
               f"({lifter.receptive_field}); the sequence is edge-padded")
@@ -388,7 +402,9 @@ def _poses_file(path: str, key: str | None = None) -> tuple[np.ndarray, float | 
 def cmd_render(args: argparse.Namespace) -> None:
     from jointpose.render import check_animation_path, render_animation
 
-    check_animation_path(args.output, "-o")
+    from jointpose.safeio import check_output_path
+
+    check_output_path(check_animation_path(args.output, "-o"), "-o")
     sequences = {}
     if args.data_dir:
         from jointpose.data.h36m import load_dataset
@@ -433,25 +449,35 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
     if not args.constraints:
         raise JointposeError("--no-constraints: ablate trains the baseline and the joint-aware model itself; leave it out")
-    if Path(args.out).exists() and any(Path(args.out).iterdir()):
+    from jointpose.safeio import check_output_folder
+
+    if any(check_output_folder(args.out, "--out").glob("*")):
         raise JointposeError(f"--out {args.out} is not empty; choose a new folder")
     run_ablation(train_config(args, checkpoint_dir=args.out), args.out)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from jointpose.demo import DemoConfig, run_demo
-    from jointpose.render import check_animation_path
+    from jointpose.safeio import check_output_folder
 
     _check_flags((("-e", args.epochs, args.epochs >= 1, ">= 1"), ("-ch", args.channels, args.channels >= 1, ">= 1")))
-    check_animation_path(args.animation, "--animation")
+    check_output_folder(args.out, "--out")
     ring, noise = dataset_options(args)
     run_demo(DemoConfig(out=args.out, bvh=args.bvh, epochs=args.epochs, channels=args.channels, seed=args.seed,
                         animation=args.animation, cameras=ring, noise=noise, fps=args.fps,
                         input_layout=args.input_layout, progress=args.progress))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (exit 2) and a pointer to ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {text} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jointpose", description="3D human pose estimation in video with joint-aware constraints")
+    parser = _Parser(prog="jointpose", description="3D human pose estimation in video with joint-aware constraints")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 

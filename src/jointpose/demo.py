@@ -19,9 +19,11 @@ import numpy as np
 import torch
 
 from jointpose.evaluation.metrics import mpjpe
+from jointpose.errors import JointposeError
 from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
 from jointpose.training.config import TrainConfig
 from jointpose.training.trainer import Trainer
+from jointpose.safeio import limit
 
 SYNTHETIC_TRAIN = ("S1", "S5", "S6", "S7", "S8")
 SYNTHETIC_TEST = ("S9", "S11")
@@ -47,6 +49,18 @@ class DemoConfig:
     input_layout: str = "h36m"
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        from jointpose.render import check_animation_path
+        from jointpose.safeio import check_fps
+
+        check_fps(self.fps, "--fps")
+        name = check_animation_path(self.animation, "--animation")
+        if name.name != self.animation or name.name in ("", ".", ".."):
+            raise JointposeError(f"--animation {self.animation}: must be a file name inside --out, without folders")
+        if not 0 < self.seconds * self.fps < limit("frames"):
+            raise JointposeError(f"--fps {self.fps:g}: {self.seconds:g} s clips would have "
+                                 f"{self.seconds * self.fps:.3g} frames")
+
 
 def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
     """Write the demo dataset; returns its folder and the train and test subjects."""
@@ -65,8 +79,6 @@ def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ..
         motion = load_bvh_folder(config.bvh, fps=config.fps, seed=config.seed)
         subjects = list(motion)
         if len(subjects) < 2:
-            from jointpose.errors import JointposeError
-
             raise JointposeError(f"--bvh {config.bvh}: the demo needs at least two subject folders (train and test)")
         train, test = tuple(subjects[:-1]), (subjects[-1],)
         print(f"BVH motion from {config.bvh}: train on {', '.join(train)}, test on {test[0]}")

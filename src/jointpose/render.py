@@ -32,6 +32,7 @@ from tqdm import tqdm
 from jointpose.data.video import VideoClip
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
+from jointpose.safeio import atomic_path
 
 LEFT_COLOR = "#d62728"
 RIGHT_COLOR = "#1f4fd6"
@@ -328,6 +329,16 @@ def _background(background: str | Path | VideoClip | np.ndarray, num_frames: int
     return size, frames
 
 
+def check_background(background: str | Path | np.ndarray, num_frames: int,
+                     image_size: tuple[int, int] | None) -> tuple[int, int]:
+    """Check, before any work, that a background video (or (F, H, W, 3) frames) can be read and
+    fits ``num_frames`` frames of ``image_size`` (width, height) pixels; returns its size."""
+    size, frames = _background(background, num_frames, _image_size(image_size))
+    if hasattr(frames, "close"):
+        frames.close()
+    return size
+
+
 @contextmanager
 def _writer(path: Path, fps: float, frame_shape: tuple[int, ...]) -> Iterator[Callable[[np.ndarray], None]]:
     """A function that appends one (H, W, 3) uint8 frame to an MP4 (H.264, yuv420p) or GIF file."""
@@ -412,18 +423,14 @@ def render_animation(
                         panel_size=panel_size, dpi=dpi, trajectory=trajectory)
     count = figure.num_frames if max_frames is None else min(max_frames, figure.num_frames)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.stem}.partial{output.suffix}")
     try:
-        with _writer(partial, fps, figure.frame_shape) as write:
+        with atomic_path(output) as partial, _writer(partial, fps, figure.frame_shape) as write:
             for index in tqdm(range(count), desc=f"rendering {output.name}", unit="frame", disable=not progress):
                 frame = None if frames is None else next(frames, None)
                 if frames is not None and frame is None:
                     raise JointposeError(f"background {background}: the video ended after {index} frames")
                 write(figure.draw(index, frame))
-        partial.replace(output)
     finally:
-        partial.unlink(missing_ok=True)
         if frames is not None and hasattr(frames, "close"):
             frames.close()
     return output

@@ -1,25 +1,95 @@
-"""Safe reading of ``.npz`` files whose arrays may hold pickled Python objects.
+"""Safe reading, atomic writing, and the resource limits every reader enforces.
 
-VideoPose3D's data files store dicts inside 0-d object arrays, which numpy can only read
-with ``allow_pickle=True`` - and a pickle can run arbitrary code. Here object arrays are
-unpickled by :class:`RestrictedUnpickler`, which admits numpy arrays, dtypes and scalars
-and the builtin containers (dict, list, tuple, str, bytes, int, float, bool, None) and
-refuses every other global, so a crafted file raises :class:`JointposeError` and runs
-nothing.
+Reading: VideoPose3D's data files store dicts inside 0-d object arrays, which numpy can
+only read with ``allow_pickle=True`` - and a pickle can run arbitrary code. Here object
+arrays are unpickled by :class:`RestrictedUnpickler`, which admits numpy arrays, dtypes and
+scalars and the builtin containers (dict, list, tuple, str, bytes, int, float, bool, None)
+and refuses every other global, so a crafted file raises :class:`JointposeError` and runs
+nothing. Sizes are checked before anything is allocated: the archive's declared sizes
+against :func:`limit` ``("npz_bytes")``, every array's header shape against the bytes that
+follow it, and every pickle's memo indices against ``limit("pickle_memo")``.
+
+Writing: :func:`atomic_write` writes to a temporary file in the target's folder, fsyncs it
+and renames it over the target, so a full disk, a crash or a kill leaves either the old
+file or the new one complete, never a torn one; :func:`check_output_path` refuses an
+unwritable target before any work is done.
+
+Limits (:data:`LIMITS`) bound what a small hostile file can make jointpose allocate or
+compute; each is overridden by the environment variable ``JOINTPOSE_MAX_<NAME>``
+(docs/limits.md).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import pickletools
+import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from jointpose.errors import JointposeError
+
+# name -> (default, what it bounds). Override with JOINTPOSE_MAX_<NAME> (an integer >= 1).
+LIMITS: dict[str, tuple[int, str]] = {
+    "npz_bytes": (2 * 2**30, "bytes of all arrays of one .npz or .npy file, decompressed"),
+    "pickle_memo": (1_000_000, "memo index of a pickled object array (the unpickler allocates 16 bytes per index)"),
+    "frames": (1_000_000, "frames in one keypoint, motion or dataset sequence"),
+    "fill_gap": (300, "frames in a row without any detection that are filled by interpolation"),
+    "resample": (100, "factor between two frame rates when resampling (either way)"),
+    "fps": (1000, "frames per second of a dataset, a BVH file or an input (and 1 / it the fewest)"),
+    "image_px": (100_000, "image width or height in pixels"),
+    "bvh_joints": (10_000, "joints in one BVH hierarchy, End Sites included"),
+}
+
+
+def limit(name: str) -> int:
+    """The current value of limit ``name`` (:data:`LIMITS`): ``JOINTPOSE_MAX_<NAME>`` when set, else the default."""
+    default, _ = LIMITS[name]
+    variable = f"JOINTPOSE_MAX_{name.upper()}"
+    raw = os.environ.get(variable)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise JointposeError(f"{variable} must be an integer >= 1, got {raw!r}") from None
+    if value < 1:
+        raise JointposeError(f"{variable} must be an integer >= 1, got {raw!r}")
+    return value
+
+
+def check_limit(name: str, value: float, what: str) -> None:
+    """Refuse ``value`` above limit ``name``; the message names ``what`` and how to raise the limit."""
+    bound = limit(name)
+    if value > bound:
+        shown = f"{value:.4g}" if value != int(value) or value >= 1e15 else f"{int(value)}"
+        raise JointposeError(f"{what}: {shown} exceeds the limit of {bound} "
+                             f"(set JOINTPOSE_MAX_{name.upper()} to allow more)")
+
+
+def check_fps(fps: float, what: str) -> float:
+    """A frame rate (frames per second) in [1 / L, L] for L = ``limit("fps")``."""
+    if not (isinstance(fps, (int, float, np.floating)) and np.isfinite(fps) and fps > 0):
+        raise JointposeError(f"{what} must be a positive number of frames per second, got {fps}")
+    bound = limit("fps")
+    if not 1.0 / bound <= fps <= bound:
+        raise JointposeError(f"{what}: {fps:.4g} frames per second is outside [{1 / bound:g}, {bound}] "
+                             "(set JOINTPOSE_MAX_FPS to allow more)")
+    return float(fps)
+
+
+def check_resample(src_fps: float, dst_fps: float, what: str) -> None:
+    """Refuse resampling from ``src_fps`` to ``dst_fps`` by a factor beyond ``limit("resample")`` either way."""
+    factor = max(src_fps / dst_fps, dst_fps / src_fps)
+    check_limit("resample", factor, f"{what}: resampling {src_fps:g} -> {dst_fps:g} fps (factor)")
 
 # (module, name) pairs a numpy array pickle needs; numpy 1.x and 2.x spell the modules differently.
 _ALLOWED_GLOBALS = {
@@ -40,42 +110,115 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
+            found = super().find_class(module, name)
+            return _bounded_reconstruct(found) if name == "_reconstruct" else found
         raise pickle.UnpicklingError(f"refusing to load global '{module}.{name}'")
 
 
+def _bounded_reconstruct(reconstruct: Any) -> Any:
+    """numpy's ``_reconstruct(subtype, shape, dtype)``, refusing a shape larger than ``limit("npz_bytes")``."""
+    def build(subtype: Any, shape: Any, dtype: Any) -> Any:
+        _check_array_bytes(shape, np.dtype(dtype).itemsize, "pickled array")
+        return reconstruct(subtype, shape, dtype)
+    return build
+
+
+def _check_array_bytes(shape: Any, itemsize: int, what: str) -> int:
+    """Bytes of an array of ``shape`` (exact integers, no overflow), refused above ``limit("npz_bytes")``."""
+    dims = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not all(isinstance(d, (int, np.integer)) and d >= 0 for d in dims):
+        raise pickle.UnpicklingError(f"{what}: invalid shape {dims}")
+    size = itemsize
+    for d in dims:
+        size *= int(d)
+    check_limit("npz_bytes", size, f"{what} of shape {dims}: bytes")
+    return size
+
+
+_MEMO_OPCODES = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
+def check_pickle(data: bytes) -> None:
+    """Scan a pickle's opcodes without running it: refuse memo indices above ``limit("pickle_memo")``
+    and counted strings longer than the data (both would make the C unpickler allocate first)."""
+    bound = limit("pickle_memo")
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in _MEMO_OPCODES and int(arg) > bound:
+                raise pickle.UnpicklingError(f"memo index {int(arg)} exceeds the limit of {bound} "
+                                             "(set JOINTPOSE_MAX_PICKLE_MEMO to allow more)")
+    except ValueError as exc:
+        raise pickle.UnpicklingError(str(exc).splitlines()[0]) from None
+
+
 def restricted_loads(data: bytes) -> Any:
-    """Unpickle ``data`` with :class:`RestrictedUnpickler` (raises ``pickle.UnpicklingError``)."""
-    return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+    """Unpickle ``data`` with :class:`RestrictedUnpickler` after :func:`check_pickle`.
+
+    Every failure - a refused global, a malformed stream, a constructor given the wrong
+    arguments - raises ``pickle.UnpicklingError``; a limit raises :class:`JointposeError`.
+    """
+    check_pickle(data)
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except (pickle.UnpicklingError, JointposeError):
+        raise
+    except Exception as exc:  # malformed streams raise many types
+        raise pickle.UnpicklingError(f"corrupt pickle ({type(exc).__name__}: {exc})") from None
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Read every array of an ``.npz`` file; object arrays go through the restricted unpickler.
 
     Returns ``{key: array}``. Raises :class:`JointposeError` naming the file (and key) when
-    the file is missing, not a zip archive, truncated, or holds a disallowed pickle.
+    the file is missing, not a zip archive, truncated, larger than ``limit("npz_bytes")``
+    once decompressed, or holds a disallowed pickle.
     """
     path = Path(path)
     if not path.is_file():
         raise JointposeError(f"file not found: {path}")
     try:
         with zipfile.ZipFile(path) as archive:
-            return {
-                name[:-4] if name.endswith(".npy") else name: _read_member(archive, name, path)
-                for name in archive.namelist()
-            }
+            members = archive.infolist()
+            check_limit("npz_bytes", sum(m.file_size for m in members), f"{path}: arrays decompressed (bytes)")
+            return {_key(m.filename): _read_member(archive, m, path) for m in members}
     except zipfile.BadZipFile as exc:
         raise JointposeError(f"{path}: not a valid .npz archive ({exc})") from None
     except (OSError, EOFError) as exc:
         raise JointposeError(f"{path}: cannot read ({exc})") from None
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
-    key = name[:-4] if name.endswith(".npy") else name
+def load_npy(path: str | Path) -> np.ndarray:
+    """Read a plain (non-object) ``.npy`` array, its header shape checked against the file size first."""
+    path = Path(path)
+    if not path.is_file():
+        raise JointposeError(f"file not found: {path}")
+    size = path.stat().st_size
+    check_limit("npz_bytes", size, f"{path}: bytes")
     try:
-        raw = archive.read(name)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise JointposeError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if raw[:2] == b"PK":
+        raise JointposeError(f"{path}: an .npz archive, not an .npy array (rename it to .npz)")
+    return _parse_npy(raw, str(path), allow_object=False)
+
+
+def _key(name: str) -> str:
+    return name[:-4] if name.endswith(".npy") else name
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    key = _key(member.filename)
+    try:
+        with archive.open(member) as handle:
+            raw = handle.read(member.file_size + 1)  # never more than the archive declared
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error) as exc:
         raise JointposeError(f"{path}: key '{key}' is corrupt or unreadable ({exc})") from None
+    return _parse_npy(raw, f"{path}: key '{key}'", allow_object=True)
+
+
+def _parse_npy(raw: bytes, where: str, *, allow_object: bool) -> np.ndarray:
+    """An array from the bytes of one ``.npy`` file; the header's shape must match the data that follows."""
     stream = io.BytesIO(raw)
     try:
         version = np.lib.format.read_magic(stream)
@@ -83,23 +226,172 @@ def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-    except (ValueError, SyntaxError, EOFError) as exc:
-        raise JointposeError(f"{path}: key '{key}' is not a valid .npy array ({exc})") from None
+    except (ValueError, SyntaxError, EOFError, TypeError) as exc:
+        raise JointposeError(f"{where} is not a valid .npy array ({str(exc).splitlines()[0]})") from None
     if dtype.hasobject:
-        try:
-            array = restricted_loads(stream.read())
-        except pickle.UnpicklingError as exc:
-            raise JointposeError(f"{path}: key '{key}': unsafe or corrupt pickle ({exc})") from None
-        except Exception as exc:  # malformed pickle streams raise many types
-            raise JointposeError(f"{path}: key '{key}': corrupt pickle ({type(exc).__name__}: {exc})") from None
-        if not isinstance(array, np.ndarray):
-            raise JointposeError(f"{path}: key '{key}' does not hold an array")
-        return array
-    count = int(np.prod(shape, dtype=np.int64))
-    data = stream.read()
-    if len(data) != count * dtype.itemsize:
-        raise JointposeError(
-            f"{path}: key '{key}' is truncated ({len(data)} of {count * dtype.itemsize} bytes)"
-        )
-    array = np.frombuffer(data, dtype=dtype, count=count)
+        if not allow_object:
+            raise JointposeError(f"{where}: holds Python objects, not numbers")
+        return _unpickle_array(stream.read(), where)
+    try:
+        expected = _check_array_bytes(shape, dtype.itemsize, where)
+    except pickle.UnpicklingError as exc:
+        raise JointposeError(f"{where}: {exc}") from None
+    data = raw[stream.tell():]
+    if len(data) != expected:
+        raise JointposeError(f"{where} is truncated or malformed: its header claims shape {shape} "
+                             f"({expected} bytes) but {len(data)} bytes follow")
+    array = np.frombuffer(data, dtype=dtype)
     return array.reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _unpickle_array(data: bytes, where: str) -> np.ndarray:
+    try:
+        array = restricted_loads(data)
+    except pickle.UnpicklingError as exc:
+        raise JointposeError(f"{where}: unsafe or corrupt pickle ({exc})") from None
+    except JointposeError as exc:  # a limit
+        raise JointposeError(f"{where}: {exc}") from None
+    if not isinstance(array, np.ndarray):
+        raise JointposeError(f"{where} does not hold an array")
+    return array
+
+
+def check_finite(values: Any, what: str) -> None:
+    """Refuse an array (frames, ...) holding NaN or infinity, naming the frames (0-based)."""
+    array = np.asarray(values)
+    bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1) if array.ndim else ~np.isfinite(array[None])
+    if bad.any():
+        raise JointposeError(f"{what}: NaN or infinite values in {int(bad.sum())} of {len(bad)} frames "
+                             f"({frame_ranges(np.flatnonzero(bad))})")
+
+
+def frame_ranges(frames: Any, most: int = 5) -> str:
+    """Sorted frame numbers as ``"3-5, 9, 12-40"`` (the first ``most`` runs, then "...")."""
+    frames = np.asarray(frames, dtype=np.int64)
+    if frames.size == 0:
+        return "none"
+    cuts = np.flatnonzero(np.diff(frames) != 1) + 1
+    runs = [(int(r[0]), int(r[-1])) for r in np.split(frames, cuts)]
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:most])
+    return text + (", ..." if len(runs) > most else "")
+
+
+# ----------------------------------------------------------------------------- writing
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` (same suffix) for a writer to fill; on success it is
+    fsynced and renamed over ``path``, on any error removed. OSError becomes
+    :class:`JointposeError` naming ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise JointposeError(f"cannot write {path}: {exc.strerror or exc}") from None
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise JointposeError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "wb", **open_args: Any) -> Iterator[IO]:
+    """``open(path, mode)`` made atomic with :func:`atomic_path`: the file appears complete or not at all."""
+    with atomic_path(path) as tmp, open(tmp, mode, **open_args) as handle:
+        yield handle
+
+
+@contextmanager
+def atomic_folder(folder: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``folder`` to write a set of files into; on success each is
+    moved into ``folder`` (replacing files of the same names), on any error the set is
+    discarded and ``folder`` is left as it was."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    except OSError as exc:
+        raise JointposeError(f"cannot write in {folder}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        files = sorted(p for p in tmp.iterdir() if p.is_file())
+        for file in files:
+            os.chmod(file, 0o666 & ~_UMASK)
+            _fsync(file)
+        for file in files:
+            os.replace(file, folder / file.name)
+    except OSError as exc:
+        raise JointposeError(f"cannot write in {folder}: {exc.strerror or exc}") from None
+    finally:
+        for leftover in tmp.iterdir():
+            leftover.unlink()
+        tmp.rmdir()
+    fsync_dir(folder)
+
+
+def check_output_path(path: str | Path, what: str) -> Path:
+    """Refuse, before any work, an output file that cannot be written: a folder, or a place
+    where no file can be created. Returns ``path`` as a Path."""
+    path = Path(path)
+    if path.is_dir():
+        raise JointposeError(f"{what} {path}: is a folder, not a file")
+    _check_creatable(path.parent, what, path)
+    return path
+
+
+def check_output_folder(folder: str | Path, what: str) -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written in."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise JointposeError(f"{what} {folder}: is a file, not a folder")
+    _check_creatable(folder, what, folder)
+    return folder
+
+
+def _check_creatable(folder: Path, what: str, target: Path) -> None:
+    """A file can be created in ``folder`` (or in the nearest existing folder above it): try one."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise JointposeError(f"{what} {target}: {existing} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise JointposeError(f"{what} {target}: cannot write in {existing} ({exc.strerror or exc})") from None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -28,7 +28,7 @@ import numpy as np
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera, cameras_from_schema, h36m_cameras
-from jointpose.safeio import load_npz
+from jointpose.safeio import check_finite, load_npz
 
 
 @dataclass
@@ -243,12 +243,16 @@ def _load_views(
             if len(kp) > len(world):
                 trimmed.append(f"{subject}/{action}/{index}: {len(kp)} -> {len(world)} frames")
                 kp = kp[: len(world)]
-        kp = camera.normalize(kp).astype(np.float32)
+        with np.errstate(over="ignore"):  # an overflow is what check_finite reports
+            kp = camera.normalize(kp).astype(np.float32)
+        check_finite(kp, f"{where}[{index}] in float32")  # 1e300 is finite in float64 only
         poses = trajectory = None
         if world is not None:
             cam_space = camera.world_to_camera(world)
             trajectory = cam_space[:, 0].astype(np.float32)
             poses = (cam_space - cam_space[:, :1]).astype(np.float32)
+            check_finite(np.concatenate([poses.reshape(len(poses), -1), trajectory], axis=1),
+                         f"{files.path_3d}: positions_3d['{subject}']['{action}'] seen by camera {index}, in float32")
         frames = _subset_frames(len(kp), subset, downsample)
         out.append(PoseSequence(
             subject, action, index, camera, kp[frames],

@@ -37,6 +37,7 @@ from jointpose.data.layouts import (
     LAYOUT_TITLES,
     LAYOUTS,
     Detections,
+    check_fill_gaps,
     read_array,
     read_coco_results,
     read_json,
@@ -46,6 +47,8 @@ from jointpose.data.layouts import (
 )
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
+from jointpose.geometry.cameras import check_image_size
+from jointpose.safeio import check_fps, check_limit, check_resample
 
 _LAYOUT_ARGS = {"h36m": "h36m17", "h36m17": "h36m17", "coco": "coco17", "coco17": "coco17"}
 
@@ -75,9 +78,9 @@ def require_image_size(image_size: tuple[int, int] | None, path: str | Path) -> 
     """Check the (width, height) in pixels needed to normalise pixel keypoints read from ``path``."""
     if image_size is None:
         raise JointposeError(f"{path}: pixel keypoints need the video's image size; pass --image-size W H")
-    if len(image_size) != 2 or not all(float(v) > 0 and float(v) == int(v) for v in image_size):
-        raise JointposeError(f"--image-size must be two positive integers W H, got {tuple(image_size)}")
-    return int(image_size[0]), int(image_size[1])
+    if len(image_size) != 2:
+        raise JointposeError(f"--image-size must be two whole numbers of pixels W H, got {tuple(image_size)}")
+    return check_image_size(image_size[0], image_size[1], "--image-size")
 
 
 def load_keypoints(
@@ -87,11 +90,14 @@ def load_keypoints(
     confidence_threshold: float = 0.3,
     max_gap: int = 30,
     max_link_distance: float = 0.5,
+    max_fill_gap: int | None = None,
 ) -> Keypoints2D:
     """Read 2D keypoints (pixels) from a COCO results JSON, OpenPose JSON(s), ``.npy`` or ``.npz``.
 
     ``layout`` ("h36m" or "coco") names the joint order of 17-joint arrays (default "h36m");
-    JSON formats carry their own. See the module docstring for tracking and gap filling.
+    JSON formats carry their own. See the module docstring for tracking and gap filling;
+    more than ``max_fill_gap`` frames in a row without any detected joint (default
+    ``limit("fill_gap")``, :mod:`jointpose.safeio`) are refused, not made up.
     """
     path = Path(path)
     if not 0.0 <= confidence_threshold <= 1.0:
@@ -110,9 +116,12 @@ def load_keypoints(
     if path.is_dir() or suffix == ".json":
         data = None if path.is_dir() else read_json(path)
         if isinstance(data, list):
-            detections = read_coco_results(data, path)
+            detections = read_coco_results(data, path, max_fill_gap)
         else:
-            detections = read_openpose(path, data)
+            detections = read_openpose(path, data, max_fill_gap)
+        for note in detections.notes:
+            warnings.warn(note, JointposeWarning, stacklevel=2)
+        notes += detections.notes
         if wanted is not None and wanted != detections.layout:
             raise JointposeError(f"{path}: layout {layout!r} does not apply: this {detections.source_format} "
                                  f"file is {LAYOUT_TITLES[detections.layout]}")
@@ -134,6 +143,7 @@ def load_keypoints(
               for j, n in enumerate(fallbacks) if n]
     valid = usable(conf, confidence_threshold)
     _check_coverage(valid, path, confidence_threshold)
+    check_fill_gaps(np.flatnonzero(valid.any(axis=1)), len(valid), path, max_fill_gap)
     filled = ~valid
     if filled.any():
         message = (f"{path}: filled {int(filled.sum())} low-confidence or missing joints in "
@@ -206,6 +216,11 @@ def resample_keypoints(kp: Keypoints2D, src_fps: float, dst_fps: float) -> Keypo
     ``confidence`` is interpolated too; a new frame counts as filled where a source frame it
     draws on was.
     """
+    for name, fps in (("src_fps", src_fps), ("dst_fps", dst_fps)):
+        check_fps(fps, f"resample_keypoints: {name}")
+    check_resample(src_fps, dst_fps, "resample_keypoints")
+    check_limit("frames", (kp.num_frames - 1) * dst_fps / src_fps + 1,
+                f"resample_keypoints: {src_fps:g} -> {dst_fps:g} fps, frames")
     lo, hi, w = resample_weights(kp.num_frames, src_fps, dst_fps)
     xy = kp.xy[lo] + w[:, None, None] * (kp.xy[hi] - kp.xy[lo])
     conf = kp.confidence[lo] + w[:, None] * (kp.confidence[hi] - kp.confidence[lo])
@@ -257,7 +272,8 @@ def _link(boxes: list[np.ndarray], centroids: list[np.ndarray], max_gap: int,
     """Tracks as lists of (frame, person index) pairs, in order of first appearance."""
     tracks: list[list[tuple[int, int]]] = []
     last_box, last_centroid, last_frame = np.zeros((0, 4)), np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
-    for f, (box, centroid) in enumerate(zip(boxes, centroids)):
+    for f in (f for f, centroid in enumerate(centroids) if len(centroid)):
+        box, centroid = boxes[f], centroids[f]
         people = np.flatnonzero(np.isfinite(centroid[:, 0]))
         active = np.flatnonzero(f - last_frame <= max_gap)
         scale = np.maximum(_diagonal(last_box[active])[:, None], _diagonal(box[people])[None])

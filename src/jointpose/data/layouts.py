@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import product
 from pathlib import Path
@@ -46,7 +46,7 @@ import numpy as np
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.safeio import load_npz
+from jointpose.safeio import check_limit, frame_ranges, limit, load_npy, load_npz
 
 SPINE_FRACTION = 0.5
 HEAD_FROM_EYES = 1.75  # head top = eyes + HEAD_FROM_EYES * (eyes - nose)
@@ -164,6 +164,23 @@ class Detections:
     scores: list[np.ndarray]
     layout: str
     source_format: str
+    notes: list[str] = field(default_factory=list)
+
+
+def check_fill_gaps(detected: np.ndarray, count: int, path: Path, max_gap: int | None = None) -> None:
+    """Refuse more than ``max_gap`` frames in a row (default ``limit("fill_gap")``) without any
+    detection among ``count`` frames, ``detected`` (sorted, unique, 0-based) being those with
+    one: they would be made up by interpolation or by holding the nearest pose. The message
+    names the longest such run. Costs O(len(detected)), whatever ``count``."""
+    max_gap = limit("fill_gap") if max_gap is None else max_gap
+    detected = np.asarray(detected, dtype=np.int64)
+    starts = np.concatenate([[0], detected + 1])
+    ends = np.concatenate([detected, [count]])  # run i: frames starts[i] .. ends[i] - 1
+    i = int(np.argmax(ends - starts))
+    if ends[i] - starts[i] > max_gap:
+        raise JointposeError(
+            f"{path}: no detection in frames {starts[i]}-{ends[i] - 1} ({ends[i] - starts[i]} frames in a row); "
+            f"at most {max_gap} are filled by interpolation (max_fill_gap, or set JOINTPOSE_MAX_FILL_GAP)")
 
 
 def read_json(path: Path) -> Any:
@@ -178,6 +195,8 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise JointposeError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise JointposeError(f"{path}: JSON nested too deeply to be keypoints") from None
 
 
 def _numbers(value: Any, lengths: tuple[int, ...], where: str) -> np.ndarray:
@@ -194,8 +213,11 @@ def _numbers(value: Any, lengths: tuple[int, ...], where: str) -> np.ndarray:
     return out
 
 
-def read_coco_results(data: list, path: Path) -> Detections:
-    """COCO keypoint results: ``[{"image_id", "keypoints": [x, y, score] * 17, "score"}, ...]``."""
+def read_coco_results(data: list, path: Path, max_fill_gap: int | None = None) -> Detections:
+    """COCO keypoint results: ``[{"image_id", "keypoints": [x, y, score] * 17, "score"}, ...]``.
+
+    Frame ``image_id - min(image_id)``; ids missing in between are frames without detections,
+    at most ``max_fill_gap`` in a row (:func:`check_fill_gaps`)."""
     if not data:
         raise JointposeError(f"{path}: empty COCO results list (no detections)")
     ids, keypoints, scores = [], [], []
@@ -214,10 +236,13 @@ def read_coco_results(data: list, path: Path) -> Detections:
         ids.append(image_id)
         keypoints.append(kp)
         scores.append(float(score))
-    frame = np.array(ids, dtype=np.int64) - min(ids)
-    count = int(frame.max()) + 1
-    if count > 10_000_000:
-        raise JointposeError(f"{path}: image_id values span {count} frames; they must be frame numbers")
+    first = min(ids)
+    detected = sorted({i - first for i in ids})  # exact: ids may be any JSON integers
+    count = detected[-1] + 1
+    if count < 2**62:  # else far beyond the frame limit below
+        check_fill_gaps(np.array(detected, dtype=np.int64), count, path, max_fill_gap)
+    check_limit("frames", count, f"{path}: image_id values span frames")
+    frame = np.array([i - first for i in ids], dtype=np.int64)  # ids themselves may exceed int64
     order = np.argsort(frame, kind="stable")
     cuts = np.cumsum(np.bincount(frame, minlength=count))[:-1]
     people = np.split(np.stack(keypoints)[order], cuts)
@@ -252,15 +277,33 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
-def read_openpose(path: Path, data: Any = None) -> Detections:
+def read_openpose(path: Path, data: Any = None, max_fill_gap: int | None = None) -> Detections:
     """OpenPose output: one ``*_keypoints.json`` file (``data`` if already parsed) or a folder of them.
 
-    Folder files are taken in natural name order (``f2`` before ``f10``), one frame each.
+    Folder files are taken in natural name order (``f2`` before ``f10``), one frame each. When
+    every name carries a frame number (the last number in it, as OpenPose writes
+    ``video_000000000012_keypoints.json``), numbers missing in between are frames without
+    detections (a note names them; at most ``max_fill_gap`` in a row), not closed up.
     """
     files = sorted(path.glob("*_keypoints.json"), key=_natural_key) if path.is_dir() else [path]
     if not files:
         raise JointposeError(f"{path}: folder holds no OpenPose '*_keypoints.json' files")
+    check_limit("frames", len(files), f"{path}: OpenPose files (frames)")
+    numbers, notes = _frame_numbers(files), []
+    if numbers is not None and numbers[-1] - numbers[0] + 1 > len(files):
+        check_fill_gaps(numbers - numbers[0], numbers[-1] - numbers[0] + 1, path, max_fill_gap)
+        check_limit("frames", numbers[-1] - numbers[0] + 1, f"{path}: OpenPose file numbers span frames")
+        present = np.zeros(numbers[-1] - numbers[0] + 1, dtype=bool)
+        present[numbers - numbers[0]] = True
+        missing = np.flatnonzero(~present)
+        notes.append(f"{path}: no file for {len(missing)} frame(s) ({frame_ranges(missing + numbers[0])} by file "
+                     "number); they are treated as frames without detections")
     frames = [openpose_people(data if data is not None else read_json(f), f) for f in files]
+    if numbers is not None and notes:
+        slots: list[np.ndarray | None] = [None] * int(numbers[-1] - numbers[0] + 1)
+        for number, people in zip(numbers, frames):
+            slots[number - numbers[0]] = people
+        frames = slots
     counts = {p.shape[1] for p in frames if p is not None}
     if not counts:
         raise JointposeError(f"{path}: no person detected in any of its {len(files)} frame(s)")
@@ -270,7 +313,17 @@ def read_openpose(path: Path, data: Any = None) -> Detections:
     layout = _OPENPOSE_LAYOUTS[3 * n]
     people = [p if p is not None else np.zeros((0, n, 3)) for p in frames]
     scores = [_openpose_scores(p) for p in people]
-    return Detections(people, scores, layout, f"openpose-{layout}")
+    return Detections(people, scores, layout, f"openpose-{layout}", notes)
+
+
+def _frame_numbers(files: list[Path]) -> np.ndarray | None:
+    """The frame number in each file name (its last number), or None when a name has none or
+    two names share one."""
+    found = [re.findall(r"\d+", f.name.removesuffix("_keypoints.json")) for f in files]
+    if not all(found) or any(len(n[-1]) > 15 for n in found):
+        return None
+    numbers = np.array([int(n[-1]) for n in found], dtype=np.int64)
+    return numbers if (np.diff(numbers) > 0).all() else None
 
 
 def _openpose_scores(people: np.ndarray) -> np.ndarray:
@@ -293,20 +346,14 @@ def read_array(path: Path) -> np.ndarray:
                                  f"(keys: {', '.join(sorted(arrays)) or 'none'})")
         array, where = arrays[key], f"{path} key '{key}'"
     else:
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise JointposeError(f"{path}: not a readable .npy array ({exc})") from None
-        if not isinstance(array, np.ndarray):
-            array.close()
-            raise JointposeError(f"{path}: an .npz archive, not an .npy array (rename it to .npz)")
-        where = str(path)
+        array, where = load_npy(path), str(path)
     if array.dtype.kind not in "iuf":
         raise JointposeError(f"{where}: expected numbers, got dtype {array.dtype}")
     if array.ndim != 3 or array.shape[1] != skeleton.NUM_JOINTS or array.shape[2] not in (2, 3):
         raise JointposeError(f"{where}: expected shape (frames, 17, 2 or 3), got {array.shape}")
     if len(array) == 0:
         raise JointposeError(f"{where}: empty (0 frames)")
+    check_limit("frames", len(array), f"{where}: frames")
     array = array.astype(np.float64)
     bad = np.isinf(array).any(axis=(1, 2))
     if bad.any():

@@ -22,6 +22,7 @@ from jointpose.geometry import skeleton
 from jointpose.model.loading import load_model
 from jointpose.model.predict import inference_step, predict
 from jointpose.model.temporal import TemporalModel
+from jointpose.safeio import check_finite
 
 # Per-frame values are metres (reported as mm) except shares in [0, 1] (reported as %).
 REPORT_SCALE = {"rom_pct": 100.0}
@@ -187,6 +188,8 @@ def evaluate_checkpoint(
     result = evaluate_model(model, data.sequences, flip_test=flip_test, keypoints_left=data.keypoints_left,
                             keypoints_right=data.keypoints_right, by_subject=by_subject,
                             extra_metrics=plausibility_errors, skeleton_fit=fit, smooth=smooth)
+    for key, prediction in result.predictions.items():
+        check_finite(prediction, f"{checkpoint}: the prediction for {key}")
     result.summary = {
         "config": {**config, "checkpoint": str(checkpoint), "checkpoint_epoch": epoch,
                    "evaluated_on": {"data_dir": str(data_dir), "keypoints": keypoints, "subjects": subjects,
@@ -199,10 +202,7 @@ def evaluate_checkpoint(
 
 def write_predictions(predictions: dict[str, np.ndarray], path: str | Path) -> None:
     """Save predictions as npz, one (frames, 17, 3) array per ``<subject>/<action>/<camera>`` key."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
-            np.savez_compressed(handle, **predictions)
-    except OSError as exc:
-        raise JointposeError(f"cannot write {path}: {exc.strerror}") from None
+    from jointpose.safeio import atomic_write
+
+    with atomic_write(path) as handle:
+        np.savez_compressed(handle, **predictions)

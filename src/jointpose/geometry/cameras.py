@@ -148,6 +148,20 @@ def _floating(values: np.ndarray) -> np.ndarray:
     return values if np.issubdtype(values.dtype, np.floating) else values.astype(np.float64)
 
 
+def check_image_size(width: Any, height: Any, what: str) -> tuple[int, int]:
+    """An image size (width, height) in whole pixels, each in [2, ``limit("image_px")``]."""
+    from jointpose.safeio import check_limit
+
+    try:
+        w, h = float(width), float(height)
+    except (TypeError, ValueError, OverflowError):
+        raise JointposeError(f"{what} must be two whole numbers of pixels W H, got {width!r} {height!r}") from None
+    if not (np.isfinite(w) and np.isfinite(h) and w == int(w) and h == int(h) and w >= 2 and h >= 2):
+        raise JointposeError(f"{what} must be positive whole numbers of pixels (at least 2), got {width} {height}")
+    check_limit("image_px", max(w, h), f"{what} (pixels)")
+    return int(w), int(h)
+
+
 def normalize_screen_coordinates(pixels: np.ndarray, w: int, h: int) -> np.ndarray:
     """Pixels (..., 2) -> normalised coordinates: x in [0, w] -> [-1, 1], aspect ratio kept.
     Integer pixels come back as float64; floating ones keep their dtype."""

@@ -31,6 +31,7 @@ from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import bone_vectors
 from jointpose.motion.bvh import Motion, write_bvh
+from jointpose.safeio import atomic_path, check_finite
 
 FORMATS = ("npz", "json", "csv", "bvh")
 AXES = "camera space: x right, y down, z forward; metres; root joint at the origin"
@@ -67,23 +68,19 @@ def export(path: str | Path, poses: np.ndarray, fps: float, *, trajectory: np.nd
         raise JointposeError(f"poses must be (frames, 17, 3) with frames >= 1, got {poses.shape}")
     if trajectory is not None and np.shape(trajectory) != (len(poses), 3):
         raise JointposeError(f"trajectory must be ({len(poses)}, 3), got {np.shape(trajectory)}")
+    check_finite(poses, f"{path}: poses to write")
+    if trajectory is not None:
+        check_finite(trajectory, f"{path}: trajectory to write")
     extra = {name: np.asarray(value) for name, value in (extra or {}).items()}
     wrong = [f"{name} {value.shape}" for name, value in extra.items() if value.ndim == 0 or len(value) != len(poses)]
     if wrong:
         raise JointposeError(f"extra arrays must have {len(poses)} frames, got {', '.join(wrong)}")
     fmt = format_from_path(path, fmt)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as partial:
         if fmt in ("npz", "json"):
             {"npz": _write_npz, "json": _write_json}[fmt](partial, poses, float(fps), trajectory, extra)
         else:
             {"csv": _write_csv, "bvh": _write_bvh}[fmt](partial, poses, float(fps), trajectory)
-        partial.replace(path)
-    except OSError as exc:
-        raise JointposeError(f"cannot write {path}: {exc.strerror}") from None
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 

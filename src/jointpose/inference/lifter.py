@@ -24,12 +24,17 @@ import torch
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import normalize_screen_coordinates
+from jointpose.geometry.cameras import check_image_size, normalize_screen_coordinates
 from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
 from jointpose.model.predict import inference_step, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
+from jointpose.safeio import check_finite, frame_ranges
 
 MODEL_FORMAT = "jointpose-model-v1"
+# Largest normalised screen coordinate accepted (x in [0, w] pixels maps to [-1, 1]): 500
+# image widths off screen. Larger values are no detection, and could overflow float32 inside
+# the network.
+SCREEN_BOUND = 1000.0
 SEGMENT = 4096  # output frames computed at once (bounds memory on long inputs)
 PRETRAINED = {"offline": "jointpose_cmu_243f_offline.safetensors", "causal": "jointpose_cmu_243f_causal.safetensors"}
 
@@ -124,18 +129,24 @@ class Lifter:
             raise JointposeError("keypoints: empty sequence (0 frames)")
         kp = kp[..., :2]
         if not np.isfinite(kp).all():
-            raise JointposeError("keypoints hold NaN or inf values; fill missing joints first (jointpose.data.keypoints)")
-        if normalized:
-            return kp
-        if image_size is None:
-            raise JointposeError("pixel keypoints need image_size=(width, height) (--image-size W H)")
-        try:
-            w, h = (float(v) for v in image_size)
-        except (TypeError, ValueError):
-            raise JointposeError(f"image_size must be (width, height) in pixels, got {image_size!r}") from None
-        if not (w > 0 and h > 0 and np.isfinite(w) and np.isfinite(h)):
-            raise JointposeError(f"image size must be positive, got {image_size}")
-        return normalize_screen_coordinates(kp, w, h)
+            raise JointposeError("keypoints hold NaN or inf values; fill missing joints first (jointpose.keypoints)")
+        if not normalized:
+            if image_size is None:
+                raise JointposeError("pixel keypoints need image_size=(width, height) (--image-size W H)")
+            try:
+                w, h = image_size
+            except (TypeError, ValueError):
+                raise JointposeError(f"image_size must be (width, height) in pixels, got {image_size!r}") from None
+            w, h = check_image_size(w, h, "image_size")
+            kp = normalize_screen_coordinates(kp, w, h)
+        # Checked as the network computes (float32), where 1e300 is infinite.
+        with np.errstate(over="ignore"):
+            out_of_range = ~(np.abs(kp.astype(np.float32)) <= SCREEN_BOUND).reshape(len(kp), -1).all(axis=1)
+        if out_of_range.any():
+            raise JointposeError(f"keypoints: {int(out_of_range.sum())} of {len(kp)} frames ("
+                                 f"{frame_ranges(np.flatnonzero(out_of_range))}) lie more than {SCREEN_BOUND / 2:g} "
+                                 "image widths off screen (or overflow float32)")
+        return kp
 
     def predict(
         self,
@@ -152,7 +163,9 @@ class Lifter:
         poses = predict(self._inference_model(), kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
                         keypoints_right=self.keypoints_right, segment=SEGMENT, progress=progress)
         smooth = 0.0 if self.causal else self.smooth
-        return inference_step(poses, smooth=smooth, skeleton_fit=self.skeleton_fit, causal=self.causal).numpy()
+        poses = inference_step(poses, smooth=smooth, skeleton_fit=self.skeleton_fit, causal=self.causal).numpy()
+        check_finite(poses, "the predicted 3D poses")
+        return poses
 
     def _inference_model(self) -> FusedTemporalModel:
         """The pose model with batch norm folded in, built on first use (weights are fixed)."""
@@ -169,4 +182,5 @@ class Lifter:
         kp = self.normalize(keypoints, image_size, normalized)
         out = predict(self.trajectory_model, kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
                       keypoints_right=self.keypoints_right, root_relative=False, segment=SEGMENT)
+        check_finite(out[:, 0], "the predicted trajectory")
         return out[:, 0].numpy()

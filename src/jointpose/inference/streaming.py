@@ -156,7 +156,11 @@ class StreamingLifter:
 
     @torch.no_grad()
     def push(self, keypoints: np.ndarray, image_size: tuple[int, int] | None = None, *, normalized: bool = False) -> np.ndarray:
-        """One frame of 2D keypoints (J, 2|3) -> its 3D pose (17, 3), metres, root at 0."""
+        """One frame of 2D keypoints (J, 2|3) -> its 3D pose (17, 3), metres, root at 0.
+
+        A frame that is not finite in float32 or lies far off screen
+        (:meth:`Lifter.normalize`) raises :class:`JointposeError` before any state changes:
+        the stream goes on as if it had never been pushed."""
         kp = np.asarray(keypoints, dtype=np.float64)
         if kp.ndim != 2:
             raise JointposeError(f"push takes one frame (joints, 2 or 3), got shape {kp.shape}")
@@ -168,6 +172,9 @@ class StreamingLifter:
                 self._step(x)
         self.frames_seen += 1
         pose = self._step(x)
+        if not torch.isfinite(pose).all():
+            raise JointposeError(f"frame {self.frames_seen - 1}: the model's output is NaN or infinite; the stream's "
+                                 "state is no longer usable (call reset())")
         if self.skeleton_fit:
             self._length_sum += bone_lengths(pose)[:, None]
             pose = limit_range_of_motion(set_bone_lengths(pose[None], self._length_sum / self.frames_seen)[0])

@@ -20,6 +20,7 @@ from jointpose.geometry import skeleton
 from jointpose.geometry.filters import check_sigma
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, load_model_state
+from jointpose.safeio import atomic_path, check_fps
 
 MODEL_FORMAT = "jointpose-model-v1"
 
@@ -97,8 +98,9 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     trajectory = None
     if ckpt.get("trajectory_model") is not None:
         trajectory = load_model_state(ckpt["trajectory_args"], ckpt["trajectory_model"], str(path), dev)
-    left, right = ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS))
-    return LoadedModel(model, trajectory, float(ckpt.get("fps", 50.0)), (tuple(left), tuple(right)),
+    symmetry = _symmetry_of(ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS)),
+                            model.num_joints_in, path)
+    return LoadedModel(model, trajectory, check_fps(ckpt.get("fps", 50.0), f"{path}: checkpoint 'fps'"), symmetry,
                        uses_skeleton_fit(ckpt["config"]), smoothing_sigma(ckpt["config"]), ckpt["config"],
                        ckpt["epoch"])
 
@@ -119,16 +121,16 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
     try:
         info = {k: json.loads(meta[k]) for k in ("model_args", "fps", "keypoints_symmetry")}
         trajectory_args = json.loads(meta["trajectory_args"]) if "trajectory_args" in meta else None
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise JointposeError(f"{path}: malformed model metadata ({exc})") from None
+    except (KeyError, json.JSONDecodeError, RecursionError) as exc:
+        raise JointposeError(f"{path}: malformed model metadata ({type(exc).__name__}: {exc})") from None
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
 
     model = load_model_state(info["model_args"], part("pose."), str(path), device)
     trajectory = load_model_state(trajectory_args, part("trajectory."), str(path), device) if trajectory_args else None
-    left, right = info["keypoints_symmetry"]
-    return LoadedModel(model, trajectory, info["fps"], (tuple(left), tuple(right)),
+    symmetry = _symmetry_of(info["keypoints_symmetry"], model.num_joints_in, path)
+    return LoadedModel(model, trajectory, check_fps(info["fps"], f"{path}: metadata 'fps'"), symmetry,
                        meta.get("skeleton_fit") == "true", _smooth_of(meta, path), {"exported_model": True})
 
 
@@ -147,8 +149,8 @@ def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> 
         meta["trajectory_args"] = json.dumps(model_args_of(loaded.trajectory_model))
     tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in tensors.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    with atomic_path(path) as partial:
+        save_file(tensors, str(partial), metadata=meta)
     return path
 
 
@@ -159,10 +161,21 @@ def model_args_of(model: TemporalModel) -> dict:
             "num_joints_out": model.num_joints_out}
 
 
+def _symmetry_of(value: object, joints: int, path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The (left, right) keypoint indices stored with a model, checked."""
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(side, (list, tuple)) for side in value)
+          and all(type(j) is int and 0 <= j < joints for side in value for j in side)
+          and len(value[0]) == len(value[1]))
+    if not ok:
+        raise JointposeError(f"{path}: metadata 'keypoints_symmetry' must be two equally long lists of joint "
+                             f"indices below {joints}")
+    return tuple(value[0]), tuple(value[1])
+
+
 def _smooth_of(meta: dict, path: Path) -> float:
     """The temporal filter's sigma (frames) stored in a model file's metadata (0 when absent)."""
     try:
         value = float(json.loads(meta.get("smooth", "0")))
-    except (json.JSONDecodeError, TypeError, ValueError):
-        raise JointposeError(f"{path}: metadata 'smooth' is not a number ({meta['smooth']!r})") from None
+    except (json.JSONDecodeError, TypeError, ValueError, RecursionError):
+        raise JointposeError(f"{path}: metadata 'smooth' is not a number ({meta['smooth'][:40]!r})") from None
     return check_sigma(value, f"{path}: metadata 'smooth'")

@@ -255,16 +255,54 @@ def build_model(args: dict, *, strided: bool = False) -> TemporalModel:
 def load_model_state(args: dict, state: dict, source: str, device: torch.device | str = "cpu") -> TemporalModel:
     """A full-sequence model in eval mode from stored constructor ``args`` and weights.
 
-    Raises :class:`JointposeError` naming ``source`` when they do not fit together.
+    The architecture is first built without memory (torch's meta device) and every stored
+    tensor's shape compared with it, so crafted arguments cannot make it allocate more than
+    the weights the file holds. Raises :class:`JointposeError` naming ``source`` when they do
+    not fit together, or when a weight is NaN or infinite.
     """
     from jointpose.errors import JointposeError
 
+    _check_model_args(args, source)
     try:
-        model = build_model(args)
-        model.load_state_dict(state)
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build_model(args).state_dict().items()}
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise JointposeError(f"{source}: weights do not match the stored architecture ({str(exc).splitlines()[0]})") from None
+        raise JointposeError(f"{source}: invalid model arguments ({str(exc).splitlines()[0]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise JointposeError(f"{source}: the weights are not a dict of tensors")
+    wrong = sorted(k for k in shapes.keys() | state.keys() if shapes.get(k) != (tuple(state[k].shape) if k in state else None))
+    if wrong:
+        raise JointposeError(f"{source}: weights do not match the stored architecture (e.g. {wrong[0]!r}; "
+                             f"{len(wrong)} tensor(s) missing, extra or of another shape)")
+    bad = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    if bad:
+        raise JointposeError(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values (e.g. {bad[0]!r})")
+    model = build_model(args)
+    model.load_state_dict(state)
     return model.to(device).eval()
+
+
+# Constructor arguments of a stored model: name -> (type, smallest, largest).
+_MODEL_ARGS = {"channels": (int, 1, 16384), "num_joints_in": (int, 1, 1024), "in_features": (int, 1, 16),
+               "num_joints_out": (int, 1, 1024), "dropout": (float, 0.0, 1.0)}
+
+
+def _check_model_args(args: dict, source: str) -> None:
+    """Refuse stored constructor arguments of the wrong type or far outside any real model's."""
+    from jointpose.errors import JointposeError
+
+    if not isinstance(args, dict):
+        raise JointposeError(f"{source}: model arguments must be a dict, got {type(args).__name__}")
+    for name, (kind, low, high) in _MODEL_ARGS.items():
+        value = args.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) or not low <= value <= high:
+            raise JointposeError(f"{source}: model argument {name!r} must be a number in [{low}, {high}], got {value!r}")
+    widths = args.get("filter_widths")
+    if (not isinstance(widths, (list, tuple)) or not 1 <= len(widths) <= 8
+            or not all(type(w) is int and 1 <= w <= 15 and w % 2 for w in widths)):
+        raise JointposeError(f"{source}: model argument 'filter_widths' must be 1 to 8 odd widths up to 15, got {widths!r}")
+    if not isinstance(args.get("causal"), bool):
+        raise JointposeError(f"{source}: model argument 'causal' must be true or false, got {args.get('causal')!r}")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -29,9 +29,12 @@ import numpy as np
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import Camera, h36m_cameras
+from jointpose.geometry.cameras import Camera, check_image_size, h36m_cameras
+from jointpose.safeio import atomic_folder, check_fps, check_limit
 
 H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
+MAX_RING_CAMERAS = 64
+MIN_CLIP_FRAMES = 2  # motion needs two frames (velocity); shorter clips are refused
 METADATA = {
     "layout_name": "h36m",
     "num_joints": 17,
@@ -55,8 +58,12 @@ class CameraRing:
     height_px: int = 1000
 
     def cameras(self) -> list[Camera]:
-        if self.count < 1 or self.distance <= 0 or self.focal_length <= 0 or self.width < 2 or self.height_px < 2:
-            raise JointposeError("camera ring: count, distance, focal length and image size must be positive")
+        if not (1 <= self.count <= MAX_RING_CAMERAS):
+            raise JointposeError(f"camera ring: the number of cameras must be 1 to {MAX_RING_CAMERAS}, got {self.count}")
+        if not (0 < self.distance < np.inf and 0 < self.focal_length < np.inf and np.isfinite(self.height)
+                and np.isfinite(self.target_height)):
+            raise JointposeError("camera ring: distance and focal length must be positive and every value finite")
+        check_image_size(self.width, self.height_px, "camera ring: image size")
         out = []
         for i in range(self.count):
             angle = 2 * np.pi * i / self.count + np.pi / 4
@@ -213,6 +220,7 @@ def write_h36m_dataset(
     """
     if input_layout not in ("h36m", "coco"):
         raise JointposeError(f"--input-layout must be h36m or coco, got '{input_layout}'")
+    check_fps(fps, "--fps")
     out_dir = Path(out_dir)
     subjects = list(motion)
     if cameras is None:
@@ -238,6 +246,10 @@ def write_h36m_dataset(
         for action, world in motion[subject].items():
             if not np.isfinite(world).all():
                 raise JointposeError(f"{subject}/{action}: motion holds NaN or inf values")
+            if len(world) < MIN_CLIP_FRAMES:
+                raise JointposeError(f"{subject}/{action}: {len(world)} frame(s) at {fps:g} fps; a clip needs at "
+                                     f"least {MIN_CLIP_FRAMES} (a lower --fps than the motion allows?)")
+            check_limit("frames", len(world), f"{subject}/{action}: frames")
             positions_3d[subject][action] = skeleton.expand_17_to_32(world).astype(np.float32)
             seen = coco_keypoints(world) if input_layout == "coco" else world
             views, noisy_views = [], []
@@ -254,12 +266,12 @@ def write_h36m_dataset(
                 noisy_views.append(_as_input(jittered, input_layout))
             exact[subject][action] = views
             noisy[subject][action] = noisy_views
-    out_dir.mkdir(parents=True, exist_ok=True)
     extra = {"fps": np.array(float(fps))}
     if schema is not None:
         extra["cameras"] = np.array(schema)
-    paths = dataset_paths(out_dir)
-    np.savez_compressed(paths["3d"], positions_3d=positions_3d, **extra)
-    np.savez_compressed(paths["gt"], positions_2d=exact, metadata=METADATA, **extra)
-    np.savez_compressed(paths["noisy"], positions_2d=noisy, metadata=METADATA, **extra)
-    return paths
+    with atomic_folder(out_dir) as building:  # the three files replace the old ones as a set
+        staged = dataset_paths(building)
+        np.savez_compressed(staged["3d"], positions_3d=positions_3d, **extra)
+        np.savez_compressed(staged["gt"], positions_2d=exact, metadata=METADATA, **extra)
+        np.savez_compressed(staged["noisy"], positions_2d=noisy, metadata=METADATA, **extra)
+    return dataset_paths(out_dir)

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from jointpose.errors import JointposeError
+from jointpose.safeio import atomic_write, check_fps, check_limit, check_resample, limit
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -229,10 +230,11 @@ def resample(motion: Motion, fps: float) -> Motion:
 
     Rotations by slerp (shortest arc), translations linearly; vectorised over frames and joints.
     """
-    if not np.isfinite(fps) or fps <= 0:
-        raise JointposeError(f"resample: fps must be positive, got {fps}")
+    check_fps(fps, "resample: fps")
+    check_resample(motion.fps, fps, str(motion.source))
     last = motion.num_frames - 1
     count = int(np.floor(last * motion.frame_time * fps + 1e-9)) + 1
+    check_limit("frames", count, f"{motion.source}: resampled to {fps:g} fps, frames")
     src = np.arange(count) / (fps * motion.frame_time)
     nearest = np.rint(src)
     src = np.where(np.abs(src - nearest) < 1e-9, nearest, src)
@@ -270,7 +272,9 @@ def read_bvh(path: str | Path) -> Motion:
             raise JointposeError(f"{path} line {lineno}: expected '{key} ...', found {line[:40]!r}")
         fields[key] = (line[len(key):].strip(), lineno)
     frames = _header_number(fields["Frames:"], "Frames:", path, int)
+    check_limit("frames", frames, f"{path} line {fields['Frames:'][1]}: 'Frames:'")
     frame_time = _header_number(fields["Frame Time:"], "Frame Time:", path, float)
+    check_fps(1.0 / frame_time, f"{path} line {fields['Frame Time:'][1]}: 'Frame Time: {frame_time:g}'")
     values = _parse_frames(text[pos:] if pos < len(text) else "", lineno + 1, frames, fields["Frames:"][1],
                            sum(len(c) for c in hierarchy["channels"]), path)
     rate = 1.0 / frame_time
@@ -285,7 +289,7 @@ def _header_number(field: tuple[str, int], key: str, path: Path, kind: type) -> 
         value = kind(raw)
     except ValueError:
         raise JointposeError(f"{path} line {lineno}: '{key}' needs a number, found {raw!r}") from None
-    if not np.isfinite(value) or value <= 0:
+    if not value > 0 or value == float("inf"):  # NaN fails the first test; ints of any size pass both
         raise JointposeError(f"{path} line {lineno}: '{key}' must be positive, found {raw!r}")
     return value
 
@@ -359,7 +363,7 @@ def _motion_from_values(h: dict, values: np.ndarray, frame_time: float, source: 
 
 
 class _HierarchyParser:
-    """Recursive-descent parser for the HIERARCHY section, with line numbers in errors."""
+    """Parser for the HIERARCHY section (iterative: any depth), with line numbers in errors."""
 
     def __init__(self, header: str, source: str, has_motion: bool) -> None:
         self.tokens = [(tok, n) for n, line in enumerate(header.split("\n"), 1)
@@ -367,6 +371,8 @@ class _HierarchyParser:
         self.end_line = header.count("\n") + 1 if has_motion else (self.tokens[-1][1] if self.tokens else 1)
         self.source, self.has_motion, self.pos = source, has_motion, 0
         self.out: dict[str, list] = {"names": [], "parents": [], "offsets": [], "channels": [], "end_sites": []}
+        self.seen: set[str] = set()
+        self.end_counts: dict[str, int] = {}
 
     def fail(self, line: int, message: str) -> None:
         raise JointposeError(f"{self.source} line {line}: {message}")
@@ -400,7 +406,7 @@ class _HierarchyParser:
     def parse(self) -> dict[str, list]:
         self.keyword("HIERARCHY")
         while self.peek()[0].upper() == "ROOT":
-            self.joint(-1)
+            self.skeleton()
         if not self.out["names"]:
             self.fail(self.peek()[1], "expected 'ROOT' after 'HIERARCHY'")
         if self.pos < len(self.tokens):
@@ -410,12 +416,35 @@ class _HierarchyParser:
             self.fail(self.end_line, "no MOTION section (file truncated?)")
         return self.out
 
-    def add(self, name: str, parent: int, offset: list[float], channels: tuple[str, ...], end: bool) -> int:
+    def add(self, name: str, parent: int, offset: list[float], channels: tuple[str, ...], end: bool, line: int) -> int:
+        if len(self.out["names"]) >= limit("bvh_joints"):
+            self.fail(line, f"more than {limit('bvh_joints')} joints (set JOINTPOSE_MAX_BVH_JOINTS to allow more)")
         for key, value in zip(self.out, (name, parent, offset, channels, end)):
             self.out[key].append(value)
+        self.seen.add(name)
         return len(self.out["names"]) - 1
 
-    def joint(self, parent: int) -> None:
+    def skeleton(self) -> None:
+        """One ROOT and every joint under it. A stack of the open joints (not recursion), so
+        a chain of any depth parses."""
+        stack = [self.open_joint(-1)]
+        while stack:
+            index, name = stack[-1]
+            tok, line = self.peek()
+            if tok.upper() == "JOINT":
+                stack.append(self.open_joint(index))
+            elif tok.upper() == "END":
+                self.end_site(index, name)
+            elif tok == "}":
+                self.take("}")
+                stack.pop()
+            elif not tok:
+                self.take(f"JOINT, End Site or '}}' in joint {name!r}")
+            else:
+                self.fail(line, f"expected JOINT, End Site or '}}' in joint {name!r}, found {tok!r}")
+
+    def open_joint(self, parent: int) -> tuple[int, str]:
+        """Read a ROOT or JOINT header up to its CHANNELS; returns the joint's index and name."""
         _, line = self.take("ROOT or JOINT")
         words = []
         while self.pos < len(self.tokens) and self.tokens[self.pos][1] == line and self.tokens[self.pos][0] != "{":
@@ -423,7 +452,7 @@ class _HierarchyParser:
         name = " ".join(words)
         if not name:
             self.fail(line, "joint without a name")
-        if name in self.out["names"]:
+        if name in self.seen:
             self.fail(line, f"joint name {name!r} is used twice")
         self.keyword("{")
         self.keyword("OFFSET")
@@ -442,27 +471,18 @@ class _HierarchyParser:
         problem = _check_channels(channels)
         if problem:
             self.fail(chan_line, f"joint {name!r}: {problem}")
-        index = self.add(name, parent, offset, tuple(channels), False)
-        while True:
-            tok, line = self.peek()
-            if tok.upper() == "JOINT":
-                self.joint(index)
-            elif tok.upper() == "END":
-                self.take("End Site")
-                self.keyword("Site")
-                self.keyword("{")
-                self.keyword("OFFSET")
-                end_offset = [self.number("an OFFSET number") for _ in range(3)]
-                self.keyword("}")
-                ends = sum(n.startswith(f"{name}_End") for n in self.out["names"])
-                self.add(f"{name}_End{ends + 1 if ends else ''}", index, end_offset, (), True)
-            elif tok == "}":
-                self.take("}")
-                return
-            elif not tok:
-                self.take(f"JOINT, End Site or '}}' in joint {name!r}")
-            else:
-                self.fail(line, f"expected JOINT, End Site or '}}' in joint {name!r}, found {tok!r}")
+        return self.add(name, parent, offset, tuple(channels), False, line), name
+
+    def end_site(self, parent: int, name: str) -> None:
+        """Read an ``End Site { OFFSET x y z }`` block of joint ``name``."""
+        _, line = self.take("End Site")
+        self.keyword("Site")
+        self.keyword("{")
+        self.keyword("OFFSET")
+        end_offset = [self.number("an OFFSET number") for _ in range(3)]
+        self.keyword("}")
+        ends = self.end_counts[name] = self.end_counts.get(name, 0) + 1
+        self.add(f"{name}_End{ends if ends > 1 else ''}", parent, end_offset, (), True, line)
 
 
 def _channel_values(motion: Motion, joints: list[int]) -> np.ndarray:
@@ -503,31 +523,31 @@ def write_bvh(motion: Motion, path: str | Path) -> None:
         if p >= 0:
             children[p].append(i)
     lines, written = ["HIERARCHY"], []
-
-    def emit(i: int, depth: int) -> None:
-        pad = "  " * depth
+    # Depth first with a stack of (joint, depth) to open and (None, depth) to close, so any
+    # depth writes; indentation stops growing after 40 levels.
+    stack: list[tuple[int | None, int]] = [(root, 0) for root in reversed(range(len(motion.names)))
+                                           if motion.parents[root] < 0]
+    while stack:
+        i, depth = stack.pop()
+        pad = "  " * min(depth, 40)
+        if i is None:
+            lines.append(f"{pad}}}")
+            continue
         off = " ".join(f"{v:.10g}" for v in motion.offsets[i])
         if motion.end_sites[i]:
             if children[i]:
                 raise JointposeError(f"write_bvh: End Site {motion.names[i]} has children ({motion.source})")
             lines.extend([f"{pad}End Site", f"{pad}{{", f"{pad}  OFFSET {off}", f"{pad}}}"])
-            return
+            continue
         keyword = "ROOT" if motion.parents[i] < 0 else "JOINT"
         written.append(i)
         chans = motion.channels[i]
         lines.extend([f"{pad}{keyword} {motion.names[i]}", f"{pad}{{", f"{pad}  OFFSET {off}",
                       f"{pad}  CHANNELS {len(chans)} {' '.join(chans)}".rstrip()])
-        for c in children[i]:
-            emit(c, depth + 1)
-        lines.append(f"{pad}}}")
-
-    for root in (i for i, p in enumerate(motion.parents) if p < 0):
-        emit(root, 0)
+        stack.append((None, depth))
+        stack.extend((c, depth + 1) for c in reversed(children[i]))
     values = _channel_values(motion, written)  # columns in the order the joints are written
     lines.extend(["MOTION", f"Frames: {motion.num_frames}", f"Frame Time: {motion.frame_time:.10g}"])
-    try:
-        with path.open("w", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-            np.savetxt(fh, values, fmt="%.10g")
-    except OSError as exc:
-        raise JointposeError(f"cannot write BVH file {path}: {exc.strerror or exc}") from None
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+        np.savetxt(fh, values, fmt="%.10g")

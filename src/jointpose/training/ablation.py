@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from jointpose.evaluation.evaluate import COLUMN_TITLES
+from jointpose.safeio import atomic_write
 from jointpose.training.config import TrainConfig
 from jointpose.training.trainer import Trainer
 
@@ -55,6 +56,7 @@ def run_ablation(config: TrainConfig, out: str | Path) -> dict:
     print("\n=== baseline vs joint-aware (same seed and configuration) ===")
     print(format_comparison(summaries["baseline"], summaries["joint-aware"]))
     result = {"config": config.to_dict(), **summaries}
-    (out / "ablation.json").write_text(json.dumps(result, indent=2))
+    with atomic_write(out / "ablation.json", "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(result, indent=2))
     print(f"\nwrote {out / 'ablation.json'}")
     return result

@@ -2,13 +2,12 @@
 
 A checkpoint is a dict of tensors and plain Python values (no pickled classes), so it
 loads with ``weights_only=True``. It is written to a temporary file in the same folder,
-flushed and fsynced, then renamed over the target: a crash at any moment leaves either
-the old or the new file complete, never a torn one.
+fsynced, then renamed over the target (:func:`jointpose.safeio.atomic_write`): a crash at
+any moment leaves either the old or the new file complete, never a torn one.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from pathlib import Path
@@ -17,36 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from jointpose.safeio import atomic_write
+
 
 def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
-    """``torch.save`` to ``path`` atomically (temporary file, fsync, rename, fsync folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """``torch.save`` to ``path`` atomically (:func:`jointpose.safeio.atomic_write`)."""
+    with atomic_write(path) as handle:
+        torch.save(obj, handle)
+    return Path(path)
 
 
 def epoch_checkpoints(folder: str | Path) -> list[Path]:

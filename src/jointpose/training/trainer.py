@@ -45,6 +45,7 @@ from jointpose.training.distributed import (
     reduce_sums,
     wrap_model,
 )
+from jointpose.safeio import atomic_path, atomic_write, check_output_folder
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 
@@ -86,6 +87,11 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.loss_fn = JointAwareLoss(config.loss_weights)
         self.windows = self.training_windows()
+        longest = max(len(s.keypoints) for s in self.train_data.sequences)
+        if longest < self.model.receptive_field():
+            raise JointposeError(
+                f"--data-dir {config.data_dir}: the longest training sequence has {longest} frames, fewer than the "
+                f"model's receptive field ({self.model.receptive_field()}); use a smaller -arc or longer clips")
         if len(self.windows.singles) < 2 * self.dist.world_size:  # batch norm: two frames per process
             raise JointposeError(
                 f"--data-dir {config.data_dir}: {len(self.windows.singles)} training frames in "
@@ -311,6 +317,7 @@ def _resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     folder = Path(config.checkpoint_dir)
     latest = folder / "latest.pt"
     if not config.resume:
+        check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
         if latest.exists():
             raise JointposeError(f"--checkpoint {folder} already holds a run (latest.pt); pass --resume to "
                                  "continue it or choose another folder")
@@ -416,12 +423,10 @@ def write_log(history: list[dict[str, Any]], path: Path) -> None:
     if not history:
         return
     columns = list(dict.fromkeys(k for row in history for k in row))
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_write(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history)
-    tmp.replace(path)
 
 
 def plot_learning_curve(history: list[dict[str, Any]], path: Path) -> None:
@@ -440,10 +445,9 @@ def plot_learning_curve(history: list[dict[str, Any]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as partial:
+        fig.savefig(partial, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def train(config: TrainConfig, dist: DistContext | None = None) -> dict[str, Any] | None:

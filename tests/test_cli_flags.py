@@ -1,0 +1,155 @@
+"""Command-line flags, each checked for its effect against values worked out another way
+(the Python API, a hand conversion, or the same command without the flag)."""
+
+import csv
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from test_keypoints import COCO_TEMPLATE, coco_expected
+
+from jointpose.cli import main
+from jointpose.geometry import skeleton
+from jointpose.inference.lifter import Lifter
+
+SIZE = ["--image-size", "1000", "1000"]
+
+
+def _walk(frames: int = 40) -> np.ndarray:
+    """(frames, 17, 2) COCO-17 pixels of a person drifting right."""
+    return COCO_TEMPLATE * 2.0 + np.array([400.0, 300.0]) + np.arange(frames)[:, None, None] * np.array([2.0, 0.3])
+
+
+def _infer(tmp_path, source, name, *flags) -> np.ndarray:
+    out = tmp_path / name
+    assert main(["infer", str(source), "-o", str(out), *SIZE, "--no-progress", *flags]) == 0
+    return np.load(out)["poses_3d"] if out.suffix == ".npz" else out
+
+
+@pytest.fixture(scope="module")
+def offline():
+    return Lifter.from_pretrained("offline", device="cpu")
+
+
+def test_infer_layout_and_format(tmp_path, offline):
+    coco = _walk()
+    np.save(tmp_path / "coco.npy", coco)
+    np.save(tmp_path / "h36m.npy", coco_expected(coco))  # converted by hand
+    as_coco = _infer(tmp_path, tmp_path / "coco.npy", "a.npz", "--layout", "coco")
+    assert np.array_equal(as_coco, _infer(tmp_path, tmp_path / "h36m.npy", "b.npz"))
+    assert np.abs(as_coco - _infer(tmp_path, tmp_path / "coco.npy", "c.npz")).max() > 0.01  # read as H36M: other joints
+    path = _infer(tmp_path, tmp_path / "h36m.npy", "poses.txt", "--format", "csv")
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == ["frame", "joint", "x", "y", "z"] and len(rows) == 1 + 40 * 17
+    values = np.array([[float(v) for v in row[2:]] for row in rows[1:]]).reshape(40, 17, 3)
+    assert np.abs(values - as_coco).max() <= 5e-7  # six decimals
+    assert rows[1 + 17 * 3 + 5][:2] == ["3", skeleton.JOINT_NAMES[5]]
+
+
+def test_infer_confidence_threshold_fills_low_joints_by_interpolation(tmp_path, capsys):
+    h36m = coco_expected(_walk())
+    conf = np.full(h36m.shape[:2] + (1,), 0.9)
+    conf[10, 13] = 0.5  # left wrist, frame 10
+    moved = h36m.copy()
+    moved[10, 13] += 80.0  # a wild detection there
+    np.save(tmp_path / "conf.npy", np.concatenate([moved, conf], axis=-1))
+    by_hand = moved.copy()
+    by_hand[10, 13] = (moved[9, 13] + moved[11, 13]) / 2  # linear in time
+    np.save(tmp_path / "by_hand.npy", by_hand)
+    kept = _infer(tmp_path, tmp_path / "conf.npy", "kept.npz")  # default 0.3: the detection is used
+    filled = _infer(tmp_path, tmp_path / "conf.npy", "filled.npz", "--confidence-threshold", "0.6")
+    assert "filled 1 low-confidence or missing joints in 1 frames" in capsys.readouterr().out
+    assert np.array_equal(filled, _infer(tmp_path, tmp_path / "by_hand.npy", "ref.npz"))
+    assert np.abs(kept - filled).max() > 1e-3
+
+
+def test_infer_no_tta_and_causal_follow_the_api(tmp_path, offline):
+    kp = coco_expected(_walk())
+    np.save(tmp_path / "kp.npy", kp)
+    plain = _infer(tmp_path, tmp_path / "kp.npy", "plain.npz", "-no-tta")
+    offline.flip_test = False
+    assert np.allclose(plain, offline.predict(kp, (1000, 1000)), atol=1e-6)
+    offline.flip_test = True
+    assert np.abs(plain - offline.predict(kp, (1000, 1000))).max() > 1e-4  # flipping averages something else
+    causal = _infer(tmp_path, tmp_path / "kp.npy", "causal.npz", "--causal")
+    assert np.allclose(causal, Lifter.from_pretrained("causal", device="cpu").predict(kp, (1000, 1000)), atol=1e-6)
+
+
+def _video(path, frames: int, size=(96, 64)) -> None:
+    colours = np.linspace(20, 230, frames).astype(np.uint8)
+    iio.imwrite(path, np.broadcast_to(colours[:, None, None, None], (frames, size[1], size[0], 3)), fps=10,
+                macro_block_size=1)
+
+
+def test_infer_render_with_video_and_render_truth(tmp_path):
+    kp = coco_expected(_walk(12)) * 0.1  # in a 96 x 64 image
+    np.save(tmp_path / "kp.npy", kp)
+    _video(tmp_path / "v.mp4", 12)
+    assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "p.npz"), "--image-size", "96", "64",
+                 "--render", str(tmp_path / "a.gif"), "--video", str(tmp_path / "v.mp4"), "--no-progress"]) == 0
+    frames = iio.imread(tmp_path / "a.gif", index=None)
+    assert len(frames) == 12
+    _video(tmp_path / "short.mp4", 5)
+    assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "q.npz"), "--image-size", "96", "64",
+                 "--render", str(tmp_path / "b.gif"), "--video", str(tmp_path / "short.mp4"), "--no-progress"]) == 2
+    assert not (tmp_path / "q.npz").exists()  # checked before the npz was written
+    base = ["render", "--keypoints-file", str(tmp_path / "kp.npy"), "--poses", str(tmp_path / "p.npz"),
+            "--image-size", "96", "64", "--no-progress"]
+    assert main([*base, "-o", str(tmp_path / "one.gif")]) == 0
+    assert main([*base, "-o", str(tmp_path / "two.gif"), "--truth", str(tmp_path / "p.npz"),
+                 "--video", str(tmp_path / "v.mp4")]) == 0
+    one, two = iio.imread(tmp_path / "one.gif", index=0), iio.imread(tmp_path / "two.gif", index=0)
+    assert two.shape[1] > one.shape[1] and two.shape[0] == one.shape[0]  # a third panel: the truth
+
+
+def test_evaluate_actions_and_downsample(tmp_path, h36m_dir):
+    from jointpose.model.temporal import TemporalModel
+
+    Lifter(TemporalModel((3, 3), channels=16).eval()).save(tmp_path / "m.safetensors")
+    runs = {}
+    for name, flags in (("all", []), ("walking", ["-a", "Walking"]), ("half", ["-a", "Walking", "--downsample", "2"])):
+        out = tmp_path / f"{name}.json"
+        assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint",
+                     str(tmp_path / "m.safetensors"), "--json", str(out), *flags]) == 0
+        runs[name] = json.loads(out.read_text())
+    assert len(runs["all"]["actions"]) > 1 and set(runs["walking"]["actions"]) == {"Walking"}
+    assert runs["walking"]["actions"]["Walking"] == runs["all"]["actions"]["Walking"]
+    frames = runs["walking"]["actions"]["Walking"]["frames"]
+    assert runs["half"]["actions"]["Walking"]["frames"] == sum((n + 1) // 2 for n in _walking_lengths(h36m_dir))
+    assert frames == sum(_walking_lengths(h36m_dir))
+
+
+def _walking_lengths(folder) -> list[int]:
+    from jointpose.data.h36m import load_dataset
+
+    data = load_dataset(folder, "gt", ["S9"], ["Walking"])
+    return [len(s.keypoints) for s in data.sequences]
+
+
+@pytest.mark.slow
+def test_data_build_rig_subjects_and_input_layout(cmu_mocap, tmp_path, capsys):
+    from test_builder import _cmu_subset
+
+    from jointpose.safeio import load_npz
+
+    subset = _cmu_subset(cmu_mocap, tmp_path / "bvh", {"002": ["002_01"], "003": ["003_01"]})
+    rig = tmp_path / "rig.json"
+    from importlib import resources
+
+    rig.write_text(resources.files("jointpose").joinpath("resources/rigs/cmu_cc_base.json").read_text())
+    common = ["data", "build", "--bvh", str(subset), "--cameras", "ring", "--seed", "3"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--rig", str(rig), "--subjects", "002=S9,003=S1",
+                 "--input-layout", "coco"]) == 0
+    a3, b3 = (load_npz(tmp_path / d / "data_3d_h36m.npz")["positions_3d"].item() for d in "ab")
+    assert set(a3) == {"S1", "S5"} and set(b3) == {"S9", "S1"}  # sorted folders -> S1, S5; the map's names
+    # The same rig given as a file: the same motion (subjects keep their folder's body: 002 is S1 in a, S9 in b).
+    first = next(iter(a3["S1"]))
+    assert np.array_equal(a3["S1"][first], b3["S9"][first])
+    a2, b2 = (load_npz(tmp_path / d / "data_2d_h36m_gt.npz")["positions_2d"].item() for d in "ab")
+    h36m_view, coco_view = a2["S1"][first][0], b2["S9"][first][0]
+    knees = [skeleton.JOINT_NAMES.index(n) for n in ("RKnee", "LKnee")]
+    assert np.allclose(h36m_view[:, knees], coco_view[:, knees], atol=1e-3)  # COCO has knees: the same points
+    head = skeleton.JOINT_NAMES.index("Head")
+    assert np.abs(h36m_view[:, head] - coco_view[:, head]).max() > 1.0  # built from eyes and nose: not the same

@@ -1,0 +1,198 @@
+"""Hostile and careless input on the command line (issue 25): every case ends with exit code 2,
+exactly one line on stderr, no traceback, no output file changed, no temporary file left,
+and stays within a 2 GiB address space (each case runs in its own process under
+``RLIMIT_AS``; a case that tried to allocate more would die with MemoryError's traceback).
+
+Each case costs a process start and a torch import (about 2 s of CPU); the table holds one
+case per way of failing, not every variant (those are unit-tested beside their code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import resource
+import struct
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ADDRESS_SPACE = 2 * 2**30  # bytes; a full `infer` of the bundled model peaks near 1 GiB
+PREVIOUS = b"the previous, good result"
+IMAGE = ["--image-size", "1000", "1000"]
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def _limit_file_size() -> None:  # a full disk: writes past 4 kB fail with EFBIG
+    _limit_memory()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+
+# ----------------------------------------------------------------------------- input files
+
+
+def _npz_with_pickle(path: Path, pickle_bytes: bytes) -> None:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|O", "fortran_order": False, "shape": ()})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("keypoints.npy", buffer.getvalue() + pickle_bytes)
+
+
+def _zip_bomb(path: Path) -> None:
+    """1 MB of zeros in about 1 kB, its declared size raised to 3 GB (what a real bomb declares)."""
+    np.savez_compressed(path, keypoints=np.zeros(125_000))
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        local = archive.infolist()[0].header_offset
+    central = raw.rindex(b"PK\x01\x02")
+    for offset in (local + 22, central + 24):
+        raw[offset: offset + 4] = struct.pack("<I", 3_000_000_000)
+    path.write_bytes(bytes(raw))
+
+
+def _huge_npy(path: Path) -> None:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**11, 17, 2)})
+    path.write_bytes(header.getvalue() + bytes(1024))
+
+
+def _bvh(frames: str = "2", frame_time: str = "0.02", joints: int = 1) -> str:
+    lines = ["HIERARCHY"]
+    for j in range(joints):
+        lines += [f"{'ROOT' if j == 0 else 'JOINT'} j{j}", "{", f"OFFSET 0 {min(j, 1)} 0",
+                  "CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation" if j == 0
+                  else "CHANNELS 3 Zrotation Yrotation Xrotation"]
+    lines += ["End Site", "{", "OFFSET 0 1 0", "}"] + ["}"] * joints
+    row = " ".join(["0"] * (6 + 3 * (joints - 1)))
+    return "\n".join(lines + ["MOTION", f"Frames: {frames}", f"Frame Time: {frame_time}", row, row]) + "\n"
+
+
+def _bvh_folder(root: Path, text: str) -> Path:
+    (root / "001").mkdir(parents=True)
+    (root / "001" / "clip.bvh").write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """Every hostile input, written once."""
+    from jointpose.inference.lifter import Lifter
+    from jointpose.model.temporal import TemporalModel
+
+    d = tmp_path_factory.mktemp("hostile-inputs")
+    keypoints = np.random.default_rng(0).uniform(100, 900, (30, 17, 2))
+    np.save(d / "ok.npy", keypoints)
+    far = keypoints.copy()
+    far[7, 3, 0] = 1e300  # finite in float64, infinite in float32
+    np.save(d / "far.npy", far)
+    _npz_with_pickle(d / "memo.npz", b"\x80\x02N" + b"r" + struct.pack("<I", 2**26) + b".")
+    assert (d / "memo.npz").stat().st_size < 300
+    _zip_bomb(d / "bomb.npz")
+    _huge_npy(d / "huge.npy")
+    entry = {"keypoints": [500.0, 500.0, 0.9] * 17, "score": 1.0}
+    (d / "span.json").write_text(json.dumps([{**entry, "image_id": 0}, {**entry, "image_id": 2_000_000}]))
+    (d / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    torch.manual_seed(0)
+    model = TemporalModel((3, 3), channels=16, causal=True).eval()
+    Lifter(model).save(d / "ok.safetensors")
+    with torch.no_grad():
+        model.shrink.weight[0, 0, 0] = float("nan")
+    Lifter(model).save(d / "nan.safetensors")
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(d / "ok.safetensors"), framework="pt") as handle:
+        meta, tensors = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
+    args = {**json.loads(meta["model_args"]), "channels": 10**9}
+    save_file(tensors, str(d / "crafted.safetensors"), metadata={**meta, "model_args": json.dumps(args)})
+    _bvh_folder(d / "bvh_frames", _bvh(frames="100000000000000000000"))
+    _bvh_folder(d / "bvh_time", _bvh(frame_time="1e300"))
+    _bvh_folder(d / "bvh_chain", _bvh(joints=9_999))
+    _bvh_folder(d / "bvh_ok", _bvh())
+    (d / "a_file").write_text("not a folder")
+    return d
+
+
+# ----------------------------------------------------------------------------- the table
+
+# name -> (arguments with {in} for the inputs folder and {out} for the case's own folder,
+#          what stderr must say, pre-process hook)
+CASES = {
+    "argparse error": (["infer", "{in}/ok.npy"], r"required: -o/--output \(see 'jointpose infer --help'\)", None),
+    "bad flag value": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", "--fps", "fast"], r"invalid float value", None),
+    "pickle memo 2**26 (261 bytes)": (["infer", "{in}/memo.npz", "-o", "{out}/out.npz", *IMAGE],
+                                      r"memo index 67108864 exceeds the limit", None),
+    "zip bomb": (["infer", "{in}/bomb.npz", "-o", "{out}/out.npz", *IMAGE], r"bomb\.npz: arrays decompressed", None),
+    "npy header of 10**11 frames": (["infer", "{in}/huge.npy", "-o", "{out}/out.npz", *IMAGE],
+                                    r"huge\.npy of shape \(100000000000, 17, 2\)", None),
+    "image_id 0 and 2,000,000": (["infer", "{in}/span.json", "-o", "{out}/out.npz", *IMAGE],
+                                 r"no detection in frames 1-1999999", None),
+    "JSON nested 100k deep": (["infer", "{in}/deep.json", "-o", "{out}/out.npz", *IMAGE], r"nested too deeply", None),
+    "--fps 1e-9": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", *IMAGE, "--fps", "1e-9"],
+                   r"--fps: 1e-09 frames per second is outside", None),
+    "image size 10**400": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", "--image-size", "1" + "0" * 400, "9"],
+                           r"--image-size must be", None),
+    "1e300 coordinates": (["infer", "{in}/far.npy", "-o", "{out}/out.npz", *IMAGE],
+                          r"1 of 30 frames \(7\) lie more than 500 image widths off screen", None),
+    "NaN weights": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", *IMAGE, "--checkpoint", "{in}/nan.safetensors"],
+                    r"nan\.safetensors: 1 weight tensor\(s\) hold NaN", None),
+    "crafted safetensors metadata": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", *IMAGE, "--checkpoint",
+                                      "{in}/crafted.safetensors"], r"'channels' must be a number in", None),
+    "unreadable --video": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", *IMAGE, "--render", "{out}/a.gif",
+                            "--video", "{in}/missing.mp4"], r"missing\.mp4: no such file", None),
+    "full disk": (["infer", "{in}/ok.npy", "-o", "{out}/out.json", *IMAGE, "--no-progress"], r"cannot write .*out\.json: File too large",
+                  _limit_file_size),
+    "-o in a file": (["infer", "{in}/ok.npy", "-o", "{in}/a_file/out.npz", *IMAGE], r"a_file is not a folder", None),
+    "train --checkpoint names a file": (["train", "--data-dir", "{in}", "--checkpoint", "{out}/out.npz"],
+                                        r"--checkpoint .*out\.npz: is a file, not a folder", None),
+    "data build --out in a file": (["data", "build", "--bvh", "{in}/bvh_ok", "--out", "{in}/a_file/ds"],
+                                   r"--out .*a_file is not a folder", None),
+    "BVH Frames: 10**20": (["data", "build", "--bvh", "{in}/bvh_frames", "--out", "{out}"], r"'Frames:': 1e\+20 exceeds",
+                           None),
+    "BVH Frame Time 1e300": (["data", "build", "--bvh", "{in}/bvh_time", "--out", "{out}"],
+                             r"'Frame Time: 1e\+300': 1e-300 frames per second", None),
+    "10,000-joint BVH chain": (["data", "build", "--bvh", "{in}/bvh_chain", "--out", "{out}"], r"clip\.bvh", None),
+    "--subjects A=S1,A=S5": (["data", "build", "--bvh", "{in}/bvh_ok", "--out", "{out}", "--subjects", "001=S1,001=S5"],
+                             r"folder '001' is named twice", None),
+    "demo --fps 0": (["demo", "--out", "{out}", "--fps", "0"], r"--fps must be a positive number", None),
+    "demo --animation ../../x.gif": (["demo", "--out", "{out}", "--animation", "../../x.gif"],
+                                     r"must be a file name inside --out", None),
+    "evaluate --json in a file": (["evaluate", "--data-dir", "{in}", "--checkpoint", "{in}/ok.safetensors", "--json",
+                                   "{in}/a_file/r.json"], r"--json .*a_file is not a folder", None),
+}
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_case(name, inputs, tmp_path):
+    argv, needle, hook = CASES[name]
+    out = tmp_path / "out"
+    out.mkdir()
+    for previous in ("out.npz", "out.json"):
+        (out / previous).write_bytes(PREVIOUS)
+    before = {**_snapshot(inputs), **{f"out/{k}": v for k, v in _snapshot(out).items()}}
+    args = [a.replace("{in}", str(inputs)).replace("{out}", str(out)) for a in argv]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
+    result = subprocess.run([sys.executable, "-m", "jointpose", *args], capture_output=True, text=True, env=env,
+                            preexec_fn=hook or _limit_memory, timeout=300)
+    err = result.stderr.strip()
+    assert result.returncode == 2, (result.returncode, err[-2000:])
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err[-2000:]
+    assert re.search(needle, err), err
+    after = {**_snapshot(inputs), **{f"out/{k}": v for k, v in _snapshot(out).items()}}
+    assert after == before  # nothing written, nothing changed, no temporary file left
