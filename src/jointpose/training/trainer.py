@@ -91,8 +91,9 @@ class Trainer:
         )
         if len(self.windows.singles) < 2 * self.dist.world_size:  # batch norm: two frames per process
             raise JointposeError(
-                f"--data-dir {config.data_dir}: {len(self.windows.singles)} training frames in "
-                f"{','.join(config.subjects_train)}; training needs at least {2 * self.dist.world_size}")
+                f"data_dir {config.data_dir}: {len(self.windows.singles)} training frames in "
+                f"{','.join(config.subjects_train)}; training needs at least {2 * self.dist.world_size}",
+                fields=("data_dir",))
         self.epoch, self.lr, self.history = 0, config.lr, []
         self.step_log: list[dict[str, float]] = []  # per optimiser step, with --log-steps
         if self.dist.distributed:
@@ -111,7 +112,8 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         if self.trajectory_model is not None:
             if ckpt.get("trajectory_model") is None:
-                raise JointposeError(f"--resume: {latest} has no trajectory model but --trajectory was given")
+                raise JointposeError(f"resume: {latest} has no trajectory model but trajectory was given",
+                                     fields=("resume", "trajectory"))
             self.trajectory_model.load_state_dict(ckpt["trajectory_model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler"):
@@ -301,11 +303,11 @@ def _resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     latest = folder / "latest.pt"
     if not config.resume:
         if latest.exists():
-            raise JointposeError(f"--checkpoint {folder} already holds a run (latest.pt); pass --resume to "
-                                 "continue it or choose another folder")
+            raise JointposeError(f"checkpoint_dir {folder} already holds a run (latest.pt); continue it with resume "
+                                 "or choose another folder", fields=("checkpoint_dir", "resume"))
         return None
     if not latest.exists():
-        raise JointposeError(f"--resume: no checkpoint to resume in {folder}")
+        raise JointposeError(f"resume: no checkpoint (latest.pt) in {folder}", fields=("resume",))
     return load_checkpoint(latest, map_location="cpu")
 
 
@@ -367,37 +369,41 @@ def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
     return list(values) if values else None
 
 
-# What a resumed run must share with the checkpoint to be the same run, by its flag. Free
-# to change: -e (train longer), evaluation and output settings, device, precision, logging.
-RESUME_MUST_MATCH = {
-    "constraints": "--no-constraints", "chunk": "--chunk", "chunk_share": "--chunk-share",
-    "chunk_dropout": "--chunk-dropout", "trajectory": "--trajectory", "keypoints": "-k",
-    "subjects_train": "-str", "actions": "-a", "subset": "--subset", "downsample": "--downsample",
-    "batch_size": "-b", "lr": "-lr", "lr_decay": "-lrd", "weights": "--w-*", "warmup": "--warmup",
-    "augment": "-no-da", "seed": "--seed",
-}
+# What a resumed run must share with the checkpoint to be the same run (TrainConfig fields).
+# Free to change: epochs (train longer), evaluation and output settings, device, precision, logging.
+RESUME_MUST_MATCH = ("constraints", "chunk", "chunk_share", "chunk_dropout", "trajectory", "keypoints",
+                     "subjects_train", "actions", "subset", "downsample", "batch_size", "lr", "lr_decay", "weights",
+                     "warmup", "augment", "seed")
 CONSTRAINT_SETTINGS = {"chunk", "chunk_share", "chunk_dropout", "weights", "warmup"}
+# Model constructor arguments -> the TrainConfig field that sets them.
+_MODEL_ARG_FIELDS = {"filter_widths": "architecture", "channels": "channels", "dropout": "dropout",
+                     "causal": "causal", "num_joints_in": "keypoints"}
 
 
 def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    """Refuse to resume when architecture or training-mode flags disagree with the checkpoint."""
+    """Refuse to resume when the architecture or training-mode fields disagree with the checkpoint."""
     saved = ckpt["model_args"]
-    flags = {"filter_widths": "-arc", "channels": "-ch", "dropout": "-drop", "causal": "--causal",
-             "num_joints_in": "-k (keypoint count)"}
-    diffs = [f"{flag} {saved[k]} in the checkpoint vs {args[k]} now" for k, flag in flags.items() if saved.get(k) != args[k]]
+    diffs, fields = [], []
+    for key, name in _MODEL_ARG_FIELDS.items():
+        if saved.get(key) != args[key]:
+            label = f"{name} (keypoint count)" if key == "num_joints_in" else name
+            diffs.append(f"{label} {saved.get(key)} in the checkpoint vs {args[key]} now")
+            fields.append(name)
     saved_cfg = ckpt["config"]
     older = {"chunk_dropout": "independent"}  # checkpoints from before the setting trained so
     current = config.to_dict()
-    for key, flag in RESUME_MUST_MATCH.items():
+    for key in RESUME_MUST_MATCH:
         if key in CONSTRAINT_SETTINGS and not config.constraints:
             continue  # the baseline trains without them
         if key not in saved_cfg and key not in older:
             continue  # a checkpoint from before the setting existed
         now, then = current[key], saved_cfg.get(key, older.get(key))
         if then != now:
-            diffs.append(f"{flag}: {then} in the checkpoint vs {now} now")
+            diffs.append(f"{key}: {then} in the checkpoint vs {now} now")
+            fields.append(key)
     if diffs:
-        raise JointposeError(f"--resume: {path} disagrees with the given flags: " + "; ".join(diffs))
+        raise JointposeError(f"resume: {path} disagrees with this configuration: " + "; ".join(diffs),
+                             fields=("resume", *fields))
 
 
 def write_log(history: list[dict[str, Any]], path: Path) -> None:
