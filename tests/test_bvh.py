@@ -13,7 +13,6 @@ from jointpose.motion.bvh import (
     forward_kinematics,
     read_bvh,
     resample,
-    slerp,
     write_bvh,
 )
 
@@ -167,13 +166,29 @@ def test_from_arrays_rejects_bad_input():
         Motion.from_arrays(["a", "b"], [1, -1], np.zeros((2, 3)), rot, np.zeros((4, 3)), 30)
 
 
-def test_slerp_takes_the_short_arc():
-    q0 = Rotation.from_euler("z", 10, degrees=True).as_quat()[[3, 0, 1, 2]]
-    q1 = -Rotation.from_euler("z", 30, degrees=True).as_quat()[[3, 0, 1, 2]]  # same rotation, other sign
-    mid = slerp(q0, q1, np.array([0.5]))
-    assert Rotation.from_quat(mid[[1, 2, 3, 0]]).as_euler("zyx", degrees=True)[0] == pytest.approx(20.0)
-    assert np.allclose(slerp(q0, q1, np.array([0.0])), q0)
-    assert np.allclose(slerp(q0, q0, np.array([0.3])), q0)  # identical inputs: no division by zero
+def test_resample_interpolates_rotations_on_the_short_arc():
+    """Rotations about one fixed axis per joint: slerp turns the angle linearly along the
+    shorter way round, whatever the quaternions' signs (worked out here by hand)."""
+    degrees = {  # joint: (axis, angle per frame in degrees, the sign of each frame's quaternion)
+        0: ([0.0, 0.0, 1.0], [10.0, 30.0, 30.0, 60.0], [1, -1, 1, -1]),
+        1: ([1.0, 0.0, 0.0], [170.0, -170.0, -150.0, -150.0], [1, 1, -1, 1]),  # through 180: +20, +20, 0
+        2: ([0.0, 0.6, 0.8], [0.0, 90.0, -45.0, -45.0], [-1, 1, 1, -1]),
+    }
+    quats = np.stack([np.stack([sign * Rotation.from_rotvec(np.radians(a) * np.array(axis)).as_quat(scalar_first=True)
+                                for a, sign in zip(angles, signs)]) for axis, angles, signs in degrees.values()], axis=1)
+    motion = Motion.from_arrays(["root", "a", "b"], [-1, 0, 1], np.ones((3, 3)), quats, np.zeros((4, 3)), fps=10)
+    out = resample(motion, 40)  # three new frames between each pair of old ones
+    assert out.num_frames == 13
+    w = np.arange(13) / 4.0
+    for joint, (axis, angles, _) in degrees.items():
+        a0, a1 = np.array(angles)[np.minimum(np.floor(w).astype(int), 3)], np.array(angles)[np.minimum(np.floor(w).astype(int) + 1, 3)]
+        step = (a1 - a0 + 180.0) % 360.0 - 180.0  # the short way round
+        expected = Rotation.from_rotvec(np.radians(a0 + (w - np.floor(w)) * step)[:, None] * np.array(axis))
+        got = Rotation.from_quat(out.rotations[:, joint], scalar_first=True)
+        assert np.degrees((expected.inv() * got).magnitude()).max() < 1e-9, joint
+    assert np.allclose(out.translations, motion.translations[:1])
+    single = resample(dataclasses.replace(motion, rotations=quats[:1], translations=motion.translations[:1]), 40)
+    assert single.num_frames == 1 and np.array_equal(single.rotations, quats[:1] / np.linalg.norm(quats[:1], axis=-1, keepdims=True))
 
 
 def test_resample_cmu_clip(cmu_mocap):

@@ -142,6 +142,28 @@ def test_world_camera_round_trip_and_orientation():
     assert cam.world_to_camera(np.array([0.0, 0.0, 1.0]))[2] > 3.0
 
 
+def _matrix_of(w: float, x: float, y: float, z: float) -> np.ndarray:
+    """Rotation matrix of the unit quaternion w + xi + yj + zk (the textbook formula)."""
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def test_orientation_is_w_first_and_matches_the_textbook_matrix():
+    # A quarter turn about world z (w = cos 45, z = sin 45) takes the camera's x axis to world y.
+    turn = Camera("t", 10, 10, (1.0, 1.0), (5.0, 5.0), orientation=(np.sqrt(0.5), 0.0, 0.0, np.sqrt(0.5)),
+                  translation=(1.0, 2.0, 3.0))
+    assert np.allclose(turn.camera_to_world(np.array([1.0, 0.0, 0.0])), [1.0, 3.0, 3.0], atol=1e-12)
+    points = np.random.default_rng(5).normal(size=(4, 6, 3))  # any leading shape
+    for cameras in h36m_cameras().values():
+        for cam in cameras:
+            matrix, centre = _matrix_of(*cam.orientation), np.array(cam.translation)
+            assert np.allclose(cam.camera_to_world(points), points @ matrix.T + centre, atol=1e-12)
+            assert np.allclose(cam.world_to_camera(points), (points - centre) @ matrix, atol=1e-12)
+
+
 def test_screen_normalisation():
     pixels = np.array([[0.0, 0.0], [1000.0, 1002.0], [500.0, 501.0]])
     norm = normalize_screen_coordinates(pixels, 1000, 1002)

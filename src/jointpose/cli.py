@@ -28,10 +28,9 @@ EXIT_USER_ERROR = 2
 
 
 def _str_list(text: str) -> tuple[str, ...]:
-    values = tuple(v.strip() for v in text.split(",") if v.strip())
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one comma-separated name")
-    return values
+    from jointpose.training.config import names_argument
+
+    return names_argument(text)
 
 
 def _seed(text: str) -> int:

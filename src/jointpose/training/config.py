@@ -203,6 +203,7 @@ RUN_FIELDS = ("checkpoint_dir", "resume", "keep_last")
 
 
 def _int_list(text: str) -> tuple[int, ...]:
+    """argparse type of a comma-separated list of integers."""
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -212,7 +213,8 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
-def _str_list(text: str) -> tuple[str, ...]:
+def names_argument(text: str) -> tuple[str, ...]:
+    """argparse type of a comma-separated list of names."""
     values = tuple(v.strip() for v in text.split(",") if v.strip())
     if not values:
         raise argparse.ArgumentTypeError("expected at least one comma-separated name")
@@ -231,7 +233,7 @@ def seed_argument(text: str) -> int:
 
 
 # argparse type of each field type (the annotations are strings: ``from __future__ import annotations``).
-_ARGUMENT_TYPES = {"tuple[int, ...]": _int_list, "tuple[str, ...]": _str_list, "tuple[str, ...] | None": _str_list,
+_ARGUMENT_TYPES = {"tuple[int, ...]": _int_list, "tuple[str, ...]": names_argument, "tuple[str, ...] | None": names_argument,
                    "int": int, "float": float, "float | None": float, "str": str}
 
 
