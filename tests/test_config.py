@@ -63,11 +63,13 @@ def test_loss_weight_errors_name_the_weight():
     assert flag_message(info.value) == "--w-ang-vel must be a finite number >= 0, got -1.0"
 
 
-def test_flag_message_rewrites_only_the_named_fields_as_words():
-    exc = JointposeError("resume: /runs/seed/chunk/latest.pt disagrees: chunk: 4 vs 5; chunk_share: 0.2 vs 0.3; "
-                         "seed 1 vs 2", fields=("resume", "chunk", "chunk_share"))
-    assert flag_message(exc) == ("--resume: /runs/seed/chunk/latest.pt disagrees: --chunk: 4 vs 5; --chunk-share: "
-                                 "0.2 vs 0.3; seed 1 vs 2")
+def test_flag_message_writes_the_named_fields_as_flags():
+    exc = JointposeError("{0}: {path} has no chunk {1}: {then} vs {now}; {2}", fields=("resume", "chunk", "chunk_share"),
+                         path="/runs/seed/chunk", then={"a": 1}, now=[2])
+    assert str(exc) == "resume: /runs/seed/chunk has no chunk chunk: {'a': 1} vs [2]; chunk_share"
+    assert flag_message(exc) == "--resume: /runs/seed/chunk has no chunk --chunk: {'a': 1} vs [2]; --chunk-share"
+    plain = JointposeError("a {brace} stays: no fields")
+    assert str(plain) == flag_message(plain) == "a {brace} stays: no fields"
 
 
 def test_every_field_has_a_flag_and_the_parser_defaults_are_the_dataclass_defaults():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -72,11 +71,7 @@ def flag_message(exc: JointposeError) -> str:
     """``exc``'s message with each configuration field it names written as its flag."""
     from jointpose.training.config import field_flags
 
-    message, flags = str(exc), field_flags()
-    for name in exc.fields:
-        if name in flags:  # the name as a word of its own: not inside a path or a longer name
-            message = re.sub(rf"(?<![^\s(;,]){re.escape(name)}(?=[\s:),]|$)", lambda _, f=flags[name]: f, message)
-    return message
+    return exc.naming(field_flags())
 
 
 def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:

@@ -6,21 +6,33 @@ anything else is a bug and crashes with a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class JointposeError(Exception):
     """A user-facing error whose message names the file, key or argument at fault.
 
     Args:
-        message: one line; a configuration field at fault is named as the field
-            (``epochs``, ``weights.rom``), as a Python user knows it.
-        fields: the field names the message mentions; the CLI writes each one as its flag.
+        message: one line. With ``fields``, a :meth:`str.format` template in which ``{0}``,
+            ``{1}``, ... stand for the configuration fields at fault and ``{name}`` for
+            ``values``; the message names each field as a Python user knows it
+            (``epochs``, ``weights.rom``), and :meth:`naming` lets the CLI write its flag.
+        fields: the field names the template refers to by position.
+        values: the template's other placeholders.
     """
 
-    def __init__(self, message: str, *, fields: Sequence[str] = ()) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, fields: Sequence[str] = (), **values: Any) -> None:
         self.fields = tuple(fields)
+        self.template = message if self.fields or values else None
+        self.values = values
+        super().__init__(message.format(*self.fields, **values) if self.template is not None else message)
+
+    def naming(self, names: Mapping[str, str]) -> str:
+        """The message with each field written as ``names[field]`` (as itself when absent)."""
+        if self.template is None:
+            return str(self)
+        return self.template.format(*(names.get(field, field) for field in self.fields), **self.values)
 
 
 class JointposeWarning(UserWarning):

@@ -251,10 +251,10 @@ class LossWeights:
     def __post_init__(self) -> None:
         for name, value in self.as_dict().items():
             if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-                raise JointposeError(f"weights.{name} must be a finite number >= 0, got {value!r}",
-                                     fields=(f"weights.{name}",))
+                raise JointposeError("{0} must be a finite number >= 0, got {value!r}", fields=(f"weights.{name}",),
+                                     value=value)
         if not any(self.as_dict().values()):
-            raise JointposeError("weights: at least one weight must be positive, all are 0", fields=("weights",))
+            raise JointposeError("{0}: at least one weight must be positive, all are 0", fields=("weights",))
 
     @classmethod
     def none(cls) -> LossWeights:

@@ -151,9 +151,9 @@ class TrainConfig:
             if not ok:
                 value = getattr(self, name)
                 shown = ",".join(map(str, value)) if name == "architecture" and isinstance(value, tuple) else repr(value)
-                raise JointposeError(f"{name} must be {rule}, got {shown}", fields=(name,))
+                raise JointposeError("{0} must be {rule}, got {value}", fields=(name,), rule=rule, value=shown)
         if self.causal and self.smooth > 0:
-            raise JointposeError("smooth reads future frames, which a causal model must not; leave one out",
+            raise JointposeError("{0} reads future frames, which a {1} model must not; leave one out",
                                  fields=("smooth", "causal"))
 
     def resolved(self, lr: float | None = None, dropout: float | None = None,

@@ -91,9 +91,9 @@ class Trainer:
         )
         if len(self.windows.singles) < 2 * self.dist.world_size:  # batch norm: two frames per process
             raise JointposeError(
-                f"data_dir {config.data_dir}: {len(self.windows.singles)} training frames in "
-                f"{','.join(config.subjects_train)}; training needs at least {2 * self.dist.world_size}",
-                fields=("data_dir",))
+                "{0} {path}: {frames} training frames in {subjects}; training needs at least {needed}",
+                fields=("data_dir",), path=config.data_dir, frames=len(self.windows.singles),
+                subjects=",".join(config.subjects_train), needed=2 * self.dist.world_size)
         self.epoch, self.lr, self.history = 0, config.lr, []
         self.step_log: list[dict[str, float]] = []  # per optimiser step, with --log-steps
         if self.dist.distributed:
@@ -112,8 +112,8 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         if self.trajectory_model is not None:
             if ckpt.get("trajectory_model") is None:
-                raise JointposeError(f"resume: {latest} has no trajectory model but trajectory was given",
-                                     fields=("resume", "trajectory"))
+                raise JointposeError("{0}: {path} has no trajectory model but {1} was given",
+                                     fields=("resume", "trajectory"), path=latest)
             self.trajectory_model.load_state_dict(ckpt["trajectory_model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler"):
@@ -303,11 +303,11 @@ def _resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     latest = folder / "latest.pt"
     if not config.resume:
         if latest.exists():
-            raise JointposeError(f"checkpoint_dir {folder} already holds a run (latest.pt); continue it with resume "
-                                 "or choose another folder", fields=("checkpoint_dir", "resume"))
+            raise JointposeError("{0} {path} already holds a run (latest.pt); continue it with {1} or choose "
+                                 "another folder", fields=("checkpoint_dir", "resume"), path=folder)
         return None
     if not latest.exists():
-        raise JointposeError(f"resume: no checkpoint (latest.pt) in {folder}", fields=("resume",))
+        raise JointposeError("{0}: no checkpoint (latest.pt) in {path}", fields=("resume",), path=folder)
     return load_checkpoint(latest, map_location="cpu")
 
 
@@ -383,12 +383,18 @@ _MODEL_ARG_FIELDS = {"filter_widths": "architecture", "channels": "channels", "d
 def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainConfig, path: Path) -> None:
     """Refuse to resume when the architecture or training-mode fields disagree with the checkpoint."""
     saved = ckpt["model_args"]
-    diffs, fields = [], []
+    diffs, fields, values = [], ["resume"], {}  # a template naming field k as {k}, value v as {v}
+
+    def differ(name: str, then: Any, now: Any, text: str) -> None:
+        values[f"then{len(fields)}"], values[f"now{len(fields)}"] = then, now
+        diffs.append(text.replace("FIELD", f"{{{len(fields)}}}").replace("THEN", f"{{then{len(fields)}}}")
+                     .replace("NOW", f"{{now{len(fields)}}}"))
+        fields.append(name)
+
     for key, name in _MODEL_ARG_FIELDS.items():
         if saved.get(key) != args[key]:
-            label = f"{name} (keypoint count)" if key == "num_joints_in" else name
-            diffs.append(f"{label} {saved.get(key)} in the checkpoint vs {args[key]} now")
-            fields.append(name)
+            label = "FIELD (keypoint count)" if key == "num_joints_in" else "FIELD"
+            differ(name, saved.get(key), args[key], f"{label} THEN in the checkpoint vs NOW now")
     saved_cfg = ckpt["config"]
     older = {"chunk_dropout": "independent"}  # checkpoints from before the setting trained so
     current = config.to_dict()
@@ -399,11 +405,10 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
             continue  # a checkpoint from before the setting existed
         now, then = current[key], saved_cfg.get(key, older.get(key))
         if then != now:
-            diffs.append(f"{key}: {then} in the checkpoint vs {now} now")
-            fields.append(key)
+            differ(key, then, now, "FIELD: THEN in the checkpoint vs NOW now")
     if diffs:
-        raise JointposeError(f"resume: {path} disagrees with this configuration: " + "; ".join(diffs),
-                             fields=("resume", *fields))
+        raise JointposeError("{0}: {path} disagrees with this configuration: " + "; ".join(diffs), fields=fields,
+                             path=path, **values)
 
 
 def write_log(history: list[dict[str, Any]], path: Path) -> None:
