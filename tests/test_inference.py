@@ -12,7 +12,7 @@ from jointpose.inference.export import export, poses_to_motion
 from jointpose.inference.lifter import Lifter
 from jointpose.inference.streaming import StreamingLifter
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
-from jointpose.motion.bvh import forward_kinematics, read_bvh
+from jointpose.motion.bvh import global_transforms, read_bvh
 from jointpose.motion.synthetic import generate
 
 
@@ -211,7 +211,7 @@ def test_bvh_round_trip_reproduces_joints(tmp_path, with_trajectory):
     path = export(tmp_path / "a.bvh", noisy, 50, trajectory=traj if with_trajectory else None)
     motion = read_bvh(path)
     names = [n.replace("/", "_") for n in skeleton.JOINT_NAMES]
-    points = forward_kinematics(motion)[:, [motion.names.index(n) for n in names]] / 100.0
+    points = global_transforms(motion)[0][:, [motion.names.index(n) for n in names]] / 100.0
     camera = points * np.array([1.0, -1.0, -1.0])  # BVH (y up, facing +z) -> camera axes
     if with_trajectory:
         assert np.abs(camera[:, 0] - traj).max() < 1e-5

@@ -204,18 +204,6 @@ def _floats(values: Any, n: int) -> tuple[float, ...]:
     return out
 
 
-def load_cameras_json(path: str | Path) -> dict[str, list[Camera]]:
-    """Read a calibration file in the ``h36m_cameras.json`` schema."""
-    path = Path(path)
-    try:
-        schema = json.loads(path.read_text())
-    except OSError as exc:
-        raise JointposeError(f"cannot read camera file {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise JointposeError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    return cameras_from_schema(schema, str(path))
-
-
 def h36m_cameras() -> dict[str, list[Camera]]:
     """The Human3.6M calibration shipped with the package: subject -> its 4 cameras."""
     text = resources.files("jointpose").joinpath("resources/h36m_cameras.json").read_text()

@@ -265,8 +265,3 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise JointposeError(f"{source}: weights do not match the stored architecture ({str(exc).splitlines()[0]})") from None
     return model.to(device).eval()
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -194,11 +194,6 @@ def global_transforms(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
     return pos, rot
 
 
-def forward_kinematics(motion: Motion) -> np.ndarray:
-    """Global joint positions (F, J, 3) in the file's units."""
-    return global_transforms(motion)[0]
-
-
 def resample(motion: Motion, fps: float) -> Motion:
     """The motion at a new frame rate over the same duration (first frame kept).
 
