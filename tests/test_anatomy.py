@@ -120,7 +120,7 @@ def test_range_of_motion_table_is_sane():
     below = rom_violation_of_angles(inside - 0.25)
     assert torch.equal(rom_violation_of_angles(inside), torch.zeros(len(ANGLE_NAMES), dtype=torch.float64))
     assert torch.allclose(below, torch.full_like(below, 0.25))  # radians below each lower limit
-    for k, name in enumerate(ANGLE_NAMES):
+    for name in ANGLE_NAMES:
         lo, hi = RANGE_OF_MOTION[name]
         assert 0.0 <= lo < hi <= 180.0, name
         assert hi == 180.0, name  # limit_range_of_motion only opens angles (none can be too wide)

@@ -309,7 +309,7 @@ def test_fit_skeleton_gives_one_consistent_skeleton():
     lengths = bone_lengths(fitted)
     assert float(lengths.std(dim=0).max()) < 1e-5
     pairs = skeleton.SYMMETRIC_BONES
-    assert torch.allclose(lengths[:, [l for l, _ in pairs]], lengths[:, [r for _, r in pairs]], atol=1e-5)
+    assert torch.allclose(lengths[:, [left for left, _ in pairs]], lengths[:, [right for _, right in pairs]], atol=1e-5)
     assert torch.equal(fitted[:, 0], noisy[:, 0])
     # The refined pose stays closer to the input, joint by joint, than keeping every bone's
     # direction does (which moves every joint below a bone whose length changes).
@@ -373,14 +373,15 @@ def test_skeleton_fit_is_the_least_squares_pose():
         direction = start.clone().requires_grad_(True)
         optimiser = torch.optim.LBFGS([direction], max_iter=200, line_search_fn="strong_wolfe")
 
+        # The closures run within this iteration (optimiser.step below): binding late is intended.
         def objective():
-            free = turns * direction + (1 - turns) * start
+            free = turns * direction + (1 - turns) * start  # noqa: B023
             unit = free / free.norm(dim=-1, keepdim=True)
-            pose = case[:, :1] + torch.einsum("jb,fbc->fjc", ancestors, unit * lengths)
-            return ((pose - case) ** 2).sum()
+            pose = case[:, :1] + torch.einsum("jb,fbc->fjc", ancestors, unit * lengths)  # noqa: B023
+            return ((pose - case) ** 2).sum()  # noqa: B023
 
         def closure():
-            optimiser.zero_grad()
+            optimiser.zero_grad()  # noqa: B023
             loss = objective()
             loss.backward()
             return loss

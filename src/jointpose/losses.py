@@ -72,7 +72,8 @@ def _selector(indices) -> torch.Tensor:
     return matrix
 
 
-_LEFT_MINUS_RIGHT = _selector([l for l, _ in skeleton.SYMMETRIC_BONES]) - _selector([r for _, r in skeleton.SYMMETRIC_BONES])
+_LEFT_MINUS_RIGHT = (_selector([left for left, _ in skeleton.SYMMETRIC_BONES])
+                     - _selector([right for _, right in skeleton.SYMMETRIC_BONES]))
 _RATIO_NUM = _selector([a for a, _ in RATIO_SEGMENTS])
 _RATIO_SUM = _RATIO_NUM + _selector([b for _, b in RATIO_SEGMENTS])
 
