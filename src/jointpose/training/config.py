@@ -268,6 +268,8 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = RUN_F
             options["action"] = "store_false" if spec.default else "store_true"
         else:
             options["type"] = seed_argument if spec.name == "seed" else _ARGUMENT_TYPES[spec.type]
+            if "choices" not in options:  # shown as the long flag says (LEARNING_RATE), not the field (LR)
+                options.setdefault("metavar", spec.metadata["flags"][-1].lstrip("-").replace("-", "_").upper())
         parser.add_argument(*spec.metadata["flags"], dest=spec.name, **options)
 
 
