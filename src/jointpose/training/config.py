@@ -35,7 +35,8 @@ DROPOUT_BASELINE, DROPOUT_CONSTRAINTS = 0.25, 0.2
 
 def _flag(*flags: str, default: Any = dataclasses.MISSING, help: str | None = None, **options: Any) -> Any:
     """A dataclass field whose metadata holds its command-line ``flags`` (short form first),
-    ``help`` and further argparse ``options`` (``choices``, ``metavar``)."""
+    ``help`` (``{default}`` in it: the default as written on the command line) and further
+    argparse ``options`` (``choices``, ``metavar``)."""
     metadata = {"flags": flags, "help": help, **options}
     return field(default=default, metadata=metadata)
 
@@ -53,15 +54,15 @@ class TrainConfig:
     keypoints: str = _flag("-k", "--keypoints", default="cpn_ft_h36m_dbb",
                            help="2D keypoints name (file data_2d_h36m_<name>.npz)")
     subjects_train: tuple[str, ...] = _flag("-str", "--subjects-train", default=("S1", "S5", "S6", "S7", "S8"),
-                                            help="training subjects (default S1,S5,S6,S7,S8)")
+                                            help="training subjects (default {default})")
     subjects_test: tuple[str, ...] = _flag("-ste", "--subjects-test", default=("S9", "S11"),
-                                           help="test subjects (default S9,S11)")
+                                           help="test subjects (default {default})")
     actions: tuple[str, ...] | None = _flag("-a", "--actions", default=None,
                                             help="action groups to use, e.g. Walking,Sitting (default all)")
     architecture: tuple[int, ...] = _flag("-arc", "--architecture", default=(3, 3, 3),
-                                          help="filter widths (default 3,3,3 = 27 frames)")
+                                          help="filter widths (default {default} = 27 frames)")
     channels: int = _flag("-ch", "--channels", default=1024,
-                          help="hidden channels (default 1024; 2048 for the deeper variant)")
+                          help="hidden channels (default {default}; 2048 for the deeper variant)")
     dropout: float | None = _flag(  # None: DROPOUT_CONSTRAINTS with constraints, else DROPOUT_BASELINE
         "-drop", "--dropout", default=None,
         help=f"dropout (default {DROPOUT_BASELINE} with --no-constraints, as VideoPose3D; {DROPOUT_CONSTRAINTS} "
@@ -78,15 +79,15 @@ class TrainConfig:
     weights: LossWeights | None = _flag(  # None: LossWeights() (the tuned defaults), or a resumed run's own
         "--w-*", default=None, help="weight of each constraint term: one --w-TERM flag per term")
     chunk: int = _flag("--chunk", default=4,
-                       help="consecutive target frames per chunk with constraints (>= 3; default 4)")
+                       help="consecutive target frames per chunk with constraints (>= 3; default {default})")
     chunk_share: float = _flag("--chunk-share", default=0.25,
                                help="share of each step's target frames given as chunks, with constraints "
-                                    "(default 0.25; in (0, 1))")
+                                    "(default {default}; in (0, 1))")
     chunk_dropout: str = _flag("--chunk-dropout", default="shared", choices=CHUNK_DROPOUT,
                                help="shared: one dropout mask per chunk, MPJPE on the single windows (default); "
                                     "independent: a mask per window, MPJPE on every frame")
     warmup: float = _flag("--warmup", default=0.0,
-                          help="share of the epochs over which the constraint weights ramp up from 0 (default 0: none)")
+                          help="share of the epochs over which the constraint weights ramp up from 0 (default {default}: none)")
     skeleton_fit: bool = _flag("--no-skeleton-fit", default=True,
                                help="joint-aware model: do not fit one consistent skeleton per sequence at inference")
     smooth: float = _flag("--smooth", default=SMOOTH_DEFAULT, metavar="SIGMA",
@@ -264,6 +265,9 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = RUN_F
             options["required"] = True
         else:
             options["default"] = spec.default
+            shown = (",".join(map(str, spec.default)) if isinstance(spec.default, tuple)
+                     else f"{spec.default:g}" if isinstance(spec.default, float) else str(spec.default))
+            options["help"] = options["help"] and options["help"].replace("{default}", shown)
         if spec.type == "bool":
             options["action"] = "store_false" if spec.default else "store_true"
         else:
