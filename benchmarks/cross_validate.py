@@ -39,11 +39,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from jointpose.cli import build_parser, train_config
 from jointpose.evaluation.evaluate import evaluate_model
 from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.motion.builder import write_h36m_dataset
 from jointpose.motion.mocap import load_bvh_folder
+from jointpose.training.config import TrainConfig, add_arguments, from_arguments
 from jointpose.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,18 +70,25 @@ class ProtocolTrainer(Trainer):
 
 def train_args(data: Path, fold: str, people: list[str], seed: int, protocol: argparse.Namespace,
                model: str, flags: str) -> list[str]:
-    """``jointpose train`` arguments of one run (without ``--checkpoint``)."""
-    args = ["train", "--data-dir", str(data), "-k", "noisy", "-str", ",".join(p for p in people if p != fold),
+    """``jointpose train`` arguments of one run (without the verb and ``--checkpoint``)."""
+    args = ["--data-dir", str(data), "-k", "noisy", "-str", ",".join(p for p in people if p != fold),
             "-ste", fold, "-arc", protocol.arc, "-ch", str(protocol.channels), "-e", str(protocol.epochs),
             "-b", str(protocol.batch_size), "--downsample", str(protocol.downsample), "--subset", str(protocol.subset),
             "--seed", str(seed), "--no-progress", "--keep-last", "1", "--device", "cpu"]
     return args + (["--no-constraints"] if model == "baseline" else []) + shlex.split(flags)
 
 
+def config_of(args: list[str], checkpoint: str) -> TrainConfig:
+    """The training configuration ``args`` (``jointpose train`` flags) describe."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, skip=())
+    return from_arguments(parser.parse_args(args + ["--checkpoint", checkpoint]))
+
+
 def run_key(args: list[str], threads: int) -> str:
     """A short hash of what a run trains: its configuration with every default resolved (so a
     default that changes to the value a run gave explicitly reuses that run) and the thread count."""
-    config = train_config(build_parser().parse_args(args + ["--checkpoint", ""])).resolved().to_dict()
+    config = config_of(args, "").resolved().to_dict()
     config = {k: v for k, v in config.items() if k not in ("checkpoint_dir", "progress", "keep_last")}
     return hashlib.sha256(json.dumps([config, threads], sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -94,7 +101,7 @@ def run_once(args: list[str], folder: Path, raw: bool) -> dict[str, Any]:
         if not raw or "raw" in cached or not cached["constraints"]:
             return cached
     start = time.time()
-    trainer = ProtocolTrainer(train_config(build_parser().parse_args(args + ["--checkpoint", str(folder / "ckpt")])))
+    trainer = ProtocolTrainer(config_of(args, str(folder / "ckpt")))
     with contextlib.redirect_stdout(io.StringIO()):
         summary = trainer.fit()
     result = {"args": args, "threads": torch.get_num_threads(), "constraints": trainer.config.constraints, "lr": trainer.config.lr,

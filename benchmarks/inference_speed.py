@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -87,11 +88,11 @@ def main() -> None:
         fused = FusedTemporalModel(model)
         x = torch.randn(1, args.frames + model.receptive_field() - 1, 17, 2)
         with torch.no_grad():
-            seconds = timed(lambda: fused(x), args.repeats)
-            plain = timed(lambda: model(x), args.repeats)
+            seconds = timed(partial(fused, x), args.repeats)
+            plain = timed(partial(model, x), args.repeats)
             reference = model(x)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                bf16_seconds = timed(lambda: fused(x), args.repeats)
+                bf16_seconds = timed(partial(fused, x), args.repeats)
                 bf16 = fused(x).float()
         work = 2 * macs_per_frame(model)
         fps = args.frames / seconds

@@ -17,20 +17,19 @@ import tempfile
 
 import torch
 
-from jointpose.cli import add_train_args, train_config
 from jointpose.errors import JointposeError
+from jointpose.training.config import add_arguments, from_arguments
 from jointpose.training.trainer import Trainer
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_args(parser)
+    add_arguments(parser)
     parser.add_argument("--checkpoint", default=None, help="checkpoint folder (default: a temporary one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        args.checkpoint = args.checkpoint or tmp
         try:
-            trainer = Trainer(train_config(args, progress=False))
+            trainer = Trainer(from_arguments(args, checkpoint_dir=args.checkpoint or tmp, progress=False))
             summary = trainer.fit()
         except JointposeError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from jointpose.cli import build_parser, train_config
 from jointpose.geometry.filters import smooth_poses
 from jointpose.motion.builder import write_h36m_dataset
 from jointpose.motion.mocap import load_bvh_folder
+from jointpose.training.config import add_arguments, from_arguments
 from jointpose.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,14 +58,16 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true", help="also print where the velocity error lies")
     args = parser.parse_args()
     data = tuning_dataset(Path(args.cmu), Path(args.work) / "data")
+    train_parser = argparse.ArgumentParser(prog="jointpose train")
+    add_arguments(train_parser, skip=())
     for item in args.configs:
         name, _, flags = item.partition(":")
         checkpoint = Path(args.work) / name
-        train_args = ["train", "--data-dir", str(data), "-k", "noisy", "-str", "S5,S7", "-ste", "S8",
+        train_args = ["--data-dir", str(data), "-k", "noisy", "-str", "S5,S7", "-ste", "S8",
                       "-arc", "3,3,3", "-ch", "256", "-e", str(args.epochs), "--no-progress",
                       "--checkpoint", str(checkpoint), *flags.split()]
         start = time.time()
-        trainer = Trainer(train_config(build_parser().parse_args(train_args)))
+        trainer = Trainer(from_arguments(train_parser.parse_args(train_args)))
         with contextlib.redirect_stdout(io.StringIO()):
             summary = trainer.fit()
         row = {k: round(summary["average"][k], 2) for k in ("p1", "p2", "mpjve", "accel", "bone_std", "lr_gap", "rom_pct")}

@@ -20,8 +20,8 @@ from jointpose.geometry.anatomy import (
     joint_angles,
     limit_range_of_motion,
     outside_rom,
-    rom_limits,
     rom_violation,
+    rom_violation_of_angles,
 )
 from jointpose.motion.synthetic import REST_OFFSETS
 
@@ -116,12 +116,14 @@ def test_bone_lengths():
 
 def test_range_of_motion_table_is_sane():
     assert set(RANGE_OF_MOTION) == set(ANGLE_NAMES)
-    low, high = rom_limits(dtype=torch.float64)
-    for k, name in enumerate(ANGLE_NAMES):
+    inside = torch.tensor([math.radians(RANGE_OF_MOTION[name][0]) for name in ANGLE_NAMES], dtype=torch.float64)
+    below = rom_violation_of_angles(inside - 0.25)
+    assert torch.equal(rom_violation_of_angles(inside), torch.zeros(len(ANGLE_NAMES), dtype=torch.float64))
+    assert torch.allclose(below, torch.full_like(below, 0.25))  # radians below each lower limit
+    for name in ANGLE_NAMES:
         lo, hi = RANGE_OF_MOTION[name]
         assert 0.0 <= lo < hi <= 180.0, name
         assert hi == 180.0, name  # limit_range_of_motion only opens angles (none can be too wide)
-        assert math.isclose(float(low[k]), math.radians(lo)) and math.isclose(float(high[k]), math.radians(hi))
         side = name.replace("left", "right")
         assert RANGE_OF_MOTION[side] == RANGE_OF_MOTION[name]  # left and right share their limits
 

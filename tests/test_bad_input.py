@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from h36m_files import write_dataset
 
+from h36m_files import write_dataset
 from jointpose.cli import main
 from jointpose.errors import JointposeError
 

@@ -72,7 +72,7 @@ def test_body_scaling_and_rigid_bones():
     before, after = (np.linalg.norm(bone_vectors(p), axis=-1) for p in (poses, scaled))
     assert np.allclose(after, before * factors)
     # Directions are kept, and left/right bones get the same factor.
-    assert np.allclose(factors[[l for l, _ in skeleton.SYMMETRIC_BONES]], factors[[r for _, r in skeleton.SYMMETRIC_BONES]])
+    assert np.allclose(factors[[left for left, _ in skeleton.SYMMETRIC_BONES]], factors[[right for _, right in skeleton.SYMMETRIC_BONES]])
     wobbly = poses + np.random.default_rng(2).normal(0, 0.01, poses.shape)
     lengths = np.linalg.norm(bone_vectors(rigid_bones(wobbly)), axis=-1)
     assert lengths.std(axis=0).max() < 1e-9

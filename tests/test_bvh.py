@@ -10,10 +10,9 @@ from scipy.spatial.transform import Rotation, Slerp
 from jointpose.errors import JointposeError
 from jointpose.motion.bvh import (
     Motion,
-    forward_kinematics,
+    global_transforms,
     read_bvh,
     resample,
-    slerp,
     write_bvh,
 )
 
@@ -64,7 +63,7 @@ def test_base_clip_positions(tmp_path):
     assert motion.end_sites == (False, False, True)
     assert motion.num_frames == 2 and motion.fps == pytest.approx(10.0)
     assert np.allclose(np.linalg.norm(motion.rotations, axis=-1), 1.0)
-    pos = forward_kinematics(motion)
+    pos = global_transforms(motion)[0]
     assert np.allclose(pos[0], [[0, 0, 0], [0, -1, 0], [0, -3, 0]])
     # Frame 1: root at (1, 2, 3) turned 90 deg about Z: its -y offset points to +x; the knee
     # turns 90 deg about X, so the End Site's (0, -2, 0) becomes Rz90 @ Rx90 @ (0, -2, 0) = (0, 0, -2).
@@ -95,7 +94,7 @@ Frame Time: 0.05
 def test_channel_order_composes_intrinsically(tmp_path):
     found = {}
     for order in ("ZYX", "XYZ", "YXZ"):
-        found[order] = forward_kinematics(read_bvh(write(tmp_path, one_rotation_clip(order), f"{order}.bvh")))[0, 1]
+        found[order] = global_transforms(read_bvh(write(tmp_path, one_rotation_clip(order), f"{order}.bvh")))[0][0, 1]
         a, b, c = order
         matrix = elementary(a, ANGLES[a]) @ elementary(b, ANGLES[b]) @ elementary(c, ANGLES[c])
         assert np.allclose(found[order], matrix @ [1, 2, 3], atol=1e-12)
@@ -112,7 +111,7 @@ def test_position_channels_on_a_child_joint(tmp_path):
     assert motion.channels[1] == ("Xposition", "Zrotation", "Zposition", "Yposition")
     # local translation = OFFSET + channel values (x 0.5, y 0.25, z -1)
     assert np.allclose(motion.translations[1, 1], [0.5, -0.75, -1.0])
-    pos = forward_kinematics(motion)
+    pos = global_transforms(motion)[0]
     knee = np.array([1, 2, 3]) + elementary("Z", 90) @ [0.5, -0.75, -1.0]
     assert np.allclose(pos[1, 1], knee)
     assert np.allclose(pos[1, 2], knee + elementary("Z", 90) @ elementary("Z", 30) @ [0, -2, 0])
@@ -125,7 +124,7 @@ def test_round_trip_hand_written(tmp_path):
     again = read_bvh(out)
     assert again.names == motion.names and again.channels == motion.channels
     assert again.end_sites == motion.end_sites and again.frame_time == motion.frame_time
-    assert np.allclose(forward_kinematics(again), forward_kinematics(motion), atol=1e-9)
+    assert np.allclose(global_transforms(again)[0], global_transforms(motion)[0], atol=1e-9)
 
 
 def test_round_trip_single_axis_joint(tmp_path):
@@ -135,7 +134,7 @@ def test_round_trip_single_axis_joint(tmp_path):
     write_bvh(motion, tmp_path / "out.bvh")
     again = read_bvh(tmp_path / "out.bvh")
     assert again.channels[1] == ("Xrotation",)
-    assert np.allclose(forward_kinematics(again), forward_kinematics(motion), atol=1e-9)
+    assert np.allclose(global_transforms(again)[0], global_transforms(motion)[0], atol=1e-9)
 
 
 @pytest.mark.parametrize("order", ["ZXY", "ZYX"])
@@ -153,8 +152,8 @@ def test_from_arrays_round_trip(tmp_path, order):
     write_bvh(motion, path)
     again = read_bvh(path)
     assert again.names == ("root", "a", "b", "b_End", "c") and again.fps == pytest.approx(30.0)
-    expected = forward_kinematics(motion)[:, [0, 1, 3, 4, 2]]
-    assert np.abs(forward_kinematics(again) - expected).max() <= 1e-6 * np.abs(expected).max()
+    expected = global_transforms(motion)[0][:, [0, 1, 3, 4, 2]]
+    assert np.abs(global_transforms(again)[0] - expected).max() <= 1e-6 * np.abs(expected).max()
 
 
 def test_from_arrays_rejects_bad_input():
@@ -167,13 +166,29 @@ def test_from_arrays_rejects_bad_input():
         Motion.from_arrays(["a", "b"], [1, -1], np.zeros((2, 3)), rot, np.zeros((4, 3)), 30)
 
 
-def test_slerp_takes_the_short_arc():
-    q0 = Rotation.from_euler("z", 10, degrees=True).as_quat()[[3, 0, 1, 2]]
-    q1 = -Rotation.from_euler("z", 30, degrees=True).as_quat()[[3, 0, 1, 2]]  # same rotation, other sign
-    mid = slerp(q0, q1, np.array([0.5]))
-    assert Rotation.from_quat(mid[[1, 2, 3, 0]]).as_euler("zyx", degrees=True)[0] == pytest.approx(20.0)
-    assert np.allclose(slerp(q0, q1, np.array([0.0])), q0)
-    assert np.allclose(slerp(q0, q0, np.array([0.3])), q0)  # identical inputs: no division by zero
+def test_resample_interpolates_rotations_on_the_short_arc():
+    """Rotations about one fixed axis per joint: slerp turns the angle linearly along the
+    shorter way round, whatever the quaternions' signs (worked out here by hand)."""
+    degrees = {  # joint: (axis, angle per frame in degrees, the sign of each frame's quaternion)
+        0: ([0.0, 0.0, 1.0], [10.0, 30.0, 30.0, 60.0], [1, -1, 1, -1]),
+        1: ([1.0, 0.0, 0.0], [170.0, -170.0, -150.0, -150.0], [1, 1, -1, 1]),  # through 180: +20, +20, 0
+        2: ([0.0, 0.6, 0.8], [0.0, 90.0, -45.0, -45.0], [-1, 1, 1, -1]),
+    }
+    quats = np.stack([np.stack([sign * Rotation.from_rotvec(np.radians(a) * np.array(axis)).as_quat(scalar_first=True)
+                                for a, sign in zip(angles, signs)]) for axis, angles, signs in degrees.values()], axis=1)
+    motion = Motion.from_arrays(["root", "a", "b"], [-1, 0, 1], np.ones((3, 3)), quats, np.zeros((4, 3)), fps=10)
+    out = resample(motion, 40)  # three new frames between each pair of old ones
+    assert out.num_frames == 13
+    w = np.arange(13) / 4.0
+    for joint, (axis, angles, _) in degrees.items():
+        a0, a1 = np.array(angles)[np.minimum(np.floor(w).astype(int), 3)], np.array(angles)[np.minimum(np.floor(w).astype(int) + 1, 3)]
+        step = (a1 - a0 + 180.0) % 360.0 - 180.0  # the short way round
+        expected = Rotation.from_rotvec(np.radians(a0 + (w - np.floor(w)) * step)[:, None] * np.array(axis))
+        got = Rotation.from_quat(out.rotations[:, joint], scalar_first=True)
+        assert np.degrees((expected.inv() * got).magnitude()).max() < 1e-9, joint
+    assert np.allclose(out.translations, motion.translations[:1])
+    single = resample(dataclasses.replace(motion, rotations=quats[:1], translations=motion.translations[:1]), 40)
+    assert single.num_frames == 1 and np.array_equal(single.rotations, quats[:1] / np.linalg.norm(quats[:1], axis=-1, keepdims=True))
 
 
 def test_resample_cmu_clip(cmu_mocap):
@@ -184,7 +199,7 @@ def test_resample_cmu_clip(cmu_mocap):
     assert out.num_frames == int((motion.num_frames - 1) * 50 / 60) + 1
     # every fifth output frame (0.1 s) coincides with every sixth input frame: exact there
     assert np.allclose(out.rotations[::5], motion.rotations[::6][: len(out.rotations[::5])], atol=1e-12)
-    pos, pos_out = forward_kinematics(motion), forward_kinematics(out)
+    pos, pos_out = global_transforms(motion)[0], global_transforms(out)[0]
     assert np.allclose(pos_out[::5], pos[::6][: len(pos_out[::5])], atol=1e-9)
     # in between, an independent per-joint slerp (scipy) gives the same rotations
     times = np.arange(motion.num_frames) / 60
@@ -211,8 +226,8 @@ def test_resample_then_write(tmp_path, cmu_mocap):
     write_bvh(motion, path)
     again = read_bvh(path)
     assert again.fps == 25.0 and again.num_frames == motion.num_frames
-    expected = forward_kinematics(motion)
-    assert np.abs(forward_kinematics(again) - expected).max() <= 1e-6 * np.abs(expected).max()
+    expected = global_transforms(motion)[0]
+    assert np.abs(global_transforms(again)[0] - expected).max() <= 1e-6 * np.abs(expected).max()
 
 
 def test_write_read_round_trip_cmu(tmp_path, cmu_mocap):
@@ -221,8 +236,8 @@ def test_write_read_round_trip_cmu(tmp_path, cmu_mocap):
     write_bvh(motion, path)
     again = read_bvh(path)
     assert again.names == motion.names and again.parents == motion.parents
-    expected = forward_kinematics(motion)
-    assert np.abs(forward_kinematics(again) - expected).max() <= 1e-6 * np.abs(expected).max()
+    expected = global_transforms(motion)[0]
+    assert np.abs(global_transforms(again)[0] - expected).max() <= 1e-6 * np.abs(expected).max()
 
 
 def edit(line: int, new: str | None) -> str:
@@ -308,10 +323,10 @@ def test_deep_hierarchy_parses_without_recursion(tmp_path):
     # unit vectors turned by 1, 2, ..., k degrees.
     angles = np.radians(np.arange(1, 5))
     expected = np.cumsum(np.stack([-np.sin(angles), np.cos(angles), 0 * angles], axis=1), axis=0)
-    assert np.allclose(forward_kinematics(motion)[0, 1:5], expected)
+    assert np.allclose(global_transforms(motion)[0][0, 1:5], expected)
     write_bvh(motion, tmp_path / "again.bvh")  # written with a stack too
     again = read_bvh(tmp_path / "again.bvh")
-    assert again.parents == motion.parents and np.allclose(forward_kinematics(again), forward_kinematics(motion))
+    assert again.parents == motion.parents and np.allclose(global_transforms(again)[0], global_transforms(motion)[0])
 
 
 def test_joint_count_frames_and_frame_time_are_bounded(tmp_path, monkeypatch):

@@ -7,11 +7,11 @@ import json
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from test_keypoints import COCO_TEMPLATE, coco_expected
 
 from jointpose.cli import main
 from jointpose.geometry import skeleton
 from jointpose.inference.lifter import Lifter
+from test_keypoints import COCO_TEMPLATE, coco_expected
 
 SIZE = ["--image-size", "1000", "1000"]
 
@@ -129,9 +129,8 @@ def _walking_lengths(folder) -> list[int]:
 
 @pytest.mark.slow
 def test_data_build_rig_subjects_and_input_layout(cmu_mocap, tmp_path, capsys):
-    from test_builder import _cmu_subset
-
     from jointpose.safeio import load_npz
+    from test_builder import _cmu_subset
 
     subset = _cmu_subset(cmu_mocap, tmp_path / "bvh", {"002": ["002_01"], "003": ["003_01"]})
     rig = tmp_path / "rig.json"

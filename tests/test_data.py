@@ -3,8 +3,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from h36m_files import write_dataset
 
+from h36m_files import write_dataset
 from jointpose.data.batching import ChunkedWindows, MixedWindows
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError, JointposeWarning

@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors_plain import read_plain_safetensors
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
@@ -13,8 +12,9 @@ from jointpose.inference.export import export, poses_to_motion
 from jointpose.inference.lifter import Lifter
 from jointpose.inference.streaming import StreamingLifter
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
-from jointpose.motion.bvh import forward_kinematics, read_bvh
+from jointpose.motion.bvh import global_transforms, read_bvh
 from jointpose.motion.synthetic import generate
+from safetensors_plain import read_plain_safetensors
 
 
 def _model(causal=False, widths=(3, 3, 3), channels=32, seed=0) -> TemporalModel:
@@ -219,7 +219,7 @@ def test_bvh_round_trip_reproduces_joints(tmp_path, with_trajectory):
     path = export(tmp_path / "a.bvh", noisy, 50, trajectory=traj if with_trajectory else None)
     motion = read_bvh(path)
     names = [n.replace("/", "_") for n in skeleton.JOINT_NAMES]
-    points = forward_kinematics(motion)[:, [motion.names.index(n) for n in names]] / 100.0
+    points = global_transforms(motion)[0][:, [motion.names.index(n) for n in names]] / 100.0
     camera = points * np.array([1.0, -1.0, -1.0])  # BVH (y up, facing +z) -> camera axes
     if with_trajectory:
         assert np.abs(camera[:, 0] - traj).max() < 1e-5
@@ -317,7 +317,7 @@ def test_fit_skeleton_gives_one_consistent_skeleton():
     lengths = bone_lengths(fitted)
     assert float(lengths.std(dim=0).max()) < 1e-5
     pairs = skeleton.SYMMETRIC_BONES
-    assert torch.allclose(lengths[:, [l for l, _ in pairs]], lengths[:, [r for _, r in pairs]], atol=1e-5)
+    assert torch.allclose(lengths[:, [left for left, _ in pairs]], lengths[:, [right for _, right in pairs]], atol=1e-5)
     assert torch.equal(fitted[:, 0], noisy[:, 0])
     # The refined pose stays closer to the input, joint by joint, than keeping every bone's
     # direction does (which moves every joint below a bone whose length changes).
@@ -381,14 +381,15 @@ def test_skeleton_fit_is_the_least_squares_pose():
         direction = start.clone().requires_grad_(True)
         optimiser = torch.optim.LBFGS([direction], max_iter=200, line_search_fn="strong_wolfe")
 
+        # The closures run within this iteration (optimiser.step below): binding late is intended.
         def objective():
-            free = turns * direction + (1 - turns) * start
+            free = turns * direction + (1 - turns) * start  # noqa: B023
             unit = free / free.norm(dim=-1, keepdim=True)
-            pose = case[:, :1] + torch.einsum("jb,fbc->fjc", ancestors, unit * lengths)
-            return ((pose - case) ** 2).sum()
+            pose = case[:, :1] + torch.einsum("jb,fbc->fjc", ancestors, unit * lengths)  # noqa: B023
+            return ((pose - case) ** 2).sum()  # noqa: B023
 
         def closure():
-            optimiser.zero_grad()
+            optimiser.zero_grad()  # noqa: B023
             loss = objective()
             loss.backward()
             return loss
@@ -587,8 +588,8 @@ def test_stream_rejects_a_bad_frame_without_poisoning_its_state(fit):
 
 
 def test_dataset_values_infinite_in_float32_are_refused(tmp_path):
-    from jointpose.motion.builder import write_h36m_dataset
     from jointpose.data.h36m import load_dataset
+    from jointpose.motion.builder import write_h36m_dataset
     from jointpose.safeio import load_npz
 
     write_h36m_dataset(tmp_path, generate(["S9"], seconds=0.2, motions=["Walking"]), fps=50.0)

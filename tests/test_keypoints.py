@@ -405,3 +405,26 @@ def test_frame_count_and_resampling_are_bounded(tmp_path, monkeypatch):
     with pytest.raises(JointposeError, match=r"a\.json: image_id values span frames: 4 exceeds the limit of 3 "
                                              r"\(set JOINTPOSE_MAX_FRAMES"):
         load_keypoints(tmp_path / "a.json")
+
+
+def test_track_linking_is_the_best_gated_assignment_by_brute_force():
+    """Each frame's links: as many pairs within the distance limit as possible, then the
+    smallest total distance; checked against every one-to-one assignment of small matrices."""
+    import itertools
+
+    from jointpose.data.keypoints import _match
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        rows, cols = (int(n) for n in rng.integers(0, 5, size=2))
+        cost = rng.random((rows, cols)) * 2.0
+        limit = 0.8
+        best = (0, 0.0)
+        for perm in itertools.permutations(range(max(rows, cols)), min(rows, cols)):
+            matching = zip(range(rows), perm) if rows <= cols else zip(perm, range(cols))
+            pairs = [(r, c) for r, c in matching if cost[r, c] <= limit]
+            best = max(best, (len(pairs), -sum(cost[r, c] for r, c in pairs)))
+        got = _match(cost, limit)
+        assert len({r for r, _ in got}) == len({c for _, c in got}) == len(got)  # one-to-one
+        assert all(cost[r, c] <= limit for r, c in got)
+        assert len(got) == best[0] and np.isclose(sum(cost[r, c] for r, c in got), -best[1])

@@ -86,8 +86,16 @@ def test_checker_sees_a_violation(tmp_path):
 
 
 def test_public_api_at_the_top_level():
-    from jointpose import (JointAwareLoss, Lifter, LossWeights, StreamingLifter, TemporalModel, TrainConfig,
-                           Trainer, load_keypoints)
+    from jointpose import (
+        JointAwareLoss,
+        Lifter,
+        LossWeights,
+        StreamingLifter,
+        TemporalModel,
+        TrainConfig,
+        Trainer,
+        load_keypoints,
+    )
 
     for obj in (JointAwareLoss, Lifter, LossWeights, StreamingLifter, TemporalModel, TrainConfig, Trainer,
                 load_keypoints):

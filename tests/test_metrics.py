@@ -96,7 +96,6 @@ def test_table_rules_off_the_average_and_the_subject_block_once():
 
 def test_plausibility_metrics_by_hand():
     from h36m_files import motion
-
     from jointpose.evaluation.plausibility import (
         bone_length_std,
         left_right_gap,

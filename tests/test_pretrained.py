@@ -6,9 +6,9 @@ from importlib import resources
 import numpy as np
 import pytest
 import torch
-from safetensors_plain import read_plain_safetensors
 
 from jointpose.inference.lifter import PRETRAINED, Lifter
+from safetensors_plain import read_plain_safetensors
 
 # P1 and P2 of the bundled offline model (float16 weights) on the held-out CMU subject (S6 =
 # CMU subject 3, walking on uneven terrain), through the same builder settings as

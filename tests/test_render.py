@@ -18,7 +18,6 @@ from jointpose.render import (
     RIGHT_COLOR,
     PoseFigure,
     render_animation,
-    render_frame,
 )
 
 IMAGE_SIZE = (800, 600)  # width, height (pixels)
@@ -223,12 +222,11 @@ def test_3d_view_is_stable_and_equal():
     assert figure.axes_2d.get_xlim() == (0, IMAGE_SIZE[0]) and figure.axes_2d.get_ylim() == (IMAGE_SIZE[1], 0)
 
 
-def test_render_frame_matches_the_figure():
+def test_one_frame_as_an_image():
     keypoints, poses = clip(5)
-    single = render_frame(keypoints, poses, 2, image_size=IMAGE_SIZE, dpi=40)
+    single = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40).draw(2)
     assert single.dtype == np.uint8 and single.ndim == 3 and single.shape[2] == 3
-    np.testing.assert_array_equal(single, PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40).draw(2))
-    only_3d = render_frame(None, {"Ground truth": poses["Ground truth"]}, 0, image_size=None, dpi=40)
+    only_3d = PoseFigure(None, {"Ground truth": poses["Ground truth"]}, image_size=None, dpi=40).draw(0)
     assert only_3d.shape[1] < single.shape[1]
 
 
@@ -247,11 +245,11 @@ def test_bad_input(tmp_path: Path):
     bad_2d = keypoints.copy()
     bad_2d[1, 0, 0] = np.inf
     with pytest.raises(JointposeError, match="keypoints_2d.*frame 1"):
-        render_frame(bad_2d, poses, image_size=IMAGE_SIZE)
+        PoseFigure(bad_2d, poses, image_size=IMAGE_SIZE)
     with pytest.raises(JointposeError, match="keypoints_2d.*shape"):
-        render_frame(keypoints[:, :16], poses, image_size=IMAGE_SIZE)
+        PoseFigure(keypoints[:, :16], poses, image_size=IMAGE_SIZE)
     with pytest.raises(JointposeError, match="image_size"):
-        render_frame(keypoints, poses, image_size=None)
+        PoseFigure(keypoints, poses, image_size=None)
     with pytest.raises(JointposeError, match="fps"):
         render_animation(tmp_path / "w.gif", keypoints, poses, image_size=IMAGE_SIZE, fps=0.0)
     with pytest.raises(JointposeError, match="background"):

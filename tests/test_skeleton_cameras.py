@@ -9,9 +9,9 @@ from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import (
     Camera,
+    cameras_from_schema,
     h36m_cameras,
     image_coordinates,
-    load_cameras_json,
     normalize_screen_coordinates,
 )
 
@@ -54,27 +54,18 @@ def test_builtin_calibration_matches_shared_file():
     shared = json.loads(SHARED_CAMERAS.read_text())
     assert cams["S9"][2].focal_length == tuple(shared["intrinsic"][2]["focal_length"])
     assert np.allclose(np.array(cams["S11"][0].translation) * 1000, shared["extrinsic"]["S11"][0]["translation"])
-    assert load_cameras_json(SHARED_CAMERAS) == cams  # the same schema, read from a user's file
+    assert cameras_from_schema(shared, "shared") == cams  # the same schema, from a dataset's own calibration
 
 
-def test_camera_file_errors_name_the_file(tmp_path):
-    with pytest.raises(JointposeError, match="nowhere.json"):
-        load_cameras_json(tmp_path / "nowhere.json")
-    broken = tmp_path / "cams.json"
-    broken.write_text('{"intrinsic": [')
-    with pytest.raises(JointposeError, match="cams.json: not valid JSON"):
-        load_cameras_json(broken)
-    broken.write_text('{"intrinsic": [], "extrinsic": {"S1": [{"orientation": [1, 0]}]}}')
+def test_camera_schema_errors_name_the_source():
     with pytest.raises(JointposeError, match="cams.json"):
-        load_cameras_json(broken)
-    broken.write_text('{"intrinsic": [], "extrinsic": [[]]}')  # a list where subjects should be
+        cameras_from_schema({"intrinsic": [], "extrinsic": {"S1": [{"orientation": [1, 0]}]}}, "cams.json")
     with pytest.raises(JointposeError, match="cams.json: malformed"):
-        load_cameras_json(broken)
+        cameras_from_schema({"intrinsic": [], "extrinsic": [[]]}, "cams.json")  # a list where subjects should be
     intrinsic = {"id": "1", "res_w": 0, "res_h": 1000, "focal_length": [1, 1], "center": [0, 0]}
-    broken.write_text(json.dumps({"intrinsic": [intrinsic],
-                                  "extrinsic": {"S1": [{"orientation": [1, 0, 0, 0], "translation": [0, 0, 0]}]}}))
     with pytest.raises(JointposeError, match="cams.json: camera 1: resolution must be positive"):
-        load_cameras_json(broken)
+        cameras_from_schema({"intrinsic": [intrinsic], "extrinsic": {"S1": [{"orientation": [1, 0, 0, 0],
+                                                                            "translation": [0, 0, 0]}]}}, "cams.json")
 
 
 def test_projection_of_known_point():
@@ -107,7 +98,7 @@ def test_projection_of_known_point():
         dataclasses.replace(cam, distortion_model="fisheye")
 
 
-def test_h36m_calibration_projects_in_its_own_convention(tmp_path):
+def test_h36m_calibration_projects_in_its_own_convention():
     """Files in the h36m_cameras.json schema (the built-in calibration too) use Human3.6M's
     tangential convention unless a camera names another; written cameras say theirs."""
     camera = h36m_cameras()["S9"][1]
@@ -119,18 +110,14 @@ def test_h36m_calibration_projects_in_its_own_convention(tmp_path):
     assert 0.5 < gap.max() < 2.0 and gap[2].max() < 1e-9
     schema = {"intrinsic": [camera.to_dict()], "extrinsic": {"S1": [{"orientation": list(camera.orientation),
                                                                      "translation": [t * 1000 for t in camera.translation]}]}}
-    (tmp_path / "cams.json").write_text(json.dumps(schema))
-    assert load_cameras_json(tmp_path / "cams.json")["S1"][0] == camera
+    assert cameras_from_schema(schema, "cams.json")["S1"][0] == camera
     schema["intrinsic"][0]["distortion_model"] = "opencv"
-    (tmp_path / "cams.json").write_text(json.dumps(schema))
-    assert load_cameras_json(tmp_path / "cams.json")["S1"][0].distortion_model == "opencv"
+    assert cameras_from_schema(schema, "cams.json")["S1"][0].distortion_model == "opencv"
     del schema["intrinsic"][0]["distortion_model"]
-    (tmp_path / "cams.json").write_text(json.dumps(schema))
-    assert load_cameras_json(tmp_path / "cams.json")["S1"][0].distortion_model == "h36m"
+    assert cameras_from_schema(schema, "cams.json")["S1"][0].distortion_model == "h36m"
     schema["intrinsic"][0]["distortion_model"] = "polynomial"
-    (tmp_path / "cams.json").write_text(json.dumps(schema))
     with pytest.raises(JointposeError, match="cams.json: camera 55011271: distortion_model must be"):
-        load_cameras_json(tmp_path / "cams.json")
+        cameras_from_schema(schema, "cams.json")
 
 
 def test_world_camera_round_trip_and_orientation():
@@ -140,6 +127,28 @@ def test_world_camera_round_trip_and_orientation():
     # The camera centre is the origin of camera space; the subject (near the world origin) is in front.
     assert np.allclose(cam.world_to_camera(np.array(cam.translation)), 0.0, atol=1e-9)
     assert cam.world_to_camera(np.array([0.0, 0.0, 1.0]))[2] > 3.0
+
+
+def _matrix_of(w: float, x: float, y: float, z: float) -> np.ndarray:
+    """Rotation matrix of the unit quaternion w + xi + yj + zk (the textbook formula)."""
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def test_orientation_is_w_first_and_matches_the_textbook_matrix():
+    # A quarter turn about world z (w = cos 45, z = sin 45) takes the camera's x axis to world y.
+    turn = Camera("t", 10, 10, (1.0, 1.0), (5.0, 5.0), orientation=(np.sqrt(0.5), 0.0, 0.0, np.sqrt(0.5)),
+                  translation=(1.0, 2.0, 3.0))
+    assert np.allclose(turn.camera_to_world(np.array([1.0, 0.0, 0.0])), [1.0, 3.0, 3.0], atol=1e-12)
+    points = np.random.default_rng(5).normal(size=(4, 6, 3))  # any leading shape
+    for cameras in h36m_cameras().values():
+        for cam in cameras:
+            matrix, centre = _matrix_of(*cam.orientation), np.array(cam.translation)
+            assert np.allclose(cam.camera_to_world(points), points @ matrix.T + centre, atol=1e-12)
+            assert np.allclose(cam.world_to_camera(points), (points - centre) @ matrix, atol=1e-12)
 
 
 def test_screen_normalisation():

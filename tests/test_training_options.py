@@ -8,7 +8,7 @@ from jointpose.cli import build_parser, main, train_config
 from jointpose.inference.lifter import Lifter
 from jointpose.model.loading import load_checkpoint
 from jointpose.model.temporal import StridedTemporalModel
-from jointpose.motion.bvh import forward_kinematics, read_bvh
+from jointpose.motion.bvh import global_transforms, read_bvh
 from jointpose.training.distributed import DistContext, wrap_model
 from jointpose.training.trainer import Trainer
 
@@ -37,7 +37,7 @@ def test_trajectory_model_trains_and_exports(h36m_dir, tmp_path):
     assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "out.bvh"), "--checkpoint", str(tmp_path / "ck"),
                  "--image-size", str(seq.camera.res_w), str(seq.camera.res_h), "--no-progress"]) == 0
     motion = read_bvh(tmp_path / "out.bvh")
-    root = forward_kinematics(motion)[:, 0]
+    root = global_transforms(motion)[0][:, 0]
     assert np.ptp(root, axis=0).max() > 1.0  # the root travels (cm), it does not walk in place
 
 

@@ -32,14 +32,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from jointpose.data.keypoints import load_keypoints
-    from jointpose.inference.lifter import Lifter
-    from jointpose.inference.streaming import StreamingLifter
-    from jointpose.losses import JointAwareLoss, LossWeights
-    from jointpose.model.loading import load_model
-    from jointpose.model.temporal import TemporalModel
-    from jointpose.training.config import TrainConfig
-    from jointpose.training.trainer import Trainer
+    from jointpose.data.keypoints import load_keypoints as load_keypoints
+    from jointpose.inference.lifter import Lifter as Lifter
+    from jointpose.inference.streaming import StreamingLifter as StreamingLifter
+    from jointpose.losses import JointAwareLoss as JointAwareLoss
+    from jointpose.losses import LossWeights as LossWeights
+    from jointpose.model.loading import load_model as load_model
+    from jointpose.model.temporal import TemporalModel as TemporalModel
+    from jointpose.training.config import TrainConfig as TrainConfig
+    from jointpose.training.trainer import Trainer as Trainer
 
 
 def __getattr__(name: str) -> Any:

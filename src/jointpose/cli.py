@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -26,31 +25,16 @@ if TYPE_CHECKING:
 EXIT_USER_ERROR = 2
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one value")
-    return values
-
-
 def _str_list(text: str) -> tuple[str, ...]:
-    values = tuple(v.strip() for v in text.split(",") if v.strip())
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one comma-separated name")
-    return values
+    from jointpose.training.config import names_argument
+
+    return names_argument(text)
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63), got {value}")
-    return value
+    from jointpose.training.config import seed_argument
+
+    return seed_argument(text)
 
 
 def _check_flags(rows) -> None:
@@ -60,18 +44,13 @@ def _check_flags(rows) -> None:
             raise JointposeError(f"{flag} must be {rule}, got {value}")
 
 
-def _add_data_args(p: argparse.ArgumentParser, *, train: bool) -> None:
+def _add_evaluation_data_args(p: argparse.ArgumentParser) -> None:
+    """Dataset flags of ``evaluate`` (defaults: the checkpoint's own)."""
     p.add_argument("--data-dir", required=True, help="folder with data_3d_h36m.npz and data_2d_h36m_<KEYPOINTS>.npz")
-    if train:
-        p.add_argument("-k", "--keypoints", default="cpn_ft_h36m_dbb", help="2D keypoints name (file data_2d_h36m_<name>.npz)")
-        p.add_argument("-str", "--subjects-train", type=_str_list, default=("S1", "S5", "S6", "S7", "S8"),
-                       help="training subjects (default S1,S5,S6,S7,S8)")
-        p.add_argument("-ste", "--subjects-test", type=_str_list, default=("S9", "S11"), help="test subjects (default S9,S11)")
-    else:
-        p.add_argument("-k", "--keypoints", default=None,
-                       help="2D keypoints name (file data_2d_h36m_<name>.npz; default: the checkpoint's, else cpn_ft_h36m_dbb)")
-        p.add_argument("-ste", "--subjects-test", type=_str_list, default=None,
-                       help="test subjects (default: the checkpoint's, else S9,S11)")
+    p.add_argument("-k", "--keypoints", default=None,
+                   help="2D keypoints name (file data_2d_h36m_<name>.npz; default: the checkpoint's, else cpn_ft_h36m_dbb)")
+    p.add_argument("-ste", "--subjects-test", type=_str_list, default=None,
+                   help="test subjects (default: the checkpoint's, else S9,S11)")
     p.add_argument("-a", "--actions", type=_str_list, default=None, help="action groups to use, e.g. Walking,Sitting (default all)")
     p.add_argument("--downsample", type=int, default=1, help="keep every N-th frame")
     p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false",
@@ -79,119 +58,29 @@ def _add_data_args(p: argparse.ArgumentParser, *, train: bool) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
 
 
-def add_train_args(p: argparse.ArgumentParser) -> None:
-    """Training flags (shared by ``train`` and ``ablate``)."""
-    from jointpose.geometry.filters import SMOOTH_DEFAULT
-    from jointpose.losses import CONSTRAINT_TERMS, LossWeights
-    from jointpose.training.config import (
-        BODY_SCALE_BASELINE,
-        BODY_SCALE_CONSTRAINTS,
-        CHUNK_DROPOUT,
-        DROPOUT_BASELINE,
-        DROPOUT_CONSTRAINTS,
-        LR_BASELINE,
-        LR_CONSTRAINTS,
-        TrainConfig,
-    )
+def add_train_args(p: argparse.ArgumentParser, run: bool = False) -> None:
+    """Training flags, one per :class:`TrainConfig` field (shared by ``train`` and ``ablate``);
+    ``run``: also ``--checkpoint``, ``--resume`` and ``--keep-last`` (``train``)."""
+    from jointpose.training.config import RUN_FIELDS, add_arguments
 
-    _add_data_args(p, train=True)
-    defaults = LossWeights()
-    p.add_argument("-arc", "--architecture", type=_int_list, default=(3, 3, 3), help="filter widths (default 3,3,3 = 27 frames)")
-    p.add_argument("-ch", "--channels", type=int, default=1024, help="hidden channels (default 1024; 2048 for the deeper variant)")
-    p.add_argument("-drop", "--dropout", type=float, default=None,
-                   help=f"dropout (default {DROPOUT_BASELINE} with --no-constraints, as VideoPose3D; "
-                        f"{DROPOUT_CONSTRAINTS} with constraints)")
-    p.add_argument("-e", "--epochs", type=int, default=60)
-    p.add_argument("-b", "--batch-size", type=int, default=1024, help="target frames per optimiser step (global)")
-    p.add_argument("-lr", "--learning-rate", type=float, default=None,
-                   help=f"Adam learning rate (default {LR_BASELINE} with --no-constraints, as VideoPose3D; "
-                        f"{LR_CONSTRAINTS} with constraints)")
-    p.add_argument("-lrd", "--lr-decay", type=float, default=0.95, help="learning-rate factor per epoch")
-    p.add_argument("--causal", action="store_true", help="causal model (no future frames), for real time")
-    p.add_argument("--no-constraints", dest="constraints", action="store_false",
-                   help="plain MPJPE baseline (VideoPose3D's training)")
-    chunking = TrainConfig(data_dir="", checkpoint_dir="")
-    p.add_argument("--chunk", type=int, default=chunking.chunk,
-                   help=f"consecutive target frames per chunk with constraints (>= 3; default {chunking.chunk})")
-    p.add_argument("--chunk-dropout", choices=CHUNK_DROPOUT, default=chunking.chunk_dropout,
-                   help="shared: one dropout mask per chunk, MPJPE on the single windows (default); "
-                        "independent: a mask per window, MPJPE on every frame")
-    p.add_argument("--chunk-share", type=float, default=chunking.chunk_share,
-                   help=f"share of each step's target frames given as chunks, with constraints "
-                        f"(default {chunking.chunk_share}; in (0, 1))")
-    p.add_argument("--no-skeleton-fit", dest="skeleton_fit", action="store_false",
-                   help="joint-aware model: do not fit one consistent skeleton per sequence at inference")
-    p.add_argument("--smooth", type=float, default=SMOOTH_DEFAULT, metavar="SIGMA",
-                   help=f"joint-aware offline model: Gaussian filter (sigma in frames) over each predicted "
-                        f"sequence at inference (default {SMOOTH_DEFAULT}; 0 = off)")
-    p.add_argument("--warmup", type=float, default=0.0,
-                   help="share of the epochs over which the constraint weights ramp up from 0 (default 0: none)")
-    for name in CONSTRAINT_TERMS:
-        p.add_argument(f"--w-{name.replace('_', '-')}", dest=f"w_{name}", type=float, default=None,
-                       help=f"weight of the {name} term (default {getattr(defaults, name)}; with --resume and "
-                            f"no --w-* flag, the run's own)")
-    p.add_argument("-no-da", "--no-data-augmentation", dest="augment", action="store_false", help="no random horizontal flips")
-    p.add_argument("--body-scale", type=float, default=None, metavar="SPREAD",
-                   help=f"body-size augmentation: every training sequence gets random bone lengths (overall size "
-                        f"spread SPREAD) each epoch, its 2D re-projected to match (default {BODY_SCALE_BASELINE} with "
-                        f"--no-constraints, as VideoPose3D; {BODY_SCALE_CONSTRAINTS} with constraints; 0 = off)")
-    p.add_argument("--subset", type=float, default=1.0, help="fraction of each training sequence to use")
-    p.add_argument("--seed", type=_seed, default=0, help="random seed (>= 0)")
-    p.add_argument("--trajectory", action="store_true", help="also train a root-trajectory model")
-    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast precision")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training model")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    p.add_argument("--log-steps", action="store_true", help="also write the loss of every optimiser step to steps.csv")
+    add_arguments(p, skip=() if run else RUN_FIELDS)
+
+
+def flag_message(exc: JointposeError) -> str:
+    """``exc``'s message with each configuration field it names written as its flag."""
+    from jointpose.training.config import field_flags
+
+    return exc.naming(field_flags())
 
 
 def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from parsed ``train`` arguments."""
-    from jointpose.geometry.filters import check_sigma
-    from jointpose.losses import CONSTRAINT_TERMS, LossWeights
-    from jointpose.training.config import TrainConfig
+    """A :class:`TrainConfig` from parsed ``train`` arguments; errors name the flags."""
+    from jointpose.training.config import from_arguments
 
-    if args.constraints and args.chunk < 3:
-        raise JointposeError(f"--chunk must be >= 3 with constraints (temporal terms need 3 frames), got {args.chunk}")
-    if args.constraints and not 0.0 < args.chunk_share < 1.0:
-        raise JointposeError(f"--chunk-share must be between 0 and 1 (exclusive), got {args.chunk_share}")
-    check_sigma(args.smooth, "--smooth")
-    if args.causal and args.smooth > 0:
-        raise JointposeError("--smooth reads future frames, which a --causal model must not; leave one out")
-    keep_last = getattr(args, "keep_last", 0)
-    _check_flags((
-        ("-arc", ",".join(map(str, args.architecture)), bool(args.architecture) and all(w >= 1 and w % 2 for w in args.architecture),
-         "odd filter widths >= 1"),
-        ("-ch", args.channels, args.channels >= 1, ">= 1"),
-        ("-e", args.epochs, args.epochs >= 1, ">= 1"),
-        ("-b", args.batch_size, args.batch_size >= 1, ">= 1"),
-        ("-drop", args.dropout, args.dropout is None or 0.0 <= args.dropout < 1.0, "in [0, 1)"),
-        ("-lr", args.learning_rate, args.learning_rate is None or (args.learning_rate > 0.0 and math.isfinite(args.learning_rate)),
-         "> 0"),
-        ("-lrd", args.lr_decay, 0.0 < args.lr_decay <= 1.0, "in (0, 1]"),
-        ("--body-scale", args.body_scale, args.body_scale is None or 0.0 <= args.body_scale <= 0.25, "in [0, 0.25]"),
-        ("--warmup", args.warmup, 0.0 <= args.warmup <= 1.0, "a share of the epochs in [0, 1]"),
-        ("--keep-last", keep_last, keep_last >= 0, ">= 0"),
-    ))
-    given = {name: value for name in CONSTRAINT_TERMS if (value := getattr(args, f"w_{name}")) is not None}
-    # No --w-* flag: None, so that a resumed run keeps its own weights (TrainConfig.resolved).
-    weights = LossWeights(**given) if given else None
-    values = dict(
-        data_dir=args.data_dir, checkpoint_dir=getattr(args, "checkpoint", None), keypoints=args.keypoints,
-        subjects_train=args.subjects_train, subjects_test=args.subjects_test, actions=args.actions,
-        architecture=args.architecture, channels=args.channels, dropout=args.dropout, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.learning_rate, lr_decay=args.lr_decay, causal=args.causal,
-        constraints=args.constraints, weights=weights, chunk=args.chunk, chunk_share=args.chunk_share,
-        chunk_dropout=args.chunk_dropout, body_scale=args.body_scale,
-        warmup=args.warmup,
-        skeleton_fit=args.skeleton_fit, smooth=args.smooth, augment=args.augment,
-        test_time_augmentation=args.tta, resume=getattr(args, "resume", False), seed=args.seed,
-        subset=args.subset, downsample=args.downsample, keep_last=keep_last,
-        trajectory=args.trajectory, device=args.device, sync_bn=args.sync_bn, precision=args.precision,
-        compile=args.compile, progress=args.progress, log_steps=args.log_steps,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
+    try:
+        return from_arguments(args, **overrides)
+    except JointposeError as exc:
+        raise JointposeError(flag_message(exc)) from None
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -401,7 +290,6 @@ def _poses_file(path: str, key: str | None = None) -> tuple[np.ndarray, float | 
 
 def cmd_render(args: argparse.Namespace) -> None:
     from jointpose.render import check_animation_path, render_animation
-
     from jointpose.safeio import check_output_path
 
     check_output_path(check_animation_path(args.output, "-o"), "-o")
@@ -482,10 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = verbs.add_parser("train", help="train a model on a Human3.6M-format dataset")
-    add_train_args(p)
-    p.add_argument("--checkpoint", required=True, help="folder for checkpoints, log.csv and the learning curve")
-    p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")
-    p.add_argument("--keep-last", type=int, default=0, help="keep only the newest N epoch_NNN.pt files (0: all)")
+    add_train_args(p, run=True)
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("infer", help="2D keypoints from a detector -> 3D poses (npz, json, csv or bvh)")
@@ -543,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ablate)
 
     p = verbs.add_parser("evaluate", help="evaluate a checkpoint on test subjects")
-    _add_data_args(p, train=False)
+    _add_evaluation_data_args(p)
     p.add_argument("--checkpoint", required=True, help="checkpoint file or folder (uses latest.pt)")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--export-predictions", type=Path, default=None, help="write predictions (npz) here")
@@ -592,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         verb = " ".join(filter(None, (args.verb, getattr(args, "data_verb", None))))
-        print(f"jointpose {verb}: error: {exc}", file=sys.stderr)
+        print(f"jointpose {verb}: error: {flag_message(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

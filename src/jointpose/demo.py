@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jointpose.evaluation.metrics import mpjpe
 from jointpose.errors import JointposeError
+from jointpose.evaluation.metrics import mpjpe
 from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
+from jointpose.safeio import limit
 from jointpose.training.config import TrainConfig
 from jointpose.training.trainer import Trainer
-from jointpose.safeio import limit
 
 SYNTHETIC_TRAIN = ("S1", "S5", "S6", "S7", "S8")
 SYNTHETIC_TEST = ("S9", "S11")

@@ -1,9 +1,13 @@
 """Joint-aware constraint losses on batched pose sequences.
 
-Every term takes (batch, frames, 17, 3) tensors in metres (camera space, root-relative)
-and returns a scalar: a mean over the batch and frames. Terms are built from torch
-operations on their inputs only, so gradients reach the network; they stay finite on
-degenerate poses (zero-length bones, coincident joints) through safe norms and atan2.
+Poses are (batch, frames, 17, 3) tensors in metres (camera space, root-relative). Each
+term is one function returning a scalar (a mean over the batch and frames); it takes the
+poses or what several terms share, computed once from them: bone lengths
+(``anatomy.bone_lengths``, (batch, frames, 16) m) and joint angles (``anatomy.joint_angles``,
+(batch, frames, 12) rad). :data:`TERM_FUNCTIONS` says which function and inputs make each
+term; :class:`JointAwareLoss` computes exactly those. Terms are built from torch operations
+on their inputs only, so gradients reach the network; they stay finite on degenerate poses
+(zero-length bones, coincident joints) through safe norms and atan2.
 
 Terms and units:
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 
 import torch
@@ -60,7 +65,6 @@ def huber(x: torch.Tensor, beta: float) -> torch.Tensor:
     return F.smooth_l1_loss(x, torch.zeros_like(x), beta=beta, reduction="none")
 
 
-
 def _selector(indices) -> torch.Tensor:
     """(16, len(indices)) matrix: ``lengths @ it`` picks those bones (a matmul, cheap backward)."""
     matrix = torch.zeros(len(skeleton.BONES), len(indices))
@@ -68,13 +72,14 @@ def _selector(indices) -> torch.Tensor:
     return matrix
 
 
-_LEFT_MINUS_RIGHT = _selector([l for l, _ in skeleton.SYMMETRIC_BONES]) - _selector([r for _, r in skeleton.SYMMETRIC_BONES])
+_LEFT_MINUS_RIGHT = (_selector([left for left, _ in skeleton.SYMMETRIC_BONES])
+                     - _selector([right for _, right in skeleton.SYMMETRIC_BONES]))
 _RATIO_NUM = _selector([a for a, _ in RATIO_SEGMENTS])
 _RATIO_SUM = _RATIO_NUM + _selector([b for _, b in RATIO_SEGMENTS])
 
 
 def mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean per-joint position error, metres."""
+    """Term ``mpjpe``: mean per-joint position error of (..., 17, 3) poses, metres."""
     return safe_norm(pred - target).mean()
 
 
@@ -88,61 +93,59 @@ def weighted_mpjpe(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tens
     return (weights * errors).mean()
 
 
-def symmetry_from_lengths(lengths: torch.Tensor) -> torch.Tensor:
-    """Mean |left - right| over the 6 symmetric segment pairs, from (..., 16) bone lengths."""
-    return huber(lengths @ constant_like("left-right", _LEFT_MINUS_RIGHT, lengths), LENGTH_BETA).mean()
+def symmetry_loss(pred_lengths: torch.Tensor) -> torch.Tensor:
+    """Term ``sym``: mean |left - right| length of the 6 symmetric segment pairs (hip, thigh,
+    shin, shoulder, upper arm, forearm), from (..., 16) bone lengths in metres; metres."""
+    return huber(pred_lengths @ constant_like("left-right", _LEFT_MINUS_RIGHT, pred_lengths), LENGTH_BETA).mean()
 
 
-def symmetry_loss(pred: torch.Tensor) -> torch.Tensor:
-    """Left/right length difference of hip, thigh, shin, shoulder, upper arm and forearm, metres."""
-    return symmetry_from_lengths(bone_lengths(pred))
+def bone_consistency(pred_lengths: torch.Tensor) -> torch.Tensor:
+    """Variance over frames (dim -2) of each bone length, averaged; (batch, frames, 16) m -> m^2.
+
+    Fewer than 2 frames -> a zero still attached to the graph.
+    """
+    if pred_lengths.shape[-2] < 2:
+        return pred_lengths.sum() * 0.0
+    return pred_lengths.var(dim=-2, unbiased=False).mean()
 
 
-def consistency_from_lengths(lengths: torch.Tensor) -> torch.Tensor:
-    """Variance over frames (dim -2) of each bone length, averaged; (batch, frames, 16) m -> m^2."""
-    if lengths.shape[-2] < 2:
-        return lengths.sum() * 0.0
-    return lengths.var(dim=-2, unbiased=False).mean()
-
-
-def bone_consistency_loss(pred: torch.Tensor) -> torch.Tensor:
-    """Each bone's length variance over the frames of a sequence, m^2."""
-    return consistency_from_lengths(bone_lengths(pred))
-
-
-def ratio_from_lengths(pred_lengths: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+def bone_ratio_error(pred_lengths: torch.Tensor, true_lengths: torch.Tensor) -> torch.Tensor:
     """Mean |predicted - true| proportion of limb-segment pairs (upper/lower arm and leg, left/right
-    hip and shoulder widths), each pair (a, b) as a / (a + b).
+    hip and shoulder widths), each pair (a, b) as a / (a + b); (..., 16) lengths in metres.
 
     a / (a + b) carries the same information as the ratio a / b but stays in [0, 1] with a
     bounded gradient, so a short segment cannot blow the loss up.
     """
-    num, total = constant_like("ratio-num", _RATIO_NUM, pred_lengths), constant_like("ratio-sum", _RATIO_SUM, pred_lengths)
+    num = constant_like("ratio-num", _RATIO_NUM, pred_lengths)
+    total = constant_like("ratio-sum", _RATIO_SUM, pred_lengths)
 
     def share(lengths: torch.Tensor) -> torch.Tensor:
         return (lengths @ num) / (lengths @ total + 1e-6)
 
-    return huber(share(pred_lengths) - share(target_lengths), RATIO_BETA).mean()
+    return huber(share(pred_lengths) - share(true_lengths), RATIO_BETA).mean()
 
 
-def bone_ratio_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Limb-segment proportion error against the truth (dimensionless)."""
-    return ratio_from_lengths(bone_lengths(pred), bone_lengths(target))
+def bone_length_error(pred_lengths: torch.Tensor, true_lengths: torch.Tensor) -> torch.Tensor:
+    """Mean |predicted - true| bone length over (..., 16) lengths, metres."""
+    return huber(pred_lengths - true_lengths, LENGTH_BETA).mean()
 
 
-def bone_length_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean |predicted - true| bone length, metres."""
-    return huber(bone_lengths(pred) - bone_lengths(target), LENGTH_BETA).mean()
+def bone_loss(pred_lengths: torch.Tensor, true_lengths: torch.Tensor) -> torch.Tensor:
+    """Term ``bone``: :func:`bone_consistency` (m^2) + :func:`bone_ratio_error` + :func:`bone_length_error` (m),
+    from (batch, frames, 16) predicted and true bone lengths in metres."""
+    return (bone_consistency(pred_lengths) + bone_ratio_error(pred_lengths, true_lengths)
+            + bone_length_error(pred_lengths, true_lengths))
 
 
-def angle_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute joint-angle error (neck, spine, hips, shoulders, knees, elbows), radians."""
-    return huber(joint_angles(pred) - joint_angles(target), ANGLE_BETA).mean()
+def angle_loss(pred_angles: torch.Tensor, true_angles: torch.Tensor) -> torch.Tensor:
+    """Term ``angle``: mean absolute joint-angle error over (..., 12) angles
+    (:data:`~jointpose.geometry.anatomy.ANGLES`), radians."""
+    return huber(pred_angles - true_angles, ANGLE_BETA).mean()
 
 
-def range_of_motion_loss(pred: torch.Tensor) -> torch.Tensor:
-    """Mean hinge penalty of angles outside their anatomical range, radians."""
-    return huber(rom_violation_of_angles(joint_angles(pred)), ROM_BETA).mean()
+def range_of_motion_loss(pred_angles: torch.Tensor) -> torch.Tensor:
+    """Term ``rom``: mean hinge penalty of (..., 12) angles outside their anatomical range, radians."""
+    return huber(rom_violation_of_angles(pred_angles), ROM_BETA).mean()
 
 
 def temporal_difference_error(pred: torch.Tensor, target: torch.Tensor, order: int, vector: bool) -> torch.Tensor:
@@ -160,23 +163,72 @@ def temporal_difference_error(pred: torch.Tensor, target: torch.Tensor, order: i
 
 
 def velocity_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean per-joint velocity error, metres per frame."""
+    """Term ``vel``: mean per-joint velocity error of (batch, frames, 17, 3) poses, metres per frame."""
     return temporal_difference_error(pred, target, 1, vector=True)
 
 
 def acceleration_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean per-joint acceleration error, metres per frame squared."""
+    """Term ``acc``: mean per-joint acceleration error, metres per frame squared."""
     return temporal_difference_error(pred, target, 2, vector=True)
 
 
-def angular_velocity_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean joint-angle velocity error, radians per frame."""
-    return temporal_difference_error(joint_angles(pred), joint_angles(target), 1, vector=False)
+def angular_velocity_loss(pred_angles: torch.Tensor, true_angles: torch.Tensor) -> torch.Tensor:
+    """Term ``ang_vel``: mean joint-angle velocity error of (batch, frames, 12) angles, radians per frame."""
+    return temporal_difference_error(pred_angles, true_angles, 1, vector=False)
 
 
-def angular_acceleration_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean joint-angle acceleration error, radians per frame squared."""
-    return temporal_difference_error(joint_angles(pred), joint_angles(target), 2, vector=False)
+def angular_acceleration_loss(pred_angles: torch.Tensor, true_angles: torch.Tensor) -> torch.Tensor:
+    """Term ``ang_acc``: mean joint-angle acceleration error, radians per frame squared."""
+    return temporal_difference_error(pred_angles, true_angles, 2, vector=False)
+
+
+# What the terms are computed from: the poses themselves, or an intermediate result that
+# several terms share (computed once per call, from the predicted or the true poses).
+_INTERMEDIATES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "pred": lambda pred, target: pred,
+    "target": lambda pred, target: target,
+    "pred_lengths": lambda pred, target: bone_lengths(pred),
+    "true_lengths": lambda pred, target: bone_lengths(target),
+    "pred_angles": lambda pred, target: joint_angles(pred),
+    "true_angles": lambda pred, target: joint_angles(target),
+}
+
+# term -> (function, names of its arguments in _INTERMEDIATES): exactly what JointAwareLoss calls.
+TERM_FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...]]] = {
+    "mpjpe": (mpjpe, ("pred", "target")),
+    "sym": (symmetry_loss, ("pred_lengths",)),
+    "bone": (bone_loss, ("pred_lengths", "true_lengths")),
+    "angle": (angle_loss, ("pred_angles", "true_angles")),
+    "rom": (range_of_motion_loss, ("pred_angles",)),
+    "vel": (velocity_loss, ("pred", "target")),
+    "acc": (acceleration_loss, ("pred", "target")),
+    "ang_vel": (angular_velocity_loss, ("pred_angles", "true_angles")),
+    "ang_acc": (angular_acceleration_loss, ("pred_angles", "true_angles")),
+}
+
+
+def compute_terms(pred: torch.Tensor, target: torch.Tensor, names: Iterable[str],
+                  shared: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Unweighted values of the terms ``names`` on (batch, frames, 17, 3) poses in metres.
+
+    Each term is its function in :data:`TERM_FUNCTIONS`; the intermediates they take (bone
+    lengths, joint angles) are computed once and kept in ``shared``, so a later call with
+    the same dict reuses them.
+    """
+    shared = {} if shared is None else shared
+
+    def get(key: str) -> torch.Tensor:
+        if key in ("pred", "target"):
+            return pred if key == "pred" else target
+        if key not in shared:
+            shared[key] = _INTERMEDIATES[key](pred, target)
+        return shared[key]
+
+    out: dict[str, torch.Tensor] = {}
+    for name in names:
+        function, inputs = TERM_FUNCTIONS[name]
+        out[name] = function(*(get(key) for key in inputs))
+    return out
 
 
 @dataclass(frozen=True)
@@ -200,10 +252,10 @@ class LossWeights:
     def __post_init__(self) -> None:
         for name, value in self.as_dict().items():
             if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-                flag = "" if name == "mpjpe" else f" (--w-{name.replace('_', '-')})"
-                raise JointposeError(f"loss weight {name}{flag} must be a finite number >= 0, got {value!r}")
+                raise JointposeError("{0} must be a finite number >= 0, got {value!r}", fields=(f"weights.{name}",),
+                                     value=value)
         if not any(self.as_dict().values()):
-            raise JointposeError("loss weights: at least one weight must be positive, all are 0")
+            raise JointposeError("{0}: at least one weight must be positive, all are 0", fields=("weights",))
 
     @classmethod
     def none(cls) -> LossWeights:
@@ -216,8 +268,10 @@ class LossWeights:
 
 
 class JointAwareLoss(nn.Module):
-    """Weighted sum of every term; returns ``(total, {term: unweighted value})``.
+    """Weighted sum of every term; returns ``(total, {term: unweighted value})`` in the order of
+    :data:`TERMS`.
 
+    Each term is the function :data:`TERM_FUNCTIONS` names (through :func:`compute_terms`).
     Terms with zero weight are computed without gradient, for logging only (or skipped
     entirely with ``log_all=False``). Bone lengths and joint angles are computed once per
     call and shared by the terms that use them.
@@ -236,47 +290,10 @@ class JointAwareLoss(nn.Module):
         w = self.weights.as_dict()
         active = [name for name in TERMS if w[name] != 0.0]  # fixed order: a reproducible sum
         shared: dict[str, torch.Tensor] = {}
-        terms = self._terms(pred, target, set(active), shared)
+        terms = compute_terms(pred, target, active, shared)
         if self.log_all and len(active) < len(TERMS):
             with torch.no_grad():
                 detached = {key: value.detach() for key, value in shared.items()}
-                terms.update(self._terms(pred.detach(), target, set(TERMS) - set(active), detached))
+                terms.update(compute_terms(pred.detach(), target, [n for n in TERMS if n not in active], detached))
         total = sum(w[name] * terms[name] * (1.0 if name == "mpjpe" else self.constraint_scale) for name in active)
-        return total, terms
-
-    @staticmethod
-    def _terms(pred: torch.Tensor, target: torch.Tensor, names: set[str],
-               shared: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The terms ``names``; bone lengths and angles are taken from (or added to) ``shared``."""
-        def get(key: str, compute) -> torch.Tensor:
-            if key not in shared:
-                shared[key] = compute()
-            return shared[key]
-
-        out: dict[str, torch.Tensor] = {}
-        if "mpjpe" in names:
-            out["mpjpe"] = mpjpe(pred, target)
-        if names & {"sym", "bone"}:
-            pred_lengths = get("pred_lengths", lambda: bone_lengths(pred))
-            if "sym" in names:
-                out["sym"] = symmetry_from_lengths(pred_lengths)
-            if "bone" in names:
-                true_lengths = get("true_lengths", lambda: bone_lengths(target))
-                out["bone"] = (consistency_from_lengths(pred_lengths) + ratio_from_lengths(pred_lengths, true_lengths)
-                               + huber(pred_lengths - true_lengths, LENGTH_BETA).mean())
-        if names & {"angle", "rom", "ang_vel", "ang_acc"}:
-            pred_angles = get("pred_angles", lambda: joint_angles(pred))
-            true_angles = get("true_angles", lambda: joint_angles(target))
-            if "angle" in names:
-                out["angle"] = huber(pred_angles - true_angles, ANGLE_BETA).mean()
-            if "rom" in names:
-                out["rom"] = huber(rom_violation_of_angles(pred_angles), ROM_BETA).mean()
-            if "ang_vel" in names:
-                out["ang_vel"] = temporal_difference_error(pred_angles, true_angles, 1, vector=False)
-            if "ang_acc" in names:
-                out["ang_acc"] = temporal_difference_error(pred_angles, true_angles, 2, vector=False)
-        if "vel" in names:
-            out["vel"] = velocity_loss(pred, target)
-        if "acc" in names:
-            out["acc"] = acceleration_loss(pred, target)
-        return out
+        return total, {name: terms[name] for name in TERMS if name in terms}

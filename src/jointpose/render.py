@@ -356,24 +356,6 @@ def _writer(path: Path, fps: float, frame_shape: tuple[int, ...]) -> Iterator[Ca
             yield lambda frame: gif.write(frame, is_batch=False, duration=1000.0 / fps, loop=0)
 
 
-def render_frame(
-    keypoints_2d: np.ndarray | None,
-    poses_3d: Mapping[str, np.ndarray],
-    index: int = 0,
-    *,
-    image_size: tuple[int, int] | None,
-    background: np.ndarray | None = None,
-    **options: float,
-) -> np.ndarray:
-    """Frame ``index`` of the animation of these sequences, as an (H, W, 3) uint8 image.
-
-    Inputs as for :func:`render_animation` (whole sequences, so the 3D view is the clip's);
-    ``background`` is this frame's (h, w, 3) uint8 image; ``options`` are :class:`PoseFigure`'s.
-    """
-    figure = PoseFigure(keypoints_2d, poses_3d, image_size=image_size, **options)
-    return figure.draw(index, background)
-
-
 def check_animation_path(path: str | Path, name: str = "animation") -> Path:
     """``path`` as a Path, or a :class:`JointposeError` naming ``name`` when it is not .mp4 or .gif."""
     path = Path(path)

@@ -81,7 +81,7 @@ class H36MFiles:
     def __init__(self, data_dir: str | Path, keypoints: str) -> None:
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
-            raise JointposeError(f"--data-dir: directory not found: {self.data_dir}")
+            raise JointposeError("{0}: directory not found: {path}", fields=("data_dir",), path=self.data_dir)
         self.path_3d = self.data_dir / "data_3d_h36m.npz"
         self.path_2d = self.data_dir / f"data_2d_h36m_{keypoints}.npz"
         if not self.path_2d.is_file():
@@ -146,9 +146,9 @@ def load_dataset(
         require_3d: fail when the 3D file is missing (training and evaluation need it).
     """
     if not 0.0 < subset <= 1.0:
-        raise JointposeError(f"--subset must lie in (0, 1], got {subset}")
+        raise JointposeError("{0} must lie in (0, 1], got {value}", fields=("subset",), value=subset)
     if downsample < 1:
-        raise JointposeError(f"--downsample must be a positive integer, got {downsample}")
+        raise JointposeError("{0} must be a positive integer, got {value}", fields=("downsample",), value=downsample)
     files = H36MFiles(data_dir, keypoints)
     if files.positions_3d is None and require_3d:
         raise JointposeError(f"file not found: {files.path_3d}")

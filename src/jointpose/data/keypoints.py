@@ -13,10 +13,11 @@ Inputs (:func:`load_keypoints`):
 
 Layout conversion is described in :mod:`jointpose.data.layouts`.
 
-Several people per frame: detections are linked into tracks frame by frame, greedily joining
-the closest pairs (distance between the centroids of the confident keypoints, divided by the
-larger bounding-box diagonal, at most ``max_link_distance``) to tracks last seen up to
-``max_gap`` frames before. The track kept is the one with the largest sum over its frames of
+Several people per frame: detections are linked into tracks frame by frame, to tracks last
+seen up to ``max_gap`` frames before, by an optimal one-to-one assignment (as many links as
+possible, then the smallest total distance) over the pairs whose distance (between the
+centroids of the confident keypoints, divided by the larger bounding-box diagonal) is at most
+``max_link_distance``. The track kept is the one with the largest sum over its frames of
 person score times keypoint bounding-box area (px^2): most confident, largest and longest.
 
 Joints below ``confidence_threshold`` or missing are filled by linear interpolation in time
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from jointpose.data.layouts import (
     LAYOUT_TITLES,
@@ -251,20 +253,17 @@ def _boxes(people: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray
     return boxes, np.where(empty[:, None], np.nan, centroid)
 
 
-def _greedy(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
-    """One-to-one (row, column) pairs taken cheapest first, each costing at most ``max_cost``."""
-    rows: set[int] = set()
-    cols: set[int] = set()
-    pairs = []
-    for flat in np.argsort(cost, axis=None, kind="stable"):
-        r, c = (int(i) for i in np.unravel_index(flat, cost.shape))
-        if cost[r, c] > max_cost:
-            break
-        if r not in rows and c not in cols:
-            rows.add(r)
-            cols.add(c)
-            pairs.append((r, c))
-    return pairs
+def _match(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
+    """One-to-one (row, column) pairs, each costing at most ``max_cost``: as many as possible,
+    then the cheapest in total (``scipy.optimize.linear_sum_assignment``)."""
+    allowed = cost <= max_cost
+    if not allowed.any():
+        return []
+    # A disallowed pair costs more than any full set of allowed ones, so it is only taken
+    # where nothing allowed is left (and then dropped).
+    barrier = (float(cost[allowed].max()) + 1.0) * (min(cost.shape) + 1)
+    rows, cols = linear_sum_assignment(np.where(allowed, cost, barrier))
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if allowed[r, c]]
 
 
 def _link(boxes: list[np.ndarray], centroids: list[np.ndarray], max_gap: int,
@@ -278,7 +277,7 @@ def _link(boxes: list[np.ndarray], centroids: list[np.ndarray], max_gap: int,
         active = np.flatnonzero(f - last_frame <= max_gap)
         scale = np.maximum(_diagonal(last_box[active])[:, None], _diagonal(box[people])[None])
         cost = np.linalg.norm(last_centroid[active, None] - centroid[None, people], axis=-1) / np.maximum(scale, 1.0)
-        pairs = _greedy(cost, max_distance)
+        pairs = _match(cost, max_distance)
         matched = {p for _, p in pairs}
         for t, p in pairs:
             tracks[active[t]].append((f, int(people[p])))

@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,7 @@ def _recipes(names: tuple[str, ...]) -> tuple[tuple[Recipe, ...], ...]:
     return tuple(tuple(table[name]) for name in skeleton.JOINT_NAMES)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Recipes as arrays: index and weight (C, 17, K), used (C, 17, K), exists (C, 17)."""
     names = LAYOUTS[layout]

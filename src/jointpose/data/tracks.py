@@ -23,7 +23,7 @@ import numpy as np
 
 from jointpose.data.detect import Detections2D
 from jointpose.data.keypoints import Keypoints2D, interpolate_gaps
-from jointpose.data.layouts import LAYOUTS, LAYOUT_TITLES, to_h36m, usable
+from jointpose.data.layouts import LAYOUT_TITLES, LAYOUTS, to_h36m, usable
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 

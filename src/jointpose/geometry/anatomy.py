@@ -164,11 +164,6 @@ def joint_angles(poses: torch.Tensor) -> torch.Tensor:
     sin_part = torch.sqrt((cross * cross).sum(dim=-1) + 1e-6 * scale + EPS)
     return torch.atan2(sin_part, (u * v).sum(dim=-1))
 
-def rom_limits(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lower and upper limits (radians) of every angle in ``ANGLES``."""
-    return _ROM_LOW.to(device=device, dtype=dtype), _ROM_HIGH.to(device=device, dtype=dtype)
-
-
 def rom_violation_of_angles(angles: torch.Tensor) -> torch.Tensor:
     """How far (radians, >= 0) each angle lies outside its range; 0 inside."""
     low, high = constant_like("rom-low", _ROM_LOW, angles), constant_like("rom-high", _ROM_HIGH, angles)

@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from jointpose.errors import JointposeError
 
@@ -58,14 +58,18 @@ class Camera:
         # Calibration files store float32 quaternions; renormalise so rotations are exact.
         object.__setattr__(self, "orientation", tuple(float(v) for v in q / norm))
 
+    @property
+    def rotation(self) -> Rotation:
+        """The rotation of camera axes into world axes (``orientation``, w first)."""
+        return Rotation.from_quat(self.orientation, scalar_first=True)
+
     def world_to_camera(self, points: np.ndarray) -> np.ndarray:
         """World (..., 3) metres -> camera space (..., 3) metres."""
-        q_inv = quaternion_inverse(np.asarray(self.orientation))
-        return quaternion_rotate(q_inv, points - np.asarray(self.translation))
+        return _apply(self.rotation.inv(), np.asarray(points) - np.asarray(self.translation))
 
     def camera_to_world(self, points: np.ndarray) -> np.ndarray:
         """Camera space (..., 3) metres -> world (..., 3) metres."""
-        return quaternion_rotate(np.asarray(self.orientation), points) + np.asarray(self.translation)
+        return _apply(self.rotation, np.asarray(points)) + np.asarray(self.translation)
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """Camera-space points (..., 3) metres -> pixels (..., 2), with lens distortion."""
@@ -91,18 +95,9 @@ class Camera:
         }
 
 
-def quaternion_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate vectors ``v`` (..., 3) by unit quaternion(s) ``q`` (..., 4) in (w, x, y, z) order."""
-    q = np.broadcast_to(q, v.shape[:-1] + (4,))
-    w, qv = q[..., :1], q[..., 1:]
-    uv = np.cross(qv, v)
-    uuv = np.cross(qv, uv)
-    return v + 2.0 * (w * uv + uuv)
-
-
-def quaternion_inverse(q: np.ndarray) -> np.ndarray:
-    """Inverse (conjugate) of unit quaternion(s) (..., 4) in (w, x, y, z) order."""
-    return q * np.array([1.0, -1.0, -1.0, -1.0])
+def _apply(rotation: Rotation, points: np.ndarray) -> np.ndarray:
+    """``rotation`` applied to points of any leading shape (..., 3)."""
+    return rotation.apply(points.reshape(-1, 3)).reshape(points.shape)
 
 
 def project_points(
@@ -220,18 +215,6 @@ def _floats(values: Any, n: int) -> tuple[float, ...]:
     if len(out) != n or not all(np.isfinite(out)):
         raise ValueError(f"expected {n} finite numbers, got {values!r}")
     return out
-
-
-def load_cameras_json(path: str | Path) -> dict[str, list[Camera]]:
-    """Read a calibration file in the ``h36m_cameras.json`` schema."""
-    path = Path(path)
-    try:
-        schema = json.loads(path.read_text())
-    except OSError as exc:
-        raise JointposeError(f"cannot read camera file {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise JointposeError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    return cameras_from_schema(schema, str(path))
 
 
 def h36m_cameras() -> dict[str, list[Camera]]:

@@ -191,8 +191,7 @@ def poses_to_motion(poses: np.ndarray, fps: float, trajectory: np.ndarray | None
         rest /= np.linalg.norm(rest, axis=-1, keepdims=True)
         target = target / np.maximum(np.linalg.norm(target, axis=-1, keepdims=True), 1e-9)
         glob[b] = _shortest_rotation(rest, target) * parent_glob
-        xyzw = (parent_glob.inv() * glob[b]).as_quat()
-        local[:, b] = xyzw[:, [3, 0, 1, 2]]
+        local[:, b] = (parent_glob.inv() * glob[b]).as_quat(scalar_first=True)
     if trajectory is not None:
         root = np.einsum("ab,fb->fa", _CAMERA_TO_BVH, trajectory) * 100.0
     else:

@@ -304,7 +304,3 @@ def _check_model_args(args: dict, source: str) -> None:
     if not isinstance(args.get("causal"), bool):
         raise JointposeError(f"{source}: model argument 'causal' must be true or false, got {args.get('causal')!r}")
 
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -87,8 +87,7 @@ def _look_at(eye: np.ndarray, target: np.ndarray) -> tuple[float, float, float, 
     down = np.cross(forward, right)
     from scipy.spatial.transform import Rotation
 
-    x, y, z, w = Rotation.from_matrix(np.stack([right, down, forward], axis=1)).as_quat()
-    return (float(w), float(x), float(y), float(z))
+    return tuple(float(v) for v in Rotation.from_matrix(np.stack([right, down, forward], axis=1)).as_quat(scalar_first=True))
 
 
 def cameras_schema(cameras: list[Camera], subjects: list[str]) -> dict:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation
+from scipy.spatial.transform import Rotation, Slerp
 
 from jointpose.errors import JointposeError
 from jointpose.safeio import atomic_write, check_fps, check_limit, check_resample, limit
@@ -36,14 +36,6 @@ POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
 _CANONICAL = {c.lower(): c for c in POSITION_CHANNELS + ROTATION_CHANNELS}
 _WHITESPACE = np.array([9, 10, 11, 12, 13, 32], dtype=np.uint8)  # what bytes.split() splits on
-
-
-def _to_wxyz(xyzw: np.ndarray) -> np.ndarray:
-    return np.concatenate([xyzw[..., 3:], xyzw[..., :3]], axis=-1)
-
-
-def _to_xyzw(wxyz: np.ndarray) -> np.ndarray:
-    return np.concatenate([wxyz[..., 1:], wxyz[..., :1]], axis=-1)
 
 
 def _rotation_order(channels: tuple[str, ...]) -> str:
@@ -184,7 +176,7 @@ def global_transforms(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
     Vectorised over frames; one step per hierarchy depth level.
     """
     f, j = motion.num_frames, motion.num_joints
-    local = Rotation.from_quat(_to_xyzw(motion.rotations).reshape(-1, 4)).as_matrix().reshape(f, j, 3, 3)
+    local = Rotation.from_quat(motion.rotations.reshape(-1, 4), scalar_first=True).as_matrix().reshape(f, j, 3, 3)
     parents = np.asarray(motion.parents)
     depth = np.zeros(j, dtype=int)
     for i in range(j):  # parents precede children
@@ -203,32 +195,10 @@ def global_transforms(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
     return pos, rot
 
 
-def forward_kinematics(motion: Motion) -> np.ndarray:
-    """Global joint positions (F, J, 3) in the file's units."""
-    return global_transforms(motion)[0]
-
-
-def slerp(q0: np.ndarray, q1: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Shortest-arc spherical interpolation of unit quaternions (w, x, y, z), broadcasting.
-
-    ``weight`` has the shape of ``q0[..., :1]`` (0 gives ``q0``, 1 gives ``q1`` up to sign).
-    """
-    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
-    q1 = np.where(dot < 0, -q1, q1)
-    theta = np.arccos(np.clip(np.abs(dot), 0.0, 1.0))
-    sin_theta = np.sin(theta)
-    small = sin_theta < 1e-9
-    safe = np.where(small, 1.0, sin_theta)
-    a = np.where(small, 1.0 - weight, np.sin((1.0 - weight) * theta) / safe)
-    b = np.where(small, weight, np.sin(weight * theta) / safe)
-    out = a * q0 + b * q1
-    return out / np.linalg.norm(out, axis=-1, keepdims=True)
-
-
 def resample(motion: Motion, fps: float) -> Motion:
     """The motion at a new frame rate over the same duration (first frame kept).
 
-    Rotations by slerp (shortest arc), translations linearly; vectorised over frames and joints.
+    Rotations by scipy's Slerp (shortest arc), translations linearly; vectorised over frames and joints.
     """
     check_fps(fps, "resample: fps")
     check_resample(motion.fps, fps, str(motion.source))
@@ -241,9 +211,28 @@ def resample(motion: Motion, fps: float) -> Motion:
     i0 = np.minimum(np.floor(src).astype(int), last)
     i1 = np.minimum(i0 + 1, last)
     w = (src - i0)[:, None, None]
-    rotations = slerp(motion.rotations[i0], motion.rotations[i1], w)
     translations = (1.0 - w) * motion.translations[i0] + w * motion.translations[i1]
-    return dataclasses.replace(motion, rotations=rotations, translations=translations, frame_time=1.0 / fps)
+    return dataclasses.replace(motion, rotations=_slerp_frames(motion.rotations, src), translations=translations,
+                               frame_time=1.0 / fps)
+
+
+def _slerp_frames(rotations: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """(F, J, 4) unit quaternions (w, x, y, z) at fractional frame ``times`` (T,) in [0, F - 1]:
+    (T, J, 4), each joint interpolated by scipy's Slerp (shortest arc) between its frames, in
+    the sign (hemisphere) of the frame before.
+
+    One Slerp over every joint: joint j's frames are laid end to end at times j (F + 1) + frame,
+    so each query falls between two frames of its own joint.
+    """
+    frames, joints = rotations.shape[:2]
+    if frames == 1:
+        return np.repeat(rotations, len(times), axis=0)
+    offsets = np.arange(joints)[:, None] * (frames + 1.0)
+    keys = Rotation.from_quat(rotations.transpose(1, 0, 2).reshape(-1, 4), scalar_first=True)
+    slerp = Slerp((offsets + np.arange(frames)).ravel(), keys)
+    out = slerp((offsets + times).ravel()).as_quat(scalar_first=True).reshape(joints, len(times), 4).transpose(1, 0, 2)
+    before = rotations[np.minimum(np.floor(times).astype(int), frames - 1)]
+    return np.where(np.sum(out * before, axis=-1, keepdims=True) < 0, -out, out)  # the sign of the frame before
 
 
 def read_bvh(path: str | Path) -> Motion:
@@ -356,8 +345,8 @@ def _motion_from_values(h: dict, values: np.ndarray, frame_time: float, source: 
     translations[:, pos_joint, pos_axis] += values[:, pos_col]
     for order, (joints, cols) in groups.items():
         angles = values[:, np.array(cols)]  # (F, n, len(order))
-        quat = Rotation.from_euler(order, angles.reshape(-1, len(order)), degrees=True).as_quat()
-        rotations[:, joints] = _to_wxyz(quat).reshape(f, len(joints), 4)
+        quat = Rotation.from_euler(order, angles.reshape(-1, len(order)), degrees=True).as_quat(scalar_first=True)
+        rotations[:, joints] = quat.reshape(f, len(joints), 4)
     return Motion(tuple(h["names"]), tuple(h["parents"]), offsets, rotations, translations, frame_time,
                   tuple(h["channels"]), tuple(h["end_sites"]), source)
 
@@ -499,7 +488,7 @@ def _channel_values(motion: Motion, joints: list[int]) -> np.ndarray:
         full = order if len(order) == 3 else order + "".join(a for a in "XYZ" if a not in order)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # gimbal lock: the angles still compose exactly
-            angles = Rotation.from_quat(_to_xyzw(motion.rotations[:, i])).as_euler(full, degrees=True)
+            angles = Rotation.from_quat(motion.rotations[:, i], scalar_first=True).as_euler(full, degrees=True)
         if np.abs(angles[:, len(order):]).max(initial=0.0) > 1e-6:
             raise JointposeError(f"write_bvh: joint {motion.names[i]} rotates about axes it has no channel for "
                                  f"({' '.join(chans) or 'no channels'}) ({motion.source})")

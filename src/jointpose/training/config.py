@@ -1,14 +1,24 @@
-"""``TrainConfig``: everything a training run depends on, with each mode's defaults."""
+"""``TrainConfig``: everything a training run depends on, with each mode's defaults.
+
+Each field is validated here, where it is defined: an impossible value raises a
+:class:`JointposeError` naming the field (``error.fields``). Each field's metadata also holds
+its command-line flags and help (:func:`cli_flags`), from which ``jointpose train`` builds
+its arguments, so names, defaults and help are written once.
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-from dataclasses import dataclass
+import math
+import numbers
+from dataclasses import dataclass, field
 from typing import Any
 
 from jointpose.errors import JointposeError
 from jointpose.geometry.filters import SMOOTH_DEFAULT
-from jointpose.losses import LossWeights
+from jointpose.losses import CONSTRAINT_TERMS, LossWeights
+from jointpose.training.distributed import PRECISIONS
 
 CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
 
@@ -26,65 +36,145 @@ DROPOUT_BASELINE, DROPOUT_CONSTRAINTS = 0.25, 0.2
 BODY_SCALE_BASELINE, BODY_SCALE_CONSTRAINTS = 0.0, 0.0
 
 
+def _flag(*flags: str, default: Any = dataclasses.MISSING, help: str | None = None, **options: Any) -> Any:
+    """A dataclass field whose metadata holds its command-line ``flags`` (short form first),
+    ``help`` (``{default}`` in it: the default as written on the command line) and further
+    argparse ``options`` (``choices``, ``metavar``)."""
+    metadata = {"flags": flags, "help": help, **options}
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run depends on; stored in every checkpoint."""
+    """Everything a training run depends on; stored in every checkpoint.
 
-    data_dir: str
-    checkpoint_dir: str
-    keypoints: str = "cpn_ft_h36m_dbb"
-    subjects_train: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
-    subjects_test: tuple[str, ...] = ("S9", "S11")
-    actions: tuple[str, ...] | None = None
-    architecture: tuple[int, ...] = (3, 3, 3)
-    channels: int = 1024
-    dropout: float | None = None  # None: DROPOUT_CONSTRAINTS with constraints, else DROPOUT_BASELINE
-    epochs: int = 60
-    batch_size: int = 1024
-    lr: float | None = None  # None: LR_CONSTRAINTS with constraints, else LR_BASELINE (see resolved)
-    lr_decay: float = 0.95
-    causal: bool = False
-    constraints: bool = True
-    weights: LossWeights | None = None  # None: LossWeights() (the tuned defaults), or a resumed run's own
-    chunk: int = 4
-    chunk_share: float = 0.25
-    chunk_dropout: str = "shared"
-    body_scale: float | None = None  # None: BODY_SCALE_CONSTRAINTS with constraints, else BODY_SCALE_BASELINE
-    warmup: float = 0.0
-    skeleton_fit: bool = True
-    smooth: float = SMOOTH_DEFAULT
-    augment: bool = True
-    test_time_augmentation: bool = True
-    resume: bool = False
-    seed: int = 0
-    subset: float = 1.0
-    downsample: int = 1
-    keep_last: int = 0
-    trajectory: bool = False
-    device: str = "auto"
-    sync_bn: bool = False
-    precision: str = "fp32"
-    compile: bool = False
-    progress: bool = True
-    log_steps: bool = False
+    Refuses impossible values (:class:`JointposeError` naming the field). ``lr``,
+    ``dropout`` and ``weights`` left at None take the mode's defaults in :meth:`resolved`.
+    """
+
+    data_dir: str = _flag("--data-dir", help="folder with data_3d_h36m.npz and data_2d_h36m_<KEYPOINTS>.npz")
+    checkpoint_dir: str = _flag("--checkpoint", help="folder for checkpoints, log.csv and the learning curve")
+    keypoints: str = _flag("-k", "--keypoints", default="cpn_ft_h36m_dbb",
+                           help="2D keypoints name (file data_2d_h36m_<name>.npz)")
+    subjects_train: tuple[str, ...] = _flag("-str", "--subjects-train", default=("S1", "S5", "S6", "S7", "S8"),
+                                            help="training subjects (default {default})")
+    subjects_test: tuple[str, ...] = _flag("-ste", "--subjects-test", default=("S9", "S11"),
+                                           help="test subjects (default {default})")
+    actions: tuple[str, ...] | None = _flag("-a", "--actions", default=None,
+                                            help="action groups to use, e.g. Walking,Sitting (default all)")
+    architecture: tuple[int, ...] = _flag("-arc", "--architecture", default=(3, 3, 3),
+                                          help="filter widths (default {default} = 27 frames)")
+    channels: int = _flag("-ch", "--channels", default=1024,
+                          help="hidden channels (default {default}; 2048 for the deeper variant)")
+    dropout: float | None = _flag(  # None: DROPOUT_CONSTRAINTS with constraints, else DROPOUT_BASELINE
+        "-drop", "--dropout", default=None,
+        help=f"dropout (default {DROPOUT_BASELINE} with --no-constraints, as VideoPose3D; {DROPOUT_CONSTRAINTS} "
+             "with constraints)")
+    epochs: int = _flag("-e", "--epochs", default=60)
+    batch_size: int = _flag("-b", "--batch-size", default=1024, help="target frames per optimiser step (global)")
+    lr: float | None = _flag(  # None: LR_CONSTRAINTS with constraints, else LR_BASELINE (see resolved)
+        "-lr", "--learning-rate", default=None,
+        help=f"Adam learning rate (default {LR_BASELINE} with --no-constraints, as VideoPose3D; {LR_CONSTRAINTS} "
+             "with constraints)")
+    lr_decay: float = _flag("-lrd", "--lr-decay", default=0.95, help="learning-rate factor per epoch")
+    causal: bool = _flag("--causal", default=False, help="causal model (no future frames), for real time")
+    constraints: bool = _flag("--no-constraints", default=True, help="plain MPJPE baseline (VideoPose3D's training)")
+    weights: LossWeights | None = _flag(  # None: LossWeights() (the tuned defaults), or a resumed run's own
+        "--w-*", default=None, help="weight of each constraint term: one --w-TERM flag per term")
+    chunk: int = _flag("--chunk", default=4,
+                       help="consecutive target frames per chunk with constraints (>= 3; default {default})")
+    chunk_share: float = _flag("--chunk-share", default=0.25,
+                               help="share of each step's target frames given as chunks, with constraints "
+                                    "(default {default}; in (0, 1))")
+    chunk_dropout: str = _flag("--chunk-dropout", default="shared", choices=CHUNK_DROPOUT,
+                               help="shared: one dropout mask per chunk, MPJPE on the single windows (default); "
+                                    "independent: a mask per window, MPJPE on every frame")
+    body_scale: float | None = _flag(  # None: BODY_SCALE_CONSTRAINTS with constraints, else BODY_SCALE_BASELINE
+        "--body-scale", default=None, metavar="SPREAD",
+        help="body-size augmentation: every training sequence gets random bone lengths (overall size spread "
+             f"SPREAD) each epoch, its 2D re-projected to match (default {BODY_SCALE_BASELINE} with --no-constraints, "
+             f"as VideoPose3D; {BODY_SCALE_CONSTRAINTS} with constraints; 0 = off)")
+    warmup: float = _flag("--warmup", default=0.0,
+                          help="share of the epochs over which the constraint weights ramp up from 0 (default {default}: none)")
+    skeleton_fit: bool = _flag("--no-skeleton-fit", default=True,
+                               help="joint-aware model: do not fit one consistent skeleton per sequence at inference")
+    smooth: float = _flag("--smooth", default=SMOOTH_DEFAULT, metavar="SIGMA",
+                          help=f"joint-aware offline model: Gaussian filter (sigma in frames) over each predicted "
+                               f"sequence at inference (default {SMOOTH_DEFAULT}; 0 = off)")
+    augment: bool = _flag("-no-da", "--no-data-augmentation", default=True, help="no random horizontal flips")
+    test_time_augmentation: bool = _flag("-no-tta", "--no-test-time-augmentation", default=True,
+                                         help="disable flip test-time augmentation")
+    resume: bool = _flag("--resume", default=False, help="continue the run in --checkpoint")
+    seed: int = _flag("--seed", default=0, help="random seed (>= 0)")
+    subset: float = _flag("--subset", default=1.0, help="fraction of each training sequence to use")
+    downsample: int = _flag("--downsample", default=1, help="keep every N-th frame")
+    keep_last: int = _flag("--keep-last", default=0, help="keep only the newest N epoch_NNN.pt files (0: all)")
+    trajectory: bool = _flag("--trajectory", default=False, help="also train a root-trajectory model")
+    device: str = _flag("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    sync_bn: bool = _flag("--sync-bn", default=False, help="SyncBatchNorm across processes (torchrun)")
+    precision: str = _flag("--precision", default="fp32", choices=tuple(PRECISIONS), help="autocast precision")
+    compile: bool = _flag("--compile", default=False, help="torch.compile the training model")
+    progress: bool = _flag("--no-progress", default=True, help="no progress bar")
+    log_steps: bool = _flag("--log-steps", default=False,
+                            help="also write the loss of every optimiser step to steps.csv")
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise JointposeError(f"seed (--seed) must be >= 0, got {self.seed}")
-        if self.chunk_dropout not in CHUNK_DROPOUT:
-            raise JointposeError(f"chunk_dropout (--chunk-dropout) must be one of {', '.join(CHUNK_DROPOUT)}, "
-                                 f"got {self.chunk_dropout!r}")
-        if self.body_scale is not None and not 0.0 <= self.body_scale <= 0.25:
-            raise JointposeError(f"body_scale (--body-scale) must be a height spread in [0, 0.25], got {self.body_scale}")
+        def integer(value: Any) -> bool:
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+        def number(value: Any) -> bool:
+            return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+        def names(value: Any) -> bool:
+            return isinstance(value, tuple) and len(value) > 0 and all(isinstance(v, str) and v for v in value)
+
+        constraints = self.constraints
+        rules = (
+            ("architecture", isinstance(self.architecture, tuple) and len(self.architecture) > 0
+             and all(integer(w) and w >= 1 and w % 2 == 1 for w in self.architecture), "odd filter widths >= 1"),
+            ("channels", integer(self.channels) and self.channels >= 1, ">= 1"),
+            ("epochs", integer(self.epochs) and self.epochs >= 1, ">= 1"),
+            ("batch_size", integer(self.batch_size) and self.batch_size >= 1, ">= 1"),
+            ("dropout", self.dropout is None or (number(self.dropout) and 0.0 <= self.dropout < 1.0), "in [0, 1)"),
+            ("lr", self.lr is None or (number(self.lr) and self.lr > 0.0), "> 0"),
+            ("lr_decay", number(self.lr_decay) and 0.0 < self.lr_decay <= 1.0, "in (0, 1]"),
+            ("body_scale", self.body_scale is None or (number(self.body_scale) and 0.0 <= self.body_scale <= 0.25),
+             "a height spread in [0, 0.25]"),
+            ("warmup", number(self.warmup) and 0.0 <= self.warmup <= 1.0, "a share of the epochs in [0, 1]"),
+            ("chunk", integer(self.chunk) and self.chunk >= (3 if constraints else 1),
+             ">= 3 with constraints (temporal terms need 3 frames)" if constraints else ">= 1"),
+            ("chunk_share", number(self.chunk_share) and (0.0 < self.chunk_share < 1.0 if constraints
+                                                          else 0.0 <= self.chunk_share <= 1.0),
+             "between 0 and 1 (exclusive)" if constraints else "in [0, 1]"),
+            ("chunk_dropout", self.chunk_dropout in CHUNK_DROPOUT, f"one of {', '.join(CHUNK_DROPOUT)}"),
+            ("smooth", number(self.smooth) and self.smooth >= 0.0, "a finite number of frames >= 0"),
+            ("seed", integer(self.seed) and 0 <= self.seed < 2**63, "an integer in [0, 2**63)"),
+            ("subset", number(self.subset) and 0.0 < self.subset <= 1.0, "in (0, 1]"),
+            ("downsample", integer(self.downsample) and self.downsample >= 1, "a positive integer"),
+            ("keep_last", integer(self.keep_last) and self.keep_last >= 0, ">= 0"),
+            ("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+            ("weights", self.weights is None or isinstance(self.weights, LossWeights), "None or a LossWeights"),
+            ("subjects_train", names(self.subjects_train), "a non-empty tuple of subject names"),
+            ("subjects_test", names(self.subjects_test), "a non-empty tuple of subject names"),
+            ("actions", self.actions is None or names(self.actions), "None or a non-empty tuple of action names"),
+        )
+        for name, ok, rule in rules:
+            if not ok:
+                value = getattr(self, name)
+                shown = ",".join(map(str, value)) if name == "architecture" and isinstance(value, tuple) else repr(value)
+                raise JointposeError("{0} must be {rule}, got {value}", fields=(name,), rule=rule, value=shown)
+        if self.causal and self.smooth > 0:
+            raise JointposeError("{0} reads future frames, which a {1} model must not; leave one out",
+                                 fields=("smooth", "causal"))
 
     def resolved(self, lr: float | None = None, dropout: float | None = None,
                  weights: LossWeights | None = None, body_scale: float | None = None) -> TrainConfig:
         """This configuration with a learning rate, dropout, loss weights or body-size
         augmentation left at None filled in: with ``lr`` / ``dropout`` / ``weights`` /
         ``body_scale`` where given (a resumed run's own), else the default (rate, dropout and
-        augmentation: the mode's, VideoPose3D's for the baseline, the tuned ones with constraints). Kept apart from construction so that switching
-        ``constraints`` (as ``ablate`` does) also switches the defaults, while values given
-        explicitly stay."""
+        augmentation: the mode's, VideoPose3D's for the baseline, the tuned ones with
+        constraints). Kept apart from construction so that switching ``constraints`` (as
+        ``ablate`` does) also switches the defaults, while values given explicitly stay."""
         def first(*values):
             return next(value for value in values if value is not None)
 
@@ -92,7 +182,8 @@ class TrainConfig:
             self, lr=first(self.lr, lr, LR_CONSTRAINTS if self.constraints else LR_BASELINE),
             dropout=first(self.dropout, dropout, DROPOUT_CONSTRAINTS if self.constraints else DROPOUT_BASELINE),
             weights=first(self.weights, weights, LossWeights()),
-            body_scale=first(self.body_scale, body_scale, BODY_SCALE_CONSTRAINTS if self.constraints else BODY_SCALE_BASELINE))
+            body_scale=first(self.body_scale, body_scale,
+                             BODY_SCALE_CONSTRAINTS if self.constraints else BODY_SCALE_BASELINE))
 
     @property
     def shared_chunk_dropout(self) -> bool:
@@ -117,3 +208,93 @@ def model_args(config: TrainConfig, num_keypoints: int, num_joints_out: int = 17
         "dropout": config.dropout, "causal": config.causal, "num_joints_in": num_keypoints,
         "in_features": 2, "num_joints_out": num_joints_out,
     }
+
+
+# The fields a command sets its own way (``jointpose train`` has flags for them, ``ablate``
+# writes both runs under its --out folder, benchmarks use a temporary folder).
+RUN_FIELDS = ("checkpoint_dir", "resume", "keep_last")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """argparse type of a comma-separated list of integers."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one value")
+    return values
+
+
+def names_argument(text: str) -> tuple[str, ...]:
+    """argparse type of a comma-separated list of names."""
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one comma-separated name")
+    return values
+
+
+def seed_argument(text: str) -> int:
+    """argparse type of a random seed: an integer in [0, 2**63)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63), got {value}")
+    return value
+
+
+# argparse type of each field type (the annotations are strings: ``from __future__ import annotations``).
+_ARGUMENT_TYPES = {"tuple[int, ...]": _int_list, "tuple[str, ...]": names_argument, "tuple[str, ...] | None": names_argument,
+                   "int": int, "float": float, "float | None": float, "str": str}
+
+
+def field_flags() -> dict[str, str]:
+    """{field: its command-line flag, the short form where there is one} for every
+    :class:`TrainConfig` field, and ``weights.TERM`` -> ``--w-TERM`` for each loss weight."""
+    flags = {f.name: f.metadata["flags"][0] for f in dataclasses.fields(TrainConfig)}
+    return flags | {f"weights.{term}": f"--w-{term.replace('_', '-')}" for term in CONSTRAINT_TERMS}
+
+
+def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = RUN_FIELDS) -> None:
+    """Add an argument for every :class:`TrainConfig` field but ``skip``, from the field's
+    metadata (flags, help, choices) and default: a field without a default is required, a
+    boolean is a switch away from its default, the loss weights are one ``--w-TERM`` flag per
+    constraint term (default None: the tuned defaults, or a resumed run's own)."""
+    weight_defaults = LossWeights()
+    for spec in dataclasses.fields(TrainConfig):
+        if spec.name in skip:
+            continue
+        options = {key: value for key, value in spec.metadata.items() if key != "flags"}
+        if spec.name == "weights":
+            for term in CONSTRAINT_TERMS:
+                parser.add_argument(f"--w-{term.replace('_', '-')}", dest=f"w_{term}", type=float, default=None,
+                                    help=f"weight of the {term} term (default {getattr(weight_defaults, term)}; "
+                                         "with --resume and no --w-* flag, the run's own)")
+            continue
+        if spec.default is dataclasses.MISSING:
+            options["required"] = True
+        else:
+            options["default"] = spec.default
+            shown = (",".join(map(str, spec.default)) if isinstance(spec.default, tuple)
+                     else f"{spec.default:g}" if isinstance(spec.default, float) else str(spec.default))
+            options["help"] = options["help"] and options["help"].replace("{default}", shown)
+        if spec.type == "bool":
+            options["action"] = "store_false" if spec.default else "store_true"
+        else:
+            options["type"] = seed_argument if spec.name == "seed" else _ARGUMENT_TYPES[spec.type]
+            if "choices" not in options:  # shown as the long flag says (LEARNING_RATE), not the field (LR)
+                options.setdefault("metavar", spec.metadata["flags"][-1].lstrip("-").replace("-", "_").upper())
+        parser.add_argument(*spec.metadata["flags"], dest=spec.name, **options)
+
+
+def from_arguments(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
+    """The :class:`TrainConfig` that arguments added by :func:`add_arguments` describe;
+    ``overrides`` set fields directly (those the arguments lack, such as ``checkpoint_dir``)."""
+    values = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig) if hasattr(args, spec.name)}
+    given = {term: value for term in CONSTRAINT_TERMS if (value := getattr(args, f"w_{term}", None)) is not None}
+    # No --w-* flag: None, so that a resumed run keeps its own weights (TrainConfig.resolved).
+    values["weights"] = LossWeights(**given) if given else None
+    values.update(overrides)
+    return TrainConfig(**values)

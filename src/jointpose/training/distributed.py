@@ -73,7 +73,8 @@ class DistContext:
     def autocast(self, precision: str) -> Iterator[None]:
         """Mixed-precision autocast for ``bf16``/``fp16``; a no-op for ``fp32``."""
         if precision not in PRECISIONS:
-            raise JointposeError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+            raise JointposeError("{0} must be one of {choices}, got '{value}'", fields=("precision",),
+                                 choices=", ".join(PRECISIONS), value=precision)
         dtype = PRECISIONS[precision]
         if dtype is None:
             yield

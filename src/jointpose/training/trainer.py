@@ -32,6 +32,7 @@ from jointpose.losses import JointAwareLoss, LossWeights, mpjpe, weighted_mpjpe
 from jointpose.model.loading import FORMAT, load_checkpoint
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, build_model
+from jointpose.safeio import atomic_path, atomic_write, check_output_folder
 from jointpose.training.checkpoint import (
     atomic_save,
     prune_epochs,
@@ -45,7 +46,6 @@ from jointpose.training.distributed import (
     reduce_sums,
     wrap_model,
 )
-from jointpose.safeio import atomic_path, atomic_write, check_output_folder
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 
@@ -94,8 +94,9 @@ class Trainer:
                 f"model's receptive field ({self.model.receptive_field()}); use a smaller -arc or longer clips")
         if len(self.windows.singles) < 2 * self.dist.world_size:  # batch norm: two frames per process
             raise JointposeError(
-                f"--data-dir {config.data_dir}: {len(self.windows.singles)} training frames in "
-                f"{','.join(config.subjects_train)}; training needs at least {2 * self.dist.world_size}")
+                "{0} {path}: {frames} training frames in {subjects}; training needs at least {needed}",
+                fields=("data_dir",), path=config.data_dir, frames=len(self.windows.singles),
+                subjects=",".join(config.subjects_train), needed=2 * self.dist.world_size)
         self.epoch, self.lr, self.history = 0, config.lr, []
         self.step_log: list[dict[str, float]] = []  # per optimiser step, with --log-steps
         if self.dist.distributed:
@@ -126,7 +127,8 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         if self.trajectory_model is not None:
             if ckpt.get("trajectory_model") is None:
-                raise JointposeError(f"--resume: {latest} has no trajectory model but --trajectory was given")
+                raise JointposeError("{0}: {path} has no trajectory model but {1} was given",
+                                     fields=("resume", "trajectory"), path=latest)
             self.trajectory_model.load_state_dict(ckpt["trajectory_model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler"):
@@ -319,11 +321,11 @@ def _resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     if not config.resume:
         check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
         if latest.exists():
-            raise JointposeError(f"--checkpoint {folder} already holds a run (latest.pt); pass --resume to "
-                                 "continue it or choose another folder")
+            raise JointposeError("{0} {path} already holds a run (latest.pt); continue it with {1} or choose "
+                                 "another folder", fields=("checkpoint_dir", "resume"), path=folder)
         return None
     if not latest.exists():
-        raise JointposeError(f"--resume: no checkpoint to resume in {folder}")
+        raise JointposeError("{0}: no checkpoint (latest.pt) in {path}", fields=("resume",), path=folder)
     return load_checkpoint(latest, map_location="cpu")
 
 
@@ -385,37 +387,46 @@ def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
     return list(values) if values else None
 
 
-# What a resumed run must share with the checkpoint to be the same run, by its flag. Free
-# to change: -e (train longer), evaluation and output settings, device, precision, logging.
-RESUME_MUST_MATCH = {
-    "constraints": "--no-constraints", "chunk": "--chunk", "chunk_share": "--chunk-share",
-    "chunk_dropout": "--chunk-dropout", "trajectory": "--trajectory", "keypoints": "-k",
-    "subjects_train": "-str", "actions": "-a", "subset": "--subset", "downsample": "--downsample",
-    "batch_size": "-b", "lr": "-lr", "lr_decay": "-lrd", "weights": "--w-*", "warmup": "--warmup",
-    "augment": "-no-da", "seed": "--seed", "body_scale": "--body-scale",
-}
+# What a resumed run must share with the checkpoint to be the same run (TrainConfig fields).
+# Free to change: epochs (train longer), evaluation and output settings, device, precision, logging.
+RESUME_MUST_MATCH = ("constraints", "chunk", "chunk_share", "chunk_dropout", "trajectory", "keypoints",
+                     "subjects_train", "actions", "subset", "downsample", "batch_size", "lr", "lr_decay", "weights",
+                     "warmup", "augment", "seed", "body_scale")
 CONSTRAINT_SETTINGS = {"chunk", "chunk_share", "chunk_dropout", "weights", "warmup"}
+# Model constructor arguments -> the TrainConfig field that sets them.
+_MODEL_ARG_FIELDS = {"filter_widths": "architecture", "channels": "channels", "dropout": "dropout",
+                     "causal": "causal", "num_joints_in": "keypoints"}
 
 
 def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    """Refuse to resume when architecture or training-mode flags disagree with the checkpoint."""
+    """Refuse to resume when the architecture or training-mode fields disagree with the checkpoint."""
     saved = ckpt["model_args"]
-    flags = {"filter_widths": "-arc", "channels": "-ch", "dropout": "-drop", "causal": "--causal",
-             "num_joints_in": "-k (keypoint count)"}
-    diffs = [f"{flag} {saved[k]} in the checkpoint vs {args[k]} now" for k, flag in flags.items() if saved.get(k) != args[k]]
+    diffs, fields, values = [], ["resume"], {}  # a template naming field k as {k}, value v as {v}
+
+    def differ(name: str, then: Any, now: Any, text: str) -> None:
+        values[f"then{len(fields)}"], values[f"now{len(fields)}"] = then, now
+        diffs.append(text.replace("FIELD", f"{{{len(fields)}}}").replace("THEN", f"{{then{len(fields)}}}")
+                     .replace("NOW", f"{{now{len(fields)}}}"))
+        fields.append(name)
+
+    for key, name in _MODEL_ARG_FIELDS.items():
+        if saved.get(key) != args[key]:
+            label = "FIELD (keypoint count)" if key == "num_joints_in" else "FIELD"
+            differ(name, saved.get(key), args[key], f"{label} THEN in the checkpoint vs NOW now")
     saved_cfg = ckpt["config"]
     older = {"chunk_dropout": "independent"}  # checkpoints from before the setting trained so
     current = config.to_dict()
-    for key, flag in RESUME_MUST_MATCH.items():
+    for key in RESUME_MUST_MATCH:
         if key in CONSTRAINT_SETTINGS and not config.constraints:
             continue  # the baseline trains without them
         if key not in saved_cfg and key not in older:
             continue  # a checkpoint from before the setting existed
         now, then = current[key], saved_cfg.get(key, older.get(key))
         if then != now:
-            diffs.append(f"{flag}: {then} in the checkpoint vs {now} now")
+            differ(key, then, now, "FIELD: THEN in the checkpoint vs NOW now")
     if diffs:
-        raise JointposeError(f"--resume: {path} disagrees with the given flags: " + "; ".join(diffs))
+        raise JointposeError("{0}: {path} disagrees with this configuration: " + "; ".join(diffs), fields=fields,
+                             path=path, **values)
 
 
 def write_log(history: list[dict[str, Any]], path: Path) -> None:
