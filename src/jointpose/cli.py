@@ -364,6 +364,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {text} (see '{self.prog} --help')\n")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from jointpose.inference.onnx import OPSET, export_onnx
+    from jointpose.model.loading import load_model
+
+    if Path(args.onnx).suffix != ".onnx":
+        raise JointposeError(f"--onnx {args.onnx}: the file name must end in .onnx")
+    path = export_onnx(load_model(args.model, "cpu"), args.onnx, streaming=args.streaming)
+    print(f"wrote {path} ({'streaming step' if args.streaming else 'full sequence'}, ONNX opset {OPSET})")
+
+
+def add_export_parser(verbs: Any) -> None:
+    """The ``export`` verb: a model as ONNX (docs/onnx.md)."""
+    p = verbs.add_parser("export", help="write a model as ONNX (full sequence, or one streaming step of a causal model)")
+    p.add_argument("model", help="training checkpoint (file or folder) or .safetensors model")
+    p.add_argument("--onnx", required=True, help="output .onnx file")
+    p.add_argument("--streaming", action="store_true", help="export one step of a causal model, layer caches as inputs/outputs")
+    p.set_defaults(func=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jointpose", description="3D human pose estimation in video with joint-aware constraints")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -460,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", dest="progress", action="store_false")
     add_dataset_args(p)
     p.set_defaults(func=cmd_demo)
+    add_export_parser(verbs)
     for sub in [*verbs.choices.values(), *data.choices.values()]:  # --debug after the verb works too
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for user errors")
     return parser

@@ -10,7 +10,8 @@ joint (index 0, exactly zero). Sequences shorter than the receptive field are pa
 with copies of their first and last frames, so any length >= 1 works.
 
 Models are stored as safetensors (no pickle); :mod:`jointpose.model.loading` reads and
-writes them, and training checkpoints.
+writes them, and training checkpoints. An ONNX export (:mod:`jointpose.inference.onnx`)
+loads the same way and runs through onnxruntime, with the same steps around the network.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import torch
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import check_image_size, normalize_screen_coordinates
+from jointpose.inference.onnx import OnnxModel, load_onnx
 from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
-from jointpose.model.predict import inference_step, predict
+from jointpose.model.predict import inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
 from jointpose.safeio import check_finite, frame_ranges
 
@@ -44,7 +46,7 @@ class Lifter:
 
     def __init__(
         self,
-        model: TemporalModel,
+        model: TemporalModel | OnnxModel,
         *,
         trajectory_model: TemporalModel | None = None,
         fps: float = 50.0,
@@ -69,7 +71,7 @@ class Lifter:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return model_device(self.model)
 
     @property
     def receptive_field(self) -> int:
@@ -103,7 +105,12 @@ class Lifter:
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto") -> Lifter:
-        """A lifter from an exported ``.safetensors`` model or a training checkpoint (file or folder)."""
+        """A lifter from an exported ``.safetensors`` model, a training checkpoint (file or
+        folder) or an ONNX export (``.onnx``: run by onnxruntime on the CPU)."""
+        if Path(path).suffix == ".onnx":
+            if device not in ("auto", "cpu"):
+                raise JointposeError(f"--device {device}: ONNX models run on onnxruntime's CPU provider")
+            return cls.from_loaded(load_onnx(path))
         return cls.from_loaded(load_model(path, device))
 
     @classmethod
@@ -115,6 +122,8 @@ class Lifter:
 
     def save(self, path: str | Path, *, half: bool = False) -> Path:
         """Write the model(s) as safetensors; ``half`` stores float16 weights (half the size)."""
+        if isinstance(self.model, OnnxModel):
+            raise JointposeError(f"{self.model.path}: an ONNX export holds no torch weights to save as safetensors")
         loaded = LoadedModel(self.model, self.trajectory_model, self.fps, (self.keypoints_left, self.keypoints_right),
                              self.skeleton_fit, self.smooth)
         return save_model(path, loaded, half=half)
@@ -167,8 +176,11 @@ class Lifter:
         check_finite(poses, "the predicted 3D poses")
         return poses
 
-    def _inference_model(self) -> FusedTemporalModel:
-        """The pose model with batch norm folded in, built on first use (weights are fixed)."""
+    def _inference_model(self) -> FusedTemporalModel | OnnxModel:
+        """The pose model with batch norm folded in, built on first use (weights are fixed);
+        an ONNX export as it is (onnxruntime folds batch norm itself)."""
+        if isinstance(self.model, OnnxModel):
+            return self.model
         if self._fused is None:
             self._fused = FusedTemporalModel(self.model)
         return self._fused

@@ -30,6 +30,7 @@ from jointpose.geometry.anatomy import (
     set_bone_lengths,
 )
 from jointpose.inference.lifter import Lifter
+from jointpose.inference.onnx import OnnxModel
 from jointpose.model.temporal import TemporalModel
 
 _PRECISIONS = ("fp32", "bf16", "int8")
@@ -138,13 +139,16 @@ class StreamingLifter:
         self.flip_test = flip_test
         self.skeleton_fit = lifter.skeleton_fit if skeleton_fit is None else skeleton_fit
         self.precision = precision
+        if isinstance(self.model, OnnxModel) and precision != "fp32":
+            raise JointposeError(f"precision '{precision}' applies to torch models; an ONNX export runs in fp32")
         self._perm_2d = skeleton.flip_permutation(self.model.num_joints_in, lifter.keypoints_left, lifter.keypoints_right)
         self.reset()
 
     def reset(self) -> None:
         """Forget the past: the next frame starts a new sequence."""
         with torch.no_grad():
-            self.streams = [_Stream(self.model, self.precision) for _ in range(2 if self.flip_test else 1)]
+            self.streams = [self.model.new_stream() if isinstance(self.model, OnnxModel) else _Stream(self.model, self.precision)
+                            for _ in range(2 if self.flip_test else 1)]
         self.frames_seen = 0
         self._length_sum = torch.zeros(len(skeleton.BONES), 1, device=self.lifter.device)
 

@@ -49,7 +49,7 @@ def predict(
     receptive field, so results are identical); ``progress`` shows a bar over segments.
     Runs on the model's device; returns a CPU float32 tensor.
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     was_training = model.training
     model.eval()
     x = torch.as_tensor(keypoints, dtype=torch.float32, device=device)
@@ -69,6 +69,12 @@ def predict(
     if root_relative:
         out = out - out[:, :1]
     return out.float().cpu()
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s weights live; the CPU for a model without torch weights (an ONNX runner)."""
+    weight = next(model.parameters(), None)
+    return weight.device if weight is not None else torch.device("cpu")
 
 
 def inference_step(poses: torch.Tensor, *, smooth: float, skeleton_fit: bool, causal: bool = False) -> torch.Tensor:

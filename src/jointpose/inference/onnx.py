@@ -1,0 +1,228 @@
+"""ONNX export of the pose model, and running an exported model through onnxruntime.
+
+Two graphs, both with a dynamic batch dimension, opset :data:`OPSET`:
+
+* **full sequence** (inputs ``keypoints`` (batch, frames, J, 2), normalised screen
+  coordinates; output ``poses`` (batch, frames - receptive_field + 1, J_out, 3), metres,
+  not yet root-relative): the :class:`~jointpose.model.temporal.TemporalModel` in eval mode
+  with a dynamic number of frames (at least one receptive field).
+* **streaming step** of a causal model (inputs ``keypoints`` (batch, J, 2) and one cache per
+  convolution wider than one frame, ``cache_in_<i>`` (batch, channels_in, span - 1); outputs
+  ``pose`` (batch, J_out, 3) and ``cache_out_<i>``, the same caches advanced by one frame):
+  each cache holds the last span - 1 inputs its dilated convolution reads, oldest first.
+
+The graphs hold the network only. Edge padding, flip averaging, the root subtraction, the
+temporal filter and the skeleton fit stay in Python: :class:`~jointpose.inference.lifter.Lifter`
+and :class:`~jointpose.inference.streaming.StreamingLifter` apply them around an exported
+model exactly as around the torch one. The model's frame rate, keypoint symmetry and
+inference step are stored in the file's metadata (``metadata_props``).
+
+onnx, onnxscript and onnxruntime are the optional extra ``jointpose[onnx]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from jointpose.errors import JointposeError
+from jointpose.geometry.filters import check_sigma
+from jointpose.model.loading import LoadedModel, model_args_of
+from jointpose.model.temporal import FusedTemporalModel, TemporalModel
+
+ONNX_FORMAT = "jointpose-onnx-v1"
+OPSET = 18  # the torch.export-based exporter's default opset in torch 2.6-2.13
+_EXTRA = "ONNX support needs the optional extra: pip install 'jointpose[onnx]' (onnx, onnxscript, onnxruntime)"
+
+
+def _require(module: str) -> Any:
+    """Import an optional ONNX dependency, or a one-line :class:`JointposeError` naming the extra."""
+    try:
+        return __import__(module)
+    except ImportError:
+        raise JointposeError(f"{_EXTRA}; '{module}' is not installed") from None
+
+
+class StreamingStep(nn.Module):
+    """One time step of a causal model with its layer caches as explicit inputs and outputs.
+
+    Batch norm is folded into the convolutions (eval mode). ``forward(keypoints, *caches)``
+    with keypoints (batch, J, 2) returns ``(pose (batch, J_out, 3), *new_caches)``; feeding
+    the new caches back in with the next frame gives the causal model's output frame by frame.
+    """
+
+    def __init__(self, model: TemporalModel) -> None:
+        super().__init__()
+        if not model.causal:
+            raise JointposeError("a streaming ONNX export needs a causal model (train with --causal)")
+        fused = FusedTemporalModel(model)
+        self.convs, self.shrink = fused.convs, fused.shrink
+        self.num_joints_out, self.out_features = model.num_joints_out, model.out_features
+        self.cached = [i for i, conv in enumerate(self.convs) if _span(conv) > 1]
+
+    def cache_shapes(self, batch: int = 1) -> list[tuple[int, int, int]]:
+        """Shapes of the caches, in input order: (batch, channels_in, span - 1)."""
+        return [(batch, self.convs[i].in_channels, _span(self.convs[i]) - 1) for i in self.cached]
+
+    def forward(self, keypoints: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        cache_of = dict(zip(self.cached, caches))
+        new_caches = []
+
+        def conv(i: int, h: torch.Tensor) -> torch.Tensor:
+            if i in cache_of:
+                h = torch.cat([cache_of[i], h], dim=2)  # (batch, channels, span): the kernel's taps
+                new_caches.append(h[:, :, 1:])
+            return F.relu(self.convs[i](h))
+
+        h = conv(0, keypoints.reshape(keypoints.shape[0], -1, 1))
+        for i in range(1, len(self.convs), 2):
+            h = h + conv(i + 1, conv(i, h))  # causal residual: the newest input
+        pose = self.shrink(h).reshape(-1, self.num_joints_out, self.out_features)
+        return (pose, *new_caches)
+
+
+def _span(conv: nn.Conv1d) -> int:
+    """Input frames one output frame of ``conv`` reads."""
+    return (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
+
+
+def export_onnx(loaded: LoadedModel, path: str | Path, *, streaming: bool = False) -> Path:
+    """Write ``loaded``'s pose model as ONNX to ``path`` (atomically): the full-sequence graph,
+    or with ``streaming`` one step of a causal model (see the module docstring)."""
+    onnx = _require("onnx")
+    _require("onnxscript")
+    model = loaded.model.eval().cpu()
+    field = model.receptive_field()
+    if streaming:
+        module: nn.Module = StreamingStep(model).eval()
+        step = module
+        caches = tuple(torch.zeros(shape) for shape in step.cache_shapes(2))
+        args = (torch.zeros(2, model.num_joints_in, model.in_features), *caches)
+        names = ["keypoints"] + [f"cache_in_{i}" for i in range(len(caches))]
+        outputs = ["pose"] + [f"cache_out_{i}" for i in range(len(caches))]
+        batch = torch.export.Dim("batch", min=1)
+        shapes = ({0: batch}, tuple({0: batch} for _ in caches))  # forward(keypoints, *caches)
+    else:
+        module = model
+        args = (torch.zeros(2, field + 8, model.num_joints_in, model.in_features),)
+        names, outputs = ["keypoints"], ["poses"]
+        shapes = ({0: torch.export.Dim("batch", min=1), 1: torch.export.Dim("frames", min=field)},)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's own deprecation notices
+        program = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET, input_names=names,
+                                    output_names=outputs, dynamic_shapes=shapes, verbose=False)
+    proto = program.model_proto
+    left, right = loaded.keypoints_symmetry
+    meta = {"format": ONNX_FORMAT, "kind": "streaming" if streaming else "sequence",
+            "model_args": json.dumps(model_args_of(model)), "receptive_field": json.dumps(field),
+            "fps": json.dumps(loaded.fps), "keypoints_symmetry": json.dumps([list(left), list(right)]),
+            "skeleton_fit": json.dumps(loaded.skeleton_fit), "smooth": json.dumps(loaded.smooth)}
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return _write_atomic(Path(path), onnx.save_model, proto)
+
+
+def _write_atomic(path: Path, save: Any, proto: Any) -> Path:
+    """``save(proto, tmp)`` in ``path``'s folder, then rename onto ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save(proto, str(tmp))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise JointposeError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+class OnnxModel(nn.Module):
+    """An exported model run by onnxruntime (CPU), usable where a full-sequence
+    :class:`TemporalModel` in eval mode is: ``receptive_field()``, ``causal``, joint counts,
+    and ``forward`` on float32 tensors. A streaming export serves :meth:`new_stream` instead."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        ort = _require("onnxruntime")
+        path = Path(path)
+        if not path.is_file():
+            raise JointposeError(f"model file not found: {path}")
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own error classes for unreadable graphs
+            raise JointposeError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("format") != ONNX_FORMAT:
+            raise JointposeError(f"{path}: not a jointpose ONNX export (metadata format {meta.get('format')!r})")
+        try:
+            args = json.loads(meta["model_args"])
+            self.receptive_field_ = int(json.loads(meta["receptive_field"]))
+            self.meta = {k: json.loads(meta[k]) for k in ("fps", "keypoints_symmetry", "skeleton_fit", "smooth")}
+        except (KeyError, json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise JointposeError(f"{path}: malformed jointpose ONNX metadata ({exc})") from None
+        self.path, self.streaming = path, meta.get("kind") == "streaming"
+        self.causal = bool(args["causal"])
+        self.num_joints_in, self.in_features = int(args["num_joints_in"]), int(args["in_features"])
+        self.num_joints_out, self.out_features = int(args["num_joints_out"]), 3
+        self.eval()
+
+    def receptive_field(self) -> int:
+        """Input frames per output frame."""
+        return self.receptive_field_
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, joints_in, 2) -> (batch, frames - receptive_field + 1, joints_out, 3)."""
+        if self.streaming:
+            raise JointposeError(f"{self.path} is a streaming export (--streaming): use StreamingLifter, "
+                                 f"or export without --streaming for whole sequences")
+        (poses,) = self.session.run(None, {"keypoints": x.detach().cpu().float().numpy()})
+        return torch.from_numpy(poses)
+
+    def new_stream(self) -> OnnxStream:
+        """A fresh stream (empty caches) over a streaming export."""
+        if not self.streaming:
+            raise JointposeError(f"{self.path} is a full-sequence export: export with --streaming to stream")
+        return OnnxStream(self.session)
+
+
+class OnnxStream:
+    """Frame-by-frame state over a streaming export: ``stream(x)`` with one frame (J, 2)
+    returns that frame's pose (J_out, 3), metres, not root-relative; the caches start at zero."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        inputs = session.get_inputs()[1:]
+        self.names = [i.name for i in inputs]
+        self.caches = [np.zeros([1, *i.shape[1:]], dtype=np.float32) for i in inputs]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        feed = {"keypoints": x.detach().cpu().float().numpy()[None], **dict(zip(self.names, self.caches))}
+        pose, *self.caches = self.session.run(None, feed)
+        return torch.from_numpy(pose[0])
+
+
+def load_onnx(path: str | Path) -> LoadedModel:
+    """An exported ``.onnx`` model with its metadata (frame rate, symmetry, inference step)."""
+    model = OnnxModel(path)
+    left, right = model.meta["keypoints_symmetry"]
+    return LoadedModel(model, None, float(model.meta["fps"]), (tuple(left), tuple(right)),  # type: ignore[arg-type]
+                       bool(model.meta["skeleton_fit"]), _sigma(model), {"exported_model": True})
+
+
+def _sigma(model: OnnxModel) -> float:
+    """The temporal filter's sigma (frames) from an export's metadata."""
+    try:
+        value = float(model.meta["smooth"])
+    except (TypeError, ValueError):
+        raise JointposeError(f"{model.path}: metadata 'smooth' is not a number") from None
+    return check_sigma(value, f"{model.path}: metadata 'smooth'")

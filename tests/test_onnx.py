@@ -1,0 +1,173 @@
+"""ONNX export: onnxruntime gives torch's output, whole sequences and streamed frames alike."""
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from jointpose.cli import main
+from jointpose.errors import JointposeError
+from jointpose.inference.lifter import Lifter
+from jointpose.inference.onnx import OnnxModel, StreamingStep, export_onnx
+from jointpose.inference.streaming import StreamingLifter
+from jointpose.model.loading import LoadedModel
+from jointpose.model.temporal import TemporalModel
+from test_inference import _model as _inference_model
+
+needs_ort = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None,
+                               reason="the optional extra jointpose[onnx] is not installed")
+SIZE = (1000, 1000)
+
+
+def _model(causal: bool) -> TemporalModel:
+    """A small model with batch-norm statistics far from the identity (folding them matters)."""
+    return _inference_model(causal, widths=(3, 3, 3), channels=48)
+
+
+def _keypoints(frames: int, seed: int = 0) -> np.ndarray:
+    """A smooth random walk of 17 pixel keypoints in a 1000 x 1000 image."""
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(300, 700, (1, 17, 2))
+    return start + np.cumsum(rng.normal(0, 3, (frames, 17, 2)), axis=0)
+
+
+@needs_ort
+@pytest.mark.parametrize("causal", [False, True])
+def test_onnx_network_equals_torch_on_random_input(tmp_path, causal):
+    model = _model(causal)
+    path = export_onnx(LoadedModel(model), tmp_path / "m.onnx")
+    runner = OnnxModel(path)
+    assert (runner.receptive_field(), runner.causal, runner.streaming) == (27, causal, False)
+    for shape in [(1, 27, 17, 2), (3, 140, 17, 2)]:  # batch and frames are dynamic
+        x = torch.randn(shape)
+        with torch.no_grad():
+            expected = model(x)
+        got = runner(x)
+        assert got.shape == expected.shape == (shape[0], shape[1] - 26, 17, 3)
+        assert (got - expected).abs().max() < 1e-4
+
+
+@needs_ort
+def test_lifter_on_onnx_equals_torch_with_its_inference_step(tmp_path):
+    lifter = Lifter(_model(False), fps=25.0, flip_test=True, skeleton_fit=True, smooth=1.5)
+    path = export_onnx(LoadedModel(lifter.model, None, 25.0, (lifter.keypoints_left, lifter.keypoints_right),
+                                   True, 1.5), tmp_path / "m.onnx")
+    onnx_lifter = Lifter.load(path)
+    assert (onnx_lifter.fps, onnx_lifter.skeleton_fit, onnx_lifter.smooth) == (25.0, True, 1.5)
+    assert onnx_lifter.keypoints_left == lifter.keypoints_left
+    for frames in (5, 90):  # shorter than the receptive field (padded) and longer
+        kp = _keypoints(frames)
+        assert np.abs(onnx_lifter.predict(kp, SIZE) - lifter.predict(kp, SIZE)).max() < 1e-4
+
+
+@pytest.fixture(scope="module")
+def bundled_exports(tmp_path_factory):
+    """Both bundled models exported through the CLI, and the causal one's streaming step."""
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None:
+        pytest.skip("the optional extra jointpose[onnx] is not installed")
+    from importlib import resources
+
+    from jointpose.inference.lifter import PRETRAINED
+
+    folder = tmp_path_factory.mktemp("onnx")
+    paths = {}
+    for variant, streaming in [("offline", False), ("causal", False), ("causal", True)]:
+        with resources.as_file(resources.files("jointpose") / f"resources/pretrained/{PRETRAINED[variant]}") as src:
+            out = folder / f"{variant}{'_step' if streaming else ''}.onnx"
+            assert main(["export", str(src), "--onnx", str(out), *(["--streaming"] if streaming else [])]) == 0
+        paths[variant, streaming] = out
+    return paths
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["offline", "causal"])
+def test_bundled_model_on_onnx_equals_torch(bundled_exports, variant):
+    torch_lifter = Lifter.from_pretrained(variant, device="cpu")
+    onnx_lifter = Lifter.load(bundled_exports[variant, False])
+    assert isinstance(onnx_lifter.model, OnnxModel) and onnx_lifter.skeleton_fit == torch_lifter.skeleton_fit
+    kp = _keypoints(400, seed=1)
+    expected = torch_lifter.predict(kp, SIZE)
+    assert np.abs(expected).max() > 0.1  # a real body in metres, not zeros
+    assert np.abs(onnx_lifter.predict(kp, SIZE) - expected).max() < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flip", [False, True])
+def test_streaming_onnx_equals_torch_streaming_frame_by_frame(bundled_exports, flip):
+    torch_stream = StreamingLifter(Lifter.from_pretrained("causal", device="cpu"), flip_test=flip)
+    onnx_stream = StreamingLifter(Lifter.load(bundled_exports["causal", True]), flip_test=flip)
+    assert onnx_stream.skeleton_fit == torch_stream.skeleton_fit
+    for frame in _keypoints(30, seed=2):
+        expected = torch_stream.push(frame, SIZE)
+        assert np.abs(onnx_stream.push(frame, SIZE) - expected).max() < 1e-4
+    onnx_stream.reset()  # fresh caches: the first frame again gives the first pose
+    first = _keypoints(1, seed=2)[0]
+    torch_stream.reset()
+    assert np.abs(onnx_stream.push(first, SIZE) - torch_stream.push(first, SIZE)).max() < 1e-4
+
+
+@needs_ort
+def test_streaming_step_caches_hold_each_convolutions_span(tmp_path):
+    model = _model(True)
+    step = StreamingStep(model)
+    # Widths 3, 3, 3: the expanding convolution reads 3 frames, the dilated ones 7 and 19.
+    assert step.cache_shapes(2) == [(2, 34, 2), (2, 48, 6), (2, 48, 18)]
+    runner = OnnxModel(export_onnx(LoadedModel(model), tmp_path / "s.onnx", streaming=True))
+    assert [tuple(i.shape[1:]) for i in runner.session.get_inputs()[1:]] == [s[1:] for s in step.cache_shapes()]
+    x = torch.randn(1, 50, 17, 2)
+    with torch.no_grad():
+        expected = model(x)[0]
+    stream = runner.new_stream()
+    got = torch.stack([stream(x[0, t]) for t in range(50)])[26:]  # after one receptive field: the full model's frames
+    assert (got - expected).abs().max() < 1e-4
+
+
+@needs_ort
+def test_export_errors_are_one_line_and_leave_no_file(tmp_path, capsys):
+    from importlib import resources
+
+    from jointpose.inference.lifter import PRETRAINED
+
+    with resources.as_file(resources.files("jointpose") / f"resources/pretrained/{PRETRAINED['offline']}") as src:
+        target = tmp_path / "kept.onnx"
+        target.write_bytes(b"previous")
+        assert main(["export", str(src), "--onnx", str(target), "--streaming"]) == 2
+        assert "causal" in capsys.readouterr().err
+        assert target.read_bytes() == b"previous" and sorted(p.name for p in tmp_path.iterdir()) == ["kept.onnx"]
+        assert main(["export", str(src), "--onnx", str(tmp_path / "out.txt")]) == 2
+        assert ".onnx" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "missing.safetensors"), "--onnx", str(tmp_path / "x.onnx")]) == 2
+    bogus = tmp_path / "bogus.onnx"
+    bogus.write_bytes(b"not a graph")
+    with pytest.raises(JointposeError, match="bogus.onnx: not a readable ONNX model"):
+        Lifter.load(bogus)
+    with pytest.raises(JointposeError, match="CPU provider"):
+        Lifter.load(bogus, device="cuda")
+
+
+@needs_ort
+def test_each_export_kind_refuses_the_other_use(tmp_path):
+    full = Lifter.load(export_onnx(LoadedModel(_model(True)), tmp_path / "full.onnx"))
+    step = Lifter.load(export_onnx(LoadedModel(_model(True)), tmp_path / "step.onnx", streaming=True))
+    with pytest.raises(JointposeError, match="streaming export"):
+        step.predict(_keypoints(30), SIZE)
+    with pytest.raises(JointposeError, match="--streaming"):
+        StreamingLifter(full)
+    with pytest.raises(JointposeError, match="fp32"):
+        StreamingLifter(step, precision="int8")
+    with pytest.raises(JointposeError, match="no torch weights"):
+        step.save(tmp_path / "x.safetensors")
+
+
+def test_missing_extra_is_one_line_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as when not installed
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"")
+    with pytest.raises(JointposeError, match=r"jointpose\[onnx\]") as info:
+        Lifter.load(path)
+    assert "\n" not in str(info.value)
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(JointposeError, match=r"jointpose\[onnx\]"):
+        export_onnx(LoadedModel(_model(False)), path)
