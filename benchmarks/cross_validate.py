@@ -68,13 +68,39 @@ class ProtocolTrainer(Trainer):
         return float("nan")
 
 
-def train_args(data: Path, fold: str, people: list[str], seed: int, protocol: argparse.Namespace,
-               model: str, flags: str) -> list[str]:
+def train_args(
+    data: Path, fold: str, people: list[str], seed: int, protocol: argparse.Namespace, model: str, flags: str
+) -> list[str]:
     """``jointpose train`` arguments of one run (without the verb and ``--checkpoint``)."""
-    args = ["--data-dir", str(data), "-k", "noisy", "-str", ",".join(p for p in people if p != fold),
-            "-ste", fold, "-arc", protocol.arc, "-ch", str(protocol.channels), "-e", str(protocol.epochs),
-            "-b", str(protocol.batch_size), "--downsample", str(protocol.downsample), "--subset", str(protocol.subset),
-            "--seed", str(seed), "--no-progress", "--keep-last", "1", "--device", "cpu"]
+    args = [
+        "--data-dir",
+        str(data),
+        "-k",
+        "noisy",
+        "-str",
+        ",".join(p for p in people if p != fold),
+        "-ste",
+        fold,
+        "-arc",
+        protocol.arc,
+        "-ch",
+        str(protocol.channels),
+        "-e",
+        str(protocol.epochs),
+        "-b",
+        str(protocol.batch_size),
+        "--downsample",
+        str(protocol.downsample),
+        "--subset",
+        str(protocol.subset),
+        "--seed",
+        str(seed),
+        "--no-progress",
+        "--keep-last",
+        "1",
+        "--device",
+        "cpu",
+    ]
     return args + (["--no-constraints"] if model == "baseline" else []) + shlex.split(flags)
 
 
@@ -104,14 +130,26 @@ def run_once(args: list[str], folder: Path, raw: bool) -> dict[str, Any]:
     trainer = ProtocolTrainer(config_of(args, str(folder / "ckpt")))
     with contextlib.redirect_stdout(io.StringIO()):
         summary = trainer.fit()
-    result = {"args": args, "threads": torch.get_num_threads(), "constraints": trainer.config.constraints, "lr": trainer.config.lr,
-              "dropout": trainer.config.dropout, "seconds": round(time.time() - start, 1),
-              "average": {k: summary["average"][k] for k in METRICS}}
+    result = {
+        "args": args,
+        "threads": torch.get_num_threads(),
+        "constraints": trainer.config.constraints,
+        "lr": trainer.config.lr,
+        "dropout": trainer.config.dropout,
+        "seconds": round(time.time() - start, 1),
+        "average": {k: summary["average"][k] for k in METRICS},
+    }
     if raw and trainer.config.constraints:
         network = evaluate_model(
-            trainer.evaluation_model(), trainer.test_data.sequences, flip_test=trainer.config.test_time_augmentation,
-            keypoints_left=trainer.test_data.keypoints_left, keypoints_right=trainer.test_data.keypoints_right,
-            extra_metrics=plausibility_errors, skeleton_fit=False, smooth=0.0)
+            trainer.evaluation_model(),
+            trainer.test_data.sequences,
+            flip_test=trainer.config.test_time_augmentation,
+            keypoints_left=trainer.test_data.keypoints_left,
+            keypoints_right=trainer.test_data.keypoints_right,
+            extra_metrics=plausibility_errors,
+            skeleton_fit=False,
+            smooth=0.0,
+        )
         result["raw"] = {k: network.summary["average"][k] for k in METRICS}
     tmp = result_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
@@ -130,8 +168,9 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return (float(finite.mean()), float(finite.std())) if len(finite) else (float("nan"), float("nan"))
 
 
-def summarise(results: dict[str, dict[str, dict[int, dict[str, Any]]]], folds: list[str],
-              seeds: list[int]) -> dict[str, Any]:
+def summarise(
+    results: dict[str, dict[str, dict[int, dict[str, Any]]]], folds: list[str], seeds: list[int]
+) -> dict[str, Any]:
     """Per fold and overall: mean and spread of every metric per model and of each ratio."""
     keys = ["joint", *(["raw"] if all("raw" in results["joint"][f][s] for f in folds for s in seeds) else [])]
 
@@ -144,8 +183,10 @@ def summarise(results: dict[str, dict[str, dict[int, dict[str, Any]]]], folds: l
         for model in ["baseline", *keys]:
             out[model] = {m: mean_std([metrics(model, f, s)[m] for f, s in pairs]) for m in METRICS}
         for model in keys:
-            out[f"{model}/baseline"] = {m: mean_std([ratio(metrics(model, f, s)[m], metrics("baseline", f, s)[m])
-                                                     for f, s in pairs]) for m in METRICS}
+            out[f"{model}/baseline"] = {
+                m: mean_std([ratio(metrics(model, f, s)[m], metrics("baseline", f, s)[m]) for f, s in pairs])
+                for m in METRICS
+            }
         return out
 
     every = [(f, s) for f in folds for s in seeds]
@@ -156,11 +197,18 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The per-fold and overall tables as text (mean +- std over seeds, or folds x seeds)."""
     lines = []
     head = f"{'':<22}" + "".join(f"{m:>17}" for m in METRICS)
-    for title, block in [*((f"held out {f}", b) for f, b in summary["folds"].items()), ("all folds x seeds", summary["all"])]:
+    for title, block in [
+        *((f"held out {f}", b) for f, b in summary["folds"].items()),
+        ("all folds x seeds", summary["all"]),
+    ]:
         lines += ["", title, head]
         for row, values in block.items():
-            cells = "".join(f"{values[m][0]:>10.3f} ±{values[m][1]:<5.3f}" if "/" in row
-                            else f"{values[m][0]:>10.2f} ±{values[m][1]:<5.2f}" for m in METRICS)
+            cells = "".join(
+                f"{values[m][0]:>10.3f} ±{values[m][1]:<5.3f}"
+                if "/" in row
+                else f"{values[m][0]:>10.2f} ±{values[m][1]:<5.2f}"
+                for m in METRICS
+            )
             lines.append(f"{row:<22}{cells}")
     return "\n".join(lines)
 
@@ -178,11 +226,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--downsample", type=int, default=2, help="every N-th frame, training and scoring")
     parser.add_argument("--subset", type=float, default=0.5, help="share of each training sequence")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on a busy machine two threads ran one epoch 12x slower)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a busy machine two threads ran one epoch 12x slower)",
+    )
     parser.add_argument("--baseline-flags", default="", help="extra jointpose train flags for the baseline")
     parser.add_argument("--joint-flags", default="", help="extra jointpose train flags for the joint-aware model")
-    parser.add_argument("--raw", action="store_true", help="also score the joint-aware network without its inference step")
+    parser.add_argument(
+        "--raw", action="store_true", help="also score the joint-aware network without its inference step"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -205,12 +259,23 @@ def main() -> None:
     summary = summarise(results, folds, seeds)
     print(format_summary(summary))
     cost = {"wall_seconds": round(time.time() - start), "train_seconds": round(trained)}
-    print(f"\n{len(folds) * len(seeds) * 2} runs; {cost['train_seconds']} s of training and evaluation "
-          f"(cached runs count their original time), {cost['wall_seconds']} s now")
+    print(
+        f"\n{len(folds) * len(seeds) * 2} runs; {cost['train_seconds']} s of training and evaluation "
+        f"(cached runs count their original time), {cost['wall_seconds']} s now"
+    )
     out = work / f"{args.name}.json"
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"protocol": {k: v for k, v in vars(args).items() if k not in ("cmu", "work")},
-                               "cost": cost, "summary": summary, "runs": results}, indent=1))
+    tmp.write_text(
+        json.dumps(
+            {
+                "protocol": {k: v for k, v in vars(args).items() if k not in ("cmu", "work")},
+                "cost": cost,
+                "summary": summary,
+                "runs": results,
+            },
+            indent=1,
+        )
+    )
     tmp.replace(out)
     print(f"wrote {out}")
 

@@ -97,10 +97,14 @@ def main() -> None:
         work = 2 * macs_per_frame(model)
         fps = args.frames / seconds
         deviation = 1000 * torch.linalg.vector_norm(bf16 - reference, dim=-1).mean()
-        print(f"  {channels:5d} channels: {fps:9.0f} frames/s fused fp32 ({args.frames / plain:7.0f} unfused), "
-              f"{work / 1e6:.1f} MFLOP/frame -> {fps * work / 1e9:6.1f} GFLOP/s = {fps * work / peak:.2f} of peak (target >= 0.75)")
-        print(f"  {'':5s}           {args.frames / bf16_seconds:9.0f} frames/s bf16 autocast "
-              f"(x{seconds / bf16_seconds:.2f}), mean deviation from fp32 {deviation:.3f} mm (random weights, outputs ~1 m)")
+        print(
+            f"  {channels:5d} channels: {fps:9.0f} frames/s fused fp32 ({args.frames / plain:7.0f} unfused), "
+            f"{work / 1e6:.1f} MFLOP/frame -> {fps * work / 1e9:6.1f} GFLOP/s = {fps * work / peak:.2f} of peak (target >= 0.75)"
+        )
+        print(
+            f"  {'':5s}           {args.frames / bf16_seconds:9.0f} frames/s bf16 autocast "
+            f"(x{seconds / bf16_seconds:.2f}), mean deviation from fp32 {deviation:.3f} mm (random weights, outputs ~1 m)"
+        )
 
     print("\nstreaming, 243-frame 1024-channel causal model")
     causal = trained_like(TemporalModel((3, 3, 3, 3, 3), channels=1024, causal=True))
@@ -124,29 +128,41 @@ def main() -> None:
                 latencies[precision].append(time.perf_counter() - start)
     per_frame = statistics.median(latencies["fp32"])
     rerun, rerun_bf16 = statistics.median(reruns), statistics.median(reruns_bf16)
-    print(f"  streaming: {1 / per_frame:7.1f} frames/s, latency per frame median {1000 * per_frame:.2f} ms, "
-          f"p95 {1000 * np.percentile(latencies['fp32'], 95):.2f} ms (target >= 100 frames/s)")
+    print(
+        f"  streaming: {1 / per_frame:7.1f} frames/s, latency per frame median {1000 * per_frame:.2f} ms, "
+        f"p95 {1000 * np.percentile(latencies['fp32'], 95):.2f} ms (target >= 100 frames/s)"
+    )
     for precision in ("bf16", "int8"):
         seconds = statistics.median(latencies[precision])
         deviation = 1000 * np.linalg.norm(np.array(poses[precision]) - np.array(poses["fp32"]), axis=-1).mean()
-        print(f"  streaming {precision} weights: {1 / seconds:7.1f} frames/s, latency per frame median "
-              f"{1000 * seconds:.2f} ms, mean deviation from fp32 {deviation:.3f} mm "
-              f"-> {rerun / seconds:.1f}x cheaper per frame than the fp32 re-run, {rerun_bf16 / seconds:.1f}x than bf16")
-    print(f"  re-running the {causal.receptive_field()}-frame receptive field per frame (fused): {1000 * rerun:.2f} ms fp32, "
-          f"{1000 * rerun_bf16:.2f} ms bf16 autocast -> fp32 streaming is {rerun / per_frame:.1f}x cheaper per frame "
-          f"in time (target >= 30x)")
-    rerun_macs = sum(c.in_channels * c.out_channels * c.kernel_size[0] * n for c, n in
-                     zip([causal.expand_conv, *causal.layers_conv, causal.shrink], _outputs_per_layer(causal)))
-    print(f"  multiply-adds per frame: streaming {macs_per_frame(causal) / 1e6:.1f} M, "
-          f"re-run {rerun_macs / 1e6:.0f} M ({rerun_macs / macs_per_frame(causal):.0f}x)")
+        print(
+            f"  streaming {precision} weights: {1 / seconds:7.1f} frames/s, latency per frame median "
+            f"{1000 * seconds:.2f} ms, mean deviation from fp32 {deviation:.3f} mm "
+            f"-> {rerun / seconds:.1f}x cheaper per frame than the fp32 re-run, {rerun_bf16 / seconds:.1f}x than bf16"
+        )
+    print(
+        f"  re-running the {causal.receptive_field()}-frame receptive field per frame (fused): {1000 * rerun:.2f} ms fp32, "
+        f"{1000 * rerun_bf16:.2f} ms bf16 autocast -> fp32 streaming is {rerun / per_frame:.1f}x cheaper per frame "
+        f"in time (target >= 30x)"
+    )
+    rerun_macs = sum(
+        c.in_channels * c.out_channels * c.kernel_size[0] * n
+        for c, n in zip([causal.expand_conv, *causal.layers_conv, causal.shrink], _outputs_per_layer(causal))
+    )
+    print(
+        f"  multiply-adds per frame: streaming {macs_per_frame(causal) / 1e6:.1f} M, "
+        f"re-run {rerun_macs / 1e6:.0f} M ({rerun_macs / macs_per_frame(causal):.0f}x)"
+    )
     # One streaming step multiplies each weight once, so it must read every weight from
     # memory once per frame: a floor on its time however the arithmetic is done.
     weight_bytes = 4 * sum(p.numel() for p in causal.parameters())
     bandwidth = memory_bandwidth(args.repeats)
     floor = weight_bytes / bandwidth
-    print(f"  memory bound: {weight_bytes / 1e6:.0f} MB of fp32 weights per frame at {bandwidth / 1e9:.1f} GB/s "
-          f"measured = {1000 * floor:.2f} ms floor -> at most {rerun / floor:.1f}x cheaper than re-running in fp32 "
-          f"({rerun / (floor / 2):.1f}x with bf16, {rerun / (floor / 4):.1f}x with int8 weights)")
+    print(
+        f"  memory bound: {weight_bytes / 1e6:.0f} MB of fp32 weights per frame at {bandwidth / 1e9:.1f} GB/s "
+        f"measured = {1000 * floor:.2f} ms floor -> at most {rerun / floor:.1f}x cheaper than re-running in fp32 "
+        f"({rerun / (floor / 2):.1f}x with bf16, {rerun / (floor / 4):.1f}x with int8 weights)"
+    )
 
 
 def held_out_precision(directory: str) -> None:
@@ -166,8 +182,10 @@ def held_out_precision(directory: str) -> None:
             poses.append(np.stack([stream.push(frame, normalized=True) for frame in sequence.keypoints]))
         poses = np.concatenate(poses)
         fp32 = poses if fp32 is None else fp32
-        print(f"  {precision}: P1 {1000 * np.linalg.norm(poses - truth, axis=-1).mean():.2f} mm, "
-              f"mean deviation from fp32 {1000 * np.linalg.norm(poses - fp32, axis=-1).mean():.3f} mm")
+        print(
+            f"  {precision}: P1 {1000 * np.linalg.norm(poses - truth, axis=-1).mean():.2f} mm, "
+            f"mean deviation from fp32 {1000 * np.linalg.norm(poses - fp32, axis=-1).mean():.3f} mm"
+        )
 
 
 def _outputs_per_layer(model: TemporalModel) -> list[int]:

@@ -49,7 +49,9 @@ def main() -> None:
     chunks = round(args.chunk_share * args.batch / args.chunk)
     singles = args.batch - chunks * args.chunk
     single_inputs, all_inputs = torch.randn(singles, field, 17, 2), torch.randn(args.batch, field, 17, 2)
-    mixed_inputs = torch.cat([single_inputs, receptive_windows(torch.randn(chunks, field + args.chunk - 1, 17, 2), field)])
+    mixed_inputs = torch.cat(
+        [single_inputs, receptive_windows(torch.randn(chunks, field + args.chunk - 1, 17, 2), field)]
+    )
     single_targets, all_targets = 0.3 * torch.randn(singles, 17, 3), 0.3 * torch.randn(args.batch, 17, 3)
     chunk_targets = 0.3 * torch.randn(chunks, args.chunk, 17, 3)
     groups = chunk_groups(singles, chunks, args.chunk)
@@ -58,13 +60,20 @@ def main() -> None:
         return mpjpe(model(all_inputs).reshape(all_targets.shape), all_targets)
 
     def joint_aware(loss_fn: JointAwareLoss) -> torch.Tensor:
-        position, constraints, _ = mixed_loss(loss_fn, model(mixed_inputs, groups=groups).reshape(-1, 17, 3),
-                                              single_targets, chunk_targets, chunk_mpjpe=False)
+        position, constraints, _ = mixed_loss(
+            loss_fn,
+            model(mixed_inputs, groups=groups).reshape(-1, 17, 3),
+            single_targets,
+            chunk_targets,
+            chunk_mpjpe=False,
+        )
         return position + constraints
 
-    variants = {"baseline (MPJPE, single windows)": baseline,
-                "joint-aware, default weights": lambda: joint_aware(JointAwareLoss(LossWeights(), log_all=False)),
-                "joint-aware, every term on": lambda: joint_aware(JointAwareLoss(ALL_TERMS, log_all=False))}
+    variants = {
+        "baseline (MPJPE, single windows)": baseline,
+        "joint-aware, default weights": lambda: joint_aware(JointAwareLoss(LossWeights(), log_all=False)),
+        "joint-aware, every term on": lambda: joint_aware(JointAwareLoss(ALL_TERMS, log_all=False)),
+    }
     times: dict[str, list[float]] = {name: [] for name in variants}
 
     def step(loss) -> float:
@@ -80,8 +89,10 @@ def main() -> None:
     for _ in range(args.steps):
         for name, loss in variants.items():
             times[name].append(step(loss))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model 27 frames, {args.channels} channels; "
-          f"{args.batch} target frames per step ({singles} single windows + {chunks} chunks x {args.chunk} frames)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; model 27 frames, {args.channels} channels; "
+        f"{args.batch} target frames per step ({singles} single windows + {chunks} chunks x {args.chunk} frames)"
+    )
     base = statistics.median(times["baseline (MPJPE, single windows)"])
     for name, runs in times.items():
         ratio = statistics.median(runs) / base

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from inference_speed import timed  # benchmarks/ is on sys.path when run as a script
 
 from jointpose.inference.lifter import Lifter
 from jointpose.inference.onnx import OPSET, OnnxModel, export_onnx
 from jointpose.inference.streaming import StreamingLifter
 from jointpose.model.loading import LoadedModel
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
-from inference_speed import timed  # benchmarks/ is on sys.path when run as a script
 
 
 def trained_like(causal: bool) -> TemporalModel:
@@ -79,8 +79,10 @@ def main() -> None:
     args = parser.parse_args()
     import onnxruntime
 
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}, "
-          f"ONNX opset {OPSET}")
+    print(
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}, "
+        f"ONNX opset {OPSET}"
+    )
     with tempfile.TemporaryDirectory() as folder:
         full_sequence(Path(folder), args.frames, args.repeats)
         streaming(Path(folder), args.stream_frames)

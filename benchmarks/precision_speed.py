@@ -76,10 +76,12 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     precisions = ["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else [])
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads; model -arc {args.arc} "
-          f"-ch {args.channels}; {args.batch} target frames per step in chunks of {args.chunk}")
+    print(
+        f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads; model -arc {args.arc} "
+        f"-ch {args.channels}; {args.batch} target frames per step in chunks of {args.chunk}"
+    )
     base = None
-    for compile_model in ([False, True] if args.compile else [False]):
+    for compile_model in [False, True] if args.compile else [False]:
         for precision in precisions:
             fps, memory = measure(args, precision, compile_model)
             base = base or fps

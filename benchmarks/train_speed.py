@@ -38,11 +38,15 @@ def main() -> int:
     frames = trainer.windows.num_target_frames
     print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device {trainer.device}")
     print(f"training frames per epoch: {frames}")
-    print(f"seconds per epoch (training only): mean {statistics.mean(seconds):.2f}, "
-          f"median {statistics.median(seconds):.2f}, total {sum(seconds):.1f} over {len(seconds)} epochs")
+    print(
+        f"seconds per epoch (training only): mean {statistics.mean(seconds):.2f}, "
+        f"median {statistics.median(seconds):.2f}, total {sum(seconds):.1f} over {len(seconds)} epochs"
+    )
     print(f"training throughput: {frames / statistics.median(seconds):,.0f} frames/s")
-    print(f"final P1 {summary['average']['p1']:.2f} mm, P2 {summary['average']['p2']:.2f} mm, "
-          f"P3 {summary['average']['p3']:.2f} mm, MPJVE {summary['average']['mpjve']:.2f} mm")
+    print(
+        f"final P1 {summary['average']['p1']:.2f} mm, P2 {summary['average']['p2']:.2f} mm, "
+        f"P3 {summary['average']['p3']:.2f} mm, MPJVE {summary['average']['mpjve']:.2f} mm"
+    )
     return 0
 
 

@@ -44,7 +44,9 @@ def tuning_dataset(cmu: Path, out: Path) -> Path:
             if subject in LEFT_OUT:
                 continue
             for i, (action, poses) in enumerate(actions.items()):
-                split.setdefault("S8" if i % 4 == 3 else subject, {})[f"{subject} {action}" if i % 4 == 3 else action] = poses
+                split.setdefault("S8" if i % 4 == 3 else subject, {})[
+                    f"{subject} {action}" if i % 4 == 3 else action
+                ] = poses
         write_h36m_dataset(out, split, fps=50.0, seed=0)
     return out
 
@@ -63,14 +65,33 @@ def main() -> None:
     for item in args.configs:
         name, _, flags = item.partition(":")
         checkpoint = Path(args.work) / name
-        train_args = ["--data-dir", str(data), "-k", "noisy", "-str", "S5,S7", "-ste", "S8",
-                      "-arc", "3,3,3", "-ch", "256", "-e", str(args.epochs), "--no-progress",
-                      "--checkpoint", str(checkpoint), *flags.split()]
+        train_args = [
+            "--data-dir",
+            str(data),
+            "-k",
+            "noisy",
+            "-str",
+            "S5,S7",
+            "-ste",
+            "S8",
+            "-arc",
+            "3,3,3",
+            "-ch",
+            "256",
+            "-e",
+            str(args.epochs),
+            "--no-progress",
+            "--checkpoint",
+            str(checkpoint),
+            *flags.split(),
+        ]
         start = time.time()
         trainer = Trainer(from_arguments(train_parser.parse_args(train_args)))
         with contextlib.redirect_stdout(io.StringIO()):
             summary = trainer.fit()
-        row = {k: round(summary["average"][k], 2) for k in ("p1", "p2", "mpjve", "accel", "bone_std", "lr_gap", "rom_pct")}
+        row = {
+            k: round(summary["average"][k], 2) for k in ("p1", "p2", "mpjve", "accel", "bone_std", "lr_gap", "rom_pct")
+        }
         row["speed"] = round(speed_ratio(trainer), 3)
         if args.breakdown:
             row.update(velocity_breakdown(trainer))
@@ -95,6 +116,7 @@ def velocity_breakdown(trainer: Trainer, fast: float = 0.02) -> dict[str, float]
     motion part, jitter removed), ``vel_smoothed`` with the prediction alone filtered (sigma
     1.5), ``vel_x/y/z`` mean absolute error per camera axis, and ``fast_share`` / ``fast_error``:
     the share of joint-frames truly moving over ``fast`` m/frame and their share of the error."""
+
     def velocity(poses, sigma: float = 0.0) -> torch.Tensor:
         return torch.diff(smooth_poses(torch.from_numpy(poses), sigma), dim=0)
 
@@ -108,11 +130,14 @@ def velocity_breakdown(trainer: Trainer, fast: float = 0.02) -> dict[str, float]
     error, slow, smoothed, true = (torch.cat(parts[key]) for key in ("error", "slow", "smoothed", "true"))
     norm, fast_joints = error.norm(dim=-1), true.norm(dim=-1) > fast
     axes = 1000 * error.abs().mean(dim=(0, 1))
-    return {"vel": round(1000 * float(norm.mean()), 3), "vel_slow": round(1000 * float(slow.norm(dim=-1).mean()), 3),
-            "vel_smoothed": round(1000 * float(smoothed.norm(dim=-1).mean()), 3),
-            **{f"vel_{axis}": round(float(value), 2) for axis, value in zip("xyz", axes)},
-            "fast_share": round(float(fast_joints.double().mean()), 3),
-            "fast_error": round(float(norm[fast_joints].sum() / norm.sum()), 3)}
+    return {
+        "vel": round(1000 * float(norm.mean()), 3),
+        "vel_slow": round(1000 * float(slow.norm(dim=-1).mean()), 3),
+        "vel_smoothed": round(1000 * float(smoothed.norm(dim=-1).mean()), 3),
+        **{f"vel_{axis}": round(float(value), 2) for axis, value in zip("xyz", axes)},
+        "fast_share": round(float(fast_joints.double().mean()), 3),
+        "fast_error": round(float(norm[fast_joints].sum() / norm.sum()), 3),
+    }
 
 
 if __name__ == "__main__":

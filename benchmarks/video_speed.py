@@ -39,9 +39,27 @@ def joined_clip(footage: Path, repeat: int, out: Path) -> Path:
     inputs = [arg for view in views for arg in ("-i", str(view))]
     chains = "".join(f"[{i}:v]scale=1080:1920,setsar=1[v{i}];" for i in range(len(views)))
     joined = "".join(f"[v{i}]" for i in range(len(views))) + f"concat=n={len(views)}:v=1:a=0[out]"
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *inputs,
-                    "-filter_complex", chains + joined, "-map", "[out]", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-                    "-r", "60", str(out)], check=True)
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y",
+            "-loglevel",
+            "error",
+            *inputs,
+            "-filter_complex",
+            chains + joined,
+            "-map",
+            "[out]",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-r",
+            "60",
+            str(out),
+        ],
+        check=True,
+    )
     return out
 
 
@@ -58,7 +76,9 @@ def main() -> None:
         start = time.perf_counter()
         frames = sum(1 for _ in clip.frames())
         decode = time.perf_counter() - start
-        print(f"clip: {clip.width}x{clip.height}, {clip.fps:g} fps, {frames} frames; torch threads {torch.get_num_threads()}")
+        print(
+            f"clip: {clip.width}x{clip.height}, {clip.fps:g} fps, {frames} frames; torch threads {torch.get_num_threads()}"
+        )
         print(f"decoding alone     {frames / decode:8.1f} frames/s")
 
         lifter = Lifter.from_pretrained("offline", device="cpu")
@@ -66,16 +86,29 @@ def main() -> None:
         result = lift_video(str(clip_path), lifter, progress=False)
         total = time.perf_counter() - start
         seconds = result.seconds
-        print(f"detection          {frames / seconds['detect']:8.1f} frames/s  (BlazePose full, time inside the detector)")
-        print(f"lifting            {frames / seconds['lift']:8.1f} frames/s  (bundled offline model, {lifter.fps:g} fps)")
-        print(f"whole run          {frames / total:8.1f} frames/s  ({total:.1f} s: decode waits {seconds['decode']:.1f} s, "
-              f"detect {seconds['detect']:.1f} s, lift {seconds['lift']:.2f} s)")
+        print(
+            f"detection          {frames / seconds['detect']:8.1f} frames/s  (BlazePose full, time inside the detector)"
+        )
+        print(
+            f"lifting            {frames / seconds['lift']:8.1f} frames/s  (bundled offline model, {lifter.fps:g} fps)"
+        )
+        print(
+            f"whole run          {frames / total:8.1f} frames/s  ({total:.1f} s: decode waits {seconds['decode']:.1f} s, "
+            f"detect {seconds['detect']:.1f} s, lift {seconds['lift']:.2f} s)"
+        )
         print(f"lifting's share of the run: {100 * seconds['lift'] / total:.1f}%")
         if args.render:
             start = time.perf_counter()
-            render_animation(Path(tmp) / "render.mp4", result.keypoints.xy, {"3D": result.poses},
-                             image_size=clip.size, fps=clip.fps, background=result.clip,
-                             trajectory=result.trajectory, progress=False)
+            render_animation(
+                Path(tmp) / "render.mp4",
+                result.keypoints.xy,
+                {"3D": result.poses},
+                image_size=clip.size,
+                fps=clip.fps,
+                background=result.clip,
+                trajectory=result.trajectory,
+                progress=False,
+            )
             print(f"rendering          {frames / (time.perf_counter() - start):8.1f} frames/s  (extra, --render)")
 
 

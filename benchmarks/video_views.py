@@ -59,18 +59,32 @@ def read_qca(path: Path) -> dict[str, dict[str, np.ndarray]]:
         t, i = cam.find("transform").attrib, cam.find("intrinsic").attrib
         rotation = np.array([[float(t[f"r{r}{c}"]) for c in "123"] for r in "123"])
         centre = np.array([float(t[k]) for k in "xyz"]) / 1000.0
-        k = np.array([[float(i["focalLengthU"]), 0, float(i["centerPointU"])],
-                      [0, float(i["focalLengthV"]), float(i["centerPointV"])], [0, 0, SUBPIXELS]]) / SUBPIXELS
+        k = (
+            np.array(
+                [
+                    [float(i["focalLengthU"]), 0, float(i["centerPointU"])],
+                    [0, float(i["focalLengthV"]), float(i["centerPointV"])],
+                    [0, 0, SUBPIXELS],
+                ]
+            )
+            / SUBPIXELS
+        )
         cameras[cam.attrib["serial"]] = {"K": k, "R": np.diag([1.0, -1.0, -1.0]) @ rotation, "C": centre}
     return cameras
 
 
 def triangulate(points: np.ndarray, weights: np.ndarray, projections: np.ndarray) -> np.ndarray:
     """(F, N, 3) world points from (V, F, N, 2) pixels, (V, F, N) weights and (V, 3, 4) projections (DLT)."""
-    rows = np.concatenate([
-        points[..., 0:1, None] * projections[:, None, None, 2:3] - projections[:, None, None, 0:1],
-        points[..., 1:2, None] * projections[:, None, None, 2:3] - projections[:, None, None, 1:2],
-    ], axis=-2) * weights[..., None, None]  # (V, F, N, 2, 4)
+    rows = (
+        np.concatenate(
+            [
+                points[..., 0:1, None] * projections[:, None, None, 2:3] - projections[:, None, None, 0:1],
+                points[..., 1:2, None] * projections[:, None, None, 2:3] - projections[:, None, None, 1:2],
+            ],
+            axis=-2,
+        )
+        * weights[..., None, None]
+    )  # (V, F, N, 2, 4)
     a = np.moveaxis(rows, 0, 2).reshape(points.shape[1], points.shape[2], -1, 4)
     x = np.linalg.svd(a)[2][..., -1, :]
     return x[..., :3] / x[..., 3:]
@@ -88,23 +102,33 @@ def main() -> None:
     cameras = read_qca(args.footage / "Calib.qca.txt")
     names = sorted(cameras)
     lifter = Lifter.from_pretrained("offline", device="cpu")
-    runs = {name: {f: lift_video(str(args.footage / f"{name}.mp4"), lifter, focal_length=focal, progress=False)
-                   for f, focal in (("default", None), ("focal", float(cameras[name]["K"][0, 0])))}
-            for name in names}
+    runs = {
+        name: {
+            f: lift_video(str(args.footage / f"{name}.mp4"), lifter, focal_length=focal, progress=False)
+            for f, focal in (("default", None), ("focal", float(cameras[name]["K"][0, 0])))
+        }
+        for name in names
+    }
     count = min(r["default"].clip.count for r in runs.values())
     pairs = side_pairs(LAYOUTS["coco17"])
     raw = [runs[n]["default"].detections.points[:count] for n in names]
     repaired = [repair_swaps(p[..., :2], np.nan_to_num(p[..., 2]), pairs)[:2] for p in raw]
     xy = np.stack([r[0] for r in repaired])
     conf = np.nan_to_num(np.stack([r[1] for r in repaired]))
-    projections = np.stack([cameras[n]["K"] @ np.concatenate([cameras[n]["R"], -cameras[n]["R"] @ cameras[n]["C"][:, None]], 1)
-                            for n in names])
+    projections = np.stack(
+        [
+            cameras[n]["K"] @ np.concatenate([cameras[n]["R"], -cameras[n]["R"] @ cameras[n]["C"][:, None]], 1)
+            for n in names
+        ]
+    )
     for label, points in (("detector's labels", np.stack([p[..., :2] for p in raw])), ("repaired labels", xy)):
         world = triangulate(np.nan_to_num(points), conf, projections)
         errors = np.linalg.norm(np.stack([reprojection(world, p) for p in projections]) - points, axis=-1)
-        print(f"triangulated {count} frames x 17 COCO keypoints from {len(names)} views, {label}: reprojection "
-              f"error median {np.nanmedian(errors):.1f} px, 95th percentile {np.nanpercentile(errors, 95):.1f} px; "
-              f"per view median {', '.join(f'{e:.1f}' for e in np.nanmedian(errors, axis=(1, 2)))}")
+        print(
+            f"triangulated {count} frames x 17 COCO keypoints from {len(names)} views, {label}: reprojection "
+            f"error median {np.nanmedian(errors):.1f} px, 95th percentile {np.nanpercentile(errors, 95):.1f} px; "
+            f"per view median {', '.join(f'{e:.1f}' for e in np.nanmedian(errors, axis=(1, 2)))}"
+        )
     reference = to_h36m(world, np.ones(world.shape[:2]), "coco17", 0.0)[0]
     lengths_ref = np.linalg.norm(bone_vectors(reference), axis=-1)
     print(f"reference skeleton: summed bone length {np.median(lengths_ref.sum(-1)):.3f} m (median over frames)")
@@ -119,8 +143,9 @@ def main() -> None:
             pred = result.poses[:count]
             p1 = mpjpe(torch.from_numpy(pred), torch.from_numpy(ref)).mean().item() * 1000
             p2 = p_mpjpe(torch.from_numpy(pred), torch.from_numpy(ref)).mean().item() * 1000
-            ok = (((pred[:, lsh] - pred[:, rsh]) * (ref[:, lsh] - ref[:, rsh])).sum(-1) > 0) & \
-                 (((pred[:, lhip] - pred[:, rhip]) * (ref[:, lhip] - ref[:, rhip])).sum(-1) > 0)
+            ok = (((pred[:, lsh] - pred[:, rsh]) * (ref[:, lsh] - ref[:, rsh])).sum(-1) > 0) & (
+                ((pred[:, lhip] - pred[:, rhip]) * (ref[:, lhip] - ref[:, rhip])).sum(-1) > 0
+            )
             lengths = np.linalg.norm(bone_vectors(pred), axis=-1)
             size = np.median(lengths.sum(-1) / lengths_ref.sum(-1))
             label = "given" if flavour == "focal" else "none"
@@ -132,14 +157,18 @@ def main() -> None:
     for factor in (1.0, 0.75, 0.5, 0.35):
         scaled = xy[:, :1] + factor * (xy - xy[:, :1])
         sizes.append(np.median(np.linalg.norm(bone_vectors(lifter.predict(scaled, first.clip.size)), axis=-1).sum(-1)))
-    print(f"{names[0]}, 2D track scaled about the root by 1, 0.75, 0.5, 0.35 (no focal correction): predicted "
-          f"summed bone length {', '.join(f'{v:.2f}' for v in sizes)} m (triangulated {np.median(lengths_ref.sum(-1)):.2f} m)")
+    print(
+        f"{names[0]}, 2D track scaled about the root by 1, 0.75, 0.5, 0.35 (no focal correction): predicted "
+        f"summed bone length {', '.join(f'{v:.2f}' for v in sizes)} m (triangulated {np.median(lengths_ref.sum(-1)):.2f} m)"
+    )
     for flavour, lengths in per_view_lengths.items():
         lengths = np.stack(lengths)
         spread = lengths.std(0) / lengths.mean(0)
-        print(f"bone lengths across the four views ({'focal given' if flavour == 'focal' else 'no focal'}): "
-              f"spread median {100 * np.median(spread):.1f}%, max {100 * spread.max():.1f}% "
-              f"({skeleton.BONE_NAMES[int(spread.argmax())]})")
+        print(
+            f"bone lengths across the four views ({'focal given' if flavour == 'focal' else 'no focal'}): "
+            f"spread median {100 * np.median(spread):.1f}%, max {100 * spread.max():.1f}% "
+            f"({skeleton.BONE_NAMES[int(spread.argmax())]})"
+        )
 
 
 if __name__ == "__main__":

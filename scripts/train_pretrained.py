@@ -61,8 +61,15 @@ def main() -> int:
     data = work / "data"
     if not (data / "data_2d_h36m_noisy.npz").exists():
         motion = load_bvh_folder(args.cmu, fps=50.0, seed=0)
-        write_h36m_dataset(data, motion, fps=50.0, cameras=CameraRing(count=6, distance=6.0, height=1.6),
-                           noise=NoiseModel(), seed=0, input_layout="coco")
+        write_h36m_dataset(
+            data,
+            motion,
+            fps=50.0,
+            cameras=CameraRing(count=6, distance=6.0, height=1.6),
+            noise=NoiseModel(),
+            seed=0,
+            input_layout="coco",
+        )
     out_dir = ROOT / "src" / "jointpose" / "resources" / "pretrained"
     out_dir.mkdir(parents=True, exist_ok=True)
     card_path = out_dir / "model_card.json"
@@ -70,10 +77,22 @@ def main() -> int:
         if args.only and variant != args.only:
             continue
         config = TrainConfig(
-            data_dir=str(data), checkpoint_dir=str(work / variant), keypoints="noisy", subjects_train=TRAIN,
-            subjects_test=TEST, architecture=(3, 3, 3, 3, 3), channels=256, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, dropout=BUNDLED_DROPOUT, weights=BUNDLED_WEIGHTS,
-            causal=variant == "causal", trajectory=variant == "offline", seed=0, precision=args.precision,
+            data_dir=str(data),
+            checkpoint_dir=str(work / variant),
+            keypoints="noisy",
+            subjects_train=TRAIN,
+            subjects_test=TEST,
+            architecture=(3, 3, 3, 3, 3),
+            channels=256,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            dropout=BUNDLED_DROPOUT,
+            weights=BUNDLED_WEIGHTS,
+            causal=variant == "causal",
+            trajectory=variant == "offline",
+            seed=0,
+            precision=args.precision,
             resume=(work / variant / "latest.pt").exists(),
         )
         trainer = Trainer(config)
@@ -81,33 +100,61 @@ def main() -> int:
         smooth = 0.0 if config.causal else BUNDLED_SMOOTH
         # The causal model ships as the network alone: its skeleton fit, from past frames
         # only, costs P1 on held-out motion (docs/model-card.md); it is one flag away.
-        lifter = Lifter(trainer.evaluation_model(), trajectory_model=_trajectory(trainer), fps=trainer.train_data.fps,
-                        skeleton_fit=not config.causal, smooth=smooth)
+        lifter = Lifter(
+            trainer.evaluation_model(),
+            trajectory_model=_trajectory(trainer),
+            fps=trainer.train_data.fps,
+            skeleton_fit=not config.causal,
+            smooth=smooth,
+        )
         path = lifter.save(out_dir / PRETRAINED[variant], half=True)
         half = Lifter.load(path)
         sequences = trainer.test_data.sequences
-        result = evaluate_model(half.model, sequences, extra_metrics=plausibility_errors,
-                                skeleton_fit=half.skeleton_fit, smooth=half.smooth)
+        result = evaluate_model(
+            half.model, sequences, extra_metrics=plausibility_errors, skeleton_fit=half.skeleton_fit, smooth=half.smooth
+        )
         raw = evaluate_model(half.model, sequences, extra_metrics=plausibility_errors)
         # Without flip averaging (half the compute; StreamingLifter's default): with the
         # model's inference step, and the network alone.
-        no_flip_fit = evaluate_model(half.model, sequences, extra_metrics=plausibility_errors, flip_test=False,
-                                     skeleton_fit=half.skeleton_fit, smooth=half.smooth)
+        no_flip_fit = evaluate_model(
+            half.model,
+            sequences,
+            extra_metrics=plausibility_errors,
+            flip_test=False,
+            skeleton_fit=half.skeleton_fit,
+            smooth=half.smooth,
+        )
         no_flip = evaluate_model(half.model, sequences, extra_metrics=plausibility_errors, flip_test=False)
-        fitted = result if half.skeleton_fit else evaluate_model(
-            half.model, sequences, extra_metrics=plausibility_errors, skeleton_fit=True, smooth=half.smooth)
+        fitted = (
+            result
+            if half.skeleton_fit
+            else evaluate_model(
+                half.model, sequences, extra_metrics=plausibility_errors, skeleton_fit=True, smooth=half.smooth
+            )
+        )
         full = evaluate_model(lifter.model, sequences, skeleton_fit=lifter.skeleton_fit, smooth=lifter.smooth)
-        deviation = float(np.mean([np.linalg.norm(result.predictions[k] - full.predictions[k], axis=-1).mean()
-                                   for k in full.predictions])) * 1000
+        deviation = (
+            float(
+                np.mean(
+                    [
+                        np.linalg.norm(result.predictions[k] - full.predictions[k], axis=-1).mean()
+                        for k in full.predictions
+                    ]
+                )
+            )
+            * 1000
+        )
         print(f"\n{variant} model on held-out {TEST[0]} (float16 weights):\n{format_table(result.summary)}")
         print(f"the network alone (no temporal filter, no consistent skeleton):\n{format_table(raw.summary)}")
         print(f"float16 vs float32 weights: mean deviation {deviation:.3f} mm; file {path.stat().st_size / 1e6:.2f} MB")
         # Read just before writing: another run may have updated the other model's entry.
         card = json.loads(card_path.read_text()) if card_path.exists() else {}
         card[variant] = {
-            "file": path.name, "size_mb": round(path.stat().st_size / 1e6, 2),
+            "file": path.name,
+            "size_mb": round(path.stat().st_size / 1e6, 2),
             "parameters": sum(p.numel() for p in lifter.model.parameters()),
-            "receptive_field": lifter.receptive_field, "causal": variant == "causal",
+            "receptive_field": lifter.receptive_field,
+            "causal": variant == "causal",
             "trajectory_model": lifter.trajectory_model is not None,
             "held_out_subject": TEST[0],
             "inference": {"flip_averaging": True, "skeleton_fit": half.skeleton_fit, "smooth_sigma_frames": smooth},
@@ -117,11 +164,18 @@ def main() -> int:
             "held_out_raw_network_no_flip": {k: round(v, 2) for k, v in no_flip.summary["average"].items()},
             "held_out_skeleton_fit": {k: round(v, 2) for k, v in fitted.summary["average"].items()},
             "float16_deviation_mm": round(deviation, 4),
-            "training": {"subjects": list(TRAIN), "epochs": args.epochs, "batch_size": args.batch_size, "lr": trainer.config.lr,
-                         "precision": args.precision, "loss_weights": trainer.config.weights.as_dict(),
-                         "chunk": config.chunk, "chunk_share": config.chunk_share,
-                         "chunk_dropout": config.chunk_dropout,
-                         "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in trainer.history])), 1)},
+            "training": {
+                "subjects": list(TRAIN),
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "lr": trainer.config.lr,
+                "precision": args.precision,
+                "loss_weights": trainer.config.weights.as_dict(),
+                "chunk": config.chunk,
+                "chunk_share": config.chunk_share,
+                "chunk_dropout": config.chunk_dropout,
+                "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in trainer.history])), 1),
+            },
         }
         card_path.write_text(json.dumps(card, indent=2) + "\n")
     return 0

@@ -16,11 +16,27 @@ from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import h36m_cameras
 
 # Rest pose (metres, Z up, facing +Y): offsets of each joint from its parent.
-REST_OFFSETS = np.array([
-    [0, 0, 0], [-0.13, 0, 0], [0, 0, -0.45], [0, 0, -0.45], [0.13, 0, 0], [0, 0, -0.45], [0, 0, -0.45],
-    [0, 0.01, 0.23], [0, 0, 0.26], [0, 0.05, 0.12], [0, -0.02, 0.12], [0.15, 0, 0], [0, 0, -0.28],
-    [0, 0, -0.25], [-0.15, 0, 0], [0, 0, -0.28], [0, 0, -0.25],
-])
+REST_OFFSETS = np.array(
+    [
+        [0, 0, 0],
+        [-0.13, 0, 0],
+        [0, 0, -0.45],
+        [0, 0, -0.45],
+        [0.13, 0, 0],
+        [0, 0, -0.45],
+        [0, 0, -0.45],
+        [0, 0.01, 0.23],
+        [0, 0, 0.26],
+        [0, 0.05, 0.12],
+        [0, -0.02, 0.12],
+        [0.15, 0, 0],
+        [0, 0, -0.28],
+        [0, 0, -0.25],
+        [-0.15, 0, 0],
+        [0, 0, -0.28],
+        [0, 0, -0.25],
+    ]
+)
 
 
 def motion(frames: int, seed: int, scale: float = 1.0, speed: float = 1.0) -> np.ndarray:
@@ -72,16 +88,23 @@ def write_dataset(
     for s_index, (subject, actions) in enumerate(subjects.items()):
         positions_3d[subject], positions_2d[subject] = {}, {}
         for a_index, (action, frames) in enumerate(actions.items()):
-            world = motion(frames + extra_2d_frames, seed=seed * 1000 + s_index * 100 + a_index,
-                           scale=0.9 + 0.05 * s_index, speed=0.8 + 0.1 * a_index)
+            world = motion(
+                frames + extra_2d_frames,
+                seed=seed * 1000 + s_index * 100 + a_index,
+                scale=0.9 + 0.05 * s_index,
+                speed=0.8 + 0.1 * a_index,
+            )
             positions_3d[subject][action] = skeleton.expand_17_to_32(world[:frames]).astype("float32")
             views = []
             for camera in cameras[subject]:
                 pixels = camera.project(camera.world_to_camera(world))
                 views.append((pixels + rng.normal(0, noise_px, pixels.shape) if noise_px else pixels).astype("float32"))
             positions_2d[subject][action] = views
-    metadata = {"layout_name": "h36m", "num_joints": 17,
-                "keypoints_symmetry": [list(skeleton.LEFT_JOINTS), list(skeleton.RIGHT_JOINTS)]}
+    metadata = {
+        "layout_name": "h36m",
+        "num_joints": 17,
+        "keypoints_symmetry": [list(skeleton.LEFT_JOINTS), list(skeleton.RIGHT_JOINTS)],
+    }
     np.savez_compressed(folder / "data_3d_h36m.npz", positions_3d=positions_3d)
     np.savez_compressed(folder / f"data_2d_h36m_{name}.npz", positions_2d=positions_2d, metadata=metadata)
     return folder

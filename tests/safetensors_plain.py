@@ -8,8 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-          "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+DTYPES = {
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
 
 
 def read_plain_safetensors(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -17,10 +26,10 @@ def read_plain_safetensors(path: str | Path) -> tuple[dict[str, np.ndarray], dic
     holds anything else."""
     raw = Path(path).read_bytes()
     length = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + length])
+    header = json.loads(raw[8 : 8 + length])
     metadata = header.pop("__metadata__", {})
     assert all(isinstance(v, str) for v in metadata.values())
-    data = raw[8 + length:]
+    data = raw[8 + length :]
     position, tensors = 0, {}
     for key, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"]):
         start, end = entry["data_offsets"]

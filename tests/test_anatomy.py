@@ -85,15 +85,25 @@ def test_joint_angles_of_known_poses():
         assert abs(angles[name] - math.pi) < 2e-3, name  # straight limbs (smoothed by <= 1e-3 rad)
     # Left forearm raised forward: a right angle at the elbow; folded fully back: 0.
     raised = bend(pose, 12, [13], [1.0, 0.0, 0.0], 90.0)
-    assert math.isclose(float(joint_angles(torch.from_numpy(raised))[ANGLE_NAMES.index("left elbow")]), math.pi / 2,
-                        abs_tol=1e-6)
+    assert math.isclose(
+        float(joint_angles(torch.from_numpy(raised))[ANGLE_NAMES.index("left elbow")]), math.pi / 2, abs_tol=1e-6
+    )
     folded = bend(pose, 12, [13], [1.0, 0.0, 0.0], 180.0)
     assert float(joint_angles(torch.from_numpy(folded))[ANGLE_NAMES.index("left elbow")]) < 2e-3
 
 
-@pytest.mark.parametrize(("degrees", "tolerance"), [
-    (0.0, 1.1e-3), (1.0, 4e-5), (5.0, 1e-5), (90.0, 1e-6), (175.0, 1e-5), (179.0, 4e-5), (180.0, 1.1e-3),
-])
+@pytest.mark.parametrize(
+    ("degrees", "tolerance"),
+    [
+        (0.0, 1.1e-3),
+        (1.0, 4e-5),
+        (5.0, 1e-5),
+        (90.0, 1e-6),
+        (175.0, 1e-5),
+        (179.0, 4e-5),
+        (180.0, 1.1e-3),
+    ],
+)
 def test_float32_angles_near_straight_and_folded(degrees, tolerance):
     pose = rest_pose()
     theta = math.radians(degrees)
@@ -170,10 +180,15 @@ def _hip_on_the_midline() -> np.ndarray:
 
 LIMITED = {
     # name: pose with that angle below its range, the joints the limit may move
-    **{name: (bend(rest_pose(), pivot, joints, axis, degrees), joints)
-       for name, (pivot, joints, axis, degrees) in IMPOSSIBLE.items()},
+    **{
+        name: (bend(rest_pose(), pivot, joints, axis, degrees), joints)
+        for name, (pivot, joints, axis, degrees) in IMPOSSIBLE.items()
+    },
     "neck": (bend(rest_pose(), 9, [10], [1.0, 0.0, 0.0], 100.0), [10]),  # head folded onto the neck: 24 deg
-    "right shoulder": (bend(rest_pose(), 14, [15, 16], [0.0, 1.0, 0.0], 100.0), [15, 16]),  # arm through the chest: 2 deg
+    "right shoulder": (
+        bend(rest_pose(), 14, [15, 16], [0.0, 1.0, 0.0], 100.0),
+        [15, 16],
+    ),  # arm through the chest: 2 deg
     "right hip flexion": (_hip_on_the_midline(), [2, 3]),
 }
 
@@ -265,9 +280,12 @@ def test_invariant_to_rotation_and_translation():
 def test_ratio_segments():
     names = [(skeleton.BONE_NAMES[a], skeleton.BONE_NAMES[b]) for a, b in RATIO_SEGMENTS]
     assert names == [
-        ("LShoulder-LElbow", "LElbow-LWrist"), ("RShoulder-RElbow", "RElbow-RWrist"),
-        ("LHip-LKnee", "LKnee-LFoot"), ("RHip-RKnee", "RKnee-RFoot"),
-        ("Hip-LHip", "Hip-RHip"), ("Thorax-LShoulder", "Thorax-RShoulder"),
+        ("LShoulder-LElbow", "LElbow-LWrist"),
+        ("RShoulder-RElbow", "RElbow-RWrist"),
+        ("LHip-LKnee", "LKnee-LFoot"),
+        ("RHip-RKnee", "RKnee-RFoot"),
+        ("Hip-LHip", "Hip-RHip"),
+        ("Thorax-LShoulder", "Thorax-RShoulder"),
     ]
 
 

@@ -87,9 +87,31 @@ def test_other_keypoint_layouts_are_refused(sequences):
 
 
 def _config(data, ckpt, *extra):
-    return train_config(build_parser().parse_args(
-        ["train", "--data-dir", str(data), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3", "-ch", "16",
-         "-e", "1", "--checkpoint", str(ckpt), "--no-progress", *extra]))
+    return train_config(
+        build_parser().parse_args(
+            [
+                "train",
+                "--data-dir",
+                str(data),
+                "-k",
+                "gt",
+                "-str",
+                "S1,S5",
+                "-ste",
+                "S9",
+                "-arc",
+                "3,3",
+                "-ch",
+                "16",
+                "-e",
+                "1",
+                "--checkpoint",
+                str(ckpt),
+                "--no-progress",
+                *extra,
+            ]
+        )
+    )
 
 
 def test_trainer_draws_new_bodies_each_epoch(h36m_dir, tmp_path):
@@ -109,7 +131,24 @@ def test_body_scale_defaults_and_validation(h36m_dir, tmp_path):
     assert baseline.config.body_scale == BODY_SCALE_BASELINE == 0.0  # VideoPose3D's recipe: no augmentation
     plain = baseline.training_windows()
     np.testing.assert_array_equal(baseline.training_windows(0).singles.targets, plain.singles.targets)
-    assert Trainer(_config(h36m_dir, tmp_path / "c", "--no-constraints", "--body-scale", "0.05")).config.body_scale == 0.05
-    code = main(["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "--body-scale", "-0.1",
-                 "--checkpoint", str(tmp_path / "d")])
+    assert (
+        Trainer(_config(h36m_dir, tmp_path / "c", "--no-constraints", "--body-scale", "0.05")).config.body_scale == 0.05
+    )
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            str(h36m_dir),
+            "-k",
+            "gt",
+            "-str",
+            "S1",
+            "-ste",
+            "S9",
+            "--body-scale",
+            "-0.1",
+            "--checkpoint",
+            str(tmp_path / "d"),
+        ]
+    )
     assert code == 2

@@ -17,8 +17,29 @@ def _edit_2d(folder, edit, **metadata):
 
 
 def _train(folder, tmp_path, *extra):
-    return main(["train", "--data-dir", str(folder), "-k", "gt", "-str", "S1", "-ste", "S1", "-arc", "3",
-                 "-ch", "8", "-e", "1", "--checkpoint", str(tmp_path / "ck"), "--no-progress", *extra])
+    return main(
+        [
+            "train",
+            "--data-dir",
+            str(folder),
+            "-k",
+            "gt",
+            "-str",
+            "S1",
+            "-ste",
+            "S1",
+            "-arc",
+            "3",
+            "-ch",
+            "8",
+            "-e",
+            "1",
+            "--checkpoint",
+            str(tmp_path / "ck"),
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def _one_clear_line(capsys, *needles):
@@ -31,21 +52,36 @@ def _one_clear_line(capsys, *needles):
 def _set_view(value):
     def edit(positions):
         positions["S1"]["Walking"][0] = value
+
     return edit
 
 
-@pytest.mark.parametrize("name, edit, needles", [
-    ("nan", lambda p: p["S1"]["Walking"][1].__setitem__((3, 4, 0), np.nan), ["['S1']['Walking'][1]", "NaN", "frame 3"]),
-    ("inf", lambda p: p["S1"]["Walking"][2].__setitem__((5, 0, 1), np.inf), ["['S1']['Walking'][2]", "inf"]),
-    ("wrong dimensionality", _set_view(np.zeros((30, 17), np.float32)), ["['S1']['Walking'][0]", "shape (30, 17)"]),
-    ("wrong coordinates", _set_view(np.zeros((30, 17, 4), np.float32)), ["['S1']['Walking'][0]", "2 or 3"]),
-    ("empty", _set_view(np.zeros((0, 17, 2), np.float32)), ["['S1']['Walking'][0]", "empty"]),
-    ("not numbers", _set_view(np.array(["a"] * 30)), ["['S1']['Walking'][0]", "numeric"]),
-    ("wrong joint count", lambda p: p["S1"]["Walking"].__setitem__(slice(None), [v[:, :15] for v in p["S1"]["Walking"]]),
-     ["keypoints_symmetry", "15"]),
-    ("camera count", lambda p: p["S1"].__setitem__("Walking", p["S1"]["Walking"][:2]), ["2 cameras", "S1 has 4"]),
-    ("2D shorter", lambda p: p["S1"]["Walking"].__setitem__(3, p["S1"]["Walking"][3][:10]), ["camera 3", "10 frames"]),
-])
+@pytest.mark.parametrize(
+    "name, edit, needles",
+    [
+        (
+            "nan",
+            lambda p: p["S1"]["Walking"][1].__setitem__((3, 4, 0), np.nan),
+            ["['S1']['Walking'][1]", "NaN", "frame 3"],
+        ),
+        ("inf", lambda p: p["S1"]["Walking"][2].__setitem__((5, 0, 1), np.inf), ["['S1']['Walking'][2]", "inf"]),
+        ("wrong dimensionality", _set_view(np.zeros((30, 17), np.float32)), ["['S1']['Walking'][0]", "shape (30, 17)"]),
+        ("wrong coordinates", _set_view(np.zeros((30, 17, 4), np.float32)), ["['S1']['Walking'][0]", "2 or 3"]),
+        ("empty", _set_view(np.zeros((0, 17, 2), np.float32)), ["['S1']['Walking'][0]", "empty"]),
+        ("not numbers", _set_view(np.array(["a"] * 30)), ["['S1']['Walking'][0]", "numeric"]),
+        (
+            "wrong joint count",
+            lambda p: p["S1"]["Walking"].__setitem__(slice(None), [v[:, :15] for v in p["S1"]["Walking"]]),
+            ["keypoints_symmetry", "15"],
+        ),
+        ("camera count", lambda p: p["S1"].__setitem__("Walking", p["S1"]["Walking"][:2]), ["2 cameras", "S1 has 4"]),
+        (
+            "2D shorter",
+            lambda p: p["S1"]["Walking"].__setitem__(3, p["S1"]["Walking"][3][:10]),
+            ["camera 3", "10 frames"],
+        ),
+    ],
+)
 def test_bad_2d_files(tmp_path, capsys, name, edit, needles):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
     _edit_2d(folder, edit)
@@ -95,7 +131,10 @@ def test_corrupt_checkpoints(tmp_path, capsys, damage):
         path.write_bytes(b"junk" * 100)
     else:
         torch.save({"weights": torch.zeros(3)}, path)
-    assert main(["evaluate", "--data-dir", str(folder), "-k", "gt", "-ste", "S1", "--checkpoint", str(tmp_path / "ck")]) == 2
+    assert (
+        main(["evaluate", "--data-dir", str(folder), "-k", "gt", "-ste", "S1", "--checkpoint", str(tmp_path / "ck")])
+        == 2
+    )
     _one_clear_line(capsys, "latest.pt")
     assert _train(folder, tmp_path, "--no-constraints", "--resume") == 2
     _one_clear_line(capsys, "latest.pt")
@@ -113,15 +152,41 @@ def test_malicious_checkpoint_runs_nothing(tmp_path, capsys):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
     (tmp_path / "ck").mkdir()
     torch.save({"format": "jointpose-checkpoint-v1", "evil": Payload()}, tmp_path / "ck" / "latest.pt")
-    assert main(["evaluate", "--data-dir", str(folder), "-k", "gt", "-ste", "S1", "--checkpoint", str(tmp_path / "ck")]) == 2
+    assert (
+        main(["evaluate", "--data-dir", str(folder), "-k", "gt", "-ste", "S1", "--checkpoint", str(tmp_path / "ck")])
+        == 2
+    )
     _one_clear_line(capsys, "latest.pt", "not a safe jointpose checkpoint")
     assert not (tmp_path / "pwned").exists()
 
 
 def test_short_sequences_are_padded_not_refused(tmp_path, capsys):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 60}, "S9": {"Walking": 5}})
-    assert main(["train", "--data-dir", str(folder), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3,3,3",
-                 "-ch", "8", "-e", "1", "--checkpoint", str(tmp_path / "ck"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(folder),
+                "-k",
+                "gt",
+                "-str",
+                "S1",
+                "-ste",
+                "S9",
+                "-arc",
+                "3,3,3",
+                "-ch",
+                "8",
+                "-e",
+                "1",
+                "--checkpoint",
+                str(tmp_path / "ck"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     row = capsys.readouterr().out.splitlines()[-1].split()  # 5 frames < receptive field 27: edge-padded
     assert row[0] == "Average" and row[-1] == "20"  # all 4 cameras x 5 frames evaluated
 
@@ -140,22 +205,76 @@ def test_errors_name_the_whole_verb(tmp_path, capsys):
 
 def test_flags_that_would_be_ignored_are_refused(tmp_path, capsys):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
-    assert main(["ablate", "--data-dir", str(folder), "-k", "gt", "-str", "S1", "-ste", "S1", "-arc", "3", "-ch", "8",
-                 "-e", "1", "--no-constraints", "--out", str(tmp_path / "abl"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "ablate",
+                "--data-dir",
+                str(folder),
+                "-k",
+                "gt",
+                "-str",
+                "S1",
+                "-ste",
+                "S1",
+                "-arc",
+                "3",
+                "-ch",
+                "8",
+                "-e",
+                "1",
+                "--no-constraints",
+                "--out",
+                str(tmp_path / "abl"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     _one_clear_line(capsys, "--no-constraints")
     assert _train(folder, tmp_path, "--causal", "--smooth", "1") == 2
     _one_clear_line(capsys, "--smooth", "--causal")
     np.save(tmp_path / "kp.npy", np.zeros((5, 17, 2)))
-    assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "p.npz"), "--checkpoint", str(tmp_path / "m"),
-                 "--causal", "--image-size", "10", "10"]) == 2
+    assert (
+        main(
+            [
+                "infer",
+                str(tmp_path / "kp.npy"),
+                "-o",
+                str(tmp_path / "p.npz"),
+                "--checkpoint",
+                str(tmp_path / "m"),
+                "--causal",
+                "--image-size",
+                "10",
+                "10",
+            ]
+        )
+        == 2
+    )
     _one_clear_line(capsys, "--causal", "--checkpoint")
     assert not (tmp_path / "abl").exists() and not (tmp_path / "ck").exists()
 
 
-@pytest.mark.parametrize("flag, value", [("-arc", "2,3"), ("-arc", "3,0"), ("-ch", "0"), ("-e", "0"), ("-b", "0"),
-                                         ("-drop", "1"), ("-drop", "-0.1"), ("-lr", "-1"), ("-lr", "nan"),
-                                         ("-lrd", "0"), ("-lrd", "1.5"), ("--warmup", "5"), ("--warmup", "-1"),
-                                         ("--keep-last", "-1")])
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("-arc", "2,3"),
+        ("-arc", "3,0"),
+        ("-ch", "0"),
+        ("-e", "0"),
+        ("-b", "0"),
+        ("-drop", "1"),
+        ("-drop", "-0.1"),
+        ("-lr", "-1"),
+        ("-lr", "nan"),
+        ("-lrd", "0"),
+        ("-lrd", "1.5"),
+        ("--warmup", "5"),
+        ("--warmup", "-1"),
+        ("--keep-last", "-1"),
+    ],
+)
 def test_out_of_range_training_flags_are_named(tmp_path, capsys, flag, value):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
     assert _train(folder, tmp_path, flag, value) == 2
@@ -182,12 +301,37 @@ def test_bad_cameras_in_the_3d_file_name_the_3d_file(tmp_path, capsys):
 def test_subject_without_actions_is_named(tmp_path, capsys):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}, "S5": {"Walking": 30}})
     _edit_2d(folder, lambda positions: positions.__setitem__("S5", {}))
-    assert main(["train", "--data-dir", str(folder), "-k", "gt", "-str", "S1,S5", "-ste", "S1", "-arc", "3",
-                 "-ch", "8", "-e", "1", "--checkpoint", str(tmp_path / "ck"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(folder),
+                "-k",
+                "gt",
+                "-str",
+                "S1,S5",
+                "-ste",
+                "S1",
+                "-arc",
+                "3",
+                "-ch",
+                "8",
+                "-e",
+                "1",
+                "--checkpoint",
+                str(tmp_path / "ck"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     _one_clear_line(capsys, "data_2d_h36m_gt.npz", "S5", "no actions")
 
 
-@pytest.mark.parametrize("verb", [["train", "--data-dir", "d", "--checkpoint", "c"], ["data", "build", "--bvh", "b", "--out", "o"]])
+@pytest.mark.parametrize(
+    "verb", [["train", "--data-dir", "d", "--checkpoint", "c"], ["data", "build", "--bvh", "b", "--out", "o"]]
+)
 def test_negative_seed_is_named(capsys, verb):
     with pytest.raises(SystemExit) as exit_info:
         main([*verb, "--seed", "-1"])
@@ -195,9 +339,9 @@ def test_negative_seed_is_named(capsys, verb):
     assert "--seed" in capsys.readouterr().err
 
 
-
-@pytest.mark.parametrize("flags, needle", [(["-ch", "0"], "-ch"), (["-e", "0"], "-e"),
-                                           (["--animation", "demo.avi"], "--animation")])
+@pytest.mark.parametrize(
+    "flags, needle", [(["-ch", "0"], "-ch"), (["-e", "0"], "-e"), (["--animation", "demo.avi"], "--animation")]
+)
 def test_demo_refuses_bad_flags_before_training(tmp_path, capsys, flags, needle):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress", *flags]) == 2
     _one_clear_line(capsys, needle)
@@ -207,7 +351,24 @@ def test_demo_refuses_bad_flags_before_training(tmp_path, capsys, flags, needle)
 def test_render_refuses_a_zero_frame_rate(tmp_path, capsys):
     np.savez(tmp_path / "kp.npz", keypoints=np.zeros((5, 17, 2)))
     np.savez(tmp_path / "poses.npz", poses_3d=np.zeros((5, 17, 3)), fps=np.array(50.0))
-    assert main(["render", "--keypoints-file", str(tmp_path / "kp.npz"), "--poses", str(tmp_path / "poses.npz"),
-                 "--image-size", "100", "100", "--fps", "0", "-o", str(tmp_path / "a.gif")]) == 2
+    assert (
+        main(
+            [
+                "render",
+                "--keypoints-file",
+                str(tmp_path / "kp.npz"),
+                "--poses",
+                str(tmp_path / "poses.npz"),
+                "--image-size",
+                "100",
+                "100",
+                "--fps",
+                "0",
+                "-o",
+                str(tmp_path / "a.gif"),
+            ]
+        )
+        == 2
+    )
     _one_clear_line(capsys, "fps")
     assert not (tmp_path / "a.gif").exists()

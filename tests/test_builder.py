@@ -72,7 +72,10 @@ def test_body_scaling_and_rigid_bones():
     before, after = (np.linalg.norm(bone_vectors(p), axis=-1) for p in (poses, scaled))
     assert np.allclose(after, before * factors)
     # Directions are kept, and left/right bones get the same factor.
-    assert np.allclose(factors[[left for left, _ in skeleton.SYMMETRIC_BONES]], factors[[right for _, right in skeleton.SYMMETRIC_BONES]])
+    assert np.allclose(
+        factors[[left for left, _ in skeleton.SYMMETRIC_BONES]],
+        factors[[right for _, right in skeleton.SYMMETRIC_BONES]],
+    )
     wobbly = poses + np.random.default_rng(2).normal(0, 0.01, poses.shape)
     lengths = np.linalg.norm(bone_vectors(rigid_bones(wobbly)), axis=-1)
     assert lengths.std(axis=0).max() < 1e-9
@@ -84,14 +87,27 @@ def _bvh_folder(tmp_path):
         for clip in clips:
             (tmp_path / subject / f"{clip}.bvh").write_text(TINY_BVH)
     (tmp_path / "index.csv").write_text(
-        "subject,trial,description,file\n1,1,walk,01/01_01.bvh\n1,2,walk,01/01_02.bvh\n1,3,run/jog,01/01_03.bvh\n")
+        "subject,trial,description,file\n1,1,walk,01/01_01.bvh\n1,2,walk,01/01_02.bvh\n1,3,run/jog,01/01_03.bvh\n"
+    )
     return tmp_path
 
 
 def test_bvh_folder_names_subjects_and_actions(tmp_path):
-    mapping = {"name": "tiny", "unit_scale": 0.01, "up_axis": "y", "joints": {
-        name: ("LegR_End" if name in ("RFoot", "LFoot") else "LegR" if name in ("RHip", "LHip", "RKnee", "LKnee") else "Hips")
-        for name in skeleton.JOINT_NAMES}}
+    mapping = {
+        "name": "tiny",
+        "unit_scale": 0.01,
+        "up_axis": "y",
+        "joints": {
+            name: (
+                "LegR_End"
+                if name in ("RFoot", "LFoot")
+                else "LegR"
+                if name in ("RHip", "LHip", "RKnee", "LKnee")
+                else "Hips"
+            )
+            for name in skeleton.JOINT_NAMES
+        },
+    }
     (tmp_path / "map.json").write_text(json.dumps(mapping))
     from jointpose.motion.rigs import load_rig_mapping
 
@@ -101,8 +117,13 @@ def test_bvh_folder_names_subjects_and_actions(tmp_path):
     assert list(motion["S1"]) == ["walk 1", "walk 2", "run-jog"]  # repeated descriptions get the trial
     assert list(motion["S5"]) == ["02_01"]  # no index entry: the file name
     assert motion["S1"]["walk 1"].shape == (3, 17, 3)
-    named = load_bvh_folder(folder, fps=30, mapping=load_rig_mapping(tmp_path / "map.json"),
-                            subjects=parse_subject_map("02=S9"), body_scaling=False)
+    named = load_bvh_folder(
+        folder,
+        fps=30,
+        mapping=load_rig_mapping(tmp_path / "map.json"),
+        subjects=parse_subject_map("02=S9"),
+        body_scaling=False,
+    )
     assert list(named) == ["S1", "S9"]
     with pytest.raises(JointposeError, match="03"):
         load_bvh_folder(folder, mapping=load_rig_mapping(tmp_path / "map.json"), subjects={"03": "S1"})
@@ -115,9 +136,14 @@ def test_written_files_have_videopose3d_layout_and_load_back(tmp_path):
     paths = write_h36m_dataset(tmp_path, motion, fps=50.0, seed=3)
     files_3d, files_2d = load_npz(paths["3d"]), load_npz(paths["noisy"])
     world = files_3d["positions_3d"].item()["S1"]["Squats 1"]
-    assert world.shape == (50, 32, 3) and np.allclose(skeleton.reduce_32_to_17(world), motion["S1"]["Squats 1"], atol=1e-6)
-    assert files_2d["metadata"].item() == {"layout_name": "h36m", "num_joints": 17,
-                                           "keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]}
+    assert world.shape == (50, 32, 3) and np.allclose(
+        skeleton.reduce_32_to_17(world), motion["S1"]["Squats 1"], atol=1e-6
+    )
+    assert files_2d["metadata"].item() == {
+        "layout_name": "h36m",
+        "num_joints": 17,
+        "keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]],
+    }
     views = files_2d["positions_2d"].item()["S5"]["Walking 1"]
     assert len(views) == 4 and views[0].shape == (50, 17, 2)
     exact = load_npz(paths["gt"])["positions_2d"].item()["S5"]["Walking 1"][0]
@@ -180,10 +206,51 @@ def test_built_cmu_dataset_trains_and_evaluates(cmu_mocap, tmp_path, capsys):
     assert main(["data", "build", "--bvh", str(subset), "--out", str(out), "--cameras", "ring", "--seed", "1"]) == 0
     assert "S1: 2 actions" in capsys.readouterr().out
     ckpt = tmp_path / "ckpt"
-    assert main(["train", "--data-dir", str(out), "-k", "noisy", "-str", "S1", "-ste", "S5", "-arc", "3,3",
-                 "-ch", "32", "-e", "1", "-b", "512", "--checkpoint", str(ckpt), "--no-progress"]) == 0
-    assert main(["evaluate", "--data-dir", str(out), "-k", "noisy", "-ste", "S5", "--checkpoint", str(ckpt),
-                 "--json", str(tmp_path / "r.json")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(out),
+                "-k",
+                "noisy",
+                "-str",
+                "S1",
+                "-ste",
+                "S5",
+                "-arc",
+                "3,3",
+                "-ch",
+                "32",
+                "-e",
+                "1",
+                "-b",
+                "512",
+                "--checkpoint",
+                str(ckpt),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data-dir",
+                str(out),
+                "-k",
+                "noisy",
+                "-ste",
+                "S5",
+                "--checkpoint",
+                str(ckpt),
+                "--json",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "r.json").read_text())
     assert set(summary["actions"]) == {"walk"} and np.isfinite(summary["average"]["p1"])
 

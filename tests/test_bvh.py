@@ -78,7 +78,7 @@ def one_rotation_clip(order: str) -> str:
 ROOT a
 {{
   OFFSET 0 0 0
-  CHANNELS 3 {' '.join(f'{axis}rotation' for axis in order)}
+  CHANNELS 3 {" ".join(f"{axis}rotation" for axis in order)}
   End Site
   {{
     OFFSET 1 2 3
@@ -87,7 +87,7 @@ ROOT a
 MOTION
 Frames: 1
 Frame Time: 0.05
-{' '.join(str(ANGLES[axis]) for axis in order)}
+{" ".join(str(ANGLES[axis]) for axis in order)}
 """
 
 
@@ -104,9 +104,11 @@ def test_channel_order_composes_intrinsically(tmp_path):
 
 
 def test_position_channels_on_a_child_joint(tmp_path):
-    text = BASE.replace("CHANNELS 3 Zrotation Yrotation Xrotation",
-                        "CHANNELS 4 Xposition Zrotation Zposition Yposition").replace(
-        "1 2 3 90 0 0 0 0 90", "1 2 3 90 0 0 0.5 30 -1 0.25").replace("0 0 0 0 0 0 0 0 0", "0 " * 10)
+    text = (
+        BASE.replace("CHANNELS 3 Zrotation Yrotation Xrotation", "CHANNELS 4 Xposition Zrotation Zposition Yposition")
+        .replace("1 2 3 90 0 0 0 0 90", "1 2 3 90 0 0 0.5 30 -1 0.25")
+        .replace("0 0 0 0 0 0 0 0 0", "0 " * 10)
+    )
     motion = read_bvh(write(tmp_path, text))
     assert motion.channels[1] == ("Xposition", "Zrotation", "Zposition", "Yposition")
     # local translation = OFFSET + channel values (x 0.5, y 0.25, z -1)
@@ -128,8 +130,11 @@ def test_round_trip_hand_written(tmp_path):
 
 
 def test_round_trip_single_axis_joint(tmp_path):
-    text = BASE.replace("    CHANNELS 3 Zrotation Yrotation Xrotation", "    CHANNELS 1 Xrotation").replace(
-        "0 0 0 0 0 0 0 0 0", "0 0 0 0 0 0 10").replace("1 2 3 90 0 0 0 0 90", "1 2 3 90 0 0 80")
+    text = (
+        BASE.replace("    CHANNELS 3 Zrotation Yrotation Xrotation", "    CHANNELS 1 Xrotation")
+        .replace("0 0 0 0 0 0 0 0 0", "0 0 0 0 0 0 10")
+        .replace("1 2 3 90 0 0 0 0 90", "1 2 3 90 0 0 80")
+    )
     motion = resample(read_bvh(write(tmp_path, text)), 40)  # slerp keeps the knee on its one axis
     write_bvh(motion, tmp_path / "out.bvh")
     again = read_bvh(tmp_path / "out.bvh")
@@ -144,8 +149,16 @@ def test_from_arrays_round_trip(tmp_path, order):
     parents = [-1, 0, 0, 1, 3]  # not depth-first: the file lists root, a, b, b_End, c
     offsets = rng.normal(size=(5, 3)) * 10
     rotations = Rotation.random(frames * 5, random_state=4).as_quat().reshape(frames, 5, 4)[..., [3, 0, 1, 2]]
-    motion = Motion.from_arrays(names, parents, offsets, rotations, rng.normal(size=(frames, 3)) * 50, fps=30,
-                                rotation_order=order, end_sites=[False, False, False, False, True])
+    motion = Motion.from_arrays(
+        names,
+        parents,
+        offsets,
+        rotations,
+        rng.normal(size=(frames, 3)) * 50,
+        fps=30,
+        rotation_order=order,
+        end_sites=[False, False, False, False, True],
+    )
     assert motion.channels[0] == ("Xposition", "Yposition", "Zposition") + tuple(f"{a}rotation" for a in order)
     assert motion.channels[1] == tuple(f"{a}rotation" for a in order) and motion.channels[4] == ()
     path = tmp_path / f"{order}.bvh"
@@ -174,21 +187,36 @@ def test_resample_interpolates_rotations_on_the_short_arc():
         1: ([1.0, 0.0, 0.0], [170.0, -170.0, -150.0, -150.0], [1, 1, -1, 1]),  # through 180: +20, +20, 0
         2: ([0.0, 0.6, 0.8], [0.0, 90.0, -45.0, -45.0], [-1, 1, 1, -1]),
     }
-    quats = np.stack([np.stack([sign * Rotation.from_rotvec(np.radians(a) * np.array(axis)).as_quat(scalar_first=True)
-                                for a, sign in zip(angles, signs)]) for axis, angles, signs in degrees.values()], axis=1)
+    quats = np.stack(
+        [
+            np.stack(
+                [
+                    sign * Rotation.from_rotvec(np.radians(a) * np.array(axis)).as_quat(scalar_first=True)
+                    for a, sign in zip(angles, signs)
+                ]
+            )
+            for axis, angles, signs in degrees.values()
+        ],
+        axis=1,
+    )
     motion = Motion.from_arrays(["root", "a", "b"], [-1, 0, 1], np.ones((3, 3)), quats, np.zeros((4, 3)), fps=10)
     out = resample(motion, 40)  # three new frames between each pair of old ones
     assert out.num_frames == 13
     w = np.arange(13) / 4.0
     for joint, (axis, angles, _) in degrees.items():
-        a0, a1 = np.array(angles)[np.minimum(np.floor(w).astype(int), 3)], np.array(angles)[np.minimum(np.floor(w).astype(int) + 1, 3)]
+        a0, a1 = (
+            np.array(angles)[np.minimum(np.floor(w).astype(int), 3)],
+            np.array(angles)[np.minimum(np.floor(w).astype(int) + 1, 3)],
+        )
         step = (a1 - a0 + 180.0) % 360.0 - 180.0  # the short way round
         expected = Rotation.from_rotvec(np.radians(a0 + (w - np.floor(w)) * step)[:, None] * np.array(axis))
         got = Rotation.from_quat(out.rotations[:, joint], scalar_first=True)
         assert np.degrees((expected.inv() * got).magnitude()).max() < 1e-9, joint
     assert np.allclose(out.translations, motion.translations[:1])
     single = resample(dataclasses.replace(motion, rotations=quats[:1], translations=motion.translations[:1]), 40)
-    assert single.num_frames == 1 and np.array_equal(single.rotations, quats[:1] / np.linalg.norm(quats[:1], axis=-1, keepdims=True))
+    assert single.num_frames == 1 and np.array_equal(
+        single.rotations, quats[:1] / np.linalg.norm(quats[:1], axis=-1, keepdims=True)
+    )
 
 
 def test_resample_cmu_clip(cmu_mocap):
@@ -205,7 +233,8 @@ def test_resample_cmu_clip(cmu_mocap):
     times = np.arange(motion.num_frames) / 60
     for joint in (1, 20, 50):
         ref = Slerp(times, Rotation.from_quat(motion.rotations[:, joint][:, [1, 2, 3, 0]]))(
-            np.arange(out.num_frames) / 50)
+            np.arange(out.num_frames) / 50
+        )
         got = Rotation.from_quat(out.rotations[:, joint][:, [1, 2, 3, 0]])
         assert np.degrees((ref * got.inv()).magnitude()).max() < 1e-6
     # between frames, joints stay within a centimetre of the straight line between neighbours
@@ -243,7 +272,7 @@ def test_write_read_round_trip_cmu(tmp_path, cmu_mocap):
 def edit(line: int, new: str | None) -> str:
     """BASE with 1-based ``line`` replaced (or deleted when ``new`` is None)."""
     lines = BASE.splitlines()
-    lines[line - 1: line] = [] if new is None else [new]
+    lines[line - 1 : line] = [] if new is None else [new]
     return "\n".join(lines) + "\n"
 
 
@@ -306,8 +335,11 @@ def chain_bvh(joints: int) -> str:
     lines = ["HIERARCHY"]
     for j in range(joints):
         kind = "ROOT" if j == 0 else "JOINT"
-        channels = "CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation" if j == 0 else \
-            "CHANNELS 3 Zrotation Yrotation Xrotation"
+        channels = (
+            "CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation"
+            if j == 0
+            else "CHANNELS 3 Zrotation Yrotation Xrotation"
+        )
         lines += [f"{kind} j{j}", "{", f"OFFSET 0 {0 if j == 0 else 1} 0", channels]
     lines += ["End Site", "{", "OFFSET 0 1 0", "}"] + ["}"] * joints
     values = ["0 0 0"] + ["1 0 0"] * joints

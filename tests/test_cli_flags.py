@@ -78,27 +78,83 @@ def test_infer_no_tta_and_causal_follow_the_api(tmp_path, offline):
 
 def _video(path, frames: int, size=(96, 64)) -> None:
     colours = np.linspace(20, 230, frames).astype(np.uint8)
-    iio.imwrite(path, np.broadcast_to(colours[:, None, None, None], (frames, size[1], size[0], 3)), fps=10,
-                macro_block_size=1)
+    iio.imwrite(
+        path, np.broadcast_to(colours[:, None, None, None], (frames, size[1], size[0], 3)), fps=10, macro_block_size=1
+    )
 
 
 def test_infer_render_with_video_and_render_truth(tmp_path):
     kp = coco_expected(_walk(12)) * 0.1  # in a 96 x 64 image
     np.save(tmp_path / "kp.npy", kp)
     _video(tmp_path / "v.mp4", 12)
-    assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "p.npz"), "--image-size", "96", "64",
-                 "--render", str(tmp_path / "a.gif"), "--video", str(tmp_path / "v.mp4"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                str(tmp_path / "kp.npy"),
+                "-o",
+                str(tmp_path / "p.npz"),
+                "--image-size",
+                "96",
+                "64",
+                "--render",
+                str(tmp_path / "a.gif"),
+                "--video",
+                str(tmp_path / "v.mp4"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     frames = iio.imread(tmp_path / "a.gif", index=None)
     assert len(frames) == 12
     _video(tmp_path / "short.mp4", 5)
-    assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "q.npz"), "--image-size", "96", "64",
-                 "--render", str(tmp_path / "b.gif"), "--video", str(tmp_path / "short.mp4"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "infer",
+                str(tmp_path / "kp.npy"),
+                "-o",
+                str(tmp_path / "q.npz"),
+                "--image-size",
+                "96",
+                "64",
+                "--render",
+                str(tmp_path / "b.gif"),
+                "--video",
+                str(tmp_path / "short.mp4"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "q.npz").exists()  # checked before the npz was written
-    base = ["render", "--keypoints-file", str(tmp_path / "kp.npy"), "--poses", str(tmp_path / "p.npz"),
-            "--image-size", "96", "64", "--no-progress"]
+    base = [
+        "render",
+        "--keypoints-file",
+        str(tmp_path / "kp.npy"),
+        "--poses",
+        str(tmp_path / "p.npz"),
+        "--image-size",
+        "96",
+        "64",
+        "--no-progress",
+    ]
     assert main([*base, "-o", str(tmp_path / "one.gif")]) == 0
-    assert main([*base, "-o", str(tmp_path / "two.gif"), "--truth", str(tmp_path / "p.npz"),
-                 "--video", str(tmp_path / "v.mp4")]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "-o",
+                str(tmp_path / "two.gif"),
+                "--truth",
+                str(tmp_path / "p.npz"),
+                "--video",
+                str(tmp_path / "v.mp4"),
+            ]
+        )
+        == 0
+    )
     one, two = iio.imread(tmp_path / "one.gif", index=0), iio.imread(tmp_path / "two.gif", index=0)
     assert two.shape[1] > one.shape[1] and two.shape[0] == one.shape[0]  # a third panel: the truth
 
@@ -110,8 +166,25 @@ def test_evaluate_actions_and_downsample(tmp_path, h36m_dir):
     runs = {}
     for name, flags in (("all", []), ("walking", ["-a", "Walking"]), ("half", ["-a", "Walking", "--downsample", "2"])):
         out = tmp_path / f"{name}.json"
-        assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint",
-                     str(tmp_path / "m.safetensors"), "--json", str(out), *flags]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--data-dir",
+                    str(h36m_dir),
+                    "-k",
+                    "gt",
+                    "-ste",
+                    "S9",
+                    "--checkpoint",
+                    str(tmp_path / "m.safetensors"),
+                    "--json",
+                    str(out),
+                    *flags,
+                ]
+            )
+            == 0
+        )
         runs[name] = json.loads(out.read_text())
     assert len(runs["all"]["actions"]) > 1 and set(runs["walking"]["actions"]) == {"Walking"}
     assert runs["walking"]["actions"]["Walking"] == runs["all"]["actions"]["Walking"]
@@ -139,8 +212,22 @@ def test_data_build_rig_subjects_and_input_layout(cmu_mocap, tmp_path, capsys):
     rig.write_text(resources.files("jointpose").joinpath("resources/rigs/cmu_cc_base.json").read_text())
     common = ["data", "build", "--bvh", str(subset), "--cameras", "ring", "--seed", "3"]
     assert main([*common, "--out", str(tmp_path / "a")]) == 0
-    assert main([*common, "--out", str(tmp_path / "b"), "--rig", str(rig), "--subjects", "002=S9,003=S1",
-                 "--input-layout", "coco"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--out",
+                str(tmp_path / "b"),
+                "--rig",
+                str(rig),
+                "--subjects",
+                "002=S9,003=S1",
+                "--input-layout",
+                "coco",
+            ]
+        )
+        == 0
+    )
     a3, b3 = (load_npz(tmp_path / d / "data_3d_h36m.npz")["positions_3d"].item() for d in "ab")
     assert set(a3) == {"S1", "S5"} and set(b3) == {"S9", "S1"}  # sorted folders -> S1, S5; the map's names
     # The same rig given as a file: the same motion (subjects keep their folder's body: 002 is S1 in a, S9 in b).

@@ -15,12 +15,39 @@ from jointpose.training.config import RUN_FIELDS, TrainConfig, add_arguments, fi
 ROOT = Path(__file__).resolve().parents[1]
 
 BAD = [
-    ("epochs", 0), ("epochs", 2.5), ("channels", -5), ("channels", 0), ("architecture", (2,)), ("architecture", ()),
-    ("architecture", (3, 0)), ("lr", 0.0), ("lr", -1e-3), ("lr", float("nan")), ("lr_decay", 0.0), ("lr_decay", 7.0),
-    ("dropout", 1.0), ("dropout", -0.1), ("batch_size", 0), ("chunk", 2), ("chunk_share", 0.0), ("chunk_share", 1.0),
-    ("chunk_dropout", "per-frame"), ("warmup", -0.1), ("warmup", 1.5), ("subset", 0.0), ("subset", 1.5),
-    ("downsample", 0), ("keep_last", -1), ("precision", "fp8"), ("seed", -1), ("seed", 2**63), ("smooth", -1.0),
-    ("smooth", float("inf")), ("weights", {"rom": 1.0}), ("subjects_train", ()), ("subjects_test", ("S9", "")),
+    ("epochs", 0),
+    ("epochs", 2.5),
+    ("channels", -5),
+    ("channels", 0),
+    ("architecture", (2,)),
+    ("architecture", ()),
+    ("architecture", (3, 0)),
+    ("lr", 0.0),
+    ("lr", -1e-3),
+    ("lr", float("nan")),
+    ("lr_decay", 0.0),
+    ("lr_decay", 7.0),
+    ("dropout", 1.0),
+    ("dropout", -0.1),
+    ("batch_size", 0),
+    ("chunk", 2),
+    ("chunk_share", 0.0),
+    ("chunk_share", 1.0),
+    ("chunk_dropout", "per-frame"),
+    ("warmup", -0.1),
+    ("warmup", 1.5),
+    ("subset", 0.0),
+    ("subset", 1.5),
+    ("downsample", 0),
+    ("keep_last", -1),
+    ("precision", "fp8"),
+    ("seed", -1),
+    ("seed", 2**63),
+    ("smooth", -1.0),
+    ("smooth", float("inf")),
+    ("weights", {"rom": 1.0}),
+    ("subjects_train", ()),
+    ("subjects_test", ("S9", "")),
     ("actions", ()),
 ]
 
@@ -34,9 +61,27 @@ def test_impossible_values_are_refused_naming_the_field(name, value):
 
 
 def test_limits_themselves_are_accepted():
-    TrainConfig(data_dir="d", checkpoint_dir="c", epochs=1, channels=1, architecture=(1,), lr=1e-9, lr_decay=1.0,
-                dropout=0.0, batch_size=1, chunk=3, chunk_share=0.999, warmup=1.0, subset=1.0, downsample=1,
-                keep_last=0, seed=2**63 - 1, smooth=0.0, precision="fp16", weights=LossWeights(mpjpe=0.0, rom=1.0))
+    TrainConfig(
+        data_dir="d",
+        checkpoint_dir="c",
+        epochs=1,
+        channels=1,
+        architecture=(1,),
+        lr=1e-9,
+        lr_decay=1.0,
+        dropout=0.0,
+        batch_size=1,
+        chunk=3,
+        chunk_share=0.999,
+        warmup=1.0,
+        subset=1.0,
+        downsample=1,
+        keep_last=0,
+        seed=2**63 - 1,
+        smooth=0.0,
+        precision="fp16",
+        weights=LossWeights(mpjpe=0.0, rom=1.0),
+    )
     # The baseline trains without chunks: any chunk length and share is fine there.
     TrainConfig(data_dir="d", checkpoint_dir="c", constraints=False, chunk=1, chunk_share=0.0)
     with pytest.raises(JointposeError, match="chunk must be >= 1"):
@@ -64,8 +109,13 @@ def test_loss_weight_errors_name_the_weight():
 
 
 def test_flag_message_writes_the_named_fields_as_flags():
-    exc = JointposeError("{0}: {path} has no chunk {1}: {then} vs {now}; {2}", fields=("resume", "chunk", "chunk_share"),
-                         path="/runs/seed/chunk", then={"a": 1}, now=[2])
+    exc = JointposeError(
+        "{0}: {path} has no chunk {1}: {then} vs {now}; {2}",
+        fields=("resume", "chunk", "chunk_share"),
+        path="/runs/seed/chunk",
+        then={"a": 1},
+        now=[2],
+    )
     assert str(exc) == "resume: /runs/seed/chunk has no chunk chunk: {'a': 1} vs [2]; chunk_share"
     assert flag_message(exc) == "--resume: /runs/seed/chunk has no chunk --chunk: {'a': 1} vs [2]; --chunk-share"
     plain = JointposeError("a {brace} stays: no fields")
@@ -75,29 +125,116 @@ def test_flag_message_writes_the_named_fields_as_flags():
 def test_every_field_has_a_flag_and_the_parser_defaults_are_the_dataclass_defaults():
     flags = field_flags()
     assert set(flags) == {f.name for f in dataclasses.fields(TrainConfig)} | {f"weights.{t}" for t in CONSTRAINT_TERMS}
-    assert train_config(build_parser().parse_args(["train", "--data-dir", "d", "--checkpoint", "c"])) == \
-        TrainConfig(data_dir="d", checkpoint_dir="c")
+    assert train_config(build_parser().parse_args(["train", "--data-dir", "d", "--checkpoint", "c"])) == TrainConfig(
+        data_dir="d", checkpoint_dir="c"
+    )
     ablate = build_parser().parse_args(["ablate", "--data-dir", "d", "--out", "o"])
     assert not any(hasattr(ablate, name) for name in RUN_FIELDS)
     assert train_config(ablate, checkpoint_dir="o") == TrainConfig(data_dir="d", checkpoint_dir="o")
 
 
 def test_flags_set_their_fields():
-    argv = ["train", "--data-dir", "d", "--checkpoint", "c", "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-a", "Walking",
-            "-arc", "3,5", "-ch", "16", "-drop", "0.1", "-e", "3", "-b", "64", "-lr", "0.002", "-lrd", "0.5", "--causal",
-            "--chunk", "5", "--chunk-share", "0.5", "--chunk-dropout", "independent", "--warmup", "0.2",
-            "--no-skeleton-fit", "-no-da", "-no-tta", "--resume", "--seed", "4", "--subset", "0.5", "--downsample", "2",
-            "--keep-last", "1", "--trajectory", "--device", "cpu", "--sync-bn", "--precision", "bf16", "--compile",
-            "--no-progress", "--log-steps", "--w-rom", "0.5"]
+    argv = [
+        "train",
+        "--data-dir",
+        "d",
+        "--checkpoint",
+        "c",
+        "-k",
+        "gt",
+        "-str",
+        "S1,S5",
+        "-ste",
+        "S9",
+        "-a",
+        "Walking",
+        "-arc",
+        "3,5",
+        "-ch",
+        "16",
+        "-drop",
+        "0.1",
+        "-e",
+        "3",
+        "-b",
+        "64",
+        "-lr",
+        "0.002",
+        "-lrd",
+        "0.5",
+        "--causal",
+        "--chunk",
+        "5",
+        "--chunk-share",
+        "0.5",
+        "--chunk-dropout",
+        "independent",
+        "--warmup",
+        "0.2",
+        "--no-skeleton-fit",
+        "-no-da",
+        "-no-tta",
+        "--resume",
+        "--seed",
+        "4",
+        "--subset",
+        "0.5",
+        "--downsample",
+        "2",
+        "--keep-last",
+        "1",
+        "--trajectory",
+        "--device",
+        "cpu",
+        "--sync-bn",
+        "--precision",
+        "bf16",
+        "--compile",
+        "--no-progress",
+        "--log-steps",
+        "--w-rom",
+        "0.5",
+    ]
     config = train_config(build_parser().parse_args(argv))
     assert config == TrainConfig(
-        data_dir="d", checkpoint_dir="c", keypoints="gt", subjects_train=("S1", "S5"), subjects_test=("S9",),
-        actions=("Walking",), architecture=(3, 5), channels=16, dropout=0.1, epochs=3, batch_size=64, lr=0.002,
-        lr_decay=0.5, causal=True, chunk=5, chunk_share=0.5, chunk_dropout="independent", warmup=0.2,
-        skeleton_fit=False, augment=False, test_time_augmentation=False, resume=True, seed=4, subset=0.5,
-        downsample=2, keep_last=1, trajectory=True, device="cpu", sync_bn=True, precision="bf16", compile=True,
-        progress=False, log_steps=True, weights=LossWeights(rom=0.5))
-    baseline = train_config(build_parser().parse_args(["train", "--data-dir", "d", "--checkpoint", "c", "--no-constraints"]))
+        data_dir="d",
+        checkpoint_dir="c",
+        keypoints="gt",
+        subjects_train=("S1", "S5"),
+        subjects_test=("S9",),
+        actions=("Walking",),
+        architecture=(3, 5),
+        channels=16,
+        dropout=0.1,
+        epochs=3,
+        batch_size=64,
+        lr=0.002,
+        lr_decay=0.5,
+        causal=True,
+        chunk=5,
+        chunk_share=0.5,
+        chunk_dropout="independent",
+        warmup=0.2,
+        skeleton_fit=False,
+        augment=False,
+        test_time_augmentation=False,
+        resume=True,
+        seed=4,
+        subset=0.5,
+        downsample=2,
+        keep_last=1,
+        trajectory=True,
+        device="cpu",
+        sync_bn=True,
+        precision="bf16",
+        compile=True,
+        progress=False,
+        log_steps=True,
+        weights=LossWeights(rom=0.5),
+    )
+    baseline = train_config(
+        build_parser().parse_args(["train", "--data-dir", "d", "--checkpoint", "c", "--no-constraints"])
+    )
     assert baseline.constraints is False and baseline.weights is None
 
 
@@ -112,13 +249,16 @@ def test_the_library_helpers_build_a_config_without_the_cli():
         assert "jointpose.cli" not in script.read_text(), script.name
 
 
-@pytest.mark.parametrize("flags, line", [
-    (["-e", "0"], "-e must be >= 1, got 0"),
-    (["-arc", "2"], "-arc must be odd filter widths >= 1, got 2"),
-    (["-lrd", "7"], "-lrd must be in (0, 1], got 7.0"),
-    (["--w-sym", "-1"], "--w-sym must be a finite number >= 0, got -1.0"),
-    (["--precision", "bf16", "--keep-last", "-2"], "--keep-last must be >= 0, got -2"),
-])
+@pytest.mark.parametrize(
+    "flags, line",
+    [
+        (["-e", "0"], "-e must be >= 1, got 0"),
+        (["-arc", "2"], "-arc must be odd filter widths >= 1, got 2"),
+        (["-lrd", "7"], "-lrd must be in (0, 1], got 7.0"),
+        (["--w-sym", "-1"], "--w-sym must be a finite number >= 0, got -1.0"),
+        (["--precision", "bf16", "--keep-last", "-2"], "--keep-last must be >= 0, got -2"),
+    ],
+)
 def test_cli_names_the_flag_on_one_line(tmp_path, capsys, flags, line):
     assert main(["train", "--data-dir", str(tmp_path), "--checkpoint", str(tmp_path / "c"), *flags]) == 2
     assert capsys.readouterr().err == f"jointpose train: error: {line}\n"

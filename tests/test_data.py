@@ -35,7 +35,9 @@ def test_action_filter_subset_and_downsample(h36m_dir):
     half = load_dataset(h36m_dir, "gt", ["S1"], ["Walking"], subset=0.5)
     assert len(half.sequences[0].keypoints) == 80
     start = np.argwhere(np.all(full.sequences[0].keypoints == half.sequences[0].keypoints[0], axis=(1, 2))).ravel()
-    assert len(start) == 1 and np.array_equal(full.sequences[0].keypoints[start[0]:start[0] + 80], half.sequences[0].keypoints)
+    assert len(start) == 1 and np.array_equal(
+        full.sequences[0].keypoints[start[0] : start[0] + 80], half.sequences[0].keypoints
+    )
     down = load_dataset(h36m_dir, "gt", ["S1"], ["Walking"], downsample=2)
     assert np.array_equal(down.sequences[0].keypoints, full.sequences[0].keypoints[::2])
 
@@ -158,8 +160,13 @@ def test_mixed_steps_keep_the_baseline_compute_and_shard(h36m_dir):
     chunk_windows = steps[0].windows[152:160]
     assert torch.equal(chunk_windows[1:, :-1], chunk_windows[:-1, 1:])
     # Two processes: disjoint halves of every step, singles and chunks alike.
-    for step, (a, b) in zip(steps, zip(mixed.batches(304, 3, 0, augment=False, rank=0, world_size=2),
-                                       mixed.batches(304, 3, 0, augment=False, rank=1, world_size=2))):
+    for step, (a, b) in zip(
+        steps,
+        zip(
+            mixed.batches(304, 3, 0, augment=False, rank=0, world_size=2),
+            mixed.batches(304, 3, 0, augment=False, rank=1, world_size=2),
+        ),
+    ):
         assert len(a.singles) + len(b.singles) == a.global_singles == len(step.singles)
         assert len(a.chunks) + len(b.chunks) == a.global_chunks == len(step.chunks)
         together = torch.cat([a.singles, b.singles]).reshape(len(step.singles), -1)

@@ -24,8 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 def test_shards_are_disjoint_complete_and_reshuffled(h36m_dir, world_size, chunk):
     data = load_dataset(h36m_dir, "gt", ["S1", "S5"])
     windows = ChunkedWindows(data.sequences, 27, chunk=chunk)
-    per_step = [[b.indices for b, _ in windows.batches(256, seed=1, epoch=0, rank=r, world_size=world_size)]
-                for r in range(world_size)]
+    per_step = [
+        [b.indices for b, _ in windows.batches(256, seed=1, epoch=0, rank=r, world_size=world_size)]
+        for r in range(world_size)
+    ]
     everything = torch.cat([torch.cat(steps) for steps in per_step])
     assert len(everything) == len(windows) and len(torch.unique(everything)) == len(windows)
     # Step k of every rank together is global batch k of the single-process order.
@@ -43,7 +45,8 @@ def test_shards_are_disjoint_complete_and_reshuffled(h36m_dir, world_size, chunk
 def _save_logger(folder: Path) -> Path:
     """A sitecustomize that records every checkpoint write with the writing process's rank."""
     folder.mkdir()
-    (folder / "sitecustomize.py").write_text(textwrap.dedent(f"""
+    (folder / "sitecustomize.py").write_text(
+        textwrap.dedent(f"""
         import os
         import jointpose.training.checkpoint as checkpoint
         _save = checkpoint.atomic_save
@@ -52,7 +55,8 @@ def _save_logger(folder: Path) -> Path:
                 log.write(os.environ.get("RANK", "0") + " " + os.path.basename(str(path)) + "\\n")
             return _save(obj, path)
         checkpoint.atomic_save = atomic_save
-    """))
+    """)
+    )
     return folder
 
 
@@ -73,9 +77,33 @@ def test_mixed_batches_split_across_processes(h36m_dir, tmp_path, extra):
     from jointpose.cli import build_parser, train_config
     from jointpose.training.trainer import Trainer, _frame_share
 
-    trainer = Trainer(train_config(build_parser().parse_args(
-        ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3", "-ch", "32",
-         "-b", "200", "--no-progress", "--checkpoint", str(tmp_path / "c"), *extra])))
+    trainer = Trainer(
+        train_config(
+            build_parser().parse_args(
+                [
+                    "train",
+                    "--data-dir",
+                    str(h36m_dir),
+                    "-k",
+                    "gt",
+                    "-str",
+                    "S1,S5",
+                    "-ste",
+                    "S9",
+                    "-arc",
+                    "3,3",
+                    "-ch",
+                    "32",
+                    "-b",
+                    "200",
+                    "--no-progress",
+                    "--checkpoint",
+                    str(tmp_path / "c"),
+                    *extra,
+                ]
+            )
+        )
+    )
     trainer.model.eval()  # no dropout, fixed batch-norm statistics: the gradient depends on the frames alone
 
     def gradient(rank: int, world_size: int) -> torch.Tensor:
@@ -96,9 +124,35 @@ def test_mixed_batches_split_across_processes(h36m_dir, tmp_path, extra):
 @pytest.mark.parametrize("losses", ["baseline", "joint-aware"])
 def test_two_processes_match_one_and_only_rank_zero_writes(h36m_dir, tmp_path, losses):
     jointpose = shutil.which("jointpose") or str(Path(sys.executable).parent / "jointpose")
-    args = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
-            "-ch", "32", "-b", "200", "-e", "2", "-drop", "0", "--sync-bn", "--log-steps", "--no-progress",
-            "-lr", "0.0001", "--device", "cpu", *(["--no-constraints"] if losses == "baseline" else [])]
+    args = [
+        "train",
+        "--data-dir",
+        str(h36m_dir),
+        "-k",
+        "gt",
+        "-str",
+        "S1,S5",
+        "-ste",
+        "S9",
+        "-arc",
+        "3,3",
+        "-ch",
+        "32",
+        "-b",
+        "200",
+        "-e",
+        "2",
+        "-drop",
+        "0",
+        "--sync-bn",
+        "--log-steps",
+        "--no-progress",
+        "-lr",
+        "0.0001",
+        "--device",
+        "cpu",
+        *(["--no-constraints"] if losses == "baseline" else []),
+    ]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     hook = _save_logger(tmp_path / "hook")
     _run([jointpose, *args, "--checkpoint", str(tmp_path / "one")], _save_logger(tmp_path / "hook1"))
@@ -123,9 +177,40 @@ def test_two_processes_match_one_and_only_rank_zero_writes(h36m_dir, tmp_path, l
 @pytest.mark.slow
 def test_module_form_runs_under_torchrun(h36m_dir, tmp_path):
     hook = _save_logger(tmp_path / "hook")
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "jointpose",
-          "train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3,3", "-ch", "16",
-          "-b", "256", "-e", "1", "--device", "cpu", "--no-progress", "--checkpoint", str(tmp_path / "ck")], hook)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "jointpose",
+            "train",
+            "--data-dir",
+            str(h36m_dir),
+            "-k",
+            "gt",
+            "-str",
+            "S1",
+            "-ste",
+            "S9",
+            "-arc",
+            "3,3",
+            "-ch",
+            "16",
+            "-b",
+            "256",
+            "-e",
+            "1",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--checkpoint",
+            str(tmp_path / "ck"),
+        ],
+        hook,
+    )
     saved = load_checkpoint(tmp_path / "ck")
     assert saved["epoch"] == 1
     assert set((hook / "saves.log").read_text().split()[0::2]) == {"0"}

@@ -63,8 +63,9 @@ def test_lifter_keeps_its_filter_and_applies_it_offline_only(tmp_path):
     np.testing.assert_allclose(loaded.predict(kp, normalized=True), expected, atol=1e-5)
     assert np.abs(np.diff(expected, 2, axis=0)).mean() < 0.5 * np.abs(np.diff(raw, 2, axis=0)).mean()
     causal = Lifter(TemporalModel((3, 3), channels=16, causal=True).eval(), flip_test=False, smooth=1.5)
-    assert np.array_equal(causal.predict(kp, normalized=True),
-                          Lifter(causal.model, flip_test=False).predict(kp, normalized=True))
+    assert np.array_equal(
+        causal.predict(kp, normalized=True), Lifter(causal.model, flip_test=False).predict(kp, normalized=True)
+    )
 
 
 def test_bad_filter_metadata_names_the_file(tmp_path):

@@ -57,7 +57,7 @@ def _zip_bomb(path: Path) -> None:
         local = archive.infolist()[0].header_offset
     central = raw.rindex(b"PK\x01\x02")
     for offset in (local + 22, central + 24):
-        raw[offset: offset + 4] = struct.pack("<I", 3_000_000_000)
+        raw[offset : offset + 4] = struct.pack("<I", 3_000_000_000)
     path.write_bytes(bytes(raw))
 
 
@@ -70,9 +70,14 @@ def _huge_npy(path: Path) -> None:
 def _bvh(frames: str = "2", frame_time: str = "0.02", joints: int = 1) -> str:
     lines = ["HIERARCHY"]
     for j in range(joints):
-        lines += [f"{'ROOT' if j == 0 else 'JOINT'} j{j}", "{", f"OFFSET 0 {min(j, 1)} 0",
-                  "CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation" if j == 0
-                  else "CHANNELS 3 Zrotation Yrotation Xrotation"]
+        lines += [
+            f"{'ROOT' if j == 0 else 'JOINT'} j{j}",
+            "{",
+            f"OFFSET 0 {min(j, 1)} 0",
+            "CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation"
+            if j == 0
+            else "CHANNELS 3 Zrotation Yrotation Xrotation",
+        ]
     lines += ["End Site", "{", "OFFSET 0 1 0", "}"] + ["}"] * joints
     row = " ".join(["0"] * (6 + 3 * (joints - 1)))
     return "\n".join(lines + ["MOTION", f"Frames: {frames}", f"Frame Time: {frame_time}", row, row]) + "\n"
@@ -131,51 +136,114 @@ def inputs(tmp_path_factory) -> Path:
 CASES = {
     "argparse error": (["infer", "{in}/ok.npy"], r"required: -o/--output \(see 'jointpose infer --help'\)", None),
     "bad flag value": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", "--fps", "fast"], r"invalid float value", None),
-    "pickle memo 2**26 (261 bytes)": (["infer", "{in}/memo.npz", "-o", "{out}/out.npz", *IMAGE],
-                                      r"memo index 67108864 exceeds the limit", None),
+    "pickle memo 2**26 (261 bytes)": (
+        ["infer", "{in}/memo.npz", "-o", "{out}/out.npz", *IMAGE],
+        r"memo index 67108864 exceeds the limit",
+        None,
+    ),
     "zip bomb": (["infer", "{in}/bomb.npz", "-o", "{out}/out.npz", *IMAGE], r"bomb\.npz: arrays decompressed", None),
-    "npy header of 10**11 frames": (["infer", "{in}/huge.npy", "-o", "{out}/out.npz", *IMAGE],
-                                    r"huge\.npy of shape \(100000000000, 17, 2\)", None),
-    "image_id 0 and 2,000,000": (["infer", "{in}/span.json", "-o", "{out}/out.npz", *IMAGE],
-                                 r"no detection in frames 1-1999999", None),
+    "npy header of 10**11 frames": (
+        ["infer", "{in}/huge.npy", "-o", "{out}/out.npz", *IMAGE],
+        r"huge\.npy of shape \(100000000000, 17, 2\)",
+        None,
+    ),
+    "image_id 0 and 2,000,000": (
+        ["infer", "{in}/span.json", "-o", "{out}/out.npz", *IMAGE],
+        r"no detection in frames 1-1999999",
+        None,
+    ),
     "JSON nested 100k deep": (["infer", "{in}/deep.json", "-o", "{out}/out.npz", *IMAGE], r"nested too deeply", None),
-    "--fps 1e-9": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", *IMAGE, "--fps", "1e-9"],
-                   r"--fps: 1e-09 frames per second is outside", None),
-    "image size 10**400": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", "--image-size", "1" + "0" * 400, "9"],
-                           r"--image-size must be", None),
-    "1e300 coordinates": (["infer", "{in}/far.npy", "-o", "{out}/out.npz", *IMAGE],
-                          r"1 of 30 frames \(7\) lie more than 500 image widths off screen", None),
-    "NaN weights": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", *IMAGE, "--checkpoint", "{in}/nan.safetensors"],
-                    r"nan\.safetensors: 1 weight tensor\(s\) hold NaN", None),
-    "crafted safetensors metadata": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", *IMAGE, "--checkpoint",
-                                      "{in}/crafted.safetensors"], r"'channels' must be a number in", None),
-    "unreadable --video": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", *IMAGE, "--render", "{out}/a.gif",
-                            "--video", "{in}/missing.mp4"], r"missing\.mp4: no such file", None),
-    "full disk": (["infer", "{in}/ok.npy", "-o", "{out}/out.json", *IMAGE, "--no-progress"], r"cannot write .*out\.json: File too large",
-                  _limit_file_size),
+    "--fps 1e-9": (
+        ["infer", "{in}/ok.npy", "-o", "{out}/out.npz", *IMAGE, "--fps", "1e-9"],
+        r"--fps: 1e-09 frames per second is outside",
+        None,
+    ),
+    "image size 10**400": (
+        ["infer", "{in}/ok.npy", "-o", "{out}/out.npz", "--image-size", "1" + "0" * 400, "9"],
+        r"--image-size must be",
+        None,
+    ),
+    "1e300 coordinates": (
+        ["infer", "{in}/far.npy", "-o", "{out}/out.npz", *IMAGE],
+        r"1 of 30 frames \(7\) lie more than 500 image widths off screen",
+        None,
+    ),
+    "NaN weights": (
+        ["infer", "{in}/ok.npy", "-o", "{out}/out.npz", *IMAGE, "--checkpoint", "{in}/nan.safetensors"],
+        r"nan\.safetensors: 1 weight tensor\(s\) hold NaN",
+        None,
+    ),
+    "crafted safetensors metadata": (
+        ["infer", "{in}/ok.npy", "-o", "{out}/out.npz", *IMAGE, "--checkpoint", "{in}/crafted.safetensors"],
+        r"'channels' must be a number in",
+        None,
+    ),
+    "unreadable --video": (
+        [
+            "infer",
+            "{in}/ok.npy",
+            "-o",
+            "{out}/out.npz",
+            *IMAGE,
+            "--render",
+            "{out}/a.gif",
+            "--video",
+            "{in}/missing.mp4",
+        ],
+        r"missing\.mp4: no such file",
+        None,
+    ),
+    "full disk": (
+        ["infer", "{in}/ok.npy", "-o", "{out}/out.json", *IMAGE, "--no-progress"],
+        r"cannot write .*out\.json: File too large",
+        _limit_file_size,
+    ),
     "-o in a file": (["infer", "{in}/ok.npy", "-o", "{in}/a_file/out.npz", *IMAGE], r"a_file is not a folder", None),
-    "train --checkpoint names a file": (["train", "--data-dir", "{in}", "--checkpoint", "{out}/out.npz"],
-                                        r"--checkpoint .*out\.npz: is a file, not a folder", None),
-    "data build --out in a file": (["data", "build", "--bvh", "{in}/bvh_ok", "--out", "{in}/a_file/ds"],
-                                   r"--out .*a_file is not a folder", None),
-    "BVH Frames: 10**20": (["data", "build", "--bvh", "{in}/bvh_frames", "--out", "{out}"], r"'Frames:': 1e\+20 exceeds",
-                           None),
-    "BVH Frame Time 1e300": (["data", "build", "--bvh", "{in}/bvh_time", "--out", "{out}"],
-                             r"'Frame Time: 1e\+300': 1e-300 frames per second", None),
+    "train --checkpoint names a file": (
+        ["train", "--data-dir", "{in}", "--checkpoint", "{out}/out.npz"],
+        r"--checkpoint .*out\.npz: is a file, not a folder",
+        None,
+    ),
+    "data build --out in a file": (
+        ["data", "build", "--bvh", "{in}/bvh_ok", "--out", "{in}/a_file/ds"],
+        r"--out .*a_file is not a folder",
+        None,
+    ),
+    "BVH Frames: 10**20": (
+        ["data", "build", "--bvh", "{in}/bvh_frames", "--out", "{out}"],
+        r"'Frames:': 1e\+20 exceeds",
+        None,
+    ),
+    "BVH Frame Time 1e300": (
+        ["data", "build", "--bvh", "{in}/bvh_time", "--out", "{out}"],
+        r"'Frame Time: 1e\+300': 1e-300 frames per second",
+        None,
+    ),
     "10,000-joint BVH chain": (["data", "build", "--bvh", "{in}/bvh_chain", "--out", "{out}"], r"clip\.bvh", None),
-    "--subjects A=S1,A=S5": (["data", "build", "--bvh", "{in}/bvh_ok", "--out", "{out}", "--subjects", "001=S1,001=S5"],
-                             r"folder '001' is named twice", None),
+    "--subjects A=S1,A=S5": (
+        ["data", "build", "--bvh", "{in}/bvh_ok", "--out", "{out}", "--subjects", "001=S1,001=S5"],
+        r"folder '001' is named twice",
+        None,
+    ),
     "demo --fps 0": (["demo", "--out", "{out}", "--fps", "0"], r"--fps must be a positive number", None),
-    "demo --animation ../../x.gif": (["demo", "--out", "{out}", "--animation", "../../x.gif"],
-                                     r"must be a file name inside --out", None),
-    "evaluate --json in a file": (["evaluate", "--data-dir", "{in}", "--checkpoint", "{in}/ok.safetensors", "--json",
-                                   "{in}/a_file/r.json"], r"--json .*a_file is not a folder", None),
+    "demo --animation ../../x.gif": (
+        ["demo", "--out", "{out}", "--animation", "../../x.gif"],
+        r"must be a file name inside --out",
+        None,
+    ),
+    "evaluate --json in a file": (
+        ["evaluate", "--data-dir", "{in}", "--checkpoint", "{in}/ok.safetensors", "--json", "{in}/a_file/r.json"],
+        r"--json .*a_file is not a folder",
+        None,
+    ),
 }
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -188,8 +256,14 @@ def test_hostile_case(name, inputs, tmp_path):
     before = {**_snapshot(inputs), **{f"out/{k}": v for k, v in _snapshot(out).items()}}
     args = [a.replace("{in}", str(inputs)).replace("{out}", str(out)) for a in argv]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
-    result = subprocess.run([sys.executable, "-m", "jointpose", *args], capture_output=True, text=True, env=env,
-                            preexec_fn=hook or _limit_memory, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "jointpose", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=hook or _limit_memory,
+        timeout=300,
+    )
     err = result.stderr.strip()
     assert result.returncode == 2, (result.returncode, err[-2000:])
     assert "Traceback" not in err and len(err.splitlines()) == 1, err[-2000:]

@@ -96,8 +96,10 @@ def test_save_and_load_safetensors(tmp_path):
     lifter = Lifter(_model(), trajectory_model=trajectory, fps=30.0)
     path = lifter.save(tmp_path / "m.safetensors")
     tensors, metadata = read_plain_safetensors(path)  # numbers and JSON only, every byte accounted for
-    saved = {**{f"pose.{k}": v for k, v in lifter.model.state_dict().items()},
-             **{f"trajectory.{k}": v for k, v in trajectory.state_dict().items()}}
+    saved = {
+        **{f"pose.{k}": v for k, v in lifter.model.state_dict().items()},
+        **{f"trajectory.{k}": v for k, v in trajectory.state_dict().items()},
+    }
     assert tensors.keys() == saved.keys()
     assert all(np.array_equal(tensors[k], v.numpy()) for k, v in saved.items())
     assert json.loads(metadata["fps"]) == 30.0
@@ -110,7 +112,9 @@ def test_save_and_load_safetensors(tmp_path):
     assert (tmp_path / "h.safetensors").stat().st_size < 0.6 * path.stat().st_size
     # float16 keeps about 3.5 significant digits: 0.26 mm measured here (0.24-0.41 mm over four
     # seeds and three inputs, poses up to 0.9 m); 1 mm leaves room for other BLAS sums.
-    assert 0 < np.abs(half.predict(kp, image_size=(1000, 1000)) - lifter.predict(kp, image_size=(1000, 1000))).max() < 1e-3
+    assert (
+        0 < np.abs(half.predict(kp, image_size=(1000, 1000)) - lifter.predict(kp, image_size=(1000, 1000))).max() < 1e-3
+    )
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(JointposeError, match="bad.safetensors"):
         Lifter.load(tmp_path / "bad.safetensors")
@@ -155,8 +159,10 @@ def test_streaming_computes_one_time_step_per_convolution():
     stream = StreamingLifter(model)
     stream.push(_keypoints(1)[0], image_size=(1000, 1000))  # warm-up fills the caches
     calls = []
-    hooks = [layer.register_forward_hook(lambda mod, inp, out: calls.append((mod, inp[0].shape, out.shape)))
-             for layer in stream.layers]
+    hooks = [
+        layer.register_forward_hook(lambda mod, inp, out: calls.append((mod, inp[0].shape, out.shape)))
+        for layer in stream.layers
+    ]
     stream.push(_keypoints(1, seed=2)[0], image_size=(1000, 1000))
     for hook in hooks:
         hook.remove()
@@ -261,25 +267,80 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     frames = 40
     rng = np.random.default_rng(0)
     base = rng.uniform(300, 700, (len(LAYOUTS["coco17"]), 2))
-    entries = [{"image_id": f, "category_id": 1, "score": 0.9,
-                "keypoints": np.concatenate([base + f, np.full((len(base), 1), 0.9)], axis=1).ravel().tolist()}
-               for f in range(frames)]
+    entries = [
+        {
+            "image_id": f,
+            "category_id": 1,
+            "score": 0.9,
+            "keypoints": np.concatenate([base + f, np.full((len(base), 1), 0.9)], axis=1).ravel().tolist(),
+        }
+        for f in range(frames)
+    ]
     (tmp_path / "dets.json").write_text(json.dumps(entries))
     for out in ("poses.npz", "poses.bvh", "poses.csv"):
-        assert main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / out), "--checkpoint", str(model_path),
-                     "--image-size", "1000", "1000", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "infer",
+                    str(tmp_path / "dets.json"),
+                    "-o",
+                    str(tmp_path / out),
+                    "--checkpoint",
+                    str(model_path),
+                    "--image-size",
+                    "1000",
+                    "1000",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     data = np.load(tmp_path / "poses.npz")
     assert data["poses_3d"].shape == (frames, 17, 3)
     assert read_bvh(tmp_path / "poses.bvh").num_frames == frames
     # Recorded at 25 fps: resampled to the model's 50 fps.
-    assert main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "fast.npz"), "--checkpoint", str(model_path),
-                 "--image-size", "1000", "1000", "--fps", "25", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                str(tmp_path / "dets.json"),
+                "-o",
+                str(tmp_path / "fast.npz"),
+                "--checkpoint",
+                str(model_path),
+                "--image-size",
+                "1000",
+                "1000",
+                "--fps",
+                "25",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "fast.npz")["poses_3d"].shape[0] == 2 * frames - 1
     capsys.readouterr()
-    assert main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "x.npz"), "--checkpoint", str(model_path)]) == 2
+    assert (
+        main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "x.npz"), "--checkpoint", str(model_path)])
+        == 2
+    )
     assert "--image-size" in capsys.readouterr().err
-    assert main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "x.txt"), "--checkpoint", str(model_path),
-                 "--image-size", "10", "10"]) == 2
+    assert (
+        main(
+            [
+                "infer",
+                str(tmp_path / "dets.json"),
+                "-o",
+                str(tmp_path / "x.txt"),
+                "--checkpoint",
+                str(model_path),
+                "--image-size",
+                "10",
+                "10",
+            ]
+        )
+        == 2
+    )
     assert "unknown output format" in capsys.readouterr().err
 
 
@@ -290,12 +351,22 @@ def test_infer_cli_refuses_bad_flags_and_files_before_any_work(tmp_path, capsys)
     keypoints = np.random.default_rng(0).uniform(300, 700, (40, 17, 2))
     np.savez(tmp_path / "kp.npz", keypoints=keypoints)
     (tmp_path / "kp_really_npz.npy").write_bytes((tmp_path / "kp.npz").read_bytes())
-    base = ["-o", str(tmp_path / "out.npz"), "--checkpoint", str(model_path), "--image-size", "1000", "1000",
-            "--no-progress"]
-    for args, needle in (([str(tmp_path / "kp_really_npz.npy")], ".npz archive"),
-                         ([str(tmp_path / "kp.npz"), "--fps", "nan"], "--fps"),
-                         ([str(tmp_path / "kp.npz"), "--fps", "0"], "--fps"),
-                         ([str(tmp_path / "kp.npz"), "--render", str(tmp_path / "anim.avi")], "--render")):
+    base = [
+        "-o",
+        str(tmp_path / "out.npz"),
+        "--checkpoint",
+        str(model_path),
+        "--image-size",
+        "1000",
+        "1000",
+        "--no-progress",
+    ]
+    for args, needle in (
+        ([str(tmp_path / "kp_really_npz.npy")], ".npz archive"),
+        ([str(tmp_path / "kp.npz"), "--fps", "nan"], "--fps"),
+        ([str(tmp_path / "kp.npz"), "--fps", "0"], "--fps"),
+        ([str(tmp_path / "kp.npz"), "--render", str(tmp_path / "anim.avi")], "--render"),
+    ):
         assert main(["infer", *args, *base]) == 2
         assert needle in capsys.readouterr().err
         assert not (tmp_path / "out.npz").exists()  # refused before lifting anything
@@ -372,7 +443,13 @@ def test_skeleton_fit_is_the_least_squares_pose():
         assert torch.allclose(bone_lengths(fitted), lengths[:, 0].expand(len(case), -1), atol=1e-5)
         kept_bones = list(KEPT_DIRECTION_BONES)
         assert [skeleton.BONE_NAMES[b] for b in kept_bones] == [
-            "Hip-RHip", "Hip-LHip", "Thorax-LShoulder", "Thorax-RShoulder", "Thorax-Neck/Nose", "Neck/Nose-Head"]
+            "Hip-RHip",
+            "Hip-LHip",
+            "Thorax-LShoulder",
+            "Thorax-RShoulder",
+            "Thorax-Neck/Nose",
+            "Neck/Nose-Head",
+        ]
         cos = torch.nn.functional.cosine_similarity(bone_vectors(fitted), bone_vectors(case), dim=-1)
         assert float(cos[:, kept_bones].min()) > 1 - 1e-5
         turns = torch.ones(16, 1)
@@ -432,8 +509,13 @@ def test_skeleton_fit_is_the_least_squares_pose():
 def test_bad_image_size_is_named():
     lifter = Lifter(_model(causal=True, widths=(3,)))
     kp = _keypoints(5)
-    for size, needle in ((None, "need image_size"), (1920, "image_size must be"), ((1920, 1080, 3), "image_size must be"),
-                         ((0, 1080), "must be positive"), ((float("nan"), 1080), "must be positive")):
+    for size, needle in (
+        (None, "need image_size"),
+        (1920, "image_size must be"),
+        ((1920, 1080, 3), "image_size must be"),
+        ((0, 1080), "must be positive"),
+        ((float("nan"), 1080), "must be positive"),
+    ):
         with pytest.raises(JointposeError, match=needle):
             lifter.predict(kp, image_size=size)
 
@@ -516,7 +598,9 @@ def test_a_prediction_with_non_finite_values_is_an_error_not_a_file(tmp_path):
     with torch.no_grad():
         model.shrink.bias[5] = float("nan")  # after loading: as if the weights had gone bad in memory
     lifter = Lifter(model)
-    with pytest.raises(JointposeError, match=r"the predicted 3D poses: NaN or infinite values in 9 of 9 frames \(0-8\)"):
+    with pytest.raises(
+        JointposeError, match=r"the predicted 3D poses: NaN or infinite values in 9 of 9 frames \(0-8\)"
+    ):
         lifter.predict(_keypoints(9), image_size=(1000, 1000))
     poses = np.zeros((5, 17, 3))
     poses[3, 2, 1] = np.nan
@@ -536,11 +620,22 @@ def test_models_with_non_finite_weights_are_refused_at_load(tmp_path, form):
     if form == "safetensors":
         path = Lifter(model).save(tmp_path / "m.safetensors")
     else:
-        args = {"filter_widths": [3, 3], "channels": 32, "dropout": 0.25, "causal": True, "num_joints_in": 17,
-                "in_features": 2, "num_joints_out": 17}
-        path = atomic_save({"format": FORMAT, "model": model.state_dict(), "model_args": args, "config": {},
-                            "epoch": 1}, tmp_path / "latest.pt")
-    with pytest.raises(JointposeError, match=r"1 weight tensor\(s\) hold NaN or infinite values \(e\.g\. 'layers_conv\.1\.weight'\)"):
+        args = {
+            "filter_widths": [3, 3],
+            "channels": 32,
+            "dropout": 0.25,
+            "causal": True,
+            "num_joints_in": 17,
+            "in_features": 2,
+            "num_joints_out": 17,
+        }
+        path = atomic_save(
+            {"format": FORMAT, "model": model.state_dict(), "model_args": args, "config": {}, "epoch": 1},
+            tmp_path / "latest.pt",
+        )
+    with pytest.raises(
+        JointposeError, match=r"1 weight tensor\(s\) hold NaN or infinite values \(e\.g\. 'layers_conv\.1\.weight'\)"
+    ):
         Lifter.load(path, device="cpu")
 
 
@@ -556,11 +651,16 @@ def test_crafted_model_arguments_are_refused_before_allocating(tmp_path):
     with safe_open(str(path), framework="pt") as handle:
         meta, tensors = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
     for key, value, needle in (
-            ("model_args", json.dumps({**json.loads(meta["model_args"]), "channels": 10**9}), r"'channels' must be a number in"),
-            ("model_args", json.dumps({**json.loads(meta["model_args"]), "channels": 64}), r"weights do not match"),
-            ("model_args", "[" * 100_000 + "]" * 100_000, r"malformed model metadata \(RecursionError"),
-            ("fps", json.dumps("fifty"), r"metadata 'fps' must be a positive number"),
-            ("keypoints_symmetry", json.dumps([[1, 2], [99, 4]]), r"'keypoints_symmetry' must be two equally long")):
+        (
+            "model_args",
+            json.dumps({**json.loads(meta["model_args"]), "channels": 10**9}),
+            r"'channels' must be a number in",
+        ),
+        ("model_args", json.dumps({**json.loads(meta["model_args"]), "channels": 64}), r"weights do not match"),
+        ("model_args", "[" * 100_000 + "]" * 100_000, r"malformed model metadata \(RecursionError"),
+        ("fps", json.dumps("fifty"), r"metadata 'fps' must be a positive number"),
+        ("keypoints_symmetry", json.dumps([[1, 2], [99, 4]]), r"'keypoints_symmetry' must be two equally long"),
+    ):
         save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, key: value})
         with pytest.raises(JointposeError, match=needle):
             Lifter.load(tmp_path / "bad.safetensors", device="cpu")
@@ -598,7 +698,10 @@ def test_dataset_values_infinite_in_float32_are_refused(tmp_path):
     view = positions["S9"]["Walking 1"][2].astype(np.float64)  # float64: 1e300 stays finite in the file
     view[6, 3, 0] = 1e300
     positions["S9"]["Walking 1"][2] = view
-    np.savez_compressed(tmp_path / "data_2d_h36m_gt.npz", positions_2d=positions, metadata=files["metadata"],
-                        fps=files["fps"])
-    with pytest.raises(JointposeError, match=r"S9.*Walking 1.*\[2\] in float32: NaN or infinite values in 1 of 10 frames \(6\)"):
+    np.savez_compressed(
+        tmp_path / "data_2d_h36m_gt.npz", positions_2d=positions, metadata=files["metadata"], fps=files["fps"]
+    )
+    with pytest.raises(
+        JointposeError, match=r"S9.*Walking 1.*\[2\] in float32: NaN or infinite values in 1 of 10 frames \(6\)"
+    ):
         load_dataset(tmp_path, "gt", ["S9"])

@@ -18,11 +18,28 @@ from jointpose.geometry import skeleton
 J = {name: k for k, name in enumerate(skeleton.JOINT_NAMES)}
 
 # A standing person in COCO-17 order, pixels relative to the mid-hip point (y down).
-COCO_TEMPLATE = np.array([
-    [0, -160], [8, -168], [-8, -168], [16, -164], [-16, -164],  # nose, eyes (L, R), ears (L, R)
-    [35, -120], [-35, -120], [45, -70], [-45, -70], [50, -25], [-50, -25],  # shoulders, elbows, wrists
-    [20, 0], [-20, 0], [22, 70], [-22, 70], [22, 140], [-22, 140],  # hips, knees, ankles
-], dtype=float)
+COCO_TEMPLATE = np.array(
+    [
+        [0, -160],
+        [8, -168],
+        [-8, -168],
+        [16, -164],
+        [-16, -164],  # nose, eyes (L, R), ears (L, R)
+        [35, -120],
+        [-35, -120],
+        [45, -70],
+        [-45, -70],
+        [50, -25],
+        [-50, -25],  # shoulders, elbows, wrists
+        [20, 0],
+        [-20, 0],
+        [22, 70],
+        [-22, 70],
+        [22, 140],
+        [-22, 140],  # hips, knees, ankles
+    ],
+    dtype=float,
+)
 # COCO-17 index of each OpenPose COCO-18 joint (Neck = 17, derived separately).
 COCO18_FROM_COCO = [0, 17, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3]
 
@@ -32,9 +49,25 @@ def coco_expected(c: np.ndarray) -> np.ndarray:
     pelvis = (c[..., 11, :] + c[..., 12, :]) / 2
     thorax = (c[..., 5, :] + c[..., 6, :]) / 2
     eyes = (c[..., 1, :] + c[..., 2, :]) / 2
-    rows = [pelvis, c[..., 12, :], c[..., 14, :], c[..., 16, :], c[..., 11, :], c[..., 13, :], c[..., 15, :],
-            pelvis + 0.5 * (thorax - pelvis), thorax, c[..., 0, :], eyes + 1.75 * (eyes - c[..., 0, :]),
-            c[..., 5, :], c[..., 7, :], c[..., 9, :], c[..., 6, :], c[..., 8, :], c[..., 10, :]]
+    rows = [
+        pelvis,
+        c[..., 12, :],
+        c[..., 14, :],
+        c[..., 16, :],
+        c[..., 11, :],
+        c[..., 13, :],
+        c[..., 15, :],
+        pelvis + 0.5 * (thorax - pelvis),
+        thorax,
+        c[..., 0, :],
+        eyes + 1.75 * (eyes - c[..., 0, :]),
+        c[..., 5, :],
+        c[..., 7, :],
+        c[..., 9, :],
+        c[..., 6, :],
+        c[..., 8, :],
+        c[..., 10, :],
+    ]
     return np.stack(rows, axis=-2)
 
 
@@ -69,8 +102,10 @@ def test_coco_array_converts_to_h36m_joints(tmp_path):
     assert np.all(kp.confidence == 1) and not kp.filled.any()
     # Frame 0 by hand from the template: pelvis = mid-hips, spine halfway to mid-shoulders,
     # head top 1.75 x the nose-to-eyes offset (8 px) above the eyes.
-    assert np.allclose(kp.xy[0, [J["Hip"], J["Spine"], J["Thorax"], J["Neck/Nose"], J["Head"]]],
-                       [[300, 400], [300, 340], [300, 280], [300, 240], [300, 218]])
+    assert np.allclose(
+        kp.xy[0, [J["Hip"], J["Spine"], J["Thorax"], J["Neck/Nose"], J["Head"]]],
+        [[300, 400], [300, 340], [300, 280], [300, 240], [300, 218]],
+    )
     assert np.allclose(load_keypoints(tmp_path / "k.npy", layout="h36m").xy, c)
 
 
@@ -204,8 +239,9 @@ def test_track_selection_picks_largest_most_confident(tmp_path):
     kp = load_quiet(_two_people_file(tmp_path, 0.9, 0.95))
     big = coco_expected(np.stack([person(f, 1.5, (400, 500), (3, 0)) for f in range(8)]))
     assert np.allclose(kp.xy, big) and not kp.filled.any()
-    assert any(re.search(r"track 2 of 2: 8 of 8 frames .*dropped 1 other track\(s\) and 8 detection", n)
-               for n in kp.notes)
+    assert any(
+        re.search(r"track 2 of 2: 8 of 8 frames .*dropped 1 other track\(s\) and 8 detection", n) for n in kp.notes
+    )
     # The small person wins when its score outweighs its smaller box (0.6^2 area ratio).
     kp = load_quiet(_two_people_file(tmp_path, 0.05, 0.95))
     small = coco_expected(np.stack([person(f, 0.6, (900, 300), (-2, 1)) for f in range(8)]))
@@ -242,7 +278,7 @@ def test_openpose_tracking_with_swapped_order(tmp_path):
 
 def test_resample_60_to_30_keeps_linear_motion():
     t = np.arange(61)
-    xy = (np.array([5.0, -2.0]) * t[:, None, None] + np.arange(34.0).reshape(1, 17, 2))
+    xy = np.array([5.0, -2.0]) * t[:, None, None] + np.arange(34.0).reshape(1, 17, 2)
     filled = np.zeros((61, 17), dtype=bool)
     filled[3, 0] = True
     kp = Keypoints2D(xy, np.ones((61, 17)), "npy", "h36m17", filled)
@@ -268,6 +304,7 @@ def _bad_file(name, text):
     def make(d):
         (d / name).write_text(text)
         return d / name
+
     return make
 
 
@@ -298,27 +335,37 @@ BAD_INPUTS = {
     "2-D array": (_bad_npy(np.zeros((4, 17))), r"\(4, 17\)"),
     "4-D array": (_bad_npy(np.zeros((2, 4, 17, 2))), r"shape"),
     "no frames": (_bad_npy(np.zeros((0, 17, 2))), r"empty"),
-    "infinite value": (_bad_npy(np.where(np.arange(3)[:, None, None] == 2, np.inf, np.ones((3, 17, 2)))),
-                       r"infinite value at frame 2"),
+    "infinite value": (
+        _bad_npy(np.where(np.arange(3)[:, None, None] == 2, np.inf, np.ones((3, 17, 2)))),
+        r"infinite value at frame 2",
+    ),
     "string array": (_bad_npy(np.array([["a"] * 17])), r"dtype"),
-    "npz without keypoints key": (lambda d: np.savez(d / "bad.npz", a=np.zeros((2, 17, 2)), b=np.zeros(2))
-                                  or d / "bad.npz", r"keys: a, b"),
+    "npz without keypoints key": (
+        lambda d: np.savez(d / "bad.npz", a=np.zeros((2, 17, 2)), b=np.zeros(2)) or d / "bad.npz",
+        r"keys: a, b",
+    ),
     "empty list": (_bad_json("[]"), r"empty"),
     "unrecognised structure": (_bad_json('{"frames": []}'), r"unrecognised JSON structure"),
     "truncated json": (_bad_json('[\n{"image_id": 1,\n "keypoints": [1, 2'), r"line 3"),
-    "short keypoints": (_bad_coco_entries([_ok_entry(), _ok_entry(1, keypoints=[1.0] * 50)]),
-                        r"entry 1 \(image_id 1\).*50 values"),
+    "short keypoints": (
+        _bad_coco_entries([_ok_entry(), _ok_entry(1, keypoints=[1.0] * 50)]),
+        r"entry 1 \(image_id 1\).*50 values",
+    ),
     "text in keypoints": (_bad_coco_entries([_ok_entry(keypoints=["1"] * 51)]), r"not numbers"),
     "infinity in json": (_bad_json('[{"image_id": 0, "keypoints": [Infinity' + ", 1" * 50 + "]}]"), r"infinite"),
     "float image id": (_bad_coco_entries([_ok_entry(image_id=1.5)]), r"image_id"),
-    "openpose bad count": (_bad_json(json.dumps({"people": [{"pose_keypoints_2d": [1.0] * 60}]})),
-                           r"person 0.*75 or 54"),
+    "openpose bad count": (
+        _bad_json(json.dumps({"people": [{"pose_keypoints_2d": [1.0] * 60}]})),
+        r"person 0.*75 or 54",
+    ),
     "openpose no people": (_bad_json('{"people": []}'), r"no person"),
     "empty openpose folder": (_opdir, r"no OpenPose"),
     "unknown suffix": (_bad_file("bad.csv", "1,2"), r"unknown keypoint file type"),
     "missing file": (lambda d: d / "bad_missing.npy", r"not found"),
-    "joint never seen": (_bad_coco_entries([coco_entry(f, person(f), np.r_[np.ones(15), 0, 0], 1) for f in range(3)]),
-                         r"LFoot, RFoot|RFoot, LFoot"),
+    "joint never seen": (
+        _bad_coco_entries([coco_entry(f, person(f), np.r_[np.ones(15), 0, 0], 1) for f in range(3)]),
+        r"LFoot, RFoot|RFoot, LFoot",
+    ),
     "no valid frame": (_bad_coco_entries([coco_entry(f, person(f), 0.1, 1) for f in range(3)]), r"no valid frame"),
 }
 
@@ -332,12 +379,15 @@ def test_bad_input_raises_naming_the_file(tmp_path, case):
     assert "\n" not in str(info.value) and str(path.name) in str(info.value)
 
 
-@pytest.mark.parametrize("kwargs, pattern", [
-    ({"layout": "mpii"}, "unknown keypoint layout 'mpii'"),
-    ({"layout": "h36m"}, "does not apply"),
-    ({"confidence_threshold": 1.5}, "confidence_threshold"),
-    ({"max_gap": 0}, "max_gap"),
-])
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"layout": "mpii"}, "unknown keypoint layout 'mpii'"),
+        ({"layout": "h36m"}, "does not apply"),
+        ({"confidence_threshold": 1.5}, "confidence_threshold"),
+        ({"max_gap": 0}, "max_gap"),
+    ],
+)
 def test_bad_arguments_name_the_file(tmp_path, kwargs, pattern):
     path = write_json(tmp_path / "ok.json", [_ok_entry()])
     with pytest.raises(JointposeError, match=pattern) as info:
@@ -373,10 +423,14 @@ def test_openpose_numbering_gaps_are_missing_frames_not_closed_up(tmp_path):
 
 
 def test_long_gaps_are_refused_naming_the_frames(tmp_path, monkeypatch):
-    far = write_json(tmp_path / "far.json", [coco_entry(0, person(0), 0.9, 1.0),
-                                             coco_entry(2_000_000, person(1), 0.9, 1.0)])
-    with pytest.raises(JointposeError, match=r"far\.json: no detection in frames 1-1999999 \(1999999 frames in a row\); "
-                                             r"at most 300 are filled"):
+    far = write_json(
+        tmp_path / "far.json", [coco_entry(0, person(0), 0.9, 1.0), coco_entry(2_000_000, person(1), 0.9, 1.0)]
+    )
+    with pytest.raises(
+        JointposeError,
+        match=r"far\.json: no detection in frames 1-1999999 \(1999999 frames in a row\); "
+        r"at most 300 are filled",
+    ):
         load_keypoints(far)
     huge = write_json(tmp_path / "huge.json", [coco_entry(10**30 + i, person(i), 0.9, 1.0) for i in (0, 1)])
     assert load_quiet(huge).num_frames == 2  # ids beyond int64 are fine: only their differences count
@@ -402,8 +456,11 @@ def test_frame_count_and_resampling_are_bounded(tmp_path, monkeypatch):
         resample_keypoints(kp, 0.25, 50.0)
     assert resample_keypoints(kp, 0.5, 50.0).num_frames == 301  # factor 100: allowed
     monkeypatch.setenv("JOINTPOSE_MAX_FRAMES", "3")
-    with pytest.raises(JointposeError, match=r"a\.json: image_id values span frames: 4 exceeds the limit of 3 "
-                                             r"\(set JOINTPOSE_MAX_FRAMES"):
+    with pytest.raises(
+        JointposeError,
+        match=r"a\.json: image_id values span frames: 4 exceeds the limit of 3 "
+        r"\(set JOINTPOSE_MAX_FRAMES",
+    ):
         load_keypoints(tmp_path / "a.json")
 
 

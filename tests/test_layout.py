@@ -8,8 +8,20 @@ import jointpose
 PACKAGE = Path(jointpose.__file__).parent
 
 # Stages in pipeline order; a module may import its own stage or an earlier one.
-STAGES = ["errors", "safeio", "geometry", "data", "motion", "model", "losses", "evaluation", "training",
-          "inference", "render", "app"]
+STAGES = [
+    "errors",
+    "safeio",
+    "geometry",
+    "data",
+    "motion",
+    "model",
+    "losses",
+    "evaluation",
+    "training",
+    "inference",
+    "render",
+    "app",
+]
 APP = {"cli", "demo", "__main__", "__init__"}
 
 
@@ -67,7 +79,7 @@ def test_no_import_cycles():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join(trail[trail.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(trail[trail.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 visit(nxt, trail + [nxt])
         state[node] = 2
@@ -97,6 +109,14 @@ def test_public_api_at_the_top_level():
         load_keypoints,
     )
 
-    for obj in (JointAwareLoss, Lifter, LossWeights, StreamingLifter, TemporalModel, TrainConfig, Trainer,
-                load_keypoints):
+    for obj in (
+        JointAwareLoss,
+        Lifter,
+        LossWeights,
+        StreamingLifter,
+        TemporalModel,
+        TrainConfig,
+        Trainer,
+        load_keypoints,
+    ):
         assert obj.__name__ in jointpose.__all__ and getattr(jointpose, obj.__name__) is obj

@@ -63,7 +63,7 @@ def test_gradient_reaches_the_model_parameters(name):
     torch.manual_seed(0)
     target = real_motion()
     net = torch.nn.Linear(16, 17 * 3)
-    pred = (net(torch.randn(*target.shape[:2], 16)).reshape(target.shape) * 0.3 + target)
+    pred = net(torch.randn(*target.shape[:2], 16)).reshape(target.shape) * 0.3 + target
     TERM_FUNCTIONS[name](pred, target).backward()
     grads = [p.grad for p in net.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -123,7 +123,9 @@ def test_bone_length_and_ratio_by_hand():
     lengths = bone_lengths(poses[0, 0])
     upper, fore = float(lengths[11]), float(lengths[12])  # left upper arm, left forearm
     change = abs(upper / (upper + fore + 0.02) - upper / (upper + fore))
-    expected = (change - losses.RATIO_BETA / 2 if change > losses.RATIO_BETA else 0.5 * change**2 / losses.RATIO_BETA) / 6
+    expected = (
+        change - losses.RATIO_BETA / 2 if change > losses.RATIO_BETA else 0.5 * change**2 / losses.RATIO_BETA
+    ) / 6
     assert math.isclose(float(TERM_FUNCTIONS["ratio"](longer, poses)), expected, rel_tol=1e-3)
 
 
@@ -135,7 +137,9 @@ def test_velocity_and_acceleration_by_hand():
     assert math.isclose(float(TERM_FUNCTIONS["vel"](drifting, target)), math.hypot(0.005, beta) - beta, rel_tol=1e-4)
     assert float(TERM_FUNCTIONS["acc"](drifting, target)) < 1e-5
     accelerating = target + 0.5 * 0.002 * frames**2 * torch.tensor([0.0, 0.0, 1.0])
-    assert math.isclose(float(TERM_FUNCTIONS["acc"](accelerating, target)), math.hypot(0.002, beta) - beta, rel_tol=1e-3)
+    assert math.isclose(
+        float(TERM_FUNCTIONS["acc"](accelerating, target)), math.hypot(0.002, beta) - beta, rel_tol=1e-3
+    )
     short = target[:, :2]
     assert float(TERM_FUNCTIONS["acc"](short, short + 1)) == 0.0  # 2 frames: no acceleration
 
@@ -158,8 +162,13 @@ def test_angle_terms_by_hand():
     # Flex the left elbow by 0.2 rad in every frame: only that angle moves.
     elbow, wrist = bent[..., 12, :], bent[..., 13, :]
     axis = torch.linalg.cross(wrist - elbow, bent[..., 11, :] - elbow)  # turns the wrist towards the shoulder
-    rot = torch.from_numpy(Rotation.from_rotvec((0.2 * axis / axis.norm(dim=-1, keepdim=True)).reshape(-1, 3).numpy())
-                           .as_matrix()).float().reshape(*axis.shape[:-1], 3, 3)
+    rot = (
+        torch.from_numpy(
+            Rotation.from_rotvec((0.2 * axis / axis.norm(dim=-1, keepdim=True)).reshape(-1, 3).numpy()).as_matrix()
+        )
+        .float()
+        .reshape(*axis.shape[:-1], 3, 3)
+    )
     bent[..., 13, :] = elbow + (rot @ (wrist - elbow)[..., None])[..., 0]
     change = (joint_angles(bent) - joint_angles(poses)).abs()
     assert torch.allclose(change[..., ANGLE_NAMES.index("left elbow")], torch.tensor(0.2), atol=1e-4)
@@ -199,8 +208,9 @@ def test_weighted_mpjpe():
     # Inverse-depth weights of a root trajectory (batch, 1, 3): one weight per sample.
     traj_pred, traj_true = pred[:, 0, :1], target[:, 0, :1]
     depth_weights = torch.tensor([[1.0], [0.0]])
-    assert torch.allclose(losses.weighted_mpjpe(traj_pred, traj_true, depth_weights),
-                          (traj_pred[0] - traj_true[0]).norm() / 2)
+    assert torch.allclose(
+        losses.weighted_mpjpe(traj_pred, traj_true, depth_weights), (traj_pred[0] - traj_true[0]).norm() / 2
+    )
     # A weight shape that would broadcast the errors into a (batch, batch) grid is refused.
     with pytest.raises(ValueError, match="do not broadcast"):
         losses.weighted_mpjpe(traj_pred, traj_true, depth_weights[..., None])
@@ -239,7 +249,7 @@ def test_each_term_finite_on_degenerate_poses(name):
 def test_batched_equals_per_sample(name):
     pred, target = noisy_pair(8, 3, 0.05, seed=1)
     batched = TERM_FUNCTIONS[name](pred, target)
-    single = torch.stack([TERM_FUNCTIONS[name](pred[i:i + 1], target[i:i + 1]) for i in range(3)]).mean()
+    single = torch.stack([TERM_FUNCTIONS[name](pred[i : i + 1], target[i : i + 1]) for i in range(3)]).mean()
     assert torch.allclose(batched, single, rtol=1e-5, atol=1e-8), name
 
 
@@ -279,6 +289,7 @@ def test_joint_aware_loss_calls_the_term_functions_once_on_shared_intermediates(
         def wrapper(poses):
             calls[key] += 1
             return function(poses)
+
         return wrapper
 
     monkeypatch.setattr(losses, "bone_lengths", counted("lengths", bone_lengths))
@@ -301,10 +312,20 @@ def test_joint_aware_loss_calls_the_term_functions_once_on_shared_intermediates(
 _PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
 _TWINS = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))  # left/right bones, by end joint
 _PROPORTIONS = ((12, 13), (15, 16), (5, 6), (2, 3), (4, 1), (11, 14))  # (a, b) -> a / (a + b), by end joint
-_TRIPLES = {"neck": (8, 9, 10), "spine": (0, 7, 8), "right hip": (0, 1, 2), "left hip": (0, 4, 5),
-            "right hip flexion": (7, 0, 2), "left hip flexion": (7, 0, 5), "right shoulder": (8, 14, 15),
-            "left shoulder": (8, 11, 12), "right knee": (1, 2, 3), "left knee": (4, 5, 6),
-            "right elbow": (14, 15, 16), "left elbow": (11, 12, 13)}
+_TRIPLES = {
+    "neck": (8, 9, 10),
+    "spine": (0, 7, 8),
+    "right hip": (0, 1, 2),
+    "left hip": (0, 4, 5),
+    "right hip flexion": (7, 0, 2),
+    "left hip flexion": (7, 0, 5),
+    "right shoulder": (8, 14, 15),
+    "left shoulder": (8, 11, 12),
+    "right knee": (1, 2, 3),
+    "left knee": (4, 5, 6),
+    "right elbow": (14, 15, 16),
+    "left elbow": (11, 12, 13),
+}
 
 
 def _ref_lengths(p):
@@ -350,8 +371,11 @@ def _ref_terms(pred, target):
     proportion = mean([_ref_huber(share(lp, a, b) - share(lt, a, b), 1e-3) for a, b in _PROPORTIONS])
     out["bone"] = variance + proportion + mean([_ref_huber(lp[j] - lt[j], 1e-3) for j in lp])
     out["angle"] = mean([_ref_huber(ap[n] - at[n], 1e-3) for n in _TRIPLES])
-    outside = [torch.relu(math.radians(RANGE_OF_MOTION[n][0]) - ap[n]) + torch.relu(ap[n] - math.radians(RANGE_OF_MOTION[n][1]))
-               for n in _TRIPLES]
+    outside = [
+        torch.relu(math.radians(RANGE_OF_MOTION[n][0]) - ap[n])
+        + torch.relu(ap[n] - math.radians(RANGE_OF_MOTION[n][1]))
+        for n in _TRIPLES
+    ]
     out["rom"] = mean([_ref_huber(x, 0.1) for x in outside])
     out["vel"], out["acc"] = position_diff(1), position_diff(2)
     out["ang_vel"], out["ang_acc"] = angle_diff(1), angle_diff(2)
@@ -377,7 +401,8 @@ def _hand_built_pose() -> tuple[torch.Tensor, list[float], dict[str, float]]:
     lengths = [0.1, 0.4, 0.4, 0.1, 0.4, 0.42, 0.25, 0.3, 0.1, 0.12, 0.15, 0.3, 0.25, 0.15, 0.3, 0.25]
     flexion = 180.0 - math.degrees(math.atan2(0.1, 0.4))  # spine straight up against the hip-knee line
     angles = {"neck": 150.0, "spine": 135.0, "right hip flexion": flexion, "left hip flexion": flexion} | {
-        name: 90.0 for name in ANGLE_NAMES if name.split()[-1] in ("hip", "shoulder", "knee", "elbow")}
+        name: 90.0 for name in ANGLE_NAMES if name.split()[-1] in ("hip", "shoulder", "knee", "elbow")
+    }
     return torch.tensor(p, dtype=torch.float64), lengths, angles
 
 
@@ -391,7 +416,9 @@ def _hand_built_motion() -> tuple[torch.Tensor, torch.Tensor]:
     target = ((pose - pose[0]) @ turns.transpose(1, 2) + drift[:, None]).reshape(2, 6, 17, 3)
     folded = pose.clone()
     thigh = (pose[1] - pose[2]) / 0.4
-    folded[3] = pose[2] + 0.4 * (math.cos(math.radians(15)) * thigh + math.sin(math.radians(15)) * torch.tensor([0.0, 1, 0]))
+    folded[3] = pose[2] + 0.4 * (
+        math.cos(math.radians(15)) * thigh + math.sin(math.radians(15)) * torch.tensor([0.0, 1, 0])
+    )
     folded_motion = ((folded - folded[0]) @ turns.transpose(1, 2) + drift[:, None]).reshape(2, 6, 17, 3)
     noise = torch.randn(folded_motion.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     return folded_motion + 0.01 * noise, target
@@ -409,11 +436,16 @@ def test_hand_built_pose_has_its_known_lengths_and_angles():
         library_deg = math.degrees(float(library[ANGLE_NAMES.index(name)]))  # smoothed: < 1e-5 rad off here
         assert math.isclose(library_deg, angles[name], abs_tol=math.degrees(1e-5)), name
     # Known by construction: one of six twin pairs differs (shins 0.40 / 0.42 m), Huber corner 1 mm.
-    assert math.isclose(float(TERM_FUNCTIONS["sym"](pose[None, None], pose[None, None])), (0.02 - 0.0005) / 6, rel_tol=1e-9)
+    assert math.isclose(
+        float(TERM_FUNCTIONS["sym"](pose[None, None], pose[None, None])), (0.02 - 0.0005) / 6, rel_tol=1e-9
+    )
 
 
-@pytest.mark.parametrize("weights", [LossWeights(), LossWeights(**{t: 1.0 for t in TERMS}),
-                                     LossWeights(angle=0.0, vel=0.0, rom=0.3)], ids=["defaults", "all-1", "mixed"])
+@pytest.mark.parametrize(
+    "weights",
+    [LossWeights(), LossWeights(**{t: 1.0 for t in TERMS}), LossWeights(angle=0.0, vel=0.0, rom=0.3)],
+    ids=["defaults", "all-1", "mixed"],
+)
 def test_every_term_value_and_gradient_from_first_principles(weights):
     """JointAwareLoss (what trains) against the reference on hand-built motion, float64: every
     logged term, the weighted total and its gradient with respect to the prediction."""
@@ -462,8 +494,16 @@ print(JointAwareLoss(LossWeights(angle=0.01))(pred, target)[0].item().hex())
 
 def test_total_does_not_depend_on_the_python_hash_seed():
     """The terms are summed in a fixed order, so the logged total is reproducible bit for bit."""
-    totals = {subprocess.run([sys.executable, "-c", _TOTAL_SCRIPT], env={**os.environ, "PYTHONHASHSEED": str(seed)},
-                             capture_output=True, text=True, check=True).stdout for seed in range(4)}
+    totals = {
+        subprocess.run(
+            [sys.executable, "-c", _TOTAL_SCRIPT],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(4)
+    }
     assert len(totals) == 1, totals
 
 

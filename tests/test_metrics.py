@@ -77,8 +77,10 @@ def test_average_over_actions_is_unweighted():
 
 
 def test_average_leaves_out_groups_too_short_for_a_metric():
-    rows = {"A": {"p1": 10.0, "mpjve": float("nan"), "frames": 1},  # one frame: no velocity
-            "B": {"p1": 30.0, "mpjve": 4.0, "frames": 30}}
+    rows = {
+        "A": {"p1": 10.0, "mpjve": float("nan"), "frames": 1},  # one frame: no velocity
+        "B": {"p1": 30.0, "mpjve": 4.0, "frames": 30},
+    }
     avg = average_over_actions(rows)
     assert avg["p1"] == 20.0 and avg["mpjve"] == 4.0
     assert math.isnan(average_over_actions({"A": rows["A"]})["mpjve"])
@@ -86,12 +88,19 @@ def test_average_leaves_out_groups_too_short_for_a_metric():
 
 def test_table_rules_off_the_average_and_the_subject_block_once():
     row = {"p1": 50.0, "p2": 40.0, "frames": 10}
-    summary = {"actions": {"Walking": row, "Sitting": row}, "average": row,
-               "subjects": {"S9": row, "S11": row}}
+    summary = {"actions": {"Walking": row, "Sitting": row}, "average": row, "subjects": {"S9": row, "S11": row}}
     lines = format_table(summary).splitlines()
     names = [line.split()[0] for line in lines[1:]]
-    assert names == ["-" * len(lines[0]), "Walking", "Sitting", "-" * len(lines[0]), "Average",
-                     "-" * len(lines[0]), "[S9]", "[S11]"]
+    assert names == [
+        "-" * len(lines[0]),
+        "Walking",
+        "Sitting",
+        "-" * len(lines[0]),
+        "Average",
+        "-" * len(lines[0]),
+        "[S9]",
+        "[S11]",
+    ]
 
 
 def test_plausibility_metrics_by_hand():

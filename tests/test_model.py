@@ -10,7 +10,9 @@ from jointpose.model.temporal import (
 )
 
 
-@pytest.mark.parametrize("widths, field", [((3,), 3), ((3, 3, 3), 27), ((3, 3, 3, 3), 81), ((3, 3, 3, 3, 3), 243), ((5, 3), 15)])
+@pytest.mark.parametrize(
+    "widths, field", [((3,), 3), ((3, 3, 3), 27), ((3, 3, 3, 3), 81), ((3, 3, 3, 3, 3), 243), ((5, 3), 15)]
+)
 def test_receptive_field(widths, field):
     assert TemporalModel(widths, channels=8).receptive_field() == field
 
@@ -138,8 +140,15 @@ def test_bad_arguments():
 
 
 def test_build_model_from_args():
-    args = {"filter_widths": [3, 3], "channels": 8, "dropout": 0.1, "causal": True,
-            "num_joints_in": 17, "in_features": 2, "num_joints_out": 17}
+    args = {
+        "filter_widths": [3, 3],
+        "channels": 8,
+        "dropout": 0.1,
+        "causal": True,
+        "num_joints_in": 17,
+        "in_features": 2,
+        "num_joints_out": 17,
+    }
     model = build_model(args)
     assert model.causal and model.receptive_field() == 9
     assert isinstance(build_model(args, strided=True), StridedTemporalModel)

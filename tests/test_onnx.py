@@ -16,8 +16,10 @@ from jointpose.model.loading import LoadedModel
 from jointpose.model.temporal import TemporalModel
 from test_inference import _model as _inference_model
 
-needs_ort = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None,
-                               reason="the optional extra jointpose[onnx] is not installed")
+needs_ort = pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None,
+    reason="the optional extra jointpose[onnx] is not installed",
+)
 SIZE = (1000, 1000)
 
 
@@ -52,8 +54,10 @@ def test_onnx_network_equals_torch_on_random_input(tmp_path, causal):
 @needs_ort
 def test_lifter_on_onnx_equals_torch_with_its_inference_step(tmp_path):
     lifter = Lifter(_model(False), fps=25.0, flip_test=True, skeleton_fit=True, smooth=1.5)
-    path = export_onnx(LoadedModel(lifter.model, None, 25.0, (lifter.keypoints_left, lifter.keypoints_right),
-                                   True, 1.5), tmp_path / "m.onnx")
+    path = export_onnx(
+        LoadedModel(lifter.model, None, 25.0, (lifter.keypoints_left, lifter.keypoints_right), True, 1.5),
+        tmp_path / "m.onnx",
+    )
     onnx_lifter = Lifter.load(path)
     assert (onnx_lifter.fps, onnx_lifter.skeleton_fit, onnx_lifter.smooth) == (25.0, True, 1.5)
     assert onnx_lifter.keypoints_left == lifter.keypoints_left

@@ -55,8 +55,11 @@ def test_model_card_describes_the_bundled_model(variant):
     assert card["parameters"] == sum(p.numel() for p in lifter.model.parameters())
     assert card["receptive_field"] == lifter.receptive_field and card["causal"] == lifter.causal
     assert card["trajectory_model"] == (lifter.trajectory_model is not None)
-    assert card["inference"] == {"flip_averaging": lifter.flip_test, "skeleton_fit": lifter.skeleton_fit,
-                                 "smooth_sigma_frames": lifter.smooth}
+    assert card["inference"] == {
+        "flip_averaging": lifter.flip_test,
+        "skeleton_fit": lifter.skeleton_fit,
+        "smooth_sigma_frames": lifter.smooth,
+    }
     _, metadata = read_plain_safetensors(path)
     assert json.loads(metadata["fps"]) == lifter.fps == 50.0
 
@@ -70,8 +73,15 @@ def test_held_out_subject_accuracy(cmu_mocap, tmp_path):
 
     # The whole folder, as in training, so S6 gets the same body scaling and noise.
     motion = load_bvh_folder(cmu_mocap, fps=50.0, seed=0)
-    write_h36m_dataset(tmp_path / "data", motion, fps=50.0, cameras=CameraRing(count=6, distance=6.0, height=1.6),
-                       noise=NoiseModel(), seed=0, input_layout="coco")
+    write_h36m_dataset(
+        tmp_path / "data",
+        motion,
+        fps=50.0,
+        cameras=CameraRing(count=6, distance=6.0, height=1.6),
+        noise=NoiseModel(),
+        seed=0,
+        input_layout="coco",
+    )
     data = load_dataset(tmp_path / "data", "noisy", ["S6"])
     lifter = Lifter.from_pretrained("offline", device="cpu")
     assert lifter.skeleton_fit and lifter.smooth > 0
@@ -89,12 +99,31 @@ def test_infer_uses_the_bundled_model(tmp_path):
 
     rng = np.random.default_rng(0)
     base = rng.uniform(400, 600, (len(LAYOUTS["coco17"]), 2))
-    entries = [{"image_id": f, "category_id": 1, "score": 0.9,
-                "keypoints": np.concatenate([base + np.sin(f / 5), np.full((len(base), 1), 0.9)], axis=1).ravel().tolist()}
-               for f in range(20)]
+    entries = [
+        {
+            "image_id": f,
+            "category_id": 1,
+            "score": 0.9,
+            "keypoints": np.concatenate([base + np.sin(f / 5), np.full((len(base), 1), 0.9)], axis=1).ravel().tolist(),
+        }
+        for f in range(20)
+    ]
     (tmp_path / "dets.json").write_text(json.dumps(entries))
-    assert main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "out.npz"), "--image-size", "1000", "1000",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                str(tmp_path / "dets.json"),
+                "-o",
+                str(tmp_path / "out.npz"),
+                "--image-size",
+                "1000",
+                "1000",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = np.load(tmp_path / "out.npz")
     assert out["poses_3d"].shape == (20, 17, 3) and out["trajectory"].shape == (20, 3)
     assert torch.isfinite(torch.from_numpy(out["poses_3d"])).all()

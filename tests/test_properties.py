@@ -43,8 +43,12 @@ def test_metrics_are_finite(pred, data):
 
 
 @settings(max_examples=60, deadline=None)
-@given(arrays(np.float64, (4, 17, 3), elements=st.floats(-2, 2)), st.floats(0.2, 5.0),
-       arrays(np.float64, (4,), elements=st.floats(-1, 1)), arrays(np.float64, (3,), elements=st.floats(-10, 10)))
+@given(
+    arrays(np.float64, (4, 17, 3), elements=st.floats(-2, 2)),
+    st.floats(0.2, 5.0),
+    arrays(np.float64, (4,), elements=st.floats(-1, 1)),
+    arrays(np.float64, (3,), elements=st.floats(-10, 10)),
+)
 def test_p_mpjpe_is_invariant_to_similarity_transforms(pred, scale, quaternion, shift):
     from scipy.spatial.transform import Rotation
 
@@ -72,8 +76,16 @@ def test_flip_twice_is_identity(points):
     assert torch.equal(skeleton.flip_poses(skeleton.flip_poses(tensor)), tensor)
 
 
-DANGEROUS = [("os", "system"), ("posix", "system"), ("builtins", "eval"), ("builtins", "exec"),
-             ("subprocess", "Popen"), ("builtins", "__import__"), ("shutil", "rmtree"), ("builtins", "open")]
+DANGEROUS = [
+    ("os", "system"),
+    ("posix", "system"),
+    ("builtins", "eval"),
+    ("builtins", "exec"),
+    ("subprocess", "Popen"),
+    ("builtins", "__import__"),
+    ("shutil", "rmtree"),
+    ("builtins", "open"),
+]
 
 
 @settings(max_examples=200, deadline=None)
@@ -96,8 +108,24 @@ def test_restricted_unpickler_only_builds_plain_data(data):
         value = restricted_loads(data)
     except pickle.UnpicklingError:  # the one refusal it raises; anything else fails the test
         return
-    allowed = (dict, list, tuple, str, bytes, int, float, bool, complex, type(None), bytearray, set, frozenset,
-               np.ndarray, np.generic, np.dtype)
+    allowed = (
+        dict,
+        list,
+        tuple,
+        str,
+        bytes,
+        int,
+        float,
+        bool,
+        complex,
+        type(None),
+        bytearray,
+        set,
+        frozenset,
+        np.ndarray,
+        np.generic,
+        np.dtype,
+    )
     assert isinstance(value, allowed)
 
 

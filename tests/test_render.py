@@ -25,14 +25,27 @@ FOCAL, CENTER = (800.0, 800.0), (400.0, 300.0)
 
 # Joints relative to the hip of a person facing the camera (camera space, metres: x right,
 # y down, z forward), so the person's left side is at +x.
-_REST = np.array([
-    [0.0, 0.0, 0.0],
-    [-0.13, 0.0, 0.0], [-0.13, 0.45, 0.0], [-0.13, 0.89, 0.0],  # right leg
-    [0.13, 0.0, 0.0], [0.13, 0.45, 0.0], [0.13, 0.89, 0.0],  # left leg
-    [0.0, -0.23, 0.0], [0.0, -0.49, 0.0], [0.0, -0.60, -0.08], [0.0, -0.73, 0.0],  # spine to head
-    [0.17, -0.47, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0],  # left arm (elbow, wrist set below)
-    [-0.17, -0.47, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0],  # right arm
-])
+_REST = np.array(
+    [
+        [0.0, 0.0, 0.0],
+        [-0.13, 0.0, 0.0],
+        [-0.13, 0.45, 0.0],
+        [-0.13, 0.89, 0.0],  # right leg
+        [0.13, 0.0, 0.0],
+        [0.13, 0.45, 0.0],
+        [0.13, 0.89, 0.0],  # left leg
+        [0.0, -0.23, 0.0],
+        [0.0, -0.49, 0.0],
+        [0.0, -0.60, -0.08],
+        [0.0, -0.73, 0.0],  # spine to head
+        [0.17, -0.47, 0.0],
+        [0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0],  # left arm (elbow, wrist set below)
+        [-0.17, -0.47, 0.0],
+        [0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0],  # right arm
+    ]
+)
 
 
 def walking_poses(frames: int, root_start: float = 4.5) -> np.ndarray:
@@ -46,8 +59,9 @@ def walking_poses(frames: int, root_start: float = 4.5) -> np.ndarray:
         shin = swing - np.radians(20.0) * (1 + np.sin(phase + side))
         poses[:, foot] = poses[:, knee] + 0.44 * np.stack([np.zeros_like(shin), np.cos(shin), -np.sin(shin)], -1)
         arm = -0.6 * swing  # arms swing against the legs, 60 degrees out from the body
-        outward = np.stack([side * np.sin(np.radians(60.0)) * np.cos(arm), np.cos(np.radians(60.0)) * np.cos(arm),
-                            -np.sin(arm)], -1)
+        outward = np.stack(
+            [side * np.sin(np.radians(60.0)) * np.cos(arm), np.cos(np.radians(60.0)) * np.cos(arm), -np.sin(arm)], -1
+        )
         poses[:, elbow] = poses[:, shoulder] + 0.28 * outward
         poses[:, wrist] = poses[:, elbow] + 0.25 * outward
     root = np.stack([0.4 * np.sin(phase / 4), np.zeros(frames), root_start - 0.05 * np.arange(frames)], -1)
@@ -92,8 +106,9 @@ def test_bone_sides_follow_the_skeleton():
 @pytest.mark.parametrize("suffix", [".gif", ".mp4"])
 def test_animation_written_and_read_back(tmp_path: Path, suffix: str):
     keypoints, poses = clip(10)
-    out = render_animation(tmp_path / f"walk{suffix}", keypoints, poses, image_size=IMAGE_SIZE, fps=10.0,
-                           progress=False, dpi=50)
+    out = render_animation(
+        tmp_path / f"walk{suffix}", keypoints, poses, image_size=IMAGE_SIZE, fps=10.0, progress=False, dpi=50
+    )
     assert out == tmp_path / f"walk{suffix}" and out.is_file()
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # the partial file is gone
     frames = iio.imread(out, index=None, **({"plugin": "pillow", "mode": "RGB"} if suffix == ".gif" else {}))
@@ -108,8 +123,17 @@ def test_max_frames_and_background_array(tmp_path: Path):
     keypoints, poses = clip(6)
     background = np.zeros((6, IMAGE_SIZE[1], IMAGE_SIZE[0], 3), np.uint8)
     background[..., 1] = np.linspace(0, 250, 6).astype(np.uint8)[:, None, None]  # greener frame by frame
-    out = render_animation(tmp_path / "a.gif", keypoints, poses, image_size=None, fps=5.0, background=background,
-                           max_frames=4, progress=False, dpi=40)
+    out = render_animation(
+        tmp_path / "a.gif",
+        keypoints,
+        poses,
+        image_size=None,
+        fps=5.0,
+        background=background,
+        max_frames=4,
+        progress=False,
+        dpi=40,
+    )
     frames = iio.imread(out, index=None, plugin="pillow", mode="RGB")
     assert len(frames) == 4
     figure = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40)
@@ -124,8 +148,9 @@ def test_background_video(tmp_path: Path):
     colors = np.linspace(0, 240, 5).astype(np.uint8)
     iio.imwrite(video, np.broadcast_to(colors[:, None, None, None], (5, 96, 128, 3)), fps=5, macro_block_size=1)
     scaled = keypoints * np.array([128 / IMAGE_SIZE[0], 96 / IMAGE_SIZE[1]])
-    out = render_animation(tmp_path / "b.mp4", scaled, poses, image_size=(128, 96), fps=5.0, background=video,
-                           progress=False, dpi=40)
+    out = render_animation(
+        tmp_path / "b.mp4", scaled, poses, image_size=(128, 96), fps=5.0, background=video, progress=False, dpi=40
+    )
     assert iio.imread(out, index=None).shape[0] == 5
     with pytest.raises(JointposeError, match="in.mp4.*has 5 frames"):
         render_animation(tmp_path / "c.mp4", scaled[:4], {}, image_size=None, fps=5.0, background=video)
@@ -150,7 +175,7 @@ def test_left_and_right_colours_in_2d_and_3d():
     for ax, points in panels:
         middles = forearm_middles(points)
         for side, (row, col) in zip(middles, pixel(figure, ax, np.stack(list(middles.values())))):
-            patch = image[row - 1:row + 2, col - 1:col + 2].reshape(-1, 3)
+            patch = image[row - 1 : row + 2, col - 1 : col + 2].reshape(-1, 3)
             distance = {key: np.abs(patch - color).max(axis=1).min() for key, color in expected.items()}
             other = "right" if side == "left" else "left"
             assert distance[side] < 25 and distance[other] > 75, (ax.get_title(), side, patch)
@@ -158,7 +183,7 @@ def test_left_and_right_colours_in_2d_and_3d():
     assert keypoints[frame_index, 13, 0] > keypoints[frame_index, 16, 0]
     # The spine is drawn in the centre colour.
     row, col = pixel(figure, figure.axes_2d, ((keypoints[frame_index, 7] + keypoints[frame_index, 8]) / 2)[None])[0]
-    patch = image[row - 1:row + 2, col - 1:col + 2].reshape(-1, 3)
+    patch = image[row - 1 : row + 2, col - 1 : col + 2].reshape(-1, 3)
     assert np.abs(patch - 255 * np.array(to_rgb(CENTRE_COLOR))).max(axis=1).min() < 25
 
 
@@ -184,8 +209,9 @@ def test_3d_lines_are_camera_space_rotated_upright():
     figure = PoseFigure(None, poses, image_size=None)
     figure.draw(2)
     relative = poses["Ground truth"][2] - poses["Ground truth"][2, 0]
-    sides = {to_rgb(color): side for side, color in
-             (("left", LEFT_COLOR), ("right", RIGHT_COLOR), ("centre", CENTRE_COLOR))}
+    sides = {
+        to_rgb(color): side for side, color in (("left", LEFT_COLOR), ("right", RIGHT_COLOR), ("centre", CENTRE_COLOR))
+    }
     joints, drawn = [], []
     for line in figure.axes_3d["Ground truth"].lines:
         side = sides[to_rgb(line.get_color())]
@@ -204,8 +230,10 @@ def test_3d_view_is_stable_and_equal():
     figure = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE)
 
     def view():
-        return [(ax.get_xlim3d(), ax.get_ylim3d(), ax.get_zlim3d(), ax.elev, ax.azim, tuple(ax.get_box_aspect()))
-                for ax in figure.axes_3d.values()]
+        return [
+            (ax.get_xlim3d(), ax.get_ylim3d(), ax.get_zlim3d(), ax.elev, ax.azim, tuple(ax.get_box_aspect()))
+            for ax in figure.axes_3d.values()
+        ]
 
     first = figure.draw(0)
     before = view()
@@ -235,13 +263,19 @@ def test_bad_input(tmp_path: Path):
     with pytest.raises(JointposeError, match=r"walk\.avi"):
         render_animation(tmp_path / "walk.avi", keypoints, poses, image_size=IMAGE_SIZE, fps=10.0)
     with pytest.raises(JointposeError, match="frame counts.*keypoints_2d.*5.*Prediction.*4"):
-        render_animation(tmp_path / "w.gif", keypoints, poses | {"Prediction": poses["Prediction"][:4]},
-                         image_size=IMAGE_SIZE, fps=10.0)
+        render_animation(
+            tmp_path / "w.gif",
+            keypoints,
+            poses | {"Prediction": poses["Prediction"][:4]},
+            image_size=IMAGE_SIZE,
+            fps=10.0,
+        )
     broken = poses["Ground truth"].copy()
     broken[2, 7, 1] = np.nan
     with pytest.raises(JointposeError, match=r"Ground truth.*frame 2, joint 7"):
-        render_animation(tmp_path / "w.gif", keypoints, poses | {"Ground truth": broken}, image_size=IMAGE_SIZE,
-                         fps=10.0)
+        render_animation(
+            tmp_path / "w.gif", keypoints, poses | {"Ground truth": broken}, image_size=IMAGE_SIZE, fps=10.0
+        )
     bad_2d = keypoints.copy()
     bad_2d[1, 0, 0] = np.inf
     with pytest.raises(JointposeError, match="keypoints_2d.*frame 1"):
@@ -253,8 +287,14 @@ def test_bad_input(tmp_path: Path):
     with pytest.raises(JointposeError, match="fps"):
         render_animation(tmp_path / "w.gif", keypoints, poses, image_size=IMAGE_SIZE, fps=0.0)
     with pytest.raises(JointposeError, match="background"):
-        render_animation(tmp_path / "w.gif", keypoints, poses, image_size=IMAGE_SIZE, fps=10.0,
-                         background=np.zeros((5, 600, 800), np.uint8))
+        render_animation(
+            tmp_path / "w.gif",
+            keypoints,
+            poses,
+            image_size=IMAGE_SIZE,
+            fps=10.0,
+            background=np.zeros((5, 600, 800), np.uint8),
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -264,14 +304,72 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     from jointpose.cli import main
 
     ckpt = tmp_path / "ck"
-    assert main(["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3", "-ch", "8",
-                 "-e", "1", "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(h36m_dir),
+                "-k",
+                "gt",
+                "-str",
+                "S1",
+                "-ste",
+                "S9",
+                "-arc",
+                "3",
+                "-ch",
+                "8",
+                "-e",
+                "1",
+                "--checkpoint",
+                str(ckpt),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     preds = tmp_path / "preds.npz"
-    assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint", str(ckpt),
-                 "--export-predictions", str(preds)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data-dir",
+                str(h36m_dir),
+                "-k",
+                "gt",
+                "-ste",
+                "S9",
+                "--checkpoint",
+                str(ckpt),
+                "--export-predictions",
+                str(preds),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "seq.gif"
-    assert main(["render", "--data-dir", str(h36m_dir), "-k", "gt", "--sequence", "S9/Walking/2",
-                 "--predictions", str(preds), "-o", str(out), "--max-frames", "5", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                "--data-dir",
+                str(h36m_dir),
+                "-k",
+                "gt",
+                "--sequence",
+                "S9/Walking/2",
+                "--predictions",
+                str(preds),
+                "-o",
+                str(out),
+                "--max-frames",
+                "5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert iio.improps(out, index=None).shape[0] == 5
 
     # Files mode: 2D keypoints array + the npz that infer writes.
@@ -280,8 +378,24 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     from jointpose.inference.export import export
 
     export(tmp_path / "poses.npz", np.random.default_rng(1).normal(0, 0.3, (6, 17, 3)), 25.0)
-    assert main(["render", "--keypoints-file", str(tmp_path / "kp.npy"), "--poses", str(tmp_path / "poses.npz"),
-                 "--image-size", "1000", "1000", "-o", str(tmp_path / "a.gif"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                "--keypoints-file",
+                str(tmp_path / "kp.npy"),
+                "--poses",
+                str(tmp_path / "poses.npz"),
+                "--image-size",
+                "1000",
+                "1000",
+                "-o",
+                str(tmp_path / "a.gif"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert iio.improps(tmp_path / "a.gif", index=None).shape[0] == 6
     capsys.readouterr()
     assert main(["render", "--data-dir", str(h36m_dir), "-k", "gt", "--sequence", "S9-Walking", "-o", str(out)]) == 2

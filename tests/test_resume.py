@@ -19,8 +19,31 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _train_args(data: Path, ckpt: Path, epochs: int, *extra: str) -> list[str]:
-    return ["train", "--data-dir", str(data), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
-            "-ch", "32", "-b", "256", "-e", str(epochs), "--checkpoint", str(ckpt), "--no-progress", "--seed", "7", *extra]
+    return [
+        "train",
+        "--data-dir",
+        str(data),
+        "-k",
+        "gt",
+        "-str",
+        "S1,S5",
+        "-ste",
+        "S9",
+        "-arc",
+        "3,3",
+        "-ch",
+        "32",
+        "-b",
+        "256",
+        "-e",
+        str(epochs),
+        "--checkpoint",
+        str(ckpt),
+        "--no-progress",
+        "--seed",
+        "7",
+        *extra,
+    ]
 
 
 def _config(*args: str):
@@ -49,8 +72,9 @@ def test_resume_reproduces_uninterrupted_run(h36m_dir, tmp_path, constraints):
 
 def _spawn(code: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 @pytest.mark.slow

@@ -46,8 +46,15 @@ Frame Time: 0.04
 
 def tiny_mapping(**changes) -> dict:
     joints = {name: "pelvis" for name in skeleton.JOINT_NAMES}
-    joints.update({"RHip": "a", "LHip": "b", "Spine": {"mean": ["a", "b"]}, "RKnee": "a_End",
-                   "Head": {"joint": "a", "offset": [0, 0, 3]}})
+    joints.update(
+        {
+            "RHip": "a",
+            "LHip": "b",
+            "Spine": {"mean": ["a", "b"]},
+            "RKnee": "a_End",
+            "Head": {"joint": "a", "offset": [0, 0, 3]},
+        }
+    )
     mapping = {"name": "tiny", "unit_scale": 0.01, "up_axis": "y", "joints": joints}
     mapping.update(changes)
     return mapping
@@ -113,12 +120,15 @@ def test_absent_rig_joints_are_all_named(tmp_path, tiny):
     assert all(s in str(info.value) for s in ("tiny_rig.bvh", "hand_l", "chest", "map.json"))
 
 
-@pytest.mark.parametrize("change, fragment", [
-    ({"unit_scale": -1}, "unit_scale"),
-    ({"unit_scale": "cm"}, "unit_scale"),
-    ({"up_axis": "x"}, "up_axis"),
-    ({"joints": []}, "joints"),
-])
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"unit_scale": -1}, "unit_scale"),
+        ({"unit_scale": "cm"}, "unit_scale"),
+        ({"up_axis": "x"}, "up_axis"),
+        ({"joints": []}, "joints"),
+    ],
+)
 def test_bad_mapping_fields(tmp_path, change, fragment):
     with pytest.raises(JointposeError, match=fragment) as info:
         load_rig_mapping(write_json(tmp_path, tiny_mapping(**change)))
@@ -168,8 +178,11 @@ def bone_lengths(positions: np.ndarray) -> np.ndarray:
 
 # Bones of the CMU map whose two ends sit on one rig body (or a joint and its child body):
 # exactly constant. The others span spine, neck or clavicle joints and flex with them.
-RIGID_BONES = [k for k, name in enumerate(skeleton.BONE_NAMES)
-               if name not in ("Hip-Spine", "Thorax-Neck/Nose", "Thorax-LShoulder", "Thorax-RShoulder")]
+RIGID_BONES = [
+    k
+    for k, name in enumerate(skeleton.BONE_NAMES)
+    if name not in ("Hip-Spine", "Thorax-Neck/Nose", "Thorax-LShoulder", "Thorax-RShoulder")
+]
 
 
 def check_cmu_clip(positions: np.ndarray) -> None:
@@ -179,8 +192,14 @@ def check_cmu_clip(positions: np.ndarray) -> None:
     assert (np.ptp(lengths[:, RIGID_BONES], axis=0) <= 1e-6 * mean[RIGID_BONES]).all()
     assert (lengths.std(axis=0) <= 0.15 * mean).all()  # neck nods and shoulder shrugs: at most ~12 % seen
     names = list(skeleton.BONE_NAMES)
-    for bone, low, high in [("RHip-RKnee", 0.35, 0.55), ("RKnee-RFoot", 0.35, 0.55), ("LShoulder-LElbow", 0.2, 0.35),
-                            ("LElbow-LWrist", 0.2, 0.33), ("Hip-RHip", 0.07, 0.16), ("Spine-Thorax", 0.15, 0.35)]:
+    for bone, low, high in [
+        ("RHip-RKnee", 0.35, 0.55),
+        ("RKnee-RFoot", 0.35, 0.55),
+        ("LShoulder-LElbow", 0.2, 0.35),
+        ("LElbow-LWrist", 0.2, 0.33),
+        ("Hip-RHip", 0.07, 0.16),
+        ("Spine-Thorax", 0.15, 0.35),
+    ]:
         assert low < mean[names.index(bone)] < high, bone
     height = positions[:, 10, 2] - positions[:, [3, 6], 2].min(axis=1)  # head top over the lower ankle
     assert 1.4 < np.percentile(height, 90) < 2.0

@@ -110,8 +110,10 @@ def test_export_and_predictions_keep_the_old_file_on_failure(tmp_path, monkeypat
     from jointpose.inference.export import export
 
     poses = np.zeros((3, 17, 3))
-    for name, write in (("a.npz", lambda p: export(p, poses, 50.0)),
-                        ("b.npz", lambda p: write_predictions({"S9/x/0": poses}, p))):
+    for name, write in (
+        ("a.npz", lambda p: export(p, poses, 50.0)),
+        ("b.npz", lambda p: write_predictions({"S9/x/0": poses}, p)),
+    ):
         target = tmp_path / name
         target.write_bytes(b"good old result")
 
@@ -223,8 +225,11 @@ def test_decompressed_size_is_checked_before_reading(tmp_path, monkeypatch):
     np.savez_compressed(tmp_path / "zeros.npz", x=np.zeros(1_000_000))  # 8 MB in about 8 kB
     assert (tmp_path / "zeros.npz").stat().st_size < 50_000
     monkeypatch.setenv("JOINTPOSE_MAX_NPZ_BYTES", str(4 * 2**20))
-    with pytest.raises(JointposeError, match=r"zeros\.npz: arrays decompressed \(bytes\): 8000128 exceeds the limit "
-                                             r"of 4194304"):
+    with pytest.raises(
+        JointposeError,
+        match=r"zeros\.npz: arrays decompressed \(bytes\): 8000128 exceeds the limit "
+        r"of 4194304",
+    ):
         load_npz(tmp_path / "zeros.npz")
     monkeypatch.setenv("JOINTPOSE_MAX_NPZ_BYTES", "many")
     with pytest.raises(JointposeError, match="JOINTPOSE_MAX_NPZ_BYTES must be an integer >= 1, got 'many'"):
@@ -239,9 +244,9 @@ def test_declared_sizes_that_lie_are_caught(tmp_path):
     with zipfile.ZipFile(tmp_path / "a.npz") as archive:
         info = archive.infolist()[0]
     central = raw.rindex(b"PK\x01\x02")
-    raw[central + 24: central + 28] = (1000).to_bytes(4, "little")  # uncompressed size in the central directory
+    raw[central + 24 : central + 28] = (1000).to_bytes(4, "little")  # uncompressed size in the central directory
     local = info.header_offset
-    raw[local + 22: local + 26] = (1000).to_bytes(4, "little")
+    raw[local + 22 : local + 26] = (1000).to_bytes(4, "little")
     (tmp_path / "lie.npz").write_bytes(bytes(raw))
     with pytest.raises(JointposeError, match=r"lie\.npz: key 'x'"):
         load_npz(tmp_path / "lie.npz")
@@ -250,7 +255,9 @@ def test_declared_sizes_that_lie_are_caught(tmp_path):
     (tmp_path / "huge.npy").write_bytes(header.getvalue() + b"\0" * 64)
     from jointpose.safeio import load_npy
 
-    with pytest.raises(JointposeError, match=r"huge\.npy of shape \(100000000000, 17, 2\): bytes: 27200000000000 exceeds"):
+    with pytest.raises(
+        JointposeError, match=r"huge\.npy of shape \(100000000000, 17, 2\): bytes: 27200000000000 exceeds"
+    ):
         load_npy(tmp_path / "huge.npy")
     with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
         archive.writestr("keypoints.npy", header.getvalue() + b"\0" * 64)

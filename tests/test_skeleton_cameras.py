@@ -64,8 +64,10 @@ def test_camera_schema_errors_name_the_source():
         cameras_from_schema({"intrinsic": [], "extrinsic": [[]]}, "cams.json")  # a list where subjects should be
     intrinsic = {"id": "1", "res_w": 0, "res_h": 1000, "focal_length": [1, 1], "center": [0, 0]}
     with pytest.raises(JointposeError, match="cams.json: camera 1: resolution must be positive"):
-        cameras_from_schema({"intrinsic": [intrinsic], "extrinsic": {"S1": [{"orientation": [1, 0, 0, 0],
-                                                                            "translation": [0, 0, 0]}]}}, "cams.json")
+        cameras_from_schema(
+            {"intrinsic": [intrinsic], "extrinsic": {"S1": [{"orientation": [1, 0, 0, 0], "translation": [0, 0, 0]}]}},
+            "cams.json",
+        )
 
 
 def test_projection_of_known_point():
@@ -73,14 +75,21 @@ def test_projection_of_known_point():
     cam = Camera("c", 1000, 1000, focal_length=(1000.0, 1000.0), center=(500.0, 500.0))
     assert np.allclose(cam.project(np.array([0.5, -0.25, 5.0])), [600.0, 450.0])
     # Radial distortion k1 scales the normalised point by 1 + k1 r^2.
-    cam = Camera("c", 1000, 1000, focal_length=(1000.0, 1000.0), center=(500.0, 500.0), radial_distortion=(0.1, 0.0, 0.0))
+    cam = Camera(
+        "c", 1000, 1000, focal_length=(1000.0, 1000.0), center=(500.0, 500.0), radial_distortion=(0.1, 0.0, 0.0)
+    )
     r2 = 0.1**2 + 0.05**2
-    assert np.allclose(cam.project(np.array([0.5, -0.25, 5.0])), [500 + 100 * (1 + 0.1 * r2), 500 - 50 * (1 + 0.1 * r2)])
+    assert np.allclose(
+        cam.project(np.array([0.5, -0.25, 5.0])), [500 + 100 * (1 + 0.1 * r2), 500 - 50 * (1 + 0.1 * r2)]
+    )
     # Tangential (Brown-Conrady): x += 2 p1 x y + p2 (r^2 + 2 x^2); y += p1 (r^2 + 2 y^2) + 2 p2 x y.
     cam = Camera("c", 1000, 1000, focal_length=(1000.0, 1000.0), center=(0.0, 0.0), tangential_distortion=(0.01, 0.02))
     x, y = 0.1, -0.05
     r2 = x * x + y * y
-    expected = [1000 * (x + 2 * 0.01 * x * y + 0.02 * (r2 + 2 * x * x)), 1000 * (y + 0.01 * (r2 + 2 * y * y) + 2 * 0.02 * x * y)]
+    expected = [
+        1000 * (x + 2 * 0.01 * x * y + 0.02 * (r2 + 2 * x * x)),
+        1000 * (y + 0.01 * (r2 + 2 * y * y) + 2 * 0.02 * x * y),
+    ]
     assert np.allclose(cam.project(np.array([x, y, 1.0])), expected)
     with pytest.raises(JointposeError, match="behind the camera"):
         cam.project(np.array([0.0, 0.0, -1.0]))
@@ -108,8 +117,12 @@ def test_h36m_calibration_projects_in_its_own_convention():
     points = np.array([[-1.5, -1.5, 4.0], [1.5, 1.5, 4.0], [0.0, 0.0, 4.0]])  # camera space, metres
     gap = np.abs(camera.project(points) - dataclasses.replace(camera, distortion_model="opencv").project(points))
     assert 0.5 < gap.max() < 2.0 and gap[2].max() < 1e-9
-    schema = {"intrinsic": [camera.to_dict()], "extrinsic": {"S1": [{"orientation": list(camera.orientation),
-                                                                     "translation": [t * 1000 for t in camera.translation]}]}}
+    schema = {
+        "intrinsic": [camera.to_dict()],
+        "extrinsic": {
+            "S1": [{"orientation": list(camera.orientation), "translation": [t * 1000 for t in camera.translation]}]
+        },
+    }
     assert cameras_from_schema(schema, "cams.json")["S1"][0] == camera
     schema["intrinsic"][0]["distortion_model"] = "opencv"
     assert cameras_from_schema(schema, "cams.json")["S1"][0].distortion_model == "opencv"
@@ -131,17 +144,26 @@ def test_world_camera_round_trip_and_orientation():
 
 def _matrix_of(w: float, x: float, y: float, z: float) -> np.ndarray:
     """Rotation matrix of the unit quaternion w + xi + yj + zk (the textbook formula)."""
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def test_orientation_is_w_first_and_matches_the_textbook_matrix():
     # A quarter turn about world z (w = cos 45, z = sin 45) takes the camera's x axis to world y.
-    turn = Camera("t", 10, 10, (1.0, 1.0), (5.0, 5.0), orientation=(np.sqrt(0.5), 0.0, 0.0, np.sqrt(0.5)),
-                  translation=(1.0, 2.0, 3.0))
+    turn = Camera(
+        "t",
+        10,
+        10,
+        (1.0, 1.0),
+        (5.0, 5.0),
+        orientation=(np.sqrt(0.5), 0.0, 0.0, np.sqrt(0.5)),
+        translation=(1.0, 2.0, 3.0),
+    )
     assert np.allclose(turn.camera_to_world(np.array([1.0, 0.0, 0.0])), [1.0, 3.0, 3.0], atol=1e-12)
     points = np.random.default_rng(5).normal(size=(4, 6, 3))  # any leading shape
     for cameras in h36m_cameras().values():

@@ -42,8 +42,28 @@ def test_training_overfits_a_small_batch(h36m_dir):
 @pytest.mark.parametrize("constraints", [False, True])
 def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraints):
     ckpt = tmp_path / "ckpt"
-    args = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9,S11",
-            "-arc", "3,3", "-ch", "32", "-e", "1", "-b", "256", "--checkpoint", str(ckpt), "--no-progress"]
+    args = [
+        "train",
+        "--data-dir",
+        str(h36m_dir),
+        "-k",
+        "gt",
+        "-str",
+        "S1,S5",
+        "-ste",
+        "S9,S11",
+        "-arc",
+        "3,3",
+        "-ch",
+        "32",
+        "-e",
+        "1",
+        "-b",
+        "256",
+        "--checkpoint",
+        str(ckpt),
+        "--no-progress",
+    ]
     if not constraints:
         args.append("--no-constraints")
     assert main(args) == 0
@@ -52,13 +72,34 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
     assert (ckpt / "epoch_001.pt").is_file() and (ckpt / "latest.pt").is_file()
     assert (ckpt / "learning_curve.png").stat().st_size > 1000
     rows = list(csv.DictReader(open(ckpt / "log.csv")))
-    assert len(rows) == 1 and {"mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc"} <= set(rows[0])
+    assert len(rows) == 1 and {"mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc"} <= set(
+        rows[0]
+    )
     latest = torch.load(ckpt / "latest.pt", weights_only=True)
     assert latest["config"]["constraints"] is constraints and latest["model_args"]["channels"] == 32
 
     results, preds = tmp_path / "results.json", tmp_path / "preds.npz"
-    assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9,S11", "--checkpoint", str(ckpt),
-                 "--json", str(results), "--export-predictions", str(preds), "--by-subject"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data-dir",
+                str(h36m_dir),
+                "-k",
+                "gt",
+                "-ste",
+                "S9,S11",
+                "--checkpoint",
+                str(ckpt),
+                "--json",
+                str(results),
+                "--export-predictions",
+                str(preds),
+                "--by-subject",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(results.read_text())
     assert set(summary) == {"config", "actions", "average", "subjects"}
     assert set(summary["actions"]) == {"Walking", "Directions"}
@@ -68,8 +109,12 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
         assert all(np.isfinite(row[k]) for k in ("p1", "p2", "p3", "mpjve", "accel"))
     assert summary["average"]["frames"] == 4 * (120 + 110 + 100 + 90)
     exported = np.load(preds)
-    assert set(exported.files) == {f"{s}/{a}/{c}" for s, acts in {"S9": ["Walking", "Directions 1"], "S11": ["Walking 1", "Directions"]}.items()
-                                   for a in acts for c in range(4)}
+    assert set(exported.files) == {
+        f"{s}/{a}/{c}"
+        for s, acts in {"S9": ["Walking", "Directions 1"], "S11": ["Walking 1", "Directions"]}.items()
+        for a in acts
+        for c in range(4)
+    }
     assert exported["S9/Walking/0"].shape == (120, 17, 3)
     assert np.all(exported["S11/Directions/3"][:, 0] == 0)
 
@@ -80,8 +125,21 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
     model_file = Lifter.load(ckpt).save(tmp_path / "model.safetensors")
     for source, name in ((ckpt, "defaults.json"), (model_file, "exported.json")):
         extra = [] if source == ckpt else ["-k", "gt", "-ste", "S9,S11"]
-        assert main(["evaluate", "--data-dir", str(h36m_dir), "--checkpoint", str(source), *extra,
-                     "--json", str(tmp_path / name)]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--data-dir",
+                    str(h36m_dir),
+                    "--checkpoint",
+                    str(source),
+                    *extra,
+                    "--json",
+                    str(tmp_path / name),
+                ]
+            )
+            == 0
+        )
         other = json.loads((tmp_path / name).read_text())
         assert other["config"]["evaluated_on"]["subjects"] == ["S9", "S11"]
         assert other["average"]["p1"] == pytest.approx(summary["average"]["p1"], abs=1e-3)
@@ -90,8 +148,27 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
 
 def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
-    base = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-b", "512",
-            "-ch", "16", "-e", "1", "--checkpoint", str(ckpt), "--no-progress", "--no-constraints"]
+    base = [
+        "train",
+        "--data-dir",
+        str(h36m_dir),
+        "-k",
+        "gt",
+        "-str",
+        "S1",
+        "-ste",
+        "S9",
+        "-b",
+        "512",
+        "-ch",
+        "16",
+        "-e",
+        "1",
+        "--checkpoint",
+        str(ckpt),
+        "--no-progress",
+        "--no-constraints",
+    ]
     assert main(base + ["-arc", "3,3"]) == 0
     capsys.readouterr()
     assert main(base + ["-arc", "3,3,3", "--resume", "-e", "2"]) == 2
@@ -103,14 +180,35 @@ def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
 
 def test_resume_refuses_a_different_run_and_allows_training_longer(h36m_dir, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
-    base = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-b", "512", "-arc", "3",
-            "-ch", "16", "--checkpoint", str(ckpt), "--no-progress"]
+    base = [
+        "train",
+        "--data-dir",
+        str(h36m_dir),
+        "-k",
+        "gt",
+        "-str",
+        "S1",
+        "-ste",
+        "S9",
+        "-b",
+        "512",
+        "-arc",
+        "3",
+        "-ch",
+        "16",
+        "--checkpoint",
+        str(ckpt),
+        "--no-progress",
+    ]
     assert main(base + ["-e", "1", "--chunk-dropout", "independent"]) == 0
     capsys.readouterr()
-    for changed, message in ((["-lr", "0.002"], "-lr: 0.003 in the checkpoint vs 0.002 now"),
-                             (["--seed", "3"], "--seed: 0 in the checkpoint vs 3 now"),
-                             (["--w-vel", "0.5"], "--w-*:"), (["-b", "256"], "-b: 512 in the checkpoint vs 256 now"),
-                             (["--chunk-dropout", "shared"], "--chunk-dropout: independent in the checkpoint")):
+    for changed, message in (
+        (["-lr", "0.002"], "-lr: 0.003 in the checkpoint vs 0.002 now"),
+        (["--seed", "3"], "--seed: 0 in the checkpoint vs 3 now"),
+        (["--w-vel", "0.5"], "--w-*:"),
+        (["-b", "256"], "-b: 512 in the checkpoint vs 256 now"),
+        (["--chunk-dropout", "shared"], "--chunk-dropout: independent in the checkpoint"),
+    ):
         args = base + ["-e", "2", "--chunk-dropout", "independent", "--resume"]
         assert main(args + changed) == 2, changed
         err = capsys.readouterr().err
@@ -123,8 +221,26 @@ def test_resume_keeps_the_runs_own_rate_dropout_and_weights_when_not_given(h36m_
     """A run started with other values than today's defaults (or under older defaults)
     resumes without repeating them; giving other values is still refused."""
     ckpt = tmp_path / "ckpt"
-    base = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-b", "512", "-arc", "3",
-            "-ch", "16", "--checkpoint", str(ckpt), "--no-progress"]
+    base = [
+        "train",
+        "--data-dir",
+        str(h36m_dir),
+        "-k",
+        "gt",
+        "-str",
+        "S1",
+        "-ste",
+        "S9",
+        "-b",
+        "512",
+        "-arc",
+        "3",
+        "-ch",
+        "16",
+        "--checkpoint",
+        str(ckpt),
+        "--no-progress",
+    ]
     assert main(base + ["-e", "1", "-lr", "0.002", "-drop", "0.1", "--w-angle", "0.02", "--w-acc", "0.25"]) == 0
     assert main(base + ["-e", "2", "--resume"]) == 0
     saved = load_ckpt(ckpt)
@@ -141,8 +257,27 @@ def test_resume_keeps_the_runs_own_rate_dropout_and_weights_when_not_given(h36m_
 
 def test_resume_with_trajectory_needs_a_trajectory_model(h36m_dir, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
-    base = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-b", "512", "-arc", "3",
-            "-ch", "16", "--checkpoint", str(ckpt), "--no-progress", "--no-constraints"]
+    base = [
+        "train",
+        "--data-dir",
+        str(h36m_dir),
+        "-k",
+        "gt",
+        "-str",
+        "S1",
+        "-ste",
+        "S9",
+        "-b",
+        "512",
+        "-arc",
+        "3",
+        "-ch",
+        "16",
+        "--checkpoint",
+        str(ckpt),
+        "--no-progress",
+        "--no-constraints",
+    ]
     assert main(base + ["-e", "1"]) == 0
     capsys.readouterr()
     assert main(base + ["-e", "2", "--resume", "--trajectory"]) == 2
@@ -157,8 +292,27 @@ def test_resume_with_trajectory_needs_a_trajectory_model(h36m_dir, tmp_path, cap
 
 
 def test_baseline_resume_ignores_the_chunk_settings(h36m_dir, tmp_path):
-    base = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-b", "512", "-arc", "3",
-            "-ch", "16", "--checkpoint", str(tmp_path / "c"), "--no-progress", "--no-constraints"]
+    base = [
+        "train",
+        "--data-dir",
+        str(h36m_dir),
+        "-k",
+        "gt",
+        "-str",
+        "S1",
+        "-ste",
+        "S9",
+        "-b",
+        "512",
+        "-arc",
+        "3",
+        "-ch",
+        "16",
+        "--checkpoint",
+        str(tmp_path / "c"),
+        "--no-progress",
+        "--no-constraints",
+    ]
     assert main(base + ["-e", "1", "--chunk-dropout", "independent", "--w-vel", "1"]) == 0
     assert main(base + ["-e", "2", "--resume"]) == 0
 
@@ -171,8 +325,33 @@ def test_negative_seed_is_refused_by_the_python_api(tmp_path):
 @pytest.mark.slow
 def test_ablation_compares_both_models(h36m_dir, tmp_path, capsys):
     out = tmp_path / "ablation"
-    assert main(["ablate", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
-                 "-ch", "16", "-e", "1", "-b", "512", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "ablate",
+                "--data-dir",
+                str(h36m_dir),
+                "-k",
+                "gt",
+                "-str",
+                "S1,S5",
+                "-ste",
+                "S9",
+                "-arc",
+                "3,3",
+                "-ch",
+                "16",
+                "-e",
+                "1",
+                "-b",
+                "512",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "baseline vs joint-aware" in text and "change" in text
     result = json.loads((out / "ablation.json").read_text())
@@ -193,12 +372,53 @@ def load_ckpt(folder):
 @pytest.mark.slow
 def test_2048_channels_end_to_end(h36m_dir, tmp_path):
     ckpt = tmp_path / "wide"
-    assert main(["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3", "-ch", "2048",
-                 "-e", "1", "-b", "512", "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(h36m_dir),
+                "-k",
+                "gt",
+                "-str",
+                "S1",
+                "-ste",
+                "S9",
+                "-arc",
+                "3",
+                "-ch",
+                "2048",
+                "-e",
+                "1",
+                "-b",
+                "512",
+                "--checkpoint",
+                str(ckpt),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     saved = load_ckpt(ckpt)
     assert saved["model_args"]["channels"] == 2048 and saved["model"]["expand_conv.weight"].shape[0] == 2048
-    assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint", str(ckpt),
-                 "--json", str(tmp_path / "r.json")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data-dir",
+                str(h36m_dir),
+                "-k",
+                "gt",
+                "-ste",
+                "S9",
+                "--checkpoint",
+                str(ckpt),
+                "--json",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
     assert np.isfinite(json.loads((tmp_path / "r.json").read_text())["average"]["p1"])
 
 
@@ -230,12 +450,29 @@ def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
     from jointpose.cli import build_parser, train_config
     from jointpose.training.trainer import Trainer
 
-    args = ["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3,3", "-ch", "16",
-            "-b", "64", "--no-progress"]
+    args = [
+        "train",
+        "--data-dir",
+        str(h36m_dir),
+        "-k",
+        "gt",
+        "-str",
+        "S1",
+        "-ste",
+        "S9",
+        "-arc",
+        "3,3",
+        "-ch",
+        "16",
+        "-b",
+        "64",
+        "--no-progress",
+    ]
     runs = (([], "shared"), (["--chunk-dropout", "independent"], "independent"), (["--no-constraints"], None))
     for extra, chunk_dropout in runs:
-        trainer = Trainer(train_config(build_parser().parse_args(args + ["--checkpoint", str(tmp_path / str(chunk_dropout))]
-                                                                 + extra)))
+        trainer = Trainer(
+            train_config(build_parser().parse_args(args + ["--checkpoint", str(tmp_path / str(chunk_dropout))] + extra))
+        )
         batch: MixedBatch = next(iter(trainer.windows.batches(64, 0, 0, augment=False)))
         trainer.model.eval()
         with torch.no_grad():
@@ -245,14 +482,18 @@ def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
             assert trainer.config.chunk_dropout == chunk_dropout and len(batch.chunks) > 0
             constraint_part = sum(getattr(trainer.config.weights, t) * terms[t] for t in TERMS if t != "mpjpe")
             assert constraint_part > 0.01 * terms["mpjpe"]
-            position = (mpjpe(pred[:len(batch.singles)], batch.singles.to(trainer.device)) if chunk_dropout == "shared"
-                        else terms["mpjpe"])
+            position = (
+                mpjpe(pred[: len(batch.singles)], batch.singles.to(trainer.device))
+                if chunk_dropout == "shared"
+                else terms["mpjpe"]
+            )
             assert torch.allclose(total, position + constraint_part)
             groups = trainer._dropout_groups(batch)
             if chunk_dropout == "shared":  # one label per single window, one per chunk
                 chunk = batch.chunks.shape[1]
                 assert groups.tolist() == list(range(len(batch.singles))) + [
-                    len(batch.singles) + i // chunk for i in range(batch.chunks.shape[0] * chunk)]
+                    len(batch.singles) + i // chunk for i in range(batch.chunks.shape[0] * chunk)
+                ]
             else:
                 assert groups is None
         else:
@@ -276,7 +517,9 @@ def test_default_learning_rate_and_dropout_depend_on_the_constraints():
     given = TrainConfig(data_dir="d", checkpoint_dir="c", lr=0.0005, dropout=0.1)
     assert (given.resolved().lr, given.resolved().dropout) == (0.0005, 0.1)
     # Switching the mode of an unresolved configuration switches the defaults, not given values.
-    switched = dataclasses.replace(TrainConfig(data_dir="d", checkpoint_dir="c", lr=0.002), constraints=False).resolved()
+    switched = dataclasses.replace(
+        TrainConfig(data_dir="d", checkpoint_dir="c", lr=0.002), constraints=False
+    ).resolved()
     assert (switched.lr, switched.dropout) == (0.002, DROPOUT_BASELINE)
     argv = ["train", "--data-dir", "d", "--checkpoint", "c"]
     assert train_config(build_parser().parse_args(argv + ["--no-constraints"])).resolved().lr == LR_BASELINE
@@ -295,9 +538,40 @@ def test_chunk_dropout_setting_is_checked():
 
 def test_learning_rate_decay_and_keep_last(h36m_dir, tmp_path):
     ckpt = tmp_path / "ckpt"
-    assert main(["train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1", "-ste", "S9", "-arc", "3", "-ch", "8",
-                 "-e", "3", "-b", "512", "-lr", "0.002", "-lrd", "0.5", "--keep-last", "2", "--no-constraints",
-                 "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(h36m_dir),
+                "-k",
+                "gt",
+                "-str",
+                "S1",
+                "-ste",
+                "S9",
+                "-arc",
+                "3",
+                "-ch",
+                "8",
+                "-e",
+                "3",
+                "-b",
+                "512",
+                "-lr",
+                "0.002",
+                "-lrd",
+                "0.5",
+                "--keep-last",
+                "2",
+                "--no-constraints",
+                "--checkpoint",
+                str(ckpt),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rates = [float(row["lr"]) for row in csv.DictReader(open(ckpt / "log.csv"))]
     assert rates == pytest.approx([0.002, 0.001, 0.0005])  # the rate each epoch trained at
     assert sorted(p.name for p in ckpt.glob("epoch_*.pt")) == ["epoch_002.pt", "epoch_003.pt"]

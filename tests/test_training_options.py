@@ -14,8 +14,27 @@ from jointpose.training.trainer import Trainer
 
 
 def _args(data, ckpt, *extra):
-    return ["train", "--data-dir", str(data), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
-            "-ch", "32", "-b", "256", "--checkpoint", str(ckpt), "--no-progress", *extra]
+    return [
+        "train",
+        "--data-dir",
+        str(data),
+        "-k",
+        "gt",
+        "-str",
+        "S1,S5",
+        "-ste",
+        "S9",
+        "-arc",
+        "3,3",
+        "-ch",
+        "32",
+        "-b",
+        "256",
+        "--checkpoint",
+        str(ckpt),
+        "--no-progress",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -34,8 +53,23 @@ def test_trajectory_model_trains_and_exports(h36m_dir, tmp_path):
     trajectory = lifter.predict_trajectory(pixels, (seq.camera.res_w, seq.camera.res_h))
     assert trajectory.shape == (len(pixels), 3) and (trajectory[:, 2] > 0).mean() > 0.5  # in front of the camera
     np.save(tmp_path / "kp.npy", pixels)
-    assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "out.bvh"), "--checkpoint", str(tmp_path / "ck"),
-                 "--image-size", str(seq.camera.res_w), str(seq.camera.res_h), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                str(tmp_path / "kp.npy"),
+                "-o",
+                str(tmp_path / "out.bvh"),
+                "--checkpoint",
+                str(tmp_path / "ck"),
+                "--image-size",
+                str(seq.camera.res_w),
+                str(seq.camera.res_h),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     motion = read_bvh(tmp_path / "out.bvh")
     root = global_transforms(motion)[0][:, 0]
     assert np.ptp(root, axis=0).max() > 1.0  # the root travels (cm), it does not walk in place
@@ -85,7 +119,7 @@ def test_batch_norm_momentum_schedule():
     # Human3.6M-sized epochs (~1,500 steps): VideoPose3D's decay from 0.1 to 0.001, untouched.
     assert [bn_momentum(k, 4, 1500) for k in range(4)] == pytest.approx([0.1 * 0.01 ** (k / 4) for k in range(4)])
     # 40 steps per epoch: never below 1/40, so the statistics stay within about an epoch.
-    assert [bn_momentum(k, 4, 40) for k in range(4)] == pytest.approx([0.1, 0.1 * 0.01 ** 0.25, 0.025, 0.025])
+    assert [bn_momentum(k, 4, 40) for k in range(4)] == pytest.approx([0.1, 0.1 * 0.01**0.25, 0.025, 0.025])
     assert bn_momentum(0, 4, 2) == 0.1  # never above the starting momentum
 
 
@@ -121,13 +155,63 @@ def test_temporal_filter_is_stored_and_applied(h36m_dir, tmp_path):
     runs = {}
     for name, extra in (("default", []), ("raw", ["--raw"]), ("wide", ["--smooth", "4"])):
         out = tmp_path / f"{name}.json"
-        assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint",
-                     str(tmp_path / "ck"), "--json", str(out), *extra]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--data-dir",
+                    str(h36m_dir),
+                    "-k",
+                    "gt",
+                    "-ste",
+                    "S9",
+                    "--checkpoint",
+                    str(tmp_path / "ck"),
+                    "--json",
+                    str(out),
+                    *extra,
+                ]
+            )
+            == 0
+        )
         runs[name] = json.loads(out.read_text())
     assert [runs[n]["config"]["evaluated_on"]["smooth"] for n in ("default", "raw", "wide")] == [1.5, 0.0, 4.0]
     assert runs["wide"]["average"]["accel"] < runs["default"]["average"]["accel"] < runs["raw"]["average"]["accel"]
-    assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint",
-                 str(tmp_path / "ck"), "--smooth", "-1"]) == 2
-    assert main(["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "--checkpoint",
-                 str(tmp_path / "ck"), "--smooth", "2", "--raw"]) == 2  # the network alone has no filter
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data-dir",
+                str(h36m_dir),
+                "-k",
+                "gt",
+                "-ste",
+                "S9",
+                "--checkpoint",
+                str(tmp_path / "ck"),
+                "--smooth",
+                "-1",
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data-dir",
+                str(h36m_dir),
+                "-k",
+                "gt",
+                "-ste",
+                "S9",
+                "--checkpoint",
+                str(tmp_path / "ck"),
+                "--smooth",
+                "2",
+                "--raw",
+            ]
+        )
+        == 2
+    )  # the network alone has no filter
     assert main(_args(h36m_dir, tmp_path / "bad", "--smooth", "nan")) == 2

@@ -28,10 +28,25 @@ PAIRS = side_pairs(LAYOUTS["coco17"])
 COCO = LAYOUTS["coco17"]
 
 # A person facing the camera, COCO-17 pixels (the person's left on the image's right).
-_FRONT = {"nose": (0, -160), "l_eye": (8, -168), "r_eye": (-8, -168), "l_ear": (18, -165), "r_ear": (-18, -165),
-          "l_shoulder": (45, -120), "r_shoulder": (-45, -120), "l_elbow": (60, -60), "r_elbow": (-60, -60),
-          "l_wrist": (65, 0), "r_wrist": (-65, 0), "l_hip": (25, 0), "r_hip": (-25, 0),
-          "l_knee": (28, 90), "r_knee": (-28, 90), "l_ankle": (30, 180), "r_ankle": (-30, 180)}
+_FRONT = {
+    "nose": (0, -160),
+    "l_eye": (8, -168),
+    "r_eye": (-8, -168),
+    "l_ear": (18, -165),
+    "r_ear": (-18, -165),
+    "l_shoulder": (45, -120),
+    "r_shoulder": (-45, -120),
+    "l_elbow": (60, -60),
+    "r_elbow": (-60, -60),
+    "l_wrist": (65, 0),
+    "r_wrist": (-65, 0),
+    "l_hip": (25, 0),
+    "r_hip": (-25, 0),
+    "l_knee": (28, 90),
+    "r_knee": (-28, 90),
+    "l_ankle": (30, 180),
+    "r_ankle": (-30, 180),
+}
 TEMPLATE = np.array([_FRONT[name] for name in COCO], dtype=np.float64)
 
 
@@ -39,7 +54,9 @@ def walking_track(frames: int = 120, seed: int = 0) -> np.ndarray:
     """(F, 17, 2) pixels: the template moving smoothly across the image, with 1 px noise."""
     t = np.arange(frames, dtype=np.float64)[:, None]
     rng = np.random.default_rng(seed)
-    sway = np.stack([20 * np.sin(t / 9.0 + np.arange(17) / 3.0) + 2.0 * t, 8 * np.cos(t / 7.0) + 0 * np.arange(17)], axis=-1)
+    sway = np.stack(
+        [20 * np.sin(t / 9.0 + np.arange(17) / 3.0) + 2.0 * t, 8 * np.cos(t / 7.0) + 0 * np.arange(17)], axis=-1
+    )
     return 500 + TEMPLATE + sway + rng.normal(scale=1.0, size=(frames, 17, 2))
 
 
@@ -154,8 +171,15 @@ def test_resample_back_to_the_video_holds_the_last_pose():
 def counter_video(tmp_path_factory) -> tuple[Path, np.ndarray]:
     """A 3 s, 25 fps, 64x48 video whose frame i is uniformly grey at 3 i; and its decoded frames."""
     path = tmp_path_factory.mktemp("video") / "counter.mp4"
-    writer = imageio_ffmpeg.write_frames(str(path), (64, 48), fps=25, codec="libx264", pix_fmt_out="yuv420p",
-                                         macro_block_size=1, ffmpeg_log_level="error")
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (64, 48),
+        fps=25,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=1,
+        ffmpeg_log_level="error",
+    )
     writer.send(None)
     for i in range(75):
         writer.send(np.full((48, 64, 3), 3 * i, dtype=np.uint8))
@@ -179,8 +203,10 @@ def test_start_and_end_cut_whole_frames(counter_video):
     np.testing.assert_array_equal(cut, frames[25:55])
 
 
-@pytest.mark.parametrize("start,end,match", [(-1.0, None, "--start"), (2.0, 1.0, "--end"), (9.0, None, "past the end"),
-                                             (None, float("nan"), "--end")])
+@pytest.mark.parametrize(
+    "start,end,match",
+    [(-1.0, None, "--start"), (2.0, 1.0, "--end"), (9.0, None, "past the end"), (None, float("nan"), "--end")],
+)
 def test_bad_cuts_are_refused(counter_video, start, end, match):
     with pytest.raises(JointposeError, match=match):
         open_video(counter_video[0], start, end)
@@ -230,8 +256,10 @@ def footage(name: str) -> Path:
     pytest.importorskip("mediapipe", reason="the video extra is not installed")
     path = FOOTAGE / name
     if not path.is_file():
-        pytest.fail(f"{path} is missing: unzip Pose2Sim/Demo_SinglePerson/videos/*.mp4 from "
-                    f"`pip download pose2sim==0.10.49 --no-deps` into {FOOTAGE} (see .ci/run) or set JOINTPOSE_FOOTAGE")
+        pytest.fail(
+            f"{path} is missing: unzip Pose2Sim/Demo_SinglePerson/videos/*.mp4 from "
+            f"`pip download pose2sim==0.10.49 --no-deps` into {FOOTAGE} (see .ci/run) or set JOINTPOSE_FOOTAGE"
+        )
     return path
 
 
@@ -283,8 +311,24 @@ def test_real_footage_bone_lengths_constant(cam02):
 def test_real_footage_cli_writes_bvh_and_render(tmp_path):
     clip = footage("cam01.mp4")
     bvh, render = tmp_path / "cam01.bvh", tmp_path / "cam01.mp4"
-    assert main(["video", str(clip), "-o", str(bvh), "--render", str(render), "--end", "0.5",
-                 "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(clip),
+                "-o",
+                str(bvh),
+                "--render",
+                str(render),
+                "--end",
+                "0.5",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     motion = read_bvh(bvh)
     assert motion.rotations.shape[0] == 30 and motion.frame_time == pytest.approx(1 / 60)
     assert open_video(render).fps == 60.0

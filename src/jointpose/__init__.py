@@ -27,8 +27,18 @@ _LAZY = {
 }
 
 __all__ = [
-    "JointAwareLoss", "JointposeError", "JointposeWarning", "Lifter", "LossWeights", "StreamingLifter",
-    "TemporalModel", "TrainConfig", "Trainer", "__version__", "load_keypoints", "load_model",
+    "JointAwareLoss",
+    "JointposeError",
+    "JointposeWarning",
+    "Lifter",
+    "LossWeights",
+    "StreamingLifter",
+    "TemporalModel",
+    "TrainConfig",
+    "Trainer",
+    "__version__",
+    "load_keypoints",
+    "load_model",
 ]
 
 if TYPE_CHECKING:

@@ -47,14 +47,30 @@ def _check_flags(rows) -> None:
 def _add_evaluation_data_args(p: argparse.ArgumentParser) -> None:
     """Dataset flags of ``evaluate`` (defaults: the checkpoint's own)."""
     p.add_argument("--data-dir", required=True, help="folder with data_3d_h36m.npz and data_2d_h36m_<KEYPOINTS>.npz")
-    p.add_argument("-k", "--keypoints", default=None,
-                   help="2D keypoints name (file data_2d_h36m_<name>.npz; default: the checkpoint's, else cpn_ft_h36m_dbb)")
-    p.add_argument("-ste", "--subjects-test", type=_str_list, default=None,
-                   help="test subjects (default: the checkpoint's, else S9,S11)")
-    p.add_argument("-a", "--actions", type=_str_list, default=None, help="action groups to use, e.g. Walking,Sitting (default all)")
+    p.add_argument(
+        "-k",
+        "--keypoints",
+        default=None,
+        help="2D keypoints name (file data_2d_h36m_<name>.npz; default: the checkpoint's, else cpn_ft_h36m_dbb)",
+    )
+    p.add_argument(
+        "-ste",
+        "--subjects-test",
+        type=_str_list,
+        default=None,
+        help="test subjects (default: the checkpoint's, else S9,S11)",
+    )
+    p.add_argument(
+        "-a", "--actions", type=_str_list, default=None, help="action groups to use, e.g. Walking,Sitting (default all)"
+    )
     p.add_argument("--downsample", type=int, default=1, help="keep every N-th frame")
-    p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false",
-                   help="disable flip test-time augmentation")
+    p.add_argument(
+        "-no-tta",
+        "--no-test-time-augmentation",
+        dest="tta",
+        action="store_false",
+        help="disable flip test-time augmentation",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
 
 
@@ -115,9 +131,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if args.raw:
             raise JointposeError("--raw shows the network alone, without a filter; leave out --smooth or --raw")
     result = evaluate_checkpoint(
-        args.checkpoint, args.data_dir, args.keypoints, None if args.subjects_test is None else list(args.subjects_test),
-        list(args.actions) if args.actions else None, flip_test=args.tta, by_subject=args.by_subject,
-        downsample=args.downsample, device=args.device, raw=args.raw, smooth=args.smooth,
+        args.checkpoint,
+        args.data_dir,
+        args.keypoints,
+        None if args.subjects_test is None else list(args.subjects_test),
+        list(args.actions) if args.actions else None,
+        flip_test=args.tta,
+        by_subject=args.by_subject,
+        downsample=args.downsample,
+        device=args.device,
+        raw=args.raw,
+        smooth=args.smooth,
     )
     print(format_table(result.summary))
     if args.json is not None:
@@ -138,20 +162,32 @@ def _write_text(path: Path, text: str) -> None:
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
     """Camera and noise flags of dataset building (shared by ``data build`` and ``demo``)."""
     p.add_argument("--fps", type=float, default=50.0, help="frame rate of the dataset (default 50)")
-    p.add_argument("--cameras", choices=("h36m", "ring"), default="h36m",
-                   help="Human3.6M's calibrated rig (default) or a ring of virtual cameras")
+    p.add_argument(
+        "--cameras",
+        choices=("h36m", "ring"),
+        default="h36m",
+        help="Human3.6M's calibrated rig (default) or a ring of virtual cameras",
+    )
     p.add_argument("--ring-count", type=int, default=4, help="ring: number of cameras")
     p.add_argument("--ring-distance", type=float, default=5.0, help="ring: distance from the centre (m)")
     p.add_argument("--ring-height", type=float, default=1.5, help="ring: camera height (m)")
     p.add_argument("--focal-length", type=float, default=1150.0, help="ring: focal length (px)")
-    p.add_argument("--image-size", type=int, nargs=2, default=(1000, 1000), metavar=("W", "H"), help="ring: image size (px)")
+    p.add_argument(
+        "--image-size", type=int, nargs=2, default=(1000, 1000), metavar=("W", "H"), help="ring: image size (px)"
+    )
     p.add_argument("--noise-jitter", type=float, default=2.0, help="noisy 2D: white jitter std (px)")
     p.add_argument("--noise-drift", type=float, default=4.0, help="noisy 2D: slow drift std (px)")
     p.add_argument("--noise-drift-time", type=float, default=1.0, help="noisy 2D: drift correlation time (s)")
-    p.add_argument("--noise-outlier-rate", type=float, default=0.002, help="noisy 2D: share of joints replaced by outliers")
+    p.add_argument(
+        "--noise-outlier-rate", type=float, default=0.002, help="noisy 2D: share of joints replaced by outliers"
+    )
     p.add_argument("--noise-outlier-px", type=float, default=80.0, help="noisy 2D: outlier displacement radius (px)")
-    p.add_argument("--input-layout", choices=("h36m", "coco"), default="h36m",
-                   help="2D as projected joints (h36m) or as jointpose infer converts COCO detections (coco)")
+    p.add_argument(
+        "--input-layout",
+        choices=("h36m", "coco"),
+        default="h36m",
+        help="2D as projected joints (h36m) or as jointpose infer converts COCO detections (coco)",
+    )
     p.add_argument("--seed", type=_seed, default=0, help="random seed (>= 0)")
 
 
@@ -161,10 +197,17 @@ def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | None, NoiseM
 
     ring = None
     if args.cameras == "ring":
-        ring = CameraRing(args.ring_count, args.ring_distance, args.ring_height, focal_length=args.focal_length,
-                          width=args.image_size[0], height_px=args.image_size[1])
-    noise = NoiseModel(args.noise_jitter, args.noise_drift, args.noise_drift_time, args.noise_outlier_rate,
-                       args.noise_outlier_px)
+        ring = CameraRing(
+            args.ring_count,
+            args.ring_distance,
+            args.ring_height,
+            focal_length=args.focal_length,
+            width=args.image_size[0],
+            height_px=args.image_size[1],
+        )
+    noise = NoiseModel(
+        args.noise_jitter, args.noise_drift, args.noise_drift_time, args.noise_outlier_rate, args.noise_outlier_px
+    )
     return ring, noise
 
 
@@ -178,15 +221,23 @@ def cmd_data_build(args: argparse.Namespace) -> None:
     check_fps(args.fps, "--fps")
     existing = [str(path) for path in dataset_paths(args.out).values() if path.exists()]
     if existing and not args.overwrite:
-        raise JointposeError(f"--out {args.out} already holds {', '.join(existing)}; "
-                             "choose another folder or pass --overwrite")
+        raise JointposeError(
+            f"--out {args.out} already holds {', '.join(existing)}; choose another folder or pass --overwrite"
+        )
 
     mapping = load_rig_mapping(args.rig) if args.rig else None
-    motion = load_bvh_folder(args.bvh, fps=args.fps, subjects=parse_subject_map(args.subjects), mapping=mapping,
-                             body_scaling=args.body_scaling, seed=args.seed)
+    motion = load_bvh_folder(
+        args.bvh,
+        fps=args.fps,
+        subjects=parse_subject_map(args.subjects),
+        mapping=mapping,
+        body_scaling=args.body_scaling,
+        seed=args.seed,
+    )
     ring, noise = dataset_options(args)
-    paths = write_h36m_dataset(args.out, motion, fps=args.fps, cameras=ring, noise=noise, seed=args.seed,
-                               input_layout=args.input_layout)
+    paths = write_h36m_dataset(
+        args.out, motion, fps=args.fps, cameras=ring, noise=noise, seed=args.seed, input_layout=args.input_layout
+    )
     for subject, actions in motion.items():
         frames = sum(len(a) for a in actions.values())
         print(f"{subject}: {len(actions)} actions, {frames} frames ({frames / args.fps:.0f} s)")
@@ -215,8 +266,11 @@ def cmd_infer(args: argparse.Namespace) -> None:
         from jointpose.render import check_animation_path
 
         check_output_path(check_animation_path(args.render, "--render"), "--render")
-    lifter = (Lifter.load(args.checkpoint, device=args.device) if args.checkpoint
-              else Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device))
+    lifter = (
+        Lifter.load(args.checkpoint, device=args.device)
+        if args.checkpoint
+        else Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device)
+    )
     lifter.flip_test = args.tta
     lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
     lifter.smooth = 0.0 if args.raw else lifter.smooth
@@ -238,8 +292,10 @@ def cmd_infer(args: argparse.Namespace) -> None:
 
         check_background(video, keypoints.num_frames, size)  # before the npz is written
     if keypoints.num_frames < lifter.receptive_field:
-        print(f"note: {keypoints.num_frames} frames is shorter than the receptive field "
-              f"({lifter.receptive_field}); the sequence is edge-padded")
+        print(
+            f"note: {keypoints.num_frames} frames is shorter than the receptive field "
+            f"({lifter.receptive_field}); the sequence is edge-padded"
+        )
     poses = lifter.predict(keypoints.xy, size, progress=args.progress)
     trajectory = lifter.predict_trajectory(keypoints.xy, size) if lifter.trajectory_model is not None else None
     export(args.output, poses, lifter.fps, trajectory=trajectory, fmt=fmt)
@@ -247,8 +303,15 @@ def cmd_infer(args: argparse.Namespace) -> None:
     if args.render:
         from jointpose.render import render_animation
 
-        render_animation(args.render, keypoints.xy, {"Prediction": poses}, image_size=size, fps=lifter.fps,
-                         background=video, progress=args.progress)
+        render_animation(
+            args.render,
+            keypoints.xy,
+            {"Prediction": poses},
+            image_size=size,
+            fps=lifter.fps,
+            background=video,
+            progress=args.progress,
+        )
         print(f"wrote {args.render}")
 
 
@@ -264,15 +327,36 @@ def cmd_video(args: argparse.Namespace) -> None:
         check_animation_path(args.render, "--render")
     require_mediapipe()
     lifter = Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device)
-    result = lift_video(args.input, lifter, start=args.start, end=args.end, focal_length=args.focal_length,
-                        confidence_threshold=args.confidence_threshold, progress=args.progress)
+    result = lift_video(
+        args.input,
+        lifter,
+        start=args.start,
+        end=args.end,
+        focal_length=args.focal_length,
+        confidence_threshold=args.confidence_threshold,
+        progress=args.progress,
+    )
     print("\n".join(result.notes))
-    export(args.output, result.poses, result.fps, trajectory=result.trajectory, fmt=fmt,
-           extra={"keypoints_2d": result.keypoints.xy, "confidence_2d": result.keypoints.confidence})
+    export(
+        args.output,
+        result.poses,
+        result.fps,
+        trajectory=result.trajectory,
+        fmt=fmt,
+        extra={"keypoints_2d": result.keypoints.xy, "confidence_2d": result.keypoints.confidence},
+    )
     print(f"wrote {len(result.poses)} frames at {result.fps:g} fps to {args.output} ({fmt})")
     if args.render:
-        render_animation(args.render, result.keypoints.xy, {"3D": result.poses}, image_size=result.clip.size,
-                         fps=result.fps, background=result.clip, trajectory=result.trajectory, progress=args.progress)
+        render_animation(
+            args.render,
+            result.keypoints.xy,
+            {"3D": result.poses},
+            image_size=result.clip.size,
+            fps=result.fps,
+            background=result.clip,
+            trajectory=result.trajectory,
+            progress=args.progress,
+        )
         print(f"wrote {args.render}")
 
 
@@ -320,8 +404,16 @@ def cmd_render(args: argparse.Namespace) -> None:
         if args.truth:
             sequences["Ground truth"] = _poses_file(args.truth)[0]
         video = args.video
-    render_animation(args.output, keypoints, sequences, image_size=size, fps=args.fps if args.fps is not None else fps or 50.0,
-                     background=video, max_frames=args.max_frames, progress=args.progress)
+    render_animation(
+        args.output,
+        keypoints,
+        sequences,
+        image_size=size,
+        fps=args.fps if args.fps is not None else fps or 50.0,
+        background=video,
+        max_frames=args.max_frames,
+        progress=args.progress,
+    )
     print(f"wrote {args.output}")
 
 
@@ -336,7 +428,9 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     from jointpose.training.ablation import run_ablation
 
     if not args.constraints:
-        raise JointposeError("--no-constraints: ablate trains the baseline and the joint-aware model itself; leave it out")
+        raise JointposeError(
+            "--no-constraints: ablate trains the baseline and the joint-aware model itself; leave it out"
+        )
     from jointpose.safeio import check_output_folder
 
     if any(check_output_folder(args.out, "--out").glob("*")):
@@ -351,9 +445,21 @@ def cmd_demo(args: argparse.Namespace) -> None:
     _check_flags((("-e", args.epochs, args.epochs >= 1, ">= 1"), ("-ch", args.channels, args.channels >= 1, ">= 1")))
     check_output_folder(args.out, "--out")
     ring, noise = dataset_options(args)
-    run_demo(DemoConfig(out=args.out, bvh=args.bvh, epochs=args.epochs, channels=args.channels, seed=args.seed,
-                        animation=args.animation, cameras=ring, noise=noise, fps=args.fps,
-                        input_layout=args.input_layout, progress=args.progress))
+    run_demo(
+        DemoConfig(
+            out=args.out,
+            bvh=args.bvh,
+            epochs=args.epochs,
+            channels=args.channels,
+            seed=args.seed,
+            animation=args.animation,
+            cameras=ring,
+            noise=noise,
+            fps=args.fps,
+            input_layout=args.input_layout,
+            progress=args.progress,
+        )
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -376,10 +482,14 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def add_export_parser(verbs: Any) -> None:
     """The ``export`` verb: a model as ONNX (docs/onnx.md)."""
-    p = verbs.add_parser("export", help="write a model as ONNX (full sequence, or one streaming step of a causal model)")
+    p = verbs.add_parser(
+        "export", help="write a model as ONNX (full sequence, or one streaming step of a causal model)"
+    )
     p.add_argument("model", help="training checkpoint (file or folder) or .safetensors model")
     p.add_argument("--onnx", required=True, help="output .onnx file")
-    p.add_argument("--streaming", action="store_true", help="export one step of a causal model, layer caches as inputs/outputs")
+    p.add_argument(
+        "--streaming", action="store_true", help="export one step of a causal model, layer caches as inputs/outputs"
+    )
     p.set_defaults(func=cmd_export)
 
 
@@ -399,22 +509,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="checkpoint or .safetensors model (default: the bundled model)")
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"), help="image size in pixels")
-    p.add_argument("--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)")
+    p.add_argument(
+        "--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)"
+    )
     p.add_argument("--fps", type=float, default=None, help="frame rate of the input (resampled to the model's)")
     p.add_argument("--confidence-threshold", type=float, default=0.3, help="joints below it are interpolated")
     p.add_argument("--render", default=None, help="also write an animation (.mp4 or .gif)")
     p.add_argument("--video", default=None, help="video to draw the 2D input over (with --render)")
     p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false")
-    p.add_argument("--raw", action="store_true", help="the network's output alone (no temporal filter, no consistent-skeleton fit)")
+    p.add_argument(
+        "--raw", action="store_true", help="the network's output alone (no temporal filter, no consistent-skeleton fit)"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_infer)
 
-    p = verbs.add_parser("video", help="video -> 2D keypoints (MediaPipe BlazePose) -> 3D poses (npz, json, csv or bvh)")
+    p = verbs.add_parser(
+        "video", help="video -> 2D keypoints (MediaPipe BlazePose) -> 3D poses (npz, json, csv or bvh)"
+    )
     p.add_argument("input", help="video file (any format ffmpeg reads)")
     p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
     p.add_argument("--format", choices=("npz", "json", "csv", "bvh"), default=None, help="override the extension")
-    p.add_argument("--render", default=None, help="also write the video with the 2D skeleton beside the 3D one (.mp4 or .gif)")
+    p.add_argument(
+        "--render", default=None, help="also write the video with the 2D skeleton beside the 3D one (.mp4 or .gif)"
+    )
     p.add_argument("--start", type=float, default=None, help="first second of the video to use (default 0)")
     p.add_argument("--end", type=float, default=None, help="last second of the video to use (default: its end)")
     p.add_argument("--focal-length", type=float, default=None, help="the camera's focal length in pixels, if known")
@@ -452,26 +570,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--export-predictions", type=Path, default=None, help="write predictions (npz) here")
     p.add_argument("--by-subject", action="store_true", help="also report per test subject")
-    p.add_argument("--raw", action="store_true", help="the network's output alone (no temporal filter, no consistent-skeleton fit)")
-    p.add_argument("--smooth", type=float, default=None, metavar="SIGMA",
-                   help="Gaussian temporal filter (sigma, frames) for any checkpoint, the baseline's too "
-                        "(default: what the checkpoint was trained with)")
+    p.add_argument(
+        "--raw", action="store_true", help="the network's output alone (no temporal filter, no consistent-skeleton fit)"
+    )
+    p.add_argument(
+        "--smooth",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="Gaussian temporal filter (sigma, frames) for any checkpoint, the baseline's too "
+        "(default: what the checkpoint was trained with)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
-    data = verbs.add_parser("data", help="build datasets").add_subparsers(dest="data_verb", required=True, metavar="ACTION")
+    data = verbs.add_parser("data", help="build datasets").add_subparsers(
+        dest="data_verb", required=True, metavar="ACTION"
+    )
     p = data.add_parser("build", help="BVH motion capture -> Human3.6M-format dataset through cameras")
     p.add_argument("--bvh", required=True, help="folder with one sub-folder of .bvh files per subject")
     p.add_argument("--out", required=True, help="output folder for the npz files")
     p.add_argument("--overwrite", action="store_true", help="replace the dataset files already in --out")
-    p.add_argument("--subjects", default=None, help="FOLDER=NAME,... (default: sorted folders -> S1,S5,S6,S7,S8,S9,S11)")
+    p.add_argument(
+        "--subjects", default=None, help="FOLDER=NAME,... (default: sorted folders -> S1,S5,S6,S7,S8,S9,S11)"
+    )
     p.add_argument("--rig", default=None, help="rig mapping JSON for rigs other than the built-in ones")
-    p.add_argument("--no-body-scaling", dest="body_scaling", action="store_false",
-                   help="keep the rig's bone lengths (default: each subject gets its own body size and proportions)")
+    p.add_argument(
+        "--no-body-scaling",
+        dest="body_scaling",
+        action="store_false",
+        help="keep the rig's bone lengths (default: each subject gets its own body size and proportions)",
+    )
     add_dataset_args(p)
     p.set_defaults(func=cmd_data_build)
 
     p = verbs.add_parser("demo", help="build data, train briefly, evaluate and animate (offline, minutes)")
-    p.add_argument("--bvh", default=None, help="use real BVH clips (one sub-folder per subject) instead of the synthetic motion")
+    p.add_argument(
+        "--bvh", default=None, help="use real BVH clips (one sub-folder per subject) instead of the synthetic motion"
+    )
     p.add_argument("--out", default="jointpose-demo", help="output folder (default jointpose-demo)")
     p.add_argument("-e", "--epochs", type=int, default=30, help="training epochs (default 30)")
     p.add_argument("-ch", "--channels", type=int, default=256)
@@ -481,7 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
     add_export_parser(verbs)
     for sub in [*verbs.choices.values(), *data.choices.values()]:  # --debug after the verb works too
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for user errors")
+        sub.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for user errors"
+        )
     return parser
 
 
@@ -506,5 +643,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
-    return f"warning: {message}\n" if issubclass(category, JointposeWarning) else \
-        f"{filename}:{lineno}: {category.__name__}: {message}\n"
+    return (
+        f"warning: {message}\n"
+        if issubclass(category, JointposeWarning)
+        else f"{filename}:{lineno}: {category.__name__}: {message}\n"
+    )

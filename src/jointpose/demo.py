@@ -58,8 +58,9 @@ class DemoConfig:
         if name.name != self.animation or name.name in ("", ".", ".."):
             raise JointposeError(f"--animation {self.animation}: must be a file name inside --out, without folders")
         if not 0 < self.seconds * self.fps < limit("frames"):
-            raise JointposeError(f"--fps {self.fps:g}: {self.seconds:g} s clips would have "
-                                 f"{self.seconds * self.fps:.3g} frames")
+            raise JointposeError(
+                f"--fps {self.fps:g}: {self.seconds:g} s clips would have {self.seconds * self.fps:.3g} frames"
+            )
 
 
 def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
@@ -68,11 +69,14 @@ def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ..
     if config.bvh is None:
         from jointpose.motion.synthetic import generate
 
-        motion = generate(list(SYNTHETIC_TRAIN + SYNTHETIC_TEST), seconds=config.seconds, fps=config.fps,
-                          seed=config.seed)
+        motion = generate(
+            list(SYNTHETIC_TRAIN + SYNTHETIC_TEST), seconds=config.seconds, fps=config.fps, seed=config.seed
+        )
         train, test = SYNTHETIC_TRAIN, SYNTHETIC_TEST
-        print(f"Built-in SYNTHETIC motion (procedural, not captured): {len(motion)} subjects x "
-              f"{len(next(iter(motion.values())))} clips of {config.seconds:g} s")
+        print(
+            f"Built-in SYNTHETIC motion (procedural, not captured): {len(motion)} subjects x "
+            f"{len(next(iter(motion.values())))} clips of {config.seconds:g} s"
+        )
     else:
         from jointpose.motion.mocap import load_bvh_folder
 
@@ -82,15 +86,24 @@ def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ..
             raise JointposeError(f"--bvh {config.bvh}: the demo needs at least two subject folders (train and test)")
         train, test = tuple(subjects[:-1]), (subjects[-1],)
         print(f"BVH motion from {config.bvh}: train on {', '.join(train)}, test on {test[0]}")
-    write_h36m_dataset(folder, motion, fps=config.fps, cameras=config.cameras, noise=config.noise, seed=config.seed,
-                       input_layout=config.input_layout)
+    write_h36m_dataset(
+        folder,
+        motion,
+        fps=config.fps,
+        cameras=config.cameras,
+        noise=config.noise,
+        seed=config.seed,
+        input_layout=config.input_layout,
+    )
     return folder, train, test
 
 
 def mean_pose_error(trainer: Trainer) -> float:
     """P1 (mm) of always predicting the mean training pose (camera space, root-relative)."""
     mean = torch.from_numpy(np.concatenate([s.poses_3d for s in trainer.train_data.sequences]).mean(axis=0))
-    errors = [mpjpe(mean.expand(len(s.poses_3d), -1, -1), torch.from_numpy(s.poses_3d)) for s in trainer.test_data.sequences]
+    errors = [
+        mpjpe(mean.expand(len(s.poses_3d), -1, -1), torch.from_numpy(s.poses_3d)) for s in trainer.test_data.sequences
+    ]
     return 1000.0 * float(torch.cat(errors).mean())
 
 
@@ -99,9 +112,19 @@ def run_demo(config: DemoConfig) -> dict:
     start = time.perf_counter()
     data_dir, train, test = build_data(config)
     train_config = TrainConfig(
-        data_dir=str(data_dir), checkpoint_dir=str(Path(config.out) / "checkpoint"), keypoints="noisy",
-        subjects_train=train, subjects_test=test, architecture=(3, 3, 3), channels=config.channels,
-        epochs=config.epochs, batch_size=1024, lr=0.002, lr_decay=0.9, seed=config.seed, progress=config.progress,
+        data_dir=str(data_dir),
+        checkpoint_dir=str(Path(config.out) / "checkpoint"),
+        keypoints="noisy",
+        subjects_train=train,
+        subjects_test=test,
+        architecture=(3, 3, 3),
+        channels=config.channels,
+        epochs=config.epochs,
+        batch_size=1024,
+        lr=0.002,
+        lr_decay=0.9,
+        seed=config.seed,
+        progress=config.progress,
     )
     folder = Path(train_config.checkpoint_dir)
     if (folder / "latest.pt").exists():  # a fresh demo each run
@@ -113,8 +136,10 @@ def run_demo(config: DemoConfig) -> dict:
     summary["mean_pose_p1"] = baseline
     p1 = summary["average"]["p1"]
     verdict = "OK" if p1 < baseline / 2 else "NOT below half"
-    print(f"\nP1 {p1:.1f} mm vs {baseline:.1f} mm for always predicting the mean training pose "
-          f"(ratio {p1 / baseline:.2f}; {verdict})")
+    print(
+        f"\nP1 {p1:.1f} mm vs {baseline:.1f} mm for always predicting the mean training pose "
+        f"(ratio {p1 / baseline:.2f}; {verdict})"
+    )
     seq = _showcase(trainer.test_data.sequences, config.animation_frames)
     animation = Path(config.out) / config.animation
     _animate(seq, trainer.final_result.predictions[seq.key], animation, config.animation_frames, trainer.test_data.fps)
@@ -125,9 +150,13 @@ def run_demo(config: DemoConfig) -> dict:
 
 def _showcase(sequences, frames: int):
     """The test view with the most body motion among those whose 2D stays in the image."""
+
     def in_view(seq) -> bool:
         kp = seq.keypoints[:frames]  # normalised: x in [-1, 1], y in [-h/w, h/w]
-        return bool((np.abs(kp[..., 0]) < 0.95).all() and (np.abs(kp[..., 1]) < 0.95 * seq.camera.res_h / seq.camera.res_w).all())
+        return bool(
+            (np.abs(kp[..., 0]) < 0.95).all()
+            and (np.abs(kp[..., 1]) < 0.95 * seq.camera.res_h / seq.camera.res_w).all()
+        )
 
     candidates = [s for s in sequences if in_view(s)] or list(sequences)
     return max(candidates, key=lambda s: float(np.ptp(s.poses_3d[:frames], axis=0).sum()))
@@ -139,5 +168,11 @@ def _animate(seq, prediction: np.ndarray, path: Path, frames: int, fps: float) -
 
     count = min(frames, len(prediction))
     pixels = image_coordinates(seq.keypoints[:count], seq.camera.res_w, seq.camera.res_h)
-    render_animation(path, pixels, {"Prediction": prediction[:count], "Ground truth": seq.poses_3d[:count]},
-                     image_size=(seq.camera.res_w, seq.camera.res_h), fps=fps, progress=False)
+    render_animation(
+        path,
+        pixels,
+        {"Prediction": prediction[:count], "Ground truth": seq.poses_3d[:count]},
+        image_size=(seq.camera.res_w, seq.camera.res_h),
+        fps=fps,
+        progress=False,
+    )

@@ -72,8 +72,9 @@ def _selector(indices) -> torch.Tensor:
     return matrix
 
 
-_LEFT_MINUS_RIGHT = (_selector([left for left, _ in skeleton.SYMMETRIC_BONES])
-                     - _selector([right for _, right in skeleton.SYMMETRIC_BONES]))
+_LEFT_MINUS_RIGHT = _selector([left for left, _ in skeleton.SYMMETRIC_BONES]) - _selector(
+    [right for _, right in skeleton.SYMMETRIC_BONES]
+)
 _RATIO_NUM = _selector([a for a, _ in RATIO_SEGMENTS])
 _RATIO_SUM = _RATIO_NUM + _selector([b for _, b in RATIO_SEGMENTS])
 
@@ -88,8 +89,10 @@ def weighted_mpjpe(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tens
     errors (..., joints); weights that would enlarge that shape are refused."""
     errors = safe_norm(pred - target)
     if torch.broadcast_shapes(weights.shape, errors.shape) != errors.shape:
-        raise ValueError(f"weighted_mpjpe: weights of shape {tuple(weights.shape)} do not broadcast to the "
-                         f"per-joint errors {tuple(errors.shape)} (one weight per joint or per sample)")
+        raise ValueError(
+            f"weighted_mpjpe: weights of shape {tuple(weights.shape)} do not broadcast to the "
+            f"per-joint errors {tuple(errors.shape)} (one weight per joint or per sample)"
+        )
     return (weights * errors).mean()
 
 
@@ -133,8 +136,11 @@ def bone_length_error(pred_lengths: torch.Tensor, true_lengths: torch.Tensor) ->
 def bone_loss(pred_lengths: torch.Tensor, true_lengths: torch.Tensor) -> torch.Tensor:
     """Term ``bone``: :func:`bone_consistency` (m^2) + :func:`bone_ratio_error` + :func:`bone_length_error` (m),
     from (batch, frames, 16) predicted and true bone lengths in metres."""
-    return (bone_consistency(pred_lengths) + bone_ratio_error(pred_lengths, true_lengths)
-            + bone_length_error(pred_lengths, true_lengths))
+    return (
+        bone_consistency(pred_lengths)
+        + bone_ratio_error(pred_lengths, true_lengths)
+        + bone_length_error(pred_lengths, true_lengths)
+    )
 
 
 def angle_loss(pred_angles: torch.Tensor, true_angles: torch.Tensor) -> torch.Tensor:
@@ -207,8 +213,9 @@ TERM_FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...]]] =
 }
 
 
-def compute_terms(pred: torch.Tensor, target: torch.Tensor, names: Iterable[str],
-                  shared: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+def compute_terms(
+    pred: torch.Tensor, target: torch.Tensor, names: Iterable[str], shared: dict[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
     """Unweighted values of the terms ``names`` on (batch, frames, 17, 3) poses in metres.
 
     Each term is its function in :data:`TERM_FUNCTIONS`; the intermediates they take (bone
@@ -252,8 +259,9 @@ class LossWeights:
     def __post_init__(self) -> None:
         for name, value in self.as_dict().items():
             if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-                raise JointposeError("{0} must be a finite number >= 0, got {value!r}", fields=(f"weights.{name}",),
-                                     value=value)
+                raise JointposeError(
+                    "{0} must be a finite number >= 0, got {value!r}", fields=(f"weights.{name}",), value=value
+                )
         if not any(self.as_dict().values()):
             raise JointposeError("{0}: at least one weight must be positive, all are 0", fields=("weights",))
 
@@ -285,8 +293,10 @@ class JointAwareLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if pred.dim() != 4 or pred.shape != target.shape:
-            raise ValueError(f"expected pred and target of equal shape (batch, frames, 17, 3), got "
-                             f"{tuple(pred.shape)} and {tuple(target.shape)}")
+            raise ValueError(
+                f"expected pred and target of equal shape (batch, frames, 17, 3), got "
+                f"{tuple(pred.shape)} and {tuple(target.shape)}"
+            )
         w = self.weights.as_dict()
         active = [name for name in TERMS if w[name] != 0.0]  # fixed order: a reproducible sum
         shared: dict[str, torch.Tensor] = {}

@@ -115,8 +115,9 @@ class PoseFigure:
         trajectory: np.ndarray | None = None,
     ) -> None:
         if not isinstance(poses_3d, Mapping):
-            raise JointposeError("poses_3d: expected a dict {name: (frames, 17, 3) array}, "
-                                 f"got {type(poses_3d).__name__}")
+            raise JointposeError(
+                f"poses_3d: expected a dict {{name: (frames, 17, 3) array}}, got {type(poses_3d).__name__}"
+            )
         sequences = {str(name): _sequence(f"poses_3d[{name!r}]", value, 3) for name, value in poses_3d.items()}
         if keypoints_2d is None and not sequences:
             raise JointposeError("render: nothing to draw (keypoints_2d is None and poses_3d is empty)")
@@ -127,7 +128,9 @@ class PoseFigure:
         if trajectory is not None:
             trajectory = np.asarray(trajectory, dtype=np.float64)
             if trajectory.ndim != 2 or trajectory.shape[1] != 3 or not np.isfinite(trajectory).all():
-                raise JointposeError(f"trajectory: expected finite (frames, 3) positions in metres, got shape {trajectory.shape}")
+                raise JointposeError(
+                    f"trajectory: expected finite (frames, 3) positions in metres, got shape {trajectory.shape}"
+                )
             counts["trajectory"] = len(trajectory)
         if len(set(counts.values())) > 1:
             raise JointposeError(f"render: inputs have different frame counts: {counts}")
@@ -139,12 +142,16 @@ class PoseFigure:
             raise JointposeError(f"panel_size and dpi must be positive, got panel_size={panel_size}, dpi={dpi}")
 
         aspect = self.image_size[0] / self.image_size[1] if keypoints_2d is not None else 0.0
-        widths = ([aspect] if keypoints_2d is not None else []) + [1.0] * len(sequences) \
+        widths = (
+            ([aspect] if keypoints_2d is not None else [])
+            + [1.0] * len(sequences)
             + ([1.0] if trajectory is not None else [])
+        )
         self.figure = Figure(figsize=(panel_size * (sum(widths) + 0.25 * len(widths)), panel_size * 1.3), dpi=dpi)
         self.canvas = FigureCanvasAgg(self.figure)
-        grid = self.figure.add_gridspec(1, len(widths), width_ratios=widths, left=0.04, right=0.95,
-                                        bottom=0.14, top=0.9, wspace=0.25)
+        grid = self.figure.add_gridspec(
+            1, len(widths), width_ratios=widths, left=0.04, right=0.95, bottom=0.14, top=0.9, wspace=0.25
+        )
         self._lines: list[tuple[Line2D, np.ndarray, np.ndarray]] = []  # (line, path, (F, 18, D) data)
         self.axes_2d = None
         if keypoints_2d is not None:
@@ -248,8 +255,8 @@ class PoseFigure:
             line.axes.draw_artist(line)
         if self._trail is not None:
             done, here, path = self._trail
-            done.set_data(path[:index + 1, 0], path[:index + 1, 1])
-            here.set_data(path[index:index + 1, 0], path[index:index + 1, 1])
+            done.set_data(path[: index + 1, 0], path[: index + 1, 1])
+            here.set_data(path[index : index + 1, 0], path[index : index + 1, 1])
             done.axes.draw_artist(done)
             here.axes.draw_artist(here)
         self._counter.set_text(f"frame {index + 1}/{self.num_frames}")
@@ -262,8 +269,10 @@ class PoseFigure:
             raise JointposeError("background: needs keypoints_2d (there is no 2D panel to draw it in)")
         w, h = self.image_size
         if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
-            raise JointposeError(f"background: frame of shape {frame.shape} ({frame.dtype}) does not match "
-                                 f"image_size {w}x{h} as (height, width, 3) uint8")
+            raise JointposeError(
+                f"background: frame of shape {frame.shape} ({frame.dtype}) does not match "
+                f"image_size {w}x{h} as (height, width, 3) uint8"
+            )
         # Every k-th pixel: no more than the panel shows (matplotlib would resample it anyway, slower).
         k = max(1, int(h // max(self.axes_2d.get_window_extent().height, 1.0)))
         frame = frame[::k, ::k]
@@ -304,8 +313,9 @@ def _video_frames(path: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
         reader.close()
 
 
-def _background(background: str | Path | VideoClip | np.ndarray, num_frames: int, image_size: tuple[int, int] | None
-                ) -> tuple[tuple[int, int], Iterator[np.ndarray]]:
+def _background(
+    background: str | Path | VideoClip | np.ndarray, num_frames: int, image_size: tuple[int, int] | None
+) -> tuple[tuple[int, int], Iterator[np.ndarray]]:
     """Image size (width, height) and a frame iterator for a video path, a clip of one (its
     ``count`` known) or an (F, H, W, 3) uint8 array."""
     if isinstance(background, VideoClip):
@@ -319,8 +329,9 @@ def _background(background: str | Path | VideoClip | np.ndarray, num_frames: int
     else:
         array = np.asarray(background)
         if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
-            raise JointposeError(f"background: expected (frames, height, width, 3) uint8 frames, "
-                                 f"got shape {array.shape} ({array.dtype})")
+            raise JointposeError(
+                f"background: expected (frames, height, width, 3) uint8 frames, got shape {array.shape} ({array.dtype})"
+            )
         size, count, frames, name = (array.shape[2], array.shape[1]), len(array), iter(array), "background"
     if count != num_frames:
         raise JointposeError(f"{name}: has {count} frames but the poses have {num_frames}")
@@ -329,8 +340,9 @@ def _background(background: str | Path | VideoClip | np.ndarray, num_frames: int
     return size, frames
 
 
-def check_background(background: str | Path | np.ndarray, num_frames: int,
-                     image_size: tuple[int, int] | None) -> tuple[int, int]:
+def check_background(
+    background: str | Path | np.ndarray, num_frames: int, image_size: tuple[int, int] | None
+) -> tuple[int, int]:
     """Check, before any work, that a background video (or (F, H, W, 3) frames) can be read and
     fits ``num_frames`` frames of ``image_size`` (width, height) pixels; returns its size."""
     size, frames = _background(background, num_frames, _image_size(image_size))
@@ -344,8 +356,15 @@ def _writer(path: Path, fps: float, frame_shape: tuple[int, ...]) -> Iterator[Ca
     """A function that appends one (H, W, 3) uint8 frame to an MP4 (H.264, yuv420p) or GIF file."""
     if path.suffix.lower() == ".mp4":
         height, width, _ = frame_shape
-        stream = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, codec="libx264",
-                                             pix_fmt_out="yuv420p", macro_block_size=1, ffmpeg_log_level="error")
+        stream = imageio_ffmpeg.write_frames(
+            str(path),
+            (width, height),
+            fps=fps,
+            codec="libx264",
+            pix_fmt_out="yuv420p",
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+        )
         stream.send(None)
         try:
             yield lambda frame: stream.send(np.ascontiguousarray(frame))
@@ -401,8 +420,16 @@ def render_animation(
             raise JointposeError("background: needs keypoints_2d (there is no 2D panel to draw it in)")
         num_frames = len(_sequence("keypoints_2d", keypoints_2d, 2))
         image_size, frames = _background(background, num_frames, _image_size(image_size))
-    figure = PoseFigure(keypoints_2d, poses_3d, image_size=image_size, azimuth=azimuth, elevation=elevation,
-                        panel_size=panel_size, dpi=dpi, trajectory=trajectory)
+    figure = PoseFigure(
+        keypoints_2d,
+        poses_3d,
+        image_size=image_size,
+        azimuth=azimuth,
+        elevation=elevation,
+        panel_size=panel_size,
+        dpi=dpi,
+        trajectory=trajectory,
+    )
     count = figure.num_frames if max_frames is None else min(max_frames, figure.num_frames)
 
     try:

@@ -71,8 +71,9 @@ def check_limit(name: str, value: float, what: str) -> None:
     bound = limit(name)
     if value > bound:
         shown = f"{value:.4g}" if value != int(value) or value >= 1e15 else f"{int(value)}"
-        raise JointposeError(f"{what}: {shown} exceeds the limit of {bound} "
-                             f"(set JOINTPOSE_MAX_{name.upper()} to allow more)")
+        raise JointposeError(
+            f"{what}: {shown} exceeds the limit of {bound} (set JOINTPOSE_MAX_{name.upper()} to allow more)"
+        )
 
 
 def check_fps(fps: float, what: str) -> float:
@@ -81,8 +82,10 @@ def check_fps(fps: float, what: str) -> float:
         raise JointposeError(f"{what} must be a positive number of frames per second, got {fps}")
     bound = limit("fps")
     if not 1.0 / bound <= fps <= bound:
-        raise JointposeError(f"{what}: {fps:.4g} frames per second is outside [{1 / bound:g}, {bound}] "
-                             "(set JOINTPOSE_MAX_FPS to allow more)")
+        raise JointposeError(
+            f"{what}: {fps:.4g} frames per second is outside [{1 / bound:g}, {bound}] "
+            "(set JOINTPOSE_MAX_FPS to allow more)"
+        )
     return float(fps)
 
 
@@ -90,6 +93,7 @@ def check_resample(src_fps: float, dst_fps: float, what: str) -> None:
     """Refuse resampling from ``src_fps`` to ``dst_fps`` by a factor beyond ``limit("resample")`` either way."""
     factor = max(src_fps / dst_fps, dst_fps / src_fps)
     check_limit("resample", factor, f"{what}: resampling {src_fps:g} -> {dst_fps:g} fps (factor)")
+
 
 # (module, name) pairs a numpy array pickle needs; numpy 1.x and 2.x spell the modules differently.
 _ALLOWED_GLOBALS = {
@@ -117,9 +121,11 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def _bounded_reconstruct(reconstruct: Any) -> Any:
     """numpy's ``_reconstruct(subtype, shape, dtype)``, refusing a shape larger than ``limit("npz_bytes")``."""
+
     def build(subtype: Any, shape: Any, dtype: Any) -> Any:
         _check_array_bytes(shape, np.dtype(dtype).itemsize, "pickled array")
         return reconstruct(subtype, shape, dtype)
+
     return build
 
 
@@ -145,8 +151,9 @@ def check_pickle(data: bytes) -> None:
     try:
         for opcode, arg, _ in pickletools.genops(data):
             if opcode.name in _MEMO_OPCODES and int(arg) > bound:
-                raise pickle.UnpicklingError(f"memo index {int(arg)} exceeds the limit of {bound} "
-                                             "(set JOINTPOSE_MAX_PICKLE_MEMO to allow more)")
+                raise pickle.UnpicklingError(
+                    f"memo index {int(arg)} exceeds the limit of {bound} (set JOINTPOSE_MAX_PICKLE_MEMO to allow more)"
+                )
     except ValueError as exc:
         raise pickle.UnpicklingError(str(exc).splitlines()[0]) from None
 
@@ -236,10 +243,12 @@ def _parse_npy(raw: bytes, where: str, *, allow_object: bool) -> np.ndarray:
         expected = _check_array_bytes(shape, dtype.itemsize, where)
     except pickle.UnpicklingError as exc:
         raise JointposeError(f"{where}: {exc}") from None
-    data = raw[stream.tell():]
+    data = raw[stream.tell() :]
     if len(data) != expected:
-        raise JointposeError(f"{where} is truncated or malformed: its header claims shape {shape} "
-                             f"({expected} bytes) but {len(data)} bytes follow")
+        raise JointposeError(
+            f"{where} is truncated or malformed: its header claims shape {shape} "
+            f"({expected} bytes) but {len(data)} bytes follow"
+        )
     array = np.frombuffer(data, dtype=dtype)
     return array.reshape(shape, order="F" if fortran else "C").copy()
 
@@ -261,8 +270,10 @@ def check_finite(values: Any, what: str) -> None:
     array = np.asarray(values)
     bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1) if array.ndim else ~np.isfinite(array[None])
     if bad.any():
-        raise JointposeError(f"{what}: NaN or infinite values in {int(bad.sum())} of {len(bad)} frames "
-                             f"({frame_ranges(np.flatnonzero(bad))})")
+        raise JointposeError(
+            f"{what}: NaN or infinite values in {int(bad.sum())} of {len(bad)} frames "
+            f"({frame_ranges(np.flatnonzero(bad))})"
+        )
 
 
 def frame_ranges(frames: Any, most: int = 5) -> str:

@@ -85,12 +85,19 @@ class ChunkedWindows:
             target_offset += frames + extra
 
         self.inputs = torch.from_numpy(np.concatenate(padded).astype(np.float32))
-        self.targets = torch.from_numpy(np.concatenate(
-            [np.pad(s.poses_3d, ((0, max(0, chunk - len(s.poses_3d))), (0, 0), (0, 0)), mode="edge") for s in sequences]
-        ).astype(np.float32))
-        self.trajectory = torch.from_numpy(np.concatenate(
-            [np.pad(s.trajectory, ((0, max(0, chunk - len(s.trajectory))), (0, 0)), mode="edge") for s in sequences]
-        ).astype(np.float32))
+        self.targets = torch.from_numpy(
+            np.concatenate(
+                [
+                    np.pad(s.poses_3d, ((0, max(0, chunk - len(s.poses_3d))), (0, 0), (0, 0)), mode="edge")
+                    for s in sequences
+                ]
+            ).astype(np.float32)
+        )
+        self.trajectory = torch.from_numpy(
+            np.concatenate(
+                [np.pad(s.trajectory, ((0, max(0, chunk - len(s.trajectory))), (0, 0)), mode="edge") for s in sequences]
+            ).astype(np.float32)
+        )
         self.input_starts = torch.from_numpy(np.concatenate(input_starts))
         self.target_starts = torch.from_numpy(np.concatenate(target_starts))
         self.flip_2d = skeleton.flip_permutation(self.inputs.shape[1], keypoints_left, keypoints_right)
@@ -104,8 +111,9 @@ class ChunkedWindows:
         """Target frames over all chunks (chunks times chunk length)."""
         return len(self) * self.chunk
 
-    def epoch_order(self, seed: int, epoch: int, *, stream: int = 0,
-                    length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def epoch_order(
+        self, seed: int, epoch: int, *, stream: int = 0, length: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Shuffled chunk indices and flip decisions (by chunk index) for one epoch, identical
         on every process; ``length`` > the number of chunks appends further shuffles."""
         generator = torch.Generator().manual_seed(_mix(seed, epoch, *([stream] if stream else [])))
@@ -125,12 +133,20 @@ class ChunkedWindows:
         if flip is not None and bool(flip.any()):
             inputs = torch.where(flip[:, None, None, None], skeleton.flip_poses(inputs, self.flip_2d), inputs)
             targets = torch.where(flip[:, None, None, None], skeleton.flip_poses(targets), targets)
-            trajectory = torch.where(flip[:, None, None], trajectory * trajectory.new_tensor([-1.0, 1.0, 1.0]), trajectory)
+            trajectory = torch.where(
+                flip[:, None, None], trajectory * trajectory.new_tensor([-1.0, 1.0, 1.0]), trajectory
+            )
         return Batch(inputs, targets, trajectory, indices)
 
     def batches(
-        self, batch_frames: int, seed: int, epoch: int, *, augment: bool = True,
-        rank: int = 0, world_size: int = 1,
+        self,
+        batch_frames: int,
+        seed: int,
+        epoch: int,
+        *,
+        augment: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> Iterator[tuple[Batch, int]]:
         """Yield ``(batch, global_chunks)`` for one epoch.
 
@@ -140,7 +156,9 @@ class ChunkedWindows:
         """
         if len(self) < 2 * world_size:
             # Batch norm needs two per process, and every process must take every step.
-            raise ValueError(f"{len(self)} training chunks cannot feed {world_size} process(es): need >= {2 * world_size}")
+            raise ValueError(
+                f"{len(self)} training chunks cannot feed {world_size} process(es): need >= {2 * world_size}"
+            )
         order, flips = self.epoch_order(seed, epoch)
         bounds = self._step_bounds(batch_frames, world_size)
         for start, stop in zip(bounds[:-1], bounds[1:]):
@@ -227,30 +245,47 @@ class MixedWindows:
         return self.singles.steps_per_epoch(batch_frames, world_size)
 
     def batches(
-        self, batch_frames: int, seed: int, epoch: int, *, augment: bool = True,
-        rank: int = 0, world_size: int = 1,
+        self,
+        batch_frames: int,
+        seed: int,
+        epoch: int,
+        *,
+        augment: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> Iterator[MixedBatch]:
         """One epoch of steps; this process gets its disjoint share of every step."""
         if self.chunks is None:
-            for single, global_singles in self.singles.batches(batch_frames, seed, epoch, augment=augment,
-                                                               rank=rank, world_size=world_size):
-                yield MixedBatch(single.inputs, single.targets[:, 0], torch.zeros(0, self.chunk, *single.targets.shape[2:]),
-                                 single.trajectory[:, 0], global_singles, 0)
+            for single, global_singles in self.singles.batches(
+                batch_frames, seed, epoch, augment=augment, rank=rank, world_size=world_size
+            ):
+                yield MixedBatch(
+                    single.inputs,
+                    single.targets[:, 0],
+                    torch.zeros(0, self.chunk, *single.targets.shape[2:]),
+                    single.trajectory[:, 0],
+                    global_singles,
+                    0,
+                )
             return
         per_step, chunks_per_step = self.split(batch_frames, world_size)
         steps = self.steps_per_epoch(batch_frames, world_size)
         order, flips = self.singles.epoch_order(seed, epoch)
         chunk_order, chunk_flips = self.chunks.epoch_order(seed, epoch, stream=1, length=steps * chunks_per_step)
         for i in range(steps):
-            step = order[i * per_step:(i + 1) * per_step]
-            chunk_step = chunk_order[i * chunks_per_step:(i + 1) * chunks_per_step]
+            step = order[i * per_step : (i + 1) * per_step]
+            chunk_step = chunk_order[i * chunks_per_step : (i + 1) * chunks_per_step]
             mine, mine_chunks = step[rank::world_size], chunk_step[rank::world_size]
             single = self.singles.gather(mine, flips[mine] if augment else None)
             part = self.chunks.gather(mine_chunks, chunk_flips[mine_chunks] if augment else None)
             yield MixedBatch(
                 torch.cat([single.inputs, receptive_windows(part.inputs, self.receptive_field)]),
-                single.targets[:, 0], part.targets,
-                torch.cat([single.trajectory[:, 0], part.trajectory.reshape(-1, 3)]), len(step), len(chunk_step))
+                single.targets[:, 0],
+                part.targets,
+                torch.cat([single.trajectory[:, 0], part.trajectory.reshape(-1, 3)]),
+                len(step),
+                len(chunk_step),
+            )
 
 
 def receptive_windows(inputs: torch.Tensor, receptive_field: int) -> torch.Tensor:
@@ -291,12 +326,19 @@ def scale_bodies(sequences: Sequence[PoseSequence], rng: np.random.Generator, sp
     out = []
     for seq in sequences:
         if seq.keypoints.shape[1] != skeleton.NUM_JOINTS or seq.poses_3d is None or seq.trajectory is None:
-            raise JointposeError(f"--body-scale needs 2D keypoints of the {skeleton.NUM_JOINTS} Human3.6M joints and "
-                                 f"3D poses; {seq.key} has {seq.keypoints.shape[1]} keypoints")
+            raise JointposeError(
+                f"--body-scale needs 2D keypoints of the {skeleton.NUM_JOINTS} Human3.6M joints and "
+                f"3D poses; {seq.key} has {seq.keypoints.shape[1]} keypoints"
+            )
         factors = body_factors(rng, spread, spread * PROPORTION_PER_HEIGHT)
         original = seq.poses_3d.astype(np.float64) + seq.trajectory[:, None]
         scaled = scale_body(original, factors)
         shift = seq.camera.normalize(seq.camera.project(scaled)) - seq.camera.normalize(seq.camera.project(original))
-        out.append(dataclasses.replace(seq, keypoints=(seq.keypoints + shift).astype(np.float32),
-                                       poses_3d=(scaled - scaled[:, :1]).astype(np.float32)))
+        out.append(
+            dataclasses.replace(
+                seq,
+                keypoints=(seq.keypoints + shift).astype(np.float32),
+                poses_3d=(scaled - scaled[:, :1]).astype(np.float32),
+            )
+        )
     return out

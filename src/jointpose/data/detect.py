@@ -43,8 +43,9 @@ def require_mediapipe() -> ModuleType:
         raise JointposeError(f"video input needs MediaPipe's pose detector: {EXTRA_HINT} (Python 3.9-3.12)") from None
     if not hasattr(mediapipe, "solutions") or not hasattr(mediapipe.solutions, "pose"):
         version = getattr(mediapipe, "__version__", "?")
-        raise JointposeError(f"mediapipe {version} has no legacy pose solution (its models ship only up to "
-                             f"0.10.21): {EXTRA_HINT}")
+        raise JointposeError(
+            f"mediapipe {version} has no legacy pose solution (its models ship only up to 0.10.21): {EXTRA_HINT}"
+        )
     return mediapipe
 
 
@@ -74,15 +75,21 @@ class PoseDetector:
     """
 
     def __init__(self, *, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5) -> None:
-        for name, value in (("min_detection_confidence", min_detection_confidence),
-                            ("min_tracking_confidence", min_tracking_confidence)):
+        for name, value in (
+            ("min_detection_confidence", min_detection_confidence),
+            ("min_tracking_confidence", min_tracking_confidence),
+        ):
             if not 0.0 <= value <= 1.0:
                 raise JointposeError(f"{name} must lie in [0, 1], got {value}")
         mediapipe = require_mediapipe()
         self._pose = mediapipe.solutions.pose.Pose(
-            static_image_mode=False, model_complexity=MODEL_COMPLEXITY, smooth_landmarks=False,
-            enable_segmentation=False, min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence)
+            static_image_mode=False,
+            model_complexity=MODEL_COMPLEXITY,
+            smooth_landmarks=False,
+            enable_segmentation=False,
+            min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+        )
 
     def __enter__(self) -> PoseDetector:
         return self
@@ -104,8 +111,13 @@ class PoseDetector:
         return values * np.array([width, height, 1.0])
 
 
-def detect_frames(frames: Iterable[np.ndarray], *, total: int | None = None, progress: bool = True,
-                  detector: PoseDetector | None = None) -> Detections2D:
+def detect_frames(
+    frames: Iterable[np.ndarray],
+    *,
+    total: int | None = None,
+    progress: bool = True,
+    detector: PoseDetector | None = None,
+) -> Detections2D:
     """Run BlazePose over ``frames`` (RGB uint8, in video order): COCO-17 points per frame.
 
     ``total`` (frames) sizes the progress bar only.
@@ -147,5 +159,7 @@ def _lost_notes(found: np.ndarray) -> list[str]:
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     ranges = ", ".join(f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in zip(starts[:5], stops[:5]))
     more = f" and {len(starts) - 5} more" if len(starts) > 5 else ""
-    return [f"person found in {int(found.sum())} of {len(found)} frames ({100 * found.mean():.1f}%); "
-            f"lost in frames {ranges}{more}"]
+    return [
+        f"person found in {int(found.sum())} of {len(found)} frames ({100 * found.mean():.1f}%); "
+        f"lost in frames {ranges}{more}"
+    ]

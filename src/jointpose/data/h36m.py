@@ -85,7 +85,7 @@ class H36MFiles:
         self.path_3d = self.data_dir / "data_3d_h36m.npz"
         self.path_2d = self.data_dir / f"data_2d_h36m_{keypoints}.npz"
         if not self.path_2d.is_file():
-            available = sorted(p.name[len("data_2d_h36m_"):-4] for p in self.data_dir.glob("data_2d_h36m_*.npz"))
+            available = sorted(p.name[len("data_2d_h36m_") : -4] for p in self.data_dir.glob("data_2d_h36m_*.npz"))
             raise JointposeError(
                 f"-k {keypoints}: file not found: {self.path_2d} "
                 f"(keypoints in {self.data_dir}: {', '.join(available) or 'none'})"
@@ -119,8 +119,10 @@ class H36MFiles:
         if len(left) != len(right):
             raise JointposeError(f"{self.path_2d}: metadata['keypoints_symmetry'] sides differ in length")
         if not left or min(left + right) < 0:
-            raise JointposeError(f"{self.path_2d}: metadata['keypoints_symmetry'] needs left/right pairs of "
-                                 f"keypoint indices >= 0, got {[list(left), list(right)]}")
+            raise JointposeError(
+                f"{self.path_2d}: metadata['keypoints_symmetry'] needs left/right pairs of "
+                f"keypoint indices >= 0, got {[list(left), list(right)]}"
+            )
         return left, right
 
 
@@ -175,7 +177,8 @@ def load_dataset(
         warnings.warn(
             f"{files.path_2d}: 2D longer than 3D in {len(trimmed)} view(s), trimmed to the 3D length "
             f"({'; '.join(trimmed[:3])}{'; ...' if len(trimmed) > 3 else ''})",
-            JointposeWarning, stacklevel=2,
+            JointposeWarning,
+            stacklevel=2,
         )
     if not sequences:
         raise JointposeError(f"no sequences selected from {files.path_2d} (subjects {subjects}, actions {actions})")
@@ -186,17 +189,11 @@ def load_dataset(
 
 def _subject_actions(files: H36MFiles, subject: str) -> dict[str, Any]:
     if subject not in files.positions_2d:
-        raise JointposeError(
-            f"subject {subject} not in {files.path_2d} (it has: {', '.join(files.positions_2d)})"
-        )
+        raise JointposeError(f"subject {subject} not in {files.path_2d} (it has: {', '.join(files.positions_2d)})")
     if files.positions_3d is not None and subject not in files.positions_3d:
-        raise JointposeError(
-            f"subject {subject} not in {files.path_3d} (it has: {', '.join(files.positions_3d)})"
-        )
+        raise JointposeError(f"subject {subject} not in {files.path_3d} (it has: {', '.join(files.positions_3d)})")
     if subject not in files.cameras:
-        raise JointposeError(
-            f"no camera calibration for subject {subject} (calibrated: {', '.join(files.cameras)})"
-        )
+        raise JointposeError(f"no camera calibration for subject {subject} (calibrated: {', '.join(files.cameras)})")
     actions_2d = files.positions_2d[subject]
     if not isinstance(actions_2d, dict):
         raise JointposeError(f"{files.path_2d}: positions_2d['{subject}'] is not a dict of actions")
@@ -210,8 +207,7 @@ def _select_actions(available: dict[str, Any], groups: list[str] | None, subject
     missing = [g for g in groups if g not in known]
     if missing:
         raise JointposeError(
-            f"-a: action(s) {', '.join(missing)} not found for {subject} in {path} "
-            f"(it has: {', '.join(sorted(known))})"
+            f"-a: action(s) {', '.join(missing)} not found for {subject} in {path} (it has: {', '.join(sorted(known))})"
         )
     return [a for a in available if action_group(a) in groups]
 
@@ -230,7 +226,9 @@ def _load_views(
     if files.positions_3d is not None:
         if action not in files.positions_3d[subject]:
             raise JointposeError(f"action '{action}' of {subject} is in {files.path_2d} but not in {files.path_3d}")
-        world = _poses_3d(files.positions_3d[subject][action], f"{files.path_3d}: positions_3d['{subject}']['{action}']")
+        world = _poses_3d(
+            files.positions_3d[subject][action], f"{files.path_3d}: positions_3d['{subject}']['{action}']"
+        )
     out = []
     for index, (camera, view) in enumerate(zip(cameras, views)):
         kp = _keypoints(view, f"{where}[{index}]")
@@ -251,14 +249,22 @@ def _load_views(
             cam_space = camera.world_to_camera(world)
             trajectory = cam_space[:, 0].astype(np.float32)
             poses = (cam_space - cam_space[:, :1]).astype(np.float32)
-            check_finite(np.concatenate([poses.reshape(len(poses), -1), trajectory], axis=1),
-                         f"{files.path_3d}: positions_3d['{subject}']['{action}'] seen by camera {index}, in float32")
+            check_finite(
+                np.concatenate([poses.reshape(len(poses), -1), trajectory], axis=1),
+                f"{files.path_3d}: positions_3d['{subject}']['{action}'] seen by camera {index}, in float32",
+            )
         frames = _subset_frames(len(kp), subset, downsample)
-        out.append(PoseSequence(
-            subject, action, index, camera, kp[frames],
-            None if poses is None else poses[frames],
-            None if trajectory is None else trajectory[frames],
-        ))
+        out.append(
+            PoseSequence(
+                subject,
+                action,
+                index,
+                camera,
+                kp[frames],
+                None if poses is None else poses[frames],
+                None if trajectory is None else trajectory[frames],
+            )
+        )
     return out
 
 

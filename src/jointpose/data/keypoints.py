@@ -125,8 +125,10 @@ def load_keypoints(
             warnings.warn(note, JointposeWarning, stacklevel=2)
         notes += detections.notes
         if wanted is not None and wanted != detections.layout:
-            raise JointposeError(f"{path}: layout {layout!r} does not apply: this {detections.source_format} "
-                                 f"file is {LAYOUT_TITLES[detections.layout]}")
+            raise JointposeError(
+                f"{path}: layout {layout!r} does not apply: this {detections.source_format} "
+                f"file is {LAYOUT_TITLES[detections.layout]}"
+            )
         points = _select_track(detections, path, confidence_threshold, max_gap, max_link_distance, notes)
         source_layout, source_format = detections.layout, detections.source_format
     elif suffix in (".npy", ".npz"):
@@ -141,15 +143,18 @@ def load_keypoints(
     xy, conf, fallbacks = to_h36m(xy, conf, source_layout, confidence_threshold)
     if source_layout != "h36m17":
         notes.append(f"converted {LAYOUT_TITLES[source_layout]} to Human3.6M-17")
-    notes += [f"{skeleton.JOINT_NAMES[j]} from a fall-back construction in {n} frame(s)"
-              for j, n in enumerate(fallbacks) if n]
+    notes += [
+        f"{skeleton.JOINT_NAMES[j]} from a fall-back construction in {n} frame(s)" for j, n in enumerate(fallbacks) if n
+    ]
     valid = usable(conf, confidence_threshold)
     _check_coverage(valid, path, confidence_threshold)
     check_fill_gaps(np.flatnonzero(valid.any(axis=1)), len(valid), path, max_fill_gap)
     filled = ~valid
     if filled.any():
-        message = (f"{path}: filled {int(filled.sum())} low-confidence or missing joints in "
-                   f"{int(filled.any(axis=1).sum())} frames by interpolation")
+        message = (
+            f"{path}: filled {int(filled.sum())} low-confidence or missing joints in "
+            f"{int(filled.any(axis=1).sum())} frames by interpolation"
+        )
         warnings.warn(message, JointposeWarning, stacklevel=2)
         notes.append(message)
     return Keypoints2D(interpolate_gaps(xy, valid), conf, source_format, source_layout, filled, notes)
@@ -158,12 +163,15 @@ def load_keypoints(
 def _check_coverage(valid: np.ndarray, path: Path, threshold: float) -> None:
     """Refuse input with no usable frame, or with joints never usable."""
     if not valid.any():
-        raise JointposeError(f"{path}: no valid frame: no joint is detected with confidence >= {threshold} "
-                             f"in any of {len(valid)} frames")
+        raise JointposeError(
+            f"{path}: no valid frame: no joint is detected with confidence >= {threshold} in any of {len(valid)} frames"
+        )
     never = [skeleton.JOINT_NAMES[j] for j in np.flatnonzero(~valid.any(axis=0))]
     if never:
-        raise JointposeError(f"{path}: joint(s) {', '.join(never)} missing or below confidence "
-                             f"{threshold} in every one of {len(valid)} frames")
+        raise JointposeError(
+            f"{path}: joint(s) {', '.join(never)} missing or below confidence "
+            f"{threshold} in every one of {len(valid)} frames"
+        )
 
 
 def interpolate_gaps(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -184,8 +192,9 @@ def interpolate_gaps(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(valid[..., None], values, before + weight * (after - before))
 
 
-def resample_weights(count: int, src_fps: float, dst_fps: float, out_count: int | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def resample_weights(
+    count: int, src_fps: float, dst_fps: float, out_count: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Linear resampling of ``count`` frames at ``src_fps`` to ``dst_fps`` (first frame kept).
 
     Returns, per output frame, the source frames ``lo`` and ``hi`` and the weight ``w`` of
@@ -221,8 +230,11 @@ def resample_keypoints(kp: Keypoints2D, src_fps: float, dst_fps: float) -> Keypo
     for name, fps in (("src_fps", src_fps), ("dst_fps", dst_fps)):
         check_fps(fps, f"resample_keypoints: {name}")
     check_resample(src_fps, dst_fps, "resample_keypoints")
-    check_limit("frames", (kp.num_frames - 1) * dst_fps / src_fps + 1,
-                f"resample_keypoints: {src_fps:g} -> {dst_fps:g} fps, frames")
+    check_limit(
+        "frames",
+        (kp.num_frames - 1) * dst_fps / src_fps + 1,
+        f"resample_keypoints: {src_fps:g} -> {dst_fps:g} fps, frames",
+    )
     lo, hi, w = resample_weights(kp.num_frames, src_fps, dst_fps)
     xy = kp.xy[lo] + w[:, None, None] * (kp.xy[hi] - kp.xy[lo])
     conf = kp.confidence[lo] + w[:, None] * (kp.confidence[hi] - kp.confidence[lo])
@@ -266,8 +278,9 @@ def _match(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
     return [(int(r), int(c)) for r, c in zip(rows, cols) if allowed[r, c]]
 
 
-def _link(boxes: list[np.ndarray], centroids: list[np.ndarray], max_gap: int,
-          max_distance: float) -> list[list[tuple[int, int]]]:
+def _link(
+    boxes: list[np.ndarray], centroids: list[np.ndarray], max_gap: int, max_distance: float
+) -> list[list[tuple[int, int]]]:
     """Tracks as lists of (frame, person index) pairs, in order of first appearance."""
     tracks: list[list[tuple[int, int]]] = []
     last_box, last_centroid, last_frame = np.zeros((0, 4)), np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
@@ -296,8 +309,9 @@ def _diagonal(boxes: np.ndarray) -> np.ndarray:
     return np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 
 
-def _select_track(detections: Detections, path: Path, threshold: float, max_gap: int, max_distance: float,
-                  notes: list[str]) -> np.ndarray:
+def _select_track(
+    detections: Detections, path: Path, threshold: float, max_gap: int, max_distance: float, notes: list[str]
+) -> np.ndarray:
     """(F, N, 3) keypoints of the best track (confidence 0 where it is absent); notes say which."""
     frames = len(detections.people)
     boxes, centroids = zip(*(_boxes(people, threshold) for people in detections.people))
@@ -314,7 +328,9 @@ def _select_track(detections: Detections, path: Path, threshold: float, max_gap:
     out = np.zeros((frames, len(LAYOUTS[detections.layout]), 3))
     out[f] = np.stack([detections.people[i][j] for i, j in zip(f, p)])
     total = sum(len(people) for people in detections.people)
-    notes.append(f"kept person track {best + 1} of {len(tracks)}: {len(f)} of {frames} frames "
-                 f"({f.min()}-{f.max()}), score x box area {weights[best]:.4g} px^2; dropped "
-                 f"{len(tracks) - 1} other track(s) and {total - len(f)} detection(s)")
+    notes.append(
+        f"kept person track {best + 1} of {len(tracks)}: {len(f)} of {frames} frames "
+        f"({f.min()}-{f.max()}), score x box area {weights[best]:.4g} px^2; dropped "
+        f"{len(tracks) - 1} other track(s) and {total - len(f)} detection(s)"
+    )
     return out

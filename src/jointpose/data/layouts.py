@@ -60,17 +60,30 @@ def _side(side: str, parts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{side}_{part}" for part in parts)
 
 
-_COCO18 = (("nose", "neck") + _side("r", _ARM) + _side("l", _ARM) + _side("r", _LEG) + _side("l", _LEG)
-           + ("r_eye", "l_eye", "r_ear", "l_ear"))
+_COCO18 = (
+    ("nose", "neck")
+    + _side("r", _ARM)
+    + _side("l", _ARM)
+    + _side("r", _LEG)
+    + _side("l", _LEG)
+    + ("r_eye", "l_eye", "r_ear", "l_ear")
+)
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "coco17": ("nose", "l_eye", "r_eye", "l_ear", "r_ear") + tuple(f"{s}_{p}" for p in _ARM + _LEG for s in "lr"),
     "coco18": _COCO18,
-    "body25": _COCO18[:8] + ("mid_hip",) + _COCO18[8:] + _side("l", ("big_toe", "small_toe", "heel"))
+    "body25": _COCO18[:8]
+    + ("mid_hip",)
+    + _COCO18[8:]
+    + _side("l", ("big_toe", "small_toe", "heel"))
     + _side("r", ("big_toe", "small_toe", "heel")),
     "h36m17": skeleton.JOINT_NAMES,
 }
-LAYOUT_TITLES = {"coco17": "COCO-17", "coco18": "OpenPose COCO-18", "body25": "OpenPose BODY_25",
-                 "h36m17": "Human3.6M-17"}
+LAYOUT_TITLES = {
+    "coco17": "COCO-17",
+    "coco18": "OpenPose COCO-18",
+    "body25": "OpenPose BODY_25",
+    "h36m17": "Human3.6M-17",
+}
 
 Recipe = dict[str, float]
 
@@ -100,7 +113,10 @@ def _recipes(names: tuple[str, ...]) -> tuple[tuple[Recipe, ...], ...]:
     side = {"R": "r", "L": "l"}
     limb = {"Hip": "hip", "Knee": "knee", "Foot": "ankle", "Shoulder": "shoulder", "Elbow": "elbow", "Wrist": "wrist"}
     table: dict[str, list[Recipe]] = {
-        "Hip": pelvis, "Thorax": thorax, "Neck/Nose": [nose, ears], "Head": head,
+        "Hip": pelvis,
+        "Thorax": thorax,
+        "Neck/Nose": [nose, ears],
+        "Head": head,
         "Spine": [_lerp(p, t, SPINE_FRACTION) for p, t in product(pelvis, thorax)],
     }
     table |= {s + part: [{f"{side[s]}_{limb[part]}": 1.0}] for s in side for part in limb}
@@ -119,9 +135,9 @@ def _compiled(layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     used = np.zeros((c, skeleton.NUM_JOINTS, k), dtype=bool)
     for j, constructions in enumerate(recipes):
         for i, recipe in enumerate(constructions):
-            index[i, j, :len(recipe)] = [names.index(name) for name in recipe]
-            weight[i, j, :len(recipe)] = list(recipe.values())
-            used[i, j, :len(recipe)] = True
+            index[i, j, : len(recipe)] = [names.index(name) for name in recipe]
+            weight[i, j, : len(recipe)] = list(recipe.values())
+            used[i, j, : len(recipe)] = True
     return index, weight, used, used.any(axis=-1)
 
 
@@ -180,7 +196,8 @@ def check_fill_gaps(detected: np.ndarray, count: int, path: Path, max_gap: int |
     if ends[i] - starts[i] > max_gap:
         raise JointposeError(
             f"{path}: no detection in frames {starts[i]}-{ends[i] - 1} ({ends[i] - starts[i]} frames in a row); "
-            f"at most {max_gap} are filled by interpolation (max_fill_gap, or set JOINTPOSE_MAX_FILL_GAP)")
+            f"at most {max_gap} are filled by interpolation (max_fill_gap, or set JOINTPOSE_MAX_FILL_GAP)"
+        )
 
 
 def read_json(path: Path) -> Any:
@@ -203,8 +220,10 @@ def _numbers(value: Any, lengths: tuple[int, ...], where: str) -> np.ndarray:
     """A flat list of numbers of one of ``lengths`` as floats; NaN allowed, inf refused."""
     if not isinstance(value, list) or len(value) not in lengths:
         count = f"{len(value)} values" if isinstance(value, list) else type(value).__name__
-        raise JointposeError(f"{where}: expected a list of {' or '.join(map(str, lengths))} numbers "
-                             f"(x, y, confidence per joint), got {count}")
+        raise JointposeError(
+            f"{where}: expected a list of {' or '.join(map(str, lengths))} numbers "
+            f"(x, y, confidence per joint), got {count}"
+        )
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise JointposeError(f"{where}: holds values that are not numbers")
     out = np.array(value, dtype=np.float64)
@@ -255,8 +274,10 @@ _OPENPOSE_LAYOUTS = {75: "body25", 54: "coco18"}
 def openpose_people(data: Any, path: Path) -> np.ndarray | None:
     """The (P, N, 3) people of one OpenPose frame; None when it has none. (0, 0) = missing."""
     if not isinstance(data, dict) or not isinstance(data.get("people"), list):
-        raise JointposeError(f"{path}: unrecognised JSON structure: expected an OpenPose object "
-                             "{\"people\": [...]} or a COCO results list")
+        raise JointposeError(
+            f"{path}: unrecognised JSON structure: expected an OpenPose object "
+            '{"people": [...]} or a COCO results list'
+        )
     people = []
     for i, person in enumerate(data["people"]):
         keys = ("pose_keypoints_2d", "pose_keypoints")
@@ -296,8 +317,10 @@ def read_openpose(path: Path, data: Any = None, max_fill_gap: int | None = None)
         present = np.zeros(numbers[-1] - numbers[0] + 1, dtype=bool)
         present[numbers - numbers[0]] = True
         missing = np.flatnonzero(~present)
-        notes.append(f"{path}: no file for {len(missing)} frame(s) ({frame_ranges(missing + numbers[0])} by file "
-                     "number); they are treated as frames without detections")
+        notes.append(
+            f"{path}: no file for {len(missing)} frame(s) ({frame_ranges(missing + numbers[0])} by file "
+            "number); they are treated as frames without detections"
+        )
     frames = [openpose_people(data if data is not None else read_json(f), f) for f in files]
     if numbers is not None and notes:
         slots: list[np.ndarray | None] = [None] * int(numbers[-1] - numbers[0] + 1)
@@ -342,8 +365,10 @@ def read_array(path: Path) -> np.ndarray:
         elif len(arrays) == 1:
             key = next(iter(arrays))
         else:
-            raise JointposeError(f"{path}: no key 'keypoints' and not exactly one array to choose "
-                                 f"(keys: {', '.join(sorted(arrays)) or 'none'})")
+            raise JointposeError(
+                f"{path}: no key 'keypoints' and not exactly one array to choose "
+                f"(keys: {', '.join(sorted(arrays)) or 'none'})"
+            )
         array, where = arrays[key], f"{path} key '{key}'"
     else:
         array, where = load_npy(path), str(path)

@@ -32,12 +32,19 @@ MIN_EVIDENCE = 0.1
 
 def side_pairs(names: tuple[str, ...]) -> np.ndarray:
     """(P, 2) indices of the ``l_*``/``r_*`` keypoint pairs of a layout's names."""
-    return np.array([(i, names.index("r_" + name[2:])) for i, name in enumerate(names)
-                     if name.startswith("l_") and "r_" + name[2:] in names], dtype=np.intp)
+    return np.array(
+        [
+            (i, names.index("r_" + name[2:]))
+            for i, name in enumerate(names)
+            if name.startswith("l_") and "r_" + name[2:] in names
+        ],
+        dtype=np.intp,
+    )
 
 
-def swap_transitions(xy: np.ndarray, confidence: np.ndarray, pairs: np.ndarray,
-                     min_evidence: float = MIN_EVIDENCE) -> np.ndarray:
+def swap_transitions(
+    xy: np.ndarray, confidence: np.ndarray, pairs: np.ndarray, min_evidence: float = MIN_EVIDENCE
+) -> np.ndarray:
     """(F,) True at each frame whose left/right labels are swapped relative to the previous
     detected frame. ``xy`` (F, N, 2) pixels, NaN in frames without a detection; ``confidence``
     (F, N) in [0, 1]; ``pairs`` (P, 2) left/right indices."""
@@ -48,8 +55,10 @@ def swap_transitions(xy: np.ndarray, confidence: np.ndarray, pairs: np.ndarray,
     frames = np.flatnonzero(found)
     points, conf = xy[frames], np.nan_to_num(confidence[frames])
     left, right = points[:, pairs[:, 0]], points[:, pairs[:, 1]]  # (T, P, 2)
-    weight = np.minimum(np.minimum(conf[1:, pairs[:, 0]], conf[1:, pairs[:, 1]]),
-                        np.minimum(conf[:-1, pairs[:, 0]], conf[:-1, pairs[:, 1]]))  # (T-1, P)
+    weight = np.minimum(
+        np.minimum(conf[1:, pairs[:, 0]], conf[1:, pairs[:, 1]]),
+        np.minimum(conf[:-1, pairs[:, 0]], conf[:-1, pairs[:, 1]]),
+    )  # (T-1, P)
 
     def cost(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
         return (weight * (np.linalg.norm(a - b, axis=-1) + np.linalg.norm(c - d, axis=-1))).sum(axis=1)
@@ -62,8 +71,9 @@ def swap_transitions(xy: np.ndarray, confidence: np.ndarray, pairs: np.ndarray,
     return out
 
 
-def repair_swaps(xy: np.ndarray, confidence: np.ndarray, pairs: np.ndarray,
-                 min_evidence: float = MIN_EVIDENCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def repair_swaps(
+    xy: np.ndarray, confidence: np.ndarray, pairs: np.ndarray, min_evidence: float = MIN_EVIDENCE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Undo whole-body left/right label swaps (see the module docstring).
 
     Returns the repaired ``xy`` (F, N, 2) and ``confidence`` (F, N), and the (F,) mask of the
@@ -80,8 +90,9 @@ def repair_swaps(xy: np.ndarray, confidence: np.ndarray, pairs: np.ndarray,
     return xy, confidence, toggled
 
 
-def keypoints_from_detections(detections: Detections2D, *, layout: str = "coco17",
-                              confidence_threshold: float = 0.3) -> Keypoints2D:
+def keypoints_from_detections(
+    detections: Detections2D, *, layout: str = "coco17", confidence_threshold: float = 0.3
+) -> Keypoints2D:
     """The Human3.6M-17 track (pixels) of one detected person, ready for a :class:`Lifter`.
 
     Left/right swaps repaired; frames without the person and joints below
@@ -99,8 +110,9 @@ def keypoints_from_detections(detections: Detections2D, *, layout: str = "coco17
     xy, conf, swapped = repair_swaps(xy, conf, side_pairs(LAYOUTS[layout]))
     if swapped.any():
         edges = np.diff(np.concatenate([[0], swapped.astype(np.int8), [0]]))
-        notes.append(f"repaired left/right swaps in {int(swapped.sum())} frames "
-                     f"({int((edges == 1).sum())} stretch(es))")
+        notes.append(
+            f"repaired left/right swaps in {int(swapped.sum())} frames ({int((edges == 1).sum())} stretch(es))"
+        )
     h36m, conf, _ = to_h36m(np.where(found[:, None, None], xy, 0.0), conf, layout, confidence_threshold)
     notes.append(f"converted {LAYOUT_TITLES[layout]} to Human3.6M-17")
     valid = usable(conf, confidence_threshold) & found[:, None]
@@ -111,6 +123,8 @@ def keypoints_from_detections(detections: Detections2D, *, layout: str = "coco17
         notes.append(f"{names}: never above confidence {confidence_threshold}; the detector's positions kept")
     filled = ~valid
     if filled.any():
-        notes.append(f"filled {int(filled.sum())} low-confidence or missing joints in "
-                     f"{int(filled.any(axis=1).sum())} frames by interpolation")
+        notes.append(
+            f"filled {int(filled.sum())} low-confidence or missing joints in "
+            f"{int(filled.any(axis=1).sum())} frames by interpolation"
+        )
     return Keypoints2D(interpolate_gaps(h36m, valid), conf, "video", layout, filled, notes)

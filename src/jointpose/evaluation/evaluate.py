@@ -44,8 +44,12 @@ class ErrorPool:
 
     def means_mm(self) -> dict[str, float]:
         """Frame-weighted means in report units (mm; percent for shares)."""
-        out = {name: REPORT_SCALE.get(name, 1000.0) * self.sums[name] / self.counts[name]
-               if self.counts[name] else float("nan") for name in self.sums}
+        out = {
+            name: REPORT_SCALE.get(name, 1000.0) * self.sums[name] / self.counts[name]
+            if self.counts[name]
+            else float("nan")
+            for name in self.sums
+        }
         out["frames"] = self.frames
         return out
 
@@ -88,8 +92,9 @@ def evaluate_model(
     subjects: dict[str, dict[str, ErrorPool]] = defaultdict(lambda: defaultdict(ErrorPool))
     predictions = {}
     for seq in sequences:
-        pred = predict(model, seq.keypoints, flip_test=flip_test,
-                       keypoints_left=keypoints_left, keypoints_right=keypoints_right)
+        pred = predict(
+            model, seq.keypoints, flip_test=flip_test, keypoints_left=keypoints_left, keypoints_right=keypoints_right
+        )
         pred = inference_step(pred, smooth=smooth, skeleton_fit=skeleton_fit, causal=getattr(model, "causal", False))
         predictions[seq.key] = pred.numpy()
         target = torch.from_numpy(seq.poses_3d)
@@ -124,8 +129,14 @@ def average_over_actions(per_action: dict[str, dict[str, float]]) -> dict[str, f
 
 
 COLUMN_TITLES = {
-    "p1": "P1 MPJPE", "p2": "P2 P-MPJPE", "p3": "P3 N-MPJPE", "mpjve": "MPJVE", "accel": "Accel",
-    "bone_std": "Bone std", "lr_gap": "L/R gap", "rom_pct": "ROM out %",
+    "p1": "P1 MPJPE",
+    "p2": "P2 P-MPJPE",
+    "p3": "P3 N-MPJPE",
+    "mpjve": "MPJVE",
+    "accel": "Accel",
+    "bone_std": "Bone std",
+    "lr_gap": "L/R gap",
+    "rom_pct": "ROM out %",
 }
 
 
@@ -185,16 +196,34 @@ def evaluate_checkpoint(
         smooth = 0.0
     elif smooth is None:
         smooth = default_smooth
-    result = evaluate_model(model, data.sequences, flip_test=flip_test, keypoints_left=data.keypoints_left,
-                            keypoints_right=data.keypoints_right, by_subject=by_subject,
-                            extra_metrics=plausibility_errors, skeleton_fit=fit, smooth=smooth)
+    result = evaluate_model(
+        model,
+        data.sequences,
+        flip_test=flip_test,
+        keypoints_left=data.keypoints_left,
+        keypoints_right=data.keypoints_right,
+        by_subject=by_subject,
+        extra_metrics=plausibility_errors,
+        skeleton_fit=fit,
+        smooth=smooth,
+    )
     for key, prediction in result.predictions.items():
         check_finite(prediction, f"{checkpoint}: the prediction for {key}")
     result.summary = {
-        "config": {**config, "checkpoint": str(checkpoint), "checkpoint_epoch": epoch,
-                   "evaluated_on": {"data_dir": str(data_dir), "keypoints": keypoints, "subjects": subjects,
-                                    "actions": actions, "test_time_augmentation": flip_test,
-                                    "skeleton_fit": fit, "smooth": smooth}},
+        "config": {
+            **config,
+            "checkpoint": str(checkpoint),
+            "checkpoint_epoch": epoch,
+            "evaluated_on": {
+                "data_dir": str(data_dir),
+                "keypoints": keypoints,
+                "subjects": subjects,
+                "actions": actions,
+                "test_time_augmentation": flip_test,
+                "skeleton_fit": fit,
+                "smooth": smooth,
+            },
+        },
         **result.summary,
     }
     return result

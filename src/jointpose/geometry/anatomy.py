@@ -93,9 +93,12 @@ RANGE_OF_MOTION: dict[str, tuple[float, float]] = {
 # Segments compared as ratios (numerator bone, denominator bone), as indices into BONES:
 # upper/lower arm and upper/lower leg per side, left/right hip and shoulder widths.
 RATIO_SEGMENTS: tuple[tuple[int, int], ...] = tuple(
-    (skeleton.bone_index(a), skeleton.bone_index(b)) for a, b in (
-        (12, 13), (15, 16),  # upper arm / forearm (left, right)
-        (5, 6), (2, 3),  # thigh / shin (left, right)
+    (skeleton.bone_index(a), skeleton.bone_index(b))
+    for a, b in (
+        (12, 13),
+        (15, 16),  # upper arm / forearm (left, right)
+        (5, 6),
+        (2, 3),  # thigh / shin (left, right)
         (4, 1),  # left hip width / right hip width
         (11, 14),  # left shoulder width / right shoulder width
     )
@@ -114,8 +117,9 @@ def _difference_matrix(pairs) -> torch.Tensor:
 # Bone vectors and the two arms of every angle are linear in the joint positions: one
 # matrix product each (cheaper to differentiate than gathering joints by index).
 _BONE_MATRIX = _difference_matrix(skeleton.BONES)
-_ANGLE_ARMS = torch.cat([_difference_matrix([(a, v) for _, a, v, _ in ANGLES]),
-                         _difference_matrix([(b, v) for _, _, v, b in ANGLES])])
+_ANGLE_ARMS = torch.cat(
+    [_difference_matrix([(a, v) for _, a, v, _ in ANGLES]), _difference_matrix([(b, v) for _, _, v, b in ANGLES])]
+)
 _CONSTANTS: dict[tuple, torch.Tensor] = {}
 
 
@@ -158,11 +162,14 @@ def joint_angles(poses: torch.Tensor) -> torch.Tensor:
     apart within a few steps.
     """
     arms = constant_like("arms", _ANGLE_ARMS, poses) @ poses  # (..., 2 * n_angles, 3)
-    u, v = arms[..., : len(ANGLES), :], arms[..., len(ANGLES):, :]
-    cross = torch.roll(u, -1, dims=-1) * torch.roll(v, -2, dims=-1) - torch.roll(u, -2, dims=-1) * torch.roll(v, -1, dims=-1)
+    u, v = arms[..., : len(ANGLES), :], arms[..., len(ANGLES) :, :]
+    cross = torch.roll(u, -1, dims=-1) * torch.roll(v, -2, dims=-1) - torch.roll(u, -2, dims=-1) * torch.roll(
+        v, -1, dims=-1
+    )
     scale = (u * u).sum(dim=-1) * (v * v).sum(dim=-1)
     sin_part = torch.sqrt((cross * cross).sum(dim=-1) + 1e-6 * scale + EPS)
     return torch.atan2(sin_part, (u * v).sum(dim=-1))
+
 
 def rom_violation_of_angles(angles: torch.Tensor) -> torch.Tensor:
     """How far (radians, >= 0) each angle lies outside its range; 0 inside."""
@@ -197,15 +204,22 @@ _FIT_STEP = _fit_step()
 # head) keep their predicted direction in the fit: they carry a limb or the head, so
 # turning them would be the cheapest way to move those and would bend the trunk and neck
 # out of their range of motion (docs/method.md, "Inference: one consistent skeleton").
-KEPT_DIRECTION_BONES = tuple(skeleton.bone_index(skeleton.JOINT_NAMES.index(name))
-                             for name in ("RHip", "LHip", "LShoulder", "RShoulder", "Neck/Nose", "Head"))
+KEPT_DIRECTION_BONES = tuple(
+    skeleton.bone_index(skeleton.JOINT_NAMES.index(name))
+    for name in ("RHip", "LHip", "LShoulder", "RShoulder", "Neck/Nose", "Head")
+)
 _TURNS = torch.ones(len(skeleton.BONES), 1)
 _TURNS[list(KEPT_DIRECTION_BONES)] = 0.0
 FIT_ITERATIONS = 10  # refinement steps of the skeleton fit (docs/method.md, "Inference")
 
 
-def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = False,
-                 iterations: int = FIT_ITERATIONS, range_of_motion: bool = True) -> torch.Tensor:
+def fit_skeleton(
+    poses: torch.Tensor,
+    symmetric: bool = True,
+    causal: bool = False,
+    iterations: int = FIT_ITERATIONS,
+    range_of_motion: bool = True,
+) -> torch.Tensor:
     """One consistent skeleton for a whole sequence (frames, 17, 3), metres.
 
     Every bone takes its median length over the sequence; with ``causal`` (no future
@@ -229,8 +243,9 @@ def fit_skeleton(poses: torch.Tensor, symmetric: bool = True, causal: bool = Fal
     return limit_range_of_motion(fitted) if range_of_motion else fitted
 
 
-def set_bone_lengths(poses: torch.Tensor, lengths: torch.Tensor, symmetric: bool = True,
-                     iterations: int = FIT_ITERATIONS) -> torch.Tensor:
+def set_bone_lengths(
+    poses: torch.Tensor, lengths: torch.Tensor, symmetric: bool = True, iterations: int = FIT_ITERATIONS
+) -> torch.Tensor:
     """Poses (frames, 17, 3) metres with every bone's length set to ``lengths`` (16, 1) for
     every frame or (frames, 16, 1) per frame, metres; with ``symmetric`` left and right
     segments share the mean of their two lengths. The root stays where it is.
@@ -259,8 +274,11 @@ def set_bone_lengths(poses: torch.Tensor, lengths: torch.Tensor, symmetric: bool
         # curvature when it turns alone (length^2 x the joints it moves), times the step.
         coupling = constant_like("coupling", _COUPLING, poses)
         pulled = ancestors.T @ (poses - poses[:, :1])
-        scale = _FIT_STEP * constant_like("turns", _TURNS, poses) / (
-            lengths.clamp_min(1e-6) * constant_like("joints_moved", _JOINTS_MOVED, poses))
+        scale = (
+            _FIT_STEP
+            * constant_like("turns", _TURNS, poses)
+            / (lengths.clamp_min(1e-6) * constant_like("joints_moved", _JOINTS_MOVED, poses))
+        )
         for _ in range(iterations):
             step = scale * (coupling @ (directions * lengths) - pulled)
             # At most half of each direction may be taken away along itself: a bone pulled
@@ -324,8 +342,12 @@ def _open_angles(poses: torch.Tensor, low: torch.Tensor, margin: float, rounds: 
             turn = (short / reach.clamp_min(0.25)).clamp_max(math.pi / 2)[:, None, None]
             pivot = poses[:, _ROM_PIVOTS[k], None]
             x = poses - pivot
-            turned = (pivot + x * torch.cos(turn) + torch.cross(n.expand_as(x), x, dim=-1) * torch.sin(turn)
-                      + n * (n * x).sum(dim=-1, keepdim=True) * (1 - torch.cos(turn)))
+            turned = (
+                pivot
+                + x * torch.cos(turn)
+                + torch.cross(n.expand_as(x), x, dim=-1) * torch.sin(turn)
+                + n * (n * x).sum(dim=-1, keepdim=True) * (1 - torch.cos(turn))
+            )
             move = (turn > 0) & subtrees[k] & (safe_norm(w) > 1e-6)[:, None, None]
             poses = torch.where(move, turned, poses)
     return poses

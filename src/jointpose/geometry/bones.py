@@ -29,8 +29,14 @@ def scale_body(poses: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
 # Bone groups scaled together (left and right alike): legs, torso, neck & head, shoulders, arms.
 _BONE_GROUPS = {
-    "hips": (1, 4), "thighs": (2, 5), "shins": (3, 6), "spine": (7, 8), "head": (9, 10),
-    "shoulders": (11, 14), "upper_arms": (12, 15), "forearms": (13, 16),
+    "hips": (1, 4),
+    "thighs": (2, 5),
+    "shins": (3, 6),
+    "spine": (7, 8),
+    "head": (9, 10),
+    "shoulders": (11, 14),
+    "upper_arms": (12, 15),
+    "forearms": (13, 16),
 }
 
 

@@ -49,8 +49,10 @@ class Camera:
         if not (self.res_w > 0 and self.res_h > 0):
             raise JointposeError(f"camera {self.id}: resolution must be positive, got {self.res_w}x{self.res_h}")
         if self.distortion_model not in DISTORTION_MODELS:
-            raise JointposeError(f"camera {self.id}: distortion_model must be one of {', '.join(DISTORTION_MODELS)}, "
-                                 f"got {self.distortion_model!r}")
+            raise JointposeError(
+                f"camera {self.id}: distortion_model must be one of {', '.join(DISTORTION_MODELS)}, "
+                f"got {self.distortion_model!r}"
+            )
         q = np.asarray(self.orientation, dtype=np.float64)
         norm = float(np.linalg.norm(q))
         if not np.isfinite(norm) or norm < 1e-8:
@@ -74,8 +76,12 @@ class Camera:
     def project(self, points: np.ndarray) -> np.ndarray:
         """Camera-space points (..., 3) metres -> pixels (..., 2), with lens distortion."""
         return project_points(
-            points, self.focal_length, self.center, self.radial_distortion,
-            self.tangential_distortion, model=self.distortion_model,
+            points,
+            self.focal_length,
+            self.center,
+            self.radial_distortion,
+            self.tangential_distortion,
+            model=self.distortion_model,
         )
 
     def normalize(self, pixels: np.ndarray) -> np.ndarray:
@@ -85,8 +91,11 @@ class Camera:
     def to_dict(self) -> dict[str, Any]:
         """Intrinsics and extrinsics in the schema of ``h36m_cameras.json`` (translation in mm)."""
         return {
-            "id": self.id, "res_w": self.res_w, "res_h": self.res_h,
-            "focal_length": list(self.focal_length), "center": list(self.center),
+            "id": self.id,
+            "res_w": self.res_w,
+            "res_h": self.res_h,
+            "focal_length": list(self.focal_length),
+            "center": list(self.center),
             "radial_distortion": list(self.radial_distortion),
             "tangential_distortion": list(self.tangential_distortion),
             "distortion_model": self.distortion_model,
@@ -187,12 +196,13 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
                 continue  # no calibration published for this subject (S2, S3, S4)
             if len(views) != len(intrinsic):
                 raise JointposeError(
-                    f"subject {subject} has {len(views)} extrinsic entries "
-                    f"but there are {len(intrinsic)} cameras"
+                    f"subject {subject} has {len(views)} extrinsic entries but there are {len(intrinsic)} cameras"
                 )
             cameras[str(subject)] = [
                 Camera(
-                    id=str(intr["id"]), res_w=int(intr["res_w"]), res_h=int(intr["res_h"]),
+                    id=str(intr["id"]),
+                    res_w=int(intr["res_w"]),
+                    res_h=int(intr["res_h"]),
                     focal_length=_floats(intr["focal_length"], 2),
                     center=_floats(intr["center"], 2),
                     radial_distortion=_floats(intr.get("radial_distortion", [0, 0, 0]), 3),

@@ -28,7 +28,9 @@ def check_sigma(sigma: float, name: str) -> float:
     return float(sigma)
 
 
-def gaussian_kernel(sigma: float, *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+def gaussian_kernel(
+    sigma: float, *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Normalised Gaussian taps of standard deviation ``sigma`` frames, radius ceil(3 sigma)."""
     radius = max(1, math.ceil(3 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=dtype, device=device)

@@ -17,8 +17,23 @@ if TYPE_CHECKING:
     import torch
 
 JOINT_NAMES: tuple[str, ...] = (
-    "Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine", "Thorax",
-    "Neck/Nose", "Head", "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist",
+    "Hip",
+    "RHip",
+    "RKnee",
+    "RFoot",
+    "LHip",
+    "LKnee",
+    "LFoot",
+    "Spine",
+    "Thorax",
+    "Neck/Nose",
+    "Head",
+    "LShoulder",
+    "LElbow",
+    "LWrist",
+    "RShoulder",
+    "RElbow",
+    "RWrist",
 )
 NUM_JOINTS = 17
 
@@ -73,8 +88,38 @@ ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor")
 H36M_32_TO_17: tuple[int, ...] = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 # Parents in the 32-joint layout (needed to write files in that layout).
 H36M_32_PARENTS: tuple[int, ...] = (
-    -1, 0, 1, 2, 3, 4, 0, 6, 7, 8, 9, 0, 11, 12, 13, 14, 12, 16, 17, 18, 19, 20, 19, 22,
-    12, 24, 25, 26, 27, 28, 27, 30,
+    -1,
+    0,
+    1,
+    2,
+    3,
+    4,
+    0,
+    6,
+    7,
+    8,
+    9,
+    0,
+    11,
+    12,
+    13,
+    14,
+    12,
+    16,
+    17,
+    18,
+    19,
+    20,
+    19,
+    22,
+    12,
+    24,
+    25,
+    26,
+    27,
+    28,
+    27,
+    30,
 )
 
 

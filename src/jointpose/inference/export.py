@@ -38,9 +38,22 @@ AXES = "camera space: x right, y down, z forward; metres; root joint at the orig
 BRANCHES = {0: "Hip", 8: "Thorax"}  # joints with several outgoing bones
 # Rest (T-pose) direction of the bone ending at each joint, BVH axes: x = character's left, y up, z forward.
 _REST_DIRECTIONS = {
-    1: (-1, 0, 0), 2: (0, -1, 0), 3: (0, -1, 0), 4: (1, 0, 0), 5: (0, -1, 0), 6: (0, -1, 0),
-    7: (0, 1, 0), 8: (0, 1, 0), 9: (0, 1, 0), 10: (0, 1, 0), 11: (1, 0, 0), 12: (1, 0, 0),
-    13: (1, 0, 0), 14: (-1, 0, 0), 15: (-1, 0, 0), 16: (-1, 0, 0),
+    1: (-1, 0, 0),
+    2: (0, -1, 0),
+    3: (0, -1, 0),
+    4: (1, 0, 0),
+    5: (0, -1, 0),
+    6: (0, -1, 0),
+    7: (0, 1, 0),
+    8: (0, 1, 0),
+    9: (0, 1, 0),
+    10: (0, 1, 0),
+    11: (1, 0, 0),
+    12: (1, 0, 0),
+    13: (1, 0, 0),
+    14: (-1, 0, 0),
+    15: (-1, 0, 0),
+    16: (-1, 0, 0),
 }
 # Camera space (x right, y down, z forward) -> BVH (y up, character facing +z): turn 180 deg about x.
 _CAMERA_TO_BVH = np.diag([1.0, -1.0, -1.0])
@@ -50,12 +63,21 @@ def format_from_path(path: str | Path, fmt: str | None = None) -> str:
     """The export format: ``fmt`` when given, else the output file's extension."""
     fmt = (fmt or Path(path).suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
-        raise JointposeError(f"{path}: unknown output format '{fmt}' (use --format {'|'.join(FORMATS)} or one of those extensions)")
+        raise JointposeError(
+            f"{path}: unknown output format '{fmt}' (use --format {'|'.join(FORMATS)} or one of those extensions)"
+        )
     return fmt
 
 
-def export(path: str | Path, poses: np.ndarray, fps: float, *, trajectory: np.ndarray | None = None,
-           fmt: str | None = None, extra: dict[str, np.ndarray] | None = None) -> Path:
+def export(
+    path: str | Path,
+    poses: np.ndarray,
+    fps: float,
+    *,
+    trajectory: np.ndarray | None = None,
+    fmt: str | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+) -> Path:
     """Write (frames, 17, 3) camera-space poses (metres, root-relative) in the chosen format.
 
     ``extra`` per-frame arrays (first axis = frames), e.g. the 2D input and its confidence, go
@@ -84,20 +106,32 @@ def export(path: str | Path, poses: np.ndarray, fps: float, *, trajectory: np.nd
     return path
 
 
-def _write_npz(path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None,
-               extra: dict[str, np.ndarray]) -> None:
+def _write_npz(
+    path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None, extra: dict[str, np.ndarray]
+) -> None:
     arrays = {name: value.astype(np.float32) if value.dtype.kind == "f" else value for name, value in extra.items()}
     if trajectory is not None:
         arrays["trajectory"] = np.asarray(trajectory, np.float32)
     with open(path, "wb") as handle:
-        np.savez_compressed(handle, poses_3d=poses.astype(np.float32), joint_names=np.array(skeleton.JOINT_NAMES),
-                            fps=np.array(fps), **arrays)
+        np.savez_compressed(
+            handle,
+            poses_3d=poses.astype(np.float32),
+            joint_names=np.array(skeleton.JOINT_NAMES),
+            fps=np.array(fps),
+            **arrays,
+        )
 
 
-def _write_json(path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None,
-                extra: dict[str, np.ndarray]) -> None:
-    doc = {"fps": fps, "joint_names": list(skeleton.JOINT_NAMES), "units": "metres", "axes": AXES,
-           "poses_3d": np.round(poses, 6).tolist()}
+def _write_json(
+    path: Path, poses: np.ndarray, fps: float, trajectory: np.ndarray | None, extra: dict[str, np.ndarray]
+) -> None:
+    doc = {
+        "fps": fps,
+        "joint_names": list(skeleton.JOINT_NAMES),
+        "units": "metres",
+        "axes": AXES,
+        "poses_3d": np.round(poses, 6).tolist(),
+    }
     if trajectory is not None:
         doc["trajectory"] = np.round(trajectory, 6).tolist()
     doc |= {name: (np.round(value, 6) if value.dtype.kind == "f" else value).tolist() for name, value in extra.items()}
@@ -130,7 +164,9 @@ def bvh_skeleton(lengths: np.ndarray) -> tuple[list[str], list[int], np.ndarray,
         ends.append(end)
         return len(names) - 1
 
-    children = {j: [c for c in range(skeleton.NUM_JOINTS) if skeleton.PARENTS[c] == j] for j in range(skeleton.NUM_JOINTS)}
+    children = {
+        j: [c for c in range(skeleton.NUM_JOINTS) if skeleton.PARENTS[c] == j] for j in range(skeleton.NUM_JOINTS)
+    }
 
     def place(joint: int, bvh_parent: int, offset) -> None:
         where[joint] = add(skeleton.JOINT_NAMES[joint], bvh_parent, offset)

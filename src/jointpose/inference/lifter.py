@@ -117,23 +117,35 @@ class Lifter:
     def from_loaded(cls, loaded: LoadedModel) -> Lifter:
         """A lifter over a model that :func:`jointpose.model.loading.load_model` returned."""
         left, right = loaded.keypoints_symmetry
-        return cls(loaded.model, trajectory_model=loaded.trajectory_model, fps=loaded.fps, keypoints_left=left,
-                   keypoints_right=right, skeleton_fit=loaded.skeleton_fit, smooth=loaded.smooth)
+        return cls(
+            loaded.model,
+            trajectory_model=loaded.trajectory_model,
+            fps=loaded.fps,
+            keypoints_left=left,
+            keypoints_right=right,
+            skeleton_fit=loaded.skeleton_fit,
+            smooth=loaded.smooth,
+        )
 
     def save(self, path: str | Path, *, half: bool = False) -> Path:
         """Write the model(s) as safetensors; ``half`` stores float16 weights (half the size)."""
         if isinstance(self.model, OnnxModel):
             raise JointposeError(f"{self.model.path}: an ONNX export holds no torch weights to save as safetensors")
-        loaded = LoadedModel(self.model, self.trajectory_model, self.fps, (self.keypoints_left, self.keypoints_right),
-                             self.skeleton_fit, self.smooth)
+        loaded = LoadedModel(
+            self.model,
+            self.trajectory_model,
+            self.fps,
+            (self.keypoints_left, self.keypoints_right),
+            self.skeleton_fit,
+            self.smooth,
+        )
         return save_model(path, loaded, half=half)
 
     def normalize(self, keypoints: np.ndarray, image_size: tuple[int, int] | None, normalized: bool) -> np.ndarray:
         """Validate (frames, J, 2|3) keypoints and map pixels to normalised screen coordinates."""
         kp = np.asarray(keypoints, dtype=np.float64)
         if kp.ndim != 3 or kp.shape[2] not in (2, 3) or kp.shape[1] != self.num_keypoints:
-            raise JointposeError(
-                f"keypoints must be (frames, {self.num_keypoints}, 2 or 3), got shape {kp.shape}")
+            raise JointposeError(f"keypoints must be (frames, {self.num_keypoints}, 2 or 3), got shape {kp.shape}")
         if len(kp) == 0:
             raise JointposeError("keypoints: empty sequence (0 frames)")
         kp = kp[..., :2]
@@ -152,9 +164,11 @@ class Lifter:
         with np.errstate(over="ignore"):
             out_of_range = ~(np.abs(kp.astype(np.float32)) <= SCREEN_BOUND).reshape(len(kp), -1).all(axis=1)
         if out_of_range.any():
-            raise JointposeError(f"keypoints: {int(out_of_range.sum())} of {len(kp)} frames ("
-                                 f"{frame_ranges(np.flatnonzero(out_of_range))}) lie more than {SCREEN_BOUND / 2:g} "
-                                 "image widths off screen (or overflow float32)")
+            raise JointposeError(
+                f"keypoints: {int(out_of_range.sum())} of {len(kp)} frames ("
+                f"{frame_ranges(np.flatnonzero(out_of_range))}) lie more than {SCREEN_BOUND / 2:g} "
+                "image widths off screen (or overflow float32)"
+            )
         return kp
 
     def predict(
@@ -169,8 +183,15 @@ class Lifter:
         if isinstance(keypoints, (list, tuple)):
             return [self.predict(k, image_size, normalized=normalized, progress=progress) for k in keypoints]
         kp = self.normalize(keypoints, image_size, normalized)
-        poses = predict(self._inference_model(), kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
-                        keypoints_right=self.keypoints_right, segment=SEGMENT, progress=progress)
+        poses = predict(
+            self._inference_model(),
+            kp,
+            flip_test=self.flip_test,
+            keypoints_left=self.keypoints_left,
+            keypoints_right=self.keypoints_right,
+            segment=SEGMENT,
+            progress=progress,
+        )
         smooth = 0.0 if self.causal else self.smooth
         poses = inference_step(poses, smooth=smooth, skeleton_fit=self.skeleton_fit, causal=self.causal).numpy()
         check_finite(poses, "the predicted 3D poses")
@@ -192,7 +213,14 @@ class Lifter:
         if self.trajectory_model is None:
             raise JointposeError("this model has no trajectory model (train with --trajectory)")
         kp = self.normalize(keypoints, image_size, normalized)
-        out = predict(self.trajectory_model, kp, flip_test=self.flip_test, keypoints_left=self.keypoints_left,
-                      keypoints_right=self.keypoints_right, root_relative=False, segment=SEGMENT)
+        out = predict(
+            self.trajectory_model,
+            kp,
+            flip_test=self.flip_test,
+            keypoints_left=self.keypoints_left,
+            keypoints_right=self.keypoints_right,
+            root_relative=False,
+            segment=SEGMENT,
+        )
         check_finite(out[:, 0], "the predicted trajectory")
         return out[:, 0].numpy()

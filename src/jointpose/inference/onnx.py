@@ -117,14 +117,28 @@ def export_onnx(loaded: LoadedModel, path: str | Path, *, streaming: bool = Fals
         shapes = ({0: torch.export.Dim("batch", min=1), 1: torch.export.Dim("frames", min=field)},)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's own deprecation notices
-        program = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET, input_names=names,
-                                    output_names=outputs, dynamic_shapes=shapes, verbose=False)
+        program = torch.onnx.export(
+            module,
+            args,
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=names,
+            output_names=outputs,
+            dynamic_shapes=shapes,
+            verbose=False,
+        )
     proto = program.model_proto
     left, right = loaded.keypoints_symmetry
-    meta = {"format": ONNX_FORMAT, "kind": "streaming" if streaming else "sequence",
-            "model_args": json.dumps(model_args_of(model)), "receptive_field": json.dumps(field),
-            "fps": json.dumps(loaded.fps), "keypoints_symmetry": json.dumps([list(left), list(right)]),
-            "skeleton_fit": json.dumps(loaded.skeleton_fit), "smooth": json.dumps(loaded.smooth)}
+    meta = {
+        "format": ONNX_FORMAT,
+        "kind": "streaming" if streaming else "sequence",
+        "model_args": json.dumps(model_args_of(model)),
+        "receptive_field": json.dumps(field),
+        "fps": json.dumps(loaded.fps),
+        "keypoints_symmetry": json.dumps([list(left), list(right)]),
+        "skeleton_fit": json.dumps(loaded.skeleton_fit),
+        "smooth": json.dumps(loaded.smooth),
+    }
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -183,8 +197,10 @@ class OnnxModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, frames, joints_in, 2) -> (batch, frames - receptive_field + 1, joints_out, 3)."""
         if self.streaming:
-            raise JointposeError(f"{self.path} is a streaming export (--streaming): use StreamingLifter, "
-                                 f"or export without --streaming for whole sequences")
+            raise JointposeError(
+                f"{self.path} is a streaming export (--streaming): use StreamingLifter, "
+                f"or export without --streaming for whole sequences"
+            )
         (poses,) = self.session.run(None, {"keypoints": x.detach().cpu().float().numpy()})
         return torch.from_numpy(poses)
 
@@ -215,8 +231,15 @@ def load_onnx(path: str | Path) -> LoadedModel:
     """An exported ``.onnx`` model with its metadata (frame rate, symmetry, inference step)."""
     model = OnnxModel(path)
     left, right = model.meta["keypoints_symmetry"]
-    return LoadedModel(model, None, float(model.meta["fps"]), (tuple(left), tuple(right)),  # type: ignore[arg-type]
-                       bool(model.meta["skeleton_fit"]), _sigma(model), {"exported_model": True})
+    return LoadedModel(
+        model,
+        None,
+        float(model.meta["fps"]),
+        (tuple(left), tuple(right)),  # type: ignore[arg-type]
+        bool(model.meta["skeleton_fit"]),
+        _sigma(model),
+        {"exported_model": True},
+    )
 
 
 def _sigma(model: OnnxModel) -> float:

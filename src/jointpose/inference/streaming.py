@@ -70,17 +70,22 @@ class StreamingConv(nn.Module):
         # int8 on CPU: torch._int_mm (on CUDA it needs more than 16 rows: weights dequantised
         # once here, so each step is one plain product).
         self._int8_cpu = precision == "int8" and self.weight.device.type == "cpu"
-        self._linear_weight = (self.weight.to(self.dtype) * self.scale[:, None]
-                               if precision == "int8" and not self._int8_cpu else self.weight)
+        self._linear_weight = (
+            self.weight.to(self.dtype) * self.scale[:, None]
+            if precision == "int8" and not self._int8_cpu
+            else self.weight
+        )
         # Inputs are kept per phase (time mod dilation): a kernel's taps are consecutive inputs
         # of one phase. Each input is written twice, at slots j and j + width of its phase's
         # ring, so the taps are always the contiguous rows j + 1 .. j + width: a ready-made
         # view for every step of the cycle, no gathering or index arithmetic per frame.
-        self.register_buffer("buffer", torch.zeros(self.dilation, 2 * self.width, conv.in_channels,
-                                                   dtype=self.dtype, device=weight.device))
+        self.register_buffer(
+            "buffer",
+            torch.zeros(self.dilation, 2 * self.width, conv.in_channels, dtype=self.dtype, device=weight.device),
+        )
         cycle = [(t % self.dilation, t // self.dilation) for t in range(self.dilation * self.width)]
-        self._writes = [self.buffer[r, j:j + self.width + 1:self.width] for r, j in cycle]
-        self._taps = [self.buffer[r, j + 1:j + 1 + self.width].view(1, -1) for r, j in cycle]
+        self._writes = [self.buffer[r, j : j + self.width + 1 : self.width] for r, j in cycle]
+        self._taps = [self.buffer[r, j + 1 : j + 1 + self.width].view(1, -1) for r, j in cycle]
         self._cursor = [-1]  # this step's place in the cycle of tap views
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,7 +111,8 @@ class _Stream(nn.Module):
         super().__init__()
         self.expand = StreamingConv(model.expand_conv, model.expand_bn, precision)
         self.blocks = nn.ModuleList(
-            StreamingConv(conv, bn, precision) for conv, bn in zip(model.layers_conv, model.layers_bn))
+            StreamingConv(conv, bn, precision) for conv, bn in zip(model.layers_conv, model.layers_bn)
+        )
         self.shrink = StreamingConv(model.shrink, None, precision)
         self.dtype = self.expand.dtype
         self.shape = (model.num_joints_out, model.out_features)
@@ -122,14 +128,22 @@ class _Stream(nn.Module):
 class StreamingLifter:
     """Frame-by-frame inference with a causal :class:`TemporalModel` (or a causal :class:`Lifter`)."""
 
-    def __init__(self, model: TemporalModel | Lifter, *, flip_test: bool = False, precision: str = "fp32",
-                 skeleton_fit: bool | None = None) -> None:
+    def __init__(
+        self,
+        model: TemporalModel | Lifter,
+        *,
+        flip_test: bool = False,
+        precision: str = "fp32",
+        skeleton_fit: bool | None = None,
+    ) -> None:
         """``skeleton_fit`` (default: the lifter's): each bone takes its mean length over the
         frames pushed so far, left and right sharing theirs, as ``Lifter.predict`` does for a
         causal model."""
         lifter = model if isinstance(model, Lifter) else Lifter(model)
         if not lifter.causal:
-            raise JointposeError("streaming needs a causal model (train with --causal, or Lifter.from_pretrained('causal'))")
+            raise JointposeError(
+                "streaming needs a causal model (train with --causal, or Lifter.from_pretrained('causal'))"
+            )
         if precision not in _PRECISIONS:
             raise JointposeError(f"precision must be one of {', '.join(_PRECISIONS)}, got '{precision}'")
         if precision == "int8" and not hasattr(torch, "_int_mm"):
@@ -141,14 +155,18 @@ class StreamingLifter:
         self.precision = precision
         if isinstance(self.model, OnnxModel) and precision != "fp32":
             raise JointposeError(f"precision '{precision}' applies to torch models; an ONNX export runs in fp32")
-        self._perm_2d = skeleton.flip_permutation(self.model.num_joints_in, lifter.keypoints_left, lifter.keypoints_right)
+        self._perm_2d = skeleton.flip_permutation(
+            self.model.num_joints_in, lifter.keypoints_left, lifter.keypoints_right
+        )
         self.reset()
 
     def reset(self) -> None:
         """Forget the past: the next frame starts a new sequence."""
         with torch.no_grad():
-            self.streams = [self.model.new_stream() if isinstance(self.model, OnnxModel) else _Stream(self.model, self.precision)
-                            for _ in range(2 if self.flip_test else 1)]
+            self.streams = [
+                self.model.new_stream() if isinstance(self.model, OnnxModel) else _Stream(self.model, self.precision)
+                for _ in range(2 if self.flip_test else 1)
+            ]
         self.frames_seen = 0
         self._length_sum = torch.zeros(len(skeleton.BONES), 1, device=self.lifter.device)
 
@@ -159,7 +177,9 @@ class StreamingLifter:
         return [stream.expand, *stream.blocks, stream.shrink]
 
     @torch.no_grad()
-    def push(self, keypoints: np.ndarray, image_size: tuple[int, int] | None = None, *, normalized: bool = False) -> np.ndarray:
+    def push(
+        self, keypoints: np.ndarray, image_size: tuple[int, int] | None = None, *, normalized: bool = False
+    ) -> np.ndarray:
         """One frame of 2D keypoints (J, 2|3) -> its 3D pose (17, 3), metres, root at 0.
 
         A frame that is not finite in float32 or lies far off screen
@@ -168,8 +188,11 @@ class StreamingLifter:
         kp = np.asarray(keypoints, dtype=np.float64)
         if kp.ndim != 2:
             raise JointposeError(f"push takes one frame (joints, 2 or 3), got shape {kp.shape}")
-        x = torch.as_tensor(self.lifter.normalize(kp[None], image_size, normalized)[0], dtype=torch.float32,
-                            device=self._length_sum.device)
+        x = torch.as_tensor(
+            self.lifter.normalize(kp[None], image_size, normalized)[0],
+            dtype=torch.float32,
+            device=self._length_sum.device,
+        )
         if self.frames_seen == 0:
             # The offline causal model edge-pads the start with receptive_field - 1 copies.
             for _ in range(self.model.receptive_field() - 1):
@@ -177,8 +200,10 @@ class StreamingLifter:
         self.frames_seen += 1
         pose = self._step(x)
         if not torch.isfinite(pose).all():
-            raise JointposeError(f"frame {self.frames_seen - 1}: the model's output is NaN or infinite; the stream's "
-                                 "state is no longer usable (call reset())")
+            raise JointposeError(
+                f"frame {self.frames_seen - 1}: the model's output is NaN or infinite; the stream's "
+                "state is no longer usable (call reset())"
+            )
         if self.skeleton_fit:
             self._length_sum += bone_lengths(pose)[:, None]
             pose = limit_range_of_motion(set_bone_lengths(pose[None], self._length_sum / self.frames_seen)[0])

@@ -104,6 +104,9 @@ def lift_video(
     if model_rate:
         poses = resample(poses, lifter.fps, clip.fps, clip.count)
         trajectory = None if trajectory is None else resample(trajectory, lifter.fps, clip.fps, clip.count)
-    seconds = {"decode": detections.decode_seconds, "detect": detections.detect_seconds,
-               "lift": time.perf_counter() - t0}
+    seconds = {
+        "decode": detections.decode_seconds,
+        "detect": detections.detect_seconds,
+        "lift": time.perf_counter() - t0,
+    }
     return VideoResult(clip, poses, trajectory, track, detections, seconds, notes)

@@ -98,11 +98,19 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     trajectory = None
     if ckpt.get("trajectory_model") is not None:
         trajectory = load_model_state(ckpt["trajectory_args"], ckpt["trajectory_model"], str(path), dev)
-    symmetry = _symmetry_of(ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS)),
-                            model.num_joints_in, path)
-    return LoadedModel(model, trajectory, check_fps(ckpt.get("fps", 50.0), f"{path}: checkpoint 'fps'"), symmetry,
-                       uses_skeleton_fit(ckpt["config"]), smoothing_sigma(ckpt["config"]), ckpt["config"],
-                       ckpt["epoch"])
+    symmetry = _symmetry_of(
+        ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS)), model.num_joints_in, path
+    )
+    return LoadedModel(
+        model,
+        trajectory,
+        check_fps(ckpt.get("fps", 50.0), f"{path}: checkpoint 'fps'"),
+        symmetry,
+        uses_skeleton_fit(ckpt["config"]),
+        smoothing_sigma(ckpt["config"]),
+        ckpt["config"],
+        ckpt["epoch"],
+    )
 
 
 def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
@@ -125,13 +133,20 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
         raise JointposeError(f"{path}: malformed model metadata ({type(exc).__name__}: {exc})") from None
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
-        return {k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
 
     model = load_model_state(info["model_args"], part("pose."), str(path), device)
     trajectory = load_model_state(trajectory_args, part("trajectory."), str(path), device) if trajectory_args else None
     symmetry = _symmetry_of(info["keypoints_symmetry"], model.num_joints_in, path)
-    return LoadedModel(model, trajectory, check_fps(info["fps"], f"{path}: metadata 'fps'"), symmetry,
-                       meta.get("skeleton_fit") == "true", _smooth_of(meta, path), {"exported_model": True})
+    return LoadedModel(
+        model,
+        trajectory,
+        check_fps(info["fps"], f"{path}: metadata 'fps'"),
+        symmetry,
+        meta.get("skeleton_fit") == "true",
+        _smooth_of(meta, path),
+        {"exported_model": True},
+    )
 
 
 def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> Path:
@@ -141,14 +156,20 @@ def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> 
     path = Path(path)
     tensors = {f"pose.{k}": v for k, v in loaded.model.state_dict().items()}
     left, right = loaded.keypoints_symmetry
-    meta = {"format": MODEL_FORMAT, "model_args": json.dumps(model_args_of(loaded.model)),
-            "fps": json.dumps(loaded.fps), "keypoints_symmetry": json.dumps([list(left), list(right)]),
-            "skeleton_fit": json.dumps(loaded.skeleton_fit), "smooth": json.dumps(loaded.smooth)}
+    meta = {
+        "format": MODEL_FORMAT,
+        "model_args": json.dumps(model_args_of(loaded.model)),
+        "fps": json.dumps(loaded.fps),
+        "keypoints_symmetry": json.dumps([list(left), list(right)]),
+        "skeleton_fit": json.dumps(loaded.skeleton_fit),
+        "smooth": json.dumps(loaded.smooth),
+    }
     if loaded.trajectory_model is not None:
         tensors.update({f"trajectory.{k}": v for k, v in loaded.trajectory_model.state_dict().items()})
         meta["trajectory_args"] = json.dumps(model_args_of(loaded.trajectory_model))
-    tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
-               for k, v in tensors.items()}
+    tensors = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in tensors.items()
+    }
     with atomic_path(path) as partial:
         save_file(tensors, str(partial), metadata=meta)
     return path
@@ -156,19 +177,30 @@ def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> 
 
 def model_args_of(model: TemporalModel) -> dict:
     """The constructor arguments that rebuild ``model``."""
-    return {"filter_widths": list(model.filter_widths), "channels": model.channels, "dropout": model.dropout,
-            "causal": model.causal, "num_joints_in": model.num_joints_in, "in_features": model.in_features,
-            "num_joints_out": model.num_joints_out}
+    return {
+        "filter_widths": list(model.filter_widths),
+        "channels": model.channels,
+        "dropout": model.dropout,
+        "causal": model.causal,
+        "num_joints_in": model.num_joints_in,
+        "in_features": model.in_features,
+        "num_joints_out": model.num_joints_out,
+    }
 
 
 def _symmetry_of(value: object, joints: int, path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The (left, right) keypoint indices stored with a model, checked."""
-    ok = (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(side, (list, tuple)) for side in value)
-          and all(type(j) is int and 0 <= j < joints for side in value for j in side)
-          and len(value[0]) == len(value[1]))
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(side, (list, tuple)) for side in value)
+        and all(type(j) is int and 0 <= j < joints for side in value for j in side)
+        and len(value[0]) == len(value[1])
+    )
     if not ok:
-        raise JointposeError(f"{path}: metadata 'keypoints_symmetry' must be two equally long lists of joint "
-                             f"indices below {joints}")
+        raise JointposeError(
+            f"{path}: metadata 'keypoints_symmetry' must be two equally long lists of joint indices below {joints}"
+        )
     return tuple(value[0]), tuple(value[1])
 
 

@@ -56,12 +56,16 @@ def predict(
     frames, field = x.shape[0], model.receptive_field()
     x = pad_sequence(x, field, model.causal)[None]
     if flip_test:
-        x = torch.cat([x, skeleton.flip_poses(x, skeleton.flip_permutation(x.shape[2], keypoints_left, keypoints_right))])
+        x = torch.cat(
+            [x, skeleton.flip_poses(x, skeleton.flip_permutation(x.shape[2], keypoints_left, keypoints_right))]
+        )
     step = segment or frames
     starts = tqdm(range(0, frames, step), desc="lifting", unit="segment", disable=not progress, leave=False)
-    out = torch.cat([model(x[:, s: min(s + step, frames) + field - 1]) for s in starts], dim=1)
+    out = torch.cat([model(x[:, s : min(s + step, frames) + field - 1]) for s in starts], dim=1)
     if flip_test:
-        perm_3d = skeleton.FLIP_PERMUTATION if model.num_joints_out == skeleton.NUM_JOINTS else range(model.num_joints_out)
+        perm_3d = (
+            skeleton.FLIP_PERMUTATION if model.num_joints_out == skeleton.NUM_JOINTS else range(model.num_joints_out)
+        )
         out = (out[0] + skeleton.flip_poses(out[1], perm_3d)) / 2
     else:
         out = out[0]

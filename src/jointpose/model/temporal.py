@@ -39,12 +39,12 @@ class TemporalModel(nn.Module):
         causal: bool = False,
     ) -> None:
         """Args:
-            filter_widths: kernel width of each level, all odd, e.g. (3, 3, 3) for 27 frames.
-            num_joints_in / in_features: input joints and coordinates per joint (2D: 2).
-            num_joints_out / out_features: output joints and coordinates (3D: 3).
-            channels: width of every hidden layer (1024 default, 2048 for the deeper variant).
-            dropout: dropout probability after every hidden layer.
-            causal: output frame t sees only input frames <= t (for real-time use).
+        filter_widths: kernel width of each level, all odd, e.g. (3, 3, 3) for 27 frames.
+        num_joints_in / in_features: input joints and coordinates per joint (2D: 2).
+        num_joints_out / out_features: output joints and coordinates (3D: 3).
+        channels: width of every hidden layer (1024 default, 2048 for the deeper variant).
+        dropout: dropout probability after every hidden layer.
+        causal: output frame t sees only input frames <= t (for real-time use).
         """
         super().__init__()
         filter_widths = tuple(int(w) for w in filter_widths)
@@ -90,8 +90,7 @@ class TemporalModel(nn.Module):
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[2] != self.num_joints_in or x.shape[3] != self.in_features:
             raise ValueError(
-                f"expected input (batch, frames, {self.num_joints_in}, {self.in_features}), "
-                f"got {tuple(x.shape)}"
+                f"expected input (batch, frames, {self.num_joints_in}, {self.in_features}), got {tuple(x.shape)}"
             )
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,7 +110,7 @@ class TemporalModel(nn.Module):
         x = self._drop(F.relu(self.expand_bn(self.expand_conv(x))))
         for i in range(len(self.pad) - 1):
             pad, shift = self.pad[i + 1], self.causal_shift[i + 1]
-            res = x[:, :, pad + shift: x.shape[2] - pad + shift]
+            res = x[:, :, pad + shift : x.shape[2] - pad + shift]
             x = self._drop(F.relu(self.layers_bn[2 * i](self.layers_conv[2 * i](x))))
             x = res + self._drop(F.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
         x = self.shrink(x).permute(0, 2, 1)  # (batch, frames_out, joints_out * 3)
@@ -137,8 +136,7 @@ class StridedTemporalModel(TemporalModel):
         self._check_input(x)
         if x.shape[1] != self.receptive_field():
             raise ValueError(
-                f"strided model takes windows of exactly {self.receptive_field()} frames, "
-                f"got {x.shape[1]}"
+                f"strided model takes windows of exactly {self.receptive_field()} frames, got {x.shape[1]}"
             )
         batch = x.shape[0]
         drop = self._drop
@@ -202,14 +200,23 @@ class FusedTemporalModel(nn.Module):
 
     def __init__(self, model: TemporalModel) -> None:
         super().__init__()
-        self.receptive_field_, self.pad, self.causal_shift = model.receptive_field(), list(model.pad), list(model.causal_shift)
+        self.receptive_field_, self.pad, self.causal_shift = (
+            model.receptive_field(),
+            list(model.pad),
+            list(model.causal_shift),
+        )
         self.num_joints_out, self.out_features = model.num_joints_out, model.out_features
         self.num_joints_in, self.causal = model.num_joints_in, model.causal
         convs = [(model.expand_conv, model.expand_bn)] + list(zip(model.layers_conv, model.layers_bn))
         self.convs = nn.ModuleList(_fold(conv, bn) for conv, bn in convs)
         # Built where the source model lives (device and dtype), like the folded convolutions.
-        self.shrink = nn.Conv1d(model.channels, model.num_joints_out * model.out_features, 1,
-                                device=model.shrink.weight.device, dtype=model.shrink.weight.dtype)
+        self.shrink = nn.Conv1d(
+            model.channels,
+            model.num_joints_out * model.out_features,
+            1,
+            device=model.shrink.weight.device,
+            dtype=model.shrink.weight.dtype,
+        )
         self.shrink.load_state_dict(model.shrink.state_dict())
         self.eval()
 
@@ -225,7 +232,7 @@ class FusedTemporalModel(nn.Module):
         x = F.relu_(self.convs[0](x))
         for i in range(len(self.pad) - 1):
             pad, shift = self.pad[i + 1], self.causal_shift[i + 1]
-            res = x[:, :, pad + shift: x.shape[2] - pad + shift]
+            res = x[:, :, pad + shift : x.shape[2] - pad + shift]
             y = F.relu_(self.convs[1 + 2 * i](x))
             x = F.relu_(self.convs[2 + 2 * i](y)).add_(res)
         x = self.shrink(x).permute(0, 2, 1)
@@ -236,8 +243,15 @@ class FusedTemporalModel(nn.Module):
 def _fold(conv: nn.Conv1d, bn: nn.BatchNorm1d) -> nn.Conv1d:
     """A convolution with bias computing bn(conv(x)) in eval mode."""
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    fused = nn.Conv1d(conv.in_channels, conv.out_channels, conv.kernel_size[0], dilation=conv.dilation[0], bias=True,
-                      device=conv.weight.device, dtype=conv.weight.dtype)
+    fused = nn.Conv1d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size[0],
+        dilation=conv.dilation[0],
+        bias=True,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
     fused.weight.copy_(conv.weight * scale[:, None, None])
     fused.bias.copy_(bn.bias - bn.running_mean * scale)
     return fused
@@ -247,9 +261,15 @@ def build_model(args: dict, *, strided: bool = False) -> TemporalModel:
     """A model from the ``model_args`` dict stored in checkpoints (keys: filter_widths,
     channels, dropout, causal, num_joints_in, in_features, num_joints_out)."""
     cls = StridedTemporalModel if strided else TemporalModel
-    return cls(args["filter_widths"], num_joints_in=args["num_joints_in"], in_features=args["in_features"],
-               num_joints_out=args["num_joints_out"], channels=args["channels"],
-               dropout=args["dropout"], causal=args["causal"])
+    return cls(
+        args["filter_widths"],
+        num_joints_in=args["num_joints_in"],
+        in_features=args["in_features"],
+        num_joints_out=args["num_joints_out"],
+        channels=args["channels"],
+        dropout=args["dropout"],
+        causal=args["causal"],
+    )
 
 
 def load_model_state(args: dict, state: dict, source: str, device: torch.device | str = "cpu") -> TemporalModel:
@@ -270,10 +290,14 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
         raise JointposeError(f"{source}: invalid model arguments ({str(exc).splitlines()[0]})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise JointposeError(f"{source}: the weights are not a dict of tensors")
-    wrong = sorted(k for k in shapes.keys() | state.keys() if shapes.get(k) != (tuple(state[k].shape) if k in state else None))
+    wrong = sorted(
+        k for k in shapes.keys() | state.keys() if shapes.get(k) != (tuple(state[k].shape) if k in state else None)
+    )
     if wrong:
-        raise JointposeError(f"{source}: weights do not match the stored architecture (e.g. {wrong[0]!r}; "
-                             f"{len(wrong)} tensor(s) missing, extra or of another shape)")
+        raise JointposeError(
+            f"{source}: weights do not match the stored architecture (e.g. {wrong[0]!r}; "
+            f"{len(wrong)} tensor(s) missing, extra or of another shape)"
+        )
     bad = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
     if bad:
         raise JointposeError(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values (e.g. {bad[0]!r})")
@@ -283,8 +307,13 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
 
 
 # Constructor arguments of a stored model: name -> (type, smallest, largest).
-_MODEL_ARGS = {"channels": (int, 1, 16384), "num_joints_in": (int, 1, 1024), "in_features": (int, 1, 16),
-               "num_joints_out": (int, 1, 1024), "dropout": (float, 0.0, 1.0)}
+_MODEL_ARGS = {
+    "channels": (int, 1, 16384),
+    "num_joints_in": (int, 1, 1024),
+    "in_features": (int, 1, 16),
+    "num_joints_out": (int, 1, 1024),
+    "dropout": (float, 0.0, 1.0),
+}
 
 
 def _check_model_args(args: dict, source: str) -> None:
@@ -295,12 +324,22 @@ def _check_model_args(args: dict, source: str) -> None:
         raise JointposeError(f"{source}: model arguments must be a dict, got {type(args).__name__}")
     for name, (kind, low, high) in _MODEL_ARGS.items():
         value = args.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) or not low <= value <= high:
-            raise JointposeError(f"{source}: model argument {name!r} must be a number in [{low}, {high}], got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float) if kind is float else int)
+            or not low <= value <= high
+        ):
+            raise JointposeError(
+                f"{source}: model argument {name!r} must be a number in [{low}, {high}], got {value!r}"
+            )
     widths = args.get("filter_widths")
-    if (not isinstance(widths, (list, tuple)) or not 1 <= len(widths) <= 8
-            or not all(type(w) is int and 1 <= w <= 15 and w % 2 for w in widths)):
-        raise JointposeError(f"{source}: model argument 'filter_widths' must be 1 to 8 odd widths up to 15, got {widths!r}")
+    if (
+        not isinstance(widths, (list, tuple))
+        or not 1 <= len(widths) <= 8
+        or not all(type(w) is int and 1 <= w <= 15 and w % 2 for w in widths)
+    ):
+        raise JointposeError(
+            f"{source}: model argument 'filter_widths' must be 1 to 8 odd widths up to 15, got {widths!r}"
+        )
     if not isinstance(args.get("causal"), bool):
         raise JointposeError(f"{source}: model argument 'causal' must be true or false, got {args.get('causal')!r}")
-

@@ -59,22 +59,32 @@ class CameraRing:
 
     def cameras(self) -> list[Camera]:
         if not (1 <= self.count <= MAX_RING_CAMERAS):
-            raise JointposeError(f"camera ring: the number of cameras must be 1 to {MAX_RING_CAMERAS}, got {self.count}")
-        if not (0 < self.distance < np.inf and 0 < self.focal_length < np.inf and np.isfinite(self.height)
-                and np.isfinite(self.target_height)):
+            raise JointposeError(
+                f"camera ring: the number of cameras must be 1 to {MAX_RING_CAMERAS}, got {self.count}"
+            )
+        if not (
+            0 < self.distance < np.inf
+            and 0 < self.focal_length < np.inf
+            and np.isfinite(self.height)
+            and np.isfinite(self.target_height)
+        ):
             raise JointposeError("camera ring: distance and focal length must be positive and every value finite")
         check_image_size(self.width, self.height_px, "camera ring: image size")
         out = []
         for i in range(self.count):
             angle = 2 * np.pi * i / self.count + np.pi / 4
             centre = np.array([self.distance * np.cos(angle), self.distance * np.sin(angle), self.height])
-            out.append(Camera(
-                id=f"ring{i}", res_w=self.width, res_h=self.height_px,
-                focal_length=(self.focal_length, self.focal_length),
-                center=(self.width / 2, self.height_px / 2),
-                orientation=_look_at(centre, np.array([0.0, 0.0, self.target_height])),
-                translation=tuple(centre),
-            ))
+            out.append(
+                Camera(
+                    id=f"ring{i}",
+                    res_w=self.width,
+                    res_h=self.height_px,
+                    focal_length=(self.focal_length, self.focal_length),
+                    center=(self.width / 2, self.height_px / 2),
+                    orientation=_look_at(centre, np.array([0.0, 0.0, self.target_height])),
+                    translation=tuple(centre),
+                )
+            )
         return out
 
 
@@ -87,13 +97,17 @@ def _look_at(eye: np.ndarray, target: np.ndarray) -> tuple[float, float, float, 
     down = np.cross(forward, right)
     from scipy.spatial.transform import Rotation
 
-    return tuple(float(v) for v in Rotation.from_matrix(np.stack([right, down, forward], axis=1)).as_quat(scalar_first=True))
+    return tuple(
+        float(v) for v in Rotation.from_matrix(np.stack([right, down, forward], axis=1)).as_quat(scalar_first=True)
+    )
 
 
 def cameras_schema(cameras: list[Camera], subjects: list[str]) -> dict:
     """The ``h36m_cameras.json`` schema for one camera set shared by every subject."""
     intrinsic = [{k: v for k, v in c.to_dict().items() if k not in ("orientation", "translation")} for c in cameras]
-    extrinsic = [{"orientation": list(c.orientation), "translation": [t * 1000.0 for t in c.translation]} for c in cameras]
+    extrinsic = [
+        {"orientation": list(c.orientation), "translation": [t * 1000.0 for t in c.translation]} for c in cameras
+    ]
     return {"intrinsic": intrinsic, "extrinsic": {s: extrinsic for s in subjects}}
 
 
@@ -116,7 +130,10 @@ class NoiseModel:
 
     def sample(self, shape: tuple[int, ...], fps: float, rng: np.random.Generator) -> np.ndarray:
         """Noise (frames, joints, 2) in pixels for a clip of the given shape and frame rate."""
-        if min(self.jitter, self.drift, self.drift_time, self.outlier_rate, self.outlier_px) < 0 or self.outlier_rate > 1:
+        if (
+            min(self.jitter, self.drift, self.drift_time, self.outlier_rate, self.outlier_px) < 0
+            or self.outlier_rate > 1
+        ):
             raise JointposeError("noise parameters must be non-negative (outlier rate at most 1)")
         frames = shape[0]
         noise = rng.normal(0.0, self.jitter, shape) if self.jitter > 0 else np.zeros(shape)
@@ -155,11 +172,28 @@ def _as_input(pixels: np.ndarray, input_layout: str) -> np.ndarray:
 
 # Face points in the head frame of the CMU rig (cm; x to the person's left, y up, z forward),
 # relative to the rig map's Neck/Nose (0, 5, 8.5) and Head (0, 15.5, 3.5) points.
-_FACE = {"nose": (0.0, 4.5, 11.0), "l_eye": (3.3, 8.2, 8.2), "r_eye": (-3.3, 8.2, 8.2),
-         "l_ear": (7.5, 6.0, -1.5), "r_ear": (-7.5, 6.0, -1.5)}
+_FACE = {
+    "nose": (0.0, 4.5, 11.0),
+    "l_eye": (3.3, 8.2, 8.2),
+    "r_eye": (-3.3, 8.2, 8.2),
+    "l_ear": (7.5, 6.0, -1.5),
+    "r_ear": (-7.5, 6.0, -1.5),
+}
 _HEAD_NOSE, _HEAD_TOP = np.array([0.0, 5.0, 8.5]), np.array([0.0, 15.5, 3.5])
-_COCO_FROM_H36M = {"l_shoulder": 11, "r_shoulder": 14, "l_elbow": 12, "r_elbow": 15, "l_wrist": 13,
-                   "r_wrist": 16, "l_hip": 4, "r_hip": 1, "l_knee": 5, "r_knee": 2, "l_ankle": 6, "r_ankle": 3}
+_COCO_FROM_H36M = {
+    "l_shoulder": 11,
+    "r_shoulder": 14,
+    "l_elbow": 12,
+    "r_elbow": 15,
+    "l_wrist": 13,
+    "r_wrist": 16,
+    "l_hip": 4,
+    "r_hip": 1,
+    "l_knee": 5,
+    "r_knee": 2,
+    "l_ankle": 6,
+    "r_ankle": 3,
+}
 
 
 def coco_keypoints(poses: np.ndarray) -> np.ndarray:
@@ -195,8 +229,11 @@ def coco_keypoints(poses: np.ndarray) -> np.ndarray:
 def dataset_paths(out_dir: str | Path) -> dict[str, Path]:
     """The files :func:`write_h36m_dataset` writes in ``out_dir``, keyed ``3d``, ``gt`` and ``noisy``."""
     out_dir = Path(out_dir)
-    return {"3d": out_dir / "data_3d_h36m.npz", "gt": out_dir / "data_2d_h36m_gt.npz",
-            "noisy": out_dir / "data_2d_h36m_noisy.npz"}
+    return {
+        "3d": out_dir / "data_3d_h36m.npz",
+        "gt": out_dir / "data_2d_h36m_gt.npz",
+        "noisy": out_dir / "data_2d_h36m_noisy.npz",
+    }
 
 
 def write_h36m_dataset(
@@ -246,8 +283,10 @@ def write_h36m_dataset(
             if not np.isfinite(world).all():
                 raise JointposeError(f"{subject}/{action}: motion holds NaN or inf values")
             if len(world) < MIN_CLIP_FRAMES:
-                raise JointposeError(f"{subject}/{action}: {len(world)} frame(s) at {fps:g} fps; a clip needs at "
-                                     f"least {MIN_CLIP_FRAMES} (a lower --fps than the motion allows?)")
+                raise JointposeError(
+                    f"{subject}/{action}: {len(world)} frame(s) at {fps:g} fps; a clip needs at "
+                    f"least {MIN_CLIP_FRAMES} (a lower --fps than the motion allows?)"
+                )
             check_limit("frames", len(world), f"{subject}/{action}: frames")
             positions_3d[subject][action] = skeleton.expand_17_to_32(world).astype(np.float32)
             seen = coco_keypoints(world) if input_layout == "coco" else world

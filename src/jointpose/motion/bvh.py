@@ -149,11 +149,18 @@ class Motion:
         ends = tuple(bool(e) for e in end_sites) if end_sites is not None else (False,) * j
         rot, offs = np.array(rotations, dtype=np.float64), np.array(offsets, dtype=np.float64)
         root_t = np.asarray(root_translation, dtype=np.float64)
-        if len(parents) != j or len(ends) != j or offs.shape != (j, 3) or rot.ndim != 3 \
-                or rot.shape[1:] != (j, 4) or root_t.shape != (rot.shape[0], 3):
+        if (
+            len(parents) != j
+            or len(ends) != j
+            or offs.shape != (j, 3)
+            or rot.ndim != 3
+            or rot.shape[1:] != (j, 4)
+            or root_t.shape != (rot.shape[0], 3)
+        ):
             raise JointposeError(
                 f"from_arrays: expected {j} parents and end_sites, offsets ({j}, 3), rotations (F, {j}, 4) "
-                f"and root_translation (F, 3); got {offs.shape}, {rot.shape}, {root_t.shape}")
+                f"and root_translation (F, 3); got {offs.shape}, {rot.shape}, {root_t.shape}"
+            )
         norm = np.linalg.norm(rot, axis=-1, keepdims=True)
         if not np.all(norm > 1e-12):
             raise JointposeError("from_arrays: rotations must be non-zero quaternions")
@@ -164,10 +171,12 @@ class Motion:
         translations = np.repeat(offs[None], rot.shape[0], axis=0)
         translations[:, roots] = root_t[:, None]
         rot_channels = tuple(f"{axis}rotation" for axis in order)
-        channels = tuple(() if ends[i] else (POSITION_CHANNELS if parents[i] == -1 else ()) + rot_channels
-                         for i in range(j))
-        return cls(tuple(names), tuple(int(p) for p in parents), offs, rot, translations, 1.0 / fps, channels,
-                   ends, source)
+        channels = tuple(
+            () if ends[i] else (POSITION_CHANNELS if parents[i] == -1 else ()) + rot_channels for i in range(j)
+        )
+        return cls(
+            tuple(names), tuple(int(p) for p in parents), offs, rot, translations, 1.0 / fps, channels, ends, source
+        )
 
 
 def global_transforms(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
@@ -212,8 +221,9 @@ def resample(motion: Motion, fps: float) -> Motion:
     i1 = np.minimum(i0 + 1, last)
     w = (src - i0)[:, None, None]
     translations = (1.0 - w) * motion.translations[i0] + w * motion.translations[i1]
-    return dataclasses.replace(motion, rotations=_slerp_frames(motion.rotations, src), translations=translations,
-                               frame_time=1.0 / fps)
+    return dataclasses.replace(
+        motion, rotations=_slerp_frames(motion.rotations, src), translations=translations, frame_time=1.0 / fps
+    )
 
 
 def _slerp_frames(rotations: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -259,13 +269,19 @@ def read_bvh(path: str | Path) -> Motion:
                 break
         if not line.lower().startswith(key.lower()):
             raise JointposeError(f"{path} line {lineno}: expected '{key} ...', found {line[:40]!r}")
-        fields[key] = (line[len(key):].strip(), lineno)
+        fields[key] = (line[len(key) :].strip(), lineno)
     frames = _header_number(fields["Frames:"], "Frames:", path, int)
     check_limit("frames", frames, f"{path} line {fields['Frames:'][1]}: 'Frames:'")
     frame_time = _header_number(fields["Frame Time:"], "Frame Time:", path, float)
     check_fps(1.0 / frame_time, f"{path} line {fields['Frame Time:'][1]}: 'Frame Time: {frame_time:g}'")
-    values = _parse_frames(text[pos:] if pos < len(text) else "", lineno + 1, frames, fields["Frames:"][1],
-                           sum(len(c) for c in hierarchy["channels"]), path)
+    values = _parse_frames(
+        text[pos:] if pos < len(text) else "",
+        lineno + 1,
+        frames,
+        fields["Frames:"][1],
+        sum(len(c) for c in hierarchy["channels"]),
+        path,
+    )
     rate = 1.0 / frame_time
     if abs(rate - round(rate)) < 1e-4 * rate:
         frame_time = 1.0 / round(rate)
@@ -296,23 +312,25 @@ def _parse_frames(block: str, first_line: int, frames: int, frames_line: int, wi
     if bad.size:
         k = int(bad[0])
         raise JointposeError(
-            f"{path} line {first_line + k}: expected {width} values (one per channel), found {per_line[k]}")
+            f"{path} line {first_line + k}: expected {width} values (one per channel), found {per_line[k]}"
+        )
     if lines != frames:
         raise JointposeError(
             f"{path} line {frames_line}: 'Frames: {frames}' but {lines} data lines follow"
-            + (" (file truncated?)" if lines < frames else ""))
+            + (" (file truncated?)" if lines < frames else "")
+        )
     tokens = block.encode("utf-8").split()
     try:
         values = np.array(tokens, dtype=np.float64).reshape(frames, width)
     except ValueError:
         k = next(i for i, tok in enumerate(tokens) if not _is_number(tok))
         raise JointposeError(
-            f"{path} line {first_line + k // width}: non-numeric value {tokens[k].decode(errors='replace')!r}") from None
+            f"{path} line {first_line + k // width}: non-numeric value {tokens[k].decode(errors='replace')!r}"
+        ) from None
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
         f = int(np.flatnonzero(~finite)[0])
-        raise JointposeError(
-            f"{path}: frame {f} (0-based, line {first_line + f}) holds a NaN or infinite value")
+        raise JointposeError(f"{path}: frame {f} (0-based, line {first_line + f}) holds a NaN or infinite value")
     return values
 
 
@@ -347,16 +365,28 @@ def _motion_from_values(h: dict, values: np.ndarray, frame_time: float, source: 
         angles = values[:, np.array(cols)]  # (F, n, len(order))
         quat = Rotation.from_euler(order, angles.reshape(-1, len(order)), degrees=True).as_quat(scalar_first=True)
         rotations[:, joints] = quat.reshape(f, len(joints), 4)
-    return Motion(tuple(h["names"]), tuple(h["parents"]), offsets, rotations, translations, frame_time,
-                  tuple(h["channels"]), tuple(h["end_sites"]), source)
+    return Motion(
+        tuple(h["names"]),
+        tuple(h["parents"]),
+        offsets,
+        rotations,
+        translations,
+        frame_time,
+        tuple(h["channels"]),
+        tuple(h["end_sites"]),
+        source,
+    )
 
 
 class _HierarchyParser:
     """Parser for the HIERARCHY section (iterative: any depth), with line numbers in errors."""
 
     def __init__(self, header: str, source: str, has_motion: bool) -> None:
-        self.tokens = [(tok, n) for n, line in enumerate(header.split("\n"), 1)
-                       for tok in line.replace("{", " { ").replace("}", " } ").split()]
+        self.tokens = [
+            (tok, n)
+            for n, line in enumerate(header.split("\n"), 1)
+            for tok in line.replace("{", " { ").replace("}", " } ").split()
+        ]
         self.end_line = header.count("\n") + 1 if has_motion else (self.tokens[-1][1] if self.tokens else 1)
         self.source, self.has_motion, self.pos = source, has_motion, 0
         self.out: dict[str, list] = {"names": [], "parents": [], "offsets": [], "channels": [], "end_sites": []}
@@ -483,15 +513,19 @@ def _channel_values(motion: Motion, joints: list[int]) -> np.ndarray:
         delta = motion.translations[:, i] - motion.offsets[i]
         unwritten = [a for a in range(3) if POSITION_CHANNELS[a] not in chans]
         if np.abs(delta[:, unwritten]).max(initial=0.0) > 1e-9 * (1.0 + np.abs(motion.offsets[i]).max()):
-            raise JointposeError(f"write_bvh: joint {motion.names[i]} moves away from its offset "
-                                 f"but has no position channel for it ({motion.source})")
+            raise JointposeError(
+                f"write_bvh: joint {motion.names[i]} moves away from its offset "
+                f"but has no position channel for it ({motion.source})"
+            )
         full = order if len(order) == 3 else order + "".join(a for a in "XYZ" if a not in order)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # gimbal lock: the angles still compose exactly
             angles = Rotation.from_quat(motion.rotations[:, i], scalar_first=True).as_euler(full, degrees=True)
-        if np.abs(angles[:, len(order):]).max(initial=0.0) > 1e-6:
-            raise JointposeError(f"write_bvh: joint {motion.names[i]} rotates about axes it has no channel for "
-                                 f"({' '.join(chans) or 'no channels'}) ({motion.source})")
+        if np.abs(angles[:, len(order) :]).max(initial=0.0) > 1e-6:
+            raise JointposeError(
+                f"write_bvh: joint {motion.names[i]} rotates about axes it has no channel for "
+                f"({' '.join(chans) or 'no channels'}) ({motion.source})"
+            )
         for c in chans:
             if c in POSITION_CHANNELS:
                 columns.append(delta[:, POSITION_CHANNELS.index(c)])
@@ -514,8 +548,9 @@ def write_bvh(motion: Motion, path: str | Path) -> None:
     lines, written = ["HIERARCHY"], []
     # Depth first with a stack of (joint, depth) to open and (None, depth) to close, so any
     # depth writes; indentation stops growing after 40 levels.
-    stack: list[tuple[int | None, int]] = [(root, 0) for root in reversed(range(len(motion.names)))
-                                           if motion.parents[root] < 0]
+    stack: list[tuple[int | None, int]] = [
+        (root, 0) for root in reversed(range(len(motion.names))) if motion.parents[root] < 0
+    ]
     while stack:
         i, depth = stack.pop()
         pad = "  " * min(depth, 40)
@@ -531,8 +566,14 @@ def write_bvh(motion: Motion, path: str | Path) -> None:
         keyword = "ROOT" if motion.parents[i] < 0 else "JOINT"
         written.append(i)
         chans = motion.channels[i]
-        lines.extend([f"{pad}{keyword} {motion.names[i]}", f"{pad}{{", f"{pad}  OFFSET {off}",
-                      f"{pad}  CHANNELS {len(chans)} {' '.join(chans)}".rstrip()])
+        lines.extend(
+            [
+                f"{pad}{keyword} {motion.names[i]}",
+                f"{pad}{{",
+                f"{pad}  OFFSET {off}",
+                f"{pad}  CHANNELS {len(chans)} {' '.join(chans)}".rstrip(),
+            ]
+        )
         stack.append((None, depth))
         stack.extend((c, depth + 1) for c in reversed(children[i]))
     values = _channel_values(motion, written)  # columns in the order the joints are written

@@ -42,8 +42,9 @@ def parse_subject_map(text: str | None) -> dict[str, str]:
         if not sep or not folder.strip() or not name.strip():
             raise JointposeError(f"--subjects: expected FOLDER=NAME pairs separated by commas, got '{item}'")
         if folder.strip() in out:
-            raise JointposeError(f"--subjects: folder '{folder.strip()}' is named twice "
-                                 f"({out[folder.strip()]} and {name.strip()})")
+            raise JointposeError(
+                f"--subjects: folder '{folder.strip()}' is named twice ({out[folder.strip()]} and {name.strip()})"
+            )
         out[folder.strip()] = name.strip()
     return out
 

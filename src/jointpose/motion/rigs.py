@@ -81,8 +81,10 @@ class RigMapping:
         sources = {name: _source(spec) for name, spec in joints.items()}
         bad = [name for name, source in sources.items() if source is None]
         if bad:
-            problems.append(f"entries for {', '.join(bad)} must be a joint name, "
-                            '{"mean": [names]} or {"joint": name, "offset": [x, y, z]}')
+            problems.append(
+                f"entries for {', '.join(bad)} must be a joint name, "
+                '{"mean": [names]} or {"joint": name, "offset": [x, y, z]}'
+            )
         scale, up = data.get("unit_scale", 1.0), data.get("up_axis", "z")
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not np.isfinite(scale) or scale <= 0:
             problems.append(f"unit_scale must be a positive number, got {scale!r}")
@@ -90,8 +92,13 @@ class RigMapping:
             problems.append(f"up_axis must be 'y' or 'z', got {up!r}")
         if problems:
             raise JointposeError(f"rig mapping {origin}: " + "; ".join(problems))
-        return cls(str(data.get("name", origin)), float(scale), up,
-                   tuple(sources[name] for name in skeleton.JOINT_NAMES), origin)
+        return cls(
+            str(data.get("name", origin)),
+            float(scale),
+            up,
+            tuple(sources[name] for name in skeleton.JOINT_NAMES),
+            origin,
+        )
 
 
 def _source(spec: Any) -> JointSource | None:
@@ -100,13 +107,22 @@ def _source(spec: Any) -> JointSource | None:
         return JointSource((spec,))
     if not isinstance(spec, dict):
         return None
-    if set(spec) == {"mean"} and isinstance(spec["mean"], list) and spec["mean"] \
-            and all(isinstance(s, str) and s for s in spec["mean"]):
+    if (
+        set(spec) == {"mean"}
+        and isinstance(spec["mean"], list)
+        and spec["mean"]
+        and all(isinstance(s, str) and s for s in spec["mean"])
+    ):
         return JointSource(tuple(spec["mean"]))
     offset = spec.get("offset")
-    if set(spec) == {"joint", "offset"} and isinstance(spec["joint"], str) and isinstance(offset, list) \
-            and len(offset) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in offset) \
-            and np.isfinite(offset).all():
+    if (
+        set(spec) == {"joint", "offset"}
+        and isinstance(spec["joint"], str)
+        and isinstance(offset, list)
+        and len(offset) == 3
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in offset)
+        and np.isfinite(offset).all()
+    ):
         return JointSource((spec["joint"],), tuple(float(v) for v in offset))
     return None
 
@@ -141,7 +157,8 @@ def detect_rig_mapping(motion: Motion) -> RigMapping:
             return mapping
     raise JointposeError(
         f"{motion.source}: no built-in rig mapping ({', '.join(BUILTIN_RIGS)}) fits its joints "
-        f"({', '.join(motion.names[:3])}, ...); supply a mapping file")
+        f"({', '.join(motion.names[:3])}, ...); supply a mapping file"
+    )
 
 
 def motion_to_h36m(motion: Motion, mapping: RigMapping | None = None) -> np.ndarray:
@@ -149,8 +166,9 @@ def motion_to_h36m(motion: Motion, mapping: RigMapping | None = None) -> np.ndar
     mapping = mapping or detect_rig_mapping(motion)
     absent = [name for name in mapping.rig_joints() if name not in motion.names]
     if absent:
-        raise JointposeError(f"{motion.source}: lacks the rig joints {', '.join(absent)} "
-                             f"named by rig mapping {mapping.origin}")
+        raise JointposeError(
+            f"{motion.source}: lacks the rig joints {', '.join(absent)} named by rig mapping {mapping.origin}"
+        )
     used = mapping.rig_joints()
     column = {name: k for k, name in enumerate(used)}
     weights = np.zeros((skeleton.NUM_JOINTS, len(used)))
@@ -170,7 +188,9 @@ def motion_to_h36m(motion: Motion, mapping: RigMapping | None = None) -> np.ndar
     return out
 
 
-def bvh_to_h36m(path: str | Path, mapping: RigMapping | None = None, fps: float | None = None) -> tuple[np.ndarray, float]:
+def bvh_to_h36m(
+    path: str | Path, mapping: RigMapping | None = None, fps: float | None = None
+) -> tuple[np.ndarray, float]:
     """Read a BVH file, optionally resample it to ``fps``, and map it: ((F, 17, 3) metres Z up, fps)."""
     motion = read_bvh(path)
     if fps is not None:

@@ -23,22 +23,40 @@ from jointpose.geometry.bones import body_factors
 
 # Rest pose of a 1.75 m adult: offset of each joint from its parent, metres, body frame
 # x = the person's right, y = forward, z = up. Arms hang at the sides.
-REST_OFFSETS = np.array([
-    [0.0, 0.0, 0.0],  # Hip (root)
-    [0.13, 0.0, -0.01], [0.0, 0.0, -0.45], [0.0, 0.0, -0.44],  # right leg
-    [-0.13, 0.0, -0.01], [0.0, 0.0, -0.45], [0.0, 0.0, -0.44],  # left leg
-    [0.0, 0.01, 0.23], [0.0, 0.0, 0.26],  # spine, thorax
-    [0.0, 0.08, 0.12], [0.0, -0.05, 0.12],  # nose, head top
-    [-0.15, 0.0, -0.02], [0.0, 0.0, -0.28], [0.0, 0.0, -0.25],  # left arm
-    [0.15, 0.0, -0.02], [0.0, 0.0, -0.28], [0.0, 0.0, -0.25],  # right arm
-])
+REST_OFFSETS = np.array(
+    [
+        [0.0, 0.0, 0.0],  # Hip (root)
+        [0.13, 0.0, -0.01],
+        [0.0, 0.0, -0.45],
+        [0.0, 0.0, -0.44],  # right leg
+        [-0.13, 0.0, -0.01],
+        [0.0, 0.0, -0.45],
+        [0.0, 0.0, -0.44],  # left leg
+        [0.0, 0.01, 0.23],
+        [0.0, 0.0, 0.26],  # spine, thorax
+        [0.0, 0.08, 0.12],
+        [0.0, -0.05, 0.12],  # nose, head top
+        [-0.15, 0.0, -0.02],
+        [0.0, 0.0, -0.28],
+        [0.0, 0.0, -0.25],  # left arm
+        [0.15, 0.0, -0.02],
+        [0.0, 0.0, -0.28],
+        [0.0, 0.0, -0.25],  # right arm
+    ]
+)
 
 # Limits (degrees) of the clinical angles that drive the skeleton, from standard range-of-
 # motion tables (AAOS; Norkin & White): flexion positive, extension negative.
 ANGLE_LIMITS = {
-    "hip_flexion": (-25.0, 120.0), "hip_abduction": (-10.0, 45.0), "knee_flexion": (0.0, 135.0),
-    "shoulder_flexion": (-50.0, 170.0), "shoulder_abduction": (0.0, 170.0), "elbow_flexion": (0.0, 145.0),
-    "trunk_flexion": (-20.0, 80.0), "trunk_side_bend": (-30.0, 30.0), "trunk_twist": (-40.0, 40.0),
+    "hip_flexion": (-25.0, 120.0),
+    "hip_abduction": (-10.0, 45.0),
+    "knee_flexion": (0.0, 135.0),
+    "shoulder_flexion": (-50.0, 170.0),
+    "shoulder_abduction": (0.0, 170.0),
+    "elbow_flexion": (0.0, 145.0),
+    "trunk_flexion": (-20.0, 80.0),
+    "trunk_side_bend": (-30.0, 30.0),
+    "trunk_twist": (-40.0, 40.0),
     "neck_flexion": (-40.0, 45.0),
 }
 
@@ -55,7 +73,9 @@ _DRIVERS = {
 AngleCurves = dict[str, np.ndarray]  # name -> (frames,) or (frames, 2) for (right, left), degrees
 
 
-def _wobble(rng: np.random.Generator, frames: int, fps: float, amplitude: float, shape: tuple[int, ...] = ()) -> np.ndarray:
+def _wobble(
+    rng: np.random.Generator, frames: int, fps: float, amplitude: float, shape: tuple[int, ...] = ()
+) -> np.ndarray:
     """Smooth random variation (degrees): a sum of three slow sinusoids per curve."""
     t = np.arange(frames)[:, None] / fps
     freq = rng.uniform(0.1, 0.6, (3,) + shape)
@@ -69,7 +89,9 @@ def _gait(t: np.ndarray, rng: np.random.Generator, run: bool) -> tuple[AngleCurv
     cadence = rng.uniform(1.3, 1.6) if run else rng.uniform(0.85, 1.05)  # strides per second
     phase = 2 * np.pi * cadence * t
     sides = np.stack([phase, phase + np.pi], axis=1)  # right, left legs half a stride apart
-    hip_amp, knee_peak = (rng.uniform(30, 40), rng.uniform(90, 110)) if run else (rng.uniform(18, 25), rng.uniform(50, 65))
+    hip_amp, knee_peak = (
+        (rng.uniform(30, 40), rng.uniform(90, 110)) if run else (rng.uniform(18, 25), rng.uniform(50, 65))
+    )
     curves = {
         "hip_flexion": (20 if run else 8) + hip_amp * np.sin(sides),
         "knee_flexion": 5 + (knee_peak - 5) * np.clip(np.sin(sides - 0.9), 0, None) ** 1.5,
@@ -128,23 +150,34 @@ def _squats(t, rng):
     depth = rng.uniform(0.6, 1.0)
     both = np.stack([down, down], axis=1) * depth
     return {
-        "hip_flexion": 95 * both, "knee_flexion": 5 + 115 * both, "trunk_flexion": 25 * down * depth,
-        "shoulder_flexion": 80 * both, "elbow_flexion": np.full_like(both, 10.0),
+        "hip_flexion": 95 * both,
+        "knee_flexion": 5 + 115 * both,
+        "trunk_flexion": 25 * down * depth,
+        "shoulder_flexion": 80 * both,
+        "elbow_flexion": np.full_like(both, 10.0),
     }, 0.0
 
 
 def _boxing(t, rng):
     jab = np.clip(np.sin(2 * np.pi * rng.uniform(0.8, 1.4) * np.stack([t, t + 0.4], axis=1)), 0, None)
     return {
-        "shoulder_flexion": 55 + 30 * jab, "shoulder_abduction": np.full_like(jab, 15.0),
-        "elbow_flexion": 125 - 115 * jab, "trunk_twist": 15 * (jab[:, 0] - jab[:, 1]),
-        "hip_flexion": np.full_like(jab, 15.0), "knee_flexion": np.full_like(jab, 25.0),
+        "shoulder_flexion": 55 + 30 * jab,
+        "shoulder_abduction": np.full_like(jab, 15.0),
+        "elbow_flexion": 125 - 115 * jab,
+        "trunk_twist": 15 * (jab[:, 0] - jab[:, 1]),
+        "hip_flexion": np.full_like(jab, 15.0),
+        "knee_flexion": np.full_like(jab, 25.0),
     }, 0.0
 
 
 MOTIONS: dict[str, Callable[[np.ndarray, np.random.Generator], tuple[AngleCurves, float]]] = {
-    "Walking": _walking, "Running": _running, "ArmRaises": _arm_raises, "Waving": _waving,
-    "TrunkBends": _trunk, "Squats": _squats, "Boxing": _boxing,
+    "Walking": _walking,
+    "Running": _running,
+    "ArmRaises": _arm_raises,
+    "Waving": _waving,
+    "TrunkBends": _trunk,
+    "Squats": _squats,
+    "Boxing": _boxing,
 }
 
 
@@ -166,7 +199,9 @@ def _rotations(axis: str, degrees: np.ndarray) -> np.ndarray:
     return Rotation.from_euler(axis, degrees[:, None], degrees=True).as_matrix()
 
 
-def pose_sequence(curves: AngleCurves, speed: float, fps: float, offsets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def pose_sequence(
+    curves: AngleCurves, speed: float, fps: float, offsets: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Forward kinematics of angle curves -> (frames, 17, 3) world positions, metres, Z up.
 
     The body moves at ``speed`` m/s along a circle of random radius (so it stays inside

@@ -51,7 +51,9 @@ def run_ablation(config: TrainConfig, out: str | Path) -> dict:
         run = dataclasses.replace(config, constraints=constraints, checkpoint_dir=str(out / name))
         trainer = Trainer(run)
         summaries[name] = trainer.fit()
-        summaries[name].update(lr=trainer.config.lr, dropout=trainer.config.dropout)  # each mode's defaults unless given
+        summaries[name].update(
+            lr=trainer.config.lr, dropout=trainer.config.dropout
+        )  # each mode's defaults unless given
         summaries[name]["seconds_per_epoch"] = sum(r["seconds"] for r in trainer.history) / max(1, len(trainer.history))
     print("\n=== baseline vs joint-aware (same seed and configuration) ===")
     print(format_comparison(summaries["baseline"], summaries["joint-aware"]))

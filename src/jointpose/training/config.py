@@ -54,56 +54,90 @@ class TrainConfig:
 
     data_dir: str = _flag("--data-dir", help="folder with data_3d_h36m.npz and data_2d_h36m_<KEYPOINTS>.npz")
     checkpoint_dir: str = _flag("--checkpoint", help="folder for checkpoints, log.csv and the learning curve")
-    keypoints: str = _flag("-k", "--keypoints", default="cpn_ft_h36m_dbb",
-                           help="2D keypoints name (file data_2d_h36m_<name>.npz)")
-    subjects_train: tuple[str, ...] = _flag("-str", "--subjects-train", default=("S1", "S5", "S6", "S7", "S8"),
-                                            help="training subjects (default {default})")
-    subjects_test: tuple[str, ...] = _flag("-ste", "--subjects-test", default=("S9", "S11"),
-                                           help="test subjects (default {default})")
-    actions: tuple[str, ...] | None = _flag("-a", "--actions", default=None,
-                                            help="action groups to use, e.g. Walking,Sitting (default all)")
-    architecture: tuple[int, ...] = _flag("-arc", "--architecture", default=(3, 3, 3),
-                                          help="filter widths (default {default} = 27 frames)")
-    channels: int = _flag("-ch", "--channels", default=1024,
-                          help="hidden channels (default {default}; 2048 for the deeper variant)")
+    keypoints: str = _flag(
+        "-k", "--keypoints", default="cpn_ft_h36m_dbb", help="2D keypoints name (file data_2d_h36m_<name>.npz)"
+    )
+    subjects_train: tuple[str, ...] = _flag(
+        "-str", "--subjects-train", default=("S1", "S5", "S6", "S7", "S8"), help="training subjects (default {default})"
+    )
+    subjects_test: tuple[str, ...] = _flag(
+        "-ste", "--subjects-test", default=("S9", "S11"), help="test subjects (default {default})"
+    )
+    actions: tuple[str, ...] | None = _flag(
+        "-a", "--actions", default=None, help="action groups to use, e.g. Walking,Sitting (default all)"
+    )
+    architecture: tuple[int, ...] = _flag(
+        "-arc", "--architecture", default=(3, 3, 3), help="filter widths (default {default} = 27 frames)"
+    )
+    channels: int = _flag(
+        "-ch", "--channels", default=1024, help="hidden channels (default {default}; 2048 for the deeper variant)"
+    )
     dropout: float | None = _flag(  # None: DROPOUT_CONSTRAINTS with constraints, else DROPOUT_BASELINE
-        "-drop", "--dropout", default=None,
+        "-drop",
+        "--dropout",
+        default=None,
         help=f"dropout (default {DROPOUT_BASELINE} with --no-constraints, as VideoPose3D; {DROPOUT_CONSTRAINTS} "
-             "with constraints)")
+        "with constraints)",
+    )
     epochs: int = _flag("-e", "--epochs", default=60)
     batch_size: int = _flag("-b", "--batch-size", default=1024, help="target frames per optimiser step (global)")
     lr: float | None = _flag(  # None: LR_CONSTRAINTS with constraints, else LR_BASELINE (see resolved)
-        "-lr", "--learning-rate", default=None,
+        "-lr",
+        "--learning-rate",
+        default=None,
         help=f"Adam learning rate (default {LR_BASELINE} with --no-constraints, as VideoPose3D; {LR_CONSTRAINTS} "
-             "with constraints)")
+        "with constraints)",
+    )
     lr_decay: float = _flag("-lrd", "--lr-decay", default=0.95, help="learning-rate factor per epoch")
     causal: bool = _flag("--causal", default=False, help="causal model (no future frames), for real time")
     constraints: bool = _flag("--no-constraints", default=True, help="plain MPJPE baseline (VideoPose3D's training)")
     weights: LossWeights | None = _flag(  # None: LossWeights() (the tuned defaults), or a resumed run's own
-        "--w-*", default=None, help="weight of each constraint term: one --w-TERM flag per term")
-    chunk: int = _flag("--chunk", default=4,
-                       help="consecutive target frames per chunk with constraints (>= 3; default {default})")
-    chunk_share: float = _flag("--chunk-share", default=0.25,
-                               help="share of each step's target frames given as chunks, with constraints "
-                                    "(default {default}; in (0, 1))")
-    chunk_dropout: str = _flag("--chunk-dropout", default="shared", choices=CHUNK_DROPOUT,
-                               help="shared: one dropout mask per chunk, MPJPE on the single windows (default); "
-                                    "independent: a mask per window, MPJPE on every frame")
+        "--w-*", default=None, help="weight of each constraint term: one --w-TERM flag per term"
+    )
+    chunk: int = _flag(
+        "--chunk", default=4, help="consecutive target frames per chunk with constraints (>= 3; default {default})"
+    )
+    chunk_share: float = _flag(
+        "--chunk-share",
+        default=0.25,
+        help="share of each step's target frames given as chunks, with constraints (default {default}; in (0, 1))",
+    )
+    chunk_dropout: str = _flag(
+        "--chunk-dropout",
+        default="shared",
+        choices=CHUNK_DROPOUT,
+        help="shared: one dropout mask per chunk, MPJPE on the single windows (default); "
+        "independent: a mask per window, MPJPE on every frame",
+    )
     body_scale: float | None = _flag(  # None: BODY_SCALE_CONSTRAINTS with constraints, else BODY_SCALE_BASELINE
-        "--body-scale", default=None, metavar="SPREAD",
+        "--body-scale",
+        default=None,
+        metavar="SPREAD",
         help="body-size augmentation: every training sequence gets random bone lengths (overall size spread "
-             f"SPREAD) each epoch, its 2D re-projected to match (default {BODY_SCALE_BASELINE} with --no-constraints, "
-             f"as VideoPose3D; {BODY_SCALE_CONSTRAINTS} with constraints; 0 = off)")
-    warmup: float = _flag("--warmup", default=0.0,
-                          help="share of the epochs over which the constraint weights ramp up from 0 (default {default}: none)")
-    skeleton_fit: bool = _flag("--no-skeleton-fit", default=True,
-                               help="joint-aware model: do not fit one consistent skeleton per sequence at inference")
-    smooth: float = _flag("--smooth", default=SMOOTH_DEFAULT, metavar="SIGMA",
-                          help=f"joint-aware offline model: Gaussian filter (sigma in frames) over each predicted "
-                               f"sequence at inference (default {SMOOTH_DEFAULT}; 0 = off)")
+        f"SPREAD) each epoch, its 2D re-projected to match (default {BODY_SCALE_BASELINE} with --no-constraints, "
+        f"as VideoPose3D; {BODY_SCALE_CONSTRAINTS} with constraints; 0 = off)",
+    )
+    warmup: float = _flag(
+        "--warmup",
+        default=0.0,
+        help="share of the epochs over which the constraint weights ramp up from 0 (default {default}: none)",
+    )
+    skeleton_fit: bool = _flag(
+        "--no-skeleton-fit",
+        default=True,
+        help="joint-aware model: do not fit one consistent skeleton per sequence at inference",
+    )
+    smooth: float = _flag(
+        "--smooth",
+        default=SMOOTH_DEFAULT,
+        metavar="SIGMA",
+        help=f"joint-aware offline model: Gaussian filter (sigma in frames) over each predicted "
+        f"sequence at inference (default {SMOOTH_DEFAULT}; 0 = off)",
+    )
     augment: bool = _flag("-no-da", "--no-data-augmentation", default=True, help="no random horizontal flips")
-    test_time_augmentation: bool = _flag("-no-tta", "--no-test-time-augmentation", default=True,
-                                         help="disable flip test-time augmentation")
+    test_time_augmentation: bool = _flag(
+        "-no-tta", "--no-test-time-augmentation", default=True, help="disable flip test-time augmentation"
+    )
     resume: bool = _flag("--resume", default=False, help="continue the run in --checkpoint")
     seed: int = _flag("--seed", default=0, help="random seed (>= 0)")
     subset: float = _flag("--subset", default=1.0, help="fraction of each training sequence to use")
@@ -115,8 +149,9 @@ class TrainConfig:
     precision: str = _flag("--precision", default="fp32", choices=tuple(PRECISIONS), help="autocast precision")
     compile: bool = _flag("--compile", default=False, help="torch.compile the training model")
     progress: bool = _flag("--no-progress", default=True, help="no progress bar")
-    log_steps: bool = _flag("--log-steps", default=False,
-                            help="also write the loss of every optimiser step to steps.csv")
+    log_steps: bool = _flag(
+        "--log-steps", default=False, help="also write the loss of every optimiser step to steps.csv"
+    )
 
     def __post_init__(self) -> None:
         def integer(value: Any) -> bool:
@@ -130,22 +165,36 @@ class TrainConfig:
 
         constraints = self.constraints
         rules = (
-            ("architecture", isinstance(self.architecture, tuple) and len(self.architecture) > 0
-             and all(integer(w) and w >= 1 and w % 2 == 1 for w in self.architecture), "odd filter widths >= 1"),
+            (
+                "architecture",
+                isinstance(self.architecture, tuple)
+                and len(self.architecture) > 0
+                and all(integer(w) and w >= 1 and w % 2 == 1 for w in self.architecture),
+                "odd filter widths >= 1",
+            ),
             ("channels", integer(self.channels) and self.channels >= 1, ">= 1"),
             ("epochs", integer(self.epochs) and self.epochs >= 1, ">= 1"),
             ("batch_size", integer(self.batch_size) and self.batch_size >= 1, ">= 1"),
             ("dropout", self.dropout is None or (number(self.dropout) and 0.0 <= self.dropout < 1.0), "in [0, 1)"),
             ("lr", self.lr is None or (number(self.lr) and self.lr > 0.0), "> 0"),
             ("lr_decay", number(self.lr_decay) and 0.0 < self.lr_decay <= 1.0, "in (0, 1]"),
-            ("body_scale", self.body_scale is None or (number(self.body_scale) and 0.0 <= self.body_scale <= 0.25),
-             "a height spread in [0, 0.25]"),
+            (
+                "body_scale",
+                self.body_scale is None or (number(self.body_scale) and 0.0 <= self.body_scale <= 0.25),
+                "a height spread in [0, 0.25]",
+            ),
             ("warmup", number(self.warmup) and 0.0 <= self.warmup <= 1.0, "a share of the epochs in [0, 1]"),
-            ("chunk", integer(self.chunk) and self.chunk >= (3 if constraints else 1),
-             ">= 3 with constraints (temporal terms need 3 frames)" if constraints else ">= 1"),
-            ("chunk_share", number(self.chunk_share) and (0.0 < self.chunk_share < 1.0 if constraints
-                                                          else 0.0 <= self.chunk_share <= 1.0),
-             "between 0 and 1 (exclusive)" if constraints else "in [0, 1]"),
+            (
+                "chunk",
+                integer(self.chunk) and self.chunk >= (3 if constraints else 1),
+                ">= 3 with constraints (temporal terms need 3 frames)" if constraints else ">= 1",
+            ),
+            (
+                "chunk_share",
+                number(self.chunk_share)
+                and (0.0 < self.chunk_share < 1.0 if constraints else 0.0 <= self.chunk_share <= 1.0),
+                "between 0 and 1 (exclusive)" if constraints else "in [0, 1]",
+            ),
             ("chunk_dropout", self.chunk_dropout in CHUNK_DROPOUT, f"one of {', '.join(CHUNK_DROPOUT)}"),
             ("smooth", number(self.smooth) and self.smooth >= 0.0, "a finite number of frames >= 0"),
             ("seed", integer(self.seed) and 0 <= self.seed < 2**63, "an integer in [0, 2**63)"),
@@ -161,29 +210,41 @@ class TrainConfig:
         for name, ok, rule in rules:
             if not ok:
                 value = getattr(self, name)
-                shown = ",".join(map(str, value)) if name == "architecture" and isinstance(value, tuple) else repr(value)
+                shown = (
+                    ",".join(map(str, value)) if name == "architecture" and isinstance(value, tuple) else repr(value)
+                )
                 raise JointposeError("{0} must be {rule}, got {value}", fields=(name,), rule=rule, value=shown)
         if self.causal and self.smooth > 0:
-            raise JointposeError("{0} reads future frames, which a {1} model must not; leave one out",
-                                 fields=("smooth", "causal"))
+            raise JointposeError(
+                "{0} reads future frames, which a {1} model must not; leave one out", fields=("smooth", "causal")
+            )
 
-    def resolved(self, lr: float | None = None, dropout: float | None = None,
-                 weights: LossWeights | None = None, body_scale: float | None = None) -> TrainConfig:
+    def resolved(
+        self,
+        lr: float | None = None,
+        dropout: float | None = None,
+        weights: LossWeights | None = None,
+        body_scale: float | None = None,
+    ) -> TrainConfig:
         """This configuration with a learning rate, dropout, loss weights or body-size
         augmentation left at None filled in: with ``lr`` / ``dropout`` / ``weights`` /
         ``body_scale`` where given (a resumed run's own), else the default (rate, dropout and
         augmentation: the mode's, VideoPose3D's for the baseline, the tuned ones with
         constraints). Kept apart from construction so that switching ``constraints`` (as
         ``ablate`` does) also switches the defaults, while values given explicitly stay."""
+
         def first(*values):
             return next(value for value in values if value is not None)
 
         return dataclasses.replace(
-            self, lr=first(self.lr, lr, LR_CONSTRAINTS if self.constraints else LR_BASELINE),
+            self,
+            lr=first(self.lr, lr, LR_CONSTRAINTS if self.constraints else LR_BASELINE),
             dropout=first(self.dropout, dropout, DROPOUT_CONSTRAINTS if self.constraints else DROPOUT_BASELINE),
             weights=first(self.weights, weights, LossWeights()),
-            body_scale=first(self.body_scale, body_scale,
-                             BODY_SCALE_CONSTRAINTS if self.constraints else BODY_SCALE_BASELINE))
+            body_scale=first(
+                self.body_scale, body_scale, BODY_SCALE_CONSTRAINTS if self.constraints else BODY_SCALE_BASELINE
+            ),
+        )
 
     @property
     def shared_chunk_dropout(self) -> bool:
@@ -204,9 +265,13 @@ class TrainConfig:
 def model_args(config: TrainConfig, num_keypoints: int, num_joints_out: int = 17) -> dict[str, Any]:
     """Constructor arguments of the model a configuration trains."""
     return {
-        "filter_widths": list(config.architecture), "channels": config.channels,
-        "dropout": config.dropout, "causal": config.causal, "num_joints_in": num_keypoints,
-        "in_features": 2, "num_joints_out": num_joints_out,
+        "filter_widths": list(config.architecture),
+        "channels": config.channels,
+        "dropout": config.dropout,
+        "causal": config.causal,
+        "num_joints_in": num_keypoints,
+        "in_features": 2,
+        "num_joints_out": num_joints_out,
     }
 
 
@@ -246,8 +311,15 @@ def seed_argument(text: str) -> int:
 
 
 # argparse type of each field type (the annotations are strings: ``from __future__ import annotations``).
-_ARGUMENT_TYPES = {"tuple[int, ...]": _int_list, "tuple[str, ...]": names_argument, "tuple[str, ...] | None": names_argument,
-                   "int": int, "float": float, "float | None": float, "str": str}
+_ARGUMENT_TYPES = {
+    "tuple[int, ...]": _int_list,
+    "tuple[str, ...]": names_argument,
+    "tuple[str, ...] | None": names_argument,
+    "int": int,
+    "float": float,
+    "float | None": float,
+    "str": str,
+}
 
 
 def field_flags() -> dict[str, str]:
@@ -269,16 +341,26 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = RUN_F
         options = {key: value for key, value in spec.metadata.items() if key != "flags"}
         if spec.name == "weights":
             for term in CONSTRAINT_TERMS:
-                parser.add_argument(f"--w-{term.replace('_', '-')}", dest=f"w_{term}", type=float, default=None,
-                                    help=f"weight of the {term} term (default {getattr(weight_defaults, term)}; "
-                                         "with --resume and no --w-* flag, the run's own)")
+                parser.add_argument(
+                    f"--w-{term.replace('_', '-')}",
+                    dest=f"w_{term}",
+                    type=float,
+                    default=None,
+                    help=f"weight of the {term} term (default {getattr(weight_defaults, term)}; "
+                    "with --resume and no --w-* flag, the run's own)",
+                )
             continue
         if spec.default is dataclasses.MISSING:
             options["required"] = True
         else:
             options["default"] = spec.default
-            shown = (",".join(map(str, spec.default)) if isinstance(spec.default, tuple)
-                     else f"{spec.default:g}" if isinstance(spec.default, float) else str(spec.default))
+            shown = (
+                ",".join(map(str, spec.default))
+                if isinstance(spec.default, tuple)
+                else f"{spec.default:g}"
+                if isinstance(spec.default, float)
+                else str(spec.default)
+            )
             options["help"] = options["help"] and options["help"].replace("{default}", shown)
         if spec.type == "bool":
             options["action"] = "store_false" if spec.default else "store_true"
@@ -292,7 +374,9 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = RUN_F
 def from_arguments(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     """The :class:`TrainConfig` that arguments added by :func:`add_arguments` describe;
     ``overrides`` set fields directly (those the arguments lack, such as ``checkpoint_dir``)."""
-    values = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig) if hasattr(args, spec.name)}
+    values = {
+        spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig) if hasattr(args, spec.name)
+    }
     given = {term: value for term in CONSTRAINT_TERMS if (value := getattr(args, f"w_{term}", None)) is not None}
     # No --w-* flag: None, so that a resumed run keeps its own weights (TrainConfig.resolved).
     values["weights"] = LossWeights(**given) if given else None

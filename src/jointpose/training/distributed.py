@@ -50,7 +50,8 @@ class DistContext:
                 raise JointposeError(
                     f"torchrun started local rank {local_rank} but this machine has {torch.cuda.device_count()} CUDA "
                     f"device(s): start at most that many processes per node (--nproc_per_node), or train on the CPU "
-                    f"(--device cpu)")
+                    f"(--device cpu)"
+                )
             chosen = torch.device("cuda", local_rank)
             torch.cuda.set_device(chosen)
         if not torch_dist.is_initialized():
@@ -73,8 +74,12 @@ class DistContext:
     def autocast(self, precision: str) -> Iterator[None]:
         """Mixed-precision autocast for ``bf16``/``fp16``; a no-op for ``fp32``."""
         if precision not in PRECISIONS:
-            raise JointposeError("{0} must be one of {choices}, got '{value}'", fields=("precision",),
-                                 choices=", ".join(PRECISIONS), value=precision)
+            raise JointposeError(
+                "{0} must be one of {choices}, got '{value}'",
+                fields=("precision",),
+                choices=", ".join(PRECISIONS),
+                value=precision,
+            )
         dtype = PRECISIONS[precision]
         if dtype is None:
             yield
@@ -153,8 +158,9 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm1d) and not isinstance(child, AllReduceBatchNorm1d):
-            synced = AllReduceBatchNorm1d(child.num_features, child.eps, child.momentum, child.affine,
-                                          child.track_running_stats)
+            synced = AllReduceBatchNorm1d(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
             synced.weight, synced.bias = child.weight, child.bias
             synced.running_mean, synced.running_var = child.running_mean, child.running_var
             synced.num_batches_tracked = child.num_batches_tracked

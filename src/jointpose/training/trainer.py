@@ -57,9 +57,16 @@ class Trainer:
         resumed = _resumed_checkpoint(config)
         # An unset rate, dropout or set of loss weights of a resumed run is the run's own,
         # not today's default.
-        run = {} if resumed is None else {"lr": resumed["config"]["lr"], "dropout": resumed["model_args"]["dropout"],
-                                          "weights": _saved_weights(resumed["config"]),
-                                          "body_scale": resumed["config"].get("body_scale") or 0.0}
+        run = (
+            {}
+            if resumed is None
+            else {
+                "lr": resumed["config"]["lr"],
+                "dropout": resumed["model_args"]["dropout"],
+                "weights": _saved_weights(resumed["config"]),
+                "body_scale": resumed["config"].get("body_scale") or 0.0,
+            }
+        )
         self.config = config = config.resolved(**run)
         self.dist = dist or DistContext.single(config.device)
         self.device = self.dist.device
@@ -67,10 +74,21 @@ class Trainer:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
 
-        self.train_data = load_dataset(config.data_dir, config.keypoints, list(config.subjects_train),
-                                       _opt_list(config.actions), subset=config.subset, downsample=config.downsample)
-        self.test_data = load_dataset(config.data_dir, config.keypoints, list(config.subjects_test),
-                                      _opt_list(config.actions), downsample=config.downsample)
+        self.train_data = load_dataset(
+            config.data_dir,
+            config.keypoints,
+            list(config.subjects_train),
+            _opt_list(config.actions),
+            subset=config.subset,
+            downsample=config.downsample,
+        )
+        self.test_data = load_dataset(
+            config.data_dir,
+            config.keypoints,
+            list(config.subjects_test),
+            _opt_list(config.actions),
+            downsample=config.downsample,
+        )
         self.model_args = model_args(config, self.train_data.num_keypoints)
         self.model = build_model(self.model_args, strided=True).to(self.device)
         # Built once (not per validation) so that no RNG draw happens between checkpoints.
@@ -91,12 +109,17 @@ class Trainer:
         if longest < self.model.receptive_field():
             raise JointposeError(
                 f"--data-dir {config.data_dir}: the longest training sequence has {longest} frames, fewer than the "
-                f"model's receptive field ({self.model.receptive_field()}); use a smaller -arc or longer clips")
+                f"model's receptive field ({self.model.receptive_field()}); use a smaller -arc or longer clips"
+            )
         if len(self.windows.singles) < 2 * self.dist.world_size:  # batch norm: two frames per process
             raise JointposeError(
                 "{0} {path}: {frames} training frames in {subjects}; training needs at least {needed}",
-                fields=("data_dir",), path=config.data_dir, frames=len(self.windows.singles),
-                subjects=",".join(config.subjects_train), needed=2 * self.dist.world_size)
+                fields=("data_dir",),
+                path=config.data_dir,
+                frames=len(self.windows.singles),
+                subjects=",".join(config.subjects_train),
+                needed=2 * self.dist.world_size,
+            )
         self.epoch, self.lr, self.history = 0, config.lr, []
         self.step_log: list[dict[str, float]] = []  # per optimiser step, with --log-steps
         if self.dist.distributed:
@@ -105,8 +128,11 @@ class Trainer:
         if resumed is not None:
             self._resume(resumed)
         self.train_model = wrap_model(self.model, self.dist, sync_bn=config.sync_bn, compile=config.compile)
-        self.train_trajectory = (wrap_model(self.trajectory_model, self.dist, sync_bn=config.sync_bn,
-                                            compile=config.compile) if self.trajectory_model is not None else None)
+        self.train_trajectory = (
+            wrap_model(self.trajectory_model, self.dist, sync_bn=config.sync_bn, compile=config.compile)
+            if self.trajectory_model is not None
+            else None
+        )
 
     def training_windows(self, epoch: int | None = None) -> MixedWindows:
         """The training windows: of the data as loaded, or with ``epoch`` and body-size
@@ -115,9 +141,13 @@ class Trainer:
         if epoch is not None and config.body_scale > 0:
             sequences = scale_bodies(sequences, body_scale_rng(config.seed, epoch), config.body_scale)
         return MixedWindows(
-            sequences, self.model.receptive_field(), chunk=config.chunk,
-            share=config.chunk_share if config.constraints else 0.0, causal=config.causal,
-            keypoints_left=self.train_data.keypoints_left, keypoints_right=self.train_data.keypoints_right,
+            sequences,
+            self.model.receptive_field(),
+            chunk=config.chunk,
+            share=config.chunk_share if config.constraints else 0.0,
+            causal=config.causal,
+            keypoints_left=self.train_data.keypoints_left,
+            keypoints_right=self.train_data.keypoints_right,
         )
 
     def _resume(self, ckpt: dict[str, Any]) -> None:
@@ -127,8 +157,11 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         if self.trajectory_model is not None:
             if ckpt.get("trajectory_model") is None:
-                raise JointposeError("{0}: {path} has no trajectory model but {1} was given",
-                                     fields=("resume", "trajectory"), path=latest)
+                raise JointposeError(
+                    "{0}: {path} has no trajectory model but {1} was given",
+                    fields=("resume", "trajectory"),
+                    path=latest,
+                )
             self.trajectory_model.load_state_dict(ckpt["trajectory_model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler"):
@@ -151,12 +184,15 @@ class Trainer:
         config = self.config
         stop = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
         if self.dist.is_main:
-            print(f"Training {len(self.train_data.sequences)} views, {self.windows.num_target_frames} "
-                  f"target frames per epoch; receptive field {self.model.receptive_field()} frames; "
-                  f"{sum(p.numel() for p in self.model.parameters()):,} parameters; device {self.device}")
+            print(
+                f"Training {len(self.train_data.sequences)} views, {self.windows.num_target_frames} "
+                f"target frames per epoch; receptive field {self.model.receptive_field()} frames; "
+                f"{sum(p.numel() for p in self.model.parameters()):,} parameters; device {self.device}"
+            )
         while self.epoch < stop:
-            momentum = bn_momentum(self.epoch, config.epochs,
-                                   self.windows.steps_per_epoch(config.batch_size, self.dist.world_size))
+            momentum = bn_momentum(
+                self.epoch, config.epochs, self.windows.steps_per_epoch(config.batch_size, self.dist.world_size)
+            )
             for model in filter(None, (self.model, self.trajectory_model)):
                 model.set_bn_momentum(momentum)
             for group in self.optimizer.param_groups:
@@ -175,8 +211,10 @@ class Trainer:
                 row["val_p1"] = self.quick_validation()
                 self.history.append(row)
                 self.save(rng)
-                print(f"epoch {self.epoch:3d}  {seconds:6.1f} s  train mpjpe {1000 * terms['mpjpe']:7.2f} mm  "
-                      f"val P1 (no flip) {row['val_p1']:7.2f} mm")
+                print(
+                    f"epoch {self.epoch:3d}  {seconds:6.1f} s  train mpjpe {1000 * terms['mpjpe']:7.2f} mm  "
+                    f"val P1 (no flip) {row['val_p1']:7.2f} mm"
+                )
             self.dist.barrier()
         if not self.dist.is_main or self.epoch < config.epochs:
             return None
@@ -192,10 +230,21 @@ class Trainer:
             self.train_trajectory.train()
         # Summed on the training device: no device-to-host copy (and wait) per step.
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64, device=self.device))
-        steps = self.windows.batches(config.batch_size, config.seed, self.epoch, augment=config.augment,
-                                     rank=dist.rank, world_size=dist.world_size)
-        bar = tqdm(steps, total=self.windows.steps_per_epoch(config.batch_size, dist.world_size), leave=False,
-                   desc=f"epoch {self.epoch + 1}/{config.epochs}", disable=not (config.progress and dist.is_main))
+        steps = self.windows.batches(
+            config.batch_size,
+            config.seed,
+            self.epoch,
+            augment=config.augment,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
+        bar = tqdm(
+            steps,
+            total=self.windows.steps_per_epoch(config.batch_size, dist.world_size),
+            leave=False,
+            desc=f"epoch {self.epoch + 1}/{config.epochs}",
+            disable=not (config.progress and dist.is_main),
+        )
         for batch in bar:
             inputs = batch.windows.to(self.device, non_blocking=True)
             with dist.autocast(config.precision):
@@ -218,9 +267,14 @@ class Trainer:
                 sums[name] += value.detach().double() * frames
             sums["_frames"] += frames
             if config.log_steps:
-                self.step_log.append({"epoch": self.epoch + 1, "step": len(self.step_log) + 1,
-                                      "total": global_mean(terms["total"].detach(), frames, dist),
-                                      "mpjpe": global_mean(terms["mpjpe"].detach(), frames, dist)})
+                self.step_log.append(
+                    {
+                        "epoch": self.epoch + 1,
+                        "step": len(self.step_log) + 1,
+                        "total": global_mean(terms["total"].detach(), frames, dist),
+                        "mpjpe": global_mean(terms["mpjpe"].detach(), frames, dist),
+                    }
+                )
         totals = reduce_sums(sums, dist)
         frames = float(totals.pop("_frames"))
         return {name: float(value) / frames for name, value in totals.items()}
@@ -233,8 +287,9 @@ class Trainer:
             return None
         return chunk_groups(len(batch.singles), n_chunks, chunk).to(self.device, non_blocking=True)
 
-    def step_loss(self, pred: torch.Tensor, batch: MixedBatch, frame_share: float,
-                  world_size: int) -> tuple[torch.Tensor, dict]:
+    def step_loss(
+        self, pred: torch.Tensor, batch: MixedBatch, frame_share: float, world_size: int
+    ) -> tuple[torch.Tensor, dict]:
         """Loss of one step: MPJPE over every frame (or the single windows only, with shared
         chunk dropout), constraint terms over the chunks; ``terms["total"]`` is their
         weighted sum before the rescaling below (what ``--log-steps`` logs).
@@ -263,18 +318,26 @@ class Trainer:
 
     def quick_validation(self) -> float:
         """Test-set P1 (mm) without test-time augmentation, for the learning curve."""
-        result = evaluate_model(self.evaluation_model(), self.test_data.sequences, flip_test=False,
-                                skeleton_fit=uses_skeleton_fit(self.config.to_dict()),
-                                smooth=smoothing_sigma(self.config.to_dict()))
+        result = evaluate_model(
+            self.evaluation_model(),
+            self.test_data.sequences,
+            flip_test=False,
+            skeleton_fit=uses_skeleton_fit(self.config.to_dict()),
+            smooth=smoothing_sigma(self.config.to_dict()),
+        )
         return result.summary["average"]["p1"]
 
     def final_evaluation(self) -> dict[str, Any]:
         from jointpose.evaluation.plausibility import plausibility_errors
 
         result = evaluate_model(
-            self.evaluation_model(), self.test_data.sequences, flip_test=self.config.test_time_augmentation,
-            keypoints_left=self.test_data.keypoints_left, keypoints_right=self.test_data.keypoints_right,
-            extra_metrics=plausibility_errors, skeleton_fit=uses_skeleton_fit(self.config.to_dict()),
+            self.evaluation_model(),
+            self.test_data.sequences,
+            flip_test=self.config.test_time_augmentation,
+            keypoints_left=self.test_data.keypoints_left,
+            keypoints_right=self.test_data.keypoints_right,
+            extra_metrics=plausibility_errors,
+            skeleton_fit=uses_skeleton_fit(self.config.to_dict()),
             smooth=smoothing_sigma(self.config.to_dict()),
         )
         self.final_result = result  # predictions stay available to callers (demo, benchmarks)
@@ -321,8 +384,11 @@ def _resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     if not config.resume:
         check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
         if latest.exists():
-            raise JointposeError("{0} {path} already holds a run (latest.pt); continue it with {1} or choose "
-                                 "another folder", fields=("checkpoint_dir", "resume"), path=folder)
+            raise JointposeError(
+                "{0} {path} already holds a run (latest.pt); continue it with {1} or choose another folder",
+                fields=("checkpoint_dir", "resume"),
+                path=folder,
+            )
         return None
     if not latest.exists():
         raise JointposeError("{0}: no checkpoint (latest.pt) in {path}", fields=("resume",), path=folder)
@@ -352,8 +418,9 @@ def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int) -> float:
     return min(BN_MOMENTUM_START, max(decayed, 1.0 / max(1, steps_per_epoch)))
 
 
-def mixed_loss(loss_fn: JointAwareLoss, pred: torch.Tensor, singles: torch.Tensor, chunks: torch.Tensor,
-               chunk_mpjpe: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+def mixed_loss(
+    loss_fn: JointAwareLoss, pred: torch.Tensor, singles: torch.Tensor, chunks: torch.Tensor, chunk_mpjpe: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Weighted MPJPE and the weighted constraint terms over the chunks.
 
     ``pred`` (S + K * chunk, 17, 3) metres, the S single windows first; ``singles`` (S, 17, 3)
@@ -389,13 +456,35 @@ def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
 
 # What a resumed run must share with the checkpoint to be the same run (TrainConfig fields).
 # Free to change: epochs (train longer), evaluation and output settings, device, precision, logging.
-RESUME_MUST_MATCH = ("constraints", "chunk", "chunk_share", "chunk_dropout", "trajectory", "keypoints",
-                     "subjects_train", "actions", "subset", "downsample", "batch_size", "lr", "lr_decay", "weights",
-                     "warmup", "augment", "seed", "body_scale")
+RESUME_MUST_MATCH = (
+    "constraints",
+    "chunk",
+    "chunk_share",
+    "chunk_dropout",
+    "trajectory",
+    "keypoints",
+    "subjects_train",
+    "actions",
+    "subset",
+    "downsample",
+    "batch_size",
+    "lr",
+    "lr_decay",
+    "weights",
+    "warmup",
+    "augment",
+    "seed",
+    "body_scale",
+)
 CONSTRAINT_SETTINGS = {"chunk", "chunk_share", "chunk_dropout", "weights", "warmup"}
 # Model constructor arguments -> the TrainConfig field that sets them.
-_MODEL_ARG_FIELDS = {"filter_widths": "architecture", "channels": "channels", "dropout": "dropout",
-                     "causal": "causal", "num_joints_in": "keypoints"}
+_MODEL_ARG_FIELDS = {
+    "filter_widths": "architecture",
+    "channels": "channels",
+    "dropout": "dropout",
+    "causal": "causal",
+    "num_joints_in": "keypoints",
+}
 
 
 def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainConfig, path: Path) -> None:
@@ -405,8 +494,11 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
 
     def differ(name: str, then: Any, now: Any, text: str) -> None:
         values[f"then{len(fields)}"], values[f"now{len(fields)}"] = then, now
-        diffs.append(text.replace("FIELD", f"{{{len(fields)}}}").replace("THEN", f"{{then{len(fields)}}}")
-                     .replace("NOW", f"{{now{len(fields)}}}"))
+        diffs.append(
+            text.replace("FIELD", f"{{{len(fields)}}}")
+            .replace("THEN", f"{{then{len(fields)}}}")
+            .replace("NOW", f"{{now{len(fields)}}}")
+        )
         fields.append(name)
 
     for key, name in _MODEL_ARG_FIELDS.items():
@@ -425,8 +517,9 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
         if then != now:
             differ(key, then, now, "FIELD: THEN in the checkpoint vs NOW now")
     if diffs:
-        raise JointposeError("{0}: {path} disagrees with this configuration: " + "; ".join(diffs), fields=fields,
-                             path=path, **values)
+        raise JointposeError(
+            "{0}: {path} disagrees with this configuration: " + "; ".join(diffs), fields=fields, path=path, **values
+        )
 
 
 def write_log(history: list[dict[str, Any]], path: Path) -> None:
