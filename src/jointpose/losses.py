@@ -292,6 +292,17 @@ class JointAwareLoss(nn.Module):
         self.constraint_scale = 1.0  # multiplies every term but MPJPE (training ramps it up)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted loss of predicted against true pose sequences.
+
+        Args:
+            pred: (batch, frames, 17, 3) predicted poses, metres, root-relative.
+            target: the true poses, same shape.
+
+        Returns:
+            ``(total, terms)``: the weighted sum (a scalar with gradient) and each term's
+            unweighted value (metres, radians or their temporal differences; see the module
+            docstring).
+        """
         if pred.dim() != 4 or pred.shape != target.shape:
             raise ValueError(
                 f"expected pred and target of equal shape (batch, frames, 17, 3), got "

@@ -94,12 +94,28 @@ def load_keypoints(
     max_link_distance: float = 0.5,
     max_fill_gap: int | None = None,
 ) -> Keypoints2D:
-    """Read 2D keypoints (pixels) from a COCO results JSON, OpenPose JSON(s), ``.npy`` or ``.npz``.
+    """Read one person's 2D keypoints and convert them to Human3.6M-17.
 
-    ``layout`` ("h36m" or "coco") names the joint order of 17-joint arrays (default "h36m");
-    JSON formats carry their own. See the module docstring for tracking and gap filling;
-    more than ``max_fill_gap`` frames in a row without any detected joint (default
-    ``limit("fill_gap")``, :mod:`jointpose.safeio`) are refused, not made up.
+    See the module docstring for tracking and gap filling.
+
+    Args:
+        path: a COCO results JSON, an OpenPose JSON file or folder of per-frame files, or a
+            ``.npy`` / ``.npz`` array of (frames, 17, 2 or 3) pixels.
+        layout: joint order of 17-joint arrays, ``"h36m"`` (default) or ``"coco"``; JSON
+            formats carry their own.
+        confidence_threshold: joints below this confidence count as missing (0-1).
+        max_gap: frames a track may go undetected and still be linked (frames).
+        max_link_distance: largest move between linked detections, in person heights.
+        max_fill_gap: most frames in a row without any detected joint that are filled by
+            interpolation (default ``limit("fill_gap")``, ``jointpose.safeio``); a longer
+            run is refused, not made up.
+
+    Returns:
+        The keypoints (pixels, Human3.6M-17 order), their confidence, which frames were
+        filled, the frame rate when the file gives one, and notes on what was done.
+
+    Raises:
+        JointposeError: an unreadable or malformed file, or no usable track.
     """
     path = Path(path)
     if not 0.0 <= confidence_threshold <= 1.0:

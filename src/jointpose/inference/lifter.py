@@ -56,10 +56,21 @@ class Lifter:
         skeleton_fit: bool = False,
         smooth: float = 0.0,
     ) -> None:
-        """``skeleton_fit``: give each predicted sequence one consistent skeleton (a causal
-        model: bone lengths from past frames only), and ``smooth``: Gaussian-filter it in
-        time first (sigma in frames; offline models only); together the joint-aware method's
-        inference step (:mod:`jointpose.geometry.anatomy`, :mod:`jointpose.geometry.filters`)."""
+        """Wrap a trained model for inference (usually built by :meth:`load` or :meth:`from_pretrained`).
+
+        Args:
+            model: the pose network (eval mode is set here), or an ONNX export.
+            trajectory_model: optional network for the root position in camera space.
+            fps: frame rate the model was trained at (frames per second).
+            keypoints_left: input keypoint indices of the left side (for flip averaging).
+            keypoints_right: input keypoint indices of the right side.
+            flip_test: average each prediction with that of the mirrored input.
+            skeleton_fit: give each predicted sequence one consistent skeleton (a causal
+                model: bone lengths from past frames only).
+            smooth: Gaussian filter over each predicted sequence before the fit, sigma in
+                frames (0 = off; offline models only). With ``skeleton_fit``, the joint-aware
+                method's inference step (``jointpose.geometry.anatomy``, ``jointpose.geometry.filters``).
+        """
         self.model = model.eval()
         self.skeleton_fit = skeleton_fit
         self.smooth = float(smooth)
@@ -94,7 +105,15 @@ class Lifter:
 
     @classmethod
     def from_pretrained(cls, variant: str = "offline", *, device: str = "auto") -> Lifter:
-        """The bundled model trained on CMU motion capture (``offline`` or ``causal``)."""
+        """The bundled model trained on CMU motion capture.
+
+        Args:
+            variant: ``"offline"`` (243 frames centred on each output) or ``"causal"`` (past frames only).
+            device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``...
+
+        Returns:
+            A lifter with the model card's inference step (docs/model-card.md).
+        """
         if variant not in PRETRAINED:
             raise JointposeError(f"unknown pretrained variant '{variant}' (known: {', '.join(PRETRAINED)})")
         resource = resources.files("jointpose").joinpath(f"resources/pretrained/{PRETRAINED[variant]}")
@@ -105,8 +124,16 @@ class Lifter:
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto") -> Lifter:
-        """A lifter from an exported ``.safetensors`` model, a training checkpoint (file or
-        folder) or an ONNX export (``.onnx``: run by onnxruntime on the CPU)."""
+        """A lifter from a saved model.
+
+        Args:
+            path: an exported ``.safetensors`` model, a training checkpoint (``.pt`` file or
+                run folder) or an ONNX export (``.onnx``: run by onnxruntime on the CPU).
+            device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``...
+
+        Returns:
+            The lifter, with the inference step the model was trained for.
+        """
         if Path(path).suffix == ".onnx":
             if device not in ("auto", "cpu"):
                 raise JointposeError(f"--device {device}: ONNX models run on onnxruntime's CPU provider")
@@ -128,7 +155,15 @@ class Lifter:
         )
 
     def save(self, path: str | Path, *, half: bool = False) -> Path:
-        """Write the model(s) as safetensors; ``half`` stores float16 weights (half the size)."""
+        """Write the model(s) as safetensors (written to a temporary file, then renamed).
+
+        Args:
+            path: the ``.safetensors`` file to write.
+            half: store float16 weights (half the size; outputs move by well under a millimetre).
+
+        Returns:
+            The path written.
+        """
         if isinstance(self.model, OnnxModel):
             raise JointposeError(f"{self.model.path}: an ONNX export holds no torch weights to save as safetensors")
         loaded = LoadedModel(
@@ -179,7 +214,23 @@ class Lifter:
         normalized: bool = False,
         progress: bool = False,
     ) -> np.ndarray | list[np.ndarray]:
-        """3D poses (frames, 17, 3), metres, camera axes, root at 0; a list in, a list out."""
+        """Lift 2D keypoint sequences to 3D.
+
+        Args:
+            keypoints: (frames, J, 2 or 3) keypoints in the model's input layout (Human3.6M-17
+                for the bundled models; a third column, a confidence, is ignored), pixels unless
+                ``normalized``; or a list of such sequences.
+            image_size: (width, height) in pixels, needed for pixel input.
+            normalized: the keypoints are already normalised screen coordinates.
+            progress: show a progress bar over long sequences.
+
+        Returns:
+            (frames, 17, 3) poses in metres, camera axes (x right, y down, z forward), root
+            joint at 0; a list for a list.
+
+        Raises:
+            JointposeError: malformed or non-finite keypoints, or a non-finite prediction.
+        """
         if isinstance(keypoints, (list, tuple)):
             return [self.predict(k, image_size, normalized=normalized, progress=progress) for k in keypoints]
         kp = self.normalize(keypoints, image_size, normalized)
@@ -209,7 +260,16 @@ class Lifter:
     def predict_trajectory(
         self, keypoints: np.ndarray, image_size: tuple[int, int] | None = None, *, normalized: bool = False
     ) -> np.ndarray:
-        """Root position (frames, 3) in camera space, metres, from the trajectory model."""
+        """The root joint's position in camera space from the trajectory model.
+
+        Args:
+            keypoints: (frames, J, 2 or 3) keypoints, as for :meth:`predict`.
+            image_size: (width, height) in pixels, needed for pixel input.
+            normalized: the keypoints are already normalised screen coordinates.
+
+        Returns:
+            (frames, 3) root positions in metres, camera space.
+        """
         if self.trajectory_model is None:
             raise JointposeError("this model has no trajectory model (train with --trajectory)")
         kp = self.normalize(keypoints, image_size, normalized)

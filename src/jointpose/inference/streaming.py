@@ -136,9 +136,20 @@ class StreamingLifter:
         precision: str = "fp32",
         skeleton_fit: bool | None = None,
     ) -> None:
-        """``skeleton_fit`` (default: the lifter's): each bone takes its mean length over the
-        frames pushed so far, left and right sharing theirs, as ``Lifter.predict`` does for a
-        causal model."""
+        """Stream a causal model one frame at a time, each layer caching the frames it still needs.
+
+        Args:
+            model: a causal pose network, or a causal :class:`Lifter` (its input symmetry and
+                inference step are used).
+            flip_test: also stream the mirrored input and average (twice the work).
+            precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` weights (torch models only).
+            skeleton_fit: each bone takes its mean length over the frames pushed so far, left
+                and right sharing theirs, as ``Lifter.predict`` does for a causal model
+                (default: the lifter's setting).
+
+        Raises:
+            JointposeError: a model that is not causal, or an unknown precision.
+        """
         lifter = model if isinstance(model, Lifter) else Lifter(model)
         if not lifter.causal:
             raise JointposeError(
@@ -180,11 +191,21 @@ class StreamingLifter:
     def push(
         self, keypoints: np.ndarray, image_size: tuple[int, int] | None = None, *, normalized: bool = False
     ) -> np.ndarray:
-        """One frame of 2D keypoints (J, 2|3) -> its 3D pose (17, 3), metres, root at 0.
+        """Lift the next frame.
 
-        A frame that is not finite in float32 or lies far off screen
-        (:meth:`Lifter.normalize`) raises :class:`JointposeError` before any state changes:
-        the stream goes on as if it had never been pushed."""
+        Args:
+            keypoints: (J, 2 or 3) keypoints of one frame, pixels unless ``normalized``.
+            image_size: (width, height) in pixels, needed for pixel input.
+            normalized: the keypoints are already normalised screen coordinates.
+
+        Returns:
+            (17, 3) pose of this very frame in metres, camera axes, root joint at 0.
+
+        Raises:
+            JointposeError: a frame that is not finite in float32 or lies far off screen
+                (``Lifter.normalize``), raised before any state changes: the stream goes on
+                as if it had never been pushed.
+        """
         kp = np.asarray(keypoints, dtype=np.float64)
         if kp.ndim != 2:
             raise JointposeError(f"push takes one frame (joints, 2 or 3), got shape {kp.shape}")

@@ -87,8 +87,19 @@ class LoadedModel:
 
 
 def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedModel:
-    """Load a training checkpoint (``.pt`` file or run folder) or an exported ``.safetensors``
-    model onto ``device`` (``auto``: CUDA when available)."""
+    """The one model loader: evaluation, ``infer``, ``Lifter`` and ``StreamingLifter`` use it.
+
+    Args:
+        path: a training checkpoint (``.pt`` file or run folder) or an exported ``.safetensors`` model.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``... or a ``torch.device``.
+
+    Returns:
+        The pose model in eval mode, its optional trajectory model, frame rate, keypoint
+        symmetry and inference step (and a run's configuration and epoch).
+
+    Raises:
+        JointposeError: a missing, corrupt or unsafe file, or one that is not a jointpose model.
+    """
     path = Path(path)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if path.suffix == ".safetensors":

@@ -97,8 +97,14 @@ class TemporalModel(nn.Module):
         return dropout(x, self.dropout, self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised 2D keypoints (batch, frames, joints_in, 2) -> root-relative 3D joints in
-        metres (batch, frames - receptive_field + 1, joints_out, 3)."""
+        """Lift a window of keypoints (no padding: each output needs a whole receptive field).
+
+        Args:
+            x: (batch, frames, joints_in, 2) normalised screen coordinates.
+
+        Returns:
+            (batch, frames - receptive_field + 1, joints_out, 3) root-relative joints, metres.
+        """
         self._check_input(x)
         if x.shape[1] < self.receptive_field():
             raise ValueError(

@@ -54,6 +54,16 @@ class Trainer:
     """Owns the models, optimiser and data of one run; ``fit()`` trains to the last epoch."""
 
     def __init__(self, config: TrainConfig, dist: DistContext | None = None) -> None:
+        """Load the data, build the model and optimiser, or restore them with ``config.resume``.
+
+        Args:
+            config: the run's configuration (validated by :class:`TrainConfig` itself).
+            dist: the process context under torchrun (default: one process on ``config.device``).
+
+        Raises:
+            JointposeError: missing or malformed data, a run folder that already holds a run
+                (without ``resume``), or a resumed run whose settings differ.
+        """
         resumed = _resumed_checkpoint(config)
         # An unset rate, dropout or set of loss weights of a resumed run is the run's own,
         # not today's default.
@@ -176,10 +186,15 @@ class Trainer:
             torch.manual_seed(self.config.seed + self.dist.rank)
 
     def fit(self, until_epoch: int | None = None) -> dict[str, Any] | None:
-        """Train from the current epoch to ``config.epochs``; returns the final evaluation.
+        """Train from the current epoch to ``config.epochs``, saving a checkpoint every epoch.
 
-        ``until_epoch`` stops early (after saving that epoch) as an interruption would,
-        without the final evaluation; ``--resume`` continues the same schedule.
+        Args:
+            until_epoch: stop after saving this epoch, as an interruption would, without the
+                final evaluation; ``resume`` continues the same schedule.
+
+        Returns:
+            The final evaluation's summary (per action and average, millimetres), or None
+            when stopped early.
         """
         config = self.config
         stop = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
