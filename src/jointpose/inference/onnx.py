@@ -23,7 +23,6 @@ onnx, onnxscript and onnxruntime are the optional extra ``jointpose[onnx]``.
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from jointpose.errors import JointposeError
 from jointpose.geometry.filters import check_sigma
 from jointpose.model.loading import LoadedModel, model_args_of
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
+from jointpose.safeio import atomic_path
 
 ONNX_FORMAT = "jointpose-onnx-v1"
 OPSET = 18  # the torch.export-based exporter's default opset in torch 2.6-2.13
@@ -142,22 +142,9 @@ def export_onnx(loaded: LoadedModel, path: str | Path, *, streaming: bool = Fals
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    return _write_atomic(Path(path), onnx.save_model, proto)
-
-
-def _write_atomic(path: Path, save: Any, proto: Any) -> Path:
-    """``save(proto, tmp)`` in ``path``'s folder, then rename onto ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save(proto, str(tmp))
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise JointposeError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, str(tmp))
+    return Path(path)
 
 
 class OnnxModel(nn.Module):
