@@ -6,15 +6,20 @@
 1. Builds a dataset with the dataset builder: a ring of 6 virtual cameras, detector-like
    noise, and 2D keypoints as ``jointpose infer`` derives them from COCO detections
    (``--input-layout coco``).
-2. Trains the 243-frame, 256-channel joint-aware model with its trajectory model (offline),
-   and the causal variant, on S1, S5, S7; S6 (CMU subject 3, walking on uneven terrain) is
-   held out. The smallest subject is the one held out, so the playground, dance and
+2. Trains the 243-frame, 256-channel joint-aware model (the training defaults: intrinsics-aware
+   input, the default loss weights, learning rate and dropout) with its trajectory model
+   (offline), and the causal variant, on S1, S5, S7, every epoch seeing each motion through
+   freshly drawn random cameras (``--random-cameras``, default ranges; the ring only places
+   the motion in the world); S6 (CMU subject 3, walking on uneven terrain) is held out. The smallest subject is the one held out, so the playground, dance and
    everyday clips all train the shipped models.
-3. Evaluates both on S6 (P1/P2 and the rest, with the default inference, the network
+3. Evaluates both on S6 seen by the ring (P1/P2 and the rest, with the default inference, the network
    alone and the consistent-skeleton fit; the causal model ships without the fit), writes
    ``model_card.json`` beside the models, and exports
    ``jointpose_cmu_243f_{offline,causal}.safetensors`` (float16) into
    ``src/jointpose/resources/pretrained/``, reporting the float16 deviation in mm.
+
+Camera setups the models never saw (Human3.6M's cameras, a phone in portrait, a high
+corner, a low camera): ``benchmarks/camera_generalisation.py --bundled``.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ import torch
 from jointpose.evaluation.evaluate import evaluate_model, format_table
 from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.inference.lifter import PRETRAINED, Lifter
-from jointpose.losses import LossWeights
 from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
 from jointpose.motion.mocap import load_bvh_folder
+from jointpose.motion.viewpoints import CameraRanges
 from jointpose.training.config import TrainConfig
 from jointpose.training.trainer import Trainer
 
@@ -40,11 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN, TEST = ("S1", "S5", "S7"), ("S6",)
 # The offline model ships with a light temporal filter for smooth output (docs/method.md, "Inference").
 BUNDLED_SMOOTH = 1.5
-# The shipped models were trained with the dropout and loss weights of their day (since Nov
-# 27 the defaults are dropout 0.2, angle 0.01, velocity and acceleration 0.4: docs/method.md, "Loss
-# weights"); kept so that this script reproduces them.
-BUNDLED_DROPOUT = 0.25
-BUNDLED_WEIGHTS = LossWeights(angle=0.0, vel=0.3, acc=0.3)
 
 
 def main() -> int:
@@ -87,8 +87,7 @@ def main() -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
-            dropout=BUNDLED_DROPOUT,
-            weights=BUNDLED_WEIGHTS,
+            random_cameras=CameraRanges(),
             causal=variant == "causal",
             trajectory=variant == "offline",
             seed=0,
@@ -106,6 +105,7 @@ def main() -> int:
             fps=trainer.train_data.fps,
             skeleton_fit=not config.causal,
             smooth=smooth,
+            normalization=trainer.config.normalization,
         )
         path = lifter.save(out_dir / PRETRAINED[variant], half=True)
         half = Lifter.load(path)
@@ -174,6 +174,9 @@ def main() -> int:
                 "chunk": config.chunk,
                 "chunk_share": config.chunk_share,
                 "chunk_dropout": config.chunk_dropout,
+                "dropout": trainer.config.dropout,
+                "normalization": trainer.config.normalization,
+                "random_cameras": trainer.config.random_cameras.to_dict(),
                 "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in trainer.history])), 1),
             },
         }

@@ -143,6 +143,7 @@ def test_written_files_have_videopose3d_layout_and_load_back(tmp_path):
         "layout_name": "h36m",
         "num_joints": 17,
         "keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]],
+        "input_layout": "h36m",
     }
     views = files_2d["positions_2d"].item()["S5"]["Walking 1"]
     assert len(views) == 4 and views[0].shape == (50, 17, 2)

@@ -19,7 +19,10 @@ import numpy as np
 from jointpose.errors import JointposeError, JointposeWarning
 
 if TYPE_CHECKING:
+    from jointpose.geometry.cameras import Camera
+    from jointpose.inference.lifter import Lifter
     from jointpose.motion.builder import CameraRing, NoiseModel
+    from jointpose.motion.viewpoints import RandomRig
     from jointpose.training.config import TrainConfig
 
 EXIT_USER_ERROR = 2
@@ -164,11 +167,17 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=50.0, help="frame rate of the dataset (default 50)")
     p.add_argument(
         "--cameras",
-        choices=("h36m", "ring"),
+        choices=("h36m", "ring", "random"),
         default="h36m",
-        help="Human3.6M's calibrated rig (default) or a ring of virtual cameras",
+        help="Human3.6M's calibrated rig (default), a ring of virtual cameras, or random cameras per subject",
     )
-    p.add_argument("--ring-count", type=int, default=4, help="ring: number of cameras")
+    p.add_argument("--ring-count", type=int, default=4, help="ring or random: number of cameras")
+    p.add_argument(
+        "--camera-ranges",
+        default="",
+        metavar="RANGES",
+        help="random: ranges to draw from, e.g. distance=2:10,fov=40:100 (docs/cameras.md; default all defaults)",
+    )
     p.add_argument("--ring-distance", type=float, default=5.0, help="ring: distance from the centre (m)")
     p.add_argument("--ring-height", type=float, default=1.5, help="ring: camera height (m)")
     p.add_argument("--focal-length", type=float, default=1150.0, help="ring: focal length (px)")
@@ -191,12 +200,15 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="random seed (>= 0)")
 
 
-def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | None, NoiseModel]:
-    """(CameraRing or None, NoiseModel) from :func:`add_dataset_args` flags."""
+def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | RandomRig | None, NoiseModel]:
+    """(CameraRing, RandomRig or None for Human3.6M's, NoiseModel) from :func:`add_dataset_args` flags."""
     from jointpose.motion.builder import CameraRing, NoiseModel
+    from jointpose.motion.viewpoints import CameraRanges, RandomRig
 
     ring = None
-    if args.cameras == "ring":
+    if args.cameras == "random":
+        ring = RandomRig(args.ring_count, CameraRanges.parse(args.camera_ranges), args.seed)
+    elif args.cameras == "ring":
         ring = CameraRing(
             args.ring_count,
             args.ring_distance,
@@ -212,7 +224,7 @@ def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | None, NoiseM
 
 
 def cmd_data_build(args: argparse.Namespace) -> None:
-    from jointpose.motion.builder import dataset_paths, write_h36m_dataset
+    from jointpose.motion.builder import CameraRing, dataset_paths, write_h36m_dataset
     from jointpose.motion.mocap import load_bvh_folder, parse_subject_map
     from jointpose.motion.rigs import load_rig_mapping
     from jointpose.safeio import check_fps, check_output_folder
@@ -235,6 +247,8 @@ def cmd_data_build(args: argparse.Namespace) -> None:
         seed=args.seed,
     )
     ring, noise = dataset_options(args)
+    if not isinstance(ring, CameraRing) and ring is not None:  # random cameras: drawn around the motion
+        ring = ring.cameras(motion)
     paths = write_h36m_dataset(
         args.out, motion, fps=args.fps, cameras=ring, noise=noise, seed=args.seed, input_layout=args.input_layout
     )
@@ -242,6 +256,53 @@ def cmd_data_build(args: argparse.Namespace) -> None:
         frames = sum(len(a) for a in actions.values())
         print(f"{subject}: {len(actions)} actions, {frames} frames ({frames / args.fps:.0f} s)")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def add_camera_args(p: argparse.ArgumentParser) -> None:
+    """The camera-intrinsics flags of ``infer`` and ``video``."""
+    p.add_argument("--focal-length", type=float, default=None, help="the camera's focal length in pixels, if known")
+    p.add_argument(
+        "--fov", type=float, default=None, help="or its horizontal field of view in degrees (default: assumed 65)"
+    )
+    p.add_argument(
+        "--principal-point",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("CX", "CY"),
+        help="principal point in pixels (default: the image centre)",
+    )
+
+
+def camera_from_args(args: argparse.Namespace, size: tuple[int, int]) -> Camera | None:
+    """The camera ``--focal-length`` or ``--fov`` (and ``--principal-point``) describe, or None."""
+    from jointpose.geometry.cameras import Camera
+
+    if args.focal_length is not None and args.fov is not None:
+        raise JointposeError("--focal-length and --fov describe the same thing; pass one")
+    centre = tuple(args.principal_point) if args.principal_point is not None else None
+    if args.focal_length is not None:
+        return Camera.from_focal_length(*size, args.focal_length, center=centre, id="given")
+    if args.fov is not None:
+        return Camera.from_fov(*size, args.fov, center=centre, id="given")
+    if centre is not None:
+        raise JointposeError("--principal-point needs --focal-length or --fov")
+    return None
+
+
+def camera_notes(lifter: Lifter, camera: Camera | None) -> list[str]:
+    """What the output says about the intrinsics the keypoints were read with."""
+    from jointpose.geometry.cameras import DEFAULT_FOV_DEG
+
+    if camera is not None:
+        return [f"camera: focal length {camera.focal_length[0]:.0f} px, principal point {camera.center}"]
+    if lifter.normalization == "intrinsics":
+        assumed = lifter.assumed_camera
+        return [
+            f"note: no --focal-length or --fov: assumed a {DEFAULT_FOV_DEG:g} degree horizontal field of view "
+            f"(focal length {assumed.focal_length[0]:.0f} px); sizes and depths scale with the true one"
+        ]
+    return []
 
 
 def cmd_infer(args: argparse.Namespace) -> None:
@@ -296,8 +357,12 @@ def cmd_infer(args: argparse.Namespace) -> None:
             f"note: {keypoints.num_frames} frames is shorter than the receptive field "
             f"({lifter.receptive_field}); the sequence is edge-padded"
         )
-    poses = lifter.predict(keypoints.xy, size, progress=args.progress)
-    trajectory = lifter.predict_trajectory(keypoints.xy, size) if lifter.trajectory_model is not None else None
+    camera = camera_from_args(args, size)
+    poses = lifter.predict(keypoints.xy, size, camera=camera, progress=args.progress)
+    print("\n".join(camera_notes(lifter, camera)))
+    trajectory = None
+    if lifter.trajectory_model is not None or camera is not None:
+        trajectory = lifter.predict_trajectory(keypoints.xy, size, camera=camera, poses=poses)
     export(args.output, poses, lifter.fps, trajectory=trajectory, fmt=fmt)
     print(f"wrote {len(poses)} frames to {args.output} ({fmt})")
     if args.render:
@@ -333,6 +398,8 @@ def cmd_video(args: argparse.Namespace) -> None:
         start=args.start,
         end=args.end,
         focal_length=args.focal_length,
+        fov=args.fov,
+        principal_point=args.principal_point,
         confidence_threshold=args.confidence_threshold,
         progress=args.progress,
     )
@@ -509,6 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="checkpoint or .safetensors model (default: the bundled model)")
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"), help="image size in pixels")
+    add_camera_args(p)
     p.add_argument(
         "--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)"
     )
@@ -535,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--start", type=float, default=None, help="first second of the video to use (default 0)")
     p.add_argument("--end", type=float, default=None, help="last second of the video to use (default: its end)")
-    p.add_argument("--focal-length", type=float, default=None, help="the camera's focal length in pixels, if known")
+    add_camera_args(p)
     p.add_argument("--confidence-threshold", type=float, default=0.3, help="joints below it are interpolated")
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     p.add_argument("--device", default="auto")

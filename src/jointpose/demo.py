@@ -21,6 +21,7 @@ import torch
 from jointpose.errors import JointposeError
 from jointpose.evaluation.metrics import mpjpe
 from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
+from jointpose.motion.viewpoints import RandomRig
 from jointpose.safeio import limit
 from jointpose.training.config import TrainConfig
 from jointpose.training.trainer import Trainer
@@ -43,7 +44,7 @@ class DemoConfig:
     seed: int = 0
     animation: str = "demo.gif"
     animation_frames: int = 100
-    cameras: CameraRing | None = None
+    cameras: CameraRing | RandomRig | None = None
     noise: NoiseModel = NoiseModel()
     fps: float = 50.0
     input_layout: str = "h36m"
@@ -90,7 +91,7 @@ def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ..
         folder,
         motion,
         fps=config.fps,
-        cameras=config.cameras,
+        cameras=config.cameras.cameras(motion) if isinstance(config.cameras, RandomRig) else config.cameras,
         noise=config.noise,
         seed=config.seed,
         input_layout=config.input_layout,
@@ -152,22 +153,22 @@ def _showcase(sequences, frames: int):
     """The test view with the most body motion among those whose 2D stays in the image."""
 
     def in_view(seq) -> bool:
-        kp = seq.keypoints[:frames]  # normalised: x in [-1, 1], y in [-h/w, h/w]
-        return bool(
-            (np.abs(kp[..., 0]) < 0.95).all()
-            and (np.abs(kp[..., 1]) < 0.95 * seq.camera.res_h / seq.camera.res_w).all()
-        )
+        from jointpose.geometry.cameras import keypoint_pixels
+
+        pixels = keypoint_pixels(seq.keypoints[:frames], seq.camera, seq.normalization)
+        size = np.array([seq.camera.res_w, seq.camera.res_h])
+        return bool(((pixels > 0.025 * size) & (pixels < 0.975 * size)).all())
 
     candidates = [s for s in sequences if in_view(s)] or list(sequences)
     return max(candidates, key=lambda s: float(np.ptp(s.poses_3d[:frames], axis=0).sum()))
 
 
 def _animate(seq, prediction: np.ndarray, path: Path, frames: int, fps: float) -> None:
-    from jointpose.geometry.cameras import image_coordinates
+    from jointpose.geometry.cameras import keypoint_pixels
     from jointpose.render import render_animation
 
     count = min(frames, len(prediction))
-    pixels = image_coordinates(seq.keypoints[:count], seq.camera.res_w, seq.camera.res_h)
+    pixels = keypoint_pixels(seq.keypoints[:count], seq.camera, seq.normalization)
     render_animation(
         path,
         pixels,

@@ -333,7 +333,8 @@ def scale_bodies(sequences: Sequence[PoseSequence], rng: np.random.Generator, sp
         factors = body_factors(rng, spread, spread * PROPORTION_PER_HEIGHT)
         original = seq.poses_3d.astype(np.float64) + seq.trajectory[:, None]
         scaled = scale_body(original, factors)
-        shift = seq.camera.normalize(seq.camera.project(scaled)) - seq.camera.normalize(seq.camera.project(original))
+        camera, norm = seq.camera, seq.normalization
+        shift = camera.normalize(camera.project(scaled), norm) - camera.normalize(camera.project(original), norm)
         out.append(
             dataclasses.replace(
                 seq,

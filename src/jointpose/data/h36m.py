@@ -10,8 +10,10 @@ Cameras come from a ``cameras`` entry in either file when present (the schema of
 ``h36m_cameras.json``, as a JSON string or a dict; written by ``jointpose data build``),
 otherwise from the built-in Human3.6M calibration, looked up by subject name.
 
-Each loaded :class:`PoseSequence` is one (subject, action, camera) view: 2D keypoints in
-normalised screen coordinates, and 3D targets in camera space, root-relative, in metres.
+Each loaded :class:`PoseSequence` is one (subject, action, camera) view: 2D keypoints in the
+network's input coordinates (``normalization``: VideoPose3D's normalised screen coordinates,
+or the camera's rays through its intrinsics, see :mod:`jointpose.geometry.cameras`), and 3D
+targets in camera space, root-relative, in metres.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import Camera, cameras_from_schema, h36m_cameras
+from jointpose.geometry.cameras import NORMALIZATIONS, Camera, cameras_from_schema, h36m_cameras
 from jointpose.safeio import check_finite, load_npz
 
 
@@ -39,9 +41,10 @@ class PoseSequence:
     action: str
     camera_index: int
     camera: Camera
-    keypoints: np.ndarray  # (frames, joints_2d, 2) normalised screen coordinates, float32
+    keypoints: np.ndarray  # (frames, joints_2d, 2) input coordinates (``normalization``), float32
     poses_3d: np.ndarray | None  # (frames, 17, 3) camera space, root at 0, metres, float32
     trajectory: np.ndarray | None  # (frames, 3) root position in camera space, metres, float32
+    normalization: str = "screen"  # how ``keypoints`` were normalised (geometry.cameras.NORMALIZATIONS)
 
     @property
     def key(self) -> str:
@@ -64,6 +67,8 @@ class Dataset:
     num_keypoints: int
     keypoints_name: str
     fps: float = 50.0  # frame rate after --downsample
+    normalization: str = "screen"  # of every sequence's keypoints
+    input_layout: str = "h36m"  # the points the 2D stands for: "h36m" joints, or "coco" converted (data build)
 
     @property
     def num_frames(self) -> int:
@@ -107,6 +112,14 @@ class H36MFiles:
         else:
             self.cameras = h36m_cameras()
 
+    def input_layout(self) -> str:
+        """What the 2D points stand for (metadata ``input_layout``, written by ``data build``):
+        ``"coco"`` when they were converted from a COCO detector's points, else ``"h36m"``."""
+        layout = self.metadata.get("input_layout", "h36m") if isinstance(self.metadata, dict) else "h36m"
+        if layout not in ("h36m", "coco"):
+            raise JointposeError(f"{self.path_2d}: metadata['input_layout'] must be h36m or coco, got {layout!r}")
+        return layout
+
     def symmetry(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Left and right keypoint indices of the 2D layout (metadata, else Human3.6M's)."""
         sym = self.metadata.get("keypoints_symmetry") if isinstance(self.metadata, dict) else None
@@ -135,6 +148,7 @@ def load_dataset(
     subset: float = 1.0,
     downsample: int = 1,
     require_3d: bool = True,
+    normalization: str = "screen",
 ) -> Dataset:
     """Load the camera views of ``subjects`` (and action groups ``actions``) from ``data_dir``.
 
@@ -146,7 +160,16 @@ def load_dataset(
         subset: fraction of each sequence to keep (a contiguous, deterministic chunk).
         downsample: keep every n-th frame.
         require_3d: fail when the 3D file is missing (training and evaluation need it).
+        normalization: the 2D input coordinates, ``"screen"`` or ``"intrinsics"``
+            (:func:`jointpose.geometry.cameras.normalize_keypoints`), with each view's camera.
     """
+    if normalization not in NORMALIZATIONS:
+        raise JointposeError(
+            "{0} must be one of {choices}, got {value}",
+            fields=("normalization",),
+            choices=", ".join(NORMALIZATIONS),
+            value=repr(normalization),
+        )
     if not 0.0 < subset <= 1.0:
         raise JointposeError("{0} must lie in (0, 1], got {value}", fields=("subset",), value=subset)
     if downsample < 1:
@@ -164,7 +187,7 @@ def load_dataset(
         if not selected:
             raise JointposeError(f"{files.path_2d}: subject {subject} has no actions in positions_2d")
         for action in selected:
-            for seq in _load_views(files, subject, action, subset, downsample, trimmed):
+            for seq in _load_views(files, subject, action, subset, downsample, trimmed, normalization):
                 if num_keypoints is None:
                     num_keypoints = seq.keypoints.shape[1]
                 elif seq.keypoints.shape[1] != num_keypoints:
@@ -184,7 +207,9 @@ def load_dataset(
         raise JointposeError(f"no sequences selected from {files.path_2d} (subjects {subjects}, actions {actions})")
     if max(left + right) >= num_keypoints:
         raise JointposeError(f"{files.path_2d}: keypoints_symmetry names keypoints beyond the {num_keypoints} present")
-    return Dataset(sequences, left, right, num_keypoints, keypoints, files.fps / downsample)
+    return Dataset(
+        sequences, left, right, num_keypoints, keypoints, files.fps / downsample, normalization, files.input_layout()
+    )
 
 
 def _subject_actions(files: H36MFiles, subject: str) -> dict[str, Any]:
@@ -213,7 +238,13 @@ def _select_actions(available: dict[str, Any], groups: list[str] | None, subject
 
 
 def _load_views(
-    files: H36MFiles, subject: str, action: str, subset: float, downsample: int, trimmed: list[str]
+    files: H36MFiles,
+    subject: str,
+    action: str,
+    subset: float,
+    downsample: int,
+    trimmed: list[str],
+    normalization: str,
 ) -> list[PoseSequence]:
     cameras = files.cameras[subject]
     views = files.positions_2d[subject][action]
@@ -242,7 +273,7 @@ def _load_views(
                 trimmed.append(f"{subject}/{action}/{index}: {len(kp)} -> {len(world)} frames")
                 kp = kp[: len(world)]
         with np.errstate(over="ignore"):  # an overflow is what check_finite reports
-            kp = camera.normalize(kp).astype(np.float32)
+            kp = camera.normalize(kp, normalization).astype(np.float32)
         check_finite(kp, f"{where}[{index}] in float32")  # 1e300 is finite in float64 only
         poses = trajectory = None
         if world is not None:
@@ -263,6 +294,7 @@ def _load_views(
                 kp[frames],
                 None if poses is None else poses[frames],
                 None if trajectory is None else trajectory[frames],
+                normalization,
             )
         )
     return out

@@ -186,7 +186,9 @@ def evaluate_checkpoint(
     default_fit, default_smooth = loaded.skeleton_fit, loaded.smooth
     keypoints = keypoints or config.get("keypoints", "cpn_ft_h36m_dbb")
     subjects = subjects or list(config.get("subjects_test", ("S9", "S11")))
-    data = load_dataset(data_dir, keypoints, subjects, actions, downsample=downsample)
+    data = load_dataset(
+        data_dir, keypoints, subjects, actions, downsample=downsample, normalization=loaded.normalization
+    )
     if data.num_keypoints != model.num_joints_in:
         raise JointposeError(
             f"-k {keypoints}: {data.num_keypoints} keypoints per frame but the checkpoint expects {model.num_joints_in}"

@@ -11,8 +11,17 @@ Conventions
   Human3.6M's calibration is given in (and VideoPose3D's 2D ground truth was projected
   with); see :func:`project_points`. Files in the ``h36m_cameras.json`` schema use
   ``"h36m"`` unless a camera says otherwise; cameras made in code default to ``"opencv"``.
-* Normalised screen coordinates map x in [0, w] pixels to [-1, 1] and scale y by the
-  same factor (aspect ratio kept): ``u = x / w * 2 - 1``, ``v = y / w * 2 - h / w``.
+* The network reads 2D keypoints in one of two normalisations (:data:`NORMALIZATIONS`,
+  :func:`normalize_keypoints`):
+
+  - ``"screen"`` (VideoPose3D's): x in [0, w] pixels maps to [-1, 1] and y is scaled by the
+    same factor (aspect ratio kept): ``u = x / w * 2 - 1``, ``v = y / w * 2 - h / w``. It
+    depends on the image width only, so the same body at the same distance looks larger to
+    the network through a longer lens.
+  - ``"intrinsics"``: the ray through each point, ``u = (x - cx) / fx``, ``v = (y - cy) / fy``
+    after removing the lens distortion (the tangent of the angle off the optical axis). The
+    same body at the same distance gives the same input whatever the lens and image size,
+    and a root depth follows in metres (:func:`root_trajectory`).
 """
 
 from __future__ import annotations
@@ -28,6 +37,10 @@ from scipy.spatial.transform import Rotation
 from jointpose.errors import JointposeError
 
 DISTORTION_MODELS = ("opencv", "h36m")
+NORMALIZATIONS = ("screen", "intrinsics")
+# Horizontal field of view assumed when a camera's focal length is unknown: a typical phone
+# main camera or webcam (about 26 mm equivalent, i.e. 65-70 degrees, over the long side).
+DEFAULT_FOV_DEG = 65.0
 
 
 @dataclass(frozen=True)
@@ -84,9 +97,51 @@ class Camera:
             model=self.distortion_model,
         )
 
-    def normalize(self, pixels: np.ndarray) -> np.ndarray:
-        """Pixels (..., 2) -> normalised screen coordinates for this camera's image size."""
-        return normalize_screen_coordinates(pixels, self.res_w, self.res_h)
+    def normalize(self, pixels: np.ndarray, normalization: str = "screen") -> np.ndarray:
+        """Pixels (..., 2) -> the network's input coordinates (:func:`normalize_keypoints`)."""
+        return normalize_keypoints(pixels, self, normalization)
+
+    @property
+    def distorted(self) -> bool:
+        """Whether the lens has any distortion coefficient."""
+        return any(self.radial_distortion) or any(self.tangential_distortion)
+
+    @classmethod
+    def from_fov(
+        cls,
+        width: int,
+        height: int,
+        fov_deg: float = DEFAULT_FOV_DEG,
+        *,
+        center: tuple[float, float] | None = None,
+        id: str = "camera",
+    ) -> Camera:
+        """An undistorted camera of ``width`` x ``height`` pixels whose horizontal field of view
+        is ``fov_deg`` degrees (square pixels; principal point at the image centre unless given)."""
+        if not (np.isfinite(fov_deg) and 1.0 <= fov_deg <= 179.0):
+            raise JointposeError(f"--fov must be a field of view in degrees in [1, 179], got {fov_deg}")
+        focal = width / 2.0 / np.tan(np.radians(fov_deg) / 2.0)
+        return cls.from_focal_length(width, height, float(focal), center=center, id=id)
+
+    @classmethod
+    def from_focal_length(
+        cls,
+        width: int,
+        height: int,
+        focal_length: float | tuple[float, float],
+        *,
+        center: tuple[float, float] | None = None,
+        id: str = "camera",
+    ) -> Camera:
+        """An undistorted camera of ``width`` x ``height`` pixels with ``focal_length`` pixels
+        (one value, or fx and fy); principal point at the image centre unless given."""
+        fx, fy = (focal_length, focal_length) if np.isscalar(focal_length) else focal_length
+        if not all(np.isfinite(f) and f > 0 for f in (fx, fy)):
+            raise JointposeError(f"--focal-length must be a positive number of pixels, got {focal_length}")
+        cx, cy = (width / 2.0, height / 2.0) if center is None else center
+        if not (np.isfinite(cx) and np.isfinite(cy)):
+            raise JointposeError(f"--principal-point must be finite pixels, got {center}")
+        return cls(id, int(width), int(height), (float(fx), float(fy)), (float(cx), float(cy)))
 
     def to_dict(self) -> dict[str, Any]:
         """Intrinsics and extrinsics in the schema of ``h36m_cameras.json`` (translation in mm)."""
@@ -166,11 +221,97 @@ def check_image_size(width: Any, height: Any, what: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def normalize_keypoints(pixels: np.ndarray, camera: Camera, normalization: str) -> np.ndarray:
+    """Pixels (..., 2) seen by ``camera`` -> the network's input in ``normalization``
+    (``"screen"`` or ``"intrinsics"``, see the module docstring). Integer pixels come back as
+    float64; floating ones keep their dtype."""
+    if normalization == "screen":
+        return normalize_screen_coordinates(pixels, camera.res_w, camera.res_h)
+    if normalization == "intrinsics":
+        pixels = _floating(pixels)
+        rays = (pixels - np.asarray(camera.center)) / np.asarray(camera.focal_length)
+        if camera.distorted:
+            rays = undistort(rays, camera)
+        return rays.astype(pixels.dtype, copy=False)
+    raise JointposeError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+
+
+def input_intrinsics(camera: Camera, normalization: str) -> np.ndarray:
+    """(fx, fy, cx, cy) in the network's input units: an undistorted camera-space point
+    (X, Y, Z) appears at ``(fx X / Z + cx, fy Y / Z + cy)`` in :func:`normalize_keypoints`."""
+    if normalization == "screen":
+        w, h = camera.res_w, camera.res_h
+        fx, fy = camera.focal_length
+        cx, cy = camera.center
+        return np.array([2.0 * fx / w, 2.0 * fy / w, 2.0 * cx / w - 1.0, 2.0 * cy / w - h / w])
+    if normalization == "intrinsics":
+        return np.array([1.0, 1.0, 0.0, 0.0])
+    raise JointposeError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+
+
+def undistort(distorted: np.ndarray, camera: Camera, iterations: int = 20) -> np.ndarray:
+    """Distorted normalised image points (..., 2), i.e. ``(pixels - center) / focal_length``,
+    -> the pinhole points ``(X/Z, Y/Z)`` whose projection through ``camera``'s lens they are.
+
+    Fixed-point iteration of the distortion model of :func:`project_points` (exact to well
+    under 1e-6 for the mild distortion of real lenses within the image).
+    """
+    k1, k2, k3 = camera.radial_distortion
+    p1, p2 = camera.tangential_distortion
+    xd, yd = distorted[..., 0], distorted[..., 1]
+    x, y = xd.copy(), yd.copy()
+    for _ in range(iterations):
+        r2 = x * x + y * y
+        radial = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+        if camera.distortion_model == "h36m":
+            factor = radial + p1 * x + p2 * y
+            x, y = (xd - p1 * r2) / factor, (yd - p2 * r2) / factor
+        else:
+            x = (xd - 2.0 * p1 * x * y - p2 * (r2 + 2.0 * x * x)) / radial
+            y = (yd - p1 * (r2 + 2.0 * y * y) - 2.0 * p2 * x * y) / radial
+    return np.stack([x, y], axis=-1)
+
+
+def root_trajectory(poses: np.ndarray, rays: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """The root's camera-space position (frames, 3) in metres that puts root-relative ``poses``
+    (frames, J, 3) metres onto their image ``rays`` (frames, J, 2) (``"intrinsics"``
+    normalisation: undistorted ``(x - cx) / fx``), by linear least squares per frame.
+
+    Each joint gives two equations linear in the root T: ``T_x - u T_z = u P_z - P_x`` and
+    ``T_y - v T_z = v P_z - P_y`` (the projection of P + T lands on (u, v)); ``weights``
+    (frames, J), e.g. detector confidences, weight them. Exact when poses and rays agree.
+    """
+    poses, rays = np.asarray(poses, dtype=np.float64), np.asarray(rays, dtype=np.float64)
+    u, v = rays[..., 0], rays[..., 1]
+    zeros, ones = np.zeros_like(u), np.ones_like(u)
+    a = np.concatenate(
+        [np.stack([ones, zeros, -u], axis=-1), np.stack([zeros, ones, -v], axis=-1)], axis=1
+    )  # (frames, 2J, 3)
+    b = np.concatenate([u * poses[..., 2] - poses[..., 0], v * poses[..., 2] - poses[..., 1]], axis=1)
+    if weights is not None:
+        w = np.sqrt(np.concatenate([weights, weights], axis=1))
+        a, b = a * w[..., None], b * w
+    ata = np.einsum("fji,fjk->fik", a, a)
+    atb = np.einsum("fji,fj->fi", a, b)
+    return np.linalg.solve(ata, atb[..., None])[..., 0]
+
+
 def normalize_screen_coordinates(pixels: np.ndarray, w: int, h: int) -> np.ndarray:
     """Pixels (..., 2) -> normalised coordinates: x in [0, w] -> [-1, 1], aspect ratio kept.
     Integer pixels come back as float64; floating ones keep their dtype."""
     pixels = _floating(pixels)
     return pixels / w * 2.0 - np.array([1.0, h / w], dtype=pixels.dtype)
+
+
+def keypoint_pixels(normalized: np.ndarray, camera: Camera, normalization: str) -> np.ndarray:
+    """Inverse of :func:`normalize_keypoints`: the network's input (..., 2) -> pixels of ``camera``."""
+    if normalization == "screen":
+        return image_coordinates(normalized, camera.res_w, camera.res_h)
+    if normalization == "intrinsics":
+        rays = _floating(normalized)
+        points = np.concatenate([rays, np.ones_like(rays[..., :1])], axis=-1)
+        return camera.project(points).astype(rays.dtype, copy=False)
+    raise JointposeError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
 
 
 def image_coordinates(normalized: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -183,17 +324,20 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
     """Build ``{subject: [Camera, ...]}`` from the ``h36m_cameras.json`` schema.
 
     ``schema`` holds ``intrinsic`` (a list, one per camera) and ``extrinsic``
-    (subject -> list of ``{orientation, translation}`` in millimetres, same order).
-    Subjects whose extrinsics are all empty are left out.
+    (subject -> list of ``{orientation, translation}`` in millimetres, same order), and
+    optionally ``subject_intrinsic`` (subject -> its own list of intrinsics, which replaces
+    ``intrinsic`` for that subject). Subjects whose extrinsics are all empty are left out.
     ``source`` names where the schema came from, for error messages.
     """
     try:
-        intrinsic = schema["intrinsic"]
+        shared = schema["intrinsic"]
         extrinsic = schema["extrinsic"]
+        own = schema.get("subject_intrinsic", {})
         cameras: dict[str, list[Camera]] = {}
         for subject, views in extrinsic.items():
             if all(not view for view in views):
                 continue  # no calibration published for this subject (S2, S3, S4)
+            intrinsic = own.get(subject, shared)
             if len(views) != len(intrinsic):
                 raise JointposeError(
                     f"subject {subject} has {len(views)} extrinsic entries but there are {len(intrinsic)} cameras"

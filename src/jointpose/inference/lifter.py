@@ -2,11 +2,22 @@
 
     lifter = Lifter.from_pretrained()                  # bundled weights
     poses = lifter.predict(keypoints, image_size=(1920, 1080))   # (frames, 17, 3)
+    camera = Camera.from_fov(1920, 1080, 70.0)         # or Camera.from_focal_length(1920, 1080, 1400.0)
+    poses = lifter.predict(keypoints, camera=camera)   # the lens known: the right size and depth
+    root = lifter.predict_trajectory(keypoints, camera=camera)  # (frames, 3) metres, camera space
 
 Input keypoints are (frames, 17, 2 or 3) PIXELS in the Human3.6M-17 order (a third column,
 a confidence, is ignored; convert detector formats with :mod:`jointpose.data.keypoints`).
 Output is camera space - x right, y down, z forward - in metres, relative to the root
-joint (index 0, exactly zero). Sequences shorter than the receptive field are padded
+joint (index 0, exactly zero).
+
+A model trained with ``normalization="intrinsics"`` reads each point as its ray through the
+camera, so it needs the camera's intrinsics: pass ``camera`` (a
+:class:`~jointpose.geometry.cameras.Camera`, e.g. from its focal length or field of view);
+with ``image_size`` alone, a camera of :data:`~jointpose.geometry.cameras.DEFAULT_FOV_DEG`
+degrees horizontal field of view is assumed (a typical phone or webcam) and
+:attr:`Lifter.assumed_camera` says so. A ``"screen"`` model (VideoPose3D's normalisation)
+reads points in image widths and needs the image size only. Sequences shorter than the receptive field are padded
 with copies of their first and last frames, so any length >= 1 works.
 
 Models are stored as safetensors (no pickle); :mod:`jointpose.model.loading` reads and
@@ -25,7 +36,13 @@ import torch
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import check_image_size, normalize_screen_coordinates
+from jointpose.geometry.cameras import (
+    DEFAULT_FOV_DEG,
+    Camera,
+    check_image_size,
+    normalize_keypoints,
+    root_trajectory,
+)
 from jointpose.inference.onnx import OnnxModel, load_onnx
 from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
 from jointpose.model.predict import inference_step, model_device, predict
@@ -55,6 +72,7 @@ class Lifter:
         flip_test: bool = True,
         skeleton_fit: bool = False,
         smooth: float = 0.0,
+        normalization: str = "screen",
     ) -> None:
         """Wrap a trained model for inference (usually built by :meth:`load` or :meth:`from_pretrained`).
 
@@ -70,6 +88,8 @@ class Lifter:
             smooth: Gaussian filter over each predicted sequence before the fit, sigma in
                 frames (0 = off; offline models only). With ``skeleton_fit``, the joint-aware
                 method's inference step (``jointpose.geometry.anatomy``, ``jointpose.geometry.filters``).
+            normalization: the 2D input coordinates the model was trained on, ``"screen"`` or
+                ``"intrinsics"`` (:func:`jointpose.geometry.cameras.normalize_keypoints`).
         """
         self.model = model.eval()
         self.skeleton_fit = skeleton_fit
@@ -78,6 +98,8 @@ class Lifter:
         self.fps = float(fps)
         self.keypoints_left, self.keypoints_right = tuple(keypoints_left), tuple(keypoints_right)
         self.flip_test = flip_test
+        self.normalization = normalization
+        self.assumed_camera: Camera | None = None  # set when pixel input came without intrinsics
         self._fused: FusedTemporalModel | None = None
 
     @property
@@ -152,6 +174,7 @@ class Lifter:
             keypoints_right=right,
             skeleton_fit=loaded.skeleton_fit,
             smooth=loaded.smooth,
+            normalization=loaded.normalization,
         )
 
     def save(self, path: str | Path, *, half: bool = False) -> Path:
@@ -173,11 +196,39 @@ class Lifter:
             (self.keypoints_left, self.keypoints_right),
             self.skeleton_fit,
             self.smooth,
+            normalization=self.normalization,
         )
         return save_model(path, loaded, half=half)
 
-    def normalize(self, keypoints: np.ndarray, image_size: tuple[int, int] | None, normalized: bool) -> np.ndarray:
-        """Validate (frames, J, 2|3) keypoints and map pixels to normalised screen coordinates."""
+    def camera_for(self, image_size: tuple[int, int] | None, camera: Camera | None) -> Camera:
+        """The camera pixel keypoints are read with: ``camera`` itself, else one of
+        :data:`DEFAULT_FOV_DEG` degrees over ``image_size`` (recorded in :attr:`assumed_camera`)."""
+        if camera is not None:
+            if not isinstance(camera, Camera):
+                raise JointposeError(f"camera must be a jointpose Camera, got {type(camera).__name__}")
+            if image_size is not None and tuple(image_size) != (camera.res_w, camera.res_h):
+                raise JointposeError(
+                    f"image_size {tuple(image_size)} differs from the camera's {camera.res_w}x{camera.res_h}"
+                )
+            return camera
+        if image_size is None:
+            raise JointposeError("pixel keypoints need image_size=(width, height) (--image-size W H) or a camera")
+        try:
+            w, h = image_size
+        except (TypeError, ValueError):
+            raise JointposeError(f"image_size must be (width, height) in pixels, got {image_size!r}") from None
+        w, h = check_image_size(w, h, "image_size")
+        self.assumed_camera = Camera.from_fov(w, h, DEFAULT_FOV_DEG, id="assumed")
+        return self.assumed_camera
+
+    def normalize(
+        self,
+        keypoints: np.ndarray,
+        image_size: tuple[int, int] | None,
+        normalized: bool,
+        camera: Camera | None = None,
+    ) -> np.ndarray:
+        """Validate (frames, J, 2|3) keypoints and map pixels to the model's input coordinates."""
         kp = np.asarray(keypoints, dtype=np.float64)
         if kp.ndim != 3 or kp.shape[2] not in (2, 3) or kp.shape[1] != self.num_keypoints:
             raise JointposeError(f"keypoints must be (frames, {self.num_keypoints}, 2 or 3), got shape {kp.shape}")
@@ -187,14 +238,8 @@ class Lifter:
         if not np.isfinite(kp).all():
             raise JointposeError("keypoints hold NaN or inf values; fill missing joints first (jointpose.keypoints)")
         if not normalized:
-            if image_size is None:
-                raise JointposeError("pixel keypoints need image_size=(width, height) (--image-size W H)")
-            try:
-                w, h = image_size
-            except (TypeError, ValueError):
-                raise JointposeError(f"image_size must be (width, height) in pixels, got {image_size!r}") from None
-            w, h = check_image_size(w, h, "image_size")
-            kp = normalize_screen_coordinates(kp, w, h)
+            with np.errstate(over="ignore", invalid="ignore"):  # what the check below reports
+                kp = normalize_keypoints(kp, self.camera_for(image_size, camera), self.normalization)
         # Checked as the network computes (float32), where 1e300 is infinite.
         with np.errstate(over="ignore"):
             out_of_range = ~(np.abs(kp.astype(np.float32)) <= SCREEN_BOUND).reshape(len(kp), -1).all(axis=1)
@@ -211,6 +256,7 @@ class Lifter:
         keypoints: np.ndarray | Sequence[np.ndarray],
         image_size: tuple[int, int] | None = None,
         *,
+        camera: Camera | None = None,
         normalized: bool = False,
         progress: bool = False,
     ) -> np.ndarray | list[np.ndarray]:
@@ -220,8 +266,10 @@ class Lifter:
             keypoints: (frames, J, 2 or 3) keypoints in the model's input layout (Human3.6M-17
                 for the bundled models; a third column, a confidence, is ignored), pixels unless
                 ``normalized``; or a list of such sequences.
-            image_size: (width, height) in pixels, needed for pixel input.
-            normalized: the keypoints are already normalised screen coordinates.
+            image_size: (width, height) in pixels, for pixel input without ``camera``.
+            camera: the camera the keypoints were seen with (intrinsics in pixels); without it
+                an ``"intrinsics"`` model assumes :data:`DEFAULT_FOV_DEG` degrees.
+            normalized: the keypoints are already in the model's input coordinates.
             progress: show a progress bar over long sequences.
 
         Returns:
@@ -232,8 +280,10 @@ class Lifter:
             JointposeError: malformed or non-finite keypoints, or a non-finite prediction.
         """
         if isinstance(keypoints, (list, tuple)):
-            return [self.predict(k, image_size, normalized=normalized, progress=progress) for k in keypoints]
-        kp = self.normalize(keypoints, image_size, normalized)
+            return [
+                self.predict(k, image_size, camera=camera, normalized=normalized, progress=progress) for k in keypoints
+            ]
+        kp = self.normalize(keypoints, image_size, normalized, camera)
         poses = predict(
             self._inference_model(),
             kp,
@@ -258,21 +308,51 @@ class Lifter:
         return self._fused
 
     def predict_trajectory(
-        self, keypoints: np.ndarray, image_size: tuple[int, int] | None = None, *, normalized: bool = False
+        self,
+        keypoints: np.ndarray,
+        image_size: tuple[int, int] | None = None,
+        *,
+        camera: Camera | None = None,
+        normalized: bool = False,
+        poses: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The root joint's position in camera space from the trajectory model.
+        """The root joint's position in camera space, metres.
+
+        The trajectory model's prediction where it reads the lens (an ``"intrinsics"`` model),
+        or where no ``camera`` is given (a ``"screen"`` model's depth is then right only for the
+        focal length it trained with); otherwise the root that puts the predicted pose onto the
+        keypoints' rays through ``camera`` (:func:`jointpose.geometry.cameras.root_trajectory`).
 
         Args:
             keypoints: (frames, J, 2 or 3) keypoints, as for :meth:`predict`.
-            image_size: (width, height) in pixels, needed for pixel input.
-            normalized: the keypoints are already normalised screen coordinates.
+            image_size: (width, height) in pixels, for pixel input without ``camera``.
+            camera: the camera's intrinsics (needed without a trajectory model).
+            normalized: the keypoints are already in the model's input coordinates.
+            poses: the predicted poses (frames, 17, 3) metres, if already computed.
 
         Returns:
             (frames, 3) root positions in metres, camera space.
         """
-        if self.trajectory_model is None:
-            raise JointposeError("this model has no trajectory model (train with --trajectory)")
-        kp = self.normalize(keypoints, image_size, normalized)
+        if self.trajectory_model is None or (camera is not None and self.normalization == "screen"):
+            if camera is None:
+                raise JointposeError(
+                    "a root trajectory needs the camera's intrinsics (--focal-length or --fov) "
+                    "or a model with a trajectory model (train with --trajectory)"
+                )
+            if normalized:
+                raise JointposeError("a trajectory from the camera's intrinsics needs pixel keypoints")
+            pixels = np.asarray(keypoints, dtype=np.float64)
+            if poses is None:
+                poses = self.predict(pixels, image_size, camera=camera)
+            if pixels.shape[:2] != np.shape(poses)[:2]:
+                raise JointposeError(
+                    f"a trajectory from the camera needs one keypoint per predicted joint: keypoints "
+                    f"{pixels.shape[:2]} vs poses {np.shape(poses)[:2]} (frames, joints)"
+                )
+            root = root_trajectory(poses, normalize_keypoints(pixels[..., :2], camera, "intrinsics"))
+            check_finite(root, "the predicted trajectory")
+            return root
+        kp = self.normalize(keypoints, image_size, normalized, camera)
         out = predict(
             self.trajectory_model,
             kp,

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jointpose.errors import JointposeError
+from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import check_sigma
 from jointpose.model.loading import LoadedModel, model_args_of
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
@@ -138,6 +139,7 @@ def export_onnx(loaded: LoadedModel, path: str | Path, *, streaming: bool = Fals
         "keypoints_symmetry": json.dumps([list(left), list(right)]),
         "skeleton_fit": json.dumps(loaded.skeleton_fit),
         "smooth": json.dumps(loaded.smooth),
+        "normalization": json.dumps(loaded.normalization),
     }
     for key, value in meta.items():
         entry = proto.metadata_props.add()
@@ -169,6 +171,7 @@ class OnnxModel(nn.Module):
             args = json.loads(meta["model_args"])
             self.receptive_field_ = int(json.loads(meta["receptive_field"]))
             self.meta = {k: json.loads(meta[k]) for k in ("fps", "keypoints_symmetry", "skeleton_fit", "smooth")}
+            self.meta["normalization"] = json.loads(meta.get("normalization", '"screen"'))
         except (KeyError, json.JSONDecodeError, TypeError, ValueError) as exc:
             raise JointposeError(f"{path}: malformed jointpose ONNX metadata ({exc})") from None
         self.path, self.streaming = path, meta.get("kind") == "streaming"
@@ -226,7 +229,16 @@ def load_onnx(path: str | Path) -> LoadedModel:
         bool(model.meta["skeleton_fit"]),
         _sigma(model),
         {"exported_model": True},
+        normalization=_normalization(model),
     )
+
+
+def _normalization(model: OnnxModel) -> str:
+    """The 2D input normalisation from an export's metadata."""
+    value = model.meta["normalization"]
+    if value not in NORMALIZATIONS:
+        raise JointposeError(f"{model.path}: metadata 'normalization' must be one of {', '.join(NORMALIZATIONS)}")
+    return value
 
 
 def _sigma(model: OnnxModel) -> float:

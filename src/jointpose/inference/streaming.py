@@ -29,6 +29,7 @@ from jointpose.geometry.anatomy import (
     limit_range_of_motion,
     set_bone_lengths,
 )
+from jointpose.geometry.cameras import Camera
 from jointpose.inference.lifter import Lifter
 from jointpose.inference.onnx import OnnxModel
 from jointpose.model.temporal import TemporalModel
@@ -189,14 +190,20 @@ class StreamingLifter:
 
     @torch.no_grad()
     def push(
-        self, keypoints: np.ndarray, image_size: tuple[int, int] | None = None, *, normalized: bool = False
+        self,
+        keypoints: np.ndarray,
+        image_size: tuple[int, int] | None = None,
+        *,
+        camera: Camera | None = None,
+        normalized: bool = False,
     ) -> np.ndarray:
         """Lift the next frame.
 
         Args:
             keypoints: (J, 2 or 3) keypoints of one frame, pixels unless ``normalized``.
-            image_size: (width, height) in pixels, needed for pixel input.
-            normalized: the keypoints are already normalised screen coordinates.
+            image_size: (width, height) in pixels, for pixel input without ``camera``.
+            camera: the camera's intrinsics, as for :meth:`Lifter.predict`.
+            normalized: the keypoints are already in the model's input coordinates.
 
         Returns:
             (17, 3) pose of this very frame in metres, camera axes, root joint at 0.
@@ -210,7 +217,7 @@ class StreamingLifter:
         if kp.ndim != 2:
             raise JointposeError(f"push takes one frame (joints, 2 or 3), got shape {kp.shape}")
         x = torch.as_tensor(
-            self.lifter.normalize(kp[None], image_size, normalized)[0],
+            self.lifter.normalize(kp[None], image_size, normalized, camera)[0],
             dtype=torch.float32,
             device=self._length_sum.device,
         )

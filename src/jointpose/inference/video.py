@@ -10,11 +10,15 @@ is repaired (left/right swaps), converted to the Human3.6M-17 input and its gaps
 (:mod:`jointpose.data.tracks`); it is resampled to the model's frame rate and lifted; the 3D
 poses (and root trajectory) are resampled back so that pose ``i`` belongs to video frame ``i``.
 
-Focal length: the model reads the 2D points in units of the image width, and the bundled
-models saw them through cameras whose focal length is :data:`MODEL_FOCAL_WIDTHS` image widths.
-Given the video's focal length (pixels), the points are scaled about the image centre by
-``MODEL_FOCAL_WIDTHS * width / focal_length``, so that they make the angles at the camera
-they make in the video; without it they are taken as they are (the same field of view).
+Camera: a model trained on the camera's rays (``normalization="intrinsics"``) reads the
+points through the video's intrinsics - its focal length or field of view when given, else
+an assumed :data:`~jointpose.geometry.cameras.DEFAULT_FOV_DEG` degrees - and, given them,
+the root trajectory follows in metres (:func:`~jointpose.geometry.cameras.root_trajectory`).
+A ``"screen"`` model reads points in image widths and saw them through cameras whose focal
+length is :data:`MODEL_FOCAL_WIDTHS` image widths: given the video's focal length, the points
+are scaled about the image centre by ``MODEL_FOCAL_WIDTHS * width / focal_length`` so that
+they make the angles at the camera they make in the video; without it they are taken as
+they are.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from jointpose.data.keypoints import Keypoints2D, resample
 from jointpose.data.tracks import keypoints_from_detections
 from jointpose.data.video import VideoClip, open_video
 from jointpose.errors import JointposeError
+from jointpose.geometry.cameras import DEFAULT_FOV_DEG, Camera
 from jointpose.inference.lifter import Lifter
 from jointpose.motion.builder import CameraRing
 
@@ -76,18 +81,30 @@ def lift_video(
     start: float | None = None,
     end: float | None = None,
     focal_length: float | None = None,
+    fov: float | None = None,
+    principal_point: tuple[float, float] | None = None,
     confidence_threshold: float = 0.3,
     progress: bool = True,
 ) -> VideoResult:
     """Detect and lift the person in video ``path`` from ``start`` to ``end`` seconds.
 
-    ``focal_length`` in pixels (default: the model's field of view); joints below
-    ``confidence_threshold`` (BlazePose visibility) are interpolated in time.
+    ``focal_length`` in pixels or ``fov`` (horizontal, degrees), and ``principal_point``
+    (pixels, default the image centre): the camera's intrinsics, if known (see the module
+    docstring); joints below ``confidence_threshold`` (BlazePose visibility) are interpolated
+    in time.
     """
     if not 0.0 <= confidence_threshold <= 1.0:
         raise JointposeError(f"--confidence-threshold must lie in [0, 1], got {confidence_threshold}")
+    if focal_length is not None and fov is not None:
+        raise JointposeError("--focal-length and --fov describe the same thing; pass one")
     clip = open_video(path, start, end)
-    scale = focal_scale(clip.width, focal_length)
+    camera = None
+    if focal_length is not None:
+        camera = Camera.from_focal_length(*clip.size, focal_length, center=principal_point, id="video")
+    elif fov is not None:
+        camera = Camera.from_fov(*clip.size, fov, center=principal_point, id="video")
+    screen = lifter.normalization == "screen"
+    scale = focal_scale(clip.width, None if camera is None else camera.focal_length[0]) if screen else 1.0
     detections = detect_frames(clip.frames(), total=clip.estimated_frames(), progress=progress)
     clip = clip.with_count(len(detections.points))
     track = keypoints_from_detections(detections, confidence_threshold=confidence_threshold)
@@ -98,9 +115,18 @@ def lift_video(
     if model_rate:
         notes.append(f"resampled {clip.fps:g} fps to the model's {lifter.fps:g} fps: {clip.count} -> {len(xy)} frames")
     centre = np.array(clip.size, dtype=np.float64) / 2.0
-    xy = centre + scale * (xy - centre)
-    poses = lifter.predict(xy, clip.size, progress=progress)
-    trajectory = lifter.predict_trajectory(xy, clip.size) if lifter.trajectory_model is not None else None
+    seen = centre + scale * (xy - centre)
+    poses = lifter.predict(seen, clip.size, camera=None if screen else camera, progress=progress)
+    if not screen and camera is None:
+        notes.append(
+            f"no --focal-length or --fov: assumed a {DEFAULT_FOV_DEG:g} degree horizontal field of view; "
+            "sizes scale with the true one"
+        )
+    trajectory = None
+    if camera is not None:
+        trajectory = lifter.predict_trajectory(xy, camera=camera, poses=poses)
+    elif lifter.trajectory_model is not None:
+        trajectory = lifter.predict_trajectory(seen, clip.size)
     if model_rate:
         poses = resample(poses, lifter.fps, clip.fps, clip.count)
         trajectory = None if trajectory is None else resample(trajectory, lifter.fps, clip.fps, clip.count)

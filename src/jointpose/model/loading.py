@@ -17,6 +17,7 @@ import torch
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
+from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import check_sigma
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, load_model_state
@@ -84,6 +85,7 @@ class LoadedModel:
     smooth: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)  # a training run's; {"exported_model": True} for a file
     epoch: int | None = None
+    normalization: str = "screen"  # the 2D input coordinates it was trained on (geometry.cameras)
 
 
 def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedModel:
@@ -121,6 +123,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
         smoothing_sigma(ckpt["config"]),
         ckpt["config"],
         ckpt["epoch"],
+        _normalization_of(ckpt["config"].get("normalization") or "screen", path),
     )
 
 
@@ -157,6 +160,7 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
         meta.get("skeleton_fit") == "true",
         _smooth_of(meta, path),
         {"exported_model": True},
+        normalization=_normalization_of(meta.get("normalization", "screen"), path),
     )
 
 
@@ -174,6 +178,7 @@ def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> 
         "keypoints_symmetry": json.dumps([list(left), list(right)]),
         "skeleton_fit": json.dumps(loaded.skeleton_fit),
         "smooth": json.dumps(loaded.smooth),
+        "normalization": loaded.normalization,
     }
     if loaded.trajectory_model is not None:
         tensors.update({f"trajectory.{k}": v for k, v in loaded.trajectory_model.state_dict().items()})
@@ -213,6 +218,13 @@ def _symmetry_of(value: object, joints: int, path: Path) -> tuple[tuple[int, ...
             f"{path}: metadata 'keypoints_symmetry' must be two equally long lists of joint indices below {joints}"
         )
     return tuple(value[0]), tuple(value[1])
+
+
+def _normalization_of(value: object, path: Path) -> str:
+    """The input normalisation stored with a model, checked."""
+    if value not in NORMALIZATIONS:
+        raise JointposeError(f"{path}: normalization must be one of {', '.join(NORMALIZATIONS)}, got {value!r}")
+    return str(value)
 
 
 def _smooth_of(meta: dict, path: Path) -> float:

@@ -111,6 +111,23 @@ def cameras_schema(cameras: list[Camera], subjects: list[str]) -> dict:
     return {"intrinsic": intrinsic, "extrinsic": {s: extrinsic for s in subjects}}
 
 
+def subject_cameras_schema(cameras: dict[str, list[Camera]]) -> dict:
+    """The schema for cameras of their own per subject (equally many each): the intrinsics
+    of camera ``i`` go per subject into ``subject_intrinsic``, read by
+    :func:`jointpose.geometry.cameras.cameras_from_schema` before the shared ``intrinsic``."""
+    schema = {
+        "intrinsic": [],
+        "extrinsic": {},
+        "subject_intrinsic": {},
+    }
+    for subject, views in cameras.items():
+        one = cameras_schema(views, [subject])
+        schema["intrinsic"] = schema["intrinsic"] or one["intrinsic"]
+        schema["extrinsic"][subject] = one["extrinsic"][subject]
+        schema["subject_intrinsic"][subject] = one["intrinsic"]
+    return schema
+
+
 @dataclass(frozen=True)
 class NoiseModel:
     """Detector-like 2D noise in pixels: white jitter, slow drift, rare outliers.
@@ -241,7 +258,7 @@ def write_h36m_dataset(
     motion: dict[str, dict[str, np.ndarray]],
     *,
     fps: float,
-    cameras: CameraRing | None = None,
+    cameras: CameraRing | dict[str, list[Camera]] | None = None,
     noise: NoiseModel = NoiseModel(),
     seed: int = 0,
     min_depth: float = 0.5,
@@ -252,6 +269,8 @@ def write_h36m_dataset(
     ``input_layout="coco"`` makes the 2D keypoints what ``jointpose infer`` feeds a model
     from a COCO detector: COCO-17 points (:func:`coco_keypoints`) are projected, noised
     and converted to Human3.6M-17 with :func:`jointpose.data.layouts.to_h36m`.
+    ``cameras``: Human3.6M's rig (None), a ring shared by every subject, or a list of
+    cameras per subject (equally many each).
     Returns the paths written, keyed ``3d``, ``gt`` and ``noisy``.
     """
     if input_layout not in ("h36m", "coco"):
@@ -269,6 +288,9 @@ def write_h36m_dataset(
             )
         per_subject = {s: calibration[s] for s in subjects}
         schema = None
+    elif isinstance(cameras, dict):  # cameras of their own per subject (data build --cameras random)
+        per_subject = {s: cameras[s] for s in subjects}
+        schema = json.dumps(subject_cameras_schema(per_subject))
     else:
         ring = cameras.cameras()
         per_subject = {s: ring for s in subjects}
@@ -310,6 +332,7 @@ def write_h36m_dataset(
     with atomic_folder(out_dir) as building:  # the three files replace the old ones as a set
         staged = dataset_paths(building)
         np.savez_compressed(staged["3d"], positions_3d=positions_3d, **extra)
-        np.savez_compressed(staged["gt"], positions_2d=exact, metadata=METADATA, **extra)
-        np.savez_compressed(staged["noisy"], positions_2d=noisy, metadata=METADATA, **extra)
+        metadata = {**METADATA, "input_layout": input_layout}
+        np.savez_compressed(staged["gt"], positions_2d=exact, metadata=metadata, **extra)
+        np.savez_compressed(staged["noisy"], positions_2d=noisy, metadata=metadata, **extra)
     return dataset_paths(out_dir)

@@ -1,6 +1,7 @@
 """Ablation: the --no-constraints baseline and the joint-aware model, same seed and configuration.
 
-Both are trained on the same data with the same seed, evaluated the same way, and their
+Both are trained on the same data with the same seed and input normalisation, evaluated the
+same way, and their
 tables are printed side by side with the relative change of every metric (negative is
 better for every metric here: errors, bone-length spread, left/right gap, ROM violations).
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from jointpose.evaluation.evaluate import COLUMN_TITLES
 from jointpose.safeio import atomic_write
-from jointpose.training.config import TrainConfig
+from jointpose.training.config import NORMALIZATION_CONSTRAINTS, TrainConfig
 from jointpose.training.trainer import Trainer
 
 
@@ -45,6 +46,9 @@ def format_comparison(baseline: dict, joint_aware: dict) -> str:
 def run_ablation(config: TrainConfig, out: str | Path) -> dict:
     """Train both models into ``out/baseline`` and ``out/joint-aware``; returns both summaries."""
     out = Path(out)
+    # Both models read the same input coordinates (the joint-aware default unless given), so
+    # the comparison measures the losses alone.
+    config = dataclasses.replace(config, normalization=config.normalization or NORMALIZATION_CONSTRAINTS)
     summaries = {}
     for name, constraints in (("baseline", False), ("joint-aware", True)):
         print(f"\n=== {name} ({'joint-aware constraints' if constraints else '--no-constraints'}) ===")

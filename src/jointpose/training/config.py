@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jointpose.errors import JointposeError
+from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import SMOOTH_DEFAULT
 from jointpose.losses import CONSTRAINT_TERMS, LossWeights
+from jointpose.motion.viewpoints import CameraRanges
 from jointpose.training.distributed import PRECISIONS
 
 CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
@@ -34,6 +36,9 @@ DROPOUT_BASELINE, DROPOUT_CONSTRAINTS = 0.25, 0.2
 # Body-size augmentation (height spread of the random bodies, data.batching.scale_bodies):
 # none in VideoPose3D's recipe; with constraints see docs/validation.md.
 BODY_SCALE_BASELINE, BODY_SCALE_CONSTRAINTS = 0.0, 0.0
+# 2D input normalisation (geometry.cameras): VideoPose3D's image-width screen coordinates for
+# the baseline; the camera's rays (intrinsics-aware, any lens and image shape) with constraints.
+NORMALIZATION_BASELINE, NORMALIZATION_CONSTRAINTS = "screen", "intrinsics"
 
 
 def _flag(*flags: str, default: Any = dataclasses.MISSING, help: str | None = None, **options: Any) -> Any:
@@ -117,6 +122,24 @@ class TrainConfig:
         f"SPREAD) each epoch, its 2D re-projected to match (default {BODY_SCALE_BASELINE} with --no-constraints, "
         f"as VideoPose3D; {BODY_SCALE_CONSTRAINTS} with constraints; 0 = off)",
     )
+    normalization: str | None = _flag(  # None: NORMALIZATION_CONSTRAINTS with constraints, else _BASELINE
+        "--normalization",
+        default=None,
+        choices=NORMALIZATIONS,
+        help="2D input coordinates: screen (image width only, as VideoPose3D; default with --no-constraints) "
+        "or intrinsics (each point's ray through the camera's focal length, principal point and lens; default "
+        "with constraints)",
+    )
+    random_cameras: CameraRanges | None = _flag(
+        "--random-cameras",
+        default=None,
+        nargs="?",
+        const="",
+        metavar="RANGES",
+        help="each epoch, see every training motion through a freshly drawn camera (2D re-projected with "
+        "detector-like noise); optional RANGES override the defaults, e.g. distance=2:10,fov=40:100,distortion=0.1 "
+        "(docs/cameras.md)",
+    )
     warmup: float = _flag(
         "--warmup",
         default=0.0,
@@ -185,6 +208,16 @@ class TrainConfig:
             ),
             ("warmup", number(self.warmup) and 0.0 <= self.warmup <= 1.0, "a share of the epochs in [0, 1]"),
             (
+                "normalization",
+                self.normalization is None or self.normalization in NORMALIZATIONS,
+                f"None or one of {', '.join(NORMALIZATIONS)}",
+            ),
+            (
+                "random_cameras",
+                self.random_cameras is None or isinstance(self.random_cameras, CameraRanges),
+                "None or a CameraRanges",
+            ),
+            (
                 "chunk",
                 integer(self.chunk) and self.chunk >= (3 if constraints else 1),
                 ">= 3 with constraints (temporal terms need 3 frames)" if constraints else ">= 1",
@@ -225,12 +258,12 @@ class TrainConfig:
         dropout: float | None = None,
         weights: LossWeights | None = None,
         body_scale: float | None = None,
+        normalization: str | None = None,
     ) -> TrainConfig:
-        """This configuration with a learning rate, dropout, loss weights or body-size
-        augmentation left at None filled in: with ``lr`` / ``dropout`` / ``weights`` /
-        ``body_scale`` where given (a resumed run's own), else the default (rate, dropout and
-        augmentation: the mode's, VideoPose3D's for the baseline, the tuned ones with
-        constraints). Kept apart from construction so that switching ``constraints`` (as
+        """This configuration with a learning rate, dropout, loss weights, body-size
+        augmentation or input normalisation left at None filled in: with the argument of that
+        name where given (a resumed run's own), else the default (the mode's: VideoPose3D's
+        for the baseline, the tuned ones with constraints). Kept apart from construction so that switching ``constraints`` (as
         ``ablate`` does) also switches the defaults, while values given explicitly stay."""
 
         def first(*values):
@@ -243,6 +276,11 @@ class TrainConfig:
             weights=first(self.weights, weights, LossWeights()),
             body_scale=first(
                 self.body_scale, body_scale, BODY_SCALE_CONSTRAINTS if self.constraints else BODY_SCALE_BASELINE
+            ),
+            normalization=first(
+                self.normalization,
+                normalization,
+                NORMALIZATION_CONSTRAINTS if self.constraints else NORMALIZATION_BASELINE,
             ),
         )
 
@@ -259,6 +297,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-value form (lists, dicts, numbers, strings) for checkpoints and JSON."""
         out = dataclasses.asdict(self)
+        out["random_cameras"] = None if self.random_cameras is None else self.random_cameras.to_dict()
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
@@ -319,6 +358,8 @@ _ARGUMENT_TYPES = {
     "float": float,
     "float | None": float,
     "str": str,
+    "str | None": str,
+    "CameraRanges | None": CameraRanges.parse,
 }
 
 

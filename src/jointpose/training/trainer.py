@@ -32,6 +32,7 @@ from jointpose.losses import JointAwareLoss, LossWeights, mpjpe, weighted_mpjpe
 from jointpose.model.loading import FORMAT, load_checkpoint
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, build_model
+from jointpose.motion.viewpoints import random_cameras_rng, random_views
 from jointpose.safeio import atomic_path, atomic_write, check_output_folder
 from jointpose.training.checkpoint import (
     atomic_save,
@@ -75,6 +76,7 @@ class Trainer:
                 "dropout": resumed["model_args"]["dropout"],
                 "weights": _saved_weights(resumed["config"]),
                 "body_scale": resumed["config"].get("body_scale") or 0.0,
+                "normalization": resumed["config"].get("normalization") or "screen",
             }
         )
         self.config = config = config.resolved(**run)
@@ -91,6 +93,7 @@ class Trainer:
             _opt_list(config.actions),
             subset=config.subset,
             downsample=config.downsample,
+            normalization=config.normalization,
         )
         self.test_data = load_dataset(
             config.data_dir,
@@ -98,6 +101,7 @@ class Trainer:
             list(config.subjects_test),
             _opt_list(config.actions),
             downsample=config.downsample,
+            normalization=config.normalization,
         )
         self.model_args = model_args(config, self.train_data.num_keypoints)
         self.model = build_model(self.model_args, strided=True).to(self.device)
@@ -146,10 +150,19 @@ class Trainer:
 
     def training_windows(self, epoch: int | None = None) -> MixedWindows:
         """The training windows: of the data as loaded, or with ``epoch`` and body-size
-        augmentation on, of that epoch's random bodies (the same for a seed and epoch)."""
+        augmentation or random cameras on, of that epoch's random bodies seen through that
+        epoch's random cameras (the same for a seed and epoch)."""
         config, sequences = self.config, self.train_data.sequences
         if epoch is not None and config.body_scale > 0:
             sequences = scale_bodies(sequences, body_scale_rng(config.seed, epoch), config.body_scale)
+        if epoch is not None and config.random_cameras is not None:
+            sequences = random_views(
+                sequences,
+                random_cameras_rng(config.seed, epoch),
+                config.random_cameras,
+                fps=self.train_data.fps,
+                input_layout=self.train_data.input_layout,
+            )
         return MixedWindows(
             sequences,
             self.model.receptive_field(),
@@ -238,7 +251,7 @@ class Trainer:
     def train_one_epoch(self) -> dict[str, float]:
         """One pass over every training chunk; returns frame-weighted mean loss terms."""
         config, dist = self.config, self.dist
-        if config.body_scale > 0:
+        if config.body_scale > 0 or config.random_cameras is not None:
             self.windows = self.training_windows(self.epoch)
         self.train_model.train()
         if self.train_trajectory is not None:
@@ -490,6 +503,8 @@ RESUME_MUST_MATCH = (
     "augment",
     "seed",
     "body_scale",
+    "normalization",
+    "random_cameras",
 )
 CONSTRAINT_SETTINGS = {"chunk", "chunk_share", "chunk_dropout", "weights", "warmup"}
 # Model constructor arguments -> the TrainConfig field that sets them.

@@ -1,0 +1,282 @@
+"""Any camera: intrinsics-aware input, random cameras, root trajectory in metres."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from jointpose.cli import build_parser, main, train_config
+from jointpose.data.h36m import load_dataset
+from jointpose.errors import JointposeError
+from jointpose.geometry.cameras import (
+    Camera,
+    input_intrinsics,
+    keypoint_pixels,
+    normalize_keypoints,
+    root_trajectory,
+)
+from jointpose.inference.lifter import Lifter
+from jointpose.model.temporal import TemporalModel
+from jointpose.motion.builder import NoiseModel
+from jointpose.motion.viewpoints import CameraRanges, RandomRig, draw_camera, random_views, seen_through
+from jointpose.training.ablation import run_ablation
+from jointpose.training.config import NORMALIZATION_BASELINE, NORMALIZATION_CONSTRAINTS, TrainConfig
+from jointpose.training.trainer import Trainer
+
+RNG = np.random.default_rng(0)
+# A standing body, root-relative, metres (camera axes: y down): 17 joints spread over 1.7 m.
+BODY = np.stack([RNG.uniform(-0.25, 0.25, 17), np.linspace(-0.9, 0.8, 17), RNG.uniform(-0.15, 0.15, 17)], axis=-1)
+BODY[0] = 0.0
+
+
+def _pinhole(points: np.ndarray, f: tuple[float, float], c: tuple[float, float]) -> np.ndarray:
+    """Pixels of camera-space points through an undistorted camera, computed from scratch."""
+    return np.stack([f[0] * points[..., 0] / points[..., 2] + c[0], f[1] * points[..., 1] / points[..., 2] + c[1]], -1)
+
+
+def test_same_body_same_distance_same_input_whatever_the_lens_and_image():
+    points = BODY + np.array([0.3, 0.1, 4.0])
+    phone = Camera("phone", 1080, 1920, (1500.0, 1500.0), (530.0, 975.0))
+    h36m = Camera("h36m", 1000, 1002, (1145.0, 1144.0), (512.5, 515.5))
+    webcam = Camera("webcam", 640, 480, (500.0, 500.0), (320.0, 240.0))
+    inputs = [
+        normalize_keypoints(_pinhole(points, c.focal_length, c.center), c, "intrinsics") for c in (phone, h36m, webcam)
+    ]
+    for other in inputs[1:]:
+        np.testing.assert_allclose(other, inputs[0], atol=1e-12)
+    np.testing.assert_allclose(inputs[0], points[:, :2] / points[:, 2:], atol=1e-12)
+    # VideoPose3D's screen normalisation: the same body looks 1.5 / 1.145 * 1000 / 1080 larger on the phone.
+    screen = [normalize_keypoints(_pinhole(points, c.focal_length, c.center), c, "screen") for c in (phone, h36m)]
+    spread = [np.ptp(s[:, 1]) for s in screen]
+    assert spread[0] / spread[1] == pytest.approx(1500 / 1080 / (1144 / 1000), rel=1e-6)
+
+
+@pytest.mark.parametrize("model", ["opencv", "h36m"])
+def test_intrinsics_input_removes_the_lens_distortion(model):
+    camera = Camera(
+        "c", 1920, 1080, (1000.0, 1010.0), (950.0, 530.0), (-0.2, 0.05, 0.01), (0.001, -0.002), distortion_model=model
+    )
+    points = BODY + np.array([0.0, 0.0, 3.0])
+    rays = normalize_keypoints(camera.project(points), camera, "intrinsics")
+    np.testing.assert_allclose(rays, points[:, :2] / points[:, 2:], atol=1e-9)
+    np.testing.assert_allclose(keypoint_pixels(rays, camera, "intrinsics"), camera.project(points), atol=1e-6)
+
+
+@pytest.mark.parametrize("normalization", ["screen", "intrinsics"])
+def test_input_intrinsics_project_into_the_input_space(normalization):
+    camera = Camera("c", 1280, 720, (900.0, 905.0), (650.0, 350.0))
+    points = BODY + np.array([0.5, -0.2, 5.0])
+    fx, fy, cx, cy = input_intrinsics(camera, normalization)
+    projected = np.stack([fx * points[:, 0] / points[:, 2] + cx, fy * points[:, 1] / points[:, 2] + cy], -1)
+    np.testing.assert_allclose(projected, camera.normalize(camera.project(points), normalization), atol=1e-12)
+
+
+def test_cameras_from_focal_length_and_field_of_view():
+    cam = Camera.from_fov(1920, 1080, 90.0)
+    assert cam.focal_length == pytest.approx((960.0, 960.0)) and cam.center == (960.0, 540.0)
+    assert Camera.from_focal_length(1080, 1920, 1400.0, center=(500.0, 900.0)).center == (500.0, 900.0)
+    with pytest.raises(JointposeError, match="--fov"):
+        Camera.from_fov(100, 100, 0.0)
+    with pytest.raises(JointposeError, match="--focal-length"):
+        Camera.from_focal_length(100, 100, -5.0)
+
+
+def test_root_trajectory_is_exact_for_exact_poses_and_close_for_a_slightly_wrong_one():
+    frames = 30
+    truth = np.stack([np.linspace(-1, 1, frames), np.full(frames, 0.2), np.linspace(3.0, 7.0, frames)], -1)
+    poses = np.broadcast_to(BODY, (frames, 17, 3))
+    camera = Camera.from_fov(1080, 1920, 70.0)
+    pixels = camera.project(poses + truth[:, None])
+    rays = normalize_keypoints(pixels, camera, "intrinsics")
+    np.testing.assert_allclose(root_trajectory(poses, rays), truth, atol=1e-9)
+    # A body predicted 3% too large puts the person 3% further away; noise of 2 px moves little.
+    noisy = normalize_keypoints(pixels + np.random.default_rng(1).normal(0, 2.0, pixels.shape), camera, "intrinsics")
+    depth = root_trajectory(poses * 1.03, noisy)[:, 2]
+    np.testing.assert_allclose(depth / truth[:, 2], 1.03, atol=0.03)  # at 7 m the body is 190 px tall
+
+
+def test_lifter_trajectory_from_the_camera_is_within_five_percent_in_metres():
+    """A scene with known distance: the lifter's root, from its own predicted pose and the camera."""
+    torch_model = TemporalModel([3, 3], channels=16).eval()
+    lifter = Lifter(torch_model, normalization="intrinsics", flip_test=False)
+    frames = 40
+    truth = np.stack([np.zeros(frames), np.full(frames, 0.1), np.full(frames, 4.0)], -1)
+    camera = Camera.from_focal_length(1920, 1080, 1400.0)
+    pixels = camera.project(BODY + truth[:, None])
+    # The network is untrained: hand it the true pose so the check is the geometry's alone.
+    root = lifter.predict_trajectory(pixels, camera=camera, poses=np.broadcast_to(BODY, (frames, 17, 3)))
+    np.testing.assert_allclose(root[:, 2], 4.0, rtol=0.05)
+    with pytest.raises(JointposeError, match="intrinsics"):
+        lifter.predict_trajectory(pixels, (1920, 1080))
+
+
+def test_intrinsics_model_assumes_a_camera_without_one_and_says_so():
+    lifter = Lifter(TemporalModel([3], channels=8).eval(), normalization="intrinsics", flip_test=False)
+    pixels = Camera.from_fov(640, 480, 65.0).project(np.broadcast_to(BODY + [0, 0, 3.0], (5, 17, 3)))
+    assumed = lifter.predict(pixels, (640, 480))
+    assert lifter.assumed_camera is not None and lifter.assumed_camera.focal_length[0] == pytest.approx(
+        320 / np.tan(np.radians(32.5))
+    )
+    given = lifter.predict(pixels, camera=Camera.from_fov(640, 480, 65.0))
+    np.testing.assert_allclose(given, assumed, atol=1e-6)
+    rays = normalize_keypoints(pixels, Camera.from_fov(640, 480, 65.0), "intrinsics")
+    np.testing.assert_allclose(lifter.predict(rays, normalized=True), given, atol=1e-6)
+    with pytest.raises(JointposeError, match="differs"):
+        lifter.predict(pixels, (640, 481), camera=Camera.from_fov(640, 480, 65.0))
+
+
+# --- random cameras ---------------------------------------------------------------------
+
+
+def _walk(frames: int = 60) -> np.ndarray:
+    """World poses (z up) of a body walking 2 m along x, root 1 m high."""
+    upright = np.stack([BODY[:, 0], BODY[:, 2], -BODY[:, 1]], -1)  # camera axes -> world (z up)
+    root = np.stack([np.linspace(-1, 1, frames), np.zeros(frames), np.ones(frames)], -1)
+    return upright + root[:, None]
+
+
+def test_random_cameras_keep_the_person_in_front_and_mostly_in_frame():
+    rng, ranges, world = np.random.default_rng(3), CameraRanges(), _walk()
+    inside = []
+    for _ in range(300):
+        camera = draw_camera(rng, ranges, world[:, 0].mean(0), 1.0)
+        eye = np.array(camera.translation)
+        assert 2.0 - 1e-9 <= np.hypot(*(eye[:2] - world[:, 0].mean(0)[:2])) <= 10.0 + 1e-9
+        assert 0.3 <= eye[2] <= 3.0 and (camera.res_w, camera.res_h) in ranges.image_sizes
+        fov = np.degrees(2 * np.arctan(camera.res_w / 2 / camera.focal_length[0]))
+        assert 40.0 - 1e-6 <= fov <= 100.0 + 1e-6
+        forward = camera.rotation.apply([0.0, 0.0, 1.0])
+        assert -45.0 - 1e-6 <= np.degrees(np.arcsin(forward[2])) <= 15.0 + 1e-6
+        _, joints, share = seen_through(world, camera, rng, fps=50.0, noise=None)
+        assert joints[..., 2].min() > 0.3  # in front of the camera
+        inside.append(share.mean())
+    assert np.mean(inside) > 0.95 and np.mean(np.array(inside) == 1.0) > 0.8
+
+
+def test_camera_draws_are_reproducible():
+    one = [draw_camera(np.random.default_rng(5), CameraRanges(), np.zeros(3)) for _ in range(2)]
+    assert one[0] == one[1]
+    assert draw_camera(np.random.default_rng(6), CameraRanges(), np.zeros(3)) != one[0]
+    rig = RandomRig(3, CameraRanges(), seed=2)
+    assert rig.cameras({"S1": {"a": _walk()}}) == rig.cameras({"S1": {"a": _walk()}})
+
+
+def test_camera_ranges_parse_and_refuse():
+    ranges = CameraRanges.parse("distance=3:4, fov=60:70,distortion=0.1")
+    assert ranges.distance == (3.0, 4.0) and ranges.fov == (60.0, 70.0) and ranges.distortion == 0.1
+    assert CameraRanges.parse("") == CameraRanges()
+    for bad, match in (("distance=5:2", "distance"), ("fov=60", "LOW:HIGH"), ("zoom=1:2", "NAME"), ("aim=x", "aim")):
+        with pytest.raises(JointposeError, match=match):
+            CameraRanges.parse(bad)
+
+
+@pytest.fixture
+def sequences(h36m_dir):
+    return load_dataset(h36m_dir, "gt", ["S1"], normalization="intrinsics").sequences
+
+
+def test_random_views_keep_2d_and_3d_consistent_through_the_new_camera(sequences):
+    ranges = CameraRanges(noise=0.0, offscreen_noise=0.0, distortion=0.1)
+    views = random_views(sequences, np.random.default_rng(1), ranges, fps=50.0)
+    for seq, view in zip(sequences, views):
+        assert view.camera != seq.camera and view.camera.res_w in (1920, 1080, 1280, 640)
+        camera_space = view.poses_3d.astype(np.float64) + view.trajectory[:, None]
+        np.testing.assert_allclose(view.keypoints, camera_space[..., :2] / camera_space[..., 2:], atol=1e-5)
+        # the same motion: world positions agree
+        world_then = seq.camera.camera_to_world(seq.poses_3d + seq.trajectory[:, None])
+        np.testing.assert_allclose(view.camera.camera_to_world(camera_space), world_then, atol=1e-4)
+
+
+def test_noise_scales_with_the_person_in_the_image():
+    world, noise = _walk(200), NoiseModel(jitter=2.0, drift=0.0, outlier_rate=0.0)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        camera = draw_camera(rng, CameraRanges(), world[:, 0].mean(0), 1.0)
+        exact, joints, _ = seen_through(world, camera, rng, fps=50.0, noise=None)
+        noisy, _, _ = seen_through(world, camera, rng, fps=50.0, noise=noise, offscreen_noise=0.0)
+        px_per_m = camera.focal_length[0] / joints[:, 0, 2].mean()
+        assert np.std(noisy - exact) == pytest.approx(2.0 * px_per_m / (1150.0 / 5.0), rel=0.1)
+
+
+def _config(data, ckpt, *extra) -> TrainConfig:
+    args = ["train", "--data-dir", str(data), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3", "-ch", "16"]
+    return train_config(
+        build_parser().parse_args([*args, "-e", "1", "--checkpoint", str(ckpt), "--no-progress", *extra])
+    )
+
+
+def test_trainer_sees_new_cameras_each_epoch_reproducibly(h36m_dir, tmp_path):
+    trainer = Trainer(_config(h36m_dir, tmp_path / "a", "--random-cameras", "fov=50:60"))
+    assert trainer.config.random_cameras == CameraRanges(fov=(50.0, 60.0))
+    plain = trainer.training_windows()
+    epoch0, again, epoch1 = (trainer.training_windows(e) for e in (0, 0, 1))
+    assert epoch0.singles.inputs.shape == plain.singles.inputs.shape  # same windows, same compute
+    assert not np.allclose(epoch0.singles.inputs, plain.singles.inputs)
+    np.testing.assert_array_equal(epoch0.singles.inputs, again.singles.inputs)
+    assert not np.allclose(epoch0.singles.inputs, epoch1.singles.inputs)
+    # root-relative 3D in a new camera: rotated, same bone lengths
+    np.testing.assert_allclose(
+        np.linalg.norm(epoch0.singles.targets[:, 1], axis=-1),
+        np.linalg.norm(plain.singles.targets[:, 1], axis=-1),
+        atol=1e-5,
+    )
+
+
+def test_normalization_defaults_per_mode_and_is_recorded(h36m_dir, tmp_path):
+    assert Trainer(_config(h36m_dir, tmp_path / "b", "--no-constraints")).config.normalization == NORMALIZATION_BASELINE
+    joint = Trainer(_config(h36m_dir, tmp_path / "c"))
+    assert joint.config.normalization == NORMALIZATION_CONSTRAINTS == "intrinsics"
+    assert joint.train_data.sequences[0].normalization == "intrinsics"
+    joint.fit()
+    Lifter.load(tmp_path / "c").save(tmp_path / "c.safetensors")
+    assert Lifter.load(tmp_path / "c.safetensors").normalization == "intrinsics"
+    assert Lifter.load(tmp_path / "c").normalization == "intrinsics"
+    code = main(
+        [
+            "train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
+            "-ch", "16", "-e", "2", "--checkpoint", str(tmp_path / "c"), "--resume", "--normalization", "screen",
+        ]
+    )  # fmt: skip
+    assert code == 2
+
+
+def test_ablation_compares_both_models_at_one_normalization(h36m_dir, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        Trainer, "fit", lambda self: seen.append(self.config.normalization) or {"average": {}, "actions": {}}
+    )
+    monkeypatch.setattr("jointpose.training.ablation.format_comparison", lambda a, b: "")
+    run_ablation(dataclasses.replace(_config(h36m_dir, tmp_path / "d"), epochs=1), tmp_path / "abl")
+    assert seen == ["intrinsics", "intrinsics"]
+    assert json.loads((tmp_path / "abl" / "ablation.json").read_text())["config"]["normalization"] == "intrinsics"
+
+
+def test_infer_with_focal_length_writes_the_trajectory_of_its_poses(tmp_path):
+    camera = Camera.from_focal_length(1920, 1080, 1500.0)
+    frames = 30
+    pixels = camera.project(np.broadcast_to(BODY + [0.0, 0.0, 4.0], (frames, 17, 3)))
+    np.save(tmp_path / "kp.npy", pixels)
+    out = tmp_path / "out.npz"
+    args = ["infer", str(tmp_path / "kp.npy"), "-o", str(out), "--image-size", "1920", "1080", "--no-progress"]
+    assert main([*args, "--focal-length", "1500"]) == 0
+    written = np.load(out)
+    expected = root_trajectory(written["poses_3d"], normalize_keypoints(pixels, camera, "intrinsics"))
+    np.testing.assert_allclose(written["trajectory"], expected, rtol=1e-5)
+    assert main([*args, "--focal-length", "1500", "--fov", "60"]) == 2
+    assert main([*args, "--principal-point", "900", "500"]) == 2
+
+
+def test_data_build_with_random_cameras_loads_back(tmp_path, cmu_mocap):
+    (tmp_path / "bvh").mkdir()
+    (tmp_path / "bvh" / "003").symlink_to(cmu_mocap / "003")  # the smallest person folder
+    out = tmp_path / "data"
+    build = ["data", "build", "--bvh", str(tmp_path / "bvh"), "--out", str(out), "--cameras", "random"]
+    assert main([*build, "--ring-count", "3", "--camera-ranges", "fov=50:90", "--subjects", "003=S6"]) == 0
+    data = load_dataset(out, "gt", ["S6"], normalization="intrinsics")
+    cameras = {s.camera for s in data.sequences}
+    assert len(cameras) == 3
+    assert all(50 <= np.degrees(2 * np.arctan(c.res_w / 2 / c.focal_length[0])) <= 90 for c in cameras)
+    for seq in data.sequences:
+        camera_space = seq.poses_3d.astype(np.float64) + seq.trajectory[:, None]
+        np.testing.assert_allclose(seq.keypoints, camera_space[..., :2] / camera_space[..., 2:], atol=1e-4)
