@@ -1,11 +1,13 @@
 """Joint-aware constraint losses on batched pose sequences.
 
-Poses are (batch, frames, 17, 3) tensors in metres (camera space, root-relative). Each
-term is one function returning a scalar (a mean over the batch and frames); it takes the
-poses or what several terms share, computed once from them: bone lengths
-(``anatomy.bone_lengths``, (batch, frames, 16) m) and joint angles (``anatomy.joint_angles``,
-(batch, frames, 12) rad). :data:`TERM_FUNCTIONS` says which function and inputs make each
-term; :class:`JointAwareLoss` computes exactly those. Terms are built from torch operations
+Poses are (batch, frames, J, 3) tensors in metres (camera space, root-relative); J picks
+the skeleton (:func:`jointpose.geometry.skeleton.for_joints`: 17 Human3.6M, 15 HumanEva-I
+joints). Each term is one function returning a scalar (a mean over the batch and frames);
+it takes the poses or what several terms share, computed once from them: bone lengths
+(``anatomy.bone_lengths``, (batch, frames, J - 1) m), joint angles (``anatomy.joint_angles``,
+(batch, frames, angles) rad; 12 on Human3.6M-17) and the skeleton itself.
+:data:`TERM_FUNCTIONS` says which function and inputs make each term;
+:class:`JointAwareLoss` computes exactly those. Terms are built from torch operations
 on their inputs only, so gradients reach the network; they stay finite on degenerate poses
 (zero-length bones, coincident joints) through safe norms and atan2.
 
@@ -29,6 +31,7 @@ name                      what it compares                                 unit
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable, Iterable
@@ -41,7 +44,6 @@ from torch import nn
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.anatomy import (
-    RATIO_SEGMENTS,
     bone_lengths,
     constant_like,
     joint_angles,
@@ -65,22 +67,34 @@ def huber(x: torch.Tensor, beta: float) -> torch.Tensor:
     return F.smooth_l1_loss(x, torch.zeros_like(x), beta=beta, reduction="none")
 
 
-def _selector(indices) -> torch.Tensor:
-    """(16, len(indices)) matrix: ``lengths @ it`` picks those bones (a matmul, cheap backward)."""
-    matrix = torch.zeros(len(skeleton.BONES), len(indices))
+def _selector(indices, num_bones: int) -> torch.Tensor:
+    """(bones, len(indices)) matrix: ``lengths @ it`` picks those bones (a matmul, cheap backward)."""
+    matrix = torch.zeros(num_bones, len(indices))
     matrix[list(indices), range(len(indices))] = 1.0
     return matrix
 
 
-_LEFT_MINUS_RIGHT = _selector([left for left, _ in skeleton.SYMMETRIC_BONES]) - _selector(
-    [right for _, right in skeleton.SYMMETRIC_BONES]
-)
-_RATIO_NUM = _selector([a for a, _ in RATIO_SEGMENTS])
-_RATIO_SUM = _RATIO_NUM + _selector([b for _, b in RATIO_SEGMENTS])
+@functools.cache
+def _selectors(name: str) -> dict[str, torch.Tensor]:
+    """The bone selectors of skeleton ``name``: left minus right of its symmetric pairs,
+    numerator and sum of its proportion pairs."""
+    layout = skeleton.SKELETONS[name]
+    pairs, ratios, bones = layout.symmetric_bones, layout.ratio_bones, len(layout.bones)
+    numerator = _selector([a for a, _ in ratios], bones)
+    return {
+        "left-right": _selector([left for left, _ in pairs], bones) - _selector([right for _, right in pairs], bones),
+        "ratio-num": numerator,
+        "ratio-sum": numerator + _selector([b for _, b in ratios], bones),
+    }
+
+
+def _select(name: str, layout: skeleton.Skeleton, like: torch.Tensor) -> torch.Tensor:
+    """Selector ``name`` of ``layout`` on ``like``'s device and dtype."""
+    return constant_like(f"{layout.name}/{name}", _selectors(layout.name)[name], like)
 
 
 def mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Term ``mpjpe``: mean per-joint position error of (..., 17, 3) poses, metres."""
+    """Term ``mpjpe``: mean per-joint position error of (..., J, 3) poses, metres."""
     return safe_norm(pred - target).mean()
 
 
@@ -96,14 +110,14 @@ def weighted_mpjpe(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tens
     return (weights * errors).mean()
 
 
-def symmetry_loss(pred_lengths: torch.Tensor) -> torch.Tensor:
-    """Term ``sym``: mean |left - right| length of the 6 symmetric segment pairs (hip, thigh,
-    shin, shoulder, upper arm, forearm), from (..., 16) bone lengths in metres; metres."""
-    return huber(pred_lengths @ constant_like("left-right", _LEFT_MINUS_RIGHT, pred_lengths), LENGTH_BETA).mean()
+def symmetry_loss(pred_lengths: torch.Tensor, layout: skeleton.Skeleton = skeleton.H36M_17) -> torch.Tensor:
+    """Term ``sym``: mean |left - right| length of ``layout``'s symmetric segment pairs (hip,
+    thigh, shin, shoulder, upper arm, forearm), from (..., bones) lengths in metres; metres."""
+    return huber(pred_lengths @ _select("left-right", layout, pred_lengths), LENGTH_BETA).mean()
 
 
 def bone_consistency(pred_lengths: torch.Tensor) -> torch.Tensor:
-    """Variance over frames (dim -2) of each bone length, averaged; (batch, frames, 16) m -> m^2.
+    """Variance over frames (dim -2) of each bone length, averaged; (batch, frames, bones) m -> m^2.
 
     Fewer than 2 frames -> a zero still attached to the graph.
     """
@@ -112,15 +126,17 @@ def bone_consistency(pred_lengths: torch.Tensor) -> torch.Tensor:
     return pred_lengths.var(dim=-2, unbiased=False).mean()
 
 
-def bone_ratio_error(pred_lengths: torch.Tensor, true_lengths: torch.Tensor) -> torch.Tensor:
-    """Mean |predicted - true| proportion of limb-segment pairs (upper/lower arm and leg, left/right
-    hip and shoulder widths), each pair (a, b) as a / (a + b); (..., 16) lengths in metres.
+def bone_ratio_error(
+    pred_lengths: torch.Tensor, true_lengths: torch.Tensor, layout: skeleton.Skeleton = skeleton.H36M_17
+) -> torch.Tensor:
+    """Mean |predicted - true| proportion of ``layout``'s limb-segment pairs (upper/lower arm and
+    leg, left/right hip and shoulder widths), each pair (a, b) as a / (a + b); (..., bones)
+    lengths in metres.
 
     a / (a + b) carries the same information as the ratio a / b but stays in [0, 1] with a
     bounded gradient, so a short segment cannot blow the loss up.
     """
-    num = constant_like("ratio-num", _RATIO_NUM, pred_lengths)
-    total = constant_like("ratio-sum", _RATIO_SUM, pred_lengths)
+    num, total = _select("ratio-num", layout, pred_lengths), _select("ratio-sum", layout, pred_lengths)
 
     def share(lengths: torch.Tensor) -> torch.Tensor:
         return (lengths @ num) / (lengths @ total + 1e-6)
@@ -129,29 +145,32 @@ def bone_ratio_error(pred_lengths: torch.Tensor, true_lengths: torch.Tensor) -> 
 
 
 def bone_length_error(pred_lengths: torch.Tensor, true_lengths: torch.Tensor) -> torch.Tensor:
-    """Mean |predicted - true| bone length over (..., 16) lengths, metres."""
+    """Mean |predicted - true| bone length over (..., bones) lengths, metres."""
     return huber(pred_lengths - true_lengths, LENGTH_BETA).mean()
 
 
-def bone_loss(pred_lengths: torch.Tensor, true_lengths: torch.Tensor) -> torch.Tensor:
+def bone_loss(
+    pred_lengths: torch.Tensor, true_lengths: torch.Tensor, layout: skeleton.Skeleton = skeleton.H36M_17
+) -> torch.Tensor:
     """Term ``bone``: :func:`bone_consistency` (m^2) + :func:`bone_ratio_error` + :func:`bone_length_error` (m),
-    from (batch, frames, 16) predicted and true bone lengths in metres."""
+    from (batch, frames, bones) predicted and true bone lengths of ``layout`` in metres."""
     return (
         bone_consistency(pred_lengths)
-        + bone_ratio_error(pred_lengths, true_lengths)
+        + bone_ratio_error(pred_lengths, true_lengths, layout)
         + bone_length_error(pred_lengths, true_lengths)
     )
 
 
 def angle_loss(pred_angles: torch.Tensor, true_angles: torch.Tensor) -> torch.Tensor:
-    """Term ``angle``: mean absolute joint-angle error over (..., 12) angles
-    (:data:`~jointpose.geometry.anatomy.ANGLES`), radians."""
+    """Term ``angle``: mean absolute joint-angle error over (..., angles) joint angles
+    (:data:`~jointpose.geometry.anatomy.ANGLES` on Human3.6M-17), radians."""
     return huber(pred_angles - true_angles, ANGLE_BETA).mean()
 
 
-def range_of_motion_loss(pred_angles: torch.Tensor) -> torch.Tensor:
-    """Term ``rom``: mean hinge penalty of (..., 12) angles outside their anatomical range, radians."""
-    return huber(rom_violation_of_angles(pred_angles), ROM_BETA).mean()
+def range_of_motion_loss(pred_angles: torch.Tensor, layout: skeleton.Skeleton = skeleton.H36M_17) -> torch.Tensor:
+    """Term ``rom``: mean hinge penalty of ``layout``'s (..., angles) joint angles outside their
+    anatomical range, radians."""
+    return huber(rom_violation_of_angles(pred_angles, layout), ROM_BETA).mean()
 
 
 def temporal_difference_error(pred: torch.Tensor, target: torch.Tensor, order: int, vector: bool) -> torch.Tensor:
@@ -169,7 +188,7 @@ def temporal_difference_error(pred: torch.Tensor, target: torch.Tensor, order: i
 
 
 def velocity_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Term ``vel``: mean per-joint velocity error of (batch, frames, 17, 3) poses, metres per frame."""
+    """Term ``vel``: mean per-joint velocity error of (batch, frames, J, 3) poses, metres per frame."""
     return temporal_difference_error(pred, target, 1, vector=True)
 
 
@@ -179,7 +198,7 @@ def acceleration_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def angular_velocity_loss(pred_angles: torch.Tensor, true_angles: torch.Tensor) -> torch.Tensor:
-    """Term ``ang_vel``: mean joint-angle velocity error of (batch, frames, 12) angles, radians per frame."""
+    """Term ``ang_vel``: mean joint-angle velocity error of (batch, frames, angles) angles, radians per frame."""
     return temporal_difference_error(pred_angles, true_angles, 1, vector=False)
 
 
@@ -188,8 +207,9 @@ def angular_acceleration_loss(pred_angles: torch.Tensor, true_angles: torch.Tens
     return temporal_difference_error(pred_angles, true_angles, 2, vector=False)
 
 
-# What the terms are computed from: the poses themselves, or an intermediate result that
-# several terms share (computed once per call, from the predicted or the true poses).
+# What the terms are computed from: the poses themselves, their skeleton ("layout", found
+# from the joint count), or an intermediate result that several terms share (computed once
+# per call, from the predicted or the true poses).
 _INTERMEDIATES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "pred": lambda pred, target: pred,
     "target": lambda pred, target: target,
@@ -202,10 +222,10 @@ _INTERMEDIATES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] 
 # term -> (function, names of its arguments in _INTERMEDIATES): exactly what JointAwareLoss calls.
 TERM_FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...]]] = {
     "mpjpe": (mpjpe, ("pred", "target")),
-    "sym": (symmetry_loss, ("pred_lengths",)),
-    "bone": (bone_loss, ("pred_lengths", "true_lengths")),
+    "sym": (symmetry_loss, ("pred_lengths", "layout")),
+    "bone": (bone_loss, ("pred_lengths", "true_lengths", "layout")),
     "angle": (angle_loss, ("pred_angles", "true_angles")),
-    "rom": (range_of_motion_loss, ("pred_angles",)),
+    "rom": (range_of_motion_loss, ("pred_angles", "layout")),
     "vel": (velocity_loss, ("pred", "target")),
     "acc": (acceleration_loss, ("pred", "target")),
     "ang_vel": (angular_velocity_loss, ("pred_angles", "true_angles")),
@@ -216,17 +236,20 @@ TERM_FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...]]] =
 def compute_terms(
     pred: torch.Tensor, target: torch.Tensor, names: Iterable[str], shared: dict[str, torch.Tensor] | None = None
 ) -> dict[str, torch.Tensor]:
-    """Unweighted values of the terms ``names`` on (batch, frames, 17, 3) poses in metres.
+    """Unweighted values of the terms ``names`` on (batch, frames, J, 3) poses in metres.
 
     Each term is its function in :data:`TERM_FUNCTIONS`; the intermediates they take (bone
     lengths, joint angles) are computed once and kept in ``shared``, so a later call with
-    the same dict reuses them.
+    the same dict reuses them. The skeleton is the one with J joints.
     """
     shared = {} if shared is None else shared
+    layout = skeleton.for_joints(pred.shape[-2])
 
-    def get(key: str) -> torch.Tensor:
+    def get(key: str) -> torch.Tensor | skeleton.Skeleton:
         if key in ("pred", "target"):
             return pred if key == "pred" else target
+        if key == "layout":
+            return layout
         if key not in shared:
             shared[key] = _INTERMEDIATES[key](pred, target)
         return shared[key]
@@ -295,7 +318,8 @@ class JointAwareLoss(nn.Module):
         """The weighted loss of predicted against true pose sequences.
 
         Args:
-            pred: (batch, frames, 17, 3) predicted poses, metres, root-relative.
+            pred: (batch, frames, J, 3) predicted poses, metres, root-relative (J = 17
+                Human3.6M or 15 HumanEva-I joints: the skeleton of the structural terms).
             target: the true poses, same shape.
 
         Returns:
@@ -305,7 +329,7 @@ class JointAwareLoss(nn.Module):
         """
         if pred.dim() != 4 or pred.shape != target.shape:
             raise ValueError(
-                f"expected pred and target of equal shape (batch, frames, 17, 3), got "
+                f"expected pred and target of equal shape (batch, frames, joints, 3), got "
                 f"{tuple(pred.shape)} and {tuple(target.shape)}"
             )
         w = self.weights.as_dict()

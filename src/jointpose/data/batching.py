@@ -132,7 +132,8 @@ class ChunkedWindows:
         trajectory = self.trajectory[target_index]
         if flip is not None and bool(flip.any()):
             inputs = torch.where(flip[:, None, None, None], skeleton.flip_poses(inputs, self.flip_2d), inputs)
-            targets = torch.where(flip[:, None, None, None], skeleton.flip_poses(targets), targets)
+            flip_3d = skeleton.output_flip(targets.shape[-2])
+            targets = torch.where(flip[:, None, None, None], skeleton.flip_poses(targets, flip_3d), targets)
             trajectory = torch.where(
                 flip[:, None, None], trajectory * trajectory.new_tensor([-1.0, 1.0, 1.0]), trajectory
             )

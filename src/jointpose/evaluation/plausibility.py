@@ -15,29 +15,24 @@ from __future__ import annotations
 
 import torch
 
-from jointpose.geometry.anatomy import (
-    LEFT_BONES,
-    RIGHT_BONES,
-    bone_lengths,
-    rom_violation,
-)
+from jointpose.geometry.anatomy import bone_lengths, rom_violation, tables
 
 
 def bone_length_std(poses: torch.Tensor) -> torch.Tensor:
-    """(frames, 17, 3) metres -> (frames,): mean over bones of the length std over the sequence, metres."""
+    """(frames, J, 3) metres -> (frames,): mean over bones of the length std over the sequence, metres."""
     lengths = bone_lengths(poses.double())
     value = lengths.std(dim=0, unbiased=False).mean() if len(poses) > 1 else lengths.new_zeros(())
     return value.expand(len(poses))
 
 
 def left_right_gap(poses: torch.Tensor) -> torch.Tensor:
-    """(..., 17, 3) -> (...): mean |left - right| segment length, metres."""
-    lengths = bone_lengths(poses.double())
-    return (lengths[..., LEFT_BONES] - lengths[..., RIGHT_BONES]).abs().mean(dim=-1)
+    """(..., J, 3) -> (...): mean |left - right| segment length of the skeleton's symmetric pairs, metres."""
+    lengths, t = bone_lengths(poses.double()), tables(poses.shape[-2])
+    return (lengths[..., t.left_bones] - lengths[..., t.right_bones]).abs().mean(dim=-1)
 
 
 def outside_range_of_motion(poses: torch.Tensor) -> torch.Tensor:
-    """(..., 17, 3) -> (...): 1.0 where any joint angle is outside its range, else 0.0."""
+    """(..., J, 3) -> (...): 1.0 where any joint angle is outside its range, else 0.0."""
     return (rom_violation(poses.double()) > 0).any(dim=-1).double()
 
 

@@ -170,6 +170,7 @@ class StreamingLifter:
         self._perm_2d = skeleton.flip_permutation(
             self.model.num_joints_in, lifter.keypoints_left, lifter.keypoints_right
         )
+        self._perm_3d = skeleton.output_flip(self.model.num_joints_out)
         self.reset()
 
     def reset(self) -> None:
@@ -180,7 +181,7 @@ class StreamingLifter:
                 for _ in range(2 if self.flip_test else 1)
             ]
         self.frames_seen = 0
-        self._length_sum = torch.zeros(len(skeleton.BONES), 1, device=self.lifter.device)
+        self._length_sum = torch.zeros(self.model.num_joints_out - 1, 1, device=self.lifter.device)  # per bone
 
     @property
     def layers(self) -> list[StreamingConv]:
@@ -206,7 +207,7 @@ class StreamingLifter:
             normalized: the keypoints are already in the model's input coordinates.
 
         Returns:
-            (17, 3) pose of this very frame in metres, camera axes, root joint at 0.
+            (J, 3) pose of this very frame (the model's output joints: 17 Human3.6M, 15 HumanEva-I) in metres, camera axes, root joint at 0.
 
         Raises:
             JointposeError: a frame that is not finite in float32 or lies far off screen
@@ -241,5 +242,5 @@ class StreamingLifter:
         pose = self.streams[0](x)
         if self.flip_test:
             mirrored = self.streams[1](skeleton.flip_poses(x, self._perm_2d))
-            pose = (pose + skeleton.flip_poses(mirrored)) / 2
+            pose = (pose + skeleton.flip_poses(mirrored, self._perm_3d)) / 2
         return pose - pose[:1]

@@ -63,10 +63,7 @@ def predict(
     starts = tqdm(range(0, frames, step), desc="lifting", unit="segment", disable=not progress, leave=False)
     out = torch.cat([model(x[:, s : min(s + step, frames) + field - 1]) for s in starts], dim=1)
     if flip_test:
-        perm_3d = (
-            skeleton.FLIP_PERMUTATION if model.num_joints_out == skeleton.NUM_JOINTS else range(model.num_joints_out)
-        )
-        out = (out[0] + skeleton.flip_poses(out[1], perm_3d)) / 2
+        out = (out[0] + skeleton.flip_poses(out[1], skeleton.output_flip(model.num_joints_out))) / 2
     else:
         out = out[0]
     model.train(was_training)
