@@ -49,6 +49,7 @@ BAD = [
     ("subjects_train", ()),
     ("subjects_test", ("S9", "")),
     ("actions", ()),
+    ("dataset", "humaneva20"),
 ]
 
 
@@ -140,6 +141,8 @@ def test_flags_set_their_fields():
         "d",
         "--checkpoint",
         "c",
+        "-d",
+        "humaneva15",
         "-k",
         "gt",
         "-str",
@@ -199,6 +202,7 @@ def test_flags_set_their_fields():
     assert config == TrainConfig(
         data_dir="d",
         checkpoint_dir="c",
+        dataset="humaneva15",
         keypoints="gt",
         subjects_train=("S1", "S5"),
         subjects_test=("S9",),

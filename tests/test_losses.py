@@ -11,6 +11,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+import loss_reference
 from jointpose import losses
 from jointpose.errors import JointposeError
 from jointpose.geometry.anatomy import (
@@ -306,80 +307,29 @@ def test_joint_aware_loss_calls_the_term_functions_once_on_shared_intermediates(
     assert calls == {"lengths": 2, "angles": 2}
 
 
-# First-principles reference, written from the definitions with its own tables (joint
-# indices typed out from the documented Human3.6M-17 order), plain indexing and arccos:
-# nothing shared with the library but the range-of-motion table.
-_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
-_TWINS = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))  # left/right bones, by end joint
-_PROPORTIONS = ((12, 13), (15, 16), (5, 6), (2, 3), (4, 1), (11, 14))  # (a, b) -> a / (a + b), by end joint
-_TRIPLES = {
-    "neck": (8, 9, 10),
-    "spine": (0, 7, 8),
-    "right hip": (0, 1, 2),
-    "left hip": (0, 4, 5),
-    "right hip flexion": (7, 0, 2),
-    "left hip flexion": (7, 0, 5),
-    "right shoulder": (8, 14, 15),
-    "left shoulder": (8, 11, 12),
-    "right knee": (1, 2, 3),
-    "left knee": (4, 5, 6),
-    "right elbow": (14, 15, 16),
-    "left elbow": (11, 12, 13),
-}
-
-
-def _ref_lengths(p):
-    """{end joint: length} of every bone."""
-    return {j: torch.sqrt(((p[..., j, :] - p[..., _PARENTS[j], :]) ** 2).sum(-1)) for j in range(1, 17)}
-
-
-def _ref_angles(p):
-    """{name: angle at the middle joint (rad)}."""
-    out = {}
-    for name, (a, v, b) in _TRIPLES.items():
-        u, w = p[..., a, :] - p[..., v, :], p[..., b, :] - p[..., v, :]
-        out[name] = torch.arccos((u * w).sum(-1) / torch.sqrt((u * u).sum(-1) * (w * w).sum(-1)))
-    return out
-
-
-def _ref_huber(x, beta):
-    return torch.where(x.abs() < beta, 0.5 * x * x / beta, x.abs() - 0.5 * beta)
-
-
-def _ref_terms(pred, target):
-    """Every term of TERMS from its definition (module docstring of losses), float64."""
-    lp, lt = _ref_lengths(pred), _ref_lengths(target)
-    ap, at = _ref_angles(pred), _ref_angles(target)
-    mean = lambda values: torch.stack(values).mean()  # noqa: E731 (mean over equal-shaped parts)
-    share = lambda lengths, a, b: lengths[a] / (lengths[a] + lengths[b] + 1e-6)  # noqa: E731
-
-    def steps(x, order):
-        for _ in range(order):
-            x = x[:, 1:] - x[:, :-1]
-        return x
-
-    def position_diff(order):
-        d = steps(pred, order) - steps(target, order)
-        return (torch.sqrt((d * d).sum(-1) + 1e-6) - 1e-3).mean()
-
-    def angle_diff(order):
-        return mean([_ref_huber(steps(ap[n], order) - steps(at[n], order), 1e-3).mean() for n in _TRIPLES])
-
-    out = {"mpjpe": torch.sqrt(((pred - target) ** 2).sum(-1)).mean()}
-    out["sym"] = mean([_ref_huber(lp[left] - lp[right], 1e-3) for left, right in _TWINS]).mean() * 1.0
-    variance = mean([((lp[j] - lp[j].mean(1, keepdim=True)) ** 2).mean(1) for j in lp]).mean()
-    proportion = mean([_ref_huber(share(lp, a, b) - share(lt, a, b), 1e-3) for a, b in _PROPORTIONS])
-    out["bone"] = variance + proportion + mean([_ref_huber(lp[j] - lt[j], 1e-3) for j in lp])
-    out["angle"] = mean([_ref_huber(ap[n] - at[n], 1e-3) for n in _TRIPLES])
-    outside = [
-        torch.relu(math.radians(RANGE_OF_MOTION[n][0]) - ap[n])
-        + torch.relu(ap[n] - math.radians(RANGE_OF_MOTION[n][1]))
-        for n in _TRIPLES
-    ]
-    out["rom"] = mean([_ref_huber(x, 0.1) for x in outside])
-    out["vel"], out["acc"] = position_diff(1), position_diff(2)
-    out["ang_vel"], out["ang_acc"] = angle_diff(1), angle_diff(2)
-    return out
+# First-principles reference (loss_reference), with its own tables (joint indices typed out
+# from the documented Human3.6M-17 order): nothing shared with the library but the
+# range-of-motion table.
+H36M_REFERENCE = loss_reference.Tables(
+    parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
+    twins=((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16)),
+    proportions=((12, 13), (15, 16), (5, 6), (2, 3), (4, 1), (11, 14)),
+    triples={
+        "neck": (8, 9, 10),
+        "spine": (0, 7, 8),
+        "right hip": (0, 1, 2),
+        "left hip": (0, 4, 5),
+        "right hip flexion": (7, 0, 2),
+        "left hip flexion": (7, 0, 5),
+        "right shoulder": (8, 14, 15),
+        "left shoulder": (8, 11, 12),
+        "right knee": (1, 2, 3),
+        "left knee": (4, 5, 6),
+        "right elbow": (14, 15, 16),
+        "left elbow": (11, 12, 13),
+    },
+    limits=RANGE_OF_MOTION,
+)
 
 
 def _hand_built_pose() -> tuple[torch.Tensor, list[float], dict[str, float]]:
@@ -426,11 +376,11 @@ def _hand_built_motion() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_hand_built_pose_has_its_known_lengths_and_angles():
     pose, lengths, angles = _hand_built_pose()
-    reference, library = _ref_lengths(pose), bone_lengths(pose)
+    reference, library = loss_reference.lengths(pose, H36M_REFERENCE), bone_lengths(pose)
     for j in range(1, 17):
         assert math.isclose(float(reference[j]), lengths[j - 1], abs_tol=1e-12)
         assert math.isclose(float(library[j - 1]), lengths[j - 1], abs_tol=1e-9)
-    reference, library = _ref_angles(pose), joint_angles(pose)
+    reference, library = loss_reference.angles(pose, H36M_REFERENCE), joint_angles(pose)
     for name in ANGLE_NAMES:
         assert math.isclose(math.degrees(float(reference[name])), angles[name], abs_tol=1e-9), name
         library_deg = math.degrees(float(library[ANGLE_NAMES.index(name)]))  # smoothed: < 1e-5 rad off here
@@ -450,10 +400,12 @@ def test_every_term_value_and_gradient_from_first_principles(weights):
     """JointAwareLoss (what trains) against the reference on hand-built motion, float64: every
     logged term, the weighted total and its gradient with respect to the prediction."""
     pred, target = _hand_built_motion()
-    reference = _ref_terms(pred, target)
+    reference = loss_reference.terms(pred, target, H36M_REFERENCE)
     assert reference["rom"] > 0.005 and reference["sym"] > 0.001  # the folded knee, the longer left shin
     pred_ref = pred.clone().requires_grad_()
-    ref_total = sum(w * _ref_terms(pred_ref, target)[name] for name, w in weights.as_dict().items())
+    ref_total = sum(
+        w * loss_reference.terms(pred_ref, target, H36M_REFERENCE)[name] for name, w in weights.as_dict().items()
+    )
     ref_total.backward()
     pred_lib = pred.clone().requires_grad_()
     total, terms = JointAwareLoss(weights)(pred_lib, target)

@@ -49,12 +49,24 @@ def _check_flags(rows) -> None:
 
 def _add_evaluation_data_args(p: argparse.ArgumentParser) -> None:
     """Dataset flags of ``evaluate`` (defaults: the checkpoint's own)."""
-    p.add_argument("--data-dir", required=True, help="folder with data_3d_h36m.npz and data_2d_h36m_<KEYPOINTS>.npz")
+    from jointpose.data.h36m import DATASETS
+
+    p.add_argument(
+        "--data-dir", required=True, help="folder with data_3d_<DATASET>.npz and data_2d_<DATASET>_<KEYPOINTS>.npz"
+    )
+    p.add_argument(
+        "-d",
+        "--dataset",
+        choices=tuple(DATASETS),
+        default=None,
+        help="file layout and skeleton: h36m or humaneva15 (default: the checkpoint's, else the one whose "
+        "joints the model outputs)",
+    )
     p.add_argument(
         "-k",
         "--keypoints",
         default=None,
-        help="2D keypoints name (file data_2d_h36m_<name>.npz; default: the checkpoint's, else cpn_ft_h36m_dbb)",
+        help="2D keypoints name (file data_2d_<DATASET>_<name>.npz; default: the checkpoint's, else cpn_ft_h36m_dbb)",
     )
     p.add_argument(
         "-ste",
@@ -145,6 +157,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         device=args.device,
         raw=args.raw,
         smooth=args.smooth,
+        dataset=args.dataset,
     )
     print(format_table(result.summary))
     if args.json is not None:

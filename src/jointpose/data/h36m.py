@@ -14,6 +14,12 @@ Each loaded :class:`PoseSequence` is one (subject, action, camera) view: 2D keyp
 network's input coordinates (``normalization``: VideoPose3D's normalised screen coordinates,
 or the camera's rays through its intrinsics, see :mod:`jointpose.geometry.cameras`), and 3D
 targets in camera space, root-relative, in metres.
+
+HumanEva-I in VideoPose3D's layout (``-d humaneva15``, :data:`DATASETS`) is read the same
+way from ``data_3d_humaneva15.npz`` and ``data_2d_humaneva15_<name>.npz``: 15 joints
+(:data:`jointpose.geometry.skeleton.HUMANEVA_15`), subjects named by split (``Train/S1``,
+``Validate/S1``), actions split into chunks (``Walking 1 chunk0``), 60 fps, and HumanEva-I's
+three cameras (:func:`jointpose.geometry.cameras.humaneva_cameras`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +36,13 @@ import numpy as np
 
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import NORMALIZATIONS, Camera, cameras_from_schema, h36m_cameras
+from jointpose.geometry.cameras import (
+    NORMALIZATIONS,
+    Camera,
+    cameras_from_schema,
+    h36m_cameras,
+    humaneva_cameras,
+)
 from jointpose.safeio import check_finite, load_npz
 
 
@@ -42,7 +55,7 @@ class PoseSequence:
     camera_index: int
     camera: Camera
     keypoints: np.ndarray  # (frames, joints_2d, 2) input coordinates (``normalization``), float32
-    poses_3d: np.ndarray | None  # (frames, 17, 3) camera space, root at 0, metres, float32
+    poses_3d: np.ndarray | None  # (frames, joints_3d, 3) camera space, root at 0, metres, float32
     trajectory: np.ndarray | None  # (frames, 3) root position in camera space, metres, float32
     normalization: str = "screen"  # how ``keypoints`` were normalised (geometry.cameras.NORMALIZATIONS)
 
@@ -80,24 +93,67 @@ def action_group(action: str) -> str:
     return action.split(" ")[0]
 
 
-class H36MFiles:
-    """The 3D and 2D files of one dataset directory, read once and validated on access."""
+@dataclass(frozen=True)
+class DatasetKind:
+    """What a ``-d`` name means: the files' name, the 3D skeleton, the frame rate when the
+    2D file holds none, the built-in cameras (used when the files carry no calibration) and
+    whether those have intrinsics (the intrinsics-aware input needs them)."""
 
-    def __init__(self, data_dir: str | Path, keypoints: str) -> None:
+    name: str
+    skeleton: skeleton.Skeleton
+    fps: float
+    cameras: Callable[[], dict[str, list[Camera]]]
+    intrinsics: bool
+
+
+DATASETS: dict[str, DatasetKind] = {
+    "h36m": DatasetKind("h36m", skeleton.H36M_17, 50.0, h36m_cameras, intrinsics=True),
+    "humaneva15": DatasetKind("humaneva15", skeleton.HUMANEVA_15, 60.0, humaneva_cameras, intrinsics=False),
+}
+
+
+def dataset_kind(name: str) -> DatasetKind:
+    """The dataset a ``-d`` name means (:data:`DATASETS`).
+
+    Raises:
+        JointposeError: an unknown name (naming the ``dataset`` field).
+    """
+    if name not in DATASETS:
+        raise JointposeError(
+            "{0}: unknown dataset {value!r} (known: {known})",
+            fields=("dataset",),
+            value=name,
+            known=", ".join(DATASETS),
+        )
+    return DATASETS[name]
+
+
+class H36MFiles:
+    """The 3D and 2D files of one dataset directory, read once and validated on access.
+
+    Args:
+        data_dir: the folder (``--data-dir``).
+        keypoints: the 2D detections' name (``-k``).
+        dataset: ``h36m`` or ``humaneva15`` (:data:`DATASETS`): file names, skeleton, cameras.
+    """
+
+    def __init__(self, data_dir: str | Path, keypoints: str, dataset: str = "h36m") -> None:
+        self.kind = kind = dataset_kind(dataset)
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
             raise JointposeError("{0}: directory not found: {path}", fields=("data_dir",), path=self.data_dir)
-        self.path_3d = self.data_dir / "data_3d_h36m.npz"
-        self.path_2d = self.data_dir / f"data_2d_h36m_{keypoints}.npz"
+        self.path_3d = self.data_dir / f"data_3d_{kind.name}.npz"
+        self.path_2d = self.data_dir / f"data_2d_{kind.name}_{keypoints}.npz"
         if not self.path_2d.is_file():
-            available = sorted(p.name[len("data_2d_h36m_") : -4] for p in self.data_dir.glob("data_2d_h36m_*.npz"))
+            prefix = f"data_2d_{kind.name}_"
+            available = sorted(p.name[len(prefix) : -4] for p in self.data_dir.glob(f"{prefix}*.npz"))
             raise JointposeError(
                 f"-k {keypoints}: file not found: {self.path_2d} "
-                f"(keypoints in {self.data_dir}: {', '.join(available) or 'none'})"
+                f"(-d {kind.name} keypoints in {self.data_dir}: {', '.join(available) or 'none'})"
             )
         self.keypoints_name = keypoints
         files_2d = load_npz(self.path_2d)
-        self.fps = _fps(files_2d.get("fps"), self.path_2d)
+        self.fps = _fps(files_2d.get("fps"), self.path_2d, kind.fps)
         self.positions_2d = _nested_dict(files_2d, "positions_2d", self.path_2d)
         self.metadata = _object(files_2d, "metadata", self.path_2d) if "metadata" in files_2d else {}
         self.positions_3d: dict[str, Any] | None = None
@@ -110,7 +166,7 @@ class H36MFiles:
         if cameras_entry is not None:
             self.cameras = cameras_from_schema(_camera_schema(cameras_entry, cameras_path), str(cameras_path))
         else:
-            self.cameras = h36m_cameras()
+            self.cameras = kind.cameras()
 
     def input_layout(self) -> str:
         """What the 2D points stand for (metadata ``input_layout``, written by ``data build``):
@@ -121,10 +177,10 @@ class H36MFiles:
         return layout
 
     def symmetry(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Left and right keypoint indices of the 2D layout (metadata, else Human3.6M's)."""
+        """Left and right keypoint indices of the 2D layout (metadata, else the dataset skeleton's)."""
         sym = self.metadata.get("keypoints_symmetry") if isinstance(self.metadata, dict) else None
         if sym is None:
-            return skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS
+            return self.kind.skeleton.left, self.kind.skeleton.right
         try:
             left, right = (tuple(int(i) for i in side) for side in sym)
         except (TypeError, ValueError):
@@ -149,11 +205,12 @@ def load_dataset(
     downsample: int = 1,
     require_3d: bool = True,
     normalization: str = "screen",
+    dataset: str = "h36m",
 ) -> Dataset:
     """Load the camera views of ``subjects`` (and action groups ``actions``) from ``data_dir``.
 
     Args:
-        data_dir: folder with ``data_3d_h36m.npz`` and ``data_2d_h36m_<keypoints>.npz``.
+        data_dir: folder with ``data_3d_<dataset>.npz`` and ``data_2d_<dataset>_<keypoints>.npz``.
         keypoints: the 2D detections' name (``-k``), e.g. ``gt`` or ``cpn_ft_h36m_dbb``.
         subjects: subject names, e.g. ``["S9", "S11"]``.
         actions: action groups to keep (name before the first space), or None for all.
@@ -162,6 +219,7 @@ def load_dataset(
         require_3d: fail when the 3D file is missing (training and evaluation need it).
         normalization: the 2D input coordinates, ``"screen"`` or ``"intrinsics"``
             (:func:`jointpose.geometry.cameras.normalize_keypoints`), with each view's camera.
+        dataset: ``h36m`` or ``humaneva15`` (:data:`DATASETS`): file names, skeleton, cameras.
     """
     if normalization not in NORMALIZATIONS:
         raise JointposeError(
@@ -174,7 +232,7 @@ def load_dataset(
         raise JointposeError("{0} must lie in (0, 1], got {value}", fields=("subset",), value=subset)
     if downsample < 1:
         raise JointposeError("{0} must be a positive integer, got {value}", fields=("downsample",), value=downsample)
-    files = H36MFiles(data_dir, keypoints)
+    files = H36MFiles(data_dir, keypoints, dataset)
     if files.positions_3d is None and require_3d:
         raise JointposeError(f"file not found: {files.path_3d}")
     left, right = files.symmetry()
@@ -258,7 +316,9 @@ def _load_views(
         if action not in files.positions_3d[subject]:
             raise JointposeError(f"action '{action}' of {subject} is in {files.path_2d} but not in {files.path_3d}")
         world = _poses_3d(
-            files.positions_3d[subject][action], f"{files.path_3d}: positions_3d['{subject}']['{action}']"
+            files.positions_3d[subject][action],
+            f"{files.path_3d}: positions_3d['{subject}']['{action}']",
+            files.kind.skeleton,
         )
     out = []
     for index, (camera, view) in enumerate(zip(cameras, views)):
@@ -311,10 +371,14 @@ def _subset_frames(length: int, subset: float, downsample: int) -> slice:
     return slice(start, start + n * downsample, downsample)
 
 
-def _poses_3d(array: Any, where: str) -> np.ndarray:
+def _poses_3d(array: Any, where: str, layout: skeleton.Skeleton) -> np.ndarray:
+    """(frames, joints, 3) world positions of ``layout`` (Human3.6M's 32-joint arrays reduced to 17)."""
     arr = _finite_array(array, where)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[1] not in (17, 32):
-        raise JointposeError(f"{where}: expected (frames, 32 or 17, 3) positions, got shape {arr.shape}")
+    counts = (32, 17) if layout is skeleton.H36M_17 else (layout.num_joints,)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[1] not in counts:
+        raise JointposeError(
+            f"{where}: expected (frames, {' or '.join(map(str, counts))}, 3) positions, got shape {arr.shape}"
+        )
     if len(arr) == 0:
         raise JointposeError(f"{where}: empty sequence")
     return skeleton.reduce_32_to_17(arr) if arr.shape[1] == 32 else arr
@@ -353,10 +417,10 @@ def _nested_dict(files: dict[str, np.ndarray], key: str, path: Path) -> dict[str
     return {str(k): v for k, v in value.items()}
 
 
-def _fps(entry: np.ndarray | None, path: Path) -> float:
-    """Frame rate stored by ``jointpose data build``; Human3.6M's 50 fps otherwise."""
+def _fps(entry: np.ndarray | None, path: Path, default: float) -> float:
+    """Frame rate stored by ``jointpose data build``; the dataset's own (``default``) otherwise."""
     if entry is None:
-        return 50.0
+        return default
     try:
         fps = float(entry)
     except (TypeError, ValueError):

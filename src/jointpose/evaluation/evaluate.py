@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jointpose.data.h36m import PoseSequence, load_dataset
+from jointpose.data.h36m import DATASETS, PoseSequence, dataset_kind, load_dataset
 from jointpose.errors import JointposeError
 from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.geometry import skeleton
@@ -55,7 +55,7 @@ class ErrorPool:
 
 
 def sequence_errors(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-frame errors (metres) of every pose metric for one sequence (frames, 17, 3)."""
+    """Per-frame errors (metres) of every pose metric for one sequence (frames, joints, 3)."""
     return {name: fn(pred, target) for name, fn in POSE_METRICS.items()}
 
 
@@ -170,6 +170,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     raw: bool = False,
     smooth: float | None = None,
+    dataset: str | None = None,
 ) -> Evaluation:
     """Evaluate a training checkpoint (file or folder) or an exported ``.safetensors`` model on
     ``subjects``; the summary's ``config`` records what was run.
@@ -177,7 +178,8 @@ def evaluate_checkpoint(
     ``keypoints`` and ``subjects`` default to the checkpoint's (an exported model has none:
     ``cpn_ft_h36m_dbb`` and S9, S11). A joint-aware model filters each sequence in time and
     fits one consistent skeleton to it unless ``raw``; ``smooth`` (frames) overrides the
-    model's filter, for any model (the baseline's too).
+    model's filter, for any model (the baseline's too). ``dataset`` (``h36m`` or
+    ``humaneva15``) defaults to the checkpoint's, else the one whose skeleton the model outputs.
     """
     from jointpose.evaluation.plausibility import plausibility_errors
 
@@ -186,8 +188,29 @@ def evaluate_checkpoint(
     default_fit, default_smooth = loaded.skeleton_fit, loaded.smooth
     keypoints = keypoints or config.get("keypoints", "cpn_ft_h36m_dbb")
     subjects = subjects or list(config.get("subjects_test", ("S9", "S11")))
+    dataset = (
+        dataset
+        or config.get("dataset")
+        or next((name for name, kind in DATASETS.items() if kind.skeleton.num_joints == model.num_joints_out), "h36m")
+    )
+    joints = dataset_kind(dataset).skeleton.num_joints
+    if joints != model.num_joints_out:
+        raise JointposeError(
+            "{0} {name}: the dataset's poses have {joints} joints but {path} outputs {out}",
+            fields=("dataset",),
+            name=dataset,
+            joints=joints,
+            path=checkpoint,
+            out=model.num_joints_out,
+        )
     data = load_dataset(
-        data_dir, keypoints, subjects, actions, downsample=downsample, normalization=loaded.normalization
+        data_dir,
+        keypoints,
+        subjects,
+        actions,
+        downsample=downsample,
+        normalization=loaded.normalization,
+        dataset=dataset,
     )
     if data.num_keypoints != model.num_joints_in:
         raise JointposeError(
@@ -218,6 +241,7 @@ def evaluate_checkpoint(
             "checkpoint_epoch": epoch,
             "evaluated_on": {
                 "data_dir": str(data_dir),
+                "dataset": dataset,
                 "keypoints": keypoints,
                 "subjects": subjects,
                 "actions": actions,
@@ -232,7 +256,7 @@ def evaluate_checkpoint(
 
 
 def write_predictions(predictions: dict[str, np.ndarray], path: str | Path) -> None:
-    """Save predictions as npz, one (frames, 17, 3) array per ``<subject>/<action>/<camera>`` key."""
+    """Save predictions as npz, one (frames, joints, 3) array per ``<subject>/<action>/<camera>`` key."""
     from jointpose.safeio import atomic_write
 
     with atomic_write(path) as handle:

@@ -45,13 +45,18 @@ DEFAULT_FOV_DEG = 65.0
 
 @dataclass(frozen=True)
 class Camera:
-    """One calibrated camera. Pixels for intrinsics, metres for the translation."""
+    """One calibrated camera. Pixels for intrinsics, metres for the translation.
+
+    ``focal_length`` and ``center`` may be None where only the extrinsics are known
+    (HumanEva-I in VideoPose3D's layout): such a camera transforms and normalises but does
+    not project.
+    """
 
     id: str
     res_w: int
     res_h: int
-    focal_length: tuple[float, float]
-    center: tuple[float, float]
+    focal_length: tuple[float, float] | None = None
+    center: tuple[float, float] | None = None
     radial_distortion: tuple[float, float, float] = (0.0, 0.0, 0.0)
     tangential_distortion: tuple[float, float] = (0.0, 0.0)
     orientation: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
@@ -88,6 +93,8 @@ class Camera:
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """Camera-space points (..., 3) metres -> pixels (..., 2), with lens distortion."""
+        if self.focal_length is None or self.center is None:
+            raise JointposeError(f"camera {self.id}: no intrinsics (focal length, centre) to project with")
         return project_points(
             points,
             self.focal_length,
@@ -149,8 +156,8 @@ class Camera:
             "id": self.id,
             "res_w": self.res_w,
             "res_h": self.res_h,
-            "focal_length": list(self.focal_length),
-            "center": list(self.center),
+            "focal_length": None if self.focal_length is None else list(self.focal_length),
+            "center": None if self.center is None else list(self.center),
             "radial_distortion": list(self.radial_distortion),
             "tangential_distortion": list(self.tangential_distortion),
             "distortion_model": self.distortion_model,
@@ -228,6 +235,12 @@ def normalize_keypoints(pixels: np.ndarray, camera: Camera, normalization: str) 
     if normalization == "screen":
         return normalize_screen_coordinates(pixels, camera.res_w, camera.res_h)
     if normalization == "intrinsics":
+        if camera.focal_length is None or camera.center is None:
+            raise JointposeError(
+                "{0} intrinsics: camera {camera} has no intrinsics (focal length, centre); use {0} screen",
+                fields=("normalization",),
+                camera=camera.id,
+            )
         pixels = _floating(pixels)
         rays = (pixels - np.asarray(camera.center)) / np.asarray(camera.focal_length)
         if camera.distorted:
@@ -369,6 +382,40 @@ def _floats(values: Any, n: int) -> tuple[float, ...]:
     if len(out) != n or not all(np.isfinite(out)):
         raise ValueError(f"expected {n} finite numbers, got {values!r}")
     return out
+
+
+# HumanEva-I's three colour cameras C1-C3 as VideoPose3D lists them: 640 x 480 images and,
+# per subject, each camera's orientation (unit quaternion w, x, y, z, camera axes to world)
+# and centre (mm). VideoPose3D lists no intrinsics for them (its 2D files were made from
+# HumanEva's own projections), so these cameras do not project.
+_HUMANEVA_EXTRINSICS = {
+    "S1": (
+        ((0.424207, -0.4983646, -0.5802981, 0.4847012), (4062.227, 663.2477, 1528.397)),
+        ((0.6503354, -0.7481602, -0.0919284, 0.0941766), (844.8131, -3805.2092, 1504.9929)),
+        ((0.0664734, -0.0690535, 0.7416416, -0.6639132), (-797.67377, 3916.3174, 1433.6602)),
+    ),
+    "S2": (
+        ((0.4214752, -0.4961493, -0.5838273, 0.4851187), (4112.9121, 626.4929, 1545.2988)),
+        ((0.6501393, -0.7476588, -0.0954617, 0.0959808), (923.5740, -3877.9243, 1504.5518)),
+        ((0.0699353, -0.0712403, 0.7421637, -0.662742), (-781.4915, 3838.8853, 1444.9929)),
+    ),
+}
+_HUMANEVA_EXTRINSICS["S3"] = _HUMANEVA_EXTRINSICS["S1"]  # VideoPose3D lists S1's values for S3
+# Subject names in VideoPose3D's HumanEva-I files: the split, then the subject.
+HUMANEVA_PREFIXES = ("Train/", "Validate/", "Unlabeled/Train/", "Unlabeled/Validate/", "Unlabeled/")
+
+
+def humaneva_cameras() -> dict[str, list[Camera]]:
+    """HumanEva-I's cameras for every subject name of VideoPose3D's files (``Train/S1``,
+    ``Validate/S2``, ...): subject -> its cameras C1, C2, C3 (extrinsics only, metres)."""
+    cameras = {
+        subject: [
+            Camera(f"C{i + 1}", 640, 480, orientation=q, translation=tuple(v / 1000.0 for v in t))
+            for i, (q, t) in enumerate(views)
+        ]
+        for subject, views in _HUMANEVA_EXTRINSICS.items()
+    }
+    return {prefix + subject: views for subject, views in cameras.items() for prefix in HUMANEVA_PREFIXES}
 
 
 def h36m_cameras() -> dict[str, list[Camera]]:

@@ -15,6 +15,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from jointpose.data.h36m import DATASETS
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import SMOOTH_DEFAULT
@@ -38,6 +39,7 @@ DROPOUT_BASELINE, DROPOUT_CONSTRAINTS = 0.25, 0.2
 BODY_SCALE_BASELINE, BODY_SCALE_CONSTRAINTS = 0.0, 0.0
 # 2D input normalisation (geometry.cameras): VideoPose3D's image-width screen coordinates for
 # the baseline; the camera's rays (intrinsics-aware, any lens and image shape) with constraints.
+# A dataset whose built-in cameras have no intrinsics (HumanEva-I) takes screen in both modes.
 NORMALIZATION_BASELINE, NORMALIZATION_CONSTRAINTS = "screen", "intrinsics"
 
 
@@ -57,10 +59,21 @@ class TrainConfig:
     ``dropout`` and ``weights`` left at None take the mode's defaults in :meth:`resolved`.
     """
 
-    data_dir: str = _flag("--data-dir", help="folder with data_3d_h36m.npz and data_2d_h36m_<KEYPOINTS>.npz")
+    data_dir: str = _flag("--data-dir", help="folder with data_3d_<DATASET>.npz and data_2d_<DATASET>_<KEYPOINTS>.npz")
     checkpoint_dir: str = _flag("--checkpoint", help="folder for checkpoints, log.csv and the learning curve")
+    dataset: str = _flag(
+        "-d",
+        "--dataset",
+        default="h36m",
+        choices=tuple(DATASETS),
+        help="file layout and skeleton: h36m (Human3.6M, 17 joints) or humaneva15 (HumanEva-I, 15 joints; "
+        "docs/humaneva.md) (default {default})",
+    )
     keypoints: str = _flag(
-        "-k", "--keypoints", default="cpn_ft_h36m_dbb", help="2D keypoints name (file data_2d_h36m_<name>.npz)"
+        "-k",
+        "--keypoints",
+        default="cpn_ft_h36m_dbb",
+        help="2D keypoints name (file data_2d_<DATASET>_<name>.npz)",
     )
     subjects_train: tuple[str, ...] = _flag(
         "-str", "--subjects-train", default=("S1", "S5", "S6", "S7", "S8"), help="training subjects (default {default})"
@@ -128,7 +141,7 @@ class TrainConfig:
         choices=NORMALIZATIONS,
         help="2D input coordinates: screen (image width only, as VideoPose3D; default with --no-constraints) "
         "or intrinsics (each point's ray through the camera's focal length, principal point and lens; default "
-        "with constraints)",
+        "with constraints, except on a dataset whose cameras have no intrinsics: -d humaneva15)",
     )
     random_cameras: CameraRanges | None = _flag(
         "--random-cameras",
@@ -188,6 +201,7 @@ class TrainConfig:
 
         constraints = self.constraints
         rules = (
+            ("dataset", self.dataset in DATASETS, f"one of {', '.join(DATASETS)}"),
             (
                 "architecture",
                 isinstance(self.architecture, tuple)
@@ -263,7 +277,8 @@ class TrainConfig:
         """This configuration with a learning rate, dropout, loss weights, body-size
         augmentation or input normalisation left at None filled in: with the argument of that
         name where given (a resumed run's own), else the default (the mode's: VideoPose3D's
-        for the baseline, the tuned ones with constraints). Kept apart from construction so that switching ``constraints`` (as
+        for the baseline, the tuned ones with constraints; screen input on a dataset whose
+        cameras have no intrinsics). Kept apart from construction so that switching ``constraints`` (as
         ``ablate`` does) also switches the defaults, while values given explicitly stay."""
 
         def first(*values):
@@ -280,7 +295,9 @@ class TrainConfig:
             normalization=first(
                 self.normalization,
                 normalization,
-                NORMALIZATION_CONSTRAINTS if self.constraints else NORMALIZATION_BASELINE,
+                NORMALIZATION_CONSTRAINTS
+                if self.constraints and DATASETS[self.dataset].intrinsics
+                else NORMALIZATION_BASELINE,
             ),
         )
 
@@ -301,8 +318,11 @@ class TrainConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
-def model_args(config: TrainConfig, num_keypoints: int, num_joints_out: int = 17) -> dict[str, Any]:
-    """Constructor arguments of the model a configuration trains."""
+def model_args(config: TrainConfig, num_keypoints: int, num_joints_out: int | None = None) -> dict[str, Any]:
+    """Constructor arguments of the model a configuration trains; ``num_joints_out`` defaults
+    to the joints of the dataset's skeleton (17 Human3.6M, 15 HumanEva-I)."""
+    if num_joints_out is None:
+        num_joints_out = DATASETS[config.dataset].skeleton.num_joints
     return {
         "filter_widths": list(config.architecture),
         "channels": config.channels,

@@ -94,6 +94,7 @@ class Trainer:
             subset=config.subset,
             downsample=config.downsample,
             normalization=config.normalization,
+            dataset=config.dataset,
         )
         self.test_data = load_dataset(
             config.data_dir,
@@ -102,6 +103,7 @@ class Trainer:
             _opt_list(config.actions),
             downsample=config.downsample,
             normalization=config.normalization,
+            dataset=config.dataset,
         )
         self.model_args = model_args(config, self.train_data.num_keypoints)
         self.model = build_model(self.model_args, strided=True).to(self.device)
@@ -485,6 +487,7 @@ def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
 # What a resumed run must share with the checkpoint to be the same run (TrainConfig fields).
 # Free to change: epochs (train longer), evaluation and output settings, device, precision, logging.
 RESUME_MUST_MATCH = (
+    "dataset",
     "constraints",
     "chunk",
     "chunk_share",
@@ -536,7 +539,7 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
             label = "FIELD (keypoint count)" if key == "num_joints_in" else "FIELD"
             differ(name, saved.get(key), args[key], f"{label} THEN in the checkpoint vs NOW now")
     saved_cfg = ckpt["config"]
-    older = {"chunk_dropout": "independent"}  # checkpoints from before the setting trained so
+    older = {"chunk_dropout": "independent", "dataset": "h36m"}  # checkpoints from before the setting trained so
     current = config.to_dict()
     for key in RESUME_MUST_MATCH:
         if key in CONSTRAINT_SETTINGS and not config.constraints:
