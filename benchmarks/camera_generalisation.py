@@ -14,7 +14,7 @@ detections:
 * ``low``    - a low camera: 1280x720, 70 degrees wide, 4 m away, 0.4 m high, aimed at the person.
 
 Each setup other than Human3.6M's has four cameras around the person (further out where a
-clip's path needs it). For each leave-one-person-out fold it trains, at equal epochs:
+clip's motion needs it: at least 1 m from every joint). For each leave-one-person-out fold it trains, at equal epochs:
 ``random`` (``--random-cameras``, intrinsics-aware input), ``random-screen`` (the same with
 VideoPose3D's image-width normalisation: the normalisation's own share) and one model per
 setup trained on that setup itself, then scores every model on every setup's held-out
@@ -51,7 +51,7 @@ from jointpose.geometry.cameras import Camera
 from jointpose.inference.lifter import Lifter
 from jointpose.motion.builder import CameraRing, write_h36m_dataset
 from jointpose.motion.mocap import load_bvh_folder
-from jointpose.motion.viewpoints import aimed_camera, placement
+from jointpose.motion.viewpoints import aimed_camera, keep_in_front, placement
 from jointpose.training.config import TrainConfig
 from jointpose.training.trainer import Trainer
 
@@ -82,13 +82,17 @@ def setup_cameras(name: str, motion: dict[str, dict[str, np.ndarray]]) -> Camera
         reach = max(distance, extent + 1.0)
         limits = (pitch, pitch) if pitch is not None else (-89.0, 89.0)
         out[subject] = [
-            aimed_camera(
-                np.array([centre[0] + reach * np.cos(yaw), centre[1] + reach * np.sin(yaw), height]),
-                centre,
-                size,
-                focal,
-                pitch_limits=limits,
-                id=f"{name}{i}",
+            keep_in_front(
+                aimed_camera(
+                    np.array([centre[0] + reach * np.cos(yaw), centre[1] + reach * np.sin(yaw), height]),
+                    centre,
+                    size,
+                    focal,
+                    pitch_limits=limits,
+                    id=f"{name}{i}",
+                ),
+                world,
+                1.0,
             )
             for i, yaw in enumerate(np.pi / 4 + np.arange(4) * np.pi / 2)
         ]

@@ -1,17 +1,19 @@
 """Train the bundled models on the CMU clips and write them into the package.
 
-    python scripts/train_pretrained.py [--cmu ../shared/data/cmu-mocap] [--epochs 20]
+    python scripts/train_pretrained.py [--cmu ../shared/data/cmu-mocap] [--epochs 12] [--channels 128]
         [--batch-size 256] [--precision bf16] [--lr LR] [--work runs/pretrained] [--only offline|causal]
 
 1. Builds a dataset with the dataset builder: a ring of 6 virtual cameras, detector-like
    noise, and 2D keypoints as ``jointpose infer`` derives them from COCO detections
    (``--input-layout coco``).
-2. Trains the 243-frame, 256-channel joint-aware model (the training defaults: intrinsics-aware
-   input, the default loss weights, learning rate and dropout) with its trajectory model
-   (offline), and the causal variant, on S1, S5, S7, every epoch seeing each motion through
-   freshly drawn random cameras (``--random-cameras``, default ranges; the ring only places
-   the motion in the world); S6 (CMU subject 3, walking on uneven terrain) is held out. The smallest subject is the one held out, so the playground, dance and
-   everyday clips all train the shipped models.
+2. Trains the 243-frame joint-aware model (``--channels``, 128 by default) with the
+   training defaults (intrinsics-aware input, loss weights, learning rate, dropout), and the
+   causal variant, on S1, S5, S7, every epoch seeing each motion through freshly drawn
+   random cameras (``--random-cameras``, default ranges; the ring only places the motion in
+   the world). No trajectory model: given the camera's intrinsics, the root follows from the
+   pose (``jointpose.geometry.cameras.root_trajectory``). S6 (CMU subject 3, walking on
+   uneven terrain) is held out: the smallest subject, so the playground, dance and everyday
+   clips all train the shipped models.
 3. Evaluates both on S6 seen by the ring (P1/P2 and the rest, with the default inference, the network
    alone and the consistent-skeleton fit; the causal model ships without the fit), writes
    ``model_card.json`` beside the models, and exports
@@ -51,7 +53,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cmu", default=str(ROOT.parent / "shared" / "data" / "cmu-mocap"))
     parser.add_argument("--work", default=str(ROOT / "runs" / "pretrained"))
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--channels", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--only", choices=("offline", "causal"), default=None)
     parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
@@ -83,13 +86,12 @@ def main() -> int:
             subjects_train=TRAIN,
             subjects_test=TEST,
             architecture=(3, 3, 3, 3, 3),
-            channels=256,
+            channels=args.channels,
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
             random_cameras=CameraRanges(),
             causal=variant == "causal",
-            trajectory=variant == "offline",
             seed=0,
             precision=args.precision,
             resume=(work / variant / "latest.pt").exists(),
@@ -167,6 +169,7 @@ def main() -> int:
             "training": {
                 "subjects": list(TRAIN),
                 "epochs": args.epochs,
+                "channels": args.channels,
                 "batch_size": args.batch_size,
                 "lr": trainer.config.lr,
                 "precision": args.precision,

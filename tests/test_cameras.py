@@ -19,7 +19,15 @@ from jointpose.geometry.cameras import (
 from jointpose.inference.lifter import Lifter
 from jointpose.model.temporal import TemporalModel
 from jointpose.motion.builder import NoiseModel
-from jointpose.motion.viewpoints import CameraRanges, RandomRig, draw_camera, random_views, seen_through
+from jointpose.motion.viewpoints import (
+    CameraRanges,
+    RandomRig,
+    draw_camera,
+    keep_in_front,
+    placement,
+    random_views,
+    seen_through,
+)
 from jointpose.training.ablation import run_ablation
 from jointpose.training.config import NORMALIZATION_BASELINE, NORMALIZATION_CONSTRAINTS, TrainConfig
 from jointpose.training.trainer import Trainer
@@ -154,6 +162,17 @@ def test_random_cameras_keep_the_person_in_front_and_mostly_in_frame():
     assert np.mean(inside) > 0.95 and np.mean(np.array(inside) == 1.0) > 0.8
 
 
+def test_cameras_back_off_from_motion_that_reaches_towards_them():
+    """Limbs far from the root (a dancer's arms, a fall) never come within ``clearance``."""
+    rng = np.random.default_rng(4)
+    world = _walk(50) + np.where(np.arange(17)[None, :, None] == 16, [1.8, 0.0, 0.5], 0.0)  # a long reach
+    centre, extent = placement(world)
+    assert extent > 2.5  # the reach counts, not only the root's path
+    for _ in range(200):
+        camera = keep_in_front(draw_camera(rng, CameraRanges(pitch=(-45.0, -45.0)), centre, extent), world, 1.0)
+        assert camera.world_to_camera(world)[..., 2].min() >= 1.0 - 1e-9
+
+
 def test_camera_draws_are_reproducible():
     one = [draw_camera(np.random.default_rng(5), CameraRanges(), np.zeros(3)) for _ in range(2)]
     assert one[0] == one[1]
@@ -186,6 +205,12 @@ def test_random_views_keep_2d_and_3d_consistent_through_the_new_camera(sequences
         # the same motion: world positions agree
         world_then = seq.camera.camera_to_world(seq.poses_3d + seq.trajectory[:, None])
         np.testing.assert_allclose(view.camera.camera_to_world(camera_space), world_then, atol=1e-4)
+
+
+def test_random_views_never_put_a_joint_near_the_camera(sequences):
+    views = random_views(sequences, np.random.default_rng(0), CameraRanges(distance=(0.5, 0.6)), fps=50.0)
+    for view in views:
+        assert (view.poses_3d + view.trajectory[:, None])[..., 2].min() >= 1.0 - 1e-5
 
 
 def test_noise_scales_with_the_person_in_the_image():

@@ -16,7 +16,9 @@ Users film with any camera, so training can see each motion through cameras draw
   ``distortion`` in magnitude (0: none).
 
 A person who walks far keeps the whole path in front of the camera: the distance grows to
-the path's extent plus ``clearance`` metres where needed. Parts of the person may leave the
+the extent of the motion (every joint, horizontally) plus ``clearance`` metres where
+needed, and a camera that would still come closer than ``clearance`` metres to any joint
+(a steep pitch, an off-centre aim) moves back along its optical axis. Parts of the person may leave the
 image (a low camera close by, a wide path); the network has no confidence input, so those
 keypoints keep their projected positions with extra noise (``offscreen_noise``, a detector's
 guess off the image).
@@ -209,11 +211,22 @@ def draw_camera(
 
 
 def placement(world: np.ndarray) -> tuple[np.ndarray, float]:
-    """(mean root position (3,), largest horizontal distance of the root from it) of a clip's
+    """(mean root position (3,), largest horizontal distance of any joint from it) of a clip's
     world poses (frames, J, 3) metres."""
-    root = world[:, 0]
-    centre = root.mean(axis=0)
-    return centre, float(np.hypot(*(root[:, :2] - centre[:2]).T).max())
+    centre = world[:, 0].mean(axis=0)
+    return centre, float(np.hypot(*(world[..., :2] - centre[:2]).reshape(-1, 2).T).max())
+
+
+def keep_in_front(camera: Camera, world: np.ndarray, depth: float) -> Camera:
+    """``camera`` moved back along its optical axis until every point of ``world`` (..., 3)
+    metres lies at least ``depth`` metres in front of it (unchanged when they already do);
+    its view direction and intrinsics are kept."""
+    nearest = float(camera.world_to_camera(world)[..., 2].min())
+    if nearest >= depth:
+        return camera
+    forward = camera.rotation.apply([0.0, 0.0, 1.0])
+    eye = np.asarray(camera.translation) - (depth - nearest) * forward
+    return dataclasses.replace(camera, translation=tuple(float(v) for v in eye))
 
 
 def seen_through(
@@ -278,6 +291,7 @@ def random_views(
         world = seq.camera.camera_to_world(seq.poses_3d.astype(np.float64) + seq.trajectory[:, None])
         centre, extent = placement(world)
         camera = draw_camera(rng, ranges, centre, extent, id=f"random-{seq.key}")
+        camera = keep_in_front(camera, world, ranges.clearance)
         pixels, joints, _ = seen_through(
             world,
             camera,
@@ -322,8 +336,12 @@ class RandomRig:
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xCA3E]))
         out = {}
         for subject, clips in motion.items():
-            roots = np.concatenate([clip[:, 0] for clip in clips.values()])
-            centre = roots.mean(axis=0)
-            extent = float(np.hypot(*(roots[:, :2] - centre[:2]).T).max())
-            out[subject] = [draw_camera(rng, self.ranges, centre, extent, id=f"random{i}") for i in range(self.count)]
+            world = np.concatenate(list(clips.values()))
+            centre, extent = placement(world)
+            out[subject] = [
+                keep_in_front(
+                    draw_camera(rng, self.ranges, centre, extent, id=f"random{i}"), world, self.ranges.clearance
+                )
+                for i in range(self.count)
+            ]
         return out
