@@ -13,7 +13,13 @@ from jointpose.cli import main
 from jointpose.data.detect import BLAZEPOSE_TO_COCO, Detections2D, require_mediapipe
 from jointpose.data.keypoints import resample
 from jointpose.data.layouts import LAYOUTS
-from jointpose.data.tracks import keypoints_from_detections, repair_swaps, side_pairs, swap_transitions
+from jointpose.data.tracks import (
+    keypoints_from_detections,
+    repair_limb_swaps,
+    repair_swaps,
+    side_pairs,
+    swap_transitions,
+)
 from jointpose.data.video import open_video
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
@@ -111,6 +117,70 @@ def test_low_confidence_pairs_carry_no_weight():
     assert np.flatnonzero(swap_transitions(seen, conf, PAIRS)).tolist() == [70]
     conf[40] = 1.0
     assert np.flatnonzero(swap_transitions(seen, conf, PAIRS)).tolist() == [40, 70]
+
+
+def limb_swapped(xy: np.ndarray, parts: tuple[str, ...], frames: slice) -> np.ndarray:
+    """``xy`` with the left and right labels of ``parts`` (e.g. knee, ankle) exchanged in ``frames``."""
+    left = [COCO.index(f"l_{p}") for p in parts]
+    right = [COCO.index(f"r_{p}") for p in parts]
+    out = xy.copy()
+    out[frames, left + right] = xy[frames][:, right + left]
+    return out
+
+
+LIMB_SWAPS = [
+    (("elbow", "wrist"), slice(40, 45)),  # one arm's two far points, 5 frames
+    (("shoulder", "elbow", "wrist"), slice(60, 63)),  # a whole arm, 3 frames
+    (("knee", "ankle"), slice(80, 84)),  # one leg, 4 frames
+    (("ankle",), slice(100, 101)),  # a foot, one frame
+]
+
+
+@pytest.mark.parametrize("parts,frames", LIMB_SWAPS)
+def test_a_single_limb_swap_of_a_few_frames_is_repaired(parts, frames):
+    truth = walking_track()
+    conf = np.full((len(truth), 17), 0.9)
+    fixed, _, exchanged = repair_limb_swaps(limb_swapped(truth, parts, frames), conf, COCO)
+    np.testing.assert_array_equal(fixed, truth)
+    expected = np.zeros_like(exchanged)
+    expected[frames, [int(np.flatnonzero(PAIRS[:, 0] == COCO.index(f"l_{p}"))[0]) for p in parts]] = True
+    np.testing.assert_array_equal(exchanged, expected)
+
+
+def test_an_untouched_track_keeps_its_limbs():
+    for track in (walking_track(), walking_track(200, seed=4)):
+        fixed, conf, exchanged = repair_limb_swaps(track, np.full(track.shape[:2], 0.9), COCO)
+        assert not exchanged.any()
+        np.testing.assert_array_equal(fixed, track)
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0, 60.0])
+def test_legs_and_arms_passing_each_other_in_profile_are_not_swapped(fps):
+    """Walking across the image in profile at 1 stride/s: ankles pass each other at up to
+    ~30 px a frame, as fast as a label swap moves them; nothing is exchanged."""
+    t = np.arange(200)[:, None] / fps
+    track = TEMPLATE * [0.1, 1.0] + [100.0, 0.0] * t[..., None] + 500  # profile, walking right
+    swing = np.sin(2 * np.pi * t)
+    for part, amplitude in (("ankle", 140.0), ("knee", 70.0), ("wrist", -100.0), ("elbow", -50.0)):
+        track[:, COCO.index(f"l_{part}"), 0] += amplitude * swing[:, 0]
+        track[:, COCO.index(f"r_{part}"), 0] -= amplitude * swing[:, 0]
+    track += np.random.default_rng(0).normal(scale=1.5, size=track.shape)
+    assert not repair_limb_swaps(track, np.ones((200, 17)), COCO)[2].any()
+    # ... while a 3-frame swap of the legs there, where they are apart (t = 2.25 s), is found.
+    middle = int(2.25 * fps)
+    swapped = limb_swapped(track, ("knee", "ankle"), slice(middle - 1, middle + 2))
+    np.testing.assert_array_equal(repair_limb_swaps(swapped, np.ones((200, 17)), COCO)[0], track)
+
+
+def test_limb_swaps_across_lost_frames_and_at_the_clip_ends():
+    truth = walking_track()
+    # The first two frames (half MAX_LIMB_SWAP at the ends), and 6 frames of which 2 are lost.
+    seen = limb_swapped(limb_swapped(truth, ("knee", "ankle"), slice(0, 2)), ("elbow", "wrist"), slice(50, 56))
+    seen[[52, 53, 90]] = np.nan  # no detection in these frames
+    fixed, _, exchanged = repair_limb_swaps(seen, np.ones((len(truth), 17)), COCO)
+    kept = np.isfinite(seen).all(axis=(1, 2))
+    np.testing.assert_array_equal(fixed[kept], truth[kept])
+    assert np.flatnonzero(exchanged.any(axis=1)).tolist() == [0, 1, 50, 51, 54, 55]
 
 
 # ----------------------------------------------------------------------------- track -> network input
@@ -300,6 +370,20 @@ def test_real_footage_left_right_consistent_through_time(cam02):
     # left-right shoulder axis never turns by more than 90 degrees in one frame.
     axis = cam02.poses[:, lsh] - cam02.poses[:, rsh]
     assert ((axis[1:] * axis[:-1]).sum(-1) > 0).all()
+
+
+def test_real_footage_single_limb_swaps_are_repaired(cam02):
+    points = cam02.detections.points
+    xy, conf, _ = repair_swaps(points[..., :2], np.nan_to_num(points[..., 2]), PAIRS)
+    repaired, _, exchanged = repair_limb_swaps(xy, conf, COCO)
+    # BlazePose's own: in frame 60 the legs (knees, ankles) are labelled the wrong way round
+    # (the other three views, triangulated, put them 160-260 px from the labels, 5-24 px
+    # exchanged); a few frames at most are touched.
+    legs = [int(np.flatnonzero(PAIRS[:, 0] == COCO.index(f"l_{p}"))[0]) for p in ("knee", "ankle")]
+    assert exchanged[60, legs].all() and exchanged.any(axis=1).sum() <= 4
+    for parts, frames in LIMB_SWAPS:
+        injected = limb_swapped(repaired, parts, frames)
+        np.testing.assert_array_equal(repair_limb_swaps(injected, conf, COCO)[0], repaired)
 
 
 def test_real_footage_bone_lengths_constant(cam02):

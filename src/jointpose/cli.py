@@ -177,6 +177,8 @@ def _write_text(path: Path, text: str) -> None:
 
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
     """Camera and noise flags of dataset building (shared by ``data build`` and ``demo``)."""
+    from jointpose.data.h36m import INPUT_LAYOUTS
+
     p.add_argument("--fps", type=float, default=50.0, help="frame rate of the dataset (default 50)")
     p.add_argument(
         "--cameras",
@@ -206,9 +208,10 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-outlier-px", type=float, default=80.0, help="noisy 2D: outlier displacement radius (px)")
     p.add_argument(
         "--input-layout",
-        choices=("h36m", "coco"),
+        choices=INPUT_LAYOUTS,
         default="h36m",
-        help="2D as projected joints (h36m) or as jointpose infer converts COCO detections (coco)",
+        help="2D as projected joints (h36m), as jointpose infer converts COCO detections (coco), or as jointpose "
+        "video converts BlazePose's (blazepose)",
     )
     p.add_argument("--seed", type=_seed, default=0, help="random seed (>= 0)")
 

@@ -45,6 +45,8 @@ from jointpose.geometry.cameras import (
 )
 from jointpose.safeio import check_finite, load_npz
 
+INPUT_LAYOUTS = ("h36m", "coco", "blazepose")  # what a built dataset's 2D points stand for (data build)
+
 
 @dataclass
 class PoseSequence:
@@ -81,7 +83,7 @@ class Dataset:
     keypoints_name: str
     fps: float = 50.0  # frame rate after --downsample
     normalization: str = "screen"  # of every sequence's keypoints
-    input_layout: str = "h36m"  # the points the 2D stands for: "h36m" joints, or "coco" converted (data build)
+    input_layout: str = "h36m"  # the points the 2D stands for: "h36m" joints, or "coco"/"blazepose" converted
 
     @property
     def num_frames(self) -> int:
@@ -170,10 +172,13 @@ class H36MFiles:
 
     def input_layout(self) -> str:
         """What the 2D points stand for (metadata ``input_layout``, written by ``data build``):
-        ``"coco"`` when they were converted from a COCO detector's points, else ``"h36m"``."""
+        ``"coco"`` or ``"blazepose"`` when they were converted from that detector's points, else
+        ``"h36m"``."""
         layout = self.metadata.get("input_layout", "h36m") if isinstance(self.metadata, dict) else "h36m"
-        if layout not in ("h36m", "coco"):
-            raise JointposeError(f"{self.path_2d}: metadata['input_layout'] must be h36m or coco, got {layout!r}")
+        if layout not in INPUT_LAYOUTS:
+            raise JointposeError(
+                f"{self.path_2d}: metadata['input_layout'] must be one of {', '.join(INPUT_LAYOUTS)}, got {layout!r}"
+            )
         return layout
 
     def symmetry(self) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -15,11 +15,31 @@ toggled, taken as a whole, are the minority (the detector is right more often th
 their pairs are exchanged. A person turning round moves the points continuously, so it
 makes no swap; in profile, where left and right nearly coincide, the two costs are close and
 nothing is toggled.
+
+Single-limb swaps (:func:`repair_limb_swaps`)
+---------------------------------------------
+Detectors also swap one limb's labels alone for a few frames (the legs as they pass each
+other, one arm): the left knee and ankle sit where the right ones are and back. Each
+keypoint's track is compared with a running median of itself over ``2 max_frames + 1``
+detected frames, which follows the labelling of the majority of those frames: a stretch of
+up to ``max_frames`` swapped frames (half that at either end of the clip) does not move it,
+and smooth movement (legs crossing included) leaves it on the point itself. Per frame and
+limb (shoulder-elbow-wrist, hip-knee-ankle), every exchange of a chain's end (the wrist; the
+elbow and wrist; the whole arm) is weighed: the distances of its left and right points from
+their medians as labelled, against from each other's medians, weighted by the pair's smaller
+confidence. The exchange with the largest gain is kept where that gain exceeds
+``min_evidence`` times the body's size per exchanged pair (weighted as the costs are). A
+stretch of frames with the same exchange is then made only if it also continues the
+movement around it better exchanged than as labelled: its first frame is compared with the
+two frames before it extrapolated, its last with the two after it. That tells a label swap
+(the points jump and jump back) from limbs passing each other fast (they keep their speed),
+which a running median alone can mistake for one at low frame rates.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import median_filter
 
 from jointpose.data.detect import Detections2D
 from jointpose.data.keypoints import Keypoints2D, interpolate_gaps
@@ -28,6 +48,9 @@ from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 
 MIN_EVIDENCE = 0.1
+MAX_LIMB_SWAP = 5  # frames: the longest single-limb swap repaired (half that at the clip's ends)
+LIMB_EVIDENCE = 0.2  # per exchanged pair, in units of the body's size
+LIMBS = {"arm": ("shoulder", "elbow", "wrist"), "leg": ("hip", "knee", "ankle")}  # chains, body end first
 
 
 def side_pairs(names: tuple[str, ...]) -> np.ndarray:
@@ -40,6 +63,12 @@ def side_pairs(names: tuple[str, ...]) -> np.ndarray:
         ],
         dtype=np.intp,
     )
+
+
+def body_size(points: np.ndarray) -> float:
+    """The median over frames of the RMS distance of the points (T, N, 2) from their centroid."""
+    spread = np.sqrt(((points - points.mean(axis=1, keepdims=True)) ** 2).sum(-1).mean(-1))
+    return max(float(np.median(spread)), 1e-9)
 
 
 def swap_transitions(
@@ -65,9 +94,7 @@ def swap_transitions(
 
     keep = cost(left[1:], left[:-1], right[1:], right[:-1])
     swap = cost(left[1:], right[:-1], right[1:], left[:-1])
-    spread = np.sqrt(((points - points.mean(axis=1, keepdims=True)) ** 2).sum(-1).mean(-1))
-    scale = max(float(np.median(spread)), 1e-9)
-    out[frames[1:]] = keep - swap > min_evidence * weight.sum(axis=1) * scale
+    out[frames[1:]] = keep - swap > min_evidence * weight.sum(axis=1) * body_size(points)
     return out
 
 
@@ -90,12 +117,95 @@ def repair_swaps(
     return xy, confidence, toggled
 
 
+def limb_chains(names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Per limb of :data:`LIMBS` that the layout ``names`` has: the (K,) indices of its pairs in
+    :func:`side_pairs` ``(names)``, body end first."""
+    pairs = [names[left][2:] for left, _ in side_pairs(names)]
+    return {
+        limb: np.array([pairs.index(part) for part in parts], dtype=np.intp)
+        for limb, parts in LIMBS.items()
+        if set(parts) <= set(pairs)
+    }
+
+
+def repair_limb_swaps(
+    xy: np.ndarray,
+    confidence: np.ndarray,
+    names: tuple[str, ...],
+    *,
+    max_frames: int = MAX_LIMB_SWAP,
+    min_evidence: float = LIMB_EVIDENCE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undo one limb's left/right label swaps (see the module docstring).
+
+    ``xy`` (F, N, 2) pixels in the layout ``names`` (NaN in frames without a detection),
+    ``confidence`` (F, N). Returns the repaired ``xy`` and ``confidence`` and the (F, P) mask
+    of the :func:`side_pairs` pairs exchanged per frame.
+    """
+    pairs = side_pairs(names)
+    exchanged = np.zeros((len(xy), len(pairs)), dtype=bool)
+    frames = np.flatnonzero(np.isfinite(xy).all(axis=(1, 2)))
+    if len(frames) < 3 or not limb_chains(names):
+        return xy, confidence, exchanged
+    chains = np.stack(list(limb_chains(names).values()))  # (L, K)
+    left, right = pairs[chains][..., 0], pairs[chains][..., 1]  # (L, K)
+    # Positions about the trunk's centre (the mean of the shoulders and hips, which no label
+    # swap moves), so that moving across the image moves no median.
+    points = xy[frames] - xy[frames][:, pairs[chains[:, 0]].ravel()].mean(axis=1, keepdims=True)
+    conf = np.nan_to_num(confidence[frames])
+    reference = median_filter(points, size=(2 * max_frames + 1, 1, 1), mode="mirror")
+
+    def gain(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(T', L, K) what exchanging each pair saves: distances of its points a from b as
+        labelled, less distances from b's other-side points (weighted)."""
+        keep = np.linalg.norm(a[:, left] - b[:, left], axis=-1) + np.linalg.norm(a[:, right] - b[:, right], axis=-1)
+        swap = np.linalg.norm(a[:, left] - b[:, right], axis=-1) + np.linalg.norm(a[:, right] - b[:, left], axis=-1)
+        return keep - swap
+
+    def from_k(values: np.ndarray) -> np.ndarray:  # summed over the chain from joint k to its end
+        return np.flip(np.cumsum(np.flip(values, -1), -1), -1)
+
+    weight = np.minimum(conf[:, left], conf[:, right])  # (T, L, K)
+    gains, weights = from_k(weight * gain(points, reference)), from_k(weight)
+    best = gains.argmax(axis=-1)  # (T, L): exchange the chain from joint `best` on
+    chosen = np.take_along_axis(gains, best[..., None], -1)[..., 0]
+    enough = chosen > min_evidence * body_size(points) * np.take_along_axis(weights, best[..., None], -1)[..., 0]
+    code = np.where(enough, best + 1, 0)  # (T, L): 0 none, else 1 + the first exchanged joint
+    # A stretch of one exchange must also continue the movement around it better exchanged
+    # than as labelled: its first frame against the two frames before it extrapolated, its
+    # last against the two after it (one where the clip ends sooner).
+    ahead = np.concatenate([points[:1], points[:1], 2 * points[1:-1] - points[:-2]])  # from the frames before
+    back = np.concatenate([2 * points[1:-1] - points[2:], points[-1:], points[-1:]])  # from the frames after
+    ahead[1], back[-2] = points[0], points[-1]
+    before, after = np.concatenate([weight[:1], weight[:-1]]), np.concatenate([weight[1:], weight[-1:]])
+    near = np.minimum(weight, np.minimum(before, after))
+    entry, leave = from_k(near * gain(points, ahead)), from_k(near * gain(points, back))
+    changes = code[1:] != code[:-1]
+    first = np.concatenate([np.zeros((1, code.shape[1]), bool), changes]) & (code > 0)  # a stretch starts after a frame
+    last = np.concatenate([changes, np.zeros((1, code.shape[1]), bool)]) & (code > 0)  # ... ends before one
+    k = np.maximum(code - 1, 0)[..., None]
+    ends = np.take_along_axis(entry, k, -1)[..., 0] * first + np.take_along_axis(leave, k, -1)[..., 0] * last
+    first[0] = code[0] > 0  # the clip's first frame starts a stretch too, with nothing before it
+    run = np.cumsum(first, axis=0) - 1 + np.arange(code.shape[1]) * len(code)  # run number per (frame, limb)
+    total = np.zeros(len(code) * code.shape[1])
+    np.add.at(total, run[code > 0], ends[code > 0])
+    code = np.where((code > 0) & (total[np.maximum(run, 0)] > 0), code, 0)
+    swap = (code[..., None] > 0) & (np.arange(chains.shape[1]) >= code[..., None] - 1)  # (T, L, K)
+    exchanged[frames[:, None, None], chains[None]] = swap
+    order = np.tile(np.arange(xy.shape[1]), (len(xy), 1))
+    order[:, pairs[:, 0]] = np.where(exchanged, pairs[:, 1], pairs[:, 0])
+    order[:, pairs[:, 1]] = np.where(exchanged, pairs[:, 0], pairs[:, 1])
+    xy = np.take_along_axis(xy, order[..., None], axis=1)
+    confidence = np.take_along_axis(confidence, order, axis=1)
+    return xy, confidence, exchanged
+
+
 def keypoints_from_detections(
     detections: Detections2D, *, layout: str = "coco17", confidence_threshold: float = 0.3
 ) -> Keypoints2D:
     """The Human3.6M-17 track (pixels) of one detected person, ready for a :class:`Lifter`.
 
-    Left/right swaps repaired; frames without the person and joints below
+    Left/right swaps repaired (whole-body, then single-limb); frames without the person and joints below
     ``confidence_threshold`` filled by interpolation in time; a joint that is never above it
     keeps the detector's positions where the person was found. ``confidence`` is the
     detector's, converted as :func:`jointpose.data.layouts.to_h36m` does (0 where not found).
@@ -113,6 +223,14 @@ def keypoints_from_detections(
         notes.append(
             f"repaired left/right swaps in {int(swapped.sum())} frames ({int((edges == 1).sum())} stretch(es))"
         )
+    xy, conf, exchanged = repair_limb_swaps(xy, conf, LAYOUTS[layout])
+    limbs = [
+        f"{limb}s in {int(exchanged[:, chain].any(axis=1).sum())} frames"
+        for limb, chain in limb_chains(LAYOUTS[layout]).items()
+        if exchanged[:, chain].any()
+    ]
+    if limbs:
+        notes.append("repaired single-limb left/right swaps: " + ", ".join(limbs))
     h36m, conf, _ = to_h36m(np.where(found[:, None, None], xy, 0.0), conf, layout, confidence_threshold)
     notes.append(f"converted {LAYOUT_TITLES[layout]} to Human3.6M-17")
     valid = usable(conf, confidence_threshold) & found[:, None]

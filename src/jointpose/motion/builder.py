@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jointpose.data.h36m import INPUT_LAYOUTS
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera, check_image_size, h36m_cameras
@@ -178,13 +179,33 @@ def _ou_process(frames: int, shape: tuple[int, ...], tau_frames: float, rng: np.
     return lfilter([1.0], [1.0, -a], shocks, axis=0)
 
 
-def _as_input(pixels: np.ndarray, input_layout: str) -> np.ndarray:
-    """Projected points as the Human3.6M-17 pixels a model gets (converted from COCO if asked)."""
+def check_input_layout(input_layout: str) -> None:
+    """Refuse an ``--input-layout`` other than :data:`INPUT_LAYOUTS`."""
+    if input_layout not in INPUT_LAYOUTS:
+        raise JointposeError(f"--input-layout must be one of {', '.join(INPUT_LAYOUTS)}, got '{input_layout}'")
+
+
+def detector_points(poses: np.ndarray, input_layout: str) -> np.ndarray:
+    """The 3D points (frames, N, 3) metres whose projections stand for a detector's keypoints:
+    the joints themselves (``"h36m"``), COCO-17 points (``"coco"``, :func:`coco_keypoints`) or
+    BlazePose's COCO-17 subset (``"blazepose"``, :func:`blazepose_keypoints`)."""
+    check_input_layout(input_layout)
     if input_layout == "coco":
+        return coco_keypoints(poses)
+    if input_layout == "blazepose":
+        return blazepose_keypoints(poses)
+    return poses
+
+
+def as_network_input(pixels: np.ndarray, input_layout: str) -> np.ndarray:
+    """Projected :func:`detector_points` (frames, N, 2) as the Human3.6M-17 pixels a model
+    gets: COCO-17 points (from COCO or BlazePose) converted as ``jointpose infer`` and
+    ``jointpose video`` convert them (:func:`jointpose.data.layouts.to_h36m`)."""
+    if input_layout in ("coco", "blazepose"):
         from jointpose.data.layouts import to_h36m
 
         pixels = to_h36m(pixels, np.ones(pixels.shape[:2]), "coco17", 0.0)[0]
-    return pixels.astype(np.float32)
+    return pixels
 
 
 # Face points in the head frame of the CMU rig (cm; x to the person's left, y up, z forward),
@@ -213,13 +234,14 @@ _COCO_FROM_H36M = {
 }
 
 
-def coco_keypoints(poses: np.ndarray) -> np.ndarray:
+def coco_keypoints(poses: np.ndarray, face: dict[str, tuple[float, float, float]] | None = None) -> np.ndarray:
     """COCO-17 points (frames, 17, 3) a detector would see on Human3.6M-17 poses (metres).
 
     Limb points are the joints themselves; nose, eyes and ears sit at fixed places of a head
     frame spanned by Neck/Nose -> Head (in the sagittal plane) and the shoulder line (lateral),
-    scaled with the head.
+    scaled with the head: ``face`` (cm in the CMU rig's head frame, default :data:`_FACE`).
     """
+    face = _FACE if face is None else face
     from jointpose.data.layouts import LAYOUTS
 
     nose_point, head = poses[:, 9], poses[:, 10]
@@ -235,11 +257,68 @@ def coco_keypoints(poses: np.ndarray) -> np.ndarray:
     scale = up_len / np.linalg.norm(rig_up)
     out = np.empty((len(poses), len(LAYOUTS["coco17"]), 3))
     for k, name in enumerate(LAYOUTS["coco17"]):
-        if name in _FACE:
-            rel = np.asarray(_FACE[name]) - _HEAD_NOSE
+        if name in face:
+            rel = np.asarray(face[name]) - _HEAD_NOSE
             out[:, k] = nose_point + scale * (rel @ rig_e1 * e1 + rel @ rig_e2 * e2 + rel[0] * lateral)
         else:
             out[:, k] = poses[:, _COCO_FROM_H36M[name]]
+    return out
+
+
+# BlazePose's keypoints against the CMU rig's joints and COCO face points (benchmarks/
+# blazepose_layout.py: BlazePose triangulated from the four calibrated views of Pose2Sim's
+# Demo_SinglePerson, medians over 100 frames, divided by the person's size relative to the
+# rig, 0.848, the mean of two estimates that agree within 3%: shin plus forearm, 0.837, and
+# standing nose-to-ankle height, 0.859). Measured in mm, BlazePose / scaled / rig:
+# hip width 193 / 227 / 194, shoulder width 350 / 413 / 367, eye width 48 / 57 / 66, ear
+# width 96 / 114 / 150, mid-ears to mid-eyes 45 / 53 / 99, nose to mid-eyes 33 / 39 / 46.
+# The rig's hips are narrower than Human3.6M's own (about 250 mm, as reported): BlazePose's sit wider
+# than the rig's for the body's size. Lengths along the body (scaled: trunk +25%, upper arm
+# +25%, thigh -4%, shin -12%) mix one person's build with where the points sit, and are not
+# modelled.
+BLAZEPOSE_OFFSETS = {
+    "hip width": 1.17,  # BlazePose's hips about mid-hips, as a fraction of the rig's hip joints' spacing
+    "shoulder width": 1.12,  # shoulders about mid-shoulders
+    "eye width": 0.86,  # eyes' lateral offsets from the head's midline
+    "ear width": 0.76,  # ears' lateral offsets
+    "ears to eyes": 0.53,  # ears' offset from mid-eyes in the midline plane (they sit further forward)
+    "nose to eyes": 0.83,  # the nose's offset from mid-eyes
+}
+
+
+def _blazepose_face() -> dict[str, tuple[float, float, float]]:
+    """:data:`_FACE` moved by :data:`BLAZEPOSE_OFFSETS` (cm, the rig's head frame)."""
+    k = BLAZEPOSE_OFFSETS
+    eyes = (np.asarray(_FACE["l_eye"]) + np.asarray(_FACE["r_eye"])) / 2
+    out = {}
+    for name, point in _FACE.items():
+        point = np.asarray(point, dtype=np.float64)
+        if name == "nose":
+            point = eyes + k["nose to eyes"] * (point - eyes)
+        elif name.endswith("_eye"):
+            point = point * [k["eye width"], 1.0, 1.0]
+        else:
+            point = np.concatenate([[k["ear width"] * point[0]], eyes[1:] + k["ears to eyes"] * (point[1:] - eyes[1:])])
+        out[name] = tuple(float(v) for v in point)
+    return out
+
+
+def blazepose_keypoints(poses: np.ndarray) -> np.ndarray:
+    """BlazePose's COCO-17 subset (frames, 17, 3) as it would sit on Human3.6M-17 poses (metres).
+
+    :func:`coco_keypoints` with BlazePose's measured offsets (:data:`BLAZEPOSE_OFFSETS`): the
+    hips and shoulders spread about their midpoints (which stay where they are), and the face
+    points moved in the head frame. Elbows, wrists, knees and ankles are the joints.
+    """
+    from jointpose.data.layouts import LAYOUTS
+
+    out = coco_keypoints(poses, _blazepose_face())
+    names = LAYOUTS["coco17"]
+    for part in ("hip", "shoulder"):
+        left, right = names.index(f"l_{part}"), names.index(f"r_{part}")
+        middle = (out[:, left] + out[:, right]) / 2
+        half = BLAZEPOSE_OFFSETS[f"{part} width"] * (out[:, left] - middle)
+        out[:, left], out[:, right] = middle + half, middle - half
     return out
 
 
@@ -268,13 +347,14 @@ def write_h36m_dataset(
 
     ``input_layout="coco"`` makes the 2D keypoints what ``jointpose infer`` feeds a model
     from a COCO detector: COCO-17 points (:func:`coco_keypoints`) are projected, noised
-    and converted to Human3.6M-17 with :func:`jointpose.data.layouts.to_h36m`.
+    and converted to Human3.6M-17 with :func:`jointpose.data.layouts.to_h36m`;
+    ``"blazepose"`` does the same with BlazePose's points (:func:`blazepose_keypoints`), as
+    ``jointpose video`` converts them.
     ``cameras``: Human3.6M's rig (None), a ring shared by every subject, or a list of
     cameras per subject (equally many each).
     Returns the paths written, keyed ``3d``, ``gt`` and ``noisy``.
     """
-    if input_layout not in ("h36m", "coco"):
-        raise JointposeError(f"--input-layout must be h36m or coco, got '{input_layout}'")
+    check_input_layout(input_layout)
     check_fps(fps, "--fps")
     out_dir = Path(out_dir)
     subjects = list(motion)
@@ -311,7 +391,7 @@ def write_h36m_dataset(
                 )
             check_limit("frames", len(world), f"{subject}/{action}: frames")
             positions_3d[subject][action] = skeleton.expand_17_to_32(world).astype(np.float32)
-            seen = coco_keypoints(world) if input_layout == "coco" else world
+            seen = detector_points(world, input_layout)
             views, noisy_views = [], []
             for index, camera in enumerate(per_subject[subject]):
                 cam_space = camera.world_to_camera(seen)
@@ -322,8 +402,8 @@ def write_h36m_dataset(
                     )
                 pixels = camera.project(cam_space)
                 jittered = pixels + noise.sample(pixels.shape, fps, rng)
-                views.append(_as_input(pixels, input_layout))
-                noisy_views.append(_as_input(jittered, input_layout))
+                views.append(as_network_input(pixels, input_layout).astype(np.float32))
+                noisy_views.append(as_network_input(jittered, input_layout).astype(np.float32))
             exact[subject][action] = views
             noisy[subject][action] = noisy_views
     extra = {"fps": np.array(float(fps))}

@@ -39,10 +39,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from jointpose.data.h36m import PoseSequence
-from jointpose.data.layouts import to_h36m
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import Camera, normalize_keypoints
-from jointpose.motion.builder import NoiseModel, coco_keypoints
+from jointpose.motion.builder import NoiseModel, as_network_input, detector_points
 
 IMAGE_SIZES = ((1920, 1080), (1080, 1920), (1280, 720), (640, 480))
 REFERENCE_PX_PER_M = 1150.0 / 5.0  # the builder's default ring: 1150 px focal length, 5 m away
@@ -244,11 +243,12 @@ def seen_through(
 
     Returns (pixels (frames, 17, 2) of the network's input points, with noise; camera-space
     joints (frames, 17, 3) metres; share of the points inside the image per frame).
-    ``input_layout="coco"``: COCO-17 points are projected, noised and converted to
-    Human3.6M-17 as ``jointpose infer`` converts a COCO detector's points.
+    ``input_layout="coco"`` or ``"blazepose"``: that detector's points
+    (:func:`~jointpose.motion.builder.detector_points`) are projected, noised and converted to
+    Human3.6M-17 as ``jointpose infer`` and ``jointpose video`` convert them.
     """
     joints = camera.world_to_camera(world)
-    points = camera.world_to_camera(coco_keypoints(world)) if input_layout == "coco" else joints
+    points = joints if input_layout == "h36m" else camera.world_to_camera(detector_points(world, input_layout))
     if min(points[..., 2].min(), joints[..., 2].min()) < MIN_DEPTH:
         raise JointposeError(f"camera {camera.id}: the person comes within {MIN_DEPTH} m of (or behind) the camera")
     pixels = camera.project(points)
@@ -260,9 +260,7 @@ def seen_through(
         if offscreen_noise > 0:
             extra = rng.normal(0.0, offscreen_noise * noise.jitter * scale, pixels.shape)
             pixels = pixels + np.where(inside[..., None], 0.0, extra)
-    if input_layout == "coco":
-        pixels = to_h36m(pixels, np.ones(pixels.shape[:2]), "coco17", 0.0)[0]
-    return pixels, joints, inside.mean(axis=-1)
+    return as_network_input(pixels, input_layout), joints, inside.mean(axis=-1)
 
 
 def random_views(
