@@ -27,6 +27,12 @@ name                      what it compares                                 unit
                           (per-joint error norm, smoothed below 1 mm)
 ``ang_vel`` / ``ang_acc`` 1st / 2nd temporal difference of joint angles    rad/frame(^2)
 ========================= ================================================ ==========
+
+Semi-supervised training (VideoPose3D's back-projection) adds, on unlabelled 2D:
+:func:`reprojection_loss` (predicted joints projected back to the input, input units),
+:func:`bone_length_guard` (m), and the terms that need no ground truth
+(:data:`TARGET_FREE_TERMS`, with :func:`bone_consistency` as the target-free part of
+``bone``), through :func:`target_free_terms`.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ LENGTH_BETA = 1e-3  # metres
 ANGLE_BETA = 1e-3  # radians
 RATIO_BETA = 1e-3
 ROM_BETA = 0.1  # radians: the range-of-motion hinge bends in over ~6 degrees
+MIN_DEPTH = 0.1  # metres: the back-projection clamps predicted depths here (nothing real is closer)
 
 
 def huber(x: torch.Tensor, beta: float) -> torch.Tensor:
@@ -231,6 +238,84 @@ TERM_FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...]]] =
     "ang_vel": (angular_velocity_loss, ("pred_angles", "true_angles")),
     "ang_acc": (angular_acceleration_loss, ("pred_angles", "true_angles")),
 }
+
+
+# The terms whose inputs hold no ground truth: they apply to unlabelled predictions too.
+TARGET_FREE_TERMS = tuple(
+    name
+    for name, (_, inputs) in TERM_FUNCTIONS.items()
+    if not any(key == "target" or key.startswith("true_") for key in inputs)
+)
+
+
+def project_to_input(points: torch.Tensor, intrinsics: torch.Tensor, min_depth: float = MIN_DEPTH) -> torch.Tensor:
+    """Pinhole projection of camera-space points into the network's input coordinates.
+
+    Args:
+        points: (..., joints, 3) camera-space positions, metres (x right, y down, z forward).
+        intrinsics: (..., 4) the camera's (fx, fy, cx, cy) in input units, one row per
+            sample (``points``' leading shape); lens distortion is left out.
+        min_depth: depths are clamped to at least this (metres), so a predicted root behind
+            the camera cannot divide by zero.
+
+    Returns:
+        (..., joints, 2) input coordinates: (fx X / Z + cx, fy Y / Z + cy).
+    """
+    depth = points[..., 2:].clamp_min(min_depth)
+    return points[..., :2] / depth * intrinsics[..., None, :2] + intrinsics[..., None, 2:]
+
+
+def reprojection_loss(
+    poses: torch.Tensor, root: torch.Tensor, intrinsics: torch.Tensor, keypoints: torch.Tensor
+) -> torch.Tensor:
+    """Mean per-joint 2D distance between predicted joints projected back to the input and
+    the input keypoints (VideoPose3D's semi-supervised reconstruction loss).
+
+    Args:
+        poses: (N, 17, 3) predicted root-relative poses, metres.
+        root: (N, 1, 3) predicted root positions in camera space (the trajectory model), metres.
+        intrinsics: (N, 4) (fx, fy, cx, cy) in input units (:func:`project_to_input`).
+        keypoints: (N, 17, 2) the 2D input at the predicted frames, input units.
+
+    Returns:
+        The mean distance, input units (normalised screen coordinates: 2 / image width per pixel).
+    """
+    return safe_norm(project_to_input(poses + root, intrinsics) - keypoints).mean()
+
+
+def bone_length_guard(pred_lengths: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Mean over bones of |mean predicted length - reference length|: VideoPose3D's guard
+    that keeps unlabelled predictions from shrinking towards the camera.
+
+    Args:
+        pred_lengths: (..., 16) bone lengths of the unlabelled predictions, metres.
+        reference: (16,) mean bone lengths of the labelled subjects, metres.
+
+    Returns:
+        The mean absolute difference of the per-bone means, metres.
+    """
+    return (pred_lengths.reshape(-1, pred_lengths.shape[-1]).mean(dim=0) - reference).abs().mean()
+
+
+def target_free_terms(singles: torch.Tensor, chunks: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The joint-aware terms that need no ground truth, on unlabelled predictions.
+
+    Args:
+        singles: (S, 17, 3) predicted poses of single windows, metres.
+        chunks: (K, chunk, 17, 3) predicted poses of chunks of consecutive frames, metres.
+
+    Returns:
+        ``{term: value}`` for each of :data:`TARGET_FREE_TERMS` over every frame (their
+        functions in :data:`TERM_FUNCTIONS`), and ``bone``: :func:`bone_consistency`
+        over the chunks (m^2; 0 without chunks), the part of that term that needs no truth.
+    """
+    frames = torch.cat([singles, chunks.reshape(-1, *singles.shape[1:])])[None]  # (1, frames, 17, 3)
+    shared: dict[str, torch.Tensor] = {}
+    out = compute_terms(frames, frames, TARGET_FREE_TERMS, shared)
+    lengths = shared["pred_lengths"] if "pred_lengths" in shared else bone_lengths(frames)
+    chunk_lengths = lengths[0, len(singles) :].reshape(*chunks.shape[:2], lengths.shape[-1])
+    out["bone"] = bone_consistency(chunk_lengths) if len(chunks) else lengths.sum() * 0.0
+    return out
 
 
 def compute_terms(

@@ -11,7 +11,9 @@ consecutive predictions. An epoch visits every target frame of every view once.
 
 :class:`MixedWindows` builds the joint-aware training steps: mostly independent single
 windows, as VideoPose3D's (every target frame once per epoch), plus a share of chunks
-for the terms that need consecutive frames.
+for the terms that need consecutive frames. Unlabelled sequences (semi-supervised
+training: 2D only) make the same steps, their own 2D at the target frames standing in for
+the 3D targets, with each sample's camera intrinsics in input units for the reprojection.
 
 :func:`scale_bodies` is the optional body-size augmentation: every training sequence gets a
 random body (bone lengths rescaled about the root) and its 2D moves by exactly what the
@@ -31,6 +33,7 @@ from jointpose.data.h36m import PoseSequence
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import body_factors, scale_body
+from jointpose.geometry.cameras import input_intrinsics
 
 # Body-size augmentation: proportion spread per unit of height spread, as the dataset
 # builder draws its subjects (8% overall size, 5% per bone group).
@@ -39,16 +42,23 @@ PROPORTION_PER_HEIGHT = 0.05 / 0.08
 
 @dataclass
 class Batch:
-    """Inputs (batch, window, joints_2d, 2) normalised; targets (batch, chunk, 17, 3) metres."""
+    """Inputs (batch, window, joints_2d, 2) normalised; targets (batch, chunk, 17, 3) metres,
+    or for unlabelled windows the 2D inputs at the target frames (batch, chunk, joints_2d, 2)."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
-    trajectory: torch.Tensor  # (batch, chunk, 3) root position in camera space, metres
+    trajectory: torch.Tensor | None  # (batch, chunk, 3) root position in camera space, metres; None unlabelled
     indices: torch.Tensor  # (batch,) which chunks these are
+    intrinsics: torch.Tensor  # (batch, 4) fx, fy, cx, cy of each chunk's camera in input units (mirrored: -cx)
 
 
 class ChunkedWindows:
-    """Every training chunk of a list of sequences, ready to be gathered into batches."""
+    """Every training chunk of a list of sequences, ready to be gathered into batches.
+
+    ``labelled=False``: the sequences' 3D (if any) is ignored and each chunk's targets are
+    its own 2D input frames. Every chunk carries its camera's intrinsics in input units
+    (:func:`~jointpose.geometry.cameras.input_intrinsics` for the sequence's normalisation).
+    """
 
     def __init__(
         self,
@@ -59,19 +69,20 @@ class ChunkedWindows:
         causal: bool = False,
         keypoints_left: Sequence[int] = skeleton.LEFT_JOINTS,
         keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
+        labelled: bool = True,
     ) -> None:
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
-        if any(s.poses_3d is None for s in sequences):
+        if labelled and any(s.poses_3d is None for s in sequences):
             raise ValueError("training sequences need 3D poses")
         self.receptive_field, self.chunk = receptive_field, chunk
         self.window = receptive_field + chunk - 1
         pad = receptive_field // 2
         left_pad, right_pad = (2 * pad, 0) if causal else (pad, pad)
 
-        padded, input_starts, target_starts = [], [], []
+        padded, input_starts, target_starts, sequence_of = [], [], [], []
         input_offset = target_offset = 0
-        for seq in sequences:
+        for index, seq in enumerate(sequences):
             frames = len(seq.keypoints)
             # Short sequences are extended at the end (edge) so that one chunk fits.
             extra = max(0, chunk - frames)
@@ -81,25 +92,28 @@ class ChunkedWindows:
                 starts = np.append(starts, frames - chunk)
             input_starts.append(input_offset + starts)
             target_starts.append(target_offset + starts)
+            sequence_of.append(np.full(len(starts), index))
             input_offset += frames + extra + left_pad + right_pad
             target_offset += frames + extra
 
+        def ends_padded(arrays: list[np.ndarray]) -> torch.Tensor:
+            """Sequences extended at the end to one chunk and concatenated (float32)."""
+            return torch.from_numpy(
+                np.concatenate(
+                    [np.pad(a, ((0, max(0, chunk - len(a))),) + ((0, 0),) * (a.ndim - 1), mode="edge") for a in arrays]
+                ).astype(np.float32)
+            )
+
+        self.labelled = labelled
         self.inputs = torch.from_numpy(np.concatenate(padded).astype(np.float32))
-        self.targets = torch.from_numpy(
-            np.concatenate(
-                [
-                    np.pad(s.poses_3d, ((0, max(0, chunk - len(s.poses_3d))), (0, 0), (0, 0)), mode="edge")
-                    for s in sequences
-                ]
-            ).astype(np.float32)
-        )
-        self.trajectory = torch.from_numpy(
-            np.concatenate(
-                [np.pad(s.trajectory, ((0, max(0, chunk - len(s.trajectory))), (0, 0)), mode="edge") for s in sequences]
-            ).astype(np.float32)
-        )
+        self.targets = ends_padded([s.poses_3d if labelled else s.keypoints for s in sequences])
+        self.trajectory = ends_padded([s.trajectory for s in sequences]) if labelled else None
         self.input_starts = torch.from_numpy(np.concatenate(input_starts))
         self.target_starts = torch.from_numpy(np.concatenate(target_starts))
+        self.sequence_of = torch.from_numpy(np.concatenate(sequence_of))
+        self.intrinsics = torch.from_numpy(
+            np.stack([input_intrinsics(s.camera, s.normalization) for s in sequences]).astype(np.float32)
+        )
         self.flip_2d = skeleton.flip_permutation(self.inputs.shape[1], keypoints_left, keypoints_right)
 
     def __len__(self) -> int:
@@ -129,15 +143,21 @@ class ChunkedWindows:
         inputs = self.inputs[self.input_starts[indices, None] + window]
         target_index = self.target_starts[indices, None] + torch.arange(self.chunk, device=indices.device)
         targets = self.targets[target_index]
-        trajectory = self.trajectory[target_index]
+        trajectory = None if self.trajectory is None else self.trajectory[target_index]
+        intrinsics = self.intrinsics[self.sequence_of[indices]]
         if flip is not None and bool(flip.any()):
             inputs = torch.where(flip[:, None, None, None], skeleton.flip_poses(inputs, self.flip_2d), inputs)
-            flip_3d = skeleton.output_flip(targets.shape[-2])
-            targets = torch.where(flip[:, None, None, None], skeleton.flip_poses(targets, flip_3d), targets)
-            trajectory = torch.where(
-                flip[:, None, None], trajectory * trajectory.new_tensor([-1.0, 1.0, 1.0]), trajectory
+            flip_targets = skeleton.output_flip(targets.shape[-2]) if self.labelled else self.flip_2d
+            targets = torch.where(flip[:, None, None, None], skeleton.flip_poses(targets, flip_targets), targets)
+            if trajectory is not None:
+                trajectory = torch.where(
+                    flip[:, None, None], trajectory * trajectory.new_tensor([-1.0, 1.0, 1.0]), trajectory
+                )
+            # A mirrored view (u -> -u) of the mirrored scene (X -> -X): the principal point flips.
+            intrinsics = torch.where(
+                flip[:, None], intrinsics * intrinsics.new_tensor([1.0, 1.0, -1.0, 1.0]), intrinsics
             )
-        return Batch(inputs, targets, trajectory, indices)
+        return Batch(inputs, targets, trajectory, indices, intrinsics)
 
     def batches(
         self,
@@ -148,6 +168,7 @@ class ChunkedWindows:
         augment: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        stream: int = 0,
     ) -> Iterator[tuple[Batch, int]]:
         """Yield ``(batch, global_chunks)`` for one epoch.
 
@@ -160,7 +181,7 @@ class ChunkedWindows:
             raise ValueError(
                 f"{len(self)} training chunks cannot feed {world_size} process(es): need >= {2 * world_size}"
             )
-        order, flips = self.epoch_order(seed, epoch)
+        order, flips = self.epoch_order(seed, epoch, stream=stream)
         bounds = self._step_bounds(batch_frames, world_size)
         for start, stop in zip(bounds[:-1], bounds[1:]):
             step = order[start:stop]
@@ -187,15 +208,18 @@ class MixedBatch:
     """One step of single windows and chunks, as one window per target frame (singles first).
 
     ``windows`` (singles + chunks * chunk, receptive_field, joints_2d, 2) normalised;
-    ``singles`` (S, 17, 3) and ``chunks`` (K, chunk, 17, 3) their 3D targets in metres;
-    ``trajectory`` (S + K * chunk, 3) root positions in camera space, metres;
+    ``singles`` (S, 17, 3) and ``chunks`` (K, chunk, 17, 3) their 3D targets in metres (of
+    unlabelled windows: their 2D at the target frames, (S, joints_2d, 2) and (K, chunk, joints_2d, 2));
+    ``trajectory`` (S + K * chunk, 3) root positions in camera space, metres (None unlabelled);
+    ``intrinsics`` (S + K * chunk, 4) each window's camera (fx, fy, cx, cy) in input units;
     ``global_singles`` / ``global_chunks``: how many the whole step holds across processes.
     """
 
     windows: torch.Tensor
     singles: torch.Tensor
     chunks: torch.Tensor
-    trajectory: torch.Tensor
+    trajectory: torch.Tensor | None
+    intrinsics: torch.Tensor
     global_singles: int
     global_chunks: int
 
@@ -221,10 +245,11 @@ class MixedWindows:
         causal: bool = False,
         keypoints_left: Sequence[int] = skeleton.LEFT_JOINTS,
         keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
+        labelled: bool = True,
     ) -> None:
         if not 0.0 <= share < 1.0:
             raise ValueError(f"share of frames in chunks must be in [0, 1), got {share}")
-        kwargs = dict(causal=causal, keypoints_left=keypoints_left, keypoints_right=keypoints_right)
+        kwargs = dict(causal=causal, keypoints_left=keypoints_left, keypoints_right=keypoints_right, labelled=labelled)
         self.receptive_field, self.chunk, self.share = receptive_field, chunk, share
         self.singles = ChunkedWindows(sequences, receptive_field, chunk=1, **kwargs)
         self.chunks = ChunkedWindows(sequences, receptive_field, chunk=chunk, **kwargs) if share > 0 else None
@@ -254,39 +279,60 @@ class MixedWindows:
         augment: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        steps: int | None = None,
+        stream: int = 0,
     ) -> Iterator[MixedBatch]:
-        """One epoch of steps; this process gets its disjoint share of every step."""
-        if self.chunks is None:
+        """One epoch of steps; this process gets its disjoint share of every step.
+
+        ``steps``: exactly that many steps of the full size, drawn from as many shuffles as
+        they need (the unlabelled stream of a semi-supervised step), instead of one pass.
+        ``stream``: another shuffle for the same seed and epoch (the single windows draw
+        stream ``stream``, the chunks ``stream + 1``).
+        """
+        if self.chunks is None and steps is None:
             for single, global_singles in self.singles.batches(
-                batch_frames, seed, epoch, augment=augment, rank=rank, world_size=world_size
+                batch_frames, seed, epoch, augment=augment, rank=rank, world_size=world_size, stream=stream
             ):
-                yield MixedBatch(
-                    single.inputs,
-                    single.targets[:, 0],
-                    torch.zeros(0, self.chunk, *single.targets.shape[2:]),
-                    single.trajectory[:, 0],
-                    global_singles,
-                    0,
-                )
+                yield self._step(single, None, global_singles, 0)
             return
         per_step, chunks_per_step = self.split(batch_frames, world_size)
-        steps = self.steps_per_epoch(batch_frames, world_size)
-        order, flips = self.singles.epoch_order(seed, epoch)
-        chunk_order, chunk_flips = self.chunks.epoch_order(seed, epoch, stream=1, length=steps * chunks_per_step)
+        length = None if steps is None else steps * per_step
+        steps = self.steps_per_epoch(batch_frames, world_size) if steps is None else steps
+        order, flips = self.singles.epoch_order(seed, epoch, stream=stream, length=length)
+        if self.chunks is not None:
+            chunk_order, chunk_flips = self.chunks.epoch_order(
+                seed, epoch, stream=stream + 1, length=steps * chunks_per_step
+            )
         for i in range(steps):
             step = order[i * per_step : (i + 1) * per_step]
-            chunk_step = chunk_order[i * chunks_per_step : (i + 1) * chunks_per_step]
-            mine, mine_chunks = step[rank::world_size], chunk_step[rank::world_size]
+            mine = step[rank::world_size]
             single = self.singles.gather(mine, flips[mine] if augment else None)
-            part = self.chunks.gather(mine_chunks, chunk_flips[mine_chunks] if augment else None)
-            yield MixedBatch(
-                torch.cat([single.inputs, receptive_windows(part.inputs, self.receptive_field)]),
-                single.targets[:, 0],
-                part.targets,
-                torch.cat([single.trajectory[:, 0], part.trajectory.reshape(-1, 3)]),
-                len(step),
-                len(chunk_step),
+            part = None
+            if self.chunks is not None:
+                chunk_step = chunk_order[i * chunks_per_step : (i + 1) * chunks_per_step]
+                mine_chunks = chunk_step[rank::world_size]
+                part = self.chunks.gather(mine_chunks, chunk_flips[mine_chunks] if augment else None)
+            yield self._step(single, part, len(step), chunks_per_step if part is not None else 0)
+
+    def _step(self, single: Batch, part: Batch | None, global_singles: int, global_chunks: int) -> MixedBatch:
+        """One step from a batch of single windows and one of chunks (None: no chunks)."""
+        if part is None:
+            part = Batch(
+                single.inputs[:0, : self.receptive_field],
+                single.targets.new_zeros(0, self.chunk, *single.targets.shape[2:]),
+                None if single.trajectory is None else single.trajectory.new_zeros(0, self.chunk, 3),
+                single.indices[:0],
+                single.intrinsics[:0],
             )
+        return MixedBatch(
+            torch.cat([single.inputs, receptive_windows(part.inputs, self.receptive_field)]),
+            single.targets[:, 0],
+            part.targets,
+            None if single.trajectory is None else torch.cat([single.trajectory[:, 0], part.trajectory.reshape(-1, 3)]),
+            torch.cat([single.intrinsics, part.intrinsics.repeat_interleave(self.chunk, dim=0)]),
+            global_singles,
+            global_chunks,
+        )
 
 
 def receptive_windows(inputs: torch.Tensor, receptive_field: int) -> torch.Tensor:

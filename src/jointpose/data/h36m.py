@@ -211,6 +211,7 @@ def load_dataset(
     require_3d: bool = True,
     normalization: str = "screen",
     dataset: str = "h36m",
+    use_3d: bool = True,
 ) -> Dataset:
     """Load the camera views of ``subjects`` (and action groups ``actions``) from ``data_dir``.
 
@@ -225,6 +226,8 @@ def load_dataset(
         normalization: the 2D input coordinates, ``"screen"`` or ``"intrinsics"``
             (:func:`jointpose.geometry.cameras.normalize_keypoints`), with each view's camera.
         dataset: ``h36m`` or ``humaneva15`` (:data:`DATASETS`): file names, skeleton, cameras.
+        use_3d: False leaves the 3D file unread even where it exists (semi-supervised
+            training's unlabelled subjects): sequences carry 2D only.
     """
     if normalization not in NORMALIZATIONS:
         raise JointposeError(
@@ -238,7 +241,9 @@ def load_dataset(
     if downsample < 1:
         raise JointposeError("{0} must be a positive integer, got {value}", fields=("downsample",), value=downsample)
     files = H36MFiles(data_dir, keypoints, dataset)
-    if files.positions_3d is None and require_3d:
+    if not use_3d:
+        files.positions_3d = None
+    elif files.positions_3d is None and require_3d:
         raise JointposeError(f"file not found: {files.path_3d}")
     left, right = files.symmetry()
     sequences: list[PoseSequence] = []

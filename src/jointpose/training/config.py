@@ -81,6 +81,25 @@ class TrainConfig:
     subjects_test: tuple[str, ...] = _flag(
         "-ste", "--subjects-test", default=("S9", "S11"), help="test subjects (default {default})"
     )
+    subjects_unlabeled: tuple[str, ...] | None = _flag(
+        "-sun",
+        "--subjects-unlabeled",
+        default=None,
+        help="semi-supervised training: subjects whose 2D only (3D ignored) trains the model and the trajectory "
+        "model through a 2D reprojection loss, e.g. S5,S6,S7 (implies --trajectory; default none)",
+    )
+    warmup_unlabeled: int = _flag(
+        "--warmup-unlabeled",
+        default=1,
+        metavar="EPOCHS",
+        help="with -sun: train on the labelled subjects alone for the first EPOCHS epochs (default {default})",
+    )
+    unlabeled_constraints: bool = _flag(
+        "--no-unlabeled-constraints",
+        default=True,
+        help="with -sun and constraints: leave the target-free joint-aware terms (symmetry, bone-length "
+        "consistency over time, range of motion) off the unlabelled predictions",
+    )
     actions: tuple[str, ...] | None = _flag(
         "-a", "--actions", default=None, help="action groups to use, e.g. Walking,Sitting (default all)"
     )
@@ -253,6 +272,12 @@ class TrainConfig:
             ("subjects_train", names(self.subjects_train), "a non-empty tuple of subject names"),
             ("subjects_test", names(self.subjects_test), "a non-empty tuple of subject names"),
             ("actions", self.actions is None or names(self.actions), "None or a non-empty tuple of action names"),
+            (
+                "subjects_unlabeled",
+                self.subjects_unlabeled is None or names(self.subjects_unlabeled),
+                "None or a non-empty tuple of subject names",
+            ),
+            ("warmup_unlabeled", integer(self.warmup_unlabeled) and self.warmup_unlabeled >= 0, "an integer >= 0"),
         )
         for name, ok, rule in rules:
             if not ok:
@@ -261,6 +286,13 @@ class TrainConfig:
                     ",".join(map(str, value)) if name == "architecture" and isinstance(value, tuple) else repr(value)
                 )
                 raise JointposeError("{0} must be {rule}, got {value}", fields=(name,), rule=rule, value=shown)
+        both = sorted(set(self.subjects_unlabeled or ()) & set(self.subjects_train))
+        if both:
+            raise JointposeError(
+                "{0}: {names} also in {1}; a subject is either labelled or unlabelled",
+                fields=("subjects_unlabeled", "subjects_train"),
+                names=",".join(both),
+            )
         if self.causal and self.smooth > 0:
             raise JointposeError(
                 "{0} reads future frames, which a {1} model must not; leave one out", fields=("smooth", "causal")
@@ -279,7 +311,8 @@ class TrainConfig:
         name where given (a resumed run's own), else the default (the mode's: VideoPose3D's
         for the baseline, the tuned ones with constraints; screen input on a dataset whose
         cameras have no intrinsics). Kept apart from construction so that switching ``constraints`` (as
-        ``ablate`` does) also switches the defaults, while values given explicitly stay."""
+        ``ablate`` does) also switches the defaults, while values given explicitly stay.
+        ``trajectory`` is switched on by ``subjects_unlabeled`` (the reprojection needs the root)."""
 
         def first(*values):
             return next(value for value in values if value is not None)
@@ -299,7 +332,13 @@ class TrainConfig:
                 if self.constraints and DATASETS[self.dataset].intrinsics
                 else NORMALIZATION_BASELINE,
             ),
+            trajectory=self.trajectory or self.semi_supervised,
         )
+
+    @property
+    def semi_supervised(self) -> bool:
+        """Unlabelled subjects (``-sun``) train through the 2D reprojection loss."""
+        return bool(self.subjects_unlabeled)
 
     @property
     def shared_chunk_dropout(self) -> bool:

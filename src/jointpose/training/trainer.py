@@ -10,6 +10,13 @@ predictions that differ only by their input, and MPJPE supervises the single win
 ``"independent"`` every window draws its own mask and MPJPE covers every frame. The
 constraint terms are the mean over the chunks. Training and full-sequence evaluation
 models share one state dict.
+
+Semi-supervised (``-sun``, VideoPose3D Sec. 4): after ``warmup_unlabeled`` epochs every step
+also takes as many unlabelled target frames (2D only, singles and chunks alike), which go
+through the pose and trajectory models in the same forward pass; their predicted joints
+(pose + root) are projected back into the input through each sample's camera, and the 2D
+reprojection error, the bone-length guard and (with constraints) the target-free joint-aware
+terms train both models.
 """
 
 from __future__ import annotations
@@ -25,10 +32,19 @@ import torch
 from tqdm import tqdm
 
 from jointpose.data.batching import MixedBatch, MixedWindows, body_scale_rng, scale_bodies
-from jointpose.data.h36m import load_dataset
+from jointpose.data.h36m import dataset_kind, load_dataset
 from jointpose.errors import JointposeError
 from jointpose.evaluation.evaluate import evaluate_model, format_table
-from jointpose.losses import JointAwareLoss, LossWeights, mpjpe, weighted_mpjpe
+from jointpose.geometry.anatomy import bone_lengths
+from jointpose.losses import (
+    JointAwareLoss,
+    LossWeights,
+    bone_length_guard,
+    mpjpe,
+    reprojection_loss,
+    target_free_terms,
+    weighted_mpjpe,
+)
 from jointpose.model.loading import FORMAT, load_checkpoint
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, build_model
@@ -105,6 +121,20 @@ class Trainer:
             normalization=config.normalization,
             dataset=config.dataset,
         )
+        self.unlabelled_data = (
+            load_dataset(
+                config.data_dir,
+                config.keypoints,
+                list(config.subjects_unlabeled),
+                _opt_list(config.actions),
+                downsample=config.downsample,
+                normalization=config.normalization,
+                dataset=config.dataset,
+                use_3d=False,
+            )
+            if config.semi_supervised
+            else None
+        )
         self.model_args = model_args(config, self.train_data.num_keypoints)
         self.model = build_model(self.model_args, strided=True).to(self.device)
         # Built once (not per validation) so that no RNG draw happens between checkpoints.
@@ -121,6 +151,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.loss_fn = JointAwareLoss(config.loss_weights)
         self.windows = self.training_windows()
+        self.unlabelled_windows, self.reference_lengths = self._unlabelled_windows()
         longest = max(len(s.keypoints) for s in self.train_data.sequences)
         if longest < self.model.receptive_field():
             raise JointposeError(
@@ -175,6 +206,48 @@ class Trainer:
             keypoints_right=self.train_data.keypoints_right,
         )
 
+    def _unlabelled_windows(self) -> tuple[MixedWindows | None, torch.Tensor | None]:
+        """Semi-supervised training's unlabelled windows (chunks too where the target-free
+        terms apply to them) and the labelled subjects' mean bone lengths (16,) m on the
+        training device; (None, None) without ``-sun``."""
+        config, data = self.config, self.unlabelled_data
+        if data is None:
+            return None, None
+        joints = dataset_kind(config.dataset).skeleton  # what the model predicts
+        symmetry = (tuple(data.keypoints_left), tuple(data.keypoints_right))
+        layout = symmetry == (tuple(joints.left), tuple(joints.right)) and data.input_layout == "h36m"
+        if data.num_keypoints != joints.num_joints or not layout:
+            raise JointposeError(
+                "{0} needs 2D keypoints of the {joints} joints the model predicts ({1} {dataset}), in their order "
+                "(the reprojection compares them joint by joint); -k {keypoints} has {count} keypoints in the "
+                "{layout} layout",
+                fields=("subjects_unlabeled", "dataset"),
+                joints=joints.num_joints,
+                dataset=config.dataset,
+                keypoints=config.keypoints,
+                count=data.num_keypoints,
+                layout=data.input_layout,
+            )
+        windows = MixedWindows(
+            data.sequences,
+            self.model.receptive_field(),
+            chunk=config.chunk,
+            share=config.chunk_share if config.constraints and config.unlabeled_constraints else 0.0,
+            causal=config.causal,
+            keypoints_left=data.keypoints_left,
+            keypoints_right=data.keypoints_right,
+            labelled=False,
+        )
+        if len(windows.singles) < 2 * self.dist.world_size:
+            raise JointposeError(
+                "{0}: {frames} unlabelled frames; training needs at least {needed}",
+                fields=("subjects_unlabeled",),
+                frames=len(windows.singles),
+                needed=2 * self.dist.world_size,
+            )
+        poses = torch.from_numpy(np.concatenate([s.poses_3d for s in self.train_data.sequences]))
+        return windows, bone_lengths(poses.double()).mean(dim=0).float().to(self.device)
+
     def _resume(self, ckpt: dict[str, Any]) -> None:
         """Continue the run in ``ckpt`` (``latest.pt``): weights, optimiser, epoch, history, RNG."""
         latest = self.folder / "latest.pt"
@@ -219,6 +292,12 @@ class Trainer:
                 f"target frames per epoch; receptive field {self.model.receptive_field()} frames; "
                 f"{sum(p.numel() for p in self.model.parameters()):,} parameters; device {self.device}"
             )
+            if self.unlabelled_data is not None:
+                print(
+                    f"Unlabelled: {len(self.unlabelled_data.sequences)} views, "
+                    f"{self.unlabelled_windows.num_target_frames} frames, after {config.warmup_unlabeled} "
+                    "labelled-only epoch(s)"
+                )
         while self.epoch < stop:
             momentum = bn_momentum(
                 self.epoch, config.epochs, self.windows.steps_per_epoch(config.batch_size, self.dist.world_size)
@@ -260,39 +339,53 @@ class Trainer:
             self.train_trajectory.train()
         # Summed on the training device: no device-to-host copy (and wait) per step.
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64, device=self.device))
-        steps = self.windows.batches(
-            config.batch_size,
-            config.seed,
-            self.epoch,
-            augment=config.augment,
-            rank=dist.rank,
-            world_size=dist.world_size,
-        )
+        epoch = dict(augment=config.augment, rank=dist.rank, world_size=dist.world_size)
+        steps = self.windows.batches(config.batch_size, config.seed, self.epoch, **epoch)
+        n_steps = self.windows.steps_per_epoch(config.batch_size, dist.world_size)
+        unlabelled = None
+        if self.unlabelled_windows is not None and self.epoch >= config.warmup_unlabeled:
+            # As many unlabelled target frames as labelled ones in every step, from their own
+            # shuffles (streams 2 and 3), drawn afresh every epoch.
+            unlabelled = self.unlabelled_windows.batches(
+                config.batch_size, config.seed, self.epoch, steps=n_steps, stream=2, **epoch
+            )
         bar = tqdm(
             steps,
-            total=self.windows.steps_per_epoch(config.batch_size, dist.world_size),
+            total=n_steps,
             leave=False,
             desc=f"epoch {self.epoch + 1}/{config.epochs}",
             disable=not (config.progress and dist.is_main),
         )
         for batch in bar:
+            semi = None if unlabelled is None else next(unlabelled)
             inputs = batch.windows.to(self.device, non_blocking=True)
+            n_labelled = len(inputs)
+            if semi is not None:  # one forward pass: batch norm sees labelled and unlabelled alike
+                inputs = torch.cat([inputs, semi.windows.to(self.device, non_blocking=True)])
             with dist.autocast(config.precision):
-                pred = self.train_model(inputs, groups=self._dropout_groups(batch)).reshape(len(inputs), -1, 3).float()
+                pred = self.train_model(inputs, groups=self._dropout_groups(batch, semi))
+            pred = pred.reshape(len(inputs), -1, 3).float()
             frame_share = _frame_share(batch, dist.world_size)
-            total, terms = self.step_loss(pred, batch, frame_share, dist.world_size)
+            total, terms = self.step_loss(pred[:n_labelled], batch, frame_share, dist.world_size)
             if self.train_trajectory is not None:
                 with dist.autocast(config.precision):
                     traj = self.train_trajectory(inputs).reshape(len(inputs), 1, 3).float()
                 target_traj = batch.trajectory.to(self.device)[:, None]
-                terms["trajectory"] = weighted_mpjpe(traj, target_traj, 1.0 / target_traj[..., 2].clamp_min(0.1))
+                terms["trajectory"] = weighted_mpjpe(
+                    traj[:n_labelled], target_traj, 1.0 / target_traj[..., 2].clamp_min(0.1)
+                )
                 total = total + terms["trajectory"] * frame_share
                 terms["total"] = terms["total"] + terms["trajectory"]
+            if semi is not None:
+                semi_total, semi_terms = self.unlabelled_loss(pred[n_labelled:], traj[n_labelled:], semi)
+                total = total + semi_total * _frame_share(semi, dist.world_size)
+                terms.update(semi_terms)
+                terms["total"] = terms["total"] + semi_total.detach()
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(total).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            frames = len(inputs)
+            frames = n_labelled
             for name, value in terms.items():
                 sums[name] += value.detach().double() * frames
             sums["_frames"] += frames
@@ -309,13 +402,46 @@ class Trainer:
         frames = float(totals.pop("_frames"))
         return {name: float(value) / frames for name, value in totals.items()}
 
-    def _dropout_groups(self, batch: MixedBatch) -> torch.Tensor | None:
+    def _dropout_groups(self, batch: MixedBatch, unlabelled: MixedBatch | None = None) -> torch.Tensor | None:
         """Dropout-mask labels giving each chunk's windows one mask (every single window its
-        own), or None when every window draws its own mask."""
-        n_chunks, chunk = batch.chunks.shape[:2]
-        if not self.config.shared_chunk_dropout or n_chunks == 0:
+        own), for ``batch`` and the ``unlabelled`` windows after it, or None when every
+        window draws its own mask."""
+        batches = [batch] if unlabelled is None else [batch, unlabelled]
+        if not self.config.shared_chunk_dropout or all(b.chunks.shape[0] == 0 for b in batches):
             return None
-        return chunk_groups(len(batch.singles), n_chunks, chunk).to(self.device, non_blocking=True)
+        labels, offset = [], 0
+        for part in batches:
+            n_chunks, chunk = part.chunks.shape[:2]
+            labels.append(offset + chunk_groups(len(part.singles), n_chunks, chunk))
+            offset += len(part.singles) + n_chunks
+        return torch.cat(labels).to(self.device, non_blocking=True)
+
+    def unlabelled_loss(
+        self, pred: torch.Tensor, root: torch.Tensor, batch: MixedBatch
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of one step's unlabelled windows: the 2D reprojection error of the predicted
+        joints (pose + root) plus the bone-length guard, and with constraints (unless
+        ``--no-unlabeled-constraints``) the target-free joint-aware terms at their weights.
+
+        ``pred`` (frames, 17, 3) metres root-relative and ``root`` (frames, 1, 3) metres in
+        camera space, singles first. Returns ``(total, unweighted terms)``, each a mean over
+        this process's unlabelled frames.
+        """
+        singles, chunks = batch.singles.to(self.device), batch.chunks.to(self.device)
+        keypoints = torch.cat([singles, chunks.reshape(-1, *singles.shape[1:])])
+        terms = {
+            "reprojection": reprojection_loss(pred, root, batch.intrinsics.to(self.device), keypoints),
+            "bone_guard": bone_length_guard(bone_lengths(pred), self.reference_lengths),
+        }
+        total = terms["reprojection"] + terms["bone_guard"]
+        if self.config.constraints and self.config.unlabeled_constraints:
+            free = target_free_terms(
+                pred[: len(singles)], pred[len(singles) :].reshape(*chunks.shape[:2], *pred.shape[1:])
+            )
+            weights = self.loss_fn.weights.as_dict()
+            total = total + self.loss_fn.constraint_scale * sum(weights[name] * value for name, value in free.items())
+            terms.update({f"unlabeled_{name}": value for name, value in free.items()})
+        return total, terms
 
     def step_loss(
         self, pred: torch.Tensor, batch: MixedBatch, frame_share: float, world_size: int
@@ -508,8 +634,12 @@ RESUME_MUST_MATCH = (
     "body_scale",
     "normalization",
     "random_cameras",
+    "subjects_unlabeled",
+    "warmup_unlabeled",
+    "unlabeled_constraints",
 )
-CONSTRAINT_SETTINGS = {"chunk", "chunk_share", "chunk_dropout", "weights", "warmup"}
+CONSTRAINT_SETTINGS = {"chunk", "chunk_share", "chunk_dropout", "weights", "warmup", "unlabeled_constraints"}
+SEMI_SUPERVISED_SETTINGS = {"warmup_unlabeled", "unlabeled_constraints"}  # matter with -sun only
 # Model constructor arguments -> the TrainConfig field that sets them.
 _MODEL_ARG_FIELDS = {
     "filter_widths": "architecture",
@@ -539,11 +669,14 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
             label = "FIELD (keypoint count)" if key == "num_joints_in" else "FIELD"
             differ(name, saved.get(key), args[key], f"{label} THEN in the checkpoint vs NOW now")
     saved_cfg = ckpt["config"]
-    older = {"chunk_dropout": "independent", "dataset": "h36m"}  # checkpoints from before the setting trained so
+    # Checkpoints from before a setting trained so.
+    older = {"chunk_dropout": "independent", "dataset": "h36m", "subjects_unlabeled": None}
     current = config.to_dict()
     for key in RESUME_MUST_MATCH:
         if key in CONSTRAINT_SETTINGS and not config.constraints:
             continue  # the baseline trains without them
+        if key in SEMI_SUPERVISED_SETTINGS and not (config.semi_supervised or saved_cfg.get("subjects_unlabeled")):
+            continue  # neither run has unlabelled data
         if key not in saved_cfg and key not in older:
             continue  # a checkpoint from before the setting existed
         now, then = current[key], saved_cfg.get(key, older.get(key))

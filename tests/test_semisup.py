@@ -1,0 +1,217 @@
+"""Semi-supervised back-projection training (-sun): projection, losses, batches, end to end."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from h36m_files import motion
+from jointpose.cli import build_parser, main, train_config
+from jointpose.data.batching import ChunkedWindows, MixedWindows
+from jointpose.data.h36m import PoseSequence, load_dataset
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
+from jointpose.geometry.cameras import Camera, h36m_cameras, input_intrinsics
+from jointpose.losses import (
+    TARGET_FREE_TERMS,
+    bone_length_guard,
+    project_to_input,
+    reprojection_loss,
+    target_free_terms,
+)
+from jointpose.model.loading import load_checkpoint
+from jointpose.training.trainer import Trainer
+
+
+def _pinhole(camera: Camera) -> Camera:
+    """``camera`` without lens distortion (the back-projection leaves distortion out)."""
+    return dataclasses.replace(camera, radial_distortion=(0.0, 0.0, 0.0), tangential_distortion=(0.0, 0.0))
+
+
+def _sequence(camera: Camera, frames: int = 60, seed: int = 0, normalization: str = "screen") -> PoseSequence:
+    """A walking figure seen by ``camera`` (no distortion, no noise): 2D, 3D and trajectory."""
+    cam_space = camera.world_to_camera(motion(frames, seed=seed))
+    keypoints = camera.normalize(camera.project(cam_space), normalization).astype(np.float32)
+    return PoseSequence(
+        "S1",
+        "Walking",
+        0,
+        camera,
+        keypoints,
+        (cam_space - cam_space[:, :1]).astype(np.float32),
+        cam_space[:, 0].astype(np.float32),
+        normalization,
+    )
+
+
+@pytest.mark.parametrize("normalization", ["screen", "intrinsics"])
+def test_torch_back_projection_equals_the_numpy_camera(device, normalization):
+    rng = np.random.default_rng(3)
+    cameras = [_pinhole(c) for c in h36m_cameras()["S1"]] + [
+        Camera("odd", 640, 1080, (700.0, 650.0), (300.0, 560.0)),
+    ]
+    for camera in cameras:
+        points = np.concatenate([rng.uniform(-2, 2, (50, 17, 2)), rng.uniform(1, 9, (50, 17, 1))], axis=-1)
+        expected = camera.normalize(camera.project(points), normalization)
+        intrinsics = torch.tensor(input_intrinsics(camera, normalization), device=device).expand(50, 4)
+        got = project_to_input(torch.tensor(points, device=device), intrinsics)
+        assert got.device.type == torch.device(device).type
+        np.testing.assert_allclose(got.cpu().numpy(), expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("normalization", ["screen", "intrinsics"])
+def test_mirrored_samples_project_onto_their_mirrored_input(device, normalization):
+    """A flipped labelled sample's 3D + trajectory, projected with the flipped intrinsics (cx
+    negated), lands on the same sample's flipped 2D, as the unlabelled batch holds it."""
+    cameras = h36m_cameras()["S5"]
+    sequences = [_sequence(_pinhole(c), seed=i, normalization=normalization) for i, c in enumerate(cameras)]
+    labelled = ChunkedWindows(sequences, 9, chunk=4)
+    unlabelled = ChunkedWindows(sequences, 9, chunk=4, labelled=False)
+    indices = torch.arange(len(labelled))
+    flip = indices % 2 == 0
+    a, b = labelled.gather(indices, flip), unlabelled.gather(indices, flip)
+    assert b.trajectory is None and b.targets.shape == (len(indices), 4, 17, 2)
+    assert torch.equal(a.intrinsics, b.intrinsics) and torch.equal(a.inputs, b.inputs)
+    assert torch.equal(b.intrinsics[flip, 2], -unlabelled.intrinsics[unlabelled.sequence_of[indices[flip]], 2])
+    points = (a.targets + a.trajectory[:, :, None]).double().to(device)
+    projected = project_to_input(points, b.intrinsics.double().to(device)[:, None])
+    np.testing.assert_allclose(projected.cpu().numpy(), b.targets.double().numpy(), atol=2e-6, rtol=0)
+    # The 2D targets are the input window's frames at the targets (centre of each window).
+    centre = a.inputs[:, 4 : 4 + 4]
+    assert torch.equal(b.targets, centre)
+
+
+def test_reprojection_loss_is_zero_for_the_truth_only(device):
+    sequences = [_sequence(_pinhole(c), seed=i) for i, c in enumerate(h36m_cameras()["S9"])]
+    windows = MixedWindows(sequences, 9, chunk=4, share=0.25)
+    unlabelled = MixedWindows(sequences, 9, chunk=4, share=0.25, labelled=False)
+    a = next(windows.batches(64, 0, 0, augment=True))
+    b = next(unlabelled.batches(64, 0, 0, augment=True))  # same seed and stream: the same samples
+    poses = torch.cat([a.singles, a.chunks.reshape(-1, 17, 3)]).double().to(device)
+    root = a.trajectory[:, None].double().to(device)
+    keypoints = torch.cat([b.singles, b.chunks.reshape(-1, 17, 2)]).double().to(device)
+    intrinsics = b.intrinsics.double().to(device)
+    assert reprojection_loss(poses, root, intrinsics, keypoints) < 2e-6  # sqrt of safe_norm's epsilon
+    for wrong_poses, wrong_root in (
+        (poses * 1.1, root),  # a bigger body at the same place
+        (poses, root * 1.1),  # farther away
+        (poses + torch.tensor([0.0, 0.05, 0.0], device=device, dtype=poses.dtype), root),
+    ):
+        assert reprojection_loss(wrong_poses, wrong_root, intrinsics, keypoints) > 1e-3
+    # Mean per-joint distance, worked out directly: a shift of every projected joint by d.
+    shift = torch.tensor([0.003, -0.004], device=device, dtype=keypoints.dtype)
+    assert torch.isclose(reprojection_loss(poses, root, intrinsics, keypoints + shift), shift.norm(), atol=1e-6)
+
+
+def test_bone_length_guard_equals_a_direct_computation():
+    rng = np.random.default_rng(0)
+    poses = rng.normal(0, 0.3, (5, 4, 17, 3))
+    reference = rng.uniform(0.1, 0.5, 16)
+    lengths = np.stack([np.linalg.norm(poses[..., c, :] - poses[..., p, :], axis=-1) for c, p in skeleton.BONES], -1)
+    expected = np.abs(lengths.reshape(-1, 16).mean(axis=0) - reference).mean()
+    from jointpose.geometry.anatomy import bone_lengths
+
+    got = bone_length_guard(bone_lengths(torch.tensor(poses)), torch.tensor(reference))
+    assert abs(float(got) - expected) < 1e-9
+    assert float(bone_length_guard(torch.tensor(lengths), torch.tensor(lengths.reshape(-1, 16).mean(0)))) < 1e-12
+
+
+def test_target_free_terms_are_those_without_ground_truth():
+    assert TARGET_FREE_TERMS == ("sym", "rom")
+    rng = np.random.default_rng(1)
+    singles, chunks = torch.tensor(rng.normal(0, 0.3, (3, 17, 3))), torch.tensor(rng.normal(0, 0.3, (2, 4, 17, 3)))
+    terms = target_free_terms(singles, chunks)
+    assert set(terms) == {"sym", "rom", "bone"}
+    lengths = np.stack(
+        [np.linalg.norm(chunks[..., c, :].numpy() - chunks[..., p, :].numpy(), axis=-1) for c, p in skeleton.BONES], -1
+    )
+    assert abs(float(terms["bone"]) - lengths.var(axis=1).mean()) < 1e-6  # variance over each chunk's frames
+    assert float(target_free_terms(singles, chunks[:0])["bone"]) == 0.0
+
+
+def _args(data, ckpt, *extra):
+    """``jointpose train`` on the small dataset: S1 labelled, S5 unlabelled, tested on S9."""
+    flags = "-k gt -str S1 -sun S5 -ste S9 -arc 3,3 -ch 32 -b 128 --no-progress --device cpu --seed 5"
+    return ["train", "--data-dir", str(data), "--checkpoint", str(ckpt), *flags.split(), *extra]
+
+
+def _config(*args):
+    return train_config(build_parser().parse_args(list(args)))
+
+
+def test_config_flags_validation_and_implied_trajectory(tmp_path):
+    config = _config(*_args("d", tmp_path))
+    assert config.subjects_unlabeled == ("S5",) and config.warmup_unlabeled == 1 and config.unlabeled_constraints
+    assert config.trajectory is False and config.resolved().trajectory is True
+    assert _config(*_args("d", tmp_path, "--no-unlabeled-constraints")).unlabeled_constraints is False
+    with pytest.raises(JointposeError) as error:
+        _config(*_args("d", tmp_path, "-str", "S1,S5"))
+    assert str(error.value).startswith("-sun: S5 also in -str")
+    with pytest.raises(JointposeError, match="^--warmup-unlabeled must be an integer >= 0"):
+        _config(*_args("d", tmp_path, "--warmup-unlabeled", "-1"))
+    assert main(_args(tmp_path / "missing", tmp_path / "ck", "-str", "S1,S5")) == 2
+
+
+def test_unlabelled_3d_is_ignored(h36m_dir):
+    data = load_dataset(h36m_dir, "gt", ["S5"], use_3d=False)
+    assert all(s.poses_3d is None and s.trajectory is None for s in data.sequences)
+    windows = MixedWindows(data.sequences, 9, chunk=4, share=0.25, labelled=False)
+    batch = next(windows.batches(32, 0, 0, steps=3, stream=2))
+    assert batch.trajectory is None and batch.singles.shape[1:] == (17, 2) and batch.chunks.shape[2:] == (17, 2)
+    assert len(list(windows.batches(32, 0, 0, steps=3, stream=2))) == 3
+
+
+def test_reprojection_trains_pose_and_trajectory_models(h36m_dir, tmp_path):
+    trainer = Trainer(_config(*_args(h36m_dir, tmp_path / "ck")))
+    assert trainer.trajectory_model is not None and trainer.unlabelled_windows is not None
+    semi = next(trainer.unlabelled_windows.batches(64, 0, 0, steps=1, stream=2))
+    inputs = semi.windows.to(trainer.device)
+    pred = trainer.model(inputs).reshape(len(inputs), 17, 3)
+    root = trainer.trajectory_model(inputs).reshape(len(inputs), 1, 3)
+    total, terms = trainer.unlabelled_loss(pred, root, semi)
+    assert set(terms) == {"reprojection", "bone_guard", "unlabeled_sym", "unlabeled_rom", "unlabeled_bone"}
+    total.backward()
+    for model in (trainer.model, trainer.trajectory_model):
+        assert sum(float(p.grad.abs().sum()) for p in model.parameters() if p.grad is not None) > 0
+
+
+@pytest.mark.slow
+def test_semi_supervised_run_trains_resumes_and_reproduces(h36m_dir, tmp_path):
+    def run(name, epochs, *extra):
+        return main(_args(h36m_dir, tmp_path / name, "-e", str(epochs), "--warmup-unlabeled", "0", *extra))
+
+    assert run("a", 2) == 0
+    assert run("b", 2) == 0
+    Trainer(_config(*_args(h36m_dir, tmp_path / "c", "-e", "2", "--warmup-unlabeled", "0"))).fit(until_epoch=1)
+    assert run("c", 2, "--resume") == 0
+    a, b, c = (load_checkpoint(tmp_path / name) for name in "abc")
+    assert a["config"]["subjects_unlabeled"] == ["S5"] and a["config"]["trajectory"] is True
+    assert a["trajectory_model"] is not None
+    assert all(row["reprojection"] > 0 and row["bone_guard"] >= 0 for row in a["history"])
+    for other in (b, c):  # same seed, same result; a resumed run continues exactly
+        assert all(torch.equal(a["model"][k], other["model"][k]) for k in a["model"])
+        assert all(torch.equal(a["trajectory_model"][k], other["trajectory_model"][k]) for k in a["trajectory_model"])
+        assert [row["reprojection"] for row in a["history"]] == [row["reprojection"] for row in other["history"]]
+    with pytest.raises(JointposeError, match=r"subjects_unlabeled: \['S5'\] in the checkpoint vs \['S11'\] now"):
+        Trainer(
+            _config(*_args(h36m_dir, tmp_path / "c", "-e", "3", "--warmup-unlabeled", "0", "-sun", "S11", "--resume"))
+        )
+    assert run("c", 3, "-sun", "S11", "--resume") == 2
+    assert run("c", 3, "--no-unlabeled-constraints", "--resume") == 2
+
+
+def test_semi_supervised_needs_the_human36m_layout(h36m_dir, tmp_path):
+    from h36m_files import write_dataset
+
+    data = write_dataset(tmp_path / "data", {"S1": {"Walking": 80}, "S5": {"Walking": 80}, "S9": {"Walking": 80}})
+    files = np.load(data / "data_2d_h36m_gt.npz", allow_pickle=True)
+    positions = files["positions_2d"].item()
+    short = {s: {a: [v[:, :15] for v in views] for a, views in acts.items()} for s, acts in positions.items()}
+    metadata = {"keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 10, 9]]}
+    np.savez_compressed(data / "data_2d_h36m_short.npz", positions_2d=short, metadata=metadata)
+    with pytest.raises(
+        JointposeError,
+        match="^subjects_unlabeled needs 2D keypoints of the 17 joints the model predicts \\(dataset h36m\\)",
+    ):
+        Trainer(_config(*_args(data, tmp_path / "ck", "-k", "short")))
