@@ -145,6 +145,9 @@ def test_config_flags_validation_and_implied_trajectory(tmp_path):
     assert config.subjects_unlabeled == ("S5",) and config.warmup_unlabeled == 1 and config.unlabeled_constraints
     assert config.trajectory is False and config.resolved().trajectory is True
     assert _config(*_args("d", tmp_path, "--no-unlabeled-constraints")).unlabeled_constraints is False
+    assert config.bone_guard == 1.0 and _config(*_args("d", tmp_path, "--w-bone-guard", "0.5")).bone_guard == 0.5
+    with pytest.raises(JointposeError, match="^--w-bone-guard must be a finite number >= 0"):
+        _config(*_args("d", tmp_path, "--w-bone-guard", "-1"))
     with pytest.raises(JointposeError) as error:
         _config(*_args("d", tmp_path, "-str", "S1,S5"))
     assert str(error.value).startswith("-sun: S5 also in -str")
@@ -171,6 +174,12 @@ def test_reprojection_trains_pose_and_trajectory_models(h36m_dir, tmp_path):
     root = trainer.trajectory_model(inputs).reshape(len(inputs), 1, 3)
     total, terms = trainer.unlabelled_loss(pred, root, semi)
     assert set(terms) == {"reprojection", "bone_guard", "unlabeled_sym", "unlabeled_rom", "unlabeled_bone"}
+    w = trainer.config.weights
+    expected = terms["reprojection"] + terms["bone_guard"]
+    expected = (
+        expected + w.sym * terms["unlabeled_sym"] + w.rom * terms["unlabeled_rom"] + w.bone * terms["unlabeled_bone"]
+    )
+    assert torch.isclose(total, expected)
     total.backward()
     for model in (trainer.model, trainer.trajectory_model):
         assert sum(float(p.grad.abs().sum()) for p in model.parameters() if p.grad is not None) > 0
@@ -199,6 +208,8 @@ def test_semi_supervised_run_trains_resumes_and_reproduces(h36m_dir, tmp_path):
         )
     assert run("c", 3, "-sun", "S11", "--resume") == 2
     assert run("c", 3, "--no-unlabeled-constraints", "--resume") == 2
+    assert run("c", 3, "--w-bone-guard", "0.5", "--resume") == 2
+    assert run("c", 3, "--resume") == 0  # -e may grow
 
 
 def test_semi_supervised_needs_the_human36m_layout(h36m_dir, tmp_path):

@@ -94,6 +94,12 @@ class TrainConfig:
         metavar="EPOCHS",
         help="with -sun: train on the labelled subjects alone for the first EPOCHS epochs (default {default})",
     )
+    bone_guard: float = _flag(
+        "--w-bone-guard",
+        default=1.0,
+        help="with -sun: weight of the bone-length guard that holds the unlabelled predictions' mean bone lengths "
+        "at the labelled subjects' (default {default}, as VideoPose3D; 0 = off)",
+    )
     unlabeled_constraints: bool = _flag(
         "--no-unlabeled-constraints",
         default=True,
@@ -278,6 +284,7 @@ class TrainConfig:
                 "None or a non-empty tuple of subject names",
             ),
             ("warmup_unlabeled", integer(self.warmup_unlabeled) and self.warmup_unlabeled >= 0, "an integer >= 0"),
+            ("bone_guard", number(self.bone_guard) and self.bone_guard >= 0.0, "a finite number >= 0"),
         )
         for name, ok, rule in rules:
             if not ok:

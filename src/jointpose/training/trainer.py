@@ -420,7 +420,7 @@ class Trainer:
         self, pred: torch.Tensor, root: torch.Tensor, batch: MixedBatch
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of one step's unlabelled windows: the 2D reprojection error of the predicted
-        joints (pose + root) plus the bone-length guard, and with constraints (unless
+        joints (pose + root) plus the bone-length guard (weight ``bone_guard``), and with constraints (unless
         ``--no-unlabeled-constraints``) the target-free joint-aware terms at their weights.
 
         ``pred`` (frames, 17, 3) metres root-relative and ``root`` (frames, 1, 3) metres in
@@ -433,7 +433,7 @@ class Trainer:
             "reprojection": reprojection_loss(pred, root, batch.intrinsics.to(self.device), keypoints),
             "bone_guard": bone_length_guard(bone_lengths(pred), self.reference_lengths),
         }
-        total = terms["reprojection"] + terms["bone_guard"]
+        total = terms["reprojection"] + self.config.bone_guard * terms["bone_guard"]
         if self.config.constraints and self.config.unlabeled_constraints:
             free = target_free_terms(
                 pred[: len(singles)], pred[len(singles) :].reshape(*chunks.shape[:2], *pred.shape[1:])
@@ -636,10 +636,11 @@ RESUME_MUST_MATCH = (
     "random_cameras",
     "subjects_unlabeled",
     "warmup_unlabeled",
+    "bone_guard",
     "unlabeled_constraints",
 )
 CONSTRAINT_SETTINGS = {"chunk", "chunk_share", "chunk_dropout", "weights", "warmup", "unlabeled_constraints"}
-SEMI_SUPERVISED_SETTINGS = {"warmup_unlabeled", "unlabeled_constraints"}  # matter with -sun only
+SEMI_SUPERVISED_SETTINGS = {"warmup_unlabeled", "bone_guard", "unlabeled_constraints"}  # matter with -sun only
 # Model constructor arguments -> the TrainConfig field that sets them.
 _MODEL_ARG_FIELDS = {
     "filter_widths": "architecture",
