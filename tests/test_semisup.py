@@ -221,8 +221,12 @@ def test_semi_supervised_needs_the_human36m_layout(h36m_dir, tmp_path):
     short = {s: {a: [v[:, :15] for v in views] for a, views in acts.items()} for s, acts in positions.items()}
     metadata = {"keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 10, 9]]}
     np.savez_compressed(data / "data_2d_h36m_short.npz", positions_2d=short, metadata=metadata)
-    with pytest.raises(
-        JointposeError,
-        match="^subjects_unlabeled needs 2D keypoints of the 17 joints the model predicts \\(dataset h36m\\)",
-    ):
-        Trainer(_config(*_args(data, tmp_path / "ck", "-k", "short")))
+    metadata = {"keypoints_symmetry": [list(skeleton.LEFT_JOINTS), list(skeleton.RIGHT_JOINTS)], "input_layout": "coco"}
+    np.savez_compressed(data / "data_2d_h36m_coco.npz", positions_2d=positions, metadata=metadata)
+    for name, what in (("short", "15 keypoints in the h36m layout"), ("coco", "17 keypoints in the coco layout")):
+        with pytest.raises(
+            JointposeError,
+            match="^subjects_unlabeled needs 2D keypoints of the 17 joints the model predicts \\(dataset h36m\\)",
+        ) as e:
+            Trainer(_config(*_args(data, tmp_path / name, "-k", name)))
+        assert str(e.value).endswith(f"-k {name} has {what}")
