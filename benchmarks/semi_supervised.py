@@ -20,7 +20,11 @@ deviations over seeds and the ratios of chosen pairs of runs taken per seed; sta
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/semi_supervised.py --seeds 0,1
 
 Runs are cached under ``--work``/runs by their training configuration (as in
-cross_validate.py); the summary goes to ``--work``/<name>.json.
+cross_validate.py); the summary goes to ``--work``/<name>.json. Cost at the defaults (8 runs
+per seed, 20 epochs, one torch thread): 2,276 s of training and scoring for seeds 0 and 1
+on the project's shared 2-core CPU under load (supervised runs 70-92 s, semi-supervised
+113-198 s); run one process per seed (``--seeds 0``, ``--seeds 1``) and then ``--seeds
+0,1`` to print the joint summary from the cache.
 """
 
 from __future__ import annotations
