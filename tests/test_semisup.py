@@ -230,3 +230,14 @@ def test_semi_supervised_needs_the_human36m_layout(h36m_dir, tmp_path):
         ) as e:
             Trainer(_config(*_args(data, tmp_path / name, "-k", name)))
         assert str(e.value).endswith(f"-k {name} has {what}")
+
+
+def test_semi_supervised_needs_camera_intrinsics(tmp_path):
+    """HumanEva-I's built-in cameras have no intrinsics: nothing to project the unlabelled joints with."""
+    from test_humaneva import write_humaneva
+
+    data = write_humaneva(tmp_path)
+    flags = "-d humaneva15 -k gt -str Train/S1 -sun Train/S2 -ste Validate/S1 -arc 3,3 -ch 32 -b 128 --device cpu"
+    config = _config("train", "--data-dir", str(data), "--checkpoint", str(tmp_path / "ck"), *flags.split())
+    with pytest.raises(JointposeError, match=r"^subjects_unlabeled: the reprojection needs each camera's intrinsics"):
+        Trainer(config)

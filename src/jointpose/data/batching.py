@@ -40,6 +40,15 @@ from jointpose.geometry.cameras import input_intrinsics
 PROPORTION_PER_HEIGHT = 0.05 / 0.08
 
 
+def _intrinsics(sequence: PoseSequence) -> np.ndarray:
+    """The sequence's camera (fx, fy, cx, cy) in its input units; NaN for a camera without
+    intrinsics (HumanEva-I's built-in ones), which nothing can be projected with."""
+    camera = sequence.camera
+    if camera.focal_length is None or camera.center is None:
+        return np.full(4, np.nan)
+    return input_intrinsics(camera, sequence.normalization)
+
+
 @dataclass
 class Batch:
     """Inputs (batch, window, joints_2d, 2) normalised; targets (batch, chunk, 17, 3) metres,
@@ -111,9 +120,7 @@ class ChunkedWindows:
         self.input_starts = torch.from_numpy(np.concatenate(input_starts))
         self.target_starts = torch.from_numpy(np.concatenate(target_starts))
         self.sequence_of = torch.from_numpy(np.concatenate(sequence_of))
-        self.intrinsics = torch.from_numpy(
-            np.stack([input_intrinsics(s.camera, s.normalization) for s in sequences]).astype(np.float32)
-        )
+        self.intrinsics = torch.from_numpy(np.stack([_intrinsics(s) for s in sequences]).astype(np.float32))
         self.flip_2d = skeleton.flip_permutation(self.inputs.shape[1], keypoints_left, keypoints_right)
 
     def __len__(self) -> int:

@@ -228,6 +228,16 @@ class Trainer:
                 count=data.num_keypoints,
                 layout=data.input_layout,
             )
+        blind = [s.key for s in data.sequences if s.camera.focal_length is None or s.camera.center is None]
+        if blind:
+            raise JointposeError(
+                "{0}: the reprojection needs each camera's intrinsics (focal length, centre); {views} view(s) of "
+                "{1} {dataset} have none, first {first}",
+                fields=("subjects_unlabeled", "dataset"),
+                views=len(blind),
+                dataset=config.dataset,
+                first=blind[0],
+            )
         windows = MixedWindows(
             data.sequences,
             self.model.receptive_field(),
