@@ -24,6 +24,8 @@ name                      what it compares                                 unit
 ``vel`` / ``acc``         1st / 2nd temporal difference of positions       m/frame(^2)
                           (per-joint error norm, smoothed below 1 mm)
 ``ang_vel`` / ``ang_acc`` 1st / 2nd temporal difference of joint angles    rad/frame(^2)
+``stretch``               each bone's length vs its own mean over the      1 (share of
+                          sequence (scale-free; no true length involved)   the length)
 ========================= ================================================ ==========
 """
 
@@ -49,7 +51,7 @@ from jointpose.geometry.anatomy import (
     safe_norm,
 )
 
-TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")
+TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc", "stretch")
 CONSTRAINT_TERMS = TERMS[1:]  # every term but MPJPE: those with a --w-* flag
 
 # Absolute differences are taken with a Huber (smooth L1) corner this small: L1 in effect,
@@ -143,6 +145,21 @@ def bone_loss(pred_lengths: torch.Tensor, true_lengths: torch.Tensor) -> torch.T
     )
 
 
+def bone_stretch(pred_lengths: torch.Tensor) -> torch.Tensor:
+    """Term ``stretch``: how far each bone's length strays from its own mean over the sequence.
+
+    Mean over sequences, frames and the 16 bones of |l_t / mean_t(l) - 1| (Huber corner
+    1e-3), from (batch, frames, 16) predicted bone lengths in metres; dimensionless (a share
+    of the bone's mean length). It compares the prediction with itself only, never with a
+    training person's true lengths, and is unchanged when the whole skeleton is scaled.
+    Fewer than 2 frames -> a zero still attached to the graph.
+    """
+    if pred_lengths.shape[-2] < 2:
+        return pred_lengths.sum() * 0.0
+    mean = pred_lengths.mean(dim=-2, keepdim=True)
+    return huber(pred_lengths / (mean + 1e-6) - 1.0, RATIO_BETA).mean()
+
+
 def angle_loss(pred_angles: torch.Tensor, true_angles: torch.Tensor) -> torch.Tensor:
     """Term ``angle``: mean absolute joint-angle error over (..., 12) angles
     (:data:`~jointpose.geometry.anatomy.ANGLES`), radians."""
@@ -210,6 +227,7 @@ TERM_FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...]]] =
     "acc": (acceleration_loss, ("pred", "target")),
     "ang_vel": (angular_velocity_loss, ("pred_angles", "true_angles")),
     "ang_acc": (angular_acceleration_loss, ("pred_angles", "true_angles")),
+    "stretch": (bone_stretch, ("pred_lengths",)),
 }
 
 
@@ -255,6 +273,7 @@ class LossWeights:
     acc: float = 0.4
     ang_vel: float = 0.005
     ang_acc: float = 0.005
+    stretch: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in self.as_dict().items():
