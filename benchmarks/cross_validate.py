@@ -41,6 +41,7 @@ import torch
 
 from jointpose.evaluation.evaluate import evaluate_model
 from jointpose.evaluation.plausibility import plausibility_errors
+from jointpose.losses import LossWeights
 from jointpose.motion.builder import write_h36m_dataset
 from jointpose.motion.mocap import load_bvh_folder
 from jointpose.training.config import TrainConfig, add_arguments, from_arguments
@@ -116,6 +117,9 @@ def run_key(args: list[str], threads: int) -> str:
     default that changes to the value a run gave explicitly reuses that run) and the thread count."""
     config = config_of(args, "").resolved().to_dict()
     config = {k: v for k, v in config.items() if k not in ("checkpoint_dir", "progress", "keep_last")}
+    # A term that is off by default and left off trains nothing: adding such a term keeps every key.
+    off = {term for term, weight in LossWeights().as_dict().items() if weight == 0}
+    config["weights"] = {term: w for term, w in config["weights"].items() if not (term in off and w == 0)}
     return hashlib.sha256(json.dumps([config, threads], sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

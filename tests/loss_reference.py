@@ -84,4 +84,5 @@ def terms(pred: torch.Tensor, target: torch.Tensor, t: Tables) -> dict[str, torc
     out["rom"] = mean([huber(x, 0.1) for x in outside(ap, t).values()])
     out["vel"], out["acc"] = position_diff(1), position_diff(2)
     out["ang_vel"], out["ang_acc"] = angle_diff(1), angle_diff(2)
+    out["stretch"] = mean([huber(lp[j] / (lp[j].mean(1, keepdim=True) + 1e-6) - 1, 1e-3) for j in lp]).mean()
     return out

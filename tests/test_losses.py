@@ -107,14 +107,46 @@ def test_symmetry_by_hand():
     assert math.isclose(float(TERM_FUNCTIONS["sym"](longer, poses)), expected, rel_tol=1e-3)
 
 
-def test_bone_consistency_by_hand():
+def _wobbly_forearm() -> tuple[torch.Tensor, torch.Tensor]:
+    """(poses, the same with the left forearm 1 cm longer and shorter in turn), 10 frames."""
     poses = symmetric_body(real_motion(frames=10, batch=1))
     wobbly = poses.clone()
     sign = torch.tensor([1.0, -1.0] * 5)[None, :, None]
     direction = poses[..., 13, :] - poses[..., 12, :]
     wobbly[..., 13, :] += 0.01 * sign * direction / direction.norm(dim=-1, keepdim=True)
+    return poses, wobbly
+
+
+def test_bone_consistency_by_hand():
+    poses, wobbly = _wobbly_forearm()
     # One bone of 16 alternates +-1 cm: variance 1e-4 m^2.
     assert math.isclose(float(TERM_FUNCTIONS["consistency"](wobbly, poses)), 1e-4 / 16, rel_tol=1e-3)
+
+
+def test_bone_stretch_by_hand():
+    poses, wobbly = _wobbly_forearm()
+    # One bone of 16 (the left forearm, length L) alternates L +- 1 cm around its mean L:
+    # |l / L - 1| = 0.01 / L in every frame (Huber corner 1e-3), whatever the truth is.
+    forearm = float(bone_lengths(poses)[0, 0, 12])
+    expected = (0.01 / forearm - losses.RATIO_BETA / 2) / 16
+    assert math.isclose(float(TERM_FUNCTIONS["stretch"](wobbly, poses)), expected, rel_tol=1e-4)
+    assert float(TERM_FUNCTIONS["stretch"](wobbly, wobbly)) == float(TERM_FUNCTIONS["stretch"](wobbly, poses))
+
+
+@pytest.mark.parametrize("factor", [0.6, 1.0, 1.35])
+def test_bone_stretch_is_invariant_to_the_size_of_the_body(factor):
+    """Scaling the whole predicted skeleton (a smaller or larger person, same motion) leaves
+    the scale-free term unchanged; the absolute-length part of ``bone`` does change."""
+    pred, target = noisy_pair(8, 2, 0.02, seed=3)
+    stretch = float(TERM_FUNCTIONS["stretch"](pred, target))
+    assert stretch > 0.01  # 2 cm of noise makes bones stray by several percent
+    assert math.isclose(float(TERM_FUNCTIONS["stretch"](factor * pred, target)), stretch, rel_tol=1e-5)
+    if factor != 1.0:
+        assert not math.isclose(
+            float(TERM_FUNCTIONS["length"](factor * pred, target)),
+            float(TERM_FUNCTIONS["length"](pred, target)),
+            rel_tol=0.05,
+        )
 
 
 def test_bone_length_and_ratio_by_hand():
@@ -283,6 +315,7 @@ def test_joint_aware_loss_calls_the_term_functions_once_on_shared_intermediates(
         "acc": losses.acceleration_loss(pred, target),
         "ang_vel": losses.angular_velocity_loss(angles["pred"], angles["true"]),
         "ang_acc": losses.angular_acceleration_loss(angles["pred"], angles["true"]),
+        "stretch": losses.bone_stretch(lengths["pred"]),
     }
     calls = {"lengths": 0, "angles": 0}
 

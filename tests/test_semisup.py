@@ -118,15 +118,18 @@ def test_bone_length_guard_equals_a_direct_computation():
 
 
 def test_target_free_terms_are_those_without_ground_truth():
-    assert TARGET_FREE_TERMS == ("sym", "rom")
+    assert TARGET_FREE_TERMS == ("sym", "rom", "stretch")
     rng = np.random.default_rng(1)
     singles, chunks = torch.tensor(rng.normal(0, 0.3, (3, 17, 3))), torch.tensor(rng.normal(0, 0.3, (2, 4, 17, 3)))
     terms = target_free_terms(singles, chunks)
-    assert set(terms) == {"sym", "rom", "bone"}
+    assert set(terms) == {"sym", "rom", "bone", "stretch"}
     lengths = np.stack(
         [np.linalg.norm(chunks[..., c, :].numpy() - chunks[..., p, :].numpy(), axis=-1) for c, p in skeleton.BONES], -1
     )
     assert abs(float(terms["bone"]) - lengths.var(axis=1).mean()) < 1e-6  # variance over each chunk's frames
+    share = np.abs(lengths / lengths.mean(axis=1, keepdims=True) - 1)  # stretch: within each chunk only
+    expected = np.where(share < 1e-3, 0.5 * share**2 / 1e-3, share - 0.5e-3).mean()
+    assert abs(float(terms["stretch"]) - expected) < 1e-5
     assert float(target_free_terms(singles, chunks[:0])["bone"]) == 0.0
 
 
@@ -173,7 +176,14 @@ def test_reprojection_trains_pose_and_trajectory_models(h36m_dir, tmp_path):
     pred = trainer.model(inputs).reshape(len(inputs), 17, 3)
     root = trainer.trajectory_model(inputs).reshape(len(inputs), 1, 3)
     total, terms = trainer.unlabelled_loss(pred, root, semi)
-    assert set(terms) == {"reprojection", "bone_guard", "unlabeled_sym", "unlabeled_rom", "unlabeled_bone"}
+    assert set(terms) == {
+        "reprojection",
+        "bone_guard",
+        "unlabeled_sym",
+        "unlabeled_rom",
+        "unlabeled_bone",
+        "unlabeled_stretch",
+    }
     w = trainer.config.weights
     expected = terms["reprojection"] + terms["bone_guard"]
     expected = (

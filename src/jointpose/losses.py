@@ -26,6 +26,8 @@ name                      what it compares                                 unit
 ``vel`` / ``acc``         1st / 2nd temporal difference of positions       m/frame(^2)
                           (per-joint error norm, smoothed below 1 mm)
 ``ang_vel`` / ``ang_acc`` 1st / 2nd temporal difference of joint angles    rad/frame(^2)
+``stretch``               each bone's length vs its own mean over the      1 (share of
+                          sequence (scale-free; no true length involved)   the length)
 ========================= ================================================ ==========
 
 Semi-supervised training (VideoPose3D's back-projection) adds, on unlabelled 2D:
@@ -57,7 +59,7 @@ from jointpose.geometry.anatomy import (
     safe_norm,
 )
 
-TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc")
+TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc", "stretch")
 CONSTRAINT_TERMS = TERMS[1:]  # every term but MPJPE: those with a --w-* flag
 
 # Absolute differences are taken with a Huber (smooth L1) corner this small: L1 in effect,
@@ -168,6 +170,21 @@ def bone_loss(
     )
 
 
+def bone_stretch(pred_lengths: torch.Tensor) -> torch.Tensor:
+    """Term ``stretch``: how far each bone's length strays from its own mean over the sequence.
+
+    Mean over sequences, frames and the 16 bones of |l_t / mean_t(l) - 1| (Huber corner
+    1e-3), from (batch, frames, 16) predicted bone lengths in metres; dimensionless (a share
+    of the bone's mean length). It compares the prediction with itself only, never with a
+    training person's true lengths, and is unchanged when the whole skeleton is scaled.
+    Fewer than 2 frames -> a zero still attached to the graph.
+    """
+    if pred_lengths.shape[-2] < 2:
+        return pred_lengths.sum() * 0.0
+    mean = pred_lengths.mean(dim=-2, keepdim=True)
+    return huber(pred_lengths / (mean + 1e-6) - 1.0, RATIO_BETA).mean()
+
+
 def angle_loss(pred_angles: torch.Tensor, true_angles: torch.Tensor) -> torch.Tensor:
     """Term ``angle``: mean absolute joint-angle error over (..., angles) joint angles
     (:data:`~jointpose.geometry.anatomy.ANGLES` on Human3.6M-17), radians."""
@@ -237,10 +254,14 @@ TERM_FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...]]] =
     "acc": (acceleration_loss, ("pred", "target")),
     "ang_vel": (angular_velocity_loss, ("pred_angles", "true_angles")),
     "ang_acc": (angular_acceleration_loss, ("pred_angles", "true_angles")),
+    "stretch": (bone_stretch, ("pred_lengths",)),
 }
 
 
 # The terms whose inputs hold no ground truth: they apply to unlabelled predictions too.
+# Terms that compare the frames of one sequence with each other: on unlabelled windows,
+# only within a chunk (single windows of different people are no sequence).
+SEQUENCE_TERMS = ("stretch",)
 TARGET_FREE_TERMS = tuple(
     name
     for name, (_, inputs) in TERM_FUNCTIONS.items()
@@ -305,16 +326,20 @@ def target_free_terms(singles: torch.Tensor, chunks: torch.Tensor) -> dict[str, 
         chunks: (K, chunk, 17, 3) predicted poses of chunks of consecutive frames, metres.
 
     Returns:
-        ``{term: value}`` for each of :data:`TARGET_FREE_TERMS` over every frame (their
-        functions in :data:`TERM_FUNCTIONS`), and ``bone``: :func:`bone_consistency`
-        over the chunks (m^2; 0 without chunks), the part of that term that needs no truth.
+        ``{term: value}`` for each of :data:`TARGET_FREE_TERMS` (their functions in
+        :data:`TERM_FUNCTIONS`): over every frame, but those of :data:`SEQUENCE_TERMS`
+        (which compare a sequence's frames with each other) over each chunk; and ``bone``:
+        :func:`bone_consistency` over the chunks (m^2; 0 without chunks), the part of that
+        term that needs no truth.
     """
     frames = torch.cat([singles, chunks.reshape(-1, *singles.shape[1:])])[None]  # (1, frames, 17, 3)
     shared: dict[str, torch.Tensor] = {}
-    out = compute_terms(frames, frames, TARGET_FREE_TERMS, shared)
+    framewise = [name for name in TARGET_FREE_TERMS if name not in SEQUENCE_TERMS]
+    out = compute_terms(frames, frames, framewise, shared)
     lengths = shared["pred_lengths"] if "pred_lengths" in shared else bone_lengths(frames)
     chunk_lengths = lengths[0, len(singles) :].reshape(*chunks.shape[:2], lengths.shape[-1])
     out["bone"] = bone_consistency(chunk_lengths) if len(chunks) else lengths.sum() * 0.0
+    out["stretch"] = bone_stretch(chunk_lengths) if len(chunks) else lengths.sum() * 0.0
     return out
 
 
@@ -363,6 +388,7 @@ class LossWeights:
     acc: float = 0.4
     ang_vel: float = 0.005
     ang_acc: float = 0.005
+    stretch: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in self.as_dict().items():
