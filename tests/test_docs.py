@@ -39,5 +39,5 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     # The streamed pose of the last frame equals the causal model run on the whole sequence.
     causal = Lifter.from_pretrained("causal", device="cpu")
     causal.flip_test = False
-    whole = causal.predict(kp.xy, image_size=(1920, 1080))
+    whole = causal.predict(kp.xy, camera=namespace["camera"])
     assert np.allclose(namespace["pose"], whole[-1], atol=1e-3)  # metres

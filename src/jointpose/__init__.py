@@ -15,6 +15,7 @@ from jointpose.errors import JointposeError, JointposeWarning
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Camera": "jointpose.geometry.cameras",
     "Lifter": "jointpose.inference.lifter",
     "StreamingLifter": "jointpose.inference.streaming",
     "load_keypoints": "jointpose.data.keypoints",
@@ -27,6 +28,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Camera",
     "JointAwareLoss",
     "JointposeError",
     "JointposeWarning",
@@ -43,6 +45,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from jointpose.data.keypoints import load_keypoints as load_keypoints
+    from jointpose.geometry.cameras import Camera as Camera
     from jointpose.inference.lifter import Lifter as Lifter
     from jointpose.inference.streaming import StreamingLifter as StreamingLifter
     from jointpose.losses import JointAwareLoss as JointAwareLoss
