@@ -12,10 +12,10 @@ from safetensors_plain import read_plain_safetensors
 
 # P1 and P2 of the bundled offline model (float16 weights) on the held-out CMU subject (S6 =
 # CMU subject 3, walking on uneven terrain), through the same builder settings as
-# scripts/train_pretrained.py: measured 79.35 and 57.68 mm (the model card's figures, which
+# scripts/train_pretrained.py: measured 80.85 and 55.39 mm (the model card's figures, which
 # this test reproduces to 0.1 mm); the bounds leave 2-3 mm for other BLAS libraries.
-P1_THRESHOLD_MM = 82.0
-P2_THRESHOLD_MM = 60.0
+P1_THRESHOLD_MM = 83.5
+P2_THRESHOLD_MM = 58.0
 
 
 def _resource(name):
