@@ -126,7 +126,9 @@ def test_intrinsics_model_assumes_a_camera_without_one_and_says_so():
     assert lifter.assumed_camera is not None and lifter.assumed_camera.focal_length[0] == pytest.approx(
         320 / np.tan(np.radians(32.5))
     )
+    assert "assumed a 65 degree" in lifter.assumed_camera_note()
     given = lifter.predict(pixels, camera=Camera.from_fov(640, 480, 65.0))
+    assert lifter.assumed_camera is None and lifter.assumed_camera_note() is None
     np.testing.assert_allclose(given, assumed, atol=1e-6)
     rays = normalize_keypoints(pixels, Camera.from_fov(640, 480, 65.0), "intrinsics")
     np.testing.assert_allclose(lifter.predict(rays, normalized=True), given, atol=1e-6)

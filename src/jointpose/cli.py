@@ -292,33 +292,17 @@ def add_camera_args(p: argparse.ArgumentParser) -> None:
 
 def camera_from_args(args: argparse.Namespace, size: tuple[int, int]) -> Camera | None:
     """The camera ``--focal-length`` or ``--fov`` (and ``--principal-point``) describe, or None."""
-    from jointpose.geometry.cameras import Camera
+    from jointpose.geometry.cameras import camera_from_intrinsics
 
-    if args.focal_length is not None and args.fov is not None:
-        raise JointposeError("--focal-length and --fov describe the same thing; pass one")
-    centre = tuple(args.principal_point) if args.principal_point is not None else None
-    if args.focal_length is not None:
-        return Camera.from_focal_length(*size, args.focal_length, center=centre, id="given")
-    if args.fov is not None:
-        return Camera.from_fov(*size, args.fov, center=centre, id="given")
-    if centre is not None:
-        raise JointposeError("--principal-point needs --focal-length or --fov")
-    return None
+    return camera_from_intrinsics(size, args.focal_length, args.fov, args.principal_point)
 
 
 def camera_notes(lifter: Lifter, camera: Camera | None) -> list[str]:
     """What the output says about the intrinsics the keypoints were read with."""
-    from jointpose.geometry.cameras import DEFAULT_FOV_DEG
-
     if camera is not None:
         return [f"camera: focal length {camera.focal_length[0]:.0f} px, principal point {camera.center}"]
-    if lifter.normalization == "intrinsics":
-        assumed = lifter.assumed_camera
-        return [
-            f"note: no --focal-length or --fov: assumed a {DEFAULT_FOV_DEG:g} degree horizontal field of view "
-            f"(focal length {assumed.focal_length[0]:.0f} px); sizes and depths scale with the true one"
-        ]
-    return []
+    note = lifter.assumed_camera_note()
+    return [f"note: {note}"] if note else []
 
 
 def cmd_infer(args: argparse.Namespace) -> None:

@@ -166,6 +166,29 @@ class Camera:
         }
 
 
+def camera_from_intrinsics(
+    size: tuple[int, int],
+    focal_length: float | None = None,
+    fov: float | None = None,
+    principal_point: tuple[float, float] | None = None,
+    *,
+    id: str = "given",
+) -> Camera | None:
+    """The camera a user's ``--focal-length`` (pixels) or ``--fov`` (horizontal degrees), and
+    ``--principal-point`` (pixels, default the image centre), describe for an image of
+    ``size`` (width, height) pixels; None when neither is given."""
+    if focal_length is not None and fov is not None:
+        raise JointposeError("--focal-length and --fov describe the same thing; pass one")
+    centre = tuple(principal_point) if principal_point is not None else None
+    if focal_length is not None:
+        return Camera.from_focal_length(*size, focal_length, center=centre, id=id)
+    if fov is not None:
+        return Camera.from_fov(*size, fov, center=centre, id=id)
+    if centre is not None:
+        raise JointposeError("--principal-point needs --focal-length or --fov")
+    return None
+
+
 def _apply(rotation: Rotation, points: np.ndarray) -> np.ndarray:
     """``rotation`` applied to points of any leading shape (..., 3)."""
     return rotation.apply(points.reshape(-1, 3)).reshape(points.shape)

@@ -210,6 +210,7 @@ class Lifter:
                 raise JointposeError(
                     f"image_size {tuple(image_size)} differs from the camera's {camera.res_w}x{camera.res_h}"
                 )
+            self.assumed_camera = None
             return camera
         if image_size is None:
             raise JointposeError("pixel keypoints need image_size=(width, height) (--image-size W H) or a camera")
@@ -220,6 +221,16 @@ class Lifter:
         w, h = check_image_size(w, h, "image_size")
         self.assumed_camera = Camera.from_fov(w, h, DEFAULT_FOV_DEG, id="assumed")
         return self.assumed_camera
+
+    def assumed_camera_note(self) -> str | None:
+        """What to tell the user when the last pixel input of an ``"intrinsics"`` model came
+        without a camera (None otherwise)."""
+        if self.assumed_camera is None or self.normalization != "intrinsics":
+            return None
+        return (
+            f"no --focal-length or --fov: assumed a {DEFAULT_FOV_DEG:g} degree horizontal field of view "
+            f"(focal length {self.assumed_camera.focal_length[0]:.0f} px); depths scale with the true one"
+        )
 
     def normalize(
         self,

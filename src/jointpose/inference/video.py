@@ -34,7 +34,7 @@ from jointpose.data.keypoints import Keypoints2D, resample
 from jointpose.data.tracks import keypoints_from_detections
 from jointpose.data.video import VideoClip, open_video
 from jointpose.errors import JointposeError
-from jointpose.geometry.cameras import DEFAULT_FOV_DEG, Camera
+from jointpose.geometry.cameras import camera_from_intrinsics
 from jointpose.inference.lifter import Lifter
 from jointpose.motion.builder import CameraRing
 
@@ -95,14 +95,8 @@ def lift_video(
     """
     if not 0.0 <= confidence_threshold <= 1.0:
         raise JointposeError(f"--confidence-threshold must lie in [0, 1], got {confidence_threshold}")
-    if focal_length is not None and fov is not None:
-        raise JointposeError("--focal-length and --fov describe the same thing; pass one")
     clip = open_video(path, start, end)
-    camera = None
-    if focal_length is not None:
-        camera = Camera.from_focal_length(*clip.size, focal_length, center=principal_point, id="video")
-    elif fov is not None:
-        camera = Camera.from_fov(*clip.size, fov, center=principal_point, id="video")
+    camera = camera_from_intrinsics(clip.size, focal_length, fov, principal_point, id="video")
     screen = lifter.normalization == "screen"
     scale = focal_scale(clip.width, None if camera is None else camera.focal_length[0]) if screen else 1.0
     detections = detect_frames(clip.frames(), total=clip.estimated_frames(), progress=progress)
@@ -117,11 +111,8 @@ def lift_video(
     centre = np.array(clip.size, dtype=np.float64) / 2.0
     seen = centre + scale * (xy - centre)
     poses = lifter.predict(seen, clip.size, camera=None if screen else camera, progress=progress)
-    if not screen and camera is None:
-        notes.append(
-            f"no --focal-length or --fov: assumed a {DEFAULT_FOV_DEG:g} degree horizontal field of view; "
-            "sizes scale with the true one"
-        )
+    if (note := lifter.assumed_camera_note()) is not None:
+        notes.append(note)
     trajectory = None
     if camera is not None:
         trajectory = lifter.predict_trajectory(xy, camera=camera, poses=poses)
