@@ -183,6 +183,9 @@ def main() -> None:
     parser.add_argument("--subset", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bundled", action="store_true", help="also score the bundled models on S6")
+    parser.add_argument(
+        "--models", default=None, help="only these models, comma-separated (random, random-screen, own:SETUP)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -195,6 +198,11 @@ def main() -> None:
         "random-screen": ("ring", {"random_cameras": _ranges(), "normalization": "screen"}),
         **{f"own:{name}": (name, {}) for name in SETUPS},
     }
+    if args.models:
+        unknown = set(args.models.split(",")) - set(models)
+        if unknown:
+            parser.error(f"--models: unknown {', '.join(sorted(unknown))} (known: {', '.join(models)})")
+        models = {m: v for m, v in models.items() if m in args.models.split(",")}
     scores: dict[str, dict[str, list[dict[str, float]]]] = {m: {s: [] for s in SETUPS} for m in models}
     for fold in folds:
         for seed in seeds:
@@ -215,7 +223,9 @@ def main() -> None:
     report = format_report(scores)
     print(report)
     print(f"\n{time.time() - start:.0f} s ({len(folds)} folds x {len(seeds)} seeds, {args.threads} thread(s))")
-    out = work / "camera_generalisation.json"
+    out = work / (
+        "camera_generalisation.json" if not args.models else f"camera_generalisation-{len(models)}models.json"
+    )
     out.write_text(json.dumps({"protocol": {k: v for k, v in vars(args).items()}, "scores": scores}, indent=1))
     print(f"wrote {out}")
 
@@ -232,7 +242,7 @@ def format_report(scores: dict[str, dict[str, list[dict[str, float]]]]) -> str:
     head = f"{'model':<18}" + "".join(f"{m:>16}" for m in METRICS) + f"{'P2 / own':>12}"
     for setup in SETUPS:
         lines += ["", f"setup {setup}", head]
-        own = [r["p2"] for r in scores[f"own:{setup}"][setup]]
+        own = [r["p2"] for r in scores.get(f"own:{setup}", {}).get(setup, [])]
         for model, per_setup in scores.items():
             runs = per_setup.get(setup, [])
             if not runs:

@@ -81,7 +81,7 @@ def main() -> None:
         )
         print(f"decoding alone     {frames / decode:8.1f} frames/s")
 
-        lifter = Lifter.from_pretrained("offline", device="cpu")
+        lifter = Lifter.from_pretrained("video", device="cpu")
         start = time.perf_counter()
         result = lift_video(str(clip_path), lifter, progress=False)
         total = time.perf_counter() - start

@@ -40,7 +40,7 @@ from jointpose.data.tracks import repair_swaps, side_pairs
 from jointpose.evaluation.metrics import mpjpe, p_mpjpe
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import bone_vectors
-from jointpose.inference.lifter import Lifter
+from jointpose.inference.lifter import PRETRAINED, Lifter
 from jointpose.inference.video import lift_video
 
 SUBPIXELS = 64  # Qualisys stores intrinsics in 1/64 pixel
@@ -98,10 +98,16 @@ def reprojection(world: np.ndarray, projection: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--footage", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / ".footage")
+    parser.add_argument(
+        "--model",
+        default="video",
+        choices=tuple(PRETRAINED),
+        help="bundled model (default: the one jointpose video uses)",
+    )
     args = parser.parse_args()
     cameras = read_qca(args.footage / "Calib.qca.txt")
     names = sorted(cameras)
-    lifter = Lifter.from_pretrained("offline", device="cpu")
+    lifter = Lifter.from_pretrained(args.model, device="cpu")
     runs = {
         name: {
             f: lift_video(str(args.footage / f"{name}.mp4"), lifter, focal_length=focal, progress=False)

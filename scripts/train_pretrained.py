@@ -1,23 +1,24 @@
 """Train the bundled models on the CMU clips and write them into the package.
 
     python scripts/train_pretrained.py [--cmu ../shared/data/cmu-mocap] [--epochs 30] [--channels 128]
-        [--batch-size 256] [--precision bf16] [--lr LR] [--work runs/pretrained] [--only offline|causal]
+        [--batch-size 256] [--precision bf16] [--lr LR] [--work runs/pretrained] [--only offline|causal|video]
 
 1. Builds a dataset with the dataset builder: a ring of 6 virtual cameras, detector-like
    noise, and 2D keypoints as ``jointpose infer`` derives them from COCO detections
-   (``--input-layout coco``).
+   (``--input-layout coco``); for the video model, as ``jointpose video`` derives them from
+   BlazePose's points (``--input-layout blazepose``, a second dataset).
 2. Trains the 243-frame joint-aware model (``--channels``, 128 by default) with the
    training defaults (intrinsics-aware input, loss weights, learning rate, dropout), and the
-   causal variant, on S1, S5, S7, every epoch seeing each motion through freshly drawn
+   causal variant, and the video model (offline, BlazePose-derived 2D), on S1, S5, S7, every epoch seeing each motion through freshly drawn
    random cameras (``--random-cameras``, default ranges; the ring only places the motion in
    the world). No trajectory model: given the camera's intrinsics, the root follows from the
    pose (``jointpose.geometry.cameras.root_trajectory``). S6 (CMU subject 3, walking on
-   uneven terrain) is held out: the smallest subject, so the playground, dance and everyday
-   clips all train the shipped models.
+   uneven terrain) is held out: the subject with the fewest frames, so the playground, dance
+   and everyday clips all train the shipped models.
 3. Evaluates both on S6 seen by the ring (P1/P2 and the rest, with the default inference, the network
    alone and the consistent-skeleton fit; the causal model ships without the fit), writes
    ``model_card.json`` beside the models, and exports
-   ``jointpose_cmu_243f_{offline,causal}.safetensors`` (float16) into
+   ``jointpose_cmu_243f_{offline,causal,video}.safetensors`` (float16) into
    ``src/jointpose/resources/pretrained/``, reporting the float16 deviation in mm.
 
 Camera setups the models never saw (Human3.6M's cameras, a phone in portrait, a high
@@ -45,6 +46,9 @@ from jointpose.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, TEST = ("S1", "S5", "S7"), ("S6",)
+# Variant: (causal, the 2D layout its training data derives from). "video" reads what
+# `jointpose video` feeds it: BlazePose's points, placed on the joints as BlazePose places them.
+VARIANTS = {"offline": (False, "coco"), "causal": (True, "coco"), "video": (False, "blazepose")}
 # The offline model ships with a light temporal filter for smooth output (docs/method.md, "Inference").
 BUNDLED_SMOOTH = 1.5
 
@@ -56,29 +60,18 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--channels", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--only", choices=("offline", "causal"), default=None)
+    parser.add_argument("--only", choices=VARIANTS, default=None)
     parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the joint-aware default)")
     args = parser.parse_args()
     work = Path(args.work)
-    data = work / "data"
-    if not (data / "data_2d_h36m_noisy.npz").exists():
-        motion = load_bvh_folder(args.cmu, fps=50.0, seed=0)
-        write_h36m_dataset(
-            data,
-            motion,
-            fps=50.0,
-            cameras=CameraRing(count=6, distance=6.0, height=1.6),
-            noise=NoiseModel(),
-            seed=0,
-            input_layout="coco",
-        )
     out_dir = ROOT / "src" / "jointpose" / "resources" / "pretrained"
     out_dir.mkdir(parents=True, exist_ok=True)
     card_path = out_dir / "model_card.json"
-    for variant in ("offline", "causal"):
+    for variant, (causal, layout) in VARIANTS.items():
         if args.only and variant != args.only:
             continue
+        data = _dataset(Path(args.cmu), work / ("data" if layout == "coco" else f"data-{layout}"), layout)
         config = TrainConfig(
             data_dir=str(data),
             checkpoint_dir=str(work / variant),
@@ -91,7 +84,7 @@ def main() -> int:
             batch_size=args.batch_size,
             lr=args.lr,
             random_cameras=CameraRanges(),
-            causal=variant == "causal",
+            causal=causal,
             seed=0,
             precision=args.precision,
             resume=(work / variant / "latest.pt").exists(),
@@ -156,7 +149,8 @@ def main() -> int:
             "size_mb": round(path.stat().st_size / 1e6, 2),
             "parameters": sum(p.numel() for p in lifter.model.parameters()),
             "receptive_field": lifter.receptive_field,
-            "causal": variant == "causal",
+            "causal": causal,
+            "input_layout": layout,
             "trajectory_model": lifter.trajectory_model is not None,
             "held_out_subject": TEST[0],
             "inference": {"flip_averaging": True, "skeleton_fit": half.skeleton_fit, "smooth_sigma_frames": smooth},
@@ -185,6 +179,23 @@ def main() -> int:
         }
         card_path.write_text(json.dumps(card, indent=2) + "\n")
     return 0
+
+
+def _dataset(cmu: Path, data: Path, layout: str) -> Path:
+    """The training dataset (built once): the CMU clips seen by a ring of 6 virtual cameras,
+    detector-like noise, 2D derived from the ``layout`` detector's points."""
+    if not (data / "data_2d_h36m_noisy.npz").exists():
+        motion = load_bvh_folder(cmu, fps=50.0, seed=0)
+        write_h36m_dataset(
+            data,
+            motion,
+            fps=50.0,
+            cameras=CameraRing(count=6, distance=6.0, height=1.6),
+            noise=NoiseModel(),
+            seed=0,
+            input_layout=layout,
+        )
+    return data
 
 
 def _trajectory(trainer: Trainer):

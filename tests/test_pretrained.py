@@ -16,6 +16,10 @@ from safetensors_plain import read_plain_safetensors
 # this test reproduces to 0.1 mm); the bounds leave 2-3 mm for other BLAS libraries.
 P1_THRESHOLD_MM = 83.5
 P2_THRESHOLD_MM = 58.0
+# The video model on the same person, 2D from BlazePose's points (``input_layout="blazepose"``,
+# as it was trained): measured 79.34 and 54.70 mm.
+VIDEO_P1_MM = 82.0
+VIDEO_P2_MM = 57.5
 
 
 def _resource(name):
@@ -64,7 +68,11 @@ def test_model_card_describes_the_bundled_model(variant):
 
 
 @pytest.mark.slow
-def test_held_out_subject_accuracy(cmu_mocap, tmp_path):
+@pytest.mark.parametrize(
+    ("variant", "layout", "p1_bound", "p2_bound"),
+    [("offline", "coco", P1_THRESHOLD_MM, P2_THRESHOLD_MM), ("video", "blazepose", VIDEO_P1_MM, VIDEO_P2_MM)],
+)
+def test_held_out_subject_accuracy(cmu_mocap, tmp_path, variant, layout, p1_bound, p2_bound):
     from jointpose.data.h36m import load_dataset
     from jointpose.evaluation.evaluate import evaluate_model
     from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
@@ -79,15 +87,15 @@ def test_held_out_subject_accuracy(cmu_mocap, tmp_path):
         cameras=CameraRing(count=6, distance=6.0, height=1.6),
         noise=NoiseModel(),
         seed=0,
-        input_layout="coco",
+        input_layout=layout,
     )
-    lifter = Lifter.from_pretrained("offline", device="cpu")
+    lifter = Lifter.from_pretrained(variant, device="cpu")
     data = load_dataset(tmp_path / "data", "noisy", ["S6"], normalization=lifter.normalization)
     assert lifter.skeleton_fit and lifter.smooth > 0
     result = evaluate_model(lifter.model, data.sequences, skeleton_fit=lifter.skeleton_fit, smooth=lifter.smooth)
-    card = json.loads(_resource("model_card.json").read_text())["offline"]["held_out"]
-    assert result.summary["average"]["p1"] < P1_THRESHOLD_MM
-    assert result.summary["average"]["p2"] < P2_THRESHOLD_MM
+    card = json.loads(_resource("model_card.json").read_text())[variant]["held_out"]
+    assert result.summary["average"]["p1"] < p1_bound
+    assert result.summary["average"]["p2"] < p2_bound
     for metric in ("p1", "p2"):  # the card is reproducible
         assert result.summary["average"][metric] == pytest.approx(card[metric], abs=0.1), metric
 

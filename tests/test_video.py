@@ -347,7 +347,7 @@ def cam02():
     from jointpose.inference.lifter import Lifter
     from jointpose.inference.video import lift_video
 
-    return lift_video(str(footage("cam02.mp4")), Lifter.from_pretrained(device="cpu"), progress=False)
+    return lift_video(str(footage("cam02.mp4")), Lifter.from_pretrained("video", device="cpu"), progress=False)
 
 
 def test_real_footage_person_found_and_poses_per_video_frame(cam02):

@@ -55,7 +55,11 @@ MODEL_FORMAT = "jointpose-model-v1"
 # the network.
 SCREEN_BOUND = 1000.0
 SEGMENT = 4096  # output frames computed at once (bounds memory on long inputs)
-PRETRAINED = {"offline": "jointpose_cmu_243f_offline.safetensors", "causal": "jointpose_cmu_243f_causal.safetensors"}
+PRETRAINED = {
+    "offline": "jointpose_cmu_243f_offline.safetensors",
+    "causal": "jointpose_cmu_243f_causal.safetensors",
+    "video": "jointpose_cmu_243f_video.safetensors",
+}
 
 
 class Lifter:
@@ -130,7 +134,9 @@ class Lifter:
         """The bundled model trained on CMU motion capture.
 
         Args:
-            variant: ``"offline"`` (243 frames centred on each output) or ``"causal"`` (past frames only).
+            variant: ``"offline"`` (243 frames centred on each output), ``"causal"`` (past frames
+                only), both trained on 2D derived from COCO-17 detections, or ``"video"`` (as
+                ``"offline"``, trained on BlazePose's points as ``jointpose video`` detects them).
             device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``...
 
         Returns:

@@ -1,6 +1,6 @@
 """Video in, 3D out: decode, detect 2D keypoints, lift them to 3D, back at the video's frame rate.
 
-    lifter = Lifter.from_pretrained()
+    lifter = Lifter.from_pretrained("video")
     result = lift_video("clip.mp4", lifter)        # needs the ``video`` extra (MediaPipe)
     result.poses                                    # (video frames, 17, 3) metres, camera space
 
