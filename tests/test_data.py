@@ -130,9 +130,12 @@ def test_epoch_batches_are_seeded_shards(h36m_dir):
     c = [b.targets for b, _ in windows.batches(300, seed=3, epoch=1)]
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not torch.equal(a[0], c[0])
-    assert sum(len(x) for x in a) == len(windows)
+    # VideoPose3D's epoch: every window twice, once as it is and once mirrored.
+    assert sum(len(x) for x in a) == 2 * len(windows) == windows.entries(augment=True)
+    order, flips = windows.epoch_order(3, 0, augment=True)
+    assert torch.equal(torch.bincount(order, minlength=len(windows)), torch.full((len(windows),), 2))
+    assert torch.equal(torch.bincount(order[flips], minlength=len(windows)), torch.ones(len(windows), dtype=torch.long))
     # Two processes: disjoint shards that together make each global batch.
-    order, _ = windows.epoch_order(3, 0)
     seen = []
     for rank in (0, 1):
         for batch, _global_chunks in windows.batches(300, seed=3, epoch=0, rank=rank, world_size=2, augment=False):
@@ -150,7 +153,8 @@ def test_mixed_steps_keep_the_baseline_compute_and_shard(h36m_dir):
         assert len(plain.chunks) == 0
     mixed = MixedWindows(data.sequences, 27, chunk=8, share=0.5)
     steps = list(mixed.batches(304, seed=3, epoch=0, augment=False))
-    assert len(steps) == baseline.steps_per_epoch(304) == mixed.steps_per_epoch(304)
+    assert len(steps) == baseline.steps_per_epoch(304, augment=False) == mixed.steps_per_epoch(304, augment=False)
+    assert mixed.steps_per_epoch(304) == len(list(mixed.batches(304, seed=3, epoch=0))) >= 2 * len(steps) - 1
     seen = torch.cat([b.singles.reshape(len(b.singles), -1) for b in steps])
     assert len(torch.unique(seen, dim=0)) == len(seen)  # no single window twice in an epoch
     for b in steps:

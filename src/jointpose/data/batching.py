@@ -7,10 +7,11 @@ batch costs a few tensor operations whatever its size - no per-sample Python loo
 A *chunk* is ``chunk`` consecutive target frames of one sequence; its input window is
 ``receptive_field + chunk - 1`` frames. ``chunk=1`` reproduces VideoPose3D's training (one
 target per window, the strided model); ``chunk >= 3`` feeds temporal losses real
-consecutive predictions. An epoch visits every target frame of every view once.
+consecutive predictions. An epoch visits every target frame of every view twice, as it is
+and mirrored (VideoPose3D's epoch; once without flip augmentation).
 
 :class:`MixedWindows` builds the joint-aware training steps: mostly independent single
-windows, as VideoPose3D's (every target frame once per epoch), plus a share of chunks
+windows, as VideoPose3D's (every target frame twice per epoch), plus a share of chunks
 for the terms that need consecutive frames. Unlabelled sequences (semi-supervised
 training: 2D only) make the same steps, their own 2D at the target frames standing in for
 the 3D targets, with each sample's camera intrinsics in input units for the reprojection.
@@ -133,16 +134,23 @@ class ChunkedWindows:
         return len(self) * self.chunk
 
     def epoch_order(
-        self, seed: int, epoch: int, *, stream: int = 0, length: int | None = None
+        self, seed: int, epoch: int, *, stream: int = 0, length: int | None = None, augment: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shuffled chunk indices and flip decisions (by chunk index) for one epoch, identical
-        on every process; ``length`` > the number of chunks appends further shuffles."""
+        """Shuffled chunk indices and, position by position, whether each is mirrored, for
+        one epoch, identical on every process. With ``augment`` every chunk comes twice, as
+        it is and mirrored (VideoPose3D's epoch); ``length`` > one pass appends further
+        shuffles."""
         generator = torch.Generator().manual_seed(_mix(seed, epoch, *([stream] if stream else [])))
-        order = torch.randperm(len(self), generator=generator)
-        flips = torch.rand(len(self), generator=generator) < 0.5
+        entries = self.entries(augment)
+        order = torch.randperm(entries, generator=generator)
         while length is not None and len(order) < length:
-            order = torch.cat([order, torch.randperm(len(self), generator=generator)])
-        return order if length is None else order[:length], flips
+            order = torch.cat([order, torch.randperm(entries, generator=generator)])
+        order = order if length is None else order[:length]
+        return order % len(self), order >= len(self)
+
+    def entries(self, augment: bool) -> int:
+        """Samples in one epoch: every chunk, twice (as it is and mirrored) with ``augment``."""
+        return 2 * len(self) if augment else len(self)
 
     def gather(self, indices: torch.Tensor, flip: torch.Tensor | None = None) -> Batch:
         """Build the batch of chunks ``indices``; ``flip`` (bool per chunk) mirrors some of them."""
@@ -188,23 +196,23 @@ class ChunkedWindows:
             raise ValueError(
                 f"{len(self)} training chunks cannot feed {world_size} process(es): need >= {2 * world_size}"
             )
-        order, flips = self.epoch_order(seed, epoch, stream=stream)
-        bounds = self._step_bounds(batch_frames, world_size)
+        order, flips = self.epoch_order(seed, epoch, stream=stream, augment=augment)
+        bounds = self._step_bounds(batch_frames, world_size, len(order))
         for start, stop in zip(bounds[:-1], bounds[1:]):
             step = order[start:stop]
             mine = step[rank::world_size]
-            flip = flips[mine] if augment else None
+            flip = flips[start:stop][rank::world_size] if augment else None
             yield self.gather(mine, flip), len(step)
 
-    def steps_per_epoch(self, batch_frames: int, world_size: int = 1) -> int:
-        """Optimiser steps in one pass over every chunk."""
-        return len(self._step_bounds(batch_frames, world_size)) - 1
+    def steps_per_epoch(self, batch_frames: int, world_size: int = 1, *, augment: bool = True) -> int:
+        """Optimiser steps in one epoch (every chunk once, or twice with ``augment``)."""
+        return len(self._step_bounds(batch_frames, world_size, self.entries(augment))) - 1
 
-    def _step_bounds(self, batch_frames: int, world_size: int) -> list[int]:
-        """Chunk offsets where optimiser steps start; a last step too small for batch norm
-        (fewer than 2 chunks per process) joins the one before it."""
+    def _step_bounds(self, batch_frames: int, world_size: int, entries: int) -> list[int]:
+        """Offsets in an epoch of ``entries`` samples where optimiser steps start; a last step
+        too small for batch norm (fewer than 2 chunks per process) joins the one before it."""
         per_step = max(1, batch_frames // self.chunk)
-        bounds = list(range(0, len(self), per_step)) + [len(self)]
+        bounds = list(range(0, entries, per_step)) + [entries]
         if len(bounds) > 2 and bounds[-1] - bounds[-2] < 2 * world_size:
             del bounds[-2]
         return bounds
@@ -273,9 +281,9 @@ class MixedWindows:
         chunks = max(world_size, round(self.share * batch_frames / self.chunk))
         return max(2 * world_size, batch_frames - chunks * self.chunk), chunks
 
-    def steps_per_epoch(self, batch_frames: int, world_size: int = 1) -> int:
+    def steps_per_epoch(self, batch_frames: int, world_size: int = 1, *, augment: bool = True) -> int:
         """Optimiser steps per epoch: the baseline's, whatever the share of chunks."""
-        return self.singles.steps_per_epoch(batch_frames, world_size)
+        return self.singles.steps_per_epoch(batch_frames, world_size, augment=augment)
 
     def batches(
         self,
@@ -304,22 +312,22 @@ class MixedWindows:
             return
         per_step, chunks_per_step = self.split(batch_frames, world_size)
         length = None if steps is None else steps * per_step
-        steps = self.steps_per_epoch(batch_frames, world_size) if steps is None else steps
-        order, flips = self.singles.epoch_order(seed, epoch, stream=stream, length=length)
+        steps = self.steps_per_epoch(batch_frames, world_size, augment=augment) if steps is None else steps
+        order, flips = self.singles.epoch_order(seed, epoch, stream=stream, length=length, augment=augment)
         if self.chunks is not None:
             chunk_order, chunk_flips = self.chunks.epoch_order(
-                seed, epoch, stream=stream + 1, length=steps * chunks_per_step
+                seed, epoch, stream=stream + 1, length=steps * chunks_per_step, augment=augment
             )
         for i in range(steps):
-            step = order[i * per_step : (i + 1) * per_step]
-            mine = step[rank::world_size]
-            single = self.singles.gather(mine, flips[mine] if augment else None)
+            step = slice(i * per_step, (i + 1) * per_step)
+            mine = order[step][rank::world_size]
+            single = self.singles.gather(mine, flips[step][rank::world_size] if augment else None)
             part = None
             if self.chunks is not None:
-                chunk_step = chunk_order[i * chunks_per_step : (i + 1) * chunks_per_step]
-                mine_chunks = chunk_step[rank::world_size]
-                part = self.chunks.gather(mine_chunks, chunk_flips[mine_chunks] if augment else None)
-            yield self._step(single, part, len(step), chunks_per_step if part is not None else 0)
+                chunk_step = slice(i * chunks_per_step, (i + 1) * chunks_per_step)
+                mine_chunks = chunk_order[chunk_step][rank::world_size]
+                part = self.chunks.gather(mine_chunks, chunk_flips[chunk_step][rank::world_size] if augment else None)
+            yield self._step(single, part, len(order[step]), chunks_per_step if part is not None else 0)
 
     def _step(self, single: Batch, part: Batch | None, global_singles: int, global_chunks: int) -> MixedBatch:
         """One step from a batch of single windows and one of chunks (None: no chunks)."""

@@ -310,7 +310,7 @@ class Trainer:
                 )
         while self.epoch < stop:
             momentum = bn_momentum(
-                self.epoch, config.epochs, self.windows.steps_per_epoch(config.batch_size, self.dist.world_size)
+                self.epoch, config.epochs, self.windows.steps_per_epoch(config.batch_size, self.dist.world_size, augment=config.augment)
             )
             for model in filter(None, (self.model, self.trajectory_model)):
                 model.set_bn_momentum(momentum)
@@ -351,7 +351,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64, device=self.device))
         epoch = dict(augment=config.augment, rank=dist.rank, world_size=dist.world_size)
         steps = self.windows.batches(config.batch_size, config.seed, self.epoch, **epoch)
-        n_steps = self.windows.steps_per_epoch(config.batch_size, dist.world_size)
+        n_steps = self.windows.steps_per_epoch(config.batch_size, dist.world_size, augment=config.augment)
         unlabelled = None
         if self.unlabelled_windows is not None and self.epoch >= config.warmup_unlabeled:
             # As many unlabelled target frames as labelled ones in every step, from their own
