@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--work", default=str(ROOT / "runs" / "cameras"))
     parser.add_argument("--folds", default="S1,S5,S6,S7")
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--channels", type=int, default=128)
     parser.add_argument("--arc", default="3,3,3")
     parser.add_argument("--batch-size", type=int, default=128)

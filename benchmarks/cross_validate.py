@@ -123,9 +123,7 @@ def run_key(args: list[str], threads: int) -> str:
     # A term that is off by default and left off trains nothing: adding such a term keeps every key.
     off = {term for term, weight in LossWeights().as_dict().items() if weight == 0}
     config["weights"] = {term: w for term, w in config["weights"].items() if not (term in off and w == 0)}
-    return hashlib.sha256(
-        json.dumps([config, threads, EPOCH], sort_keys=True, default=str).encode()
-    ).hexdigest()[:12]
+    return hashlib.sha256(json.dumps([config, threads, EPOCH], sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def run_once(args: list[str], folder: Path, raw: bool) -> dict[str, Any]:

@@ -171,11 +171,11 @@ def main() -> None:
     ):
         parser.add_argument(flag, default=default, help=f"{text} (default {default})")
     for flag, default, text in (
-        ("--epochs", 20, "epochs of every run"),
+        ("--epochs", 10, "epochs of every run"),
         ("--channels", 128, "hidden channels"),
         ("--batch-size", 128, "labelled target frames per step (a semi-supervised step adds as many unlabelled)"),
         ("--downsample", 2, "every N-th frame, training and scoring"),
-        ("--warmup-unlabeled", 5, "labelled-only epochs before the unlabelled data joins"),
+        ("--warmup-unlabeled", 3, "labelled-only epochs before the unlabelled data joins"),
     ):
         parser.add_argument(flag, type=int, default=default, help=f"{text} (default {default})")
     parser.add_argument("--runs", default=",".join(RUNS), help="which runs (keys of RUNS, comma-separated)")

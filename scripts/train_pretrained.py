@@ -1,6 +1,6 @@
 """Train the bundled models on the CMU clips and write them into the package.
 
-    python scripts/train_pretrained.py [--cmu ../shared/data/cmu-mocap] [--epochs 30] [--channels 128]
+    python scripts/train_pretrained.py [--cmu ../shared/data/cmu-mocap] [--epochs 15] [--channels 128]
         [--batch-size 256] [--precision bf16] [--lr LR] [--work runs/pretrained] [--only offline|causal|video]
 
 1. Builds a dataset with the dataset builder: a ring of 6 virtual cameras, detector-like
@@ -57,7 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cmu", default=str(ROOT.parent / "shared" / "data" / "cmu-mocap"))
     parser.add_argument("--work", default=str(ROOT / "runs" / "pretrained"))
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--channels", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--only", choices=VARIANTS, default=None)

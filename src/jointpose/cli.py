@@ -676,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--bvh", default=None, help="use real BVH clips (one sub-folder per subject) instead of the synthetic motion"
     )
     p.add_argument("--out", default="jointpose-demo", help="output folder (default jointpose-demo)")
-    p.add_argument("-e", "--epochs", type=int, default=30, help="training epochs (default 30)")
+    p.add_argument("-e", "--epochs", type=int, default=15, help="training epochs (default 15)")
     p.add_argument("-ch", "--channels", type=int, default=256)
     p.add_argument("--animation", default="demo.gif", help="animation file name in --out (.gif or .mp4)")
     p.add_argument("--no-progress", dest="progress", action="store_false")

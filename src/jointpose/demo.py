@@ -38,7 +38,7 @@ class DemoConfig:
 
     out: str = "jointpose-demo"
     bvh: str | None = None
-    epochs: int = 30
+    epochs: int = 15
     channels: int = 256
     seconds: float = 4.0
     seed: int = 0

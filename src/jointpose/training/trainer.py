@@ -310,7 +310,9 @@ class Trainer:
                 )
         while self.epoch < stop:
             momentum = bn_momentum(
-                self.epoch, config.epochs, self.windows.steps_per_epoch(config.batch_size, self.dist.world_size, augment=config.augment)
+                self.epoch,
+                config.epochs,
+                self.windows.steps_per_epoch(config.batch_size, self.dist.world_size, augment=config.augment),
             )
             for model in filter(None, (self.model, self.trajectory_model)):
                 model.set_bn_momentum(momentum)
