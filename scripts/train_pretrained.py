@@ -163,6 +163,8 @@ def main() -> int:
             "training": {
                 "subjects": list(TRAIN),
                 "epochs": args.epochs,
+                # Passes over the training windows per epoch (2: each as it is and mirrored).
+                "passes_per_epoch": 2 if config.augment else 1,
                 "channels": args.channels,
                 "batch_size": args.batch_size,
                 "lr": trainer.config.lr,

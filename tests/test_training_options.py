@@ -216,3 +216,27 @@ def test_temporal_filter_is_stored_and_applied(h36m_dir, tmp_path):
         == 2
     )  # the network alone has no filter
     assert main(_args(h36m_dir, tmp_path / "bad", "--smooth", "nan")) == 2
+
+
+def test_training_stops_when_a_weight_diverges(h36m_dir, tmp_path, monkeypatch):
+    from jointpose.errors import JointposeError
+
+    config = train_config(build_parser().parse_args(_args(h36m_dir, tmp_path / "nan", "-e", "3", "--no-constraints")))
+    trainer = Trainer(config)
+    trainer.fit(until_epoch=1)
+    assert (tmp_path / "nan" / "epoch_001.pt").exists()
+    good = load_checkpoint(tmp_path / "nan")["model"]
+    one_epoch = Trainer.train_one_epoch
+
+    def diverging(self):  # an epoch in which one weight becomes NaN, as a runaway loss leaves it
+        terms = one_epoch(self)
+        with torch.no_grad():
+            self.model.shrink.weight[0, 0] = float("nan")
+        return terms
+
+    monkeypatch.setattr(Trainer, "train_one_epoch", diverging)
+    with pytest.raises(JointposeError, match="diverged in epoch 2"):
+        trainer.fit()
+    assert not (tmp_path / "nan" / "epoch_002.pt").exists()  # the last good epoch stays the latest
+    latest = load_checkpoint(tmp_path / "nan")["model"]
+    assert all(torch.equal(latest[k], good[k]) for k in good)

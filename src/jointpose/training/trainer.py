@@ -323,6 +323,7 @@ class Trainer:
             self.loss_fn.constraint_scale = min(1.0, (self.epoch + 1) / ramp) if ramp > 0 else 1.0
             start = time.perf_counter()
             terms = self.train_one_epoch()
+            self.check_diverged()
             seconds = time.perf_counter() - start
             self.epoch += 1
             self.lr *= config.lr_decay
@@ -340,6 +341,16 @@ class Trainer:
         if not self.dist.is_main or self.epoch < config.epochs:
             return None
         return self.final_evaluation()
+
+    def check_diverged(self) -> None:
+        """Stop, before this epoch's checkpoint is written, when a weight is no longer finite
+        (the loss diverged): the files of the last good epoch stay as they are."""
+        params = [p for model in filter(None, (self.model, self.trajectory_model)) for p in model.parameters()]
+        if not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            raise JointposeError(
+                f"training diverged in epoch {self.epoch + 1}: a weight is no longer finite; "
+                "train again with a lower learning rate (or in fp32)"
+            )
 
     def train_one_epoch(self) -> dict[str, float]:
         """One pass over every training chunk; returns frame-weighted mean loss terms."""
