@@ -35,7 +35,7 @@ def main() -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     seconds = [row["seconds"] for row in trainer.history]
-    frames = trainer.windows.num_target_frames
+    frames = trainer.windows.singles.entries(trainer.config.augment)  # target frames per epoch
     print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device {trainer.device}")
     print(f"training frames per epoch: {frames}")
     print(

@@ -271,7 +271,8 @@ class MixedWindows:
 
     @property
     def num_target_frames(self) -> int:
-        """Training frames over every view: the target frames of one epoch."""
+        """Training frames over every view (an epoch takes each as a target twice with flip
+        augmentation: ``singles.entries(augment)``)."""
         return self.singles.num_target_frames
 
     def split(self, batch_frames: int, world_size: int = 1) -> tuple[int, int]:

@@ -298,8 +298,9 @@ class Trainer:
         stop = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
         if self.dist.is_main:
             print(
-                f"Training {len(self.train_data.sequences)} views, {self.windows.num_target_frames} "
-                f"target frames per epoch; receptive field {self.model.receptive_field()} frames; "
+                f"Training {len(self.train_data.sequences)} views, "
+                f"{self.windows.singles.entries(config.augment)} target frames per epoch; "
+                f"receptive field {self.model.receptive_field()} frames; "
                 f"{sum(p.numel() for p in self.model.parameters()):,} parameters; device {self.device}"
             )
             if self.unlabelled_data is not None:
