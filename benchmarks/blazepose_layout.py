@@ -14,7 +14,9 @@ the rig place alike, the shin plus forearm (knee-ankle, elbow-wrist) and the sta
 from nose to ankles (99th percentile over frames). The printed ratios are what
 :data:`jointpose.motion.builder.BLAZEPOSE_OFFSETS` models (column "modelled": the same
 measures of :func:`~jointpose.motion.builder.blazepose_keypoints` on the rig). One person:
-lengths along the body mix their build with where BlazePose puts its points.
+lengths along the body mix their build with where BlazePose puts its points. Last, how far
+BlazePose's points converted to Human3.6M-17 (the yardstick of ``video_views.py``) lie from
+the joints themselves on the clip (P1, P2).
 
     python benchmarks/blazepose_layout.py [--footage tests/.footage] [--bvh ../shared/data/cmu-mocap/002/002_01.bvh]
 """
@@ -25,12 +27,14 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
 from video_views import read_qca, reprojection, triangulate
 
 from jointpose.data.detect import BLAZEPOSE_LANDMARKS, BLAZEPOSE_TO_COCO, PoseDetector
-from jointpose.data.layouts import LAYOUTS
+from jointpose.data.layouts import LAYOUTS, to_h36m
 from jointpose.data.tracks import repair_swaps, side_pairs
 from jointpose.data.video import open_video
+from jointpose.evaluation.metrics import mpjpe, p_mpjpe
 from jointpose.motion.builder import blazepose_keypoints, coco_keypoints
 from jointpose.motion.rigs import bvh_to_h36m
 
@@ -136,6 +140,19 @@ def main() -> None:
     for key in blaze:
         b, c, m = (float(np.median(v[key])) * 1000 for v in (blaze, cmu, modelled))
         print(f"{key:36} {b:12.0f} {b / scale:8.0f} {c:10.0f} {b / scale / c:6.2f} {m / c:8.2f}")
+    # The yardstick of benchmarks/video_views.py is BlazePose's points converted to Human3.6M-17;
+    # the models predict motion-capture joints. How far apart the two definitions are:
+    joints = rig - rig[:, :1]
+    converted = to_h36m(blazepose_keypoints(rig), np.ones((len(rig), len(COCO))), "coco17", 0.0)[0]
+    converted = converted - converted[:, :1]
+    gap = [
+        metric(torch.from_numpy(converted), torch.from_numpy(joints)).mean().item() * 1000
+        for metric in (mpjpe, p_mpjpe)
+    ]
+    print(
+        f"BlazePose's points converted to Human3.6M-17 against the joints, on the clip: P1 {gap[0]:.1f} mm, "
+        f"P2 {gap[1]:.1f} mm"
+    )
 
 
 if __name__ == "__main__":

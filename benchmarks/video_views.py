@@ -20,7 +20,10 @@ calibrated focal length):
 * bone lengths between views: the spread (std over the four views / mean) of each bone's
   length, the skeleton that the skeleton fit gives each view;
 * size against image size: the first view's track scaled about its root by a factor (as if
-  filmed from further away), lifted again: the predicted summed bone length per factor.
+  filmed from further away), lifted again: the predicted summed bone length per factor;
+* noise-free 2D: each view's P2 when the model lifts the reference's own joints projected
+  into that view (with the focal length) instead of the detections: what remains is the
+  lifting of this motion, not the detector's noise.
 
     python benchmarks/video_views.py [--footage tests/.footage]
 """
@@ -40,6 +43,7 @@ from jointpose.data.tracks import repair_swaps, side_pairs
 from jointpose.evaluation.metrics import mpjpe, p_mpjpe
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import bone_vectors
+from jointpose.geometry.cameras import camera_from_intrinsics
 from jointpose.inference.lifter import PRETRAINED, Lifter
 from jointpose.inference.video import lift_video
 
@@ -166,6 +170,20 @@ def main() -> None:
     print(
         f"{names[0]}, 2D track scaled about the root by 1, 0.75, 0.5, 0.35 (no focal correction): predicted "
         f"summed bone length {', '.join(f'{v:.2f}' for v in sizes)} m (triangulated {np.median(lengths_ref.sum(-1)):.2f} m)"
+    )
+    clean = []
+    for i, name in enumerate(names):
+        result = runs[name]["focal"]
+        h = np.concatenate([reference, np.ones((*reference.shape[:-1], 1))], -1) @ projections[i].T
+        camera = camera_from_intrinsics(result.clip.size, float(cameras[name]["K"][0, 0]), None, None, id=name)
+        lifted = lifter.predict(resample(h[..., :2] / h[..., 2:], result.clip.fps, lifter.fps), camera=camera)
+        pred = resample(lifted, lifter.fps, result.clip.fps, count)
+        ref = (reference - cameras[name]["C"]) @ cameras[name]["R"].T
+        clean.append(p_mpjpe(torch.from_numpy(pred), torch.from_numpy(ref - ref[:, :1])).mean().item() * 1000)
+    print(
+        "P2 per view lifting the reference's joints projected (noise-free 2D, focal given): "
+        + " / ".join(f"{v:.1f}" for v in clean)
+        + " mm"
     )
     for flavour, lengths in per_view_lengths.items():
         lengths = np.stack(lengths)
