@@ -1,7 +1,7 @@
 """Train the bundled models on the CMU clips and write them into the package.
 
     python scripts/train_pretrained.py [--cmu ../shared/data/cmu-mocap] [--epochs 15] [--channels 128]
-        [--batch-size 256] [--precision bf16] [--lr LR] [--work runs/pretrained] [--only offline|causal|video]
+        [--batch-size 256] [--precision bf16] [--lr LR] [--work runs/pretrained] [--only offline|causal|video|video-causal]
 
 1. Builds a dataset with the dataset builder: a ring of 6 virtual cameras, detector-like
    noise, and 2D keypoints as ``jointpose infer`` derives them from COCO detections
@@ -9,7 +9,7 @@
    BlazePose's points (``--input-layout blazepose``, a second dataset).
 2. Trains the 243-frame joint-aware model (``--channels``, 128 by default) with the
    training defaults (intrinsics-aware input, loss weights, learning rate, dropout), and the
-   causal variant, and the video model (offline, BlazePose-derived 2D), on S1, S5, S7, every epoch seeing each motion through freshly drawn
+   causal variant, and the video models (offline and causal, BlazePose-derived 2D), on S1, S5, S7, every epoch seeing each motion through freshly drawn
    random cameras (``--random-cameras``, default ranges; the ring only places the motion in
    the world). No trajectory model: given the camera's intrinsics, the root follows from the
    pose (``jointpose.geometry.cameras.root_trajectory``). S6 (CMU subject 3, walking on
@@ -18,7 +18,7 @@
 3. Evaluates both on S6 seen by the ring (P1/P2 and the rest, with the default inference, the network
    alone and the consistent-skeleton fit; the causal model ships without the fit), writes
    ``model_card.json`` beside the models, and exports
-   ``jointpose_cmu_243f_{offline,causal,video}.safetensors`` (float16) into
+   ``jointpose_cmu_243f_{offline,causal,video,video_causal}.safetensors`` (float16) into
    ``src/jointpose/resources/pretrained/``, reporting the float16 deviation in mm.
 
 Camera setups the models never saw (Human3.6M's cameras, a phone in portrait, a high
@@ -48,7 +48,12 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN, TEST = ("S1", "S5", "S7"), ("S6",)
 # Variant: (causal, the 2D layout its training data derives from). "video" reads what
 # `jointpose video` feeds it: BlazePose's points, placed on the joints as BlazePose places them.
-VARIANTS = {"offline": (False, "coco"), "causal": (True, "coco"), "video": (False, "blazepose")}
+VARIANTS = {
+    "offline": (False, "coco"),
+    "causal": (True, "coco"),
+    "video": (False, "blazepose"),
+    "video-causal": (True, "blazepose"),
+}
 # The offline model ships with a light temporal filter for smooth output (docs/method.md, "Inference").
 BUNDLED_SMOOTH = 1.5
 

@@ -419,6 +419,27 @@ def test_real_footage_cli_writes_bvh_and_render(tmp_path):
     assert len(list(open_video(render).frames())) == 30
 
 
+def test_real_footage_causal_uses_the_causal_video_model(tmp_path, monkeypatch):
+    from jointpose.inference.lifter import Lifter
+
+    clip = footage("cam02.mp4")
+    asked = []
+    load = Lifter.from_pretrained.__func__
+
+    def recording(cls, variant="offline", **kwargs):
+        asked.append(variant)
+        return load(cls, variant, **kwargs)
+
+    monkeypatch.setattr(Lifter, "from_pretrained", classmethod(recording))
+    out = tmp_path / "cam02.npz"
+    assert (
+        main(["video", str(clip), "-o", str(out), "--causal", "--end", "0.3", "--device", "cpu", "--no-progress"]) == 0
+    )
+    assert asked == ["video-causal"]
+    poses = np.load(out)["poses_3d"]
+    assert poses.shape == (18, 17, 3) and np.isfinite(poses).all()
+
+
 # ----------------------------------------------------------------------------- render
 
 

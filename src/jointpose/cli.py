@@ -391,7 +391,7 @@ def cmd_video(args: argparse.Namespace) -> None:
     if args.render:
         check_animation_path(args.render, "--render")
     require_mediapipe()
-    lifter = Lifter.from_pretrained("causal" if args.causal else "video", device=args.device)
+    lifter = Lifter.from_pretrained("video-causal" if args.causal else "video", device=args.device)
     result = lift_video(
         args.input,
         lifter,

@@ -59,6 +59,7 @@ PRETRAINED = {
     "offline": "jointpose_cmu_243f_offline.safetensors",
     "causal": "jointpose_cmu_243f_causal.safetensors",
     "video": "jointpose_cmu_243f_video.safetensors",
+    "video-causal": "jointpose_cmu_243f_video_causal.safetensors",
 }
 
 
@@ -136,7 +137,8 @@ class Lifter:
         Args:
             variant: ``"offline"`` (243 frames centred on each output), ``"causal"`` (past frames
                 only), both trained on 2D derived from COCO-17 detections, or ``"video"`` (as
-                ``"offline"``, trained on BlazePose's points as ``jointpose video`` detects them).
+                ``"offline"``, trained on BlazePose's points as ``jointpose video`` detects them) and
+                ``"video-causal"`` (its causal counterpart).
             device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``...
 
         Returns:
