@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import os
 import subprocess
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from cross_validate import PEOPLE, ProtocolTrainer, config_of, protocol_dataset
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from jointpose.data.h36m import load_dataset
 from jointpose.evaluation.evaluate import evaluate_model
@@ -104,8 +105,6 @@ def train_jointpose(args: argparse.Namespace, data: Path, fold: str, seed: int, 
         with contextlib.redirect_stdout(io.StringIO()):
             trainer.fit()
         seconds = time.time() - start
-        from safetensors.torch import save_file
-
         save_file({k: v.contiguous() for k, v in trainer.evaluation_model().state_dict().items()}, weights)
         (folder / "seconds").write_text(f"{seconds:.1f}\n")
     return weights, float((folder / "seconds").read_text())
@@ -124,13 +123,6 @@ def score(args: argparse.Namespace, weights: Path, data: Path, fold: str) -> dic
         keypoints_right=test.keypoints_right,
     )
     return {k: float(result.summary["average"][k]) for k in METRICS}
-
-
-def _videopose3d_bn_momentum(epoch: int, epochs: int, steps_per_epoch: int) -> float:
-    """VideoPose3D's batch-norm momentum: 0.1 decaying to 0.001 over the run, no floor."""
-    return trainer_module.BN_MOMENTUM_START * float(
-        np.exp(-epoch / epochs * np.log(trainer_module.BN_MOMENTUM_START / trainer_module.BN_MOMENTUM_END))
-    )
 
 
 def main() -> None:
@@ -158,7 +150,7 @@ def main() -> None:
         parser.error(f"--videopose3d: no run.py in {args.videopose3d}")
     torch.set_num_threads(args.threads)
     if args.no_bn_floor:
-        trainer_module.bn_momentum = _videopose3d_bn_momentum
+        trainer_module.bn_momentum = functools.partial(trainer_module.bn_momentum, floor=False)
     data = protocol_dataset(args.cmu, args.data or args.work / "data")
     rows: dict[str, list[dict[str, float]]] = {"VideoPose3D": [], args.label: []}
     print(f"{'run':<34}{'train s':>9}" + "".join(f"{m:>9}" for m in METRICS))

@@ -199,10 +199,10 @@ def main() -> None:
         **{f"own:{name}": (name, {}) for name in SETUPS},
     }
     if args.models:
-        unknown = set(args.models.split(",")) - set(models)
-        if unknown:
-            parser.error(f"--models: unknown {', '.join(sorted(unknown))} (known: {', '.join(models)})")
-        models = {m: v for m, v in models.items() if m in args.models.split(",")}
+        wanted = set(args.models.split(","))
+        if wanted - set(models):
+            parser.error(f"--models: unknown {', '.join(sorted(wanted - set(models)))} (known: {', '.join(models)})")
+        models = {m: v for m, v in models.items() if m in wanted}
     scores: dict[str, dict[str, list[dict[str, float]]]] = {m: {s: [] for s in SETUPS} for m in models}
     for fold in folds:
         for seed in seeds:

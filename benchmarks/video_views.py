@@ -174,9 +174,9 @@ def main() -> None:
     clean = []
     for i, name in enumerate(names):
         result = runs[name]["focal"]
-        h = np.concatenate([reference, np.ones((*reference.shape[:-1], 1))], -1) @ projections[i].T
         camera = camera_from_intrinsics(result.clip.size, float(cameras[name]["K"][0, 0]), None, None, id=name)
-        lifted = lifter.predict(resample(h[..., :2] / h[..., 2:], result.clip.fps, lifter.fps), camera=camera)
+        projected = reprojection(reference, projections[i])
+        lifted = lifter.predict(resample(projected, result.clip.fps, lifter.fps), camera=camera)
         pred = resample(lifted, lifter.fps, result.clip.fps, count)
         ref = (reference - cameras[name]["C"]) @ cameras[name]["R"].T
         clean.append(p_mpjpe(torch.from_numpy(pred), torch.from_numpy(ref - ref[:, :1])).mean().item() * 1000)

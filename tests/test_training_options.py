@@ -121,6 +121,8 @@ def test_batch_norm_momentum_schedule():
     # 40 steps per epoch: never below 1/40, so the statistics stay within about an epoch.
     assert [bn_momentum(k, 4, 40) for k in range(4)] == pytest.approx([0.1, 0.1 * 0.01**0.25, 0.025, 0.025])
     assert bn_momentum(0, 4, 2) == 0.1  # never above the starting momentum
+    # Without the floor: VideoPose3D's schedule exactly (benchmarks/baseline_parity.py --no-bn-floor).
+    assert bn_momentum(3, 4, 40, floor=False) == pytest.approx(0.1 * 0.01**0.75)
 
 
 def test_trainer_applies_the_batch_norm_schedule(h36m_dir, tmp_path):

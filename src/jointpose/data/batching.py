@@ -134,7 +134,7 @@ class ChunkedWindows:
         return len(self) * self.chunk
 
     def epoch_order(
-        self, seed: int, epoch: int, *, stream: int = 0, length: int | None = None, augment: bool = False
+        self, seed: int, epoch: int, *, stream: int = 0, length: int | None = None, augment: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Shuffled chunk indices and, position by position, whether each is mirrored, for
         one epoch, identical on every process. With ``augment`` every chunk comes twice, as
@@ -320,15 +320,14 @@ class MixedWindows:
                 seed, epoch, stream=stream + 1, length=steps * chunks_per_step, augment=augment
             )
         for i in range(steps):
-            step = slice(i * per_step, (i + 1) * per_step)
-            mine = order[step][rank::world_size]
-            single = self.singles.gather(mine, flips[step][rank::world_size] if augment else None)
+            step, step_flips = order[i * per_step : (i + 1) * per_step], flips[i * per_step : (i + 1) * per_step]
+            single = self.singles.gather(step[rank::world_size], step_flips[rank::world_size] if augment else None)
             part = None
             if self.chunks is not None:
-                chunk_step = slice(i * chunks_per_step, (i + 1) * chunks_per_step)
-                mine_chunks = chunk_order[chunk_step][rank::world_size]
-                part = self.chunks.gather(mine_chunks, chunk_flips[chunk_step][rank::world_size] if augment else None)
-            yield self._step(single, part, len(order[step]), chunks_per_step if part is not None else 0)
+                at = slice(i * chunks_per_step, (i + 1) * chunks_per_step)
+                mine_flips = chunk_flips[at][rank::world_size] if augment else None
+                part = self.chunks.gather(chunk_order[at][rank::world_size], mine_flips)
+            yield self._step(single, part, len(step), chunks_per_step if part is not None else 0)
 
     def _step(self, single: Batch, part: Batch | None, global_singles: int, global_chunks: int) -> MixedBatch:
         """One step from a batch of single windows and one of chunks (None: no chunks)."""

@@ -584,9 +584,10 @@ def _saved_weights(config: dict[str, Any]) -> LossWeights | None:
     return LossWeights(**{name: saved[name] for name in LossWeights().as_dict() if name in saved})
 
 
-def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int) -> float:
+def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int, floor: bool = True) -> float:
     """Batch-norm running-statistics momentum for ``epoch`` (0-based): VideoPose3D's decay from
-    0.1 to 0.001 over the run, but never below 1 / ``steps_per_epoch``.
+    0.1 to 0.001 over the run, but never below 1 / ``steps_per_epoch`` (``floor=False``:
+    VideoPose3D's schedule exactly, as ``benchmarks/baseline_parity.py --no-bn-floor`` trains).
 
     At 0.001 the running statistics average over the last ~1000 steps. On Human3.6M (about
     1,500 steps per epoch) that is under an epoch and the floor never binds; on a small
@@ -595,6 +596,8 @@ def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int) -> float:
     epoch (docs/method.md, "Batch-norm statistics on small datasets").
     """
     decayed = BN_MOMENTUM_START * float(np.exp(-epoch / epochs * np.log(BN_MOMENTUM_START / BN_MOMENTUM_END)))
+    if not floor:
+        return decayed
     return min(BN_MOMENTUM_START, max(decayed, 1.0 / max(1, steps_per_epoch)))
 
 
