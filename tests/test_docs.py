@@ -41,3 +41,20 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     causal.flip_test = False
     whole = causal.predict(kp.xy, camera=namespace["camera"])
     assert np.allclose(namespace["pose"], whole[-1], atol=1e-3)  # metres
+
+
+def test_no_merge_conflict_markers_in_text_files():
+    """A merge left half-resolved shows as lines of <<<<<<<, ======= or >>>>>>>."""
+    markers = re.compile(r"^(<{7}( .*)?|={7}|>{7}( .*)?)$")
+    text = [p for pattern in ("*.md", "*.py", "*.toml", "*.yml", "*.cfg") for p in ROOT.glob(pattern)]
+    text += [
+        p for folder in ("src", "tests", "docs", "benchmarks", "scripts", ".ci") for p in (ROOT / folder).rglob("*")
+    ]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in text
+        if path.is_file() and path.suffix in (".md", ".py", ".toml", ".yml", ".cfg", "")
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+        if markers.match(line)
+    ]
+    assert not found, found
