@@ -12,19 +12,21 @@ labelled. Every model is scored on S6 and S7 separately:
 All at equal epochs (the same labelled steps; a semi-supervised step also carries as many
 unlabelled frames, so it costs about twice the compute), for the ``--no-constraints``
 baseline and the joint-aware model; the bone-length guard at VideoPose3D's weight and off
-(``--w-bone-guard 0``: the four people differ in size); and the joint-aware model without
-its target-free terms on the unlabelled data (``--no-unlabeled-constraints``), to measure
-those on their own. Prints P1/P2/P3 per run, then per person the means +- standard
-deviations over seeds and the ratios of chosen pairs of runs taken per seed; states its cost.
+(``--w-bone-guard 0``: the four people differ in size); the joint-aware model without its
+target-free terms on the unlabelled data (``--no-unlabeled-constraints``), to measure those
+on their own; multi-view consistency (``--w-multiview``) for both models; and, as a bound,
+supervised training with S5's 3D as well (``-str S1,S5``: what labelling one more person
+brings). Prints P1/P2/P3 per run, then per person the means +- standard deviations over
+seeds and the ratios of chosen pairs of runs taken per seed; states its cost.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/semi_supervised.py --seeds 0,1
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/semi_supervised.py --seeds 0,1,2
 
 Runs are cached under ``--work``/runs by their training configuration (as in
-cross_validate.py); the summary goes to ``--work``/<name>.json. Cost at the defaults (8 runs
-per seed, 20 epochs, one torch thread): 2,276 s of training and scoring for seeds 0 and 1
-on the project's shared 2-core CPU under load (supervised runs 70-92 s, semi-supervised
-113-198 s); run one process per seed (``--seeds 0``, ``--seeds 1``) and then ``--seeds
-0,1`` to print the joint summary from the cache.
+cross_validate.py); the summary goes to ``--work``/<name>.json. Cost at the defaults (14
+runs per seed, 10 epochs, one torch thread): about 2,000 s of training and scoring for
+seeds 0-2 on the project's 2-core CPU, two processes at a time (supervised runs 17-58 s,
+semi-supervised 33-104 s); run one process per seed (``--seeds 0``, ``--seeds 1`` ...) and
+then ``--seeds 0,1,2`` to print the joint summary from the cache.
 """
 
 from __future__ import annotations
@@ -66,6 +68,32 @@ RUNS = {
     ),
     "semi2-base-g0": ("-sun S5,S6 baseline, guard 0", "S5,S6", "baseline", "--w-bone-guard 0"),
     "semi2-joint-g0": ("-sun S5,S6 joint, guard 0", "S5,S6", "joint", "--w-bone-guard 0"),
+    "semi3-joint-mv01": (
+        "-sun S5,S6,S7 joint, guard 0, multi-view 0.1",
+        "S5,S6,S7",
+        "joint",
+        "--w-bone-guard 0 --w-multiview 0.1",
+    ),
+    "semi3-joint-mv003": (
+        "-sun S5,S6,S7 joint, guard 0, multi-view 0.03",
+        "S5,S6,S7",
+        "joint",
+        "--w-bone-guard 0 --w-multiview 0.03",
+    ),
+    "semi3-joint-mv01-nou": (
+        "-sun S5,S6,S7 joint, guard 0, multi-view 0.1, no unlab. terms",
+        "S5,S6,S7",
+        "joint",
+        "--w-bone-guard 0 --w-multiview 0.1 --no-unlabeled-constraints",
+    ),
+    "semi3-base-mv01": (
+        "-sun S5,S6,S7 baseline, guard 0, multi-view 0.1",
+        "S5,S6,S7",
+        "baseline",
+        "--w-bone-guard 0 --w-multiview 0.1",
+    ),
+    "sup2-joint": ("supervised S1,S5, joint-aware (S5's 3D)", None, "joint", "-str S1,S5"),
+    "sup2-base": ("supervised S1,S5, baseline (S5's 3D)", None, "baseline", "-str S1,S5"),
 }
 # (run, its reference at the same seed): the ratios printed
 COMPARISONS = (
@@ -78,6 +106,15 @@ COMPARISONS = (
     ("semi2-joint-g0", "sup-joint"),
     ("sup-joint", "sup-base"),
     ("semi3-joint-g0", "semi3-base-g0"),
+    ("semi3-joint-mv01", "sup-joint"),
+    ("semi3-joint-mv003", "sup-joint"),
+    ("semi3-joint-mv01", "semi3-joint-g0"),
+    ("semi3-joint-mv01-nou", "sup-joint"),
+    ("semi3-joint-mv01-nou", "semi3-joint-g0-nou"),
+    ("semi3-base-mv01", "sup-base"),
+    ("semi3-base-mv01", "semi3-base-g0"),
+    ("sup2-joint", "sup-joint"),
+    ("sup2-base", "sup-base"),
 )
 
 
@@ -166,7 +203,7 @@ def main() -> None:
         ("--name", "semi-supervised", "summary name: writes --work/NAME.json"),
         ("--cmu", str(ROOT.parent / "shared" / "data" / "cmu-mocap"), "the CMU clips"),
         ("--work", str(ROOT / "runs" / "semisup"), "dataset, runs and summaries"),
-        ("--seeds", "0,1", "seeds, comma-separated"),
+        ("--seeds", "0,1,2", "seeds, comma-separated"),
         ("--arc", "3,3,3", "filter widths"),
     ):
         parser.add_argument(flag, default=default, help=f"{text} (default {default})")

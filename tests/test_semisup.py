@@ -1,11 +1,15 @@
 """Semi-supervised back-projection training (-sun): projection, losses, batches, end to end."""
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
+import jointpose
 from h36m_files import motion
 from jointpose.cli import build_parser, main, train_config
 from jointpose.data.batching import ChunkedWindows, MixedWindows
@@ -19,6 +23,7 @@ from jointpose.losses import (
     project_to_input,
     reprojection_loss,
     target_free_terms,
+    view_consistency,
 )
 from jointpose.model.loading import load_checkpoint
 from jointpose.training.trainer import Trainer
@@ -219,6 +224,7 @@ def test_semi_supervised_run_trains_resumes_and_reproduces(h36m_dir, tmp_path):
     assert run("c", 3, "-sun", "S11", "--resume") == 2
     assert run("c", 3, "--no-unlabeled-constraints", "--resume") == 2
     assert run("c", 3, "--w-bone-guard", "0.5", "--resume") == 2
+    assert run("c", 3, "--w-multiview", "0.5", "--resume") == 2
     assert run("c", 3, "--resume") == 0  # -e may grow
 
 
@@ -251,3 +257,113 @@ def test_semi_supervised_needs_camera_intrinsics(tmp_path):
     config = _config("train", "--data-dir", str(data), "--checkpoint", str(tmp_path / "ck"), *flags.split())
     with pytest.raises(JointposeError, match=r"^subjects_unlabeled: the reprojection needs each camera's intrinsics"):
         Trainer(config)
+
+
+def _views(normalization: str = "intrinsics") -> list[PoseSequence]:
+    """One walk seen by the four S5 cameras (a recording with four views), and a second walk
+    seen by one camera only (no partner view)."""
+    cameras = [_pinhole(c) for c in h36m_cameras()["S5"]]
+    views = [
+        dataclasses.replace(_sequence(c, frames=40, seed=7, normalization=normalization), camera_index=i)
+        for i, c in enumerate(cameras)
+    ]
+    alone = dataclasses.replace(_sequence(cameras[0], frames=30, seed=8, normalization=normalization), action="Alone")
+    return views + [alone]
+
+
+def test_view_pairs_show_one_frame_through_two_cameras(device):
+    """Partners are the anchor's frame in another view of its recording; the batch's [R | t]
+    moves the anchor's true 3D (mirrored or not) onto the partner's, as going through the
+    world with each camera's own transforms does; the consistency term is 0 on the truth."""
+    windows = MixedWindows(_views(), 9, view_pairs=True)
+    for batch in windows.batches(40, 3, 1, steps=4):
+        n = len(batch.pairs)
+        assert n == 20 and bool(batch.pair_valid.all()) and batch.global_singles == 40
+        rotation = batch.pairs[..., :3]
+        assert bool(((rotation - torch.eye(3)).abs().amax(dim=(1, 2)) > 0.1).all())  # always another camera
+        a_pose, p_pose = batch.singles[:n].double(), batch.singles[n : 2 * n].double()
+        a_root, p_root = batch.trajectory[:n, None].double(), batch.trajectory[n : 2 * n, None].double()
+        motion = batch.pairs.double()
+        moved = (a_pose + a_root) @ motion[..., :3].transpose(-1, -2) + motion[:, None, :, 3]
+        np.testing.assert_allclose(moved.numpy(), (p_pose + p_root).numpy(), atol=1e-5)
+        args = [t.to(device) for t in (a_pose, a_root, p_pose, p_root, motion, batch.pair_valid)]
+        assert float(view_consistency(*args)) < 1e-5
+        bigger = [args[0] * 1.1, *args[1:]]
+        assert float(view_consistency(*bigger)) > 1e-3
+
+
+def test_view_consistency_equals_a_direct_computation(device):
+    rng = np.random.default_rng(4)
+    anchor, partner = rng.normal(0, 0.3, (2, 6, 17, 3))
+    anchor_root, partner_root = rng.normal(0, 2, (2, 6, 1, 3))
+    rotations = Rotation.random(6, random_state=5).as_matrix()
+    offsets = rng.normal(0, 3, (6, 3))
+    valid = np.array([True, True, False, True, False, True])
+    expected = np.mean(
+        [
+            np.linalg.norm(anchor[i] @ rotations[i].T - partner[i], axis=-1).mean()
+            + np.linalg.norm(rotations[i] @ anchor_root[i, 0] + offsets[i] - partner_root[i, 0])
+            / max(partner_root[i, 0, 2], 0.1)
+            for i in range(6)
+            if valid[i]
+        ]
+    )
+    motion = np.concatenate([rotations, offsets[..., None]], axis=-1)
+    args = [torch.tensor(a, device=device) for a in (anchor, anchor_root, partner, partner_root, motion, valid)]
+    assert abs(float(view_consistency(*args)) - expected) < 1e-9
+    assert float(view_consistency(*args[:5], torch.zeros(6, dtype=torch.bool, device=device))) == 0.0
+
+
+def test_view_pairs_leave_out_frames_a_shorter_view_lacks():
+    """Views of one recording may differ in length (VideoPose3D's files): a frame the partner
+    view does not have is marked invalid, never paired with another frame."""
+    views = _views()[:2]
+    views[1] = dataclasses.replace(
+        views[1],
+        keypoints=views[1].keypoints[:25],
+        poses_3d=views[1].poses_3d[:25],
+        trajectory=views[1].trajectory[:25],
+    )
+    windows = MixedWindows(views, 9, view_pairs=True)
+    pairs = windows.views
+    anchors = torch.arange(40)  # every frame of the long view
+    partner, motion, valid = pairs.partners(anchors, torch.Generator().manual_seed(0))
+    assert torch.equal(valid, anchors < 25) and torch.equal(partner[valid], 40 + anchors[valid])
+    partner, _, valid = pairs.partners(40 + torch.arange(25), torch.Generator().manual_seed(0))
+    assert bool(valid.all()) and torch.equal(partner, torch.arange(25))
+    with pytest.raises(ValueError, match="two or more cameras"):
+        MixedWindows(views[:1], 9, view_pairs=True)
+
+
+def test_multiview_term_trains_and_needs_several_views(h36m_dir, tmp_path):
+    trainer = Trainer(_config(*_args(h36m_dir, tmp_path / "ck", "--w-multiview", "0.5", "--no-unlabeled-constraints")))
+    semi = next(trainer.unlabelled_windows.batches(64, 0, 0, steps=1, stream=2))
+    assert semi.pairs is not None and len(semi.pairs) == 32
+    inputs = semi.windows.to(trainer.device)
+    pred = trainer.model(inputs).reshape(len(inputs), 17, 3)
+    root = trainer.trajectory_model(inputs).reshape(len(inputs), 1, 3)
+    total, terms = trainer.unlabelled_loss(pred, root, semi)
+    assert set(terms) == {"reprojection", "bone_guard", "multiview"} and float(terms["multiview"].detach()) > 0
+    assert torch.isclose(total, terms["reprojection"] + terms["bone_guard"] + 0.5 * terms["multiview"])
+    with pytest.raises(JointposeError, match="^--w-multiview must be a finite number >= 0"):
+        _config(*_args("d", tmp_path, "--w-multiview", "-1"))
+    from h36m_files import write_dataset
+
+    data = write_dataset(tmp_path / "data", {"S1": {"Walking": 80}, "S5": {"Walking": 80}, "S9": {"Walking": 80}})
+    files = np.load(data / "data_2d_h36m_gt.npz", allow_pickle=True)
+    positions = files["positions_2d"].item()
+    positions["S5"]["Walking"] = positions["S5"]["Walking"][:1]  # S5 seen by one camera
+    schema = json.loads((Path(jointpose.__file__).parent / "resources" / "h36m_cameras.json").read_text())
+    schema["extrinsic"]["S5"] = schema["extrinsic"]["S5"][:1]
+    schema["subject_intrinsic"] = {"S5": schema["intrinsic"][:1]}
+    np.savez_compressed(
+        data / "data_2d_h36m_one.npz",
+        positions_2d=positions,
+        metadata=files["metadata"].item(),
+        cameras=json.dumps(schema),
+    )
+    with pytest.raises(
+        JointposeError,
+        match="^multiview needs recordings seen by two or more cameras; every recording of subjects_unlabeled",
+    ):
+        Trainer(_config(*_args(data, tmp_path / "one", "-k", "one", "--w-multiview", "1")))

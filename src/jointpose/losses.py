@@ -34,7 +34,9 @@ Semi-supervised training (VideoPose3D's back-projection) adds, on unlabelled 2D:
 :func:`reprojection_loss` (predicted joints projected back to the input, input units),
 :func:`bone_length_guard` (m), and the terms that need no ground truth
 (:data:`TARGET_FREE_TERMS`, with :func:`bone_consistency` as the target-free part of
-``bone``), through :func:`target_free_terms`.
+``bone``), through :func:`target_free_terms`; where the unlabelled recordings have several
+calibrated cameras, :func:`view_consistency` (m) compares the predictions of one frame
+seen through two of them.
 """
 
 from __future__ import annotations
@@ -316,6 +318,38 @@ def bone_length_guard(pred_lengths: torch.Tensor, reference: torch.Tensor) -> to
         The mean absolute difference of the per-bone means, metres.
     """
     return (pred_lengths.reshape(-1, pred_lengths.shape[-1]).mean(dim=0) - reference).abs().mean()
+
+
+def view_consistency(
+    anchor: torch.Tensor,
+    anchor_root: torch.Tensor,
+    partner: torch.Tensor,
+    partner_root: torch.Tensor,
+    motion: torch.Tensor,
+    valid: torch.Tensor,
+) -> torch.Tensor:
+    """Multi-view consistency: the prediction through one camera, moved into a second
+    camera's space with the calibration, against the prediction of the same frame through
+    that second camera. The sum of two parts: the mean per-joint distance of the
+    root-relative poses (metres), and the distance of the root positions divided by the
+    second camera's predicted root depth (a relative error, as the trajectory loss weights by
+    1 / depth; without it the roots' metres of depth error swamp the pose).
+
+    Args:
+        anchor, partner: (P, J, 3) root-relative poses predicted through the two cameras, metres.
+        anchor_root, partner_root: (P, 1, 3) root positions in each camera's space, metres.
+        motion: (P, 3, 4) [R | t] from the anchor's camera space into the partner's, metres.
+        valid: (P,) bool; pairs left out of the mean (0 when none is valid).
+
+    Returns:
+        Pose distance (m) plus relative root distance (1), averaged over the valid pairs.
+    """
+    rotation, offset = motion[..., :3], motion[..., 3]
+    pose = safe_norm(anchor @ rotation.transpose(-1, -2) - partner).mean(dim=-1)
+    root = safe_norm(anchor_root @ rotation.transpose(-1, -2) + offset[:, None] - partner_root).mean(dim=-1)
+    root = root / partner_root[:, 0, 2].detach().clamp_min(MIN_DEPTH)
+    weight = valid.to(pose.dtype)
+    return ((pose + root) * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def target_free_terms(singles: torch.Tensor, chunks: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -14,7 +14,9 @@ and mirrored (VideoPose3D's epoch; once without flip augmentation).
 windows, as VideoPose3D's (every target frame twice per epoch), plus a share of chunks
 for the terms that need consecutive frames. Unlabelled sequences (semi-supervised
 training: 2D only) make the same steps, their own 2D at the target frames standing in for
-the 3D targets, with each sample's camera intrinsics in input units for the reprojection.
+the 3D targets, with each sample's camera intrinsics in input units for the reprojection;
+with :class:`ViewPairs` some of them come in pairs, one frame seen through two cameras of
+the same recording (multi-view consistency).
 
 :func:`scale_bodies` is the optional body-size augmentation: every training sequence gets a
 random body (bone lengths rescaled about the root) and its 2D moves by exactly what the
@@ -24,6 +26,7 @@ rescaled joints move on its camera's image.
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -218,6 +221,84 @@ class ChunkedWindows:
         return bounds
 
 
+# Mirroring the scene (x -> -x in camera space) turns the motion [R | t] between two cameras
+# into [M R M | M t], M = diag(-1, 1, 1): these signs, elementwise.
+_MIRROR_MOTION = torch.tensor([[1.0, -1.0, -1.0, -1.0], [-1.0, 1.0, 1.0, 1.0], [-1.0, 1.0, 1.0, 1.0]])
+
+
+class ViewPairs:
+    """The same frame through another camera of the same recording, for the single windows of
+    unlabelled sequences (multi-view consistency, semi-supervised training).
+
+    A recording is a (subject, action); its views are its sequences, synchronised frame by
+    frame. For each view the other views and the rigid motion [R | t] from its camera space
+    into theirs (from the cameras' extrinsics) are tabulated once, so drawing partners for a
+    batch is a few tensor operations.
+    """
+
+    def __init__(self, sequences: Sequence[PoseSequence], windows: ChunkedWindows) -> None:
+        if windows.chunk != 1:
+            raise ValueError(f"view pairs need single windows (chunk 1), got chunk {windows.chunk}")
+        frames = torch.tensor([len(s.keypoints) for s in sequences])
+        self.frames, self.sequence_of = frames, windows.sequence_of
+        self.first = torch.cumsum(frames, 0) - frames  # index of each sequence's first window
+        recordings: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for index, seq in enumerate(sequences):
+            recordings[(seq.subject, seq.action)].append(index)
+        width = max(1, max(len(views) for views in recordings.values()) - 1)
+        self.others = torch.full((len(sequences), width), -1, dtype=torch.long)
+        self.motions = torch.zeros(len(sequences), width, 3, 4)
+        for views in recordings.values():
+            for a in views:
+                others = [b for b in views if b != a]
+                self.others[a, : len(others)] = torch.tensor(others, dtype=torch.long)
+                for k, b in enumerate(others):
+                    self.motions[a, k] = torch.from_numpy(_camera_motion(sequences[a], sequences[b]))
+        self.count = (self.others >= 0).sum(dim=1)
+        self.has_partner = (self.count > 0)[windows.sequence_of]  # per window
+
+    def partners(
+        self, anchors: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For windows ``anchors`` (each with a partner view): one other view of each, drawn
+        at random. Returns (partner windows, [R | t] (P, 3, 4) anchor camera -> partner
+        camera, valid (P,) False where the partner's recording ends before the frame)."""
+        sequence = self.sequence_of[anchors]
+        frame = anchors - self.first[sequence]
+        pick = (torch.rand(len(anchors), generator=generator) * self.count[sequence]).long()
+        other = self.others[sequence, pick]
+        valid = frame < self.frames[other]
+        partner = self.first[other] + torch.minimum(frame, self.frames[other] - 1)
+        return partner, self.motions[sequence, pick], valid
+
+    def pair(
+        self, mine: torch.Tensor, flips: torch.Tensor | None, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """Windows ``mine`` of one process's step rearranged into pairs: up to half of them
+        (those with a partner view) stay as anchors, the next as many are replaced by their
+        partners (mirrored alike), the rest follow. Returns (windows, flips, [R | t] (P, 3,
+        4) in the windows' own (possibly mirrored) camera spaces, valid (P,))."""
+        ordered = torch.argsort((~self.has_partner[mine]).to(torch.uint8), stable=True)
+        mine = mine[ordered]
+        flips = None if flips is None else flips[ordered]
+        n_pairs = min(len(mine) // 2, int(self.has_partner[mine].sum()))
+        anchors = mine[:n_pairs]
+        partner, motion, valid = self.partners(anchors, generator)
+        windows = torch.cat([anchors, partner, mine[2 * n_pairs :]])
+        if flips is not None:
+            flips = torch.cat([flips[:n_pairs], flips[:n_pairs], flips[2 * n_pairs :]])
+            motion = torch.where(flips[:n_pairs, None, None], motion * _MIRROR_MOTION, motion)
+        return windows, flips, motion, valid
+
+
+def _camera_motion(a: PoseSequence, b: PoseSequence) -> np.ndarray:
+    """[R | t] (3, 4) taking camera-space points of ``a``'s camera into ``b``'s (metres)."""
+    to_world = a.camera.rotation.as_matrix()
+    from_world = b.camera.rotation.inv().as_matrix()
+    offset = np.asarray(a.camera.translation) - np.asarray(b.camera.translation)
+    return np.concatenate([from_world @ to_world, (from_world @ offset)[:, None]], axis=1).astype(np.float32)
+
+
 @dataclass
 class MixedBatch:
     """One step of single windows and chunks, as one window per target frame (singles first).
@@ -227,7 +308,11 @@ class MixedBatch:
     unlabelled windows: their 2D at the target frames, (S, joints_2d, 2) and (K, chunk, joints_2d, 2));
     ``trajectory`` (S + K * chunk, 3) root positions in camera space, metres (None unlabelled);
     ``intrinsics`` (S + K * chunk, 4) each window's camera (fx, fy, cx, cy) in input units;
-    ``global_singles`` / ``global_chunks``: how many the whole step holds across processes.
+    ``global_singles`` / ``global_chunks``: how many the whole step holds across processes;
+    ``pairs`` (P, 3, 4): with :class:`ViewPairs`, singles ``[P, 2P)`` show the frames of
+    singles ``[0, P)`` through another camera, and ``pairs[i]`` = [R | t] moves a point from
+    the camera space of single ``i`` into that of single ``P + i`` (metres); ``pair_valid``
+    (P,) False where the other camera's recording is shorter than the frame.
     """
 
     windows: torch.Tensor
@@ -237,6 +322,8 @@ class MixedBatch:
     intrinsics: torch.Tensor
     global_singles: int
     global_chunks: int
+    pairs: torch.Tensor | None = None
+    pair_valid: torch.Tensor | None = None
 
 
 class MixedWindows:
@@ -247,7 +334,8 @@ class MixedWindows:
     its training), so the baseline and the joint-aware model get the same compute per
     epoch. Single windows come from one shuffle of every target frame and chunks from their
     own shuffle, so within one epoch a frame may be a target twice (once alone, once in a
-    chunk) or not at all.
+    chunk) or not at all. ``view_pairs``: half of each step's single windows come with the
+    same frame through another camera instead of their own draw (:class:`ViewPairs`).
     """
 
     def __init__(
@@ -261,6 +349,7 @@ class MixedWindows:
         keypoints_left: Sequence[int] = skeleton.LEFT_JOINTS,
         keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
         labelled: bool = True,
+        view_pairs: bool = False,
     ) -> None:
         if not 0.0 <= share < 1.0:
             raise ValueError(f"share of frames in chunks must be in [0, 1), got {share}")
@@ -268,6 +357,9 @@ class MixedWindows:
         self.receptive_field, self.chunk, self.share = receptive_field, chunk, share
         self.singles = ChunkedWindows(sequences, receptive_field, chunk=1, **kwargs)
         self.chunks = ChunkedWindows(sequences, receptive_field, chunk=chunk, **kwargs) if share > 0 else None
+        self.views = ViewPairs(sequences, self.singles) if view_pairs else None
+        if self.views is not None and not bool(self.views.has_partner.any()):
+            raise ValueError("view pairs need recordings seen by two or more cameras; every one here has one view")
 
     @property
     def num_target_frames(self) -> int:
@@ -305,7 +397,7 @@ class MixedWindows:
         ``stream``: another shuffle for the same seed and epoch (the single windows draw
         stream ``stream``, the chunks ``stream + 1``).
         """
-        if self.chunks is None and steps is None:
+        if self.chunks is None and steps is None and self.views is None:
             for single, global_singles in self.singles.batches(
                 batch_frames, seed, epoch, augment=augment, rank=rank, world_size=world_size, stream=stream
             ):
@@ -321,13 +413,19 @@ class MixedWindows:
             )
         for i in range(steps):
             step, step_flips = order[i * per_step : (i + 1) * per_step], flips[i * per_step : (i + 1) * per_step]
-            single = self.singles.gather(step[rank::world_size], step_flips[rank::world_size] if augment else None)
+            mine, mine_flips = step[rank::world_size], step_flips[rank::world_size] if augment else None
+            pairs = valid = None
+            if self.views is not None:
+                generator = torch.Generator().manual_seed(_mix(seed, epoch, stream + 2, i, rank))
+                mine, mine_flips, pairs, valid = self.views.pair(mine, mine_flips, generator)
+            single = self.singles.gather(mine, mine_flips)
             part = None
             if self.chunks is not None:
                 at = slice(i * chunks_per_step, (i + 1) * chunks_per_step)
                 mine_flips = chunk_flips[at][rank::world_size] if augment else None
                 part = self.chunks.gather(chunk_order[at][rank::world_size], mine_flips)
-            yield self._step(single, part, len(step), chunks_per_step if part is not None else 0)
+            batch = self._step(single, part, len(step), chunks_per_step if part is not None else 0)
+            yield dataclasses.replace(batch, pairs=pairs, pair_valid=valid)
 
     def _step(self, single: Batch, part: Batch | None, global_singles: int, global_chunks: int) -> MixedBatch:
         """One step from a batch of single windows and one of chunks (None: no chunks)."""

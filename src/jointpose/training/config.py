@@ -100,6 +100,13 @@ class TrainConfig:
         help="with -sun: weight of the bone-length guard that holds the unlabelled predictions' mean bone lengths "
         "at the labelled subjects' (default {default}, as VideoPose3D; 0 = off)",
     )
+    multiview: float = _flag(
+        "--w-multiview",
+        default=0.0,
+        help="with -sun: weight of the multi-view consistency term: half the unlabelled frames come in pairs, one "
+        "frame through two cameras of the same recording, and the two predictions, moved into one camera's space "
+        "with the calibration, must agree (metres; default {default} = off, VideoPose3D's method; docs/semi-supervised.md)",
+    )
     unlabeled_constraints: bool = _flag(
         "--no-unlabeled-constraints",
         default=True,
@@ -285,6 +292,7 @@ class TrainConfig:
             ),
             ("warmup_unlabeled", integer(self.warmup_unlabeled) and self.warmup_unlabeled >= 0, "an integer >= 0"),
             ("bone_guard", number(self.bone_guard) and self.bone_guard >= 0.0, "a finite number >= 0"),
+            ("multiview", number(self.multiview) and self.multiview >= 0.0, "a finite number >= 0"),
         )
         for name, ok, rule in rules:
             if not ok:

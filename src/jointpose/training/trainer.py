@@ -15,8 +15,9 @@ Semi-supervised (``-sun``, VideoPose3D Sec. 4): after ``warmup_unlabeled`` epoch
 also takes as many unlabelled target frames (2D only, singles and chunks alike), which go
 through the pose and trajectory models in the same forward pass; their predicted joints
 (pose + root) are projected back into the input through each sample's camera, and the 2D
-reprojection error, the bone-length guard and (with constraints) the target-free joint-aware
-terms train both models.
+reprojection error, the bone-length guard, (with constraints) the target-free joint-aware
+terms and (``--w-multiview``) the agreement of one frame's predictions through two calibrated
+cameras train both models.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from jointpose.losses import (
     mpjpe,
     reprojection_loss,
     target_free_terms,
+    view_consistency,
     weighted_mpjpe,
 )
 from jointpose.model.loading import FORMAT, load_checkpoint
@@ -238,6 +240,12 @@ class Trainer:
                 dataset=config.dataset,
                 first=blind[0],
             )
+        recordings = {(s.subject, s.action) for s in data.sequences}
+        if config.multiview > 0 and len(recordings) == len(data.sequences):
+            raise JointposeError(
+                "{0} needs recordings seen by two or more cameras; every recording of {1} has one view",
+                fields=("multiview", "subjects_unlabeled"),
+            )
         windows = MixedWindows(
             data.sequences,
             self.model.receptive_field(),
@@ -247,6 +255,7 @@ class Trainer:
             keypoints_left=data.keypoints_left,
             keypoints_right=data.keypoints_right,
             labelled=False,
+            view_pairs=config.multiview > 0,
         )
         if len(windows.singles) < 2 * self.dist.world_size:
             raise JointposeError(
@@ -444,7 +453,8 @@ class Trainer:
         self, pred: torch.Tensor, root: torch.Tensor, batch: MixedBatch
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of one step's unlabelled windows: the 2D reprojection error of the predicted
-        joints (pose + root) plus the bone-length guard (weight ``bone_guard``), and with constraints (unless
+        joints (pose + root) plus the bone-length guard (weight ``bone_guard``), the multi-view
+        consistency of the batch's view pairs (weight ``multiview``), and with constraints (unless
         ``--no-unlabeled-constraints``) the target-free joint-aware terms at their weights.
 
         ``pred`` (frames, 17, 3) metres root-relative and ``root`` (frames, 1, 3) metres in
@@ -458,6 +468,17 @@ class Trainer:
             "bone_guard": bone_length_guard(bone_lengths(pred), self.reference_lengths),
         }
         total = terms["reprojection"] + self.config.bone_guard * terms["bone_guard"]
+        if batch.pairs is not None:
+            n = len(batch.pairs)
+            terms["multiview"] = view_consistency(
+                pred[:n],
+                root[:n],
+                pred[n : 2 * n],
+                root[n : 2 * n],
+                batch.pairs.to(self.device),
+                batch.pair_valid.to(self.device),
+            )
+            total = total + self.config.multiview * terms["multiview"]
         if self.config.constraints and self.config.unlabeled_constraints:
             free = target_free_terms(
                 pred[: len(singles)], pred[len(singles) :].reshape(*chunks.shape[:2], *pred.shape[1:])
@@ -664,10 +685,16 @@ RESUME_MUST_MATCH = (
     "subjects_unlabeled",
     "warmup_unlabeled",
     "bone_guard",
+    "multiview",
     "unlabeled_constraints",
 )
 CONSTRAINT_SETTINGS = {"chunk", "chunk_share", "chunk_dropout", "weights", "warmup", "unlabeled_constraints"}
-SEMI_SUPERVISED_SETTINGS = {"warmup_unlabeled", "bone_guard", "unlabeled_constraints"}  # matter with -sun only
+SEMI_SUPERVISED_SETTINGS = {
+    "warmup_unlabeled",
+    "bone_guard",
+    "multiview",
+    "unlabeled_constraints",
+}  # matter with -sun only
 # Model constructor arguments -> the TrainConfig field that sets them.
 _MODEL_ARG_FIELDS = {
     "filter_widths": "architecture",
@@ -698,7 +725,7 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
             differ(name, saved.get(key), args[key], f"{label} THEN in the checkpoint vs NOW now")
     saved_cfg = ckpt["config"]
     # Checkpoints from before a setting trained so.
-    older = {"chunk_dropout": "independent", "dataset": "h36m", "subjects_unlabeled": None}
+    older = {"chunk_dropout": "independent", "dataset": "h36m", "subjects_unlabeled": None, "multiview": 0.0}
     current = config.to_dict()
     for key in RESUME_MUST_MATCH:
         if key in CONSTRAINT_SETTINGS and not config.constraints:
