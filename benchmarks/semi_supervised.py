@@ -23,9 +23,9 @@ seeds and the ratios of chosen pairs of runs taken per seed; states its cost.
 
 Runs are cached under ``--work``/runs by their training configuration (as in
 cross_validate.py); the summary goes to ``--work``/<name>.json. Cost at the defaults (14
-runs per seed, 10 epochs, one torch thread): about 2,000 s of training and scoring for
-seeds 0-2 on the project's 2-core CPU, two processes at a time (supervised runs 17-58 s,
-semi-supervised 33-104 s); run one process per seed (``--seeds 0``, ``--seeds 1`` ...) and
+runs per seed, 10 epochs, one torch thread): about 2,500 s of training and scoring for
+seeds 0-2 on the project's 2-core CPU, two processes at a time (supervised runs 16-58 s,
+semi-supervised 37-101 s); run one process per seed (``--seeds 0``, ``--seeds 1`` ...) and
 then ``--seeds 0,1,2`` to print the joint summary from the cache.
 """
 

@@ -12,11 +12,11 @@ from scipy.spatial.transform import Rotation
 import jointpose
 from h36m_files import motion
 from jointpose.cli import build_parser, main, train_config
-from jointpose.data.batching import ChunkedWindows, MixedWindows
+from jointpose.data.batching import ChunkedWindows, MixedWindows, mirror_projection
 from jointpose.data.h36m import PoseSequence, load_dataset
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import Camera, h36m_cameras, input_intrinsics
+from jointpose.geometry.cameras import Camera, h36m_cameras, input_intrinsics, input_projection
 from jointpose.losses import (
     TARGET_FREE_TERMS,
     bone_length_guard,
@@ -65,12 +65,51 @@ def test_torch_back_projection_equals_the_numpy_camera(device, normalization):
         np.testing.assert_allclose(got.cpu().numpy(), expected, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("model", ["h36m", "opencv"])
+def test_back_projection_through_the_lens_equals_the_numpy_camera(device, model):
+    """Screen input keeps the lens: projecting with input_projection's 10 numbers lands where
+    the numpy camera (with its distortion) and the screen normalisation put the points, for
+    a sample as it is and mirrored (u -> -u of the mirrored scene X -> -X)."""
+    rng = np.random.default_rng(6)
+    lens = dict(radial_distortion=(-0.21, 0.24, -0.0026), tangential_distortion=(-0.0015, 0.0011))
+    cameras = [dataclasses.replace(c, distortion_model=model, **lens) for c in h36m_cameras()["S9"]]
+    cameras.append(
+        Camera(
+            "portrait",
+            1080,
+            1920,
+            (1400.0, 1390.0),
+            (530.0, 980.0),
+            (0.08, -0.02, 0.0),
+            (0.002, -0.003),
+            distortion_model=model,
+        )
+    )
+    mirror = np.array([-1.0, 1.0, 1.0])
+    for camera in cameras:
+        points = np.concatenate([rng.uniform(-1.2, 1.2, (40, 17, 2)), rng.uniform(3, 7, (40, 17, 1))], axis=-1)
+        projection = torch.tensor(input_projection(camera, "screen"), device=device)
+        expected = camera.normalize(camera.project(points), "screen")
+        got = project_to_input(torch.tensor(points, device=device), projection.expand(40, 10))
+        np.testing.assert_allclose(got.cpu().numpy(), expected, atol=1e-9, rtol=0)
+        mirrored = project_to_input(
+            torch.tensor(points * mirror, device=device), mirror_projection(projection).expand(40, 10)
+        )
+        np.testing.assert_allclose(mirrored.cpu().numpy(), expected * np.array([-1.0, 1.0]), atol=1e-9, rtol=0)
+    assert not np.allclose(  # the lens matters: a pinhole projection misses by pixels
+        project_to_input(torch.tensor(points), projection[:4].cpu().expand(40, 4)).numpy(), expected, atol=1e-3
+    )
+    assert not input_projection(cameras[0], "intrinsics")[4:].any()  # undistorted input: no lens
+
+
 @pytest.mark.parametrize("normalization", ["screen", "intrinsics"])
 def test_mirrored_samples_project_onto_their_mirrored_input(device, normalization):
-    """A flipped labelled sample's 3D + trajectory, projected with the flipped intrinsics (cx
-    negated), lands on the same sample's flipped 2D, as the unlabelled batch holds it."""
+    """A flipped labelled sample's 3D + trajectory, projected with the flipped projection (cx
+    and one tangential coefficient negated), lands on the same sample's flipped 2D, as the
+    unlabelled batch holds it; through the cameras' own lenses (screen input keeps them)."""
     cameras = h36m_cameras()["S5"]
-    sequences = [_sequence(_pinhole(c), seed=i, normalization=normalization) for i, c in enumerate(cameras)]
+    assert all(c.distorted for c in cameras)
+    sequences = [_sequence(c, seed=i, normalization=normalization) for i, c in enumerate(cameras)]
     labelled = ChunkedWindows(sequences, 9, chunk=4)
     unlabelled = ChunkedWindows(sequences, 9, chunk=4, labelled=False)
     indices = torch.arange(len(labelled))

@@ -586,3 +586,25 @@ def test_ablation_reports_relative_changes():
     joint = {"actions": {"Walking": {"p1": 45.0, "mpjve": 5.0}}, "average": {"p1": 45.0, "mpjve": 5.0}}
     average = format_comparison(base, joint).splitlines()[-1].split()
     assert average == ["Average", "50.00", "45.00", "-10.0%", "4.00", "5.00", "25.0%"]
+
+
+def test_chunk_mpjpe_supervises_the_chunk_frames_with_shared_masks(h36m_dir, tmp_path):
+    """--chunk-mpjpe: the chunks keep one dropout mask each, and MPJPE covers their frames too."""
+    from jointpose.cli import build_parser, train_config
+    from jointpose.training.trainer import Trainer
+
+    flags = "-k gt -str S1 -ste S9 -arc 3,3 -ch 16 -b 64 --no-progress --chunk-mpjpe"
+    args = ["train", "--data-dir", str(h36m_dir), "--checkpoint", str(tmp_path / "ck"), *flags.split()]
+    trainer = Trainer(train_config(build_parser().parse_args(args)))
+    assert trainer.config.chunk_mpjpe and trainer.config.shared_chunk_dropout
+    batch: MixedBatch = next(iter(trainer.windows.batches(64, 0, 0, augment=False)))
+    trainer.model.eval()
+    with torch.no_grad():
+        pred = trainer.model(batch.windows.to(trainer.device)).reshape(len(batch.windows), 17, 3)
+    total, terms = trainer.step_loss(pred, batch, 1.0, 1)
+    every_frame = torch.cat([batch.singles, batch.chunks.reshape(-1, 17, 3)]).to(trainer.device)
+    constraint_part = sum(getattr(trainer.config.weights, t) * terms[t] for t in TERMS if t != "mpjpe")
+    assert len(batch.chunks) > 0 and torch.allclose(total, mpjpe(pred, every_frame) + constraint_part)
+    assert trainer._dropout_groups(batch) is not None  # masks still shared within each chunk
+    assert main([*args, "-e", "1"]) == 0
+    assert main([*args[:-1], "-e", "2", "--resume"]) == 2  # a resumed run keeps its --chunk-mpjpe

@@ -272,20 +272,43 @@ TARGET_FREE_TERMS = tuple(
 
 
 def project_to_input(points: torch.Tensor, intrinsics: torch.Tensor, min_depth: float = MIN_DEPTH) -> torch.Tensor:
-    """Pinhole projection of camera-space points into the network's input coordinates.
+    """Projection of camera-space points into the network's input coordinates, through the
+    lens where one is given.
 
     Args:
         points: (..., joints, 3) camera-space positions, metres (x right, y down, z forward).
         intrinsics: (..., 4) the camera's (fx, fy, cx, cy) in input units, one row per
-            sample (``points``' leading shape); lens distortion is left out.
+            sample (``points``' leading shape), or (..., 10) with the lens after them: k1,
+            k2, k3, p1, p2 and the model (1: Human3.6M's, 0: OpenCV's;
+            :func:`jointpose.geometry.cameras.project_points` gives both formulas).
         min_depth: depths are clamped to at least this (metres), so a predicted root behind
             the camera cannot divide by zero.
 
     Returns:
-        (..., joints, 2) input coordinates: (fx X / Z + cx, fy Y / Z + cy).
+        (..., joints, 2) input coordinates: (fx x' + cx, fy y' + cy), where (x', y') is
+        (X / Z, Y / Z) through the lens. The lens's displacement is evaluated at (X / Z, Y / Z)
+        clamped to [-1, 1] (45 degrees off the axis, as VideoPose3D's projection), so that
+        the polynomial cannot explode for a prediction far outside the image.
     """
-    depth = points[..., 2:].clamp_min(min_depth)
-    return points[..., :2] / depth * intrinsics[..., None, :2] + intrinsics[..., None, 2:]
+    xy = points[..., :2] / points[..., 2:].clamp_min(min_depth)
+    if intrinsics.shape[-1] == 10:
+        lens = intrinsics[..., None, 4:]
+        k1, k2, k3, p1, p2, h36m = (lens[..., i] for i in range(6))
+        x, y = xy.clamp(-1.0, 1.0).unbind(-1)
+        r2 = x * x + y * y
+        radial = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+        tangent = p1 * x + p2 * y
+        h36m_xy = torch.stack([x * (radial + tangent) + p1 * r2, y * (radial + tangent) + p2 * r2], dim=-1)
+        opencv_xy = torch.stack(
+            [
+                x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
+                y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y,
+            ],
+            dim=-1,
+        )
+        distorted = torch.where(h36m[..., None] > 0.5, h36m_xy, opencv_xy)
+        xy = xy + (distorted - torch.stack([x, y], dim=-1))
+    return xy * intrinsics[..., None, :2] + intrinsics[..., None, 2:4]
 
 
 def reprojection_loss(
@@ -297,7 +320,8 @@ def reprojection_loss(
     Args:
         poses: (N, 17, 3) predicted root-relative poses, metres.
         root: (N, 1, 3) predicted root positions in camera space (the trajectory model), metres.
-        intrinsics: (N, 4) (fx, fy, cx, cy) in input units (:func:`project_to_input`).
+        intrinsics: (N, 4) (fx, fy, cx, cy) in input units, or (N, 10) with the lens
+            (:func:`project_to_input`).
         keypoints: (N, 17, 2) the 2D input at the predicted frames, input units.
 
     Returns:

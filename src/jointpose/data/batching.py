@@ -37,7 +37,7 @@ from jointpose.data.h36m import PoseSequence
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import body_factors, scale_body
-from jointpose.geometry.cameras import input_intrinsics
+from jointpose.geometry.cameras import input_projection
 
 # Body-size augmentation: proportion spread per unit of height spread, as the dataset
 # builder draws its subjects (8% overall size, 5% per bone group).
@@ -45,12 +45,37 @@ PROPORTION_PER_HEIGHT = 0.05 / 0.08
 
 
 def _intrinsics(sequence: PoseSequence) -> np.ndarray:
-    """The sequence's camera (fx, fy, cx, cy) in its input units; NaN for a camera without
-    intrinsics (HumanEva-I's built-in ones), which nothing can be projected with."""
+    """The sequence's camera (fx, fy, cx, cy) in its input units and the lens its input
+    keeps (:func:`~jointpose.geometry.cameras.input_projection`, 10 numbers); NaN for a
+    camera without intrinsics (HumanEva-I's built-in ones), which nothing can be projected with."""
     camera = sequence.camera
     if camera.focal_length is None or camera.center is None:
-        return np.full(4, np.nan)
-    return input_intrinsics(camera, sequence.normalization)
+        return np.full(10, np.nan)
+    return input_projection(camera, sequence.normalization)
+
+
+def mirror_projection(projection: torch.Tensor) -> torch.Tensor:
+    """The projection (..., 10) of :func:`_intrinsics` for the mirrored view (u -> -u) of the
+    mirrored scene (X -> -X): cx changes sign, and so does the tangential coefficient that
+    is odd in x (p2 in OpenCV's model, p1 in Human3.6M's)."""
+    h36m = projection[..., 9:10] > 0.5
+    ones = torch.ones_like(projection[..., :1])
+    signs = torch.cat(
+        [
+            ones,
+            ones,
+            -ones,
+            ones,
+            ones,
+            ones,
+            ones,
+            torch.where(h36m, -ones, ones),
+            torch.where(h36m, ones, -ones),
+            ones,
+        ],
+        dim=-1,
+    )
+    return projection * signs
 
 
 @dataclass
@@ -62,15 +87,16 @@ class Batch:
     targets: torch.Tensor
     trajectory: torch.Tensor | None  # (batch, chunk, 3) root position in camera space, metres; None unlabelled
     indices: torch.Tensor  # (batch,) which chunks these are
-    intrinsics: torch.Tensor  # (batch, 4) fx, fy, cx, cy of each chunk's camera in input units (mirrored: -cx)
+    intrinsics: torch.Tensor  # (batch, 10) each chunk's camera in input units and its lens (mirror_projection)
 
 
 class ChunkedWindows:
     """Every training chunk of a list of sequences, ready to be gathered into batches.
 
     ``labelled=False``: the sequences' 3D (if any) is ignored and each chunk's targets are
-    its own 2D input frames. Every chunk carries its camera's intrinsics in input units
-    (:func:`~jointpose.geometry.cameras.input_intrinsics` for the sequence's normalisation).
+    its own 2D input frames. Every chunk carries its camera's intrinsics in input units and
+    the lens its input keeps (:func:`~jointpose.geometry.cameras.input_projection` for the
+    sequence's normalisation).
     """
 
     def __init__(
@@ -171,10 +197,7 @@ class ChunkedWindows:
                 trajectory = torch.where(
                     flip[:, None, None], trajectory * trajectory.new_tensor([-1.0, 1.0, 1.0]), trajectory
                 )
-            # A mirrored view (u -> -u) of the mirrored scene (X -> -X): the principal point flips.
-            intrinsics = torch.where(
-                flip[:, None], intrinsics * intrinsics.new_tensor([1.0, 1.0, -1.0, 1.0]), intrinsics
-            )
+            intrinsics = torch.where(flip[:, None], mirror_projection(intrinsics), intrinsics)
         return Batch(inputs, targets, trajectory, indices, intrinsics)
 
     def batches(
@@ -307,7 +330,8 @@ class MixedBatch:
     ``singles`` (S, 17, 3) and ``chunks`` (K, chunk, 17, 3) their 3D targets in metres (of
     unlabelled windows: their 2D at the target frames, (S, joints_2d, 2) and (K, chunk, joints_2d, 2));
     ``trajectory`` (S + K * chunk, 3) root positions in camera space, metres (None unlabelled);
-    ``intrinsics`` (S + K * chunk, 4) each window's camera (fx, fy, cx, cy) in input units;
+    ``intrinsics`` (S + K * chunk, 10) each window's camera (fx, fy, cx, cy) in input units
+    and its lens (:func:`mirror_projection`);
     ``global_singles`` / ``global_chunks``: how many the whole step holds across processes;
     ``pairs`` (P, 3, 4): with :class:`ViewPairs`, singles ``[P, 2P)`` show the frames of
     singles ``[0, P)`` through another camera, and ``pairs[i]`` = [R | t] moves a point from

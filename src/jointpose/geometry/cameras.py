@@ -285,6 +285,18 @@ def input_intrinsics(camera: Camera, normalization: str) -> np.ndarray:
     raise JointposeError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
 
 
+def input_projection(camera: Camera, normalization: str) -> np.ndarray:
+    """(fx, fy, cx, cy, k1, k2, k3, p1, p2, h36m) (10,): :func:`input_intrinsics` and the lens
+    a camera-space point goes through on its way into the network's input
+    (``jointpose.losses.project_to_input``). ``screen`` input keeps the lens distortion, so
+    its coefficients and model (``h36m``: 1 for Human3.6M's, 0 for OpenCV's) come along;
+    ``intrinsics`` input is undistorted, so its lens is all zeros."""
+    lens = np.zeros(6)
+    if normalization == "screen":
+        lens = np.array([*camera.radial_distortion, *camera.tangential_distortion, camera.distortion_model == "h36m"])
+    return np.concatenate([input_intrinsics(camera, normalization), lens.astype(np.float64)])
+
+
 def undistort(distorted: np.ndarray, camera: Camera, iterations: int = 20) -> np.ndarray:
     """Distorted normalised image points (..., 2), i.e. ``(pixels - center) / focal_length``,
     -> the pinhole points ``(X/Z, Y/Z)`` whose projection through ``camera``'s lens they are.

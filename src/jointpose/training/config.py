@@ -156,8 +156,13 @@ class TrainConfig:
         "--chunk-dropout",
         default="shared",
         choices=CHUNK_DROPOUT,
-        help="shared: one dropout mask per chunk, MPJPE on the single windows (default); "
+        help="shared: one dropout mask per chunk, MPJPE on the single windows (default; see --chunk-mpjpe); "
         "independent: a mask per window, MPJPE on every frame",
+    )
+    chunk_mpjpe: bool = _flag(
+        "--chunk-mpjpe",
+        default=False,
+        help="with --chunk-dropout shared: MPJPE on the chunks' frames as well as on the single windows",
     )
     body_scale: float | None = _flag(  # None: BODY_SCALE_CONSTRAINTS with constraints, else BODY_SCALE_BASELINE
         "--body-scale",
@@ -357,8 +362,8 @@ class TrainConfig:
 
     @property
     def shared_chunk_dropout(self) -> bool:
-        """One dropout mask per chunk, MPJPE on the single windows (else a mask per window,
-        MPJPE on every frame)."""
+        """One dropout mask per chunk, MPJPE on the single windows (and the chunks too with
+        ``chunk_mpjpe``); else a mask per window, MPJPE on every frame."""
         return self.chunk_dropout == "shared"
 
     @property

@@ -492,7 +492,7 @@ class Trainer:
         self, pred: torch.Tensor, batch: MixedBatch, frame_share: float, world_size: int
     ) -> tuple[torch.Tensor, dict]:
         """Loss of one step: MPJPE over every frame (or the single windows only, with shared
-        chunk dropout), constraint terms over the chunks; ``terms["total"]`` is their
+        chunk dropout unless ``chunk_mpjpe``), constraint terms over the chunks; ``terms["total"]`` is their
         weighted sum before the rescaling below (what ``--log-steps`` logs).
 
         ``pred`` (frames, 17, 3) metres, singles first. Each part is a mean over this
@@ -505,7 +505,7 @@ class Trainer:
             total, terms = self.loss_fn(pred[:, None], singles[:, None])
             terms["total"] = total.detach()
             return total * frame_share, terms
-        chunk_mpjpe = not self.config.shared_chunk_dropout
+        chunk_mpjpe = not self.config.shared_chunk_dropout or self.config.chunk_mpjpe
         position, constraints, terms = mixed_loss(self.loss_fn, pred, singles, chunks, chunk_mpjpe=chunk_mpjpe)
         terms["total"] = (position + constraints).detach()
         position_share = frame_share if chunk_mpjpe else len(singles) * world_size / max(1, batch.global_singles)
@@ -666,6 +666,7 @@ RESUME_MUST_MATCH = (
     "chunk",
     "chunk_share",
     "chunk_dropout",
+    "chunk_mpjpe",
     "trajectory",
     "keypoints",
     "subjects_train",
@@ -688,7 +689,15 @@ RESUME_MUST_MATCH = (
     "multiview",
     "unlabeled_constraints",
 )
-CONSTRAINT_SETTINGS = {"chunk", "chunk_share", "chunk_dropout", "weights", "warmup", "unlabeled_constraints"}
+CONSTRAINT_SETTINGS = {
+    "chunk",
+    "chunk_share",
+    "chunk_dropout",
+    "chunk_mpjpe",
+    "weights",
+    "warmup",
+    "unlabeled_constraints",
+}
 SEMI_SUPERVISED_SETTINGS = {
     "warmup_unlabeled",
     "bone_guard",
@@ -725,7 +734,13 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
             differ(name, saved.get(key), args[key], f"{label} THEN in the checkpoint vs NOW now")
     saved_cfg = ckpt["config"]
     # Checkpoints from before a setting trained so.
-    older = {"chunk_dropout": "independent", "dataset": "h36m", "subjects_unlabeled": None, "multiview": 0.0}
+    older = {
+        "chunk_dropout": "independent",
+        "dataset": "h36m",
+        "subjects_unlabeled": None,
+        "multiview": 0.0,
+        "chunk_mpjpe": False,
+    }
     current = config.to_dict()
     for key in RESUME_MUST_MATCH:
         if key in CONSTRAINT_SETTINGS and not config.constraints:
