@@ -2,7 +2,7 @@
 
 Motion: a 17-joint skeleton with human proportions walking and swinging its limbs, with
 per-subject size and speed, placed in Human3.6M's world (metres, Z up) and projected into
-the subject's four calibrated Human3.6M cameras (pixels).
+the subject's four calibrated Human3.6M cameras (pixels). ``cli`` writes ``jointpose`` argument lists.
 """
 
 from __future__ import annotations
@@ -116,3 +116,16 @@ SMALL = {
     "S9": {"Walking": 120, "Directions 1": 110},
     "S11": {"Walking 1": 100, "Directions": 90},
 }
+
+
+def cli(verb: str, flags: str = "", /, *inputs: Path | str, **paths: Path | str) -> list[str]:
+    """``jointpose`` arguments: ``verb``, the positional ``inputs``, the ``flags``, then ``--name value`` for each
+    keyword in the order given (``data_dir=`` gives ``--data-dir``, a one-letter name ``-o``).
+
+    ``verb`` ("train", "data build") and ``flags`` are split on white space; inputs and keyword values are
+    passed whole, so paths with spaces stay one argument each.
+    """
+    args = [*verb.split(), *map(str, inputs), *flags.split()]
+    for name, value in paths.items():
+        args += [f"-{name}" if len(name) == 1 else "--" + name.replace("_", "-"), str(value)]
+    return args

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from h36m_files import cli
 from jointpose.cli import build_parser, main, train_config
 from jointpose.data.batching import body_scale_rng, scale_bodies
 from jointpose.data.h36m import load_dataset
@@ -87,31 +88,8 @@ def test_other_keypoint_layouts_are_refused(sequences):
 
 
 def _config(data, ckpt, *extra):
-    return train_config(
-        build_parser().parse_args(
-            [
-                "train",
-                "--data-dir",
-                str(data),
-                "-k",
-                "gt",
-                "-str",
-                "S1,S5",
-                "-ste",
-                "S9",
-                "-arc",
-                "3,3",
-                "-ch",
-                "16",
-                "-e",
-                "1",
-                "--checkpoint",
-                str(ckpt),
-                "--no-progress",
-                *extra,
-            ]
-        )
-    )
+    flags = "-k gt -str S1,S5 -ste S9 -arc 3,3 -ch 16 -e 1 --no-progress"
+    return train_config(build_parser().parse_args([*cli("train", flags, data_dir=data, checkpoint=ckpt), *extra]))
 
 
 def test_trainer_draws_new_bodies_each_epoch(h36m_dir, tmp_path):
@@ -134,21 +112,5 @@ def test_body_scale_defaults_and_validation(h36m_dir, tmp_path):
     assert (
         Trainer(_config(h36m_dir, tmp_path / "c", "--no-constraints", "--body-scale", "0.05")).config.body_scale == 0.05
     )
-    code = main(
-        [
-            "train",
-            "--data-dir",
-            str(h36m_dir),
-            "-k",
-            "gt",
-            "-str",
-            "S1",
-            "-ste",
-            "S9",
-            "--body-scale",
-            "-0.1",
-            "--checkpoint",
-            str(tmp_path / "d"),
-        ]
-    )
+    code = main(cli("train", "-k gt -str S1 -ste S9 --body-scale -0.1", data_dir=h36m_dir, checkpoint=tmp_path / "d"))
     assert code == 2

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from h36m_files import write_dataset
+from h36m_files import cli, write_dataset
 from jointpose.cli import main
 from jointpose.errors import JointposeError
 
@@ -17,29 +17,8 @@ def _edit_2d(folder, edit, **metadata):
 
 
 def _train(folder, tmp_path, *extra):
-    return main(
-        [
-            "train",
-            "--data-dir",
-            str(folder),
-            "-k",
-            "gt",
-            "-str",
-            "S1",
-            "-ste",
-            "S1",
-            "-arc",
-            "3",
-            "-ch",
-            "8",
-            "-e",
-            "1",
-            "--checkpoint",
-            str(tmp_path / "ck"),
-            "--no-progress",
-            *extra,
-        ]
-    )
+    flags = "-k gt -str S1 -ste S1 -arc 3 -ch 8 -e 1 --no-progress"
+    return main([*cli("train", flags, data_dir=folder, checkpoint=tmp_path / "ck"), *extra])
 
 
 def _one_clear_line(capsys, *needles):
@@ -131,10 +110,7 @@ def test_corrupt_checkpoints(tmp_path, capsys, damage):
         path.write_bytes(b"junk" * 100)
     else:
         torch.save({"weights": torch.zeros(3)}, path)
-    assert (
-        main(["evaluate", "--data-dir", str(folder), "-k", "gt", "-ste", "S1", "--checkpoint", str(tmp_path / "ck")])
-        == 2
-    )
+    assert main(cli("evaluate", "-k gt -ste S1", data_dir=folder, checkpoint=tmp_path / "ck")) == 2
     _one_clear_line(capsys, "latest.pt")
     assert _train(folder, tmp_path, "--no-constraints", "--resume") == 2
     _one_clear_line(capsys, "latest.pt")
@@ -152,41 +128,15 @@ def test_malicious_checkpoint_runs_nothing(tmp_path, capsys):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
     (tmp_path / "ck").mkdir()
     torch.save({"format": "jointpose-checkpoint-v1", "evil": Payload()}, tmp_path / "ck" / "latest.pt")
-    assert (
-        main(["evaluate", "--data-dir", str(folder), "-k", "gt", "-ste", "S1", "--checkpoint", str(tmp_path / "ck")])
-        == 2
-    )
+    assert main(cli("evaluate", "-k gt -ste S1", data_dir=folder, checkpoint=tmp_path / "ck")) == 2
     _one_clear_line(capsys, "latest.pt", "not a safe jointpose checkpoint")
     assert not (tmp_path / "pwned").exists()
 
 
 def test_short_sequences_are_padded_not_refused(tmp_path, capsys):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 60}, "S9": {"Walking": 5}})
-    assert (
-        main(
-            [
-                "train",
-                "--data-dir",
-                str(folder),
-                "-k",
-                "gt",
-                "-str",
-                "S1",
-                "-ste",
-                "S9",
-                "-arc",
-                "3,3,3",
-                "-ch",
-                "8",
-                "-e",
-                "1",
-                "--checkpoint",
-                str(tmp_path / "ck"),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    flags = "-k gt -str S1 -ste S9 -arc 3,3,3 -ch 8 -e 1 --no-progress"
+    assert main(cli("train", flags, data_dir=folder, checkpoint=tmp_path / "ck")) == 0
     row = capsys.readouterr().out.splitlines()[-1].split()  # 5 frames < receptive field 27: edge-padded
     assert row[0] == "Average" and row[-1] == "20"  # all 4 cameras x 5 frames evaluated
 
@@ -205,53 +155,14 @@ def test_errors_name_the_whole_verb(tmp_path, capsys):
 
 def test_flags_that_would_be_ignored_are_refused(tmp_path, capsys):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
-    assert (
-        main(
-            [
-                "ablate",
-                "--data-dir",
-                str(folder),
-                "-k",
-                "gt",
-                "-str",
-                "S1",
-                "-ste",
-                "S1",
-                "-arc",
-                "3",
-                "-ch",
-                "8",
-                "-e",
-                "1",
-                "--no-constraints",
-                "--out",
-                str(tmp_path / "abl"),
-                "--no-progress",
-            ]
-        )
-        == 2
-    )
+    flags = "-k gt -str S1 -ste S1 -arc 3 -ch 8 -e 1 --no-constraints --no-progress"
+    assert main(cli("ablate", flags, data_dir=folder, out=tmp_path / "abl")) == 2
     _one_clear_line(capsys, "--no-constraints")
     assert _train(folder, tmp_path, "--causal", "--smooth", "1") == 2
     _one_clear_line(capsys, "--smooth", "--causal")
     np.save(tmp_path / "kp.npy", np.zeros((5, 17, 2)))
-    assert (
-        main(
-            [
-                "infer",
-                str(tmp_path / "kp.npy"),
-                "-o",
-                str(tmp_path / "p.npz"),
-                "--checkpoint",
-                str(tmp_path / "m"),
-                "--causal",
-                "--image-size",
-                "10",
-                "10",
-            ]
-        )
-        == 2
-    )
+    paths = dict(o=tmp_path / "p.npz", checkpoint=tmp_path / "m")
+    assert main(cli("infer", "--causal --image-size 10 10", tmp_path / "kp.npy", **paths)) == 2
     _one_clear_line(capsys, "--causal", "--checkpoint")
     assert not (tmp_path / "abl").exists() and not (tmp_path / "ck").exists()
 
@@ -301,31 +212,8 @@ def test_bad_cameras_in_the_3d_file_name_the_3d_file(tmp_path, capsys):
 def test_subject_without_actions_is_named(tmp_path, capsys):
     folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}, "S5": {"Walking": 30}})
     _edit_2d(folder, lambda positions: positions.__setitem__("S5", {}))
-    assert (
-        main(
-            [
-                "train",
-                "--data-dir",
-                str(folder),
-                "-k",
-                "gt",
-                "-str",
-                "S1,S5",
-                "-ste",
-                "S1",
-                "-arc",
-                "3",
-                "-ch",
-                "8",
-                "-e",
-                "1",
-                "--checkpoint",
-                str(tmp_path / "ck"),
-                "--no-progress",
-            ]
-        )
-        == 2
-    )
+    flags = "-k gt -str S1,S5 -ste S1 -arc 3 -ch 8 -e 1 --no-progress"
+    assert main(cli("train", flags, data_dir=folder, checkpoint=tmp_path / "ck")) == 2
     _one_clear_line(capsys, "data_2d_h36m_gt.npz", "S5", "no actions")
 
 
@@ -351,24 +239,7 @@ def test_demo_refuses_bad_flags_before_training(tmp_path, capsys, flags, needle)
 def test_render_refuses_a_zero_frame_rate(tmp_path, capsys):
     np.savez(tmp_path / "kp.npz", keypoints=np.zeros((5, 17, 2)))
     np.savez(tmp_path / "poses.npz", poses_3d=np.zeros((5, 17, 3)), fps=np.array(50.0))
-    assert (
-        main(
-            [
-                "render",
-                "--keypoints-file",
-                str(tmp_path / "kp.npz"),
-                "--poses",
-                str(tmp_path / "poses.npz"),
-                "--image-size",
-                "100",
-                "100",
-                "--fps",
-                "0",
-                "-o",
-                str(tmp_path / "a.gif"),
-            ]
-        )
-        == 2
-    )
+    paths = dict(keypoints_file=tmp_path / "kp.npz", poses=tmp_path / "poses.npz", o=tmp_path / "a.gif")
+    assert main(cli("render", "--image-size 100 100 --fps 0", **paths)) == 2
     _one_clear_line(capsys, "fps")
     assert not (tmp_path / "a.gif").exists()

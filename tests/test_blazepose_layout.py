@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from h36m_files import cli
 from jointpose.cli import build_parser, main, train_config
 from jointpose.data.h36m import H36MFiles
 from jointpose.data.layouts import LAYOUTS
@@ -94,8 +95,8 @@ def test_random_cameras_see_blazepose_points():
 def test_blazepose_dataset_trains_an_epoch_with_random_cameras(built, tmp_path):
     root, _ = built
     assert H36MFiles(root / "blazepose", "noisy").input_layout() == "blazepose"
-    args = ["train", "--data-dir", str(root / "blazepose"), "-k", "noisy", "-str", "S1,S5", "-ste", "S9"]
-    args += ["-arc", "3,3", "-ch", "16", "-e", "1", "--checkpoint", str(tmp_path / "run"), "--no-progress"]
+    flags = "-k noisy -str S1,S5 -ste S9 -arc 3,3 -ch 16 -e 1 --no-progress"
+    args = cli("train", flags, data_dir=root / "blazepose", checkpoint=tmp_path / "run")
     trainer = Trainer(train_config(build_parser().parse_args([*args, "--random-cameras", "fov=50:60"])))
     assert trainer.train_data.input_layout == "blazepose"
     windows = trainer.training_windows(0)

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from h36m_files import cli
 from jointpose.cli import main
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
@@ -204,54 +205,12 @@ def test_demo_dataset_takes_the_frame_rate_and_input_layout(tmp_path):
 def test_built_cmu_dataset_trains_and_evaluates(cmu_mocap, tmp_path, capsys):
     subset = _cmu_subset(cmu_mocap, tmp_path / "bvh", {"002": ["002_01", "002_03"], "003": ["003_01"]}, index=True)
     out = tmp_path / "data"
-    assert main(["data", "build", "--bvh", str(subset), "--out", str(out), "--cameras", "ring", "--seed", "1"]) == 0
+    assert main(cli("data build", "--cameras ring --seed 1", bvh=subset, out=out)) == 0
     assert "S1: 2 actions" in capsys.readouterr().out
     ckpt = tmp_path / "ckpt"
-    assert (
-        main(
-            [
-                "train",
-                "--data-dir",
-                str(out),
-                "-k",
-                "noisy",
-                "-str",
-                "S1",
-                "-ste",
-                "S5",
-                "-arc",
-                "3,3",
-                "-ch",
-                "32",
-                "-e",
-                "1",
-                "-b",
-                "512",
-                "--checkpoint",
-                str(ckpt),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "evaluate",
-                "--data-dir",
-                str(out),
-                "-k",
-                "noisy",
-                "-ste",
-                "S5",
-                "--checkpoint",
-                str(ckpt),
-                "--json",
-                str(tmp_path / "r.json"),
-            ]
-        )
-        == 0
-    )
+    flags = "-k noisy -str S1 -ste S5 -arc 3,3 -ch 32 -e 1 -b 512 --no-progress"
+    assert main(cli("train", flags, data_dir=out, checkpoint=ckpt)) == 0
+    assert main(cli("evaluate", "-k noisy -ste S5", data_dir=out, checkpoint=ckpt, json=tmp_path / "r.json")) == 0
     summary = json.loads((tmp_path / "r.json").read_text())
     assert set(summary["actions"]) == {"walk"} and np.isfinite(summary["average"]["p1"])
 
@@ -260,7 +219,7 @@ def test_built_cmu_dataset_trains_and_evaluates(cmu_mocap, tmp_path, capsys):
 def test_demo_on_real_bvh_clips(cmu_mocap, tmp_path, capsys):
     subset = _cmu_subset(cmu_mocap, tmp_path / "bvh", {"002": ["002_01", "002_02"], "003": ["003_01"]})
     out = tmp_path / "demo"
-    assert main(["demo", "--bvh", str(subset), "--out", str(out), "-e", "2", "-ch", "32", "--no-progress"]) == 0
+    assert main(cli("demo", "-e 2 -ch 32 --no-progress", bvh=subset, out=out)) == 0
     text = capsys.readouterr().out
     assert "train on S1, test on S5" in text and "mean training pose" in text
     assert (out / "demo.gif").stat().st_size > 10000

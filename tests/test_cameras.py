@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from h36m_files import cli
 from jointpose.cli import build_parser, main, train_config
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
@@ -227,10 +228,8 @@ def test_noise_scales_with_the_person_in_the_image():
 
 
 def _config(data, ckpt, *extra) -> TrainConfig:
-    args = ["train", "--data-dir", str(data), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3", "-ch", "16"]
-    return train_config(
-        build_parser().parse_args([*args, "-e", "1", "--checkpoint", str(ckpt), "--no-progress", *extra])
-    )
+    flags = "-k gt -str S1,S5 -ste S9 -arc 3,3 -ch 16 -e 1 --no-progress"
+    return train_config(build_parser().parse_args([*cli("train", flags, data_dir=data, checkpoint=ckpt), *extra]))
 
 
 def test_trainer_sees_new_cameras_each_epoch_reproducibly(h36m_dir, tmp_path):
@@ -259,12 +258,8 @@ def test_normalization_defaults_per_mode_and_is_recorded(h36m_dir, tmp_path):
     Lifter.load(tmp_path / "c").save(tmp_path / "c.safetensors")
     assert Lifter.load(tmp_path / "c.safetensors").normalization == "intrinsics"
     assert Lifter.load(tmp_path / "c").normalization == "intrinsics"
-    code = main(
-        [
-            "train", "--data-dir", str(h36m_dir), "-k", "gt", "-str", "S1,S5", "-ste", "S9", "-arc", "3,3",
-            "-ch", "16", "-e", "2", "--checkpoint", str(tmp_path / "c"), "--resume", "--normalization", "screen",
-        ]
-    )  # fmt: skip
+    flags = "-k gt -str S1,S5 -ste S9 -arc 3,3 -ch 16 -e 2 --resume --normalization screen"
+    code = main(cli("train", flags, data_dir=h36m_dir, checkpoint=tmp_path / "c"))
     assert code == 2
 
 
@@ -285,7 +280,7 @@ def test_infer_with_focal_length_writes_the_trajectory_of_its_poses(tmp_path):
     pixels = camera.project(np.broadcast_to(BODY + [0.0, 0.0, 4.0], (frames, 17, 3)))
     np.save(tmp_path / "kp.npy", pixels)
     out = tmp_path / "out.npz"
-    args = ["infer", str(tmp_path / "kp.npy"), "-o", str(out), "--image-size", "1920", "1080", "--no-progress"]
+    args = cli("infer", "--image-size 1920 1080 --no-progress", tmp_path / "kp.npy", o=out)
     assert main([*args, "--focal-length", "1500"]) == 0
     written = np.load(out)
     expected = root_trajectory(written["poses_3d"], normalize_keypoints(pixels, camera, "intrinsics"))
@@ -298,7 +293,7 @@ def test_data_build_with_random_cameras_loads_back(tmp_path, cmu_mocap):
     (tmp_path / "bvh").mkdir()
     (tmp_path / "bvh" / "003").symlink_to(cmu_mocap / "003")  # the smallest person folder
     out = tmp_path / "data"
-    build = ["data", "build", "--bvh", str(tmp_path / "bvh"), "--out", str(out), "--cameras", "random"]
+    build = cli("data build", "--cameras random", bvh=tmp_path / "bvh", out=out)
     assert main([*build, "--ring-count", "3", "--camera-ranges", "fov=50:90", "--subjects", "003=S6"]) == 0
     data = load_dataset(out, "gt", ["S6"], normalization="intrinsics")
     cameras = {s.camera for s in data.sequences}

@@ -8,6 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from h36m_files import cli
 from jointpose.cli import main
 from jointpose.geometry import skeleton
 from jointpose.inference.lifter import Lifter
@@ -87,74 +88,18 @@ def test_infer_render_with_video_and_render_truth(tmp_path):
     kp = coco_expected(_walk(12)) * 0.1  # in a 96 x 64 image
     np.save(tmp_path / "kp.npy", kp)
     _video(tmp_path / "v.mp4", 12)
-    assert (
-        main(
-            [
-                "infer",
-                str(tmp_path / "kp.npy"),
-                "-o",
-                str(tmp_path / "p.npz"),
-                "--image-size",
-                "96",
-                "64",
-                "--render",
-                str(tmp_path / "a.gif"),
-                "--video",
-                str(tmp_path / "v.mp4"),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    paths = dict(o=tmp_path / "p.npz", render=tmp_path / "a.gif", video=tmp_path / "v.mp4")
+    assert main(cli("infer", "--image-size 96 64 --no-progress", tmp_path / "kp.npy", **paths)) == 0
     frames = iio.imread(tmp_path / "a.gif", index=None)
     assert len(frames) == 12
     _video(tmp_path / "short.mp4", 5)
-    assert (
-        main(
-            [
-                "infer",
-                str(tmp_path / "kp.npy"),
-                "-o",
-                str(tmp_path / "q.npz"),
-                "--image-size",
-                "96",
-                "64",
-                "--render",
-                str(tmp_path / "b.gif"),
-                "--video",
-                str(tmp_path / "short.mp4"),
-                "--no-progress",
-            ]
-        )
-        == 2
-    )
+    paths = dict(o=tmp_path / "q.npz", render=tmp_path / "b.gif", video=tmp_path / "short.mp4")
+    assert main(cli("infer", "--image-size 96 64 --no-progress", tmp_path / "kp.npy", **paths)) == 2
     assert not (tmp_path / "q.npz").exists()  # checked before the npz was written
-    base = [
-        "render",
-        "--keypoints-file",
-        str(tmp_path / "kp.npy"),
-        "--poses",
-        str(tmp_path / "p.npz"),
-        "--image-size",
-        "96",
-        "64",
-        "--no-progress",
-    ]
-    assert main([*base, "-o", str(tmp_path / "one.gif")]) == 0
-    assert (
-        main(
-            [
-                *base,
-                "-o",
-                str(tmp_path / "two.gif"),
-                "--truth",
-                str(tmp_path / "p.npz"),
-                "--video",
-                str(tmp_path / "v.mp4"),
-            ]
-        )
-        == 0
-    )
+    inputs = dict(keypoints_file=tmp_path / "kp.npy", poses=tmp_path / "p.npz")
+    assert main(cli("render", "--image-size 96 64 --no-progress", **inputs, o=tmp_path / "one.gif")) == 0
+    truth = dict(truth=tmp_path / "p.npz", video=tmp_path / "v.mp4")
+    assert main(cli("render", "--image-size 96 64 --no-progress", **inputs, o=tmp_path / "two.gif", **truth)) == 0
     one, two = iio.imread(tmp_path / "one.gif", index=0), iio.imread(tmp_path / "two.gif", index=0)
     assert two.shape[1] > one.shape[1] and two.shape[0] == one.shape[0]  # a third panel: the truth
 
@@ -166,25 +111,8 @@ def test_evaluate_actions_and_downsample(tmp_path, h36m_dir):
     runs = {}
     for name, flags in (("all", []), ("walking", ["-a", "Walking"]), ("half", ["-a", "Walking", "--downsample", "2"])):
         out = tmp_path / f"{name}.json"
-        assert (
-            main(
-                [
-                    "evaluate",
-                    "--data-dir",
-                    str(h36m_dir),
-                    "-k",
-                    "gt",
-                    "-ste",
-                    "S9",
-                    "--checkpoint",
-                    str(tmp_path / "m.safetensors"),
-                    "--json",
-                    str(out),
-                    *flags,
-                ]
-            )
-            == 0
-        )
+        evaluate = cli("evaluate", "-k gt -ste S9", data_dir=h36m_dir, checkpoint=tmp_path / "m.safetensors", json=out)
+        assert main(evaluate + flags) == 0
         runs[name] = json.loads(out.read_text())
     assert len(runs["all"]["actions"]) > 1 and set(runs["walking"]["actions"]) == {"Walking"}
     assert runs["walking"]["actions"]["Walking"] == runs["all"]["actions"]["Walking"]
@@ -210,24 +138,9 @@ def test_data_build_rig_subjects_and_input_layout(cmu_mocap, tmp_path, capsys):
     from importlib import resources
 
     rig.write_text(resources.files("jointpose").joinpath("resources/rigs/cmu_cc_base.json").read_text())
-    common = ["data", "build", "--bvh", str(subset), "--cameras", "ring", "--seed", "3"]
-    assert main([*common, "--out", str(tmp_path / "a")]) == 0
-    assert (
-        main(
-            [
-                *common,
-                "--out",
-                str(tmp_path / "b"),
-                "--rig",
-                str(rig),
-                "--subjects",
-                "002=S9,003=S1",
-                "--input-layout",
-                "coco",
-            ]
-        )
-        == 0
-    )
+    assert main(cli("data build", "--cameras ring --seed 3", bvh=subset, out=tmp_path / "a")) == 0
+    flags = "--cameras ring --seed 3 --subjects 002=S9,003=S1 --input-layout coco"
+    assert main(cli("data build", flags, bvh=subset, out=tmp_path / "b", rig=rig)) == 0
     a3, b3 = (load_npz(tmp_path / d / "data_3d_h36m.npz")["positions_3d"].item() for d in "ab")
     assert set(a3) == {"S1", "S5"} and set(b3) == {"S9", "S1"}  # sorted folders -> S1, S5; the map's names
     # The same rig given as a file: the same motion (subjects keep their folder's body: 002 is S1 in a, S9 in b).

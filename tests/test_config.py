@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from h36m_files import cli
 from jointpose.cli import build_parser, flag_message, main, train_config
 from jointpose.errors import JointposeError
 from jointpose.losses import CONSTRAINT_TERMS, LossWeights
@@ -135,69 +136,13 @@ def test_every_field_has_a_flag_and_the_parser_defaults_are_the_dataclass_defaul
 
 
 def test_flags_set_their_fields():
-    argv = [
+    argv = cli(
         "train",
-        "--data-dir",
-        "d",
-        "--checkpoint",
-        "c",
-        "-d",
-        "humaneva15",
-        "-k",
-        "gt",
-        "-str",
-        "S1,S5",
-        "-ste",
-        "S9",
-        "-a",
-        "Walking",
-        "-arc",
-        "3,5",
-        "-ch",
-        "16",
-        "-drop",
-        "0.1",
-        "-e",
-        "3",
-        "-b",
-        "64",
-        "-lr",
-        "0.002",
-        "-lrd",
-        "0.5",
-        "--causal",
-        "--chunk",
-        "5",
-        "--chunk-share",
-        "0.5",
-        "--chunk-dropout",
-        "independent",
-        "--warmup",
-        "0.2",
-        "--no-skeleton-fit",
-        "-no-da",
-        "-no-tta",
-        "--resume",
-        "--seed",
-        "4",
-        "--subset",
-        "0.5",
-        "--downsample",
-        "2",
-        "--keep-last",
-        "1",
-        "--trajectory",
-        "--device",
-        "cpu",
-        "--sync-bn",
-        "--precision",
-        "bf16",
-        "--compile",
-        "--no-progress",
-        "--log-steps",
-        "--w-rom",
-        "0.5",
-    ]
+        "--data-dir d --checkpoint c -d humaneva15 -k gt -str S1,S5 -ste S9 -a Walking -arc 3,5 -ch 16 -drop 0.1 -e 3"
+        " -b 64 -lr 0.002 -lrd 0.5 --causal --chunk 5 --chunk-share 0.5 --chunk-dropout independent --warmup 0.2"
+        " --no-skeleton-fit -no-da -no-tta --resume --seed 4 --subset 0.5 --downsample 2 --keep-last 1 --trajectory"
+        " --device cpu --sync-bn --precision bf16 --compile --no-progress --log-steps --w-rom 0.5",
+    )
     config = train_config(build_parser().parse_args(argv))
     assert config == TrainConfig(
         data_dir="d",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from h36m_files import cli
 from jointpose.data.batching import ChunkedWindows
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
@@ -78,33 +79,9 @@ def test_mixed_batches_split_across_processes(h36m_dir, tmp_path, extra):
     from jointpose.cli import build_parser, train_config
     from jointpose.training.trainer import Trainer, _frame_share
 
-    trainer = Trainer(
-        train_config(
-            build_parser().parse_args(
-                [
-                    "train",
-                    "--data-dir",
-                    str(h36m_dir),
-                    "-k",
-                    "gt",
-                    "-str",
-                    "S1,S5",
-                    "-ste",
-                    "S9",
-                    "-arc",
-                    "3,3",
-                    "-ch",
-                    "32",
-                    "-b",
-                    "200",
-                    "--no-progress",
-                    "--checkpoint",
-                    str(tmp_path / "c"),
-                    *extra,
-                ]
-            )
-        )
-    )
+    flags = "-k gt -str S1,S5 -ste S9 -arc 3,3 -ch 32 -b 200 --no-progress"
+    args = [*cli("train", flags, data_dir=h36m_dir, checkpoint=tmp_path / "c"), *extra]
+    trainer = Trainer(train_config(build_parser().parse_args(args)))
     trainer.model.eval()  # no dropout, fixed batch-norm statistics: the gradient depends on the frames alone
 
     def gradient(rank: int, world_size: int) -> torch.Tensor:
@@ -125,35 +102,9 @@ def test_mixed_batches_split_across_processes(h36m_dir, tmp_path, extra):
 @pytest.mark.parametrize("losses", ["baseline", "joint-aware"])
 def test_two_processes_match_one_and_only_rank_zero_writes(h36m_dir, tmp_path, losses):
     jointpose = shutil.which("jointpose") or str(Path(sys.executable).parent / "jointpose")
-    args = [
-        "train",
-        "--data-dir",
-        str(h36m_dir),
-        "-k",
-        "gt",
-        "-str",
-        "S1,S5",
-        "-ste",
-        "S9",
-        "-arc",
-        "3,3",
-        "-ch",
-        "32",
-        "-b",
-        "200",
-        "-e",
-        "2",
-        "-drop",
-        "0",
-        "--sync-bn",
-        "--log-steps",
-        "--no-progress",
-        "-lr",
-        "0.0001",
-        "--device",
-        "cpu",
-        *(["--no-constraints"] if losses == "baseline" else []),
-    ]
+    flags = "-k gt -str S1,S5 -ste S9 -arc 3,3 -ch 32 -b 200 -e 2 -drop 0 --sync-bn --log-steps --no-progress"
+    flags += " -lr 0.0001 --device cpu" + (" --no-constraints" if losses == "baseline" else "")
+    args = cli("train", flags, data_dir=h36m_dir)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     hook = _save_logger(tmp_path / "hook")
     _run([jointpose, *args, "--checkpoint", str(tmp_path / "one")], _save_logger(tmp_path / "hook1"))
@@ -178,40 +129,9 @@ def test_two_processes_match_one_and_only_rank_zero_writes(h36m_dir, tmp_path, l
 @pytest.mark.slow
 def test_module_form_runs_under_torchrun(h36m_dir, tmp_path):
     hook = _save_logger(tmp_path / "hook")
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "jointpose",
-            "train",
-            "--data-dir",
-            str(h36m_dir),
-            "-k",
-            "gt",
-            "-str",
-            "S1",
-            "-ste",
-            "S9",
-            "-arc",
-            "3,3",
-            "-ch",
-            "16",
-            "-b",
-            "256",
-            "-e",
-            "1",
-            "--device",
-            "cpu",
-            "--no-progress",
-            "--checkpoint",
-            str(tmp_path / "ck"),
-        ],
-        hook,
-    )
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "jointpose"]
+    flags = "-k gt -str S1 -ste S9 -arc 3,3 -ch 16 -b 256 -e 1 --device cpu --no-progress"
+    _run([*torchrun, *cli("train", flags, data_dir=h36m_dir, checkpoint=tmp_path / "ck")], hook)
     saved = load_checkpoint(tmp_path / "ck")
     assert saved["epoch"] == 1
     assert set((hook / "saves.log").read_text().split()[0::2]) == {"0"}

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import loss_reference
-from h36m_files import motion
+from h36m_files import cli, motion
 from jointpose import losses
 from jointpose.cli import main
 from jointpose.data.h36m import load_dataset
@@ -319,16 +319,15 @@ def test_dataset_is_a_config_field_with_its_flag_and_must_match_on_resume(tmp_pa
 @pytest.mark.slow
 def test_train_and_evaluate_humaneva_end_to_end(he_dir, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
-    argv = ["train", "-d", "humaneva15", "--data-dir", str(he_dir), "-k", "gt", "-str", "Train/S1,Train/S2"]
-    argv += ["-ste", "Validate/S1", "-arc", "3,3", "-ch", "32", "-e", "1", "-b", "128", "--device", "cpu"]
-    assert main([*argv, "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    flags = "-d humaneva15 -k gt -str Train/S1,Train/S2 -ste Validate/S1 -arc 3,3 -ch 32 -e 1 -b 128"
+    assert main(cli("train", flags + " --device cpu --no-progress", data_dir=he_dir, checkpoint=ckpt)) == 0
     assert "Average" in capsys.readouterr().out
     latest = torch.load(ckpt / "latest.pt", weights_only=True)
     assert latest["config"]["dataset"] == "humaneva15" and latest["config"]["normalization"] == "screen"
     assert latest["model_args"]["num_joints_out"] == 15 and latest["model_args"]["num_joints_in"] == 15
     results, preds = tmp_path / "results.json", tmp_path / "preds.npz"
-    argv = ["evaluate", "--data-dir", str(he_dir), "--checkpoint", str(ckpt), "--device", "cpu"]
-    assert main([*argv, "--json", str(results), "--export-predictions", str(preds)]) == 0  # the checkpoint's dataset
+    paths = dict(data_dir=he_dir, checkpoint=ckpt, json=results, export_predictions=preds)
+    assert main(cli("evaluate", "--device cpu", **paths)) == 0  # the checkpoint's dataset
     summary = json.loads(results.read_text())
     assert summary["config"]["evaluated_on"]["dataset"] == "humaneva15"
     assert summary["config"]["evaluated_on"]["subjects"] == ["Validate/S1"]
@@ -345,5 +344,5 @@ def test_train_and_evaluate_humaneva_end_to_end(he_dir, tmp_path, capsys):
     seq = next(s for s in view if s.key == "Validate/S1/Walking 1 chunk0/2")
     assert np.abs(lifter.predict(seq.keypoints, normalized=True) - exported[seq.key]).max() < 1e-5
     # A 17-joint dataset does not fit a 15-joint model: one clear line naming -d.
-    assert main(["evaluate", "-d", "h36m", *argv[1:]]) == 2
+    assert main(cli("evaluate", "-d h36m --device cpu", data_dir=he_dir, checkpoint=ckpt)) == 2
     assert "-d h36m: the dataset's poses have 17 joints but" in capsys.readouterr().err

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from h36m_files import cli
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import bone_vectors, positions_from_bones
@@ -276,48 +277,17 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
         }
         for f in range(frames)
     ]
-    (tmp_path / "dets.json").write_text(json.dumps(entries))
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps(entries))
+    flags = "--image-size 1000 1000 --no-progress"
     for out in ("poses.npz", "poses.bvh", "poses.csv"):
-        assert (
-            main(
-                [
-                    "infer",
-                    str(tmp_path / "dets.json"),
-                    "-o",
-                    str(tmp_path / out),
-                    "--checkpoint",
-                    str(model_path),
-                    "--image-size",
-                    "1000",
-                    "1000",
-                    "--no-progress",
-                ]
-            )
-            == 0
-        )
+        assert main(cli("infer", flags, dets, o=tmp_path / out, checkpoint=model_path)) == 0
     data = np.load(tmp_path / "poses.npz")
     assert data["poses_3d"].shape == (frames, 17, 3)
     assert read_bvh(tmp_path / "poses.bvh").num_frames == frames
     # Recorded at 25 fps: resampled to the model's 50 fps.
-    assert (
-        main(
-            [
-                "infer",
-                str(tmp_path / "dets.json"),
-                "-o",
-                str(tmp_path / "fast.npz"),
-                "--checkpoint",
-                str(model_path),
-                "--image-size",
-                "1000",
-                "1000",
-                "--fps",
-                "25",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    flags = "--image-size 1000 1000 --fps 25 --no-progress"
+    assert main(cli("infer", flags, dets, o=tmp_path / "fast.npz", checkpoint=model_path)) == 0
     assert np.load(tmp_path / "fast.npz")["poses_3d"].shape[0] == 2 * frames - 1
     capsys.readouterr()
     assert (
@@ -325,22 +295,7 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
         == 2
     )
     assert "--image-size" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "infer",
-                str(tmp_path / "dets.json"),
-                "-o",
-                str(tmp_path / "x.txt"),
-                "--checkpoint",
-                str(model_path),
-                "--image-size",
-                "10",
-                "10",
-            ]
-        )
-        == 2
-    )
+    assert main(cli("infer", "--image-size 10 10", dets, o=tmp_path / "x.txt", checkpoint=model_path)) == 2
     assert "unknown output format" in capsys.readouterr().err
 
 

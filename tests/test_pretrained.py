@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from h36m_files import cli
 from jointpose.inference.lifter import PRETRAINED, Lifter
 from safetensors_plain import read_plain_safetensors
 
@@ -124,23 +125,8 @@ def test_infer_uses_the_bundled_model(tmp_path):
         for f in range(20)
     ]
     (tmp_path / "dets.json").write_text(json.dumps(entries))
-    assert (
-        main(
-            [
-                "infer",
-                str(tmp_path / "dets.json"),
-                "-o",
-                str(tmp_path / "out.npz"),
-                "--image-size",
-                "1000",
-                "1000",
-                "--focal-length",
-                "1150",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    flags = "--image-size 1000 1000 --focal-length 1150 --no-progress"
+    assert main(cli("infer", flags, tmp_path / "dets.json", o=tmp_path / "out.npz")) == 0
     out = np.load(tmp_path / "out.npz")
     assert out["poses_3d"].shape == (20, 17, 3) and out["trajectory"].shape == (20, 3)
     assert torch.isfinite(torch.from_numpy(out["poses_3d"])).all()

@@ -8,6 +8,7 @@ import pytest
 from matplotlib.colors import to_rgb
 from mpl_toolkits.mplot3d import proj3d
 
+from h36m_files import cli
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import project_points
 from jointpose.geometry.skeleton import BONES
@@ -304,72 +305,13 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     from jointpose.cli import main
 
     ckpt = tmp_path / "ck"
-    assert (
-        main(
-            [
-                "train",
-                "--data-dir",
-                str(h36m_dir),
-                "-k",
-                "gt",
-                "-str",
-                "S1",
-                "-ste",
-                "S9",
-                "-arc",
-                "3",
-                "-ch",
-                "8",
-                "-e",
-                "1",
-                "--checkpoint",
-                str(ckpt),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    flags = "-k gt -str S1 -ste S9 -arc 3 -ch 8 -e 1 --no-progress"
+    assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt)) == 0
     preds = tmp_path / "preds.npz"
-    assert (
-        main(
-            [
-                "evaluate",
-                "--data-dir",
-                str(h36m_dir),
-                "-k",
-                "gt",
-                "-ste",
-                "S9",
-                "--checkpoint",
-                str(ckpt),
-                "--export-predictions",
-                str(preds),
-            ]
-        )
-        == 0
-    )
+    assert main(cli("evaluate", "-k gt -ste S9", data_dir=h36m_dir, checkpoint=ckpt, export_predictions=preds)) == 0
     out = tmp_path / "seq.gif"
-    assert (
-        main(
-            [
-                "render",
-                "--data-dir",
-                str(h36m_dir),
-                "-k",
-                "gt",
-                "--sequence",
-                "S9/Walking/2",
-                "--predictions",
-                str(preds),
-                "-o",
-                str(out),
-                "--max-frames",
-                "5",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    flags = "-k gt --sequence S9/Walking/2 --max-frames 5 --no-progress"
+    assert main(cli("render", flags, data_dir=h36m_dir, predictions=preds, o=out)) == 0
     assert iio.improps(out, index=None).shape[0] == 5
 
     # Files mode: 2D keypoints array + the npz that infer writes.
@@ -378,25 +320,9 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     from jointpose.inference.export import export
 
     export(tmp_path / "poses.npz", np.random.default_rng(1).normal(0, 0.3, (6, 17, 3)), 25.0)
-    assert (
-        main(
-            [
-                "render",
-                "--keypoints-file",
-                str(tmp_path / "kp.npy"),
-                "--poses",
-                str(tmp_path / "poses.npz"),
-                "--image-size",
-                "1000",
-                "1000",
-                "-o",
-                str(tmp_path / "a.gif"),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    paths = dict(keypoints_file=tmp_path / "kp.npy", poses=tmp_path / "poses.npz", o=tmp_path / "a.gif")
+    assert main(cli("render", "--image-size 1000 1000 --no-progress", **paths)) == 0
     assert iio.improps(tmp_path / "a.gif", index=None).shape[0] == 6
     capsys.readouterr()
-    assert main(["render", "--data-dir", str(h36m_dir), "-k", "gt", "--sequence", "S9-Walking", "-o", str(out)]) == 2
+    assert main(cli("render", "-k gt --sequence S9-Walking", data_dir=h36m_dir, o=out)) == 2
     assert "--sequence" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from h36m_files import cli
 from jointpose.cli import build_parser, main, train_config
 from jointpose.model.loading import load_checkpoint
 from jointpose.training.trainer import Trainer
@@ -19,31 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _train_args(data: Path, ckpt: Path, epochs: int, *extra: str) -> list[str]:
-    return [
-        "train",
-        "--data-dir",
-        str(data),
-        "-k",
-        "gt",
-        "-str",
-        "S1,S5",
-        "-ste",
-        "S9",
-        "-arc",
-        "3,3",
-        "-ch",
-        "32",
-        "-b",
-        "256",
-        "-e",
-        str(epochs),
-        "--checkpoint",
-        str(ckpt),
-        "--no-progress",
-        "--seed",
-        "7",
-        *extra,
-    ]
+    flags = f"-k gt -str S1,S5 -ste S9 -arc 3,3 -ch 32 -b 256 -e {epochs} --no-progress --seed 7"
+    return [*cli("train", flags, data_dir=data, checkpoint=ckpt), *extra]
 
 
 def _config(*args: str):

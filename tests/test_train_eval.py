@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from h36m_files import cli
 from jointpose.cli import main
 from jointpose.data.batching import ChunkedWindows, MixedBatch
 from jointpose.data.h36m import load_dataset
@@ -42,28 +43,8 @@ def test_training_overfits_a_small_batch(h36m_dir):
 @pytest.mark.parametrize("constraints", [False, True])
 def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraints):
     ckpt = tmp_path / "ckpt"
-    args = [
-        "train",
-        "--data-dir",
-        str(h36m_dir),
-        "-k",
-        "gt",
-        "-str",
-        "S1,S5",
-        "-ste",
-        "S9,S11",
-        "-arc",
-        "3,3",
-        "-ch",
-        "32",
-        "-e",
-        "1",
-        "-b",
-        "256",
-        "--checkpoint",
-        str(ckpt),
-        "--no-progress",
-    ]
+    flags = "-k gt -str S1,S5 -ste S9,S11 -arc 3,3 -ch 32 -e 1 -b 256 --no-progress"
+    args = cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt)
     if not constraints:
         args.append("--no-constraints")
     assert main(args) == 0
@@ -79,27 +60,8 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
     assert latest["config"]["constraints"] is constraints and latest["model_args"]["channels"] == 32
 
     results, preds = tmp_path / "results.json", tmp_path / "preds.npz"
-    assert (
-        main(
-            [
-                "evaluate",
-                "--data-dir",
-                str(h36m_dir),
-                "-k",
-                "gt",
-                "-ste",
-                "S9,S11",
-                "--checkpoint",
-                str(ckpt),
-                "--json",
-                str(results),
-                "--export-predictions",
-                str(preds),
-                "--by-subject",
-            ]
-        )
-        == 0
-    )
+    paths = dict(data_dir=h36m_dir, checkpoint=ckpt, json=results, export_predictions=preds)
+    assert main(cli("evaluate", "-k gt -ste S9,S11 --by-subject", **paths)) == 0
     summary = json.loads(results.read_text())
     assert set(summary) == {"config", "actions", "average", "subjects"}
     assert set(summary["actions"]) == {"Walking", "Directions"}
@@ -124,22 +86,8 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
 
     model_file = Lifter.load(ckpt).save(tmp_path / "model.safetensors")
     for source, name in ((ckpt, "defaults.json"), (model_file, "exported.json")):
-        extra = [] if source == ckpt else ["-k", "gt", "-ste", "S9,S11"]
-        assert (
-            main(
-                [
-                    "evaluate",
-                    "--data-dir",
-                    str(h36m_dir),
-                    "--checkpoint",
-                    str(source),
-                    *extra,
-                    "--json",
-                    str(tmp_path / name),
-                ]
-            )
-            == 0
-        )
+        flags = "" if source == ckpt else "-k gt -ste S9,S11"
+        assert main(cli("evaluate", flags, data_dir=h36m_dir, checkpoint=source, json=tmp_path / name)) == 0
         other = json.loads((tmp_path / name).read_text())
         assert other["config"]["evaluated_on"]["subjects"] == ["S9", "S11"]
         assert other["average"]["p1"] == pytest.approx(summary["average"]["p1"], abs=1e-3)
@@ -148,27 +96,8 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
 
 def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
-    base = [
-        "train",
-        "--data-dir",
-        str(h36m_dir),
-        "-k",
-        "gt",
-        "-str",
-        "S1",
-        "-ste",
-        "S9",
-        "-b",
-        "512",
-        "-ch",
-        "16",
-        "-e",
-        "1",
-        "--checkpoint",
-        str(ckpt),
-        "--no-progress",
-        "--no-constraints",
-    ]
+    flags = "-k gt -str S1 -ste S9 -b 512 -ch 16 -e 1 --no-progress --no-constraints"
+    base = cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt)
     assert main(base + ["-arc", "3,3"]) == 0
     capsys.readouterr()
     assert main(base + ["-arc", "3,3,3", "--resume", "-e", "2"]) == 2
@@ -180,26 +109,7 @@ def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
 
 def test_resume_refuses_a_different_run_and_allows_training_longer(h36m_dir, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
-    base = [
-        "train",
-        "--data-dir",
-        str(h36m_dir),
-        "-k",
-        "gt",
-        "-str",
-        "S1",
-        "-ste",
-        "S9",
-        "-b",
-        "512",
-        "-arc",
-        "3",
-        "-ch",
-        "16",
-        "--checkpoint",
-        str(ckpt),
-        "--no-progress",
-    ]
+    base = cli("train", "-k gt -str S1 -ste S9 -b 512 -arc 3 -ch 16 --no-progress", data_dir=h36m_dir, checkpoint=ckpt)
     assert main(base + ["-e", "1", "--chunk-dropout", "independent"]) == 0
     capsys.readouterr()
     for changed, message in (
@@ -221,26 +131,7 @@ def test_resume_keeps_the_runs_own_rate_dropout_and_weights_when_not_given(h36m_
     """A run started with other values than today's defaults (or under older defaults)
     resumes without repeating them; giving other values is still refused."""
     ckpt = tmp_path / "ckpt"
-    base = [
-        "train",
-        "--data-dir",
-        str(h36m_dir),
-        "-k",
-        "gt",
-        "-str",
-        "S1",
-        "-ste",
-        "S9",
-        "-b",
-        "512",
-        "-arc",
-        "3",
-        "-ch",
-        "16",
-        "--checkpoint",
-        str(ckpt),
-        "--no-progress",
-    ]
+    base = cli("train", "-k gt -str S1 -ste S9 -b 512 -arc 3 -ch 16 --no-progress", data_dir=h36m_dir, checkpoint=ckpt)
     assert main(base + ["-e", "1", "-lr", "0.002", "-drop", "0.1", "--w-angle", "0.02", "--w-acc", "0.25"]) == 0
     assert main(base + ["-e", "2", "--resume"]) == 0
     saved = load_ckpt(ckpt)
@@ -257,27 +148,8 @@ def test_resume_keeps_the_runs_own_rate_dropout_and_weights_when_not_given(h36m_
 
 def test_resume_with_trajectory_needs_a_trajectory_model(h36m_dir, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
-    base = [
-        "train",
-        "--data-dir",
-        str(h36m_dir),
-        "-k",
-        "gt",
-        "-str",
-        "S1",
-        "-ste",
-        "S9",
-        "-b",
-        "512",
-        "-arc",
-        "3",
-        "-ch",
-        "16",
-        "--checkpoint",
-        str(ckpt),
-        "--no-progress",
-        "--no-constraints",
-    ]
+    flags = "-k gt -str S1 -ste S9 -b 512 -arc 3 -ch 16 --no-progress --no-constraints"
+    base = cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt)
     assert main(base + ["-e", "1"]) == 0
     capsys.readouterr()
     assert main(base + ["-e", "2", "--resume", "--trajectory"]) == 2
@@ -292,27 +164,8 @@ def test_resume_with_trajectory_needs_a_trajectory_model(h36m_dir, tmp_path, cap
 
 
 def test_baseline_resume_ignores_the_chunk_settings(h36m_dir, tmp_path):
-    base = [
-        "train",
-        "--data-dir",
-        str(h36m_dir),
-        "-k",
-        "gt",
-        "-str",
-        "S1",
-        "-ste",
-        "S9",
-        "-b",
-        "512",
-        "-arc",
-        "3",
-        "-ch",
-        "16",
-        "--checkpoint",
-        str(tmp_path / "c"),
-        "--no-progress",
-        "--no-constraints",
-    ]
+    flags = "-k gt -str S1 -ste S9 -b 512 -arc 3 -ch 16 --no-progress --no-constraints"
+    base = cli("train", flags, data_dir=h36m_dir, checkpoint=tmp_path / "c")
     assert main(base + ["-e", "1", "--chunk-dropout", "independent", "--w-vel", "1"]) == 0
     assert main(base + ["-e", "2", "--resume"]) == 0
 
@@ -325,33 +178,8 @@ def test_negative_seed_is_refused_by_the_python_api(tmp_path):
 @pytest.mark.slow
 def test_ablation_compares_both_models(h36m_dir, tmp_path, capsys):
     out = tmp_path / "ablation"
-    assert (
-        main(
-            [
-                "ablate",
-                "--data-dir",
-                str(h36m_dir),
-                "-k",
-                "gt",
-                "-str",
-                "S1,S5",
-                "-ste",
-                "S9",
-                "-arc",
-                "3,3",
-                "-ch",
-                "16",
-                "-e",
-                "1",
-                "-b",
-                "512",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    flags = "-k gt -str S1,S5 -ste S9 -arc 3,3 -ch 16 -e 1 -b 512 --no-progress"
+    assert main(cli("ablate", flags, data_dir=h36m_dir, out=out)) == 0
     text = capsys.readouterr().out
     assert "baseline vs joint-aware" in text and "change" in text
     result = json.loads((out / "ablation.json").read_text())
@@ -372,53 +200,11 @@ def load_ckpt(folder):
 @pytest.mark.slow
 def test_2048_channels_end_to_end(h36m_dir, tmp_path):
     ckpt = tmp_path / "wide"
-    assert (
-        main(
-            [
-                "train",
-                "--data-dir",
-                str(h36m_dir),
-                "-k",
-                "gt",
-                "-str",
-                "S1",
-                "-ste",
-                "S9",
-                "-arc",
-                "3",
-                "-ch",
-                "2048",
-                "-e",
-                "1",
-                "-b",
-                "512",
-                "--checkpoint",
-                str(ckpt),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    flags = "-k gt -str S1 -ste S9 -arc 3 -ch 2048 -e 1 -b 512 --no-progress"
+    assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt)) == 0
     saved = load_ckpt(ckpt)
     assert saved["model_args"]["channels"] == 2048 and saved["model"]["expand_conv.weight"].shape[0] == 2048
-    assert (
-        main(
-            [
-                "evaluate",
-                "--data-dir",
-                str(h36m_dir),
-                "-k",
-                "gt",
-                "-ste",
-                "S9",
-                "--checkpoint",
-                str(ckpt),
-                "--json",
-                str(tmp_path / "r.json"),
-            ]
-        )
-        == 0
-    )
+    assert main(cli("evaluate", "-k gt -ste S9", data_dir=h36m_dir, checkpoint=ckpt, json=tmp_path / "r.json")) == 0
     assert np.isfinite(json.loads((tmp_path / "r.json").read_text())["average"]["p1"])
 
 
@@ -450,24 +236,7 @@ def test_training_step_applies_the_constraint_terms(h36m_dir, tmp_path):
     from jointpose.cli import build_parser, train_config
     from jointpose.training.trainer import Trainer
 
-    args = [
-        "train",
-        "--data-dir",
-        str(h36m_dir),
-        "-k",
-        "gt",
-        "-str",
-        "S1",
-        "-ste",
-        "S9",
-        "-arc",
-        "3,3",
-        "-ch",
-        "16",
-        "-b",
-        "64",
-        "--no-progress",
-    ]
+    args = cli("train", "-k gt -str S1 -ste S9 -arc 3,3 -ch 16 -b 64 --no-progress", data_dir=h36m_dir)
     runs = (([], "shared"), (["--chunk-dropout", "independent"], "independent"), (["--no-constraints"], None))
     for extra, chunk_dropout in runs:
         trainer = Trainer(
@@ -538,40 +307,10 @@ def test_chunk_dropout_setting_is_checked():
 
 def test_learning_rate_decay_and_keep_last(h36m_dir, tmp_path):
     ckpt = tmp_path / "ckpt"
-    assert (
-        main(
-            [
-                "train",
-                "--data-dir",
-                str(h36m_dir),
-                "-k",
-                "gt",
-                "-str",
-                "S1",
-                "-ste",
-                "S9",
-                "-arc",
-                "3",
-                "-ch",
-                "8",
-                "-e",
-                "3",
-                "-b",
-                "512",
-                "-lr",
-                "0.002",
-                "-lrd",
-                "0.5",
-                "--keep-last",
-                "2",
-                "--no-constraints",
-                "--checkpoint",
-                str(ckpt),
-                "--no-progress",
-            ]
-        )
-        == 0
+    flags = (
+        "-k gt -str S1 -ste S9 -arc 3 -ch 8 -e 3 -b 512 -lr 0.002 -lrd 0.5 --keep-last 2 --no-constraints --no-progress"
     )
+    assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt)) == 0
     rates = [float(row["lr"]) for row in csv.DictReader(open(ckpt / "log.csv"))]
     assert rates == pytest.approx([0.002, 0.001, 0.0005])  # the rate each epoch trained at
     assert sorted(p.name for p in ckpt.glob("epoch_*.pt")) == ["epoch_002.pt", "epoch_003.pt"]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from h36m_files import cli
 from jointpose.cli import build_parser, main, train_config
 from jointpose.inference.lifter import Lifter
 from jointpose.model.loading import load_checkpoint
@@ -14,27 +15,8 @@ from jointpose.training.trainer import Trainer
 
 
 def _args(data, ckpt, *extra):
-    return [
-        "train",
-        "--data-dir",
-        str(data),
-        "-k",
-        "gt",
-        "-str",
-        "S1,S5",
-        "-ste",
-        "S9",
-        "-arc",
-        "3,3",
-        "-ch",
-        "32",
-        "-b",
-        "256",
-        "--checkpoint",
-        str(ckpt),
-        "--no-progress",
-        *extra,
-    ]
+    flags = "-k gt -str S1,S5 -ste S9 -arc 3,3 -ch 32 -b 256 --no-progress"
+    return [*cli("train", flags, data_dir=data, checkpoint=ckpt), *extra]
 
 
 @pytest.mark.slow
@@ -53,23 +35,8 @@ def test_trajectory_model_trains_and_exports(h36m_dir, tmp_path):
     trajectory = lifter.predict_trajectory(pixels, (seq.camera.res_w, seq.camera.res_h))
     assert trajectory.shape == (len(pixels), 3) and (trajectory[:, 2] > 0).mean() > 0.5  # in front of the camera
     np.save(tmp_path / "kp.npy", pixels)
-    assert (
-        main(
-            [
-                "infer",
-                str(tmp_path / "kp.npy"),
-                "-o",
-                str(tmp_path / "out.bvh"),
-                "--checkpoint",
-                str(tmp_path / "ck"),
-                "--image-size",
-                str(seq.camera.res_w),
-                str(seq.camera.res_h),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    flags = f"--image-size {seq.camera.res_w} {seq.camera.res_h} --no-progress"
+    assert main(cli("infer", flags, tmp_path / "kp.npy", o=tmp_path / "out.bvh", checkpoint=tmp_path / "ck")) == 0
     motion = read_bvh(tmp_path / "out.bvh")
     root = global_transforms(motion)[0][:, 0]
     assert np.ptp(root, axis=0).max() > 1.0  # the root travels (cm), it does not walk in place
@@ -157,65 +124,15 @@ def test_temporal_filter_is_stored_and_applied(h36m_dir, tmp_path):
     runs = {}
     for name, extra in (("default", []), ("raw", ["--raw"]), ("wide", ["--smooth", "4"]), ("none", ["--smooth", "0"])):
         out = tmp_path / f"{name}.json"
-        assert (
-            main(
-                [
-                    "evaluate",
-                    "--data-dir",
-                    str(h36m_dir),
-                    "-k",
-                    "gt",
-                    "-ste",
-                    "S9",
-                    "--checkpoint",
-                    str(tmp_path / "ck"),
-                    "--json",
-                    str(out),
-                    *extra,
-                ]
-            )
-            == 0
-        )
+        evaluate = cli("evaluate", "-k gt -ste S9", data_dir=h36m_dir, checkpoint=tmp_path / "ck", json=out)
+        assert main(evaluate + extra) == 0
         runs[name] = json.loads(out.read_text())
     assert [runs[n]["config"]["evaluated_on"]["smooth"] for n in ("default", "raw", "wide", "none")] == [1.5, 0, 4, 0]
     # The wider the filter, the smaller the acceleration error (skeleton fit alike in all three).
     assert runs["wide"]["average"]["accel"] < runs["default"]["average"]["accel"] < runs["none"]["average"]["accel"]
+    assert main(cli("evaluate", "-k gt -ste S9 --smooth -1", data_dir=h36m_dir, checkpoint=tmp_path / "ck")) == 2
     assert (
-        main(
-            [
-                "evaluate",
-                "--data-dir",
-                str(h36m_dir),
-                "-k",
-                "gt",
-                "-ste",
-                "S9",
-                "--checkpoint",
-                str(tmp_path / "ck"),
-                "--smooth",
-                "-1",
-            ]
-        )
-        == 2
-    )
-    assert (
-        main(
-            [
-                "evaluate",
-                "--data-dir",
-                str(h36m_dir),
-                "-k",
-                "gt",
-                "-ste",
-                "S9",
-                "--checkpoint",
-                str(tmp_path / "ck"),
-                "--smooth",
-                "2",
-                "--raw",
-            ]
-        )
-        == 2
+        main(cli("evaluate", "-k gt -ste S9 --smooth 2 --raw", data_dir=h36m_dir, checkpoint=tmp_path / "ck")) == 2
     )  # the network alone has no filter
     assert main(_args(h36m_dir, tmp_path / "bad", "--smooth", "nan")) == 2
 
