@@ -489,9 +489,10 @@ def _mix(seed: int, epoch: int, *stream: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, *stream]).generate_state(1)[0])
 
 
-def body_scale_rng(seed: int, epoch: int) -> np.random.Generator:
-    """The random stream of one epoch's body-size augmentation (same seed and epoch, same bodies)."""
-    return np.random.default_rng(np.random.SeedSequence([seed, epoch, 0xB0D1]))
+def epoch_rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
+    """Random stream ``stream`` of one epoch of an augmentation (body sizes, cameras): the
+    same seed, epoch and stream give the same draws, on every process and on resume."""
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, stream]))
 
 
 def scale_bodies(sequences: Sequence[PoseSequence], rng: np.random.Generator, spread: float) -> list[PoseSequence]:

@@ -312,11 +312,6 @@ def random_views(
     return out
 
 
-def random_cameras_rng(seed: int, epoch: int) -> np.random.Generator:
-    """The random stream of one epoch's camera draws (same seed and epoch, same cameras)."""
-    return np.random.default_rng(np.random.SeedSequence([seed, epoch, 0xCA3E]))
-
-
 @dataclass(frozen=True)
 class RandomRig:
     """``count`` fixed cameras per subject drawn within ``ranges`` (``data build --cameras

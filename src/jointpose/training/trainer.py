@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jointpose.data.batching import MixedBatch, MixedWindows, body_scale_rng, scale_bodies
+from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, scale_bodies
 from jointpose.data.h36m import dataset_kind, load_dataset
 from jointpose.errors import JointposeError
 from jointpose.evaluation.evaluate import evaluate_model, format_table
@@ -50,7 +50,7 @@ from jointpose.losses import (
 from jointpose.model.loading import FORMAT, load_checkpoint
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, build_model
-from jointpose.motion.viewpoints import random_cameras_rng, random_views
+from jointpose.motion.viewpoints import random_views
 from jointpose.safeio import atomic_path, atomic_write, check_output_folder
 from jointpose.training.checkpoint import (
     atomic_save,
@@ -67,6 +67,9 @@ from jointpose.training.distributed import (
 )
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
+
+# Random streams of the per-epoch augmentations; a run's draws depend on them, so they stay fixed.
+BODY_SCALE_STREAM, CAMERA_STREAM = 0xB0D1, 0xCA3E
 
 
 class Trainer:
@@ -189,11 +192,11 @@ class Trainer:
         epoch's random cameras (the same for a seed and epoch)."""
         config, sequences = self.config, self.train_data.sequences
         if epoch is not None and config.body_scale > 0:
-            sequences = scale_bodies(sequences, body_scale_rng(config.seed, epoch), config.body_scale)
+            sequences = scale_bodies(sequences, epoch_rng(config.seed, epoch, BODY_SCALE_STREAM), config.body_scale)
         if epoch is not None and config.random_cameras is not None:
             sequences = random_views(
                 sequences,
-                random_cameras_rng(config.seed, epoch),
+                epoch_rng(config.seed, epoch, CAMERA_STREAM),
                 config.random_cameras,
                 fps=self.train_data.fps,
                 input_layout=self.train_data.input_layout,
