@@ -294,7 +294,8 @@ def project_to_input(points: torch.Tensor, intrinsics: torch.Tensor, min_depth: 
     if intrinsics.shape[-1] == 10:
         lens = intrinsics[..., None, 4:]
         k1, k2, k3, p1, p2, h36m = (lens[..., i] for i in range(6))
-        x, y = xy.clamp(-1.0, 1.0).unbind(-1)
+        clamped = xy.clamp(-1.0, 1.0)
+        x, y = clamped.unbind(-1)
         r2 = x * x + y * y
         radial = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
         tangent = p1 * x + p2 * y
@@ -307,7 +308,7 @@ def project_to_input(points: torch.Tensor, intrinsics: torch.Tensor, min_depth: 
             dim=-1,
         )
         distorted = torch.where(h36m[..., None] > 0.5, h36m_xy, opencv_xy)
-        xy = xy + (distorted - torch.stack([x, y], dim=-1))
+        xy = xy + (distorted - clamped)
     return xy * intrinsics[..., None, :2] + intrinsics[..., None, 2:4]
 
 

@@ -58,23 +58,11 @@ def mirror_projection(projection: torch.Tensor) -> torch.Tensor:
     """The projection (..., 10) of :func:`_intrinsics` for the mirrored view (u -> -u) of the
     mirrored scene (X -> -X): cx changes sign, and so does the tangential coefficient that
     is odd in x (p2 in OpenCV's model, p1 in Human3.6M's)."""
-    h36m = projection[..., 9:10] > 0.5
-    ones = torch.ones_like(projection[..., :1])
-    signs = torch.cat(
-        [
-            ones,
-            ones,
-            -ones,
-            ones,
-            ones,
-            ones,
-            ones,
-            torch.where(h36m, -ones, ones),
-            torch.where(h36m, ones, -ones),
-            ones,
-        ],
-        dim=-1,
-    )
+    h36m = projection[..., 9] > 0.5
+    signs = torch.ones_like(projection)
+    signs[..., 2] = -1.0
+    signs[..., 7] = torch.where(h36m, -1.0, 1.0)
+    signs[..., 8] = torch.where(h36m, 1.0, -1.0)
     return projection * signs
 
 
