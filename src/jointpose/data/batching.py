@@ -237,6 +237,19 @@ class ChunkedWindows:
 _MIRROR_MOTION = torch.tensor([[1.0, -1.0, -1.0, -1.0], [-1.0, 1.0, 1.0, 1.0], [-1.0, 1.0, 1.0, 1.0]])
 
 
+def views_of_recordings(sequences: Sequence[PoseSequence]) -> dict[tuple[str, str], list[int]]:
+    """Each recording (subject, action) with the indices of its views (its sequences)."""
+    recordings: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, seq in enumerate(sequences):
+        recordings[(seq.subject, seq.action)].append(index)
+    return dict(recordings)
+
+
+def has_several_views(sequences: Sequence[PoseSequence]) -> bool:
+    """Whether some recording is seen by two or more cameras (what :class:`ViewPairs` pairs)."""
+    return any(len(views) > 1 for views in views_of_recordings(sequences).values())
+
+
 class ViewPairs:
     """The same frame through another camera of the same recording, for the single windows of
     unlabelled sequences (multi-view consistency, semi-supervised training).
@@ -253,9 +266,7 @@ class ViewPairs:
         frames = torch.tensor([len(s.keypoints) for s in sequences])
         self.frames, self.sequence_of = frames, windows.sequence_of
         self.first = torch.cumsum(frames, 0) - frames  # index of each sequence's first window
-        recordings: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for index, seq in enumerate(sequences):
-            recordings[(seq.subject, seq.action)].append(index)
+        recordings = views_of_recordings(sequences)
         width = max(1, max(len(views) for views in recordings.values()) - 1)
         self.others = torch.full((len(sequences), width), -1, dtype=torch.long)
         self.motions = torch.zeros(len(sequences), width, 3, 4)
@@ -369,9 +380,9 @@ class MixedWindows:
         self.receptive_field, self.chunk, self.share = receptive_field, chunk, share
         self.singles = ChunkedWindows(sequences, receptive_field, chunk=1, **kwargs)
         self.chunks = ChunkedWindows(sequences, receptive_field, chunk=chunk, **kwargs) if share > 0 else None
-        self.views = ViewPairs(sequences, self.singles) if view_pairs else None
-        if self.views is not None and not bool(self.views.has_partner.any()):
+        if view_pairs and not has_several_views(sequences):
             raise ValueError("view pairs need recordings seen by two or more cameras; every one here has one view")
+        self.views = ViewPairs(sequences, self.singles) if view_pairs else None
 
     @property
     def num_target_frames(self) -> int:

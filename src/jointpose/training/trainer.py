@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, scale_bodies
+from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, scale_bodies
 from jointpose.data.h36m import dataset_kind, load_dataset
 from jointpose.errors import JointposeError
 from jointpose.evaluation.evaluate import evaluate_model, format_table
@@ -243,8 +243,7 @@ class Trainer:
                 dataset=config.dataset,
                 first=blind[0],
             )
-        recordings = {(s.subject, s.action) for s in data.sequences}
-        if config.multiview > 0 and len(recordings) == len(data.sequences):
+        if config.multiview > 0 and not has_several_views(data.sequences):
             raise JointposeError(
                 "{0} needs recordings seen by two or more cameras; every recording of {1} has one view",
                 fields=("multiview", "subjects_unlabeled"),
