@@ -115,11 +115,16 @@ def config_of(args: list[str], checkpoint: str) -> TrainConfig:
     return from_arguments(parser.parse_args(args + ["--checkpoint", checkpoint]))
 
 
+LATER_SETTINGS = {"balance_unlabeled": False}
+
+
 def run_key(args: list[str], threads: int) -> str:
     """A short hash of what a run trains: its configuration with every default resolved (so a
     default that changes to the value a run gave explicitly reuses that run) and the thread count."""
     config = config_of(args, "").resolved().to_dict()
     config = {k: v for k, v in config.items() if k not in ("checkpoint_dir", "progress", "keep_last")}
+    # Settings added after runs were cached, with their off value: left off, a run trains as before.
+    config = {k: v for k, v in config.items() if not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
     # A term that is off by default and left off trains nothing: adding such a term keeps every key.
     off = {term for term, weight in LossWeights().as_dict().items() if weight == 0}
     config["weights"] = {term: w for term, w in config["weights"].items() if not (term in off and w == 0)}

@@ -14,7 +14,8 @@ unlabelled frames, so it costs about twice the compute), for the ``--no-constrai
 baseline and the joint-aware model; the bone-length guard at VideoPose3D's weight and off
 (``--w-bone-guard 0``: the four people differ in size); the joint-aware model without its
 target-free terms on the unlabelled data (``--no-unlabeled-constraints``), to measure those
-on their own; multi-view consistency (``--w-multiview``) for both models; and, as a bound,
+on their own; multi-view consistency (``--w-multiview``) for both models, also with every
+unlabelled person weighed equally (``--balance-unlabeled``); and, as a bound,
 supervised training with S5's 3D as well (``-str S1,S5``: what labelling one more person
 brings). Prints P1/P2/P3 per run, then per person the means +- standard deviations over
 seeds and the ratios of chosen pairs of runs taken per seed; states its cost.
@@ -22,8 +23,8 @@ seeds and the ratios of chosen pairs of runs taken per seed; states its cost.
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/semi_supervised.py --seeds 0,1,2
 
 Runs are cached under ``--work``/runs by their training configuration (as in
-cross_validate.py); the summary goes to ``--work``/<name>.json. Cost at the defaults (14
-runs per seed, 10 epochs, one torch thread): about 2,500 s of training and scoring for
+cross_validate.py); the summary goes to ``--work``/<name>.json. Cost at the defaults (16
+runs per seed, 10 epochs, one torch thread): about 2,800 s of training and scoring for
 seeds 0-2 on the project's 2-core CPU, two processes at a time (supervised runs 16-58 s,
 semi-supervised 37-101 s); run one process per seed (``--seeds 0``, ``--seeds 1`` ...) and
 then ``--seeds 0,1,2`` to print the joint summary from the cache.
@@ -92,6 +93,18 @@ RUNS = {
         "baseline",
         "--w-bone-guard 0 --w-multiview 0.1",
     ),
+    "semi3-joint-mv01-bal": (
+        "-sun S5,S6,S7 joint, guard 0, multi-view 0.1, balanced",
+        "S5,S6,S7",
+        "joint",
+        "--w-bone-guard 0 --w-multiview 0.1 --balance-unlabeled",
+    ),
+    "semi3-base-mv01-bal": (
+        "-sun S5,S6,S7 baseline, guard 0, multi-view 0.1, balanced",
+        "S5,S6,S7",
+        "baseline",
+        "--w-bone-guard 0 --w-multiview 0.1 --balance-unlabeled",
+    ),
     "sup2-joint": ("supervised S1,S5, joint-aware (S5's 3D)", None, "joint", "-str S1,S5"),
     "sup2-base": ("supervised S1,S5, baseline (S5's 3D)", None, "baseline", "-str S1,S5"),
 }
@@ -113,6 +126,10 @@ COMPARISONS = (
     ("semi3-joint-mv01-nou", "semi3-joint-g0-nou"),
     ("semi3-base-mv01", "sup-base"),
     ("semi3-base-mv01", "semi3-base-g0"),
+    ("semi3-joint-mv01-bal", "sup-joint"),
+    ("semi3-joint-mv01-bal", "semi3-joint-mv01"),
+    ("semi3-base-mv01-bal", "sup-base"),
+    ("semi3-base-mv01-bal", "semi3-base-mv01"),
     ("sup2-joint", "sup-joint"),
     ("sup2-base", "sup-base"),
 )

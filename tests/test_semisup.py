@@ -212,6 +212,30 @@ def test_unlabelled_3d_is_ignored(h36m_dir):
     assert len(list(windows.batches(32, 0, 0, steps=3, stream=2))) == 3
 
 
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_balanced_subjects_come_equally_often(chunk):
+    camera = _pinhole(h36m_cameras()["S1"][0])
+    frames = {"S1": 96, "S5": 24, "S6": 28, "S7": 8, "S9": 72}
+    sequences = [
+        dataclasses.replace(_sequence(camera, n, seed=i), subject=name) for i, (name, n) in enumerate(frames.items())
+    ]
+    windows = ChunkedWindows(sequences, 9, chunk=chunk, labelled=False, balance_subjects=True)
+    order, flips = windows.epoch_order(0, 0, augment=True)
+    most = frames["S1"] // chunk  # chunks of the largest subject: every subject comes that often
+    assert len(order) == windows.entries(True) == 2 * most * len(frames)
+    subject_of = np.array([s.subject for s in sequences])[windows.sequence_of[order].numpy()]
+    for name, n in frames.items():  # as it is and mirrored alike: each chunk floor or ceil of most / chunks
+        for mirrored in (False, True):
+            drawn = order[torch.from_numpy(subject_of == name) & (flips == mirrored)]
+            times = torch.bincount(drawn, minlength=len(windows))[drawn.unique()]
+            assert len(drawn) == most and len(times) == n // chunk
+            assert set(times.tolist()) <= {most // (n // chunk), -(-most // (n // chunk))}
+    plain = ChunkedWindows(sequences, 9, chunk=chunk, labelled=False)
+    order, flips = plain.epoch_order(0, 0, augment=True)  # every chunk once each way
+    assert torch.equal(torch.sort(order[flips]).values, torch.arange(len(plain)))
+    assert torch.equal(torch.sort(order[~flips]).values, torch.arange(len(plain)))
+
+
 def test_reprojection_trains_pose_and_trajectory_models(h36m_dir, tmp_path):
     trainer = Trainer(_config(*_args(h36m_dir, tmp_path / "ck")))
     assert trainer.trajectory_model is not None and trainer.unlabelled_windows is not None
@@ -264,6 +288,7 @@ def test_semi_supervised_run_trains_resumes_and_reproduces(h36m_dir, tmp_path):
     assert run("c", 3, "--no-unlabeled-constraints", "--resume") == 2
     assert run("c", 3, "--w-bone-guard", "0.5", "--resume") == 2
     assert run("c", 3, "--w-multiview", "0.5", "--resume") == 2
+    assert run("c", 3, "--balance-unlabeled", "--resume") == 2
     assert run("c", 3, "--resume") == 0  # -e may grow
 
 
@@ -378,6 +403,9 @@ def test_multiview_term_trains_and_needs_several_views(h36m_dir, tmp_path):
     trainer = Trainer(_config(*_args(h36m_dir, tmp_path / "ck", "--w-multiview", "0.5", "--no-unlabeled-constraints")))
     semi = next(trainer.unlabelled_windows.batches(64, 0, 0, steps=1, stream=2))
     assert semi.pairs is not None and len(semi.pairs) == 32
+    assert len(trainer.unlabelled_windows.singles.pool) == len(trainer.unlabelled_windows.singles)
+    balanced = Trainer(_config(*_args(h36m_dir, tmp_path / "b", "-sun", "S5,S11", "--balance-unlabeled")))
+    assert len(balanced.unlabelled_windows.singles.pool) == 2 * 4 * 270  # S5: 270 frames x 4 views, S11: 190 x 4
     inputs = semi.windows.to(trainer.device)
     pred = trainer.model(inputs).reshape(len(inputs), 17, 3)
     root = trainer.trajectory_model(inputs).reshape(len(inputs), 1, 3)

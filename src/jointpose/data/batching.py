@@ -84,7 +84,9 @@ class ChunkedWindows:
     ``labelled=False``: the sequences' 3D (if any) is ignored and each chunk's targets are
     its own 2D input frames. Every chunk carries its camera's intrinsics in input units and
     the lens its input keeps (:func:`~jointpose.geometry.cameras.input_projection` for the
-    sequence's normalisation).
+    sequence's normalisation). ``balance_subjects``: one pass draws every subject as often
+    as the subject with the most chunks, whatever its own number of frames (its chunks
+    repeated evenly).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class ChunkedWindows:
         keypoints_left: Sequence[int] = skeleton.LEFT_JOINTS,
         keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
         labelled: bool = True,
+        balance_subjects: bool = False,
     ) -> None:
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
@@ -139,6 +142,7 @@ class ChunkedWindows:
         self.target_starts = torch.from_numpy(np.concatenate(target_starts))
         self.sequence_of = torch.from_numpy(np.concatenate(sequence_of))
         self.intrinsics = torch.from_numpy(np.stack([_intrinsics(s) for s in sequences]).astype(np.float32))
+        self.pool = _balanced_pool(sequences, self.sequence_of) if balance_subjects else torch.arange(len(self))
         self.flip_2d = skeleton.flip_permutation(self.inputs.shape[1], keypoints_left, keypoints_right)
 
     def __len__(self) -> int:
@@ -154,20 +158,20 @@ class ChunkedWindows:
         self, seed: int, epoch: int, *, stream: int = 0, length: int | None = None, augment: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Shuffled chunk indices and, position by position, whether each is mirrored, for
-        one epoch, identical on every process. With ``augment`` every chunk comes twice, as
-        it is and mirrored (VideoPose3D's epoch); ``length`` > one pass appends further
-        shuffles."""
+        one epoch, identical on every process. With ``augment`` every chunk of the pool comes
+        twice, as it is and mirrored (VideoPose3D's epoch); ``length`` > one pass appends
+        further shuffles."""
         generator = torch.Generator().manual_seed(_mix(seed, epoch, *([stream] if stream else [])))
         entries = self.entries(augment)
         order = torch.randperm(entries, generator=generator)
         while length is not None and len(order) < length:
             order = torch.cat([order, torch.randperm(entries, generator=generator)])
         order = order if length is None else order[:length]
-        return order % len(self), order >= len(self)
+        return self.pool[order % len(self.pool)], order >= len(self.pool)
 
     def entries(self, augment: bool) -> int:
-        """Samples in one epoch: every chunk, twice (as it is and mirrored) with ``augment``."""
-        return 2 * len(self) if augment else len(self)
+        """Samples in one epoch: every chunk of the pool, twice (as it is and mirrored) with ``augment``."""
+        return 2 * len(self.pool) if augment else len(self.pool)
 
     def gather(self, indices: torch.Tensor, flip: torch.Tensor | None = None) -> Batch:
         """Build the batch of chunks ``indices``; ``flip`` (bool per chunk) mirrors some of them."""
@@ -235,6 +239,21 @@ class ChunkedWindows:
 # Mirroring the scene (x -> -x in camera space) turns the motion [R | t] between two cameras
 # into [M R M | M t], M = diag(-1, 1, 1): these signs, elementwise.
 _MIRROR_MOTION = torch.tensor([[1.0, -1.0, -1.0, -1.0], [-1.0, 1.0, 1.0, 1.0], [-1.0, 1.0, 1.0, 1.0]])
+
+
+def _balanced_pool(sequences: Sequence[PoseSequence], sequence_of: torch.Tensor) -> torch.Tensor:
+    """Chunk indices of one pass in which every subject comes as often as the subject with
+    the most chunks (M): a subject of n chunks has each of them floor(M / n) or ceil(M / n)
+    times, the extra copies spread evenly over its chunks, M in all."""
+    names = sorted({seq.subject for seq in sequences})
+    subject = torch.tensor([names.index(seq.subject) for seq in sequences])[sequence_of]
+    counts = torch.bincount(subject, minlength=len(names))
+    by_subject = torch.argsort(subject, stable=True)
+    rank = torch.empty_like(subject)
+    rank[by_subject] = torch.arange(len(subject)) - (torch.cumsum(counts, 0) - counts)[subject[by_subject]]
+    n, most = counts[subject], counts.max()
+    copies = torch.div(most * (rank + 1), n, rounding_mode="floor") - torch.div(most * rank, n, rounding_mode="floor")
+    return torch.repeat_interleave(torch.arange(len(subject)), copies)
 
 
 def views_of_recordings(sequences: Sequence[PoseSequence]) -> dict[tuple[str, str], list[int]]:
@@ -359,6 +378,7 @@ class MixedWindows:
     own shuffle, so within one epoch a frame may be a target twice (once alone, once in a
     chunk) or not at all. ``view_pairs``: half of each step's single windows come with the
     same frame through another camera instead of their own draw (:class:`ViewPairs`).
+    ``balance_subjects``: each subject drawn about equally often (:class:`ChunkedWindows`).
     """
 
     def __init__(
@@ -373,10 +393,17 @@ class MixedWindows:
         keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
         labelled: bool = True,
         view_pairs: bool = False,
+        balance_subjects: bool = False,
     ) -> None:
         if not 0.0 <= share < 1.0:
             raise ValueError(f"share of frames in chunks must be in [0, 1), got {share}")
-        kwargs = dict(causal=causal, keypoints_left=keypoints_left, keypoints_right=keypoints_right, labelled=labelled)
+        kwargs = dict(
+            causal=causal,
+            keypoints_left=keypoints_left,
+            keypoints_right=keypoints_right,
+            labelled=labelled,
+            balance_subjects=balance_subjects,
+        )
         self.receptive_field, self.chunk, self.share = receptive_field, chunk, share
         self.singles = ChunkedWindows(sequences, receptive_field, chunk=1, **kwargs)
         self.chunks = ChunkedWindows(sequences, receptive_field, chunk=chunk, **kwargs) if share > 0 else None

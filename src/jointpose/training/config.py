@@ -107,6 +107,13 @@ class TrainConfig:
         "frame through two cameras of the same recording, and the two predictions, moved into one camera's space "
         "with the calibration, must agree (metres; default {default} = off, VideoPose3D's method; docs/semi-supervised.md)",
     )
+    balance_unlabeled: bool = _flag(
+        "--balance-unlabeled",
+        default=False,
+        help="with -sun: draw every unlabelled subject's frames about equally often, however many it has, so a "
+        "person with a short recording weighs as much as one with hours (default: every frame equally, as "
+        "VideoPose3D)",
+    )
     unlabeled_constraints: bool = _flag(
         "--no-unlabeled-constraints",
         default=True,

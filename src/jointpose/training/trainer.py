@@ -258,6 +258,7 @@ class Trainer:
             keypoints_right=data.keypoints_right,
             labelled=False,
             view_pairs=config.multiview > 0,
+            balance_subjects=config.balance_unlabeled,
         )
         if len(windows.singles) < 2 * self.dist.world_size:
             raise JointposeError(
@@ -689,6 +690,7 @@ RESUME_MUST_MATCH = (
     "warmup_unlabeled",
     "bone_guard",
     "multiview",
+    "balance_unlabeled",
     "unlabeled_constraints",
 )
 CONSTRAINT_SETTINGS = {
@@ -704,6 +706,7 @@ SEMI_SUPERVISED_SETTINGS = {
     "warmup_unlabeled",
     "bone_guard",
     "multiview",
+    "balance_unlabeled",
     "unlabeled_constraints",
 }  # matter with -sun only
 # Model constructor arguments -> the TrainConfig field that sets them.
@@ -741,6 +744,7 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
         "dataset": "h36m",
         "subjects_unlabeled": None,
         "multiview": 0.0,
+        "balance_unlabeled": False,
         "chunk_mpjpe": False,
     }
     current = config.to_dict()
