@@ -24,6 +24,7 @@ from jointpose.data.video import open_video
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import bone_vectors
+from jointpose.geometry.cameras import Camera
 from jointpose.inference.export import export
 from jointpose.inference.video import MODEL_FOCAL_WIDTHS, focal_scale
 from jointpose.motion.bvh import read_bvh
@@ -221,11 +222,12 @@ def test_blazepose_indices_are_the_coco_keypoints():
 
 
 def test_focal_scale():
-    assert focal_scale(1920, None) == 1.0
+    assert focal_scale(None) == 1.0
     assert MODEL_FOCAL_WIDTHS == pytest.approx(1.15)
-    assert focal_scale(1000, 575.0) == pytest.approx(2.0)  # half the model's focal length: points twice as far out
+    # half the model's focal length: points twice as far out
+    assert focal_scale(Camera.from_focal_length(1000, 700, 575.0)) == pytest.approx(2.0)
     with pytest.raises(JointposeError, match="--focal-length"):
-        focal_scale(1000, -3.0)
+        Camera.from_focal_length(1000, 700, -3.0)
 
 
 def test_resample_back_to_the_video_holds_the_last_pose():

@@ -200,6 +200,12 @@ def repair_limb_swaps(
     return xy, confidence, exchanged
 
 
+def check_confidence_threshold(value: float) -> None:
+    """Refuse a confidence threshold outside [0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        raise JointposeError(f"--confidence-threshold must lie in [0, 1], got {value}")
+
+
 def keypoints_from_detections(
     detections: Detections2D, *, layout: str = "coco17", confidence_threshold: float = 0.3
 ) -> Keypoints2D:
@@ -210,8 +216,7 @@ def keypoints_from_detections(
     keeps the detector's positions where the person was found. ``confidence`` is the
     detector's, converted as :func:`jointpose.data.layouts.to_h36m` does (0 where not found).
     """
-    if not 0.0 <= confidence_threshold <= 1.0:
-        raise JointposeError(f"--confidence-threshold must lie in [0, 1], got {confidence_threshold}")
+    check_confidence_threshold(confidence_threshold)
     found = detections.found
     if not found.any():
         raise JointposeError(f"video: no person found in any of its {len(found)} frames")

@@ -31,10 +31,9 @@ import numpy as np
 
 from jointpose.data.detect import Detections2D, detect_frames
 from jointpose.data.keypoints import Keypoints2D, resample
-from jointpose.data.tracks import keypoints_from_detections
+from jointpose.data.tracks import check_confidence_threshold, keypoints_from_detections
 from jointpose.data.video import VideoClip, open_video
-from jointpose.errors import JointposeError
-from jointpose.geometry.cameras import camera_from_intrinsics
+from jointpose.geometry.cameras import Camera, camera_from_intrinsics
 from jointpose.inference.lifter import Lifter
 from jointpose.motion.builder import CameraRing
 
@@ -65,13 +64,12 @@ class VideoResult:
         return self.clip.fps
 
 
-def focal_scale(width: int, focal_length: float | None) -> float:
-    """Factor by which 2D points are scaled about the image centre for the model (see the module docstring)."""
-    if focal_length is None:
+def focal_scale(camera: Camera | None) -> float:
+    """Factor by which 2D points are scaled about the image centre for the model (see the
+    module docstring): 1 without a camera, else the model's focal length over ``camera``'s."""
+    if camera is None:
         return 1.0
-    if not (np.isfinite(focal_length) and focal_length > 0):
-        raise JointposeError(f"--focal-length must be a positive number of pixels, got {focal_length}")
-    return MODEL_FOCAL_WIDTHS * width / focal_length
+    return MODEL_FOCAL_WIDTHS * camera.res_w / camera.focal_length[0]
 
 
 def lift_video(
@@ -93,12 +91,11 @@ def lift_video(
     docstring); joints below ``confidence_threshold`` (BlazePose visibility) are interpolated
     in time.
     """
-    if not 0.0 <= confidence_threshold <= 1.0:
-        raise JointposeError(f"--confidence-threshold must lie in [0, 1], got {confidence_threshold}")
+    check_confidence_threshold(confidence_threshold)  # before the slow decoding and detection
     clip = open_video(path, start, end)
     camera = camera_from_intrinsics(clip.size, focal_length, fov, principal_point, id="video")
     screen = lifter.normalization == "screen"
-    scale = focal_scale(clip.width, None if camera is None else camera.focal_length[0]) if screen else 1.0
+    scale = focal_scale(camera) if screen else 1.0
     detections = detect_frames(clip.frames(), total=clip.estimated_frames(), progress=progress)
     clip = clip.with_count(len(detections.points))
     track = keypoints_from_detections(detections, confidence_threshold=confidence_threshold)
