@@ -110,9 +110,9 @@ class TrainConfig:
     balance_unlabeled: bool = _flag(
         "--balance-unlabeled",
         default=False,
-        help="with -sun: draw every unlabelled subject's frames about equally often, however many it has, so a "
-        "person with a short recording weighs as much as one with hours (default: every frame equally, as "
-        "VideoPose3D)",
+        help="with -sun: draw every unlabelled subject as often as the one with the most frames (its windows "
+        "repeated evenly), so a person with a short recording weighs as much as one with hours (default: every "
+        "frame alike, as VideoPose3D)",
     )
     unlabeled_constraints: bool = _flag(
         "--no-unlabeled-constraints",
