@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from h36m_files import cli
-from jointpose.cli import build_parser, main, train_config
+from jointpose.cli import build_parser, flag_message, main, train_config
 from jointpose.data.batching import epoch_rng, scale_bodies
 from jointpose.data.h36m import load_dataset
+from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.training.config import BODY_SCALE_BASELINE
 from jointpose.training.trainer import Trainer
@@ -83,8 +84,9 @@ def test_same_seed_same_bodies_other_epoch_other_bodies(sequences):
 
 def test_other_keypoint_layouts_are_refused(sequences):
     seq = dataclasses.replace(sequences[0], keypoints=sequences[0].keypoints[:, :16])
-    with pytest.raises(Exception, match="--body-scale needs 2D keypoints of the 17"):
+    with pytest.raises(JointposeError, match="^body_scale needs 2D keypoints of the 17") as error:
         scale_bodies([seq], np.random.default_rng(0), 0.08)
+    assert flag_message(error.value).startswith("--body-scale needs 2D keypoints of the 17")
 
 
 def _config(data, ckpt, *extra):

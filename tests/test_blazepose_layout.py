@@ -107,5 +107,5 @@ def test_blazepose_dataset_trains_an_epoch_with_random_cameras(built, tmp_path):
 
 def test_unknown_input_layout_is_refused(tmp_path):
     motion = generate(["S1"], seconds=1.0, fps=50.0)
-    with pytest.raises(JointposeError, match="--input-layout must be one of h36m, coco, blazepose"):
+    with pytest.raises(JointposeError, match="^input_layout must be one of h36m, coco, blazepose"):
         write_h36m_dataset(tmp_path / "x", motion, fps=50.0, cameras=CameraRing(), input_layout="openpose")

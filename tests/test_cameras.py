@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from h36m_files import cli
-from jointpose.cli import build_parser, main, train_config
+from jointpose.cli import build_parser, flag_message, main, train_config
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import (
@@ -85,10 +85,15 @@ def test_cameras_from_focal_length_and_field_of_view():
     cam = Camera.from_fov(1920, 1080, 90.0)
     assert cam.focal_length == pytest.approx((960.0, 960.0)) and cam.center == (960.0, 540.0)
     assert Camera.from_focal_length(1080, 1920, 1400.0, center=(500.0, 900.0)).center == (500.0, 900.0)
-    with pytest.raises(JointposeError, match="--fov"):
-        Camera.from_fov(100, 100, 0.0)
-    with pytest.raises(JointposeError, match="--focal-length"):
-        Camera.from_focal_length(100, 100, -5.0)
+    # Errors name the Python argument; the command line writes its flag instead.
+    for call, python, flag in (
+        (lambda: Camera.from_fov(100, 100, 0.0), "fov_deg must be a field of view", "--fov must be"),
+        (lambda: Camera.from_focal_length(100, 100, -5.0), "focal_length must be a positive", "--focal-length must"),
+        (lambda: Camera.from_fov(100, 100, center=(np.nan, 1.0)), "center must be finite", "--principal-point must"),
+    ):
+        with pytest.raises(JointposeError, match=f"^{python}") as error:
+            call()
+        assert flag_message(error.value).startswith(flag)
 
 
 def test_root_trajectory_is_exact_for_exact_poses_and_close_for_a_slightly_wrong_one():

@@ -294,7 +294,7 @@ def test_resample_60_to_30_keeps_linear_motion():
 
 def test_require_image_size(tmp_path):
     assert require_image_size((1920, 1080), tmp_path / "a.json") == (1920, 1080)
-    with pytest.raises(JointposeError, match=r"a\.json.*--image-size W H"):
+    with pytest.raises(JointposeError, match=r"a\.json.*image size \(width, height in pixels\); pass image_size$"):
         require_image_size(None, tmp_path / "a.json")
     with pytest.raises(JointposeError, match="positive"):
         require_image_size((0, 1080), "a.json")

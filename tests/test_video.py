@@ -9,7 +9,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from jointpose.cli import main
+from jointpose.cli import flag_message, main
 from jointpose.data.detect import BLAZEPOSE_TO_COCO, Detections2D, require_mediapipe
 from jointpose.data.keypoints import resample
 from jointpose.data.layouts import LAYOUTS
@@ -226,7 +226,7 @@ def test_focal_scale():
     assert MODEL_FOCAL_WIDTHS == pytest.approx(1.15)
     # half the model's focal length: points twice as far out
     assert focal_scale(Camera.from_focal_length(1000, 700, 575.0)) == pytest.approx(2.0)
-    with pytest.raises(JointposeError, match="--focal-length"):
+    with pytest.raises(JointposeError, match="^focal_length must be a positive number"):
         Camera.from_focal_length(1000, 700, -3.0)
 
 
@@ -277,11 +277,18 @@ def test_start_and_end_cut_whole_frames(counter_video):
 
 @pytest.mark.parametrize(
     "start,end,match",
-    [(-1.0, None, "--start"), (2.0, 1.0, "--end"), (9.0, None, "past the end"), (None, float("nan"), "--end")],
+    [
+        (-1.0, None, "--start must be"),
+        (2.0, 1.0, "--end 1 s must"),
+        (9.0, None, "past the end"),
+        (None, float("nan"), "--end"),
+    ],
 )
 def test_bad_cuts_are_refused(counter_video, start, end, match):
-    with pytest.raises(JointposeError, match=match):
+    with pytest.raises(JointposeError) as error:
         open_video(counter_video[0], start, end)
+    assert match.lstrip("-") in str(error.value)  # the Python argument, and on the command line its flag
+    assert match in flag_message(error.value)
 
 
 def test_missing_or_unreadable_video_is_refused(tmp_path):
@@ -306,9 +313,9 @@ def test_missing_mediapipe_names_the_extra(monkeypatch, tmp_path, capsys):
 def test_bad_options_are_refused_before_any_work(counter_video):
     from jointpose.inference.video import lift_video
 
-    with pytest.raises(JointposeError, match="--confidence-threshold"):
+    with pytest.raises(JointposeError, match="^confidence_threshold must lie in"):
         lift_video(counter_video[0], None, confidence_threshold=1.5)
-    with pytest.raises(JointposeError, match="--focal-length"):
+    with pytest.raises(JointposeError, match="^focal_length must be"):
         lift_video(counter_video[0], None, focal_length=0.0)
 
 

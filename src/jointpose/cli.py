@@ -97,11 +97,31 @@ def add_train_args(p: argparse.ArgumentParser, run: bool = False) -> None:
     add_arguments(p, skip=() if run else RUN_FIELDS)
 
 
+# Python parameters that library errors name, where the command line calls them otherwise.
+_PARAMETER_FLAGS = {"fov_deg": "--fov", "center": "--principal-point"}
+
+
+def argument_flags() -> dict[str, str]:
+    """{argument name: its flag} over every verb's options (an option's name is its flag's
+    destination: ``focal_length`` -> ``--focal-length``), with the parameters above."""
+    flags = dict(_PARAMETER_FLAGS)
+    parsers = [build_parser()]
+    while parsers:
+        for action in parsers.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.option_strings:
+                flags.setdefault(action.dest, action.option_strings[-1])
+    return flags
+
+
 def flag_message(exc: JointposeError) -> str:
-    """``exc``'s message with each configuration field it names written as its flag."""
+    """``exc``'s message with each configuration field or argument it names written as its flag."""
     from jointpose.training.config import field_flags
 
-    return exc.naming(field_flags())
+    if not exc.fields:
+        return str(exc)
+    return exc.naming(argument_flags() | field_flags())
 
 
 def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:

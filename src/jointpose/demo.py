@@ -54,13 +54,21 @@ class DemoConfig:
         from jointpose.render import check_animation_path
         from jointpose.safeio import check_fps
 
-        check_fps(self.fps, "--fps")
-        name = check_animation_path(self.animation, "--animation")
+        check_fps(self.fps, "fps")
+        name = check_animation_path(self.animation, "animation")
         if name.name != self.animation or name.name in ("", ".", ".."):
-            raise JointposeError(f"--animation {self.animation}: must be a file name inside --out, without folders")
+            raise JointposeError(
+                "{0} {path}: must be a file name inside {1}, without folders",
+                fields=("animation", "out"),
+                path=self.animation,
+            )
         if not 0 < self.seconds * self.fps < limit("frames"):
             raise JointposeError(
-                f"--fps {self.fps:g}: {self.seconds:g} s clips would have {self.seconds * self.fps:.3g} frames"
+                "{0} {fps:g}: {seconds:g} s clips would have {frames:.3g} frames",
+                fields=("fps",),
+                fps=self.fps,
+                seconds=self.seconds,
+                frames=self.seconds * self.fps,
             )
 
 
@@ -84,7 +92,11 @@ def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ..
         motion = load_bvh_folder(config.bvh, fps=config.fps, seed=config.seed)
         subjects = list(motion)
         if len(subjects) < 2:
-            raise JointposeError(f"--bvh {config.bvh}: the demo needs at least two subject folders (train and test)")
+            raise JointposeError(
+                "{0} {path}: the demo needs at least two subject folders (train and test)",
+                fields=("bvh",),
+                path=config.bvh,
+            )
         train, test = tuple(subjects[:-1]), (subjects[-1],)
         print(f"BVH motion from {config.bvh}: train on {', '.join(train)}, test on {test[0]}")
     write_h36m_dataset(

@@ -379,7 +379,13 @@ def check_animation_path(path: str | Path, name: str = "animation") -> Path:
     """``path`` as a Path, or a :class:`JointposeError` naming ``name`` when it is not .mp4 or .gif."""
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
-        raise JointposeError(f"{name} {path}: unknown animation format '{path.suffix}' (use {' or '.join(FORMATS)})")
+        raise JointposeError(
+            "{0} {path}: unknown animation format '{suffix}' (use {formats})",
+            fields=(name,),
+            path=path,
+            suffix=path.suffix,
+            formats=" or ".join(FORMATS),
+        )
     return path
 
 

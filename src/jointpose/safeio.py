@@ -67,24 +67,33 @@ def limit(name: str) -> int:
 
 
 def check_limit(name: str, value: float, what: str) -> None:
-    """Refuse ``value`` above limit ``name``; the message names ``what`` and how to raise the limit."""
+    """Refuse ``value`` above limit ``name``; the message names ``what`` (an argument's name,
+    or a description) and how to raise the limit."""
     bound = limit(name)
     if value > bound:
         shown = f"{value:.4g}" if value != int(value) or value >= 1e15 else f"{int(value)}"
         raise JointposeError(
-            f"{what}: {shown} exceeds the limit of {bound} (set JOINTPOSE_MAX_{name.upper()} to allow more)"
+            "{0}: {shown} exceeds the limit of {bound} (set JOINTPOSE_MAX_{env} to allow more)",
+            fields=(what,),
+            shown=shown,
+            bound=bound,
+            env=name.upper(),
         )
 
 
 def check_fps(fps: float, what: str) -> float:
-    """A frame rate (frames per second) in [1 / L, L] for L = ``limit("fps")``."""
+    """A frame rate (frames per second) in [1 / L, L] for L = ``limit("fps")``; errors name
+    ``what`` (an argument's name, or a description)."""
     if not (isinstance(fps, (int, float, np.floating)) and np.isfinite(fps) and fps > 0):
-        raise JointposeError(f"{what} must be a positive number of frames per second, got {fps}")
+        raise JointposeError("{0} must be a positive number of frames per second, got {fps}", fields=(what,), fps=fps)
     bound = limit("fps")
     if not 1.0 / bound <= fps <= bound:
         raise JointposeError(
-            f"{what}: {fps:.4g} frames per second is outside [{1 / bound:g}, {bound}] "
-            "(set JOINTPOSE_MAX_FPS to allow more)"
+            "{0}: {fps:.4g} frames per second is outside [{low:g}, {bound}] (set JOINTPOSE_MAX_FPS to allow more)",
+            fields=(what,),
+            fps=fps,
+            low=1 / bound,
+            bound=bound,
         )
     return float(fps)
 

@@ -538,8 +538,11 @@ def scale_bodies(sequences: Sequence[PoseSequence], rng: np.random.Generator, sp
     for seq in sequences:
         if seq.keypoints.shape[1] != skeleton.NUM_JOINTS or seq.poses_3d is None or seq.trajectory is None:
             raise JointposeError(
-                f"--body-scale needs 2D keypoints of the {skeleton.NUM_JOINTS} Human3.6M joints and "
-                f"3D poses; {seq.key} has {seq.keypoints.shape[1]} keypoints"
+                "{0} needs 2D keypoints of the {joints} Human3.6M joints and 3D poses; {key} has {count} keypoints",
+                fields=("body_scale",),
+                joints=skeleton.NUM_JOINTS,
+                key=seq.key,
+                count=seq.keypoints.shape[1],
             )
         factors = body_factors(rng, spread, spread * PROPORTION_PER_HEIGHT)
         original = seq.poses_3d.astype(np.float64) + seq.trajectory[:, None]

@@ -79,10 +79,18 @@ class Keypoints2D:
 def require_image_size(image_size: tuple[int, int] | None, path: str | Path) -> tuple[int, int]:
     """Check the (width, height) in pixels needed to normalise pixel keypoints read from ``path``."""
     if image_size is None:
-        raise JointposeError(f"{path}: pixel keypoints need the video's image size; pass --image-size W H")
+        raise JointposeError(
+            "{path}: pixel keypoints need the video's image size (width, height in pixels); pass {0}",
+            fields=("image_size",),
+            path=path,
+        )
     if len(image_size) != 2:
-        raise JointposeError(f"--image-size must be two whole numbers of pixels W H, got {tuple(image_size)}")
-    return check_image_size(image_size[0], image_size[1], "--image-size")
+        raise JointposeError(
+            "{0} must be two whole numbers of pixels (width, height), got {value}",
+            fields=("image_size",),
+            value=tuple(image_size),
+        )
+    return check_image_size(image_size[0], image_size[1], "image_size")
 
 
 def load_keypoints(

@@ -203,7 +203,7 @@ def repair_limb_swaps(
 def check_confidence_threshold(value: float) -> None:
     """Refuse a confidence threshold outside [0, 1]."""
     if not 0.0 <= value <= 1.0:
-        raise JointposeError(f"--confidence-threshold must lie in [0, 1], got {value}")
+        raise JointposeError("{0} must lie in [0, 1], got {value}", fields=("confidence_threshold",), value=value)
 
 
 def keypoints_from_detections(

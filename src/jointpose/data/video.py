@@ -92,15 +92,26 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
     if not (math.isfinite(fps) and fps > 0):
         raise JointposeError(f"video {path}: has no frame rate (is it a still image?)")
     width, height = (int(v) for v in meta["size"])
-    for flag, value in (("--start", start), ("--end", end)):
+    for name, value in (("start", start), ("end", end)):
         if value is not None and not (math.isfinite(value) and value >= 0):
-            raise JointposeError(f"{flag} must be a time in seconds >= 0, got {value}")
+            raise JointposeError("{0} must be a time in seconds >= 0, got {value}", fields=(name,), value=value)
     first = int(round(start * fps)) if start is not None else 0
     count = None
     if end is not None:
         count = int(round(end * fps)) - first
         if count < 1:
-            raise JointposeError(f"--end {end:g} s must come at least one frame after --start {start or 0:g} s")
+            raise JointposeError(
+                "{0} {end:g} s must come at least one frame after {1} {start:g} s",
+                fields=("end", "start"),
+                end=end,
+                start=start or 0,
+            )
     if duration > 0 and first >= int(round(duration * fps)):
-        raise JointposeError(f"--start {start:g} s is past the end of {path} ({duration:.2f} s)")
+        raise JointposeError(
+            "{0} {start:g} s is past the end of {path} ({duration:.2f} s)",
+            fields=("start",),
+            start=start,
+            path=path,
+            duration=duration,
+        )
     return VideoClip(path, width, height, fps, duration, first, count)

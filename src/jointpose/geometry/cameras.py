@@ -126,7 +126,9 @@ class Camera:
         """An undistorted camera of ``width`` x ``height`` pixels whose horizontal field of view
         is ``fov_deg`` degrees (square pixels; principal point at the image centre unless given)."""
         if not (np.isfinite(fov_deg) and 1.0 <= fov_deg <= 179.0):
-            raise JointposeError(f"--fov must be a field of view in degrees in [1, 179], got {fov_deg}")
+            raise JointposeError(
+                "{0} must be a field of view in degrees in [1, 179], got {value}", fields=("fov_deg",), value=fov_deg
+            )
         focal = width / 2.0 / np.tan(np.radians(fov_deg) / 2.0)
         return cls.from_focal_length(width, height, float(focal), center=center, id=id)
 
@@ -144,10 +146,12 @@ class Camera:
         (one value, or fx and fy); principal point at the image centre unless given."""
         fx, fy = (focal_length, focal_length) if np.isscalar(focal_length) else focal_length
         if not all(np.isfinite(f) and f > 0 for f in (fx, fy)):
-            raise JointposeError(f"--focal-length must be a positive number of pixels, got {focal_length}")
+            raise JointposeError(
+                "{0} must be a positive number of pixels, got {value}", fields=("focal_length",), value=focal_length
+            )
         cx, cy = (width / 2.0, height / 2.0) if center is None else center
         if not (np.isfinite(cx) and np.isfinite(cy)):
-            raise JointposeError(f"--principal-point must be finite pixels, got {center}")
+            raise JointposeError("{0} must be finite pixels, got {value}", fields=("center",), value=center)
         return cls(id, int(width), int(height), (float(fx), float(fy)), (float(cx), float(cy)))
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,14 +182,14 @@ def camera_from_intrinsics(
     ``--principal-point`` (pixels, default the image centre), describe for an image of
     ``size`` (width, height) pixels; None when neither is given."""
     if focal_length is not None and fov is not None:
-        raise JointposeError("--focal-length and --fov describe the same thing; pass one")
+        raise JointposeError("{0} and {1} describe the same thing; pass one", fields=("focal_length", "fov"))
     centre = tuple(principal_point) if principal_point is not None else None
     if focal_length is not None:
         return Camera.from_focal_length(*size, focal_length, center=centre, id=id)
     if fov is not None:
         return Camera.from_fov(*size, fov, center=centre, id=id)
     if centre is not None:
-        raise JointposeError("--principal-point needs --focal-length or --fov")
+        raise JointposeError("{0} needs {1} or {2}", fields=("principal_point", "focal_length", "fov"))
     return None
 
 
@@ -238,16 +242,24 @@ def _floating(values: np.ndarray) -> np.ndarray:
 
 
 def check_image_size(width: Any, height: Any, what: str) -> tuple[int, int]:
-    """An image size (width, height) in whole pixels, each in [2, ``limit("image_px")``]."""
+    """An image size (width, height) in whole pixels, each in [2, ``limit("image_px")``];
+    errors name ``what`` (an argument's name, or a description)."""
     from jointpose.safeio import check_limit
 
     try:
         w, h = float(width), float(height)
     except (TypeError, ValueError, OverflowError):
-        raise JointposeError(f"{what} must be two whole numbers of pixels W H, got {width!r} {height!r}") from None
+        raise JointposeError(
+            "{0} must be two whole numbers of pixels (width, height), got {w!r} {h!r}",
+            fields=(what,),
+            w=width,
+            h=height,
+        ) from None
     if not (np.isfinite(w) and np.isfinite(h) and w == int(w) and h == int(h) and w >= 2 and h >= 2):
-        raise JointposeError(f"{what} must be positive whole numbers of pixels (at least 2), got {width} {height}")
-    check_limit("image_px", max(w, h), f"{what} (pixels)")
+        raise JointposeError(
+            "{0} must be positive whole numbers of pixels (at least 2), got {w} {h}", fields=(what,), w=width, h=height
+        )
+    check_limit("image_px", max(w, h), what)
     return int(w), int(h)
 
 

@@ -64,7 +64,11 @@ def format_from_path(path: str | Path, fmt: str | None = None) -> str:
     fmt = (fmt or Path(path).suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
         raise JointposeError(
-            f"{path}: unknown output format '{fmt}' (use --format {'|'.join(FORMATS)} or one of those extensions)"
+            "{path}: unknown output format '{fmt}' (use {0} {formats} or one of those extensions)",
+            fields=("format",),
+            path=path,
+            fmt=fmt,
+            formats="|".join(FORMATS),
         )
     return fmt
 

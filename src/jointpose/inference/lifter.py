@@ -166,7 +166,9 @@ class Lifter:
         """
         if Path(path).suffix == ".onnx":
             if device not in ("auto", "cpu"):
-                raise JointposeError(f"--device {device}: ONNX models run on onnxruntime's CPU provider")
+                raise JointposeError(
+                    "{0} {name}: ONNX models run on onnxruntime's CPU provider", fields=("device",), name=device
+                )
             return cls.from_loaded(load_onnx(path))
         return cls.from_loaded(load_model(path, device))
 

@@ -53,10 +53,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if path.is_dir():
         latest = path / "latest.pt"
         if not latest.is_file():
-            raise JointposeError(f"--checkpoint: no latest.pt in {path}")
+            raise JointposeError("{0}: no latest.pt in {path}", fields=("checkpoint",), path=path)
         return latest
     if not path.is_file():
-        raise JointposeError(f"--checkpoint: file not found: {path}")
+        raise JointposeError("{0}: file not found: {path}", fields=("checkpoint",), path=path)
     return path
 
 
@@ -67,9 +67,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise JointposeError(f"--device: unknown device '{name}'") from None
+        raise JointposeError("{0}: unknown device '{name}'", fields=("device",), name=name) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise JointposeError(f"--device {name}: CUDA is not available on this machine")
+        raise JointposeError("{0} {name}: CUDA is not available on this machine", fields=("device",), name=name)
     return device
 
 

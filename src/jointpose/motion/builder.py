@@ -182,7 +182,12 @@ def _ou_process(frames: int, shape: tuple[int, ...], tau_frames: float, rng: np.
 def check_input_layout(input_layout: str) -> None:
     """Refuse an ``--input-layout`` other than :data:`INPUT_LAYOUTS`."""
     if input_layout not in INPUT_LAYOUTS:
-        raise JointposeError(f"--input-layout must be one of {', '.join(INPUT_LAYOUTS)}, got '{input_layout}'")
+        raise JointposeError(
+            "{0} must be one of {layouts}, got '{value}'",
+            fields=("input_layout",),
+            layouts=", ".join(INPUT_LAYOUTS),
+            value=input_layout,
+        )
 
 
 def detector_points(poses: np.ndarray, input_layout: str) -> np.ndarray:

@@ -40,10 +40,16 @@ def parse_subject_map(text: str | None) -> dict[str, str]:
     for item in text.split(","):
         folder, sep, name = item.partition("=")
         if not sep or not folder.strip() or not name.strip():
-            raise JointposeError(f"--subjects: expected FOLDER=NAME pairs separated by commas, got '{item}'")
+            raise JointposeError(
+                "{0}: expected FOLDER=NAME pairs separated by commas, got '{item}'", fields=("subjects",), item=item
+            )
         if folder.strip() in out:
             raise JointposeError(
-                f"--subjects: folder '{folder.strip()}' is named twice ({out[folder.strip()]} and {name.strip()})"
+                "{0}: folder '{folder}' is named twice ({first} and {second})",
+                fields=("subjects",),
+                folder=folder.strip(),
+                first=out[folder.strip()],
+                second=name.strip(),
             )
         out[folder.strip()] = name.strip()
     return out
@@ -53,18 +59,23 @@ def subject_names(folders: list[str], mapping: dict[str, str]) -> dict[str, str]
     """Subject name of each folder: the map's, else the next free Human3.6M name."""
     unknown = sorted(set(mapping) - set(folders))
     if unknown:
-        raise JointposeError(f"--subjects names folders that hold no BVH files: {', '.join(unknown)}")
+        raise JointposeError(
+            "{0} names folders that hold no BVH files: {folders}", fields=("subjects",), folders=", ".join(unknown)
+        )
     free = [n for n in H36M_SUBJECTS if n not in mapping.values()]
     unmapped = [f for f in folders if f not in mapping]
     if len(unmapped) > len(free):
         raise JointposeError(
-            f"{len(folders)} subject folders but only {len(H36M_SUBJECTS)} Human3.6M subject names; "
-            "map the rest with --subjects FOLDER=NAME (and use a camera ring for non-Human3.6M names)"
+            "{count} subject folders but only {names} Human3.6M subject names; map the rest with {0} FOLDER=NAME "
+            "(and use a camera ring for non-Human3.6M names)",
+            fields=("subjects",),
+            count=len(folders),
+            names=len(H36M_SUBJECTS),
         )
     names = dict(mapping)
     names.update(zip(unmapped, free))
     if len(set(names.values())) != len(names):
-        raise JointposeError("--subjects gives two folders the same subject name")
+        raise JointposeError("{0} gives two folders the same subject name", fields=("subjects",))
     return names
 
 
@@ -124,11 +135,13 @@ def load_bvh_folder(
     """
     root = Path(folder)
     if not root.is_dir():
-        raise JointposeError(f"--bvh: directory not found: {root}")
+        raise JointposeError("{0}: directory not found: {path}", fields=("bvh",), path=root)
     groups = {d.name: sorted(d.glob("*.bvh")) for d in sorted(root.iterdir()) if d.is_dir()}
     groups = {k: v for k, v in groups.items() if v}
     if not groups:
-        raise JointposeError(f"--bvh {root}: no sub-folders with .bvh files (one folder per subject)")
+        raise JointposeError(
+            "{0} {path}: no sub-folders with .bvh files (one folder per subject)", fields=("bvh",), path=root
+        )
     names = subject_names(list(groups), subjects or {})
     index = read_index(root)
     rng = np.random.default_rng(seed)

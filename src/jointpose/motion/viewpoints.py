@@ -48,6 +48,11 @@ REFERENCE_PX_PER_M = 1150.0 / 5.0  # the builder's default ring: 1150 px focal l
 MIN_DEPTH = 0.3  # metres: the nearest any joint may come to a drawn camera
 
 
+def _ranges_error(template: str, **values: object) -> JointposeError:
+    """An error in the camera ranges, named as the training setting that holds them (``random_cameras``)."""
+    return JointposeError("{0}: " + template, fields=("random_cameras",), **values)
+
+
 @dataclass(frozen=True)
 class CameraRanges:
     """Where random cameras are drawn (uniformly within each range). Metres, degrees, pixels."""
@@ -81,14 +86,17 @@ class CameraRanges:
                 and low <= value[0] <= value[1] <= high
             )
             if not ok:
-                raise JointposeError(
-                    f"--random-cameras: {name} must be two numbers LOW:HIGH with {low:g} <= LOW <= HIGH <= {high:g}, "
-                    f"got {value!r}"
+                raise _ranges_error(
+                    "{name} must be two numbers LOW:HIGH with {low:g} <= LOW <= HIGH <= {high:g}, got {value!r}",
+                    name=name,
+                    low=low,
+                    high=high,
+                    value=value,
                 )
         if not self.image_sizes or not all(
             len(size) == 2 and all(isinstance(v, int) and 16 <= v <= 16384 for v in size) for size in self.image_sizes
         ):
-            raise JointposeError(f"--random-cameras: image_sizes must be (width, height) pairs, got {self.image_sizes}")
+            raise _ranges_error("image_sizes must be (width, height) pairs, got {sizes}", sizes=self.image_sizes)
         for name, high in (
             ("principal_offset", 0.25),
             ("distortion", 0.5),
@@ -99,7 +107,7 @@ class CameraRanges:
         ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= high):
-                raise JointposeError(f"--random-cameras: {name} must be in [0, {high:g}], got {value!r}")
+                raise _ranges_error("{name} must be in [0, {high:g}], got {value!r}", name=name, high=high, value=value)
 
     @classmethod
     def parse(cls, text: str) -> CameraRanges:
@@ -111,18 +119,19 @@ class CameraRanges:
             key, _, value = item.partition("=")
             key = key.strip()
             if key not in names or not value:
-                raise JointposeError(
-                    f"--random-cameras: expected NAME=LOW:HIGH or NAME=VALUE with NAME in {', '.join(sorted(names))}, "
-                    f"got {item!r}"
+                raise _ranges_error(
+                    "expected NAME=LOW:HIGH or NAME=VALUE with NAME in {names}, got {item!r}",
+                    names=", ".join(sorted(names)),
+                    item=item,
                 )
             try:
                 numbers = tuple(float(v) for v in value.split(":"))
             except ValueError:
-                raise JointposeError(f"--random-cameras: {key} must be numbers, got {value!r}") from None
+                raise _ranges_error("{key} must be numbers, got {value!r}", key=key, value=value) from None
             single = not isinstance(getattr(cls, key), tuple)
             if single != (len(numbers) == 1) or len(numbers) > 2:
                 shape = "one number" if single else "LOW:HIGH"
-                raise JointposeError(f"--random-cameras: {key} must be {shape}, got {value!r}")
+                raise _ranges_error("{key} must be {shape}, got {value!r}", key=key, shape=shape, value=value)
             values[key] = numbers[0] if single else numbers
         return cls(**values)
 
@@ -283,8 +292,10 @@ def random_views(
     for seq in sequences:
         if seq.poses_3d is None or seq.trajectory is None or seq.keypoints.shape[1] != 17:
             raise JointposeError(
-                f"--random-cameras needs 3D poses and 17 keypoints per frame; {seq.key} has "
-                f"{'no 3D' if seq.poses_3d is None else f'{seq.keypoints.shape[1]} keypoints'}"
+                "{0} needs 3D poses and 17 keypoints per frame; {key} has {what}",
+                fields=("random_cameras",),
+                key=seq.key,
+                what="no 3D" if seq.poses_3d is None else f"{seq.keypoints.shape[1]} keypoints",
             )
         world = seq.camera.camera_to_world(seq.poses_3d.astype(np.float64) + seq.trajectory[:, None])
         centre, extent = placement(world)

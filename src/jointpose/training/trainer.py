@@ -160,8 +160,12 @@ class Trainer:
         longest = max(len(s.keypoints) for s in self.train_data.sequences)
         if longest < self.model.receptive_field():
             raise JointposeError(
-                f"--data-dir {config.data_dir}: the longest training sequence has {longest} frames, fewer than the "
-                f"model's receptive field ({self.model.receptive_field()}); use a smaller -arc or longer clips"
+                "{0} {path}: the longest training sequence has {longest} frames, fewer than the model's receptive "
+                "field ({field}); use a smaller {1} or longer clips",
+                fields=("data_dir", "architecture"),
+                path=config.data_dir,
+                longest=longest,
+                field=self.model.receptive_field(),
             )
         if len(self.windows.singles) < 2 * self.dist.world_size:  # batch norm: two frames per process
             raise JointposeError(
