@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from h36m_files import motion
 from jointpose.cli import build_parser, main, train_config
 from jointpose.data.batching import ChunkedWindows, MixedWindows, mirror_projection
 from jointpose.data.h36m import PoseSequence, load_dataset
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera, h36m_cameras, input_intrinsics, input_projection
 from jointpose.losses import (
@@ -201,6 +202,20 @@ def test_config_flags_validation_and_implied_trajectory(tmp_path):
     with pytest.raises(JointposeError, match="^--warmup-unlabeled must be an integer >= 0"):
         _config(*_args("d", tmp_path, "--warmup-unlabeled", "-1"))
     assert main(_args(tmp_path / "missing", tmp_path / "ck", "-str", "S1,S5")) == 2
+
+
+def test_semi_supervised_settings_without_unlabelled_subjects_are_named(tmp_path):
+    alone = ["train", "--data-dir", "d", "--checkpoint", str(tmp_path), "--w-multiview", "0.5", "--balance-unlabeled"]
+    with pytest.warns(JointposeWarning) as caught:
+        config = _config(*alone)
+    assert [str(w.message) for w in caught] == [
+        "--w-multiview, --balance-unlabeled: no effect without unlabelled subjects (-sun)"
+    ]
+    assert not config.semi_supervised and config.multiview == 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _config(*_args("d", tmp_path, "--w-multiview", "0.5", "--balance-unlabeled"))  # with -sun: silent
+        _config("train", "--data-dir", "d", "--checkpoint", str(tmp_path))  # defaults: silent
 
 
 def test_unlabelled_3d_is_ignored(h36m_dir):

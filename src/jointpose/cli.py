@@ -125,13 +125,20 @@ def flag_message(exc: JointposeError) -> str:
 
 
 def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from parsed ``train`` arguments; errors name the flags."""
-    from jointpose.training.config import from_arguments
+    """A :class:`TrainConfig` from parsed ``train`` arguments; errors name the flags, and a
+    warning names flags that cannot act in this run."""
+    from jointpose.training.config import field_flags, from_arguments, idle_settings
 
     try:
-        return from_arguments(args, **overrides)
+        config = from_arguments(args, **overrides)
     except JointposeError as exc:
         raise JointposeError(flag_message(exc)) from None
+    idle = [field_flags()[name] for name in idle_settings(config)]
+    if idle:
+        warnings.warn(
+            JointposeWarning(f"{', '.join(idle)}: no effect without unlabelled subjects (-sun)"), stacklevel=2
+        )
+    return config
 
 
 def cmd_train(args: argparse.Namespace) -> None:

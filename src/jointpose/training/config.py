@@ -403,6 +403,17 @@ def model_args(config: TrainConfig, num_keypoints: int, num_joints_out: int | No
 # The fields a command sets its own way (``jointpose train`` has flags for them, ``ablate``
 # writes both runs under its --out folder, benchmarks use a temporary folder).
 RUN_FIELDS = ("checkpoint_dir", "resume", "keep_last")
+# Fields that act only with unlabelled subjects (-sun).
+SEMI_SUPERVISED_SETTINGS = ("warmup_unlabeled", "bone_guard", "multiview", "balance_unlabeled", "unlabeled_constraints")
+
+
+def idle_settings(config: TrainConfig) -> list[str]:
+    """The fields ``config`` sets away from their defaults that cannot act in this run:
+    semi-supervised settings without unlabelled subjects."""
+    if config.semi_supervised:
+        return []
+    defaults = {spec.name: spec.default for spec in dataclasses.fields(TrainConfig)}
+    return [name for name in SEMI_SUPERVISED_SETTINGS if getattr(config, name) != defaults[name]]
 
 
 def _int_list(text: str) -> tuple[int, ...]:

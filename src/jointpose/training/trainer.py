@@ -58,7 +58,7 @@ from jointpose.training.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from jointpose.training.config import TrainConfig, model_args
+from jointpose.training.config import SEMI_SUPERVISED_SETTINGS, TrainConfig, model_args
 from jointpose.training.distributed import (
     DistContext,
     global_mean,
@@ -706,13 +706,6 @@ CONSTRAINT_SETTINGS = {
     "warmup",
     "unlabeled_constraints",
 }
-SEMI_SUPERVISED_SETTINGS = {
-    "warmup_unlabeled",
-    "bone_guard",
-    "multiview",
-    "balance_unlabeled",
-    "unlabeled_constraints",
-}  # matter with -sun only
 # Model constructor arguments -> the TrainConfig field that sets them.
 _MODEL_ARG_FIELDS = {
     "filter_widths": "architecture",
