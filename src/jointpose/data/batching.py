@@ -378,7 +378,8 @@ class MixedWindows:
     own shuffle, so within one epoch a frame may be a target twice (once alone, once in a
     chunk) or not at all. ``view_pairs``: half of each step's single windows come with the
     same frame through another camera instead of their own draw (:class:`ViewPairs`).
-    ``balance_subjects``: each subject drawn about equally often (:class:`ChunkedWindows`).
+    ``balance_subjects``: every subject drawn as often as the one with the most windows
+    (:class:`ChunkedWindows`).
     """
 
     def __init__(
