@@ -198,6 +198,12 @@ def test_camera_ranges_parse_and_refuse():
             CameraRanges.parse(bad)
 
 
+def test_bad_camera_ranges_on_the_command_line_are_one_line(tmp_path, capsys):
+    train = cli("train", "--random-cameras fov=60", data_dir=tmp_path, checkpoint=tmp_path / "ck")
+    assert main(train) == 2
+    assert capsys.readouterr().err == "jointpose: error: --random-cameras: fov must be LOW:HIGH, got '60'\n"
+
+
 @pytest.fixture
 def sequences(h36m_dir):
     return load_dataset(h36m_dir, "gt", ["S1"], normalization="intrinsics").sequences
@@ -294,12 +300,15 @@ def test_infer_with_focal_length_writes_the_trajectory_of_its_poses(tmp_path):
     assert main([*args, "--principal-point", "900", "500"]) == 2
 
 
-def test_data_build_with_random_cameras_loads_back(tmp_path, cmu_mocap):
+def test_data_build_with_random_cameras_loads_back(tmp_path, cmu_mocap, capsys):
     (tmp_path / "bvh").mkdir()
     (tmp_path / "bvh" / "003").symlink_to(cmu_mocap / "003")  # the smallest person folder
     out = tmp_path / "data"
     build = cli("data build", "--cameras random", bvh=tmp_path / "bvh", out=out)
     assert main([*build, "--ring-count", "3", "--camera-ranges", "fov=50:90", "--subjects", "003=S6"]) == 0
+    other = cli("data build", "--cameras random --camera-ranges fov=50", bvh=tmp_path / "bvh", out=tmp_path / "other")
+    assert main(other) == 2
+    assert capsys.readouterr().err.strip().endswith("error: --camera-ranges: fov must be LOW:HIGH, got '50'")
     data = load_dataset(out, "gt", ["S6"], normalization="intrinsics")
     cameras = {s.camera for s in data.sequences}
     assert len(cameras) == 3

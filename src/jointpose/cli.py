@@ -250,7 +250,11 @@ def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | RandomRig | 
 
     ring = None
     if args.cameras == "random":
-        ring = RandomRig(args.ring_count, CameraRanges.parse(args.camera_ranges), args.seed)
+        try:
+            ranges = CameraRanges.parse(args.camera_ranges)
+        except JointposeError as exc:  # the ranges' errors name the training flag; here they come from this one
+            raise JointposeError(exc.naming({"random_cameras": "--camera-ranges"})) from None
+        ring = RandomRig(args.ring_count, ranges, args.seed)
     elif args.cameras == "ring":
         ring = CameraRing(
             args.ring_count,
@@ -719,7 +723,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except JointposeError as exc:  # from an option's own parser, e.g. --random-cameras RANGES
+        print(f"jointpose: error: {flag_message(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     warnings.simplefilter("always", JointposeWarning)
     warnings.formatwarning = _format_warning
     func: Callable[[argparse.Namespace], None] = args.func
