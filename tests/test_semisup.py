@@ -204,7 +204,7 @@ def test_config_flags_validation_and_implied_trajectory(tmp_path):
     assert main(_args(tmp_path / "missing", tmp_path / "ck", "-str", "S1,S5")) == 2
 
 
-def test_semi_supervised_settings_without_unlabelled_subjects_are_named(tmp_path):
+def test_settings_that_cannot_act_are_named(tmp_path):
     alone = ["train", "--data-dir", "d", "--checkpoint", str(tmp_path), "--w-multiview", "0.5", "--balance-unlabeled"]
     with pytest.warns(JointposeWarning) as caught:
         config = _config(*alone)
@@ -212,6 +212,13 @@ def test_semi_supervised_settings_without_unlabelled_subjects_are_named(tmp_path
         "--w-multiview, --balance-unlabeled: no effect without unlabelled subjects (-sun)"
     ]
     assert not config.semi_supervised and config.multiview == 0.5
+    baseline = ["train", "--data-dir", "d", "--checkpoint", str(tmp_path), "--no-constraints", "--w-sym", "1"]
+    with pytest.warns(JointposeWarning) as caught:
+        _config(*baseline, "--chunk", "8", "--no-unlabeled-constraints")
+    assert [str(w.message) for w in caught] == [
+        "--chunk, --w-*, --no-unlabeled-constraints: no effect with --no-constraints",
+        "--no-unlabeled-constraints: no effect without unlabelled subjects (-sun)",
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _config(*_args("d", tmp_path, "--w-multiview", "0.5", "--balance-unlabeled"))  # with -sun: silent

@@ -133,11 +133,12 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         config = from_arguments(args, **overrides)
     except JointposeError as exc:
         raise JointposeError(flag_message(exc)) from None
-    idle = [field_flags()[name] for name in idle_settings(config)]
-    if idle:
-        warnings.warn(
-            JointposeWarning(f"{', '.join(idle)}: no effect without unlabelled subjects (-sun)"), stacklevel=2
+    flags = field_flags()
+    for cause, names in idle_settings(config).items():
+        condition = (
+            f"with {flags[cause]}" if cause == "constraints" else f"without unlabelled subjects ({flags[cause]})"
         )
+        warnings.warn(JointposeWarning(f"{', '.join(flags[n] for n in names)}: no effect {condition}"), stacklevel=2)
     return config
 
 

@@ -403,17 +403,32 @@ def model_args(config: TrainConfig, num_keypoints: int, num_joints_out: int | No
 # The fields a command sets its own way (``jointpose train`` has flags for them, ``ablate``
 # writes both runs under its --out folder, benchmarks use a temporary folder).
 RUN_FIELDS = ("checkpoint_dir", "resume", "keep_last")
-# Fields that act only with unlabelled subjects (-sun).
+# Fields that act only with the constraints (the baseline trains without them), and only
+# with unlabelled subjects (-sun).
+CONSTRAINT_SETTINGS = (
+    "chunk",
+    "chunk_share",
+    "chunk_dropout",
+    "chunk_mpjpe",
+    "weights",
+    "warmup",
+    "unlabeled_constraints",
+)
 SEMI_SUPERVISED_SETTINGS = ("warmup_unlabeled", "bone_guard", "multiview", "balance_unlabeled", "unlabeled_constraints")
 
 
-def idle_settings(config: TrainConfig) -> list[str]:
-    """The fields ``config`` sets away from their defaults that cannot act in this run:
-    semi-supervised settings without unlabelled subjects."""
-    if config.semi_supervised:
-        return []
+def idle_settings(config: TrainConfig) -> dict[str, list[str]]:
+    """The fields ``config`` sets away from their defaults that cannot act in this run, under
+    the field that idles them: ``constraints`` (off) or ``subjects_unlabeled`` (none)."""
     defaults = {spec.name: spec.default for spec in dataclasses.fields(TrainConfig)}
-    return [name for name in SEMI_SUPERVISED_SETTINGS if getattr(config, name) != defaults[name]]
+    groups = {
+        "constraints": () if config.constraints else CONSTRAINT_SETTINGS,
+        "subjects_unlabeled": () if config.semi_supervised else SEMI_SUPERVISED_SETTINGS,
+    }
+    idle = {
+        cause: [name for name in names if getattr(config, name) != defaults[name]] for cause, names in groups.items()
+    }
+    return {cause: names for cause, names in idle.items() if names}
 
 
 def _int_list(text: str) -> tuple[int, ...]:

@@ -58,7 +58,7 @@ from jointpose.training.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from jointpose.training.config import SEMI_SUPERVISED_SETTINGS, TrainConfig, model_args
+from jointpose.training.config import CONSTRAINT_SETTINGS, SEMI_SUPERVISED_SETTINGS, TrainConfig, model_args
 from jointpose.training.distributed import (
     DistContext,
     global_mean,
@@ -697,15 +697,6 @@ RESUME_MUST_MATCH = (
     "balance_unlabeled",
     "unlabeled_constraints",
 )
-CONSTRAINT_SETTINGS = {
-    "chunk",
-    "chunk_share",
-    "chunk_dropout",
-    "chunk_mpjpe",
-    "weights",
-    "warmup",
-    "unlabeled_constraints",
-}
 # Model constructor arguments -> the TrainConfig field that sets them.
 _MODEL_ARG_FIELDS = {
     "filter_widths": "architecture",
