@@ -45,8 +45,8 @@ def test_camera_ring_looks_at_the_centre():
         assert np.allclose(centre[:2], 0, atol=1e-9) and centre[2] > 6.9
         above = cam.world_to_camera(np.array([0.0, 0.0, 2.0]))
         assert above[1] < 0  # world up is image up (camera y points down)
-    with pytest.raises(JointposeError):
-        CameraRing(count=0).cameras()
+    with pytest.raises(JointposeError, match=r"^count: the number of cameras must be 1 to 64, got 65$"):
+        CameraRing(count=65).cameras()
 
 
 def test_noise_has_the_requested_statistics():

@@ -187,6 +187,8 @@ def test_camera_draws_are_reproducible():
     assert draw_camera(np.random.default_rng(6), CameraRanges(), np.zeros(3)) != one[0]
     rig = RandomRig(3, CameraRanges(), seed=2)
     assert rig.cameras({"S1": {"a": _walk()}}) == rig.cameras({"S1": {"a": _walk()}})
+    with pytest.raises(JointposeError, match=r"^count: the number of cameras must be 1 to 64, got 0$"):
+        RandomRig(0).cameras({"S1": {"a": _walk()}})
 
 
 def test_camera_ranges_parse_and_refuse():
@@ -309,6 +311,11 @@ def test_data_build_with_random_cameras_loads_back(tmp_path, cmu_mocap, capsys):
     other = cli("data build", "--cameras random --camera-ranges fov=50", bvh=tmp_path / "bvh", out=tmp_path / "other")
     assert main(other) == 2
     assert capsys.readouterr().err.strip().endswith("error: --camera-ranges: fov must be LOW:HIGH, got '50'")
+    for cameras in ("random", "ring"):
+        none = cli("data build", f"--cameras {cameras} --ring-count 0", bvh=tmp_path / "bvh", out=tmp_path / "none")
+        assert main(none) == 2
+        assert capsys.readouterr().err.strip().endswith("--ring-count: the number of cameras must be 1 to 64, got 0")
+    assert not (tmp_path / "none").exists()
     data = load_dataset(out, "gt", ["S6"], normalization="intrinsics")
     cameras = {s.camera for s in data.sequences}
     assert len(cameras) == 3

@@ -98,7 +98,7 @@ def add_train_args(p: argparse.ArgumentParser, run: bool = False) -> None:
 
 
 # Python parameters that library errors name, where the command line calls them otherwise.
-_PARAMETER_FLAGS = {"fov_deg": "--fov", "center": "--principal-point"}
+_PARAMETER_FLAGS = {"fov_deg": "--fov", "center": "--principal-point", "count": "--ring-count"}
 
 
 def argument_flags() -> dict[str, str]:

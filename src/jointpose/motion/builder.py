@@ -43,6 +43,17 @@ METADATA = {
 }
 
 
+def check_camera_count(count: int) -> None:
+    """Raise a :class:`JointposeError` naming ``count`` unless it is 1 to ``MAX_RING_CAMERAS``."""
+    if not 1 <= count <= MAX_RING_CAMERAS:
+        raise JointposeError(
+            "{0}: the number of cameras must be 1 to {limit}, got {count}",
+            fields=("count",),
+            limit=MAX_RING_CAMERAS,
+            count=count,
+        )
+
+
 @dataclass(frozen=True)
 class CameraRing:
     """``count`` cameras evenly spaced on a circle around the capture area, aimed at its centre.
@@ -59,10 +70,7 @@ class CameraRing:
     height_px: int = 1000
 
     def cameras(self) -> list[Camera]:
-        if not (1 <= self.count <= MAX_RING_CAMERAS):
-            raise JointposeError(
-                f"camera ring: the number of cameras must be 1 to {MAX_RING_CAMERAS}, got {self.count}"
-            )
+        check_camera_count(self.count)
         if not (
             0 < self.distance < np.inf
             and 0 < self.focal_length < np.inf

@@ -41,7 +41,7 @@ from scipy.spatial.transform import Rotation
 from jointpose.data.h36m import PoseSequence
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import Camera, normalize_keypoints
-from jointpose.motion.builder import NoiseModel, as_network_input, detector_points
+from jointpose.motion.builder import NoiseModel, as_network_input, check_camera_count, detector_points
 
 IMAGE_SIZES = ((1920, 1080), (1080, 1920), (1280, 720), (640, 480))
 REFERENCE_PX_PER_M = 1150.0 / 5.0  # the builder's default ring: 1150 px focal length, 5 m away
@@ -335,8 +335,7 @@ class RandomRig:
     def cameras(self, motion: dict[str, dict[str, np.ndarray]]) -> dict[str, list[Camera]]:
         """Each subject's cameras, around where its clips (action -> (frames, 17, 3) world
         metres, z up) take place and far enough for all of them."""
-        if not 1 <= self.count <= 64:
-            raise JointposeError(f"--ring-count: the number of random cameras must be 1 to 64, got {self.count}")
+        check_camera_count(self.count)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xCA3E]))
         out = {}
         for subject, clips in motion.items():
