@@ -51,8 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cross_validate import ProtocolTrainer, config_of, mean_std, protocol_dataset, ratio, run_key  # noqa: E402
 
-from jointpose.evaluation.evaluate import evaluate_checkpoint, evaluate_model  # noqa: E402
-from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit  # noqa: E402
+from jointpose.evaluation.evaluate import evaluate_checkpoint  # noqa: E402
 from jointpose.safeio import atomic_write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,18 +149,7 @@ class PerPersonTrainer(ProtocolTrainer):
     for the joint-aware model, its inference step, as ``jointpose train`` does)."""
 
     def final_evaluation(self) -> dict[str, Any]:
-        config = self.config.to_dict()
-        result = evaluate_model(
-            self.evaluation_model(),
-            self.test_data.sequences,
-            flip_test=self.config.test_time_augmentation,
-            keypoints_left=self.test_data.keypoints_left,
-            keypoints_right=self.test_data.keypoints_right,
-            by_subject=True,
-            skeleton_fit=uses_skeleton_fit(config),
-            smooth=smoothing_sigma(config),
-        )
-        return people_metrics(result.summary)
+        return people_metrics(super().final_evaluation())
 
 
 def people_metrics(summary: dict[str, Any]) -> dict[str, dict[str, float]]:

@@ -536,6 +536,9 @@ class Trainer:
         return result.summary["average"]["p1"]
 
     def final_evaluation(self) -> dict[str, Any]:
+        """The last epoch scored as ``jointpose evaluate`` scores it (flip averaging, the
+        joint-aware inference step), per action group and, with several test subjects, per
+        subject as well; the table is printed."""
         from jointpose.evaluation.plausibility import plausibility_errors
 
         result = evaluate_model(
@@ -544,6 +547,7 @@ class Trainer:
             flip_test=self.config.test_time_augmentation,
             keypoints_left=self.test_data.keypoints_left,
             keypoints_right=self.test_data.keypoints_right,
+            by_subject=len({seq.subject for seq in self.test_data.sequences}) > 1,
             extra_metrics=plausibility_errors,
             skeleton_fit=uses_skeleton_fit(self.config.to_dict()),
             smooth=smoothing_sigma(self.config.to_dict()),
