@@ -66,11 +66,19 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
     assert set(summary) == {"config", "actions", "average", "subjects"}
     assert set(summary["actions"]) == {"Walking", "Directions"}
     assert set(summary["subjects"]) == {"S9", "S11"}
-    # Training's own final table has the same per-subject rows (two test subjects).
+    # Training's own final table has the same per-subject rows (two test subjects), and
+    # evaluation.json holds it in evaluate --json's format.
     trained = {line.split()[0]: float(line.split()[1]) for line in out.splitlines() if line.startswith("[S")}
     assert set(trained) == {"[S9]", "[S11]"}
     for subject in ("S9", "S11"):
         assert trained[f"[{subject}]"] == pytest.approx(summary["subjects"][subject]["p1"], abs=0.006)
+    record = json.loads((ckpt / "evaluation.json").read_text())
+    assert set(record) == set(summary) and record["config"]["checkpoint_epoch"] == 1
+    assert record["config"]["evaluated_on"] == {**summary["config"]["evaluated_on"], "data_dir": str(h36m_dir)}
+    assert record["config"]["constraints"] is constraints and record["config"]["checkpoint"] == str(ckpt)
+    for key in ("p1", "p2", "p3", "mpjve", "accel", "bone_std", "frames"):
+        assert record["average"][key] == pytest.approx(summary["average"][key], abs=1e-3)
+        assert record["subjects"]["S11"][key] == pytest.approx(summary["subjects"]["S11"][key], abs=1e-3)
     for row in list(summary["actions"].values()) + [summary["average"]]:
         assert {"p1", "p2", "p3", "mpjve", "accel", "frames"} <= set(row)
         assert all(np.isfinite(row[k]) for k in ("p1", "p2", "p3", "mpjve", "accel"))

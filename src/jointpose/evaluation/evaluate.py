@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -234,25 +235,31 @@ def evaluate_checkpoint(
     )
     for key, prediction in result.predictions.items():
         check_finite(prediction, f"{checkpoint}: the prediction for {key}")
-    result.summary = {
-        "config": {
-            **config,
-            "checkpoint": str(checkpoint),
-            "checkpoint_epoch": epoch,
-            "evaluated_on": {
-                "data_dir": str(data_dir),
-                "dataset": dataset,
-                "keypoints": keypoints,
-                "subjects": subjects,
-                "actions": actions,
-                "test_time_augmentation": flip_test,
-                "skeleton_fit": fit,
-                "smooth": smooth,
-            },
-        },
-        **result.summary,
-    }
+    result.summary = with_provenance(
+        result.summary,
+        config,
+        checkpoint,
+        epoch,
+        data_dir=str(data_dir),
+        dataset=dataset,
+        keypoints=keypoints,
+        subjects=subjects,
+        actions=actions,
+        test_time_augmentation=flip_test,
+        skeleton_fit=fit,
+        smooth=smooth,
+    )
     return result
+
+
+def with_provenance(
+    summary: dict, config: dict, checkpoint: str | Path, epoch: int, **evaluated_on: Any
+) -> dict[str, Any]:
+    """``summary`` under a ``config`` entry saying what was evaluated: the run's configuration,
+    its checkpoint and epoch, and ``evaluated_on`` (data folder, dataset, keypoints, subjects,
+    actions, flip averaging, skeleton fit, filter sigma in frames)."""
+    record = {**config, "checkpoint": str(checkpoint), "checkpoint_epoch": epoch, "evaluated_on": evaluated_on}
+    return {"config": record, **summary}
 
 
 def write_predictions(predictions: dict[str, np.ndarray], path: str | Path) -> None:

@@ -23,6 +23,7 @@ cameras train both models.
 from __future__ import annotations
 
 import csv
+import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -35,7 +36,7 @@ from tqdm import tqdm
 from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, scale_bodies
 from jointpose.data.h36m import dataset_kind, load_dataset
 from jointpose.errors import JointposeError
-from jointpose.evaluation.evaluate import evaluate_model, format_table
+from jointpose.evaluation.evaluate import evaluate_model, format_table, with_provenance
 from jointpose.geometry.anatomy import bone_lengths
 from jointpose.losses import (
     JointAwareLoss,
@@ -70,6 +71,8 @@ BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 
 # Random streams of the per-epoch augmentations; a run's draws depend on them, so they stay fixed.
 BODY_SCALE_STREAM, CAMERA_STREAM = 0xB0D1, 0xCA3E
+
+EVALUATION_FILE = "evaluation.json"  # the final evaluation, in `jointpose evaluate --json`'s format
 
 
 class Trainer:
@@ -554,6 +557,23 @@ class Trainer:
         )
         self.final_result = result  # predictions stay available to callers (demo, benchmarks)
         print(format_table(result.summary))
+        config = self.config.to_dict()
+        record = with_provenance(
+            result.summary,
+            config,
+            self.folder,
+            self.epoch,
+            data_dir=config["data_dir"],
+            dataset=config["dataset"],
+            keypoints=config["keypoints"],
+            subjects=config["subjects_test"],
+            actions=config["actions"],
+            test_time_augmentation=config["test_time_augmentation"],
+            skeleton_fit=uses_skeleton_fit(config),
+            smooth=smoothing_sigma(config),
+        )
+        with atomic_write(self.folder / EVALUATION_FILE, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2)
         return result.summary
 
     def save(self, rng: list[dict[str, Any]]) -> None:
