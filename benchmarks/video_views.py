@@ -13,7 +13,8 @@ definition with the monocular result, so the figures measure the lifting (depth,
 left/right), not the detector. Printed per view, with and without ``--focal-length`` (the
 calibrated focal length):
 
-* P1 (MPJPE) and P2 (after per-frame similarity alignment), mm;
+* P1 (MPJPE) and P2 (after per-frame similarity alignment), mm; with the focal length, P2
+  per joint (the same alignment);
 * left/right correct: frames where the predicted shoulder and hip axes both point within
   90 degrees of the reference's (camera space, no alignment), %;
 * size: the predicted skeleton's summed bone length over the reference's (median over frames);
@@ -40,7 +41,7 @@ import torch
 from jointpose.data.keypoints import resample
 from jointpose.data.layouts import LAYOUTS, to_h36m
 from jointpose.data.tracks import repair_swaps, side_pairs
-from jointpose.evaluation.metrics import mpjpe, p_mpjpe
+from jointpose.evaluation.metrics import mpjpe, p_mpjpe, procrustes_align
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import bone_vectors
 from jointpose.geometry.cameras import camera_from_intrinsics
@@ -160,6 +161,12 @@ def main() -> None:
             size = np.median(lengths.sum(-1) / lengths_ref.sum(-1))
             label = "given" if flavour == "focal" else "none"
             print(f"{name:6} {label:8} {p1:7.1f} {p2:7.1f} {100 * ok.mean():9.1f} {size:6.2f}")
+            if flavour == "focal":
+                aligned = procrustes_align(torch.from_numpy(pred), torch.from_numpy(ref)).numpy()
+                per_joint = 1000 * np.linalg.norm(aligned - ref, axis=-1).mean(0)
+                print(
+                    "       P2 per joint: " + ", ".join(f"{j} {v:.0f}" for j, v in zip(skeleton.JOINT_NAMES, per_joint))
+                )
             per_view_lengths.setdefault(flavour, []).append(lengths.mean(0))
     first = runs[names[0]]["focal"]
     xy = resample(first.keypoints.xy, first.fps, lifter.fps)
