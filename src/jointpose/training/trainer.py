@@ -310,8 +310,9 @@ class Trainer:
                 final evaluation; ``resume`` continues the same schedule.
 
         Returns:
-            The final evaluation's summary (per action and average, millimetres), or None
-            when stopped early.
+            The final evaluation's summary (per action, per test subject when there are
+            several, and average; millimetres), also written to ``evaluation.json`` in the
+            checkpoint folder; None when stopped early.
         """
         config = self.config
         stop = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
