@@ -158,15 +158,15 @@ def people_metrics(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {**out, POOLED: {m: summary["average"][m] for m in METRICS}}
 
 
-def add_pooled(result: dict[str, Any], folder: Path, data: Path) -> dict[str, Any]:
-    """A cached result from before POOLED was scored, re-scored from its checkpoint; the
-    per-person figures must come out as cached."""
+def add_pooled(result: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A cached result from before POOLED was scored, re-scored from its checkpoint on the
+    run's own data, keypoints and test people; the per-person figures must come out as cached."""
     config = config_of(result["args"], str(folder / "ckpt"))
     scored = evaluate_checkpoint(
         folder / "ckpt",
-        data,
-        "noisy",
-        list(TESTED),
+        config.data_dir,
+        config.keypoints,
+        list(config.subjects_test),
         by_subject=True,
         downsample=config.downsample,
         device="cpu",
@@ -199,7 +199,7 @@ def run_once(args: list[str], folder: Path) -> dict[str, Any]:
     if result_file.exists():
         result = json.loads(result_file.read_text())
         if POOLED not in result:
-            result = add_pooled(result, folder, Path(args[args.index("--data-dir") + 1]))
+            result = add_pooled(result, folder)
             with atomic_write(result_file, "w", encoding="utf-8") as handle:
                 json.dump(result, handle, indent=1)
         return result

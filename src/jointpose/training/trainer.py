@@ -545,6 +545,8 @@ class Trainer:
         subject as well; the table is printed."""
         from jointpose.evaluation.plausibility import plausibility_errors
 
+        config = self.config.to_dict()
+        fit, smooth = uses_skeleton_fit(config), smoothing_sigma(config)
         result = evaluate_model(
             self.evaluation_model(),
             self.test_data.sequences,
@@ -553,12 +555,11 @@ class Trainer:
             keypoints_right=self.test_data.keypoints_right,
             by_subject=len({seq.subject for seq in self.test_data.sequences}) > 1,
             extra_metrics=plausibility_errors,
-            skeleton_fit=uses_skeleton_fit(self.config.to_dict()),
-            smooth=smoothing_sigma(self.config.to_dict()),
+            skeleton_fit=fit,
+            smooth=smooth,
         )
         self.final_result = result  # predictions stay available to callers (demo, benchmarks)
         print(format_table(result.summary))
-        config = self.config.to_dict()
         record = with_provenance(
             result.summary,
             config,
@@ -570,8 +571,8 @@ class Trainer:
             subjects=config["subjects_test"],
             actions=config["actions"],
             test_time_augmentation=config["test_time_augmentation"],
-            skeleton_fit=uses_skeleton_fit(config),
-            smooth=smoothing_sigma(config),
+            skeleton_fit=fit,
+            smooth=smooth,
         )
         with atomic_write(self.folder / EVALUATION_FILE, "w", encoding="utf-8") as handle:
             json.dump(record, handle, indent=2)
