@@ -118,9 +118,10 @@ def config_of(args: list[str], checkpoint: str) -> TrainConfig:
 LATER_SETTINGS = {"balance_unlabeled": False}
 
 
-def run_key(args: list[str], threads: int) -> str:
+def run_key(args: list[str], threads: int, *changes: str) -> str:
     """A short hash of what a run trains: its configuration with every default resolved (so a
-    default that changes to the value a run gave explicitly reuses that run) and the thread count."""
+    default that changes to the value a run gave explicitly reuses that run), the thread count
+    and ``changes``: code changes, named, that train such a run differently from before."""
     config = config_of(args, "").resolved().to_dict()
     config = {k: v for k, v in config.items() if k not in ("checkpoint_dir", "progress", "keep_last")}
     # Settings added after runs were cached, with their off value: left off, a run trains as before.
@@ -128,7 +129,9 @@ def run_key(args: list[str], threads: int) -> str:
     # A term that is off by default and left off trains nothing: adding such a term keeps every key.
     off = {term for term, weight in LossWeights().as_dict().items() if weight == 0}
     config["weights"] = {term: w for term, w in config["weights"].items() if not (term in off and w == 0)}
-    return hashlib.sha256(json.dumps([config, threads, EPOCH], sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return hashlib.sha256(
+        json.dumps([config, threads, EPOCH, *changes], sort_keys=True, default=str).encode()
+    ).hexdigest()[:12]
 
 
 def run_once(args: list[str], folder: Path, raw: bool) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def test_torch_back_projection_equals_the_numpy_camera(device, normalization):
 
 @pytest.mark.parametrize("model", ["h36m", "opencv"])
 def test_back_projection_through_the_lens_equals_the_numpy_camera(device, model):
-    """Screen input keeps the lens: projecting with input_projection's 10 numbers lands where
+    """Screen input keeps the lens: projecting with input_projection's 12 numbers lands where
     the numpy camera (with its distortion) and the screen normalisation put the points, for
     a sample as it is and mirrored (u -> -u of the mirrored scene X -> -X)."""
     rng = np.random.default_rng(6)
@@ -91,16 +91,16 @@ def test_back_projection_through_the_lens_equals_the_numpy_camera(device, model)
         points = np.concatenate([rng.uniform(-1.2, 1.2, (40, 17, 2)), rng.uniform(3, 7, (40, 17, 1))], axis=-1)
         projection = torch.tensor(input_projection(camera, "screen"), device=device)
         expected = camera.normalize(camera.project(points), "screen")
-        got = project_to_input(torch.tensor(points, device=device), projection.expand(40, 10))
+        got = project_to_input(torch.tensor(points, device=device), projection.expand(40, 12))
         np.testing.assert_allclose(got.cpu().numpy(), expected, atol=1e-9, rtol=0)
         mirrored = project_to_input(
-            torch.tensor(points * mirror, device=device), mirror_projection(projection).expand(40, 10)
+            torch.tensor(points * mirror, device=device), mirror_projection(projection).expand(40, 12)
         )
         np.testing.assert_allclose(mirrored.cpu().numpy(), expected * np.array([-1.0, 1.0]), atol=1e-9, rtol=0)
     assert not np.allclose(  # the lens matters: a pinhole projection misses by pixels
         project_to_input(torch.tensor(points), projection[:4].cpu().expand(40, 4)).numpy(), expected, atol=1e-3
     )
-    assert not input_projection(cameras[0], "intrinsics")[4:].any()  # undistorted input: no lens
+    assert not input_projection(cameras[0], "intrinsics")[4:10].any()  # undistorted input: no lens
 
 
 @pytest.mark.parametrize("normalization", ["screen", "intrinsics"])
@@ -147,6 +147,27 @@ def test_reprojection_loss_is_zero_for_the_truth_only(device):
     # Mean per-joint distance, worked out directly: a shift of every projected joint by d.
     shift = torch.tensor([0.003, -0.004], device=device, dtype=keypoints.dtype)
     assert torch.isclose(reprojection_loss(poses, root, intrinsics, keypoints + shift), shift.norm(), atol=1e-6)
+
+
+@pytest.mark.parametrize("normalization", ["screen", "intrinsics"])
+def test_reprojection_loss_weighs_a_pixel_alike_whatever_the_input(device, normalization):
+    """The reprojection error is in VideoPose3D's screen units (2 / image width per pixel)
+    for both normalisations: every keypoint moved by (dx, dy) pixels costs
+    2 |(dx, dy)| / width, though rays put 1 / f per pixel and the screen 2 / width."""
+    camera = dataclasses.replace(_pinhole(h36m_cameras()["S9"][1]), res_w=1500, focal_length=(1400.0, 1390.0))
+    sequence = _sequence(camera, normalization=normalization)
+    projection = torch.tensor(input_projection(camera, normalization), device=device).expand(60, 12)
+    poses = torch.tensor(sequence.poses_3d, device=device, dtype=torch.float64)
+    root = torch.tensor(sequence.trajectory, device=device, dtype=torch.float64)[:, None]
+    shift = np.array([3.0, -4.0])  # pixels
+    pixels = camera.project(camera.world_to_camera(motion(60, seed=0))) + shift
+    moved = torch.tensor(camera.normalize(pixels, normalization), device=device)
+    expected = 2.0 * np.linalg.norm(shift) / camera.res_w
+    assert float(reprojection_loss(poses, root, projection, moved)) == pytest.approx(expected, rel=1e-4)
+    # Without the screen units (10 numbers), the loss is in the input's own units.
+    in_input = float(reprojection_loss(poses, root, projection[:, :10], moved))
+    own = np.linalg.norm(shift / np.asarray(camera.focal_length)) if normalization == "intrinsics" else expected
+    assert in_input == pytest.approx(own, rel=1e-4)
 
 
 def test_bone_length_guard_equals_a_direct_computation():

@@ -31,7 +31,7 @@ name                      what it compares                                 unit
 ========================= ================================================ ==========
 
 Semi-supervised training (VideoPose3D's back-projection) adds, on unlabelled 2D:
-:func:`reprojection_loss` (predicted joints projected back to the input, input units),
+:func:`reprojection_loss` (predicted joints projected back to the input, screen units),
 :func:`bone_length_guard` (m), and the terms that need no ground truth
 (:data:`TARGET_FREE_TERMS`, with :func:`bone_consistency` as the target-free part of
 ``bone``), through :func:`target_free_terms`; where the unlabelled recordings have several
@@ -280,7 +280,8 @@ def project_to_input(points: torch.Tensor, intrinsics: torch.Tensor, min_depth: 
         intrinsics: (..., 4) the camera's (fx, fy, cx, cy) in input units, one row per
             sample (``points``' leading shape), or (..., 10) with the lens after them: k1,
             k2, k3, p1, p2 and the model (1: Human3.6M's, 0: OpenCV's;
-            :func:`jointpose.geometry.cameras.project_points` gives both formulas).
+            :func:`jointpose.geometry.cameras.project_points` gives both formulas), or
+            (..., 12) with the screen units after those (not used here).
         min_depth: depths are clamped to at least this (metres), so a predicted root behind
             the camera cannot divide by zero.
 
@@ -291,8 +292,8 @@ def project_to_input(points: torch.Tensor, intrinsics: torch.Tensor, min_depth: 
         the polynomial cannot explode for a prediction far outside the image.
     """
     xy = points[..., :2] / points[..., 2:].clamp_min(min_depth)
-    if intrinsics.shape[-1] == 10:
-        lens = intrinsics[..., None, 4:]
+    if intrinsics.shape[-1] >= 10:
+        lens = intrinsics[..., None, 4:10]
         k1, k2, k3, p1, p2, h36m = (lens[..., i] for i in range(6))
         clamped = xy.clamp(-1.0, 1.0)
         x, y = clamped.unbind(-1)
@@ -321,14 +322,20 @@ def reprojection_loss(
     Args:
         poses: (N, 17, 3) predicted root-relative poses, metres.
         root: (N, 1, 3) predicted root positions in camera space (the trajectory model), metres.
-        intrinsics: (N, 4) (fx, fy, cx, cy) in input units, or (N, 10) with the lens
-            (:func:`project_to_input`).
+        intrinsics: (N, 4) (fx, fy, cx, cy) in input units, (N, 10) with the lens
+            (:func:`project_to_input`), or (N, 12) with the screen units per input unit
+            along x and y after the lens (:func:`jointpose.geometry.cameras.input_projection`).
         keypoints: (N, 17, 2) the 2D input at the predicted frames, input units.
 
     Returns:
-        The mean distance, input units (normalised screen coordinates: 2 / image width per pixel).
+        The mean distance: in screen units (VideoPose3D's, 2 / image width per pixel) with
+        (N, 12) intrinsics, so that the loss weighs a pixel alike whatever the input's
+        normalisation; in input units otherwise.
     """
-    return safe_norm(project_to_input(poses + root, intrinsics) - keypoints).mean()
+    error = project_to_input(poses + root, intrinsics) - keypoints
+    if intrinsics.shape[-1] == 12:
+        error = error * intrinsics[..., None, 10:12]
+    return safe_norm(error).mean()
 
 
 def bone_length_guard(pred_lengths: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

@@ -45,17 +45,18 @@ PROPORTION_PER_HEIGHT = 0.05 / 0.08
 
 
 def _intrinsics(sequence: PoseSequence) -> np.ndarray:
-    """The sequence's camera (fx, fy, cx, cy) in its input units and the lens its input
-    keeps (:func:`~jointpose.geometry.cameras.input_projection`, 10 numbers); NaN for a
+    """The sequence's camera (fx, fy, cx, cy) in its input units, the lens its input keeps
+    and its screen units per input unit (:func:`~jointpose.geometry.cameras.input_projection`,
+    12 numbers); NaN for a
     camera without intrinsics (HumanEva-I's built-in ones), which nothing can be projected with."""
     camera = sequence.camera
     if camera.focal_length is None or camera.center is None:
-        return np.full(10, np.nan)
+        return np.full(12, np.nan)
     return input_projection(camera, sequence.normalization)
 
 
 def mirror_projection(projection: torch.Tensor) -> torch.Tensor:
-    """The projection (..., 10) of :func:`_intrinsics` for the mirrored view (u -> -u) of the
+    """The projection (..., 12) of :func:`_intrinsics` for the mirrored view (u -> -u) of the
     mirrored scene (X -> -X): cx changes sign, and so does the tangential coefficient that
     is odd in x (p2 in OpenCV's model, p1 in Human3.6M's)."""
     h36m = projection[..., 9] > 0.5
@@ -75,7 +76,7 @@ class Batch:
     targets: torch.Tensor
     trajectory: torch.Tensor | None  # (batch, chunk, 3) root position in camera space, metres; None unlabelled
     indices: torch.Tensor  # (batch,) which chunks these are
-    intrinsics: torch.Tensor  # (batch, 10) each chunk's camera in input units and its lens (mirror_projection)
+    intrinsics: torch.Tensor  # (batch, 12) camera in input units, lens, screen units (mirror_projection)
 
 
 class ChunkedWindows:
@@ -348,8 +349,8 @@ class MixedBatch:
     ``singles`` (S, 17, 3) and ``chunks`` (K, chunk, 17, 3) their 3D targets in metres (of
     unlabelled windows: their 2D at the target frames, (S, joints_2d, 2) and (K, chunk, joints_2d, 2));
     ``trajectory`` (S + K * chunk, 3) root positions in camera space, metres (None unlabelled);
-    ``intrinsics`` (S + K * chunk, 10) each window's camera (fx, fy, cx, cy) in input units
-    and its lens (:func:`mirror_projection`);
+    ``intrinsics`` (S + K * chunk, 12) each window's camera (fx, fy, cx, cy) in input units,
+    its lens and its screen units per input unit (:func:`mirror_projection`);
     ``global_singles`` / ``global_chunks``: how many the whole step holds across processes;
     ``pairs`` (P, 3, 4): with :class:`ViewPairs`, singles ``[P, 2P)`` show the frames of
     singles ``[0, P)`` through another camera, and ``pairs[i]`` = [R | t] moves a point from

@@ -297,16 +297,30 @@ def input_intrinsics(camera: Camera, normalization: str) -> np.ndarray:
     raise JointposeError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
 
 
+def screen_units(camera: Camera, normalization: str) -> np.ndarray:
+    """(2,) screen units (VideoPose3D's input: 2 / image width per pixel) per unit of the
+    network's input along x and y: 1 for ``screen`` input, 2 f / width for ``intrinsics``
+    input (rays, 1 / f per pixel)."""
+    if normalization == "screen":
+        return np.ones(2)
+    if normalization == "intrinsics":
+        return 2.0 * np.asarray(camera.focal_length, dtype=np.float64) / camera.res_w
+    raise JointposeError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+
+
 def input_projection(camera: Camera, normalization: str) -> np.ndarray:
-    """(fx, fy, cx, cy, k1, k2, k3, p1, p2, h36m) (10,): :func:`input_intrinsics` and the lens
-    a camera-space point goes through on its way into the network's input
-    (``jointpose.losses.project_to_input``). ``screen`` input keeps the lens distortion, so
-    its coefficients and model (``h36m``: 1 for Human3.6M's, 0 for OpenCV's) come along;
-    ``intrinsics`` input is undistorted, so its lens is all zeros."""
+    """(fx, fy, cx, cy, k1, k2, k3, p1, p2, h36m, sx, sy) (12,): :func:`input_intrinsics`, the
+    lens a camera-space point goes through on its way into the network's input
+    (``jointpose.losses.project_to_input``) and :func:`screen_units` (``sx, sy``, what
+    ``jointpose.losses.reprojection_loss`` measures in). ``screen`` input keeps the lens
+    distortion, so its coefficients and model (``h36m``: 1 for Human3.6M's, 0 for OpenCV's)
+    come along; ``intrinsics`` input is undistorted, so its lens is all zeros."""
     lens = np.zeros(6)
     if normalization == "screen":
         lens = np.array([*camera.radial_distortion, *camera.tangential_distortion, camera.distortion_model == "h36m"])
-    return np.concatenate([input_intrinsics(camera, normalization), lens.astype(np.float64)])
+    return np.concatenate(
+        [input_intrinsics(camera, normalization), lens.astype(np.float64), screen_units(camera, normalization)]
+    )
 
 
 def undistort(distorted: np.ndarray, camera: Camera, iterations: int = 20) -> np.ndarray:
