@@ -47,8 +47,8 @@ PROPORTION_PER_HEIGHT = 0.05 / 0.08
 def _intrinsics(sequence: PoseSequence) -> np.ndarray:
     """The sequence's camera (fx, fy, cx, cy) in its input units, the lens its input keeps
     and its screen units per input unit (:func:`~jointpose.geometry.cameras.input_projection`,
-    12 numbers); NaN for a
-    camera without intrinsics (HumanEva-I's built-in ones), which nothing can be projected with."""
+    12 numbers); NaN for a camera without intrinsics (HumanEva-I's built-in ones), which
+    nothing can be projected with."""
     camera = sequence.camera
     if camera.focal_length is None or camera.center is None:
         return np.full(12, np.nan)
@@ -83,9 +83,9 @@ class ChunkedWindows:
     """Every training chunk of a list of sequences, ready to be gathered into batches.
 
     ``labelled=False``: the sequences' 3D (if any) is ignored and each chunk's targets are
-    its own 2D input frames. Every chunk carries its camera's intrinsics in input units and
-    the lens its input keeps (:func:`~jointpose.geometry.cameras.input_projection` for the
-    sequence's normalisation). ``balance_subjects``: one pass draws every subject as often
+    its own 2D input frames. Every chunk carries its camera's intrinsics in input units, the
+    lens its input keeps and its screen units per input unit
+    (:func:`~jointpose.geometry.cameras.input_projection` for the sequence's normalisation). ``balance_subjects``: one pass draws every subject as often
     as the subject with the most chunks, whatever its own number of frames (its chunks
     repeated evenly).
     """
