@@ -58,8 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTED = ("S6", "S7")
 POOLED = "S6+S7"  # both people as `jointpose evaluate -ste S6,S7` scores them: action groups pooled, then averaged
 PEOPLE = (*TESTED, POOLED)
-# In every key of a semi-supervised joint-aware run (ray input): runs cached when its
-# reprojection error was in rays are not reused. The baseline's screen input is unchanged.
+# In every key of a semi-supervised run on ray input (the joint-aware default): runs cached
+# when its reprojection error was in rays are not reused. Screen input is unchanged.
 REPROJECTION = "reprojection error in screen units"
 METRICS = ("p1", "p2", "p3")
 # key -> (label, unlabelled subjects or None, mode, extra flags)
@@ -280,7 +280,8 @@ def main() -> None:
         for name in names:
             _, unlabelled, mode, flags = RUNS[name]
             run_args = train_args(data, unlabelled, mode, flags, seed, args)
-            changes = (REPROJECTION,) if unlabelled and mode == "joint" else ()
+            rays = config_of(run_args, "").resolved().normalization == "intrinsics"
+            changes = (REPROJECTION,) if unlabelled and rays else ()
             key = run_key(run_args, args.threads, *changes)
             run = run_once(run_args, work / "runs" / f"{name}-s{seed}-{key}")
             results[name][seed] = run

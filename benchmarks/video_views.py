@@ -152,8 +152,10 @@ def main() -> None:
         ref = ref - ref[:, :1]
         for flavour, result in runs[name].items():
             pred = result.poses[:count]
-            p1 = mpjpe(torch.from_numpy(pred), torch.from_numpy(ref)).mean().item() * 1000
-            p2 = p_mpjpe(torch.from_numpy(pred), torch.from_numpy(ref)).mean().item() * 1000
+            pred_t, ref_t = torch.from_numpy(pred), torch.from_numpy(ref)
+            p1 = mpjpe(pred_t, ref_t).mean().item() * 1000
+            aligned = procrustes_align(pred_t, ref_t)  # P2's alignment, also for P2 per joint
+            p2 = mpjpe(aligned, ref_t).mean().item() * 1000
             ok = (((pred[:, lsh] - pred[:, rsh]) * (ref[:, lsh] - ref[:, rsh])).sum(-1) > 0) & (
                 ((pred[:, lhip] - pred[:, rhip]) * (ref[:, lhip] - ref[:, rhip])).sum(-1) > 0
             )
@@ -162,8 +164,7 @@ def main() -> None:
             label = "given" if flavour == "focal" else "none"
             print(f"{name:6} {label:8} {p1:7.1f} {p2:7.1f} {100 * ok.mean():9.1f} {size:6.2f}")
             if flavour == "focal":
-                aligned = procrustes_align(torch.from_numpy(pred), torch.from_numpy(ref)).numpy()
-                per_joint = 1000 * np.linalg.norm(aligned - ref, axis=-1).mean(0)
+                per_joint = 1000 * torch.linalg.vector_norm(aligned - ref_t, dim=-1).mean(0)
                 print(
                     "       P2 per joint: " + ", ".join(f"{j} {v:.0f}" for j, v in zip(skeleton.JOINT_NAMES, per_joint))
                 )
