@@ -26,7 +26,7 @@ calibrated focal length):
   into that view (with the focal length) instead of the detections: what remains is the
   lifting of this motion, not the detector's noise.
 
-    python benchmarks/video_views.py [--footage tests/.footage]
+    python benchmarks/video_views.py [--footage tests/.footage] [--model video|PATH]
 """
 
 from __future__ import annotations
@@ -106,13 +106,16 @@ def main() -> None:
     parser.add_argument(
         "--model",
         default="video",
-        choices=tuple(PRETRAINED),
-        help="bundled model (default: the one jointpose video uses)",
+        help=f"a bundled model ({', '.join(PRETRAINED)}; default: the one jointpose video uses) or a saved "
+        "model's path (.safetensors, a training checkpoint or run folder)",
     )
     args = parser.parse_args()
     cameras = read_qca(args.footage / "Calib.qca.txt")
     names = sorted(cameras)
-    lifter = Lifter.from_pretrained(args.model, device="cpu")
+    if args.model in PRETRAINED:
+        lifter = Lifter.from_pretrained(args.model, device="cpu")
+    else:
+        lifter = Lifter.load(args.model, device="cpu")
     runs = {
         name: {
             f: lift_video(str(args.footage / f"{name}.mp4"), lifter, focal_length=focal, progress=False)
