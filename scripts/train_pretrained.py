@@ -9,10 +9,12 @@
    BlazePose's points (``--input-layout blazepose``, a second dataset).
 2. Trains the 243-frame joint-aware model (``--channels``, 128 by default) with the
    training defaults (intrinsics-aware input, loss weights, learning rate, dropout), and the
-   causal variant, and the video models (offline and causal, BlazePose-derived 2D), on S1, S5, S7, every epoch seeing each motion through freshly drawn
-   random cameras (``--random-cameras``, default ranges; the ring only places the motion in
-   the world). No trajectory model: given the camera's intrinsics, the root follows from the
-   pose (``jointpose.geometry.cameras.root_trajectory``). S6 (CMU subject 3, walking on
+   causal variant, and the video models (offline and causal, BlazePose-derived 2D), on S1,
+   S5, S7, every epoch seeing each motion through freshly drawn random cameras
+   (``--random-cameras``, default ranges; the ring only places the motion in the world); the
+   video models also see each motion on a freshly drawn body every epoch (``--body-scale
+   0.12``: overall size and bone proportions). No trajectory model: given the camera's
+   intrinsics, the root follows from the pose (``jointpose.geometry.cameras.root_trajectory``). S6 (CMU subject 3, walking on
    uneven terrain) is held out: the subject with the fewest frames, so the playground, dance
    and everyday clips all train the shipped models.
 3. Evaluates both on S6 seen by the ring (P1/P2 and the rest, with the default inference, the network
@@ -46,13 +48,15 @@ from jointpose.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, TEST = ("S1", "S5", "S7"), ("S6",)
-# Variant: (causal, the 2D layout its training data derives from). "video" reads what
-# `jointpose video` feeds it: BlazePose's points, placed on the joints as BlazePose places them.
+# Variant: (causal, the 2D layout its training data derives from, body-size augmentation).
+# "video" reads what `jointpose video` feeds it: BlazePose's points, placed on the joints as
+# BlazePose places them. The video models see every motion on a freshly drawn body each epoch
+# (``--body-scale``: overall size and proportions; docs/tuning.md, "Video: body-size augmentation").
 VARIANTS = {
-    "offline": (False, "coco"),
-    "causal": (True, "coco"),
-    "video": (False, "blazepose"),
-    "video-causal": (True, "blazepose"),
+    "offline": (False, "coco", 0.0),
+    "causal": (True, "coco", 0.0),
+    "video": (False, "blazepose", 0.12),
+    "video-causal": (True, "blazepose", 0.12),
 }
 # The offline model ships with a light temporal filter for smooth output (docs/method.md, "Inference").
 BUNDLED_SMOOTH = 1.5
@@ -73,7 +77,7 @@ def main() -> int:
     out_dir = ROOT / "src" / "jointpose" / "resources" / "pretrained"
     out_dir.mkdir(parents=True, exist_ok=True)
     card_path = out_dir / "model_card.json"
-    for variant, (causal, layout) in VARIANTS.items():
+    for variant, (causal, layout, body_scale) in VARIANTS.items():
         if args.only and variant != args.only:
             continue
         data = _dataset(Path(args.cmu), work / ("data" if layout == "coco" else f"data-{layout}"), layout)
@@ -89,6 +93,7 @@ def main() -> int:
             batch_size=args.batch_size,
             lr=args.lr,
             random_cameras=CameraRanges(),
+            body_scale=body_scale or None,
             causal=causal,
             seed=0,
             precision=args.precision,
@@ -181,6 +186,7 @@ def main() -> int:
                 "dropout": trainer.config.dropout,
                 "normalization": trainer.config.normalization,
                 "random_cameras": trainer.config.random_cameras.to_dict(),
+                "body_scale": trainer.config.body_scale,
                 "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in trainer.history])), 1),
             },
         }
