@@ -300,12 +300,9 @@ def input_intrinsics(camera: Camera, normalization: str) -> np.ndarray:
 def screen_units(camera: Camera, normalization: str) -> np.ndarray:
     """(2,) screen units (VideoPose3D's input: 2 / image width per pixel) per unit of the
     network's input along x and y: 1 for ``screen`` input, 2 f / width for ``intrinsics``
-    input (rays, 1 / f per pixel)."""
-    if normalization == "screen":
-        return np.ones(2)
-    if normalization == "intrinsics":
-        return 2.0 * np.asarray(camera.focal_length, dtype=np.float64) / camera.res_w
-    raise JointposeError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+    input (rays, 1 / f per pixel). The ratio of the two inputs' focal lengths
+    (:func:`input_intrinsics`)."""
+    return input_intrinsics(camera, "screen")[:2] / input_intrinsics(camera, normalization)[:2]
 
 
 def input_projection(camera: Camera, normalization: str) -> np.ndarray:
