@@ -14,9 +14,9 @@
    (``--random-cameras``, default ranges; the ring only places the motion in the world); the
    video models also see each motion on a freshly drawn body every epoch (``--body-scale
    0.12``: overall size and bone proportions). No trajectory model: given the camera's
-   intrinsics, the root follows from the pose (``jointpose.geometry.cameras.root_trajectory``). S6 (CMU subject 3, walking on
-   uneven terrain) is held out: the subject with the fewest frames, so the playground, dance
-   and everyday clips all train the shipped models.
+   intrinsics, the root follows from the pose (``jointpose.geometry.cameras.root_trajectory``).
+   S6 (CMU subject 3, walking on uneven terrain) is held out: the subject with the fewest
+   frames, so the playground, dance and everyday clips all train the shipped models.
 3. Evaluates both on S6 seen by the ring (P1/P2 and the rest, with the default inference, the network
    alone and the consistent-skeleton fit; the causal model ships without the fit), writes
    ``model_card.json`` beside the models, and exports

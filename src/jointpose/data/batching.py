@@ -85,9 +85,9 @@ class ChunkedWindows:
     ``labelled=False``: the sequences' 3D (if any) is ignored and each chunk's targets are
     its own 2D input frames. Every chunk carries its camera's intrinsics in input units, the
     lens its input keeps and its screen units per input unit
-    (:func:`~jointpose.geometry.cameras.input_projection` for the sequence's normalisation). ``balance_subjects``: one pass draws every subject as often
-    as the subject with the most chunks, whatever its own number of frames (its chunks
-    repeated evenly).
+    (:func:`~jointpose.geometry.cameras.input_projection` for the sequence's normalisation).
+    ``balance_subjects``: one pass draws every subject as often as the subject with the most
+    chunks, whatever its own number of frames (its chunks repeated evenly).
     """
 
     def __init__(
