@@ -24,14 +24,20 @@ calibrated focal length):
   filmed from further away), lifted again: the predicted summed bone length per factor;
 * noise-free 2D: each view's P2 when the model lifts the reference's own joints projected
   into that view (with the focal length) instead of the detections: what remains is the
-  lifting of this motion, not the detector's noise.
+  lifting of this motion, not the detector's noise;
+* distance to the training motion (where ``--training-motion`` is a folder, by default the
+  CMU clips in ../shared): for every 5th frame, the reference pose's P2 against the nearest
+  pose of the bundled models' training subjects (every 2nd frame at 50 fps, as the dataset
+  builder scales them, in the reference's joint definition), beside the same for the
+  held-out CMU subject: how far this motion lies from anything the models trained on.
 
-    python benchmarks/video_views.py [--footage tests/.footage] [--model video|PATH]
+    python benchmarks/video_views.py [--footage tests/.footage] [--model video|PATH] [--training-motion DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -47,8 +53,12 @@ from jointpose.geometry.bones import bone_vectors
 from jointpose.geometry.cameras import camera_from_intrinsics
 from jointpose.inference.lifter import PRETRAINED, Lifter
 from jointpose.inference.video import lift_video
+from jointpose.motion.builder import detector_points
+from jointpose.motion.mocap import load_bvh_folder
 
 SUBPIXELS = 64  # Qualisys stores intrinsics in 1/64 pixel
+ROOT = Path(__file__).resolve().parents[1]
+CARD = ROOT / "src" / "jointpose" / "resources" / "pretrained" / "model_card.json"
 
 
 def read_qca(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -102,7 +112,13 @@ def reprojection(world: np.ndarray, projection: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--footage", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / ".footage")
+    parser.add_argument("--footage", type=Path, default=ROOT / "tests" / ".footage")
+    parser.add_argument(
+        "--training-motion",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "cmu-mocap",
+        help="the bundled models' training motion (BVH folder); skipped where absent",
+    )
     parser.add_argument(
         "--model",
         default="video",
@@ -196,6 +212,8 @@ def main() -> None:
         + " / ".join(f"{v:.1f}" for v in clean)
         + " mm"
     )
+    if args.training_motion.is_dir():
+        nearest_training_pose(args.training_motion, reference - reference[:, :1])
     for flavour, lengths in per_view_lengths.items():
         lengths = np.stack(lengths)
         spread = lengths.std(0) / lengths.mean(0)
@@ -204,6 +222,35 @@ def main() -> None:
             f"spread median {100 * np.median(spread):.1f}%, max {100 * spread.max():.1f}% "
             f"({skeleton.BONE_NAMES[int(spread.argmax())]})"
         )
+
+
+def nearest_training_pose(folder: Path, poses: np.ndarray) -> None:
+    """Print how far root-relative ``poses`` (frames, 17, 3) metres lie from the bundled models'
+    training motion: P2 to the nearest training pose, every 5th frame, beside the held-out subject's.
+
+    The motion-capture poses are put in the reference's joint definition first: BlazePose's
+    COCO-17 points placed on them (as the video model's training data places them), converted
+    to Human3.6M-17 like the reference."""
+    card = json.loads(CARD.read_text())["video"]
+    train = sorted(card["training"]["subjects"])
+    motion = load_bvh_folder(folder, fps=50.0, seed=0)
+
+    def as_reference(clip: np.ndarray) -> np.ndarray:
+        joints = to_h36m(detector_points(clip, "blazepose"), np.ones(clip.shape[:2]), "coco17", 0.0)[0]
+        return joints - joints[:, :1]
+
+    pool = torch.from_numpy(np.concatenate([as_reference(c[::2]) for s in train for c in motion[s].values()]))
+
+    def nearest(frames: np.ndarray) -> np.ndarray:
+        return np.array([p_mpjpe(pool, torch.from_numpy(f).expand_as(pool)).min().item() * 1000 for f in frames[::5]])
+
+    held_out = card["held_out_subject"]
+    footage = nearest(poses)
+    other = nearest(np.concatenate([as_reference(c) for c in motion[held_out].values()])[::2])
+    print(
+        f"nearest training pose ({', '.join(train)}; P2): footage reference mean {footage.mean():.1f} mm "
+        f"(range {footage.min():.0f}-{footage.max():.0f}); held-out {held_out} mean {other.mean():.1f} mm"
+    )
 
 
 if __name__ == "__main__":

@@ -48,15 +48,17 @@ from jointpose.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, TEST = ("S1", "S5", "S7"), ("S6",)
-# Variant: (causal, the 2D layout its training data derives from, body-size augmentation).
-# "video" reads what `jointpose video` feeds it: BlazePose's points, placed on the joints as
-# BlazePose places them. The video models see every motion on a freshly drawn body each epoch
-# (``--body-scale``: overall size and proportions; docs/tuning.md, "Video: body-size augmentation").
+# Variant: (causal, the 2D layout its training data derives from, body-size augmentation, share
+# of limbs mixed). "video" reads what `jointpose video` feeds it: BlazePose's points, placed on
+# the joints as BlazePose places them. The video models see every motion on a freshly drawn
+# body each epoch (``--body-scale``: overall size and proportions; docs/tuning.md, "Video:
+# body-size augmentation"), its arms and legs moving as in other motion half the time
+# (``--limb-mix``; docs/tuning.md, "Video: limbs from other motion").
 VARIANTS = {
-    "offline": (False, "coco", 0.0),
-    "causal": (True, "coco", 0.0),
-    "video": (False, "blazepose", 0.12),
-    "video-causal": (True, "blazepose", 0.12),
+    "offline": (False, "coco", 0.0, 0.0),
+    "causal": (True, "coco", 0.0, 0.0),
+    "video": (False, "blazepose", 0.12, 0.5),
+    "video-causal": (True, "blazepose", 0.12, 0.5),
 }
 # The offline model ships with a light temporal filter for smooth output (docs/method.md, "Inference").
 BUNDLED_SMOOTH = 1.5
@@ -77,7 +79,7 @@ def main() -> int:
     out_dir = ROOT / "src" / "jointpose" / "resources" / "pretrained"
     out_dir.mkdir(parents=True, exist_ok=True)
     card_path = out_dir / "model_card.json"
-    for variant, (causal, layout, body_scale) in VARIANTS.items():
+    for variant, (causal, layout, body_scale, limb_mix) in VARIANTS.items():
         if args.only and variant != args.only:
             continue
         data = _dataset(Path(args.cmu), work / ("data" if layout == "coco" else f"data-{layout}"), layout)
@@ -94,6 +96,7 @@ def main() -> int:
             lr=args.lr,
             random_cameras=CameraRanges(),
             body_scale=body_scale or None,
+            limb_mix=limb_mix,
             causal=causal,
             seed=0,
             precision=args.precision,
@@ -187,6 +190,7 @@ def main() -> int:
                 "normalization": trainer.config.normalization,
                 "random_cameras": trainer.config.random_cameras.to_dict(),
                 "body_scale": trainer.config.body_scale,
+                "limb_mix": trainer.config.limb_mix,
                 "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in trainer.history])), 1),
             },
         }

@@ -94,8 +94,9 @@ def _config(data, ckpt, *extra):
     return train_config(build_parser().parse_args([*cli("train", flags, data_dir=data, checkpoint=ckpt), *extra]))
 
 
-def test_trainer_draws_new_bodies_each_epoch(h36m_dir, tmp_path):
-    trainer = Trainer(_config(h36m_dir, tmp_path / "a", "--body-scale", "0.1"))
+@pytest.mark.parametrize("flags", [("--body-scale", "0.1"), ("--limb-mix", "1")])
+def test_trainer_draws_new_bodies_each_epoch(h36m_dir, tmp_path, flags):
+    trainer = Trainer(_config(h36m_dir, tmp_path / "a", *flags))
     plain = trainer.training_windows()
     epoch0, epoch0_again, epoch1 = (trainer.training_windows(e) for e in (0, 0, 1))
     assert epoch0.singles.inputs.shape == plain.singles.inputs.shape  # same windows, same compute

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +36,7 @@ import torch
 from jointpose.data.h36m import PoseSequence
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.geometry.bones import body_factors, scale_body
+from jointpose.geometry.bones import LIMBS, body_factors, scale_body, swap_limb
 from jointpose.geometry.cameras import input_projection
 
 # Body-size augmentation: proportion spread per unit of height spread, as the dataset
@@ -524,38 +524,79 @@ def epoch_rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
 
 
 def scale_bodies(sequences: Sequence[PoseSequence], rng: np.random.Generator, spread: float) -> list[PoseSequence]:
-    """Every sequence with a random body: its bones rescaled about the root and its 2D moved to match.
+    """Every sequence with a random body: its bones rescaled about the root (:func:`moved_bodies`).
 
     Each sequence draws per-bone factors (:func:`jointpose.geometry.bones.body_factors`: overall
     size with standard deviation ``spread``, bone groups ``spread * PROPORTION_PER_HEIGHT``, left
-    and right alike). Its 3D poses (camera space, metres) are rescaled about the root, which
-    stays on its trajectory, and its 2D keypoints (normalised) move by the difference between
-    the projections of the rescaled and the original joints through the sequence's camera,
-    lens distortion included, so the input stays what the camera sees of the new body and
-    keeps its noise. The 2D keypoints must be the 17 joints of the 3D poses.
+    and right alike).
     """
     if not spread > 0:
         raise ValueError(f"scale_bodies: spread must be > 0, got {spread}")
+    return moved_bodies(
+        sequences,
+        lambda poses: scale_body(poses, body_factors(rng, spread, spread * PROPORTION_PER_HEIGHT)),
+        "body_scale",
+    )
+
+
+def mix_limbs(sequences: Sequence[PoseSequence], rng: np.random.Generator, share: float) -> list[PoseSequence]:
+    """Sequences whose arms, or legs, move as in other motion (:func:`moved_bodies`): new poses
+    from the same people.
+
+    For each sequence, with probability ``share`` its arms, and independently its legs, take
+    their motion from a sequence drawn from ``sequences``, from a random frame on (read back
+    and forth where it is shorter), relative to the chest or pelvis
+    (:func:`jointpose.geometry.bones.swap_limb`), each bone keeping its length.
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"mix_limbs: share must be in (0, 1], got {share}")
+
+    def change(poses: np.ndarray) -> np.ndarray:
+        for limb in LIMBS:
+            if rng.random() < share:
+                donor = sequences[int(rng.integers(len(sequences)))].poses_3d.astype(np.float64)
+                count = len(donor)
+                index = (int(rng.integers(count)) + np.arange(len(poses))) % (2 * count)
+                poses = swap_limb(poses, donor[np.minimum(index, 2 * count - 1 - index)], limb)
+        return poses
+
+    return moved_bodies(sequences, change, "limb_mix")
+
+
+def moved_bodies(
+    sequences: Sequence[PoseSequence],
+    change: Callable[[np.ndarray], np.ndarray],
+    setting: str,
+) -> list[PoseSequence]:
+    """Every sequence with its joints moved by ``change(poses)`` (called once per sequence, in
+    order, with its (frames, 17, 3) camera-space poses in metres, root on its
+    trajectory; the root must stay), and its 2D moved to match.
+
+    The 3D poses become the changed ones, root-relative, and the 2D keypoints (normalised) move
+    by the difference between the projections of the changed and the original joints through
+    the sequence's camera, lens distortion included, so the input stays what the camera sees
+    of the new body and keeps its noise. The 2D keypoints must be the 17 joints of the 3D
+    poses; ``setting`` names the training setting in the error otherwise.
+    """
     out = []
     for seq in sequences:
         if seq.keypoints.shape[1] != skeleton.NUM_JOINTS or seq.poses_3d is None or seq.trajectory is None:
             raise JointposeError(
                 "{0} needs 2D keypoints of the {joints} Human3.6M joints and 3D poses; {key} has {count} keypoints",
-                fields=("body_scale",),
+                fields=(setting,),
                 joints=skeleton.NUM_JOINTS,
                 key=seq.key,
                 count=seq.keypoints.shape[1],
             )
-        factors = body_factors(rng, spread, spread * PROPORTION_PER_HEIGHT)
         original = seq.poses_3d.astype(np.float64) + seq.trajectory[:, None]
-        scaled = scale_body(original, factors)
+        changed = change(original)
         camera, norm = seq.camera, seq.normalization
-        shift = camera.normalize(camera.project(scaled), norm) - camera.normalize(camera.project(original), norm)
+        shift = camera.normalize(camera.project(changed), norm) - camera.normalize(camera.project(original), norm)
         out.append(
             dataclasses.replace(
                 seq,
                 keypoints=(seq.keypoints + shift).astype(np.float32),
-                poses_3d=(scaled - scaled[:, :1]).astype(np.float32),
+                poses_3d=(changed - changed[:, :1]).astype(np.float32),
             )
         )
     return out

@@ -1,5 +1,5 @@
 """Bone geometry on (..., 17, 3) pose arrays in metres: bone vectors, rebuilding poses from
-them, body-size scaling and recentring (numpy)."""
+them, body-size scaling, limbs taken from other motion, and recentring (numpy)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,45 @@ def body_factors(rng: np.random.Generator, height_spread: float = 0.08, proporti
         group = float(np.clip(rng.normal(1.0, proportion_spread), 0.85, 1.15))
         factors[[skeleton.bone_index(j) for j in joints]] *= group
     return factors
+
+
+# Limbs that can come from other motion: their bones (by child joint) and the body part they
+# hang from (0: the chest, 1: the pelvis; see body_frames).
+LIMBS = {
+    "arms": (("LElbow", "LWrist", "RElbow", "RWrist"), 0),
+    "legs": (("LKnee", "LFoot", "RKnee", "RFoot"), 1),
+}
+
+
+def body_frames(poses: np.ndarray) -> np.ndarray:
+    """(frames, 17, 3) -> (frames, 2, 3, 3): the chest's and the pelvis's axes per frame, as
+    columns (to the person's left, up the spine, forward), from the shoulders or hips and the
+    spine."""
+    j = skeleton.JOINT_NAMES.index
+    across = np.stack(
+        [poses[:, j("LShoulder")] - poses[:, j("RShoulder")], poses[:, j("LHip")] - poses[:, j("RHip")]], 1
+    )
+    up = np.stack([poses[:, j("Thorax")] - poses[:, j("Spine")], poses[:, j("Spine")] - poses[:, j("Hip")]], 1)
+    left = across / np.linalg.norm(across, axis=-1, keepdims=True)
+    up = up - (up * left).sum(-1, keepdims=True) * left
+    up = up / np.linalg.norm(up, axis=-1, keepdims=True)
+    return np.stack([left, up, np.cross(left, up)], axis=-1)
+
+
+def swap_limb(poses: np.ndarray, donor: np.ndarray, limb: str) -> np.ndarray:
+    """Poses (frames, 17, 3) whose ``limb`` (a key of :data:`LIMBS`: both arms or both legs)
+    moves as in ``donor`` (frames, 17, 3), another motion: each of its bones takes the donor's
+    direction relative to the body part it hangs from (:func:`body_frames`) and keeps its own
+    length. The root, trunk and other limbs stay where they are."""
+    children, part = LIMBS[limb]
+    bones = [skeleton.bone_index(skeleton.JOINT_NAMES.index(c)) for c in children]
+    host, given = body_frames(poses)[:, part], body_frames(donor)[:, part]
+    turn = np.einsum("fij,fkj->fik", host, given)  # donor's body axes onto the host's
+    vectors = bone_vectors(poses)
+    moved = np.einsum("fij,fbj->fbi", turn, bone_vectors(donor)[:, bones])
+    lengths = np.linalg.norm(vectors[:, bones], axis=-1, keepdims=True)
+    vectors[:, bones] = moved / np.linalg.norm(moved, axis=-1, keepdims=True) * lengths
+    return positions_from_bones(poses[:, 0], vectors)
 
 
 def recentre(poses: np.ndarray) -> np.ndarray:

@@ -179,6 +179,14 @@ class TrainConfig:
         f"SPREAD) each epoch, its 2D re-projected to match (default {BODY_SCALE_BASELINE} with --no-constraints, "
         f"as VideoPose3D; {BODY_SCALE_CONSTRAINTS} with constraints; 0 = off)",
     )
+    limb_mix: float = _flag(
+        "--limb-mix",
+        default=0.0,
+        metavar="SHARE",
+        help="pose augmentation: each epoch, a training sequence's arms, and independently its legs, move as in "
+        "another training sequence with probability SHARE (relative to the chest or pelvis, bone lengths kept), "
+        "its 2D re-projected to match (default {default}: off)",
+    )
     normalization: str | None = _flag(  # None: NORMALIZATION_CONSTRAINTS with constraints, else _BASELINE
         "--normalization",
         default=None,
@@ -264,6 +272,7 @@ class TrainConfig:
                 self.body_scale is None or (number(self.body_scale) and 0.0 <= self.body_scale <= 0.25),
                 "a height spread in [0, 0.25]",
             ),
+            ("limb_mix", number(self.limb_mix) and 0.0 <= self.limb_mix <= 1.0, "a share in [0, 1]"),
             ("warmup", number(self.warmup) and 0.0 <= self.warmup <= 1.0, "a share of the epochs in [0, 1]"),
             (
                 "normalization",

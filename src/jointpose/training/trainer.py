@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, scale_bodies
+from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, mix_limbs, scale_bodies
 from jointpose.data.h36m import dataset_kind, load_dataset
 from jointpose.errors import JointposeError
 from jointpose.evaluation.evaluate import evaluate_model, format_table, with_provenance
@@ -70,7 +70,7 @@ from jointpose.training.distributed import (
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 
 # Random streams of the per-epoch augmentations; a run's draws depend on them, so they stay fixed.
-BODY_SCALE_STREAM, CAMERA_STREAM = 0xB0D1, 0xCA3E
+BODY_SCALE_STREAM, CAMERA_STREAM, LIMB_MIX_STREAM = 0xB0D1, 0xCA3E, 0x319C
 
 EVALUATION_FILE = "evaluation.json"  # the final evaluation, in `jointpose evaluate --json`'s format
 
@@ -194,12 +194,14 @@ class Trainer:
         )
 
     def training_windows(self, epoch: int | None = None) -> MixedWindows:
-        """The training windows: of the data as loaded, or with ``epoch`` and body-size
-        augmentation or random cameras on, of that epoch's random bodies seen through that
-        epoch's random cameras (the same for a seed and epoch)."""
+        """The training windows: of the data as loaded, or with ``epoch`` and body-size or pose
+        augmentation or random cameras on, of that epoch's random bodies and mixed limbs seen
+        through that epoch's random cameras (the same for a seed and epoch)."""
         config, sequences = self.config, self.train_data.sequences
         if epoch is not None and config.body_scale > 0:
             sequences = scale_bodies(sequences, epoch_rng(config.seed, epoch, BODY_SCALE_STREAM), config.body_scale)
+        if epoch is not None and config.limb_mix > 0:
+            sequences = mix_limbs(sequences, epoch_rng(config.seed, epoch, LIMB_MIX_STREAM), config.limb_mix)
         if epoch is not None and config.random_cameras is not None:
             sequences = random_views(
                 sequences,
@@ -376,7 +378,7 @@ class Trainer:
     def train_one_epoch(self) -> dict[str, float]:
         """One pass over every training chunk; returns frame-weighted mean loss terms."""
         config, dist = self.config, self.dist
-        if config.body_scale > 0 or config.random_cameras is not None:
+        if config.body_scale > 0 or config.limb_mix > 0 or config.random_cameras is not None:
             self.windows = self.training_windows(self.epoch)
         self.train_model.train()
         if self.train_trajectory is not None:
@@ -714,6 +716,7 @@ RESUME_MUST_MATCH = (
     "augment",
     "seed",
     "body_scale",
+    "limb_mix",
     "normalization",
     "random_cameras",
     "subjects_unlabeled",
@@ -760,6 +763,7 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
         "multiview": 0.0,
         "balance_unlabeled": False,
         "chunk_mpjpe": False,
+        "limb_mix": 0.0,
     }
     current = config.to_dict()
     for key in RESUME_MUST_MATCH:
