@@ -13,8 +13,10 @@
    S5, S7, every epoch seeing each motion through freshly drawn random cameras
    (``--random-cameras``, default ranges; the ring only places the motion in the world); the
    video models also see each motion on a freshly drawn body every epoch (``--body-scale
-   0.12``: overall size and bone proportions). No trajectory model: given the camera's
-   intrinsics, the root follows from the pose (``jointpose.geometry.cameras.root_trajectory``).
+   0.12``: overall size and bone proportions), its arms, and independently its legs, moving
+   as in another training motion half the time (``--limb-mix 0.5``). No trajectory model:
+   given the camera's intrinsics, the root follows from the pose
+   (``jointpose.geometry.cameras.root_trajectory``).
    S6 (CMU subject 3, walking on uneven terrain) is held out: the subject with the fewest
    frames, so the playground, dance and everyday clips all train the shipped models.
 3. Evaluates both on S6 seen by the ring (P1/P2 and the rest, with the default inference, the network
@@ -52,8 +54,8 @@ TRAIN, TEST = ("S1", "S5", "S7"), ("S6",)
 # of limbs mixed). "video" reads what `jointpose video` feeds it: BlazePose's points, placed on
 # the joints as BlazePose places them. The video models see every motion on a freshly drawn
 # body each epoch (``--body-scale``: overall size and proportions; docs/tuning.md, "Video:
-# body-size augmentation"), its arms and legs moving as in other motion half the time
-# (``--limb-mix``; docs/tuning.md, "Video: limbs from other motion").
+# body-size augmentation"), its arms, and independently its legs, moving as in another
+# motion half the time (``--limb-mix``; docs/tuning.md, "Video: limbs from other motion").
 VARIANTS = {
     "offline": (False, "coco", 0.0, 0.0),
     "causal": (True, "coco", 0.0, 0.0),
