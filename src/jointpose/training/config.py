@@ -377,6 +377,11 @@ class TrainConfig:
         return bool(self.subjects_unlabeled)
 
     @property
+    def redrawn_each_epoch(self) -> bool:
+        """The training data changes every epoch: random bodies, mixed limbs or random cameras."""
+        return bool(self.body_scale) or self.limb_mix > 0 or self.random_cameras is not None
+
+    @property
     def shared_chunk_dropout(self) -> bool:
         """One dropout mask per chunk, MPJPE on the single windows (and the chunks too with
         ``chunk_mpjpe``); else a mask per window, MPJPE on every frame."""

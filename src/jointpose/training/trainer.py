@@ -378,7 +378,7 @@ class Trainer:
     def train_one_epoch(self) -> dict[str, float]:
         """One pass over every training chunk; returns frame-weighted mean loss terms."""
         config, dist = self.config, self.dist
-        if config.body_scale > 0 or config.limb_mix > 0 or config.random_cameras is not None:
+        if config.redrawn_each_epoch:
             self.windows = self.training_windows(self.epoch)
         self.train_model.train()
         if self.train_trajectory is not None:
