@@ -18,12 +18,16 @@ from safetensors_plain import read_plain_safetensors
 P1_THRESHOLD_MM = 83.5
 P2_THRESHOLD_MM = 58.0
 # The video model on the same person, 2D from BlazePose's points (``input_layout="blazepose"``,
-# as it was trained): measured 78.47 and 57.11 mm.
-VIDEO_P1_MM = 81.0
-VIDEO_P2_MM = 59.5
+# as it was trained): measured 71.91 and 54.40 mm.
+VIDEO_P1_MM = 74.5
+VIDEO_P2_MM = 57.0
 # Its causal counterpart: measured 73.72 and 58.96 mm.
 VIDEO_CAUSAL_P1_MM = 76.5
 VIDEO_CAUSAL_P2_MM = 61.5
+# Hidden width of each bundled model (scripts/train_pretrained.py, VARIANTS) and its parameter
+# count: 243 frames, 17 joints in and out.
+CHANNELS = {"offline": 128, "causal": 128, "video": 256, "video-causal": 128}
+PARAMETERS = {128: 284_083, 256: 1_092_403}
 
 
 def _resource(name):
@@ -43,8 +47,8 @@ def test_bundled_models_load_safely_and_are_small(variant):
     assert tensors.keys() == stored.keys()
     for key, value in stored.items():  # the model runs with exactly the stored numbers
         assert np.array_equal(tensors[key].astype(np.float32), value.numpy()), key
-    assert lifter.receptive_field == 243 and lifter.model.channels == 128
-    assert 2.5e5 < sum(p.numel() for p in lifter.model.parameters()) < 3.2e5
+    assert lifter.receptive_field == 243 and lifter.model.channels == CHANNELS[variant]
+    assert sum(p.numel() for p in lifter.model.parameters()) == PARAMETERS[CHANNELS[variant]]
     assert lifter.causal == variant.endswith("causal") and lifter.fps == 50.0
     assert lifter.normalization == "intrinsics"  # reads rays: works with any camera given its intrinsics
     poses = lifter.predict(np.random.default_rng(0).uniform(300, 700, (30, 17, 2)), image_size=(1000, 1000))
