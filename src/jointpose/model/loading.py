@@ -47,6 +47,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
+def pose_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The pose network's weights a checkpoint stands for: their mean over the epochs averaged
+    so far when the run averages its last epochs (``--average-last``), else the last epoch's."""
+    averaged = ckpt.get("averaged_model")
+    if averaged is None or int(averaged["n_averaged"]) == 0:
+        return ckpt["model"]
+    return {key.removeprefix("module."): value for key, value in averaged.items() if key.startswith("module.")}
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or ``latest.pt`` inside a checkpoint folder."""
     path = Path(path)
@@ -107,7 +116,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     if path.suffix == ".safetensors":
         return _load_safetensors(path, dev)
     ckpt = load_checkpoint(path, map_location=dev)
-    model = load_model_state(ckpt["model_args"], ckpt["model"], str(path), dev)
+    model = load_model_state(ckpt["model_args"], pose_weights(ckpt), str(path), dev)
     trajectory = None
     if ckpt.get("trajectory_model") is not None:
         trajectory = load_model_state(ckpt["trajectory_args"], ckpt["trajectory_model"], str(path), dev)

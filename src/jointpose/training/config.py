@@ -187,6 +187,14 @@ class TrainConfig:
         "another training sequence with probability SHARE (relative to the chest or pelvis, bone lengths kept), "
         "its 2D re-projected to match (default {default}: off)",
     )
+    average_last: int = _flag(
+        "--average-last",
+        default=0,
+        metavar="N",
+        help="evaluate and export the mean of the pose network's weights (and batch-norm statistics) at the end "
+        "of each of the last N epochs instead of the last epoch's (stochastic weight averaging; default "
+        "{default}: the last epoch's)",
+    )
     normalization: str | None = _flag(  # None: NORMALIZATION_CONSTRAINTS with constraints, else _BASELINE
         "--normalization",
         default=None,
@@ -273,6 +281,11 @@ class TrainConfig:
                 "a height spread in [0, 0.25]",
             ),
             ("limb_mix", number(self.limb_mix) and 0.0 <= self.limb_mix <= 1.0, "a share in [0, 1]"),
+            (
+                "average_last",
+                integer(self.average_last) and 0 <= self.average_last <= self.epochs,
+                "a number of epochs in [0, epochs]",
+            ),
             ("warmup", number(self.warmup) and 0.0 <= self.warmup <= 1.0, "a share of the epochs in [0, 1]"),
             (
                 "normalization",

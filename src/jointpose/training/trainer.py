@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, mix_limbs, scale_bodies
@@ -147,6 +148,8 @@ class Trainer:
         self.model = build_model(self.model_args, strided=True).to(self.device)
         # Built once (not per validation) so that no RNG draw happens between checkpoints.
         self.eval_model = build_model(self.model_args).to(self.device)
+        # Stochastic weight averaging: the mean of the weights at the end of the last epochs.
+        self.averaged = AveragedModel(self.model, use_buffers=True) if config.average_last else None
         self.trajectory_model = None
         params = list(self.model.parameters())
         if config.trajectory:
@@ -284,6 +287,8 @@ class Trainer:
         latest = self.folder / "latest.pt"
         _check_compatible(ckpt, self.model_args, self.config, latest)
         self.model.load_state_dict(ckpt["model"])
+        if self.averaged is not None:
+            self.averaged.load_state_dict(ckpt["averaged_model"])
         if self.trajectory_model is not None:
             if ckpt.get("trajectory_model") is None:
                 raise JointposeError(
@@ -350,6 +355,8 @@ class Trainer:
             seconds = time.perf_counter() - start
             self.epoch += 1
             self.lr *= config.lr_decay
+            if self.averaged is not None and self.epoch > config.epochs - config.average_last:
+                self.averaged.update_parameters(self.model)
             row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **terms}
             rng = self.dist.gather_rng_states(rng_state())  # collective: every rank takes part
             if self.dist.is_main:
@@ -526,8 +533,10 @@ class Trainer:
         return position * position_share + constraints * chunk_share, terms
 
     def evaluation_model(self) -> TemporalModel:
-        """The full-sequence model holding the current weights."""
-        self.eval_model.load_state_dict(self.model.state_dict())
+        """The full-sequence model holding the current weights, or their mean over the epochs
+        averaged so far (``average_last``)."""
+        averaging = self.averaged is not None and int(self.averaged.n_averaged) > 0
+        self.eval_model.load_state_dict((self.averaged.module if averaging else self.model).state_dict())
         return self.eval_model
 
     def quick_validation(self) -> float:
@@ -592,6 +601,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "model_args": self.model_args,
             "model": self.model.state_dict(),
+            "averaged_model": None if self.averaged is None else self.averaged.state_dict(),
             "trajectory_model": None if self.trajectory_model is None else self.trajectory_model.state_dict(),
             "trajectory_args": getattr(self, "trajectory_args", None),
             "optimizer": self.optimizer.state_dict(),
@@ -717,6 +727,7 @@ RESUME_MUST_MATCH = (
     "seed",
     "body_scale",
     "limb_mix",
+    "average_last",
     "normalization",
     "random_cameras",
     "subjects_unlabeled",
@@ -764,6 +775,7 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
         "balance_unlabeled": False,
         "chunk_mpjpe": False,
         "limb_mix": 0.0,
+        "average_last": 0,
     }
     current = config.to_dict()
     for key in RESUME_MUST_MATCH:
