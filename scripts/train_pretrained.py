@@ -15,7 +15,8 @@
    (``--random-cameras``, default ranges; the ring only places the motion in the world); the
    video models also see each motion on a freshly drawn body every epoch (``--body-scale
    0.12``: overall size and bone proportions), its arms, and independently its legs, moving
-   as in another training motion half the time (``--limb-mix 0.5``). No trajectory model:
+   as in another training motion half the time (``--limb-mix 0.5``); the offline video model
+   keeps the mean of its weights over the last 5 epochs (``--average-last 5``). No trajectory model:
    given the camera's intrinsics, the root follows from the pose
    (``jointpose.geometry.cameras.root_trajectory``).
    S6 (CMU subject 3, walking on uneven terrain) is held out: the subject with the fewest
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,19 +53,38 @@ from jointpose.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, TEST = ("S1", "S5", "S7"), ("S6",)
-# Variant: (causal, the 2D layout its training data derives from, body-size augmentation, share
-# of limbs mixed, channels). "video" reads what `jointpose video` feeds it: BlazePose's points,
-# placed on the joints as BlazePose places them. The video models see every motion on a freshly
-# drawn body each epoch (``--body-scale``: overall size and proportions; docs/tuning.md, "Video:
-# body-size augmentation"), its arms, and independently its legs, moving as in another motion
-# half the time (``--limb-mix``; docs/tuning.md, "Video: limbs from other motion"). The offline
-# video model is twice as wide: under this much augmentation the extra width lowers the error
-# on new people at a small cost in lifting time (docs/tuning.md, "Video: a wider network").
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How one bundled model trains.
+
+    ``layout``: the 2D its training data derives from. "video" reads what `jointpose video`
+    feeds it: BlazePose's points, placed on the joints as BlazePose places them.
+    ``body_scale``, ``limb_mix``: the video models see every motion on a freshly drawn body
+    each epoch (overall size and proportions; docs/tuning.md, "Video: body-size
+    augmentation"), its arms, and independently its legs, moving as in another motion
+    ``limb_mix`` of the time (docs/tuning.md, "Video: limbs from other motion").
+    ``channels``: the offline video model is twice as wide: under this much augmentation
+    the extra width lowers the error on new people at a small cost in lifting time
+    (docs/tuning.md, "Video: a wider network").
+    ``average_last``: the offline video model ships the mean of its weights over the last 5
+    epochs (``--average-last``; docs/tuning.md, "Video: averaged weights").
+    """
+
+    causal: bool
+    layout: str
+    body_scale: float = 0.0
+    limb_mix: float = 0.0
+    channels: int = 128
+    average_last: int = 0
+
+
 VARIANTS = {
-    "offline": (False, "coco", 0.0, 0.0, 128),
-    "causal": (True, "coco", 0.0, 0.0, 128),
-    "video": (False, "blazepose", 0.12, 0.5, 256),
-    "video-causal": (True, "blazepose", 0.12, 0.5, 128),
+    "offline": Variant(causal=False, layout="coco"),
+    "causal": Variant(causal=True, layout="coco"),
+    "video": Variant(causal=False, layout="blazepose", body_scale=0.12, limb_mix=0.5, channels=256, average_last=5),
+    "video-causal": Variant(causal=True, layout="blazepose", body_scale=0.12, limb_mix=0.5),
 }
 # The offline model ships with a light temporal filter for smooth output (docs/method.md, "Inference").
 BUNDLED_SMOOTH = 1.5
@@ -84,28 +105,31 @@ def main() -> int:
     out_dir = ROOT / "src" / "jointpose" / "resources" / "pretrained"
     out_dir.mkdir(parents=True, exist_ok=True)
     card_path = out_dir / "model_card.json"
-    for variant, (causal, layout, body_scale, limb_mix, channels) in VARIANTS.items():
-        if args.only and variant != args.only:
+    for name, variant in VARIANTS.items():
+        if args.only and name != args.only:
             continue
-        data = _dataset(Path(args.cmu), work / ("data" if layout == "coco" else f"data-{layout}"), layout)
+        data = _dataset(
+            Path(args.cmu), work / ("data" if variant.layout == "coco" else f"data-{variant.layout}"), variant.layout
+        )
         config = TrainConfig(
             data_dir=str(data),
-            checkpoint_dir=str(work / variant),
+            checkpoint_dir=str(work / name),
             keypoints="noisy",
             subjects_train=TRAIN,
             subjects_test=TEST,
             architecture=(3, 3, 3, 3, 3),
-            channels=args.channels or channels,
+            channels=args.channels or variant.channels,
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
             random_cameras=CameraRanges(),
-            body_scale=body_scale or None,
-            limb_mix=limb_mix,
-            causal=causal,
+            average_last=variant.average_last,
+            body_scale=variant.body_scale or None,
+            limb_mix=variant.limb_mix,
+            causal=variant.causal,
             seed=0,
             precision=args.precision,
-            resume=(work / variant / "latest.pt").exists(),
+            resume=(work / name / "latest.pt").exists(),
         )
         trainer = Trainer(config)
         trainer.fit()
@@ -120,7 +144,7 @@ def main() -> int:
             smooth=smooth,
             normalization=trainer.config.normalization,
         )
-        path = lifter.save(out_dir / PRETRAINED[variant], half=True)
+        path = lifter.save(out_dir / PRETRAINED[name], half=True)
         half = Lifter.load(path)
         sequences = trainer.test_data.sequences
         result = evaluate_model(
@@ -157,18 +181,18 @@ def main() -> int:
             )
             * 1000
         )
-        print(f"\n{variant} model on held-out {TEST[0]} (float16 weights):\n{format_table(result.summary)}")
+        print(f"\n{name} model on held-out {TEST[0]} (float16 weights):\n{format_table(result.summary)}")
         print(f"the network alone (no temporal filter, no consistent skeleton):\n{format_table(raw.summary)}")
         print(f"float16 vs float32 weights: mean deviation {deviation:.3f} mm; file {path.stat().st_size / 1e6:.2f} MB")
         # Read just before writing: another run may have updated the other model's entry.
         card = json.loads(card_path.read_text()) if card_path.exists() else {}
-        card[variant] = {
+        card[name] = {
             "file": path.name,
             "size_mb": round(path.stat().st_size / 1e6, 2),
             "parameters": sum(p.numel() for p in lifter.model.parameters()),
             "receptive_field": lifter.receptive_field,
-            "causal": causal,
-            "input_layout": layout,
+            "causal": variant.causal,
+            "input_layout": variant.layout,
             "trajectory_model": lifter.trajectory_model is not None,
             "held_out_subject": TEST[0],
             "inference": {"flip_averaging": True, "skeleton_fit": half.skeleton_fit, "smooth_sigma_frames": smooth},
@@ -196,6 +220,7 @@ def main() -> int:
                 "random_cameras": trainer.config.random_cameras.to_dict(),
                 "body_scale": trainer.config.body_scale,
                 "limb_mix": trainer.config.limb_mix,
+                "average_last": config.average_last,
                 "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in trainer.history])), 1),
             },
         }
