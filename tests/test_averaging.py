@@ -47,3 +47,14 @@ def test_average_last_beyond_the_epochs_is_refused(h36m_dir, tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--average-last" in err and "got 3" in err
+
+
+@pytest.mark.parametrize(
+    ("epochs", "constraints", "expected"), [(5, True, 2), (15, True, 5), (1, True, 0), (15, False, 0)]
+)
+def test_default_averages_a_third_of_the_epochs_with_constraints_only(epochs, constraints, expected):
+    from jointpose.training.config import TrainConfig
+
+    config = TrainConfig(data_dir="d", checkpoint_dir="c", epochs=epochs, constraints=constraints)
+    assert config.resolved().average_last == expected
+    assert TrainConfig(data_dir="d", checkpoint_dir="c", epochs=epochs, average_last=1).resolved().average_last == 1

@@ -37,6 +37,9 @@ DROPOUT_BASELINE, DROPOUT_CONSTRAINTS = 0.25, 0.2
 # Body-size augmentation (height spread of the random bodies, data.batching.scale_bodies):
 # none in VideoPose3D's recipe; with constraints see docs/validation.md.
 BODY_SCALE_BASELINE, BODY_SCALE_CONSTRAINTS = 0.0, 0.0
+# Weight averaging (Trainer, --average-last): none in VideoPose3D's recipe; with constraints
+# the mean over the last third of the epochs (docs/validation.md, "Results").
+AVERAGE_SHARE_BASELINE, AVERAGE_SHARE_CONSTRAINTS = 0.0, 1.0 / 3.0
 # 2D input normalisation (geometry.cameras): VideoPose3D's image-width screen coordinates for
 # the baseline; the camera's rays (intrinsics-aware, any lens and image shape) with constraints.
 # A dataset whose built-in cameras have no intrinsics (HumanEva-I) takes screen in both modes.
@@ -187,13 +190,13 @@ class TrainConfig:
         "another training sequence with probability SHARE (relative to the chest or pelvis, bone lengths kept), "
         "its 2D re-projected to match (default {default}: off)",
     )
-    average_last: int = _flag(
+    average_last: int | None = _flag(  # None: the mode's share of the epochs (AVERAGE_SHARE_*)
         "--average-last",
-        default=0,
+        default=None,
         metavar="N",
         help="evaluate and export the mean of the pose network's weights (and batch-norm statistics) at the end "
-        "of each of the last N epochs instead of the last epoch's (stochastic weight averaging; default "
-        "{default}: the last epoch's)",
+        "of each of the last N epochs instead of the last epoch's (stochastic weight averaging; default: the "
+        "last third of the epochs with constraints, 0 (the last epoch's) with --no-constraints, as VideoPose3D)",
     )
     normalization: str | None = _flag(  # None: NORMALIZATION_CONSTRAINTS with constraints, else _BASELINE
         "--normalization",
@@ -283,7 +286,7 @@ class TrainConfig:
             ("limb_mix", number(self.limb_mix) and 0.0 <= self.limb_mix <= 1.0, "a share in [0, 1]"),
             (
                 "average_last",
-                integer(self.average_last) and 0 <= self.average_last <= self.epochs,
+                self.average_last is None or (integer(self.average_last) and 0 <= self.average_last <= self.epochs),
                 "a number of epochs in [0, epochs]",
             ),
             ("warmup", number(self.warmup) and 0.0 <= self.warmup <= 1.0, "a share of the epochs in [0, 1]"),
@@ -354,10 +357,11 @@ class TrainConfig:
         weights: LossWeights | None = None,
         body_scale: float | None = None,
         normalization: str | None = None,
+        average_last: int | None = None,
     ) -> TrainConfig:
         """This configuration with a learning rate, dropout, loss weights, body-size
-        augmentation or input normalisation left at None filled in: with the argument of that
-        name where given (a resumed run's own), else the default (the mode's: VideoPose3D's
+        augmentation, input normalisation or weight averaging left at None filled in: with the
+        argument of that name where given (a resumed run's own), else the default (the mode's: VideoPose3D's
         for the baseline, the tuned ones with constraints; screen input on a dataset whose
         cameras have no intrinsics). Kept apart from construction so that switching ``constraints`` (as
         ``ablate`` does) also switches the defaults, while values given explicitly stay.
@@ -380,6 +384,11 @@ class TrainConfig:
                 NORMALIZATION_CONSTRAINTS
                 if self.constraints and DATASETS[self.dataset].intrinsics
                 else NORMALIZATION_BASELINE,
+            ),
+            average_last=first(
+                self.average_last,
+                average_last,
+                round(self.epochs * (AVERAGE_SHARE_CONSTRAINTS if self.constraints else AVERAGE_SHARE_BASELINE)),
             ),
             trajectory=self.trajectory or self.semi_supervised,
         )
@@ -494,6 +503,7 @@ _ARGUMENT_TYPES = {
     "tuple[str, ...]": names_argument,
     "tuple[str, ...] | None": names_argument,
     "int": int,
+    "int | None": int,
     "float": float,
     "float | None": float,
     "str": str,

@@ -49,7 +49,7 @@ from jointpose.losses import (
     view_consistency,
     weighted_mpjpe,
 )
-from jointpose.model.loading import FORMAT, load_checkpoint
+from jointpose.model.loading import FORMAT, load_checkpoint, pose_weights
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, build_model
 from jointpose.motion.viewpoints import random_views
@@ -102,6 +102,7 @@ class Trainer:
                 "weights": _saved_weights(resumed["config"]),
                 "body_scale": resumed["config"].get("body_scale") or 0.0,
                 "normalization": resumed["config"].get("normalization") or "screen",
+                "average_last": resumed["config"].get("average_last") or 0,
             }
         )
         self.config = config = config.resolved(**run)
@@ -535,8 +536,8 @@ class Trainer:
     def evaluation_model(self) -> TemporalModel:
         """The full-sequence model holding the current weights, or their mean over the epochs
         averaged so far (``average_last``)."""
-        averaging = self.averaged is not None and int(self.averaged.n_averaged) > 0
-        self.eval_model.load_state_dict((self.averaged.module if averaging else self.model).state_dict())
+        averaged = None if self.averaged is None else self.averaged.state_dict()
+        self.eval_model.load_state_dict(pose_weights({"model": self.model.state_dict(), "averaged_model": averaged}))
         return self.eval_model
 
     def quick_validation(self) -> float:
