@@ -36,15 +36,8 @@ def test_average_of_the_last_epochs_is_what_loads_and_resumes(h36m_dir, tmp_path
 
 
 def test_average_last_beyond_the_epochs_is_refused(h36m_dir, tmp_path, capsys):
-    args = [
-        *cli(
-            "train",
-            "-k gt -str S1 -ste S9 -arc 3 -ch 8 -e 2 --average-last 3",
-            data_dir=h36m_dir,
-            checkpoint=tmp_path / "run",
-        )
-    ]
-    assert main(args) == 2
+    flags = "-k gt -str S1 -ste S9 -arc 3 -ch 8 -e 2 --average-last 3"
+    assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=tmp_path / "run")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--average-last" in err and "got 3" in err
 
