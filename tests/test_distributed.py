@@ -65,7 +65,10 @@ def _save_logger(folder: Path) -> Path:
 def _run(command: list[str], hook: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(hook), str(REPO / "src")]))
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    saves = hook / "saves.log"
+    written = saves.read_text().splitlines() if saves.exists() else []
+    # Which checkpoints were written tells a failure during training from one at exit.
+    assert result.returncode == 0, f"checkpoints written: {written}\n{result.stderr[-3000:]}"
 
 
 def _steps(folder: Path) -> list[dict]:
