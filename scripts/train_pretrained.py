@@ -68,8 +68,8 @@ class Variant:
     ``channels``: the offline video model is twice as wide: under this much augmentation
     the extra width lowers the error on new people at a small cost in lifting time
     (docs/tuning.md, "Video: a wider network").
-    ``average_last``: the offline video model ships the mean of its weights over the last 5
-    epochs (``--average-last``; docs/tuning.md, "Video: averaged weights").
+    ``average_last``: the video models ship the mean of their weights over the last 5 epochs
+    (``--average-last``; docs/tuning.md, "Video: averaged weights").
     """
 
     causal: bool
@@ -84,7 +84,7 @@ VARIANTS = {
     "offline": Variant(causal=False, layout="coco"),
     "causal": Variant(causal=True, layout="coco"),
     "video": Variant(causal=False, layout="blazepose", body_scale=0.12, limb_mix=0.5, channels=256, average_last=5),
-    "video-causal": Variant(causal=True, layout="blazepose", body_scale=0.12, limb_mix=0.5),
+    "video-causal": Variant(causal=True, layout="blazepose", body_scale=0.12, limb_mix=0.5, average_last=5),
 }
 # The offline model ships with a light temporal filter for smooth output (docs/method.md, "Inference").
 BUNDLED_SMOOTH = 1.5
