@@ -117,3 +117,32 @@ def test_body_scale_defaults_and_validation(h36m_dir, tmp_path):
     )
     code = main(cli("train", "-k gt -str S1 -ste S9 --body-scale -0.1", data_dir=h36m_dir, checkpoint=tmp_path / "d"))
     assert code == 2
+
+
+def test_adult_limbs_rescale_the_limbs_of_the_same_draws(h36m_dir, tmp_path):
+    """The trainer's bodies with ``--adult-limbs``: the same draws, the limbs' bones longer or
+    shorter by the given share of the adult factors, every other bone as it was."""
+    plain = Trainer(_config(h36m_dir, tmp_path / "a", "--body-scale", "0.1")).training_windows(0)
+    adult = Trainer(_config(h36m_dir, tmp_path / "b", "--body-scale", "0.1", "--adult-limbs", "0.5")).training_windows(
+        0
+    )
+    ratio = _lengths(adult.singles.targets.numpy()) / _lengths(plain.singles.targets.numpy())
+    expected = np.ones(len(skeleton.BONES))
+    # Half-way to upper arms x1.26, forearms x1.06, thighs x0.90, shins x0.89.
+    for child, factor in (("Elbow", 1.13), ("Wrist", 1.03), ("Knee", 0.95), ("Foot", 0.945)):
+        for side in "LR":
+            expected[skeleton.bone_index(skeleton.JOINT_NAMES.index(side + child))] = factor
+    np.testing.assert_allclose(ratio, np.broadcast_to(expected, ratio.shape), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        ("--adult-limbs 0.5", "--adult-limbs centres the bodies --body-scale draws"),
+        ("--body-scale 0.1 --adult-limbs 1.5", "--adult-limbs must be a share in [0, 1]"),
+    ],
+)
+def test_adult_limbs_is_checked(h36m_dir, tmp_path, capsys, flags, named):
+    code = main(cli("train", f"-k gt -str S1 -ste S9 {flags}", data_dir=h36m_dir, checkpoint=tmp_path / "d"))
+    assert code == 2
+    assert named in capsys.readouterr().err

@@ -523,18 +523,20 @@ def epoch_rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, epoch, stream]))
 
 
-def scale_bodies(sequences: Sequence[PoseSequence], rng: np.random.Generator, spread: float) -> list[PoseSequence]:
+def scale_bodies(
+    sequences: Sequence[PoseSequence], rng: np.random.Generator, spread: float, adult_limbs: float = 0.0
+) -> list[PoseSequence]:
     """Every sequence with a random body: its bones rescaled about the root (:func:`moved_bodies`).
 
     Each sequence draws per-bone factors (:func:`jointpose.geometry.bones.body_factors`: overall
     size with standard deviation ``spread``, bone groups ``spread * PROPORTION_PER_HEIGHT``, left
-    and right alike).
+    and right alike, the limbs' proportions centred ``adult_limbs`` of the way to typical adult ones).
     """
     if not spread > 0:
         raise ValueError(f"scale_bodies: spread must be > 0, got {spread}")
     return moved_bodies(
         sequences,
-        lambda poses: scale_body(poses, body_factors(rng, spread, spread * PROPORTION_PER_HEIGHT)),
+        lambda poses: scale_body(poses, body_factors(rng, spread, spread * PROPORTION_PER_HEIGHT, adult_limbs)),
         "body_scale",
     )
 

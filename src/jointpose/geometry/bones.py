@@ -40,13 +40,27 @@ _BONE_GROUPS = {
 }
 
 
-def body_factors(rng: np.random.Generator, height_spread: float = 0.08, proportion_spread: float = 0.05) -> np.ndarray:
-    """Random per-bone scale factors (16,) for one subject: overall size and symmetric proportions."""
+# Typical adult limb proportions against the training motion's: every CMU clip is retargeted
+# onto one character whose arms are short for its legs (thigh 48 cm, shin 50, upper arm 25,
+# forearm 26: arms / legs 0.52, against about 0.68 for adults). Factors per bone group.
+ADULT_LIMBS = {"upper_arms": 1.26, "forearms": 1.06, "thighs": 0.90, "shins": 0.89}
+
+
+def body_factors(
+    rng: np.random.Generator, height_spread: float = 0.08, proportion_spread: float = 0.05, adult_limbs: float = 0.0
+) -> np.ndarray:
+    """Random per-bone scale factors (16,) for one subject: overall size and symmetric proportions.
+
+    ``adult_limbs`` in [0, 1] centres the limbs' proportions that share of the way from the
+    training motion's to typical adult ones (:data:`ADULT_LIMBS`); 0 draws about the motion's own.
+    """
     overall = float(np.clip(rng.normal(1.0, height_spread), 0.8, 1.2))
     factors = np.full(len(skeleton.BONES), overall)
-    for joints in _BONE_GROUPS.values():
+    for name, joints in _BONE_GROUPS.items():
         group = float(np.clip(rng.normal(1.0, proportion_spread), 0.85, 1.15))
-        factors[[skeleton.bone_index(j) for j in joints]] *= group
+        factors[[skeleton.bone_index(j) for j in joints]] *= group * (
+            1 + adult_limbs * (ADULT_LIMBS.get(name, 1.0) - 1)
+        )
     return factors
 
 

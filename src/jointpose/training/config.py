@@ -182,6 +182,13 @@ class TrainConfig:
         f"SPREAD) each epoch, its 2D re-projected to match (default {BODY_SCALE_BASELINE} with --no-constraints, "
         f"as VideoPose3D; {BODY_SCALE_CONSTRAINTS} with constraints; 0 = off)",
     )
+    adult_limbs: float = _flag(
+        "--adult-limbs",
+        default=0.0,
+        metavar="SHARE",
+        help="with --body-scale: centre the drawn bodies' limb proportions SHARE of the way from the training "
+        "motion's to typical adult ones (arms / legs from about 0.52 to 0.68; default {default}: the motion's own)",
+    )
     limb_mix: float = _flag(
         "--limb-mix",
         default=0.0,
@@ -283,6 +290,7 @@ class TrainConfig:
                 self.body_scale is None or (number(self.body_scale) and 0.0 <= self.body_scale <= 0.25),
                 "a height spread in [0, 0.25]",
             ),
+            ("adult_limbs", number(self.adult_limbs) and 0.0 <= self.adult_limbs <= 1.0, "a share in [0, 1]"),
             ("limb_mix", number(self.limb_mix) and 0.0 <= self.limb_mix <= 1.0, "a share in [0, 1]"),
             (
                 "average_last",
@@ -348,6 +356,10 @@ class TrainConfig:
         if self.causal and self.smooth > 0:
             raise JointposeError(
                 "{0} reads future frames, which a {1} model must not; leave one out", fields=("smooth", "causal")
+            )
+        if self.adult_limbs > 0 and not self.body_scale:
+            raise JointposeError(
+                "{0} centres the bodies {1} draws; give {1} a spread > 0", fields=("adult_limbs", "body_scale")
             )
 
     def resolved(

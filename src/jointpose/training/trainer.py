@@ -203,7 +203,9 @@ class Trainer:
         through that epoch's random cameras (the same for a seed and epoch)."""
         config, sequences = self.config, self.train_data.sequences
         if epoch is not None and config.body_scale > 0:
-            sequences = scale_bodies(sequences, epoch_rng(config.seed, epoch, BODY_SCALE_STREAM), config.body_scale)
+            sequences = scale_bodies(
+                sequences, epoch_rng(config.seed, epoch, BODY_SCALE_STREAM), config.body_scale, config.adult_limbs
+            )
         if epoch is not None and config.limb_mix > 0:
             sequences = mix_limbs(sequences, epoch_rng(config.seed, epoch, LIMB_MIX_STREAM), config.limb_mix)
         if epoch is not None and config.random_cameras is not None:
@@ -727,6 +729,7 @@ RESUME_MUST_MATCH = (
     "augment",
     "seed",
     "body_scale",
+    "adult_limbs",
     "limb_mix",
     "average_last",
     "normalization",
@@ -777,6 +780,7 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
         "chunk_mpjpe": False,
         "limb_mix": 0.0,
         "average_last": 0,
+        "adult_limbs": 0.0,
     }
     current = config.to_dict()
     for key in RESUME_MUST_MATCH:
