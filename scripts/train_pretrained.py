@@ -15,8 +15,9 @@
    (``--random-cameras``, default ranges; the ring only places the motion in the world); the
    video models also see each motion on a freshly drawn body every epoch (``--body-scale
    0.12``: overall size and bone proportions), its arms, and independently its legs, moving
-   as in another training motion half the time (``--limb-mix 0.5``); the offline video model
-   keeps the mean of its weights over the last 5 epochs (``--average-last 5``). No trajectory model:
+   as in another training motion half the time (``--limb-mix 0.5``), with limbs half-way to
+   typical adult proportions (``--adult-limbs 0.5``); the video models
+   keep the mean of their weights over the last 5 epochs (``--average-last 5``). No trajectory model:
    given the camera's intrinsics, the root follows from the pose
    (``jointpose.geometry.cameras.root_trajectory``).
    S6 (CMU subject 3, walking on uneven terrain) is held out: the subject with the fewest
@@ -65,6 +66,9 @@ class Variant:
     each epoch (overall size and proportions; docs/tuning.md, "Video: body-size
     augmentation"), its arms, and independently its legs, moving as in another motion
     ``limb_mix`` of the time (docs/tuning.md, "Video: limbs from other motion").
+    ``adult_limbs``: the video models' bodies have limbs half-way from the training
+    rig's proportions (short arms for its legs) to typical adult ones (docs/tuning.md,
+    "Video: adult limb proportions").
     ``channels``: the offline video model is twice as wide: under this much augmentation
     the extra width lowers the error on new people at a small cost in lifting time
     (docs/tuning.md, "Video: a wider network").
@@ -76,6 +80,7 @@ class Variant:
     layout: str
     body_scale: float = 0.0
     limb_mix: float = 0.0
+    adult_limbs: float = 0.0
     channels: int = 128
     average_last: int = 0
 
@@ -83,8 +88,12 @@ class Variant:
 VARIANTS = {
     "offline": Variant(causal=False, layout="coco"),
     "causal": Variant(causal=True, layout="coco"),
-    "video": Variant(causal=False, layout="blazepose", body_scale=0.12, limb_mix=0.5, channels=256, average_last=5),
-    "video-causal": Variant(causal=True, layout="blazepose", body_scale=0.12, limb_mix=0.5, average_last=5),
+    "video": Variant(
+        causal=False, layout="blazepose", body_scale=0.12, limb_mix=0.5, adult_limbs=0.5, channels=256, average_last=5
+    ),
+    "video-causal": Variant(
+        causal=True, layout="blazepose", body_scale=0.12, limb_mix=0.5, adult_limbs=0.5, average_last=5
+    ),
 }
 # The offline model ships with a light temporal filter for smooth output (docs/method.md, "Inference").
 BUNDLED_SMOOTH = 1.5
@@ -125,6 +134,7 @@ def main() -> int:
             random_cameras=CameraRanges(),
             average_last=variant.average_last,
             body_scale=variant.body_scale or None,
+            adult_limbs=variant.adult_limbs,
             limb_mix=variant.limb_mix,
             causal=variant.causal,
             seed=0,
@@ -219,6 +229,7 @@ def main() -> int:
                 "normalization": trainer.config.normalization,
                 "random_cameras": trainer.config.random_cameras.to_dict(),
                 "body_scale": trainer.config.body_scale,
+                "adult_limbs": trainer.config.adult_limbs,
                 "limb_mix": trainer.config.limb_mix,
                 "average_last": config.average_last,
                 "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in trainer.history])), 1),
