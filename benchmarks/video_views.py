@@ -2,10 +2,14 @@
 
 The footage: Pose2Sim's Demo_SinglePerson (four synchronised, calibrated 1080x1920 views of one
 person, 60 fps; BSD-3, from ``pip download pose2sim==0.10.49 --no-deps``; .ci/run extracts the
-videos and ``calibration/Calib.qca.txt`` into tests/.footage). The person did not appear in the
-bundled models' training data (CMU motion capture through virtual cameras).
+videos and ``calibration/Calib.qca.txt`` into tests/.footage). A second person: the woman of
+Demo_MultiPerson (the same rig, 100 frames; .ci/run extracts it into
+tests/.footage/multi-person), with ``--views cam01,cam02,cam04``, the views in which the
+detector follows her throughout (in cam03 it starts on the man and moves over to her). Neither
+person appeared in the bundled models' training data (CMU motion capture through virtual
+cameras).
 
-Reference: BlazePose's COCO-17 keypoints of all four views (after left/right repair),
+Reference: BlazePose's COCO-17 keypoints of all the views (after left/right repair),
 triangulated per frame (linear DLT, each view weighted by the keypoint's confidence, lens
 distortion ignored), converted to Human3.6M-17 with the same recipes as the network input,
 then moved into each camera's frame, root-relative. It shares the detector's keypoint
@@ -18,7 +22,7 @@ calibrated focal length):
 * left/right correct: frames where the predicted shoulder and hip axes both point within
   90 degrees of the reference's (camera space, no alignment), %;
 * size: the predicted skeleton's summed bone length over the reference's (median over frames);
-* bone lengths between views: the spread (std over the four views / mean) of each bone's
+* bone lengths between views: the spread (std over the views / mean) of each bone's
   length, the skeleton that the skeleton fit gives each view;
 * size against image size: the first view's track scaled about its root by a factor (as if
   filmed from further away), lifted again: the predicted summed bone length per factor;
@@ -31,7 +35,8 @@ calibrated focal length):
   builder scales them, in the reference's joint definition), beside the same for the
   held-out CMU subject: how far this motion lies from anything the models trained on.
 
-    python benchmarks/video_views.py [--footage tests/.footage] [--model video|PATH] [--training-motion DIR]
+    python benchmarks/video_views.py [--footage tests/.footage] [--views cam01,...] [--model video|PATH]
+        [--training-motion DIR]
 """
 
 from __future__ import annotations
@@ -114,6 +119,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--footage", type=Path, default=ROOT / "tests" / ".footage")
     parser.add_argument(
+        "--views",
+        help="comma-separated camera names to triangulate and score (default: every camera of the calibration)",
+    )
+    parser.add_argument(
         "--training-motion",
         type=Path,
         default=ROOT.parent / "shared" / "data" / "cmu-mocap",
@@ -127,7 +136,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     cameras = read_qca(args.footage / "Calib.qca.txt")
-    names = sorted(cameras)
+    names = sorted(cameras) if args.views is None else args.views.split(",")
+    if unknown := sorted(set(names) - set(cameras)):
+        parser.error(
+            f"--views: {', '.join(unknown)} not in {args.footage / 'Calib.qca.txt'} ({', '.join(sorted(cameras))})"
+        )
     if args.model in PRETRAINED:
         lifter = Lifter.from_pretrained(args.model, device="cpu")
     else:
@@ -218,7 +231,7 @@ def main() -> None:
         lengths = np.stack(lengths)
         spread = lengths.std(0) / lengths.mean(0)
         print(
-            f"bone lengths across the four views ({'focal given' if flavour == 'focal' else 'no focal'}): "
+            f"bone lengths across the {len(names)} views ({'focal given' if flavour == 'focal' else 'no focal'}): "
             f"spread median {100 * np.median(spread):.1f}%, max {100 * spread.max():.1f}% "
             f"({skeleton.BONE_NAMES[int(spread.argmax())]})"
         )
