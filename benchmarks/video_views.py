@@ -21,7 +21,11 @@ calibrated focal length):
   per joint (the same alignment);
 * left/right correct: frames where the predicted shoulder and hip axes both point within
   90 degrees of the reference's (camera space, no alignment), %;
-* size: the predicted skeleton's summed bone length over the reference's (median over frames);
+* size: the predicted skeleton's summed bone length over the reference's (median over frames),
+  and its standing height (:func:`jointpose.geometry.bones.standing_height`), m; with
+  ``--height`` every view's person is scaled to that height (Pose2Sim 0.9.4's demo
+  configurations give the people's heights: 1.72 m for Demo_SinglePerson's man, 1.40 m for
+  Demo_MultiPerson's woman);
 * bone lengths between views: the spread (std over the views / mean) of each bone's
   length, the skeleton that the skeleton fit gives each view;
 * size against image size: the first view's track scaled about its root by a factor (as if
@@ -36,7 +40,7 @@ calibrated focal length):
   held-out CMU subject: how far this motion lies from anything the models trained on.
 
     python benchmarks/video_views.py [--footage tests/.footage] [--views cam01,...] [--model video|PATH]
-        [--training-motion DIR]
+        [--height METRES] [--training-motion DIR]
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from jointpose.data.layouts import LAYOUTS, to_h36m
 from jointpose.data.tracks import repair_swaps, side_pairs
 from jointpose.evaluation.metrics import mpjpe, p_mpjpe, procrustes_align
 from jointpose.geometry import skeleton
-from jointpose.geometry.bones import bone_vectors
+from jointpose.geometry.bones import bone_vectors, standing_height
 from jointpose.geometry.cameras import camera_from_intrinsics
 from jointpose.inference.lifter import PRETRAINED, Lifter
 from jointpose.inference.video import lift_video
@@ -119,6 +123,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--footage", type=Path, default=ROOT / "tests" / ".footage")
     parser.add_argument(
+        "--height",
+        type=float,
+        default=None,
+        metavar="METRES",
+        help="the person's standing height: every view's skeleton is scaled to it (jointpose video --height)",
+    )
+    parser.add_argument(
         "--views",
         help="comma-separated camera names to triangulate and score (default: every camera of the calibration)",
     )
@@ -147,7 +158,9 @@ def main() -> None:
         lifter = Lifter.load(args.model, device="cpu")
     runs = {
         name: {
-            f: lift_video(str(args.footage / f"{name}.mp4"), lifter, focal_length=focal, progress=False)
+            f: lift_video(
+                str(args.footage / f"{name}.mp4"), lifter, focal_length=focal, height=args.height, progress=False
+            )
             for f, focal in (("default", None), ("focal", float(cameras[name]["K"][0, 0])))
         }
         for name in names
@@ -174,9 +187,12 @@ def main() -> None:
         )
     reference = to_h36m(world, np.ones(world.shape[:2]), "coco17", 0.0)[0]
     lengths_ref = np.linalg.norm(bone_vectors(reference), axis=-1)
-    print(f"reference skeleton: summed bone length {np.median(lengths_ref.sum(-1)):.3f} m (median over frames)")
+    print(
+        f"reference skeleton: summed bone length {np.median(lengths_ref.sum(-1)):.3f} m (median over frames), "
+        f"standing height {standing_height(reference):.3f} m"
+    )
     lsh, rsh, lhip, rhip = (skeleton.JOINT_NAMES.index(j) for j in ("LShoulder", "RShoulder", "LHip", "RHip"))
-    print(f"{'view':6} {'focal':8} {'P1 mm':>7} {'P2 mm':>7} {'L/R ok %':>9} {'size':>6}")
+    print(f"{'view':6} {'focal':8} {'P1 mm':>7} {'P2 mm':>7} {'L/R ok %':>9} {'size':>6} {'height m':>9}")
     per_view_lengths = {}
     for name in names:
         cam = cameras[name]
@@ -194,7 +210,9 @@ def main() -> None:
             lengths = np.linalg.norm(bone_vectors(pred), axis=-1)
             size = np.median(lengths.sum(-1) / lengths_ref.sum(-1))
             label = "given" if flavour == "focal" else "none"
-            print(f"{name:6} {label:8} {p1:7.1f} {p2:7.1f} {100 * ok.mean():9.1f} {size:6.2f}")
+            print(
+                f"{name:6} {label:8} {p1:7.1f} {p2:7.1f} {100 * ok.mean():9.1f} {size:6.2f} {standing_height(pred):9.2f}"
+            )
             if flavour == "focal":
                 per_joint = 1000 * torch.linalg.vector_norm(aligned - ref_t, dim=-1).mean(0)
                 print(

@@ -317,6 +317,8 @@ def test_bad_options_are_refused_before_any_work(counter_video):
         lift_video(counter_video[0], None, confidence_threshold=1.5)
     with pytest.raises(JointposeError, match="^focal_length must be"):
         lift_video(counter_video[0], None, focal_length=0.0)
+    with pytest.raises(JointposeError, match="^height must be a standing height"):
+        lift_video(counter_video[0], None, height=3.0)
 
 
 def test_export_writes_extra_arrays_and_leaves_no_partial_file(tmp_path):
@@ -399,6 +401,24 @@ def test_real_footage_bone_lengths_constant(cam02):
     lengths = np.linalg.norm(bone_vectors(cam02.poses), axis=-1)  # (F, 16) metres
     assert (lengths.std(axis=0) / lengths.mean(axis=0)).max() < 0.005
     assert 0.3 < lengths[:, skeleton.bone_index(skeleton.JOINT_NAMES.index("RKnee"))].mean() < 0.6  # a thigh
+
+
+def test_real_footage_height_scales_the_person_and_keeps_the_image():
+    from jointpose.geometry.bones import standing_height
+    from jointpose.inference.lifter import Lifter
+    from jointpose.inference.video import lift_video
+
+    clip, lifter = str(footage("cam04.mp4")), Lifter.from_pretrained("video", device="cpu")
+    plain = lift_video(clip, lifter, end=0.5, focal_length=1500.0, progress=False)
+    short = lift_video(clip, lifter, end=0.5, focal_length=1500.0, height=1.55, progress=False)
+    assert any(note.startswith("scaled to a standing height of 1.55 m") for note in short.notes)
+    # One factor for every joint, frame and the trajectory (scaled at the model's 50 fps, then
+    # resampled back to the video's 60): the image stays, the person is 1.55 m tall.
+    factor = np.median(np.linalg.norm(short.trajectory, axis=-1) / np.linalg.norm(plain.trajectory, axis=-1))
+    np.testing.assert_allclose(short.poses, factor * plain.poses, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(short.trajectory, factor * plain.trajectory, rtol=1e-5)
+    assert factor == pytest.approx(1.55 / standing_height(plain.poses), rel=1e-3)
+    assert standing_height(short.poses) == pytest.approx(1.55, rel=1e-3)
 
 
 def test_real_footage_cli_writes_bvh_and_render(tmp_path):

@@ -322,6 +322,18 @@ def add_camera_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_height_arg(p: argparse.ArgumentParser) -> None:
+    """The ``--height`` flag of ``infer`` and ``video``."""
+    p.add_argument(
+        "--height",
+        type=float,
+        default=None,
+        metavar="METRES",
+        help="the person's standing height, if known: the skeleton and its trajectory are scaled to it "
+        "(default: about the size of the bodies the model trained on)",
+    )
+
+
 def camera_from_args(args: argparse.Namespace, size: tuple[int, int]) -> Camera | None:
     """The camera ``--focal-length`` or ``--fov`` (and ``--principal-point``) describe, or None."""
     from jointpose.geometry.cameras import camera_from_intrinsics
@@ -343,6 +355,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         require_image_size,
         resample_keypoints,
     )
+    from jointpose.geometry.bones import check_height, scale_to_height
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
     from jointpose.safeio import check_fps, check_output_path
@@ -353,6 +366,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
         raise JointposeError("--causal picks the bundled causal model; a --checkpoint is causal or not by itself")
     if args.fps is not None:
         check_fps(args.fps, "--fps")
+    if args.height is not None:
+        check_height(args.height)
     if args.video and not args.render:
         raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
     if args.render:
@@ -395,6 +410,9 @@ def cmd_infer(args: argparse.Namespace) -> None:
     trajectory = None
     if lifter.trajectory_model is not None or camera is not None:
         trajectory = lifter.predict_trajectory(keypoints.xy, size, camera=camera, poses=poses)
+    if args.height is not None:
+        poses, trajectory, factor = scale_to_height(poses, args.height, trajectory)
+        print(f"scaled to a standing height of {args.height:g} m (x {factor:.3f})")
     export(args.output, poses, lifter.fps, trajectory=trajectory, fmt=fmt)
     print(f"wrote {len(poses)} frames to {args.output} ({fmt})")
     if args.render:
@@ -433,6 +451,7 @@ def cmd_video(args: argparse.Namespace) -> None:
         fov=args.fov,
         principal_point=args.principal_point,
         confidence_threshold=args.confidence_threshold,
+        height=args.height,
         progress=args.progress,
     )
     print("\n".join(result.notes))
@@ -614,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fps", type=float, default=None, help="frame rate of the input (resampled to the model's)")
     p.add_argument("--confidence-threshold", type=float, default=0.3, help="joints below it are interpolated")
+    add_height_arg(p)
     p.add_argument("--render", default=None, help="also write an animation (.mp4 or .gif)")
     p.add_argument("--video", default=None, help="video to draw the 2D input over (with --render)")
     p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false")
@@ -637,6 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=float, default=None, help="last second of the video to use (default: its end)")
     add_camera_args(p)
     p.add_argument("--confidence-threshold", type=float, default=0.3, help="joints below it are interpolated")
+    add_height_arg(p)
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")

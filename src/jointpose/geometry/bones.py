@@ -1,10 +1,11 @@
 """Bone geometry on (..., 17, 3) pose arrays in metres: bone vectors, rebuilding poses from
-them, body-size scaling, limbs taken from other motion, and recentring (numpy)."""
+them, body-size scaling, standing height, limbs taken from other motion, and recentring (numpy)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 
 
@@ -62,6 +63,48 @@ def body_factors(
             1 + adult_limbs * (ADULT_LIMBS.get(name, 1.0) - 1)
         )
     return factors
+
+
+# Standing height from the skeleton: the legs (hip, knee, ankle; the mean of both sides) plus
+# the chain pelvis, spine, thorax, nose, head. On the training motion's character this chain
+# is 1.79 m, and the character stands about 1.80 m tall (its Head joint 1.765 m above the floor
+# while walking, the top of the skull a few cm higher): the chain's bends make up for the
+# ankles' height above the floor and the skull above the Head joint.
+HEIGHT_CHAIN = {"legs": ("RKnee", "RFoot", "LKnee", "LFoot"), "trunk": ("Spine", "Thorax", "Neck/Nose", "Head")}
+HEIGHT_RANGE = (0.5, 2.6)  # metres: the standing heights a person is scaled to
+
+
+def standing_height(poses: np.ndarray) -> float:
+    """A skeleton's standing height in metres from its (frames, 17, 3) poses: the median bone
+    lengths of the legs (the mean of both sides) and the trunk and head (:data:`HEIGHT_CHAIN`)."""
+    lengths = np.median(np.linalg.norm(bone_vectors(np.asarray(poses, dtype=np.float64)), axis=-1), axis=0)
+    legs, trunk = ([skeleton.bone_index(skeleton.JOINT_NAMES.index(j)) for j in HEIGHT_CHAIN[k]] for k in HEIGHT_CHAIN)
+    return float(lengths[legs].sum() / 2 + lengths[trunk].sum())
+
+
+def check_height(height: float) -> None:
+    """Refuse a standing height (metres) outside :data:`HEIGHT_RANGE`."""
+    low, high = HEIGHT_RANGE
+    if not (isinstance(height, (int, float, np.floating)) and low <= height <= high):
+        raise JointposeError(
+            "{0} must be a standing height in metres in [{low}, {high}], got {height}",
+            fields=("height",),
+            low=low,
+            high=high,
+            height=height,
+        )
+
+
+def scale_to_height(
+    poses: np.ndarray, height: float, trajectory: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Poses (frames, 17, 3) scaled about their root so that :func:`standing_height` is
+    ``height`` metres, the root trajectory (frames, 3; camera space) by the same factor (a
+    smaller person is nearer: the image stays the same), and the factor."""
+    check_height(height)
+    factor = height / standing_height(poses)
+    scaled = poses[:, :1] + factor * (poses - poses[:, :1])
+    return scaled, None if trajectory is None else trajectory * factor, factor
 
 
 # Limbs that can come from other motion: their bones (by child joint) and the body part they

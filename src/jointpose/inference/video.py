@@ -33,6 +33,7 @@ from jointpose.data.detect import Detections2D, detect_frames
 from jointpose.data.keypoints import Keypoints2D, resample
 from jointpose.data.tracks import check_confidence_threshold, keypoints_from_detections
 from jointpose.data.video import VideoClip, open_video
+from jointpose.geometry.bones import check_height, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
 from jointpose.inference.lifter import Lifter
 from jointpose.motion.builder import CameraRing
@@ -82,6 +83,7 @@ def lift_video(
     fov: float | None = None,
     principal_point: tuple[float, float] | None = None,
     confidence_threshold: float = 0.3,
+    height: float | None = None,
     progress: bool = True,
 ) -> VideoResult:
     """Detect and lift the person in video ``path`` from ``start`` to ``end`` seconds.
@@ -89,9 +91,13 @@ def lift_video(
     ``focal_length`` in pixels or ``fov`` (horizontal, degrees), and ``principal_point``
     (pixels, default the image centre): the camera's intrinsics, if known (see the module
     docstring); joints below ``confidence_threshold`` (BlazePose visibility) are interpolated
-    in time.
+    in time. ``height``: the person's standing height in metres, if known; the skeleton and
+    its trajectory are scaled to it (:func:`jointpose.geometry.bones.scale_to_height`),
+    otherwise the skeleton has about the size of the bodies the model trained on.
     """
     check_confidence_threshold(confidence_threshold)  # before the slow decoding and detection
+    if height is not None:
+        check_height(height)
     clip = open_video(path, start, end)
     camera = camera_from_intrinsics(clip.size, focal_length, fov, principal_point, id="video")
     screen = lifter.normalization == "screen"
@@ -115,6 +121,9 @@ def lift_video(
         trajectory = lifter.predict_trajectory(xy, camera=camera, poses=poses)
     elif lifter.trajectory_model is not None:
         trajectory = lifter.predict_trajectory(seen, clip.size)
+    if height is not None:
+        poses, trajectory, factor = scale_to_height(poses, height, trajectory)
+        notes.append(f"scaled to a standing height of {height:g} m (x {factor:.3f})")
     if model_rate:
         poses = resample(poses, lifter.fps, clip.fps, clip.count)
         trajectory = None if trajectory is None else resample(trajectory, lifter.fps, clip.fps, clip.count)
