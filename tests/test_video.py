@@ -338,8 +338,9 @@ def footage(name: str) -> Path:
     path = FOOTAGE / name
     if not path.is_file():
         pytest.fail(
-            f"{path} is missing: unzip Pose2Sim/Demo_SinglePerson/videos/*.mp4 from "
-            f"`pip download pose2sim==0.10.49 --no-deps` into {FOOTAGE} (see .ci/run) or set JOINTPOSE_FOOTAGE"
+            f"{path} is missing: unzip Pose2Sim/Demo_SinglePerson/videos/*.mp4 (Demo_MultiPerson's into "
+            f"multi-person/) from `pip download pose2sim==0.10.49 --no-deps` into {FOOTAGE} (see .ci/run) "
+            "or set JOINTPOSE_FOOTAGE"
         )
     return path
 
@@ -366,6 +367,31 @@ def test_real_footage_person_found_and_poses_per_video_frame(cam02):
     assert cam02.fps == 60.0 and cam02.clip.count == 100
     assert cam02.poses.shape == (100, 17, 3) and np.isfinite(cam02.poses).all()
     assert cam02.keypoints.xy.shape == (100, 17, 2) and cam02.keypoints.confidence.shape == (100, 17)
+
+
+def test_real_footage_one_person_counted_and_no_note(cam02):
+    assert cam02.detections.people == {0: 1, 60: 1}  # a count every second (60 frames)
+    assert not any("several people" in note for note in cam02.notes)
+
+
+def test_real_footage_several_people_are_noted():
+    from jointpose.inference.lifter import Lifter
+    from jointpose.inference.video import lift_video
+
+    # Demo_MultiPerson's cam04: the woman and the man, both in full view.
+    result = lift_video(
+        str(footage("multi-person/cam04.mp4")), Lifter.from_pretrained("video", device="cpu"), progress=False
+    )
+    assert result.detections.people == {0: 2, 60: 2}
+    assert "several people in view: 2 of 2 counted frames show 2 to 2 (first in frame 0)" in "\n".join(result.notes)
+
+
+def test_people_notes():
+    from jointpose.data.detect import _people_notes
+
+    assert _people_notes({}) == [] and _people_notes({0: 1, 30: 0, 60: 1}) == []
+    (note,) = _people_notes({0: 1, 30: 2, 60: 3, 90: 1})
+    assert note.startswith("several people in view: 2 of 4 counted frames show 2 to 3 (first in frame 30)")
 
 
 def test_real_footage_left_right_consistent_through_time(cam02):

@@ -12,13 +12,22 @@ hips, knees, ankles) are taken in COCO-17 order (:data:`BLAZEPOSE_TO_COCO`), so 
 COCO conversion of :mod:`jointpose.data.layouts` makes the network's Human3.6M-17 input.
 A landmark's confidence is BlazePose's *visibility* (the probability that it is in the image
 and not occluded), in [0, 1].
+
+The legacy solution sees one person. To say when there are several, :class:`PeopleCounter`
+runs the same two models through MediaPipe's PoseLandmarker task, which finds several people
+per image, on a frame every :data:`COUNT_SECONDS`: its model bundle is assembled in memory
+from the wheel's two files, each given the input normalisation it expects as metadata (the
+person detector reads pixels in [-1, 1], the landmark model in [0, 1]).
 """
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -33,6 +42,8 @@ EXTRA_HINT = 'pip install "jointpose[video]"'
 # l/r shoulder, l/r elbow, l/r wrist, l/r hip, l/r knee, l/r ankle).
 BLAZEPOSE_TO_COCO = np.array([0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
 BLAZEPOSE_LANDMARKS = 33
+COUNT_SECONDS = 1.0  # seconds between two counts of the people in view
+MAX_PEOPLE = 4  # the most people a count tells apart
 
 
 def require_mediapipe() -> ModuleType:
@@ -55,7 +66,8 @@ class Detections2D:
 
     ``points`` (F, 17, 3): x, y pixels and confidence (visibility); NaN where no person was
     found. ``found`` (F,) marks frames with a person. ``decode_seconds`` and
-    ``detect_seconds`` time the two stages.
+    ``detect_seconds`` time the two stages. ``people``: how many people were seen, by frame
+    index, in the frames where they were counted (:class:`PeopleCounter`).
     """
 
     points: np.ndarray
@@ -63,6 +75,7 @@ class Detections2D:
     decode_seconds: float = 0.0
     detect_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    people: dict[int, int] = field(default_factory=dict)
 
 
 class PoseDetector:
@@ -111,20 +124,74 @@ class PoseDetector:
         return values * np.array([width, height, 1.0])
 
 
+class PeopleCounter:
+    """How many people (up to ``max_people``) BlazePose's two models find in one image."""
+
+    def __init__(self, max_people: int = MAX_PEOPLE) -> None:
+        mediapipe = require_mediapipe()
+        from mediapipe.tasks.python import BaseOptions, vision
+        from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer, writer_utils
+
+        models = Path(mediapipe.__file__).parent / "modules"
+        bundle = io.BytesIO()
+        with zipfile.ZipFile(bundle, "w") as archive:
+            for name, path, (mean, std) in (
+                ("pose_detector.tflite", models / "pose_detection" / "pose_detection.tflite", (127.5, 127.5)),
+                (
+                    "pose_landmarks_detector.tflite",
+                    models / "pose_landmark" / "pose_landmark_full.tflite",
+                    (0.0, 255.0),
+                ),
+            ):
+                model = path.read_bytes()
+                writer = metadata_writer.MetadataWriter.create(model).add_general_info(name, "")
+                writer.add_image_input(norm_mean=[mean], norm_std=[std])
+                for _ in writer_utils.get_output_tensor_types(model):
+                    writer.add_feature_output()
+                archive.writestr(name, writer.populate()[0])
+        options = vision.PoseLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=bundle.getvalue()),
+            running_mode=vision.RunningMode.IMAGE,
+            num_poses=max_people,
+        )
+        self._landmarker = vision.PoseLandmarker.create_from_options(options)
+        self._image = mediapipe.Image
+        self._format = mediapipe.ImageFormat.SRGB
+
+    def __enter__(self) -> PeopleCounter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._landmarker.close()
+
+    def count(self, frame: np.ndarray) -> int:
+        """The number of people in one (H, W, 3) uint8 RGB frame."""
+        image = self._image(image_format=self._format, data=np.ascontiguousarray(frame))
+        return len(self._landmarker.detect(image).pose_landmarks)
+
+
 def detect_frames(
     frames: Iterable[np.ndarray],
     *,
     total: int | None = None,
     progress: bool = True,
     detector: PoseDetector | None = None,
+    count_every: int | None = None,
 ) -> Detections2D:
     """Run BlazePose over ``frames`` (RGB uint8, in video order): COCO-17 points per frame.
 
-    ``total`` (frames) sizes the progress bar only.
+    ``total`` (frames) sizes the progress bar only. ``count_every``: count the people in
+    view (:class:`PeopleCounter`) in every such frame, from the first; a note says where
+    there were several.
     """
     owned = detector is None
     detector = PoseDetector() if detector is None else detector
+    counter = PeopleCounter() if count_every else None
     rows: list[np.ndarray] = []
+    people: dict[int, int] = {}
     decode = detect = 0.0
     missing = np.full((BLAZEPOSE_LANDMARKS, 3), np.nan)
     try:
@@ -138,17 +205,33 @@ def detect_frames(
                 if frame is None:
                     break
                 landmarks = detector.detect(frame)
+                if counter is not None and len(rows) % count_every == 0:
+                    people[len(rows)] = counter.count(frame)
                 detect += time.perf_counter() - t1
                 rows.append(missing if landmarks is None else landmarks)
                 bar.update()
     finally:
         if owned:
             detector.close()
+        if counter is not None:
+            counter.close()
     if not rows:
         raise JointposeError("video: no frame decoded (empty clip)")
     points = np.stack(rows)[:, BLAZEPOSE_TO_COCO]
     found = np.isfinite(points[:, 0, 0])
-    return Detections2D(points, found, decode, detect, _lost_notes(found))
+    return Detections2D(points, found, decode, detect, _lost_notes(found) + _people_notes(people), people)
+
+
+def _people_notes(people: dict[int, int]) -> list[str]:
+    """A note when some of the counted frames show several people."""
+    several = [frame for frame, count in people.items() if count > 1]
+    if not several:
+        return []
+    return [
+        f"several people in view: {len(several)} of {len(people)} counted frames show 2 to "
+        f"{max(people.values())} (first in frame {several[0]}); the track follows one person, keeping "
+        "whom it found until it loses them, and can move to another where they overlap: check the render"
+    ]
 
 
 def _lost_notes(found: np.ndarray) -> list[str]:
