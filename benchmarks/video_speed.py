@@ -89,9 +89,7 @@ def main() -> None:
         print(
             f"detection          {frames / seconds['detect']:8.1f} frames/s  (BlazePose full, time inside the detector)"
         )
-        print(
-            f"lifting            {frames / seconds['lift']:8.1f} frames/s  (bundled offline model, {lifter.fps:g} fps)"
-        )
+        print(f"lifting            {frames / seconds['lift']:8.1f} frames/s  (bundled video model, {lifter.fps:g} fps)")
         print(
             f"whole run          {frames / total:8.1f} frames/s  ({total:.1f} s: decode waits {seconds['decode']:.1f} s, "
             f"detect {seconds['detect']:.1f} s, lift {seconds['lift']:.2f} s)"
