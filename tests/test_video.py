@@ -383,7 +383,7 @@ def test_real_footage_several_people_are_noted():
         str(footage("multi-person/cam04.mp4")), Lifter.from_pretrained("video", device="cpu"), progress=False
     )
     assert result.detections.people == {0: 2, 60: 2}
-    assert "several people in view: 2 of 2 counted frames show 2 to 2 (first in frame 0)" in "\n".join(result.notes)
+    assert "several people in view: 2 of 2 counted frames show 2 (first in frame 0)" in "\n".join(result.notes)
 
 
 def test_people_notes():

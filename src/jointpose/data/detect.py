@@ -227,10 +227,11 @@ def _people_notes(people: dict[int, int]) -> list[str]:
     several = [frame for frame, count in people.items() if count > 1]
     if not several:
         return []
+    most = max(people.values())
     return [
-        f"several people in view: {len(several)} of {len(people)} counted frames show 2 to "
-        f"{max(people.values())} (first in frame {several[0]}); the track follows one person, keeping "
-        "whom it found until it loses them, and can move to another where they overlap: check the render"
+        f"several people in view: {len(several)} of {len(people)} counted frames show "
+        f"{most if most == 2 else f'2 to {most}'} (first in frame {several[0]}); the track follows one person, "
+        "keeping whom it found until it loses them, and can move to another where they overlap: check the render"
     ]
 
 
