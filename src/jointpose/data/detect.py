@@ -158,12 +158,6 @@ class PeopleCounter:
         self._image = mediapipe.Image
         self._format = mediapipe.ImageFormat.SRGB
 
-    def __enter__(self) -> PeopleCounter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def close(self) -> None:
         self._landmarker.close()
 
@@ -189,12 +183,13 @@ def detect_frames(
     """
     owned = detector is None
     detector = PoseDetector() if detector is None else detector
-    counter = PeopleCounter() if count_every else None
+    counter = None
     rows: list[np.ndarray] = []
     people: dict[int, int] = {}
     decode = detect = 0.0
     missing = np.full((BLAZEPOSE_LANDMARKS, 3), np.nan)
     try:
+        counter = PeopleCounter() if count_every else None
         iterator = iter(frames)
         with tqdm(total=total, desc="detecting 2D keypoints", unit="frame", disable=not progress) as bar:
             while True:
