@@ -1,5 +1,5 @@
 """Video in, 3D out: decoding and cutting, left/right repair, the layout conversion, and
-``jointpose video`` on real footage (Pose2Sim's Demo_SinglePerson clips, see .ci/run)."""
+``jointpose video`` on real footage (Pose2Sim's demo clips and Sports2D's, see .ci/run)."""
 
 import os
 import sys
@@ -339,8 +339,8 @@ def footage(name: str) -> Path:
     if not path.is_file():
         pytest.fail(
             f"{path} is missing: unzip Pose2Sim/Demo_SinglePerson/videos/*.mp4 (Demo_MultiPerson's into "
-            f"multi-person/) from `pip download pose2sim==0.10.49 --no-deps` into {FOOTAGE} (see .ci/run) "
-            "or set JOINTPOSE_FOOTAGE"
+            f"multi-person/, Sports2D/Demo/demo.mp4 into sports2d/) from `pip download pose2sim==0.10.49 "
+            f"sports2d==0.8.34 --no-deps` into {FOOTAGE} (see .ci/run) or set JOINTPOSE_FOOTAGE"
         )
     return path
 
@@ -382,8 +382,42 @@ def test_real_footage_several_people_are_noted():
     result = lift_video(
         str(footage("multi-person/cam04.mp4")), Lifter.from_pretrained("video", device="cpu"), progress=False
     )
-    assert result.detections.people == {0: 2, 60: 2}
-    assert "several people in view: 2 of 2 counted frames show 2 (first in frame 0)" in "\n".join(result.notes)
+    # Counted every second, and every quarter second once others are in view.
+    assert result.detections.people == {frame: 2 for frame in range(0, 100, 15)}
+    assert "several people in view: 7 of 7 counted frames show 2 (first in frame 0)" in "\n".join(result.notes)
+    assert result.detections.switches == []
+
+
+def test_real_footage_a_track_sliding_to_another_person_is_noted():
+    from jointpose.inference.lifter import Lifter
+    from jointpose.inference.video import lift_video
+
+    # Demo_MultiPerson's cam03: the man faces away (BlazePose's person detector, which goes by
+    # faces, sees only one person) and the track slides onto the woman in frames 78-82 (seen
+    # frame by frame) without losing anyone.
+    result = lift_video(
+        str(footage("multi-person/cam03.mp4")), Lifter.from_pretrained("video", device="cpu"), progress=False
+    )
+    assert result.detections.people[0] == 2  # found with the man painted over
+    (switch,) = result.detections.switches
+    assert 77 <= switch <= 83
+    assert f"the track may have moved to another person in frame {switch}" in "\n".join(result.notes)
+
+
+def test_real_footage_a_track_found_again_on_someone_else_is_noted():
+    from jointpose.inference.lifter import Lifter
+    from jointpose.inference.video import lift_video
+
+    # Sports2D's demo (1768x994, 30 fps, 230 frames): a man on a box, a woman walking past below.
+    # Seen frame by frame: the track is on the man until he jumps (lost in frame 170), then on
+    # the woman until she leaves the image (lost in 201), then on the man again.
+    result = lift_video(
+        str(footage("sports2d/demo.mp4")), Lifter.from_pretrained("video", device="cpu"), progress=False
+    )
+    first, second = result.detections.switches
+    assert 170 < first <= 173 and 201 < second <= 204
+    assert max(result.detections.people.values()) == 2
+    assert {frame: result.detections.people[frame] for frame in (30, 100)} == {30: 1, 100: 2}
 
 
 def test_people_notes():
@@ -392,6 +426,91 @@ def test_people_notes():
     assert _people_notes({}) == [] and _people_notes({0: 1, 30: 0, 60: 1}) == []
     (note,) = _people_notes({0: 1, 30: 2, 60: 3, 90: 1})
     assert note.startswith("several people in view: 2 of 4 counted frames show 2 to 3 (first in frame 30)")
+
+
+def _standing(x: float, torso: float = 100.0) -> np.ndarray:
+    """BlazePose-33 landmarks of an upright person whose hips' mid-point is at (x, 500) pixels."""
+    points = np.zeros((33, 3))
+    points[:, 0], points[:, 1], points[:, 2] = x, 500.0 - torso / 2, 1.0  # everything else mid-torso
+    points[[11, 12], 1] = 500.0 - torso  # shoulders
+    points[[23, 24], 1] = 500.0  # hips
+    points[[11, 23], 0] += 20.0  # left side
+    points[[12, 24], 0] -= 20.0
+    return points
+
+
+def test_hip_centre_and_torso_length():
+    from jointpose.data.detect import hip_centre, torso_length
+
+    person = _standing(300.0, torso=80.0)
+    assert np.allclose(hip_centre(person), [300.0, 500.0]) and np.isclose(torso_length(person), 80.0)
+    both = np.stack([person, _standing(10.0, torso=50.0)])
+    assert np.allclose(hip_centre(both), [[300.0, 500.0], [10.0, 500.0]]) and np.allclose(torso_length(both), [80, 50])
+
+
+def test_switch_watch_notes_the_track_reaching_where_another_stood():
+    from jointpose.data.detect import SwitchWatch
+
+    watch = SwitchWatch(fps=10.0)
+    watch.update(0, _standing(0.0), [_standing(300.0)])  # another person 3 torso lengths away
+    # The track walks towards them 20 px a frame: 0.6 torso lengths (60 px) away at x = 240.
+    moved = [watch.moved(frame, _standing(20.0 * frame)) for frame in range(20)]
+    assert np.flatnonzero(moved).tolist() == [13]  # x = 260 (240 is not nearer than 0.6), once
+
+
+def test_switch_watch_ignores_others_at_the_track_and_forgets_unseen_ones():
+    from jointpose.data.detect import SwitchWatch
+
+    watch = SwitchWatch(fps=10.0)
+    watch.update(0, _standing(0.0), [_standing(50.0)])  # half a torso away at the count: the same person
+    assert not watch.moved(1, _standing(50.0))
+    watch.update(2, _standing(0.0), [_standing(300.0)])
+    watch.update(10, _standing(0.0), [])  # hidden for 0.8 s: still remembered
+    watch.update(13, _standing(0.0), [])  # 1.1 s unseen: forgotten
+    assert not watch.moved(14, _standing(300.0))
+
+
+@pytest.mark.parametrize(
+    "frame, distance, moved",
+    [
+        (11, 150.0, False),  # not lost: fast motion is not a switch
+        (13, 170.0, False),  # lost in 2 frames at 30 fps: allowed 100 px x (1 + 8 x 3 / 30) = 180 px
+        (13, 190.0, True),
+        (40, 850.0, False),  # lost for a second: allowed 900 px
+        (40, 950.0, True),
+    ],
+)
+def test_switch_watch_notes_a_track_found_again_farther_than_a_person_moves(frame, distance, moved):
+    from jointpose.data.detect import SwitchWatch
+
+    watch = SwitchWatch(fps=30.0)
+    assert not watch.moved(10, _standing(0.0))  # torso 100 px
+    assert watch.moved(frame, _standing(distance)) == moved
+
+
+def test_switch_notes():
+    from jointpose.data.detect import _switch_notes
+
+    assert _switch_notes([]) == []
+    (note,) = _switch_notes([3, 40, 41, 50, 60, 70, 80])
+    assert note.startswith("the track may have moved to another person in frame 3, 40, 41, 50, 60 and 2 more (")
+
+
+def test_paint_over_hides_the_person_and_nothing_else():
+    pytest.importorskip("cv2", reason="OpenCV comes with the video extra")
+    from jointpose.data.detect import paint_over
+
+    frame = np.zeros((1000, 1000, 3), dtype=np.uint8)
+    person = _standing(500.0)
+    person[[13, 15], :2] = [[560.0, 450.0], [600.0, 400.0]]  # the left arm raised to the right
+    person[[25, 27], :2] = [[520.0, 600.0], [520.0, 700.0]]  # the left leg
+    person[0, :2] = [500.0, 360.0]  # the nose
+    painted = paint_over(frame, person)
+    assert frame.max() == 0  # the input is left as it was
+    grey = (painted == 128).all(axis=-1)
+    for x, y in [(500, 450), (580, 425), (520, 650), (500, 325)]:  # torso, forearm, shin, head (disc of 45 px)
+        assert grey[y, x], (x, y)
+    assert not grey[100, 100] and not grey[900, 900] and not grey[450, 700]
 
 
 def test_real_footage_left_right_consistent_through_time(cam02):

@@ -15,9 +15,14 @@ and not occluded), in [0, 1].
 
 The legacy solution sees one person. To say when there are several, :class:`PeopleCounter`
 runs the same two models through MediaPipe's PoseLandmarker task, which finds several people
-per image, on a frame every :data:`COUNT_SECONDS`: its model bundle is assembled in memory
-from the wheel's two files, each given the input normalisation it expects as metadata (the
-person detector reads pixels in [-1, 1], the landmark model in [0, 1]).
+per image, on a frame every :data:`COUNT_SECONDS` (every :data:`CLOSE_COUNT_SECONDS` while
+others are in view): its model bundle is assembled in memory from the wheel's two files, each
+given the input normalisation it expects as metadata (the person detector reads pixels in
+[-1, 1], the landmark model in [0, 1]). The tracked person is painted over first, so that the
+count also finds people whom the person detector would not tell apart from them (BlazePose's
+detector finds people by their faces). Where the track comes close to where another person
+was last seen, or is found again after a loss far from where it was lost, it may have moved
+from one person to another: a note names the frame (:class:`SwitchWatch`).
 """
 
 from __future__ import annotations
@@ -43,7 +48,20 @@ EXTRA_HINT = 'pip install "jointpose[video]"'
 BLAZEPOSE_TO_COCO = np.array([0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
 BLAZEPOSE_LANDMARKS = 33
 COUNT_SECONDS = 1.0  # seconds between two counts of the people in view
+CLOSE_COUNT_SECONDS = 0.25  # ... while others are in view
 MAX_PEOPLE = 4  # the most people a count tells apart
+OTHER_VISIBILITY = 0.7  # mean visibility of the body landmarks for a find to count as a person
+SWITCH_TORSOS = 0.6  # hip centre this near (in torso lengths) to where another stood: a possible switch
+REFOUND_TORSOS = 1.0  # a track found again this far (torso lengths) from where it was lost, plus ...
+REFOUND_TORSOS_PER_SECOND = 8.0  # ... this much per second lost (a sprint), is somebody else
+BODY_LANDMARKS = [11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]  # shoulders to ankles
+# Torso, arms, legs and neck of BlazePose-33 as landmark pairs, painted over to hide the tracked person.
+# fmt: off
+PAINT_SEGMENTS = [(11, 12), (11, 23), (12, 24), (23, 24),
+                  (11, 13), (13, 15), (15, 19), (12, 14), (14, 16), (16, 20),
+                  (23, 25), (25, 27), (27, 31), (24, 26), (26, 28), (28, 32),
+                  (0, 11), (0, 12)]
+# fmt: on
 
 
 def require_mediapipe() -> ModuleType:
@@ -67,7 +85,8 @@ class Detections2D:
     ``points`` (F, 17, 3): x, y pixels and confidence (visibility); NaN where no person was
     found. ``found`` (F,) marks frames with a person. ``decode_seconds`` and
     ``detect_seconds`` time the two stages. ``people``: how many people were seen, by frame
-    index, in the frames where they were counted (:class:`PeopleCounter`).
+    index, in the frames where they were counted (:class:`PeopleCounter`). ``switches``:
+    frames where the track may have moved to another person (:class:`SwitchWatch`).
     """
 
     points: np.ndarray
@@ -76,6 +95,7 @@ class Detections2D:
     detect_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     people: dict[int, int] = field(default_factory=dict)
+    switches: list[int] = field(default_factory=list)
 
 
 class PoseDetector:
@@ -124,8 +144,34 @@ class PoseDetector:
         return values * np.array([width, height, 1.0])
 
 
+def hip_centre(landmarks: np.ndarray) -> np.ndarray:
+    """Mid-point of the hips (..., 2) in pixels, of BlazePose-33 landmarks (..., 33, >=2)."""
+    return landmarks[..., [23, 24], :2].mean(axis=-2)
+
+
+def torso_length(landmarks: np.ndarray) -> np.ndarray:
+    """Distance (...,) in pixels from the hips' mid-point to the shoulders', of BlazePose-33 landmarks."""
+    return np.linalg.norm(landmarks[..., [11, 12], :2].mean(axis=-2) - hip_centre(landmarks), axis=-1)
+
+
+def paint_over(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """A copy of ``frame`` with the person of BlazePose-33 ``landmarks`` (pixels) painted grey:
+    limbs as strokes 0.35 torso lengths wide, the torso filled, the head a disc."""
+    import cv2  # comes with mediapipe
+
+    painted = np.array(frame, copy=True)
+    torso = float(torso_length(landmarks))
+    grey = (128, 128, 128)
+    points = np.round(np.nan_to_num(landmarks[:, :2])).astype(np.int32)
+    for a, b in PAINT_SEGMENTS:
+        cv2.line(painted, tuple(map(int, points[a])), tuple(map(int, points[b])), grey, max(2, round(0.35 * torso)))
+    cv2.fillPoly(painted, [points[[11, 12, 24, 23]]], grey)
+    cv2.circle(painted, tuple(map(int, points[0])), max(1, round(0.45 * torso)), grey, -1)
+    return painted
+
+
 class PeopleCounter:
-    """How many people (up to ``max_people``) BlazePose's two models find in one image."""
+    """The people (up to ``max_people``) BlazePose's two models find in one image."""
 
     def __init__(self, max_people: int = MAX_PEOPLE) -> None:
         mediapipe = require_mediapipe()
@@ -161,10 +207,77 @@ class PeopleCounter:
     def close(self) -> None:
         self._landmarker.close()
 
-    def count(self, frame: np.ndarray) -> int:
-        """The number of people in one (H, W, 3) uint8 RGB frame."""
+    def find(self, frame: np.ndarray) -> list[np.ndarray]:
+        """BlazePose-33 landmarks (33, 3): x, y pixels and visibility, of each person found in one
+        (H, W, 3) uint8 RGB frame whose body landmarks are visible enough (:data:`OTHER_VISIBILITY`),
+        the most visible first; a find whose hips lie within half a torso length (the longer
+        torso of the two) of a more visible one's is the same person found twice, and left out."""
         image = self._image(image_format=self._format, data=np.ascontiguousarray(frame))
-        return len(self._landmarker.detect(image).pose_landmarks)
+        height, width = frame.shape[:2]
+        people = [
+            np.array([(p.x * width, p.y * height, p.visibility) for p in pose])
+            for pose in self._landmarker.detect(image).pose_landmarks
+        ]
+        people.sort(key=lambda p: -p[BODY_LANDMARKS, 2].mean())
+        kept: list[np.ndarray] = []
+        for person in people:
+            if person[BODY_LANDMARKS, 2].mean() < OTHER_VISIBILITY:
+                break
+            apart = [
+                np.linalg.norm(hip_centre(person) - hip_centre(k)) >= 0.5 * max(torso_length(person), torso_length(k))
+                for k in kept
+            ]
+            if all(apart):
+                kept.append(person)
+        return kept
+
+    def others(self, frame: np.ndarray, track: np.ndarray | None) -> list[np.ndarray]:
+        """The people in ``frame`` besides the tracked one (BlazePose-33 ``track``, None when
+        the track has nobody), found with the tracked person painted over."""
+        return self.find(frame if track is None else paint_over(frame, track))
+
+
+class SwitchWatch:
+    """Tells the frames where the track may have moved from one person to another.
+
+    Two signs: the track comes within :data:`SWITCH_TORSOS` of where another person was last
+    seen (``update`` with the others found at each count; a place is remembered until a later
+    count sees others, or for a second after a count that sees none, as they may be hidden
+    behind the tracked person), or the track is found again after a loss farther from where it
+    was lost than a person moves in that time (:data:`REFOUND_TORSOS`,
+    :data:`REFOUND_TORSOS_PER_SECOND`). Others closer than :data:`SWITCH_TORSOS` to the track
+    at a count are not remembered, and a place is forgotten once reached.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.fps = fps
+        self.places = np.zeros((0, 2))
+        self.seen_at = -np.inf
+        self.last: tuple[int, np.ndarray] | None = None
+
+    def update(self, frame: int, track: np.ndarray | None, others: list[np.ndarray]) -> None:
+        """Take the others (BlazePose-33 each) found at count ``frame`` beside ``track``."""
+        if others:
+            places = hip_centre(np.stack(others))
+            if track is not None:
+                far = np.linalg.norm(places - hip_centre(track), axis=-1) >= SWITCH_TORSOS * torso_length(track)
+                places = places[far]
+            self.places, self.seen_at = places, frame
+        elif frame - self.seen_at > self.fps * COUNT_SECONDS:
+            self.places = np.zeros((0, 2))
+
+    def moved(self, frame: int, track: np.ndarray) -> bool:
+        """Whether the track (BlazePose-33) in ``frame`` may be on somebody else than before;
+        call for every frame with a track, in order."""
+        hip, torso = hip_centre(track), torso_length(track)
+        near = np.linalg.norm(self.places - hip, axis=-1) < SWITCH_TORSOS * torso
+        self.places = self.places[~near]
+        refound = False
+        if self.last is not None and frame - self.last[0] > 1:
+            allowed = REFOUND_TORSOS + REFOUND_TORSOS_PER_SECOND * (frame - self.last[0]) / self.fps
+            refound = bool(np.linalg.norm(hip - self.last[1]) > allowed * torso)
+        self.last = (frame, hip)
+        return bool(near.any()) or refound
 
 
 def detect_frames(
@@ -173,23 +286,28 @@ def detect_frames(
     total: int | None = None,
     progress: bool = True,
     detector: PoseDetector | None = None,
-    count_every: int | None = None,
+    fps: float | None = None,
 ) -> Detections2D:
     """Run BlazePose over ``frames`` (RGB uint8, in video order): COCO-17 points per frame.
 
-    ``total`` (frames) sizes the progress bar only. ``count_every``: count the people in
-    view (:class:`PeopleCounter`) in every such frame, from the first; a note says where
-    there were several.
+    ``total`` (frames) sizes the progress bar only. ``fps``: the clip's frame rate; given, the
+    people in view are counted (:class:`PeopleCounter`) every :data:`COUNT_SECONDS` from the
+    first frame (every :data:`CLOSE_COUNT_SECONDS` within a second of seeing others), and
+    notes say where there were several and where the track may have moved from one person to
+    another (:class:`SwitchWatch`).
     """
     owned = detector is None
     detector = PoseDetector() if detector is None else detector
     counter = None
     rows: list[np.ndarray] = []
     people: dict[int, int] = {}
+    switches: list[int] = []
+    next_count = 0.0
+    watch = SwitchWatch(fps) if fps else None
     decode = detect = 0.0
     missing = np.full((BLAZEPOSE_LANDMARKS, 3), np.nan)
     try:
-        counter = PeopleCounter() if count_every else None
+        counter = PeopleCounter() if watch is not None else None
         iterator = iter(frames)
         with tqdm(total=total, desc="detecting 2D keypoints", unit="frame", disable=not progress) as bar:
             while True:
@@ -200,8 +318,15 @@ def detect_frames(
                 if frame is None:
                     break
                 landmarks = detector.detect(frame)
-                if counter is not None and len(rows) % count_every == 0:
-                    people[len(rows)] = counter.count(frame)
+                index = len(rows)
+                if counter is not None and watch is not None and index >= next_count:
+                    others = counter.others(frame, landmarks)
+                    people[index] = len(others) + (landmarks is not None)
+                    watch.update(index, landmarks, others)
+                    close = index - watch.seen_at <= watch.fps * COUNT_SECONDS
+                    next_count = index + watch.fps * (CLOSE_COUNT_SECONDS if close else COUNT_SECONDS)
+                if watch is not None and landmarks is not None and watch.moved(index, landmarks):
+                    switches.append(index)
                 detect += time.perf_counter() - t1
                 rows.append(missing if landmarks is None else landmarks)
                 bar.update()
@@ -214,7 +339,8 @@ def detect_frames(
         raise JointposeError("video: no frame decoded (empty clip)")
     points = np.stack(rows)[:, BLAZEPOSE_TO_COCO]
     found = np.isfinite(points[:, 0, 0])
-    return Detections2D(points, found, decode, detect, _lost_notes(found) + _people_notes(people), people)
+    notes = _lost_notes(found) + _people_notes(people) + _switch_notes(switches)
+    return Detections2D(points, found, decode, detect, notes, people, switches)
 
 
 def _people_notes(people: dict[int, int]) -> list[str]:
@@ -227,6 +353,18 @@ def _people_notes(people: dict[int, int]) -> list[str]:
         f"several people in view: {len(several)} of {len(people)} counted frames show "
         f"{most if most == 2 else f'2 to {most}'} (first in frame {several[0]}); the track follows one person, "
         "keeping whom it found until it loses them, and can move to another where they overlap: check the render"
+    ]
+
+
+def _switch_notes(switches: list[int]) -> list[str]:
+    """A note naming the frames where the track may have moved to another person."""
+    if not switches:
+        return []
+    frames = ", ".join(map(str, switches[:5])) + (f" and {len(switches) - 5} more" if len(switches) > 5 else "")
+    return [
+        f"the track may have moved to another person in frame {frames} (it came to where another "
+        "had been seen, or was found again far from where it was lost): check the render, or cut "
+        "the clip there (--start/--end)"
     ]
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jointpose.data.detect import COUNT_SECONDS, Detections2D, detect_frames
+from jointpose.data.detect import Detections2D, detect_frames
 from jointpose.data.keypoints import Keypoints2D, resample
 from jointpose.data.tracks import check_confidence_threshold, keypoints_from_detections
 from jointpose.data.video import VideoClip, open_video
@@ -102,8 +102,7 @@ def lift_video(
     camera = camera_from_intrinsics(clip.size, focal_length, fov, principal_point, id="video")
     screen = lifter.normalization == "screen"
     scale = focal_scale(camera) if screen else 1.0
-    every = max(1, round(clip.fps * COUNT_SECONDS))
-    detections = detect_frames(clip.frames(), total=clip.estimated_frames(), progress=progress, count_every=every)
+    detections = detect_frames(clip.frames(), total=clip.estimated_frames(), progress=progress, fps=clip.fps)
     clip = clip.with_count(len(detections.points))
     track = keypoints_from_detections(detections, confidence_threshold=confidence_threshold)
     notes = list(track.notes)
