@@ -513,6 +513,19 @@ def test_paint_over_hides_the_person_and_nothing_else():
     assert not grey[100, 100] and not grey[900, 900] and not grey[450, 700]
 
 
+def test_others_leaves_out_finds_much_smaller_than_the_tracked_person():
+    pytest.importorskip("cv2", reason="OpenCV comes with the video extra")
+    from jointpose.data.detect import PeopleCounter
+
+    counter = object.__new__(PeopleCounter)  # no models: the finds are given
+    near, far = _standing(300.0), _standing(800.0, torso=20.0)  # bodies spanning 108 and 45 px (diagonal)
+    counter.find = lambda frame: [near, far]
+    frame = np.zeros((1000, 1000, 3), dtype=np.uint8)
+    kept = counter.others(frame, _standing(0.0, torso=100.0))  # at least 75 px wanted
+    assert len(kept) == 1 and kept[0] is near
+    assert len(counter.others(frame, None)) == 2  # without a track nothing to compare with
+
+
 def test_real_footage_left_right_consistent_through_time(cam02):
     raw = cam02.detections.points[..., :2]
     assert len(side_flips(raw)) >= 2  # the detector swaps labels in this clip

@@ -51,6 +51,7 @@ COUNT_SECONDS = 1.0  # seconds between two counts of the people in view
 CLOSE_COUNT_SECONDS = 0.25  # ... while others are in view
 MAX_PEOPLE = 4  # the most people a count tells apart
 OTHER_VISIBILITY = 0.7  # mean visibility of the body landmarks for a find to count as a person
+OTHER_EXTENT = 0.75  # ... and their extent (bounding-box diagonal) in torso lengths of the tracked person
 SWITCH_TORSOS = 0.6  # hip centre this near (in torso lengths) to where another stood: a possible switch
 REFOUND_TORSOS = 1.0  # a track found again this far (torso lengths) from where it was lost, plus ...
 REFOUND_TORSOS_PER_SECOND = 8.0  # ... this much per second lost (a sprint), is somebody else
@@ -233,8 +234,14 @@ class PeopleCounter:
 
     def others(self, frame: np.ndarray, track: np.ndarray | None) -> list[np.ndarray]:
         """The people in ``frame`` besides the tracked one (BlazePose-33 ``track``, None when
-        the track has nobody), found with the tracked person painted over."""
-        return self.find(frame if track is None else paint_over(frame, track))
+        the track has nobody), found with the tracked person painted over. With a track, a find
+        whose body landmarks span less than :data:`OTHER_EXTENT` of the tracked person's torso
+        length is left out: clutter, or somebody too far away to be taken for them."""
+        if track is None:
+            return self.find(frame)
+        shortest = OTHER_EXTENT * torso_length(track)
+        found = self.find(paint_over(frame, track))
+        return [p for p in found if np.linalg.norm(np.ptp(p[BODY_LANDMARKS, :2], axis=0)) >= shortest]
 
 
 class SwitchWatch:
