@@ -201,6 +201,18 @@ def test_interpolation_fills_gaps_linearly_and_holds_edges(tmp_path):
     assert any("filled 8" in n for n in kp.notes)
 
 
+def test_interpolate_gaps_carries_nothing_across_segments():
+    values = np.arange(8, dtype=np.float64)[:, None, None] * np.array([1.0, -1.0])  # (8, 1, 2)
+    valid = np.zeros((8, 1), dtype=bool)
+    valid[[0, 2, 7], 0] = True
+    whole = interpolate_gaps(values, valid)
+    np.testing.assert_allclose(whole[:, 0, 0], np.arange(8))  # linear through the gap 3-6
+    split = interpolate_gaps(values, valid, np.array([0, 0, 0, 0, 1, 1, 1, 1]))
+    # Frame 3 holds frame 2 (its segment's last valid value); 4-6 hold frame 7.
+    np.testing.assert_allclose(split[:, 0, 0], [0, 1, 2, 2, 7, 7, 7, 7])
+    np.testing.assert_allclose(split[:, 0, 1], -split[:, 0, 0])
+
+
 def test_interpolate_gaps_vectorised_matches_numpy_interp():
     rng = np.random.default_rng(3)
     values = rng.normal(size=(50, 4, 2))

@@ -210,6 +210,34 @@ def test_track_conversion_fills_lost_frames_and_low_confidence_joints():
     assert track.confidence[5, lw] == pytest.approx(0.1) and track.confidence[24].max() == 0.0
 
 
+def test_track_is_not_filled_across_a_possible_switch_of_person():
+    truth = walking_track(40)
+    other = truth + np.array([600.0, 0.0])  # somebody else, 600 px to the right, from frame 20
+    xy = np.where(np.arange(40)[:, None, None] < 20, truth, other)
+    conf = np.full((40, 17), 0.9)
+    lw, rw = COCO.index("l_wrist"), COCO.index("r_wrist")
+    conf[15:25, lw] = 0.1  # the left wrist unsure on both sides of the switch
+    conf[20:, rw] = 0.1  # the right wrist unsure for the whole second person
+    points = np.concatenate([xy, conf[..., None]], axis=-1)
+    track = keypoints_from_detections(Detections2D(points, np.ones(40, dtype=bool), switches=[20]))
+    joint = skeleton.JOINT_NAMES.index("LWrist")
+    np.testing.assert_allclose(track.xy[15:20, joint], np.repeat(truth[14:15, lw], 5, axis=0))  # held
+    np.testing.assert_allclose(track.xy[20:25, joint], np.repeat(other[25:26, lw], 5, axis=0))
+    # No confident right wrist after the switch: the detector's own positions are kept there.
+    np.testing.assert_allclose(track.xy[20:, skeleton.JOINT_NAMES.index("RWrist")], other[20:, rw])
+    assert "RWrist: never above confidence 0.3 in a stretch between possible switches of person" in "\n".join(
+        track.notes
+    )
+    assert not track.filled[20:, skeleton.JOINT_NAMES.index("RWrist")].any()
+
+
+def test_person_segments():
+    from jointpose.data.tracks import person_segments
+
+    assert person_segments(6, []).tolist() == [0] * 6
+    assert person_segments(6, [2, 5]).tolist() == [0, 0, 1, 1, 1, 2]
+
+
 def test_track_with_no_person_is_refused():
     with pytest.raises(JointposeError, match="no person found"):
         keypoints_from_detections(detections(np.full((5, 17, 2), np.nan), np.zeros((5, 17))))
@@ -401,7 +429,9 @@ def test_real_footage_a_track_sliding_to_another_person_is_noted():
     assert result.detections.people[0] == 2  # found with the man painted over
     (switch,) = result.detections.switches
     assert 77 <= switch <= 83
-    assert f"the track may have moved to another person in frame {switch}" in "\n".join(result.notes)
+    assert f"the track may have moved to another person in frame {switch} ({switch / 60:.2f} s)" in "\n".join(
+        result.notes
+    )
 
 
 def test_real_footage_a_track_found_again_on_someone_else_is_noted():
@@ -416,6 +446,14 @@ def test_real_footage_a_track_found_again_on_someone_else_is_noted():
     )
     first, second = result.detections.switches
     assert 170 < first <= 173 and 201 < second <= 204
+    # Each person's stretch is filled and lifted on its own: after the second switch every
+    # 2D joint stays on the man, right of x = 900 px (the woman left the image at x = 0).
+    assert result.keypoints.xy[second:, :, 0].min() > 900
+    assert "lifted in 3 parts, split where the track may have moved to another person" in result.notes
+    assert result.poses.shape == (230, 17, 3) and np.isfinite(result.poses).all()
+    lengths = np.linalg.norm(bone_vectors(result.poses), axis=-1)
+    assert np.ptp(lengths[first:second], axis=0).max() < 1e-3  # one skeleton per part
+    assert np.abs(lengths[first] - lengths[first - 1]).max() > 0.01  # and each part its own
     assert max(result.detections.people.values()) == 2
     assert {frame: result.detections.people[frame] for frame in (30, 100)} == {30: 1, 100: 2}
 
@@ -458,6 +496,15 @@ def test_switch_watch_notes_the_track_reaching_where_another_stood():
     assert np.flatnonzero(moved).tolist() == [13]  # x = 260 (240 is not nearer than 0.6), once
 
 
+def test_switch_watch_takes_the_first_person_tracked_for_no_switch():
+    from jointpose.data.detect import SwitchWatch
+
+    watch = SwitchWatch(fps=10.0)
+    watch.update(0, None, [_standing(300.0), _standing(700.0)])  # two people, nobody tracked yet
+    assert not watch.moved(3, _standing(300.0))  # the track starts on one of them
+    assert watch.moved(4, _standing(690.0))  # and jumps to the other
+
+
 def test_switch_watch_ignores_others_at_the_track_and_forgets_unseen_ones():
     from jointpose.data.detect import SwitchWatch
 
@@ -491,9 +538,14 @@ def test_switch_watch_notes_a_track_found_again_farther_than_a_person_moves(fram
 def test_switch_notes():
     from jointpose.data.detect import _switch_notes
 
-    assert _switch_notes([]) == []
-    (note,) = _switch_notes([3, 40, 41, 50, 60, 70, 80])
-    assert note.startswith("the track may have moved to another person in frame 3, 40, 41, 50, 60 and 2 more (")
+    assert _switch_notes([], 30.0) == []
+    (note,) = _switch_notes([45], 30.0)
+    assert note.startswith("the track may have moved to another person in frame 45 (1.50 s) (it came")
+    (note,) = _switch_notes([3, 40, 41, 50, 60, 70, 80], 20.0)
+    assert note.startswith(
+        "the track may have moved to another person in frames 3 (0.15 s), 40 (2.00 s), 41 (2.05 s), "
+        "50 (2.50 s), 60 (3.00 s) and 2 more ("
+    )
 
 
 def test_paint_over_hides_the_person_and_nothing_else():

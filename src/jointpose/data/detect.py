@@ -279,8 +279,11 @@ class SwitchWatch:
         hip, torso = hip_centre(track), torso_length(track)
         near = np.linalg.norm(self.places - hip, axis=-1) < SWITCH_TORSOS * torso
         self.places = self.places[~near]
+        if self.last is None:  # the first person tracked: nobody to move from
+            self.last = (frame, hip)
+            return False
         refound = False
-        if self.last is not None and frame - self.last[0] > 1:
+        if frame - self.last[0] > 1:
             allowed = REFOUND_TORSOS + REFOUND_TORSOS_PER_SECOND * (frame - self.last[0]) / self.fps
             refound = bool(np.linalg.norm(hip - self.last[1]) > allowed * torso)
         self.last = (frame, hip)
@@ -346,7 +349,7 @@ def detect_frames(
         raise JointposeError("video: no frame decoded (empty clip)")
     points = np.stack(rows)[:, BLAZEPOSE_TO_COCO]
     found = np.isfinite(points[:, 0, 0])
-    notes = _lost_notes(found) + _people_notes(people) + _switch_notes(switches)
+    notes = _lost_notes(found) + _people_notes(people) + (_switch_notes(switches, watch.fps) if watch else [])
     return Detections2D(points, found, decode, detect, notes, people, switches)
 
 
@@ -363,13 +366,15 @@ def _people_notes(people: dict[int, int]) -> list[str]:
     ]
 
 
-def _switch_notes(switches: list[int]) -> list[str]:
-    """A note naming the frames where the track may have moved to another person."""
+def _switch_notes(switches: list[int], fps: float) -> list[str]:
+    """A note naming the frames (and times, at ``fps``) where the track may have moved to another person."""
     if not switches:
         return []
-    frames = ", ".join(map(str, switches[:5])) + (f" and {len(switches) - 5} more" if len(switches) > 5 else "")
+    frames = ", ".join(f"{frame} ({frame / fps:.2f} s)" for frame in switches[:5])
+    frames += f" and {len(switches) - 5} more" if len(switches) > 5 else ""
     return [
-        f"the track may have moved to another person in frame {frames} (it came to where another "
+        f"the track may have moved to another person in frame{'s' if len(switches) > 1 else ''} {frames} "
+        "(it came to where another "
         "had been seen, or was found again far from where it was lost): check the render, or cut "
         "the clip there (--start/--end)"
     ]

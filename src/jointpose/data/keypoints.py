@@ -198,15 +198,21 @@ def _check_coverage(valid: np.ndarray, path: Path, threshold: float) -> None:
         )
 
 
-def interpolate_gaps(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def interpolate_gaps(values: np.ndarray, valid: np.ndarray, segments: np.ndarray | None = None) -> np.ndarray:
     """Fill invalid entries of (F, J, D) ``values`` linearly in time from the valid ones (F, J).
 
     Before the first and after the last valid frame of a joint its nearest valid value is held.
-    Every joint needs at least one valid frame.
+    ``segments`` (F,), non-decreasing ids: no value is carried from one segment into another.
+    Every joint needs at least one valid frame (in every segment).
     """
-    frames = np.arange(len(values))[:, None]
+    count = len(values)
+    frames = np.arange(count)[:, None]
     prev = np.maximum.accumulate(np.where(valid, frames, -1), axis=0)
-    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(valid, frames, len(values)), 0), axis=0), 0)
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(valid, frames, count), 0), axis=0), 0)
+    if segments is not None:
+        own = segments[:, None]
+        prev = np.where(segments[np.maximum(prev, 0)] == own, prev, -1)
+        nxt = np.where(segments[np.minimum(nxt, count - 1)] == own, nxt, count)
     prev = np.where(prev < 0, nxt, prev)
     nxt = np.where(nxt >= len(values), prev, nxt)
     span = nxt - prev

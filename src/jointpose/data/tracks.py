@@ -212,9 +212,11 @@ def keypoints_from_detections(
     """The Human3.6M-17 track (pixels) of one detected person, ready for a :class:`Lifter`.
 
     Left/right swaps repaired (whole-body, then single-limb); frames without the person and joints below
-    ``confidence_threshold`` filled by interpolation in time; a joint that is never above it
-    keeps the detector's positions where the person was found. ``confidence`` is the
-    detector's, converted as :func:`jointpose.data.layouts.to_h36m` does (0 where not found).
+    ``confidence_threshold`` filled by interpolation in time, never across a frame where the
+    track may have moved to another person (``detections.switches``); a joint that is never
+    above it (between two such frames) keeps the detector's positions where the person was
+    found. ``confidence`` is the detector's, converted as :func:`jointpose.data.layouts.to_h36m`
+    does (0 where not found).
     """
     check_confidence_threshold(confidence_threshold)
     found = detections.found
@@ -239,15 +241,29 @@ def keypoints_from_detections(
     h36m, conf, _ = to_h36m(np.where(found[:, None, None], xy, 0.0), conf, layout, confidence_threshold)
     notes.append(f"converted {LAYOUT_TITLES[layout]} to Human3.6M-17")
     valid = usable(conf, confidence_threshold) & found[:, None]
-    never = ~valid.any(axis=0)
-    if never.any():
-        valid |= never[None] & found[:, None]
-        names = ", ".join(skeleton.JOINT_NAMES[j] for j in np.flatnonzero(never))
-        notes.append(f"{names}: never above confidence {confidence_threshold}; the detector's positions kept")
+    segments = person_segments(len(found), detections.switches)
+    starts = np.diff(segments, prepend=-1) != 0
+    never = ~np.logical_or.reduceat(valid, np.flatnonzero(starts), axis=0)[np.cumsum(starts) - 1]
+    valid |= never & found[:, None]
+    for joints, where in (
+        (never.all(axis=0), ""),
+        (never.any(axis=0) & ~never.all(axis=0), " in a stretch between possible switches of person"),
+    ):
+        if joints.any():
+            names = ", ".join(skeleton.JOINT_NAMES[j] for j in np.flatnonzero(joints))
+            notes.append(
+                f"{names}: never above confidence {confidence_threshold}{where}; the detector's positions kept"
+            )
     filled = ~valid
     if filled.any():
         notes.append(
             f"filled {int(filled.sum())} low-confidence or missing joints in "
             f"{int(filled.any(axis=1).sum())} frames by interpolation"
         )
-    return Keypoints2D(interpolate_gaps(h36m, valid), conf, "video", layout, filled, notes)
+    return Keypoints2D(interpolate_gaps(h36m, valid, segments), conf, "video", layout, filled, notes)
+
+
+def person_segments(count: int, switches: list[int]) -> np.ndarray:
+    """Segment id (count,) of each frame: 0 up to the first of ``switches`` (frames where the
+    track may have moved to another person), then one more at each."""
+    return np.searchsorted(np.asarray(switches, dtype=np.int64), np.arange(count), side="right")

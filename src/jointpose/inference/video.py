@@ -108,25 +108,38 @@ def lift_video(
     notes = list(track.notes)
     t0 = time.perf_counter()
     model_rate = not np.isclose(clip.fps, lifter.fps, rtol=0.0, atol=1e-6)
-    xy = resample(track.xy, clip.fps, lifter.fps) if model_rate else track.xy
-    if model_rate:
-        notes.append(f"resampled {clip.fps:g} fps to the model's {lifter.fps:g} fps: {clip.count} -> {len(xy)} frames")
     centre = np.array(clip.size, dtype=np.float64) / 2.0
-    seen = centre + scale * (xy - centre)
-    poses = lifter.predict(seen, clip.size, camera=None if screen else camera, progress=progress)
+
+    def lift_part(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Poses and trajectory at the video's rate for a stretch of the 2D track (pixels)."""
+        at_model_rate = resample(xy, clip.fps, lifter.fps) if model_rate else xy
+        seen = centre + scale * (at_model_rate - centre)
+        poses = lifter.predict(seen, clip.size, camera=None if screen else camera, progress=progress)
+        trajectory = None
+        if camera is not None:
+            trajectory = lifter.predict_trajectory(at_model_rate, camera=camera, poses=poses)
+        elif lifter.trajectory_model is not None:
+            trajectory = lifter.predict_trajectory(seen, clip.size)
+        if model_rate:
+            poses = resample(poses, lifter.fps, clip.fps, len(xy))
+            trajectory = None if trajectory is None else resample(trajectory, lifter.fps, clip.fps, len(xy))
+        return poses, trajectory
+
+    # Lifted apart where the track may have moved to another person: no pose mixes two
+    # people's 2D, and each gets their own bone lengths (the skeleton fit).
+    edges = [0, *detections.switches, clip.count]
+    lifted = [lift_part(track.xy[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+    poses = np.concatenate([part[0] for part in lifted])
+    trajectory = None if lifted[0][1] is None else np.concatenate([part[1] for part in lifted])
+    if model_rate:
+        notes.append(f"lifted at the model's {lifter.fps:g} fps (the video's {clip.fps:g} fps resampled)")
+    if len(lifted) > 1:
+        notes.append(f"lifted in {len(lifted)} parts, split where the track may have moved to another person")
     if (note := lifter.assumed_camera_note()) is not None:
         notes.append(note)
-    trajectory = None
-    if camera is not None:
-        trajectory = lifter.predict_trajectory(xy, camera=camera, poses=poses)
-    elif lifter.trajectory_model is not None:
-        trajectory = lifter.predict_trajectory(seen, clip.size)
     if height is not None:
         poses, trajectory, factor = scale_to_height(poses, height, trajectory)
         notes.append(f"scaled to a standing height of {height:g} m (x {factor:.3f})")
-    if model_rate:
-        poses = resample(poses, lifter.fps, clip.fps, clip.count)
-        trajectory = None if trajectory is None else resample(trajectory, lifter.fps, clip.fps, clip.count)
     seconds = {
         "decode": detections.decode_seconds,
         "detect": detections.detect_seconds,
