@@ -231,6 +231,23 @@ def test_track_is_not_filled_across_a_possible_switch_of_person():
     assert not track.filled[20:, skeleton.JOINT_NAMES.index("RWrist")].any()
 
 
+def test_left_right_is_repaired_on_each_persons_frames():
+    # 60 frames of one person, then 30 of another (600 px to the right) whose labels are
+    # mirrored for their first 12 frames: over the whole clip the mirrored stretch runs to
+    # the switch and looks like the other person's own labelling.
+    first, second = walking_track(60), walking_track(30, seed=1) + np.array([600.0, 0.0])
+    truth = np.concatenate([first, second])
+    seen = mirrored(truth, slice(60, 72))
+    conf = np.full((90, 17), 0.9)
+    track = keypoints_from_detections(
+        Detections2D(np.concatenate([seen, conf[..., None]], -1), np.ones(90, bool), switches=[60])
+    )
+    expected = keypoints_from_detections(detections(truth, conf))
+    assert not any("repaired" in note for note in expected.notes)
+    np.testing.assert_allclose(track.xy, expected.xy)
+    assert "repaired left/right swaps in 12 frames (1 stretch(es))" in track.notes
+
+
 def test_person_segments():
     from jointpose.data.tracks import person_segments
 
@@ -454,6 +471,11 @@ def test_real_footage_a_track_found_again_on_someone_else_is_noted():
     lengths = np.linalg.norm(bone_vectors(result.poses), axis=-1)
     assert np.ptp(lengths[first:second], axis=0).max() < 1e-3  # one skeleton per part
     assert np.abs(lengths[first] - lengths[first - 1]).max() > 0.01  # and each part its own
+    # The woman walks towards the image's left edge (camera space: x right, z away from the
+    # camera), so her left side is the nearer one; her labels are judged on her own frames.
+    ls, rs, lh, rh = (skeleton.JOINT_NAMES.index(n) for n in ("LShoulder", "RShoulder", "LHip", "RHip"))
+    woman = result.poses[first + 1 : second - 1]
+    assert ((woman[:, ls, 2] + woman[:, lh, 2]) < (woman[:, rs, 2] + woman[:, rh, 2])).mean() >= 0.95
     assert max(result.detections.people.values()) == 2
     assert {frame: result.detections.people[frame] for frame in (30, 100)} == {30: 1, 100: 2}
 

@@ -38,6 +38,8 @@ which a running median alone can mistake for one at low frame rates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.ndimage import median_filter
 
@@ -224,13 +226,14 @@ def keypoints_from_detections(
         raise JointposeError(f"video: no person found in any of its {len(found)} frames")
     notes = list(detections.notes)
     xy, conf = detections.points[..., :2], np.where(found[:, None], detections.points[..., 2], 0.0)
-    xy, conf, swapped = repair_swaps(xy, conf, side_pairs(LAYOUTS[layout]))
+    segments = person_segments(len(found), detections.switches)
+    xy, conf, swapped = _by_segment(repair_swaps, segments, xy, conf, side_pairs(LAYOUTS[layout]))
     if swapped.any():
         edges = np.diff(np.concatenate([[0], swapped.astype(np.int8), [0]]))
         notes.append(
             f"repaired left/right swaps in {int(swapped.sum())} frames ({int((edges == 1).sum())} stretch(es))"
         )
-    xy, conf, exchanged = repair_limb_swaps(xy, conf, LAYOUTS[layout])
+    xy, conf, exchanged = _by_segment(repair_limb_swaps, segments, xy, conf, LAYOUTS[layout])
     limbs = [
         f"{limb}s in {int(exchanged[:, chain].any(axis=1).sum())} frames"
         for limb, chain in limb_chains(LAYOUTS[layout]).items()
@@ -241,7 +244,6 @@ def keypoints_from_detections(
     h36m, conf, _ = to_h36m(np.where(found[:, None, None], xy, 0.0), conf, layout, confidence_threshold)
     notes.append(f"converted {LAYOUT_TITLES[layout]} to Human3.6M-17")
     valid = usable(conf, confidence_threshold) & found[:, None]
-    segments = person_segments(len(found), detections.switches)
     starts = np.diff(segments, prepend=-1) != 0
     never = ~np.logical_or.reduceat(valid, np.flatnonzero(starts), axis=0)[np.cumsum(starts) - 1]
     valid |= never & found[:, None]
@@ -261,6 +263,21 @@ def keypoints_from_detections(
             f"{int(filled.any(axis=1).sum())} frames by interpolation"
         )
     return Keypoints2D(interpolate_gaps(h36m, valid, segments), conf, "video", layout, filled, notes)
+
+
+def _by_segment(
+    repair: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]],
+    segments: np.ndarray,
+    xy: np.ndarray,
+    confidence: np.ndarray,
+    *args: object,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A left/right ``repair`` run on each segment of the track on its own (each person's
+    labels judged by their own frames), its three outputs joined."""
+    cuts = np.flatnonzero(np.diff(segments)) + 1
+    done = [repair(x, c, *args) for x, c in zip(np.split(xy, cuts), np.split(confidence, cuts))]
+    xy_parts, confidence_parts, masks = zip(*done)
+    return np.concatenate(xy_parts), np.concatenate(confidence_parts), np.concatenate(masks)
 
 
 def person_segments(count: int, switches: list[int]) -> np.ndarray:
