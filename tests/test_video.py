@@ -248,11 +248,11 @@ def test_left_right_is_repaired_on_each_persons_frames():
     assert "repaired left/right swaps in 12 frames (1 stretch(es))" in track.notes
 
 
-def test_person_segments():
-    from jointpose.data.tracks import person_segments
+def test_person_parts():
+    from jointpose.data.tracks import person_parts
 
-    assert person_segments(6, []).tolist() == [0] * 6
-    assert person_segments(6, [2, 5]).tolist() == [0, 0, 1, 1, 1, 2]
+    assert person_parts(6, []) == [slice(0, 6)]
+    assert person_parts(6, [2, 5]) == [slice(0, 2), slice(2, 5), slice(5, 6)]
 
 
 def test_track_with_no_person_is_refused():

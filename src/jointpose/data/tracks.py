@@ -226,14 +226,14 @@ def keypoints_from_detections(
         raise JointposeError(f"video: no person found in any of its {len(found)} frames")
     notes = list(detections.notes)
     xy, conf = detections.points[..., :2], np.where(found[:, None], detections.points[..., 2], 0.0)
-    segments = person_segments(len(found), detections.switches)
-    xy, conf, swapped = _by_segment(repair_swaps, segments, xy, conf, side_pairs(LAYOUTS[layout]))
+    parts = person_parts(len(found), detections.switches)
+    xy, conf, swapped = _by_part(repair_swaps, parts, xy, conf, side_pairs(LAYOUTS[layout]))
     if swapped.any():
         edges = np.diff(np.concatenate([[0], swapped.astype(np.int8), [0]]))
         notes.append(
             f"repaired left/right swaps in {int(swapped.sum())} frames ({int((edges == 1).sum())} stretch(es))"
         )
-    xy, conf, exchanged = _by_segment(repair_limb_swaps, segments, xy, conf, LAYOUTS[layout])
+    xy, conf, exchanged = _by_part(repair_limb_swaps, parts, xy, conf, LAYOUTS[layout])
     limbs = [
         f"{limb}s in {int(exchanged[:, chain].any(axis=1).sum())} frames"
         for limb, chain in limb_chains(LAYOUTS[layout]).items()
@@ -244,8 +244,7 @@ def keypoints_from_detections(
     h36m, conf, _ = to_h36m(np.where(found[:, None, None], xy, 0.0), conf, layout, confidence_threshold)
     notes.append(f"converted {LAYOUT_TITLES[layout]} to Human3.6M-17")
     valid = usable(conf, confidence_threshold) & found[:, None]
-    starts = np.diff(segments, prepend=-1) != 0
-    never = ~np.logical_or.reduceat(valid, np.flatnonzero(starts), axis=0)[np.cumsum(starts) - 1]
+    never = np.concatenate([np.broadcast_to(~valid[part].any(axis=0), valid[part].shape) for part in parts])
     valid |= never & found[:, None]
     for joints, where in (
         (never.all(axis=0), ""),
@@ -262,25 +261,26 @@ def keypoints_from_detections(
             f"filled {int(filled.sum())} low-confidence or missing joints in "
             f"{int(filled.any(axis=1).sum())} frames by interpolation"
         )
+    segments = np.repeat(np.arange(len(parts)), [part.stop - part.start for part in parts])
     return Keypoints2D(interpolate_gaps(h36m, valid, segments), conf, "video", layout, filled, notes)
 
 
-def _by_segment(
+def _by_part(
     repair: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]],
-    segments: np.ndarray,
+    parts: list[slice],
     xy: np.ndarray,
     confidence: np.ndarray,
     *args: object,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A left/right ``repair`` run on each segment of the track on its own (each person's
-    labels judged by their own frames), its three outputs joined."""
-    cuts = np.flatnonzero(np.diff(segments)) + 1
-    done = [repair(x, c, *args) for x, c in zip(np.split(xy, cuts), np.split(confidence, cuts))]
+    """A left/right ``repair`` run on each part of the track on its own (each person's labels
+    judged by their own frames), its three outputs joined."""
+    done = [repair(xy[part], confidence[part], *args) for part in parts]
     xy_parts, confidence_parts, masks = zip(*done)
     return np.concatenate(xy_parts), np.concatenate(confidence_parts), np.concatenate(masks)
 
 
-def person_segments(count: int, switches: list[int]) -> np.ndarray:
-    """Segment id (count,) of each frame: 0 up to the first of ``switches`` (frames where the
-    track may have moved to another person), then one more at each."""
-    return np.searchsorted(np.asarray(switches, dtype=np.int64), np.arange(count), side="right")
+def person_parts(count: int, switches: list[int]) -> list[slice]:
+    """The stretches of a ``count``-frame track between the frames where it may have moved to
+    another person (``switches``, increasing, each in 1..count-1): one slice per person seen."""
+    edges = [0, *switches, count]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]

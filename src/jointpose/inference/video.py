@@ -31,7 +31,7 @@ import numpy as np
 
 from jointpose.data.detect import Detections2D, detect_frames
 from jointpose.data.keypoints import Keypoints2D, resample
-from jointpose.data.tracks import check_confidence_threshold, keypoints_from_detections
+from jointpose.data.tracks import check_confidence_threshold, keypoints_from_detections, person_parts
 from jointpose.data.video import VideoClip, open_video
 from jointpose.geometry.bones import check_height, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
@@ -127,8 +127,7 @@ def lift_video(
 
     # Lifted apart where the track may have moved to another person: no pose mixes two
     # people's 2D, and each gets their own bone lengths (the skeleton fit).
-    edges = [0, *detections.switches, clip.count]
-    lifted = [lift_part(track.xy[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+    lifted = [lift_part(track.xy[part]) for part in person_parts(clip.count, detections.switches)]
     poses = np.concatenate([part[0] for part in lifted])
     trajectory = None if lifted[0][1] is None else np.concatenate([part[1] for part in lifted])
     if model_rate:
