@@ -164,6 +164,14 @@ def test_background_video(tmp_path: Path):
         render_animation(tmp_path / "c.mp4", scaled, {}, image_size=None, fps=5.0, background=tmp_path / "missing.mp4")
 
 
+def test_captions_are_drawn_under_their_frames_only():
+    keypoints, poses = clip(4)
+    captioned = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40, captions={2: "a caption"})
+    plain = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40)
+    np.testing.assert_array_equal(captioned.draw(1), plain.draw(1))
+    assert (captioned.draw(2) != plain.draw(2)).any()
+
+
 def test_left_and_right_colours_in_2d_and_3d():
     keypoints, poses = clip(8)
     frame_index = 3

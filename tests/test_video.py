@@ -248,6 +248,16 @@ def test_left_right_is_repaired_on_each_persons_frames():
     assert "repaired left/right swaps in 12 frames (1 stretch(es))" in track.notes
 
 
+def test_switch_captions_cover_half_a_second_either_side():
+    from jointpose.inference.video import switch_captions
+
+    captions = switch_captions([10], 10.0, 30)
+    assert sorted(captions) == list(range(5, 16))
+    assert captions[5] == "the track may move to another person at 1.00 s"
+    assert sorted(switch_captions([1, 28], 10.0, 30)) == [*range(0, 7), *range(23, 30)]  # cut at the ends
+    assert switch_captions([], 10.0, 30) == {}
+
+
 def test_person_parts():
     from jointpose.data.tracks import person_parts
 

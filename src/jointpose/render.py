@@ -98,7 +98,8 @@ class PoseFigure:
     ``azimuth``/``elevation`` in degrees (azimuth -90, elevation 0 looks from the camera);
     ``panel_size`` inches (height of every panel), ``dpi`` pixels per inch. ``trajectory`` (F, 3)
     metres, the root's camera-space position, adds a last panel: its path seen from above, the
-    part travelled so far drawn over the whole.
+    part travelled so far drawn over the whole. ``captions`` ``{frame index: text}`` are
+    written in the top left corner of those frames.
     Frame ``i`` is drawn by :meth:`draw`, as an (H, W, 3) uint8 image with even H and W.
     """
 
@@ -113,7 +114,9 @@ class PoseFigure:
         panel_size: float = 4.0,
         dpi: int = 80,
         trajectory: np.ndarray | None = None,
+        captions: Mapping[int, str] | None = None,
     ) -> None:
+        self.captions = dict(captions or {})
         if not isinstance(poses_3d, Mapping):
             raise JointposeError(
                 f"poses_3d: expected a dict {{name: (frames, 17, 3) array}}, got {type(poses_3d).__name__}"
@@ -169,6 +172,7 @@ class PoseFigure:
         handles = [Line2D([], [], color=color, lw=3, label=labels[side]) for side, color in SIDE_COLORS.items()]
         self.figure.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
         self._counter = self.figure.text(0.01, 0.02, "", fontsize=9, animated=True)
+        self._caption = self.figure.text(0.01, 0.985, "", fontsize=10, color="#b2182b", va="top", animated=True)
         self._image = None
         self.canvas.draw()
         self._static = self.canvas.copy_from_bbox(self.figure.bbox)
@@ -260,7 +264,9 @@ class PoseFigure:
             done.axes.draw_artist(done)
             here.axes.draw_artist(here)
         self._counter.set_text(f"frame {index + 1}/{self.num_frames}")
+        self._caption.set_text(self.captions.get(index, ""))
         self.figure.draw_artist(self._counter)
+        self.figure.draw_artist(self._caption)
         height, width, _ = self.frame_shape
         return np.asarray(self.canvas.buffer_rgba())[:height, :width, :3].copy()
 
@@ -404,6 +410,7 @@ def render_animation(
     panel_size: float = 4.0,
     dpi: int = 80,
     trajectory: np.ndarray | None = None,
+    captions: Mapping[int, str] | None = None,
 ) -> Path:
     """Write the 2D input beside the 3D poses as an ``.mp4`` (H.264) or ``.gif`` animation; returns its path.
 
@@ -413,7 +420,8 @@ def render_animation(
     frames under the 2D panel;
     ``fps`` frames per second; ``max_frames`` renders only the first frames; ``azimuth`` and
     ``elevation`` (degrees) set the fixed 3D view; ``panel_size`` inches, ``dpi`` pixels per inch;
-    ``trajectory`` (F, 3) metres, the root's camera-space path, drawn from above in a last panel.
+    ``trajectory`` (F, 3) metres, the root's camera-space path, drawn from above in a last panel;
+    ``captions`` ``{frame index: text}`` written in the top left corner of those frames.
     """
     output = check_animation_path(output)
     if not (np.isfinite(fps) and fps > 0):
@@ -435,6 +443,7 @@ def render_animation(
         panel_size=panel_size,
         dpi=dpi,
         trajectory=trajectory,
+        captions=captions,
     )
     count = figure.num_frames if max_frames is None else min(max_frames, figure.num_frames)
 

@@ -54,7 +54,7 @@ OTHER_VISIBILITY = 0.7  # mean visibility of the body landmarks for a find to co
 OTHER_EXTENT = 0.75  # ... and their extent (bounding-box diagonal) in torso lengths of the tracked person
 SWITCH_TORSOS = 0.6  # hip centre this near (in torso lengths) to where another stood: a possible switch
 REFOUND_TORSOS = 1.0  # a track found again this far (torso lengths) from where it was lost, plus ...
-REFOUND_TORSOS_PER_SECOND = 8.0  # ... this much per second lost (a sprint), is somebody else
+REFOUND_TORSOS_PER_SECOND = 8.0  # ... this much per second lost (a run: about 4 m/s), is somebody else
 BODY_LANDMARKS = [11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]  # shoulders to ankles
 # Torso, arms, legs and neck of BlazePose-33 as landmark pairs, painted over to hide the tracked person.
 # fmt: off

@@ -73,6 +73,17 @@ def focal_scale(camera: Camera | None) -> float:
     return MODEL_FOCAL_WIDTHS * camera.res_w / camera.focal_length[0]
 
 
+def switch_captions(switches: list[int], fps: float, count: int) -> dict[int, str]:
+    """Render captions ``{frame index: text}`` for the half second either side of each frame
+    where the track may have moved to another person (of ``count`` frames at ``fps``)."""
+    reach = max(1, round(fps / 2))
+    captions: dict[int, str] = {}
+    for frame in switches:
+        for index in range(max(0, frame - reach), min(count, frame + reach + 1)):
+            captions[index] = f"the track may move to another person at {frame / fps:.2f} s"
+    return captions
+
+
 def lift_video(
     path: str | Path,
     lifter: Lifter,
