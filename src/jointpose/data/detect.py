@@ -374,9 +374,8 @@ def _switch_notes(switches: list[int], fps: float) -> list[str]:
     frames += f" and {len(switches) - 5} more" if len(switches) > 5 else ""
     return [
         f"the track may have moved to another person in frame{'s' if len(switches) > 1 else ''} {frames} "
-        "(it came to where another "
-        "had been seen, or was found again far from where it was lost): check the render, or cut "
-        "the clip there (--start/--end)"
+        "(it came to where another had been seen, or was found again far from where it was lost): "
+        "check the render, or cut the clip there (--start/--end)"
     ]
 
 

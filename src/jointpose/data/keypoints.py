@@ -214,7 +214,7 @@ def interpolate_gaps(values: np.ndarray, valid: np.ndarray, segments: np.ndarray
         prev = np.where(segments[np.maximum(prev, 0)] == own, prev, -1)
         nxt = np.where(segments[np.minimum(nxt, count - 1)] == own, nxt, count)
     prev = np.where(prev < 0, nxt, prev)
-    nxt = np.where(nxt >= len(values), prev, nxt)
+    nxt = np.where(nxt >= count, prev, nxt)
     span = nxt - prev
     weight = np.where(span > 0, (frames - prev) / np.maximum(span, 1), 0.0)[..., None]
     before = np.take_along_axis(values, prev[..., None], axis=0)
