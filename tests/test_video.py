@@ -1,7 +1,9 @@
 """Video in, 3D out: decoding and cutting, left/right repair, the layout conversion, and
 ``jointpose video`` on real footage (Pose2Sim's demo clips and Sports2D's, see .ci/run)."""
 
+import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -320,6 +322,33 @@ def test_the_whole_video_decodes(counter_video):
     assert (clip.width, clip.height, clip.fps) == (64, 48, 25.0)
     assert len(frames) == 75 and clip.estimated_frames() == 75
     np.testing.assert_allclose(frames.mean(axis=(1, 2, 3)), 3 * np.arange(75), atol=2.0)
+
+
+def test_a_video_stored_with_a_rotation_decodes_as_displayed(tmp_path, caplog):
+    # As phones store portrait video: landscape frames and a display rotation (90 degrees
+    # anticlockwise). A 64x48 clip whose top-left 16x16 corner is white.
+    stored, turned = tmp_path / "stored.mp4", tmp_path / "turned.mp4"
+    frame = np.zeros((48, 64, 3), dtype=np.uint8)
+    frame[:16, :16] = 255
+    writer = imageio_ffmpeg.write_frames(
+        str(stored), (64, 48), fps=25, codec="libx264", pix_fmt_out="yuv420p", macro_block_size=1,
+        ffmpeg_log_level="error",
+    )  # fmt: skip
+    writer.send(None)
+    for _ in range(5):
+        writer.send(frame)
+    writer.close()
+    remux = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(stored)]
+    done = subprocess.run([*remux, "-c", "copy", str(turned)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"this ffmpeg cannot write a display rotation: {done.stderr.strip()}")
+    with caplog.at_level(logging.WARNING):
+        clip = open_video(turned)
+        frames = np.stack(list(clip.frames()))
+    assert (clip.width, clip.height) == (48, 64) and frames.shape == (5, 64, 48, 3)
+    # Turned 90 degrees anticlockwise, the top-left corner is at the bottom left.
+    np.testing.assert_allclose(frames.mean(axis=0), np.rot90(frame, 1).astype(float), atol=40)
+    assert not caplog.records  # imageio-ffmpeg's size warning is expected here, and kept quiet
 
 
 def test_start_and_end_cut_whole_frames(counter_video):

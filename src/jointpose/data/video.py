@@ -3,14 +3,18 @@
 :func:`open_video` reads a file's size and frame rate and cuts a clip out of it by time
 (``start``/``end`` in seconds, rounded to the nearest frame); :meth:`VideoClip.frames` then
 decodes that clip's frames as (height, width, 3) uint8 arrays. Frames are numbered from the
-first frame of the file at the file's (constant) frame rate.
+first frame of the file at the file's (constant) frame rate. A file stored with a rotation
+(phones record portrait video as landscape frames and a display rotation) is decoded as it
+is displayed: ffmpeg turns the frames, and the size is the turned one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +22,19 @@ import imageio_ffmpeg
 import numpy as np
 
 from jointpose.errors import JointposeError
+
+
+@contextmanager
+def _turned_frames_expected() -> Iterator[None]:
+    """Silence imageio-ffmpeg's warning that the frames differ in size from the stored ones,
+    which is what a file with a display rotation gives, and is meant."""
+    log = logging.getLogger("imageio_ffmpeg")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,8 @@ class VideoClip:
         seek = ["-ss", f"{(self.first - 0.5) / self.fps:.6f}"] if self.first > 0 else []
         reader = imageio_ffmpeg.read_frames(str(self.path), input_params=seek)
         try:
-            next(reader)
+            with _turned_frames_expected():
+                next(reader)
             shape = (self.height, self.width, 3)
             for index, raw in enumerate(reader):
                 if self.count is not None and index >= self.count:
@@ -82,7 +100,8 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
     try:
         reader = imageio_ffmpeg.read_frames(str(path))
         try:
-            meta = next(reader)
+            with _turned_frames_expected():
+                meta = next(reader)
         finally:
             reader.close()
     except (OSError, RuntimeError, StopIteration) as err:
