@@ -29,7 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
-from jointpose.data.video import VideoClip
+from jointpose.data.video import VideoClip, open_video
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.safeio import atomic_path
@@ -291,34 +291,6 @@ class PoseFigure:
         self.axes_2d.draw_artist(self._image)
 
 
-def _video_info(path: Path) -> tuple[tuple[int, int], int]:
-    """(width, height) and frame count of a video file."""
-    if not path.is_file():
-        raise JointposeError(f"background {path}: no such file")
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        try:
-            size = tuple(next(reader)["size"])
-        finally:
-            reader.close()
-        count, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
-    except (OSError, RuntimeError, StopIteration, KeyError) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise JointposeError(f"background {path}: cannot read it as a video ({reason})") from None
-    return size, count
-
-
-def _video_frames(path: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
-    """Frames of a video file as (h, w, 3) uint8 RGB, decoded one at a time."""
-    reader = imageio_ffmpeg.read_frames(str(path))
-    try:
-        next(reader)
-        for raw in reader:
-            yield np.frombuffer(raw, dtype=np.uint8).reshape(size[1], size[0], 3)
-    finally:
-        reader.close()
-
-
 def _background(
     background: str | Path | VideoClip | np.ndarray, num_frames: int, image_size: tuple[int, int] | None
 ) -> tuple[tuple[int, int], Iterator[np.ndarray]]:
@@ -328,10 +300,13 @@ def _background(
         size, count, name = background.size, background.estimated_frames(), f"background {background.path}"
         frames = background.frames()
     elif isinstance(background, (str, Path)):
-        path = Path(background)
-        size, count = _video_info(path)
-        frames = _video_frames(path, size)
-        name = f"background {path}"
+        clip = open_video(background)
+        try:
+            count, _ = imageio_ffmpeg.count_frames_and_secs(str(clip.path))  # exact, unlike the clip's estimate
+        except (OSError, RuntimeError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+            raise JointposeError(f"background {clip.path}: cannot count its frames ({reason})") from None
+        size, frames, name = clip.size, clip.frames(), f"background {clip.path}"
     else:
         array = np.asarray(background)
         if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
