@@ -403,6 +403,10 @@ def test_bad_options_are_refused_before_any_work(counter_video):
         lift_video(counter_video[0], None, focal_length=0.0)
     with pytest.raises(JointposeError, match="^height must be a standing height"):
         lift_video(counter_video[0], None, height=3.0)
+    for person in ((float("nan"), 10.0), (1.0, 2.0, 3.0)):
+        with pytest.raises(JointposeError, match="^person must be two finite pixel coordinates X Y") as error:
+            lift_video(counter_video[0], None, person=person)
+        assert flag_message(error.value).startswith("--person must be")
 
 
 def test_export_writes_extra_arrays_and_leaves_no_partial_file(tmp_path):
@@ -517,6 +521,44 @@ def test_real_footage_a_track_found_again_on_someone_else_is_noted():
     assert ((woman[:, ls, 2] + woman[:, lh, 2]) < (woman[:, rs, 2] + woman[:, rh, 2])).mean() >= 0.95
     assert max(result.detections.people.values()) == 2
     assert {frame: result.detections.people[frame] for frame in (30, 100)} == {30: 1, 100: 2}
+
+
+def test_real_footage_the_person_nearest_to_a_point_is_followed():
+    from jointpose.data.detect import detect_frames
+
+    # Demo_MultiPerson's cam04: the detector's own pick is the woman standing at the back
+    # (hips near (790, 690) px); the man starts at the front left (hips near (394, 975)) and
+    # walks towards the back (seen frame by frame).
+    clip = open_video(footage("multi-person/cam04.mp4"))
+    default = detect_frames(clip.frames(), progress=False, fps=clip.fps)
+    chosen = detect_frames(clip.frames(), progress=False, fps=clip.fps, person=(380.0, 1000.0))
+    assert default.found.all() and chosen.found.all() and chosen.switches == []
+    coco_hips = [COCO.index("l_hip"), COCO.index("r_hip")]
+    woman, man = (d.points[:, coco_hips, :2].mean(axis=1) for d in (default, chosen))
+    assert np.linalg.norm(woman - [790, 690], axis=1).max() < 60  # she barely moves
+    assert np.linalg.norm(man[0] - [394, 975]) < 30
+    assert np.linalg.norm(man - woman, axis=1).min() > 200  # never on her
+    assert "followed the person nearest to (380, 1000) px from frame 0" in chosen.notes
+
+
+def test_real_footage_nobody_near_the_point_is_refused(counter_video):
+    from jointpose.data.detect import detect_frames
+
+    footage("cam01.mp4")  # skips without the video extra
+    clip = open_video(counter_video[0])  # uniformly grey frames: nobody in any of them
+    with pytest.raises(JointposeError, match="^person 10 20: nobody to follow there in any of the clip's 75 frames"):
+        detect_frames(clip.frames(), progress=False, fps=clip.fps, person=(10.0, 20.0))
+
+
+def test_nearest_person():
+    from jointpose.data.detect import nearest_person
+
+    people = [_standing(300.0), _standing(700.0)]  # body boxes x 280-320 and 680-720, y 400-500
+    assert nearest_person(people, (480.0, 450.0)) == 0  # 160 px from the first box, 200 from the second
+    assert nearest_person(people, (690.0, 100.0)) == 1
+    overlapping = [_standing(300.0), _standing(310.0)]  # both boxes hold x 290-320
+    assert nearest_person(overlapping, (309.0, 450.0)) == 1  # then the nearest hip centre
+    assert nearest_person(overlapping, (301.0, 450.0)) == 0
 
 
 def test_people_notes():
@@ -717,6 +759,22 @@ def test_real_footage_cli_writes_bvh_and_render(tmp_path):
     assert motion.rotations.shape[0] == 30 and motion.frame_time == pytest.approx(1 / 60)
     assert open_video(render).fps == 60.0
     assert len(list(open_video(render).frames())) == 30
+
+
+def test_real_footage_cli_follows_the_person_asked_for(tmp_path, capsys):
+    clip = footage("multi-person/cam04.mp4")  # the man at the front left, the woman at the back
+    out = tmp_path / "man.npz"
+    common = [str(clip), "-o", str(out), "--end", "0.5", "--device", "cpu", "--no-progress"]
+    assert main(["video", *common, "--person", "380", "1000"]) == 0
+    assert "followed the person nearest to (380, 1000) px from frame 0" in capsys.readouterr().out
+    hips = np.load(out)["keypoints_2d"][:, [skeleton.JOINT_NAMES.index(n) for n in ("LHip", "RHip")]].mean(axis=1)
+    assert len(hips) == 30 and np.linalg.norm(hips[0] - [394, 975]) < 30
+    assert np.linalg.norm(hips - [790, 690], axis=1).min() > 200  # never on the woman
+    assert main(["video", *common, "--person", "nan", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith(
+        "error: --person must be two finite pixel coordinates X Y, got [nan, 5.0]"
+    )
 
 
 def test_real_footage_causal_uses_the_causal_video_model(tmp_path, monkeypatch):

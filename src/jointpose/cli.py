@@ -452,6 +452,7 @@ def cmd_video(args: argparse.Namespace) -> None:
         principal_point=args.principal_point,
         confidence_threshold=args.confidence_threshold,
         height=args.height,
+        person=args.person,
         progress=args.progress,
     )
     print("\n".join(result.notes))
@@ -659,6 +660,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_camera_args(p)
     p.add_argument("--confidence-threshold", type=float, default=0.3, help="joints below it are interpolated")
     add_height_arg(p)
+    p.add_argument(
+        "--person",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("X", "Y"),
+        help="follow the person nearest to this point (pixels) of the first frames "
+        "(default: the one the detector finds first)",
+    )
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")

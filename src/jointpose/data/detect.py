@@ -13,12 +13,18 @@ COCO conversion of :mod:`jointpose.data.layouts` makes the network's Human3.6M-1
 A landmark's confidence is BlazePose's *visibility* (the probability that it is in the image
 and not occluded), in [0, 1].
 
-The legacy solution sees one person. To say when there are several, :class:`PeopleCounter`
-runs the same two models through MediaPipe's PoseLandmarker task, which finds several people
-per image, on a frame every :data:`COUNT_SECONDS` (every :data:`CLOSE_COUNT_SECONDS` while
-others are in view): its model bundle is assembled in memory from the wheel's two files, each
-given the input normalisation it expects as metadata (the person detector reads pixels in
-[-1, 1], the landmark model in [0, 1]). The tracked person is painted over first, so that the
+The legacy solution sees one person: by default the one its person detector scores highest
+in the first frame where it finds anybody. Given a point of the image (``person``), the
+person nearest to it is followed instead (:func:`start_on`): everybody in view is found
+(:meth:`PeopleCounter.everyone`), the others are painted over in the frame the tracker
+starts on, and the tracker, reset until it starts on the person chosen, follows them.
+
+To say when there are several, :class:`PeopleCounter` runs the same two models through
+MediaPipe's PoseLandmarker task, which finds several people per image, on a frame every
+:data:`COUNT_SECONDS` (every :data:`CLOSE_COUNT_SECONDS` while others are in view): its model
+bundle is assembled in memory from the wheel's two files, each given the input normalisation
+it expects as metadata (the person detector reads pixels in [-1, 1], the landmark model in
+[0, 1]). The tracked person is painted over first, so that the
 count also finds people whom the person detector would not tell apart from them (BlazePose's
 detector finds people by their faces). Where the track comes close to where another person
 was last seen, or is found again after a loss far from where it was lost, it may have moved
@@ -134,6 +140,10 @@ class PoseDetector:
     def close(self) -> None:
         self._pose.close()
 
+    def reset(self) -> None:
+        """Forget the track: the next frame starts with the person detector."""
+        self._pose.reset()
+
     def detect(self, frame: np.ndarray) -> np.ndarray | None:
         """BlazePose-33 landmarks (33, 3): x, y pixels and visibility, for one (H, W, 3) uint8 RGB
         frame; None when no person is found. Frames must come in video order."""
@@ -171,6 +181,23 @@ def paint_over(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return painted
 
 
+def _same_place(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two finds (BlazePose-33) are one person found twice: hips within half a torso
+    length (the longer torso of the two)."""
+    return bool(np.linalg.norm(hip_centre(a) - hip_centre(b)) < 0.5 * max(torso_length(a), torso_length(b)))
+
+
+def nearest_person(people: list[np.ndarray], point: tuple[float, float]) -> int:
+    """Index of the person (BlazePose-33 each, pixels) nearest to ``point`` (x, y pixels): the
+    smallest distance from the point to the bounding box of their body landmarks (0 inside
+    it), then, among those whose boxes hold it, the nearest hip centre."""
+    where = np.asarray(point, dtype=np.float64)
+    body = np.stack(people)[:, BODY_LANDMARKS, :2]
+    outside = np.maximum(np.maximum(body.min(axis=1) - where, where - body.max(axis=1)), 0.0)
+    hips = np.linalg.norm(hip_centre(np.stack(people)) - where, axis=-1)
+    return int(np.lexsort((hips, np.linalg.norm(outside, axis=-1)))[0])
+
+
 class PeopleCounter:
     """The people (up to ``max_people``) BlazePose's two models find in one image."""
 
@@ -202,6 +229,7 @@ class PeopleCounter:
             num_poses=max_people,
         )
         self._landmarker = vision.PoseLandmarker.create_from_options(options)
+        self._max_people = max_people
         self._image = mediapipe.Image
         self._format = mediapipe.ImageFormat.SRGB
 
@@ -224,13 +252,32 @@ class PeopleCounter:
         for person in people:
             if person[BODY_LANDMARKS, 2].mean() < OTHER_VISIBILITY:
                 break
-            apart = [
-                np.linalg.norm(hip_centre(person) - hip_centre(k)) >= 0.5 * max(torso_length(person), torso_length(k))
-                for k in kept
-            ]
-            if all(apart):
+            if not any(_same_place(person, k) for k in kept):
                 kept.append(person)
         return kept
+
+    def everyone(self, frame: np.ndarray) -> list[np.ndarray]:
+        """Every person found in ``frame`` (BlazePose-33 each, pixels): found, painted over and
+        looked for again until a look finds nobody new (at most ``max_people`` looks), so that
+        people the person detector does not tell apart from a more visible one are found too.
+        Finds after the first look whose body landmarks span less than :data:`OTHER_EXTENT` of
+        the largest torso found are left out, as in :meth:`others`."""
+        people: list[np.ndarray] = []
+        painted = frame
+        for _ in range(self._max_people):
+            shortest = OTHER_EXTENT * max((float(torso_length(p)) for p in people), default=0.0)
+            new = [
+                p
+                for p in self.find(painted)
+                if np.linalg.norm(np.ptp(p[BODY_LANDMARKS, :2], axis=0)) >= shortest
+                and all(not _same_place(p, q) for q in people)
+            ]
+            if not new:
+                break
+            people += new
+            for person in new:
+                painted = paint_over(painted, person)
+        return people
 
     def others(self, frame: np.ndarray, track: np.ndarray | None) -> list[np.ndarray]:
         """The people in ``frame`` besides the tracked one (BlazePose-33 ``track``, None when
@@ -297,6 +344,7 @@ def detect_frames(
     progress: bool = True,
     detector: PoseDetector | None = None,
     fps: float | None = None,
+    person: tuple[float, float] | None = None,
 ) -> Detections2D:
     """Run BlazePose over ``frames`` (RGB uint8, in video order): COCO-17 points per frame.
 
@@ -304,8 +352,11 @@ def detect_frames(
     people in view are counted (:class:`PeopleCounter`) every :data:`COUNT_SECONDS` from the
     first frame (every :data:`CLOSE_COUNT_SECONDS` within a second of seeing others), and
     notes say where there were several and where the track may have moved from one person to
-    another (:class:`SwitchWatch`).
+    another (:class:`SwitchWatch`). ``person`` (x, y pixels): follow the person nearest to
+    this point in the first frame where anybody is found (:func:`start_on`); frames before
+    that have nobody.
     """
+    check_person(person)
     owned = detector is None
     detector = PoseDetector() if detector is None else detector
     counter = None
@@ -313,11 +364,12 @@ def detect_frames(
     people: dict[int, int] = {}
     switches: list[int] = []
     next_count = 0.0
+    started: int | None = None
     watch = SwitchWatch(fps) if fps else None
     decode = detect = 0.0
     missing = np.full((BLAZEPOSE_LANDMARKS, 3), np.nan)
     try:
-        counter = PeopleCounter() if watch is not None else None
+        counter = PeopleCounter() if watch is not None or person is not None else None
         iterator = iter(frames)
         with tqdm(total=total, desc="detecting 2D keypoints", unit="frame", disable=not progress) as bar:
             while True:
@@ -327,8 +379,12 @@ def detect_frames(
                 decode += t1 - t0
                 if frame is None:
                     break
-                landmarks = detector.detect(frame)
                 index = len(rows)
+                if person is not None and counter is not None and started is None:
+                    landmarks = start_on(detector, counter, frame, person)
+                    started = None if landmarks is None else index
+                else:
+                    landmarks = detector.detect(frame)
                 if counter is not None and watch is not None and index >= next_count:
                     others = counter.others(frame, landmarks)
                     people[index] = len(others) + (landmarks is not None)
@@ -347,10 +403,57 @@ def detect_frames(
             counter.close()
     if not rows:
         raise JointposeError("video: no frame decoded (empty clip)")
+    if person is not None and started is None:
+        raise JointposeError(
+            "{0} {x:g} {y:g}: nobody to follow there in any of the clip's {count} frames",
+            fields=("person",),
+            x=person[0],
+            y=person[1],
+            count=len(rows),
+        )
     points = np.stack(rows)[:, BLAZEPOSE_TO_COCO]
     found = np.isfinite(points[:, 0, 0])
     notes = _lost_notes(found) + _people_notes(people) + (_switch_notes(switches, watch.fps) if watch else [])
+    if person is not None:
+        notes.append(f"followed the person nearest to ({person[0]:g}, {person[1]:g}) px from frame {started}")
     return Detections2D(points, found, decode, detect, notes, people, switches)
+
+
+def check_person(person: tuple[float, float] | None) -> None:
+    """Refuse a point to follow the person nearest to that is not two finite pixel coordinates."""
+    if person is None:
+        return
+    values = np.asarray(person, dtype=np.float64)
+    if values.shape != (2,) or not np.isfinite(values).all():
+        raise JointposeError(
+            "{0} must be two finite pixel coordinates X Y, got {person}", fields=("person",), person=person
+        )
+
+
+def start_on(
+    detector: PoseDetector, counter: PeopleCounter, frame: np.ndarray, point: tuple[float, float]
+) -> np.ndarray | None:
+    """Start ``detector``'s track on the person nearest to ``point`` (x, y pixels) in ``frame``:
+    their BlazePose-33 landmarks, or None when nobody is found or the track cannot be started
+    on them. The others are painted over in the frame the tracker sees; a track that starts
+    elsewhere than the person chosen (hips farther than :data:`SWITCH_TORSOS` torso lengths) is
+    forgotten (:meth:`PoseDetector.reset`)."""
+    people = counter.everyone(frame)
+    if not people:
+        return None
+    chosen = nearest_person(people, point)
+    painted = frame
+    for index, other in enumerate(people):
+        if index != chosen:
+            painted = paint_over(painted, other)
+    landmarks = detector.detect(painted)
+    target = people[chosen]
+    if landmarks is None or np.linalg.norm(hip_centre(landmarks) - hip_centre(target)) > SWITCH_TORSOS * torso_length(
+        target
+    ):
+        detector.reset()
+        return None
+    return landmarks
 
 
 def _people_notes(people: dict[int, int]) -> list[str]:

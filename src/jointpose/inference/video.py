@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jointpose.data.detect import Detections2D, detect_frames
+from jointpose.data.detect import Detections2D, check_person, detect_frames
 from jointpose.data.keypoints import Keypoints2D, resample
 from jointpose.data.tracks import check_confidence_threshold, keypoints_from_detections, person_parts
 from jointpose.data.video import VideoClip, open_video
@@ -95,6 +95,7 @@ def lift_video(
     principal_point: tuple[float, float] | None = None,
     confidence_threshold: float = 0.3,
     height: float | None = None,
+    person: tuple[float, float] | None = None,
     progress: bool = True,
 ) -> VideoResult:
     """Detect and lift the person in video ``path`` from ``start`` to ``end`` seconds.
@@ -104,16 +105,21 @@ def lift_video(
     docstring); joints below ``confidence_threshold`` (BlazePose visibility) are interpolated
     in time. ``height``: the person's standing height in metres, if known; the skeleton and
     its trajectory are scaled to it (:func:`jointpose.geometry.bones.scale_to_height`),
-    otherwise the skeleton has about the size of the bodies the model trained on.
+    otherwise the skeleton has about the size of the bodies the model trained on. ``person``
+    (x, y pixels of the clip's first frames): follow the person nearest to this point, not the
+    one the detector finds first (:func:`jointpose.data.detect.detect_frames`).
     """
     check_confidence_threshold(confidence_threshold)  # before the slow decoding and detection
     if height is not None:
         check_height(height)
+    check_person(person)
     clip = open_video(path, start, end)
     camera = camera_from_intrinsics(clip.size, focal_length, fov, principal_point, id="video")
     screen = lifter.normalization == "screen"
     scale = focal_scale(camera) if screen else 1.0
-    detections = detect_frames(clip.frames(), total=clip.estimated_frames(), progress=progress, fps=clip.fps)
+    detections = detect_frames(
+        clip.frames(), total=clip.estimated_frames(), progress=progress, fps=clip.fps, person=person
+    )
     clip = clip.with_count(len(detections.points))
     track = keypoints_from_detections(detections, confidence_threshold=confidence_threshold)
     notes = list(track.notes)
