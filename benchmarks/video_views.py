@@ -9,9 +9,12 @@ detector follows her throughout (in cam03 it starts on the man and moves over to
 person appeared in the bundled models' training data (CMU motion capture through virtual
 cameras).
 
-Reference: BlazePose's COCO-17 keypoints of all the views (after left/right repair),
-triangulated per frame (linear DLT, each view weighted by the keypoint's confidence, lens
-distortion ignored), converted to Human3.6M-17 with the same recipes as the network input,
+Reference: BlazePose's COCO-17 keypoints of all the views, with each view's left/right
+labels chosen per frame from the views themselves (the combination of exchanged views that
+triangulates with the least reprojection error, mirrored where it puts the nose behind the
+body; :func:`labels_from_views`: independent of jointpose's own left/right repair, whose
+choices are printed beside), triangulated per frame (linear DLT, each view weighted by the
+keypoint's confidence, lens distortion ignored), converted to Human3.6M-17 with the same recipes as the network input,
 then moved into each camera's frame, root-relative. It shares the detector's keypoint
 definition with the monocular result, so the figures measure the lifting (depth, proportions,
 left/right), not the detector. Printed per view, with and without ``--focal-length`` (the
@@ -40,7 +43,11 @@ calibrated focal length):
   held-out CMU subject: how far this motion lies from anything the models trained on.
 
     python benchmarks/video_views.py [--footage tests/.footage] [--views cam01,...] [--model video|PATH]
-        [--height METRES] [--training-motion DIR]
+        [--height METRES] [--person VIEW=X,Y ...] [--training-motion DIR]
+
+The man of Demo_MultiPerson, whom the detector does not pick first in those views:
+``--footage tests/.footage/multi-person --views cam01,cam02,cam04 --person cam01=422,736
+--person cam02=584,758 --person cam04=394,975``.
 """
 
 from __future__ import annotations
@@ -119,6 +126,49 @@ def reprojection(world: np.ndarray, projection: np.ndarray) -> np.ndarray:
     return h[..., :2] / h[..., 2:]
 
 
+def labels_from_views(
+    points: np.ndarray, weights: np.ndarray, projections: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each view's COCO-17 left/right labels chosen per frame from the views themselves.
+
+    ``points`` (V, F, 17, 2) pixels and ``weights`` (V, F, 17) as detected. Every combination
+    of views with their labels exchanged is triangulated; per frame the one with the smallest
+    median reprojection error is kept, or its complement (every view the other way round,
+    which the views cannot tell apart: a mirror image) where the kept one puts the nose behind
+    the body, whose front is (left hip - right hip) x (mid-shoulders - mid-hips) in the
+    calibration's right-handed world. Returns the points, the weights and (V, F) the views'
+    exchanged frames.
+    """
+    names = LAYOUTS["coco17"]
+    pairs = side_pairs(names)
+    order = np.arange(points.shape[2])
+    order[pairs[:, 0]], order[pairs[:, 1]] = pairs[:, 1], pairs[:, 0]
+    views, frames = points.shape[:2]
+
+    def labelled(exchanged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Points and weights with the labels exchanged where ``exchanged`` (V, F) is True."""
+        return (
+            np.where(exchanged[..., None, None], points[:, :, order], points),
+            np.where(exchanged[..., None], weights[:, :, order], weights),
+        )
+
+    combos = ((np.arange(2**views)[:, None] >> np.arange(views)) & 1).astype(bool)  # (C, V)
+    errors = []
+    for combo in combos:
+        xy, w = labelled(np.broadcast_to(combo[:, None], (views, frames)))
+        world = triangulate(xy, w, projections)
+        reprojected = np.stack([reprojection(world, p) for p in projections])
+        errors.append(np.median(np.linalg.norm(reprojected - xy, axis=-1), axis=(0, 2)))
+    exchanged = combos[np.argmin(np.stack(errors), axis=0)].T  # (V, F)
+    world = triangulate(*labelled(exchanged), projections)
+    hips = world[:, [names.index("l_hip"), names.index("r_hip")]]
+    shoulders = world[:, [names.index("l_shoulder"), names.index("r_shoulder")]].mean(axis=1)
+    front = np.cross(hips[:, 0] - hips[:, 1], shoulders - hips.mean(axis=1))
+    behind = ((world[:, names.index("nose")] - shoulders) * front).sum(axis=-1) < 0
+    exchanged = exchanged ^ behind[None]
+    return *labelled(exchanged), exchanged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--footage", type=Path, default=ROOT / "tests" / ".footage")
@@ -132,6 +182,13 @@ def main() -> None:
     parser.add_argument(
         "--views",
         help="comma-separated camera names to triangulate and score (default: every camera of the calibration)",
+    )
+    parser.add_argument(
+        "--person",
+        action="append",
+        default=[],
+        metavar="VIEW=X,Y",
+        help="in VIEW, follow the person nearest to pixel X,Y (jointpose video --person); repeat per view",
     )
     parser.add_argument(
         "--training-motion",
@@ -156,10 +213,22 @@ def main() -> None:
         lifter = Lifter.from_pretrained(args.model, device="cpu")
     else:
         lifter = Lifter.load(args.model, device="cpu")
+    persons = {}
+    for value in args.person:
+        view, _, point = value.partition("=")
+        try:
+            persons[view] = tuple(float(v) for v in point.split(","))
+        except ValueError:
+            parser.error(f"--person: expected VIEW=X,Y, got {value!r}")
     runs = {
         name: {
             f: lift_video(
-                str(args.footage / f"{name}.mp4"), lifter, focal_length=focal, height=args.height, progress=False
+                str(args.footage / f"{name}.mp4"),
+                lifter,
+                focal_length=focal,
+                height=args.height,
+                person=persons.get(name),
+                progress=False,
             )
             for f, focal in (("default", None), ("focal", float(cameras[name]["K"][0, 0])))
         }
@@ -167,18 +236,28 @@ def main() -> None:
     }
     count = min(r["default"].clip.count for r in runs.values())
     pairs = side_pairs(LAYOUTS["coco17"])
-    raw = [runs[n]["default"].detections.points[:count] for n in names]
-    repaired = [repair_swaps(p[..., :2], np.nan_to_num(p[..., 2]), pairs)[:2] for p in raw]
-    xy = np.stack([r[0] for r in repaired])
-    conf = np.nan_to_num(np.stack([r[1] for r in repaired]))
+    raw = np.stack([runs[n]["default"].detections.points[:count] for n in names])
     projections = np.stack(
         [
             cameras[n]["K"] @ np.concatenate([cameras[n]["R"], -cameras[n]["R"] @ cameras[n]["C"][:, None]], 1)
             for n in names
         ]
     )
-    for label, points in (("detector's labels", np.stack([p[..., :2] for p in raw])), ("repaired labels", xy)):
-        world = triangulate(np.nan_to_num(points), conf, projections)
+    detected, conf = np.nan_to_num(raw[..., :2]), np.nan_to_num(raw[..., 2])
+    xy, conf_views, exchanged = labels_from_views(detected, conf, projections)
+    repaired = [repair_swaps(p, c, pairs)[2] for p, c in zip(detected, conf)]
+    print(
+        "left/right labels exchanged, per view: "
+        + "; ".join(
+            f"{n} {int(e.sum())} frames by the views, {int(r.sum())} by jointpose's repair (disagreeing on {int((e != r).sum())})"
+            for n, e, r in zip(names, exchanged, repaired)
+        )
+    )
+    for label, points, weights in (
+        ("detector's labels", detected, conf),
+        ("labels chosen from the views", xy, conf_views),
+    ):
+        world = triangulate(points, weights, projections)
         errors = np.linalg.norm(np.stack([reprojection(world, p) for p in projections]) - points, axis=-1)
         print(
             f"triangulated {count} frames x 17 COCO keypoints from {len(names)} views, {label}: reprojection "

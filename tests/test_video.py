@@ -32,6 +32,7 @@ from jointpose.inference.video import MODEL_FOCAL_WIDTHS, focal_scale
 from jointpose.motion.bvh import read_bvh
 from jointpose.safeio import load_npz
 
+ROOT = Path(__file__).resolve().parents[1]
 FOOTAGE = Path(os.environ.get("JOINTPOSE_FOOTAGE", Path(__file__).parent / ".footage"))
 PAIRS = side_pairs(LAYOUTS["coco17"])
 COCO = LAYOUTS["coco17"]
@@ -102,6 +103,22 @@ def test_a_mirrored_segment_across_lost_frames_is_repaired():
     assert swapped.sum() == 29 and not swapped[~kept].any()
 
 
+@pytest.mark.parametrize("collapsed", [[70], [69, 70]])
+def test_a_swap_back_across_frames_whose_sides_coincide_is_repaired(collapsed):
+    # As BlazePose does while its labels flicker: in the frame(s) where the labels change
+    # back, left and right points are drawn almost together, so neither neighbour can say
+    # which is which; the frame after is compared with the one before them.
+    truth = walking_track()
+    seen = mirrored(truth, slice(40, 70))
+    middle = (seen[collapsed][:, PAIRS[:, 0]] + seen[collapsed][:, PAIRS[:, 1]]) / 2
+    seen[np.ix_(collapsed, PAIRS[:, 0])] = middle + 2.0
+    seen[np.ix_(collapsed, PAIRS[:, 1])] = middle - 2.0
+    fixed, _, swapped = repair_swaps(seen, np.ones((len(truth), 17)), PAIRS)
+    clear = np.setdiff1d(np.arange(len(truth)), collapsed)
+    np.testing.assert_array_equal(fixed[clear], truth[clear])
+    assert np.flatnonzero(swapped[clear]).tolist() == list(range(40, collapsed[0]))
+
+
 def test_a_person_turning_round_is_not_swapped():
     """Facing the camera, then turning (x shrinks through profile to mirrored): no label swap."""
     frames = 150
@@ -117,9 +134,9 @@ def test_low_confidence_pairs_carry_no_weight():
     seen = mirrored(truth, slice(40, 70))
     conf = np.ones((len(truth), 17))
     conf[40] = 0.0  # the first mirrored frame has no confidence at all: its swap is seen one frame late
-    assert np.flatnonzero(swap_transitions(seen, conf, PAIRS)).tolist() == [70]
+    assert np.flatnonzero(swap_transitions(seen, conf, PAIRS)[0]).tolist() == [41, 70]
     conf[40] = 1.0
-    assert np.flatnonzero(swap_transitions(seen, conf, PAIRS)).tolist() == [40, 70]
+    assert np.flatnonzero(swap_transitions(seen, conf, PAIRS)[0]).tolist() == [40, 70]
 
 
 def limb_swapped(xy: np.ndarray, parts: tuple[str, ...], frames: slice) -> np.ndarray:
@@ -548,6 +565,53 @@ def test_real_footage_nobody_near_the_point_is_refused(counter_video):
     clip = open_video(counter_video[0])  # uniformly grey frames: nobody in any of them
     with pytest.raises(JointposeError, match="^person 10 20: nobody to follow there in any of the clip's 75 frames"):
         detect_frames(clip.frames(), progress=False, fps=clip.fps, person=(10.0, 20.0))
+
+
+def _video_views_benchmark():
+    """benchmarks/video_views.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("video_views", ROOT / "benchmarks" / "video_views.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_reference_takes_left_and_right_from_the_views():
+    views_benchmark = _video_views_benchmark()
+    # A person (COCO-17, metres; z up, facing +y, so their left is at -x) turning slowly in
+    # place, seen by three cameras 4 m away at 1 m height.
+    side = {"nose": (0, 0.10, 1.60), "eye": (0.03, 0.08, 1.65), "ear": (0.07, 0.0, 1.62),
+            "shoulder": (0.20, 0, 1.40), "elbow": (0.25, 0, 1.10), "wrist": (0.25, 0.05, 0.85),
+            "hip": (0.12, 0, 0.95), "knee": (0.12, 0.02, 0.50), "ankle": (0.12, 0, 0.08)}  # fmt: skip
+    body = np.array(
+        [side[n[2:]] * np.array([-1 if n.startswith("l_") else 1, 1, 1]) if n != "nose" else side[n] for n in COCO]
+    )
+    turn = np.radians(np.arange(20) * 4.0)
+    rotation = np.stack(
+        [np.stack([np.cos(turn), -np.sin(turn), 0 * turn], -1), np.stack([np.sin(turn), np.cos(turn), 0 * turn], -1),
+         np.broadcast_to([0.0, 0.0, 1.0], (20, 3))], axis=1,
+    )  # fmt: skip
+    world = body @ rotation.transpose(0, 2, 1)  # (20, 17, 3)
+    projections = []
+    for angle in (-100.0, 0.0, 120.0):  # camera positions around the person, degrees from -y
+        centre = 4.0 * np.array([np.sin(np.radians(angle)), -np.cos(np.radians(angle)), 0.0]) + [0, 0, 1.0]
+        forward = ([0, 0, 1.0] - centre) / np.linalg.norm([0, 0, 1.0] - centre)
+        right = np.cross(forward, [0, 0, 1.0])
+        right /= np.linalg.norm(right)
+        r = np.stack([right, np.cross(forward, right), forward])
+        k = np.array([[1000.0, 0, 960], [0, 1000, 540], [0, 0, 1]])
+        projections.append(k @ np.concatenate([r, -r @ centre[:, None]], axis=1))
+    projections = np.stack(projections)
+    truth = np.stack([views_benchmark.reprojection(world, p) for p in projections])  # (3, 20, 17, 2)
+    expected = np.zeros((3, 20), dtype=bool)
+    expected[1, 5:10] = True  # one view mirrored
+    expected[:, 12:15] = True  # every view mirrored: only the nose tells
+    seen = np.where(expected[..., None, None], np.stack([mirrored(v, slice(None)) for v in truth]), truth)
+    xy, weights, exchanged = views_benchmark.labels_from_views(seen, np.ones((3, 20, 17)), projections)
+    np.testing.assert_array_equal(exchanged, expected)
+    np.testing.assert_allclose(xy, truth, atol=1e-6)
+    np.testing.assert_array_equal(weights, np.ones((3, 20, 17)))
 
 
 def test_nearest_person():

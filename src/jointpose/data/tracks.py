@@ -14,7 +14,12 @@ its points from their centroid). Swaps toggle the labelling; the frames whose la
 toggled, taken as a whole, are the minority (the detector is right more often than not), and
 their pairs are exchanged. A person turning round moves the points continuously, so it
 makes no swap; in profile, where left and right nearly coincide, the two costs are close and
-nothing is toggled.
+nothing is toggled. A frame whose left and right points nearly coincide (on average, weighted
+as the costs are, closer than ``MIN_SEPARATION`` times the body's size) cannot carry the
+labelling from the frame before it to the frame after it: across up to ``MAX_BRIDGE`` such
+frames the next frame is compared with the last frame before them (a body turns round over
+many frames, not two; BlazePose collapses one frame's shoulders now and then while its
+labels flicker), and those frames take the labelling nearer to that frame's.
 
 Single-limb swaps (:func:`repair_limb_swaps`)
 ---------------------------------------------
@@ -50,6 +55,8 @@ from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 
 MIN_EVIDENCE = 0.1
+MIN_SEPARATION = 0.3  # left and right points closer than this (body sizes, on average) make a frame undecided
+MAX_BRIDGE = 2  # frames: the longest run of undecided frames bridged by comparing across it
 MAX_LIMB_SWAP = 5  # frames: the longest single-limb swap repaired (half that at the clip's ends)
 LIMB_EVIDENCE = 0.2  # per exchanged pair, in units of the body's size
 LIMBS = {"arm": ("shoulder", "elbow", "wrist"), "leg": ("hip", "knee", "ankle")}  # chains, body end first
@@ -75,29 +82,48 @@ def body_size(points: np.ndarray) -> float:
 
 def swap_transitions(
     xy: np.ndarray, confidence: np.ndarray, pairs: np.ndarray, min_evidence: float = MIN_EVIDENCE
-) -> np.ndarray:
-    """(F,) True at each frame whose left/right labels are swapped relative to the previous
-    detected frame. ``xy`` (F, N, 2) pixels, NaN in frames without a detection; ``confidence``
-    (F, N) in [0, 1]; ``pairs`` (P, 2) left/right indices."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the left/right labels change, frame by frame (see the module docstring).
+
+    ``xy`` (F, N, 2) pixels, NaN in frames without a detection; ``confidence`` (F, N) in
+    [0, 1]; ``pairs`` (P, 2) left/right indices. Returns (F,) True at each frame whose labels
+    are swapped relative to the frame it is compared with, and (F,) True at the frames that
+    carry the labelling on (every detected frame but those in a bridged run of undecided
+    frames, which are compared with the frame before the run and carry nothing on).
+    """
     found = np.isfinite(xy).all(axis=(1, 2))
-    out = np.zeros(len(xy), dtype=bool)
+    swapped, carries = np.zeros(len(xy), dtype=bool), found.copy()
     if found.sum() < 2:
-        return out
+        return swapped, carries
     frames = np.flatnonzero(found)
     points, conf = xy[frames], np.nan_to_num(confidence[frames])
     left, right = points[:, pairs[:, 0]], points[:, pairs[:, 1]]  # (T, P, 2)
-    weight = np.minimum(
-        np.minimum(conf[1:, pairs[:, 0]], conf[1:, pairs[:, 1]]),
-        np.minimum(conf[:-1, pairs[:, 0]], conf[:-1, pairs[:, 1]]),
-    )  # (T-1, P)
+    size = body_size(points)
+    pair_conf = np.minimum(conf[:, pairs[:, 0]], conf[:, pairs[:, 1]])  # (T, P)
+    apart = (pair_conf * np.linalg.norm(left - right, axis=-1)).sum(axis=1)
+    undecided = apart <= MIN_SEPARATION * size * pair_conf.sum(axis=1)  # a frame without confidence too
+    edges = np.diff(np.concatenate([[0], undecided.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    short = (starts > 0) & (stops < len(frames)) & (stops - starts <= MAX_BRIDGE)  # with frames either side
+    cover = np.zeros(len(frames) + 1, dtype=np.int64)
+    np.add.at(cover, starts[short], 1)
+    np.add.at(cover, stops[short], -1)
+    bridged = np.cumsum(cover)[:-1] > 0
+    index = np.arange(len(frames))
+    last = np.maximum.accumulate(np.where(~bridged, index, -1))
+    reference = np.concatenate([[-1], last[:-1]])  # the last frame before that carries the labelling
+    has = reference >= 0
+    ref = np.maximum(reference, 0)
+    weight = np.minimum(pair_conf, pair_conf[ref])  # the smaller confidence of the four points
 
     def cost(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
         return (weight * (np.linalg.norm(a - b, axis=-1) + np.linalg.norm(c - d, axis=-1))).sum(axis=1)
 
-    keep = cost(left[1:], left[:-1], right[1:], right[:-1])
-    swap = cost(left[1:], right[:-1], right[1:], left[:-1])
-    out[frames[1:]] = keep - swap > min_evidence * weight.sum(axis=1) * body_size(points)
-    return out
+    keep = cost(left, left[ref], right, right[ref])
+    swap = cost(left, right[ref], right, left[ref])
+    swapped[frames] = has & (keep - swap > min_evidence * weight.sum(axis=1) * size)
+    carries[frames] = ~bridged
+    return swapped, carries
 
 
 def repair_swaps(
@@ -109,7 +135,9 @@ def repair_swaps(
     frames whose pairs were exchanged.
     """
     found = np.isfinite(xy).all(axis=(1, 2))
-    toggled = (np.cumsum(swap_transitions(xy, confidence, pairs, min_evidence)) % 2).astype(bool) & found
+    swapped, carries = swap_transitions(xy, confidence, pairs, min_evidence)
+    chain = (np.cumsum(swapped & carries) % 2).astype(bool)  # the labelling carried on, as of each frame
+    toggled = np.where(carries, chain, chain ^ swapped) & found  # a bridged frame: against the one before its run
     if toggled.sum() > (found & ~toggled).sum():
         toggled = found & ~toggled
     order = np.arange(xy.shape[1])
