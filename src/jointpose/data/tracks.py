@@ -19,7 +19,7 @@ as the costs are, closer than ``MIN_SEPARATION`` times the body's size) cannot c
 labelling from the frame before it to the frame after it: across up to ``MAX_BRIDGE`` such
 frames the next frame is compared with the last frame before them (a body turns round over
 many frames, not two; BlazePose collapses one frame's shoulders now and then while its
-labels flicker), and those frames take the labelling nearer to that frame's.
+labels flicker), and those frames are compared with it too.
 
 Single-limb swaps (:func:`repair_limb_swaps`)
 ---------------------------------------------
