@@ -3,6 +3,7 @@
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -490,6 +491,14 @@ def test_real_footage_several_people_are_noted():
     # Counted every second, and every quarter second once others are in view.
     assert result.detections.people == {frame: 2 for frame in range(0, 100, 15)}
     assert "several people in view: 7 of 7 counted frames show 2 (first in frame 0)" in "\n".join(result.notes)
+    # ... and where the two stood: the woman followed near (790, 690) px, the man near (394, 975).
+    places = re.search(
+        r"In frame 0 the track's hips are at \((\d+), (\d+)\) px, the other's at \((\d+), (\d+)\)",
+        "\n".join(result.notes),
+    )
+    assert places is not None and "--person X Y follows another" in "\n".join(result.notes)
+    track, other = np.array(places.groups(), dtype=float).reshape(2, 2)
+    assert np.linalg.norm(track - [790, 690]) < 15 and np.linalg.norm(other - [394, 975]) < 15
     assert result.detections.switches == []
 
 
@@ -631,6 +640,11 @@ def test_people_notes():
     assert _people_notes({}) == [] and _people_notes({0: 1, 30: 0, 60: 1}) == []
     (note,) = _people_notes({0: 1, 30: 2, 60: 3, 90: 1})
     assert note.startswith("several people in view: 2 of 4 counted frames show 2 to 3 (first in frame 30)")
+    (note,) = _people_notes({0: 1, 30: 2}, (30, np.array([100.4, 200.6]), np.array([[300.0, 400.0]])), 60.0)
+    assert note.endswith(
+        ". In frame 30 the track's hips are at (100, 201) px, the other's at (300, 400): "
+        "--person X Y with --start 0.50 follows another"
+    )
 
 
 def _standing(x: float, torso: float = 100.0) -> np.ndarray:

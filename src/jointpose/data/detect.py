@@ -365,6 +365,7 @@ def detect_frames(
     switches: list[int] = []
     next_count = 0.0
     started: int | None = None
+    first_others: tuple[int, np.ndarray, np.ndarray] | None = None  # frame, the track's hips, the others'
     watch = SwitchWatch(fps) if fps else None
     decode = detect = 0.0
     missing = np.full((BLAZEPOSE_LANDMARKS, 3), np.nan)
@@ -388,6 +389,8 @@ def detect_frames(
                 if counter is not None and watch is not None and index >= next_count:
                     others = counter.others(frame, landmarks)
                     people[index] = len(others) + (landmarks is not None)
+                    if others and landmarks is not None and first_others is None:
+                        first_others = (index, hip_centre(landmarks), hip_centre(np.stack(others)))
                     watch.update(index, landmarks, others)
                     close = index - watch.seen_at <= watch.fps * COUNT_SECONDS
                     next_count = index + watch.fps * (CLOSE_COUNT_SECONDS if close else COUNT_SECONDS)
@@ -413,7 +416,9 @@ def detect_frames(
         )
     points = np.stack(rows)[:, BLAZEPOSE_TO_COCO]
     found = np.isfinite(points[:, 0, 0])
-    notes = _lost_notes(found) + _people_notes(people) + (_switch_notes(switches, watch.fps) if watch else [])
+    notes = _lost_notes(found)
+    if watch is not None:
+        notes += _people_notes(people, first_others, watch.fps) + _switch_notes(switches, watch.fps)
     if person is not None:
         notes.append(f"followed the person nearest to ({person[0]:g}, {person[1]:g}) px from frame {started}")
     return Detections2D(points, found, decode, detect, notes, people, switches)
@@ -456,17 +461,31 @@ def start_on(
     return landmarks
 
 
-def _people_notes(people: dict[int, int]) -> list[str]:
-    """A note when some of the counted frames show several people."""
+def _people_notes(
+    people: dict[int, int], first: tuple[int, np.ndarray, np.ndarray] | None = None, fps: float = 0.0
+) -> list[str]:
+    """A note when some of the counted frames show several people; with ``first`` (the frame
+    where others were first seen beside the track, the track's hip centre and the others',
+    pixels; at ``fps``), where they stood, for ``--person``."""
     several = [frame for frame, count in people.items() if count > 1]
     if not several:
         return []
     most = max(people.values())
-    return [
+    note = (
         f"several people in view: {len(several)} of {len(people)} counted frames show "
         f"{most if most == 2 else f'2 to {most}'} (first in frame {several[0]}); the track follows one person, "
         "keeping whom it found until it loses them, and can move to another where they overlap: check the render"
-    ]
+    )
+    if first is not None:
+        frame, track, others = first
+        places = ", ".join(f"({x:.0f}, {y:.0f})" for x, y in others)
+        start = f" with --start {frame / fps:.2f}" if frame > 0 else ""
+        whose = "the others'" if len(others) > 1 else "the other's"
+        note += (
+            f". In frame {frame} the track's hips are at ({track[0]:.0f}, {track[1]:.0f}) px, {whose} at {places}: "
+            f"--person X Y{start} follows another"
+        )
+    return [note]
 
 
 def _switch_notes(switches: list[int], fps: float) -> list[str]:
