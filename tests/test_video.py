@@ -425,6 +425,9 @@ def test_bad_options_are_refused_before_any_work(counter_video):
         with pytest.raises(JointposeError, match="^person must be two finite pixel coordinates X Y") as error:
             lift_video(counter_video[0], None, person=person)
         assert flag_message(error.value).startswith("--person must be")
+    for person in ((64.0, 10.0), (10.0, -1.0)):  # the clip is 64x48
+        with pytest.raises(JointposeError, match=r"^person .* lies outside the video's 64x48 frame"):
+            lift_video(counter_video[0], None, person=person)
 
 
 def test_export_writes_extra_arrays_and_leaves_no_partial_file(tmp_path):
