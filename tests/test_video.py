@@ -570,6 +570,23 @@ def test_real_footage_the_person_nearest_to_a_point_is_followed():
     assert "followed the person nearest to (380, 1000) px from frame 0" in chosen.notes
 
 
+def test_real_footage_everyone_in_the_first_frame_is_found():
+    from jointpose.data.detect import PeopleCounter
+
+    # Demo_SinglePerson: one person; Demo_MultiPerson: two in every view (in cam03 the man,
+    # in front, faces away from the camera).
+    counter = PeopleCounter()
+    try:
+        for name, count in [
+            *((f"cam0{i}.mp4", 1) for i in range(1, 5)),
+            *((f"multi-person/cam0{i}.mp4", 2) for i in range(1, 5)),
+        ]:
+            frame = next(iter(open_video(footage(name)).frames()))
+            assert len(counter.everyone(frame)) == count, name
+    finally:
+        counter.close()
+
+
 def test_real_footage_nobody_near_the_point_is_refused(counter_video):
     from jointpose.data.detect import detect_frames
 
