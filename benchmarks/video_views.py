@@ -4,8 +4,10 @@ The footage: Pose2Sim's Demo_SinglePerson (four synchronised, calibrated 1080x19
 person, 60 fps; BSD-3, from ``pip download pose2sim==0.10.49 --no-deps``; .ci/run extracts the
 videos and ``calibration/Calib.qca.txt`` into tests/.footage). A second person: the woman of
 Demo_MultiPerson (the same rig, 100 frames; .ci/run extracts it into
-tests/.footage/multi-person), with ``--views cam01,cam02,cam04``, the views in which the
-detector follows her throughout (in cam03 it starts on the man and moves over to her). Neither
+tests/.footage/multi-person), with ``--views cam01,cam02,cam04 --person cam04=788,691``, the
+views in which she is followed throughout (in cam04 the man is the larger in the image, and
+``jointpose video`` follows him unless pointed at her; in cam03 the track starts on the man
+and moves over to her). Neither
 person appeared in the bundled models' training data (CMU motion capture through virtual
 cameras).
 
@@ -45,7 +47,7 @@ calibrated focal length):
     python benchmarks/video_views.py [--footage tests/.footage] [--views cam01,...] [--model video|PATH]
         [--height METRES] [--person VIEW=X,Y ...] [--training-motion DIR]
 
-The man of Demo_MultiPerson, whom the detector does not pick first in those views:
+The man of Demo_MultiPerson (the smaller in the image in cam01 and cam02):
 ``--footage tests/.footage/multi-person --views cam01,cam02,cam04 --person cam01=422,736
 --person cam02=584,758 --person cam04=394,975``.
 """

@@ -487,21 +487,23 @@ def test_real_footage_several_people_are_noted():
     from jointpose.inference.lifter import Lifter
     from jointpose.inference.video import lift_video
 
-    # Demo_MultiPerson's cam04: the woman and the man, both in full view.
+    # Demo_MultiPerson's cam04: the woman at the back and the man in front, both in full view.
     result = lift_video(
         str(footage("multi-person/cam04.mp4")), Lifter.from_pretrained("video", device="cpu"), progress=False
     )
     # Counted every second, and every quarter second once others are in view.
     assert result.detections.people == {frame: 2 for frame in range(0, 100, 15)}
     assert "several people in view: 7 of 7 counted frames show 2 (first in frame 0)" in "\n".join(result.notes)
-    # ... and where the two stood: the woman followed near (790, 690) px, the man near (394, 975).
+    # The track follows the larger in the image, the man (hips near (394, 975) px; the
+    # detector's own pick would be the woman, near (790, 690)); the note says where each stood.
+    assert "followed the largest of the 2 people found in frame 0" in "\n".join(result.notes)
     places = re.search(
         r"In frame 0 the track's hips are at \((\d+), (\d+)\) px, the other's at \((\d+), (\d+)\)",
         "\n".join(result.notes),
     )
     assert places is not None and "--person X Y follows another" in "\n".join(result.notes)
     track, other = np.array(places.groups(), dtype=float).reshape(2, 2)
-    assert np.linalg.norm(track - [790, 690]) < 15 and np.linalg.norm(other - [394, 975]) < 15
+    assert np.linalg.norm(track - [394, 975]) < 15 and np.linalg.norm(other - [790, 690]) < 15
     assert result.detections.switches == []
 
 
@@ -555,19 +557,20 @@ def test_real_footage_a_track_found_again_on_someone_else_is_noted():
 def test_real_footage_the_person_nearest_to_a_point_is_followed():
     from jointpose.data.detect import detect_frames
 
-    # Demo_MultiPerson's cam04: the detector's own pick is the woman standing at the back
-    # (hips near (790, 690) px); the man starts at the front left (hips near (394, 975)) and
-    # walks towards the back (seen frame by frame).
+    # Demo_MultiPerson's cam04: the man starts at the front left (hips near (394, 975) px),
+    # the larger in the image, and walks towards the woman standing at the back (hips near
+    # (790, 690)); seen frame by frame. By default the track follows the man; pointed at the
+    # woman, her.
     clip = open_video(footage("multi-person/cam04.mp4"))
     default = detect_frames(clip.frames(), progress=False, fps=clip.fps)
-    chosen = detect_frames(clip.frames(), progress=False, fps=clip.fps, person=(380.0, 1000.0))
-    assert default.found.all() and chosen.found.all() and chosen.switches == []
+    chosen = detect_frames(clip.frames(), progress=False, fps=clip.fps, person=(800.0, 700.0))
+    assert default.found.all() and chosen.found.all() and chosen.switches == default.switches == []
     coco_hips = [COCO.index("l_hip"), COCO.index("r_hip")]
-    woman, man = (d.points[:, coco_hips, :2].mean(axis=1) for d in (default, chosen))
+    man, woman = (d.points[:, coco_hips, :2].mean(axis=1) for d in (default, chosen))
     assert np.linalg.norm(woman - [790, 690], axis=1).max() < 60  # she barely moves
     assert np.linalg.norm(man[0] - [394, 975]) < 30
     assert np.linalg.norm(man - woman, axis=1).min() > 200  # never on her
-    assert "followed the person nearest to (380, 1000) px from frame 0" in chosen.notes
+    assert "followed the person nearest to (800, 700) px from frame 0" in chosen.notes
 
 
 def test_real_footage_everyone_in_the_first_frame_is_found():
@@ -861,13 +864,13 @@ def test_real_footage_cli_writes_bvh_and_render(tmp_path):
 
 def test_real_footage_cli_follows_the_person_asked_for(tmp_path, capsys):
     clip = footage("multi-person/cam04.mp4")  # the man at the front left, the woman at the back
-    out = tmp_path / "man.npz"
+    out = tmp_path / "woman.npz"
     common = [str(clip), "-o", str(out), "--end", "0.5", "--device", "cpu", "--no-progress"]
-    assert main(["video", *common, "--person", "380", "1000"]) == 0
-    assert "followed the person nearest to (380, 1000) px from frame 0" in capsys.readouterr().out
+    assert main(["video", *common, "--person", "800", "700"]) == 0
+    assert "followed the person nearest to (800, 700) px from frame 0" in capsys.readouterr().out
     hips = np.load(out)["keypoints_2d"][:, [skeleton.JOINT_NAMES.index(n) for n in ("LHip", "RHip")]].mean(axis=1)
-    assert len(hips) == 30 and np.linalg.norm(hips[0] - [394, 975]) < 30
-    assert np.linalg.norm(hips - [790, 690], axis=1).min() > 200  # never on the woman
+    assert len(hips) == 30 and np.linalg.norm(hips - [790, 690], axis=1).max() < 60
+    assert np.linalg.norm(hips - [394, 975], axis=1).min() > 200  # never on the man
     assert main(["video", *common, "--person", "nan", "5"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.endswith(

@@ -666,8 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         default=None,
         metavar=("X", "Y"),
-        help="follow the person nearest to this point (pixels) of the first frames "
-        "(default: the one the detector finds first)",
+        help="follow the person nearest to this point (pixels) of the first frames (default: the largest in the image)",
     )
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     p.add_argument("--device", default="auto")

@@ -13,11 +13,12 @@ COCO conversion of :mod:`jointpose.data.layouts` makes the network's Human3.6M-1
 A landmark's confidence is BlazePose's *visibility* (the probability that it is in the image
 and not occluded), in [0, 1].
 
-The legacy solution sees one person: by default the one its person detector scores highest
-in the first frame where it finds anybody. Given a point of the image (``person``), the
-person nearest to it is followed instead (:func:`start_on`): everybody in view is found
-(:meth:`PeopleCounter.everyone`), the others are painted over in the frame the tracker
-starts on, and the tracker, reset until it starts on the person chosen, follows them.
+The legacy solution sees one person, whom its person detector scores highest. jointpose
+chooses instead (:func:`start_on`): everybody in view in the first frame where anybody is
+found (:meth:`PeopleCounter.everyone`), the largest of them (the longest torso in the image)
+or, given a point of the image (``person``), the one nearest to it. The others are painted
+over in the frame the tracker starts on, and the tracker, reset until it starts on the
+person chosen, follows them.
 
 To say when there are several, :class:`PeopleCounter` runs the same two models through
 MediaPipe's PoseLandmarker task, which finds several people per image, on a frame every
@@ -352,9 +353,11 @@ def detect_frames(
     people in view are counted (:class:`PeopleCounter`) every :data:`COUNT_SECONDS` from the
     first frame (every :data:`CLOSE_COUNT_SECONDS` within a second of seeing others), and
     notes say where there were several and where the track may have moved from one person to
-    another (:class:`SwitchWatch`). ``person`` (x, y pixels): follow the person nearest to
-    this point in the first frame where anybody is found (:func:`start_on`); frames before
-    that have nobody.
+    another (:class:`SwitchWatch`); the track starts on the largest person in the first frame
+    where anybody is found (:func:`start_on`; should it fail to start on them for a second of
+    frames, on the person detector's own pick). ``person`` (x, y pixels): the person nearest to
+    this point instead. Frames before the start have nobody. Without ``fps`` nor ``person``
+    the track is the person detector's own.
     """
     check_person(person)
     owned = detector is None
@@ -364,7 +367,9 @@ def detect_frames(
     people: dict[int, int] = {}
     switches: list[int] = []
     next_count = 0.0
-    started: int | None = None
+    started: int | None = None  # the frame the track started on the person chosen
+    at_start = missed = 0  # people found in that frame; frames where a start failed
+    patience = round(fps * COUNT_SECONDS) if fps else 0  # failed starts before the detector's own pick
     first_others: tuple[int, np.ndarray, np.ndarray] | None = None  # frame, the track's hips, the others'
     watch = SwitchWatch(fps) if fps else None
     decode = detect = 0.0
@@ -381,9 +386,11 @@ def detect_frames(
                 if frame is None:
                     break
                 index = len(rows)
-                if person is not None and counter is not None and started is None:
-                    landmarks = start_on(detector, counter, frame, person)
-                    started = None if landmarks is None else index
+                if counter is not None and started is None and (person is not None or missed < patience):
+                    landmarks, seen = start_on(detector, counter, frame, person)
+                    missed += seen > 0 and landmarks is None
+                    if landmarks is not None:
+                        started, at_start = index, seen
                 else:
                     landmarks = detector.detect(frame)
                 if counter is not None and watch is not None and index >= next_count:
@@ -421,6 +428,10 @@ def detect_frames(
         notes += _people_notes(people, first_others, watch.fps) + _switch_notes(switches, watch.fps)
     if person is not None:
         notes.append(f"followed the person nearest to ({person[0]:g}, {person[1]:g}) px from frame {started}")
+    elif at_start > 1:
+        notes.append(
+            f"followed the largest of the {at_start} people found in frame {started} (--person chooses another)"
+        )
     return Detections2D(points, found, decode, detect, notes, people, switches)
 
 
@@ -436,29 +447,45 @@ def check_person(person: tuple[float, float] | None) -> None:
 
 
 def start_on(
-    detector: PoseDetector, counter: PeopleCounter, frame: np.ndarray, point: tuple[float, float]
-) -> np.ndarray | None:
-    """Start ``detector``'s track on the person nearest to ``point`` (x, y pixels) in ``frame``:
-    their BlazePose-33 landmarks, or None when nobody is found or the track cannot be started
-    on them. The others are painted over in the frame the tracker sees; a track that starts
-    elsewhere than the person chosen (hips farther than :data:`SWITCH_TORSOS` torso lengths) is
-    forgotten (:meth:`PoseDetector.reset`)."""
+    detector: PoseDetector, counter: PeopleCounter, frame: np.ndarray, point: tuple[float, float] | None
+) -> tuple[np.ndarray | None, int]:
+    """Start ``detector``'s track on the person nearest to ``point`` (x, y pixels) in ``frame``,
+    or without a point on the largest (the longest torso in the image). Returns their
+    BlazePose-33 landmarks, None when nobody is found or the track cannot be started on them,
+    and how many people were found. Without a point, where nobody is seen well enough to
+    choose from (:data:`OTHER_VISIBILITY`), the detector's own pick is taken. Where the
+    detector's own pick is somebody else than the person chosen (hips farther than
+    :data:`SWITCH_TORSOS` torso lengths), the track is forgotten (:meth:`PoseDetector.reset`)
+    and started again on the frame with the others painted over."""
     people = counter.everyone(frame)
-    if not people:
-        return None
-    chosen = nearest_person(people, point)
+    if not people:  # nobody seen well enough to choose from
+        if point is not None:
+            return None, 0
+        landmarks = detector.detect(frame)  # the detector's own pick, seen less well
+        return landmarks, int(landmarks is not None)
+    if point is None:
+        chosen = int(np.argmax(torso_length(np.stack(people))))
+    else:
+        chosen = nearest_person(people, point)
+    target = people[chosen]
+
+    def on_target(landmarks: np.ndarray | None) -> bool:
+        reach = SWITCH_TORSOS * torso_length(target)
+        return landmarks is not None and bool(np.linalg.norm(hip_centre(landmarks) - hip_centre(target)) <= reach)
+
+    landmarks = detector.detect(frame)  # the detector's own pick, where it is the person chosen
+    if on_target(landmarks):
+        return landmarks, len(people)
+    detector.reset()
     painted = frame
     for index, other in enumerate(people):
         if index != chosen:
             painted = paint_over(painted, other)
     landmarks = detector.detect(painted)
-    target = people[chosen]
-    if landmarks is None or np.linalg.norm(hip_centre(landmarks) - hip_centre(target)) > SWITCH_TORSOS * torso_length(
-        target
-    ):
-        detector.reset()
-        return None
-    return landmarks
+    if on_target(landmarks):
+        return landmarks, len(people)
+    detector.reset()
+    return None, len(people)
 
 
 def _people_notes(

@@ -108,7 +108,7 @@ def lift_video(
     its trajectory are scaled to it (:func:`jointpose.geometry.bones.scale_to_height`),
     otherwise the skeleton has about the size of the bodies the model trained on. ``person``
     (x, y pixels of the clip's first frames): follow the person nearest to this point, not the
-    one the detector finds first (:func:`jointpose.data.detect.detect_frames`).
+    largest (:func:`jointpose.data.detect.detect_frames`).
     """
     check_confidence_threshold(confidence_threshold)  # before the slow decoding and detection
     if height is not None:
