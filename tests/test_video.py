@@ -666,8 +666,8 @@ def test_people_notes():
     assert note.startswith("several people in view: 2 of 4 counted frames show 2 to 3 (first in frame 30)")
     (note,) = _people_notes({0: 1, 30: 2}, (30, np.array([100.4, 200.6]), np.array([[300.0, 400.0]])), 60.0)
     assert note.endswith(
-        ". In frame 30 the track's hips are at (100, 201) px, the other's at (300, 400): "
-        "--person X Y with --start 0.50 follows another"
+        ". In frame 30 (0.50 s into the clip) the track's hips are at (100, 201) px, the other's at (300, 400): "
+        "--person X Y, with --start there, follows another"
     )
 
 

@@ -506,11 +506,12 @@ def _people_notes(
     if first is not None:
         frame, track, others = first
         places = ", ".join(f"({x:.0f}, {y:.0f})" for x, y in others)
-        start = f" with --start {frame / fps:.2f}" if frame > 0 else ""
+        when = f" ({frame / fps:.2f} s into the clip)" if frame > 0 else ""
+        start = ", with --start there," if frame > 0 else ""
         whose = "the others'" if len(others) > 1 else "the other's"
         note += (
-            f". In frame {frame} the track's hips are at ({track[0]:.0f}, {track[1]:.0f}) px, {whose} at {places}: "
-            f"--person X Y{start} follows another"
+            f". In frame {frame}{when} the track's hips are at ({track[0]:.0f}, {track[1]:.0f}) px, {whose} at "
+            f"{places}: --person X Y{start} follows another"
         )
     return [note]
 
