@@ -314,23 +314,29 @@ def test_resample_back_to_the_video_holds_the_last_pose():
 # ----------------------------------------------------------------------------- decoding and errors
 
 
-@pytest.fixture(scope="module")
-def counter_video(tmp_path_factory) -> tuple[Path, np.ndarray]:
-    """A 3 s, 25 fps, 64x48 video whose frame i is uniformly grey at 3 i; and its decoded frames."""
-    path = tmp_path_factory.mktemp("video") / "counter.mp4"
+def write_clip(path: Path, frames: list[np.ndarray], fps: float = 25) -> None:
+    """Encode (H, W, 3) uint8 RGB ``frames`` as an H.264 mp4 at ``fps``."""
+    height, width = frames[0].shape[:2]
     writer = imageio_ffmpeg.write_frames(
         str(path),
-        (64, 48),
-        fps=25,
+        (width, height),
+        fps=fps,
         codec="libx264",
         pix_fmt_out="yuv420p",
         macro_block_size=1,
         ffmpeg_log_level="error",
     )
     writer.send(None)
-    for i in range(75):
-        writer.send(np.full((48, 64, 3), 3 * i, dtype=np.uint8))
+    for frame in frames:
+        writer.send(frame)
     writer.close()
+
+
+@pytest.fixture(scope="module")
+def counter_video(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """A 3 s, 25 fps, 64x48 video whose frame i is uniformly grey at 3 i; and its decoded frames."""
+    path = tmp_path_factory.mktemp("video") / "counter.mp4"
+    write_clip(path, [np.full((48, 64, 3), 3 * i, dtype=np.uint8) for i in range(75)])
     return path, np.stack(list(open_video(path).frames()))
 
 
@@ -348,14 +354,7 @@ def test_a_video_stored_with_a_rotation_decodes_as_displayed(tmp_path, caplog):
     stored, turned = tmp_path / "stored.mp4", tmp_path / "turned.mp4"
     frame = np.zeros((48, 64, 3), dtype=np.uint8)
     frame[:16, :16] = 255
-    writer = imageio_ffmpeg.write_frames(
-        str(stored), (64, 48), fps=25, codec="libx264", pix_fmt_out="yuv420p", macro_block_size=1,
-        ffmpeg_log_level="error",
-    )  # fmt: skip
-    writer.send(None)
-    for _ in range(5):
-        writer.send(frame)
-    writer.close()
+    write_clip(stored, [frame] * 5)
     remux = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(stored)]
     done = subprocess.run([*remux, "-c", "copy", str(turned)], capture_output=True, text=True)
     if done.returncode != 0:

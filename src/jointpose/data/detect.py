@@ -182,6 +182,11 @@ def paint_over(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return painted
 
 
+def body_span(landmarks: np.ndarray) -> float:
+    """Diagonal (pixels) of the bounding box of a person's body landmarks (BlazePose-33)."""
+    return float(np.linalg.norm(np.ptp(landmarks[BODY_LANDMARKS, :2], axis=0)))
+
+
 def _same_place(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two finds (BlazePose-33) are one person found twice: hips within half a torso
     length (the longer torso of the two)."""
@@ -268,10 +273,7 @@ class PeopleCounter:
         for _ in range(self._max_people):
             shortest = OTHER_EXTENT * max((float(torso_length(p)) for p in people), default=0.0)
             new = [
-                p
-                for p in self.find(painted)
-                if np.linalg.norm(np.ptp(p[BODY_LANDMARKS, :2], axis=0)) >= shortest
-                and all(not _same_place(p, q) for q in people)
+                p for p in self.find(painted) if body_span(p) >= shortest and all(not _same_place(p, q) for q in people)
             ]
             if not new:
                 break
@@ -289,7 +291,7 @@ class PeopleCounter:
             return self.find(frame)
         shortest = OTHER_EXTENT * torso_length(track)
         found = self.find(paint_over(frame, track))
-        return [p for p in found if np.linalg.norm(np.ptp(p[BODY_LANDMARKS, :2], axis=0)) >= shortest]
+        return [p for p in found if body_span(p) >= shortest]
 
 
 class SwitchWatch:
@@ -435,14 +437,24 @@ def detect_frames(
     return Detections2D(points, found, decode, detect, notes, people, switches)
 
 
-def check_person(person: tuple[float, float] | None) -> None:
-    """Refuse a point to follow the person nearest to that is not two finite pixel coordinates."""
+def check_person(person: tuple[float, float] | None, size: tuple[int, int] | None = None) -> None:
+    """Refuse a point to follow the person nearest to that is not two finite pixel coordinates
+    or, given the frame's ``size`` (width, height), that lies outside the frame."""
     if person is None:
         return
     values = np.asarray(person, dtype=np.float64)
     if values.shape != (2,) or not np.isfinite(values).all():
         raise JointposeError(
             "{0} must be two finite pixel coordinates X Y, got {person}", fields=("person",), person=person
+        )
+    if size is not None and not (0 <= values[0] < size[0] and 0 <= values[1] < size[1]):
+        raise JointposeError(
+            "{0} {x:g} {y:g} lies outside the video's {width}x{height} frame (x right, y down, pixels)",
+            fields=("person",),
+            x=values[0],
+            y=values[1],
+            width=size[0],
+            height=size[1],
         )
 
 

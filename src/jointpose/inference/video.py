@@ -33,7 +33,6 @@ from jointpose.data.detect import Detections2D, check_person, detect_frames
 from jointpose.data.keypoints import Keypoints2D, resample
 from jointpose.data.tracks import check_confidence_threshold, keypoints_from_detections, person_parts
 from jointpose.data.video import VideoClip, open_video
-from jointpose.errors import JointposeError
 from jointpose.geometry.bones import check_height, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
 from jointpose.inference.lifter import Lifter
@@ -113,17 +112,8 @@ def lift_video(
     check_confidence_threshold(confidence_threshold)  # before the slow decoding and detection
     if height is not None:
         check_height(height)
-    check_person(person)
     clip = open_video(path, start, end)
-    if person is not None and not (0 <= person[0] < clip.width and 0 <= person[1] < clip.height):
-        raise JointposeError(
-            "{0} {x:g} {y:g} lies outside the video's {width}x{height} frame (x right, y down, pixels)",
-            fields=("person",),
-            x=person[0],
-            y=person[1],
-            width=clip.width,
-            height=clip.height,
-        )
+    check_person(person, clip.size)
     camera = camera_from_intrinsics(clip.size, focal_length, fov, principal_point, id="video")
     screen = lifter.normalization == "screen"
     scale = focal_scale(camera) if screen else 1.0
