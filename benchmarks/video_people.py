@@ -2,12 +2,14 @@
 
 For each clip: how many of every ``--step``-th frame show another person to
 :class:`jointpose.data.detect.PeopleCounter` (the tracked person painted over, finds at least
-``OTHER_VISIBILITY`` visible), the time per look, and the frames ``jointpose video``'s notes name
-as possible switches (:class:`jointpose.data.detect.SwitchWatch`). Clips default to the footage
+``OTHER_VISIBILITY`` visible), the time per look, the frames ``jointpose video``'s notes name
+as possible switches (:class:`jointpose.data.detect.SwitchWatch`), and the frames where a person
+found after a loss was somebody else and not followed (:func:`jointpose.data.detect.refind`).
+Clips default to the footage
 .ci/run extracts: Pose2Sim's Demo_SinglePerson (one person: every find is a false one),
 Demo_MultiPerson (two people; in cam03 the track slides from the man to the woman in frames
-78-82) and Sports2D's demo (two people; the track is found again on the other person after
-losses in frames 170 and 201).
+78-82) and Sports2D's demo (two people; after the man is lost in frame 170 the woman is found
+and refused until he is found again).
 
     python benchmarks/video_people.py [--footage tests/.footage] [--step 2] [CLIP ...]
 """
@@ -51,7 +53,7 @@ def main() -> None:
     parser.add_argument("--footage", type=Path, default=Path("tests/.footage"))
     parser.add_argument("--step", type=int, default=2, help="look at every STEP-th frame")
     args = parser.parse_args()
-    print(f"{'clip':28} {'frames':>6} {'looked':>6} {'others':>6} {'ms/look':>7}  possible switches")
+    print(f"{'clip':28} {'frames':>6} {'looked':>6} {'others':>6} {'ms/look':>7}  possible switches; refused")
     for name in args.clips:
         path = args.footage / name
         if not path.is_file():
@@ -60,8 +62,10 @@ def main() -> None:
         clip = open_video(str(path))
         detections = detect_frames(clip.frames(), progress=False, fps=clip.fps)
         switches = ", ".join(map(str, detections.switches)) or "none"
+        refused = ", ".join(map(str, detections.refused)) or "none"
         print(
-            f"{name:28} {len(detections.points):6d} {looked:6d} {with_others:6d} {1000 * seconds:7.0f}  {switches}",
+            f"{name:28} {len(detections.points):6d} {looked:6d} {with_others:6d} {1000 * seconds:7.0f}  "
+            f"{switches}; {refused}",
             flush=True,
         )
 

@@ -29,7 +29,9 @@ it expects as metadata (the person detector reads pixels in [-1, 1], the landmar
 count also finds people whom the person detector would not tell apart from them (BlazePose's
 detector finds people by their faces). Where the track comes close to where another person
 was last seen, or is found again after a loss far from where it was lost, it may have moved
-from one person to another: a note names the frame (:class:`SwitchWatch`).
+from one person to another: a note names the frame (:class:`SwitchWatch`). After a loss, a
+person found where another was last seen, and too far from where the track was lost to be
+the person followed, is painted over and the detector looks again (:func:`refind`).
 """
 
 from __future__ import annotations
@@ -94,7 +96,9 @@ class Detections2D:
     found. ``found`` (F,) marks frames with a person. ``decode_seconds`` and
     ``detect_seconds`` time the two stages. ``people``: how many people were seen, by frame
     index, in the frames where they were counted (:class:`PeopleCounter`). ``switches``:
-    frames where the track may have moved to another person (:class:`SwitchWatch`).
+    frames where the track may have moved to another person (:class:`SwitchWatch`). ``refused``:
+    frames where the person found after the track was lost was somebody else, and left out
+    (:func:`refind`).
     """
 
     points: np.ndarray
@@ -104,6 +108,7 @@ class Detections2D:
     notes: list[str] = field(default_factory=list)
     people: dict[int, int] = field(default_factory=dict)
     switches: list[int] = field(default_factory=list)
+    refused: list[int] = field(default_factory=list)
 
 
 class PoseDetector:
@@ -332,12 +337,31 @@ class SwitchWatch:
         if self.last is None:  # the first person tracked: nobody to move from
             self.last = (frame, hip)
             return False
-        refound = False
-        if frame - self.last[0] > 1:
-            allowed = REFOUND_TORSOS + REFOUND_TORSOS_PER_SECOND * (frame - self.last[0]) / self.fps
-            refound = bool(np.linalg.norm(hip - self.last[1]) > allowed * torso)
+        refound = frame - self.last[0] > 1 and not self._within_reach(hip, torso, self.last[1], frame - self.last[0])
         self.last = (frame, hip)
         return bool(near.any()) or refound
+
+    def is_other(self, frame: int, track: np.ndarray) -> bool:
+        """Whether ``track`` (BlazePose-33), found in ``frame`` after the track was lost, is
+        somebody else: farther from where the track was lost than a person moves in that time
+        (as in :meth:`moved`), and within that reach of where another person was last seen,
+        whose place then moves to it (so that they are known again in the next frame)."""
+        if self.last is None or frame - self.last[0] <= 1 or not len(self.places):
+            return False
+        hip, torso = hip_centre(track), torso_length(track)
+        if self._within_reach(hip, torso, self.last[1], frame - self.last[0]):
+            return False
+        nearest = int(np.argmin(np.linalg.norm(self.places - hip, axis=-1)))
+        if not self._within_reach(hip, torso, self.places[nearest], frame - self.seen_at):
+            return False
+        self.places[nearest], self.seen_at = hip, frame
+        return True
+
+    def _within_reach(self, hip: np.ndarray, torso: float, place: np.ndarray, frames: float) -> bool:
+        """Whether hips at ``hip`` (pixels; ``torso`` pixels long) could be a person's who stood
+        at ``place`` ``frames`` frames before (:data:`REFOUND_TORSOS`, :data:`REFOUND_TORSOS_PER_SECOND`)."""
+        allowed = REFOUND_TORSOS + REFOUND_TORSOS_PER_SECOND * frames / self.fps
+        return bool(np.linalg.norm(hip - place) <= allowed * torso)
 
 
 def detect_frames(
@@ -368,6 +392,7 @@ def detect_frames(
     rows: list[np.ndarray] = []
     people: dict[int, int] = {}
     switches: list[int] = []
+    others_refused: list[int] = []  # frames where a person found after a loss was somebody else
     next_count = 0.0
     started: int | None = None  # the frame the track started on the person chosen
     at_start = missed = 0  # people found in that frame; frames where a start failed
@@ -395,6 +420,9 @@ def detect_frames(
                         started, at_start = index, seen
                 else:
                     landmarks = detector.detect(frame)
+                    if watch is not None and landmarks is not None and index > 0 and np.isnan(rows[-1][0, 0]):
+                        landmarks, refused = refind(detector, watch, frame, index, landmarks)
+                        others_refused += [index] if refused else []
                 if counter is not None and watch is not None and index >= next_count:
                     others = counter.others(frame, landmarks)
                     people[index] = len(others) + (landmarks is not None)
@@ -428,13 +456,14 @@ def detect_frames(
     notes = _lost_notes(found)
     if watch is not None:
         notes += _people_notes(people, first_others, watch.fps) + _switch_notes(switches, watch.fps)
+        notes += _refused_notes(others_refused)
     if person is not None:
         notes.append(f"followed the person nearest to ({person[0]:g}, {person[1]:g}) px from frame {started}")
     elif at_start > 1:
         notes.append(
             f"followed the largest of the {at_start} people found in frame {started} (--person chooses another)"
         )
-    return Detections2D(points, found, decode, detect, notes, people, switches)
+    return Detections2D(points, found, decode, detect, notes, people, switches, others_refused)
 
 
 def check_person(person: tuple[float, float] | None, size: tuple[int, int] | None = None) -> None:
@@ -500,6 +529,30 @@ def start_on(
     return None, len(people)
 
 
+def refind(
+    detector: PoseDetector, watch: SwitchWatch, frame: np.ndarray, index: int, landmarks: np.ndarray
+) -> tuple[np.ndarray | None, bool]:
+    """The person to follow in ``frame`` (frame ``index``) after the track was lost, given the
+    ``landmarks`` (BlazePose-33) ``detector`` found there: where they are somebody else
+    (:meth:`SwitchWatch.is_other`), they are painted over and the detector, reset, looks
+    again, until it finds nobody, somebody who may be the person followed, or has been refused
+    :data:`MAX_PEOPLE` times. Returns the landmarks kept (None: nobody), and whether anybody
+    was refused."""
+    painted, refused = frame, False
+    for _ in range(MAX_PEOPLE):
+        if not watch.is_other(index, landmarks):
+            return landmarks, refused
+        refused = True
+        painted = paint_over(painted, landmarks)
+        detector.reset()
+        found = detector.detect(painted)
+        if found is None:
+            return None, refused
+        landmarks = found
+    detector.reset()
+    return None, refused
+
+
 def _people_notes(
     people: dict[int, int], first: tuple[int, np.ndarray, np.ndarray] | None = None, fps: float = 0.0
 ) -> list[str]:
@@ -541,15 +594,31 @@ def _switch_notes(switches: list[int], fps: float) -> list[str]:
     ]
 
 
+def _refused_notes(refused: list[int]) -> list[str]:
+    """A note naming the frames where a person found after the track was lost was left out."""
+    if not refused:
+        return []
+    mask = np.zeros(refused[-1] + 1, dtype=bool)
+    mask[refused] = True
+    return [
+        f"after the track was lost, somebody else was found in frames {_frame_ranges(mask)} (where another person "
+        "had been seen, farther from where the track was lost than a person moves): not followed"
+    ]
+
+
 def _lost_notes(found: np.ndarray) -> list[str]:
     """Notes naming the frame ranges without a person (at most five ranges listed)."""
     if found.all():
         return [f"person found in all {len(found)} frames"]
-    edges = np.diff(np.concatenate([[0], (~found).astype(np.int8), [0]]))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    ranges = ", ".join(f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in zip(starts[:5], stops[:5]))
-    more = f" and {len(starts) - 5} more" if len(starts) > 5 else ""
     return [
         f"person found in {int(found.sum())} of {len(found)} frames ({100 * found.mean():.1f}%); "
-        f"lost in frames {ranges}{more}"
+        f"lost in frames {_frame_ranges(~found)}"
     ]
+
+
+def _frame_ranges(mask: np.ndarray) -> str:
+    """The runs of True in ``mask`` (F,) as frame ranges, "3-7, 9" (at most five, then how many more)."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    ranges = ", ".join(f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in zip(starts[:5], stops[:5]))
+    return ranges + (f" and {len(starts) - 5} more" if len(starts) > 5 else "")
