@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from video_views import read_qca, reprojection, triangulate
 
-from jointpose.data.detect import BLAZEPOSE_LANDMARKS, BLAZEPOSE_TO_COCO, PoseDetector
+from jointpose.data.blazepose import BLAZEPOSE_LANDMARKS, BLAZEPOSE_TO_COCO, PoseDetector
 from jointpose.data.layouts import LAYOUTS, to_h36m
 from jointpose.data.tracks import repair_swaps, side_pairs
 from jointpose.data.video import open_video

@@ -1,10 +1,10 @@
 """Other people beside the tracked one, and where the track may change person, on real footage.
 
 For each clip: how many of every ``--step``-th frame show another person to
-:class:`jointpose.data.detect.PeopleCounter` (the tracked person painted over, finds at least
+:class:`jointpose.data.blazepose.PeopleCounter` (the tracked person painted over, finds at least
 ``OTHER_VISIBILITY`` visible), the time per look, the frames ``jointpose video``'s notes name
-as possible switches (:class:`jointpose.data.detect.SwitchWatch`), and the frames where a person
-found after a loss was somebody else and not followed (:func:`jointpose.data.detect.refind`).
+as possible switches (:class:`jointpose.data.people.SwitchWatch`), and the frames where a person
+found after a loss was somebody else and not followed (:func:`jointpose.data.people.refind`).
 Clips default to the footage
 .ci/run extracts: Pose2Sim's Demo_SinglePerson (one person: every find is a false one),
 Demo_MultiPerson (two people; in cam03 the track slides from the man to the woman in frames
@@ -20,7 +20,8 @@ import argparse
 import time
 from pathlib import Path
 
-from jointpose.data.detect import PeopleCounter, PoseDetector, detect_frames
+from jointpose.data.blazepose import PeopleCounter, PoseDetector
+from jointpose.data.detect import detect_frames
 from jointpose.data.video import open_video
 
 CLIPS = (

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from jointpose.cli import flag_message, main
-from jointpose.data.detect import BLAZEPOSE_TO_COCO, Detections2D, require_mediapipe
+from jointpose.data.blazepose import BLAZEPOSE_TO_COCO, require_mediapipe
+from jointpose.data.detect import Detections2D
 from jointpose.data.keypoints import resample
 from jointpose.data.layouts import LAYOUTS
 from jointpose.data.tracks import (
@@ -268,14 +269,23 @@ def test_left_right_is_repaired_on_each_persons_frames():
     assert "repaired left/right swaps in 12 frames (1 stretch(es))" in track.notes
 
 
-def test_switch_captions_cover_half_a_second_either_side():
-    from jointpose.inference.video import switch_captions
+def test_render_captions_name_lost_frames_and_possible_switches():
+    from jointpose.inference.video import render_captions
 
-    captions = switch_captions([10], 10.0, 30)
-    assert sorted(captions) == list(range(5, 16))
-    assert captions[5] == "the track may move to another person at 1.00 s"
-    assert sorted(switch_captions([1, 28], 10.0, 30)) == [*range(0, 7), *range(23, 30)]  # cut at the ends
-    assert switch_captions([], 10.0, 30) == {}
+    def captions(switches: list[int], lost: tuple[int, ...] = ()) -> dict[int, str]:
+        found = np.ones(30, dtype=bool)
+        found[list(lost)] = False
+        return render_captions(Detections2D(np.zeros((30, 17, 3)), found, switches=switches), 10.0)
+
+    switch = captions([10])  # half a second either side at 10 fps
+    assert sorted(switch) == list(range(5, 16))
+    assert switch[5] == "the track may move to another person at 1.00 s"
+    assert sorted(captions([1, 28])) == [*range(0, 7), *range(23, 30)]  # cut at the ends
+    assert captions([]) == {}
+    both = captions([10], lost=(3, 4, 9))
+    assert sorted(both) == [3, 4, *range(5, 16)]
+    assert both[3] == "person not found: pose filled in"
+    assert both[9] == "person not found: pose filled in; the track may move to another person at 1.00 s"
 
 
 def test_person_parts():
@@ -598,7 +608,7 @@ def test_real_footage_the_person_nearest_to_a_point_is_followed():
 
 
 def test_real_footage_everyone_in_the_first_frame_is_found():
-    from jointpose.data.detect import PeopleCounter
+    from jointpose.data.blazepose import PeopleCounter
 
     # Demo_SinglePerson: one person; Demo_MultiPerson: two in every view (in cam03 the man,
     # in front, faces away from the camera).
@@ -672,7 +682,7 @@ def test_the_benchmark_reference_takes_left_and_right_from_the_views():
 
 
 def test_nearest_person():
-    from jointpose.data.detect import nearest_person
+    from jointpose.data.people import nearest_person
 
     people = [_standing(300.0), _standing(700.0)]  # body boxes x 280-320 and 680-720, y 400-500
     assert nearest_person(people, (480.0, 450.0)) == 0  # 160 px from the first box, 200 from the second
@@ -707,7 +717,7 @@ def _standing(x: float, torso: float = 100.0) -> np.ndarray:
 
 
 def test_hip_centre_and_torso_length():
-    from jointpose.data.detect import hip_centre, torso_length
+    from jointpose.data.blazepose import hip_centre, torso_length
 
     person = _standing(300.0, torso=80.0)
     assert np.allclose(hip_centre(person), [300.0, 500.0]) and np.isclose(torso_length(person), 80.0)
@@ -716,7 +726,7 @@ def test_hip_centre_and_torso_length():
 
 
 def test_switch_watch_notes_the_track_reaching_where_another_stood():
-    from jointpose.data.detect import SwitchWatch
+    from jointpose.data.people import SwitchWatch
 
     watch = SwitchWatch(fps=10.0)
     watch.update(0, _standing(0.0), [_standing(300.0)])  # another person 3 torso lengths away
@@ -726,7 +736,7 @@ def test_switch_watch_notes_the_track_reaching_where_another_stood():
 
 
 def test_switch_watch_takes_the_first_person_tracked_for_no_switch():
-    from jointpose.data.detect import SwitchWatch
+    from jointpose.data.people import SwitchWatch
 
     watch = SwitchWatch(fps=10.0)
     watch.update(0, None, [_standing(300.0), _standing(700.0)])  # two people, nobody tracked yet
@@ -735,7 +745,7 @@ def test_switch_watch_takes_the_first_person_tracked_for_no_switch():
 
 
 def test_switch_watch_ignores_others_at_the_track_and_forgets_unseen_ones():
-    from jointpose.data.detect import SwitchWatch
+    from jointpose.data.people import SwitchWatch
 
     watch = SwitchWatch(fps=10.0)
     watch.update(0, _standing(0.0), [_standing(50.0)])  # half a torso away at the count: the same person
@@ -757,7 +767,7 @@ def test_switch_watch_ignores_others_at_the_track_and_forgets_unseen_ones():
     ],
 )
 def test_switch_watch_notes_a_track_found_again_farther_than_a_person_moves(frame, distance, moved):
-    from jointpose.data.detect import SwitchWatch
+    from jointpose.data.people import SwitchWatch
 
     watch = SwitchWatch(fps=30.0)
     assert not watch.moved(10, _standing(0.0))  # torso 100 px
@@ -765,7 +775,7 @@ def test_switch_watch_notes_a_track_found_again_farther_than_a_person_moves(fram
 
 
 def test_switch_watch_tells_somebody_else_found_after_a_loss():
-    from jointpose.data.detect import SwitchWatch
+    from jointpose.data.people import SwitchWatch
 
     watch = SwitchWatch(fps=30.0)
     assert not watch.moved(10, _standing(0.0))  # the track (torso 100 px), lost after frame 10
@@ -807,7 +817,8 @@ class _ScriptedDetector:
 )
 def test_refind_paints_over_somebody_else_and_looks_again(results, kept, resets):
     pytest.importorskip("cv2", reason="OpenCV comes with the video extra")
-    from jointpose.data.detect import MAX_PEOPLE, SwitchWatch, refind
+    from jointpose.data.blazepose import MAX_PEOPLE
+    from jointpose.data.people import SwitchWatch, refind
 
     assert MAX_PEOPLE == 4
     watch = SwitchWatch(fps=30.0)
@@ -837,7 +848,7 @@ def test_switch_notes():
 
 def test_paint_over_hides_the_person_and_nothing_else():
     pytest.importorskip("cv2", reason="OpenCV comes with the video extra")
-    from jointpose.data.detect import paint_over
+    from jointpose.data.blazepose import paint_over
 
     frame = np.zeros((1000, 1000, 3), dtype=np.uint8)
     person = _standing(500.0)
@@ -854,7 +865,7 @@ def test_paint_over_hides_the_person_and_nothing_else():
 
 def test_others_leaves_out_finds_much_smaller_than_the_tracked_person():
     pytest.importorskip("cv2", reason="OpenCV comes with the video extra")
-    from jointpose.data.detect import PeopleCounter
+    from jointpose.data.blazepose import PeopleCounter
 
     counter = object.__new__(PeopleCounter)  # no models: the finds are given
     near, far = _standing(300.0), _standing(800.0, torso=20.0)  # bodies spanning 108 and 45 px (diagonal)

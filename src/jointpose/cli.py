@@ -431,10 +431,10 @@ def cmd_infer(args: argparse.Namespace) -> None:
 
 
 def cmd_video(args: argparse.Namespace) -> None:
-    from jointpose.data.detect import require_mediapipe
+    from jointpose.data.blazepose import require_mediapipe
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
-    from jointpose.inference.video import lift_video, switch_captions
+    from jointpose.inference.video import lift_video, render_captions
     from jointpose.render import check_animation_path, render_animation
 
     fmt = format_from_path(args.output, args.format)
@@ -475,7 +475,7 @@ def cmd_video(args: argparse.Namespace) -> None:
             background=result.clip,
             trajectory=result.trajectory,
             progress=args.progress,
-            captions=switch_captions(result.detections.switches, result.fps, len(result.poses)),
+            captions=render_captions(result.detections, result.fps),
         )
         print(f"wrote {args.render}")
 

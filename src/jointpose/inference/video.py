@@ -74,14 +74,17 @@ def focal_scale(camera: Camera | None) -> float:
     return MODEL_FOCAL_WIDTHS * camera.res_w / camera.focal_length[0]
 
 
-def switch_captions(switches: list[int], fps: float, count: int) -> dict[int, str]:
-    """Render captions ``{frame index: text}`` for the half second either side of each frame
-    where the track may have moved to another person (of ``count`` frames at ``fps``)."""
+def render_captions(detections: Detections2D, fps: float) -> dict[int, str]:
+    """Render captions ``{frame index: text}`` of a clip at ``fps``: on the frames where nobody
+    was found, that the pose is filled in; for the half second either side of each frame where
+    the track may have moved to another person, that it may move there (both where both hold)."""
+    count = len(detections.found)
+    captions = {int(index): "person not found: pose filled in" for index in np.flatnonzero(~detections.found)}
     reach = max(1, round(fps / 2))
-    captions: dict[int, str] = {}
-    for frame in switches:
+    for frame in detections.switches:
         for index in range(max(0, frame - reach), min(count, frame + reach + 1)):
-            captions[index] = f"the track may move to another person at {frame / fps:.2f} s"
+            switch = f"the track may move to another person at {frame / fps:.2f} s"
+            captions[index] = f"{captions[index]}; {switch}" if index in captions else switch
     return captions
 
 
