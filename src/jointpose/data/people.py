@@ -122,7 +122,8 @@ class SwitchWatch:
     behind the tracked person), or the track is found again after a loss farther from where it
     was lost than a person moves in that time (:data:`REFOUND_TORSOS`,
     :data:`REFOUND_TORSOS_PER_SECOND`). Others closer than :data:`SWITCH_TORSOS` to the track
-    at a count are not remembered, and a place is forgotten once reached.
+    at a count are not remembered, and a place is forgotten once reached. The same places
+    tell somebody else found after a loss (:meth:`is_other`).
     """
 
     def __init__(self, fps: float) -> None:
