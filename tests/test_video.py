@@ -401,6 +401,28 @@ def test_a_video_stored_with_a_rotation_decodes_as_displayed(tmp_path, caplog):
     assert not caplog.records  # imageio-ffmpeg's size warning is expected here, and kept quiet
 
 
+def test_a_video_of_variable_frame_rate_decodes_at_its_timestamps(tmp_path):
+    # Phones lower the frame rate in dim light. 40 frames, frame n uniformly grey at 5 + 6 n,
+    # shown at n / 30 s for the first 30 and 1 + (n - 30) / 10 s after: 30 fps for a second,
+    # then 10 fps. Decoded frame i must show a frame on screen between i / fps and half a
+    # frame later (ffmpeg's fps filter keeps the last frame whose time rounds to i).
+    even, uneven = tmp_path / "even.mp4", tmp_path / "uneven.mp4"
+    write_clip(even, [np.full((48, 64, 3), 5 + 6 * n, dtype=np.uint8) for n in range(40)], fps=30)
+    retime = "setpts='if(lt(N,30),N/30,1+(N-30)/10)/TB'"
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(even), "-vf", retime, "-fps_mode", "vfr"]
+    done = subprocess.run([*command, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(uneven)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"this ffmpeg cannot write variable frame rate: {done.stderr.decode().strip()}")
+    clip = open_video(uneven)
+    frames = np.stack(list(clip.frames()))
+    shown = np.where(np.arange(40) < 30, np.arange(40) / 30, 1 + (np.arange(40) - 30) / 10)
+    times = np.arange(len(frames)) / clip.fps
+    first, last = (np.searchsorted(shown, t + 1e-6, side="right") - 1 for t in (times, times + 0.5 / clip.fps))
+    decoded = np.rint((frames.mean(axis=(1, 2, 3)) - 5) / 6).astype(int)
+    assert ((decoded >= first) & (decoded <= last)).all(), (decoded, first, last)
+    assert times[-1] >= 1.7 and abs(len(frames) - clip.estimated_frames()) <= 4  # the whole clip, at fps
+
+
 def test_start_and_end_cut_whole_frames(counter_video):
     path, frames = counter_video
     clip = open_video(path, start=1.0, end=2.2)

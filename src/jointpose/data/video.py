@@ -3,7 +3,9 @@
 :func:`open_video` reads a file's size and frame rate and cuts a clip out of it by time
 (``start``/``end`` in seconds, rounded to the nearest frame); :meth:`VideoClip.frames` then
 decodes that clip's frames as (height, width, 3) uint8 arrays. Frames are numbered from the
-first frame of the file at the file's (constant) frame rate. A file stored with a rotation
+first frame of the file at the file's frame rate (its average rate: a file of variable frame
+rate is decoded at that constant rate, so that frame ``i`` is the video at ``i / fps`` seconds).
+A file stored with a rotation
 (phones record portrait video as landscape frames and a display rotation) is decoded as it
 is displayed: ffmpeg turns the frames, and the size is the turned one.
 """
@@ -69,10 +71,17 @@ class VideoClip:
         return max(0, int(round(self.duration * self.fps)) - self.first)
 
     def frames(self) -> Iterator[np.ndarray]:
-        """The clip's frames as (height, width, 3) uint8 RGB, decoded one at a time."""
-        # Seek half a frame early: ffmpeg then drops every frame before the wanted one.
-        seek = ["-ss", f"{(self.first - 0.5) / self.fps:.6f}"] if self.first > 0 else []
-        reader = imageio_ffmpeg.read_frames(str(self.path), input_params=seek)
+        """The clip's frames as (height, width, 3) uint8 RGB, decoded one at a time: frame ``i``
+        shows the video at ``i / fps`` seconds from the clip's start. A clip of variable frame
+        rate (phones lower it in dim light) is decoded at ``fps`` (its average rate: each frame
+        the one shown within half a frame of its time), not at the container's nominal rate."""
+        # Seek a hundredth of a frame early: ffmpeg drops every frame before the wanted one, and
+        # its fps filter (for each output time, the last frame whose time rounds to it) puts the
+        # wanted one first.
+        seek = ["-ss", f"{(self.first - 0.01) / self.fps:.6f}"] if self.first > 0 else []
+        reader = imageio_ffmpeg.read_frames(
+            str(self.path), input_params=seek, output_params=["-vf", f"fps={self.fps!r}"]
+        )
         try:
             with _turned_frames_expected():
                 next(reader)
