@@ -577,6 +577,11 @@ def test_real_footage_a_track_sliding_to_another_person_is_noted():
     assert f"the track may have moved to another person in frame {switch} ({switch / 60:.2f} s)" in "\n".join(
         result.notes
     )
+    # Lifted apart: one skeleton for each person's part, each its own.
+    assert "lifted in 2 parts, split where the track may have moved to another person" in result.notes
+    lengths = np.linalg.norm(bone_vectors(result.poses), axis=-1)
+    assert max(np.ptp(lengths[:switch], axis=0).max(), np.ptp(lengths[switch:], axis=0).max()) < 1e-3
+    assert np.abs(lengths[switch] - lengths[switch - 1]).max() > 0.01
 
 
 def test_real_footage_a_track_lost_is_not_restarted_on_somebody_else():
