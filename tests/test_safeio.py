@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jointpose.errors import JointposeError
-from jointpose.safeio import load_npz
+from jointpose.safeio import frame_ranges, load_npz
 
 
 class _Payload:
@@ -263,3 +263,11 @@ def test_declared_sizes_that_lie_are_caught(tmp_path):
         archive.writestr("keypoints.npy", header.getvalue() + b"\0" * 64)
     with pytest.raises(JointposeError, match=r"huge\.npz: key 'keypoints' of shape \(100000000000, 17, 2\)"):
         load_npz(tmp_path / "huge.npz")
+
+
+def test_frame_ranges_lists_runs_then_how_many_more():
+    assert frame_ranges([]) == "none"
+    assert frame_ranges([3, 4, 5, 9, 12]) == "3-5, 9, 12"
+    frames = [0, 1, 2, 4, 170, 171, 227, 229, 300, 301, 305]  # seven runs
+    assert frame_ranges(frames) == "0-2, 4, 170-171, 227, 229 and 2 more"
+    assert frame_ranges(frames, most=7) == "0-2, 4, 170-171, 227, 229, 300-301, 305"

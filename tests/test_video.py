@@ -1069,3 +1069,17 @@ def test_render_draws_the_trajectory_travelled_so_far():
         PoseFigure(keypoints, {"3D": poses}, image_size=(100, 100), trajectory=path[:, :2])
     with pytest.raises(JointposeError, match="frame counts"):
         PoseFigure(keypoints, {"3D": poses}, image_size=(100, 100), trajectory=path[:4])
+
+
+def test_lost_and_refused_notes_name_frame_ranges():
+    from jointpose.data.detect import _lost_notes, _refused_notes
+
+    assert _lost_notes(np.ones(4, dtype=bool)) == ["person found in all 4 frames"]
+    found = np.ones(20, dtype=bool)
+    found[[0, 1, 2, 4, 10, 12, 14, 16, 18]] = False
+    assert _lost_notes(found) == [
+        "person found in 11 of 20 frames (55.0%); lost in frames 0-2, 4, 10, 12, 14 and 2 more"
+    ]
+    assert _refused_notes([]) == []
+    (note,) = _refused_notes([171, 172, 173, 179, 180, 187])
+    assert note.startswith("after the track was lost, somebody else was found in frames 171-173, 179-180, 187 (")

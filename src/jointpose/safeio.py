@@ -286,14 +286,14 @@ def check_finite(values: Any, what: str) -> None:
 
 
 def frame_ranges(frames: Any, most: int = 5) -> str:
-    """Sorted frame numbers as ``"3-5, 9, 12-40"`` (the first ``most`` runs, then "...")."""
+    """Sorted frame numbers as ``"3-5, 9, 12-40"`` (the first ``most`` runs, then how many more)."""
     frames = np.asarray(frames, dtype=np.int64)
     if frames.size == 0:
         return "none"
     cuts = np.flatnonzero(np.diff(frames) != 1) + 1
     runs = [(int(r[0]), int(r[-1])) for r in np.split(frames, cuts)]
     text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:most])
-    return text + (", ..." if len(runs) > most else "")
+    return text + (f" and {len(runs) - most} more" if len(runs) > most else "")
 
 
 # ----------------------------------------------------------------------------- writing

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from jointpose.data.blazepose import BLAZEPOSE_LANDMARKS, BLAZEPOSE_TO_COCO, PeopleCounter, PoseDetector, hip_centre
 from jointpose.data.people import COUNT_SECONDS, SwitchWatch, refind, start_on
 from jointpose.errors import JointposeError
+from jointpose.safeio import frame_ranges
 
 CLOSE_COUNT_SECONDS = 0.25  # seconds between two counts while others are in view
 
@@ -216,10 +217,8 @@ def _refused_notes(refused: list[int]) -> list[str]:
     """A note naming the frames where a person found after the track was lost was left out."""
     if not refused:
         return []
-    mask = np.zeros(refused[-1] + 1, dtype=bool)
-    mask[refused] = True
     return [
-        f"after the track was lost, somebody else was found in frames {_frame_ranges(mask)} (where another person "
+        f"after the track was lost, somebody else was found in frames {frame_ranges(refused)} (where another person "
         "had been seen, farther from where the track was lost than a person moves): not followed"
     ]
 
@@ -230,13 +229,5 @@ def _lost_notes(found: np.ndarray) -> list[str]:
         return [f"person found in all {len(found)} frames"]
     return [
         f"person found in {int(found.sum())} of {len(found)} frames ({100 * found.mean():.1f}%); "
-        f"lost in frames {_frame_ranges(~found)}"
+        f"lost in frames {frame_ranges(np.flatnonzero(~found))}"
     ]
-
-
-def _frame_ranges(mask: np.ndarray) -> str:
-    """The runs of True in ``mask`` (F,) as frame ranges, "3-7, 9" (at most five, then how many more)."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    ranges = ", ".join(f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in zip(starts[:5], stops[:5]))
-    return ranges + (f" and {len(starts) - 5} more" if len(starts) > 5 else "")

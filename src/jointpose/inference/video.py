@@ -82,8 +82,8 @@ def render_captions(detections: Detections2D, fps: float) -> dict[int, str]:
     captions = {int(index): "person not found: pose filled in" for index in np.flatnonzero(~detections.found)}
     reach = max(1, round(fps / 2))
     for frame in detections.switches:
+        switch = f"the track may move to another person at {frame / fps:.2f} s"
         for index in range(max(0, frame - reach), min(count, frame + reach + 1)):
-            switch = f"the track may move to another person at {frame / fps:.2f} s"
             captions[index] = f"{captions[index]}; {switch}" if index in captions else switch
     return captions
 
