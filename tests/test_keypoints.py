@@ -278,6 +278,29 @@ def test_tracking_with_sparse_ids_and_a_person_leaving(tmp_path):
     assert any("4 of 5 frames" in n for n in kp.notes)
 
 
+def test_a_crowd_is_cut_to_the_most_confident_people_per_frame(tmp_path, monkeypatch):
+    # 4 frames of 6 people: the person followed (largest, score 0.9) and five small ones
+    # (scores 0.1-0.5), in shuffled order; at JOINTPOSE_MAX_PEOPLE=3 the two lowest-scored
+    # people of each frame are not linked at all.
+    rng = np.random.default_rng(0)
+    entries = []
+    for f in range(4):
+        frame = [coco_entry(f, person(f, 1.5, (400, 500), (3, 0)), 0.9, 0.9)]
+        frame += [coco_entry(f, person(f, 0.3, (100 + 150 * k, 100)), 0.8, 0.1 * (k + 1)) for k in range(5)]
+        entries += [frame[i] for i in rng.permutation(6)]
+    path = write_json(tmp_path / "crowd.json", entries)
+    monkeypatch.setenv("JOINTPOSE_MAX_PEOPLE", "3")
+    kp = load_quiet(path)
+    assert np.allclose(kp.xy, coco_expected(np.stack([person(f, 1.5, (400, 500), (3, 0)) for f in range(4)])))
+    assert "kept the 3 highest-scored people of frames 0-3 (up to 6; set JOINTPOSE_MAX_PEOPLE to keep more)" in kp.notes
+    # The tracks linked are those of the three best scores: 0.9, 0.5 and 0.4.
+    assert any(re.search(r"of 3: 4 of 4 frames .*dropped 2 other track\(s\) and 8 detection", n) for n in kp.notes)
+    monkeypatch.setenv("JOINTPOSE_MAX_PEOPLE", "6")
+    kp = load_quiet(path)
+    assert not any("highest-scored" in n for n in kp.notes)
+    assert any(re.search(r"of 6: 4 of 4 frames .*dropped 5 other track\(s\) and 20 detection", n) for n in kp.notes)
+
+
 def test_openpose_tracking_with_swapped_order(tmp_path):
     folder = tmp_path / "op"
     folder.mkdir()

@@ -50,7 +50,7 @@ from jointpose.data.layouts import (
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import check_image_size
-from jointpose.safeio import check_fps, check_limit, check_resample
+from jointpose.safeio import check_fps, check_limit, check_resample, frame_ranges, limit
 
 _LAYOUT_ARGS = {"h36m": "h36m17", "h36m17": "h36m17", "coco": "coco17", "coco17": "coco17"}
 
@@ -339,10 +339,29 @@ def _diagonal(boxes: np.ndarray) -> np.ndarray:
     return np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 
 
+def _most_confident(detections: Detections, most: int, notes: list[str]) -> Detections:
+    """``detections`` with at most ``most`` people per frame, those of the highest person
+    scores (linking costs the square of the people per frame); a note names the frames cut."""
+    crowded = [f for f, scores in enumerate(detections.scores) if len(scores) > most]
+    if not crowded:
+        return detections
+    keep = [np.argsort(-scores, kind="stable")[:most] for scores in detections.scores]
+    notes.append(
+        f"kept the {most} highest-scored people of frames {frame_ranges(crowded)} "
+        f"(up to {max(len(detections.scores[f]) for f in crowded)}; set JOINTPOSE_MAX_PEOPLE to keep more)"
+    )
+    return dataclasses.replace(
+        detections,
+        people=[people[k] for people, k in zip(detections.people, keep)],
+        scores=[scores[k] for scores, k in zip(detections.scores, keep)],
+    )
+
+
 def _select_track(
     detections: Detections, path: Path, threshold: float, max_gap: int, max_distance: float, notes: list[str]
 ) -> np.ndarray:
     """(F, N, 3) keypoints of the best track (confidence 0 where it is absent); notes say which."""
+    detections = _most_confident(detections, limit("people"), notes)
     frames = len(detections.people)
     boxes, centroids = zip(*(_boxes(people, threshold) for people in detections.people))
     tracks = _link(list(boxes), list(centroids), max_gap, max_distance)
