@@ -484,6 +484,20 @@ def test_bad_options_are_refused_before_any_work(counter_video):
             lift_video(counter_video[0], None, person=person)
 
 
+def test_a_clip_too_slow_to_resample_to_the_models_rate_is_refused_before_detection(tmp_path):
+    # 0.25 fps against the model's 50: a factor of 200, beyond JOINTPOSE_MAX_RESAMPLE (100);
+    # resampled, its 3 frames would become 600, and a 1000-times slower clip 150,000.
+    from types import SimpleNamespace
+
+    from jointpose.inference.video import lift_video
+
+    path = tmp_path / "timelapse.mp4"
+    write_clip(path, [np.full((48, 64, 3), 100, dtype=np.uint8)] * 3, fps=0.25)
+    lifter = SimpleNamespace(fps=50.0)  # nothing but the rate is read before the refusal
+    with pytest.raises(JointposeError, match=r"timelapse\.mp4: resampling 0\.25 -> 50 fps \(factor\): 200 exceeds"):
+        lift_video(path, lifter)
+
+
 def test_export_writes_extra_arrays_and_leaves_no_partial_file(tmp_path):
     poses = np.zeros((4, 17, 3))
     out = export(tmp_path / "out.npz", poses, 60.0, extra={"confidence_2d": np.full((4, 17), 0.5)})

@@ -38,6 +38,7 @@ from jointpose.geometry.bones import bone_vectors, check_height, positions_from_
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
 from jointpose.inference.lifter import Lifter
 from jointpose.motion.builder import CameraRing
+from jointpose.safeio import check_resample
 
 _RING = CameraRing()
 MODEL_FOCAL_WIDTHS = _RING.focal_length / _RING.width  # 1150 px on a 1000 px wide image
@@ -133,6 +134,9 @@ def lift_video(
     clip = open_video(path, start, end)
     check_person(person, clip.size)
     camera = camera_from_intrinsics(clip.size, focal_length, fov, principal_point, id="video")
+    model_rate = not np.isclose(clip.fps, lifter.fps, rtol=0.0, atol=1e-6)
+    if model_rate:
+        check_resample(clip.fps, lifter.fps, str(path))
     screen = lifter.normalization == "screen"
     scale = focal_scale(camera) if screen else 1.0
     detections = detect_frames(
@@ -142,7 +146,6 @@ def lift_video(
     track = keypoints_from_detections(detections, confidence_threshold=confidence_threshold)
     notes = list(track.notes)
     t0 = time.perf_counter()
-    model_rate = not np.isclose(clip.fps, lifter.fps, rtol=0.0, atol=1e-6)
     centre = np.array(clip.size, dtype=np.float64) / 2.0
 
     def lift_part(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
