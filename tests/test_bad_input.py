@@ -96,7 +96,7 @@ def test_missing_files_and_bad_arguments(tmp_path, capsys):
     _one_clear_line(capsys, "--subset")
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "not-a-checkpoint"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "not-a-checkpoint", "config-a-string", "negative-epoch"])
 def test_corrupt_checkpoints(tmp_path, capsys, damage):
     import torch
 
@@ -108,10 +108,16 @@ def test_corrupt_checkpoints(tmp_path, capsys, damage):
         path.write_bytes(path.read_bytes()[:2000])
     elif damage == "garbage":
         path.write_bytes(b"junk" * 100)
-    else:
+    elif damage == "not-a-checkpoint":
         torch.save({"weights": torch.zeros(3)}, path)
+    else:  # a well-formed checkpoint with one entry of the wrong kind
+        key, value, needle = {
+            "config-a-string": ("config", "x", "'config' must be a mapping, got str"),
+            "negative-epoch": ("epoch", -5, "'epoch' must be a non-negative integer"),
+        }[damage]
+        torch.save({**torch.load(path, weights_only=True), key: value}, path)
     assert main(cli("evaluate", "-k gt -ste S1", data_dir=folder, checkpoint=tmp_path / "ck")) == 2
-    _one_clear_line(capsys, "latest.pt")
+    _one_clear_line(capsys, "latest.pt", *([needle] if damage in ("config-a-string", "negative-epoch") else []))
     assert _train(folder, tmp_path, "--no-constraints", "--resume") == 2
     _one_clear_line(capsys, "latest.pt")
 

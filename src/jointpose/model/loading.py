@@ -41,9 +41,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise JointposeError(f"{path}: not a safe jointpose checkpoint ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise JointposeError(f"{path}: not a jointpose checkpoint")
-    for key in ("model", "model_args", "config", "epoch"):
+    for key, kind in (("model", dict), ("model_args", dict), ("config", dict), ("epoch", int)):
         if key not in ckpt:
             raise JointposeError(f"{path}: checkpoint lacks '{key}'")
+        value = ckpt[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            expected = "a non-negative integer" if kind is int else "a mapping"
+            raise JointposeError(f"{path}: checkpoint '{key}' must be {expected}, got {type(value).__name__}")
     return ckpt
 
 
