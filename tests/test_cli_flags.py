@@ -63,6 +63,13 @@ def test_infer_confidence_threshold_fills_low_joints_by_interpolation(tmp_path, 
     assert "filled 1 low-confidence or missing joints in 1 frames" in capsys.readouterr().out
     assert np.array_equal(filled, _infer(tmp_path, tmp_path / "by_hand.npy", "ref.npz"))
     assert np.abs(kept - filled).max() > 1e-3
+    capsys.readouterr()
+    for bad in ("nan", "1.5"):
+        out = tmp_path / "bad.npz"
+        assert main(["infer", str(tmp_path / "conf.npy"), "-o", str(out), *SIZE, "--confidence-threshold", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.endswith(f"--confidence-threshold must lie in [0, 1], got {bad}")
+        assert not out.exists()
 
 
 def test_infer_no_tta_and_causal_follow_the_api(tmp_path, offline):

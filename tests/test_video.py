@@ -295,9 +295,10 @@ def test_person_parts():
     assert person_parts(6, [2, 5]) == [slice(0, 2), slice(2, 5), slice(5, 6)]
 
 
-def test_track_with_no_person_is_refused():
-    with pytest.raises(JointposeError, match="no person found"):
-        keypoints_from_detections(detections(np.full((5, 17, 2), np.nan), np.zeros((5, 17))))
+def test_track_with_no_person_is_refused_naming_the_clip():
+    nobody = detections(np.full((5, 17, 2), np.nan), np.zeros((5, 17)))
+    with pytest.raises(JointposeError, match=r"^clips/black\.mp4: no person found in any of its 5 frames$"):
+        keypoints_from_detections(nobody, source="clips/black.mp4")
 
 
 def test_blazepose_indices_are_the_coco_keypoints():

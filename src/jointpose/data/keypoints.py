@@ -126,8 +126,7 @@ def load_keypoints(
         JointposeError: an unreadable or malformed file, or no usable track.
     """
     path = Path(path)
-    if not 0.0 <= confidence_threshold <= 1.0:
-        raise JointposeError(f"{path}: confidence_threshold must lie in [0, 1], got {confidence_threshold}")
+    check_confidence_threshold(confidence_threshold, path)
     if layout is not None and layout.lower() not in _LAYOUT_ARGS:
         raise JointposeError(f"{path}: unknown keypoint layout {layout!r} (choose 'h36m' or 'coco')")
     if isinstance(max_gap, bool) or not isinstance(max_gap, int) or max_gap < 1:
@@ -182,6 +181,18 @@ def load_keypoints(
         warnings.warn(message, JointposeWarning, stacklevel=2)
         notes.append(message)
     return Keypoints2D(interpolate_gaps(xy, valid), conf, source_format, source_layout, filled, notes)
+
+
+def check_confidence_threshold(value: float, source: Path | str | None = None) -> None:
+    """Refuse a confidence threshold outside [0, 1]; the message starts with ``source`` (the
+    file it applies to) where given."""
+    if not 0.0 <= value <= 1.0:
+        raise JointposeError(
+            "{where}{0} must lie in [0, 1], got {value}",
+            fields=("confidence_threshold",),
+            where="" if source is None else f"{source}: ",
+            value=value,
+        )
 
 
 def _check_coverage(valid: np.ndarray, path: Path, threshold: float) -> None:

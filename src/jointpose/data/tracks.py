@@ -49,7 +49,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from jointpose.data.detect import Detections2D
-from jointpose.data.keypoints import Keypoints2D, interpolate_gaps
+from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, interpolate_gaps
 from jointpose.data.layouts import LAYOUT_TITLES, LAYOUTS, to_h36m, usable
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
@@ -230,14 +230,8 @@ def repair_limb_swaps(
     return xy, confidence, exchanged
 
 
-def check_confidence_threshold(value: float) -> None:
-    """Refuse a confidence threshold outside [0, 1]."""
-    if not 0.0 <= value <= 1.0:
-        raise JointposeError("{0} must lie in [0, 1], got {value}", fields=("confidence_threshold",), value=value)
-
-
 def keypoints_from_detections(
-    detections: Detections2D, *, layout: str = "coco17", confidence_threshold: float = 0.3
+    detections: Detections2D, *, layout: str = "coco17", confidence_threshold: float = 0.3, source: str = "video"
 ) -> Keypoints2D:
     """The Human3.6M-17 track (pixels) of one detected person, ready for a :class:`Lifter`.
 
@@ -246,12 +240,13 @@ def keypoints_from_detections(
     track may have moved to another person (``detections.switches``); a joint that is never
     above it (between two such frames) keeps the detector's positions where the person was
     found. ``confidence`` is the detector's, converted as :func:`jointpose.data.layouts.to_h36m`
-    does (0 where not found).
+    does (0 where not found). ``source`` (the clip's path) names it in the error where nobody
+    was found.
     """
     check_confidence_threshold(confidence_threshold)
     found = detections.found
     if not found.any():
-        raise JointposeError(f"video: no person found in any of its {len(found)} frames")
+        raise JointposeError(f"{source}: no person found in any of its {len(found)} frames")
     notes = list(detections.notes)
     xy, conf = detections.points[..., :2], np.where(found[:, None], detections.points[..., 2], 0.0)
     parts = person_parts(len(found), detections.switches)

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from jointpose.data.detect import Detections2D, check_person, detect_frames
-from jointpose.data.keypoints import Keypoints2D, resample
-from jointpose.data.tracks import check_confidence_threshold, keypoints_from_detections, person_parts
+from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, resample
+from jointpose.data.tracks import keypoints_from_detections, person_parts
 from jointpose.data.video import VideoClip, open_video
 from jointpose.geometry.bones import bone_vectors, check_height, positions_from_bones, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
@@ -143,7 +143,7 @@ def lift_video(
         clip.frames(), total=clip.estimated_frames(), progress=progress, fps=clip.fps, person=person
     )
     clip = clip.with_count(len(detections.points))
-    track = keypoints_from_detections(detections, confidence_threshold=confidence_threshold)
+    track = keypoints_from_detections(detections, confidence_threshold=confidence_threshold, source=str(path))
     notes = list(track.notes)
     t0 = time.perf_counter()
     centre = np.array(clip.size, dtype=np.float64) / 2.0
