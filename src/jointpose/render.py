@@ -32,13 +32,15 @@ from tqdm import tqdm
 from jointpose.data.video import VideoClip, open_video
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.safeio import atomic_path
+from jointpose.safeio import atomic_path, check_fps
 
 LEFT_COLOR = "#d62728"
 RIGHT_COLOR = "#1f4fd6"
 CENTRE_COLOR = "#6e6e6e"
 SIDE_COLORS = {"left": LEFT_COLOR, "right": RIGHT_COLOR, "centre": CENTRE_COLOR}
 FORMATS = (".mp4", ".gif")
+# A GIF stores each frame's delay in hundredths of a second, in 16 bits: at most 655.35 s.
+GIF_MAX_DELAY_CS = 0xFFFF
 
 
 def _bone_side(child: int) -> str:
@@ -370,6 +372,23 @@ def check_animation_path(path: str | Path, name: str = "animation") -> Path:
     return path
 
 
+def check_animation_fps(fps: float, path: str | Path, name: str = "fps") -> float:
+    """``fps`` (frames per second) as a float, or a :class:`JointposeError` naming ``name``
+    unless :func:`jointpose.safeio.check_fps` admits it and, for a ``.gif`` ``path``, each
+    frame's delay fits a GIF (at most :data:`GIF_MAX_DELAY_CS` hundredths of a second)."""
+    fps = check_fps(fps, name)
+    if Path(path).suffix.lower() == ".gif" and int(1000.0 / fps / 10) > GIF_MAX_DELAY_CS:
+        raise JointposeError(
+            "{0}: {fps:.4g} frames per second is too slow for a GIF, whose frames last at most {most:g} s "
+            "(at least {least:.4g} fps); write an .mp4",
+            fields=(name,),
+            fps=fps,
+            most=GIF_MAX_DELAY_CS / 100,
+            least=100.0 / GIF_MAX_DELAY_CS,
+        )
+    return fps
+
+
 def render_animation(
     output: str | Path,
     keypoints_2d: np.ndarray | None,
@@ -399,8 +418,7 @@ def render_animation(
     ``captions`` ``{frame index: text}`` written in the top left corner of those frames.
     """
     output = check_animation_path(output)
-    if not (np.isfinite(fps) and fps > 0):
-        raise JointposeError(f"fps: must be a positive number, got {fps}")
+    check_animation_fps(fps, output)
     if max_frames is not None and max_frames < 1:
         raise JointposeError(f"max_frames: must be at least 1, got {max_frames}")
     frames: Iterator[np.ndarray] | None = None

@@ -43,7 +43,7 @@ from jointpose.geometry.cameras import (
     h36m_cameras,
     humaneva_cameras,
 )
-from jointpose.safeio import check_finite, load_npz
+from jointpose.safeio import check_finite, check_fps, load_npz
 
 INPUT_LAYOUTS = ("h36m", "coco", "blazepose")  # what a built dataset's 2D points stand for (data build)
 
@@ -435,9 +435,7 @@ def _fps(entry: np.ndarray | None, path: Path, default: float) -> float:
         fps = float(entry)
     except (TypeError, ValueError):
         raise JointposeError(f"{path}: key 'fps' is not a number") from None
-    if not np.isfinite(fps) or fps <= 0:
-        raise JointposeError(f"{path}: key 'fps' must be positive, got {fps}")
-    return fps
+    return check_fps(fps, f"{path}: key 'fps'")
 
 
 def _camera_schema(entry: np.ndarray, path: Path) -> dict[str, Any]:

@@ -41,6 +41,42 @@ NORMALIZATIONS = ("screen", "intrinsics")
 # Horizontal field of view assumed when a camera's focal length is unknown: a typical phone
 # main camera or webcam (about 26 mm equivalent, i.e. 65-70 degrees, over the long side).
 DEFAULT_FOV_DEG = 65.0
+# Horizontal fields of view (degrees) a camera may have; the focal lengths they give for an
+# image's width bound a focal length given in pixels (:func:`focal_length_range`).
+FOV_RANGE_DEG = (1.0, 179.0)
+
+
+def focal_length_for_fov(width: float, fov_deg: float) -> float:
+    """The focal length (pixels) that gives an image ``width`` pixels wide a horizontal field
+    of view of ``fov_deg`` degrees."""
+    return float(width / 2.0 / np.tan(np.radians(fov_deg) / 2.0))
+
+
+def focal_length_range(width: float) -> tuple[float, float]:
+    """The focal lengths (pixels; fewest, most) of the widest and the narrowest field of view
+    in :data:`FOV_RANGE_DEG` for an image ``width`` pixels wide."""
+    narrowest, widest = FOV_RANGE_DEG
+    return focal_length_for_fov(width, widest), focal_length_for_fov(width, narrowest)
+
+
+def check_focal_length(focal_length: float, width: float, name: str = "focal_length") -> float:
+    """``focal_length`` (pixels) as a float, or a :class:`JointposeError` naming ``name`` unless it
+    lies in :func:`focal_length_range` for an image ``width`` pixels wide (a horizontal field
+    of view within :data:`FOV_RANGE_DEG`)."""
+    low, high = focal_length_range(width)
+    if not (isinstance(focal_length, (int, float, np.floating)) and low <= focal_length <= high):
+        raise JointposeError(
+            "{0} must be {low:.4g} to {high:.4g} pixels for an image {width} pixels wide (a horizontal field of "
+            "view of {widest:g} to {narrowest:g} degrees), got {value}",
+            fields=(name,),
+            low=low,
+            high=high,
+            width=width,
+            widest=FOV_RANGE_DEG[1],
+            narrowest=FOV_RANGE_DEG[0],
+            value=focal_length,
+        )
+    return float(focal_length)
 
 
 @dataclass(frozen=True)
@@ -125,12 +161,17 @@ class Camera:
     ) -> Camera:
         """An undistorted camera of ``width`` x ``height`` pixels whose horizontal field of view
         is ``fov_deg`` degrees (square pixels; principal point at the image centre unless given)."""
-        if not (np.isfinite(fov_deg) and 1.0 <= fov_deg <= 179.0):
+        low, high = FOV_RANGE_DEG
+        if not (np.isfinite(fov_deg) and low <= fov_deg <= high):
             raise JointposeError(
-                "{0} must be a field of view in degrees in [1, 179], got {value}", fields=("fov_deg",), value=fov_deg
+                "{0} must be a field of view in degrees in [{low:g}, {high:g}], got {value}",
+                fields=("fov_deg",),
+                low=low,
+                high=high,
+                value=fov_deg,
             )
-        focal = width / 2.0 / np.tan(np.radians(fov_deg) / 2.0)
-        return cls.from_focal_length(width, height, float(focal), center=center, id=id)
+        focal = focal_length_for_fov(width, fov_deg)
+        return cls.from_focal_length(width, height, focal, center=center, id=id)
 
     @classmethod
     def from_focal_length(
@@ -143,12 +184,15 @@ class Camera:
         id: str = "camera",
     ) -> Camera:
         """An undistorted camera of ``width`` x ``height`` pixels with ``focal_length`` pixels
-        (one value, or fx and fy); principal point at the image centre unless given."""
+        (one value, or fx and fy; each within :func:`focal_length_range` of ``width``, square
+        pixels); principal point at the image centre unless given."""
         fx, fy = (focal_length, focal_length) if np.isscalar(focal_length) else focal_length
         if not all(np.isfinite(f) and f > 0 for f in (fx, fy)):
             raise JointposeError(
                 "{0} must be a positive number of pixels, got {value}", fields=("focal_length",), value=focal_length
             )
+        for f in (fx, fy):
+            check_focal_length(f, width)
         cx, cy = (width / 2.0, height / 2.0) if center is None else center
         if not (np.isfinite(cx) and np.isfinite(cy)):
             raise JointposeError("{0} must be finite pixels, got {value}", fields=("center",), value=center)

@@ -14,28 +14,59 @@ import torch
 import torch.nn.functional as F
 
 from jointpose.errors import JointposeError
+from jointpose.safeio import check_limit
 
 # Gaussian sigma (frames) of the joint-aware inference filter (off); docs/method.md, "Inference: one
 # consistent skeleton, optionally a temporal filter", says why.
 SMOOTH_DEFAULT = 0.0
+# Taps summed at a time when folding a wide kernel's tails (bounds the memory of a large sigma).
+_TAIL_CHUNK = 1 << 16
 
 
 def check_sigma(sigma: float, name: str) -> float:
     """``sigma`` (frames) as a float, or a :class:`JointposeError` naming ``name`` when it is
-    negative, NaN or infinite."""
+    negative, NaN or infinite, or above the longest sequence allowed (``limit("frames")``,
+    ``JOINTPOSE_MAX_FRAMES``): a wider Gaussian is a plain average of the ends."""
     if not 0 <= sigma < math.inf:
-        raise JointposeError(f"{name} must be a finite number of frames >= 0, got {sigma}")
+        raise JointposeError("{0} must be a finite number of frames >= 0, got {sigma}", fields=(name,), sigma=sigma)
+    check_limit("frames", sigma, name)
     return float(sigma)
 
 
 def gaussian_kernel(
-    sigma: float, *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    sigma: float,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    max_radius: int | None = None,
 ) -> torch.Tensor:
-    """Normalised Gaussian taps of standard deviation ``sigma`` frames, radius ceil(3 sigma)."""
+    """Normalised Gaussian taps of standard deviation ``sigma`` frames, radius ceil(3 sigma).
+
+    With ``max_radius`` (frames, >= 1) and a wider kernel, the taps beyond it are folded into
+    the two outermost ones (their sums, computed in float64 a chunk at a time), so the kernel
+    has at most ``2 max_radius + 1`` taps. Filtering a sequence of at most ``max_radius``
+    frames whose ends are extended with copies of its first and last frame gives the same
+    result with it as with the whole kernel: every tap that far out reads an end copy.
+    """
     radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    if max_radius is None or radius <= max_radius:
+        t = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+        taps = torch.exp(-0.5 * (t / sigma) ** 2)
+        return taps / taps.sum()
+    t = torch.arange(-max_radius, max_radius + 1, dtype=torch.float64)
     taps = torch.exp(-0.5 * (t / sigma) ** 2)
-    return taps / taps.sum()
+    tail = _gaussian_sum(sigma, max_radius, radius)
+    taps[0] = taps[-1] = tail
+    return (taps / taps.sum()).to(dtype=dtype, device=device)
+
+
+def _gaussian_sum(sigma: float, first: int, last: int) -> float:
+    """The sum of exp(-t^2 / (2 sigma^2)) over the integers t from ``first`` to ``last`` (float64)."""
+    total = 0.0
+    for start in range(first, last + 1, _TAIL_CHUNK):
+        t = torch.arange(start, min(start + _TAIL_CHUNK, last + 1), dtype=torch.float64)
+        total += float(torch.exp(-0.5 * (t / sigma) ** 2).sum())
+    return total
 
 
 def smooth_poses(poses: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -43,10 +74,12 @@ def smooth_poses(poses: torch.Tensor, sigma: float) -> torch.Tensor:
 
     The ends are extended with copies of the first and last frame, so a constant sequence
     stays constant and the output has as many frames as the input. Units are unchanged.
+    The kernel never reaches further than the sequence's length (:func:`gaussian_kernel`'s
+    ``max_radius``), so time and memory grow with the sequence, not with ``sigma``.
     """
     if check_sigma(sigma, "smoothing sigma") == 0 or len(poses) < 2:
         return poses
-    kernel = gaussian_kernel(sigma, dtype=poses.dtype, device=poses.device)
+    kernel = gaussian_kernel(sigma, dtype=poses.dtype, device=poses.device, max_radius=len(poses))
     radius = (len(kernel) - 1) // 2
     series = poses.reshape(len(poses), -1).T[:, None]  # (channels, 1, frames)
     series = F.pad(series, (radius, radius), mode="replicate")

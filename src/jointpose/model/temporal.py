@@ -16,11 +16,24 @@ Two models share one state dict (parameter names follow VideoPose3D's):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# The largest model any file may hold, and any run may train or build: hidden channels, and
+# levels (filter widths) of at most this width each.
+MAX_CHANNELS = 16384
+MAX_LEVELS = 8
+MAX_FILTER_WIDTH = 15
+
+
+def receptive_field(filter_widths: Sequence[int]) -> int:
+    """Input frames one output frame depends on, for odd ``filter_widths``: their product
+    (the dilation of each level is the product of the widths before it)."""
+    return math.prod(int(w) for w in filter_widths)
 
 
 class TemporalModel(nn.Module):
@@ -42,7 +55,8 @@ class TemporalModel(nn.Module):
         filter_widths: kernel width of each level, all odd, e.g. (3, 3, 3) for 27 frames.
         num_joints_in / in_features: input joints and coordinates per joint (2D: 2).
         num_joints_out / out_features: output joints and coordinates (3D: 3).
-        channels: width of every hidden layer (1024 default, 2048 for the deeper variant).
+        channels: width of every hidden layer (1024 default, 2048 for the deeper variant), at
+            most :data:`MAX_CHANNELS`.
         dropout: dropout probability after every hidden layer.
         causal: output frame t sees only input frames <= t (for real-time use).
         """
@@ -50,8 +64,8 @@ class TemporalModel(nn.Module):
         filter_widths = tuple(int(w) for w in filter_widths)
         if not filter_widths or any(w < 1 or w % 2 == 0 for w in filter_widths):
             raise ValueError(f"filter_widths must be odd positive integers, got {filter_widths}")
-        if channels < 1:
-            raise ValueError(f"channels must be positive, got {channels}")
+        if not 1 <= channels <= MAX_CHANNELS:
+            raise ValueError(f"channels must be in [1, {MAX_CHANNELS}], got {channels}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.filter_widths = filter_widths
@@ -79,7 +93,7 @@ class TemporalModel(nn.Module):
 
     def receptive_field(self) -> int:
         """Number of input frames that one output frame depends on."""
-        return 1 + 2 * sum(self.pad)
+        return receptive_field(self.filter_widths)
 
     def set_bn_momentum(self, momentum: float) -> None:
         """Set the running-statistics momentum of every batch norm layer (synchronised ones too)."""
@@ -314,7 +328,7 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
 
 # Constructor arguments of a stored model: name -> (type, smallest, largest).
 _MODEL_ARGS = {
-    "channels": (int, 1, 16384),
+    "channels": (int, 1, MAX_CHANNELS),
     "num_joints_in": (int, 1, 1024),
     "in_features": (int, 1, 16),
     "num_joints_out": (int, 1, 1024),
@@ -341,11 +355,12 @@ def _check_model_args(args: dict, source: str) -> None:
     widths = args.get("filter_widths")
     if (
         not isinstance(widths, (list, tuple))
-        or not 1 <= len(widths) <= 8
-        or not all(type(w) is int and 1 <= w <= 15 and w % 2 for w in widths)
+        or not 1 <= len(widths) <= MAX_LEVELS
+        or not all(type(w) is int and 1 <= w <= MAX_FILTER_WIDTH and w % 2 for w in widths)
     ):
         raise JointposeError(
-            f"{source}: model argument 'filter_widths' must be 1 to 8 odd widths up to 15, got {widths!r}"
+            f"{source}: model argument 'filter_widths' must be 1 to {MAX_LEVELS} odd widths up to "
+            f"{MAX_FILTER_WIDTH}, got {widths!r}"
         )
     if not isinstance(args.get("causal"), bool):
         raise JointposeError(f"{source}: model argument 'causal' must be true or false, got {args.get('causal')!r}")

@@ -30,17 +30,40 @@ import numpy as np
 from jointpose.data.h36m import INPUT_LAYOUTS
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import Camera, check_image_size, h36m_cameras
+from jointpose.geometry.cameras import Camera, check_focal_length, check_image_size, h36m_cameras
 from jointpose.safeio import atomic_folder, check_fps, check_limit
 
 H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 MAX_RING_CAMERAS = 64
 MIN_CLIP_FRAMES = 2  # motion needs two frames (velocity); shorter clips are refused
+# A ring camera's distance from the centre of the capture area, and its and its target's
+# heights (metres): nearer than the builder's 0.5 m minimum depth sees nobody, and within
+# these the look-at geometry stays well conditioned.
+RING_DISTANCE_M = (0.5, 1000.0)
+RING_HEIGHT_M = (-1000.0, 1000.0)
+# Detector noise: jitter, drift and outlier radius (pixels), drift correlation time (seconds).
+NOISE_MAX_PX = 10_000.0
+NOISE_MAX_DRIFT_TIME_S = 3600.0
 METADATA = {
     "layout_name": "h36m",
     "num_joints": 17,
     "keypoints_symmetry": [list(skeleton.LEFT_JOINTS), list(skeleton.RIGHT_JOINTS)],
 }
+
+
+def _check_range(value: float, low: float, high: float, field: str, what: str) -> None:
+    """Raise a :class:`JointposeError` naming ``field`` unless ``value`` is a number in [low, high]
+    (``what``: the quantity and its unit, as the message reads it)."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (number and low <= value <= high):
+        raise JointposeError(
+            "{0}: {what} must be in [{low:g}, {high:g}], got {value}",
+            fields=(field,),
+            what=what,
+            low=low,
+            high=high,
+            value=value,
+        )
 
 
 def check_camera_count(count: int) -> None:
@@ -58,7 +81,12 @@ def check_camera_count(count: int) -> None:
 class CameraRing:
     """``count`` cameras evenly spaced on a circle around the capture area, aimed at its centre.
 
-    Distances and heights in metres, focal length in pixels, image size in pixels.
+    Distances and heights in metres, focal length in pixels, image size in pixels. Checked
+    when made: ``distance`` within :data:`RING_DISTANCE_M`, ``height`` and ``target_height``
+    within :data:`RING_HEIGHT_M`, the image size as every image's, and the focal length
+    within :func:`jointpose.geometry.cameras.focal_length_range` of the width (a horizontal
+    field of view of 1 to 179 degrees). Errors name the ``data build`` option's destination
+    (``ring_distance``, ``ring_height``, ``focal_length``).
     """
 
     count: int = 4
@@ -69,16 +97,16 @@ class CameraRing:
     width: int = 1000
     height_px: int = 1000
 
-    def cameras(self) -> list[Camera]:
+    def __post_init__(self) -> None:
         check_camera_count(self.count)
-        if not (
-            0 < self.distance < np.inf
-            and 0 < self.focal_length < np.inf
-            and np.isfinite(self.height)
-            and np.isfinite(self.target_height)
-        ):
-            raise JointposeError("camera ring: distance and focal length must be positive and every value finite")
+        _check_range(self.distance, *RING_DISTANCE_M, "ring_distance", "the camera ring's distance (m)")
+        _check_range(self.height, *RING_HEIGHT_M, "ring_height", "the camera ring's height (m)")
+        _check_range(self.target_height, *RING_HEIGHT_M, "target_height", "the camera ring's target height (m)")
         check_image_size(self.width, self.height_px, "camera ring: image size")
+        check_focal_length(self.focal_length, self.width)
+
+    def cameras(self) -> list[Camera]:
+        """The ring's cameras, ``ring0`` to ``ring<count - 1>``."""
         out = []
         for i in range(self.count):
             angle = 2 * np.pi * i / self.count + np.pi / 4
@@ -146,6 +174,11 @@ class NoiseModel:
       Ornstein-Uhlenbeck process with correlation time ``drift_time`` seconds.
     * ``outlier_rate``: probability that a joint in a frame is replaced by a wild guess,
       displaced uniformly in a disc of radius ``outlier_px``.
+
+    Checked when made: ``jitter``, ``drift`` and ``outlier_px`` in [0, :data:`NOISE_MAX_PX`]
+    pixels, ``drift_time`` in [0, :data:`NOISE_MAX_DRIFT_TIME_S`] seconds (0: no drift),
+    ``outlier_rate`` in [0, 1]. Errors name the ``data build`` option's destination
+    (``noise_jitter``, ...).
     """
 
     jitter: float = 2.0
@@ -154,13 +187,18 @@ class NoiseModel:
     outlier_rate: float = 0.002
     outlier_px: float = 80.0
 
+    def __post_init__(self) -> None:
+        for name, high, what in (
+            ("jitter", NOISE_MAX_PX, "the noise's jitter (px)"),
+            ("drift", NOISE_MAX_PX, "the noise's drift (px)"),
+            ("drift_time", NOISE_MAX_DRIFT_TIME_S, "the noise's drift time (s)"),
+            ("outlier_rate", 1.0, "the noise's outlier rate"),
+            ("outlier_px", NOISE_MAX_PX, "the noise's outlier radius (px)"),
+        ):
+            _check_range(getattr(self, name), 0.0, high, f"noise_{name}", what)
+
     def sample(self, shape: tuple[int, ...], fps: float, rng: np.random.Generator) -> np.ndarray:
         """Noise (frames, joints, 2) in pixels for a clip of the given shape and frame rate."""
-        if (
-            min(self.jitter, self.drift, self.drift_time, self.outlier_rate, self.outlier_px) < 0
-            or self.outlier_rate > 1
-        ):
-            raise JointposeError("noise parameters must be non-negative (outlier rate at most 1)")
         frames = shape[0]
         noise = rng.normal(0.0, self.jitter, shape) if self.jitter > 0 else np.zeros(shape)
         if self.drift > 0 and self.drift_time > 0:

@@ -18,8 +18,9 @@ from typing import Any
 from jointpose.data.h36m import DATASETS
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import NORMALIZATIONS
-from jointpose.geometry.filters import SMOOTH_DEFAULT
+from jointpose.geometry.filters import SMOOTH_DEFAULT, check_sigma
 from jointpose.losses import CONSTRAINT_TERMS, LossWeights
+from jointpose.model.temporal import MAX_CHANNELS, MAX_FILTER_WIDTH, MAX_LEVELS
 from jointpose.motion.viewpoints import CameraRanges
 from jointpose.training.distributed import PRECISIONS
 
@@ -279,7 +280,18 @@ class TrainConfig:
                 and all(integer(w) and w >= 1 and w % 2 == 1 for w in self.architecture),
                 "odd filter widths >= 1",
             ),
-            ("channels", integer(self.channels) and self.channels >= 1, ">= 1"),
+            (
+                "architecture",
+                isinstance(self.architecture, tuple)
+                and len(self.architecture) <= MAX_LEVELS
+                and all(integer(w) and w <= MAX_FILTER_WIDTH for w in self.architecture),
+                f"1 to {MAX_LEVELS} odd filter widths up to {MAX_FILTER_WIDTH} (the largest a model file holds)",
+            ),
+            (
+                "channels",
+                integer(self.channels) and 1 <= self.channels <= MAX_CHANNELS,
+                f"in [1, {MAX_CHANNELS}] (the most a model file holds)",
+            ),
             ("epochs", integer(self.epochs) and self.epochs >= 1, ">= 1"),
             ("batch_size", integer(self.batch_size) and self.batch_size >= 1, ">= 1"),
             ("dropout", self.dropout is None or (number(self.dropout) and 0.0 <= self.dropout < 1.0), "in [0, 1)"),
@@ -320,7 +332,7 @@ class TrainConfig:
                 "between 0 and 1 (exclusive)" if constraints else "in [0, 1]",
             ),
             ("chunk_dropout", self.chunk_dropout in CHUNK_DROPOUT, f"one of {', '.join(CHUNK_DROPOUT)}"),
-            ("smooth", number(self.smooth) and self.smooth >= 0.0, "a finite number of frames >= 0"),
+            ("smooth", number(self.smooth), "a finite number of frames >= 0"),
             ("seed", integer(self.seed) and 0 <= self.seed < 2**63, "an integer in [0, 2**63)"),
             ("subset", number(self.subset) and 0.0 < self.subset <= 1.0, "in (0, 1]"),
             ("downsample", integer(self.downsample) and self.downsample >= 1, "a positive integer"),
@@ -346,6 +358,7 @@ class TrainConfig:
                     ",".join(map(str, value)) if name == "architecture" and isinstance(value, tuple) else repr(value)
                 )
                 raise JointposeError("{0} must be {rule}, got {value}", fields=(name,), rule=rule, value=shown)
+        check_sigma(self.smooth, "smooth")
         both = sorted(set(self.subjects_unlabeled or ()) & set(self.subjects_train))
         if both:
             raise JointposeError(
@@ -480,14 +493,16 @@ def idle_settings(config: TrainConfig) -> dict[str, list[str]]:
 
 
 def _int_list(text: str) -> tuple[int, ...]:
-    """argparse type of a comma-separated list of integers."""
+    """argparse type of a comma-separated list of integers, none of them empty."""
+    entries = text.split(",")
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected at least one value")
+    if not all(entry.strip() for entry in entries):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers without an empty entry, got '{text}'")
     try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
+        return tuple(int(entry) for entry in entries)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one value")
-    return values
 
 
 def names_argument(text: str) -> tuple[str, ...]:

@@ -51,7 +51,7 @@ from jointpose.losses import (
 )
 from jointpose.model.loading import FORMAT, load_checkpoint, pose_weights
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
-from jointpose.model.temporal import TemporalModel, build_model
+from jointpose.model.temporal import TemporalModel, build_model, receptive_field
 from jointpose.motion.viewpoints import random_views
 from jointpose.safeio import atomic_path, atomic_write, check_output_folder
 from jointpose.training.checkpoint import (
@@ -145,6 +145,18 @@ class Trainer:
             if config.semi_supervised
             else None
         )
+        # Before any model or window is built: a receptive field longer than every clip trains
+        # nothing, and the windows of a huge one would not fit in memory.
+        longest = max(len(s.keypoints) for s in self.train_data.sequences)
+        if longest < receptive_field(config.architecture):
+            raise JointposeError(
+                "{0} {path}: the longest training sequence has {longest} frames, fewer than the model's receptive "
+                "field ({field}); use a smaller {1} or longer clips",
+                fields=("data_dir", "architecture"),
+                path=config.data_dir,
+                longest=longest,
+                field=receptive_field(config.architecture),
+            )
         self.model_args = model_args(config, self.train_data.num_keypoints)
         self.model = build_model(self.model_args, strided=True).to(self.device)
         # Built once (not per validation) so that no RNG draw happens between checkpoints.
@@ -164,16 +176,6 @@ class Trainer:
         self.loss_fn = JointAwareLoss(config.loss_weights)
         self.windows = self.training_windows()
         self.unlabelled_windows, self.reference_lengths = self._unlabelled_windows()
-        longest = max(len(s.keypoints) for s in self.train_data.sequences)
-        if longest < self.model.receptive_field():
-            raise JointposeError(
-                "{0} {path}: the longest training sequence has {longest} frames, fewer than the model's receptive "
-                "field ({field}); use a smaller {1} or longer clips",
-                fields=("data_dir", "architecture"),
-                path=config.data_dir,
-                longest=longest,
-                field=self.model.receptive_field(),
-            )
         if len(self.windows.singles) < 2 * self.dist.world_size:  # batch norm: two frames per process
             raise JointposeError(
                 "{0} {path}: {frames} training frames in {subjects}; training needs at least {needed}",
