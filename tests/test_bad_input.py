@@ -96,7 +96,9 @@ def test_missing_files_and_bad_arguments(tmp_path, capsys):
     _one_clear_line(capsys, "--subset")
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "not-a-checkpoint", "config-a-string", "negative-epoch"])
+@pytest.mark.parametrize(
+    "damage", ["truncate", "garbage", "not-a-checkpoint", "config-a-string", "negative-epoch", "smooth-too-wide"]
+)
 def test_corrupt_checkpoints(tmp_path, capsys, damage):
     import torch
 
@@ -110,14 +112,21 @@ def test_corrupt_checkpoints(tmp_path, capsys, damage):
         path.write_bytes(b"junk" * 100)
     elif damage == "not-a-checkpoint":
         torch.save({"weights": torch.zeros(3)}, path)
-    else:  # a well-formed checkpoint with one entry of the wrong kind
+    else:  # a well-formed checkpoint with one entry of the wrong kind or size
+        ckpt = torch.load(path, weights_only=True)
         key, value, needle = {
             "config-a-string": ("config", "x", "'config' must be a mapping, got str"),
             "negative-epoch": ("epoch", -5, "'epoch' must be a non-negative integer"),
+            "smooth-too-wide": (
+                "config",
+                {**ckpt["config"], "constraints": True, "smooth": 1e9},  # a filter of a billion frames
+                "checkpoint config 'smooth': 1000000000 exceeds the limit of 1000000",
+            ),
         }[damage]
-        torch.save({**torch.load(path, weights_only=True), key: value}, path)
+        torch.save({**ckpt, key: value}, path)
+    needles = [needle] if damage in ("config-a-string", "negative-epoch", "smooth-too-wide") else []
     assert main(cli("evaluate", "-k gt -ste S1", data_dir=folder, checkpoint=tmp_path / "ck")) == 2
-    _one_clear_line(capsys, "latest.pt", *([needle] if damage in ("config-a-string", "negative-epoch") else []))
+    _one_clear_line(capsys, "latest.pt", *needles)
     assert _train(folder, tmp_path, "--no-constraints", "--resume") == 2
     _one_clear_line(capsys, "latest.pt")
 

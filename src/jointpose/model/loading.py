@@ -119,6 +119,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if path.suffix == ".safetensors":
         return _load_safetensors(path, dev)
+    path = resolve_checkpoint(path)  # a run folder's latest.pt: the file the messages name
     ckpt = load_checkpoint(path, map_location=dev)
     model = load_model_state(ckpt["model_args"], pose_weights(ckpt), str(path), dev)
     trajectory = None
@@ -133,7 +134,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
         check_fps(ckpt.get("fps", 50.0), f"{path}: checkpoint 'fps'"),
         symmetry,
         uses_skeleton_fit(ckpt["config"]),
-        smoothing_sigma(ckpt["config"]),
+        check_sigma(smoothing_sigma(ckpt["config"]), f"{path}: checkpoint config 'smooth'"),
         ckpt["config"],
         ckpt["epoch"],
         _normalization_of(ckpt["config"].get("normalization") or "screen", path),
