@@ -271,3 +271,52 @@ def test_frame_ranges_lists_runs_then_how_many_more():
     frames = [0, 1, 2, 4, 170, 171, 227, 229, 300, 301, 305]  # seven runs
     assert frame_ranges(frames) == "0-2, 4, 170-171, 227, 229 and 2 more"
     assert frame_ranges(frames, most=7) == "0-2, 4, 170-171, 227, 229, 300-301, 305"
+
+
+def test_only_the_keys_asked_for_are_read_and_counted(tmp_path, monkeypatch):
+    """A small array beside 40 MB of zeros (40 kB compressed): asking for the small one neither
+    decompresses the zeros nor counts them against the limit."""
+    import tracemalloc
+
+    from jointpose.safeio import npz_keys
+
+    keypoints = np.random.default_rng(0).random((50, 17, 2))
+    np.savez_compressed(tmp_path / "a.npz", keypoints=keypoints, junk=np.zeros(5_000_000), fps=np.array(25.0))
+    assert npz_keys(tmp_path / "a.npz") == ["keypoints", "junk", "fps"]
+    monkeypatch.setenv("JOINTPOSE_MAX_NPZ_BYTES", str(2**20))
+    with pytest.raises(JointposeError, match=r"a\.npz: arrays decompressed \(bytes\): 40013992 exceeds"):
+        load_npz(tmp_path / "a.npz")  # all three arrays, each with its 128-byte header
+    tracemalloc.start()
+    loaded = load_npz(tmp_path / "a.npz", keys=["keypoints", "fps", "absent"])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert sorted(loaded) == ["fps", "keypoints"]
+    assert np.array_equal(loaded["keypoints"], keypoints) and loaded["fps"] == 25.0
+    assert peak < 2**20  # the zeros alone would be 40 MB
+    monkeypatch.setenv("JOINTPOSE_MAX_NPZ_BYTES", str(keypoints.nbytes))
+    with pytest.raises(
+        JointposeError, match=r"a\.npz: arrays decompressed \(bytes\): 13728 exceeds the limit of 13600"
+    ):
+        load_npz(tmp_path / "a.npz", keys=["keypoints"])  # 13600 bytes of data and its 128-byte header
+
+
+@pytest.mark.parametrize("name", ["a.npz", "a.npy", "c.npz"])
+def test_an_array_is_read_into_one_copy(tmp_path, name):
+    """Peak memory while reading a 16 MB array is about the array itself (not the file's
+    bytes, then the data cut from them, then a copy)."""
+    import tracemalloc
+
+    from jointpose.safeio import load_npy
+
+    array = np.asfortranarray(np.random.default_rng(0).random((2_000, 1_000)))
+    path = tmp_path / name
+    if name == "a.npy":
+        np.save(path, array)
+    else:
+        (np.savez_compressed if name == "c.npz" else np.savez)(path, x=array)
+    tracemalloc.start()
+    loaded = load_npy(path) if name == "a.npy" else load_npz(path)["x"]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.array_equal(loaded, array) and loaded.flags.f_contiguous and loaded.flags.writeable
+    assert peak < 1.2 * array.nbytes, peak / array.nbytes

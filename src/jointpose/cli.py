@@ -164,11 +164,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         write_predictions,
     )
     from jointpose.geometry.filters import check_sigma
-    from jointpose.safeio import check_output_path
+    from jointpose.safeio import check_outputs
 
-    for flag, path in (("--json", args.json), ("--export-predictions", args.export_predictions)):
-        if path is not None:
-            check_output_path(path, flag)  # before the evaluation, not after it
+    check_outputs(  # before the evaluation, not after it
+        {"--json": args.json, "--export-predictions": args.export_predictions},
+        {"--checkpoint": _model_file(args.checkpoint), "--data-dir": _files_in(args.data_dir, "data_*.npz")},
+    )
     if args.smooth is not None:
         check_sigma(args.smooth, "--smooth")
         if args.raw:
@@ -194,6 +195,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.export_predictions is not None:
         write_predictions(result.predictions, args.export_predictions)
         print(f"wrote {len(result.predictions)} sequences to {args.export_predictions}")
+
+
+def _model_file(path: str | None) -> Path | None:
+    """The file a ``--checkpoint`` (or ``export``'s model) reads: itself, or ``latest.pt`` in a run
+    folder; a missing one as given (the loader names it, once the flags are checked)."""
+    from jointpose.model.loading import resolve_checkpoint
+
+    if path is None:
+        return None
+    try:
+        return resolve_checkpoint(path)
+    except JointposeError:
+        return Path(path)
+
+
+def _files_in(folder: str | Path | None, pattern: str) -> list[Path]:
+    """The files matching ``pattern`` directly in ``folder`` (none when it is not a folder): those a
+    verb reads from a folder input, e.g. a dataset's ``data_*.npz`` or OpenPose's ``*_keypoints.json``."""
+    return sorted(Path(folder).glob(pattern)) if folder is not None and Path(folder).is_dir() else []
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -358,10 +378,18 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.geometry.bones import check_height, scale_to_height
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
-    from jointpose.safeio import check_fps, check_output_path
+    from jointpose.render import check_animation_path
+    from jointpose.safeio import check_fps, check_outputs
 
     fmt = format_from_path(args.output, args.format)
-    check_output_path(args.output, "-o")  # outputs are checked before the work, not after it
+    check_outputs(  # outputs are checked before the work, not after it
+        {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
+        {
+            "input": _files_in(args.input, "*_keypoints.json") or args.input,
+            "--checkpoint": _model_file(args.checkpoint),
+            "--video": args.video,
+        },
+    )
     if args.checkpoint and args.causal:
         raise JointposeError("--causal picks the bundled causal model; a --checkpoint is causal or not by itself")
     if args.fps is not None:
@@ -370,10 +398,6 @@ def cmd_infer(args: argparse.Namespace) -> None:
         check_height(args.height)
     if args.video and not args.render:
         raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
-    if args.render:
-        from jointpose.render import check_animation_path
-
-        check_output_path(check_animation_path(args.render, "--render"), "--render")
     lifter = (
         Lifter.load(args.checkpoint, device=args.device)
         if args.checkpoint
@@ -436,10 +460,13 @@ def cmd_video(args: argparse.Namespace) -> None:
     from jointpose.inference.lifter import Lifter
     from jointpose.inference.video import lift_video, render_captions
     from jointpose.render import check_animation_path, render_animation
+    from jointpose.safeio import check_outputs
 
     fmt = format_from_path(args.output, args.format)
-    if args.render:
-        check_animation_path(args.render, "--render")
+    check_outputs(  # before the video is read, not after it
+        {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
+        {"input": args.input},
+    )
     require_mediapipe()
     lifter = Lifter.from_pretrained("video-causal" if args.causal else "video", device=args.device)
     result = lift_video(
@@ -482,21 +509,31 @@ def cmd_video(args: argparse.Namespace) -> None:
 
 def _poses_file(path: str, key: str | None = None) -> tuple[np.ndarray, float | None]:
     """3D poses (frames, 17, 3) from an infer npz (``poses_3d``) or an evaluate export (``key``)."""
-    from jointpose.safeio import load_npz
+    from jointpose.safeio import load_npz, npz_keys
 
-    files = load_npz(path)
     name = key if key is not None else "poses_3d"
+    files = load_npz(path, keys=(name, "fps"))
     if name not in files:
-        raise JointposeError(f"{path}: no key '{name}' (keys: {', '.join(list(files)[:8])})")
+        raise JointposeError(f"{path}: no key '{name}' (keys: {', '.join(npz_keys(path)[:8])})")
     fps = float(files["fps"]) if "fps" in files and files["fps"].shape == () else None
     return files[name], fps
 
 
 def cmd_render(args: argparse.Namespace) -> None:
     from jointpose.render import check_animation_path, render_animation
-    from jointpose.safeio import check_output_path
+    from jointpose.safeio import check_outputs
 
-    check_output_path(check_animation_path(args.output, "-o"), "-o")
+    check_outputs(
+        {"-o": check_animation_path(args.output, "-o")},
+        {
+            "--keypoints-file": args.keypoints_file,
+            "--poses": args.poses,
+            "--truth": args.truth,
+            "--predictions": args.predictions,
+            "--video": args.video,
+            "--data-dir": _files_in(args.data_dir, "data_*.npz"),
+        },
+    )
     sequences = {}
     if args.data_dir:
         from jointpose.data.h36m import load_dataset
@@ -560,26 +597,28 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from jointpose.demo import DemoConfig, run_demo
-    from jointpose.safeio import check_output_folder
+    from jointpose.safeio import check_output_folder, check_outputs
 
     _check_flags((("-e", args.epochs, args.epochs >= 1, ">= 1"), ("-ch", args.channels, args.channels >= 1, ">= 1")))
     check_output_folder(args.out, "--out")
     ring, noise = dataset_options(args)
-    run_demo(
-        DemoConfig(
-            out=args.out,
-            bvh=args.bvh,
-            epochs=args.epochs,
-            channels=args.channels,
-            seed=args.seed,
-            animation=args.animation,
-            cameras=ring,
-            noise=noise,
-            fps=args.fps,
-            input_layout=args.input_layout,
-            progress=args.progress,
-        )
+    config = DemoConfig(
+        out=args.out,
+        bvh=args.bvh,
+        epochs=args.epochs,
+        channels=args.channels,
+        seed=args.seed,
+        animation=args.animation,
+        cameras=ring,
+        noise=noise,
+        fps=args.fps,
+        input_layout=args.input_layout,
+        progress=args.progress,
     )
+    for folder in (config.paths["data"], config.paths["checkpoint"]):  # before the work, not after it
+        check_output_folder(folder, "--out")
+    check_outputs({"--animation": config.paths["animation"]}, {"--bvh": args.bvh})
+    run_demo(config)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -593,9 +632,11 @@ class _Parser(argparse.ArgumentParser):
 def cmd_export(args: argparse.Namespace) -> None:
     from jointpose.inference.onnx import OPSET, export_onnx
     from jointpose.model.loading import load_model
+    from jointpose.safeio import check_outputs
 
     if Path(args.onnx).suffix != ".onnx":
         raise JointposeError(f"--onnx {args.onnx}: the file name must end in .onnx")
+    check_outputs({"--onnx": args.onnx}, {"model": _model_file(args.model)})  # before the export, not after it
     path = export_onnx(load_model(args.model, "cpu"), args.onnx, streaming=args.streaming)
     print(f"wrote {path} ({'streaming step' if args.streaming else 'full sequence'}, ONNX opset {OPSET})")
 

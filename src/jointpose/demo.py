@@ -71,10 +71,16 @@ class DemoConfig:
                 frames=self.seconds * self.fps,
             )
 
+    @property
+    def paths(self) -> dict[str, Path]:
+        """Where the demo writes, in ``out``: the ``data`` and ``checkpoint`` folders and the ``animation`` file."""
+        out = Path(self.out)
+        return {"data": out / "data", "checkpoint": out / "checkpoint", "animation": out / self.animation}
+
 
 def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
     """Write the demo dataset; returns its folder and the train and test subjects."""
-    folder = Path(config.out) / "data"
+    folder = config.paths["data"]
     if config.bvh is None:
         from jointpose.motion.synthetic import generate
 
@@ -126,7 +132,7 @@ def run_demo(config: DemoConfig) -> dict:
     data_dir, train, test = build_data(config)
     train_config = TrainConfig(
         data_dir=str(data_dir),
-        checkpoint_dir=str(Path(config.out) / "checkpoint"),
+        checkpoint_dir=str(config.paths["checkpoint"]),
         keypoints="noisy",
         subjects_train=train,
         subjects_test=test,
@@ -154,7 +160,7 @@ def run_demo(config: DemoConfig) -> dict:
         f"(ratio {p1 / baseline:.2f}; {verdict})"
     )
     seq = _showcase(trainer.test_data.sequences, config.animation_frames)
-    animation = Path(config.out) / config.animation
+    animation = config.paths["animation"]
     _animate(seq, trainer.final_result.predictions[seq.key], animation, config.animation_frames, trainer.test_data.fps)
     print(f"animation of {seq.key}: {animation}")
     print(f"demo finished in {time.perf_counter() - start:.0f} s; outputs in {config.out}/")

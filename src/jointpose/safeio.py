@@ -10,9 +10,11 @@ against :func:`limit` ``("npz_bytes")``, every array's header shape against the 
 follow it, and every pickle's memo indices against ``limit("pickle_memo")``.
 
 Writing: :func:`atomic_write` writes to a temporary file in the target's folder, fsyncs it
-and renames it over the target, so a full disk, a crash or a kill leaves either the old
-file or the new one complete, never a torn one; :func:`check_output_path` refuses an
-unwritable target before any work is done.
+and renames it over the target (through a symlink, onto the file it leads to), so a full
+disk, a crash or a kill leaves either the old file or the new one complete, never a torn
+one, and no folder made for it; :func:`check_outputs` refuses, before any work is done, an
+unwritable target, one that is not a regular file, and one that would replace an input or
+another output of the same run.
 
 Limits (:data:`LIMITS`) bound what a small hostile file can make jointpose allocate or
 compute; each is overridden by the environment variable ``JOINTPOSE_MAX_<NAME>``
@@ -25,10 +27,11 @@ import io
 import os
 import pickle
 import pickletools
+import stat
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -183,21 +186,40 @@ def restricted_loads(data: bytes) -> Any:
         raise pickle.UnpicklingError(f"corrupt pickle ({type(exc).__name__}: {exc})") from None
 
 
-def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` file; object arrays go through the restricted unpickler.
+def load_npz(path: str | Path, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Read the arrays of an ``.npz`` file; object arrays go through the restricted unpickler.
 
-    Returns ``{key: array}``. Raises :class:`JointposeError` naming the file (and key) when
-    the file is missing, not a zip archive, truncated, larger than ``limit("npz_bytes")``
-    once decompressed, or holds a disallowed pickle.
+    Returns ``{key: array}`` for every key, or with ``keys`` only for those of them the file
+    holds (the others are not decompressed; :func:`npz_keys` lists what it holds). Raises
+    :class:`JointposeError` naming the file (and key) when the file is missing, not a zip
+    archive, truncated, holds a disallowed pickle, or when the arrays read would exceed
+    ``limit("npz_bytes")`` decompressed.
     """
     path = Path(path)
+    with _open_npz(path) as archive:
+        members = archive.infolist()
+        if keys is not None:
+            wanted = set(keys)
+            members = [m for m in members if _key(m.filename) in wanted]
+        check_limit("npz_bytes", sum(m.file_size for m in members), f"{path}: arrays decompressed (bytes)")
+        return {_key(m.filename): _read_member(archive, m, path) for m in members}
+
+
+def npz_keys(path: str | Path) -> list[str]:
+    """The keys of an ``.npz`` file, in archive order, from its directory alone (nothing is decompressed)."""
+    path = Path(path)
+    with _open_npz(path) as archive:
+        return [_key(name) for name in archive.namelist()]
+
+
+@contextmanager
+def _open_npz(path: Path) -> Iterator[zipfile.ZipFile]:
+    """``path`` open as a zip archive; a missing, invalid or unreadable file raises :class:`JointposeError`."""
     if not path.is_file():
         raise JointposeError(f"file not found: {path}")
     try:
         with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            check_limit("npz_bytes", sum(m.file_size for m in members), f"{path}: arrays decompressed (bytes)")
-            return {_key(m.filename): _read_member(archive, m, path) for m in members}
+            yield archive
     except zipfile.BadZipFile as exc:
         raise JointposeError(f"{path}: not a valid .npz archive ({exc})") from None
     except (OSError, EOFError) as exc:
@@ -212,12 +234,13 @@ def load_npy(path: str | Path) -> np.ndarray:
     size = path.stat().st_size
     check_limit("npz_bytes", size, f"{path}: bytes")
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            if handle.read(2) == b"PK":
+                raise JointposeError(f"{path}: an .npz archive, not an .npy array (rename it to .npz)")
+            handle.seek(0)
+            return _read_npy(handle, size, str(path), allow_object=False)
     except OSError as exc:
         raise JointposeError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if raw[:2] == b"PK":
-        raise JointposeError(f"{path}: an .npz archive, not an .npy array (rename it to .npz)")
-    return _parse_npy(raw, str(path), allow_object=False)
 
 
 def _key(name: str) -> str:
@@ -228,39 +251,49 @@ def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Path) 
     key = _key(member.filename)
     try:
         with archive.open(member) as handle:
-            raw = handle.read(member.file_size + 1)  # never more than the archive declared
+            return _read_npy(handle, member.file_size, f"{path}: key '{key}'", allow_object=True)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error) as exc:
         raise JointposeError(f"{path}: key '{key}' is corrupt or unreadable ({exc})") from None
-    return _parse_npy(raw, f"{path}: key '{key}'", allow_object=True)
 
 
-def _parse_npy(raw: bytes, where: str, *, allow_object: bool) -> np.ndarray:
-    """An array from the bytes of one ``.npy`` file; the header's shape must match the data that follows."""
-    stream = io.BytesIO(raw)
+_CHUNK = 2**18  # bytes read at a time into the array
+
+
+def _read_npy(handle: IO[bytes], size: int, where: str, *, allow_object: bool) -> np.ndarray:
+    """An array from an open ``.npy`` stream of ``size`` bytes (as declared); the header's shape
+    must match the bytes that follow, and the data is read into the array alone (one copy)."""
     try:
-        version = np.lib.format.read_magic(stream)
+        version = np.lib.format.read_magic(handle)
         if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
         else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
     except (ValueError, SyntaxError, EOFError, TypeError) as exc:
         raise JointposeError(f"{where} is not a valid .npy array ({str(exc).splitlines()[0]})") from None
+    follow = size - handle.tell()
     if dtype.hasobject:
         if not allow_object:
             raise JointposeError(f"{where}: holds Python objects, not numbers")
-        return _unpickle_array(stream.read(), where)
+        return _unpickle_array(handle.read(max(follow, 0) + 1), where)
     try:
         expected = _check_array_bytes(shape, dtype.itemsize, where)
     except pickle.UnpicklingError as exc:
         raise JointposeError(f"{where}: {exc}") from None
-    data = raw[stream.tell() :]
-    if len(data) != expected:
+    if follow == expected:
+        buffer = bytearray(expected)
+        view = memoryview(buffer)
+        follow = 0
+        while follow < expected and (chunk := handle.read(min(_CHUNK, expected - follow))):
+            view[follow : follow + len(chunk)] = chunk
+            follow += len(chunk)
+        follow += len(handle.read(1))  # at the end: nothing more (and a zip member's CRC is checked)
+    if follow != expected:
         raise JointposeError(
             f"{where} is truncated or malformed: its header claims shape {shape} "
-            f"({expected} bytes) but {len(data)} bytes follow"
+            f"({expected} bytes) but {follow} bytes follow"
         )
-    array = np.frombuffer(data, dtype=dtype)
-    return array.reshape(shape, order="F" if fortran else "C").copy()
+    array = np.frombuffer(buffer, dtype=dtype)
+    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def _unpickle_array(data: bytes, where: str) -> np.ndarray:
@@ -306,26 +339,34 @@ os.umask(_UMASK)
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary file beside ``path`` (same suffix) for a writer to fill; on success it is
-    fsynced and renamed over ``path``, on any error removed. OSError becomes
-    :class:`JointposeError` naming ``path``."""
+    fsynced and renamed over ``path`` - over the file a symlink ``path`` leads to, the link
+    kept - on any error removed, with the folders made for it. An existing ``path`` that is
+    not a regular file is refused; OSError becomes :class:`JointposeError` naming ``path``."""
     path = Path(path)
+    target = _write_target(path, "cannot write")
+    created: list[Path] = []
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+        created = _make_folders(target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent)
         os.close(fd)
     except OSError as exc:
+        _remove_folders(created)
         raise JointposeError(f"cannot write {path}: {exc.strerror or exc}") from None
     tmp = Path(name)
+    written = False
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)
         _fsync(tmp)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
+        written = True
     except OSError as exc:
         raise JointposeError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+        if not written:
+            _remove_folders(created)
+    fsync_dir(target.parent)
 
 
 @contextmanager
@@ -339,13 +380,16 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_args: Any) -> Iterat
 def atomic_folder(folder: str | Path) -> Iterator[Path]:
     """A temporary folder beside ``folder`` to write a set of files into; on success each is
     moved into ``folder`` (replacing files of the same names), on any error the set is
-    discarded and ``folder`` is left as it was."""
+    discarded and ``folder`` is left as it was (not there, when it was made for the set)."""
     folder = Path(folder)
+    created: list[Path] = []
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        created = _make_folders(folder)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
     except OSError as exc:
+        _remove_folders(created)
         raise JointposeError(f"cannot write in {folder}: {exc.strerror or exc}") from None
+    written = False
     try:
         yield tmp
         files = sorted(p for p in tmp.iterdir() if p.is_file())
@@ -354,23 +398,129 @@ def atomic_folder(folder: str | Path) -> Iterator[Path]:
             _fsync(file)
         for file in files:
             os.replace(file, folder / file.name)
+        written = True
     except OSError as exc:
         raise JointposeError(f"cannot write in {folder}: {exc.strerror or exc}") from None
     finally:
         for leftover in tmp.iterdir():
             leftover.unlink()
         tmp.rmdir()
+        if not written:
+            _remove_folders(created)
     fsync_dir(folder)
 
 
-def check_output_path(path: str | Path, what: str) -> Path:
-    """Refuse, before any work, an output file that cannot be written: a folder, or a place
-    where no file can be created. Returns ``path`` as a Path."""
-    path = Path(path)
-    if path.is_dir():
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns those this call created, outermost first
+    (on an error, none stays)."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    created: list[Path] = []
+    try:
+        for new in reversed(missing):
+            try:
+                new.mkdir()
+            except FileExistsError:  # made meanwhile by someone else: theirs
+                continue
+            created.append(new)
+    except OSError:
+        _remove_folders(created)
+        raise
+    return created
+
+
+def _remove_folders(created: list[Path]) -> None:
+    """Remove the folders :func:`_make_folders` created (innermost first) while they are empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+_KINDS = (
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _write_target(path: Path, what: str) -> Path:
+    """The file that writing ``path`` replaces: ``path``, or the file the symlink ``path`` leads to.
+    An existing one that is not a regular file (a folder, device, FIFO, socket) raises
+    :class:`JointposeError` ``"{what} {path}: ..."``."""
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = os.stat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # a new file (its folder is checked by whoever makes it)
+        return target
+    except OSError as exc:
+        raise JointposeError(f"{what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
         raise JointposeError(f"{what} {path}: is a folder, not a file")
-    _check_creatable(path.parent, what, path)
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+        raise JointposeError(f"{what} {path}: is {kind}, not a regular file")
+    return target
+
+
+def check_output_path(path: str | Path, what: str) -> Path:
+    """Refuse, before any work, an output file that cannot be written: an existing folder,
+    device, FIFO or socket, or a place where no file can be created. A symlink is checked
+    (and later written) at the file it leads to. Returns ``path`` as a Path."""
+    path = Path(path)
+    target = _write_target(path, what)
+    _check_creatable(target.parent, what, path)
     return path
+
+
+def check_outputs(
+    outputs: Mapping[str, str | Path | None],
+    inputs: Mapping[str, str | Path | Iterable[str | Path] | None] | None = None,
+) -> None:
+    """Refuse, before any work, outputs that cannot be written (:func:`check_output_path`) or
+    that would replace a file the run reads or another output of the same run.
+
+    ``outputs`` maps each flag (or argument name) to its path, ``inputs`` each flag to the
+    file it reads or to the files it reads (those of a folder); None means not given. An
+    output is refused when it is the same file as an input or another output, also through
+    symlinks and hard links; the error names both flags.
+    """
+    given = {flag: Path(path) for flag, path in outputs.items() if path is not None}
+    read = [
+        (flag, Path(path))
+        for flag, paths in (inputs or {}).items()
+        if paths is not None
+        for path in ((paths,) if isinstance(paths, (str, Path)) else paths)
+    ]
+    for flag, path in given.items():
+        check_output_path(path, flag)
+    seen: dict[str, Path] = {}
+    for flag, path in given.items():
+        for source, file in read:
+            if _same_file(path, file):
+                raise JointposeError(
+                    f"{flag} {path}: is the same file as {source} {file}, which this run reads; choose another output"
+                )
+        for other, earlier in seen.items():
+            if _same_file(path, earlier):
+                raise JointposeError(
+                    f"{flag} {path}: is the same file as {other} {earlier}; give each output its own file"
+                )
+        seen[flag] = path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether paths ``a`` and ``b`` name one file, existing or not (symlinks and hard links included)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 def check_output_folder(folder: str | Path, what: str) -> Path:
