@@ -68,6 +68,21 @@ def test_2d_longer_is_trimmed_with_warning_and_shorter_fails(tmp_path):
         load_dataset(folder, "gt", ["S1"])
 
 
+def test_dataset_files_read_only_their_own_keys(tmp_path, monkeypatch):
+    # Each file gets 8 MB of zeros under a key jointpose does not use; with the decompressed
+    # limit at 4 MB the dataset still loads, and the same data alike, as nothing else is read.
+    folder = write_dataset(tmp_path / "d", {"S1": {"Walking": 30}})
+    before = load_dataset(folder, "gt", ["S1"])
+    for name in ("data_2d_h36m_gt.npz", "data_3d_h36m.npz"):
+        files = {k: v.item() if v.dtype.hasobject else v for k, v in np.load(folder / name, allow_pickle=True).items()}
+        np.savez_compressed(folder / name, junk=np.zeros(2**20), **files)
+    monkeypatch.setenv("JOINTPOSE_MAX_NPZ_BYTES", str(4 * 2**20))
+    after = load_dataset(folder, "gt", ["S1"])
+    assert [s.key for s in after.sequences] == [s.key for s in before.sequences]
+    assert all(np.array_equal(a.keypoints, b.keypoints) for a, b in zip(after.sequences, before.sequences))
+    assert all(np.array_equal(a.poses_3d, b.poses_3d) for a, b in zip(after.sequences, before.sequences))
+
+
 def test_nan_and_confidence_column(tmp_path):
     folder = write_dataset(tmp_path, {"S1": {"Walking": 30}})
     files = dict(np.load(folder / "data_2d_h36m_gt.npz", allow_pickle=True))

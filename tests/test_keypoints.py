@@ -301,6 +301,19 @@ def test_a_crowd_is_cut_to_the_most_confident_people_per_frame(tmp_path, monkeyp
     assert any(re.search(r"of 6: 4 of 4 frames .*dropped 5 other track\(s\) and 20 detection", n) for n in kp.notes)
 
 
+def test_an_npz_input_reads_only_its_keypoints(tmp_path, monkeypatch):
+    # Beside the keypoints, 8 MB of zeros (a few kB compressed). With the decompressed limit at
+    # 1 MB the file loads: only the array used is decompressed and counted.
+    xy = coco_expected(np.stack([person(f) for f in range(5)]))
+    np.savez_compressed(tmp_path / "k.npz", keypoints=xy, junk=np.zeros(2**20))
+    monkeypatch.setenv("JOINTPOSE_MAX_NPZ_BYTES", str(2**20))
+    assert np.array_equal(load_quiet(tmp_path / "k.npz").xy, xy)
+    np.savez_compressed(tmp_path / "big.npz", keypoints=np.zeros((2**15, 17, 2)), junk=np.zeros(1))
+    declared = 2**15 * 17 * 2 * 8 + 128  # the array and its .npy header
+    with pytest.raises(JointposeError, match=rf"big\.npz: arrays decompressed \(bytes\): {declared} exceeds"):
+        load_keypoints(tmp_path / "big.npz")
+
+
 def test_openpose_tracking_with_swapped_order(tmp_path):
     folder = tmp_path / "op"
     folder.mkdir()

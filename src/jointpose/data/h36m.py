@@ -43,7 +43,7 @@ from jointpose.geometry.cameras import (
     h36m_cameras,
     humaneva_cameras,
 )
-from jointpose.safeio import check_finite, check_fps, load_npz
+from jointpose.safeio import check_finite, check_fps, load_npz, npz_keys
 
 INPUT_LAYOUTS = ("h36m", "coco", "blazepose")  # what a built dataset's 2D points stand for (data build)
 
@@ -154,14 +154,14 @@ class H36MFiles:
                 f"(-d {kind.name} keypoints in {self.data_dir}: {', '.join(available) or 'none'})"
             )
         self.keypoints_name = keypoints
-        files_2d = load_npz(self.path_2d)
+        files_2d = load_npz(self.path_2d, keys=("positions_2d", "fps", "metadata", "cameras"))
         self.fps = _fps(files_2d.get("fps"), self.path_2d, kind.fps)
         self.positions_2d = _nested_dict(files_2d, "positions_2d", self.path_2d)
         self.metadata = _object(files_2d, "metadata", self.path_2d) if "metadata" in files_2d else {}
         self.positions_3d: dict[str, Any] | None = None
         cameras_entry, cameras_path = files_2d.get("cameras"), self.path_2d
         if self.path_3d.is_file():
-            files_3d = load_npz(self.path_3d)
+            files_3d = load_npz(self.path_3d, keys=("positions_3d", "cameras"))
             self.positions_3d = _nested_dict(files_3d, "positions_3d", self.path_3d)
             if "cameras" in files_3d:
                 cameras_entry, cameras_path = files_3d["cameras"], self.path_3d
@@ -415,7 +415,7 @@ def _finite_array(array: Any, where: str) -> np.ndarray:
 
 def _object(files: dict[str, np.ndarray], key: str, path: Path) -> Any:
     if key not in files:
-        raise JointposeError(f"{path}: missing key '{key}' (keys: {', '.join(files)})")
+        raise JointposeError(f"{path}: missing key '{key}' (keys: {', '.join(npz_keys(path))})")
     value = files[key]
     return value.item() if value.dtype.hasobject and value.shape == () else value
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.safeio import check_limit, frame_ranges, limit, load_npy, load_npz
+from jointpose.safeio import check_limit, frame_ranges, limit, load_npy, load_npz, npz_keys
 
 SPINE_FRACTION = 0.5
 HEAD_FROM_EYES = 1.75  # head top = eyes + HEAD_FROM_EYES * (eyes - nose)
@@ -359,17 +359,17 @@ def _openpose_scores(people: np.ndarray) -> np.ndarray:
 def read_array(path: Path) -> np.ndarray:
     """A (F, 17, 2|3) float array from ``.npy`` or ``.npz`` (key 'keypoints' or the only one)."""
     if path.suffix.lower() == ".npz":
-        arrays = load_npz(path)
-        if "keypoints" in arrays:
+        keys = npz_keys(path)  # only the array used is decompressed
+        if "keypoints" in keys:
             key = "keypoints"
-        elif len(arrays) == 1:
-            key = next(iter(arrays))
+        elif len(keys) == 1:
+            key = keys[0]
         else:
             raise JointposeError(
                 f"{path}: no key 'keypoints' and not exactly one array to choose "
-                f"(keys: {', '.join(sorted(arrays)) or 'none'})"
+                f"(keys: {', '.join(sorted(keys)) or 'none'})"
             )
-        array, where = arrays[key], f"{path} key '{key}'"
+        array, where = load_npz(path, keys=(key,))[key], f"{path} key '{key}'"
     else:
         array, where = load_npy(path), str(path)
     if array.dtype.kind not in "iuf":
