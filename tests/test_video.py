@@ -499,6 +499,28 @@ def test_a_clip_too_slow_to_resample_to_the_models_rate_is_refused_before_detect
         lift_video(path, lifter)
 
 
+def test_native_logs_are_hidden_while_python_stderr_stays(capfd):
+    from jointpose.data.blazepose import native_logs_hidden
+
+    with native_logs_hidden():
+        os.write(2, b"W0000 a native log line\n")  # as MediaPipe's C++ code writes
+        print("a progress bar", file=sys.stderr)
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "a progress bar\nafter\n"
+
+
+def test_cli_error_on_a_clip_without_anybody_is_one_line(tmp_path, capfd):
+    # MediaPipe's native code logs a dozen lines to the process's stderr on every run; the
+    # CLI's error must stay the only line there (they are shown with --debug).
+    pytest.importorskip("mediapipe", reason="the video extra is not installed")
+    clip = tmp_path / "black.mp4"
+    write_clip(clip, [np.zeros((96, 128, 3), dtype=np.uint8)] * 10)
+    assert main(["video", str(clip), "-o", str(tmp_path / "out.npz"), "--no-progress"]) == 2
+    err = capfd.readouterr().err
+    assert err == f"jointpose video: error: {clip}: no person found in any of its 10 frames\n"
+    assert not (tmp_path / "out.npz").exists()
+
+
 def test_export_writes_extra_arrays_and_leaves_no_partial_file(tmp_path):
     poses = np.zeros((4, 17, 3))
     out = export(tmp_path / "out.npz", poses, 60.0, extra={"confidence_2d": np.full((4, 17), 0.5)})

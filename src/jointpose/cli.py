@@ -455,7 +455,9 @@ def cmd_infer(args: argparse.Namespace) -> None:
 
 
 def cmd_video(args: argparse.Namespace) -> None:
-    from jointpose.data.blazepose import require_mediapipe
+    from contextlib import nullcontext
+
+    from jointpose.data.blazepose import native_logs_hidden, require_mediapipe
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
     from jointpose.inference.video import lift_video, render_captions
@@ -469,19 +471,20 @@ def cmd_video(args: argparse.Namespace) -> None:
     )
     require_mediapipe()
     lifter = Lifter.from_pretrained("video-causal" if args.causal else "video", device=args.device)
-    result = lift_video(
-        args.input,
-        lifter,
-        start=args.start,
-        end=args.end,
-        focal_length=args.focal_length,
-        fov=args.fov,
-        principal_point=args.principal_point,
-        confidence_threshold=args.confidence_threshold,
-        height=args.height,
-        person=args.person,
-        progress=args.progress,
-    )
+    with nullcontext() if args.debug else native_logs_hidden():  # MediaPipe's own log lines, shown with --debug
+        result = lift_video(
+            args.input,
+            lifter,
+            start=args.start,
+            end=args.end,
+            focal_length=args.focal_length,
+            fov=args.fov,
+            principal_point=args.principal_point,
+            confidence_threshold=args.confidence_threshold,
+            height=args.height,
+            person=args.person,
+            progress=args.progress,
+        )
     print("\n".join(result.notes))
     export(
         args.output,

@@ -27,7 +27,12 @@ and not occluded), in [0, 1].
 from __future__ import annotations
 
 import io
+import os
+import sys
+import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -67,6 +72,33 @@ def require_mediapipe() -> ModuleType:
             f"mediapipe {version} has no legacy pose solution (its models ship only up to 0.10.21): {EXTRA_HINT}"
         )
     return mediapipe
+
+
+@contextmanager
+def native_logs_hidden() -> Iterator[None]:
+    """Hide what MediaPipe's native code writes to the process's standard error (TensorFlow
+    Lite's and absl's log lines: a dozen a run, from its own threads, and no switch to turn
+    them off): file descriptor 2 goes to a temporary file for the duration, while Python's
+    ``sys.stderr`` (progress bars, warnings, errors) keeps writing where it did."""
+    python_stderr = sys.stderr
+    python_stderr.flush()
+    saved = os.dup(2)
+    encoding = getattr(python_stderr, "encoding", None) or "utf-8"
+    try:
+        with (
+            tempfile.TemporaryFile() as sink,
+            open(saved, "w", buffering=1, encoding=encoding, errors="backslashreplace", closefd=False) as terminal,
+        ):
+            os.dup2(sink.fileno(), 2)
+            sys.stderr = terminal
+            try:
+                yield
+            finally:
+                terminal.flush()
+                os.dup2(saved, 2)
+                sys.stderr = python_stderr
+    finally:
+        os.close(saved)
 
 
 class PoseDetector:
