@@ -191,6 +191,16 @@ def test_camera_ring_out_of_range_is_refused_when_made(fields, flag):
     assert flag_message(caught.value).startswith(flag), flag_message(caught.value)
 
 
+def test_data_build_refuses_cameras_and_noise_before_reading_motion(tmp_path, capsys):
+    # The BVH folder does not exist: the camera and noise flags are refused first.
+    out = tmp_path / "ds"
+    base = ["data", "build", "--bvh", str(tmp_path / "no-motion"), "--out", str(out)]
+    assert "--ring-distance" in one_line_error(capsys, [*base, "--cameras", "ring", "--ring-distance", "1e308"])
+    assert "--noise-jitter" in one_line_error(capsys, [*base, "--noise-jitter", "nan"])
+    assert "no-motion" in one_line_error(capsys, base)  # and with good flags, the missing motion
+    assert not out.exists()
+
+
 def test_camera_ring_at_its_limits_is_well_conditioned():
     for ring in (
         CameraRing(distance=0.5, height=1000.0, target_height=-1000.0),

@@ -334,3 +334,11 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     capsys.readouterr()
     assert main(cli("render", "-k gt --sequence S9-Walking", data_dir=h36m_dir, o=out)) == 2
     assert "--sequence" in capsys.readouterr().err
+    # A poses file's own frame rate is checked as a flag's would be, naming the file's key.
+    for fps, needle in ((0.0, "must be a positive number"), (1e-9, "outside"), (np.ones(2), "must be one number")):
+        np.savez(tmp_path / "bad_fps.npz", poses_3d=np.zeros((6, 17, 3)), fps=fps)
+        bad = paths | dict(poses=tmp_path / "bad_fps.npz", o=tmp_path / "b.gif")
+        assert main(cli("render", "--image-size 1000 1000 --no-progress", **bad)) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "bad_fps.npz: key 'fps'" in err and needle in err, err
+        assert not (tmp_path / "b.gif").exists()

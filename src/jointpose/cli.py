@@ -305,6 +305,7 @@ def cmd_data_build(args: argparse.Namespace) -> None:
             f"--out {args.out} already holds {', '.join(existing)}; choose another folder or pass --overwrite"
         )
 
+    ring, noise = dataset_options(args)  # before the BVH work, not after it
     mapping = load_rig_mapping(args.rig) if args.rig else None
     motion = load_bvh_folder(
         args.bvh,
@@ -314,7 +315,6 @@ def cmd_data_build(args: argparse.Namespace) -> None:
         body_scaling=args.body_scaling,
         seed=args.seed,
     )
-    ring, noise = dataset_options(args)
     if not isinstance(ring, CameraRing) and ring is not None:  # random cameras: drawn around the motion
         ring = ring.cameras(motion)
     paths = write_h36m_dataset(
@@ -512,14 +512,17 @@ def cmd_video(args: argparse.Namespace) -> None:
 
 def _poses_file(path: str, key: str | None = None) -> tuple[np.ndarray, float | None]:
     """3D poses (frames, 17, 3) from an infer npz (``poses_3d``) or an evaluate export (``key``)."""
-    from jointpose.safeio import load_npz, npz_keys
+    from jointpose.safeio import check_fps, load_npz, npz_keys
 
     name = key if key is not None else "poses_3d"
     files = load_npz(path, keys=(name, "fps"))
     if name not in files:
         raise JointposeError(f"{path}: no key '{name}' (keys: {', '.join(npz_keys(path)[:8])})")
-    fps = float(files["fps"]) if "fps" in files and files["fps"].shape == () else None
-    return files[name], fps
+    if "fps" not in files:
+        return files[name], None
+    if files["fps"].shape != () or files["fps"].dtype.kind not in "iuf":
+        raise JointposeError(f"{path}: key 'fps' must be one number, got {files['fps'].dtype} {files['fps'].shape}")
+    return files[name], check_fps(float(files["fps"]), f"{path}: key 'fps'")
 
 
 def cmd_render(args: argparse.Namespace) -> None:
