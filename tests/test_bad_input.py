@@ -131,6 +131,29 @@ def test_corrupt_checkpoints(tmp_path, capsys, damage):
     _one_clear_line(capsys, "latest.pt")
 
 
+@pytest.mark.parametrize("damage", ["rng", "optimizer", "history"])
+def test_resuming_from_a_checkpoint_whose_parts_do_not_fit(tmp_path, capsys, damage):
+    # The file is a jointpose checkpoint the run matches (evaluate reads it), but one part
+    # that only resuming reads is malformed: one line naming the file, not a traceback.
+    import torch
+
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    assert _train(folder, tmp_path, "--no-constraints") == 0
+    path = tmp_path / "ck" / "latest.pt"
+    ckpt = torch.load(path, weights_only=True)
+    broken = {
+        "rng": {"rng": [{"torch": 3}]},
+        "optimizer": {"optimizer": {"state": {}, "param_groups": []}},
+        "history": {"history": 5},
+    }[damage]
+    torch.save({**ckpt, **broken}, path)
+    capsys.readouterr()
+    assert main(cli("evaluate", "-k gt -ste S1", data_dir=folder, checkpoint=tmp_path / "ck")) == 0
+    capsys.readouterr()
+    assert _train(folder, tmp_path, "--no-constraints", "--resume") == 2
+    _one_clear_line(capsys, "latest.pt: cannot resume from it")
+
+
 def test_malicious_checkpoint_runs_nothing(tmp_path, capsys):
     import os
 

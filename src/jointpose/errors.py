@@ -35,5 +35,12 @@ class JointposeError(Exception):
         return self.template.format(*(names.get(field, field) for field in self.fields), **self.values)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type's name when it has none: how an error
+    from a library (torch, zipfile) is quoted inside a one-line :class:`JointposeError`."""
+    text = str(exc)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
+
+
 class JointposeWarning(UserWarning):
     """Something in the input was repaired (trimmed, interpolated, padded); the message says what."""

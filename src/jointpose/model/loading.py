@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, first_line
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import check_sigma
@@ -35,8 +35,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise JointposeError(f"{path}: corrupt or unreadable checkpoint ({message})") from None
+        raise JointposeError(f"{path}: corrupt or unreadable checkpoint ({first_line(exc)})") from None
     except Exception as exc:  # the weights-only unpickler raises UnpicklingError and friends
         raise JointposeError(f"{path}: not a safe jointpose checkpoint ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, mix_limbs, scale_bodies
 from jointpose.data.h36m import dataset_kind, load_dataset
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, first_line
 from jointpose.evaluation.evaluate import evaluate_model, format_table, with_provenance
 from jointpose.geometry.anatomy import bone_lengths
 from jointpose.losses import (
@@ -291,28 +291,31 @@ class Trainer:
         """Continue the run in ``ckpt`` (``latest.pt``): weights, optimiser, epoch, history, RNG."""
         latest = self.folder / "latest.pt"
         _check_compatible(ckpt, self.model_args, self.config, latest)
-        self.model.load_state_dict(ckpt["model"])
-        if self.averaged is not None:
-            self.averaged.load_state_dict(ckpt["averaged_model"])
-        if self.trajectory_model is not None:
-            if ckpt.get("trajectory_model") is None:
-                raise JointposeError(
-                    "{0}: {path} has no trajectory model but {1} was given",
-                    fields=("resume", "trajectory"),
-                    path=latest,
-                )
-            self.trajectory_model.load_state_dict(ckpt["trajectory_model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
-        self.epoch, self.lr, self.history = ckpt["epoch"], ckpt["lr"], list(ckpt["history"])
-        self.step_log = list(ckpt.get("step_log", []))
-        states = ckpt["rng"]
-        if self.dist.rank < len(states):
-            set_rng_state(states[self.dist.rank])
-        else:  # more processes than the run had: a fresh stream for each new rank
-            set_rng_state(states[0])
-            torch.manual_seed(self.config.seed + self.dist.rank)
+        try:  # a file of the right format whose parts do not fit: one line, not a traceback
+            self.model.load_state_dict(ckpt["model"])
+            if self.averaged is not None:
+                self.averaged.load_state_dict(ckpt["averaged_model"])
+            if self.trajectory_model is not None:
+                if ckpt.get("trajectory_model") is None:
+                    raise JointposeError(
+                        "{0}: {path} has no trajectory model but {1} was given",
+                        fields=("resume", "trajectory"),
+                        path=latest,
+                    )
+                self.trajectory_model.load_state_dict(ckpt["trajectory_model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
+            self.epoch, self.lr, self.history = ckpt["epoch"], ckpt["lr"], list(ckpt["history"])
+            self.step_log = list(ckpt.get("step_log", []))
+            states = ckpt["rng"]
+            if self.dist.rank < len(states):
+                set_rng_state(states[self.dist.rank])
+            else:  # more processes than the run had: a fresh stream for each new rank
+                set_rng_state(states[0])
+                torch.manual_seed(self.config.seed + self.dist.rank)
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            raise JointposeError(f"{latest}: cannot resume from it ({type(exc).__name__}: {first_line(exc)})") from None
 
     def fit(self, until_epoch: int | None = None) -> dict[str, Any] | None:
         """Train from the current epoch to ``config.epochs``, saving a checkpoint every epoch.
