@@ -70,6 +70,12 @@ def test_infer_confidence_threshold_fills_low_joints_by_interpolation(tmp_path, 
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.endswith(f"--confidence-threshold must lie in [0, 1], got {bad}")
         assert not out.exists()
+    # --fps at 0.4 against the model's 50: a factor of 125, beyond JOINTPOSE_MAX_RESAMPLE (100).
+    assert main(["infer", str(tmp_path / "conf.npy"), "-o", str(tmp_path / "slow.npz"), *SIZE, "--fps", "0.4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        "--fps: resampling 0.4 -> 50 fps (factor): 125 exceeds the limit of 100 (set JOINTPOSE_MAX_RESAMPLE to allow more)"
+    )
 
 
 def test_infer_no_tta_and_causal_follow_the_api(tmp_path, offline):

@@ -342,3 +342,5 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and "bad_fps.npz: key 'fps'" in err and needle in err, err
         assert not (tmp_path / "b.gif").exists()
+    assert main(cli("render", "--image-size 1000 1000 --max-frames 0", **paths)) == 2
+    assert capsys.readouterr().err.strip().endswith("--max-frames must be at least 1, got 0")

@@ -379,7 +379,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
     from jointpose.render import check_animation_path
-    from jointpose.safeio import check_fps, check_outputs
+    from jointpose.safeio import check_fps, check_outputs, check_resample
 
     fmt = format_from_path(args.output, args.format)
     check_outputs(  # outputs are checked before the work, not after it
@@ -403,6 +403,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
         if args.checkpoint
         else Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device)
     )
+    if args.fps is not None:
+        check_resample(args.fps, lifter.fps, "--fps")  # before the keypoints are read
     lifter.flip_test = args.tta
     lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
     lifter.smooth = 0.0 if args.raw else lifter.smooth

@@ -420,7 +420,7 @@ def render_animation(
     output = check_animation_path(output)
     check_animation_fps(fps, output)
     if max_frames is not None and max_frames < 1:
-        raise JointposeError(f"max_frames: must be at least 1, got {max_frames}")
+        raise JointposeError("{0} must be at least 1, got {value}", fields=("max_frames",), value=max_frames)
     frames: Iterator[np.ndarray] | None = None
     if background is not None:
         if keypoints_2d is None:
