@@ -44,6 +44,11 @@ def _set_view(value):
             ["['S1']['Walking'][1]", "NaN", "frame 3"],
         ),
         ("inf", lambda p: p["S1"]["Walking"][2].__setitem__((5, 0, 1), np.inf), ["['S1']['Walking'][2]", "inf"]),
+        (
+            "far off screen",  # finite in float32, but 10^29 image widths away
+            lambda p: p["S1"]["Walking"][2].__setitem__((7, 0, 1), 1e30),
+            ["['S1']['Walking'][2]", "1 of 30 frames (7)", "image widths off screen"],
+        ),
         ("wrong dimensionality", _set_view(np.zeros((30, 17), np.float32)), ["['S1']['Walking'][0]", "shape (30, 17)"]),
         ("wrong coordinates", _set_view(np.zeros((30, 17, 4), np.float32)), ["['S1']['Walking'][0]", "2 or 3"]),
         ("empty", _set_view(np.zeros((0, 17, 2), np.float32)), ["['S1']['Walking'][0]", "empty"]),
@@ -74,6 +79,16 @@ def test_subject_missing_from_3d_file(tmp_path, capsys):
     (folder / "data_3d_h36m.npz").write_bytes((other / "data_3d_h36m.npz").read_bytes())
     assert _train(folder, tmp_path) == 2
     _one_clear_line(capsys, "subject S1 not in", "data_3d_h36m.npz", "S5")
+
+
+def test_3d_positions_in_millimetres_are_refused(tmp_path, capsys):
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    files = dict(np.load(folder / "data_3d_h36m.npz", allow_pickle=True))
+    positions = files["positions_3d"].item()
+    positions["S1"]["Walking"] = positions["S1"]["Walking"] * 1000.0  # Human3.6M's original unit
+    np.savez(folder / "data_3d_h36m.npz", **{**files, "positions_3d": positions})
+    assert _train(folder, tmp_path) == 2
+    _one_clear_line(capsys, "data_3d_h36m.npz", "['S1']['Walking'] seen by camera 0", "more than 10 m from the root")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])

@@ -319,6 +319,19 @@ def check_finite(values: Any, what: str) -> None:
         )
 
 
+def check_bounded(values: Any, bound: float, what: str, beyond: str) -> None:
+    """Refuse an array (frames, ...) holding a value of magnitude above ``bound`` (or NaN),
+    naming the frames (0-based); ``beyond`` says what such values are, e.g. "lie more than
+    500 image widths off screen"."""
+    array = np.asarray(values)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(array.reshape(len(array), -1)) <= bound).all(axis=1)
+    if bad.any():
+        raise JointposeError(
+            f"{what}: {int(bad.sum())} of {len(bad)} frames ({frame_ranges(np.flatnonzero(bad))}) {beyond}"
+        )
+
+
 def frame_ranges(frames: Any, most: int = 5) -> str:
     """Sorted frame numbers as ``"3-5, 9, 12-40"`` (the first ``most`` runs, then how many more)."""
     frames = np.asarray(frames, dtype=np.int64)

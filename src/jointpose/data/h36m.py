@@ -38,13 +38,19 @@ from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import (
     NORMALIZATIONS,
+    OFF_SCREEN,
+    SCREEN_BOUND,
     Camera,
     cameras_from_schema,
     h36m_cameras,
     humaneva_cameras,
 )
-from jointpose.safeio import check_finite, check_fps, load_npz, npz_keys
+from jointpose.safeio import check_bounded, check_finite, check_fps, load_npz, npz_keys
 
+# No joint of a person lies this far (metres) from their root, nor a person this far from a
+# camera: larger values are another unit (Human3.6M's original positions are millimetres) or broken.
+MAX_BODY_M = 10.0
+MAX_DISTANCE_M = 10_000.0
 INPUT_LAYOUTS = ("h36m", "coco", "blazepose")  # what a built dataset's 2D points stand for (data build)
 
 
@@ -345,15 +351,18 @@ def _load_views(
         with np.errstate(over="ignore"):  # an overflow is what check_finite reports
             kp = camera.normalize(kp, normalization).astype(np.float32)
         check_finite(kp, f"{where}[{index}] in float32")  # 1e300 is finite in float64 only
+        check_bounded(kp, SCREEN_BOUND, f"{where}[{index}]", OFF_SCREEN)  # as the network's input at inference
         poses = trajectory = None
         if world is not None:
             cam_space = camera.world_to_camera(world)
             trajectory = cam_space[:, 0].astype(np.float32)
             poses = (cam_space - cam_space[:, :1]).astype(np.float32)
-            check_finite(
-                np.concatenate([poses.reshape(len(poses), -1), trajectory], axis=1),
-                f"{files.path_3d}: positions_3d['{subject}']['{action}'] seen by camera {index}, in float32",
+            seen = f"{files.path_3d}: positions_3d['{subject}']['{action}'] seen by camera {index}"
+            check_finite(np.concatenate([poses.reshape(len(poses), -1), trajectory], axis=1), f"{seen}, in float32")
+            check_bounded(
+                poses, MAX_BODY_M, seen, f"have a joint more than {MAX_BODY_M:g} m from the root (not metres?)"
             )
+            check_bounded(trajectory, MAX_DISTANCE_M, seen, f"lie more than {MAX_DISTANCE_M:g} m from the camera")
         frames = _subset_frames(len(kp), subset, downsample)
         out.append(
             PoseSequence(

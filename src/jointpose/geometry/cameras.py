@@ -307,6 +307,13 @@ def check_image_size(width: Any, height: Any, what: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+# Largest normalised coordinate the network is given (screen: x in [0, w] pixels maps to
+# [-1, 1], so 500 image widths off screen); larger values are no detection, and could
+# overflow float32 inside the network.
+SCREEN_BOUND = 1000.0
+OFF_SCREEN = f"lie more than {SCREEN_BOUND / 2:g} image widths off screen (or overflow float32)"
+
+
 def normalize_keypoints(pixels: np.ndarray, camera: Camera, normalization: str) -> np.ndarray:
     """Pixels (..., 2) seen by ``camera`` -> the network's input in ``normalization``
     (``"screen"`` or ``"intrinsics"``, see the module docstring). Integer pixels come back as

@@ -38,6 +38,8 @@ from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import (
     DEFAULT_FOV_DEG,
+    OFF_SCREEN,
+    SCREEN_BOUND,
     Camera,
     check_image_size,
     normalize_keypoints,
@@ -47,13 +49,9 @@ from jointpose.inference.onnx import OnnxModel, load_onnx
 from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
 from jointpose.model.predict import inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
-from jointpose.safeio import check_finite, frame_ranges
+from jointpose.safeio import check_bounded, check_finite
 
 MODEL_FORMAT = "jointpose-model-v1"
-# Largest normalised screen coordinate accepted (x in [0, w] pixels maps to [-1, 1]): 500
-# image widths off screen. Larger values are no detection, and could overflow float32 inside
-# the network.
-SCREEN_BOUND = 1000.0
 SEGMENT = 4096  # output frames computed at once (bounds memory on long inputs)
 PRETRAINED = {
     "offline": "jointpose_cmu_243f_offline.safetensors",
@@ -261,15 +259,8 @@ class Lifter:
         if not normalized:
             with np.errstate(over="ignore", invalid="ignore"):  # what the check below reports
                 kp = normalize_keypoints(kp, self.camera_for(image_size, camera), self.normalization)
-        # Checked as the network computes (float32), where 1e300 is infinite.
-        with np.errstate(over="ignore"):
-            out_of_range = ~(np.abs(kp.astype(np.float32)) <= SCREEN_BOUND).reshape(len(kp), -1).all(axis=1)
-        if out_of_range.any():
-            raise JointposeError(
-                f"keypoints: {int(out_of_range.sum())} of {len(kp)} frames ("
-                f"{frame_ranges(np.flatnonzero(out_of_range))}) lie more than {SCREEN_BOUND / 2:g} "
-                "image widths off screen (or overflow float32)"
-            )
+        with np.errstate(over="ignore"):  # checked as the network computes (float32), where 1e300 is infinite
+            check_bounded(kp.astype(np.float32), SCREEN_BOUND, "keypoints", OFF_SCREEN)
         return kp
 
     def predict(
