@@ -1,6 +1,7 @@
 """ONNX export: onnxruntime gives torch's output, whole sequences and streamed frames alike."""
 
 import importlib.util
+import subprocess
 import sys
 
 import numpy as np
@@ -126,6 +127,18 @@ def test_streaming_step_caches_hold_each_convolutions_span(tmp_path):
     stream = runner.new_stream()
     got = torch.stack([stream(x[0, t]) for t in range(50)])[26:]  # after one receptive field: the full model's frames
     assert (got - expected).abs().max() < 1e-4
+
+
+@needs_ort
+def test_export_writes_only_its_own_line(tmp_path):
+    # torch's exporter logs four "torchvision is not installed" lines; jointpose keeps them out.
+    # In a process of its own: pytest would capture the log records before they reach stderr.
+    src = tmp_path / "small.safetensors"
+    Lifter(_model(causal=True)).save(src)
+    command = [sys.executable, "-m", "jointpose", "export", str(src), "--onnx", str(tmp_path / "small.onnx")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith(f"wrote {tmp_path / 'small.onnx'} (full sequence")
 
 
 @needs_ort

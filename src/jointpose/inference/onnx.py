@@ -23,6 +23,7 @@ onnx, onnxscript and onnxruntime are the optional extra ``jointpose[onnx]``.
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -116,18 +117,24 @@ def export_onnx(loaded: LoadedModel, path: str | Path, *, streaming: bool = Fals
         args = (torch.zeros(2, field + 8, model.num_joints_in, model.in_features),)
         names, outputs = ["keypoints"], ["poses"]
         shapes = ({0: torch.export.Dim("batch", min=1), 1: torch.export.Dim("frames", min=field)},)
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms" and three more
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's own deprecation notices
-        program = torch.onnx.export(
-            module,
-            args,
-            dynamo=True,
-            opset_version=OPSET,
-            input_names=names,
-            output_names=outputs,
-            dynamic_shapes=shapes,
-            verbose=False,
-        )
+        try:
+            program = torch.onnx.export(
+                module,
+                args,
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=names,
+                output_names=outputs,
+                dynamic_shapes=shapes,
+                verbose=False,
+            )
+        finally:
+            registry.setLevel(level)
     proto = program.model_proto
     left, right = loaded.keypoints_symmetry
     meta = {
