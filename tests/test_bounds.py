@@ -127,6 +127,40 @@ def test_channels_are_capped_as_in_model_files(capsys, tmp_path):
     assert "-ch must be in [1, 16384]" in err and "100000" in err
 
 
+def test_a_model_too_large_to_train_is_refused_before_it_is_built(h36m_dir, tmp_path, monkeypatch):
+    # 16384 channels (C) and two levels of width 3: the expansion 34*3*C and its batch norm 2C,
+    # the level's 3-wide and 1-wide convolutions 4C^2 and their batch norms 4C, the output
+    # 51C + 51: 1,076,346,931 parameters (4.3 GB, twice that again for Adam), over 10^9.
+    monkeypatch.setattr(trainer_module.Trainer, "training_windows", lambda *a, **k: pytest.fail("windows built"))
+    run = TrainConfig(
+        data_dir=str(h36m_dir),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        keypoints="gt",
+        subjects_train=("S1",),
+        subjects_test=("S9",),
+        architecture=(3, 3),
+        channels=16384,
+        device="cpu",
+    )
+    with pytest.raises(JointposeError, match=r"parameters \(-ch, -arc\): 1076346931 exceeds the limit of 1000000000"):
+        trainer_module.Trainer(run)
+
+    class Built(Exception):
+        pass
+
+    counted = trainer_module.build_model
+
+    def build(args, strided=False):  # at the limit the run goes on to build its training model: stopped there
+        if strided:
+            raise Built
+        return counted(args)
+
+    monkeypatch.setenv("JOINTPOSE_MAX_PARAMETERS", "1076346931")
+    monkeypatch.setattr(trainer_module, "build_model", build)
+    with pytest.raises(Built):
+        trainer_module.Trainer(run)
+
+
 def test_architecture_is_capped_as_in_model_files():
     assert config(architecture=(15,) * 8).architecture == (15,) * 8
     for widths in ((17,), (3,) * 9):

@@ -50,6 +50,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "fps": (1000, "frames per second of a dataset, a BVH file or an input (and 1 / it the fewest)"),
     "image_px": (100_000, "image width or height in pixels"),
     "bvh_joints": (10_000, "joints in one BVH hierarchy, End Sites included"),
+    "parameters": (1_000_000_000, "parameters of a model to train (a 2048-channel 243-frame model has 67 million)"),
     "people": (100, "people per frame of a detector's keypoint file that are linked into tracks (the most confident)"),
 }
 

@@ -53,7 +53,7 @@ from jointpose.model.loading import FORMAT, load_checkpoint, pose_weights
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, build_model, receptive_field
 from jointpose.motion.viewpoints import random_views
-from jointpose.safeio import atomic_path, atomic_write, check_output_folder
+from jointpose.safeio import atomic_path, atomic_write, check_limit, check_output_folder
 from jointpose.training.checkpoint import (
     atomic_save,
     prune_epochs,
@@ -158,6 +158,9 @@ class Trainer:
                 field=receptive_field(config.architecture),
             )
         self.model_args = model_args(config, self.train_data.num_keypoints)
+        with torch.device("meta"):  # counted without memory or random draws
+            size = sum(p.numel() for p in build_model(self.model_args).parameters())
+        check_limit("parameters", size, "the model's parameters (-ch, -arc)")
         self.model = build_model(self.model_args, strided=True).to(self.device)
         # Built once (not per validation) so that no RNG draw happens between checkpoints.
         self.eval_model = build_model(self.model_args).to(self.device)
