@@ -317,6 +317,16 @@ def test_non_finite_values_name_clip_and_frame(tmp_path, value):
         read_bvh(path)
 
 
+@pytest.mark.parametrize("value", ["1e300", "-1000001", "2e6"])
+def test_values_beyond_motion_capture_name_clip_and_frame(tmp_path, value):
+    # A root at 1e300 is finite, but no capture's unit makes it a place (it overflowed float32
+    # later, and the error blamed the cameras); a million (10 km in centimetres) is the most.
+    path = write(tmp_path, edit(20, f"{value} 2 3 90 0 0 0 0 90"), "walk_07.bvh")
+    with pytest.raises(JointposeError, match=r"walk_07\.bvh: frame 1 .*beyond 1e\+06"):
+        read_bvh(path)
+    assert read_bvh(write(tmp_path, edit(20, "-1000000 2 3 90 0 0 0 0 90"), "edge.bvh")).translations.min() < 0
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(JointposeError, match="nothere.bvh"):
         read_bvh(tmp_path / "nothere.bvh")

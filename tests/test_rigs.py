@@ -125,6 +125,8 @@ def test_absent_rig_joints_are_all_named(tmp_path, tiny):
     [
         ({"unit_scale": -1}, "unit_scale"),
         ({"unit_scale": "cm"}, "unit_scale"),
+        ({"unit_scale": 1e300}, "unit_scale must be metres per file unit in"),  # overflowed the motion
+        ({"unit_scale": 1e-9}, "unit_scale must be metres per file unit in"),
         ({"up_axis": "x"}, "up_axis"),
         ({"joints": []}, "joints"),
     ],

@@ -34,6 +34,9 @@ from jointpose.safeio import atomic_write, check_fps, check_limit, check_resampl
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
+# Largest channel value read: a million of the file's length unit (10 km in centimetres) or
+# degrees; beyond it a value is not motion capture, and squaring it would overflow float32.
+MAX_CHANNEL_VALUE = 1e6
 _CANONICAL = {c.lower(): c for c in POSITION_CHANNELS + ROTATION_CHANNELS}
 _WHITESPACE = np.array([9, 10, 11, 12, 13, 32], dtype=np.uint8)  # what bytes.split() splits on
 
@@ -331,6 +334,13 @@ def _parse_frames(block: str, first_line: int, frames: int, frames_line: int, wi
     if not finite.all():
         f = int(np.flatnonzero(~finite)[0])
         raise JointposeError(f"{path}: frame {f} (0-based, line {first_line + f}) holds a NaN or infinite value")
+    bounded = (np.abs(values) <= MAX_CHANNEL_VALUE).all(axis=1)
+    if not bounded.all():
+        f = int(np.flatnonzero(~bounded)[0])
+        raise JointposeError(
+            f"{path}: frame {f} (0-based, line {first_line + f}) holds a value beyond {MAX_CHANNEL_VALUE:g} "
+            "(positions in the file's unit, rotations in degrees): not motion capture"
+        )
     return values
 
 

@@ -86,8 +86,10 @@ class RigMapping:
                 '{"mean": [names]} or {"joint": name, "offset": [x, y, z]}'
             )
         scale, up = data.get("unit_scale", 1.0), data.get("up_axis", "z")
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not np.isfinite(scale) or scale <= 0:
-            problems.append(f"unit_scale must be a positive number, got {scale!r}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 1e-6 <= scale <= 1e3:
+            problems.append(
+                f"unit_scale must be metres per file unit in [1e-06, 1000] (micrometres to km), got {scale!r}"
+            )
         if up not in ("y", "z"):
             problems.append(f"up_axis must be 'y' or 'z', got {up!r}")
         if problems:
