@@ -1,13 +1,14 @@
 import io
 import os
 import pickle
+import re
 import zipfile
 
 import numpy as np
 import pytest
 
 from jointpose.errors import JointposeError
-from jointpose.safeio import frame_ranges, load_npz
+from jointpose.safeio import frame_ranges, load_npy, load_npz
 
 
 class _Payload:
@@ -59,6 +60,12 @@ def test_corrupt_and_truncated_files(tmp_path):
         load_npz(tmp_path / "junk.npz")
     with pytest.raises(JointposeError, match="file not found"):
         load_npz(tmp_path / "missing.npz")
+    os.mkfifo(tmp_path / "pipe.npz")  # read, it would wait for a writer forever
+    (tmp_path / "folder.npy").mkdir()
+    for path in (tmp_path / "pipe.npz", tmp_path / "folder.npy"):
+        for read in (load_npz, load_npy):
+            with pytest.raises(JointposeError, match=f"^{re.escape(str(path))}: not a regular file$"):
+                read(path)
 
 
 def test_damaged_compressed_data_is_a_clear_error(tmp_path):

@@ -213,11 +213,17 @@ def npz_keys(path: str | Path) -> list[str]:
         return [_key(name) for name in archive.namelist()]
 
 
+def _check_input_file(path: Path) -> None:
+    """Refuse an input that is missing, or that is there but not a regular file (a folder, FIFO,
+    device: read, it would block or never end)."""
+    if not path.is_file():
+        raise JointposeError(f"{path}: not a regular file" if path.exists() else f"file not found: {path}")
+
+
 @contextmanager
 def _open_npz(path: Path) -> Iterator[zipfile.ZipFile]:
     """``path`` open as a zip archive; a missing, invalid or unreadable file raises :class:`JointposeError`."""
-    if not path.is_file():
-        raise JointposeError(f"file not found: {path}")
+    _check_input_file(path)
     try:
         with zipfile.ZipFile(path) as archive:
             yield archive
@@ -230,8 +236,7 @@ def _open_npz(path: Path) -> Iterator[zipfile.ZipFile]:
 def load_npy(path: str | Path) -> np.ndarray:
     """Read a plain (non-object) ``.npy`` array, its header shape checked against the file size first."""
     path = Path(path)
-    if not path.is_file():
-        raise JointposeError(f"file not found: {path}")
+    _check_input_file(path)
     size = path.stat().st_size
     check_limit("npz_bytes", size, f"{path}: bytes")
     try:
