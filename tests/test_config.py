@@ -212,3 +212,23 @@ def test_cli_names_the_flag_on_one_line(tmp_path, capsys, flags, line):
     assert main(["train", "--data-dir", str(tmp_path), "--checkpoint", str(tmp_path / "c"), *flags]) == 2
     assert capsys.readouterr().err == f"jointpose train: error: {line}\n"
     assert not (tmp_path / "c").exists()
+
+
+def test_testing_on_a_training_person_is_noted(tmp_path):
+    import warnings
+
+    from jointpose.errors import JointposeWarning
+
+    def config(*subjects: str):
+        args = ["train", "--data-dir", "d", "--checkpoint", str(tmp_path), *subjects]
+        return train_config(build_parser().parse_args(args))
+
+    with pytest.warns(JointposeWarning) as caught:
+        config("-str", "S1,S5", "-ste", "S5,S9,S1")
+    assert [str(w.message) for w in caught] == [
+        "-ste S5,S1: also in -str; scores on people the model trained on say nothing about new people "
+        "(hold them out: docs/validation.md)"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config("-str", "S1,S5", "-ste", "S9")  # held out: silent
