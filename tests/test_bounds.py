@@ -324,3 +324,6 @@ def test_focal_length_is_bounded_by_the_field_of_view_range():
             camera_from_intrinsics((width, 1080), focal_length=bad)
         message = flag_message(caught.value)
         assert message.startswith("--focal-length must be 8.378 to 1.1e+05 pixels") and "\n" not in message
+    # Any real number type: numpy's integers and floats (as read from a calibration array) too.
+    for kind in (np.int64, np.int32, np.float32):
+        assert Camera.from_focal_length(width, 1080, kind(1400)).focal_length == (1400.0, 1400.0)
