@@ -172,6 +172,16 @@ def run_once(args: list[str], folder: Path, raw: bool) -> dict[str, Any]:
     return result
 
 
+def protocol_run(
+    data: Path, fold: str, seed: int, protocol: argparse.Namespace, model: str, flags: str, raw: bool = False
+) -> tuple[dict[str, Any], Path]:
+    """One run of the protocol (trained, or its cached result) and the folder that holds it;
+    its checkpoint is the folder's ``ckpt``."""
+    args = train_args(data, fold, list(PEOPLE.values()), seed, protocol, model, flags)
+    folder = Path(protocol.work) / "runs" / f"{model}-{fold}-s{seed}-{run_key(args, protocol.threads)}"
+    return run_once(args, folder, raw), folder
+
+
 def ratio(new: float, base: float) -> float:
     """new / base; nan when the baseline is 0 (e.g. no frame outside a range of motion)."""
     return new / base if base else float("nan")
@@ -228,9 +238,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--name", default="defaults", help="summary name: writes --work/NAME.json")
+def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    """The protocol's data, folds, seeds and training settings (shared with the scripts that
+    re-read its runs, such as ``velocity_error.py``)."""
     parser.add_argument("--cmu", default=str(ROOT.parent / "shared" / "data" / "cmu-mocap"))
     parser.add_argument("--work", default=str(ROOT / "runs" / "cv"))
     parser.add_argument("--folds", default="S1,S5,S6,S7", help="people to hold out, one fold each")
@@ -247,6 +257,12 @@ def main() -> None:
         default=1,
         help="torch threads (default 1: on a busy machine two threads ran one epoch 12x slower)",
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", default="defaults", help="summary name: writes --work/NAME.json")
+    add_protocol_arguments(parser)
     parser.add_argument("--baseline-flags", default="", help="extra jointpose train flags for the baseline")
     parser.add_argument("--joint-flags", default="", help="extra jointpose train flags for the joint-aware model")
     parser.add_argument(
@@ -256,7 +272,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     data = protocol_dataset(Path(args.cmu), work / "data")
-    people, folds = list(PEOPLE.values()), args.folds.split(",")
+    folds = args.folds.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[str, dict[str, dict[int, dict[str, Any]]]] = {m: {f: {} for f in folds} for m in MODELS}
     start = time.time()
@@ -264,9 +280,7 @@ def main() -> None:
     for fold in folds:
         for seed in seeds:
             for model, flags in (("baseline", args.baseline_flags), ("joint", args.joint_flags)):
-                run_args = train_args(data, fold, people, seed, args, model, flags)
-                key = run_key(run_args, args.threads)
-                run = run_once(run_args, work / "runs" / f"{model}-{fold}-s{seed}-{key}", args.raw)
+                run, _ = protocol_run(data, fold, seed, args, model, flags, args.raw)
                 results[model][fold][seed] = run
                 trained += run["seconds"]
                 p1 = run["average"]["p1"]
