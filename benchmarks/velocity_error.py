@@ -19,7 +19,9 @@ rate, pooled over every frame of the fold (root-relative poses, as MPJVE):
   alike, the depth error kept) with which the model would score MPJVE ``--target`` times
   the baseline's (issue 20's target: 0.80).
 
-    python benchmarks/velocity_error.py [--folds S1,S5,S6,S7] [--seeds 0] [protocol flags]
+``--keypoints gt`` trains and scores on the noise-free 2D instead of the protocol's noisy 2D.
+
+    python benchmarks/velocity_error.py [--folds S1,S5,S6,S7] [--seeds 0] [--keypoints gt] [protocol flags]
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_protocol_arguments(parser)
     parser.add_argument("--target", type=float, default=0.80, help="MPJVE ratio to the baseline for 'x, y share'")
+    parser.add_argument("--keypoints", choices=("noisy", "gt"), default="noisy", help="the 2D trained and scored on")
     parser.set_defaults(seeds="0")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -83,14 +86,14 @@ def main() -> None:
     )
     print(header)
     for fold in args.folds.split(","):
-        truth = load_dataset(data, "noisy", [fold], downsample=args.downsample).sequences
+        truth = load_dataset(data, args.keypoints, [fold], downsample=args.downsample).sequences
         true_poses = {seq.key: seq.poses_3d for seq in truth}
         keys = sorted(true_poses)
         true_v = velocities(true_poses, keys)
         for seed in (int(s) for s in args.seeds.split(",")):
             base_mpjve = None
             for model in MODELS:
-                _, folder = protocol_run(data, fold, seed, args, model, "")
+                _, folder = protocol_run(data, fold, seed, args, model, f"-k {args.keypoints}")
                 predicted = evaluate_checkpoint(folder / "ckpt", data, downsample=args.downsample, device="cpu")
                 pred_v = velocities(predicted.predictions, keys)
                 figures = axis_figures(pred_v, true_v)
@@ -104,7 +107,7 @@ def main() -> None:
                     flush=True,
                 )
     print(
-        f"\nvelocities at {50 / args.downsample:g} fps; joint-aware: the defaults; people {', '.join(PEOPLE.values())}"
+        f"\nvelocities at {50 / args.downsample:g} fps; {args.keypoints} 2D; joint-aware: the defaults; people {', '.join(PEOPLE.values())}"
     )
 
 
