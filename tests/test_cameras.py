@@ -11,6 +11,7 @@ from jointpose.cli import build_parser, flag_message, main, train_config
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import (
+    DEFAULT_FOV_DEG,
     Camera,
     input_intrinsics,
     keypoint_pixels,
@@ -119,10 +120,21 @@ def test_lifter_trajectory_from_the_camera_is_within_five_percent_in_metres():
     camera = Camera.from_focal_length(1920, 1080, 1400.0)
     pixels = camera.project(BODY + truth[:, None])
     # The network is untrained: hand it the true pose so the check is the geometry's alone.
-    root = lifter.predict_trajectory(pixels, camera=camera, poses=np.broadcast_to(BODY, (frames, 17, 3)))
-    np.testing.assert_allclose(root[:, 2], 4.0, rtol=0.05)
+    body = np.broadcast_to(BODY, (frames, 17, 3))
+    root = lifter.predict_trajectory(pixels, camera=camera, poses=body)
+    np.testing.assert_allclose(root, truth, atol=1e-9)
+    # Without the camera: read through the one the poses assume (65 degrees over 1920 px, a
+    # focal length of 1507 px), the person comes out about 1507 / 1400 times as far away and
+    # as far off the axis in metres (smaller angles at a greater depth).
+    assumed = Camera.from_fov(1920, 1080, DEFAULT_FOV_DEG)
+    root = lifter.predict_trajectory(pixels, (1920, 1080), poses=body)
+    np.testing.assert_allclose(root, root_trajectory(body, normalize_keypoints(pixels, assumed, "intrinsics")))
+    np.testing.assert_allclose(root[:, 2], 4.0 * assumed.focal_length[0] / 1400.0, rtol=0.01)
+    np.testing.assert_allclose(root[:, 1], 0.1, rtol=0.01)
+    assert "65 degree" in lifter.assumed_camera_note()
+    screen = Lifter(torch_model, normalization="screen", flip_test=False)
     with pytest.raises(JointposeError, match="intrinsics"):
-        lifter.predict_trajectory(pixels, (1920, 1080))
+        screen.predict_trajectory(pixels, (1920, 1080), poses=body)
 
 
 def test_intrinsics_model_assumes_a_camera_without_one_and_says_so():
@@ -297,6 +309,13 @@ def test_infer_with_focal_length_writes_the_trajectory_of_its_poses(tmp_path):
     assert main([*args, "--focal-length", "1500"]) == 0
     written = np.load(out)
     expected = root_trajectory(written["poses_3d"], normalize_keypoints(pixels, camera, "intrinsics"))
+    np.testing.assert_allclose(written["trajectory"], expected, rtol=1e-5)
+    # Without the intrinsics the bundled model reads the keypoints through the camera it
+    # assumes, and the trajectory follows through the same camera.
+    assert main(args) == 0
+    written = np.load(out)
+    assumed = Camera.from_fov(1920, 1080, DEFAULT_FOV_DEG)
+    expected = root_trajectory(written["poses_3d"], normalize_keypoints(pixels, assumed, "intrinsics"))
     np.testing.assert_allclose(written["trajectory"], expected, rtol=1e-5)
     assert main([*args, "--focal-length", "1500", "--fov", "60"]) == 2
     assert main([*args, "--principal-point", "900", "500"]) == 2

@@ -692,7 +692,7 @@ def test_real_footage_everyone_in_the_first_frame_is_found():
 def test_real_footage_nobody_near_the_point_is_refused(counter_video):
     from jointpose.data.detect import detect_frames
 
-    footage("cam01.mp4")  # skips without the video extra
+    pytest.importorskip("mediapipe", reason="the video extra is not installed")
     clip = open_video(counter_video[0])  # uniformly grey frames: nobody in any of them
     with pytest.raises(JointposeError, match="^person 10 20: nobody to follow there in any of the clip's 75 frames"):
         detect_frames(clip.frames(), progress=False, fps=clip.fps, person=(10.0, 20.0))
@@ -973,6 +973,27 @@ def test_real_footage_bone_lengths_constant(cam02):
     lengths = np.linalg.norm(bone_vectors(cam02.poses), axis=-1)  # (F, 16) metres
     assert (lengths.std(axis=0) / lengths.mean(axis=0)).max() < 0.005
     assert 0.3 < lengths[:, skeleton.bone_index(skeleton.JOINT_NAMES.index("RKnee"))].mean() < 0.6  # a thigh
+
+
+def test_real_footage_trajectory_without_the_intrinsics_is_the_assumed_cameras():
+    from jointpose.geometry.cameras import DEFAULT_FOV_DEG
+    from jointpose.inference.lifter import Lifter
+    from jointpose.inference.video import lift_video
+
+    clip, lifter = str(footage("cam02.mp4")), Lifter.from_pretrained("video", device="cpu")
+    plain = lift_video(clip, lifter, end=0.5, progress=False)
+    assert any(f"assumed a {DEFAULT_FOV_DEG:g} degree horizontal field of view" in note for note in plain.notes)
+    given = lift_video(clip, lifter, end=0.5, fov=DEFAULT_FOV_DEG, progress=False)
+    assert plain.trajectory.shape == (30, 3)
+    np.testing.assert_allclose(plain.trajectory, given.trajectory, rtol=1e-6)
+    np.testing.assert_allclose(plain.poses, given.poses, rtol=1e-6, atol=1e-7)
+    # With cam02's calibrated focal length (1681 px; Pose2Sim's calibration) the root is
+    # 3.6-3.9 m away. The assumed lens (848 px over 1080 px) sees the same image through wider
+    # angles: the root comes out about half as far, as far off the axis in metres.
+    calibrated = lift_video(clip, lifter, end=0.5, focal_length=1681.2, progress=False)
+    depth = plain.trajectory[:, 2] / calibrated.trajectory[:, 2]
+    assert (0.5 < depth).all() and (depth < 0.65).all()
+    assert np.abs(plain.trajectory[:, :2] - calibrated.trajectory[:, :2]).max() < 0.06
 
 
 def test_real_footage_height_scales_the_person_and_keeps_the_image():

@@ -442,7 +442,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     poses = lifter.predict(keypoints.xy, size, camera=camera, progress=args.progress)
     print("\n".join(camera_notes(lifter, camera)))
     trajectory = None
-    if lifter.trajectory_model is not None or camera is not None:
+    if camera is not None or lifter.places_root_without_camera:
         trajectory = lifter.predict_trajectory(keypoints.xy, size, camera=camera, poses=poses)
     if args.height is not None:
         poses, trajectory, factor = scale_to_height(poses, args.height, trajectory)

@@ -121,6 +121,13 @@ class Lifter:
     def num_keypoints(self) -> int:
         return self.model.num_joints_in
 
+    @property
+    def places_root_without_camera(self) -> bool:
+        """Whether :meth:`predict_trajectory` works on pixels without a ``camera``: with a
+        trajectory model, or for an ``"intrinsics"`` model through the camera its poses assume
+        (:meth:`camera_for`), whose depths scale with the true focal length."""
+        return self.trajectory_model is not None or self.normalization == "intrinsics"
+
     def to(self, device: str | torch.device) -> Lifter:
         self.model.to(resolve_device(str(device)))
         self._fused = None
@@ -334,6 +341,9 @@ class Lifter:
         or where no ``camera`` is given (a ``"screen"`` model's depth is then right only for the
         focal length it trained with); otherwise the root that puts the predicted pose onto the
         keypoints' rays through ``camera`` (:func:`jointpose.geometry.cameras.root_trajectory`).
+        Without ``camera`` or a trajectory model, an ``"intrinsics"`` model reads pixels through
+        the camera :meth:`predict` assumes (:attr:`assumed_camera`): the root's depth then scales
+        with the true focal length, and its sideways motion does not depend on it.
 
         Args:
             keypoints: (frames, J, 2 or 3) keypoints, as for :meth:`predict`.
@@ -346,7 +356,7 @@ class Lifter:
             (frames, 3) root positions in metres, camera space.
         """
         if self.trajectory_model is None or (camera is not None and self.normalization == "screen"):
-            if camera is None:
+            if camera is None and not self.places_root_without_camera:
                 raise JointposeError(
                     "a root trajectory needs the camera's intrinsics (--focal-length or --fov) "
                     "or a model with a trajectory model (train with --trajectory)"
@@ -356,6 +366,7 @@ class Lifter:
             pixels = np.asarray(keypoints, dtype=np.float64)
             if poses is None:
                 poses = self.predict(pixels, image_size, camera=camera)
+            camera = self.camera_for(image_size, camera)
             if pixels.shape[:2] != np.shape(poses)[:2]:
                 raise JointposeError(
                     f"a trajectory from the camera needs one keypoint per predicted joint: keypoints "

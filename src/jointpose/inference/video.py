@@ -13,8 +13,10 @@ along their bones (:func:`resample_poses`: every bone keeps its length).
 
 Camera: a model trained on the camera's rays (``normalization="intrinsics"``) reads the
 points through the video's intrinsics - its focal length or field of view when given, else
-an assumed :data:`~jointpose.geometry.cameras.DEFAULT_FOV_DEG` degrees - and, given them,
-the root trajectory follows in metres (:func:`~jointpose.geometry.cameras.root_trajectory`).
+an assumed :data:`~jointpose.geometry.cameras.DEFAULT_FOV_DEG` degrees - and the root
+trajectory follows through the same camera (:func:`~jointpose.geometry.cameras.root_trajectory`):
+in metres given the intrinsics, with a depth that scales with the true focal length when
+they are assumed.
 A ``"screen"`` model reads points in image widths and saw them through cameras whose focal
 length is :data:`MODEL_FOCAL_WIDTHS` image widths: given the video's focal length, the points
 are scaled about the image centre by ``MODEL_FOCAL_WIDTHS * width / focal_length`` so that
@@ -48,8 +50,8 @@ MODEL_FOCAL_WIDTHS = _RING.focal_length / _RING.width  # 1150 px on a 1000 px wi
 class VideoResult:
     """3D poses of the person in a video clip, one per video frame.
 
-    ``poses`` (F, 17, 3) metres, camera space, root-relative; ``trajectory`` (F, 3) metres or
-    None; ``keypoints`` the Human3.6M-17 2D track (pixels, video frames) that was lifted;
+    ``poses`` (F, 17, 3) metres, camera space, root-relative; ``trajectory`` (F, 3) metres, or
+    None for a ``"screen"`` model without the intrinsics or a trajectory model; ``keypoints`` the Human3.6M-17 2D track (pixels, video frames) that was lifted;
     ``detections`` BlazePose's raw COCO-17 points; ``seconds`` the time of each stage
     (decode, detect, lift); ``notes`` what was found or repaired.
     """
@@ -156,8 +158,8 @@ def lift_video(
         trajectory = None
         if camera is not None:
             trajectory = lifter.predict_trajectory(at_model_rate, camera=camera, poses=poses)
-        elif lifter.trajectory_model is not None:
-            trajectory = lifter.predict_trajectory(seen, clip.size)
+        elif lifter.places_root_without_camera:  # a trajectory model, or the camera the poses assumed
+            trajectory = lifter.predict_trajectory(seen, clip.size, poses=poses)
         if model_rate:
             poses = resample_poses(poses, lifter.fps, clip.fps, len(xy))
             trajectory = None if trajectory is None else resample(trajectory, lifter.fps, clip.fps, len(xy))
