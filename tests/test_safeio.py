@@ -217,6 +217,34 @@ def test_counted_pickle_strings_longer_than_the_data_are_refused(tmp_path):
         load_npz(tmp_path / "b.npz")
 
 
+def test_a_crafted_dtype_state_is_refused_where_it_is_read(tmp_path):
+    """numpy takes a pickled dtype's state as given: an alignment of -23041 (one byte of a real
+    pickle changed) made a float32 dtype whose arrays raised RuntimeError later, wherever they
+    were freed; a dtype built from arguments numpy never writes printed numpy's warnings."""
+    import gc
+    import warnings
+
+    data = np.empty((), dtype=object)
+    data[()] = {"positions_2d": np.ones((2, 17, 2), np.float32)}  # as VideoPose3D's files hold it
+    stream = pickle.dumps(data, protocol=3)
+    state = b"J\xff\xff\xff\xffJ\xff\xff\xff\xff"  # a dtype's item size and alignment, -1 and -1
+    at = stream.rindex(state)  # the float32 dtype's (the object dtype's comes first)
+    _write_npz_raw(tmp_path / "ok.npz", "data", stream)
+    np.testing.assert_array_equal(load_npz(tmp_path / "ok.npz")["data"].item()["positions_2d"], 1.0)
+    crafted = stream[: at + 5] + b"J\xff\xa5\xff\xff" + stream[at + 10 :]
+    _write_npz_raw(tmp_path / "state.npz", "data", crafted)
+    with pytest.raises(JointposeError, match=r"state\.npz: key 'data'.*dtype state numpy does not write for <f4"):
+        load_npz(tmp_path / "state.npz")
+    arguments = stream.replace(b"\x89\x88\x87", b"X\x01\x00\x00\x008\x88\x87")  # align=False -> align='8'
+    assert arguments != stream
+    _write_npz_raw(tmp_path / "args.npz", "data", arguments)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(JointposeError, match=r"args\.npz: key 'data'.*numpy\.dtype arguments"):
+            load_npz(tmp_path / "args.npz")
+    gc.collect()  # nothing left half-built raises when freed
+
+
 def test_pickled_array_shapes_are_bounded(tmp_path, monkeypatch):
     monkeypatch.setenv("JOINTPOSE_MAX_NPZ_BYTES", "1000000")
     big = np.empty(2, dtype=object)

@@ -4,8 +4,8 @@ Reading: VideoPose3D's data files store dicts inside 0-d object arrays, which nu
 only read with ``allow_pickle=True`` - and a pickle can run arbitrary code. Here object
 arrays are unpickled by :class:`RestrictedUnpickler`, which admits numpy arrays, dtypes and
 scalars and the builtin containers (dict, list, tuple, str, bytes, int, float, bool, None)
-and refuses every other global, so a crafted file raises :class:`JointposeError` and runs
-nothing. Sizes are checked before anything is allocated: the archive's declared sizes
+and refuses every other global, and a dtype unless built and set as numpy itself pickles one,
+so a crafted file raises :class:`JointposeError` and runs nothing. Sizes are checked before anything is allocated: the archive's declared sizes
 against :func:`limit` ``("npz_bytes")``, every array's header shape against the bytes that
 follow it, and every pickle's memo indices against ``limit("pickle_memo")``.
 
@@ -123,14 +123,52 @@ _ALLOWED_GLOBALS = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):  # Python's own unpickler, whose BUILD can be checked
     """An unpickler that only builds numpy arrays/dtypes and builtin containers."""
 
+    dispatch = dict(pickle._Unpickler.dispatch)
+
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("numpy", "dtype"):
+            return _dtype_from_pickle
         if (module, name) in _ALLOWED_GLOBALS:
             found = super().find_class(module, name)
             return _bounded_reconstruct(found) if name == "_reconstruct" else found
         raise pickle.UnpicklingError(f"refusing to load global '{module}.{name}'")
+
+    def load_build(self) -> None:
+        """BUILD (``__setstate__``), a dtype's state checked first: numpy takes it as given, and
+        a crafted one makes a dtype whose arrays raise ``RuntimeError`` later, wherever freed."""
+        if isinstance(self.stack[-2], np.dtype):
+            _check_dtype_state(self.stack[-2], self.stack[-1])
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+def _dtype_from_pickle(obj: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    """``numpy.dtype(obj, align, copy)`` as numpy pickles it: a type string and two booleans."""
+    if not (isinstance(obj, str) and isinstance(align, bool) and isinstance(copy, bool)):
+        raise pickle.UnpicklingError(f"refusing numpy.dtype arguments numpy does not write: {(obj, align, copy)!r:.80}")
+    return np.dtype(obj, align=align, copy=copy)
+
+
+def _check_dtype_state(dtype: np.dtype, state: Any) -> None:
+    """Refuse a pickled dtype's state unless it is the one numpy writes for a plain dtype of
+    that kind: the byte order, and for strings and raw bytes the item size, are all it may set
+    (a structured or datetime dtype is refused too)."""
+    try:
+        size = state[5]
+        if dtype.itemsize == 0 and dtype.char in "SUV" and isinstance(size, int) and 0 <= size <= limit("npz_bytes"):
+            dtype = np.dtype(f"{dtype.char}{size // (4 if dtype.char == 'U' else 1)}")
+        expected = (dtype.newbyteorder(state[1]) if state[1] in ("<", ">") else dtype).__reduce__()[2]
+        plain = type(state) is tuple and state == expected
+    except Exception:  # a state of another shape or type
+        plain = False
+    if not plain:
+        raise pickle.UnpicklingError(
+            f"refusing a pickled dtype state numpy does not write for {dtype.str}: {state!r:.80}"
+        )
 
 
 def _bounded_reconstruct(reconstruct: Any) -> Any:
