@@ -280,8 +280,10 @@ def test_balanced_subjects_come_equally_often(chunk):
 
 
 def test_reprojection_trains_pose_and_trajectory_models(h36m_dir, tmp_path):
-    trainer = Trainer(_config(*_args(h36m_dir, tmp_path / "ck")))
+    # Weights away from their defaults, and the constraint ramp part-way, so that each reaches the total.
+    trainer = Trainer(_config(*_args(h36m_dir, tmp_path / "ck", "--w-bone-guard", "0.5", "--w-stretch", "1")))
     assert trainer.trajectory_model is not None and trainer.unlabelled_windows is not None
+    trainer.loss_fn.constraint_scale = 0.25
     semi = next(trainer.unlabelled_windows.batches(64, 0, 0, steps=1, stream=2))
     inputs = semi.windows.to(trainer.device)
     pred = trainer.model(inputs).reshape(len(inputs), 17, 3)
@@ -296,11 +298,15 @@ def test_reprojection_trains_pose_and_trajectory_models(h36m_dir, tmp_path):
         "unlabeled_stretch",
     }
     w = trainer.config.weights
-    expected = terms["reprojection"] + terms["bone_guard"]
-    expected = (
-        expected + w.sym * terms["unlabeled_sym"] + w.rom * terms["unlabeled_rom"] + w.bone * terms["unlabeled_bone"]
+    assert w.stretch == 1.0 and trainer.config.bone_guard == 0.5
+    free = (
+        w.sym * terms["unlabeled_sym"]
+        + w.rom * terms["unlabeled_rom"]
+        + w.bone * terms["unlabeled_bone"]
+        + w.stretch * terms["unlabeled_stretch"]
     )
-    assert torch.isclose(total, expected)
+    assert float(terms["unlabeled_stretch"]) > 0
+    assert torch.isclose(total, terms["reprojection"] + 0.5 * terms["bone_guard"] + 0.25 * free)
     total.backward()
     for model in (trainer.model, trainer.trajectory_model):
         assert sum(float(p.grad.abs().sum()) for p in model.parameters() if p.grad is not None) > 0

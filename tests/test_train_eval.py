@@ -16,6 +16,40 @@ from jointpose.model.temporal import StridedTemporalModel
 from jointpose.training.config import TrainConfig
 
 
+def _kabsch_error(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Per-frame mean joint error (metres) after the best rotation, scale and translation of
+    ``pred`` onto ``true`` (F, J, 3), a proper rotation (no mirror), by SVD."""
+    p, t = pred - pred.mean(1, keepdims=True), true - true.mean(1, keepdims=True)
+    u, sigma, vt = np.linalg.svd(np.einsum("fji,fjk->fik", p, t))
+    signs = np.ones_like(sigma)
+    signs[:, 2] = np.sign(np.linalg.det(u @ vt))
+    rotation = u @ (signs[:, :, None] * vt)
+    scale = (sigma * signs).sum(-1) / (p * p).sum((1, 2))
+    return np.linalg.norm(scale[:, None, None] * p @ rotation - t, axis=-1).mean(-1)
+
+
+def _independent_average(predictions: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[str, float]:
+    """P1, P2, P3, MPJVE and acceleration error (mm): per frame, pooled per action group
+    (the action's name before any space), then the unweighted mean over groups."""
+    pooled: dict[str, dict[str, list[np.ndarray]]] = {}
+    for key, true in truth.items():
+        pred = predictions[key].astype(np.float64)
+        true = true.astype(np.float64)
+        scale = (pred * true).sum((1, 2)) / (pred * pred).sum((1, 2))
+        per_frame = {
+            "p1": np.linalg.norm(pred - true, axis=-1).mean(-1),
+            "p2": _kabsch_error(pred, true),
+            "p3": np.linalg.norm(scale[:, None, None] * pred - true, axis=-1).mean(-1),
+            "mpjve": np.linalg.norm(np.diff(pred, axis=0) - np.diff(true, axis=0), axis=-1).mean(-1),
+            "accel": np.linalg.norm(np.diff(pred, 2, axis=0) - np.diff(true, 2, axis=0), axis=-1).mean(-1),
+        }
+        group = pooled.setdefault(key.split("/")[1].split(" ")[0], {})
+        for name, values in per_frame.items():
+            group.setdefault(name, []).append(values)
+    means = [{name: 1000 * np.concatenate(v).mean() for name, v in group.items()} for group in pooled.values()]
+    return {name: float(np.mean([m[name] for m in means])) for name in means[0]}
+
+
 def test_training_overfits_a_small_batch(h36m_dir):
     torch.manual_seed(0)
     data = load_dataset(h36m_dir, "gt", ["S1"], ["Walking"])
@@ -92,6 +126,11 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
     }
     assert exported["S9/Walking/0"].shape == (120, 17, 3)
     assert np.all(exported["S11/Directions/3"][:, 0] == 0)
+    # The reported figures, computed again from the exported predictions and the true poses.
+    truth = {seq.key: seq.poses_3d for seq in load_dataset(h36m_dir, "gt", ["S9", "S11"]).sequences}
+    expected = _independent_average(dict(exported), truth)
+    for key, value in expected.items():
+        assert summary["average"][key] == pytest.approx(value, rel=1e-4), key
 
     # Without -k / -ste the checkpoint's keypoints and test subjects are used; an exported
     # .safetensors model evaluates to the same figures as its checkpoint.
