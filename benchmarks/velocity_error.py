@@ -71,6 +71,26 @@ def velocities(poses: dict[str, np.ndarray], keys: list[str]) -> np.ndarray:
     return np.concatenate([np.diff(poses[k] - poses[k][:, :1], axis=0) for k in keys])
 
 
+COLUMNS = (  # (figure, header, width, decimals)
+    ("mpjve", "MPJVE", 6, 2),
+    ("x", "x", 5, 2),
+    ("y", "y", 5, 2),
+    ("depth", "depth", 6, 2),
+    ("true x", "true x", 7, 2),
+    ("true y", "true y", 7, 2),
+    ("true depth", "true depth", 10, 2),
+    ("corr", "corr", 5, 2),
+    ("slope", "slope", 6, 2),
+    ("depth ÷ base", "depth ÷ base", 12, 3),
+    ("x, y share", "x, y share", 10, 2),
+)
+
+
+def format_row(label: str, figures: dict[str, float]) -> str:
+    """One printed row: ``label`` then every column of :data:`COLUMNS`."""
+    return label + " ".join(f"{figures[key]:{width}.{decimals}f}" for key, _, width, decimals in COLUMNS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_protocol_arguments(parser)
@@ -80,11 +100,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = protocol_dataset(Path(args.cmu), Path(args.work) / "data")
-    header = (
-        f"{'fold':<5} {'seed':>4} {'model':<9} {'MPJVE':>6} {'x':>5} {'y':>5} {'depth':>6} "
-        f"{'true x':>7} {'true y':>7} {'true depth':>10} {'corr':>5} {'slope':>6} {'depth ÷ base':>12} {'x, y share':>10}"
-    )
-    print(header)
+    print(f"{'fold':<5} {'seed':>4} {'model':<9}" + " ".join(f"{head:>{width}}" for _, head, width, _ in COLUMNS))
+    rows: dict[tuple[str, str], list[dict[str, float]]] = {}  # (fold, model) -> one per seed
     for fold in args.folds.split(","):
         truth = load_dataset(data, args.keypoints, [fold], downsample=args.downsample).sequences
         true_poses = {seq.key: seq.poses_3d for seq in truth}
@@ -98,16 +115,21 @@ def main() -> None:
                 pred_v = velocities(predicted.predictions, keys)
                 figures = axis_figures(pred_v, true_v)
                 base_mpjve = base_mpjve or figures["mpjve"]
-                share = image_plane_share(pred_v - true_v, args.target * base_mpjve / 1000)
-                print(
-                    f"{fold:<5} {seed:>4} {model:<9} {figures['mpjve']:6.2f} {figures['x']:5.2f} {figures['y']:5.2f} "
-                    f"{figures['depth']:6.2f} {figures['true x']:7.2f} {figures['true y']:7.2f} "
-                    f"{figures['true depth']:10.2f} {figures['corr']:5.2f} {figures['slope']:6.2f} "
-                    f"{figures['depth'] / base_mpjve:12.3f} {share:10.2f}",
-                    flush=True,
-                )
+                figures["depth ÷ base"] = figures["depth"] / base_mpjve
+                figures["x, y share"] = image_plane_share(pred_v - true_v, args.target * base_mpjve / 1000)
+                rows.setdefault((fold, model), []).append(figures)
+                print(format_row(f"{fold:<5} {seed:>4} {model:<9}", figures), flush=True)
+    print("\nmean over seeds, then over every fold and seed (with the least and the most):")
+    for model in MODELS:
+        every = [run for (_, m), runs in rows.items() if m == model for run in runs]
+        groups = [(f"{fold} mean", runs) for (fold, m), runs in rows.items() if m == model]
+        groups += [("mean", every), ("least", every), ("most", every)]
+        for name, runs in groups:
+            reduce = {"least": np.min, "most": np.max}.get(name, np.mean)
+            print(format_row(f"{name:<10} {model:<9}", {k: float(reduce([r[k] for r in runs])) for k in runs[0]}))
+    people = ", ".join(PEOPLE.values())
     print(
-        f"\nvelocities at {50 / args.downsample:g} fps; {args.keypoints} 2D; joint-aware: the defaults; people {', '.join(PEOPLE.values())}"
+        f"\nvelocities at {50 / args.downsample:g} fps; {args.keypoints} 2D; joint-aware: the defaults; people {people}"
     )
 
 
