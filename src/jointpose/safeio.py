@@ -5,9 +5,10 @@ only read with ``allow_pickle=True`` - and a pickle can run arbitrary code. Here
 arrays are unpickled by :class:`RestrictedUnpickler`, which admits numpy arrays, dtypes and
 scalars and the builtin containers (dict, list, tuple, str, bytes, int, float, bool, None)
 and refuses every other global, and a dtype unless built and set as numpy itself pickles one,
-so a crafted file raises :class:`JointposeError` and runs nothing. Sizes are checked before anything is allocated: the archive's declared sizes
-against :func:`limit` ``("npz_bytes")``, every array's header shape against the bytes that
-follow it, and every pickle's memo indices against ``limit("pickle_memo")``.
+so a crafted file raises :class:`JointposeError` and runs nothing. Sizes are checked before
+anything is allocated: the archive's declared sizes against :func:`limit` ``("npz_bytes")``,
+every array's header shape against the bytes that follow it, and every pickle's memo indices
+against ``limit("pickle_memo")``.
 
 Writing: :func:`atomic_write` writes to a temporary file in the target's folder, fsyncs it
 and renames it over the target (through a symlink, onto the file it leads to), so a full
@@ -129,12 +130,12 @@ class RestrictedUnpickler(pickle._Unpickler):  # Python's own unpickler, whose B
     dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("numpy", "dtype"):
-            return _dtype_from_pickle
-        if (module, name) in _ALLOWED_GLOBALS:
-            found = super().find_class(module, name)
-            return _bounded_reconstruct(found) if name == "_reconstruct" else found
-        raise pickle.UnpicklingError(f"refusing to load global '{module}.{name}'")
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load global '{module}.{name}'")
+        found = super().find_class(module, name)
+        if name == "_reconstruct":
+            return _bounded_reconstruct(found)
+        return _dtype_from_pickle if found is np.dtype else found
 
     def load_build(self) -> None:
         """BUILD (``__setstate__``), a dtype's state checked first: numpy takes it as given, and

@@ -51,9 +51,10 @@ class VideoResult:
     """3D poses of the person in a video clip, one per video frame.
 
     ``poses`` (F, 17, 3) metres, camera space, root-relative; ``trajectory`` (F, 3) metres, or
-    None for a ``"screen"`` model without the intrinsics or a trajectory model; ``keypoints`` the Human3.6M-17 2D track (pixels, video frames) that was lifted;
-    ``detections`` BlazePose's raw COCO-17 points; ``seconds`` the time of each stage
-    (decode, detect, lift); ``notes`` what was found or repaired.
+    None for a ``"screen"`` model without the intrinsics or a trajectory model; ``keypoints``
+    the Human3.6M-17 2D track (pixels, video frames) that was lifted; ``detections``
+    BlazePose's raw COCO-17 points; ``seconds`` the time of each stage (decode, detect, lift);
+    ``notes`` what was found or repaired.
     """
 
     clip: VideoClip
