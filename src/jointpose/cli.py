@@ -815,7 +815,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except JointposeError as exc:  # from an option's own parser, e.g. --random-cameras RANGES
-        print(f"jointpose: error: {flag_message(exc)}", file=sys.stderr)
+        print(f"jointpose: error: {one_line(flag_message(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     warnings.simplefilter("always", JointposeWarning)
     warnings.formatwarning = _format_warning
@@ -826,7 +826,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         verb = " ".join(filter(None, (args.verb, getattr(args, "data_verb", None))))
-        print(f"jointpose {verb}: error: {flag_message(exc)}", file=sys.stderr)
+        print(f"jointpose {verb}: error: {one_line(flag_message(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -834,9 +834,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks (a file's key or name may hold them) shown escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _format_warning(message, category, filename, lineno, line=None) -> str:
     return (
-        f"warning: {message}\n"
+        f"warning: {one_line(str(message))}\n"
         if issubclass(category, JointposeWarning)
         else f"{filename}:{lineno}: {category.__name__}: {message}\n"
     )

@@ -25,6 +25,7 @@ compute; each is overridden by the environment variable ``JOINTPOSE_MAX_<NAME>``
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import pickletools
@@ -39,7 +40,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, first_line
 
 # name -> (default, what it bounds). Override with JOINTPOSE_MAX_<NAME> (an integer >= 1).
 LIMITS: dict[str, tuple[int, str]] = {
@@ -76,8 +77,12 @@ def check_limit(name: str, value: float, what: str) -> None:
     """Refuse ``value`` above limit ``name``; the message names ``what`` (an argument's name,
     or a description) and how to raise the limit."""
     bound = limit(name)
-    if value > bound:
-        shown = f"{value:.4g}" if value != int(value) or value >= 1e15 else f"{int(value)}"
+    if not value <= bound:  # NaN too
+        try:
+            shown = f"{int(value)}" if value == int(value) and value < 1e15 else f"{float(value):.4g}"
+        except (OverflowError, ValueError):  # inf or NaN, or an integer beyond any float
+            digits = str(int(value)) if isinstance(value, (int, np.integer)) else ""
+            shown = f"{digits[0]}.{digits[1:4]}e+{len(digits) - 1}" if digits else str(float(value))
         raise JointposeError(
             "{0}: {shown} exceeds the limit of {bound} (set JOINTPOSE_MAX_{env} to allow more)",
             fields=(what,),
@@ -87,10 +92,18 @@ def check_limit(name: str, value: float, what: str) -> None:
         )
 
 
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a finite number (a Python int too large for a float is not)."""
+    try:
+        return math.isfinite(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def check_fps(fps: float, what: str) -> float:
     """A frame rate (frames per second) in [1 / L, L] for L = ``limit("fps")``; errors name
     ``what`` (an argument's name, or a description)."""
-    if not (isinstance(fps, (int, float, np.floating)) and np.isfinite(fps) and fps > 0):
+    if not (isinstance(fps, (int, float, np.floating)) and is_finite_number(fps) and fps > 0):
         raise JointposeError("{0} must be a positive number of frames per second, got {fps}", fields=(what,), fps=fps)
     bound = limit("fps")
     if not 1.0 / bound <= fps <= bound:
@@ -185,7 +198,7 @@ def _bounded_reconstruct(reconstruct: Any) -> Any:
 def _check_array_bytes(shape: Any, itemsize: int, what: str) -> int:
     """Bytes of an array of ``shape`` (exact integers, no overflow), refused above ``limit("npz_bytes")``."""
     dims = (shape,) if isinstance(shape, int) else tuple(shape)
-    if not all(isinstance(d, (int, np.integer)) and d >= 0 for d in dims):
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims):
         raise pickle.UnpicklingError(f"{what}: invalid shape {dims}")
     size = itemsize
     for d in dims:
@@ -266,8 +279,8 @@ def _open_npz(path: Path) -> Iterator[zipfile.ZipFile]:
     try:
         with zipfile.ZipFile(path) as archive:
             yield archive
-    except zipfile.BadZipFile as exc:
-        raise JointposeError(f"{path}: not a valid .npz archive ({exc})") from None
+    except (zipfile.BadZipFile, NotImplementedError, UnicodeDecodeError) as exc:  # bad directory, method, name
+        raise JointposeError(f"{path}: not a valid .npz archive ({first_line(exc)})") from None
     except (OSError, EOFError) as exc:
         raise JointposeError(f"{path}: cannot read ({exc})") from None
 
@@ -296,9 +309,9 @@ def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Path) 
     key = _key(member.filename)
     try:
         with archive.open(member) as handle:
-            return _read_npy(handle, member.file_size, f"{path}: key '{key}'", allow_object=True)
+            return _read_npy(handle, member.file_size, f"{path}: key {key!r}", allow_object=True)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error) as exc:
-        raise JointposeError(f"{path}: key '{key}' is corrupt or unreadable ({exc})") from None
+        raise JointposeError(f"{path}: key {key!r} is corrupt or unreadable ({first_line(exc)})") from None
 
 
 _CHUNK = 2**18  # bytes read at a time into the array
@@ -313,8 +326,8 @@ def _read_npy(handle: IO[bytes], size: int, where: str, *, allow_object: bool) -
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-    except (ValueError, SyntaxError, EOFError, TypeError) as exc:
-        raise JointposeError(f"{where} is not a valid .npy array ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # numpy parses the header text: tokenizer, literal and dtype errors of many types
+        raise JointposeError(f"{where} is not a valid .npy array ({first_line(exc)})") from None
     follow = size - handle.tell()
     if dtype.hasobject:
         if not allow_object:
@@ -322,8 +335,8 @@ def _read_npy(handle: IO[bytes], size: int, where: str, *, allow_object: bool) -
         return _unpickle_array(handle.read(max(follow, 0) + 1), where)
     try:
         expected = _check_array_bytes(shape, dtype.itemsize, where)
-    except pickle.UnpicklingError as exc:
-        raise JointposeError(f"{where}: {exc}") from None
+    except pickle.UnpicklingError as exc:  # its message names ``where``
+        raise JointposeError(str(exc)) from None
     if follow == expected:
         buffer = bytearray(expected)
         view = memoryview(buffer)

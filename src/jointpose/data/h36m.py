@@ -194,7 +194,7 @@ class H36MFiles:
             return self.kind.skeleton.left, self.kind.skeleton.right
         try:
             left, right = (tuple(int(i) for i in side) for side in sym)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise JointposeError(f"{self.path_2d}: metadata['keypoints_symmetry'] is malformed") from None
         if len(left) != len(right):
             raise JointposeError(f"{self.path_2d}: metadata['keypoints_symmetry'] sides differ in length")

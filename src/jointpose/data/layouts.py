@@ -46,9 +46,12 @@ import numpy as np
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.safeio import check_limit, frame_ranges, limit, load_npy, load_npz, npz_keys
+from jointpose.safeio import check_limit, frame_ranges, is_finite_number, limit, load_npy, load_npz, npz_keys
 
 SPINE_FRACTION = 0.5
+# Largest keypoint coordinate read from a JSON file (pixels): beyond it nothing is a detection,
+# and the layout conversions' sums (a head from the eyes) would overflow.
+MAX_PIXEL_VALUE = 1e9
 HEAD_FROM_EYES = 1.75  # head top = eyes + HEAD_FROM_EYES * (eyes - nose)
 HEAD_FROM_EARS = 0.5  # head top = ears + HEAD_FROM_EARS * (ears - shoulders)
 
@@ -226,9 +229,12 @@ def _numbers(value: Any, lengths: tuple[int, ...], where: str) -> np.ndarray:
         )
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise JointposeError(f"{where}: holds values that are not numbers")
-    out = np.array(value, dtype=np.float64)
-    if np.isinf(out).any():
-        raise JointposeError(f"{where}: holds an infinite value")
+    try:
+        out = np.array(value, dtype=np.float64)
+    except OverflowError:  # a JSON integer beyond any float
+        raise JointposeError(f"{where}: holds a number too large for a float") from None
+    if (np.abs(out) > MAX_PIXEL_VALUE).any():  # inf too; NaN is a missing value
+        raise JointposeError(f"{where}: holds a value beyond {MAX_PIXEL_VALUE:g} (or infinite)")
     return out
 
 
@@ -250,7 +256,7 @@ def read_coco_results(data: list, path: Path, max_fill_gap: int | None = None) -
         score = entry.get("score")
         if score is None:
             score = float(np.nanmean(kp[:, 2])) if np.isfinite(kp[:, 2]).any() else 0.0
-        elif isinstance(score, bool) or not isinstance(score, (int, float)) or not np.isfinite(score):
+        elif isinstance(score, bool) or not isinstance(score, (int, float)) or not is_finite_number(score):
             raise JointposeError(f"{path}: entry {i} (image_id {image_id}): 'score' must be a finite number")
         ids.append(image_id)
         keypoints.append(kp)

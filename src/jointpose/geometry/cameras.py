@@ -103,6 +103,11 @@ class Camera:
     def __post_init__(self) -> None:
         if not (self.res_w > 0 and self.res_h > 0):
             raise JointposeError(f"camera {self.id}: resolution must be positive, got {self.res_w}x{self.res_h}")
+        from jointpose.safeio import check_limit, is_finite_number
+
+        check_limit("image_px", max(self.res_w, self.res_h), f"camera {self.id}: resolution")
+        if self.focal_length is not None and not all(is_finite_number(f) and f > 0 for f in self.focal_length):
+            raise JointposeError(f"camera {self.id}: focal length must be positive, got {self.focal_length}")
         if self.distortion_model not in DISTORTION_MODELS:
             raise JointposeError(
                 f"camera {self.id}: distortion_model must be one of {', '.join(DISTORTION_MODELS)}, "
@@ -480,8 +485,8 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
                 )
                 for intr, ext in zip(intrinsic, views)
             ]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise JointposeError(f"{source}: malformed camera calibration ({exc!r})") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise JointposeError(f"{source}: malformed camera calibration ({exc!r:.200})") from None
     except JointposeError as exc:  # the checks above and each camera's own: name the file
         raise JointposeError(f"{source}: {exc}") from None
     return cameras

@@ -47,6 +47,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
             expected = "a non-negative integer" if kind is int else "a mapping"
             raise JointposeError(f"{path}: checkpoint '{key}' must be {expected}, got {type(value).__name__}")
+    averaged = ckpt.get("averaged_model")
+    if averaged is not None:
+        count = averaged.get("n_averaged") if isinstance(averaged, dict) else None
+        if not (isinstance(count, torch.Tensor) and count.numel() == 1 and not count.is_floating_point()):
+            raise JointposeError(f"{path}: checkpoint 'averaged_model' is malformed (no integer 'n_averaged')")
+    try:
+        float(ckpt["config"].get("smooth", 0.0))
+    except (TypeError, ValueError, OverflowError):
+        raise JointposeError(f"{path}: checkpoint config 'smooth' is not a number") from None
     return ckpt
 
 
@@ -123,7 +132,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     model = load_model_state(ckpt["model_args"], pose_weights(ckpt), str(path), dev)
     trajectory = None
     if ckpt.get("trajectory_model") is not None:
-        trajectory = load_model_state(ckpt["trajectory_args"], ckpt["trajectory_model"], str(path), dev)
+        trajectory = load_model_state(ckpt.get("trajectory_args"), ckpt["trajectory_model"], str(path), dev)
     symmetry = _symmetry_of(
         ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS)), model.num_joints_in, path
     )
@@ -244,6 +253,6 @@ def _smooth_of(meta: dict, path: Path) -> float:
     """The temporal filter's sigma (frames) stored in a model file's metadata (0 when absent)."""
     try:
         value = float(json.loads(meta.get("smooth", "0")))
-    except (json.JSONDecodeError, TypeError, ValueError, RecursionError):
+    except (json.JSONDecodeError, TypeError, ValueError, OverflowError, RecursionError):
         raise JointposeError(f"{path}: metadata 'smooth' is not a number ({meta['smooth'][:40]!r})") from None
     return check_sigma(value, f"{path}: metadata 'smooth'")

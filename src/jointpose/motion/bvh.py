@@ -21,6 +21,7 @@ Conventions
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -426,9 +427,10 @@ class _HierarchyParser:
         tok, line = self.take(what)
         try:
             value = kind(tok)
-        except ValueError:
-            self.fail(line, f"expected {what}, found {tok!r}")
-        if not np.isfinite(value):
+            finite = math.isfinite(value)
+        except (ValueError, OverflowError):  # not a number; an integer too large for a float
+            self.fail(line, f"expected {what}, found {tok!r:.40}")
+        if not finite:
             self.fail(line, f"{what} must be finite, found {tok!r}")
         return value
 

@@ -1,0 +1,199 @@
+"""Inputs a mutation fuzzer found (valid files with a byte, a number or a name changed) that
+raised something other than one named ``JointposeError``: each is refused on one line now."""
+
+import io
+import json
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from jointpose.cli import main
+from jointpose.data.keypoints import load_keypoints
+from jointpose.errors import JointposeError
+from jointpose.geometry.cameras import Camera
+from jointpose.inference.lifter import Lifter
+from jointpose.model.loading import FORMAT
+from jointpose.model.temporal import TemporalModel
+from jointpose.motion.bvh import read_bvh
+from jointpose.safeio import check_limit, load_npy, load_npz
+from jointpose.training.checkpoint import atomic_save
+
+COCO_OK = {"image_id": 1, "keypoints": [100.0, 200.0, 0.9] * 17, "score": 0.9}
+
+
+def _npy(header: str, data: bytes) -> bytes:
+    """A version 1.0 ``.npy`` file with ``header`` as its (padded) header text."""
+    text = header.encode("latin1")
+    text += b" " * (-(10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + data
+
+
+@pytest.mark.parametrize(
+    "header, data, needle",
+    [
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 17, 3), '", b"\0" * 408, "is not a valid .npy array"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (" + "9" * 310 + ",), }", b"\0" * 8, "exceeds the limit"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (True,), }", b"\0" * 8, r"invalid shape \(True,\)"),
+    ],
+    ids=["unterminated header", "310-digit shape", "bool in the shape"],
+)
+def test_npy_headers(tmp_path, header, data, needle):
+    path = tmp_path / "k.npy"
+    path.write_bytes(_npy(header, data))
+    with pytest.raises(JointposeError, match=needle) as caught:
+        load_npy(path)
+    assert str(caught.value).count(str(path)) == 1
+
+
+def test_npz_archives_zipfile_cannot_open(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("keypoints.npy", b"x")
+    raw = bytearray(buffer.getvalue())
+    raw[raw.rfind(b"PK\x01\x02") + 6] = 148  # the central directory's "version needed": 14.8
+    (tmp_path / "v.npz").write_bytes(bytes(raw))
+    with pytest.raises(JointposeError, match=r"v\.npz: not a valid \.npz archive \(zip file version 14\.8\)"):
+        load_npz(tmp_path / "v.npz")
+
+
+def test_a_key_with_a_line_break_is_shown_on_one_line(tmp_path, capsys):
+    with zipfile.ZipFile(tmp_path / "k.npz", "w") as archive:
+        archive.writestr("key\npoints.npy", b"not an array")
+    with pytest.raises(JointposeError, match=r"key 'key\\npoints' is not a valid \.npy array"):
+        load_npz(tmp_path / "k.npz")
+    # Other messages quote the file's keys as they are; the command line escapes line breaks.
+    args = ["infer", str(tmp_path / "k.npz"), "-o", str(tmp_path / "o.npz"), "--image-size", "1000", "1000"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("jointpose infer: error: ") and "\\n" in err
+
+
+def test_limits_show_numbers_too_large_for_a_float():
+    with pytest.raises(JointposeError, match=r"frames: 1\.000e\+400 exceeds the limit"):
+        check_limit("frames", 10**400, "frames")
+    with pytest.raises(JointposeError, match="nan exceeds the limit"):
+        check_limit("frames", float("nan"), "frames")
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"keypoints": [10**400, 200.0, 0.9] + [100.0, 200.0, 0.9] * 16}, "holds a number too large for a float"),
+        ({"keypoints": [1e308, 200.0, 0.9] + [100.0, 200.0, 0.9] * 16}, r"holds a value beyond 1e\+09"),
+    ],
+    ids=["integer beyond a float", "1e308 px"],
+)
+def test_coco_numbers_out_of_range(tmp_path, change, needle):
+    (tmp_path / "d.json").write_text(json.dumps([{**COCO_OK, **change}]))
+    with pytest.raises(JointposeError, match=needle):
+        load_keypoints(tmp_path / "d.json")
+
+
+def test_coco_integer_score_beyond_int64_is_a_score(tmp_path):
+    (tmp_path / "d.json").write_text(json.dumps([{**COCO_OK, "score": 2**64}]))
+    assert load_keypoints(tmp_path / "d.json").num_frames == 1
+
+
+def test_openpose_head_from_one_far_eye_is_refused_not_infinite(tmp_path):
+    """OpenPose BODY_25 with the left eye at y = 1e308: the head built from it overflowed to inf."""
+    pose = [100.0, 200.0, 0.9] * 25
+    pose[16 * 3 + 1], pose[15 * 3 + 2] = 1e308, 0.0  # l_eye far away, r_eye missing
+    (tmp_path / "f_keypoints.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": pose}]}))
+    with pytest.raises(JointposeError, match=r"'pose_keypoints_2d': holds a value beyond 1e\+09"):
+        load_keypoints(tmp_path / "f_keypoints.json")
+
+
+@pytest.mark.parametrize(
+    "line, needle",
+    [
+        ("CHANNELS 99999999999999999999", "CHANNELS count"),
+        ("Frames: 1" + "0" * 400, r"'Frames:': 1\.000e\+400 exceeds the limit"),
+    ],
+    ids=["channel count", "frame count"],
+)
+def test_bvh_integers_beyond_a_float(tmp_path, line, needle):
+    key = line.split()[0]
+    text = "\n".join(
+        [
+            "HIERARCHY",
+            "ROOT Hips",
+            "{",
+            "  OFFSET 0 0 0",
+            "  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation",
+            "  End Site",
+            "  {",
+            "    OFFSET 0 10 0",
+            "  }",
+            "}",
+            "MOTION",
+            "Frames: 1",
+            "Frame Time: 0.02",
+            "0 0 0 0 0 0",
+            "",
+        ]
+    )
+    text = text.replace("CHANNELS 6", line, 1) if key == "CHANNELS" else text.replace("Frames: 1", line, 1)
+    (tmp_path / "c.bvh").write_text(text)
+    with pytest.raises(JointposeError, match=needle):
+        read_bvh(tmp_path / "c.bvh")
+
+
+def _checkpoint(tmp_path, **changes):
+    model = TemporalModel([3], channels=8, causal=True).eval()
+    args = {
+        "filter_widths": [3],
+        "channels": 8,
+        "dropout": 0.25,
+        "causal": True,
+        "num_joints_in": 17,
+        "in_features": 2,
+        "num_joints_out": 17,
+    }
+    ckpt = {"format": FORMAT, "model": model.state_dict(), "model_args": args, "config": {}, "epoch": 1}
+    return atomic_save({**ckpt, **changes}, tmp_path / "latest.pt")
+
+
+@pytest.mark.parametrize(
+    "changes, needle",
+    [
+        ({"averaged_model": {}}, r"'averaged_model' is malformed"),
+        ({"config": {"constraints": True, "smooth": "wide"}}, r"config 'smooth' is not a number"),
+        ({"fps": 2**64}, r"'fps': 1\.845e\+19 frames per second is outside"),
+        ({"trajectory_model": {"w": torch.zeros(1)}}, "model arguments must be a dict, got NoneType"),
+    ],
+    ids=["averaged weights", "smooth", "fps", "trajectory without its arguments"],
+)
+def test_checkpoint_fields(tmp_path, changes, needle):
+    path = _checkpoint(tmp_path, **changes)
+    with pytest.raises(JointposeError, match=needle):
+        Lifter.load(path, device="cpu")
+
+
+def test_safetensors_smooth_beyond_a_float(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = Lifter(TemporalModel([3], channels=8).eval()).save(tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        meta, tensors = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
+    save_file(tensors, str(path), metadata={**meta, "smooth": "1" * 400})
+    with pytest.raises(JointposeError, match=r"metadata 'smooth' is not a number"):
+        Lifter.load(path, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "fields, needle",
+    [
+        ({"focal_length": (-1000.0, 1000.0)}, "focal length must be positive"),
+        ({"res_w": 10**400}, r"resolution: 1\.000e\+400 exceeds the limit"),
+    ],
+    ids=["negative focal length", "400-digit width"],
+)
+def test_cameras_out_of_range(fields, needle):
+    base = {"id": "c", "res_w": 1000, "res_h": 1000, "focal_length": (1000.0, 1000.0), "center": (500.0, 500.0)}
+    with pytest.raises(JointposeError, match=needle):
+        Camera(**{**base, **fields})
+    assert np.isfinite(Camera(**base).focal_length).all()
