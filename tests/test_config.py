@@ -192,7 +192,7 @@ def test_the_library_helpers_build_a_config_without_the_cli():
     add_arguments(parser, skip=())
     config = from_arguments(parser.parse_args(["--data-dir", "d", "--checkpoint", "c", "-e", "2"]))
     assert config == TrainConfig(data_dir="d", checkpoint_dir="c", epochs=2)
-    with pytest.raises(JointposeError, match="^epochs must be >= 1, got 0$"):
+    with pytest.raises(JointposeError, match=r"^epochs must be in \[1, 1000000\], got 0$"):
         from_arguments(parser.parse_args(["--data-dir", "d", "--checkpoint", "c", "-e", "0"]))
     for script in [*ROOT.glob("benchmarks/*.py"), *ROOT.glob("scripts/*.py")]:
         assert "jointpose.cli" not in script.read_text(), script.name
@@ -201,7 +201,9 @@ def test_the_library_helpers_build_a_config_without_the_cli():
 @pytest.mark.parametrize(
     "flags, line",
     [
-        (["-e", "0"], "-e must be >= 1, got 0"),
+        (["-e", "0"], "-e must be in [1, 1000000], got 0"),
+        (["-e", "2000000"], "-e must be in [1, 1000000], got 2000000"),
+        (["-b", "1" + "0" * 400], "-b must be an integer of magnitude below 2**63, got 401 digits"),
         (["-arc", "2"], "-arc must be odd filter widths >= 1, got 2"),
         (["-lrd", "7"], "-lrd must be in (0, 1], got 7.0"),
         (["--w-sym", "-1"], "--w-sym must be a finite number >= 0, got -1.0"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,9 +21,11 @@ from jointpose.geometry.filters import SMOOTH_DEFAULT, check_sigma
 from jointpose.losses import CONSTRAINT_TERMS, LossWeights
 from jointpose.model.temporal import MAX_CHANNELS, MAX_FILTER_WIDTH, MAX_LEVELS
 from jointpose.motion.viewpoints import CameraRanges
+from jointpose.safeio import is_finite_number
 from jointpose.training.distributed import PRECISIONS
 
 CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
+MAX_EPOCHS = 1_000_000
 
 
 # Default learning rate and dropout of each mode: VideoPose3D's for the baseline; with
@@ -261,11 +262,11 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        def integer(value: Any) -> bool:
-            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        def integer(value: Any) -> bool:  # within int64: torch, numpy and float arithmetic take it
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) < 2**63
 
         def number(value: Any) -> bool:
-            return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            return isinstance(value, numbers.Real) and not isinstance(value, bool) and is_finite_number(value)
 
         def names(value: Any) -> bool:
             return isinstance(value, tuple) and len(value) > 0 and all(isinstance(v, str) and v for v in value)
@@ -292,7 +293,7 @@ class TrainConfig:
                 integer(self.channels) and 1 <= self.channels <= MAX_CHANNELS,
                 f"in [1, {MAX_CHANNELS}] (the most a model file holds)",
             ),
-            ("epochs", integer(self.epochs) and self.epochs >= 1, ">= 1"),
+            ("epochs", integer(self.epochs) and 1 <= self.epochs <= MAX_EPOCHS, f"in [1, {MAX_EPOCHS}]"),
             ("batch_size", integer(self.batch_size) and self.batch_size >= 1, ">= 1"),
             ("dropout", self.dropout is None or (number(self.dropout) and 0.0 <= self.dropout < 1.0), "in [0, 1)"),
             ("lr", self.lr is None or (number(self.lr) and self.lr > 0.0), "> 0"),
@@ -357,6 +358,8 @@ class TrainConfig:
                 shown = (
                     ",".join(map(str, value)) if name == "architecture" and isinstance(value, tuple) else repr(value)
                 )
+                if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) >= 2**63:
+                    rule, shown = "an integer of magnitude below 2**63", f"{len(str(abs(int(value))))} digits"
                 raise JointposeError("{0} must be {rule}, got {value}", fields=(name,), rule=rule, value=shown)
         check_sigma(self.smooth, "smooth")
         both = sorted(set(self.subjects_unlabeled or ()) & set(self.subjects_train))
