@@ -165,7 +165,7 @@ CASES = {
     ),
     "1e300 coordinates": (
         ["infer", "{in}/far.npy", "-o", "{out}/out.npz", *IMAGE],
-        r"1 of 30 frames \(7\) lie more than 500 image widths off screen",
+        r"far\.npy: a coordinate beyond 1e\+09 px or an infinite value at frame 7",
         None,
     ),
     "NaN weights": (

@@ -387,6 +387,10 @@ BAD_INPUTS = {
         _bad_npy(np.where(np.arange(3)[:, None, None] == 2, np.inf, np.ones((3, 17, 2)))),
         r"infinite value at frame 2",
     ),
+    "coordinate beyond the pixel bound": (
+        _bad_npy(np.where(np.arange(3)[:, None, None] == 1, 2e9, np.ones((3, 17, 2)))),
+        r"beyond 1e\+09 px or an infinite value at frame 1",
+    ),
     "string array": (_bad_npy(np.array([["a"] * 17])), r"dtype"),
     "npz without keypoints key": (
         lambda d: np.savez(d / "bad.npz", a=np.zeros((2, 17, 2)), b=np.zeros(2)) or d / "bad.npz",

@@ -4,6 +4,7 @@ raised something other than one named ``JointposeError``: each is refused on one
 import io
 import json
 import struct
+import warnings
 import zipfile
 
 import numpy as np
@@ -182,6 +183,37 @@ def test_safetensors_smooth_beyond_a_float(tmp_path):
     save_file(tensors, str(path), metadata={**meta, "smooth": "1" * 400})
     with pytest.raises(JointposeError, match=r"metadata 'smooth' is not a number"):
         Lifter.load(path, device="cpu")
+
+
+def test_complex_weights_are_refused_without_a_warning(tmp_path):
+    """A model file whose weight is complex: torch's cast warned and dropped the imaginary part."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = Lifter(TemporalModel([3], channels=8).eval()).save(tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        meta, tensors = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
+    key = "pose.expand_conv.weight"
+    tensors[key] = tensors[key].to(torch.complex64)
+    save_file(tensors, str(path), metadata=meta)
+    state = TemporalModel([3], channels=8, causal=True).state_dict()
+    state["expand_conv.weight"] = state["expand_conv.weight"].to(torch.complex64)
+    checkpoint = _checkpoint(tmp_path, model=state)
+    for source, name in ((path, key.removeprefix("pose.")), (checkpoint, "expand_conv.weight")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(JointposeError, match=rf"weight '{name}' is of dtype torch.complex64, not real numbers"):
+                Lifter.load(source, device="cpu")
+
+
+def test_half_precision_model_loads_as_float32(tmp_path):
+    """Weights stored as float16 are cast on loading, to the values the model was saved with."""
+    model = TemporalModel([3], channels=8).eval()
+    path = Lifter(model).save(tmp_path / "m.safetensors", half=True)
+    loaded = Lifter.load(path, device="cpu").model
+    for (name, saved), got in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert got.dtype == saved.dtype, name
+        torch.testing.assert_close(got, saved.half().to(saved.dtype), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(

@@ -386,7 +386,9 @@ def read_array(path: Path) -> np.ndarray:
         raise JointposeError(f"{where}: empty (0 frames)")
     check_limit("frames", len(array), f"{where}: frames")
     array = array.astype(np.float64)
-    bad = np.isinf(array).any(axis=(1, 2))
-    if bad.any():
-        raise JointposeError(f"{where}: infinite value at frame {int(bad.argmax())}")
+    bad = np.isinf(array).any(axis=(1, 2)) | (np.abs(array[..., :2]) > MAX_PIXEL_VALUE).any(axis=(1, 2))
+    if bad.any():  # NaN is a missing value
+        raise JointposeError(
+            f"{where}: a coordinate beyond {MAX_PIXEL_VALUE:g} px or an infinite value at frame {int(bad.argmax())}"
+        )
     return array

@@ -169,7 +169,7 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
         raise JointposeError(f"{path}: malformed model metadata ({type(exc).__name__}: {exc})") from None
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
-        return {k[len(prefix) :]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}  # load casts to float32
 
     model = load_model_state(info["model_args"], part("pose."), str(path), device)
     trajectory = load_model_state(trajectory_args, part("trajectory."), str(path), device) if trajectory_args else None

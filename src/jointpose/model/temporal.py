@@ -318,6 +318,9 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
             f"{source}: weights do not match the stored architecture (e.g. {wrong[0]!r}; "
             f"{len(wrong)} tensor(s) missing, extra or of another shape)"
         )
+    odd = sorted(k for k, v in state.items() if not (v.is_floating_point() or v.dtype in _INTEGER_DTYPES))
+    if odd:
+        raise JointposeError(f"{source}: weight {odd[0]!r} is of dtype {state[odd[0]].dtype}, not real numbers")
     bad = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
     if bad:
         raise JointposeError(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values (e.g. {bad[0]!r})")
@@ -325,6 +328,8 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
     model.load_state_dict(state)
     return model.to(device).eval()
 
+
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 # Constructor arguments of a stored model: name -> (type, smallest, largest).
 _MODEL_ARGS = {
