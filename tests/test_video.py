@@ -382,6 +382,15 @@ def test_the_whole_video_decodes(counter_video):
     np.testing.assert_allclose(frames.mean(axis=(1, 2, 3)), 3 * np.arange(75), atol=2.0)
 
 
+def test_a_frame_size_beyond_the_limit_is_refused_before_decoding(counter_video, monkeypatch):
+    """A few hundred bytes of video can declare frames of gigabytes; 64x48 is 3,072 pixels."""
+    monkeypatch.setenv("JOINTPOSE_MAX_VIDEO_PIXELS", "3071")
+    with pytest.raises(JointposeError, match=r"counter\.mp4: 64x48 frames: pixels: 3072 exceeds the limit of 3071"):
+        open_video(counter_video[0])
+    monkeypatch.setenv("JOINTPOSE_MAX_VIDEO_PIXELS", "3072")
+    assert open_video(counter_video[0]).width == 64
+
+
 def test_a_video_stored_with_a_rotation_decodes_as_displayed(tmp_path, caplog):
     # As phones store portrait video: landscape frames and a display rotation (90 degrees
     # anticlockwise). A 64x48 clip whose top-left 16x16 corner is white.

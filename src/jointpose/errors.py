@@ -6,8 +6,31 @@ anything else is a bug and crashes with a traceback.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+# At most 3 levels and 6 items per container: a value a pickle builds from shared parts (a
+# tuple holding one tuple twice, 40 deep, from a 500-byte file) is written in bounded time.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlong = 3, 60, 60, 40
+_BRIEF.maxtuple = _BRIEF.maxlist = _BRIEF.maxdict = _BRIEF.maxset = _BRIEF.maxfrozenset = 6
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def brief(value: Any) -> str:
+    """``repr(value)``, cut to a few levels and items: how a value read from a file is quoted."""
+    return _BRIEF.repr(value)
+
+
+class _Brief:
+    """A container in a message template, formatted by :func:`brief` whatever the format spec."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        return brief(self.value)
 
 
 class JointposeError(Exception):
@@ -25,8 +48,8 @@ class JointposeError(Exception):
     def __init__(self, message: str, *, fields: Sequence[str] = (), **values: Any) -> None:
         self.fields = tuple(fields)
         self.template = message if self.fields or values else None
-        self.values = values
-        super().__init__(message.format(*self.fields, **values) if self.template is not None else message)
+        self.values = {k: _Brief(v) if isinstance(v, _CONTAINERS) else v for k, v in values.items()}
+        super().__init__(message.format(*self.fields, **self.values) if self.template is not None else message)
 
     def naming(self, names: Mapping[str, str]) -> str:
         """The message with each field written as ``names[field]`` (as itself when absent)."""

@@ -8,7 +8,9 @@ and refuses every other global, and a dtype unless built and set as numpy itself
 so a crafted file raises :class:`JointposeError` and runs nothing. Sizes are checked before
 anything is allocated: the archive's declared sizes against :func:`limit` ``("npz_bytes")``,
 every array's header shape against the bytes that follow it, and every pickle's memo indices
-against ``limit("pickle_memo")``.
+against ``limit("pickle_memo")``; what a pickle builds is bounded by its own size
+(:func:`pickle_budget`), and a training checkpoint's pickle is run the same way, with nothing
+built, before torch loads it (:func:`check_checkpoint_pickle`).
 
 Writing: :func:`atomic_write` writes to a temporary file in the target's folder, fsyncs it
 and renames it over the target (through a symlink, onto the file it leads to), so a full
@@ -40,7 +42,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from jointpose.errors import JointposeError, first_line
+from jointpose.errors import JointposeError, brief, first_line
 
 # name -> (default, what it bounds). Override with JOINTPOSE_MAX_<NAME> (an integer >= 1).
 LIMITS: dict[str, tuple[int, str]] = {
@@ -51,6 +53,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "resample": (100, "factor between two frame rates when resampling (either way)"),
     "fps": (1000, "frames per second of a dataset, a BVH file or an input (and 1 / it the fewest)"),
     "image_px": (100_000, "image width or height in pixels"),
+    "video_pixels": (100_000_000, "pixels of one video frame (width x height; 3 bytes each when decoded)"),
     "bvh_joints": (10_000, "joints in one BVH hierarchy, End Sites included"),
     "parameters": (1_000_000_000, "parameters of a model to train (a 2048-channel 243-frame model has 67 million)"),
     "people": (100, "people per frame of a detector's keypoint file that are linked into tracks (the most confident)"),
@@ -137,33 +140,206 @@ _ALLOWED_GLOBALS = {
 }
 
 
-class RestrictedUnpickler(pickle._Unpickler):  # Python's own unpickler, whose BUILD can be checked
-    """An unpickler that only builds numpy arrays/dtypes and builtin containers."""
+class _BudgetedUnpickler(pickle._Unpickler):  # Python's own unpickler, whose opcodes can be checked
+    """Python's unpickler with what a small file can make it do bounded: bytes it allocates
+    for arrays and bytes objects count against ``budget`` (:func:`pickle_budget`), however
+    often the pickle's memo hands one object to a constructor; a dict key or set item must
+    be a plain scalar (hashing a tuple nested in itself twice per level takes time
+    exponential in its depth); ``_codecs.encode`` takes latin-1 only (linear time)."""
 
     dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file: IO[bytes], budget: int, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self.budget = budget
+
+    def spend(self, size: int, what: str) -> None:
+        """Count ``size`` bytes an opcode allocates against the pickle's budget."""
+        self.budget -= size
+        if self.budget < 0:
+            raise pickle.UnpicklingError(f"{what} would take more memory than a pickle of this size holds")
+
+    def _encode(self, text: Any, encoding: Any = "utf-8") -> bytes:
+        """``_codecs.encode`` as pickles of bytes call it: a str in latin-1."""
+        if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "latin_1"):
+            raise pickle.UnpicklingError("refusing _codecs.encode arguments a pickle of bytes does not use")
+        self.spend(len(text), "a pickled bytes object")
+        return text.encode("latin-1")
+
+    def load_setitem(self) -> None:
+        _check_keys(self.stack[-2:-1])
+        super().load_setitem()
+
+    def load_setitems(self) -> None:
+        _check_keys(self.stack[::2])  # after a MARK the stack holds the marked items alone
+        super().load_setitems()
+
+    def load_dict(self) -> None:
+        _check_keys(self.stack[::2])
+        super().load_dict()
+
+    def load_additems(self) -> None:
+        _check_keys(self.stack)
+        super().load_additems()
+
+    def load_frozenset(self) -> None:
+        _check_keys(self.stack)
+        super().load_frozenset()
+
+    dispatch[pickle.SETITEM[0]] = load_setitem
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+    dispatch[pickle.DICT[0]] = load_dict
+    dispatch[pickle.ADDITEMS[0]] = load_additems
+    dispatch[pickle.FROZENSET[0]] = load_frozenset
+
+
+class RestrictedUnpickler(_BudgetedUnpickler):
+    """An unpickler that only builds numpy arrays/dtypes and builtin containers."""
+
+    dispatch = dict(_BudgetedUnpickler.dispatch)
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load global '{module}.{name}'")
         found = super().find_class(module, name)
         if name == "_reconstruct":
-            return _bounded_reconstruct(found)
+            return self._reconstruct(found)
+        if name == "encode":
+            return self._encode
+        if name == "_frombuffer":
+            return self._frombuffer(found)
+        if found is np.ndarray:
+            return _NDARRAY
         return _dtype_from_pickle if found is np.dtype else found
+
+    def _reconstruct(self, reconstruct: Any) -> Any:
+        """numpy's ``_reconstruct(ndarray, shape, dtype)``, its size checked and counted."""
+
+        def build(subtype: Any, shape: Any, dtype: Any) -> Any:
+            if subtype is not _NDARRAY or not isinstance(dtype, (bytes, str, np.dtype)):
+                raise pickle.UnpicklingError("refusing _reconstruct arguments numpy does not write")
+            self.spend(_check_array_bytes(shape, np.dtype(dtype).itemsize, "pickled array"), "a pickled array")
+            return reconstruct(np.ndarray, shape, dtype)
+
+        return build
+
+    def _frombuffer(self, frombuffer: Any) -> Any:
+        """numpy's ``_frombuffer(buffer, dtype, shape, order)`` (protocol 5), its buffer counted."""
+
+        def build(buffer: Any, *args: Any) -> Any:
+            if not isinstance(buffer, (bytes, bytearray, pickle.PickleBuffer)):
+                raise pickle.UnpicklingError("refusing _frombuffer arguments numpy does not write")
+            self.spend(memoryview(buffer).nbytes, "a pickled array")
+            return frombuffer(buffer, *args)
+
+        return build
 
     def load_build(self) -> None:
         """BUILD (``__setstate__``), a dtype's state checked first: numpy takes it as given, and
-        a crafted one makes a dtype whose arrays raise ``RuntimeError`` later, wherever freed."""
-        if isinstance(self.stack[-2], np.dtype):
-            _check_dtype_state(self.stack[-2], self.stack[-1])
+        a crafted one makes a dtype whose arrays raise ``RuntimeError`` later, wherever freed;
+        an array's state is counted against the budget (one state may fill many arrays)."""
+        target, state = self.stack[-2], self.stack[-1]
+        if isinstance(target, np.dtype):
+            _check_dtype_state(target, state)
+        elif isinstance(target, np.ndarray):
+            try:
+                size = _check_array_bytes(state[1], state[2].itemsize, "pickled array")
+            except (TypeError, IndexError, AttributeError):
+                raise pickle.UnpicklingError("refusing an array state numpy does not write") from None
+            self.spend(size, "a pickled array")
         super().load_build()
 
     dispatch[pickle.BUILD[0]] = load_build
 
 
+class _Inert:
+    """Whatever a checkpoint's pickle builds, in :func:`check_checkpoint_pickle`'s dry run:
+    it takes any arguments, state, items and elements and does nothing with them."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _check_keys((key,))
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _CheckpointScan(_BudgetedUnpickler):
+    """Runs a torch checkpoint's pickle with every global and stored tensor an :class:`_Inert`."""
+
+    dispatch = dict(_BudgetedUnpickler.dispatch)
+
+    def find_class(self, module: str, name: str) -> Any:
+        return self._encode if (module, name) == ("_codecs", "encode") else _Inert
+
+    def persistent_load(self, pid: Any) -> Any:
+        return _Inert()
+
+
+def check_checkpoint_pickle(path: Path) -> None:
+    """Refuse a ``torch.save`` file whose pickle would make torch's own (weights-only) loader
+    hash a deeply shared key, run a codec in more than linear time or allocate more than the
+    file holds: the pickle is first run here with nothing built (:class:`_CheckpointScan`)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if m.filename.count("/") == 1 and m.filename.endswith("/data.pkl")]
+            if len(members) != 1:
+                raise JointposeError(f"{path}: not a checkpoint written by torch.save (no single data.pkl)")
+            check_limit("npz_bytes", members[0].file_size, f"{path}: pickle bytes")
+            data = archive.read(members[0])
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error) as exc:
+        raise JointposeError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None
+    try:
+        check_pickle(data)
+        _CheckpointScan(io.BytesIO(data), pickle_budget(len(data)), encoding="latin1").load()
+    except pickle.UnpicklingError as exc:
+        raise JointposeError(f"{path}: unsafe or corrupt checkpoint ({first_line(exc)})") from None
+    except JointposeError as exc:  # a limit
+        raise JointposeError(f"{path}: {exc}") from None
+    except Exception as exc:  # malformed streams raise many types
+        raise JointposeError(f"{path}: corrupt checkpoint ({type(exc).__name__}: {first_line(exc)})") from None
+
+
+class _NdarrayMarker:
+    """``numpy.ndarray`` inside a pickle: accepted only as ``_reconstruct``'s first argument
+    (called directly, with a buffer and zero strides, it makes a huge array of a few bytes)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise pickle.UnpicklingError("refusing a direct call of numpy.ndarray")
+
+
+_NDARRAY = _NdarrayMarker()
+_SCALAR_KEYS = (str, bytes, int, float, bool, type(None))
+
+
+def _check_keys(keys: Iterable[Any]) -> None:
+    if not all(isinstance(key, _SCALAR_KEYS) for key in keys):
+        raise pickle.UnpicklingError("refusing a dict key or set item that is not a string or a number")
+
+
+def pickle_budget(size: int) -> int:
+    """Bytes a pickle of ``size`` bytes may allocate for arrays and bytes: 16 times its size
+    and 64 MiB more, at most ``limit("npz_bytes")`` (numpy's pickles need about their size)."""
+    return min(16 * size + 2**26, limit("npz_bytes"))
+
+
 def _dtype_from_pickle(obj: Any, align: Any = False, copy: Any = False) -> np.dtype:
     """``numpy.dtype(obj, align, copy)`` as numpy pickles it: a type string and two booleans."""
     if not (isinstance(obj, str) and isinstance(align, bool) and isinstance(copy, bool)):
-        raise pickle.UnpicklingError(f"refusing numpy.dtype arguments numpy does not write: {(obj, align, copy)!r:.80}")
+        raise pickle.UnpicklingError(
+            f"refusing numpy.dtype arguments numpy does not write: {brief((obj, align, copy))}"
+        )
     return np.dtype(obj, align=align, copy=copy)
 
 
@@ -181,25 +357,15 @@ def _check_dtype_state(dtype: np.dtype, state: Any) -> None:
         plain = False
     if not plain:
         raise pickle.UnpicklingError(
-            f"refusing a pickled dtype state numpy does not write for {dtype.str}: {state!r:.80}"
+            f"refusing a pickled dtype state numpy does not write for {dtype.str}: {brief(state)}"
         )
-
-
-def _bounded_reconstruct(reconstruct: Any) -> Any:
-    """numpy's ``_reconstruct(subtype, shape, dtype)``, refusing a shape larger than ``limit("npz_bytes")``."""
-
-    def build(subtype: Any, shape: Any, dtype: Any) -> Any:
-        _check_array_bytes(shape, np.dtype(dtype).itemsize, "pickled array")
-        return reconstruct(subtype, shape, dtype)
-
-    return build
 
 
 def _check_array_bytes(shape: Any, itemsize: int, what: str) -> int:
     """Bytes of an array of ``shape`` (exact integers, no overflow), refused above ``limit("npz_bytes")``."""
     dims = (shape,) if isinstance(shape, int) else tuple(shape)
     if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims):
-        raise pickle.UnpicklingError(f"{what}: invalid shape {dims}")
+        raise pickle.UnpicklingError(f"{what}: invalid shape {brief(dims)}")
     size = itemsize
     for d in dims:
         size *= int(d)
@@ -232,7 +398,7 @@ def restricted_loads(data: bytes) -> Any:
     """
     check_pickle(data)
     try:
-        return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+        return RestrictedUnpickler(io.BytesIO(data), pickle_budget(len(data)), encoding="latin1").load()
     except (pickle.UnpicklingError, JointposeError):
         raise
     except Exception as exc:  # malformed streams raise many types

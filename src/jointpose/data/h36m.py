@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from jointpose.errors import JointposeError, JointposeWarning
+from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import (
     NORMALIZATIONS,
@@ -45,7 +45,7 @@ from jointpose.geometry.cameras import (
     h36m_cameras,
     humaneva_cameras,
 )
-from jointpose.safeio import check_bounded, check_finite, check_fps, load_npz, npz_keys
+from jointpose.safeio import check_bounded, check_finite, check_fps, check_limit, load_npz, npz_keys, pickle_budget
 
 # No joint of a person lies this far (metres) from their root, nor a person this far from a
 # camera: larger values are another unit (Human3.6M's original positions are millimetres) or broken.
@@ -181,9 +181,9 @@ class H36MFiles:
         ``"coco"`` or ``"blazepose"`` when they were converted from that detector's points, else
         ``"h36m"``."""
         layout = self.metadata.get("input_layout", "h36m") if isinstance(self.metadata, dict) else "h36m"
-        if layout not in INPUT_LAYOUTS:
+        if not isinstance(layout, str) or layout not in INPUT_LAYOUTS:
             raise JointposeError(
-                f"{self.path_2d}: metadata['input_layout'] must be one of {', '.join(INPUT_LAYOUTS)}, got {layout!r}"
+                f"{self.path_2d}: metadata['input_layout'] must be one of {', '.join(INPUT_LAYOUTS)}, got {brief(layout)}"
             )
         return layout
 
@@ -415,6 +415,7 @@ def _keypoints(array: Any, where: str) -> np.ndarray:
 def _finite_array(array: Any, where: str) -> np.ndarray:
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
         raise JointposeError(f"{where}: expected a numeric array, got {type(array).__name__}")
+    check_limit("frames", len(array) if array.ndim else 1, f"{where}: frames")
     arr = array.astype(np.float64)
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr).reshape(len(arr), -1).all(axis=1))[:, 0]
@@ -433,6 +434,19 @@ def _nested_dict(files: dict[str, np.ndarray], key: str, path: Path) -> dict[str
     value = _object(files, key, path)
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         raise JointposeError(f"{path}: '{key}' must hold a dict subject -> action -> data")
+    clips = [
+        clip
+        for actions in value.values()
+        for data in actions.values()
+        for clip in (data if isinstance(data, (list, tuple)) else [data])
+        if isinstance(clip, np.ndarray)
+    ]
+    stored = sum({id(clip): clip.nbytes for clip in clips}.values())
+    if sum(clip.nbytes for clip in clips) > pickle_budget(stored):  # a pickle's memo can give every clip one array
+        raise JointposeError(
+            f"{path}: '{key}' repeats its arrays as more clips than its {stored} bytes of arrays may make "
+            f"({len(clips)} clips)"
+        )
     return {str(k): v for k, v in value.items()}
 
 
@@ -454,6 +468,8 @@ def _camera_schema(entry: np.ndarray, path: Path) -> dict[str, Any]:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise JointposeError(f"{path}: key 'cameras' is not valid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # too many digits, not UTF-8, nested too deeply
+            raise JointposeError(f"{path}: key 'cameras' is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(value, dict):
         raise JointposeError(f"{path}: key 'cameras' must hold the h36m_cameras.json schema")
     return value

@@ -152,7 +152,7 @@ def load_keypoints(
                 f"{path}: layout {layout!r} does not apply: this {detections.source_format} "
                 f"file is {LAYOUT_TITLES[detections.layout]}"
             )
-        points = _select_track(detections, path, confidence_threshold, max_gap, max_link_distance, notes)
+        points = _select_track(detections, path, confidence_threshold, max_gap, max_link_distance, notes, max_fill_gap)
         source_layout, source_format = detections.layout, detections.source_format
     elif suffix in (".npy", ".npz"):
         points = read_array(path)
@@ -324,25 +324,35 @@ def _link(
 ) -> list[list[tuple[int, int]]]:
     """Tracks as lists of (frame, person index) pairs, in order of first appearance."""
     tracks: list[list[tuple[int, int]]] = []
-    last_box, last_centroid, last_frame = np.zeros((0, 4)), np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
+    # The tracks seen within the last max_gap frames (the only ones a detection may join), by
+    # index into ``tracks``, with their last box, centroid and frame: linking costs the
+    # number of detections times the people of max_gap frames, not times every track so far.
+    ids, last_frame = np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
+    last_box, last_centroid = np.zeros((0, 4)), np.zeros((0, 2))
     for f in (f for f, centroid in enumerate(centroids) if len(centroid)):
         box, centroid = boxes[f], centroids[f]
         people = np.flatnonzero(np.isfinite(centroid[:, 0]))
-        active = np.flatnonzero(f - last_frame <= max_gap)
-        scale = np.maximum(_diagonal(last_box[active])[:, None], _diagonal(box[people])[None])
-        cost = np.linalg.norm(last_centroid[active, None] - centroid[None, people], axis=-1) / np.maximum(scale, 1.0)
+        active = f - last_frame <= max_gap
+        ids, last_frame, last_box, last_centroid = (
+            ids[active],
+            last_frame[active],
+            last_box[active],
+            last_centroid[active],
+        )
+        scale = np.maximum(_diagonal(last_box)[:, None], _diagonal(box[people])[None])
+        cost = np.linalg.norm(last_centroid[:, None] - centroid[None, people], axis=-1) / np.maximum(scale, 1.0)
         pairs = _match(cost, max_distance)
         matched = {p for _, p in pairs}
         for t, p in pairs:
-            tracks[active[t]].append((f, int(people[p])))
-        new = [int(people[p]) for p in range(len(people)) if p not in matched]
-        tracks += [[(f, p)] for p in new]
-        moved = np.array([active[t] for t, _ in pairs] + list(range(len(last_frame), len(tracks))), dtype=np.intp)
-        source = np.array([people[p] for _, p in pairs] + new, dtype=np.intp)
-        last_box = np.concatenate([last_box, np.zeros((len(new), 4))])
-        last_centroid = np.concatenate([last_centroid, np.zeros((len(new), 2))])
-        last_frame = np.concatenate([last_frame, np.zeros(len(new), dtype=np.int64)])
-        last_box[moved], last_centroid[moved], last_frame[moved] = box[source], centroid[source], f
+            tracks[ids[t]].append((f, int(people[p])))
+        rows = np.array([t for t, _ in pairs], dtype=np.intp)
+        source = np.array([people[p] for _, p in pairs], dtype=np.intp)
+        last_box[rows], last_centroid[rows], last_frame[rows] = box[source], centroid[source], f
+        new = np.array([people[p] for p in range(len(people)) if p not in matched], dtype=np.intp)
+        ids = np.concatenate([ids, np.arange(len(tracks), len(tracks) + len(new))])
+        tracks += [[(f, int(p))] for p in new]
+        last_frame = np.concatenate([last_frame, np.full(len(new), f, dtype=np.int64)])
+        last_box, last_centroid = np.concatenate([last_box, box[new]]), np.concatenate([last_centroid, centroid[new]])
     return tracks
 
 
@@ -368,12 +378,44 @@ def _most_confident(detections: Detections, most: int, notes: list[str]) -> Dete
     )
 
 
+def _check_linkable(detections: Detections, path: Path, max_gap: int, max_fill_gap: int | None) -> None:
+    """Refuse, before any per-frame work, detections no track can cover: a track joins frames at
+    most ``max_gap`` apart, so it lies within one run of detected frames so joined, and the frames
+    before or after every such run are more than ``max_fill_gap`` to fill (the check the chosen
+    track meets later, :func:`check_fill_gaps`). Sparse detections (one every few hundred frames,
+    each a track of its own) would otherwise cost per-frame arrays for the whole span."""
+    frames = len(detections.people)
+    detected = np.flatnonzero(np.fromiter(map(len, detections.people), dtype=np.int64, count=frames))
+    if not len(detected):
+        return
+    fill = limit("fill_gap") if max_fill_gap is None else max_fill_gap
+    cuts = np.flatnonzero(np.diff(detected) > max_gap) + 1
+    first, last = detected[np.r_[0, cuts]], detected[np.r_[cuts, len(detected)] - 1]
+    outside = np.maximum(first, frames - 1 - last)  # the longer of the stretches before and after a run
+    if (outside <= fill).any():
+        return
+    best = int(np.argmin(outside))
+    raise JointposeError(
+        f"{path}: no person can be followed through the {frames} frames: detections more than {max_gap} frames "
+        f"apart are not linked (max_gap), and the best linked run, frames {first[best]}-{last[best]}, leaves "
+        f"{outside[best]} frames in a row before or after it; at most {fill} are filled "
+        f"(max_fill_gap, or set JOINTPOSE_MAX_FILL_GAP)"
+    )
+
+
 def _select_track(
-    detections: Detections, path: Path, threshold: float, max_gap: int, max_distance: float, notes: list[str]
+    detections: Detections,
+    path: Path,
+    threshold: float,
+    max_gap: int,
+    max_distance: float,
+    notes: list[str],
+    max_fill_gap: int | None = None,
 ) -> np.ndarray:
     """(F, N, 3) keypoints of the best track (confidence 0 where it is absent); notes say which."""
     detections = _most_confident(detections, limit("people"), notes)
     frames = len(detections.people)
+    _check_linkable(detections, path, max_gap, max_fill_gap)
     boxes, centroids = zip(*(_boxes(people, threshold) for people in detections.people))
     tracks = _link(list(boxes), list(centroids), max_gap, max_distance)
     if not tracks:

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, first_line
 from jointpose.geometry import skeleton
 from jointpose.safeio import check_limit, frame_ranges, is_finite_number, limit, load_npy, load_npz, npz_keys
 
@@ -215,6 +215,8 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise JointposeError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise JointposeError(f"{path}: not valid JSON ({first_line(exc)})") from None
     except RecursionError:
         raise JointposeError(f"{path}: JSON nested too deeply to be keypoints") from None
 

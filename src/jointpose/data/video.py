@@ -24,6 +24,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from jointpose.errors import JointposeError
+from jointpose.safeio import check_limit
 
 
 @contextmanager
@@ -120,6 +121,7 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
     if not (math.isfinite(fps) and fps > 0):
         raise JointposeError(f"video {path}: has no frame rate (is it a still image?)")
     width, height = (int(v) for v in meta["size"])
+    check_limit("video_pixels", width * height, f"video {path}: {width}x{height} frames: pixels")
     for name, value in (("start", start), ("end", end)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise JointposeError("{0} must be a time in seconds >= 0, got {value}", fields=(name,), value=value)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, brief
 
 DISTORTION_MODELS = ("opencv", "h36m")
 NORMALIZATIONS = ("screen", "intrinsics")
@@ -111,7 +111,7 @@ class Camera:
         if self.distortion_model not in DISTORTION_MODELS:
             raise JointposeError(
                 f"camera {self.id}: distortion_model must be one of {', '.join(DISTORTION_MODELS)}, "
-                f"got {self.distortion_model!r}"
+                f"got {brief(self.distortion_model)}"
             )
         q = np.asarray(self.orientation, dtype=np.float64)
         norm = float(np.linalg.norm(q))
@@ -281,7 +281,7 @@ def project_points(
         xd = x * radial_factor + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
         yd = y * radial_factor + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
     else:
-        raise JointposeError(f"distortion model must be one of {', '.join(DISTORTION_MODELS)}, got {model!r}")
+        raise JointposeError(f"distortion model must be one of {', '.join(DISTORTION_MODELS)}, got {brief(model)}")
     return np.stack([xd, yd], axis=-1) * np.asarray(focal_length) + np.asarray(center)
 
 
@@ -481,7 +481,7 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
                     tangential_distortion=_floats(intr.get("tangential_distortion", [0, 0]), 2),
                     orientation=_floats(ext["orientation"], 4),
                     translation=tuple(t / 1000.0 for t in _floats(ext["translation"], 3)),
-                    distortion_model=str(intr.get("distortion_model", "h36m")),
+                    distortion_model=intr.get("distortion_model", "h36m"),
                 )
                 for intr, ext in zip(intrinsic, views)
             ]
@@ -495,7 +495,7 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
 def _floats(values: Any, n: int) -> tuple[float, ...]:
     out = tuple(float(v) for v in values)
     if len(out) != n or not all(np.isfinite(out)):
-        raise ValueError(f"expected {n} finite numbers, got {values!r}")
+        raise ValueError(f"expected {n} finite numbers, got {brief(values)}")
     return out
 
 

@@ -207,7 +207,8 @@ class StreamingLifter:
             normalized: the keypoints are already in the model's input coordinates.
 
         Returns:
-            (J, 3) pose of this very frame (the model's output joints: 17 Human3.6M, 15 HumanEva-I) in metres, camera axes, root joint at 0.
+            (J, 3) pose of this very frame (the model's output joints: 17 Human3.6M, 15 HumanEva-I)
+            in metres, camera axes, root joint at 0.
 
         Raises:
             JointposeError: a frame that is not finite in float32 or lies far off screen

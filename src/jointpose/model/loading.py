@@ -15,13 +15,13 @@ from typing import Any
 
 import torch
 
-from jointpose.errors import JointposeError, first_line
+from jointpose.errors import JointposeError, brief, first_line
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import check_sigma
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, load_model_state
-from jointpose.safeio import atomic_path, check_fps
+from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps
 
 MODEL_FORMAT = "jointpose-model-v1"
 
@@ -32,6 +32,7 @@ FORMAT = "jointpose-checkpoint-v1"
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a jointpose checkpoint (a file, or a folder holding ``latest.pt``) safely."""
     path = resolve_checkpoint(path)
+    check_checkpoint_pickle(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
@@ -157,16 +158,16 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             meta = handle.metadata() or {}
+            if meta.get("format") != MODEL_FORMAT:  # before any tensor is read
+                raise JointposeError(f"{path}: not a jointpose model (metadata format {brief(meta.get('format'))})")
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise JointposeError(f"{path}: not a readable safetensors model ({exc})") from None
-    if meta.get("format") != MODEL_FORMAT:
-        raise JointposeError(f"{path}: not a jointpose model (metadata format {meta.get('format')!r})")
+        raise JointposeError(f"{path}: not a readable safetensors model ({first_line(exc)})") from None
     try:
         info = {k: json.loads(meta[k]) for k in ("model_args", "fps", "keypoints_symmetry")}
         trajectory_args = json.loads(meta["trajectory_args"]) if "trajectory_args" in meta else None
-    except (KeyError, json.JSONDecodeError, RecursionError) as exc:
-        raise JointposeError(f"{path}: malformed model metadata ({type(exc).__name__}: {exc})") from None
+    except (KeyError, ValueError, RecursionError) as exc:  # ValueError: JSON, or too many digits
+        raise JointposeError(f"{path}: malformed model metadata ({type(exc).__name__}: {first_line(exc)})") from None
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}  # load casts to float32
@@ -244,8 +245,8 @@ def _symmetry_of(value: object, joints: int, path: Path) -> tuple[tuple[int, ...
 
 def _normalization_of(value: object, path: Path) -> str:
     """The input normalisation stored with a model, checked."""
-    if value not in NORMALIZATIONS:
-        raise JointposeError(f"{path}: normalization must be one of {', '.join(NORMALIZATIONS)}, got {value!r}")
+    if not isinstance(value, str) or value not in NORMALIZATIONS:
+        raise JointposeError(f"{path}: normalization must be one of {', '.join(NORMALIZATIONS)}, got {brief(value)}")
     return str(value)
 
 

@@ -318,6 +318,12 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
             f"{source}: weights do not match the stored architecture (e.g. {wrong[0]!r}; "
             f"{len(wrong)} tensor(s) missing, extra or of another shape)"
         )
+    from jointpose.safeio import check_limit
+
+    check_limit("parameters", sum(v.numel() for v in state.values()), f"{source}: parameters")
+    hollow = sorted(k for k, v in state.items() if v.numel() > _stored_elements(v))
+    if hollow:
+        raise JointposeError(f"{source}: weight {hollow[0]!r} has more elements than its file stores (zero strides)")
     odd = sorted(k for k, v in state.items() if not (v.is_floating_point() or v.dtype in _INTEGER_DTYPES))
     if odd:
         raise JointposeError(f"{source}: weight {odd[0]!r} is of dtype {state[odd[0]].dtype}, not real numbers")
@@ -327,6 +333,12 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
     model = build_model(args)
     model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def _stored_elements(tensor: torch.Tensor) -> int:
+    """Elements the tensor's storage holds from its offset on (fewer than ``numel`` when a
+    file's strides repeat them: ``torch.zeros(1).expand(...)``)."""
+    return tensor.untyped_storage().nbytes() // tensor.element_size() - tensor.storage_offset()
 
 
 _INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
@@ -343,7 +355,7 @@ _MODEL_ARGS = {
 
 def _check_model_args(args: dict, source: str) -> None:
     """Refuse stored constructor arguments of the wrong type or far outside any real model's."""
-    from jointpose.errors import JointposeError
+    from jointpose.errors import JointposeError, brief
 
     if not isinstance(args, dict):
         raise JointposeError(f"{source}: model arguments must be a dict, got {type(args).__name__}")
@@ -355,7 +367,7 @@ def _check_model_args(args: dict, source: str) -> None:
             or not low <= value <= high
         ):
             raise JointposeError(
-                f"{source}: model argument {name!r} must be a number in [{low}, {high}], got {value!r}"
+                f"{source}: model argument {name!r} must be a number in [{low}, {high}], got {brief(value)}"
             )
     widths = args.get("filter_widths")
     if (
@@ -365,7 +377,9 @@ def _check_model_args(args: dict, source: str) -> None:
     ):
         raise JointposeError(
             f"{source}: model argument 'filter_widths' must be 1 to {MAX_LEVELS} odd widths up to "
-            f"{MAX_FILTER_WIDTH}, got {widths!r}"
+            f"{MAX_FILTER_WIDTH}, got {brief(widths)}"
         )
     if not isinstance(args.get("causal"), bool):
-        raise JointposeError(f"{source}: model argument 'causal' must be true or false, got {args.get('causal')!r}")
+        raise JointposeError(
+            f"{source}: model argument 'causal' must be true or false, got {brief(args.get('causal'))}"
+        )

@@ -276,6 +276,12 @@ def read_bvh(path: str | Path) -> Motion:
         fields[key] = (line[len(key) :].strip(), lineno)
     frames = _header_number(fields["Frames:"], "Frames:", path, int)
     check_limit("frames", frames, f"{path} line {fields['Frames:'][1]}: 'Frames:'")
+    joints = len(hierarchy["names"])  # End Sites included: each gets a rotation and an offset per frame
+    if frames * joints > max(len(text) - pos, MIN_JOINT_FRAMES):
+        raise JointposeError(
+            f"{path} line {fields['Frames:'][1]}: {frames} frames of {joints} joints hold more than the "
+            f"{max(len(text) - pos, 0)} bytes of motion that follow can describe"
+        )
     frame_time = _header_number(fields["Frame Time:"], "Frame Time:", path, float)
     check_fps(1.0 / frame_time, f"{path} line {fields['Frame Time:'][1]}: 'Frame Time: {frame_time:g}'")
     values = _parse_frames(
@@ -290,6 +296,11 @@ def read_bvh(path: str | Path) -> Motion:
     if abs(rate - round(rate)) < 1e-4 * rate:
         frame_time = 1.0 / round(rate)
     return _motion_from_values(hierarchy, values, frame_time, str(path))
+
+
+# Joint-frames (about 150 bytes each while read) any BVH file may have; beyond, at most one per
+# byte of its motion text (a frame of a real capture holds several bytes per joint).
+MIN_JOINT_FRAMES = 1_000_000
 
 
 def _header_number(field: tuple[str, int], key: str, path: Path, kind: type) -> float:

@@ -140,6 +140,8 @@ def load_rig_mapping(path: str | Path) -> RigMapping:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise JointposeError(f"rig mapping {path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # too many digits, or nested too deeply
+        raise JointposeError(f"rig mapping {path}: not valid JSON ({type(exc).__name__})") from None
     return RigMapping.from_dict(data, str(path))
 
 

@@ -110,7 +110,8 @@ class TrainConfig:
         default=0.0,
         help="with -sun: weight of the multi-view consistency term: half the unlabelled frames come in pairs, one "
         "frame through two cameras of the same recording, and the two predictions, moved into one camera's space "
-        "with the calibration, must agree (metres; default {default} = off, VideoPose3D's method; docs/semi-supervised.md)",
+        "with the calibration, must agree (metres; default {default} = off, VideoPose3D's method; "
+        "docs/semi-supervised.md)",
     )
     balance_unlabeled: bool = _flag(
         "--balance-unlabeled",

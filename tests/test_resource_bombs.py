@@ -1,0 +1,191 @@
+"""Crafted files a few bytes to a few hundred kB long that made jointpose hang, run for
+minutes or allocate gigabytes (a pickle's memo hands one object to many places, stored
+tensors with zero strides, sparse detections, BVH End Sites): each is refused on one line,
+and what is reported about a file's values is bounded in length."""
+
+import io
+import json
+import pickle
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from h36m_files import SMALL, write_dataset
+from jointpose.data.h36m import load_dataset
+from jointpose.data.keypoints import load_keypoints
+from jointpose.errors import JointposeError, brief
+from jointpose.model.loading import FORMAT, load_checkpoint, load_model, model_args_of
+from jointpose.model.temporal import TemporalModel
+from jointpose.motion.bvh import read_bvh
+from jointpose.safeio import load_npz, restricted_loads
+
+
+def _doubling(levels: int) -> bytes:
+    """Protocol-2 opcodes pushing ``L``, ``L = (L, L)`` ``levels`` times over the empty tuple
+    (9 bytes a level; written out, 2**levels leaves), in memo 0 to ``levels``."""
+    code = b")q\x000"
+    for i in range(levels):
+        code += b"h" + bytes([i]) + b"h" + bytes([i]) + b"\x86q" + bytes([i + 1]) + b"0"
+    return code + b"h" + bytes([levels])
+
+
+def _npz(path, pickle_bytes: bytes, key: str = "keypoints"):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False, "shape": ()})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{key}.npy", header.getvalue() + pickle_bytes)
+    return path
+
+
+def test_brief_is_bounded_for_values_shared_through_a_memo():
+    value = restricted_loads(b"\x80\x02" + _doubling(60) + b".")
+    assert len(brief(value)) < 200
+    error = JointposeError("{0} got {v}", fields=("x",), v=value)
+    assert len(str(error)) < 200 and len(error.naming({})) < 200
+
+
+def test_deep_shared_value_in_an_error_message(tmp_path):
+    """A 60-level doubled tuple as numpy.dtype's argument: the refusal used to write it out."""
+    path = _npz(tmp_path / "d.npz", b"\x80\x02cnumpy\ndtype\nq\xff" + _doubling(60) + b"\x85R.")
+    with pytest.raises(JointposeError, match="refusing numpy.dtype arguments") as info:
+        load_npz(path)
+    assert len(str(info.value)) < 400
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        # numpy.ndarray((10**6, 17, 3), '<f8', 8 bytes, 0, (0, 0, 0)): a 24 MB array of 8 bytes
+        (
+            b"cnumpy\nndarray\n(J@B\x0f\x00K\x11K\x03\x87X\x03\x00\x00\x00<f8C\x08"
+            + b"\0" * 8
+            + b"K\x00K\x00K\x00K\x00\x87t"
+            b"R.",
+            "refusing a direct call of numpy.ndarray",
+        ),
+        # _codecs.encode(str, 'punycode'): quadratic in the length of the text
+        (b"c_codecs\nencode\nX\x04\x00\x00\x00abcdX\x08\x00\x00\x00punycode\x86R.", "_codecs.encode arguments"),
+        # one 1 MiB str encoded 200 times through the memo: 200 MiB from a 1 MiB pickle
+        (
+            b"c_codecs\nencode\nq\x00X" + struct.pack("<I", 2**20) + b"x" * 2**20 + b"X\x06\x00\x00\x00latin1\x86q\x01"
+            b"](" + b"h\x00h\x01R" * 200 + b"e.",
+            "a pickled bytes object would take more memory than a pickle of this size holds",
+        ),
+        # _reconstruct(ndarray, (2**27,), 'O') four times: 4 GiB of pointers from 100 bytes
+        (
+            b"cnumpy.core.multiarray\n_reconstruct\nq\x00cnumpy\nndarray\nJ\x00\x00\x00\x08\x85X\x01\x00\x00\x00O\x87q\x01"
+            b"](" + b"h\x00h\x01R" * 4 + b"e.",
+            "a pickled array would take more memory than a pickle of this size holds",
+        ),
+        # {L: 1} for a 60-level doubled tuple L: hashing it takes 2**60 steps
+        (b"}(" + _doubling(60) + b"K\x01u.", "dict key or set item that is not a string or a number"),
+    ],
+    ids=["ndarray with zero strides", "punycode", "shared str encoded again and again", "repeated reconstruct", "key"],
+)
+def test_pickle_amplification_is_refused(tmp_path, body, needle):
+    path = _npz(tmp_path / "p.npz", b"\x80\x02" + body)
+    with pytest.raises(JointposeError, match=needle):
+        load_npz(path)
+
+
+def test_plain_arrays_and_dicts_still_load(tmp_path):
+    value = {"a": np.arange(5.0), "b": [np.zeros((2, 3), np.float32), "x", b"\x00\xff"], "c": {1: (2, 3)}}
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        loaded = restricted_loads(pickle.dumps(value, protocol=protocol))
+        np.testing.assert_array_equal(loaded["a"], value["a"])
+        assert loaded["b"][1:] == value["b"][1:] and loaded["c"] == value["c"]
+
+
+def test_dataset_clips_sharing_one_array_are_refused(tmp_path):
+    """A pickle's memo can give every clip of a dataset one array: 400 clips of 100,000 frames
+    from a 40 kB file. Repeating an array is allowed as far as a pickle of the arrays' size
+    may build (:func:`jointpose.safeio.pickle_budget`: 16 times, and 64 MiB more)."""
+    folder = write_dataset(tmp_path / "d", {"S1": SMALL["S1"]})
+    path = folder / "data_2d_h36m_gt.npz"
+    with np.load(path, allow_pickle=True) as files:
+        positions, metadata = files["positions_2d"].item(), files["metadata"].item()
+    one = np.zeros((100_000, 17, 2), np.float32)  # 13.6 MB, stored once
+    positions["S1"] = {f"Walking {i}": [one] * 4 for i in range(6)}  # as 24 clips: 326 MB
+    np.savez(path, positions_2d=positions, metadata=metadata)
+    assert path.stat().st_size < 2 * one.nbytes
+    with pytest.raises(JointposeError, match=r"'positions_2d' repeats its arrays as more clips than its 13600000 "):
+        load_dataset(folder, "gt", ["S1"])
+    positions["S1"] = {f"Walking {i}": [one] * 4 for i in range(5)}  # 20 clips: 272 MB, within the bound
+    np.savez(path, positions_2d=positions, metadata=metadata)
+    with pytest.raises(JointposeError, match=r"action 'Walking 0' of S1 is in .* but not in"):
+        load_dataset(folder, "gt", ["S1"])
+
+
+def _torch_file(path, pickle_bytes: bytes):
+    """A ``torch.save`` archive whose data.pkl is ``pickle_bytes``."""
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT}, buffer)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    with zipfile.ZipFile(path, "w") as archive:
+        for member in source.infolist():
+            archive.writestr(member, pickle_bytes if member.filename.endswith("/data.pkl") else source.read(member))
+    return path
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (b"}(" + _doubling(60) + b"K\x01u.", "a dict key or set item that is not a string or a number"),
+        (b"c_codecs\nencode\nX\x04\x00\x00\x00abcdX\x08\x00\x00\x00punycode\x86R.", "_codecs.encode arguments"),
+    ],
+    ids=["deep shared key", "punycode"],
+)
+def test_checkpoint_pickles_are_checked_before_torch_loads_them(tmp_path, body, needle):
+    path = _torch_file(tmp_path / "c.pt", b"\x80\x02" + body)
+    with pytest.raises(JointposeError, match=rf"c\.pt: unsafe or corrupt checkpoint \(refusing {needle}"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_tensors_with_zero_strides_are_refused(tmp_path):
+    """Weights saved as ``torch.zeros(1).expand(shape)`` claim the model's sizes from 4 bytes each."""
+    model = TemporalModel([3, 3], channels=64)
+    args = model_args_of(model)
+    state = {k: torch.zeros(1).expand(v.shape) if v.dim() else v for k, v in model.state_dict().items()}
+    path = tmp_path / "c.pt"
+    torch.save({"format": FORMAT, "model": state, "model_args": args, "config": {}, "epoch": 0}, path)
+    with pytest.raises(JointposeError, match=r"has more elements than its file stores \(zero strides\)"):
+        load_model(path, device="cpu")
+
+
+def test_bvh_end_sites_times_frames_beyond_the_file_are_refused(tmp_path):
+    """One channel and 9,999 End Sites: a line ``0`` per frame became 10,000 rotations."""
+    lines = ["HIERARCHY", "ROOT r", "{", "OFFSET 0 0 0", "CHANNELS 1 Xrotation"]
+    lines += ["End Site { OFFSET 0 0 1 }"] * 9_999 + ["}", "MOTION", "Frames: 2000", "Frame Time: 0.04"] + ["0"] * 2000
+    (tmp_path / "wide.bvh").write_text("\n".join(lines) + "\n")
+    with pytest.raises(JointposeError, match=r"2000 frames of 10000 joints hold more than the 4000 bytes"):
+        read_bvh(tmp_path / "wide.bvh")
+
+
+def test_sparse_detections_are_refused_before_per_frame_work(tmp_path):
+    """A detection every 300 frames passes the file-wide gap check, but each is a track of its own."""
+    entry = {"keypoints": [500.0, 500.0, 0.9] * 17, "score": 1.0}
+    (tmp_path / "s.json").write_text(json.dumps([{**entry, "image_id": i} for i in range(0, 3001, 300)]))
+    with pytest.raises(
+        JointposeError, match=r"no person can be followed through the 3001 frames.*frames 1500-1500, leaves 1500 frames"
+    ):
+        load_keypoints(tmp_path / "s.json")
+
+
+def test_json_integer_beyond_pythons_digit_limit(tmp_path):
+    (tmp_path / "k.json").write_text('[{"image_id": 0, "keypoints": [' + "1" * 5000 + "]}]")
+    with pytest.raises(JointposeError, match=r"k\.json: not valid JSON \(Exceeds the limit"):
+        load_keypoints(tmp_path / "k.json")
+
+
+def test_model_arguments_with_a_deep_shared_value_are_reported_briefly(tmp_path):
+    model = TemporalModel([3], channels=8).eval()
+    deep = restricted_loads(b"\x80\x02" + _doubling(60) + b".")
+    args = {"filter_widths": [3], "channels": deep, "dropout": 0.25, "causal": False}
+    path = tmp_path / "c.pt"
+    torch.save({"format": FORMAT, "model": model.state_dict(), "model_args": args, "config": {}, "epoch": 0}, path)
+    with pytest.raises(JointposeError, match="model argument 'channels' must be a number") as info:
+        load_model(path, device="cpu")
+    assert len(str(info.value)) < 400
