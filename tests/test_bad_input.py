@@ -237,6 +237,10 @@ def test_flags_that_would_be_ignored_are_refused(tmp_path, capsys):
         ("--warmup", "5"),
         ("--warmup", "-1"),
         ("--keep-last", "-1"),
+        ("-b", "65537"),  # memory and time grew with -b, not with the data
+        ("--chunk", "1025"),
+        ("-lr", "2"),  # at 1e6 the outputs overflowed while the weights stayed finite
+        ("--downsample", "10001"),
     ],
 )
 def test_out_of_range_training_flags_are_named(tmp_path, capsys, flag, value):
@@ -289,6 +293,32 @@ def test_demo_refuses_bad_flags_before_training(tmp_path, capsys, flags, needle)
     assert not (tmp_path / "demo").exists()
 
 
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (
+            ["--fps", "1"],
+            "--fps 1: the longest training clip has 4 frames, fewer than the demo model's receptive field",
+        ),
+        (["-e", "10000000"], "-e must be in [1, 1000000]"),
+        (["-ch", "100000"], "-ch must be in [1, 16384]"),
+    ],
+)
+def test_a_refused_demo_keeps_the_previous_demos_files(tmp_path, capsys, flags, needle):
+    """The checks come before the data and checkpoint folders of an earlier demo are replaced."""
+    out = tmp_path / "demo"
+    for name in ("data/data_2d_h36m_noisy.npz", "checkpoint/latest.pt", "demo.gif"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"earlier demo")
+    assert main(["demo", "--out", str(out), "--no-progress", *flags]) == 2
+    _one_clear_line(capsys, needle)
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == {
+        "data/data_2d_h36m_noisy.npz": b"earlier demo",
+        "checkpoint/latest.pt": b"earlier demo",
+        "demo.gif": b"earlier demo",
+    }
+
+
 def test_render_refuses_a_zero_frame_rate(tmp_path, capsys):
     np.savez(tmp_path / "kp.npz", keypoints=np.zeros((5, 17, 2)))
     np.savez(tmp_path / "poses.npz", poses_3d=np.zeros((5, 17, 3)), fps=np.array(50.0))
@@ -296,3 +326,65 @@ def test_render_refuses_a_zero_frame_rate(tmp_path, capsys):
     assert main(cli("render", "--image-size 100 100 --fps 0", **paths)) == 2
     _one_clear_line(capsys, "fps")
     assert not (tmp_path / "a.gif").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["infer", "kp.npy", "-o", "o.npz", "--checkpoint", ""], "--checkpoint"),  # was the bundled model
+        (["infer", "kp.npy", "-o", "o.npz", "--checkpoint="], "--checkpoint"),
+        (["data", "build", "--bvh", "", "--out", "ds"], "--bvh"),  # was the current folder
+        (["infer", "", "-o", "o.npz"], "an argument"),
+    ],
+)
+def test_empty_values_are_refused(tmp_path, capsys, monkeypatch, argv, flag):
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "kp.npy", np.full((10, 17, 2), 500.0))
+    assert main(argv) == 2
+    _one_clear_line(capsys, f"{flag}: an empty value")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kp.npy"]
+
+
+@pytest.mark.parametrize("device", ["meta", "mps", "xla"])
+def test_devices_other_than_cpu_and_cuda_are_refused(tmp_path, capsys, device):
+    np.save(tmp_path / "kp.npy", np.full((10, 17, 2), 500.0))
+    argv = ["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "o.npz"), "--image-size", "1000", "1000"]
+    assert main([*argv, "--device", device]) == 2
+    _one_clear_line(capsys, f"--device {device}: jointpose runs on the CPU or CUDA")
+
+
+def test_downsample_beyond_its_bound_is_named_by_evaluate(tmp_path):
+    from jointpose.data.h36m import load_dataset
+
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    with pytest.raises(
+        JointposeError, match=r"^downsample must be an integer in \[1, 10000\], got 18446744073709551616$"
+    ):
+        load_dataset(folder, "gt", ["S1"], downsample=2**64)
+
+
+def test_a_non_finite_epoch_loss_stops_training_before_its_checkpoint(tmp_path, capsys, monkeypatch):
+    """With a huge learning rate the outputs overflow while the weights stay finite: the epoch's
+    loss says so, and the run stops before writing the epoch."""
+    from jointpose.training.trainer import Trainer
+
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    monkeypatch.setattr(Trainer, "train_one_epoch", lambda self: {"mpjpe": float("inf")})
+    assert _train(folder, tmp_path) == 2
+    _one_clear_line(capsys, "training diverged in epoch 1: its loss or a weight is no longer finite")
+    assert not (tmp_path / "ck" / "latest.pt").exists()
+
+
+def test_index_rows_with_missing_cells_are_read_as_empty(tmp_path):
+    from jointpose.motion.mocap import read_index
+
+    (tmp_path / "index.csv").write_text("file,description,trial\nonlyone\n001/a.bvh,Walk\n")
+    assert read_index(tmp_path) == {"onlyone": ("", ""), "001/a.bvh": ("Walk", "")}
+
+
+def test_export_names_its_model_argument_and_evaluate_the_predictions_suffix(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nope"), "--onnx", str(tmp_path / "m.onnx")]) == 2
+    _one_clear_line(capsys, "jointpose export: error: model: file not found")
+    argv = ["evaluate", "--checkpoint", str(tmp_path / "ck"), "--data-dir", str(tmp_path)]
+    assert main([*argv, "--export-predictions", str(tmp_path / "p.txt")]) == 2
+    _one_clear_line(capsys, "p.txt: predictions are written as .npz")

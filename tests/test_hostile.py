@@ -126,6 +126,15 @@ def inputs(tmp_path_factory) -> Path:
     _bvh_folder(d / "bvh_chain", _bvh(joints=9_999))
     _bvh_folder(d / "bvh_ok", _bvh())
     (d / "a_file").write_text("not a folder")
+    os.mkfifo(d / "fifo.json")  # read, a FIFO blocks until someone writes
+    (d / "openpose").mkdir()
+    (d / "openpose" / "a_keypoints.json").write_text('{"people": []}')
+    (d / "openpose" / "b_keypoints.json").symlink_to("/dev/zero")  # read, it never ends
+    _bvh_folder(d / "bvh_fifo", _bvh())
+    os.mkfifo(d / "bvh_fifo" / "001" / "a.bvh")  # read before clip.bvh
+    _bvh_folder(d / "bvh_index", _bvh())
+    (d / "bvh_index" / "index.csv").write_bytes(b"file,description\n\xff,x\n")
+    (d / "latin1_rig.json").write_bytes(b"\xff\xfe{}")
     return d
 
 
@@ -134,6 +143,36 @@ def inputs(tmp_path_factory) -> Path:
 # name -> (arguments with {in} for the inputs folder and {out} for the case's own folder,
 #          what stderr must say, pre-process hook)
 CASES = {
+    "a FIFO as keypoints": (
+        ["infer", "{in}/fifo.json", "-o", "{out}/out.npz", *IMAGE],
+        r"fifo\.json: not a regular file",
+        None,
+    ),
+    "/dev/zero in an OpenPose folder": (
+        ["infer", "{in}/openpose", "-o", "{out}/out.npz", *IMAGE],
+        r"b_keypoints\.json: not a regular file",
+        None,
+    ),
+    "a FIFO as --rig": (
+        ["data", "build", "--bvh", "{in}/bvh_ok", "--out", "{out}/ds", "--rig", "{in}/fifo.json"],
+        r"fifo\.json: not a regular file",
+        None,
+    ),
+    "a FIFO among BVH files": (
+        ["data", "build", "--bvh", "{in}/bvh_fifo", "--out", "{out}/ds"],
+        r"001/a\.bvh: not a regular file",
+        None,
+    ),
+    "index.csv not UTF-8": (
+        ["data", "build", "--bvh", "{in}/bvh_index", "--out", "{out}/ds"],
+        r"index\.csv: not a UTF-8 text file",
+        None,
+    ),
+    "rig mapping not UTF-8": (
+        ["data", "build", "--bvh", "{in}/bvh_ok", "--out", "{out}/ds", "--rig", "{in}/latin1_rig.json"],
+        r"latin1_rig\.json: not a UTF-8 text file",
+        None,
+    ),
     "argparse error": (["infer", "{in}/ok.npy"], r"required: -o/--output \(see 'jointpose infer --help'\)", None),
     "bad flag value": (["infer", "{in}/ok.npy", "-o", "{out}/out.npz", "--fps", "fast"], r"invalid float value", None),
     "pickle memo 2**26 (261 bytes)": (

@@ -174,6 +174,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from jointpose.geometry.filters import check_sigma
     from jointpose.safeio import check_outputs
 
+    if args.export_predictions is not None and args.export_predictions.suffix.lower() != ".npz":
+        raise JointposeError(f"--export-predictions {args.export_predictions}: predictions are written as .npz")
     check_outputs(  # before the evaluation, not after it
         {"--json": args.json, "--export-predictions": args.export_predictions},
         {"--checkpoint": _model_file(args.checkpoint), "--data-dir": _files_in(args.data_dir, "data_*.npz")},
@@ -653,7 +655,11 @@ def cmd_export(args: argparse.Namespace) -> None:
     if Path(args.onnx).suffix != ".onnx":
         raise JointposeError(f"--onnx {args.onnx}: the file name must end in .onnx")
     check_outputs({"--onnx": args.onnx}, {"model": _model_file(args.model)})  # before the export, not after it
-    path = export_onnx(load_model(args.model, "cpu"), args.onnx, streaming=args.streaming)
+    try:
+        loaded = load_model(args.model, "cpu")
+    except JointposeError as exc:  # the loader names a --checkpoint; export reads its positional model
+        raise JointposeError(exc.naming({"checkpoint": "model"})) from None
+    path = export_onnx(loaded, args.onnx, streaming=args.streaming)
     print(f"wrote {path} ({'streaming step' if args.streaming else 'full sequence'}, ONNX opset {OPSET})")
 
 
@@ -817,6 +823,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JointposeError as exc:  # from an option's own parser, e.g. --random-cameras RANGES
         print(f"jointpose: error: {one_line(flag_message(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
+    empty = _empty_option(sys.argv[1:] if argv is None else list(argv))
+    if empty is not None:
+        print(
+            f"jointpose {args.verb}: error: {empty}: an empty value (give a value or leave the flag out)",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
     warnings.simplefilter("always", JointposeWarning)
     warnings.formatwarning = _format_warning
     func: Callable[[argparse.Namespace], None] = args.func
@@ -832,6 +845,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _empty_option(argv: Sequence[str]) -> str | None:
+    """The flag given an empty value (``-o ""``, ``--checkpoint=``), if any: argparse takes it, and
+    an empty path would mean the current folder, or an empty ``--checkpoint`` the bundled model."""
+    for i, token in enumerate(argv):
+        if token.startswith("-") and token.endswith("=") and "=" not in token[:-1]:
+            return token[:-1]
+        if token == "":
+            return argv[i - 1] if i and argv[i - 1].startswith("-") else "an argument"
+    return None
 
 
 def one_line(text: str) -> str:

@@ -20,6 +20,7 @@ import torch
 
 from jointpose.errors import JointposeError
 from jointpose.evaluation.metrics import mpjpe
+from jointpose.model.temporal import receptive_field
 from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
 from jointpose.motion.viewpoints import RandomRig
 from jointpose.safeio import limit
@@ -28,6 +29,7 @@ from jointpose.training.trainer import Trainer
 
 SYNTHETIC_TRAIN = ("S1", "S5", "S6", "S7", "S8")
 SYNTHETIC_TEST = ("S9", "S11")
+DEMO_ARCHITECTURE = (3, 3, 3)
 
 
 @dataclass(frozen=True)
@@ -78,33 +80,37 @@ class DemoConfig:
         return {"data": out / "data", "checkpoint": out / "checkpoint", "animation": out / self.animation}
 
 
-def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
-    """Write the demo dataset; returns its folder and the train and test subjects."""
-    folder = config.paths["data"]
+def demo_motion(config: DemoConfig) -> tuple[dict[str, dict[str, np.ndarray]], tuple[str, ...], tuple[str, ...]]:
+    """The demo's motion (synthetic, or ``config.bvh``'s) and its train and test subjects; writes nothing."""
     if config.bvh is None:
         from jointpose.motion.synthetic import generate
 
         motion = generate(
             list(SYNTHETIC_TRAIN + SYNTHETIC_TEST), seconds=config.seconds, fps=config.fps, seed=config.seed
         )
-        train, test = SYNTHETIC_TRAIN, SYNTHETIC_TEST
         print(
             f"Built-in SYNTHETIC motion (procedural, not captured): {len(motion)} subjects x "
             f"{len(next(iter(motion.values())))} clips of {config.seconds:g} s"
         )
-    else:
-        from jointpose.motion.mocap import load_bvh_folder
+        return motion, SYNTHETIC_TRAIN, SYNTHETIC_TEST
+    from jointpose.motion.mocap import load_bvh_folder
 
-        motion = load_bvh_folder(config.bvh, fps=config.fps, seed=config.seed)
-        subjects = list(motion)
-        if len(subjects) < 2:
-            raise JointposeError(
-                "{0} {path}: the demo needs at least two subject folders (train and test)",
-                fields=("bvh",),
-                path=config.bvh,
-            )
-        train, test = tuple(subjects[:-1]), (subjects[-1],)
-        print(f"BVH motion from {config.bvh}: train on {', '.join(train)}, test on {test[0]}")
+    motion = load_bvh_folder(config.bvh, fps=config.fps, seed=config.seed)
+    subjects = list(motion)
+    if len(subjects) < 2:
+        raise JointposeError(
+            "{0} {path}: the demo needs at least two subject folders (train and test)",
+            fields=("bvh",),
+            path=config.bvh,
+        )
+    train, test = tuple(subjects[:-1]), (subjects[-1],)
+    print(f"BVH motion from {config.bvh}: train on {', '.join(train)}, test on {test[0]}")
+    return motion, train, test
+
+
+def write_data(config: DemoConfig, motion: dict[str, dict[str, np.ndarray]]) -> Path:
+    """Write ``motion`` as the demo's dataset (``config.paths["data"]``); returns the folder."""
+    folder = config.paths["data"]
     write_h36m_dataset(
         folder,
         motion,
@@ -114,7 +120,13 @@ def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ..
         seed=config.seed,
         input_layout=config.input_layout,
     )
-    return folder, train, test
+    return folder
+
+
+def build_data(config: DemoConfig) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
+    """Write the demo dataset; returns its folder and the train and test subjects."""
+    motion, train, test = demo_motion(config)
+    return write_data(config, motion), train, test
 
 
 def mean_pose_error(trainer: Trainer) -> float:
@@ -127,16 +139,20 @@ def mean_pose_error(trainer: Trainer) -> float:
 
 
 def run_demo(config: DemoConfig) -> dict:
-    """Run the demo; returns the evaluation summary with the mean-pose baseline added."""
+    """Run the demo; returns the evaluation summary with the mean-pose baseline added.
+
+    Everything that can be refused (the training settings, clips too short for the model) is
+    checked before the ``data`` and ``checkpoint`` folders of an earlier demo are replaced."""
     start = time.perf_counter()
-    data_dir, train, test = build_data(config)
+    motion, train, test = demo_motion(config)
+    folder = config.paths["data"]
     train_config = TrainConfig(
-        data_dir=str(data_dir),
+        data_dir=str(folder),
         checkpoint_dir=str(config.paths["checkpoint"]),
         keypoints="noisy",
         subjects_train=train,
         subjects_test=test,
-        architecture=(3, 3, 3),
+        architecture=DEMO_ARCHITECTURE,
         channels=config.channels,
         epochs=config.epochs,
         batch_size=1024,
@@ -145,9 +161,20 @@ def run_demo(config: DemoConfig) -> dict:
         seed=config.seed,
         progress=config.progress,
     )
-    folder = Path(train_config.checkpoint_dir)
-    if (folder / "latest.pt").exists():  # a fresh demo each run
-        for old in folder.glob("*"):
+    longest = max(len(clip) for subject in train for clip in motion[subject].values())
+    if longest < receptive_field(DEMO_ARCHITECTURE):
+        raise JointposeError(
+            "{0} {fps:g}: the longest training clip has {frames} frames, fewer than the demo model's "
+            "receptive field ({field}); raise {0}",
+            fields=("fps",),
+            fps=config.fps,
+            frames=longest,
+            field=receptive_field(DEMO_ARCHITECTURE),
+        )
+    write_data(config, motion)
+    checkpoints = Path(train_config.checkpoint_dir)
+    if (checkpoints / "latest.pt").exists():  # a fresh demo each run
+        for old in checkpoints.glob("*"):
             old.unlink()
     trainer = Trainer(train_config)
     summary = trainer.fit()

@@ -52,6 +52,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "fill_gap": (300, "frames in a row without any detection that are filled by interpolation"),
     "resample": (100, "factor between two frame rates when resampling (either way)"),
     "fps": (1000, "frames per second of a dataset, a BVH file or an input (and 1 / it the fewest)"),
+    "text_bytes": (2**30, "bytes of one text input: JSON keypoints, a BVH file, a rig mapping, index.csv"),
     "image_px": (100_000, "image width or height in pixels"),
     "video_pixels": (100_000_000, "pixels of one video frame (width x height; 3 bytes each when decoded)"),
     "bvh_joints": (10_000, "joints in one BVH hierarchy, End Sites included"),
@@ -429,6 +430,20 @@ def npz_keys(path: str | Path) -> list[str]:
     path = Path(path)
     with _open_npz(path) as archive:
         return [_key(name) for name in archive.namelist()]
+
+
+def read_text_file(path: str | Path, errors: str = "strict") -> str:
+    """The UTF-8 text of a regular file of at most ``limit("text_bytes")``; a folder, FIFO or
+    device (read, it would block or never end) is refused, naming the file."""
+    path = Path(path)
+    _check_input_file(path)
+    try:
+        check_limit("text_bytes", path.stat().st_size, f"{path}: bytes")
+        return path.read_text(encoding="utf-8", errors=errors)
+    except OSError as exc:
+        raise JointposeError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise JointposeError(f"{path}: not a UTF-8 text file") from None
 
 
 def _check_input_file(path: Path) -> None:

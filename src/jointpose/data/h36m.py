@@ -51,6 +51,8 @@ from jointpose.safeio import check_bounded, check_finite, check_fps, check_limit
 # camera: larger values are another unit (Human3.6M's original positions are millimetres) or broken.
 MAX_BODY_M = 10.0
 MAX_DISTANCE_M = 10_000.0
+MAX_DOWNSAMPLE = 10_000  # keep every n-th frame, n at most this
+
 INPUT_LAYOUTS = ("h36m", "coco", "blazepose")  # what a built dataset's 2D points stand for (data build)
 
 
@@ -244,8 +246,13 @@ def load_dataset(
         )
     if not 0.0 < subset <= 1.0:
         raise JointposeError("{0} must lie in (0, 1], got {value}", fields=("subset",), value=subset)
-    if downsample < 1:
-        raise JointposeError("{0} must be a positive integer, got {value}", fields=("downsample",), value=downsample)
+    if isinstance(downsample, bool) or not isinstance(downsample, int) or not 1 <= downsample <= MAX_DOWNSAMPLE:
+        raise JointposeError(
+            "{0} must be an integer in [1, {most}], got {value}",
+            fields=("downsample",),
+            most=MAX_DOWNSAMPLE,
+            value=downsample,
+        )
     files = H36MFiles(data_dir, keypoints, dataset)
     if not use_3d:
         files.positions_3d = None

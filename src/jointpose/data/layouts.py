@@ -46,7 +46,16 @@ import numpy as np
 
 from jointpose.errors import JointposeError, first_line
 from jointpose.geometry import skeleton
-from jointpose.safeio import check_limit, frame_ranges, is_finite_number, limit, load_npy, load_npz, npz_keys
+from jointpose.safeio import (
+    check_limit,
+    frame_ranges,
+    is_finite_number,
+    limit,
+    load_npy,
+    load_npz,
+    npz_keys,
+    read_text_file,
+)
 
 SPINE_FRACTION = 0.5
 # Largest keypoint coordinate read from a JSON file (pixels): beyond it nothing is a detection,
@@ -205,12 +214,7 @@ def check_fill_gaps(detected: np.ndarray, count: int, path: Path, max_gap: int |
 
 def read_json(path: Path) -> Any:
     """Parse a JSON file; errors name the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise JointposeError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise JointposeError(f"{path}: not a UTF-8 text (JSON) file") from None
+    text = read_text_file(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -83,13 +83,17 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
+    """``auto`` -> CUDA when available, else CPU; otherwise the named CPU or CUDA device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise JointposeError("{0}: unknown device '{name}'", fields=("device",), name=name) from None
+    if device.type not in ("cpu", "cuda"):
+        raise JointposeError(
+            "{0} {name}: jointpose runs on the CPU or CUDA (auto, cpu, cuda, cuda:N)", fields=("device",), name=name
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise JointposeError("{0} {name}: CUDA is not available on this machine", fields=("device",), name=name)
     return device

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from jointpose.errors import JointposeError
-from jointpose.safeio import atomic_write, check_fps, check_limit, check_resample, limit
+from jointpose.safeio import atomic_write, check_fps, check_limit, check_resample, limit, read_text_file
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -252,10 +252,7 @@ def _slerp_frames(rotations: np.ndarray, times: np.ndarray) -> np.ndarray:
 def read_bvh(path: str | Path) -> Motion:
     """Read a BVH file (see the module docstring for conventions)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise JointposeError(f"cannot read BVH file {path}: {exc.strerror or exc}") from None
+    text = read_text_file(path, errors="replace")
     motion_match = re.search(r"^[ \t]*MOTION[ \t\r]*$", text, flags=re.M | re.I)
     header = text[: motion_match.start()] if motion_match else text
     hierarchy = _HierarchyParser(header, str(path), motion_match is not None).parse()

@@ -13,6 +13,7 @@ a map says otherwise, because the Human3.6M calibration is looked up by subject 
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections import Counter
 from pathlib import Path
@@ -30,6 +31,7 @@ from jointpose.geometry.bones import (
 )
 from jointpose.motion.builder import H36M_SUBJECTS
 from jointpose.motion.rigs import RigMapping, bvh_to_h36m
+from jointpose.safeio import read_text_file
 
 
 def parse_subject_map(text: str | None) -> dict[str, str]:
@@ -84,11 +86,16 @@ def read_index(folder: Path) -> dict[str, tuple[str, str]]:
     path = folder / "index.csv"
     if not path.is_file():
         return {}
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
+    reader = csv.DictReader(io.StringIO(read_text_file(path), newline=""))
+    try:
         if not reader.fieldnames or not {"file", "description"} <= set(reader.fieldnames):
             raise JointposeError(f"{path}: needs 'file' and 'description' columns")
-        return {row["file"].strip(): (row["description"].strip(), (row.get("trial") or "").strip()) for row in reader}
+        return {
+            (row["file"] or "").strip(): ((row["description"] or "").strip(), (row.get("trial") or "").strip())
+            for row in reader
+        }
+    except csv.Error as exc:
+        raise JointposeError(f"{path} line {reader.line_num}: not a CSV file ({exc})") from None
 
 
 def action_names(files: list[Path], root: Path, index: dict[str, tuple[str, str]]) -> list[str]:

@@ -35,6 +35,7 @@ import numpy as np
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.motion.bvh import Motion, global_transforms, read_bvh, resample
+from jointpose.safeio import read_text_file
 
 BUILTIN_RIGS = {"cmu": "cmu_cc_base.json"}
 
@@ -132,10 +133,7 @@ def _source(spec: Any) -> JointSource | None:
 def load_rig_mapping(path: str | Path) -> RigMapping:
     """Read a mapping file (JSON, schema in the module docstring)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise JointposeError(f"cannot read rig mapping {path}: {exc.strerror or exc}") from None
+    text = read_text_file(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -14,7 +14,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-from jointpose.data.h36m import DATASETS
+from jointpose.data.h36m import DATASETS, MAX_DOWNSAMPLE
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import SMOOTH_DEFAULT, check_sigma
@@ -26,6 +26,8 @@ from jointpose.training.distributed import PRECISIONS
 
 CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
 MAX_EPOCHS = 1_000_000
+MAX_BATCH = 65_536  # target frames per step: 64 times VideoPose3D's 1024
+MAX_CHUNK = 1024  # consecutive target frames per chunk
 
 
 # Default learning rate and dropout of each mode: VideoPose3D's for the baseline; with
@@ -295,9 +297,9 @@ class TrainConfig:
                 f"in [1, {MAX_CHANNELS}] (the most a model file holds)",
             ),
             ("epochs", integer(self.epochs) and 1 <= self.epochs <= MAX_EPOCHS, f"in [1, {MAX_EPOCHS}]"),
-            ("batch_size", integer(self.batch_size) and self.batch_size >= 1, ">= 1"),
+            ("batch_size", integer(self.batch_size) and 1 <= self.batch_size <= MAX_BATCH, f"in [1, {MAX_BATCH}]"),
             ("dropout", self.dropout is None or (number(self.dropout) and 0.0 <= self.dropout < 1.0), "in [0, 1)"),
-            ("lr", self.lr is None or (number(self.lr) and self.lr > 0.0), "> 0"),
+            ("lr", self.lr is None or (number(self.lr) and 0.0 < self.lr <= 1.0), "in (0, 1]"),
             ("lr_decay", number(self.lr_decay) and 0.0 < self.lr_decay <= 1.0, "in (0, 1]"),
             (
                 "body_scale",
@@ -324,8 +326,10 @@ class TrainConfig:
             ),
             (
                 "chunk",
-                integer(self.chunk) and self.chunk >= (3 if constraints else 1),
-                ">= 3 with constraints (temporal terms need 3 frames)" if constraints else ">= 1",
+                integer(self.chunk) and (3 if constraints else 1) <= self.chunk <= MAX_CHUNK,
+                f"in [3, {MAX_CHUNK}] with constraints (temporal terms need 3 frames)"
+                if constraints
+                else f"in [1, {MAX_CHUNK}]",
             ),
             (
                 "chunk_share",
@@ -337,7 +341,11 @@ class TrainConfig:
             ("smooth", number(self.smooth), "a finite number of frames >= 0"),
             ("seed", integer(self.seed) and 0 <= self.seed < 2**63, "an integer in [0, 2**63)"),
             ("subset", number(self.subset) and 0.0 < self.subset <= 1.0, "in (0, 1]"),
-            ("downsample", integer(self.downsample) and self.downsample >= 1, "a positive integer"),
+            (
+                "downsample",
+                integer(self.downsample) and 1 <= self.downsample <= MAX_DOWNSAMPLE,
+                f"in [1, {MAX_DOWNSAMPLE}]",
+            ),
             ("keep_last", integer(self.keep_last) and self.keep_last >= 0, ">= 0"),
             ("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
             ("weights", self.weights is None or isinstance(self.weights, LossWeights), "None or a LossWeights"),

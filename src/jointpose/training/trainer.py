@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -362,7 +363,7 @@ class Trainer:
             self.loss_fn.constraint_scale = min(1.0, (self.epoch + 1) / ramp) if ramp > 0 else 1.0
             start = time.perf_counter()
             terms = self.train_one_epoch()
-            self.check_diverged()
+            self.check_diverged(terms)
             seconds = time.perf_counter() - start
             self.epoch += 1
             self.lr *= config.lr_decay
@@ -383,13 +384,16 @@ class Trainer:
             return None
         return self.final_evaluation()
 
-    def check_diverged(self) -> None:
-        """Stop, before this epoch's checkpoint is written, when a weight is no longer finite
-        (the loss diverged): the files of the last good epoch stay as they are."""
-        params = [p for model in filter(None, (self.model, self.trajectory_model)) for p in model.parameters()]
-        if not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+    def check_diverged(self, terms: dict[str, float]) -> None:
+        """Stop, before this epoch's checkpoint is written, when the epoch's loss or a weight or
+        batch-norm statistic is no longer finite (the training diverged): the files of the last
+        good epoch stay as they are."""
+        models = list(filter(None, (self.model, self.trajectory_model)))
+        tensors = [t for model in models for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+        finite = bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+        if not finite or not all(math.isfinite(value) for value in terms.values()):
             raise JointposeError(
-                f"training diverged in epoch {self.epoch + 1}: a weight is no longer finite; "
+                f"training diverged in epoch {self.epoch + 1}: its loss or a weight is no longer finite; "
                 "train again with a lower learning rate (or in fp32)"
             )
 
