@@ -388,3 +388,44 @@ def test_export_names_its_model_argument_and_evaluate_the_predictions_suffix(tmp
     argv = ["evaluate", "--checkpoint", str(tmp_path / "ck"), "--data-dir", str(tmp_path)]
     assert main([*argv, "--export-predictions", str(tmp_path / "p.txt")]) == 2
     _one_clear_line(capsys, "p.txt: predictions are written as .npz")
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--ring-count", "-1"], "--ring-count applies to --cameras ring or random only (here --cameras h36m)"),
+        (["--ring-distance", "nan"], "--ring-distance applies to --cameras ring only (here --cameras h36m)"),
+        (["--camera-ranges", "garbage"], "--camera-ranges applies to --cameras random only (here --cameras h36m)"),
+        (["--cameras", "random", "--ring-distance=9"], "--ring-distance applies to --cameras ring only"),
+        (["--cameras", "random", "--camera-ranges", "fov=40:100,fov=50:60"], "--camera-ranges: fov is given twice"),
+    ],
+)
+def test_data_build_flags_that_cannot_act_are_refused(tmp_path, capsys, extra, needle):
+    argv = ["data", "build", "--bvh", str(tmp_path / "motion"), "--out", str(tmp_path / "ds"), *extra]
+    assert main(argv) == 2
+    _one_clear_line(capsys, needle)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_render_flags_of_the_other_mode_are_refused(tmp_path, capsys):
+    out = ["render", "-o", str(tmp_path / "r.gif")]
+    assert main([*out, "--data-dir", str(tmp_path), "--sequence", "S1/Walking/0", "--poses", "p.npz"]) == 2
+    _one_clear_line(capsys, "--poses does not apply with --data-dir")
+    assert main([*out, "--keypoints-file", "k.npy", "--poses", "p.npz", "--sequence", "S1/Walking/0"]) == 2
+    _one_clear_line(capsys, "--sequence applies with --data-dir only")
+
+
+def test_a_subject_named_twice_is_refused(tmp_path, capsys):
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    assert (
+        main(
+            cli(
+                "train",
+                "-k gt -str S1,S1 -ste S1 -arc 3 -ch 8 -e 1 --no-progress",
+                data_dir=folder,
+                checkpoint=tmp_path / "ck",
+            )
+        )
+        == 2
+    )
+    _one_clear_line(capsys, "-str must be a non-empty tuple of distinct subject names")

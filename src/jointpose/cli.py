@@ -279,6 +279,15 @@ def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | RandomRig | 
     from jointpose.motion.builder import CameraRing, NoiseModel
     from jointpose.motion.viewpoints import CameraRanges, RandomRig
 
+    ring_only = ("--ring-distance", "--ring-height", "--focal-length", "--image-size")
+    if args.cameras != "ring":
+        refuse_inapplicable(args, ring_only, f"applies to --cameras ring only (here --cameras {args.cameras})")
+    if args.cameras != "random":
+        refuse_inapplicable(
+            args, ("--camera-ranges",), f"applies to --cameras random only (here --cameras {args.cameras})"
+        )
+    if args.cameras == "h36m":
+        refuse_inapplicable(args, ("--ring-count",), "applies to --cameras ring or random only (here --cameras h36m)")
     ring = None
     if args.cameras == "random":
         try:
@@ -554,6 +563,14 @@ def cmd_render(args: argparse.Namespace) -> None:
     )
     sequences = {}
     if args.data_dir:
+        refuse_inapplicable(
+            args,
+            ("--keypoints-file", "--poses", "--truth", "--image-size", "--layout"),
+            "does not apply with --data-dir (the dataset gives the 2D, the poses and the image size)",
+        )
+    else:
+        refuse_inapplicable(args, ("--sequence", "--predictions", "-k", "--keypoints"), "applies with --data-dir only")
+    if args.data_dir:
         from jointpose.data.h36m import load_dataset
         from jointpose.geometry.cameras import image_coordinates
 
@@ -823,7 +840,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JointposeError as exc:  # from an option's own parser, e.g. --random-cameras RANGES
         print(f"jointpose: error: {one_line(flag_message(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
-    empty = _empty_option(sys.argv[1:] if argv is None else list(argv))
+    given = sys.argv[1:] if argv is None else list(argv)
+    args.given = frozenset(token.split("=", 1)[0] for token in given if token.startswith("-"))
+    empty = _empty_option(given)
     if empty is not None:
         print(
             f"jointpose {args.verb}: error: {empty}: an empty value (give a value or leave the flag out)",
@@ -845,6 +864,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def refuse_inapplicable(args: argparse.Namespace, flags: Sequence[str], why: str) -> None:
+    """Refuse the first of ``flags`` given on the command line: ``why`` says where it applies
+    (a flag that cannot act would be silently ignored)."""
+    used = [flag for flag in flags if flag in getattr(args, "given", ())]
+    if used:
+        raise JointposeError(f"{used[0]} {why}")
 
 
 def _empty_option(argv: Sequence[str]) -> str | None:

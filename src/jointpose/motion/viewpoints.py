@@ -118,6 +118,8 @@ class CameraRanges:
         for item in filter(None, (part.strip() for part in text.split(","))):
             key, _, value = item.partition("=")
             key = key.strip()
+            if key in values:
+                raise _ranges_error("{key} is given twice", key=key)
             if key not in names or not value:
                 raise _ranges_error(
                     "expected NAME=LOW:HIGH or NAME=VALUE with NAME in {names}, got {item!r}",

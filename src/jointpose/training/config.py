@@ -272,7 +272,12 @@ class TrainConfig:
             return isinstance(value, numbers.Real) and not isinstance(value, bool) and is_finite_number(value)
 
         def names(value: Any) -> bool:
-            return isinstance(value, tuple) and len(value) > 0 and all(isinstance(v, str) and v for v in value)
+            return (
+                isinstance(value, tuple)
+                and len(value) > 0
+                and all(isinstance(v, str) and v for v in value)
+                and len(set(value)) == len(value)
+            )
 
         constraints = self.constraints
         rules = (
@@ -349,9 +354,13 @@ class TrainConfig:
             ("keep_last", integer(self.keep_last) and self.keep_last >= 0, ">= 0"),
             ("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
             ("weights", self.weights is None or isinstance(self.weights, LossWeights), "None or a LossWeights"),
-            ("subjects_train", names(self.subjects_train), "a non-empty tuple of subject names"),
-            ("subjects_test", names(self.subjects_test), "a non-empty tuple of subject names"),
-            ("actions", self.actions is None or names(self.actions), "None or a non-empty tuple of action names"),
+            ("subjects_train", names(self.subjects_train), "a non-empty tuple of distinct subject names"),
+            ("subjects_test", names(self.subjects_test), "a non-empty tuple of distinct subject names"),
+            (
+                "actions",
+                self.actions is None or names(self.actions),
+                "None or a non-empty tuple of distinct action names",
+            ),
             (
                 "subjects_unlabeled",
                 self.subjects_unlabeled is None or names(self.subjects_unlabeled),
