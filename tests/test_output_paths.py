@@ -186,11 +186,11 @@ CLASHES = {
             "--checkpoint",
             "{in}/run",
             "--json",
-            "{out}/x",
+            "{out}/x.npz",
             "--export-predictions",
-            "{out}/x",
+            "{out}/x.npz",
         ],
-        ["--export-predictions {out}/x", "--json {out}/x"],
+        ["--export-predictions {out}/x.npz", "--json {out}/x.npz"],
     ),
     "render -o its --video": (
         [
