@@ -281,13 +281,13 @@ def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | RandomRig | 
 
     ring_only = ("--ring-distance", "--ring-height", "--focal-length", "--image-size")
     if args.cameras != "ring":
-        refuse_inapplicable(args, ring_only, f"applies to --cameras ring only (here --cameras {args.cameras})")
+        _refuse_inapplicable(args, ring_only, f"applies to --cameras ring only (here --cameras {args.cameras})")
     if args.cameras != "random":
-        refuse_inapplicable(
+        _refuse_inapplicable(
             args, ("--camera-ranges",), f"applies to --cameras random only (here --cameras {args.cameras})"
         )
     if args.cameras == "h36m":
-        refuse_inapplicable(args, ("--ring-count",), "applies to --cameras ring or random only (here --cameras h36m)")
+        _refuse_inapplicable(args, ("--ring-count",), "applies to --cameras ring or random only (here --cameras h36m)")
     ring = None
     if args.cameras == "random":
         try:
@@ -563,16 +563,14 @@ def cmd_render(args: argparse.Namespace) -> None:
     )
     sequences = {}
     if args.data_dir:
-        refuse_inapplicable(
+        from jointpose.data.h36m import load_dataset
+        from jointpose.geometry.cameras import image_coordinates
+
+        _refuse_inapplicable(
             args,
             ("--keypoints-file", "--poses", "--truth", "--image-size", "--layout"),
             "does not apply with --data-dir (the dataset gives the 2D, the poses and the image size)",
         )
-    else:
-        refuse_inapplicable(args, ("--sequence", "--predictions", "-k", "--keypoints"), "applies with --data-dir only")
-    if args.data_dir:
-        from jointpose.data.h36m import load_dataset
-        from jointpose.geometry.cameras import image_coordinates
 
         subject, action, camera = _split_key(args.sequence)
         data = load_dataset(args.data_dir, args.keypoints, [subject])
@@ -588,6 +586,7 @@ def cmd_render(args: argparse.Namespace) -> None:
     else:
         from jointpose.data.keypoints import load_keypoints, require_image_size
 
+        _refuse_inapplicable(args, ("--sequence", "--predictions", "-k", "--keypoints"), "applies with --data-dir only")
         if not args.keypoints_file or not args.poses:
             raise JointposeError("render needs --keypoints-file and --poses (or --data-dir, -k and --sequence)")
         keypoints = load_keypoints(args.keypoints_file, layout=args.layout).xy
@@ -866,7 +865,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def refuse_inapplicable(args: argparse.Namespace, flags: Sequence[str], why: str) -> None:
+def _refuse_inapplicable(args: argparse.Namespace, flags: Sequence[str], why: str) -> None:
     """Refuse the first of ``flags`` given on the command line: ``why`` says where it applies
     (a flag that cannot act would be silently ignored)."""
     used = [flag for flag in flags if flag in getattr(args, "given", ())]
