@@ -429,3 +429,15 @@ def test_a_subject_named_twice_is_refused(tmp_path, capsys):
         == 2
     )
     _one_clear_line(capsys, "-str must be a non-empty tuple of distinct subject names")
+
+
+def test_a_principal_point_far_outside_the_image_is_named(tmp_path, capsys):
+    np.save(tmp_path / "kp.npy", np.full((10, 17, 2), 500.0))
+    argv = ["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "o.npz"), "--image-size", "1000", "800"]
+    assert main([*argv, "--fov", "60", "--principal-point", "1e300", "1e300"]) == 2
+    _one_clear_line(
+        capsys, "--principal-point must lie within one image size of the 1000x800 image, got (1e+300, 1e+300)"
+    )
+    assert (
+        main([*argv, "--fov", "60", "--principal-point", "-1000", "1600", "--no-progress"]) == 0
+    )  # the bounds themselves

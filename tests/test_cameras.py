@@ -215,7 +215,7 @@ def test_camera_ranges_parse_and_refuse():
 def test_bad_camera_ranges_on_the_command_line_are_one_line(tmp_path, capsys):
     train = cli("train", "--random-cameras fov=60", data_dir=tmp_path, checkpoint=tmp_path / "ck")
     assert main(train) == 2
-    assert capsys.readouterr().err == "jointpose: error: --random-cameras: fov must be LOW:HIGH, got '60'\n"
+    assert capsys.readouterr().err == "jointpose train: error: --random-cameras: fov must be LOW:HIGH, got '60'\n"
 
 
 @pytest.fixture

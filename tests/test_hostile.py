@@ -126,6 +126,7 @@ def inputs(tmp_path_factory) -> Path:
     _bvh_folder(d / "bvh_chain", _bvh(joints=9_999))
     _bvh_folder(d / "bvh_ok", _bvh())
     (d / "a_file").write_text("not a folder")
+    np.savez(d / "poses.npz", poses_3d=np.random.default_rng(1).normal(0, 0.3, (30, 17, 3)), fps=np.array(50.0))
     os.mkfifo(d / "fifo.json")  # read, a FIFO blocks until someone writes
     (d / "openpose").mkdir()
     (d / "openpose" / "a_keypoints.json").write_text('{"people": []}')
@@ -231,6 +232,21 @@ CASES = {
         ],
         r"missing\.mp4: no such file",
         None,
+    ),
+    "full disk while a GIF is written": (
+        [
+            "render",
+            "-o",
+            "{out}/r.gif",
+            "--keypoints-file",
+            "{in}/ok.npy",
+            "--poses",
+            "{in}/poses.npz",
+            *IMAGE,
+            "--no-progress",
+        ],
+        r"cannot write .*r\.gif: File too large$",
+        _limit_file_size,
     ),
     "full disk": (
         ["infer", "{in}/ok.npy", "-o", "{out}/out.json", *IMAGE, "--no-progress"],

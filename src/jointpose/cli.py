@@ -834,12 +834,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except JointposeError as exc:  # from an option's own parser, e.g. --random-cameras RANGES
-        print(f"jointpose: error: {one_line(flag_message(exc))}", file=sys.stderr)
-        return EXIT_USER_ERROR
     given = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser.parse_args(given)
+    except JointposeError as exc:  # from an option's own parser, e.g. --random-cameras RANGES
+        verb = " ".join(given[: 2 if given[:1] == ["data"] else 1])
+        print(f"jointpose {verb}: error: {one_line(flag_message(exc))}", file=sys.stderr)
+        return EXIT_USER_ERROR
     args.given = frozenset(token.split("=", 1)[0] for token in given if token.startswith("-"))
     empty = _empty_option(given)
     if empty is not None:

@@ -16,6 +16,7 @@ streamed to the writer.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -353,9 +354,11 @@ def _writer(path: Path, fps: float, frame_shape: tuple[int, ...]) -> Iterator[Ca
             yield lambda frame: stream.send(np.ascontiguousarray(frame))
         finally:
             stream.close()
-    else:
-        with iio.imopen(path, "w", plugin="pillow", extension=".gif") as gif:
+    else:  # encoded in memory, then written at once: a failed write leaves no half-closed encoder behind
+        buffer = io.BytesIO()
+        with iio.imopen(buffer, "w", plugin="pillow", extension=".gif") as gif:
             yield lambda frame: gif.write(frame, is_batch=False, duration=1000.0 / fps, loop=0)
+        path.write_bytes(buffer.getvalue())
 
 
 def check_animation_path(path: str | Path, name: str = "animation") -> Path:

@@ -202,6 +202,15 @@ class Camera:
         cx, cy = (width / 2.0, height / 2.0) if center is None else center
         if not (np.isfinite(cx) and np.isfinite(cy)):
             raise JointposeError("{0} must be finite pixels, got {value}", fields=("center",), value=center)
+        if not (-width <= cx <= 2 * width and -height <= cy <= 2 * height):  # beyond: another unit, or a typo
+            raise JointposeError(
+                "{0} must lie within one image size of the {w}x{h} image, got ({x:g}, {y:g})",
+                fields=("center",),
+                w=width,
+                h=height,
+                x=cx,
+                y=cy,
+            )
         return cls(id, int(width), int(height), (float(fx), float(fy)), (float(cx), float(cy)))
 
     def to_dict(self) -> dict[str, Any]:
