@@ -298,7 +298,9 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
     The architecture is first built without memory (torch's meta device) and every stored
     tensor's shape compared with it, so crafted arguments cannot make it allocate more than
     the weights the file holds. Raises :class:`JointposeError` naming ``source`` when they do
-    not fit together, or when a weight is NaN or infinite.
+    not fit together, when the weights exceed ``limit("parameters")``, when a weight claims
+    more elements than its storage holds (zero strides) or is not real numbers, or when a
+    weight is NaN or infinite.
     """
     from jointpose.errors import JointposeError
 
