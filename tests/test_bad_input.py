@@ -441,3 +441,10 @@ def test_a_principal_point_far_outside_the_image_is_named(tmp_path, capsys):
     assert (
         main([*argv, "--fov", "60", "--principal-point", "-1000", "1600", "--no-progress"]) == 0
     )  # the bounds themselves
+
+
+def test_a_subject_name_holding_a_slash_is_refused(tmp_path, capsys):
+    """Sequence keys are SUBJECT/ACTION/CAMERA: S/1 would make keys render --sequence cannot address."""
+    argv = ["data", "build", "--bvh", str(tmp_path), "--out", str(tmp_path / "ds"), "--cameras", "ring"]
+    assert main([*argv, "--subjects", "001=S/1"]) == 2
+    _one_clear_line(capsys, "--subjects: subject name 'S/1' holds '/'")

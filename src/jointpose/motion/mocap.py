@@ -53,6 +53,12 @@ def parse_subject_map(text: str | None) -> dict[str, str]:
                 first=out[folder.strip()],
                 second=name.strip(),
             )
+        if "/" in name:  # sequence keys are SUBJECT/ACTION/CAMERA
+            raise JointposeError(
+                "{0}: subject name '{name}' holds '/', which separates subject, action and camera in sequence keys",
+                fields=("subjects",),
+                name=name.strip(),
+            )
         out[folder.strip()] = name.strip()
     return out
 
