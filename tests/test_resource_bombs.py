@@ -20,7 +20,7 @@ from jointpose.errors import JointposeError, brief
 from jointpose.model.loading import FORMAT, load_checkpoint, load_model, model_args_of
 from jointpose.model.temporal import TemporalModel
 from jointpose.motion.bvh import read_bvh
-from jointpose.safeio import load_npz, restricted_loads
+from jointpose.safeio import check_checkpoint_pickle, load_npz, restricted_loads
 
 
 def _doubling(levels: int) -> bytes:
@@ -102,18 +102,19 @@ def test_plain_arrays_and_dicts_still_load(tmp_path):
 def test_dataset_clips_sharing_one_array_are_refused(tmp_path):
     """A pickle's memo can give every clip of a dataset one array: 400 clips of 100,000 frames
     from a 40 kB file. Repeating an array is allowed as far as a pickle of the arrays' size
-    may build (:func:`jointpose.safeio.pickle_budget`: 16 times, and 64 MiB more)."""
+    may build, counted as the float64 copies the loader makes
+    (:func:`jointpose.safeio.pickle_budget`: 16 times the stored bytes, and 64 MiB more)."""
     folder = write_dataset(tmp_path / "d", {"S1": SMALL["S1"]})
     path = folder / "data_2d_h36m_gt.npz"
     with np.load(path, allow_pickle=True) as files:
         positions, metadata = files["positions_2d"].item(), files["metadata"].item()
     one = np.zeros((100_000, 17, 2), np.float32)  # 13.6 MB, stored once
-    positions["S1"] = {f"Walking {i}": [one] * 4 for i in range(6)}  # as 24 clips: 326 MB
+    positions["S1"] = {f"Walking {i}": [one] * 4 for i in range(6)}  # as 24 clips: 653 MB in float64
     np.savez(path, positions_2d=positions, metadata=metadata)
     assert path.stat().st_size < 2 * one.nbytes
     with pytest.raises(JointposeError, match=r"'positions_2d' repeats its arrays as more clips than its 13600000 "):
         load_dataset(folder, "gt", ["S1"])
-    positions["S1"] = {f"Walking {i}": [one] * 4 for i in range(5)}  # 20 clips: 272 MB, within the bound
+    positions["S1"] = {f"Walking {i}": [one] * 4 for i in range(2)}  # 8 clips: 218 MB, within the bound
     np.savez(path, positions_2d=positions, metadata=metadata)
     with pytest.raises(JointposeError, match=r"action 'Walking 0' of S1 is in .* but not in"):
         load_dataset(folder, "gt", ["S1"])
@@ -189,3 +190,60 @@ def test_model_arguments_with_a_deep_shared_value_are_reported_briefly(tmp_path)
     with pytest.raises(JointposeError, match="model argument 'channels' must be a number") as info:
         load_model(path, device="cpu")
     assert len(str(info.value)) < 400
+
+
+def test_checkpoint_records_torch_never_writes_are_refused(tmp_path):
+    """A deflated record of 10**9 zeros is 1 MB; torch would inflate it (and more than once,
+    were several entries to point at it)."""
+    path = tmp_path / "c.pt"
+    torch.save({"format": FORMAT, "w": torch.zeros(1000)}, path)
+    deflated = tmp_path / "d.pt"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(deflated, "w") as archive:
+        for member in source.infolist():
+            compress = zipfile.ZIP_DEFLATED if "/data/" in member.filename else zipfile.ZIP_STORED
+            archive.writestr(member.filename, source.read(member), compress_type=compress)
+    check_checkpoint_pickle(path)  # as torch.save wrote it
+    with pytest.raises(JointposeError, match=r"d\.pt: a compressed record \(torch.save writes none\)"):
+        load_checkpoint(deflated)
+
+
+def _dataset(folder, positions, **entries):
+    folder.mkdir(exist_ok=True)
+    np.savez(folder / "data_2d_h36m_x.npz", positions_2d=np.array(positions, dtype=object), **entries)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "positions, entries, needle",
+    [
+        # 4 MB of uint8 as 8 views: 256 MB once read as float64
+        (
+            {"S1": {"Walking": [np.zeros((1, 2_000_000, 2), np.uint8)] * 8}},
+            {},
+            "repeats its arrays as more clips than its 4000000 bytes",
+        ),
+        ({"S1": {"Walking": [np.zeros((10, 100, 2), np.float32)] * 4}}, {}, "at most 64 joints, got shape"),
+        ({10**5000: {}, "S1": {}}, {}, "must name its subjects and actions with strings"),
+        (
+            {"S1": {"Walking": [np.zeros((10, 17, 2))] * 4}},
+            {"fps": np.array(10**400, dtype=object)},
+            "'fps' is not a number",
+        ),
+    ],
+    ids=["uint8 repeated", "joints", "integer key", "fps beyond a float"],
+)
+def test_dataset_files_refused_before_their_arrays_are_converted(tmp_path, positions, entries, needle):
+    folder = _dataset(tmp_path / "d", positions, **entries)
+    with pytest.raises(JointposeError, match=needle):
+        load_dataset(folder, "x", ["S1"], require_3d=False)
+
+
+def test_a_camera_id_shared_through_the_memo_is_refused(tmp_path):
+    """``str()`` of a 26-level doubled tuple took 14 s and 1 GB; an id is a string or a number."""
+    deep = restricted_loads(b"\x80\x02" + _doubling(26) + b".")
+    intrinsic = {"id": deep, "res_w": 1000, "res_h": 1000, "focal_length": [1000, 1000], "center": [500, 500]}
+    cameras = {"intrinsic": [intrinsic], "extrinsic": {"S1": [{"orientation": [1, 0, 0, 0], "translation": [0, 0, 0]}]}}
+    positions = {"S1": {"Walking": [np.zeros((10, 17, 2))]}}
+    folder = _dataset(tmp_path / "d", positions, cameras=np.array(cameras, dtype=object))
+    with pytest.raises(JointposeError, match="a camera id must be a string or a whole number, got tuple"):
+        load_dataset(folder, "x", ["S1"], require_3d=False)

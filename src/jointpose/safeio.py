@@ -294,9 +294,19 @@ def check_checkpoint_pickle(path: Path) -> None:
     file holds: the pickle is first run here with nothing built (:class:`_CheckpointScan`)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            members = [m for m in archive.infolist() if m.filename.count("/") == 1 and m.filename.endswith("/data.pkl")]
+            infos = archive.infolist()
+            members = [m for m in infos if m.filename.count("/") == 1 and m.filename.endswith("/data.pkl")]
             if len(members) != 1:
                 raise JointposeError(f"{path}: not a checkpoint written by torch.save (no single data.pkl)")
+            # torch.save stores every record uncompressed, once: a deflated record, or two
+            # entries sharing one record, would make torch allocate more than the file holds.
+            if any(m.compress_type != zipfile.ZIP_STORED for m in infos):
+                raise JointposeError(f"{path}: a compressed record (torch.save writes none)")
+            if (
+                len({m.header_offset for m in infos}) != len(infos)
+                or sum(m.file_size for m in infos) > path.stat().st_size
+            ):
+                raise JointposeError(f"{path}: records that overlap or exceed the file (torch.save writes none)")
             check_limit("npz_bytes", members[0].file_size, f"{path}: pickle bytes")
             data = archive.read(members[0])
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error) as exc:

@@ -52,6 +52,7 @@ from jointpose.safeio import check_bounded, check_finite, check_fps, check_limit
 MAX_BODY_M = 10.0
 MAX_DISTANCE_M = 10_000.0
 MAX_DOWNSAMPLE = 10_000  # keep every n-th frame, n at most this
+MAX_JOINTS = 64  # per pose in a dataset file (Human3.6M's have 32)
 
 INPUT_LAYOUTS = ("h36m", "coco", "blazepose")  # what a built dataset's 2D points stand for (data build)
 
@@ -422,7 +423,12 @@ def _keypoints(array: Any, where: str) -> np.ndarray:
 def _finite_array(array: Any, where: str) -> np.ndarray:
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
         raise JointposeError(f"{where}: expected a numeric array, got {type(array).__name__}")
-    check_limit("frames", len(array) if array.ndim else 1, f"{where}: frames")
+    frames = len(array) if array.ndim else 1
+    check_limit("frames", frames, f"{where}: frames")
+    if array.ndim == 0 or array.size > frames * MAX_JOINTS * 3:  # before the float64 copy
+        raise JointposeError(
+            f"{where}: expected (frames, joints, 2 or 3) with at most {MAX_JOINTS} joints, got shape {array.shape}"
+        )
     arr = array.astype(np.float64)
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr).reshape(len(arr), -1).all(axis=1))[:, 0]
@@ -448,8 +454,11 @@ def _nested_dict(files: dict[str, np.ndarray], key: str, path: Path) -> dict[str
         for clip in (data if isinstance(data, (list, tuple)) else [data])
         if isinstance(clip, np.ndarray)
     ]
+    if not all(isinstance(k, str) for actions in [value, *value.values()] for k in actions):
+        raise JointposeError(f"{path}: '{key}' must name its subjects and actions with strings")
     stored = sum({id(clip): clip.nbytes for clip in clips}.values())
-    if sum(clip.nbytes for clip in clips) > pickle_budget(stored):  # a pickle's memo can give every clip one array
+    # a pickle's memo can give every clip one array; each is read as float64
+    if sum(8 * clip.size for clip in clips) > pickle_budget(stored):
         raise JointposeError(
             f"{path}: '{key}' repeats its arrays as more clips than its {stored} bytes of arrays may make "
             f"({len(clips)} clips)"
@@ -463,7 +472,7 @@ def _fps(entry: np.ndarray | None, path: Path, default: float) -> float:
         return default
     try:
         fps = float(entry)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise JointposeError(f"{path}: key 'fps' is not a number") from None
     return check_fps(fps, f"{path}: key 'fps'")
 

@@ -481,7 +481,7 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
                 )
             cameras[str(subject)] = [
                 Camera(
-                    id=str(intr["id"]),
+                    id=_camera_id(intr["id"]),
                     res_w=int(intr["res_w"]),
                     res_h=int(intr["res_h"]),
                     focal_length=_floats(intr["focal_length"], 2),
@@ -499,6 +499,12 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
     except JointposeError as exc:  # the checks above and each camera's own: name the file
         raise JointposeError(f"{source}: {exc}") from None
     return cameras
+
+
+def _camera_id(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"a camera id must be a string or a whole number, got {type(value).__name__}")
+    return str(value)
 
 
 def _floats(values: Any, n: int) -> tuple[float, ...]:
