@@ -146,7 +146,15 @@ def test_corrupt_checkpoints(tmp_path, capsys, damage):
     _one_clear_line(capsys, "latest.pt")
 
 
-@pytest.mark.parametrize("damage", ["rng", "optimizer", "history"])
+def _deep() -> tuple:
+    """A tuple holding one tuple twice, 40 levels deep: written out (a log row), 2**40 leaves."""
+    value = ()
+    for _ in range(40):
+        value = (value, value)
+    return value
+
+
+@pytest.mark.parametrize("damage", ["rng", "optimizer", "history", "deep history", "deep step log", "lr"])
 def test_resuming_from_a_checkpoint_whose_parts_do_not_fit(tmp_path, capsys, damage):
     # The file is a jointpose checkpoint the run matches (evaluate reads it), but one part
     # that only resuming reads is malformed: one line naming the file, not a traceback.
@@ -160,6 +168,9 @@ def test_resuming_from_a_checkpoint_whose_parts_do_not_fit(tmp_path, capsys, dam
         "rng": {"rng": [{"torch": 3}]},
         "optimizer": {"optimizer": {"state": {}, "param_groups": []}},
         "history": {"history": 5},
+        "deep history": {"history": [{"epoch": _deep()}]},
+        "deep step log": {"step_log": [{"step": 1, "loss": _deep()}]},
+        "lr": {"lr": "fast"},
     }[damage]
     torch.save({**ckpt, **broken}, path)
     capsys.readouterr()

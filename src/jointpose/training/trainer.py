@@ -54,7 +54,7 @@ from jointpose.model.loading import FORMAT, load_checkpoint, pose_weights
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, build_model, receptive_field
 from jointpose.motion.viewpoints import random_views
-from jointpose.safeio import atomic_path, atomic_write, check_limit, check_output_folder
+from jointpose.safeio import atomic_path, atomic_write, check_limit, check_output_folder, is_finite_number
 from jointpose.training.checkpoint import (
     atomic_save,
     prune_epochs,
@@ -295,6 +295,11 @@ class Trainer:
         """Continue the run in ``ckpt`` (``latest.pt``): weights, optimiser, epoch, history, RNG."""
         latest = self.folder / "latest.pt"
         _check_compatible(ckpt, self.model_args, self.config, latest)
+        for name in ("history", "step_log"):  # written back to log.csv and the next checkpoint
+            if not _rows_of_numbers(ckpt.get(name, [])):
+                raise JointposeError(f"{latest}: cannot resume from it ('{name}' is not a list of rows of numbers)")
+        if not (is_finite_number(ckpt.get("lr")) and ckpt["lr"] > 0):
+            raise JointposeError(f"{latest}: cannot resume from it ('lr' is not a positive number)")
         try:  # a file of the right format whose parts do not fit: one line, not a traceback
             self.model.load_state_dict(ckpt["model"])
             if self.averaged is not None:
@@ -809,6 +814,15 @@ def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainC
         raise JointposeError(
             "{0}: {path} disagrees with this configuration: " + "; ".join(diffs), fields=fields, path=path, **values
         )
+
+
+def _rows_of_numbers(value: Any) -> bool:
+    """Whether ``value`` is a list of dicts from names to numbers (a run's history or step log)."""
+    return isinstance(value, list) and all(
+        isinstance(row, dict)
+        and all(isinstance(k, str) and (is_finite_number(v) or isinstance(v, float)) for k, v in row.items())
+        for row in value
+    )
 
 
 def write_log(history: list[dict[str, Any]], path: Path) -> None:
