@@ -248,6 +248,21 @@ CASES = {
         r"cannot write .*r\.gif: File too large$",
         _limit_file_size,
     ),
+    "full disk while an MP4 is written": (
+        [
+            "render",
+            "-o",
+            "{out}/r.mp4",
+            "--keypoints-file",
+            "{in}/ok.npy",
+            "--poses",
+            "{in}/poses.npz",
+            *IMAGE,
+            "--no-progress",
+        ],
+        r"cannot write .*r\.mp4: the video holds \d+ of its 30 frames \(is the disk full\?\)$",
+        _limit_file_size,
+    ),
     "full disk": (
         ["infer", "{in}/ok.npy", "-o", "{out}/out.json", *IMAGE, "--no-progress"],
         r"cannot write .*out\.json: File too large",

@@ -16,6 +16,7 @@ streamed to the writer.
 
 from __future__ import annotations
 
+import errno
 import io
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -350,10 +351,24 @@ def _writer(path: Path, fps: float, frame_shape: tuple[int, ...]) -> Iterator[Ca
             ffmpeg_log_level="error",
         )
         stream.send(None)
+        sent = 0
+
+        def write(frame: np.ndarray) -> None:
+            nonlocal sent
+            stream.send(np.ascontiguousarray(frame))
+            sent += 1
+
         try:
-            yield lambda frame: stream.send(np.ascontiguousarray(frame))
+            yield write
         finally:
             stream.close()
+        # ffmpeg leaves a truncated file, and exits 0, when the disk fills: count what it wrote
+        try:
+            written, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+        except (OSError, RuntimeError):
+            written = 0
+        if written != sent:
+            raise OSError(errno.EIO, f"the video holds {written} of its {sent} frames (is the disk full?)")
     else:  # encoded in memory, then written at once: a failed write leaves no half-closed encoder behind
         buffer = io.BytesIO()
         with iio.imopen(buffer, "w", plugin="pillow", extension=".gif") as gif:
