@@ -309,7 +309,7 @@ def check_checkpoint_pickle(path: Path) -> None:
                 raise JointposeError(f"{path}: records that overlap or exceed the file (torch.save writes none)")
             check_limit("npz_bytes", members[0].file_size, f"{path}: pickle bytes")
             data = archive.read(members[0])
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error) as exc:
+    except _ZIP_READ_ERRORS as exc:
         raise JointposeError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None
     try:
         check_pickle(data)
@@ -492,6 +492,10 @@ def load_npy(path: str | Path) -> np.ndarray:
         raise JointposeError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
+# What reading a damaged zip member raises: its directory, compression, CRC or data.
+_ZIP_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error)
+
+
 def _key(name: str) -> str:
     return name[:-4] if name.endswith(".npy") else name
 
@@ -501,7 +505,7 @@ def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Path) 
     try:
         with archive.open(member) as handle:
             return _read_npy(handle, member.file_size, f"{path}: key {key!r}", allow_object=True)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error) as exc:
+    except _ZIP_READ_ERRORS as exc:
         raise JointposeError(f"{path}: key {key!r} is corrupt or unreadable ({first_line(exc)})") from None
 
 
