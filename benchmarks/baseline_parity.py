@@ -9,10 +9,13 @@ For every held-out person (``--folds``, leave-one-person-out over the four CMU p
 - VideoPose3D's own ``run.py`` (a checkout you provide; nothing is downloaded) on the same
   Human3.6M-layout files, with ``torch.manual_seed(seed)`` before it starts (its code seeds
   only its batch order), in a subprocess; its final weights are passed back as safetensors;
-- ``jointpose train --no-constraints`` with the same flags and seed;
+- ``jointpose train --no-constraints`` with the same flags and seed (``--joint-aware``: the
+  joint-aware model at its defaults instead, the comparison issue 20 asks for beside
+  VideoPose3D's code);
 
 then scores both networks with jointpose's evaluator on the held-out person (flip
-averaging, as VideoPose3D's test-time augmentation; P1-P3 averaged over frames), and prints
+averaging, as VideoPose3D's test-time augmentation; P1-P3 averaged over frames; the
+joint-aware model with its own inference step, the skeleton fit), and prints
 each run, the means, and the ratio jointpose / VideoPose3D per seed. Training time is
 wall-clock, one torch thread each (``--threads``), the runs one after another.
 """
@@ -23,6 +26,7 @@ import argparse
 import contextlib
 import functools
 import io
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +40,7 @@ from safetensors.torch import load_file, save_file
 
 from jointpose.data.h36m import load_dataset
 from jointpose.evaluation.evaluate import evaluate_model
+from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel
 from jointpose.training import trainer as trainer_module
 
@@ -95,32 +100,47 @@ def train_videopose3d(args: argparse.Namespace, data: Path, fold: str, seed: int
 
 
 def train_jointpose(args: argparse.Namespace, data: Path, fold: str, seed: int, folder: Path) -> tuple[Path, float]:
-    """``jointpose train --no-constraints`` with the same flags; its weights and training seconds."""
+    """``jointpose train`` with the same flags (``--no-constraints`` unless ``--joint-aware``);
+    its weights and training seconds. The model's inference step goes to ``inference.json``."""
     weights = folder / "model_pos.safetensors"
     if not weights.exists():
-        flags = ["--data-dir", str(data), *common_flags(args, fold), "--seed", str(seed), "--no-constraints"]
-        flags += ["--no-progress", "--keep-last", "1", "--device", "cpu"]
-        trainer = ProtocolTrainer(config_of(flags, str(folder / "ckpt")))
+        flags = ["--data-dir", str(data), *common_flags(args, fold), "--seed", str(seed)]
+        flags += [*([] if args.joint_aware else ["--no-constraints"]), "--no-progress", "--keep-last", "1"]
+        trainer = ProtocolTrainer(config_of([*flags, "--device", "cpu"], str(folder / "ckpt")))
         start = time.time()
         with contextlib.redirect_stdout(io.StringIO()):
             trainer.fit()
         seconds = time.time() - start
+        config = trainer.config.to_dict()
+        step = {
+            "normalization": trainer.config.normalization,
+            "skeleton_fit": uses_skeleton_fit(config),
+            "smooth": smoothing_sigma(config),
+        }
+        (folder / "inference.json").write_text(json.dumps(step) + "\n")
         save_file({k: v.contiguous() for k, v in trainer.evaluation_model().state_dict().items()}, weights)
         (folder / "seconds").write_text(f"{seconds:.1f}\n")
     return weights, float((folder / "seconds").read_text())
 
 
 def score(args: argparse.Namespace, weights: Path, data: Path, fold: str) -> dict[str, float]:
-    """P1-P3, MPJVE, acceleration error (mm) of a VideoPose3D-architecture network on ``fold``."""
+    """P1-P3, MPJVE, acceleration error (mm) of a VideoPose3D-architecture network on ``fold``,
+    with the input normalisation and inference step its run wrote beside it (VideoPose3D's:
+    screen coordinates, no step)."""
     model = TemporalModel([int(w) for w in args.arc.split(",")], channels=args.channels)
     model.load_state_dict(load_file(weights))
-    test = load_dataset(data, "noisy", [fold], downsample=args.downsample, normalization="screen")
+    step_file = weights.parent / "inference.json"
+    step = json.loads(step_file.read_text()) if step_file.exists() else {}
+    normalization = step.get("normalization", "screen")
+    test = load_dataset(data, "noisy", [fold], downsample=args.downsample, normalization=normalization)
     result = evaluate_model(
         model.eval(),
         test.sequences,
         flip_test=True,
         keypoints_left=test.keypoints_left,
         keypoints_right=test.keypoints_right,
+        skeleton_fit=step.get("skeleton_fit", False),
+        smooth=step.get("smooth", 0.0),
     )
     return {k: float(result.summary["average"][k]) for k in METRICS}
 
@@ -139,13 +159,21 @@ def main() -> None:
     parser.add_argument("--downsample", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--label", default="jointpose", help="name of the jointpose runs (cached under it)")
+    parser.add_argument(
+        "--joint-aware",
+        action="store_true",
+        help="train jointpose's joint-aware model at its defaults instead of --no-constraints",
+    )
+    parser.add_argument(
+        "--label", default=None, help="name of the jointpose runs, cached under it (jointpose or jointpose-joint-aware)"
+    )
     parser.add_argument(
         "--no-bn-floor",
         action="store_true",
         help="jointpose's batch-norm momentum exactly as VideoPose3D's (no floor at 1 / steps per epoch)",
     )
     args = parser.parse_args()
+    args.label = args.label or ("jointpose-joint-aware" if args.joint_aware else "jointpose")
     if not (args.videopose3d / "run.py").is_file():
         parser.error(f"--videopose3d: no run.py in {args.videopose3d}")
     torch.set_num_threads(args.threads)
