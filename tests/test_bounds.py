@@ -231,6 +231,11 @@ def test_data_build_refuses_cameras_and_noise_before_reading_motion(tmp_path, ca
     base = ["data", "build", "--bvh", str(tmp_path / "no-motion"), "--out", str(out)]
     assert "--ring-distance" in one_line_error(capsys, [*base, "--cameras", "ring", "--ring-distance", "1e308"])
     assert "--noise-jitter" in one_line_error(capsys, [*base, "--noise-jitter", "nan"])
+    # A negative number with an exponent is the flag's value, checked by its bound, not a flag.
+    message = one_line_error(capsys, [*base, "--cameras", "ring", "--ring-height", "-1e300"])
+    assert message.rstrip().endswith(
+        "--ring-height: the camera ring's height (m) must be in [-1000, 1000], got -1e+300"
+    )
     assert "no-motion" in one_line_error(capsys, base)  # and with good flags, the missing motion
     assert not out.exists()
 

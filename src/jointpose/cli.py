@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -656,7 +657,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with its usage errors on one line (exit 2) and a pointer to ``--help``."""
+    """argparse with its usage errors on one line (exit 2) and a pointer to ``--help``, and
+    every negative number taken as a value: Python 3.11's argparse reads ``-1e3`` (an
+    exponent) as an unknown flag, so ``--ring-height -1e3`` would fail with "expected one
+    argument" instead of reaching the flag's own check. No flag here starts with a digit."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"-\.?\d")
 
     def error(self, message: str) -> NoReturn:
         text = " ".join(message.split())
