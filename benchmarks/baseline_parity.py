@@ -28,6 +28,7 @@ import functools
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -106,6 +107,7 @@ def train_jointpose(args: argparse.Namespace, data: Path, fold: str, seed: int, 
     if not weights.exists():
         flags = ["--data-dir", str(data), *common_flags(args, fold), "--seed", str(seed)]
         flags += [*([] if args.joint_aware else ["--no-constraints"]), "--no-progress", "--keep-last", "1"]
+        flags += shlex.split(args.jointpose_flags)
         trainer = ProtocolTrainer(config_of([*flags, "--device", "cpu"], str(folder / "ckpt")))
         start = time.time()
         with contextlib.redirect_stdout(io.StringIO()):
@@ -168,11 +170,16 @@ def main() -> None:
         "--label", default=None, help="name of the jointpose runs, cached under it (jointpose or jointpose-joint-aware)"
     )
     parser.add_argument(
+        "--jointpose-flags", default="", help='further jointpose train flags (e.g. "-drop 0.15"; needs --label)'
+    )
+    parser.add_argument(
         "--no-bn-floor",
         action="store_true",
         help="jointpose's batch-norm momentum exactly as VideoPose3D's (no floor at 1 / steps per epoch)",
     )
     args = parser.parse_args()
+    if args.jointpose_flags and not args.label:
+        parser.error("--jointpose-flags needs --label: the runs are cached under their label, not their flags")
     args.label = args.label or ("jointpose-joint-aware" if args.joint_aware else "jointpose")
     if not (args.videopose3d / "run.py").is_file():
         parser.error(f"--videopose3d: no run.py in {args.videopose3d}")

@@ -44,7 +44,14 @@ def parity():
 def test_parity_scores_a_run_as_jointpose_evaluate_does(parity, tmp_path, capsys, joint_aware):
     data = write_dataset(tmp_path / "data", PEOPLE, name="noisy", noise_px=3.0)
     args = argparse.Namespace(
-        arc="3,3", channels=16, epochs=1, downsample=1, batch_size=64, threads=1, joint_aware=joint_aware
+        arc="3,3",
+        channels=16,
+        epochs=1,
+        downsample=1,
+        batch_size=64,
+        threads=1,
+        joint_aware=joint_aware,
+        jointpose_flags="--smooth 1.5" if joint_aware else "",  # the joint-aware run's filter, passed on
     )
     folder = tmp_path / "run"
     weights, seconds = parity.train_jointpose(args, data, "S6", 0, folder)
@@ -53,6 +60,7 @@ def test_parity_scores_a_run_as_jointpose_evaluate_does(parity, tmp_path, capsys
     step = json.loads((folder / "inference.json").read_text())
     assert step["skeleton_fit"] is joint_aware
     assert (step["normalization"] == "screen") is not joint_aware
+    assert step["smooth"] == (1.5 if joint_aware else 0.0)
 
     scored = parity.score(args, weights, data, "S6")
     report = tmp_path / "evaluation.json"
