@@ -240,8 +240,8 @@ def test_ablation_compares_both_models(h36m_dir, tmp_path, capsys):
     assert baseline["config"]["constraints"] is False and joint["config"]["constraints"] is True
     # Each model at its own default rate and dropout: the baseline stays VideoPose3D's recipe.
     assert (baseline["config"]["lr"], baseline["model_args"]["dropout"]) == (0.001, 0.25)
-    assert (joint["config"]["lr"], joint["model_args"]["dropout"]) == (0.003, 0.2)
-    assert (result["baseline"]["dropout"], result["joint-aware"]["dropout"]) == (0.25, 0.2)
+    assert (joint["config"]["lr"], joint["model_args"]["dropout"]) == (0.003, 0.1)
+    assert (result["baseline"]["dropout"], result["joint-aware"]["dropout"]) == (0.25, 0.1)
     assert main(["ablate", "--data-dir", str(h36m_dir), "-k", "gt", "--out", str(out)]) == 2  # not empty
 
 
@@ -330,7 +330,7 @@ def test_default_learning_rate_and_dropout_depend_on_the_constraints():
         LR_CONSTRAINTS,
     )
 
-    assert (LR_BASELINE, LR_CONSTRAINTS, DROPOUT_BASELINE, DROPOUT_CONSTRAINTS) == (0.001, 0.003, 0.25, 0.2)
+    assert (LR_BASELINE, LR_CONSTRAINTS, DROPOUT_BASELINE, DROPOUT_CONSTRAINTS) == (0.001, 0.003, 0.25, 0.1)
     joint = TrainConfig(data_dir="d", checkpoint_dir="c").resolved()
     assert (joint.lr, joint.dropout) == (LR_CONSTRAINTS, DROPOUT_CONSTRAINTS)
     base = TrainConfig(data_dir="d", checkpoint_dir="c", constraints=False).resolved()
