@@ -9,10 +9,10 @@
    BlazePose's points (``--input-layout blazepose``, a second dataset).
 2. Trains the 243-frame joint-aware model (``--channels``: by default 128, 256 for the offline
    video model) with the training defaults (intrinsics-aware input, loss weights, learning
-   rate) and dropout 0.2 (``BUNDLED_DROPOUT``), and the causal variant, and the video models (offline and causal,
-   BlazePose-derived 2D), on S1,
-   S5, S7, every epoch seeing each motion through freshly drawn random cameras
-   (``--random-cameras``, default ranges; the ring only places the motion in the world); the
+   rate) and dropout 0.2 (``BUNDLED_DROPOUT``), and the causal variant, and the video models
+   (offline and causal, BlazePose-derived 2D), on S1, S5, S7, every epoch seeing each motion
+   through freshly drawn random cameras (``--random-cameras``, default ranges; the ring only
+   places the motion in the world); the
    video models also see each motion on a freshly drawn body every epoch (``--body-scale
    0.12``: overall size and bone proportions), its arms, and independently its legs, moving
    as in another training motion half the time (``--limb-mix 0.5``), with limbs half-way to
