@@ -1,0 +1,125 @@
+"""Command-line interface: ``jointpose <verb> ...``, a thin layer over the Python API.
+
+One module per verb: :mod:`~jointpose.cli.train` (``train``, ``evaluate``, ``ablate``),
+:mod:`~jointpose.cli.data` (``data build``, ``demo``), :mod:`~jointpose.cli.infer`,
+:mod:`~jointpose.cli.video`, :mod:`~jointpose.cli.render` and :mod:`~jointpose.cli.export`;
+:mod:`~jointpose.cli.common` holds what they share.
+
+User mistakes raise :class:`JointposeError`, printed here as one line with a non-zero
+exit code; ``--debug`` shows the traceback. Any other exception is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+
+from jointpose.cli import data, export, infer, render, train, video
+from jointpose.cli.common import EXIT_USER_ERROR, PARAMETER_FLAGS, Parser, one_line
+from jointpose.cli.train import train_config
+from jointpose.errors import JointposeError, JointposeWarning
+
+__all__ = ["EXIT_USER_ERROR", "build_parser", "flag_message", "main", "train_config"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``jointpose`` parser with every verb."""
+    parser = Parser(prog="jointpose", description="3D human pose estimation in video with joint-aware constraints")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    train.add_train_parser(verbs)
+    infer.add_infer_parser(verbs)
+    video.add_video_parser(verbs)
+    render.add_render_parser(verbs)
+    train.add_ablate_parser(verbs)
+    train.add_evaluate_parser(verbs)
+    actions = verbs.add_parser("data", help="build datasets").add_subparsers(
+        dest="data_verb", required=True, metavar="ACTION"
+    )
+    data.add_build_parser(actions)
+    data.add_demo_parser(verbs)
+    export.add_export_parser(verbs)
+    for sub in [*verbs.choices.values(), *actions.choices.values()]:  # --debug after the verb works too
+        sub.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for user errors"
+        )
+    return parser
+
+
+def argument_flags() -> dict[str, str]:
+    """{argument name: its flag} over every verb's options (an option's name is its flag's
+    destination: ``focal_length`` -> ``--focal-length``), and the library parameters of
+    ``common.PARAMETER_FLAGS``."""
+    flags = dict(PARAMETER_FLAGS)
+    parsers = [build_parser()]
+    while parsers:
+        for action in parsers.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.option_strings:
+                flags.setdefault(action.dest, action.option_strings[-1])
+    return flags
+
+
+def flag_message(exc: JointposeError) -> str:
+    """``exc``'s message with each configuration field or argument it names written as its flag."""
+    from jointpose.training.config import field_flags
+
+    if not exc.fields:
+        return str(exc)
+    return exc.naming(argument_flags() | field_flags())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    given = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser.parse_args(given)
+    except JointposeError as exc:  # from an option's own parser, e.g. --random-cameras RANGES
+        verb = " ".join(given[: 2 if given[:1] == ["data"] else 1])
+        print(f"jointpose {verb}: error: {one_line(flag_message(exc))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    args.given = frozenset(token.split("=", 1)[0] for token in given if token.startswith("-"))
+    empty = _empty_option(given)
+    if empty is not None:
+        print(
+            f"jointpose {args.verb}: error: {empty}: an empty value (give a value or leave the flag out)",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    warnings.simplefilter("always", JointposeWarning)
+    warnings.formatwarning = _format_warning
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except JointposeError as exc:
+        if args.debug:
+            raise
+        verb = " ".join(filter(None, (args.verb, getattr(args, "data_verb", None))))
+        print(f"jointpose {verb}: error: {one_line(flag_message(exc))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _empty_option(argv: Sequence[str]) -> str | None:
+    """The flag given an empty value (``-o ""``, ``--checkpoint=``), if any: argparse takes it, and
+    an empty path would mean the current folder, or an empty ``--checkpoint`` the bundled model."""
+    for i, token in enumerate(argv):
+        if token.startswith("-") and token.endswith("=") and "=" not in token[:-1]:
+            return token[:-1]
+        if token == "":
+            return argv[i - 1] if i and argv[i - 1].startswith("-") else "an argument"
+    return None
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return (
+        f"warning: {one_line(str(message))}\n"
+        if issubclass(category, JointposeWarning)
+        else f"{filename}:{lineno}: {category.__name__}: {message}\n"
+    )

@@ -1,0 +1,137 @@
+"""What the verbs share: the parser class, the flags and checks of several verbs, one-line messages."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from jointpose.errors import JointposeError
+
+if TYPE_CHECKING:
+    from jointpose.geometry.cameras import Camera
+    from jointpose.inference.lifter import Lifter
+
+EXIT_USER_ERROR = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (exit 2) and a pointer to ``--help``, and
+    every negative number taken as a value: Python 3.11's argparse reads ``-1e3`` (an
+    exponent) as an unknown flag, so ``--ring-height -1e3`` would fail with "expected one
+    argument" instead of reaching the flag's own check. No flag here starts with a digit."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"-\.?\d")
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {text} (see '{self.prog} --help')\n")
+
+
+def names_list(text: str) -> tuple[str, ...]:
+    from jointpose.training.config import names_argument
+
+    return names_argument(text)
+
+
+def seed_value(text: str) -> int:
+    from jointpose.training.config import seed_argument
+
+    return seed_argument(text)
+
+
+def check_flags(rows) -> None:
+    """Raise a :class:`JointposeError` naming the first ``(flag, value, ok, rule)`` whose ``ok`` is false."""
+    for flag, value, ok, rule in rows:
+        if not ok:
+            raise JointposeError(f"{flag} must be {rule}, got {value}")
+
+
+# Python parameters that library errors name, where the command line calls them otherwise.
+PARAMETER_FLAGS = {"fov_deg": "--fov", "center": "--principal-point", "count": "--ring-count"}
+
+
+def refuse_inapplicable(args: argparse.Namespace, flags: Sequence[str], why: str) -> None:
+    """Refuse the first of ``flags`` given on the command line: ``why`` says where it applies
+    (a flag that cannot act would be silently ignored)."""
+    used = [flag for flag in flags if flag in getattr(args, "given", ())]
+    if used:
+        raise JointposeError(f"{used[0]} {why}")
+
+
+def model_file(path: str | None) -> Path | None:
+    """The file a ``--checkpoint`` (or ``export``'s model) reads: itself, or ``latest.pt`` in a run
+    folder; a missing one as given (the loader names it, once the flags are checked)."""
+    from jointpose.model.loading import resolve_checkpoint
+
+    if path is None:
+        return None
+    try:
+        return resolve_checkpoint(path)
+    except JointposeError:
+        return Path(path)
+
+
+def files_in(folder: str | Path | None, pattern: str) -> list[Path]:
+    """The files matching ``pattern`` directly in ``folder`` (none when it is not a folder): those a
+    verb reads from a folder input, e.g. a dataset's ``data_*.npz`` or OpenPose's ``*_keypoints.json``."""
+    return sorted(Path(folder).glob(pattern)) if folder is not None and Path(folder).is_dir() else []
+
+
+def write_text(path: Path, text: str) -> None:
+    from jointpose.safeio import atomic_write
+
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def add_camera_args(p: argparse.ArgumentParser) -> None:
+    """The camera-intrinsics flags of ``infer`` and ``video``."""
+    p.add_argument("--focal-length", type=float, default=None, help="the camera's focal length in pixels, if known")
+    p.add_argument(
+        "--fov", type=float, default=None, help="or its horizontal field of view in degrees (default: assumed 65)"
+    )
+    p.add_argument(
+        "--principal-point",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("CX", "CY"),
+        help="principal point in pixels (default: the image centre)",
+    )
+
+
+def add_height_arg(p: argparse.ArgumentParser) -> None:
+    """The ``--height`` flag of ``infer`` and ``video``."""
+    p.add_argument(
+        "--height",
+        type=float,
+        default=None,
+        metavar="METRES",
+        help="the person's standing height, if known: the skeleton and its trajectory are scaled to it "
+        "(default: about the size of the bodies the model trained on)",
+    )
+
+
+def camera_from_args(args: argparse.Namespace, size: tuple[int, int]) -> Camera | None:
+    """The camera ``--focal-length`` or ``--fov`` (and ``--principal-point``) describe, or None."""
+    from jointpose.geometry.cameras import camera_from_intrinsics
+
+    return camera_from_intrinsics(size, args.focal_length, args.fov, args.principal_point)
+
+
+def camera_notes(lifter: Lifter, camera: Camera | None) -> list[str]:
+    """What the output says about the intrinsics the keypoints were read with."""
+    if camera is not None:
+        return [f"camera: focal length {camera.focal_length[0]:.0f} px, principal point {camera.center}"]
+    note = lifter.assumed_camera_note()
+    return [f"note: {note}"] if note else []
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks (a file's key or name may hold them) shown escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")

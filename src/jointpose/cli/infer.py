@@ -1,0 +1,124 @@
+"""``jointpose infer``: 2D keypoints from a detector to 3D poses."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from typing import Any
+
+from jointpose.cli.common import add_camera_args, add_height_arg, camera_from_args, camera_notes, files_in, model_file
+from jointpose.errors import JointposeError, JointposeWarning
+
+
+def add_infer_parser(verbs: Any) -> None:
+    """The ``infer`` verb."""
+    p = verbs.add_parser("infer", help="2D keypoints from a detector -> 3D poses (npz, json, csv or bvh)")
+    p.add_argument("input", help="COCO results JSON, OpenPose JSON file or folder, or .npy/.npz (frames, 17, 2|3)")
+    p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
+    p.add_argument("--format", choices=("npz", "json", "csv", "bvh"), default=None, help="override the extension")
+    p.add_argument("--checkpoint", default=None, help="checkpoint or .safetensors model (default: the bundled model)")
+    p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
+    p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"), help="image size in pixels")
+    add_camera_args(p)
+    p.add_argument(
+        "--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)"
+    )
+    p.add_argument("--fps", type=float, default=None, help="frame rate of the input (resampled to the model's)")
+    p.add_argument("--confidence-threshold", type=float, default=0.3, help="joints below it are interpolated")
+    add_height_arg(p)
+    p.add_argument("--render", default=None, help="also write an animation (.mp4 or .gif)")
+    p.add_argument("--video", default=None, help="video to draw the 2D input over (with --render)")
+    p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false")
+    p.add_argument(
+        "--raw", action="store_true", help="the network's output alone (no temporal filter, no consistent-skeleton fit)"
+    )
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_infer)
+
+
+def cmd_infer(args: argparse.Namespace) -> None:
+    from jointpose.data.keypoints import (
+        load_keypoints,
+        require_image_size,
+        resample_keypoints,
+    )
+    from jointpose.geometry.bones import check_height, scale_to_height
+    from jointpose.inference.export import export, format_from_path
+    from jointpose.inference.lifter import Lifter
+    from jointpose.render import check_animation_path
+    from jointpose.safeio import check_fps, check_outputs, check_resample
+
+    fmt = format_from_path(args.output, args.format)
+    check_outputs(  # outputs are checked before the work, not after it
+        {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
+        {
+            "input": files_in(args.input, "*_keypoints.json") or args.input,
+            "--checkpoint": model_file(args.checkpoint),
+            "--video": args.video,
+        },
+    )
+    if args.checkpoint and args.causal:
+        raise JointposeError("--causal picks the bundled causal model; a --checkpoint is causal or not by itself")
+    if args.fps is not None:
+        check_fps(args.fps, "--fps")
+    if args.height is not None:
+        check_height(args.height)
+    if args.video and not args.render:
+        raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
+    lifter = (
+        Lifter.load(args.checkpoint, device=args.device)
+        if args.checkpoint
+        else Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device)
+    )
+    if args.fps is not None:
+        check_resample(args.fps, lifter.fps, "--fps")  # before the keypoints are read
+    lifter.flip_test = args.tta
+    lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
+    lifter.smooth = 0.0 if args.raw else lifter.smooth
+    with warnings.catch_warnings():  # its notes are printed below, once
+        warnings.simplefilter("ignore", JointposeWarning)
+        keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
+    for note in keypoints.notes:
+        print(note)
+    video = args.video
+    if args.fps is not None and abs(args.fps - lifter.fps) > 1e-6:
+        keypoints = resample_keypoints(keypoints, args.fps, lifter.fps)
+        print(f"resampled {args.fps:g} fps input to the model's {lifter.fps:g} fps: {keypoints.num_frames} frames")
+        if video:
+            print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
+            video = None
+    size = require_image_size(args.image_size, args.input)
+    if video:
+        from jointpose.render import check_background
+
+        check_background(video, keypoints.num_frames, size)  # before the npz is written
+    if keypoints.num_frames < lifter.receptive_field:
+        print(
+            f"note: {keypoints.num_frames} frames is shorter than the receptive field "
+            f"({lifter.receptive_field}); the sequence is edge-padded"
+        )
+    camera = camera_from_args(args, size)
+    poses = lifter.predict(keypoints.xy, size, camera=camera, progress=args.progress)
+    print("\n".join(camera_notes(lifter, camera)))
+    trajectory = None
+    if camera is not None or lifter.places_root_without_camera:
+        trajectory = lifter.predict_trajectory(keypoints.xy, size, camera=camera, poses=poses)
+    if args.height is not None:
+        poses, trajectory, factor = scale_to_height(poses, args.height, trajectory)
+        print(f"scaled to a standing height of {args.height:g} m (x {factor:.3f})")
+    export(args.output, poses, lifter.fps, trajectory=trajectory, fmt=fmt)
+    print(f"wrote {len(poses)} frames to {args.output} ({fmt})")
+    if args.render:
+        from jointpose.render import render_animation
+
+        render_animation(
+            args.render,
+            keypoints.xy,
+            {"Prediction": poses},
+            image_size=size,
+            fps=lifter.fps,
+            background=video,
+            progress=args.progress,
+        )
+        print(f"wrote {args.render}")

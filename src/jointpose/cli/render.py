@@ -1,0 +1,115 @@
+"""``jointpose render``: 2D input beside 3D poses as an animation."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+from jointpose.cli.common import files_in, refuse_inapplicable
+from jointpose.errors import JointposeError
+
+
+def add_render_parser(verbs: Any) -> None:
+    """The ``render`` verb."""
+    p = verbs.add_parser("render", help="animate 2D input beside 3D poses (MP4 or GIF)")
+    p.add_argument("-o", "--output", required=True, help="animation file (.mp4 or .gif)")
+    p.add_argument("--keypoints-file", default=None, help="2D input, any format infer reads")
+    p.add_argument("--poses", default=None, help="3D poses: an npz written by jointpose infer")
+    p.add_argument("--truth", default=None, help="ground-truth 3D poses (npz with poses_3d), drawn beside")
+    p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"))
+    p.add_argument("--layout", choices=("h36m", "coco"), default=None)
+    p.add_argument("--data-dir", default=None, help="dataset mode: draw a dataset sequence and its ground truth")
+    p.add_argument("-k", "--keypoints", default="cpn_ft_h36m_dbb", help="dataset mode: 2D keypoints name")
+    p.add_argument("--sequence", default=None, help="dataset mode: SUBJECT/ACTION/CAMERA, e.g. 'S9/Walking 1/0'")
+    p.add_argument("--predictions", default=None, help="dataset mode: npz from evaluate --export-predictions")
+    p.add_argument("--video", default=None, help="video frames to draw the 2D input over")
+    p.add_argument("--fps", type=float, default=None)
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_render)
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    from jointpose.render import check_animation_path, render_animation
+    from jointpose.safeio import check_outputs
+
+    check_outputs(
+        {"-o": check_animation_path(args.output, "-o")},
+        {
+            "--keypoints-file": args.keypoints_file,
+            "--poses": args.poses,
+            "--truth": args.truth,
+            "--predictions": args.predictions,
+            "--video": args.video,
+            "--data-dir": files_in(args.data_dir, "data_*.npz"),
+        },
+    )
+    sequences = {}
+    if args.data_dir:
+        from jointpose.data.h36m import load_dataset
+        from jointpose.geometry.cameras import image_coordinates
+
+        refuse_inapplicable(
+            args,
+            ("--keypoints-file", "--poses", "--truth", "--image-size", "--layout"),
+            "does not apply with --data-dir (the dataset gives the 2D, the poses and the image size)",
+        )
+
+        subject, action, camera = _split_key(args.sequence)
+        data = load_dataset(args.data_dir, args.keypoints, [subject])
+        match = [s for s in data.sequences if s.key == args.sequence]
+        if not match:
+            raise JointposeError(f"--sequence {args.sequence} not in {args.data_dir} (e.g. {data.sequences[0].key})")
+        seq = match[0]
+        keypoints = image_coordinates(seq.keypoints, seq.camera.res_w, seq.camera.res_h)
+        size, fps, video = (seq.camera.res_w, seq.camera.res_h), data.fps, args.video
+        if args.predictions:
+            sequences["Prediction"] = _poses_file(args.predictions, args.sequence)[0]
+        sequences["Ground truth"] = seq.poses_3d
+    else:
+        from jointpose.data.keypoints import load_keypoints, require_image_size
+
+        refuse_inapplicable(args, ("--sequence", "--predictions", "-k", "--keypoints"), "applies with --data-dir only")
+        if not args.keypoints_file or not args.poses:
+            raise JointposeError("render needs --keypoints-file and --poses (or --data-dir, -k and --sequence)")
+        keypoints = load_keypoints(args.keypoints_file, layout=args.layout).xy
+        size = require_image_size(args.image_size, args.keypoints_file)
+        sequences["Prediction"], fps = _poses_file(args.poses)
+        if args.truth:
+            sequences["Ground truth"] = _poses_file(args.truth)[0]
+        video = args.video
+    render_animation(
+        args.output,
+        keypoints,
+        sequences,
+        image_size=size,
+        fps=args.fps if args.fps is not None else fps or 50.0,
+        background=video,
+        max_frames=args.max_frames,
+        progress=args.progress,
+    )
+    print(f"wrote {args.output}")
+
+
+def _poses_file(path: str, key: str | None = None) -> tuple[np.ndarray, float | None]:
+    """3D poses (frames, 17, 3) from an infer npz (``poses_3d``) or an evaluate export (``key``)."""
+    from jointpose.safeio import check_fps, load_npz, npz_keys
+
+    name = key if key is not None else "poses_3d"
+    files = load_npz(path, keys=(name, "fps"))
+    if name not in files:
+        raise JointposeError(f"{path}: no key '{name}' (keys: {', '.join(npz_keys(path)[:8])})")
+    if "fps" not in files:
+        return files[name], None
+    if files["fps"].shape != () or files["fps"].dtype.kind not in "iuf":
+        raise JointposeError(f"{path}: key 'fps' must be one number, got {files['fps'].dtype} {files['fps'].shape}")
+    return files[name], check_fps(float(files["fps"]), f"{path}: key 'fps'")
+
+
+def _split_key(key: str | None) -> tuple[str, str, str]:
+    parts = (key or "").split("/")
+    if len(parts) != 3:
+        raise JointposeError(f"--sequence must be SUBJECT/ACTION/CAMERA (e.g. 'S9/Walking 1/0'), got {key!r}")
+    return parts[0], parts[1], parts[2]

@@ -1,0 +1,203 @@
+"""``jointpose train``, ``evaluate`` and ``ablate``: training runs and their scores."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jointpose.cli.common import PARAMETER_FLAGS, files_in, model_file, names_list, write_text
+from jointpose.errors import JointposeError, JointposeWarning
+
+if TYPE_CHECKING:
+    from jointpose.training.config import TrainConfig
+
+
+def add_train_parser(verbs: Any) -> None:
+    """The ``train`` verb: one training run (flags: :class:`TrainConfig`'s fields)."""
+    p = verbs.add_parser("train", help="train a model on a Human3.6M-format dataset")
+    add_train_args(p, run=True)
+    p.set_defaults(func=cmd_train)
+
+
+def add_train_args(p: argparse.ArgumentParser, run: bool = False) -> None:
+    """Training flags, one per :class:`TrainConfig` field (shared by ``train`` and ``ablate``);
+    ``run``: also ``--checkpoint``, ``--resume`` and ``--keep-last`` (``train``)."""
+    from jointpose.training.config import RUN_FIELDS, add_arguments
+
+    add_arguments(p, skip=() if run else RUN_FIELDS)
+
+
+def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from parsed ``train`` arguments; errors name the flags, and a
+    warning names flags that cannot act in this run."""
+    from jointpose.training.config import field_flags, from_arguments, idle_settings
+
+    try:
+        config = from_arguments(args, **overrides)
+    except JointposeError as exc:
+        raise JointposeError(exc.naming(field_flags() | PARAMETER_FLAGS)) from None
+    flags = field_flags()
+    for cause, names in idle_settings(config).items():
+        condition = (
+            f"with {flags[cause]}" if cause == "constraints" else f"without unlabelled subjects ({flags[cause]})"
+        )
+        warnings.warn(JointposeWarning(f"{', '.join(flags[n] for n in names)}: no effect {condition}"), stacklevel=2)
+    if both := [s for s in config.subjects_test if s in config.subjects_train]:
+        warnings.warn(
+            JointposeWarning(
+                f"{flags['subjects_test']} {','.join(both)}: also in {flags['subjects_train']}; scores on people the "
+                "model trained on say nothing about new people (hold them out: docs/validation.md)"
+            ),
+            stacklevel=2,
+        )
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from jointpose.training.distributed import DistContext
+    from jointpose.training.trainer import train
+
+    config = train_config(args)
+    dist = DistContext.from_env(config.device)
+    try:
+        train(config, dist)
+        # Ranks leave together: none tears its process group down while rank 0 still runs
+        # the final evaluation (only on success: after an error the others may never arrive).
+        dist.barrier()
+    finally:
+        dist.close()
+
+
+def add_evaluate_parser(verbs: Any) -> None:
+    """The ``evaluate`` verb: a checkpoint's scores on test subjects."""
+    p = verbs.add_parser("evaluate", help="evaluate a checkpoint on test subjects")
+    _add_evaluation_data_args(p)
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or folder (uses latest.pt)")
+    p.add_argument("--json", type=Path, default=None, help="write the results here")
+    p.add_argument("--export-predictions", type=Path, default=None, help="write predictions (npz) here")
+    p.add_argument("--by-subject", action="store_true", help="also report per test subject")
+    p.add_argument(
+        "--raw", action="store_true", help="the network's output alone (no temporal filter, no consistent-skeleton fit)"
+    )
+    p.add_argument(
+        "--smooth",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="Gaussian temporal filter (sigma, frames) for any checkpoint, the baseline's too "
+        "(default: what the checkpoint was trained with)",
+    )
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _add_evaluation_data_args(p: argparse.ArgumentParser) -> None:
+    """Dataset flags of ``evaluate`` (defaults: the checkpoint's own)."""
+    from jointpose.data.h36m import DATASETS
+
+    p.add_argument(
+        "--data-dir", required=True, help="folder with data_3d_<DATASET>.npz and data_2d_<DATASET>_<KEYPOINTS>.npz"
+    )
+    p.add_argument(
+        "-d",
+        "--dataset",
+        choices=tuple(DATASETS),
+        default=None,
+        help="file layout and skeleton: h36m or humaneva15 (default: the checkpoint's, else the one whose "
+        "joints the model outputs)",
+    )
+    p.add_argument(
+        "-k",
+        "--keypoints",
+        default=None,
+        help="2D keypoints name (file data_2d_<DATASET>_<name>.npz; default: the checkpoint's, else cpn_ft_h36m_dbb)",
+    )
+    p.add_argument(
+        "-ste",
+        "--subjects-test",
+        type=names_list,
+        default=None,
+        help="test subjects (default: the checkpoint's, else S9,S11)",
+    )
+    p.add_argument(
+        "-a",
+        "--actions",
+        type=names_list,
+        default=None,
+        help="action groups to use, e.g. Walking,Sitting (default all)",
+    )
+    p.add_argument("--downsample", type=int, default=1, help="keep every N-th frame")
+    p.add_argument(
+        "-no-tta",
+        "--no-test-time-augmentation",
+        dest="tta",
+        action="store_false",
+        help="disable flip test-time augmentation",
+    )
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from jointpose.evaluation.evaluate import (
+        evaluate_checkpoint,
+        format_table,
+        write_predictions,
+    )
+    from jointpose.geometry.filters import check_sigma
+    from jointpose.safeio import check_outputs
+
+    if args.export_predictions is not None and args.export_predictions.suffix.lower() != ".npz":
+        raise JointposeError(f"--export-predictions {args.export_predictions}: predictions are written as .npz")
+    check_outputs(  # before the evaluation, not after it
+        {"--json": args.json, "--export-predictions": args.export_predictions},
+        {"--checkpoint": model_file(args.checkpoint), "--data-dir": files_in(args.data_dir, "data_*.npz")},
+    )
+    if args.smooth is not None:
+        check_sigma(args.smooth, "--smooth")
+        if args.raw:
+            raise JointposeError("--raw shows the network alone, without a filter; leave out --smooth or --raw")
+    result = evaluate_checkpoint(
+        args.checkpoint,
+        args.data_dir,
+        args.keypoints,
+        None if args.subjects_test is None else list(args.subjects_test),
+        list(args.actions) if args.actions else None,
+        flip_test=args.tta,
+        by_subject=args.by_subject,
+        downsample=args.downsample,
+        device=args.device,
+        raw=args.raw,
+        smooth=args.smooth,
+        dataset=args.dataset,
+    )
+    print(format_table(result.summary))
+    if args.json is not None:
+        write_text(args.json, json.dumps(result.summary, indent=2))
+        print(f"wrote {args.json}")
+    if args.export_predictions is not None:
+        write_predictions(result.predictions, args.export_predictions)
+        print(f"wrote {len(result.predictions)} sequences to {args.export_predictions}")
+
+
+def add_ablate_parser(verbs: Any) -> None:
+    """The ``ablate`` verb: the baseline and the joint-aware model, trained alike."""
+    p = verbs.add_parser("ablate", help="train the baseline and the joint-aware model alike and compare them")
+    add_train_args(p)
+    p.add_argument("--out", required=True, help="folder for both runs and ablation.json")
+    p.set_defaults(func=cmd_ablate)
+
+
+def cmd_ablate(args: argparse.Namespace) -> None:
+    from jointpose.training.ablation import run_ablation
+
+    if not args.constraints:
+        raise JointposeError(
+            "--no-constraints: ablate trains the baseline and the joint-aware model itself; leave it out"
+        )
+    from jointpose.safeio import check_output_folder
+
+    if any(check_output_folder(args.out, "--out").glob("*")):
+        raise JointposeError(f"--out {args.out} is not empty; choose a new folder")
+    run_ablation(train_config(args, checkpoint_dir=args.out), args.out)

@@ -1,0 +1,94 @@
+"""``jointpose video``: a video through the bundled detector and lifter to 3D poses."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from jointpose.cli.common import add_camera_args, add_height_arg
+
+
+def add_video_parser(verbs: Any) -> None:
+    """The ``video`` verb (extra ``jointpose[video]``)."""
+    p = verbs.add_parser(
+        "video", help="video -> 2D keypoints (MediaPipe BlazePose) -> 3D poses (npz, json, csv or bvh)"
+    )
+    p.add_argument("input", help="video file (any format ffmpeg reads)")
+    p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
+    p.add_argument("--format", choices=("npz", "json", "csv", "bvh"), default=None, help="override the extension")
+    p.add_argument(
+        "--render", default=None, help="also write the video with the 2D skeleton beside the 3D one (.mp4 or .gif)"
+    )
+    p.add_argument("--start", type=float, default=None, help="first second of the video to use (default 0)")
+    p.add_argument("--end", type=float, default=None, help="last second of the video to use (default: its end)")
+    add_camera_args(p)
+    p.add_argument("--confidence-threshold", type=float, default=0.3, help="joints below it are interpolated")
+    add_height_arg(p)
+    p.add_argument(
+        "--person",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("X", "Y"),
+        help="follow the person nearest to this point (pixels) of the first frames (default: the largest in the image)",
+    )
+    p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_video)
+
+
+def cmd_video(args: argparse.Namespace) -> None:
+    from contextlib import nullcontext
+
+    from jointpose.data.blazepose import native_logs_hidden, require_mediapipe
+    from jointpose.inference.export import export, format_from_path
+    from jointpose.inference.lifter import Lifter
+    from jointpose.inference.video import lift_video, render_captions
+    from jointpose.render import check_animation_path, render_animation
+    from jointpose.safeio import check_outputs
+
+    fmt = format_from_path(args.output, args.format)
+    check_outputs(  # before the video is read, not after it
+        {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
+        {"input": args.input},
+    )
+    require_mediapipe()
+    lifter = Lifter.from_pretrained("video-causal" if args.causal else "video", device=args.device)
+    with nullcontext() if args.debug else native_logs_hidden():  # MediaPipe's own log lines, shown with --debug
+        result = lift_video(
+            args.input,
+            lifter,
+            start=args.start,
+            end=args.end,
+            focal_length=args.focal_length,
+            fov=args.fov,
+            principal_point=args.principal_point,
+            confidence_threshold=args.confidence_threshold,
+            height=args.height,
+            person=args.person,
+            progress=args.progress,
+        )
+    print("\n".join(result.notes))
+    export(
+        args.output,
+        result.poses,
+        result.fps,
+        trajectory=result.trajectory,
+        fmt=fmt,
+        extra={"keypoints_2d": result.keypoints.xy, "confidence_2d": result.keypoints.confidence},
+    )
+    print(f"wrote {len(result.poses)} frames at {result.fps:g} fps to {args.output} ({fmt})")
+    if args.render:
+        render_animation(
+            args.render,
+            result.keypoints.xy,
+            {"3D": result.poses},
+            image_size=result.clip.size,
+            fps=result.fps,
+            background=result.clip,
+            trajectory=result.trajectory,
+            progress=args.progress,
+            captions=render_captions(result.detections, result.fps),
+        )
+        print(f"wrote {args.render}")
