@@ -1,4 +1,5 @@
-"""What the verbs share: the parser class, the flags and checks of several verbs, one-line messages."""
+"""What several verbs share: the parser class, the camera and height flags, checks of inputs and
+outputs, one-line messages."""
 
 from __future__ import annotations
 
@@ -6,13 +7,9 @@ import argparse
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from jointpose.errors import JointposeError
-
-if TYPE_CHECKING:
-    from jointpose.geometry.cameras import Camera
-    from jointpose.inference.lifter import Lifter
 
 EXIT_USER_ERROR = 2
 
@@ -30,25 +27,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         text = " ".join(message.split())
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {text} (see '{self.prog} --help')\n")
-
-
-def names_list(text: str) -> tuple[str, ...]:
-    from jointpose.training.config import names_argument
-
-    return names_argument(text)
-
-
-def seed_value(text: str) -> int:
-    from jointpose.training.config import seed_argument
-
-    return seed_argument(text)
-
-
-def check_flags(rows) -> None:
-    """Raise a :class:`JointposeError` naming the first ``(flag, value, ok, rule)`` whose ``ok`` is false."""
-    for flag, value, ok, rule in rows:
-        if not ok:
-            raise JointposeError(f"{flag} must be {rule}, got {value}")
 
 
 # Python parameters that library errors name, where the command line calls them otherwise.
@@ -82,13 +60,6 @@ def files_in(folder: str | Path | None, pattern: str) -> list[Path]:
     return sorted(Path(folder).glob(pattern)) if folder is not None and Path(folder).is_dir() else []
 
 
-def write_text(path: Path, text: str) -> None:
-    from jointpose.safeio import atomic_write
-
-    with atomic_write(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
 def add_camera_args(p: argparse.ArgumentParser) -> None:
     """The camera-intrinsics flags of ``infer`` and ``video``."""
     p.add_argument("--focal-length", type=float, default=None, help="the camera's focal length in pixels, if known")
@@ -115,21 +86,6 @@ def add_height_arg(p: argparse.ArgumentParser) -> None:
         help="the person's standing height, if known: the skeleton and its trajectory are scaled to it "
         "(default: about the size of the bodies the model trained on)",
     )
-
-
-def camera_from_args(args: argparse.Namespace, size: tuple[int, int]) -> Camera | None:
-    """The camera ``--focal-length`` or ``--fov`` (and ``--principal-point``) describe, or None."""
-    from jointpose.geometry.cameras import camera_from_intrinsics
-
-    return camera_from_intrinsics(size, args.focal_length, args.fov, args.principal_point)
-
-
-def camera_notes(lifter: Lifter, camera: Camera | None) -> list[str]:
-    """What the output says about the intrinsics the keypoints were read with."""
-    if camera is not None:
-        return [f"camera: focal length {camera.focal_length[0]:.0f} px, principal point {camera.center}"]
-    note = lifter.assumed_camera_note()
-    return [f"note: {note}"] if note else []
 
 
 def one_line(text: str) -> str:

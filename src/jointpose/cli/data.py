@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from jointpose.cli.common import check_flags, refuse_inapplicable, seed_value
+from jointpose.cli.common import refuse_inapplicable
 from jointpose.errors import JointposeError
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from jointpose.demo import DemoConfig, run_demo
     from jointpose.safeio import check_output_folder, check_outputs
 
-    check_flags((("-e", args.epochs, args.epochs >= 1, ">= 1"), ("-ch", args.channels, args.channels >= 1, ">= 1")))
+    _check_flags((("-e", args.epochs, args.epochs >= 1, ">= 1"), ("-ch", args.channels, args.channels >= 1, ">= 1")))
     check_output_folder(args.out, "--out")
     ring, noise = dataset_options(args)
     config = DemoConfig(
@@ -147,7 +147,7 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
         help="2D as projected joints (h36m), as jointpose infer converts COCO detections (coco), or as jointpose "
         "video converts BlazePose's (blazepose)",
     )
-    p.add_argument("--seed", type=seed_value, default=0, help="random seed (>= 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (>= 0)")
 
 
 def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | RandomRig | None, NoiseModel]:
@@ -184,3 +184,17 @@ def dataset_options(args: argparse.Namespace) -> tuple[CameraRing | RandomRig | 
         args.noise_jitter, args.noise_drift, args.noise_drift_time, args.noise_outlier_rate, args.noise_outlier_px
     )
     return ring, noise
+
+
+def _check_flags(rows) -> None:
+    """Raise a :class:`JointposeError` naming the first ``(flag, value, ok, rule)`` whose ``ok`` is false."""
+    for flag, value, ok, rule in rows:
+        if not ok:
+            raise JointposeError(f"{flag} must be {rule}, got {value}")
+
+
+def _seed(text: str) -> int:
+    """A ``--seed`` value: an integer >= 0."""
+    from jointpose.training.config import seed_argument
+
+    return seed_argument(text)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jointpose.cli.common import add_camera_args, add_height_arg, camera_from_args, camera_notes, files_in, model_file
+from jointpose.cli.common import add_camera_args, add_height_arg, files_in, model_file
 from jointpose.errors import JointposeError, JointposeWarning
+
+if TYPE_CHECKING:
+    from jointpose.geometry.cameras import Camera
+    from jointpose.inference.lifter import Lifter
 
 
 def add_infer_parser(verbs: Any) -> None:
@@ -122,3 +126,18 @@ def cmd_infer(args: argparse.Namespace) -> None:
             progress=args.progress,
         )
         print(f"wrote {args.render}")
+
+
+def camera_from_args(args: argparse.Namespace, size: tuple[int, int]) -> Camera | None:
+    """The camera ``--focal-length`` or ``--fov`` (and ``--principal-point``) describe, or None."""
+    from jointpose.geometry.cameras import camera_from_intrinsics
+
+    return camera_from_intrinsics(size, args.focal_length, args.fov, args.principal_point)
+
+
+def camera_notes(lifter: Lifter, camera: Camera | None) -> list[str]:
+    """What the output says about the intrinsics the keypoints were read with."""
+    if camera is not None:
+        return [f"camera: focal length {camera.focal_length[0]:.0f} px, principal point {camera.center}"]
+    note = lifter.assumed_camera_note()
+    return [f"note: {note}"] if note else []

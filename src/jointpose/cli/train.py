@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jointpose.cli.common import PARAMETER_FLAGS, files_in, model_file, names_list, write_text
+from jointpose.cli.common import PARAMETER_FLAGS, files_in, model_file
 from jointpose.errors import JointposeError, JointposeWarning
 
 if TYPE_CHECKING:
@@ -117,14 +117,14 @@ def _add_evaluation_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-ste",
         "--subjects-test",
-        type=names_list,
+        type=_names,
         default=None,
         help="test subjects (default: the checkpoint's, else S9,S11)",
     )
     p.add_argument(
         "-a",
         "--actions",
-        type=names_list,
+        type=_names,
         default=None,
         help="action groups to use, e.g. Walking,Sitting (default all)",
     )
@@ -174,7 +174,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
     print(format_table(result.summary))
     if args.json is not None:
-        write_text(args.json, json.dumps(result.summary, indent=2))
+        _write_text(args.json, json.dumps(result.summary, indent=2))
         print(f"wrote {args.json}")
     if args.export_predictions is not None:
         write_predictions(result.predictions, args.export_predictions)
@@ -201,3 +201,17 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     if any(check_output_folder(args.out, "--out").glob("*")):
         raise JointposeError(f"--out {args.out} is not empty; choose a new folder")
     run_ablation(train_config(args, checkpoint_dir=args.out), args.out)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names (``-ste S9,S11``)."""
+    from jointpose.training.config import names_argument
+
+    return names_argument(text)
+
+
+def _write_text(path: Path, text: str) -> None:
+    from jointpose.safeio import atomic_write
+
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
