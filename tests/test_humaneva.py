@@ -26,7 +26,7 @@ from jointpose.inference.streaming import StreamingLifter
 from jointpose.losses import TERMS, JointAwareLoss, LossWeights
 from jointpose.model.temporal import TemporalModel
 from jointpose.training.config import TrainConfig
-from jointpose.training.trainer import _check_compatible
+from jointpose.training.resume import check_compatible
 
 HE = skeleton.HUMANEVA_15
 # The Human3.6M-17 joint standing where each HumanEva-15 joint stands (test motion only).
@@ -308,12 +308,12 @@ def test_dataset_is_a_config_field_with_its_flag_and_must_match_on_resume(tmp_pa
     args = {"filter_widths": [3, 3, 3], "channels": 1024, "dropout": 0.2, "causal": False, "num_joints_in": 15}
     saved = {"model_args": args, "config": {**config.to_dict(), "dataset": "h36m"}}
     with pytest.raises(JointposeError, match="dataset: h36m in the checkpoint vs humaneva15 now") as info:
-        _check_compatible(saved, args, config, tmp_path / "latest.pt")
+        check_compatible(saved, args, config, tmp_path / "latest.pt")
     assert "dataset" in info.value.fields
     older = {"model_args": args, "config": {k: v for k, v in config.to_dict().items() if k != "dataset"}}
     with pytest.raises(JointposeError, match="dataset: h36m in the checkpoint vs humaneva15 now"):
-        _check_compatible(older, args, config, tmp_path / "latest.pt")  # a run from before the field: Human3.6M
-    _check_compatible({"model_args": args, "config": config.to_dict()}, args, config, tmp_path / "latest.pt")
+        check_compatible(older, args, config, tmp_path / "latest.pt")  # a run from before the field: Human3.6M
+    check_compatible({"model_args": args, "config": config.to_dict()}, args, config, tmp_path / "latest.pt")
 
 
 @pytest.mark.slow

@@ -42,7 +42,6 @@ from jointpose.evaluation.evaluate import evaluate_model, format_table, with_pro
 from jointpose.geometry.anatomy import bone_lengths
 from jointpose.losses import (
     JointAwareLoss,
-    LossWeights,
     bone_length_guard,
     mpjpe,
     reprojection_loss,
@@ -50,24 +49,25 @@ from jointpose.losses import (
     view_consistency,
     weighted_mpjpe,
 )
-from jointpose.model.loading import FORMAT, load_checkpoint, pose_weights
+from jointpose.model.loading import FORMAT, pose_weights
 from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, build_model, receptive_field
 from jointpose.motion.viewpoints import random_views
-from jointpose.safeio import atomic_path, atomic_write, check_limit, check_output_folder, is_finite_number
+from jointpose.safeio import atomic_path, atomic_write, check_limit, is_finite_number
 from jointpose.training.checkpoint import (
     atomic_save,
     prune_epochs,
     rng_state,
     set_rng_state,
 )
-from jointpose.training.config import CONSTRAINT_SETTINGS, SEMI_SUPERVISED_SETTINGS, TrainConfig, model_args
+from jointpose.training.config import TrainConfig, model_args
 from jointpose.training.distributed import (
     DistContext,
     global_mean,
     reduce_sums,
     wrap_model,
 )
+from jointpose.training.resume import check_compatible, resumed_checkpoint, rows_of_numbers, saved_weights
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 
@@ -91,7 +91,7 @@ class Trainer:
             JointposeError: missing or malformed data, a run folder that already holds a run
                 (without ``resume``), or a resumed run whose settings differ.
         """
-        resumed = _resumed_checkpoint(config)
+        resumed = resumed_checkpoint(config)
         # An unset rate, dropout or set of loss weights of a resumed run is the run's own,
         # not today's default.
         run = (
@@ -100,7 +100,7 @@ class Trainer:
             else {
                 "lr": resumed["config"]["lr"],
                 "dropout": resumed["model_args"]["dropout"],
-                "weights": _saved_weights(resumed["config"]),
+                "weights": saved_weights(resumed["config"]),
                 "body_scale": resumed["config"].get("body_scale") or 0.0,
                 "normalization": resumed["config"].get("normalization") or "screen",
                 "average_last": resumed["config"].get("average_last") or 0,
@@ -294,9 +294,9 @@ class Trainer:
     def _resume(self, ckpt: dict[str, Any]) -> None:
         """Continue the run in ``ckpt`` (``latest.pt``): weights, optimiser, epoch, history, RNG."""
         latest = self.folder / "latest.pt"
-        _check_compatible(ckpt, self.model_args, self.config, latest)
+        check_compatible(ckpt, self.model_args, self.config, latest)
         for name in ("history", "step_log"):  # written back to log.csv and the next checkpoint
-            if not _rows_of_numbers(ckpt.get(name, [])):
+            if not rows_of_numbers(ckpt.get(name, [])):
                 raise JointposeError(f"{latest}: cannot resume from it ('{name}' is not a list of rows of numbers)")
         if not (is_finite_number(ckpt.get("lr")) and ckpt["lr"] > 0):
             raise JointposeError(f"{latest}: cannot resume from it ('lr' is not a positive number)")
@@ -641,35 +641,6 @@ class Trainer:
         plot_learning_curve(self.history, self.folder / "learning_curve.png")
 
 
-def _resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
-    """The checkpoint ``--resume`` continues (read on the CPU: RNG states must stay there;
-    ``load_state_dict`` moves weights and optimiser state), or None for a new run, which
-    must not overwrite one."""
-    folder = Path(config.checkpoint_dir)
-    latest = folder / "latest.pt"
-    if not config.resume:
-        check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
-        if latest.exists():
-            raise JointposeError(
-                "{0} {path} already holds a run (latest.pt); continue it with {1} or choose another folder",
-                fields=("checkpoint_dir", "resume"),
-                path=folder,
-            )
-        return None
-    if not latest.exists():
-        raise JointposeError("{0}: no checkpoint (latest.pt) in {path}", fields=("resume",), path=folder)
-    return load_checkpoint(latest, map_location="cpu")
-
-
-def _saved_weights(config: dict[str, Any]) -> LossWeights | None:
-    """The loss weights a checkpoint's configuration records (terms it lacks: today's
-    defaults), or None when it records none."""
-    saved = config.get("weights")
-    if not isinstance(saved, dict):
-        return None
-    return LossWeights(**{name: saved[name] for name in LossWeights().as_dict() if name in saved})
-
-
 def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int, floor: bool = True) -> float:
     """Batch-norm running-statistics momentum for ``epoch`` (0-based): VideoPose3D's decay from
     0.1 to 0.001 over the run, but never below 1 / ``steps_per_epoch`` (``floor=False``:
@@ -721,108 +692,6 @@ def _frame_share(batch: MixedBatch, world_size: int) -> float:
 
 def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
     return list(values) if values else None
-
-
-# What a resumed run must share with the checkpoint to be the same run (TrainConfig fields).
-# Free to change: epochs (train longer), evaluation and output settings, device, precision, logging.
-RESUME_MUST_MATCH = (
-    "dataset",
-    "constraints",
-    "chunk",
-    "chunk_share",
-    "chunk_dropout",
-    "chunk_mpjpe",
-    "trajectory",
-    "keypoints",
-    "subjects_train",
-    "actions",
-    "subset",
-    "downsample",
-    "batch_size",
-    "lr",
-    "lr_decay",
-    "weights",
-    "warmup",
-    "augment",
-    "seed",
-    "body_scale",
-    "adult_limbs",
-    "limb_mix",
-    "average_last",
-    "normalization",
-    "random_cameras",
-    "subjects_unlabeled",
-    "warmup_unlabeled",
-    "bone_guard",
-    "multiview",
-    "balance_unlabeled",
-    "unlabeled_constraints",
-)
-# Model constructor arguments -> the TrainConfig field that sets them.
-_MODEL_ARG_FIELDS = {
-    "filter_widths": "architecture",
-    "channels": "channels",
-    "dropout": "dropout",
-    "causal": "causal",
-    "num_joints_in": "keypoints",
-}
-
-
-def _check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    """Refuse to resume when the architecture or training-mode fields disagree with the checkpoint."""
-    saved = ckpt["model_args"]
-    diffs, fields, values = [], ["resume"], {}  # a template naming field k as {k}, value v as {v}
-
-    def differ(name: str, then: Any, now: Any, text: str) -> None:
-        values[f"then{len(fields)}"], values[f"now{len(fields)}"] = then, now
-        diffs.append(
-            text.replace("FIELD", f"{{{len(fields)}}}")
-            .replace("THEN", f"{{then{len(fields)}}}")
-            .replace("NOW", f"{{now{len(fields)}}}")
-        )
-        fields.append(name)
-
-    for key, name in _MODEL_ARG_FIELDS.items():
-        if saved.get(key) != args[key]:
-            label = "FIELD (keypoint count)" if key == "num_joints_in" else "FIELD"
-            differ(name, saved.get(key), args[key], f"{label} THEN in the checkpoint vs NOW now")
-    saved_cfg = ckpt["config"]
-    # Checkpoints from before a setting trained so.
-    older = {
-        "chunk_dropout": "independent",
-        "dataset": "h36m",
-        "subjects_unlabeled": None,
-        "multiview": 0.0,
-        "balance_unlabeled": False,
-        "chunk_mpjpe": False,
-        "limb_mix": 0.0,
-        "average_last": 0,
-        "adult_limbs": 0.0,
-    }
-    current = config.to_dict()
-    for key in RESUME_MUST_MATCH:
-        if key in CONSTRAINT_SETTINGS and not config.constraints:
-            continue  # the baseline trains without them
-        if key in SEMI_SUPERVISED_SETTINGS and not (config.semi_supervised or saved_cfg.get("subjects_unlabeled")):
-            continue  # neither run has unlabelled data
-        if key not in saved_cfg and key not in older:
-            continue  # a checkpoint from before the setting existed
-        now, then = current[key], saved_cfg.get(key, older.get(key))
-        if then != now:
-            differ(key, then, now, "FIELD: THEN in the checkpoint vs NOW now")
-    if diffs:
-        raise JointposeError(
-            "{0}: {path} disagrees with this configuration: " + "; ".join(diffs), fields=fields, path=path, **values
-        )
-
-
-def _rows_of_numbers(value: Any) -> bool:
-    """Whether ``value`` is a list of dicts from names to numbers (a run's history or step log)."""
-    return isinstance(value, list) and all(
-        isinstance(row, dict)
-        and all(isinstance(k, str) and (is_finite_number(v) or isinstance(v, float)) for k, v in row.items())
-        for row in value
-    )
 
 
 def write_log(history: list[dict[str, Any]], path: Path) -> None:

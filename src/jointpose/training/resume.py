@@ -1,0 +1,149 @@
+"""Resuming a run (``--resume``): the checkpoint it continues, and what must match for it to be the same run.
+
+A new run refuses a folder that already holds one; a resumed run refuses a checkpoint whose
+architecture or training settings (:data:`RESUME_MUST_MATCH`) differ from its configuration,
+naming each difference by its flag.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jointpose.errors import JointposeError
+from jointpose.losses import LossWeights
+from jointpose.model.loading import load_checkpoint
+from jointpose.safeio import check_output_folder, is_finite_number
+from jointpose.training.config import CONSTRAINT_SETTINGS, SEMI_SUPERVISED_SETTINGS, TrainConfig
+
+# What a resumed run must share with the checkpoint to be the same run (TrainConfig fields).
+# Free to change: epochs (train longer), evaluation and output settings, device, precision, logging.
+RESUME_MUST_MATCH = (
+    "dataset",
+    "constraints",
+    "chunk",
+    "chunk_share",
+    "chunk_dropout",
+    "chunk_mpjpe",
+    "trajectory",
+    "keypoints",
+    "subjects_train",
+    "actions",
+    "subset",
+    "downsample",
+    "batch_size",
+    "lr",
+    "lr_decay",
+    "weights",
+    "warmup",
+    "augment",
+    "seed",
+    "body_scale",
+    "adult_limbs",
+    "limb_mix",
+    "average_last",
+    "normalization",
+    "random_cameras",
+    "subjects_unlabeled",
+    "warmup_unlabeled",
+    "bone_guard",
+    "multiview",
+    "balance_unlabeled",
+    "unlabeled_constraints",
+)
+
+
+# Model constructor arguments -> the TrainConfig field that sets them.
+MODEL_ARG_FIELDS = {
+    "filter_widths": "architecture",
+    "channels": "channels",
+    "dropout": "dropout",
+    "causal": "causal",
+    "num_joints_in": "keypoints",
+}
+
+
+def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
+    """The checkpoint ``--resume`` continues (read on the CPU: RNG states must stay there;
+    ``load_state_dict`` moves weights and optimiser state), or None for a new run, which
+    must not overwrite one."""
+    folder = Path(config.checkpoint_dir)
+    latest = folder / "latest.pt"
+    if not config.resume:
+        check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
+        if latest.exists():
+            raise JointposeError(
+                "{0} {path} already holds a run (latest.pt); continue it with {1} or choose another folder",
+                fields=("checkpoint_dir", "resume"),
+                path=folder,
+            )
+        return None
+    if not latest.exists():
+        raise JointposeError("{0}: no checkpoint (latest.pt) in {path}", fields=("resume",), path=folder)
+    return load_checkpoint(latest, map_location="cpu")
+
+
+def check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    """Refuse to resume when the architecture or training-mode fields disagree with the checkpoint."""
+    saved = ckpt["model_args"]
+    diffs, fields, values = [], ["resume"], {}  # a template naming field k as {k}, value v as {v}
+
+    def differ(name: str, then: Any, now: Any, text: str) -> None:
+        values[f"then{len(fields)}"], values[f"now{len(fields)}"] = then, now
+        diffs.append(
+            text.replace("FIELD", f"{{{len(fields)}}}")
+            .replace("THEN", f"{{then{len(fields)}}}")
+            .replace("NOW", f"{{now{len(fields)}}}")
+        )
+        fields.append(name)
+
+    for key, name in MODEL_ARG_FIELDS.items():
+        if saved.get(key) != args[key]:
+            label = "FIELD (keypoint count)" if key == "num_joints_in" else "FIELD"
+            differ(name, saved.get(key), args[key], f"{label} THEN in the checkpoint vs NOW now")
+    saved_cfg = ckpt["config"]
+    # Checkpoints from before a setting trained so.
+    older = {
+        "chunk_dropout": "independent",
+        "dataset": "h36m",
+        "subjects_unlabeled": None,
+        "multiview": 0.0,
+        "balance_unlabeled": False,
+        "chunk_mpjpe": False,
+        "limb_mix": 0.0,
+        "average_last": 0,
+        "adult_limbs": 0.0,
+    }
+    current = config.to_dict()
+    for key in RESUME_MUST_MATCH:
+        if key in CONSTRAINT_SETTINGS and not config.constraints:
+            continue  # the baseline trains without them
+        if key in SEMI_SUPERVISED_SETTINGS and not (config.semi_supervised or saved_cfg.get("subjects_unlabeled")):
+            continue  # neither run has unlabelled data
+        if key not in saved_cfg and key not in older:
+            continue  # a checkpoint from before the setting existed
+        now, then = current[key], saved_cfg.get(key, older.get(key))
+        if then != now:
+            differ(key, then, now, "FIELD: THEN in the checkpoint vs NOW now")
+    if diffs:
+        raise JointposeError(
+            "{0}: {path} disagrees with this configuration: " + "; ".join(diffs), fields=fields, path=path, **values
+        )
+
+
+def saved_weights(config: dict[str, Any]) -> LossWeights | None:
+    """The loss weights a checkpoint's configuration records (terms it lacks: today's
+    defaults), or None when it records none."""
+    saved = config.get("weights")
+    if not isinstance(saved, dict):
+        return None
+    return LossWeights(**{name: saved[name] for name in LossWeights().as_dict() if name in saved})
+
+
+def rows_of_numbers(value: Any) -> bool:
+    """Whether ``value`` is a list of dicts from names to numbers (a run's history or step log)."""
+    return isinstance(value, list) and all(
+        isinstance(row, dict)
+        and all(isinstance(k, str) and (is_finite_number(v) or isinstance(v, float)) for k, v in row.items())
+        for row in value
+    )
