@@ -1,0 +1,256 @@
+"""Atomic writing, and output paths checked before any work.
+
+:func:`atomic_write` writes to a temporary file in the target's folder, fsyncs it and
+renames it over the target (through a symlink, onto the file it leads to), so a full disk,
+a crash or a kill leaves either the old file or the new one complete, never a torn one, and
+no folder made for it; :func:`check_outputs` refuses, before any work is done, an
+unwritable target, one that is not a regular file, and one that would replace an input or
+another output of the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from jointpose.errors import JointposeError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` (same suffix) for a writer to fill; on success it is
+    fsynced and renamed over ``path`` - over the file a symlink ``path`` leads to, the link
+    kept - on any error removed, with the folders made for it. An existing ``path`` that is
+    not a regular file is refused; OSError becomes :class:`JointposeError` naming ``path``."""
+    path = Path(path)
+    target = _write_target(path, "cannot write")
+    created: list[Path] = []
+    try:
+        created = _make_folders(target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        _remove_folders(created)
+        raise JointposeError(f"cannot write {path}: {exc.strerror or exc}") from None
+    tmp = Path(name)
+    written = False
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        _fsync(tmp)
+        os.replace(tmp, target)
+        written = True
+    except OSError as exc:
+        raise JointposeError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        if not written:
+            _remove_folders(created)
+    fsync_dir(target.parent)
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "wb", **open_args: Any) -> Iterator[IO]:
+    """``open(path, mode)`` made atomic with :func:`atomic_path`: the file appears complete or not at all."""
+    with atomic_path(path) as tmp, open(tmp, mode, **open_args) as handle:
+        yield handle
+
+
+@contextmanager
+def atomic_folder(folder: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``folder`` to write a set of files into; on success each is
+    moved into ``folder`` (replacing files of the same names), on any error the set is
+    discarded and ``folder`` is left as it was (not there, when it was made for the set)."""
+    folder = Path(folder)
+    created: list[Path] = []
+    try:
+        created = _make_folders(folder)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    except OSError as exc:
+        _remove_folders(created)
+        raise JointposeError(f"cannot write in {folder}: {exc.strerror or exc}") from None
+    written = False
+    try:
+        yield tmp
+        files = sorted(p for p in tmp.iterdir() if p.is_file())
+        for file in files:
+            os.chmod(file, 0o666 & ~_UMASK)
+            _fsync(file)
+        for file in files:
+            os.replace(file, folder / file.name)
+        written = True
+    except OSError as exc:
+        raise JointposeError(f"cannot write in {folder}: {exc.strerror or exc}") from None
+    finally:
+        for leftover in tmp.iterdir():
+            leftover.unlink()
+        tmp.rmdir()
+        if not written:
+            _remove_folders(created)
+    fsync_dir(folder)
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns those this call created, outermost first
+    (on an error, none stays)."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    created: list[Path] = []
+    try:
+        for new in reversed(missing):
+            try:
+                new.mkdir()
+            except FileExistsError:  # made meanwhile by someone else: theirs
+                continue
+            created.append(new)
+    except OSError:
+        _remove_folders(created)
+        raise
+    return created
+
+
+def _remove_folders(created: list[Path]) -> None:
+    """Remove the folders :func:`_make_folders` created (innermost first) while they are empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+_KINDS = (
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _write_target(path: Path, what: str) -> Path:
+    """The file that writing ``path`` replaces: ``path``, or the file the symlink ``path`` leads to.
+    An existing one that is not a regular file (a folder, device, FIFO, socket) raises
+    :class:`JointposeError` ``"{what} {path}: ..."``."""
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = os.stat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # a new file (its folder is checked by whoever makes it)
+        return target
+    except OSError as exc:
+        raise JointposeError(f"{what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise JointposeError(f"{what} {path}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+        raise JointposeError(f"{what} {path}: is {kind}, not a regular file")
+    return target
+
+
+def check_output_path(path: str | Path, what: str) -> Path:
+    """Refuse, before any work, an output file that cannot be written: an existing folder,
+    device, FIFO or socket, or a place where no file can be created. A symlink is checked
+    (and later written) at the file it leads to. Returns ``path`` as a Path."""
+    path = Path(path)
+    target = _write_target(path, what)
+    _check_creatable(target.parent, what, path)
+    return path
+
+
+def check_outputs(
+    outputs: Mapping[str, str | Path | None],
+    inputs: Mapping[str, str | Path | Iterable[str | Path] | None] | None = None,
+) -> None:
+    """Refuse, before any work, outputs that cannot be written (:func:`check_output_path`) or
+    that would replace a file the run reads or another output of the same run.
+
+    ``outputs`` maps each flag (or argument name) to its path, ``inputs`` each flag to the
+    file it reads or to the files it reads (those of a folder); None means not given. An
+    output is refused when it is the same file as an input or another output, also through
+    symlinks and hard links; the error names both flags.
+    """
+    given = {flag: Path(path) for flag, path in outputs.items() if path is not None}
+    read = [
+        (flag, Path(path))
+        for flag, paths in (inputs or {}).items()
+        if paths is not None
+        for path in ((paths,) if isinstance(paths, (str, Path)) else paths)
+    ]
+    for flag, path in given.items():
+        check_output_path(path, flag)
+    seen: dict[str, Path] = {}
+    for flag, path in given.items():
+        for source, file in read:
+            if _same_file(path, file):
+                raise JointposeError(
+                    f"{flag} {path}: is the same file as {source} {file}, which this run reads; choose another output"
+                )
+        for other, earlier in seen.items():
+            if _same_file(path, earlier):
+                raise JointposeError(
+                    f"{flag} {path}: is the same file as {other} {earlier}; give each output its own file"
+                )
+        seen[flag] = path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether paths ``a`` and ``b`` name one file, existing or not (symlinks and hard links included)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def check_output_folder(folder: str | Path, what: str) -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written in."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise JointposeError(f"{what} {folder}: is a file, not a folder")
+    _check_creatable(folder, what, folder)
+    return folder
+
+
+def _check_creatable(folder: Path, what: str, target: Path) -> None:
+    """A file can be created in ``folder`` (or in the nearest existing folder above it): try one."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise JointposeError(f"{what} {target}: {existing} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise JointposeError(f"{what} {target}: cannot write in {existing} ({exc.strerror or exc})") from None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
