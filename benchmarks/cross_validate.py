@@ -17,10 +17,12 @@ per fold and seed, the same seed for both models).
 Every run's result is cached under ``--work``/runs by its training configuration, defaults
 resolved (and the thread count, which changes the float sums and so the run), so a
 variant that changes only the joint-aware flags reuses the baseline's runs. The summary
-goes to ``--work``/<name>.json (``runs/`` is not committed). The protocol's settings
-(``--epochs``, ``--channels`` ...) keep one full run (4 folds x 3 seeds x 2 models) to
-about 23 minutes on this project's shared 2-core CPU, at the price of models far from
-convergence; docs/validation.md states its cost and what that does to its ranking.
+goes to ``--work``/<name>.json (``runs/`` is not committed). It trains and scores at 50 fps,
+Human3.6M's rate (``--downsample 2``: 25 fps, half the windows), since velocity and
+acceleration errors per frame depend on the rate. The protocol's settings (``--epochs``,
+``--channels`` ...) keep one full run (4 folds x 3 seeds x 2 models) to about 11 minutes on
+this project's 2-core CPU, at the price of models far from convergence; docs/validation.md
+states its cost and what that does to its ranking.
 """
 
 from __future__ import annotations
@@ -249,7 +251,7 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=int, default=128)
     parser.add_argument("--arc", default="3,3,3")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--downsample", type=int, default=2, help="every N-th frame, training and scoring")
+    parser.add_argument("--downsample", type=int, default=1, help="every N-th frame, training and scoring (1: 50 fps)")
     parser.add_argument("--subset", type=float, default=0.5, help="share of each training sequence")
     parser.add_argument(
         "--threads",
