@@ -30,7 +30,9 @@ calibrated focal length):
   and its standing height (:func:`jointpose.geometry.bones.standing_height`), m; with
   ``--height`` every view's person is scaled to that height (Pose2Sim 0.9.4's demo
   configurations give the people's heights: 1.72 m for Demo_SinglePerson's man, 1.40 m for
-  Demo_MultiPerson's woman);
+  Demo_MultiPerson's woman); root distance: the predicted root's depth over the reference
+  root's in that camera (median over frames; a wrong size puts the person as much too near
+  or too far);
 * bone lengths between views: the spread (std over the views / mean) of each bone's
   length, the skeleton that the skeleton fit gives each view;
 * size against image size: the first view's track scaled about its root by a factor (as if
@@ -273,12 +275,14 @@ def main() -> None:
         f"standing height {standing_height(reference):.3f} m"
     )
     lsh, rsh, lhip, rhip = (skeleton.JOINT_NAMES.index(j) for j in ("LShoulder", "RShoulder", "LHip", "RHip"))
-    print(f"{'view':6} {'focal':8} {'P1 mm':>7} {'P2 mm':>7} {'L/R ok %':>9} {'size':>6} {'height m':>9}")
+    print(
+        f"{'view':6} {'focal':8} {'P1 mm':>7} {'P2 mm':>7} {'L/R ok %':>9} {'size':>6} {'height m':>9} {'distance':>9}"
+    )
     per_view_lengths = {}
     for name in names:
         cam = cameras[name]
-        ref = (reference - cam["C"]) @ cam["R"].T
-        ref = ref - ref[:, :1]
+        in_camera = (reference - cam["C"]) @ cam["R"].T
+        ref = in_camera - in_camera[:, :1]
         for flavour, result in runs[name].items():
             pred = result.poses[:count]
             pred_t, ref_t = torch.from_numpy(pred), torch.from_numpy(ref)
@@ -291,8 +295,12 @@ def main() -> None:
             lengths = np.linalg.norm(bone_vectors(pred), axis=-1)
             size = np.median(lengths.sum(-1) / lengths_ref.sum(-1))
             label = "given" if flavour == "focal" else "none"
+            distance = "-"
+            if result.trajectory is not None:
+                distance = f"{np.median(result.trajectory[:count, 2]) / np.median(in_camera[:, 0, 2]):.2f}"
             print(
-                f"{name:6} {label:8} {p1:7.1f} {p2:7.1f} {100 * ok.mean():9.1f} {size:6.2f} {standing_height(pred):9.2f}"
+                f"{name:6} {label:8} {p1:7.1f} {p2:7.1f} {100 * ok.mean():9.1f} {size:6.2f} "
+                f"{standing_height(pred):9.2f} {distance:>9}"
             )
             if flavour == "focal":
                 per_joint = 1000 * torch.linalg.vector_norm(aligned - ref_t, dim=-1).mean(0)
