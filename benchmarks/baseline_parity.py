@@ -15,7 +15,7 @@ For every held-out person (``--folds``, leave-one-person-out over the four CMU p
 
 then scores both networks with jointpose's evaluator on the held-out person (flip
 averaging, as VideoPose3D's test-time augmentation; P1-P3 averaged over frames; the
-joint-aware model with its own inference step, the skeleton fit), and prints
+joint-aware model with its own inference step: alignment with the 2D, skeleton fit), and prints
 each run, the means, and the ratio jointpose / VideoPose3D per seed. Training time is
 wall-clock, one torch thread each (``--threads``), the runs one after another.
 """
@@ -41,7 +41,7 @@ from safetensors.torch import load_file, save_file
 
 from jointpose.data.h36m import load_dataset
 from jointpose.evaluation.evaluate import evaluate_model
-from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
+from jointpose.model.predict import alignment_weight, smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel
 from jointpose.training import trainer as trainer_module
 
@@ -118,6 +118,7 @@ def train_jointpose(args: argparse.Namespace, data: Path, fold: str, seed: int, 
             "normalization": trainer.config.normalization,
             "skeleton_fit": uses_skeleton_fit(config),
             "smooth": smoothing_sigma(config),
+            "align_2d": alignment_weight(config),
         }
         (folder / "inference.json").write_text(json.dumps(step) + "\n")
         save_file({k: v.contiguous() for k, v in trainer.evaluation_model().state_dict().items()}, weights)
@@ -143,6 +144,8 @@ def score(args: argparse.Namespace, weights: Path, data: Path, fold: str) -> dic
         keypoints_right=test.keypoints_right,
         skeleton_fit=step.get("skeleton_fit", False),
         smooth=step.get("smooth", 0.0),
+        align=step.get("align_2d", 0.0),
+        fps=test.fps,
     )
     return {k: float(result.summary["average"][k]) for k in METRICS}
 

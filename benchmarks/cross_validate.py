@@ -117,7 +117,7 @@ def config_of(args: list[str], checkpoint: str) -> TrainConfig:
     return from_arguments(parser.parse_args(args + ["--checkpoint", checkpoint]))
 
 
-LATER_SETTINGS = {"balance_unlabeled": False}
+LATER_SETTINGS = {"balance_unlabeled": False, "align_2d": 0.0}
 
 
 def run_key(args: list[str], threads: int, *changes: str) -> str:
@@ -128,6 +128,8 @@ def run_key(args: list[str], threads: int, *changes: str) -> str:
     config = {k: v for k, v in config.items() if k not in ("checkpoint_dir", "progress", "keep_last")}
     # Settings added after runs were cached, with their off value: left off, a run trains as before.
     config = {k: v for k, v in config.items() if not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
+    if not config["constraints"]:  # the baseline's inference step has no alignment
+        config.pop("align_2d", None)
     # A term that is off by default and left off trains nothing: adding such a term keeps every key.
     off = {term for term, weight in LossWeights().as_dict().items() if weight == 0}
     config["weights"] = {term: w for term, w in config["weights"].items() if not (term in off and w == 0)}

@@ -61,6 +61,7 @@ def test_parity_scores_a_run_as_jointpose_evaluate_does(parity, tmp_path, capsys
     assert step["skeleton_fit"] is joint_aware
     assert (step["normalization"] == "screen") is not joint_aware
     assert step["smooth"] == (1.5 if joint_aware else 0.0)
+    assert step["align_2d"] == (0.75 if joint_aware else 0.0)
 
     scored = parity.score(args, weights, data, "S6")
     report = tmp_path / "evaluation.json"

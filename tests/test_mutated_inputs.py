@@ -162,10 +162,12 @@ def _checkpoint(tmp_path, **changes):
     [
         ({"averaged_model": {}}, r"'averaged_model' is malformed"),
         ({"config": {"constraints": True, "smooth": "wide"}}, r"config 'smooth' is not a number"),
+        ({"config": {"constraints": True, "align_2d": "far"}}, r"config 'align_2d' must be a number in \[0, 1\]"),
+        ({"config": {"constraints": True, "align_2d": 1e400}}, r"config 'align_2d' must be a number in \[0, 1\]"),
         ({"fps": 2**64}, r"'fps': 1\.845e\+19 frames per second is outside"),
         ({"trajectory_model": {"w": torch.zeros(1)}}, "model arguments must be a dict, got NoneType"),
     ],
-    ids=["averaged weights", "smooth", "fps", "trajectory without its arguments"],
+    ids=["averaged weights", "smooth", "align_2d text", "align_2d infinite", "fps", "trajectory without its arguments"],
 )
 def test_checkpoint_fields(tmp_path, changes, needle):
     path = _checkpoint(tmp_path, **changes)

@@ -137,6 +137,37 @@ def test_temporal_filter_is_stored_and_applied(h36m_dir, tmp_path):
     assert main(_args(h36m_dir, tmp_path / "bad", "--smooth", "nan")) == 2
 
 
+@pytest.mark.slow
+def test_alignment_with_the_2d_is_stored_and_applied(h36m_dir, tmp_path):
+    import json
+
+    assert main(_args(h36m_dir, tmp_path / "ck", "-e", "1")) == 0
+    assert load_checkpoint(tmp_path / "ck")["config"]["align_2d"] == 0.75
+    assert Lifter.load(tmp_path / "ck").align_2d == 0.75
+    runs = {}
+    for name, extra in (
+        ("default", []),
+        ("raw", ["--raw"]),
+        ("full", ["--align-2d", "1"]),
+        ("none", ["--align-2d", "0"]),
+    ):
+        out = tmp_path / f"{name}.json"
+        evaluate = cli("evaluate", "-k gt -ste S9", data_dir=h36m_dir, checkpoint=tmp_path / "ck", json=out)
+        assert main(evaluate + extra) == 0
+        runs[name] = json.loads(out.read_text())
+    assert [runs[n]["config"]["evaluated_on"]["align_2d"] for n in ("default", "raw", "full", "none")] == [
+        0.75,
+        0,
+        1,
+        0,
+    ]
+    # On noise-free 2D the rays are where the joints are: the further the alignment, the closer.
+    assert runs["full"]["average"]["p1"] < runs["default"]["average"]["p1"] < runs["none"]["average"]["p1"]
+    for bad in ("--align-2d 1.5", "--align-2d 0.5 --raw"):
+        assert main(cli("evaluate", f"-k gt -ste S9 {bad}", data_dir=h36m_dir, checkpoint=tmp_path / "ck")) == 2
+    assert main(_args(h36m_dir, tmp_path / "bad", "--align-2d", "-0.1")) == 2
+
+
 def test_training_stops_when_a_weight_diverges(h36m_dir, tmp_path, monkeypatch):
     from jointpose.errors import JointposeError
 

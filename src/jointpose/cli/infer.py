@@ -34,7 +34,9 @@ def add_infer_parser(verbs: Any) -> None:
     p.add_argument("--video", default=None, help="video to draw the 2D input over (with --render)")
     p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false")
     p.add_argument(
-        "--raw", action="store_true", help="the network's output alone (no temporal filter, no consistent-skeleton fit)"
+        "--raw",
+        action="store_true",
+        help="the network's output alone (no temporal filter, alignment with the 2D or consistent-skeleton fit)",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -85,6 +87,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
         keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
     for note in keypoints.notes:
         print(note)
+    # The alignment moves each joint to its own keypoint's ray: converted layouts' points are not the joints.
+    lifter.align_2d = 0.0 if args.raw or keypoints.source_layout != "h36m17" else lifter.align_2d
     video = args.video
     if args.fps is not None and abs(args.fps - lifter.fps) > 1e-6:
         keypoints = resample_keypoints(keypoints, args.fps, lifter.fps)

@@ -80,7 +80,17 @@ def add_evaluate_parser(verbs: Any) -> None:
     p.add_argument("--export-predictions", type=Path, default=None, help="write predictions (npz) here")
     p.add_argument("--by-subject", action="store_true", help="also report per test subject")
     p.add_argument(
-        "--raw", action="store_true", help="the network's output alone (no temporal filter, no consistent-skeleton fit)"
+        "--raw",
+        action="store_true",
+        help="the network's output alone (no temporal filter, alignment with the 2D or consistent-skeleton fit)",
+    )
+    p.add_argument(
+        "--align-2d",
+        type=float,
+        default=None,
+        metavar="WEIGHT",
+        help="alignment with the 2D (0-1) for any checkpoint, the baseline's too "
+        "(default: what the checkpoint was trained with)",
     )
     p.add_argument(
         "--smooth",
@@ -158,6 +168,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         check_sigma(args.smooth, "--smooth")
         if args.raw:
             raise JointposeError("--raw shows the network alone, without a filter; leave out --smooth or --raw")
+    if args.align_2d is not None:
+        if not 0.0 <= args.align_2d <= 1.0:
+            raise JointposeError(f"--align-2d must be in [0, 1], got {args.align_2d}")
+        if args.raw:
+            raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
     result = evaluate_checkpoint(
         args.checkpoint,
         args.data_dir,
@@ -170,6 +185,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         device=args.device,
         raw=args.raw,
         smooth=args.smooth,
+        align_2d=args.align_2d,
         dataset=args.dataset,
     )
     print(format_table(result.summary))

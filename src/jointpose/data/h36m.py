@@ -99,6 +99,13 @@ class Dataset:
         return sum(len(s.keypoints) for s in self.sequences)
 
 
+def keypoints_are_joints(data: Dataset, dataset: str) -> bool:
+    """Whether ``data``'s 2D keypoints are the predicted joints themselves, one per joint in
+    their order (Human3.6M's layout, as many as ``dataset``'s skeleton has joints): what a
+    step that compares each keypoint with its joint needs."""
+    return data.input_layout == "h36m" and data.num_keypoints == dataset_kind(dataset).skeleton.num_joints
+
+
 def action_group(action: str) -> str:
     """Group name of an action: the part before the first space."""
     return action.split(" ")[0]

@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from jointpose.data.h36m import DATASETS, PoseSequence, dataset_kind, load_dataset
+from jointpose.data.h36m import DATASETS, PoseSequence, dataset_kind, keypoints_are_joints, load_dataset
 from jointpose.errors import JointposeError
 from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.geometry import skeleton
+from jointpose.geometry.alignment import rays_of
 from jointpose.model.loading import load_model
-from jointpose.model.predict import inference_step, predict
+from jointpose.model.predict import alignment_sigma, inference_step, predict
 from jointpose.model.temporal import TemporalModel
 from jointpose.safeio import check_finite
 
@@ -79,6 +80,8 @@ def evaluate_model(
     extra_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]] | None = None,
     skeleton_fit: bool = False,
     smooth: float = 0.0,
+    align: float = 0.0,
+    fps: float = 50.0,
 ) -> Evaluation:
     """Predict every sequence and pool its errors per action group (and subject).
 
@@ -87,7 +90,10 @@ def evaluate_model(
     (:func:`jointpose.geometry.anatomy.fit_skeleton`; a causal model's from past frames only), as the
     joint-aware method does at inference;
     ``smooth`` (frames) Gaussian-filters each predicted sequence first
-    (:func:`jointpose.geometry.filters.smooth_poses`).
+    (:func:`jointpose.geometry.filters.smooth_poses`); ``align`` (0-1) then moves it that
+    share of the way to each sequence's keypoint rays, seen by its camera, with the filters of
+    a sequence at ``fps`` frames per second (:func:`jointpose.geometry.alignment.align_to_rays`;
+    the keypoints must be the predicted joints).
     """
     actions: dict[str, ErrorPool] = defaultdict(ErrorPool)
     subjects: dict[str, dict[str, ErrorPool]] = defaultdict(lambda: defaultdict(ErrorPool))
@@ -96,7 +102,15 @@ def evaluate_model(
         pred = predict(
             model, seq.keypoints, flip_test=flip_test, keypoints_left=keypoints_left, keypoints_right=keypoints_right
         )
-        pred = inference_step(pred, smooth=smooth, skeleton_fit=skeleton_fit, causal=getattr(model, "causal", False))
+        pred = inference_step(
+            pred,
+            smooth=smooth,
+            skeleton_fit=skeleton_fit,
+            causal=getattr(model, "causal", False),
+            rays=rays_of(seq.keypoints, seq.camera, seq.normalization) if align > 0 else None,
+            align=align,
+            align_sigma=alignment_sigma(fps),
+        )
         predictions[seq.key] = pred.numpy()
         target = torch.from_numpy(seq.poses_3d)
         errors = sequence_errors(pred, target)
@@ -171,15 +185,17 @@ def evaluate_checkpoint(
     device: str = "auto",
     raw: bool = False,
     smooth: float | None = None,
+    align_2d: float | None = None,
     dataset: str | None = None,
 ) -> Evaluation:
     """Evaluate a training checkpoint (file or folder) or an exported ``.safetensors`` model on
     ``subjects``; the summary's ``config`` records what was run.
 
     ``keypoints`` and ``subjects`` default to the checkpoint's (an exported model has none:
-    ``cpn_ft_h36m_dbb`` and S9, S11). A joint-aware model filters each sequence in time and
-    fits one consistent skeleton to it unless ``raw``; ``smooth`` (frames) overrides the
-    model's filter, for any model (the baseline's too). ``dataset`` (``h36m`` or
+    ``cpn_ft_h36m_dbb`` and S9, S11). A joint-aware model runs its inference step on each
+    sequence (filter, alignment with the 2D, one consistent skeleton) unless ``raw``; ``smooth`` (frames) overrides the
+    model's filter and ``align_2d`` (0-1) its alignment with the 2D, for any model (the
+    baseline's too; the alignment needs keypoints that are the predicted joints). ``dataset`` (``h36m`` or
     ``humaneva15``) defaults to the checkpoint's, else the one whose skeleton the model outputs.
     """
     from jointpose.evaluation.plausibility import plausibility_errors
@@ -218,6 +234,8 @@ def evaluate_checkpoint(
             f"-k {keypoints}: {data.num_keypoints} keypoints per frame but the checkpoint expects {model.num_joints_in}"
         )
     fit = default_fit and not raw
+    align = loaded.align_2d if align_2d is None else align_2d
+    align = 0.0 if raw or not keypoints_are_joints(data, dataset) else align
     if raw:
         smooth = 0.0
     elif smooth is None:
@@ -232,6 +250,8 @@ def evaluate_checkpoint(
         extra_metrics=plausibility_errors,
         skeleton_fit=fit,
         smooth=smooth,
+        align=align,
+        fps=data.fps,
     )
     for key, prediction in result.predictions.items():
         check_finite(prediction, f"{checkpoint}: the prediction for {key}")
@@ -248,6 +268,7 @@ def evaluate_checkpoint(
         test_time_augmentation=flip_test,
         skeleton_fit=fit,
         smooth=smooth,
+        align_2d=align,
     )
     return result
 

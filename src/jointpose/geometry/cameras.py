@@ -416,7 +416,8 @@ def root_trajectory(poses: np.ndarray, rays: np.ndarray, weights: np.ndarray | N
 
     Each joint gives two equations linear in the root T: ``T_x - u T_z = u P_z - P_x`` and
     ``T_y - v T_z = v P_z - P_y`` (the projection of P + T lands on (u, v)); ``weights``
-    (frames, J), e.g. detector confidences, weight them. Exact when poses and rays agree.
+    (frames, J), e.g. detector confidences, weight them. Exact when poses and rays agree;
+    rays that fix no depth (all alike) give the least-norm solution.
     """
     poses, rays = np.asarray(poses, dtype=np.float64), np.asarray(rays, dtype=np.float64)
     u, v = rays[..., 0], rays[..., 1]
@@ -430,7 +431,7 @@ def root_trajectory(poses: np.ndarray, rays: np.ndarray, weights: np.ndarray | N
         a, b = a * w[..., None], b * w
     ata = np.einsum("fji,fjk->fik", a, a)
     atb = np.einsum("fji,fj->fi", a, b)
-    return np.linalg.solve(ata, atb[..., None])[..., 0]
+    return np.einsum("fik,fk->fi", np.linalg.pinv(ata), atb)  # pinv: rays all alike give a finite answer
 
 
 def normalize_screen_coordinates(pixels: np.ndarray, w: int, h: int) -> np.ndarray:

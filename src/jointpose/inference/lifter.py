@@ -36,6 +36,7 @@ import torch
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
+from jointpose.geometry.alignment import check_weight, rays_of
 from jointpose.geometry.cameras import (
     DEFAULT_FOV_DEG,
     OFF_SCREEN,
@@ -47,7 +48,7 @@ from jointpose.geometry.cameras import (
 )
 from jointpose.inference.onnx import OnnxModel, load_onnx
 from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
-from jointpose.model.predict import inference_step, model_device, predict
+from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
 from jointpose.safeio import check_bounded, check_finite
 
@@ -76,6 +77,7 @@ class Lifter:
         skeleton_fit: bool = False,
         smooth: float = 0.0,
         normalization: str = "screen",
+        align_2d: float = 0.0,
     ) -> None:
         """Wrap a trained model for inference (usually built by :meth:`load` or :meth:`from_pretrained`).
 
@@ -93,6 +95,9 @@ class Lifter:
                 method's inference step (``jointpose.geometry.anatomy``, ``jointpose.geometry.filters``).
             normalization: the 2D input coordinates the model was trained on, ``"screen"`` or
                 ``"intrinsics"`` (:func:`jointpose.geometry.cameras.normalize_keypoints`).
+            align_2d: move each joint this share (0-1) of the way across the image to its
+                keypoint's ray, keeping the network's depth (offline models with a known or
+                assumed camera; :func:`jointpose.geometry.alignment.align_to_rays`).
         """
         self.model = model.eval()
         self.skeleton_fit = skeleton_fit
@@ -102,6 +107,7 @@ class Lifter:
         self.keypoints_left, self.keypoints_right = tuple(keypoints_left), tuple(keypoints_right)
         self.flip_test = flip_test
         self.normalization = normalization
+        self.align_2d = check_weight(align_2d, "align_2d")
         self.assumed_camera: Camera | None = None  # set when pixel input came without intrinsics
         self._fused: FusedTemporalModel | None = None
 
@@ -190,6 +196,7 @@ class Lifter:
             skeleton_fit=loaded.skeleton_fit,
             smooth=loaded.smooth,
             normalization=loaded.normalization,
+            align_2d=loaded.align_2d,
         )
 
     def save(self, path: str | Path, *, half: bool = False) -> Path:
@@ -212,6 +219,7 @@ class Lifter:
             self.skeleton_fit,
             self.smooth,
             normalization=self.normalization,
+            align_2d=self.align_2d,
         )
         return save_model(path, loaded, half=half)
 
@@ -313,7 +321,19 @@ class Lifter:
             progress=progress,
         )
         smooth = 0.0 if self.causal else self.smooth
-        poses = inference_step(poses, smooth=smooth, skeleton_fit=self.skeleton_fit, causal=self.causal).numpy()
+        rays = None
+        if self.align_2d > 0 and not self.causal:
+            seen_by = camera if camera is not None or normalized else self.assumed_camera
+            rays = rays_of(kp, seen_by, self.normalization)
+        poses = inference_step(
+            poses,
+            smooth=smooth,
+            skeleton_fit=self.skeleton_fit,
+            causal=self.causal,
+            rays=rays,
+            align=self.align_2d,
+            align_sigma=alignment_sigma(self.fps),
+        ).numpy()
         check_finite(poses, "the predicted 3D poses")
         return poses
 

@@ -36,7 +36,7 @@ from torch import nn
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import check_sigma
-from jointpose.model.loading import LoadedModel, model_args_of
+from jointpose.model.loading import LoadedModel, align_weight_of, model_args_of
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
 from jointpose.safeio import atomic_path
 
@@ -147,6 +147,7 @@ def export_onnx(loaded: LoadedModel, path: str | Path, *, streaming: bool = Fals
         "skeleton_fit": json.dumps(loaded.skeleton_fit),
         "smooth": json.dumps(loaded.smooth),
         "normalization": json.dumps(loaded.normalization),
+        "align_2d": json.dumps(loaded.align_2d),
     }
     for key, value in meta.items():
         entry = proto.metadata_props.add()
@@ -179,6 +180,7 @@ class OnnxModel(nn.Module):
             self.receptive_field_ = int(json.loads(meta["receptive_field"]))
             self.meta = {k: json.loads(meta[k]) for k in ("fps", "keypoints_symmetry", "skeleton_fit", "smooth")}
             self.meta["normalization"] = json.loads(meta.get("normalization", '"screen"'))
+            self.meta["align_2d"] = meta.get("align_2d", "0")
         except (KeyError, json.JSONDecodeError, TypeError, ValueError) as exc:
             raise JointposeError(f"{path}: malformed jointpose ONNX metadata ({exc})") from None
         self.path, self.streaming = path, meta.get("kind") == "streaming"
@@ -237,6 +239,7 @@ def load_onnx(path: str | Path) -> LoadedModel:
         _sigma(model),
         {"exported_model": True},
         normalization=_normalization(model),
+        align_2d=align_weight_of(model.meta["align_2d"], f"{model.path}: metadata 'align_2d'"),
     )
 
 

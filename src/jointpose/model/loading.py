@@ -17,9 +17,10 @@ import torch
 
 from jointpose.errors import JointposeError, brief, first_line
 from jointpose.geometry import skeleton
+from jointpose.geometry.alignment import check_weight
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import check_sigma
-from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
+from jointpose.model.predict import alignment_weight, smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, load_model_state
 from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps
 
@@ -57,6 +58,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         float(ckpt["config"].get("smooth", 0.0))
     except (TypeError, ValueError, OverflowError):
         raise JointposeError(f"{path}: checkpoint config 'smooth' is not a number") from None
+    align_weight_of(ckpt["config"].get("align_2d", 0.0), f"{path}: checkpoint config 'align_2d'")
     return ckpt
 
 
@@ -112,6 +114,7 @@ class LoadedModel:
     config: dict[str, Any] = field(default_factory=dict)  # a training run's; {"exported_model": True} for a file
     epoch: int | None = None
     normalization: str = "screen"  # the 2D input coordinates it was trained on (geometry.cameras)
+    align_2d: float = 0.0  # the inference step's share of the way to the 2D rays (geometry.alignment)
 
 
 def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedModel:
@@ -151,6 +154,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
         ckpt["config"],
         ckpt["epoch"],
         _normalization_of(ckpt["config"].get("normalization") or "screen", path),
+        alignment_weight(ckpt["config"]),  # checked with the checkpoint
     )
 
 
@@ -188,6 +192,7 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
         _smooth_of(meta, path),
         {"exported_model": True},
         normalization=_normalization_of(meta.get("normalization", "screen"), path),
+        align_2d=align_weight_of(meta.get("align_2d", "0"), f"{path}: metadata 'align_2d'"),
     )
 
 
@@ -206,6 +211,7 @@ def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> 
         "skeleton_fit": json.dumps(loaded.skeleton_fit),
         "smooth": json.dumps(loaded.smooth),
         "normalization": loaded.normalization,
+        "align_2d": json.dumps(loaded.align_2d),
     }
     if loaded.trajectory_model is not None:
         tensors.update({f"trajectory.{k}": v for k, v in loaded.trajectory_model.state_dict().items()})
@@ -261,3 +267,12 @@ def _smooth_of(meta: dict, path: Path) -> float:
     except (json.JSONDecodeError, TypeError, ValueError, OverflowError, RecursionError):
         raise JointposeError(f"{path}: metadata 'smooth' is not a number ({meta['smooth'][:40]!r})") from None
     return check_sigma(value, f"{path}: metadata 'smooth'")
+
+
+def align_weight_of(value: object, where: str) -> float:
+    """The alignment weight (0-1) stored with a model (JSON text in a file's metadata), checked."""
+    try:
+        weight = float(json.loads(value) if isinstance(value, str) else value)  # type: ignore[arg-type]
+        return check_weight(weight, where)
+    except (json.JSONDecodeError, TypeError, ValueError, OverflowError, RecursionError):
+        raise JointposeError(f"{where} must be a number in [0, 1], got {brief(value)}") from None

@@ -1,5 +1,5 @@
-"""Whole-sequence prediction and the joint-aware inference step (temporal filter, one
-consistent skeleton) shared by evaluation, training's validation and the Lifter."""
+"""Whole-sequence prediction and the joint-aware inference step (temporal filter, alignment
+with the 2D, one consistent skeleton) shared by evaluation, training's validation and the Lifter."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from jointpose.geometry import skeleton
+from jointpose.geometry.alignment import ALIGN_SIGMA_S, align_to_rays
 from jointpose.geometry.anatomy import fit_skeleton
 from jointpose.geometry.filters import smooth_poses
 from jointpose.model.temporal import TemporalModel
@@ -78,11 +79,25 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return weight.device if weight is not None else torch.device("cpu")
 
 
-def inference_step(poses: torch.Tensor, *, smooth: float, skeleton_fit: bool, causal: bool = False) -> torch.Tensor:
+def inference_step(
+    poses: torch.Tensor,
+    *,
+    smooth: float,
+    skeleton_fit: bool,
+    causal: bool = False,
+    rays: np.ndarray | torch.Tensor | None = None,
+    align: float = 0.0,
+    align_sigma: float = 0.0,
+) -> torch.Tensor:
     """The joint-aware method's steps after the network, on one predicted sequence (frames,
-    17, 3) in metres: the temporal filter (sigma ``smooth`` frames), then one consistent
-    skeleton when ``skeleton_fit`` (``causal``: bone lengths from past frames only)."""
+    17, 3) in metres: the temporal filter (sigma ``smooth`` frames); the alignment with the
+    2D, ``align`` (0-1) of the way to the keypoints' ``rays`` (frames, 17, 2) with filters of
+    ``align_sigma`` frames (:func:`jointpose.geometry.alignment.align_to_rays`; offline
+    models only, skipped without rays); then one consistent skeleton when ``skeleton_fit``
+    (``causal``: bone lengths from past frames only)."""
     poses = smooth_poses(poses, smooth)
+    if align > 0 and rays is not None and not causal and rays.shape[:2] == poses.shape[:2]:
+        poses = align_to_rays(poses, torch.as_tensor(rays), align, align_sigma)
     return fit_skeleton(poses, causal=causal) if skeleton_fit else poses
 
 
@@ -97,3 +112,17 @@ def smoothing_sigma(config: dict) -> float:
     if not config.get("constraints") or config.get("causal"):
         return 0.0
     return float(config.get("smooth", 0.0))
+
+
+def alignment_weight(config: dict) -> float:
+    """How far (0-1) a run's configuration moves its predictions to the 2D at inference: the
+    joint-aware method's ``align_2d``, for offline models only (its filters read future
+    frames); 0 for the baseline and for runs made before the step existed."""
+    if not config.get("constraints") or config.get("causal"):
+        return 0.0
+    return float(config.get("align_2d", 0.0))
+
+
+def alignment_sigma(fps: float) -> float:
+    """The alignment's filter sigma in frames at ``fps`` frames per second."""
+    return ALIGN_SIGMA_S * float(fps)

@@ -16,6 +16,7 @@ from typing import Any
 
 from jointpose.data.h36m import DATASETS, MAX_DOWNSAMPLE
 from jointpose.errors import JointposeError
+from jointpose.geometry.alignment import ALIGN_WEIGHT_DEFAULT
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import SMOOTH_DEFAULT, check_sigma
 from jointpose.losses import CONSTRAINT_TERMS, LossWeights
@@ -246,6 +247,14 @@ class TrainConfig:
         help=f"joint-aware offline model: Gaussian filter (sigma in frames) over each predicted "
         f"sequence at inference (default {SMOOTH_DEFAULT}; 0 = off)",
     )
+    align_2d: float = _flag(
+        "--align-2d",
+        default=ALIGN_WEIGHT_DEFAULT,
+        metavar="WEIGHT",
+        help=f"joint-aware offline model: at inference move each joint this share (0-1) of the way "
+        f"across the image to its keypoint's ray, keeping the network's depth (default "
+        f"{ALIGN_WEIGHT_DEFAULT}; 0 = off)",
+    )
     augment: bool = _flag("-no-da", "--no-data-augmentation", default=True, help="no random horizontal flips")
     test_time_augmentation: bool = _flag(
         "-no-tta", "--no-test-time-augmentation", default=True, help="disable flip test-time augmentation"
@@ -345,6 +354,7 @@ class TrainConfig:
             ),
             ("chunk_dropout", self.chunk_dropout in CHUNK_DROPOUT, f"one of {', '.join(CHUNK_DROPOUT)}"),
             ("smooth", number(self.smooth), "a finite number of frames >= 0"),
+            ("align_2d", number(self.align_2d) and 0.0 <= self.align_2d <= 1.0, "in [0, 1]"),
             ("seed", integer(self.seed) and 0 <= self.seed < 2**63, "an integer in [0, 2**63)"),
             ("subset", number(self.subset) and 0.0 < self.subset <= 1.0, "in (0, 1]"),
             (

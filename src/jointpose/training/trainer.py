@@ -23,6 +23,7 @@ cameras train both models.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -36,7 +37,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, mix_limbs, scale_bodies
-from jointpose.data.h36m import dataset_kind, load_dataset
+from jointpose.data.h36m import dataset_kind, keypoints_are_joints, load_dataset
 from jointpose.errors import JointposeError, first_line
 from jointpose.evaluation.evaluate import evaluate_model, format_table, with_provenance
 from jointpose.geometry.anatomy import bone_lengths
@@ -50,7 +51,7 @@ from jointpose.losses import (
     weighted_mpjpe,
 )
 from jointpose.model.loading import FORMAT, pose_weights
-from jointpose.model.predict import smoothing_sigma, uses_skeleton_fit
+from jointpose.model.predict import alignment_weight, smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, build_model, receptive_field
 from jointpose.motion.viewpoints import random_views
 from jointpose.safeio import atomic_path, atomic_write, check_limit, is_finite_number
@@ -132,6 +133,10 @@ class Trainer:
             normalization=config.normalization,
             dataset=config.dataset,
         )
+        if config.align_2d > 0 and not keypoints_are_joints(self.test_data, config.dataset):
+            # The alignment moves each joint to its own keypoint's ray: a converted layout's
+            # points (COCO, BlazePose) are not the joints, so the step stays off for them.
+            self.config = config = dataclasses.replace(config, align_2d=0.0)
         self.unlabelled_data = (
             load_dataset(
                 config.data_dir,
@@ -567,6 +572,8 @@ class Trainer:
             flip_test=False,
             skeleton_fit=uses_skeleton_fit(self.config.to_dict()),
             smooth=smoothing_sigma(self.config.to_dict()),
+            align=alignment_weight(self.config.to_dict()),
+            fps=self.test_data.fps,
         )
         return result.summary["average"]["p1"]
 
@@ -588,6 +595,8 @@ class Trainer:
             extra_metrics=plausibility_errors,
             skeleton_fit=fit,
             smooth=smooth,
+            align=alignment_weight(config),
+            fps=self.test_data.fps,
         )
         self.final_result = result  # predictions stay available to callers (demo, benchmarks)
         print(format_table(result.summary))
@@ -604,6 +613,7 @@ class Trainer:
             test_time_augmentation=config["test_time_augmentation"],
             skeleton_fit=fit,
             smooth=smooth,
+            align_2d=alignment_weight(config),
         )
         with atomic_write(self.folder / EVALUATION_FILE, "w", encoding="utf-8") as handle:
             json.dump(record, handle, indent=2)

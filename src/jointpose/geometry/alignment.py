@@ -1,0 +1,83 @@
+"""Aligning predicted poses with the 2D they were lifted from (an inference step).
+
+A network that lifts 2D to 3D places every joint across the image from its whole receptive
+field, and on people and motion it never saw it places them worse than the keypoints
+themselves say: the keypoint is where the joint is seen. :func:`align_to_rays` keeps what
+only the network knows, each joint's depth, filtered in time, and moves each joint across
+the image towards the point of its keypoint's ray at that depth:
+
+1. the keypoints' rays (undistorted ``(x - cx) / fx``, ``(y - cy) / fy``) are filtered in
+   time with a Gaussian of ``sigma`` frames, which takes out most of a detector's jitter;
+2. the root is placed in the camera by least squares on those rays
+   (:func:`jointpose.geometry.cameras.root_trajectory`), and its path filtered alike;
+3. each joint's depth relative to the root is filtered alike, and its camera-space x and y
+   move ``weight`` of the way to ``ray * depth``, where ``depth`` is its depth in the camera.
+
+The result is root-relative again. The filters read future frames, so the step is for
+offline models only. A frame whose fitted root or a joint lies less than
+:data:`MIN_DEPTH_M` in front of the camera (rays that no pose of that shape fits) keeps the
+network's x and y.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from jointpose.geometry.cameras import Camera, keypoint_pixels, normalize_keypoints, root_trajectory
+from jointpose.geometry.filters import check_sigma, smooth_poses
+
+ALIGN_WEIGHT_DEFAULT = 0.75  # share of the way to the rays; docs/tuning.md, "Aligning with the 2D"
+ALIGN_SIGMA_S = 0.08  # the filters' sigma in seconds (4 frames at 50 fps)
+MIN_DEPTH_M = 0.05  # a joint nearer the camera than this (or behind it) leaves its frame unaligned
+
+
+def check_weight(weight: float, name: str) -> float:
+    """``weight`` as a float in [0, 1], or a ValueError naming ``name``."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {weight}")
+    return float(weight)
+
+
+def align_to_rays(
+    poses: torch.Tensor, rays: torch.Tensor, weight: float, sigma: float, joints: Sequence[int] | None = None
+) -> torch.Tensor:
+    """Root-relative poses (frames, J, 3) metres, camera axes, moved ``weight`` (0-1) of the
+    way across the image to their keypoints' ``rays`` (frames, J, 2), undistorted normalised
+    image points, one per joint; ``sigma`` (frames) filters rays, root path and relative
+    depths first (see the module docstring). ``joints``: the joints whose keypoints are the
+    joints themselves, the only ones moved and used to place the root (default: all).
+    Returns root-relative poses like ``poses``."""
+    check_weight(weight, "align weight")
+    if weight == 0 or len(poses) == 0:
+        return poses
+    check_sigma(sigma, "align sigma")
+    work = poses.detach().to("cpu", torch.float64)
+    rays = smooth_poses(torch.as_tensor(rays, dtype=torch.float64), sigma)
+    moved = torch.ones(poses.shape[1], dtype=torch.float64)
+    if joints is not None:
+        moved = torch.zeros_like(moved).index_fill_(0, torch.as_tensor(list(joints), dtype=torch.long), 1.0)
+    fit_weights = moved.expand(len(poses), -1).numpy()
+    root = torch.from_numpy(root_trajectory(work.numpy(), rays.numpy(), fit_weights))
+    root = smooth_poses(root, sigma)
+    depth = smooth_poses(work[..., 2], sigma)  # relative to the root
+    absolute = depth + root[:, None, 2]
+    seen = rays * absolute[..., None] - root[:, None, :2]
+    usable = (absolute.amin(dim=1) > MIN_DEPTH_M) & (root[:, 2] > MIN_DEPTH_M) & torch.isfinite(seen).all(dim=(1, 2))
+    share = torch.where(usable, weight, 0.0)[:, None, None] * moved[:, None]
+    xy = share * torch.nan_to_num(seen) + (1 - share) * work[..., :2]
+    out = torch.cat([xy, depth[..., None]], dim=-1)
+    return (out - out[:, :1]).to(poses.device, poses.dtype)
+
+
+def rays_of(keypoints: np.ndarray, camera: Camera | None, normalization: str) -> np.ndarray | None:
+    """The undistorted image rays (frames, J, 2) of keypoints in a network's input
+    ``normalization`` seen by ``camera``; None when the camera has no intrinsics."""
+    if normalization == "intrinsics":
+        return np.asarray(keypoints, dtype=np.float64)
+    if camera is None or camera.focal_length is None or camera.center is None:
+        return None
+    pixels = keypoint_pixels(np.asarray(keypoints, dtype=np.float64), camera, normalization)
+    return normalize_keypoints(pixels, camera, "intrinsics")

@@ -1,0 +1,192 @@
+"""The inference step's alignment with the 2D: network depth kept, x and y towards the rays."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from jointpose.data.h36m import PoseSequence
+from jointpose.errors import JointposeError
+from jointpose.evaluation.evaluate import evaluate_model
+from jointpose.geometry.alignment import align_to_rays, rays_of
+from jointpose.geometry.cameras import Camera, h36m_cameras, normalize_keypoints, root_trajectory
+from jointpose.geometry.filters import smooth_poses
+from jointpose.inference.lifter import Lifter
+from jointpose.model.loading import load_model
+from jointpose.model.temporal import TemporalModel
+
+RNG = np.random.default_rng(3)
+FRAMES = 40
+# A body (root-relative, metres, camera axes) that turns and bends over the frames, and a root
+# that walks from 3 m to 6 m away across the image.
+_base = np.stack([RNG.uniform(-0.25, 0.25, 17), np.linspace(-0.9, 0.8, 17), RNG.uniform(-0.2, 0.2, 17)], -1)
+_base[0] = 0.0
+_angle = np.linspace(0.0, 1.2, FRAMES)
+_turn = np.stack(
+    [
+        np.stack([np.cos(_angle), np.zeros(FRAMES), np.sin(_angle)], -1),
+        np.tile([0.0, 1.0, 0.0], (FRAMES, 1)),
+        np.stack([-np.sin(_angle), np.zeros(FRAMES), np.cos(_angle)], -1),
+    ],
+    1,
+)
+POSES = np.einsum("fij,kj->fki", _turn, _base)
+ROOT = np.stack([np.linspace(-0.8, 0.8, FRAMES), np.full(FRAMES, 0.1), np.linspace(3.0, 6.0, FRAMES)], -1)
+CAMERA = Camera.from_focal_length(1920, 1080, 1400.0)
+RAYS = normalize_keypoints(CAMERA.project(POSES + ROOT[:, None]), CAMERA, "intrinsics")
+
+
+def _align(poses, rays, weight, sigma=0.0, joints=None):
+    return align_to_rays(torch.from_numpy(poses), torch.from_numpy(rays), weight, sigma, joints).numpy()
+
+
+def test_exact_poses_on_their_rays_stay_where_they_are():
+    for weight in (0.3, 1.0):
+        np.testing.assert_allclose(_align(POSES, RAYS, weight), POSES, atol=1e-9)
+
+
+def test_weight_one_lands_every_joint_on_its_ray_and_keeps_the_depths():
+    wrong = POSES.copy()
+    wrong[..., :2] += RNG.normal(0.0, 0.05, wrong[..., :2].shape)  # 5 cm off across the image
+    wrong -= wrong[:, :1]
+    out = _align(wrong, RAYS, 1.0)
+    np.testing.assert_allclose(out[..., 2], wrong[..., 2], atol=1e-12)  # depths as the network said
+    # Some root puts every joint of the output exactly on its keypoint's ray.
+    placed = out + root_trajectory(out, RAYS)[:, None]
+    np.testing.assert_allclose(placed[..., :2] / placed[..., 2:], RAYS, atol=1e-9)
+    assert np.abs(out - POSES).mean() < 0.2 * np.abs(wrong - POSES).mean()
+
+
+def test_a_partial_weight_moves_that_share_of_the_way():
+    wrong = POSES.copy()
+    wrong[..., 0] += 0.04
+    wrong -= wrong[:, :1]
+    full, half = _align(wrong, RAYS, 1.0), _align(wrong, RAYS, 0.5)
+    np.testing.assert_allclose(half, (full + wrong) / 2, atol=1e-12)
+    np.testing.assert_array_equal(_align(wrong, RAYS, 0.0), wrong)
+
+
+def test_the_filters_take_out_jitter_of_the_rays():
+    noisy = RAYS + RNG.normal(0.0, 3.0 / 1400.0, RAYS.shape)  # 3 px of white jitter
+    velocity = np.diff(POSES, axis=0)
+
+    def velocity_error(poses):
+        return np.linalg.norm(np.diff(poses, axis=0) - velocity, axis=-1).mean()
+
+    assert velocity_error(_align(POSES, noisy, 1.0, sigma=4.0)) < 0.4 * velocity_error(_align(POSES, noisy, 1.0))
+
+
+def test_frames_no_pose_in_front_of_the_camera_fits_keep_the_network():
+    rays = RAYS.copy()
+    rays[5] = 0.0  # every joint on the optical axis: no depth to fit
+    out = _align(POSES, rays, 1.0)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[5], POSES[5], atol=1e-12)
+    np.testing.assert_allclose(np.delete(out, 5, axis=0), np.delete(POSES, 5, axis=0), atol=1e-9)
+    with pytest.raises(ValueError, match="align weight"):
+        _align(POSES, RAYS, 1.5)
+
+
+def test_rays_of_undoes_the_input_normalisation_and_the_lens():
+    camera = h36m_cameras()["S1"][0]  # distorted
+    pixels = camera.project(POSES + np.array([0.0, 0.0, 5.0]))
+    truth = POSES[..., :2] / (POSES[..., 2:] + 5.0)
+    for normalization in ("screen", "intrinsics"):
+        kp = normalize_keypoints(pixels, camera, normalization)
+        np.testing.assert_allclose(rays_of(kp, camera, normalization), truth, atol=1e-7)
+    assert rays_of(pixels, Camera("blind", 100, 100), "screen") is None
+
+
+def test_evaluation_aligns_each_sequence_through_its_own_camera(monkeypatch):
+    """The evaluation's path: keypoints in screen units of a distorted Human3.6M camera, and a
+    stand-in network whose poses are 4 cm off across the image."""
+    import jointpose.evaluation.evaluate as evaluate
+
+    camera = h36m_cameras()["S1"][1]
+    kp = normalize_keypoints(camera.project(POSES + ROOT[:, None]), camera, "screen").astype(np.float32)
+    seq = PoseSequence("S1", "Walking", 1, camera, kp, POSES.astype(np.float32), ROOT.astype(np.float32))
+    network = POSES.copy()
+    network[..., :2] += RNG.normal(0.0, 0.04, network[..., :2].shape)
+    network -= network[:, :1]
+    monkeypatch.setattr(evaluate, "predict", lambda *args, **kwargs: torch.from_numpy(network).float())
+    model = TemporalModel([3, 3], channels=16).eval()
+    plain = evaluate_model(model, [seq], flip_test=False).predictions["S1/Walking/1"]
+    aligned = evaluate_model(model, [seq], flip_test=False, align=1.0, fps=25.0).predictions["S1/Walking/1"]
+    depth = smooth_poses(torch.from_numpy(network[..., 2]), 2.0).numpy()  # 80 ms at 25 fps
+    np.testing.assert_allclose(aligned[..., 2], depth, atol=1e-6)
+    assert np.abs(aligned[..., :2] - POSES[..., :2]).mean() < 0.3 * np.abs(plain[..., :2] - POSES[..., :2]).mean()
+
+
+def test_the_weight_travels_with_the_model_file_and_the_lifter_aligns(tmp_path, monkeypatch):
+    import jointpose.inference.lifter as lifter_module
+
+    lifter = Lifter(TemporalModel([3, 3], channels=16), align_2d=0.75)
+    path = lifter.save(tmp_path / "m.safetensors")
+    assert load_model(path, "cpu").align_2d == 0.75
+    assert Lifter.load(path, device="cpu").align_2d == 0.75
+    network = POSES.copy()
+    network[..., :2] += RNG.normal(0.0, 0.04, network[..., :2].shape)
+    network -= network[:, :1]
+    monkeypatch.setattr(lifter_module, "predict", lambda *args, **kwargs: torch.from_numpy(network).float())
+    pixels = CAMERA.project(POSES + ROOT[:, None])
+    off = Lifter(lifter.model).predict(pixels, camera=CAMERA)
+    on = Lifter(lifter.model, align_2d=1.0).predict(pixels, camera=CAMERA)
+    assumed = Lifter(lifter.model, align_2d=1.0).predict(pixels, image_size=(1920, 1080))
+    np.testing.assert_allclose(off, network, atol=1e-6)
+    error = np.abs(off - POSES)[..., :2].mean()
+    assert np.abs(on - POSES)[..., :2].mean() < 0.3 * error
+    assert np.abs(assumed - POSES)[..., :2].mean() < 0.5 * error  # through a guessed focal length
+
+
+def test_a_bad_weight_in_a_model_file_is_refused(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = Lifter(TemporalModel([3, 3], channels=16)).save(tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+    for value in ("2.5", '"x"', "nan"):
+        save_file(load_file(str(path)), str(tmp_path / "bad.safetensors"), metadata={**meta, "align_2d": value})
+        with pytest.raises(JointposeError, match="metadata 'align_2d' must be a number in \\[0, 1\\]"):
+            load_model(tmp_path / "bad.safetensors", "cpu")
+    old = {k: v for k, v in meta.items() if k != "align_2d"}
+    save_file(load_file(str(path)), str(tmp_path / "old.safetensors"), metadata=old)
+    assert load_model(tmp_path / "old.safetensors", "cpu").align_2d == 0.0
+    assert json.loads(meta["align_2d"]) == 0.0
+
+
+def test_the_training_flag_is_checked_and_a_converted_layout_turns_the_step_off():
+    from jointpose.data.h36m import Dataset, keypoints_are_joints
+    from jointpose.training.config import TrainConfig
+
+    assert TrainConfig(data_dir="d", checkpoint_dir="c").align_2d == 0.75
+    with pytest.raises(JointposeError, match="align_2d must be in \\[0, 1\\], got 1.5"):
+        TrainConfig(data_dir="d", checkpoint_dir="c", align_2d=1.5)
+    joints = Dataset([], (4, 5, 6), (1, 2, 3), 17, "gt", input_layout="h36m")
+    assert keypoints_are_joints(joints, "h36m")
+    assert not keypoints_are_joints(Dataset([], (1,), (2,), 17, "coco", input_layout="coco"), "h36m")
+    assert not keypoints_are_joints(joints, "humaneva15")
+
+
+def test_only_the_joints_named_move_and_place_the_root():
+    wrong = POSES.copy()
+    wrong[..., :2] += RNG.normal(0.0, 0.04, wrong[..., :2].shape)
+    wrong -= wrong[:, :1]
+    rays = RAYS.copy()
+    rays[:, 7:11] += 0.05  # the spine, thorax, neck and head's keypoints far off: not the joints
+    limbs = [2, 3, 5, 6, 12, 13, 15, 16]
+    out = _align(wrong, rays, 1.0, joints=limbs)
+    others = [j for j in range(17) if j not in limbs]
+    np.testing.assert_allclose(out[:, others, :2], wrong[:, others, :2] - out[:, :1, :2], atol=1e-12)
+    shins_forearms = ([2, 5, 12, 15], [3, 6, 13, 16])  # knee to ankle, elbow to wrist: both ends aligned
+
+    def error(poses):
+        return np.abs(
+            np.subtract(*(poses[:, j] for j in shins_forearms[::-1]))
+            - np.subtract(*(POSES[:, j] for j in shins_forearms[::-1]))
+        )[..., :2].mean()
+
+    assert error(out) < 0.3 * error(wrong)
+    placed = out + root_trajectory(out, RAYS, np.isin(np.arange(17), limbs)[None].repeat(FRAMES, 0) * 1.0)[:, None]
+    np.testing.assert_allclose(placed[:, limbs, :2] / placed[:, limbs, 2:], RAYS[:, limbs], atol=1e-9)
