@@ -84,7 +84,7 @@ def test_frames_no_pose_in_front_of_the_camera_fits_keep_the_network():
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out[5], POSES[5], atol=1e-12)
     np.testing.assert_allclose(np.delete(out, 5, axis=0), np.delete(POSES, 5, axis=0), atol=1e-9)
-    with pytest.raises(ValueError, match="align weight"):
+    with pytest.raises(JointposeError, match="align weight must be a number in \\[0, 1\\], got 1.5"):
         _align(POSES, RAYS, 1.5)
 
 

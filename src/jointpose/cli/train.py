@@ -155,6 +155,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         format_table,
         write_predictions,
     )
+    from jointpose.geometry.alignment import check_weight
     from jointpose.geometry.filters import check_sigma
     from jointpose.safeio import check_outputs
 
@@ -169,8 +170,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if args.raw:
             raise JointposeError("--raw shows the network alone, without a filter; leave out --smooth or --raw")
     if args.align_2d is not None:
-        if not 0.0 <= args.align_2d <= 1.0:
-            raise JointposeError(f"--align-2d must be in [0, 1], got {args.align_2d}")
+        check_weight(args.align_2d, "--align-2d")
         if args.raw:
             raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
     result = evaluate_checkpoint(

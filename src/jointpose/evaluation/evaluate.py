@@ -193,10 +193,11 @@ def evaluate_checkpoint(
 
     ``keypoints`` and ``subjects`` default to the checkpoint's (an exported model has none:
     ``cpn_ft_h36m_dbb`` and S9, S11). A joint-aware model runs its inference step on each
-    sequence (filter, alignment with the 2D, one consistent skeleton) unless ``raw``; ``smooth`` (frames) overrides the
-    model's filter and ``align_2d`` (0-1) its alignment with the 2D, for any model (the
-    baseline's too; the alignment needs keypoints that are the predicted joints). ``dataset`` (``h36m`` or
-    ``humaneva15``) defaults to the checkpoint's, else the one whose skeleton the model outputs.
+    sequence (filter, alignment with the 2D, one consistent skeleton) unless ``raw``;
+    ``smooth`` (frames) overrides the model's filter and ``align_2d`` (0-1) its alignment
+    with the 2D, for any model (the baseline's too; the alignment needs keypoints that are
+    the predicted joints). ``dataset`` (``h36m`` or ``humaneva15``) defaults to the
+    checkpoint's, else the one whose skeleton the model outputs.
     """
     from jointpose.evaluation.plausibility import plausibility_errors
 

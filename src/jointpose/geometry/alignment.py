@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import Camera, keypoint_pixels, normalize_keypoints, root_trajectory
 from jointpose.geometry.filters import check_sigma, smooth_poses
 
@@ -35,9 +36,9 @@ MIN_DEPTH_M = 0.05  # a joint nearer the camera than this (or behind it) leaves 
 
 
 def check_weight(weight: float, name: str) -> float:
-    """``weight`` as a float in [0, 1], or a ValueError naming ``name``."""
+    """``weight`` as a float in [0, 1], or a :class:`JointposeError` naming ``name``."""
     if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {weight}")
+        raise JointposeError(f"{name} must be a number in [0, 1], got {weight}")
     return float(weight)
 
 

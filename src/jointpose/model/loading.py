@@ -273,6 +273,6 @@ def align_weight_of(value: object, where: str) -> float:
     """The alignment weight (0-1) stored with a model (JSON text in a file's metadata), checked."""
     try:
         weight = float(json.loads(value) if isinstance(value, str) else value)  # type: ignore[arg-type]
-        return check_weight(weight, where)
     except (json.JSONDecodeError, TypeError, ValueError, OverflowError, RecursionError):
         raise JointposeError(f"{where} must be a number in [0, 1], got {brief(value)}") from None
+    return check_weight(weight, where)
