@@ -566,13 +566,14 @@ class Trainer:
 
     def quick_validation(self) -> float:
         """Test-set P1 (mm) without test-time augmentation, for the learning curve."""
+        config = self.config.to_dict()
         result = evaluate_model(
             self.evaluation_model(),
             self.test_data.sequences,
             flip_test=False,
-            skeleton_fit=uses_skeleton_fit(self.config.to_dict()),
-            smooth=smoothing_sigma(self.config.to_dict()),
-            align=alignment_weight(self.config.to_dict()),
+            skeleton_fit=uses_skeleton_fit(config),
+            smooth=smoothing_sigma(config),
+            align=alignment_weight(config),
             fps=self.test_data.fps,
         )
         return result.summary["average"]["p1"]
@@ -584,7 +585,7 @@ class Trainer:
         from jointpose.evaluation.plausibility import plausibility_errors
 
         config = self.config.to_dict()
-        fit, smooth = uses_skeleton_fit(config), smoothing_sigma(config)
+        fit, smooth, align = uses_skeleton_fit(config), smoothing_sigma(config), alignment_weight(config)
         result = evaluate_model(
             self.evaluation_model(),
             self.test_data.sequences,
@@ -595,7 +596,7 @@ class Trainer:
             extra_metrics=plausibility_errors,
             skeleton_fit=fit,
             smooth=smooth,
-            align=alignment_weight(config),
+            align=align,
             fps=self.test_data.fps,
         )
         self.final_result = result  # predictions stay available to callers (demo, benchmarks)
@@ -613,7 +614,7 @@ class Trainer:
             test_time_augmentation=config["test_time_augmentation"],
             skeleton_fit=fit,
             smooth=smooth,
-            align_2d=alignment_weight(config),
+            align_2d=align,
         )
         with atomic_write(self.folder / EVALUATION_FILE, "w", encoding="utf-8") as handle:
             json.dump(record, handle, indent=2)
