@@ -26,6 +26,7 @@ S6 fold of every setup, with the true intrinsics.
 
     python benchmarks/camera_generalisation.py                  # 4 folds, seed 0
     python benchmarks/camera_generalisation.py --folds S6 --bundled
+    python benchmarks/camera_generalisation.py --bundled-only      # the bundled models alone
 
 Cost: about 7 trainings per fold and seed at the protocol's small settings; see the
 printed time.
@@ -44,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jointpose.data.h36m import load_dataset
+from jointpose.data.h36m import alignment_joints, load_dataset
 from jointpose.evaluation.evaluate import evaluate_model
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera
@@ -159,6 +160,9 @@ def score(lifter: Lifter, data: Path, fold: str, downsample: int, focal_error: f
         keypoints_right=test.keypoints_right,
         skeleton_fit=lifter.skeleton_fit,
         smooth=lifter.smooth,
+        align=lifter.align_2d,
+        fps=test.fps,
+        align_joints=alignment_joints(test, "h36m"),
     )
     bones = np.array(skeleton.BONES)
 
@@ -183,6 +187,7 @@ def main() -> None:
     parser.add_argument("--subset", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bundled", action="store_true", help="also score the bundled models on S6")
+    parser.add_argument("--bundled-only", action="store_true", help="score the bundled models on S6, train nothing")
     parser.add_argument(
         "--models", default=None, help="only these models, comma-separated (random, random-screen, own:SETUP)"
     )
@@ -198,7 +203,9 @@ def main() -> None:
         "random-screen": ("ring", {"random_cameras": _ranges(), "normalization": "screen"}),
         **{f"own:{name}": (name, {}) for name in SETUPS},
     }
-    if args.models:
+    if args.bundled_only:
+        models, args.bundled = {}, True
+    elif args.models:
         wanted = set(args.models.split(","))
         if wanted - set(models):
             parser.error(f"--models: unknown {', '.join(sorted(wanted - set(models)))} (known: {', '.join(models)})")

@@ -7,13 +7,17 @@ import pytest
 import torch
 
 from jointpose.data.h36m import PoseSequence
+from jointpose.data.layouts import LIMB_JOINTS as LIMBS
+from jointpose.data.layouts import aligned_joints
 from jointpose.errors import JointposeError
 from jointpose.evaluation.evaluate import evaluate_model
 from jointpose.geometry.alignment import align_to_rays, rays_of
 from jointpose.geometry.cameras import Camera, h36m_cameras, normalize_keypoints, root_trajectory
 from jointpose.geometry.filters import smooth_poses
+from jointpose.geometry.skeleton import JOINT_NAMES
 from jointpose.inference.lifter import Lifter
 from jointpose.model.loading import load_model
+from jointpose.model.predict import alignment_sigma
 from jointpose.model.temporal import TemporalModel
 
 RNG = np.random.default_rng(3)
@@ -37,8 +41,8 @@ CAMERA = Camera.from_focal_length(1920, 1080, 1400.0)
 RAYS = normalize_keypoints(CAMERA.project(POSES + ROOT[:, None]), CAMERA, "intrinsics")
 
 
-def _align(poses, rays, weight, sigma=0.0, joints=None):
-    return align_to_rays(torch.from_numpy(poses), torch.from_numpy(rays), weight, sigma, joints).numpy()
+def _align(poses, rays, weight, sigma=0.0, joints=None, confidence=None):
+    return align_to_rays(torch.from_numpy(poses), torch.from_numpy(rays), weight, sigma, joints, confidence).numpy()
 
 
 def test_exact_poses_on_their_rays_stay_where_they_are():
@@ -156,17 +160,75 @@ def test_a_bad_weight_in_a_model_file_is_refused(tmp_path):
     assert json.loads(meta["align_2d"]) == 0.0
 
 
-def test_the_training_flag_is_checked_and_a_converted_layout_turns_the_step_off():
-    from jointpose.data.h36m import Dataset, keypoints_are_joints
+def test_the_training_flag_is_checked_and_a_converted_layout_aligns_the_limbs_only():
+    from jointpose.data.h36m import Dataset, alignment_joints
     from jointpose.training.config import TrainConfig
 
     assert TrainConfig(data_dir="d", checkpoint_dir="c").align_2d == 0.75
     with pytest.raises(JointposeError, match="align_2d must be in \\[0, 1\\], got 1.5"):
         TrainConfig(data_dir="d", checkpoint_dir="c", align_2d=1.5)
     joints = Dataset([], (4, 5, 6), (1, 2, 3), 17, "gt", input_layout="h36m")
-    assert keypoints_are_joints(joints, "h36m")
-    assert not keypoints_are_joints(Dataset([], (1,), (2,), 17, "coco", input_layout="coco"), "h36m")
-    assert not keypoints_are_joints(joints, "humaneva15")
+    assert alignment_joints(joints, "h36m") is None
+    for layout in ("coco", "blazepose"):
+        converted = Dataset([], (1,), (2,), 17, layout, input_layout=layout)
+        assert alignment_joints(converted, "h36m") == LIMBS
+    assert alignment_joints(joints, "humaneva15") == ()  # 17 keypoints for 15 joints
+
+
+def test_the_limb_joints_are_the_elbows_wrists_knees_and_ankles():
+    names = {JOINT_NAMES[j] for j in aligned_joints("coco17")}
+    assert names == {f"{s}{p}" for s in "LR" for p in ("Elbow", "Wrist", "Knee", "Foot")}
+    assert aligned_joints("body25") == aligned_joints("coco18") == LIMBS
+    assert aligned_joints("h36m17") is None
+    with pytest.raises(JointposeError, match="unknown keypoint layout 'mpii'"):
+        aligned_joints("mpii")
+
+
+def _network_off_by(scale: float) -> np.ndarray:
+    network = POSES.copy()
+    network[..., :2] += RNG.normal(0.0, scale, network[..., :2].shape)
+    return network - network[:, :1]
+
+
+def test_confidence_scales_the_share_and_a_guessed_keypoint_pulls_nothing():
+    wrong = _network_off_by(0.04)
+    ones = np.ones((FRAMES, 17))
+    np.testing.assert_allclose(_align(wrong, RAYS, 1.0, confidence=ones), _align(wrong, RAYS, 1.0), atol=1e-12)
+    # Half the confidence everywhere is half the weight (the root's least squares are unchanged).
+    np.testing.assert_allclose(_align(wrong, RAYS, 1.0, confidence=ones / 2), _align(wrong, RAYS, 0.5), atol=1e-9)
+    # The left wrist's keypoint lands 40 cm off, with confidence 0: nothing moves for it, the
+    # wrist keeps the network's place, the other limbs and the root are placed without it.
+    misplaced = RAYS.copy()
+    misplaced[:, 13] += 0.1
+    doubtful = ones.copy()
+    doubtful[:, 13] = 0.0
+    out = _align(wrong, misplaced, 1.0, joints=LIMBS, confidence=doubtful)
+    np.testing.assert_allclose(out, _align(wrong, RAYS, 1.0, joints=LIMBS, confidence=doubtful), atol=1e-9)
+    np.testing.assert_allclose(out[:, 13], wrong[:, 13], atol=1e-12)
+    trusted = _align(wrong, misplaced, 1.0, joints=LIMBS)
+    assert np.abs(trusted - POSES)[:, LIMBS].mean() > 2 * np.abs(out - POSES)[:, LIMBS].mean()
+    with pytest.raises(JointposeError, match=r"confidence must be \(frames, joints\)"):
+        _align(wrong, RAYS, 1.0, confidence=ones[:, :5])
+
+
+def test_the_lifter_aligns_a_converted_layouts_limbs_by_their_confidence(monkeypatch):
+    import jointpose.inference.lifter as lifter_module
+
+    network = _network_off_by(0.04)
+    monkeypatch.setattr(lifter_module, "predict", lambda *args, **kwargs: torch.from_numpy(network).float())
+    pixels = CAMERA.project(POSES + ROOT[:, None])
+    confidence = np.ones((FRAMES, 17, 1))
+    confidence[:, 16] = 0.0  # the right wrist: a guess
+    lifter = Lifter(TemporalModel([3, 3], channels=16), align_2d=1.0)
+    coco = lifter.predict(np.concatenate([pixels, confidence], -1), camera=CAMERA, source_layout="coco17")
+    sigma = alignment_sigma(lifter.fps)
+    np.testing.assert_allclose(coco, _align(network, RAYS, 1.0, sigma, LIMBS, confidence[..., 0]), atol=1e-5)
+    fixed = [j for j in range(17) if j not in LIMBS] + [16]
+    np.testing.assert_allclose(coco[:, fixed, :2], network[:, fixed, :2] - coco[:, :1, :2], atol=1e-5)
+    moved = [j for j in LIMBS if j != 16]
+    assert np.abs(coco[:, moved] - POSES[:, moved]).mean() < 0.5 * np.abs(network[:, moved] - POSES[:, moved]).mean()
+    every = lifter.predict(np.concatenate([pixels, confidence], -1), camera=CAMERA)  # Human3.6M-17 keypoints
+    np.testing.assert_allclose(every, _align(network, RAYS, 1.0, sigma, confidence=confidence[..., 0]), atol=1e-5)
 
 
 def test_only_the_joints_named_move_and_place_the_root():
@@ -190,3 +252,42 @@ def test_only_the_joints_named_move_and_place_the_root():
     assert error(out) < 0.3 * error(wrong)
     placed = out + root_trajectory(out, RAYS, np.isin(np.arange(17), limbs)[None].repeat(FRAMES, 0) * 1.0)[:, None]
     np.testing.assert_allclose(placed[:, limbs, :2] / placed[:, limbs, 2:], RAYS[:, limbs], atol=1e-9)
+
+
+def test_infer_aligns_coco_limbs_by_confidence_and_takes_align_2d(tmp_path, capsys):
+    from h36m_files import cli
+    from jointpose.cli import main
+    from jointpose.data.keypoints import load_keypoints
+
+    base = CAMERA.project(POSES + ROOT[:, None])  # a body's Human3.6M-17 joints, for a COCO-17 track
+    coco = np.zeros((FRAMES, 17, 3))
+    names = ("nose", None, None, None, None, "LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist")
+    names += ("LHip", "RHip", "LKnee", "RKnee", "LFoot", "RFoot")
+    for i, name in enumerate(names):
+        coco[:, i, :2] = base[:, JOINT_NAMES.index(name if name not in ("nose", None) else "Head")]
+    coco[:, 1:5, :2] += [[-8, -6], [8, -6], [-14, 0], [14, 0]]  # eyes and ears about the head
+    coco[..., 2] = np.linspace(0.4, 1.0, FRAMES)[:, None]
+    entries = [
+        {"image_id": f, "category_id": 1, "score": 0.9, "keypoints": coco[f].ravel().tolist()} for f in range(FRAMES)
+    ]
+    (tmp_path / "dets.json").write_text(json.dumps(entries))
+    flags = "--image-size 1920 1080 --focal-length 1400 --no-progress"
+    outputs = {}
+    for name, extra in (("default", ""), ("off", " --align-2d 0"), ("full", " --align-2d 1")):
+        out = tmp_path / f"{name}.npz"
+        assert main(cli("infer", flags + extra, tmp_path / "dets.json", o=out)) == 0
+        outputs[name] = np.load(out)["poses_3d"]
+    keypoints = load_keypoints(tmp_path / "dets.json")
+    assert keypoints.source_layout == "coco17"
+    for name, weight in (("default", 0.75), ("off", 0.0), ("full", 1.0)):
+        lifter = Lifter.from_pretrained("offline", device="cpu")
+        assert lifter.align_2d == 0.75
+        lifter.align_2d = weight
+        expected = lifter.predict(keypoints.points, camera=CAMERA, source_layout="coco17")
+        np.testing.assert_allclose(outputs[name], expected, atol=1e-5)
+    assert np.abs(outputs["default"] - outputs["off"]).max() > 1e-3  # the step ran
+    capsys.readouterr()
+    for bad, message in (("--align-2d 1.5", "--align-2d must be a number in"), ("--align-2d 0.5 --raw", "--raw shows")):
+        assert main(cli("infer", f"{flags} {bad}", tmp_path / "dets.json", o=tmp_path / "bad.npz")) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad.npz").exists()

@@ -161,8 +161,9 @@ def test_alignment_with_the_2d_is_stored_and_applied(h36m_dir, tmp_path):
         1,
         0,
     ]
-    # On noise-free 2D the rays are where the joints are: the further the alignment, the closer.
-    assert runs["full"]["average"]["p1"] < runs["default"]["average"]["p1"] < runs["none"]["average"]["p1"]
+    # On noise-free 2D the rays are where the joints are: the further the alignment, the closer
+    # the shape (P2; after one epoch P1 is mostly the network's depth, which the step keeps).
+    assert runs["full"]["average"]["p2"] < runs["default"]["average"]["p2"] < runs["none"]["average"]["p2"]
     for bad in ("--align-2d 1.5", "--align-2d 0.5 --raw"):
         assert main(cli("evaluate", f"-k gt -ste S9 {bad}", data_dir=h36m_dir, checkpoint=tmp_path / "ck")) == 2
     assert main(_args(h36m_dir, tmp_path / "bad", "--align-2d", "-0.1")) == 2

@@ -474,6 +474,10 @@ def test_missing_mediapipe_names_the_extra(monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'pip install "jointpose[video]"' in err
     assert not (tmp_path / "out.bvh").exists()
+    # A bad --align-2d is named before the detector is looked for.
+    bad = ["video", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "out.bvh"), "--align-2d", "2", "--no-progress"]
+    assert main(bad) == 2
+    assert capsys.readouterr().err.strip() == "jointpose video: error: --align-2d must be a number in [0, 1], got 2.0"
 
 
 def test_bad_options_are_refused_before_any_work(counter_video):

@@ -88,6 +88,31 @@ def add_height_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_align_arg(p: argparse.ArgumentParser) -> None:
+    """The ``--align-2d`` flag of ``infer`` and ``video``."""
+    p.add_argument(
+        "--align-2d",
+        type=float,
+        default=None,
+        metavar="WEIGHT",
+        help="how far (0-1) an offline model moves each joint across the image to its keypoint, keeping its "
+        "depth (only the elbows, wrists, knees and ankles of a detector's keypoints); 0 = off "
+        "(default: the model's own, 0.75 for the bundled offline models)",
+    )
+
+
+def alignment_of(args: argparse.Namespace, model_weight: float) -> float:
+    """The alignment weight a run uses: ``--align-2d`` (checked), else the model's; 0 with ``--raw``."""
+    from jointpose.geometry.alignment import check_weight
+
+    if args.align_2d is None:
+        return 0.0 if getattr(args, "raw", False) else model_weight
+    check_weight(args.align_2d, "--align-2d")
+    if getattr(args, "raw", False):
+        raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
+    return args.align_2d
+
+
 def one_line(text: str) -> str:
     """``text`` on one line: line breaks (a file's key or name may hold them) shown escaped."""
     return text.replace("\r", "\\r").replace("\n", "\\n")

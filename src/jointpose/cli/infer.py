@@ -6,7 +6,7 @@ import argparse
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from jointpose.cli.common import add_camera_args, add_height_arg, files_in, model_file
+from jointpose.cli.common import add_align_arg, add_camera_args, add_height_arg, alignment_of, files_in, model_file
 from jointpose.errors import JointposeError, JointposeWarning
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ def add_infer_parser(verbs: Any) -> None:
         action="store_true",
         help="the network's output alone (no temporal filter, alignment with the 2D or consistent-skeleton fit)",
     )
+    add_align_arg(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_infer)
@@ -82,13 +83,12 @@ def cmd_infer(args: argparse.Namespace) -> None:
     lifter.flip_test = args.tta
     lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
     lifter.smooth = 0.0 if args.raw else lifter.smooth
+    lifter.align_2d = alignment_of(args, lifter.align_2d)
     with warnings.catch_warnings():  # its notes are printed below, once
         warnings.simplefilter("ignore", JointposeWarning)
         keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
     for note in keypoints.notes:
         print(note)
-    # The alignment moves each joint to its own keypoint's ray: converted layouts' points are not the joints.
-    lifter.align_2d = 0.0 if args.raw or keypoints.source_layout != "h36m17" else lifter.align_2d
     video = args.video
     if args.fps is not None and abs(args.fps - lifter.fps) > 1e-6:
         keypoints = resample_keypoints(keypoints, args.fps, lifter.fps)
@@ -107,7 +107,13 @@ def cmd_infer(args: argparse.Namespace) -> None:
             f"({lifter.receptive_field}); the sequence is edge-padded"
         )
     camera = camera_from_args(args, size)
-    poses = lifter.predict(keypoints.xy, size, camera=camera, progress=args.progress)
+    poses = lifter.predict(
+        keypoints.points,
+        size,
+        camera=camera,
+        progress=args.progress,
+        source_layout=keypoints.source_layout,
+    )
     print("\n".join(camera_notes(lifter, camera)))
     trajectory = None
     if camera is not None or lifter.places_root_without_camera:

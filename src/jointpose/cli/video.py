@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jointpose.cli.common import add_camera_args, add_height_arg
+from jointpose.cli.common import add_align_arg, add_camera_args, add_height_arg, alignment_of
 
 
 def add_video_parser(verbs: Any) -> None:
@@ -33,6 +33,7 @@ def add_video_parser(verbs: Any) -> None:
         help="follow the person nearest to this point (pixels) of the first frames (default: the largest in the image)",
     )
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
+    add_align_arg(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_video)
@@ -53,8 +54,10 @@ def cmd_video(args: argparse.Namespace) -> None:
         {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
         {"input": args.input},
     )
+    alignment_of(args, 0.0)  # checked before the slow part
     require_mediapipe()
     lifter = Lifter.from_pretrained("video-causal" if args.causal else "video", device=args.device)
+    lifter.align_2d = alignment_of(args, lifter.align_2d)
     with nullcontext() if args.debug else native_logs_hidden():  # MediaPipe's own log lines, shown with --debug
         result = lift_video(
             args.input,

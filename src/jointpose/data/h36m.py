@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from jointpose.data.layouts import LIMB_JOINTS
 from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import (
@@ -99,11 +100,19 @@ class Dataset:
         return sum(len(s.keypoints) for s in self.sequences)
 
 
-def keypoints_are_joints(data: Dataset, dataset: str) -> bool:
-    """Whether ``data``'s 2D keypoints are the predicted joints themselves, one per joint in
-    their order (Human3.6M's layout, as many as ``dataset``'s skeleton has joints): what a
-    step that compares each keypoint with its joint needs."""
-    return data.input_layout == "h36m" and data.num_keypoints == dataset_kind(dataset).skeleton.num_joints
+def alignment_joints(data: Dataset, dataset: str) -> tuple[int, ...] | None:
+    """The predicted joints that ``data``'s 2D keypoints mark where they are, those the
+    alignment with the 2D may move: None (every one) where the keypoints are the joints
+    themselves, one per joint in their order (Human3.6M's layout, as many as ``dataset``'s
+    skeleton has joints); the limb joints (:data:`jointpose.data.layouts.LIMB_JOINTS`) where
+    they were converted to Human3.6M-17 from a detector's points (``data build --input-layout
+    coco|blazepose``); none, ``()``, otherwise."""
+    joints = dataset_kind(dataset).skeleton.num_joints
+    if data.num_keypoints != joints:
+        return ()
+    if data.input_layout == "h36m":
+        return None
+    return LIMB_JOINTS if joints == skeleton.NUM_JOINTS else ()
 
 
 def action_group(action: str) -> str:

@@ -75,6 +75,11 @@ class Keypoints2D:
     def num_frames(self) -> int:
         return len(self.xy)
 
+    @property
+    def points(self) -> np.ndarray:
+        """(F, 17, 3): ``xy`` with ``confidence`` as a third column, as :meth:`Lifter.predict` reads them."""
+        return np.concatenate([self.xy, self.confidence[..., None]], axis=-1)
+
 
 def require_image_size(image_size: tuple[int, int] | None, path: str | Path) -> tuple[int, int]:
     """Check the (width, height) in pixels needed to normalise pixel keypoints read from ``path``."""

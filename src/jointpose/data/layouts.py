@@ -97,6 +97,23 @@ LAYOUT_TITLES = {
     "h36m17": "Human3.6M-17",
 }
 
+# The Human3.6M joints whose converted keypoint is the detector's point for that joint itself:
+# elbows, wrists, knees and ankles. A detector's hips and shoulders sit elsewhere on the body
+# than Human3.6M's joints (BlazePose's hips ~190 mm apart against ~250), and the rest are built.
+LIMB_JOINTS = tuple(
+    skeleton.JOINT_NAMES.index(f"{side}{part}") for side in "LR" for part in ("Elbow", "Wrist", "Knee", "Foot")
+)
+
+
+def aligned_joints(layout: str) -> tuple[int, ...] | None:
+    """The Human3.6M-17 joints that keypoints converted from ``layout`` (a :data:`LAYOUTS`
+    name) mark where they are, the joints the alignment with the 2D may move: None (every
+    joint) for Human3.6M-17 itself, :data:`LIMB_JOINTS` for a detector's layout."""
+    if layout not in LAYOUTS:
+        raise JointposeError(f"unknown keypoint layout {layout!r}; one of {', '.join(LAYOUTS)}")
+    return None if layout == "h36m17" else LIMB_JOINTS
+
+
 Recipe = dict[str, float]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jointpose.data.h36m import DATASETS, PoseSequence, dataset_kind, keypoints_are_joints, load_dataset
+from jointpose.data.h36m import DATASETS, PoseSequence, alignment_joints, dataset_kind, load_dataset
 from jointpose.errors import JointposeError
 from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.geometry import skeleton
@@ -82,6 +82,7 @@ def evaluate_model(
     smooth: float = 0.0,
     align: float = 0.0,
     fps: float = 50.0,
+    align_joints: Sequence[int] | None = None,
 ) -> Evaluation:
     """Predict every sequence and pool its errors per action group (and subject).
 
@@ -92,8 +93,10 @@ def evaluate_model(
     ``smooth`` (frames) Gaussian-filters each predicted sequence first
     (:func:`jointpose.geometry.filters.smooth_poses`); ``align`` (0-1) then moves it that
     share of the way to each sequence's keypoint rays, seen by its camera, with the filters of
-    a sequence at ``fps`` frames per second (:func:`jointpose.geometry.alignment.align_to_rays`;
-    the keypoints must be the predicted joints).
+    a sequence at ``fps`` frames per second, moving ``align_joints`` (default all: the
+    keypoints are the predicted joints; :func:`jointpose.data.h36m.alignment_joints`) by their
+    keypoints' confidence where the keypoints carry one
+    (:func:`jointpose.geometry.alignment.align_to_rays`).
     """
     actions: dict[str, ErrorPool] = defaultdict(ErrorPool)
     subjects: dict[str, dict[str, ErrorPool]] = defaultdict(lambda: defaultdict(ErrorPool))
@@ -110,6 +113,7 @@ def evaluate_model(
             rays=rays_of(seq.keypoints, seq.camera, seq.normalization) if align > 0 else None,
             align=align,
             align_sigma=alignment_sigma(fps),
+            align_joints=align_joints,
         )
         predictions[seq.key] = pred.numpy()
         target = torch.from_numpy(seq.poses_3d)
@@ -195,8 +199,8 @@ def evaluate_checkpoint(
     ``cpn_ft_h36m_dbb`` and S9, S11). A joint-aware model runs its inference step on each
     sequence (filter, alignment with the 2D, one consistent skeleton) unless ``raw``;
     ``smooth`` (frames) overrides the model's filter and ``align_2d`` (0-1) its alignment
-    with the 2D, for any model (the baseline's too; the alignment needs keypoints that are
-    the predicted joints). ``dataset`` (``h36m`` or ``humaneva15``) defaults to the
+    with the 2D, for any model (the baseline's too; it moves the joints the keypoints mark,
+    :func:`jointpose.data.h36m.alignment_joints`). ``dataset`` (``h36m`` or ``humaneva15``) defaults to the
     checkpoint's, else the one whose skeleton the model outputs.
     """
     from jointpose.evaluation.plausibility import plausibility_errors
@@ -236,7 +240,8 @@ def evaluate_checkpoint(
         )
     fit = default_fit and not raw
     align = loaded.align_2d if align_2d is None else align_2d
-    align = 0.0 if raw or not keypoints_are_joints(data, dataset) else align
+    joints = alignment_joints(data, dataset)
+    align = 0.0 if raw or joints == () else align
     if raw:
         smooth = 0.0
     elif smooth is None:
@@ -253,6 +258,7 @@ def evaluate_checkpoint(
         smooth=smooth,
         align=align,
         fps=data.fps,
+        align_joints=joints,
     )
     for key, prediction in result.predictions.items():
         check_finite(prediction, f"{checkpoint}: the prediction for {key}")

@@ -13,6 +13,12 @@ the image towards the point of its keypoint's ray at that depth:
 3. each joint's depth relative to the root is filtered alike, and its camera-space x and y
    move ``weight`` of the way to ``ray * depth``, where ``depth`` is its depth in the camera.
 
+Only the joints that the keypoints mark themselves move (``joints``: all for Human3.6M-17
+2D, the limb joints for 2D converted from a detector's points,
+:func:`jointpose.data.layouts.aligned_joints`), each by ``weight`` times its keypoint's
+``confidence`` (filtered alike), so an occluded joint the detector only guessed keeps the
+network's place; the root is placed on those joints, weighted the same way.
+
 The result is root-relative again. The filters read future frames, so the step is for
 offline models only. A frame whose fitted root or a joint lies less than
 :data:`MIN_DEPTH_M` in front of the camera (rays that no pose of that shape fits) keeps the
@@ -43,14 +49,20 @@ def check_weight(weight: float, name: str) -> float:
 
 
 def align_to_rays(
-    poses: torch.Tensor, rays: torch.Tensor, weight: float, sigma: float, joints: Sequence[int] | None = None
+    poses: torch.Tensor,
+    rays: torch.Tensor,
+    weight: float,
+    sigma: float,
+    joints: Sequence[int] | None = None,
+    confidence: np.ndarray | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Root-relative poses (frames, J, 3) metres, camera axes, moved ``weight`` (0-1) of the
     way across the image to their keypoints' ``rays`` (frames, J, 2), undistorted normalised
     image points, one per joint; ``sigma`` (frames) filters rays, root path and relative
     depths first (see the module docstring). ``joints``: the joints whose keypoints are the
     joints themselves, the only ones moved and used to place the root (default: all).
-    Returns root-relative poses like ``poses``."""
+    ``confidence`` (frames, J) in [0, 1]: each keypoint's, scaling its joint's share and its
+    weight in placing the root (default: 1). Returns root-relative poses like ``poses``."""
     check_weight(weight, "align weight")
     if weight == 0 or len(poses) == 0:
         return poses
@@ -60,14 +72,21 @@ def align_to_rays(
     moved = torch.ones(poses.shape[1], dtype=torch.float64)
     if joints is not None:
         moved = torch.zeros_like(moved).index_fill_(0, torch.as_tensor(list(joints), dtype=torch.long), 1.0)
-    fit_weights = moved.expand(len(poses), -1).numpy()
-    root = torch.from_numpy(root_trajectory(work.numpy(), rays.numpy(), fit_weights))
+    trust = moved.expand(len(poses), -1)
+    if confidence is not None:
+        given = torch.as_tensor(confidence, dtype=torch.float64)
+        if given.shape != poses.shape[:2]:
+            raise JointposeError(
+                f"confidence must be (frames, joints) {tuple(poses.shape[:2])}, got {tuple(given.shape)}"
+            )
+        trust = trust * smooth_poses(given.nan_to_num(0.0).clamp(0.0, 1.0)[..., None], sigma)[..., 0]
+    root = torch.from_numpy(root_trajectory(work.numpy(), rays.numpy(), trust.numpy()))
     root = smooth_poses(root, sigma)
     depth = smooth_poses(work[..., 2], sigma)  # relative to the root
     absolute = depth + root[:, None, 2]
     seen = rays * absolute[..., None] - root[:, None, :2]
     usable = (absolute.amin(dim=1) > MIN_DEPTH_M) & (root[:, 2] > MIN_DEPTH_M) & torch.isfinite(seen).all(dim=(1, 2))
-    share = torch.where(usable, weight, 0.0)[:, None, None] * moved[:, None]
+    share = torch.where(usable, weight, 0.0)[:, None, None] * trust[..., None]
     xy = share * torch.nan_to_num(seen) + (1 - share) * work[..., :2]
     out = torch.cat([xy, depth[..., None]], dim=-1)
     return (out - out[:, :1]).to(poses.device, poses.dtype)

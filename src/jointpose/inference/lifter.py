@@ -6,8 +6,9 @@
     poses = lifter.predict(keypoints, camera=camera)   # the lens known: the right size and depth
     root = lifter.predict_trajectory(keypoints, camera=camera)  # (frames, 3) metres, camera space
 
-Input keypoints are (frames, 17, 2 or 3) PIXELS in the Human3.6M-17 order (a third column,
-a confidence, is ignored; convert detector formats with :mod:`jointpose.data.keypoints`).
+Input keypoints are (frames, 17, 2 or 3) PIXELS in the Human3.6M-17 order (a third column is
+each keypoint's confidence, which only the alignment with the 2D reads; convert detector
+formats with :mod:`jointpose.data.keypoints`, and pass their ``source_layout``).
 Output is camera space - x right, y down, z forward - in metres, relative to the root
 joint (index 0, exactly zero).
 
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jointpose.data.layouts import aligned_joints
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import check_weight, rays_of
@@ -97,7 +99,8 @@ class Lifter:
                 ``"intrinsics"`` (:func:`jointpose.geometry.cameras.normalize_keypoints`).
             align_2d: move each joint this share (0-1) of the way across the image to its
                 keypoint's ray, keeping the network's depth (offline models with a known or
-                assumed camera; :func:`jointpose.geometry.alignment.align_to_rays`).
+                assumed camera; only the joints the keypoints mark themselves, each by its
+                keypoint's confidence; :func:`jointpose.geometry.alignment.align_to_rays`).
         """
         self.model = model.eval()
         self.skeleton_fit = skeleton_fit
@@ -286,18 +289,24 @@ class Lifter:
         camera: Camera | None = None,
         normalized: bool = False,
         progress: bool = False,
+        source_layout: str = "h36m17",
     ) -> np.ndarray | list[np.ndarray]:
         """Lift 2D keypoint sequences to 3D.
 
         Args:
             keypoints: (frames, J, 2 or 3) keypoints in the model's input layout (Human3.6M-17
-                for the bundled models; a third column, a confidence, is ignored), pixels unless
-                ``normalized``; or a list of such sequences.
+                for the bundled models; a third column, each keypoint's confidence in [0, 1],
+                weighs the alignment with the 2D), pixels unless ``normalized``; or a list of
+                such sequences.
             image_size: (width, height) in pixels, for pixel input without ``camera``.
             camera: the camera the keypoints were seen with (intrinsics in pixels); without it
                 an ``"intrinsics"`` model assumes :data:`DEFAULT_FOV_DEG` degrees.
             normalized: the keypoints are already in the model's input coordinates.
             progress: show a progress bar over long sequences.
+            source_layout: the layout the keypoints were converted from (a
+                :data:`jointpose.data.layouts.LAYOUTS` name, ``Keypoints2D.source_layout``):
+                the alignment with the 2D moves only the joints such keypoints mark
+                (:func:`jointpose.data.layouts.aligned_joints`).
 
         Returns:
             (frames, 17, 3) poses in metres, camera axes (x right, y down, z forward), root
@@ -308,7 +317,10 @@ class Lifter:
         """
         if isinstance(keypoints, (list, tuple)):
             return [
-                self.predict(k, image_size, camera=camera, normalized=normalized, progress=progress) for k in keypoints
+                self.predict(
+                    k, image_size, camera=camera, normalized=normalized, progress=progress, source_layout=source_layout
+                )
+                for k in keypoints
             ]
         kp = self.normalize(keypoints, image_size, normalized, camera)
         poses = predict(
@@ -321,10 +333,12 @@ class Lifter:
             progress=progress,
         )
         smooth = 0.0 if self.causal else self.smooth
-        rays = None
+        rays = confidence = None
         if self.align_2d > 0 and not self.causal:
             seen_by = camera if camera is not None or normalized else self.assumed_camera
             rays = rays_of(kp, seen_by, self.normalization)
+            if np.shape(keypoints)[2] == 3:
+                confidence = np.nan_to_num(np.asarray(keypoints, dtype=np.float64)[..., 2])
         poses = inference_step(
             poses,
             smooth=smooth,
@@ -333,6 +347,8 @@ class Lifter:
             rays=rays,
             align=self.align_2d,
             align_sigma=alignment_sigma(self.fps),
+            align_joints=aligned_joints(source_layout),
+            confidence=confidence,
         ).numpy()
         check_finite(poses, "the predicted 3D poses")
         return poses

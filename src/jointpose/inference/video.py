@@ -151,24 +151,28 @@ def lift_video(
     t0 = time.perf_counter()
     centre = np.array(clip.size, dtype=np.float64) / 2.0
 
-    def lift_part(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Poses and trajectory at the video's rate for a stretch of the 2D track (pixels)."""
-        at_model_rate = resample(xy, clip.fps, lifter.fps) if model_rate else xy
-        seen = centre + scale * (at_model_rate - centre)
-        poses = lifter.predict(seen, clip.size, camera=None if screen else camera, progress=progress)
+    def lift_part(points: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Poses and trajectory at the video's rate for a stretch of the 2D track (pixels and
+        confidence)."""
+        count = len(points)
+        at_model_rate = resample(points, clip.fps, lifter.fps) if model_rate else points
+        seen = np.concatenate([centre + scale * (at_model_rate[..., :2] - centre), at_model_rate[..., 2:]], axis=-1)
+        poses = lifter.predict(
+            seen, clip.size, camera=None if screen else camera, progress=progress, source_layout=track.source_layout
+        )
         trajectory = None
         if camera is not None:
             trajectory = lifter.predict_trajectory(at_model_rate, camera=camera, poses=poses)
         elif lifter.places_root_without_camera:  # a trajectory model, or the camera the poses assumed
             trajectory = lifter.predict_trajectory(seen, clip.size, poses=poses)
         if model_rate:
-            poses = resample_poses(poses, lifter.fps, clip.fps, len(xy))
-            trajectory = None if trajectory is None else resample(trajectory, lifter.fps, clip.fps, len(xy))
+            poses = resample_poses(poses, lifter.fps, clip.fps, count)
+            trajectory = None if trajectory is None else resample(trajectory, lifter.fps, clip.fps, count)
         return poses, trajectory
 
     # Lifted apart where the track may have moved to another person: no pose mixes two
     # people's 2D, and each gets their own bone lengths (the skeleton fit).
-    lifted = [lift_part(track.xy[part]) for part in person_parts(clip.count, detections.switches)]
+    lifted = [lift_part(track.points[part]) for part in person_parts(clip.count, detections.switches)]
     poses = np.concatenate([part[0] for part in lifted])
     trajectory = None if lifted[0][1] is None else np.concatenate([part[1] for part in lifted])
     if model_rate:

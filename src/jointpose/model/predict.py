@@ -88,16 +88,19 @@ def inference_step(
     rays: np.ndarray | torch.Tensor | None = None,
     align: float = 0.0,
     align_sigma: float = 0.0,
+    align_joints: Sequence[int] | None = None,
+    confidence: np.ndarray | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The joint-aware method's steps after the network, on one predicted sequence (frames,
     17, 3) in metres: the temporal filter (sigma ``smooth`` frames); the alignment with the
     2D, ``align`` (0-1) of the way to the keypoints' ``rays`` (frames, 17, 2) with filters of
-    ``align_sigma`` frames (:func:`jointpose.geometry.alignment.align_to_rays`; offline
-    models only, skipped without rays); then one consistent skeleton when ``skeleton_fit``
-    (``causal``: bone lengths from past frames only)."""
+    ``align_sigma`` frames, moving ``align_joints`` (default all) by their keypoints'
+    ``confidence`` (frames, 17; default 1) (:func:`jointpose.geometry.alignment.align_to_rays`;
+    offline models only, skipped without rays); then one consistent skeleton when
+    ``skeleton_fit`` (``causal``: bone lengths from past frames only)."""
     poses = smooth_poses(poses, smooth)
     if align > 0 and rays is not None and not causal and rays.shape[:2] == poses.shape[:2]:
-        poses = align_to_rays(poses, torch.as_tensor(rays), align, align_sigma)
+        poses = align_to_rays(poses, torch.as_tensor(rays), align, align_sigma, align_joints, confidence)
     return fit_skeleton(poses, causal=causal) if skeleton_fit else poses
 
 

@@ -37,7 +37,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, mix_limbs, scale_bodies
-from jointpose.data.h36m import dataset_kind, keypoints_are_joints, load_dataset
+from jointpose.data.h36m import alignment_joints, dataset_kind, load_dataset
 from jointpose.errors import JointposeError, first_line
 from jointpose.evaluation.evaluate import evaluate_model, format_table, with_provenance
 from jointpose.geometry.anatomy import bone_lengths
@@ -133,9 +133,10 @@ class Trainer:
             normalization=config.normalization,
             dataset=config.dataset,
         )
-        if config.align_2d > 0 and not keypoints_are_joints(self.test_data, config.dataset):
-            # The alignment moves each joint to its own keypoint's ray: a converted layout's
-            # points (COCO, BlazePose) are not the joints, so the step stays off for them.
+        # The alignment moves each joint to its own keypoint's ray: all of them where the 2D is
+        # the joints, the limbs where it was converted from COCO's or BlazePose's points.
+        self.align_joints = alignment_joints(self.test_data, config.dataset)
+        if config.align_2d > 0 and self.align_joints == ():
             self.config = config = dataclasses.replace(config, align_2d=0.0)
         self.unlabelled_data = (
             load_dataset(
@@ -575,6 +576,7 @@ class Trainer:
             smooth=smoothing_sigma(config),
             align=alignment_weight(config),
             fps=self.test_data.fps,
+            align_joints=self.align_joints,
         )
         return result.summary["average"]["p1"]
 
@@ -598,6 +600,7 @@ class Trainer:
             smooth=smooth,
             align=align,
             fps=self.test_data.fps,
+            align_joints=self.align_joints,
         )
         self.final_result = result  # predictions stay available to callers (demo, benchmarks)
         print(format_table(result.summary))
