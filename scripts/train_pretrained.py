@@ -207,9 +207,14 @@ def main() -> int:
                 half.model, sequences, extra_metrics=plausibility_errors, skeleton_fit=True, smooth=half.smooth, **step
             )
         )
-        full = evaluate_model(lifter.model, sequences, skeleton_fit=lifter.skeleton_fit, smooth=lifter.smooth, **step)
-        deviation = (
-            float(
+        print(f"\n{name} model on held-out {TEST[0]} (float16 weights):\n{format_table(result.summary)}")
+        print(f"the network alone (no temporal filter, no consistent skeleton):\n{format_table(raw.summary)}")
+        deviation = None  # a rescored model's float32 weights are no longer at hand
+        if not args.rescore:
+            full = evaluate_model(
+                lifter.model, sequences, skeleton_fit=lifter.skeleton_fit, smooth=lifter.smooth, **step
+            )
+            deviation = 1000 * float(
                 np.mean(
                     [
                         np.linalg.norm(result.predictions[k] - full.predictions[k], axis=-1).mean()
@@ -217,18 +222,16 @@ def main() -> int:
                     ]
                 )
             )
-            * 1000
-        )
-        print(f"\n{name} model on held-out {TEST[0]} (float16 weights):\n{format_table(result.summary)}")
-        print(f"the network alone (no temporal filter, no consistent skeleton):\n{format_table(raw.summary)}")
-        print(f"float16 vs float32 weights: mean deviation {deviation:.3f} mm; file {path.stat().st_size / 1e6:.2f} MB")
+            print(f"float16 vs float32 weights: mean deviation {deviation:.3f} mm")
+        print(f"file {path.stat().st_size / 1e6:.2f} MB")
         # Read just before writing: another run may have updated the other model's entry.
         card = json.loads(card_path.read_text()) if card_path.exists() else {}
         # A rescored model keeps the record of its training: how it trained, and its float16
-        # weights' deviation from the float32 ones (no longer at hand).
+        # weights' deviation from the float32 ones.
         previous = card.get(name, {}) if args.rescore else {}
         record = previous.get("training")
-        deviation = previous.get("float16_deviation_mm", deviation)
+        if deviation is None:
+            deviation = previous.get("float16_deviation_mm")
         card[name] = {
             "file": path.name,
             "size_mb": round(path.stat().st_size / 1e6, 2),

@@ -54,10 +54,9 @@ def cmd_video(args: argparse.Namespace) -> None:
         {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
         {"input": args.input},
     )
-    alignment_of(args, 0.0)  # checked before the slow part
-    require_mediapipe()
     lifter = Lifter.from_pretrained("video-causal" if args.causal else "video", device=args.device)
-    lifter.align_2d = alignment_of(args, lifter.align_2d)
+    lifter.align_2d = alignment_of(args, lifter.align_2d)  # checked before the detector is looked for
+    require_mediapipe()
     with nullcontext() if args.debug else native_logs_hidden():  # MediaPipe's own log lines, shown with --debug
         result = lift_video(
             args.input,
