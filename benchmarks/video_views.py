@@ -33,6 +33,11 @@ calibrated focal length):
   Demo_MultiPerson's woman); root distance: the predicted root's depth over the reference
   root's in that camera (median over frames; a wrong size puts the person as much too near
   or too far);
+* root path (with the focal length): the predicted root against the reference's, the path
+  scaled about the camera to the reference's median depth (the size, and with it the
+  distance, one view cannot give): mean distance, mm, and velocity error, mm per frame
+  against the reference's path filtered over 33 ms; beside the same for a least-squares fit
+  of each frame alone (:func:`jointpose.geometry.cameras.root_trajectory`);
 * bone lengths between views: the spread (std over the views / mean) of each bone's
   length, the skeleton that the skeleton fit gives each view;
 * size against image size: the first view's track scaled about its root by a factor (as if
@@ -70,7 +75,8 @@ from jointpose.data.tracks import repair_swaps, side_pairs
 from jointpose.evaluation.metrics import mpjpe, p_mpjpe, procrustes_align
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import bone_vectors, standing_height
-from jointpose.geometry.cameras import camera_from_intrinsics
+from jointpose.geometry.cameras import camera_from_intrinsics, normalize_keypoints, root_trajectory
+from jointpose.geometry.filters import smooth_poses
 from jointpose.inference.lifter import PRETRAINED, Lifter
 from jointpose.inference.video import lift_video
 from jointpose.motion.builder import detector_points
@@ -79,6 +85,7 @@ from jointpose.motion.mocap import load_bvh_folder
 SUBPIXELS = 64  # Qualisys stores intrinsics in 1/64 pixel
 ROOT = Path(__file__).resolve().parents[1]
 CARD = ROOT / "src" / "jointpose" / "resources" / "pretrained" / "model_card.json"
+REFERENCE_SIGMA_S = 1 / 30  # the reference root's filter for velocity errors: 2 frames at 60 fps
 
 
 def read_qca(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -307,6 +314,16 @@ def main() -> None:
                 print(
                     "       P2 per joint: " + ", ".join(f"{j} {v:.0f}" for j, v in zip(skeleton.JOINT_NAMES, per_joint))
                 )
+                camera = camera_from_intrinsics(result.clip.size, float(cam["K"][0, 0]), None, None, id=name)
+                rays = normalize_keypoints(result.keypoints.points[:count, :, :2], camera, "intrinsics")
+                shipped, per_frame = (
+                    root_errors(path, in_camera[:, 0], result.fps)
+                    for path in (result.trajectory[:count], root_trajectory(pred, rays))
+                )
+                print(
+                    f"       root path: {shipped[0]:.0f} mm off after depth scaling (per-frame fit {per_frame[0]:.0f}), "
+                    f"velocity error {shipped[1]:.1f} mm/frame (per-frame fit {per_frame[1]:.1f})"
+                )
             per_view_lengths.setdefault(flavour, []).append(lengths.mean(0))
     first = runs[names[0]]["focal"]
     xy = resample(first.keypoints.xy, first.fps, lifter.fps)
@@ -342,6 +359,20 @@ def main() -> None:
             f"spread median {100 * np.median(spread):.1f}%, max {100 * spread.max():.1f}% "
             f"({skeleton.BONE_NAMES[int(spread.argmax())]})"
         )
+
+
+def root_errors(path: np.ndarray, reference: np.ndarray, fps: float) -> tuple[float, float]:
+    """A root path's error against the reference's root (frames, 3) metres, camera space: the
+    mean distance (mm) once the path is scaled about the camera to the reference's median
+    depth (one view cannot give the body's size, and with it the distance), and the mean error
+    of its frame-to-frame velocity (mm per frame) against the reference's filtered over
+    :data:`REFERENCE_SIGMA_S` (a per-frame triangulation jitters too)."""
+    scaled = path * (np.median(reference[:, 2]) / np.median(path[:, 2]))
+    smooth = smooth_poses(torch.from_numpy(reference), REFERENCE_SIGMA_S * fps).numpy()
+    return (
+        1000 * float(np.linalg.norm(scaled - reference, axis=-1).mean()),
+        1000 * float(np.linalg.norm(np.diff(scaled - smooth, axis=0), axis=-1).mean()),
+    )
 
 
 def nearest_training_pose(folder: Path, poses: np.ndarray) -> None:

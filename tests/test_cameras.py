@@ -137,6 +137,49 @@ def test_lifter_trajectory_from_the_camera_is_within_five_percent_in_metres():
         screen.predict_trajectory(pixels, (1920, 1080), poses=body)
 
 
+def test_the_lifters_trajectory_is_filtered_over_80_ms_offline_and_40_ms_of_past_frames_causal():
+    """One frame's rays fix the root's depth through the body's size in the image, so a
+    per-frame fit takes each frame's keypoint noise many times over. An offline lifter filters
+    rays and path with a Gaussian of 80 ms (4 frames at 50 fps): a steady walk across the image
+    comes through exactly, and white noise, filtered twice (a Gaussian of 4 x sqrt(2) frames),
+    keeps 1 / sqrt(2 sqrt(pi) 4 sqrt(2)) = 0.22 of its standard deviation. A causal lifter
+    filters over past frames only, with the half of a Gaussian of 40 ms (2 frames): a walk
+    comes through late by twice the half-Gaussian's mean delay, and no frame reads a later one."""
+    frames = 2000
+    truth = np.stack([np.linspace(-1.0, 1.0, frames), np.full(frames, 0.1), np.full(frames, 5.0)], -1)
+    camera = Camera.from_focal_length(1920, 1080, 1400.0)
+    body = np.broadcast_to(BODY, (frames, 17, 3))
+    pixels = camera.project(body + truth[:, None])
+    noisy = pixels + np.random.default_rng(3).normal(0.0, 2.0, pixels.shape)
+    per_frame = root_trajectory(body, normalize_keypoints(noisy, camera, "intrinsics"))
+    assert np.std((per_frame - truth)[:, 2]) > 0.01  # centimetres of depth from 2 px
+
+    def kept(path: np.ndarray, inner: slice) -> float:
+        return float(np.std((path - truth)[inner, 2]) / np.std((per_frame - truth)[inner, 2]))
+
+    offline = Lifter(TemporalModel([3, 3], channels=16).eval(), normalization="intrinsics", flip_test=False)
+    inner = slice(40, frames - 40)  # the two filters reach 24 frames in all; at the ends they repeat the end frames
+    steady = offline.predict_trajectory(pixels, camera=camera, poses=body)
+    np.testing.assert_allclose(steady[inner], truth[inner], atol=1e-9)
+    filtered = offline.predict_trajectory(noisy, camera=camera, poses=body)
+    assert kept(filtered, inner) == pytest.approx((2 * np.sqrt(np.pi) * 4 * np.sqrt(2)) ** -0.5, rel=0.15)
+
+    causal = Lifter(TemporalModel([3, 3], channels=16, causal=True).eval(), normalization="intrinsics", flip_test=False)
+    half = np.exp(-0.5 * (np.arange(7) / 2.0) ** 2)  # taps over the past 6 frames, 3 sigma
+    half /= half.sum()
+    delay = 2 * (np.arange(7) * half).sum()  # frames, both filters
+    late = causal.predict_trajectory(pixels, camera=camera, poses=body)
+    step = truth[1, 0] - truth[0, 0]
+    np.testing.assert_allclose(late[20:, 0], truth[20:, 0] - delay * step, atol=1e-9)
+    np.testing.assert_allclose(late[20:, 1:], truth[20:, 1:], atol=1e-9)
+    filtered = causal.predict_trajectory(noisy, camera=camera, poses=body)
+    both = np.convolve(half, half)
+    assert kept(filtered, slice(20, None)) == pytest.approx(np.sqrt((both**2).sum()), rel=0.15)
+    changed = noisy.copy()
+    changed[1000:] += 50.0
+    np.testing.assert_array_equal(causal.predict_trajectory(changed, camera=camera, poses=body)[:1000], filtered[:1000])
+
+
 def test_intrinsics_model_assumes_a_camera_without_one_and_says_so():
     lifter = Lifter(TemporalModel([3], channels=8).eval(), normalization="intrinsics", flip_test=False)
     pixels = Camera.from_fov(640, 480, 65.0).project(np.broadcast_to(BODY + [0, 0, 3.0], (5, 17, 3)))

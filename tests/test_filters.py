@@ -34,6 +34,23 @@ def test_white_noise_shrinks_by_the_kernel_energy():
     assert ratio == pytest.approx(expected, rel=0.02)
 
 
+def test_the_causal_filter_reads_past_frames_only_with_the_gaussians_past_half():
+    rng = np.random.default_rng(2)
+    series = rng.normal(size=(50, 4))
+    sigma = 2.0
+    taps = np.exp(-0.5 * (np.arange(7) / sigma) ** 2)  # frames t, t-1, ..., t-6 (3 sigma)
+    taps /= taps.sum()
+    padded = np.concatenate([np.repeat(series[:1], 6, axis=0), series])  # the first frame repeated
+    expected = np.stack([taps @ padded[t + 6 - np.arange(7)] for t in range(len(series))])
+    out = smooth_poses(torch.from_numpy(series), sigma, causal=True).numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+    changed = series.copy()
+    changed[30:] += 100.0
+    np.testing.assert_array_equal(smooth_poses(torch.from_numpy(changed), sigma, causal=True).numpy()[:30], out[:30])
+    still = torch.full((20, 3), 0.7, dtype=torch.float64)
+    assert torch.allclose(smooth_poses(still, sigma, causal=True), still, atol=1e-15)
+
+
 def test_zero_sigma_is_identity_and_bad_sigma_is_an_error():
     poses = torch.randn(10, 17, 3)
     assert smooth_poses(poses, 0.0) is poses

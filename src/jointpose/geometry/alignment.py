@@ -20,9 +20,11 @@ Only the joints that the keypoints mark themselves move (``joints``: all for Hum
 network's place; the root is placed on those joints, weighted the same way.
 
 The result is root-relative again. The filters read future frames, so the step is for
-offline models only. A frame whose fitted root or a joint lies less than
-:data:`MIN_DEPTH_M` in front of the camera (rays that no pose of that shape fits) keeps the
-network's x and y.
+offline models only. A frame whose fitted root or a joint lies less than :data:`MIN_DEPTH_M`
+in front of the camera (rays that no pose of that shape fits) keeps the network's x and y.
+
+Steps 1 and 2 alone (:func:`root_path`) give a model's root trajectory in the camera
+(``Lifter.predict_trajectory``); for a causal model both filters read past frames only.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from jointpose.geometry.filters import check_sigma, smooth_poses
 
 ALIGN_WEIGHT_DEFAULT = 0.75  # share of the way to the rays; docs/tuning.md, "Aligning with the 2D"
 ALIGN_SIGMA_S = 0.08  # the filters' sigma in seconds (4 frames at 50 fps)
+CAUSAL_ROOT_SIGMA_S = 0.04  # a causal model's root path filter, past frames only; docs/tuning.md
 MIN_DEPTH_M = 0.05  # a joint nearer the camera than this (or behind it) leaves its frame unaligned
 
 
@@ -68,7 +71,8 @@ def align_to_rays(
         return poses
     check_sigma(sigma, "align sigma")
     work = poses.detach().to("cpu", torch.float64)
-    rays = smooth_poses(torch.as_tensor(rays, dtype=torch.float64), sigma)
+    given_rays = torch.as_tensor(rays, dtype=torch.float64)
+    rays = smooth_poses(given_rays, sigma)
     moved = torch.ones(poses.shape[1], dtype=torch.float64)
     if joints is not None:
         moved = torch.zeros_like(moved).index_fill_(0, torch.as_tensor(list(joints), dtype=torch.long), 1.0)
@@ -80,8 +84,7 @@ def align_to_rays(
                 f"confidence must be (frames, joints) {tuple(poses.shape[:2])}, got {tuple(given.shape)}"
             )
         trust = trust * smooth_poses(given.nan_to_num(0.0).clamp(0.0, 1.0)[..., None], sigma)[..., 0]
-    root = torch.from_numpy(root_trajectory(work.numpy(), rays.numpy(), trust.numpy()))
-    root = smooth_poses(root, sigma)
+    root = torch.from_numpy(root_path(work.numpy(), given_rays.numpy(), sigma, trust.numpy()))
     depth = smooth_poses(work[..., 2], sigma)  # relative to the root
     absolute = depth + root[:, None, 2]
     seen = rays * absolute[..., None] - root[:, None, :2]
@@ -90,6 +93,35 @@ def align_to_rays(
     xy = share * torch.nan_to_num(seen) + (1 - share) * work[..., :2]
     out = torch.cat([xy, depth[..., None]], dim=-1)
     return (out - out[:, :1]).to(poses.device, poses.dtype)
+
+
+def root_path(
+    poses: np.ndarray,
+    rays: np.ndarray,
+    sigma: float,
+    weights: np.ndarray | None = None,
+    *,
+    causal: bool = False,
+) -> np.ndarray:
+    """The root's camera-space path (frames, 3) in metres that puts root-relative ``poses``
+    (frames, J, 3) metres onto their keypoints' ``rays`` (frames, J, 2), undistorted normalised
+    image points: the rays filtered in time with a Gaussian of ``sigma`` frames, the root placed
+    on them by least squares (:func:`~jointpose.geometry.cameras.root_trajectory`; ``weights``
+    (frames, J) weigh the joints), and its path filtered alike; with ``causal`` both filters
+    read past frames only (:func:`~jointpose.geometry.filters.smooth_poses`). ``sigma`` 0 gives
+    the per-frame fit, whose depth takes each frame's keypoint noise many times over (the
+    body's size in the image sets it)."""
+    check_sigma(sigma, "root path sigma")
+    rays = smooth_poses(torch.as_tensor(np.asarray(rays, dtype=np.float64)), sigma, causal=causal).numpy()
+    root = root_trajectory(np.asarray(poses, dtype=np.float64), rays, weights)
+    return smooth_poses(torch.from_numpy(root), sigma, causal=causal).numpy()
+
+
+def root_sigma(fps: float, causal: bool) -> float:
+    """The root path's filter sigma in frames at ``fps`` frames per second: the alignment's
+    (:data:`ALIGN_SIGMA_S`) for an offline model, :data:`CAUSAL_ROOT_SIGMA_S` over past frames
+    for a causal one."""
+    return (CAUSAL_ROOT_SIGMA_S if causal else ALIGN_SIGMA_S) * float(fps)
 
 
 def rays_of(keypoints: np.ndarray, camera: Camera | None, normalization: str) -> np.ndarray | None:

@@ -38,7 +38,7 @@ import torch
 from jointpose.data.layouts import aligned_joints
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.geometry.alignment import check_weight, rays_of
+from jointpose.geometry.alignment import check_weight, rays_of, root_path, root_sigma
 from jointpose.geometry.cameras import (
     DEFAULT_FOV_DEG,
     OFF_SCREEN,
@@ -46,7 +46,6 @@ from jointpose.geometry.cameras import (
     Camera,
     check_image_size,
     normalize_keypoints,
-    root_trajectory,
 )
 from jointpose.inference.onnx import OnnxModel, load_onnx
 from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
@@ -376,7 +375,11 @@ class Lifter:
         The trajectory model's prediction where it reads the lens (an ``"intrinsics"`` model),
         or where no ``camera`` is given (a ``"screen"`` model's depth is then right only for the
         focal length it trained with); otherwise the root that puts the predicted pose onto the
-        keypoints' rays through ``camera`` (:func:`jointpose.geometry.cameras.root_trajectory`).
+        keypoints' rays through ``camera``, by least squares per frame
+        (:func:`jointpose.geometry.cameras.root_trajectory`), with rays and path filtered in time
+        (:func:`jointpose.geometry.alignment.root_path`): a per-frame fit turns each frame's
+        keypoint noise into centimetres of depth. An offline model filters as its alignment
+        with the 2D does (a Gaussian of 80 ms), a causal one over past frames only (40 ms).
         Without ``camera`` or a trajectory model, an ``"intrinsics"`` model reads pixels through
         the camera :meth:`predict` assumes (:attr:`assumed_camera`): the root's depth then scales
         with the true focal length, and its sideways motion does not depend on it.
@@ -408,7 +411,8 @@ class Lifter:
                     f"a trajectory from the camera needs one keypoint per predicted joint: keypoints "
                     f"{pixels.shape[:2]} vs poses {np.shape(poses)[:2]} (frames, joints)"
                 )
-            root = root_trajectory(poses, normalize_keypoints(pixels[..., :2], camera, "intrinsics"))
+            rays = normalize_keypoints(pixels[..., :2], camera, "intrinsics")
+            root = root_path(poses, rays, root_sigma(self.fps, self.causal), causal=self.causal)
             check_finite(root, "the predicted trajectory")
             return root
         kp = self.normalize(keypoints, image_size, normalized, camera)
