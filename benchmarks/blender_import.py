@@ -8,7 +8,9 @@ positions of a few bones beside jointpose's joints put through the same axis cha
 (camera x right, y down, z forward -> BVH x, -y, -z -> Blender x, -z_bvh, y_bvh, i.e.
 Blender (x, z, -y) of the camera's), root trajectory added where jointpose gives one; then
 the largest and median distance over every joint and frame, and how far the wrists travel
-in both (the motion is there, not a still pose).
+in both (the motion is there, not a still pose), and how far the root (Hip) and Thorax bones
+turn from their first frame's orientation, beside the turn of the hips' and the chest's frame
+from jointpose's joints (the body's orientation is there too).
 
 Blender's Python module (``bpy``, ~370 MB; the wheel for a CPython the project supports, e.g.
 bpy 5.0.1 for 3.11) is never a jointpose dependency: install it in a virtual environment of
@@ -33,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 BONES = ("Hip", "RKnee", "LFoot", "Thorax", "Head", "LWrist", "RWrist")
+# Bones that carry a body part's orientation: (bone, left joint, right joint, lower joint, upper joint).
+TURNING = {"Hip": ("LHip", "RHip", "Hip", "Spine"), "Thorax": ("LShoulder", "RShoulder", "Spine", "Thorax")}
 
 
 def run_jointpose(command: str, video: Path, out: Path, extra: list[str]) -> None:
@@ -43,9 +47,10 @@ def run_jointpose(command: str, video: Path, out: Path, extra: list[str]) -> Non
         raise SystemExit(f"jointpose video failed on {video}")
 
 
-def blender_positions(bvh: Path) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+def blender_positions(bvh: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:
     """Import ``bvh`` into an empty Blender scene: world positions (frames, 3) metres of every
-    bone's head per frame, and the scene's facts (frame count, fps, bone count)."""
+    bone's head per frame, the world rotations (frames, 3, 3) of the :data:`TURNING` bones, and
+    the scene's facts (frame count, fps, bone count)."""
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -59,10 +64,13 @@ def blender_positions(bvh: Path) -> tuple[dict[str, np.ndarray], dict[str, float
     start, end = armature.animation_data.action.frame_range
     frames = range(int(start), int(end) + 1)
     heads: dict[str, list[np.ndarray]] = {bone.name: [] for bone in armature.pose.bones}
+    turns: dict[str, list[np.ndarray]] = {name: [] for name in TURNING}
     for frame in frames:
         scene.frame_set(frame)
         for bone in armature.pose.bones:
             heads[bone.name].append(np.array(armature.matrix_world @ bone.head))
+            if bone.name in turns:
+                turns[bone.name].append(np.array((armature.matrix_world @ bone.matrix).to_3x3().normalized()))
     facts = {
         "frames": len(frames),
         "fps": scene.render.fps / scene.render.fps_base,
@@ -70,7 +78,29 @@ def blender_positions(bvh: Path) -> tuple[dict[str, np.ndarray], dict[str, float
         "first frame": frames[0],
         "blender": bpy.app.version_string,
     }
-    return {name: np.stack(values) for name, values in heads.items()}, facts
+    return (
+        {name: np.stack(values) for name, values in heads.items()},
+        {name: np.stack(values) for name, values in turns.items()},
+        facts,
+    )
+
+
+def body_axes(joints: np.ndarray, names: list[str], left: str, right: str, lower: str, upper: str) -> np.ndarray:
+    """(frames, 3, 3) axes as columns (to the person's left, up, forward) of a body part from
+    the joints (frames, 17, 3): ``left`` - ``right`` across, ``lower`` to ``upper`` up."""
+    j = names.index
+    across = joints[:, j(left)] - joints[:, j(right)]
+    across /= np.linalg.norm(across, axis=-1, keepdims=True)
+    up = joints[:, j(upper)] - joints[:, j(lower)]
+    up -= (up * across).sum(-1, keepdims=True) * across
+    up /= np.linalg.norm(up, axis=-1, keepdims=True)
+    return np.stack([across, up, np.cross(across, up)], axis=-1)
+
+
+def turn_degrees(rotations: np.ndarray) -> np.ndarray:
+    """Angles (frames,) in degrees of rotations (frames, 3, 3) relative to the first frame's."""
+    relative = rotations @ rotations[:1].transpose(0, 2, 1)
+    return np.degrees(np.arccos(np.clip((np.trace(relative, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)))
 
 
 def main() -> None:
@@ -93,7 +123,7 @@ def main() -> None:
         with np.load(npz, allow_pickle=False) as data:
             poses, names = data["poses_3d"].astype(np.float64), [str(n) for n in data["joint_names"]]
             trajectory = data["trajectory"].astype(np.float64) if "trajectory" in data else None
-        heads, facts = blender_positions(bvh)
+        heads, turns, facts = blender_positions(bvh)
     print(
         f"Blender {facts['blender']}: an action of {facts['frames']} frames from frame {facts['first frame']} at "
         f"{facts['fps']:g} fps, an armature of {facts['bones']} bones; jointpose: {len(poses)} frames"
@@ -126,6 +156,14 @@ def main() -> None:
         j = names.index(bone)
         travel = [np.linalg.norm(np.diff(p[:count, j], axis=0), axis=-1).sum() for p in (blender, expected)]
         print(f"{bone} travels {travel[0]:.2f} m in Blender, {travel[1]:.2f} m in jointpose's output")
+    for bone, joints in TURNING.items():
+        axes = body_axes(expected[:count], names, *joints)
+        relative = turns[bone][:count] @ turns[bone][:1].transpose(0, 2, 1)
+        apart = turn_degrees(relative.transpose(0, 2, 1) @ axes @ axes[:1].transpose(0, 2, 1))
+        print(
+            f"{bone} bone turns with the body part of {', '.join(joints)}: by up to {turn_degrees(axes).max():.1f} "
+            f"degrees from the first frame, Blender's bone {apart.max():.2f} degrees from it at most"
+        )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from h36m_files import cli
 from jointpose.errors import JointposeError
@@ -240,6 +241,38 @@ def test_bvh_round_trip_reproduces_joints(tmp_path, with_trajectory):
     assert np.abs((camera - camera[:, :1]) - normalised).max() < 1e-3
     # Constant bone lengths in the file: every offset is fixed.
     assert motion.offsets.shape[0] == len(motion.names)
+
+
+def test_bvh_hips_and_chest_turn_with_the_body(tmp_path):
+    # A pose turned about the vertical by a known angle per frame (a full turn), its upper body
+    # turned a further, known angle about the spine: the file's root must turn by the first
+    # angle and its thorax by both, read back from the file, while every joint stays in place.
+    start = _camera_motion(0.2)[0][0]  # camera axes: x right, y down, z forward
+    frames = 60
+    turn = np.linspace(0.0, 2 * np.pi, frames)
+    twist = 0.6 * np.sin(np.linspace(0.0, np.pi, frames))
+    about_up = lambda angles: Rotation.from_rotvec(angles[:, None] * [0.0, -1.0, 0.0])  # noqa: E731
+    upper = np.arange(7, 17)  # spine, thorax, head and arms
+    spine_base = start[7]
+    twisted = np.repeat(start[None], frames, axis=0)
+    twisted[:, upper] = spine_base + np.einsum("fij,nj->fni", about_up(twist).as_matrix(), start[upper] - spine_base)
+    poses = np.einsum("fij,fnj->fni", about_up(turn).as_matrix(), twisted)
+    motion = read_bvh(export(tmp_path / "turn.bvh", poses, 50))
+    _, rotations = global_transforms(motion)
+    to_bvh = np.diag([1.0, -1.0, -1.0])  # camera axes -> BVH axes (y up), as the file's
+    for joint, angle in (("Hip", turn), ("Thorax", turn + twist)):
+        relative = (
+            Rotation.from_matrix(rotations[:, motion.names.index(joint)])
+            * Rotation.from_matrix(rotations[:1, motion.names.index(joint)]).inv()
+        )
+        expected = Rotation.from_matrix(
+            to_bvh @ about_up(angle).as_matrix() @ about_up(angle[:1]).inv().as_matrix() @ to_bvh
+        )
+        assert (relative * expected.inv()).magnitude().max() < 1e-6, joint
+    points, _ = global_transforms(motion)
+    names = [n.replace("/", "_") for n in skeleton.JOINT_NAMES]
+    camera = points[:, [motion.names.index(n) for n in names]] / 100.0 * np.array([1.0, -1.0, -1.0])
+    assert np.abs((camera - camera[:, :1]) - (poses - poses[:, :1])).max() < 1e-6
 
 
 def test_bvh_skeleton_has_branch_joints():

@@ -13,9 +13,13 @@ BVH is for animation tools: Y up, centimetres, the character facing the camera (
 skeleton has constant bone lengths (each bone's median over the sequence) and one joint
 per bone; at the pelvis and the thorax, zero-length branch joints let every outgoing bone
 turn on its own, so forward kinematics of the file reproduces every predicted bone
-direction. Rotations are the shortest turn from the rest direction of each bone (a
-T-pose) to its direction in the frame. The root moves along the trajectory when one is
-given; otherwise it stays above the origin at leg height.
+direction. The root (the pelvis) and the thorax carry the body's orientation: the frame of
+the hips and the spine, and of the shoulders and the spine (:func:`jointpose.geometry.bones.body_frames`;
+the rest pose, a T-pose facing +Z, has the BVH axes), so a character driven by the file turns
+its hips and chest with the person. Every other joint turns its bone by the shortest
+rotation from its rest direction, as its parent carries it, to its direction in the frame.
+The root moves along the trajectory when one is given; otherwise it stays above the origin
+at leg height.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from scipy.spatial.transform import Rotation
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.geometry.bones import bone_vectors
+from jointpose.geometry.bones import body_frames, bone_vectors
 from jointpose.motion.bvh import Motion, write_bvh
 from jointpose.safeio import atomic_path, check_finite
 
@@ -204,6 +208,13 @@ def _shortest_rotation(a: np.ndarray, b: np.ndarray) -> Rotation:
     return Rotation.from_rotvec(axis * angle[:, None])
 
 
+def _orientation(axes: np.ndarray) -> Rotation:
+    """Rotations from (frames, 3, 3) body axes as columns (left, up, forward, BVH axes); a frame
+    whose axes are undefined (coinciding joints) keeps the rest orientation."""
+    defined = np.isfinite(axes).all(axis=(1, 2))
+    return Rotation.from_matrix(np.where(defined[:, None, None], np.nan_to_num(axes), np.eye(3)))
+
+
 def poses_to_motion(poses: np.ndarray, fps: float, trajectory: np.ndarray | None = None) -> tuple[Motion, list[int]]:
     """Inverse kinematics: camera-space poses (metres) -> a BVH :class:`Motion` (cm, Y up).
 
@@ -217,9 +228,15 @@ def poses_to_motion(poses: np.ndarray, fps: float, trajectory: np.ndarray | None
     glob = [Rotation.identity(frames) for _ in names]
     local = np.tile([1.0, 0.0, 0.0, 0.0], (frames, len(names), 1))
     bvh_to_h36m = {b: j for j, b in enumerate(where)}
+    chest, pelvis = np.moveaxis(body_frames(pts), 1, 0)
+    carried = {where[0]: _orientation(pelvis), where[8]: _orientation(chest)}  # the body's turn
     for b in range(len(names)):
         parent = parents[b]
         parent_glob = glob[parent] if parent >= 0 else Rotation.identity(frames)
+        if b in carried:
+            glob[b] = carried[b]
+            local[:, b] = (parent_glob.inv() * glob[b]).as_quat(scalar_first=True)
+            continue
         child_bvh = [c for c in range(len(names)) if parents[c] == b and not ends[c]]
         # The joint turns its single outgoing bone; branch joints and the root carry one each.
         bone_child = next((bvh_to_h36m[c] for c in child_bvh if c in bvh_to_h36m), None)
