@@ -190,6 +190,26 @@ def test_streaming_in_reduced_precision_stays_close(precision):
     assert 0 < np.abs(b - offline).max() < 0.05 * np.abs(offline).max()
 
 
+def test_streaming_roots_are_the_causal_lifters_trajectory():
+    """Frame by frame, the stream's root is what predict_trajectory gives for the whole
+    sequence of its poses (rays and root filtered over past frames), and none reads ahead."""
+    cam = h36m_cameras()["S1"][1]
+    poses, trajectory = _camera_motion(1.0)
+    pixels = cam.project(poses + trajectory[:, None]) + np.random.default_rng(5).normal(0, 2.0, (len(poses), 17, 2))
+    lifter = Lifter(_model(causal=True), normalization="intrinsics", flip_test=False)
+    stream = StreamingLifter(lifter)
+    pushed = [stream.push_with_root(frame, camera=cam) for frame in pixels]
+    online, roots = np.stack([p for p, _ in pushed]), np.stack([r for _, r in pushed])
+    np.testing.assert_allclose(roots, lifter.predict_trajectory(pixels, camera=cam, poses=online), atol=1e-9)
+    np.testing.assert_allclose(roots[:20], lifter.predict_trajectory(pixels[:20], camera=cam, poses=online[:20]))
+    stream.reset()
+    np.testing.assert_allclose(np.stack([stream.push_with_root(f, camera=cam)[1] for f in pixels[:5]]), roots[:5])
+    screen = StreamingLifter(Lifter(_model(causal=True), flip_test=False))
+    with pytest.raises(JointposeError, match="intrinsics"):
+        screen.push_with_root(pixels[0], image_size=(1000, 1002))
+    assert screen.frames_seen == 0
+
+
 def test_streaming_refuses_non_causal_models():
     with pytest.raises(JointposeError, match="causal"):
         StreamingLifter(_model(causal=False))

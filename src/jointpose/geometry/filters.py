@@ -71,6 +71,13 @@ def _gaussian_sum(sigma: float, first: int, last: int) -> float:
     return total
 
 
+def past_half(kernel: torch.Tensor) -> torch.Tensor:
+    """The taps of a symmetric ``kernel`` (2 r + 1 taps) over the past and the present frame,
+    oldest first (r + 1 taps), normalised again: the causal filter of :func:`smooth_poses`."""
+    half = kernel[: (len(kernel) - 1) // 2 + 1]
+    return half / half.sum()
+
+
 def smooth_poses(poses: torch.Tensor, sigma: float, *, causal: bool = False) -> torch.Tensor:
     """Gaussian-filter a sequence (frames, ...) along frames; ``sigma`` in frames, 0 = unchanged.
 
@@ -87,7 +94,7 @@ def smooth_poses(poses: torch.Tensor, sigma: float, *, causal: bool = False) -> 
     kernel = gaussian_kernel(sigma, dtype=poses.dtype, device=poses.device, max_radius=len(poses))
     radius = (len(kernel) - 1) // 2
     if causal:
-        kernel = kernel[: radius + 1] / kernel[: radius + 1].sum()
+        kernel = past_half(kernel)
     series = poses.reshape(len(poses), -1).T[:, None]  # (channels, 1, frames)
     series = F.pad(series, (radius, 0 if causal else radius), mode="replicate")
     return F.conv1d(series, kernel[None, None]).squeeze(1).T.reshape(poses.shape)

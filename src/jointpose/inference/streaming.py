@@ -24,12 +24,14 @@ from torch import nn
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
+from jointpose.geometry.alignment import root_sigma
 from jointpose.geometry.anatomy import (
     bone_lengths,
     limit_range_of_motion,
     set_bone_lengths,
 )
-from jointpose.geometry.cameras import Camera
+from jointpose.geometry.cameras import Camera, normalize_keypoints, root_trajectory
+from jointpose.geometry.filters import gaussian_kernel, past_half
 from jointpose.inference.lifter import Lifter
 from jointpose.inference.onnx import OnnxModel
 from jointpose.model.temporal import TemporalModel
@@ -171,6 +173,8 @@ class StreamingLifter:
             self.model.num_joints_in, lifter.keypoints_left, lifter.keypoints_right
         )
         self._perm_3d = skeleton.output_flip(self.model.num_joints_out)
+        sigma = root_sigma(lifter.fps, causal=True)
+        self._root_taps = past_half(gaussian_kernel(sigma, dtype=torch.float64)).numpy()  # oldest first
         self.reset()
 
     def reset(self) -> None:
@@ -182,6 +186,8 @@ class StreamingLifter:
             ]
         self.frames_seen = 0
         self._length_sum = torch.zeros(self.model.num_joints_out - 1, 1, device=self.lifter.device)  # per bone
+        self._rays: np.ndarray | None = None  # the last frames' rays, oldest first (push_with_root)
+        self._roots: np.ndarray | None = None  # the last frames' least-squares roots, oldest first
 
     @property
     def layers(self) -> list[StreamingConv]:
@@ -238,6 +244,51 @@ class StreamingLifter:
             self._length_sum += bone_lengths(pose)[:, None]
             pose = limit_range_of_motion(set_bone_lengths(pose[None], self._length_sum / self.frames_seen)[0])
         return pose.cpu().numpy()
+
+    def push_with_root(
+        self,
+        keypoints: np.ndarray,
+        image_size: tuple[int, int] | None = None,
+        *,
+        camera: Camera | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Lift the next frame (:meth:`push`) and place its root joint in the camera.
+
+        Args:
+            keypoints: (J, 2 or 3) pixel keypoints of one frame.
+            image_size: (width, height) in pixels, for an ``"intrinsics"`` model without ``camera``
+                (read through the camera its poses assume; the root's depth then scales with
+                the true focal length).
+            camera: the camera's intrinsics (needed for a ``"screen"`` model).
+
+        Returns:
+            The frame's pose (J, 3), as :meth:`push` returns it, and its root's camera-space
+            position (3,) in metres: the least-squares root that puts the pose onto the
+            keypoints' rays, rays and root filtered over past frames only as
+            ``Lifter.predict_trajectory`` does for a causal model (the half of a Gaussian of
+            40 ms, :func:`jointpose.geometry.alignment.root_path`). Pushed one after another,
+            the frames of a sequence get the roots ``predict_trajectory`` gives for the poses
+            returned; frames pushed with :meth:`push` alone do not enter the filter. A
+            trajectory model, if the lifter has one, is not used.
+
+        Raises:
+            JointposeError: as :meth:`push`, and a ``"screen"`` model without ``camera``,
+                before any state changes.
+        """
+        if camera is None and self.lifter.normalization == "screen":
+            raise JointposeError("a root position from a stream needs the camera's intrinsics (camera=...)")
+        pose = self.push(keypoints, image_size, camera=camera)
+        seen_by = self.lifter.camera_for(image_size, camera)
+        rays = normalize_keypoints(np.asarray(keypoints, dtype=np.float64)[None, :, :2], seen_by, "intrinsics")
+        taps = self._root_taps
+        if self._rays is None or self.frames_seen == 1:  # the first frame stands for the frames before it
+            self._rays = np.repeat(rays, len(taps), axis=0)
+        self._rays = np.concatenate([self._rays[1:], rays])
+        root = root_trajectory(pose[None].astype(np.float64), np.einsum("k,kjc->jc", taps, self._rays)[None])
+        if self._roots is None or self.frames_seen == 1:
+            self._roots = np.repeat(root, len(taps), axis=0)
+        self._roots = np.concatenate([self._roots[1:], root])
+        return pose, taps @ self._roots
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         pose = self.streams[0](x)
