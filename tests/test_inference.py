@@ -208,6 +208,11 @@ def test_streaming_roots_are_the_causal_lifters_trajectory():
     with pytest.raises(JointposeError, match="intrinsics"):
         screen.push_with_root(pixels[0], image_size=(1000, 1002))
     assert screen.frames_seen == 0
+    coco18 = TemporalModel([3, 3], num_joints_in=18, channels=8, causal=True).eval()
+    other = StreamingLifter(Lifter(coco18, normalization="intrinsics", keypoints_left=[1], keypoints_right=[2]))
+    with pytest.raises(JointposeError, match="18 keypoints and predicts 17 joints"):
+        other.push_with_root(np.full((18, 2), 400.0), image_size=(1000, 1002))
+    assert other.frames_seen == 0
 
 
 def test_streaming_refuses_non_causal_models():

@@ -272,11 +272,16 @@ class StreamingLifter:
             trajectory model, if the lifter has one, is not used.
 
         Raises:
-            JointposeError: as :meth:`push`, and a ``"screen"`` model without ``camera``,
-                before any state changes.
+            JointposeError: as :meth:`push`, and a ``"screen"`` model without ``camera`` or a
+                model whose keypoints are not its joints, before any state changes.
         """
         if camera is None and self.lifter.normalization == "screen":
             raise JointposeError("a root position from a stream needs the camera's intrinsics (camera=...)")
+        if self.model.num_joints_in != self.model.num_joints_out:
+            raise JointposeError(
+                f"a root position from a stream needs one keypoint per predicted joint: the model reads "
+                f"{self.model.num_joints_in} keypoints and predicts {self.model.num_joints_out} joints"
+            )
         pose = self.push(keypoints, image_size, camera=camera)
         seen_by = self.lifter.camera_for(image_size, camera)
         rays = normalize_keypoints(np.asarray(keypoints, dtype=np.float64)[None, :, :2], seen_by, "intrinsics")
