@@ -988,6 +988,23 @@ def test_real_footage_bone_lengths_constant(cam02):
     assert 0.3 < lengths[:, skeleton.bone_index(skeleton.JOINT_NAMES.index("RKnee"))].mean() < 0.6  # a thigh
 
 
+def test_real_footage_root_path_is_filtered(cam02):
+    # One frame's rays fix the root's depth through the body's size in the image: fitted frame
+    # by frame, the root jumps with the detector's noise. The path written (rays and path
+    # filtered over 80 ms) keeps where the per-frame fit puts the person and a tenth of its
+    # frame-to-frame acceleration at most.
+    from jointpose.geometry.cameras import DEFAULT_FOV_DEG, Camera, normalize_keypoints, root_trajectory
+
+    assumed = Camera.from_fov(*cam02.clip.size, DEFAULT_FOV_DEG)
+    per_frame = root_trajectory(cam02.poses, normalize_keypoints(cam02.keypoints.xy, assumed, "intrinsics"))
+
+    def acceleration(path: np.ndarray) -> float:
+        return float(np.linalg.norm(np.diff(path, 2, axis=0), axis=-1).mean())
+
+    assert acceleration(cam02.trajectory) < 0.1 * acceleration(per_frame)
+    assert np.abs(np.median(cam02.trajectory - per_frame, axis=0)).max() < 0.05  # metres
+
+
 def test_real_footage_trajectory_without_the_intrinsics_is_the_assumed_cameras():
     from jointpose.geometry.cameras import DEFAULT_FOV_DEG
     from jointpose.inference.lifter import Lifter
