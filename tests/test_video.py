@@ -19,6 +19,7 @@ from jointpose.data.keypoints import resample
 from jointpose.data.layouts import LAYOUTS
 from jointpose.data.tracks import (
     keypoints_from_detections,
+    out_of_view_note,
     repair_limb_swaps,
     repair_swaps,
     side_pairs,
@@ -541,6 +542,22 @@ def test_export_writes_extra_arrays_and_leaves_no_partial_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.npz"]
     with pytest.raises(JointposeError, match="4 frames"):
         export(tmp_path / "bad.npz", poses, 60.0, extra={"confidence_2d": np.zeros((3, 17))})
+
+
+def test_body_parts_outside_the_image_are_named_with_their_share_of_the_frames_found():
+    width, height = 640, 480
+    points = np.tile(np.array([[320.0, 240.0, 0.9]]), (20, 17, 1))
+    points[16:] = np.nan  # nobody found in the last 4 frames: they do not count
+    ankle, knee, wrist = (COCO.index(name) for name in ("l_ankle", "r_knee", "r_wrist"))
+    points[:8, ankle, 1] = height + 30.0  # below the image in 8 of the 16 frames found
+    points[:1, knee, 1] = height  # on the edge row's far side (pixels run 0 .. height - 1): 1 of 16
+    points[4:8, wrist, 0] = -0.5  # left of the image in 4 of 16
+    note = out_of_view_note(points, (width, height))
+    assert note is not None and "wrists in 25%, ankles in 50%" in note and "knees" not in note
+    points[:8, ankle, 1] = height - 1.0
+    points[4:8, wrist, 0] = 0.0
+    assert out_of_view_note(points, (width, height)) is None
+    assert out_of_view_note(np.full((3, 17, 3), np.nan), (width, height)) is None
 
 
 # ----------------------------------------------------------------------------- real footage
@@ -1110,6 +1127,22 @@ def test_real_footage_phone_style_rotated_clip_gives_the_upright_result(tmp_path
     # which moves with small pixel differences) within what a second encoding moves them.
     apart = np.linalg.norm(a[1:, :, :2] - b[1:, :, :2], axis=-1)
     assert np.median(apart) < 2.0 and apart.max() < 25.0
+
+
+def test_real_footage_legs_cut_off_by_the_image_are_noted(tmp_path, cam02):
+    from jointpose.inference.lifter import Lifter
+    from jointpose.inference.video import lift_video
+
+    # The top 45% of cam02's first half second: the image ends between the hips and the knees.
+    upper = tmp_path / "upper.mp4"
+    crop = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(footage("cam02.mp4")), "-t", "0.5"]
+    subprocess.run(
+        [*crop, "-vf", "crop=iw:ih*0.45:0:0", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(upper)], check=True
+    )
+    result = lift_video(str(upper), Lifter.from_pretrained("video", device="cpu"), progress=False)
+    note = next(note for note in result.notes if note.startswith("outside the image"))
+    assert "knees in 100%, ankles in 100%" in note and not any(p in note for p in ("head", "shoulders", "hips"))
+    assert not any(note.startswith("outside the image") for note in cam02.notes)  # the whole frame
 
 
 def test_real_footage_causal_uses_the_causal_video_model(tmp_path, monkeypatch):

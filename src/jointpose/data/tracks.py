@@ -60,6 +60,17 @@ MAX_BRIDGE = 2  # frames: the longest run of undecided frames bridged by compari
 MAX_LIMB_SWAP = 5  # frames: the longest single-limb swap repaired (half that at the clip's ends)
 LIMB_EVIDENCE = 0.2  # per exchanged pair, in units of the body's size
 LIMBS = {"arm": ("shoulder", "elbow", "wrist"), "leg": ("hip", "knee", "ankle")}  # chains, body end first
+OUT_OF_VIEW_SHARE = 0.1  # a body part outside the image in this share of the frames found is noted
+# Body parts named in that note, head to feet, by their COCO-17 keypoints.
+VIEW_PARTS = {
+    "head": ("nose", "l_eye", "r_eye", "l_ear", "r_ear"),
+    "shoulders": ("l_shoulder", "r_shoulder"),
+    "elbows": ("l_elbow", "r_elbow"),
+    "wrists": ("l_wrist", "r_wrist"),
+    "hips": ("l_hip", "r_hip"),
+    "knees": ("l_knee", "r_knee"),
+    "ankles": ("l_ankle", "r_ankle"),
+}
 
 
 def side_pairs(names: tuple[str, ...]) -> np.ndarray:
@@ -286,6 +297,31 @@ def keypoints_from_detections(
         )
     segments = np.repeat(np.arange(len(parts)), [part.stop - part.start for part in parts])
     return Keypoints2D(interpolate_gaps(h36m, valid, segments), conf, "video", layout, filled, notes)
+
+
+def out_of_view_note(points: np.ndarray, size: tuple[int, int]) -> str | None:
+    """A note naming the body parts (:data:`VIEW_PARTS`) that lie outside the image in at least
+    :data:`OUT_OF_VIEW_SHARE` of the frames where the person was found, or None. ``points``
+    (frames, 17, 2 or 3): COCO-17 pixels, NaN where nobody was found; ``size``: the image's
+    (width, height) in pixels. A part is outside in a frame where any of its keypoints is: the
+    detector guesses those points, and the lifted limbs follow its guess."""
+    names = LAYOUTS["coco17"]
+    xy = np.asarray(points, dtype=np.float64)[..., :2]
+    found = np.isfinite(xy).all(axis=(1, 2))
+    if not found.any():
+        return None
+    inside = (xy >= 0).all(axis=-1) & (xy[..., 0] < size[0]) & (xy[..., 1] < size[1])  # (frames, 17)
+    shares = {
+        part: float((~inside[found][:, [names.index(k) for k in keypoints]].all(axis=1)).mean())
+        for part, keypoints in VIEW_PARTS.items()
+    }
+    outside = [f"{part} in {100 * share:.0f}%" for part, share in shares.items() if share >= OUT_OF_VIEW_SHARE]
+    if not outside:
+        return None
+    return (
+        f"outside the image in part of the frames where the person was found: {', '.join(outside)}; the "
+        "detector guesses where they are there, and the lifted limbs follow its guess (check the render)"
+    )
 
 
 def _by_part(

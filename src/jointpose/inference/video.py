@@ -34,7 +34,7 @@ import numpy as np
 
 from jointpose.data.detect import Detections2D, check_person, detect_frames
 from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, resample
-from jointpose.data.tracks import keypoints_from_detections, person_parts
+from jointpose.data.tracks import keypoints_from_detections, out_of_view_note, person_parts
 from jointpose.data.video import VideoClip, open_video
 from jointpose.geometry.bones import bone_vectors, check_height, positions_from_bones, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
@@ -148,6 +148,8 @@ def lift_video(
     clip = clip.with_count(len(detections.points))
     track = keypoints_from_detections(detections, confidence_threshold=confidence_threshold, source=str(path))
     notes = list(track.notes)
+    if (outside := out_of_view_note(detections.points, clip.size)) is not None:
+        notes.append(outside)
     t0 = time.perf_counter()
     centre = np.array(clip.size, dtype=np.float64) / 2.0
 
