@@ -71,8 +71,7 @@ def align_to_rays(
         return poses
     check_sigma(sigma, "align sigma")
     work = poses.detach().to("cpu", torch.float64)
-    given_rays = torch.as_tensor(rays, dtype=torch.float64)
-    rays = smooth_poses(given_rays, sigma)
+    rays = smooth_poses(torch.as_tensor(rays, dtype=torch.float64), sigma)
     moved = torch.ones(poses.shape[1], dtype=torch.float64)
     if joints is not None:
         moved = torch.zeros_like(moved).index_fill_(0, torch.as_tensor(list(joints), dtype=torch.long), 1.0)
@@ -84,7 +83,7 @@ def align_to_rays(
                 f"confidence must be (frames, joints) {tuple(poses.shape[:2])}, got {tuple(given.shape)}"
             )
         trust = trust * smooth_poses(given.nan_to_num(0.0).clamp(0.0, 1.0)[..., None], sigma)[..., 0]
-    root = torch.from_numpy(root_path(work.numpy(), given_rays.numpy(), sigma, trust.numpy()))
+    root = torch.from_numpy(_fitted_path(work.numpy(), rays.numpy(), sigma, trust.numpy()))
     depth = smooth_poses(work[..., 2], sigma)  # relative to the root
     absolute = depth + root[:, None, 2]
     seen = rays * absolute[..., None] - root[:, None, :2]
@@ -113,7 +112,14 @@ def root_path(
     body's size in the image sets it)."""
     check_sigma(sigma, "root path sigma")
     rays = smooth_poses(torch.as_tensor(np.asarray(rays, dtype=np.float64)), sigma, causal=causal).numpy()
-    root = root_trajectory(np.asarray(poses, dtype=np.float64), rays, weights)
+    return _fitted_path(poses, rays, sigma, weights, causal=causal)
+
+
+def _fitted_path(
+    poses: np.ndarray, filtered_rays: np.ndarray, sigma: float, weights: np.ndarray | None, *, causal: bool = False
+) -> np.ndarray:
+    """:func:`root_path` on rays already filtered: the least-squares root, its path filtered."""
+    root = root_trajectory(np.asarray(poses, dtype=np.float64), filtered_rays, weights)
     return smooth_poses(torch.from_numpy(root), sigma, causal=causal).numpy()
 
 
