@@ -142,7 +142,7 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-outlier-px", type=float, default=80.0, help="noisy 2D: outlier displacement radius (px)")
     p.add_argument(
         "--input-layout",
-        choices=INPUT_LAYOUTS,
+        choices=tuple(INPUT_LAYOUTS),
         default="h36m",
         help="2D as projected joints (h36m), as jointpose infer converts COCO detections (coco), or as jointpose "
         "video converts BlazePose's (blazepose)",

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from jointpose.data.layouts import LIMB_JOINTS
+from jointpose.data.layouts import aligned_joints
 from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import (
@@ -55,7 +55,10 @@ MAX_DISTANCE_M = 10_000.0
 MAX_DOWNSAMPLE = 10_000  # keep every n-th frame, n at most this
 MAX_JOINTS = 64  # per pose in a dataset file (Human3.6M's have 32)
 
-INPUT_LAYOUTS = ("h36m", "coco", "blazepose")  # what a built dataset's 2D points stand for (data build)
+# What a built dataset's 2D points stand for (``data build --input-layout``), and the keypoint
+# layout (jointpose.data.layouts.LAYOUTS) they were converted from: BlazePose's points are
+# built as its COCO-17 subset.
+INPUT_LAYOUTS = {"h36m": "h36m17", "coco": "coco17", "blazepose": "coco17"}
 
 
 @dataclass
@@ -102,17 +105,17 @@ class Dataset:
 
 def alignment_joints(data: Dataset, dataset: str) -> tuple[int, ...] | None:
     """The predicted joints that ``data``'s 2D keypoints mark where they are, those the
-    alignment with the 2D may move: None (every one) where the keypoints are the joints
-    themselves, one per joint in their order (Human3.6M's layout, as many as ``dataset``'s
-    skeleton has joints); the limb joints (:data:`jointpose.data.layouts.LIMB_JOINTS`) where
-    they were converted to Human3.6M-17 from a detector's points (``data build --input-layout
-    coco|blazepose``); none, ``()``, otherwise."""
+    alignment with the 2D may move. For Human3.6M-17 keypoints, the rule of the layout they
+    were converted from (:data:`INPUT_LAYOUTS`, :func:`jointpose.data.layouts.aligned_joints`):
+    None (every joint) for the joints themselves, the limb joints for a detector's points
+    (``data build --input-layout coco|blazepose``). For another skeleton (``dataset``), None
+    where the keypoints are its joints in their order, and none, ``()``, otherwise."""
     joints = dataset_kind(dataset).skeleton.num_joints
     if data.num_keypoints != joints:
         return ()
-    if data.input_layout == "h36m":
-        return None
-    return LIMB_JOINTS if joints == skeleton.NUM_JOINTS else ()
+    if joints != skeleton.NUM_JOINTS:  # another skeleton: only its own joints are the joints
+        return None if data.input_layout == "h36m" else ()
+    return aligned_joints(INPUT_LAYOUTS[data.input_layout])
 
 
 def action_group(action: str) -> str:

@@ -252,10 +252,11 @@ def as_network_input(pixels: np.ndarray, input_layout: str) -> np.ndarray:
     """Projected :func:`detector_points` (frames, N, 2) as the Human3.6M-17 pixels a model
     gets: COCO-17 points (from COCO or BlazePose) converted as ``jointpose infer`` and
     ``jointpose video`` convert them (:func:`jointpose.data.layouts.to_h36m`)."""
-    if input_layout in ("coco", "blazepose"):
+    check_input_layout(input_layout)
+    if input_layout != "h36m":
         from jointpose.data.layouts import to_h36m
 
-        pixels = to_h36m(pixels, np.ones(pixels.shape[:2]), "coco17", 0.0)[0]
+        pixels = to_h36m(pixels, np.ones(pixels.shape[:2]), INPUT_LAYOUTS[input_layout], 0.0)[0]
     return pixels
 
 
