@@ -45,8 +45,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from jointpose.data.h36m import alignment_joints, load_dataset
-from jointpose.evaluation.evaluate import evaluate_model
+from jointpose.data.h36m import load_dataset
+from jointpose.evaluation.evaluate import evaluate_model, inference_settings
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera
 from jointpose.inference.lifter import Lifter
@@ -153,17 +153,7 @@ def score(lifter: Lifter, data: Path, fold: str, downsample: int, focal_error: f
             raise ValueError("a wrong focal length only changes intrinsics-aware input")
         for seq in test.sequences:
             seq.keypoints = seq.keypoints / np.float32(focal_error)
-    result = evaluate_model(
-        lifter.model,
-        test.sequences,
-        keypoints_left=test.keypoints_left,
-        keypoints_right=test.keypoints_right,
-        skeleton_fit=lifter.skeleton_fit,
-        smooth=lifter.smooth,
-        align=lifter.align_2d,
-        fps=test.fps,
-        align_joints=alignment_joints(test, "h36m"),
-    )
+    result = evaluate_model(lifter.model, test.sequences, **inference_settings(lifter, test))
     bones = np.array(skeleton.BONES)
 
     def lengths(poses: np.ndarray) -> np.ndarray:

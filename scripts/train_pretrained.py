@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jointpose.evaluation.evaluate import evaluate_model, format_table
+from jointpose.evaluation.evaluate import evaluate_model, format_table, inference_settings
 from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.inference.lifter import PRETRAINED, Lifter
 from jointpose.model.predict import alignment_weight
@@ -178,42 +178,25 @@ def main() -> int:
         path = lifter.save(out_dir / PRETRAINED[name], half=True)
         half = Lifter.load(path)
         sequences = trainer.test_data.sequences
-        step = {"align": half.align_2d, "fps": trainer.test_data.fps, "align_joints": trainer.align_joints}
-        result = evaluate_model(
-            half.model,
-            sequences,
-            extra_metrics=plausibility_errors,
-            skeleton_fit=half.skeleton_fit,
-            smooth=half.smooth,
-            **step,
-        )
+        step = inference_settings(half, trainer.test_data)
+        result = evaluate_model(half.model, sequences, extra_metrics=plausibility_errors, **step)
         raw = evaluate_model(half.model, sequences, extra_metrics=plausibility_errors)
         # Without flip averaging (half the compute; StreamingLifter's default): with the
         # model's inference step, and the network alone.
-        no_flip_fit = evaluate_model(
-            half.model,
-            sequences,
-            extra_metrics=plausibility_errors,
-            flip_test=False,
-            skeleton_fit=half.skeleton_fit,
-            smooth=half.smooth,
-            **step,
-        )
+        no_flip_fit = evaluate_model(half.model, sequences, extra_metrics=plausibility_errors, flip_test=False, **step)
         no_flip = evaluate_model(half.model, sequences, extra_metrics=plausibility_errors, flip_test=False)
         fitted = (
             result
             if half.skeleton_fit
             else evaluate_model(
-                half.model, sequences, extra_metrics=plausibility_errors, skeleton_fit=True, smooth=half.smooth, **step
+                half.model, sequences, extra_metrics=plausibility_errors, **(step | {"skeleton_fit": True})
             )
         )
         print(f"\n{name} model on held-out {TEST[0]} (float16 weights):\n{format_table(result.summary)}")
         print(f"the network alone (no temporal filter, no consistent skeleton):\n{format_table(raw.summary)}")
         deviation = None  # a rescored model's float32 weights are no longer at hand
         if not args.rescore:
-            full = evaluate_model(
-                lifter.model, sequences, skeleton_fit=lifter.skeleton_fit, smooth=lifter.smooth, **step
-            )
+            full = evaluate_model(lifter.model, sequences, **step)
             deviation = 1000 * float(
                 np.mean(
                     [

@@ -175,6 +175,31 @@ def test_the_training_flag_is_checked_and_a_converted_layout_aligns_the_limbs_on
     assert alignment_joints(joints, "humaneva15") == ()  # 17 keypoints for 15 joints
 
 
+def test_evaluation_runs_the_models_own_inference_step_and_aligns_only_marked_joints():
+    from types import SimpleNamespace
+
+    from jointpose.data.h36m import Dataset
+    from jointpose.evaluation.evaluate import inference_settings
+
+    model = SimpleNamespace(model=None, skeleton_fit=True, smooth=2.5, align_2d=0.4)
+    converted = Dataset([], (1, 7), (2, 8), 17, "noisy", fps=25.0, input_layout="blazepose")
+    step = inference_settings(model, converted)
+    assert step == {
+        "keypoints_left": (1, 7),
+        "keypoints_right": (2, 8),
+        "skeleton_fit": True,
+        "smooth": 2.5,
+        "align": 0.4,
+        "fps": 25.0,
+        "align_joints": LIMBS,
+    }
+    assert inference_settings(model, converted, smooth=0.0, align_2d=1.0) | {"smooth": 2.5, "align": 0.4} == step
+    raw = inference_settings(model, converted, raw=True, smooth=3.0, align_2d=1.0)
+    assert (raw["skeleton_fit"], raw["smooth"], raw["align"]) == (False, 0.0, 0.0)
+    # 17 keypoints for HumanEva's 15 joints mark none of them: no alignment, whatever is asked.
+    assert inference_settings(model, converted, "humaneva15", align_2d=1.0)["align"] == 0.0
+
+
 def test_the_limb_joints_are_the_elbows_wrists_knees_and_ankles():
     names = {JOINT_NAMES[j] for j in aligned_joints("coco17")}
     assert names == {f"{s}{p}" for s in "LR" for p in ("Elbow", "Wrist", "Knee", "Foot")}

@@ -106,6 +106,10 @@ def test_public_api_at_the_top_level():
         TemporalModel,
         TrainConfig,
         Trainer,
+        evaluate_checkpoint,
+        evaluate_model,
+        inference_settings,
+        load_dataset,
         load_keypoints,
     )
 
@@ -117,6 +121,10 @@ def test_public_api_at_the_top_level():
         TemporalModel,
         TrainConfig,
         Trainer,
+        evaluate_checkpoint,
+        evaluate_model,
+        inference_settings,
+        load_dataset,
         load_keypoints,
     ):
         assert obj.__name__ in jointpose.__all__ and getattr(jointpose, obj.__name__) is obj

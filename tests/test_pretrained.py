@@ -90,7 +90,7 @@ def test_model_card_describes_the_bundled_model(variant):
 def test_held_out_subject_accuracy(cmu_mocap, tmp_path, variant, layout, p1_bound, p2_bound):
     from jointpose.data.h36m import alignment_joints, load_dataset
     from jointpose.data.layouts import LIMB_JOINTS
-    from jointpose.evaluation.evaluate import evaluate_model
+    from jointpose.evaluation.evaluate import evaluate_model, inference_settings
     from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
     from jointpose.motion.mocap import load_bvh_folder
 
@@ -110,15 +110,9 @@ def test_held_out_subject_accuracy(cmu_mocap, tmp_path, variant, layout, p1_boun
     # Offline models ship with the skeleton fit and the filter, causal ones as the network alone.
     assert lifter.skeleton_fit == (lifter.smooth > 0) == (not lifter.causal)
     assert alignment_joints(data, "h36m") == LIMB_JOINTS  # converted 2D: only the limbs are the joints
-    result = evaluate_model(
-        lifter.model,
-        data.sequences,
-        skeleton_fit=lifter.skeleton_fit,
-        smooth=lifter.smooth,
-        align=lifter.align_2d,
-        fps=data.fps,
-        align_joints=LIMB_JOINTS,
-    )
+    step = inference_settings(lifter, data)
+    assert (step["align"], step["align_joints"]) == (lifter.align_2d, LIMB_JOINTS)
+    result = evaluate_model(lifter.model, data.sequences, **step)
     card = json.loads(_resource("model_card.json").read_text())[variant]["held_out"]
     assert result.summary["average"]["p1"] < p1_bound
     assert result.summary["average"]["p2"] < p2_bound

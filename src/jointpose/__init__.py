@@ -25,6 +25,10 @@ _LAZY = {
     "LossWeights": "jointpose.losses",
     "TemporalModel": "jointpose.model.temporal",
     "load_model": "jointpose.model.loading",
+    "load_dataset": "jointpose.data.h36m",
+    "evaluate_model": "jointpose.evaluation.evaluate",
+    "evaluate_checkpoint": "jointpose.evaluation.evaluate",
+    "inference_settings": "jointpose.evaluation.evaluate",
 }
 
 __all__ = [
@@ -39,12 +43,20 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "__version__",
+    "evaluate_checkpoint",
+    "evaluate_model",
+    "inference_settings",
+    "load_dataset",
     "load_keypoints",
     "load_model",
 ]
 
 if TYPE_CHECKING:
+    from jointpose.data.h36m import load_dataset as load_dataset
     from jointpose.data.keypoints import load_keypoints as load_keypoints
+    from jointpose.evaluation.evaluate import evaluate_checkpoint as evaluate_checkpoint
+    from jointpose.evaluation.evaluate import evaluate_model as evaluate_model
+    from jointpose.evaluation.evaluate import inference_settings as inference_settings
     from jointpose.geometry.cameras import Camera as Camera
     from jointpose.inference.lifter import Lifter as Lifter
     from jointpose.inference.streaming import StreamingLifter as StreamingLifter

@@ -11,12 +11,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from jointpose.data.h36m import DATASETS, PoseSequence, alignment_joints, dataset_kind, load_dataset
+from jointpose.data.h36m import DATASETS, Dataset, PoseSequence, alignment_joints, dataset_kind, load_dataset
 from jointpose.errors import JointposeError
 from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.geometry import skeleton
@@ -132,6 +132,44 @@ def evaluate_model(
     return Evaluation(predictions, summary)
 
 
+class InferenceStep(Protocol):
+    """A network with its inference step: a :class:`jointpose.inference.lifter.Lifter` or a
+    :class:`jointpose.model.loading.LoadedModel`."""
+
+    model: TemporalModel
+    skeleton_fit: bool
+    smooth: float  # frames
+    align_2d: float  # 0-1
+
+
+def inference_settings(
+    source: InferenceStep,
+    data: Dataset,
+    dataset: str = "h36m",
+    *,
+    raw: bool = False,
+    smooth: float | None = None,
+    align_2d: float | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate_model`'s keywords that evaluate ``source``'s network on ``data`` as it
+    runs at inference: its skeleton fit, filter (``smooth`` frames overrides it) and alignment
+    with the 2D (``align_2d``, 0-1, overrides its share), with ``data``'s keypoint symmetry and
+    frame rate. The alignment moves the joints ``data``'s keypoints mark
+    (:func:`jointpose.data.h36m.alignment_joints` for ``dataset``'s skeleton), and is off where
+    they mark none. ``raw``: the network alone."""
+    joints = alignment_joints(data, dataset)
+    align = source.align_2d if align_2d is None else align_2d
+    return {
+        "keypoints_left": data.keypoints_left,
+        "keypoints_right": data.keypoints_right,
+        "skeleton_fit": source.skeleton_fit and not raw,
+        "smooth": 0.0 if raw else source.smooth if smooth is None else smooth,
+        "align": 0.0 if raw or joints == () else align,
+        "fps": data.fps,
+        "align_joints": joints,
+    }
+
+
 def average_over_actions(per_action: dict[str, dict[str, float]]) -> dict[str, float]:
     """Unweighted mean over action groups of every metric; ``frames`` is summed. A group
     without a value for a metric (NaN: too short for velocity or acceleration) is left out
@@ -207,7 +245,6 @@ def evaluate_checkpoint(
 
     loaded = load_model(checkpoint, device)
     model, config, epoch = loaded.model, loaded.config, loaded.epoch
-    default_fit, default_smooth = loaded.skeleton_fit, loaded.smooth
     keypoints = keypoints or config.get("keypoints", "cpn_ft_h36m_dbb")
     subjects = subjects or list(config.get("subjects_test", ("S9", "S11")))
     dataset = (
@@ -238,27 +275,9 @@ def evaluate_checkpoint(
         raise JointposeError(
             f"-k {keypoints}: {data.num_keypoints} keypoints per frame but the checkpoint expects {model.num_joints_in}"
         )
-    fit = default_fit and not raw
-    align = loaded.align_2d if align_2d is None else align_2d
-    joints = alignment_joints(data, dataset)
-    align = 0.0 if raw or joints == () else align
-    if raw:
-        smooth = 0.0
-    elif smooth is None:
-        smooth = default_smooth
+    step = inference_settings(loaded, data, dataset, raw=raw, smooth=smooth, align_2d=align_2d)
     result = evaluate_model(
-        model,
-        data.sequences,
-        flip_test=flip_test,
-        keypoints_left=data.keypoints_left,
-        keypoints_right=data.keypoints_right,
-        by_subject=by_subject,
-        extra_metrics=plausibility_errors,
-        skeleton_fit=fit,
-        smooth=smooth,
-        align=align,
-        fps=data.fps,
-        align_joints=joints,
+        model, data.sequences, flip_test=flip_test, by_subject=by_subject, extra_metrics=plausibility_errors, **step
     )
     for key, prediction in result.predictions.items():
         check_finite(prediction, f"{checkpoint}: the prediction for {key}")
@@ -273,9 +292,9 @@ def evaluate_checkpoint(
         subjects=subjects,
         actions=actions,
         test_time_augmentation=flip_test,
-        skeleton_fit=fit,
-        smooth=smooth,
-        align_2d=align,
+        skeleton_fit=step["skeleton_fit"],
+        smooth=step["smooth"],
+        align_2d=step["align"],
     )
     return result
 
