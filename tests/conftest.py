@@ -25,6 +25,17 @@ def cmu_mocap() -> Path:
     return CMU_MOCAP
 
 
+@pytest.fixture(scope="session")
+def cmu_motion():
+    """The whole CMU folder at 50 fps with seed 0, as the bundled models train on it (each
+    subject's body scaling and noise depend on the whole folder); loaded once (about 13 s)."""
+    from jointpose.motion.mocap import load_bvh_folder
+
+    if not CMU_MOCAP.is_dir():
+        pytest.skip(f"{CMU_MOCAP} is absent")
+    return load_bvh_folder(CMU_MOCAP, fps=50.0, seed=0)
+
+
 @pytest.fixture(params=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 def device(request) -> str:
     """Each device the test should run on: the CPU, and CUDA where available."""

@@ -2,6 +2,7 @@
 exactly one line on stderr, no traceback, no output file changed, no temporary file left,
 and stays within a 2 GiB address space (each case runs in its own process under
 ``RLIMIT_AS``; a case that tried to allocate more would die with MemoryError's traceback).
+The cases' processes run side by side, one per core.
 
 Each case costs a process start and a torch import (about 2 s of CPU); the table holds one
 case per way of failing, not every variant (those are unit-tested beside their code).
@@ -19,6 +20,8 @@ import struct
 import subprocess
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -320,14 +323,19 @@ def _snapshot(folder: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_hostile_case(name, inputs, tmp_path):
-    argv, needle, hook = CASES[name]
-    out = tmp_path / "out"
+@dataclass
+class Outcome:
+    result: subprocess.CompletedProcess
+    before: dict[str, str]
+    after: dict[str, str]
+
+
+def _run_case(name: str, inputs: Path, out: Path) -> Outcome:
+    argv, _, hook = CASES[name]
     out.mkdir()
     for previous in ("out.npz", "out.json"):
         (out / previous).write_bytes(PREVIOUS)
-    before = {**_snapshot(inputs), **{f"out/{k}": v for k, v in _snapshot(out).items()}}
+    before = {f"out/{k}": v for k, v in _snapshot(out).items()}
     args = [a.replace("{in}", str(inputs)).replace("{out}", str(out)) for a in argv]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
     result = subprocess.run(
@@ -338,9 +346,34 @@ def test_hostile_case(name, inputs, tmp_path):
         preexec_fn=hook or _limit_memory,
         timeout=300,
     )
-    err = result.stderr.strip()
-    assert result.returncode == 2, (result.returncode, err[-2000:])
+    return Outcome(result, before, {f"out/{k}": v for k, v in _snapshot(out).items()})
+
+
+@pytest.fixture(scope="module")
+def outcomes(request, inputs, tmp_path_factory) -> dict[str, Outcome]:
+    """The selected cases, run side by side, one single-threaded process per core (each
+    case's process is alone with its limits and its own output folder), with a snapshot of
+    the inputs before and after them all."""
+    names = [
+        item.callspec.params["name"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_hostile_case"
+    ]
+    before = _snapshot(inputs)
+    root = tmp_path_factory.mktemp("hostile-outputs")
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        runs = {name: pool.submit(_run_case, name, inputs, root / f"case{i}") for i, name in enumerate(names)}
+    outcomes = {name: run.result() for name, run in runs.items()}
+    assert _snapshot(inputs) == before  # no case changed an input
+    return outcomes
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_case(name, outcomes):
+    _, needle, _ = CASES[name]
+    outcome = outcomes[name]
+    err = outcome.result.stderr.strip()
+    assert outcome.result.returncode == 2, (outcome.result.returncode, err[-2000:])
     assert "Traceback" not in err and len(err.splitlines()) == 1, err[-2000:]
     assert re.search(needle, err), err
-    after = {**_snapshot(inputs), **{f"out/{k}": v for k, v in _snapshot(out).items()}}
-    assert after == before  # nothing written, nothing changed, no temporary file left
+    assert outcome.after == outcome.before  # nothing written, nothing changed, no temporary file left

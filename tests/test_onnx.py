@@ -130,6 +130,7 @@ def test_streaming_step_caches_hold_each_convolutions_span(tmp_path):
 
 
 @needs_ort
+@pytest.mark.slow  # a process of its own and a full export: about 10 s
 def test_export_writes_only_its_own_line(tmp_path):
     # torch's exporter logs four "torchvision is not installed" lines; jointpose keeps them out.
     # In a process of its own: pytest would capture the log records before they reach stderr.

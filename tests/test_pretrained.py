@@ -87,18 +87,15 @@ def test_model_card_describes_the_bundled_model(variant):
         ("video-causal", "blazepose", VIDEO_CAUSAL_P1_MM, VIDEO_CAUSAL_P2_MM),
     ],
 )
-def test_held_out_subject_accuracy(cmu_mocap, tmp_path, variant, layout, p1_bound, p2_bound):
+def test_held_out_subject_accuracy(cmu_motion, tmp_path, variant, layout, p1_bound, p2_bound):
     from jointpose.data.h36m import alignment_joints, load_dataset
     from jointpose.data.layouts import LIMB_JOINTS
     from jointpose.evaluation.evaluate import evaluate_model, inference_settings
     from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
-    from jointpose.motion.mocap import load_bvh_folder
 
-    # The whole folder, as in training, so S6 gets the same body scaling and noise.
-    motion = load_bvh_folder(cmu_mocap, fps=50.0, seed=0)
     write_h36m_dataset(
         tmp_path / "data",
-        motion,
+        cmu_motion,
         fps=50.0,
         cameras=CameraRing(count=6, distance=6.0, height=1.6),
         noise=NoiseModel(),
