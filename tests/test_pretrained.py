@@ -117,6 +117,28 @@ def test_held_out_subject_accuracy(cmu_motion, tmp_path, variant, layout, p1_bou
         assert result.summary["average"][metric] == pytest.approx(card[metric], abs=0.1), metric
 
 
+def test_evaluate_scores_a_bundled_model_by_name(h36m_dir, tmp_path, capsys):
+    from jointpose.cli import main
+
+    flags = ["evaluate", "--data-dir", str(h36m_dir), "-k", "gt", "-ste", "S9", "-a", "Walking"]
+    assert main([*flags, "--pretrained", "video", "--json", str(tmp_path / "named.json")]) == 0
+    with resources.as_file(_resource(PRETRAINED["video"])) as path:
+        assert main([*flags, "--checkpoint", str(path), "--json", str(tmp_path / "file.json")]) == 0
+    named, file = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("named", "file"))
+    assert named == file and named["average"]["p1"] > 0
+    assert named["config"]["evaluated_on"]["align_2d"] == Lifter.from_pretrained("video", device="cpu").align_2d > 0
+    capsys.readouterr()
+    for wrong in (["--pretrained", "video", "--checkpoint", "x.pt"], [], ["--pretrained", "large"]):
+        with pytest.raises(SystemExit) as exit:
+            main([*flags, *wrong])
+        assert exit.value.code == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 3 and all(e.startswith("jointpose evaluate: error: ") for e in errors)
+    assert "argument --checkpoint: not allowed with argument --pretrained" in errors[0]
+    assert "one of the arguments --checkpoint --pretrained is required" in errors[1]
+    assert "argument --pretrained: invalid choice: 'large'" in errors[2]  # the choices' quotes vary with Python
+
+
 def test_infer_uses_the_bundled_model(tmp_path):
     from jointpose.cli import main
     from jointpose.data.layouts import LAYOUTS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +76,13 @@ def add_evaluate_parser(verbs: Any) -> None:
     """The ``evaluate`` verb: a checkpoint's scores on test subjects."""
     p = verbs.add_parser("evaluate", help="evaluate a checkpoint on test subjects")
     _add_evaluation_data_args(p)
-    p.add_argument("--checkpoint", required=True, help="checkpoint file or folder (uses latest.pt)")
+    from jointpose.inference.lifter import PRETRAINED
+
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument(
+        "--checkpoint", help="checkpoint file or folder (uses latest.pt), or an exported .safetensors model"
+    )
+    model.add_argument("--pretrained", choices=tuple(PRETRAINED), help="a bundled model instead (docs/model-card.md)")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--export-predictions", type=Path, default=None, help="write predictions (npz) here")
     p.add_argument("--by-subject", action="store_true", help="also report per test subject")
@@ -157,6 +164,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
     from jointpose.geometry.alignment import check_weight
     from jointpose.geometry.filters import check_sigma
+    from jointpose.inference.lifter import pretrained_file
     from jointpose.safeio import check_outputs
 
     if args.export_predictions is not None and args.export_predictions.suffix.lower() != ".npz":
@@ -173,21 +181,23 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         check_weight(args.align_2d, "--align-2d")
         if args.raw:
             raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
-    result = evaluate_checkpoint(
-        args.checkpoint,
-        args.data_dir,
-        args.keypoints,
-        None if args.subjects_test is None else list(args.subjects_test),
-        list(args.actions) if args.actions else None,
-        flip_test=args.tta,
-        by_subject=args.by_subject,
-        downsample=args.downsample,
-        device=args.device,
-        raw=args.raw,
-        smooth=args.smooth,
-        align_2d=args.align_2d,
-        dataset=args.dataset,
-    )
+    with ExitStack() as stack:  # a bundled model's file is at hand while it is read
+        checkpoint = args.checkpoint or stack.enter_context(pretrained_file(args.pretrained))
+        result = evaluate_checkpoint(
+            checkpoint,
+            args.data_dir,
+            args.keypoints,
+            None if args.subjects_test is None else list(args.subjects_test),
+            list(args.actions) if args.actions else None,
+            flip_test=args.tta,
+            by_subject=args.by_subject,
+            downsample=args.downsample,
+            device=args.device,
+            raw=args.raw,
+            smooth=args.smooth,
+            align_2d=args.align_2d,
+            dataset=args.dataset,
+        )
     print(format_table(result.summary))
     if args.json is not None:
         _write_text(args.json, json.dumps(result.summary, indent=2))

@@ -28,7 +28,8 @@ loads the same way and runs through onnxruntime, with the same steps around the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -61,6 +62,19 @@ PRETRAINED = {
     "video": "jointpose_cmu_243f_video.safetensors",
     "video-causal": "jointpose_cmu_243f_video_causal.safetensors",
 }
+
+
+@contextmanager
+def pretrained_file(variant: str) -> Iterator[Path]:
+    """The bundled model file of ``variant`` (a :data:`PRETRAINED` name), as a path while the
+    context lasts (``jointpose evaluate --pretrained``, :meth:`Lifter.from_pretrained`)."""
+    if variant not in PRETRAINED:
+        raise JointposeError(f"unknown pretrained variant '{variant}' (known: {', '.join(PRETRAINED)})")
+    resource = resources.files("jointpose").joinpath(f"resources/pretrained/{PRETRAINED[variant]}")
+    with resources.as_file(resource) as path:
+        if not path.is_file():
+            raise JointposeError(f"the bundled model {PRETRAINED[variant]} is missing from this installation")
+        yield path
 
 
 class Lifter:
@@ -157,12 +171,7 @@ class Lifter:
         Returns:
             A lifter with the model card's inference step (docs/model-card.md).
         """
-        if variant not in PRETRAINED:
-            raise JointposeError(f"unknown pretrained variant '{variant}' (known: {', '.join(PRETRAINED)})")
-        resource = resources.files("jointpose").joinpath(f"resources/pretrained/{PRETRAINED[variant]}")
-        with resources.as_file(resource) as path:
-            if not path.is_file():
-                raise JointposeError(f"the bundled model {PRETRAINED[variant]} is missing from this installation")
+        with pretrained_file(variant) as path:
             return cls.load(path, device=device)
 
     @classmethod
