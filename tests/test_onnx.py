@@ -69,7 +69,8 @@ def test_lifter_on_onnx_equals_torch_with_its_inference_step(tmp_path):
 
 @pytest.fixture(scope="module")
 def bundled_exports(tmp_path_factory):
-    """Both bundled models exported through the CLI, and the causal one's streaming step."""
+    """Both bundled models exported through the CLI, and the causal one's streaming step: the
+    offline model by its file's path, the causal one by name (``--pretrained``)."""
     if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None:
         pytest.skip("the optional extra jointpose[onnx] is not installed")
     from importlib import resources
@@ -80,8 +81,9 @@ def bundled_exports(tmp_path_factory):
     paths = {}
     for variant, streaming in [("offline", False), ("causal", False), ("causal", True)]:
         with resources.as_file(resources.files("jointpose") / f"resources/pretrained/{PRETRAINED[variant]}") as src:
+            model = [str(src)] if variant == "offline" else ["--pretrained", variant]
             out = folder / f"{variant}{'_step' if streaming else ''}.onnx"
-            assert main(["export", str(src), "--onnx", str(out), *(["--streaming"] if streaming else [])]) == 0
+            assert main(["export", *model, "--onnx", str(out), *(["--streaming"] if streaming else [])]) == 0
         paths[variant, streaming] = out
     return paths
 
@@ -157,6 +159,11 @@ def test_export_errors_are_one_line_and_leave_no_file(tmp_path, capsys):
         assert main(["export", str(src), "--onnx", str(tmp_path / "out.txt")]) == 2
         assert ".onnx" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "missing.safetensors"), "--onnx", str(tmp_path / "x.onnx")]) == 2
+    for wrong in (["x.pt", "--pretrained", "causal"], []):  # a model, or a bundled one by name
+        with pytest.raises(SystemExit) as exit:
+            main(["export", *wrong, "--onnx", str(tmp_path / "x.onnx")])
+        assert exit.value.code == 2
+    assert not (tmp_path / "x.onnx").exists()
     bogus = tmp_path / "bogus.onnx"
     bogus.write_bytes(b"not a graph")
     with pytest.raises(JointposeError, match="bogus.onnx: not a readable ONNX model"):
