@@ -182,7 +182,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if args.raw:
             raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
     with ExitStack() as stack:  # a bundled model's file is at hand while it is read
-        checkpoint = args.checkpoint or stack.enter_context(pretrained_file(args.pretrained))
+        checkpoint = (
+            args.checkpoint if args.pretrained is None else stack.enter_context(pretrained_file(args.pretrained))
+        )
         result = evaluate_checkpoint(
             checkpoint,
             args.data_dir,
