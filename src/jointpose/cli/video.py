@@ -10,6 +10,8 @@ from jointpose.cli.common import add_align_arg, add_camera_args, add_height_arg,
 
 def add_video_parser(verbs: Any) -> None:
     """The ``video`` verb (extra ``jointpose[video]``)."""
+    from jointpose.data.tracks import VISIBILITY_THRESHOLD
+
     p = verbs.add_parser(
         "video", help="video -> 2D keypoints (MediaPipe BlazePose) -> 3D poses (npz, json, csv or bvh)"
     )
@@ -22,7 +24,12 @@ def add_video_parser(verbs: Any) -> None:
     p.add_argument("--start", type=float, default=None, help="first second of the video to use (default 0)")
     p.add_argument("--end", type=float, default=None, help="last second of the video to use (default: its end)")
     add_camera_args(p)
-    p.add_argument("--confidence-threshold", type=float, default=0.3, help="joints below it are interpolated")
+    p.add_argument(
+        "--confidence-threshold",
+        type=float,
+        default=VISIBILITY_THRESHOLD,
+        help=f"joints whose BlazePose visibility is below it are interpolated (default {VISIBILITY_THRESHOLD})",
+    )
     add_height_arg(p)
     p.add_argument(
         "--person",

@@ -241,8 +241,19 @@ def repair_limb_swaps(
     return xy, confidence, exchanged
 
 
+# BlazePose's visibility below which a joint's point is replaced by interpolation in time.
+# Its points for joints it sees poorly (an arm behind the body) are guesses from the rest of
+# the body, and lift better than a line drawn across the gap (docs/tuning.md, "Video: the
+# detector's own guesses for hidden joints").
+VISIBILITY_THRESHOLD = 0.1
+
+
 def keypoints_from_detections(
-    detections: Detections2D, *, layout: str = "coco17", confidence_threshold: float = 0.3, source: str = "video"
+    detections: Detections2D,
+    *,
+    layout: str = "coco17",
+    confidence_threshold: float = VISIBILITY_THRESHOLD,
+    source: str = "video",
 ) -> Keypoints2D:
     """The Human3.6M-17 track (pixels) of one detected person, ready for a :class:`Lifter`.
 

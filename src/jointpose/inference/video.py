@@ -34,7 +34,7 @@ import numpy as np
 
 from jointpose.data.detect import Detections2D, check_person, detect_frames
 from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, resample
-from jointpose.data.tracks import keypoints_from_detections, out_of_view_note, person_parts
+from jointpose.data.tracks import VISIBILITY_THRESHOLD, keypoints_from_detections, out_of_view_note, person_parts
 from jointpose.data.video import VideoClip, open_video
 from jointpose.geometry.bones import bone_vectors, check_height, positions_from_bones, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
@@ -115,7 +115,7 @@ def lift_video(
     focal_length: float | None = None,
     fov: float | None = None,
     principal_point: tuple[float, float] | None = None,
-    confidence_threshold: float = 0.3,
+    confidence_threshold: float = VISIBILITY_THRESHOLD,
     height: float | None = None,
     person: tuple[float, float] | None = None,
     progress: bool = True,
