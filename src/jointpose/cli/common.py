@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -52,6 +53,29 @@ def model_file(path: str | None) -> Path | None:
         return resolve_checkpoint(path)
     except JointposeError:
         return Path(path)
+
+
+def add_model_source(p: argparse.ArgumentParser, *flags: str, help: str, **kwargs: Any) -> None:
+    """The verb's own model argument (``flags``: ``--checkpoint``, or a positional with
+    ``nargs="?"``) or, instead, ``--pretrained NAME`` (a bundled model); one of them is required."""
+    from jointpose.inference.lifter import PRETRAINED
+
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(*flags, help=help, **kwargs)
+    source.add_argument("--pretrained", choices=tuple(PRETRAINED), help="a bundled model instead (docs/model-card.md)")
+
+
+@contextmanager
+def model_source(path: str | None, pretrained: str | None) -> Iterator[str | Path | None]:
+    """The model a verb reads (:func:`add_model_source`): ``path``, or the bundled ``pretrained``
+    model's file while the context lasts."""
+    if pretrained is None:
+        yield path
+        return
+    from jointpose.inference.lifter import pretrained_file
+
+    with pretrained_file(pretrained) as file:
+        yield file
 
 
 def files_in(folder: str | Path | None, pattern: str) -> list[Path]:

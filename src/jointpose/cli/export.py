@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from jointpose.cli.common import model_file
+from jointpose.cli.common import add_model_source, model_file, model_source
 from jointpose.errors import JointposeError
 
 
@@ -15,11 +15,7 @@ def add_export_parser(verbs: Any) -> None:
     p = verbs.add_parser(
         "export", help="write a model as ONNX (full sequence, or one streaming step of a causal model)"
     )
-    from jointpose.inference.lifter import PRETRAINED
-
-    model = p.add_mutually_exclusive_group(required=True)
-    model.add_argument("model", nargs="?", help="training checkpoint (file or folder) or .safetensors model")
-    model.add_argument("--pretrained", choices=tuple(PRETRAINED), help="a bundled model instead (docs/model-card.md)")
+    add_model_source(p, "model", nargs="?", help="training checkpoint (file or folder) or .safetensors model")
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument(
         "--streaming", action="store_true", help="export one step of a causal model, layer caches as inputs/outputs"
@@ -28,7 +24,6 @@ def add_export_parser(verbs: Any) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from jointpose.inference.lifter import pretrained_file
     from jointpose.inference.onnx import OPSET, export_onnx
     from jointpose.model.loading import load_model
     from jointpose.safeio import check_outputs
@@ -36,12 +31,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     if Path(args.onnx).suffix != ".onnx":
         raise JointposeError(f"--onnx {args.onnx}: the file name must end in .onnx")
     check_outputs({"--onnx": args.onnx}, {"model": model_file(args.model)})  # before the export, not after it
-    if args.pretrained is not None:
-        with pretrained_file(args.pretrained) as path:
-            loaded = load_model(path, "cpu")
-    else:
+    with model_source(args.model, args.pretrained) as model:
         try:
-            loaded = load_model(args.model, "cpu")
+            loaded = load_model(model, "cpu")
         except JointposeError as exc:  # the loader names a --checkpoint; export reads its positional model
             raise JointposeError(exc.naming({"checkpoint": "model"})) from None
     path = export_onnx(loaded, args.onnx, streaming=args.streaming)

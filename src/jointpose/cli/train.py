@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jointpose.cli.common import PARAMETER_FLAGS, files_in, model_file
+from jointpose.cli.common import PARAMETER_FLAGS, add_model_source, files_in, model_file, model_source
 from jointpose.errors import JointposeError, JointposeWarning
 
 if TYPE_CHECKING:
@@ -76,13 +75,9 @@ def add_evaluate_parser(verbs: Any) -> None:
     """The ``evaluate`` verb: a checkpoint's scores on test subjects."""
     p = verbs.add_parser("evaluate", help="evaluate a checkpoint on test subjects")
     _add_evaluation_data_args(p)
-    from jointpose.inference.lifter import PRETRAINED
-
-    model = p.add_mutually_exclusive_group(required=True)
-    model.add_argument(
-        "--checkpoint", help="checkpoint file or folder (uses latest.pt), or an exported .safetensors model"
+    add_model_source(
+        p, "--checkpoint", help="checkpoint file or folder (uses latest.pt), or an exported .safetensors model"
     )
-    model.add_argument("--pretrained", choices=tuple(PRETRAINED), help="a bundled model instead (docs/model-card.md)")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--export-predictions", type=Path, default=None, help="write predictions (npz) here")
     p.add_argument("--by-subject", action="store_true", help="also report per test subject")
@@ -164,7 +159,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
     from jointpose.geometry.alignment import check_weight
     from jointpose.geometry.filters import check_sigma
-    from jointpose.inference.lifter import pretrained_file
     from jointpose.safeio import check_outputs
 
     if args.export_predictions is not None and args.export_predictions.suffix.lower() != ".npz":
@@ -181,10 +175,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         check_weight(args.align_2d, "--align-2d")
         if args.raw:
             raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
-    with ExitStack() as stack:  # a bundled model's file is at hand while it is read
-        checkpoint = (
-            args.checkpoint if args.pretrained is None else stack.enter_context(pretrained_file(args.pretrained))
-        )
+    with model_source(args.checkpoint, args.pretrained) as checkpoint:
         result = evaluate_checkpoint(
             checkpoint,
             args.data_dir,
