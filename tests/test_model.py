@@ -57,10 +57,10 @@ def test_strided_equals_full_model(widths, causal):
     assert (a - b).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("p", [0.25, 0.5])
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.5])
 def test_dropout_zeroes_a_share_p_and_scales_the_rest(device, p):
-    """The CPU mask (uniform numbers against p) behaves as F.dropout: a share p of zeros,
-    the rest scaled by 1 / (1 - p) (mean kept), the same mask in the gradient; seeded."""
+    """The CPU mask (16-bit uniform integers against p) behaves as F.dropout: a share p of
+    zeros, the rest scaled by 1 / (1 - p) (mean kept), the same mask in the gradient; seeded."""
     x = torch.full((1000, 500), 2.0, device=device, requires_grad=True)
     torch.manual_seed(3)
     y = dropout(x, p, True)
