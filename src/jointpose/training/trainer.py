@@ -39,7 +39,7 @@ from tqdm import tqdm
 from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, mix_limbs, scale_bodies
 from jointpose.data.h36m import alignment_joints, dataset_kind, load_dataset
 from jointpose.errors import JointposeError, first_line
-from jointpose.evaluation.evaluate import evaluate_model, format_table, with_provenance
+from jointpose.evaluation.evaluate import evaluate_model, format_table, inference_settings, with_provenance
 from jointpose.geometry.anatomy import bone_lengths
 from jointpose.losses import (
     JointAwareLoss,
@@ -50,7 +50,7 @@ from jointpose.losses import (
     view_consistency,
     weighted_mpjpe,
 )
-from jointpose.model.loading import FORMAT, pose_weights
+from jointpose.model.loading import FORMAT, LoadedModel, pose_weights
 from jointpose.model.predict import alignment_weight, smoothing_sigma, uses_skeleton_fit
 from jointpose.model.temporal import TemporalModel, build_model, receptive_field
 from jointpose.motion.viewpoints import random_views
@@ -134,9 +134,9 @@ class Trainer:
             dataset=config.dataset,
         )
         # The alignment moves each joint to its own keypoint's ray: all of them where the 2D is
-        # the joints, the limbs where it was converted from COCO's or BlazePose's points.
-        self.align_joints = alignment_joints(self.test_data, config.dataset)
-        if config.align_2d > 0 and self.align_joints == ():
+        # the joints, the limbs where it was converted from COCO's or BlazePose's points. Where
+        # the keypoints mark no joint, the run records no alignment in its checkpoints.
+        if config.align_2d > 0 and alignment_joints(self.test_data, config.dataset) == ():
             self.config = config = dataclasses.replace(config, align_2d=0.0)
         self.unlabelled_data = (
             load_dataset(
@@ -565,18 +565,23 @@ class Trainer:
         self.eval_model.load_state_dict(pose_weights({"model": self.model.state_dict(), "averaged_model": averaged}))
         return self.eval_model
 
-    def quick_validation(self) -> float:
-        """Test-set P1 (mm) without test-time augmentation, for the learning curve."""
+    def inference_step(self) -> dict[str, Any]:
+        """:func:`evaluate_model`'s keywords for the run's inference step on the test data (its
+        skeleton fit, filter and alignment with the 2D, as ``jointpose evaluate`` applies a
+        saved checkpoint's: :func:`inference_settings`)."""
         config = self.config.to_dict()
-        result = evaluate_model(
-            self.evaluation_model(),
-            self.test_data.sequences,
-            flip_test=False,
+        step = LoadedModel(
+            self.eval_model,
             skeleton_fit=uses_skeleton_fit(config),
             smooth=smoothing_sigma(config),
-            align=alignment_weight(config),
-            fps=self.test_data.fps,
-            align_joints=self.align_joints,
+            align_2d=alignment_weight(config),
+        )
+        return inference_settings(step, self.test_data, self.config.dataset)
+
+    def quick_validation(self) -> float:
+        """Test-set P1 (mm) without test-time augmentation, for the learning curve."""
+        result = evaluate_model(
+            self.evaluation_model(), self.test_data.sequences, flip_test=False, **self.inference_step()
         )
         return result.summary["average"]["p1"]
 
@@ -587,20 +592,14 @@ class Trainer:
         from jointpose.evaluation.plausibility import plausibility_errors
 
         config = self.config.to_dict()
-        fit, smooth, align = uses_skeleton_fit(config), smoothing_sigma(config), alignment_weight(config)
+        step = self.inference_step()
         result = evaluate_model(
             self.evaluation_model(),
             self.test_data.sequences,
             flip_test=self.config.test_time_augmentation,
-            keypoints_left=self.test_data.keypoints_left,
-            keypoints_right=self.test_data.keypoints_right,
             by_subject=len({seq.subject for seq in self.test_data.sequences}) > 1,
             extra_metrics=plausibility_errors,
-            skeleton_fit=fit,
-            smooth=smooth,
-            align=align,
-            fps=self.test_data.fps,
-            align_joints=self.align_joints,
+            **step,
         )
         self.final_result = result  # predictions stay available to callers (demo, benchmarks)
         print(format_table(result.summary))
@@ -615,9 +614,9 @@ class Trainer:
             subjects=config["subjects_test"],
             actions=config["actions"],
             test_time_augmentation=config["test_time_augmentation"],
-            skeleton_fit=fit,
-            smooth=smooth,
-            align_2d=align,
+            skeleton_fit=step["skeleton_fit"],
+            smooth=step["smooth"],
+            align_2d=step["align"],
         )
         with atomic_write(self.folder / EVALUATION_FILE, "w", encoding="utf-8") as handle:
             json.dump(record, handle, indent=2)
