@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,14 @@ from h36m_files import SMALL, write_dataset  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CMU_MOCAP = SHARED / "data" / "cmu-mocap"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker process (and the processes its tests start) uses one
+    thread for torch and BLAS: the workers already share out the cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

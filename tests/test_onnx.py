@@ -10,7 +10,7 @@ import torch
 
 from jointpose.cli import main
 from jointpose.errors import JointposeError
-from jointpose.inference.lifter import Lifter
+from jointpose.inference.lifter import Lifter, pretrained_file
 from jointpose.inference.onnx import OnnxModel, StreamingStep, export_onnx
 from jointpose.inference.streaming import StreamingLifter
 from jointpose.model.loading import LoadedModel
@@ -73,14 +73,10 @@ def bundled_exports(tmp_path_factory):
     offline model by its file's path, the causal one by name (``--pretrained``)."""
     if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None:
         pytest.skip("the optional extra jointpose[onnx] is not installed")
-    from importlib import resources
-
-    from jointpose.inference.lifter import PRETRAINED
-
     folder = tmp_path_factory.mktemp("onnx")
     paths = {}
     for variant, streaming in [("offline", False), ("causal", False), ("causal", True)]:
-        with resources.as_file(resources.files("jointpose") / f"resources/pretrained/{PRETRAINED[variant]}") as src:
+        with pretrained_file(variant) as src:
             model = [str(src)] if variant == "offline" else ["--pretrained", variant]
             out = folder / f"{variant}{'_step' if streaming else ''}.onnx"
             assert main(["export", *model, "--onnx", str(out), *(["--streaming"] if streaming else [])]) == 0
@@ -146,11 +142,7 @@ def test_export_writes_only_its_own_line(tmp_path):
 
 @needs_ort
 def test_export_errors_are_one_line_and_leave_no_file(tmp_path, capsys):
-    from importlib import resources
-
-    from jointpose.inference.lifter import PRETRAINED
-
-    with resources.as_file(resources.files("jointpose") / f"resources/pretrained/{PRETRAINED['offline']}") as src:
+    with pretrained_file("offline") as src:
         target = tmp_path / "kept.onnx"
         target.write_bytes(b"previous")
         assert main(["export", str(src), "--onnx", str(target), "--streaming"]) == 2
