@@ -197,7 +197,7 @@ def _scaled_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     turn beat the Bernoulli sampler behind ``F.dropout`` (docs/tuning.md, "Faster CPU
     dropout masks")."""
     n = x.numel()
-    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)  # all 64 bits
     drop = min(round(p * 65536), 65535)  # p < 1
     keep = words.view(torch.int16)[:n].reshape(x.shape) >= drop - 32768
     return keep.to(x.dtype).mul_(65536.0 / (65536 - drop))
