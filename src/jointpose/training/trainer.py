@@ -565,7 +565,7 @@ class Trainer:
         self.eval_model.load_state_dict(pose_weights({"model": self.model.state_dict(), "averaged_model": averaged}))
         return self.eval_model
 
-    def inference_step(self) -> dict[str, Any]:
+    def evaluation_settings(self) -> dict[str, Any]:
         """:func:`evaluate_model`'s keywords for the run's inference step on the test data (its
         skeleton fit, filter and alignment with the 2D, as ``jointpose evaluate`` applies a
         saved checkpoint's: :func:`inference_settings`)."""
@@ -581,7 +581,7 @@ class Trainer:
     def quick_validation(self) -> float:
         """Test-set P1 (mm) without test-time augmentation, for the learning curve."""
         result = evaluate_model(
-            self.evaluation_model(), self.test_data.sequences, flip_test=False, **self.inference_step()
+            self.evaluation_model(), self.test_data.sequences, flip_test=False, **self.evaluation_settings()
         )
         return result.summary["average"]["p1"]
 
@@ -592,7 +592,7 @@ class Trainer:
         from jointpose.evaluation.plausibility import plausibility_errors
 
         config = self.config.to_dict()
-        step = self.inference_step()
+        step = self.evaluation_settings()
         result = evaluate_model(
             self.evaluation_model(),
             self.test_data.sequences,
