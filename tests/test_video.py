@@ -608,7 +608,7 @@ def test_real_footage_keeps_the_detectors_guess_for_a_joint_it_sees_poorly():
     """cam03 sees the right arm behind the body: BlazePose's visibility there is often under
     0.3, and its own guesses lift better than interpolation (docs/tuning.md): only points
     under VISIBILITY_THRESHOLD (0.1) are filled."""
-    from jointpose.data.tracks import VISIBILITY_THRESHOLD
+    from jointpose.data.layouts import VISIBILITY_THRESHOLD
     from jointpose.inference.lifter import Lifter
     from jointpose.inference.video import lift_video
 

@@ -6,12 +6,11 @@ import argparse
 from typing import Any
 
 from jointpose.cli.common import add_align_arg, add_camera_args, add_height_arg, alignment_of
+from jointpose.data.layouts import VISIBILITY_THRESHOLD
 
 
 def add_video_parser(verbs: Any) -> None:
     """The ``video`` verb (extra ``jointpose[video]``)."""
-    from jointpose.data.tracks import VISIBILITY_THRESHOLD
-
     p = verbs.add_parser(
         "video", help="video -> 2D keypoints (MediaPipe BlazePose) -> 3D poses (npz, json, csv or bvh)"
     )

@@ -50,7 +50,7 @@ from scipy.ndimage import median_filter
 
 from jointpose.data.detect import Detections2D
 from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, interpolate_gaps
-from jointpose.data.layouts import LAYOUT_TITLES, LAYOUTS, to_h36m, usable
+from jointpose.data.layouts import LAYOUT_TITLES, LAYOUTS, VISIBILITY_THRESHOLD, to_h36m, usable
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 
@@ -239,13 +239,6 @@ def repair_limb_swaps(
     xy = np.take_along_axis(xy, order[..., None], axis=1)
     confidence = np.take_along_axis(confidence, order, axis=1)
     return xy, confidence, exchanged
-
-
-# BlazePose's visibility below which a joint's point is replaced by interpolation in time.
-# Its points for joints it sees poorly (an arm behind the body) are guesses from the rest of
-# the body, and lift better than a line drawn across the gap (docs/tuning.md, "Video: the
-# detector's own guesses for hidden joints").
-VISIBILITY_THRESHOLD = 0.1
 
 
 def keypoints_from_detections(

@@ -34,7 +34,8 @@ import numpy as np
 
 from jointpose.data.detect import Detections2D, check_person, detect_frames
 from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, resample
-from jointpose.data.tracks import VISIBILITY_THRESHOLD, keypoints_from_detections, out_of_view_note, person_parts
+from jointpose.data.layouts import VISIBILITY_THRESHOLD
+from jointpose.data.tracks import keypoints_from_detections, out_of_view_note, person_parts
 from jointpose.data.video import VideoClip, open_video
 from jointpose.geometry.bones import bone_vectors, check_height, positions_from_bones, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
