@@ -7,6 +7,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from jointpose.cli.common import add_align_arg, add_camera_args, add_height_arg, alignment_of, files_in, model_file
+from jointpose.data.layouts import CONFIDENCE_THRESHOLD
 from jointpose.errors import JointposeError, JointposeWarning
 
 if TYPE_CHECKING:
@@ -28,7 +29,12 @@ def add_infer_parser(verbs: Any) -> None:
         "--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)"
     )
     p.add_argument("--fps", type=float, default=None, help="frame rate of the input (resampled to the model's)")
-    p.add_argument("--confidence-threshold", type=float, default=0.3, help="joints below it are interpolated")
+    p.add_argument(
+        "--confidence-threshold",
+        type=float,
+        default=CONFIDENCE_THRESHOLD,
+        help=f"joints whose detector score is below it are interpolated (default {CONFIDENCE_THRESHOLD})",
+    )
     add_height_arg(p)
     p.add_argument("--render", default=None, help="also write an animation (.mp4 or .gif)")
     p.add_argument("--video", default=None, help="video to draw the 2D input over (with --render)")

@@ -36,6 +36,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from jointpose.data.layouts import (
+    CONFIDENCE_THRESHOLD,
     LAYOUT_TITLES,
     LAYOUTS,
     Detections,
@@ -102,7 +103,7 @@ def load_keypoints(
     path: str | Path,
     *,
     layout: str | None = None,
-    confidence_threshold: float = 0.3,
+    confidence_threshold: float = CONFIDENCE_THRESHOLD,
     max_gap: int = 30,
     max_link_distance: float = 0.5,
     max_fill_gap: int | None = None,

@@ -63,6 +63,9 @@ SPINE_FRACTION = 0.5
 MAX_PIXEL_VALUE = 1e9
 HEAD_FROM_EYES = 1.75  # head top = eyes + HEAD_FROM_EYES * (eyes - nose)
 HEAD_FROM_EARS = 0.5  # head top = ears + HEAD_FROM_EARS * (ears - shoulders)
+# A detector's score below which a joint's point is replaced by interpolation in time
+# (`jointpose infer`'s keypoint files: COCO scores, OpenPose confidences).
+CONFIDENCE_THRESHOLD = 0.3
 # BlazePose's visibility below which a joint's point is replaced by interpolation in time.
 # Its points for joints it sees poorly (an arm behind the body) are guesses from the rest of
 # the body, and lift better than a line drawn across the gap (docs/tuning.md, "Video: the
