@@ -182,10 +182,12 @@ def _grouped_dropout(x: torch.Tensor, groups: torch.Tensor, p: float) -> torch.T
     """Dropout of probability ``p`` on (windows * positions, channels) activations, one mask
     (positions, channels) per group of windows, ``groups`` (windows,) labelling each.
 
-    Draws a mask for as many groups as there are windows (labels are below that), so the
-    group count never has to be read back from the device."""
+    On the CPU draws a mask per label up to the largest; elsewhere one per window (labels are
+    below that), so the group count never has to be read back from the device."""
     rows = x.reshape(len(groups), -1, x.shape[-1])
-    return (rows * _scaled_mask(rows, p)[groups]).reshape(x.shape)
+    count = int(groups.max()) + 1 if groups.device.type == "cpu" else len(groups)
+    masks = _scaled_mask(rows[:count], p)
+    return (rows * masks.index_select(0, groups)).reshape(x.shape)
 
 
 def _scaled_mask(x: torch.Tensor, p: float) -> torch.Tensor:
