@@ -259,6 +259,25 @@ def test_skeleton_fit_keeps_every_angle_in_its_range():
         assert bool(outside_rom(fit_skeleton(poses, causal=causal, range_of_motion=False)).any())
 
 
+def test_skeleton_fit_of_sequences_stored_together_equals_one_fit_each():
+    """Three noisy sequences of different lengths and body sizes, fitted in one call with
+    their frame counts: each comes out as its own fit (offline and causal), so each keeps its
+    own bone lengths."""
+    rng = np.random.default_rng(1)
+    rest = rest_pose()
+    sequences = [
+        torch.from_numpy(scale * rest + rng.normal(0.0, 0.03, (frames, 17, 3)))
+        for scale, frames in ((1.0, 40), (0.8, 7), (1.15, 1))
+    ]
+    frames = [len(s) for s in sequences]
+    for causal in (False, True):
+        together = fit_skeleton(torch.cat(sequences), causal=causal, frames=frames).split(frames)
+        for alone, fitted in zip(sequences, together):
+            torch.testing.assert_close(fitted, fit_skeleton(alone, causal=causal), rtol=0, atol=1e-12)
+    small, large = (bone_lengths(fit_skeleton(torch.cat(sequences), frames=frames).split(frames)[k]) for k in (1, 2))
+    assert float((large[0] / small[0]).median()) > 1.3  # 1.15 / 0.8: not one shared skeleton
+
+
 def test_outside_rom_is_per_frame():
     rest = rest_pose()
     folded = bend(rest, 2, [3], [1.0, 0.0, 0.0], 170.0)

@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from jointpose.evaluation.evaluate import average_over_actions, format_table
@@ -124,3 +125,24 @@ def test_plausibility_metrics_by_hand():
     folded = poses.clone()  # right knee folded shut in frame 5: the foot back beside the hip
     folded[5, 3] = folded[5, 2] + 0.9 * (folded[5, 1] - folded[5, 2])
     assert outside_range_of_motion(folded).tolist() == [0, 0, 0, 0, 0, 1, 0, 0]
+
+
+def test_evaluation_in_batches_of_sequences_equals_one_sequence_at_a_time(h36m_dir, monkeypatch):
+    """The inference step runs on several sequences at once (the skeleton fit on all their
+    frames): with batches of one sequence each the predictions and the table are the same."""
+    import jointpose.evaluation.evaluate as evaluate
+    from jointpose.data.h36m import load_dataset
+    from jointpose.model.temporal import TemporalModel
+
+    torch.manual_seed(0)
+    model = TemporalModel([3, 3], channels=32).eval()
+    data = load_dataset(h36m_dir, "gt", ["S9", "S11"])
+    settings = dict(flip_test=True, skeleton_fit=True, smooth=2.0, align=0.5, fps=50.0)
+    together = evaluate.evaluate_model(model, data.sequences, **settings)
+    assert sum(len(s.keypoints) for s in data.sequences) <= evaluate.BATCH_FRAMES  # one batch
+    monkeypatch.setattr(evaluate, "BATCH_FRAMES", 1)
+    alone = evaluate.evaluate_model(model, data.sequences, **settings)
+    assert together.predictions.keys() == alone.predictions.keys() and len(alone.predictions) == 16
+    for key, pred in together.predictions.items():
+        np.testing.assert_allclose(pred, alone.predictions[key], rtol=0, atol=1e-6)
+    assert together.summary["average"] == pytest.approx(alone.summary["average"], abs=1e-3)

@@ -8,7 +8,7 @@ are in millimetres (MPJVE per frame, acceleration per frame squared).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,12 +22,13 @@ from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import rays_of
 from jointpose.model.loading import load_model
-from jointpose.model.predict import alignment_sigma, inference_step, predict
+from jointpose.model.predict import alignment_sigma, inference_steps, predict
 from jointpose.model.temporal import TemporalModel
 from jointpose.safeio import check_finite
 
 # Per-frame values are metres (reported as mm) except shares in [0, 1] (reported as %).
 REPORT_SCALE = {"rom_pct": 100.0}
+BATCH_FRAMES = 65536  # sequences whose inference step runs together (bounds its memory)
 
 
 @dataclass
@@ -101,27 +102,34 @@ def evaluate_model(
     actions: dict[str, ErrorPool] = defaultdict(ErrorPool)
     subjects: dict[str, dict[str, ErrorPool]] = defaultdict(lambda: defaultdict(ErrorPool))
     predictions = {}
-    for seq in sequences:
-        pred = predict(
-            model, seq.keypoints, flip_test=flip_test, keypoints_left=keypoints_left, keypoints_right=keypoints_right
-        )
-        pred = inference_step(
-            pred,
+    for batch in _batches(sequences, BATCH_FRAMES):
+        preds = inference_steps(
+            [
+                predict(
+                    model,
+                    seq.keypoints,
+                    flip_test=flip_test,
+                    keypoints_left=keypoints_left,
+                    keypoints_right=keypoints_right,
+                )
+                for seq in batch
+            ],
             smooth=smooth,
             skeleton_fit=skeleton_fit,
             causal=getattr(model, "causal", False),
-            rays=rays_of(seq.keypoints, seq.camera, seq.normalization) if align > 0 else None,
+            rays=[rays_of(seq.keypoints, seq.camera, seq.normalization) for seq in batch] if align > 0 else None,
             align=align,
             align_sigma=alignment_sigma(fps),
             align_joints=align_joints,
         )
-        predictions[seq.key] = pred.numpy()
-        target = torch.from_numpy(seq.poses_3d)
-        errors = sequence_errors(pred, target)
-        if extra_metrics is not None:
-            errors.update(extra_metrics(pred, target))
-        actions[seq.action_group].add(errors, len(pred))
-        subjects[seq.subject][seq.action_group].add(errors, len(pred))
+        for seq, pred in zip(batch, preds):
+            predictions[seq.key] = pred.numpy()
+            target = torch.from_numpy(seq.poses_3d)
+            errors = sequence_errors(pred, target)
+            if extra_metrics is not None:
+                errors.update(extra_metrics(pred, target))
+            actions[seq.action_group].add(errors, len(pred))
+            subjects[seq.subject][seq.action_group].add(errors, len(pred))
     summary = {"actions": {a: p.means_mm() for a, p in sorted(actions.items())}}
     summary["average"] = average_over_actions(summary["actions"])
     if by_subject:
@@ -130,6 +138,20 @@ def evaluate_model(
             for s, pools in sorted(subjects.items())
         }
     return Evaluation(predictions, summary)
+
+
+def _batches(sequences: Iterable[PoseSequence], frames: int) -> Iterator[list[PoseSequence]]:
+    """``sequences`` in order, in lists of at most ``frames`` frames (a longer sequence alone)."""
+    batch: list[PoseSequence] = []
+    held = 0
+    for seq in sequences:
+        if batch and held + len(seq.keypoints) > frames:
+            yield batch
+            batch, held = [], 0
+        batch.append(seq)
+        held += len(seq.keypoints)
+    if batch:
+        yield batch
 
 
 class InferenceStep(Protocol):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -187,8 +188,12 @@ def fit_skeleton(
     causal: bool = False,
     iterations: int = FIT_ITERATIONS,
     range_of_motion: bool = True,
+    frames: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """One consistent skeleton for a whole sequence (frames, J, 3), metres.
+    """One consistent skeleton for a whole sequence (frames, J, 3), metres; with ``frames``
+    (frame counts summing to ``len(poses)``), one for each of several sequences stored one
+    after another, fitted together (the same result as one call per sequence, in far fewer
+    operations).
 
     Every bone takes its median length over the sequence; with ``causal`` (no future
     frames, for real-time models) frame t takes the mean length over frames 0..t instead.
@@ -202,11 +207,14 @@ def fit_skeleton(
     # Lengths in float32 at least (half precision is too coarse; set_bone_lengths refines
     # such poses in float32 too).
     lengths = bone_lengths(poses.to(torch.promote_types(poses.dtype, torch.float32)))[..., None]  # (frames, bones, 1)
+    parts = lengths.split(list(frames)) if frames is not None else [lengths]
     if causal:
-        count = torch.arange(1, len(poses) + 1, device=poses.device, dtype=lengths.dtype)
-        target = lengths.cumsum(dim=0) / count[:, None, None]
-    else:
+        counts = [torch.arange(1, len(part) + 1, device=poses.device, dtype=lengths.dtype) for part in parts]
+        target = torch.cat([part.cumsum(dim=0) / count[:, None, None] for part, count in zip(parts, counts)])
+    elif frames is None:
         target = lengths.median(dim=0).values
+    else:
+        target = torch.cat([part.median(dim=0).values.expand_as(part) for part in parts])
     fitted = set_bone_lengths(poses, target, symmetric, iterations)
     return limit_range_of_motion(fitted) if range_of_motion else fitted
 

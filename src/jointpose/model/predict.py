@@ -98,10 +98,47 @@ def inference_step(
     ``confidence`` (frames, 17; default 1) (:func:`jointpose.geometry.alignment.align_to_rays`;
     offline models only, skipped without rays); then one consistent skeleton when
     ``skeleton_fit`` (``causal``: bone lengths from past frames only)."""
-    poses = smooth_poses(poses, smooth)
-    if align > 0 and rays is not None and not causal and rays.shape[:2] == poses.shape[:2]:
-        poses = align_to_rays(poses, torch.as_tensor(rays), align, align_sigma, align_joints, confidence)
-    return fit_skeleton(poses, causal=causal) if skeleton_fit else poses
+    (poses,) = inference_steps(
+        [poses],
+        smooth=smooth,
+        skeleton_fit=skeleton_fit,
+        causal=causal,
+        rays=None if rays is None else [rays],
+        align=align,
+        align_sigma=align_sigma,
+        align_joints=align_joints,
+        confidence=None if confidence is None else [confidence],
+    )
+    return poses
+
+
+def inference_steps(
+    sequences: Sequence[torch.Tensor],
+    *,
+    smooth: float,
+    skeleton_fit: bool,
+    causal: bool = False,
+    rays: Sequence[np.ndarray | torch.Tensor | None] | None = None,
+    align: float = 0.0,
+    align_sigma: float = 0.0,
+    align_joints: Sequence[int] | None = None,
+    confidence: Sequence[np.ndarray | torch.Tensor | None] | None = None,
+) -> list[torch.Tensor]:
+    """:func:`inference_step` on several predicted sequences, ``rays`` and ``confidence``
+    holding one entry (or None) per sequence; the skeleton fit runs on all their frames at
+    once, each sequence keeping its own skeleton."""
+    poses = []
+    for i, sequence in enumerate(sequences):
+        sequence = smooth_poses(sequence, smooth)
+        seen = None if rays is None else rays[i]
+        if align > 0 and seen is not None and not causal and seen.shape[:2] == sequence.shape[:2]:
+            weights = None if confidence is None else confidence[i]
+            sequence = align_to_rays(sequence, torch.as_tensor(seen), align, align_sigma, align_joints, weights)
+        poses.append(sequence)
+    if not skeleton_fit or not poses:
+        return poses
+    frames = [len(sequence) for sequence in poses]
+    return list(fit_skeleton(torch.cat(poses), causal=causal, frames=frames).split(frames))
 
 
 def uses_skeleton_fit(config: dict) -> bool:
