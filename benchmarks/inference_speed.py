@@ -170,8 +170,8 @@ def held_out_precision(directory: str) -> None:
     from jointpose.data.h36m import load_dataset
     from jointpose.inference.lifter import Lifter
 
-    sequences = load_dataset(directory, "noisy", ["S6"]).sequences
     lifter = Lifter.from_pretrained("causal", device="cpu")
+    sequences = load_dataset(directory, "noisy", ["S6"], normalization=lifter.normalization).sequences
     print(f"bundled causal model streamed over S6 ({sum(len(s.keypoints) for s in sequences)} frames)")
     truth = np.concatenate([s.poses_3d for s in sequences])
     fp32 = None

@@ -310,7 +310,16 @@ def test_infer_aligns_coco_limbs_by_confidence_and_takes_align_2d(tmp_path, caps
         lifter.align_2d = weight
         expected = lifter.predict(keypoints.points, camera=CAMERA, source_layout="coco17")
         np.testing.assert_allclose(outputs[name], expected, atol=1e-5)
+        # The loaded keypoints as they are: their confidence and layout come with them.
+        np.testing.assert_array_equal(lifter.predict(keypoints, camera=CAMERA), expected)
+        np.testing.assert_array_equal(
+            lifter.predict_trajectory(keypoints, camera=CAMERA),
+            lifter.predict_trajectory(keypoints.points, camera=CAMERA, poses=expected),
+        )
     assert np.abs(outputs["default"] - outputs["off"]).max() > 1e-3  # the step ran
+    # Bare pixels align every joint by the full weight: not what the detector's points warrant.
+    lifter = Lifter.from_pretrained("offline", device="cpu")
+    assert np.abs(lifter.predict(keypoints.xy, camera=CAMERA) - outputs["default"]).max() > 1e-3
     capsys.readouterr()
     for bad, message in (("--align-2d 1.5", "--align-2d must be a number in"), ("--align-2d 0.5 --raw", "--raw shows")):
         assert main(cli("infer", f"{flags} {bad}", tmp_path / "dets.json", o=tmp_path / "bad.npz")) == 2

@@ -36,6 +36,10 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert kp.xy.shape == (frames, 17, 2)
     assert poses.shape == (frames, 17, 3) and np.isfinite(poses).all()
     assert np.array_equal(poses[:, 0], np.zeros((frames, 3)))
+    # The detector's confidence and layout reached the alignment with the 2D (limbs only).
+    assert kp.source_layout == "coco17"
+    expected = Lifter.from_pretrained().predict(kp.points, camera=namespace["camera"], source_layout="coco17")
+    assert np.array_equal(poses, expected)
     # The streamed pose of the last frame equals the causal model run on the whole sequence.
     causal = Lifter.from_pretrained("causal", device="cpu")
     causal.flip_test = False

@@ -113,13 +113,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
             f"({lifter.receptive_field}); the sequence is edge-padded"
         )
     camera = camera_from_args(args, size)
-    poses = lifter.predict(
-        keypoints.points,
-        size,
-        camera=camera,
-        progress=args.progress,
-        source_layout=keypoints.source_layout,
-    )
+    poses = lifter.predict(keypoints, size, camera=camera, progress=args.progress)
     print("\n".join(camera_notes(lifter, camera)))
     trajectory = None
     if camera is not None or lifter.places_root_without_camera:

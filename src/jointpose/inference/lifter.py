@@ -8,7 +8,8 @@
 
 Input keypoints are (frames, 17, 2 or 3) PIXELS in the Human3.6M-17 order (a third column is
 each keypoint's confidence, which only the alignment with the 2D reads; convert detector
-formats with :mod:`jointpose.data.keypoints`, and pass their ``source_layout``).
+formats with :func:`jointpose.data.keypoints.load_keypoints`, whose result ``predict`` takes
+as it is).
 Output is camera space - x right, y down, z forward - in metres, relative to the root
 joint (index 0, exactly zero).
 
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jointpose.data.keypoints import Keypoints2D
 from jointpose.data.layouts import aligned_joints
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
@@ -291,7 +293,7 @@ class Lifter:
 
     def predict(
         self,
-        keypoints: np.ndarray | Sequence[np.ndarray],
+        keypoints: np.ndarray | Keypoints2D | Sequence[np.ndarray | Keypoints2D],
         image_size: tuple[int, int] | None = None,
         *,
         camera: Camera | None = None,
@@ -304,17 +306,18 @@ class Lifter:
         Args:
             keypoints: (frames, J, 2 or 3) keypoints in the model's input layout (Human3.6M-17
                 for the bundled models; a third column, each keypoint's confidence in [0, 1],
-                weighs the alignment with the 2D), pixels unless ``normalized``; or a list of
-                such sequences.
+                weighs the alignment with the 2D), pixels unless ``normalized``; or a
+                :class:`~jointpose.data.keypoints.Keypoints2D` from ``load_keypoints``, whose
+                confidence and source layout are used; or a list of such sequences.
             image_size: (width, height) in pixels, for pixel input without ``camera``.
             camera: the camera the keypoints were seen with (intrinsics in pixels); without it
                 an ``"intrinsics"`` model assumes :data:`DEFAULT_FOV_DEG` degrees.
             normalized: the keypoints are already in the model's input coordinates.
             progress: show a progress bar over long sequences.
-            source_layout: the layout the keypoints were converted from (a
+            source_layout: the layout array keypoints were converted from (a
                 :data:`jointpose.data.layouts.LAYOUTS` name, ``Keypoints2D.source_layout``):
                 the alignment with the 2D moves only the joints such keypoints mark
-                (:func:`jointpose.data.layouts.aligned_joints`).
+                (:func:`jointpose.data.layouts.aligned_joints`). A ``Keypoints2D`` brings its own.
 
         Returns:
             (frames, 17, 3) poses in metres, camera axes (x right, y down, z forward), root
@@ -330,6 +333,8 @@ class Lifter:
                 )
                 for k in keypoints
             ]
+        if isinstance(keypoints, Keypoints2D):
+            keypoints, source_layout = keypoints.points, keypoints.source_layout
         kp = self.normalize(keypoints, image_size, normalized, camera)
         poses = predict(
             self._inference_model(),
@@ -372,7 +377,7 @@ class Lifter:
 
     def predict_trajectory(
         self,
-        keypoints: np.ndarray,
+        keypoints: np.ndarray | Keypoints2D,
         image_size: tuple[int, int] | None = None,
         *,
         camera: Camera | None = None,
@@ -394,7 +399,7 @@ class Lifter:
         with the true focal length, and its sideways motion does not depend on it.
 
         Args:
-            keypoints: (frames, J, 2 or 3) keypoints, as for :meth:`predict`.
+            keypoints: (frames, J, 2 or 3) keypoints or a ``Keypoints2D``, as for :meth:`predict`.
             image_size: (width, height) in pixels, for pixel input without ``camera``.
             camera: the camera's intrinsics (needed without a trajectory model).
             normalized: the keypoints are already in the model's input coordinates.
@@ -403,6 +408,10 @@ class Lifter:
         Returns:
             (frames, 3) root positions in metres, camera space.
         """
+        if isinstance(keypoints, Keypoints2D):
+            if poses is None:
+                poses = self.predict(keypoints, image_size, camera=camera, normalized=normalized)
+            keypoints = keypoints.points
         if self.trajectory_model is None or (camera is not None and self.normalization == "screen"):
             if camera is None and not self.places_root_without_camera:
                 raise JointposeError(
