@@ -41,7 +41,7 @@ from safetensors.torch import load_file, save_file
 
 from jointpose.data.h36m import load_dataset
 from jointpose.evaluation.evaluate import evaluate_model
-from jointpose.model.predict import alignment_weight, smoothing_sigma, uses_skeleton_fit
+from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel
 from jointpose.training import trainer as trainer_module
 
@@ -113,13 +113,7 @@ def train_jointpose(args: argparse.Namespace, data: Path, fold: str, seed: int, 
         with contextlib.redirect_stdout(io.StringIO()):
             trainer.fit()
         seconds = time.time() - start
-        config = trainer.config.to_dict()
-        step = {
-            "normalization": trainer.config.normalization,
-            "skeleton_fit": uses_skeleton_fit(config),
-            "smooth": smoothing_sigma(config),
-            "align_2d": alignment_weight(config),
-        }
+        step = {"normalization": trainer.config.normalization, **configured_step(trainer.config.to_dict())}
         (folder / "inference.json").write_text(json.dumps(step) + "\n")
         save_file({k: v.contiguous() for k, v in trainer.evaluation_model().state_dict().items()}, weights)
         (folder / "seconds").write_text(f"{seconds:.1f}\n")

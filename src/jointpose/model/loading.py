@@ -20,7 +20,7 @@ from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import check_weight
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import check_sigma
-from jointpose.model.predict import alignment_weight, smoothing_sigma, uses_skeleton_fit
+from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel, load_model_state
 from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps
 
@@ -144,17 +144,17 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     symmetry = _symmetry_of(
         ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS)), model.num_joints_in, path
     )
+    step = configured_step(ckpt["config"])  # align_2d checked with the checkpoint
+    check_sigma(step["smooth"], f"{path}: checkpoint config 'smooth'")
     return LoadedModel(
         model,
         trajectory,
         check_fps(ckpt.get("fps", 50.0), f"{path}: checkpoint 'fps'"),
         symmetry,
-        uses_skeleton_fit(ckpt["config"]),
-        check_sigma(smoothing_sigma(ckpt["config"]), f"{path}: checkpoint config 'smooth'"),
-        ckpt["config"],
-        ckpt["epoch"],
-        _normalization_of(ckpt["config"].get("normalization") or "screen", path),
-        alignment_weight(ckpt["config"]),  # checked with the checkpoint
+        config=ckpt["config"],
+        epoch=ckpt["epoch"],
+        normalization=_normalization_of(ckpt["config"].get("normalization") or "screen", path),
+        **step,
     )
 
 

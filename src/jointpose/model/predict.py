@@ -141,6 +141,16 @@ def inference_steps(
     return list(fit_skeleton(torch.cat(poses), causal=causal, frames=frames).split(frames))
 
 
+def configured_step(config: dict) -> dict[str, bool | float]:
+    """The inference step a run's configuration asks for, as :class:`LoadedModel` holds it:
+    ``skeleton_fit``, ``smooth`` (sigma, frames) and ``align_2d`` (0-1)."""
+    return {
+        "skeleton_fit": uses_skeleton_fit(config),
+        "smooth": smoothing_sigma(config),
+        "align_2d": alignment_weight(config),
+    }
+
+
 def uses_skeleton_fit(config: dict) -> bool:
     """Whether a run's configuration asks for the consistent-skeleton step at inference."""
     return bool(config.get("constraints")) and bool(config.get("skeleton_fit", True))

@@ -51,7 +51,7 @@ from jointpose.losses import (
     weighted_mpjpe,
 )
 from jointpose.model.loading import FORMAT, LoadedModel, pose_weights
-from jointpose.model.predict import alignment_weight, smoothing_sigma, uses_skeleton_fit
+from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel, build_model, receptive_field
 from jointpose.motion.viewpoints import random_views
 from jointpose.safeio import atomic_path, atomic_write, check_limit, is_finite_number
@@ -569,13 +569,7 @@ class Trainer:
         """:func:`evaluate_model`'s keywords for the run's inference step on the test data (its
         skeleton fit, filter and alignment with the 2D, as ``jointpose evaluate`` applies a
         saved checkpoint's: :func:`inference_settings`)."""
-        config = self.config.to_dict()
-        step = LoadedModel(
-            self.eval_model,
-            skeleton_fit=uses_skeleton_fit(config),
-            smooth=smoothing_sigma(config),
-            align_2d=alignment_weight(config),
-        )
+        step = LoadedModel(self.eval_model, **configured_step(self.config.to_dict()))
         return inference_settings(step, self.test_data, self.config.dataset)
 
     def quick_validation(self) -> float:
