@@ -334,6 +334,8 @@ class Lifter:
                 for k in keypoints
             ]
         if isinstance(keypoints, Keypoints2D):
+            if normalized:
+                raise JointposeError("normalized=True: a Keypoints2D holds pixels; pass its arrays instead")
             keypoints, source_layout = keypoints.points, keypoints.source_layout
         kp = self.normalize(keypoints, image_size, normalized, camera)
         poses = predict(
@@ -411,7 +413,7 @@ class Lifter:
         if isinstance(keypoints, Keypoints2D):
             if poses is None:
                 poses = self.predict(keypoints, image_size, camera=camera, normalized=normalized)
-            keypoints = keypoints.points
+            keypoints = keypoints.points  # pixels: normalized=True was refused above
         if self.trajectory_model is None or (camera is not None and self.normalization == "screen"):
             if camera is None and not self.places_root_without_camera:
                 raise JointposeError(
