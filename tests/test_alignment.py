@@ -317,8 +317,9 @@ def test_infer_aligns_coco_limbs_by_confidence_and_takes_align_2d(tmp_path, caps
             lifter.predict_trajectory(keypoints.points, camera=CAMERA, poses=expected),
         )
     assert np.abs(outputs["default"] - outputs["off"]).max() > 1e-3  # the step ran
-    with pytest.raises(JointposeError, match="a Keypoints2D holds pixels"):
-        lifter.predict(keypoints, normalized=True)
+    for call in (lifter.predict, lambda k, **kw: lifter.predict_trajectory(k, poses=outputs["off"], **kw)):
+        with pytest.raises(JointposeError, match="a Keypoints2D holds pixels"):
+            call(keypoints, normalized=True)
     # Bare pixels align every joint by the full weight: not what the detector's points warrant.
     lifter = Lifter.from_pretrained("offline", device="cpu")
     assert np.abs(lifter.predict(keypoints.xy, camera=CAMERA) - outputs["default"]).max() > 1e-3

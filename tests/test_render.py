@@ -120,6 +120,28 @@ def test_animation_written_and_read_back(tmp_path: Path, suffix: str):
     assert (change > 60).sum() > 200  # the limbs moved
 
 
+@pytest.mark.parametrize(
+    ("fps", "frames", "delays_ms"),
+    [
+        (30.0, 6, [30, 40, 30, 30, 40, 30]),  # 1/30 s is 3.33 hundredths: no frame cut short
+        (50.0, 4, [20, 20, 20, 20]),
+        (60.0, 6, [20, 30, 20, 30]),  # 0.02 s at least: frames 2 and 5 start 0.01 s after 1 and 4
+    ],
+)
+def test_gif_delays_add_up_to_the_clips_duration(tmp_path: Path, fps: float, frames: int, delays_ms: list[int]):
+    from PIL import Image
+
+    keypoints, poses = clip(frames)
+    out = render_animation(tmp_path / "t.gif", keypoints, poses, image_size=IMAGE_SIZE, fps=fps, progress=False, dpi=30)
+    with Image.open(out) as gif:
+        delays = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            delays.append(gif.info["duration"])
+    assert delays == delays_ms
+    assert sum(delays) == 10 * round(100 * frames / fps)
+
+
 def test_max_frames_and_background_array(tmp_path: Path):
     keypoints, poses = clip(6)
     background = np.zeros((6, IMAGE_SIZE[1], IMAGE_SIZE[0], 3), np.uint8)

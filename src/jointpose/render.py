@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import io
+import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +44,8 @@ SIDE_COLORS = {"left": LEFT_COLOR, "right": RIGHT_COLOR, "centre": CENTRE_COLOR}
 FORMATS = (".mp4", ".gif")
 # A GIF stores each frame's delay in hundredths of a second, in 16 bits: at most 655.35 s.
 GIF_MAX_DELAY_CS = 0xFFFF
+# Browsers show a delay under 0.02 s as 0.1 s, so no GIF frame is shorter.
+GIF_MIN_DELAY_CS = 2
 
 
 def _bone_side(child: int) -> str:
@@ -370,16 +373,29 @@ def _writer(path: Path, fps: float, frame_shape: tuple[int, ...]) -> Iterator[Ca
         if written != sent:
             raise OSError(errno.EIO, f"the video holds {written} of its {sent} frames (is the disk full?)")
     else:  # encoded in memory, then written at once: a failed write leaves no half-closed encoder behind
-        # Each frame gets its own 256-colour palette, by Pillow's fast octree quantiser (7x
-        # faster than the median cut GIF encoding uses by default); a third of RGB's memory.
         frames: list[Image.Image] = []
-        yield lambda frame: frames.append(
-            Image.fromarray(np.ascontiguousarray(frame)).quantize(256, method=Image.Quantize.FASTOCTREE)
-        )
+        starts: list[int] = []  # each kept frame's start, hundredths of a second, rounded
+        count = 0
+
+        def write(frame: np.ndarray) -> None:
+            nonlocal count
+            start = round(count * 100.0 / fps)
+            count += 1
+            if frames and start - starts[-1] < GIF_MIN_DELAY_CS:
+                return  # above 50 fps: shown within its predecessor's 0.02 s
+            # A palette per frame, by Pillow's fast octree quantiser (7x faster than the median
+            # cut GIF encoding uses by default).
+            frames.append(Image.fromarray(np.ascontiguousarray(frame)).quantize(256, method=Image.Quantize.FASTOCTREE))
+            starts.append(start)
+
+        yield write
         if not frames:
             raise ValueError("a GIF needs at least one frame")
+        # Whole hundredths that add up to the clip's duration, not each 1 / fps cut short.
+        ends = [*starts[1:], max(round(count * 100.0 / fps), starts[-1] + GIF_MIN_DELAY_CS)]
+        durations = [10 * (end - start) for start, end in zip(starts, ends)]
         buffer = io.BytesIO()
-        frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=1000.0 / fps, loop=0)
+        frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
         path.write_bytes(buffer.getvalue())
 
 
@@ -402,7 +418,7 @@ def check_animation_fps(fps: float, path: str | Path, name: str = "fps") -> floa
     unless :func:`jointpose.safeio.check_fps` admits it and, for a ``.gif`` ``path``, each
     frame's delay fits a GIF (at most :data:`GIF_MAX_DELAY_CS` hundredths of a second)."""
     fps = check_fps(fps, name)
-    if Path(path).suffix.lower() == ".gif" and int(1000.0 / fps / 10) > GIF_MAX_DELAY_CS:
+    if Path(path).suffix.lower() == ".gif" and math.ceil(100.0 / fps - 1e-6) > GIF_MAX_DELAY_CS:
         raise JointposeError(
             "{0}: {fps:.4g} frames per second is too slow for a GIF, whose frames last at most {most:g} s "
             "(at least {least:.4g} fps); write an .mp4",
@@ -437,7 +453,9 @@ def render_animation(
     metres, camera space}``; ``image_size`` (width, height) pixels, taken from ``background``
     when None; ``background`` a video file, a :class:`~jointpose.data.video.VideoClip` or (F, H, W, 3) uint8
     frames under the 2D panel;
-    ``fps`` frames per second; ``max_frames`` renders only the first frames; ``azimuth`` and
+    ``fps`` frames per second (a GIF's frames last whole hundredths of a second that add up
+    to the clip's duration; above 50 fps it keeps the frames 0.02 s or more apart, as browsers
+    show shorter delays as 0.1 s); ``max_frames`` renders only the first frames; ``azimuth`` and
     ``elevation`` (degrees) set the fixed 3D view; ``panel_size`` inches, ``dpi`` pixels per inch;
     ``trajectory`` (F, 3) metres, the root's camera-space path, drawn from above in a last panel;
     ``captions`` ``{frame index: text}`` written in the top left corner of those frames.

@@ -410,10 +410,11 @@ class Lifter:
         Returns:
             (frames, 3) root positions in metres, camera space.
         """
+        given = keypoints  # a Keypoints2D lifts with its own confidence and layout
         if isinstance(keypoints, Keypoints2D):
-            if poses is None:
-                poses = self.predict(keypoints, image_size, camera=camera, normalized=normalized)
-            keypoints = keypoints.points  # pixels: normalized=True was refused above
+            if normalized:
+                raise JointposeError("normalized=True: a Keypoints2D holds pixels; pass its arrays instead")
+            keypoints = keypoints.points
         if self.trajectory_model is None or (camera is not None and self.normalization == "screen"):
             if camera is None and not self.places_root_without_camera:
                 raise JointposeError(
@@ -424,7 +425,7 @@ class Lifter:
                 raise JointposeError("a trajectory from the camera's intrinsics needs pixel keypoints")
             pixels = np.asarray(keypoints, dtype=np.float64)
             if poses is None:
-                poses = self.predict(pixels, image_size, camera=camera)
+                poses = self.predict(given, image_size, camera=camera)
             camera = self.camera_for(image_size, camera)
             if pixels.shape[:2] != np.shape(poses)[:2]:
                 raise JointposeError(

@@ -187,7 +187,7 @@ def _grouped_dropout(x: torch.Tensor, groups: torch.Tensor, p: float) -> torch.T
     rows = x.reshape(len(groups), -1, x.shape[-1])
     count = int(groups.max()) + 1 if groups.device.type == "cpu" else len(groups)
     masks = _scaled_mask(rows[:count], p)
-    return (rows * masks.index_select(0, groups)).reshape(x.shape)
+    return (rows * masks.index_select(0, groups.to(x.device))).reshape(x.shape)
 
 
 def _scaled_mask(x: torch.Tensor, p: float) -> torch.Tensor:
