@@ -356,6 +356,25 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     assert "--image-size" in capsys.readouterr().err
     assert main(cli("infer", "--image-size 10 10", dets, o=tmp_path / "x.txt", checkpoint=model_path)) == 2
     assert "unknown output format" in capsys.readouterr().err
+    # The same detections as MMPose writes a video's prediction: the same poses.
+    mmpose = [
+        {
+            "frame_id": f,
+            "instances": [
+                {
+                    "keypoints": (base + f).tolist(),
+                    "keypoint_scores": [0.9] * len(base),
+                    "bbox": [[0.0, 0.0, 1.0, 1.0]],
+                    "bbox_score": 0.9,
+                }
+            ],
+        }
+        for f in range(frames)
+    ]
+    (tmp_path / "mmpose.json").write_text(json.dumps(mmpose))
+    flags = "--image-size 1000 1000 --no-progress"
+    assert main(cli("infer", flags, tmp_path / "mmpose.json", o=tmp_path / "mm.npz", checkpoint=model_path)) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "mm.npz")["poses_3d"], data["poses_3d"])
 
 
 def test_infer_cli_refuses_bad_flags_and_files_before_any_work(tmp_path, capsys):

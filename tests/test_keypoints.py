@@ -131,6 +131,53 @@ def test_coco_json_derived_confidence_and_fallbacks(tmp_path):
     assert any("Head from a fall-back construction in 2 frame(s)" in n for n in kp.notes)
 
 
+def mmpose_instance(xy: np.ndarray, conf, bbox_score: float | None = 0.95, extra: int = 0) -> dict:
+    """One person as MMPose writes it: COCO-17 pixels (17, 2), then ``extra`` more keypoints
+    (Halpe-26: 9; COCO-WholeBody: 116) far away, which must not be read."""
+    points = np.concatenate([xy, np.full((extra, 2), 5000.0)])
+    scores = np.concatenate([np.broadcast_to(np.asarray(conf, float), (17,)), np.full(extra, 0.99)])
+    out = {"keypoints": points.tolist(), "keypoint_scores": scores.tolist(), "bbox": [[0.0, 0.0, 10.0, 10.0]]}
+    return out if bbox_score is None else out | {"bbox_score": bbox_score}
+
+
+@pytest.mark.parametrize("extra", [0, 9, 116])  # COCO-17, Halpe-26, COCO-WholeBody
+def test_mmpose_video_prediction_follows_the_person_and_skips_missing_frames(tmp_path, extra):
+    """MMPose's video JSON, two people: the larger one is followed, frame_id 3 is absent (a
+    frame without detections, filled) and frame 4 lists nobody; keypoints past COCO-17's
+    seventeen are not read."""
+    frames = [
+        {
+            "frame_id": f + 10,
+            "instances": []
+            if f == 4
+            else [
+                mmpose_instance(person(f, 0.5, (900.0, 300.0)), 0.9, 0.99, extra),
+                mmpose_instance(person(f), 0.9, None, extra),  # larger, no bbox_score: mean keypoint score
+            ],
+        }
+        for f in range(8)
+        if f != 3
+    ]
+    kp = load_quiet(write_json(tmp_path / "video.json", frames))
+    assert kp.source_format == "mmpose-json" and kp.source_layout == "coco17"
+    assert kp.num_frames == 8
+    np.testing.assert_allclose(
+        kp.xy[[0, 1, 2, 5, 6, 7]], coco_expected(np.stack([person(f) for f in (0, 1, 2, 5, 6, 7)]))
+    )
+    assert kp.filled[[3, 4]].all() and not kp.filled[[0, 1, 2, 5, 6, 7]].any()
+    np.testing.assert_allclose(kp.xy[3], coco_expected(person(3)))  # linear motion: interpolation is exact
+    assert np.allclose(kp.confidence[0], 0.9)
+
+
+def test_mmpose_file_carries_its_own_layout(tmp_path):
+    """``layout`` may only name the file's own layout, COCO-17."""
+    frames = [{"frame_id": f, "instances": [mmpose_instance(person(f), 0.9, 0.5)]} for f in range(3)]
+    path = write_json(tmp_path / "v.json", frames)
+    assert load_quiet(path, layout="coco").source_layout == "coco17"
+    with pytest.raises(JointposeError, match="does not apply"):
+        load_quiet(path, layout="h36m")
+
+
 def _openpose_frame(people: list[np.ndarray]) -> dict:
     return {"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d": p.ravel().tolist()} for p in people]}
 
@@ -419,6 +466,44 @@ BAD_INPUTS = {
         r"LFoot, RFoot|RFoot, LFoot",
     ),
     "no valid frame": (_bad_coco_entries([coco_entry(f, person(f), 0.1, 1) for f in range(3)]), r"no valid frame"),
+    "mmpose keypoint count": (
+        _bad_coco_entries([{"frame_id": 0, "instances": [mmpose_instance(person(0), 0.9, extra=4)]}]),
+        r"frame_id 0 instance 0: 'keypoints' must hold 17 or 26 or 133 \[x, y\] pairs, got 21",
+    ),
+    "mmpose flat keypoints": (
+        _bad_coco_entries([{"frame_id": 0, "instances": [{"keypoints": [1.0] * 17, "keypoint_scores": [0.9] * 17}]}]),
+        r"a list of \[x, y\] pairs",
+    ),
+    "mmpose scores short": (
+        _bad_coco_entries(
+            [{"frame_id": 0, "instances": [mmpose_instance(person(0), 0.9) | {"keypoint_scores": [0.9] * 16}]}]
+        ),
+        r"'keypoint_scores' must hold one number per keypoint \(17\)",
+    ),
+    "mmpose text score": (
+        _bad_coco_entries([{"frame_id": 0, "instances": [mmpose_instance(person(0), 0.9, bbox_score="high")]}]),
+        r"'bbox_score' must be a finite number",
+    ),
+    "mmpose float frame id": (
+        _bad_coco_entries([{"frame_id": 0.5, "instances": []}]),
+        r"entry 0: 'frame_id' must be an integer",
+    ),
+    "mmpose repeated frame id": (
+        _bad_coco_entries([{"frame_id": 0, "instances": [mmpose_instance(person(0), 0.9)]}] * 2),
+        r"frame_id appears more than once",
+    ),
+    "mmpose nobody": (
+        _bad_coco_entries([{"frame_id": f, "instances": []} for f in range(3)]),
+        r"no person detected in any of its 3 frame",
+    ),
+    "mmpose frame gap": (
+        _bad_coco_entries([{"frame_id": f, "instances": [mmpose_instance(person(0), 0.9)]} for f in (0, 10**6)]),
+        r"no detection in frames 1-999999",
+    ),
+    "mmpose one image": (
+        _bad_coco_entries([mmpose_instance(person(0), 0.9)]),
+        r"an MMPose prediction of one image",
+    ),
 }
 
 

@@ -5,6 +5,9 @@ Inputs (:func:`load_keypoints`):
 * COCO keypoint results JSON: a list of ``{"image_id", "keypoints": [x, y, score] * 17, "score"}``,
   one entry per person per frame; frame = ``image_id - min(image_id)`` (frames with no entry
   are missing). Always COCO-17.
+* MMPose's prediction of a video (``MMPoseInferencer``'s ``pred_out_dir`` JSON): a list of
+  ``{"frame_id", "instances": [{"keypoints", "keypoint_scores", "bbox_score"}, ...]}``; COCO-17,
+  or Halpe-26 / COCO-WholeBody, whose first 17 keypoints are COCO-17's.
 * OpenPose JSON: one ``*_keypoints.json`` file or a folder of them (one frame per file, natural
   name order); BODY_25 or COCO-18 told apart by the keypoint count. Confidence 0 or a (0, 0)
   position means missing.
@@ -41,9 +44,11 @@ from jointpose.data.layouts import (
     LAYOUTS,
     Detections,
     check_fill_gaps,
+    is_mmpose,
     read_array,
     read_coco_results,
     read_json,
+    read_mmpose,
     read_openpose,
     to_h36m,
     usable,
@@ -113,7 +118,8 @@ def load_keypoints(
     See the module docstring for tracking and gap filling.
 
     Args:
-        path: a COCO results JSON, an OpenPose JSON file or folder of per-frame files, or a
+        path: a COCO results JSON, an MMPose video prediction JSON, an OpenPose JSON file or
+            folder of per-frame files, or a
             ``.npy`` / ``.npz`` array of (frames, 17, 2 or 3) pixels.
         layout: joint order of 17-joint arrays, ``"h36m"`` (default) or ``"coco"``; JSON
             formats carry their own.
@@ -146,7 +152,9 @@ def load_keypoints(
     suffix = path.suffix.lower()
     if path.is_dir() or suffix == ".json":
         data = None if path.is_dir() else read_json(path)
-        if isinstance(data, list):
+        if is_mmpose(data):
+            detections = read_mmpose(data, path, max_fill_gap)
+        elif isinstance(data, list):
             detections = read_coco_results(data, path, max_fill_gap)
         else:
             detections = read_openpose(path, data, max_fill_gap)

@@ -278,20 +278,20 @@ def read_coco_results(data: list, path: Path, max_fill_gap: int | None = None) -
         raise JointposeError(f"{path}: empty COCO results list (no detections)")
     ids, keypoints, scores = [], [], []
     for i, entry in enumerate(data):
+        if isinstance(entry, dict) and "keypoint_scores" in entry and "image_id" not in entry:
+            raise JointposeError(
+                f"{path}: entry {i}: an MMPose prediction of one image; jointpose reads MMPose's prediction "
+                "of a video (a list of {'frame_id', 'instances'})"
+            )
         if not isinstance(entry, dict) or "image_id" not in entry or "keypoints" not in entry:
             raise JointposeError(f"{path}: entry {i}: expected an object with 'image_id' and 'keypoints'")
         image_id = entry["image_id"]
         if not isinstance(image_id, int) or isinstance(image_id, bool):
             raise JointposeError(f"{path}: entry {i}: 'image_id' must be an integer frame number, got {image_id!r}")
         kp = _numbers(entry["keypoints"], (51,), f"{path}: entry {i} (image_id {image_id}) 'keypoints'").reshape(17, 3)
-        score = entry.get("score")
-        if score is None:
-            score = float(np.nanmean(kp[:, 2])) if np.isfinite(kp[:, 2]).any() else 0.0
-        elif isinstance(score, bool) or not isinstance(score, (int, float)) or not is_finite_number(score):
-            raise JointposeError(f"{path}: entry {i} (image_id {image_id}): 'score' must be a finite number")
         ids.append(image_id)
         keypoints.append(kp)
-        scores.append(float(score))
+        scores.append(_person_score(entry.get("score"), kp, f"{path}: entry {i} (image_id {image_id}): 'score'"))
     first = min(ids)
     detected = sorted({i - first for i in ids})  # exact: ids may be any JSON integers
     count = detected[-1] + 1
@@ -303,6 +303,80 @@ def read_coco_results(data: list, path: Path, max_fill_gap: int | None = None) -
     cuts = np.cumsum(np.bincount(frame, minlength=count))[:-1]
     people = np.split(np.stack(keypoints)[order], cuts)
     return Detections(people, np.split(np.array(scores)[order], cuts), "coco17", "coco-json")
+
+
+# MMPose keypoint counts whose first 17 keypoints are COCO-17's: COCO, Halpe-26, COCO-WholeBody.
+MMPOSE_COUNTS = (17, 26, 133)
+
+
+def is_mmpose(data: Any) -> bool:
+    """Whether parsed JSON is MMPose's prediction of a video: a list of ``{"frame_id", "instances"}``."""
+    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "instances" in data[0]
+
+
+def read_mmpose(data: list, path: Path, max_fill_gap: int | None = None) -> Detections:
+    """MMPose's prediction of a video (``MMPoseInferencer(...)(video, pred_out_dir=...)``):
+    ``[{"frame_id", "instances": [{"keypoints": [[x, y]] * K, "keypoint_scores": [s] * K,
+    "bbox_score"}, ...]}, ...]``, K one of :data:`MMPOSE_COUNTS` (COCO-17 first; the other
+    keypoints are not used). Frame ``frame_id - min(frame_id)``; ids missing in between are
+    frames without detections, at most ``max_fill_gap`` in a row. A person's score is its
+    ``bbox_score``, else the mean confidence of its COCO-17 keypoints."""
+    ids, people, scores = [], [], []
+    for i, entry in enumerate(data):
+        if not isinstance(entry, dict) or "frame_id" not in entry or not isinstance(entry.get("instances"), list):
+            raise JointposeError(f"{path}: entry {i}: expected an object with 'frame_id' and an 'instances' list")
+        frame_id = entry["frame_id"]
+        if not isinstance(frame_id, int) or isinstance(frame_id, bool):
+            raise JointposeError(f"{path}: entry {i}: 'frame_id' must be an integer frame number, got {frame_id!r}")
+        found = [
+            _mmpose_person(p, f"{path}: frame_id {frame_id} instance {k}") for k, p in enumerate(entry["instances"])
+        ]
+        ids.append(frame_id)
+        people.append(np.stack([kp for kp, _ in found]) if found else np.zeros((0, 17, 3)))
+        scores.append(np.array([score for _, score in found], dtype=np.float64))
+    if len(set(ids)) < len(ids):
+        raise JointposeError(f"{path}: a frame_id appears more than once")
+    first = min(ids)
+    detected = sorted(i - first for i, p in zip(ids, people) if len(p))
+    count = max(ids) - first + 1
+    if not detected:
+        raise JointposeError(f"{path}: no person detected in any of its {len(ids)} frame(s)")
+    if count < 2**62:  # else far beyond the frame limit below
+        check_fill_gaps(np.array(detected, dtype=np.int64), count, path, max_fill_gap)
+    check_limit("frames", count, f"{path}: frame_id values span frames")
+    frames: list[np.ndarray] = [np.zeros((0, 17, 3))] * count
+    frame_scores: list[np.ndarray] = [np.zeros(0)] * count
+    for frame_id, found, score in zip(ids, people, scores):
+        frames[frame_id - first], frame_scores[frame_id - first] = found, score
+    return Detections(frames, frame_scores, "coco17", "mmpose-json")
+
+
+def _mmpose_person(person: Any, where: str) -> tuple[np.ndarray, float]:
+    """One MMPose instance -> its COCO-17 keypoints (17, 3) and its score."""
+    if not isinstance(person, dict) or "keypoints" not in person or "keypoint_scores" not in person:
+        raise JointposeError(f"{where}: expected an object with 'keypoints' and 'keypoint_scores'")
+    points, confidence = person["keypoints"], person["keypoint_scores"]
+    counts = " or ".join(map(str, MMPOSE_COUNTS))
+    if not isinstance(points, list) or len(points) not in MMPOSE_COUNTS:
+        got = f"{len(points)}" if isinstance(points, list) else type(points).__name__
+        raise JointposeError(f"{where}: 'keypoints' must hold {counts} [x, y] pairs, got {got}")
+    if not all(isinstance(p, list) and len(p) == 2 for p in points):
+        raise JointposeError(f"{where}: 'keypoints' must be a list of [x, y] pairs")
+    if not isinstance(confidence, list) or len(confidence) != len(points):
+        raise JointposeError(f"{where}: 'keypoint_scores' must hold one number per keypoint ({len(points)})")
+    xy = _numbers([v for p in points[:17] for v in p], (34,), f"{where} 'keypoints'").reshape(17, 2)
+    kp = np.column_stack([xy, _numbers(confidence[:17], (17,), f"{where} 'keypoint_scores'")])
+    return kp, _person_score(person.get("bbox_score"), kp, f"{where}: 'bbox_score'")
+
+
+def _person_score(score: Any, keypoints: np.ndarray, where: str) -> float:
+    """A detection's person score as its file gives it (a finite number), or when it gives
+    none, the mean confidence of its keypoints (N, 3) (0 when none is finite)."""
+    if score is None:
+        return float(np.nanmean(keypoints[:, 2])) if np.isfinite(keypoints[:, 2]).any() else 0.0
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not is_finite_number(score):
+        raise JointposeError(f"{where} must be a finite number")
+    return float(score)
 
 
 _OPENPOSE_LAYOUTS = {75: "body25", 54: "coco18"}
