@@ -169,6 +169,24 @@ def test_mmpose_video_prediction_follows_the_person_and_skips_missing_frames(tmp
     assert np.allclose(kp.confidence[0], 0.9)
 
 
+def test_mmpose_whole_image_stand_ins_are_left_out(tmp_path):
+    """Where MMPose's person detector finds nobody, a top-down model writes a pose over the
+    whole image (bbox [[0, 0, w, h]], bbox_score 1): those frames count as frames without a
+    person (filled, noted), not as the most confident detection."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for f in range(12):
+        if 6 <= f < 9:  # nobody found: a made-up pose at random places, low keypoint scores
+            stand_in = mmpose_instance(rng.uniform(0, 1900, (17, 2)), rng.uniform(0.05, 0.45, 17), 1.0)
+            frames.append({"frame_id": f, "instances": [stand_in | {"bbox": [[0.0, 0.0, 1920.0, 1080.0]]}]})
+        else:
+            frames.append({"frame_id": f, "instances": [mmpose_instance(person(f), 0.9, 0.97)]})
+    kp = load_quiet(write_json(tmp_path / "v.json", frames))
+    np.testing.assert_allclose(kp.xy, coco_expected(np.stack([person(f) for f in range(12)])))  # filled in between
+    assert kp.filled[6:9].all() and not kp.filled[:6].any()
+    assert any("left out MMPose's whole-image pose in 3 frame(s)" in note for note in kp.notes)
+
+
 def test_mmpose_file_carries_its_own_layout(tmp_path):
     """``layout`` may only name the file's own layout, COCO-17."""
     frames = [{"frame_id": f, "instances": [mmpose_instance(person(f), 0.9, 0.5)]} for f in range(3)]
@@ -468,7 +486,7 @@ BAD_INPUTS = {
     "no valid frame": (_bad_coco_entries([coco_entry(f, person(f), 0.1, 1) for f in range(3)]), r"no valid frame"),
     "mmpose keypoint count": (
         _bad_coco_entries([{"frame_id": 0, "instances": [mmpose_instance(person(0), 0.9, extra=4)]}]),
-        r"frame_id 0 instance 0: 'keypoints' must hold 17 or 26 or 133 \[x, y\] pairs, got 21",
+        r"entry 0 instance 0: 'keypoints' must hold 17 or 26 or 133 \[x, y\] pairs, got 21",
     ),
     "mmpose flat keypoints": (
         _bad_coco_entries([{"frame_id": 0, "instances": [{"keypoints": [1.0] * 17, "keypoint_scores": [0.9] * 17}]}]),
@@ -490,7 +508,26 @@ BAD_INPUTS = {
     ),
     "mmpose repeated frame id": (
         _bad_coco_entries([{"frame_id": 0, "instances": [mmpose_instance(person(0), 0.9)]}] * 2),
-        r"frame_id appears more than once",
+        r"entry 1: frame_id 0 already given by entry 0",
+    ),
+    "mmpose 3d keypoints": (
+        _bad_coco_entries(
+            [{"frame_id": 0, "instances": [{"keypoints": [[0.0, 0.0, 1.0]] * 17, "keypoint_scores": [0.9] * 17}]}]
+        ),
+        r"entry 0 instance 0: 'keypoints' are 3D",
+    ),
+    "mmpose text beyond coco": (
+        _bad_coco_entries(
+            [
+                {
+                    "frame_id": 0,
+                    "instances": [
+                        mmpose_instance(person(0), 0.9, extra=9) | {"keypoints": person(0).tolist() + [["x", None]] * 9}
+                    ],
+                }
+            ]
+        ),
+        r"'keypoints'.*not numbers",
     ),
     "mmpose nobody": (
         _bad_coco_entries([{"frame_id": f, "instances": []} for f in range(3)]),

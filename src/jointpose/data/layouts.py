@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from jointpose.errors import JointposeError, first_line
+from jointpose.errors import JointposeError, brief, first_line
 from jointpose.geometry import skeleton
 from jointpose.safeio import (
     check_limit,
@@ -275,7 +275,7 @@ def read_coco_results(data: list, path: Path, max_fill_gap: int | None = None) -
     Frame ``image_id - min(image_id)``; ids missing in between are frames without detections,
     at most ``max_fill_gap`` in a row (:func:`check_fill_gaps`)."""
     if not data:
-        raise JointposeError(f"{path}: empty COCO results list (no detections)")
+        raise JointposeError(f"{path}: empty list: no COCO detections or MMPose frames")
     ids, keypoints, scores = [], [], []
     for i, entry in enumerate(data):
         if isinstance(entry, dict) and "keypoint_scores" in entry and "image_id" not in entry:
@@ -287,11 +287,15 @@ def read_coco_results(data: list, path: Path, max_fill_gap: int | None = None) -
             raise JointposeError(f"{path}: entry {i}: expected an object with 'image_id' and 'keypoints'")
         image_id = entry["image_id"]
         if not isinstance(image_id, int) or isinstance(image_id, bool):
-            raise JointposeError(f"{path}: entry {i}: 'image_id' must be an integer frame number, got {image_id!r}")
-        kp = _numbers(entry["keypoints"], (51,), f"{path}: entry {i} (image_id {image_id}) 'keypoints'").reshape(17, 3)
+            raise JointposeError(
+                f"{path}: entry {i}: 'image_id' must be an integer frame number, got {brief(image_id)}"
+            )
+        kp = _numbers(entry["keypoints"], (51,), f"{path}: entry {i} (image_id {brief(image_id)}) 'keypoints'").reshape(
+            17, 3
+        )
         ids.append(image_id)
         keypoints.append(kp)
-        scores.append(_person_score(entry.get("score"), kp, f"{path}: entry {i} (image_id {image_id}): 'score'"))
+        scores.append(_person_score(entry.get("score"), kp, f"{path}: entry {i} (image_id {brief(image_id)}): 'score'"))
     first = min(ids)
     detected = sorted({i - first for i in ids})  # exact: ids may be any JSON integers
     count = detected[-1] + 1
@@ -317,38 +321,68 @@ def is_mmpose(data: Any) -> bool:
 def read_mmpose(data: list, path: Path, max_fill_gap: int | None = None) -> Detections:
     """MMPose's prediction of a video (``MMPoseInferencer(...)(video, pred_out_dir=...)``):
     ``[{"frame_id", "instances": [{"keypoints": [[x, y]] * K, "keypoint_scores": [s] * K,
-    "bbox_score"}, ...]}, ...]``, K one of :data:`MMPOSE_COUNTS` (COCO-17 first; the other
-    keypoints are not used). Frame ``frame_id - min(frame_id)``; ids missing in between are
-    frames without detections, at most ``max_fill_gap`` in a row. A person's score is its
-    ``bbox_score``, else the mean confidence of its COCO-17 keypoints."""
-    ids, people, scores = [], [], []
+    "bbox", "bbox_score"}, ...]}, ...]``, K one of :data:`MMPOSE_COUNTS`, of which the first
+    17 are read as COCO-17's (a 17-keypoint file is taken as COCO-17: an animal model's
+    AP-10K keypoints cannot be told apart). Frame ``frame_id - min(frame_id)``; ids missing in
+    between are frames without detections, at most ``max_fill_gap`` in a row. A person's
+    score is its ``bbox_score``, else the mean confidence of its COCO-17 keypoints.
+
+    Where its person detector finds nobody, a top-down MMPose model estimates a pose over the
+    whole image and writes it as the frame's one instance with ``bbox`` [[0, 0, width,
+    height]] and ``bbox_score`` 1: such stand-ins are left out (a note counts them)."""
+    if not data:
+        raise JointposeError(f"{path}: empty MMPose prediction (no frames)")
+    check_limit("frames", len(data), f"{path}: MMPose frames")
+    none = (np.zeros((0, 17, 3)), np.zeros(0))
+    ids: dict[int, int] = {}  # frame_id -> its entry
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    stand_ins = 0
     for i, entry in enumerate(data):
         if not isinstance(entry, dict) or "frame_id" not in entry or not isinstance(entry.get("instances"), list):
             raise JointposeError(f"{path}: entry {i}: expected an object with 'frame_id' and an 'instances' list")
         frame_id = entry["frame_id"]
         if not isinstance(frame_id, int) or isinstance(frame_id, bool):
-            raise JointposeError(f"{path}: entry {i}: 'frame_id' must be an integer frame number, got {frame_id!r}")
-        found = [
-            _mmpose_person(p, f"{path}: frame_id {frame_id} instance {k}") for k, p in enumerate(entry["instances"])
-        ]
-        ids.append(frame_id)
-        people.append(np.stack([kp for kp, _ in found]) if found else np.zeros((0, 17, 3)))
-        scores.append(np.array([score for _, score in found], dtype=np.float64))
-    if len(set(ids)) < len(ids):
-        raise JointposeError(f"{path}: a frame_id appears more than once")
+            raise JointposeError(
+                f"{path}: entry {i}: 'frame_id' must be an integer frame number, got {brief(frame_id)}"
+            )
+        if frame_id in ids:
+            raise JointposeError(
+                f"{path}: entry {i}: frame_id {brief(frame_id)} already given by entry {ids[frame_id]}"
+            )
+        ids[frame_id] = i
+        instances = entry["instances"]
+        if len(instances) == 1 and _whole_image_stand_in(instances[0]):
+            stand_ins += 1
+            instances = []
+        people = [_mmpose_person(p, f"{path}: entry {i} instance {k}") for k, p in enumerate(instances)]
+        found.append((np.stack([kp for kp, _ in people]), np.array([sc for _, sc in people])) if people else none)
     first = min(ids)
-    detected = sorted(i - first for i, p in zip(ids, people) if len(p))
-    count = max(ids) - first + 1
+    detected = sorted(frame_id - first for frame_id, (kp, _) in zip(ids, found) if len(kp))
     if not detected:
         raise JointposeError(f"{path}: no person detected in any of its {len(ids)} frame(s)")
+    count = max(ids) - first + 1
     if count < 2**62:  # else far beyond the frame limit below
         check_fill_gaps(np.array(detected, dtype=np.int64), count, path, max_fill_gap)
     check_limit("frames", count, f"{path}: frame_id values span frames")
-    frames: list[np.ndarray] = [np.zeros((0, 17, 3))] * count
-    frame_scores: list[np.ndarray] = [np.zeros(0)] * count
-    for frame_id, found, score in zip(ids, people, scores):
-        frames[frame_id - first], frame_scores[frame_id - first] = found, score
-    return Detections(frames, frame_scores, "coco17", "mmpose-json")
+    frames = [none] * count
+    for frame_id, people in zip(ids, found):
+        frames[frame_id - first] = people
+    notes = []
+    if stand_ins:
+        notes.append(
+            f"{path}: left out MMPose's whole-image pose in {stand_ins} frame(s), made where its person "
+            "detector found nobody (bbox from [0, 0], bbox_score 1)"
+        )
+    return Detections([f[0] for f in frames], [f[1] for f in frames], "coco17", "mmpose-json", notes)
+
+
+def _whole_image_stand_in(person: Any) -> bool:
+    """Whether an MMPose instance is a top-down model's pose over the whole image, made where
+    its person detector found nobody: ``bbox`` [[0, 0, width, height]], ``bbox_score`` 1."""
+    if not isinstance(person, dict) or person.get("bbox_score") != 1:
+        return False
+    box = person.get("bbox")
+    return isinstance(box, list) and len(box) == 1 and isinstance(box[0], list) and box[0][:2] == [0, 0]
 
 
 def _mmpose_person(person: Any, where: str) -> tuple[np.ndarray, float]:
@@ -360,12 +394,15 @@ def _mmpose_person(person: Any, where: str) -> tuple[np.ndarray, float]:
     if not isinstance(points, list) or len(points) not in MMPOSE_COUNTS:
         got = f"{len(points)}" if isinstance(points, list) else type(points).__name__
         raise JointposeError(f"{where}: 'keypoints' must hold {counts} [x, y] pairs, got {got}")
+    if all(isinstance(p, list) and len(p) == 3 for p in points):
+        raise JointposeError(f"{where}: 'keypoints' are 3D [x, y, z] (MMPose's pose3d output); 2D keypoints are read")
     if not all(isinstance(p, list) and len(p) == 2 for p in points):
         raise JointposeError(f"{where}: 'keypoints' must be a list of [x, y] pairs")
     if not isinstance(confidence, list) or len(confidence) != len(points):
         raise JointposeError(f"{where}: 'keypoint_scores' must hold one number per keypoint ({len(points)})")
-    xy = _numbers([v for p in points[:17] for v in p], (34,), f"{where} 'keypoints'").reshape(17, 2)
-    kp = np.column_stack([xy, _numbers(confidence[:17], (17,), f"{where} 'keypoint_scores'")])
+    n = len(points)
+    xy = _numbers([v for p in points for v in p], (2 * n,), f"{where} 'keypoints'").reshape(n, 2)[:17]
+    kp = np.column_stack([xy, _numbers(confidence, (n,), f"{where} 'keypoint_scores'")[:17]])
     return kp, _person_score(person.get("bbox_score"), kp, f"{where}: 'bbox_score'")
 
 
