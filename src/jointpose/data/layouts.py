@@ -379,7 +379,8 @@ def read_mmpose(data: list, path: Path, max_fill_gap: int | None = None) -> Dete
 def _whole_image_stand_in(person: Any) -> bool:
     """Whether an MMPose instance is a top-down model's pose over the whole image, made where
     its person detector found nobody: ``bbox`` [[0, 0, width, height]], ``bbox_score`` 1."""
-    if not isinstance(person, dict) or person.get("bbox_score") != 1:
+    score = person.get("bbox_score") if isinstance(person, dict) else None
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or score != 1:
         return False
     box = person.get("bbox")
     return isinstance(box, list) and len(box) == 1 and isinstance(box[0], list) and box[0][:2] == [0, 0]
