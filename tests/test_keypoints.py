@@ -502,6 +502,10 @@ BAD_INPUTS = {
         _bad_coco_entries([{"frame_id": 0, "instances": [mmpose_instance(person(0), 0.9, bbox_score="high")]}]),
         r"'bbox_score' must be a finite number",
     ),
+    "mmpose boolean bbox_score at the image corner": (
+        _bad_coco_entries([{"frame_id": 0, "instances": [mmpose_instance(person(0), 0.9, bbox_score=True)]}]),
+        r"'bbox_score' must be a finite number",
+    ),
     "mmpose float frame id": (
         _bad_coco_entries([{"frame_id": 0.5, "instances": []}]),
         r"entry 0: 'frame_id' must be an integer",
