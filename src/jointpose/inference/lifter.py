@@ -334,9 +334,7 @@ class Lifter:
                 for k in keypoints
             ]
         if isinstance(keypoints, Keypoints2D):
-            if normalized:
-                raise JointposeError("normalized=True: a Keypoints2D holds pixels; pass its arrays instead")
-            keypoints, source_layout = keypoints.points, keypoints.source_layout
+            keypoints, source_layout = _points_of(keypoints, normalized), keypoints.source_layout
         kp = self.normalize(keypoints, image_size, normalized, camera)
         poses = predict(
             self._inference_model(),
@@ -412,9 +410,7 @@ class Lifter:
         """
         given = keypoints  # a Keypoints2D lifts with its own confidence and layout
         if isinstance(keypoints, Keypoints2D):
-            if normalized:
-                raise JointposeError("normalized=True: a Keypoints2D holds pixels; pass its arrays instead")
-            keypoints = keypoints.points
+            keypoints = _points_of(keypoints, normalized)
         if self.trajectory_model is None or (camera is not None and self.normalization == "screen"):
             if camera is None and not self.places_root_without_camera:
                 raise JointposeError(
@@ -448,3 +444,11 @@ class Lifter:
         )
         check_finite(out[:, 0], "the predicted trajectory")
         return out[:, 0].numpy()
+
+
+def _points_of(keypoints: Keypoints2D, normalized: bool) -> np.ndarray:
+    """A loaded keypoint sequence's (frames, 17, 3) pixels and confidence; ``normalized=True``
+    is refused, as they are pixels."""
+    if normalized:
+        raise JointposeError("normalized=True: a Keypoints2D holds pixels; pass its arrays instead")
+    return keypoints.points

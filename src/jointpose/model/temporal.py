@@ -163,7 +163,11 @@ class StridedTemporalModel(TemporalModel):
         if groups is not None and self.training and self.dropout > 0:
             if groups.shape != (batch,):
                 raise ValueError(f"groups must hold one label per window ({batch},), got {tuple(groups.shape)}")
-            drop = lambda h: _grouped_dropout(h, groups, self.dropout)  # noqa: E731
+            # Masks for the groups that exist where the labels can be read without a device
+            # sync (the CPU), else one per window (labels are below that); counted once per step.
+            count = int(groups.max()) + 1 if groups.device.type == "cpu" else batch
+            index = groups.to(x.device)
+            drop = lambda h: _grouped_dropout(h, index, count, self.dropout)  # noqa: E731
         # Rows of x are consecutive frames, so grouping `width` rows is one strided window.
         x = x.reshape(-1, self.filter_widths[0] * self.num_joints_in * self.in_features)
         x = drop(F.relu(self.expand_bn(x @ _flat_weight(self.expand_conv).t())))
@@ -178,16 +182,13 @@ class StridedTemporalModel(TemporalModel):
         return x.reshape(batch, 1, self.num_joints_out, self.out_features)
 
 
-def _grouped_dropout(x: torch.Tensor, groups: torch.Tensor, p: float) -> torch.Tensor:
+def _grouped_dropout(x: torch.Tensor, groups: torch.Tensor, count: int, p: float) -> torch.Tensor:
     """Dropout of probability ``p`` on (windows * positions, channels) activations, one mask
-    (positions, channels) per group of windows, ``groups`` (windows,) labelling each.
-
-    On the CPU draws a mask per label up to the largest; elsewhere one per window (labels are
-    below that), so the group count never has to be read back from the device."""
+    (positions, channels) per group of windows, ``groups`` (windows,) labelling each on
+    ``x``'s device, every label below ``count`` (masks drawn)."""
     rows = x.reshape(len(groups), -1, x.shape[-1])
-    count = int(groups.max()) + 1 if groups.device.type == "cpu" else len(groups)
     masks = _scaled_mask(rows[:count], p)
-    return (rows * masks.index_select(0, groups.to(x.device))).reshape(x.shape)
+    return (rows * masks.index_select(0, groups)).reshape(x.shape)
 
 
 def _scaled_mask(x: torch.Tensor, p: float) -> torch.Tensor:
