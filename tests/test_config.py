@@ -23,6 +23,7 @@ BAD = [
     ("architecture", (2,)),
     ("architecture", ()),
     ("architecture", (3, 0)),
+    ("architecture", (15, 15, 15, 3)),  # a receptive field of 10125 frames
     ("lr", 0.0),
     ("lr", -1e-3),
     ("lr", float("nan")),

@@ -17,7 +17,7 @@ from h36m_files import SMALL, write_dataset
 from jointpose.data.h36m import load_dataset
 from jointpose.data.keypoints import load_keypoints
 from jointpose.errors import JointposeError, brief
-from jointpose.model.loading import FORMAT, load_checkpoint, load_model, model_args_of
+from jointpose.model.loading import FORMAT, LoadedModel, load_checkpoint, load_model, model_args_of, save_model
 from jointpose.model.temporal import TemporalModel
 from jointpose.motion.bvh import read_bvh
 from jointpose.safeio import check_checkpoint_pickle, load_npz, restricted_loads
@@ -247,3 +247,13 @@ def test_a_camera_id_shared_through_the_memo_is_refused(tmp_path):
     folder = _dataset(tmp_path / "d", positions, cameras=np.array(cameras, dtype=object))
     with pytest.raises(JointposeError, match="a camera id must be a string or a whole number, got tuple"):
         load_dataset(folder, "x", ["S1"], require_3d=False)
+
+
+@pytest.mark.parametrize("widths", [(15,) * 6, (15,) * 8, (5,) * 6])
+def test_a_tiny_model_file_with_a_vast_receptive_field_is_refused(tmp_path, widths):
+    """One channel keeps the weights of 15**8 = 2.6e9 frames in 11 kB; inference would pad a
+    sequence to that many frames. At most 3**8 = 6561 frames (27 times VideoPose3D's 243)."""
+    save_model(tmp_path / "wide.safetensors", LoadedModel(TemporalModel(widths, channels=1)))
+    with pytest.raises(JointposeError, match=r"wide.safetensors: model argument 'filter_widths' must be .* up to 6561"):
+        load_model(tmp_path / "wide.safetensors", device="cpu")
+    load_model(save_model(tmp_path / "ok.safetensors", LoadedModel(TemporalModel((3,) * 8, channels=1))), device="cpu")

@@ -23,11 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# The largest model any file may hold, and any run may train or build: hidden channels, and
-# levels (filter widths) of at most this width each.
+# The largest model any file may hold, and any run may train or build: hidden channels,
+# levels (filter widths) of at most this width each, and a receptive field (their product) of
+# at most 3**8 frames, 27 times VideoPose3D's 243 (the padding and activations of inference
+# grow with it).
 MAX_CHANNELS = 16384
 MAX_LEVELS = 8
 MAX_FILTER_WIDTH = 15
+MAX_RECEPTIVE_FIELD = 3**8
 
 
 def receptive_field(filter_widths: Sequence[int]) -> int:
@@ -312,7 +315,7 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
     """
     from jointpose.errors import JointposeError
 
-    _check_model_args(args, source)
+    check_model_args(args, source)
     try:
         with torch.device("meta"):
             shapes = {k: tuple(v.shape) for k, v in build_model(args).state_dict().items()}
@@ -363,7 +366,7 @@ _MODEL_ARGS = {
 }
 
 
-def _check_model_args(args: dict, source: str) -> None:
+def check_model_args(args: dict, source: str) -> None:
     """Refuse stored constructor arguments of the wrong type or far outside any real model's."""
     from jointpose.errors import JointposeError, brief
 
@@ -384,10 +387,11 @@ def _check_model_args(args: dict, source: str) -> None:
         not isinstance(widths, (list, tuple))
         or not 1 <= len(widths) <= MAX_LEVELS
         or not all(type(w) is int and 1 <= w <= MAX_FILTER_WIDTH and w % 2 for w in widths)
+        or receptive_field(widths) > MAX_RECEPTIVE_FIELD
     ):
         raise JointposeError(
             f"{source}: model argument 'filter_widths' must be 1 to {MAX_LEVELS} odd widths up to "
-            f"{MAX_FILTER_WIDTH}, got {brief(widths)}"
+            f"{MAX_FILTER_WIDTH} with a product (receptive field) up to {MAX_RECEPTIVE_FIELD}, got {brief(widths)}"
         )
     if not isinstance(args.get("causal"), bool):
         raise JointposeError(

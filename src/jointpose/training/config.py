@@ -20,7 +20,7 @@ from jointpose.geometry.alignment import ALIGN_WEIGHT_DEFAULT
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import SMOOTH_DEFAULT, check_sigma
 from jointpose.losses import CONSTRAINT_TERMS, LossWeights
-from jointpose.model.temporal import MAX_CHANNELS, MAX_FILTER_WIDTH, MAX_LEVELS
+from jointpose.model.temporal import MAX_CHANNELS, MAX_FILTER_WIDTH, MAX_LEVELS, MAX_RECEPTIVE_FIELD, receptive_field
 from jointpose.motion.viewpoints import CameraRanges
 from jointpose.safeio import is_finite_number
 from jointpose.training.distributed import PRECISIONS
@@ -303,8 +303,10 @@ class TrainConfig:
                 "architecture",
                 isinstance(self.architecture, tuple)
                 and len(self.architecture) <= MAX_LEVELS
-                and all(integer(w) and w <= MAX_FILTER_WIDTH for w in self.architecture),
-                f"1 to {MAX_LEVELS} odd filter widths up to {MAX_FILTER_WIDTH} (the largest a model file holds)",
+                and all(integer(w) and w <= MAX_FILTER_WIDTH for w in self.architecture)
+                and receptive_field(self.architecture) <= MAX_RECEPTIVE_FIELD,
+                f"1 to {MAX_LEVELS} odd filter widths up to {MAX_FILTER_WIDTH}, receptive field (their product) "
+                f"up to {MAX_RECEPTIVE_FIELD} (the largest a model file holds)",
             ),
             (
                 "channels",
