@@ -188,3 +188,82 @@ def test_missing_extra_is_one_line_naming_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(JointposeError, match=r"jointpose\[onnx\]"):
         export_onnx(LoadedModel(_model(False)), path)
+
+
+def _with_metadata(source, target, **changes):
+    """``source`` saved as ``target`` with metadata entries changed (None removes one)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    props = {p.key: p.value for p in model.metadata_props} | changes
+    del model.metadata_props[:]
+    for key, value in props.items():
+        if value is not None:
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+    onnx.save(model, str(target))
+    return target
+
+
+@needs_ort
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"model_args": "[]"}, "model arguments must be a dict"),
+        ({"model_args": '{"num_joints_in": 17, "in_features": 2, "num_joints_out": 17}'}, "'channels' must be"),
+        ({"receptive_field": "3000000000"}, "'receptive_field' must be 27, the product"),
+        ({"receptive_field": "1"}, "'receptive_field' must be 27"),
+        ({"receptive_field": "1e300"}, "'receptive_field' must be 27"),
+        ({"fps": '"abc"'}, "metadata 'fps'"),
+        ({"fps": "0"}, "metadata 'fps'"),
+        ({"fps": "NaN"}, "metadata 'fps'"),
+        ({"fps": "[" * 100_000 + "]" * 100_000}, "malformed jointpose ONNX metadata"),
+        ({"keypoints_symmetry": "[[1], [2], [3]]"}, "'keypoints_symmetry' must be two"),
+        ({"keypoints_symmetry": "[[100], [200]]"}, "'keypoints_symmetry' must be two"),
+        ({"skeleton_fit": '"no"'}, "'skeleton_fit' must be true or false"),
+        ({"smooth": '"x"'}, "'smooth' is not a number"),
+        ({"normalization": '["screen"]'}, "normalization must be one of"),
+        ({"fps": None}, "malformed jointpose ONNX metadata"),
+    ],
+)
+def test_onnx_metadata_is_checked_as_a_safetensors_models_is(tmp_path, changes, needle):
+    good = export_onnx(LoadedModel(_model(False), fps=25.0), tmp_path / "good.onnx")
+    bad = _with_metadata(good, tmp_path / "bad.onnx", **changes)
+    with pytest.raises(JointposeError, match=f"bad.onnx: .*{needle}") as info:
+        Lifter.load(bad)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+@needs_ort
+def test_an_onnx_graph_that_fails_or_breaks_its_metadata_is_one_line(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    good = export_onnx(LoadedModel(_model(False)), tmp_path / "good.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(good)).metadata_props}
+
+    def graph(name, nodes, inits=()):
+        inp = helper.make_tensor_value_info("keypoints", TensorProto.FLOAT, ["b", "f", 17, 2])
+        out = helper.make_tensor_value_info("poses", TensorProto.FLOAT, None)
+        model = helper.make_model(
+            helper.make_graph(nodes, "g", [inp], [out], initializer=list(inits)),
+            opset_imports=[helper.make_opsetid("", 18)],
+        )
+        model.ir_version = 8
+        for key, value in meta.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(model, str(tmp_path / name))
+        return Lifter.load(tmp_path / name)
+
+    identity = graph("identity.onnx", [helper.make_node("Identity", ["keypoints"], ["poses"])])
+    with pytest.raises(
+        JointposeError,
+        match=r"identity.onnx: the graph gives poses of shape \(2, 56, 17, 2\) where its metadata promise \(2, 30, 17, 3\)",
+    ):
+        identity.predict(_keypoints(30), SIZE)
+    shape = numpy_helper.from_array(np.array([7, 7, 7], np.int64), "shape")
+    reshape = graph("reshape.onnx", [helper.make_node("Reshape", ["keypoints", "shape"], ["poses"])], [shape])
+    with pytest.raises(JointposeError, match=r"reshape.onnx: the ONNX graph failed to run \(") as info:
+        reshape.predict(_keypoints(30), SIZE)
+    assert "\n" not in str(info.value)

@@ -33,12 +33,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jointpose.errors import JointposeError
-from jointpose.geometry.cameras import NORMALIZATIONS
-from jointpose.geometry.filters import check_sigma
-from jointpose.model.loading import LoadedModel, align_weight_of, model_args_of
-from jointpose.model.temporal import FusedTemporalModel, TemporalModel
-from jointpose.safeio import atomic_path
+from jointpose.errors import JointposeError, brief, first_line
+from jointpose.model.loading import (
+    LoadedModel,
+    align_weight_of,
+    model_args_of,
+    normalization_of,
+    smooth_of,
+    symmetry_of,
+)
+from jointpose.model.temporal import FusedTemporalModel, TemporalModel, check_model_args, receptive_field
+from jointpose.safeio import atomic_path, check_fps
 
 ONNX_FORMAT = "jointpose-onnx-v1"
 OPSET = 18  # the torch.export-based exporter's default opset in torch 2.6-2.13
@@ -174,19 +179,32 @@ class OnnxModel(nn.Module):
             raise JointposeError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("format") != ONNX_FORMAT:
-            raise JointposeError(f"{path}: not a jointpose ONNX export (metadata format {meta.get('format')!r})")
+            raise JointposeError(f"{path}: not a jointpose ONNX export (metadata format {brief(meta.get('format'))})")
         try:
             args = json.loads(meta["model_args"])
-            self.receptive_field_ = int(json.loads(meta["receptive_field"]))
-            self.meta = {k: json.loads(meta[k]) for k in ("fps", "keypoints_symmetry", "skeleton_fit", "smooth")}
+            field = json.loads(meta["receptive_field"])
+            self.meta = {k: json.loads(meta[k]) for k in ("fps", "keypoints_symmetry", "skeleton_fit")}
             self.meta["normalization"] = json.loads(meta.get("normalization", '"screen"'))
-            self.meta["align_2d"] = meta.get("align_2d", "0")
-        except (KeyError, json.JSONDecodeError, TypeError, ValueError) as exc:
-            raise JointposeError(f"{path}: malformed jointpose ONNX metadata ({exc})") from None
-        self.path, self.streaming = path, meta.get("kind") == "streaming"
-        self.causal = bool(args["causal"])
-        self.num_joints_in, self.in_features = int(args["num_joints_in"]), int(args["in_features"])
-        self.num_joints_out, self.out_features = int(args["num_joints_out"]), 3
+        except (KeyError, ValueError, RecursionError) as exc:  # ValueError: JSON, or too many digits
+            raise JointposeError(
+                f"{path}: malformed jointpose ONNX metadata ({type(exc).__name__}: {first_line(exc)})"
+            ) from None
+        check_model_args(args, f"{path}: metadata")
+        if type(field) is not int or field != receptive_field(args["filter_widths"]):
+            raise JointposeError(
+                f"{path}: metadata 'receptive_field' must be {receptive_field(args['filter_widths'])}, the product "
+                f"of its filter widths, got {brief(field)}"
+            )
+        if not isinstance(self.meta["skeleton_fit"], bool):
+            raise JointposeError(
+                f"{path}: metadata 'skeleton_fit' must be true or false, got {brief(self.meta['skeleton_fit'])}"
+            )
+        self.meta["smooth"] = smooth_of(meta, path)
+        self.meta["align_2d"] = meta.get("align_2d", "0")
+        self.path, self.streaming, self.receptive_field_ = path, meta.get("kind") == "streaming", field
+        self.causal = args["causal"]
+        self.num_joints_in, self.in_features = args["num_joints_in"], args["in_features"]
+        self.num_joints_out, self.out_features = args["num_joints_out"], 3
         self.eval()
 
     def receptive_field(self) -> int:
@@ -200,61 +218,62 @@ class OnnxModel(nn.Module):
                 f"{self.path} is a streaming export (--streaming): use StreamingLifter, "
                 f"or export without --streaming for whole sequences"
             )
-        (poses,) = self.session.run(None, {"keypoints": x.detach().cpu().float().numpy()})
+        batch, frames = x.shape[:2]
+        (poses,) = _run(self.session, self.path, {"keypoints": x.detach().cpu().float().numpy()})
+        expected = (batch, frames - self.receptive_field_ + 1, self.num_joints_out, 3)
+        if poses.shape != expected:
+            raise JointposeError(
+                f"{self.path}: the graph gives poses of shape {poses.shape} where its metadata promise {expected}"
+            )
         return torch.from_numpy(poses)
 
     def new_stream(self) -> OnnxStream:
         """A fresh stream (empty caches) over a streaming export."""
         if not self.streaming:
             raise JointposeError(f"{self.path} is a full-sequence export: export with --streaming to stream")
-        return OnnxStream(self.session)
+        return OnnxStream(self.session, self.path, self.num_joints_out)
 
 
 class OnnxStream:
     """Frame-by-frame state over a streaming export: ``stream(x)`` with one frame (J, 2)
     returns that frame's pose (J_out, 3), metres, not root-relative; the caches start at zero."""
 
-    def __init__(self, session: Any) -> None:
-        self.session = session
+    def __init__(self, session: Any, path: Path, joints_out: int) -> None:
+        self.session, self.path, self.joints_out = session, path, joints_out
         inputs = session.get_inputs()[1:]
         self.names = [i.name for i in inputs]
         self.caches = [np.zeros([1, *i.shape[1:]], dtype=np.float32) for i in inputs]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         feed = {"keypoints": x.detach().cpu().float().numpy()[None], **dict(zip(self.names, self.caches))}
-        pose, *self.caches = self.session.run(None, feed)
+        pose, *self.caches = _run(self.session, self.path, feed)
+        if pose.shape != (1, self.joints_out, 3):
+            raise JointposeError(
+                f"{self.path}: the graph gives a pose of shape {pose.shape}, not (1, {self.joints_out}, 3)"
+            )
         return torch.from_numpy(pose[0])
+
+
+def _run(session: Any, path: Path, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """``session.run`` with onnxruntime's failures (its own exception classes, each derived
+    from ``Exception`` alone: a graph that cannot run on these inputs) as one line naming the file."""
+    try:
+        return session.run(None, feed)
+    except Exception as exc:
+        raise JointposeError(f"{path}: the ONNX graph failed to run ({first_line(exc)})") from None
 
 
 def load_onnx(path: str | Path) -> LoadedModel:
     """An exported ``.onnx`` model with its metadata (frame rate, symmetry, inference step)."""
     model = OnnxModel(path)
-    left, right = model.meta["keypoints_symmetry"]
     return LoadedModel(
         model,
         None,
-        float(model.meta["fps"]),
-        (tuple(left), tuple(right)),  # type: ignore[arg-type]
-        bool(model.meta["skeleton_fit"]),
-        _sigma(model),
+        check_fps(model.meta["fps"], f"{model.path}: metadata 'fps'"),
+        symmetry_of(model.meta["keypoints_symmetry"], model.num_joints_in, model.path),
+        model.meta["skeleton_fit"],
+        model.meta["smooth"],
         {"exported_model": True},
-        normalization=_normalization(model),
+        normalization=normalization_of(model.meta["normalization"], model.path),
         align_2d=align_weight_of(model.meta["align_2d"], f"{model.path}: metadata 'align_2d'"),
     )
-
-
-def _normalization(model: OnnxModel) -> str:
-    """The 2D input normalisation from an export's metadata."""
-    value = model.meta["normalization"]
-    if value not in NORMALIZATIONS:
-        raise JointposeError(f"{model.path}: metadata 'normalization' must be one of {', '.join(NORMALIZATIONS)}")
-    return value
-
-
-def _sigma(model: OnnxModel) -> float:
-    """The temporal filter's sigma (frames) from an export's metadata."""
-    try:
-        value = float(model.meta["smooth"])
-    except (TypeError, ValueError):
-        raise JointposeError(f"{model.path}: metadata 'smooth' is not a number") from None
-    return check_sigma(value, f"{model.path}: metadata 'smooth'")

@@ -141,7 +141,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     trajectory = None
     if ckpt.get("trajectory_model") is not None:
         trajectory = load_model_state(ckpt.get("trajectory_args"), ckpt["trajectory_model"], str(path), dev)
-    symmetry = _symmetry_of(
+    symmetry = symmetry_of(
         ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS)), model.num_joints_in, path
     )
     step = configured_step(ckpt["config"])  # align_2d checked with the checkpoint
@@ -153,7 +153,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
         symmetry,
         config=ckpt["config"],
         epoch=ckpt["epoch"],
-        normalization=_normalization_of(ckpt["config"].get("normalization") or "screen", path),
+        normalization=normalization_of(ckpt["config"].get("normalization") or "screen", path),
         **step,
     )
 
@@ -182,16 +182,16 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
 
     model = load_model_state(info["model_args"], part("pose."), str(path), device)
     trajectory = load_model_state(trajectory_args, part("trajectory."), str(path), device) if trajectory_args else None
-    symmetry = _symmetry_of(info["keypoints_symmetry"], model.num_joints_in, path)
+    symmetry = symmetry_of(info["keypoints_symmetry"], model.num_joints_in, path)
     return LoadedModel(
         model,
         trajectory,
         check_fps(info["fps"], f"{path}: metadata 'fps'"),
         symmetry,
         meta.get("skeleton_fit") == "true",
-        _smooth_of(meta, path),
+        smooth_of(meta, path),
         {"exported_model": True},
-        normalization=_normalization_of(meta.get("normalization", "screen"), path),
+        normalization=normalization_of(meta.get("normalization", "screen"), path),
         align_2d=align_weight_of(meta.get("align_2d", "0"), f"{path}: metadata 'align_2d'"),
     )
 
@@ -237,7 +237,7 @@ def model_args_of(model: TemporalModel) -> dict:
     }
 
 
-def _symmetry_of(value: object, joints: int, path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def symmetry_of(value: object, joints: int, path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The (left, right) keypoint indices stored with a model, checked."""
     ok = (
         isinstance(value, (list, tuple))
@@ -253,14 +253,14 @@ def _symmetry_of(value: object, joints: int, path: Path) -> tuple[tuple[int, ...
     return tuple(value[0]), tuple(value[1])
 
 
-def _normalization_of(value: object, path: Path) -> str:
+def normalization_of(value: object, path: Path) -> str:
     """The input normalisation stored with a model, checked."""
     if not isinstance(value, str) or value not in NORMALIZATIONS:
         raise JointposeError(f"{path}: normalization must be one of {', '.join(NORMALIZATIONS)}, got {brief(value)}")
     return str(value)
 
 
-def _smooth_of(meta: dict, path: Path) -> float:
+def smooth_of(meta: dict, path: Path) -> float:
     """The temporal filter's sigma (frames) stored in a model file's metadata (0 when absent)."""
     try:
         value = float(json.loads(meta.get("smooth", "0")))
