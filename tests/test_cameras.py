@@ -90,7 +90,11 @@ def test_cameras_from_focal_length_and_field_of_view():
     for call, python, flag in (
         (lambda: Camera.from_fov(100, 100, 0.0), "fov_deg must be a field of view", "--fov must be"),
         (lambda: Camera.from_focal_length(100, 100, -5.0), "focal_length must be a positive", "--focal-length must"),
-        (lambda: Camera.from_fov(100, 100, center=(np.nan, 1.0)), "center must be finite", "--principal-point must"),
+        (
+            lambda: Camera.from_fov(100, 100, 65.0, center=(np.nan, 1.0)),
+            "center must be finite",
+            "--principal-point must",
+        ),
     ):
         with pytest.raises(JointposeError, match=f"^{python}") as error:
             call()
@@ -195,6 +199,22 @@ def test_intrinsics_model_assumes_a_camera_without_one_and_says_so():
     np.testing.assert_allclose(lifter.predict(rays, normalized=True), given, atol=1e-6)
     with pytest.raises(JointposeError, match="differs"):
         lifter.predict(pixels, (640, 481), camera=Camera.from_fov(640, 480, 65.0))
+
+
+def test_the_assumed_camera_has_the_same_focal_length_held_either_way():
+    """A phone's lens does not change when it is turned: 65 degrees over the longer side, so a
+    portrait video gets the focal length of a landscape one (960 / tan 32.5 = 1507 px for
+    1920 x 1080), not the 848 px that 65 degrees over its 1080 px width would give."""
+    focal = 960 / np.tan(np.radians(32.5))
+    for size in [(1920, 1080), (1080, 1920)]:
+        camera = Camera.assumed(*size)
+        np.testing.assert_allclose(camera.focal_length, [focal, focal])
+        np.testing.assert_allclose(camera.center, np.array(size) / 2)
+    lifter = Lifter(TemporalModel([3], channels=8).eval(), normalization="intrinsics", flip_test=False)
+    pixels = Camera.assumed(1080, 1920).project(np.broadcast_to(BODY + [0, 0, 3.0], (5, 17, 3)))
+    lifter.predict(pixels, (1080, 1920))
+    assert lifter.assumed_camera.focal_length[0] == pytest.approx(focal)
+    assert "65 degree field of view over the image's longer side (focal length 1507 px)" in lifter.assumed_camera_note()
 
 
 # --- random cameras ---------------------------------------------------------------------

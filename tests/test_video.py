@@ -1026,9 +1026,9 @@ def test_real_footage_root_path_is_filtered(cam02):
     # by frame, the root jumps with the detector's noise. The path written (rays and path
     # filtered over 80 ms) keeps where the per-frame fit puts the person and a tenth of its
     # frame-to-frame acceleration at most.
-    from jointpose.geometry.cameras import DEFAULT_FOV_DEG, Camera, normalize_keypoints, root_trajectory
+    from jointpose.geometry.cameras import Camera, normalize_keypoints, root_trajectory
 
-    assumed = Camera.from_fov(*cam02.clip.size, DEFAULT_FOV_DEG)
+    assumed = Camera.assumed(*cam02.clip.size)
     per_frame = root_trajectory(cam02.poses, normalize_keypoints(cam02.keypoints.xy, assumed, "intrinsics"))
 
     def acceleration(path: np.ndarray) -> float:
@@ -1039,23 +1039,28 @@ def test_real_footage_root_path_is_filtered(cam02):
 
 
 def test_real_footage_trajectory_without_the_intrinsics_is_the_assumed_cameras():
-    from jointpose.geometry.cameras import DEFAULT_FOV_DEG
+    from jointpose.geometry.cameras import DEFAULT_FOV_DEG, Camera
     from jointpose.inference.lifter import Lifter
     from jointpose.inference.video import lift_video
 
     clip, lifter = str(footage("cam02.mp4")), Lifter.from_pretrained("video", device="cpu")
     plain = lift_video(clip, lifter, end=0.5, progress=False)
-    assert any(f"assumed a {DEFAULT_FOV_DEG:g} degree horizontal field of view" in note for note in plain.notes)
-    given = lift_video(clip, lifter, end=0.5, fov=DEFAULT_FOV_DEG, progress=False)
+    assert any(
+        f"assumed a {DEFAULT_FOV_DEG:g} degree field of view over the image's longer side" in n for n in plain.notes
+    )
+    # A portrait clip (1080 x 1920): 65 degrees over its 1920 px height, 1507 px.
+    focal = 960 / np.tan(np.radians(DEFAULT_FOV_DEG / 2))
+    np.testing.assert_allclose(Camera.assumed(1080, 1920).focal_length[0], focal)
+    given = lift_video(clip, lifter, end=0.5, focal_length=focal, progress=False)
     assert plain.trajectory.shape == (30, 3)
     np.testing.assert_allclose(plain.trajectory, given.trajectory, rtol=1e-6)
     np.testing.assert_allclose(plain.poses, given.poses, rtol=1e-6, atol=1e-7)
     # With cam02's calibrated focal length (1681 px; Pose2Sim's calibration) the root is
-    # 3.6-3.9 m away. The assumed lens (848 px over 1080 px) sees the same image through wider
-    # angles: the root comes out about half as far, as far off the axis in metres.
+    # 3.6-3.9 m away. The assumed lens (1507 px) sees the same image through slightly wider
+    # angles: the root comes out about 1507 / 1681 = 0.9 times as far, as far off the axis in metres.
     calibrated = lift_video(clip, lifter, end=0.5, focal_length=1681.2, progress=False)
     depth = plain.trajectory[:, 2] / calibrated.trajectory[:, 2]
-    assert (0.5 < depth).all() and (depth < 0.65).all()
+    assert (0.85 < depth).all() and (depth < 0.93).all()
     assert np.abs(plain.trajectory[:, :2] - calibrated.trajectory[:, :2]).max() < 0.06
 
 

@@ -88,7 +88,10 @@ def add_camera_args(p: argparse.ArgumentParser) -> None:
     """The camera-intrinsics flags of ``infer`` and ``video``."""
     p.add_argument("--focal-length", type=float, default=None, help="the camera's focal length in pixels, if known")
     p.add_argument(
-        "--fov", type=float, default=None, help="or its horizontal field of view in degrees (default: assumed 65)"
+        "--fov",
+        type=float,
+        default=None,
+        help="or its horizontal field of view in degrees (default: assumed 65 over the longer side)",
     )
     p.add_argument(
         "--principal-point",

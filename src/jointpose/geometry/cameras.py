@@ -38,8 +38,9 @@ from jointpose.errors import JointposeError, brief
 
 DISTORTION_MODELS = ("opencv", "h36m")
 NORMALIZATIONS = ("screen", "intrinsics")
-# Horizontal field of view assumed when a camera's focal length is unknown: a typical phone
-# main camera or webcam (about 26 mm equivalent, i.e. 65-70 degrees, over the long side).
+# Field of view (degrees) over the image's longer side assumed when a camera's focal length
+# is unknown: a typical phone main camera or webcam (about 26 mm equivalent, i.e. 65-70
+# degrees over the long side), held either way (:meth:`Camera.assumed`).
 DEFAULT_FOV_DEG = 65.0
 # Horizontal fields of view (degrees) a camera may have; the focal lengths they give for an
 # image's width bound a focal length given in pixels (:func:`focal_length_range`).
@@ -160,7 +161,7 @@ class Camera:
         cls,
         width: int,
         height: int,
-        fov_deg: float = DEFAULT_FOV_DEG,
+        fov_deg: float,
         *,
         center: tuple[float, float] | None = None,
         id: str = "camera",
@@ -178,6 +179,14 @@ class Camera:
             )
         focal = focal_length_for_fov(width, fov_deg)
         return cls.from_focal_length(width, height, focal, center=center, id=id)
+
+    @classmethod
+    def assumed(cls, width: int, height: int) -> Camera:
+        """The camera assumed for a ``width`` x ``height`` image whose intrinsics are unknown:
+        :data:`DEFAULT_FOV_DEG` degrees over the longer side, so a phone's portrait and landscape
+        video get the same focal length (pixels), as they do in the phone."""
+        focal = focal_length_for_fov(max(width, height), DEFAULT_FOV_DEG)
+        return cls.from_focal_length(width, height, focal, id="assumed")
 
     @classmethod
     def from_focal_length(

@@ -17,8 +17,8 @@ A model trained with ``normalization="intrinsics"`` reads each point as its ray 
 camera, so it needs the camera's intrinsics: pass ``camera`` (a
 :class:`~jointpose.geometry.cameras.Camera`, e.g. from its focal length or field of view);
 with ``image_size`` alone, a camera of :data:`~jointpose.geometry.cameras.DEFAULT_FOV_DEG`
-degrees horizontal field of view is assumed (a typical phone or webcam) and
-:attr:`Lifter.assumed_camera` says so. A ``"screen"`` model (VideoPose3D's normalisation)
+degrees over the image's longer side is assumed (a typical phone or webcam,
+:meth:`Camera.assumed <jointpose.geometry.cameras.Camera.assumed>`) and :attr:`Lifter.assumed_camera` says so. A ``"screen"`` model (VideoPose3D's normalisation)
 reads points in image widths and needs the image size only. Sequences shorter than the receptive field are padded
 with copies of their first and last frames, so any length >= 1 works.
 
@@ -237,8 +237,8 @@ class Lifter:
         return save_model(path, loaded, half=half)
 
     def camera_for(self, image_size: tuple[int, int] | None, camera: Camera | None) -> Camera:
-        """The camera pixel keypoints are read with: ``camera`` itself, else one of
-        :data:`DEFAULT_FOV_DEG` degrees over ``image_size`` (recorded in :attr:`assumed_camera`)."""
+        """The camera pixel keypoints are read with: ``camera`` itself, else
+        :meth:`Camera.assumed` for ``image_size`` (recorded in :attr:`assumed_camera`)."""
         if camera is not None:
             if not isinstance(camera, Camera):
                 raise JointposeError(f"camera must be a jointpose Camera, got {type(camera).__name__}")
@@ -255,7 +255,7 @@ class Lifter:
         except (TypeError, ValueError):
             raise JointposeError(f"image_size must be (width, height) in pixels, got {image_size!r}") from None
         w, h = check_image_size(w, h, "image_size")
-        self.assumed_camera = Camera.from_fov(w, h, DEFAULT_FOV_DEG, id="assumed")
+        self.assumed_camera = Camera.assumed(w, h)
         return self.assumed_camera
 
     def assumed_camera_note(self) -> str | None:
@@ -264,8 +264,8 @@ class Lifter:
         if self.assumed_camera is None or self.normalization != "intrinsics":
             return None
         return (
-            f"no --focal-length or --fov: assumed a {DEFAULT_FOV_DEG:g} degree horizontal field of view "
-            f"(focal length {self.assumed_camera.focal_length[0]:.0f} px); depths scale with the true one"
+            f"no --focal-length or --fov: assumed a {DEFAULT_FOV_DEG:g} degree field of view over the image's longer "
+            f"side (focal length {self.assumed_camera.focal_length[0]:.0f} px); depths scale with the true one"
         )
 
     def normalize(
@@ -311,7 +311,8 @@ class Lifter:
                 confidence and source layout are used; or a list of such sequences.
             image_size: (width, height) in pixels, for pixel input without ``camera``.
             camera: the camera the keypoints were seen with (intrinsics in pixels); without it
-                an ``"intrinsics"`` model assumes :data:`DEFAULT_FOV_DEG` degrees.
+                an ``"intrinsics"`` model assumes :meth:`Camera.assumed` (:data:`DEFAULT_FOV_DEG`
+                degrees over the longer side).
             normalized: the keypoints are already in the model's input coordinates.
             progress: show a progress bar over long sequences.
             source_layout: the layout array keypoints were converted from (a

@@ -13,7 +13,7 @@ along their bones (:func:`resample_poses`: every bone keeps its length).
 
 Camera: a model trained on the camera's rays (``normalization="intrinsics"``) reads the
 points through the video's intrinsics - its focal length or field of view when given, else
-an assumed :data:`~jointpose.geometry.cameras.DEFAULT_FOV_DEG` degrees - and the root
+an assumed :data:`~jointpose.geometry.cameras.DEFAULT_FOV_DEG` degrees over the longer side - and the root
 trajectory follows through the same camera (:func:`~jointpose.geometry.cameras.root_trajectory`):
 in metres given the intrinsics, with a depth that scales with the true focal length when
 they are assumed.
