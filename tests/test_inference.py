@@ -405,6 +405,23 @@ def test_infer_cli_refuses_bad_flags_and_files_before_any_work(tmp_path, capsys)
         assert not (tmp_path / "out.npz").exists()  # refused before lifting anything
 
 
+def test_infer_refuses_what_it_cannot_do_before_it_replaces_the_output(tmp_path, capsys):
+    from jointpose.cli import main
+
+    np.savez(tmp_path / "kp.npz", keypoints=np.random.default_rng(0).uniform(300, 700, (40, 17, 2)))
+    out = tmp_path / "keep.npz"
+    out.write_bytes(b"previous")
+    base = ["infer", str(tmp_path / "kp.npz"), "-o", str(out), "--image-size", "1000", "1000", "--no-progress"]
+    slow = Lifter(_model(), fps=0.001).save(tmp_path / "slow.safetensors")  # one frame every 1000 s
+    assert main([*base, "--checkpoint", str(slow), "--render", str(tmp_path / "a.gif")]) == 2
+    assert "the model's frame rate: 0.001 frames per second is too slow for a GIF" in capsys.readouterr().err
+    causal = Lifter(_model(causal=True), fps=50.0).save(tmp_path / "causal.safetensors")
+    assert main([*base, "--checkpoint", str(causal), "--align-2d", "0.5"]) == 2
+    assert "--align-2d aligns an offline model's output; a causal model has none" in capsys.readouterr().err
+    assert out.read_bytes() == b"previous" and not (tmp_path / "a.gif").exists()
+    assert main([*base, "--checkpoint", str(causal), "--align-2d", "0"]) == 0
+
+
 def test_fit_skeleton_gives_one_consistent_skeleton():
     from jointpose.geometry.anatomy import (
         ANGLES,

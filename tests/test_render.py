@@ -366,3 +366,16 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
         assert not (tmp_path / "b.gif").exists()
     assert main(cli("render", "--image-size 1000 1000 --max-frames 0", **paths)) == 2
     assert capsys.readouterr().err.strip().endswith("--max-frames must be at least 1, got 0")
+
+
+@pytest.mark.parametrize("size", [(100_000, 2), (2, 100_000), (1920, 1080)])
+def test_the_figure_stays_bounded_for_any_image_shape(size):
+    """The 2D panel keeps the image's shape between 1:4 and 4:1; a sliver of an image would
+    otherwise ask for a figure 16 million pixels wide. Panels are 4 x 1.3 inches at 80 dpi."""
+    rng = np.random.default_rng(0)
+    keypoints = rng.uniform(0, 1, (2, 17, 2)) * size
+    figure = PoseFigure(keypoints, {"3D": rng.normal(scale=0.3, size=(2, 17, 3))}, image_size=size)
+    height, width, _ = figure.frame_shape
+    aspect = min(max(size[0] / size[1], 0.25), 4.0)
+    assert height == 416
+    assert abs(width - 4 * 80 * (aspect + 1 + 0.5)) <= 2

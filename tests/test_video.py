@@ -1225,3 +1225,45 @@ def test_lost_and_refused_notes_name_frame_ranges():
     assert _refused_notes([]) == []
     (note,) = _refused_notes([171, 172, 173, 179, 180, 187])
     assert note.startswith("after the track was lost, somebody else was found in frames 171-173, 179-180, 187 (")
+
+
+def test_video_lifts_with_a_users_own_checkpoint(tmp_path, capsys):
+    from jointpose.cli import main
+    from jointpose.model.loading import LoadedModel, save_model
+    from jointpose.model.temporal import TemporalModel
+
+    import torch
+
+    clip = footage("cam02.mp4")
+    torch.manual_seed(0)
+    own = save_model(tmp_path / "own.safetensors", LoadedModel(TemporalModel([3, 3], channels=16).eval()))
+    out = tmp_path / "own.npz"
+    common = [str(clip), "-o", str(out), "--end", "0.3", "--device", "cpu", "--no-progress"]
+    assert main(["video", *common, "--checkpoint", str(own)]) == 0
+    poses = np.load(out)["poses_3d"]
+    assert poses.shape == (18, 17, 3) and np.isfinite(poses).all()
+    # The untrained network's output, through the same inference step: not the bundled model's.
+    assert main(["video", *common[:1], "-o", str(tmp_path / "bundled.npz"), *common[3:]]) == 0
+    assert np.abs(np.load(tmp_path / "bundled.npz")["poses_3d"] - poses).mean() > 0.01
+    capsys.readouterr()
+    assert main(["video", *common, "--checkpoint", str(own), "--causal"]) == 2
+    assert "--causal picks the bundled causal model" in capsys.readouterr().err
+    assert main(["video", *common, "--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
+    assert "missing.safetensors" in capsys.readouterr().err
+    fifteen = LoadedModel(
+        TemporalModel([3], channels=8, num_joints_in=15, num_joints_out=15).eval(), keypoints_symmetry=((1,), (2,))
+    )
+    assert main(["video", *common, "--checkpoint", str(save_model(tmp_path / "he.safetensors", fifteen))]) == 2
+    assert "he.safetensors: a model of 15 keypoints in and 15 joints out; video gives Human3.6M's 17" in (
+        capsys.readouterr().err
+    )
+
+
+def test_align_2d_is_refused_for_a_causal_model_not_ignored(tmp_path, capsys):
+    from jointpose.cli import main
+
+    clip = footage("cam02.mp4")
+    out = tmp_path / "c.npz"
+    assert main(["video", str(clip), "-o", str(out), "--causal", "--align-2d", "1", "--no-progress"]) == 2
+    assert "--align-2d aligns an offline model's output; a causal model has none" in capsys.readouterr().err
+    assert not out.exists()

@@ -151,7 +151,9 @@ class PoseFigure:
         if not (np.isfinite(panel_size) and panel_size > 0 and dpi > 0):
             raise JointposeError(f"panel_size and dpi must be positive, got panel_size={panel_size}, dpi={dpi}")
 
-        aspect = self.image_size[0] / self.image_size[1] if keypoints_2d is not None else 0.0
+        # The 2D panel's width for a panel height of 1, bounded so that a sliver of an image
+        # (100000 x 2 pixels) cannot ask for a figure millions of pixels wide.
+        aspect = min(max(self.image_size[0] / self.image_size[1], 0.25), 4.0) if keypoints_2d is not None else 0.0
         widths = (
             ([aspect] if keypoints_2d is not None else [])
             + [1.0] * len(sequences)

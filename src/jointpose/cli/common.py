@@ -8,9 +8,12 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from jointpose.errors import JointposeError
+
+if TYPE_CHECKING:
+    from jointpose.inference.lifter import Lifter
 
 EXIT_USER_ERROR = 2
 
@@ -128,15 +131,19 @@ def add_align_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def alignment_of(args: argparse.Namespace, model_weight: float) -> float:
-    """The alignment weight a run uses: ``--align-2d`` (checked), else the model's; 0 with ``--raw``."""
+def alignment_of(args: argparse.Namespace, lifter: Lifter) -> float:
+    """The alignment weight ``lifter`` runs with: ``--align-2d`` (checked), else the model's; 0
+    with ``--raw``. A causal model does not align (its alignment would read future frames), so
+    a weight above 0 for one is refused rather than ignored."""
     from jointpose.geometry.alignment import check_weight
 
     if args.align_2d is None:
-        return 0.0 if getattr(args, "raw", False) else model_weight
+        return 0.0 if getattr(args, "raw", False) else lifter.align_2d
     check_weight(args.align_2d, "--align-2d")
     if getattr(args, "raw", False):
         raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
+    if args.align_2d > 0 and lifter.causal:
+        raise JointposeError("--align-2d aligns an offline model's output; a causal model has none (leave it out)")
     return args.align_2d
 
 

@@ -59,7 +59,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.geometry.bones import check_height, scale_to_height
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
-    from jointpose.render import check_animation_path
+    from jointpose.render import check_animation_fps, check_animation_path
     from jointpose.safeio import check_fps, check_outputs, check_resample
 
     fmt = format_from_path(args.output, args.format)
@@ -86,10 +86,12 @@ def cmd_infer(args: argparse.Namespace) -> None:
     )
     if args.fps is not None:
         check_resample(args.fps, lifter.fps, "--fps")  # before the keypoints are read
+    if args.render:  # the animation plays at the model's rate: checked before -o is written
+        check_animation_fps(lifter.fps, args.render, "the model's frame rate")
     lifter.flip_test = args.tta
     lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
     lifter.smooth = 0.0 if args.raw else lifter.smooth
-    lifter.align_2d = alignment_of(args, lifter.align_2d)
+    lifter.align_2d = alignment_of(args, lifter)
     with warnings.catch_warnings():  # its notes are printed below, once
         warnings.simplefilter("ignore", JointposeWarning)
         keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)

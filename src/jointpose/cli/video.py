@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jointpose.cli.common import add_align_arg, add_camera_args, add_height_arg, alignment_of
+from jointpose.cli.common import add_align_arg, add_camera_args, add_height_arg, alignment_of, model_file
 from jointpose.data.layouts import VISIBILITY_THRESHOLD
+from jointpose.errors import JointposeError
+from jointpose.geometry import skeleton
 
 
 def add_video_parser(verbs: Any) -> None:
@@ -38,6 +40,12 @@ def add_video_parser(verbs: Any) -> None:
         metavar=("X", "Y"),
         help="follow the person nearest to this point (pixels) of the first frames (default: the largest in the image)",
     )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="your own model instead of the bundled one: a training run, .safetensors or .onnx taking Human3.6M-17 "
+        "keypoints (best trained on data build --input-layout blazepose)",
+    )
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     add_align_arg(p)
     p.add_argument("--device", default="auto")
@@ -58,10 +66,21 @@ def cmd_video(args: argparse.Namespace) -> None:
     fmt = format_from_path(args.output, args.format)
     check_outputs(  # before the video is read, not after it
         {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
-        {"input": args.input},
+        {"input": args.input, "--checkpoint": model_file(args.checkpoint)},
     )
-    lifter = Lifter.from_pretrained("video-causal" if args.causal else "video", device=args.device)
-    lifter.align_2d = alignment_of(args, lifter.align_2d)  # checked before the detector is looked for
+    if args.checkpoint and args.causal:
+        raise JointposeError("--causal picks the bundled causal model; a --checkpoint is causal or not by itself")
+    lifter = (
+        Lifter.load(args.checkpoint, device=args.device)
+        if args.checkpoint
+        else Lifter.from_pretrained("video-causal" if args.causal else "video", device=args.device)
+    )
+    if (lifter.num_keypoints, lifter.model.num_joints_out) != (skeleton.NUM_JOINTS, skeleton.NUM_JOINTS):
+        raise JointposeError(
+            f"--checkpoint {args.checkpoint}: a model of {lifter.num_keypoints} keypoints in and "
+            f"{lifter.model.num_joints_out} joints out; video gives Human3.6M's {skeleton.NUM_JOINTS} and needs them back"
+        )
+    lifter.align_2d = alignment_of(args, lifter)  # checked before the detector is looked for
     require_mediapipe()
     with nullcontext() if args.debug else native_logs_hidden():  # MediaPipe's own log lines, shown with --debug
         result = lift_video(
