@@ -755,3 +755,26 @@ def test_dataset_values_infinite_in_float32_are_refused(tmp_path):
         JointposeError, match=r"S9.*Walking 1.*\[2\] in float32: NaN or infinite values in 1 of 10 frames \(6\)"
     ):
         load_dataset(tmp_path, "gt", ["S9"])
+
+
+def test_infer_notes_keypoints_outside_the_image_size_given(tmp_path, capsys):
+    from jointpose.cli import main
+
+    model = Lifter(_model(), fps=50.0).save(tmp_path / "m.safetensors")
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "kp.npz", keypoints=np.stack([rng.uniform(400, 700, (40, 17)), rng.uniform(600, 1700, (40, 17))], -1)
+    )
+    base = [
+        "infer",
+        str(tmp_path / "kp.npz"),
+        "-o",
+        str(tmp_path / "o.npz"),
+        "--checkpoint",
+        str(model),
+        "--no-progress",
+    ]
+    assert main([*base, "--image-size", "1920", "1080"]) == 0
+    assert "outside the 1920x1080 image in 100% of the frames" in capsys.readouterr().out
+    assert main([*base, "--image-size", "1080", "1920"]) == 0
+    assert "outside" not in capsys.readouterr().out

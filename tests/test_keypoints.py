@@ -663,3 +663,28 @@ def test_track_linking_is_the_best_gated_assignment_by_brute_force():
         assert len({r for r, _ in got}) == len({c for _, c in got}) == len(got)  # one-to-one
         assert all(cost[r, c] <= limit for r, c in got)
         assert len(got) == best[0] and np.isclose(sum(cost[r, c] for r, c in got), -best[1])
+
+
+def test_keypoints_outside_the_stated_image_are_noted():
+    """A person standing in a portrait video (1080 x 1920), read with the landscape size."""
+    from jointpose.data.keypoints import Keypoints2D, outside_image_note
+
+    rng = np.random.default_rng(0)
+    frames = 50
+    xy = np.stack([rng.uniform(400, 700, (frames, 17)), rng.uniform(600, 1700, (frames, 17))], axis=-1)
+    confidence, filled = np.full((frames, 17), 0.9), np.zeros((frames, 17), bool)
+    keypoints = Keypoints2D(xy, confidence, "array", "h36m", filled)
+    assert outside_image_note(keypoints, (1080, 1920)) is None
+    note = outside_image_note(keypoints, (1920, 1080))
+    assert note.startswith("note: the keypoints lie outside the 1920x1080 image in 100% of the frames (x 40")
+    # A few frames out (a detector's guess at feet below the frame), or only filled or
+    # unconfident points out: no note.
+    inside = np.clip(xy, 0, [1919, 1079])
+    some = Keypoints2D(np.where(np.arange(frames)[:, None, None] < 4, xy, inside), confidence, "array", "h36m", filled)
+    assert outside_image_note(some, (1920, 1080)) is None
+    outside = (xy[..., 1] > 1188)[..., None]
+    guessed = Keypoints2D(xy, confidence, "array", "h36m", outside[..., 0])
+    assert outside_image_note(guessed, (1920, 1080)) is None
+    unsure = Keypoints2D(xy, np.where(outside[..., 0], 0.1, 0.9), "array", "h36m", filled)
+    assert outside_image_note(unsure, (1920, 1080), threshold=0.3) is None
+    assert outside_image_note(unsure, (1920, 1080)) is not None

@@ -53,6 +53,7 @@ def add_infer_parser(verbs: Any) -> None:
 def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.data.keypoints import (
         load_keypoints,
+        outside_image_note,
         require_image_size,
         resample_keypoints,
     )
@@ -105,6 +106,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
             print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
             video = None
     size = require_image_size(args.image_size, args.input)
+    if (note := outside_image_note(keypoints, size, args.confidence_threshold)) is not None:
+        print(note)
     if video:
         from jointpose.render import check_background
 

@@ -104,6 +104,30 @@ def require_image_size(image_size: tuple[int, int] | None, path: str | Path) -> 
     return check_image_size(image_size[0], image_size[1], "image_size")
 
 
+# Detected keypoints this far outside the image (a share of its width or height) in this
+# share of the frames suggest the image size given is not the keypoints' (width and height
+# swapped, or another resolution): a detector keeps what it is confident of inside the image.
+OUTSIDE_MARGIN, OUTSIDE_SHARE = 0.1, 0.1
+
+
+def outside_image_note(keypoints: Keypoints2D, image_size: tuple[int, int], threshold: float = 0.0) -> str | None:
+    """A note when the detected keypoints (neither filled nor below ``threshold`` confidence)
+    lie more than :data:`OUTSIDE_MARGIN` of the ``image_size`` (width, height; pixels) outside
+    it in at least :data:`OUTSIDE_SHARE` of the frames; None otherwise."""
+    size = np.asarray(image_size, dtype=np.float64)
+    detected = ~keypoints.filled & (keypoints.confidence >= threshold)
+    beyond = ((keypoints.xy < -OUTSIDE_MARGIN * size) | (keypoints.xy > (1 + OUTSIDE_MARGIN) * size)).any(axis=-1)
+    frames = (beyond & detected).any(axis=1)
+    if frames.mean() < OUTSIDE_SHARE:
+        return None
+    low, high = keypoints.xy[detected].min(axis=0), keypoints.xy[detected].max(axis=0)
+    return (
+        f"note: the keypoints lie outside the {image_size[0]}x{image_size[1]} image in {100 * frames.mean():.0f}% of "
+        f"the frames (x {low[0]:.0f} to {high[0]:.0f}, y {low[1]:.0f} to {high[1]:.0f} px): is the image size right "
+        "(width first, then height)?"
+    )
+
+
 def load_keypoints(
     path: str | Path,
     *,
