@@ -379,3 +379,36 @@ def test_the_figure_stays_bounded_for_any_image_shape(size):
     aspect = min(max(size[0] / size[1], 0.25), 4.0)
     assert height == 416
     assert abs(width - 4 * 80 * (aspect + 1 + 0.5)) <= 2
+
+
+def test_infer_and_render_take_the_image_size_from_the_video(tmp_path: Path, capsys):
+    from jointpose.cli import main
+    from jointpose.inference.lifter import Lifter
+    from jointpose.model.temporal import TemporalModel
+
+    keypoints, _ = clip(5)
+    video = tmp_path / "in.mp4"
+    iio.imwrite(video, np.full((5, 96, 128, 3), 90, np.uint8), fps=5, macro_block_size=1)
+    np.save(tmp_path / "kp.npy", keypoints * np.array([128 / IMAGE_SIZE[0], 96 / IMAGE_SIZE[1]]))
+    model = Lifter(TemporalModel([3], channels=8).eval(), fps=5.0).save(tmp_path / "m.safetensors")
+    out, anim = tmp_path / "o.npz", tmp_path / "a.mp4"
+    infer = ["infer", str(tmp_path / "kp.npy"), "-o", str(out), "--checkpoint", str(model), "--no-progress"]
+    assert main([*infer, "--render", str(anim), "--video", str(video)]) == 0
+    printed = capsys.readouterr().out
+    assert "no --fps: the keypoints are taken to be at the model's 5 fps" in printed
+    assert iio.imread(anim, index=None).shape[0] == 5
+    assert main([*infer, "--render", str(anim), "--video", str(video), "--image-size", "800", "600"]) == 2
+    assert "128x96 pixels but image_size is 800x600" in capsys.readouterr().err
+    render = [
+        "render",
+        "-o",
+        str(tmp_path / "r.gif"),
+        "--keypoints-file",
+        str(tmp_path / "kp.npy"),
+        "--poses",
+        str(out),
+    ]
+    assert main([*render, "--video", str(video), "--no-progress"]) == 0
+    assert iio.imread(tmp_path / "r.gif", index=None, plugin="pillow").shape[0] == 5
+    assert main([*render, "--no-progress"]) == 2  # neither --image-size nor --video
+    assert "--image-size" in capsys.readouterr().err

@@ -99,19 +99,23 @@ def cmd_infer(args: argparse.Namespace) -> None:
     for note in keypoints.notes:
         print(note)
     video = args.video
+    if args.fps is None:
+        print(f"note: no --fps: the keypoints are taken to be at the model's {lifter.fps:g} fps (the output's rate)")
     if args.fps is not None and abs(args.fps - lifter.fps) > 1e-6:
         keypoints = resample_keypoints(keypoints, args.fps, lifter.fps)
         print(f"resampled {args.fps:g} fps input to the model's {lifter.fps:g} fps: {keypoints.num_frames} frames")
         if video:
             print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
             video = None
-    size = require_image_size(args.image_size, args.input)
-    if (note := outside_image_note(keypoints, size, args.confidence_threshold)) is not None:
-        print(note)
-    if video:
+    if video:  # its size (checked against --image-size when given), before the npz is written
         from jointpose.render import check_background
 
-        check_background(video, keypoints.num_frames, size)  # before the npz is written
+        given = None if args.image_size is None else require_image_size(args.image_size, args.input)
+        size = check_background(video, keypoints.num_frames, given)
+    else:
+        size = require_image_size(args.image_size, args.input)
+    if (note := outside_image_note(keypoints, size, args.confidence_threshold)) is not None:
+        print(note)
     if keypoints.num_frames < lifter.receptive_field:
         print(
             f"note: {keypoints.num_frames} frames is shorter than the receptive field "

@@ -75,7 +75,10 @@ def cmd_render(args: argparse.Namespace) -> None:
         if not args.keypoints_file or not args.poses:
             raise JointposeError("render needs --keypoints-file and --poses (or --data-dir, -k and --sequence)")
         keypoints = load_keypoints(args.keypoints_file, layout=args.layout).xy
-        size = require_image_size(args.image_size, args.keypoints_file)
+        # --video gives the size (render checks a given --image-size against it)
+        size = (
+            None if args.video and args.image_size is None else require_image_size(args.image_size, args.keypoints_file)
+        )
         sequences["Prediction"], fps = _poses_file(args.poses)
         if args.truth:
             sequences["Ground truth"] = _poses_file(args.truth)[0]
