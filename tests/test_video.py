@@ -1228,11 +1228,11 @@ def test_lost_and_refused_notes_name_frame_ranges():
 
 
 def test_video_lifts_with_a_users_own_checkpoint(tmp_path, capsys):
+    import torch
+
     from jointpose.cli import main
     from jointpose.model.loading import LoadedModel, save_model
     from jointpose.model.temporal import TemporalModel
-
-    import torch
 
     clip = footage("cam02.mp4")
     torch.manual_seed(0)
