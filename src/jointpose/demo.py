@@ -174,8 +174,10 @@ def run_demo(config: DemoConfig) -> dict:
     write_data(config, motion)
     checkpoints = Path(train_config.checkpoint_dir)
     if (checkpoints / "latest.pt").exists():  # a fresh demo each run
-        for old in checkpoints.glob("*"):
-            old.unlink()
+        print(f"note: replacing the earlier demo's checkpoints in {checkpoints}")
+        for old in checkpoints.iterdir():
+            if not old.is_dir() or old.is_symlink():  # the demo writes files only; a folder is the user's
+                old.unlink()
     trainer = Trainer(train_config)
     summary = trainer.fit()
     baseline = mean_pose_error(trainer)
