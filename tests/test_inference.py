@@ -778,3 +778,22 @@ def test_infer_notes_keypoints_outside_the_image_size_given(tmp_path, capsys):
     assert "outside the 1920x1080 image in 100% of the frames" in capsys.readouterr().out
     assert main([*base, "--image-size", "1080", "1920"]) == 0
     assert "outside" not in capsys.readouterr().out
+
+
+def test_a_missing_image_size_is_the_only_line_infer_prints(tmp_path, capsys):
+    from jointpose.cli import main
+
+    keypoints = np.random.default_rng(0).uniform(300, 700, (40, 17, 3))
+    keypoints[5:8, 3, 2] = 0.0  # low confidence: a note when the file is read
+    np.save(tmp_path / "kp.npy", keypoints)
+    assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "o.npz"), "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "pixel keypoints need the video's image size" in err
+
+
+def test_load_model_refuses_an_onnx_export_naming_what_reads_it(tmp_path):
+    from jointpose.model.loading import load_model
+
+    (tmp_path / "m.onnx").write_bytes(b"whatever")
+    with pytest.raises(JointposeError, match=r"m.onnx: an ONNX export runs in inference only \(Lifter.load"):
+        load_model(tmp_path / "m.onnx", device="cpu")

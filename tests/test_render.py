@@ -399,6 +399,11 @@ def test_infer_and_render_take_the_image_size_from_the_video(tmp_path: Path, cap
     assert iio.imread(anim, index=None).shape[0] == 5
     assert main([*infer, "--render", str(anim), "--video", str(video), "--image-size", "800", "600"]) == 2
     assert "128x96 pixels but image_size is 800x600" in capsys.readouterr().err
+    # Resampled, the 2D is drawn without the video, whose size it still takes.
+    assert (
+        main([*infer, "-o", str(tmp_path / "r.npz"), "--render", str(anim), "--video", str(video), "--fps", "10"]) == 0
+    )
+    assert "--video is not drawn behind resampled keypoints" in capsys.readouterr().out
     render = [
         "render",
         "-o",

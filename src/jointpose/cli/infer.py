@@ -57,6 +57,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         require_image_size,
         resample_keypoints,
     )
+    from jointpose.data.video import open_video
     from jointpose.geometry.bones import check_height, scale_to_height
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
@@ -80,6 +81,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
         check_height(args.height)
     if args.video and not args.render:
         raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
+    if args.image_size is None and not args.video:
+        require_image_size(None, args.input)  # refused before the keypoints' notes are printed
     lifter = (
         Lifter.load(args.checkpoint, device=args.device)
         if args.checkpoint
@@ -107,13 +110,13 @@ def cmd_infer(args: argparse.Namespace) -> None:
         if video:
             print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
             video = None
+    given = None if args.image_size is None else require_image_size(args.image_size, args.input)
     if video:  # its size (checked against --image-size when given), before the npz is written
         from jointpose.render import check_background
 
-        given = None if args.image_size is None else require_image_size(args.image_size, args.input)
         size = check_background(video, keypoints.num_frames, given)
-    else:
-        size = require_image_size(args.image_size, args.input)
+    else:  # --video left out after resampling still gives the size
+        size = given if given is not None else open_video(args.video).size
     if (note := outside_image_note(keypoints, size, args.confidence_threshold)) is not None:
         print(note)
     if keypoints.num_frames < lifter.receptive_field:

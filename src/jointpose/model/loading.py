@@ -135,6 +135,11 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if path.suffix == ".safetensors":
         return _load_safetensors(path, dev)
+    if path.suffix.lower() == ".onnx":  # read by Lifter.load, for inference only
+        raise JointposeError(
+            f"{path}: an ONNX export runs in inference only (Lifter.load, jointpose infer and video); "
+            "give a training run or a .safetensors model here"
+        )
     path = resolve_checkpoint(path)  # a run folder's latest.pt: the file the messages name
     ckpt = load_checkpoint(path, map_location=dev)
     model = load_model_state(ckpt["model_args"], pose_weights(ckpt), str(path), dev)
