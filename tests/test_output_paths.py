@@ -274,6 +274,16 @@ def test_a_path_too_long_for_the_file_system_is_refused_in_one_line(name, inputs
     assert os.listdir(tmp_path) == []
 
 
+def test_an_output_name_of_255_bytes_is_written(inputs, tmp_path):
+    """The temporary file beside it takes a shortened name."""
+    npz, folder = tmp_path / ("a" * 251 + ".npz"), tmp_path / ("é" * 127 + "d")
+    argv = ["infer", str(inputs / "ok.npy"), "-o", str(npz), *IMAGE, "--no-progress"]
+    assert main([*argv, "--checkpoint", str(inputs / "small.safetensors")]) == 0
+    with atomic_folder(folder) as building:
+        (building / "one.npz").write_bytes(b"1")
+    assert sorted(_snapshot(tmp_path)) == sorted([npz.name, folder.name, f"{folder.name}/one.npz"])
+
+
 # ----------------------------------------------------------------------------- 4. no folder left by a failed write
 
 
