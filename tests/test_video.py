@@ -440,6 +440,7 @@ def test_start_and_end_cut_whole_frames(counter_video):
     cut = np.stack(list(clip.frames()))
     assert clip.first == 25 and clip.count == 30 and len(cut) == 30
     np.testing.assert_array_equal(cut, frames[25:55])
+    assert len(list(open_video(path, start=1.0, end=1e308).frames())) == 50  # to the end, as for --end 9
 
 
 @pytest.mark.parametrize(
@@ -448,6 +449,8 @@ def test_start_and_end_cut_whole_frames(counter_video):
         (-1.0, None, "--start must be"),
         (2.0, 1.0, "--end 1 s must"),
         (9.0, None, "past the end"),
+        (1e308, None, "--start 1e+308 s is past the end"),
+        (1e300, 1e308, "--start 1e+300 s is past the end"),
         (None, float("nan"), "--end"),
     ],
 )
