@@ -300,6 +300,19 @@ def test_bvh_hips_and_chest_turn_with_the_body(tmp_path):
     assert np.abs((camera - camera[:, :1]) - (poses - poses[:, :1])).max() < 1e-6
 
 
+def test_bvh_of_bones_without_length_is_written(tmp_path):
+    # A bone of zero length has no direction: it keeps its rest direction, as its parent carries it.
+    zeros = read_bvh(export(tmp_path / "zeros.bvh", np.zeros((5, 17, 3)), 50))
+    assert zeros.num_frames == 5 and np.abs(global_transforms(zeros)[0]).max() == 0
+    poses = _camera_motion(0.2)[0]
+    poses[:, 3] = poses[:, 2]  # the right foot on the right knee in every frame
+    motion = read_bvh(export(tmp_path / "foot.bvh", poses, 50))
+    points, _ = global_transforms(motion)
+    names = [n.replace("/", "_") for n in skeleton.JOINT_NAMES]
+    camera = points[:, [motion.names.index(n) for n in names]] / 100.0 * np.array([1.0, -1.0, -1.0])
+    assert np.abs((camera - camera[:, :1]) - poses).max() < 1e-6
+
+
 def test_bvh_skeleton_has_branch_joints():
     poses, _ = _camera_motion(0.2)
     motion, where = poses_to_motion(poses, 50)

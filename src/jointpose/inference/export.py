@@ -228,7 +228,8 @@ def poses_to_motion(poses: np.ndarray, fps: float, trajectory: np.ndarray | None
     glob = [Rotation.identity(frames) for _ in names]
     local = np.tile([1.0, 0.0, 0.0, 0.0], (frames, len(names), 1))
     bvh_to_h36m = {b: j for j, b in enumerate(where)}
-    chest, pelvis = np.moveaxis(body_frames(pts), 1, 0)
+    with np.errstate(invalid="ignore"):  # coinciding joints: axes undefined, see _orientation
+        chest, pelvis = np.moveaxis(body_frames(pts), 1, 0)
     carried = {where[0]: _orientation(pelvis), where[8]: _orientation(chest)}  # the body's turn
     for b in range(len(names)):
         parent = parents[b]
@@ -243,9 +244,10 @@ def poses_to_motion(poses: np.ndarray, fps: float, trajectory: np.ndarray | None
         if parent < 0 or bone_child is None or len(child_bvh) != 1:
             glob[b] = parent_glob
             continue
-        rest = parent_glob.apply(np.tile(offsets[child_bvh[0]], (frames, 1)))
+        # A bone of zero length in a frame (or in all: its offset too) has no direction: it keeps
+        # its rest direction there, as its parent carries it.
+        rest = parent_glob.apply(np.tile(_REST_DIRECTIONS[bone_child], (frames, 1)).astype(np.float64))
         target = vectors[:, skeleton.bone_index(bone_child)]
-        rest /= np.linalg.norm(rest, axis=-1, keepdims=True)
         target = target / np.maximum(np.linalg.norm(target, axis=-1, keepdims=True), 1e-9)
         glob[b] = _shortest_rotation(rest, target) * parent_glob
         local[:, b] = (parent_glob.inv() * glob[b]).as_quat(scalar_first=True)
