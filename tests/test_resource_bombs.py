@@ -45,6 +45,7 @@ def test_brief_is_bounded_for_values_shared_through_a_memo():
     assert len(brief(value)) < 200
     error = JointposeError("{0} got {v}", fields=("x",), v=value)
     assert len(str(error)) < 200 and len(error.naming({})) < 200
+    assert str(JointposeError("{0}: {v!r}, {v!s}, {v}", fields=("x",), v=[1, "a"])) == "x: [1, 'a'], [1, 'a'], [1, 'a']"
 
 
 def test_deep_shared_value_in_an_error_message(tmp_path):
