@@ -705,6 +705,7 @@ def test_crafted_model_arguments_are_refused_before_allocating(tmp_path):
         ("model_args", json.dumps({**json.loads(meta["model_args"]), "channels": 64}), r"weights do not match"),
         ("model_args", "[" * 100_000 + "]" * 100_000, r"malformed model metadata \(RecursionError"),
         ("fps", json.dumps("fifty"), r"metadata 'fps' must be a positive number"),
+        ("fps", json.dumps(True), r"metadata 'fps' must be a positive number of frames per second, got True"),
         ("keypoints_symmetry", json.dumps([[1, 2], [99, 4]]), r"'keypoints_symmetry' must be two equally long"),
     ):
         save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, key: value})
