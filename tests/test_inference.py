@@ -245,6 +245,27 @@ def test_export_npz_json_csv(tmp_path):
         export(tmp_path / "a.txt", poses, 50)
 
 
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        ({"fps": float("nan")}, "fps must be a positive number of frames per second, got nan"),
+        ({"fps": -1.0}, "fps must be a positive number"),
+        ({"fps": float("inf")}, "fps must be a positive number"),
+        ({"fps": 1e-9}, "fps: 1e-09 frames per second is outside"),
+        ({"trajectory": [["a", "b", "c"]] * 3}, "trajectory must be an array of numbers, got <U1"),
+        ({"trajectory": [[1.0, 2.0, 3.0]] * 2 + [[1.0]]}, "trajectory must be an array of numbers"),
+        ({"poses": np.full((3, 17, 3), "1.5")}, "poses must be an array of numbers, got <U3"),
+    ],
+)
+def test_export_refuses_a_bad_frame_rate_or_values_that_are_not_numbers(tmp_path, args, needle):
+    poses, fps = args.get("poses", np.zeros((3, 17, 3))), args.get("fps", 50.0)
+    for suffix in ("json", "npz", "csv", "bvh"):
+        with pytest.raises(JointposeError) as info:
+            export(tmp_path / f"a.{suffix}", poses, fps, trajectory=args.get("trajectory"))
+        assert needle in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("with_trajectory", [False, True])
 def test_bvh_round_trip_reproduces_joints(tmp_path, with_trajectory):
     poses, traj = _camera_motion()

@@ -392,6 +392,12 @@ def test_a_frame_size_beyond_the_limit_is_refused_before_decoding(counter_video,
     assert open_video(counter_video[0]).width == 64
 
 
+def test_a_frame_rate_beyond_the_limit_is_refused_before_decoding(counter_video, monkeypatch):
+    monkeypatch.setenv("JOINTPOSE_MAX_FPS", "24")
+    with pytest.raises(JointposeError, match=r"counter\.mp4: frame rate: 25 frames per second is outside"):
+        open_video(counter_video[0])
+
+
 def test_a_video_stored_with_a_rotation_decodes_as_displayed(tmp_path, caplog):
     # As phones store portrait video: landscape frames and a display rotation (90 degrees
     # anticlockwise). A 64x48 clip whose top-left 16x16 corner is white.

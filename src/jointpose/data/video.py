@@ -24,7 +24,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from jointpose.errors import JointposeError
-from jointpose.safeio import check_limit
+from jointpose.safeio import check_fps, check_limit
 
 
 @contextmanager
@@ -129,6 +129,7 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
     fps, duration = float(meta.get("fps") or 0.0), float(meta.get("duration") or 0.0)
     if not (math.isfinite(fps) and fps > 0):
         raise JointposeError(f"video {path}: has no frame rate (is it a still image?)")
+    check_fps(fps, f"video {path}: frame rate")  # before the work: the poses are written at it
     width, height = (int(v) for v in meta["size"])
     check_limit("video_pixels", width * height, f"video {path}: {width}x{height} frames: pixels")
     for name, value in (("start", start), ("end", end)):
