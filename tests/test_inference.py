@@ -255,6 +255,7 @@ def test_export_npz_json_csv(tmp_path):
         ({"trajectory": [["a", "b", "c"]] * 3}, "trajectory must be an array of numbers, got <U1"),
         ({"trajectory": [[1.0, 2.0, 3.0]] * 2 + [[1.0]]}, "trajectory must be an array of numbers"),
         ({"poses": np.full((3, 17, 3), "1.5")}, "poses must be an array of numbers, got <U3"),
+        ({"poses": np.full((3, 17, 3), 1e300)}, "poses to write: 3 of 3 frames (0-2) hold coordinates beyond 10000 m"),
     ],
 )
 def test_export_refuses_a_bad_frame_rate_or_values_that_are_not_numbers(tmp_path, args, needle):

@@ -32,11 +32,12 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from jointpose.data.h36m import MAX_DISTANCE_M
 from jointpose.errors import JointposeError, first_line
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import body_frames, bone_vectors
 from jointpose.motion.bvh import Motion, write_bvh
-from jointpose.safeio import atomic_path, check_finite, check_fps
+from jointpose.safeio import atomic_path, check_bounded, check_finite, check_fps
 
 FORMATS = ("npz", "json", "csv", "bvh")
 AXES = "camera space: x right, y down, z forward; metres; root joint at the origin"
@@ -103,6 +104,7 @@ def export(
             raise JointposeError(f"trajectory must be ({len(poses)}, 3), got {trajectory.shape}")
     fps = check_fps(fps, "fps")
     check_finite(poses, f"{path}: poses to write")
+    check_bounded(poses, MAX_DISTANCE_M, f"{path}: poses to write", f"hold coordinates beyond {MAX_DISTANCE_M:g} m")
     if trajectory is not None:
         check_finite(trajectory, f"{path}: trajectory to write")
     extra = {name: np.asarray(value) for name, value in (extra or {}).items()}
