@@ -409,6 +409,7 @@ def test_export_names_its_model_argument_and_evaluate_the_predictions_suffix(tmp
         (["--camera-ranges", "garbage"], "--camera-ranges applies to --cameras random only (here --cameras h36m)"),
         (["--cameras", "random", "--ring-distance=9"], "--ring-distance applies to --cameras ring only"),
         (["--cameras", "random", "--camera-ranges", "fov=40:100,fov=50:60"], "--camera-ranges: fov is given twice"),
+        (["--cameras", "random", "--camera-ranges", "fov=1:2"], "170, got (1.0, 2.0)"),
     ],
 )
 def test_data_build_flags_that_cannot_act_are_refused(tmp_path, capsys, extra, needle):

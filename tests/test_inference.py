@@ -245,6 +245,28 @@ def test_export_npz_json_csv(tmp_path):
         export(tmp_path / "a.txt", poses, 50)
 
 
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        ({"fps": float("nan")}, "fps must be a positive number of frames per second, got nan"),
+        ({"fps": -1.0}, "fps must be a positive number"),
+        ({"fps": float("inf")}, "fps must be a positive number"),
+        ({"fps": 1e-9}, "fps: 1e-09 frames per second is outside"),
+        ({"trajectory": [["a", "b", "c"]] * 3}, "trajectory must be an array of numbers, got <U1"),
+        ({"trajectory": [[1.0, 2.0, 3.0]] * 2 + [[1.0]]}, "trajectory must be an array of numbers"),
+        ({"poses": np.full((3, 17, 3), "1.5")}, "poses must be an array of numbers, got <U3"),
+        ({"poses": np.full((3, 17, 3), 1e300)}, "poses to write: 3 of 3 frames (0-2) hold coordinates beyond 10000 m"),
+    ],
+)
+def test_export_refuses_a_bad_frame_rate_or_values_that_are_not_numbers(tmp_path, args, needle):
+    poses, fps = args.get("poses", np.zeros((3, 17, 3))), args.get("fps", 50.0)
+    for suffix in ("json", "npz", "csv", "bvh"):
+        with pytest.raises(JointposeError) as info:
+            export(tmp_path / f"a.{suffix}", poses, fps, trajectory=args.get("trajectory"))
+        assert needle in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("with_trajectory", [False, True])
 def test_bvh_round_trip_reproduces_joints(tmp_path, with_trajectory):
     poses, traj = _camera_motion()
@@ -298,6 +320,19 @@ def test_bvh_hips_and_chest_turn_with_the_body(tmp_path):
     names = [n.replace("/", "_") for n in skeleton.JOINT_NAMES]
     camera = points[:, [motion.names.index(n) for n in names]] / 100.0 * np.array([1.0, -1.0, -1.0])
     assert np.abs((camera - camera[:, :1]) - (poses - poses[:, :1])).max() < 1e-6
+
+
+def test_bvh_of_bones_without_length_is_written(tmp_path):
+    # A bone of zero length has no direction: it keeps its rest direction, as its parent carries it.
+    zeros = read_bvh(export(tmp_path / "zeros.bvh", np.zeros((5, 17, 3)), 50))
+    assert zeros.num_frames == 5 and np.abs(global_transforms(zeros)[0]).max() == 0
+    poses = _camera_motion(0.2)[0]
+    poses[:, 3] = poses[:, 2]  # the right foot on the right knee in every frame
+    motion = read_bvh(export(tmp_path / "foot.bvh", poses, 50))
+    points, _ = global_transforms(motion)
+    names = [n.replace("/", "_") for n in skeleton.JOINT_NAMES]
+    camera = points[:, [motion.names.index(n) for n in names]] / 100.0 * np.array([1.0, -1.0, -1.0])
+    assert np.abs((camera - camera[:, :1]) - poses).max() < 1e-6
 
 
 def test_bvh_skeleton_has_branch_joints():
@@ -709,6 +744,7 @@ def test_crafted_model_arguments_are_refused_before_allocating(tmp_path):
         ("model_args", json.dumps({**json.loads(meta["model_args"]), "channels": 64}), r"weights do not match"),
         ("model_args", "[" * 100_000 + "]" * 100_000, r"malformed model metadata \(RecursionError"),
         ("fps", json.dumps("fifty"), r"metadata 'fps' must be a positive number"),
+        ("fps", json.dumps(True), r"metadata 'fps' must be a positive number of frames per second, got True"),
         ("keypoints_symmetry", json.dumps([[1, 2], [99, 4]]), r"'keypoints_symmetry' must be two equally long"),
     ):
         save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, key: value})

@@ -563,6 +563,8 @@ def test_bad_input_raises_naming_the_file(tmp_path, case):
         ({"layout": "mpii"}, "unknown keypoint layout 'mpii'"),
         ({"layout": "h36m"}, "does not apply"),
         ({"confidence_threshold": 1.5}, "confidence_threshold"),
+        ({"confidence_threshold": "0.3"}, r"confidence_threshold must lie in \[0, 1\], got '0.3'"),
+        ({"max_fill_gap": -1}, "max_fill_gap must be a whole number of frames >= 0, got -1"),
         ({"max_gap": 0}, "max_gap"),
     ],
 )

@@ -255,6 +255,35 @@ def test_video_export_and_demo_check_every_output_first(tmp_path, inputs, capsys
     ]
 
 
+LONG = "a" * 300  # longer than a file name may be (255 bytes)
+MODEL = ["--checkpoint", "{in}/small.safetensors"]
+TOO_LONG = {
+    "infer -o": ["infer", "{in}/ok.npy", "-o", "{out}/{long}.npz", *IMAGE, *MODEL],
+    "infer input": ["infer", "{in}/{long}.npy", "-o", "{out}/x.npz", *IMAGE, *MODEL],
+    "infer --checkpoint": ["infer", "{in}/ok.npy", "-o", "{out}/x.npz", *IMAGE, "--checkpoint", "{in}/{long}.pt"],
+    "render -o": ["render", "-o", "{out}/{long}.gif", "--keypoints-file", "{in}/ok.npy", "--poses", "{in}/p.npz"],
+    "data build --out": ["data", "build", "--bvh", "{in}/run", "--out", "{out}/{long}"],
+    "export --onnx": ["export", "{in}/small.safetensors", "--onnx", "{out}/{long}.onnx"],
+}
+
+
+@pytest.mark.parametrize("name", list(TOO_LONG))
+def test_a_path_too_long_for_the_file_system_is_refused_in_one_line(name, inputs, tmp_path, capsys):
+    args = [a.format(**{"in": inputs, "out": tmp_path, "long": LONG}) for a in TOO_LONG[name]]
+    _refused(capsys, args, LONG, ": file name too long")
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_output_name_of_255_bytes_is_written(inputs, tmp_path):
+    """The temporary file beside it takes a shortened name."""
+    npz, folder = tmp_path / ("a" * 251 + ".npz"), tmp_path / ("é" * 127 + "d")
+    argv = ["infer", str(inputs / "ok.npy"), "-o", str(npz), *IMAGE, "--no-progress"]
+    assert main([*argv, "--checkpoint", str(inputs / "small.safetensors")]) == 0
+    with atomic_folder(folder) as building:
+        (building / "one.npz").write_bytes(b"1")
+    assert sorted(_snapshot(tmp_path)) == sorted([npz.name, folder.name, f"{folder.name}/one.npz"])
+
+
 # ----------------------------------------------------------------------------- 4. no folder left by a failed write
 
 

@@ -307,6 +307,10 @@ def test_bad_input(tmp_path: Path):
         render_animation(
             tmp_path / "w.gif", keypoints, poses | {"Ground truth": broken}, image_size=IMAGE_SIZE, fps=10.0
         )
+    far = poses["Ground truth"].copy()
+    far[3, 1], far[3, 2] = 1e308, -1e308  # finite, but their extent is not
+    with pytest.raises(JointposeError, match=r"Ground truth.*1 of 5 frames \(3\) hold coordinates beyond 10000 m"):
+        render_animation(tmp_path / "w.gif", keypoints, poses | {"Ground truth": far}, image_size=IMAGE_SIZE, fps=10.0)
     bad_2d = keypoints.copy()
     bad_2d[1, 0, 0] = np.inf
     with pytest.raises(JointposeError, match="keypoints_2d.*frame 1"):
@@ -327,6 +331,32 @@ def test_bad_input(tmp_path: Path):
             background=np.zeros((5, 600, 800), np.uint8),
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_render_cli_names_the_poses_file_at_fault(tmp_path, capsys):
+    from jointpose.cli import main
+
+    keypoints, poses = clip(5)
+    np.save(tmp_path / "kp.npy", keypoints)
+    far = poses["Prediction"].copy()
+    far[:, 1], far[:, 2] = 1e308, -1e308
+    cases = {
+        "objects.npz": (np.array([[[{}] * 3] * 17] * 5, dtype=object), "objects.npz: key 'poses_3d': not a numeric"),
+        "far.npz": (far, "far.npz: key 'poses_3d': 5 of 5 frames (0-4) hold coordinates beyond 10000 m"),
+        "short.npz": (
+            poses["Prediction"][:4],
+            f"--keypoints-file {tmp_path / 'kp.npy'} 5, --poses {tmp_path}/short.npz 4",
+        ),
+    }
+    for name, (array, needle) in cases.items():
+        np.savez(tmp_path / name, poses_3d=array)
+        argv = cli(
+            "render", "--image-size 800 600 --no-progress", keypoints_file=tmp_path / "kp.npy", o=tmp_path / "a.gif"
+        )
+        assert main([*argv, "--poses", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and needle in err, err
+    assert not (tmp_path / "a.gif").exists()
 
 
 def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):

@@ -137,7 +137,10 @@ def test_bad_mapping_fields(tmp_path, change, fragment):
     assert "map.json" in str(info.value)
 
 
-@pytest.mark.parametrize("entry", [{"joint": "a", "offset": [1, 2]}, {"mean": []}, {"joint": "a"}, 3, ""])
+@pytest.mark.parametrize(
+    "entry",
+    [{"joint": "a", "offset": [1, 2]}, {"joint": "a", "offset": [10**400, 0, 0]}, {"mean": []}, {"joint": "a"}, 3, ""],
+)
 def test_malformed_entries(tmp_path, entry):
     mapping = tiny_mapping()
     mapping["joints"]["Neck/Nose"] = entry

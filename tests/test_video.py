@@ -392,6 +392,12 @@ def test_a_frame_size_beyond_the_limit_is_refused_before_decoding(counter_video,
     assert open_video(counter_video[0]).width == 64
 
 
+def test_a_frame_rate_beyond_the_limit_is_refused_before_decoding(counter_video, monkeypatch):
+    monkeypatch.setenv("JOINTPOSE_MAX_FPS", "24")
+    with pytest.raises(JointposeError, match=r"counter\.mp4: frame rate: 25 frames per second is outside"):
+        open_video(counter_video[0])
+
+
 def test_a_video_stored_with_a_rotation_decodes_as_displayed(tmp_path, caplog):
     # As phones store portrait video: landscape frames and a display rotation (90 degrees
     # anticlockwise). A 64x48 clip whose top-left 16x16 corner is white.
@@ -440,6 +446,7 @@ def test_start_and_end_cut_whole_frames(counter_video):
     cut = np.stack(list(clip.frames()))
     assert clip.first == 25 and clip.count == 30 and len(cut) == 30
     np.testing.assert_array_equal(cut, frames[25:55])
+    assert len(list(open_video(path, start=1.0, end=1e308).frames())) == 50  # to the end, as for --end 9
 
 
 @pytest.mark.parametrize(
@@ -448,6 +455,8 @@ def test_start_and_end_cut_whole_frames(counter_video):
         (-1.0, None, "--start must be"),
         (2.0, 1.0, "--end 1 s must"),
         (9.0, None, "past the end"),
+        (1e308, None, "--start 1e+308 s is past the end"),
+        (1e300, 1e308, "--start 1e+300 s is past the end"),
         (None, float("nan"), "--end"),
     ],
 )

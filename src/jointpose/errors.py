@@ -24,12 +24,16 @@ def brief(value: Any) -> str:
 
 
 class _Brief:
-    """A container in a message template, formatted by :func:`brief` whatever the format spec."""
+    """A container in a message template, formatted by :func:`brief` whatever the format spec
+    or conversion (``{value}``, ``{value!r}`` and ``{value!s}`` alike)."""
 
     def __init__(self, value: Any) -> None:
         self.value = value
 
     def __format__(self, spec: str) -> str:
+        return brief(self.value)
+
+    def __repr__(self) -> str:
         return brief(self.value)
 
 

@@ -32,10 +32,11 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from tqdm import tqdm
 
+from jointpose.data.h36m import MAX_DISTANCE_M
 from jointpose.data.video import VideoClip, open_video
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.safeio import atomic_path, check_fps
+from jointpose.safeio import atomic_path, check_bounded, check_fps, load_npz, npz_keys
 
 LEFT_COLOR = "#d62728"
 RIGHT_COLOR = "#1f4fd6"
@@ -67,7 +68,8 @@ _SIDE_PATHS = {
 
 
 def _sequence(name: str, values: object, dims: int) -> np.ndarray:
-    """``values`` as a finite (F, 17, dims) float array, or a JointposeError naming ``name``."""
+    """``values`` as a finite (F, 17, dims) float array, or a JointposeError naming ``name``;
+    3D poses within a dataset's bound (``MAX_DISTANCE_M``), so that their extent stays finite."""
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -77,7 +79,25 @@ def _sequence(name: str, values: object, dims: int) -> np.ndarray:
     bad = np.argwhere(~np.isfinite(array))
     if len(bad):
         raise JointposeError(f"{name}: non-finite value at frame {bad[0, 0]}, joint {bad[0, 1]}")
+    if dims == 3:
+        check_bounded(array, MAX_DISTANCE_M, name, f"hold coordinates beyond {MAX_DISTANCE_M:g} m (not metres?)")
     return array
+
+
+def read_poses(path: str | Path, key: str | None = None) -> tuple[np.ndarray, float | None]:
+    """3D poses (frames, 17, 3) in metres from an npz of ``jointpose infer`` (``poses_3d``) or
+    of ``evaluate --export-predictions`` (``key``, a sequence), and the file's frame rate
+    (None when it holds none); errors name the file and key."""
+    name = key if key is not None else "poses_3d"
+    files = load_npz(path, keys=(name, "fps"))
+    if name not in files:
+        raise JointposeError(f"{path}: no key '{name}' (keys: {', '.join(npz_keys(path)[:8])})")
+    poses = _sequence(f"{path}: key '{name}'", files[name], 3)
+    if "fps" not in files:
+        return poses, None
+    if files["fps"].shape != () or files["fps"].dtype.kind not in "iuf":
+        raise JointposeError(f"{path}: key 'fps' must be one number, got {files['fps'].dtype} {files['fps'].shape}")
+    return poses, check_fps(float(files["fps"]), f"{path}: key 'fps'")
 
 
 def _with_gap(array: np.ndarray) -> np.ndarray:

@@ -6,12 +6,16 @@ One module per verb: :mod:`~jointpose.cli.train` (``train``, ``evaluate``, ``abl
 :mod:`~jointpose.cli.common` holds what they share.
 
 User mistakes raise :class:`JointposeError`, printed here as one line with a non-zero
-exit code; ``--debug`` shows the traceback. Any other exception is a bug and propagates.
+exit code; ``--debug`` shows the traceback. So is a path the system refuses as too long
+(``ENAMETOOLONG``, from whichever check first touches it, before any work). Any other
+exception is a bug and propagates.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -97,13 +101,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JointposeError as exc:
         if args.debug:
             raise
-        verb = " ".join(filter(None, (args.verb, getattr(args, "data_verb", None))))
-        print(f"jointpose {verb}: error: {one_line(flag_message(exc))}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        message = flag_message(exc)
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG or args.debug:
+            raise
+        message = _too_long(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    else:
+        return 0
+    verb = " ".join(filter(None, (args.verb, getattr(args, "data_verb", None))))
+    print(f"jointpose {verb}: error: {one_line(message)}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+def _too_long(exc: OSError) -> str:
+    """The message for a path the system refuses as too long (``exc``: ENAMETOOLONG)."""
+    path = "a path" if exc.filename is None else os.fsdecode(exc.filename)
+    return f"{path}: file name too long (at most 255 bytes between slashes, 4095 in all, on most file systems)"
 
 
 def _empty_option(argv: Sequence[str]) -> str | None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
-
 from jointpose.cli.common import files_in, refuse_inapplicable
 from jointpose.errors import JointposeError
 
@@ -32,7 +30,7 @@ def add_render_parser(verbs: Any) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> None:
-    from jointpose.render import check_animation_path, render_animation
+    from jointpose.render import check_animation_path, read_poses, render_animation
     from jointpose.safeio import check_outputs
 
     check_outputs(
@@ -65,8 +63,10 @@ def cmd_render(args: argparse.Namespace) -> None:
         seq = match[0]
         keypoints = image_coordinates(seq.keypoints, seq.camera.res_w, seq.camera.res_h)
         size, fps, video = (seq.camera.res_w, seq.camera.res_h), data.fps, args.video
+        named = {f"--sequence {args.sequence}": keypoints}
         if args.predictions:
-            sequences["Prediction"] = _poses_file(args.predictions, args.sequence)[0]
+            sequences["Prediction"] = read_poses(args.predictions, args.sequence)[0]
+            named[f"--predictions {args.predictions}"] = sequences["Prediction"]
         sequences["Ground truth"] = seq.poses_3d
     else:
         from jointpose.data.keypoints import load_keypoints, require_image_size
@@ -79,10 +79,17 @@ def cmd_render(args: argparse.Namespace) -> None:
         size = (
             None if args.video and args.image_size is None else require_image_size(args.image_size, args.keypoints_file)
         )
-        sequences["Prediction"], fps = _poses_file(args.poses)
+        sequences["Prediction"], fps = read_poses(args.poses)
+        named = {f"--keypoints-file {args.keypoints_file}": keypoints, f"--poses {args.poses}": sequences["Prediction"]}
         if args.truth:
-            sequences["Ground truth"] = _poses_file(args.truth)[0]
+            sequences["Ground truth"] = read_poses(args.truth)[0]
+            named[f"--truth {args.truth}"] = sequences["Ground truth"]
         video = args.video
+    counts = {name: len(frames) for name, frames in named.items()}
+    if len(set(counts.values())) > 1:
+        raise JointposeError(
+            "inputs have different frame counts: " + ", ".join(f"{name} {count}" for name, count in counts.items())
+        )
     render_animation(
         args.output,
         keypoints,
@@ -94,21 +101,6 @@ def cmd_render(args: argparse.Namespace) -> None:
         progress=args.progress,
     )
     print(f"wrote {args.output}")
-
-
-def _poses_file(path: str, key: str | None = None) -> tuple[np.ndarray, float | None]:
-    """3D poses (frames, 17, 3) from an infer npz (``poses_3d``) or an evaluate export (``key``)."""
-    from jointpose.safeio import check_fps, load_npz, npz_keys
-
-    name = key if key is not None else "poses_3d"
-    files = load_npz(path, keys=(name, "fps"))
-    if name not in files:
-        raise JointposeError(f"{path}: no key '{name}' (keys: {', '.join(npz_keys(path)[:8])})")
-    if "fps" not in files:
-        return files[name], None
-    if files["fps"].shape != () or files["fps"].dtype.kind not in "iuf":
-        raise JointposeError(f"{path}: key 'fps' must be one number, got {files['fps'].dtype} {files['fps'].shape}")
-    return files[name], check_fps(float(files["fps"]), f"{path}: key 'fps'")
 
 
 def _split_key(key: str | None) -> tuple[str, str, str]:

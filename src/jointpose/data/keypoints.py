@@ -56,7 +56,7 @@ from jointpose.data.layouts import (
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import check_image_size
-from jointpose.safeio import check_fps, check_limit, check_resample, frame_ranges, limit
+from jointpose.safeio import check_fps, check_limit, check_resample, frame_ranges, is_finite_number, limit
 
 _LAYOUT_ARGS = {"h36m": "h36m17", "h36m17": "h36m17", "coco": "coco17", "coco17": "coco17"}
 
@@ -167,6 +167,10 @@ def load_keypoints(
         raise JointposeError(f"{path}: unknown keypoint layout {layout!r} (choose 'h36m' or 'coco')")
     if isinstance(max_gap, bool) or not isinstance(max_gap, int) or max_gap < 1:
         raise JointposeError(f"{path}: max_gap must be a positive number of frames, got {max_gap!r}")
+    if max_fill_gap is not None and (
+        isinstance(max_fill_gap, bool) or not isinstance(max_fill_gap, int) or max_fill_gap < 0
+    ):
+        raise JointposeError(f"{path}: max_fill_gap must be a whole number of frames >= 0, got {max_fill_gap!r}")
     if not max_link_distance > 0:
         raise JointposeError(f"{path}: max_link_distance must be positive, got {max_link_distance}")
     wanted = _LAYOUT_ARGS[layout.lower()] if layout is not None else None
@@ -222,11 +226,11 @@ def load_keypoints(
 
 
 def check_confidence_threshold(value: float, source: Path | str | None = None) -> None:
-    """Refuse a confidence threshold outside [0, 1]; the message starts with ``source`` (the
-    file it applies to) where given."""
-    if not 0.0 <= value <= 1.0:
+    """Refuse a confidence threshold that is not a number in [0, 1]; the message starts with
+    ``source`` (the file it applies to) where given."""
+    if isinstance(value, bool) or not (is_finite_number(value) and 0.0 <= value <= 1.0):
         raise JointposeError(
-            "{where}{0} must lie in [0, 1], got {value}",
+            "{where}{0} must lie in [0, 1], got {value!r}",
             fields=("confidence_threshold",),
             where="" if source is None else f"{source}: ",
             value=value,

@@ -24,7 +24,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from jointpose.errors import JointposeError
-from jointpose.safeio import check_limit
+from jointpose.safeio import check_fps, check_limit
 
 
 @contextmanager
@@ -98,6 +98,15 @@ class VideoClip:
         return dataclasses.replace(self, count=count)
 
 
+_BEYOND_ANY_VIDEO = 2**53  # frames (exact as a float): 11 million years at 25 fps
+
+
+def _frame_at(seconds: float, fps: float) -> int:
+    """The number of the frame shown at ``seconds`` (rounded to the nearest); a time beyond
+    :data:`_BEYOND_ANY_VIDEO` frames (1e308 s too) counts as that frame, still past the end."""
+    return int(round(min(seconds * fps, _BEYOND_ANY_VIDEO)))
+
+
 def open_video(path: str | Path, start: float | None = None, end: float | None = None) -> VideoClip:
     """The clip of video ``path`` from ``start`` to ``end`` seconds (default: the whole file).
 
@@ -120,23 +129,14 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
     fps, duration = float(meta.get("fps") or 0.0), float(meta.get("duration") or 0.0)
     if not (math.isfinite(fps) and fps > 0):
         raise JointposeError(f"video {path}: has no frame rate (is it a still image?)")
+    check_fps(fps, f"video {path}: frame rate")  # before the work: the poses are written at it
     width, height = (int(v) for v in meta["size"])
     check_limit("video_pixels", width * height, f"video {path}: {width}x{height} frames: pixels")
     for name, value in (("start", start), ("end", end)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise JointposeError("{0} must be a time in seconds >= 0, got {value}", fields=(name,), value=value)
-    first = int(round(start * fps)) if start is not None else 0
-    count = None
-    if end is not None:
-        count = int(round(end * fps)) - first
-        if count < 1:
-            raise JointposeError(
-                "{0} {end:g} s must come at least one frame after {1} {start:g} s",
-                fields=("end", "start"),
-                end=end,
-                start=start or 0,
-            )
-    if duration > 0 and first >= int(round(duration * fps)):
+    first = _frame_at(start, fps) if start is not None else 0
+    if duration > 0 and first >= _frame_at(duration, fps):
         raise JointposeError(
             "{0} {start:g} s is past the end of {path} ({duration:.2f} s)",
             fields=("start",),
@@ -144,4 +144,14 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
             path=path,
             duration=duration,
         )
+    count = None
+    if end is not None:
+        count = _frame_at(end, fps) - first
+        if count < 1:
+            raise JointposeError(
+                "{0} {end:g} s must come at least one frame after {1} {start:g} s",
+                fields=("end", "start"),
+                end=end,
+                start=start or 0,
+            )
     return VideoClip(path, width, height, fps, duration, first, count)

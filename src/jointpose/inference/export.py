@@ -27,15 +27,17 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from jointpose.errors import JointposeError
+from jointpose.data.h36m import MAX_DISTANCE_M
+from jointpose.errors import JointposeError, first_line
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import body_frames, bone_vectors
 from jointpose.motion.bvh import Motion, write_bvh
-from jointpose.safeio import atomic_path, check_finite
+from jointpose.safeio import atomic_path, check_bounded, check_finite, check_fps
 
 FORMATS = ("npz", "json", "csv", "bvh")
 AXES = "camera space: x right, y down, z forward; metres; root joint at the origin"
@@ -93,12 +95,16 @@ def export(
     written beside ``path`` under a temporary name, then renamed.
     """
     path = Path(path)
-    poses = np.asarray(poses, dtype=np.float64)
+    poses = _numbers(poses, "poses")
     if poses.ndim != 3 or poses.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(poses) == 0:
         raise JointposeError(f"poses must be (frames, 17, 3) with frames >= 1, got {poses.shape}")
-    if trajectory is not None and np.shape(trajectory) != (len(poses), 3):
-        raise JointposeError(f"trajectory must be ({len(poses)}, 3), got {np.shape(trajectory)}")
+    if trajectory is not None:
+        trajectory = _numbers(trajectory, "trajectory")
+        if trajectory.shape != (len(poses), 3):
+            raise JointposeError(f"trajectory must be ({len(poses)}, 3), got {trajectory.shape}")
+    fps = check_fps(fps, "fps")
     check_finite(poses, f"{path}: poses to write")
+    check_bounded(poses, MAX_DISTANCE_M, f"{path}: poses to write", f"hold coordinates beyond {MAX_DISTANCE_M:g} m")
     if trajectory is not None:
         check_finite(trajectory, f"{path}: trajectory to write")
     extra = {name: np.asarray(value) for name, value in (extra or {}).items()}
@@ -108,10 +114,21 @@ def export(
     fmt = format_from_path(path, fmt)
     with atomic_path(path) as partial:
         if fmt in ("npz", "json"):
-            {"npz": _write_npz, "json": _write_json}[fmt](partial, poses, float(fps), trajectory, extra)
+            {"npz": _write_npz, "json": _write_json}[fmt](partial, poses, fps, trajectory, extra)
         else:
-            {"csv": _write_csv, "bvh": _write_bvh}[fmt](partial, poses, float(fps), trajectory)
+            {"csv": _write_csv, "bvh": _write_bvh}[fmt](partial, poses, fps, trajectory)
     return path
+
+
+def _numbers(values: Any, name: str) -> np.ndarray:
+    """``values`` as a float64 array; strings, objects or bools are refused, naming ``name``."""
+    try:
+        array = np.asarray(values)
+    except ValueError as exc:  # ragged nesting
+        raise JointposeError(f"{name} must be an array of numbers ({first_line(exc)})") from None
+    if array.dtype.kind not in "iuf":
+        raise JointposeError(f"{name} must be an array of numbers, got {array.dtype}")
+    return array.astype(np.float64)
 
 
 def _write_npz(
@@ -228,7 +245,8 @@ def poses_to_motion(poses: np.ndarray, fps: float, trajectory: np.ndarray | None
     glob = [Rotation.identity(frames) for _ in names]
     local = np.tile([1.0, 0.0, 0.0, 0.0], (frames, len(names), 1))
     bvh_to_h36m = {b: j for j, b in enumerate(where)}
-    chest, pelvis = np.moveaxis(body_frames(pts), 1, 0)
+    with np.errstate(invalid="ignore"):  # coinciding joints: axes undefined, see _orientation
+        chest, pelvis = np.moveaxis(body_frames(pts), 1, 0)
     carried = {where[0]: _orientation(pelvis), where[8]: _orientation(chest)}  # the body's turn
     for b in range(len(names)):
         parent = parents[b]
@@ -243,9 +261,10 @@ def poses_to_motion(poses: np.ndarray, fps: float, trajectory: np.ndarray | None
         if parent < 0 or bone_child is None or len(child_bvh) != 1:
             glob[b] = parent_glob
             continue
-        rest = parent_glob.apply(np.tile(offsets[child_bvh[0]], (frames, 1)))
+        # A bone of zero length in a frame (or in all: its offset too) has no direction: it keeps
+        # its rest direction there, as its parent carries it.
+        rest = parent_glob.apply(np.tile(_REST_DIRECTIONS[bone_child], (frames, 1)).astype(np.float64))
         target = vectors[:, skeleton.bone_index(bone_child)]
-        rest /= np.linalg.norm(rest, axis=-1, keepdims=True)
         target = target / np.maximum(np.linalg.norm(target, axis=-1, keepdims=True), 1e-9)
         glob[b] = _shortest_rotation(rest, target) * parent_glob
         local[:, b] = (parent_glob.inv() * glob[b]).as_quat(scalar_first=True)

@@ -39,7 +39,7 @@ ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
 # degrees; beyond it a value is not motion capture, and squaring it would overflow float32.
 MAX_CHANNEL_VALUE = 1e6
 _CANONICAL = {c.lower(): c for c in POSITION_CHANNELS + ROTATION_CHANNELS}
-_WHITESPACE = np.array([9, 10, 11, 12, 13, 32], dtype=np.uint8)  # what bytes.split() splits on
+_SPACE = np.isin(np.arange(256), [9, 10, 11, 12, 13, 32])  # by byte: what bytes.split() splits on
 
 
 def _rotation_order(channels: tuple[str, ...]) -> str:
@@ -282,7 +282,7 @@ def read_bvh(path: str | Path) -> Motion:
     frame_time = _header_number(fields["Frame Time:"], "Frame Time:", path, float)
     check_fps(1.0 / frame_time, f"{path} line {fields['Frame Time:'][1]}: 'Frame Time: {frame_time:g}'")
     values = _parse_frames(
-        text[pos:] if pos < len(text) else "",
+        text[pos:].encode("utf-8"),
         lineno + 1,
         frames,
         fields["Frames:"][1],
@@ -311,13 +311,20 @@ def _header_number(field: tuple[str, int], key: str, path: Path, kind: type) -> 
     return value
 
 
-def _parse_frames(block: str, first_line: int, frames: int, frames_line: int, width: int, path: Path) -> np.ndarray:
-    """The (frames, width) channel values of the MOTION block, validated line by line (vectorised)."""
-    data = np.frombuffer(block.encode("utf-8"), dtype=np.uint8)
-    space = np.isin(data, _WHITESPACE)
-    starts = np.flatnonzero(~space & np.concatenate([[True], space[:-1]]))
+def _parse_frames(raw: bytes, first_line: int, frames: int, frames_line: int, width: int, path: Path) -> np.ndarray:
+    """The (frames, width) channel values of the MOTION block (UTF-8), validated line by line and
+    parsed by numpy straight from the bytes (no Python object per value: about 4 times the
+    block's size in memory at the peak)."""
+    data = np.frombuffer(raw, dtype=np.uint8)
+    word = ~_SPACE[data]
+    starts = np.flatnonzero(word[1:] > word[:-1])  # a token's first byte, less one
+    starts += 1
+    if word.size and word[0]:
+        starts = np.concatenate([[0], starts])
+    del word
     newlines = np.flatnonzero(data == 10)
     per_line = np.bincount(np.searchsorted(newlines, starts), minlength=newlines.size + 1)
+    del starts
     used = np.flatnonzero(per_line)
     lines = int(used[-1]) + 1 if used.size else 0
     bad = np.flatnonzero(per_line[:lines] != width)
@@ -331,14 +338,16 @@ def _parse_frames(block: str, first_line: int, frames: int, frames_line: int, wi
             f"{path} line {frames_line}: 'Frames: {frames}' but {lines} data lines follow"
             + (" (file truncated?)" if lines < frames else "")
         )
-    tokens = block.encode("utf-8").split()
     try:
-        values = np.array(tokens, dtype=np.float64).reshape(frames, width)
+        values = np.fromstring(raw, sep=" ").reshape(frames, width)  # any whitespace separates
     except ValueError:
-        k = next(i for i, tok in enumerate(tokens) if not _is_number(tok))
-        raise JointposeError(
-            f"{path} line {first_line + k // width}: non-numeric value {tokens[k].decode(errors='replace')!r}"
-        ) from None
+        for k, line in enumerate(raw.split(b"\n")):
+            token = next((token for token in line.split() if not _is_number(token)), None)
+            if token is not None:
+                raise JointposeError(
+                    f"{path} line {first_line + k}: non-numeric value {token.decode(errors='replace')!r}"
+                ) from None
+        raise JointposeError(f"{path} line {first_line}: the MOTION block holds values that are not numbers") from None
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
         f = int(np.flatnonzero(~finite)[0])
@@ -354,11 +363,14 @@ def _parse_frames(block: str, first_line: int, frames: int, frames_line: int, wi
 
 
 def _is_number(token: bytes) -> bool:
+    """Whether ``token`` reads as one number, as :func:`_parse_frames` reads the values."""
     try:
-        np.float64(token)
+        return np.fromstring(token, sep=" ").size == 1
     except ValueError:
         return False
-    return True
+
+
+_CHUNK_FRAMES = 1024  # frames turned into rotations at a time
 
 
 def _motion_from_values(h: dict, values: np.ndarray, frame_time: float, source: str) -> Motion:
@@ -381,9 +393,10 @@ def _motion_from_values(h: dict, values: np.ndarray, frame_time: float, source: 
             joints.append(i), cols.append(rot_cols)
     translations[:, pos_joint, pos_axis] += values[:, pos_col]
     for order, (joints, cols) in groups.items():
-        angles = values[:, np.array(cols)]  # (F, n, len(order))
-        quat = Rotation.from_euler(order, angles.reshape(-1, len(order)), degrees=True).as_quat(scalar_first=True)
-        rotations[:, joints] = quat.reshape(f, len(joints), 4)
+        for first in range(0, f, _CHUNK_FRAMES):  # scipy's temporaries stay a few MB
+            angles = values[first : first + _CHUNK_FRAMES, np.array(cols)]  # (frames, n, len(order))
+            quat = Rotation.from_euler(order, angles.reshape(-1, len(order)), degrees=True).as_quat(scalar_first=True)
+            rotations[first : first + _CHUNK_FRAMES, joints] = quat.reshape(len(angles), len(joints), 4)
     return Motion(
         tuple(h["names"]),
         tuple(h["parents"]),

@@ -35,7 +35,7 @@ import numpy as np
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.motion.bvh import Motion, global_transforms, read_bvh, resample
-from jointpose.safeio import read_text_file
+from jointpose.safeio import is_finite_number, read_text_file
 
 BUILTIN_RIGS = {"cmu": "cmu_cc_base.json"}
 
@@ -84,7 +84,7 @@ class RigMapping:
         if bad:
             problems.append(
                 f"entries for {', '.join(bad)} must be a joint name, "
-                '{"mean": [names]} or {"joint": name, "offset": [x, y, z]}'
+                '{"mean": [names]} or {"joint": name, "offset": [x, y, z]} (x, y, z finite numbers)'
             )
         scale, up = data.get("unit_scale", 1.0), data.get("up_axis", "z")
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 1e-6 <= scale <= 1e3:
@@ -123,8 +123,7 @@ def _source(spec: Any) -> JointSource | None:
         and isinstance(spec["joint"], str)
         and isinstance(offset, list)
         and len(offset) == 3
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in offset)
-        and np.isfinite(offset).all()
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and is_finite_number(v) for v in offset)
     ):
         return JointSource((spec["joint"],), tuple(float(v) for v in offset))
     return None

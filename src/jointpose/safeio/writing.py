@@ -22,6 +22,7 @@ from jointpose.errors import JointposeError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_NAME_BYTES = 255  # the longest file name most file systems take (ext4, XFS, btrfs, APFS)
 
 
 @contextmanager
@@ -35,7 +36,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     created: list[Path] = []
     try:
         created = _make_folders(target.parent)
-        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent)
+        prefix, suffix = _partial_affixes(target.stem, f".partial{target.suffix}")
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
         os.close(fd)
     except OSError as exc:
         _remove_folders(created)
@@ -73,7 +75,8 @@ def atomic_folder(folder: str | Path) -> Iterator[Path]:
     created: list[Path] = []
     try:
         created = _make_folders(folder)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+        prefix, suffix = _partial_affixes(folder.name, ".partial")
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=folder.parent))
     except OSError as exc:
         _remove_folders(created)
         raise JointposeError(f"cannot write in {folder}: {exc.strerror or exc}") from None
@@ -96,6 +99,15 @@ def atomic_folder(folder: str | Path) -> Iterator[Path]:
         if not written:
             _remove_folders(created)
     fsync_dir(folder)
+
+
+def _partial_affixes(stem: str, suffix: str) -> tuple[str, str]:
+    """The prefix and suffix of a temporary name ``.{stem}.XXXXXXXX{suffix}`` beside a target of
+    that stem, the stem cut (the suffix first, if need be) so that the name fits in
+    ``_NAME_BYTES`` bytes whenever the target's own name does."""
+    encoded = os.fsencode(suffix)[: _NAME_BYTES - 10]  # "." + 8 random letters + "."
+    room = _NAME_BYTES - 10 - len(encoded)
+    return f".{os.fsencode(stem)[:room].decode('utf-8', 'ignore')}.", encoded.decode("utf-8", "ignore")
 
 
 def _make_folders(folder: Path) -> list[Path]:
