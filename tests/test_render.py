@@ -447,3 +447,11 @@ def test_infer_and_render_take_the_image_size_from_the_video(tmp_path: Path, cap
     assert iio.imread(tmp_path / "r.gif", index=None, plugin="pillow").shape[0] == 5
     assert main([*render, "--no-progress"]) == 2  # neither --image-size nor --video
     assert "--image-size" in capsys.readouterr().err
+
+
+def test_a_trajectory_beyond_10_km_is_refused_not_drawn():
+    keypoints, poses = clip(3)
+    path = np.zeros((3, 3))
+    path[1, 0], path[2, 0] = 1e308, -1e308  # finite, but its extent is not
+    with pytest.raises(JointposeError, match=r"trajectory.*beyond 10000 m"):
+        PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, trajectory=path)

@@ -161,6 +161,7 @@ class PoseFigure:
                 raise JointposeError(
                     f"trajectory: expected finite (frames, 3) positions in metres, got shape {trajectory.shape}"
                 )
+            check_bounded(trajectory, MAX_DISTANCE_M, "trajectory", f"holds positions beyond {MAX_DISTANCE_M:g} m")
             counts["trajectory"] = len(trajectory)
         if len(set(counts.values())) > 1:
             raise JointposeError(f"render: inputs have different frame counts: {counts}")

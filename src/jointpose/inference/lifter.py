@@ -276,7 +276,10 @@ class Lifter:
         camera: Camera | None = None,
     ) -> np.ndarray:
         """Validate (frames, J, 2|3) keypoints and map pixels to the model's input coordinates."""
-        kp = np.asarray(keypoints, dtype=np.float64)
+        raw = np.asarray(keypoints)
+        if raw.dtype.kind not in "iuf":
+            raise JointposeError(f"keypoints must be numbers, got dtype {raw.dtype}")
+        kp = raw.astype(np.float64)
         if kp.ndim != 3 or kp.shape[2] not in (2, 3) or kp.shape[1] != self.num_keypoints:
             raise JointposeError(f"keypoints must be (frames, {self.num_keypoints}, 2 or 3), got shape {kp.shape}")
         if len(kp) == 0:
