@@ -290,6 +290,8 @@ BAD_FILES = {
     "repeated channel": (edit(9, "    CHANNELS 3 Zrotation Zrotation Xrotation"), 9, "repeat"),
     "non-numeric offset": (edit(8, "    OFFSET 0 minus1 0"), 8, "minus1"),
     "non-numeric value": (edit(19, "0 0 0 0 zero 0 0 0 0"), 19, "zero"),
+    "number glued to text, last": (BASE.rstrip("\n") + "abc\n", 20, "90abc"),
+    "number with an underscore": (edit(19, "0 0 0 0 1_0 0 0 0 0"), 19, "1_0"),
     "wrong value count": (edit(19, "0 0 0 0 0 0 0 0"), 19, "found 8"),
     "bad frame count": (edit(17, "Frames: two"), 17, "Frames:"),
     "bad frame time": (edit(18, "Frame Time: 0"), 18, "Frame Time"),

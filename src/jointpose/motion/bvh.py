@@ -339,7 +339,7 @@ def _parse_frames(raw: bytes, first_line: int, frames: int, frames_line: int, wi
             + (" (file truncated?)" if lines < frames else "")
         )
     try:
-        values = np.fromstring(raw, sep=" ").reshape(frames, width)  # any whitespace separates
+        values = _floats(raw).reshape(frames, width)
     except ValueError:
         for k, line in enumerate(raw.split(b"\n")):
             token = next((token for token in line.split() if not _is_number(token)), None)
@@ -362,10 +362,21 @@ def _parse_frames(raw: bytes, first_line: int, frames: int, frames_line: int, wi
     return values
 
 
+def _floats(raw: bytes) -> np.ndarray:
+    """The numbers in ``raw``, separated by any whitespace; a ValueError for any other token.
+    numpy before 2.3 stops at such a token with a DeprecationWarning instead, made an error here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        try:
+            return np.fromstring(raw, sep=" ")
+        except DeprecationWarning:
+            raise ValueError("unmatched data") from None
+
+
 def _is_number(token: bytes) -> bool:
     """Whether ``token`` reads as one number, as :func:`_parse_frames` reads the values."""
     try:
-        return np.fromstring(token, sep=" ").size == 1
+        return _floats(token).size == 1
     except ValueError:
         return False
 
