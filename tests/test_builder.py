@@ -225,6 +225,8 @@ def test_demo_on_real_bvh_clips(cmu_mocap, tmp_path, capsys):
     assert (out / "demo.gif").stat().st_size > 10000
     # Again into the same folder: the demo's own checkpoints are replaced, a folder of the user's kept.
     (out / "checkpoint" / "mine").mkdir()
+    (out / "checkpoint" / "notes.txt").write_text("mine")
     assert main(cli("demo", "-e 1 -ch 32 --no-progress", bvh=subset, out=out)) == 0
     assert f"replacing the earlier demo's checkpoints in {out / 'checkpoint'}" in capsys.readouterr().out
-    assert (out / "checkpoint" / "mine").is_dir() and not (out / "checkpoint" / "epoch_002.pt").exists()
+    assert (out / "checkpoint" / "mine").is_dir() and (out / "checkpoint" / "notes.txt").read_text() == "mine"
+    assert not (out / "checkpoint" / "epoch_002.pt").exists()

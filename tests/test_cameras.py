@@ -210,6 +210,8 @@ def test_the_assumed_camera_has_the_same_focal_length_held_either_way():
         camera = Camera.assumed(*size)
         np.testing.assert_allclose(camera.focal_length, [focal, focal])
         np.testing.assert_allclose(camera.center, np.array(size) / 2)
+    sliver = Camera.assumed(2, 100_000)  # 65 degrees over 100000 px would be 1 degree over 2
+    assert sliver.focal_length[0] == pytest.approx(1 / np.tan(np.radians(0.5)))
     lifter = Lifter(TemporalModel([3], channels=8).eval(), normalization="intrinsics", flip_test=False)
     pixels = Camera.assumed(1080, 1920).project(np.broadcast_to(BODY + [0, 0, 3.0], (5, 17, 3)))
     lifter.predict(pixels, (1080, 1920))

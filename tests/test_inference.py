@@ -260,6 +260,7 @@ def test_export_npz_json_csv(tmp_path):
         ({"trajectory": [[1.0, 2.0, 3.0]] * 2 + [[1.0]]}, "trajectory must be an array of numbers"),
         ({"poses": np.full((3, 17, 3), "1.5")}, "poses must be an array of numbers, got <U3"),
         ({"poses": np.full((3, 17, 3), 1e300)}, "poses to write: 3 of 3 frames (0-2) hold coordinates beyond 10000 m"),
+        ({"trajectory": np.full((3, 3), 1e307)}, "trajectory to write: 3 of 3 frames (0-2) holds positions beyond"),
     ],
 )
 def test_export_refuses_a_bad_frame_rate_or_values_that_are_not_numbers(tmp_path, args, needle):
@@ -829,6 +830,9 @@ def test_a_missing_image_size_is_the_only_line_infer_prints(tmp_path, capsys):
     assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "o.npz"), "--no-progress"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "pixel keypoints need the video's image size" in err
+    assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "o.npz"), "--image-size", "0", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "--image-size" in err
 
 
 def test_load_model_refuses_an_onnx_export_naming_what_reads_it(tmp_path):

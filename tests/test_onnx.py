@@ -170,6 +170,10 @@ def test_each_export_kind_refuses_the_other_use(tmp_path):
     step = Lifter.load(export_onnx(LoadedModel(_model(True)), tmp_path / "step.onnx", streaming=True))
     with pytest.raises(JointposeError, match="streaming export"):
         step.predict(_keypoints(30), SIZE)
+    np.save(tmp_path / "kp.npy", _keypoints(30))
+    infer = ["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "o.npz"), "--image-size", *map(str, SIZE)]
+    assert main([*infer, "--checkpoint", str(tmp_path / "step.onnx"), "--no-progress"]) == 2
+    assert not (tmp_path / "o.npz").exists()
     with pytest.raises(JointposeError, match="--streaming"):
         StreamingLifter(full)
     with pytest.raises(JointposeError, match="fp32"):
@@ -222,6 +226,9 @@ def _with_metadata(source, target, **changes):
         ({"keypoints_symmetry": "[[100], [200]]"}, "'keypoints_symmetry' must be two"),
         ({"skeleton_fit": '"no"'}, "'skeleton_fit' must be true or false"),
         ({"smooth": '"x"'}, "'smooth' is not a number"),
+        ({"smooth": "true"}, "'smooth' is not a number"),
+        ({"align_2d": '"0.5"'}, "'align_2d' must be a number in"),
+        ({"align_2d": "true"}, "'align_2d' must be a number in"),
         ({"normalization": '["screen"]'}, "normalization must be one of"),
         ({"fps": None}, "malformed jointpose ONNX metadata"),
     ],

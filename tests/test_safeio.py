@@ -355,3 +355,13 @@ def test_an_array_is_read_into_one_copy(tmp_path, name):
     tracemalloc.stop()
     assert np.array_equal(loaded, array) and loaded.flags.f_contiguous and loaded.flags.writeable
     assert peak < 1.2 * array.nbytes, peak / array.nbytes
+
+
+def test_check_fps_takes_any_real_number_type_but_not_a_bool():
+    from jointpose.safeio import check_fps
+
+    for fps in (30, 29.97, np.int64(30), np.float32(25.0)):
+        assert check_fps(fps, "fps") == pytest.approx(float(fps))
+    for fps in (True, np.bool_(True), "30", float("nan"), 0, -5):
+        with pytest.raises(JointposeError, match="fps must be a positive number of frames per second"):
+            check_fps(fps, "fps")

@@ -25,7 +25,7 @@ from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
 from jointpose.motion.viewpoints import RandomRig
 from jointpose.safeio import limit
 from jointpose.training.config import TrainConfig
-from jointpose.training.trainer import Trainer
+from jointpose.training.trainer import EVALUATION_FILE, Trainer
 
 SYNTHETIC_TRAIN = ("S1", "S5", "S6", "S7", "S8")
 SYNTHETIC_TEST = ("S9", "S11")
@@ -175,8 +175,9 @@ def run_demo(config: DemoConfig) -> dict:
     checkpoints = Path(train_config.checkpoint_dir)
     if (checkpoints / "latest.pt").exists():  # a fresh demo each run
         print(f"note: replacing the earlier demo's checkpoints in {checkpoints}")
-        for old in checkpoints.iterdir():
-            if not old.is_dir() or old.is_symlink():  # the demo writes files only; a folder is the user's
+        ours = ["epoch_*.pt", "latest.pt", "log.csv", "steps.csv", "learning_curve.png", EVALUATION_FILE]
+        for old in {path for pattern in ours for path in checkpoints.glob(pattern)}:  # what a training run writes
+            if not old.is_dir() or old.is_symlink():
                 old.unlink()
     trainer = Trainer(train_config)
     summary = trainer.fit()

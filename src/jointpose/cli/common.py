@@ -94,7 +94,7 @@ def add_camera_args(p: argparse.ArgumentParser) -> None:
         "--fov",
         type=float,
         default=None,
-        help="or its horizontal field of view in degrees (default: assumed 65 over the longer side)",
+        help="or its horizontal field of view in degrees (without either: 65 degrees over the longer side assumed)",
     )
     p.add_argument(
         "--principal-point",

@@ -61,6 +61,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.geometry.bones import check_height, scale_to_height
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
+    from jointpose.inference.onnx import OnnxModel
     from jointpose.render import check_animation_fps, check_animation_path
     from jointpose.safeio import check_fps, check_outputs, check_resample
 
@@ -81,8 +82,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
         check_height(args.height)
     if args.video and not args.render:
         raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
-    if args.image_size is None and not args.video:
-        require_image_size(None, args.input)  # refused before the keypoints' notes are printed
+    if args.image_size is not None or not args.video:  # refused before the keypoints' notes are printed
+        require_image_size(args.image_size, args.input)
     lifter = (
         Lifter.load(args.checkpoint, device=args.device)
         if args.checkpoint
@@ -92,6 +93,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
         check_resample(args.fps, lifter.fps, "--fps")  # before the keypoints are read
     if args.render:  # the animation plays at the model's rate: checked before -o is written
         check_animation_fps(lifter.fps, args.render, "the model's frame rate")
+    if isinstance(lifter.model, OnnxModel):
+        lifter.model.check_sequences()  # a streaming export, refused before the input is read
     lifter.flip_test = args.tta
     lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
     lifter.smooth = 0.0 if args.raw else lifter.smooth

@@ -59,6 +59,7 @@ def cmd_video(args: argparse.Namespace) -> None:
     from jointpose.data.blazepose import native_logs_hidden, require_mediapipe
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
+    from jointpose.inference.onnx import OnnxModel
     from jointpose.inference.video import lift_video, render_captions
     from jointpose.render import check_animation_path, render_animation
     from jointpose.safeio import check_outputs
@@ -80,6 +81,8 @@ def cmd_video(args: argparse.Namespace) -> None:
             f"--checkpoint {args.checkpoint}: a model of {lifter.num_keypoints} keypoints in and "
             f"{lifter.model.num_joints_out} joints out; video gives Human3.6M's {skeleton.NUM_JOINTS} and needs them back"
         )
+    if isinstance(lifter.model, OnnxModel):
+        lifter.model.check_sequences()  # a streaming export, refused before the input is read
     lifter.align_2d = alignment_of(args, lifter)  # checked before the detector is looked for
     require_mediapipe()
     with nullcontext() if args.debug else native_logs_hidden():  # MediaPipe's own log lines, shown with --debug

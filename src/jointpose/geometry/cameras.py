@@ -184,8 +184,10 @@ class Camera:
     def assumed(cls, width: int, height: int) -> Camera:
         """The camera assumed for a ``width`` x ``height`` image whose intrinsics are unknown:
         :data:`DEFAULT_FOV_DEG` degrees over the longer side, so a phone's portrait and landscape
-        video get the same focal length (pixels), as they do in the phone."""
-        focal = focal_length_for_fov(max(width, height), DEFAULT_FOV_DEG)
+        video get the same focal length (pixels), as they do in the phone; for an image taller than
+        about 180 times its width, the longest focal length its width admits
+        (:func:`focal_length_range`)."""
+        focal = min(focal_length_for_fov(max(width, height), DEFAULT_FOV_DEG), focal_length_range(width)[1])
         return cls.from_focal_length(width, height, focal, id="assumed")
 
     @classmethod

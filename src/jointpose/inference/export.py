@@ -107,6 +107,9 @@ def export(
     check_bounded(poses, MAX_DISTANCE_M, f"{path}: poses to write", f"hold coordinates beyond {MAX_DISTANCE_M:g} m")
     if trajectory is not None:
         check_finite(trajectory, f"{path}: trajectory to write")
+        check_bounded(
+            trajectory, MAX_DISTANCE_M, f"{path}: trajectory to write", f"holds positions beyond {MAX_DISTANCE_M:g} m"
+        )
     extra = {name: np.asarray(value) for name, value in (extra or {}).items()}
     wrong = [f"{name} {value.shape}" for name, value in extra.items() if value.ndim == 0 or len(value) != len(poses)]
     if wrong:

@@ -188,7 +188,7 @@ class Lifter:
         Returns:
             The lifter, with the inference step the model was trained for.
         """
-        if Path(path).suffix == ".onnx":
+        if Path(path).suffix.lower() == ".onnx":
             if device not in ("auto", "cpu"):
                 raise JointposeError(
                     "{0} {name}: ONNX models run on onnxruntime's CPU provider", fields=("device",), name=device

@@ -211,13 +211,17 @@ class OnnxModel(nn.Module):
         """Input frames per output frame."""
         return self.receptive_field_
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, frames, joints_in, 2) -> (batch, frames - receptive_field + 1, joints_out, 3)."""
+    def check_sequences(self) -> None:
+        """Refuse a streaming export where whole sequences are to be lifted (before any work)."""
         if self.streaming:
             raise JointposeError(
                 f"{self.path} is a streaming export (--streaming): use StreamingLifter, "
                 f"or export without --streaming for whole sequences"
             )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, joints_in, 2) -> (batch, frames - receptive_field + 1, joints_out, 3)."""
+        self.check_sequences()
         batch, frames = x.shape[:2]
         (poses,) = _run(self.session, self.path, {"keypoints": x.detach().cpu().float().numpy()})
         expected = (batch, frames - self.receptive_field_ + 1, self.num_joints_out, 3)

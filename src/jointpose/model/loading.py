@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from jointpose.errors import JointposeError, brief, first_line
@@ -22,7 +23,7 @@ from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import check_sigma
 from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel, load_model_state
-from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps
+from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps, is_finite_number
 
 MODEL_FORMAT = "jointpose-model-v1"
 
@@ -267,17 +268,26 @@ def normalization_of(value: object, path: Path) -> str:
 
 def smooth_of(meta: dict, path: Path) -> float:
     """The temporal filter's sigma (frames) stored in a model file's metadata (0 when absent)."""
-    try:
-        value = float(json.loads(meta.get("smooth", "0")))
-    except (json.JSONDecodeError, TypeError, ValueError, OverflowError, RecursionError):
-        raise JointposeError(f"{path}: metadata 'smooth' is not a number ({meta['smooth'][:40]!r})") from None
+    value = _json_number(meta.get("smooth", "0"))
+    if value is None:
+        raise JointposeError(f"{path}: metadata 'smooth' is not a number ({meta['smooth'][:40]!r})")
     return check_sigma(value, f"{path}: metadata 'smooth'")
 
 
 def align_weight_of(value: object, where: str) -> float:
     """The alignment weight (0-1) stored with a model (JSON text in a file's metadata), checked."""
-    try:
-        weight = float(json.loads(value) if isinstance(value, str) else value)  # type: ignore[arg-type]
-    except (json.JSONDecodeError, TypeError, ValueError, OverflowError, RecursionError):
-        raise JointposeError(f"{where} must be a number in [0, 1], got {brief(value)}") from None
+    weight = _json_number(value)
+    if weight is None:
+        raise JointposeError(f"{where} must be a number in [0, 1], got {brief(value)}")
     return check_weight(weight, where)
+
+
+def _json_number(value: object) -> float | None:
+    """``value`` (a number, or JSON text of one) as a finite float; None for anything else,
+    a bool (JSON ``true``) or a quoted number among them."""
+    try:
+        number = json.loads(value) if isinstance(value, str) else value
+    except (ValueError, RecursionError):  # ValueError: not JSON, or too many digits
+        return None
+    number_type = isinstance(number, (int, float, np.integer, np.floating)) and not isinstance(number, bool)
+    return float(number) if number_type and is_finite_number(number) else None

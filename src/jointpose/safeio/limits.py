@@ -79,7 +79,8 @@ def is_finite_number(value: Any) -> bool:
 def check_fps(fps: float, what: str) -> float:
     """A frame rate (frames per second) in [1 / L, L] for L = ``limit("fps")``; errors name
     ``what`` (an argument's name, or a description). A bool (JSON ``true``) is no frame rate."""
-    if isinstance(fps, bool) or not (isinstance(fps, (int, float, np.floating)) and is_finite_number(fps) and fps > 0):
+    number = isinstance(fps, (int, float, np.integer, np.floating)) and not isinstance(fps, bool)
+    if not (number and is_finite_number(fps) and fps > 0):
         raise JointposeError("{0} must be a positive number of frames per second, got {fps}", fields=(what,), fps=fps)
     bound = limit("fps")
     if not 1.0 / bound <= fps <= bound:
