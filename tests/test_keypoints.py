@@ -690,3 +690,23 @@ def test_keypoints_outside_the_stated_image_are_noted():
     unsure = Keypoints2D(xy, np.where(outside[..., 0], 0.1, 0.9), "array", "h36m", filled)
     assert outside_image_note(unsure, (1920, 1080), threshold=0.3) is None
     assert outside_image_note(unsure, (1920, 1080)) is not None
+
+
+def test_a_video_output_gives_back_its_2d_track(tmp_path):
+    """``jointpose video``'s npz holds the 3D and the 2D track it lifted: infer and render read the latter."""
+    from jointpose.inference.export import export
+
+    rng = np.random.default_rng(0)
+    xy, confidence = rng.uniform(100, 900, (12, 17, 2)), rng.uniform(0.5, 1.0, (12, 17))
+    path = export(
+        tmp_path / "clip.npz",
+        rng.normal(scale=0.2, size=(12, 17, 3)),
+        30.0,
+        extra={"keypoints_2d": xy, "confidence_2d": confidence},
+    )
+    kp = load_keypoints(path)
+    np.testing.assert_allclose(kp.xy, xy.astype(np.float32))
+    np.testing.assert_allclose(kp.confidence, confidence.astype(np.float32))
+    np.savez(tmp_path / "odd.npz", keypoints_2d=xy, confidence_2d=confidence[:5])
+    with pytest.raises(JointposeError, match=r"odd.npz key 'confidence_2d': expected numbers of shape \(12, 17\)"):
+        load_keypoints(tmp_path / "odd.npz")

@@ -506,19 +506,33 @@ def _openpose_scores(people: np.ndarray) -> np.ndarray:
 
 
 def read_array(path: Path) -> np.ndarray:
-    """A (F, 17, 2|3) float array from ``.npy`` or ``.npz`` (key 'keypoints' or the only one)."""
+    """A (F, 17, 2|3) float array from ``.npy`` or ``.npz``: key 'keypoints', or the 2D track of
+    a ``jointpose video`` output ('keypoints_2d', with 'confidence_2d' as a third column), or
+    the only array."""
     if path.suffix.lower() == ".npz":
         keys = npz_keys(path)  # only the array used is decompressed
         if "keypoints" in keys:
             key = "keypoints"
+        elif "keypoints_2d" in keys:
+            key = "keypoints_2d"
         elif len(keys) == 1:
             key = keys[0]
         else:
             raise JointposeError(
-                f"{path}: no key 'keypoints' and not exactly one array to choose "
+                f"{path}: no key 'keypoints' or 'keypoints_2d' and not exactly one array to choose "
                 f"(keys: {', '.join(sorted(keys)) or 'none'})"
             )
-        array, where = load_npz(path, keys=(key,))[key], f"{path} key '{key}'"
+        wanted = (key, "confidence_2d") if key == "keypoints_2d" and "confidence_2d" in keys else (key,)
+        arrays, where = load_npz(path, keys=wanted), f"{path} key '{key}'"
+        array = arrays[key]
+        if "confidence_2d" in arrays:
+            confidence = arrays["confidence_2d"]
+            if confidence.dtype.kind not in "iuf" or confidence.shape != array.shape[:2] or array.shape[2:] != (2,):
+                raise JointposeError(
+                    f"{path} key 'confidence_2d': expected numbers of shape {array.shape[:2]} beside "
+                    f"'keypoints_2d' {array.shape}, got {confidence.dtype} {confidence.shape}"
+                )
+            array = np.concatenate([array, confidence[..., None]], axis=-1)
     else:
         array, where = load_npy(path), str(path)
     if array.dtype.kind not in "iuf":
