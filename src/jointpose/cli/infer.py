@@ -107,6 +107,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
     video = args.video
     if args.fps is None:
         print(f"note: no --fps: the keypoints are taken to be at the model's {lifter.fps:g} fps (the output's rate)")
+        if video and abs((rate := open_video(video).fps) - lifter.fps) > 1e-6:
+            print(f"note: --video plays at {rate:g} fps; if the keypoints are its frames, pass --fps {rate:g}")
     if args.fps is not None and abs(args.fps - lifter.fps) > 1e-6:
         keypoints = resample_keypoints(keypoints, args.fps, lifter.fps)
         print(f"resampled {args.fps:g} fps input to the model's {lifter.fps:g} fps: {keypoints.num_frames} frames")
