@@ -226,7 +226,9 @@ def test_demo_on_real_bvh_clips(cmu_mocap, tmp_path, capsys):
     # Again into the same folder: the demo's own checkpoints are replaced, a folder of the user's kept.
     (out / "checkpoint" / "mine").mkdir()
     (out / "checkpoint" / "notes.txt").write_text("mine")
+    (out / "checkpoint" / "epoch_best.pt").write_text("mine")
     assert main(cli("demo", "-e 1 -ch 32 --no-progress", bvh=subset, out=out)) == 0
     assert f"replacing the earlier demo's checkpoints in {out / 'checkpoint'}" in capsys.readouterr().out
     assert (out / "checkpoint" / "mine").is_dir() and (out / "checkpoint" / "notes.txt").read_text() == "mine"
+    assert (out / "checkpoint" / "epoch_best.pt").read_text() == "mine"
     assert not (out / "checkpoint" / "epoch_002.pt").exists()

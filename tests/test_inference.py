@@ -798,6 +798,22 @@ def test_dataset_values_infinite_in_float32_are_refused(tmp_path):
         load_dataset(tmp_path, "gt", ["S9"])
 
 
+def test_infer_refuses_a_model_that_cannot_lift_its_keypoints_before_any_work(tmp_path, capsys):
+    from jointpose.cli import main
+    from jointpose.model.loading import LoadedModel, save_model
+
+    np.save(tmp_path / "kp.npy", _keypoints(30))
+    base = ["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "o.npz"), "--image-size", "1000", "1000"]
+    sixteen = save_model(tmp_path / "m16.safetensors", LoadedModel(TemporalModel([3], channels=8, num_joints_out=16)))
+    assert main([*base, "--checkpoint", str(sixteen)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "m16.safetensors: a model of 17 keypoints in and 16 joints out; infer gives" in err
+    three = save_model(tmp_path / "m3.safetensors", LoadedModel(TemporalModel([3], channels=8, in_features=3)))
+    assert main([*base, "--checkpoint", str(three)]) == 2
+    assert "model argument 'in_features' must be a number in [2, 2], got 3" in capsys.readouterr().err
+    assert not (tmp_path / "o.npz").exists()
+
+
 def test_infer_notes_keypoints_outside_the_image_size_given(tmp_path, capsys):
     from jointpose.cli import main
 

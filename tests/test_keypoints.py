@@ -684,12 +684,19 @@ def test_keypoints_outside_the_stated_image_are_noted():
     inside = np.clip(xy, 0, [1919, 1079])
     some = Keypoints2D(np.where(np.arange(frames)[:, None, None] < 4, xy, inside), confidence, "array", "h36m", filled)
     assert outside_image_note(some, (1920, 1080)) is None
-    outside = (xy[..., 1] > 1188)[..., None]
+    outside = (xy[..., 1] > 1101)[..., None]
     guessed = Keypoints2D(xy, confidence, "array", "h36m", outside[..., 0])
     assert outside_image_note(guessed, (1920, 1080)) is None
     unsure = Keypoints2D(xy, np.where(outside[..., 0], 0.1, 0.9), "array", "h36m", filled)
     assert outside_image_note(unsure, (1920, 1080), threshold=0.3) is None
     assert outside_image_note(unsure, (1920, 1080)) is not None
+    # Just past the edge (2%: a standing person's feet at y 1105 in a portrait clip read as
+    # 1920 x 1080), in every frame: noted; at the edge itself: not.
+    feet = np.concatenate([xy[:, :16], np.stack([xy[:, 16, 0], np.full(frames, 1105.0)], -1)[:, None]], axis=1)
+    low = Keypoints2D(np.clip(feet, 0, [1919, 1105]), confidence, "array", "h36m", filled)
+    assert outside_image_note(low, (1920, 1080)) is not None
+    edge = Keypoints2D(np.clip(feet, 0, [1919, 1100]), confidence, "array", "h36m", filled)
+    assert outside_image_note(edge, (1920, 1080)) is None
 
 
 def test_a_video_output_gives_back_its_2d_track(tmp_path):

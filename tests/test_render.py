@@ -428,8 +428,10 @@ def test_infer_and_render_take_the_image_size_from_the_video(tmp_path: Path, cap
     assert "no --fps: the keypoints are taken to be at the model's 5 fps" in printed
     assert "--video plays at" not in printed  # the video's 5 fps are the model's
     assert iio.imread(anim, index=None).shape[0] == 5
-    assert main([*infer, "--render", str(anim), "--video", str(video), "--image-size", "800", "600"]) == 2
-    assert "128x96 pixels but image_size is 800x600" in capsys.readouterr().err
+    for fps in ([], ["--fps", "10"]):
+        assert main([*infer, "--render", str(anim), "--video", str(video), "--image-size", "800", "600", *fps]) == 2
+        printed, err = capsys.readouterr()
+        assert printed == "" and "--image-size 800 600 differs from --video's 128x96" in err
     slow = Lifter(TemporalModel([3], channels=8).eval(), fps=2.5).save(tmp_path / "slow.safetensors")
     assert main([*infer[:5], str(slow), "--no-progress", "--render", str(anim), "--video", str(video)]) == 0
     assert "--video plays at 5 fps; if the keypoints are its frames, pass --fps 5" in capsys.readouterr().out

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,9 +176,11 @@ def run_demo(config: DemoConfig) -> dict:
     checkpoints = Path(train_config.checkpoint_dir)
     if (checkpoints / "latest.pt").exists():  # a fresh demo each run
         print(f"note: replacing the earlier demo's checkpoints in {checkpoints}")
-        ours = ["epoch_*.pt", "latest.pt", "log.csv", "steps.csv", "learning_curve.png", EVALUATION_FILE]
-        for old in {path for pattern in ours for path in checkpoints.glob(pattern)}:  # what a training run writes
-            if not old.is_dir() or old.is_symlink():
+        ours = re.compile(
+            rf"epoch_\d+\.pt|latest\.pt|log\.csv|steps\.csv|learning_curve\.png|{re.escape(EVALUATION_FILE)}"
+        )
+        for old in checkpoints.iterdir():  # what a training run writes, nothing else
+            if ours.fullmatch(old.name) and (not old.is_dir() or old.is_symlink()):
                 old.unlink()
     trainer = Trainer(train_config)
     summary = trainer.fit()

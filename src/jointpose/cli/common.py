@@ -147,6 +147,22 @@ def alignment_of(args: argparse.Namespace, lifter: Lifter) -> float:
     return args.align_2d
 
 
+def check_sequence_lifter(lifter: Lifter, checkpoint: str | None, what: str) -> None:
+    """Refuse, before any input is read, a ``--checkpoint`` model that cannot lift ``what`` (a
+    verb's Human3.6M-17 keypoints) to the 17 joints the outputs hold, or a streaming ONNX export."""
+    from jointpose.geometry import skeleton
+    from jointpose.inference.onnx import OnnxModel
+
+    joints = skeleton.NUM_JOINTS
+    if (lifter.num_keypoints, lifter.model.num_joints_out) != (joints, joints):
+        raise JointposeError(
+            f"--checkpoint {checkpoint}: a model of {lifter.num_keypoints} keypoints in and "
+            f"{lifter.model.num_joints_out} joints out; {what} gives Human3.6M's {joints} and needs them back"
+        )
+    if isinstance(lifter.model, OnnxModel):
+        lifter.model.check_sequences()
+
+
 def one_line(text: str) -> str:
     """``text`` on one line: line breaks (a file's key or name may hold them) shown escaped."""
     return text.replace("\r", "\\r").replace("\n", "\\n")

@@ -6,7 +6,15 @@ import argparse
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from jointpose.cli.common import add_align_arg, add_camera_args, add_height_arg, alignment_of, files_in, model_file
+from jointpose.cli.common import (
+    add_align_arg,
+    add_camera_args,
+    add_height_arg,
+    alignment_of,
+    check_sequence_lifter,
+    files_in,
+    model_file,
+)
 from jointpose.data.layouts import CONFIDENCE_THRESHOLD
 from jointpose.errors import JointposeError, JointposeWarning
 
@@ -61,7 +69,6 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.geometry.bones import check_height, scale_to_height
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
-    from jointpose.inference.onnx import OnnxModel
     from jointpose.render import check_animation_fps, check_animation_path
     from jointpose.safeio import check_fps, check_outputs, check_resample
 
@@ -83,7 +90,9 @@ def cmd_infer(args: argparse.Namespace) -> None:
     if args.video and not args.render:
         raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
     if args.image_size is not None or not args.video:  # refused before the keypoints' notes are printed
-        require_image_size(args.image_size, args.input)
+        given = require_image_size(args.image_size, args.input)
+        if args.video and given != (seen := open_video(args.video).size):
+            raise JointposeError(f"--image-size {given[0]} {given[1]} differs from --video's {seen[0]}x{seen[1]}")
     lifter = (
         Lifter.load(args.checkpoint, device=args.device)
         if args.checkpoint
@@ -93,8 +102,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         check_resample(args.fps, lifter.fps, "--fps")  # before the keypoints are read
     if args.render:  # the animation plays at the model's rate: checked before -o is written
         check_animation_fps(lifter.fps, args.render, "the model's frame rate")
-    if isinstance(lifter.model, OnnxModel):
-        lifter.model.check_sequences()  # a streaming export, refused before the input is read
+    check_sequence_lifter(lifter, args.checkpoint, "infer")
     lifter.flip_test = args.tta
     lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
     lifter.smooth = 0.0 if args.raw else lifter.smooth
@@ -131,7 +139,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
         )
     camera = camera_from_args(args, size)
     poses = lifter.predict(keypoints, size, camera=camera, progress=args.progress)
-    print("\n".join(camera_notes(lifter, camera)))
+    for note in camera_notes(lifter, camera):
+        print(note)
     trajectory = None
     if camera is not None or lifter.places_root_without_camera:
         trajectory = lifter.predict_trajectory(keypoints.xy, size, camera=camera, poses=poses)

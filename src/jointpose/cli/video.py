@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jointpose.cli.common import add_align_arg, add_camera_args, add_height_arg, alignment_of, model_file
+from jointpose.cli.common import (
+    add_align_arg,
+    add_camera_args,
+    add_height_arg,
+    alignment_of,
+    check_sequence_lifter,
+    model_file,
+)
 from jointpose.data.layouts import VISIBILITY_THRESHOLD
 from jointpose.errors import JointposeError
-from jointpose.geometry import skeleton
 
 
 def add_video_parser(verbs: Any) -> None:
@@ -59,7 +65,6 @@ def cmd_video(args: argparse.Namespace) -> None:
     from jointpose.data.blazepose import native_logs_hidden, require_mediapipe
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.lifter import Lifter
-    from jointpose.inference.onnx import OnnxModel
     from jointpose.inference.video import lift_video, render_captions
     from jointpose.render import check_animation_path, render_animation
     from jointpose.safeio import check_outputs
@@ -76,13 +81,7 @@ def cmd_video(args: argparse.Namespace) -> None:
         if args.checkpoint
         else Lifter.from_pretrained("video-causal" if args.causal else "video", device=args.device)
     )
-    if (lifter.num_keypoints, lifter.model.num_joints_out) != (skeleton.NUM_JOINTS, skeleton.NUM_JOINTS):
-        raise JointposeError(
-            f"--checkpoint {args.checkpoint}: a model of {lifter.num_keypoints} keypoints in and "
-            f"{lifter.model.num_joints_out} joints out; video gives Human3.6M's {skeleton.NUM_JOINTS} and needs them back"
-        )
-    if isinstance(lifter.model, OnnxModel):
-        lifter.model.check_sequences()  # a streaming export, refused before the input is read
+    check_sequence_lifter(lifter, args.checkpoint, "video")
     lifter.align_2d = alignment_of(args, lifter)  # checked before the detector is looked for
     require_mediapipe()
     with nullcontext() if args.debug else native_logs_hidden():  # MediaPipe's own log lines, shown with --debug

@@ -104,10 +104,10 @@ def require_image_size(image_size: tuple[int, int] | None, path: str | Path) -> 
     return check_image_size(image_size[0], image_size[1], "image_size")
 
 
-# Detected keypoints this far outside the image (a share of its width or height) in this
+# Confident keypoints this far outside the image (a share of its width or height) in this
 # share of the frames suggest the image size given is not the keypoints' (width and height
 # swapped, or another resolution): a detector keeps what it is confident of inside the image.
-OUTSIDE_MARGIN, OUTSIDE_SHARE = 0.1, 0.1
+OUTSIDE_MARGIN, OUTSIDE_SHARE = 0.02, 0.1
 
 
 def outside_image_note(keypoints: Keypoints2D, image_size: tuple[int, int], threshold: float = 0.0) -> str | None:

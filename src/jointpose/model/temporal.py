@@ -360,7 +360,7 @@ _INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int6
 _MODEL_ARGS = {
     "channels": (int, 1, MAX_CHANNELS),
     "num_joints_in": (int, 1, 1024),
-    "in_features": (int, 1, 16),
+    "in_features": (int, 2, 2),  # x and y: what every jointpose model reads
     "num_joints_out": (int, 1, 1024),
     "dropout": (float, 0.0, 1.0),
 }
