@@ -201,7 +201,11 @@ class OnnxModel(nn.Module):
             )
         self.meta["smooth"] = smooth_of(meta, path)
         self.meta["align_2d"] = meta.get("align_2d", "0")
-        self.path, self.streaming, self.receptive_field_ = path, meta.get("kind") == "streaming", field
+        if meta.get("kind") not in ("sequence", "streaming"):
+            raise JointposeError(
+                f"{path}: metadata 'kind' must be sequence or streaming, got {brief(meta.get('kind'))}"
+            )
+        self.path, self.streaming, self.receptive_field_ = path, meta["kind"] == "streaming", field
         self.causal = args["causal"]
         self.num_joints_in, self.in_features = args["num_joints_in"], args["in_features"]
         self.num_joints_out, self.out_features = args["num_joints_out"], 3

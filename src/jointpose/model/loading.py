@@ -251,10 +251,12 @@ def symmetry_of(value: object, joints: int, path: Path) -> tuple[tuple[int, ...]
         and all(isinstance(side, (list, tuple)) for side in value)
         and all(type(j) is int and 0 <= j < joints for side in value for j in side)
         and len(value[0]) == len(value[1])
+        and len({*value[0], *value[1]}) == 2 * len(value[0])  # each joint on one side, once
     )
     if not ok:
         raise JointposeError(
-            f"{path}: metadata 'keypoints_symmetry' must be two equally long lists of joint indices below {joints}"
+            f"{path}: metadata 'keypoints_symmetry' must be two equally long lists of distinct joint indices "
+            f"below {joints}"
         )
     return tuple(value[0]), tuple(value[1])
 
