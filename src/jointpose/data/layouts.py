@@ -49,7 +49,7 @@ from jointpose.geometry import skeleton
 from jointpose.safeio import (
     check_limit,
     frame_ranges,
-    is_finite_number,
+    is_real_number,
     limit,
     load_npy,
     load_npz,
@@ -380,7 +380,7 @@ def _whole_image_stand_in(person: Any) -> bool:
     """Whether an MMPose instance is a top-down model's pose over the whole image, made where
     its person detector found nobody: ``bbox`` [[0, 0, width, height]], ``bbox_score`` 1."""
     score = person.get("bbox_score") if isinstance(person, dict) else None
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or score != 1:
+    if not is_real_number(score) or score != 1:
         return False
     box = person.get("bbox")
     return isinstance(box, list) and len(box) == 1 and isinstance(box[0], list) and box[0][:2] == [0, 0]
@@ -412,7 +412,7 @@ def _person_score(score: Any, keypoints: np.ndarray, where: str) -> float:
     none, the mean confidence of its keypoints (N, 3) (0 when none is finite)."""
     if score is None:
         return float(np.nanmean(keypoints[:, 2])) if np.isfinite(keypoints[:, 2]).any() else 0.0
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or not is_finite_number(score):
+    if not is_real_number(score):
         raise JointposeError(f"{where} must be a finite number")
     return float(score)
 

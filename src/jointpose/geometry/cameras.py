@@ -35,6 +35,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from jointpose.errors import JointposeError, brief
+from jointpose.safeio import is_real_number
 
 DISTORTION_MODELS = ("opencv", "h36m")
 NORMALIZATIONS = ("screen", "intrinsics")
@@ -65,8 +66,7 @@ def check_focal_length(focal_length: float, width: float, name: str = "focal_len
     lies in :func:`focal_length_range` for an image ``width`` pixels wide (a horizontal field
     of view within :data:`FOV_RANGE_DEG`)."""
     low, high = focal_length_range(width)
-    number = isinstance(focal_length, (int, float, np.integer, np.floating)) and not isinstance(focal_length, bool)
-    if not (number and low <= focal_length <= high):
+    if not (is_real_number(focal_length) and low <= focal_length <= high):
         raise JointposeError(
             "{0} must be {low:.4g} to {high:.4g} pixels for an image {width} pixels wide (a horizontal field of "
             "view of {widest:g} to {narrowest:g} degrees), got {value}",

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from jointpose.errors import JointposeError, brief, first_line
@@ -23,7 +22,7 @@ from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import check_sigma
 from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel, load_model_state
-from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps, is_finite_number
+from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps, is_real_number
 
 MODEL_FORMAT = "jointpose-model-v1"
 
@@ -291,5 +290,4 @@ def _json_number(value: object) -> float | None:
         number = json.loads(value) if isinstance(value, str) else value
     except (ValueError, RecursionError):  # ValueError: not JSON, or too many digits
         return None
-    number_type = isinstance(number, (int, float, np.integer, np.floating)) and not isinstance(number, bool)
-    return float(number) if number_type and is_finite_number(number) else None
+    return float(number) if is_real_number(number) else None

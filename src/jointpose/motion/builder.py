@@ -31,7 +31,7 @@ from jointpose.data.h36m import INPUT_LAYOUTS
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera, check_focal_length, check_image_size, h36m_cameras
-from jointpose.safeio import atomic_folder, check_fps, check_limit
+from jointpose.safeio import atomic_folder, check_fps, check_limit, is_real_number
 
 H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 MAX_RING_CAMERAS = 64
@@ -54,8 +54,7 @@ METADATA = {
 def _check_range(value: float, low: float, high: float, field: str, what: str) -> None:
     """Raise a :class:`JointposeError` naming ``field`` unless ``value`` is a number in [low, high]
     (``what``: the quantity and its unit, as the message reads it)."""
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not (number and low <= value <= high):
+    if not (is_real_number(value) and low <= value <= high):
         raise JointposeError(
             "{0}: {what} must be in [{low:g}, {high:g}], got {value}",
             fields=(field,),

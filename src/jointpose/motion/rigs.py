@@ -35,7 +35,7 @@ import numpy as np
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.motion.bvh import Motion, global_transforms, read_bvh, resample
-from jointpose.safeio import is_finite_number, read_text_file
+from jointpose.safeio import is_real_number, read_text_file
 
 BUILTIN_RIGS = {"cmu": "cmu_cc_base.json"}
 
@@ -123,7 +123,7 @@ def _source(spec: Any) -> JointSource | None:
         and isinstance(spec["joint"], str)
         and isinstance(offset, list)
         and len(offset) == 3
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and is_finite_number(v) for v in offset)
+        and all(is_real_number(v) for v in offset)
     ):
         return JointSource((spec["joint"],), tuple(float(v) for v in offset))
     return None

@@ -20,6 +20,7 @@ from jointpose.safeio.limits import (
     check_resample,
     frame_ranges,
     is_finite_number,
+    is_real_number,
     limit,
 )
 from jointpose.safeio.pickles import (
@@ -59,6 +60,7 @@ __all__ = [
     "frame_ranges",
     "fsync_dir",
     "is_finite_number",
+    "is_real_number",
     "limit",
     "load_npy",
     "load_npz",

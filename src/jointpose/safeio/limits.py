@@ -76,11 +76,16 @@ def is_finite_number(value: Any) -> bool:
         return False
 
 
+def is_real_number(value: Any) -> bool:
+    """Whether ``value`` is a finite int or float (numpy's too); a bool (JSON ``true``) is not one."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    return number and is_finite_number(value)
+
+
 def check_fps(fps: float, what: str) -> float:
     """A frame rate (frames per second) in [1 / L, L] for L = ``limit("fps")``; errors name
     ``what`` (an argument's name, or a description). A bool (JSON ``true``) is no frame rate."""
-    number = isinstance(fps, (int, float, np.integer, np.floating)) and not isinstance(fps, bool)
-    if not (number and is_finite_number(fps) and fps > 0):
+    if not (is_real_number(fps) and fps > 0):
         raise JointposeError("{0} must be a positive number of frames per second, got {fps}", fields=(what,), fps=fps)
     bound = limit("fps")
     if not 1.0 / bound <= fps <= bound:
