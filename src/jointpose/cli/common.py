@@ -147,20 +147,30 @@ def alignment_of(args: argparse.Namespace, lifter: Lifter) -> float:
     return args.align_2d
 
 
-def check_sequence_lifter(lifter: Lifter, checkpoint: str | None, what: str) -> None:
-    """Refuse, before any input is read, a ``--checkpoint`` model that cannot lift ``what`` (a
-    verb's Human3.6M-17 keypoints) to the 17 joints the outputs hold, or a streaming ONNX export."""
+def sequence_lifter(args: argparse.Namespace, offline: str, causal: str, what: str) -> Lifter:
+    """The lifter ``infer`` or ``video`` (``what``) runs: ``--checkpoint``'s model, else the bundled
+    ``causal`` one with ``--causal``, else the bundled ``offline`` one. Refused before any input is
+    read: ``--checkpoint`` with ``--causal``, a model that cannot lift the verb's Human3.6M-17
+    keypoints to the 17 joints the outputs hold, and a streaming ONNX export."""
     from jointpose.geometry import skeleton
+    from jointpose.inference.lifter import Lifter
     from jointpose.inference.onnx import OnnxModel
 
+    if args.checkpoint and args.causal:
+        raise JointposeError("--causal picks the bundled causal model; a --checkpoint is causal or not by itself")
+    if args.checkpoint:
+        lifter = Lifter.load(args.checkpoint, device=args.device)
+    else:
+        lifter = Lifter.from_pretrained(causal if args.causal else offline, device=args.device)
     joints = skeleton.NUM_JOINTS
     if (lifter.num_keypoints, lifter.model.num_joints_out) != (joints, joints):
         raise JointposeError(
-            f"--checkpoint {checkpoint}: a model of {lifter.num_keypoints} keypoints in and "
+            f"--checkpoint {args.checkpoint}: a model of {lifter.num_keypoints} keypoints in and "
             f"{lifter.model.num_joints_out} joints out; {what} gives Human3.6M's {joints} and needs them back"
         )
     if isinstance(lifter.model, OnnxModel):
         lifter.model.check_sequences()
+    return lifter
 
 
 def one_line(text: str) -> str:

@@ -11,9 +11,9 @@ from jointpose.cli.common import (
     add_camera_args,
     add_height_arg,
     alignment_of,
-    check_sequence_lifter,
     files_in,
     model_file,
+    sequence_lifter,
 )
 from jointpose.data.layouts import CONFIDENCE_THRESHOLD
 from jointpose.errors import JointposeError, JointposeWarning
@@ -68,7 +68,6 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.data.video import open_video
     from jointpose.geometry.bones import check_height, scale_to_height
     from jointpose.inference.export import export, format_from_path
-    from jointpose.inference.lifter import Lifter
     from jointpose.render import check_animation_fps, check_animation_path
     from jointpose.safeio import check_fps, check_outputs, check_resample
 
@@ -81,28 +80,24 @@ def cmd_infer(args: argparse.Namespace) -> None:
             "--video": args.video,
         },
     )
-    if args.checkpoint and args.causal:
-        raise JointposeError("--causal picks the bundled causal model; a --checkpoint is causal or not by itself")
     if args.fps is not None:
         check_fps(args.fps, "--fps")
     if args.height is not None:
         check_height(args.height)
     if args.video and not args.render:
         raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
-    if args.image_size is not None or not args.video:  # refused before the keypoints' notes are printed
-        given = require_image_size(args.image_size, args.input)
-        if args.video and given != (seen := open_video(args.video).size):
-            raise JointposeError(f"--image-size {given[0]} {given[1]} differs from --video's {seen[0]}x{seen[1]}")
-    lifter = (
-        Lifter.load(args.checkpoint, device=args.device)
-        if args.checkpoint
-        else Lifter.from_pretrained("causal" if args.causal else "offline", device=args.device)
-    )
+    clip = open_video(args.video) if args.video else None  # its size and frame rate
+    if args.image_size is not None or clip is None:  # refused before the keypoints' notes are printed
+        size = require_image_size(args.image_size, args.input)
+        if clip is not None and size != clip.size:
+            raise JointposeError(f"--image-size {size[0]} {size[1]} differs from --video's {clip.width}x{clip.height}")
+    else:
+        size = clip.size
+    lifter = sequence_lifter(args, "offline", "causal", "infer")
     if args.fps is not None:
         check_resample(args.fps, lifter.fps, "--fps")  # before the keypoints are read
     if args.render:  # the animation plays at the model's rate: checked before -o is written
         check_animation_fps(lifter.fps, args.render, "the model's frame rate")
-    check_sequence_lifter(lifter, args.checkpoint, "infer")
     lifter.flip_test = args.tta
     lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
     lifter.smooth = 0.0 if args.raw else lifter.smooth
@@ -115,21 +110,18 @@ def cmd_infer(args: argparse.Namespace) -> None:
     video = args.video
     if args.fps is None:
         print(f"note: no --fps: the keypoints are taken to be at the model's {lifter.fps:g} fps (the output's rate)")
-        if video and abs((rate := open_video(video).fps) - lifter.fps) > 1e-6:
-            print(f"note: --video plays at {rate:g} fps; if the keypoints are its frames, pass --fps {rate:g}")
+        if clip is not None and abs(clip.fps - lifter.fps) > 1e-6:
+            print(f"note: --video plays at {clip.fps:g} fps; if the keypoints are its frames, pass --fps {clip.fps:g}")
     if args.fps is not None and abs(args.fps - lifter.fps) > 1e-6:
         keypoints = resample_keypoints(keypoints, args.fps, lifter.fps)
         print(f"resampled {args.fps:g} fps input to the model's {lifter.fps:g} fps: {keypoints.num_frames} frames")
         if video:
             print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
             video = None
-    given = None if args.image_size is None else require_image_size(args.image_size, args.input)
-    if video:  # its size (checked against --image-size when given), before the npz is written
+    if video:  # its frame count, before the npz is written
         from jointpose.render import check_background
 
-        size = check_background(video, keypoints.num_frames, given)
-    else:  # --video left out after resampling still gives the size
-        size = given if given is not None else open_video(args.video).size
+        check_background(video, keypoints.num_frames, size)
     if (note := outside_image_note(keypoints, size, args.confidence_threshold)) is not None:
         print(note)
     if keypoints.num_frames < lifter.receptive_field:

@@ -10,11 +10,10 @@ from jointpose.cli.common import (
     add_camera_args,
     add_height_arg,
     alignment_of,
-    check_sequence_lifter,
     model_file,
+    sequence_lifter,
 )
 from jointpose.data.layouts import VISIBILITY_THRESHOLD
-from jointpose.errors import JointposeError
 
 
 def add_video_parser(verbs: Any) -> None:
@@ -64,7 +63,6 @@ def cmd_video(args: argparse.Namespace) -> None:
 
     from jointpose.data.blazepose import native_logs_hidden, require_mediapipe
     from jointpose.inference.export import export, format_from_path
-    from jointpose.inference.lifter import Lifter
     from jointpose.inference.video import lift_video, render_captions
     from jointpose.render import check_animation_path, render_animation
     from jointpose.safeio import check_outputs
@@ -74,14 +72,7 @@ def cmd_video(args: argparse.Namespace) -> None:
         {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
         {"input": args.input, "--checkpoint": model_file(args.checkpoint)},
     )
-    if args.checkpoint and args.causal:
-        raise JointposeError("--causal picks the bundled causal model; a --checkpoint is causal or not by itself")
-    lifter = (
-        Lifter.load(args.checkpoint, device=args.device)
-        if args.checkpoint
-        else Lifter.from_pretrained("video-causal" if args.causal else "video", device=args.device)
-    )
-    check_sequence_lifter(lifter, args.checkpoint, "video")
+    lifter = sequence_lifter(args, "video", "video-causal", "video")
     lifter.align_2d = alignment_of(args, lifter)  # checked before the detector is looked for
     require_mediapipe()
     with nullcontext() if args.debug else native_logs_hidden():  # MediaPipe's own log lines, shown with --debug
