@@ -388,6 +388,28 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     flags = "--image-size 1000 1000 --fps 25 --no-progress"
     assert main(cli("infer", flags, dets, o=tmp_path / "fast.npz", checkpoint=model_path)) == 0
     assert np.load(tmp_path / "fast.npz")["poses_3d"].shape[0] == 2 * frames - 1
+    # An npz that gives its frame rate (as `jointpose video` writes) is resampled by it; --fps overrides it.
+    np.savez(
+        tmp_path / "rated.npz", keypoints=np.load(tmp_path / "fast.npz")["poses_3d"][:frames, :, :2] * 100 + 500, fps=25
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            cli(
+                "infer",
+                "--image-size 1000 1000 --no-progress",
+                tmp_path / "rated.npz",
+                o=tmp_path / "r.npz",
+                checkpoint=model_path,
+            )
+        )
+        == 0
+    )
+    assert np.load(tmp_path / "r.npz")["poses_3d"].shape[0] == 2 * frames - 1
+    assert "the keypoints are at 25 fps, the 'fps' of" in capsys.readouterr().out
+    flags = "--image-size 1000 1000 --fps 50 --no-progress"
+    assert main(cli("infer", flags, tmp_path / "rated.npz", o=tmp_path / "r50.npz", checkpoint=model_path)) == 0
+    assert np.load(tmp_path / "r50.npz")["poses_3d"].shape[0] == frames
     capsys.readouterr()
     assert (
         main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "x.npz"), "--checkpoint", str(model_path)])

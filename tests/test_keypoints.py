@@ -714,6 +714,27 @@ def test_a_video_output_gives_back_its_2d_track(tmp_path):
     kp = load_keypoints(path)
     np.testing.assert_allclose(kp.xy, xy.astype(np.float32))
     np.testing.assert_allclose(kp.confidence, confidence.astype(np.float32))
+    assert kp.fps == 30.0
     np.savez(tmp_path / "odd.npz", keypoints_2d=xy, confidence_2d=confidence[:5])
     with pytest.raises(JointposeError, match=r"odd.npz key 'confidence_2d': expected numbers of shape \(12, 17\)"):
         load_keypoints(tmp_path / "odd.npz")
+
+
+def test_an_npz_gives_its_frame_rate(tmp_path):
+    """'fps' beside the keypoints is the sequence's frame rate; the only other array is the keypoints."""
+    xy = np.random.default_rng(1).uniform(100, 900, (6, 17, 2))
+    np.savez(tmp_path / "rated.npz", track=xy, fps=np.array(24))
+    kp = load_keypoints(tmp_path / "rated.npz")
+    assert kp.fps == 24.0 and kp.source_format == "npz"
+    np.testing.assert_array_equal(kp.xy, xy)
+    assert resample_keypoints(kp, 24.0, 48.0).fps == 48.0
+    np.save(tmp_path / "plain.npy", xy)
+    assert load_keypoints(tmp_path / "plain.npy").fps is None
+    refused = {
+        "list": (np.array([24, 25]), r"list.npz: key 'fps' must be one number, got int64 \(2,\)"),
+        "zero": (np.array(0.0), r"zero.npz: key 'fps' must be a positive number of frames per second, got 0.0"),
+    }
+    for name, (fps, message) in refused.items():
+        np.savez(tmp_path / f"{name}.npz", keypoints=xy, fps=fps)
+        with pytest.raises(JointposeError, match=message):
+            load_keypoints(tmp_path / f"{name}.npz")

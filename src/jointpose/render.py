@@ -36,7 +36,7 @@ from jointpose.data.h36m import MAX_DISTANCE_M
 from jointpose.data.video import VideoClip, open_video
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.safeio import atomic_path, check_bounded, check_fps, load_npz, npz_keys
+from jointpose.safeio import atomic_path, check_bounded, check_fps, load_npz, npz_keys, stored_fps
 
 LEFT_COLOR = "#d62728"
 RIGHT_COLOR = "#1f4fd6"
@@ -92,12 +92,7 @@ def read_poses(path: str | Path, key: str | None = None) -> tuple[np.ndarray, fl
     files = load_npz(path, keys=(name, "fps"))
     if name not in files:
         raise JointposeError(f"{path}: no key '{name}' (keys: {', '.join(npz_keys(path)[:8])})")
-    poses = _sequence(f"{path}: key '{name}'", files[name], 3)
-    if "fps" not in files:
-        return poses, None
-    if files["fps"].shape != () or files["fps"].dtype.kind not in "iuf":
-        raise JointposeError(f"{path}: key 'fps' must be one number, got {files['fps'].dtype} {files['fps'].shape}")
-    return poses, check_fps(float(files["fps"]), f"{path}: key 'fps'")
+    return _sequence(f"{path}: key '{name}'", files[name], 3), stored_fps(files, path)
 
 
 def _with_gap(array: np.ndarray) -> np.ndarray:

@@ -107,14 +107,17 @@ def cmd_infer(args: argparse.Namespace) -> None:
         keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
     for note in keypoints.notes:
         print(note)
-    video = args.video
-    if args.fps is None:
+    video, rate = args.video, args.fps if args.fps is not None else keypoints.fps
+    if args.fps is None and rate is not None:
+        check_resample(rate, lifter.fps, f"{args.input}: key 'fps'")
+        print(f"note: the keypoints are at {rate:g} fps, the 'fps' of {args.input} (--fps overrides it)")
+    elif rate is None:
         print(f"note: no --fps: the keypoints are taken to be at the model's {lifter.fps:g} fps (the output's rate)")
         if clip is not None and abs(clip.fps - lifter.fps) > 1e-6:
             print(f"note: --video plays at {clip.fps:g} fps; if the keypoints are its frames, pass --fps {clip.fps:g}")
-    if args.fps is not None and abs(args.fps - lifter.fps) > 1e-6:
-        keypoints = resample_keypoints(keypoints, args.fps, lifter.fps)
-        print(f"resampled {args.fps:g} fps input to the model's {lifter.fps:g} fps: {keypoints.num_frames} frames")
+    if rate is not None and abs(rate - lifter.fps) > 1e-6:
+        keypoints = resample_keypoints(keypoints, rate, lifter.fps)
+        print(f"resampled {rate:g} fps input to the model's {lifter.fps:g} fps: {keypoints.num_frames} frames")
         if video:
             print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
             video = None

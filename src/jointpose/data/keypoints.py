@@ -67,7 +67,8 @@ class Keypoints2D:
 
     ``xy`` (F, 17, 2) pixels with every joint filled; ``confidence`` (F, 17) in [0, 1] (1 where
     the format has none, the detector's value for filled joints); ``filled`` (F, 17) marks the
-    interpolated joints; ``notes`` reports what was chosen or repaired.
+    interpolated joints; ``notes`` reports what was chosen or repaired; ``fps`` is the frame
+    rate the file gives (an npz's 'fps', as ``jointpose video`` writes), else None.
     """
 
     xy: np.ndarray
@@ -76,6 +77,7 @@ class Keypoints2D:
     source_layout: str
     filled: np.ndarray
     notes: list[str] = field(default_factory=list)
+    fps: float | None = None
 
     @property
     def num_frames(self) -> int:
@@ -177,6 +179,7 @@ def load_keypoints(
     if not path.exists():
         raise JointposeError(f"keypoint file not found: {path}")
     notes: list[str] = []
+    fps = None
     suffix = path.suffix.lower()
     if path.is_dir() or suffix == ".json":
         data = None if path.is_dir() else read_json(path)
@@ -197,7 +200,7 @@ def load_keypoints(
         points = _select_track(detections, path, confidence_threshold, max_gap, max_link_distance, notes, max_fill_gap)
         source_layout, source_format = detections.layout, detections.source_format
     elif suffix in (".npy", ".npz"):
-        points = read_array(path)
+        points, fps = read_array(path)
         if points.shape[2] == 2:
             points = np.concatenate([points, np.ones(points.shape[:2] + (1,))], axis=-1)
         source_layout, source_format = wanted or "h36m17", suffix[1:]
@@ -222,7 +225,7 @@ def load_keypoints(
         )
         warnings.warn(message, JointposeWarning, stacklevel=2)
         notes.append(message)
-    return Keypoints2D(interpolate_gaps(xy, valid), conf, source_format, source_layout, filled, notes)
+    return Keypoints2D(interpolate_gaps(xy, valid), conf, source_format, source_layout, filled, notes, fps)
 
 
 def check_confidence_threshold(value: float, source: Path | str | None = None) -> None:
@@ -323,7 +326,7 @@ def resample_keypoints(kp: Keypoints2D, src_fps: float, dst_fps: float) -> Keypo
     conf = kp.confidence[lo] + w[:, None] * (kp.confidence[hi] - kp.confidence[lo])
     filled = kp.filled[lo] | (kp.filled[hi] & (w[:, None] > 0))
     note = f"resampled from {src_fps:g} to {dst_fps:g} fps: {kp.num_frames} -> {len(lo)} frames"
-    return dataclasses.replace(kp, xy=xy, confidence=conf, filled=filled, notes=kp.notes + [note])
+    return dataclasses.replace(kp, xy=xy, confidence=conf, filled=filled, notes=kp.notes + [note], fps=dst_fps)
 
 
 # ----------------------------------------------------------------------------- tracking

@@ -55,6 +55,7 @@ from jointpose.safeio import (
     load_npz,
     npz_keys,
     read_text_file,
+    stored_fps,
 )
 
 SPINE_FRACTION = 0.5
@@ -505,28 +506,30 @@ def _openpose_scores(people: np.ndarray) -> np.ndarray:
     return np.where(seen.any(axis=1), (conf * seen).sum(axis=1) / np.maximum(seen.sum(axis=1), 1), 0.0)
 
 
-def read_array(path: Path) -> np.ndarray:
+def read_array(path: Path) -> tuple[np.ndarray, float | None]:
     """A (F, 17, 2|3) float array from ``.npy`` or ``.npz``: key 'keypoints', or the 2D track of
     a ``jointpose video`` output ('keypoints_2d', with 'confidence_2d' as a third column), or
-    the only array."""
+    the only array besides 'fps'; and an npz's frame rate ('fps', None without one)."""
+    fps = None
     if path.suffix.lower() == ".npz":
-        keys = npz_keys(path)  # only the array used is decompressed
+        keys = npz_keys(path)  # only the arrays used are decompressed
+        arrays = [k for k in keys if k != "fps"]
         if "keypoints" in keys:
             key = "keypoints"
         elif "keypoints_2d" in keys:
             key = "keypoints_2d"
-        elif len(keys) == 1:
-            key = keys[0]
+        elif len(arrays) == 1:
+            key = arrays[0]
         else:
             raise JointposeError(
                 f"{path}: no key 'keypoints' or 'keypoints_2d' and not exactly one array to choose "
                 f"(keys: {', '.join(sorted(keys)) or 'none'})"
             )
         wanted = (key, "confidence_2d") if key == "keypoints_2d" and "confidence_2d" in keys else (key,)
-        arrays, where = load_npz(path, keys=wanted), f"{path} key '{key}'"
-        array = arrays[key]
-        if "confidence_2d" in arrays:
-            confidence = arrays["confidence_2d"]
+        files, where = load_npz(path, keys=(*wanted, "fps")), f"{path} key '{key}'"
+        array, fps = files[key], stored_fps(files, path)
+        if "confidence_2d" in files:
+            confidence = files["confidence_2d"]
             if confidence.dtype.kind not in "iuf" or confidence.shape != array.shape[:2] or array.shape[2:] != (2,):
                 raise JointposeError(
                     f"{path} key 'confidence_2d': expected numbers of shape {array.shape[:2]} beside "
@@ -548,4 +551,4 @@ def read_array(path: Path) -> np.ndarray:
         raise JointposeError(
             f"{where}: a coordinate beyond {MAX_PIXEL_VALUE:g} px or an infinite value at frame {int(bad.argmax())}"
         )
-    return array
+    return array, fps

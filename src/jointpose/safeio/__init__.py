@@ -30,7 +30,7 @@ from jointpose.safeio.pickles import (
     pickle_budget,
     restricted_loads,
 )
-from jointpose.safeio.reading import load_npy, load_npz, npz_keys, read_text_file
+from jointpose.safeio.reading import load_npy, load_npz, npz_keys, read_text_file, stored_fps
 from jointpose.safeio.writing import (
     atomic_folder,
     atomic_path,
@@ -68,4 +68,5 @@ __all__ = [
     "pickle_budget",
     "read_text_file",
     "restricted_loads",
+    "stored_fps",
 ]

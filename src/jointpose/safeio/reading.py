@@ -16,7 +16,7 @@ from typing import IO
 import numpy as np
 
 from jointpose.errors import JointposeError, first_line
-from jointpose.safeio.limits import check_limit
+from jointpose.safeio.limits import check_fps, check_limit
 from jointpose.safeio.pickles import ZIP_READ_ERRORS, check_array_bytes, restricted_loads
 
 
@@ -44,6 +44,17 @@ def npz_keys(path: str | Path) -> list[str]:
     path = Path(path)
     with _open_npz(path) as archive:
         return [_key(name) for name in archive.namelist()]
+
+
+def stored_fps(arrays: dict[str, np.ndarray], path: str | Path) -> float | None:
+    """The frame rate an npz's arrays hold under 'fps' (one number, checked as a frame rate),
+    or None where there is no 'fps'; errors name the file and key."""
+    if "fps" not in arrays:
+        return None
+    fps = arrays["fps"]
+    if fps.shape != () or fps.dtype.kind not in "iuf":
+        raise JointposeError(f"{path}: key 'fps' must be one number, got {fps.dtype} {fps.shape}")
+    return check_fps(float(fps), f"{path}: key 'fps'")
 
 
 def read_text_file(path: str | Path, errors: str = "strict") -> str:
