@@ -396,6 +396,16 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
         assert not (tmp_path / "b.gif").exists()
     assert main(cli("render", "--image-size 1000 1000 --max-frames 0", **paths)) == 2
     assert capsys.readouterr().err.strip().endswith("--max-frames must be at least 1, got 0")
+    np.save(tmp_path / "kp5.npy", kp[:5])
+    assert main(cli("render", "--image-size 1000 1000", **paths | dict(keypoints_file=tmp_path / "kp5.npy"))) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            f"render: inputs have different frame counts: --keypoints-file {tmp_path / 'kp5.npy'} 5, "
+            f"--poses {tmp_path / 'poses.npz'} 6"
+        )
+    )
 
 
 @pytest.mark.parametrize("size", [(100_000, 2), (2, 100_000), (1920, 1080)])

@@ -84,6 +84,15 @@ def _sequence(name: str, values: object, dims: int) -> np.ndarray:
     return array
 
 
+def check_frame_counts(counts: Mapping[str, int]) -> int:
+    """The one frame count of ``counts`` ({what: frames}); refused, naming each, where they differ."""
+    if len(set(counts.values())) > 1:
+        raise JointposeError(
+            "render: inputs have different frame counts: " + ", ".join(f"{what} {n}" for what, n in counts.items())
+        )
+    return next(iter(counts.values()))
+
+
 def read_poses(path: str | Path, key: str | None = None) -> tuple[np.ndarray, float | None]:
     """3D poses (frames, 17, 3) in metres from an npz of ``jointpose infer`` (``poses_3d``) or
     of ``evaluate --export-predictions`` (``key``, a sequence), and the file's frame rate
@@ -158,9 +167,7 @@ class PoseFigure:
                 )
             check_bounded(trajectory, MAX_DISTANCE_M, "trajectory", f"holds positions beyond {MAX_DISTANCE_M:g} m")
             counts["trajectory"] = len(trajectory)
-        if len(set(counts.values())) > 1:
-            raise JointposeError(f"render: inputs have different frame counts: {counts}")
-        self.num_frames = next(iter(counts.values()))
+        self.num_frames = check_frame_counts(counts)
         self.image_size = _image_size(image_size)
         if keypoints_2d is not None and self.image_size is None:
             raise JointposeError("image_size: required to draw keypoints_2d (the image's width and height in pixels)")

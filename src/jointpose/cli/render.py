@@ -30,7 +30,7 @@ def add_render_parser(verbs: Any) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> None:
-    from jointpose.render import check_animation_path, read_poses, render_animation
+    from jointpose.render import check_animation_path, check_frame_counts, read_poses, render_animation
     from jointpose.safeio import check_outputs
 
     check_outputs(
@@ -85,11 +85,7 @@ def cmd_render(args: argparse.Namespace) -> None:
             sequences["Ground truth"] = read_poses(args.truth)[0]
             named[f"--truth {args.truth}"] = sequences["Ground truth"]
         video = args.video
-    counts = {name: len(frames) for name, frames in named.items()}
-    if len(set(counts.values())) > 1:
-        raise JointposeError(
-            "inputs have different frame counts: " + ", ".join(f"{name} {count}" for name, count in counts.items())
-        )
+    check_frame_counts({name: len(frames) for name, frames in named.items()})  # naming the flags
     render_animation(
         args.output,
         keypoints,
