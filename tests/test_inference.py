@@ -91,9 +91,9 @@ def test_bad_inputs_are_clear():
         lifter.predict(np.full((10, 17, 2), np.nan), image_size=(100, 100))
     with pytest.raises(JointposeError, match="image_size"):
         lifter.predict(_keypoints(10))
-    with pytest.raises(JointposeError, match="keypoints must be numbers, got dtype <U"):
+    with pytest.raises(JointposeError, match="keypoints must be an array of numbers, got <U"):
         lifter.predict(_keypoints(10).astype(str), image_size=(100, 100))
-    with pytest.raises(JointposeError, match="keypoints must be numbers, got dtype object"):
+    with pytest.raises(JointposeError, match="keypoints must be an array of numbers, got object"):
         lifter.predict(_keypoints(10).astype(object), image_size=(100, 100))
 
 

@@ -317,6 +317,12 @@ def test_bad_input(tmp_path: Path):
         PoseFigure(bad_2d, poses, image_size=IMAGE_SIZE)
     with pytest.raises(JointposeError, match="keypoints_2d.*shape"):
         PoseFigure(keypoints[:, :16], poses, image_size=IMAGE_SIZE)
+    # Numbers as text or flags are no poses (as in export and Lifter.predict).
+    for value, dtype in ((keypoints.astype(str), "<U"), (keypoints > 0, "bool")):
+        with pytest.raises(JointposeError, match=f"^keypoints_2d must be an array of numbers, got {dtype}"):
+            PoseFigure(value, poses, image_size=IMAGE_SIZE)
+    with pytest.raises(JointposeError, match=r"^poses_3d\['x'\] must be an array of numbers \(setting an array"):
+        PoseFigure(keypoints, {"x": [np.zeros((17, 3)), np.zeros((16, 3))]}, image_size=IMAGE_SIZE)
     with pytest.raises(JointposeError, match="image_size"):
         PoseFigure(keypoints, poses, image_size=None)
     with pytest.raises(JointposeError, match="fps"):
@@ -341,7 +347,10 @@ def test_render_cli_names_the_poses_file_at_fault(tmp_path, capsys):
     far = poses["Prediction"].copy()
     far[:, 1], far[:, 2] = 1e308, -1e308
     cases = {
-        "objects.npz": (np.array([[[{}] * 3] * 17] * 5, dtype=object), "objects.npz: key 'poses_3d': not a numeric"),
+        "objects.npz": (
+            np.array([[[{}] * 3] * 17] * 5, dtype=object),
+            "objects.npz: key 'poses_3d' must be an array of numbers, got object",
+        ),
         "far.npz": (far, "far.npz: key 'poses_3d': 5 of 5 frames (0-4) hold coordinates beyond 10000 m"),
         "short.npz": (
             poses["Prediction"][:4],

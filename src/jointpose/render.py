@@ -36,7 +36,7 @@ from jointpose.data.h36m import MAX_DISTANCE_M
 from jointpose.data.video import VideoClip, open_video
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.safeio import atomic_path, check_bounded, check_fps, load_npz, npz_keys, stored_fps
+from jointpose.safeio import atomic_path, check_bounded, check_fps, load_npz, npz_keys, numeric_array, stored_fps
 
 LEFT_COLOR = "#d62728"
 RIGHT_COLOR = "#1f4fd6"
@@ -70,10 +70,7 @@ _SIDE_PATHS = {
 def _sequence(name: str, values: object, dims: int) -> np.ndarray:
     """``values`` as a finite (F, 17, dims) float array, or a JointposeError naming ``name``;
     3D poses within a dataset's bound (``MAX_DISTANCE_M``), so that their extent stays finite."""
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise JointposeError(f"{name}: not a numeric array ({err})") from None
+    array = numeric_array(values, name)
     if array.ndim != 3 or array.shape[1:] != (skeleton.NUM_JOINTS, dims) or len(array) == 0:
         raise JointposeError(f"{name}: expected shape (frames, {skeleton.NUM_JOINTS}, {dims}), got {array.shape}")
     bad = np.argwhere(~np.isfinite(array))

@@ -27,17 +27,16 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from jointpose.data.h36m import MAX_DISTANCE_M
-from jointpose.errors import JointposeError, first_line
+from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import body_frames, bone_vectors
 from jointpose.motion.bvh import Motion, write_bvh
-from jointpose.safeio import atomic_path, check_bounded, check_finite, check_fps
+from jointpose.safeio import atomic_path, check_bounded, check_finite, check_fps, numeric_array
 
 FORMATS = ("npz", "json", "csv", "bvh")
 AXES = "camera space: x right, y down, z forward; metres; root joint at the origin"
@@ -95,11 +94,11 @@ def export(
     written beside ``path`` under a temporary name, then renamed.
     """
     path = Path(path)
-    poses = _numbers(poses, "poses")
+    poses = numeric_array(poses, "poses")
     if poses.ndim != 3 or poses.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(poses) == 0:
         raise JointposeError(f"poses must be (frames, 17, 3) with frames >= 1, got {poses.shape}")
     if trajectory is not None:
-        trajectory = _numbers(trajectory, "trajectory")
+        trajectory = numeric_array(trajectory, "trajectory")
         if trajectory.shape != (len(poses), 3):
             raise JointposeError(f"trajectory must be ({len(poses)}, 3), got {trajectory.shape}")
     fps = check_fps(fps, "fps")
@@ -121,17 +120,6 @@ def export(
         else:
             {"csv": _write_csv, "bvh": _write_bvh}[fmt](partial, poses, fps, trajectory)
     return path
-
-
-def _numbers(values: Any, name: str) -> np.ndarray:
-    """``values`` as a float64 array; strings, objects or bools are refused, naming ``name``."""
-    try:
-        array = np.asarray(values)
-    except ValueError as exc:  # ragged nesting
-        raise JointposeError(f"{name} must be an array of numbers ({first_line(exc)})") from None
-    if array.dtype.kind not in "iuf":
-        raise JointposeError(f"{name} must be an array of numbers, got {array.dtype}")
-    return array.astype(np.float64)
 
 
 def _write_npz(

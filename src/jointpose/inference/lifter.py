@@ -54,7 +54,7 @@ from jointpose.inference.onnx import OnnxModel, load_onnx
 from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
-from jointpose.safeio import check_bounded, check_finite
+from jointpose.safeio import check_bounded, check_finite, numeric_array
 
 MODEL_FORMAT = "jointpose-model-v1"
 SEGMENT = 4096  # output frames computed at once (bounds memory on long inputs)
@@ -276,10 +276,7 @@ class Lifter:
         camera: Camera | None = None,
     ) -> np.ndarray:
         """Validate (frames, J, 2|3) keypoints and map pixels to the model's input coordinates."""
-        raw = np.asarray(keypoints)
-        if raw.dtype.kind not in "iuf":
-            raise JointposeError(f"keypoints must be numbers, got dtype {raw.dtype}")
-        kp = raw.astype(np.float64)
+        kp = numeric_array(keypoints, "keypoints")
         if kp.ndim != 3 or kp.shape[2] not in (2, 3) or kp.shape[1] != self.num_keypoints:
             raise JointposeError(f"keypoints must be (frames, {self.num_keypoints}, 2 or 3), got shape {kp.shape}")
         if len(kp) == 0:

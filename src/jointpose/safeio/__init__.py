@@ -22,6 +22,7 @@ from jointpose.safeio.limits import (
     is_finite_number,
     is_real_number,
     limit,
+    numeric_array,
 )
 from jointpose.safeio.pickles import (
     RestrictedUnpickler,
@@ -65,6 +66,7 @@ __all__ = [
     "load_npy",
     "load_npz",
     "npz_keys",
+    "numeric_array",
     "pickle_budget",
     "read_text_file",
     "restricted_loads",

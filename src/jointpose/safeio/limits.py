@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, first_line
 
 # name -> (default, what it bounds). Override with JOINTPOSE_MAX_<NAME> (an integer >= 1).
 LIMITS: dict[str, tuple[int, str]] = {
@@ -103,6 +103,17 @@ def check_resample(src_fps: float, dst_fps: float, what: str) -> None:
     """Refuse resampling from ``src_fps`` to ``dst_fps`` by a factor beyond ``limit("resample")`` either way."""
     factor = max(src_fps / dst_fps, dst_fps / src_fps)
     check_limit("resample", factor, f"{what}: resampling {src_fps:g} -> {dst_fps:g} fps (factor)")
+
+
+def numeric_array(values: Any, what: str) -> np.ndarray:
+    """``values`` as a float64 array; text, objects, bools and ragged nesting are refused, naming ``what``."""
+    try:
+        array = np.asarray(values)
+    except ValueError as exc:  # ragged nesting
+        raise JointposeError(f"{what} must be an array of numbers ({first_line(exc)})") from None
+    if array.dtype.kind not in "iuf":
+        raise JointposeError(f"{what} must be an array of numbers, got {array.dtype}")
+    return array.astype(np.float64)
 
 
 def check_finite(values: Any, what: str) -> None:
