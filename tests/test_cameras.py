@@ -217,6 +217,11 @@ def test_the_assumed_camera_has_the_same_focal_length_held_either_way():
     lifter.predict(pixels, (1080, 1920))
     assert lifter.assumed_camera.focal_length[0] == pytest.approx(focal)
     assert "65 degree field of view over the image's longer side (focal length 1507 px)" in lifter.assumed_camera_note()
+    lifter.predict(np.broadcast_to(pixels[:, :, :2] / [540, 960] * [1, 50_000], (5, 17, 2)), (2, 100_000))
+    assert lifter.assumed_camera_note() == (
+        "no --focal-length or --fov: assumed the narrowest field of view an image 2 px wide admits "
+        "(focal length 115 px); depths scale with the true one"
+    )
 
 
 # --- random cameras ---------------------------------------------------------------------

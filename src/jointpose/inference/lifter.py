@@ -48,6 +48,7 @@ from jointpose.geometry.cameras import (
     SCREEN_BOUND,
     Camera,
     check_image_size,
+    focal_length_for_fov,
     normalize_keypoints,
 )
 from jointpose.inference.onnx import OnnxModel, load_onnx
@@ -263,10 +264,17 @@ class Lifter:
         without a camera (None otherwise)."""
         if self.assumed_camera is None or self.normalization != "intrinsics":
             return None
-        return (
-            f"no --focal-length or --fov: assumed a {DEFAULT_FOV_DEG:g} degree field of view over the image's longer "
-            f"side (focal length {self.assumed_camera.focal_length[0]:.0f} px); depths scale with the true one"
-        )
+        camera = self.assumed_camera
+        focal = camera.focal_length[0]
+        if focal < focal_length_for_fov(max(camera.res_w, camera.res_h), DEFAULT_FOV_DEG) * (1 - 1e-9):
+            assumed = (
+                f"the narrowest field of view an image {camera.res_w} px wide admits (focal length {focal:.0f} px)"
+            )
+        else:
+            assumed = (
+                f"a {DEFAULT_FOV_DEG:g} degree field of view over the image's longer side (focal length {focal:.0f} px)"
+            )
+        return f"no --focal-length or --fov: assumed {assumed}; depths scale with the true one"
 
     def normalize(
         self,
