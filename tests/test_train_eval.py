@@ -157,6 +157,20 @@ def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
     assert "-arc [3, 3] in the checkpoint vs [3, 3, 3] now" in err and "Traceback" not in err
     assert main(base + ["-arc", "3,3"]) == 2  # refusing to overwrite an existing run
     assert "already holds a run" in capsys.readouterr().err
+    # A folder where the run writes a file is refused before the first epoch, resumed or not.
+    (ckpt / "log.csv").unlink()
+    (ckpt / "log.csv").mkdir()
+    for extra in (["-arc", "3,3", "--resume", "-e", "2"], ["-arc", "3,3"]):
+        assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt) + extra) == 2
+        assert (
+            capsys.readouterr()
+            .err.strip()
+            .endswith(
+                f"--checkpoint {ckpt / 'log.csv'}: is not a file, and a training run writes a file by that name; "
+                "move it or choose another folder"
+            )
+        )
+    assert (ckpt / "log.csv").is_dir() and not (ckpt / "epoch_002.pt").exists()
 
 
 def test_resume_refuses_a_different_run_and_allows_training_longer(h36m_dir, tmp_path, capsys):

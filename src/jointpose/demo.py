@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,9 @@ from jointpose.model.temporal import receptive_field
 from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
 from jointpose.motion.viewpoints import RandomRig
 from jointpose.safeio import limit
+from jointpose.training.checkpoint import RUN_FILES, check_run_files
 from jointpose.training.config import TrainConfig
-from jointpose.training.trainer import EVALUATION_FILE, Trainer
+from jointpose.training.trainer import Trainer
 
 SYNTHETIC_TRAIN = ("S1", "S5", "S6", "S7", "S8")
 SYNTHETIC_TEST = ("S9", "S11")
@@ -174,13 +174,11 @@ def run_demo(config: DemoConfig) -> dict:
         )
     write_data(config, motion)
     checkpoints = Path(train_config.checkpoint_dir)
+    check_run_files(checkpoints)
     if (checkpoints / "latest.pt").exists():  # a fresh demo each run
         print(f"note: replacing the earlier demo's checkpoints in {checkpoints}")
-        ours = re.compile(
-            rf"epoch_\d+\.pt|latest\.pt|log\.csv|steps\.csv|learning_curve\.png|{re.escape(EVALUATION_FILE)}"
-        )
         for old in checkpoints.iterdir():  # what a training run writes, nothing else
-            if ours.fullmatch(old.name) and (not old.is_dir() or old.is_symlink()):
+            if RUN_FILES.fullmatch(old.name):
                 old.unlink()
     trainer = Trainer(train_config)
     summary = trainer.fit()

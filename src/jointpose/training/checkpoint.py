@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from jointpose.errors import JointposeError
 from jointpose.safeio import atomic_write
+
+EVALUATION_FILE = "evaluation.json"  # the final evaluation, in `jointpose evaluate --json`'s format
+# The files a training run writes in its checkpoint folder (and replaces or prunes there).
+RUN_FILES = re.compile(
+    rf"epoch_\d+\.pt|latest\.pt|log\.csv|steps\.csv|learning_curve\.png|{re.escape(EVALUATION_FILE)}"
+)
 
 
 def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
@@ -24,6 +31,17 @@ def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
     with atomic_write(path) as handle:
         torch.save(obj, handle)
     return Path(path)
+
+
+def check_run_files(folder: str | Path) -> None:
+    """Refuse, before a run, a checkpoint folder where a name the run writes is not a file."""
+    for path in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        if RUN_FILES.fullmatch(path.name) and (path.is_dir() or (path.exists() and not path.is_file())):
+            raise JointposeError(
+                "{0} {path}: is not a file, and a training run writes a file by that name; move it or choose another folder",
+                fields=("checkpoint_dir",),
+                path=path,
+            )
 
 
 def epoch_checkpoints(folder: str | Path) -> list[Path]:

@@ -14,6 +14,7 @@ from jointpose.errors import JointposeError
 from jointpose.losses import LossWeights
 from jointpose.model.loading import load_checkpoint
 from jointpose.safeio import check_output_folder, is_finite_number
+from jointpose.training.checkpoint import check_run_files
 from jointpose.training.config import CONSTRAINT_SETTINGS, SEMI_SUPERVISED_SETTINGS, TrainConfig
 
 # What a resumed run must share with the checkpoint to be the same run (TrainConfig fields).
@@ -69,6 +70,7 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     must not overwrite one."""
     folder = Path(config.checkpoint_dir)
     latest = folder / "latest.pt"
+    check_run_files(folder)
     if not config.resume:
         check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
         if latest.exists():

@@ -56,6 +56,7 @@ from jointpose.model.temporal import TemporalModel, build_model, receptive_field
 from jointpose.motion.viewpoints import random_views
 from jointpose.safeio import atomic_path, atomic_write, check_limit, is_finite_number
 from jointpose.training.checkpoint import (
+    EVALUATION_FILE,
     atomic_save,
     prune_epochs,
     rng_state,
@@ -74,8 +75,6 @@ BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 
 # Random streams of the per-epoch augmentations; a run's draws depend on them, so they stay fixed.
 BODY_SCALE_STREAM, CAMERA_STREAM, LIMB_MIX_STREAM = 0xB0D1, 0xCA3E, 0x319C
-
-EVALUATION_FILE = "evaluation.json"  # the final evaluation, in `jointpose evaluate --json`'s format
 
 
 class Trainer:
