@@ -413,3 +413,32 @@ def test_chunk_mpjpe_supervises_the_chunk_frames_with_shared_masks(h36m_dir, tmp
     assert trainer._dropout_groups(batch) is not None  # masks still shared within each chunk
     assert main([*args, "-e", "1"]) == 0
     assert main([*args[:-1], "-e", "2", "--resume"]) == 2  # a resumed run keeps its --chunk-mpjpe
+
+
+def test_a_step_out_of_memory_names_the_flags_that_size_it(h36m_dir, tmp_path, capsys, monkeypatch):
+    """An allocation failure in a training step is one line naming -b, --chunk, -ch and -arc
+    (exit 2, no checkpoint written); any other error in a step stays a bug and propagates."""
+    from jointpose.training.trainer import Trainer
+
+    base = cli("train", "-k gt -str S1 -ste S9 -arc 3 -ch 16 -e 1 --no-progress", data_dir=h36m_dir)
+    failures = {
+        "cpu": RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes."),
+        "cuda": torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+        "numpy": MemoryError("Unable to allocate 20.0 GiB for an array"),
+    }
+    for name, failure in failures.items():
+
+        def fail(*args, failure=failure, **kwargs):
+            raise failure
+
+        monkeypatch.setattr(Trainer, "step_loss", fail)
+        assert main(base + ["--checkpoint", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].endswith(
+            "out of memory in a training step on cpu: lower -b (1024 target frames), --chunk or -ch, "
+            "or the receptive field (-arc)"
+        ), err
+        assert not (tmp_path / name / "latest.pt").exists()
+    monkeypatch.setattr(Trainer, "step_loss", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main(base + ["--checkpoint", str(tmp_path / "bug")])

@@ -372,7 +372,10 @@ class Trainer:
             ramp = config.warmup * config.epochs
             self.loss_fn.constraint_scale = min(1.0, (self.epoch + 1) / ramp) if ramp > 0 else 1.0
             start = time.perf_counter()
-            terms = self.train_one_epoch()
+            try:
+                terms = self.train_one_epoch()
+            except (RuntimeError, MemoryError) as exc:
+                raise out_of_memory(exc, config, self.device) from None
             self.check_diverged(terms)
             seconds = time.perf_counter() - start
             self.epoch += 1
@@ -645,6 +648,24 @@ class Trainer:
         if self.config.log_steps:
             write_log(self.step_log, self.folder / "steps.csv")
         plot_learning_curve(self.history, self.folder / "learning_curve.png")
+
+
+def out_of_memory(exc: RuntimeError | MemoryError, config: TrainConfig, device: torch.device) -> Exception:
+    """A :class:`JointposeError` naming the flags that size a step where ``exc`` is an
+    allocation failure (torch on CPU or CUDA, numpy), else ``exc`` itself."""
+    if not (
+        isinstance(exc, (torch.OutOfMemoryError, MemoryError))
+        or "can't allocate memory" in str(exc)
+        or "out of memory" in str(exc)
+    ):
+        return exc
+    return JointposeError(
+        "out of memory in a training step on {device}: lower {0} ({batch} target frames), {1} or {2}, "
+        "or the receptive field ({3})",
+        fields=("batch_size", "chunk", "channels", "architecture"),
+        device=device,
+        batch=config.batch_size,
+    )
 
 
 def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int, floor: bool = True) -> float:
