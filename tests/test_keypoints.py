@@ -715,6 +715,31 @@ def test_a_video_output_gives_back_its_2d_track(tmp_path):
     np.testing.assert_allclose(kp.xy, xy.astype(np.float32))
     np.testing.assert_allclose(kp.confidence, confidence.astype(np.float32))
     assert kp.fps == 30.0
+    # Its JSON holds the same track (rounded to 1e-6 px) and frame rate.
+    as_json = load_keypoints(
+        export(
+            tmp_path / "clip.json", np.zeros((12, 17, 3)), 60.0, extra={"keypoints_2d": xy, "confidence_2d": confidence}
+        )
+    )
+    np.testing.assert_allclose(as_json.xy, xy, atol=1e-6)
+    np.testing.assert_allclose(as_json.confidence, confidence, atol=1e-6)
+    assert as_json.fps == 60.0 and as_json.source_format == "json" and not as_json.filled.any()
+    doc = json.loads((tmp_path / "clip.json").read_text())
+    for change, message in (
+        ({"confidence_2d": None}, r"clip.json key 'confidence_2d' must be an array of numbers, got object"),
+        ({"keypoints_2d": [[[1, "2"]] * 17]}, r"clip.json key 'keypoints_2d' must be an array of numbers, got <U"),
+        (
+            {"keypoints_2d": xy[:, :16].tolist(), "confidence_2d": confidence[:, :16].tolist()},
+            r"expected shape \(frames, 17, 2 or 3\), got \(12, 16, 3\)",
+        ),
+        ({"fps": "60"}, r"clip.json: key 'fps' must be a positive number of frames per second, got 60"),
+    ):
+        (tmp_path / "bad.json").write_text(json.dumps(doc | change))
+        with pytest.raises(JointposeError, match=message.replace("clip.json", "bad.json")):
+            load_keypoints(tmp_path / "bad.json")
+    (tmp_path / "plain.json").write_text(json.dumps({"keypoints_2d": xy.tolist()}))  # no confidence, no rate
+    plain = load_keypoints(tmp_path / "plain.json")
+    assert plain.fps is None and (plain.confidence == 1).all()
     np.savez(tmp_path / "odd.npz", keypoints_2d=xy, confidence_2d=confidence[:5])
     with pytest.raises(JointposeError, match=r"odd.npz key 'confidence_2d': expected numbers of shape \(12, 17\)"):
         load_keypoints(tmp_path / "odd.npz")

@@ -12,7 +12,10 @@ Inputs (:func:`load_keypoints`):
   name order); BODY_25 or COCO-18 told apart by the keypoint count. Confidence 0 or a (0, 0)
   position means missing.
 * ``.npy`` / ``.npz`` arrays (frames, 17, 2 or 3), the third column a confidence; NaN means
-  missing. 17 joints are Human3.6M-17 unless ``layout="coco"``.
+  missing. 17 joints are Human3.6M-17 unless ``layout="coco"``. An npz's ``fps`` is the
+  sequence's frame rate.
+* A ``jointpose video`` output, npz or JSON: its 2D track (``keypoints_2d``, with
+  ``confidence_2d`` as the third column) and its ``fps``.
 
 Layout conversion is described in :mod:`jointpose.data.layouts`.
 
@@ -45,11 +48,13 @@ from jointpose.data.layouts import (
     Detections,
     check_fill_gaps,
     is_mmpose,
+    is_track_json,
     read_array,
     read_coco_results,
     read_json,
     read_mmpose,
     read_openpose,
+    read_track_json,
     to_h36m,
     usable,
 )
@@ -145,8 +150,8 @@ def load_keypoints(
 
     Args:
         path: a COCO results JSON, an MMPose video prediction JSON, an OpenPose JSON file or
-            folder of per-frame files, or a
-            ``.npy`` / ``.npz`` array of (frames, 17, 2 or 3) pixels.
+            folder of per-frame files, a ``jointpose video`` output (npz or JSON: its 2D
+            track), or a ``.npy`` / ``.npz`` array of (frames, 17, 2 or 3) pixels.
         layout: joint order of 17-joint arrays, ``"h36m"`` (default) or ``"coco"``; JSON
             formats carry their own.
         confidence_threshold: joints below this confidence count as missing (0-1).
@@ -181,8 +186,11 @@ def load_keypoints(
     notes: list[str] = []
     fps = None
     suffix = path.suffix.lower()
-    if path.is_dir() or suffix == ".json":
-        data = None if path.is_dir() else read_json(path)
+    data = read_json(path) if suffix == ".json" and not path.is_dir() else None
+    if is_track_json(data):  # a `jointpose video` output: its 2D track, as from its npz
+        points, fps = read_track_json(data, path)
+        source_layout, source_format = wanted or "h36m17", "json"
+    elif path.is_dir() or suffix == ".json":
         if is_mmpose(data):
             detections = read_mmpose(data, path, max_fill_gap)
         elif isinstance(data, list):
@@ -201,11 +209,11 @@ def load_keypoints(
         source_layout, source_format = detections.layout, detections.source_format
     elif suffix in (".npy", ".npz"):
         points, fps = read_array(path)
-        if points.shape[2] == 2:
-            points = np.concatenate([points, np.ones(points.shape[:2] + (1,))], axis=-1)
         source_layout, source_format = wanted or "h36m17", suffix[1:]
     else:
         raise JointposeError(f"{path}: unknown keypoint file type (expected .json, .npy, .npz or an OpenPose folder)")
+    if points.shape[2] == 2:  # arrays without a confidence: every point counts
+        points = np.concatenate([points, np.ones(points.shape[:2] + (1,))], axis=-1)
     xy, conf = points[..., :2], points[..., 2]
     conf = np.where(np.isfinite(xy).all(axis=-1) & np.isfinite(conf), np.clip(conf, 0.0, 1.0), 0.0)
     xy, conf, fallbacks = to_h36m(xy, conf, source_layout, confidence_threshold)

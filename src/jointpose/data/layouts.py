@@ -47,6 +47,7 @@ import numpy as np
 from jointpose.errors import JointposeError, brief, first_line
 from jointpose.geometry import skeleton
 from jointpose.safeio import (
+    check_fps,
     check_limit,
     frame_ranges,
     is_real_number,
@@ -54,6 +55,7 @@ from jointpose.safeio import (
     load_npy,
     load_npz,
     npz_keys,
+    numeric_array,
     read_text_file,
     stored_fps,
 )
@@ -510,34 +512,52 @@ def read_array(path: Path) -> tuple[np.ndarray, float | None]:
     """A (F, 17, 2|3) float array from ``.npy`` or ``.npz``: key 'keypoints', or the 2D track of
     a ``jointpose video`` output ('keypoints_2d', with 'confidence_2d' as a third column), or
     the only array besides 'fps'; and an npz's frame rate ('fps', None without one)."""
-    fps = None
-    if path.suffix.lower() == ".npz":
-        keys = npz_keys(path)  # only the arrays used are decompressed
-        arrays = [k for k in keys if k != "fps"]
-        if "keypoints" in keys:
-            key = "keypoints"
-        elif "keypoints_2d" in keys:
-            key = "keypoints_2d"
-        elif len(arrays) == 1:
-            key = arrays[0]
-        else:
-            raise JointposeError(
-                f"{path}: no key 'keypoints' or 'keypoints_2d' and not exactly one array to choose "
-                f"(keys: {', '.join(sorted(keys)) or 'none'})"
-            )
-        wanted = (key, "confidence_2d") if key == "keypoints_2d" and "confidence_2d" in keys else (key,)
-        files, where = load_npz(path, keys=(*wanted, "fps")), f"{path} key '{key}'"
-        array, fps = files[key], stored_fps(files, path)
-        if "confidence_2d" in files:
-            confidence = files["confidence_2d"]
-            if confidence.dtype.kind not in "iuf" or confidence.shape != array.shape[:2] or array.shape[2:] != (2,):
-                raise JointposeError(
-                    f"{path} key 'confidence_2d': expected numbers of shape {array.shape[:2]} beside "
-                    f"'keypoints_2d' {array.shape}, got {confidence.dtype} {confidence.shape}"
-                )
-            array = np.concatenate([array, confidence[..., None]], axis=-1)
+    if path.suffix.lower() != ".npz":
+        return _points(load_npy(path), None, path, None), None
+    keys = npz_keys(path)  # only the arrays used are decompressed
+    arrays = [k for k in keys if k != "fps"]
+    if "keypoints" in keys:
+        key = "keypoints"
+    elif "keypoints_2d" in keys:
+        key = "keypoints_2d"
+    elif len(arrays) == 1:
+        key = arrays[0]
     else:
-        array, where = load_npy(path), str(path)
+        raise JointposeError(
+            f"{path}: no key 'keypoints' or 'keypoints_2d' and not exactly one array to choose "
+            f"(keys: {', '.join(sorted(keys)) or 'none'})"
+        )
+    wanted = (key, "confidence_2d") if key == "keypoints_2d" and "confidence_2d" in keys else (key,)
+    files = load_npz(path, keys=(*wanted, "fps"))
+    return _points(files[key], files.get("confidence_2d"), path, key), stored_fps(files, path)
+
+
+def is_track_json(data: Any) -> bool:
+    """Whether parsed JSON is a ``jointpose video`` output, whose 'keypoints_2d' is its 2D track."""
+    return isinstance(data, dict) and "keypoints_2d" in data
+
+
+def read_track_json(data: dict, path: Path) -> tuple[np.ndarray, float | None]:
+    """The 2D track of a ``jointpose video`` JSON output as :func:`read_array` reads its npz:
+    (F, 17, 3) with 'confidence_2d' as the third column (2 columns without it), and 'fps'."""
+    arrays = {
+        key: numeric_array(data[key], f"{path} key '{key}'") for key in ("keypoints_2d", "confidence_2d") if key in data
+    }
+    fps = check_fps(data["fps"], f"{path}: key 'fps'") if "fps" in data else None
+    return _points(arrays["keypoints_2d"], arrays.get("confidence_2d"), path, "keypoints_2d"), fps
+
+
+def _points(array: np.ndarray, confidence: np.ndarray | None, path: Path, key: str | None) -> np.ndarray:
+    """``array`` (F, 17, 2|3) checked and as float64, ``confidence`` (F, 17) appended as its
+    third column where given; errors name the file and ``key``."""
+    where = str(path) if key is None else f"{path} key '{key}'"
+    if confidence is not None:
+        if confidence.dtype.kind not in "iuf" or confidence.shape != array.shape[:2] or array.shape[2:] != (2,):
+            raise JointposeError(
+                f"{path} key 'confidence_2d': expected numbers of shape {array.shape[:2]} beside "
+                f"'keypoints_2d' {array.shape}, got {confidence.dtype} {confidence.shape}"
+            )
+        array = np.concatenate([array, confidence[..., None]], axis=-1)
     if array.dtype.kind not in "iuf":
         raise JointposeError(f"{where}: expected numbers, got dtype {array.dtype}")
     if array.ndim != 3 or array.shape[1] != skeleton.NUM_JOINTS or array.shape[2] not in (2, 3):
@@ -551,4 +571,4 @@ def read_array(path: Path) -> tuple[np.ndarray, float | None]:
         raise JointposeError(
             f"{where}: a coordinate beyond {MAX_PIXEL_VALUE:g} px or an infinite value at frame {int(bad.argmax())}"
         )
-    return array, fps
+    return array
