@@ -73,7 +73,7 @@ class Keypoints2D:
     ``xy`` (F, 17, 2) pixels with every joint filled; ``confidence`` (F, 17) in [0, 1] (1 where
     the format has none, the detector's value for filled joints); ``filled`` (F, 17) marks the
     interpolated joints; ``notes`` reports what was chosen or repaired; ``fps`` is the frame
-    rate the file gives (an npz's 'fps', as ``jointpose video`` writes), else None.
+    rate the file gives (an npz's or a ``jointpose video`` JSON's 'fps'), else None.
     """
 
     xy: np.ndarray
