@@ -442,3 +442,50 @@ def test_a_step_out_of_memory_names_the_flags_that_size_it(h36m_dir, tmp_path, c
     monkeypatch.setattr(Trainer, "step_loss", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         main(base + ["--checkpoint", str(tmp_path / "bug")])
+
+
+def test_evaluate_defaults_to_the_runs_own_actions_and_downsampling(h36m_dir, tmp_path, capsys):
+    """A run trained on some actions at every second frame is evaluated again the same way
+    unless told otherwise, so that `evaluate` reproduces the run's evaluation.json."""
+    ckpt = tmp_path / "ckpt"
+    flags = "-k gt -str S1 -ste S9 -a Walking --downsample 2 -arc 3,3 -ch 16 -e 1 -b 256 --no-progress"
+    assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt)) == 0
+    record = json.loads((ckpt / "evaluation.json").read_text())
+    assert record["config"]["evaluated_on"]["downsample"] == 2
+    assert main(cli("evaluate", "", data_dir=h36m_dir, checkpoint=ckpt, json=tmp_path / "again.json")) == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert set(again["actions"]) == set(record["actions"]) == {"Walking"}
+    assert again["config"]["evaluated_on"]["downsample"] == 2
+    assert again["average"]["frames"] == record["average"]["frames"] == 4 * 60  # S9 Walking: 120 frames, 4 cameras
+    for key in ("p1", "p2", "mpjve", "accel"):
+        assert again["average"][key] == pytest.approx(record["average"][key], abs=1e-3), key
+    flags = "--downsample 1 -a Walking,Directions"
+    assert main(cli("evaluate", flags, data_dir=h36m_dir, checkpoint=ckpt, json=tmp_path / "all.json")) == 0
+    every = json.loads((tmp_path / "all.json").read_text())
+    assert every["average"]["frames"] == 4 * (120 + 110) and set(every["actions"]) == {"Walking", "Directions"}
+
+
+def test_evaluate_turns_the_skeleton_fit_on_or_off_for_any_checkpoint(h36m_dir, tmp_path, capsys):
+    """--skeleton-fit gives the baseline the joint-aware model's consistent skeleton (bone
+    lengths constant over each sequence), --no-skeleton-fit takes it from the joint-aware one."""
+    scores = {}
+    for mode in ("baseline", "joint-aware"):
+        ckpt = tmp_path / mode
+        flags = "-k gt -str S1 -ste S9 -arc 3,3 -ch 16 -e 1 -b 256 --no-progress"
+        assert (
+            main(
+                cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt) + (["--no-constraints"] * (mode == "baseline"))
+            )
+            == 0
+        )
+        for fit in ("--skeleton-fit", "--no-skeleton-fit"):
+            out = tmp_path / f"{mode}{fit}.json"
+            assert main(cli("evaluate", fit, data_dir=h36m_dir, checkpoint=ckpt, json=out)) == 0
+            summary = json.loads(out.read_text())
+            assert summary["config"]["evaluated_on"]["skeleton_fit"] is (fit == "--skeleton-fit")
+            scores[mode, fit] = summary["average"]["bone_std"]
+    for mode in ("baseline", "joint-aware"):
+        assert scores[mode, "--skeleton-fit"] < 0.01 < scores[mode, "--no-skeleton-fit"], scores
+    capsys.readouterr()
+    assert main(cli("evaluate", "--raw --skeleton-fit", data_dir=h36m_dir, checkpoint=tmp_path / "baseline")) == 2
+    assert "leave out --skeleton-fit or --raw" in capsys.readouterr().err

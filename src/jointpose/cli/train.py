@@ -102,6 +102,13 @@ def add_evaluate_parser(verbs: Any) -> None:
         help="Gaussian temporal filter (sigma, frames) for any checkpoint, the baseline's too "
         "(default: what the checkpoint was trained with)",
     )
+    p.add_argument(
+        "--skeleton-fit",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one consistent skeleton per sequence with range-of-motion limits, for any checkpoint, the "
+        "baseline's too (default: on for a joint-aware checkpoint, off for the baseline)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -138,9 +145,11 @@ def _add_evaluation_data_args(p: argparse.ArgumentParser) -> None:
         "--actions",
         type=_names,
         default=None,
-        help="action groups to use, e.g. Walking,Sitting (default all)",
+        help="action groups to use, e.g. Walking,Sitting (default: the checkpoint's, else all)",
     )
-    p.add_argument("--downsample", type=int, default=1, help="keep every N-th frame")
+    p.add_argument(
+        "--downsample", type=int, default=None, help="keep every N-th frame (default: the checkpoint's, else 1)"
+    )
     p.add_argument(
         "-no-tta",
         "--no-test-time-augmentation",
@@ -175,6 +184,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         check_weight(args.align_2d, "--align-2d")
         if args.raw:
             raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
+    if args.skeleton_fit is not None and args.raw:
+        raise JointposeError(
+            "--raw shows the network alone, without the skeleton fit; leave out --skeleton-fit or --raw"
+        )
     with model_source(args.checkpoint, args.pretrained) as checkpoint:
         result = evaluate_checkpoint(
             checkpoint,
@@ -189,6 +202,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             raw=args.raw,
             smooth=args.smooth,
             align_2d=args.align_2d,
+            skeleton_fit=args.skeleton_fit,
             dataset=args.dataset,
         )
     print(format_table(result.summary))

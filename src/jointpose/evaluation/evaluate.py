@@ -172,9 +172,11 @@ def inference_settings(
     raw: bool = False,
     smooth: float | None = None,
     align_2d: float | None = None,
+    skeleton_fit: bool | None = None,
 ) -> dict[str, Any]:
     """:func:`evaluate_model`'s keywords that evaluate ``source``'s network on ``data`` as it
-    runs at inference: its skeleton fit, filter (``smooth`` frames overrides it) and alignment
+    runs at inference: its skeleton fit (``skeleton_fit`` overrides it), filter (``smooth``
+    frames overrides it) and alignment
     with the 2D (``align_2d``, 0-1, overrides its share), with ``data``'s keypoint symmetry and
     frame rate. The alignment moves the joints ``data``'s keypoints mark
     (:func:`jointpose.data.h36m.alignment_joints` for ``dataset``'s skeleton), and is off where
@@ -184,7 +186,7 @@ def inference_settings(
     return {
         "keypoints_left": data.keypoints_left,
         "keypoints_right": data.keypoints_right,
-        "skeleton_fit": source.skeleton_fit and not raw,
+        "skeleton_fit": (source.skeleton_fit if skeleton_fit is None else skeleton_fit) and not raw,
         "smooth": 0.0 if raw else source.smooth if smooth is None else smooth,
         "align": 0.0 if raw or joints == () else align,
         "fps": data.fps,
@@ -245,21 +247,23 @@ def evaluate_checkpoint(
     *,
     flip_test: bool = True,
     by_subject: bool = False,
-    downsample: int = 1,
+    downsample: int | None = None,
     device: str = "auto",
     raw: bool = False,
     smooth: float | None = None,
     align_2d: float | None = None,
+    skeleton_fit: bool | None = None,
     dataset: str | None = None,
 ) -> Evaluation:
     """Evaluate a training checkpoint (file or folder) or an exported ``.safetensors`` model on
     ``subjects``; the summary's ``config`` records what was run.
 
-    ``keypoints`` and ``subjects`` default to the checkpoint's (an exported model has none:
-    ``cpn_ft_h36m_dbb`` and S9, S11). A joint-aware model runs its inference step on each
+    ``keypoints``, ``subjects``, ``actions`` and ``downsample`` default to the checkpoint's, so
+    that a run's own evaluation is reproduced (an exported model has none: ``cpn_ft_h36m_dbb``,
+    S9, S11, every action, every frame). A joint-aware model runs its inference step on each
     sequence (filter, alignment with the 2D, one consistent skeleton) unless ``raw``;
-    ``smooth`` (frames) overrides the model's filter and ``align_2d`` (0-1) its alignment
-    with the 2D, for any model (the baseline's too; it moves the joints the keypoints mark,
+    ``smooth`` (frames) overrides the model's filter, ``align_2d`` (0-1) its alignment
+    with the 2D and ``skeleton_fit`` its consistent skeleton, for any model (the baseline's too; it moves the joints the keypoints mark,
     :func:`jointpose.data.h36m.alignment_joints`). ``dataset`` (``h36m`` or ``humaneva15``) defaults to the
     checkpoint's, else the one whose skeleton the model outputs.
     """
@@ -269,6 +273,8 @@ def evaluate_checkpoint(
     model, config, epoch = loaded.model, loaded.config, loaded.epoch
     keypoints = keypoints or config.get("keypoints", "cpn_ft_h36m_dbb")
     subjects = subjects or list(config.get("subjects_test", ("S9", "S11")))
+    actions = actions or (list(config["actions"]) if config.get("actions") else None)
+    downsample = config.get("downsample", 1) if downsample is None else downsample
     dataset = (
         dataset
         or config.get("dataset")
@@ -297,7 +303,9 @@ def evaluate_checkpoint(
         raise JointposeError(
             f"-k {keypoints}: {data.num_keypoints} keypoints per frame but the checkpoint expects {model.num_joints_in}"
         )
-    step = inference_settings(loaded, data, dataset, raw=raw, smooth=smooth, align_2d=align_2d)
+    step = inference_settings(
+        loaded, data, dataset, raw=raw, smooth=smooth, align_2d=align_2d, skeleton_fit=skeleton_fit
+    )
     result = evaluate_model(
         model, data.sequences, flip_test=flip_test, by_subject=by_subject, extra_metrics=plausibility_errors, **step
     )
@@ -313,6 +321,7 @@ def evaluate_checkpoint(
         keypoints=keypoints,
         subjects=subjects,
         actions=actions,
+        downsample=downsample,
         test_time_augmentation=flip_test,
         skeleton_fit=step["skeleton_fit"],
         smooth=step["smooth"],

@@ -609,6 +609,7 @@ class Trainer:
             keypoints=config["keypoints"],
             subjects=config["subjects_test"],
             actions=config["actions"],
+            downsample=config["downsample"],
             test_time_augmentation=config["test_time_augmentation"],
             skeleton_fit=step["skeleton_fit"],
             smooth=step["smooth"],
