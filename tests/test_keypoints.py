@@ -729,10 +729,19 @@ def test_a_video_output_gives_back_its_2d_track(tmp_path):
         ({"confidence_2d": None}, r"clip.json key 'confidence_2d' must be an array of numbers, got object"),
         ({"keypoints_2d": [[[1, "2"]] * 17]}, r"clip.json key 'keypoints_2d' must be an array of numbers, got <U"),
         (
-            {"keypoints_2d": xy[:, :16].tolist(), "confidence_2d": confidence[:, :16].tolist()},
-            r"expected shape \(frames, 17, 2 or 3\), got \(12, 16, 3\)",
+            {"keypoints_2d": xy[:, :16].tolist()},
+            r"clip.json key 'keypoints_2d': expected shape \(frames, 17, 2\) beside 'confidence_2d', got \(12, 16, 2\)",
         ),
-        ({"fps": "60"}, r"clip.json: key 'fps' must be a positive number of frames per second, got 60"),
+        ({"confidence_2d": [[float("inf")] * 17] * 12}, r"clip.json key 'confidence_2d': an infinite value at frame 0"),
+        (
+            {"keypoints_2d": [[[1.0, True]] * 17] * 12},
+            r"'keypoints_2d' must be an array of numbers, got true or false at \[0, 0, 1\]",
+        ),
+        (
+            {"keypoints_2d": [[[1.0, 10**400]] * 17] * 12},
+            r"'keypoints_2d' holds an integer too large for a floating-point number",
+        ),
+        ({"fps": "60"}, r"clip.json: key 'fps' must be a positive number of frames per second, got '60'"),
     ):
         (tmp_path / "bad.json").write_text(json.dumps(doc | change))
         with pytest.raises(JointposeError, match=message.replace("clip.json", "bad.json")):
@@ -740,6 +749,11 @@ def test_a_video_output_gives_back_its_2d_track(tmp_path):
     (tmp_path / "plain.json").write_text(json.dumps({"keypoints_2d": xy.tolist()}))  # no confidence, no rate
     plain = load_keypoints(tmp_path / "plain.json")
     assert plain.fps is None and (plain.confidence == 1).all()
+    np.savez(tmp_path / "only.npz", confidence_2d=confidence, fps=25.0)  # the only array: as keypoints, no confidence
+    with pytest.raises(
+        JointposeError, match=r"only.npz key 'confidence_2d': expected shape \(frames, 17, 2 or 3\), got \(12, 17\)"
+    ):
+        load_keypoints(tmp_path / "only.npz")
     np.savez(tmp_path / "odd.npz", keypoints_2d=xy, confidence_2d=confidence[:5])
     with pytest.raises(JointposeError, match=r"odd.npz key 'confidence_2d': expected numbers of shape \(12, 17\)"):
         load_keypoints(tmp_path / "odd.npz")

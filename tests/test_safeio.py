@@ -365,3 +365,20 @@ def test_check_fps_takes_any_real_number_type_but_not_a_bool():
     for fps in (True, np.bool_(True), "30", float("nan"), 0, -5):
         with pytest.raises(JointposeError, match="fps must be a positive number of frames per second"):
             check_fps(fps, "fps")
+
+
+def test_numeric_array_refuses_a_bool_among_numbers_and_reads_big_integers():
+    """numpy reads [1.0, True] as [1.0, 1.0] and an integer beyond int64 as an object: a list
+    holding either is told apart before it is cast."""
+    from jointpose.safeio import numeric_array
+
+    with pytest.raises(JointposeError, match=r"^poses must be an array of numbers, got true or false at \[1, 0\]$"):
+        numeric_array([[2.5, 3], [True, 4.0]], "poses")
+    with pytest.raises(JointposeError, match=r"^poses must be an array of numbers, got bool$"):
+        numeric_array(np.array([True]), "poses")
+    np.testing.assert_array_equal(numeric_array([[1.5, -(2**63) - 1]], "poses"), [[1.5, -(2.0**63)]])
+    with pytest.raises(JointposeError, match=r"^poses holds an integer too large for a floating-point number$"):
+        numeric_array([1.5, 10**400], "poses")
+    with pytest.raises(JointposeError, match=r"^poses must be an array of numbers, got object$"):
+        numeric_array([[None, 1.0]], "poses")
+    assert numeric_array(7, "fps").shape == () and numeric_array([np.float32(2)], "x").dtype == np.float64

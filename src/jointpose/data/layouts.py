@@ -529,7 +529,8 @@ def read_array(path: Path) -> tuple[np.ndarray, float | None]:
         )
     wanted = (key, "confidence_2d") if key == "keypoints_2d" and "confidence_2d" in keys else (key,)
     files = load_npz(path, keys=(*wanted, "fps"))
-    return _points(files[key], files.get("confidence_2d"), path, key), stored_fps(files, path)
+    confidence = files.get("confidence_2d") if key == "keypoints_2d" else None
+    return _points(files[key], confidence, path, key), stored_fps(files, path)
 
 
 def is_track_json(data: Any) -> bool:
@@ -548,24 +549,29 @@ def read_track_json(data: dict, path: Path) -> tuple[np.ndarray, float | None]:
 
 
 def _points(array: np.ndarray, confidence: np.ndarray | None, path: Path, key: str | None) -> np.ndarray:
-    """``array`` (F, 17, 2|3) checked and as float64, ``confidence`` (F, 17) appended as its
-    third column where given; errors name the file and ``key``."""
+    """``array`` (F, 17, 2|3) checked and as float64, ``confidence`` (F, 17) in [0, 1] or NaN
+    appended as its third column where given; errors name the file and the key at fault."""
     where = str(path) if key is None else f"{path} key '{key}'"
-    if confidence is not None:
-        if confidence.dtype.kind not in "iuf" or confidence.shape != array.shape[:2] or array.shape[2:] != (2,):
-            raise JointposeError(
-                f"{path} key 'confidence_2d': expected numbers of shape {array.shape[:2]} beside "
-                f"'keypoints_2d' {array.shape}, got {confidence.dtype} {confidence.shape}"
-            )
-        array = np.concatenate([array, confidence[..., None]], axis=-1)
     if array.dtype.kind not in "iuf":
         raise JointposeError(f"{where}: expected numbers, got dtype {array.dtype}")
-    if array.ndim != 3 or array.shape[1] != skeleton.NUM_JOINTS or array.shape[2] not in (2, 3):
-        raise JointposeError(f"{where}: expected shape (frames, 17, 2 or 3), got {array.shape}")
+    columns = (2,) if confidence is not None else (2, 3)
+    if array.ndim != 3 or array.shape[1] != skeleton.NUM_JOINTS or array.shape[2] not in columns:
+        expected = "(frames, 17, 2) beside 'confidence_2d'" if confidence is not None else "(frames, 17, 2 or 3)"
+        raise JointposeError(f"{where}: expected shape {expected}, got {array.shape}")
     if len(array) == 0:
         raise JointposeError(f"{where}: empty (0 frames)")
     check_limit("frames", len(array), f"{where}: frames")
     array = array.astype(np.float64)
+    if confidence is not None:
+        if confidence.dtype.kind not in "iuf" or confidence.shape != array.shape[:2]:
+            raise JointposeError(
+                f"{path} key 'confidence_2d': expected numbers of shape {array.shape[:2]} beside "
+                f"'{key}' {array.shape}, got {confidence.dtype} {confidence.shape}"
+            )
+        if np.isinf(confidence).any():
+            frame = int(np.isinf(confidence).any(axis=1).argmax())
+            raise JointposeError(f"{path} key 'confidence_2d': an infinite value at frame {frame}")
+        array = np.concatenate([array, confidence[..., None]], axis=-1)
     bad = np.isinf(array).any(axis=(1, 2)) | (np.abs(array[..., :2]) > MAX_PIXEL_VALUE).any(axis=(1, 2))
     if bad.any():  # NaN is a missing value
         raise JointposeError(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from jointpose.errors import JointposeError, first_line
+from jointpose.errors import JointposeError, brief, first_line
 
 # name -> (default, what it bounds). Override with JOINTPOSE_MAX_<NAME> (an integer >= 1).
 LIMITS: dict[str, tuple[int, str]] = {
@@ -85,14 +85,18 @@ def is_real_number(value: Any) -> bool:
 def check_fps(fps: float, what: str) -> float:
     """A frame rate (frames per second) in [1 / L, L] for L = ``limit("fps")``; errors name
     ``what`` (an argument's name, or a description). A bool (JSON ``true``) is no frame rate."""
-    if not (is_real_number(fps) and fps > 0):
-        raise JointposeError("{0} must be a positive number of frames per second, got {fps}", fields=(what,), fps=fps)
+    integer = isinstance(fps, (int, np.integer)) and not isinstance(fps, bool)  # any size: beyond the bound below
+    if not (
+        (integer or is_real_number(fps)) and fps > 0
+    ):  # a value read from a file is quoted as read ('60' is text), and cut short
+        shown = str(fps) if isinstance(fps, (float, np.floating, np.integer)) else brief(fps)
+        raise JointposeError("{0} must be a positive number of frames per second, got {fps}", fields=(what,), fps=shown)
     bound = limit("fps")
-    if not 1.0 / bound <= fps <= bound:
+    if not (is_finite_number(fps) and 1.0 / bound <= fps <= bound):
         raise JointposeError(
-            "{0}: {fps:.4g} frames per second is outside [{low:g}, {bound}] (set JOINTPOSE_MAX_FPS to allow more)",
+            "{0}: {fps} frames per second is outside [{low:g}, {bound}] (set JOINTPOSE_MAX_FPS to allow more)",
             fields=(what,),
-            fps=fps,
+            fps=f"{fps:.4g}" if is_finite_number(fps) else brief(fps),
             low=1 / bound,
             bound=bound,
         )
@@ -106,14 +110,37 @@ def check_resample(src_fps: float, dst_fps: float, what: str) -> None:
 
 
 def numeric_array(values: Any, what: str) -> np.ndarray:
-    """``values`` as a float64 array; text, objects, bools and ragged nesting are refused, naming ``what``."""
+    """``values`` as a float64 array; text, objects, bools (also one among numbers, as JSON
+    ``true`` in a list) and ragged nesting are refused, naming ``what``."""
     try:
         array = np.asarray(values)
     except ValueError as exc:  # ragged nesting
         raise JointposeError(f"{what} must be an array of numbers ({first_line(exc)})") from None
+    if not isinstance(values, np.ndarray) and array.dtype.kind in "iufO":  # nested lists: numpy casts bools
+        kinds = np.asarray(_ELEMENT_KIND(np.asarray(values, dtype=object)), dtype=np.int8)  # same shape: not ragged
+        if (kinds == 1).any():
+            raise JointposeError(f"{what} must be an array of numbers, got true or false at {_first(kinds == 1)}")
+        if array.dtype.kind == "O" and (kinds >= 2).all():  # numbers, among them integers beyond int64
+            try:
+                array = array.astype(np.float64)
+            except OverflowError:
+                raise JointposeError(f"{what} holds an integer too large for a floating-point number") from None
     if array.dtype.kind not in "iuf":
         raise JointposeError(f"{what} must be an array of numbers, got {array.dtype}")
     return array.astype(np.float64)
+
+
+# Per element of an object array: 1 a bool, 2 an int (any size), 3 a float, 0 anything else.
+_ELEMENT_KIND = np.frompyfunc(
+    lambda v: 1 if isinstance(v, (bool, np.bool_)) else 2 if isinstance(v, int) else 3 if isinstance(v, float) else 0,
+    1,
+    1,
+)
+
+
+def _first(mask: np.ndarray) -> str:
+    """The index of ``mask``'s first True element, written as ``[i, j, ...]``."""
+    return str(list(map(int, np.argwhere(mask)[0]))) if mask.ndim else "[]"
 
 
 def check_finite(values: Any, what: str) -> None:
