@@ -233,7 +233,9 @@ def test_demo_on_real_bvh_clips(cmu_mocap, tmp_path, capsys):
     assert (out / "checkpoint" / "epoch_best.pt").read_text() == "mine"
     assert not (out / "checkpoint" / "epoch_002.pt").exists()
     (out / "checkpoint" / "latest.pt").unlink()
-    (out / "checkpoint" / "latest.pt").mkdir()  # where the demo writes a file: refused, nothing removed
-    assert main(cli("demo", "-e 1 -ch 32 --no-progress", bvh=subset, out=out)) == 2
-    assert "latest.pt: is not a file" in capsys.readouterr().err
+    (out / "checkpoint" / "latest.pt").mkdir()  # where the demo writes a file: refused, nothing removed or written
+    data = {path: path.read_bytes() for path in (out / "data").iterdir()}
+    assert main(cli("demo", "-e 1 -ch 32 --no-progress --seed 5", bvh=subset, out=out)) == 2
+    assert "latest.pt: is not a plain file" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in (out / "data").iterdir()} == data
     assert (out / "checkpoint" / "epoch_001.pt").is_file() and (out / "checkpoint" / "latest.pt").is_dir()

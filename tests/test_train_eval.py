@@ -160,17 +160,32 @@ def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
     # A folder where the run writes a file is refused before the first epoch, resumed or not.
     (ckpt / "log.csv").unlink()
     (ckpt / "log.csv").mkdir()
+    expected = (
+        "log.csv: is not a plain file, and a training run writes a file by that name; move it or choose another folder"
+    )
     for extra in (["-arc", "3,3", "--resume", "-e", "2"], ["-arc", "3,3"]):
         assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt) + extra) == 2
-        assert (
-            capsys.readouterr()
-            .err.strip()
-            .endswith(
-                f"--checkpoint {ckpt / 'log.csv'}: is not a file, and a training run writes a file by that name; "
-                "move it or choose another folder"
-            )
-        )
+        assert capsys.readouterr().err.strip().endswith(f"{ckpt}/{expected}")
     assert (ckpt / "log.csv").is_dir() and not (ckpt / "epoch_002.pt").exists()
+    # So is a link (the run would write through it, to a file elsewhere), dangling or looping too.
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    (ckpt / "log.csv").rmdir()
+    resume = cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt) + ["-arc", "3,3", "--resume", "-e", "2"]
+    for target in (precious, tmp_path / "nowhere" / "x", ckpt / "log.csv"):
+        (ckpt / "log.csv").symlink_to(target)
+        assert main(resume) == 2
+        assert expected in capsys.readouterr().err
+        (ckpt / "log.csv").unlink()
+    assert precious.read_text() == "mine" and not (tmp_path / "nowhere").exists()
+    # A new run refuses any file of a run, not only latest.pt: with --keep-last 1 a stale
+    # epoch_005.pt would have been kept in place of the new epoch_001.pt.
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "epoch_005.pt").write_text("old")
+    assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=stale) + ["-arc", "3,3", "--keep-last", "1"]) == 2
+    assert f"--checkpoint {stale} already holds a run (epoch_005.pt)" in capsys.readouterr().err
+    assert [p.name for p in stale.iterdir()] == ["epoch_005.pt"]
 
 
 def test_resume_refuses_a_different_run_and_allows_training_longer(h36m_dir, tmp_path, capsys):
@@ -435,10 +450,15 @@ def test_a_step_out_of_memory_names_the_flags_that_size_it(h36m_dir, tmp_path, c
         assert main(base + ["--checkpoint", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].endswith(
-            "out of memory in a training step on cpu: lower -b (1024 target frames), --chunk or -ch, "
-            "or the receptive field (-arc)"
+            "out of memory: lower -b (1024 target frames a step), --chunk or -ch, or the receptive field (-arc), "
+            "or choose a device with more memory (--device)"
         ), err
         assert not (tmp_path / name / "latest.pt").exists()
+    # Building the model, its windows or its optimiser is guarded alike.
+    monkeypatch.setattr(Trainer, "training_windows", lambda *a, **k: (_ for _ in ()).throw(failures["numpy"]))
+    assert main(base + ["--checkpoint", str(tmp_path / "build")]) == 2
+    assert "out of memory: lower -b" in capsys.readouterr().err
+    monkeypatch.undo()
     monkeypatch.setattr(Trainer, "step_loss", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         main(base + ["--checkpoint", str(tmp_path / "bug")])

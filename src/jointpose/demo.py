@@ -24,7 +24,7 @@ from jointpose.model.temporal import receptive_field
 from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
 from jointpose.motion.viewpoints import RandomRig
 from jointpose.safeio import limit
-from jointpose.training.checkpoint import RUN_FILES, check_run_files
+from jointpose.training.checkpoint import run_files
 from jointpose.training.config import TrainConfig
 from jointpose.training.trainer import Trainer
 
@@ -172,14 +172,13 @@ def run_demo(config: DemoConfig) -> dict:
             frames=longest,
             field=receptive_field(DEMO_ARCHITECTURE),
         )
-    write_data(config, motion)
     checkpoints = Path(train_config.checkpoint_dir)
-    check_run_files(checkpoints)
-    if (checkpoints / "latest.pt").exists():  # a fresh demo each run
+    earlier = run_files(checkpoints)  # checked before anything is written
+    write_data(config, motion)
+    if earlier:  # a fresh demo each run: what a training run writes goes, nothing else
         print(f"note: replacing the earlier demo's checkpoints in {checkpoints}")
-        for old in checkpoints.iterdir():  # what a training run writes, nothing else
-            if RUN_FILES.fullmatch(old.name):
-                old.unlink()
+        for old in earlier:
+            old.unlink()
     trainer = Trainer(train_config)
     summary = trainer.fit()
     baseline = mean_pose_error(trainer)

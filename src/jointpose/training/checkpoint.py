@@ -33,15 +33,24 @@ def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
-def check_run_files(folder: str | Path) -> None:
-    """Refuse, before a run, a checkpoint folder where a name the run writes is not a file."""
-    for path in Path(folder).iterdir() if Path(folder).is_dir() else ():
-        if RUN_FILES.fullmatch(path.name) and (path.is_dir() or (path.exists() and not path.is_file())):
+def run_files(folder: str | Path) -> list[Path]:
+    """The files of :data:`RUN_FILES` in ``folder`` (none where it does not exist), refused where
+    one is not a plain file (a folder, a link, a FIFO: the run replaces its own files, and
+    writing through a link would replace a file elsewhere) or the folder cannot be listed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    try:
+        found = sorted(path for path in folder.iterdir() if RUN_FILES.fullmatch(path.name))
+    except OSError as exc:
+        raise JointposeError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+    for path in found:
+        if path.is_symlink() or not path.is_file():
             raise JointposeError(
-                "{0} {path}: is not a file, and a training run writes a file by that name; move it or choose another folder",
-                fields=("checkpoint_dir",),
-                path=path,
+                f"{path}: is not a plain file, and a training run writes a file by that name; move it or "
+                "choose another folder"
             )
+    return found
 
 
 def epoch_checkpoints(folder: str | Path) -> list[Path]:

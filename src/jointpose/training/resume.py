@@ -14,7 +14,7 @@ from jointpose.errors import JointposeError
 from jointpose.losses import LossWeights
 from jointpose.model.loading import load_checkpoint
 from jointpose.safeio import check_output_folder, is_finite_number
-from jointpose.training.checkpoint import check_run_files
+from jointpose.training.checkpoint import run_files
 from jointpose.training.config import CONSTRAINT_SETTINGS, SEMI_SUPERVISED_SETTINGS, TrainConfig
 
 # What a resumed run must share with the checkpoint to be the same run (TrainConfig fields).
@@ -70,14 +70,15 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     must not overwrite one."""
     folder = Path(config.checkpoint_dir)
     latest = folder / "latest.pt"
-    check_run_files(folder)
+    found = run_files(folder)
     if not config.resume:
         check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
-        if latest.exists():
+        if found:  # a stale epoch_NNN.pt would be pruned by --keep-last in place of the new one
             raise JointposeError(
-                "{0} {path} already holds a run (latest.pt); continue it with {1} or choose another folder",
+                "{0} {path} already holds a run ({names}); continue it with {1} or choose another folder",
                 fields=("checkpoint_dir", "resume"),
                 path=folder,
+                names=", ".join(path.name for path in found[:3]) + (", ..." if len(found) > 3 else ""),
             )
         return None
     if not latest.exists():

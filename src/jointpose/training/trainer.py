@@ -28,6 +28,8 @@ import json
 import math
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +91,13 @@ class Trainer:
 
         Raises:
             JointposeError: missing or malformed data, a run folder that already holds a run
-                (without ``resume``), or a resumed run whose settings differ.
+                (without ``resume``), a resumed run whose settings differ, or a model too
+                large for the device's memory.
         """
+        with memory_guard(config):
+            self._build(config, dist)
+
+    def _build(self, config: TrainConfig, dist: DistContext | None) -> None:
         resumed = resumed_checkpoint(config)
         # An unset rate, dropout or set of loss weights of a resumed run is the run's own,
         # not today's default.
@@ -372,10 +379,8 @@ class Trainer:
             ramp = config.warmup * config.epochs
             self.loss_fn.constraint_scale = min(1.0, (self.epoch + 1) / ramp) if ramp > 0 else 1.0
             start = time.perf_counter()
-            try:
+            with memory_guard(config):
                 terms = self.train_one_epoch()
-            except (RuntimeError, MemoryError) as exc:
-                raise out_of_memory(exc, config, self.device) from None
             self.check_diverged(terms)
             seconds = time.perf_counter() - start
             self.epoch += 1
@@ -385,7 +390,8 @@ class Trainer:
             row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **terms}
             rng = self.dist.gather_rng_states(rng_state())  # collective: every rank takes part
             if self.dist.is_main:
-                row["val_p1"] = self.quick_validation()
+                with memory_guard(config):
+                    row["val_p1"] = self.quick_validation()
                 self.history.append(row)
                 self.save(rng)
                 print(
@@ -395,7 +401,8 @@ class Trainer:
             self.dist.barrier()
         if not self.dist.is_main or self.epoch < config.epochs:
             return None
-        return self.final_evaluation()
+        with memory_guard(config):
+            return self.final_evaluation()
 
     def check_diverged(self, terms: dict[str, float]) -> None:
         """Stop, before this epoch's checkpoint is written, when the epoch's loss or a weight or
@@ -651,22 +658,26 @@ class Trainer:
         plot_learning_curve(self.history, self.folder / "learning_curve.png")
 
 
-def out_of_memory(exc: RuntimeError | MemoryError, config: TrainConfig, device: torch.device) -> Exception:
-    """A :class:`JointposeError` naming the flags that size a step where ``exc`` is an
-    allocation failure (torch on CPU or CUDA, numpy), else ``exc`` itself."""
-    if not (
-        isinstance(exc, (torch.OutOfMemoryError, MemoryError))
-        or "can't allocate memory" in str(exc)
-        or "out of memory" in str(exc)
-    ):
-        return exc
-    return JointposeError(
-        "out of memory in a training step on {device}: lower {0} ({batch} target frames), {1} or {2}, "
-        "or the receptive field ({3})",
-        fields=("batch_size", "chunk", "channels", "architecture"),
-        device=device,
-        batch=config.batch_size,
-    )
+@contextmanager
+def memory_guard(config: TrainConfig) -> Iterator[None]:
+    """Turn an allocation failure (torch on CPU or CUDA, numpy) into a :class:`JointposeError`
+    naming the flags that size the model and a step; any other error passes unchanged."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as exc:
+        text = str(exc)
+        if not (
+            isinstance(exc, (torch.OutOfMemoryError, MemoryError))
+            or "can't allocate memory" in text
+            or "out of memory" in text
+        ):
+            raise
+        raise JointposeError(
+            "out of memory: lower {0} ({batch} target frames a step), {1} or {2}, or the receptive field ({3}), "
+            "or choose a device with more memory ({4})",
+            fields=("batch_size", "chunk", "channels", "architecture", "device"),
+            batch=config.batch_size,
+        ) from None
 
 
 def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int, floor: bool = True) -> float:
