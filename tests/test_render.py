@@ -392,6 +392,17 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     paths = dict(keypoints_file=tmp_path / "kp.npy", poses=tmp_path / "poses.npz", o=tmp_path / "a.gif")
     assert main(cli("render", "--image-size 1000 1000 --no-progress", **paths)) == 0
     assert iio.improps(tmp_path / "a.gif", index=None).shape[0] == 6
+    # A video track at 30 fps beside poses at 50 fps (infer resampled it): 11 frames span
+    # 1/3 s, 17 frames at 50 fps (0.32 s) lie within it.
+    rng = np.random.default_rng(2)
+    track = rng.uniform(100, 900, (11, 17, 2))
+    export(tmp_path / "track.json", np.zeros((11, 17, 3)), 30.0, extra={"keypoints_2d": track})
+    export(tmp_path / "p50.npz", rng.normal(0, 0.3, (17, 17, 3)), 50.0)
+    rated = dict(keypoints_file=tmp_path / "track.json", poses=tmp_path / "p50.npz", o=tmp_path / "r.gif")
+    capsys.readouterr()
+    assert main(cli("render", "--image-size 1000 1000 --no-progress", **rated)) == 0
+    assert "resampled the keypoints' 30 fps to the poses' 50 fps: 17 frames" in capsys.readouterr().out
+    assert iio.improps(tmp_path / "r.gif", index=None).shape[0] == 17
     capsys.readouterr()
     assert main(cli("render", "-k gt --sequence S9-Walking", data_dir=h36m_dir, o=out)) == 2
     assert "--sequence" in capsys.readouterr().err

@@ -69,22 +69,28 @@ def cmd_render(args: argparse.Namespace) -> None:
             named[f"--predictions {args.predictions}"] = sequences["Prediction"]
         sequences["Ground truth"] = seq.poses_3d
     else:
-        from jointpose.data.keypoints import load_keypoints, require_image_size
+        from jointpose.data.keypoints import load_keypoints, require_image_size, resample_keypoints
 
         refuse_inapplicable(args, ("--sequence", "--predictions", "-k", "--keypoints"), "applies with --data-dir only")
         if not args.keypoints_file or not args.poses:
             raise JointposeError("render needs --keypoints-file and --poses (or --data-dir, -k and --sequence)")
-        keypoints = load_keypoints(args.keypoints_file, layout=args.layout).xy
+        track = load_keypoints(args.keypoints_file, layout=args.layout)
         # --video gives the size (render checks a given --image-size against it)
         size = (
             None if args.video and args.image_size is None else require_image_size(args.image_size, args.keypoints_file)
         )
         sequences["Prediction"], fps = read_poses(args.poses)
+        keypoints, video = track.xy, args.video
+        if track.fps is not None and fps is not None and abs(track.fps - fps) > 1e-6:  # as infer resampled them
+            keypoints = resample_keypoints(track, track.fps, fps).xy
+            print(f"resampled the keypoints' {track.fps:g} fps to the poses' {fps:g} fps: {len(keypoints)} frames")
+            if video:
+                print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
+                video = None
         named = {f"--keypoints-file {args.keypoints_file}": keypoints, f"--poses {args.poses}": sequences["Prediction"]}
         if args.truth:
             sequences["Ground truth"] = read_poses(args.truth)[0]
             named[f"--truth {args.truth}"] = sequences["Ground truth"]
-        video = args.video
     check_frame_counts({name: len(frames) for name, frames in named.items()})  # naming the flags
     render_animation(
         args.output,
