@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from h36m_files import cli
-from jointpose.cli import main
+from jointpose.cli import build_parser, main
 from jointpose.data.batching import ChunkedWindows, MixedBatch
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
@@ -271,7 +271,14 @@ def test_ablation_compares_both_models(h36m_dir, tmp_path, capsys):
     assert (baseline["config"]["lr"], baseline["model_args"]["dropout"]) == (0.001, 0.25)
     assert (joint["config"]["lr"], joint["model_args"]["dropout"]) == (0.003, 0.1)
     assert (result["baseline"]["dropout"], result["joint-aware"]["dropout"]) == (0.25, 0.1)
+    # What differs besides the losses is printed and recorded: the baseline is scored by the network alone.
+    assert "=== baseline (--no-constraints: lr 0.001, dropout 0.25, average_last 0, normalization intrinsics, " in text
+    assert (result["baseline"]["skeleton_fit"], result["joint-aware"]["skeleton_fit"]) == (False, True)
+    assert result["baseline"]["align_2d"] == 0.0 < result["joint-aware"]["align_2d"]
     assert main(["ablate", "--data-dir", str(h36m_dir), "-k", "gt", "--out", str(out)]) == 2  # not empty
+    help_text = build_parser()._subparsers._group_actions[0].choices["ablate"].format_help()
+    assert "[--no-constraints]" not in help_text and "\n  --no-constraints" not in help_text  # refused, not offered
+    assert "--resume" not in help_text and "--checkpoint" not in help_text
 
 
 def load_ckpt(folder):

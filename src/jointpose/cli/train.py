@@ -24,10 +24,13 @@ def add_train_parser(verbs: Any) -> None:
 
 def add_train_args(p: argparse.ArgumentParser, run: bool = False) -> None:
     """Training flags, one per :class:`TrainConfig` field (shared by ``train`` and ``ablate``);
-    ``run``: also ``--checkpoint``, ``--resume`` and ``--keep-last`` (``train``)."""
+    ``run``: also ``--checkpoint``, ``--resume`` and ``--keep-last`` (``train``). ``ablate``
+    trains both modes: its ``--no-constraints`` is left out of its help and refused."""
     from jointpose.training.config import RUN_FIELDS, add_arguments
 
     add_arguments(p, skip=() if run else RUN_FIELDS)
+    if not run:
+        next(action for action in p._actions if action.dest == "constraints").help = argparse.SUPPRESS
 
 
 def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
@@ -223,13 +226,13 @@ def add_ablate_parser(verbs: Any) -> None:
 
 
 def cmd_ablate(args: argparse.Namespace) -> None:
+    from jointpose.safeio import check_output_folder
     from jointpose.training.ablation import run_ablation
 
     if not args.constraints:
         raise JointposeError(
             "--no-constraints: ablate trains the baseline and the joint-aware model itself; leave it out"
         )
-    from jointpose.safeio import check_output_folder
 
     if any(check_output_folder(args.out, "--out").glob("*")):
         raise JointposeError(f"--out {args.out} is not empty; choose a new folder")

@@ -1,9 +1,13 @@
 """Ablation: the --no-constraints baseline and the joint-aware model, same seed and configuration.
 
-Both are trained on the same data with the same seed and input normalisation, evaluated the
-same way, and their
+Both are trained on the same data with the same seed and input normalisation, and their
 tables are printed side by side with the relative change of every metric (negative is
 better for every metric here: errors, bone-length spread, left/right gap, ROM violations).
+Each mode keeps its own recipe where no flag sets it: VideoPose3D's learning rate and dropout
+and no weight averaging for the baseline, scored by the network alone; the joint-aware
+model's with its inference step (alignment with the 2D, consistent skeleton). Each run's
+header and ``ablation.json`` say which; ``jointpose evaluate --align-2d --skeleton-fit``
+scores the baseline with the same inference step.
 """
 
 from __future__ import annotations
@@ -46,18 +50,31 @@ def format_comparison(baseline: dict, joint_aware: dict) -> str:
 def run_ablation(config: TrainConfig, out: str | Path) -> dict:
     """Train both models into ``out/baseline`` and ``out/joint-aware``; returns both summaries."""
     out = Path(out)
-    # Both models read the same input coordinates (the joint-aware default unless given), so
-    # the comparison measures the losses alone.
+    # Both models read the same input coordinates (the joint-aware default unless given): the
+    # normalisation's own effect is measured apart (docs/cameras.md).
     config = dataclasses.replace(config, normalization=config.normalization or NORMALIZATION_CONSTRAINTS)
     summaries = {}
     for name, constraints in (("baseline", False), ("joint-aware", True)):
-        print(f"\n=== {name} ({'joint-aware constraints' if constraints else '--no-constraints'}) ===")
         run = dataclasses.replace(config, constraints=constraints, checkpoint_dir=str(out / name))
         trainer = Trainer(run)
+        step = trainer.evaluation_settings()
+        recipe = {  # each mode's defaults unless a flag set them
+            "lr": trainer.config.lr,
+            "dropout": trainer.config.dropout,
+            "average_last": trainer.config.average_last,
+            "normalization": trainer.config.normalization,
+            "align_2d": step["align"],
+            "skeleton_fit": step["skeleton_fit"],
+            "smooth": step["smooth"],
+        }
+        mode = "joint-aware constraints" if constraints else "--no-constraints"
+        print(
+            f"\n=== {name} ({mode}: "
+            + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in recipe.items())
+            + ") ==="
+        )
         summaries[name] = trainer.fit()
-        summaries[name].update(
-            lr=trainer.config.lr, dropout=trainer.config.dropout
-        )  # each mode's defaults unless given
+        summaries[name].update(recipe)
         summaries[name]["seconds_per_epoch"] = sum(r["seconds"] for r in trainer.history) / max(1, len(trainer.history))
     print("\n=== baseline vs joint-aware (same seed and configuration) ===")
     print(format_comparison(summaries["baseline"], summaries["joint-aware"]))

@@ -597,8 +597,8 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = RUN_F
                     dest=f"w_{term}",
                     type=float,
                     default=None,
-                    help=f"weight of the {term} term (default {getattr(weight_defaults, term)}; "
-                    "with --resume and no --w-* flag, the run's own)",
+                    help=f"weight of the {term} term (default {getattr(weight_defaults, term)}"
+                    + ("; with --resume and no --w-* flag, the run's own)" if "resume" not in skip else ")"),
                 )
             continue
         if spec.default is dataclasses.MISSING:
