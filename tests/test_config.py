@@ -238,3 +238,10 @@ def test_testing_on_a_training_person_is_noted(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         config("-str", "S1,S5", "-ste", "S9")  # held out: silent
+
+
+def test_lists_from_python_are_the_tuples_of_the_command_line():
+    config = TrainConfig(data_dir="d", checkpoint_dir="c", subjects_train=["S1", "S5"], architecture=[3, 3])
+    assert config == TrainConfig(data_dir="d", checkpoint_dir="c", subjects_train=("S1", "S5"), architecture=(3, 3))
+    with pytest.raises(JointposeError, match=r"subjects_train must be a non-empty tuple .*, got \(\)"):
+        TrainConfig(data_dir="d", checkpoint_dir="c", subjects_train=[])

@@ -516,3 +516,17 @@ def test_evaluate_turns_the_skeleton_fit_on_or_off_for_any_checkpoint(h36m_dir, 
     capsys.readouterr()
     assert main(cli("evaluate", "--raw --skeleton-fit", data_dir=h36m_dir, checkpoint=tmp_path / "baseline")) == 2
     assert "leave out --skeleton-fit or --raw" in capsys.readouterr().err
+
+
+def test_evaluate_model_reports_the_plausibility_metrics_by_default(h36m_dir):
+    """Python's evaluate_model gives the columns `jointpose evaluate` prints; None leaves them out."""
+    from jointpose.evaluation.evaluate import evaluate_model
+    from jointpose.model.temporal import TemporalModel
+
+    torch.manual_seed(0)
+    model = TemporalModel([3], channels=8).eval()
+    sequences = load_dataset(h36m_dir, "gt", ["S9"]).sequences[:2]
+    full = evaluate_model(model, sequences).summary["average"]
+    bare = evaluate_model(model, sequences, extra_metrics=None).summary["average"]
+    assert {"bone_std", "lr_gap", "rom_pct"} <= set(full) and not {"bone_std", "lr_gap", "rom_pct"} & set(bare)
+    assert full["p1"] == bare["p1"] and full["bone_std"] > 0

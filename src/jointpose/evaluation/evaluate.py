@@ -19,6 +19,7 @@ import torch
 from jointpose.data.h36m import DATASETS, Dataset, PoseSequence, alignment_joints, dataset_kind, load_dataset
 from jointpose.errors import JointposeError
 from jointpose.evaluation.metrics import POSE_METRICS
+from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import rays_of
 from jointpose.model.loading import load_model
@@ -78,7 +79,7 @@ def evaluate_model(
     keypoints_left: Sequence[int] = skeleton.LEFT_JOINTS,
     keypoints_right: Sequence[int] = skeleton.RIGHT_JOINTS,
     by_subject: bool = False,
-    extra_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]] | None = None,
+    extra_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]] | None = plausibility_errors,
     skeleton_fit: bool = False,
     smooth: float = 0.0,
     align: float = 0.0,
@@ -87,7 +88,9 @@ def evaluate_model(
 ) -> Evaluation:
     """Predict every sequence and pool its errors per action group (and subject).
 
-    ``extra_metrics(pred, target) -> {name: per-frame tensor}`` adds metrics to the table.
+    ``extra_metrics(pred, target) -> {name: per-frame tensor}`` adds metrics to the table (by
+    default the plausibility metrics of ``jointpose evaluate``: bone-length spread, left/right
+    gap, range-of-motion share; None: the errors alone).
     ``skeleton_fit`` gives each predicted sequence one consistent skeleton
     (:func:`jointpose.geometry.anatomy.fit_skeleton`; a causal model's from past frames only), as the
     joint-aware method does at inference;
@@ -267,8 +270,6 @@ def evaluate_checkpoint(
     :func:`jointpose.data.h36m.alignment_joints`). ``dataset`` (``h36m`` or ``humaneva15``) defaults to the
     checkpoint's, else the one whose skeleton the model outputs.
     """
-    from jointpose.evaluation.plausibility import plausibility_errors
-
     loaded = load_model(checkpoint, device)
     model, config, epoch = loaded.model, loaded.config, loaded.epoch
     keypoints = keypoints or config.get("keypoints", "cpn_ft_h36m_dbb")

@@ -275,6 +275,10 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):  # a list from Python is the tuple the command line gives
+            if "tuple" in str(spec.type) and isinstance(getattr(self, spec.name), list):
+                object.__setattr__(self, spec.name, tuple(getattr(self, spec.name)))
+
         def integer(value: Any) -> bool:  # within int64: torch, numpy and float arithmetic take it
             return isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) < 2**63
 

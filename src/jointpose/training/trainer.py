@@ -584,7 +584,11 @@ class Trainer:
     def quick_validation(self) -> float:
         """Test-set P1 (mm) without test-time augmentation, for the learning curve."""
         result = evaluate_model(
-            self.evaluation_model(), self.test_data.sequences, flip_test=False, **self.evaluation_settings()
+            self.evaluation_model(),
+            self.test_data.sequences,
+            flip_test=False,
+            extra_metrics=None,
+            **self.evaluation_settings(),
         )
         return result.summary["average"]["p1"]
 
