@@ -90,6 +90,10 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
     assert len(rows) == 1 and {"mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc"} <= set(
         rows[0]
     )
+    # The baseline's windows hold one frame each: its velocity terms are not measured (empty), not 0.
+    temporal = [rows[0][name] for name in ("vel", "acc", "ang_vel", "ang_acc")]
+    assert temporal == [""] * 4 if not constraints else all(float(value) > 0 for value in temporal), temporal
+    assert float(rows[0]["sym"]) > 0 and float(rows[0]["mpjpe"]) > 0
     latest = torch.load(ckpt / "latest.pt", weights_only=True)
     assert latest["config"]["constraints"] is constraints and latest["model_args"]["channels"] == 32
 

@@ -63,6 +63,7 @@ from jointpose.geometry.anatomy import (
 
 TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc", "stretch")
 CONSTRAINT_TERMS = TERMS[1:]  # every term but MPJPE: those with a --w-* flag
+TEMPORAL_TERMS = ("vel", "acc", "ang_vel", "ang_acc")  # differences over frames: none within one frame
 
 # Absolute differences are taken with a Huber (smooth L1) corner this small: L1 in effect,
 # but differentiable everywhere, so tiny numerical differences cannot flip a gradient.

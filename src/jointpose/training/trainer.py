@@ -44,6 +44,8 @@ from jointpose.errors import JointposeError, first_line
 from jointpose.evaluation.evaluate import evaluate_model, format_table, inference_settings, with_provenance
 from jointpose.geometry.anatomy import bone_lengths
 from jointpose.losses import (
+    TEMPORAL_TERMS,
+    TERMS,
     JointAwareLoss,
     bone_length_guard,
     mpjpe,
@@ -558,6 +560,8 @@ class Trainer:
         chunks = batch.chunks.to(self.device)
         if len(chunks) == 0:  # the baseline: every frame its own window
             total, terms = self.loss_fn(pred[:, None], singles[:, None])
+            for name in TEMPORAL_TERMS:  # one frame a window: no velocity to measure (not 0)
+                terms.pop(name, None)
             terms["total"] = total.detach()
             return total * frame_share, terms
         chunk_mpjpe = not self.config.shared_chunk_dropout or self.config.chunk_mpjpe
@@ -656,7 +660,7 @@ class Trainer:
         atomic_save(ckpt, self.folder / f"epoch_{self.epoch:03d}.pt")
         atomic_save(ckpt, self.folder / "latest.pt")
         prune_epochs(self.folder, self.config.keep_last)
-        write_log(self.history, self.folder / "log.csv")
+        write_log(self.history, self.folder / "log.csv", ("epoch", "lr", "seconds", *TERMS))
         if self.config.log_steps:
             write_log(self.step_log, self.folder / "steps.csv")
         plot_learning_curve(self.history, self.folder / "learning_curve.png")
@@ -737,11 +741,13 @@ def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
     return list(values) if values else None
 
 
-def write_log(history: list[dict[str, Any]], path: Path) -> None:
-    """One CSV row per epoch with every logged value (loss terms in metres)."""
+def write_log(history: list[dict[str, Any]], path: Path, leading: tuple[str, ...] = ()) -> None:
+    """One CSV row per entry of ``history`` with every logged value (loss terms in metres),
+    the ``leading`` columns first and always there: a value a row lacks (a velocity term of the
+    baseline, whose windows hold one frame each) is left empty."""
     if not history:
         return
-    columns = list(dict.fromkeys(k for row in history for k in row))
+    columns = list(dict.fromkeys([*leading, *(k for row in history for k in row)]))
     with atomic_write(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
