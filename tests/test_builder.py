@@ -205,12 +205,13 @@ def test_demo_dataset_takes_the_frame_rate_and_input_layout(tmp_path):
 def test_built_cmu_dataset_trains_and_evaluates(cmu_mocap, tmp_path, capsys):
     subset = _cmu_subset(cmu_mocap, tmp_path / "bvh", {"002": ["002_01", "002_03"], "003": ["003_01"]}, index=True)
     out = tmp_path / "data"
-    assert main(cli("data build", "--cameras ring --seed 1", bvh=subset, out=out)) == 0
-    assert "S1: 2 actions" in capsys.readouterr().out
+    assert main(cli("data build", "--cameras ring --seed 1 --subjects 003=S9", bvh=subset, out=out)) == 0
+    text = capsys.readouterr().out  # the unmapped folder takes the first free name
+    assert "S1 (folder 002): 2 actions" in text and "S9 (folder 003): 1 action," in text
     ckpt = tmp_path / "ckpt"
-    flags = "-k noisy -str S1 -ste S5 -arc 3,3 -ch 32 -e 1 -b 512 --no-progress"
+    flags = "-k noisy -str S1 -ste S9 -arc 3,3 -ch 32 -e 1 -b 512 --no-progress"
     assert main(cli("train", flags, data_dir=out, checkpoint=ckpt)) == 0
-    assert main(cli("evaluate", "-k noisy -ste S5", data_dir=out, checkpoint=ckpt, json=tmp_path / "r.json")) == 0
+    assert main(cli("evaluate", "-k noisy -ste S9", data_dir=out, checkpoint=ckpt, json=tmp_path / "r.json")) == 0
     summary = json.loads((tmp_path / "r.json").read_text())
     assert set(summary["actions"]) == {"walk"} and np.isfinite(summary["average"]["p1"])
 

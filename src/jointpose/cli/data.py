@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jointpose.cli.common import refuse_inapplicable
@@ -35,7 +36,7 @@ def add_build_parser(data: Any) -> None:
 
 def cmd_data_build(args: argparse.Namespace) -> None:
     from jointpose.motion.builder import CameraRing, dataset_paths, write_h36m_dataset
-    from jointpose.motion.mocap import load_bvh_folder, parse_subject_map
+    from jointpose.motion.mocap import bvh_groups, load_bvh_folder, parse_subject_map, subject_names
     from jointpose.motion.rigs import load_rig_mapping
     from jointpose.safeio import check_fps, check_output_folder
 
@@ -49,10 +50,11 @@ def cmd_data_build(args: argparse.Namespace) -> None:
 
     ring, noise = dataset_options(args)  # before the BVH work, not after it
     mapping = load_rig_mapping(args.rig) if args.rig else None
+    subject_map = parse_subject_map(args.subjects)
     motion = load_bvh_folder(
         args.bvh,
         fps=args.fps,
-        subjects=parse_subject_map(args.subjects),
+        subjects=subject_map,
         mapping=mapping,
         body_scaling=args.body_scaling,
         seed=args.seed,
@@ -62,9 +64,11 @@ def cmd_data_build(args: argparse.Namespace) -> None:
     paths = write_h36m_dataset(
         args.out, motion, fps=args.fps, cameras=ring, noise=noise, seed=args.seed, input_layout=args.input_layout
     )
+    folders = {name: folder for folder, name in subject_names(list(bvh_groups(Path(args.bvh))), subject_map).items()}
     for subject, actions in motion.items():
         frames = sum(len(a) for a in actions.values())
-        print(f"{subject}: {len(actions)} actions, {frames} frames ({frames / args.fps:.0f} s)")
+        count = f"{len(actions)} action{'s' if len(actions) != 1 else ''}"
+        print(f"{subject} (folder {folders[subject]}): {count}, {frames} frames ({frames / args.fps:.0f} s)")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

@@ -130,6 +130,20 @@ def rigid_bones(poses: np.ndarray) -> np.ndarray:
     return positions_from_bones(poses[:, 0], directions * np.median(lengths, axis=0))
 
 
+def bvh_groups(root: Path) -> dict[str, list[Path]]:
+    """{sub-folder name: its .bvh files, sorted} of ``root``'s sub-folders that hold any (one
+    per subject), in name order."""
+    if not root.is_dir():
+        raise JointposeError("{0}: directory not found: {path}", fields=("bvh",), path=root)
+    groups = {d.name: sorted(d.glob("*.bvh")) for d in sorted(root.iterdir()) if d.is_dir()}
+    groups = {k: v for k, v in groups.items() if v}
+    if not groups:
+        raise JointposeError(
+            "{0} {path}: no sub-folders with .bvh files (one folder per subject)", fields=("bvh",), path=root
+        )
+    return groups
+
+
 def load_bvh_folder(
     folder: str | Path,
     *,
@@ -147,14 +161,7 @@ def load_bvh_folder(
     area and put on the floor (lowest ankle at ``ankle_height`` metres).
     """
     root = Path(folder)
-    if not root.is_dir():
-        raise JointposeError("{0}: directory not found: {path}", fields=("bvh",), path=root)
-    groups = {d.name: sorted(d.glob("*.bvh")) for d in sorted(root.iterdir()) if d.is_dir()}
-    groups = {k: v for k, v in groups.items() if v}
-    if not groups:
-        raise JointposeError(
-            "{0} {path}: no sub-folders with .bvh files (one folder per subject)", fields=("bvh",), path=root
-        )
+    groups = bvh_groups(root)
     names = subject_names(list(groups), subjects or {})
     index = read_index(root)
     rng = np.random.default_rng(seed)

@@ -146,7 +146,7 @@ class TrainConfig:
         help=f"dropout (default {DROPOUT_BASELINE} with --no-constraints, as VideoPose3D; {DROPOUT_CONSTRAINTS} "
         "with constraints)",
     )
-    epochs: int = _flag("-e", "--epochs", default=60)
+    epochs: int = _flag("-e", "--epochs", default=60, help="training epochs")
     batch_size: int = _flag("-b", "--batch-size", default=1024, help="target frames per optimiser step (global)")
     lr: float | None = _flag(  # None: LR_CONSTRAINTS with constraints, else LR_BASELINE (see resolved)
         "-lr",
@@ -186,8 +186,13 @@ class TrainConfig:
         default=None,
         metavar="SPREAD",
         help="body-size augmentation: every training sequence gets random bone lengths (overall size spread "
-        f"SPREAD) each epoch, its 2D re-projected to match (default {BODY_SCALE_BASELINE} with --no-constraints, "
-        f"as VideoPose3D; {BODY_SCALE_CONSTRAINTS} with constraints; 0 = off)",
+        "SPREAD) each epoch, its 2D re-projected to match ("
+        + (
+            f"default {BODY_SCALE_BASELINE:g} = off in both modes, as VideoPose3D)"
+            if BODY_SCALE_BASELINE == BODY_SCALE_CONSTRAINTS
+            else f"default {BODY_SCALE_BASELINE:g} with --no-constraints, as VideoPose3D; "
+            f"{BODY_SCALE_CONSTRAINTS:g} with constraints; 0 = off)"
+        ),
     )
     adult_limbs: float = _flag(
         "--adult-limbs",
@@ -617,6 +622,8 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = RUN_F
                 else str(spec.default)
             )
             options["help"] = options["help"] and options["help"].replace("{default}", shown)
+            if spec.type != "bool" and spec.default is not None and "default" not in (options["help"] or ""):
+                options["help"] = f"{options['help']} (default {shown})" if options["help"] else f"default {shown}"
         if spec.type == "bool":
             options["action"] = "store_false" if spec.default else "store_true"
         else:
