@@ -382,6 +382,20 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     flags = "-k gt --sequence S9/Walking/2 --max-frames 5 --no-progress"
     assert main(cli("render", flags, data_dir=h36m_dir, predictions=preds, o=out)) == 0
     assert iio.improps(out, index=None).shape[0] == 5
+    # Predictions of every second frame (S9 Walking: 120 frames) are drawn with the same --downsample.
+    half = tmp_path / "half.npz"
+    flags = "-k gt -ste S9 --downsample 2"
+    assert main(cli("evaluate", flags, data_dir=h36m_dir, checkpoint=ckpt, export_predictions=half)) == 0
+    capsys.readouterr()
+    flags = "-k gt --sequence S9/Walking/2 --no-progress"
+    assert main(cli("render", flags, data_dir=h36m_dir, predictions=half, o=tmp_path / "h.gif")) == 2
+    assert "60 frames of S9/Walking/2, which has 120; predictions exported by evaluate --downsample N" in (
+        capsys.readouterr().err
+    )
+    assert (
+        main(cli("render", flags + " --downsample 2", data_dir=h36m_dir, predictions=half, o=tmp_path / "h.gif")) == 0
+    )
+    assert iio.improps(tmp_path / "h.gif", index=None).shape[0] == 60
 
     # Files mode: 2D keypoints array + the npz that infer writes.
     kp = np.random.default_rng(0).uniform(100, 900, (6, 17, 2))

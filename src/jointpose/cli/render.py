@@ -22,6 +22,12 @@ def add_render_parser(verbs: Any) -> None:
     p.add_argument("-k", "--keypoints", default="cpn_ft_h36m_dbb", help="dataset mode: 2D keypoints name")
     p.add_argument("--sequence", default=None, help="dataset mode: SUBJECT/ACTION/CAMERA, e.g. 'S9/Walking 1/0'")
     p.add_argument("--predictions", default=None, help="dataset mode: npz from evaluate --export-predictions")
+    p.add_argument(
+        "--downsample",
+        type=int,
+        default=None,
+        help="dataset mode: every N-th frame, as evaluate --downsample N exported the predictions (default 1)",
+    )
     p.add_argument("--video", default=None, help="video frames to draw the 2D input over")
     p.add_argument("--fps", type=float, default=None)
     p.add_argument("--max-frames", type=int, default=None)
@@ -56,7 +62,7 @@ def cmd_render(args: argparse.Namespace) -> None:
         )
 
         subject, action, camera = _split_key(args.sequence)
-        data = load_dataset(args.data_dir, args.keypoints, [subject])
+        data = load_dataset(args.data_dir, args.keypoints, [subject], downsample=args.downsample or 1)
         match = [s for s in data.sequences if s.key == args.sequence]
         if not match:
             raise JointposeError(f"--sequence {args.sequence} not in {args.data_dir} (e.g. {data.sequences[0].key})")
@@ -67,11 +73,19 @@ def cmd_render(args: argparse.Namespace) -> None:
         if args.predictions:
             sequences["Prediction"] = read_poses(args.predictions, args.sequence)[0]
             named[f"--predictions {args.predictions}"] = sequences["Prediction"]
+            if len(sequences["Prediction"]) < len(keypoints) and args.downsample is None:
+                raise JointposeError(
+                    f"--predictions {args.predictions}: {len(sequences['Prediction'])} frames of {args.sequence}, "
+                    f"which has {len(keypoints)}; predictions exported by evaluate --downsample N are drawn with "
+                    "render --downsample N"
+                )
         sequences["Ground truth"] = seq.poses_3d
     else:
         from jointpose.data.keypoints import load_keypoints, require_image_size, resample_keypoints
 
-        refuse_inapplicable(args, ("--sequence", "--predictions", "-k", "--keypoints"), "applies with --data-dir only")
+        refuse_inapplicable(
+            args, ("--sequence", "--predictions", "-k", "--keypoints", "--downsample"), "applies with --data-dir only"
+        )
         if not args.keypoints_file or not args.poses:
             raise JointposeError("render needs --keypoints-file and --poses (or --data-dir, -k and --sequence)")
         track = load_keypoints(args.keypoints_file, layout=args.layout)
