@@ -534,3 +534,31 @@ def test_evaluate_model_reports_the_plausibility_metrics_by_default(h36m_dir):
     bare = evaluate_model(model, sequences, extra_metrics=None).summary["average"]
     assert {"bone_std", "lr_gap", "rom_pct"} <= set(full) and not {"bone_std", "lr_gap", "rom_pct"} & set(bare)
     assert full["p1"] == bare["p1"] and full["bone_std"] > 0
+
+
+def test_ablation_over_seeds_reports_mean_and_spread(h36m_dir, tmp_path, capsys):
+    """--seeds runs one ablation per seed and summarises each metric over them: the summary
+    agrees with the seeds' own ablation.json files."""
+    import statistics
+
+    out = tmp_path / "seeds"
+    flags = "-k gt -str S1 -ste S9 -arc 3 -ch 8 -e 1 -b 512 --no-progress --seeds 0,3"
+    assert main(cli("ablate", flags, data_dir=h36m_dir, out=out)) == 0
+    text = capsys.readouterr().out
+    assert "mean ± standard deviation over seeds 0, 3" in text
+    runs = [json.loads((out / f"seed_{seed}" / "ablation.json").read_text()) for seed in (0, 3)]
+    assert [run["config"]["seed"] for run in runs] == [0, 3]
+    summary = json.loads((out / "ablation.json").read_text())["summary"]
+    for metric in ("p1", "mpjve", "bone_std"):
+        base = [run["baseline"]["average"][metric] for run in runs]
+        joint = [run["joint-aware"]["average"][metric] for run in runs]
+        change = [100 * (j - b) / b for b, j in zip(base, joint)]
+        assert summary[metric]["baseline_mean"] == pytest.approx(statistics.mean(base))
+        assert summary[metric]["joint-aware_std"] == pytest.approx(statistics.stdev(joint))
+        assert summary[metric]["change_mean"] == pytest.approx(statistics.mean(change))
+    for bad, message in (("--seeds 0,1 --seed 2", "--seed gives one seed"), ("--seeds 1,1", "expected distinct seeds")):
+        try:
+            code = main(cli("ablate", bad, data_dir=h36m_dir, out=tmp_path / "x"))
+        except SystemExit as exc:  # argparse's own error
+            code = exc.code
+        assert code == 2 and message in capsys.readouterr().err

@@ -8,7 +8,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jointpose.cli.common import PARAMETER_FLAGS, add_model_source, files_in, model_file, model_source
+from jointpose.cli.common import (
+    PARAMETER_FLAGS,
+    add_model_source,
+    files_in,
+    model_file,
+    model_source,
+    refuse_inapplicable,
+)
 from jointpose.errors import JointposeError, JointposeWarning
 
 if TYPE_CHECKING:
@@ -222,12 +229,18 @@ def add_ablate_parser(verbs: Any) -> None:
     p = verbs.add_parser("ablate", help="train the baseline and the joint-aware model alike and compare them")
     add_train_args(p)
     p.add_argument("--out", required=True, help="folder for both runs and ablation.json")
+    p.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=None,
+        help="several seeds, e.g. 0,1,2: one ablation per seed (OUT/seed_N) and each metric's mean and spread",
+    )
     p.set_defaults(func=cmd_ablate)
 
 
 def cmd_ablate(args: argparse.Namespace) -> None:
     from jointpose.safeio import check_output_folder
-    from jointpose.training.ablation import run_ablation
+    from jointpose.training.ablation import run_ablation, run_seeds
 
     if not args.constraints:
         raise JointposeError(
@@ -236,7 +249,21 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
     if any(check_output_folder(args.out, "--out").glob("*")):
         raise JointposeError(f"--out {args.out} is not empty; choose a new folder")
-    run_ablation(train_config(args, checkpoint_dir=args.out), args.out)
+    if args.seeds is not None:
+        refuse_inapplicable(args, ("--seed",), "gives one seed; --seeds gives several: pass one of them")
+        run_seeds(train_config(args, checkpoint_dir=args.out), args.out, args.seeds)
+    else:
+        run_ablation(train_config(args, checkpoint_dir=args.out), args.out)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """Distinct comma-separated random seeds (``--seeds 0,1,2``)."""
+    from jointpose.training.config import names_argument, seed_argument
+
+    seeds = tuple(seed_argument(name) for name in names_argument(text))
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds, got {text}")
+    return seeds
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from jointpose.evaluation.evaluate import COLUMN_TITLES
 from jointpose.safeio import atomic_write
@@ -79,6 +82,57 @@ def run_ablation(config: TrainConfig, out: str | Path) -> dict:
     print("\n=== baseline vs joint-aware (same seed and configuration) ===")
     print(format_comparison(summaries["baseline"], summaries["joint-aware"]))
     result = {"config": config.to_dict(), **summaries}
+    with atomic_write(out / "ablation.json", "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(result, indent=2))
+    print(f"\nwrote {out / 'ablation.json'}")
+    return result
+
+
+def seed_summary(runs: dict[int, dict]) -> dict[str, dict[str, list[float] | float]]:
+    """Per metric of the average rows of ``runs`` ({seed: run_ablation's result}): each model's
+    values, mean and sample standard deviation over the seeds, and the same of the paired
+    relative change (percent, joint-aware against baseline)."""
+    first = next(iter(runs.values()))
+    metrics = [c for c in COLUMN_TITLES if c in first["baseline"]["average"]]
+    summary: dict[str, dict[str, list[float] | float]] = {}
+    for metric in metrics:
+        base = np.array([run["baseline"]["average"][metric] for run in runs.values()])
+        joint = np.array([run["joint-aware"]["average"][metric] for run in runs.values()])
+        change = np.array([relative_change(b, j) for b, j in zip(base, joint)])
+        row: dict[str, list[float] | float] = {}
+        for name, values in (("baseline", base), ("joint-aware", joint), ("change", change)):
+            row[name] = values.tolist()
+            row[f"{name}_mean"] = float(values.mean())
+            row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        summary[metric] = row
+    return summary
+
+
+def format_seed_summary(summary: dict, seeds: Sequence[int]) -> str:
+    """Mean ± sample standard deviation over ``seeds`` of each model's average and of the
+    paired change; a change within its own spread is marked as no difference."""
+    lines = [
+        f"{'':<14}{'baseline':>18}{'joint-aware':>18}{'change':>20}",
+        "-" * 70,
+    ]
+    for metric, row in summary.items():
+        cells = "".join(f"{row[f'{m}_mean']:10.2f} ± {row[f'{m}_std']:5.2f}" for m in ("baseline", "joint-aware"))
+        change, spread = row["change_mean"], row["change_std"]
+        verdict = "" if abs(change) > spread else "  (within the seed spread)"
+        lines.append(f"{COLUMN_TITLES[metric]:<14}{cells}{change:11.1f}% ± {spread:4.1f}{verdict}")
+    return f"mean ± standard deviation over seeds {', '.join(map(str, seeds))}\n" + "\n".join(lines)
+
+
+def run_seeds(config: TrainConfig, out: str | Path, seeds: Sequence[int]) -> dict:
+    """:func:`run_ablation` once per seed into ``out/seed_N``, then the mean and spread of every
+    metric over the seeds (printed, and written to ``out/ablation.json`` with each seed's
+    averages)."""
+    out = Path(out)
+    runs = {seed: run_ablation(dataclasses.replace(config, seed=seed), out / f"seed_{seed}") for seed in seeds}
+    summary = seed_summary(runs)
+    print(f"\n=== baseline vs joint-aware over {len(seeds)} seeds ===")
+    print(format_seed_summary(summary, seeds))
+    result = {"config": config.to_dict(), "seeds": list(seeds), "summary": summary}
     with atomic_write(out / "ablation.json", "w", encoding="utf-8") as handle:
         handle.write(json.dumps(result, indent=2))
     print(f"\nwrote {out / 'ablation.json'}")
