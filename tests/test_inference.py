@@ -388,6 +388,16 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     flags = "--image-size 1000 1000 --fps 25 --no-progress"
     assert main(cli("infer", flags, dets, o=tmp_path / "fast.npz", checkpoint=model_path)) == 0
     assert np.load(tmp_path / "fast.npz")["poses_3d"].shape[0] == 2 * frames - 1
+    # From Python, a Keypoints2D whose file gives another rate than the model's is refused, not lifted too fast.
+    from jointpose.data.keypoints import at_rate, load_keypoints
+
+    np.savez(tmp_path / "at25.npz", keypoints=np.full((frames, 17, 2), 500.0) + np.arange(17)[:, None], fps=25)
+    at25 = load_keypoints(tmp_path / "at25.npz")
+    with pytest.raises(JointposeError, match="keypoints at 25 fps .* for a model of 50 fps: resample them first"):
+        Lifter.load(model_path).predict(at25, (1000, 1000))
+    resampled, note = at_rate(at25, 50.0, None, "at25.npz: key 'fps'")
+    assert resampled.num_frames == 2 * frames - 1 and resampled.fps == 50.0 and note is not None
+    assert Lifter.load(model_path).predict(resampled, (1000, 1000)).shape == (2 * frames - 1, 17, 3)
     # An npz that gives its frame rate (as `jointpose video` writes) is resampled by it; --fps overrides it.
     np.savez(
         tmp_path / "rated.npz", keypoints=np.load(tmp_path / "fast.npz")["poses_3d"][:frames, :, :2] * 100 + 500, fps=25

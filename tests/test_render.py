@@ -396,6 +396,10 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
         main(cli("render", flags + " --downsample 2", data_dir=h36m_dir, predictions=half, o=tmp_path / "h.gif")) == 0
     )
     assert iio.improps(tmp_path / "h.gif", index=None).shape[0] == 60
+    assert (
+        main(cli("render", flags + " --downsample 0", data_dir=h36m_dir, predictions=half, o=tmp_path / "z.gif")) == 2
+    )
+    assert "--downsample must be" in capsys.readouterr().err
 
     # Files mode: 2D keypoints array + the npz that infer writes.
     kp = np.random.default_rng(0).uniform(100, 900, (6, 17, 2))
@@ -415,7 +419,7 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     rated = dict(keypoints_file=tmp_path / "track.json", poses=tmp_path / "p50.npz", o=tmp_path / "r.gif")
     capsys.readouterr()
     assert main(cli("render", "--image-size 1000 1000 --no-progress", **rated)) == 0
-    assert "resampled the keypoints' 30 fps to the poses' 50 fps: 17 frames" in capsys.readouterr().out
+    assert "resampled the keypoints from 30 to 50 fps: 17 frames" in capsys.readouterr().out
     assert iio.improps(tmp_path / "r.gif", index=None).shape[0] == 17
     capsys.readouterr()
     assert main(cli("render", "-k gt --sequence S9-Walking", data_dir=h36m_dir, o=out)) == 2

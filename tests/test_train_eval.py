@@ -447,6 +447,7 @@ def test_a_step_out_of_memory_names_the_flags_that_size_it(h36m_dir, tmp_path, c
     from jointpose.training.trainer import Trainer
 
     base = cli("train", "-k gt -str S1 -ste S9 -arc 3 -ch 16 -e 1 --no-progress", data_dir=h36m_dir)
+    original_step = Trainer.step_loss
     failures = {
         "cpu": RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes."),
         "cuda": torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
@@ -465,6 +466,11 @@ def test_a_step_out_of_memory_names_the_flags_that_size_it(h36m_dir, tmp_path, c
             "or choose a device with more memory (--device)"
         ), err
         assert not (tmp_path / name / "latest.pt").exists()
+    # Predicting the test sequences (validation, final evaluation) names the device instead of -b.
+    monkeypatch.setattr(Trainer, "quick_validation", lambda *a, **k: (_ for _ in ()).throw(failures["cuda"]))
+    monkeypatch.setattr(Trainer, "step_loss", original_step)
+    assert main(base + ["--checkpoint", str(tmp_path / "validation")]) == 2
+    assert "out of memory predicting the test sequences (each whole): the epochs saved in" in capsys.readouterr().err
     # Building the model, its windows or its optimiser is guarded alike.
     monkeypatch.setattr(Trainer, "training_windows", lambda *a, **k: (_ for _ in ()).throw(failures["numpy"]))
     assert main(base + ["--checkpoint", str(tmp_path / "build")]) == 2
@@ -490,10 +496,18 @@ def test_evaluate_defaults_to_the_runs_own_actions_and_downsampling(h36m_dir, tm
     assert again["average"]["frames"] == record["average"]["frames"] == 4 * 60  # S9 Walking: 120 frames, 4 cameras
     for key in ("p1", "p2", "mpjve", "accel"):
         assert again["average"][key] == pytest.approx(record["average"][key], abs=1e-3), key
-    flags = "--downsample 1 -a Walking,Directions"
+    flags = "--downsample 1 -a all"
     assert main(cli("evaluate", flags, data_dir=h36m_dir, checkpoint=ckpt, json=tmp_path / "all.json")) == 0
     every = json.loads((tmp_path / "all.json").read_text())
     assert every["average"]["frames"] == 4 * (120 + 110) and set(every["actions"]) == {"Walking", "Directions"}
+    # The run's settings are checked before they are used, naming the checkpoint.
+    for name, value in (("downsample", "2"), ("actions", "Walking")):
+        state = torch.load(ckpt / "latest.pt", weights_only=True)
+        state["config"][name] = value
+        torch.save(state, tmp_path / "edited.pt")
+        capsys.readouterr()
+        assert main(cli("evaluate", "", data_dir=h36m_dir, checkpoint=tmp_path / "edited.pt")) == 2
+        assert f"edited.pt: the run's configuration '{name}' must be" in capsys.readouterr().err
 
 
 def test_evaluate_turns_the_skeleton_fit_on_or_off_for_any_checkpoint(h36m_dir, tmp_path, capsys):
@@ -556,9 +570,38 @@ def test_ablation_over_seeds_reports_mean_and_spread(h36m_dir, tmp_path, capsys)
         assert summary[metric]["baseline_mean"] == pytest.approx(statistics.mean(base))
         assert summary[metric]["joint-aware_std"] == pytest.approx(statistics.stdev(joint))
         assert summary[metric]["change_mean"] == pytest.approx(statistics.mean(change))
-    for bad, message in (("--seeds 0,1 --seed 2", "--seed gives one seed"), ("--seeds 1,1", "expected distinct seeds")):
+    for bad, message in (
+        ("--seeds 0,1 --seed 2", "--seed gives one seed"),
+        ("--seeds 1,1", "expected two or more distinct seeds"),
+        ("--seeds 4", "expected two or more distinct seeds"),
+    ):
         try:
             code = main(cli("ablate", bad, data_dir=h36m_dir, out=tmp_path / "x"))
         except SystemExit as exc:  # argparse's own error
             code = exc.code
         assert code == 2 and message in capsys.readouterr().err
+
+
+def test_seed_summary_leaves_out_changes_without_a_value():
+    """A metric whose baseline is 0 has no relative change: it is None, not inf, and left out
+    of the mean and spread; the rest are the sample statistics over the seeds."""
+    from jointpose.training.ablation import format_seed_summary, seed_summary
+
+    def run(base: dict, joint: dict) -> dict:
+        return {"baseline": {"average": base}, "joint-aware": {"average": joint}}
+
+    runs = {
+        0: run({"p1": 50.0, "rom_pct": 0.0}, {"p1": 45.0, "rom_pct": 1.0}),
+        1: run({"p1": 40.0, "rom_pct": 2.0}, {"p1": 38.0, "rom_pct": 1.0}),
+        2: run({"p1": 60.0, "rom_pct": 4.0}, {"p1": 66.0, "rom_pct": 3.0}),
+    }
+    summary = seed_summary(runs)
+    assert summary["p1"]["change"] == pytest.approx([-10.0, -5.0, 10.0])
+    assert summary["p1"]["change_mean"] == pytest.approx(-5 / 3)
+    assert summary["p1"]["change_std"] == pytest.approx(np.std([-10.0, -5.0, 10.0], ddof=1))
+    assert summary["rom_pct"]["change"] == [None, pytest.approx(-50.0), pytest.approx(-25.0)]
+    assert summary["rom_pct"]["change_mean"] == pytest.approx(-37.5)
+    json.dumps(summary, allow_nan=False)  # plain JSON: no inf or NaN
+    table = format_seed_summary(summary, [0, 1, 2])
+    rows = {line.split()[0]: line for line in table.splitlines()[3:]}
+    assert rows["P1"].endswith("-1.7% ± 10.4  (within the seed spread)"), table

@@ -68,7 +68,7 @@ def cmd_data_build(args: argparse.Namespace) -> None:
     for subject, actions in motion.items():
         frames = sum(len(a) for a in actions.values())
         count = f"{len(actions)} action{'s' if len(actions) != 1 else ''}"
-        print(f"{subject} (folder {folders[subject]}): {count}, {frames} frames ({frames / args.fps:.0f} s)")
+        print(f"{subject} (folder {folders.get(subject, '?')}): {count}, {frames} frames ({frames / args.fps:.0f} s)")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

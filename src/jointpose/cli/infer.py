@@ -26,7 +26,11 @@ if TYPE_CHECKING:
 def add_infer_parser(verbs: Any) -> None:
     """The ``infer`` verb."""
     p = verbs.add_parser("infer", help="2D keypoints from a detector -> 3D poses (npz, json, csv or bvh)")
-    p.add_argument("input", help="COCO results JSON, OpenPose JSON file or folder, or .npy/.npz (frames, 17, 2|3)")
+    p.add_argument(
+        "input",
+        help="COCO results or MMPose JSON, OpenPose JSON file or folder, a jointpose video output (npz or JSON), "
+        "or .npy/.npz (frames, 17, 2|3)",
+    )
     p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
     p.add_argument("--format", choices=("npz", "json", "csv", "bvh"), default=None, help="override the extension")
     p.add_argument("--checkpoint", default=None, help="checkpoint or .safetensors model (default: the bundled model)")
@@ -36,7 +40,12 @@ def add_infer_parser(verbs: Any) -> None:
     p.add_argument(
         "--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)"
     )
-    p.add_argument("--fps", type=float, default=None, help="frame rate of the input (resampled to the model's)")
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="frame rate of the input, resampled to the model's (default: the file's 'fps', else the model's)",
+    )
     p.add_argument(
         "--confidence-threshold",
         type=float,
@@ -60,10 +69,10 @@ def add_infer_parser(verbs: Any) -> None:
 
 def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.data.keypoints import (
+        at_rate,
         load_keypoints,
         outside_image_note,
         require_image_size,
-        resample_keypoints,
     )
     from jointpose.data.video import open_video
     from jointpose.geometry.bones import check_height, scale_to_height
@@ -107,17 +116,17 @@ def cmd_infer(args: argparse.Namespace) -> None:
         keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
     for note in keypoints.notes:
         print(note)
-    video, rate = args.video, args.fps if args.fps is not None else keypoints.fps
-    if args.fps is None and rate is not None:
-        check_resample(rate, lifter.fps, f"{args.input}: key 'fps'")
-        print(f"note: the keypoints are at {rate:g} fps, the 'fps' of {args.input} (--fps overrides it)")
-    elif rate is None:
+    video = args.video
+    if args.fps is None and keypoints.fps is not None:
+        print(f"note: the keypoints are at {keypoints.fps:g} fps, the 'fps' of {args.input} (--fps overrides it)")
+    elif args.fps is None:
         print(f"note: no --fps: the keypoints are taken to be at the model's {lifter.fps:g} fps (the output's rate)")
         if clip is not None and abs(clip.fps - lifter.fps) > 1e-6:
             print(f"note: --video plays at {clip.fps:g} fps; if the keypoints are its frames, pass --fps {clip.fps:g}")
-    if rate is not None and abs(rate - lifter.fps) > 1e-6:
-        keypoints = resample_keypoints(keypoints, rate, lifter.fps)
-        print(f"resampled {rate:g} fps input to the model's {lifter.fps:g} fps: {keypoints.num_frames} frames")
+    what = "--fps" if args.fps is not None else f"{args.input}: key 'fps'"
+    keypoints, resampled = at_rate(keypoints, lifter.fps, args.fps, what)
+    if resampled:
+        print(resampled)
         if video:
             print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
             video = None

@@ -62,7 +62,9 @@ def cmd_render(args: argparse.Namespace) -> None:
         )
 
         subject, action, camera = _split_key(args.sequence)
-        data = load_dataset(args.data_dir, args.keypoints, [subject], downsample=args.downsample or 1)
+        data = load_dataset(
+            args.data_dir, args.keypoints, [subject], downsample=1 if args.downsample is None else args.downsample
+        )
         match = [s for s in data.sequences if s.key == args.sequence]
         if not match:
             raise JointposeError(f"--sequence {args.sequence} not in {args.data_dir} (e.g. {data.sequences[0].key})")
@@ -81,7 +83,7 @@ def cmd_render(args: argparse.Namespace) -> None:
                 )
         sequences["Ground truth"] = seq.poses_3d
     else:
-        from jointpose.data.keypoints import load_keypoints, require_image_size, resample_keypoints
+        from jointpose.data.keypoints import at_rate, load_keypoints, require_image_size
 
         refuse_inapplicable(
             args, ("--sequence", "--predictions", "-k", "--keypoints", "--downsample"), "applies with --data-dir only"
@@ -94,13 +96,15 @@ def cmd_render(args: argparse.Namespace) -> None:
             None if args.video and args.image_size is None else require_image_size(args.image_size, args.keypoints_file)
         )
         sequences["Prediction"], fps = read_poses(args.poses)
-        keypoints, video = track.xy, args.video
-        if track.fps is not None and fps is not None and abs(track.fps - fps) > 1e-6:  # as infer resampled them
-            keypoints = resample_keypoints(track, track.fps, fps).xy
-            print(f"resampled the keypoints' {track.fps:g} fps to the poses' {fps:g} fps: {len(keypoints)} frames")
-            if video:
-                print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
-                video = None
+        video = args.video
+        if fps is not None:  # at the poses' rate, as infer resampled them
+            track, resampled = at_rate(track, fps, None, f"--keypoints-file {args.keypoints_file}: key 'fps'")
+            if resampled:
+                print(resampled)
+                if video:
+                    print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
+                    video = None
+        keypoints = track.xy
         named = {f"--keypoints-file {args.keypoints_file}": keypoints, f"--poses {args.poses}": sequences["Prediction"]}
         if args.truth:
             sequences["Ground truth"] = read_poses(args.truth)[0]

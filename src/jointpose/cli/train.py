@@ -155,7 +155,7 @@ def _add_evaluation_data_args(p: argparse.ArgumentParser) -> None:
         "--actions",
         type=_names,
         default=None,
-        help="action groups to use, e.g. Walking,Sitting (default: the checkpoint's, else all)",
+        help="action groups to use, e.g. Walking,Sitting, or all (default: the checkpoint's, else all)",
     )
     p.add_argument(
         "--downsample", type=int, default=None, help="keep every N-th frame (default: the checkpoint's, else 1)"
@@ -204,7 +204,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             args.data_dir,
             args.keypoints,
             None if args.subjects_test is None else list(args.subjects_test),
-            list(args.actions) if args.actions else None,
+            None if args.actions is None else [] if args.actions == ("all",) else list(args.actions),
             flip_test=args.tta,
             by_subject=args.by_subject,
             downsample=args.downsample,
@@ -261,8 +261,8 @@ def _seeds(text: str) -> tuple[int, ...]:
     from jointpose.training.config import names_argument, seed_argument
 
     seeds = tuple(seed_argument(name) for name in names_argument(text))
-    if len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"expected distinct seeds, got {text}")
+    if len(set(seeds)) != len(seeds) or len(seeds) < 2:
+        raise argparse.ArgumentTypeError(f"expected two or more distinct seeds (a spread needs two), got {text}")
     return seeds
 
 

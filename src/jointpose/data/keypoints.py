@@ -337,6 +337,19 @@ def resample_keypoints(kp: Keypoints2D, src_fps: float, dst_fps: float) -> Keypo
     return dataclasses.replace(kp, xy=xy, confidence=conf, filled=filled, notes=kp.notes + [note], fps=dst_fps)
 
 
+def at_rate(kp: Keypoints2D, fps: float, source: float | None, what: str) -> tuple[Keypoints2D, str | None]:
+    """``kp`` at ``fps``: resampled from ``source`` fps (default its file's, ``kp.fps``) where that
+    differs, with a line saying so (else None); refused, naming ``what`` (the flag or the file's
+    key the rate came from), beyond the resampling limit. Without any rate it is taken to be at
+    ``fps``. The result's ``fps`` is ``fps``."""
+    rate = kp.fps if source is None else source
+    if rate is None or abs(rate - fps) <= 1e-6 * fps:
+        return dataclasses.replace(kp, fps=fps), None
+    check_resample(rate, fps, what)
+    out = resample_keypoints(kp, rate, fps)
+    return out, f"resampled the keypoints from {rate:g} to {fps:g} fps: {out.num_frames} frames"
+
+
 # ----------------------------------------------------------------------------- tracking
 
 

@@ -549,8 +549,9 @@ def read_track_json(data: dict, path: Path) -> tuple[np.ndarray, float | None]:
 
 
 def _points(array: np.ndarray, confidence: np.ndarray | None, path: Path, key: str | None) -> np.ndarray:
-    """``array`` (F, 17, 2|3) checked and as float64, ``confidence`` (F, 17) in [0, 1] or NaN
-    appended as its third column where given; errors name the file and the key at fault."""
+    """``array`` (F, 17, 2|3) checked and as float64, ``confidence`` (F, 17) finite or NaN
+    appended as its third column where given (clipped to [0, 1] by the loader); errors name the
+    file and the key at fault."""
     where = str(path) if key is None else f"{path} key '{key}'"
     if array.dtype.kind not in "iuf":
         raise JointposeError(f"{where}: expected numbers, got dtype {array.dtype}")

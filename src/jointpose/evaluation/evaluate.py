@@ -16,8 +16,16 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from jointpose.data.h36m import DATASETS, Dataset, PoseSequence, alignment_joints, dataset_kind, load_dataset
-from jointpose.errors import JointposeError
+from jointpose.data.h36m import (
+    DATASETS,
+    MAX_DOWNSAMPLE,
+    Dataset,
+    PoseSequence,
+    alignment_joints,
+    dataset_kind,
+    load_dataset,
+)
+from jointpose.errors import JointposeError, brief
 from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.geometry import skeleton
@@ -263,7 +271,7 @@ def evaluate_checkpoint(
 
     ``keypoints``, ``subjects``, ``actions`` and ``downsample`` default to the checkpoint's, so
     that a run's own evaluation is reproduced (an exported model has none: ``cpn_ft_h36m_dbb``,
-    S9, S11, every action, every frame). A joint-aware model runs its inference step on each
+    S9, S11, every action, every frame); ``actions=[]`` scores every action. A joint-aware model runs its inference step on each
     sequence (filter, alignment with the 2D, one consistent skeleton) unless ``raw``;
     ``smooth`` (frames) overrides the model's filter, ``align_2d`` (0-1) its alignment
     with the 2D and ``skeleton_fit`` its consistent skeleton, for any model (the baseline's too; it moves the joints the keypoints mark,
@@ -274,8 +282,10 @@ def evaluate_checkpoint(
     model, config, epoch = loaded.model, loaded.config, loaded.epoch
     keypoints = keypoints or config.get("keypoints", "cpn_ft_h36m_dbb")
     subjects = subjects or list(config.get("subjects_test", ("S9", "S11")))
-    actions = actions or (list(config["actions"]) if config.get("actions") else None)
-    downsample = config.get("downsample", 1) if downsample is None else downsample
+    if actions is None:  # the run's own; an empty list: every action
+        actions = _run_setting(config, "actions", checkpoint)
+    actions = list(actions) if actions else None
+    downsample = _run_setting(config, "downsample", checkpoint) or 1 if downsample is None else downsample
     dataset = (
         dataset
         or config.get("dataset")
@@ -329,6 +339,21 @@ def evaluate_checkpoint(
         align_2d=step["align"],
     )
     return result
+
+
+def _run_setting(config: dict, name: str, checkpoint: str | Path) -> Any:
+    """A run's stored ``actions`` (None or distinct action names) or ``downsample`` (None or
+    1 to ``MAX_DOWNSAMPLE``), checked: an evaluation defaults to them."""
+    value = config.get(name)
+    if name == "actions":
+        ok = value is None or (isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value))
+        rule = "a list of action names"
+    else:
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DOWNSAMPLE)
+        rule = f"a whole number in [1, {MAX_DOWNSAMPLE}]"
+    if not ok:
+        raise JointposeError(f"{checkpoint}: the run's configuration '{name}' must be {rule}, got {brief(value)}")
+    return value
 
 
 def with_provenance(

@@ -343,7 +343,7 @@ class Lifter:
                 for k in keypoints
             ]
         if isinstance(keypoints, Keypoints2D):
-            keypoints, source_layout = _points_of(keypoints, normalized), keypoints.source_layout
+            keypoints, source_layout = _points_of(keypoints, normalized, self.fps), keypoints.source_layout
         kp = self.normalize(keypoints, image_size, normalized, camera)
         poses = predict(
             self._inference_model(),
@@ -419,7 +419,7 @@ class Lifter:
         """
         given = keypoints  # a Keypoints2D lifts with its own confidence and layout
         if isinstance(keypoints, Keypoints2D):
-            keypoints = _points_of(keypoints, normalized)
+            keypoints = _points_of(keypoints, normalized, self.fps)
         if self.trajectory_model is None or (camera is not None and self.normalization == "screen"):
             if camera is None and not self.places_root_without_camera:
                 raise JointposeError(
@@ -455,9 +455,15 @@ class Lifter:
         return out[:, 0].numpy()
 
 
-def _points_of(keypoints: Keypoints2D, normalized: bool) -> np.ndarray:
+def _points_of(keypoints: Keypoints2D, normalized: bool, fps: float) -> np.ndarray:
     """A loaded keypoint sequence's (frames, 17, 3) pixels and confidence; ``normalized=True``
-    is refused, as they are pixels."""
+    is refused, as they are pixels, and so is a sequence whose file gives a frame rate other
+    than the model's ``fps`` (it would be lifted too fast or too slow)."""
     if normalized:
         raise JointposeError("normalized=True: a Keypoints2D holds pixels; pass its arrays instead")
+    if keypoints.fps is not None and abs(keypoints.fps - fps) > 1e-6 * fps:
+        raise JointposeError(
+            f"keypoints at {keypoints.fps:g} fps (their file's rate) for a model of {fps:g} fps: "
+            f"resample them first (jointpose.data.keypoints.at_rate(keypoints, {fps:g}, None, ...))"
+        )
     return keypoints.points

@@ -99,11 +99,12 @@ def seed_summary(runs: dict[int, dict]) -> dict[str, dict[str, list[float] | flo
         base = np.array([run["baseline"]["average"][metric] for run in runs.values()])
         joint = np.array([run["joint-aware"]["average"][metric] for run in runs.values()])
         change = np.array([relative_change(b, j) for b, j in zip(base, joint)])
-        row: dict[str, list[float] | float] = {}
+        row: dict[str, list[float | None] | float | None] = {}
         for name, values in (("baseline", base), ("joint-aware", joint), ("change", change)):
-            row[name] = values.tolist()
-            row[f"{name}_mean"] = float(values.mean())
-            row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            known = values[np.isfinite(values)]  # a change from a baseline of 0 (or a NaN metric) has no value
+            row[name] = [float(v) if np.isfinite(v) else None for v in values]
+            row[f"{name}_mean"] = float(known.mean()) if len(known) else None
+            row[f"{name}_std"] = float(known.std(ddof=1)) if len(known) > 1 else None
         summary[metric] = row
     return summary
 
@@ -115,11 +116,18 @@ def format_seed_summary(summary: dict, seeds: Sequence[int]) -> str:
         f"{'':<14}{'baseline':>18}{'joint-aware':>18}{'change':>20}",
         "-" * 70,
     ]
+
+    def cell(mean: float | None, std: float | None, width: int, unit: str = "") -> str:
+        text = (
+            "n/a" if mean is None or std is None else f"{mean:.{1 if unit else 2}f}{unit} ± {std:.{1 if unit else 2}f}"
+        )
+        return f"{text:>{width}}"
+
     for metric, row in summary.items():
-        cells = "".join(f"{row[f'{m}_mean']:10.2f} ± {row[f'{m}_std']:5.2f}" for m in ("baseline", "joint-aware"))
+        cells = "".join(cell(row[f"{m}_mean"], row[f"{m}_std"], 18) for m in ("baseline", "joint-aware"))
         change, spread = row["change_mean"], row["change_std"]
-        verdict = "" if abs(change) > spread else "  (within the seed spread)"
-        lines.append(f"{COLUMN_TITLES[metric]:<14}{cells}{change:11.1f}% ± {spread:4.1f}{verdict}")
+        verdict = "" if change is None or spread is None or abs(change) > spread else "  (within the seed spread)"
+        lines.append(f"{COLUMN_TITLES[metric]:<14}{cells}{cell(change, spread, 20, '%')}{verdict}")
     return f"mean ± standard deviation over seeds {', '.join(map(str, seeds))}\n" + "\n".join(lines)
 
 
@@ -132,7 +140,7 @@ def run_seeds(config: TrainConfig, out: str | Path, seeds: Sequence[int]) -> dic
     summary = seed_summary(runs)
     print(f"\n=== baseline vs joint-aware over {len(seeds)} seeds ===")
     print(format_seed_summary(summary, seeds))
-    result = {"config": config.to_dict(), "seeds": list(seeds), "summary": summary}
+    result = {"config": {**config.to_dict(), "seed": None}, "seeds": list(seeds), "summary": summary}
     with atomic_write(out / "ablation.json", "w", encoding="utf-8") as handle:
         handle.write(json.dumps(result, indent=2))
     print(f"\nwrote {out / 'ablation.json'}")

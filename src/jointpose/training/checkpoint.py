@@ -21,8 +21,9 @@ from jointpose.safeio import atomic_write
 
 EVALUATION_FILE = "evaluation.json"  # the final evaluation, in `jointpose evaluate --json`'s format
 # The files a training run writes in its checkpoint folder (and replaces or prunes there).
+EPOCH_FILE = re.compile(r"epoch_(\d+)\.pt")
 RUN_FILES = re.compile(
-    rf"epoch_\d+\.pt|latest\.pt|log\.csv|steps\.csv|learning_curve\.png|{re.escape(EVALUATION_FILE)}"
+    rf"{EPOCH_FILE.pattern}|latest\.pt|log\.csv|steps\.csv|learning_curve\.png|{re.escape(EVALUATION_FILE)}"
 )
 
 
@@ -55,8 +56,7 @@ def run_files(folder: str | Path) -> list[Path]:
 
 def epoch_checkpoints(folder: str | Path) -> list[Path]:
     """``epoch_NNN.pt`` files in ``folder``, oldest first."""
-    pattern = re.compile(r"epoch_(\d+)\.pt$")
-    found = [(int(m.group(1)), p) for p in Path(folder).glob("epoch_*.pt") if (m := pattern.match(p.name))]
+    found = [(int(m.group(1)), p) for p in Path(folder).glob("epoch_*.pt") if (m := EPOCH_FILE.fullmatch(p.name))]
     return [p for _, p in sorted(found)]
 
 

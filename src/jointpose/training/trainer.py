@@ -392,7 +392,7 @@ class Trainer:
             row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **terms}
             rng = self.dist.gather_rng_states(rng_state())  # collective: every rank takes part
             if self.dist.is_main:
-                with memory_guard(config):
+                with memory_guard(config, evaluating=True):
                     row["val_p1"] = self.quick_validation()
                 self.history.append(row)
                 self.save(rng)
@@ -403,7 +403,7 @@ class Trainer:
             self.dist.barrier()
         if not self.dist.is_main or self.epoch < config.epochs:
             return None
-        with memory_guard(config):
+        with memory_guard(config, evaluating=True):
             return self.final_evaluation()
 
     def check_diverged(self, terms: dict[str, float]) -> None:
@@ -667,9 +667,10 @@ class Trainer:
 
 
 @contextmanager
-def memory_guard(config: TrainConfig) -> Iterator[None]:
+def memory_guard(config: TrainConfig, evaluating: bool = False) -> Iterator[None]:
     """Turn an allocation failure (torch on CPU or CUDA, numpy) into a :class:`JointposeError`
-    naming the flags that size the model and a step; any other error passes unchanged."""
+    naming what to change: the flags that size the model and a step, or, ``evaluating`` the
+    test sequences (each predicted whole), the device; any other error passes unchanged."""
     try:
         yield
     except (RuntimeError, MemoryError) as exc:
@@ -680,6 +681,13 @@ def memory_guard(config: TrainConfig) -> Iterator[None]:
             or "out of memory" in text
         ):
             raise
+        if evaluating:
+            raise JointposeError(
+                "out of memory predicting the test sequences (each whole): the epochs saved in {path} stay; "
+                "score one with jointpose evaluate on a device with more memory ({0}), or lower {1} or {2}",
+                fields=("device", "channels", "architecture"),
+                path=config.checkpoint_dir,
+            ) from None
         raise JointposeError(
             "out of memory: lower {0} ({batch} target frames a step), {1} or {2}, or the receptive field ({3}), "
             "or choose a device with more memory ({4})",
