@@ -120,6 +120,57 @@ def test_infer_render_with_video_and_render_truth(tmp_path):
     assert two.shape[1] > one.shape[1] and two.shape[0] == one.shape[0]  # a third panel: the truth
 
 
+def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
+    """A `jointpose video` output records its track's layout, image size, fill threshold and
+    frame rate: infer and render read them back (no --image-size needed), the alignment moves
+    the limbs only, as in the video run, and render keeps a size when it drops --video."""
+    from jointpose.data.keypoints import load_keypoints
+    from jointpose.inference.export import export
+
+    frames = 12
+    kp = coco_expected(_walk(frames)) * 0.1  # in a 96 x 64 image, Human3.6M-17 order below
+    confidence = np.full((frames, 17), 0.9)
+    confidence[:6, 3] = 0.2  # above the video run's threshold (0.1), below infer's own (0.3)
+    extra = {"keypoints_2d": kp[..., :2], "confidence_2d": confidence}
+    info = {"keypoints_layout": "coco17", "image_size": (96, 64), "confidence_threshold": 0.1}
+    export(tmp_path / "clip.npz", np.zeros((frames, 17, 3)), 25.0, extra=extra, info=info)
+    track = load_keypoints(tmp_path / "clip.npz", confidence_threshold=None)
+    assert (track.source_format, track.source_layout, track.image_size, track.fps) == (
+        "video",
+        "coco17",
+        (96, 64),
+        25.0,
+    )
+    assert not track.filled.any()  # the recorded threshold: joint 3 at 0.2 is kept
+    assert load_keypoints(tmp_path / "clip.npz").filled[:6, 3].all()  # the default threshold fills it
+    lifter = Lifter.from_pretrained("video", device="cpu")
+    from jointpose.data.keypoints import at_rate
+
+    at_model, _ = at_rate(track, lifter.fps, None, "clip.npz")
+    np.testing.assert_allclose(
+        lifter.predict(at_model, (96, 64)),
+        lifter.predict(at_model.points, (96, 64), source_layout="coco17"),
+        atol=1e-6,
+    )
+    out = tmp_path / "lifted.npz"
+    assert main(cli("infer", "--pretrained video --no-progress", tmp_path / "clip.npz", o=out)) == 0
+    text = capsys.readouterr().out
+    assert "the keypoints are at 25 fps" in text and "--pretrained video (or video-causal)" not in text
+    np.testing.assert_allclose(np.load(out)["poses_3d"], lifter.predict(at_model, (96, 64)), atol=1e-5)
+    assert main(cli("infer", "--no-progress", tmp_path / "clip.npz", o=tmp_path / "coco.npz")) == 0
+    assert "--pretrained video (or video-causal) lifts it as jointpose video did" in capsys.readouterr().out
+    assert main(cli("infer", "--image-size 64 96", tmp_path / "clip.npz", o=tmp_path / "x.npz")) == 2
+    assert "--image-size 64 96 differs from the image size" in capsys.readouterr().err
+    assert main(cli("infer", "--pretrained video --causal", tmp_path / "clip.npz", o=tmp_path / "x.npz")) == 2
+    assert "--pretrained video names the model; leave out --causal" in capsys.readouterr().err
+    # render: the track (25 fps) resampled to the poses' 50 fps, --video dropped, the recorded size kept.
+    _video(tmp_path / "v.mp4", frames)
+    paths = dict(keypoints_file=tmp_path / "clip.npz", poses=out, video=tmp_path / "v.mp4", o=tmp_path / "r.gif")
+    assert main(cli("render", "--no-progress", **paths)) == 0
+    assert "--video is not drawn behind resampled keypoints" in capsys.readouterr().out
+    assert len(iio.imread(tmp_path / "r.gif", index=None)) == len(np.load(out)["poses_3d"])
+
+
 def test_evaluate_actions_and_downsample(tmp_path, h36m_dir):
     from jointpose.model.temporal import TemporalModel
 

@@ -723,7 +723,7 @@ def test_a_video_output_gives_back_its_2d_track(tmp_path):
     )
     np.testing.assert_allclose(as_json.xy, xy, atol=1e-6)
     np.testing.assert_allclose(as_json.confidence, confidence, atol=1e-6)
-    assert as_json.fps == 60.0 and as_json.source_format == "json" and not as_json.filled.any()
+    assert as_json.fps == 60.0 and as_json.source_format == "video" and not as_json.filled.any()
     doc = json.loads((tmp_path / "clip.json").read_text())
     for change, message in (
         ({"confidence_2d": None}, r"clip.json key 'confidence_2d' must be an array of numbers, got object"),
@@ -777,3 +777,22 @@ def test_an_npz_gives_its_frame_rate(tmp_path):
         np.savez(tmp_path / f"{name}.npz", keypoints=xy, fps=fps)
         with pytest.raises(JointposeError, match=message):
             load_keypoints(tmp_path / f"{name}.npz")
+
+
+def test_what_a_video_output_records_is_checked(tmp_path):
+    """The layout, image size and fill threshold a video output records are checked, naming the key."""
+    from jointpose.inference.export import export
+
+    xy = np.random.default_rng(3).uniform(10, 90, (5, 17, 2))
+    refused = {
+        "keypoints_layout": ("blazepose99", r"key 'keypoints_layout' must be one of coco17, .*, got 'blazepose99'"),
+        "image_size": ((96, 0), r"key 'image_size' must be a width and a height in whole pixels in \[1, 100000\]"),
+        "confidence_threshold": (1.5, r"key 'confidence_threshold' must be one number in \[0, 1\], got 1.5"),
+    }
+    for key, (value, message) in refused.items():
+        for suffix in ("npz", "json"):
+            path = export(
+                tmp_path / f"{key}.{suffix}", np.zeros((5, 17, 3)), 30.0, extra={"keypoints_2d": xy}, info={key: value}
+            )
+            with pytest.raises(JointposeError, match=message):
+                load_keypoints(path)

@@ -147,21 +147,38 @@ def alignment_of(args: argparse.Namespace, lifter: Lifter) -> float:
     return args.align_2d
 
 
+VIDEO_MODELS = ("video", "video-causal")  # the bundled models trained on BlazePose's points
+
+
+def add_pretrained_arg(p: argparse.ArgumentParser) -> None:
+    """``--pretrained NAME``: a bundled model by name, instead of the verb's default one."""
+    from jointpose.inference.lifter import PRETRAINED
+
+    p.add_argument(
+        "--pretrained", choices=tuple(PRETRAINED), default=None, help="a bundled model by name (docs/model-card.md)"
+    )
+
+
 def sequence_lifter(args: argparse.Namespace, offline: str, causal: str, what: str) -> Lifter:
     """The lifter ``infer`` or ``video`` (``what``) runs: ``--checkpoint``'s model, else the bundled
-    ``causal`` one with ``--causal``, else the bundled ``offline`` one. Refused before any input is
-    read: ``--checkpoint`` with ``--causal``, a model that cannot lift the verb's Human3.6M-17
-    keypoints to the 17 joints the outputs hold, and a streaming ONNX export."""
+    ``--pretrained`` one, else the bundled ``causal`` one with ``--causal``, else the bundled
+    ``offline`` one. Refused before any input is read: two of ``--checkpoint``, ``--pretrained``
+    and ``--causal``, a model that cannot lift the verb's Human3.6M-17 keypoints to the 17
+    joints the outputs hold, and a streaming ONNX export."""
     from jointpose.geometry import skeleton
     from jointpose.inference.lifter import Lifter
     from jointpose.inference.onnx import OnnxModel
 
     if args.checkpoint and args.causal:
         raise JointposeError("--causal picks the bundled causal model; a --checkpoint is causal or not by itself")
+    if args.pretrained and (args.checkpoint or args.causal):
+        other = "--checkpoint" if args.checkpoint else "--causal"
+        raise JointposeError(f"--pretrained {args.pretrained} names the model; leave out {other}")
     if args.checkpoint:
         lifter = Lifter.load(args.checkpoint, device=args.device)
     else:
-        lifter = Lifter.from_pretrained(causal if args.causal else offline, device=args.device)
+        name = args.pretrained or (causal if args.causal else offline)
+        lifter = Lifter.from_pretrained(name, device=args.device)
     joints = skeleton.NUM_JOINTS
     if (lifter.num_keypoints, lifter.model.num_joints_out) != (joints, joints):
         raise JointposeError(

@@ -7,9 +7,11 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from jointpose.cli.common import (
+    VIDEO_MODELS,
     add_align_arg,
     add_camera_args,
     add_height_arg,
+    add_pretrained_arg,
     alignment_of,
     files_in,
     model_file,
@@ -35,6 +37,7 @@ def add_infer_parser(verbs: Any) -> None:
     p.add_argument("--format", choices=("npz", "json", "csv", "bvh"), default=None, help="override the extension")
     p.add_argument("--checkpoint", default=None, help="checkpoint or .safetensors model (default: the bundled model)")
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
+    add_pretrained_arg(p)
     p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"), help="image size in pixels")
     add_camera_args(p)
     p.add_argument(
@@ -49,8 +52,9 @@ def add_infer_parser(verbs: Any) -> None:
     p.add_argument(
         "--confidence-threshold",
         type=float,
-        default=CONFIDENCE_THRESHOLD,
-        help=f"joints whose detector score is below it are interpolated (default {CONFIDENCE_THRESHOLD})",
+        default=None,
+        help="joints whose detector score is below it are interpolated (default: a jointpose video output's "
+        f"own, else {CONFIDENCE_THRESHOLD})",
     )
     add_height_arg(p)
     p.add_argument("--render", default=None, help="also write an animation (.mp4 or .gif)")
@@ -96,12 +100,10 @@ def cmd_infer(args: argparse.Namespace) -> None:
     if args.video and not args.render:
         raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
     clip = open_video(args.video) if args.video else None  # its size and frame rate
-    if args.image_size is not None or clip is None:  # refused before the keypoints' notes are printed
-        size = require_image_size(args.image_size, args.input)
-        if clip is not None and size != clip.size:
-            raise JointposeError(f"--image-size {size[0]} {size[1]} differs from --video's {clip.width}x{clip.height}")
-    else:
-        size = clip.size
+    size = None if args.image_size is None else require_image_size(args.image_size, args.input)
+    if clip is not None and size is not None and size != clip.size:
+        raise JointposeError(f"--image-size {size[0]} {size[1]} differs from --video's {clip.width}x{clip.height}")
+    size = size or (clip.size if clip is not None else None)  # else the keypoint file's, below
     lifter = sequence_lifter(args, "offline", "causal", "infer")
     if args.fps is not None:
         check_resample(args.fps, lifter.fps, "--fps")  # before the keypoints are read
@@ -114,8 +116,16 @@ def cmd_infer(args: argparse.Namespace) -> None:
     with warnings.catch_warnings():  # its notes are printed below, once
         warnings.simplefilter("ignore", JointposeWarning)
         keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
+    recorded = keypoints.image_size  # refused before the keypoints' notes are printed
+    if size is None:
+        size = recorded or require_image_size(None, args.input)
+    elif recorded is not None and recorded != size:
+        given = f"--image-size {size[0]} {size[1]}" if args.image_size else f"--video's {size[0]}x{size[1]}"
+        raise JointposeError(f"{given} differs from the image size {args.input} records ({recorded[0]}x{recorded[1]})")
     for note in keypoints.notes:
         print(note)
+    if keypoints.source_format == "video" and args.checkpoint is None and args.pretrained not in VIDEO_MODELS:
+        print("note: a jointpose video track; --pretrained video (or video-causal) lifts it as jointpose video did")
     video = args.video
     if args.fps is None and keypoints.fps is not None:
         print(f"note: the keypoints are at {keypoints.fps:g} fps, the 'fps' of {args.input} (--fps overrides it)")
@@ -134,7 +144,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
         from jointpose.render import check_background
 
         check_background(video, keypoints.num_frames, size)
-    if (note := outside_image_note(keypoints, size, args.confidence_threshold)) is not None:
+    threshold = CONFIDENCE_THRESHOLD if args.confidence_threshold is None else args.confidence_threshold
+    if (note := outside_image_note(keypoints, size, threshold)) is not None:
         print(note)
     if keypoints.num_frames < lifter.receptive_field:
         print(

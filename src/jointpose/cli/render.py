@@ -84,17 +84,22 @@ def cmd_render(args: argparse.Namespace) -> None:
         sequences["Ground truth"] = seq.poses_3d
     else:
         from jointpose.data.keypoints import at_rate, load_keypoints, require_image_size
+        from jointpose.data.video import open_video
 
         refuse_inapplicable(
             args, ("--sequence", "--predictions", "-k", "--keypoints", "--downsample"), "applies with --data-dir only"
         )
         if not args.keypoints_file or not args.poses:
             raise JointposeError("render needs --keypoints-file and --poses (or --data-dir, -k and --sequence)")
-        track = load_keypoints(args.keypoints_file, layout=args.layout)
-        # --video gives the size (render checks a given --image-size against it)
-        size = (
-            None if args.video and args.image_size is None else require_image_size(args.image_size, args.keypoints_file)
-        )
+        track = load_keypoints(args.keypoints_file, layout=args.layout, confidence_threshold=None)
+        # The size: --image-size, else what the keypoint file records, else --video's (render
+        # checks a given size against the video's).
+        size = track.image_size if args.image_size is None else require_image_size(args.image_size, args.keypoints_file)
+        if track.image_size is not None and size != track.image_size:
+            raise JointposeError(
+                f"--image-size {size[0]} {size[1]} differs from the image size {args.keypoints_file} records "
+                f"({track.image_size[0]}x{track.image_size[1]})"
+            )
         sequences["Prediction"], fps = read_poses(args.poses)
         video = args.video
         if fps is not None:  # at the poses' rate, as infer resampled them
@@ -103,7 +108,9 @@ def cmd_render(args: argparse.Namespace) -> None:
                 print(resampled)
                 if video:
                     print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
-                    video = None
+                    size, video = size or open_video(video).size, None
+        if size is None and video is None:
+            size = require_image_size(None, args.keypoints_file)
         keypoints = track.xy
         named = {f"--keypoints-file {args.keypoints_file}": keypoints, f"--poses {args.poses}": sequences["Prediction"]}
         if args.truth:

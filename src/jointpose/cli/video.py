@@ -9,6 +9,7 @@ from jointpose.cli.common import (
     add_align_arg,
     add_camera_args,
     add_height_arg,
+    add_pretrained_arg,
     alignment_of,
     model_file,
     sequence_lifter,
@@ -52,6 +53,7 @@ def add_video_parser(verbs: Any) -> None:
         "keypoints (best trained on data build --input-layout blazepose)",
     )
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
+    add_pretrained_arg(p)
     add_align_arg(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -97,6 +99,11 @@ def cmd_video(args: argparse.Namespace) -> None:
         trajectory=result.trajectory,
         fmt=fmt,
         extra={"keypoints_2d": result.keypoints.xy, "confidence_2d": result.keypoints.confidence},
+        info={  # what infer and render need to read the track back as it was lifted
+            "keypoints_layout": result.keypoints.source_layout,
+            "image_size": result.clip.size,
+            "confidence_threshold": float(args.confidence_threshold),
+        },
     )
     print(f"wrote {len(result.poses)} frames at {result.fps:g} fps to {args.output} ({fmt})")
     if args.render:

@@ -72,8 +72,10 @@ class Keypoints2D:
 
     ``xy`` (F, 17, 2) pixels with every joint filled; ``confidence`` (F, 17) in [0, 1] (1 where
     the format has none, the detector's value for filled joints); ``filled`` (F, 17) marks the
-    interpolated joints; ``notes`` reports what was chosen or repaired; ``fps`` is the frame
-    rate the file gives (an npz's or a ``jointpose video`` JSON's 'fps'), else None.
+    interpolated joints; ``notes`` reports what was chosen or repaired; ``fps`` and
+    ``image_size`` (width, height; pixels) are what the file gives (an npz's 'fps', a
+    ``jointpose video`` output's both), else None. ``source_format`` is ``"video"`` for a
+    ``jointpose video`` track, whose ``source_layout`` is the detector layout it came from.
     """
 
     xy: np.ndarray
@@ -83,6 +85,7 @@ class Keypoints2D:
     filled: np.ndarray
     notes: list[str] = field(default_factory=list)
     fps: float | None = None
+    image_size: tuple[int, int] | None = None
 
     @property
     def num_frames(self) -> int:
@@ -139,7 +142,7 @@ def load_keypoints(
     path: str | Path,
     *,
     layout: str | None = None,
-    confidence_threshold: float = CONFIDENCE_THRESHOLD,
+    confidence_threshold: float | None = CONFIDENCE_THRESHOLD,
     max_gap: int = 30,
     max_link_distance: float = 0.5,
     max_fill_gap: int | None = None,
@@ -154,7 +157,8 @@ def load_keypoints(
             track), or a ``.npy`` / ``.npz`` array of (frames, 17, 2 or 3) pixels.
         layout: joint order of 17-joint arrays, ``"h36m"`` (default) or ``"coco"``; JSON
             formats carry their own.
-        confidence_threshold: joints below this confidence count as missing (0-1).
+        confidence_threshold: joints below this confidence count as missing (0-1); None: the
+            one a ``jointpose video`` output was filled with, else :data:`CONFIDENCE_THRESHOLD`.
         max_gap: frames a track may go undetected and still be linked (frames).
         max_link_distance: largest move between linked detections, in person heights.
         max_fill_gap: most frames in a row without any detected joint that are filled by
@@ -163,13 +167,15 @@ def load_keypoints(
 
     Returns:
         The keypoints (pixels, Human3.6M-17 order), their confidence, which frames were
-        filled, the frame rate when the file gives one, and notes on what was done.
+        filled, the frame rate and image size when the file gives them, and notes on what
+        was done.
 
     Raises:
         JointposeError: an unreadable or malformed file, or no usable track.
     """
     path = Path(path)
-    check_confidence_threshold(confidence_threshold, path)
+    if confidence_threshold is not None:
+        check_confidence_threshold(confidence_threshold, path)
     if layout is not None and layout.lower() not in _LAYOUT_ARGS:
         raise JointposeError(f"{path}: unknown keypoint layout {layout!r} (choose 'h36m' or 'coco')")
     if isinstance(max_gap, bool) or not isinstance(max_gap, int) or max_gap < 1:
@@ -184,13 +190,13 @@ def load_keypoints(
     if not path.exists():
         raise JointposeError(f"keypoint file not found: {path}")
     notes: list[str] = []
-    fps = None
+    track = None
     suffix = path.suffix.lower()
     data = read_json(path) if suffix == ".json" and not path.is_dir() else None
     if is_track_json(data):  # a `jointpose video` output: its 2D track, as from its npz
-        points, fps = read_track_json(data, path)
-        source_layout, source_format = wanted or "h36m17", "json"
+        track = read_track_json(data, path)
     elif path.is_dir() or suffix == ".json":
+        confidence_threshold = CONFIDENCE_THRESHOLD if confidence_threshold is None else confidence_threshold
         if is_mmpose(data):
             detections = read_mmpose(data, path, max_fill_gap)
         elif isinstance(data, list):
@@ -206,19 +212,26 @@ def load_keypoints(
                 f"file is {LAYOUT_TITLES[detections.layout]}"
             )
         points = _select_track(detections, path, confidence_threshold, max_gap, max_link_distance, notes, max_fill_gap)
-        source_layout, source_format = detections.layout, detections.source_format
+        conversion = source_layout = detections.layout
+        source_format = detections.source_format
     elif suffix in (".npy", ".npz"):
-        points, fps = read_array(path)
-        source_layout, source_format = wanted or "h36m17", suffix[1:]
+        track = read_array(path)
     else:
         raise JointposeError(f"{path}: unknown keypoint file type (expected .json, .npy, .npz or an OpenPose folder)")
+    if track is not None:  # an array or a video track, in the order --layout names (Human3.6M-17);
+        # a video track converted from a detector's layout marks what that layout marks
+        points, conversion = track.points, wanted or "h36m17"
+        source_layout = track.layout if track.layout is not None and wanted is None else conversion
+        source_format = "video" if track.video else suffix[1:]
+        if confidence_threshold is None:
+            confidence_threshold = track.confidence_threshold or CONFIDENCE_THRESHOLD
     if points.shape[2] == 2:  # arrays without a confidence: every point counts
         points = np.concatenate([points, np.ones(points.shape[:2] + (1,))], axis=-1)
     xy, conf = points[..., :2], points[..., 2]
     conf = np.where(np.isfinite(xy).all(axis=-1) & np.isfinite(conf), np.clip(conf, 0.0, 1.0), 0.0)
-    xy, conf, fallbacks = to_h36m(xy, conf, source_layout, confidence_threshold)
-    if source_layout != "h36m17":
-        notes.append(f"converted {LAYOUT_TITLES[source_layout]} to Human3.6M-17")
+    xy, conf, fallbacks = to_h36m(xy, conf, conversion, confidence_threshold)
+    if conversion != "h36m17":
+        notes.append(f"converted {LAYOUT_TITLES[conversion]} to Human3.6M-17")
     notes += [
         f"{skeleton.JOINT_NAMES[j]} from a fall-back construction in {n} frame(s)" for j, n in enumerate(fallbacks) if n
     ]
@@ -233,7 +246,8 @@ def load_keypoints(
         )
         warnings.warn(message, JointposeWarning, stacklevel=2)
         notes.append(message)
-    return Keypoints2D(interpolate_gaps(xy, valid), conf, source_format, source_layout, filled, notes, fps)
+    fps, size = (track.fps, track.image_size) if track is not None else (None, None)
+    return Keypoints2D(interpolate_gaps(xy, valid), conf, source_format, source_layout, filled, notes, fps, size)
 
 
 def check_confidence_threshold(value: float, source: Path | str | None = None) -> None:

@@ -508,14 +508,34 @@ def _openpose_scores(people: np.ndarray) -> np.ndarray:
     return np.where(seen.any(axis=1), (conf * seen).sum(axis=1) / np.maximum(seen.sum(axis=1), 1), 0.0)
 
 
-def read_array(path: Path) -> tuple[np.ndarray, float | None]:
+# What a `jointpose video` output records beside its 2D track, so that reading the track back
+# lifts it as the video run did.
+TRACK_KEYS = ("fps", "keypoints_layout", "image_size", "confidence_threshold")
+
+
+@dataclass
+class TrackFile:
+    """Keypoints read from an array file or a ``jointpose video`` output: ``points`` (F, 17, 2|3)
+    and what the file records, None where it does not: ``fps``, ``layout`` (the detector layout
+    the track was converted from), ``image_size`` (width, height; pixels) and
+    ``confidence_threshold`` (the one it was filled with); ``video`` marks a video output."""
+
+    points: np.ndarray
+    fps: float | None = None
+    layout: str | None = None
+    image_size: tuple[int, int] | None = None
+    confidence_threshold: float | None = None
+    video: bool = False
+
+
+def read_array(path: Path) -> TrackFile:
     """A (F, 17, 2|3) float array from ``.npy`` or ``.npz``: key 'keypoints', or the 2D track of
     a ``jointpose video`` output ('keypoints_2d', with 'confidence_2d' as a third column), or
-    the only array besides 'fps'; and an npz's frame rate ('fps', None without one)."""
+    the only array besides those of :data:`TRACK_KEYS`; with what the npz records of them."""
     if path.suffix.lower() != ".npz":
-        return _points(load_npy(path), None, path, None), None
+        return TrackFile(_points(load_npy(path), None, path, None))
     keys = npz_keys(path)  # only the arrays used are decompressed
-    arrays = [k for k in keys if k != "fps"]
+    arrays = [k for k in keys if k not in TRACK_KEYS]
     if "keypoints" in keys:
         key = "keypoints"
     elif "keypoints_2d" in keys:
@@ -528,9 +548,9 @@ def read_array(path: Path) -> tuple[np.ndarray, float | None]:
             f"(keys: {', '.join(sorted(keys)) or 'none'})"
         )
     wanted = (key, "confidence_2d") if key == "keypoints_2d" and "confidence_2d" in keys else (key,)
-    files = load_npz(path, keys=(*wanted, "fps"))
+    files = load_npz(path, keys=(*wanted, *TRACK_KEYS))
     confidence = files.get("confidence_2d") if key == "keypoints_2d" else None
-    return _points(files[key], confidence, path, key), stored_fps(files, path)
+    return _track(_points(files[key], confidence, path, key), files, path, video=key == "keypoints_2d")
 
 
 def is_track_json(data: Any) -> bool:
@@ -538,14 +558,50 @@ def is_track_json(data: Any) -> bool:
     return isinstance(data, dict) and "keypoints_2d" in data
 
 
-def read_track_json(data: dict, path: Path) -> tuple[np.ndarray, float | None]:
+def read_track_json(data: dict, path: Path) -> TrackFile:
     """The 2D track of a ``jointpose video`` JSON output as :func:`read_array` reads its npz:
-    (F, 17, 3) with 'confidence_2d' as the third column (2 columns without it), and 'fps'."""
+    (F, 17, 3) with 'confidence_2d' as the third column (2 columns without it), and what it
+    records of :data:`TRACK_KEYS`."""
     arrays = {
         key: numeric_array(data[key], f"{path} key '{key}'") for key in ("keypoints_2d", "confidence_2d") if key in data
     }
-    fps = check_fps(data["fps"], f"{path}: key 'fps'") if "fps" in data else None
-    return _points(arrays["keypoints_2d"], arrays.get("confidence_2d"), path, "keypoints_2d"), fps
+    points = _points(arrays["keypoints_2d"], arrays.get("confidence_2d"), path, "keypoints_2d")
+    return _track(points, {key: data[key] for key in TRACK_KEYS if key in data}, path, video=True)
+
+
+def _track(points: np.ndarray, recorded: dict[str, Any], path: Path, video: bool) -> TrackFile:
+    """``points`` with the :data:`TRACK_KEYS` values ``recorded`` (npz arrays or JSON values), each checked."""
+    track = TrackFile(points, video=video)
+    if "fps" in recorded:
+        fps = recorded["fps"]
+        if isinstance(fps, np.ndarray):
+            track.fps = stored_fps(recorded, path)
+        else:
+            track.fps = check_fps(fps, f"{path}: key 'fps'")
+    if "keypoints_layout" in recorded:
+        layout = recorded["keypoints_layout"]
+        layout = layout.item() if isinstance(layout, np.ndarray) and layout.shape == () else layout
+        if not (isinstance(layout, str) and layout in LAYOUTS):
+            raise JointposeError(
+                f"{path}: key 'keypoints_layout' must be one of {', '.join(LAYOUTS)}, got {brief(layout)}"
+            )
+        track.layout = layout
+    if "image_size" in recorded:
+        size = numeric_array(recorded["image_size"], f"{path} key 'image_size'")
+        bound = limit("image_px")
+        if size.shape != (2,) or not ((size >= 1) & (size <= bound) & (size == np.round(size))).all():
+            raise JointposeError(
+                f"{path}: key 'image_size' must be a width and a height in whole pixels in [1, {bound}], got {brief(size.tolist())}"
+            )
+        track.image_size = (int(size[0]), int(size[1]))
+    if "confidence_threshold" in recorded:
+        value = numeric_array(recorded["confidence_threshold"], f"{path} key 'confidence_threshold'")
+        if value.shape != () or not 0.0 <= float(value) <= 1.0:
+            raise JointposeError(
+                f"{path}: key 'confidence_threshold' must be one number in [0, 1], got {brief(value.tolist())}"
+            )
+        track.confidence_threshold = float(value)
+    return track
 
 
 def _points(array: np.ndarray, confidence: np.ndarray | None, path: Path, key: str | None) -> np.ndarray:

@@ -86,12 +86,14 @@ def export(
     trajectory: np.ndarray | None = None,
     fmt: str | None = None,
     extra: dict[str, np.ndarray] | None = None,
+    info: dict[str, str | float | tuple[float, ...]] | None = None,
 ) -> Path:
     """Write (frames, 17, 3) camera-space poses (metres, root-relative) in the chosen format.
 
-    ``extra`` per-frame arrays (first axis = frames), e.g. the 2D input and its confidence, go
-    into npz and JSON files under their names. The file appears complete or not at all: it is
-    written beside ``path`` under a temporary name, then renamed.
+    ``extra`` per-frame arrays (first axis = frames), e.g. the 2D input and its confidence, and
+    ``info`` values describing them (a name, a number, a few numbers), go into npz and JSON files
+    under their names. The file appears complete or not at all: it is written beside ``path``
+    under a temporary name, then renamed.
     """
     path = Path(path)
     poses = numeric_array(poses, "poses")
@@ -113,6 +115,11 @@ def export(
     wrong = [f"{name} {value.shape}" for name, value in extra.items() if value.ndim == 0 or len(value) != len(poses)]
     if wrong:
         raise JointposeError(f"extra arrays must have {len(poses)} frames, got {', '.join(wrong)}")
+    for name, value in (info or {}).items():
+        small = isinstance(value, str) or np.asarray(value).dtype.kind in "iuf" and np.asarray(value).size <= 16
+        if name in extra or name in ("poses_3d", "joint_names", "fps", "trajectory") or not small:
+            raise JointposeError(f"info {name!r}: a name or up to 16 numbers, under a key of its own")
+        extra[name] = np.asarray(value)
     fmt = format_from_path(path, fmt)
     with atomic_path(path) as partial:
         if fmt in ("npz", "json"):
