@@ -169,6 +169,13 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     assert main(cli("render", "--no-progress", **paths)) == 0
     assert "--video is not drawn behind resampled keypoints" in capsys.readouterr().out
     assert len(iio.imread(tmp_path / "r.gif", index=None)) == len(np.load(out)["poses_3d"])
+    # The poses file's trajectory is drawn in a panel of its own.
+    lifted = dict(np.load(out))
+    assert lifted["trajectory"].shape == (len(lifted["poses_3d"]), 3)
+    np.savez(tmp_path / "bare.npz", **{k: v for k, v in lifted.items() if k != "trajectory"})
+    paths |= dict(poses=tmp_path / "bare.npz", o=tmp_path / "bare.gif")
+    assert main(cli("render", "--no-progress", **paths)) == 0
+    assert iio.imread(tmp_path / "r.gif", index=0).shape[1] > iio.imread(tmp_path / "bare.gif", index=0).shape[1]
 
 
 def test_evaluate_actions_and_downsample(tmp_path, h36m_dir):

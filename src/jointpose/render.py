@@ -90,6 +90,18 @@ def check_frame_counts(counts: Mapping[str, int]) -> int:
     return next(iter(counts.values()))
 
 
+def read_trajectory(path: str | Path) -> np.ndarray | None:
+    """The root's camera-space trajectory (frames, 3; metres) an npz of ``jointpose infer`` or
+    ``video`` holds under 'trajectory', or None; errors name the file and key."""
+    files = load_npz(path, keys=("trajectory",))
+    if "trajectory" not in files:
+        return None
+    trajectory = numeric_array(files["trajectory"], f"{path}: key 'trajectory'")
+    if trajectory.ndim != 2 or trajectory.shape[1] != 3 or not np.isfinite(trajectory).all():
+        raise JointposeError(f"{path}: key 'trajectory': expected finite (frames, 3) metres, got {trajectory.shape}")
+    return trajectory
+
+
 def read_poses(path: str | Path, key: str | None = None) -> tuple[np.ndarray, float | None]:
     """3D poses (frames, 17, 3) in metres from an npz of ``jointpose infer`` (``poses_3d``) or
     of ``evaluate --export-predictions`` (``key``, a sequence), and the file's frame rate

@@ -36,7 +36,13 @@ def add_render_parser(verbs: Any) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> None:
-    from jointpose.render import check_animation_path, check_frame_counts, read_poses, render_animation
+    from jointpose.render import (
+        check_animation_path,
+        check_frame_counts,
+        read_poses,
+        read_trajectory,
+        render_animation,
+    )
     from jointpose.safeio import check_outputs
 
     check_outputs(
@@ -50,7 +56,7 @@ def cmd_render(args: argparse.Namespace) -> None:
             "--data-dir": files_in(args.data_dir, "data_*.npz"),
         },
     )
-    sequences = {}
+    sequences, trajectory = {}, None
     if args.data_dir:
         from jointpose.data.h36m import load_dataset
         from jointpose.geometry.cameras import image_coordinates
@@ -101,6 +107,7 @@ def cmd_render(args: argparse.Namespace) -> None:
                 f"({track.image_size[0]}x{track.image_size[1]})"
             )
         sequences["Prediction"], fps = read_poses(args.poses)
+        trajectory = read_trajectory(args.poses)
         video = args.video
         if fps is not None:  # at the poses' rate, as infer resampled them
             track, resampled = at_rate(track, fps, None, f"--keypoints-file {args.keypoints_file}: key 'fps'")
@@ -124,6 +131,7 @@ def cmd_render(args: argparse.Namespace) -> None:
         image_size=size,
         fps=args.fps if args.fps is not None else fps or 50.0,
         background=video,
+        trajectory=trajectory,
         max_frames=args.max_frames,
         progress=args.progress,
     )
