@@ -318,15 +318,14 @@ def test_demo_refuses_bad_flags_before_training(tmp_path, capsys, flags, needle)
 def test_a_refused_demo_keeps_the_previous_demos_files(tmp_path, capsys, flags, needle):
     """The checks come before the data and checkpoint folders of an earlier demo are replaced."""
     out = tmp_path / "demo"
-    for name in ("data/data_2d_h36m_noisy.npz", "checkpoint/latest.pt", "demo.gif"):
+    earlier = ("data/data_2d_h36m_noisy.npz", "checkpoint/latest.pt", "demo.gif", ".jointpose-demo")
+    for name in earlier:  # the marker says they are a demo's own
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(b"earlier demo")
     assert main(["demo", "--out", str(out), "--no-progress", *flags]) == 2
     _one_clear_line(capsys, needle)
     assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == {
-        "data/data_2d_h36m_noisy.npz": b"earlier demo",
-        "checkpoint/latest.pt": b"earlier demo",
-        "demo.gif": b"earlier demo",
+        name: b"earlier demo" for name in earlier
     }
 
 

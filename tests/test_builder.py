@@ -240,3 +240,16 @@ def test_demo_on_real_bvh_clips(cmu_mocap, tmp_path, capsys):
     assert "latest.pt: is not a plain file" in capsys.readouterr().err
     assert {path: path.read_bytes() for path in (out / "data").iterdir()} == data
     assert (out / "checkpoint" / "epoch_001.pt").is_file() and (out / "checkpoint" / "latest.pt").is_dir()
+
+
+def test_demo_leaves_a_folder_it_did_not_write_alone(tmp_path, capsys):
+    """A VideoPose3D checkout keeps Human3.6M in data/: the demo refuses to replace a dataset or
+    a training run that no demo wrote, before any work."""
+    for name, leftover in (("dataset", "data/data_3d_h36m.npz"), ("run", "checkpoint/epoch_001.pt")):
+        out = tmp_path / name
+        (out / leftover).parent.mkdir(parents=True)
+        (out / leftover).write_bytes(b"precious")
+        assert main(cli("demo", "-e 1 -ch 8 --no-progress", out=out)) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: {out / leftover} was not written by a demo" in err, err
+        assert (out / leftover).read_bytes() == b"precious" and not (out / ".jointpose-demo").exists()

@@ -190,6 +190,11 @@ def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
     assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=stale) + ["-arc", "3,3", "--keep-last", "1"]) == 2
     assert f"--checkpoint {stale} already holds a run (epoch_005.pt)" in capsys.readouterr().err
     assert [p.name for p in stale.iterdir()] == ["epoch_005.pt"]
+    # Resumed, an epoch file later than latest.pt is another timeline's: refused, not pruned or kept.
+    (ckpt / "epoch_007.pt").write_bytes((ckpt / "epoch_001.pt").read_bytes())
+    assert main(resume + ["--keep-last", "1"]) == 2
+    assert f"--resume: {ckpt / 'epoch_007.pt'} is of a later epoch than latest.pt (1)" in capsys.readouterr().err
+    assert (ckpt / "epoch_001.pt").is_file() and not (ckpt / "epoch_002.pt").exists()
 
 
 def test_resume_refuses_a_different_run_and_allows_training_longer(h36m_dir, tmp_path, capsys):

@@ -23,11 +23,12 @@ from jointpose.evaluation.metrics import mpjpe
 from jointpose.model.temporal import receptive_field
 from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
 from jointpose.motion.viewpoints import RandomRig
-from jointpose.safeio import limit
+from jointpose.safeio import atomic_write, limit
 from jointpose.training.checkpoint import run_files
 from jointpose.training.config import TrainConfig
 from jointpose.training.trainer import Trainer
 
+DEMO_MARKER = ".jointpose-demo"  # in --out: the folder's data and checkpoint are a demo's own
 SYNTHETIC_TRAIN = ("S1", "S5", "S6", "S7", "S8")
 SYNTHETIC_TEST = ("S9", "S11")
 DEMO_ARCHITECTURE = (3, 3, 3)
@@ -139,12 +140,32 @@ def mean_pose_error(trainer: Trainer) -> float:
     return 1000.0 * float(torch.cat(errors).mean())
 
 
+def check_demo_folder(config: DemoConfig) -> None:
+    """Refuse an ``out`` folder whose ``data`` or ``checkpoint`` folder holds a dataset or a
+    training run that no demo wrote there (a VideoPose3D checkout keeps its Human3.6M files in
+    ``data``): the demo replaces its own files only, which its marker file names."""
+    out = Path(config.out)
+    if (out / DEMO_MARKER).is_file():
+        return
+    data = config.paths["data"]
+    found = (sorted(data.glob("data_*.npz")) if data.is_dir() else []) + run_files(config.paths["checkpoint"])
+    if found:
+        raise JointposeError(
+            "{0} {path}: {file} was not written by a demo, and the demo would replace it; choose another folder",
+            fields=("out",),
+            path=out,
+            file=found[0],
+        )
+
+
 def run_demo(config: DemoConfig) -> dict:
     """Run the demo; returns the evaluation summary with the mean-pose baseline added.
 
-    Everything that can be refused (the training settings, clips too short for the model) is
-    checked before the ``data`` and ``checkpoint`` folders of an earlier demo are replaced."""
+    Everything that can be refused (a folder holding files that no demo wrote, the training
+    settings, clips too short for the model) is checked before the ``data`` and ``checkpoint``
+    folders of an earlier demo are replaced."""
     start = time.perf_counter()
+    check_demo_folder(config)
     motion, train, test = demo_motion(config)
     folder = config.paths["data"]
     train_config = TrainConfig(
@@ -174,6 +195,9 @@ def run_demo(config: DemoConfig) -> dict:
         )
     checkpoints = Path(train_config.checkpoint_dir)
     earlier = run_files(checkpoints)  # checked before anything is written
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    with atomic_write(Path(config.out) / DEMO_MARKER, "w", encoding="utf-8") as handle:
+        handle.write("jointpose demo: the next demo in this folder replaces data/, checkpoint/ and its animation\n")
     write_data(config, motion)
     if earlier:  # a fresh demo each run: what a training run writes goes, nothing else
         print(f"note: replacing the earlier demo's checkpoints in {checkpoints}")
