@@ -10,7 +10,7 @@ from h36m_files import cli
 from jointpose.cli import build_parser, main
 from jointpose.data.batching import ChunkedWindows, MixedBatch
 from jointpose.data.h36m import load_dataset
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.losses import TERMS, JointAwareLoss, LossWeights, mpjpe
 from jointpose.model.temporal import StridedTemporalModel
 from jointpose.training.config import TrainConfig
@@ -505,6 +505,19 @@ def test_evaluate_defaults_to_the_runs_own_actions_and_downsampling(h36m_dir, tm
     assert main(cli("evaluate", flags, data_dir=h36m_dir, checkpoint=ckpt, json=tmp_path / "all.json")) == 0
     every = json.loads((tmp_path / "all.json").read_text())
     assert every["average"]["frames"] == 4 * (120 + 110) and set(every["actions"]) == {"Walking", "Directions"}
+    # An exported model keeps its frame rate (25 fps here), not the run's settings: it is scored
+    # at its own rate, and a rate given that differs is said.
+    from jointpose.inference.lifter import Lifter
+
+    exported = Lifter.load(ckpt).save(tmp_path / "m.safetensors")
+    flags, json_out = "-k gt -ste S9 -a Walking", tmp_path / "e.json"
+    with pytest.warns(JointposeWarning, match=r"a 25 fps model, scored at its own rate \(--downsample 2\)"):
+        assert main(cli("evaluate", flags, data_dir=h36m_dir, checkpoint=exported, json=json_out)) == 0
+    scored = json.loads(json_out.read_text())
+    assert scored["config"]["evaluated_on"]["downsample"] == 2 and scored["average"]["frames"] == 4 * 60
+    assert scored["average"]["p1"] == pytest.approx(record["average"]["p1"], abs=1e-3)
+    with pytest.warns(JointposeWarning, match="a 25 fps model scored on 50 fps data"):
+        assert main(cli("evaluate", flags + " --downsample 1", data_dir=h36m_dir, checkpoint=exported)) == 0
     # The run's settings are checked before they are used, naming the checkpoint.
     for name, value in (("downsample", "2"), ("actions", "Walking")):
         state = torch.load(ckpt / "latest.pt", weights_only=True)

@@ -7,6 +7,7 @@ are in millimetres (MPJVE per frame, acceleration per frame squared).
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from jointpose.data.h36m import (
     dataset_kind,
     load_dataset,
 )
-from jointpose.errors import JointposeError, brief
+from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.geometry import skeleton
@@ -285,6 +286,7 @@ def evaluate_checkpoint(
     if actions is None:  # the run's own; an empty list: every action
         actions = _run_setting(config, "actions", checkpoint)
     actions = list(actions) if actions else None
+    chosen = downsample is not None or config.get("downsample") is not None  # else matched to the model's rate
     downsample = _run_setting(config, "downsample", checkpoint) or 1 if downsample is None else downsample
     dataset = (
         dataset
@@ -301,15 +303,31 @@ def evaluate_checkpoint(
             path=checkpoint,
             out=model.num_joints_out,
         )
-    data = load_dataset(
-        data_dir,
-        keypoints,
-        subjects,
-        actions,
-        downsample=downsample,
-        normalization=loaded.normalization,
-        dataset=dataset,
-    )
+
+    def load(downsample: int) -> Dataset:
+        return load_dataset(
+            data_dir,
+            keypoints,
+            subjects,
+            actions,
+            downsample=downsample,
+            normalization=loaded.normalization,
+            dataset=dataset,
+        )
+
+    data = load(downsample)
+    if abs(data.fps - loaded.fps) > 1e-6 * loaded.fps:  # velocities would be per frame of another rate
+        factor = data.fps / loaded.fps
+        if not chosen and factor > 1.5 and abs(factor - round(factor)) < 1e-6:
+            downsample = round(factor)
+            data = load(downsample)
+            message = f"{checkpoint}: a {loaded.fps:g} fps model, scored at its own rate (--downsample {downsample})"
+        else:
+            message = (
+                f"{checkpoint}: a {loaded.fps:g} fps model scored on {data.fps:g} fps data "
+                "(its velocities and accelerations are per frame of another rate)"
+            )
+        warnings.warn(JointposeWarning(message), stacklevel=2)
     if data.num_keypoints != model.num_joints_in:
         raise JointposeError(
             f"-k {keypoints}: {data.num_keypoints} keypoints per frame but the checkpoint expects {model.num_joints_in}"
