@@ -440,7 +440,7 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
         capsys.readouterr()
         .err.strip()
         .endswith(
-            f"render: inputs have different frame counts: --keypoints-file {tmp_path / 'kp5.npy'} 5, "
+            f"render: error: inputs have different frame counts: --keypoints-file {tmp_path / 'kp5.npy'} 5, "
             f"--poses {tmp_path / 'poses.npz'} 6"
         )
     )

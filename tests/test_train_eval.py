@@ -623,3 +623,13 @@ def test_seed_summary_leaves_out_changes_without_a_value():
     table = format_seed_summary(summary, [0, 1, 2])
     rows = {line.split()[0]: line for line in table.splitlines()[3:]}
     assert rows["P1"].endswith("-1.7% ± 10.4  (within the seed spread)"), table
+
+
+def test_results_json_writes_a_missing_metric_as_null():
+    """A metric without a value (NaN: sequences too short for an acceleration) is null, so that
+    every JSON reader takes the file (Python's json writes NaN, which others refuse)."""
+    from jointpose.evaluation.evaluate import results_json
+
+    text = results_json({"average": {"p1": 41.5, "accel": float("nan")}, "runs": [1, float("inf")]})
+    assert json.loads(text) == {"average": {"p1": 41.5, "accel": None}, "runs": [1, None]}
+    assert "NaN" not in text and "Infinity" not in text

@@ -85,7 +85,7 @@ def check_frame_counts(counts: Mapping[str, int]) -> int:
     """The one frame count of ``counts`` ({what: frames}); refused, naming each, where they differ."""
     if len(set(counts.values())) > 1:
         raise JointposeError(
-            "render: inputs have different frame counts: " + ", ".join(f"{what} {n}" for what, n in counts.items())
+            "inputs have different frame counts: " + ", ".join(f"{what} {n}" for what, n in counts.items())
         )
     return next(iter(counts.values()))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,6 +173,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from jointpose.evaluation.evaluate import (
         evaluate_checkpoint,
         format_table,
+        results_json,
         write_predictions,
     )
     from jointpose.geometry.alignment import check_weight
@@ -195,9 +195,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if args.raw:
             raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
     if args.skeleton_fit is not None and args.raw:
-        raise JointposeError(
-            "--raw shows the network alone, without the skeleton fit; leave out --skeleton-fit or --raw"
-        )
+        flag = "--skeleton-fit" if args.skeleton_fit else "--no-skeleton-fit"
+        raise JointposeError(f"--raw shows the network alone, without the skeleton fit; leave out {flag} or --raw")
     with model_source(args.checkpoint, args.pretrained) as checkpoint:
         result = evaluate_checkpoint(
             checkpoint,
@@ -217,7 +216,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         )
     print(format_table(result.summary))
     if args.json is not None:
-        _write_text(args.json, json.dumps(result.summary, indent=2))
+        _write_text(args.json, results_json(result.summary))
         print(f"wrote {args.json}")
     if args.export_predictions is not None:
         write_predictions(result.predictions, args.export_predictions)

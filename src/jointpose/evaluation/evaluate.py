@@ -7,6 +7,8 @@ are in millimetres (MPJVE per frame, acceleration per frame squared).
 
 from __future__ import annotations
 
+import json
+import math
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -382,6 +384,22 @@ def with_provenance(
     actions, flip averaging, skeleton fit, filter sigma in frames)."""
     record = {**config, "checkpoint": str(checkpoint), "checkpoint_epoch": epoch, "evaluated_on": evaluated_on}
     return {"config": record, **summary}
+
+
+def results_json(results: Any) -> str:
+    """``results`` (an evaluation summary, or several) as JSON text: a metric without a value
+    (NaN: sequences too short for a velocity) is ``null``, so that every JSON reader takes it."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    return json.dumps(plain(results), indent=2, allow_nan=False)
 
 
 def write_predictions(predictions: dict[str, np.ndarray], path: str | Path) -> None:

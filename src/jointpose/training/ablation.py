@@ -13,13 +13,12 @@ scores the baseline with the same inference step.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from jointpose.evaluation.evaluate import COLUMN_TITLES
+from jointpose.evaluation.evaluate import COLUMN_TITLES, results_json
 from jointpose.safeio import atomic_write
 from jointpose.training.config import NORMALIZATION_CONSTRAINTS, TrainConfig
 from jointpose.training.trainer import Trainer
@@ -83,7 +82,7 @@ def run_ablation(config: TrainConfig, out: str | Path) -> dict:
     print(format_comparison(summaries["baseline"], summaries["joint-aware"]))
     result = {"config": config.to_dict(), **summaries}
     with atomic_write(out / "ablation.json", "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(result, indent=2))
+        handle.write(results_json(result))
     print(f"\nwrote {out / 'ablation.json'}")
     return result
 
@@ -136,12 +135,17 @@ def run_seeds(config: TrainConfig, out: str | Path, seeds: Sequence[int]) -> dic
     metric over the seeds (printed, and written to ``out/ablation.json`` with each seed's
     averages)."""
     out = Path(out)
-    runs = {seed: run_ablation(dataclasses.replace(config, seed=seed), out / f"seed_{seed}") for seed in seeds}
+    runs = {
+        seed: run_ablation(
+            dataclasses.replace(config, seed=seed, checkpoint_dir=str(out / f"seed_{seed}")), out / f"seed_{seed}"
+        )
+        for seed in seeds
+    }
     summary = seed_summary(runs)
     print(f"\n=== baseline vs joint-aware over {len(seeds)} seeds ===")
     print(format_seed_summary(summary, seeds))
     result = {"config": {**config.to_dict(), "seed": None}, "seeds": list(seeds), "summary": summary}
     with atomic_write(out / "ablation.json", "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(result, indent=2))
+        handle.write(results_json(result))
     print(f"\nwrote {out / 'ablation.json'}")
     return result

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import time
 from collections import defaultdict
@@ -41,7 +40,13 @@ from tqdm import tqdm
 from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, mix_limbs, scale_bodies
 from jointpose.data.h36m import alignment_joints, dataset_kind, load_dataset
 from jointpose.errors import JointposeError, first_line
-from jointpose.evaluation.evaluate import evaluate_model, format_table, inference_settings, with_provenance
+from jointpose.evaluation.evaluate import (
+    evaluate_model,
+    format_table,
+    inference_settings,
+    results_json,
+    with_provenance,
+)
 from jointpose.geometry.anatomy import bone_lengths
 from jointpose.losses import (
     TEMPORAL_TERMS,
@@ -631,7 +636,7 @@ class Trainer:
             align_2d=step["align"],
         )
         with atomic_write(self.folder / EVALUATION_FILE, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=2)
+            handle.write(results_json(record))
         return result.summary
 
     def save(self, rng: list[dict[str, Any]]) -> None:
