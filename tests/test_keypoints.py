@@ -786,7 +786,10 @@ def test_what_a_video_output_records_is_checked(tmp_path):
     xy = np.random.default_rng(3).uniform(10, 90, (5, 17, 2))
     refused = {
         "keypoints_layout": ("blazepose99", r"key 'keypoints_layout' must be one of coco17, .*, got 'blazepose99'"),
-        "image_size": ((96, 0), r"key 'image_size' must be a width and a height in whole pixels in \[1, 100000\]"),
+        "image_size": (
+            (96, 0),
+            r"key 'image_size' must be positive whole numbers of pixels \(at least 2\), got 96.0 0.0",
+        ),
         "confidence_threshold": (1.5, r"key 'confidence_threshold' must be one number in \[0, 1\], got 1.5"),
     }
     for key, (value, message) in refused.items():

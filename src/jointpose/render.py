@@ -94,11 +94,16 @@ def read_trajectory(path: str | Path) -> np.ndarray | None:
     """The root's camera-space trajectory (frames, 3; metres) an npz of ``jointpose infer`` or
     ``video`` holds under 'trajectory', or None; errors name the file and key."""
     files = load_npz(path, keys=("trajectory",))
-    if "trajectory" not in files:
-        return None
-    trajectory = numeric_array(files["trajectory"], f"{path}: key 'trajectory'")
+    return _trajectory(f"{path}: key 'trajectory'", files["trajectory"]) if "trajectory" in files else None
+
+
+def _trajectory(name: str, values: object) -> np.ndarray:
+    """``values`` as finite (frames, 3) root positions in metres within ``MAX_DISTANCE_M``, or a
+    JointposeError naming ``name``."""
+    trajectory = numeric_array(values, name)
     if trajectory.ndim != 2 or trajectory.shape[1] != 3 or not np.isfinite(trajectory).all():
-        raise JointposeError(f"{path}: key 'trajectory': expected finite (frames, 3) metres, got {trajectory.shape}")
+        raise JointposeError(f"{name}: expected finite (frames, 3) positions in metres, got shape {trajectory.shape}")
+    check_bounded(trajectory, MAX_DISTANCE_M, name, f"holds positions beyond {MAX_DISTANCE_M:g} m")
     return trajectory
 
 
@@ -169,12 +174,7 @@ class PoseFigure:
             keypoints_2d = _sequence("keypoints_2d", keypoints_2d, 2)
             counts = {"keypoints_2d": len(keypoints_2d)} | counts
         if trajectory is not None:
-            trajectory = np.asarray(trajectory, dtype=np.float64)
-            if trajectory.ndim != 2 or trajectory.shape[1] != 3 or not np.isfinite(trajectory).all():
-                raise JointposeError(
-                    f"trajectory: expected finite (frames, 3) positions in metres, got shape {trajectory.shape}"
-                )
-            check_bounded(trajectory, MAX_DISTANCE_M, "trajectory", f"holds positions beyond {MAX_DISTANCE_M:g} m")
+            trajectory = _trajectory("trajectory", trajectory)
             counts["trajectory"] = len(trajectory)
         self.num_frames = check_frame_counts(counts)
         self.image_size = _image_size(image_size)

@@ -74,6 +74,7 @@ def add_infer_parser(verbs: Any) -> None:
 def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.data.keypoints import (
         at_rate,
+        image_size_of,
         load_keypoints,
         outside_image_note,
         require_image_size,
@@ -116,12 +117,11 @@ def cmd_infer(args: argparse.Namespace) -> None:
     with warnings.catch_warnings():  # its notes are printed below, once
         warnings.simplefilter("ignore", JointposeWarning)
         keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
-    recorded = keypoints.image_size  # refused before the keypoints' notes are printed
-    if size is None:
-        size = recorded or require_image_size(None, args.input)
-    elif recorded is not None and recorded != size:
-        given = f"--image-size {size[0]} {size[1]}" if args.image_size else f"--video's {size[0]}x{size[1]}"
-        raise JointposeError(f"{given} differs from the image size {args.input} records ({recorded[0]}x{recorded[1]})")
+    # The size given (--image-size, else --video's) must be the one a video output records;
+    # refused before the keypoints' notes are printed.
+    what = "--image-size {} {}" if args.image_size else "--video's {}x{}"
+    size = image_size_of(keypoints, size, what.format(*size) if size else "", args.input)
+    size = size or require_image_size(None, args.input)
     for note in keypoints.notes:
         print(note)
     if keypoints.source_format == "video" and args.checkpoint is None and args.pretrained not in VIDEO_MODELS:

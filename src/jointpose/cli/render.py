@@ -89,7 +89,7 @@ def cmd_render(args: argparse.Namespace) -> None:
                 )
         sequences["Ground truth"] = seq.poses_3d
     else:
-        from jointpose.data.keypoints import at_rate, load_keypoints, require_image_size
+        from jointpose.data.keypoints import at_rate, image_size_of, load_keypoints, require_image_size
         from jointpose.data.video import open_video
 
         refuse_inapplicable(
@@ -100,12 +100,9 @@ def cmd_render(args: argparse.Namespace) -> None:
         track = load_keypoints(args.keypoints_file, layout=args.layout, confidence_threshold=None)
         # The size: --image-size, else what the keypoint file records, else --video's (render
         # checks a given size against the video's).
-        size = track.image_size if args.image_size is None else require_image_size(args.image_size, args.keypoints_file)
-        if track.image_size is not None and size != track.image_size:
-            raise JointposeError(
-                f"--image-size {size[0]} {size[1]} differs from the image size {args.keypoints_file} records "
-                f"({track.image_size[0]}x{track.image_size[1]})"
-            )
+        given = None if args.image_size is None else require_image_size(args.image_size, args.keypoints_file)
+        what = "" if given is None else f"--image-size {given[0]} {given[1]}"
+        size = image_size_of(track, given, what, args.keypoints_file)
         sequences["Prediction"], fps = read_poses(args.poses)
         trajectory = read_trajectory(args.poses)
         video = args.video

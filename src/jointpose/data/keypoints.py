@@ -114,6 +114,19 @@ def require_image_size(image_size: tuple[int, int] | None, path: str | Path) -> 
     return check_image_size(image_size[0], image_size[1], "image_size")
 
 
+def image_size_of(
+    kp: Keypoints2D, given: tuple[int, int] | None, what: str, path: str | Path
+) -> tuple[int, int] | None:
+    """The image size (width, height; pixels) of ``kp``'s points: ``given`` (``what`` names it,
+    e.g. ``--image-size 1920 1080``), which must be the size the file ``path`` records where it
+    records one; else the recorded one; None where there is neither."""
+    if given is not None and kp.image_size is not None and tuple(given) != kp.image_size:
+        raise JointposeError(
+            f"{what} differs from the image size {path} records ({kp.image_size[0]}x{kp.image_size[1]})"
+        )
+    return kp.image_size if given is None else given
+
+
 # Confident keypoints this far outside the image (a share of its width or height) in this
 # share of the frames suggest the image size given is not the keypoints' (width and height
 # swapped, or another resolution): a detector keeps what it is confident of inside the image.

@@ -46,6 +46,7 @@ import numpy as np
 
 from jointpose.errors import JointposeError, brief, first_line
 from jointpose.geometry import skeleton
+from jointpose.geometry.cameras import check_image_size
 from jointpose.safeio import (
     check_fps,
     check_limit,
@@ -588,12 +589,9 @@ def _track(points: np.ndarray, recorded: dict[str, Any], path: Path, video: bool
         track.layout = layout
     if "image_size" in recorded:
         size = numeric_array(recorded["image_size"], f"{path} key 'image_size'")
-        bound = limit("image_px")
-        if size.shape != (2,) or not ((size >= 1) & (size <= bound) & (size == np.round(size))).all():
-            raise JointposeError(
-                f"{path}: key 'image_size' must be a width and a height in whole pixels in [1, {bound}], got {brief(size.tolist())}"
-            )
-        track.image_size = (int(size[0]), int(size[1]))
+        if size.shape != (2,):
+            raise JointposeError(f"{path}: key 'image_size' must be a width and a height, got {brief(size.tolist())}")
+        track.image_size = check_image_size(size[0], size[1], f"{path}: key 'image_size'")
     if "confidence_threshold" in recorded:
         value = numeric_array(recorded["confidence_threshold"], f"{path} key 'confidence_threshold'")
         if value.shape != () or not 0.0 <= float(value) <= 1.0:

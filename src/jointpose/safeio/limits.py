@@ -86,9 +86,8 @@ def check_fps(fps: float, what: str) -> float:
     """A frame rate (frames per second) in [1 / L, L] for L = ``limit("fps")``; errors name
     ``what`` (an argument's name, or a description). A bool (JSON ``true``) is no frame rate."""
     integer = isinstance(fps, (int, np.integer)) and not isinstance(fps, bool)  # any size: beyond the bound below
-    if not (
-        (integer or is_real_number(fps)) and fps > 0
-    ):  # a value read from a file is quoted as read ('60' is text), and cut short
+    if not ((integer or is_real_number(fps)) and fps > 0):
+        # a value read from a file is quoted as read ('60' is text), and cut short
         shown = str(fps) if isinstance(fps, (float, np.floating, np.integer)) else brief(fps)
         raise JointposeError("{0} must be a positive number of frames per second, got {fps}", fields=(what,), fps=shown)
     bound = limit("fps")

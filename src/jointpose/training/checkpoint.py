@@ -54,16 +54,16 @@ def run_files(folder: str | Path) -> list[Path]:
     return found
 
 
-def epoch_checkpoints(folder: str | Path) -> list[Path]:
-    """``epoch_NNN.pt`` files in ``folder``, oldest first."""
+def epoch_checkpoints(folder: str | Path) -> dict[int, Path]:
+    """``{epoch: its epoch_NNN.pt file}`` in ``folder``, oldest first."""
     found = [(int(m.group(1)), p) for p in Path(folder).glob("epoch_*.pt") if (m := EPOCH_FILE.fullmatch(p.name))]
-    return [p for _, p in sorted(found)]
+    return dict(sorted(found))
 
 
 def prune_epochs(folder: str | Path, keep_last: int) -> None:
     """Delete all but the newest ``keep_last`` epoch checkpoints (0 keeps all)."""
     if keep_last > 0:
-        for old in epoch_checkpoints(folder)[:-keep_last]:
+        for old in list(epoch_checkpoints(folder).values())[:-keep_last]:
             old.unlink(missing_ok=True)
 
 

@@ -14,7 +14,7 @@ from jointpose.errors import JointposeError
 from jointpose.losses import LossWeights
 from jointpose.model.loading import load_checkpoint
 from jointpose.safeio import check_output_folder, is_finite_number
-from jointpose.training.checkpoint import EPOCH_FILE, epoch_checkpoints, run_files
+from jointpose.training.checkpoint import epoch_checkpoints, run_files
 from jointpose.training.config import CONSTRAINT_SETTINGS, SEMI_SUPERVISED_SETTINGS, TrainConfig
 
 # What a resumed run must share with the checkpoint to be the same run (TrainConfig fields).
@@ -87,9 +87,7 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     # The next epoch's file may be a crash's leftover (written before latest.pt), which the run
     # writes again; one later than that is another timeline's: --keep-last would prune the
     # resumed run's new epochs in its favour.
-    later = [
-        path for path in epoch_checkpoints(folder) if int(EPOCH_FILE.fullmatch(path.name)[1]) > checkpoint["epoch"] + 1
-    ]
+    later = [path for epoch, path in epoch_checkpoints(folder).items() if epoch > checkpoint["epoch"] + 1]
     if later:
         raise JointposeError(
             "{0}: {path} is of a later epoch than latest.pt ({epoch}); move it or choose another folder",
