@@ -143,6 +143,11 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     )
     assert not track.filled.any()  # the recorded threshold: joint 3 at 0.2 is kept
     assert load_keypoints(tmp_path / "clip.npz").filled[:6, 3].all()  # the default threshold fills it
+    confidence[6:, 5] = 0.05  # a track filled with threshold 0 keeps even these
+    export(
+        tmp_path / "zero.npz", np.zeros((frames, 17, 3)), 25.0, extra=extra, info=info | {"confidence_threshold": 0.0}
+    )
+    assert not load_keypoints(tmp_path / "zero.npz", confidence_threshold=None).filled.any()
     lifter = Lifter.from_pretrained("video", device="cpu")
     from jointpose.data.keypoints import at_rate
 

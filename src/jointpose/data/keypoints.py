@@ -237,7 +237,8 @@ def load_keypoints(
         source_layout = track.layout if track.layout is not None and wanted is None else conversion
         source_format = "video" if track.video else suffix[1:]
         if confidence_threshold is None:
-            confidence_threshold = track.confidence_threshold or CONFIDENCE_THRESHOLD
+            recorded = track.confidence_threshold
+            confidence_threshold = CONFIDENCE_THRESHOLD if recorded is None else recorded
     if points.shape[2] == 2:  # arrays without a confidence: every point counts
         points = np.concatenate([points, np.ones(points.shape[:2] + (1,))], axis=-1)
     xy, conf = points[..., :2], points[..., 2]
