@@ -161,19 +161,20 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     assert main(cli("infer", "--pretrained video --no-progress", tmp_path / "clip.npz", o=out)) == 0
     text = capsys.readouterr().out
     assert "the keypoints are at 25 fps" in text and "--pretrained video (or video-causal)" not in text
-    np.testing.assert_allclose(np.load(out)["poses_3d"], lifter.predict(at_model, (96, 64)), atol=1e-5)
+    # Written at the track's 25 fps: frame i is the 50 fps lift's frame 2i, the same instant.
+    np.testing.assert_allclose(np.load(out)["poses_3d"], lifter.predict(at_model, (96, 64))[::2], atol=1e-5)
     assert main(cli("infer", "--no-progress", tmp_path / "clip.npz", o=tmp_path / "coco.npz")) == 0
     assert "--pretrained video (or video-causal) lifts it as jointpose video did" in capsys.readouterr().out
     assert main(cli("infer", "--image-size 64 96", tmp_path / "clip.npz", o=tmp_path / "x.npz")) == 2
     assert "--image-size 64 96 differs from the image size" in capsys.readouterr().err
     assert main(cli("infer", "--pretrained video --causal", tmp_path / "clip.npz", o=tmp_path / "x.npz")) == 2
     assert "--pretrained video names the model; leave out --causal" in capsys.readouterr().err
-    # render: the track (25 fps) resampled to the poses' 50 fps, --video dropped, the recorded size kept.
+    # render: the track and the poses both at 25 fps, drawn over the video at the recorded size.
     _video(tmp_path / "v.mp4", frames)
     paths = dict(keypoints_file=tmp_path / "clip.npz", poses=out, video=tmp_path / "v.mp4", o=tmp_path / "r.gif")
     assert main(cli("render", "--no-progress", **paths)) == 0
-    assert "--video is not drawn behind resampled keypoints" in capsys.readouterr().out
-    assert len(iio.imread(tmp_path / "r.gif", index=None)) == len(np.load(out)["poses_3d"])
+    assert "resampled" not in capsys.readouterr().out
+    assert len(iio.imread(tmp_path / "r.gif", index=None)) == frames
     # The poses file's trajectory is drawn in a panel of its own.
     lifted = dict(np.load(out))
     assert lifted["trajectory"].shape == (len(lifted["poses_3d"]), 3)

@@ -384,13 +384,19 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     data = np.load(tmp_path / "poses.npz")
     assert data["poses_3d"].shape == (frames, 17, 3)
     assert read_bvh(tmp_path / "poses.bvh").num_frames == frames
-    # Recorded at 25 fps: resampled to the model's 50 fps.
+    # Recorded at 25 fps: lifted at the model's 50 fps, written at 25 fps, one pose per input
+    # frame; frame i is the 50 fps lift's frame 2i (the same instant).
     flags = "--image-size 1000 1000 --fps 25 --no-progress"
     assert main(cli("infer", flags, dets, o=tmp_path / "fast.npz", checkpoint=model_path)) == 0
-    assert np.load(tmp_path / "fast.npz")["poses_3d"].shape[0] == 2 * frames - 1
-    # From Python, a Keypoints2D whose file gives another rate than the model's is refused, not lifted too fast.
+    fast = np.load(tmp_path / "fast.npz")
+    assert fast["poses_3d"].shape[0] == frames and float(fast["fps"]) == 25.0
+    assert "resampled the poses back to 25 fps: one per input frame" in capsys.readouterr().out
     from jointpose.data.keypoints import at_rate, load_keypoints
 
+    lifter = Lifter.load(model_path)
+    at50, _ = at_rate(load_keypoints(dets), 50.0, 25.0, "--fps")
+    np.testing.assert_allclose(fast["poses_3d"], lifter.predict(at50, (1000, 1000))[::2], atol=1e-6)
+    # From Python, a Keypoints2D whose file gives another rate than the model's is refused, not lifted too fast.
     np.savez(tmp_path / "at25.npz", keypoints=np.full((frames, 17, 2), 500.0) + np.arange(17)[:, None], fps=25)
     at25 = load_keypoints(tmp_path / "at25.npz")
     with pytest.raises(JointposeError, match="keypoints at 25 fps .* for a model of 50 fps: resample them first"):
@@ -399,9 +405,7 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     assert resampled.num_frames == 2 * frames - 1 and resampled.fps == 50.0 and note is not None
     assert Lifter.load(model_path).predict(resampled, (1000, 1000)).shape == (2 * frames - 1, 17, 3)
     # An npz that gives its frame rate (as `jointpose video` writes) is resampled by it; --fps overrides it.
-    np.savez(
-        tmp_path / "rated.npz", keypoints=np.load(tmp_path / "fast.npz")["poses_3d"][:frames, :, :2] * 100 + 500, fps=25
-    )
+    np.savez(tmp_path / "rated.npz", keypoints=fast["poses_3d"][:, :, :2] * 100 + 500, fps=25)
     capsys.readouterr()
     assert (
         main(
@@ -415,11 +419,11 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
         )
         == 0
     )
-    assert np.load(tmp_path / "r.npz")["poses_3d"].shape[0] == 2 * frames - 1
+    assert float(np.load(tmp_path / "r.npz")["fps"]) == 25.0
     assert "the keypoints are at 25 fps, the 'fps' of" in capsys.readouterr().out
     flags = "--image-size 1000 1000 --fps 50 --no-progress"
     assert main(cli("infer", flags, tmp_path / "rated.npz", o=tmp_path / "r50.npz", checkpoint=model_path)) == 0
-    assert np.load(tmp_path / "r50.npz")["poses_3d"].shape[0] == frames
+    assert float(np.load(tmp_path / "r50.npz")["fps"]) == 50.0
     capsys.readouterr()
     assert (
         main(["infer", str(tmp_path / "dets.json"), "-o", str(tmp_path / "x.npz"), "--checkpoint", str(model_path)])

@@ -799,3 +799,48 @@ def test_what_a_video_output_records_is_checked(tmp_path):
             )
             with pytest.raises(JointposeError, match=message):
                 load_keypoints(path)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_a_video_outputs_recorded_camera_is_read_back_and_checked(tmp_path, suffix):
+    from jointpose.inference.export import export
+
+    frames = 4
+    xy = np.random.default_rng(0).uniform(100, 500, (frames, 17, 2))
+    extra = {"keypoints_2d": xy}
+    size = {"image_size": (640, 480)}
+    export(tmp_path / f"ok{suffix}", np.zeros((frames, 17, 3)), 30.0, extra=extra, info=size | {"focal_length": 500.0})
+    camera = load_keypoints(tmp_path / f"ok{suffix}").camera
+    assert camera.focal_length == (500.0, 500.0) and camera.center == (320.0, 240.0) and camera.res_w == 640
+    export(
+        tmp_path / f"pp{suffix}",
+        np.zeros((frames, 17, 3)),
+        30.0,
+        extra=extra,
+        info=size | {"focal_length": 500.0, "principal_point": (300.0, 250.0)},
+    )
+    assert load_keypoints(tmp_path / f"pp{suffix}").camera.center == (300.0, 250.0)
+    assert load_keypoints(tmp_path / f"pp{suffix}", confidence_threshold=None).camera is not None
+    for info, needle in (
+        ({"focal_length": 1e9}, "key 'focal_length' must be 2.793 to 3.667e+04 pixels for an image 640"),
+        ({"focal_length": -5.0}, "key 'focal_length' must be a positive number"),
+        ({"focal_length": (500.0, 500.0)}, "key 'focal_length' must be one number of pixels"),
+        ({"focal_length": "wide"}, "key 'focal_length'"),
+        ({"focal_length": 500.0, "principal_point": (1.0,)}, "key 'principal_point' must be two numbers"),
+        ({"focal_length": 500.0, "principal_point": (1e5, 0.0)}, "key 'principal_point' must lie within"),
+        ({"principal_point": (320.0, 240.0)}, "a recorded camera needs key 'focal_length'"),
+    ):
+        path = tmp_path / f"bad{suffix}"
+        written = size | info
+        if suffix == ".json":
+            export(path, np.zeros((frames, 17, 3)), 30.0, extra=extra, info=size)
+            data = json.loads(path.read_text())
+            data.update({k: list(v) if isinstance(v, tuple) else v for k, v in written.items()})
+            path.write_text(json.dumps(data))
+        else:
+            np.savez(path, keypoints_2d=xy, **written)
+        with pytest.raises(JointposeError, match=re.escape(str(path)) + ".*" + re.escape(needle)):
+            load_keypoints(path)
+    np.savez(tmp_path / "nosize.npz", keypoints_2d=xy, focal_length=500.0)
+    with pytest.raises(JointposeError, match="nosize.npz: a recorded camera needs key 'image_size'"):
+        load_keypoints(tmp_path / "nosize.npz")

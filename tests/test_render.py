@@ -410,7 +410,7 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     paths = dict(keypoints_file=tmp_path / "kp.npy", poses=tmp_path / "poses.npz", o=tmp_path / "a.gif")
     assert main(cli("render", "--image-size 1000 1000 --no-progress", **paths)) == 0
     assert iio.improps(tmp_path / "a.gif", index=None).shape[0] == 6
-    # A video track at 30 fps beside poses at 50 fps (infer resampled it): 11 frames span
+    # A video track at 30 fps beside poses at 50 fps (lifted at the model's rate): 11 frames span
     # 1/3 s, 17 frames at 50 fps (0.32 s) lie within it.
     rng = np.random.default_rng(2)
     track = rng.uniform(100, 900, (11, 17, 2))
@@ -483,11 +483,12 @@ def test_infer_and_render_take_the_image_size_from_the_video(tmp_path: Path, cap
     slow = Lifter(TemporalModel([3], channels=8).eval(), fps=2.5).save(tmp_path / "slow.safetensors")
     assert main([*infer[:5], str(slow), "--no-progress", "--render", str(anim), "--video", str(video)]) == 0
     assert "--video plays at 5 fps; if the keypoints are its frames, pass --fps 5" in capsys.readouterr().out
-    # Resampled, the 2D is drawn without the video, whose size it still takes.
+    # Lifted at another rate, the poses are written back at the keypoints': the video is drawn.
     assert (
         main([*infer, "-o", str(tmp_path / "r.npz"), "--render", str(anim), "--video", str(video), "--fps", "10"]) == 0
     )
-    assert "--video is not drawn behind resampled keypoints" in capsys.readouterr().out
+    assert "--video is not drawn" not in capsys.readouterr().out
+    assert len(np.load(tmp_path / "r.npz")["poses_3d"]) == 5 and iio.imread(anim, index=None).shape[0] == 5
     render = [
         "render",
         "-o",

@@ -326,7 +326,7 @@ def test_resample_back_to_the_video_holds_the_last_pose():
 def test_resample_poses_keeps_every_bone_length_of_a_turning_body():
     from scipy.spatial.transform import Rotation
 
-    from jointpose.inference.video import resample_poses
+    from jointpose.inference.lifter import resample_poses
 
     # A body turning about the vertical at 0.5 rad a frame (50 fps), its root walking along x.
     body = np.random.default_rng(0).normal(scale=0.3, size=(17, 3))
@@ -1116,6 +1116,26 @@ def test_real_footage_cli_writes_bvh_and_render(tmp_path):
     assert motion.rotations.shape[0] == 30 and motion.frame_time == pytest.approx(1 / 60)
     assert open_video(render).fps == 60.0
     assert len(list(open_video(render).frames())) == 30
+
+
+def test_real_footage_track_is_lifted_again_by_infer_as_the_video_run_lifted_it(tmp_path, capsys):
+    """The npz of a 60 fps clip lifted with its focal length records the camera; infer reads it
+    and the frame rate back and writes one pose per video frame, as the video run did."""
+    clip = footage("cam01.mp4")
+    out, again = tmp_path / "cam01.npz", tmp_path / "again.npz"
+    flags = ["--end", "0.5", "--device", "cpu", "--no-progress"]
+    assert main(["video", str(clip), "-o", str(out), "--focal-length", "1681.2", *flags]) == 0
+    video = load_npz(out)
+    assert float(video["focal_length"]) == pytest.approx(1681.2)  # float32, as the poses
+    np.testing.assert_array_equal(video["principal_point"], np.array(open_video(clip).size) / 2)
+    capsys.readouterr()
+    assert main(["infer", str(out), "-o", str(again), "--pretrained", "video", *flags[2:]]) == 0
+    printed = capsys.readouterr().out
+    assert f"the camera {out} records" in printed and "camera: focal length 1681 px" in printed
+    lifted = load_npz(again)
+    assert float(lifted["fps"]) == 60.0 and lifted["poses_3d"].shape == video["poses_3d"].shape == (30, 17, 3)
+    assert np.abs(lifted["poses_3d"] - video["poses_3d"]).max() < 0.005  # metres
+    assert np.abs(lifted["trajectory"] - video["trajectory"]).max() < 0.005
 
 
 def test_real_footage_cli_follows_the_person_asked_for(tmp_path, capsys):

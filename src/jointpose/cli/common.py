@@ -87,14 +87,16 @@ def files_in(folder: str | Path | None, pattern: str) -> list[Path]:
     return sorted(Path(folder).glob(pattern)) if folder is not None and Path(folder).is_dir() else []
 
 
-def add_camera_args(p: argparse.ArgumentParser) -> None:
-    """The camera-intrinsics flags of ``infer`` and ``video``."""
+def add_camera_args(p: argparse.ArgumentParser, recorded: bool = False) -> None:
+    """The camera-intrinsics flags of ``infer`` and ``video``; ``recorded``: the input may record a camera."""
     p.add_argument("--focal-length", type=float, default=None, help="the camera's focal length in pixels, if known")
     p.add_argument(
         "--fov",
         type=float,
         default=None,
-        help="or its horizontal field of view in degrees (without either: 65 degrees over the longer side assumed)",
+        help="or its horizontal field of view in degrees (without either: "
+        + ("the camera a video output records, else " if recorded else "")
+        + "65 degrees over the longer side assumed)",
     )
     p.add_argument(
         "--principal-point",

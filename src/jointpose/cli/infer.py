@@ -39,7 +39,7 @@ def add_infer_parser(verbs: Any) -> None:
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     add_pretrained_arg(p)
     p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"), help="image size in pixels")
-    add_camera_args(p)
+    add_camera_args(p, recorded=True)
     p.add_argument(
         "--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)"
     )
@@ -47,7 +47,10 @@ def add_infer_parser(verbs: Any) -> None:
         "--fps",
         type=float,
         default=None,
-        help="frame rate of the input, resampled to the model's (default: the file's 'fps', else the model's)",
+        help=(
+            "frame rate of the input, resampled to the model's and back: the output has the input's"
+            " (default: the file's 'fps', else the model's)"
+        ),
     )
     p.add_argument(
         "--confidence-threshold",
@@ -78,10 +81,12 @@ def cmd_infer(args: argparse.Namespace) -> None:
         load_keypoints,
         outside_image_note,
         require_image_size,
+        resample,
     )
     from jointpose.data.video import open_video
     from jointpose.geometry.bones import check_height, scale_to_height
     from jointpose.inference.export import export, format_from_path
+    from jointpose.inference.lifter import resample_poses
     from jointpose.render import check_animation_fps, check_animation_path
     from jointpose.safeio import check_fps, check_outputs, check_resample
 
@@ -108,8 +113,6 @@ def cmd_infer(args: argparse.Namespace) -> None:
     lifter = sequence_lifter(args, "offline", "causal", "infer")
     if args.fps is not None:
         check_resample(args.fps, lifter.fps, "--fps")  # before the keypoints are read
-    if args.render:  # the animation plays at the model's rate: checked before -o is written
-        check_animation_fps(lifter.fps, args.render, "the model's frame rate")
     lifter.flip_test = args.tta
     lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
     lifter.smooth = 0.0 if args.raw else lifter.smooth
@@ -126,43 +129,50 @@ def cmd_infer(args: argparse.Namespace) -> None:
         print(note)
     if keypoints.source_format == "video" and args.checkpoint is None and args.pretrained not in VIDEO_MODELS:
         print("note: a jointpose video track; --pretrained video (or video-causal) lifts it as jointpose video did")
-    video = args.video
     if args.fps is None and keypoints.fps is not None:
         print(f"note: the keypoints are at {keypoints.fps:g} fps, the 'fps' of {args.input} (--fps overrides it)")
     elif args.fps is None:
         print(f"note: no --fps: the keypoints are taken to be at the model's {lifter.fps:g} fps (the output's rate)")
         if clip is not None and abs(clip.fps - lifter.fps) > 1e-6:
             print(f"note: --video plays at {clip.fps:g} fps; if the keypoints are its frames, pass --fps {clip.fps:g}")
-    what = "--fps" if args.fps is not None else f"{args.input}: key 'fps'"
-    keypoints, resampled = at_rate(keypoints, lifter.fps, args.fps, what)
-    if resampled:
-        print(resampled)
-        if video:
-            print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
-            video = None
-    if video:  # its frame count, before the npz is written
+    fps = args.fps or keypoints.fps or lifter.fps  # the keypoints' rate: the output's
+    if args.render:  # before -o is written
+        rate = "--fps" if args.fps else f"{args.input}: key 'fps'" if keypoints.fps else "the model's frame rate"
+        check_animation_fps(fps, args.render, rate)
+    if args.video:  # its frame count, before the npz is written
         from jointpose.render import check_background
 
-        check_background(video, keypoints.num_frames, size)
+        check_background(args.video, keypoints.num_frames, size)
+    what = "--fps" if args.fps is not None else f"{args.input}: key 'fps'"
+    lifted, resampled = at_rate(keypoints, lifter.fps, args.fps, what)
+    if resampled:
+        print(resampled)
     threshold = CONFIDENCE_THRESHOLD if args.confidence_threshold is None else args.confidence_threshold
     if (note := outside_image_note(keypoints, size, threshold)) is not None:
         print(note)
-    if keypoints.num_frames < lifter.receptive_field:
+    if lifted.num_frames < lifter.receptive_field:
         print(
-            f"note: {keypoints.num_frames} frames is shorter than the receptive field "
+            f"note: {lifted.num_frames} frames is shorter than the receptive field "
             f"({lifter.receptive_field}); the sequence is edge-padded"
         )
     camera = camera_from_args(args, size)
-    poses = lifter.predict(keypoints, size, camera=camera, progress=args.progress)
+    if camera is None and keypoints.camera is not None:
+        camera = keypoints.camera
+        print(f"note: the camera {args.input} records (--focal-length or --fov overrides it)")
+    poses = lifter.predict(lifted, size, camera=camera, progress=args.progress)
     for note in camera_notes(lifter, camera):
         print(note)
     trajectory = None
     if camera is not None or lifter.places_root_without_camera:
-        trajectory = lifter.predict_trajectory(keypoints.xy, size, camera=camera, poses=poses)
+        trajectory = lifter.predict_trajectory(lifted.xy, size, camera=camera, poses=poses)
+    if resampled:  # one pose per input frame
+        poses = resample_poses(poses, lifter.fps, fps, keypoints.num_frames)
+        trajectory = None if trajectory is None else resample(trajectory, lifter.fps, fps, keypoints.num_frames)
+        print(f"resampled the poses back to {fps:g} fps: one per input frame")
     if args.height is not None:
         poses, trajectory, factor = scale_to_height(poses, args.height, trajectory)
         print(f"scaled to a standing height of {args.height:g} m (x {factor:.3f})")
-    export(args.output, poses, lifter.fps, trajectory=trajectory, fmt=fmt)
+    export(args.output, poses, fps, trajectory=trajectory, fmt=fmt)
     print(f"wrote {len(poses)} frames to {args.output} ({fmt})")
     if args.render:
         from jointpose.render import render_animation
@@ -172,8 +182,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
             keypoints.xy,
             {"Prediction": poses},
             image_size=size,
-            fps=lifter.fps,
-            background=video,
+            fps=fps,
+            background=args.video,
             progress=args.progress,
         )
         print(f"wrote {args.render}")

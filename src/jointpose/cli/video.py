@@ -64,6 +64,7 @@ def cmd_video(args: argparse.Namespace) -> None:
     from contextlib import nullcontext
 
     from jointpose.data.blazepose import native_logs_hidden, require_mediapipe
+    from jointpose.data.layouts import camera_record
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.video import lift_video, render_captions
     from jointpose.render import check_animation_path, render_animation
@@ -103,6 +104,7 @@ def cmd_video(args: argparse.Namespace) -> None:
             "keypoints_layout": result.keypoints.source_layout,
             "image_size": result.clip.size,
             "confidence_threshold": float(args.confidence_threshold),
+            **camera_record(result.camera),
         },
     )
     print(f"wrote {len(result.poses)} frames at {result.fps:g} fps to {args.output} ({fmt})")

@@ -60,7 +60,7 @@ from jointpose.data.layouts import (
 )
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import check_image_size
+from jointpose.geometry.cameras import Camera, check_image_size
 from jointpose.safeio import check_fps, check_limit, check_resample, frame_ranges, is_finite_number, limit
 
 _LAYOUT_ARGS = {"h36m": "h36m17", "h36m17": "h36m17", "coco": "coco17", "coco17": "coco17"}
@@ -74,7 +74,8 @@ class Keypoints2D:
     the format has none, the detector's value for filled joints); ``filled`` (F, 17) marks the
     interpolated joints; ``notes`` reports what was chosen or repaired; ``fps`` and
     ``image_size`` (width, height; pixels) are what the file gives (an npz's 'fps', a
-    ``jointpose video`` output's both), else None. ``source_format`` is ``"video"`` for a
+    ``jointpose video`` output's both), else None; ``camera`` the intrinsics a ``jointpose
+    video`` output was lifted with, where given. ``source_format`` is ``"video"`` for a
     ``jointpose video`` track, whose ``source_layout`` is the detector layout it came from.
     """
 
@@ -86,6 +87,7 @@ class Keypoints2D:
     notes: list[str] = field(default_factory=list)
     fps: float | None = None
     image_size: tuple[int, int] | None = None
+    camera: Camera | None = None
 
     @property
     def num_frames(self) -> int:
@@ -260,8 +262,10 @@ def load_keypoints(
         )
         warnings.warn(message, JointposeWarning, stacklevel=2)
         notes.append(message)
-    fps, size = (track.fps, track.image_size) if track is not None else (None, None)
-    return Keypoints2D(interpolate_gaps(xy, valid), conf, source_format, source_layout, filled, notes, fps, size)
+    fps, size, camera = (track.fps, track.image_size, track.camera) if track is not None else (None, None, None)
+    return Keypoints2D(
+        interpolate_gaps(xy, valid), conf, source_format, source_layout, filled, notes, fps, size, camera
+    )
 
 
 def check_confidence_threshold(value: float, source: Path | str | None = None) -> None:

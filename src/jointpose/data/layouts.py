@@ -46,7 +46,7 @@ import numpy as np
 
 from jointpose.errors import JointposeError, brief, first_line
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import check_image_size
+from jointpose.geometry.cameras import Camera, check_image_size
 from jointpose.safeio import (
     check_fps,
     check_limit,
@@ -511,7 +511,7 @@ def _openpose_scores(people: np.ndarray) -> np.ndarray:
 
 # What a `jointpose video` output records beside its 2D track, so that reading the track back
 # lifts it as the video run did.
-TRACK_KEYS = ("fps", "keypoints_layout", "image_size", "confidence_threshold")
+TRACK_KEYS = ("fps", "keypoints_layout", "image_size", "confidence_threshold", "focal_length", "principal_point")
 
 
 @dataclass
@@ -519,13 +519,15 @@ class TrackFile:
     """Keypoints read from an array file or a ``jointpose video`` output: ``points`` (F, 17, 2|3)
     and what the file records, None where it does not: ``fps``, ``layout`` (the detector layout
     the track was converted from), ``image_size`` (width, height; pixels) and
-    ``confidence_threshold`` (the one it was filled with); ``video`` marks a video output."""
+    ``confidence_threshold`` (the one it was filled with), ``camera`` (the intrinsics it was
+    lifted with: 'focal_length' and 'principal_point', pixels); ``video`` marks a video output."""
 
     points: np.ndarray
     fps: float | None = None
     layout: str | None = None
     image_size: tuple[int, int] | None = None
     confidence_threshold: float | None = None
+    camera: Camera | None = None
     video: bool = False
 
 
@@ -599,7 +601,42 @@ def _track(points: np.ndarray, recorded: dict[str, Any], path: Path, video: bool
                 f"{path}: key 'confidence_threshold' must be one number in [0, 1], got {brief(value.tolist())}"
             )
         track.confidence_threshold = float(value)
+    if "focal_length" in recorded or "principal_point" in recorded:
+        track.camera = _recorded_camera(recorded, track.image_size, path)
     return track
+
+
+def camera_record(camera: Camera | None) -> dict[str, float | tuple[float, ...]]:
+    """What a video output records of the ``camera`` it was lifted with, read back by
+    :func:`read_array` and :func:`read_track_json`: its focal length and principal point
+    (pixels); nothing without one."""
+    if camera is None:
+        return {}
+    return {"focal_length": float(camera.focal_length[0]), "principal_point": tuple(map(float, camera.center))}
+
+
+def _recorded_camera(recorded: dict[str, Any], size: tuple[int, int] | None, path: Path) -> Camera:
+    """The camera a video output records ('focal_length' and 'principal_point', pixels, for
+    its 'image_size'), checked as ``--focal-length`` and ``--principal-point`` are."""
+    if "focal_length" not in recorded or size is None:
+        missing = "focal_length" if "focal_length" not in recorded else "image_size"
+        raise JointposeError(f"{path}: a recorded camera needs key '{missing}'")
+    focal = numeric_array(recorded["focal_length"], f"{path} key 'focal_length'")
+    if focal.shape != ():
+        raise JointposeError(f"{path}: key 'focal_length' must be one number of pixels, got {brief(focal.tolist())}")
+    centre = None
+    if "principal_point" in recorded:
+        point = numeric_array(recorded["principal_point"], f"{path} key 'principal_point'")
+        if point.shape != (2,):
+            raise JointposeError(
+                f"{path}: key 'principal_point' must be two numbers (x, y), got {brief(point.tolist())}"
+            )
+        centre = (float(point[0]), float(point[1]))
+    names = {"focal_length": f"{path}: key 'focal_length'", "center": f"{path}: key 'principal_point'"}
+    try:
+        return Camera.from_focal_length(*size, float(focal), center=centre, id="recorded")
+    except JointposeError as exc:
+        raise JointposeError(exc.naming(names)) from None
 
 
 def _points(array: np.ndarray, confidence: np.ndarray | None, path: Path, key: str | None) -> np.ndarray:

@@ -37,11 +37,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jointpose.data.keypoints import Keypoints2D
+from jointpose.data.keypoints import Keypoints2D, resample
 from jointpose.data.layouts import aligned_joints
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import check_weight, rays_of, root_path, root_sigma
+from jointpose.geometry.bones import bone_vectors, positions_from_bones
 from jointpose.geometry.cameras import (
     DEFAULT_FOV_DEG,
     OFF_SCREEN,
@@ -453,6 +454,20 @@ class Lifter:
         )
         check_finite(out[:, 0], "the predicted trajectory")
         return out[:, 0].numpy()
+
+
+def resample_poses(poses: np.ndarray, src_fps: float, dst_fps: float, out_count: int | None = None) -> np.ndarray:
+    """(F, 17, 3) poses (metres) resampled in time from ``src_fps`` to ``dst_fps`` along their
+    bones (frames as :func:`jointpose.data.keypoints.resample`): the root and each bone's
+    length linearly, each bone's direction as the normalised linear blend. A bone of one
+    length keeps it, where blending the joints' positions would shorten a bone that turns
+    between two frames (by 3% at 0.5 rad)."""
+    bones = bone_vectors(poses)
+    lengths = resample(np.linalg.norm(bones, axis=-1, keepdims=True), src_fps, dst_fps, out_count)
+    blend = resample(bones, src_fps, dst_fps, out_count)
+    norm = np.linalg.norm(blend, axis=-1, keepdims=True)
+    kept = np.divide(blend * lengths, norm, out=blend.copy(), where=norm > 1e-12)  # a bone reversed: the blend
+    return positions_from_bones(resample(poses[:, 0], src_fps, dst_fps, out_count), kept)
 
 
 def _points_of(keypoints: Keypoints2D, normalized: bool, fps: float) -> np.ndarray:

@@ -9,7 +9,7 @@ BlazePose finds one person's keypoints in each frame (:mod:`jointpose.data.detec
 is repaired (left/right swaps), converted to the Human3.6M-17 input and its gaps filled
 (:mod:`jointpose.data.tracks`); it is resampled to the model's frame rate and lifted; the 3D
 poses (and root trajectory) are resampled back so that pose ``i`` belongs to video frame ``i``,
-along their bones (:func:`resample_poses`: every bone keeps its length).
+along their bones (:func:`jointpose.inference.lifter.resample_poses`: every bone keeps its length).
 
 Camera: a model trained on the camera's rays (``normalization="intrinsics"``) reads the
 points through the video's intrinsics - its focal length or field of view when given, else
@@ -37,9 +37,9 @@ from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, re
 from jointpose.data.layouts import VISIBILITY_THRESHOLD
 from jointpose.data.tracks import keypoints_from_detections, out_of_view_note, person_parts
 from jointpose.data.video import VideoClip, open_video
-from jointpose.geometry.bones import bone_vectors, check_height, positions_from_bones, scale_to_height
+from jointpose.geometry.bones import check_height, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
-from jointpose.inference.lifter import Lifter
+from jointpose.inference.lifter import Lifter, resample_poses
 from jointpose.motion.builder import CameraRing
 from jointpose.safeio import check_resample
 
@@ -55,7 +55,7 @@ class VideoResult:
     None for a ``"screen"`` model without the intrinsics or a trajectory model; ``keypoints``
     the Human3.6M-17 2D track (pixels, video frames) that was lifted; ``detections``
     BlazePose's raw COCO-17 points; ``seconds`` the time of each stage (decode, detect, lift);
-    ``notes`` what was found or repaired.
+    ``notes`` what was found or repaired; ``camera`` the intrinsics given, or None.
     """
 
     clip: VideoClip
@@ -65,6 +65,7 @@ class VideoResult:
     detections: Detections2D
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    camera: Camera | None = None
 
     @property
     def fps(self) -> float:
@@ -91,20 +92,6 @@ def render_captions(detections: Detections2D, fps: float) -> dict[int, str]:
         for index in range(max(0, frame - reach), min(count, frame + reach + 1)):
             captions[index] = f"{captions[index]}; {switch}" if index in captions else switch
     return captions
-
-
-def resample_poses(poses: np.ndarray, src_fps: float, dst_fps: float, out_count: int | None = None) -> np.ndarray:
-    """(F, 17, 3) poses (metres) resampled in time from ``src_fps`` to ``dst_fps`` along their
-    bones (frames as :func:`jointpose.data.keypoints.resample`): the root and each bone's
-    length linearly, each bone's direction as the normalised linear blend. A bone of one
-    length keeps it, where blending the joints' positions would shorten a bone that turns
-    between two frames (by 3% at 0.5 rad)."""
-    bones = bone_vectors(poses)
-    lengths = resample(np.linalg.norm(bones, axis=-1, keepdims=True), src_fps, dst_fps, out_count)
-    blend = resample(bones, src_fps, dst_fps, out_count)
-    norm = np.linalg.norm(blend, axis=-1, keepdims=True)
-    kept = np.divide(blend * lengths, norm, out=blend.copy(), where=norm > 1e-12)  # a bone reversed: the blend
-    return positions_from_bones(resample(poses[:, 0], src_fps, dst_fps, out_count), kept)
 
 
 def lift_video(
@@ -192,4 +179,4 @@ def lift_video(
         "detect": detections.detect_seconds,
         "lift": time.perf_counter() - t0,
     }
-    return VideoResult(clip, poses, trajectory, track, detections, seconds, notes)
+    return VideoResult(clip, poses, trajectory, track, detections, seconds, notes, camera)
