@@ -287,7 +287,7 @@ def test_ablation_compares_both_models(h36m_dir, tmp_path, capsys):
     assert main(["ablate", "--data-dir", str(h36m_dir), "-k", "gt", "--out", str(out)]) == 2  # not empty
     help_text = build_parser()._subparsers._group_actions[0].choices["ablate"].format_help()
     assert "[--no-constraints]" not in help_text and "\n  --no-constraints" not in help_text  # refused, not offered
-    assert "--resume" not in help_text and "--checkpoint" not in help_text
+    assert "--checkpoint" not in help_text and "--keep-last" not in help_text
 
 
 def load_ckpt(folder):
@@ -598,6 +598,61 @@ def test_ablation_over_seeds_reports_mean_and_spread(h36m_dir, tmp_path, capsys)
         except SystemExit as exc:  # argparse's own error
             code = exc.code
         assert code == 2 and message in capsys.readouterr().err
+
+
+def test_an_interrupted_ablation_over_seeds_resumes_to_the_uninterrupted_result(
+    h36m_dir, tmp_path, capsys, monkeypatch
+):
+    """Interrupted in seed 0's joint-aware run after its first epoch (its baseline finished,
+    seed 3 not started), ``--resume`` continues that run, evaluates the finished one again
+    and trains seed 3: every figure equals the uninterrupted ablation's."""
+    from jointpose.training.trainer import Trainer
+
+    flags = "-k gt -str S1 -ste S9 -arc 3 -ch 8 -e 2 -b 512 --no-progress --seeds 0,3"
+    assert main(cli("ablate", flags, data_dir=h36m_dir, out=tmp_path / "whole")) == 0
+    fit = Trainer.fit
+
+    def interrupted(self, until_epoch=None):
+        if self.config.constraints:
+            fit(self, until_epoch=1)
+            raise KeyboardInterrupt
+        return fit(self, until_epoch)
+
+    monkeypatch.setattr(Trainer, "fit", interrupted)
+    out = tmp_path / "cut"
+    assert main(cli("ablate", flags, data_dir=h36m_dir, out=out)) == 130
+    monkeypatch.undo()
+    assert not (out / "seed_3").exists() and load_ckpt(out / "seed_0" / "joint-aware")["epoch"] == 1
+    capsys.readouterr()
+    assert main(cli("ablate", flags, data_dir=h36m_dir, out=out)) == 2
+    assert "is not empty; continue it with --resume" in capsys.readouterr().err
+    assert main(cli("ablate", flags + " --resume", data_dir=h36m_dir, out=out)) == 0
+    text = capsys.readouterr().out
+    assert "=== baseline (--no-constraints, resumed after epoch 2: " in text
+    assert "=== joint-aware (joint-aware constraints, resumed after epoch 1: " in text
+    summary = json.loads((out / "ablation.json").read_text())["summary"]
+    assert summary == json.loads((tmp_path / "whole" / "ablation.json").read_text())["summary"]
+    for seed in (0, 3):
+        resumed, whole = (
+            json.loads((top / f"seed_{seed}" / "ablation.json").read_text()) for top in (out, tmp_path / "whole")
+        )
+        for model in ("baseline", "joint-aware"):  # each figure, not the seconds per epoch
+            assert (
+                resumed[model]["actions"] == whole[model]["actions"]
+                and resumed[model]["average"] == whole[model]["average"]
+            )
+    for bad, message in (
+        (flags + " --resume -e 1", "-e 1: " + str(out / "seed_0" / "baseline") + " has trained 2 epochs"),
+        (
+            flags.replace("--seeds 0,3", "") + " --resume",
+            "holds an ablation over seeds; resume it with the same --seeds",
+        ),
+        (flags + " --resume --learning-rate 0.01", "latest.pt disagrees with this configuration: -lr: 0.001 in"),
+    ):
+        assert main(cli("ablate", bad, data_dir=h36m_dir, out=out)) == 2
+        assert message in capsys.readouterr().err
+    assert main(cli("ablate", flags + " --resume", data_dir=h36m_dir, out=tmp_path / "new")) == 2
+    assert "holds no ablation to continue" in capsys.readouterr().err
 
 
 def test_seed_summary_leaves_out_changes_without_a_value():

@@ -234,6 +234,12 @@ def add_ablate_parser(verbs: Any) -> None:
         default=None,
         help="several seeds, e.g. 0,1,2: one ablation per seed (OUT/seed_N) and each metric's mean and spread",
     )
+    p.add_argument(
+        "--resume",
+        dest="resume_ablation",  # not TrainConfig.resume: each run is resumed where it has a checkpoint
+        action="store_true",
+        help="continue an interrupted ablation in --out with the same flags: each run from its latest.pt",
+    )
     p.set_defaults(func=cmd_ablate)
 
 
@@ -246,13 +252,29 @@ def cmd_ablate(args: argparse.Namespace) -> None:
             "--no-constraints: ablate trains the baseline and the joint-aware model itself; leave it out"
         )
 
-    if any(check_output_folder(args.out, "--out").glob("*")):
-        raise JointposeError(f"--out {args.out} is not empty; choose a new folder")
+    out = check_output_folder(args.out, "--out")
+    if args.resume_ablation:
+        check_resumable(out, args.seeds)
+    elif any(out.glob("*")):
+        raise JointposeError(f"--out {args.out} is not empty; continue it with --resume or choose a new folder")
     if args.seeds is not None:
         refuse_inapplicable(args, ("--seed",), "gives one seed; --seeds gives several: pass one of them")
-        run_seeds(train_config(args, checkpoint_dir=args.out), args.out, args.seeds)
+        run_seeds(train_config(args, checkpoint_dir=args.out), args.out, args.seeds, args.resume_ablation)
     else:
-        run_ablation(train_config(args, checkpoint_dir=args.out), args.out)
+        run_ablation(train_config(args, checkpoint_dir=args.out), args.out, args.resume_ablation)
+
+
+def check_resumable(out: Path, seeds: tuple[int, ...] | None) -> None:
+    """Refuse ``ablate --resume`` where ``out`` holds no ablation of the kind asked for: one
+    seed (``out/baseline``, ``out/joint-aware``) or several (``out/seed_N``)."""
+    single = any((out / name).exists() for name in ("baseline", "joint-aware"))
+    several = any(out.glob("seed_*"))
+    if not (single or several):
+        raise JointposeError(f"--resume: --out {out} holds no ablation to continue")
+    if seeds is not None and single:
+        raise JointposeError(f"--resume: --out {out} holds an ablation of one seed; resume it without --seeds")
+    if seeds is None and several:
+        raise JointposeError(f"--resume: --out {out} holds an ablation over seeds; resume it with the same --seeds")
 
 
 def _seeds(text: str) -> tuple[int, ...]:

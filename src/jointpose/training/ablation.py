@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from jointpose.errors import JointposeError
 from jointpose.evaluation.evaluate import COLUMN_TITLES, results_json
 from jointpose.safeio import atomic_write
+from jointpose.training.checkpoint import run_files
 from jointpose.training.config import NORMALIZATION_CONSTRAINTS, TrainConfig
 from jointpose.training.trainer import Trainer
 
@@ -49,16 +51,30 @@ def format_comparison(baseline: dict, joint_aware: dict) -> str:
     return "\n".join(lines)
 
 
-def run_ablation(config: TrainConfig, out: str | Path) -> dict:
-    """Train both models into ``out/baseline`` and ``out/joint-aware``; returns both summaries."""
+def run_ablation(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
+    """Train both models into ``out/baseline`` and ``out/joint-aware``; returns both summaries.
+
+    ``resume``: continue an interrupted ablation there; a model whose folder holds a run is
+    resumed from its ``latest.pt`` (a finished one is only evaluated again), the others trained.
+    """
     out = Path(out)
     # Both models read the same input coordinates (the joint-aware default unless given): the
     # normalisation's own effect is measured apart (docs/cameras.md).
     config = dataclasses.replace(config, normalization=config.normalization or NORMALIZATION_CONSTRAINTS)
     summaries = {}
     for name, constraints in (("baseline", False), ("joint-aware", True)):
-        run = dataclasses.replace(config, constraints=constraints, checkpoint_dir=str(out / name))
+        folder = out / name
+        resumed = resume and bool(run_files(folder))
+        run = dataclasses.replace(config, constraints=constraints, checkpoint_dir=str(folder), resume=resumed)
         trainer = Trainer(run)
+        if trainer.epoch > config.epochs:  # the two models would not have trained alike
+            raise JointposeError(
+                "{0} {epochs}: {path} has trained {done} epochs; resume with {0} {done} or more",
+                fields=("epochs",),
+                epochs=config.epochs,
+                path=folder,
+                done=trainer.epoch,
+            )
         step = trainer.evaluation_settings()
         recipe = {  # each mode's defaults unless a flag set them
             "lr": trainer.config.lr,
@@ -70,8 +86,9 @@ def run_ablation(config: TrainConfig, out: str | Path) -> dict:
             "smooth": step["smooth"],
         }
         mode = "joint-aware constraints" if constraints else "--no-constraints"
+        progress = f", resumed after epoch {trainer.epoch}" if resumed else ""
         print(
-            f"\n=== {name} ({mode}: "
+            f"\n=== {name} ({mode}{progress}: "
             + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in recipe.items())
             + ") ==="
         )
@@ -130,14 +147,16 @@ def format_seed_summary(summary: dict, seeds: Sequence[int]) -> str:
     return f"mean ± standard deviation over seeds {', '.join(map(str, seeds))}\n" + "\n".join(lines)
 
 
-def run_seeds(config: TrainConfig, out: str | Path, seeds: Sequence[int]) -> dict:
+def run_seeds(config: TrainConfig, out: str | Path, seeds: Sequence[int], resume: bool = False) -> dict:
     """:func:`run_ablation` once per seed into ``out/seed_N``, then the mean and spread of every
     metric over the seeds (printed, and written to ``out/ablation.json`` with each seed's
-    averages)."""
+    averages). ``resume``: continue an interrupted run there, each seed as :func:`run_ablation` does."""
     out = Path(out)
     runs = {
         seed: run_ablation(
-            dataclasses.replace(config, seed=seed, checkpoint_dir=str(out / f"seed_{seed}")), out / f"seed_{seed}"
+            dataclasses.replace(config, seed=seed, checkpoint_dir=str(out / f"seed_{seed}")),
+            out / f"seed_{seed}",
+            resume,
         )
         for seed in seeds
     }
