@@ -160,7 +160,10 @@ def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "-arc [3, 3] in the checkpoint vs [3, 3, 3] now" in err and "Traceback" not in err
     assert main(base + ["-arc", "3,3"]) == 2  # refusing to overwrite an existing run
-    assert "already holds a run" in capsys.readouterr().err
+    assert (
+        "already holds a run (epoch_001.pt, evaluation.json, latest.pt, ...); continue it with --resume"
+        in capsys.readouterr().err
+    )
     # A folder where the run writes a file is refused before the first epoch, resumed or not.
     (ckpt / "log.csv").unlink()
     (ckpt / "log.csv").mkdir()
@@ -188,7 +191,7 @@ def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
     stale.mkdir()
     (stale / "epoch_005.pt").write_text("old")
     assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=stale) + ["-arc", "3,3", "--keep-last", "1"]) == 2
-    assert f"--checkpoint {stale} already holds a run (epoch_005.pt)" in capsys.readouterr().err
+    assert f"--checkpoint {stale} already holds a run (epoch_005.pt); move them or choose" in capsys.readouterr().err
     assert [p.name for p in stale.iterdir()] == ["epoch_005.pt"]
     # Resumed, an epoch file later than latest.pt is another timeline's: refused, not pruned or kept.
     (ckpt / "epoch_007.pt").write_bytes((ckpt / "epoch_001.pt").read_bytes())
@@ -592,6 +595,7 @@ def test_ablation_over_seeds_reports_mean_and_spread(h36m_dir, tmp_path, capsys)
         ("--seeds 0,1 --seed 2", "--seed gives one seed"),
         ("--seeds 1,1", "expected two or more distinct seeds"),
         ("--seeds 4", "expected two or more distinct seeds"),
+        ("--seeds ,,,", "expected two or more distinct seeds (a spread needs two), got ,,,"),
     ):
         try:
             code = main(cli("ablate", bad, data_dir=h36m_dir, out=tmp_path / "x"))

@@ -279,9 +279,9 @@ def check_resumable(out: Path, seeds: tuple[int, ...] | None) -> None:
 
 def _seeds(text: str) -> tuple[int, ...]:
     """Distinct comma-separated random seeds (``--seeds 0,1,2``)."""
-    from jointpose.training.config import names_argument, seed_argument
+    from jointpose.training.config import seed_argument
 
-    seeds = tuple(seed_argument(name) for name in names_argument(text))
+    seeds = tuple(seed_argument(name) for name in text.split(",") if name.strip())
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
         raise argparse.ArgumentTypeError(f"expected two or more distinct seeds (a spread needs two), got {text}")
     return seeds

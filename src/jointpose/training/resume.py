@@ -74,8 +74,9 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     if not config.resume:
         check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
         if found:  # a stale epoch_NNN.pt would be pruned by --keep-last in place of the new one
+            advice = "continue it with {1} or choose" if latest.exists() else "move them or choose"
             raise JointposeError(
-                "{0} {path} already holds a run ({names}); continue it with {1} or choose another folder",
+                "{0} {path} already holds a run ({names}); " + advice + " another folder",
                 fields=("checkpoint_dir", "resume"),
                 path=folder,
                 names=", ".join(path.name for path in found[:3]) + (", ..." if len(found) > 3 else ""),
