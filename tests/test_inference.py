@@ -893,3 +893,39 @@ def test_load_model_refuses_an_onnx_export_naming_what_reads_it(tmp_path):
     (tmp_path / "m.onnx").write_bytes(b"whatever")
     with pytest.raises(JointposeError, match=r"m.onnx: an ONNX export runs in inference only \(Lifter.load"):
         load_model(tmp_path / "m.onnx", device="cpu")
+
+
+def test_a_screen_model_reads_pixels_as_its_training_cameras_would_have_seen_them(tmp_path, capsys):
+    """Given a camera, a "screen" model's pixels are moved to where a camera of 1.15 image
+    widths' focal length, centred, sees the same rays: infer, the Python API and a stream alike."""
+    from jointpose.cli import main
+    from jointpose.geometry.cameras import Camera
+    from jointpose.inference.lifter import SCREEN_FOCAL_WIDTHS, screen_view
+    from jointpose.inference.streaming import StreamingLifter
+
+    assert SCREEN_FOCAL_WIDTHS == pytest.approx(1150 / 1000)
+    # Half that focal length (575 px on 1000 px): twice as far out, about the principal point.
+    camera = Camera.from_focal_length(1000, 700, 575.0, center=(520.0, 360.0))
+    pixels = np.array([[520.0, 360.0], [620.0, 300.0]])
+    np.testing.assert_allclose(screen_view(pixels, camera), [[500.0, 350.0], [700.0, 230.0]])
+    # The ray through each point is the same in both cameras: (x - cx) / f.
+    wide = Camera.from_focal_length(1000, 700, 1150.0)
+    np.testing.assert_allclose(
+        (screen_view(pixels, camera) - wide.center) / wide.focal_length[0],
+        (pixels - camera.center) / camera.focal_length[0],
+    )
+    lifter = Lifter(_model(), fps=50.0, normalization="screen")
+    kp = np.random.default_rng(0).uniform(300, 700, (30, 17, 2))
+    moved = np.array([500.0, 350.0]) + 2.0 * (kp - np.array([520.0, 360.0]))
+    np.testing.assert_allclose(lifter.predict(kp, camera=camera), lifter.predict(moved, (1000, 700)), atol=1e-6)
+    assert not np.allclose(lifter.predict(kp, camera=camera), lifter.predict(kp, (1000, 700)), atol=1e-3)
+    stream = StreamingLifter(Lifter(_model(causal=True), fps=50.0, normalization="screen"))
+    fresh = StreamingLifter(Lifter(_model(causal=True), fps=50.0, normalization="screen"))
+    np.testing.assert_allclose(stream.push(kp[0], camera=camera), fresh.push(moved[0], (1000, 700)), atol=1e-6)
+    model = lifter.save(tmp_path / "screen.safetensors")
+    np.save(tmp_path / "kp.npy", kp)
+    flags = ["--checkpoint", str(model), "--image-size", "1000", "700", "--no-progress", "--raw"]
+    given = ["--focal-length", "575", "--principal-point", "520", "360"]
+    assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "f.npz"), *flags, *given]) == 0
+    lifter.skeleton_fit, lifter.smooth, lifter.align_2d = False, 0.0, 0.0  # --raw
+    np.testing.assert_allclose(np.load(tmp_path / "f.npz")["poses_3d"], lifter.predict(moved, (1000, 700)), atol=1e-5)

@@ -29,9 +29,7 @@ from jointpose.data.video import open_video
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import bone_vectors
-from jointpose.geometry.cameras import Camera
 from jointpose.inference.export import export
-from jointpose.inference.video import MODEL_FOCAL_WIDTHS, focal_scale
 from jointpose.motion.bvh import read_bvh
 from jointpose.safeio import load_npz
 
@@ -306,15 +304,6 @@ def test_blazepose_indices_are_the_coco_keypoints():
     # BlazePose-33 order: 0 nose, 1-3 left eye (inner, centre, outer), 4-6 right eye, 7/8 ears,
     # 9/10 mouth, 11-16 shoulders, elbows, wrists (left first), 17-22 hands, 23-28 hips, knees, ankles.
     assert BLAZEPOSE_TO_COCO.tolist() == [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]
-
-
-def test_focal_scale():
-    assert focal_scale(None) == 1.0
-    assert MODEL_FOCAL_WIDTHS == pytest.approx(1.15)
-    # half the model's focal length: points twice as far out
-    assert focal_scale(Camera.from_focal_length(1000, 700, 575.0)) == pytest.approx(2.0)
-    with pytest.raises(JointposeError, match="^focal_length must be a positive number"):
-        Camera.from_focal_length(1000, 700, -3.0)
 
 
 def test_resample_back_to_the_video_holds_the_last_pose():

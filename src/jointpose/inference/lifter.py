@@ -19,7 +19,9 @@ camera, so it needs the camera's intrinsics: pass ``camera`` (a
 with ``image_size`` alone, a camera of :data:`~jointpose.geometry.cameras.DEFAULT_FOV_DEG`
 degrees over the image's longer side is assumed (a typical phone or webcam,
 :meth:`Camera.assumed <jointpose.geometry.cameras.Camera.assumed>`) and :attr:`Lifter.assumed_camera` says so. A ``"screen"`` model (VideoPose3D's normalisation)
-reads points in image widths and needs the image size only. Sequences shorter than the receptive field are padded
+reads points in image widths and needs the image size only; given a ``camera``, the points
+are first moved to where its training cameras would have seen them (:func:`screen_view`).
+Sequences shorter than the receptive field are padded
 with copies of their first and last frames, so any length >= 1 works.
 
 Models are stored as safetensors (no pickle); :mod:`jointpose.model.loading` reads and
@@ -56,8 +58,12 @@ from jointpose.inference.onnx import OnnxModel, load_onnx
 from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
+from jointpose.motion.builder import CameraRing
 from jointpose.safeio import check_bounded, check_finite, numeric_array
 
+# The focal length, in image widths, of the cameras a "screen" model saw: the synthetic
+# ring's (1150 px on a 1000 px wide image), as Human3.6M's (about 1145 px).
+SCREEN_FOCAL_WIDTHS = CameraRing.focal_length / CameraRing.width
 MODEL_FORMAT = "jointpose-model-v1"
 SEGMENT = 4096  # output frames computed at once (bounds memory on long inputs)
 PRETRAINED = {
@@ -294,8 +300,11 @@ class Lifter:
         if not np.isfinite(kp).all():
             raise JointposeError("keypoints hold NaN or inf values; fill missing joints first (jointpose.keypoints)")
         if not normalized:
+            seen_by = self.camera_for(image_size, camera)
             with np.errstate(over="ignore", invalid="ignore"):  # what the check below reports
-                kp = normalize_keypoints(kp, self.camera_for(image_size, camera), self.normalization)
+                if self.normalization == "screen" and camera is not None:
+                    kp = screen_view(kp, camera)
+                kp = normalize_keypoints(kp, seen_by, self.normalization)
         with np.errstate(over="ignore"):  # checked as the network computes (float32), where 1e300 is infinite
             check_bounded(kp.astype(np.float32), SCREEN_BOUND, "keypoints", OFF_SCREEN)
         return kp
@@ -468,6 +477,16 @@ def resample_poses(poses: np.ndarray, src_fps: float, dst_fps: float, out_count:
     norm = np.linalg.norm(blend, axis=-1, keepdims=True)
     kept = np.divide(blend * lengths, norm, out=blend.copy(), where=norm > 1e-12)  # a bone reversed: the blend
     return positions_from_bones(resample(poses[:, 0], src_fps, dst_fps, out_count), kept)
+
+
+def screen_view(pixels: np.ndarray, camera: Camera) -> np.ndarray:
+    """Pixels (..., 2) seen by ``camera`` where a ``"screen"`` model's training cameras would
+    see the same rays: focal length :data:`SCREEN_FOCAL_WIDTHS` image widths, principal point
+    at the image centre. The points then make the angles at the camera they make in
+    ``camera``'s image (lens distortion aside)."""
+    size = np.array([camera.res_w, camera.res_h], dtype=np.float64)
+    scale = SCREEN_FOCAL_WIDTHS * camera.res_w / np.asarray(camera.focal_length, dtype=np.float64)
+    return size / 2 + scale * (np.asarray(pixels, dtype=np.float64) - np.asarray(camera.center, dtype=np.float64))
 
 
 def _points_of(keypoints: Keypoints2D, normalized: bool, fps: float) -> np.ndarray:

@@ -17,11 +17,9 @@ an assumed :data:`~jointpose.geometry.cameras.DEFAULT_FOV_DEG` degrees over the 
 trajectory follows through the same camera (:func:`~jointpose.geometry.cameras.root_trajectory`):
 in metres given the intrinsics, with a depth that scales with the true focal length when
 they are assumed.
-A ``"screen"`` model reads points in image widths and saw them through cameras whose focal
-length is :data:`MODEL_FOCAL_WIDTHS` image widths: given the video's focal length, the points
-are scaled about the image centre by ``MODEL_FOCAL_WIDTHS * width / focal_length`` so that
-they make the angles at the camera they make in the video; without it they are taken as
-they are.
+A ``"screen"`` model reads points in image widths; given the video's focal length, they are
+first moved to where its training cameras would have seen them
+(:func:`jointpose.inference.lifter.screen_view`); without it they are taken as they are.
 """
 
 from __future__ import annotations
@@ -40,11 +38,7 @@ from jointpose.data.video import VideoClip, open_video
 from jointpose.geometry.bones import check_height, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
 from jointpose.inference.lifter import Lifter, resample_poses
-from jointpose.motion.builder import CameraRing
 from jointpose.safeio import check_resample
-
-_RING = CameraRing()
-MODEL_FOCAL_WIDTHS = _RING.focal_length / _RING.width  # 1150 px on a 1000 px wide image
 
 
 @dataclass
@@ -70,14 +64,6 @@ class VideoResult:
     @property
     def fps(self) -> float:
         return self.clip.fps
-
-
-def focal_scale(camera: Camera | None) -> float:
-    """Factor by which 2D points are scaled about the image centre for the model (see the
-    module docstring): 1 without a camera, else the model's focal length over ``camera``'s."""
-    if camera is None:
-        return 1.0
-    return MODEL_FOCAL_WIDTHS * camera.res_w / camera.focal_length[0]
 
 
 def render_captions(detections: Detections2D, fps: float) -> dict[int, str]:
@@ -128,8 +114,6 @@ def lift_video(
     model_rate = not np.isclose(clip.fps, lifter.fps, rtol=0.0, atol=1e-6)
     if model_rate:
         check_resample(clip.fps, lifter.fps, str(path))
-    screen = lifter.normalization == "screen"
-    scale = focal_scale(camera) if screen else 1.0
     detections = detect_frames(
         clip.frames(), total=clip.estimated_frames(), progress=progress, fps=clip.fps, person=person
     )
@@ -139,22 +123,18 @@ def lift_video(
     if (outside := out_of_view_note(detections.points, clip.size)) is not None:
         notes.append(outside)
     t0 = time.perf_counter()
-    centre = np.array(clip.size, dtype=np.float64) / 2.0
 
     def lift_part(points: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Poses and trajectory at the video's rate for a stretch of the 2D track (pixels and
         confidence)."""
         count = len(points)
         at_model_rate = resample(points, clip.fps, lifter.fps) if model_rate else points
-        seen = np.concatenate([centre + scale * (at_model_rate[..., :2] - centre), at_model_rate[..., 2:]], axis=-1)
         poses = lifter.predict(
-            seen, clip.size, camera=None if screen else camera, progress=progress, source_layout=track.source_layout
+            at_model_rate, clip.size, camera=camera, progress=progress, source_layout=track.source_layout
         )
         trajectory = None
-        if camera is not None:
-            trajectory = lifter.predict_trajectory(at_model_rate, camera=camera, poses=poses)
-        elif lifter.places_root_without_camera:  # a trajectory model, or the camera the poses assumed
-            trajectory = lifter.predict_trajectory(seen, clip.size, poses=poses)
+        if camera is not None or lifter.places_root_without_camera:  # or a trajectory model, or the camera assumed
+            trajectory = lifter.predict_trajectory(at_model_rate, clip.size, camera=camera, poses=poses)
         if model_rate:
             poses = resample_poses(poses, lifter.fps, clip.fps, count)
             trajectory = None if trajectory is None else resample(trajectory, lifter.fps, clip.fps, count)
