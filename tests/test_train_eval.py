@@ -646,7 +646,15 @@ def test_an_interrupted_ablation_over_seeds_resumes_to_the_uninterrupted_result(
                 and resumed[model]["average"] == whole[model]["average"]
             )
     for bad, message in (
-        (flags + " --resume -e 1", "-e 1: " + str(out / "seed_0" / "baseline") + " has trained 2 epochs"),
+        (
+            flags + " --resume -e 1",
+            "-e 1: " + str(out / "seed_0" / "baseline") + " was started with -e 2; resume with -e 2",
+        ),
+        (flags + " --resume -e 3", "-e 3: " + str(out / "seed_0" / "baseline") + " was started with -e 2"),
+        (
+            flags.replace("0,3", "1,3") + " --resume",
+            "holds seed_0, not among --seeds 1,3; resume with the seeds it was",
+        ),
         (
             flags.replace("--seeds 0,3", "") + " --resume",
             "holds an ablation over seeds; resume it with the same --seeds",
@@ -657,6 +665,12 @@ def test_an_interrupted_ablation_over_seeds_resumes_to_the_uninterrupted_result(
         assert message in capsys.readouterr().err
     assert main(cli("ablate", flags + " --resume", data_dir=h36m_dir, out=tmp_path / "new")) == 2
     assert "holds no ablation to continue" in capsys.readouterr().err
+    # A run stopped before its first checkpoint left files but no latest.pt: named before any training.
+    (tmp_path / "early" / "seed_3" / "baseline").mkdir(parents=True)
+    (tmp_path / "early" / "seed_3" / "baseline" / "log.csv").write_text("epoch\n")
+    assert main(cli("ablate", flags + " --resume", data_dir=h36m_dir, out=tmp_path / "early")) == 2
+    printed, err = capsys.readouterr()
+    assert "seed_3/baseline holds log.csv but no latest.pt to resume from; remove them" in err and printed == ""
 
 
 def test_seed_summary_leaves_out_changes_without_a_value():

@@ -245,7 +245,7 @@ def add_ablate_parser(verbs: Any) -> None:
 
 def cmd_ablate(args: argparse.Namespace) -> None:
     from jointpose.safeio import check_output_folder
-    from jointpose.training.ablation import run_ablation, run_seeds
+    from jointpose.training.ablation import check_resume, run_ablation, run_seeds
 
     if not args.constraints:
         raise JointposeError(
@@ -254,7 +254,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
     out = check_output_folder(args.out, "--out")
     if args.resume_ablation:
-        check_resumable(out, args.seeds)
+        check_resume(out, args.seeds)
     elif any(out.glob("*")):
         raise JointposeError(f"--out {args.out} is not empty; continue it with --resume or choose a new folder")
     if args.seeds is not None:
@@ -262,19 +262,6 @@ def cmd_ablate(args: argparse.Namespace) -> None:
         run_seeds(train_config(args, checkpoint_dir=args.out), args.out, args.seeds, args.resume_ablation)
     else:
         run_ablation(train_config(args, checkpoint_dir=args.out), args.out, args.resume_ablation)
-
-
-def check_resumable(out: Path, seeds: tuple[int, ...] | None) -> None:
-    """Refuse ``ablate --resume`` where ``out`` holds no ablation of the kind asked for: one
-    seed (``out/baseline``, ``out/joint-aware``) or several (``out/seed_N``)."""
-    single = any((out / name).exists() for name in ("baseline", "joint-aware"))
-    several = any(out.glob("seed_*"))
-    if not (single or several):
-        raise JointposeError(f"--resume: --out {out} holds no ablation to continue")
-    if seeds is not None and single:
-        raise JointposeError(f"--resume: --out {out} holds an ablation of one seed; resume it without --seeds")
-    if seeds is None and several:
-        raise JointposeError(f"--resume: --out {out} holds an ablation over seeds; resume it with the same --seeds")
 
 
 def _seeds(text: str) -> tuple[int, ...]:

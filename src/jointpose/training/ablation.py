@@ -51,29 +51,63 @@ def format_comparison(baseline: dict, joint_aware: dict) -> str:
     return "\n".join(lines)
 
 
+MODES = ("baseline", "joint-aware")
+
+
+def check_resume(out: str | Path, seeds: Sequence[int] | None) -> None:
+    """Refuse, before any training, to resume in ``out`` what it does not hold: an ablation of
+    one seed (``seeds`` None: ``out/baseline``, ``out/joint-aware``) or over ``seeds``
+    (``out/seed_N``, each among them), whose runs each have a ``latest.pt`` or no file yet."""
+    out = Path(out)
+    single = [out / name for name in MODES if (out / name).exists()]
+    seeded = sorted(path for path in out.glob("seed_*") if path.is_dir())
+    if not (single or seeded):
+        raise JointposeError(f"--resume: --out {out} holds no ablation to continue")
+    if seeds is not None and single:
+        raise JointposeError(f"--resume: --out {out} holds an ablation of one seed; resume it without --seeds")
+    if seeds is None and seeded:
+        raise JointposeError(f"--resume: --out {out} holds an ablation over seeds; resume it with the same --seeds")
+    others = [path.name for path in seeded if path.name not in {f"seed_{seed}" for seed in seeds or ()}]
+    if others:
+        raise JointposeError(
+            f"--resume: --out {out} holds {', '.join(others)}, not among --seeds {','.join(map(str, seeds or ()))}; "
+            "resume with the seeds it was started with"
+        )
+    for folder in single or [seed / name for seed in seeded for name in MODES]:
+        found = run_files(folder)
+        if found and not (folder / "latest.pt").is_file():  # stopped before its first checkpoint
+            raise JointposeError(
+                f"--resume: {folder} holds {', '.join(path.name for path in found)} but no latest.pt to resume "
+                "from; remove them to train that run again"
+            )
+
+
 def run_ablation(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     """Train both models into ``out/baseline`` and ``out/joint-aware``; returns both summaries.
 
-    ``resume``: continue an interrupted ablation there; a model whose folder holds a run is
-    resumed from its ``latest.pt`` (a finished one is only evaluated again), the others trained.
+    ``resume``: continue an interrupted ablation there (:func:`check_resume` says what can
+    be): a model with a ``latest.pt`` is resumed from it (a finished one only evaluated
+    again), with the epochs it was started for; the others are trained.
     """
     out = Path(out)
     # Both models read the same input coordinates (the joint-aware default unless given): the
     # normalisation's own effect is measured apart (docs/cameras.md).
     config = dataclasses.replace(config, normalization=config.normalization or NORMALIZATION_CONSTRAINTS)
     summaries = {}
-    for name, constraints in (("baseline", False), ("joint-aware", True)):
+    for name, constraints in zip(MODES, (False, True)):
         folder = out / name
-        resumed = resume and bool(run_files(folder))
+        resumed = resume and (folder / "latest.pt").is_file()
         run = dataclasses.replace(config, constraints=constraints, checkpoint_dir=str(folder), resume=resumed)
         trainer = Trainer(run)
-        if trainer.epoch > config.epochs:  # the two models would not have trained alike
+        # The schedule (batch-norm momentum, constraint warm-up, weight averaging) follows the
+        # epochs: a run resumed for other epochs would not train as the uninterrupted one.
+        if resumed and trainer.planned_epochs != config.epochs:
             raise JointposeError(
-                "{0} {epochs}: {path} has trained {done} epochs; resume with {0} {done} or more",
+                "{0} {epochs}: {path} was started with {0} {planned}; resume with {0} {planned}",
                 fields=("epochs",),
                 epochs=config.epochs,
                 path=folder,
-                done=trainer.epoch,
+                planned=trainer.planned_epochs,
             )
         step = trainer.evaluation_settings()
         recipe = {  # each mode's defaults unless a flag set them

@@ -120,6 +120,8 @@ class Trainer:
                 "average_last": resumed["config"].get("average_last") or 0,
             }
         )
+        # The epochs a resumed run was started for (its checkpoint's), None for a new run.
+        self.planned_epochs: int | None = None if resumed is None else resumed["config"].get("epochs")
         self.config = config = config.resolved(**run)
         self.dist = dist or DistContext.single(config.device)
         self.device = self.dist.device
