@@ -163,6 +163,25 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     assert "the keypoints are at 25 fps" in text and "--pretrained video (or video-causal)" not in text
     # Written at the track's 25 fps: frame i is the 50 fps lift's frame 2i, the same instant.
     np.testing.assert_allclose(np.load(out)["poses_3d"], lifter.predict(at_model, (96, 64))[::2], atol=1e-5)
+    # The camera it was lifted with, where recorded, gives what the flags leave out.
+    from jointpose.data.layouts import camera_record
+    from jointpose.geometry.cameras import Camera
+
+    recorded = camera_record(Camera.from_focal_length(96, 64, 80.0, center=(50.0, 30.0)))
+    export(tmp_path / "cam.npz", np.zeros((frames, 17, 3)), 25.0, extra=extra, info=info | recorded)
+    at_model_cam, _ = at_rate(load_keypoints(tmp_path / "cam.npz", confidence_threshold=None), lifter.fps, None, "")
+    for flags, focal, centre in (
+        ("", 80.0, (50.0, 30.0)),
+        ("--principal-point 48 32", 80.0, (48.0, 32.0)),
+        ("--focal-length 100", 100.0, (50.0, 30.0)),
+    ):
+        assert main(cli("infer", "--pretrained video --no-progress " + flags, tmp_path / "cam.npz", o=out)) == 0
+        assert f"camera: focal length {focal:.0f} px, principal point {centre}" in capsys.readouterr().out
+        camera = Camera.from_focal_length(96, 64, focal, center=centre)
+        np.testing.assert_allclose(
+            np.load(out)["poses_3d"], lifter.predict(at_model_cam, camera=camera)[::2], atol=1e-5
+        )
+    assert main(cli("infer", "--pretrained video --no-progress", tmp_path / "clip.npz", o=out)) == 0
     assert main(cli("infer", "--no-progress", tmp_path / "clip.npz", o=tmp_path / "coco.npz")) == 0
     assert "--pretrained video (or video-causal) lifts it as jointpose video did" in capsys.readouterr().out
     assert main(cli("infer", "--image-size 64 96", tmp_path / "clip.npz", o=tmp_path / "x.npz")) == 2

@@ -841,6 +841,9 @@ def test_a_video_outputs_recorded_camera_is_read_back_and_checked(tmp_path, suff
             np.savez(path, keypoints_2d=xy, **written)
         with pytest.raises(JointposeError, match=re.escape(str(path)) + ".*" + re.escape(needle)):
             load_keypoints(path)
+    # Only a video output's keys: a plain keypoint array beside a 'focal_length' of its own is read as before.
+    np.savez(tmp_path / "plain.npz", keypoints=xy, fps=25, focal_length=1000.0)
+    assert load_keypoints(tmp_path / "plain.npz").camera is None
     np.savez(tmp_path / "nosize.npz", keypoints_2d=xy, focal_length=500.0)
     with pytest.raises(JointposeError, match="nosize.npz: a recorded camera needs key 'image_size'"):
         load_keypoints(tmp_path / "nosize.npz")

@@ -421,6 +421,13 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     assert main(cli("render", "--image-size 1000 1000 --no-progress", **rated)) == 0
     assert "resampled the keypoints from 30 to 50 fps: 17 frames" in capsys.readouterr().out
     assert iio.improps(tmp_path / "r.gif", index=None).shape[0] == 17
+    # One pose per keypoint frame (infer --fps 30 on a file recording 25 fps): frame for frame.
+    export(tmp_path / "p30.npz", rng.normal(0, 0.3, (11, 17, 3)), 30.0)
+    export(tmp_path / "track25.json", np.zeros((11, 17, 3)), 25.0, extra={"keypoints_2d": track})
+    paired = dict(keypoints_file=tmp_path / "track25.json", poses=tmp_path / "p30.npz", o=tmp_path / "p.gif")
+    assert main(cli("render", "--image-size 1000 1000 --no-progress", **paired)) == 0
+    assert "resampled" not in capsys.readouterr().out
+    assert iio.improps(tmp_path / "p.gif", index=None).shape[0] == 11
     capsys.readouterr()
     assert main(cli("render", "-k gt --sequence S9-Walking", data_dir=h36m_dir, o=out)) == 2
     assert "--sequence" in capsys.readouterr().err

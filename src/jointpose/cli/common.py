@@ -104,7 +104,9 @@ def add_camera_args(p: argparse.ArgumentParser, recorded: bool = False) -> None:
         nargs=2,
         default=None,
         metavar=("CX", "CY"),
-        help="principal point in pixels (default: the image centre)",
+        help="principal point in pixels (default: "
+        + ("the one a video output records, else " if recorded else "")
+        + "the image centre)",
     )
 
 

@@ -81,12 +81,11 @@ def cmd_infer(args: argparse.Namespace) -> None:
         load_keypoints,
         outside_image_note,
         require_image_size,
-        resample,
     )
     from jointpose.data.video import open_video
     from jointpose.geometry.bones import check_height, scale_to_height
     from jointpose.inference.export import export, format_from_path
-    from jointpose.inference.lifter import resample_poses
+    from jointpose.inference.lifter import resample_lifted
     from jointpose.render import check_animation_fps, check_animation_path
     from jointpose.safeio import check_fps, check_outputs, check_resample
 
@@ -131,6 +130,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
         print("note: a jointpose video track; --pretrained video (or video-causal) lifts it as jointpose video did")
     if args.fps is None and keypoints.fps is not None:
         print(f"note: the keypoints are at {keypoints.fps:g} fps, the 'fps' of {args.input} (--fps overrides it)")
+    elif keypoints.fps is not None and args.fps != keypoints.fps:
+        print(f"note: --fps {args.fps:g} overrides the 'fps' of {args.input} ({keypoints.fps:g})")
     elif args.fps is None:
         print(f"note: no --fps: the keypoints are taken to be at the model's {lifter.fps:g} fps (the output's rate)")
         if clip is not None and abs(clip.fps - lifter.fps) > 1e-6:
@@ -155,10 +156,10 @@ def cmd_infer(args: argparse.Namespace) -> None:
             f"note: {lifted.num_frames} frames is shorter than the receptive field "
             f"({lifter.receptive_field}); the sequence is edge-padded"
         )
-    camera = camera_from_args(args, size)
-    if camera is None and keypoints.camera is not None:
-        camera = keypoints.camera
-        print(f"note: the camera {args.input} records (--focal-length or --fov overrides it)")
+    camera = camera_from_args(args, size, keypoints.camera)
+    taken = (args.focal_length is None and args.fov is None) or args.principal_point is None
+    if keypoints.camera is not None and taken:
+        print(f"note: the camera {args.input} records (--focal-length, --fov and --principal-point override its parts)")
     poses = lifter.predict(lifted, size, camera=camera, progress=args.progress)
     for note in camera_notes(lifter, camera):
         print(note)
@@ -166,8 +167,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     if camera is not None or lifter.places_root_without_camera:
         trajectory = lifter.predict_trajectory(lifted.xy, size, camera=camera, poses=poses)
     if resampled:  # one pose per input frame
-        poses = resample_poses(poses, lifter.fps, fps, keypoints.num_frames)
-        trajectory = None if trajectory is None else resample(trajectory, lifter.fps, fps, keypoints.num_frames)
+        poses, trajectory = resample_lifted(poses, trajectory, lifter.fps, fps, keypoints.num_frames)
         print(f"resampled the poses back to {fps:g} fps: one per input frame")
     if args.height is not None:
         poses, trajectory, factor = scale_to_height(poses, args.height, trajectory)
@@ -189,11 +189,16 @@ def cmd_infer(args: argparse.Namespace) -> None:
         print(f"wrote {args.render}")
 
 
-def camera_from_args(args: argparse.Namespace, size: tuple[int, int]) -> Camera | None:
-    """The camera ``--focal-length`` or ``--fov`` (and ``--principal-point``) describe, or None."""
+def camera_from_args(args: argparse.Namespace, size: tuple[int, int], recorded: Camera | None = None) -> Camera | None:
+    """The camera ``--focal-length`` or ``--fov`` (and ``--principal-point``) describe, each part
+    left out taken from ``recorded`` (the camera a video output was lifted with); or None."""
     from jointpose.geometry.cameras import camera_from_intrinsics
 
-    return camera_from_intrinsics(size, args.focal_length, args.fov, args.principal_point)
+    focal, fov, centre = args.focal_length, args.fov, args.principal_point
+    if recorded is not None:
+        focal = recorded.focal_length[0] if focal is None and fov is None else focal
+        centre = recorded.center if centre is None else centre
+    return camera_from_intrinsics(size, focal, fov, centre)
 
 
 def camera_notes(lifter: Lifter, camera: Camera | None) -> list[str]:

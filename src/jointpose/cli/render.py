@@ -106,7 +106,9 @@ def cmd_render(args: argparse.Namespace) -> None:
         sequences["Prediction"], fps = read_poses(args.poses)
         trajectory = read_trajectory(args.poses)
         video = args.video
-        if fps is not None:  # at the poses' rate, as infer resampled them
+        # One pose per keypoint frame (infer, video) pairs frame for frame; poses at another
+        # rate and count (lifted at the model's rate alone) get the track resampled to theirs.
+        if fps is not None and track.num_frames != len(sequences["Prediction"]):
             track, resampled = at_rate(track, fps, None, f"--keypoints-file {args.keypoints_file}: key 'fps'")
             if resampled:
                 print(resampled)

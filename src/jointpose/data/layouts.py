@@ -601,7 +601,7 @@ def _track(points: np.ndarray, recorded: dict[str, Any], path: Path, video: bool
                 f"{path}: key 'confidence_threshold' must be one number in [0, 1], got {brief(value.tolist())}"
             )
         track.confidence_threshold = float(value)
-    if "focal_length" in recorded or "principal_point" in recorded:
+    if video and ("focal_length" in recorded or "principal_point" in recorded):  # a video output's own keys
         track.camera = _recorded_camera(recorded, track.image_size, path)
     return track
 

@@ -479,6 +479,16 @@ def resample_poses(poses: np.ndarray, src_fps: float, dst_fps: float, out_count:
     return positions_from_bones(resample(poses[:, 0], src_fps, dst_fps, out_count), kept)
 
 
+def resample_lifted(
+    poses: np.ndarray, trajectory: np.ndarray | None, src_fps: float, dst_fps: float, count: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Poses lifted at ``src_fps`` and their root ``trajectory`` ((F, 3) metres, or None) as
+    ``count`` frames at ``dst_fps``: the poses along their bones (:func:`resample_poses`),
+    the trajectory linearly."""
+    poses = resample_poses(poses, src_fps, dst_fps, count)
+    return poses, None if trajectory is None else resample(trajectory, src_fps, dst_fps, count)
+
+
 def screen_view(pixels: np.ndarray, camera: Camera) -> np.ndarray:
     """Pixels (..., 2) seen by ``camera`` where a ``"screen"`` model's training cameras would
     see the same rays: focal length :data:`SCREEN_FOCAL_WIDTHS` image widths, principal point

@@ -37,7 +37,7 @@ from jointpose.data.tracks import keypoints_from_detections, out_of_view_note, p
 from jointpose.data.video import VideoClip, open_video
 from jointpose.geometry.bones import check_height, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
-from jointpose.inference.lifter import Lifter, resample_poses
+from jointpose.inference.lifter import Lifter, resample_lifted
 from jointpose.safeio import check_resample
 
 
@@ -136,8 +136,7 @@ def lift_video(
         if camera is not None or lifter.places_root_without_camera:  # or a trajectory model, or the camera assumed
             trajectory = lifter.predict_trajectory(at_model_rate, clip.size, camera=camera, poses=poses)
         if model_rate:
-            poses = resample_poses(poses, lifter.fps, clip.fps, count)
-            trajectory = None if trajectory is None else resample(trajectory, lifter.fps, clip.fps, count)
+            return resample_lifted(poses, trajectory, lifter.fps, clip.fps, count)
         return poses, trajectory
 
     # Lifted apart where the track may have moved to another person: no pose mixes two
