@@ -100,7 +100,7 @@ def _video(path, frames: int, size=(96, 64)) -> None:
     )
 
 
-def test_infer_render_with_video_and_render_truth(tmp_path):
+def test_infer_render_with_video_and_render_truth(tmp_path, capsys):
     kp = coco_expected(_walk(12)) * 0.1  # in a 96 x 64 image
     np.save(tmp_path / "kp.npy", kp)
     _video(tmp_path / "v.mp4", 12)
@@ -111,6 +111,7 @@ def test_infer_render_with_video_and_render_truth(tmp_path):
     _video(tmp_path / "short.mp4", 5)
     paths = dict(o=tmp_path / "q.npz", render=tmp_path / "b.gif", video=tmp_path / "short.mp4")
     assert main(cli("infer", "--image-size 96 64 --no-progress", tmp_path / "kp.npy", **paths)) == 2
+    assert f"--video {tmp_path / 'short.mp4'}: has 5 frames but the poses have 12" in capsys.readouterr().err
     assert not (tmp_path / "q.npz").exists()  # checked before the npz was written
     inputs = dict(keypoints_file=tmp_path / "kp.npy", poses=tmp_path / "p.npz")
     assert main(cli("render", "--image-size 96 64 --no-progress", **inputs, o=tmp_path / "one.gif")) == 0

@@ -333,12 +333,15 @@ class PoseFigure:
 
 
 def _background(
-    background: str | Path | VideoClip | np.ndarray, num_frames: int, image_size: tuple[int, int] | None
+    background: str | Path | VideoClip | np.ndarray,
+    num_frames: int,
+    image_size: tuple[int, int] | None,
+    what: str = "background",
 ) -> tuple[tuple[int, int], Iterator[np.ndarray]]:
     """Image size (width, height) and a frame iterator for a video path, a clip of one (its
-    ``count`` known) or an (F, H, W, 3) uint8 array."""
+    ``count`` known) or an (F, H, W, 3) uint8 array; errors name it ``what``."""
     if isinstance(background, VideoClip):
-        size, count, name = background.size, background.estimated_frames(), f"background {background.path}"
+        size, count, name = background.size, background.estimated_frames(), f"{what} {background.path}"
         frames = background.frames()
     elif isinstance(background, (str, Path)):
         clip = open_video(background)
@@ -346,15 +349,15 @@ def _background(
             count, _ = imageio_ffmpeg.count_frames_and_secs(str(clip.path))  # exact, unlike the clip's estimate
         except (OSError, RuntimeError) as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[-1]
-            raise JointposeError(f"background {clip.path}: cannot count its frames ({reason})") from None
-        size, frames, name = clip.size, clip.frames(), f"background {clip.path}"
+            raise JointposeError(f"{what} {clip.path}: cannot count its frames ({reason})") from None
+        size, frames, name = clip.size, clip.frames(), f"{what} {clip.path}"
     else:
         array = np.asarray(background)
         if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
             raise JointposeError(
-                f"background: expected (frames, height, width, 3) uint8 frames, got shape {array.shape} ({array.dtype})"
+                f"{what}: expected (frames, height, width, 3) uint8 frames, got shape {array.shape} ({array.dtype})"
             )
-        size, count, frames, name = (array.shape[2], array.shape[1]), len(array), iter(array), "background"
+        size, count, frames, name = (array.shape[2], array.shape[1]), len(array), iter(array), what
     if count != num_frames:
         raise JointposeError(f"{name}: has {count} frames but the poses have {num_frames}")
     if image_size is not None and tuple(image_size) != size:
@@ -363,11 +366,12 @@ def _background(
 
 
 def check_background(
-    background: str | Path | np.ndarray, num_frames: int, image_size: tuple[int, int] | None
+    background: str | Path | np.ndarray, num_frames: int, image_size: tuple[int, int] | None, what: str = "background"
 ) -> tuple[int, int]:
     """Check, before any work, that a background video (or (F, H, W, 3) frames) can be read and
-    fits ``num_frames`` frames of ``image_size`` (width, height) pixels; returns its size."""
-    size, frames = _background(background, num_frames, _image_size(image_size))
+    fits ``num_frames`` frames of ``image_size`` (width, height) pixels; returns its size.
+    Errors name it ``what`` (e.g. the flag that gave it)."""
+    size, frames = _background(background, num_frames, _image_size(image_size), what)
     if hasattr(frames, "close"):
         frames.close()
     return size

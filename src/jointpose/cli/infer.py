@@ -143,7 +143,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     if args.video:  # its frame count, before the npz is written
         from jointpose.render import check_background
 
-        check_background(args.video, keypoints.num_frames, size)
+        check_background(args.video, keypoints.num_frames, size, "--video")
     what = "--fps" if args.fps is not None else f"{args.input}: key 'fps'"
     lifted, resampled = at_rate(keypoints, lifter.fps, args.fps, what)
     if resampled:
