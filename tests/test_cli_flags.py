@@ -143,7 +143,8 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
         25.0,
     )
     assert not track.filled.any()  # the recorded threshold: joint 3 at 0.2 is kept
-    assert load_keypoints(tmp_path / "clip.npz").filled[:6, 3].all()  # the default threshold fills it
+    assert not load_keypoints(tmp_path / "clip.npz").filled.any()  # by default too
+    assert load_keypoints(tmp_path / "clip.npz", confidence_threshold=0.3).filled[:6, 3].all()  # a threshold given
     confidence[6:, 5] = 0.05  # a track filled with threshold 0 keeps even these
     export(
         tmp_path / "zero.npz", np.zeros((frames, 17, 3)), 25.0, extra=extra, info=info | {"confidence_threshold": 0.0}

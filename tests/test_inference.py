@@ -390,7 +390,9 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     assert main(cli("infer", flags, dets, o=tmp_path / "fast.npz", checkpoint=model_path)) == 0
     fast = np.load(tmp_path / "fast.npz")
     assert fast["poses_3d"].shape[0] == frames and float(fast["fps"]) == 25.0
-    assert "resampled the poses back to 25 fps: one per input frame" in capsys.readouterr().out
+    assert (
+        "lifted at the model's 50 fps and resampled back to 25 fps: one pose per input frame" in capsys.readouterr().out
+    )
     from jointpose.data.keypoints import at_rate, load_keypoints
 
     lifter = Lifter.load(model_path)
@@ -929,3 +931,31 @@ def test_a_screen_model_reads_pixels_as_its_training_cameras_would_have_seen_the
     assert main(["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "f.npz"), *flags, *given]) == 0
     lifter.skeleton_fit, lifter.smooth, lifter.align_2d = False, 0.0, 0.0  # --raw
     np.testing.assert_allclose(np.load(tmp_path / "f.npz")["poses_3d"], lifter.predict(moved, (1000, 700)), atol=1e-5)
+
+
+def test_lift_track_lifts_each_stretch_between_switches_on_its_own():
+    """A track that may have moved to another person at frame 12 is lifted as two: the poses
+    of one stretch do not depend on the other's 2D, and each stretch keeps its own bone
+    lengths (the skeleton fit); one pose per input frame at the track's 25 fps."""
+    from jointpose.data.keypoints import Keypoints2D
+    from jointpose.geometry.bones import bone_vectors
+
+    rng = np.random.default_rng(3)
+    xy = 500 + rng.normal(0, 80, (1, 17, 2)) + rng.normal(0, 3, (30, 17, 2))
+    moved = xy.copy()
+    moved[12:] = 400 + 0.5 * (moved[12:] - 500)  # another, smaller person from frame 12
+    lifter = Lifter(_model(), fps=50.0, normalization="intrinsics", skeleton_fit=True)
+
+    def track(points: np.ndarray, switches: list[int]) -> Keypoints2D:
+        ones = np.ones(points.shape[:2])
+        return Keypoints2D(points, ones, "npy", "h36m17", ones == 0, fps=25.0, switches=switches)
+
+    split, _ = lifter.lift_track(track(moved, [12]), (1000, 1000))
+    alone, _ = lifter.lift_track(track(moved[:12], []), (1000, 1000))
+    assert split.shape == (30, 17, 3)
+    np.testing.assert_allclose(split[:12], alone, atol=1e-6)
+    whole, _ = lifter.lift_track(track(moved, []), (1000, 1000))
+    assert np.abs(whole[:12] - alone).max() > 1e-3  # lifted as one, the second person's 2D reaches the first
+    lengths = np.linalg.norm(bone_vectors(split), axis=-1)
+    assert np.ptp(lengths[:12], axis=0).max() < 1e-5 and np.ptp(lengths[12:], axis=0).max() < 1e-5
+    assert np.abs(lengths[0] - lengths[-1]).max() > 1e-3

@@ -847,3 +847,34 @@ def test_a_video_outputs_recorded_camera_is_read_back_and_checked(tmp_path, suff
     np.savez(tmp_path / "nosize.npz", keypoints_2d=xy, focal_length=500.0)
     with pytest.raises(JointposeError, match="nosize.npz: a recorded camera needs key 'image_size'"):
         load_keypoints(tmp_path / "nosize.npz")
+
+
+def test_a_video_outputs_track_parts_are_read_back_as_switches(tmp_path):
+    """'track_part' (the stretch each frame belongs to) gives the frames where the track may
+    have moved to another person; a joint never confident within a stretch keeps the stored
+    positions there, and no gap is filled across a switch."""
+    from jointpose.data.keypoints import resample_keypoints
+    from jointpose.inference.export import export
+
+    frames = 10
+    xy = np.tile(np.arange(17, dtype=np.float64)[None, :, None] * 10 + 100, (frames, 1, 2))
+    xy[5:] += 200.0  # the second person stands elsewhere
+    confidence = np.full((frames, 17), 0.9)
+    confidence[3:7, 4] = 0.0  # a gap across the switch at frame 5
+    confidence[5:, 6] = 0.05  # never confident in the second stretch
+    part = np.array([0] * 5 + [1] * 5)
+    extra = {"keypoints_2d": xy, "confidence_2d": confidence, "track_part": part}
+    export(tmp_path / "t.npz", np.zeros((frames, 17, 3)), 25.0, extra=extra)
+    track = load_keypoints(tmp_path / "t.npz")
+    assert track.switches == [5]
+    np.testing.assert_allclose(track.xy[3:5, 4], xy[2, 4][None].repeat(2, 0))  # held from its own stretch
+    np.testing.assert_allclose(track.xy[5:7, 4], xy[7, 4][None].repeat(2, 0))
+    np.testing.assert_allclose(track.xy[5:, 6], xy[5:, 6])  # the stored positions kept
+    assert not track.filled[5:, 6].any() and track.filled[3:7, 4].all()
+    # Resampled, a switch moves to the first frame at or after its time (0.2 s: frame 10 at 50 fps).
+    assert resample_keypoints(track, 25.0, 50.0).switches == [10]
+    assert resample_keypoints(track, 25.0, 10.0).switches == [2]
+    for bad in (part[:-1], part + 0.5, np.array(["a"] * frames)):
+        np.savez(tmp_path / "bad.npz", keypoints_2d=xy, track_part=bad)
+        with pytest.raises(JointposeError, match="bad.npz.* key 'track_part'"):
+            load_keypoints(tmp_path / "bad.npz")

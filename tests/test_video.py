@@ -1127,6 +1127,24 @@ def test_real_footage_track_is_lifted_again_by_infer_as_the_video_run_lifted_it(
     assert np.abs(lifted["trajectory"] - video["trajectory"]).max() < 0.005
 
 
+def test_real_footage_track_split_between_people_is_lifted_again_in_its_parts(tmp_path, capsys):
+    """Where the track may move to another person (cam03 of Demo_MultiPerson, 0.35 s into
+    the cut), the output records each frame's stretch, and infer lifts the stretches apart
+    as the video run did: the same poses and trajectory."""
+    clip = footage("multi-person/cam03.mp4")
+    out, again = tmp_path / "m3.npz", tmp_path / "again.npz"
+    cut = ["--start", "1.0", "--end", "1.7", "--focal-length", "1681", "--device", "cpu", "--no-progress"]
+    assert main(["video", str(clip), "-o", str(out), *cut]) == 0
+    assert "lifted in 2 parts" in capsys.readouterr().out
+    video = load_npz(out)
+    np.testing.assert_array_equal(video["track_part"], np.repeat([0, 1], [21, 19]))
+    assert main(["infer", str(out), "-o", str(again), "--pretrained", "video", "--no-progress"]) == 0
+    assert f"lifted in 2 parts, split where {out} records" in capsys.readouterr().out
+    lifted = load_npz(again)
+    assert np.abs(lifted["poses_3d"] - video["poses_3d"]).max() < 1e-5  # metres
+    assert np.abs(lifted["trajectory"] - video["trajectory"]).max() < 1e-5
+
+
 def test_real_footage_cli_follows_the_person_asked_for(tmp_path, capsys):
     clip = footage("multi-person/cam04.mp4")  # the man at the front left, the woman at the back
     out = tmp_path / "woman.npz"

@@ -76,7 +76,6 @@ def add_infer_parser(verbs: Any) -> None:
 
 def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.data.keypoints import (
-        at_rate,
         image_size_of,
         load_keypoints,
         outside_image_note,
@@ -85,7 +84,6 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.data.video import open_video
     from jointpose.geometry.bones import check_height, scale_to_height
     from jointpose.inference.export import export, format_from_path
-    from jointpose.inference.lifter import resample_lifted
     from jointpose.render import check_animation_fps, check_animation_path
     from jointpose.safeio import check_fps, check_outputs, check_resample
 
@@ -137,38 +135,38 @@ def cmd_infer(args: argparse.Namespace) -> None:
         if clip is not None and abs(clip.fps - lifter.fps) > 1e-6:
             print(f"note: --video plays at {clip.fps:g} fps; if the keypoints are its frames, pass --fps {clip.fps:g}")
     fps = args.fps or keypoints.fps or lifter.fps  # the keypoints' rate: the output's
+    rate = "--fps" if args.fps else f"{args.input}: key 'fps'" if keypoints.fps else "the model's frame rate"
     if args.render:  # before -o is written
-        rate = "--fps" if args.fps else f"{args.input}: key 'fps'" if keypoints.fps else "the model's frame rate"
         check_animation_fps(fps, args.render, rate)
     if args.video:  # its frame count, before the npz is written
         from jointpose.render import check_background
 
         check_background(args.video, keypoints.num_frames, size, "--video")
-    what = "--fps" if args.fps is not None else f"{args.input}: key 'fps'"
-    lifted, resampled = at_rate(keypoints, lifter.fps, args.fps, what)
-    if resampled:
-        print(resampled)
+    resampled = abs(fps - lifter.fps) > 1e-6 * lifter.fps
+    if resampled:  # its limit, before the work
+        check_resample(fps, lifter.fps, rate)
     threshold = CONFIDENCE_THRESHOLD if args.confidence_threshold is None else args.confidence_threshold
     if (note := outside_image_note(keypoints, size, threshold)) is not None:
         print(note)
-    if lifted.num_frames < lifter.receptive_field:
+    if keypoints.num_frames * lifter.fps / fps < lifter.receptive_field:
         print(
-            f"note: {lifted.num_frames} frames is shorter than the receptive field "
-            f"({lifter.receptive_field}); the sequence is edge-padded"
+            f"note: {keypoints.num_frames} frames at {fps:g} fps is shorter than the receptive field "
+            f"({lifter.receptive_field} frames at {lifter.fps:g} fps); the sequence is edge-padded"
         )
     camera = camera_from_args(args, size, keypoints.camera)
     taken = (args.focal_length is None and args.fov is None) or args.principal_point is None
     if keypoints.camera is not None and taken:
         print(f"note: the camera {args.input} records (--focal-length, --fov and --principal-point override its parts)")
-    poses = lifter.predict(lifted, size, camera=camera, progress=args.progress)
+    poses, trajectory = lifter.lift_track(keypoints, size, camera=camera, fps=fps, progress=args.progress)
     for note in camera_notes(lifter, camera):
         print(note)
-    trajectory = None
-    if camera is not None or lifter.places_root_without_camera:
-        trajectory = lifter.predict_trajectory(lifted.xy, size, camera=camera, poses=poses)
-    if resampled:  # one pose per input frame
-        poses, trajectory = resample_lifted(poses, trajectory, lifter.fps, fps, keypoints.num_frames)
-        print(f"resampled the poses back to {fps:g} fps: one per input frame")
+    if resampled:
+        print(f"lifted at the model's {lifter.fps:g} fps and resampled back to {fps:g} fps: one pose per input frame")
+    if keypoints.switches:
+        print(
+            f"lifted in {len(keypoints.switches) + 1} parts, split where {args.input} records that the track may "
+            "have moved to another person"
+        )
     if args.height is not None:
         poses, trajectory, factor = scale_to_height(poses, args.height, trajectory)
         print(f"scaled to a standing height of {args.height:g} m (x {factor:.3f})")
@@ -184,6 +182,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
             image_size=size,
             fps=fps,
             background=args.video,
+            trajectory=trajectory,
             progress=args.progress,
         )
         print(f"wrote {args.render}")

@@ -64,7 +64,7 @@ def cmd_video(args: argparse.Namespace) -> None:
     from contextlib import nullcontext
 
     from jointpose.data.blazepose import native_logs_hidden, require_mediapipe
-    from jointpose.data.layouts import camera_record
+    from jointpose.data.layouts import camera_record, track_part
     from jointpose.inference.export import export, format_from_path
     from jointpose.inference.video import lift_video, render_captions
     from jointpose.render import check_animation_path, render_animation
@@ -99,7 +99,11 @@ def cmd_video(args: argparse.Namespace) -> None:
         result.fps,
         trajectory=result.trajectory,
         fmt=fmt,
-        extra={"keypoints_2d": result.keypoints.xy, "confidence_2d": result.keypoints.confidence},
+        extra={
+            "keypoints_2d": result.keypoints.xy,
+            "confidence_2d": result.keypoints.confidence,
+            "track_part": track_part(result.keypoints.switches, result.keypoints.num_frames),
+        },
         info={  # what infer and render need to read the track back as it was lifted
             "keypoints_layout": result.keypoints.source_layout,
             "image_size": result.clip.size,

@@ -56,6 +56,7 @@ from jointpose.data.layouts import (
     read_openpose,
     read_track_json,
     to_h36m,
+    track_part,
     usable,
 )
 from jointpose.errors import JointposeError, JointposeWarning
@@ -75,7 +76,8 @@ class Keypoints2D:
     interpolated joints; ``notes`` reports what was chosen or repaired; ``fps`` and
     ``image_size`` (width, height; pixels) are what the file gives (an npz's 'fps', a
     ``jointpose video`` output's both), else None; ``camera`` the intrinsics a ``jointpose
-    video`` output was lifted with, where given. ``source_format`` is ``"video"`` for a
+    video`` output was lifted with, where given; ``switches`` the frames where a video track
+    may have moved to another person (each starts a stretch lifted on its own). ``source_format`` is ``"video"`` for a
     ``jointpose video`` track, whose ``source_layout`` is the detector layout it came from.
     """
 
@@ -88,6 +90,7 @@ class Keypoints2D:
     fps: float | None = None
     image_size: tuple[int, int] | None = None
     camera: Camera | None = None
+    switches: list[int] = field(default_factory=list)
 
     @property
     def num_frames(self) -> int:
@@ -157,7 +160,7 @@ def load_keypoints(
     path: str | Path,
     *,
     layout: str | None = None,
-    confidence_threshold: float | None = CONFIDENCE_THRESHOLD,
+    confidence_threshold: float | None = None,
     max_gap: int = 30,
     max_link_distance: float = 0.5,
     max_fill_gap: int | None = None,
@@ -172,8 +175,9 @@ def load_keypoints(
             track), or a ``.npy`` / ``.npz`` array of (frames, 17, 2 or 3) pixels.
         layout: joint order of 17-joint arrays, ``"h36m"`` (default) or ``"coco"``; JSON
             formats carry their own.
-        confidence_threshold: joints below this confidence count as missing (0-1); None: the
-            one a ``jointpose video`` output was filled with, else :data:`CONFIDENCE_THRESHOLD`.
+        confidence_threshold: joints below this confidence count as missing (0-1); None
+            (default): the one a ``jointpose video`` output was filled with, else
+            :data:`CONFIDENCE_THRESHOLD`.
         max_gap: frames a track may go undetected and still be linked (frames).
         max_link_distance: largest move between linked detections, in person heights.
         max_fill_gap: most frames in a row without any detected joint that are filled by
@@ -252,6 +256,13 @@ def load_keypoints(
         f"{skeleton.JOINT_NAMES[j]} from a fall-back construction in {n} frame(s)" for j, n in enumerate(fallbacks) if n
     ]
     valid = usable(conf, confidence_threshold)
+    switches = track.switches if track is not None else []
+    segments = None
+    if switches:  # filled within each stretch, as the video run did; a joint never usable in
+        # a stretch keeps its positions where the person was found there
+        segments = track_part(switches, len(valid))
+        never = ~np.logical_or.reduceat(valid, [0, *switches], axis=0)[segments]
+        valid |= never & (conf > 0).any(axis=1, keepdims=True)
     _check_coverage(valid, path, confidence_threshold)
     check_fill_gaps(np.flatnonzero(valid.any(axis=1)), len(valid), path, max_fill_gap)
     filled = ~valid
@@ -264,7 +275,16 @@ def load_keypoints(
         notes.append(message)
     fps, size, camera = (track.fps, track.image_size, track.camera) if track is not None else (None, None, None)
     return Keypoints2D(
-        interpolate_gaps(xy, valid), conf, source_format, source_layout, filled, notes, fps, size, camera
+        interpolate_gaps(xy, valid, segments),
+        conf,
+        source_format,
+        source_layout,
+        filled,
+        notes,
+        fps,
+        size,
+        camera,
+        switches,
     )
 
 
@@ -366,7 +386,12 @@ def resample_keypoints(kp: Keypoints2D, src_fps: float, dst_fps: float) -> Keypo
     conf = kp.confidence[lo] + w[:, None] * (kp.confidence[hi] - kp.confidence[lo])
     filled = kp.filled[lo] | (kp.filled[hi] & (w[:, None] > 0))
     note = f"resampled from {src_fps:g} to {dst_fps:g} fps: {kp.num_frames} -> {len(lo)} frames"
-    return dataclasses.replace(kp, xy=xy, confidence=conf, filled=filled, notes=kp.notes + [note], fps=dst_fps)
+    # A switch moves to the first new frame at or after its time.
+    switches = np.unique(np.ceil(np.asarray(kp.switches) * dst_fps / src_fps - 1e-9).astype(np.int64))
+    switches = switches[(switches > 0) & (switches < len(lo))].tolist()
+    return dataclasses.replace(
+        kp, xy=xy, confidence=conf, filled=filled, notes=kp.notes + [note], fps=dst_fps, switches=switches
+    )
 
 
 def at_rate(kp: Keypoints2D, fps: float, source: float | None, what: str) -> tuple[Keypoints2D, str | None]:

@@ -511,7 +511,15 @@ def _openpose_scores(people: np.ndarray) -> np.ndarray:
 
 # What a `jointpose video` output records beside its 2D track, so that reading the track back
 # lifts it as the video run did.
-TRACK_KEYS = ("fps", "keypoints_layout", "image_size", "confidence_threshold", "focal_length", "principal_point")
+TRACK_KEYS = (
+    "fps",
+    "keypoints_layout",
+    "image_size",
+    "confidence_threshold",
+    "focal_length",
+    "principal_point",
+    "track_part",
+)
 
 
 @dataclass
@@ -520,7 +528,9 @@ class TrackFile:
     and what the file records, None where it does not: ``fps``, ``layout`` (the detector layout
     the track was converted from), ``image_size`` (width, height; pixels) and
     ``confidence_threshold`` (the one it was filled with), ``camera`` (the intrinsics it was
-    lifted with: 'focal_length' and 'principal_point', pixels); ``video`` marks a video output."""
+    lifted with: 'focal_length' and 'principal_point', pixels), ``switches`` (the frames where
+    the track may have moved to another person, from 'track_part'); ``video`` marks a video
+    output."""
 
     points: np.ndarray
     fps: float | None = None
@@ -528,6 +538,7 @@ class TrackFile:
     image_size: tuple[int, int] | None = None
     confidence_threshold: float | None = None
     camera: Camera | None = None
+    switches: list[int] = field(default_factory=list)
     video: bool = False
 
 
@@ -603,7 +614,20 @@ def _track(points: np.ndarray, recorded: dict[str, Any], path: Path, video: bool
         track.confidence_threshold = float(value)
     if video and ("focal_length" in recorded or "principal_point" in recorded):  # a video output's own keys
         track.camera = _recorded_camera(recorded, track.image_size, path)
+    if video and "track_part" in recorded:
+        part = numeric_array(recorded["track_part"], f"{path} key 'track_part'")
+        if part.shape != (len(points),) or not (part == np.round(part)).all():
+            raise JointposeError(
+                f"{path}: key 'track_part' must be one whole number per frame ({len(points)}), got {brief(part.tolist())}"
+            )
+        track.switches = (np.flatnonzero(np.diff(part)) + 1).tolist()
     return track
+
+
+def track_part(switches: list[int], count: int) -> np.ndarray:
+    """(count,) the stretch of a track each frame belongs to (0, 1, ...), a new one from each
+    frame of ``switches`` on: what a video output records as 'track_part'."""
+    return np.searchsorted(np.asarray(switches, dtype=np.int64), np.arange(count), side="right")
 
 
 def camera_record(camera: Camera | None) -> dict[str, float | tuple[float, ...]]:

@@ -50,7 +50,7 @@ from scipy.ndimage import median_filter
 
 from jointpose.data.detect import Detections2D
 from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, interpolate_gaps
-from jointpose.data.layouts import LAYOUT_TITLES, LAYOUTS, VISIBILITY_THRESHOLD, to_h36m, usable
+from jointpose.data.layouts import LAYOUT_TITLES, LAYOUTS, VISIBILITY_THRESHOLD, to_h36m, track_part, usable
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 
@@ -299,8 +299,9 @@ def keypoints_from_detections(
             f"filled {int(filled.sum())} low-confidence or missing joints in "
             f"{int(filled.any(axis=1).sum())} frames by interpolation"
         )
-    segments = np.repeat(np.arange(len(parts)), [part.stop - part.start for part in parts])
-    return Keypoints2D(interpolate_gaps(h36m, valid, segments), conf, "video", layout, filled, notes)
+    segments = track_part(detections.switches, len(found))
+    points = interpolate_gaps(h36m, valid, segments)
+    return Keypoints2D(points, conf, "video", layout, filled, notes, switches=list(detections.switches))
 
 
 def out_of_view_note(points: np.ndarray, size: tuple[int, int]) -> str | None:

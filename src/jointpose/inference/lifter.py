@@ -41,6 +41,7 @@ import torch
 
 from jointpose.data.keypoints import Keypoints2D, resample
 from jointpose.data.layouts import aligned_joints
+from jointpose.data.tracks import person_parts
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import check_weight, rays_of, root_path, root_sigma
@@ -59,7 +60,7 @@ from jointpose.model.loading import LoadedModel, load_model, resolve_device, sav
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
 from jointpose.motion.builder import CameraRing
-from jointpose.safeio import check_bounded, check_finite, numeric_array
+from jointpose.safeio import check_bounded, check_finite, check_resample, numeric_array
 
 # The focal length, in image widths, of the cameras a "screen" model saw: the synthetic
 # ring's (1150 px on a 1000 px wide image), as Human3.6M's (about 1145 px).
@@ -368,6 +369,8 @@ class Lifter:
         rays = confidence = None
         if self.align_2d > 0 and not self.causal:
             seen_by = camera if camera is not None or normalized else self.assumed_camera
+            if self.normalization == "screen" and camera is not None and not normalized:
+                seen_by = screen_camera(camera)  # the camera the points were moved into
             rays = rays_of(kp, seen_by, self.normalization)
             if np.shape(keypoints)[2] == 3:
                 confidence = np.nan_to_num(np.asarray(keypoints, dtype=np.float64)[..., 2])
@@ -393,6 +396,50 @@ class Lifter:
         if self._fused is None:
             self._fused = FusedTemporalModel(self.model)
         return self._fused
+
+    def lift_track(
+        self,
+        keypoints: Keypoints2D,
+        image_size: tuple[int, int] | None = None,
+        *,
+        camera: Camera | None = None,
+        fps: float | None = None,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Poses and root trajectory of a whole keypoint track, one per frame at its own rate.
+
+        Each stretch between ``keypoints.switches`` (where a video track may have moved to
+        another person) is lifted on its own, so no pose mixes two people's 2D and each gets its
+        own bone lengths: resampled to the model's frame rate from ``fps`` (default
+        ``keypoints.fps``, else the model's), lifted (:meth:`predict`), its root placed where a
+        camera is given or the model places it without one (:meth:`predict_trajectory`), and
+        both resampled back along the bones (:func:`resample_lifted`).
+
+        Returns:
+            (frames, 17, 3) poses in metres as :meth:`predict` gives them, and the (frames, 3)
+            root trajectory in metres, or None where neither ``camera`` nor the model places it.
+        """
+        rate = fps or keypoints.fps or self.fps
+        at_model_rate = abs(rate - self.fps) <= 1e-6 * self.fps
+        if not at_model_rate:
+            check_resample(rate, self.fps, "the keypoints' fps")
+        lifted = []
+        for part in person_parts(keypoints.num_frames, keypoints.switches):  # a few stretches, not frames
+            points = keypoints.points[part]
+            seen = points if at_model_rate else resample(points, rate, self.fps)
+            poses = self.predict(
+                seen, image_size, camera=camera, progress=progress, source_layout=keypoints.source_layout
+            )
+            trajectory = None
+            if camera is not None or self.places_root_without_camera:
+                trajectory = self.predict_trajectory(seen, image_size, camera=camera, poses=poses)
+            lifted.append(
+                (poses, trajectory)
+                if at_model_rate
+                else resample_lifted(poses, trajectory, self.fps, rate, len(points))
+            )
+        poses = np.concatenate([part[0] for part in lifted])
+        return poses, None if lifted[0][1] is None else np.concatenate([part[1] for part in lifted])
 
     def predict_trajectory(
         self,
@@ -489,14 +536,19 @@ def resample_lifted(
     return poses, None if trajectory is None else resample(trajectory, src_fps, dst_fps, count)
 
 
+def screen_camera(camera: Camera) -> Camera:
+    """The camera a ``"screen"`` model trained with, for an image of ``camera``'s size: focal
+    length :data:`SCREEN_FOCAL_WIDTHS` image widths, principal point at the image centre."""
+    return Camera.from_focal_length(camera.res_w, camera.res_h, SCREEN_FOCAL_WIDTHS * camera.res_w, id="screen")
+
+
 def screen_view(pixels: np.ndarray, camera: Camera) -> np.ndarray:
     """Pixels (..., 2) seen by ``camera`` where a ``"screen"`` model's training cameras would
-    see the same rays: focal length :data:`SCREEN_FOCAL_WIDTHS` image widths, principal point
-    at the image centre. The points then make the angles at the camera they make in
-    ``camera``'s image (lens distortion aside)."""
-    size = np.array([camera.res_w, camera.res_h], dtype=np.float64)
-    scale = SCREEN_FOCAL_WIDTHS * camera.res_w / np.asarray(camera.focal_length, dtype=np.float64)
-    return size / 2 + scale * (np.asarray(pixels, dtype=np.float64) - np.asarray(camera.center, dtype=np.float64))
+    see the same rays (:func:`screen_camera`): the points then make the angles at the camera
+    they make in ``camera``'s image (lens distortion aside)."""
+    model = screen_camera(camera)
+    rays = (np.asarray(pixels, dtype=np.float64) - np.asarray(camera.center)) / np.asarray(camera.focal_length)
+    return np.asarray(model.center) + rays * np.asarray(model.focal_length)
 
 
 def _points_of(keypoints: Keypoints2D, normalized: bool, fps: float) -> np.ndarray:

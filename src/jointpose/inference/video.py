@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from jointpose.data.detect import Detections2D, check_person, detect_frames
-from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, resample
+from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold
 from jointpose.data.layouts import VISIBILITY_THRESHOLD
-from jointpose.data.tracks import keypoints_from_detections, out_of_view_note, person_parts
+from jointpose.data.tracks import keypoints_from_detections, out_of_view_note
 from jointpose.data.video import VideoClip, open_video
 from jointpose.geometry.bones import check_height, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
-from jointpose.inference.lifter import Lifter, resample_lifted
+from jointpose.inference.lifter import Lifter
 from jointpose.safeio import check_resample
 
 
@@ -124,30 +124,14 @@ def lift_video(
         notes.append(outside)
     t0 = time.perf_counter()
 
-    def lift_part(points: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Poses and trajectory at the video's rate for a stretch of the 2D track (pixels and
-        confidence)."""
-        count = len(points)
-        at_model_rate = resample(points, clip.fps, lifter.fps) if model_rate else points
-        poses = lifter.predict(
-            at_model_rate, clip.size, camera=camera, progress=progress, source_layout=track.source_layout
-        )
-        trajectory = None
-        if camera is not None or lifter.places_root_without_camera:  # or a trajectory model, or the camera assumed
-            trajectory = lifter.predict_trajectory(at_model_rate, clip.size, camera=camera, poses=poses)
-        if model_rate:
-            return resample_lifted(poses, trajectory, lifter.fps, clip.fps, count)
-        return poses, trajectory
-
-    # Lifted apart where the track may have moved to another person: no pose mixes two
-    # people's 2D, and each gets their own bone lengths (the skeleton fit).
-    lifted = [lift_part(track.points[part]) for part in person_parts(clip.count, detections.switches)]
-    poses = np.concatenate([part[0] for part in lifted])
-    trajectory = None if lifted[0][1] is None else np.concatenate([part[1] for part in lifted])
+    # Lifted apart where the track may have moved to another person (track.switches).
+    poses, trajectory = lifter.lift_track(track, clip.size, camera=camera, fps=clip.fps, progress=progress)
     if model_rate:
         notes.append(f"lifted at the model's {lifter.fps:g} fps (the video's {clip.fps:g} fps resampled)")
-    if len(lifted) > 1:
-        notes.append(f"lifted in {len(lifted)} parts, split where the track may have moved to another person")
+    if track.switches:
+        notes.append(
+            f"lifted in {len(track.switches) + 1} parts, split where the track may have moved to another person"
+        )
     if (note := lifter.assumed_camera_note()) is not None:
         notes.append(note)
     if height is not None:
