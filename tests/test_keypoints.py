@@ -844,6 +844,9 @@ def test_a_video_outputs_recorded_camera_is_read_back_and_checked(tmp_path, suff
     # Only a video output's keys: a plain keypoint array beside a 'focal_length' of its own is read as before.
     np.savez(tmp_path / "plain.npz", keypoints=xy, fps=25, focal_length=1000.0)
     assert load_keypoints(tmp_path / "plain.npz").camera is None
+    # A video track that does not say which layout it came from is read as Human3.6M-17 joints, with a note.
+    assert load_keypoints(tmp_path / f"ok{suffix}").source_layout == "h36m17"
+    assert "records no 'keypoints_layout'" in " ".join(load_keypoints(tmp_path / f"ok{suffix}").notes)
     np.savez(tmp_path / "nosize.npz", keypoints_2d=xy, focal_length=500.0)
     with pytest.raises(JointposeError, match="nosize.npz: a recorded camera needs key 'image_size'"):
         load_keypoints(tmp_path / "nosize.npz")

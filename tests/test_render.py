@@ -426,7 +426,8 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     export(tmp_path / "track25.json", np.zeros((11, 17, 3)), 25.0, extra={"keypoints_2d": track})
     paired = dict(keypoints_file=tmp_path / "track25.json", poses=tmp_path / "p30.npz", o=tmp_path / "p.gif")
     assert main(cli("render", "--image-size 1000 1000 --no-progress", **paired)) == 0
-    assert "resampled" not in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "resampled" not in printed and "--poses at 30 fps beside keypoints recorded at 25 fps" in printed
     assert iio.improps(tmp_path / "p.gif", index=None).shape[0] == 11
     capsys.readouterr()
     assert main(cli("render", "-k gt --sequence S9-Walking", data_dir=h36m_dir, o=out)) == 2

@@ -115,6 +115,11 @@ def cmd_render(args: argparse.Namespace) -> None:
                 if video:
                     print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
                     size, video = size or open_video(video).size, None
+        elif fps is not None and track.fps is not None and abs(track.fps - fps) > 1e-6 * fps:
+            print(
+                f"note: --poses at {fps:g} fps beside keypoints recorded at {track.fps:g} fps, as many frames: "
+                "drawn frame for frame"
+            )
         if size is None and video is None:
             size = require_image_size(None, args.keypoints_file)
         keypoints = track.xy

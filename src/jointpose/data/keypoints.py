@@ -242,6 +242,11 @@ def load_keypoints(
         points, conversion = track.points, wanted or "h36m17"
         source_layout = track.layout if track.layout is not None and wanted is None else conversion
         source_format = "video" if track.video else suffix[1:]
+        if track.video and track.layout is None and wanted is None:
+            notes.append(
+                f"{path} records no 'keypoints_layout': its track is read as Human3.6M-17 joints, every joint aligned "
+                "with the 2D, where jointpose video records the detector layout it converted (its limbs alone aligned)"
+            )
         if confidence_threshold is None:
             recorded = track.confidence_threshold
             confidence_threshold = CONFIDENCE_THRESHOLD if recorded is None else recorded

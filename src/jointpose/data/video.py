@@ -134,7 +134,7 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
     check_limit("video_pixels", width * height, f"video {path}: {width}x{height} frames: pixels")
     for name, value in (("start", start), ("end", end)):
         if value is not None and not (math.isfinite(value) and value >= 0):
-            raise JointposeError("{0} must be a time in seconds >= 0, got {value}", fields=(name,), value=value)
+            raise JointposeError("{0} must be a finite time in seconds >= 0, got {value}", fields=(name,), value=value)
     first = _frame_at(start, fps) if start is not None else 0
     if duration > 0 and first >= _frame_at(duration, fps):
         raise JointposeError(
