@@ -852,7 +852,7 @@ def test_a_video_outputs_recorded_camera_is_read_back_and_checked(tmp_path, suff
         load_keypoints(tmp_path / "nosize.npz")
 
 
-def test_a_video_outputs_track_parts_are_read_back_as_switches(tmp_path):
+def test_a_video_outputs_track_parts_are_read_back_as_switches(tmp_path, monkeypatch):
     """'track_part' (the stretch each frame belongs to) gives the frames where the track may
     have moved to another person; a joint never confident within a stretch keeps the stored
     positions there, and no gap is filled across a switch."""
@@ -877,6 +877,10 @@ def test_a_video_outputs_track_parts_are_read_back_as_switches(tmp_path):
     # Resampled, a switch moves to the first frame at or after its time (0.2 s: frame 10 at 50 fps).
     assert resample_keypoints(track, 25.0, 50.0).switches == [10]
     assert resample_keypoints(track, 25.0, 10.0).switches == [2]
+    monkeypatch.setenv("JOINTPOSE_MAX_TRACK_PARTS", "1")  # each stretch is lifted apart: their count is bounded
+    with pytest.raises(JointposeError, match="key 'track_part': stretches: 2 exceeds the limit of 1"):
+        load_keypoints(tmp_path / "t.npz")
+    monkeypatch.delenv("JOINTPOSE_MAX_TRACK_PARTS")
     for bad in (part[:-1], part + 0.5, np.array(["a"] * frames)):
         np.savez(tmp_path / "bad.npz", keypoints_2d=xy, track_part=bad)
         with pytest.raises(JointposeError, match="bad.npz.* key 'track_part'"):

@@ -621,6 +621,7 @@ def _track(points: np.ndarray, recorded: dict[str, Any], path: Path, video: bool
                 f"{path}: key 'track_part' must be one whole number per frame ({len(points)}), got {brief(part.tolist())}"
             )
         track.switches = (np.flatnonzero(np.diff(part)) + 1).tolist()
+        check_limit("track_parts", len(track.switches) + 1, f"{path} key 'track_part': stretches")
     return track
 
 

@@ -60,7 +60,7 @@ from jointpose.model.loading import LoadedModel, load_model, resolve_device, sav
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
 from jointpose.motion.builder import CameraRing
-from jointpose.safeio import check_bounded, check_finite, check_resample, numeric_array
+from jointpose.safeio import check_bounded, check_finite, check_limit, check_resample, numeric_array
 
 # The focal length, in image widths, of the cameras a "screen" model saw: the synthetic
 # ring's (1150 px on a 1000 px wide image), as Human3.6M's (about 1145 px).
@@ -423,8 +423,9 @@ class Lifter:
         at_model_rate = abs(rate - self.fps) <= 1e-6 * self.fps
         if not at_model_rate:
             check_resample(rate, self.fps, "the keypoints' fps")
+        check_limit("track_parts", len(keypoints.switches) + 1, "keypoints: stretches between switches of person")
         lifted = []
-        for part in person_parts(keypoints.num_frames, keypoints.switches):  # a few stretches, not frames
+        for part in person_parts(keypoints.num_frames, keypoints.switches):  # at most limit("track_parts")
             points = keypoints.points[part]
             seen = points if at_model_rate else resample(points, rate, self.fps)
             poses = self.predict(

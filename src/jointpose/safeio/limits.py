@@ -30,6 +30,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "bvh_joints": (10_000, "joints in one BVH hierarchy, End Sites included"),
     "parameters": (1_000_000_000, "parameters of a model to train (a 2048-channel 243-frame model has 67 million)"),
     "people": (100, "people per frame of a detector's keypoint file that are linked into tracks (the most confident)"),
+    "track_parts": (1000, "stretches of a track lifted apart, each padded to the receptive field (Lifter.lift_track)"),
 }
 
 
