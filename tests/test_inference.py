@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -401,7 +402,9 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     # From Python, a Keypoints2D whose file gives another rate than the model's is refused, not lifted too fast.
     np.savez(tmp_path / "at25.npz", keypoints=np.full((frames, 17, 2), 500.0) + np.arange(17)[:, None], fps=25)
     at25 = load_keypoints(tmp_path / "at25.npz")
-    with pytest.raises(JointposeError, match="keypoints at 25 fps .* for a model of 50 fps: resample them first"):
+    with pytest.raises(
+        JointposeError, match="keypoints at 25 fps .* for a model of 50 fps: lift them with Lifter.lift_track"
+    ):
         Lifter.load(model_path).predict(at25, (1000, 1000))
     resampled, note = at_rate(at25, 50.0, None, "at25.npz: key 'fps'")
     assert resampled.num_frames == 2 * frames - 1 and resampled.fps == 50.0 and note is not None
@@ -921,6 +924,20 @@ def test_a_screen_model_reads_pixels_as_its_training_cameras_would_have_seen_the
     moved = np.array([500.0, 350.0]) + 2.0 * (kp - np.array([520.0, 360.0]))
     np.testing.assert_allclose(lifter.predict(kp, camera=camera), lifter.predict(moved, (1000, 700)), atol=1e-6)
     assert not np.allclose(lifter.predict(kp, camera=camera), lifter.predict(kp, (1000, 700)), atol=1e-3)
+    # A lens's distortion is removed first: the rays are the undistorted ones.
+    import dataclasses
+
+    from jointpose.geometry.cameras import normalize_keypoints
+
+    bent = dataclasses.replace(camera, radial_distortion=(-0.2, 0.05, 0.0))
+    np.testing.assert_allclose(
+        (screen_view(pixels, bent) - wide.center) / wide.focal_length[0],
+        normalize_keypoints(pixels, bent, "intrinsics"),
+        atol=1e-12,
+    )
+    # A camera without intrinsics (HumanEva's) gives the image size alone, as before.
+    bare = Camera("bare", 1000, 700)
+    np.testing.assert_allclose(lifter.predict(kp, camera=bare), lifter.predict(kp, (1000, 700)), atol=1e-6)
     stream = StreamingLifter(Lifter(_model(causal=True), fps=50.0, normalization="screen"))
     fresh = StreamingLifter(Lifter(_model(causal=True), fps=50.0, normalization="screen"))
     np.testing.assert_allclose(stream.push(kp[0], camera=camera), fresh.push(moved[0], (1000, 700)), atol=1e-6)
@@ -959,3 +976,13 @@ def test_lift_track_lifts_each_stretch_between_switches_on_its_own():
     lengths = np.linalg.norm(bone_vectors(split), axis=-1)
     assert np.ptp(lengths[:12], axis=0).max() < 1e-5 and np.ptp(lengths[12:], axis=0).max() < 1e-5
     assert np.abs(lengths[0] - lengths[-1]).max() > 1e-3
+    # predict alone would lift across the switch: refused, naming lift_track.
+    with pytest.raises(
+        JointposeError, match="move to another person at frames \\[12\\]: lift it with Lifter.lift_track"
+    ):
+        lifter.predict(dataclasses.replace(track(moved, [12]), fps=50.0), (1000, 1000))
+    for switches in ([20, 10], [0], [30], [10, 10]):
+        with pytest.raises(JointposeError, match="keypoints.switches must be increasing frames in 1..29"):
+            lifter.lift_track(track(moved, switches), (1000, 1000))
+    with pytest.raises(JointposeError, match="fps must be"):
+        lifter.lift_track(track(moved, []), (1000, 1000), fps=0.0)

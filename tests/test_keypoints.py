@@ -877,11 +877,25 @@ def test_a_video_outputs_track_parts_are_read_back_as_switches(tmp_path, monkeyp
     # Resampled, a switch moves to the first frame at or after its time (0.2 s: frame 10 at 50 fps).
     assert resample_keypoints(track, 25.0, 50.0).switches == [10]
     assert resample_keypoints(track, 25.0, 10.0).switches == [2]
+    # One stretch, a joint never confident: its positions are kept, as the video run keeps
+    # them, not refused; a stretch where nobody was found is refused, naming it.
+    never = confidence.copy()
+    never[:, 6] = 0.05
+    one = {"keypoints_2d": xy, "confidence_2d": never, "track_part": np.zeros(frames)}
+    export(tmp_path / "one.npz", np.zeros((frames, 17, 3)), 25.0, extra=one)
+    kept = load_keypoints(tmp_path / "one.npz")
+    np.testing.assert_allclose(kept.xy[:, 6], xy[:, 6])
+    assert any("never above confidence 0.3 in a stretch" in note for note in kept.notes)
+    lost = confidence.copy()
+    lost[5:] = 0.0
+    export(tmp_path / "lost.npz", np.zeros((frames, 17, 3)), 25.0, extra=extra | {"confidence_2d": lost})
+    with pytest.raises(JointposeError, match="lost.npz: no usable joint in frames 5-9, a stretch of its 'track_part'"):
+        load_keypoints(tmp_path / "lost.npz")
     monkeypatch.setenv("JOINTPOSE_MAX_TRACK_PARTS", "1")  # each stretch is lifted apart: their count is bounded
     with pytest.raises(JointposeError, match="key 'track_part': stretches: 2 exceeds the limit of 1"):
         load_keypoints(tmp_path / "t.npz")
     monkeypatch.delenv("JOINTPOSE_MAX_TRACK_PARTS")
-    for bad in (part[:-1], part + 0.5, np.array(["a"] * frames)):
+    for bad in (part[:-1], part + 0.5, np.array(["a"] * frames), np.where(part, np.inf, 0)):
         np.savez(tmp_path / "bad.npz", keypoints_2d=xy, track_part=bad)
         with pytest.raises(JointposeError, match="bad.npz.* key 'track_part'"):
             load_keypoints(tmp_path / "bad.npz")

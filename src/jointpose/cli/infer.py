@@ -80,6 +80,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         load_keypoints,
         outside_image_note,
         require_image_size,
+        same_rate,
     )
     from jointpose.data.video import open_video
     from jointpose.geometry.bones import check_height, scale_to_height
@@ -142,7 +143,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         from jointpose.render import check_background
 
         check_background(args.video, keypoints.num_frames, size, "--video")
-    resampled = abs(fps - lifter.fps) > 1e-6 * lifter.fps
+    resampled = not same_rate(fps, lifter.fps)
     if resampled:  # its limit, before the work
         check_resample(fps, lifter.fps, rate)
     threshold = CONFIDENCE_THRESHOLD if args.confidence_threshold is None else args.confidence_threshold

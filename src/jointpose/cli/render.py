@@ -89,7 +89,7 @@ def cmd_render(args: argparse.Namespace) -> None:
                 )
         sequences["Ground truth"] = seq.poses_3d
     else:
-        from jointpose.data.keypoints import at_rate, image_size_of, load_keypoints, require_image_size
+        from jointpose.data.keypoints import at_rate, image_size_of, load_keypoints, require_image_size, same_rate
         from jointpose.data.video import open_video
 
         refuse_inapplicable(
@@ -115,7 +115,7 @@ def cmd_render(args: argparse.Namespace) -> None:
                 if video:
                     print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
                     size, video = size or open_video(video).size, None
-        elif fps is not None and track.fps is not None and abs(track.fps - fps) > 1e-6 * fps:
+        elif fps is not None and track.fps is not None and not same_rate(track.fps, fps):
             print(
                 f"note: --poses at {fps:g} fps beside keypoints recorded at {track.fps:g} fps, as many frames: "
                 "drawn frame for frame"

@@ -49,6 +49,7 @@ from jointpose.data.layouts import (
     check_fill_gaps,
     is_mmpose,
     is_track_json,
+    keep_never_usable,
     read_array,
     read_coco_results,
     read_json,
@@ -263,11 +264,14 @@ def load_keypoints(
     valid = usable(conf, confidence_threshold)
     switches = track.switches if track is not None else []
     segments = None
-    if switches:  # filled within each stretch, as the video run did; a joint never usable in
-        # a stretch keeps its positions where the person was found there
+    if source_format == "video":  # as the video run did: filled within each stretch of the track,
+        # where a joint never usable in a stretch keeps its positions in the frames the person was found
         segments = track_part(switches, len(valid))
-        never = ~np.logical_or.reduceat(valid, [0, *switches], axis=0)[segments]
-        valid |= never & (conf > 0).any(axis=1, keepdims=True)
+        valid, never = keep_never_usable(valid, (conf > 0).any(axis=1), segments)
+        if never.any():
+            names = ", ".join(skeleton.JOINT_NAMES[j] for j in np.flatnonzero(never.any(axis=0)))
+            notes.append(f"{names}: never above confidence {confidence_threshold:g} in a stretch; its positions kept")
+        _check_stretches(valid, switches, path)
     _check_coverage(valid, path, confidence_threshold)
     check_fill_gaps(np.flatnonzero(valid.any(axis=1)), len(valid), path, max_fill_gap)
     filled = ~valid
@@ -303,6 +307,17 @@ def check_confidence_threshold(value: float, source: Path | str | None = None) -
             where="" if source is None else f"{source}: ",
             value=value,
         )
+
+
+def _check_stretches(valid: np.ndarray, switches: list[int], path: Path) -> None:
+    """Refuse a video track with a stretch (between ``switches``) where the person is never
+    found: nothing there to fill from."""
+    starts = np.array([0, *switches])
+    empty = ~np.logical_or.reduceat(valid, starts, axis=0).any(axis=1)
+    if empty.any():
+        first = int(np.flatnonzero(empty)[0])
+        last = (switches[first] if first < len(switches) else len(valid)) - 1
+        raise JointposeError(f"{path}: no usable joint in frames {starts[first]}-{last}, a stretch of its 'track_part'")
 
 
 def _check_coverage(valid: np.ndarray, path: Path, threshold: float) -> None:
@@ -399,13 +414,18 @@ def resample_keypoints(kp: Keypoints2D, src_fps: float, dst_fps: float) -> Keypo
     )
 
 
+def same_rate(a: float, b: float) -> bool:
+    """Whether frame rates ``a`` and ``b`` (fps) are one: within a millionth of ``b``."""
+    return abs(a - b) <= 1e-6 * b
+
+
 def at_rate(kp: Keypoints2D, fps: float, source: float | None, what: str) -> tuple[Keypoints2D, str | None]:
     """``kp`` at ``fps``: resampled from ``source`` fps (default its file's, ``kp.fps``) where that
     differs, with a line saying so (else None); refused, naming ``what`` (the flag or the file's
     key the rate came from), beyond the resampling limit. Without any rate it is taken to be at
     ``fps``. The result's ``fps`` is ``fps``."""
     rate = kp.fps if source is None else source
-    if rate is None or abs(rate - fps) <= 1e-6 * fps:
+    if rate is None or same_rate(rate, fps):
         return dataclasses.replace(kp, fps=fps), None
     check_resample(rate, fps, what)
     out = resample_keypoints(kp, rate, fps)

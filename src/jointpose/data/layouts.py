@@ -187,6 +187,16 @@ def usable(confidence: np.ndarray, threshold: float) -> np.ndarray:
     return (confidence > 0) & (confidence >= threshold)
 
 
+def keep_never_usable(valid: np.ndarray, found: np.ndarray, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(F, J) ``valid`` where, in each stretch of a track (``segments``: (F,) ids, one run per
+    stretch), a joint never valid there counts as valid in the frames where the person was
+    ``found`` (F,): its positions are the detector's, not filled in. Also the (F, J) mask of
+    such joints. Refuses nothing: a stretch without a found frame stays invalid."""
+    start = np.r_[True, segments[1:] != segments[:-1]]
+    never = ~np.logical_or.reduceat(valid, np.flatnonzero(start), axis=0)[np.cumsum(start) - 1]
+    return valid | (never & found[:, None]), never
+
+
 def to_h36m(
     xy: np.ndarray, confidence: np.ndarray, layout: str, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -611,12 +621,12 @@ def _track(points: np.ndarray, recorded: dict[str, Any], path: Path, video: bool
             raise JointposeError(
                 f"{path}: key 'confidence_threshold' must be one number in [0, 1], got {brief(value.tolist())}"
             )
-        track.confidence_threshold = float(value)
+        track.confidence_threshold = round(float(value), 6)  # as given, not its float32 neighbour
     if video and ("focal_length" in recorded or "principal_point" in recorded):  # a video output's own keys
         track.camera = _recorded_camera(recorded, track.image_size, path)
     if video and "track_part" in recorded:
         part = numeric_array(recorded["track_part"], f"{path} key 'track_part'")
-        if part.shape != (len(points),) or not (part == np.round(part)).all():
+        if part.shape != (len(points),) or not (np.isfinite(part) & (part == np.round(part))).all():
             raise JointposeError(
                 f"{path}: key 'track_part' must be one whole number per frame ({len(points)}), got {brief(part.tolist())}"
             )

@@ -50,7 +50,15 @@ from scipy.ndimage import median_filter
 
 from jointpose.data.detect import Detections2D
 from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, interpolate_gaps
-from jointpose.data.layouts import LAYOUT_TITLES, LAYOUTS, VISIBILITY_THRESHOLD, to_h36m, track_part, usable
+from jointpose.data.layouts import (
+    LAYOUT_TITLES,
+    LAYOUTS,
+    VISIBILITY_THRESHOLD,
+    keep_never_usable,
+    to_h36m,
+    track_part,
+    usable,
+)
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 
@@ -281,9 +289,8 @@ def keypoints_from_detections(
         notes.append("repaired single-limb left/right swaps: " + ", ".join(limbs))
     h36m, conf, _ = to_h36m(np.where(found[:, None, None], xy, 0.0), conf, layout, confidence_threshold)
     notes.append(f"converted {LAYOUT_TITLES[layout]} to Human3.6M-17")
-    valid = usable(conf, confidence_threshold) & found[:, None]
-    never = np.concatenate([np.broadcast_to(~valid[part].any(axis=0), valid[part].shape) for part in parts])
-    valid |= never & found[:, None]
+    segments = track_part(detections.switches, len(found))
+    valid, never = keep_never_usable(usable(conf, confidence_threshold) & found[:, None], found, segments)
     for joints, where in (
         (never.all(axis=0), ""),
         (never.any(axis=0) & ~never.all(axis=0), " in a stretch between possible switches of person"),
@@ -299,7 +306,6 @@ def keypoints_from_detections(
             f"filled {int(filled.sum())} low-confidence or missing joints in "
             f"{int(filled.any(axis=1).sum())} frames by interpolation"
         )
-    segments = track_part(detections.switches, len(found))
     points = interpolate_gaps(h36m, valid, segments)
     return Keypoints2D(points, conf, "video", layout, filled, notes, switches=list(detections.switches))
 

@@ -28,6 +28,7 @@ from jointpose.data.h36m import (
     dataset_kind,
     load_dataset,
 )
+from jointpose.data.keypoints import same_rate
 from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.evaluation.plausibility import plausibility_errors
@@ -318,7 +319,7 @@ def evaluate_checkpoint(
         )
 
     data = load(downsample)
-    if abs(data.fps - loaded.fps) > 1e-6 * loaded.fps:  # velocities would be per frame of another rate
+    if not same_rate(data.fps, loaded.fps):  # velocities would be per frame of another rate
         factor = data.fps / loaded.fps
         if not chosen and factor > 1.5 and abs(factor - round(factor)) < 1e-6:
             downsample = round(factor)

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jointpose.data.keypoints import Keypoints2D, resample
+from jointpose.data.keypoints import Keypoints2D, resample, same_rate
 from jointpose.data.layouts import aligned_joints
 from jointpose.data.tracks import person_parts
 from jointpose.errors import JointposeError
@@ -60,7 +60,7 @@ from jointpose.model.loading import LoadedModel, load_model, resolve_device, sav
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
 from jointpose.motion.builder import CameraRing
-from jointpose.safeio import check_bounded, check_finite, check_limit, check_resample, numeric_array
+from jointpose.safeio import check_bounded, check_finite, check_fps, check_limit, check_resample, numeric_array
 
 # The focal length, in image widths, of the cameras a "screen" model saw: the synthetic
 # ring's (1150 px on a 1000 px wide image), as Human3.6M's (about 1145 px).
@@ -267,6 +267,12 @@ class Lifter:
         self.assumed_camera = Camera.assumed(w, h)
         return self.assumed_camera
 
+    def _screen_view_of(self, camera: Camera | None, normalized: bool) -> bool:
+        """Whether pixel input seen by ``camera`` is moved into a ``"screen"`` model's training
+        camera (:func:`screen_view`): only where the camera's intrinsics are known."""
+        known = camera is not None and camera.focal_length is not None and camera.center is not None
+        return self.normalization == "screen" and known and not normalized
+
     def assumed_camera_note(self) -> str | None:
         """What to tell the user when the last pixel input of an ``"intrinsics"`` model came
         without a camera (None otherwise)."""
@@ -303,7 +309,7 @@ class Lifter:
         if not normalized:
             seen_by = self.camera_for(image_size, camera)
             with np.errstate(over="ignore", invalid="ignore"):  # what the check below reports
-                if self.normalization == "screen" and camera is not None:
+                if self._screen_view_of(camera, normalized):
                     kp = screen_view(kp, camera)
                 kp = normalize_keypoints(kp, seen_by, self.normalization)
         with np.errstate(over="ignore"):  # checked as the network computes (float32), where 1e300 is infinite
@@ -369,7 +375,7 @@ class Lifter:
         rays = confidence = None
         if self.align_2d > 0 and not self.causal:
             seen_by = camera if camera is not None or normalized else self.assumed_camera
-            if self.normalization == "screen" and camera is not None and not normalized:
+            if self._screen_view_of(camera, normalized):
                 seen_by = screen_camera(camera)  # the camera the points were moved into
             rays = rays_of(kp, seen_by, self.normalization)
             if np.shape(keypoints)[2] == 3:
@@ -419,11 +425,17 @@ class Lifter:
             (frames, 17, 3) poses in metres as :meth:`predict` gives them, and the (frames, 3)
             root trajectory in metres, or None where neither ``camera`` nor the model places it.
         """
-        rate = fps or keypoints.fps or self.fps
-        at_model_rate = abs(rate - self.fps) <= 1e-6 * self.fps
+        rate = check_fps(fps if fps is not None else keypoints.fps or self.fps, "fps")
+        at_model_rate = same_rate(rate, self.fps)
         if not at_model_rate:
             check_resample(rate, self.fps, "the keypoints' fps")
         check_limit("track_parts", len(keypoints.switches) + 1, "keypoints: stretches between switches of person")
+        switches = np.asarray(keypoints.switches)
+        if not ((np.diff(switches) > 0).all() and (switches > 0).all() and (switches < keypoints.num_frames).all()):
+            raise JointposeError(
+                f"keypoints.switches must be increasing frames in 1..{keypoints.num_frames - 1}, got "
+                f"{keypoints.switches[:6]}"
+            )
         lifted = []
         for part in person_parts(keypoints.num_frames, keypoints.switches):  # at most limit("track_parts")
             points = keypoints.points[part]
@@ -545,22 +557,28 @@ def screen_camera(camera: Camera) -> Camera:
 
 def screen_view(pixels: np.ndarray, camera: Camera) -> np.ndarray:
     """Pixels (..., 2) seen by ``camera`` where a ``"screen"`` model's training cameras would
-    see the same rays (:func:`screen_camera`): the points then make the angles at the camera
-    they make in ``camera``'s image (lens distortion aside)."""
+    see the same rays (:func:`screen_camera`), ``camera``'s lens distortion removed: the
+    points then make the angles at the camera they make in the world."""
     model = screen_camera(camera)
-    rays = (np.asarray(pixels, dtype=np.float64) - np.asarray(camera.center)) / np.asarray(camera.focal_length)
+    rays = normalize_keypoints(np.asarray(pixels, dtype=np.float64), camera, "intrinsics")  # undistorted
     return np.asarray(model.center) + rays * np.asarray(model.focal_length)
 
 
 def _points_of(keypoints: Keypoints2D, normalized: bool, fps: float) -> np.ndarray:
     """A loaded keypoint sequence's (frames, 17, 3) pixels and confidence; ``normalized=True``
     is refused, as they are pixels, and so is a sequence whose file gives a frame rate other
-    than the model's ``fps`` (it would be lifted too fast or too slow)."""
+    than the model's ``fps`` (it would be lifted too fast or too slow), or switches of person
+    (:meth:`Lifter.lift_track` lifts both)."""
     if normalized:
         raise JointposeError("normalized=True: a Keypoints2D holds pixels; pass its arrays instead")
-    if keypoints.fps is not None and abs(keypoints.fps - fps) > 1e-6 * fps:
+    if keypoints.fps is not None and not same_rate(keypoints.fps, fps):
         raise JointposeError(
             f"keypoints at {keypoints.fps:g} fps (their file's rate) for a model of {fps:g} fps: "
-            f"resample them first (jointpose.data.keypoints.at_rate(keypoints, {fps:g}, None, ...))"
+            "lift them with Lifter.lift_track, which resamples them to the model's rate and back"
+        )
+    if keypoints.switches:
+        raise JointposeError(
+            f"keypoints: a track that may move to another person at frames {keypoints.switches[:6]}: lift it with "
+            "Lifter.lift_track, which lifts each stretch on its own"
         )
     return keypoints.points

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from jointpose.data.detect import Detections2D, check_person, detect_frames
-from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold
+from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, same_rate
 from jointpose.data.layouts import VISIBILITY_THRESHOLD
 from jointpose.data.tracks import keypoints_from_detections, out_of_view_note
 from jointpose.data.video import VideoClip, open_video
@@ -111,7 +111,7 @@ def lift_video(
     clip = open_video(path, start, end)
     check_person(person, clip.size)
     camera = camera_from_intrinsics(clip.size, focal_length, fov, principal_point, id="video")
-    model_rate = not np.isclose(clip.fps, lifter.fps, rtol=0.0, atol=1e-6)
+    model_rate = not same_rate(clip.fps, lifter.fps)
     if model_rate:
         check_resample(clip.fps, lifter.fps, str(path))
     detections = detect_frames(
