@@ -146,8 +146,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     resampled = not same_rate(fps, lifter.fps)
     if resampled:  # its limit, before the work
         check_resample(fps, lifter.fps, rate)
-    threshold = CONFIDENCE_THRESHOLD if args.confidence_threshold is None else args.confidence_threshold
-    if (note := outside_image_note(keypoints, size, threshold)) is not None:
+    if (note := outside_image_note(keypoints, size)) is not None:
         print(note)
     if keypoints.num_frames * lifter.fps / fps < lifter.receptive_field:
         print(
