@@ -895,6 +895,12 @@ def test_a_video_outputs_track_parts_are_read_back_as_switches(tmp_path, monkeyp
     with pytest.raises(JointposeError, match="key 'track_part': stretches: 2 exceeds the limit of 1"):
         load_keypoints(tmp_path / "t.npz")
     monkeypatch.delenv("JOINTPOSE_MAX_TRACK_PARTS")
+    for bad in (-1, 2.5, 1e300, "3"):  # the video frame the track starts at
+        np.savez(tmp_path / "first.npz", keypoints_2d=xy, first_frame=bad)
+        with pytest.raises(JointposeError, match="first.npz.* key 'first_frame'"):
+            load_keypoints(tmp_path / "first.npz")
+    np.savez(tmp_path / "first.npz", keypoints_2d=xy, first_frame=30)
+    assert load_keypoints(tmp_path / "first.npz").first_frame == 30
     for bad in (part[:-1], part + 0.5, np.array(["a"] * frames), np.where(part, np.inf, 0)):
         np.savez(tmp_path / "bad.npz", keypoints_2d=xy, track_part=bad)
         with pytest.raises(JointposeError, match="bad.npz.* key 'track_part'"):

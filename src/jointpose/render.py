@@ -16,6 +16,7 @@ streamed to the writer.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import io
 import math
@@ -365,8 +366,33 @@ def _background(
     return size, frames
 
 
+def background_cut(
+    video: str | Path, count: int, first: int | None, what: str = "background"
+) -> tuple[str | Path | VideoClip, str | None]:
+    """The frames of ``video`` a track of ``count`` frames is drawn over, and a note or None:
+    the whole video where it has as many frames; else, for a track recorded as starting at
+    video frame ``first`` (a ``jointpose video`` output of a cut), those frames of it; else the
+    video as it is (:func:`check_background` then refuses it, naming ``what``)."""
+    if first is None:
+        return video, None
+    clip = open_video(video)
+    try:
+        total, _ = imageio_ffmpeg.count_frames_and_secs(str(clip.path))  # exact, unlike the clip's estimate
+    except (OSError, RuntimeError):
+        return video, None  # check_background says why
+    if total == count:
+        return clip.with_count(total), None  # counted once
+    if first + count > total:
+        return video, None
+    cut = dataclasses.replace(clip, first=first, count=count)
+    return cut, f"note: {what} drawn from its frame {first} ({cut.start:.2f} s), where the track starts"
+
+
 def check_background(
-    background: str | Path | np.ndarray, num_frames: int, image_size: tuple[int, int] | None, what: str = "background"
+    background: str | Path | VideoClip | np.ndarray,
+    num_frames: int,
+    image_size: tuple[int, int] | None,
+    what: str = "background",
 ) -> tuple[int, int]:
     """Check, before any work, that a background video (or (F, H, W, 3) frames) can be read and
     fits ``num_frames`` frames of ``image_size`` (width, height) pixels; returns its size.

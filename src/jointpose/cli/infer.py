@@ -139,10 +139,14 @@ def cmd_infer(args: argparse.Namespace) -> None:
     rate = "--fps" if args.fps else f"{args.input}: key 'fps'" if keypoints.fps else "the model's frame rate"
     if args.render:  # before -o is written
         check_animation_fps(fps, args.render, rate)
+    background = None
     if args.video:  # its frame count, before the npz is written
-        from jointpose.render import check_background
+        from jointpose.render import background_cut, check_background
 
-        check_background(args.video, keypoints.num_frames, size, "--video")
+        background, note = background_cut(args.video, keypoints.num_frames, keypoints.first_frame, "--video")
+        check_background(background, keypoints.num_frames, size, "--video")
+        if note:
+            print(note)
     resampled = not same_rate(fps, lifter.fps)
     if resampled:  # its limit, before the work
         check_resample(fps, lifter.fps, rate)
@@ -181,7 +185,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
             {"Prediction": poses},
             image_size=size,
             fps=fps,
-            background=args.video,
+            background=background,
             trajectory=trajectory,
             progress=args.progress,
         )

@@ -37,6 +37,7 @@ def add_render_parser(verbs: Any) -> None:
 
 def cmd_render(args: argparse.Namespace) -> None:
     from jointpose.render import (
+        background_cut,
         check_animation_path,
         check_frame_counts,
         read_poses,
@@ -120,6 +121,10 @@ def cmd_render(args: argparse.Namespace) -> None:
                 f"note: --poses at {fps:g} fps beside keypoints recorded at {track.fps:g} fps, as many frames: "
                 "drawn frame for frame"
             )
+        if video:  # a track cut from it is drawn over its own frames
+            video, note = background_cut(video, track.num_frames, track.first_frame, "--video")
+            if note:
+                print(note)
         if size is None and video is None:
             size = require_image_size(None, args.keypoints_file)
         keypoints = track.xy

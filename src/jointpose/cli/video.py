@@ -108,6 +108,7 @@ def cmd_video(args: argparse.Namespace) -> None:
             "keypoints_layout": result.keypoints.source_layout,
             "image_size": result.clip.size,
             "confidence_threshold": float(args.confidence_threshold),
+            "first_frame": result.clip.first,
             **camera_record(result.camera),
         },
     )

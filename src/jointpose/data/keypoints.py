@@ -78,7 +78,8 @@ class Keypoints2D:
     ``image_size`` (width, height; pixels) are what the file gives (an npz's 'fps', a
     ``jointpose video`` output's both), else None; ``camera`` the intrinsics a ``jointpose
     video`` output was lifted with, where given; ``switches`` the frames where a video track
-    may have moved to another person (each starts a stretch lifted on its own). ``source_format`` is ``"video"`` for a
+    may have moved to another person (each starts a stretch lifted on its own); ``first_frame``
+    the video's frame a video track starts at (its cut's first). ``source_format`` is ``"video"`` for a
     ``jointpose video`` track, whose ``source_layout`` is the detector layout it came from.
     """
 
@@ -92,6 +93,7 @@ class Keypoints2D:
     image_size: tuple[int, int] | None = None
     camera: Camera | None = None
     switches: list[int] = field(default_factory=list)
+    first_frame: int | None = None
 
     @property
     def num_frames(self) -> int:
@@ -294,6 +296,7 @@ def load_keypoints(
         size,
         camera,
         switches,
+        None if track is None else track.first_frame,
     )
 
 

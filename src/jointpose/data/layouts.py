@@ -529,6 +529,7 @@ TRACK_KEYS = (
     "focal_length",
     "principal_point",
     "track_part",
+    "first_frame",
 )
 
 
@@ -539,8 +540,8 @@ class TrackFile:
     the track was converted from), ``image_size`` (width, height; pixels) and
     ``confidence_threshold`` (the one it was filled with), ``camera`` (the intrinsics it was
     lifted with: 'focal_length' and 'principal_point', pixels), ``switches`` (the frames where
-    the track may have moved to another person, from 'track_part'); ``video`` marks a video
-    output."""
+    the track may have moved to another person, from 'track_part'), ``first_frame`` (the
+    video's frame the track starts at: a cut's first); ``video`` marks a video output."""
 
     points: np.ndarray
     fps: float | None = None
@@ -549,6 +550,7 @@ class TrackFile:
     confidence_threshold: float | None = None
     camera: Camera | None = None
     switches: list[int] = field(default_factory=list)
+    first_frame: int | None = None
     video: bool = False
 
 
@@ -632,6 +634,13 @@ def _track(points: np.ndarray, recorded: dict[str, Any], path: Path, video: bool
             )
         track.switches = (np.flatnonzero(np.diff(part)) + 1).tolist()
         check_limit("track_parts", len(track.switches) + 1, f"{path} key 'track_part': stretches")
+    if video and "first_frame" in recorded:
+        first = numeric_array(recorded["first_frame"], f"{path} key 'first_frame'")
+        if first.shape != () or not (0 <= float(first) < 2**53 and float(first) == round(float(first))):
+            raise JointposeError(
+                f"{path}: key 'first_frame' must be one whole number >= 0, got {brief(first.tolist())}"
+            )
+        track.first_frame = int(first)
     return track
 
 
