@@ -662,9 +662,16 @@ def test_an_interrupted_ablation_over_seeds_resumes_to_the_uninterrupted_result(
         (flags + " --resume --learning-rate 0.01", "latest.pt disagrees with this configuration: -lr: 0.001 in"),
     ):
         assert main(cli("ablate", bad, data_dir=h36m_dir, out=out)) == 2
-        assert message in capsys.readouterr().err
+        printed, err = capsys.readouterr()
+        assert message in err and "Training" not in printed  # refused before any run trains or is scored
     assert main(cli("ablate", flags + " --resume", data_dir=h36m_dir, out=tmp_path / "new")) == 2
     assert "holds no ablation to continue" in capsys.readouterr().err
+    # The epochs each run was started for are read before any training, not as each run starts.
+    from jointpose.training.ablation import check_resume
+
+    check_resume(out, (0, 3), 2)
+    with pytest.raises(JointposeError, match="was started with epochs 2; resume with epochs 2"):
+        check_resume(out, (0, 3), 3)
     # A run stopped before its first checkpoint left files but no latest.pt: named before any training.
     (tmp_path / "early" / "seed_3" / "baseline").mkdir(parents=True)
     (tmp_path / "early" / "seed_3" / "baseline" / "log.csv").write_text("epoch\n")

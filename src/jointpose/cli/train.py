@@ -254,7 +254,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
     out = check_output_folder(args.out, "--out")
     if args.resume_ablation:
-        check_resume(out, args.seeds)
+        check_resume(out, args.seeds, args.epochs)
     elif any(out.glob("*")):
         raise JointposeError(f"--out {args.out} is not empty; continue it with --resume or choose a new folder")
     if args.seeds is not None:

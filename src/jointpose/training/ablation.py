@@ -20,6 +20,7 @@ import numpy as np
 
 from jointpose.errors import JointposeError
 from jointpose.evaluation.evaluate import COLUMN_TITLES, results_json
+from jointpose.model.loading import load_checkpoint
 from jointpose.safeio import atomic_write
 from jointpose.training.checkpoint import run_files
 from jointpose.training.config import NORMALIZATION_CONSTRAINTS, TrainConfig
@@ -54,10 +55,11 @@ def format_comparison(baseline: dict, joint_aware: dict) -> str:
 MODES = ("baseline", "joint-aware")
 
 
-def check_resume(out: str | Path, seeds: Sequence[int] | None) -> None:
+def check_resume(out: str | Path, seeds: Sequence[int] | None, epochs: int | None = None) -> None:
     """Refuse, before any training, to resume in ``out`` what it does not hold: an ablation of
     one seed (``seeds`` None: ``out/baseline``, ``out/joint-aware``) or over ``seeds``
-    (``out/seed_N``, each among them), whose runs each have a ``latest.pt`` or no file yet."""
+    (``out/seed_N``, each among them), whose runs each have a ``latest.pt`` (started for
+    ``epochs``, where given) or no file yet."""
     out = Path(out)
     single = [out / name for name in MODES if (out / name).exists()]
     seeded = sorted(path for path in out.glob("seed_*") if path.is_dir())
@@ -80,6 +82,22 @@ def check_resume(out: str | Path, seeds: Sequence[int] | None) -> None:
                 f"--resume: {folder} holds {', '.join(path.name for path in found)} but no latest.pt to resume "
                 "from; remove them to train that run again"
             )
+        if found and epochs is not None:
+            check_planned_epochs(load_checkpoint(folder / "latest.pt")["config"].get("epochs"), epochs, folder)
+
+
+def check_planned_epochs(planned: int | None, epochs: int, folder: Path) -> None:
+    """Refuse to resume the run in ``folder``, started for ``planned`` epochs, for another
+    number: its schedule (batch-norm momentum, constraint warm-up, weight averaging) follows
+    the epochs, so it would not train as the uninterrupted run."""
+    if planned != epochs:
+        raise JointposeError(
+            "{0} {epochs}: {path} was started with {0} {planned}; resume with {0} {planned}",
+            fields=("epochs",),
+            epochs=epochs,
+            path=folder,
+            planned=planned,
+        )
 
 
 def run_ablation(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
@@ -99,16 +117,8 @@ def run_ablation(config: TrainConfig, out: str | Path, resume: bool = False) -> 
         resumed = resume and (folder / "latest.pt").is_file()
         run = dataclasses.replace(config, constraints=constraints, checkpoint_dir=str(folder), resume=resumed)
         trainer = Trainer(run)
-        # The schedule (batch-norm momentum, constraint warm-up, weight averaging) follows the
-        # epochs: a run resumed for other epochs would not train as the uninterrupted one.
-        if resumed and trainer.planned_epochs != config.epochs:
-            raise JointposeError(
-                "{0} {epochs}: {path} was started with {0} {planned}; resume with {0} {planned}",
-                fields=("epochs",),
-                epochs=config.epochs,
-                path=folder,
-                planned=trainer.planned_epochs,
-            )
+        if resumed:
+            check_planned_epochs(trainer.planned_epochs, config.epochs, folder)
         step = trainer.evaluation_settings()
         recipe = {  # each mode's defaults unless a flag set them
             "lr": trainer.config.lr,
