@@ -345,13 +345,8 @@ def _background(
         size, count, name = background.size, background.estimated_frames(), f"{what} {background.path}"
         frames = background.frames()
     elif isinstance(background, (str, Path)):
-        clip = open_video(background)
-        try:
-            count, _ = imageio_ffmpeg.count_frames_and_secs(str(clip.path))  # exact, unlike the clip's estimate
-        except (OSError, RuntimeError) as err:
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[-1]
-            raise JointposeError(f"{what} {clip.path}: cannot count its frames ({reason})") from None
-        size, frames, name = clip.size, clip.frames(), f"{what} {clip.path}"
+        clip = counted_clip(background, what)
+        size, count, frames, name = clip.size, clip.count, clip.frames(), f"{what} {clip.path}"
     else:
         array = np.asarray(background)
         if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
@@ -366,24 +361,29 @@ def _background(
     return size, frames
 
 
-def background_cut(
-    video: str | Path, count: int, first: int | None, what: str = "background"
-) -> tuple[str | Path | VideoClip, str | None]:
-    """The frames of ``video`` a track of ``count`` frames is drawn over, and a note or None:
-    the whole video where it has as many frames; else, for a track recorded as starting at
-    video frame ``first`` (a ``jointpose video`` output of a cut), those frames of it; else the
-    video as it is (:func:`check_background` then refuses it, naming ``what``)."""
-    if first is None:
-        return video, None
+def counted_clip(video: str | Path, what: str = "background") -> VideoClip:
+    """The whole of video file ``video`` with its exact frame count (ffmpeg counts them, unlike
+    the clip's estimate); errors name it ``what``."""
     clip = open_video(video)
     try:
-        total, _ = imageio_ffmpeg.count_frames_and_secs(str(clip.path))  # exact, unlike the clip's estimate
-    except (OSError, RuntimeError):
-        return video, None  # check_background says why
-    if total == count:
-        return clip.with_count(total), None  # counted once
-    if first + count > total:
-        return video, None
+        count, _ = imageio_ffmpeg.count_frames_and_secs(str(clip.path))
+    except (OSError, RuntimeError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        raise JointposeError(f"{what} {clip.path}: cannot count its frames ({reason})") from None
+    return clip.with_count(count)
+
+
+def background_cut(
+    video: str | Path, count: int, first: int | None, what: str = "background"
+) -> tuple[VideoClip, str | None]:
+    """The frames of ``video`` a track of ``count`` frames is drawn over, and a note or None:
+    the whole video (counted once, :func:`counted_clip`) where it has as many frames or the
+    track records no start; else, for a track recorded as starting at video frame ``first`` (a
+    ``jointpose video`` output of a cut), those frames of it where the video holds them; else
+    the whole video, which :func:`check_background` refuses, naming ``what``."""
+    clip = counted_clip(video, what)
+    if first is None or clip.count == count or first + count > clip.count:
+        return clip, None
     cut = dataclasses.replace(clip, first=first, count=count)
     return cut, f"note: {what} drawn from its frame {first} ({cut.start:.2f} s), where the track starts"
 

@@ -30,12 +30,15 @@ MODEL_FORMAT = "jointpose-model-v1"
 FORMAT = "jointpose-checkpoint-v1"
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a jointpose checkpoint (a file, or a folder holding ``latest.pt``) safely."""
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", *, mmap: bool = False
+) -> dict[str, Any]:
+    """Read a jointpose checkpoint (a file, or a folder holding ``latest.pt``) safely; ``mmap``:
+    its tensors mapped from the file, not read, for a look at its settings."""
     path = resolve_checkpoint(path)
     check_checkpoint_pickle(path)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise JointposeError(f"{path}: corrupt or unreadable checkpoint ({first_line(exc)})") from None
     except Exception as exc:  # the weights-only unpickler raises UnpicklingError and friends

@@ -83,7 +83,8 @@ def check_resume(out: str | Path, seeds: Sequence[int] | None, epochs: int | Non
                 "from; remove them to train that run again"
             )
         if found and epochs is not None:
-            check_planned_epochs(load_checkpoint(folder / "latest.pt")["config"].get("epochs"), epochs, folder)
+            settings = load_checkpoint(folder / "latest.pt", mmap=True)["config"]  # the weights left unread
+            check_planned_epochs(settings.get("epochs"), epochs, folder)
 
 
 def check_planned_epochs(planned: int | None, epochs: int, folder: Path) -> None:
