@@ -901,6 +901,14 @@ def test_a_video_outputs_track_parts_are_read_back_as_switches(tmp_path, monkeyp
             load_keypoints(tmp_path / "first.npz")
     np.savez(tmp_path / "first.npz", keypoints_2d=xy, first_frame=30)
     assert load_keypoints(tmp_path / "first.npz").first_frame == 30
+    for bad in (0.2, 3.0, np.nan, [1.6, 1.7], "1.6"):  # the standing height its poses were scaled to
+        np.savez(tmp_path / "tall.npz", keypoints_2d=xy, height=bad)
+        with pytest.raises(JointposeError, match="tall.npz.* key 'height'"):
+            load_keypoints(tmp_path / "tall.npz")
+    np.savez(tmp_path / "tall.npz", keypoints_2d=xy, height=np.float32(1.62))
+    assert load_keypoints(tmp_path / "tall.npz").height == 1.62
+    np.savez(tmp_path / "plain.npz", keypoints=xy, height=1.62)  # not a video output: not its key
+    assert load_keypoints(tmp_path / "plain.npz").height is None
     for bad in (part[:-1], part + 0.5, np.array(["a"] * frames), np.where(part, np.inf, 0)):
         np.savez(tmp_path / "bad.npz", keypoints_2d=xy, track_part=bad)
         with pytest.raises(JointposeError, match="bad.npz.* key 'track_part'"):

@@ -1109,19 +1109,24 @@ def test_real_footage_cli_writes_bvh_and_render(tmp_path):
 
 
 def test_real_footage_track_is_lifted_again_by_infer_as_the_video_run_lifted_it(tmp_path, capsys):
-    """The npz of a 60 fps clip lifted with its focal length records the camera; infer reads it
-    and the frame rate back and writes one pose per video frame, as the video run did."""
+    """The npz of a 60 fps clip lifted with its focal length and the person's height records
+    both; infer reads them and the frame rate back and writes one pose per video frame, as the
+    video run did."""
+    from jointpose.geometry.bones import standing_height
+
     clip = footage("cam01.mp4")
     out, again = tmp_path / "cam01.npz", tmp_path / "again.npz"
     flags = ["--end", "0.5", "--device", "cpu", "--no-progress"]
-    assert main(["video", str(clip), "-o", str(out), "--focal-length", "1681.2", *flags]) == 0
+    assert main(["video", str(clip), "-o", str(out), "--focal-length", "1681.2", "--height", "1.62", *flags]) == 0
     video = load_npz(out)
     assert float(video["focal_length"]) == pytest.approx(1681.2)  # float32, as the poses
     np.testing.assert_array_equal(video["principal_point"], np.array(open_video(clip).size) / 2)
+    assert float(video["height"]) == pytest.approx(1.62) and standing_height(video["poses_3d"]) == pytest.approx(1.62)
     capsys.readouterr()
     assert main(["infer", str(out), "-o", str(again), "--pretrained", "video", *flags[2:]]) == 0
     printed = capsys.readouterr().out
     assert f"the camera {out} records" in printed and "camera: focal length 1681 px" in printed
+    assert "scaled to a standing height of 1.62 m (x " in printed and f"the height {out} records" in printed
     lifted = load_npz(again)
     assert float(lifted["fps"]) == 60.0 and lifted["poses_3d"].shape == video["poses_3d"].shape == (30, 17, 3)
     assert np.abs(lifted["poses_3d"] - video["poses_3d"]).max() < 0.005  # metres

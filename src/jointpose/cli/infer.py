@@ -171,9 +171,11 @@ def cmd_infer(args: argparse.Namespace) -> None:
             f"lifted in {len(keypoints.switches) + 1} parts, split where {args.input} records that the track may "
             "have moved to another person"
         )
-    if args.height is not None:
-        poses, trajectory, factor = scale_to_height(poses, args.height, trajectory)
-        print(f"scaled to a standing height of {args.height:g} m (x {factor:.3f})")
+    height = keypoints.height if args.height is None else args.height
+    if height is not None:
+        poses, trajectory, factor = scale_to_height(poses, height, trajectory)
+        given = "" if args.height is not None else f", the height {args.input} records (--height overrides it)"
+        print(f"scaled to a standing height of {height:g} m (x {factor:.3f}){given}")
     export(args.output, poses, fps, trajectory=trajectory, fmt=fmt)
     print(f"wrote {len(poses)} frames to {args.output} ({fmt})")
     if args.render:

@@ -110,6 +110,7 @@ def cmd_video(args: argparse.Namespace) -> None:
             "confidence_threshold": float(args.confidence_threshold),
             "first_frame": result.clip.first,
             **camera_record(result.camera),
+            **({} if args.height is None else {"height": float(args.height)}),
         },
     )
     print(f"wrote {len(result.poses)} frames at {result.fps:g} fps to {args.output} ({fmt})")

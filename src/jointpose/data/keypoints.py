@@ -79,7 +79,8 @@ class Keypoints2D:
     ``jointpose video`` output's both), else None; ``camera`` the intrinsics a ``jointpose
     video`` output was lifted with, where given; ``switches`` the frames where a video track
     may have moved to another person (each starts a stretch lifted on its own); ``first_frame``
-    the video's frame a video track starts at (its cut's first). ``source_format`` is ``"video"`` for a
+    the video's frame a video track starts at (its cut's first); ``height`` the standing height
+    (metres) a video output's poses were scaled to, where given. ``source_format`` is ``"video"`` for a
     ``jointpose video`` track, whose ``source_layout`` is the detector layout it came from.
     """
 
@@ -94,6 +95,7 @@ class Keypoints2D:
     camera: Camera | None = None
     switches: list[int] = field(default_factory=list)
     first_frame: int | None = None
+    height: float | None = None
 
     @property
     def num_frames(self) -> int:
@@ -297,6 +299,7 @@ def load_keypoints(
         camera,
         switches,
         None if track is None else track.first_frame,
+        None if track is None else track.height,
     )
 
 

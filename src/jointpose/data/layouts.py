@@ -46,6 +46,7 @@ import numpy as np
 
 from jointpose.errors import JointposeError, brief, first_line
 from jointpose.geometry import skeleton
+from jointpose.geometry.bones import HEIGHT_RANGE
 from jointpose.geometry.cameras import Camera, check_image_size
 from jointpose.safeio import (
     check_fps,
@@ -530,6 +531,7 @@ TRACK_KEYS = (
     "principal_point",
     "track_part",
     "first_frame",
+    "height",
 )
 
 
@@ -541,7 +543,8 @@ class TrackFile:
     ``confidence_threshold`` (the one it was filled with), ``camera`` (the intrinsics it was
     lifted with: 'focal_length' and 'principal_point', pixels), ``switches`` (the frames where
     the track may have moved to another person, from 'track_part'), ``first_frame`` (the
-    video's frame the track starts at: a cut's first); ``video`` marks a video output."""
+    video's frame the track starts at: a cut's first), ``height`` (the standing height in metres
+    its poses were scaled to); ``video`` marks a video output."""
 
     points: np.ndarray
     fps: float | None = None
@@ -551,6 +554,7 @@ class TrackFile:
     camera: Camera | None = None
     switches: list[int] = field(default_factory=list)
     first_frame: int | None = None
+    height: float | None = None
     video: bool = False
 
 
@@ -641,6 +645,15 @@ def _track(points: np.ndarray, recorded: dict[str, Any], path: Path, video: bool
                 f"{path}: key 'first_frame' must be one whole number >= 0, got {brief(first.tolist())}"
             )
         track.first_frame = int(first)
+    if video and "height" in recorded:
+        value = numeric_array(recorded["height"], f"{path} key 'height'")
+        low, high = HEIGHT_RANGE
+        if value.shape != () or not low <= float(value) <= high:
+            raise JointposeError(
+                f"{path}: key 'height' must be one standing height in metres in [{low}, {high}], "
+                f"got {brief(value.tolist())}"
+            )
+        track.height = round(float(value), 6)  # as given, not its float32 neighbour
     return track
 
 
