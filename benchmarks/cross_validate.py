@@ -14,6 +14,12 @@ per fold and seed, the same seed for both models).
     python benchmarks/cross_validate.py --name no-bone --joint-flags "--w-bone 0"
     python benchmarks/cross_validate.py --name base-lr3 --baseline-flags "-lr 0.003" --joint-flags "..."
 
+The same protocol runs on any dataset in VideoPose3D's format, such as Human3.6M's own files
+(``--data-dir``), over the subjects of ``--people`` (each fold trains on the others):
+
+    python benchmarks/cross_validate.py --data-dir data --keypoints cpn_ft_h36m_dbb \
+        --people S1,S5,S6,S7,S8,S9,S11 --work runs/cv-h36m
+
 Every run's result is cached under ``--work``/runs by its training configuration, defaults
 resolved (and the thread count, which changes the float sums and so the run), so a
 variant that changes only the joint-aware flags reuses the baseline's runs. The summary
@@ -66,6 +72,20 @@ def protocol_dataset(cmu: Path, out: Path) -> Path:
     return out
 
 
+def protocol_data(protocol: argparse.Namespace) -> Path:
+    """The folder the protocol trains and scores on: ``--data-dir``, else the four CMU people
+    built once into ``--work``/data; refuses folds that are not among ``--people``."""
+    people = protocol.people.split(",")
+    outside = [fold for fold in protocol.folds.split(",") if fold not in people]
+    if outside:
+        raise SystemExit(f"--folds {','.join(outside)}: not among --people {protocol.people}")
+    if protocol.data_dir is not None:
+        return Path(protocol.data_dir)
+    if protocol.people != ",".join(PEOPLE.values()):
+        raise SystemExit(f"--people {protocol.people}: the built data holds {','.join(PEOPLE.values())}; give --data-dir")
+    return protocol_dataset(Path(protocol.cmu), Path(protocol.work) / "data")
+
+
 class ProtocolTrainer(Trainer):
     """A trainer that skips the per-epoch validation: the protocol scores the last epoch only,
     and on held-out people that validation would cost as much as training."""
@@ -82,7 +102,7 @@ def train_args(
         "--data-dir",
         str(data),
         "-k",
-        "noisy",
+        protocol.keypoints,
         "-str",
         ",".join(p for p in people if p != fold),
         "-ste",
@@ -181,7 +201,7 @@ def protocol_run(
 ) -> tuple[dict[str, Any], Path]:
     """One run of the protocol (trained, or its cached result) and the folder that holds it;
     its checkpoint is the folder's ``ckpt``."""
-    args = train_args(data, fold, list(PEOPLE.values()), seed, protocol, model, flags)
+    args = train_args(data, fold, protocol.people.split(","), seed, protocol, model, flags)
     folder = Path(protocol.work) / "runs" / f"{model}-{fold}-s{seed}-{run_key(args, protocol.threads)}"
     return run_once(args, folder, raw), folder
 
@@ -247,6 +267,10 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     re-read its runs, such as ``velocity_error.py``)."""
     parser.add_argument("--cmu", default=str(ROOT.parent / "shared" / "data" / "cmu-mocap"))
     parser.add_argument("--work", default=str(ROOT / "runs" / "cv"))
+    parser.add_argument(
+        "--data-dir", default=None, help="a VideoPose3D-format dataset folder (default: the CMU people built from --cmu)"
+    )
+    parser.add_argument("--people", default="S1,S5,S6,S7", help="the subjects of the protocol: each fold trains on the others")
     parser.add_argument("--folds", default="S1,S5,S6,S7", help="people to hold out, one fold each")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=5)
@@ -267,6 +291,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", default="defaults", help="summary name: writes --work/NAME.json")
     add_protocol_arguments(parser)
+    parser.add_argument("--keypoints", default="noisy", help="the 2D trained and scored on (the dataset's -k)")
     parser.add_argument("--baseline-flags", default="", help="extra jointpose train flags for the baseline")
     parser.add_argument("--joint-flags", default="", help="extra jointpose train flags for the joint-aware model")
     parser.add_argument(
@@ -275,7 +300,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    data = protocol_dataset(Path(args.cmu), work / "data")
+    data = protocol_data(args)
     folds = args.folds.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[str, dict[str, dict[int, dict[str, Any]]]] = {m: {f: {} for f in folds} for m in MODELS}
@@ -301,7 +326,7 @@ def main() -> None:
     tmp.write_text(
         json.dumps(
             {
-                "protocol": {k: v for k, v in vars(args).items() if k not in ("cmu", "work")},
+                "protocol": {k: v for k, v in vars(args).items() if k not in ("cmu", "work", "data_dir")},
                 "cost": cost,
                 "summary": summary,
                 "runs": results,
