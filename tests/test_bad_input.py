@@ -344,7 +344,9 @@ def test_render_refuses_a_zero_frame_rate(tmp_path, capsys):
         (["infer", "kp.npy", "-o", "o.npz", "--checkpoint", ""], "--checkpoint"),  # was the bundled model
         (["infer", "kp.npy", "-o", "o.npz", "--checkpoint="], "--checkpoint"),
         (["data", "build", "--bvh", "", "--out", "ds"], "--bvh"),  # was the current folder
-        (["infer", "", "-o", "o.npz"], "an argument"),
+        (["infer", "", "-o", "o.npz"], "input"),  # positionals, named as their usage shows them
+        (["video", "", "-o", "o.npz"], "input"),
+        (["export", "", "--onnx", "o.onnx"], "model"),
     ],
 )
 def test_empty_values_are_refused(tmp_path, capsys, monkeypatch, argv, flag):
@@ -452,6 +454,17 @@ def test_a_principal_point_far_outside_the_image_is_named(tmp_path, capsys):
     assert (
         main([*argv, "--fov", "60", "--principal-point", "-1000", "1600", "--no-progress"]) == 0
     )  # the bounds themselves
+
+
+@pytest.mark.parametrize("verb", ["infer", "video"])
+def test_focal_length_and_fov_together_are_refused_before_any_reading(tmp_path, capsys, verb):
+    """Both describe the camera's angle of view: refused as the flags are read, not after a
+    long input has been loaded (the input here does not even exist)."""
+    argv = [verb, str(tmp_path / "missing.npz"), "-o", str(tmp_path / "o.npz"), "--fov", "60", "--focal-length", "900"]
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2
+    _one_clear_line(capsys, f"jointpose {verb}: error: argument --focal-length: not allowed with argument --fov")
 
 
 def test_a_subject_name_holding_a_slash_is_refused(tmp_path, capsys):

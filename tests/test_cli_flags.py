@@ -33,7 +33,7 @@ def offline():
     return Lifter.from_pretrained("offline", device="cpu")
 
 
-def test_infer_layout_and_format(tmp_path, offline):
+def test_infer_layout_and_format(tmp_path, offline, capsys):
     coco = _walk()
     np.save(tmp_path / "coco.npy", coco)
     np.save(tmp_path / "h36m.npy", coco_expected(coco))  # converted by hand
@@ -49,6 +49,18 @@ def test_infer_layout_and_format(tmp_path, offline):
     values = np.array([[float(v) for v in row[2:]] for row in rows[1:]]).reshape(40, 17, 3)
     assert np.abs(values - as_coco).max() <= 5e-7  # six decimals
     assert rows[1 + 17 * 3 + 5][:2] == ["3", skeleton.JOINT_NAMES[5]]
+    # --format against an extension that names another format: the file would not read back.
+    (tmp_path / "kept.npz").write_bytes(b"before")
+    argv = ["infer", str(tmp_path / "h36m.npy"), "-o", str(tmp_path / "kept.npz"), "--format", "bvh"]
+    assert main([*argv, "--image-size", "1000", "1000", "--no-progress"]) == 2
+    assert (tmp_path / "kept.npz").read_bytes() == b"before"
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            "kept.npz: its extension names the npz format, and --format bvh; leave out --format or name the file .bvh"
+        )
+    )
 
 
 def test_infer_confidence_threshold_fills_low_joints_by_interpolation(tmp_path, capsys):
@@ -184,8 +196,14 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
             np.load(out)["poses_3d"], lifter.predict(at_model_cam, camera=camera)[::2], atol=1e-5
         )
     assert main(cli("infer", "--pretrained video --no-progress", tmp_path / "clip.npz", o=out)) == 0
-    assert main(cli("infer", "--no-progress", tmp_path / "clip.npz", o=tmp_path / "coco.npz")) == 0
-    assert "--pretrained video (or video-causal) lifts it as jointpose video did" in capsys.readouterr().out
+    capsys.readouterr()
+    # Without a model named, a video track is lifted by the video model, as jointpose video lifts it.
+    assert main(cli("infer", "--no-progress", tmp_path / "clip.npz", o=tmp_path / "auto.npz")) == 0
+    assert "a jointpose video track: lifted by the bundled video model" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(tmp_path / "auto.npz")["poses_3d"], np.load(out)["poses_3d"])
+    assert main(cli("infer", "--no-progress --pretrained offline", tmp_path / "clip.npz", o=tmp_path / "o.npz")) == 0
+    assert "a jointpose video track: lifted by" not in capsys.readouterr().out
+    assert np.abs(np.load(tmp_path / "o.npz")["poses_3d"] - np.load(out)["poses_3d"]).max() > 1e-3
     assert main(cli("infer", "--image-size 64 96", tmp_path / "clip.npz", o=tmp_path / "x.npz")) == 2
     assert "--image-size 64 96 differs from the image size" in capsys.readouterr().err
     assert main(cli("infer", "--pretrained video --causal", tmp_path / "clip.npz", o=tmp_path / "x.npz")) == 2

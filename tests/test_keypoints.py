@@ -187,6 +187,42 @@ def test_mmpose_whole_image_stand_ins_are_left_out(tmp_path):
     assert any("left out MMPose's whole-image pose in 3 frame(s)" in note for note in kp.notes)
 
 
+def test_an_array_in_the_other_joint_order_is_noted(tmp_path):
+    """COCO-17 points read in Human3.6M-17 order (and the reverse) give a scrambled skeleton:
+    a note names the likely layout. Each in its own order gives none."""
+    coco = np.stack([person(f) for f in range(20)])
+    np.save(tmp_path / "coco.npy", coco)
+    np.save(tmp_path / "h36m.npy", coco_expected(coco))
+    note = "points 1-4 lie close around point 0, as COCO-17's eyes and ears around its nose"
+    assert any(note in n and "pass --layout coco" in n for n in load_quiet(tmp_path / "coco.npy").notes)
+    with pytest.warns(JointposeWarning, match="pass --layout coco"):
+        load_keypoints(tmp_path / "coco.npy")
+    reverse = "points 1-4 lie far from point 0, as Human3.6M-17's hips, knee and foot from its pelvis"
+    assert any(reverse in n for n in load_quiet(tmp_path / "h36m.npy", layout="coco").notes)
+    for path, layout in ((tmp_path / "coco.npy", "coco"), (tmp_path / "h36m.npy", None)):
+        assert not any("points 1-4" in n for n in load_quiet(path, layout=layout).notes)
+
+
+def test_normalised_coordinates_are_refused(tmp_path):
+    """Points within [0, 1] (some detectors write them so) read as pixels would make a person
+    a pixel tall: refused, naming the file. Points all at one place are left to the later checks."""
+    coco = np.stack([person(f) for f in range(20)])
+    np.save(tmp_path / "unit.npy", coco / np.array([1920.0, 1080.0]))
+    with pytest.raises(
+        JointposeError, match=r"unit.npy: every point lies within \[-0.25, 1.25\]: coordinates normalised"
+    ):
+        load_keypoints(tmp_path / "unit.npy", layout="coco")
+    np.save(tmp_path / "still.npy", np.zeros((5, 17, 2)))
+    assert load_quiet(tmp_path / "still.npy").num_frames == 5
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.MOV"])
+def test_a_video_given_as_keypoints_points_to_jointpose_video(tmp_path, name):
+    (tmp_path / name).write_bytes(b"\x00" * 64)
+    with pytest.raises(JointposeError, match=f"{name}: a video, not keypoints: jointpose video detects"):
+        load_keypoints(tmp_path / name)
+
+
 def test_mmpose_file_carries_its_own_layout(tmp_path):
     """``layout`` may only name the file's own layout, COCO-17."""
     frames = [{"frame_id": f, "instances": [mmpose_instance(person(f), 0.9, 0.5)]} for f in range(3)]
@@ -909,6 +945,11 @@ def test_a_video_outputs_track_parts_are_read_back_as_switches(tmp_path, monkeyp
     assert load_keypoints(tmp_path / "tall.npz").height == 1.62
     np.savez(tmp_path / "plain.npz", keypoints=xy, height=1.62)  # not a video output: not its key
     assert load_keypoints(tmp_path / "plain.npz").height is None
+    with pytest.raises(
+        JointposeError, match="tall.npz: layout 'coco' does not apply: a jointpose video track is in Human3"
+    ):
+        load_keypoints(tmp_path / "tall.npz", layout="coco")  # its order is Human3.6M-17's, whatever it came from
+    assert load_keypoints(tmp_path / "tall.npz", layout="h36m").source_layout == "h36m17"
     for bad in (part[:-1], part + 0.5, np.array(["a"] * frames), np.where(part, np.inf, 0)):
         np.savez(tmp_path / "bad.npz", keypoints_2d=xy, track_part=bad)
         with pytest.raises(JointposeError, match="bad.npz.* key 'track_part'"):

@@ -334,3 +334,52 @@ def test_outputs_beside_the_files_an_input_folder_holds_are_allowed(tmp_path):
         (tmp_path / "results.json").write_text("{}")
     with pytest.raises(JointposeError, match=r"--json .*data_3d_h36m\.npz: is the same file as --data-dir"):
         check_outputs({"--json": tmp_path / "data_3d_h36m.npz"}, {"--data-dir": dataset})
+
+
+def test_a_terminated_verb_leaves_no_temporary_file_and_keeps_the_old_output(tmp_path):
+    """SIGTERM (kill, a scheduler's stop) while the animation is being written: the verb stops
+    as on Ctrl-C, exit code 143, the temporary file removed and the previous animation kept."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    np.save(tmp_path / "kp.npy", np.random.default_rng(0).uniform(100, 900, (3000, 17, 2)))
+    (tmp_path / "out.mp4").write_bytes(b"the previous animation")
+    argv = ["infer", "kp.npy", "-o", "out.npz", "--render", "out.mp4", *IMAGE, "--causal", "--no-progress"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jointpose", *argv],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.*.partial.mp4")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the animation was written before it could be stopped"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM and err.strip().endswith("terminated"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kp.npy", "out.mp4", "out.npz"]
+    assert (tmp_path / "out.mp4").read_bytes() == b"the previous animation"
+
+
+def test_an_interruption_within_a_deferred_block_is_raised_as_it_ends():
+    """What the command line's Ctrl-C and SIGTERM handlers raise (through ``interrupt``) waits
+    for the end of the outermost ``signals_deferred`` block: a frame is sent to ffmpeg whole."""
+    from jointpose.safeio import interrupt, signals_deferred
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            with signals_deferred():
+                interrupt(KeyboardInterrupt())
+                interrupt(SystemExit())  # the first one is kept
+                reached.append("inner")
+            reached.append("outer")
+    assert reached == ["inner", "outer"]
+    with pytest.raises(SystemExit):  # outside a block: at once
+        interrupt(SystemExit())
+    with signals_deferred():  # nothing pending is left over from before
+        reached.append("clean")

@@ -410,6 +410,24 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
     paths = dict(keypoints_file=tmp_path / "kp.npy", poses=tmp_path / "poses.npz", o=tmp_path / "a.gif")
     assert main(cli("render", "--image-size 1000 1000 --no-progress", **paths)) == 0
     assert iio.improps(tmp_path / "a.gif", index=None).shape[0] == 6
+    # The JSON output of the same poses reads as its npz (six decimals), trajectory and rate too.
+    from jointpose.render import read_poses, read_trajectory
+
+    poses, root = np.random.default_rng(1).normal(0, 0.3, (6, 17, 3)), np.random.default_rng(3).normal(0, 2, (6, 3))
+    for name in ("p.npz", "p.json"):
+        export(tmp_path / name, poses, 25.0, trajectory=root)
+    (from_npz, npz_fps), (from_json, json_fps) = (read_poses(tmp_path / n) for n in ("p.npz", "p.json"))
+    assert npz_fps == json_fps == 25.0 and np.abs(from_json - from_npz).max() < 1e-6
+    assert np.abs(read_trajectory(tmp_path / "p.json") - read_trajectory(tmp_path / "p.npz")).max() < 1e-6
+    assert main(cli("render", "--image-size 1000 1000 --no-progress", **paths | {"poses": tmp_path / "p.json"})) == 0
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "rate.json").write_text('{"fps": "25", "poses_3d": []}')
+    for name, needle in (
+        ("list.json", "list.json: expected the JSON object a jointpose infer or video output holds"),
+        ("rate.json", "rate.json: key 'fps' must be one number, got str"),
+    ):
+        assert main(cli("render", "--image-size 1000 1000", **paths | {"poses": tmp_path / name})) == 2
+        assert needle in capsys.readouterr().err
     # A video track at 30 fps beside poses at 50 fps (lifted at the model's rate): 11 frames span
     # 1/3 s, 17 frames at 50 fps (0.32 s) lie within it.
     rng = np.random.default_rng(2)

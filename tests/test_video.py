@@ -408,6 +408,30 @@ def test_a_video_stored_with_a_rotation_decodes_as_displayed(tmp_path, caplog):
     assert not caplog.records  # imageio-ffmpeg's size warning is expected here, and kept quiet
 
 
+def test_a_truncated_video_is_noted_where_its_decoding_ends_early(tmp_path):
+    """A file cut short (a broken download or copy, its index first) decodes up to the break; a
+    note says so instead of a silently shorter output. A whole file, or a cut of it, has none."""
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    frames = [np.random.default_rng(n).integers(0, 255, (48, 64, 3), dtype=np.uint8) for n in range(75)]
+    write_clip(tmp_path / "plain.mp4", frames)
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(tmp_path / "plain.mp4"), "-c", "copy"]
+    done = subprocess.run([*command, "-movflags", "+faststart", str(whole)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    clip = open_video(cut)
+    decoded = len(list(clip.frames()))
+    assert 10 < decoded < 50 and clip.estimated_frames() == 75
+    note = clip.ended_early(decoded)
+    assert note == (
+        f"note: decoding {cut} ended after {decoded} frames where its duration (3.00 s) announces 75: "
+        "the file may be truncated or damaged"
+    )
+    assert open_video(whole).ended_early(len(list(open_video(whole).frames()))) is None
+    assert open_video(whole, 1.0, 2.0).ended_early(25) is None
+    assert open_video(cut, 0.0, 1.0).ended_early(25) is None  # before the break
+    assert open_video(whole).ended_early(63) is None and open_video(whole).ended_early(62) is not None
+
+
 def test_a_video_of_variable_frame_rate_decodes_at_its_timestamps(tmp_path):
     # Phones lower the frame rate in dim light. 40 frames, frame n uniformly grey at 5 + 6 n,
     # shown at n / 30 s for the first 30 and 1 + (n - 30) / 10 s after: 30 fps for a second,
@@ -445,6 +469,11 @@ def test_start_and_end_cut_whole_frames(counter_video):
         (-1.0, None, "--start must be"),
         (2.0, 1.0, "--end 1 s must"),
         (9.0, None, "past the end"),
+        (
+            2.99,
+            None,
+            "counter.mp4: the nearest frame is 75, and its last is 74, shown from 2.960 s",
+        ),
         (1e308, None, "--start 1e+308 s is past the end"),
         (1e300, 1e308, "--start 1e+300 s is past the end"),
         (None, float("nan"), "--end"),
@@ -464,6 +493,13 @@ def test_missing_or_unreadable_video_is_refused(tmp_path):
     text.write_text("not a video")
     with pytest.raises(JointposeError, match="cannot read it as a video"):
         open_video(text)
+    sound = tmp_path / "sound.mp4"  # a recording without pictures
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=0.5", "-c:a", "aac"]
+    done = subprocess.run([*command, str(sound)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"this ffmpeg cannot write audio: {done.stderr.strip()}")
+    with pytest.raises(JointposeError, match=r"sound.mp4: holds no video stream, only audio$"):
+        open_video(sound)
 
 
 def test_missing_mediapipe_names_the_extra(monkeypatch, tmp_path, capsys):
@@ -1149,6 +1185,9 @@ def test_real_footage_track_split_between_people_is_lifted_again_in_its_parts(tm
     lifted = load_npz(again)
     assert np.abs(lifted["poses_3d"] - video["poses_3d"]).max() < 1e-5  # metres
     assert np.abs(lifted["trajectory"] - video["trajectory"]).max() < 1e-5
+    # A BVH has one skeleton: the parts share its bone lengths, and the output says so.
+    assert main(["infer", str(out), "-o", str(tmp_path / "m3.bvh"), "--pretrained", "video", "--no-progress"]) == 0
+    assert "a BVH file has one skeleton: the track's 2 parts (perhaps different people)" in capsys.readouterr().out
 
 
 def test_real_footage_cut_track_is_drawn_over_its_own_frames_of_the_whole_video(tmp_path, capsys):

@@ -21,7 +21,7 @@ import errno
 import io
 import math
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -34,10 +34,20 @@ from PIL import Image
 from tqdm import tqdm
 
 from jointpose.data.h36m import MAX_DISTANCE_M
-from jointpose.data.video import VideoClip, open_video
+from jointpose.data.layouts import read_json
+from jointpose.data.video import VideoClip, ffmpeg_warnings_hidden, open_video
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.safeio import atomic_path, check_bounded, check_fps, load_npz, npz_keys, numeric_array, stored_fps
+from jointpose.safeio import (
+    atomic_path,
+    check_bounded,
+    check_fps,
+    load_npz,
+    npz_keys,
+    numeric_array,
+    signals_deferred,
+    stored_fps,
+)
 
 LEFT_COLOR = "#d62728"
 RIGHT_COLOR = "#1f4fd6"
@@ -91,10 +101,26 @@ def check_frame_counts(counts: Mapping[str, int]) -> int:
     return next(iter(counts.values()))
 
 
+def _output_arrays(path: str | Path, keys: tuple[str, ...]) -> tuple[dict[str, object], float | None]:
+    """The values of ``keys`` that an output of ``jointpose infer`` or ``video`` holds, npz or
+    JSON (by its extension), and its frame rate (None when it holds none)."""
+    if Path(path).suffix.lower() != ".json":
+        files = load_npz(path, keys=(*keys, "fps"))
+        return {key: files[key] for key in keys if key in files}, stored_fps(files, path)
+    data = read_json(Path(path))
+    if not isinstance(data, dict):
+        raise JointposeError(f"{path}: expected the JSON object a jointpose infer or video output holds")
+    fps = data.get("fps")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float))):
+        raise JointposeError(f"{path}: key 'fps' must be one number, got {type(fps).__name__}")
+    rate = None if fps is None else check_fps(float(fps), f"{path}: key 'fps'")
+    return {key: data[key] for key in keys if key in data}, rate
+
+
 def read_trajectory(path: str | Path) -> np.ndarray | None:
-    """The root's camera-space trajectory (frames, 3; metres) an npz of ``jointpose infer`` or
-    ``video`` holds under 'trajectory', or None; errors name the file and key."""
-    files = load_npz(path, keys=("trajectory",))
+    """The root's camera-space trajectory (frames, 3; metres) an output of ``jointpose infer`` or
+    ``video`` (npz or JSON) holds under 'trajectory', or None; errors name the file and key."""
+    files, _ = _output_arrays(path, ("trajectory",))
     return _trajectory(f"{path}: key 'trajectory'", files["trajectory"]) if "trajectory" in files else None
 
 
@@ -109,14 +135,15 @@ def _trajectory(name: str, values: object) -> np.ndarray:
 
 
 def read_poses(path: str | Path, key: str | None = None) -> tuple[np.ndarray, float | None]:
-    """3D poses (frames, 17, 3) in metres from an npz of ``jointpose infer`` (``poses_3d``) or
-    of ``evaluate --export-predictions`` (``key``, a sequence), and the file's frame rate
-    (None when it holds none); errors name the file and key."""
+    """3D poses (frames, 17, 3) in metres from an output of ``jointpose infer`` or ``video``
+    (``poses_3d``; npz or JSON) or an npz of ``evaluate --export-predictions`` (``key``, a
+    sequence), and the file's frame rate (None when it holds none); errors name the file and key."""
     name = key if key is not None else "poses_3d"
-    files = load_npz(path, keys=(name, "fps"))
+    files, fps = _output_arrays(path, (name,))
     if name not in files:
-        raise JointposeError(f"{path}: no key '{name}' (keys: {', '.join(npz_keys(path)[:8])})")
-    return _sequence(f"{path}: key '{name}'", files[name], 3), stored_fps(files, path)
+        shown = npz_keys(path) if Path(path).suffix.lower() != ".json" else []
+        raise JointposeError(f"{path}: no key '{name}'" + (f" (keys: {', '.join(shown[:8])})" if shown else ""))
+    return _sequence(f"{path}: key '{name}'", files[name], 3), fps
 
 
 def _with_gap(array: np.ndarray) -> np.ndarray:
@@ -417,18 +444,21 @@ def _writer(path: Path, fps: float, frame_shape: tuple[int, ...]) -> Iterator[Ca
             macro_block_size=1,
             ffmpeg_log_level="error",
         )
-        stream.send(None)
         sent = 0
 
         def write(frame: np.ndarray) -> None:
             nonlocal sent
-            stream.send(np.ascontiguousarray(frame))
+            with signals_deferred():  # each frame sent whole: an interruption waits for it
+                stream.send(np.ascontiguousarray(frame))
             sent += 1
 
-        try:
+        try:  # closed, ffmpeg waited for, before the temporary file is removed on any error
+            with signals_deferred():
+                stream.send(None)
             yield write
         finally:
-            stream.close()
+            with ffmpeg_warnings_hidden() if sent == 0 else nullcontext():
+                stream.close()
         # ffmpeg leaves a truncated file, and exits 0, when the disk fills: count what it wrote
         try:
             written, _ = imageio_ffmpeg.count_frames_and_secs(str(path))

@@ -16,9 +16,12 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from jointpose.cli import data, export, infer, render, train, video
 from jointpose.cli.common import EXIT_USER_ERROR, PARAMETER_FLAGS, Parser, one_line
@@ -86,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jointpose {verb}: error: {one_line(flag_message(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     args.given = frozenset(token.split("=", 1)[0] for token in given if token.startswith("-"))
-    empty = _empty_option(given)
+    empty = _empty_option(given) or _empty_positional(parser, args)
     if empty is not None:
         print(
             f"jointpose {args.verb}: error: {empty}: an empty value (give a value or leave the flag out)",
@@ -97,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
     func: Callable[[argparse.Namespace], None] = args.func
     try:
-        func(args)
+        with _terminate_as_interrupt():
+            func(args)
     except JointposeError as exc:
         if args.debug:
             raise
@@ -109,11 +113,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     else:
         return 0
     verb = " ".join(filter(None, (args.verb, getattr(args, "data_verb", None))))
     print(f"jointpose {verb}: error: {one_line(message)}", file=sys.stderr)
     return EXIT_USER_ERROR
+
+
+class _Terminated(BaseException):
+    """SIGTERM (``kill``, a job scheduler's stop), raised where the process stands."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the verb as Ctrl-C does: an exception unwinds it, so each output being
+    written is removed with its temporary file, and outputs already there stay as they were
+    (the default action ends the process on the spot, leaving the temporary file behind).
+    Both go through :func:`jointpose.safeio.interrupt`, which holds them back where a call must
+    not be cut in two (:func:`jointpose.safeio.signals_deferred`)."""
+    from jointpose.safeio import interrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        interrupt(_Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _too_long(exc: OSError) -> str:
@@ -128,8 +163,21 @@ def _empty_option(argv: Sequence[str]) -> str | None:
     for i, token in enumerate(argv):
         if token.startswith("-") and token.endswith("=") and "=" not in token[:-1]:
             return token[:-1]
-        if token == "":
-            return argv[i - 1] if i and argv[i - 1].startswith("-") else "an argument"
+        if token == "" and i and argv[i - 1].startswith("-"):
+            return argv[i - 1]
+    return None
+
+
+def _empty_positional(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The verb's positional argument given as an empty string (``jointpose video ""``), named
+    as its usage line shows it; an empty path would mean the current folder."""
+    names = [args.verb, getattr(args, "data_verb", None)]
+    while names and names[0] is not None:
+        choices = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+        parser, names = choices[names[0]], names[1:]
+    for action in parser._actions:
+        if not action.option_strings and getattr(args, action.dest, None) == "":
+            return action.metavar or action.dest
     return None
 
 

@@ -88,9 +88,11 @@ def files_in(folder: str | Path | None, pattern: str) -> list[Path]:
 
 
 def add_camera_args(p: argparse.ArgumentParser, recorded: bool = False) -> None:
-    """The camera-intrinsics flags of ``infer`` and ``video``; ``recorded``: the input may record a camera."""
-    p.add_argument("--focal-length", type=float, default=None, help="the camera's focal length in pixels, if known")
-    p.add_argument(
+    """The camera-intrinsics flags of ``infer`` and ``video``; ``recorded``: the input may record a camera.
+    ``--focal-length`` and ``--fov`` exclude each other, refused before any work."""
+    focal = p.add_mutually_exclusive_group()
+    focal.add_argument("--focal-length", type=float, default=None, help="the camera's focal length in pixels, if known")
+    focal.add_argument(
         "--fov",
         type=float,
         default=None,
@@ -149,6 +151,17 @@ def alignment_of(args: argparse.Namespace, lifter: Lifter) -> float:
     if args.align_2d > 0 and lifter.causal:
         raise JointposeError("--align-2d aligns an offline model's output; a causal model has none (leave it out)")
     return args.align_2d
+
+
+def bvh_parts_note(fmt: str, parts: int) -> str | None:
+    """What a BVH output of a track lifted in ``parts`` stretches (perhaps different people) says:
+    a BVH file has one skeleton, so their bones share its lengths."""
+    if fmt != "bvh" or parts < 2:
+        return None
+    return (
+        f"note: a BVH file has one skeleton: the track's {parts} parts (perhaps different people) share its bone "
+        "lengths, each the median over every frame; npz, JSON and CSV keep each part's own"
+    )
 
 
 VIDEO_MODELS = ("video", "video-causal")  # the bundled models trained on BlazePose's points

@@ -13,11 +13,12 @@ from jointpose.cli.common import (
     add_height_arg,
     add_pretrained_arg,
     alignment_of,
+    bvh_parts_note,
     files_in,
     model_file,
     sequence_lifter,
 )
-from jointpose.data.layouts import CONFIDENCE_THRESHOLD
+from jointpose.data.layouts import CONFIDENCE_THRESHOLD, is_video_output
 from jointpose.errors import JointposeError, JointposeWarning
 
 if TYPE_CHECKING:
@@ -108,7 +109,9 @@ def cmd_infer(args: argparse.Namespace) -> None:
     if clip is not None and size is not None and size != clip.size:
         raise JointposeError(f"--image-size {size[0]} {size[1]} differs from --video's {clip.width}x{clip.height}")
     size = size or (clip.size if clip is not None else None)  # else the keypoint file's, below
-    lifter = sequence_lifter(args, "offline", "causal", "infer")
+    # A jointpose video track is lifted by default as jointpose video lifted it: by a video model.
+    video_track = args.checkpoint is None and args.pretrained is None and is_video_output(args.input)
+    lifter = sequence_lifter(args, *(VIDEO_MODELS if video_track else ("offline", "causal")), "infer")
     if args.fps is not None:
         check_resample(args.fps, lifter.fps, "--fps")  # before the keypoints are read
     lifter.flip_test = args.tta
@@ -125,8 +128,11 @@ def cmd_infer(args: argparse.Namespace) -> None:
     size = size or require_image_size(None, args.input)
     for note in keypoints.notes:
         print(note)
-    if keypoints.source_format == "video" and args.checkpoint is None and args.pretrained not in VIDEO_MODELS:
-        print("note: a jointpose video track; --pretrained video (or video-causal) lifts it as jointpose video did")
+    if video_track:
+        print(
+            f"note: a jointpose video track: lifted by the bundled {VIDEO_MODELS[args.causal]} model, as jointpose "
+            "video lifts it (--pretrained NAME or --checkpoint for another)"
+        )
     if args.fps is None and keypoints.fps is not None:
         print(f"note: the keypoints are at {keypoints.fps:g} fps, the 'fps' of {args.input} (--fps overrides it)")
     elif keypoints.fps is not None and args.fps != keypoints.fps:
@@ -176,6 +182,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
         poses, trajectory, factor = scale_to_height(poses, height, trajectory)
         given = "" if args.height is not None else f", the height {args.input} records (--height overrides it)"
         print(f"scaled to a standing height of {height:g} m (x {factor:.3f}){given}")
+    if (note := bvh_parts_note(fmt, len(keypoints.switches) + 1)) is not None:
+        print(note)
     export(args.output, poses, fps, trajectory=trajectory, fmt=fmt)
     print(f"wrote {len(poses)} frames to {args.output} ({fmt})")
     if args.render:

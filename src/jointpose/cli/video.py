@@ -11,6 +11,7 @@ from jointpose.cli.common import (
     add_height_arg,
     add_pretrained_arg,
     alignment_of,
+    bvh_parts_note,
     model_file,
     sequence_lifter,
 )
@@ -113,6 +114,8 @@ def cmd_video(args: argparse.Namespace) -> None:
             **({} if args.height is None else {"height": float(args.height)}),
         },
     )
+    if (note := bvh_parts_note(fmt, len(result.keypoints.switches) + 1)) is not None:
+        print(note)
     print(f"wrote {len(result.poses)} frames at {result.fps:g} fps to {args.output} ({fmt})")
     if args.render:
         render_animation(

@@ -65,6 +65,8 @@ from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera, check_image_size
 from jointpose.safeio import check_fps, check_limit, check_resample, frame_ranges, is_finite_number, limit
 
+# Files read as video (by name), which infer points to jointpose video.
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".3gp")
 _LAYOUT_ARGS = {"h36m": "h36m17", "h36m17": "h36m17", "coco": "coco17", "coco17": "coco17"}
 
 
@@ -141,6 +143,12 @@ def image_size_of(
 # share of the frames suggest the image size given is not the keypoints' (width and height
 # swapped, or another resolution): a detector keeps what it is confident of inside the image.
 OUTSIDE_MARGIN, OUTSIDE_SHARE = 0.02, 0.1
+# An array whose points all lie in this range holds normalised coordinates, not pixels.
+NORMALISED_RANGE = (-0.25, 1.25)
+# The median spread of points 1-4 around point 0 (over the points' extent) below which an array
+# read in Human3.6M-17 order looks like COCO-17, and above which one read as COCO-17 looks like
+# Human3.6M-17 (see _order_note).
+ORDER_SPLIT = (0.15, 0.25)
 
 
 def outside_image_note(keypoints: Keypoints2D, image_size: tuple[int, int], threshold: float = 0.0) -> str | None:
@@ -240,8 +248,17 @@ def load_keypoints(
         source_format = detections.source_format
     elif suffix in (".npy", ".npz"):
         track = read_array(path)
+    elif suffix in VIDEO_SUFFIXES:
+        raise JointposeError(
+            f"{path}: a video, not keypoints: jointpose video detects the person and lifts them "
+            "(infer reads .json, .npy, .npz or an OpenPose folder)"
+        )
     else:
         raise JointposeError(f"{path}: unknown keypoint file type (expected .json, .npy, .npz or an OpenPose folder)")
+    if track is not None and track.video and wanted not in (None, "h36m17"):
+        raise JointposeError(
+            f"{path}: layout {layout!r} does not apply: a jointpose video track is in Human3.6M-17 order"
+        )
     if track is not None:  # an array or a video track, in the order --layout names (Human3.6M-17);
         # a video track converted from a detector's layout marks what that layout marks
         points, conversion = track.points, wanted or "h36m17"
@@ -259,6 +276,11 @@ def load_keypoints(
         points = np.concatenate([points, np.ones(points.shape[:2] + (1,))], axis=-1)
     xy, conf = points[..., :2], points[..., 2]
     conf = np.where(np.isfinite(xy).all(axis=-1) & np.isfinite(conf), np.clip(conf, 0.0, 1.0), 0.0)
+    if track is not None and not track.video:  # an array: its units and order are the user's word
+        _check_pixels(xy, conf > 0, path)
+        if (note := _order_note(xy, conf > 0, conversion, path)) is not None:
+            warnings.warn(note, JointposeWarning, stacklevel=2)
+            notes.append(note)
     xy, conf, fallbacks = to_h36m(xy, conf, conversion, confidence_threshold)
     if conversion != "h36m17":
         notes.append(f"converted {LAYOUT_TITLES[conversion]} to Human3.6M-17")
@@ -324,6 +346,47 @@ def _check_stretches(valid: np.ndarray, switches: list[int], path: Path) -> None
         first = int(np.flatnonzero(empty)[0])
         last = (switches[first] if first < len(switches) else len(valid)) - 1
         raise JointposeError(f"{path}: no usable joint in frames {starts[first]}-{last}, a stretch of its 'track_part'")
+
+
+def _check_pixels(xy: np.ndarray, seen: np.ndarray, path: Path) -> None:
+    """Refuse an array whose points (F, 17, 2; ``seen`` where given), not all at one place, lie
+    within :data:`NORMALISED_RANGE`: coordinates normalised to the image (0-1), as some detectors
+    write them, read as pixels would make a person under two pixels tall."""
+    low, high = NORMALISED_RANGE
+    points = xy[seen]
+    if len(points) and np.ptp(points, axis=0).max() > 0 and ((points >= low) & (points <= high)).all():
+        raise JointposeError(
+            f"{path}: every point lies within [{low:g}, {high:g}]: coordinates normalised to the image? "
+            "keypoints are read in pixels (multiply x by the image width and y by its height)"
+        )
+
+
+def _order_note(xy: np.ndarray, seen: np.ndarray, layout: str, path: Path) -> str | None:
+    """A note when an array's joint order (F, 17, 2; ``seen`` where given) looks like the other
+    layout's: points 1-4 sit close around point 0 in COCO-17 (eyes and ears around the nose) and
+    far from it in Human3.6M-17 (hips, knee and foot around the pelvis). The measure: per frame
+    with points 0-4 seen, the farthest of 1-4 from 0 over the extent of the points seen; its
+    median lies at 0.04-0.07 for COCO-17 and 0.34-0.44 for Human3.6M-17 on real footage."""
+    head = seen[:, :5].all(axis=1) & (seen.sum(axis=1) >= 2)
+    if not head.any():
+        return None
+    points, mask = xy[head], seen[head, :, None]
+    extent = np.linalg.norm(
+        np.where(mask, points, -np.inf).max(axis=1) - np.where(mask, points, np.inf).min(axis=1), axis=-1
+    )
+    spread = np.linalg.norm(points[:, 1:5] - points[:, :1], axis=-1).max(axis=1)
+    ratio = float(np.median(spread / np.maximum(extent, 1e-9)))
+    if layout == "h36m17" and ratio < ORDER_SPLIT[0]:
+        return (
+            f"note: {path}: points 1-4 lie close around point 0, as COCO-17's eyes and ears around its nose, where "
+            "Human3.6M-17's hips, knee and foot lie far from its pelvis: if its order is COCO-17's, pass --layout coco"
+        )
+    if layout == "coco17" and ratio > ORDER_SPLIT[1]:
+        return (
+            f"note: {path}: points 1-4 lie far from point 0, as Human3.6M-17's hips, knee and foot from its pelvis, "
+            "where COCO-17's eyes and ears lie close around its nose: if its order is Human3.6M-17's, leave out --layout"
+        )
+    return None
 
 
 def _check_coverage(valid: np.ndarray, path: Path, threshold: float) -> None:

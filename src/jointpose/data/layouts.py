@@ -583,6 +583,22 @@ def read_array(path: Path) -> TrackFile:
     return _track(_points(files[key], confidence, path, key), files, path, video=key == "keypoints_2d")
 
 
+def is_video_output(path: str | Path) -> bool:
+    """Whether ``path`` holds a ``jointpose video`` output's 2D track, as :func:`read_array` and
+    :func:`read_track_json` tell it (an npz from its keys alone); False for anything else,
+    unreadable files included (their reader names the fault)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npz" and path.is_file():
+            keys = npz_keys(path)
+            return "keypoints_2d" in keys and "keypoints" not in keys
+        if path.suffix.lower() == ".json" and path.is_file():
+            return is_track_json(read_json(path))
+    except JointposeError:
+        return False
+    return False
+
+
 def is_track_json(data: Any) -> bool:
     """Whether parsed JSON is a ``jointpose video`` output, whose 'keypoints_2d' is its 2D track."""
     return isinstance(data, dict) and "keypoints_2d" in data

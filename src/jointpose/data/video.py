@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,9 +29,10 @@ from jointpose.safeio import check_fps, check_limit
 
 
 @contextmanager
-def _turned_frames_expected() -> Iterator[None]:
-    """Silence imageio-ffmpeg's warning that the frames differ in size from the stored ones,
-    which is what a file with a display rotation gives, and is meant."""
+def ffmpeg_warnings_hidden() -> Iterator[None]:
+    """Silence imageio-ffmpeg's warnings where they are expected: that the frames differ in
+    size from the stored ones (what a file with a display rotation gives, and is meant), and
+    that a video closed before its first frame is invalid (an interrupted render, removed)."""
     log = logging.getLogger("imageio_ffmpeg")
     level = log.level
     log.setLevel(logging.ERROR)
@@ -84,7 +86,7 @@ class VideoClip:
             str(self.path), input_params=seek, output_params=["-vf", f"fps={self.fps!r}"]
         )
         try:
-            with _turned_frames_expected():
+            with ffmpeg_warnings_hidden():
                 next(reader)
             shape = (self.height, self.width, 3)
             for index, raw in enumerate(reader):
@@ -97,7 +99,23 @@ class VideoClip:
     def with_count(self, count: int) -> VideoClip:
         return dataclasses.replace(self, count=count)
 
+    def ended_early(self, decoded: int) -> str | None:
+        """A note when decoding gave ``decoded`` frames, fewer than the file's duration
+        announces for the clip by more than half a second's and :data:`_SHORT_TOLERANCE` of
+        them (a duration is an estimate, and a variable frame rate's count is approximate): a
+        truncated or damaged file, whose frames after the break are missing."""
+        announced = max(0, int(round(self.duration * self.fps)) - self.first)
+        if self.count is not None:
+            announced = min(announced, self.count)
+        if announced - decoded <= max(0.5 * self.fps, _SHORT_TOLERANCE * announced):
+            return None
+        return (
+            f"note: decoding {self.path} ended after {decoded} frames where its duration "
+            f"({self.duration:.2f} s) announces {announced}: the file may be truncated or damaged"
+        )
 
+
+_SHORT_TOLERANCE = 0.05  # share of the announced frames that decoding may fall short by unnoted
 _BEYOND_ANY_VIDEO = 2**53  # frames (exact as a float): 11 million years at 25 fps
 
 
@@ -119,11 +137,14 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
     try:
         reader = imageio_ffmpeg.read_frames(str(path))
         try:
-            with _turned_frames_expected():
+            with ffmpeg_warnings_hidden():
                 meta = next(reader)
         finally:
             reader.close()
     except (OSError, RuntimeError, StopIteration) as err:
+        streams = sorted(set(re.findall(r"Stream #\S+: (\w+):", str(err))))  # ffmpeg's listing of the file
+        if streams and "Video" not in streams:
+            raise JointposeError(f"video {path}: holds no video stream, only {' and '.join(streams).lower()}") from None
         reason = (str(err).strip().splitlines() or [type(err).__name__])[-1]
         raise JointposeError(f"video {path}: cannot read it as a video ({reason})") from None
     fps, duration = float(meta.get("fps") or 0.0), float(meta.get("duration") or 0.0)
@@ -136,13 +157,16 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise JointposeError("{0} must be a finite time in seconds >= 0, got {value}", fields=(name,), value=value)
     first = _frame_at(start, fps) if start is not None else 0
-    if duration > 0 and first >= _frame_at(duration, fps):
+    if duration > 0 and first >= (frames := _frame_at(duration, fps)):
         raise JointposeError(
-            "{0} {start:g} s is past the end of {path} ({duration:.2f} s)",
+            "{0} {start:g} s is past the end of {path}: the nearest frame is {first}, and its last is "
+            "{last}, shown from {shown:.3f} s",
             fields=("start",),
             start=start,
             path=path,
-            duration=duration,
+            first=first,
+            last=frames - 1,
+            shown=(frames - 1) / fps,
         )
     count = None
     if end is not None:

@@ -65,8 +65,18 @@ _CAMERA_TO_BVH = np.diag([1.0, -1.0, -1.0])
 
 
 def format_from_path(path: str | Path, fmt: str | None = None) -> str:
-    """The export format: ``fmt`` when given, else the output file's extension."""
-    fmt = (fmt or Path(path).suffix.lstrip(".")).lower()
+    """The export format: ``fmt`` when given, else the output file's extension. A ``fmt`` other
+    than the format the extension names is refused: the file would not read back as its name says."""
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if fmt is not None and suffix in FORMATS and suffix != fmt.lower():
+        raise JointposeError(
+            "{path}: its extension names the {suffix} format, and {0} {fmt}; leave out {0} or name the file .{fmt}",
+            fields=("format",),
+            path=path,
+            suffix=suffix,
+            fmt=fmt,
+        )
+    fmt = (fmt or suffix).lower()
     if fmt not in FORMATS:
         raise JointposeError(
             "{path}: unknown output format '{fmt}' (use {0} {formats} or one of those extensions)",

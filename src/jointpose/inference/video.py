@@ -117,9 +117,10 @@ def lift_video(
     detections = detect_frames(
         clip.frames(), total=clip.estimated_frames(), progress=progress, fps=clip.fps, person=person
     )
+    short = clip.ended_early(len(detections.points))
     clip = clip.with_count(len(detections.points))
     track = keypoints_from_detections(detections, confidence_threshold=confidence_threshold, source=str(path))
-    notes = list(track.notes)
+    notes = [*([short] if short else []), *track.notes]
     if (outside := out_of_view_note(detections.points, clip.size)) is not None:
         notes.append(outside)
     t0 = time.perf_counter()

@@ -40,6 +40,8 @@ from jointpose.safeio.writing import (
     check_output_path,
     check_outputs,
     fsync_dir,
+    interrupt,
+    signals_deferred,
 )
 
 __all__ = [
@@ -60,6 +62,8 @@ __all__ = [
     "check_resample",
     "frame_ranges",
     "fsync_dir",
+    "interrupt",
+    "signals_deferred",
     "is_finite_number",
     "is_real_number",
     "limit",

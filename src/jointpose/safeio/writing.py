@@ -34,17 +34,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     target = _write_target(path, "cannot write")
     created: list[Path] = []
-    try:
+    tmp: Path | None = None
+    written = False
+    try:  # one try from the folders on, so that an interruption anywhere (SIGTERM) leaves nothing
         created = _make_folders(target.parent)
         prefix, suffix = _partial_affixes(target.stem, f".partial{target.suffix}")
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
+        tmp = Path(name)
         os.close(fd)
-    except OSError as exc:
-        _remove_folders(created)
-        raise JointposeError(f"cannot write {path}: {exc.strerror or exc}") from None
-    tmp = Path(name)
-    written = False
-    try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)
         _fsync(tmp)
@@ -53,7 +50,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except OSError as exc:
         raise JointposeError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         if not written:
             _remove_folders(created)
     fsync_dir(target.parent)
@@ -73,15 +71,12 @@ def atomic_folder(folder: str | Path) -> Iterator[Path]:
     discarded and ``folder`` is left as it was (not there, when it was made for the set)."""
     folder = Path(folder)
     created: list[Path] = []
-    try:
+    tmp: Path | None = None
+    written = False
+    try:  # one try from the folders on, as in atomic_path
         created = _make_folders(folder)
         prefix, suffix = _partial_affixes(folder.name, ".partial")
         tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=folder.parent))
-    except OSError as exc:
-        _remove_folders(created)
-        raise JointposeError(f"cannot write in {folder}: {exc.strerror or exc}") from None
-    written = False
-    try:
         yield tmp
         files = sorted(p for p in tmp.iterdir() if p.is_file())
         for file in files:
@@ -93,12 +88,44 @@ def atomic_folder(folder: str | Path) -> Iterator[Path]:
     except OSError as exc:
         raise JointposeError(f"cannot write in {folder}: {exc.strerror or exc}") from None
     finally:
-        for leftover in tmp.iterdir():
-            leftover.unlink()
-        tmp.rmdir()
+        if tmp is not None:
+            for leftover in tmp.iterdir():
+                leftover.unlink()
+            tmp.rmdir()
         if not written:
             _remove_folders(created)
     fsync_dir(folder)
+
+
+# Interruptions held back by signals_deferred (process-wide, as signals are): how deep the
+# deferred blocks nest, and the interruption that arrived within them.
+_deferral = {"depth": 0, "pending": None}
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold back an interruption raised through :func:`interrupt` (the command line's Ctrl-C
+    and SIGTERM) while the block runs; it is raised as the block ends. For a call an exception
+    must not cut in two: a frame half written to an encoder's pipe leaves the encoder waiting
+    for the rest, and its cleanup waiting on the encoder."""
+    _deferral["depth"] += 1
+    try:
+        yield
+    finally:
+        _deferral["depth"] -= 1
+        pending = _deferral["pending"]
+        if _deferral["depth"] == 0 and pending is not None:
+            _deferral["pending"] = None
+            raise pending
+
+
+def interrupt(exc: BaseException) -> None:
+    """Raise ``exc`` (from a signal handler: KeyboardInterrupt, or SIGTERM's), or, within
+    :func:`signals_deferred`, keep it for the block's end."""
+    if _deferral["depth"]:
+        _deferral["pending"] = _deferral["pending"] or exc
+        return
+    raise exc
 
 
 def _partial_affixes(stem: str, suffix: str) -> tuple[str, str]:
