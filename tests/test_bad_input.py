@@ -5,7 +5,7 @@ import pytest
 
 from h36m_files import cli, write_dataset
 from jointpose.cli import main
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, JointposeWarning
 
 
 def _edit_2d(folder, edit, **metadata):
@@ -60,6 +60,11 @@ def _set_view(value):
         ),
         ("camera count", lambda p: p["S1"].__setitem__("Walking", p["S1"]["Walking"][:2]), ["2 cameras", "S1 has 4"]),
         (
+            "action missing",  # VideoPose3D refuses it too, rather than scoring fewer frames
+            lambda p: p["S1"].__setitem__("Other", p["S1"].pop("Walking")),
+            ["S1 'Walking' is in", "data_3d_h36m.npz but not in the 2D file"],
+        ),
+        (
             "2D shorter",
             lambda p: p["S1"]["Walking"].__setitem__(3, p["S1"]["Walking"][3][:10]),
             ["camera 3", "10 frames"],
@@ -71,6 +76,66 @@ def test_bad_2d_files(tmp_path, capsys, name, edit, needles):
     _edit_2d(folder, edit)
     assert _train(folder, tmp_path) == 2
     _one_clear_line(capsys, "data_2d_h36m_gt.npz", *needles)
+
+
+def test_fewer_keypoints_without_their_symmetry_name_the_default(tmp_path, capsys):
+    """A 2D file of 16 keypoints and no symmetry of its own: the message says the 17-joint
+    default was assumed, not that the file names a symmetry."""
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    _edit_2d(folder, lambda p: p["S1"].__setitem__("Walking", [v[:, :16] for v in p["S1"]["Walking"]]))
+    _edit_2d(folder, lambda p: None, keypoints_symmetry=None)
+    assert _train(folder, tmp_path) == 2
+    _one_clear_line(
+        capsys,
+        "data_2d_h36m_gt.npz: no metadata['keypoints_symmetry'], and the 17-joint default names keypoints beyond "
+        "the 16 present",
+    )
+
+
+def test_videopose3d_detector_order_trains_without_the_alignment(tmp_path, capsys):
+    """VideoPose3D's detectron_pt_coco files hold COCO's keypoints in COCO's order (metadata
+    layout_name 'coco', no input_layout): keypoint j is not joint j, so the alignment with the
+    2D, which moves joint j to keypoint j, is left out and said so; --random-cameras, which
+    draws the 2D from the joints, is refused."""
+    import json
+
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    coco_symmetry = [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]]
+    _edit_2d(folder, lambda p: None, layout_name="coco", keypoints_symmetry=coco_symmetry)
+    with pytest.warns(JointposeWarning, match=r"their own order \(coco order\), none at a joint's index"):
+        assert _train(folder, tmp_path) == 0
+    assert json.loads((tmp_path / "ck" / "evaluation.json").read_text())["config"]["align_2d"] == 0.0
+    assert _train(folder, tmp_path / "other", "--random-cameras") == 2
+    _one_clear_line(capsys, "--random-cameras draws the 2D from the 3D joints; -k gt holds a detector's keypoints")
+
+
+def test_evaluate_warns_of_another_layout_and_of_people_trained_on(tmp_path):
+    """Scores of keypoints in another layout than the model's (their left/right pairs differ),
+    or of people the model trained on, are kept but said to be so."""
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}, "S9": {"Walking": 30}})
+    assert _train(folder, tmp_path) == 0  # -str S1
+    files = dict(np.load(folder / "data_2d_h36m_gt.npz", allow_pickle=True))  # written by the test itself
+    coco_symmetry = [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]]
+    metadata = {**files["metadata"].item(), "layout_name": "coco", "keypoints_symmetry": coco_symmetry}
+    np.savez(folder / "data_2d_h36m_coco.npz", positions_2d=files["positions_2d"], metadata=metadata)
+    flags = ["--data-dir", str(folder), "--checkpoint", str(tmp_path / "ck"), "-ste", "S9"]
+    with pytest.warns(JointposeWarning, match="-k coco: its left/right keypoint pairs are not those") as caught:
+        assert main(["evaluate", *flags, "-k", "coco"]) == 0
+    with pytest.warns(JointposeWarning, match="S1: .* trained on them; scores on people the model trained on"):
+        assert main(["evaluate", *flags[:-1], "S1,S9"]) == 0
+    assert not any("trained on them" in str(w.message) for w in caught)
+
+
+def test_evaluate_refuses_the_offline_steps_for_a_causal_model(tmp_path, capsys):
+    """--align-2d and --smooth read future frames: refused for a causal checkpoint, not ignored
+    and recorded as applied."""
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    assert _train(folder, tmp_path, "--causal") == 0
+    flags = ["--data-dir", str(folder), "--checkpoint", str(tmp_path / "ck"), "-ste", "S1"]
+    for flag, value in (("--align-2d", "0.5"), ("--smooth", "2")):
+        assert main(["evaluate", *flags, flag, value]) == 2
+        _one_clear_line(capsys, f"{flag} reads future frames, which {tmp_path / 'ck'}, a causal model, must not")
+    assert main(["evaluate", *flags, "--align-2d", "0"]) == 0
 
 
 def test_subject_missing_from_3d_file(tmp_path, capsys):

@@ -191,6 +191,20 @@ def test_flags_set_their_fields():
     assert baseline.constraints is False and baseline.weights is None
 
 
+def test_no_flag_is_taken_for_its_abbreviation(capsys):
+    """--lr is the learning rate (as -lr and --learning-rate), not the start of --lr-decay; a
+    prefix of a flag is refused rather than read as the flag."""
+    base = "--data-dir d --checkpoint c"
+    config = train_config(build_parser().parse_args(cli("train", base + " --lr 0.001")))
+    assert (config.lr, config.lr_decay) == (0.001, TrainConfig(data_dir="d", checkpoint_dir="c").lr_decay)
+    for prefix in ("--lr-d 0.5", "--epoch 3", "--learning 0.1"):
+        with pytest.raises(SystemExit):
+            main(cli("train", f"{base} {prefix}"))
+        assert capsys.readouterr().err == (
+            f"jointpose train: error: unrecognized arguments: {prefix} (see 'jointpose train --help')\n"
+        )
+
+
 def test_the_library_helpers_build_a_config_without_the_cli():
     parser = argparse.ArgumentParser()
     add_arguments(parser, skip=())

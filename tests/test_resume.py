@@ -49,6 +49,34 @@ def test_resume_reproduces_uninterrupted_run(h36m_dir, tmp_path, constraints):
     assert all(torch.allclose(final_a[k].float(), final_b[k].float(), atol=1e-6) for k in final_a)
 
 
+def test_resuming_for_more_epochs_averages_the_new_last_epochs(h36m_dir, tmp_path, capsys):
+    """A finished run averaging its last epoch (2), resumed with -e 4: the weights scored and
+    kept are epoch 4's alone, not the mean of epochs 2 and 4; epoch 3 is scored on its own
+    weights, not on epoch 2's average."""
+    from jointpose.model.loading import pose_weights
+
+    run = tmp_path / "run"
+    assert main(_train_args(h36m_dir, run, 2, "--average-last", "1")) == 0
+    first = load_checkpoint(run)
+    assert main(_train_args(h36m_dir, run, 4, "--average-last", "1", "--resume")) == 0
+    assert (
+        "note: -e 4 moves the averaged epochs (the last 1); the mean of epoch 2 is dropped and restarts at epoch 4"
+        in (capsys.readouterr().out)
+    )
+    last = load_checkpoint(run)
+    assert int(last["averaged_model"]["n_averaged"]) == 1
+    weights = pose_weights(last)
+    assert all(torch.equal(weights[k], last["model"][k]) for k in last["model"] if "num_batches" not in k)
+    history = last["history"]
+    assert history[2]["val_p1"] != history[1]["val_p1"] == first["history"][1]["val_p1"]
+    # Resumed for fewer epochs than it ran: nothing to train, said so, its last epoch evaluated.
+    assert main(_train_args(h36m_dir, run, 3, "--average-last", "1", "--resume")) == 0
+    assert (
+        "note: the run is at epoch 4, past -e 3: nothing to train; its epoch 4 is evaluated" in capsys.readouterr().out
+    )
+    assert load_checkpoint(run)["epoch"] == 4
+
+
 def _spawn(code: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     return subprocess.Popen(

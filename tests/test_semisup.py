@@ -240,8 +240,13 @@ def test_settings_that_cannot_act_are_named(tmp_path):
         "--chunk, --w-*, --no-unlabeled-constraints: no effect with --no-constraints",
         "--no-unlabeled-constraints: no effect without unlabelled subjects (-sun)",
     ]
+    causal = ["train", "--data-dir", "d", "--checkpoint", str(tmp_path), "--causal", "--align-2d", "0.5"]
+    with pytest.warns(JointposeWarning) as caught:  # a causal model has no alignment with the 2D
+        _config(*causal)
+    assert [str(w.message) for w in caught] == ["--align-2d: no effect with --causal"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        _config(*causal[:-2])  # its default alignment: silent
         _config(*_args("d", tmp_path, "--w-multiview", "0.5", "--balance-unlabeled"))  # with -sun: silent
         _config("train", "--data-dir", "d", "--checkpoint", str(tmp_path))  # defaults: silent
 

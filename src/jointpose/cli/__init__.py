@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     given = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser.parse_args(given)
+        args, unknown = parser.parse_known_args(given)
+        if unknown:  # named by the verb's parser, which points to the verb's --help
+            _verb_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     except JointposeError as exc:  # from an option's own parser, e.g. --random-cameras RANGES
         verb = " ".join(given[: 2 if given[:1] == ["data"] else 1])
         print(f"jointpose {verb}: error: {one_line(flag_message(exc))}", file=sys.stderr)
@@ -168,14 +170,19 @@ def _empty_option(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _verb_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the verb ``args`` were parsed for (``data build``'s for ``data build``)."""
+    for name in (args.verb, getattr(args, "data_verb", None)):
+        if name is None:
+            break
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return parser
+
+
 def _empty_positional(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
     """The verb's positional argument given as an empty string (``jointpose video ""``), named
     as its usage line shows it; an empty path would mean the current folder."""
-    names = [args.verb, getattr(args, "data_verb", None)]
-    while names and names[0] is not None:
-        choices = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-        parser, names = choices[names[0]], names[1:]
-    for action in parser._actions:
+    for action in _verb_parser(parser, args)._actions:
         if not action.option_strings and getattr(args, action.dest, None) == "":
             return action.metavar or action.dest
     return None

@@ -19,12 +19,14 @@ EXIT_USER_ERROR = 2
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with its usage errors on one line (exit 2) and a pointer to ``--help``, and
-    every negative number taken as a value: Python 3.11's argparse reads ``-1e3`` (an
-    exponent) as an unknown flag, so ``--ring-height -1e3`` would fail with "expected one
-    argument" instead of reaching the flag's own check. No flag here starts with a digit."""
+    """argparse with its usage errors on one line (exit 2) and a pointer to ``--help``, no flag
+    abbreviated (``--lr`` was read as the start of ``--lr-decay``), and every negative number
+    taken as a value: Python 3.11's argparse reads ``-1e3`` (an exponent) as an unknown flag, so
+    ``--ring-height -1e3`` would fail with "expected one argument" instead of reaching the
+    flag's own check. No flag here starts with a digit."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"-\.?\d")
 

@@ -51,7 +51,9 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     flags = field_flags()
     for cause, names in idle_settings(config).items():
         condition = (
-            f"with {flags[cause]}" if cause == "constraints" else f"without unlabelled subjects ({flags[cause]})"
+            f"with {flags[cause]}"
+            if cause in ("constraints", "causal")
+            else f"without unlabelled subjects ({flags[cause]})"
         )
         warnings.warn(JointposeWarning(f"{', '.join(flags[n] for n in names)}: no effect {condition}"), stacklevel=2)
     if both := [s for s in config.subjects_test if s in config.subjects_train]:

@@ -96,7 +96,8 @@ class Dataset:
     keypoints_name: str
     fps: float = 50.0  # frame rate after --downsample
     normalization: str = "screen"  # of every sequence's keypoints
-    input_layout: str = "h36m"  # the points the 2D stands for: "h36m" joints, or "coco"/"blazepose" converted
+    input_layout: str = "h36m"  # the points the 2D stands for: "h36m" joints, "coco"/"blazepose" converted,
+    # or "NAME order": a detector's keypoints in their own order (VideoPose3D's layout_name NAME)
 
     @property
     def num_frames(self) -> int:
@@ -111,7 +112,7 @@ def alignment_joints(data: Dataset, dataset: str) -> tuple[int, ...] | None:
     (``data build --input-layout coco|blazepose``). For another skeleton (``dataset``), None
     where the keypoints are its joints in their order, and none, ``()``, otherwise."""
     joints = dataset_kind(dataset).skeleton.num_joints
-    if data.num_keypoints != joints:
+    if data.num_keypoints != joints or data.input_layout not in INPUT_LAYOUTS:  # not the joints' order
         return ()
     if joints != skeleton.NUM_JOINTS:  # another skeleton: only its own joints are the joints
         return None if data.input_layout == "h36m" else ()
@@ -201,8 +202,15 @@ class H36MFiles:
     def input_layout(self) -> str:
         """What the 2D points stand for (metadata ``input_layout``, written by ``data build``):
         ``"coco"`` or ``"blazepose"`` when they were converted from that detector's points, else
-        ``"h36m"``."""
-        layout = self.metadata.get("input_layout", "h36m") if isinstance(self.metadata, dict) else "h36m"
+        ``"h36m"``, the joints; a file without ``input_layout`` whose VideoPose3D ``layout_name``
+        is not the dataset's skeleton (its ``detectron_pt_coco`` files: ``"coco"``) holds a
+        detector's keypoints in their own order, ``"coco order"``: none marks a joint of the
+        same index."""
+        metadata = self.metadata if isinstance(self.metadata, dict) else {}
+        named = metadata.get("layout_name")
+        if "input_layout" not in metadata and isinstance(named, str) and named not in DATASETS:
+            return f"{named} order"
+        layout = metadata.get("input_layout", "h36m")
         if not isinstance(layout, str) or layout not in INPUT_LAYOUTS:
             raise JointposeError(
                 f"{self.path_2d}: metadata['input_layout'] must be one of {', '.join(INPUT_LAYOUTS)}, got {brief(layout)}"
@@ -287,6 +295,17 @@ def load_dataset(
         selected = _select_actions(actions_2d, actions, subject, files.path_2d)
         if not selected:
             raise JointposeError(f"{files.path_2d}: subject {subject} has no actions in positions_2d")
+        if files.positions_3d is not None and isinstance(files.positions_3d[subject], dict):  # none left out unsaid
+            lacking = [
+                a
+                for a in files.positions_3d[subject]
+                if a not in actions_2d and (actions is None or action_group(a) in actions)
+            ]
+            if lacking:
+                raise JointposeError(
+                    f"{files.path_2d}: {subject} '{lacking[0]}' is in {files.path_3d} but not in the 2D file"
+                    + (f" ({len(lacking)} actions so)" if len(lacking) > 1 else "")
+                )
         for action in selected:
             for seq in _load_views(files, subject, action, subset, downsample, trimmed, normalization):
                 if num_keypoints is None:
@@ -307,7 +326,13 @@ def load_dataset(
     if not sequences:
         raise JointposeError(f"no sequences selected from {files.path_2d} (subjects {subjects}, actions {actions})")
     if max(left + right) >= num_keypoints:
-        raise JointposeError(f"{files.path_2d}: keypoints_symmetry names keypoints beyond the {num_keypoints} present")
+        recorded = isinstance(files.metadata, dict) and files.metadata.get("keypoints_symmetry") is not None
+        source = (
+            "metadata['keypoints_symmetry']"
+            if recorded
+            else f"no metadata['keypoints_symmetry'], and the {files.kind.skeleton.num_joints}-joint default"
+        )
+        raise JointposeError(f"{files.path_2d}: {source} names keypoints beyond the {num_keypoints} present")
     return Dataset(
         sequences, left, right, num_keypoints, keypoints, files.fps / downsample, normalization, files.input_layout()
     )

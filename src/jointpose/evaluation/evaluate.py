@@ -284,6 +284,13 @@ def evaluate_checkpoint(
     """
     loaded = load_model(checkpoint, device)
     model, config, epoch = loaded.model, loaded.config, loaded.epoch
+    for name, value in (("align_2d", align_2d), ("smooth", smooth)):
+        if model.causal and value:  # refused, not ignored (and recorded as applied)
+            raise JointposeError(
+                "{0} reads future frames, which {path}, a causal model, must not; leave it out",
+                fields=(name,),
+                path=checkpoint,
+            )
     keypoints = keypoints or config.get("keypoints", "cpn_ft_h36m_dbb")
     subjects = subjects or list(config.get("subjects_test", ("S9", "S11")))
     if actions is None:  # the run's own; an empty list: every action
@@ -334,6 +341,22 @@ def evaluate_checkpoint(
     if data.num_keypoints != model.num_joints_in:
         raise JointposeError(
             f"-k {keypoints}: {data.num_keypoints} keypoints per frame but the checkpoint expects {model.num_joints_in}"
+        )
+    if (tuple(data.keypoints_left), tuple(data.keypoints_right)) != tuple(map(tuple, loaded.keypoints_symmetry)):
+        warnings.warn(
+            JointposeWarning(
+                f"-k {keypoints}: its left/right keypoint pairs are not those {checkpoint} was trained on: another "
+                "layout (another detector's order?), read as the model's"
+            ),
+            stacklevel=2,
+        )
+    if trained_on := sorted(set(subjects) & set(config.get("subjects_train") or ())):
+        warnings.warn(
+            JointposeWarning(
+                f"{', '.join(trained_on)}: {checkpoint} trained on them; scores on people the model trained on say "
+                "nothing about new people (docs/validation.md)"
+            ),
+            stacklevel=2,
         )
     step = inference_settings(
         loaded, data, dataset, raw=raw, smooth=smooth, align_2d=align_2d, skeleton_fit=skeleton_fit

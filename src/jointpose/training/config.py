@@ -151,6 +151,7 @@ class TrainConfig:
     lr: float | None = _flag(  # None: LR_CONSTRAINTS with constraints, else LR_BASELINE (see resolved)
         "-lr",
         "--learning-rate",
+        "--lr",
         default=None,
         help=f"Adam learning rate (default {LR_BASELINE} with --no-constraints, as VideoPose3D; {LR_CONSTRAINTS} "
         "with constraints)",
@@ -337,7 +338,7 @@ class TrainConfig:
             (
                 "average_last",
                 self.average_last is None or (integer(self.average_last) and 0 <= self.average_last <= self.epochs),
-                "a number of epochs in [0, epochs]",
+                f"a number of epochs in [0, {self.epochs}] (at most the run's epochs)",
             ),
             ("warmup", number(self.warmup) and 0.0 <= self.warmup <= 1.0, "a share of the epochs in [0, 1]"),
             (
@@ -523,10 +524,12 @@ SEMI_SUPERVISED_SETTINGS = ("warmup_unlabeled", "bone_guard", "multiview", "bala
 
 def idle_settings(config: TrainConfig) -> dict[str, list[str]]:
     """The fields ``config`` sets away from their defaults that cannot act in this run, under
-    the field that idles them: ``constraints`` (off) or ``subjects_unlabeled`` (none)."""
+    the field that idles them: ``constraints`` (off), ``causal`` (on: a causal model has no
+    alignment with the 2D) or ``subjects_unlabeled`` (none)."""
     defaults = {spec.name: spec.default for spec in dataclasses.fields(TrainConfig)}
     groups = {
         "constraints": () if config.constraints else CONSTRAINT_SETTINGS,
+        "causal": ("align_2d",) if config.causal else (),
         "subjects_unlabeled": () if config.semi_supervised else SEMI_SUPERVISED_SETTINGS,
     }
     idle = {

@@ -7,6 +7,7 @@ naming each difference by its flag.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,11 @@ def check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainCo
     """Refuse to resume when the architecture or training-mode fields disagree with the checkpoint."""
     saved = ckpt["model_args"]
     diffs, fields, values = [], ["resume"], {}  # a template naming field k as {k}, value v as {v}
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
     def differ(name: str, then: Any, now: Any, text: str) -> None:
+        if isinstance(then, bool) and isinstance(now, bool):  # a switch: whether its flag was given
+            then, now = ("given" if value != defaults.get(name, False) else "not given" for value in (then, now))
         values[f"then{len(fields)}"], values[f"now{len(fields)}"] = then, now
         diffs.append(
             text.replace("FIELD", f"{{{len(fields)}}}")
@@ -116,7 +120,7 @@ def check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainCo
     for key, name in MODEL_ARG_FIELDS.items():
         if saved.get(key) != args[key]:
             label = "FIELD (keypoint count)" if key == "num_joints_in" else "FIELD"
-            differ(name, saved.get(key), args[key], f"{label} THEN in the checkpoint vs NOW now")
+            differ(name, saved.get(key), args[key], f"{label}: THEN in the checkpoint vs NOW now")
     saved_cfg = ckpt["config"]
     # Checkpoints from before a setting trained so.
     older = {
@@ -139,7 +143,11 @@ def check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainCo
         if key not in saved_cfg and key not in older:
             continue  # a checkpoint from before the setting existed
         now, then = current[key], saved_cfg.get(key, older.get(key))
-        if then != now:
+        if key == "weights" and isinstance(then, dict) and isinstance(now, dict):  # each term that differs
+            for term in sorted(set(then) | set(now)):
+                if then.get(term) != now.get(term):
+                    differ(f"weights.{term}", then.get(term), now.get(term), "FIELD: THEN in the checkpoint vs NOW now")
+        elif then != now:
             differ(key, then, now, "FIELD: THEN in the checkpoint vs NOW now")
     if diffs:
         raise JointposeError(

@@ -26,6 +26,7 @@ import csv
 import dataclasses
 import math
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,8 +39,8 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, mix_limbs, scale_bodies
-from jointpose.data.h36m import alignment_joints, dataset_kind, load_dataset
-from jointpose.errors import JointposeError, first_line
+from jointpose.data.h36m import INPUT_LAYOUTS, alignment_joints, dataset_kind, load_dataset
+from jointpose.errors import JointposeError, JointposeWarning, first_line
 from jointpose.evaluation.evaluate import (
     evaluate_model,
     format_table,
@@ -139,6 +140,14 @@ class Trainer:
             normalization=config.normalization,
             dataset=config.dataset,
         )
+        if config.random_cameras is not None and self.train_data.input_layout not in INPUT_LAYOUTS:
+            raise JointposeError(
+                "{0} draws the 2D from the 3D joints; -k {keypoints} holds a detector's keypoints in their own "
+                "order ({layout}), which the joints cannot give",
+                fields=("random_cameras",),
+                keypoints=config.keypoints,
+                layout=self.train_data.input_layout,
+            )
         self.test_data = load_dataset(
             config.data_dir,
             config.keypoints,
@@ -153,6 +162,13 @@ class Trainer:
         # the keypoints mark no joint, the run records no alignment in its checkpoints.
         if config.align_2d > 0 and alignment_joints(self.test_data, config.dataset) == ():
             self.config = config = dataclasses.replace(config, align_2d=0.0)
+            if self.test_data.input_layout not in INPUT_LAYOUTS:  # said: the default aligns
+                warnings.warn(
+                    f"-k {config.keypoints}: a detector's keypoints in their own order ({self.test_data.input_layout}), "
+                    "none at a joint's index: the run has no alignment with the 2D",
+                    JointposeWarning,
+                    stacklevel=2,
+                )
         self.unlabelled_data = (
             load_dataset(
                 config.data_dir,
@@ -346,6 +362,27 @@ class Trainer:
                 torch.manual_seed(self.config.seed + self.dist.rank)
         except (AttributeError, KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
             raise JointposeError(f"{latest}: cannot resume from it ({type(exc).__name__}: {first_line(exc)})") from None
+        self._move_average()
+
+    def _move_average(self) -> None:
+        """Restart the weights' average when ``-e`` moved the averaged epochs (the last
+        ``average_last`` of the run's epochs) away from those the checkpoint averaged: the mean
+        of epochs outside the new window would be scored and exported as the run's weights.
+        The new window's epochs already past cannot be recovered; the mean starts with the next
+        epoch, and a note says which epochs it covers."""
+        planned, average = self.planned_epochs, self.config.average_last
+        if self.averaged is None or planned is None or planned == self.config.epochs:
+            return
+        if int(self.averaged.n_averaged) == 0 or self.epoch >= self.config.epochs:
+            return
+        self.averaged.n_averaged.zero_()
+        start, first = max(self.config.epochs - average + 1, self.epoch + 1), max(planned - average + 1, 1)
+        dropped = f"epochs {first}-{self.epoch}" if first < self.epoch else f"epoch {self.epoch}"
+        if self.dist.is_main:
+            print(
+                f"note: -e {self.config.epochs} moves the averaged epochs (the last {average}); the mean of "
+                f"{dropped} is dropped and restarts at epoch {start}"
+            )
 
     def fit(self, until_epoch: int | None = None) -> dict[str, Any] | None:
         """Train from the current epoch to ``config.epochs``, saving a checkpoint every epoch.
@@ -361,6 +398,11 @@ class Trainer:
         """
         config = self.config
         stop = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
+        if self.dist.is_main and self.epoch > config.epochs:
+            print(
+                f"note: the run is at epoch {self.epoch}, past -e {config.epochs}: nothing to train; "
+                f"its epoch {self.epoch} is evaluated"
+            )
         if self.dist.is_main:
             print(
                 f"Training {len(self.train_data.sequences)} views, "
