@@ -269,6 +269,26 @@ def test_left_right_is_repaired_on_each_persons_frames():
     assert "repaired left/right swaps in 12 frames (1 stretch(es))" in track.notes
 
 
+def test_a_close_left_right_decision_is_noted():
+    """The whole-body repair takes the labelling of most frames as right: where the other one
+    covers a quarter of the frames or more, the note says how many decided, and what to do if
+    the output looks mirrored (a cut may hold more mirrored frames than labelled ones)."""
+    truth, conf = walking_track(40), np.full((40, 17), 0.9)
+    expected = keypoints_from_detections(detections(truth, conf))
+    minority = keypoints_from_detections(detections(mirrored(truth, slice(10, 25)), conf))  # 15 of 40
+    np.testing.assert_allclose(minority.xy, expected.xy)
+    close = "repaired left/right swaps in 15 frames (1 stretch(es)): 25 of the 40 frames with the person decided"
+    assert any(note.startswith(close) and "lift a longer stretch" in note for note in minority.notes)
+    majority = keypoints_from_detections(detections(mirrored(truth, slice(10, 35)), conf))  # 25 of 40
+    flip = list(skeleton.H36M_17.flip_permutation)
+    np.testing.assert_allclose(majority.xy, expected.xy[:, flip])  # the limit itself: every frame mirrored
+    assert any(
+        note.startswith("repaired left/right swaps in 15 frames (2 stretch(es)): 25 of") for note in majority.notes
+    )
+    few = keypoints_from_detections(detections(mirrored(truth, slice(10, 19)), conf))  # 9 of 40: unremarkable
+    assert "repaired left/right swaps in 9 frames (1 stretch(es))" in few.notes
+
+
 def test_render_captions_name_lost_frames_and_possible_switches():
     from jointpose.inference.video import render_captions
 

@@ -63,6 +63,7 @@ from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 
 MIN_EVIDENCE = 0.1
+CLOSE_CALL = 0.25  # a whole-body repair of this share of the frames or more: its majority is noted
 MIN_SEPARATION = 0.3  # left and right points closer than this (body sizes, on average) make a frame undecided
 MAX_BRIDGE = 2  # frames: the longest run of undecided frames bridged by comparing across it
 MAX_LIMB_SWAP = 5  # frames: the longest single-limb swap repaired (half that at the clip's ends)
@@ -276,9 +277,14 @@ def keypoints_from_detections(
     xy, conf, swapped = _by_part(repair_swaps, parts, xy, conf, side_pairs(LAYOUTS[layout]))
     if swapped.any():
         edges = np.diff(np.concatenate([[0], swapped.astype(np.int8), [0]]))
-        notes.append(
-            f"repaired left/right swaps in {int(swapped.sum())} frames ({int((edges == 1).sum())} stretch(es))"
-        )
+        note = f"repaired left/right swaps in {int(swapped.sum())} frames ({int((edges == 1).sum())} stretch(es))"
+        if swapped.sum() >= CLOSE_CALL * found.sum():  # the majority decided by little
+            note += (
+                f": {int(found.sum() - swapped.sum())} of the {int(found.sum())} frames with the person decided "
+                "which labelling is right; if left and right look exchanged throughout, lift a longer stretch "
+                "of the video around these frames"
+            )
+        notes.append(note)
     xy, conf, exchanged = _by_part(repair_limb_swaps, parts, xy, conf, LAYOUTS[layout])
     limbs = [
         f"{limb}s in {int(exchanged[:, chain].any(axis=1).sum())} frames"
