@@ -82,7 +82,9 @@ def protocol_data(protocol: argparse.Namespace) -> Path:
     if protocol.data_dir is not None:
         return Path(protocol.data_dir)
     if protocol.people != ",".join(PEOPLE.values()):
-        raise SystemExit(f"--people {protocol.people}: the built data holds {','.join(PEOPLE.values())}; give --data-dir")
+        raise SystemExit(
+            f"--people {protocol.people}: the built data holds {','.join(PEOPLE.values())}; give --data-dir"
+        )
     return protocol_dataset(Path(protocol.cmu), Path(protocol.work) / "data")
 
 
@@ -268,9 +270,16 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cmu", default=str(ROOT.parent / "shared" / "data" / "cmu-mocap"))
     parser.add_argument("--work", default=str(ROOT / "runs" / "cv"))
     parser.add_argument(
-        "--data-dir", default=None, help="a VideoPose3D-format dataset folder (default: the CMU people built from --cmu)"
+        "--data-dir",
+        default=None,
+        help="a VideoPose3D-format dataset folder (default: the CMU people built from --cmu)",
     )
-    parser.add_argument("--people", default="S1,S5,S6,S7", help="the subjects of the protocol: each fold trains on the others")
+    parser.add_argument(
+        "--people",
+        default=",".join(PEOPLE.values()),
+        help="the subjects of the protocol: each fold trains on the others",
+    )
+    parser.add_argument("--keypoints", default="noisy", help="the 2D trained and scored on (the dataset's -k)")
     parser.add_argument("--folds", default="S1,S5,S6,S7", help="people to hold out, one fold each")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=5)
@@ -291,7 +300,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", default="defaults", help="summary name: writes --work/NAME.json")
     add_protocol_arguments(parser)
-    parser.add_argument("--keypoints", default="noisy", help="the 2D trained and scored on (the dataset's -k)")
     parser.add_argument("--baseline-flags", default="", help="extra jointpose train flags for the baseline")
     parser.add_argument("--joint-flags", default="", help="extra jointpose train flags for the joint-aware model")
     parser.add_argument(

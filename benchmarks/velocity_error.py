@@ -94,7 +94,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_protocol_arguments(parser)
     parser.add_argument("--target", type=float, default=0.80, help="MPJVE ratio to the baseline for 'x, y share'")
-    parser.add_argument("--keypoints", default="noisy", help="the 2D trained and scored on (the dataset's -k)")
     parser.set_defaults(seeds="0")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
