@@ -147,6 +147,7 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     extra = {"keypoints_2d": kp[..., :2], "confidence_2d": confidence}
     info = {"keypoints_layout": "coco17", "image_size": (96, 64), "confidence_threshold": 0.1}
     export(tmp_path / "clip.npz", np.zeros((frames, 17, 3)), 25.0, extra=extra, info=info)
+    export(tmp_path / "clip.json", np.zeros((frames, 17, 3)), 25.0, extra=extra, info=info)  # the same, as JSON
     track = load_keypoints(tmp_path / "clip.npz", confidence_threshold=None)
     assert (track.source_format, track.source_layout, track.image_size, track.fps) == (
         "video",
@@ -201,6 +202,9 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     assert main(cli("infer", "--no-progress", tmp_path / "clip.npz", o=tmp_path / "auto.npz")) == 0
     assert "a jointpose video track: lifted by the bundled video model" in capsys.readouterr().out
     np.testing.assert_array_equal(np.load(tmp_path / "auto.npz")["poses_3d"], np.load(out)["poses_3d"])
+    assert main(cli("infer", "--no-progress", tmp_path / "clip.json", o=tmp_path / "auto_json.npz")) == 0
+    assert "a jointpose video track: lifted by the bundled video model" in capsys.readouterr().out
+    assert np.abs(np.load(tmp_path / "auto_json.npz")["poses_3d"] - np.load(out)["poses_3d"]).max() < 1e-4
     assert main(cli("infer", "--no-progress --pretrained offline", tmp_path / "clip.npz", o=tmp_path / "o.npz")) == 0
     assert "a jointpose video track: lifted by" not in capsys.readouterr().out
     assert np.abs(np.load(tmp_path / "o.npz")["poses_3d"] - np.load(out)["poses_3d"]).max() > 1e-3

@@ -204,14 +204,19 @@ def test_an_array_in_the_other_joint_order_is_noted(tmp_path):
 
 
 def test_normalised_coordinates_are_refused(tmp_path):
-    """Points within [0, 1] (some detectors write them so) read as pixels would make a person
-    a pixel tall: refused, naming the file. Points all at one place are left to the later checks."""
+    """Coordinates normalised to the image (0-1, as MediaPipe writes them) or to [-1, 1] (as
+    VideoPose3D's inputs) read as pixels would make a person a pixel tall: refused, naming the
+    file. A small person far off in a large image is not; points all at one place are left to
+    the later checks."""
     coco = np.stack([person(f) for f in range(20)])
     np.save(tmp_path / "unit.npy", coco / np.array([1920.0, 1080.0]))
-    with pytest.raises(
-        JointposeError, match=r"unit.npy: every point lies within \[-0.25, 1.25\]: coordinates normalised"
-    ):
+    with pytest.raises(JointposeError, match=r"unit.npy: the person spans 0.\d+ pixels .*: coordinates normalised"):
         load_keypoints(tmp_path / "unit.npy", layout="coco")
+    np.save(tmp_path / "screen.npy", coco / 500.0 - 1.0)
+    with pytest.raises(JointposeError, match=r"screen.npy: the person spans .* pixels"):
+        load_keypoints(tmp_path / "screen.npy", layout="coco")
+    np.save(tmp_path / "far.npy", coco * 0.02 + 1500.0)  # about 6 pixels tall
+    assert load_quiet(tmp_path / "far.npy", layout="coco").num_frames == 20
     np.save(tmp_path / "still.npy", np.zeros((5, 17, 2)))
     assert load_quiet(tmp_path / "still.npy").num_frames == 5
 

@@ -77,6 +77,18 @@ def test_resuming_for_more_epochs_averages_the_new_last_epochs(h36m_dir, tmp_pat
     assert load_checkpoint(run)["epoch"] == 4
 
 
+def test_resuming_for_fewer_epochs_keeps_the_average_within_the_new_last_epochs(h36m_dir, tmp_path, capsys):
+    """Planned for 8 epochs averaging the last 3, stopped after epoch 6 (averaged: 6), resumed
+    with -e 7: its last 3 are 5-7, so epoch 6's share is kept and epoch 7 added."""
+    run = tmp_path / "run"
+    Trainer(_config(*_train_args(h36m_dir, run, 8, "--average-last", "3"))).fit(until_epoch=6)
+    assert int(load_checkpoint(run)["averaged_model"]["n_averaged"]) == 1
+    capsys.readouterr()
+    assert main(_train_args(h36m_dir, run, 7, "--average-last", "3", "--resume")) == 0
+    assert "moves the averaged epochs" not in capsys.readouterr().out
+    assert int(load_checkpoint(run)["averaged_model"]["n_averaged"]) == 2
+
+
 def _spawn(code: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     return subprocess.Popen(

@@ -136,21 +136,33 @@ def _terminate_as_interrupt() -> Iterator[None]:
     (the default action ends the process on the spot, leaving the temporary file behind).
     Both go through :func:`jointpose.safeio.interrupt`, which holds them back where a call must
     not be cut in two (:func:`jointpose.safeio.signals_deferred`)."""
-    from jointpose.safeio import interrupt
+    from jointpose.safeio import interrupt, reset_interrupts
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    armed = [True]  # off before the handlers are put back, so that a late signal does nothing here
 
     def stop(signum: int, frame: object) -> None:
-        interrupt(_Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
+        if armed[0]:
+            interrupt(_Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
 
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    # A signal the process was started ignoring (a background job's SIGINT, `trap '' TERM`) stays
+    # ignored; under torchrun SIGTERM keeps its default action, which stops a rank at once even
+    # while it waits in a collective (a handler would wait with it until torchrun's SIGKILL).
+    signals = (
+        (signal.SIGINT,) if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else (signal.SIGINT, signal.SIGTERM)
+    )
+    caught = [s for s in signals if signal.getsignal(s) is not signal.SIG_IGN]
+    reset_interrupts()
+    previous = {signum: signal.signal(signum, stop) for signum in caught}
     try:
         yield
     finally:
+        armed[0] = False
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        reset_interrupts()
 
 
 def _too_long(exc: OSError) -> str:

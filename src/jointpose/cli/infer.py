@@ -35,7 +35,12 @@ def add_infer_parser(verbs: Any) -> None:
         "or .npy/.npz (frames, 17, 2|3)",
     )
     p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
-    p.add_argument("--format", choices=("npz", "json", "csv", "bvh"), default=None, help="override the extension")
+    p.add_argument(
+        "--format",
+        choices=("npz", "json", "csv", "bvh"),
+        default=None,
+        help="the format, for an output whose extension names none",
+    )
     p.add_argument("--checkpoint", default=None, help="checkpoint or .safetensors model (default: the bundled model)")
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     add_pretrained_arg(p)
@@ -109,18 +114,17 @@ def cmd_infer(args: argparse.Namespace) -> None:
     if clip is not None and size is not None and size != clip.size:
         raise JointposeError(f"--image-size {size[0]} {size[1]} differs from --video's {clip.width}x{clip.height}")
     size = size or (clip.size if clip is not None else None)  # else the keypoint file's, below
-    # A jointpose video track is lifted by default as jointpose video lifted it: by a video model.
-    video_track = args.checkpoint is None and args.pretrained is None and is_video_output(args.input)
-    lifter = sequence_lifter(args, *(VIDEO_MODELS if video_track else ("offline", "causal")), "infer")
-    if args.fps is not None:
-        check_resample(args.fps, lifter.fps, "--fps")  # before the keypoints are read
-    lifter.flip_test = args.tta
-    lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
-    lifter.smooth = 0.0 if args.raw else lifter.smooth
-    lifter.align_2d = alignment_of(args, lifter)
+    # A jointpose video track is lifted by default as jointpose video lifted it: by a video model
+    # (an npz's is known from its keys, before the reading; a JSON one's once read).
+    default_model = args.checkpoint is None and args.pretrained is None
+    chosen = default_model and is_video_output(args.input)
+    lifter = infer_lifter(args, chosen)
     with warnings.catch_warnings():  # its notes are printed below, once
         warnings.simplefilter("ignore", JointposeWarning)
         keypoints = load_keypoints(args.input, layout=args.layout, confidence_threshold=args.confidence_threshold)
+    video_track = default_model and keypoints.source_format == "video"
+    if video_track and not chosen:
+        lifter = infer_lifter(args, True)
     # The size given (--image-size, else --video's) must be the one a video output records;
     # refused before the keypoints' notes are printed.
     what = "--image-size {} {}" if args.image_size else "--video's {}x{}"
@@ -200,6 +204,22 @@ def cmd_infer(args: argparse.Namespace) -> None:
             progress=args.progress,
         )
         print(f"wrote {args.render}")
+
+
+def infer_lifter(args: argparse.Namespace, video_track: bool) -> Lifter:
+    """The lifter ``infer`` runs, with its flags applied: the model ``--checkpoint`` or
+    ``--pretrained`` names, else the bundled video model for a ``video_track`` (``jointpose
+    video``'s), else the bundled offline one (``--causal``: their causal ones)."""
+    from jointpose.safeio import check_resample
+
+    lifter = sequence_lifter(args, *(VIDEO_MODELS if video_track else ("offline", "causal")), "infer")
+    if args.fps is not None:
+        check_resample(args.fps, lifter.fps, "--fps")  # before the keypoints are read
+    lifter.flip_test = args.tta
+    lifter.skeleton_fit = lifter.skeleton_fit and not args.raw
+    lifter.smooth = 0.0 if args.raw else lifter.smooth
+    lifter.align_2d = alignment_of(args, lifter)
+    return lifter
 
 
 def camera_from_args(args: argparse.Namespace, size: tuple[int, int], recorded: Camera | None = None) -> Camera | None:

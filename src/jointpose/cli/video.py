@@ -25,7 +25,12 @@ def add_video_parser(verbs: Any) -> None:
     )
     p.add_argument("input", help="video file (any format ffmpeg reads)")
     p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
-    p.add_argument("--format", choices=("npz", "json", "csv", "bvh"), default=None, help="override the extension")
+    p.add_argument(
+        "--format",
+        choices=("npz", "json", "csv", "bvh"),
+        default=None,
+        help="the format, for an output whose extension names none",
+    )
     p.add_argument(
         "--render", default=None, help="also write the video with the 2D skeleton beside the 3D one (.mp4 or .gif)"
     )

@@ -143,8 +143,8 @@ def image_size_of(
 # share of the frames suggest the image size given is not the keypoints' (width and height
 # swapped, or another resolution): a detector keeps what it is confident of inside the image.
 OUTSIDE_MARGIN, OUTSIDE_SHARE = 0.02, 0.1
-# An array whose points all lie in this range holds normalised coordinates, not pixels.
-NORMALISED_RANGE = (-0.25, 1.25)
+# An array whose person spans fewer pixels than this holds normalised coordinates, not pixels.
+MIN_PERSON_PX = 4.0
 # The median spread of points 1-4 around point 0 (over the points' extent) below which an array
 # read in Human3.6M-17 order looks like COCO-17, and above which one read as COCO-17 looks like
 # Human3.6M-17 (see _order_note).
@@ -349,15 +349,21 @@ def _check_stretches(valid: np.ndarray, switches: list[int], path: Path) -> None
 
 
 def _check_pixels(xy: np.ndarray, seen: np.ndarray, path: Path) -> None:
-    """Refuse an array whose points (F, 17, 2; ``seen`` where given), not all at one place, lie
-    within :data:`NORMALISED_RANGE`: coordinates normalised to the image (0-1), as some detectors
-    write them, read as pixels would make a person under two pixels tall."""
-    low, high = NORMALISED_RANGE
-    points = xy[seen]
-    if len(points) and np.ptp(points, axis=0).max() > 0 and ((points >= low) & (points <= high)).all():
+    """Refuse an array (F, 17, 2; ``seen`` where given) whose person spans under
+    :data:`MIN_PERSON_PX` pixels (the median over frames of the diagonal of the points' box):
+    coordinates normalised to the image (0-1, as MediaPipe writes them) or to [-1, 1] (as
+    VideoPose3D's inputs), read as pixels. Points all at one place are left to the later checks."""
+    frames = seen.sum(axis=1) >= 2
+    if not frames.any():
+        return
+    points, mask = xy[frames], seen[frames, :, None]
+    low, high = np.where(mask, points, np.inf).min(axis=1), np.where(mask, points, -np.inf).max(axis=1)
+    span = float(np.median(np.linalg.norm(high - low, axis=-1)))
+    if 0 < span < MIN_PERSON_PX:
         raise JointposeError(
-            f"{path}: every point lies within [{low:g}, {high:g}]: coordinates normalised to the image? "
-            "keypoints are read in pixels (multiply x by the image width and y by its height)"
+            f"{path}: the person spans {span:.3g} pixels (the median over frames): coordinates normalised to "
+            "the image or to [-1, 1]? keypoints are read in pixels (multiply x by the image width and y by its "
+            "height)"
         )
 
 
@@ -378,12 +384,12 @@ def _order_note(xy: np.ndarray, seen: np.ndarray, layout: str, path: Path) -> st
     ratio = float(np.median(spread / np.maximum(extent, 1e-9)))
     if layout == "h36m17" and ratio < ORDER_SPLIT[0]:
         return (
-            f"note: {path}: points 1-4 lie close around point 0, as COCO-17's eyes and ears around its nose, where "
+            f"{path}: points 1-4 lie close around point 0, as COCO-17's eyes and ears around its nose, where "
             "Human3.6M-17's hips, knee and foot lie far from its pelvis: if its order is COCO-17's, pass --layout coco"
         )
     if layout == "coco17" and ratio > ORDER_SPLIT[1]:
         return (
-            f"note: {path}: points 1-4 lie far from point 0, as Human3.6M-17's hips, knee and foot from its pelvis, "
+            f"{path}: points 1-4 lie far from point 0, as Human3.6M-17's hips, knee and foot from its pelvis, "
             "where COCO-17's eyes and ears lie close around its nose: if its order is Human3.6M-17's, leave out --layout"
         )
     return None

@@ -565,18 +565,7 @@ def read_array(path: Path) -> TrackFile:
     if path.suffix.lower() != ".npz":
         return TrackFile(_points(load_npy(path), None, path, None))
     keys = npz_keys(path)  # only the arrays used are decompressed
-    arrays = [k for k in keys if k not in TRACK_KEYS]
-    if "keypoints" in keys:
-        key = "keypoints"
-    elif "keypoints_2d" in keys:
-        key = "keypoints_2d"
-    elif len(arrays) == 1:
-        key = arrays[0]
-    else:
-        raise JointposeError(
-            f"{path}: no key 'keypoints' or 'keypoints_2d' and not exactly one array to choose "
-            f"(keys: {', '.join(sorted(keys)) or 'none'})"
-        )
+    key = _array_key(keys, path)
     wanted = (key, "confidence_2d") if key == "keypoints_2d" and "confidence_2d" in keys else (key,)
     files = load_npz(path, keys=(*wanted, *TRACK_KEYS))
     confidence = files.get("confidence_2d") if key == "keypoints_2d" else None
@@ -584,19 +573,33 @@ def read_array(path: Path) -> TrackFile:
 
 
 def is_video_output(path: str | Path) -> bool:
-    """Whether ``path`` holds a ``jointpose video`` output's 2D track, as :func:`read_array` and
-    :func:`read_track_json` tell it (an npz from its keys alone); False for anything else,
-    unreadable files included (their reader names the fault)."""
+    """Whether ``path`` is an npz holding a ``jointpose video`` output's 2D track, as
+    :func:`read_array` tells it, from the archive's keys alone (nothing decompressed); False
+    for anything else, unreadable files included (their reader names the fault). A JSON
+    output is told once read (``Keypoints2D.source_format``)."""
     path = Path(path)
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
     try:
-        if path.suffix.lower() == ".npz" and path.is_file():
-            keys = npz_keys(path)
-            return "keypoints_2d" in keys and "keypoints" not in keys
-        if path.suffix.lower() == ".json" and path.is_file():
-            return is_track_json(read_json(path))
+        return _array_key(npz_keys(path), path) == "keypoints_2d"
     except JointposeError:
         return False
-    return False
+
+
+def _array_key(keys: list[str], path: Path) -> str:
+    """The key of an npz's keypoints: 'keypoints', else a video output's 'keypoints_2d', else
+    the only array besides those of :data:`TRACK_KEYS`."""
+    arrays = [k for k in keys if k not in TRACK_KEYS]
+    if "keypoints" in keys:
+        return "keypoints"
+    if "keypoints_2d" in keys:
+        return "keypoints_2d"
+    if len(arrays) == 1:
+        return arrays[0]
+    raise JointposeError(
+        f"{path}: no key 'keypoints' or 'keypoints_2d' and not exactly one array to choose "
+        f"(keys: {', '.join(sorted(keys)) or 'none'})"
+    )
 
 
 def is_track_json(data: Any) -> bool:

@@ -159,8 +159,7 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
     first = _frame_at(start, fps) if start is not None else 0
     if duration > 0 and first >= (frames := _frame_at(duration, fps)):
         raise JointposeError(
-            "{0} {start:g} s is past the end of {path}: the nearest frame is {first}, and its last is "
-            "{last}, shown from {shown:.3f} s",
+            "{0} {start:g} s rounds to frame {first}, past the last frame of {path} ({last}, shown from {shown:.3f} s)",
             fields=("start",),
             start=start,
             path=path,

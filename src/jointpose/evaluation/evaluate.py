@@ -342,7 +342,7 @@ def evaluate_checkpoint(
         raise JointposeError(
             f"-k {keypoints}: {data.num_keypoints} keypoints per frame but the checkpoint expects {model.num_joints_in}"
         )
-    if (tuple(data.keypoints_left), tuple(data.keypoints_right)) != tuple(map(tuple, loaded.keypoints_symmetry)):
+    if set(zip(data.keypoints_left, data.keypoints_right)) != set(zip(*loaded.keypoints_symmetry)):  # as pairs
         warnings.warn(
             JointposeWarning(
                 f"-k {keypoints}: its left/right keypoint pairs are not those {checkpoint} was trained on: another "

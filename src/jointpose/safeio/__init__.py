@@ -41,6 +41,7 @@ from jointpose.safeio.writing import (
     check_outputs,
     fsync_dir,
     interrupt,
+    reset_interrupts,
     signals_deferred,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "frame_ranges",
     "fsync_dir",
     "interrupt",
+    "reset_interrupts",
     "signals_deferred",
     "is_finite_number",
     "is_real_number",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,25 +108,36 @@ def signals_deferred() -> Iterator[None]:
     """Hold back an interruption raised through :func:`interrupt` (the command line's Ctrl-C
     and SIGTERM) while the block runs; it is raised as the block ends. For a call an exception
     must not cut in two: a frame half written to an encoder's pipe leaves the encoder waiting
-    for the rest, and its cleanup waiting on the encoder."""
+    for the rest, and its cleanup waiting on the encoder. Signal handlers run in the main
+    thread, so a block in another thread holds nothing back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _deferral["depth"] += 1
     try:
         yield
     finally:
         _deferral["depth"] -= 1
-        pending = _deferral["pending"]
-        if _deferral["depth"] == 0 and pending is not None:
-            _deferral["pending"] = None
-            raise pending
+        if _deferral["depth"] == 0:
+            pending, _deferral["pending"] = _deferral["pending"], None
+            if pending is not None:
+                raise pending
 
 
 def interrupt(exc: BaseException) -> None:
     """Raise ``exc`` (from a signal handler: KeyboardInterrupt, or SIGTERM's), or, within
-    :func:`signals_deferred`, keep it for the block's end."""
+    :func:`signals_deferred`, keep it for the block's end (the first one kept)."""
     if _deferral["depth"]:
         _deferral["pending"] = _deferral["pending"] or exc
         return
+    _deferral["pending"] = None  # one held back and already superseded by this one
     raise exc
+
+
+def reset_interrupts() -> None:
+    """Forget any interruption held back (:func:`signals_deferred`): before and after a command
+    line run, so that none outlives the run it was meant for."""
+    _deferral["depth"], _deferral["pending"] = 0, None
 
 
 def _partial_affixes(stem: str, suffix: str) -> tuple[str, str]:

@@ -365,13 +365,14 @@ class Trainer:
         self._move_average()
 
     def _move_average(self) -> None:
-        """Restart the weights' average when ``-e`` moved the averaged epochs (the last
-        ``average_last`` of the run's epochs) away from those the checkpoint averaged: the mean
+        """Restart the weights' average when a larger ``-e`` moved the averaged epochs (the last
+        ``average_last`` of the run's epochs) past those the checkpoint averaged: the mean
         of epochs outside the new window would be scored and exported as the run's weights.
         The new window's epochs already past cannot be recovered; the mean starts with the next
         epoch, and a note says which epochs it covers."""
         planned, average = self.planned_epochs, self.config.average_last
-        if self.averaged is None or planned is None or planned == self.config.epochs:
+        # A smaller -e moves the window earlier: the epochs averaged so far all lie within it.
+        if self.averaged is None or planned is None or planned >= self.config.epochs:
             return
         if int(self.averaged.n_averaged) == 0 or self.epoch >= self.config.epochs:
             return
