@@ -133,6 +133,48 @@ def test_infer_render_with_video_and_render_truth(tmp_path, capsys):
     assert two.shape[1] > one.shape[1] and two.shape[0] == one.shape[0]  # a third panel: the truth
 
 
+def test_render_height_sizes_the_animation(tmp_path, capsys):
+    """--render-height sets the frames' height (the width follows from the panels) in infer and
+    render; out of bounds, or without an animation to size, it is refused before any work. The
+    help states render.py's own bounds and default."""
+    import argparse
+
+    from jointpose.cli import build_parser
+    from jointpose.render import RENDER_HEIGHT, RENDER_HEIGHTS
+
+    kp = coco_expected(_walk(6)) * 0.1  # in a 96 x 64 image
+    np.save(tmp_path / "kp.npy", kp)
+    flags = "--image-size 96 64 --no-progress"
+    assert (
+        main(
+            cli(
+                "infer",
+                flags + " --render-height 600",
+                tmp_path / "kp.npy",
+                o=tmp_path / "p.npz",
+                render=tmp_path / "a.gif",
+            )
+        )
+        == 0
+    )
+    assert iio.imread(tmp_path / "a.gif", index=0).shape[0] == 600
+    inputs = dict(keypoints_file=tmp_path / "kp.npy", poses=tmp_path / "p.npz")
+    assert main(cli("render", flags + " --render-height 301", **inputs, o=tmp_path / "b.gif")) == 0
+    assert iio.imread(tmp_path / "b.gif", index=0).shape[0] == 300  # evened, for H.264
+    assert main(cli("render", flags, **inputs, o=tmp_path / "c.gif")) == 0
+    assert iio.imread(tmp_path / "c.gif", index=0).shape[0] == RENDER_HEIGHT
+    capsys.readouterr()
+    assert main(cli("render", flags + " --render-height 100", **inputs, o=tmp_path / "d.gif")) == 2
+    assert "--render-height must be a whole number of pixels in [200, 2160], got 100" in capsys.readouterr().err
+    assert main(cli("infer", flags + " --render-height 600", tmp_path / "kp.npy", o=tmp_path / "q.npz")) == 2
+    assert "--render-height sizes the animation of --render; pass --render too" in capsys.readouterr().err
+    assert not (tmp_path / "d.gif").exists() and not (tmp_path / "q.npz").exists()
+    verbs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for verb in ("infer", "video", "render"):
+        (action,) = (a for a in verbs[verb]._actions if a.dest == "render_height")
+        assert f"{RENDER_HEIGHTS[0]}-{RENDER_HEIGHTS[1]} (default {RENDER_HEIGHT})" in action.help
+
+
 def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     """A `jointpose video` output records its track's layout, image size, fill threshold and
     frame rate: infer and render read them back (no --image-size needed), the alignment moves

@@ -219,7 +219,9 @@ class PoseFigure:
             + [1.0] * len(sequences)
             + ([1.0] if trajectory is not None else [])
         )
-        self.figure = Figure(figsize=(panel_size * (sum(widths) + 0.25 * len(widths)), panel_size * 1.3), dpi=dpi)
+        self.figure = Figure(
+            figsize=(panel_size * (sum(widths) + 0.25 * len(widths)), panel_size * PANEL_HEIGHT), dpi=dpi
+        )
         self.canvas = FigureCanvasAgg(self.figure)
         grid = self.figure.add_gridspec(
             1, len(widths), width_ratios=widths, left=0.04, right=0.95, bottom=0.14, top=0.9, wspace=0.25
@@ -522,6 +524,26 @@ def check_animation_fps(fps: float, path: str | Path, name: str = "fps") -> floa
             least=100.0 / GIF_MAX_DELAY_CS,
         )
     return fps
+
+
+RENDER_HEIGHTS = (200, 2160)  # pixels: the animation heights panel_size_for gives
+PANEL_HEIGHT = 1.3  # the figure's height over panel_size (room for the titles)
+RENDER_HEIGHT = 416  # pixels: the default animation height (panel_size 4 at 80 dpi)
+
+
+def panel_size_for(height: int, dpi: int = 80) -> float:
+    """The ``panel_size`` (inches) of an animation ``height`` pixels tall at ``dpi`` pixels per
+    inch (the frames' height, evened for H.264); refused outside :data:`RENDER_HEIGHTS`."""
+    low, high = RENDER_HEIGHTS
+    if isinstance(height, bool) or not isinstance(height, int) or not low <= height <= high:
+        raise JointposeError(
+            "{0} must be a whole number of pixels in [{low}, {high}], got {value}",
+            fields=("render_height",),
+            low=low,
+            high=high,
+            value=height,
+        )
+    return height / (PANEL_HEIGHT * dpi)
 
 
 def render_animation(

@@ -126,6 +126,28 @@ def add_height_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_render_height_arg(p: argparse.ArgumentParser) -> None:
+    """The ``--render-height`` flag of ``infer``, ``video`` and ``render`` (its bounds and default
+    are :mod:`jointpose.render`'s, written out here so that the parser does not import it)."""
+    p.add_argument(
+        "--render-height",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="the animation's height in pixels, 200-2160 (default 416); its width follows from the panels",
+    )
+
+
+def render_panel_size(args: argparse.Namespace) -> float:
+    """The ``panel_size`` (inches) of the animation ``--render-height`` asks for, checked before
+    any work; the flag is refused without ``--render`` (``infer``, ``video``)."""
+    from jointpose.render import RENDER_HEIGHT, panel_size_for
+
+    if hasattr(args, "render") and not args.render:
+        refuse_inapplicable(args, ("--render-height",), "sizes the animation of --render; pass --render too")
+    return panel_size_for(RENDER_HEIGHT if args.render_height is None else args.render_height)
+
+
 def add_align_arg(p: argparse.ArgumentParser) -> None:
     """The ``--align-2d`` flag of ``infer`` and ``video``."""
     p.add_argument(

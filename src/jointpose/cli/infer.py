@@ -12,10 +12,12 @@ from jointpose.cli.common import (
     add_camera_args,
     add_height_arg,
     add_pretrained_arg,
+    add_render_height_arg,
     alignment_of,
     bvh_parts_note,
     files_in,
     model_file,
+    render_panel_size,
     sequence_lifter,
 )
 from jointpose.data.layouts import CONFIDENCE_THRESHOLD, is_video_output
@@ -67,6 +69,7 @@ def add_infer_parser(verbs: Any) -> None:
     )
     add_height_arg(p)
     p.add_argument("--render", default=None, help="also write an animation (.mp4 or .gif)")
+    add_render_height_arg(p)
     p.add_argument("--video", default=None, help="video to draw the 2D input over (with --render)")
     p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false")
     p.add_argument(
@@ -109,6 +112,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         check_height(args.height)
     if args.video and not args.render:
         raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
+    panel_size = render_panel_size(args)
     clip = open_video(args.video) if args.video else None  # its size and frame rate
     size = None if args.image_size is None else require_image_size(args.image_size, args.input)
     if clip is not None and size is not None and size != clip.size:
@@ -202,6 +206,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
             background=background,
             trajectory=trajectory,
             progress=args.progress,
+            panel_size=panel_size,
         )
         print(f"wrote {args.render}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jointpose.cli.common import files_in, refuse_inapplicable
+from jointpose.cli.common import add_render_height_arg, files_in, refuse_inapplicable, render_panel_size
 from jointpose.errors import JointposeError
 
 
@@ -14,7 +14,7 @@ def add_render_parser(verbs: Any) -> None:
     p = verbs.add_parser("render", help="animate 2D input beside 3D poses (MP4 or GIF)")
     p.add_argument("-o", "--output", required=True, help="animation file (.mp4 or .gif)")
     p.add_argument("--keypoints-file", default=None, help="2D input, any format infer reads")
-    p.add_argument("--poses", default=None, help="3D poses: an npz written by jointpose infer")
+    p.add_argument("--poses", default=None, help="3D poses: the npz or JSON jointpose infer or video wrote")
     p.add_argument("--truth", default=None, help="ground-truth 3D poses (npz with poses_3d), drawn beside")
     p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"))
     p.add_argument("--layout", choices=("h36m", "coco"), default=None)
@@ -31,6 +31,7 @@ def add_render_parser(verbs: Any) -> None:
     p.add_argument("--video", default=None, help="video frames to draw the 2D input over")
     p.add_argument("--fps", type=float, default=None)
     p.add_argument("--max-frames", type=int, default=None)
+    add_render_height_arg(p)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_render)
 
@@ -46,6 +47,7 @@ def cmd_render(args: argparse.Namespace) -> None:
     )
     from jointpose.safeio import check_outputs
 
+    panel_size = render_panel_size(args)
     check_outputs(
         {"-o": check_animation_path(args.output, "-o")},
         {
@@ -143,6 +145,7 @@ def cmd_render(args: argparse.Namespace) -> None:
         trajectory=trajectory,
         max_frames=args.max_frames,
         progress=args.progress,
+        panel_size=panel_size,
     )
     print(f"wrote {args.output}")
 

@@ -10,9 +10,11 @@ from jointpose.cli.common import (
     add_camera_args,
     add_height_arg,
     add_pretrained_arg,
+    add_render_height_arg,
     alignment_of,
     bvh_parts_note,
     model_file,
+    render_panel_size,
     sequence_lifter,
 )
 from jointpose.data.layouts import VISIBILITY_THRESHOLD
@@ -34,6 +36,7 @@ def add_video_parser(verbs: Any) -> None:
     p.add_argument(
         "--render", default=None, help="also write the video with the 2D skeleton beside the 3D one (.mp4 or .gif)"
     )
+    add_render_height_arg(p)
     p.add_argument("--start", type=float, default=None, help="first second of the video to use (default 0)")
     p.add_argument("--end", type=float, default=None, help="last second of the video to use (default: its end)")
     add_camera_args(p)
@@ -81,6 +84,7 @@ def cmd_video(args: argparse.Namespace) -> None:
         {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
         {"input": args.input, "--checkpoint": model_file(args.checkpoint)},
     )
+    panel_size = render_panel_size(args)  # before the video is read
     lifter = sequence_lifter(args, "video", "video-causal", "video")
     lifter.align_2d = alignment_of(args, lifter)  # checked before the detector is looked for
     require_mediapipe()
@@ -133,5 +137,6 @@ def cmd_video(args: argparse.Namespace) -> None:
             trajectory=result.trajectory,
             progress=args.progress,
             captions=render_captions(result.detections, result.fps),
+            panel_size=panel_size,
         )
         print(f"wrote {args.render}")
