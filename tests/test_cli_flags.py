@@ -63,6 +63,24 @@ def test_infer_layout_and_format(tmp_path, offline, capsys):
     )
 
 
+def test_threads_sets_pytorchs_threads_before_or_after_the_verb(tmp_path, capsys):
+    import torch
+
+    np.save(tmp_path / "coco.npy", _walk(20))
+    default = torch.get_num_threads()
+    try:
+        for argv in (["--threads", "1", "infer"], ["infer", "--threads=1"]):
+            torch.set_num_threads(2)
+            assert main([*argv, str(tmp_path / "coco.npy"), "-o", str(tmp_path / "t.npz"), *SIZE, "--no-progress"]) == 0
+            assert torch.get_num_threads() == 1 and (tmp_path / "t.npz").is_file()
+        for bad in ("0", "1025"):
+            assert main(["--threads", bad, "infer", str(tmp_path / "coco.npy"), "-o", str(tmp_path / "u.npz")]) == 2
+            assert capsys.readouterr().err.strip().endswith(f"--threads {bad}: give a whole number from 1 to 1024")
+        assert not (tmp_path / "u.npz").exists()
+    finally:
+        torch.set_num_threads(default)
+
+
 def test_infer_confidence_threshold_fills_low_joints_by_interpolation(tmp_path, capsys):
     h36m = coco_expected(_walk())
     conf = np.full(h36m.shape[:2] + (1,), 0.9)

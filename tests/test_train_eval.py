@@ -605,6 +605,46 @@ def test_ablation_over_seeds_reports_mean_and_spread(h36m_dir, tmp_path, capsys)
         assert code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_training_run_says_how_to_continue_once_an_epoch_is_saved(
+    h36m_dir, tmp_path, capsys, monkeypatch, signal_name
+):
+    """Ctrl-C (or SIGTERM) after the first saved epoch: the run says --resume continues it,
+    and exits 130 (143); before any epoch was saved there is nothing to continue, and no hint."""
+    import os
+    import signal
+
+    from jointpose.training.trainer import Trainer
+
+    fit = Trainer.fit
+    signum = getattr(signal, signal_name)
+
+    def stopped_after(epochs):
+        def fit_then_signal(self, until_epoch=None):
+            if epochs:
+                fit(self, until_epoch=epochs)
+            os.kill(os.getpid(), signum)  # the handler main installs raises it here
+
+        return fit_then_signal
+
+    flags = "-k gt -str S1 -ste S9 -arc 3 -ch 8 -e 3 -b 512 --no-progress"
+    for epochs, ckpt in ((1, tmp_path / "one"), (0, tmp_path / "none")):
+        monkeypatch.setattr(Trainer, "fit", stopped_after(epochs))
+        capsys.readouterr()
+        assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt)) == 128 + signum
+        *before, last = capsys.readouterr().err.splitlines()
+        assert last == ("terminated" if signal_name == "SIGTERM" else "interrupted")
+        hint = f"the run in --checkpoint {ckpt} keeps its finished epochs: the same command with --resume continues it"
+        if epochs:
+            assert before[-1] == hint
+        else:
+            assert hint not in before and not (ckpt / "latest.pt").exists()
+    monkeypatch.undo()
+    assert load_ckpt(tmp_path / "one")["epoch"] == 1
+    assert main(cli("train", flags + " --resume", data_dir=h36m_dir, checkpoint=tmp_path / "one")) == 0
+    assert load_ckpt(tmp_path / "one")["epoch"] == 3
+
+
 def test_an_interrupted_ablation_over_seeds_resumes_to_the_uninterrupted_result(
     h36m_dir, tmp_path, capsys, monkeypatch
 ):
@@ -625,10 +665,14 @@ def test_an_interrupted_ablation_over_seeds_resumes_to_the_uninterrupted_result(
 
     monkeypatch.setattr(Trainer, "fit", interrupted)
     out = tmp_path / "cut"
+    capsys.readouterr()
     assert main(cli("ablate", flags, data_dir=h36m_dir, out=out)) == 130
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"the ablation in --out {out} keeps its finished epochs: the same command with --resume continues it",
+        "interrupted",
+    ]
     monkeypatch.undo()
     assert not (out / "seed_3").exists() and load_ckpt(out / "seed_0" / "joint-aware")["epoch"] == 1
-    capsys.readouterr()
     assert main(cli("ablate", flags, data_dir=h36m_dir, out=out)) == 2
     assert "is not empty; continue it with --resume" in capsys.readouterr().err
     assert main(cli("ablate", flags + " --resume", data_dir=h36m_dir, out=out)) == 0

@@ -24,17 +24,24 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from jointpose.cli import data, export, infer, render, train, video
-from jointpose.cli.common import EXIT_USER_ERROR, PARAMETER_FLAGS, Parser, one_line
+from jointpose.cli.common import EXIT_USER_ERROR, PARAMETER_FLAGS, Parser, Terminated, one_line
 from jointpose.cli.train import train_config
 from jointpose.errors import JointposeError, JointposeWarning
 
 __all__ = ["EXIT_USER_ERROR", "build_parser", "flag_message", "main", "train_config"]
+
+MAX_THREADS = 1024
+THREADS_HELP = (
+    "threads PyTorch computes with in this process (default: PyTorch's, one per core, or OMP_NUM_THREADS); "
+    "each torchrun rank uses this many"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``jointpose`` parser with every verb."""
     parser = Parser(prog="jointpose", description="3D human pose estimation in video with joint-aware constraints")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help=THREADS_HELP)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     train.add_train_parser(verbs)
     infer.add_infer_parser(verbs)
@@ -48,10 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_build_parser(actions)
     data.add_demo_parser(verbs)
     export.add_export_parser(verbs)
-    for sub in [*verbs.choices.values(), *actions.choices.values()]:  # --debug after the verb works too
+    for sub in [*verbs.choices.values(), *actions.choices.values()]:  # both after the verb work too
         sub.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for user errors"
         )
+        sub.add_argument("--threads", type=int, default=argparse.SUPPRESS, metavar="N", help=THREADS_HELP)
     return parser
 
 
@@ -98,6 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        print(
+            f"jointpose {args.verb}: error: --threads {args.threads}: give a whole number from 1 to {MAX_THREADS}",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     warnings.simplefilter("always", JointposeWarning)
     warnings.formatwarning = _format_warning
     func: Callable[[argparse.Namespace], None] = args.func
@@ -112,21 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno != errno.ENAMETOOLONG or args.debug:
             raise
         message = _too_long(exc)
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except _Terminated:
-        print("terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
     else:
         return 0
     verb = " ".join(filter(None, (args.verb, getattr(args, "data_verb", None))))
     print(f"jointpose {verb}: error: {one_line(message)}", file=sys.stderr)
     return EXIT_USER_ERROR
-
-
-class _Terminated(BaseException):
-    """SIGTERM (``kill``, a job scheduler's stop), raised where the process stands."""
 
 
 @contextmanager
@@ -145,7 +159,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
     def stop(signum: int, frame: object) -> None:
         if armed[0]:
-            interrupt(_Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
+            interrupt(Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
 
     # A signal the process was started ignoring (a background job's SIGINT, `trap '' TERM`) stays
     # ignored; under torchrun SIGTERM keeps its default action, which stops a rank at once even

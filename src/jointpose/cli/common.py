@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 EXIT_USER_ERROR = 2
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler's stop), raised where the process stands: a
+    KeyboardInterrupt, so that whatever Ctrl-C unwinds, it unwinds too."""
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with its usage errors on one line (exit 2) and a pointer to ``--help``, no flag
     abbreviated (``--lr`` was read as the start of ``--lr-decay``), and every negative number

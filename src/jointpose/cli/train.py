@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         # Ranks leave together: none tears its process group down while rank 0 still runs
         # the final evaluation (only on success: after an error the others may never arrive).
         dist.barrier()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM
+        if dist.is_main and (Path(config.checkpoint_dir) / "latest.pt").is_file():
+            _resume_hint(f"the run in --checkpoint {config.checkpoint_dir}")
+        raise
     finally:
         dist.close()
 
@@ -261,9 +266,21 @@ def cmd_ablate(args: argparse.Namespace) -> None:
         raise JointposeError(f"--out {args.out} is not empty; continue it with --resume or choose a new folder")
     if args.seeds is not None:
         refuse_inapplicable(args, ("--seed",), "gives one seed; --seeds gives several: pass one of them")
-        run_seeds(train_config(args, checkpoint_dir=args.out), args.out, args.seeds, args.resume_ablation)
-    else:
-        run_ablation(train_config(args, checkpoint_dir=args.out), args.out, args.resume_ablation)
+    config = train_config(args, checkpoint_dir=args.out)
+    try:
+        if args.seeds is not None:
+            run_seeds(config, args.out, args.seeds, args.resume_ablation)
+        else:
+            run_ablation(config, args.out, args.resume_ablation)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM
+        if any(out.rglob("latest.pt")):
+            _resume_hint(f"the ablation in --out {args.out}")
+        raise
+
+
+def _resume_hint(what: str) -> None:
+    """Tell an interrupted run how to continue (on stderr, before main's "interrupted")."""
+    print(f"{what} keeps its finished epochs: the same command with --resume continues it", file=sys.stderr)
 
 
 def _seeds(text: str) -> tuple[int, ...]:
