@@ -146,7 +146,7 @@ def run_key(args: list[str], threads: int, *changes: str) -> str:
     """A short hash of what a run trains: its configuration with every default resolved (so a
     default that changes to the value a run gave explicitly reuses that run), the thread count
     and ``changes``: code changes, named, that train such a run differently from before."""
-    config = config_of(args, "").resolved().to_dict()
+    config = config_of(args, "unused").resolved().to_dict()
     config = {k: v for k, v in config.items() if k not in ("checkpoint_dir", "progress", "keep_last")}
     # Settings added after runs were cached, with their off value: left off, a run trains as before.
     config = {k: v for k, v in config.items() if not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}

@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch", type=int, default=1024, help="target frames per step")
-    defaults = TrainConfig(data_dir="", checkpoint_dir="")
+    defaults = TrainConfig(data_dir="unused", checkpoint_dir="unused")
     parser.add_argument("--chunk", type=int, default=defaults.chunk, help="consecutive target frames per chunk")
     parser.add_argument("--chunk-share", type=float, default=defaults.chunk_share, help="share of the frames in chunks")
     parser.add_argument("--channels", type=int, default=256)

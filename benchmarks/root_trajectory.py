@@ -33,7 +33,8 @@ import numpy as np
 
 from jointpose.data.h36m import load_dataset
 from jointpose.geometry.cameras import keypoint_pixels, normalize_keypoints, root_trajectory
-from jointpose.inference.lifter import PRETRAINED, Lifter
+from jointpose.inference.lifter import Lifter
+from jointpose.inference.pretrained import PRETRAINED
 from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
 from jointpose.motion.mocap import load_bvh_folder
 

@@ -280,7 +280,7 @@ def main() -> None:
         for name in names:
             _, unlabelled, mode, flags = RUNS[name]
             run_args = train_args(data, unlabelled, mode, flags, seed, args)
-            rays = config_of(run_args, "").resolved().normalization == "intrinsics"
+            rays = config_of(run_args, "unused").resolved().normalization == "intrinsics"
             changes = (REPROJECTION,) if unlabelled and rays else ()
             key = run_key(run_args, args.threads, *changes)
             run = run_once(run_args, work / "runs" / f"{name}-s{seed}-{key}")

@@ -77,7 +77,8 @@ from jointpose.geometry import skeleton
 from jointpose.geometry.bones import bone_vectors, standing_height
 from jointpose.geometry.cameras import camera_from_intrinsics, normalize_keypoints, root_trajectory
 from jointpose.geometry.filters import smooth_poses
-from jointpose.inference.lifter import PRETRAINED, Lifter
+from jointpose.inference.lifter import Lifter
+from jointpose.inference.pretrained import PRETRAINED
 from jointpose.inference.video import lift_video
 from jointpose.motion.builder import detector_points
 from jointpose.motion.mocap import load_bvh_folder

@@ -51,7 +51,8 @@ import torch
 
 from jointpose.evaluation.evaluate import evaluate_model, format_table, inference_settings
 from jointpose.evaluation.plausibility import plausibility_errors
-from jointpose.inference.lifter import PRETRAINED, Lifter
+from jointpose.inference.lifter import Lifter
+from jointpose.inference.pretrained import PRETRAINED
 from jointpose.model.predict import alignment_weight
 from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
 from jointpose.motion.mocap import load_bvh_folder

@@ -92,7 +92,7 @@ def test_cameras_from_focal_length_and_field_of_view():
         (lambda: Camera.from_focal_length(100, 100, -5.0), "focal_length must be a positive", "--focal-length must"),
         (
             lambda: Camera.from_fov(100, 100, 65.0, center=(np.nan, 1.0)),
-            "center must be finite",
+            "center must be two finite numbers",
             "--principal-point must",
         ),
     ):
@@ -219,7 +219,7 @@ def test_the_assumed_camera_has_the_same_focal_length_held_either_way():
     assert "65 degree field of view over the image's longer side (focal length 1507 px)" in lifter.assumed_camera_note()
     lifter.predict(np.broadcast_to(pixels[:, :, :2] / [540, 960] * [1, 50_000], (5, 17, 2)), (2, 100_000))
     assert lifter.assumed_camera_note() == (
-        "no --focal-length or --fov: assumed the narrowest field of view an image 2 px wide admits "
+        "no focal length or field of view given (--focal-length, --fov): assumed the narrowest field of view an image 2 px wide admits "
         "(focal length 115 px); depths scale with the true one"
     )
 
@@ -413,3 +413,21 @@ def test_data_build_with_random_cameras_loads_back(tmp_path, cmu_mocap, capsys):
     for seq in data.sequences:
         camera_space = seq.poses_3d.astype(np.float64) + seq.trajectory[:, None]
         np.testing.assert_allclose(seq.keypoints, camera_space[..., :2] / camera_space[..., 2:], atol=1e-4)
+
+
+def test_camera_constructors_refuse_what_is_not_a_size_or_a_number_naming_it():
+    from jointpose.geometry.cameras import Camera
+
+    for call, message in (
+        (lambda: Camera.from_fov(1920, 1080, "60"), "fov_deg must be a field of view in degrees in [1, 179], got '60'"),
+        (lambda: Camera.from_focal_length(1920, 1080, "1500"), "focal_length must be a positive number of pixels"),
+        (lambda: Camera.from_focal_length(1920, 1080, [1500, 1500, 1]), "focal_length must be a positive number"),
+        (lambda: Camera.from_focal_length(1920, 1080, 1500, center=(1, 2, 3)), "center must be two finite numbers"),
+        (lambda: Camera.from_focal_length(1920.7, 1080, 1500), "width, height must be positive whole numbers"),
+        (lambda: Camera.assumed(-5, 10), "width, height must be positive whole numbers of pixels (at least 2), got -5"),
+    ):
+        with pytest.raises(JointposeError) as info:
+            call()
+        assert str(info.value).startswith(message), str(info.value)
+    camera = Camera.from_focal_length(1920.0, 1080, (1500, 1501), center=(950, 500))
+    assert (camera.res_w, camera.focal_length, camera.center) == (1920, (1500.0, 1501.0), (950.0, 500.0))

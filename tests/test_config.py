@@ -3,6 +3,8 @@ come from the fields' metadata and name the flag in their one-line errors."""
 
 import argparse
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,15 +54,36 @@ BAD = [
     ("subjects_test", ("S9", "")),
     ("actions", ()),
     ("dataset", "humaneva20"),
+    ("keypoints", None),
+    ("keypoints", ""),
+    ("data_dir", 3),
+    ("checkpoint_dir", ""),
+    ("device", None),
 ]
 
 
 @pytest.mark.parametrize("name, value", BAD, ids=[f"{n}={v!r}" for n, v in BAD])
 def test_impossible_values_are_refused_naming_the_field(name, value):
     with pytest.raises(JointposeError) as info:
-        TrainConfig(data_dir="d", checkpoint_dir="c", **{name: value})
+        TrainConfig(**{"data_dir": "d", "checkpoint_dir": "c", name: value})
     assert info.value.fields == (name,)
     assert str(info.value).startswith(f"{name} must be ") and "--" not in str(info.value)
+
+
+def test_paths_from_python_are_kept_as_the_strings_the_command_line_gives(h36m_dir, tmp_path):
+    """A ``Path`` is stored as its string: the run's checkpoint holds plain values, which the
+    safe loader reads back (and evaluation.json is written)."""
+    from jointpose.inference.lifter import Lifter
+    from jointpose.training.trainer import Trainer
+
+    config = TrainConfig(
+        data_dir=Path(h36m_dir), checkpoint_dir=tmp_path / "run", keypoints="gt", subjects_train=["S1"],
+        subjects_test=["S9"], architecture=(3,), channels=8, epochs=1, batch_size=512, progress=False,
+    )  # fmt: skip
+    assert (config.data_dir, config.checkpoint_dir) == (str(h36m_dir), str(tmp_path / "run"))
+    Trainer(config).fit()
+    assert (tmp_path / "run" / "evaluation.json").is_file()
+    assert Lifter.load(tmp_path / "run").receptive_field == 3
 
 
 def test_limits_themselves_are_accepted():
@@ -203,6 +226,35 @@ def test_no_flag_is_taken_for_its_abbreviation(capsys):
         assert capsys.readouterr().err == (
             f"jointpose train: error: unrecognized arguments: {prefix} (see 'jointpose train --help')\n"
         )
+
+
+def _help_imports(argv: list[str]) -> tuple[str, bool, bool]:
+    """``jointpose ARGV --help`` in a fresh interpreter: its output, and whether it imported
+    PyTorch and SciPy."""
+    code = (
+        "import sys\nfrom jointpose.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'scipy' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code, *argv, "--help"], capture_output=True, text=True, check=True)
+    *text, modules = run.stdout.splitlines()
+    torch_loaded, scipy_loaded = (word == "True" for word in modules.split())
+    return "\n".join(text), torch_loaded, scipy_loaded
+
+
+def test_help_builds_only_the_verb_asked_for():
+    """``jointpose --help``, a verb whose flags need neither, and ``export --help`` (its bundled
+    models listed) answer without PyTorch or SciPy, each listing what the whole parser lists."""
+    parser = build_parser()
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    cases = {(): parser.format_help(), ("export",): verbs["export"].format_help()}
+    cases[("--threads", "2", "data", "--debug", "build")] = verbs["data"]._actions[-1].choices["build"].format_help()
+    cases[("render",)] = verbs["render"].format_help()
+    for argv, expected in cases.items():
+        text, torch_loaded, scipy_loaded = _help_imports(list(argv))
+        assert text == expected.rstrip("\n") and "usage: jointpose" in text, argv
+        assert not torch_loaded and (not scipy_loaded or argv[-1:] == ("build",)), argv
+    text, torch_loaded, _ = _help_imports(["infer"])
+    assert text == verbs["infer"].format_help().rstrip("\n") and not torch_loaded
 
 
 def test_the_library_helpers_build_a_config_without_the_cli():

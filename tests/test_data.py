@@ -1,3 +1,4 @@
+import re
 import warnings
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 import torch
 
 from h36m_files import write_dataset
+from jointpose.cli import flag_message
 from jointpose.data.batching import ChunkedWindows, MixedWindows
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError, JointposeWarning
@@ -47,8 +49,16 @@ def test_unknown_names_list_what_the_file_has(h36m_dir):
         load_dataset(h36m_dir, "gt", ["S2"])
     with pytest.raises(JointposeError, match="Jumping.*Directions, Walking"):
         load_dataset(h36m_dir, "gt", ["S1"], ["Jumping"])
-    with pytest.raises(JointposeError, match="-k cpn: file not found.*keypoints in .*: gt"):
+    with pytest.raises(
+        JointposeError, match="^keypoints cpn: file not found.*[(]dataset h36m keypoints in .*: gt"
+    ) as info:
         load_dataset(h36m_dir, "cpn", ["S1"])
+    assert re.match(r"-k cpn: file not found.*[(]-d h36m keypoints in .*: gt[)]$", flag_message(info.value))
+    for bad in ("S1", None):  # a bare string would be read letter by letter
+        with pytest.raises(JointposeError, match="^subjects must be a list of names, e.g. ..S9.., got"):
+            load_dataset(h36m_dir, "gt", bad)
+    with pytest.raises(JointposeError, match="^actions must be a list of names, e.g. ..Walking.., got 'Walking'"):
+        load_dataset(h36m_dir, "gt", ["S1"], "Walking")
     with pytest.raises(JointposeError, match="directory not found"):
         load_dataset(h36m_dir / "nope", "gt", ["S1"])
 

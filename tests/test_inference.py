@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -986,3 +987,53 @@ def test_lift_track_lifts_each_stretch_between_switches_on_its_own():
             lifter.lift_track(track(moved, switches), (1000, 1000))
     with pytest.raises(JointposeError, match="fps must be"):
         lifter.lift_track(track(moved, []), (1000, 1000), fps=0.0)
+
+
+def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir):
+    """The mistakes a Python user makes (a name where an object goes, an array where a track
+    goes, nested lists, a file name without its extension) raise one JointposeError naming the
+    argument, before any work, instead of a traceback from deep inside."""
+    from jointpose import Camera, evaluate_model, inference_settings, lift_video, load_dataset
+    from jointpose.errors import JointposeWarning
+
+    lifter = Lifter(_model(causal=True), fps=50.0)
+    camera = Camera.from_fov(1000, 1000, 60.0)
+    frames = np.random.default_rng(0).uniform(300, 700, (9, 17, 2))
+    refused = {
+        "model must be a TemporalModel or an ONNX model, got str": lambda: Lifter("offline"),
+        "model must be a TemporalModel or an ONNX model, got str (a bundled": lambda: StreamingLifter("causal"),
+        "lifter must be a Lifter, e.g. Lifter.from_pretrained('video'), got str": lambda: lift_video("x.mp4", "video"),
+        "keypoints must be a Keypoints2D (from load_keypoints), got ndarray": lambda: lifter.lift_track(frames),
+        "keypoints: a list holds one sequence per clip": lambda: lifter.predict(frames.tolist(), camera=camera),
+        "keypoints must be an array of numbers": lambda: lifter.predict_trajectory("kp.npy", camera=camera),
+        "keypoints must be an array of numbers, got <U1": lambda: StreamingLifter(lifter).push("a", camera=camera),
+        "fps must be a positive number of frames per second, got 0": lambda: Lifter(lifter.model, fps=0),
+        "normalization must be one of screen, intrinsics, got 'pixels'": lambda: Lifter(
+            lifter.model, normalization="pixels"
+        ),
+        "smooth must be a finite number of frames >= 0, got -1": lambda: Lifter(lifter.model, smooth=-1),
+        f"{tmp_path / 'm.pt'}: a model is written as safetensors, which loading knows by the extension; name it "
+        "m.safetensors": lambda: lifter.save(tmp_path / "m.pt"),
+        "pixel keypoints need image_size (width, height) or a camera": lambda: lifter.predict(frames),
+    }
+    for message, call in refused.items():
+        with pytest.raises(JointposeError) as info:
+            call()
+        assert str(info.value).startswith(message), (message, str(info.value))
+    assert not (tmp_path / "m.pt").exists()
+    data = load_dataset(h36m_dir, "gt", ["S9"])
+    model = _model()
+    for message, call in {
+        "model must be a TemporalModel, got Lifter (a Lifter's is lifter.model": lambda: evaluate_model(
+            Lifter(model), data.sequences
+        ),
+        "sequences: pass the dataset's sequences": lambda: evaluate_model(model, data),
+        "sequences: none to evaluate": lambda: evaluate_model(model, []),
+        "data must be a Dataset (from load_dataset), got list": lambda: inference_settings(lifter, data.sequences),
+    }.items():
+        with pytest.raises(JointposeError, match="^" + re.escape(message)):
+            call()
+    poses = lifter.predict(frames, camera=camera)
+    with pytest.warns(JointposeWarning, match="CSV holds the root-relative joints only; the trajectory goes to"):
+        export(tmp_path / "p.csv", poses, 50.0, trajectory=np.zeros((9, 3)) + [0, 0, 4])
+    assert (tmp_path / "p.csv").is_file()

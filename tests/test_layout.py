@@ -100,6 +100,7 @@ def test_checker_sees_a_violation(tmp_path):
 def test_public_api_at_the_top_level():
     from jointpose import (
         JointAwareLoss,
+        Keypoints2D,
         Lifter,
         LossWeights,
         StreamingLifter,
@@ -108,13 +109,16 @@ def test_public_api_at_the_top_level():
         Trainer,
         evaluate_checkpoint,
         evaluate_model,
+        export,
         inference_settings,
+        lift_video,
         load_dataset,
         load_keypoints,
     )
 
     for obj in (
         JointAwareLoss,
+        Keypoints2D,
         Lifter,
         LossWeights,
         StreamingLifter,
@@ -123,7 +127,9 @@ def test_public_api_at_the_top_level():
         Trainer,
         evaluate_checkpoint,
         evaluate_model,
+        export,
         inference_settings,
+        lift_video,
         load_dataset,
         load_keypoints,
     ):

@@ -10,8 +10,9 @@ import torch
 
 from jointpose.cli import main
 from jointpose.errors import JointposeError
-from jointpose.inference.lifter import Lifter, pretrained_file
+from jointpose.inference.lifter import Lifter
 from jointpose.inference.onnx import OnnxModel, StreamingStep, export_onnx
+from jointpose.inference.pretrained import pretrained_file
 from jointpose.inference.streaming import StreamingLifter
 from jointpose.model.loading import LoadedModel
 from jointpose.model.temporal import TemporalModel

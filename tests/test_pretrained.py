@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from h36m_files import cli
-from jointpose.inference.lifter import PRETRAINED, Lifter
+from jointpose.inference.lifter import Lifter
+from jointpose.inference.pretrained import PRETRAINED
 from safetensors_plain import read_plain_safetensors
 
 # P1 and P2 of the bundled offline model (float16 weights, its limbs aligned with the 2D) on

@@ -607,7 +607,7 @@ def test_ablation_over_seeds_reports_mean_and_spread(h36m_dir, tmp_path, capsys)
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_an_interrupted_training_run_says_how_to_continue_once_an_epoch_is_saved(
-    h36m_dir, tmp_path, capsys, monkeypatch, signal_name
+    h36m_dir, tmp_path, capsys, monkeypatch, request, signal_name
 ):
     """Ctrl-C (or SIGTERM) after the first saved epoch: the run says --resume continues it,
     and exits 130 (143); before any epoch was saved there is nothing to continue, and no hint."""
@@ -618,6 +618,9 @@ def test_an_interrupted_training_run_says_how_to_continue_once_an_epoch_is_saved
 
     fit = Trainer.fit
     signum = getattr(signal, signal_name)
+    # A pytest-xdist worker starts with SIGINT ignored, which main leaves ignored: as at a terminal here.
+    previous = signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    request.addfinalizer(lambda: signal.signal(signum, previous))
 
     def stopped_after(epochs):
         def fit_then_signal(self, until_epoch=None):

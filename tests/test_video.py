@@ -481,6 +481,8 @@ def test_start_and_end_cut_whole_frames(counter_video):
     assert clip.first == 25 and clip.count == 30 and len(cut) == 30
     np.testing.assert_array_equal(cut, frames[25:55])
     assert len(list(open_video(path, start=1.0, end=1e308).frames())) == 50  # to the end, as for --end 9
+    assert open_video(path, start=1.0, end=9.0).estimated_frames() == 50  # the progress bar's length
+    assert open_video(path, start=1.0, end=3.0).estimated_frames() == 50
 
 
 @pytest.mark.parametrize(
@@ -533,34 +535,43 @@ def test_missing_mediapipe_names_the_extra(monkeypatch, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "jointpose video: error: --align-2d must be a number in [0, 1], got 2.0"
 
 
+def _small_lifter(fps: float = 50.0):
+    from jointpose.inference.lifter import Lifter
+    from jointpose.model.temporal import TemporalModel
+
+    return Lifter(TemporalModel([3], channels=8), fps=fps)
+
+
 def test_bad_options_are_refused_before_any_work(counter_video):
     from jointpose.inference.video import lift_video
 
+    with pytest.raises(JointposeError, match="^lifter must be a Lifter, e.g. Lifter.from_pretrained"):
+        lift_video(counter_video[0], None)
+    lifter = _small_lifter()
+
     with pytest.raises(JointposeError, match="^confidence_threshold must lie in"):
-        lift_video(counter_video[0], None, confidence_threshold=1.5)
+        lift_video(counter_video[0], lifter, confidence_threshold=1.5)
     with pytest.raises(JointposeError, match="^focal_length must be"):
-        lift_video(counter_video[0], None, focal_length=0.0)
+        lift_video(counter_video[0], lifter, focal_length=0.0)
     with pytest.raises(JointposeError, match="^height must be a standing height"):
-        lift_video(counter_video[0], None, height=3.0)
+        lift_video(counter_video[0], lifter, height=3.0)
     for person in ((float("nan"), 10.0), (1.0, 2.0, 3.0)):
         with pytest.raises(JointposeError, match="^person must be two finite pixel coordinates X Y") as error:
-            lift_video(counter_video[0], None, person=person)
+            lift_video(counter_video[0], lifter, person=person)
         assert flag_message(error.value).startswith("--person must be")
     for person in ((64.0, 10.0), (10.0, -1.0)):  # the clip is 64x48
         with pytest.raises(JointposeError, match=r"^person .* lies outside the video's 64x48 frame"):
-            lift_video(counter_video[0], None, person=person)
+            lift_video(counter_video[0], lifter, person=person)
 
 
 def test_a_clip_too_slow_to_resample_to_the_models_rate_is_refused_before_detection(tmp_path):
     # 0.25 fps against the model's 50: a factor of 200, beyond JOINTPOSE_MAX_RESAMPLE (100);
     # resampled, its 3 frames would become 600, and a 1000-times slower clip 150,000.
-    from types import SimpleNamespace
-
     from jointpose.inference.video import lift_video
 
     path = tmp_path / "timelapse.mp4"
     write_clip(path, [np.full((48, 64, 3), 100, dtype=np.uint8)] * 3, fps=0.25)
-    lifter = SimpleNamespace(fps=50.0)  # nothing but the rate is read before the refusal
+    lifter = _small_lifter()
     with pytest.raises(JointposeError, match=r"timelapse\.mp4: resampling 0\.25 -> 50 fps \(factor\): 200 exceeds"):
         lift_video(path, lifter)
 

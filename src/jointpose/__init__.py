@@ -19,6 +19,9 @@ _LAZY = {
     "Lifter": "jointpose.inference.lifter",
     "StreamingLifter": "jointpose.inference.streaming",
     "load_keypoints": "jointpose.data.keypoints",
+    "Keypoints2D": "jointpose.data.keypoints",
+    "lift_video": "jointpose.inference.video",
+    "export": "jointpose.inference.export",
     "TrainConfig": "jointpose.training.config",
     "Trainer": "jointpose.training.trainer",
     "JointAwareLoss": "jointpose.losses",
@@ -36,6 +39,7 @@ __all__ = [
     "JointAwareLoss",
     "JointposeError",
     "JointposeWarning",
+    "Keypoints2D",
     "Lifter",
     "LossWeights",
     "StreamingLifter",
@@ -45,7 +49,9 @@ __all__ = [
     "__version__",
     "evaluate_checkpoint",
     "evaluate_model",
+    "export",
     "inference_settings",
+    "lift_video",
     "load_dataset",
     "load_keypoints",
     "load_model",
@@ -53,13 +59,16 @@ __all__ = [
 
 if TYPE_CHECKING:
     from jointpose.data.h36m import load_dataset as load_dataset
+    from jointpose.data.keypoints import Keypoints2D as Keypoints2D
     from jointpose.data.keypoints import load_keypoints as load_keypoints
     from jointpose.evaluation.evaluate import evaluate_checkpoint as evaluate_checkpoint
     from jointpose.evaluation.evaluate import evaluate_model as evaluate_model
     from jointpose.evaluation.evaluate import inference_settings as inference_settings
     from jointpose.geometry.cameras import Camera as Camera
+    from jointpose.inference.export import export as export
     from jointpose.inference.lifter import Lifter as Lifter
     from jointpose.inference.streaming import StreamingLifter as StreamingLifter
+    from jointpose.inference.video import lift_video as lift_video
     from jointpose.losses import JointAwareLoss as JointAwareLoss
     from jointpose.losses import LossWeights as LossWeights
     from jointpose.model.loading import load_model as load_model

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 
 from jointpose.cli import data, export, infer, render, train, video
@@ -37,25 +37,46 @@ THREADS_HELP = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``jointpose`` parser with every verb."""
+# Each verb: its line in `jointpose --help` and the function adding its flags to its parser.
+VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "train": ("train a model on a Human3.6M-format dataset", train.add_train_flags),
+    "infer": ("2D keypoints from a detector -> 3D poses (npz, json, csv or bvh)", infer.add_infer_flags),
+    "video": ("video -> 2D keypoints (MediaPipe BlazePose) -> 3D poses (npz, json, csv or bvh)", video.add_video_flags),
+    "render": ("animate 2D input beside 3D poses (MP4 or GIF)", render.add_render_flags),
+    "ablate": ("train the baseline and the joint-aware model alike and compare them", train.add_ablate_flags),
+    "evaluate": ("evaluate a checkpoint on test subjects", train.add_evaluate_flags),
+    "data build": ("BVH motion capture -> Human3.6M-format dataset through cameras", data.add_build_flags),
+    "demo": ("build data, train briefly, evaluate and animate (offline, minutes)", data.add_demo_flags),
+    "export": (
+        "write a model as ONNX (full sequence, or one streaming step of a causal model)",
+        export.add_export_flags,
+    ),
+}
+
+
+def build_parser(verbs_with_flags: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``jointpose`` parser with every verb and, of the keys of :data:`VERBS` in
+    ``verbs_with_flags`` (default: all), their flags; the others are listed without them.
+    Several verbs' flags take their bounds from modules that import PyTorch or SciPy:
+    :func:`main` builds only the flags of the verb it runs, so that ``jointpose --help`` or a
+    mistyped verb answers at once."""
     parser = Parser(prog="jointpose", description="3D human pose estimation in video with joint-aware constraints")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help=THREADS_HELP)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    train.add_train_parser(verbs)
-    infer.add_infer_parser(verbs)
-    video.add_video_parser(verbs)
-    render.add_render_parser(verbs)
-    train.add_ablate_parser(verbs)
-    train.add_evaluate_parser(verbs)
-    actions = verbs.add_parser("data", help="build datasets").add_subparsers(
-        dest="data_verb", required=True, metavar="ACTION"
-    )
-    data.add_build_parser(actions)
-    data.add_demo_parser(verbs)
-    export.add_export_parser(verbs)
-    for sub in [*verbs.choices.values(), *actions.choices.values()]:  # both after the verb work too
+    actions = None
+    for name, (summary, add_flags) in VERBS.items():
+        if name.startswith("data "):
+            if actions is None:
+                actions = verbs.add_parser("data", help="build datasets").add_subparsers(
+                    dest="data_verb", required=True, metavar="ACTION"
+                )
+            sub = actions.add_parser(name.split()[1], help=summary)
+        else:
+            sub = verbs.add_parser(name, help=summary)
+        if verbs_with_flags is None or name in verbs_with_flags:
+            add_flags(sub)
+        # Both work after the verb too.
         sub.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for user errors"
         )
@@ -88,8 +109,8 @@ def flag_message(exc: JointposeError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     given = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser([name] if (name := _verb_named(given)) else [])
     try:
         args, unknown = parser.parse_known_args(given)
         if unknown:  # named by the verb's parser, which points to the verb's --help
@@ -177,6 +198,21 @@ def _terminate_as_interrupt() -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         reset_interrupts()
+
+
+def _verb_named(argv: Sequence[str]) -> str | None:
+    """The key of :data:`VERBS` that ``argv`` runs, read past the options before it (``--threads``
+    takes a value); None where it names none (``--help``, a mistyped verb)."""
+    words, tokens = [], iter(argv)
+    for token in tokens:
+        if token == "--threads":
+            next(tokens, None)
+        elif not token.startswith("-"):
+            words.append(token)
+            if words[0] != "data" or len(words) == 2:
+                break
+    name = " ".join(words)
+    return name if name in VERBS else None
 
 
 def _too_long(exc: OSError) -> str:

@@ -68,7 +68,7 @@ def model_file(path: str | None) -> Path | None:
 def add_model_source(p: argparse.ArgumentParser, *flags: str, help: str, **kwargs: Any) -> None:
     """The verb's own model argument (``flags``: ``--checkpoint``, or a positional with
     ``nargs="?"``) or, instead, ``--pretrained NAME`` (a bundled model); one of them is required."""
-    from jointpose.inference.lifter import PRETRAINED
+    from jointpose.inference.pretrained import PRETRAINED
 
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(*flags, help=help, **kwargs)
@@ -82,7 +82,7 @@ def model_source(path: str | None, pretrained: str | None) -> Iterator[str | Pat
     if pretrained is None:
         yield path
         return
-    from jointpose.inference.lifter import pretrained_file
+    from jointpose.inference.pretrained import pretrained_file
 
     with pretrained_file(pretrained) as file:
         yield file
@@ -198,7 +198,7 @@ VIDEO_MODELS = ("video", "video-causal")  # the bundled models trained on BlazeP
 
 def add_pretrained_arg(p: argparse.ArgumentParser) -> None:
     """``--pretrained NAME``: a bundled model by name, instead of the verb's default one."""
-    from jointpose.inference.lifter import PRETRAINED
+    from jointpose.inference.pretrained import PRETRAINED
 
     p.add_argument(
         "--pretrained", choices=tuple(PRETRAINED), default=None, help="a bundled model by name (docs/model-card.md)"

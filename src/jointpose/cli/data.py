@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jointpose.cli.common import refuse_inapplicable
 from jointpose.errors import JointposeError
@@ -14,9 +14,8 @@ if TYPE_CHECKING:
     from jointpose.motion.viewpoints import RandomRig
 
 
-def add_build_parser(data: Any) -> None:
+def add_build_flags(p: argparse.ArgumentParser) -> None:
     """The ``data build`` verb."""
-    p = data.add_parser("build", help="BVH motion capture -> Human3.6M-format dataset through cameras")
     p.add_argument("--bvh", required=True, help="folder with one sub-folder of .bvh files per subject")
     p.add_argument("--out", required=True, help="output folder for the npz files")
     p.add_argument("--overwrite", action="store_true", help="replace the dataset files already in --out")
@@ -72,9 +71,8 @@ def cmd_data_build(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
-def add_demo_parser(verbs: Any) -> None:
+def add_demo_flags(p: argparse.ArgumentParser) -> None:
     """The ``demo`` verb: build data, train briefly, evaluate and animate."""
-    p = verbs.add_parser("demo", help="build data, train briefly, evaluate and animate (offline, minutes)")
     p.add_argument(
         "--bvh", default=None, help="use real BVH clips (one sub-folder per subject) instead of the synthetic motion"
     )

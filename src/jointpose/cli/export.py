@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from jointpose.cli.common import add_model_source, model_file, model_source
 from jointpose.errors import JointposeError
 
 
-def add_export_parser(verbs: Any) -> None:
+def add_export_flags(p: argparse.ArgumentParser) -> None:
     """The ``export`` verb: a model as ONNX (docs/onnx.md)."""
-    p = verbs.add_parser(
-        "export", help="write a model as ONNX (full sequence, or one streaming step of a causal model)"
-    )
     add_model_source(p, "model", nargs="?", help="training checkpoint (file or folder) or .safetensors model")
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jointpose.cli.common import (
     VIDEO_MODELS,
@@ -20,7 +20,6 @@ from jointpose.cli.common import (
     render_panel_size,
     sequence_lifter,
 )
-from jointpose.data.layouts import CONFIDENCE_THRESHOLD, is_video_output
 from jointpose.errors import JointposeError, JointposeWarning
 
 if TYPE_CHECKING:
@@ -28,9 +27,10 @@ if TYPE_CHECKING:
     from jointpose.inference.lifter import Lifter
 
 
-def add_infer_parser(verbs: Any) -> None:
+def add_infer_flags(p: argparse.ArgumentParser) -> None:
     """The ``infer`` verb."""
-    p = verbs.add_parser("infer", help="2D keypoints from a detector -> 3D poses (npz, json, csv or bvh)")
+    from jointpose.data.layouts import CONFIDENCE_THRESHOLD
+
     p.add_argument(
         "input",
         help="COCO results or MMPose JSON, OpenPose JSON file or folder, a jointpose video output (npz or JSON), "
@@ -91,6 +91,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         require_image_size,
         same_rate,
     )
+    from jointpose.data.layouts import is_video_output
     from jointpose.data.video import open_video
     from jointpose.geometry.bones import check_height, scale_to_height
     from jointpose.inference.export import export, format_from_path

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from jointpose.cli.common import add_render_height_arg, files_in, refuse_inapplicable, render_panel_size
 from jointpose.errors import JointposeError
 
 
-def add_render_parser(verbs: Any) -> None:
+def add_render_flags(p: argparse.ArgumentParser) -> None:
     """The ``render`` verb."""
-    p = verbs.add_parser("render", help="animate 2D input beside 3D poses (MP4 or GIF)")
     p.add_argument("-o", "--output", required=True, help="animation file (.mp4 or .gif)")
     p.add_argument("--keypoints-file", default=None, help="2D input, any format infer reads")
     p.add_argument("--poses", default=None, help="3D poses: the npz or JSON jointpose infer or video wrote")

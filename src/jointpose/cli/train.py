@@ -22,9 +22,8 @@ if TYPE_CHECKING:
     from jointpose.training.config import TrainConfig
 
 
-def add_train_parser(verbs: Any) -> None:
+def add_train_flags(p: argparse.ArgumentParser) -> None:
     """The ``train`` verb: one training run (flags: :class:`TrainConfig`'s fields)."""
-    p = verbs.add_parser("train", help="train a model on a Human3.6M-format dataset")
     add_train_args(p, run=True)
     p.set_defaults(func=cmd_train)
 
@@ -87,9 +86,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         dist.close()
 
 
-def add_evaluate_parser(verbs: Any) -> None:
+def add_evaluate_flags(p: argparse.ArgumentParser) -> None:
     """The ``evaluate`` verb: a checkpoint's scores on test subjects."""
-    p = verbs.add_parser("evaluate", help="evaluate a checkpoint on test subjects")
     _add_evaluation_data_args(p)
     add_model_source(
         p, "--checkpoint", help="checkpoint file or folder (uses latest.pt), or an exported .safetensors model"
@@ -230,9 +228,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"wrote {len(result.predictions)} sequences to {args.export_predictions}")
 
 
-def add_ablate_parser(verbs: Any) -> None:
+def add_ablate_flags(p: argparse.ArgumentParser) -> None:
     """The ``ablate`` verb: the baseline and the joint-aware model, trained alike."""
-    p = verbs.add_parser("ablate", help="train the baseline and the joint-aware model alike and compare them")
     add_train_args(p)
     p.add_argument("--out", required=True, help="folder for both runs and ablation.json")
     p.add_argument(

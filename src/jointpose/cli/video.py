@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from jointpose.cli.common import (
     add_align_arg,
@@ -17,14 +16,12 @@ from jointpose.cli.common import (
     render_panel_size,
     sequence_lifter,
 )
-from jointpose.data.layouts import VISIBILITY_THRESHOLD
 
 
-def add_video_parser(verbs: Any) -> None:
+def add_video_flags(p: argparse.ArgumentParser) -> None:
     """The ``video`` verb (extra ``jointpose[video]``)."""
-    p = verbs.add_parser(
-        "video", help="video -> 2D keypoints (MediaPipe BlazePose) -> 3D poses (npz, json, csv or bvh)"
-    )
+    from jointpose.data.layouts import VISIBILITY_THRESHOLD
+
     p.add_argument("input", help="video file (any format ffmpeg reads)")
     p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
     p.add_argument(

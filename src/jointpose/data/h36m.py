@@ -38,11 +38,11 @@ from jointpose.data.layouts import aligned_joints
 from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import (
-    NORMALIZATIONS,
     OFF_SCREEN,
     SCREEN_BOUND,
     Camera,
     cameras_from_schema,
+    check_normalization,
     h36m_cameras,
     humaneva_cameras,
 )
@@ -119,6 +119,17 @@ def alignment_joints(data: Dataset, dataset: str) -> tuple[int, ...] | None:
     return aligned_joints(INPUT_LAYOUTS[data.input_layout])
 
 
+def check_names(names: Any, name: str) -> None:
+    """Refuse ``names`` (the argument ``name``: subjects or actions) unless it is a list or tuple
+    of strings; a bare string would be read letter by letter."""
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        shown = repr(names) if isinstance(names, str) else type(names).__name__
+        example = "['Walking']" if name == "actions" else "['S9']"
+        raise JointposeError(
+            "{0} must be a list of names, e.g. {example}, got {value}", fields=(name,), example=example, value=shown
+        )
+
+
 def action_group(action: str) -> str:
     """Group name of an action: the part before the first space."""
     return action.split(" ")[0]
@@ -179,8 +190,13 @@ class H36MFiles:
             prefix = f"data_2d_{kind.name}_"
             available = sorted(p.name[len(prefix) : -4] for p in self.data_dir.glob(f"{prefix}*.npz"))
             raise JointposeError(
-                f"-k {keypoints}: file not found: {self.path_2d} "
-                f"(-d {kind.name} keypoints in {self.data_dir}: {', '.join(available) or 'none'})"
+                "{0} {keypoints}: file not found: {path} ({1} {dataset} keypoints in {folder}: {available})",
+                fields=("keypoints", "dataset"),
+                keypoints=keypoints,
+                path=self.path_2d,
+                dataset=kind.name,
+                folder=self.data_dir,
+                available=", ".join(available) or "none",
             )
         self.keypoints_name = keypoints
         files_2d = load_npz(self.path_2d, keys=("positions_2d", "fps", "metadata", "cameras"))
@@ -265,13 +281,10 @@ def load_dataset(
         use_3d: False leaves the 3D file unread even where it exists (semi-supervised
             training's unlabelled subjects): sequences carry 2D only.
     """
-    if normalization not in NORMALIZATIONS:
-        raise JointposeError(
-            "{0} must be one of {choices}, got {value}",
-            fields=("normalization",),
-            choices=", ".join(NORMALIZATIONS),
-            value=repr(normalization),
-        )
+    check_names(subjects, "subjects")
+    if actions is not None:
+        check_names(actions, "actions")
+    check_normalization(normalization)
     if not 0.0 < subset <= 1.0:
         raise JointposeError("{0} must lie in (0, 1], got {value}", fields=("subset",), value=subset)
     if isinstance(downsample, bool) or not isinstance(downsample, int) or not 1 <= downsample <= MAX_DOWNSAMPLE:

@@ -101,6 +101,7 @@ class Keypoints2D:
 
     @property
     def num_frames(self) -> int:
+        """Frames in the sequence."""
         return len(self.xy)
 
     @property

@@ -177,4 +177,6 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
                 end=end,
                 start=start or 0,
             )
+        if duration > 0 and first + count >= _frame_at(duration, fps):  # to the end: counted as decoded
+            count = None
     return VideoClip(path, width, height, fps, duration, first, count)

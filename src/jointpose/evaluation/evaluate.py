@@ -25,6 +25,7 @@ from jointpose.data.h36m import (
     Dataset,
     PoseSequence,
     alignment_joints,
+    check_names,
     dataset_kind,
     load_dataset,
 )
@@ -114,6 +115,13 @@ def evaluate_model(
     keypoints' confidence where the keypoints carry one
     (:func:`jointpose.geometry.alignment.align_to_rays`).
     """
+    if not isinstance(model, torch.nn.Module):
+        raise JointposeError(
+            f"model must be a TemporalModel, got {type(model).__name__} (a Lifter's is lifter.model; "
+            "evaluate_checkpoint scores a checkpoint or model file)"
+        )
+    if isinstance(sequences, Dataset):
+        raise JointposeError("sequences: pass the dataset's sequences (dataset.sequences)")
     actions: dict[str, ErrorPool] = defaultdict(ErrorPool)
     subjects: dict[str, dict[str, ErrorPool]] = defaultdict(lambda: defaultdict(ErrorPool))
     predictions = {}
@@ -145,6 +153,8 @@ def evaluate_model(
                 errors.update(extra_metrics(pred, target))
             actions[seq.action_group].add(errors, len(pred))
             subjects[seq.subject][seq.action_group].add(errors, len(pred))
+    if not actions:
+        raise JointposeError("sequences: none to evaluate")
     summary = {"actions": {a: p.means_mm() for a, p in sorted(actions.items())}}
     summary["average"] = average_over_actions(summary["actions"])
     if by_subject:
@@ -196,6 +206,8 @@ def inference_settings(
     frame rate. The alignment moves the joints ``data``'s keypoints mark
     (:func:`jointpose.data.h36m.alignment_joints` for ``dataset``'s skeleton), and is off where
     they mark none. ``raw``: the network alone."""
+    if not isinstance(data, Dataset):
+        raise JointposeError(f"data must be a Dataset (from load_dataset), got {type(data).__name__}")
     joints = alignment_joints(data, dataset)
     align = source.align_2d if align_2d is None else align_2d
     return {
@@ -282,6 +294,9 @@ def evaluate_checkpoint(
     :func:`jointpose.data.h36m.alignment_joints`). ``dataset`` (``h36m`` or ``humaneva15``) defaults to the
     checkpoint's, else the one whose skeleton the model outputs.
     """
+    for name, names in (("subjects", subjects), ("actions", actions)):
+        if names is not None:
+            check_names(names, name)
     loaded = load_model(checkpoint, device)
     model, config, epoch = loaded.model, loaded.config, loaded.epoch
     for name, value in (("align_2d", align_2d), ("smooth", smooth)):

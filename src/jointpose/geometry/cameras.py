@@ -168,14 +168,15 @@ class Camera:
     ) -> Camera:
         """An undistorted camera of ``width`` x ``height`` pixels whose horizontal field of view
         is ``fov_deg`` degrees (square pixels; principal point at the image centre unless given)."""
+        width, height = check_image_size(width, height, "width, height")
         low, high = FOV_RANGE_DEG
-        if not (np.isfinite(fov_deg) and low <= fov_deg <= high):
+        if not (is_real_number(fov_deg) and low <= fov_deg <= high):
             raise JointposeError(
                 "{0} must be a field of view in degrees in [{low:g}, {high:g}], got {value}",
                 fields=("fov_deg",),
                 low=low,
                 high=high,
-                value=fov_deg,
+                value=brief(fov_deg),
             )
         focal = focal_length_for_fov(width, fov_deg)
         return cls.from_focal_length(width, height, focal, center=center, id=id)
@@ -187,6 +188,7 @@ class Camera:
         video get the same focal length (pixels), as they do in the phone; for an image taller than
         about 180 times its width, the longest focal length its width admits
         (:func:`focal_length_range`)."""
+        width, height = check_image_size(width, height, "width, height")
         focal = min(focal_length_for_fov(max(width, height), DEFAULT_FOV_DEG), focal_length_range(width)[1])
         return cls.from_focal_length(width, height, focal, id="assumed")
 
@@ -203,16 +205,21 @@ class Camera:
         """An undistorted camera of ``width`` x ``height`` pixels with ``focal_length`` pixels
         (one value, or fx and fy; each within :func:`focal_length_range` of ``width``, square
         pixels); principal point at the image centre unless given."""
-        fx, fy = (focal_length, focal_length) if np.isscalar(focal_length) else focal_length
-        if not all(np.isfinite(f) and f > 0 for f in (fx, fy)):
+        width, height = check_image_size(width, height, "width, height")
+        fx, fy = (focal_length, focal_length) if np.isscalar(focal_length) else _pair(focal_length)
+        if not all(is_real_number(f) and f > 0 for f in (fx, fy)):
             raise JointposeError(
-                "{0} must be a positive number of pixels, got {value}", fields=("focal_length",), value=focal_length
+                "{0} must be a positive number of pixels (or two: fx, fy), got {value}",
+                fields=("focal_length",),
+                value=brief(focal_length),
             )
         for f in (fx, fy):
             check_focal_length(f, width)
-        cx, cy = (width / 2.0, height / 2.0) if center is None else center
-        if not (np.isfinite(cx) and np.isfinite(cy)):
-            raise JointposeError("{0} must be finite pixels, got {value}", fields=("center",), value=center)
+        cx, cy = (width / 2.0, height / 2.0) if center is None else _pair(center)
+        if not (is_real_number(cx) and is_real_number(cy)):
+            raise JointposeError(
+                "{0} must be two finite numbers of pixels, got {value}", fields=("center",), value=brief(center)
+            )
         if not (-width <= cx <= 2 * width and -height <= cy <= 2 * height):  # beyond: another unit, or a typo
             raise JointposeError(
                 "{0} must lie within one image size of the {w}x{h} image, got ({x:g}, {y:g})",
@@ -311,6 +318,15 @@ def _floating(values: np.ndarray) -> np.ndarray:
     return values if np.issubdtype(values.dtype, np.floating) else values.astype(np.float64)
 
 
+def _pair(value: Any) -> tuple[Any, Any]:
+    """``value``'s two items, or (None, None) where it has not two (refused by the caller)."""
+    try:
+        first, second = value
+    except (TypeError, ValueError):
+        return None, None
+    return first, second
+
+
 def check_image_size(width: Any, height: Any, what: str) -> tuple[int, int]:
     """An image size (width, height) in whole pixels, each in [2, ``limit("image_px")``];
     errors name ``what`` (an argument's name, or a description)."""
@@ -340,6 +356,23 @@ SCREEN_BOUND = 1000.0
 OFF_SCREEN = f"lie more than {SCREEN_BOUND / 2:g} image widths off screen (or overflow float32)"
 
 
+def bad_normalization(normalization: Any) -> JointposeError:
+    """The error for a ``normalization`` that is not one of :data:`NORMALIZATIONS`."""
+    return JointposeError(
+        "{0} must be one of {choices}, got {value}",
+        fields=("normalization",),
+        choices=", ".join(NORMALIZATIONS),
+        value=brief(normalization),
+    )
+
+
+def check_normalization(normalization: Any) -> str:
+    """``normalization`` if it is one of :data:`NORMALIZATIONS`, else :func:`bad_normalization`."""
+    if not isinstance(normalization, str) or normalization not in NORMALIZATIONS:
+        raise bad_normalization(normalization)
+    return normalization
+
+
 def normalize_keypoints(pixels: np.ndarray, camera: Camera, normalization: str) -> np.ndarray:
     """Pixels (..., 2) seen by ``camera`` -> the network's input in ``normalization``
     (``"screen"`` or ``"intrinsics"``, see the module docstring). Integer pixels come back as
@@ -358,7 +391,7 @@ def normalize_keypoints(pixels: np.ndarray, camera: Camera, normalization: str) 
         if camera.distorted:
             rays = undistort(rays, camera)
         return rays.astype(pixels.dtype, copy=False)
-    raise JointposeError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+    raise bad_normalization(normalization)
 
 
 def input_intrinsics(camera: Camera, normalization: str) -> np.ndarray:
@@ -371,7 +404,7 @@ def input_intrinsics(camera: Camera, normalization: str) -> np.ndarray:
         return np.array([2.0 * fx / w, 2.0 * fy / w, 2.0 * cx / w - 1.0, 2.0 * cy / w - h / w])
     if normalization == "intrinsics":
         return np.array([1.0, 1.0, 0.0, 0.0])
-    raise JointposeError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+    raise bad_normalization(normalization)
 
 
 def screen_units(camera: Camera, normalization: str) -> np.ndarray:
@@ -460,7 +493,7 @@ def keypoint_pixels(normalized: np.ndarray, camera: Camera, normalization: str) 
         rays = _floating(normalized)
         points = np.concatenate([rays, np.ones_like(rays[..., :1])], axis=-1)
         return camera.project(points).astype(rays.dtype, copy=False)
-    raise JointposeError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+    raise bad_normalization(normalization)
 
 
 def image_coordinates(normalized: np.ndarray, w: int, h: int) -> np.ndarray:

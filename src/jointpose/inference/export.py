@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from jointpose.data.h36m import MAX_DISTANCE_M
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import body_frames, bone_vectors
 from jointpose.motion.bvh import Motion, write_bvh
@@ -131,6 +132,13 @@ def export(
             raise JointposeError(f"info {name!r}: a name or up to 16 numbers, under a key of its own")
         extra[name] = np.asarray(value)
     fmt = format_from_path(path, fmt)
+    if fmt == "csv" and trajectory is not None:
+        warnings.warn(
+            JointposeWarning(
+                f"{path}: CSV holds the root-relative joints only; the trajectory goes to npz, JSON or BVH"
+            ),
+            stacklevel=2,
+        )
     with atomic_path(path) as partial:
         if fmt in ("npz", "json"):
             {"npz": _write_npz, "json": _write_json}[fmt](partial, poses, fps, trajectory, extra)

@@ -31,9 +31,7 @@ loads the same way and runs through onnxruntime, with the same steps around the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from importlib import resources
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +50,13 @@ from jointpose.geometry.cameras import (
     SCREEN_BOUND,
     Camera,
     check_image_size,
+    check_normalization,
     focal_length_for_fov,
     normalize_keypoints,
 )
+from jointpose.geometry.filters import check_sigma
 from jointpose.inference.onnx import OnnxModel, load_onnx
+from jointpose.inference.pretrained import pretrained_file
 from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
@@ -67,25 +68,6 @@ from jointpose.safeio import check_bounded, check_finite, check_fps, check_limit
 SCREEN_FOCAL_WIDTHS = CameraRing.focal_length / CameraRing.width
 MODEL_FORMAT = "jointpose-model-v1"
 SEGMENT = 4096  # output frames computed at once (bounds memory on long inputs)
-PRETRAINED = {
-    "offline": "jointpose_cmu_243f_offline.safetensors",
-    "causal": "jointpose_cmu_243f_causal.safetensors",
-    "video": "jointpose_cmu_243f_video.safetensors",
-    "video-causal": "jointpose_cmu_243f_video_causal.safetensors",
-}
-
-
-@contextmanager
-def pretrained_file(variant: str) -> Iterator[Path]:
-    """The bundled model file of ``variant`` (a :data:`PRETRAINED` name), as a path while the
-    context lasts (``jointpose evaluate --pretrained``, :meth:`Lifter.from_pretrained`)."""
-    if variant not in PRETRAINED:
-        raise JointposeError(f"unknown pretrained variant '{variant}' (known: {', '.join(PRETRAINED)})")
-    resource = resources.files("jointpose").joinpath(f"resources/pretrained/{PRETRAINED[variant]}")
-    with resources.as_file(resource) as path:
-        if not path.is_file():
-            raise JointposeError(f"the bundled model {PRETRAINED[variant]} is missing from this installation")
-        yield path
 
 
 class Lifter:
@@ -126,32 +108,41 @@ class Lifter:
                 assumed camera; only the joints the keypoints mark themselves, each by its
                 keypoint's confidence; :func:`jointpose.geometry.alignment.align_to_rays`).
         """
+        if not isinstance(model, (TemporalModel, OnnxModel)):
+            raise JointposeError(
+                f"model must be a TemporalModel or an ONNX model, got {type(model).__name__} (a bundled model: "
+                "Lifter.from_pretrained(name); a file: Lifter.load(path))"
+            )
         self.model = model.eval()
         self.skeleton_fit = skeleton_fit
-        self.smooth = float(smooth)
+        self.smooth = check_sigma(smooth, "smooth")
         self.trajectory_model = trajectory_model.eval() if trajectory_model is not None else None
-        self.fps = float(fps)
+        self.fps = float(check_fps(fps, "fps"))
         self.keypoints_left, self.keypoints_right = tuple(keypoints_left), tuple(keypoints_right)
         self.flip_test = flip_test
-        self.normalization = normalization
+        self.normalization = check_normalization(normalization)
         self.align_2d = check_weight(align_2d, "align_2d")
         self.assumed_camera: Camera | None = None  # set when pixel input came without intrinsics
         self._fused: FusedTemporalModel | None = None
 
     @property
     def device(self) -> torch.device:
+        """The device the network runs on."""
         return model_device(self.model)
 
     @property
     def receptive_field(self) -> int:
+        """Input frames behind each output pose (243 for the bundled models)."""
         return self.model.receptive_field()
 
     @property
     def causal(self) -> bool:
+        """Whether each pose reads past frames only (real time), not future ones."""
         return self.model.causal
 
     @property
     def num_keypoints(self) -> int:
+        """2D keypoints per frame the network reads (17 for Human3.6M-17)."""
         return self.model.num_joints_in
 
     @property
@@ -162,6 +153,7 @@ class Lifter:
         return self.trajectory_model is not None or self.normalization == "intrinsics"
 
     def to(self, device: str | torch.device) -> Lifter:
+        """Move the network(s) to ``device`` (``"cpu"``, ``"cuda"``, ``"auto"``...); returns this lifter."""
         self.model.to(resolve_device(str(device)))
         self._fused = None
         if self.trajectory_model is not None:
@@ -258,7 +250,7 @@ class Lifter:
             self.assumed_camera = None
             return camera
         if image_size is None:
-            raise JointposeError("pixel keypoints need image_size=(width, height) (--image-size W H) or a camera")
+            raise JointposeError("pixel keypoints need {0} (width, height) or a camera", fields=("image_size",))
         try:
             w, h = image_size
         except (TypeError, ValueError):
@@ -288,7 +280,7 @@ class Lifter:
             assumed = (
                 f"a {DEFAULT_FOV_DEG:g} degree field of view over the image's longer side (focal length {focal:.0f} px)"
             )
-        return f"no --focal-length or --fov: assumed {assumed}; depths scale with the true one"
+        return f"no focal length or field of view given (--focal-length, --fov): assumed {assumed}; depths scale with the true one"
 
     def normalize(
         self,
@@ -305,7 +297,9 @@ class Lifter:
             raise JointposeError("keypoints: empty sequence (0 frames)")
         kp = kp[..., :2]
         if not np.isfinite(kp).all():
-            raise JointposeError("keypoints hold NaN or inf values; fill missing joints first (jointpose.keypoints)")
+            raise JointposeError(
+                "keypoints hold NaN or inf values; fill missing joints first (load_keypoints interpolates them)"
+            )
         if not normalized:
             seen_by = self.camera_for(image_size, camera)
             with np.errstate(over="ignore", invalid="ignore"):  # what the check below reports
@@ -353,6 +347,12 @@ class Lifter:
             JointposeError: malformed or non-finite keypoints, or a non-finite prediction.
         """
         if isinstance(keypoints, (list, tuple)):
+            kinds = {type(k).__name__ for k in keypoints if not isinstance(k, (np.ndarray, Keypoints2D))}
+            if kinds:
+                raise JointposeError(
+                    f"keypoints: a list holds one sequence per clip, each a numpy array or Keypoints2D; got items of "
+                    f"type {', '.join(sorted(kinds))} (for one clip given as nested lists, pass np.asarray(...))"
+                )
             return [
                 self.predict(
                     k, image_size, camera=camera, normalized=normalized, progress=progress, source_layout=source_layout
@@ -425,6 +425,11 @@ class Lifter:
             (frames, 17, 3) poses in metres as :meth:`predict` gives them, and the (frames, 3)
             root trajectory in metres, or None where neither ``camera`` nor the model places it.
         """
+        if not isinstance(keypoints, Keypoints2D):
+            raise JointposeError(
+                f"keypoints must be a Keypoints2D (from load_keypoints), got {type(keypoints).__name__}; for an "
+                "array at the model's frame rate use predict and predict_trajectory"
+            )
         rate = check_fps(fps if fps is not None else keypoints.fps or self.fps, "fps")
         at_model_rate = same_rate(rate, self.fps)
         if not at_model_rate:
@@ -498,7 +503,7 @@ class Lifter:
                 )
             if normalized:
                 raise JointposeError("a trajectory from the camera's intrinsics needs pixel keypoints")
-            pixels = np.asarray(keypoints, dtype=np.float64)
+            pixels = numeric_array(keypoints, "keypoints")
             if poses is None:
                 poses = self.predict(given, image_size, camera=camera)
             camera = self.camera_for(image_size, camera)

@@ -35,6 +35,7 @@ from jointpose.geometry.filters import gaussian_kernel, past_half
 from jointpose.inference.lifter import Lifter
 from jointpose.inference.onnx import OnnxModel
 from jointpose.model.temporal import TemporalModel
+from jointpose.safeio import numeric_array
 
 _PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -221,7 +222,7 @@ class StreamingLifter:
                 (``Lifter.normalize``), raised before any state changes: the stream goes on
                 as if it had never been pushed.
         """
-        kp = np.asarray(keypoints, dtype=np.float64)
+        kp = numeric_array(keypoints, "keypoints")
         if kp.ndim != 2:
             raise JointposeError(f"push takes one frame (joints, 2 or 3), got shape {kp.shape}")
         x = torch.as_tensor(
@@ -268,8 +269,9 @@ class StreamingLifter:
             ``Lifter.predict_trajectory`` does for a causal model (the half of a Gaussian of
             40 ms, :func:`jointpose.geometry.alignment.root_path`). Pushed one after another,
             the frames of a sequence get the roots ``predict_trajectory`` gives for the poses
-            returned; frames pushed with :meth:`push` alone do not enter the filter. A
-            trajectory model, if the lifter has one, is not used.
+            returned where it places the root through the camera (a lifter without a
+            trajectory model); frames pushed with :meth:`push` alone do not enter the filter.
+            A trajectory model, if the lifter has one, is not used.
 
         Raises:
             JointposeError: as :meth:`push`, and a ``"screen"`` model without ``camera`` or a

@@ -35,6 +35,7 @@ from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, sa
 from jointpose.data.layouts import VISIBILITY_THRESHOLD
 from jointpose.data.tracks import keypoints_from_detections, out_of_view_note
 from jointpose.data.video import VideoClip, open_video
+from jointpose.errors import JointposeError
 from jointpose.geometry.bones import check_height, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
 from jointpose.inference.lifter import Lifter
@@ -63,6 +64,7 @@ class VideoResult:
 
     @property
     def fps(self) -> float:
+        """The video's frame rate (frames per second): one pose per video frame."""
         return self.clip.fps
 
 
@@ -94,17 +96,36 @@ def lift_video(
     person: tuple[float, float] | None = None,
     progress: bool = True,
 ) -> VideoResult:
-    """Detect and lift the person in video ``path`` from ``start`` to ``end`` seconds.
+    """Detect and lift the person in video ``path`` (needs the ``jointpose[video]`` extra).
 
-    ``focal_length`` in pixels or ``fov`` (horizontal, degrees), and ``principal_point``
-    (pixels, default the image centre): the camera's intrinsics, if known (see the module
-    docstring); joints below ``confidence_threshold`` (BlazePose visibility) are interpolated
-    in time. ``height``: the person's standing height in metres, if known; the skeleton and
-    its trajectory are scaled to it (:func:`jointpose.geometry.bones.scale_to_height`),
-    otherwise the skeleton has about the size of the bodies the model trained on. ``person``
-    (x, y pixels of the clip's first frames): follow the person nearest to this point, not the
-    largest (:func:`jointpose.data.detect.detect_frames`).
+    Args:
+        path: any video file ffmpeg reads.
+        lifter: the model, e.g. ``Lifter.from_pretrained("video")``.
+        start: the cut's start in seconds (default: the video's start).
+        end: the cut's end in seconds (default: the video's end).
+        focal_length: the camera's focal length in pixels, if known (see the module docstring).
+        fov: or its horizontal field of view in degrees.
+        principal_point: (x, y) pixels (default: the image centre).
+        confidence_threshold: joints below this BlazePose visibility are interpolated in time.
+        height: the person's standing height in metres, if known: the skeleton and its
+            trajectory are scaled to it (:func:`jointpose.geometry.bones.scale_to_height`);
+            otherwise the skeleton has about the size of the bodies the model trained on.
+        person: (x, y) pixels of the clip's first frames: follow the person nearest to this
+            point, not the largest (:func:`jointpose.data.detect.detect_frames`).
+        progress: show a progress bar per stage.
+
+    Returns:
+        A :class:`VideoResult`: one pose (metres, camera space) per video frame, the root's
+        trajectory, the 2D track and the notes of what was found or repaired.
+
+    Raises:
+        JointposeError: a file that is no video, a cut outside it, a bad argument; the extra
+            missing, naming it.
     """
+    if not isinstance(lifter, Lifter):
+        raise JointposeError(
+            f"lifter must be a Lifter, e.g. Lifter.from_pretrained('video'), got {type(lifter).__name__}"
+        )
     check_confidence_threshold(confidence_threshold)  # before the slow decoding and detection
     if height is not None:
         check_height(height)

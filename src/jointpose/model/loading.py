@@ -18,7 +18,7 @@ import torch
 from jointpose.errors import JointposeError, brief, first_line
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import check_weight
-from jointpose.geometry.cameras import NORMALIZATIONS
+from jointpose.geometry.cameras import check_normalization
 from jointpose.geometry.filters import check_sigma
 from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel, load_model_state
@@ -209,6 +209,11 @@ def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> 
     from safetensors.torch import save_file
 
     path = Path(path)
+    if path.suffix != ".safetensors":  # a model file is read by its extension
+        raise JointposeError(
+            f"{path}: a model is written as safetensors, which loading knows by the extension; "
+            f"name it {path.stem}.safetensors"
+        )
     tensors = {f"pose.{k}": v for k, v in loaded.model.state_dict().items()}
     left, right = loaded.keypoints_symmetry
     meta = {
@@ -265,9 +270,10 @@ def symmetry_of(value: object, joints: int, path: Path) -> tuple[tuple[int, ...]
 
 def normalization_of(value: object, path: Path) -> str:
     """The input normalisation stored with a model, checked."""
-    if not isinstance(value, str) or value not in NORMALIZATIONS:
-        raise JointposeError(f"{path}: normalization must be one of {', '.join(NORMALIZATIONS)}, got {brief(value)}")
-    return str(value)
+    try:
+        return check_normalization(value)
+    except JointposeError as exc:
+        raise JointposeError(f"{path}: {exc}") from None
 
 
 def smooth_of(meta: dict, path: Path) -> float:

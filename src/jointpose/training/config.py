@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import numbers
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,6 +285,9 @@ class TrainConfig:
         for spec in dataclasses.fields(self):  # a list from Python is the tuple the command line gives
             if "tuple" in str(spec.type) and isinstance(getattr(self, spec.name), list):
                 object.__setattr__(self, spec.name, tuple(getattr(self, spec.name)))
+        for name in ("data_dir", "checkpoint_dir"):  # and a Path the string: the checkpoint keeps plain values
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
 
         def integer(value: Any) -> bool:  # within int64: torch, numpy and float arithmetic take it
             return isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) < 2**63
@@ -375,6 +379,14 @@ class TrainConfig:
                 f"in [1, {MAX_DOWNSAMPLE}]",
             ),
             ("keep_last", integer(self.keep_last) and self.keep_last >= 0, ">= 0"),
+            ("data_dir", isinstance(self.data_dir, str) and self.data_dir != "", "a folder (str or Path)"),
+            (
+                "checkpoint_dir",
+                isinstance(self.checkpoint_dir, str) and self.checkpoint_dir != "",
+                "a folder (str or Path)",
+            ),
+            ("keypoints", isinstance(self.keypoints, str) and self.keypoints != "", "a keypoints name (str)"),
+            ("device", isinstance(self.device, str) and self.device != "", "a device name (str)"),
             ("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
             ("weights", self.weights is None or isinstance(self.weights, LossWeights), "None or a LossWeights"),
             ("subjects_train", names(self.subjects_train), "a non-empty tuple of distinct subject names"),
@@ -480,6 +492,7 @@ class TrainConfig:
 
     @property
     def loss_weights(self) -> LossWeights:
+        """The constraint terms' weights this run trains with (all zero with ``constraints`` off)."""
         return (self.weights or LossWeights()) if self.constraints else LossWeights.none()
 
     def to_dict(self) -> dict[str, Any]:
