@@ -423,11 +423,19 @@ def test_camera_constructors_refuse_what_is_not_a_size_or_a_number_naming_it():
         (lambda: Camera.from_focal_length(1920, 1080, "1500"), "focal_length must be a positive number of pixels"),
         (lambda: Camera.from_focal_length(1920, 1080, [1500, 1500, 1]), "focal_length must be a positive number"),
         (lambda: Camera.from_focal_length(1920, 1080, 1500, center=(1, 2, 3)), "center must be two finite numbers"),
-        (lambda: Camera.from_focal_length(1920.7, 1080, 1500), "width, height must be positive whole numbers"),
-        (lambda: Camera.assumed(-5, 10), "width, height must be positive whole numbers of pixels (at least 2), got -5"),
+        (lambda: Camera.from_focal_length(1920.7, 1080, 1500), "image size must be positive whole numbers"),
+        (lambda: Camera.assumed(-5, 10), "image size must be positive whole numbers of pixels (at least 2), got -5"),
     ):
         with pytest.raises(JointposeError) as info:
             call()
         assert str(info.value).startswith(message), str(info.value)
+    with pytest.raises(JointposeError, match="^image size must be two whole numbers of pixels .* got '1920' '1080'"):
+        Camera.from_fov("1920", "1080", 60)
     camera = Camera.from_focal_length(1920.0, 1080, (1500, 1501), center=(950, 500))
     assert (camera.res_w, camera.focal_length, camera.center) == (1920, (1500.0, 1501.0), (950.0, 500.0))
+    # One number however it comes: numpy's, a 0-d array or tensor; a pair as a tensor.
+    import torch
+
+    assert Camera.from_fov(1920, 1080, np.array(60.0)) == Camera.from_fov(1920, 1080, 60.0)
+    given = Camera.from_focal_length(np.int64(1920), 1080, torch.tensor(1500.0), center=torch.tensor([950.0, 500.0]))
+    assert given == Camera.from_focal_length(1920, 1080, 1500.0, center=(950.0, 500.0))

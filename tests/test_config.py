@@ -228,15 +228,18 @@ def test_no_flag_is_taken_for_its_abbreviation(capsys):
         )
 
 
-def _help_imports(argv: list[str]) -> tuple[str, bool, bool]:
-    """``jointpose ARGV --help`` in a fresh interpreter: its output, and whether it imported
-    PyTorch and SciPy."""
+def _help_imports(argv: list[str], help: bool = True) -> tuple[str, bool, bool]:
+    """``jointpose ARGV --help`` (``ARGV`` alone unless ``help``) in a fresh interpreter: its
+    output, and whether it imported PyTorch and SciPy."""
     code = (
         "import sys\nfrom jointpose.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
         "print('torch' in sys.modules, 'scipy' in sys.modules)"
     )
-    run = subprocess.run([sys.executable, "-c", code, *argv, "--help"], capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", code, *argv, *["--help"] * help], capture_output=True, text=True, check=True
+    )
     *text, modules = run.stdout.splitlines()
+    text += run.stderr.splitlines()
     torch_loaded, scipy_loaded = (word == "True" for word in modules.split())
     return "\n".join(text), torch_loaded, scipy_loaded
 
@@ -255,6 +258,32 @@ def test_help_builds_only_the_verb_asked_for():
         assert not torch_loaded and (not scipy_loaded or argv[-1:] == ("build",)), argv
     text, torch_loaded, _ = _help_imports(["infer"])
     assert text == verbs["infer"].format_help().rstrip("\n") and not torch_loaded
+    # An error found before the work names its flag without PyTorch too.
+    text, torch_loaded, _ = _help_imports(["data", "build", "--bvh", "/nonexistent-folder", "--out", "o"], help=False)
+    assert text == "jointpose data build: error: --bvh: directory not found: /nonexistent-folder" and not torch_loaded
+
+
+def test_debug_and_threads_work_before_and_after_each_word_of_the_verb(tmp_path, capsys):
+    """``--debug`` and ``--threads`` are read before the verb, after it, and between ``data`` and
+    its action; errors name the verb run, whatever comes before it."""
+    import torch
+
+    build = ["--bvh", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]
+    threads = torch.get_num_threads()
+    try:
+        for argv in (["data", "--threads", "1", "build"], ["--threads", "1", "data", "build"], ["data", "build"]):
+            assert main(argv + build + ["--threads", "1"] * (argv == ["data", "build"])) == 2, argv
+            assert capsys.readouterr().err.startswith("jointpose data build: error: --bvh: directory not found"), argv
+            assert torch.get_num_threads() == 1
+        for argv in (["data", "--debug", "build"], ["--debug", "data", "build"], ["data", "build", "--debug"]):
+            with pytest.raises(JointposeError, match="bvh"):
+                main(argv + build)
+        assert main(["--threads", "0", "data", "build"] + build) == 2
+        assert capsys.readouterr().err.startswith("jointpose data build: error: --threads 0: give a whole number")
+        assert main(["--threads", "1", "train", "--random-cameras", "x", "--data-dir", "d", "--checkpoint", "c"]) == 2
+        assert capsys.readouterr().err.startswith("jointpose train: error: --random-cameras")
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_the_library_helpers_build_a_config_without_the_cli():

@@ -59,6 +59,9 @@ def test_unknown_names_list_what_the_file_has(h36m_dir):
             load_dataset(h36m_dir, "gt", bad)
     with pytest.raises(JointposeError, match="^actions must be a list of names, e.g. ..Walking.., got 'Walking'"):
         load_dataset(h36m_dir, "gt", ["S1"], "Walking")
+    assert [s.key for s in load_dataset(h36m_dir, "gt", {"S1"}, np.array(["Walking"])).sequences] == [
+        s.key for s in load_dataset(h36m_dir, "gt", ["S1"], ["Walking"]).sequences
+    ]
     with pytest.raises(JointposeError, match="directory not found"):
         load_dataset(h36m_dir / "nope", "gt", ["S1"])
 

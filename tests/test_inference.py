@@ -1021,6 +1021,9 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir)
             call()
         assert str(info.value).startswith(message), (message, str(info.value))
     assert not (tmp_path / "m.pt").exists()
+    # What is refused is not a sequence: a list of tensors or arrays is one sequence per clip.
+    (as_tensor,) = lifter.predict([torch.from_numpy(frames)], camera=camera)
+    np.testing.assert_array_equal(as_tensor, lifter.predict(frames, camera=camera))
     data = load_dataset(h36m_dir, "gt", ["S9"])
     model = _model()
     for message, call in {

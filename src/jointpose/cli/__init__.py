@@ -30,6 +30,8 @@ from jointpose.errors import JointposeError, JointposeWarning
 
 __all__ = ["EXIT_USER_ERROR", "build_parser", "flag_message", "main", "train_config"]
 
+# The verbs whose errors name training settings, written as `train` writes them (-e, -ch, -d).
+TRAINING_VERBS = ("train", "ablate", "evaluate", "demo")
 MAX_THREADS = 1024
 THREADS_HELP = (
     "threads PyTorch computes with in this process (default: PyTorch's, one per core, or OMP_NUM_THREADS); "
@@ -68,28 +70,29 @@ def build_parser(verbs_with_flags: Collection[str] | None = None) -> argparse.Ar
     for name, (summary, add_flags) in VERBS.items():
         if name.startswith("data "):
             if actions is None:
-                actions = verbs.add_parser("data", help="build datasets").add_subparsers(
-                    dest="data_verb", required=True, metavar="ACTION"
-                )
-            sub = actions.add_parser(name.split()[1], help=summary)
+                data = _with_common_flags(verbs.add_parser("data", help="build datasets"))
+                actions = data.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
+            sub = _with_common_flags(actions.add_parser(name.split()[1], help=summary))
         else:
-            sub = verbs.add_parser(name, help=summary)
+            sub = _with_common_flags(verbs.add_parser(name, help=summary))
         if verbs_with_flags is None or name in verbs_with_flags:
             add_flags(sub)
-        # Both work after the verb too.
-        sub.add_argument(
-            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for user errors"
-        )
-        sub.add_argument("--threads", type=int, default=argparse.SUPPRESS, metavar="N", help=THREADS_HELP)
     return parser
 
 
-def argument_flags() -> dict[str, str]:
-    """{argument name: its flag} over every verb's options (an option's name is its flag's
-    destination: ``focal_length`` -> ``--focal-length``), and the library parameters of
-    ``common.PARAMETER_FLAGS``."""
+def _with_common_flags(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``sub`` given ``--debug`` and ``--threads``, which work after the verb too."""
+    sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for user errors")
+    sub.add_argument("--threads", type=int, default=argparse.SUPPRESS, metavar="N", help=THREADS_HELP)
+    return sub
+
+
+def argument_flags(verb: str | None = None) -> dict[str, str]:
+    """{argument name: its flag} over the options of ``verb`` (a key of :data:`VERBS`), or of
+    every verb (an option's name is its flag's destination: ``focal_length`` ->
+    ``--focal-length``), and the library parameters of ``common.PARAMETER_FLAGS``."""
     flags = dict(PARAMETER_FLAGS)
-    parsers = [build_parser()]
+    parsers = [build_parser(None if verb is None else [verb])]
     while parsers:
         for action in parsers.pop()._actions:
             if isinstance(action, argparse._SubParsersAction):
@@ -99,13 +102,19 @@ def argument_flags() -> dict[str, str]:
     return flags
 
 
-def flag_message(exc: JointposeError) -> str:
-    """``exc``'s message with each configuration field or argument it names written as its flag."""
-    from jointpose.training.config import field_flags
-
+def flag_message(exc: JointposeError, verb: str | None = None) -> str:
+    """``exc``'s message with each configuration field or argument it names written as its flag:
+    ``verb``'s (a key of :data:`VERBS`; default: any verb's), and training's flags
+    (:func:`jointpose.training.config.field_flags`, which load PyTorch) for the verbs that
+    take them and any field ``verb`` has no flag for."""
     if not exc.fields:
         return str(exc)
-    return exc.naming(argument_flags() | field_flags())
+    names = argument_flags(verb)
+    if verb in (None, *TRAINING_VERBS) or not set(exc.fields) <= names.keys():
+        from jointpose.training.config import field_flags
+
+        names |= field_flags()
+    return exc.naming(names)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,20 +125,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:  # named by the verb's parser, which points to the verb's --help
             _verb_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     except JointposeError as exc:  # from an option's own parser, e.g. --random-cameras RANGES
-        verb = " ".join(given[: 2 if given[:1] == ["data"] else 1])
-        print(f"jointpose {verb}: error: {one_line(flag_message(exc))}", file=sys.stderr)
+        print(f"jointpose {name or given[0]}: error: {one_line(flag_message(exc, name))}", file=sys.stderr)
         return EXIT_USER_ERROR
+    verb = " ".join(filter(None, (args.verb, getattr(args, "data_verb", None))))
     args.given = frozenset(token.split("=", 1)[0] for token in given if token.startswith("-"))
     empty = _empty_option(given) or _empty_positional(parser, args)
     if empty is not None:
         print(
-            f"jointpose {args.verb}: error: {empty}: an empty value (give a value or leave the flag out)",
+            f"jointpose {verb}: error: {empty}: an empty value (give a value or leave the flag out)",
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
         print(
-            f"jointpose {args.verb}: error: --threads {args.threads}: give a whole number from 1 to {MAX_THREADS}",
+            f"jointpose {verb}: error: --threads {args.threads}: give a whole number from 1 to {MAX_THREADS}",
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
@@ -146,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JointposeError as exc:
         if args.debug:
             raise
-        message = flag_message(exc)
+        message = flag_message(exc, verb)
     except OSError as exc:
         if exc.errno != errno.ENAMETOOLONG or args.debug:
             raise
@@ -159,7 +168,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     else:
         return 0
-    verb = " ".join(filter(None, (args.verb, getattr(args, "data_verb", None))))
     print(f"jointpose {verb}: error: {one_line(message)}", file=sys.stderr)
     return EXIT_USER_ERROR
 

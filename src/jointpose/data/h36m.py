@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,15 +119,18 @@ def alignment_joints(data: Dataset, dataset: str) -> tuple[int, ...] | None:
     return aligned_joints(INPUT_LAYOUTS[data.input_layout])
 
 
-def check_names(names: Any, name: str) -> None:
-    """Refuse ``names`` (the argument ``name``: subjects or actions) unless it is a list or tuple
-    of strings; a bare string would be read letter by letter."""
-    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-        shown = repr(names) if isinstance(names, str) else type(names).__name__
+def check_names(names: Any, name: str) -> list[str]:
+    """``names`` (the argument ``name``: subjects or actions) as a list of strings, from any
+    collection of them (list, tuple, set, array); a bare string, which would be read letter
+    by letter, is refused."""
+    items = None if isinstance(names, (str, bytes)) or not isinstance(names, Iterable) else list(names)
+    if items is None or not all(isinstance(n, str) for n in items):
+        shown = repr(names) if isinstance(names, (str, bytes)) else type(names).__name__
         example = "['Walking']" if name == "actions" else "['S9']"
         raise JointposeError(
             "{0} must be a list of names, e.g. {example}, got {value}", fields=(name,), example=example, value=shown
         )
+    return [str(n) for n in items]
 
 
 def action_group(action: str) -> str:
@@ -281,9 +284,9 @@ def load_dataset(
         use_3d: False leaves the 3D file unread even where it exists (semi-supervised
             training's unlabelled subjects): sequences carry 2D only.
     """
-    check_names(subjects, "subjects")
+    subjects = check_names(subjects, "subjects")
     if actions is not None:
-        check_names(actions, "actions")
+        actions = check_names(actions, "actions")
     check_normalization(normalization)
     if not 0.0 < subset <= 1.0:
         raise JointposeError("{0} must lie in (0, 1], got {value}", fields=("subset",), value=subset)

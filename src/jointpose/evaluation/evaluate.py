@@ -294,9 +294,8 @@ def evaluate_checkpoint(
     :func:`jointpose.data.h36m.alignment_joints`). ``dataset`` (``h36m`` or ``humaneva15``) defaults to the
     checkpoint's, else the one whose skeleton the model outputs.
     """
-    for name, names in (("subjects", subjects), ("actions", actions)):
-        if names is not None:
-            check_names(names, name)
+    subjects = None if subjects is None else check_names(subjects, "subjects")
+    actions = None if actions is None else check_names(actions, "actions")
     loaded = load_model(checkpoint, device)
     model, config, epoch = loaded.model, loaded.config, loaded.epoch
     for name, value in (("align_2d", align_2d), ("smooth", smooth)):

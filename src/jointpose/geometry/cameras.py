@@ -27,6 +27,7 @@ Conventions
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -168,9 +169,10 @@ class Camera:
     ) -> Camera:
         """An undistorted camera of ``width`` x ``height`` pixels whose horizontal field of view
         is ``fov_deg`` degrees (square pixels; principal point at the image centre unless given)."""
-        width, height = check_image_size(width, height, "width, height")
+        width, height = check_image_size(width, height, "image size")
         low, high = FOV_RANGE_DEG
-        if not (is_real_number(fov_deg) and low <= fov_deg <= high):
+        fov = _real(fov_deg)
+        if fov is None or not low <= fov <= high:
             raise JointposeError(
                 "{0} must be a field of view in degrees in [{low:g}, {high:g}], got {value}",
                 fields=("fov_deg",),
@@ -178,7 +180,7 @@ class Camera:
                 high=high,
                 value=brief(fov_deg),
             )
-        focal = focal_length_for_fov(width, fov_deg)
+        focal = focal_length_for_fov(width, fov)
         return cls.from_focal_length(width, height, focal, center=center, id=id)
 
     @classmethod
@@ -188,7 +190,7 @@ class Camera:
         video get the same focal length (pixels), as they do in the phone; for an image taller than
         about 180 times its width, the longest focal length its width admits
         (:func:`focal_length_range`)."""
-        width, height = check_image_size(width, height, "width, height")
+        width, height = check_image_size(width, height, "image size")
         focal = min(focal_length_for_fov(max(width, height), DEFAULT_FOV_DEG), focal_length_range(width)[1])
         return cls.from_focal_length(width, height, focal, id="assumed")
 
@@ -205,9 +207,9 @@ class Camera:
         """An undistorted camera of ``width`` x ``height`` pixels with ``focal_length`` pixels
         (one value, or fx and fy; each within :func:`focal_length_range` of ``width``, square
         pixels); principal point at the image centre unless given."""
-        width, height = check_image_size(width, height, "width, height")
-        fx, fy = (focal_length, focal_length) if np.isscalar(focal_length) else _pair(focal_length)
-        if not all(is_real_number(f) and f > 0 for f in (fx, fy)):
+        width, height = check_image_size(width, height, "image size")
+        fx, fy = (_real(focal_length),) * 2 if np.ndim(focal_length) == 0 else _pair(focal_length)
+        if fx is None or fy is None or fx <= 0 or fy <= 0:
             raise JointposeError(
                 "{0} must be a positive number of pixels (or two: fx, fy), got {value}",
                 fields=("focal_length",),
@@ -216,7 +218,7 @@ class Camera:
         for f in (fx, fy):
             check_focal_length(f, width)
         cx, cy = (width / 2.0, height / 2.0) if center is None else _pair(center)
-        if not (is_real_number(cx) and is_real_number(cy)):
+        if cx is None or cy is None:
             raise JointposeError(
                 "{0} must be two finite numbers of pixels, got {value}", fields=("center",), value=brief(center)
             )
@@ -318,13 +320,23 @@ def _floating(values: np.ndarray) -> np.ndarray:
     return values if np.issubdtype(values.dtype, np.floating) else values.astype(np.float64)
 
 
-def _pair(value: Any) -> tuple[Any, Any]:
-    """``value``'s two items, or (None, None) where it has not two (refused by the caller)."""
+def _real(value: Any) -> float | None:
+    """``value`` as a finite float where it is one number (Python's, numpy's, a 0-d array or
+    tensor), else None (text, a bool, several numbers, NaN): the caller refuses it."""
+    if isinstance(value, (str, bytes, bool, np.bool_)) or np.ndim(value) != 0:
+        return None
     try:
-        first, second = value
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _pair(value: Any) -> tuple[float | None, float | None]:
+    """``value``'s two numbers (:func:`_real`), or Nones where it does not hold two."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) != 2:
         return None, None
-    return first, second
+    return _real(value[0]), _real(value[1])
 
 
 def check_image_size(width: Any, height: Any, what: str) -> tuple[int, int]:
@@ -333,6 +345,8 @@ def check_image_size(width: Any, height: Any, what: str) -> tuple[int, int]:
     from jointpose.safeio import check_limit
 
     try:
+        if isinstance(width, (str, bytes)) or isinstance(height, (str, bytes)):
+            raise TypeError("text")
         w, h = float(width), float(height)
     except (TypeError, ValueError, OverflowError):
         raise JointposeError(

@@ -108,11 +108,12 @@ class Lifter:
                 assumed camera; only the joints the keypoints mark themselves, each by its
                 keypoint's confidence; :func:`jointpose.geometry.alignment.align_to_rays`).
         """
-        if not isinstance(model, (TemporalModel, OnnxModel)):
-            raise JointposeError(
-                f"model must be a TemporalModel or an ONNX model, got {type(model).__name__} (a bundled model: "
-                "Lifter.from_pretrained(name); a file: Lifter.load(path))"
-            )
+        for name, network in (("model", model), ("trajectory_model", trajectory_model)):
+            if not isinstance(network, (torch.nn.Module, OnnxModel)) and (name == "model" or network is not None):
+                raise JointposeError(
+                    f"{name} must be a TemporalModel or an ONNX model, got {type(network).__name__} (a bundled "
+                    "model: Lifter.from_pretrained(name); a file: Lifter.load(path))"
+                )
         self.model = model.eval()
         self.skeleton_fit = skeleton_fit
         self.smooth = check_sigma(smooth, "smooth")
@@ -347,10 +348,14 @@ class Lifter:
             JointposeError: malformed or non-finite keypoints, or a non-finite prediction.
         """
         if isinstance(keypoints, (list, tuple)):
-            kinds = {type(k).__name__ for k in keypoints if not isinstance(k, (np.ndarray, Keypoints2D))}
+            kinds = {
+                type(k).__name__
+                for k in keypoints
+                if not isinstance(k, Keypoints2D) and (isinstance(k, (list, tuple, str)) or np.ndim(k) == 0)
+            }
             if kinds:
                 raise JointposeError(
-                    f"keypoints: a list holds one sequence per clip, each a numpy array or Keypoints2D; got items of "
+                    f"keypoints: a list holds one sequence per clip, each an array or Keypoints2D; got items of "
                     f"type {', '.join(sorted(kinds))} (for one clip given as nested lists, pass np.asarray(...))"
                 )
             return [
