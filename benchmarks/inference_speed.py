@@ -79,7 +79,10 @@ def main() -> None:
         held_out_precision(args.held_out)
     torch.manual_seed(0)
     peak = peak_flops(args.repeats)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"CPU vector instructions: {torch.backends.cpu.get_cpu_capability()}"
+    )
     print(f"peak: fp32 4096x4096 matmul {peak / 1e9:.1f} GFLOP/s")
 
     print("\nfull-sequence inference, 243-frame models, sequence of", args.frames, "frames")

@@ -134,7 +134,7 @@ def test_evaluate_refuses_the_offline_steps_for_a_causal_model(tmp_path, capsys)
     flags = ["--data-dir", str(folder), "--checkpoint", str(tmp_path / "ck"), "-ste", "S1"]
     for flag, value in (("--align-2d", "0.5"), ("--smooth", "2")):
         assert main(["evaluate", *flags, flag, value]) == 2
-        _one_clear_line(capsys, f"{flag} reads future frames, which {tmp_path / 'ck'}, a causal model, must not")
+        _one_clear_line(capsys, f"{flag} reads future frames, which a causal model ({tmp_path / 'ck'}) must not")
     assert main(["evaluate", *flags, "--align-2d", "0"]) == 0
 
 

@@ -261,6 +261,8 @@ def test_help_builds_only_the_verb_asked_for():
     # An error found before the work names its flag without PyTorch too.
     text, torch_loaded, _ = _help_imports(["data", "build", "--bvh", "/nonexistent-folder", "--out", "o"], help=False)
     assert text == "jointpose data build: error: --bvh: directory not found: /nonexistent-folder" and not torch_loaded
+    text, torch_loaded, _ = _help_imports(["infer", "/nonexistent.npz", "-o", "o.npz"], help=False)
+    assert text == "jointpose infer: error: keypoint file not found: /nonexistent.npz" and not torch_loaded
 
 
 def test_debug_and_threads_work_before_and_after_each_word_of_the_verb(tmp_path, capsys):

@@ -499,7 +499,7 @@ def test_infer_refuses_what_it_cannot_do_before_it_replaces_the_output(tmp_path,
     assert "the model's frame rate: 0.001 frames per second is too slow for a GIF" in capsys.readouterr().err
     causal = Lifter(_model(causal=True), fps=50.0).save(tmp_path / "causal.safetensors")
     assert main([*base, "--checkpoint", str(causal), "--align-2d", "0.5"]) == 2
-    assert "--align-2d aligns an offline model's output; a causal model has none" in capsys.readouterr().err
+    assert f"--align-2d reads future frames, which a causal model ({causal}) must not" in capsys.readouterr().err
     assert out.read_bytes() == b"previous" and not (tmp_path / "a.gif").exists()
     assert main([*base, "--checkpoint", str(causal), "--align-2d", "0"]) == 0
 
@@ -1015,6 +1015,11 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir)
         f"{tmp_path / 'm.pt'}: a model is written as safetensors, which loading knows by the extension; name it "
         "m.safetensors": lambda: lifter.save(tmp_path / "m.pt"),
         "pixel keypoints need image_size (width, height) or a camera": lambda: lifter.predict(frames),
+        "flip_test must be True or False, got 'no'": lambda: StreamingLifter(lifter, flip_test="no"),
+        "skeleton_fit must be True or False, got 'off'": lambda: Lifter(lifter.model, skeleton_fit="off"),
+        "push takes one frame (17, 2 or 3), got shape (16, 2)": lambda: StreamingLifter(lifter).push(
+            frames[0, :16], camera=camera
+        ),
     }
     for message, call in refused.items():
         with pytest.raises(JointposeError) as info:
@@ -1024,6 +1029,13 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir)
     # What is refused is not a sequence: a list of tensors or arrays is one sequence per clip.
     (as_tensor,) = lifter.predict([torch.from_numpy(frames)], camera=camera)
     np.testing.assert_array_equal(as_tensor, lifter.predict(frames, camera=camera))
+    # A tensor that requires grad is read detached; under a bf16 autocast the poses are float32.
+    graded = torch.tensor(frames, requires_grad=True)
+    np.testing.assert_array_equal(lifter.predict(graded, camera=camera), as_tensor)
+    offline = Lifter(_model(), fps=50.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = offline.predict(frames, camera=camera)
+    assert autocast.dtype == np.float32 and np.abs(autocast - offline.predict(frames, camera=camera)).max() < 0.05
     data = load_dataset(h36m_dir, "gt", ["S9"])
     model = _model()
     for message, call in {
@@ -1040,3 +1052,43 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir)
     with pytest.warns(JointposeWarning, match="CSV holds the root-relative joints only; the trajectory goes to"):
         export(tmp_path / "p.csv", poses, 50.0, trajectory=np.zeros((9, 3)) + [0, 0, 4])
     assert (tmp_path / "p.csv").is_file()
+
+
+def test_a_stream_holds_keypoints_below_its_confidence_threshold_at_their_last_confident_position():
+    """With ``confidence_threshold``, a keypoint the detector lost (confidence 0 at pixel 0, 0,
+    or NaN) is lifted where it was last seen, as if the frame held that position: the stream
+    then equals one fed that position by hand. Without it, the lost point is lifted as given."""
+    kp = _keypoints(40)
+    frames = np.concatenate([kp, np.ones((40, 17, 1))], axis=-1)
+    lost = frames.copy()
+    lost[20:30, 16] = [0.0, 0.0, 0.0]  # a wrist lost for 10 frames
+    lost[25, 13, :2] = np.nan  # the other wrist NaN in one frame
+    by_hand = frames.copy()
+    by_hand[20:30, 16, :2] = frames[19, 16, :2]
+    by_hand[25, 13, :2] = frames[24, 13, :2]
+    lifter = Lifter(_model(causal=True), fps=50.0)
+
+    def stream(data, **options):
+        s = StreamingLifter(lifter, **options)
+        return np.stack([s.push(frame, image_size=(1000, 1000)) for frame in data])
+
+    held = stream(lost, confidence_threshold=0.3)
+    np.testing.assert_allclose(held, stream(by_hand), atol=1e-6)
+    assert np.abs(stream(lost[:25]) - held[:25]).max() > 0.01  # the zeros lifted as given
+    with pytest.raises(JointposeError, match="NaN"):
+        stream(lost)  # NaN is refused without a threshold
+    # A NaN keypoint never seen is refused, and the stream goes on as if it had not been pushed.
+    first = frames[0].copy()
+    first[5, :2] = np.nan
+    s = StreamingLifter(lifter, confidence_threshold=0.3)
+    with pytest.raises(JointposeError, match="NaN"):
+        s.push(first, image_size=(1000, 1000))
+    np.testing.assert_allclose(s.push(frames[0], image_size=(1000, 1000)), held[0], atol=1e-6)
+    with pytest.raises(JointposeError, match="confidence_threshold must lie in"):
+        StreamingLifter(lifter, confidence_threshold=3)
+    from jointpose.geometry.cameras import Camera
+
+    camera = Camera.from_fov(1000, 1000, 60.0)  # the roots' rays come from the frame as lifted
+    a, b = StreamingLifter(lifter, confidence_threshold=0.3), StreamingLifter(lifter)
+    for frame, hand in zip(lost, by_hand):
+        np.testing.assert_allclose(a.push_with_root(frame, camera=camera)[1], b.push_with_root(hand, camera=camera)[1])

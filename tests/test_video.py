@@ -1408,5 +1408,5 @@ def test_align_2d_is_refused_for_a_causal_model_not_ignored(tmp_path, capsys):
     clip = footage("cam02.mp4")
     out = tmp_path / "c.npz"
     assert main(["video", str(clip), "-o", str(out), "--causal", "--align-2d", "1", "--no-progress"]) == 2
-    assert "--align-2d aligns an offline model's output; a causal model has none" in capsys.readouterr().err
+    assert "--align-2d reads future frames, which a causal model (--causal) must not" in capsys.readouterr().err
     assert not out.exists()

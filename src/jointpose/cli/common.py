@@ -55,10 +55,10 @@ def refuse_inapplicable(args: argparse.Namespace, flags: Sequence[str], why: str
 def model_file(path: str | None) -> Path | None:
     """The file a ``--checkpoint`` (or ``export``'s model) reads: itself, or ``latest.pt`` in a run
     folder; a missing one as given (the loader names it, once the flags are checked)."""
-    from jointpose.model.loading import resolve_checkpoint
-
     if path is None:
         return None
+    from jointpose.model.loading import resolve_checkpoint
+
     try:
         return resolve_checkpoint(path)
     except JointposeError:
@@ -171,14 +171,16 @@ def alignment_of(args: argparse.Namespace, lifter: Lifter) -> float:
     with ``--raw``. A causal model does not align (its alignment would read future frames), so
     a weight above 0 for one is refused rather than ignored."""
     from jointpose.geometry.alignment import check_weight
+    from jointpose.model.predict import refuse_future_frames
 
     if args.align_2d is None:
         return 0.0 if getattr(args, "raw", False) else lifter.align_2d
     check_weight(args.align_2d, "--align-2d")
     if getattr(args, "raw", False):
         raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
-    if args.align_2d > 0 and lifter.causal:
-        raise JointposeError("--align-2d aligns an offline model's output; a causal model has none (leave it out)")
+    pretrained = getattr(args, "pretrained", None)
+    model = getattr(args, "checkpoint", None) or (f"--pretrained {pretrained}" if pretrained else "--causal")
+    refuse_future_frames("align_2d", args.align_2d, lifter.causal, model)
     return args.align_2d
 
 

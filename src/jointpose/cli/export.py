@@ -24,7 +24,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from jointpose.model.loading import load_model
     from jointpose.safeio import check_outputs
 
-    if Path(args.onnx).suffix != ".onnx":
+    if Path(args.onnx).suffix.lower() != ".onnx":
         raise JointposeError(f"--onnx {args.onnx}: the file name must end in .onnx")
     check_outputs({"--onnx": args.onnx}, {"model": model_file(args.model)})  # before the export, not after it
     with model_source(args.model, args.pretrained) as model:

@@ -89,6 +89,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         load_keypoints,
         outside_image_note,
         require_image_size,
+        require_keypoint_file,
         same_rate,
     )
     from jointpose.data.layouts import is_video_output
@@ -107,6 +108,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
             "--video": args.video,
         },
     )
+    require_keypoint_file(args.input)
     if args.fps is not None:
         check_fps(args.fps, "--fps")
     if args.height is not None:

@@ -170,6 +170,13 @@ def outside_image_note(keypoints: Keypoints2D, image_size: tuple[int, int], thre
     )
 
 
+def require_keypoint_file(path: str | Path) -> None:
+    """Refuse keypoints ``path`` (a file, or an OpenPose folder) that is not there: also
+    before the work that precedes reading it (loading a model)."""
+    if not Path(path).exists():
+        raise JointposeError(f"keypoint file not found: {path}")
+
+
 def load_keypoints(
     path: str | Path,
     *,
@@ -220,8 +227,7 @@ def load_keypoints(
     if not max_link_distance > 0:
         raise JointposeError(f"{path}: max_link_distance must be positive, got {max_link_distance}")
     wanted = _LAYOUT_ARGS[layout.lower()] if layout is not None else None
-    if not path.exists():
-        raise JointposeError(f"keypoint file not found: {path}")
+    require_keypoint_file(path)
     notes: list[str] = []
     track = None
     suffix = path.suffix.lower()

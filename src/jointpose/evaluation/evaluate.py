@@ -36,7 +36,7 @@ from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import rays_of
 from jointpose.model.loading import load_model
-from jointpose.model.predict import alignment_sigma, inference_steps, predict
+from jointpose.model.predict import alignment_sigma, inference_steps, predict, refuse_future_frames
 from jointpose.model.temporal import TemporalModel
 from jointpose.safeio import check_finite
 
@@ -299,12 +299,7 @@ def evaluate_checkpoint(
     loaded = load_model(checkpoint, device)
     model, config, epoch = loaded.model, loaded.config, loaded.epoch
     for name, value in (("align_2d", align_2d), ("smooth", smooth)):
-        if model.causal and value:  # refused, not ignored (and recorded as applied)
-            raise JointposeError(
-                "{0} reads future frames, which {path}, a causal model, must not; leave it out",
-                fields=(name,),
-                path=checkpoint,
-            )
+        refuse_future_frames(name, value, model.causal, str(checkpoint))
     keypoints = keypoints or config.get("keypoints", "cpn_ft_h36m_dbb")
     subjects = subjects or list(config.get("subjects_test", ("S9", "S11")))
     if actions is None:  # the run's own; an empty list: every action

@@ -61,7 +61,15 @@ from jointpose.model.loading import LoadedModel, load_model, resolve_device, sav
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
 from jointpose.motion.builder import CameraRing
-from jointpose.safeio import check_bounded, check_finite, check_fps, check_limit, check_resample, numeric_array
+from jointpose.safeio import (
+    check_bounded,
+    check_finite,
+    check_fps,
+    check_limit,
+    check_resample,
+    check_switch,
+    numeric_array,
+)
 
 # The focal length, in image widths, of the cameras a "screen" model saw: the synthetic
 # ring's (1150 px on a 1000 px wide image), as Human3.6M's (about 1145 px).
@@ -114,6 +122,8 @@ class Lifter:
                     f"{name} must be a TemporalModel or an ONNX model, got {type(network).__name__} (a bundled "
                     "model: Lifter.from_pretrained(name); a file: Lifter.load(path))"
                 )
+        for name, value in (("flip_test", flip_test), ("skeleton_fit", skeleton_fit)):
+            check_switch(value, name)
         self.model = model.eval()
         self.skeleton_fit = skeleton_fit
         self.smooth = check_sigma(smooth, "smooth")
@@ -191,7 +201,7 @@ class Lifter:
             The lifter, with the inference step the model was trained for.
         """
         if Path(path).suffix.lower() == ".onnx":
-            if device not in ("auto", "cpu"):
+            if str(device).lower() not in ("auto", "cpu"):
                 raise JointposeError(
                     "{0} {name}: ONNX models run on onnxruntime's CPU provider", fields=("device",), name=device
                 )
@@ -384,18 +394,22 @@ class Lifter:
                 seen_by = screen_camera(camera)  # the camera the points were moved into
             rays = rays_of(kp, seen_by, self.normalization)
             if np.shape(keypoints)[2] == 3:
-                confidence = np.nan_to_num(np.asarray(keypoints, dtype=np.float64)[..., 2])
-        poses = inference_step(
-            poses,
-            smooth=smooth,
-            skeleton_fit=self.skeleton_fit,
-            causal=self.causal,
-            rays=rays,
-            align=self.align_2d,
-            align_sigma=alignment_sigma(self.fps),
-            align_joints=aligned_joints(source_layout),
-            confidence=confidence,
-        ).numpy()
+                confidence = np.nan_to_num(numeric_array(keypoints, "keypoints")[..., 2])
+        poses = (
+            inference_step(
+                poses,
+                smooth=smooth,
+                skeleton_fit=self.skeleton_fit,
+                causal=self.causal,
+                rays=rays,
+                align=self.align_2d,
+                align_sigma=alignment_sigma(self.fps),
+                align_joints=aligned_joints(source_layout),
+                confidence=confidence,
+            )
+            .float()
+            .numpy()
+        )  # float32 also under an autocast to bf16
         check_finite(poses, "the predicted 3D poses")
         return poses
 

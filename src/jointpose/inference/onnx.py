@@ -69,7 +69,10 @@ class StreamingStep(nn.Module):
     def __init__(self, model: TemporalModel) -> None:
         super().__init__()
         if not model.causal:
-            raise JointposeError("a streaming ONNX export needs a causal model (train with --causal)")
+            raise JointposeError(
+                "a streaming ONNX export needs a causal model (a bundled one: --pretrained causal or video-causal; "
+                "train one with --causal)"
+            )
         fused = FusedTemporalModel(model)
         self.convs, self.shrink = fused.convs, fused.shrink
         self.num_joints_out, self.out_features = model.num_joints_out, model.out_features
@@ -80,6 +83,7 @@ class StreamingStep(nn.Module):
         return [(batch, self.convs[i].in_channels, _span(self.convs[i]) - 1) for i in self.cached]
 
     def forward(self, keypoints: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(pose, *new_caches)`` for one frame of ``keypoints`` (batch, J, 2) and the caches."""
         cache_of = dict(zip(self.cached, caches))
         new_caches = []
 
@@ -253,6 +257,7 @@ class OnnxStream:
         self.caches = [np.zeros([1, *i.shape[1:]], dtype=np.float32) for i in inputs]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The pose (joints_out, 3) of the newest frame ``x`` (joints_in, 2), its caches kept."""
         feed = {"keypoints": x.detach().cpu().float().numpy()[None], **dict(zip(self.names, self.caches))}
         pose, *self.caches = _run(self.session, self.path, feed)
         if pose.shape != (1, self.joints_out, 3):

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import root_sigma
@@ -35,7 +36,7 @@ from jointpose.geometry.filters import gaussian_kernel, past_half
 from jointpose.inference.lifter import Lifter
 from jointpose.inference.onnx import OnnxModel
 from jointpose.model.temporal import TemporalModel
-from jointpose.safeio import numeric_array
+from jointpose.safeio import check_switch, numeric_array
 
 _PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -93,6 +94,7 @@ class StreamingConv(nn.Module):
         self._cursor = [-1]  # this step's place in the cycle of tap views
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution's output (1, out) for the newest input ``x`` (1, in), from its cache."""
         if self.span == 1:
             taps = x  # a 1x1 convolution needs no past
         else:
@@ -123,6 +125,7 @@ class _Stream(nn.Module):
         self._pairs = list(zip(self.blocks[0::2], self.blocks[1::2]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The pose (joints_out, 3) of the newest frame ``x`` (joints_in, 2), float32."""
         h = torch.relu(self.expand(x.reshape(1, -1).to(self.dtype)))
         for dilated, pointwise in self._pairs:
             h = h + torch.relu(pointwise(torch.relu(dilated(h))))  # residual: the newest input (causal)
@@ -139,6 +142,7 @@ class StreamingLifter:
         flip_test: bool = False,
         precision: str = "fp32",
         skeleton_fit: bool | None = None,
+        confidence_threshold: float | None = None,
     ) -> None:
         """Stream a causal model one frame at a time, each layer caching the frames it still needs.
 
@@ -150,6 +154,11 @@ class StreamingLifter:
             skeleton_fit: each bone takes its mean length over the frames pushed so far, left
                 and right sharing theirs, as ``Lifter.predict`` does for a causal model
                 (default: the lifter's setting).
+            confidence_threshold: hold each keypoint whose confidence (a frame's third column)
+                is below this, or that is NaN, at its last position above it (0-1; e.g. 0.3, as
+                ``jointpose infer``): the causal counterpart of ``load_keypoints``' filling. A
+                keypoint not yet seen is taken as given where it is finite; a NaN one is then
+                refused. Default None: every keypoint as given (as ``Lifter.predict``).
 
         Raises:
             JointposeError: a model that is not causal, or an unknown precision.
@@ -165,8 +174,14 @@ class StreamingLifter:
             raise JointposeError(f"precision 'int8' needs torch >= 2.3 (this is {torch.__version__})")
         self.lifter = lifter
         self.model = lifter.model.eval()
+        for name, value in (("flip_test", flip_test), ("skeleton_fit", skeleton_fit)):
+            if value is not None:
+                check_switch(value, name)
+        if confidence_threshold is not None:
+            check_confidence_threshold(confidence_threshold)
         self.flip_test = flip_test
         self.skeleton_fit = lifter.skeleton_fit if skeleton_fit is None else skeleton_fit
+        self.confidence_threshold = confidence_threshold
         self.precision = precision
         if isinstance(self.model, OnnxModel) and precision != "fp32":
             raise JointposeError(f"precision '{precision}' applies to torch models; an ONNX export runs in fp32")
@@ -187,6 +202,8 @@ class StreamingLifter:
             ]
         self.frames_seen = 0
         self._length_sum = torch.zeros(self.model.num_joints_out - 1, 1, device=self.lifter.device)  # per bone
+        self._held: np.ndarray | None = None  # (J, 2) each keypoint's last confident position (NaN: none yet)
+        self._frame: np.ndarray | None = None  # the last frame lifted, its missing keypoints held
         self._rays: np.ndarray | None = None  # the last frames' rays, oldest first (push_with_root)
         self._roots: np.ndarray | None = None  # the last frames' least-squares roots, oldest first
 
@@ -218,13 +235,20 @@ class StreamingLifter:
             in metres, camera axes, root joint at 0.
 
         Raises:
-            JointposeError: a frame that is not finite in float32 or lies far off screen
-                (``Lifter.normalize``), raised before any state changes: the stream goes on
-                as if it had never been pushed.
+            JointposeError: a frame that is not finite in float32 (without
+                ``confidence_threshold``; with it, a NaN keypoint not seen before) or lies far
+                off screen (``Lifter.normalize``), raised before any state changes: the stream
+                goes on as if it had never been pushed.
         """
+        if isinstance(keypoints, Keypoints2D):
+            raise JointposeError("push takes one frame: pass a Keypoints2D's frames one by one (kp.points[i])")
         kp = numeric_array(keypoints, "keypoints")
-        if kp.ndim != 2:
-            raise JointposeError(f"push takes one frame (joints, 2 or 3), got shape {kp.shape}")
+        joints = self.model.num_joints_in
+        if kp.ndim != 2 or len(kp) != joints or kp.shape[1] not in (2, 3):
+            raise JointposeError(f"push takes one frame ({joints}, 2 or 3), got shape {kp.shape}")
+        held = self._held
+        if self.confidence_threshold is not None:
+            kp, held = self._hold_missing(kp)
         x = torch.as_tensor(
             self.lifter.normalize(kp[None], image_size, normalized, camera)[0],
             dtype=torch.float32,
@@ -244,7 +268,21 @@ class StreamingLifter:
         if self.skeleton_fit:
             self._length_sum += bone_lengths(pose)[:, None]
             pose = limit_range_of_motion(set_bone_lengths(pose[None], self._length_sum / self.frames_seen)[0])
+        self._held, self._frame = held, kp
         return pose.cpu().numpy()
+
+    def _hold_missing(self, kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The frame ``kp`` with each keypoint below ``confidence_threshold`` (or NaN) at its
+        last confident position where there is one, and the positions held after it."""
+        xy = kp[:, :2]
+        missing = ~np.isfinite(xy).all(axis=1)
+        if kp.shape[1] == 3:
+            missing |= ~(np.nan_to_num(kp[:, 2], nan=0.0) >= self.confidence_threshold)
+        held = np.full_like(xy, np.nan) if self._held is None else self._held
+        known = missing & np.isfinite(held).all(axis=1)
+        filled = kp.copy()
+        filled[known, :2] = held[known]
+        return filled, np.where(missing[:, None], held, xy)
 
     def push_with_root(
         self,
@@ -286,7 +324,7 @@ class StreamingLifter:
             )
         pose = self.push(keypoints, image_size, camera=camera)
         seen_by = self.lifter.camera_for(image_size, camera)
-        rays = normalize_keypoints(np.asarray(keypoints, dtype=np.float64)[None, :, :2], seen_by, "intrinsics")
+        rays = normalize_keypoints(self._frame[None, :, :2], seen_by, "intrinsics")
         taps = self._root_taps
         if self._rays is None or self.frames_seen == 1:  # the first frame stands for the frames before it
             self._rays = np.repeat(rays, len(taps), axis=0)

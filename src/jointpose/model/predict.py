@@ -9,11 +9,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import ALIGN_SIGMA_S, align_to_rays
 from jointpose.geometry.anatomy import fit_skeleton
 from jointpose.geometry.filters import smooth_poses
 from jointpose.model.temporal import TemporalModel
+
+
+def refuse_future_frames(name: str, value: float, causal: bool, model: str) -> None:
+    """Refuse a filter (``smooth``) or an alignment with the 2D (``align_2d``) above 0 for a
+    causal ``model`` (its path or name): both read future frames, which it must not; refused
+    rather than ignored (and recorded as applied)."""
+    if causal and value:
+        raise JointposeError(
+            "{0} reads future frames, which a causal model ({model}) must not; leave it out",
+            fields=(name,),
+            model=model,
+        )
 
 
 def pad_sequence(keypoints: torch.Tensor, receptive_field: int, causal: bool) -> torch.Tensor:

@@ -83,6 +83,14 @@ def is_real_number(value: Any) -> bool:
     return number and is_finite_number(value)
 
 
+def check_switch(value: Any, what: str) -> bool:
+    """``value`` as a bool where it is one (Python's or numpy's); anything else is refused,
+    naming ``what``: a string such as ``"no"`` would read as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise JointposeError("{0} must be True or False, got {value}", fields=(what,), value=brief(value))
+    return bool(value)
+
+
 def check_fps(fps: float, what: str) -> float:
     """A frame rate (frames per second) in [1 / L, L] for L = ``limit("fps")``; errors name
     ``what`` (an argument's name, or a description). A bool (JSON ``true``) is no frame rate."""
@@ -111,7 +119,10 @@ def check_resample(src_fps: float, dst_fps: float, what: str) -> None:
 
 def numeric_array(values: Any, what: str) -> np.ndarray:
     """``values`` as a float64 array; text, objects, bools (also one among numbers, as JSON
-    ``true`` in a list) and ragged nesting are refused, naming ``what``."""
+    ``true`` in a list) and ragged nesting are refused, naming ``what``. A torch tensor is
+    read detached, on the CPU."""
+    if hasattr(values, "detach") and hasattr(values, "cpu"):  # a tensor (perhaps requiring grad, on a GPU)
+        values = values.detach().cpu()
     try:
         array = np.asarray(values)
     except ValueError as exc:  # ragged nesting
