@@ -136,6 +136,10 @@ def test_evaluate_refuses_the_offline_steps_for_a_causal_model(tmp_path, capsys)
         assert main(["evaluate", *flags, flag, value]) == 2
         _one_clear_line(capsys, f"{flag} reads future frames, which a causal model ({tmp_path / 'ck'}) must not")
     assert main(["evaluate", *flags, "--align-2d", "0"]) == 0
+    # A bundled model is named as given, not by its installed file's path.
+    bundled = ["--data-dir", str(folder), "--pretrained", "causal", "-k", "gt", "-ste", "S1", "--smooth", "2"]
+    assert main(["evaluate", *bundled]) == 2
+    _one_clear_line(capsys, "--smooth reads future frames, which a causal model (--pretrained causal) must not")
 
 
 def test_subject_missing_from_3d_file(tmp_path, capsys):

@@ -1077,12 +1077,16 @@ def test_a_stream_holds_keypoints_below_its_confidence_threshold_at_their_last_c
     assert np.abs(stream(lost[:25]) - held[:25]).max() > 0.01  # the zeros lifted as given
     with pytest.raises(JointposeError, match="NaN"):
         stream(lost)  # NaN is refused without a threshold
-    # A NaN keypoint never seen is refused, and the stream goes on as if it had not been pushed.
-    first = frames[0].copy()
-    first[5, :2] = np.nan
+    # A keypoint not yet confident stands at the mean of the frame's confident ones, NaN or not;
+    # a frame with none is refused, and the stream goes on as if it had not been pushed.
+    first = frames[:2].copy()
+    first[0, 5, :2], first[0, 16] = np.nan, [0.0, 0.0, 0.0]
+    centred = first.copy()
+    centred[0, [5, 16], :2] = np.delete(frames[0, :, :2], [5, 16], axis=0).mean(axis=0)
+    np.testing.assert_allclose(stream(first, confidence_threshold=0.0), stream(centred), atol=1e-6)
     s = StreamingLifter(lifter, confidence_threshold=0.3)
-    with pytest.raises(JointposeError, match="NaN"):
-        s.push(first, image_size=(1000, 1000))
+    with pytest.raises(JointposeError, match="no keypoint of the frame is confident"):
+        s.push(np.zeros((17, 3)), image_size=(1000, 1000))
     np.testing.assert_allclose(s.push(frames[0], image_size=(1000, 1000)), held[0], atol=1e-6)
     with pytest.raises(JointposeError, match="confidence_threshold must lie in"):
         StreamingLifter(lifter, confidence_threshold=3)

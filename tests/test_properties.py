@@ -124,14 +124,19 @@ def plain_values(protocol: int) -> st.SearchStrategy:
     )
 
 
-def _only_plain(value) -> bool:
-    """Whether ``value`` and everything inside it is plain data or a numpy array/scalar/dtype."""
+def _only_plain(value, seen: frozenset = frozenset()) -> bool:
+    """Whether ``value`` and everything inside it is plain data or a numpy array/scalar/dtype.
+    A changed byte can make a list hold itself (a memo reference): each container is checked
+    once on a path (``seen``: the ids above it)."""
     if isinstance(value, (np.ndarray, np.generic, np.dtype)):
         return value.dtype != object if isinstance(value, np.ndarray) else True
+    if isinstance(value, (dict, list, tuple, set, frozenset)) and id(value) in seen:
+        return True
+    inner = seen | {id(value)}
     if isinstance(value, dict):
-        return all(_only_plain(k) and _only_plain(v) for k, v in value.items())
+        return all(_only_plain(k, inner) and _only_plain(v, inner) for k, v in value.items())
     if isinstance(value, (list, tuple, set, frozenset)):
-        return all(_only_plain(v) for v in value)
+        return all(_only_plain(v, inner) for v in value)
     return isinstance(value, ALLOWED)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Mapping, Sequence
+from pathlib import PurePath
 from typing import Any
 
 # At most 3 levels and 6 items per container: a value a pickle builds from shared parts (a
@@ -54,6 +55,14 @@ class JointposeError(Exception):
         self.template = message if self.fields or values else None
         self.values = {k: _Brief(v) if isinstance(v, _CONTAINERS) else v for k, v in values.items()}
         super().__init__(message.format(*self.fields, **self.values) if self.template is not None else message)
+
+    def renaming(self, old: str, new: str) -> JointposeError:
+        """This error with the text ``old`` (a file's path) written as ``new`` (what the user
+        gave for it) in its message and its values."""
+        if self.template is None:
+            return JointposeError(str(self).replace(old, new))
+        values = {k: str(v).replace(old, new) if isinstance(v, (str, PurePath)) else v for k, v in self.values.items()}
+        return JointposeError(self.template.replace(old, new), fields=self.fields, **values)
 
     def naming(self, names: Mapping[str, str]) -> str:
         """The message with each field written as ``names[field]`` (as itself when absent)."""

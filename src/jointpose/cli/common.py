@@ -85,7 +85,10 @@ def model_source(path: str | None, pretrained: str | None) -> Iterator[str | Pat
     from jointpose.inference.pretrained import pretrained_file
 
     with pretrained_file(pretrained) as file:
-        yield file
+        try:
+            yield file
+        except JointposeError as exc:  # named as given, not by the installed file's path
+            raise exc.renaming(str(file), f"--pretrained {pretrained}") from None
 
 
 def files_in(folder: str | Path | None, pattern: str) -> list[Path]:

@@ -108,7 +108,6 @@ def cmd_infer(args: argparse.Namespace) -> None:
             "--video": args.video,
         },
     )
-    require_keypoint_file(args.input)
     if args.fps is not None:
         check_fps(args.fps, "--fps")
     if args.height is not None:
@@ -116,6 +115,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     if args.video and not args.render:
         raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
     panel_size = render_panel_size(args)
+    require_keypoint_file(args.input)  # the flags first, then the files, before the model is loaded
     clip = open_video(args.video) if args.video else None  # its size and frame rate
     size = None if args.image_size is None else require_image_size(args.image_size, args.input)
     if clip is not None and size is not None and size != clip.size:

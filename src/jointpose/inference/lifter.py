@@ -122,15 +122,13 @@ class Lifter:
                     f"{name} must be a TemporalModel or an ONNX model, got {type(network).__name__} (a bundled "
                     "model: Lifter.from_pretrained(name); a file: Lifter.load(path))"
                 )
-        for name, value in (("flip_test", flip_test), ("skeleton_fit", skeleton_fit)):
-            check_switch(value, name)
         self.model = model.eval()
-        self.skeleton_fit = skeleton_fit
+        self.skeleton_fit = check_switch(skeleton_fit, "skeleton_fit")
         self.smooth = check_sigma(smooth, "smooth")
         self.trajectory_model = trajectory_model.eval() if trajectory_model is not None else None
         self.fps = float(check_fps(fps, "fps"))
         self.keypoints_left, self.keypoints_right = tuple(keypoints_left), tuple(keypoints_right)
-        self.flip_test = flip_test
+        self.flip_test = check_switch(flip_test, "flip_test")
         self.normalization = check_normalization(normalization)
         self.align_2d = check_weight(align_2d, "align_2d")
         self.assumed_camera: Camera | None = None  # set when pixel input came without intrinsics
@@ -201,7 +199,7 @@ class Lifter:
             The lifter, with the inference step the model was trained for.
         """
         if Path(path).suffix.lower() == ".onnx":
-            if str(device).lower() not in ("auto", "cpu"):
+            if str(device).lower() not in ("auto", "cpu") and not str(device).lower().startswith("cpu:"):
                 raise JointposeError(
                     "{0} {name}: ONNX models run on onnxruntime's CPU provider", fields=("device",), name=device
                 )

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold
+from jointpose.data.layouts import usable
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import root_sigma
@@ -155,10 +156,11 @@ class StreamingLifter:
                 and right sharing theirs, as ``Lifter.predict`` does for a causal model
                 (default: the lifter's setting).
             confidence_threshold: hold each keypoint whose confidence (a frame's third column)
-                is below this, or that is NaN, at its last position above it (0-1; e.g. 0.3, as
-                ``jointpose infer``): the causal counterpart of ``load_keypoints``' filling. A
-                keypoint not yet seen is taken as given where it is finite; a NaN one is then
-                refused. Default None: every keypoint as given (as ``Lifter.predict``).
+                is below this (or 0), or that is NaN, at its last position above it (0-1; e.g.
+                0.3, as ``jointpose infer``): the causal counterpart of ``load_keypoints``'
+                filling. A keypoint never confident yet stands at the mean of the frame's
+                confident keypoints; a frame with none is refused. Default None: every keypoint
+                as given (as ``Lifter.predict``).
 
         Raises:
             JointposeError: a model that is not causal, or an unknown precision.
@@ -174,13 +176,10 @@ class StreamingLifter:
             raise JointposeError(f"precision 'int8' needs torch >= 2.3 (this is {torch.__version__})")
         self.lifter = lifter
         self.model = lifter.model.eval()
-        for name, value in (("flip_test", flip_test), ("skeleton_fit", skeleton_fit)):
-            if value is not None:
-                check_switch(value, name)
         if confidence_threshold is not None:
             check_confidence_threshold(confidence_threshold)
-        self.flip_test = flip_test
-        self.skeleton_fit = lifter.skeleton_fit if skeleton_fit is None else skeleton_fit
+        self.flip_test = check_switch(flip_test, "flip_test")
+        self.skeleton_fit = lifter.skeleton_fit if skeleton_fit is None else check_switch(skeleton_fit, "skeleton_fit")
         self.confidence_threshold = confidence_threshold
         self.precision = precision
         if isinstance(self.model, OnnxModel) and precision != "fp32":
@@ -235,10 +234,10 @@ class StreamingLifter:
             in metres, camera axes, root joint at 0.
 
         Raises:
-            JointposeError: a frame that is not finite in float32 (without
-                ``confidence_threshold``; with it, a NaN keypoint not seen before) or lies far
-                off screen (``Lifter.normalize``), raised before any state changes: the stream
-                goes on as if it had never been pushed.
+            JointposeError: a frame whose positions are not finite in float32 (without
+                ``confidence_threshold``; with it, a frame with no confident keypoint) or lie
+                far off screen (``Lifter.normalize``), raised before any state changes: the
+                stream goes on as if it had never been pushed.
         """
         if isinstance(keypoints, Keypoints2D):
             raise JointposeError("push takes one frame: pass a Keypoints2D's frames one by one (kp.points[i])")
@@ -273,15 +272,24 @@ class StreamingLifter:
 
     def _hold_missing(self, kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The frame ``kp`` with each keypoint below ``confidence_threshold`` (or NaN) at its
-        last confident position where there is one, and the positions held after it."""
+        last confident position, or, before it was ever confident, at the mean of the frame's
+        confident keypoints; and the positions held after it."""
         xy = kp[:, :2]
         missing = ~np.isfinite(xy).all(axis=1)
-        if kp.shape[1] == 3:
-            missing |= ~(np.nan_to_num(kp[:, 2], nan=0.0) >= self.confidence_threshold)
+        if kp.shape[1] == 3:  # the rule of load_keypoints' filling
+            missing |= ~usable(np.nan_to_num(kp[:, 2], nan=0.0), self.confidence_threshold)
+        if missing.all():
+            raise JointposeError(
+                f"keypoints: no keypoint of the frame is confident (confidence_threshold "
+                f"{self.confidence_threshold}); the stream holds none yet to stand for them"
+                if self._held is None
+                else "keypoints: no keypoint of the frame is confident; push the next frame"
+            )
         held = np.full_like(xy, np.nan) if self._held is None else self._held
-        known = missing & np.isfinite(held).all(axis=1)
+        known = np.isfinite(held).all(axis=1)
         filled = kp.copy()
-        filled[known, :2] = held[known]
+        filled[missing & known, :2] = held[missing & known]
+        filled[missing & ~known, :2] = xy[~missing].mean(axis=0)  # never confident yet: the body's centre
         return filled, np.where(missing[:, None], held, xy)
 
     def push_with_root(

@@ -123,6 +123,7 @@ def numeric_array(values: Any, what: str) -> np.ndarray:
     read detached, on the CPU."""
     if hasattr(values, "detach") and hasattr(values, "cpu"):  # a tensor (perhaps requiring grad, on a GPU)
         values = values.detach().cpu()
+        values = values.double() if values.is_floating_point() else values  # numpy has no bf16
     try:
         array = np.asarray(values)
     except ValueError as exc:  # ragged nesting
