@@ -161,7 +161,11 @@ def joint_angles(poses: torch.Tensor) -> torch.Tensor:
     t = tables(poses.shape[-2])
     n = len(t.skeleton.angles)
     arms = t.const("arms", t.angle_arms, poses) @ poses  # (..., 2 * n_angles, 3)
-    u, v = arms[..., :n, :], arms[..., n:, :]
+    return _angle(arms[..., :n, :], arms[..., n:, :])
+
+
+def _angle(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The angle (radians) between arms ``u`` and ``v`` (..., 3), as :func:`joint_angles` says."""
     cross = torch.roll(u, -1, dims=-1) * torch.roll(v, -2, dims=-1) - torch.roll(u, -2, dims=-1) * torch.roll(
         v, -1, dims=-1
     )
@@ -295,10 +299,12 @@ def _open_angles(poses: torch.Tensor, t: Tables, low: torch.Tensor, margin: floa
     fallback = poses.new_tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     for _ in range(rounds):
         for k, (_, parent, vertex, child) in enumerate(t.skeleton.angles):
-            angle = joint_angles(poses)[:, k]
-            short = torch.where(angle < low[k], low[k] + margin - angle, torch.zeros_like(angle))  # radians to open
             u = poses[:, parent] - poses[:, vertex]
             w = poses[:, child] - poses[:, vertex]
+            angle = _angle(u, w)
+            if not bool((angle < low[k]).any()):  # nothing to open: the pass would leave every pose as it is
+                continue
+            short = torch.where(angle < low[k], low[k] + margin - angle, torch.zeros_like(angle))  # radians to open
             lever = poses[:, child] - poses[:, t.rom_pivots[k]]
             # Turn axis: u x w opens the angle; at a fully folded joint any axis normal to w.
             axis = torch.cross(u, w, dim=-1)
