@@ -989,7 +989,7 @@ def test_lift_track_lifts_each_stretch_between_switches_on_its_own():
         lifter.lift_track(track(moved, []), (1000, 1000), fps=0.0)
 
 
-def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir):
+def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir, monkeypatch):
     """The mistakes a Python user makes (a name where an object goes, an array where a track
     goes, nested lists, a file name without its extension) raise one JointposeError naming the
     argument, before any work, instead of a traceback from deep inside."""
@@ -1026,6 +1026,10 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir)
             call()
         assert str(info.value).startswith(message), (message, str(info.value))
     assert not (tmp_path / "m.pt").exists()
+    with monkeypatch.context() as patch:  # a wrong layout is refused before the network runs
+        patch.setattr("jointpose.inference.lifter.predict", lambda *args, **kwargs: pytest.fail("the network ran"))
+        with pytest.raises(JointposeError, match="unknown keypoint layout 'coco'; one of"):
+            lifter.predict(frames, camera=camera, source_layout="coco")
     # What is refused is not a sequence: a list of tensors or arrays is one sequence per clip.
     (as_tensor,) = lifter.predict([torch.from_numpy(frames)], camera=camera)
     np.testing.assert_array_equal(as_tensor, lifter.predict(frames, camera=camera))

@@ -374,6 +374,7 @@ class Lifter:
             ]
         if isinstance(keypoints, Keypoints2D):
             keypoints, source_layout = _points_of(keypoints, normalized, self.fps), keypoints.source_layout
+        align_joints = aligned_joints(source_layout)  # checked before the network runs
         kp = self.normalize(keypoints, image_size, normalized, camera)
         poses = predict(
             self._inference_model(),
@@ -402,7 +403,7 @@ class Lifter:
                 rays=rays,
                 align=self.align_2d,
                 align_sigma=alignment_sigma(self.fps),
-                align_joints=aligned_joints(source_layout),
+                align_joints=align_joints,
                 confidence=confidence,
             )
             .float()
