@@ -193,6 +193,20 @@ def test_render_height_sizes_the_animation(tmp_path, capsys):
         assert f"{RENDER_HEIGHTS[0]}-{RENDER_HEIGHTS[1]} (default {RENDER_HEIGHT})" in action.help
 
 
+def test_the_format_flag_offers_the_formats_export_writes():
+    """--format's choices are written out in the parser (which does not import the exporter):
+    they must stay the exporter's."""
+    import argparse
+
+    from jointpose.cli import build_parser
+    from jointpose.inference.export import FORMATS
+
+    verbs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for verb in ("infer", "video"):
+        (action,) = (a for a in verbs[verb]._actions if a.dest == "format")
+        assert tuple(action.choices) == FORMATS
+
+
 def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     """A `jointpose video` output records its track's layout, image size, fill threshold and
     frame rate: infer and render read them back (no --image-size needed), the alignment moves

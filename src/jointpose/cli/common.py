@@ -134,6 +134,18 @@ def add_height_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    """The ``-o`` and ``--format`` flags of ``infer`` and ``video`` (the formats of
+    :data:`jointpose.inference.export.FORMATS`, written out so that the parser does not import it)."""
+    p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
+    p.add_argument(
+        "--format",
+        choices=("npz", "json", "csv", "bvh"),
+        default=None,
+        help="the format, for an output whose extension names none",
+    )
+
+
 def add_render_height_arg(p: argparse.ArgumentParser) -> None:
     """The ``--render-height`` flag of ``infer``, ``video`` and ``render`` (its bounds and default
     are :mod:`jointpose.render`'s, written out here so that the parser does not import it)."""

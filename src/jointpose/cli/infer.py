@@ -11,6 +11,7 @@ from jointpose.cli.common import (
     add_align_arg,
     add_camera_args,
     add_height_arg,
+    add_output_args,
     add_pretrained_arg,
     add_render_height_arg,
     alignment_of,
@@ -36,13 +37,7 @@ def add_infer_flags(p: argparse.ArgumentParser) -> None:
         help="COCO results or MMPose JSON, OpenPose JSON file or folder, a jointpose video output (npz or JSON), "
         "or .npy/.npz (frames, 17, 2|3)",
     )
-    p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
-    p.add_argument(
-        "--format",
-        choices=("npz", "json", "csv", "bvh"),
-        default=None,
-        help="the format, for an output whose extension names none",
-    )
+    add_output_args(p)
     p.add_argument("--checkpoint", default=None, help="checkpoint or .safetensors model (default: the bundled model)")
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     add_pretrained_arg(p)

@@ -8,6 +8,7 @@ from jointpose.cli.common import (
     add_align_arg,
     add_camera_args,
     add_height_arg,
+    add_output_args,
     add_pretrained_arg,
     add_render_height_arg,
     alignment_of,
@@ -23,13 +24,7 @@ def add_video_flags(p: argparse.ArgumentParser) -> None:
     from jointpose.data.layouts import VISIBILITY_THRESHOLD
 
     p.add_argument("input", help="video file (any format ffmpeg reads)")
-    p.add_argument("-o", "--output", required=True, help="output file; the format follows its extension")
-    p.add_argument(
-        "--format",
-        choices=("npz", "json", "csv", "bvh"),
-        default=None,
-        help="the format, for an output whose extension names none",
-    )
+    add_output_args(p)
     p.add_argument(
         "--render", default=None, help="also write the video with the 2D skeleton beside the 3D one (.mp4 or .gif)"
     )

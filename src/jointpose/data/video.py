@@ -157,7 +157,8 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise JointposeError("{0} must be a finite time in seconds >= 0, got {value}", fields=(name,), value=value)
     first = _frame_at(start, fps) if start is not None else 0
-    if duration > 0 and first >= (frames := _frame_at(duration, fps)):
+    frames = _frame_at(duration, fps) if duration > 0 else None  # as the duration announces them
+    if frames is not None and first >= frames:
         raise JointposeError(
             "{0} {start:g} s rounds to frame {first}, past the last frame of {path} ({last}, shown from {shown:.3f} s)",
             fields=("start",),
@@ -177,6 +178,6 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
                 end=end,
                 start=start or 0,
             )
-        if duration > 0 and first + count >= _frame_at(duration, fps):  # to the end: counted as decoded
+        if frames is not None and first + count >= frames:  # to the end: counted as decoded
             count = None
     return VideoClip(path, width, height, fps, duration, first, count)

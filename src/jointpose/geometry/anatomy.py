@@ -302,9 +302,10 @@ def _open_angles(poses: torch.Tensor, t: Tables, low: torch.Tensor, margin: floa
             u = poses[:, parent] - poses[:, vertex]
             w = poses[:, child] - poses[:, vertex]
             angle = _angle(u, w)
-            if not bool((angle < low[k]).any()):  # nothing to open: the pass would leave every pose as it is
+            below = angle < low[k]
+            if not bool(below.any()):  # nothing to open: the pass would leave every pose as it is
                 continue
-            short = torch.where(angle < low[k], low[k] + margin - angle, torch.zeros_like(angle))  # radians to open
+            short = torch.where(below, low[k] + margin - angle, torch.zeros_like(angle))  # radians to open
             lever = poses[:, child] - poses[:, t.rom_pivots[k]]
             # Turn axis: u x w opens the angle; at a fully folded joint any axis normal to w.
             axis = torch.cross(u, w, dim=-1)

@@ -375,6 +375,7 @@ class Lifter:
         if isinstance(keypoints, Keypoints2D):
             keypoints, source_layout = _points_of(keypoints, normalized, self.fps), keypoints.source_layout
         align_joints = aligned_joints(source_layout)  # checked before the network runs
+        keypoints = numeric_array(keypoints, "keypoints")  # read once: positions, and confidence below
         kp = self.normalize(keypoints, image_size, normalized, camera)
         poses = predict(
             self._inference_model(),
@@ -392,8 +393,8 @@ class Lifter:
             if self._screen_view_of(camera, normalized):
                 seen_by = screen_camera(camera)  # the camera the points were moved into
             rays = rays_of(kp, seen_by, self.normalization)
-            if np.shape(keypoints)[2] == 3:
-                confidence = np.nan_to_num(numeric_array(keypoints, "keypoints")[..., 2])
+            if keypoints.shape[2] == 3:
+                confidence = np.nan_to_num(keypoints[..., 2])
         poses = (
             inference_step(
                 poses,
