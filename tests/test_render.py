@@ -8,7 +8,7 @@ import pytest
 from matplotlib.colors import to_rgb
 from mpl_toolkits.mplot3d import proj3d
 
-from h36m_files import cli
+from h36m_files import cli, write_dataset
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import project_points
 from jointpose.geometry.skeleton import BONES
@@ -470,6 +470,26 @@ def test_render_cli_files_and_dataset_modes(tmp_path, h36m_dir, capsys):
             f"--poses {tmp_path / 'poses.npz'} 6"
         )
     )
+
+
+def test_render_reads_the_sequences_action_only(tmp_path, capsys):
+    """A dataset whose 3D holds an action the 2D lacks still renders its other sequences; a
+    sequence whose action is absent is refused naming --sequence."""
+    from jointpose.cli import main
+
+    folder = write_dataset(tmp_path / "d", {"S9": {"Walking": 12}})
+    with np.load(folder / "data_3d_h36m.npz", allow_pickle=True) as f:
+        poses = f["positions_3d"].item()
+    poses["S9"]["Eating"] = poses["S9"]["Walking"]
+    np.savez_compressed(folder / "data_3d_h36m.npz", positions_3d=poses)
+    out = tmp_path / "w.gif"
+    assert main(cli("render", "-k gt --sequence S9/Walking/1 --no-progress", data_dir=folder, o=out)) == 0
+    assert out.stat().st_size > 0
+    capsys.readouterr()
+    assert main(cli("render", "-k gt --sequence S9/Eating/1 --no-progress", data_dir=folder, o=tmp_path / "e.gif")) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--sequence S9/Eating/1: action(s) Eating not found for S9" in err, err
+    assert "it has: Walking" in err and not (tmp_path / "e.gif").exists()
 
 
 @pytest.mark.parametrize("size", [(100_000, 2), (2, 100_000), (1920, 1080)])

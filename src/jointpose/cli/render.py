@@ -59,7 +59,7 @@ def cmd_render(args: argparse.Namespace) -> None:
     )
     sequences, trajectory = {}, None
     if args.data_dir:
-        from jointpose.data.h36m import load_dataset
+        from jointpose.data.h36m import action_group, load_dataset
         from jointpose.geometry.cameras import image_coordinates
 
         refuse_inapplicable(
@@ -69,9 +69,18 @@ def cmd_render(args: argparse.Namespace) -> None:
         )
 
         subject, action, camera = _split_key(args.sequence)
-        data = load_dataset(
-            args.data_dir, args.keypoints, [subject], downsample=1 if args.downsample is None else args.downsample
-        )
+        try:  # the sequence's action group alone: other actions need not be complete
+            data = load_dataset(
+                args.data_dir,
+                args.keypoints,
+                [subject],
+                [action_group(action)],
+                downsample=1 if args.downsample is None else args.downsample,
+            )
+        except JointposeError as exc:
+            if exc.fields != ("actions",):
+                raise
+            raise JointposeError(exc.naming({"actions": f"--sequence {args.sequence}"})) from None
         match = [s for s in data.sequences if s.key == args.sequence]
         if not match:
             raise JointposeError(f"--sequence {args.sequence} not in {args.data_dir} (e.g. {data.sequences[0].key})")

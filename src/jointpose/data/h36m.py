@@ -374,7 +374,12 @@ def _select_actions(available: dict[str, Any], groups: list[str] | None, subject
     missing = [g for g in groups if g not in known]
     if missing:
         raise JointposeError(
-            f"-a: action(s) {', '.join(missing)} not found for {subject} in {path} (it has: {', '.join(sorted(known))})"
+            "{0}: action(s) {missing} not found for {subject} in {path} (it has: {known})",
+            fields=("actions",),
+            missing=", ".join(missing),
+            subject=subject,
+            path=path,
+            known=", ".join(sorted(known)),
         )
     return [a for a in available if action_group(a) in groups]
 
