@@ -1002,6 +1002,10 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
     refused = {
         "model must be a TemporalModel or an ONNX model, got str": lambda: Lifter("offline"),
         "model must be a TemporalModel or an ONNX model, got str (a bundled": lambda: StreamingLifter("causal"),
+        "model must be a TemporalModel or an ONNX model, got DataParallel, a wrapper: pass its .module": lambda: Lifter(
+            torch.nn.DataParallel(lifter.model)
+        ),
+        "model must be a TemporalModel or an ONNX model, got Linear (a bundled": lambda: Lifter(torch.nn.Linear(2, 2)),
         "lifter must be a Lifter, e.g. Lifter.from_pretrained('video'), got str": lambda: lift_video("x.mp4", "video"),
         "keypoints must be a Keypoints2D (from load_keypoints), got ndarray": lambda: lifter.lift_track(frames),
         "keypoints: a list holds one sequence per clip": lambda: lifter.predict(frames.tolist(), camera=camera),
@@ -1045,6 +1049,9 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
     for message, call in {
         "model must be a TemporalModel, got Lifter (a Lifter's is lifter.model": lambda: evaluate_model(
             Lifter(model), data.sequences
+        ),
+        "model must be a TemporalModel, got OptimizedModule, a wrapper: pass its ._orig_mod": lambda: evaluate_model(
+            torch.compile(model), data.sequences
         ),
         "sequences: pass the dataset's sequences": lambda: evaluate_model(model, data),
         "sequences: none to evaluate": lambda: evaluate_model(model, []),

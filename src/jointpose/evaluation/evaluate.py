@@ -37,7 +37,7 @@ from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import rays_of
 from jointpose.model.loading import load_model
 from jointpose.model.predict import alignment_sigma, inference_steps, predict, refuse_future_frames
-from jointpose.model.temporal import TemporalModel
+from jointpose.model.temporal import TemporalModel, network_name
 from jointpose.safeio import check_finite
 
 # Per-frame values are metres (reported as mm) except shares in [0, 1] (reported as %).
@@ -115,9 +115,9 @@ def evaluate_model(
     keypoints' confidence where the keypoints carry one
     (:func:`jointpose.geometry.alignment.align_to_rays`).
     """
-    if not isinstance(model, torch.nn.Module):
+    if not isinstance(model, TemporalModel):
         raise JointposeError(
-            f"model must be a TemporalModel, got {type(model).__name__} (a Lifter's is lifter.model; "
+            f"model must be a TemporalModel, got {network_name(model)} (a Lifter's is lifter.model; "
             "evaluate_checkpoint scores a checkpoint or model file)"
         )
     if isinstance(sequences, Dataset):

@@ -59,7 +59,7 @@ from jointpose.inference.onnx import OnnxModel, load_onnx
 from jointpose.inference.pretrained import pretrained_file
 from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
-from jointpose.model.temporal import FusedTemporalModel, TemporalModel
+from jointpose.model.temporal import FusedTemporalModel, TemporalModel, network_name
 from jointpose.motion.builder import CameraRing
 from jointpose.safeio import (
     check_bounded,
@@ -117,9 +117,9 @@ class Lifter:
                 keypoint's confidence; :func:`jointpose.geometry.alignment.align_to_rays`).
         """
         for name, network in (("model", model), ("trajectory_model", trajectory_model)):
-            if not isinstance(network, (torch.nn.Module, OnnxModel)) and (name == "model" or network is not None):
+            if not isinstance(network, (TemporalModel, OnnxModel)) and (name == "model" or network is not None):
                 raise JointposeError(
-                    f"{name} must be a TemporalModel or an ONNX model, got {type(network).__name__} (a bundled "
+                    f"{name} must be a TemporalModel or an ONNX model, got {network_name(network)} (a bundled "
                     "model: Lifter.from_pretrained(name); a file: Lifter.load(path))"
                 )
         self.model = model.eval()

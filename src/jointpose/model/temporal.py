@@ -216,6 +216,16 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * _scaled_mask(x, p)
 
 
+def network_name(network: object) -> str:
+    """``network``'s type as an error names it; a wrapper around a :class:`TemporalModel`
+    (DistributedDataParallel, DataParallel, ``torch.compile``) points to the network inside."""
+    name = type(network).__name__
+    for attribute in ("module", "_orig_mod"):
+        if isinstance(getattr(network, attribute, None), TemporalModel):
+            return f"{name}, a wrapper: pass its .{attribute}"
+    return name
+
+
 def _flat_weight(conv: nn.Conv1d) -> torch.Tensor:
     """Conv weight (out, in, width) as a (out, width * in) matrix for frame-major windows."""
     return conv.weight.permute(0, 2, 1).reshape(conv.weight.shape[0], -1)
