@@ -55,13 +55,12 @@ def test_onnx_network_equals_torch_on_random_input(tmp_path, causal):
 
 @needs_ort
 def test_lifter_on_onnx_equals_torch_with_its_inference_step(tmp_path):
-    lifter = Lifter(_model(False), fps=25.0, flip_test=True, skeleton_fit=True, smooth=1.5)
-    path = export_onnx(
-        LoadedModel(lifter.model, None, 25.0, (lifter.keypoints_left, lifter.keypoints_right), True, 1.5),
-        tmp_path / "m.onnx",
-    )
-    onnx_lifter = Lifter.load(path)
-    assert (onnx_lifter.fps, onnx_lifter.skeleton_fit, onnx_lifter.smooth) == (25.0, True, 1.5)
+    settings = dict(fps=25.0, skeleton_fit=True, smooth=1.5, normalization="intrinsics", align_2d=0.5)
+    lifter = Lifter(_model(False).train(), flip_test=True, **settings)
+    assert lifter.export_onnx(tmp_path / "m.onnx") == tmp_path / "m.onnx"
+    assert not lifter.model.training  # a Lifter's model is in eval mode, and stays so
+    onnx_lifter = Lifter.load(tmp_path / "m.onnx")
+    assert {name: getattr(onnx_lifter, name) for name in settings} == settings
     assert onnx_lifter.keypoints_left == lifter.keypoints_left
     for frames in (5, 90):  # shorter than the receptive field (padded) and longer
         kp = _keypoints(frames)
@@ -179,8 +178,24 @@ def test_each_export_kind_refuses_the_other_use(tmp_path):
         StreamingLifter(full)
     with pytest.raises(JointposeError, match="fp32"):
         StreamingLifter(step, precision="int8")
-    with pytest.raises(JointposeError, match="no torch weights"):
+    with pytest.raises(JointposeError, match="no torch weights to save as safetensors"):
         step.save(tmp_path / "x.safetensors")
+    with pytest.raises(JointposeError, match="step.onnx: an ONNX export holds no torch weights to export again"):
+        step.export_onnx(tmp_path / "again.onnx")
+    assert not (tmp_path / "again.onnx").exists()
+
+
+def test_export_leaves_the_model_as_it_was_and_wants_an_onnx_name(tmp_path):
+    model = _model(True).train()
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    with pytest.raises(JointposeError, match=r"^path .*m\.pt: the file name must end in \.onnx$"):
+        export_onnx(LoadedModel(model), tmp_path / "m.pt")
+    with pytest.raises(JointposeError, match="path 3: the file name must end in .onnx"):
+        Lifter(_model(True)).export_onnx(3)
+    if importlib.util.find_spec("onnxscript") is not None:
+        export_onnx(LoadedModel(model), tmp_path / "m.onnx", streaming=True)
+        assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert list(tmp_path.iterdir()) == ([tmp_path / "m.onnx"] if (tmp_path / "m.onnx").exists() else [])
 
 
 def test_missing_extra_is_one_line_naming_it(tmp_path, monkeypatch):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from jointpose.cli.common import add_model_source, model_file, model_source
 from jointpose.errors import JointposeError
@@ -20,12 +19,11 @@ def add_export_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from jointpose.inference.onnx import OPSET, export_onnx
+    from jointpose.inference.onnx import OPSET, export_onnx, onnx_path
     from jointpose.model.loading import load_model
     from jointpose.safeio import check_outputs
 
-    if Path(args.onnx).suffix.lower() != ".onnx":
-        raise JointposeError(f"--onnx {args.onnx}: the file name must end in .onnx")
+    onnx_path(args.onnx, "--onnx")
     check_outputs({"--onnx": args.onnx}, {"model": model_file(args.model)})  # before the export, not after it
     with model_source(args.model, args.pretrained) as model:
         try:

@@ -55,7 +55,7 @@ from jointpose.geometry.cameras import (
     normalize_keypoints,
 )
 from jointpose.geometry.filters import check_sigma
-from jointpose.inference.onnx import OnnxModel, load_onnx
+from jointpose.inference.onnx import OnnxModel, export_onnx, load_onnx
 from jointpose.inference.pretrained import pretrained_file
 from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
@@ -232,9 +232,29 @@ class Lifter:
         Returns:
             The path written.
         """
+        return save_model(path, self._loaded("save as safetensors"), half=half)
+
+    def export_onnx(self, path: str | Path, *, streaming: bool = False) -> Path:
+        """Write the pose model as ONNX for onnxruntime (the optional extra ``jointpose[onnx]``;
+        docs/onnx.md), with its frame rate, keypoint symmetry and inference step in the file's
+        metadata, so that :meth:`load` gives a lifter that lifts as this one does. A trajectory
+        model is not exported.
+
+        Args:
+            path: the ``.onnx`` file to write (written to a temporary file, then renamed).
+            streaming: one step of a causal model, its layer caches as inputs and outputs
+                (:class:`StreamingLifter`), instead of the full-sequence graph.
+
+        Returns:
+            The path written.
+        """
+        return export_onnx(self._loaded("export again"), path, streaming=streaming)
+
+    def _loaded(self, purpose: str) -> LoadedModel:
+        """The model(s) with what loading restores: frame rate, symmetry, inference step."""
         if isinstance(self.model, OnnxModel):
-            raise JointposeError(f"{self.model.path}: an ONNX export holds no torch weights to save as safetensors")
-        loaded = LoadedModel(
+            raise JointposeError(f"{self.model.path}: an ONNX export holds no torch weights to {purpose}")
+        return LoadedModel(
             self.model,
             self.trajectory_model,
             self.fps,
@@ -244,7 +264,6 @@ class Lifter:
             normalization=self.normalization,
             align_2d=self.align_2d,
         )
-        return save_model(path, loaded, half=half)
 
     def camera_for(self, image_size: tuple[int, int] | None, camera: Camera | None) -> Camera:
         """The camera pixel keypoints are read with: ``camera`` itself, else

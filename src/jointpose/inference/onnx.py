@@ -22,6 +22,7 @@ onnx, onnxscript and onnxruntime are the optional extra ``jointpose[onnx]``.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import warnings
@@ -105,12 +106,22 @@ def _span(conv: nn.Conv1d) -> int:
     return (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
 
 
+def onnx_path(path: str | Path, name: str = "path") -> Path:
+    """``path`` as a :class:`~pathlib.Path` when its name ends in ``.onnx``; ``name`` is what
+    the error calls it (``--onnx`` on the command line)."""
+    if not isinstance(path, (str, Path)) or Path(path).suffix.lower() != ".onnx":
+        raise JointposeError(f"{name} {path}: the file name must end in .onnx")
+    return Path(path)
+
+
 def export_onnx(loaded: LoadedModel, path: str | Path, *, streaming: bool = False) -> Path:
     """Write ``loaded``'s pose model as ONNX to ``path`` (atomically): the full-sequence graph,
-    or with ``streaming`` one step of a causal model (see the module docstring)."""
+    or with ``streaming`` one step of a causal model (see the module docstring). The model
+    itself stays where it is, in the mode it is in: a copy on the CPU is exported."""
+    path = onnx_path(path)
     onnx = _require("onnx")
     _require("onnxscript")
-    model = loaded.model.eval().cpu()
+    model = copy.deepcopy(loaded.model).cpu().eval()
     field = model.receptive_field()
     if streaming:
         module: nn.Module = StreamingStep(model).eval()
