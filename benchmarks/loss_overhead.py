@@ -25,12 +25,12 @@ import time
 import torch
 
 from jointpose.data.batching import receptive_windows
-from jointpose.losses import JointAwareLoss, LossWeights, mpjpe
+from jointpose.losses import TERMS, JointAwareLoss, LossWeights, mpjpe
 from jointpose.model.temporal import StridedTemporalModel
 from jointpose.training.config import TrainConfig
 from jointpose.training.trainer import chunk_groups, mixed_loss
 
-ALL_TERMS = LossWeights(sym=0.05, bone=0.05, angle=0.01, rom=0.05)  # every term with a weight
+ALL_TERMS = LossWeights(**{name: 0.05 for name in TERMS})  # every term with a weight (the most work a step does)
 
 
 def main() -> None:

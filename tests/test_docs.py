@@ -1,4 +1,5 @@
-"""README's code is the code that runs: its example executes, and CI runs its test command."""
+"""README's code is the code that runs: its example executes, and CI runs its test command; the
+CLI reference names every flag."""
 
 import json
 import re
@@ -45,6 +46,27 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     causal.flip_test = False
     whole = causal.predict(kp.xy, camera=namespace["camera"])
     assert np.allclose(namespace["pose"], whole[-1], atol=1e-3)  # metres
+
+
+def test_every_flag_of_every_verb_is_in_the_cli_reference():
+    import argparse
+
+    from jointpose.cli import VERBS, build_parser
+
+    reference = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    missing = []
+    parsers = [("", build_parser(list(VERBS)))]
+    while parsers:
+        name, parser = parsers.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += [(f"{name} {verb}".strip(), sub) for verb, sub in action.choices.items()]
+            missing += [
+                f"{name} {flag}"
+                for flag in action.option_strings
+                if flag not in ("-h", "--help") and not re.search(re.escape(flag) + r"(?![\w-])", reference)
+            ]
+    assert not missing, f"flags missing from docs/cli.md: {missing}"
 
 
 def test_no_merge_conflict_markers_in_text_files():

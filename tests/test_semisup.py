@@ -199,6 +199,28 @@ def test_target_free_terms_are_those_without_ground_truth():
     assert float(target_free_terms(singles, chunks[:0])["bone"]) == 0.0
 
 
+def test_a_target_free_temporal_term_compares_frames_of_one_chunk_only(monkeypatch):
+    """A term without ground truth that differences frames (here a speed) sees each chunk on
+    its own: never the step from one chunk's last frame to the next chunk's first, nor the
+    single windows of other people."""
+    from jointpose import losses
+
+    def speed(pred):
+        return (pred[:, 1:] - pred[:, :-1]).norm(dim=-1).mean()
+
+    terms = {**losses.TERM_FUNCTIONS, "speed": (speed, ("pred",))}
+    monkeypatch.setattr(losses, "TERM_FUNCTIONS", terms)
+    monkeypatch.setattr(losses, "TEMPORAL_TERMS", (*losses.TEMPORAL_TERMS, "speed"))
+    monkeypatch.setattr(losses, "SEQUENCE_TERMS", (*losses.SEQUENCE_TERMS, "speed"))
+    monkeypatch.setattr(losses, "TARGET_FREE_TERMS", (*TARGET_FREE_TERMS, "speed"))
+    still = torch.zeros(2, 5, 17, 3) + torch.tensor([[[[0.0, 0.0, 0.0]]], [[[9.0, 0.0, 0.0]]]])  # far apart
+    far_singles = torch.full((3, 17, 3), -7.0)
+    assert float(target_free_terms(far_singles, still)["speed"]) == 0.0
+    moving = still + torch.arange(5.0)[None, :, None, None] * torch.tensor([0.0, 0.1, 0.0])
+    assert abs(float(target_free_terms(far_singles, moving)["speed"]) - 0.1) < 1e-6
+    assert float(target_free_terms(far_singles, moving[:0])["speed"]) == 0.0
+
+
 def _args(data, ckpt, *extra):
     """``jointpose train`` on the small dataset: S1 labelled, S5 unlabelled, tested on S9."""
     flags = "-k gt -str S1 -sun S5 -ste S9 -arc 3,3 -ch 32 -b 128 --no-progress --device cpu --seed 5"

@@ -261,10 +261,11 @@ TERM_FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...]]] =
 }
 
 
+# Terms that compare the frames of one sequence with each other (the temporal ones among
+# them): on unlabelled windows, only within a chunk (single windows of different people are
+# no sequence).
+SEQUENCE_TERMS = (*TEMPORAL_TERMS, "stretch")
 # The terms whose inputs hold no ground truth: they apply to unlabelled predictions too.
-# Terms that compare the frames of one sequence with each other: on unlabelled windows,
-# only within a chunk (single windows of different people are no sequence).
-SEQUENCE_TERMS = ("stretch",)
 TARGET_FREE_TERMS = tuple(
     name
     for name, (_, inputs) in TERM_FUNCTIONS.items()
@@ -405,9 +406,11 @@ def target_free_terms(singles: torch.Tensor, chunks: torch.Tensor) -> dict[str, 
     out = compute_terms(frames, frames, framewise, shared)
     lengths = shared["pred_lengths"] if "pred_lengths" in shared else bone_lengths(frames)
     chunk_lengths = lengths[0, len(singles) :].reshape(*chunks.shape[:2], lengths.shape[-1])
-    out["bone"] = bone_consistency(chunk_lengths) if len(chunks) else lengths.sum() * 0.0
-    out["stretch"] = bone_stretch(chunk_lengths) if len(chunks) else lengths.sum() * 0.0
-    return out
+    within = [name for name in TARGET_FREE_TERMS if name in SEQUENCE_TERMS]
+    if not len(chunks):
+        return out | {name: lengths.sum() * 0.0 for name in ["bone", *within]}
+    out["bone"] = bone_consistency(chunk_lengths)
+    return out | compute_terms(chunks, chunks, within, {"pred_lengths": chunk_lengths})
 
 
 def compute_terms(
