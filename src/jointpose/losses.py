@@ -176,8 +176,8 @@ def bone_loss(
 def bone_stretch(pred_lengths: torch.Tensor) -> torch.Tensor:
     """Term ``stretch``: how far each bone's length strays from its own mean over the sequence.
 
-    Mean over sequences, frames and the 16 bones of |l_t / mean_t(l) - 1| (Huber corner
-    1e-3), from (batch, frames, 16) predicted bone lengths in metres; dimensionless (a share
+    Mean over sequences, frames and the J - 1 bones of |l_t / mean_t(l) - 1| (Huber corner
+    1e-3), from (batch, frames, J - 1) predicted bone lengths in metres; dimensionless (a share
     of the bone's mean length). It compares the prediction with itself only, never with a
     training person's true lengths, and is unchanged when the whole skeleton is scaled.
     Fewer than 2 frames -> a zero still attached to the graph.
@@ -322,7 +322,7 @@ def reprojection_loss(
     the input keypoints (VideoPose3D's semi-supervised reconstruction loss).
 
     Args:
-        poses: (N, 17, 3) predicted root-relative poses, metres.
+        poses: (N, J, 3) predicted root-relative poses, metres.
         root: (N, 1, 3) predicted root positions in camera space (the trajectory model), metres.
         intrinsics: (N, 4) (fx, fy, cx, cy) in input units, (N, 10) with the lens
             (:func:`project_to_input`), or (N, 12) with the screen units per input unit
@@ -345,8 +345,8 @@ def bone_length_guard(pred_lengths: torch.Tensor, reference: torch.Tensor) -> to
     that keeps unlabelled predictions from shrinking towards the camera.
 
     Args:
-        pred_lengths: (..., 16) bone lengths of the unlabelled predictions, metres.
-        reference: (16,) mean bone lengths of the labelled subjects, metres.
+        pred_lengths: (..., J - 1) bone lengths of the unlabelled predictions, metres.
+        reference: (J - 1,) mean bone lengths of the labelled subjects, metres.
 
     Returns:
         The mean absolute difference of the per-bone means, metres.
@@ -390,8 +390,8 @@ def target_free_terms(singles: torch.Tensor, chunks: torch.Tensor) -> dict[str, 
     """The joint-aware terms that need no ground truth, on unlabelled predictions.
 
     Args:
-        singles: (S, 17, 3) predicted poses of single windows, metres.
-        chunks: (K, chunk, 17, 3) predicted poses of chunks of consecutive frames, metres.
+        singles: (S, J, 3) predicted poses of single windows, metres.
+        chunks: (K, chunk, J, 3) predicted poses of chunks of consecutive frames, metres.
 
     Returns:
         ``{term: value}`` for each of :data:`TARGET_FREE_TERMS` (their functions in
@@ -400,7 +400,7 @@ def target_free_terms(singles: torch.Tensor, chunks: torch.Tensor) -> dict[str, 
         :func:`bone_consistency` over the chunks (m^2; 0 without chunks), the part of that
         term that needs no truth.
     """
-    frames = torch.cat([singles, chunks.reshape(-1, *singles.shape[1:])])[None]  # (1, frames, 17, 3)
+    frames = torch.cat([singles, chunks.reshape(-1, *singles.shape[1:])])[None]  # (1, frames, J, 3)
     shared: dict[str, torch.Tensor] = {}
     framewise = [name for name in TARGET_FREE_TERMS if name not in SEQUENCE_TERMS]
     out = compute_terms(frames, frames, framewise, shared)

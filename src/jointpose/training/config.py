@@ -29,6 +29,7 @@ from jointpose.training.distributed import PRECISIONS
 CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
 MAX_EPOCHS = 1_000_000
 MAX_BATCH = 65_536  # target frames per step: 64 times VideoPose3D's 1024
+MIN_CHUNK = 3  # with constraints: acceleration, a second temporal difference, needs 3 frames
 MAX_CHUNK = 1024  # consecutive target frames per chunk
 
 
@@ -164,7 +165,9 @@ class TrainConfig:
         "--w-*", default=None, help="weight of each constraint term: one --w-TERM flag per term"
     )
     chunk: int = _flag(
-        "--chunk", default=4, help="consecutive target frames per chunk with constraints (>= 3; default {default})"
+        "--chunk",
+        default=4,
+        help=f"consecutive target frames per chunk with constraints (>= {MIN_CHUNK}; default {{default}})",
     )
     chunk_share: float = _flag(
         "--chunk-share",
@@ -357,8 +360,8 @@ class TrainConfig:
             ),
             (
                 "chunk",
-                integer(self.chunk) and (3 if constraints else 1) <= self.chunk <= MAX_CHUNK,
-                f"in [3, {MAX_CHUNK}] with constraints (temporal terms need 3 frames)"
+                integer(self.chunk) and (MIN_CHUNK if constraints else 1) <= self.chunk <= MAX_CHUNK,
+                f"in [{MIN_CHUNK}, {MAX_CHUNK}] with constraints (temporal terms need {MIN_CHUNK} frames)"
                 if constraints
                 else f"in [1, {MAX_CHUNK}]",
             ),
