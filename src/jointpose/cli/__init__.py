@@ -118,6 +118,7 @@ def flag_message(exc: JointposeError, verb: str | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``jointpose`` with ``argv`` (default: the command line); returns the exit code (2: a user error)."""
     given = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser([name] if (name := _verb_named(given)) else [])
     try:

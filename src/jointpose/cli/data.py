@@ -34,6 +34,7 @@ def add_build_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_data_build(args: argparse.Namespace) -> None:
+    """``jointpose data build``: BVH motion capture to Human3.6M-format dataset files."""
     from jointpose.motion.builder import CameraRing, dataset_paths, write_h36m_dataset
     from jointpose.motion.mocap import bvh_groups, load_bvh_folder, parse_subject_map, subject_names
     from jointpose.motion.rigs import load_rig_mapping
@@ -86,6 +87,7 @@ def add_demo_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    """``jointpose demo``: build a dataset from motion capture, train briefly, evaluate and animate."""
     from jointpose.demo import DemoConfig, run_demo
     from jointpose.safeio import check_output_folder, check_outputs
 

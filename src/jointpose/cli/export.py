@@ -19,6 +19,7 @@ def add_export_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    """``jointpose export``: a model, or a bundled one, as ONNX."""
     from jointpose.inference.onnx import OPSET, export_onnx, onnx_path
     from jointpose.model.loading import load_model
     from jointpose.safeio import check_outputs

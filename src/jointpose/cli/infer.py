@@ -79,6 +79,7 @@ def add_infer_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_infer(args: argparse.Namespace) -> None:
+    """``jointpose infer``: 2D keypoints (or a video's track) in, 3D poses out."""
     from jointpose.data.keypoints import (
         image_size_of,
         load_keypoints,

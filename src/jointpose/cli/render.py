@@ -35,6 +35,7 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> None:
+    """``jointpose render``: 2D keypoints and 3D poses, or a dataset sequence, as an animation."""
     from jointpose.render import (
         background_cut,
         check_animation_path,

@@ -68,6 +68,7 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    """``jointpose train``: one training run, evaluated on its test subjects."""
     from jointpose.training.distributed import DistContext
     from jointpose.training.trainer import train
 
@@ -175,6 +176,7 @@ def _add_evaluation_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    """``jointpose evaluate``: a checkpoint's metrics per action on the test subjects."""
     from jointpose.evaluation.evaluate import (
         evaluate_checkpoint,
         format_table,
@@ -248,6 +250,7 @@ def add_ablate_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_ablate(args: argparse.Namespace) -> None:
+    """``jointpose ablate``: the baseline and the joint-aware model trained alike, compared."""
     from jointpose.safeio import check_output_folder
     from jointpose.training.ablation import check_resume, run_ablation, run_seeds
 

@@ -62,6 +62,7 @@ def add_video_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_video(args: argparse.Namespace) -> None:
+    """``jointpose video``: decode, detect 2D keypoints, lift, export and render a video."""
     from contextlib import nullcontext
 
     from jointpose.data.blazepose import native_logs_hidden, require_mediapipe

@@ -101,6 +101,7 @@ class Dataset:
 
     @property
     def num_frames(self) -> int:
+        """Frames of 2D over every sequence."""
         return sum(len(s.keypoints) for s in self.sequences)
 
 

@@ -35,6 +35,7 @@ class DistContext:
 
     @classmethod
     def single(cls, device: str = "auto") -> DistContext:
+        """One process on ``device``: no process group."""
         return cls(0, 1, 0, resolve_device(device))
 
     @classmethod
@@ -60,13 +61,16 @@ class DistContext:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, the process that writes files and prints."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """Whether several processes train together."""
         return self.world_size > 1
 
     def barrier(self) -> None:
+        """Wait for every rank (nothing with one process)."""
         if self.distributed:
             torch_dist.barrier()
 
@@ -96,6 +100,7 @@ class DistContext:
         return states
 
     def close(self) -> None:
+        """Leave the process group, if one was joined."""
         if self.distributed and torch_dist.is_initialized():
             torch_dist.destroy_process_group()
 
