@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, NamedTuple
 
 from jointpose.cli.common import add_render_height_arg, files_in, refuse_inapplicable, render_panel_size
 from jointpose.errors import JointposeError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from jointpose.data.video import VideoClip
 
 
 def add_render_flags(p: argparse.ArgumentParser) -> None:
@@ -36,14 +42,7 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_render(args: argparse.Namespace) -> None:
     """``jointpose render``: 2D keypoints and 3D poses, or a dataset sequence, as an animation."""
-    from jointpose.render import (
-        background_cut,
-        check_animation_path,
-        check_frame_counts,
-        read_poses,
-        read_trajectory,
-        render_animation,
-    )
+    from jointpose.render import check_animation_path, check_frame_counts, render_animation
     from jointpose.safeio import check_outputs
 
     panel_size = render_panel_size(args)
@@ -58,104 +57,129 @@ def cmd_render(args: argparse.Namespace) -> None:
             "--data-dir": files_in(args.data_dir, "data_*.npz"),
         },
     )
-    sequences, trajectory = {}, None
-    if args.data_dir:
-        from jointpose.data.h36m import action_group, load_dataset
-        from jointpose.geometry.cameras import image_coordinates
-
-        refuse_inapplicable(
-            args,
-            ("--keypoints-file", "--poses", "--truth", "--image-size", "--layout"),
-            "does not apply with --data-dir (the dataset gives the 2D, the poses and the image size)",
-        )
-
-        subject, action, camera = _split_key(args.sequence)
-        try:  # the sequence's action group alone: other actions need not be complete
-            data = load_dataset(
-                args.data_dir,
-                args.keypoints,
-                [subject],
-                [action_group(action)],
-                downsample=1 if args.downsample is None else args.downsample,
-            )
-        except JointposeError as exc:
-            if exc.fields != ("actions",):
-                raise
-            raise JointposeError(exc.naming({"actions": f"--sequence {args.sequence}"})) from None
-        match = [s for s in data.sequences if s.key == args.sequence]
-        if not match:
-            raise JointposeError(f"--sequence {args.sequence} not in {args.data_dir} (e.g. {data.sequences[0].key})")
-        seq = match[0]
-        keypoints = image_coordinates(seq.keypoints, seq.camera.res_w, seq.camera.res_h)
-        size, fps, video = (seq.camera.res_w, seq.camera.res_h), data.fps, args.video
-        named = {f"--sequence {args.sequence}": keypoints}
-        if args.predictions:
-            sequences["Prediction"] = read_poses(args.predictions, args.sequence)[0]
-            named[f"--predictions {args.predictions}"] = sequences["Prediction"]
-            if len(sequences["Prediction"]) < len(keypoints) and args.downsample is None:
-                raise JointposeError(
-                    f"--predictions {args.predictions}: {len(sequences['Prediction'])} frames of {args.sequence}, "
-                    f"which has {len(keypoints)}; predictions exported by evaluate --downsample N are drawn with "
-                    "render --downsample N"
-                )
-        sequences["Ground truth"] = seq.poses_3d
-    else:
-        from jointpose.data.keypoints import at_rate, image_size_of, load_keypoints, require_image_size, same_rate
-        from jointpose.data.video import open_video
-
-        refuse_inapplicable(
-            args, ("--sequence", "--predictions", "-k", "--keypoints", "--downsample"), "applies with --data-dir only"
-        )
-        if not args.keypoints_file or not args.poses:
-            raise JointposeError("render needs --keypoints-file and --poses (or --data-dir, -k and --sequence)")
-        track = load_keypoints(args.keypoints_file, layout=args.layout, confidence_threshold=None)
-        # The size: --image-size, else what the keypoint file records, else --video's (render
-        # checks a given size against the video's).
-        given = None if args.image_size is None else require_image_size(args.image_size, args.keypoints_file)
-        what = "" if given is None else f"--image-size {given[0]} {given[1]}"
-        size = image_size_of(track, given, what, args.keypoints_file)
-        sequences["Prediction"], fps = read_poses(args.poses)
-        trajectory = read_trajectory(args.poses)
-        video = args.video
-        # One pose per keypoint frame (infer, video) pairs frame for frame; poses at another
-        # rate and count (lifted at the model's rate alone) get the track resampled to theirs.
-        if fps is not None and track.num_frames != len(sequences["Prediction"]):
-            track, resampled = at_rate(track, fps, None, f"--keypoints-file {args.keypoints_file}: key 'fps'")
-            if resampled:
-                print(resampled)
-                if video:
-                    print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
-                    size, video = size or open_video(video).size, None
-        elif fps is not None and track.fps is not None and not same_rate(track.fps, fps):
-            print(
-                f"note: --poses at {fps:g} fps beside keypoints recorded at {track.fps:g} fps, as many frames: "
-                "drawn frame for frame"
-            )
-        if video:  # a track cut from it is drawn over its own frames
-            video, note = background_cut(video, track.num_frames, track.first_frame, "--video")
-            if note:
-                print(note)
-        if size is None and video is None:
-            size = require_image_size(None, args.keypoints_file)
-        keypoints = track.xy
-        named = {f"--keypoints-file {args.keypoints_file}": keypoints, f"--poses {args.poses}": sequences["Prediction"]}
-        if args.truth:
-            sequences["Ground truth"] = read_poses(args.truth)[0]
-            named[f"--truth {args.truth}"] = sequences["Ground truth"]
-    check_frame_counts({name: len(frames) for name, frames in named.items()})  # naming the flags
+    scene = _dataset_scene(args) if args.data_dir else _files_scene(args)
+    check_frame_counts({name: len(frames) for name, frames in scene.named.items()})  # naming the flags
     render_animation(
         args.output,
-        keypoints,
-        sequences,
-        image_size=size,
-        fps=args.fps if args.fps is not None else fps or 50.0,
-        background=video,
-        trajectory=trajectory,
+        scene.keypoints,
+        scene.sequences,
+        image_size=scene.size,
+        fps=args.fps if args.fps is not None else scene.fps or 50.0,
+        background=scene.video,
+        trajectory=scene.trajectory,
         max_frames=args.max_frames,
         progress=args.progress,
         panel_size=panel_size,
     )
     print(f"wrote {args.output}")
+
+
+class _Scene(NamedTuple):
+    """What render draws: 2D keypoints (frames, J, 2) pixels, 3D pose sequences by caption
+    (frames, J, 3) m, each input by the flag that gave it (for frame-count checks), the image
+    size, the poses' frame rate, the background video and the root trajectory."""
+
+    keypoints: np.ndarray
+    sequences: dict[str, np.ndarray]
+    named: dict[str, np.ndarray]
+    size: tuple[int, int] | None
+    fps: float | None
+    video: str | VideoClip | None
+    trajectory: np.ndarray | None
+
+
+def _dataset_scene(args: argparse.Namespace) -> _Scene:
+    """A dataset sequence's 2D and ground truth, and ``--predictions`` of it."""
+    from jointpose.data.h36m import action_group, load_dataset
+    from jointpose.geometry.cameras import image_coordinates
+    from jointpose.render import read_poses
+
+    refuse_inapplicable(
+        args,
+        ("--keypoints-file", "--poses", "--truth", "--image-size", "--layout"),
+        "does not apply with --data-dir (the dataset gives the 2D, the poses and the image size)",
+    )
+    sequences: dict[str, np.ndarray] = {}
+    subject, action, _ = _split_key(args.sequence)
+    try:  # the sequence's action group alone: other actions need not be complete
+        data = load_dataset(
+            args.data_dir,
+            args.keypoints,
+            [subject],
+            [action_group(action)],
+            downsample=1 if args.downsample is None else args.downsample,
+        )
+    except JointposeError as exc:
+        if exc.fields != ("actions",):
+            raise
+        raise JointposeError(exc.naming({"actions": f"--sequence {args.sequence}"})) from None
+    match = [s for s in data.sequences if s.key == args.sequence]
+    if not match:
+        raise JointposeError(f"--sequence {args.sequence} not in {args.data_dir} (e.g. {data.sequences[0].key})")
+    seq = match[0]
+    keypoints = image_coordinates(seq.keypoints, seq.camera.res_w, seq.camera.res_h)
+    size, fps, video = (seq.camera.res_w, seq.camera.res_h), data.fps, args.video
+    named = {f"--sequence {args.sequence}": keypoints}
+    if args.predictions:
+        sequences["Prediction"] = read_poses(args.predictions, args.sequence)[0]
+        named[f"--predictions {args.predictions}"] = sequences["Prediction"]
+        if len(sequences["Prediction"]) < len(keypoints) and args.downsample is None:
+            raise JointposeError(
+                f"--predictions {args.predictions}: {len(sequences['Prediction'])} frames of {args.sequence}, "
+                f"which has {len(keypoints)}; predictions exported by evaluate --downsample N are drawn with "
+                "render --downsample N"
+            )
+    sequences["Ground truth"] = seq.poses_3d
+    return _Scene(keypoints, sequences, named, size, fps, video, None)
+
+
+def _files_scene(args: argparse.Namespace) -> _Scene:
+    """``--keypoints-file`` beside ``--poses`` (and ``--truth``), each read and paired in time."""
+    from jointpose.data.keypoints import at_rate, image_size_of, load_keypoints, require_image_size, same_rate
+    from jointpose.data.video import open_video
+    from jointpose.render import background_cut, read_poses, read_trajectory
+
+    refuse_inapplicable(
+        args, ("--sequence", "--predictions", "-k", "--keypoints", "--downsample"), "applies with --data-dir only"
+    )
+    if not args.keypoints_file or not args.poses:
+        raise JointposeError("render needs --keypoints-file and --poses (or --data-dir, -k and --sequence)")
+    track = load_keypoints(args.keypoints_file, layout=args.layout, confidence_threshold=None)
+    # The size: --image-size, else what the keypoint file records, else --video's (render
+    # checks a given size against the video's).
+    given = None if args.image_size is None else require_image_size(args.image_size, args.keypoints_file)
+    what = "" if given is None else f"--image-size {given[0]} {given[1]}"
+    size = image_size_of(track, given, what, args.keypoints_file)
+    sequences: dict[str, np.ndarray] = {}
+    sequences["Prediction"], fps = read_poses(args.poses)
+    trajectory = read_trajectory(args.poses)
+    video = args.video
+    # One pose per keypoint frame (infer, video) pairs frame for frame; poses at another
+    # rate and count (lifted at the model's rate alone) get the track resampled to theirs.
+    if fps is not None and track.num_frames != len(sequences["Prediction"]):
+        track, resampled = at_rate(track, fps, None, f"--keypoints-file {args.keypoints_file}: key 'fps'")
+        if resampled:
+            print(resampled)
+            if video:
+                print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
+                size, video = size or open_video(video).size, None
+    elif fps is not None and track.fps is not None and not same_rate(track.fps, fps):
+        print(
+            f"note: --poses at {fps:g} fps beside keypoints recorded at {track.fps:g} fps, as many frames: "
+            "drawn frame for frame"
+        )
+    if video:  # a track cut from it is drawn over its own frames
+        video, note = background_cut(video, track.num_frames, track.first_frame, "--video")
+        if note:
+            print(note)
+    if size is None and video is None:
+        size = require_image_size(None, args.keypoints_file)
+    keypoints = track.xy
+    named = {f"--keypoints-file {args.keypoints_file}": keypoints, f"--poses {args.poses}": sequences["Prediction"]}
+    if args.truth:
+        sequences["Ground truth"] = read_poses(args.truth)[0]
+        named[f"--truth {args.truth}"] = sequences["Ground truth"]
+    return _Scene(keypoints, sequences, named, size, fps, video, trajectory)
 
 
 def _split_key(key: str | None) -> tuple[str, str, str]:
