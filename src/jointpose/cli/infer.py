@@ -24,6 +24,8 @@ from jointpose.cli.common import (
 from jointpose.errors import JointposeError, JointposeWarning
 
 if TYPE_CHECKING:
+    from jointpose.data.keypoints import Keypoints2D
+    from jointpose.data.video import VideoClip
     from jointpose.geometry.cameras import Camera
     from jointpose.inference.lifter import Lifter
 
@@ -85,38 +87,16 @@ def cmd_infer(args: argparse.Namespace) -> None:
         load_keypoints,
         outside_image_note,
         require_image_size,
-        require_keypoint_file,
         same_rate,
     )
     from jointpose.data.layouts import is_video_output
-    from jointpose.data.video import open_video
-    from jointpose.geometry.bones import check_height, scale_to_height
+    from jointpose.geometry.bones import scale_to_height
     from jointpose.inference.export import export, format_from_path
-    from jointpose.render import check_animation_fps, check_animation_path
-    from jointpose.safeio import check_fps, check_outputs, check_resample
+    from jointpose.render import check_animation_fps
+    from jointpose.safeio import check_resample
 
     fmt = format_from_path(args.output, args.format)
-    check_outputs(  # outputs are checked before the work, not after it
-        {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
-        {
-            "input": files_in(args.input, "*_keypoints.json") or args.input,
-            "--checkpoint": model_file(args.checkpoint),
-            "--video": args.video,
-        },
-    )
-    if args.fps is not None:
-        check_fps(args.fps, "--fps")
-    if args.height is not None:
-        check_height(args.height)
-    if args.video and not args.render:
-        raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
-    panel_size = render_panel_size(args)
-    require_keypoint_file(args.input)  # the flags first, then the files, before the model is loaded
-    clip = open_video(args.video) if args.video else None  # its size and frame rate
-    size = None if args.image_size is None else require_image_size(args.image_size, args.input)
-    if clip is not None and size is not None and size != clip.size:
-        raise JointposeError(f"--image-size {size[0]} {size[1]} differs from --video's {clip.width}x{clip.height}")
-    size = size or (clip.size if clip is not None else None)  # else the keypoint file's, below
+    panel_size, clip, size = _check_before_loading(args)
     # A jointpose video track is lifted by default as jointpose video lifted it: by a video model
     # (an npz's is known from its keys, before the reading; a JSON one's once read).
     default_model = args.checkpoint is None and args.pretrained is None
@@ -140,16 +120,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
             f"note: a jointpose video track: lifted by the bundled {VIDEO_MODELS[args.causal]} model, as jointpose "
             "video lifts it (--pretrained NAME or --checkpoint for another)"
         )
-    if args.fps is None and keypoints.fps is not None:
-        print(f"note: the keypoints are at {keypoints.fps:g} fps, the 'fps' of {args.input} (--fps overrides it)")
-    elif keypoints.fps is not None and args.fps != keypoints.fps:
-        print(f"note: --fps {args.fps:g} overrides the 'fps' of {args.input} ({keypoints.fps:g})")
-    elif args.fps is None:
-        print(f"note: no --fps: the keypoints are taken to be at the model's {lifter.fps:g} fps (the output's rate)")
-        if clip is not None and abs(clip.fps - lifter.fps) > 1e-6:
-            print(f"note: --video plays at {clip.fps:g} fps; if the keypoints are its frames, pass --fps {clip.fps:g}")
-    fps = args.fps or keypoints.fps or lifter.fps  # the keypoints' rate: the output's
-    rate = "--fps" if args.fps else f"{args.input}: key 'fps'" if keypoints.fps else "the model's frame rate"
+    fps, rate = _keypoint_rate(args, keypoints, lifter, clip)
     if args.render:  # before -o is written
         check_animation_fps(fps, args.render, rate)
     background = None
@@ -208,6 +179,59 @@ def cmd_infer(args: argparse.Namespace) -> None:
             panel_size=panel_size,
         )
         print(f"wrote {args.render}")
+
+
+def _check_before_loading(
+    args: argparse.Namespace,
+) -> tuple[tuple[int, int] | None, VideoClip | None, tuple[int, int] | None]:
+    """``infer``'s flags, then its files, checked before the model is loaded: the render's
+    panel size, ``--video`` opened (its size and frame rate) and the image size given
+    (``--image-size``, else the video's; None: the keypoint file's, once read)."""
+    from jointpose.data.keypoints import require_image_size, require_keypoint_file
+    from jointpose.data.video import open_video
+    from jointpose.geometry.bones import check_height
+    from jointpose.render import check_animation_path
+    from jointpose.safeio import check_fps, check_outputs
+
+    check_outputs(  # outputs are checked before the work, not after it
+        {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
+        {
+            "input": files_in(args.input, "*_keypoints.json") or args.input,
+            "--checkpoint": model_file(args.checkpoint),
+            "--video": args.video,
+        },
+    )
+    if args.fps is not None:
+        check_fps(args.fps, "--fps")
+    if args.height is not None:
+        check_height(args.height)
+    if args.video and not args.render:
+        raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
+    panel_size = render_panel_size(args)
+    require_keypoint_file(args.input)
+    clip = open_video(args.video) if args.video else None
+    size = None if args.image_size is None else require_image_size(args.image_size, args.input)
+    if clip is not None and size is not None and size != clip.size:
+        raise JointposeError(f"--image-size {size[0]} {size[1]} differs from --video's {clip.width}x{clip.height}")
+    return panel_size, clip, size or (clip.size if clip is not None else None)
+
+
+def _keypoint_rate(
+    args: argparse.Namespace, keypoints: Keypoints2D, lifter: Lifter, clip: VideoClip | None
+) -> tuple[float, str]:
+    """The keypoints' frame rate (the output's: ``--fps``, else the file's, else the model's)
+    and what gave it, for messages; a note says which was taken."""
+    if args.fps is None and keypoints.fps is not None:
+        print(f"note: the keypoints are at {keypoints.fps:g} fps, the 'fps' of {args.input} (--fps overrides it)")
+    elif keypoints.fps is not None and args.fps != keypoints.fps:
+        print(f"note: --fps {args.fps:g} overrides the 'fps' of {args.input} ({keypoints.fps:g})")
+    elif args.fps is None:
+        print(f"note: no --fps: the keypoints are taken to be at the model's {lifter.fps:g} fps (the output's rate)")
+        if clip is not None and abs(clip.fps - lifter.fps) > 1e-6:
+            print(f"note: --video plays at {clip.fps:g} fps; if the keypoints are its frames, pass --fps {clip.fps:g}")
+    fps = args.fps or keypoints.fps or lifter.fps
+    rate = "--fps" if args.fps else f"{args.input}: key 'fps'" if keypoints.fps else "the model's frame rate"
+    return fps, rate
 
 
 def infer_lifter(args: argparse.Namespace, video_track: bool) -> Lifter:
