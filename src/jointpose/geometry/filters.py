@@ -23,6 +23,7 @@ from jointpose.safeio import check_limit
 SMOOTH_DEFAULT = 0.0
 # Taps summed at a time when folding a wide kernel's tails (bounds the memory of a large sigma).
 _TAIL_CHUNK = 1 << 16
+_CONV_ELEMENTS = 1 << 22  # frames x taps x channels unfolded at once by smooth_poses (32 MB in float64)
 
 
 def check_sigma(sigma: float, name: str) -> float:
@@ -97,4 +98,10 @@ def smooth_poses(poses: torch.Tensor, sigma: float, *, causal: bool = False) -> 
         kernel = past_half(kernel)
     series = poses.reshape(len(poses), -1).T[:, None]  # (channels, 1, frames)
     series = F.pad(series, (radius, 0 if causal else radius), mode="replicate")
-    return F.conv1d(series, kernel[None, None]).squeeze(1).T.reshape(poses.shape)
+    # The convolution unfolds each block's frames times its taps: blocks bound that memory.
+    block = max(1, _CONV_ELEMENTS // (len(series) * len(kernel)))
+    parts = [
+        F.conv1d(series[..., start : start + block + len(kernel) - 1], kernel[None, None])
+        for start in range(0, len(poses), block)
+    ]
+    return torch.cat(parts, dim=-1).squeeze(1).T.reshape(poses.shape)
