@@ -255,8 +255,44 @@ def test_video_export_and_demo_check_every_output_first(tmp_path, inputs, capsys
     ]
 
 
-LONG = "a" * 300  # longer than a file name may be (255 bytes)
 MODEL = ["--checkpoint", "{in}/small.safetensors"]
+FOLDER_NAMES = {  # a trailing separator names a folder; Path() would drop it and write the file
+    "infer -o": ["infer", "{in}/ok.npy", "-o", "{out}/kept.npz/", *IMAGE, *MODEL],
+    "infer --render": ["infer", "{in}/ok.npy", "-o", "{out}/new.npz", "--render", "{out}/kept.gif/.", *IMAGE, *MODEL],
+    "render -o": ["render", "-o", "{out}/kept.gif/", "--keypoints-file", "{in}/ok.npy", "--poses", "{in}/p.npz"],
+    "evaluate --json": ["evaluate", "--data-dir", "{in}/ds", "-k", "noisy", "--json", "{out}/kept.json/", *MODEL],
+    "export --onnx": ["export", "{in}/small.safetensors", "--onnx", "{out}/kept.onnx/"],
+    "video -o": ["video", "{in}/clip.mp4", "-o", "{out}/kept.bvh/"],
+}
+
+
+@pytest.mark.parametrize("name", list(FOLDER_NAMES))
+def test_an_output_name_ending_in_a_separator_is_refused_and_the_file_kept(name, inputs, tmp_path, capsys):
+    for kept in ("kept.npz", "kept.gif", "kept.json", "kept.onnx", "kept.bvh"):
+        (tmp_path / kept).write_text("an earlier result")
+    before = _snapshot(tmp_path)
+    args = [a.replace("{in}", str(inputs)).replace("{out}", str(tmp_path)) for a in FOLDER_NAMES[name]]
+    flag = next(a for a in args if "kept" in a)
+    _refused(capsys, args, f"{flag}: ends in '{flag[len(flag.rstrip('/.')) :]}', which names a folder")
+    assert _snapshot(tmp_path) == before
+
+
+def test_python_writers_refuse_a_name_ending_in_a_separator(tmp_path):
+    from jointpose import export
+
+    (tmp_path / "p.npz").write_text("an earlier result")
+    with pytest.raises(JointposeError, match="p.npz/: ends in '/', which names a folder"):
+        export(f"{tmp_path}/p.npz/", np.zeros((3, 17, 3)), 50.0)
+    assert (tmp_path / "p.npz").read_text() == "an earlier result"
+    from jointpose import Lifter
+    from jointpose.model.temporal import TemporalModel
+
+    with pytest.raises(JointposeError, match="m.safetensors/.: ends in '/.', which names a folder"):
+        Lifter(TemporalModel((3,), channels=8)).save(f"{tmp_path}/m.safetensors/.")
+    assert sorted(os.listdir(tmp_path)) == ["p.npz"]
+
+
+LONG = "a" * 300  # longer than a file name may be (255 bytes)
 TOO_LONG = {
     "infer -o": ["infer", "{in}/ok.npy", "-o", "{out}/{long}.npz", *IMAGE, *MODEL],
     "infer input": ["infer", "{in}/{long}.npy", "-o", "{out}/x.npz", *IMAGE, *MODEL],

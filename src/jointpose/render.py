@@ -42,6 +42,7 @@ from jointpose.safeio import (
     atomic_path,
     check_bounded,
     check_fps,
+    file_path,
     load_npz,
     npz_keys,
     numeric_array,
@@ -497,7 +498,7 @@ def _writer(path: Path, fps: float, frame_shape: tuple[int, ...]) -> Iterator[Ca
 
 def check_animation_path(path: str | Path, name: str = "animation") -> Path:
     """``path`` as a Path, or a :class:`JointposeError` naming ``name`` when it is not .mp4 or .gif."""
-    path = Path(path)
+    path = file_path(path, name)
     if path.suffix.lower() not in FORMATS:
         raise JointposeError(
             "{0} {path}: unknown animation format '{suffix}' (use {formats})",

@@ -93,8 +93,8 @@ def add_evaluate_flags(p: argparse.ArgumentParser) -> None:
     add_model_source(
         p, "--checkpoint", help="checkpoint file or folder (uses latest.pt), or an exported .safetensors model"
     )
-    p.add_argument("--json", type=Path, default=None, help="write the results here")
-    p.add_argument("--export-predictions", type=Path, default=None, help="write predictions (npz) here")
+    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--export-predictions", default=None, help="write predictions (npz) here")
     p.add_argument("--by-subject", action="store_true", help="also report per test subject")
     p.add_argument(
         "--raw",
@@ -187,7 +187,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from jointpose.geometry.filters import check_sigma
     from jointpose.safeio import check_outputs
 
-    if args.export_predictions is not None and args.export_predictions.suffix.lower() != ".npz":
+    if args.export_predictions is not None and Path(args.export_predictions).suffix.lower() != ".npz":
         raise JointposeError(f"--export-predictions {args.export_predictions}: predictions are written as .npz")
     check_outputs(  # before the evaluation, not after it
         {"--json": args.json, "--export-predictions": args.export_predictions},
@@ -300,7 +300,7 @@ def _names(text: str) -> tuple[str, ...]:
     return names_argument(text)
 
 
-def _write_text(path: Path, text: str) -> None:
+def _write_text(path: str | Path, text: str) -> None:
     from jointpose.safeio import atomic_write
 
     with atomic_write(path, "w", encoding="utf-8") as handle:

@@ -37,7 +37,7 @@ from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import body_frames, bone_vectors
 from jointpose.motion.bvh import Motion, write_bvh
-from jointpose.safeio import atomic_path, check_bounded, check_finite, check_fps, numeric_array
+from jointpose.safeio import atomic_path, check_bounded, check_finite, check_fps, file_path, numeric_array
 
 FORMATS = ("npz", "json", "csv", "bvh")
 AXES = "camera space: x right, y down, z forward; metres; root joint at the origin"
@@ -106,7 +106,7 @@ def export(
     under their names. The file appears complete or not at all: it is written beside ``path``
     under a temporary name, then renamed.
     """
-    path = Path(path)
+    path = file_path(path, "path")
     poses = numeric_array(poses, "poses")
     if poses.ndim != 3 or poses.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(poses) == 0:
         raise JointposeError(f"poses must be (frames, 17, 3) with frames >= 1, got {poses.shape}")

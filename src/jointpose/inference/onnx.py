@@ -44,7 +44,7 @@ from jointpose.model.loading import (
     symmetry_of,
 )
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel, check_model_args, receptive_field
-from jointpose.safeio import atomic_path, check_fps
+from jointpose.safeio import atomic_path, check_fps, file_path
 
 ONNX_FORMAT = "jointpose-onnx-v1"
 OPSET = 18  # the torch.export-based exporter's default opset in torch 2.6-2.13
@@ -109,7 +109,7 @@ def _span(conv: nn.Conv1d) -> int:
 def onnx_path(path: str | Path, name: str = "path") -> Path:
     """``path`` as a :class:`~pathlib.Path` when its name ends in ``.onnx``; ``name`` is what
     the error calls it (``--onnx`` on the command line)."""
-    if not isinstance(path, (str, Path)) or Path(path).suffix.lower() != ".onnx":
+    if not isinstance(path, (str, Path)) or file_path(path, name).suffix.lower() != ".onnx":
         raise JointposeError(f"{name} {path}: the file name must end in .onnx")
     return Path(path)
 

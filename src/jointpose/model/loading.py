@@ -22,7 +22,7 @@ from jointpose.geometry.cameras import check_normalization
 from jointpose.geometry.filters import check_sigma
 from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel, load_model_state
-from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps, is_real_number
+from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps, file_path, is_real_number
 
 MODEL_FORMAT = "jointpose-model-v1"
 
@@ -208,7 +208,7 @@ def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> 
     """Write a model (and its trajectory model) as safetensors; ``half`` stores float16 weights."""
     from safetensors.torch import save_file
 
-    path = Path(path)
+    path = file_path(path, "path")
     if path.suffix != ".safetensors":  # a model file is read by its extension
         raise JointposeError(
             f"{path}: a model is written as safetensors, which loading knows by the extension; "

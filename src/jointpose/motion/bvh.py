@@ -31,7 +31,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from jointpose.errors import JointposeError
-from jointpose.safeio import atomic_write, check_fps, check_limit, check_resample, limit, read_text_file
+from jointpose.safeio import atomic_write, check_fps, check_limit, check_resample, file_path, limit, read_text_file
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -584,7 +584,7 @@ def write_bvh(motion: Motion, path: str | Path) -> None:
     Joints are written depth first (children in index order); End Sites lose their names and
     read back as ``<parent>_End``.
     """
-    path = Path(path)
+    path = file_path(path, "path")
     children: list[list[int]] = [[] for _ in motion.names]
     for i, p in enumerate(motion.parents):
         if p >= 0:

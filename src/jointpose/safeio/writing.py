@@ -32,8 +32,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fsynced and renamed over ``path`` - over the file a symlink ``path`` leads to, the link
     kept - on any error removed, with the folders made for it. An existing ``path`` that is
     not a regular file is refused; OSError becomes :class:`JointposeError` naming ``path``."""
-    path = Path(path)
     target = _write_target(path, "cannot write")
+    path = Path(path)
     created: list[Path] = []
     tmp: Path | None = None
     written = False
@@ -187,10 +187,22 @@ _KINDS = (
 )
 
 
-def _write_target(path: Path, what: str) -> Path:
-    """The file that writing ``path`` replaces: ``path``, or the file the symlink ``path`` leads to.
-    An existing one that is not a regular file (a folder, device, FIFO, socket) raises
-    :class:`JointposeError` ``"{what} {path}: ..."``."""
+def file_path(given: str | Path, what: str) -> Path:
+    """``given`` as a :class:`~pathlib.Path`, refused when its text ends in a separator (or
+    ``/.``): it names a folder, which :class:`~pathlib.Path` would quietly drop, writing the
+    file itself."""
+    if isinstance(given, str) and os.path.basename(given) in ("", "."):
+        ending = given[-1] if given.endswith(("/", os.sep)) else given[-2:]
+        raise JointposeError(f"{what} {given}: ends in '{ending}', which names a folder; give a file name")
+    return Path(given)
+
+
+def _write_target(given: str | Path, what: str) -> Path:
+    """The file that writing ``given`` replaces: ``given``, or the file the symlink ``given``
+    leads to. A name ending in a separator (or ``/.``), which names a folder, and an existing
+    path that is not a regular file (a folder, device, FIFO, socket) raise
+    :class:`JointposeError` ``"{what} {given}: ..."``."""
+    path = file_path(given, what)
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
         mode = os.stat(target).st_mode
@@ -210,8 +222,8 @@ def check_output_path(path: str | Path, what: str) -> Path:
     """Refuse, before any work, an output file that cannot be written: an existing folder,
     device, FIFO or socket, or a place where no file can be created. A symlink is checked
     (and later written) at the file it leads to. Returns ``path`` as a Path."""
-    path = Path(path)
     target = _write_target(path, what)
+    path = Path(path)
     _check_creatable(target.parent, what, path)
     return path
 
@@ -228,6 +240,9 @@ def check_outputs(
     output is refused when it is the same file as an input or another output, also through
     symlinks and hard links; the error names both flags.
     """
+    for flag, path in outputs.items():
+        if path is not None:
+            check_output_path(path, flag)
     given = {flag: Path(path) for flag, path in outputs.items() if path is not None}
     read = [
         (flag, Path(path))
@@ -235,8 +250,6 @@ def check_outputs(
         if paths is not None
         for path in ((paths,) if isinstance(paths, (str, Path)) else paths)
     ]
-    for flag, path in given.items():
-        check_output_path(path, flag)
     seen: dict[str, Path] = {}
     for flag, path in given.items():
         for source, file in read:
