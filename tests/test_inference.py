@@ -731,7 +731,8 @@ def test_a_prediction_with_non_finite_values_is_an_error_not_a_file(tmp_path):
         model.shrink.bias[5] = float("nan")  # after loading: as if the weights had gone bad in memory
     lifter = Lifter(model)
     with pytest.raises(
-        JointposeError, match=r"the predicted 3D poses: NaN or infinite values in 9 of 9 frames \(0-8\)"
+        JointposeError,
+        match=r"the network's 3D poses \(its weights give no finite output\): NaN or infinite values in 9 of 9 frames \(0-8\)",
     ):
         lifter.predict(_keypoints(9), image_size=(1000, 1000))
     poses = np.zeros((5, 17, 3))
@@ -769,6 +770,12 @@ def test_models_with_non_finite_weights_are_refused_at_load(tmp_path, form):
         JointposeError, match=r"1 weight tensor\(s\) hold NaN or infinite values \(e\.g\. 'layers_conv\.1\.weight'\)"
     ):
         Lifter.load(path, device="cpu")
+    if form == "safetensors":  # finite, but a variance below 0 is no statistic of any data
+        with torch.no_grad():
+            model.layers_conv[1].weight[0, 0, 0] = 0.0
+            model.layers_bn[0].running_var[3] = -1.0
+        with pytest.raises(JointposeError, match=r"m\.safetensors: batch-norm variance 'layers_bn\.0\.running_var'"):
+            Lifter.load(Lifter(model).save(tmp_path / "m.safetensors"), device="cpu")
 
 
 def test_crafted_model_arguments_are_refused_before_allocating(tmp_path):
@@ -789,7 +796,9 @@ def test_crafted_model_arguments_are_refused_before_allocating(tmp_path):
             r"'channels' must be a number in",
         ),
         ("model_args", json.dumps({**json.loads(meta["model_args"]), "channels": 64}), r"weights do not match"),
-        ("model_args", "[" * 100_000 + "]" * 100_000, r"malformed model metadata \(RecursionError"),
+        ("model_args", "[" * 100_000 + "]" * 100_000, r"metadata 'model_args' is not valid JSON \(maximum recursion"),
+        ("fps", "nan", r"metadata 'fps' is not valid JSON \(Expecting value"),
+        ("skeleton_fit", "True", r"metadata 'skeleton_fit' must be true or false, got 'True'"),
         ("fps", json.dumps("fifty"), r"metadata 'fps' must be a positive number"),
         ("fps", json.dumps(True), r"metadata 'fps' must be a positive number of frames per second, got True"),
         ("keypoints_symmetry", json.dumps([[1, 2], [99, 4]]), r"'keypoints_symmetry' must be two equally long"),

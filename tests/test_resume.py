@@ -141,3 +141,25 @@ def test_kill_between_temporary_write_and_rename(h36m_dir, tmp_path):
     assert saved["epoch"] == 1
     assert main(_train_args(h36m_dir, ckpt, 3, "--no-constraints", "--resume")) == 0
     assert load_checkpoint(ckpt)["epoch"] == 3
+
+
+def test_a_resumed_runs_configuration_is_checked_naming_its_key(h36m_dir, tmp_path, capsys):
+    """A value a checkpoint holds that no run could have is named as the checkpoint's key, not
+    as a flag the command did not give, and before any epoch runs."""
+    ckpt = tmp_path / "run"
+    flags = "-k gt -str S1 -ste S9 -arc 3 -ch 8 -b 256 -e 1 --no-progress"
+    assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt)) == 0
+    original = torch.load(ckpt / "latest.pt", weights_only=True)
+    cases = (
+        ("weights", {"vel": float("nan")}, "'weights.vel' must be a finite number >= 0, got nan"),
+        ("random_cameras", {"fov": [1, 2]}, "'random_cameras': fov must be two numbers LOW:HIGH"),
+        ("epochs", 10**30, "'epochs' must be an integer of magnitude below 2**63, got 31 digits"),
+        ("augment", "no", "'augment' must be True or False, got 'no'"),
+    )
+    for name, value, needle in cases:
+        torch.save({**original, "config": {**original["config"], name: value}}, ckpt / "latest.pt")
+        capsys.readouterr()
+        assert main(cli("train", flags.replace("-e 1", "-e 2") + " --resume", data_dir=h36m_dir, checkpoint=ckpt)) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and f"latest.pt: checkpoint config {needle}" in err, err
+    assert sorted(p.name for p in ckpt.glob("epoch_*.pt")) == ["epoch_001.pt"]

@@ -522,14 +522,25 @@ def test_evaluate_defaults_to_the_runs_own_actions_and_downsampling(h36m_dir, tm
     assert scored["average"]["p1"] == pytest.approx(record["average"]["p1"], abs=1e-3)
     with pytest.warns(JointposeWarning, match="a 25 fps model scored on 50 fps data"):
         assert main(cli("evaluate", flags + " --downsample 1", data_dir=h36m_dir, checkpoint=exported)) == 0
-    # The run's settings are checked before they are used, naming the checkpoint.
-    for name, value in (("downsample", "2"), ("actions", "Walking")):
+    # The run's settings are checked before they are used, by the rule an argument of that name
+    # meets, naming the checkpoint and its key (not a flag the user did not give).
+    for name, value, needle in (
+        ("downsample", "2", "'downsample' must be a whole number in [1, 10000], got '2'"),
+        ("actions", "Walking", "'actions' must be a list of names, e.g. ['Walking'], got 'Walking'"),
+        ("subjects_test", "S9", "'subjects_test' must be a list of names, e.g. ['S9'], got 'S9'"),
+        ("subjects_test", [9], "'subjects_test' must be a list of names, e.g. ['S9'], got list"),
+        ("keypoints", 3, "'keypoints' must be a keypoints name, got 3"),
+        ("dataset", "nope", "'dataset': unknown dataset 'nope' (known: h36m, humaneva15)"),
+        ("skeleton_fit", "no", "'skeleton_fit' must be True or False, got 'no'"),
+        ("constraints", "yes", "'constraints' must be True or False, got 'yes'"),
+    ):
         state = torch.load(ckpt / "latest.pt", weights_only=True)
         state["config"][name] = value
         torch.save(state, tmp_path / "edited.pt")
         capsys.readouterr()
         assert main(cli("evaluate", "", data_dir=h36m_dir, checkpoint=tmp_path / "edited.pt")) == 2
-        assert f"edited.pt: the run's configuration '{name}' must be" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and f"edited.pt: checkpoint config {needle}" in err, err
 
 
 def test_evaluate_turns_the_skeleton_fit_on_or_off_for_any_checkpoint(h36m_dir, tmp_path, capsys):

@@ -35,7 +35,7 @@ from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import rays_of
-from jointpose.model.loading import load_model
+from jointpose.model.loading import load_model, resolve_checkpoint
 from jointpose.model.predict import alignment_sigma, inference_steps, predict, refuse_future_frames
 from jointpose.model.temporal import TemporalModel, network_name
 from jointpose.safeio import check_finite
@@ -298,18 +298,19 @@ def evaluate_checkpoint(
     actions = None if actions is None else check_names(actions, "actions")
     loaded = load_model(checkpoint, device)
     model, config, epoch = loaded.model, loaded.config, loaded.epoch
+    run = _run_settings(config, resolve_checkpoint(checkpoint) if not config.get("exported_model") else checkpoint)
     for name, value in (("align_2d", align_2d), ("smooth", smooth)):
         refuse_future_frames(name, value, model.causal, str(checkpoint))
-    keypoints = keypoints or config.get("keypoints", "cpn_ft_h36m_dbb")
-    subjects = subjects or list(config.get("subjects_test", ("S9", "S11")))
+    keypoints = keypoints or run["keypoints"] or "cpn_ft_h36m_dbb"
+    subjects = subjects or run["subjects_test"] or ["S9", "S11"]
     if actions is None:  # the run's own; an empty list: every action
-        actions = _run_setting(config, "actions", checkpoint)
+        actions = run["actions"]
     actions = list(actions) if actions else None
-    chosen = downsample is not None or config.get("downsample") is not None  # else matched to the model's rate
-    downsample = _run_setting(config, "downsample", checkpoint) or 1 if downsample is None else downsample
+    chosen = downsample is not None or run["downsample"] is not None  # else matched to the model's rate
+    downsample = run["downsample"] or 1 if downsample is None else downsample
     dataset = (
         dataset
-        or config.get("dataset")
+        or run["dataset"]
         or next((name for name, kind in DATASETS.items() if kind.skeleton.num_joints == model.num_joints_out), "h36m")
     )
     joints = dataset_kind(dataset).skeleton.num_joints
@@ -394,19 +395,30 @@ def evaluate_checkpoint(
     return result
 
 
-def _run_setting(config: dict, name: str, checkpoint: str | Path) -> Any:
-    """A run's stored ``actions`` (None or distinct action names) or ``downsample`` (None or
-    1 to ``MAX_DOWNSAMPLE``), checked: an evaluation defaults to them."""
-    value = config.get(name)
-    if name == "actions":
-        ok = value is None or (isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value))
-        rule = "a list of action names"
-    else:
-        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DOWNSAMPLE)
-        rule = f"a whole number in [1, {MAX_DOWNSAMPLE}]"
-    if not ok:
-        raise JointposeError(f"{checkpoint}: the run's configuration '{name}' must be {rule}, got {brief(value)}")
-    return value
+def _run_settings(config: dict, checkpoint: str | Path) -> dict[str, Any]:
+    """The settings of a run an evaluation defaults to (None where its configuration holds
+    none): ``keypoints``, ``subjects_test``, ``actions``, ``downsample`` and ``dataset``,
+    each checked by the rule an argument of that name meets, the error naming the
+    checkpoint's key."""
+    run = {key: config.get(key) for key in ("keypoints", "subjects_test", "actions", "downsample", "dataset")}
+    where = {key: f"{checkpoint}: checkpoint config '{key}'" for key in run}
+    try:
+        for key in ("subjects_test", "actions"):
+            run[key] = None if run[key] is None else check_names(run[key], key)
+        if run["dataset"] is not None:
+            dataset_kind(run["dataset"])
+    except JointposeError as exc:
+        raise JointposeError(exc.naming(where)) from None
+    if run["keypoints"] is not None and not (isinstance(run["keypoints"], str) and run["keypoints"]):
+        raise JointposeError(f"{where['keypoints']} must be a keypoints name, got {brief(run['keypoints'])}")
+    value = run["downsample"]
+    if value is not None and not (
+        isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DOWNSAMPLE
+    ):
+        raise JointposeError(
+            f"{where['downsample']} must be a whole number in [1, {MAX_DOWNSAMPLE}], got {brief(value)}"
+        )
+    return run
 
 
 def with_provenance(

@@ -429,7 +429,7 @@ class Lifter:
             .float()
             .numpy()
         )  # float32 also under an autocast to bf16
-        check_finite(poses, "the predicted 3D poses")
+        check_finite(poses, "the network's 3D poses (its weights give no finite output)")
         return poses
 
     def _inference_model(self) -> FusedTemporalModel | OnnxModel:

@@ -22,7 +22,7 @@ from jointpose.geometry.cameras import check_normalization
 from jointpose.geometry.filters import check_sigma
 from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel, load_model_state
-from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps, file_path, is_real_number
+from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps, check_switch, file_path, is_real_number
 
 MODEL_FORMAT = "jointpose-model-v1"
 
@@ -57,11 +57,14 @@ def load_checkpoint(
         count = averaged.get("n_averaged") if isinstance(averaged, dict) else None
         if not (isinstance(count, torch.Tensor) and count.numel() == 1 and not count.is_floating_point()):
             raise JointposeError(f"{path}: checkpoint 'averaged_model' is malformed (no integer 'n_averaged')")
-    try:
-        float(ckpt["config"].get("smooth", 0.0))
-    except (TypeError, ValueError, OverflowError):
-        raise JointposeError(f"{path}: checkpoint config 'smooth' is not a number") from None
-    align_weight_of(ckpt["config"].get("align_2d", 0.0), f"{path}: checkpoint config 'align_2d'")
+    config = ckpt["config"]  # the values loading reads; training.config.saved_config checks every one
+    for key in ("constraints", "causal", "skeleton_fit"):
+        check_switch(config.get(key, False), f"{path}: checkpoint config '{key}'")
+    smooth = config.get("smooth", 0.0)
+    if not is_real_number(smooth):
+        raise JointposeError(f"{path}: checkpoint config 'smooth' is not a number")
+    check_sigma(smooth, f"{path}: checkpoint config 'smooth'")
+    align_weight_of(config.get("align_2d", 0.0), f"{path}: checkpoint config 'align_2d'")
     return ckpt
 
 
@@ -152,8 +155,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     symmetry = symmetry_of(
         ckpt.get("keypoints_symmetry", (skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS)), model.num_joints_in, path
     )
-    step = configured_step(ckpt["config"])  # align_2d checked with the checkpoint
-    check_sigma(step["smooth"], f"{path}: checkpoint config 'smooth'")
+    step = configured_step(ckpt["config"])  # its values checked with the checkpoint
     return LoadedModel(
         model,
         trajectory,
@@ -179,11 +181,17 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise JointposeError(f"{path}: not a readable safetensors model ({first_line(exc)})") from None
-    try:
-        info = {k: json.loads(meta[k]) for k in ("model_args", "fps", "keypoints_symmetry")}
-        trajectory_args = json.loads(meta["trajectory_args"]) if "trajectory_args" in meta else None
-    except (KeyError, ValueError, RecursionError) as exc:  # ValueError: JSON, or too many digits
-        raise JointposeError(f"{path}: malformed model metadata ({type(exc).__name__}: {first_line(exc)})") from None
+    info: dict[str, Any] = {}
+    for key in ("model_args", "fps", "keypoints_symmetry", "trajectory_args"):
+        if key not in meta:
+            if key != "trajectory_args":
+                raise JointposeError(f"{path}: model metadata lacks '{key}'")
+            continue
+        try:
+            info[key] = json.loads(meta[key])
+        except (ValueError, RecursionError) as exc:  # ValueError: not JSON, or too many digits
+            raise JointposeError(f"{path}: metadata '{key}' is not valid JSON ({first_line(exc)})") from None
+    trajectory_args = info.get("trajectory_args")
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}  # load casts to float32
@@ -196,7 +204,7 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
         trajectory,
         check_fps(info["fps"], f"{path}: metadata 'fps'"),
         symmetry,
-        meta.get("skeleton_fit") == "true",
+        skeleton_fit_of(meta, path),
         smooth_of(meta, path),
         {"exported_model": True},
         normalization=normalization_of(meta.get("normalization", "screen"), path),
@@ -274,6 +282,15 @@ def normalization_of(value: object, path: Path) -> str:
         return check_normalization(value)
     except JointposeError as exc:
         raise JointposeError(f"{path}: {exc}") from None
+
+
+def skeleton_fit_of(meta: dict, path: Path) -> bool:
+    """Whether a model file's metadata asks for the consistent skeleton (``"true"`` or
+    ``"false"`` as written; false when absent)."""
+    value = meta.get("skeleton_fit", "false")
+    if value not in ("true", "false"):
+        raise JointposeError(f"{path}: metadata 'skeleton_fit' must be true or false, got {brief(value)}")
+    return value == "true"
 
 
 def smooth_of(meta: dict, path: Path) -> float:

@@ -321,7 +321,7 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
     the weights the file holds. Raises :class:`JointposeError` naming ``source`` when they do
     not fit together, when the weights exceed ``limit("parameters")``, when a weight claims
     more elements than its storage holds (zero strides) or is not real numbers, or when a
-    weight is NaN or infinite.
+    weight is NaN or infinite, or a batch-norm variance negative.
     """
     from jointpose.errors import JointposeError
 
@@ -353,6 +353,9 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
     bad = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
     if bad:
         raise JointposeError(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values (e.g. {bad[0]!r})")
+    negative = sorted(k for k, v in state.items() if k.endswith("running_var") and bool((v < 0).any()))
+    if negative:
+        raise JointposeError(f"{source}: batch-norm variance {negative[0]!r} holds negative values (no data has them)")
     model = build_model(args)
     model.load_state_dict(state)
     return model.to(device).eval()

@@ -137,6 +137,18 @@ class CameraRanges:
             values[key] = numbers[0] if single else numbers
         return cls(**values)
 
+    @classmethod
+    def from_dict(cls, data: object) -> CameraRanges:
+        """The ranges :meth:`to_dict` wrote (a checkpoint's), checked as when given."""
+        names = {spec.name for spec in dataclasses.fields(cls)}
+        if not isinstance(data, dict) or not set(data) <= names:
+            raise _ranges_error("expected a mapping of {names}, got {data}", names=", ".join(sorted(names)), data=data)
+
+        def plain(value: object) -> object:
+            return tuple(map(plain, value)) if isinstance(value, list) else value
+
+        return cls(**{key: plain(value) for key, value in data.items()})
+
     def to_dict(self) -> dict[str, object]:
         """Plain values (lists and numbers), for checkpoints."""
         return {

@@ -23,7 +23,7 @@ from jointpose.evaluation.evaluate import COLUMN_TITLES, results_json
 from jointpose.model.loading import load_checkpoint
 from jointpose.safeio import atomic_write
 from jointpose.training.checkpoint import run_files
-from jointpose.training.config import NORMALIZATION_CONSTRAINTS, TrainConfig
+from jointpose.training.config import NORMALIZATION_CONSTRAINTS, TrainConfig, saved_config
 from jointpose.training.trainer import Trainer
 
 
@@ -84,6 +84,7 @@ def check_resume(out: str | Path, seeds: Sequence[int] | None, epochs: int | Non
             )
         if found and epochs is not None:
             settings = load_checkpoint(folder / "latest.pt", mmap=True)["config"]  # the weights left unread
+            saved_config(settings, str(folder / "latest.pt"))
             check_planned_epochs(settings.get("epochs"), epochs, folder)
 
 

@@ -23,7 +23,7 @@ from jointpose.geometry.filters import SMOOTH_DEFAULT, check_sigma
 from jointpose.losses import CONSTRAINT_TERMS, LossWeights
 from jointpose.model.temporal import MAX_CHANNELS, MAX_FILTER_WIDTH, MAX_LEVELS, MAX_RECEPTIVE_FIELD, receptive_field
 from jointpose.motion.viewpoints import CameraRanges
-from jointpose.safeio import is_finite_number
+from jointpose.safeio import check_switch, is_finite_number
 from jointpose.training.distributed import PRECISIONS
 
 CHUNK_DROPOUT = ("shared", "independent")  # one dropout mask per chunk, or one per window
@@ -306,6 +306,9 @@ class TrainConfig:
                 and len(set(value)) == len(value)
             )
 
+        for spec in dataclasses.fields(self):  # a string such as "no" would read as true
+            if spec.type == "bool":
+                object.__setattr__(self, spec.name, check_switch(getattr(self, spec.name), spec.name))
         constraints = self.constraints
         rules = (
             ("dataset", self.dataset in DATASETS, f"one of {', '.join(DATASETS)}"),
@@ -503,6 +506,33 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["random_cameras"] = None if self.random_cameras is None else self.random_cameras.to_dict()
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def saved_weights(config: dict[str, Any]) -> LossWeights | None:
+    """The loss weights a checkpoint's configuration records (terms it lacks: today's
+    defaults), or None when it records none."""
+    saved = config.get("weights")
+    if not isinstance(saved, dict):
+        return None
+    return LossWeights(**{name: saved[name] for name in LossWeights().as_dict() if name in saved})
+
+
+def saved_config(saved: dict[str, Any], where: str) -> TrainConfig:
+    """The configuration a checkpoint records (``where``: the checkpoint's path), checked by
+    the rules a new one is; an impossible value is named as the checkpoint's key. Keys a
+    checkpoint lacks (an older version's) take today's defaults; keys unknown are left out."""
+    known = {spec.name for spec in dataclasses.fields(TrainConfig)}
+    values = {key: value for key, value in saved.items() if key in known}
+    values.setdefault("data_dir", ".")
+    values.setdefault("checkpoint_dir", ".")
+    try:
+        values["weights"] = saved_weights(saved)
+        if values.get("random_cameras") is not None:
+            values["random_cameras"] = CameraRanges.from_dict(values["random_cameras"])
+        return TrainConfig(**values)
+    except JointposeError as exc:
+        names = {field: f"{where}: checkpoint config '{field}'" for field in exc.fields}
+        raise JointposeError(exc.naming(names) if exc.fields else f"{where}: checkpoint config: {exc}") from None
 
 
 def model_args(config: TrainConfig, num_keypoints: int, num_joints_out: int | None = None) -> dict[str, Any]:

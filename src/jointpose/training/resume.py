@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from jointpose.errors import JointposeError
-from jointpose.losses import LossWeights
 from jointpose.model.loading import load_checkpoint
 from jointpose.safeio import check_output_folder, is_finite_number
 from jointpose.training.checkpoint import epoch_checkpoints, run_files
-from jointpose.training.config import CONSTRAINT_SETTINGS, SEMI_SUPERVISED_SETTINGS, TrainConfig
+from jointpose.training.config import CONSTRAINT_SETTINGS, SEMI_SUPERVISED_SETTINGS, TrainConfig, saved_config
 
 # What a resumed run must share with the checkpoint to be the same run (TrainConfig fields).
 # Free to change: epochs (train longer), evaluation and output settings, device, precision, logging.
@@ -86,6 +85,7 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     if not latest.exists():
         raise JointposeError("{0}: no checkpoint (latest.pt) in {path}", fields=("resume",), path=folder)
     checkpoint = load_checkpoint(latest, map_location="cpu")
+    saved_config(checkpoint["config"], str(latest))
     # The next epoch's file may be a crash's leftover (written before latest.pt), which the run
     # writes again; one later than that is another timeline's: --keep-last would prune the
     # resumed run's new epochs in its favour.
@@ -153,15 +153,6 @@ def check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainCo
         raise JointposeError(
             "{0}: {path} disagrees with this configuration: " + "; ".join(diffs), fields=fields, path=path, **values
         )
-
-
-def saved_weights(config: dict[str, Any]) -> LossWeights | None:
-    """The loss weights a checkpoint's configuration records (terms it lacks: today's
-    defaults), or None when it records none."""
-    saved = config.get("weights")
-    if not isinstance(saved, dict):
-        return None
-    return LossWeights(**{name: saved[name] for name in LossWeights().as_dict() if name in saved})
 
 
 def rows_of_numbers(value: Any) -> bool:

@@ -72,14 +72,14 @@ from jointpose.training.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from jointpose.training.config import TrainConfig, model_args
+from jointpose.training.config import TrainConfig, model_args, saved_weights
 from jointpose.training.distributed import (
     DistContext,
     global_mean,
     reduce_sums,
     wrap_model,
 )
-from jointpose.training.resume import check_compatible, resumed_checkpoint, rows_of_numbers, saved_weights
+from jointpose.training.resume import check_compatible, resumed_checkpoint, rows_of_numbers
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 
