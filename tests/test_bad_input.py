@@ -461,6 +461,9 @@ def test_index_rows_with_missing_cells_are_read_as_empty(tmp_path):
 
     (tmp_path / "index.csv").write_text("file,description,trial\nonlyone\n001/a.bvh,Walk\n")
     assert read_index(tmp_path) == {"onlyone": ("", ""), "001/a.bvh": ("Walk", "")}
+    # A byte-order mark (as a spreadsheet saving UTF-8 CSV writes) is not part of the first column's name.
+    (tmp_path / "index.csv").write_bytes("\ufefffile,description\n001/a.bvh,Walk\n".encode())
+    assert read_index(tmp_path) == {"001/a.bvh": ("Walk", "")}
 
 
 def test_export_names_its_model_argument_and_evaluate_the_predictions_suffix(tmp_path, capsys):

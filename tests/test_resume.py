@@ -151,7 +151,7 @@ def test_a_resumed_runs_configuration_is_checked_naming_its_key(h36m_dir, tmp_pa
     assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt)) == 0
     original = torch.load(ckpt / "latest.pt", weights_only=True)
     cases = (
-        ("weights", {"vel": float("nan")}, "'weights.vel' must be a finite number >= 0, got nan"),
+        ("weights", {"vel": float("nan")}, "'weights.vel' must be a number in [0, 1000000], got nan"),
         ("random_cameras", {"fov": [1, 2]}, "'random_cameras': fov must be two numbers LOW:HIGH"),
         ("epochs", 10**30, "'epochs' must be an integer of magnitude below 2**63, got 31 digits"),
         ("augment", "no", "'augment' must be True or False, got 'no'"),

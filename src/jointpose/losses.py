@@ -42,7 +42,6 @@ seen through two of them.
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -72,6 +71,7 @@ ANGLE_BETA = 1e-3  # radians
 RATIO_BETA = 1e-3
 ROM_BETA = 0.1  # radians: the range-of-motion hinge bends in over ~6 degrees
 MIN_DEPTH = 0.1  # metres: the back-projection clamps predicted depths here (nothing real is closer)
+MAX_WEIGHT = 1e6  # a loss weight beyond it overflows the sum and is no tuning (the defaults are 1e-2 to 1)
 
 
 def huber(x: torch.Tensor, beta: float) -> torch.Tensor:
@@ -462,9 +462,12 @@ class LossWeights:
 
     def __post_init__(self) -> None:
         for name, value in self.as_dict().items():
-            if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+            if not isinstance(value, numbers.Real) or not 0 <= value <= MAX_WEIGHT:
                 raise JointposeError(
-                    "{0} must be a finite number >= 0, got {value!r}", fields=(f"weights.{name}",), value=value
+                    "{0} must be a number in [0, {most}], got {value!r}",
+                    fields=(f"weights.{name}",),
+                    most=int(MAX_WEIGHT),
+                    value=value,
                 )
         if not any(self.as_dict().values()):
             raise JointposeError("{0}: at least one weight must be positive, all are 0", fields=("weights",))

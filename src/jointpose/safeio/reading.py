@@ -58,13 +58,14 @@ def stored_fps(arrays: dict[str, np.ndarray], path: str | Path) -> float | None:
 
 
 def read_text_file(path: str | Path, errors: str = "strict") -> str:
-    """The UTF-8 text of a regular file of at most ``limit("text_bytes")``; a folder, FIFO or
-    device (read, it would block or never end) is refused, naming the file."""
+    """The UTF-8 text of a regular file of at most ``limit("text_bytes")``, without the
+    byte-order mark Windows editors write; a folder, FIFO or device (read, it would block or
+    never end) is refused, naming the file."""
     path = Path(path)
     _check_input_file(path)
     try:
         check_limit("text_bytes", path.stat().st_size, f"{path}: bytes")
-        return path.read_text(encoding="utf-8", errors=errors)
+        return path.read_text(encoding="utf-8-sig", errors=errors)
     except OSError as exc:
         raise JointposeError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

@@ -20,7 +20,7 @@ from jointpose.errors import JointposeError
 from jointpose.geometry.alignment import ALIGN_WEIGHT_DEFAULT
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import SMOOTH_DEFAULT, check_sigma
-from jointpose.losses import CONSTRAINT_TERMS, LossWeights
+from jointpose.losses import CONSTRAINT_TERMS, MAX_WEIGHT, LossWeights
 from jointpose.model.temporal import MAX_CHANNELS, MAX_FILTER_WIDTH, MAX_LEVELS, MAX_RECEPTIVE_FIELD, receptive_field
 from jointpose.motion.viewpoints import CameraRanges
 from jointpose.safeio import check_switch, is_finite_number
@@ -408,8 +408,12 @@ class TrainConfig:
                 "None or a non-empty tuple of subject names",
             ),
             ("warmup_unlabeled", integer(self.warmup_unlabeled) and self.warmup_unlabeled >= 0, "an integer >= 0"),
-            ("bone_guard", number(self.bone_guard) and self.bone_guard >= 0.0, "a finite number >= 0"),
-            ("multiview", number(self.multiview) and self.multiview >= 0.0, "a finite number >= 0"),
+            (
+                "bone_guard",
+                number(self.bone_guard) and 0.0 <= self.bone_guard <= MAX_WEIGHT,
+                f"in [0, {int(MAX_WEIGHT)}]",
+            ),
+            ("multiview", number(self.multiview) and 0.0 <= self.multiview <= MAX_WEIGHT, f"in [0, {int(MAX_WEIGHT)}]"),
         )
         for name, ok, rule in rules:
             if not ok:

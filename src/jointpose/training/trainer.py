@@ -466,7 +466,7 @@ class Trainer:
         if not finite or not all(math.isfinite(value) for value in terms.values()):
             raise JointposeError(
                 f"training diverged in epoch {self.epoch + 1}: its loss or a weight is no longer finite; "
-                "train again with a lower learning rate (or in fp32)"
+                "train again with a lower learning rate or smaller loss weights (or in fp32)"
             )
 
     def train_one_epoch(self) -> dict[str, float]:
