@@ -501,6 +501,14 @@ def test_infer_refuses_what_it_cannot_do_before_it_replaces_the_output(tmp_path,
     assert main([*base, "--checkpoint", str(causal), "--align-2d", "0.5"]) == 2
     assert f"--align-2d reads future frames, which a causal model ({causal}) must not" in capsys.readouterr().err
     assert out.read_bytes() == b"previous" and not (tmp_path / "a.gif").exists()
+    # Keypoints hundreds of pixels off a 2 x 2 image put the root kilometres away: the camera is named, not -o.
+    tiny = [*base[:-4], "--image-size", "2", "2", "--no-progress"]  # the bundled model
+    assert main(tiny) == 2
+    err = capsys.readouterr().err
+    assert (
+        "the predicted trajectory: 37 of 40 frames (3-39) lie more than 10000 m away: the keypoints do not fit " in err
+    )
+    assert "keep.npz" not in err and out.read_bytes() == b"previous"
     assert main([*base, "--checkpoint", str(causal), "--align-2d", "0"]) == 0
 
 

@@ -508,6 +508,8 @@ def test_bad_cuts_are_refused(counter_video, start, end, match):
 def test_missing_or_unreadable_video_is_refused(tmp_path):
     with pytest.raises(JointposeError, match="no such file"):
         open_video(tmp_path / "none.mp4")
+    with pytest.raises(JointposeError, match="a folder, not a video file"):
+        open_video(tmp_path)
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
     with pytest.raises(JointposeError, match="cannot read it as a video"):

@@ -133,7 +133,7 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
     """
     path = Path(path)
     if not path.is_file():
-        raise JointposeError(f"video {path}: no such file")
+        raise JointposeError(f"video {path}: " + ("a folder, not a video file" if path.is_dir() else "no such file"))
     try:
         reader = imageio_ffmpeg.read_frames(str(path))
         try:

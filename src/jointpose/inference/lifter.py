@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jointpose.data.h36m import MAX_DISTANCE_M
 from jointpose.data.keypoints import Keypoints2D, resample, same_rate
 from jointpose.data.layouts import aligned_joints
 from jointpose.data.tracks import person_parts
@@ -553,6 +554,10 @@ class Lifter:
             rays = normalize_keypoints(pixels[..., :2], camera, "intrinsics")
             root = root_path(poses, rays, root_sigma(self.fps, self.causal), causal=self.causal)
             check_finite(root, "the predicted trajectory")
+            beyond = f"lie more than {MAX_DISTANCE_M:g} m away: the keypoints do not fit the camera"
+            check_bounded(
+                root, MAX_DISTANCE_M, "the predicted trajectory", f"{beyond} (its image size or focal length)"
+            )
             return root
         kp = self.normalize(keypoints, image_size, normalized, camera)
         out = predict(
