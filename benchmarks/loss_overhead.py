@@ -25,12 +25,12 @@ import time
 import torch
 
 from jointpose.data.batching import receptive_windows
-from jointpose.losses import TERMS, JointAwareLoss, LossWeights, mpjpe
+from jointpose.losses import CONSTRAINT_TERMS, JointAwareLoss, LossWeights, mpjpe
 from jointpose.model.temporal import StridedTemporalModel
 from jointpose.training.config import TrainConfig
 from jointpose.training.trainer import chunk_groups, mixed_loss
 
-ALL_TERMS = LossWeights(**{name: 0.05 for name in TERMS})  # every term with a weight (the most work a step does)
+ALL_TERMS = LossWeights(**{name: 0.05 for name in CONSTRAINT_TERMS})  # every constraint on (the most work a step does)
 
 
 def main() -> None:

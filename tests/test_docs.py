@@ -64,7 +64,8 @@ def test_every_flag_of_every_verb_is_in_the_cli_reference():
             missing += [
                 f"{name} {flag}"
                 for flag in action.option_strings
-                if flag not in ("-h", "--help") and not re.search(re.escape(flag) + r"(?![\w-])", reference)
+                if flag not in ("-h", "--help")
+                and not re.search(r"(?<![\w-])" + re.escape(flag) + r"(?![\w-])", reference)
             ]
     assert not missing, f"flags missing from docs/cli.md: {missing}"
 

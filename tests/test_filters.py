@@ -68,10 +68,11 @@ def test_each_channel_is_filtered_on_its_own():
     assert out[:, 4, 1].sum() == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("fft", [False, True])
 @pytest.mark.parametrize("causal", [False, True])
-def test_filtered_block_by_block_as_in_one_pass(monkeypatch, causal):
-    """Long sequences are filtered in blocks (bounded memory); the result is the numpy
-    convolution of the edge-extended sequence, at block borders too."""
+def test_filtered_by_blocks_or_fft_as_in_one_pass(monkeypatch, causal, fft):
+    """Long sequences are filtered in blocks, wide kernels by FFT (bounded memory); the result
+    is the numpy convolution of the edge-extended sequence, at block borders too."""
     import jointpose.geometry.filters as filters
 
     poses = torch.from_numpy(np.random.default_rng(2).normal(0, 1, (103, 4, 3)))
@@ -80,7 +81,8 @@ def test_filtered_block_by_block_as_in_one_pass(monkeypatch, causal):
     taps = kernel[: radius + 1] / kernel[: radius + 1].sum() if causal else kernel
     padded = np.pad(poses.numpy().reshape(103, -1), ((radius, 0 if causal else radius), (0, 0)), mode="edge")
     expected = np.stack([np.convolve(c, taps[::-1], mode="valid") for c in padded.T], -1).reshape(103, 4, 3)
-    monkeypatch.setattr(filters, "_CONV_ELEMENTS", 12 * len(taps) * 10)  # blocks of 10 frames
+    monkeypatch.setattr(filters, "_CONV_ELEMENTS", 12 * len(taps) * 10)  # blocks of 11 frames
+    monkeypatch.setattr(filters, "_DIRECT_TAPS", 0 if fft else 1024)
     np.testing.assert_allclose(smooth_poses(poses, 2.0, causal=causal).numpy(), expected, atol=1e-12)
 
 

@@ -285,7 +285,7 @@ def test_loading_humaneva_files(he_dir):
         load_dataset(he_dir, "gt", ["S1"], dataset="humaneva15")
     with pytest.raises(JointposeError, match="data_2d_h36m_gt.npz .*[(]dataset h36m keypoints"):
         load_dataset(he_dir, "gt", ["Train/S1"])  # the Human3.6M names are not there
-    with pytest.raises(JointposeError, match="unknown dataset 'humaneva20'") as info:
+    with pytest.raises(JointposeError, match="must be one of h36m, humaneva15, got 'humaneva20'") as info:
         load_dataset(he_dir, "gt", ["Train/S1"], dataset="humaneva20")
     assert info.value.fields == ("dataset",)
     with pytest.raises(JointposeError, match="no intrinsics"):

@@ -607,6 +607,9 @@ def test_bad_input_raises_naming_the_file(tmp_path, case):
         ({"confidence_threshold": "0.3"}, r"confidence_threshold must lie in \[0, 1\], got '0.3'"),
         ({"max_fill_gap": -1}, "max_fill_gap must be a whole number of frames >= 0, got -1"),
         ({"max_gap": 0}, "max_gap"),
+        ({"layout": 3}, "unknown keypoint layout 3"),
+        ({"max_link_distance": "far"}, "max_link_distance must be a positive number, got 'far'"),
+        ({"max_link_distance": float("nan")}, "max_link_distance must be a positive number, got nan"),
     ],
 )
 def test_bad_arguments_name_the_file(tmp_path, kwargs, pattern):

@@ -245,7 +245,7 @@ def _with_metadata(source, target, **changes):
         ({"fps": '"abc"'}, "metadata 'fps'"),
         ({"fps": "0"}, "metadata 'fps'"),
         ({"fps": "NaN"}, "metadata 'fps'"),
-        ({"fps": "[" * 100_000 + "]" * 100_000}, "malformed jointpose ONNX metadata"),
+        ({"fps": "[" * 100_000 + "]" * 100_000}, "metadata 'fps' is not valid JSON"),
         ({"keypoints_symmetry": "[[1], [2], [3]]"}, "'keypoints_symmetry' must be two"),
         ({"keypoints_symmetry": "[[100], [200]]"}, "'keypoints_symmetry' must be two"),
         ({"keypoints_symmetry": "[[1, 1], [2, 3]]"}, "'keypoints_symmetry' must be two"),
@@ -258,7 +258,7 @@ def _with_metadata(source, target, **changes):
         ({"align_2d": '"0.5"'}, "'align_2d' must be a number in"),
         ({"align_2d": "true"}, "'align_2d' must be a number in"),
         ({"normalization": '["screen"]'}, "normalization must be one of"),
-        ({"fps": None}, "malformed jointpose ONNX metadata"),
+        ({"fps": None}, "model metadata lacks 'fps'"),
     ],
 )
 def test_onnx_metadata_is_checked_as_a_safetensors_models_is(tmp_path, small_export, changes, needle):

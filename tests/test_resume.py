@@ -151,13 +151,16 @@ def test_a_resumed_runs_configuration_is_checked_naming_its_key(h36m_dir, tmp_pa
     assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=ckpt)) == 0
     original = torch.load(ckpt / "latest.pt", weights_only=True)
     cases = (
-        ("weights", {"vel": float("nan")}, "'weights.vel' must be a number in [0, 1000000], got nan"),
-        ("random_cameras", {"fov": [1, 2]}, "'random_cameras': fov must be two numbers LOW:HIGH"),
-        ("epochs", 10**30, "'epochs' must be an integer of magnitude below 2**63, got 31 digits"),
-        ("augment", "no", "'augment' must be True or False, got 'no'"),
+        ({"weights": {"vel": float("nan")}}, "'weights.vel' must be a number in [0, 1000000], got nan"),
+        ({"random_cameras": {"fov": [1, 2]}}, "'random_cameras': fov must be two numbers LOW:HIGH"),
+        ({"epochs": 10**30}, "'epochs' must be an integer of magnitude below 2**63, got 31 digits"),
+        ({"augment": "no"}, "'augment' must be True or False, got 'no'"),
+        ({"dataset": ["h36m"]}, "'dataset' must be one of h36m, humaneva15, got ['h36m']"),
+        ({"precision": ["fp32"]}, "'precision' must be one of fp32, bf16, fp16, got ['fp32']"),
+        ({"causal": True, "smooth": 1.0}, "'smooth' reads future frames, which a 'causal' model must not"),
     )
-    for name, value, needle in cases:
-        torch.save({**original, "config": {**original["config"], name: value}}, ckpt / "latest.pt")
+    for changes, needle in cases:
+        torch.save({**original, "config": {**original["config"], **changes}}, ckpt / "latest.pt")
         capsys.readouterr()
         assert main(cli("train", flags.replace("-e 1", "-e 2") + " --resume", data_dir=h36m_dir, checkpoint=ckpt)) == 2
         err = capsys.readouterr().err

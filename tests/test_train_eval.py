@@ -525,12 +525,14 @@ def test_evaluate_defaults_to_the_runs_own_actions_and_downsampling(h36m_dir, tm
     # The run's settings are checked before they are used, by the rule an argument of that name
     # meets, naming the checkpoint and its key (not a flag the user did not give).
     for name, value, needle in (
-        ("downsample", "2", "'downsample' must be a whole number in [1, 10000], got '2'"),
+        ("downsample", "2", "'downsample' must be an integer in [1, 10000], got 2"),
         ("actions", "Walking", "'actions' must be a list of names, e.g. ['Walking'], got 'Walking'"),
         ("subjects_test", "S9", "'subjects_test' must be a list of names, e.g. ['S9'], got 'S9'"),
         ("subjects_test", [9], "'subjects_test' must be a list of names, e.g. ['S9'], got list"),
-        ("keypoints", 3, "'keypoints' must be a keypoints name, got 3"),
-        ("dataset", "nope", "'dataset': unknown dataset 'nope' (known: h36m, humaneva15)"),
+        ("keypoints", 3, "'keypoints' must be a keypoints name (str), got 3"),
+        ("dataset", "nope", "'dataset' must be one of h36m, humaneva15, got 'nope'"),
+        ("dataset", ["h36m"], "'dataset' must be one of h36m, humaneva15, got ['h36m']"),
+        ("subjects_train", "S1", "'subjects_train' must be a list of names, e.g. ['S9'], got 'S1'"),
         ("skeleton_fit", "no", "'skeleton_fit' must be True or False, got 'no'"),
         ("constraints", "yes", "'constraints' must be True or False, got 'yes'"),
     ):

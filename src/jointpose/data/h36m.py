@@ -134,6 +134,26 @@ def check_names(names: Any, name: str) -> list[str]:
     return [str(n) for n in items]
 
 
+def check_downsample(value: Any) -> int:
+    """``downsample`` (keep every n-th frame) as an int in [1, :data:`MAX_DOWNSAMPLE`]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DOWNSAMPLE:
+        raise JointposeError(
+            "{0} must be an integer in [1, {most}], got {value}",
+            fields=("downsample",),
+            most=MAX_DOWNSAMPLE,
+            value=value,
+        )
+    return value
+
+
+def check_keypoints_name(value: Any) -> str:
+    """``keypoints``, the 2D detections' name in ``data_2d_<dataset>_<keypoints>.npz``: a
+    non-empty string."""
+    if not isinstance(value, str) or not value:
+        raise JointposeError("{0} must be a keypoints name (str), got {value!r}", fields=("keypoints",), value=value)
+    return value
+
+
 def action_group(action: str) -> str:
     """Group name of an action: the part before the first space."""
     return action.split(" ")[0]
@@ -164,9 +184,9 @@ def dataset_kind(name: str) -> DatasetKind:
     Raises:
         JointposeError: an unknown name (naming the ``dataset`` field).
     """
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise JointposeError(
-            "{0}: unknown dataset {value!r} (known: {known})",
+            "{0} must be one of {known}, got {value!r}",
             fields=("dataset",),
             value=name,
             known=", ".join(DATASETS),
@@ -185,6 +205,7 @@ class H36MFiles:
 
     def __init__(self, data_dir: str | Path, keypoints: str, dataset: str = "h36m") -> None:
         self.kind = kind = dataset_kind(dataset)
+        check_keypoints_name(keypoints)
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
             raise JointposeError("{0}: directory not found: {path}", fields=("data_dir",), path=self.data_dir)
@@ -291,13 +312,7 @@ def load_dataset(
     check_normalization(normalization)
     if not 0.0 < subset <= 1.0:
         raise JointposeError("{0} must lie in (0, 1], got {value}", fields=("subset",), value=subset)
-    if isinstance(downsample, bool) or not isinstance(downsample, int) or not 1 <= downsample <= MAX_DOWNSAMPLE:
-        raise JointposeError(
-            "{0} must be an integer in [1, {most}], got {value}",
-            fields=("downsample",),
-            most=MAX_DOWNSAMPLE,
-            value=downsample,
-        )
+    check_downsample(downsample)
     files = H36MFiles(data_dir, keypoints, dataset)
     if not use_3d:
         files.positions_3d = None

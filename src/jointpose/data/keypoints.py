@@ -214,19 +214,7 @@ def load_keypoints(
         JointposeError: an unreadable or malformed file, or no usable track.
     """
     path = Path(path)
-    if confidence_threshold is not None:
-        check_confidence_threshold(confidence_threshold, path)
-    if layout is not None and layout.lower() not in _LAYOUT_ARGS:
-        raise JointposeError(f"{path}: unknown keypoint layout {layout!r} (choose 'h36m' or 'coco')")
-    if isinstance(max_gap, bool) or not isinstance(max_gap, int) or max_gap < 1:
-        raise JointposeError(f"{path}: max_gap must be a positive number of frames, got {max_gap!r}")
-    if max_fill_gap is not None and (
-        isinstance(max_fill_gap, bool) or not isinstance(max_fill_gap, int) or max_fill_gap < 0
-    ):
-        raise JointposeError(f"{path}: max_fill_gap must be a whole number of frames >= 0, got {max_fill_gap!r}")
-    if not max_link_distance > 0:
-        raise JointposeError(f"{path}: max_link_distance must be positive, got {max_link_distance}")
-    wanted = _LAYOUT_ARGS[layout.lower()] if layout is not None else None
+    wanted = _check_reading(path, layout, confidence_threshold, max_gap, max_link_distance, max_fill_gap)
     require_keypoint_file(path)
     notes: list[str] = []
     track = None
@@ -330,6 +318,31 @@ def load_keypoints(
         None if track is None else track.first_frame,
         None if track is None else track.height,
     )
+
+
+def _check_reading(
+    path: Path,
+    layout: str | None,
+    confidence_threshold: float | None,
+    max_gap: int,
+    max_link_distance: float,
+    max_fill_gap: int | None,
+) -> str | None:
+    """:func:`load_keypoints`' options checked before the file is read (errors start with
+    ``path``); returns the layout ``layout`` names (None: the file's own)."""
+    if confidence_threshold is not None:
+        check_confidence_threshold(confidence_threshold, path)
+    if layout is not None and (not isinstance(layout, str) or layout.lower() not in _LAYOUT_ARGS):
+        raise JointposeError(f"{path}: unknown keypoint layout {layout!r} (choose 'h36m' or 'coco')")
+    if isinstance(max_gap, bool) or not isinstance(max_gap, int) or max_gap < 1:
+        raise JointposeError(f"{path}: max_gap must be a positive number of frames, got {max_gap!r}")
+    if max_fill_gap is not None and (
+        isinstance(max_fill_gap, bool) or not isinstance(max_fill_gap, int) or max_fill_gap < 0
+    ):
+        raise JointposeError(f"{path}: max_fill_gap must be a whole number of frames >= 0, got {max_fill_gap!r}")
+    if not (is_finite_number(max_link_distance) and max_link_distance > 0):
+        raise JointposeError(f"{path}: max_link_distance must be a positive number, got {max_link_distance!r}")
+    return _LAYOUT_ARGS[layout.lower()] if layout is not None else None
 
 
 def check_confidence_threshold(value: float, source: Path | str | None = None) -> None:

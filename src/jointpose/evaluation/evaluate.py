@@ -21,16 +21,17 @@ import torch
 
 from jointpose.data.h36m import (
     DATASETS,
-    MAX_DOWNSAMPLE,
     Dataset,
     PoseSequence,
     alignment_joints,
+    check_downsample,
+    check_keypoints_name,
     check_names,
     dataset_kind,
     load_dataset,
 )
 from jointpose.data.keypoints import same_rate
-from jointpose.errors import JointposeError, JointposeWarning, brief
+from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.geometry import skeleton
@@ -303,8 +304,10 @@ def evaluate_checkpoint(
         refuse_future_frames(name, value, model.causal, str(checkpoint))
     keypoints = keypoints or run["keypoints"] or "cpn_ft_h36m_dbb"
     subjects = subjects or run["subjects_test"] or ["S9", "S11"]
-    if actions is None:  # the run's own; an empty list: every action
+    inherited = {}  # what the run chose, named as such in a data error (no argument of that name was given)
+    if actions is None and run["actions"] is not None:  # the run's own; an empty list: every action
         actions = run["actions"]
+        inherited["actions"] = f"the run's actions ({', '.join(actions)}; {checkpoint})"
     actions = list(actions) if actions else None
     chosen = downsample is not None or run["downsample"] is not None  # else matched to the model's rate
     downsample = run["downsample"] or 1 if downsample is None else downsample
@@ -325,15 +328,20 @@ def evaluate_checkpoint(
         )
 
     def load(downsample: int) -> Dataset:
-        return load_dataset(
-            data_dir,
-            keypoints,
-            subjects,
-            actions,
-            downsample=downsample,
-            normalization=loaded.normalization,
-            dataset=dataset,
-        )
+        try:
+            return load_dataset(
+                data_dir,
+                keypoints,
+                subjects,
+                actions,
+                downsample=downsample,
+                normalization=loaded.normalization,
+                dataset=dataset,
+            )
+        except JointposeError as exc:
+            if not exc.fields or not set(exc.fields) <= inherited.keys():
+                raise
+            raise JointposeError(exc.naming(inherited)) from None
 
     data = load(downsample)
     if not same_rate(data.fps, loaded.fps):  # velocities would be per frame of another rate
@@ -360,7 +368,7 @@ def evaluate_checkpoint(
             ),
             stacklevel=2,
         )
-    if trained_on := sorted(set(subjects) & set(config.get("subjects_train") or ())):
+    if trained_on := sorted(set(subjects) & set(run["subjects_train"] or ())):
         warnings.warn(
             JointposeWarning(
                 f"{', '.join(trained_on)}: {checkpoint} trained on them; scores on people the model trained on say "
@@ -396,29 +404,23 @@ def evaluate_checkpoint(
 
 
 def _run_settings(config: dict, checkpoint: str | Path) -> dict[str, Any]:
-    """The settings of a run an evaluation defaults to (None where its configuration holds
-    none): ``keypoints``, ``subjects_test``, ``actions``, ``downsample`` and ``dataset``,
-    each checked by the rule an argument of that name meets, the error naming the
-    checkpoint's key."""
-    run = {key: config.get(key) for key in ("keypoints", "subjects_test", "actions", "downsample", "dataset")}
-    where = {key: f"{checkpoint}: checkpoint config '{key}'" for key in run}
+    """The settings of a run an evaluation reads (None where its configuration holds none):
+    ``keypoints``, ``subjects_train``, ``subjects_test``, ``actions``, ``downsample`` and
+    ``dataset``, each checked by the rule data loading applies to an argument of that name,
+    the error naming the checkpoint's key."""
+    checks = {
+        "keypoints": check_keypoints_name,
+        "subjects_train": lambda value: check_names(value, "subjects_train"),
+        "subjects_test": lambda value: check_names(value, "subjects_test"),
+        "actions": lambda value: check_names(value, "actions"),
+        "downsample": check_downsample,
+        "dataset": lambda value: dataset_kind(value).name,
+    }
     try:
-        for key in ("subjects_test", "actions"):
-            run[key] = None if run[key] is None else check_names(run[key], key)
-        if run["dataset"] is not None:
-            dataset_kind(run["dataset"])
+        return {key: None if config.get(key) is None else check(config[key]) for key, check in checks.items()}
     except JointposeError as exc:
-        raise JointposeError(exc.naming(where)) from None
-    if run["keypoints"] is not None and not (isinstance(run["keypoints"], str) and run["keypoints"]):
-        raise JointposeError(f"{where['keypoints']} must be a keypoints name, got {brief(run['keypoints'])}")
-    value = run["downsample"]
-    if value is not None and not (
-        isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DOWNSAMPLE
-    ):
-        raise JointposeError(
-            f"{where['downsample']} must be a whole number in [1, {MAX_DOWNSAMPLE}], got {brief(value)}"
-        )
-    return run
+        named = exc.naming({field: f"'{field}'" for field in exc.fields})
+        raise JointposeError(f"{checkpoint}: checkpoint config {named}") from None
 
 
 def with_provenance(

@@ -24,6 +24,7 @@ SMOOTH_DEFAULT = 0.0
 # Taps summed at a time when folding a wide kernel's tails (bounds the memory of a large sigma).
 _TAIL_CHUNK = 1 << 16
 _CONV_ELEMENTS = 1 << 22  # frames x taps x channels unfolded at once by smooth_poses (32 MB in float64)
+_DIRECT_TAPS = 1024  # wider kernels (sigma above about 170 frames) are applied by FFT
 
 
 def check_sigma(sigma: float, name: str) -> float:
@@ -98,10 +99,16 @@ def smooth_poses(poses: torch.Tensor, sigma: float, *, causal: bool = False) -> 
         kernel = past_half(kernel)
     series = poses.reshape(len(poses), -1).T[:, None]  # (channels, 1, frames)
     series = F.pad(series, (radius, 0 if causal else radius), mode="replicate")
-    # The convolution unfolds each block's frames times its taps: blocks bound that memory.
-    block = max(1, _CONV_ELEMENTS // (len(series) * len(kernel)))
-    parts = [
-        F.conv1d(series[..., start : start + block + len(kernel) - 1], kernel[None, None])
-        for start in range(0, len(poses), block)
-    ]
-    return torch.cat(parts, dim=-1).squeeze(1).T.reshape(poses.shape)
+    taps = len(kernel)
+    if taps > _DIRECT_TAPS:  # a wide kernel: by FFT, in time N log N and memory N
+        size = series.shape[-1] + taps - 1
+        spectrum = torch.fft.rfft(series, size) * torch.fft.rfft(kernel.flip(0), size)
+        out = torch.fft.irfft(spectrum, size)[..., taps - 1 : series.shape[-1]].to(poses.dtype)
+    else:  # directly; the convolution unfolds each block's frames times its taps, so blocks bound that memory
+        block = _CONV_ELEMENTS // (len(series) * taps) + 1
+        parts = [
+            F.conv1d(series[..., start : start + block + taps - 1], kernel[None, None])
+            for start in range(0, len(poses), block)
+        ]
+        out = torch.cat(parts, dim=-1)
+    return out.squeeze(1).T.reshape(poses.shape)

@@ -553,24 +553,21 @@ class Lifter:
                 )
             rays = normalize_keypoints(pixels[..., :2], camera, "intrinsics")
             root = root_path(poses, rays, root_sigma(self.fps, self.causal), causal=self.causal)
-            check_finite(root, "the predicted trajectory")
-            beyond = f"lie more than {MAX_DISTANCE_M:g} m away: the keypoints do not fit the camera"
-            check_bounded(
-                root, MAX_DISTANCE_M, "the predicted trajectory", f"{beyond} (its image size or focal length)"
-            )
-            return root
-        kp = self.normalize(keypoints, image_size, normalized, camera)
-        out = predict(
-            self.trajectory_model,
-            kp,
-            flip_test=self.flip_test,
-            keypoints_left=self.keypoints_left,
-            keypoints_right=self.keypoints_right,
-            root_relative=False,
-            segment=SEGMENT,
-        )
-        check_finite(out[:, 0], "the predicted trajectory")
-        return out[:, 0].numpy()
+        else:
+            kp = self.normalize(keypoints, image_size, normalized, camera)
+            root = predict(
+                self.trajectory_model,
+                kp,
+                flip_test=self.flip_test,
+                keypoints_left=self.keypoints_left,
+                keypoints_right=self.keypoints_right,
+                root_relative=False,
+                segment=SEGMENT,
+            )[:, 0].numpy()
+        check_finite(root, "the predicted trajectory")
+        beyond = f"lie more than {MAX_DISTANCE_M:g} m away: the keypoints do not fit the camera"
+        check_bounded(root, MAX_DISTANCE_M, "the predicted trajectory", f"{beyond} (its image size or focal length)")
+        return root
 
 
 def resample_poses(poses: np.ndarray, src_fps: float, dst_fps: float, out_count: int | None = None) -> np.ndarray:

@@ -38,8 +38,10 @@ from jointpose.errors import JointposeError, brief, first_line
 from jointpose.model.loading import (
     LoadedModel,
     align_weight_of,
+    metadata_json,
     model_args_of,
     normalization_of,
+    skeleton_fit_of,
     smooth_of,
     symmetry_of,
 )
@@ -195,25 +197,16 @@ class OnnxModel(nn.Module):
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("format") != ONNX_FORMAT:
             raise JointposeError(f"{path}: not a jointpose ONNX export (metadata format {brief(meta.get('format'))})")
-        try:
-            args = json.loads(meta["model_args"])
-            field = json.loads(meta["receptive_field"])
-            self.meta = {k: json.loads(meta[k]) for k in ("fps", "keypoints_symmetry", "skeleton_fit")}
-            self.meta["normalization"] = json.loads(meta.get("normalization", '"screen"'))
-        except (KeyError, ValueError, RecursionError) as exc:  # ValueError: JSON, or too many digits
-            raise JointposeError(
-                f"{path}: malformed jointpose ONNX metadata ({type(exc).__name__}: {first_line(exc)})"
-            ) from None
+        required = ("model_args", "receptive_field", "fps", "keypoints_symmetry")
+        self.meta = metadata_json(meta, path, required, {"normalization": '"screen"'})
+        args, field = self.meta.pop("model_args"), self.meta.pop("receptive_field")
         check_model_args(args, f"{path}: metadata")
         if type(field) is not int or field != receptive_field(args["filter_widths"]):
             raise JointposeError(
                 f"{path}: metadata 'receptive_field' must be {receptive_field(args['filter_widths'])}, the product "
                 f"of its filter widths, got {brief(field)}"
             )
-        if not isinstance(self.meta["skeleton_fit"], bool):
-            raise JointposeError(
-                f"{path}: metadata 'skeleton_fit' must be true or false, got {brief(self.meta['skeleton_fit'])}"
-            )
+        self.meta["skeleton_fit"] = skeleton_fit_of(meta, path)
         self.meta["smooth"] = smooth_of(meta, path)
         self.meta["align_2d"] = meta.get("align_2d", "0")
         if meta.get("kind") not in ("sequence", "streaming"):

@@ -181,17 +181,8 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise JointposeError(f"{path}: not a readable safetensors model ({first_line(exc)})") from None
-    info: dict[str, Any] = {}
-    for key in ("model_args", "fps", "keypoints_symmetry", "trajectory_args"):
-        if key not in meta:
-            if key != "trajectory_args":
-                raise JointposeError(f"{path}: model metadata lacks '{key}'")
-            continue
-        try:
-            info[key] = json.loads(meta[key])
-        except (ValueError, RecursionError) as exc:  # ValueError: not JSON, or too many digits
-            raise JointposeError(f"{path}: metadata '{key}' is not valid JSON ({first_line(exc)})") from None
-    trajectory_args = info.get("trajectory_args")
+    info = metadata_json(meta, path, ("model_args", "fps", "keypoints_symmetry"), {"trajectory_args": "null"})
+    trajectory_args = info["trajectory_args"]
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}  # load casts to float32
@@ -282,6 +273,25 @@ def normalization_of(value: object, path: Path) -> str:
         return check_normalization(value)
     except JointposeError as exc:
         raise JointposeError(f"{path}: {exc}") from None
+
+
+def metadata_json(
+    meta: dict[str, str], path: Path, required: tuple[str, ...], optional: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The values of a model file's metadata keys, each JSON text (an ``optional`` key's text
+    when absent), parsed; a key missing or not JSON is named."""
+    texts = {key: meta[key] for key in required if key in meta} | {
+        key: meta.get(key, default) for key, default in (optional or {}).items()
+    }
+    if missing := [key for key in required if key not in meta]:
+        raise JointposeError(f"{path}: model metadata lacks '{missing[0]}'")
+    values = {}
+    for key, text in texts.items():
+        try:
+            values[key] = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # ValueError: not JSON, or too many digits
+            raise JointposeError(f"{path}: metadata '{key}' is not valid JSON ({first_line(exc)})") from None
+    return values
 
 
 def skeleton_fit_of(meta: dict, path: Path) -> bool:

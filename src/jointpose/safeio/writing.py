@@ -40,9 +40,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:  # one try from the folders on, so that an interruption anywhere (SIGTERM) leaves nothing
         created = _make_folders(target.parent)
         prefix, suffix = _partial_affixes(target.stem, f".partial{target.suffix}")
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
-        tmp = Path(name)
-        os.close(fd)
+        with signals_deferred():  # made and named as one step: an interruption between would leave it
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
+            tmp = Path(name)
+            os.close(fd)
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)
         _fsync(tmp)
@@ -77,7 +78,8 @@ def atomic_folder(folder: str | Path) -> Iterator[Path]:
     try:  # one try from the folders on, as in atomic_path
         created = _make_folders(folder)
         prefix, suffix = _partial_affixes(folder.name, ".partial")
-        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=folder.parent))
+        with signals_deferred():  # made and named as one step, as in atomic_path
+            tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=folder.parent))
         yield tmp
         files = sorted(p for p in tmp.iterdir() if p.is_file())
         for file in files:
@@ -191,6 +193,8 @@ def file_path(given: str | Path, what: str) -> Path:
     """``given`` as a :class:`~pathlib.Path`, refused when its text ends in a separator (or
     ``/.``): it names a folder, which :class:`~pathlib.Path` would quietly drop, writing the
     file itself."""
+    if given == "":
+        raise JointposeError(f"{what}: an empty file name")
     if isinstance(given, str) and os.path.basename(given) in ("", "."):
         ending = given[-1] if given.endswith(("/", os.sep)) else given[-2:]
         raise JointposeError(f"{what} {given}: ends in '{ending}', which names a folder; give a file name")

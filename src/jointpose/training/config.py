@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from jointpose.data.h36m import DATASETS, MAX_DOWNSAMPLE
+from jointpose.data.h36m import DATASETS, check_downsample, check_keypoints_name, check_names, dataset_kind
 from jointpose.errors import JointposeError
 from jointpose.geometry.alignment import ALIGN_WEIGHT_DEFAULT
 from jointpose.geometry.cameras import NORMALIZATIONS
@@ -309,9 +309,14 @@ class TrainConfig:
         for spec in dataclasses.fields(self):  # a string such as "no" would read as true
             if spec.type == "bool":
                 object.__setattr__(self, spec.name, check_switch(getattr(self, spec.name), spec.name))
+        for name in ("subjects_train", "subjects_test", "actions", "subjects_unlabeled"):  # a bare string is refused
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(check_names(getattr(self, name), name)))
+        dataset_kind(self.dataset)  # the rules data loading applies to its arguments of these names
+        check_downsample(self.downsample)
+        check_keypoints_name(self.keypoints)
         constraints = self.constraints
         rules = (
-            ("dataset", self.dataset in DATASETS, f"one of {', '.join(DATASETS)}"),
             (
                 "architecture",
                 isinstance(self.architecture, tuple)
@@ -379,11 +384,6 @@ class TrainConfig:
             ("align_2d", number(self.align_2d) and 0.0 <= self.align_2d <= 1.0, "in [0, 1]"),
             ("seed", integer(self.seed) and 0 <= self.seed < 2**63, "an integer in [0, 2**63)"),
             ("subset", number(self.subset) and 0.0 < self.subset <= 1.0, "in (0, 1]"),
-            (
-                "downsample",
-                integer(self.downsample) and 1 <= self.downsample <= MAX_DOWNSAMPLE,
-                f"in [1, {MAX_DOWNSAMPLE}]",
-            ),
             ("keep_last", integer(self.keep_last) and self.keep_last >= 0, ">= 0"),
             ("data_dir", isinstance(self.data_dir, str) and self.data_dir != "", "a folder (str or Path)"),
             (
@@ -391,9 +391,12 @@ class TrainConfig:
                 isinstance(self.checkpoint_dir, str) and self.checkpoint_dir != "",
                 "a folder (str or Path)",
             ),
-            ("keypoints", isinstance(self.keypoints, str) and self.keypoints != "", "a keypoints name (str)"),
             ("device", isinstance(self.device, str) and self.device != "", "a device name (str)"),
-            ("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+            (
+                "precision",
+                isinstance(self.precision, str) and self.precision in PRECISIONS,
+                f"one of {', '.join(PRECISIONS)}",
+            ),
             ("weights", self.weights is None or isinstance(self.weights, LossWeights), "None or a LossWeights"),
             ("subjects_train", names(self.subjects_train), "a non-empty tuple of distinct subject names"),
             ("subjects_test", names(self.subjects_test), "a non-empty tuple of distinct subject names"),
@@ -535,8 +538,8 @@ def saved_config(saved: dict[str, Any], where: str) -> TrainConfig:
             values["random_cameras"] = CameraRanges.from_dict(values["random_cameras"])
         return TrainConfig(**values)
     except JointposeError as exc:
-        names = {field: f"{where}: checkpoint config '{field}'" for field in exc.fields}
-        raise JointposeError(exc.naming(names) if exc.fields else f"{where}: checkpoint config: {exc}") from None
+        named = exc.naming({field: f"'{field}'" for field in exc.fields})
+        raise JointposeError(f"{where}: checkpoint config {named}" if exc.fields else f"{where}: {exc}") from None
 
 
 def model_args(config: TrainConfig, num_keypoints: int, num_joints_out: int | None = None) -> dict[str, Any]:

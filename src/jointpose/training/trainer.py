@@ -130,71 +130,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
 
-        self.train_data = load_dataset(
-            config.data_dir,
-            config.keypoints,
-            list(config.subjects_train),
-            _opt_list(config.actions),
-            subset=config.subset,
-            downsample=config.downsample,
-            normalization=config.normalization,
-            dataset=config.dataset,
-        )
-        if config.random_cameras is not None and self.train_data.input_layout not in INPUT_LAYOUTS:
-            raise JointposeError(
-                "{0} draws the 2D from the 3D joints; -k {keypoints} holds a detector's keypoints in their own "
-                "order ({layout}), which the joints cannot give",
-                fields=("random_cameras",),
-                keypoints=config.keypoints,
-                layout=self.train_data.input_layout,
-            )
-        self.test_data = load_dataset(
-            config.data_dir,
-            config.keypoints,
-            list(config.subjects_test),
-            _opt_list(config.actions),
-            downsample=config.downsample,
-            normalization=config.normalization,
-            dataset=config.dataset,
-        )
-        # The alignment moves each joint to its own keypoint's ray: all of them where the 2D is
-        # the joints, the limbs where it was converted from COCO's or BlazePose's points. Where
-        # the keypoints mark no joint, the run records no alignment in its checkpoints.
-        if config.align_2d > 0 and alignment_joints(self.test_data, config.dataset) == ():
-            self.config = config = dataclasses.replace(config, align_2d=0.0)
-            if self.test_data.input_layout not in INPUT_LAYOUTS:  # said: the default aligns
-                warnings.warn(
-                    f"-k {config.keypoints}: a detector's keypoints in their own order ({self.test_data.input_layout}), "
-                    "none at a joint's index: the run has no alignment with the 2D",
-                    JointposeWarning,
-                    stacklevel=2,
-                )
-        self.unlabelled_data = (
-            load_dataset(
-                config.data_dir,
-                config.keypoints,
-                list(config.subjects_unlabeled),
-                _opt_list(config.actions),
-                downsample=config.downsample,
-                normalization=config.normalization,
-                dataset=config.dataset,
-                use_3d=False,
-            )
-            if config.semi_supervised
-            else None
-        )
-        # Before any model or window is built: a receptive field longer than every clip trains
-        # nothing, and the windows of a huge one would not fit in memory.
-        longest = max(len(s.keypoints) for s in self.train_data.sequences)
-        if longest < receptive_field(config.architecture):
-            raise JointposeError(
-                "{0} {path}: the longest training sequence has {longest} frames, fewer than the model's receptive "
-                "field ({field}); use a smaller {1} or longer clips",
-                fields=("data_dir", "architecture"),
-                path=config.data_dir,
-                longest=longest,
-                field=receptive_field(config.architecture),
-            )
+        self.config = config = self._load_data(config)
         self.model_args = model_args(config, self.train_data.num_keypoints)
         with torch.device("meta"):  # counted without memory or random draws
             size = sum(p.numel() for p in build_model(self.model_args).parameters())
@@ -239,6 +175,76 @@ class Trainer:
             if self.trajectory_model is not None
             else None
         )
+
+    def _load_data(self, config: TrainConfig) -> TrainConfig:
+        """The training, test and unlabelled data, checked against the model they train; the
+        configuration returned has no alignment with the 2D where the keypoints mark no joint."""
+        self.train_data = load_dataset(
+            config.data_dir,
+            config.keypoints,
+            list(config.subjects_train),
+            _opt_list(config.actions),
+            subset=config.subset,
+            downsample=config.downsample,
+            normalization=config.normalization,
+            dataset=config.dataset,
+        )
+        if config.random_cameras is not None and self.train_data.input_layout not in INPUT_LAYOUTS:
+            raise JointposeError(
+                "{0} draws the 2D from the 3D joints; -k {keypoints} holds a detector's keypoints in their own "
+                "order ({layout}), which the joints cannot give",
+                fields=("random_cameras",),
+                keypoints=config.keypoints,
+                layout=self.train_data.input_layout,
+            )
+        self.test_data = load_dataset(
+            config.data_dir,
+            config.keypoints,
+            list(config.subjects_test),
+            _opt_list(config.actions),
+            downsample=config.downsample,
+            normalization=config.normalization,
+            dataset=config.dataset,
+        )
+        # The alignment moves each joint to its own keypoint's ray: all of them where the 2D is
+        # the joints, the limbs where it was converted from COCO's or BlazePose's points. Where
+        # the keypoints mark no joint, the run records no alignment in its checkpoints.
+        if config.align_2d > 0 and alignment_joints(self.test_data, config.dataset) == ():
+            config = dataclasses.replace(config, align_2d=0.0)
+            if self.test_data.input_layout not in INPUT_LAYOUTS:  # said: the default aligns
+                warnings.warn(
+                    f"-k {config.keypoints}: a detector's keypoints in their own order ({self.test_data.input_layout}), "
+                    "none at a joint's index: the run has no alignment with the 2D",
+                    JointposeWarning,
+                    stacklevel=2,
+                )
+        self.unlabelled_data = (
+            load_dataset(
+                config.data_dir,
+                config.keypoints,
+                list(config.subjects_unlabeled),
+                _opt_list(config.actions),
+                downsample=config.downsample,
+                normalization=config.normalization,
+                dataset=config.dataset,
+                use_3d=False,
+            )
+            if config.semi_supervised
+            else None
+        )
+        # Before any model or window is built: a receptive field longer than every clip trains
+        # nothing, and the windows of a huge one would not fit in memory.
+        longest = max(len(s.keypoints) for s in self.train_data.sequences)
+        if longest < receptive_field(config.architecture):
+            raise JointposeError(
+                "{0} {path}: the longest training sequence has {longest} frames, fewer than the model's receptive "
+                "field ({field}); use a smaller {1} or longer clips",
+                fields=("data_dir", "architecture"),
+                path=config.data_dir,
+                longest=longest,
+                field=receptive_field(config.architecture),
+            )
+        return config
 
     def training_windows(self, epoch: int | None = None) -> MixedWindows:
         """The training windows: of the data as loaded, or with ``epoch`` and body-size or pose
