@@ -814,6 +814,12 @@ def test_crafted_model_arguments_are_refused_before_allocating(tmp_path):
         save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, key: value})
         with pytest.raises(JointposeError, match=needle):
             Lifter.load(tmp_path / "bad.safetensors", device="cpu")
+    # A tensor no model reads is not silently dropped: a trajectory model without its
+    # arguments, or a stray name.
+    for extra in ("trajectory.shrink.bias", "notes"):
+        save_file({**tensors, extra: torch.zeros(3)}, str(tmp_path / "bad.safetensors"), metadata=meta)
+        with pytest.raises(JointposeError, match=f"bad.safetensors: tensor '{extra}' belongs to no model the metadata"):
+            Lifter.load(tmp_path / "bad.safetensors", device="cpu")
 
 
 @pytest.mark.parametrize("fit", [False, True])

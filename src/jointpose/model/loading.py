@@ -187,6 +187,11 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}  # load casts to float32
 
+    prefixes = ("pose.", "trajectory.") if trajectory_args else ("pose.",)
+    if stray := sorted(key for key in tensors if not key.startswith(prefixes)):
+        raise JointposeError(
+            f"{path}: tensor {stray[0]!r} belongs to no model the metadata describes ({len(stray)} such tensor(s))"
+        )
     model = load_model_state(info["model_args"], part("pose."), str(path), device)
     trajectory = load_model_state(trajectory_args, part("trajectory."), str(path), device) if trajectory_args else None
     symmetry = symmetry_of(info["keypoints_symmetry"], model.num_joints_in, path)
