@@ -165,4 +165,9 @@ def test_a_resumed_runs_configuration_is_checked_naming_its_key(h36m_dir, tmp_pa
         assert main(cli("train", flags.replace("-e 1", "-e 2") + " --resume", data_dir=h36m_dir, checkpoint=ckpt)) == 2
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and f"latest.pt: checkpoint config {needle}" in err, err
+    torch.save({**original, "epoch": 10**30}, ckpt / "latest.pt")  # not "finished": impossible
+    assert main(cli("train", flags.replace("-e 1", "-e 2") + " --resume", data_dir=h36m_dir, checkpoint=ckpt)) == 2
+    assert "latest.pt: checkpoint 'epoch' 1000000000000000000000000000000 is beyond the run's 1 epochs" in (
+        capsys.readouterr().err
+    )
     assert sorted(p.name for p in ckpt.glob("epoch_*.pt")) == ["epoch_001.pt"]

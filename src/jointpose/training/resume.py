@@ -85,7 +85,9 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     if not latest.exists():
         raise JointposeError("{0}: no checkpoint (latest.pt) in {path}", fields=("resume",), path=folder)
     checkpoint = load_checkpoint(latest, map_location="cpu")
-    saved_config(checkpoint["config"], str(latest))
+    planned = saved_config(checkpoint["config"], str(latest)).epochs
+    if checkpoint["epoch"] > planned:
+        raise JointposeError(f"{latest}: checkpoint 'epoch' {checkpoint['epoch']} is beyond the run's {planned} epochs")
     # The next epoch's file may be a crash's leftover (written before latest.pt), which the run
     # writes again; one later than that is another timeline's: --keep-last would prune the
     # resumed run's new epochs in its favour.
