@@ -40,3 +40,18 @@ def read_plain_safetensors(path: str | Path) -> tuple[dict[str, np.ndarray], dic
         position = end
     assert position == len(data), f"{len(data) - position} bytes after the last tensor"
     return tensors, metadata
+
+
+def save_with_weight(lifter, path: str | Path, key: str, index: tuple[int, ...], value: float) -> Path:
+    """``lifter`` saved to ``path`` with one weight (``key``, e.g. ``pose.shrink.weight``, at
+    ``index``) set to ``value`` in the file: a model file ``Lifter.save`` itself refuses to
+    write (NaN, a negative variance), for the loaders' checks."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    lifter.save(path)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata, tensors = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
+    tensors[key][index] = value
+    save_file(tensors, str(path), metadata=metadata)
+    return Path(path)

@@ -342,3 +342,45 @@ def test_lists_from_python_are_the_tuples_of_the_command_line():
     assert config == TrainConfig(data_dir="d", checkpoint_dir="c", subjects_train=("S1", "S5"), architecture=(3, 3))
     with pytest.raises(JointposeError, match=r"subjects_train must be a non-empty tuple .*, got \(\)"):
         TrainConfig(data_dir="d", checkpoint_dir="c", subjects_train=[])
+
+
+def test_numbers_from_numpy_or_fractions_are_kept_as_python_numbers(h36m_dir, tmp_path):
+    """numpy's scalars and a Fraction are numbers a Python user passes; the run's checkpoint
+    holds them as plain JSON values, which the safe loader reads back."""
+    import json
+    from fractions import Fraction
+
+    import numpy as np
+
+    from jointpose.inference.lifter import Lifter
+    from jointpose.training.trainer import Trainer
+
+    config = TrainConfig(
+        data_dir=h36m_dir,
+        checkpoint_dir=tmp_path / "run",
+        keypoints="gt",
+        subjects_train=np.array(["S1"]),
+        subjects_test=["S9"],
+        architecture=(np.int64(3),),
+        channels=np.int32(8),
+        epochs=np.int64(1),
+        lr=np.float32(0.003),
+        lr_decay=Fraction(9, 10),
+        dropout=np.float16(0.25),
+        augment=np.bool_(False),
+        weights=LossWeights(vel=np.float32(0.5)),
+        progress=False,
+    )
+    values = config.to_dict()
+    assert json.loads(json.dumps(values)) == values
+    assert (type(config.lr), type(config.lr_decay), type(config.channels), config.architecture) == (
+        float,
+        float,
+        int,
+        (3,),
+    )
+    assert config.augment is False and type(config.weights.vel) is float and config.subjects_train == ("S1",)
+    Trainer(config).fit()
+    assert Lifter.load(tmp_path / "run").model.channels == 8
+    with pytest.raises(JointposeError, match=r"^weights.vel must be a number in \[0, 1000000\], got True$"):
+        LossWeights(vel=True)

@@ -18,7 +18,7 @@ from jointpose.inference.streaming import StreamingLifter
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel
 from jointpose.motion.bvh import global_transforms, read_bvh
 from jointpose.motion.synthetic import generate
-from safetensors_plain import read_plain_safetensors
+from safetensors_plain import read_plain_safetensors, save_with_weight
 
 
 def _model(causal=False, widths=(3, 3, 3), channels=32, seed=0) -> TemporalModel:
@@ -756,11 +756,19 @@ def test_models_with_non_finite_weights_are_refused_at_load(tmp_path, form):
     from jointpose.training.checkpoint import atomic_save
 
     model = _model(causal=True, widths=(3, 3))
-    with torch.no_grad():
-        model.layers_conv[1].weight[0, 0, 0] = float("inf")
     if form == "safetensors":
-        path = Lifter(model).save(tmp_path / "m.safetensors")
+        path = save_with_weight(
+            Lifter(model), tmp_path / "m.safetensors", "pose.layers_conv.1.weight", (0, 0, 0), np.inf
+        )
+        with pytest.raises(
+            JointposeError, match=r"m\.safetensors: weight 'pose\.layers_conv\.1\.weight' is NaN or inf"
+        ):
+            with torch.no_grad():
+                model.layers_conv[1].weight[0, 0, 0] = float("inf")
+            Lifter(model).save(path)  # not written: the file keeps the model it held
     else:
+        with torch.no_grad():
+            model.layers_conv[1].weight[0, 0, 0] = float("inf")
         args = {
             "filter_widths": [3, 3],
             "channels": 32,
@@ -781,9 +789,9 @@ def test_models_with_non_finite_weights_are_refused_at_load(tmp_path, form):
     if form == "safetensors":  # finite, but a variance below 0 is no statistic of any data
         with torch.no_grad():
             model.layers_conv[1].weight[0, 0, 0] = 0.0
-            model.layers_bn[0].running_var[3] = -1.0
+        save_with_weight(Lifter(model), path, "pose.layers_bn.0.running_var", (3,), -1.0)
         with pytest.raises(JointposeError, match=r"m\.safetensors: batch-norm variance 'layers_bn\.0\.running_var'"):
-            Lifter.load(Lifter(model).save(tmp_path / "m.safetensors"), device="cpu")
+            Lifter.load(path, device="cpu")
 
 
 def test_crafted_model_arguments_are_refused_before_allocating(tmp_path):
@@ -1043,6 +1051,16 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
         "m.safetensors": lambda: lifter.save(tmp_path / "m.pt"),
         "pixel keypoints need image_size (width, height) or a camera": lambda: lifter.predict(frames),
         "flip_test must be True or False, got 'no'": lambda: StreamingLifter(lifter, flip_test="no"),
+        "skeleton_fit must be True or False, got 'no'": lambda: setattr(lifter, "skeleton_fit", "no"),
+        "align_2d must be a number in [0, 1], got -1": lambda: setattr(lifter, "align_2d", -1),
+        "normalized must be True or False, got 'no'": lambda: lifter.predict(frames, camera=camera, normalized="no"),
+        "half must be True or False, got 'no'": lambda: lifter.save(tmp_path / "h.safetensors", half="no"),
+        "keypoints_left and keypoints_right must be two equally long lists of distinct joint indices below 17": (
+            lambda: Lifter(lifter.model, keypoints_left=(99,), keypoints_right=(98,))
+        ),
+        "model: model argument 'filter_widths' must be 1 to 8 odd widths": lambda: Lifter(
+            TemporalModel((3,) * 12, channels=8, causal=True)
+        ),
         "skeleton_fit must be True or False, got 'off'": lambda: Lifter(lifter.model, skeleton_fit="off"),
         "push takes one frame (17, 2 or 3), got shape (16, 2)": lambda: StreamingLifter(lifter).push(
             frames[0, :16], camera=camera
@@ -1078,6 +1096,9 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
         ),
         "sequences: pass the dataset's sequences": lambda: evaluate_model(model, data),
         "sequences: none to evaluate": lambda: evaluate_model(model, []),
+        "align must be a number in [0, 1], got -5": lambda: evaluate_model(model, data.sequences, align=-5),
+        "fps must be a positive number": lambda: evaluate_model(model, data.sequences, fps=0),
+        "flip_test must be True or False, got 'no'": lambda: evaluate_model(model, data.sequences, flip_test="no"),
         "data must be a Dataset (from load_dataset), got list": lambda: inference_settings(lifter, data.sequences),
     }.items():
         with pytest.raises(JointposeError, match="^" + re.escape(message)):

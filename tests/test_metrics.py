@@ -146,3 +146,14 @@ def test_evaluation_in_batches_of_sequences_equals_one_sequence_at_a_time(h36m_d
     for key, pred in together.predictions.items():
         np.testing.assert_allclose(pred, alone.predictions[key], rtol=0, atol=1e-6)
     assert together.summary["average"] == pytest.approx(alone.summary["average"], abs=1e-3)
+
+
+def test_poses_of_other_shapes_are_refused_not_broadcast():
+    from jointpose.errors import JointposeError
+
+    one, five = torch.zeros(1, 17, 3), torch.ones(5, 17, 3)
+    for metric in (mpjpe, p_mpjpe, n_mpjpe, velocity_error, acceleration_error):
+        with pytest.raises(JointposeError, match=r"must be poses of one shape \(\.\.\., joints, 3\), got \(1, 17, 3\)"):
+            metric(one, five)
+        with pytest.raises(JointposeError, match=r"got \(5, 17, 2\) and \(5, 17, 2\)"):
+            metric(five[..., :2], five[..., :2])

@@ -525,7 +525,7 @@ def test_evaluate_defaults_to_the_runs_own_actions_and_downsampling(h36m_dir, tm
     # The run's settings are checked before they are used, by the rule an argument of that name
     # meets, naming the checkpoint and its key (not a flag the user did not give).
     for name, value, needle in (
-        ("downsample", "2", "'downsample' must be an integer in [1, 10000], got 2"),
+        ("downsample", "2", "'downsample' must be an integer in [1, 10000], got '2'"),
         ("actions", "Walking", "'actions' must be a list of names, e.g. ['Walking'], got 'Walking'"),
         ("subjects_test", "S9", "'subjects_test' must be a list of names, e.g. ['S9'], got 'S9'"),
         ("subjects_test", [9], "'subjects_test' must be a list of names, e.g. ['S9'], got list"),

@@ -462,13 +462,14 @@ class LossWeights:
 
     def __post_init__(self) -> None:
         for name, value in self.as_dict().items():
-            if not isinstance(value, numbers.Real) or not 0 <= value <= MAX_WEIGHT:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= MAX_WEIGHT:
                 raise JointposeError(
                     "{0} must be a number in [0, {most}], got {value!r}",
                     fields=(f"weights.{name}",),
                     most=int(MAX_WEIGHT),
                     value=value,
                 )
+            object.__setattr__(self, name, float(value))  # numpy's or a Fraction: a plain number in checkpoints
         if not any(self.as_dict().values()):
             raise JointposeError("{0}: at least one weight must be positive, all are 0", fields=("weights",))
 

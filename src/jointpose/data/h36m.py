@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -136,14 +137,18 @@ def check_names(names: Any, name: str) -> list[str]:
 
 def check_downsample(value: Any) -> int:
     """``downsample`` (keep every n-th frame) as an int in [1, :data:`MAX_DOWNSAMPLE`]."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DOWNSAMPLE:
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, numbers.Integral)
+        or not 1 <= value <= MAX_DOWNSAMPLE
+    ):
         raise JointposeError(
-            "{0} must be an integer in [1, {most}], got {value}",
+            "{0} must be an integer in [1, {most}], got {value!r}",
             fields=("downsample",),
             most=MAX_DOWNSAMPLE,
             value=value,
         )
-    return value
+    return int(value)
 
 
 def check_keypoints_name(value: Any) -> str:
@@ -312,7 +317,7 @@ def load_dataset(
     check_normalization(normalization)
     if not 0.0 < subset <= 1.0:
         raise JointposeError("{0} must lie in (0, 1], got {value}", fields=("subset",), value=subset)
-    check_downsample(downsample)
+    downsample = check_downsample(downsample)
     files = H36MFiles(data_dir, keypoints, dataset)
     if not use_3d:
         files.positions_3d = None

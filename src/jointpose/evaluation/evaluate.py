@@ -35,11 +35,11 @@ from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.geometry import skeleton
-from jointpose.geometry.alignment import rays_of
+from jointpose.geometry.alignment import check_weight, rays_of
 from jointpose.model.loading import load_model, resolve_checkpoint
 from jointpose.model.predict import alignment_sigma, inference_steps, predict, refuse_future_frames
 from jointpose.model.temporal import TemporalModel, network_name
-from jointpose.safeio import check_finite
+from jointpose.safeio import check_finite, check_fps, check_switch
 
 # Per-frame values are metres (reported as mm) except shares in [0, 1] (reported as %).
 REPORT_SCALE = {"rom_pct": 100.0}
@@ -116,6 +116,8 @@ def evaluate_model(
     keypoints' confidence where the keypoints carry one
     (:func:`jointpose.geometry.alignment.align_to_rays`).
     """
+    flip_test, skeleton_fit = check_switch(flip_test, "flip_test"), check_switch(skeleton_fit, "skeleton_fit")
+    align, fps = check_weight(align, "align"), check_fps(fps, "fps")
     if not isinstance(model, TemporalModel):
         raise JointposeError(
             f"model must be a TemporalModel, got {network_name(model)} (a Lifter's is lifter.model; "
@@ -209,6 +211,9 @@ def inference_settings(
     they mark none. ``raw``: the network alone."""
     if not isinstance(data, Dataset):
         raise JointposeError(f"data must be a Dataset (from load_dataset), got {type(data).__name__}")
+    raw = check_switch(raw, "raw")
+    skeleton_fit = None if skeleton_fit is None else check_switch(skeleton_fit, "skeleton_fit")
+    align_2d = None if align_2d is None else check_weight(align_2d, "align_2d")
     joints = alignment_joints(data, dataset)
     align = source.align_2d if align_2d is None else align_2d
     return {
@@ -297,6 +302,8 @@ def evaluate_checkpoint(
     """
     subjects = None if subjects is None else check_names(subjects, "subjects")
     actions = None if actions is None else check_names(actions, "actions")
+    flip_test, raw = check_switch(flip_test, "flip_test"), check_switch(raw, "raw")
+    align_2d = None if align_2d is None else check_weight(align_2d, "align_2d")
     loaded = load_model(checkpoint, device)
     model, config, epoch = loaded.model, loaded.config, loaded.epoch
     run = _run_settings(config, resolve_checkpoint(checkpoint) if not config.get("exported_model") else checkpoint)

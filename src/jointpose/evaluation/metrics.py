@@ -15,14 +15,30 @@ from __future__ import annotations
 
 import torch
 
+from jointpose.errors import JointposeError
+
+
+def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
+    """Predicted and true poses of one shape (..., J, 3): broadcasting would score one pose
+    against many."""
+    if not (isinstance(pred, torch.Tensor) and isinstance(target, torch.Tensor)):
+        raise JointposeError(f"pred and target must be tensors, got {type(pred).__name__} and {type(target).__name__}")
+    if pred.shape != target.shape or pred.dim() < 2 or pred.shape[-1] != 3 or pred.shape[-2] == 0:
+        raise JointposeError(
+            f"pred and target must be poses of one shape (..., joints, 3), got {tuple(pred.shape)} and "
+            f"{tuple(target.shape)}"
+        )
+
 
 def mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-frame mean per-joint position error: (..., J, 3) -> (...), metres."""
+    _check_pair(pred, target)
     return torch.linalg.vector_norm(pred - target, dim=-1).mean(dim=-1)
 
 
 def p_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-frame MPJPE (metres) after similarity (Procrustes) alignment of ``pred`` to ``target``."""
+    _check_pair(pred, target)
     return mpjpe(procrustes_align(pred, target), target)
 
 
@@ -53,6 +69,7 @@ def procrustes_align(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def n_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-frame MPJPE (metres) after scaling ``pred`` by the least-squares optimal factor."""
+    _check_pair(pred, target)
     numerator = (pred * target).sum(dim=(-1, -2), keepdim=True)
     denominator = (pred * pred).sum(dim=(-1, -2), keepdim=True).clamp_min(1e-12)
     return mpjpe(pred * (numerator / denominator), target)
@@ -60,11 +77,13 @@ def n_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def velocity_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MPJVE: (..., T, J, 3) -> (..., T - 1), metres per frame."""
+    _check_pair(pred, target)
     return mpjpe(torch.diff(pred, dim=-3), torch.diff(target, dim=-3))
 
 
 def acceleration_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean acceleration error: (..., T, J, 3) -> (..., T - 2), metres per frame squared."""
+    _check_pair(pred, target)
     return mpjpe(torch.diff(pred, n=2, dim=-3), torch.diff(target, n=2, dim=-3))
 
 

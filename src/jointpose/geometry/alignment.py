@@ -37,6 +37,7 @@ import torch
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import Camera, keypoint_pixels, normalize_keypoints, root_trajectory
 from jointpose.geometry.filters import check_sigma, smooth_poses
+from jointpose.safeio import is_finite_number
 
 ALIGN_WEIGHT_DEFAULT = 0.75  # share of the way to the rays; docs/tuning.md, "Aligning with the 2D"
 ALIGN_SIGMA_S = 0.08  # the filters' sigma in seconds (4 frames at 50 fps)
@@ -46,8 +47,8 @@ MIN_DEPTH_M = 0.05  # a joint nearer the camera than this (or behind it) leaves 
 
 def check_weight(weight: float, name: str) -> float:
     """``weight`` as a float in [0, 1], or a :class:`JointposeError` naming ``name``."""
-    if not 0.0 <= weight <= 1.0:
-        raise JointposeError(f"{name} must be a number in [0, 1], got {weight}")
+    if isinstance(weight, bool) or not is_finite_number(weight) or not 0.0 <= weight <= 1.0:
+        raise JointposeError(f"{name} must be a number in [0, 1], got {weight!r}")
     return float(weight)
 
 

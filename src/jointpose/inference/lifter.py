@@ -31,8 +31,9 @@ loads the same way and runs through onnxruntime, with the same steps around the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,9 +59,9 @@ from jointpose.geometry.cameras import (
 from jointpose.geometry.filters import check_sigma
 from jointpose.inference.onnx import OnnxModel, export_onnx, load_onnx
 from jointpose.inference.pretrained import pretrained_file
-from jointpose.model.loading import LoadedModel, load_model, resolve_device, save_model
+from jointpose.model.loading import LoadedModel, load_model, model_args_of, resolve_device, save_model, symmetry_of
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
-from jointpose.model.temporal import FusedTemporalModel, TemporalModel, network_name
+from jointpose.model.temporal import FusedTemporalModel, TemporalModel, check_model_args, network_name
 from jointpose.motion.builder import CameraRing
 from jointpose.safeio import (
     check_bounded,
@@ -79,8 +80,30 @@ MODEL_FORMAT = "jointpose-model-v1"
 SEGMENT = 4096  # output frames computed at once (bounds memory on long inputs)
 
 
+class _Checked:
+    """An attribute checked on every assignment (``lifter.skeleton_fit = True`` as at
+    construction) by ``check(value, name)``, which returns the value to keep."""
+
+    def __init__(self, check: Callable[[Any, str], Any]) -> None:
+        self.check = check
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, lifter: Any, owner: type | None = None) -> Any:
+        return self if lifter is None else lifter.__dict__[self.name]
+
+    def __set__(self, lifter: Any, value: Any) -> None:
+        lifter.__dict__[self.name] = self.check(value, self.name)
+
+
 class Lifter:
     """A trained pose model (and optional trajectory model) ready for inference."""
+
+    skeleton_fit = _Checked(check_switch)
+    smooth = _Checked(check_sigma)
+    flip_test = _Checked(check_switch)
+    align_2d = _Checked(check_weight)
 
     def __init__(
         self,
@@ -123,15 +146,16 @@ class Lifter:
                     f"{name} must be a TemporalModel or an ONNX model, got {network_name(network)} (a bundled "
                     "model: Lifter.from_pretrained(name); a file: Lifter.load(path))"
                 )
+            if isinstance(network, TemporalModel):  # the sizes a model file may hold: time and memory bounded
+                check_model_args(model_args_of(network), name)
         self.model = model.eval()
-        self.skeleton_fit = check_switch(skeleton_fit, "skeleton_fit")
-        self.smooth = check_sigma(smooth, "smooth")
+        self.skeleton_fit, self.smooth, self.flip_test, self.align_2d = skeleton_fit, smooth, flip_test, align_2d
         self.trajectory_model = trajectory_model.eval() if trajectory_model is not None else None
         self.fps = float(check_fps(fps, "fps"))
-        self.keypoints_left, self.keypoints_right = tuple(keypoints_left), tuple(keypoints_right)
-        self.flip_test = check_switch(flip_test, "flip_test")
+        self.keypoints_left, self.keypoints_right = symmetry_of(
+            (keypoints_left, keypoints_right), model.num_joints_in, None, "keypoints_left and keypoints_right"
+        )
         self.normalization = check_normalization(normalization)
-        self.align_2d = check_weight(align_2d, "align_2d")
         self.assumed_camera: Camera | None = None  # set when pixel input came without intrinsics
         self._fused: FusedTemporalModel | None = None
 
@@ -233,7 +257,7 @@ class Lifter:
         Returns:
             The path written.
         """
-        return save_model(path, self._loaded("save as safetensors"), half=half)
+        return save_model(path, self._loaded("save as safetensors"), half=check_switch(half, "half"))
 
     def export_onnx(self, path: str | Path, *, streaming: bool = False) -> Path:
         """Write the pose model as ONNX for onnxruntime (the optional extra ``jointpose[onnx]``;
@@ -249,7 +273,7 @@ class Lifter:
         Returns:
             The path written.
         """
-        return export_onnx(self._loaded("export again"), path, streaming=streaming)
+        return export_onnx(self._loaded("export again"), path, streaming=check_switch(streaming, "streaming"))
 
     def _loaded(self, purpose: str) -> LoadedModel:
         """The model(s) with what loading restores: frame rate, symmetry, inference step."""
@@ -319,6 +343,7 @@ class Lifter:
         camera: Camera | None = None,
     ) -> np.ndarray:
         """Validate (frames, J, 2|3) keypoints and map pixels to the model's input coordinates."""
+        normalized = check_switch(normalized, "normalized")
         kp = numeric_array(keypoints, "keypoints")
         if kp.ndim != 3 or kp.shape[2] not in (2, 3) or kp.shape[1] != self.num_keypoints:
             raise JointposeError(f"keypoints must be (frames, {self.num_keypoints}, 2 or 3), got shape {kp.shape}")

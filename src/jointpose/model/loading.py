@@ -9,6 +9,7 @@ rate, keypoint symmetry and inference step as JSON in the file's metadata.
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,9 @@ def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> 
     tensors = {
         k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in tensors.items()
     }
+    if bad := sorted(k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()):
+        beyond = "beyond float16's range (save without half)" if half else "NaN or infinite"
+        raise JointposeError(f"{path}: weight {bad[0]!r} is {beyond}; a file loading would refuse is not written")
     with atomic_path(path) as partial:
         save_file(tensors, str(partial), metadata=meta)
     return path
@@ -254,22 +258,29 @@ def model_args_of(model: TemporalModel) -> dict:
     }
 
 
-def symmetry_of(value: object, joints: int, path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The (left, right) keypoint indices stored with a model, checked."""
+def symmetry_of(
+    value: object, joints: int, path: Path | None, what: str = "metadata 'keypoints_symmetry'"
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The (left, right) keypoint indices stored with a model (``path``; None: given from
+    Python, ``what`` naming them), checked."""
     ok = (
         isinstance(value, (list, tuple))
         and len(value) == 2
         and all(isinstance(side, (list, tuple)) for side in value)
-        and all(type(j) is int and 0 <= j < joints for side in value for j in side)
+        and all(
+            isinstance(j, numbers.Integral) and not isinstance(j, bool) and 0 <= j < joints
+            for side in value
+            for j in side
+        )
         and len(value[0]) == len(value[1])
         and len({*value[0], *value[1]}) == 2 * len(value[0])  # each joint on one side, once
     )
     if not ok:
         raise JointposeError(
-            f"{path}: metadata 'keypoints_symmetry' must be two equally long lists of distinct joint indices "
+            f"{'' if path is None else f'{path}: '}{what} must be two equally long lists of distinct joint indices "
             f"below {joints}"
         )
-    return tuple(value[0]), tuple(value[1])
+    return tuple(map(int, value[0])), tuple(map(int, value[1]))
 
 
 def normalization_of(value: object, path: Path) -> str:

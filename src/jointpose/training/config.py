@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from jointpose.data.h36m import DATASETS, check_downsample, check_keypoints_name, check_names, dataset_kind
 from jointpose.errors import JointposeError
 from jointpose.geometry.alignment import ALIGN_WEIGHT_DEFAULT
@@ -291,6 +293,8 @@ class TrainConfig:
         for name in ("data_dir", "checkpoint_dir"):  # and a Path the string: the checkpoint keeps plain values
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
+        for spec in dataclasses.fields(self):  # numpy's numbers, a Fraction: Python's (checkpoints hold JSON values)
+            object.__setattr__(self, spec.name, _plain(getattr(self, spec.name)))
 
         def integer(value: Any) -> bool:  # within int64: torch, numpy and float arithmetic take it
             return isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) < 2**63
@@ -513,6 +517,17 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["random_cameras"] = None if self.random_cameras is None else self.random_cameras.to_dict()
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with each number as Python's int or float (a tuple's too); anything else as is."""
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Number):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value) if isinstance(value, numbers.Real) else value
 
 
 def saved_weights(config: dict[str, Any]) -> LossWeights | None:
