@@ -380,7 +380,11 @@ def test_numbers_from_numpy_or_fractions_are_kept_as_python_numbers(h36m_dir, tm
         (3,),
     )
     assert config.augment is False and type(config.weights.vel) is float and config.subjects_train == ("S1",)
-    Trainer(config).fit()
+    trainer = Trainer(config)
+    for until in (-1, 0, "2", True):
+        with pytest.raises(JointposeError, match=f"^until_epoch must be an epoch number >= 1, got {until!r}$"):
+            trainer.fit(until_epoch=until)
+    trainer.fit()
     assert Lifter.load(tmp_path / "run").model.channels == 8
     with pytest.raises(JointposeError, match=r"^weights.vel must be a number in \[0, 1000000\], got True$"):
         LossWeights(vel=True)

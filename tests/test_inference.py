@@ -1026,6 +1026,7 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
     argument, before any work, instead of a traceback from deep inside."""
     from jointpose import Camera, evaluate_model, inference_settings, lift_video, load_dataset
     from jointpose.errors import JointposeWarning
+    from jointpose.geometry.cameras import camera_from_intrinsics
 
     lifter = Lifter(_model(causal=True), fps=50.0)
     camera = Camera.from_fov(1000, 1000, 60.0)
@@ -1096,6 +1097,18 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
         ),
         "sequences: pass the dataset's sequences": lambda: evaluate_model(model, data),
         "sequences: none to evaluate": lambda: evaluate_model(model, []),
+        "fov must be a field of view in degrees in [1, 179], got 500": lambda: camera_from_intrinsics(
+            (640, 480), fov=500
+        ),
+        "principal_point must be two numbers (x, y) in pixels, got 5": lambda: camera_from_intrinsics(
+            (640, 480), fov=60, principal_point=5
+        ),
+        "extra 'fps': a name of its own (not poses_3d, joint_names, fps, trajectory)": lambda: export(
+            tmp_path / "x.json", np.zeros((3, 17, 3)), 50.0, extra={"fps": np.zeros(3)}
+        ),
+        "extra 'names': an array of numbers, got dtype <U1": lambda: export(
+            tmp_path / "x.json", np.zeros((3, 17, 3)), 50.0, extra={"names": np.array(["a", "b", "c"])}
+        ),
         "align must be a number in [0, 1], got -5": lambda: evaluate_model(model, data.sequences, align=-5),
         "fps must be a positive number": lambda: evaluate_model(model, data.sequences, fps=0),
         "flip_test must be True or False, got 'no'": lambda: evaluate_model(model, data.sequences, flip_test="no"),

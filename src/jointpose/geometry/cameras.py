@@ -262,11 +262,26 @@ def camera_from_intrinsics(
     ``size`` (width, height) pixels; None when neither is given."""
     if focal_length is not None and fov is not None:
         raise JointposeError("{0} and {1} describe the same thing; pass one", fields=("focal_length", "fov"))
-    centre = tuple(principal_point) if principal_point is not None else None
+    centre = None
+    if principal_point is not None:
+        centre = _pair(principal_point)
+        if None in centre:
+            raise JointposeError(
+                "{0} must be two numbers (x, y) in pixels, got {value!r}",
+                fields=("principal_point",),
+                value=principal_point,
+            )
     if focal_length is not None:
         return Camera.from_focal_length(*size, focal_length, center=centre, id=id)
     if fov is not None:
-        return Camera.from_fov(*size, fov, center=centre, id=id)
+        try:
+            return Camera.from_fov(*size, fov, center=centre, id=id)
+        except JointposeError as exc:  # Camera.from_fov's fov_deg is this function's fov
+            if "fov_deg" not in exc.fields:
+                raise
+            raise JointposeError(
+                exc.template, fields=["fov" if f == "fov_deg" else f for f in exc.fields], **exc.values
+            ) from None
     if centre is not None:
         raise JointposeError("{0} needs {1} or {2}", fields=("principal_point", "focal_length", "fov"))
     return None

@@ -122,7 +122,15 @@ def export(
         check_bounded(
             trajectory, MAX_DISTANCE_M, f"{path}: trajectory to write", f"holds positions beyond {MAX_DISTANCE_M:g} m"
         )
+    if extra is not None and not isinstance(extra, dict):
+        raise JointposeError(f"extra must be a dict of per-frame arrays, got {type(extra).__name__}")
+    reserved = ("poses_3d", "joint_names", "fps", "trajectory")
+    for name in extra or {}:
+        if not isinstance(name, str) or name in reserved:
+            raise JointposeError(f"extra {name!r}: a name of its own (not {', '.join(reserved)})")
     extra = {name: np.asarray(value) for name, value in (extra or {}).items()}
+    if texts := [name for name, value in extra.items() if value.dtype.kind not in "iuf"]:
+        raise JointposeError(f"extra {texts[0]!r}: an array of numbers, got dtype {extra[texts[0]].dtype}")
     wrong = [f"{name} {value.shape}" for name, value in extra.items() if value.ndim == 0 or len(value) != len(poses)]
     if wrong:
         raise JointposeError(f"extra arrays must have {len(poses)} frames, got {', '.join(wrong)}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import numbers
 import time
 import warnings
 from collections import defaultdict
@@ -404,6 +405,10 @@ class Trainer:
             checkpoint folder; None when stopped early.
         """
         config = self.config
+        if until_epoch is not None and (
+            isinstance(until_epoch, bool) or not isinstance(until_epoch, numbers.Integral) or until_epoch < 1
+        ):
+            raise JointposeError(f"until_epoch must be an epoch number >= 1, got {until_epoch!r}")
         stop = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
         if self.dist.is_main and self.epoch > config.epochs:
             print(
