@@ -1055,6 +1055,9 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
         "skeleton_fit must be True or False, got 'no'": lambda: setattr(lifter, "skeleton_fit", "no"),
         "align_2d must be a number in [0, 1], got -1": lambda: setattr(lifter, "align_2d", -1),
         "normalized must be True or False, got 'no'": lambda: lifter.predict(frames, camera=camera, normalized="no"),
+        "normalized must be True or False, got 'nope'": lambda: lifter.predict_trajectory(
+            frames, camera=camera, normalized="nope"
+        ),
         "half must be True or False, got 'no'": lambda: lifter.save(tmp_path / "h.safetensors", half="no"),
         "keypoints_left and keypoints_right must be two equally long lists of distinct joint indices below 17": (
             lambda: Lifter(lifter.model, keypoints_left=(99,), keypoints_right=(98,))

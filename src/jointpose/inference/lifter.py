@@ -417,6 +417,7 @@ class Lifter:
                 )
                 for k in keypoints
             ]
+        normalized = check_switch(normalized, "normalized")  # before any use: "no" would read as true
         if isinstance(keypoints, Keypoints2D):
             keypoints, source_layout = _points_of(keypoints, normalized, self.fps), keypoints.source_layout
         align_joints = aligned_joints(source_layout)  # checked before the network runs
@@ -556,6 +557,7 @@ class Lifter:
         Returns:
             (frames, 3) root positions in metres, camera space.
         """
+        normalized = check_switch(normalized, "normalized")
         given = keypoints  # a Keypoints2D lifts with its own confidence and layout
         if isinstance(keypoints, Keypoints2D):
             keypoints = _points_of(keypoints, normalized, self.fps)

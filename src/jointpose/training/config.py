@@ -287,14 +287,16 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        for spec in dataclasses.fields(self):  # a list from Python is the tuple the command line gives
-            if "tuple" in str(spec.type) and isinstance(getattr(self, spec.name), list):
-                object.__setattr__(self, spec.name, tuple(getattr(self, spec.name)))
-        for name in ("data_dir", "checkpoint_dir"):  # and a Path the string: the checkpoint keeps plain values
-            if isinstance(getattr(self, name), os.PathLike):
-                object.__setattr__(self, name, os.fspath(getattr(self, name)))
-        for spec in dataclasses.fields(self):  # numpy's numbers, a Fraction: Python's (checkpoints hold JSON values)
-            object.__setattr__(self, spec.name, _plain(getattr(self, spec.name)))
+        for spec in dataclasses.fields(self):  # the plain values the command line gives and checkpoints hold
+            value = getattr(self, spec.name)
+            if "tuple" in str(spec.type) and isinstance(value, list):  # a list from Python: the tuple
+                value = tuple(value)
+            if spec.name in ("data_dir", "checkpoint_dir") and isinstance(value, os.PathLike):  # a Path: the string
+                value = os.fspath(value)
+            value = _plain(value)  # numpy's numbers, a Fraction: Python's (checkpoints hold JSON values)
+            if spec.type == "bool":  # a string such as "no" would read as true
+                value = check_switch(value, spec.name)
+            object.__setattr__(self, spec.name, value)
 
         def integer(value: Any) -> bool:  # within int64: torch, numpy and float arithmetic take it
             return isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) < 2**63
@@ -310,9 +312,6 @@ class TrainConfig:
                 and len(set(value)) == len(value)
             )
 
-        for spec in dataclasses.fields(self):  # a string such as "no" would read as true
-            if spec.type == "bool":
-                object.__setattr__(self, spec.name, check_switch(getattr(self, spec.name), spec.name))
         for name in ("subjects_train", "subjects_test", "actions", "subjects_unlabeled"):  # a bare string is refused
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(check_names(getattr(self, name), name)))
