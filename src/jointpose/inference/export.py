@@ -136,7 +136,7 @@ def export(
         raise JointposeError(f"extra arrays must have {len(poses)} frames, got {', '.join(wrong)}")
     for name, value in (info or {}).items():
         small = isinstance(value, str) or np.asarray(value).dtype.kind in "iuf" and np.asarray(value).size <= 16
-        if name in extra or name in ("poses_3d", "joint_names", "fps", "trajectory") or not small:
+        if name in extra or name in reserved or not small:
             raise JointposeError(f"info {name!r}: a name or up to 16 numbers, under a key of its own")
         extra[name] = np.asarray(value)
     fmt = format_from_path(path, fmt)
