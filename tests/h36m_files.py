@@ -68,6 +68,12 @@ def motion(frames: int, seed: int, scale: float = 1.0, speed: float = 1.0) -> np
     return world
 
 
+def pixels(frames: int, seed: int = 0) -> np.ndarray:
+    """(frames, 17, 2) keypoints in pixels of :func:`motion` seen from the front, in a 1000x1000 image."""
+    world = motion(frames, seed)
+    return np.stack([500 + 300 * world[..., 0], 800 - 300 * world[..., 2]], axis=-1)
+
+
 def write_dataset(
     folder: Path,
     subjects: dict[str, dict[str, int]],

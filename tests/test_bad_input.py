@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from h36m_files import cli, write_dataset
+from h36m_files import cli, pixels, write_dataset
 from jointpose.cli import main
 from jointpose.errors import JointposeError, JointposeWarning
 
@@ -399,7 +399,7 @@ def test_a_refused_demo_keeps_the_previous_demos_files(tmp_path, capsys, flags, 
 
 
 def test_render_refuses_a_zero_frame_rate(tmp_path, capsys):
-    np.savez(tmp_path / "kp.npz", keypoints=np.zeros((5, 17, 2)))
+    np.savez(tmp_path / "kp.npz", keypoints=pixels(5))
     np.savez(tmp_path / "poses.npz", poses_3d=np.zeros((5, 17, 3)), fps=np.array(50.0))
     paths = dict(keypoints_file=tmp_path / "kp.npz", poses=tmp_path / "poses.npz", o=tmp_path / "a.gif")
     assert main(cli("render", "--image-size 100 100 --fps 0", **paths)) == 2
@@ -517,7 +517,7 @@ def test_a_subject_named_twice_is_refused(tmp_path, capsys):
 
 
 def test_a_principal_point_far_outside_the_image_is_named(tmp_path, capsys):
-    np.save(tmp_path / "kp.npy", np.full((10, 17, 2), 500.0))
+    np.save(tmp_path / "kp.npy", pixels(10))
     argv = ["infer", str(tmp_path / "kp.npy"), "-o", str(tmp_path / "o.npz"), "--image-size", "1000", "800"]
     assert main([*argv, "--fov", "60", "--principal-point", "1e300", "1e300"]) == 2
     _one_clear_line(

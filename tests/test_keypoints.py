@@ -206,8 +206,7 @@ def test_an_array_in_the_other_joint_order_is_noted(tmp_path):
 def test_normalised_coordinates_are_refused(tmp_path):
     """Coordinates normalised to the image (0-1, as MediaPipe writes them) or to [-1, 1] (as
     VideoPose3D's inputs) read as pixels would make a person a pixel tall: refused, naming the
-    file. A small person far off in a large image is not; points all at one place are left to
-    the later checks."""
+    file. A small person far off in a large image is not."""
     coco = np.stack([person(f) for f in range(20)])
     np.save(tmp_path / "unit.npy", coco / np.array([1920.0, 1080.0]))
     with pytest.raises(JointposeError, match=r"unit.npy: the person spans 0.\d+ pixels .*: coordinates normalised"):
@@ -217,8 +216,24 @@ def test_normalised_coordinates_are_refused(tmp_path):
         load_keypoints(tmp_path / "screen.npy", layout="coco")
     np.save(tmp_path / "far.npy", coco * 0.02 + 1500.0)  # about 6 pixels tall
     assert load_quiet(tmp_path / "far.npy", layout="coco").num_frames == 20
-    np.save(tmp_path / "still.npy", np.zeros((5, 17, 2)))
-    assert load_quiet(tmp_path / "still.npy").num_frames == 5
+
+
+def test_frames_with_all_points_at_one_place_are_missing(tmp_path):
+    """A frame whose points all lie at one place holds no person (detectors write zeros for a
+    frame they missed): it is filled from its neighbours, with a note. Input made only of such
+    frames is refused, naming the file, rather than lifted to one still pose."""
+    xy = coco_expected(np.stack([person(f) for f in range(10)]))
+    placeholders = xy.copy()
+    placeholders[[3, 4]] = 0.0
+    np.save(tmp_path / "gaps.npy", placeholders)
+    with pytest.warns(JointposeWarning, match=r"gaps.npy: 2 frame\(s\) with all points at one place read as missing"):
+        kp = load_keypoints(tmp_path / "gaps.npy")
+    assert kp.filled[[3, 4]].all() and not kp.filled[[0, 1, 2, 5, 6, 7, 8, 9]].any()
+    np.testing.assert_allclose(kp.xy[3], xy[2] + (xy[5] - xy[2]) / 3)  # linear between frames 2 and 5
+    np.testing.assert_array_equal(kp.confidence[[3, 4]], 0.0)
+    np.save(tmp_path / "still.npy", np.full((5, 17, 2), 250.0))
+    with pytest.raises(JointposeError, match=r"still.npy: in every frame all points lie at one place \(250, 250 px"):
+        load_keypoints(tmp_path / "still.npy")
 
 
 @pytest.mark.parametrize("name", ["clip.mp4", "clip.MOV"])

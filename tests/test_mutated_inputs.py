@@ -22,7 +22,11 @@ from jointpose.motion.bvh import read_bvh
 from jointpose.safeio import check_limit, load_npy, load_npz
 from jointpose.training.checkpoint import atomic_save
 
-COCO_OK = {"image_id": 1, "keypoints": [100.0, 200.0, 0.9] * 17, "score": 0.9}
+COCO_OK = {
+    "image_id": 1,
+    "keypoints": [v for j in range(17) for v in (100.0 + 5 * j, 200.0 + 10 * j, 0.9)],
+    "score": 0.9,
+}
 
 
 def _npy(header: str, data: bytes) -> bytes:

@@ -63,7 +63,7 @@ from jointpose.data.layouts import (
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera, check_image_size
-from jointpose.safeio import check_fps, check_limit, check_resample, frame_ranges, is_finite_number, limit
+from jointpose.safeio import check_fps, check_limit, check_path, check_resample, frame_ranges, is_finite_number, limit
 
 # Files read as video (by name), which infer points to jointpose video.
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".3gp")
@@ -146,6 +146,8 @@ def image_size_of(
 OUTSIDE_MARGIN, OUTSIDE_SHARE = 0.02, 0.1
 # An array whose person spans fewer pixels than this holds normalised coordinates, not pixels.
 MIN_PERSON_PX = 4.0
+# A frame whose points all lie closer together than this (pixels) holds no person.
+COLLAPSED_PX = 1e-3
 # The median spread of points 1-4 around point 0 (over the points' extent) below which an array
 # read in Human3.6M-17 order looks like COCO-17, and above which one read as COCO-17 looks like
 # Human3.6M-17 (see _order_note).
@@ -213,7 +215,7 @@ def load_keypoints(
     Raises:
         JointposeError: an unreadable or malformed file, or no usable track.
     """
-    path = Path(path)
+    path = check_path(path, "path")
     wanted = _check_reading(path, layout, confidence_threshold, max_gap, max_link_distance, max_fill_gap)
     require_keypoint_file(path)
     notes: list[str] = []
@@ -271,6 +273,7 @@ def load_keypoints(
         points = np.concatenate([points, np.ones(points.shape[:2] + (1,))], axis=-1)
     xy, conf = points[..., :2], points[..., 2]
     conf = np.where(np.isfinite(xy).all(axis=-1) & np.isfinite(conf), np.clip(conf, 0.0, 1.0), 0.0)
+    conf = _drop_collapsed(xy, conf, path, notes)
     if track is not None and not track.video:  # an array: its units and order are the user's word
         _check_pixels(xy, conf > 0, path)
         if (note := _order_note(xy, conf > 0, conversion, path)) is not None:
@@ -375,11 +378,36 @@ def _extent(xy: np.ndarray, seen: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.where(mask, xy, -np.inf).max(axis=1) - np.where(mask, xy, np.inf).min(axis=1), axis=-1)
 
 
+def _drop_collapsed(xy: np.ndarray, conf: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
+    """``conf`` (F, J) with frames whose seen points (two at least) all lie within
+    :data:`COLLAPSED_PX` of one place set to 0: no person is that small, such a frame is a
+    placeholder (zeros written for a frame the detector missed). Refuses input whose every
+    frame is one; notes how many were dropped in ``notes``."""
+    seen = conf > 0
+    frames = np.flatnonzero(seen.sum(axis=1) >= 2)
+    collapsed = frames[_extent(xy[frames], seen[frames]) < COLLAPSED_PX]
+    if len(collapsed) == 0:
+        return conf
+    if len(collapsed) == len(frames):
+        x, y = xy[collapsed[0]][seen[collapsed[0]]][0]
+        raise JointposeError(
+            f"{path}: in every frame all points lie at one place ({x:g}, {y:g} px in frame {collapsed[0]}): "
+            "no person to lift"
+        )
+    note = f"{path}: {len(collapsed)} frame(s) with all points at one place read as missing (placeholders?)"
+    warnings.warn(note, JointposeWarning, stacklevel=3)
+    notes.append(note)
+    conf = conf.copy()
+    conf[collapsed] = 0.0
+    return conf
+
+
 def _check_pixels(xy: np.ndarray, seen: np.ndarray, path: Path) -> None:
     """Refuse an array (F, 17, 2; ``seen`` where given) whose person spans under
     :data:`MIN_PERSON_PX` pixels (the median over frames of the diagonal of the points' box):
     coordinates normalised to the image (0-1, as MediaPipe writes them) or to [-1, 1] (as
-    VideoPose3D's inputs), read as pixels. Points all at one place are left to the later checks."""
+    VideoPose3D's inputs), read as pixels. Frames whose points all lie at one place are
+    dropped before (:func:`_drop_collapsed`)."""
     frames = seen.sum(axis=1) >= 2
     if not frames.any():
         return
