@@ -119,7 +119,7 @@ def test_channels_are_capped_as_in_model_files(capsys, tmp_path):
         config(channels=16385)
     assert caught.value.fields == ("channels",) and "16384" in str(caught.value)
     assert config(channels=16384).channels == 16384
-    with pytest.raises(ValueError, match="channels"):
+    with pytest.raises(JointposeError, match="'channels' must be a number in \\[1, 16384\\], got 16385"):
         TemporalModel((3,), channels=16385)
     with torch.device("meta"):
         assert TemporalModel((3, 3), channels=16384).channels == 16384

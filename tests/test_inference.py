@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 import json
 import re
@@ -1020,11 +1021,27 @@ def test_lift_track_lifts_each_stretch_between_switches_on_its_own():
         lifter.lift_track(track(moved, []), (1000, 1000), fps=0.0)
 
 
+def _altered(model: TemporalModel, **attributes) -> TemporalModel:
+    """``model`` with ``attributes`` set after construction."""
+    for name, value in attributes.items():
+        setattr(model, name, value)
+    return model
+
+
 def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir, monkeypatch):
     """The mistakes a Python user makes (a name where an object goes, an array where a track
     goes, nested lists, a file name without its extension) raise one JointposeError naming the
     argument, before any work, instead of a traceback from deep inside."""
-    from jointpose import Camera, evaluate_model, inference_settings, lift_video, load_dataset
+    from jointpose import (
+        Camera,
+        JointAwareLoss,
+        Trainer,
+        evaluate_model,
+        inference_settings,
+        lift_video,
+        load_dataset,
+        load_keypoints,
+    )
     from jointpose.errors import JointposeWarning
     from jointpose.geometry.cameras import camera_from_intrinsics
 
@@ -1062,8 +1079,11 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
         "keypoints_left and keypoints_right must be two equally long lists of distinct joint indices below 17": (
             lambda: Lifter(lifter.model, keypoints_left=(99,), keypoints_right=(98,))
         ),
-        "model: model argument 'filter_widths' must be 1 to 8 odd widths": lambda: Lifter(
+        "TemporalModel: model argument 'filter_widths' must be 1 to 8 odd widths": lambda: Lifter(
             TemporalModel((3,) * 12, channels=8, causal=True)
+        ),
+        "model: model argument 'filter_widths' must be 1 to 8 odd widths": lambda: Lifter(
+            _altered(TemporalModel((3,), channels=8, causal=True), filter_widths=(3,) * 12)
         ),
         "skeleton_fit must be True or False, got 'off'": lambda: Lifter(lifter.model, skeleton_fit="off"),
         "push takes one frame (17, 2 or 3), got shape (16, 2)": lambda: StreamingLifter(lifter).push(
@@ -1089,6 +1109,10 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
     with torch.autocast("cpu", dtype=torch.bfloat16):
         autocast = offline.predict(frames, camera=camera)
     assert autocast.dtype == np.float32 and np.abs(autocast - offline.predict(frames, camera=camera)).max() < 0.05
+    # A model in another precision reads its input in that precision; its poses are float32.
+    for dtype, tolerance in ((torch.float64, 1e-5), (torch.bfloat16, 0.05)):
+        other = Lifter(copy.deepcopy(offline.model).to(dtype), fps=50.0).predict(frames, camera=camera)
+        assert other.dtype == np.float32 and np.abs(other - offline.predict(frames, camera=camera)).max() < tolerance
     data = load_dataset(h36m_dir, "gt", ["S9"])
     model = _model()
     for message, call in {
@@ -1112,6 +1136,33 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
         "extra 'names': an array of numbers, got dtype <U1": lambda: export(
             tmp_path / "x.json", np.zeros((3, 17, 3)), 50.0, extra={"names": np.array(["a", "b", "c"])}
         ),
+        "extra 'ragged' must be an array of numbers (": lambda: export(
+            tmp_path / "x.npz", np.zeros((3, 17, 3)), 50.0, extra={"ragged": [[1.0], [1.0, 2.0], []]}
+        ),
+        "extra 'flags' must be an array of numbers, got bool": lambda: export(
+            tmp_path / "x.npz", np.zeros((3, 17, 3)), 50.0, extra={"flags": np.ones(3, bool)}
+        ),
+        f"{tmp_path / 'x.json'}: 'gaps' holds NaN or infinity, which JSON has no numbers for (write .npz)": lambda: (
+            export(tmp_path / "x.json", np.zeros((3, 17, 3)), 50.0, extra={"gaps": np.array([1.0, np.nan, 2.0])})
+        ),
+        f"{tmp_path / 'x.json'}: 'focal_length' holds NaN or infinity": lambda: export(
+            tmp_path / "x.json", np.zeros((3, 17, 3)), 50.0, info={"focal_length": float("inf")}
+        ),
+        "path must be a file or folder path, got None": lambda: Lifter.load(None),
+        "device must be a device name (auto, cpu, cuda, cuda:N), got None": lambda: Lifter.load("m.pt", device=None),
+        "path must be a file or folder path, got 3": lambda: export(3, np.zeros((3, 17, 3)), 50.0),
+        "path must be a file or folder path, got 2.5": lambda: load_keypoints(2.5),
+        "data_dir must be a file or folder path, got None": lambda: load_dataset(None, "gt", ["S1"]),
+        "model: its weights are on the meta device, without values; load them first": lambda: Lifter(
+            _model(causal=True).to("meta")
+        ),
+        "keypoints: a tensor on the meta device, without values": lambda: lifter.predict(
+            torch.zeros(9, 17, 2, device="meta"), camera=camera
+        ),
+        "config must be a TrainConfig (e.g. TrainConfig(data_dir=...)), got str": lambda: Trainer("run"),
+        "weights must be a LossWeights (e.g. LossWeights(symmetry=0.1)), got dict": lambda: JointAwareLoss(
+            weights={"symmetry": 0.1}
+        ),
         "align must be a number in [0, 1], got -5": lambda: evaluate_model(model, data.sequences, align=-5),
         "fps must be a positive number": lambda: evaluate_model(model, data.sequences, fps=0),
         "flip_test must be True or False, got 'no'": lambda: evaluate_model(model, data.sequences, flip_test="no"),
@@ -1119,6 +1170,11 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
     }.items():
         with pytest.raises(JointposeError, match="^" + re.escape(message)):
             call()
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "x.npz").exists()
+    with_gaps = export(
+        tmp_path / "x.npz", np.zeros((3, 17, 3)), 50.0, extra={"gaps": [1.0, np.nan, 2.0], "n": [1, 2, 3]}
+    )
+    np.testing.assert_array_equal(np.load(with_gaps)["gaps"], np.array([1.0, np.nan, 2.0], np.float32))
     poses = lifter.predict(frames, camera=camera)
     with pytest.warns(JointposeWarning, match="CSV holds the root-relative joints only; the trajectory goes to"):
         export(tmp_path / "p.csv", poses, 50.0, trajectory=np.zeros((9, 3)) + [0, 0, 4])

@@ -1,7 +1,9 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from jointpose.errors import JointposeError
 from jointpose.model.temporal import (
     StridedTemporalModel,
     TemporalModel,
@@ -126,10 +128,17 @@ def test_causal_output_ignores_future_frames():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="odd"):
+    with pytest.raises(JointposeError, match=r"TemporalModel: model argument 'filter_widths' must be 1 to 8 odd"):
         TemporalModel((2, 3))
-    with pytest.raises(ValueError, match="dropout"):
+    with pytest.raises(JointposeError, match=r"'dropout' must be a number in \[0.0, 1.0\], got 1.5"):
         TemporalModel((3,), dropout=1.5)
+    for bad in (dict(channels=8.0), dict(causal="no"), dict(num_joints_in=0), dict(out_features=True)):
+        with pytest.raises(JointposeError, match=f"TemporalModel: model argument '{next(iter(bad))}' must be"):
+            TemporalModel((3,), **bad)
+    for widths in ("33", (3, 3.0), (3,) * 9, (15, 15, 15, 15)):  # the last: receptive field 50625
+        with pytest.raises(JointposeError, match="'filter_widths' must be"):
+            TemporalModel(widths)
+    assert TemporalModel([np.int64(3), 3], channels=8, in_features=3).filter_widths == (3, 3)
     model = TemporalModel((3, 3), channels=8)
     with pytest.raises(ValueError, match="expected input"):
         model(torch.randn(1, 9, 16, 2))

@@ -495,6 +495,12 @@ class JointAwareLoss(nn.Module):
 
     def __init__(self, weights: LossWeights = LossWeights(), log_all: bool = True) -> None:
         super().__init__()
+        if not isinstance(weights, LossWeights):
+            raise JointposeError(
+                "weights must be a LossWeights (e.g. LossWeights(symmetry=0.1)), got {kind}",
+                fields=("weights",),
+                kind=type(weights).__name__,
+            )
         self.weights = weights
         self.log_all = log_all
         self.constraint_scale = 1.0  # multiplies every term but MPJPE (training ramps it up)

@@ -47,7 +47,16 @@ from jointpose.geometry.cameras import (
     h36m_cameras,
     humaneva_cameras,
 )
-from jointpose.safeio import check_bounded, check_finite, check_fps, check_limit, load_npz, npz_keys, pickle_budget
+from jointpose.safeio import (
+    check_bounded,
+    check_finite,
+    check_fps,
+    check_limit,
+    check_path,
+    load_npz,
+    npz_keys,
+    pickle_budget,
+)
 
 # No joint of a person lies this far (metres) from their root, nor a person this far from a
 # camera: larger values are another unit (Human3.6M's original positions are millimetres) or broken.
@@ -211,7 +220,7 @@ class H36MFiles:
     def __init__(self, data_dir: str | Path, keypoints: str, dataset: str = "h36m") -> None:
         self.kind = kind = dataset_kind(dataset)
         check_keypoints_name(keypoints)
-        self.data_dir = Path(data_dir)
+        self.data_dir = check_path(data_dir, "data_dir")
         if not self.data_dir.is_dir():
             raise JointposeError("{0}: directory not found: {path}", fields=("data_dir",), path=self.data_dir)
         self.path_3d = self.data_dir / f"data_3d_{kind.name}.npz"

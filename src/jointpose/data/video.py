@@ -25,7 +25,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from jointpose.errors import JointposeError
-from jointpose.safeio import check_fps, check_limit
+from jointpose.safeio import check_fps, check_limit, check_path
 
 
 @contextmanager
@@ -131,7 +131,7 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
     Raises :class:`JointposeError` naming the file when it is missing or not a video, and
     naming ``--start``/``--end`` when the cut is empty or outside the video.
     """
-    path = Path(path)
+    path = check_path(path, "path")
     if not path.is_file():
         raise JointposeError(f"video {path}: " + ("a folder, not a video file" if path.is_dir() else "no such file"))
     try:

@@ -28,6 +28,7 @@ import csv
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -128,9 +129,7 @@ def export(
     for name in extra or {}:
         if not isinstance(name, str) or name in reserved:
             raise JointposeError(f"extra {name!r}: a name of its own (not {', '.join(reserved)})")
-    extra = {name: np.asarray(value) for name, value in (extra or {}).items()}
-    if texts := [name for name, value in extra.items() if value.dtype.kind not in "iuf"]:
-        raise JointposeError(f"extra {texts[0]!r}: an array of numbers, got dtype {extra[texts[0]].dtype}")
+    extra = {name: _extra_array(name, value) for name, value in (extra or {}).items()}
     wrong = [f"{name} {value.shape}" for name, value in extra.items() if value.ndim == 0 or len(value) != len(poses)]
     if wrong:
         raise JointposeError(f"extra arrays must have {len(poses)} frames, got {', '.join(wrong)}")
@@ -140,6 +139,8 @@ def export(
             raise JointposeError(f"info {name!r}: a name or up to 16 numbers, under a key of its own")
         extra[name] = np.asarray(value)
     fmt = format_from_path(path, fmt)
+    if fmt == "json" and (odd := [k for k, v in extra.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]):
+        raise JointposeError(f"{path}: {odd[0]!r} holds NaN or infinity, which JSON has no numbers for (write .npz)")
     if fmt == "csv" and trajectory is not None:
         warnings.warn(
             JointposeWarning(
@@ -153,6 +154,15 @@ def export(
         else:
             {"csv": _write_csv, "bvh": _write_bvh}[fmt](partial, poses, fps, trajectory)
     return path
+
+
+def _extra_array(name: str, value: Any) -> np.ndarray:
+    """An ``extra`` or ``info`` array: numbers only (an integer array keeps its type)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "biufO":  # text, bytes, dates
+        raise JointposeError(f"extra {name!r}: an array of numbers, got dtype {value.dtype}")
+    return numeric_array(value, f"extra {name!r}")
 
 
 def _write_npz(

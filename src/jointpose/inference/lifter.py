@@ -68,6 +68,7 @@ from jointpose.safeio import (
     check_finite,
     check_fps,
     check_limit,
+    check_path,
     check_resample,
     check_switch,
     numeric_array,
@@ -148,6 +149,8 @@ class Lifter:
                 )
             if isinstance(network, TemporalModel):  # the sizes a model file may hold: time and memory bounded
                 check_model_args(model_args_of(network), name)
+                if any(weight.is_meta for weight in network.parameters()):
+                    raise JointposeError(f"{name}: its weights are on the meta device, without values; load them first")
         self.model = model.eval()
         self.skeleton_fit, self.smooth, self.flip_test, self.align_2d = skeleton_fit, smooth, flip_test, align_2d
         self.trajectory_model = trajectory_model.eval() if trajectory_model is not None else None
@@ -223,7 +226,7 @@ class Lifter:
         Returns:
             The lifter, with the inference step the model was trained for.
         """
-        if Path(path).suffix.lower() == ".onnx":
+        if check_path(path, "path").suffix.lower() == ".onnx":
             if str(device).lower() not in ("auto", "cpu") and not str(device).lower().startswith("cpu:"):
                 raise JointposeError(
                     "{0} {name}: ONNX models run on onnxruntime's CPU provider", fields=("device",), name=device

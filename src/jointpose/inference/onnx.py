@@ -46,7 +46,7 @@ from jointpose.model.loading import (
     symmetry_of,
 )
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel, check_model_args, receptive_field
-from jointpose.safeio import atomic_path, check_fps, file_path
+from jointpose.safeio import atomic_path, check_fps, check_path, file_path
 
 ONNX_FORMAT = "jointpose-onnx-v1"
 OPSET = 18  # the torch.export-based exporter's default opset in torch 2.6-2.13
@@ -187,7 +187,7 @@ class OnnxModel(nn.Module):
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         ort = _require("onnxruntime")
-        path = Path(path)
+        path = check_path(path, "path")
         if not path.is_file():
             raise JointposeError(f"model file not found: {path}")
         try:

@@ -23,7 +23,15 @@ from jointpose.geometry.cameras import check_normalization
 from jointpose.geometry.filters import check_sigma
 from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel, load_model_state
-from jointpose.safeio import atomic_path, check_checkpoint_pickle, check_fps, check_switch, file_path, is_real_number
+from jointpose.safeio import (
+    atomic_path,
+    check_checkpoint_pickle,
+    check_fps,
+    check_path,
+    check_switch,
+    file_path,
+    is_real_number,
+)
 
 MODEL_FORMAT = "jointpose-model-v1"
 
@@ -80,7 +88,7 @@ def pose_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or ``latest.pt`` inside a checkpoint folder."""
-    path = Path(path)
+    path = check_path(path, "checkpoint")
     if path.is_dir():
         latest = path / "latest.pt"
         if not latest.is_file():
@@ -93,6 +101,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; otherwise the named CPU or CUDA device."""
+    if not isinstance(name, str):
+        raise JointposeError(
+            "{0} must be a device name (auto, cpu, cuda, cuda:N), got {name}", fields=("device",), name=brief(name)
+        )
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -138,7 +150,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     Raises:
         JointposeError: a missing, corrupt or unsafe file, or one that is not a jointpose model.
     """
-    path = Path(path)
+    path = check_path(path, "path")
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if path.suffix == ".safetensors":
         return _load_safetensors(path, dev)

@@ -64,9 +64,10 @@ def predict(
     Runs on the model's device; returns a CPU float32 tensor.
     """
     device = model_device(model)
+    weight = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     was_training = model.training
     model.eval()
-    x = torch.as_tensor(keypoints, dtype=torch.float32, device=device)
+    x = torch.as_tensor(keypoints, dtype=torch.float32 if weight is None else weight.dtype, device=device)
     frames, field = x.shape[0], model.receptive_field()
     x = pad_sequence(x, field, model.causal)[None]
     if flip_test:

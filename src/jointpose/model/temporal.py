@@ -17,6 +17,7 @@ Two models share one state dict (parameter names follow VideoPose3D's):
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -60,17 +61,28 @@ class TemporalModel(nn.Module):
         num_joints_out / out_features: output joints and coordinates (3D: 3).
         channels: width of every hidden layer (1024 default, 2048 for the deeper variant), at
             most :data:`MAX_CHANNELS`.
-        dropout: dropout probability after every hidden layer.
+        dropout: dropout probability after every hidden layer (0-1).
         causal: output frame t sees only input frames <= t (for real-time use).
+
+        Raises :class:`~jointpose.errors.JointposeError` naming the argument when it is of
+        the wrong type or beyond the ``MAX_*`` bounds.
         """
         super().__init__()
-        filter_widths = tuple(int(w) for w in filter_widths)
-        if not filter_widths or any(w < 1 or w % 2 == 0 for w in filter_widths):
-            raise ValueError(f"filter_widths must be odd positive integers, got {filter_widths}")
-        if not 1 <= channels <= MAX_CHANNELS:
-            raise ValueError(f"channels must be in [1, {MAX_CHANNELS}], got {channels}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        if isinstance(filter_widths, Sequence) and all(
+            isinstance(w, numbers.Integral) and not isinstance(w, bool) for w in filter_widths
+        ):
+            filter_widths = tuple(int(w) for w in filter_widths)
+        args = dict(
+            filter_widths=filter_widths,
+            num_joints_in=num_joints_in,
+            in_features=in_features,
+            num_joints_out=num_joints_out,
+            out_features=out_features,
+            channels=channels,
+            dropout=dropout,
+            causal=causal,
+        )
+        _check_args(args, "TemporalModel", _CONSTRUCTOR_ARGS)
         self.filter_widths = filter_widths
         self.num_joints_in, self.in_features = num_joints_in, in_features
         self.num_joints_out, self.out_features = num_joints_out, out_features
@@ -379,13 +391,23 @@ _MODEL_ARGS = {
 }
 
 
+# What the constructor takes besides: any number of coordinates in and out.
+_CONSTRUCTOR_ARGS = _MODEL_ARGS | {"in_features": (int, 1, 1024), "out_features": (int, 1, 1024)}
+
+
 def check_model_args(args: dict, source: str) -> None:
     """Refuse stored constructor arguments of the wrong type or far outside any real model's."""
+    _check_args(args, source, _MODEL_ARGS)
+
+
+def _check_args(args: dict, source: str, table: dict[str, tuple[type, float, float]]) -> None:
+    """Refuse constructor arguments outside ``table`` (name -> type, smallest, largest) or
+    filter widths beyond the ``MAX_*`` bounds, naming ``source``."""
     from jointpose.errors import JointposeError, brief
 
     if not isinstance(args, dict):
         raise JointposeError(f"{source}: model arguments must be a dict, got {type(args).__name__}")
-    for name, (kind, low, high) in _MODEL_ARGS.items():
+    for name, (kind, low, high) in table.items():
         value = args.get(name)
         if (
             isinstance(value, bool)

@@ -31,7 +31,7 @@ from jointpose.data.h36m import INPUT_LAYOUTS
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera, check_focal_length, check_image_size, h36m_cameras
-from jointpose.safeio import atomic_folder, check_fps, check_limit, is_real_number
+from jointpose.safeio import atomic_folder, check_fps, check_limit, check_path, is_real_number
 
 H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 MAX_RING_CAMERAS = 64
@@ -407,7 +407,7 @@ def write_h36m_dataset(
     """
     check_input_layout(input_layout)
     check_fps(fps, "--fps")
-    out_dir = Path(out_dir)
+    out_dir = check_path(out_dir, "out_dir")
     subjects = list(motion)
     if cameras is None:
         calibration = h36m_cameras()

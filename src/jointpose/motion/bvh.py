@@ -31,7 +31,16 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from jointpose.errors import JointposeError
-from jointpose.safeio import atomic_write, check_fps, check_limit, check_resample, file_path, limit, read_text_file
+from jointpose.safeio import (
+    atomic_write,
+    check_fps,
+    check_limit,
+    check_path,
+    check_resample,
+    file_path,
+    limit,
+    read_text_file,
+)
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -251,7 +260,7 @@ def _slerp_frames(rotations: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 def read_bvh(path: str | Path) -> Motion:
     """Read a BVH file (see the module docstring for conventions)."""
-    path = Path(path)
+    path = check_path(path, "path")
     text = read_text_file(path, errors="replace")
     motion_match = re.search(r"^[ \t]*MOTION[ \t\r]*$", text, flags=re.M | re.I)
     header = text[: motion_match.start()] if motion_match else text

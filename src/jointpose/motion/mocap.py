@@ -31,7 +31,7 @@ from jointpose.geometry.bones import (
 )
 from jointpose.motion.builder import H36M_SUBJECTS
 from jointpose.motion.rigs import RigMapping, bvh_to_h36m
-from jointpose.safeio import read_text_file
+from jointpose.safeio import check_path, read_text_file
 
 
 def parse_subject_map(text: str | None) -> dict[str, str]:
@@ -160,7 +160,7 @@ def load_bvh_folder(
     ``body_scaling`` (overall size and proportions, seeded), re-centred in the capture
     area and put on the floor (lowest ankle at ``ankle_height`` metres).
     """
-    root = Path(folder)
+    root = check_path(folder, "folder")
     groups = bvh_groups(root)
     names = subject_names(list(groups), subjects or {})
     index = read_index(root)

@@ -35,7 +35,7 @@ import numpy as np
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.motion.bvh import Motion, global_transforms, read_bvh, resample
-from jointpose.safeio import is_real_number, read_text_file
+from jointpose.safeio import check_path, is_real_number, read_text_file
 
 BUILTIN_RIGS = {"cmu": "cmu_cc_base.json"}
 
@@ -131,7 +131,7 @@ def _source(spec: Any) -> JointSource | None:
 
 def load_rig_mapping(path: str | Path) -> RigMapping:
     """Read a mapping file (JSON, schema in the module docstring)."""
-    path = Path(path)
+    path = check_path(path, "path")
     text = read_text_file(path)
     try:
         data = json.loads(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,14 @@ def check_switch(value: Any, what: str) -> bool:
     return bool(value)
 
 
+def check_path(value: Any, what: str) -> Path:
+    """``value`` (a string or path-like object) as a :class:`~pathlib.Path`; anything else
+    (None, a number, an open file) is refused, naming ``what``."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise JointposeError("{0} must be a file or folder path, got {value}", fields=(what,), value=brief(value))
+    return Path(value)
+
+
 def check_fps(fps: float, what: str) -> float:
     """A frame rate (frames per second) in [1 / L, L] for L = ``limit("fps")``; errors name
     ``what`` (an argument's name, or a description). A bool (JSON ``true``) is no frame rate."""
@@ -121,6 +130,8 @@ def numeric_array(values: Any, what: str) -> np.ndarray:
     """``values`` as a float64 array; text, objects, bools (also one among numbers, as JSON
     ``true`` in a list) and ragged nesting are refused, naming ``what``. A torch tensor is
     read detached, on the CPU."""
+    if getattr(values, "is_meta", False):
+        raise JointposeError(f"{what}: a tensor on the meta device, without values")
     if hasattr(values, "detach") and hasattr(values, "cpu"):  # a tensor (perhaps requiring grad, on a GPU)
         values = values.detach().cpu()
         values = values.double() if values.is_floating_point() else values  # numpy has no bf16

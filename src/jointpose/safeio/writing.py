@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from jointpose.errors import JointposeError
+from jointpose.safeio.limits import check_path
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -193,6 +194,7 @@ def file_path(given: str | Path, what: str) -> Path:
     """``given`` as a :class:`~pathlib.Path`, refused when its text ends in a separator (or
     ``/.``): it names a folder, which :class:`~pathlib.Path` would quietly drop, writing the
     file itself."""
+    check_path(given, what)
     if given == "":
         raise JointposeError(f"{what}: an empty file name")
     if isinstance(given, str) and os.path.basename(given) in ("", "."):

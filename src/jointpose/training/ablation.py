@@ -21,7 +21,7 @@ import numpy as np
 from jointpose.errors import JointposeError
 from jointpose.evaluation.evaluate import COLUMN_TITLES, results_json
 from jointpose.model.loading import load_checkpoint
-from jointpose.safeio import atomic_write
+from jointpose.safeio import atomic_write, check_path
 from jointpose.training.checkpoint import run_files
 from jointpose.training.config import NORMALIZATION_CONSTRAINTS, TrainConfig, saved_config
 from jointpose.training.trainer import Trainer
@@ -109,7 +109,7 @@ def run_ablation(config: TrainConfig, out: str | Path, resume: bool = False) -> 
     be): a model with a ``latest.pt`` is resumed from it (a finished one only evaluated
     again), with the epochs it was started for; the others are trained.
     """
-    out = Path(out)
+    out = check_path(out, "out")
     # Both models read the same input coordinates (the joint-aware default unless given): the
     # normalisation's own effect is measured apart (docs/cameras.md).
     config = dataclasses.replace(config, normalization=config.normalization or NORMALIZATION_CONSTRAINTS)
@@ -197,7 +197,7 @@ def run_seeds(config: TrainConfig, out: str | Path, seeds: Sequence[int], resume
     """:func:`run_ablation` once per seed into ``out/seed_N``, then the mean and spread of every
     metric over the seeds (printed, and written to ``out/ablation.json`` with each seed's
     averages). ``resume``: continue an interrupted run there, each seed as :func:`run_ablation` does."""
-    out = Path(out)
+    out = check_path(out, "out")
     runs = {
         seed: run_ablation(
             dataclasses.replace(config, seed=seed, checkpoint_dir=str(out / f"seed_{seed}")),

@@ -103,6 +103,16 @@ class Trainer:
                 (without ``resume``), a resumed run whose settings differ, or a model too
                 large for the device's memory.
         """
+        if not isinstance(config, TrainConfig):
+            raise JointposeError(
+                "config must be a TrainConfig (e.g. TrainConfig(data_dir=...)), got {kind}",
+                fields=("config",),
+                kind=type(config).__name__,
+            )
+        if dist is not None and not isinstance(dist, DistContext):
+            raise JointposeError(
+                "dist must be a DistContext or None, got {kind}", fields=("dist",), kind=type(dist).__name__
+            )
         with memory_guard(config):
             self._build(config, dist)
 
