@@ -13,6 +13,7 @@ from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import (
     DEFAULT_FOV_DEG,
     Camera,
+    h36m_cameras,
     input_intrinsics,
     keypoint_pixels,
     normalize_keypoints,
@@ -71,6 +72,27 @@ def test_intrinsics_input_removes_the_lens_distortion(model):
     rays = normalize_keypoints(camera.project(points), camera, "intrinsics")
     np.testing.assert_allclose(rays, points[:, :2] / points[:, 2:], atol=1e-9)
     np.testing.assert_allclose(keypoint_pixels(rays, camera, "intrinsics"), camera.project(points), atol=1e-6)
+
+
+def test_lens_is_undone_far_outside_the_image_or_refused_where_it_folds():
+    """Human3.6M's lens (k1 -0.21, k2 0.25) is undone at keypoints far outside the image (a
+    fixed-point iteration drifted 17 px at (-500, -500) and 220 px at (-1000, 500)). A strong
+    barrel lens, k1 = -0.5 with f = 500 px, reaches at most 500 * 0.544 px from the centre
+    (r (1 - r^2 / 2) peaks at r = sqrt(2/3)): beyond, no ray exists, and the error says so
+    rather than give NaN or a ray through the folded lens. NaN stays NaN."""
+    camera = h36m_cameras()["S1"][0]
+    rays = np.array([[-1.3, -1.2], [-1.1, 0.0], [0.9, 0.8], [0.0, 0.0]])  # up to 1300 px outside
+    pixels = camera.project(np.concatenate([rays, np.ones((4, 1))], axis=-1))
+    assert pixels.min() < -1000
+    np.testing.assert_allclose(normalize_keypoints(pixels, camera, "intrinsics"), rays, atol=1e-9)
+    barrel = Camera("barrel", 1000, 1000, (500.0, 500.0), (500.0, 500.0), (-0.5, 0.0, 0.0))
+    reach = 500 * np.sqrt(2 / 3) * (1 - 1 / 3)  # 272.2 px from the centre
+    inside = np.array([[500.0 + reach - 1, 500.0], [500.0, 500.0 - reach + 1], [np.nan, 500.0]])
+    undone = normalize_keypoints(inside, barrel, "intrinsics")
+    np.testing.assert_allclose(keypoint_pixels(undone[:2], barrel, "intrinsics"), inside[:2], atol=1e-6)
+    assert 0 < undone[0, 0] < np.sqrt(2 / 3) and np.isnan(undone[2, 0])
+    with pytest.raises(JointposeError, match=r"camera barrel: no ray reaches pixel \(773.1\d*, 500\) through its lens"):
+        normalize_keypoints(np.array([[500.0 + reach + 1, 500.0]]), barrel, "intrinsics")
 
 
 @pytest.mark.parametrize("normalization", ["screen", "intrinsics"])

@@ -169,6 +169,11 @@ def test_epoch_batches_are_seeded_shards(h36m_dir):
         for batch, _global_chunks in windows.batches(300, seed=3, epoch=0, rank=rank, world_size=2, augment=False):
             seen.append(len(batch.targets))
     assert sum(seen) == len(windows)
+    # Batch norm needs two windows per process: a batch of one frame gets them.
+    for world_size in (1, 2):
+        sizes = [len(b.targets) for b, _ in windows.batches(1, seed=3, epoch=0, world_size=world_size, augment=False)]
+        assert min(sizes) >= 2 and sum(sizes) == len(windows) // world_size
+        assert len(sizes) == windows.steps_per_epoch(1, world_size, augment=False)
 
 
 def test_mixed_steps_keep_the_baseline_compute_and_shard(h36m_dir):

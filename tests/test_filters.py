@@ -58,6 +58,12 @@ def test_zero_sigma_is_identity_and_bad_sigma_is_an_error():
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(JointposeError, match="sigma"):
             smooth_poses(poses, bad)
+    # A sigma so small its taps beyond the centre are 0 even in float64 is the identity too
+    # (below about 1e-45 the kernel was 0 / 0, NaN).
+    for tiny in (1e-300, 1e-50, 0.02):
+        assert torch.equal(gaussian_kernel(tiny), torch.tensor([0.0, 1.0, 0.0]))
+        assert torch.equal(smooth_poses(poses, tiny), poses)
+    assert 0 < gaussian_kernel(0.03, dtype=torch.float64)[0] < 1e-240  # just above: the formula's own taps
 
 
 def test_each_channel_is_filtered_on_its_own():

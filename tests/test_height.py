@@ -60,6 +60,18 @@ def test_scale_to_height_keeps_the_image():
     assert scale_to_height(poses, 1.55)[1] is None
 
 
+def test_poses_without_a_height_are_refused():
+    """No frame, or every joint at one place (standing height 0: the factor was a division by
+    zero), is refused, naming the poses."""
+    for poses, message in (
+        (np.zeros((3, 17, 3)), "a skeleton of standing height 0 m cannot be scaled"),
+        (np.zeros((0, 17, 3)), r"poses must be \(frames, 17, 3\) with frames >= 1, got \(0, 17, 3\)"),
+        (np.zeros((3, 16, 3)), r"poses must be \(frames, 17, 3\)"),
+    ):
+        with pytest.raises(JointposeError, match=message):
+            scale_to_height(poses, 1.7)
+
+
 @pytest.mark.parametrize("height", [float("nan"), 0.3, 3.0, -1.7, float("inf")])
 def test_heights_outside_the_range_are_refused(height):
     with pytest.raises(JointposeError, match=r"^height must be a standing height in metres in \[0.5, 2.6\]"):

@@ -112,6 +112,10 @@ def test_save_and_load_safetensors(tmp_path):
     assert tensors.keys() == saved.keys()
     assert all(np.array_equal(tensors[k], v.numpy()) for k, v in saved.items())
     assert json.loads(metadata["fps"]) == 30.0
+    # The same model, the same bytes: safetensors writes its metadata in hash order, sorted here.
+    again = [lifter.save(tmp_path / f"again{i}.safetensors").read_bytes() for i in range(4)]
+    assert all(blob == path.read_bytes() for blob in again)
+    assert list(metadata) == sorted(metadata)
     loaded = Lifter.load(path, device="cpu")
     kp = _keypoints(50)
     assert np.array_equal(loaded.predict(kp, image_size=(1000, 1000)), lifter.predict(kp, image_size=(1000, 1000)))

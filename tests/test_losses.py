@@ -280,6 +280,27 @@ def test_finite_on_degenerate_poses(device):
         assert torch.isfinite(pose.grad).all()
 
 
+def test_finite_in_float16_and_under_autocast():
+    """Float16 poses (a model run in half precision) and float16 autocast: the loss is computed
+    in float32, where the terms' epsilon exists (1e-12 is 0 in float16, and an exact joint or a
+    collapsed bone gave NaN gradients) and squared bones of 20 m do not overflow (65504)."""
+    weights = LossWeights(**{t: 1.0 for t in TERMS})
+    for pose in [*_degenerate_poses("cpu"), real_motion(frames=5, batch=2) * 20]:
+        half = pose.half().requires_grad_()
+        total, terms = JointAwareLoss(weights)(half, torch.zeros_like(half.detach()))
+        total.backward()
+        assert total.dtype == torch.float32 and torch.isfinite(total) and torch.isfinite(half.grad).all()
+        full = JointAwareLoss(weights)(half.detach().float(), torch.zeros_like(pose))[0]
+        torch.testing.assert_close(total, full)  # the float32 loss of the same numbers
+        with torch.autocast("cpu", dtype=torch.float16):
+            auto = JointAwareLoss(weights)(pose.float(), torch.zeros_like(pose.float()))[0]
+        torch.testing.assert_close(auto, JointAwareLoss(weights)(pose.float(), torch.zeros_like(pose.float()))[0])
+    for term in ("mpjpe", "angle"):  # the terms alone: a norm and an angle at zero-length arms
+        zero = torch.zeros(1, 2, 17, 3, dtype=torch.float16, requires_grad=True)
+        TERM_FUNCTIONS[term](zero, zero.detach() + 0.1).backward()
+        assert torch.isfinite(zero.grad).all(), term
+
+
 @pytest.mark.parametrize("name", list(TERM_FUNCTIONS))
 def test_each_term_finite_on_degenerate_poses(name):
     target = real_motion(frames=5, batch=2)

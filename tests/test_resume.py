@@ -96,6 +96,24 @@ def _spawn(code: str) -> subprocess.Popen:
     )
 
 
+def _train_killed_renaming_latest(args: list[str], second: bool) -> None:
+    """Run ``jointpose train args`` in a process killed (SIGKILL) as it renames its temporary
+    latest.pt into place: the first time, or the second (over the first)."""
+    proc = _spawn(f"""
+        import os, signal, sys
+        from jointpose.cli import main
+        real_replace = os.replace
+        def replace(src, dst):
+            if str(dst).endswith("latest.pt") and os.path.exists(dst) == {second!r}:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_replace(src, dst)
+        os.replace = replace
+        sys.exit(main({args!r}))
+    """)
+    proc.wait(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_leaves_a_resumable_checkpoint(h36m_dir, tmp_path):
     ckpt = tmp_path / "run"
@@ -122,25 +140,51 @@ def test_kill_between_temporary_write_and_rename(h36m_dir, tmp_path):
     """Die exactly after the temporary latest.pt is written and fsynced, before the rename."""
     ckpt = tmp_path / "run"
     args = _train_args(h36m_dir, ckpt, 3, "--no-constraints")
-    proc = _spawn(f"""
-        import os, signal, sys
-        from jointpose.cli import main
-        real_replace = os.replace
-        def replace(src, dst):
-            if str(dst).endswith("latest.pt") and os.path.exists(dst):  # second save of latest.pt
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real_replace(src, dst)
-        os.replace = replace
-        sys.exit(main({args!r}))
-    """)
-    proc.wait(timeout=120)
-    assert proc.returncode == -signal.SIGKILL
+    _train_killed_renaming_latest(args, second=True)
     leftovers = list(ckpt.glob(".latest.*.partial.pt"))  # safeio.atomic_path's temporary file
     assert leftovers, "the kill was meant to land between the write and the rename"
     saved = load_checkpoint(ckpt)  # the previous, complete latest.pt
     assert saved["epoch"] == 1
     assert main(_train_args(h36m_dir, ckpt, 3, "--no-constraints", "--resume")) == 0
     assert load_checkpoint(ckpt)["epoch"] == 3
+
+
+def test_killed_before_its_first_latest_pt_the_run_resumes_from_its_epoch_file(h36m_dir, tmp_path, capsys):
+    """Killed after epoch_001.pt is in place but before latest.pt first is: the folder was
+    neither resumable ("no checkpoint (latest.pt)") nor a new run's ("already holds a run").
+    ``--resume`` continues from the newest epoch file, as from latest.pt."""
+    ckpt = tmp_path / "run"
+    args = _train_args(h36m_dir, ckpt, 2, "--no-constraints")
+    _train_killed_renaming_latest(args, second=False)
+    assert (ckpt / "epoch_001.pt").is_file() and not (ckpt / "latest.pt").exists()
+    assert main(args) == 2
+    assert "already holds a run (epoch_001.pt); continue it with --resume (from its last epoch file), or move" in (
+        capsys.readouterr().err
+    )
+    assert main(_train_args(h36m_dir, ckpt, 2, "--no-constraints", "--resume")) == 0
+    assert [row["epoch"] for row in load_checkpoint(ckpt)["history"]] == [1, 2]
+
+
+def test_the_run_keeps_its_own_random_streams(h36m_dir, tmp_path):
+    """Dropout draws from torch's global generator: a draw of the caller's, or another Trainer
+    trained, between a Trainer's construction and its fit, used to change its weights."""
+    flags = ("--seed", "3", "-e", "1", "--dropout", "0.5")
+
+    def weights(trainer: Trainer) -> list[torch.Tensor]:
+        return list(trainer.model.state_dict().values())
+
+    reference = Trainer(_config(*_train_args(h36m_dir, tmp_path / "ref", 1), *flags))
+    reference.fit()
+    first = Trainer(_config(*_train_args(h36m_dir, tmp_path / "a", 1), *flags))
+    second = Trainer(_config(*_train_args(h36m_dir, tmp_path / "b", 1), *flags))
+    torch.rand(5)
+    second.fit()
+    first.fit()
+    for trainer in (first, second):
+        assert all(torch.equal(a, b) for a, b in zip(weights(trainer), weights(reference)))
+    # Python's own generator, unused by training but saved with the rest, is seeded too.
+    saved = [load_checkpoint(tmp_path / name)["rng"][0]["python"] for name in ("ref", "a")]
+    assert saved[0] == saved[1]
 
 
 def test_a_resumed_runs_configuration_is_checked_naming_its_key(h36m_dir, tmp_path, capsys):

@@ -91,8 +91,9 @@ def test_projection_of_known_point():
         1000 * (y + 0.01 * (r2 + 2 * y * y) + 2 * 0.02 * x * y),
     ]
     assert np.allclose(cam.project(np.array([x, y, 1.0])), expected)
-    with pytest.raises(JointposeError, match="behind the camera"):
-        cam.project(np.array([0.0, 0.0, -1.0]))
+    for depth in (-1.0, 0.0, np.nan):  # NaN: no depth at all (it passed as pixels of NaN)
+        with pytest.raises(JointposeError, match=r"behind the camera \(z <= 0\) or of NaN depth"):
+            cam.project(np.array([0.0, 0.0, depth]))
     # Human3.6M's convention: x' = x (radial + p1 x + p2 y) + p1 r^2, y' likewise with p2.
     h36m = dataclasses.replace(cam, distortion_model="h36m")
     tangent = 0.01 * x + 0.02 * y

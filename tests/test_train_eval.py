@@ -191,7 +191,10 @@ def test_resume_refuses_mismatched_architecture(h36m_dir, tmp_path, capsys):
     stale.mkdir()
     (stale / "epoch_005.pt").write_text("old")
     assert main(cli("train", flags, data_dir=h36m_dir, checkpoint=stale) + ["-arc", "3,3", "--keep-last", "1"]) == 2
-    assert f"--checkpoint {stale} already holds a run (epoch_005.pt); move them or choose" in capsys.readouterr().err
+    assert (
+        f"--checkpoint {stale} already holds a run (epoch_005.pt); continue it with --resume (from its last epoch file), or move them or choose"
+        in capsys.readouterr().err
+    )
     assert [p.name for p in stale.iterdir()] == ["epoch_005.pt"]
     # Resumed, an epoch file later than latest.pt is another timeline's: refused, not pruned or kept.
     (ckpt / "epoch_007.pt").write_bytes((ckpt / "epoch_001.pt").read_bytes())

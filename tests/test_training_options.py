@@ -191,3 +191,14 @@ def test_training_stops_when_a_weight_diverges(h36m_dir, tmp_path, monkeypatch):
     assert not (tmp_path / "nan" / "epoch_002.pt").exists()  # the last good epoch stays the latest
     latest = load_checkpoint(tmp_path / "nan")["model"]
     assert all(torch.equal(latest[k], good[k]) for k in good)
+
+
+@pytest.mark.parametrize("constraints", [[], ["--no-constraints"]])
+def test_a_batch_of_one_frame_trains(tmp_path, constraints):
+    """``-b 1``: every step still holds the two windows batch norm needs, baseline and joint-aware."""
+    from h36m_files import write_dataset
+
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 12}, "S9": {"Walking": 12}})
+    flags = "-k gt -str S1 -ste S9 -arc 3 -ch 8 -b 1 -e 1 --no-progress"
+    assert main([*cli("train", flags, data_dir=folder, checkpoint=tmp_path / "ck"), *constraints]) == 0
+    assert len(load_checkpoint(tmp_path / "ck")["history"]) == 1

@@ -526,10 +526,15 @@ class JointAwareLoss(nn.Module):
         w = self.weights.as_dict()
         active = [name for name in TERMS if w[name] != 0.0]  # fixed order: a reproducible sum
         shared: dict[str, torch.Tensor] = {}
-        terms = compute_terms(pred, target, active, shared)
-        if self.log_all and len(active) < len(TERMS):
-            with torch.no_grad():
-                detached = {key: value.detach() for key, value in shared.items()}
-                terms.update(compute_terms(pred.detach(), target, [n for n in TERMS if n not in active], detached))
+        # In float32 at least, autocast or not: float16's range overflows squared metres, and
+        # its smallest numbers are above the terms' epsilon.
+        with torch.autocast(pred.device.type, enabled=False):
+            if torch.float16 in (pred.dtype, target.dtype):
+                pred, target = pred.float(), target.float()
+            terms = compute_terms(pred, target, active, shared)
+            if self.log_all and len(active) < len(TERMS):
+                with torch.no_grad():
+                    detached = {key: value.detach() for key, value in shared.items()}
+                    terms.update(compute_terms(pred.detach(), target, [n for n in TERMS if n not in active], detached))
         total = sum(w[name] * terms[name] * (1.0 if name == "mpjpe" else self.constraint_scale) for name in active)
         return total, {name: terms[name] for name in TERMS if name in terms}

@@ -228,9 +228,10 @@ class ChunkedWindows:
         return len(self._step_bounds(batch_frames, world_size, self.entries(augment))) - 1
 
     def _step_bounds(self, batch_frames: int, world_size: int, entries: int) -> list[int]:
-        """Offsets in an epoch of ``entries`` samples where optimiser steps start; a last step
-        too small for batch norm (fewer than 2 chunks per process) joins the one before it."""
-        per_step = max(1, batch_frames // self.chunk)
+        """Offsets in an epoch of ``entries`` samples where optimiser steps start: 2 chunks per
+        process at least, as batch norm needs (a batch of fewer frames gets them); a last step
+        too small for batch norm joins the one before it."""
+        per_step = max(2 * world_size, batch_frames // self.chunk)
         bounds = list(range(0, entries, per_step)) + [entries]
         if len(bounds) > 2 and bounds[-1] - bounds[-2] < 2 * world_size:
             del bounds[-2]

@@ -452,9 +452,11 @@ def _load_views(
                 trimmed.append(f"{subject}/{action}/{index}: {len(kp)} -> {len(world)} frames")
                 kp = kp[: len(world)]
         with np.errstate(over="ignore"):  # an overflow is what check_finite reports
-            kp = camera.normalize(kp, normalization).astype(np.float32)
-        check_finite(kp, f"{where}[{index}] in float32")  # 1e300 is finite in float64 only
-        check_bounded(kp, SCREEN_BOUND, f"{where}[{index}]", OFF_SCREEN)  # as the network's input at inference
+            screen = camera.normalize(kp, "screen").astype(np.float32)
+        check_finite(screen, f"{where}[{index}] in float32")  # 1e300 is finite in float64 only
+        # As the network's input at inference, and before a lens is undone (no ray reaches 1e30 px).
+        check_bounded(screen, SCREEN_BOUND, f"{where}[{index}]", OFF_SCREEN)
+        kp = screen if normalization == "screen" else camera.normalize(kp, normalization).astype(np.float32)
         poses = trajectory = None
         if world is not None:
             cam_space = camera.world_to_camera(world)

@@ -2,7 +2,8 @@
 
 * Protocol #1, MPJPE: mean Euclidean distance between predicted and true joints.
 * Protocol #2, P-MPJPE: MPJPE after aligning each predicted frame to the truth with the
-  best similarity transform (rotation, uniform scale, translation; Procrustes).
+  best similarity transform (rotation, uniform scale, translation; Procrustes). A reflection
+  is not a rotation: a mirrored pose keeps its error, as in VideoPose3D's evaluation.
 * Protocol #3, N-MPJPE: MPJPE after the least-squares optimal scale of each frame.
 * MPJVE: mean joint error of the first temporal difference (velocity), per frame.
 * Acceleration error: mean joint error of the second temporal difference, per frame squared.

@@ -130,8 +130,16 @@ def constant_like(name: str, value: torch.Tensor, like: torch.Tensor) -> torch.T
 
 
 def safe_norm(v: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Euclidean norm with a finite gradient at zero."""
-    return torch.sqrt((v * v).sum(dim=dim) + EPS)
+    """Euclidean norm with a finite gradient at zero (float16 computed in float32, where
+    :data:`EPS` exists)."""
+    w = _wide(v)
+    return torch.sqrt((w * w).sum(dim=dim) + EPS).to(v.dtype)
+
+
+def _wide(v: torch.Tensor) -> torch.Tensor:
+    """``v`` in float32 where it is float16: :data:`EPS` underflows to 0 there, and squared
+    lengths of a few metres overflow."""
+    return v.float() if v.dtype == torch.float16 else v
 
 
 def bone_vectors(poses: torch.Tensor) -> torch.Tensor:
@@ -166,12 +174,13 @@ def joint_angles(poses: torch.Tensor) -> torch.Tensor:
 
 def _angle(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """The angle (radians) between arms ``u`` and ``v`` (..., 3), as :func:`joint_angles` says."""
+    dtype, u, v = u.dtype, _wide(u), _wide(v)
     cross = torch.roll(u, -1, dims=-1) * torch.roll(v, -2, dims=-1) - torch.roll(u, -2, dims=-1) * torch.roll(
         v, -1, dims=-1
     )
     scale = (u * u).sum(dim=-1) * (v * v).sum(dim=-1)
     sin_part = torch.sqrt((cross * cross).sum(dim=-1) + 1e-6 * scale + EPS)
-    return torch.atan2(sin_part, (u * v).sum(dim=-1))
+    return torch.atan2(sin_part, (u * v).sum(dim=-1)).to(dtype)
 
 
 def rom_violation_of_angles(angles: torch.Tensor, layout: skeleton.Skeleton = skeleton.H36M_17) -> torch.Tensor:

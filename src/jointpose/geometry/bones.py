@@ -7,6 +7,7 @@ import numpy as np
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
+from jointpose.safeio import numeric_array
 
 
 def bone_vectors(poses: np.ndarray) -> np.ndarray:
@@ -100,9 +101,16 @@ def scale_to_height(
 ) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Poses (frames, 17, 3) scaled about their root so that :func:`standing_height` is
     ``height`` metres, the root trajectory (frames, 3; camera space) by the same factor (a
-    smaller person is nearer: the image stays the same), and the factor."""
+    smaller person is nearer: the image stays the same), and the factor. Poses of no frame, or
+    whose skeleton has no height (every joint at one place), are refused."""
     check_height(height)
-    factor = height / standing_height(poses)
+    poses = numeric_array(poses, "poses")
+    if poses.ndim != 3 or poses.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(poses) == 0:
+        raise JointposeError(f"poses must be (frames, 17, 3) with frames >= 1, got {poses.shape}")
+    own = standing_height(poses)
+    if not own > 0:
+        raise JointposeError(f"poses: a skeleton of standing height {own:g} m cannot be scaled to a height")
+    factor = height / own
     scaled = poses[:, :1] + factor * (poses - poses[:, :1])
     return scaled, None if trajectory is None else trajectory * factor, factor
 

@@ -310,23 +310,27 @@ def project_points(
     Points must lie in front of the camera (z > 0).
     """
     z = points[..., 2:3]
-    if np.any(z <= 0):
-        raise JointposeError("cannot project points at or behind the camera (z <= 0)")
+    if not (z > 0).all():
+        raise JointposeError("cannot project points at or behind the camera (z <= 0) or of NaN depth")
+    if model not in DISTORTION_MODELS:
+        raise JointposeError(f"distortion model must be one of {', '.join(DISTORTION_MODELS)}, got {brief(model)}")
     xy = points[..., :2] / z
-    x, y = xy[..., 0], xy[..., 1]
+    return _distort(xy[..., 0], xy[..., 1], radial, tangential, model) * np.asarray(focal_length) + np.asarray(center)
+
+
+def _distort(x: np.ndarray, y: np.ndarray, radial: Any, tangential: Any, model: str) -> np.ndarray:
+    """Pinhole points ``(X/Z, Y/Z)`` -> their distorted normalised image points (..., 2), by the
+    lens model of :func:`project_points`."""
     r2 = x * x + y * y
     k1, k2, k3 = radial
     p1, p2 = tangential
     radial_factor = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
     if model == "h36m":
         factor = radial_factor + p1 * x + p2 * y
-        xd, yd = x * factor + p1 * r2, y * factor + p2 * r2
-    elif model == "opencv":
-        xd = x * radial_factor + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
-        yd = y * radial_factor + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
-    else:
-        raise JointposeError(f"distortion model must be one of {', '.join(DISTORTION_MODELS)}, got {brief(model)}")
-    return np.stack([xd, yd], axis=-1) * np.asarray(focal_length) + np.asarray(center)
+        return np.stack([x * factor + p1 * r2, y * factor + p2 * r2], axis=-1)
+    xd = x * radial_factor + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
+    yd = y * radial_factor + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
+    return np.stack([xd, yd], axis=-1)
 
 
 def _floating(values: np.ndarray) -> np.ndarray:
@@ -459,27 +463,67 @@ def input_projection(camera: Camera, normalization: str) -> np.ndarray:
     )
 
 
-def undistort(distorted: np.ndarray, camera: Camera, iterations: int = 20) -> np.ndarray:
-    """Distorted normalised image points (..., 2), i.e. ``(pixels - center) / focal_length``,
-    -> the pinhole points ``(X/Z, Y/Z)`` whose projection through ``camera``'s lens they are.
+# Newton steps of undistort, and the residual (normalised image units: 1e-9 is about 1e-6 px
+# for a 1000 px focal length) a point must reach.
+UNDISTORT_STEPS, UNDISTORT_TOLERANCE = 30, 1e-9
 
-    Fixed-point iteration of the distortion model of :func:`project_points` (exact to well
-    under 1e-6 for the mild distortion of real lenses within the image).
+
+def undistort(distorted: np.ndarray, camera: Camera) -> np.ndarray:
+    """Distorted normalised image points (..., 2), i.e. ``(pixels - center) / focal_length``,
+    -> the pinhole points ``(X/Z, Y/Z)`` (float64) whose projection through ``camera``'s lens
+    they are.
+
+    Damped Newton iteration on the distortion model of :func:`project_points`, from the
+    distorted point itself. Raises :class:`JointposeError` naming the camera and the point
+    when no ray maps there through the part of the lens model that keeps the image's
+    orientation (a strong lens model folds back beyond some radius); a NaN point stays NaN.
     """
+    lens = (camera.radial_distortion, camera.tangential_distortion, camera.distortion_model)
+    target = np.asarray(distorted, dtype=np.float64)
+    point = target.copy()
+    residual = _distort(point[..., 0], point[..., 1], *lens) - target
+    for _ in range(UNDISTORT_STEPS):
+        if not (np.abs(residual) > UNDISTORT_TOLERANCE).any():
+            break
+        jacobian = _lens_jacobian(point, residual + target, lens)
+        with np.errstate(invalid="ignore"):
+            det = np.linalg.det(jacobian)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.linalg.solve(np.where(det[..., None, None] != 0, jacobian, np.eye(2)), residual[..., None])[
+                ..., 0
+            ]
+        step = np.where(np.isfinite(step) & (det[..., None] != 0), step, 0.0)
+        for _ in range(8):  # halve the step where it would not bring the point closer; else stay
+            trial = point - step
+            trial_residual = _distort(trial[..., 0], trial[..., 1], *lens) - target
+            better = (np.linalg.norm(trial_residual, axis=-1) <= np.linalg.norm(residual, axis=-1))[..., None]
+            point, residual = np.where(better, trial, point), np.where(better, trial_residual, residual)
+            if better.all():
+                break
+            step = np.where(better, 0.0, step / 2)
     k1, k2, k3 = camera.radial_distortion
-    p1, p2 = camera.tangential_distortion
-    xd, yd = distorted[..., 0], distorted[..., 1]
-    x, y = xd.copy(), yd.copy()
-    for _ in range(iterations):
-        r2 = x * x + y * y
-        radial = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
-        if camera.distortion_model == "h36m":
-            factor = radial + p1 * x + p2 * y
-            x, y = (xd - p1 * r2) / factor, (yd - p2 * r2) / factor
-        else:
-            x = (xd - 2.0 * p1 * x * y - p2 * (r2 + 2.0 * x * x)) / radial
-            y = (yd - p1 * (r2 + 2.0 * y * y) - 2.0 * p2 * x * y) / radial
-    return np.stack([x, y], axis=-1)
+    r2 = (point**2).sum(axis=-1)
+    with np.errstate(invalid="ignore"):  # NaN points
+        folded = (np.linalg.det(_lens_jacobian(point, residual + target, lens)) <= 0) | (
+            1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3 <= 0
+        )
+    missed = np.isfinite(target).all(axis=-1) & (~(np.abs(residual) <= UNDISTORT_TOLERANCE).all(axis=-1) | folded)
+    if missed.any():
+        where = np.unravel_index(np.flatnonzero(missed)[0], missed.shape)
+        pixel = target[where] * np.asarray(camera.focal_length) + np.asarray(camera.center)
+        raise JointposeError(
+            f"camera {camera.id}: no ray reaches pixel ({pixel[0]:.6g}, {pixel[1]:.6g}) through its lens model "
+            f"(radial {tuple(camera.radial_distortion)}, tangential {tuple(camera.tangential_distortion)}): "
+            "a point far outside the image, or a distortion fitted for a smaller field of view"
+        )
+    return point
+
+
+def _lens_jacobian(point: np.ndarray, distorted: np.ndarray, lens: tuple) -> np.ndarray:
+    """(..., 2, 2) derivatives of :func:`_distort` at ``point`` (..., 2), whose image is
+    ``distorted``, by forward differences: ``[..., i, j]`` = d distorted_i / d point_j."""
+    x, y, h = point[..., 0], point[..., 1], 1e-7
+    return np.stack([(_distort(x + h, y, *lens) - distorted) / h, (_distort(x, y + h, *lens) - distorted) / h], -1)
 
 
 def root_trajectory(poses: np.ndarray, rays: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:

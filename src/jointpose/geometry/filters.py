@@ -37,6 +37,10 @@ def check_sigma(sigma: float, name: str) -> float:
     return float(sigma)
 
 
+# Below this sigma (frames) a Gaussian's taps beyond the centre are 0 in float64 (exp(-1/2 / 0.025^2) = 0).
+_NARROWEST = 0.025
+
+
 def gaussian_kernel(
     sigma: float,
     *,
@@ -53,6 +57,8 @@ def gaussian_kernel(
     result with it as with the whole kernel: every tap that far out reads an end copy.
     """
     radius = max(1, math.ceil(3 * sigma))
+    if sigma < _NARROWEST:  # every tap but the centre's is 0, and t / sigma would overflow
+        return torch.arange(-radius, radius + 1, dtype=dtype, device=device).eq(0).to(dtype)
     if max_radius is None or radius <= max_radius:
         t = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
         taps = torch.exp(-0.5 * (t / sigma) ** 2)

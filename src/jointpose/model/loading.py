@@ -222,8 +222,9 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
 
 
 def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> Path:
-    """Write a model (and its trajectory model) as safetensors; ``half`` stores float16 weights."""
-    from safetensors.torch import save_file
+    """Write a model (and its trajectory model) as safetensors; ``half`` stores float16 weights.
+    The same model gives the same bytes."""
+    from safetensors.torch import save
 
     path = file_path(path, "path")
     if path.suffix != ".safetensors":  # a model file is read by its extension
@@ -252,9 +253,20 @@ def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> 
     if bad := sorted(k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()):
         beyond = "beyond float16's range (save without half)" if half else "NaN or infinite"
         raise JointposeError(f"{path}: weight {bad[0]!r} is {beyond}; a file loading would refuse is not written")
+    blob = _sorted_header(save(tensors, metadata=meta))
     with atomic_path(path) as partial:
-        save_file(tensors, str(partial), metadata=meta)
+        partial.write_bytes(blob)
     return path
+
+
+def _sorted_header(blob: bytes) -> bytes:
+    """A safetensors file's bytes with its JSON header's keys sorted (safetensors writes the
+    metadata in hash order, which changes from call to call), padded with spaces to its length
+    so that every offset stays; unchanged where the sorted header would be longer."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8 : 8 + size]), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = header.encode()
+    return blob if len(text) > size else blob[:8] + text.ljust(size, b" ") + blob[8 + size :]
 
 
 def model_args_of(model: TemporalModel) -> dict:

@@ -60,7 +60,7 @@ def predict(
     ``flip_test`` averages with the prediction for the mirrored input (mirrored back).
     With ``root_relative`` the predicted root is subtracted, so joint 0 is exactly 0.
     ``segment`` bounds the output frames computed at once (each segment reads its own
-    receptive field, so results are identical); ``progress`` shows a bar over segments.
+    receptive field, so results are equal up to float rounding, about 1e-7 m); ``progress`` shows a bar over segments.
     Runs on the model's device; returns a CPU float32 tensor.
     """
     device = model_device(model)

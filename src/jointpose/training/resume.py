@@ -65,16 +65,24 @@ MODEL_ARG_FIELDS = {
 
 
 def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
-    """The checkpoint ``--resume`` continues (read on the CPU: RNG states must stay there;
+    """The checkpoint ``--resume`` continues, ``latest.pt`` or, where a run stopped before
+    writing it, its newest ``epoch_NNN.pt`` (read on the CPU: RNG states must stay there;
     ``load_state_dict`` moves weights and optimiser state), or None for a new run, which
     must not overwrite one."""
     folder = Path(config.checkpoint_dir)
     latest = folder / "latest.pt"
     found = run_files(folder)
+    epochs = epoch_checkpoints(folder)
     if not config.resume:
         check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
         if found:  # a stale epoch_NNN.pt would be pruned by --keep-last in place of the new one
-            advice = "continue it with {1} or choose" if latest.exists() else "move them or choose"
+            advice = (
+                "continue it with {1} or choose"
+                if latest.exists()
+                else "continue it with {1} (from its last epoch file), or move them or choose"
+                if epochs
+                else "move them or choose"
+            )
             raise JointposeError(
                 "{0} {path} already holds a run ({names}); " + advice + " another folder",
                 fields=("checkpoint_dir", "resume"),
@@ -82,6 +90,8 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
                 names=", ".join(path.name for path in found[:3]) + (", ..." if len(found) > 3 else ""),
             )
         return None
+    if not latest.exists() and epochs:  # stopped between its first epoch's file and latest.pt
+        latest = list(epochs.values())[-1]
     if not latest.exists():
         raise JointposeError("{0}: no checkpoint (latest.pt) in {path}", fields=("resume",), path=folder)
     checkpoint = load_checkpoint(latest, map_location="cpu")
@@ -91,7 +101,7 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     # The next epoch's file may be a crash's leftover (written before latest.pt), which the run
     # writes again; one later than that is another timeline's: --keep-last would prune the
     # resumed run's new epochs in its favour.
-    later = [path for epoch, path in epoch_checkpoints(folder).items() if epoch > checkpoint["epoch"] + 1]
+    later = [path for epoch, path in epochs.items() if epoch > checkpoint["epoch"] + 1]
     if later:
         raise JointposeError(
             "{0}: {path} is of a later epoch than latest.pt ({epoch}); move it or choose another folder",

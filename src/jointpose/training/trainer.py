@@ -26,6 +26,7 @@ import csv
 import dataclasses
 import math
 import numbers
+import random
 import time
 import warnings
 from collections import defaultdict
@@ -140,6 +141,7 @@ class Trainer:
         self.folder = Path(config.checkpoint_dir)
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
+        random.seed(config.seed)  # unused by training, but saved in every checkpoint: the same bytes
 
         self.config = config = self._load_data(config)
         self.model_args = model_args(config, self.train_data.num_keypoints)
@@ -186,6 +188,9 @@ class Trainer:
             if self.trajectory_model is not None
             else None
         )
+        # The run's own random streams (dropout draws from torch's global one), restored by fit:
+        # what the caller draws, or another Trainer trains, between construction and fit changes nothing.
+        self.rng = rng_state()
 
     def _load_data(self, config: TrainConfig) -> TrainConfig:
         """The training, test and unlabelled data, checked against the model they train; the
@@ -438,6 +443,19 @@ class Trainer:
                     f"{self.unlabelled_windows.num_target_frames} frames, after {config.warmup_unlabeled} "
                     "labelled-only epoch(s)"
                 )
+        set_rng_state(self.rng)
+        try:
+            self._train_until(stop)
+        finally:
+            self.rng = rng_state()
+        if not self.dist.is_main or self.epoch < config.epochs:
+            return None
+        with memory_guard(config, evaluating=True):
+            return self.final_evaluation()
+
+    def _train_until(self, stop: int) -> None:
+        """Train and save each epoch up to ``stop``."""
+        config = self.config
         while self.epoch < stop:
             momentum = bn_momentum(
                 self.epoch,
@@ -472,10 +490,6 @@ class Trainer:
                     f"val P1 (no flip) {row['val_p1']:7.2f} mm"
                 )
             self.dist.barrier()
-        if not self.dist.is_main or self.epoch < config.epochs:
-            return None
-        with memory_guard(config, evaluating=True):
-            return self.final_evaluation()
 
     def check_diverged(self, terms: dict[str, float]) -> None:
         """Stop, before this epoch's checkpoint is written, when the epoch's loss or a weight or
