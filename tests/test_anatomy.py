@@ -276,6 +276,10 @@ def test_skeleton_fit_of_sequences_stored_together_equals_one_fit_each():
             torch.testing.assert_close(fitted, fit_skeleton(alone, causal=causal), rtol=0, atol=1e-12)
     small, large = (bone_lengths(fit_skeleton(torch.cat(sequences), frames=frames).split(frames)[k]) for k in (1, 2))
     assert float((large[0] / small[0]).median()) > 1.3  # 1.15 / 0.8: not one shared skeleton
+    # A numpy array (Lifter.predict's output) in, the same numbers as a numpy array out.
+    as_array = fit_skeleton(sequences[0].numpy(), causal=True)
+    assert isinstance(as_array, np.ndarray) and as_array.dtype == np.float64
+    np.testing.assert_array_equal(as_array, fit_skeleton(sequences[0], causal=True).numpy())
 
 
 def test_outside_rom_is_per_frame():

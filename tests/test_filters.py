@@ -117,3 +117,14 @@ def test_bad_filter_metadata_names_the_file(tmp_path):
     save_file(load_file(str(path)), str(path), metadata={**meta, "smooth": "-2"})
     with pytest.raises(JointposeError, match="m.safetensors.*smooth"):
         Lifter.load(path)
+
+
+def test_numpy_in_numpy_out():
+    """Lifter.predict gives numpy arrays: smoothing one gives the same numbers as its tensor, as
+    an array of the same dtype (it was a TypeError from torch)."""
+    poses = np.random.default_rng(0).normal(size=(12, 17, 3)).astype(np.float32)
+    smoothed = smooth_poses(poses, 1.5)
+    assert isinstance(smoothed, np.ndarray) and smoothed.dtype == np.float32
+    np.testing.assert_array_equal(smoothed, smooth_poses(torch.from_numpy(poses), 1.5).numpy())
+    with pytest.raises(JointposeError, match="poses must be an array of numbers"):
+        smooth_poses([["x"]], 1.0)

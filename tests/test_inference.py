@@ -1018,9 +1018,13 @@ def test_lift_track_lifts_each_stretch_between_switches_on_its_own():
         JointposeError, match="move to another person at frames \\[12\\]: lift it with Lifter.lift_track"
     ):
         lifter.predict(dataclasses.replace(track(moved, [12]), fps=50.0), (1000, 1000))
-    for switches in ([20, 10], [0], [30], [10, 10]):
-        with pytest.raises(JointposeError, match="keypoints.switches must be increasing frames in 1..29"):
-            lifter.lift_track(track(moved, switches), (1000, 1000))
+    for switches in ([20, 10], [0], [30], [10, 10], [10.0]):
+        with pytest.raises(JointposeError, match=r"^Keypoints2D switches must be increasing frames in 1..29"):
+            track(moved, switches)
+        changed = track(moved, [])
+        changed.switches = switches  # after construction: lift_track checks them itself
+        with pytest.raises(JointposeError, match=r"^keypoints.switches must be increasing frames in 1..29"):
+            lifter.lift_track(changed, (1000, 1000))
     with pytest.raises(JointposeError, match="fps must be"):
         lifter.lift_track(track(moved, []), (1000, 1000), fps=0.0)
 
@@ -1128,6 +1132,22 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
         ),
         "sequences: pass the dataset's sequences": lambda: evaluate_model(model, data),
         "sequences: none to evaluate": lambda: evaluate_model(model, []),
+        "sequence S9/Walking/0: 17 keypoints and 17 joints per frame, where the model reads 15 and predicts 17": (
+            lambda: evaluate_model(TemporalModel((3, 3), channels=8, num_joints_in=15), data.sequences)
+        ),
+        "sequence S9/Walking/0: no 3D poses to score against": lambda: evaluate_model(
+            model, [dataclasses.replace(data.sequences[0], poses_3d=None)]
+        ),
+        "sequences must hold PoseSequences (from load_dataset), got str": lambda: evaluate_model(model, ["S1"]),
+        "keypoints_left and keypoints_right must be two equally long lists": lambda: evaluate_model(
+            model, data.sequences, keypoints_left=[99], keypoints_right=[98]
+        ),
+        "align_joints must be distinct joint indices below 17, got [99]": lambda: evaluate_model(
+            model, data.sequences, align=0.5, align_joints=[99]
+        ),
+        "extra_metrics must be a function or None, got int": lambda: evaluate_model(
+            model, data.sequences, extra_metrics=3
+        ),
         "fov must be a field of view in degrees in [1, 179], got 500": lambda: camera_from_intrinsics(
             (640, 480), fov=500
         ),

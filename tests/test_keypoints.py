@@ -977,3 +977,32 @@ def test_a_video_outputs_track_parts_are_read_back_as_switches(tmp_path, monkeyp
         np.savez(tmp_path / "bad.npz", keypoints_2d=xy, track_part=bad)
         with pytest.raises(JointposeError, match="bad.npz.* key 'track_part'"):
             load_keypoints(tmp_path / "bad.npz")
+
+
+def test_a_keypoints2d_built_by_hand_is_checked_naming_the_field():
+    """Keypoints2D is public: built by hand, a field of the wrong kind or shape is named at once,
+    not met as an IndexError deep inside lifting."""
+    xy = coco_expected(np.stack([person(f) for f in range(6)]))
+    good = dict(xy=xy, confidence=np.ones((6, 17)), source_format="npy", source_layout="h36m17")
+    good["filled"] = np.zeros((6, 17), bool)
+    assert Keypoints2D(**good, fps=30, image_size=(640, 480)).fps == 30.0
+    for change, message in (
+        (dict(xy=xy[:, :16]), r"Keypoints2D xy must be \(frames, 17, 2\) with frames >= 1, got \(6, 16, 2\)"),
+        (dict(xy=xy.tolist()[:0]), r"Keypoints2D xy must be \(frames, 17, 2\)"),
+        (dict(xy=[["a"]]), r"Keypoints2D xy must be an array of numbers"),
+        (dict(confidence=np.ones(6)), r"Keypoints2D confidence must be \(frames, 17\)"),
+        (
+            dict(filled=np.zeros((6, 17))),
+            r"Keypoints2D xy, confidence and filled \(bools\) must have one row per frame and joint",
+        ),
+        (
+            dict(confidence=np.ones((5, 17))),
+            r"Keypoints2D xy, confidence and filled \(bools\) must have one row per frame and joint, got \(6, 17, 2\), \(5, 17\)",
+        ),
+        (dict(fps=0), r"Keypoints2D fps must be a positive number"),
+        (dict(image_size=640), r"Keypoints2D image_size must be \(width, height\), got 640"),
+        (dict(camera="phone"), r"Keypoints2D camera must be a Camera or None, got str"),
+        (dict(switches=[3, 3]), r"Keypoints2D switches must be increasing frames in 1..5, got \[3, 3\]"),
+    ):
+        with pytest.raises(JointposeError, match="^" + message):
+            Keypoints2D(**(good | change))

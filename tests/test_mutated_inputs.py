@@ -227,11 +227,33 @@ def test_half_precision_model_loads_as_float32(tmp_path):
     [
         ({"focal_length": (-1000.0, 1000.0)}, "focal length must be positive"),
         ({"res_w": 10**400}, r"resolution: 1\.000e\+400 exceeds the limit"),
+        ({"res_w": "1000"}, r"camera c: resolution must be positive whole pixels, got '1000'x1000"),
+        ({"res_h": 1000.0}, r"resolution must be positive whole pixels, got 1000x1000.0"),
+        ({"focal_length": 1000.0}, r"camera c: focal_length must be 2 finite numbers, got 1000.0"),
+        ({"center": (500.0, "500")}, r"center must be 2 finite numbers"),
+        ({"radial_distortion": (0.1, 0.0)}, r"radial_distortion must be 3 finite numbers"),
+        ({"tangential_distortion": None}, r"tangential_distortion must be 2 finite numbers, got None"),
+        ({"orientation": (1.0, 0.0, 0.0)}, r"orientation must be 4 finite numbers"),
+        ({"translation": (0.0, 0.0, float("nan"))}, r"translation must be 3 finite numbers"),
     ],
-    ids=["negative focal length", "400-digit width"],
+    ids=[
+        "negative focal length",
+        "400-digit width",
+        "text width",
+        "fractional height",
+        "one focal length",
+        "text centre",
+        "two radial",
+        "no tangential",
+        "three-number quaternion",
+        "NaN translation",
+    ],
 )
 def test_cameras_out_of_range(fields, needle):
     base = {"id": "c", "res_w": 1000, "res_h": 1000, "focal_length": (1000.0, 1000.0), "center": (500.0, 500.0)}
     with pytest.raises(JointposeError, match=needle):
         Camera(**{**base, **fields})
     assert np.isfinite(Camera(**base).focal_length).all()
+    # Arrays and numpy numbers are taken, kept as plain tuples of floats (the camera stays hashable).
+    arrays = Camera(**{**base, "res_w": np.int64(1000), "center": np.array([500, 500]), "translation": np.zeros(3)})
+    assert arrays == Camera(**{**base, "translation": (0.0, 0.0, 0.0)}) and hash(arrays) == hash(Camera(**base))

@@ -37,6 +37,7 @@ import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -60,10 +61,19 @@ from jointpose.data.layouts import (
     track_part,
     usable,
 )
-from jointpose.errors import JointposeError, JointposeWarning
+from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera, check_image_size
-from jointpose.safeio import check_fps, check_limit, check_path, check_resample, frame_ranges, is_finite_number, limit
+from jointpose.safeio import (
+    check_fps,
+    check_limit,
+    check_path,
+    check_resample,
+    frame_ranges,
+    is_finite_number,
+    limit,
+    numeric_array,
+)
 
 # Files read as video (by name), which infer points to jointpose video.
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".3gp")
@@ -99,6 +109,35 @@ class Keypoints2D:
     first_frame: int | None = None
     height: float | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse fields of the wrong kind or shape, naming the field (one built by hand)."""
+        for name, shape in (("xy", (skeleton.NUM_JOINTS, 2)), ("confidence", (skeleton.NUM_JOINTS,))):
+            value = getattr(self, name)
+            array = value if isinstance(value, np.ndarray) and value.dtype.kind in "iuf" else None
+            array = numeric_array(value, f"Keypoints2D {name}") if array is None else array
+            if array.shape[1:] != shape or len(array) == 0:
+                raise JointposeError(
+                    f"Keypoints2D {name} must be (frames, {', '.join(map(str, shape))}) with frames >= 1, "
+                    f"got {array.shape}"
+                )
+            setattr(self, name, array)
+        filled = np.asarray(self.filled)
+        if filled.dtype != bool or filled.shape != self.confidence.shape or self.xy.shape[:2] != filled.shape:
+            raise JointposeError(
+                f"Keypoints2D xy, confidence and filled (bools) must have one row per frame and joint, got "
+                f"{self.xy.shape}, {self.confidence.shape} and {filled.shape} {filled.dtype}"
+            )
+        self.filled = filled
+        if self.fps is not None:
+            self.fps = check_fps(self.fps, "Keypoints2D fps")
+        if self.image_size is not None:
+            self.image_size = check_image_size(
+                *_two(self.image_size, "Keypoints2D image_size"), "Keypoints2D image_size"
+            )
+        if self.camera is not None and not isinstance(self.camera, Camera):
+            raise JointposeError(f"Keypoints2D camera must be a Camera or None, got {type(self.camera).__name__}")
+        check_switches(self.switches, len(self.xy), "Keypoints2D switches")
+
     @property
     def num_frames(self) -> int:
         """Frames in the sequence."""
@@ -108,6 +147,25 @@ class Keypoints2D:
     def points(self) -> np.ndarray:
         """(F, 17, 3): ``xy`` with ``confidence`` as a third column, as :meth:`Lifter.predict` reads them."""
         return np.concatenate([self.xy, self.confidence[..., None]], axis=-1)
+
+
+def check_switches(switches: Any, frames: int, what: str) -> None:
+    """Refuse ``switches`` (of a track of ``frames`` frames) that are not a list of increasing
+    whole frame numbers in 1 to frames - 1, naming ``what``."""
+    if not (
+        isinstance(switches, (list, tuple))
+        and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in switches)
+        and list(switches) == sorted(set(switches))
+        and all(0 < s < frames for s in switches)
+    ):
+        raise JointposeError(f"{what} must be increasing frames in 1..{frames - 1}, got {brief(switches)}")
+
+
+def _two(value: Any, what: str) -> tuple[Any, Any]:
+    """``value``'s two items, or a :class:`JointposeError` naming ``what``."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) != 2:
+        raise JointposeError(f"{what} must be (width, height), got {brief(value)}")
+    return value[0], value[1]
 
 
 def require_image_size(image_size: tuple[int, int] | None, path: str | Path) -> tuple[int, int]:

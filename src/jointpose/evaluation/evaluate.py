@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,12 +32,12 @@ from jointpose.data.h36m import (
     load_dataset,
 )
 from jointpose.data.keypoints import same_rate
-from jointpose.errors import JointposeError, JointposeWarning
+from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import check_weight, rays_of
-from jointpose.model.loading import load_model, resolve_checkpoint
+from jointpose.model.loading import load_model, resolve_checkpoint, symmetry_of
 from jointpose.model.predict import alignment_sigma, inference_steps, predict, refuse_future_frames
 from jointpose.model.temporal import TemporalModel, network_name
 from jointpose.safeio import check_finite, check_fps, check_switch
@@ -125,6 +126,19 @@ def evaluate_model(
         )
     if isinstance(sequences, Dataset):
         raise JointposeError("sequences: pass the dataset's sequences (dataset.sequences)")
+    sequences = [_scored(seq, model) for seq in sequences]
+    keypoints_left, keypoints_right = symmetry_of(
+        (keypoints_left, keypoints_right), model.num_joints_in, None, "keypoints_left and keypoints_right"
+    )
+    if extra_metrics is not None and not callable(extra_metrics):
+        raise JointposeError(f"extra_metrics must be a function or None, got {type(extra_metrics).__name__}")
+    joints = model.num_joints_out
+    if align_joints is not None and not (
+        isinstance(align_joints, (list, tuple))
+        and all(isinstance(j, numbers.Integral) and not isinstance(j, bool) and 0 <= j < joints for j in align_joints)
+        and len(set(align_joints)) == len(align_joints)
+    ):
+        raise JointposeError(f"align_joints must be distinct joint indices below {joints}, got {brief(align_joints)}")
     actions: dict[str, ErrorPool] = defaultdict(ErrorPool)
     subjects: dict[str, dict[str, ErrorPool]] = defaultdict(lambda: defaultdict(ErrorPool))
     predictions = {}
@@ -166,6 +180,21 @@ def evaluate_model(
             for s, pools in sorted(subjects.items())
         }
     return Evaluation(predictions, summary)
+
+
+def _scored(seq: PoseSequence, model: TemporalModel) -> PoseSequence:
+    """``seq``, refused (naming it) when ``model`` cannot score it: no 3D poses, or another
+    number of keypoints or joints than the model reads and predicts."""
+    if not isinstance(seq, PoseSequence):
+        raise JointposeError(f"sequences must hold PoseSequences (from load_dataset), got {type(seq).__name__}")
+    if seq.poses_3d is None:
+        raise JointposeError(f"sequence {seq.key}: no 3D poses to score against (a 2D-only dataset)")
+    if seq.keypoints.shape[1] != model.num_joints_in or seq.poses_3d.shape[1] != model.num_joints_out:
+        raise JointposeError(
+            f"sequence {seq.key}: {seq.keypoints.shape[1]} keypoints and {seq.poses_3d.shape[1]} joints per frame, "
+            f"where the model reads {model.num_joints_in} and predicts {model.num_joints_out}"
+        )
+    return seq
 
 
 def _batches(sequences: Iterable[PoseSequence], frames: int) -> Iterator[list[PoseSequence]]:

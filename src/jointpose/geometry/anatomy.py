@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from jointpose.geometry import skeleton
+from jointpose.safeio import float_array
 
 EPS = 1e-12
 
@@ -215,8 +216,11 @@ def fit_skeleton(
     short segments keeping their directions (:func:`set_bone_lengths`: ``iterations`` steps
     of the least-squares refinement), and with ``range_of_motion`` an angle below its range
     of motion opens to its limit (:func:`limit_range_of_motion`, lengths kept); the root
-    stays where it is.
+    stays where it is. A numpy array (or nested lists) in gives a numpy array out.
     """
+    if not isinstance(poses, torch.Tensor):
+        tensor = torch.from_numpy(float_array(poses, "poses"))
+        return fit_skeleton(tensor, symmetric, causal, iterations, range_of_motion, frames).numpy()
     # Lengths in float32 at least (half precision is too coarse; set_bone_lengths refines
     # such poses in float32 too).
     lengths = bone_lengths(poses.to(torch.promote_types(poses.dtype, torch.float32)))[..., None]  # (frames, bones, 1)

@@ -103,12 +103,25 @@ class Camera:
     distortion_model: str = "opencv"
 
     def __post_init__(self) -> None:
-        if not (self.res_w > 0 and self.res_h > 0):
-            raise JointposeError(f"camera {self.id}: resolution must be positive, got {self.res_w}x{self.res_h}")
-        from jointpose.safeio import check_limit, is_finite_number
+        sizes = (self.res_w, self.res_h)
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in sizes):
+            raise JointposeError(
+                f"camera {self.id}: resolution must be positive whole pixels, got {brief(self.res_w)}x{brief(self.res_h)}"
+            )
+        from jointpose.safeio import check_limit
 
         check_limit("image_px", max(self.res_w, self.res_h), f"camera {self.id}: resolution")
-        if self.focal_length is not None and not all(is_finite_number(f) and f > 0 for f in self.focal_length):
+        object.__setattr__(self, "res_w", int(self.res_w))
+        object.__setattr__(self, "res_h", int(self.res_h))
+        for name, count in _CAMERA_NUMBERS.items():  # tuples of finite floats (numpy arrays, lists taken)
+            value = getattr(self, name)
+            if value is None and name in ("focal_length", "center"):
+                continue
+            numbers = _reals(value, count)
+            if numbers is None:
+                raise JointposeError(f"camera {self.id}: {name} must be {count} finite numbers, got {brief(value)}")
+            object.__setattr__(self, name, numbers)
+        if self.focal_length is not None and not all(f > 0 for f in self.focal_length):
             raise JointposeError(f"camera {self.id}: focal length must be positive, got {self.focal_length}")
         if self.distortion_model not in DISTORTION_MODELS:
             raise JointposeError(
@@ -349,6 +362,26 @@ def _real(value: Any) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
+
+
+# The numbers each field of a Camera holds.
+_CAMERA_NUMBERS = {
+    "focal_length": 2,
+    "center": 2,
+    "radial_distortion": 3,
+    "tangential_distortion": 2,
+    "orientation": 4,
+    "translation": 3,
+}
+
+
+def _reals(value: Any, count: int) -> tuple[float, ...] | None:
+    """``value``'s ``count`` finite numbers (:func:`_real`) as a tuple, or None where it does
+    not hold exactly that many."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) != count:
+        return None
+    numbers = tuple(_real(v) for v in value)
+    return None if None in numbers else numbers
 
 
 def _pair(value: Any) -> tuple[float | None, float | None]:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from jointpose.errors import JointposeError
-from jointpose.safeio import check_limit
+from jointpose.safeio import check_limit, float_array
 
 # Gaussian sigma (frames) of the joint-aware inference filter (off); docs/method.md, "Inference: one
 # consistent skeleton, optionally a temporal filter", says why.
@@ -95,8 +95,10 @@ def smooth_poses(poses: torch.Tensor, sigma: float, *, causal: bool = False) -> 
     ``max_radius``), so time and memory grow with the sequence, not with ``sigma``.
     ``causal``: each frame is filtered from itself and earlier frames only (the Gaussian's
     half over the past, normalised again), so no future frame is read; motion comes through
-    about 0.8 ``sigma`` frames late.
+    about 0.8 ``sigma`` frames late. A numpy array (or nested lists) in gives a numpy array out.
     """
+    if not isinstance(poses, torch.Tensor):
+        return smooth_poses(torch.from_numpy(float_array(poses, "poses")), sigma, causal=causal).numpy()
     if check_sigma(sigma, "smoothing sigma") == 0 or len(poses) < 2:
         return poses
     kernel = gaussian_kernel(sigma, dtype=poses.dtype, device=poses.device, max_radius=len(poses))

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from jointpose.data.h36m import MAX_DISTANCE_M
-from jointpose.data.keypoints import Keypoints2D, resample, same_rate
+from jointpose.data.keypoints import Keypoints2D, check_switches, resample, same_rate
 from jointpose.data.layouts import aligned_joints
 from jointpose.data.tracks import person_parts
 from jointpose.errors import JointposeError
@@ -503,12 +503,7 @@ class Lifter:
         if not at_model_rate:
             check_resample(rate, self.fps, "the keypoints' fps")
         check_limit("track_parts", len(keypoints.switches) + 1, "keypoints: stretches between switches of person")
-        switches = np.asarray(keypoints.switches)
-        if not ((np.diff(switches) > 0).all() and (switches > 0).all() and (switches < keypoints.num_frames).all()):
-            raise JointposeError(
-                f"keypoints.switches must be increasing frames in 1..{keypoints.num_frames - 1}, got "
-                f"{keypoints.switches[:6]}"
-            )
+        check_switches(keypoints.switches, keypoints.num_frames, "keypoints.switches")
         lifted = []
         for part in person_parts(keypoints.num_frames, keypoints.switches):  # at most limit("track_parts")
             points = keypoints.points[part]

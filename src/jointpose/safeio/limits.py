@@ -92,6 +92,14 @@ def check_switch(value: Any, what: str) -> bool:
     return bool(value)
 
 
+def float_array(values: Any, what: str) -> np.ndarray:
+    """``values`` as a floating-point numpy array: one already is stays as it is (its dtype
+    too); anything else goes through :func:`numeric_array` (float64)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values
+    return numeric_array(values, what)
+
+
 def check_path(value: Any, what: str) -> Path:
     """``value`` (a string or path-like object) as a :class:`~pathlib.Path`; anything else
     (None, a number, an open file) is refused, naming ``what``."""
