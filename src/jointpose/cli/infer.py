@@ -40,7 +40,11 @@ def add_infer_flags(p: argparse.ArgumentParser) -> None:
         "or .npy/.npz (frames, 17, 2|3)",
     )
     add_output_args(p)
-    p.add_argument("--checkpoint", default=None, help="checkpoint or .safetensors model (default: the bundled model)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="a training checkpoint (or its folder), a .safetensors or an .onnx model (default: the bundled model)",
+    )
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     add_pretrained_arg(p)
     p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"), help="image size in pixels")

@@ -19,7 +19,11 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="animation file (.mp4 or .gif)")
     p.add_argument("--keypoints-file", default=None, help="2D input, any format infer reads")
     p.add_argument("--poses", default=None, help="3D poses: the npz or JSON jointpose infer or video wrote")
-    p.add_argument("--truth", default=None, help="ground-truth 3D poses (npz with poses_3d), drawn beside")
+    p.add_argument(
+        "--truth",
+        default=None,
+        help="ground-truth 3D poses in the form of --poses (npz or JSON with poses_3d), drawn beside",
+    )
     p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"))
     p.add_argument("--layout", choices=("h36m", "coco"), default=None)
     p.add_argument("--data-dir", default=None, help="dataset mode: draw a dataset sequence and its ground truth")

@@ -65,7 +65,7 @@ def require_mediapipe() -> ModuleType:
     try:
         import mediapipe
     except ImportError:
-        raise JointposeError(f"video input needs MediaPipe's pose detector: {EXTRA_HINT} (Python 3.9-3.12)") from None
+        raise JointposeError(f"video input needs MediaPipe's pose detector: {EXTRA_HINT} (Python 3.10-3.12)") from None
     if not hasattr(mediapipe, "solutions") or not hasattr(mediapipe.solutions, "pose"):
         version = getattr(mediapipe, "__version__", "?")
         raise JointposeError(
