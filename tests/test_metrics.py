@@ -46,6 +46,27 @@ def test_n_mpjpe_removes_scale_only():
     assert float(n_mpjpe(0.5 * target, target).max()) < 1e-6
     shifted = target + torch.tensor([0.1, 0.0, 0.0])
     assert float(n_mpjpe(shifted, target).min()) > 0.0
+    # At any size (a fixed floor on the squared norm made a 1e-7 m copy score 0.7 m); a
+    # prediction of zeros has no scale to find and scores the target's own size.
+    tiny = target.double()
+    assert float(n_mpjpe(1e-7 * tiny, tiny).max()) < 1e-12
+    torch.testing.assert_close(n_mpjpe(torch.zeros_like(tiny), tiny), mpjpe(torch.zeros_like(tiny), tiny))
+
+
+def test_numpy_arrays_in_numpy_arrays_out_and_a_nan_frame_scores_nan():
+    """Lifter.predict gives numpy arrays: each metric takes them and gives the same values as an
+    array. A frame holding NaN scores NaN in every metric (P2's SVD raised on it)."""
+    rng = np.random.default_rng(0)
+    pred, target = rng.normal(size=(6, 17, 3)), rng.normal(size=(6, 17, 3))
+    for metric in (mpjpe, p_mpjpe, n_mpjpe, velocity_error, acceleration_error):
+        values = metric(pred, target)
+        assert isinstance(values, np.ndarray)
+        np.testing.assert_array_equal(values, metric(torch.from_numpy(pred), torch.from_numpy(target)).numpy())
+        holed = pred.copy()
+        holed[4, 5, 1] = np.nan
+        scored = metric(holed, target)
+        assert np.isnan(scored).any() and np.isfinite(scored[:1]).all(), metric.__name__
+    assert np.isnan(p_mpjpe(holed, target)).tolist() == [False, False, False, False, True, False]
 
 
 def test_velocity_and_acceleration_on_constant_velocity_motion():

@@ -164,6 +164,26 @@ def test_restricted_unpickler_only_builds_plain_data(protocol, data):
     assert _only_plain(loaded)
 
 
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_a_stream_stopped_early_leaves_none_of_the_unpicklers_callables(protocol):
+    """A STOP written over any byte of an array's pickle: what loads is plain data or refused.
+    Stopped right after numpy's _reconstruct is pushed, the load returned the unpickler's own
+    wrapper function (found by the fuzzing test above)."""
+    stream = pickle.dumps(np.zeros((1, 1), np.float32), protocol=protocol)
+    refused = 0
+    for position in range(len(stream)):
+        try:
+            loaded = restricted_loads(stream[:position] + pickle.STOP + stream[position + 1 :])
+        except pickle.UnpicklingError:
+            refused += 1
+            continue
+        assert _only_plain(loaded), (position, loaded)
+    assert refused > 0
+    for stream in (b"cnumpy._core.multiarray\n_reconstruct\n.", b"(cnumpy\ndtype\nl."):  # alone, in a list
+        with pytest.raises(pickle.UnpicklingError, match="refusing a pickle that loads as function, not plain data"):
+            restricted_loads(stream)
+
+
 def test_refusal_names_the_global():
     with pytest.raises(pickle.UnpicklingError, match="os.system"):
         restricted_loads(b"cos\nsystem\n(S'true'\ntR.")

@@ -9,14 +9,35 @@
 * Acceleration error: mean joint error of the second temporal difference, per frame squared.
 
 Every function takes (..., frames, joints, 3) tensors and returns one value per frame
-(fewer for the temporal metrics), so sequences can be pooled frame-weighted.
+(fewer for the temporal metrics), so sequences can be pooled frame-weighted; numpy arrays
+(as ``Lifter.predict`` gives) in give a numpy array out. A frame holding NaN scores NaN.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
+import numpy as np
 import torch
 
 from jointpose.errors import JointposeError
+from jointpose.safeio import float_array
+
+Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _arrays_too(metric: Metric) -> Metric:
+    """``metric`` on numpy arrays as well: read as tensors, the values returned as an array."""
+
+    @functools.wraps(metric)
+    def either(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        if not (isinstance(pred, np.ndarray) or isinstance(target, np.ndarray)):
+            return metric(pred, target)
+        tensors = (torch.from_numpy(float_array(v, name)) for v, name in ((pred, "pred"), (target, "target")))
+        return metric(*tensors).numpy()
+
+    return either
 
 
 def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -31,16 +52,21 @@ def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
         )
 
 
+@_arrays_too
 def mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-frame mean per-joint position error: (..., J, 3) -> (...), metres."""
     _check_pair(pred, target)
     return torch.linalg.vector_norm(pred - target, dim=-1).mean(dim=-1)
 
 
+@_arrays_too
 def p_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-frame MPJPE (metres) after similarity (Procrustes) alignment of ``pred`` to ``target``."""
     _check_pair(pred, target)
-    return mpjpe(procrustes_align(pred, target), target)
+    # A frame holding NaN or infinity scores NaN, as in the other metrics (its SVD would fail).
+    bad = ~(torch.isfinite(pred).all(dim=(-1, -2)) & torch.isfinite(target).all(dim=(-1, -2)))[..., None, None]
+    errors = mpjpe(procrustes_align(pred.masked_fill(bad, 0.0), target.masked_fill(bad, 0.0)), target)
+    return errors.masked_fill(bad[..., 0, 0], float("nan"))
 
 
 def procrustes_align(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -68,20 +94,25 @@ def procrustes_align(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return aligned.to(dtype)
 
 
+@_arrays_too
 def n_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-frame MPJPE (metres) after scaling ``pred`` by the least-squares optimal factor."""
     _check_pair(pred, target)
     numerator = (pred * target).sum(dim=(-1, -2), keepdim=True)
-    denominator = (pred * pred).sum(dim=(-1, -2), keepdim=True).clamp_min(1e-12)
-    return mpjpe(pred * (numerator / denominator), target)
+    denominator = (pred * pred).sum(dim=(-1, -2), keepdim=True)
+    # Scale-free at any size; a prediction of all zeros stays zeros (there is no scale to find).
+    factor = torch.where(denominator > 0, numerator / denominator.masked_fill(denominator == 0, 1.0), 0.0)
+    return mpjpe(pred * factor, target)
 
 
+@_arrays_too
 def velocity_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MPJVE: (..., T, J, 3) -> (..., T - 1), metres per frame."""
     _check_pair(pred, target)
     return mpjpe(torch.diff(pred, dim=-3), torch.diff(target, dim=-3))
 
 
+@_arrays_too
 def acceleration_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean acceleration error: (..., T, J, 3) -> (..., T - 2), metres per frame squared."""
     _check_pair(pred, target)

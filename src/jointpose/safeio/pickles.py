@@ -313,8 +313,39 @@ def restricted_loads(data: bytes) -> Any:
     """
     check_pickle(data)
     try:
-        return RestrictedUnpickler(io.BytesIO(data), pickle_budget(len(data)), encoding="latin1").load()
+        value = RestrictedUnpickler(io.BytesIO(data), pickle_budget(len(data)), encoding="latin1").load()
     except (pickle.UnpicklingError, JointposeError):
         raise
     except Exception as exc:  # malformed streams raise many types
         raise pickle.UnpicklingError(f"corrupt pickle ({type(exc).__name__}: {exc})") from None
+    _check_plain(value)
+    return value
+
+
+# What a loaded pickle may hold besides containers.
+_PLAIN = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, np.dtype)
+
+
+def _check_plain(value: Any) -> None:
+    """Refuse (``UnpicklingError``) a loaded value that holds anything but plain data, numpy
+    arrays, scalars and dtypes: a stream that stops early, or stores a global in a container,
+    leaves one of the unpickler's own callables in the result. Each container is walked once
+    (a memo reference can make one hold itself)."""
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _PLAIN):
+            continue
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, np.ndarray):
+            if item.dtype == object:
+                stack.extend(item.flat)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        else:
+            raise pickle.UnpicklingError(f"refusing a pickle that loads as {type(item).__name__}, not plain data")
