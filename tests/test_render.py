@@ -9,7 +9,7 @@ from matplotlib.colors import to_rgb
 from mpl_toolkits.mplot3d import proj3d
 
 from h36m_files import cli, write_dataset
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry.cameras import project_points
 from jointpose.geometry.skeleton import BONES
 from jointpose.render import (
@@ -18,6 +18,7 @@ from jointpose.render import (
     LEFT_COLOR,
     RIGHT_COLOR,
     PoseFigure,
+    dpi_for,
     render_animation,
 )
 
@@ -192,6 +193,46 @@ def test_captions_are_drawn_under_their_frames_only():
     plain = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40)
     np.testing.assert_array_equal(captioned.draw(1), plain.draw(1))
     assert (captioned.draw(2) != plain.draw(2)).any()
+
+
+def test_the_path_is_broken_where_the_track_may_move_to_another_person():
+    """A track lifted in two stretches (perhaps two people): its root path is drawn with a gap
+    between them, not as a walk from one to the other, and each frame's trail ends at its own
+    position."""
+    keypoints, poses = clip(6)
+    path = np.stack([np.arange(6.0), np.zeros(6), np.r_[np.full(3, 3.0), np.full(3, 6.0)]], axis=-1)
+    figure = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40, trajectory=path, breaks=[3])
+    done, here, gapped, row = figure._trail
+    whole = next(line for line in done.axes.get_lines() if line is not done and line is not here)
+    drawn = np.stack(whole.get_data(), axis=-1)
+    np.testing.assert_array_equal(np.isnan(drawn[:, 0]), [False] * 3 + [True] + [False] * 3)
+    for index in range(6):
+        figure.draw(index)
+        np.testing.assert_array_equal(np.stack(here.get_data(), axis=-1)[0], path[index, [0, 2]])
+        trail = np.stack(done.get_data(), axis=-1)
+        assert len(trail) == index + 1 + (index >= 3) and np.isnan(trail[:, 0]).sum() == (index >= 3)
+
+
+def test_text_and_lines_keep_their_share_of_a_taller_frame(tmp_path):
+    """--render-height sets the dpi, not the inches: a frame twice as tall is the same picture
+    at twice the resolution (text in points grew with it; before, it stayed 10 px and the
+    legend covered the axes at 200 px). Frames wider than players decode are noted."""
+    keypoints, poses = clip(2)
+    small = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=dpi_for(208)).draw(0)
+    large = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=dpi_for(416)).draw(0)
+    assert dpi_for(416) == 80 and large.shape[0] == 416 and small.shape[0] == 208
+    assert abs(large.shape[1] - 2 * small.shape[1]) <= 2
+    halved = large[: 2 * (small.shape[0] // 2) : 2, : 2 * (small.shape[1] // 2) : 2].astype(float)
+    assert np.abs(halved - small[: halved.shape[0], : halved.shape[1]]).mean() < 20  # the same picture
+    with pytest.warns(JointposeWarning, match=r"w.gif: frames \d+ pixels wide: many players and browsers decode"):
+        render_animation(
+            tmp_path / "w.gif",
+            keypoints,
+            {"a": poses["Prediction"], "b": poses["Prediction"]},
+            image_size=(4000, 1000),
+            fps=10,
+            dpi=dpi_for(2160),
+        )
 
 
 def test_left_and_right_colours_in_2d_and_3d():

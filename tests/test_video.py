@@ -295,7 +295,7 @@ def test_render_captions_name_lost_frames_and_possible_switches():
     def captions(switches: list[int], lost: tuple[int, ...] = ()) -> dict[int, str]:
         found = np.ones(30, dtype=bool)
         found[list(lost)] = False
-        return render_captions(Detections2D(np.zeros((30, 17, 3)), found, switches=switches), 10.0)
+        return render_captions(found, switches, 10.0)
 
     switch = captions([10])  # half a second either side at 10 fps
     assert sorted(switch) == list(range(5, 16))

@@ -20,7 +20,8 @@ import dataclasses
 import errno
 import io
 import math
-from collections.abc import Callable, Iterator, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from tqdm import tqdm
 from jointpose.data.h36m import MAX_DISTANCE_M
 from jointpose.data.layouts import read_json
 from jointpose.data.video import VideoClip, ffmpeg_warnings_hidden, open_video
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.safeio import (
     atomic_path,
@@ -53,6 +54,7 @@ from jointpose.safeio import (
 LEFT_COLOR = "#d62728"
 RIGHT_COLOR = "#1f4fd6"
 CENTRE_COLOR = "#6e6e6e"
+TRAIL_COLOR = "#6a3d9a"  # the root's path: not a bone colour of the legend
 SIDE_COLORS = {"left": LEFT_COLOR, "right": RIGHT_COLOR, "centre": CENTRE_COLOR}
 FORMATS = (".mp4", ".gif")
 # A GIF stores each frame's delay in hundredths of a second, in 16 bits: at most 655.35 s.
@@ -172,8 +174,9 @@ class PoseFigure:
     ``azimuth``/``elevation`` in degrees (azimuth -90, elevation 0 looks from the camera);
     ``panel_size`` inches (height of every panel), ``dpi`` pixels per inch. ``trajectory`` (F, 3)
     metres, the root's camera-space position, adds a last panel: its path seen from above, the
-    part travelled so far drawn over the whole. ``captions`` ``{frame index: text}`` are
-    written in the top left corner of those frames.
+    part travelled so far drawn over the whole, broken at ``breaks`` (frames that start a
+    stretch lifted on its own, perhaps another person's). ``captions`` ``{frame index: text}``
+    are written in the top left corner of those frames.
     Frame ``i`` is drawn by :meth:`draw`, as an (H, W, 3) uint8 image with even H and W.
     """
 
@@ -186,9 +189,10 @@ class PoseFigure:
         azimuth: float = -70.0,
         elevation: float = 12.0,
         panel_size: float = 4.0,
-        dpi: int = 80,
+        dpi: float = 80,
         trajectory: np.ndarray | None = None,
         captions: Mapping[int, str] | None = None,
+        breaks: Sequence[int] = (),
     ) -> None:
         self.captions = dict(captions or {})
         if not isinstance(poses_3d, Mapping):
@@ -239,7 +243,7 @@ class PoseFigure:
         }
         self._trail: tuple[Line2D, Line2D, np.ndarray] | None = None
         if trajectory is not None:
-            self._panel_trajectory(grid[len(widths) - 1], trajectory)
+            self._panel_trajectory(grid[len(widths) - 1], trajectory, breaks)
         labels = {"left": "person's left", "right": "person's right", "centre": "centre"}
         handles = [Line2D([], [], color=color, lw=3, label=labels[side]) for side, color in SIDE_COLORS.items()]
         self.figure.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
@@ -262,8 +266,9 @@ class PoseFigure:
         self._add_lines(ax, _with_gap(keypoints))
         return ax
 
-    def _panel_trajectory(self, cell, trajectory: np.ndarray) -> None:
-        """Top view of the root's path: x right, depth z up the panel (metres)."""
+    def _panel_trajectory(self, cell, trajectory: np.ndarray, breaks: Sequence[int]) -> None:
+        """Top view of the root's path: x right, depth z up the panel (metres), no line drawn
+        across ``breaks`` (each such frame's position follows a gap: a NaN row before it)."""
         ax = self.figure.add_subplot(cell)
         path = trajectory[:, [0, 2]]
         centre = (path.min(axis=0) + path.max(axis=0)) / 2
@@ -271,14 +276,22 @@ class PoseFigure:
         ax.set_xlim(centre[0] - half, centre[0] + half)
         ax.set_ylim(centre[1] - half, centre[1] + half)
         ax.set_aspect("equal")
-        ax.plot(path[:, 0], path[:, 1], color="#c8c8c8", lw=1.5)
+        starts = [b for b in sorted(set(breaks)) if 0 < b < len(path)]
+        gapped = np.insert(path, starts, np.nan, axis=0)
+        ax.plot(gapped[:, 0], gapped[:, 1], color="#c8c8c8", lw=1.5)
         ax.set_xlabel("x (m)", fontsize=8)
         ax.set_ylabel("depth z (m)", fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.set_title("Root trajectory (top view)")
-        (done,) = ax.plot([], [], color=CENTRE_COLOR, lw=2, animated=True)
-        (here,) = ax.plot([], [], "o", color=CENTRE_COLOR, ms=6, animated=True)
-        self._trail = (done, here, path)
+        ax.set_title("Predicted root path (top view)")
+        (done,) = ax.plot([], [], color=TRAIL_COLOR, lw=2, animated=True)
+        (here,) = ax.plot([], [], "o", color=TRAIL_COLOR, ms=6, animated=True)
+        # Frame i's trail: gapped rows up to i's own, which lies i + (breaks at or before i) in.
+        self._trail = (
+            done,
+            here,
+            gapped,
+            np.arange(len(path)) + np.searchsorted(starts, np.arange(len(path)), "right"),
+        )
 
     @staticmethod
     def _radius(sequences) -> float:
@@ -330,9 +343,9 @@ class PoseFigure:
                 line.set_data(coords[:, 0], coords[:, 1])
             line.axes.draw_artist(line)
         if self._trail is not None:
-            done, here, path = self._trail
-            done.set_data(path[: index + 1, 0], path[: index + 1, 1])
-            here.set_data(path[index : index + 1, 0], path[index : index + 1, 1])
+            done, here, gapped, row = self._trail
+            done.set_data(gapped[: row[index] + 1, 0], gapped[: row[index] + 1, 1])
+            here.set_data(gapped[row[index] : row[index] + 1, 0], gapped[row[index] : row[index] + 1, 1])
             done.axes.draw_artist(done)
             here.axes.draw_artist(here)
         self._counter.set_text(f"frame {index + 1}/{self.num_frames}")
@@ -527,14 +540,17 @@ def check_animation_fps(fps: float, path: str | Path, name: str = "fps") -> floa
     return fps
 
 
-RENDER_HEIGHTS = (200, 2160)  # pixels: the animation heights panel_size_for gives
+RENDER_HEIGHTS = (200, 2160)  # pixels: the animation heights dpi_for gives
 PANEL_HEIGHT = 1.3  # the figure's height over panel_size (room for the titles)
 RENDER_HEIGHT = 416  # pixels: the default animation height (panel_size 4 at 80 dpi)
+# Wider frames than this (pixels) many players and browsers cannot decode (H.264 beyond level 5.2).
+PLAYABLE_WIDTH = 4096
 
 
-def panel_size_for(height: int, dpi: int = 80) -> float:
-    """The ``panel_size`` (inches) of an animation ``height`` pixels tall at ``dpi`` pixels per
-    inch (the frames' height, evened for H.264); refused outside :data:`RENDER_HEIGHTS`."""
+def dpi_for(height: int, panel_size: float = 4.0) -> float:
+    """The ``dpi`` (pixels per inch) of an animation ``height`` pixels tall whose panels are
+    ``panel_size`` inches (the frames' height, evened for H.264): text, lines and markers keep
+    their share of the frame at any height. Refused outside :data:`RENDER_HEIGHTS`."""
     low, high = RENDER_HEIGHTS
     if isinstance(height, bool) or not isinstance(height, int) or not low <= height <= high:
         raise JointposeError(
@@ -544,7 +560,7 @@ def panel_size_for(height: int, dpi: int = 80) -> float:
             high=high,
             value=height,
         )
-    return height / (PANEL_HEIGHT * dpi)
+    return height / (PANEL_HEIGHT * panel_size)
 
 
 def render_animation(
@@ -560,9 +576,10 @@ def render_animation(
     elevation: float = 12.0,
     progress: bool = True,
     panel_size: float = 4.0,
-    dpi: int = 80,
+    dpi: float = 80,
     trajectory: np.ndarray | None = None,
     captions: Mapping[int, str] | None = None,
+    breaks: Sequence[int] = (),
 ) -> Path:
     """Write the 2D input beside the 3D poses as an ``.mp4`` (H.264) or ``.gif`` animation; returns its path.
 
@@ -574,8 +591,10 @@ def render_animation(
     to the clip's duration; above 50 fps it keeps the frames 0.02 s or more apart, as browsers
     show shorter delays as 0.1 s); ``max_frames`` renders only the first frames; ``azimuth`` and
     ``elevation`` (degrees) set the fixed 3D view; ``panel_size`` inches, ``dpi`` pixels per inch;
-    ``trajectory`` (F, 3) metres, the root's camera-space path, drawn from above in a last panel;
-    ``captions`` ``{frame index: text}`` written in the top left corner of those frames.
+    ``trajectory`` (F, 3) metres, the root's camera-space path, drawn from above in a last panel,
+    broken at ``breaks`` (frames that start a stretch lifted on its own: a track's switches);
+    ``captions`` ``{frame index: text}`` written in the top left corner of those frames. A
+    frame wider than :data:`PLAYABLE_WIDTH` is noted (a :class:`JointposeWarning`).
     """
     output = check_animation_path(output)
     check_animation_fps(fps, output)
@@ -597,8 +616,17 @@ def render_animation(
         dpi=dpi,
         trajectory=trajectory,
         captions=captions,
+        breaks=breaks,
     )
     count = figure.num_frames if max_frames is None else min(max_frames, figure.num_frames)
+    if figure.frame_shape[1] > PLAYABLE_WIDTH:
+        warnings.warn(
+            JointposeWarning(
+                f"{output}: frames {figure.frame_shape[1]} pixels wide: many players and browsers decode at most "
+                f"{PLAYABLE_WIDTH} (lower the animation's height)"
+            ),
+            stacklevel=2,
+        )
 
     try:
         with atomic_path(output) as partial, _writer(partial, fps, figure.frame_shape) as write:

@@ -158,14 +158,14 @@ def add_render_height_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def render_panel_size(args: argparse.Namespace) -> float:
-    """The ``panel_size`` (inches) of the animation ``--render-height`` asks for, checked before
-    any work; the flag is refused without ``--render`` (``infer``, ``video``)."""
-    from jointpose.render import RENDER_HEIGHT, panel_size_for
+def render_dpi(args: argparse.Namespace) -> float:
+    """The ``dpi`` of the animation ``--render-height`` asks for (its panels at their default
+    size), checked before any work; the flag is refused without ``--render`` (``infer``, ``video``)."""
+    from jointpose.render import RENDER_HEIGHT, dpi_for
 
     if hasattr(args, "render") and not args.render:
         refuse_inapplicable(args, ("--render-height",), "sizes the animation of --render; pass --render too")
-    return panel_size_for(RENDER_HEIGHT if args.render_height is None else args.render_height)
+    return dpi_for(RENDER_HEIGHT if args.render_height is None else args.render_height)
 
 
 def add_align_arg(p: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ from jointpose.cli.common import (
     bvh_parts_note,
     files_in,
     model_file,
-    render_panel_size,
+    render_dpi,
     sequence_lifter,
 )
 from jointpose.errors import JointposeError, JointposeWarning
@@ -100,7 +100,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from jointpose.safeio import check_resample
 
     fmt = format_from_path(args.output, args.format)
-    panel_size, clip, size = _check_before_loading(args)
+    dpi, clip, size = _check_before_loading(args)
     # A jointpose video track is lifted by default as jointpose video lifted it: by a video model
     # (an npz's is known from its keys, before the reading; a JSON one's once read).
     default_model = args.checkpoint is None and args.pretrained is None
@@ -169,6 +169,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     export(args.output, poses, fps, trajectory=trajectory, fmt=fmt)
     print(f"wrote {len(poses)} frames to {args.output} ({fmt})")
     if args.render:
+        from jointpose.inference.video import render_captions
         from jointpose.render import render_animation
 
         render_animation(
@@ -180,16 +181,18 @@ def cmd_infer(args: argparse.Namespace) -> None:
             background=background,
             trajectory=trajectory,
             progress=args.progress,
-            panel_size=panel_size,
+            dpi=dpi,
+            captions=render_captions(~keypoints.filled.all(axis=1), keypoints.switches, fps),
+            breaks=keypoints.switches,
         )
         print(f"wrote {args.render}")
 
 
 def _check_before_loading(
     args: argparse.Namespace,
-) -> tuple[tuple[int, int] | None, VideoClip | None, tuple[int, int] | None]:
+) -> tuple[float, VideoClip | None, tuple[int, int] | None]:
     """``infer``'s flags, then its files, checked before the model is loaded: the render's
-    panel size, ``--video`` opened (its size and frame rate) and the image size given
+    dpi, ``--video`` opened (its size and frame rate) and the image size given
     (``--image-size``, else the video's; None: the keypoint file's, once read)."""
     from jointpose.data.keypoints import require_image_size, require_keypoint_file
     from jointpose.data.video import open_video
@@ -211,13 +214,13 @@ def _check_before_loading(
         check_height(args.height)
     if args.video and not args.render:
         raise JointposeError("--video is drawn behind the 2D input of --render; pass --render too")
-    panel_size = render_panel_size(args)
+    dpi = render_dpi(args)
     require_keypoint_file(args.input)
     clip = open_video(args.video) if args.video else None
     size = None if args.image_size is None else require_image_size(args.image_size, args.input)
     if clip is not None and size is not None and size != clip.size:
         raise JointposeError(f"--image-size {size[0]} {size[1]} differs from --video's {clip.width}x{clip.height}")
-    return panel_size, clip, size or (clip.size if clip is not None else None)
+    return dpi, clip, size or (clip.size if clip is not None else None)
 
 
 def _keypoint_rate(

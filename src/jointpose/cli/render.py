@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, NamedTuple
 
-from jointpose.cli.common import add_render_height_arg, files_in, refuse_inapplicable, render_panel_size
+from jointpose.cli.common import add_render_height_arg, files_in, refuse_inapplicable, render_dpi
 from jointpose.errors import JointposeError
 
 if TYPE_CHECKING:
@@ -46,10 +46,11 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_render(args: argparse.Namespace) -> None:
     """``jointpose render``: 2D keypoints and 3D poses, or a dataset sequence, as an animation."""
+    from jointpose.inference.video import render_captions
     from jointpose.render import check_animation_path, check_frame_counts, render_animation
     from jointpose.safeio import check_outputs
 
-    panel_size = render_panel_size(args)
+    dpi = render_dpi(args)
     check_outputs(
         {"-o": check_animation_path(args.output, "-o")},
         {
@@ -63,17 +64,20 @@ def cmd_render(args: argparse.Namespace) -> None:
     )
     scene = _dataset_scene(args) if args.data_dir else _files_scene(args)
     check_frame_counts({name: len(frames) for name, frames in scene.named.items()})  # naming the flags
+    rate = args.fps if args.fps is not None else scene.fps or 50.0
     render_animation(
         args.output,
         scene.keypoints,
         scene.sequences,
         image_size=scene.size,
-        fps=args.fps if args.fps is not None else scene.fps or 50.0,
+        fps=rate,
         background=scene.video,
         trajectory=scene.trajectory,
         max_frames=args.max_frames,
         progress=args.progress,
-        panel_size=panel_size,
+        dpi=dpi,
+        captions=None if scene.found is None else render_captions(scene.found, scene.switches, rate),
+        breaks=scene.switches,
     )
     print(f"wrote {args.output}")
 
@@ -81,7 +85,8 @@ def cmd_render(args: argparse.Namespace) -> None:
 class _Scene(NamedTuple):
     """What render draws: 2D keypoints (frames, J, 2) pixels, 3D pose sequences by caption
     (frames, J, 3) m, each input by the flag that gave it (for frame-count checks), the image
-    size, the poses' frame rate, the background video and the root trajectory."""
+    size, the poses' frame rate, the background video and the root trajectory; the frames
+    where the person was not found and those where the track may move to another person."""
 
     keypoints: np.ndarray
     sequences: dict[str, np.ndarray]
@@ -90,6 +95,8 @@ class _Scene(NamedTuple):
     fps: float | None
     video: str | VideoClip | None
     trajectory: np.ndarray | None
+    found: np.ndarray | None = None
+    switches: list[int] = []
 
 
 def _dataset_scene(args: argparse.Namespace) -> _Scene:
@@ -183,7 +190,8 @@ def _files_scene(args: argparse.Namespace) -> _Scene:
     if args.truth:
         sequences["Ground truth"] = read_poses(args.truth)[0]
         named[f"--truth {args.truth}"] = sequences["Ground truth"]
-    return _Scene(keypoints, sequences, named, size, fps, video, trajectory)
+    found = ~track.filled.all(axis=1)  # no joint detected: the person not found there
+    return _Scene(keypoints, sequences, named, size, fps, video, trajectory, found, list(track.switches))
 
 
 def _split_key(key: str | None) -> tuple[str, str, str]:

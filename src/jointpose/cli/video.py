@@ -14,7 +14,7 @@ from jointpose.cli.common import (
     alignment_of,
     bvh_parts_note,
     model_file,
-    render_panel_size,
+    render_dpi,
     sequence_lifter,
 )
 
@@ -77,7 +77,7 @@ def cmd_video(args: argparse.Namespace) -> None:
         {"-o": args.output, "--render": check_animation_path(args.render, "--render") if args.render else None},
         {"input": args.input, "--checkpoint": model_file(args.checkpoint)},
     )
-    panel_size = render_panel_size(args)  # before the video is read
+    dpi = render_dpi(args)  # before the video is read
     lifter = sequence_lifter(args, "video", "video-causal", "video")
     lifter.align_2d = alignment_of(args, lifter)  # checked before the detector is looked for
     require_mediapipe()
@@ -123,13 +123,14 @@ def cmd_video(args: argparse.Namespace) -> None:
         render_animation(
             args.render,
             result.keypoints.xy,
-            {"3D": result.poses},
+            {"Prediction": result.poses},
             image_size=result.clip.size,
             fps=result.fps,
             background=result.clip,
             trajectory=result.trajectory,
             progress=args.progress,
-            captions=render_captions(result.detections, result.fps),
-            panel_size=panel_size,
+            captions=render_captions(result.detections.found, result.detections.switches, result.fps),
+            breaks=result.keypoints.switches,
+            dpi=dpi,
         )
         print(f"wrote {args.render}")
