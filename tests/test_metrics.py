@@ -67,6 +67,8 @@ def test_numpy_arrays_in_numpy_arrays_out_and_a_nan_frame_scores_nan():
         scored = metric(holed, target)
         assert np.isnan(scored).any() and np.isfinite(scored[:1]).all(), metric.__name__
     assert np.isnan(p_mpjpe(holed, target)).tolist() == [False, False, False, False, True, False]
+    # Arrays torch cannot read as they are: reversed (a negative stride) and big-endian.
+    np.testing.assert_array_equal(mpjpe(pred[::-1], target.astype(">f8")), mpjpe(pred[::-1].copy(), target))
 
 
 def test_velocity_and_acceleration_on_constant_velocity_motion():

@@ -130,8 +130,9 @@ def test_causal_output_ignores_future_frames():
 def test_bad_arguments():
     with pytest.raises(JointposeError, match=r"TemporalModel: model argument 'filter_widths' must be 1 to 8 odd"):
         TemporalModel((2, 3))
-    with pytest.raises(JointposeError, match=r"'dropout' must be a number in \[0.0, 1.0\], got 1.5"):
-        TemporalModel((3,), dropout=1.5)
+    for drop in (1.5, 1.0):  # 1: every activation dropped, nothing to train
+        with pytest.raises(JointposeError, match=rf"'dropout' must be a number in \[0.0, 0.999\], got {drop}"):
+            TemporalModel((3,), dropout=drop)
     for bad in (dict(channels=8.0), dict(causal="no"), dict(num_joints_in=0), dict(out_features=True)):
         with pytest.raises(JointposeError, match=f"TemporalModel: model argument '{next(iter(bad))}' must be"):
             TemporalModel((3,), **bad)
@@ -139,6 +140,10 @@ def test_bad_arguments():
         with pytest.raises(JointposeError, match="'filter_widths' must be"):
             TemporalModel(widths)
     assert TemporalModel([np.int64(3), 3], channels=8, in_features=3).filter_widths == (3, 3)
+    # numpy arrays and scalars, as a configuration built with numpy gives them: plain Python values kept.
+    model = TemporalModel(np.array([3, 3]), channels=np.int64(8), dropout=np.float32(0.25), causal=np.bool_(True))
+    assert (model.filter_widths, model.channels, model.dropout, model.causal) == ((3, 3), 8, 0.25, True)
+    assert type(model.channels) is int and type(model.causal) is bool
     model = TemporalModel((3, 3), channels=8)
     with pytest.raises(ValueError, match="expected input"):
         model(torch.randn(1, 9, 16, 2))

@@ -224,9 +224,9 @@ def test_text_and_lines_keep_their_share_of_a_taller_frame(tmp_path):
     assert abs(large.shape[1] - 2 * small.shape[1]) <= 2
     halved = large[: 2 * (small.shape[0] // 2) : 2, : 2 * (small.shape[1] // 2) : 2].astype(float)
     assert np.abs(halved - small[: halved.shape[0], : halved.shape[1]]).mean() < 20  # the same picture
-    with pytest.warns(JointposeWarning, match=r"w.gif: frames \d+ pixels wide: many players and browsers decode"):
+    with pytest.warns(JointposeWarning, match=r"w.mp4: frames \d+ pixels wide: many players and browsers decode"):
         render_animation(
-            tmp_path / "w.gif",
+            tmp_path / "w.mp4",
             keypoints,
             {"a": poses["Prediction"], "b": poses["Prediction"]},
             image_size=(4000, 1000),
@@ -597,3 +597,34 @@ def test_a_trajectory_beyond_10_km_is_refused_not_drawn():
     path[1, 0], path[2, 0] = 1e308, -1e308  # finite, but its extent is not
     with pytest.raises(JointposeError, match=r"trajectory.*beyond 10000 m"):
         PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, trajectory=path)
+
+
+def test_render_of_a_video_output_draws_its_captions_and_breaks_its_path(tmp_path, monkeypatch):
+    """``render`` of a ``jointpose video`` output draws what ``video --render`` draws: a caption
+    on the frames where nobody was found and around a possible switch of person, and the
+    root's path broken there (the render itself is stubbed: its arguments are checked)."""
+    import jointpose.render
+    from jointpose.cli import main
+    from jointpose.inference.export import export
+
+    keypoints, poses = clip(20)
+    confidence = np.ones((20, 17))
+    confidence[4] = 0.0  # nobody found in frame 4: filled in
+    path = np.stack([np.linspace(0, 1, 20), np.zeros(20), np.full(20, 3.0)], axis=-1)
+    extra = {"keypoints_2d": keypoints, "confidence_2d": confidence, "track_part": np.repeat([0, 1], 10)}
+    info = {"image_size": IMAGE_SIZE, "keypoints_layout": "h36m17", "confidence_threshold": 0.3}
+    export(tmp_path / "v.npz", poses["Prediction"], 10.0, trajectory=path, extra=extra, info=info)
+    seen = {}
+    monkeypatch.setattr(jointpose.render, "render_animation", lambda *args, **kwargs: seen.update(kwargs))
+    files = ["--keypoints-file", str(tmp_path / "v.npz"), "--poses", str(tmp_path / "v.npz")]
+    assert main(["render", "-o", str(tmp_path / "a.gif"), *files]) == 0
+    assert seen["breaks"] == [10]
+    assert seen["captions"][4].startswith("person not found: pose filled in")
+    assert "the track may move to another person at 1.00 s" in seen["captions"][10]
+    assert set(seen["captions"]) == set(range(5, 16)) | {4}  # half a second either side of frame 10
+    seen.clear()
+    assert (
+        main(["infer", str(tmp_path / "v.npz"), "-o", str(tmp_path / "o.npz"), "--render", str(tmp_path / "b.gif")])
+        == 0
+    )
+    assert seen["breaks"] == [10] and seen["captions"][4].startswith("person not found")

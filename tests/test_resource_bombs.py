@@ -291,3 +291,25 @@ def test_a_tiny_model_file_with_a_vast_receptive_field_is_refused(tmp_path, monk
     with pytest.raises(JointposeError, match=r"wide.safetensors: model argument 'filter_widths' must be .* up to 6561"):
         load_model(tmp_path / "wide.safetensors", device="cpu")
     load_model(save_model(tmp_path / "ok.safetensors", LoadedModel(TemporalModel((3,) * 8, channels=1))), device="cpu")
+
+
+def test_a_keypoint_no_ray_reaches_through_the_datasets_own_lens_names_the_view(tmp_path):
+    """A dataset's own calibration with a strong barrel lens (k1 = -0.5, f = 500 px): a keypoint
+    773 px right of the centre lies where that lens folds back (it reaches 272 px at most). The
+    error names the camera, and the file and view that hold the keypoint."""
+    intrinsic = {
+        "id": "wide",
+        "res_w": 1000,
+        "res_h": 1000,
+        "focal_length": [500.0, 500.0],
+        "center": [500.0, 500.0],
+        "radial_distortion": [-0.5, 0.0, 0.0],
+    }
+    cameras = {"intrinsic": [intrinsic], "extrinsic": {"S1": [{"orientation": [1, 0, 0, 0], "translation": [0, 0, 0]}]}}
+    view = np.full((10, 17, 2), 500.0) + np.random.default_rng(0).normal(0, 20, (10, 17, 2))
+    view[3, 4] = [1273.0, 500.0]
+    folder = _dataset(tmp_path / "d", {"S1": {"Walking": [view]}}, cameras=np.array(cameras, dtype=object))
+    with pytest.raises(
+        JointposeError, match=r"\['S1'\]\['Walking'\]\[0\]: camera wide: no ray reaches pixel \(1273, 500\)"
+    ):
+        load_dataset(folder, "x", ["S1"], require_3d=False, normalization="intrinsics")

@@ -741,7 +741,7 @@ def test_an_interrupted_ablation_over_seeds_resumes_to_the_uninterrupted_result(
     (tmp_path / "early" / "seed_3" / "baseline" / "log.csv").write_text("epoch\n")
     assert main(cli("ablate", flags + " --resume", data_dir=h36m_dir, out=tmp_path / "early")) == 2
     printed, err = capsys.readouterr()
-    assert "seed_3/baseline holds log.csv but no latest.pt to resume from; remove them" in err and printed == ""
+    assert "seed_3/baseline holds log.csv but no checkpoint to resume from; remove them" in err and printed == ""
 
 
 def test_seed_summary_leaves_out_changes_without_a_value():

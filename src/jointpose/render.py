@@ -593,8 +593,8 @@ def render_animation(
     ``elevation`` (degrees) set the fixed 3D view; ``panel_size`` inches, ``dpi`` pixels per inch;
     ``trajectory`` (F, 3) metres, the root's camera-space path, drawn from above in a last panel,
     broken at ``breaks`` (frames that start a stretch lifted on its own: a track's switches);
-    ``captions`` ``{frame index: text}`` written in the top left corner of those frames. A
-    frame wider than :data:`PLAYABLE_WIDTH` is noted (a :class:`JointposeWarning`).
+    ``captions`` ``{frame index: text}`` written in the top left corner of those frames. An
+    MP4 frame wider than :data:`PLAYABLE_WIDTH` is noted (a :class:`JointposeWarning`).
     """
     output = check_animation_path(output)
     check_animation_fps(fps, output)
@@ -619,7 +619,7 @@ def render_animation(
         breaks=breaks,
     )
     count = figure.num_frames if max_frames is None else min(max_frames, figure.num_frames)
-    if figure.frame_shape[1] > PLAYABLE_WIDTH:
+    if figure.frame_shape[1] > PLAYABLE_WIDTH and output.suffix.lower() == ".mp4":
         warnings.warn(
             JointposeWarning(
                 f"{output}: frames {figure.frame_shape[1]} pixels wide: many players and browsers decode at most "

@@ -454,9 +454,15 @@ def _load_views(
         with np.errstate(over="ignore"):  # an overflow is what check_finite reports
             screen = camera.normalize(kp, "screen").astype(np.float32)
         check_finite(screen, f"{where}[{index}] in float32")  # 1e300 is finite in float64 only
-        # As the network's input at inference, and before a lens is undone (no ray reaches 1e30 px).
+        # In screen units before a lens is undone (no ray reaches 1e30 px): the bound the network's
+        # input at inference is held to, there after the lens is undone.
         check_bounded(screen, SCREEN_BOUND, f"{where}[{index}]", OFF_SCREEN)
-        kp = screen if normalization == "screen" else camera.normalize(kp, normalization).astype(np.float32)
+        try:
+            kp = screen if normalization == "screen" else camera.normalize(kp, normalization).astype(np.float32)
+        except JointposeError as exc:  # a keypoint no ray reaches through the lens: where it is
+            if exc.fields:  # an argument at fault (no intrinsics for --normalization): named as it is
+                raise
+            raise JointposeError(f"{where}[{index}]: {exc}") from None
         poses = trajectory = None
         if world is not None:
             cam_space = camera.world_to_camera(world)

@@ -7,7 +7,7 @@ import numpy as np
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.safeio import numeric_array
+from jointpose.safeio import float_array
 
 
 def bone_vectors(poses: np.ndarray) -> np.ndarray:
@@ -104,7 +104,7 @@ def scale_to_height(
     smaller person is nearer: the image stays the same), and the factor. Poses of no frame, or
     whose skeleton has no height (every joint at one place), are refused."""
     check_height(height)
-    poses = numeric_array(poses, "poses")
+    poses = float_array(poses, "poses")
     if poses.ndim != 3 or poses.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(poses) == 0:
         raise JointposeError(f"poses must be (frames, 17, 3) with frames >= 1, got {poses.shape}")
     own = standing_height(poses)

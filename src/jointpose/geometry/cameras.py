@@ -506,50 +506,78 @@ def undistort(distorted: np.ndarray, camera: Camera) -> np.ndarray:
     -> the pinhole points ``(X/Z, Y/Z)`` (float64) whose projection through ``camera``'s lens
     they are.
 
-    Damped Newton iteration on the distortion model of :func:`project_points`, from the
-    distorted point itself. Raises :class:`JointposeError` naming the camera and the point
-    when no ray maps there through the part of the lens model that keeps the image's
-    orientation (a strong lens model folds back beyond some radius); a NaN point stays NaN.
+    A fixed-point iteration first (fast, and exact for real lenses within the image), then, for
+    the points it leaves further than :data:`UNDISTORT_TOLERANCE` away (far outside the image,
+    strong lenses), a damped Newton iteration on the distortion model of :func:`project_points`
+    from the distorted point itself. Raises
+    :class:`JointposeError` naming the camera and the point when no ray maps there within the
+    radius where the radial distortion folds back (a strong lens model does); a NaN point
+    stays NaN.
     """
     lens = (camera.radial_distortion, camera.tangential_distortion, camera.distortion_model)
     target = np.asarray(distorted, dtype=np.float64)
-    point = target.copy()
-    residual = _distort(point[..., 0], point[..., 1], *lens) - target
+    flat = target.reshape(-1, 2)
+    with np.errstate(all="ignore"):  # where it diverges, Newton starts again from the point itself
+        point = _fixed_point(flat, camera)
+        residual = _distort(point[:, 0], point[:, 1], *lens) - flat
+    active = np.flatnonzero(~(np.abs(residual) <= UNDISTORT_TOLERANCE).all(axis=1) & np.isfinite(flat).all(axis=1))
+    point[active] = flat[active]
+    residual[active] = _distort(flat[active, 0], flat[active, 1], *lens) - flat[active]
     for _ in range(UNDISTORT_STEPS):
-        if not (np.abs(residual) > UNDISTORT_TOLERANCE).any():
+        if len(active) == 0:
             break
-        jacobian = _lens_jacobian(point, residual + target, lens)
-        with np.errstate(invalid="ignore"):
-            det = np.linalg.det(jacobian)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.linalg.solve(np.where(det[..., None, None] != 0, jacobian, np.eye(2)), residual[..., None])[
-                ..., 0
-            ]
-        step = np.where(np.isfinite(step) & (det[..., None] != 0), step, 0.0)
+        p, r, aim = point[active], residual[active], flat[active]
+        jacobian = _lens_jacobian(p, r + aim, lens)
+        a, b, c, d = jacobian[:, 0, 0], jacobian[:, 0, 1], jacobian[:, 1, 0], jacobian[:, 1, 1]
+        with np.errstate(divide="ignore", invalid="ignore"):  # Cramer's rule on each 2x2
+            step = np.stack([d * r[:, 0] - b * r[:, 1], a * r[:, 1] - c * r[:, 0]], axis=-1) / (a * d - b * c)[:, None]
+        step = np.where(np.isfinite(step), step, 0.0)
         for _ in range(8):  # halve the step where it would not bring the point closer; else stay
-            trial = point - step
-            trial_residual = _distort(trial[..., 0], trial[..., 1], *lens) - target
-            better = (np.linalg.norm(trial_residual, axis=-1) <= np.linalg.norm(residual, axis=-1))[..., None]
-            point, residual = np.where(better, trial, point), np.where(better, trial_residual, residual)
+            trial = p - step
+            trial_residual = _distort(trial[:, 0], trial[:, 1], *lens) - aim
+            better = ((trial_residual**2).sum(axis=-1) <= (r**2).sum(axis=-1))[:, None]
+            p, r = np.where(better, trial, p), np.where(better, trial_residual, r)
             if better.all():
                 break
             step = np.where(better, 0.0, step / 2)
+        point[active], residual[active] = p, r
+        active = active[(np.abs(r) > UNDISTORT_TOLERANCE).any(axis=1)]
+    # Past the fold the radial factor r (1 + k1 r^2 + k2 r^4 + k3 r^6) no longer grows with r
+    # (or turns negative): a solution there is a ray the lens cannot show.
     k1, k2, k3 = camera.radial_distortion
     r2 = (point**2).sum(axis=-1)
     with np.errstate(invalid="ignore"):  # NaN points
-        folded = (np.linalg.det(_lens_jacobian(point, residual + target, lens)) <= 0) | (
+        folded = (1.0 + 3 * k1 * r2 + 5 * k2 * r2**2 + 7 * k3 * r2**3 <= 0) | (
             1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3 <= 0
         )
-    missed = np.isfinite(target).all(axis=-1) & (~(np.abs(residual) <= UNDISTORT_TOLERANCE).all(axis=-1) | folded)
+    missed = np.isfinite(flat).all(axis=-1) & (~(np.abs(residual) <= UNDISTORT_TOLERANCE).all(axis=-1) | folded)
     if missed.any():
-        where = np.unravel_index(np.flatnonzero(missed)[0], missed.shape)
-        pixel = target[where] * np.asarray(camera.focal_length) + np.asarray(camera.center)
+        pixel = flat[np.flatnonzero(missed)[0]] * np.asarray(camera.focal_length) + np.asarray(camera.center)
         raise JointposeError(
             f"camera {camera.id}: no ray reaches pixel ({pixel[0]:.6g}, {pixel[1]:.6g}) through its lens model "
             f"(radial {tuple(camera.radial_distortion)}, tangential {tuple(camera.tangential_distortion)}): "
             "a point far outside the image, or a distortion fitted for a smaller field of view"
         )
-    return point
+    return point.reshape(target.shape)
+
+
+def _fixed_point(distorted: np.ndarray, camera: Camera, iterations: int = 20) -> np.ndarray:
+    """(N, 2) distorted normalised points -> the pinhole points the lens model's fixed-point
+    iteration reaches in ``iterations`` steps (it may diverge far outside the image)."""
+    k1, k2, k3 = camera.radial_distortion
+    p1, p2 = camera.tangential_distortion
+    xd, yd = distorted[:, 0], distorted[:, 1]
+    x, y = xd.copy(), yd.copy()
+    for _ in range(iterations):
+        r2 = x * x + y * y
+        radial = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+        if camera.distortion_model == "h36m":
+            factor = radial + p1 * x + p2 * y
+            x, y = (xd - p1 * r2) / factor, (yd - p2 * r2) / factor
+        else:
+            x = (xd - 2.0 * p1 * x * y - p2 * (r2 + 2.0 * x * x)) / radial
+            y = (yd - p1 * (r2 + 2.0 * y * y) - 2.0 * p2 * x * y) / radial
+    return np.stack([x, y], axis=-1)
 
 
 def _lens_jacobian(point: np.ndarray, distorted: np.ndarray, lens: tuple) -> np.ndarray:

@@ -162,7 +162,9 @@ def _extra_array(name: str, value: Any) -> np.ndarray:
         return value
     if isinstance(value, np.ndarray) and value.dtype.kind not in "biufO":  # text, bytes, dates
         raise JointposeError(f"extra {name!r}: an array of numbers, got dtype {value.dtype}")
-    return numeric_array(value, f"extra {name!r}")
+    checked = numeric_array(value, f"extra {name!r}")
+    as_given = np.asarray(value)  # nested lists of whole numbers stay integers
+    return as_given if as_given.dtype.kind in "iu" else checked
 
 
 def _write_npz(

@@ -17,7 +17,6 @@ Two models share one state dict (parameter names follow VideoPose3D's):
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 
 import torch
@@ -68,21 +67,24 @@ class TemporalModel(nn.Module):
         the wrong type or beyond the ``MAX_*`` bounds.
         """
         super().__init__()
-        if isinstance(filter_widths, Sequence) and all(
-            isinstance(w, numbers.Integral) and not isinstance(w, bool) for w in filter_widths
-        ):
-            filter_widths = tuple(int(w) for w in filter_widths)
+        if hasattr(filter_widths, "tolist"):  # a numpy array or tensor of widths
+            filter_widths = filter_widths.tolist()
+        if isinstance(filter_widths, Sequence) and not isinstance(filter_widths, str):
+            filter_widths = tuple(_plain(w) for w in filter_widths)
         args = dict(
             filter_widths=filter_widths,
-            num_joints_in=num_joints_in,
-            in_features=in_features,
-            num_joints_out=num_joints_out,
-            out_features=out_features,
-            channels=channels,
-            dropout=dropout,
-            causal=causal,
+            num_joints_in=_plain(num_joints_in),
+            in_features=_plain(in_features),
+            num_joints_out=_plain(num_joints_out),
+            out_features=_plain(out_features),
+            channels=_plain(channels),
+            dropout=_plain(dropout),
+            causal=_plain(causal),
         )
         _check_args(args, "TemporalModel", _CONSTRUCTOR_ARGS)
+        filter_widths, num_joints_in, in_features = args["filter_widths"], args["num_joints_in"], args["in_features"]
+        num_joints_out, out_features, channels = args["num_joints_out"], args["out_features"], args["channels"]
+        dropout, causal = float(args["dropout"]), args["causal"]
         self.filter_widths = filter_widths
         self.num_joints_in, self.in_features = num_joints_in, in_features
         self.num_joints_out, self.out_features = num_joints_out, out_features
@@ -391,8 +393,19 @@ _MODEL_ARGS = {
 }
 
 
-# What the constructor takes besides: any number of coordinates in and out.
-_CONSTRUCTOR_ARGS = _MODEL_ARGS | {"in_features": (int, 1, 1024), "out_features": (int, 1, 1024)}
+# What the constructor takes besides: any number of coordinates in and out; a dropout below 1.
+_CONSTRUCTOR_ARGS = _MODEL_ARGS | {
+    "in_features": (int, 1, 1024),
+    "out_features": (int, 1, 1024),
+    "dropout": (float, 0.0, 0.999),
+}
+
+
+def _plain(value: object) -> object:
+    """A numpy or torch scalar as the Python number (or bool) it holds; anything else as it is."""
+    if isinstance(value, bool) or not hasattr(value, "item") or getattr(value, "ndim", 1) != 0:
+        return value
+    return value.item()
 
 
 def check_model_args(args: dict, source: str) -> None:

@@ -13,7 +13,9 @@ Users film with any camera, so training can see each motion through cameras draw
 * its image is one of ``image_sizes`` (landscape and portrait), its horizontal field of view
   ``fov`` degrees (square pixels), its principal point off the centre by up to
   ``principal_offset`` of the image size, its lens distorted radially by k1 up to
-  ``distortion`` in magnitude (0: none).
+  ``distortion`` in magnitude (0: none; a barrel lens no stronger than reaches 1.5 times the
+  image corner's distance from the centre before it folds back, as a real lens's model
+  reaches beyond its image).
 
 A person who walks far keeps the whole path in front of the camera: the distance grows to
 the extent of the motion (every joint, horizontally) plus ``clearance`` metres where
@@ -195,6 +197,11 @@ def aimed_camera(
     )
 
 
+# How far a random camera's lens reaches before it folds back: a multiple of the image
+# corner's distance from the centre, pixels to which come back undistorted.
+FOLD_REACH = 1.5
+
+
 def draw_camera(
     rng: np.random.Generator,
     ranges: CameraRanges,
@@ -218,6 +225,10 @@ def draw_camera(
     roll = np.radians(rng.uniform(*ranges.roll))
     offset = rng.uniform(-1.0, 1.0, 2) * ranges.principal_offset * np.array([width, height_px])
     k1 = rng.uniform(-ranges.distortion, ranges.distortion) if ranges.distortion > 0 else 0.0
+    # A barrel lens folds back at r^2 = 1 / (3 |k1|), where the image reaches 2/3 of that
+    # radius at most: kept at least FOLD_REACH times the image corner's distance.
+    corner2 = (width**2 + height_px**2) / (2.0 * focal) ** 2
+    k1 = max(k1, -4.0 / (27.0 * FOLD_REACH**2 * corner2))
     return aimed_camera(
         eye,
         centre,

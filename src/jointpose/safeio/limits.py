@@ -93,10 +93,11 @@ def check_switch(value: Any, what: str) -> bool:
 
 
 def float_array(values: Any, what: str) -> np.ndarray:
-    """``values`` as a floating-point numpy array: one already is stays as it is (its dtype
-    too); anything else goes through :func:`numeric_array` (float64)."""
+    """``values`` as a floating-point numpy array in native byte order, laid out in C order
+    (as torch reads arrays): one already is stays as it is, its dtype too; another float array
+    is copied into that form; anything else goes through :func:`numeric_array` (float64)."""
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-        return values
+        return np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("="))
     return numeric_array(values, what)
 
 

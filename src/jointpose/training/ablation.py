@@ -24,6 +24,7 @@ from jointpose.model.loading import load_checkpoint
 from jointpose.safeio import atomic_write, check_path
 from jointpose.training.checkpoint import run_files
 from jointpose.training.config import NORMALIZATION_CONSTRAINTS, TrainConfig, saved_config
+from jointpose.training.resume import resume_file
 from jointpose.training.trainer import Trainer
 
 
@@ -58,8 +59,9 @@ MODES = ("baseline", "joint-aware")
 def check_resume(out: str | Path, seeds: Sequence[int] | None, epochs: int | None = None) -> None:
     """Refuse, before any training, to resume in ``out`` what it does not hold: an ablation of
     one seed (``seeds`` None: ``out/baseline``, ``out/joint-aware``) or over ``seeds``
-    (``out/seed_N``, each among them), whose runs each have a ``latest.pt`` (started for
-    ``epochs``, where given) or no file yet."""
+    (``out/seed_N``, each among them), whose runs each have a file to resume from
+    (:func:`~jointpose.training.resume.resume_file`; started for ``epochs``, where given) or no
+    file yet."""
     out = Path(out)
     single = [out / name for name in MODES if (out / name).exists()]
     seeded = sorted(path for path in out.glob("seed_*") if path.is_dir())
@@ -77,14 +79,15 @@ def check_resume(out: str | Path, seeds: Sequence[int] | None, epochs: int | Non
         )
     for folder in single or [seed / name for seed in seeded for name in MODES]:
         found = run_files(folder)
-        if found and not (folder / "latest.pt").is_file():  # stopped before its first checkpoint
+        resumed = resume_file(folder)
+        if found and resumed is None:  # stopped before its first checkpoint
             raise JointposeError(
-                f"--resume: {folder} holds {', '.join(path.name for path in found)} but no latest.pt to resume "
+                f"--resume: {folder} holds {', '.join(path.name for path in found)} but no checkpoint to resume "
                 "from; remove them to train that run again"
             )
-        if found and epochs is not None:
-            settings = load_checkpoint(folder / "latest.pt", mmap=True)["config"]  # the weights left unread
-            saved_config(settings, str(folder / "latest.pt"))
+        if resumed is not None and epochs is not None:
+            settings = load_checkpoint(resumed, mmap=True)["config"]  # the weights left unread
+            saved_config(settings, str(resumed))
             check_planned_epochs(settings.get("epochs"), epochs, folder)
 
 
@@ -116,7 +119,7 @@ def run_ablation(config: TrainConfig, out: str | Path, resume: bool = False) -> 
     summaries = {}
     for name, constraints in zip(MODES, (False, True)):
         folder = out / name
-        resumed = resume and (folder / "latest.pt").is_file()
+        resumed = resume and resume_file(folder) is not None
         run = dataclasses.replace(config, constraints=constraints, checkpoint_dir=str(folder), resume=resumed)
         trainer = Trainer(run)
         if resumed:

@@ -64,24 +64,35 @@ MODEL_ARG_FIELDS = {
 }
 
 
+def resume_file(folder: str | Path) -> Path | None:
+    """The file a run in ``folder`` continues from: ``latest.pt``, or, where the run stopped
+    between its first epoch's file and its first ``latest.pt``, its newest ``epoch_NNN.pt``;
+    None where there is neither."""
+    latest = Path(folder) / "latest.pt"
+    if latest.exists():
+        return latest
+    epochs = epoch_checkpoints(folder)
+    return list(epochs.values())[-1] if epochs else None
+
+
 def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     """The checkpoint ``--resume`` continues, ``latest.pt`` or, where a run stopped before
     writing it, its newest ``epoch_NNN.pt`` (read on the CPU: RNG states must stay there;
     ``load_state_dict`` moves weights and optimiser state), or None for a new run, which
     must not overwrite one."""
     folder = Path(config.checkpoint_dir)
-    latest = folder / "latest.pt"
+    latest = resume_file(folder)
     found = run_files(folder)
     epochs = epoch_checkpoints(folder)
     if not config.resume:
         check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
         if found:  # a stale epoch_NNN.pt would be pruned by --keep-last in place of the new one
             advice = (
-                "continue it with {1} or choose"
-                if latest.exists()
+                "move them or choose"
+                if latest is None
+                else "continue it with {1} or choose"
+                if latest.name == "latest.pt"
                 else "continue it with {1} (from its last epoch file), or move them or choose"
-                if epochs
-                else "move them or choose"
             )
             raise JointposeError(
                 "{0} {path} already holds a run ({names}); " + advice + " another folder",
@@ -90,9 +101,7 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
                 names=", ".join(path.name for path in found[:3]) + (", ..." if len(found) > 3 else ""),
             )
         return None
-    if not latest.exists() and epochs:  # stopped between its first epoch's file and latest.pt
-        latest = list(epochs.values())[-1]
-    if not latest.exists():
+    if latest is None:
         raise JointposeError("{0}: no checkpoint (latest.pt) in {path}", fields=("resume",), path=folder)
     checkpoint = load_checkpoint(latest, map_location="cpu")
     planned = saved_config(checkpoint["config"], str(latest)).epochs

@@ -81,7 +81,7 @@ from jointpose.training.distributed import (
     reduce_sums,
     wrap_model,
 )
-from jointpose.training.resume import check_compatible, resumed_checkpoint, rows_of_numbers
+from jointpose.training.resume import check_compatible, resume_file, resumed_checkpoint, rows_of_numbers
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 
@@ -351,8 +351,8 @@ class Trainer:
         return windows, bone_lengths(poses.double()).mean(dim=0).float().to(self.device)
 
     def _resume(self, ckpt: dict[str, Any]) -> None:
-        """Continue the run in ``ckpt`` (``latest.pt``): weights, optimiser, epoch, history, RNG."""
-        latest = self.folder / "latest.pt"
+        """Continue the run in ``ckpt`` (:func:`resume_file`'s): weights, optimiser, epoch, history, RNG."""
+        latest = resume_file(self.folder)
         check_compatible(ckpt, self.model_args, self.config, latest)
         for name in ("history", "step_log"):  # written back to log.csv and the next checkpoint
             if not rows_of_numbers(ckpt.get(name, [])):
