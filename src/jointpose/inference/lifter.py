@@ -312,7 +312,8 @@ class Lifter:
         except (TypeError, ValueError):
             raise JointposeError(f"image_size must be (width, height) in pixels, got {image_size!r}") from None
         w, h = check_image_size(w, h, "image_size")
-        self.assumed_camera = Camera.assumed(w, h)
+        if self.assumed_camera is None or (self.assumed_camera.res_w, self.assumed_camera.res_h) != (w, h):
+            self.assumed_camera = Camera.assumed(w, h)  # built once per size: a stream asks every frame
         return self.assumed_camera
 
     def _screen_view_of(self, camera: Camera | None, normalized: bool) -> bool:
