@@ -182,7 +182,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
             trajectory=trajectory,
             progress=args.progress,
             dpi=dpi,
-            captions=render_captions(~keypoints.filled.all(axis=1), keypoints.switches, fps),
+            captions=render_captions(keypoints.found, keypoints.switches, fps),
             breaks=keypoints.switches,
         )
         print(f"wrote {args.render}")

@@ -9,6 +9,8 @@ from jointpose.cli.common import add_render_height_arg, files_in, refuse_inappli
 from jointpose.errors import JointposeError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
 
     from jointpose.data.video import VideoClip
@@ -96,7 +98,7 @@ class _Scene(NamedTuple):
     video: str | VideoClip | None
     trajectory: np.ndarray | None
     found: np.ndarray | None = None
-    switches: list[int] = []
+    switches: Sequence[int] = ()
 
 
 def _dataset_scene(args: argparse.Namespace) -> _Scene:
@@ -190,8 +192,7 @@ def _files_scene(args: argparse.Namespace) -> _Scene:
     if args.truth:
         sequences["Ground truth"] = read_poses(args.truth)[0]
         named[f"--truth {args.truth}"] = sequences["Ground truth"]
-    found = ~track.filled.all(axis=1)  # no joint detected: the person not found there
-    return _Scene(keypoints, sequences, named, size, fps, video, trajectory, found, list(track.switches))
+    return _Scene(keypoints, sequences, named, size, fps, video, trajectory, track.found, list(track.switches))
 
 
 def _split_key(key: str | None) -> tuple[str, str, str]:

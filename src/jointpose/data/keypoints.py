@@ -139,6 +139,11 @@ class Keypoints2D:
         check_switches(self.switches, len(self.xy), "Keypoints2D switches")
 
     @property
+    def found(self) -> np.ndarray:
+        """(F,) the frames where the person was found: a joint at least not filled in."""
+        return ~self.filled.all(axis=1)
+
+    @property
     def num_frames(self) -> int:
         """Frames in the sequence."""
         return len(self.xy)

@@ -96,6 +96,13 @@ def check_height(height: float) -> None:
         )
 
 
+def check_poses(poses: np.ndarray) -> np.ndarray:
+    """``poses`` (an array), refused unless it is (frames, 17, 3) with a frame at least."""
+    if poses.ndim != 3 or poses.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(poses) == 0:
+        raise JointposeError(f"poses must be (frames, 17, 3) with frames >= 1, got {poses.shape}")
+    return poses
+
+
 def scale_to_height(
     poses: np.ndarray, height: float, trajectory: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, float]:
@@ -104,9 +111,7 @@ def scale_to_height(
     smaller person is nearer: the image stays the same), and the factor. Poses of no frame, or
     whose skeleton has no height (every joint at one place), are refused."""
     check_height(height)
-    poses = float_array(poses, "poses")
-    if poses.ndim != 3 or poses.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(poses) == 0:
-        raise JointposeError(f"poses must be (frames, 17, 3) with frames >= 1, got {poses.shape}")
+    poses = check_poses(float_array(poses, "poses"))
     own = standing_height(poses)
     if not own > 0:
         raise JointposeError(f"poses: a skeleton of standing height {own:g} m cannot be scaled to a height")

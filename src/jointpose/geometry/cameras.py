@@ -385,10 +385,8 @@ def _reals(value: Any, count: int) -> tuple[float, ...] | None:
 
 
 def _pair(value: Any) -> tuple[float | None, float | None]:
-    """``value``'s two numbers (:func:`_real`), or Nones where it does not hold two."""
-    if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) != 2:
-        return None, None
-    return _real(value[0]), _real(value[1])
+    """``value``'s two finite numbers (:func:`_reals`), or two Nones where it does not hold them."""
+    return _reals(value, 2) or (None, None)
 
 
 def check_image_size(width: Any, height: Any, what: str) -> tuple[int, int]:

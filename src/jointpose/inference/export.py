@@ -36,7 +36,7 @@ from scipy.spatial.transform import Rotation
 from jointpose.data.h36m import MAX_DISTANCE_M
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
-from jointpose.geometry.bones import body_frames, bone_vectors
+from jointpose.geometry.bones import body_frames, bone_vectors, check_poses
 from jointpose.motion.bvh import Motion, write_bvh
 from jointpose.safeio import atomic_path, check_bounded, check_finite, check_fps, file_path, numeric_array
 
@@ -108,9 +108,7 @@ def export(
     under a temporary name, then renamed.
     """
     path = file_path(path, "path")
-    poses = numeric_array(poses, "poses")
-    if poses.ndim != 3 or poses.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(poses) == 0:
-        raise JointposeError(f"poses must be (frames, 17, 3) with frames >= 1, got {poses.shape}")
+    poses = check_poses(numeric_array(poses, "poses"))
     if trajectory is not None:
         trajectory = numeric_array(trajectory, "trajectory")
         if trajectory.shape != (len(poses), 3):
