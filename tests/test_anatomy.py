@@ -282,6 +282,21 @@ def test_skeleton_fit_of_sequences_stored_together_equals_one_fit_each():
     np.testing.assert_array_equal(as_array, fit_skeleton(sequences[0], causal=True).numpy())
 
 
+def test_skeleton_fit_leaves_a_frame_with_nan_out_of_the_others():
+    """One joint missing (NaN) in one frame: that frame comes out NaN, and every other frame
+    is fitted as if the frame were not there (median lengths offline, running means causal)."""
+    rng = np.random.default_rng(2)
+    poses = torch.from_numpy(rest_pose() + rng.normal(0.0, 0.03, (40, 17, 3)))
+    holed = poses.clone()
+    holed[5, 13] = float("nan")
+    without = torch.cat([poses[:5], poses[6:]])
+    for causal in (False, True):
+        fitted = fit_skeleton(holed, causal=causal)
+        assert bool(fitted[5, 13].isnan().all())
+        expected = fit_skeleton(without, causal=causal)
+        torch.testing.assert_close(torch.cat([fitted[:5], fitted[6:]]), expected, rtol=0, atol=1e-12)
+
+
 def test_outside_rom_is_per_frame():
     rest = rest_pose()
     folded = bend(rest, 2, [3], [1.0, 0.0, 0.0], 170.0)

@@ -216,7 +216,8 @@ def fit_skeleton(
     short segments keeping their directions (:func:`set_bone_lengths`: ``iterations`` steps
     of the least-squares refinement), and with ``range_of_motion`` an angle below its range
     of motion opens to its limit (:func:`limit_range_of_motion`, lengths kept); the root
-    stays where it is. A numpy array (or nested lists) in gives a numpy array out.
+    stays where it is. A frame holding NaN comes out NaN and the lengths come from the other
+    frames. A numpy array (or nested lists) in gives a numpy array out.
     """
     if not isinstance(poses, torch.Tensor):
         tensor = torch.from_numpy(float_array(poses, "poses"))
@@ -226,12 +227,14 @@ def fit_skeleton(
     lengths = bone_lengths(poses.to(torch.promote_types(poses.dtype, torch.float32)))[..., None]  # (frames, bones, 1)
     parts = lengths.split(list(frames)) if frames is not None else [lengths]
     if causal:
-        counts = [torch.arange(1, len(part) + 1, device=poses.device, dtype=lengths.dtype) for part in parts]
-        target = torch.cat([part.cumsum(dim=0) / count[:, None, None] for part, count in zip(parts, counts)])
+        seen = [torch.isfinite(part) for part in parts]
+        target = torch.cat(
+            [torch.where(ok, part, 0.0).cumsum(dim=0) / ok.cumsum(dim=0) for part, ok in zip(parts, seen)]
+        )
     elif frames is None:
-        target = lengths.median(dim=0).values
+        target = lengths.nanmedian(dim=0).values
     else:
-        target = torch.cat([part.median(dim=0).values.expand_as(part) for part in parts])
+        target = torch.cat([part.nanmedian(dim=0).values.expand_as(part) for part in parts])
     fitted = set_bone_lengths(poses, target, symmetric, iterations)
     return limit_range_of_motion(fitted) if range_of_motion else fitted
 
