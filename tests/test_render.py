@@ -195,6 +195,17 @@ def test_captions_are_drawn_under_their_frames_only():
     assert (captioned.draw(2) != plain.draw(2)).any()
 
 
+def test_the_counter_of_a_cut_gives_the_video_frame_number():
+    keypoints, poses = clip(4)
+    assert PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40).counter(2) == "frame 3/4"
+    cut = PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40, first_frame=300)
+    assert cut.counter(2) == "frame 3/4, the video's frame 303"
+    assert (cut.draw(2) != PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, dpi=40).draw(2)).any()
+    for bad in (-1, 1.5, True, "300"):
+        with pytest.raises(JointposeError, match="first_frame"):
+            PoseFigure(keypoints, poses, image_size=IMAGE_SIZE, first_frame=bad)
+
+
 def test_the_path_is_broken_where_the_track_may_move_to_another_person():
     """A track lifted in two stretches (perhaps two people): its root path is drawn with a gap
     between them, not as a walk from one to the other, and each frame's trail ends at its own
@@ -612,13 +623,13 @@ def test_render_of_a_video_output_draws_its_captions_and_breaks_its_path(tmp_pat
     confidence[4] = 0.0  # nobody found in frame 4: filled in
     path = np.stack([np.linspace(0, 1, 20), np.zeros(20), np.full(20, 3.0)], axis=-1)
     extra = {"keypoints_2d": keypoints, "confidence_2d": confidence, "track_part": np.repeat([0, 1], 10)}
-    info = {"image_size": IMAGE_SIZE, "keypoints_layout": "h36m17", "confidence_threshold": 0.3}
+    info = {"image_size": IMAGE_SIZE, "keypoints_layout": "h36m17", "confidence_threshold": 0.3, "first_frame": 30}
     export(tmp_path / "v.npz", poses["Prediction"], 10.0, trajectory=path, extra=extra, info=info)
     seen = {}
     monkeypatch.setattr(jointpose.render, "render_animation", lambda *args, **kwargs: seen.update(kwargs))
     files = ["--keypoints-file", str(tmp_path / "v.npz"), "--poses", str(tmp_path / "v.npz")]
     assert main(["render", "-o", str(tmp_path / "a.gif"), *files]) == 0
-    assert seen["breaks"] == [10]
+    assert seen["breaks"] == [10] and seen["first_frame"] == 30  # the cut's first frame, for the counter
     assert seen["captions"][4].startswith("person not found: pose filled in")
     assert "the track may move to another person at 1.00 s" in seen["captions"][10]
     assert set(seen["captions"]) == set(range(5, 16)) | {4}  # half a second either side of frame 10
@@ -628,3 +639,4 @@ def test_render_of_a_video_output_draws_its_captions_and_breaks_its_path(tmp_pat
         == 0
     )
     assert seen["breaks"] == [10] and seen["captions"][4].startswith("person not found")
+    assert seen["first_frame"] == 30

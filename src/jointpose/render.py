@@ -176,8 +176,8 @@ class PoseFigure:
     metres, the root's camera-space position, adds a last panel: its path seen from above, the
     part travelled so far drawn over the whole, broken at ``breaks`` (frames that start a
     stretch lifted on its own, perhaps another person's). ``captions`` ``{frame index: text}``
-    are written in the top left corner of those frames.
-    Frame ``i`` is drawn by :meth:`draw`, as an (H, W, 3) uint8 image with even H and W.
+    are written in the top left corner of those frames; ``first_frame`` is the video's index of
+    frame 0 (a cut's first frame; None: not a cut), for the frame counter. Frame ``i`` is drawn by :meth:`draw`, as an (H, W, 3) uint8 image with even H and W.
     """
 
     def __init__(
@@ -193,8 +193,14 @@ class PoseFigure:
         trajectory: np.ndarray | None = None,
         captions: Mapping[int, str] | None = None,
         breaks: Sequence[int] = (),
+        first_frame: int | None = None,
     ) -> None:
         self.captions = dict(captions or {})
+        if first_frame is not None and (
+            isinstance(first_frame, bool) or not isinstance(first_frame, (int, np.integer)) or first_frame < 0
+        ):
+            raise JointposeError(f"first_frame: expected a frame index >= 0 or None, got {first_frame!r}")
+        self.first_frame = int(first_frame or 0)
         if not isinstance(poses_3d, Mapping):
             raise JointposeError(
                 f"poses_3d: expected a dict {{name: (frames, 17, 3) array}}, got {type(poses_3d).__name__}"
@@ -348,12 +354,18 @@ class PoseFigure:
             here.set_data(gapped[row[index] : row[index] + 1, 0], gapped[row[index] : row[index] + 1, 1])
             done.axes.draw_artist(done)
             here.axes.draw_artist(here)
-        self._counter.set_text(f"frame {index + 1}/{self.num_frames}")
+        self._counter.set_text(self.counter(index))
         self._caption.set_text(self.captions.get(index, ""))
         self.figure.draw_artist(self._counter)
         self.figure.draw_artist(self._caption)
         height, width, _ = self.frame_shape
         return np.asarray(self.canvas.buffer_rgba())[:height, :width, :3].copy()
+
+    def counter(self, index: int) -> str:
+        """The frame counter under frame ``index``: its place in the animation and, for a cut
+        of a video (``first_frame`` > 0), its frame number in the video (both counted from 1)."""
+        here = f"frame {index + 1}/{self.num_frames}"
+        return here if self.first_frame == 0 else f"{here}, the video's frame {self.first_frame + index + 1}"
 
     def _draw_background(self, frame: np.ndarray) -> None:
         if self.axes_2d is None:
@@ -580,6 +592,7 @@ def render_animation(
     trajectory: np.ndarray | None = None,
     captions: Mapping[int, str] | None = None,
     breaks: Sequence[int] = (),
+    first_frame: int | None = None,
 ) -> Path:
     """Write the 2D input beside the 3D poses as an ``.mp4`` (H.264) or ``.gif`` animation; returns its path.
 
@@ -593,7 +606,8 @@ def render_animation(
     ``elevation`` (degrees) set the fixed 3D view; ``panel_size`` inches, ``dpi`` pixels per inch;
     ``trajectory`` (F, 3) metres, the root's camera-space path, drawn from above in a last panel,
     broken at ``breaks`` (frames that start a stretch lifted on its own: a track's switches);
-    ``captions`` ``{frame index: text}`` written in the top left corner of those frames. An
+    ``captions`` ``{frame index: text}`` written in the top left corner of those frames;
+    ``first_frame`` the video's index of frame 0 (a cut's first frame), for the counter. An
     MP4 frame wider than :data:`PLAYABLE_WIDTH` is noted (a :class:`JointposeWarning`).
     """
     output = check_animation_path(output)
@@ -617,6 +631,7 @@ def render_animation(
         trajectory=trajectory,
         captions=captions,
         breaks=breaks,
+        first_frame=first_frame,
     )
     count = figure.num_frames if max_frames is None else min(max_frames, figure.num_frames)
     if figure.frame_shape[1] > PLAYABLE_WIDTH and output.suffix.lower() == ".mp4":

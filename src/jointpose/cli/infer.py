@@ -184,6 +184,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
             dpi=dpi,
             captions=render_captions(keypoints.found, keypoints.switches, fps),
             breaks=keypoints.switches,
+            first_frame=keypoints.first_frame,
         )
         print(f"wrote {args.render}")
 

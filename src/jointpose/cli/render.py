@@ -80,6 +80,7 @@ def cmd_render(args: argparse.Namespace) -> None:
         dpi=dpi,
         captions=None if scene.found is None else render_captions(scene.found, scene.switches, rate),
         breaks=scene.switches,
+        first_frame=scene.first_frame,
     )
     print(f"wrote {args.output}")
 
@@ -88,7 +89,8 @@ class _Scene(NamedTuple):
     """What render draws: 2D keypoints (frames, J, 2) pixels, 3D pose sequences by caption
     (frames, J, 3) m, each input by the flag that gave it (for frame-count checks), the image
     size, the poses' frame rate, the background video and the root trajectory; the frames
-    where the person was not found and those where the track may move to another person."""
+    where the person was not found, those where the track may move to another person, and
+    the video's index of the first frame (None where the frames are not the video's)."""
 
     keypoints: np.ndarray
     sequences: dict[str, np.ndarray]
@@ -99,6 +101,7 @@ class _Scene(NamedTuple):
     trajectory: np.ndarray | None
     found: np.ndarray | None = None
     switches: Sequence[int] = ()
+    first_frame: int | None = None
 
 
 def _dataset_scene(args: argparse.Namespace) -> _Scene:
@@ -169,10 +172,12 @@ def _files_scene(args: argparse.Namespace) -> _Scene:
     video = args.video
     # One pose per keypoint frame (infer, video) pairs frame for frame; poses at another
     # rate and count (lifted at the model's rate alone) get the track resampled to theirs.
+    first_frame = track.first_frame
     if fps is not None and track.num_frames != len(sequences["Prediction"]):
         track, resampled = at_rate(track, fps, None, f"--keypoints-file {args.keypoints_file}: key 'fps'")
         if resampled:
             print(resampled)
+            first_frame = None
             if video:
                 print("note: --video is not drawn behind resampled keypoints (its frames no longer line up)")
                 size, video = size or open_video(video).size, None
@@ -192,7 +197,9 @@ def _files_scene(args: argparse.Namespace) -> _Scene:
     if args.truth:
         sequences["Ground truth"] = read_poses(args.truth)[0]
         named[f"--truth {args.truth}"] = sequences["Ground truth"]
-    return _Scene(keypoints, sequences, named, size, fps, video, trajectory, track.found, list(track.switches))
+    return _Scene(
+        keypoints, sequences, named, size, fps, video, trajectory, track.found, list(track.switches), first_frame
+    )
 
 
 def _split_key(key: str | None) -> tuple[str, str, str]:

@@ -132,5 +132,6 @@ def cmd_video(args: argparse.Namespace) -> None:
             captions=render_captions(result.detections.found, result.detections.switches, result.fps),
             breaks=result.keypoints.switches,
             dpi=dpi,
+            first_frame=result.clip.first,
         )
         print(f"wrote {args.render}")
