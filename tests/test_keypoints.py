@@ -291,6 +291,22 @@ def test_openpose_body25_folder(tmp_path):
     assert kp.filled[2, J["RWrist"]] and kp.filled[3, J["RKnee"]] and kp.filled.sum() == 2
 
 
+def test_a_person_score_where_the_file_gives_none_counts_unseen_points_as_zero(tmp_path):
+    """OpenPose gives no person score and a COCO result may not: each is the mean confidence
+    over all the person's points, unseen ones (0 or NaN) counting 0, so that three confident
+    points do not outscore a whole body."""
+    from jointpose.data.layouts import read_coco_results, read_openpose
+
+    whole = _coco18(person(0), conf=0.5)
+    few = np.zeros((18, 3))
+    few[:3] = [100.0, 100.0, 0.9]
+    path = write_json(tmp_path / "two_keypoints.json", _openpose_frame([whole, few]))
+    np.testing.assert_allclose(read_openpose(path).scores[0], [0.5, 3 * 0.9 / 18])
+    points = np.column_stack([np.ones((17, 2)), np.r_[0.6, 0.0, np.nan, np.full(14, 0.3)]])
+    entry = {"image_id": 0, "category_id": 1, "keypoints": points.ravel().tolist()}
+    np.testing.assert_allclose(read_coco_results([entry], path).scores[0], [(0.6 + 14 * 0.3) / 17])
+
+
 def test_openpose_coco18_single_file(tmp_path):
     xy = person(0)
     path = write_json(tmp_path / "one_keypoints.json", _openpose_frame([_coco18(xy)]))

@@ -497,7 +497,7 @@ class JointAwareLoss(nn.Module):
         super().__init__()
         if not isinstance(weights, LossWeights):
             raise JointposeError(
-                "weights must be a LossWeights (e.g. LossWeights(symmetry=0.1)), got {kind}",
+                "weights must be a LossWeights (e.g. LossWeights(sym=0.1)), got {kind}",
                 fields=("weights",),
                 kind=type(weights).__name__,
             )

@@ -69,6 +69,7 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
 
 def cmd_train(args: argparse.Namespace) -> None:
     """``jointpose train``: one training run, evaluated on its test subjects."""
+    from jointpose.model.loading import LATEST_FILE
     from jointpose.training.distributed import DistContext
     from jointpose.training.trainer import train
 
@@ -80,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         # the final evaluation (only on success: after an error the others may never arrive).
         dist.barrier()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM
-        if dist.is_main and (Path(config.checkpoint_dir) / "latest.pt").is_file():
+        if dist.is_main and (Path(config.checkpoint_dir) / LATEST_FILE).is_file():
             _resume_hint(f"the run in --checkpoint {config.checkpoint_dir}")
         raise
     finally:
@@ -251,6 +252,7 @@ def add_ablate_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_ablate(args: argparse.Namespace) -> None:
     """``jointpose ablate``: the baseline and the joint-aware model trained alike, compared."""
+    from jointpose.model.loading import LATEST_FILE
     from jointpose.safeio import check_output_folder
     from jointpose.training.ablation import check_resume, run_ablation, run_seeds
 
@@ -273,7 +275,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
         else:
             run_ablation(config, args.out, args.resume_ablation)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM
-        if any(out.rglob("latest.pt")):
+        if any(out.rglob(LATEST_FILE)):
             _resume_hint(f"the ablation in --out {args.out}")
         raise
 

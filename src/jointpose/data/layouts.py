@@ -422,11 +422,18 @@ def _mmpose_person(person: Any, where: str) -> tuple[np.ndarray, float]:
     return kp, _person_score(person.get("bbox_score"), kp, f"{where}: 'bbox_score'")
 
 
+def _mean_confidence(confidence: np.ndarray) -> np.ndarray:
+    """(..., N) keypoint confidences -> (...) a person's score where its file gives none: the
+    mean over all N keypoints, those not seen (0 or NaN) counting 0, so that a detection of a
+    few confident points does not outscore a whole body."""
+    return np.nan_to_num(confidence, nan=0.0).mean(axis=-1)
+
+
 def _person_score(score: Any, keypoints: np.ndarray, where: str) -> float:
     """A detection's person score as its file gives it (a finite number), or when it gives
-    none, the mean confidence of its keypoints (N, 3) (0 when none is finite)."""
+    none, the mean confidence of its keypoints (N, 3) (:func:`_mean_confidence`)."""
     if score is None:
-        return float(np.nanmean(keypoints[:, 2])) if np.isfinite(keypoints[:, 2]).any() else 0.0
+        return float(_mean_confidence(keypoints[:, 2]))
     if not is_real_number(score):
         raise JointposeError(f"{where} must be a finite number")
     return float(score)
@@ -499,7 +506,7 @@ def read_openpose(path: Path, data: Any = None, max_fill_gap: int | None = None)
     n = counts.pop()
     layout = _OPENPOSE_LAYOUTS[3 * n]
     people = [p if p is not None else np.zeros((0, n, 3)) for p in frames]
-    scores = [_openpose_scores(p) for p in people]
+    scores = [_mean_confidence(p[..., 2]) for p in people]
     return Detections(people, scores, layout, f"openpose-{layout}", notes)
 
 
@@ -511,13 +518,6 @@ def _frame_numbers(files: list[Path]) -> np.ndarray | None:
         return None
     numbers = np.array([int(n[-1]) for n in found], dtype=np.int64)
     return numbers if (np.diff(numbers) > 0).all() else None
-
-
-def _openpose_scores(people: np.ndarray) -> np.ndarray:
-    """Person score: mean confidence of the detected joints (0 for none)."""
-    conf = np.nan_to_num(people[..., 2])
-    seen = conf > 0
-    return np.where(seen.any(axis=1), (conf * seen).sum(axis=1) / np.maximum(seen.sum(axis=1), 1), 0.0)
 
 
 # What a `jointpose video` output records beside its 2D track, so that reading the track back

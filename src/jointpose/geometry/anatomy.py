@@ -47,8 +47,6 @@ RANGE_OF_MOTION: dict[str, tuple[float, float]] = rom_degrees(skeleton.H36M_17) 
 # Segments compared as ratios (numerator bone, denominator bone), as indices into BONES:
 # upper/lower arm and upper/lower leg per side, left/right hip and shoulder widths.
 RATIO_SEGMENTS: tuple[tuple[int, int], ...] = skeleton.H36M_17.ratio_bones
-LEFT_BONES = [left for left, _ in skeleton.SYMMETRIC_BONES]  # indices into BONES
-RIGHT_BONES = [right for _, right in skeleton.SYMMETRIC_BONES]
 KEPT_DIRECTION_BONES = skeleton.H36M_17.kept_direction_bones  # bones the skeleton fit does not turn
 FIT_ITERATIONS = 10  # refinement steps of the skeleton fit (docs/method.md, "Inference")
 ROM_ROUNDS = 3  # passes over the angles in limit_range_of_motion

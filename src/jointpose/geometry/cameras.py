@@ -685,10 +685,10 @@ def _camera_id(value: Any) -> str:
 
 
 def _floats(values: Any, n: int) -> tuple[float, ...]:
-    out = tuple(float(v) for v in values)
-    if len(out) != n or not all(np.isfinite(out)):
+    """``values``' ``n`` finite numbers (:func:`_reals`); a ValueError where it does not hold them."""
+    if (numbers := _reals(values, n)) is None:
         raise ValueError(f"expected {n} finite numbers, got {brief(values)}")
-    return out
+    return numbers
 
 
 # HumanEva-I's three colour cameras C1-C3 as VideoPose3D lists them: 640 x 480 images and,

@@ -86,11 +86,14 @@ def pose_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {key.removeprefix("module."): value for key, value in averaged.items() if key.startswith("module.")}
 
 
+LATEST_FILE = "latest.pt"  # a training run's newest checkpoint, in its folder
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or ``latest.pt`` inside a checkpoint folder."""
     path = check_path(path, "checkpoint")
     if path.is_dir():
-        latest = path / "latest.pt"
+        latest = path / LATEST_FILE
         if not latest.is_file():
             raise JointposeError("{0}: no latest.pt in {path}", fields=("checkpoint",), path=path)
         return latest

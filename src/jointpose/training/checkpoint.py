@@ -17,13 +17,14 @@ import numpy as np
 import torch
 
 from jointpose.errors import JointposeError
+from jointpose.model.loading import LATEST_FILE
 from jointpose.safeio import atomic_write
 
 EVALUATION_FILE = "evaluation.json"  # the final evaluation, in `jointpose evaluate --json`'s format
 # The files a training run writes in its checkpoint folder (and replaces or prunes there).
 EPOCH_FILE = re.compile(r"epoch_(\d+)\.pt")
 RUN_FILES = re.compile(
-    rf"{EPOCH_FILE.pattern}|latest\.pt|log\.csv|steps\.csv|learning_curve\.png|{re.escape(EVALUATION_FILE)}"
+    rf"{EPOCH_FILE.pattern}|{re.escape(LATEST_FILE)}|log\.csv|steps\.csv|learning_curve\.png|{re.escape(EVALUATION_FILE)}"
 )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jointpose.errors import JointposeError
-from jointpose.model.loading import load_checkpoint
+from jointpose.model.loading import LATEST_FILE, load_checkpoint
 from jointpose.safeio import check_output_folder, is_finite_number
 from jointpose.training.checkpoint import epoch_checkpoints, run_files
 from jointpose.training.config import CONSTRAINT_SETTINGS, SEMI_SUPERVISED_SETTINGS, TrainConfig, saved_config
@@ -68,7 +68,7 @@ def resume_file(folder: str | Path) -> Path | None:
     """The file a run in ``folder`` continues from: ``latest.pt``, or, where the run stopped
     between its first epoch's file and its first ``latest.pt``, its newest ``epoch_NNN.pt``;
     None where there is neither."""
-    latest = Path(folder) / "latest.pt"
+    latest = Path(folder) / LATEST_FILE
     if latest.exists():
         return latest
     epochs = epoch_checkpoints(folder)
@@ -91,7 +91,7 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
                 "move them or choose"
                 if latest is None
                 else "continue it with {1} or choose"
-                if latest.name == "latest.pt"
+                if latest.name == LATEST_FILE
                 else "continue it with {1} (from its last epoch file), or move them or choose"
             )
             raise JointposeError(

@@ -62,7 +62,7 @@ from jointpose.losses import (
     view_consistency,
     weighted_mpjpe,
 )
-from jointpose.model.loading import FORMAT, LoadedModel, pose_weights
+from jointpose.model.loading import FORMAT, LATEST_FILE, LoadedModel, pose_weights
 from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel, build_model, receptive_field
 from jointpose.motion.viewpoints import random_views
@@ -505,7 +505,8 @@ class Trainer:
             )
 
     def train_one_epoch(self) -> dict[str, float]:
-        """One pass over every training chunk; returns frame-weighted mean loss terms."""
+        """One pass over the training windows (chunks drawn beside them from their own shuffle);
+        returns frame-weighted mean loss terms."""
         config, dist = self.config, self.dist
         if config.redrawn_each_epoch:
             self.windows = self.training_windows(self.epoch)
@@ -743,7 +744,7 @@ class Trainer:
             "keypoints_symmetry": [list(self.train_data.keypoints_left), list(self.train_data.keypoints_right)],
         }
         atomic_save(ckpt, self.folder / f"epoch_{self.epoch:03d}.pt")
-        atomic_save(ckpt, self.folder / "latest.pt")
+        atomic_save(ckpt, self.folder / LATEST_FILE)
         prune_epochs(self.folder, self.config.keep_last)
         write_log(self.history, self.folder / "log.csv", ("epoch", "lr", "seconds", *TERMS))
         if self.config.log_steps:
