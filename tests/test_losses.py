@@ -498,6 +498,21 @@ def test_joint_aware_loss_weights_and_logging():
     half, _ = ramped(pred, target)
     constraints = sum(getattr(weights, t) * terms[t] for t in TERMS if t != "mpjpe")
     assert constraints > 0 and torch.allclose(half, terms["mpjpe"] + 0.5 * constraints)
+    # The constraint part alone, as the trainer adds it for chunks and unlabelled windows:
+    # MPJPE and zero-weight terms left out.
+    assert torch.allclose(ramped.weighted_constraints(terms), 0.5 * constraints)
+    no_bone = JointAwareLoss(LossWeights(sym=2.0, bone=0.0))
+    given = {"mpjpe": terms["mpjpe"], "bone": terms["bone"], "sym": terms["sym"]}
+    assert torch.equal(no_bone.weighted_constraints(given), 2.0 * terms["sym"])
+    assert no_bone.weighted_constraints({"mpjpe": terms["mpjpe"]}) == 0.0
+
+
+def test_trajectory_loss_weighs_the_root_error_by_its_inverse_true_depth():
+    """Root 2 m short of a true depth of 4 m: 2 / 4; 0.1 m off at a true depth of 0.05 m,
+    clamped to 0.1 m: 0.1 / 0.1. The mean of the two: 0.75."""
+    pred = torch.tensor([[[0.0, 0.0, 2.0]], [[0.1, 0.0, 0.05]]])
+    true = torch.tensor([[[0.0, 0.0, 4.0]], [[0.0, 0.0, 0.05]]])
+    assert math.isclose(float(losses.trajectory_loss(pred, true)), 0.75, rel_tol=1e-6)
 
 
 _TOTAL_SCRIPT = """

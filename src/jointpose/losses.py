@@ -30,7 +30,9 @@ name                      what it compares                                 unit
                           sequence (scale-free; no true length involved)   the length)
 ========================= ================================================ ==========
 
-Semi-supervised training (VideoPose3D's back-projection) adds, on unlabelled 2D:
+With a trajectory model, :func:`trajectory_loss` (m, weighted by 1 / depth) trains the
+root's camera-space position beside the pose. Semi-supervised training (VideoPose3D's
+back-projection) adds, on unlabelled 2D:
 :func:`reprojection_loss` (predicted joints projected back to the input, screen units),
 :func:`bone_length_guard` (m), and the terms that need no ground truth
 (:data:`TARGET_FREE_TERMS`, with :func:`bone_consistency` as the target-free part of
@@ -43,7 +45,7 @@ from __future__ import annotations
 
 import functools
 import numbers
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 
 import torch
@@ -120,6 +122,13 @@ def weighted_mpjpe(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tens
             f"per-joint errors {tuple(errors.shape)} (one weight per joint or per sample)"
         )
     return (weights * errors).mean()
+
+
+def trajectory_loss(pred_root: torch.Tensor, true_root: torch.Tensor) -> torch.Tensor:
+    """VideoPose3D's trajectory term: the root's distance (metres) from its true camera-space
+    position, weighted by 1 / its true depth (clamped at :data:`MIN_DEPTH`), so that far
+    people, whose depth is harder to tell, count less. (N, 1, 3) metres each."""
+    return weighted_mpjpe(pred_root, true_root, 1.0 / true_root[..., 2].clamp_min(MIN_DEPTH))
 
 
 def symmetry_loss(pred_lengths: torch.Tensor, layout: skeleton.Skeleton = skeleton.H36M_17) -> torch.Tensor:
@@ -536,5 +545,14 @@ class JointAwareLoss(nn.Module):
                 with torch.no_grad():
                     detached = {key: value.detach() for key, value in shared.items()}
                     terms.update(compute_terms(pred.detach(), target, [n for n in TERMS if n not in active], detached))
-        total = sum(w[name] * terms[name] * (1.0 if name == "mpjpe" else self.constraint_scale) for name in active)
+        position = w["mpjpe"] * terms["mpjpe"] if "mpjpe" in active else 0.0
+        total = position + self.weighted_constraints({name: terms[name] for name in active})
         return total, {name: terms[name] for name in TERMS if name in terms}
+
+    def weighted_constraints(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor | float:
+        """The constraint part of the total: ``constraint_scale`` times the weighted sum of the
+        constraint ``terms`` given (any of :data:`CONSTRAINT_TERMS`; MPJPE and zero-weight
+        terms are left out), in :data:`TERMS`' order; 0.0 when none is weighted."""
+        w = self.weights.as_dict()
+        weighted = [w[name] * terms[name] for name in CONSTRAINT_TERMS if name in terms and w[name] != 0.0]
+        return self.constraint_scale * sum(weighted) if weighted else 0.0

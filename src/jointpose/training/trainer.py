@@ -59,8 +59,8 @@ from jointpose.losses import (
     mpjpe,
     reprojection_loss,
     target_free_terms,
+    trajectory_loss,
     view_consistency,
-    weighted_mpjpe,
 )
 from jointpose.model.loading import FORMAT, LATEST_FILE, LoadedModel, pose_weights
 from jointpose.model.predict import configured_step
@@ -547,9 +547,7 @@ class Trainer:
                 with dist.autocast(config.precision):
                     traj = self.train_trajectory(inputs).reshape(len(inputs), 1, 3).float()
                 target_traj = batch.trajectory.to(self.device)[:, None]
-                terms["trajectory"] = weighted_mpjpe(
-                    traj[:n_labelled], target_traj, 1.0 / target_traj[..., 2].clamp_min(0.1)
-                )
+                terms["trajectory"] = trajectory_loss(traj[:n_labelled], target_traj)
                 total = total + terms["trajectory"] * frame_share
                 terms["total"] = terms["total"] + terms["trajectory"]
             if semi is not None:
@@ -626,8 +624,7 @@ class Trainer:
             free = target_free_terms(
                 pred[: len(singles)], pred[len(singles) :].reshape(*chunks.shape[:2], *pred.shape[1:])
             )
-            weights = self.loss_fn.weights.as_dict()
-            total = total + self.loss_fn.constraint_scale * sum(weights[name] * value for name, value in free.items())
+            total = total + self.loss_fn.weighted_constraints(free)
             terms.update({f"unlabeled_{name}": value for name, value in free.items()})
         return total, terms
 
@@ -810,9 +807,9 @@ def mixed_loss(
     part, terms)``, ``terms["mpjpe"]`` being the mean over every frame either way (logged).
     """
     n_single = len(singles)
-    total, terms = loss_fn(pred[n_single:].reshape(chunks.shape), chunks)
+    _, terms = loss_fn(pred[n_single:].reshape(chunks.shape), chunks)
     weight = loss_fn.weights.mpjpe
-    constraints = total - weight * terms["mpjpe"]
+    constraints = loss_fn.weighted_constraints(terms)
     single_mpjpe = mpjpe(pred[:n_single], singles) if n_single else pred.sum() * 0.0
     terms["mpjpe"] = (n_single * single_mpjpe + (len(pred) - n_single) * terms["mpjpe"]) / len(pred)
     return weight * (terms["mpjpe"] if chunk_mpjpe else single_mpjpe), constraints, terms
