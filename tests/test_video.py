@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -27,7 +28,7 @@ from jointpose.data.tracks import (
     swap_transitions,
 )
 from jointpose.data.video import open_video
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import bone_vectors
 from jointpose.inference.export import export
@@ -662,6 +663,24 @@ def test_real_footage_person_found_and_poses_per_video_frame(cam02):
     assert cam02.fps == 60.0 and cam02.clip.count == 100
     assert cam02.poses.shape == (100, 17, 3) and np.isfinite(cam02.poses).all()
     assert cam02.keypoints.xy.shape == (100, 17, 2) and cam02.keypoints.confidence.shape == (100, 17)
+
+
+def test_a_video_result_exports_a_track_that_reads_back_as_it_was_lifted(cam02, tmp_path):
+    """``VideoResult.export`` writes what ``jointpose video -o`` writes: the poses, and the 2D
+    track with what infer needs to lift it again (here at the threshold lift_video was given)."""
+    from jointpose.data.keypoints import load_keypoints
+
+    path = cam02.export(tmp_path / "c.npz")
+    saved = load_npz(path)
+    np.testing.assert_array_equal(saved["poses_3d"], cam02.poses.astype(saved["poses_3d"].dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", JointposeWarning)  # the notes of the filled joints
+        track = load_keypoints(path)
+    assert track.source_format == "video" and track.image_size == (1080, 1920) and track.fps == 60.0
+    assert track.first_frame == 0 and track.switches == [] and track.height is None
+    np.testing.assert_allclose(track.xy, cam02.keypoints.xy, atol=1e-3)
+    assert cam02.confidence_threshold == 0.1 and abs(float(saved["confidence_threshold"]) - 0.1) < 1e-7
+    assert cam02.export(tmp_path / "c.csv").read_text().count("\n") > 100
 
 
 def test_real_footage_one_person_counted_and_no_note(cam02):

@@ -66,8 +66,7 @@ def cmd_video(args: argparse.Namespace) -> None:
     from contextlib import nullcontext
 
     from jointpose.data.blazepose import native_logs_hidden, require_mediapipe
-    from jointpose.data.layouts import camera_record, track_part
-    from jointpose.inference.export import export, format_from_path
+    from jointpose.inference.export import format_from_path
     from jointpose.inference.video import lift_video, render_captions
     from jointpose.render import check_animation_path, render_animation
     from jointpose.safeio import check_outputs
@@ -96,26 +95,7 @@ def cmd_video(args: argparse.Namespace) -> None:
             progress=args.progress,
         )
     print("\n".join(result.notes))
-    export(
-        args.output,
-        result.poses,
-        result.fps,
-        trajectory=result.trajectory,
-        fmt=fmt,
-        extra={
-            "keypoints_2d": result.keypoints.xy,
-            "confidence_2d": result.keypoints.confidence,
-            "track_part": track_part(result.keypoints.switches, result.keypoints.num_frames),
-        },
-        info={  # what infer and render need to read the track back as it was lifted
-            "keypoints_layout": result.keypoints.source_layout,
-            "image_size": result.clip.size,
-            "confidence_threshold": float(args.confidence_threshold),
-            "first_frame": result.clip.first,
-            **camera_record(result.camera),
-            **({} if args.height is None else {"height": float(args.height)}),
-        },
-    )
+    result.export(args.output, fmt)
     if (note := bvh_parts_note(fmt, len(result.keypoints.switches) + 1)) is not None:
         print(note)
     print(f"wrote {len(result.poses)} frames at {result.fps:g} fps to {args.output} ({fmt})")

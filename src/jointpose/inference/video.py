@@ -33,12 +33,13 @@ import numpy as np
 
 from jointpose.data.detect import Detections2D, check_person, detect_frames
 from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, same_rate
-from jointpose.data.layouts import VISIBILITY_THRESHOLD
+from jointpose.data.layouts import VISIBILITY_THRESHOLD, camera_record, track_part
 from jointpose.data.tracks import keypoints_from_detections, out_of_view_note
 from jointpose.data.video import VideoClip, open_video
 from jointpose.errors import JointposeError
 from jointpose.geometry.bones import check_height, scale_to_height
 from jointpose.geometry.cameras import Camera, camera_from_intrinsics
+from jointpose.inference.export import export, format_from_path
 from jointpose.inference.lifter import Lifter
 from jointpose.safeio import check_resample
 
@@ -51,7 +52,8 @@ class VideoResult:
     None for a ``"screen"`` model without the intrinsics or a trajectory model; ``keypoints``
     the Human3.6M-17 2D track (pixels, video frames) that was lifted; ``detections``
     BlazePose's raw COCO-17 points; ``seconds`` the time of each stage (decode, detect, lift);
-    ``notes`` what was found or repaired; ``camera`` the intrinsics given, or None.
+    ``notes`` what was found or repaired; ``camera`` the intrinsics given, or None;
+    ``confidence_threshold`` and ``height`` (metres, or None) as :func:`lift_video` was given them.
     """
 
     clip: VideoClip
@@ -62,11 +64,40 @@ class VideoResult:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     camera: Camera | None = None
+    confidence_threshold: float = VISIBILITY_THRESHOLD
+    height: float | None = None
 
     @property
     def fps(self) -> float:
         """The video's frame rate (frames per second): one pose per video frame."""
         return self.clip.fps
+
+    def export(self, path: str | Path, fmt: str | None = None) -> Path:
+        """Write the poses and trajectory to ``path`` (npz, json, csv or bvh, by ``fmt`` or the
+        file's extension; :func:`jointpose.inference.export.export`); an npz or JSON file also
+        holds the 2D track and what ``jointpose infer`` and ``render`` need to read it back as
+        it was lifted (image size, cut, camera, stretches, threshold, height). Returns the path."""
+        track = self.keypoints
+        return export(
+            path,
+            self.poses,
+            self.fps,
+            trajectory=self.trajectory,
+            fmt=format_from_path(path, fmt),
+            extra={
+                "keypoints_2d": track.xy,
+                "confidence_2d": track.confidence,
+                "track_part": track_part(track.switches, track.num_frames),
+            },
+            info={
+                "keypoints_layout": track.source_layout,
+                "image_size": self.clip.size,
+                "confidence_threshold": float(self.confidence_threshold),
+                "first_frame": self.clip.first,
+                **camera_record(self.camera),
+                **({} if self.height is None else {"height": float(self.height)}),
+            },
+        )
 
 
 def render_captions(found: np.ndarray, switches: Sequence[int], fps: float) -> dict[int, str]:
@@ -166,4 +197,4 @@ def lift_video(
         "detect": detections.detect_seconds,
         "lift": time.perf_counter() - t0,
     }
-    return VideoResult(clip, poses, trajectory, track, detections, seconds, notes, camera)
+    return VideoResult(clip, poses, trajectory, track, detections, seconds, notes, camera, confidence_threshold, height)
