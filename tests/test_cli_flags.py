@@ -81,6 +81,27 @@ def test_threads_sets_pytorchs_threads_before_or_after_the_verb(tmp_path, capsys
         torch.set_num_threads(default)
 
 
+def test_main_puts_the_processs_warning_settings_back(tmp_path, capsys):
+    """main leaves the warning filters and formatter of a program calling it as they were,
+    after a verb that warned (CSV leaving the trajectory out)."""
+    import warnings
+
+    from jointpose.errors import JointposeWarning
+
+    before = (warnings.formatwarning, list(warnings.filters))
+    xy = np.asarray(COCO_TEMPLATE, dtype=float) + 500.0
+    points = np.tile(np.column_stack([xy, np.full(17, 0.9)]), (4, 1, 1))
+    entries = [
+        {"image_id": f, "category_id": 1, "keypoints": p.ravel().tolist(), "score": 0.9} for f, p in enumerate(points)
+    ]
+    (tmp_path / "in.json").write_text(json.dumps(entries))
+    args = ["infer", str(tmp_path / "in.json"), "-o", str(tmp_path / "out.csv"), "--image-size", "1000", "1000"]
+    with pytest.warns(JointposeWarning, match="the trajectory goes to npz"):
+        assert main([*args, "--no-progress"]) == 0
+    assert (warnings.formatwarning, list(warnings.filters)) == before
+    assert not any(f[2] is JointposeWarning and f[0] == "always" for f in warnings.filters)
+
+
 def test_infer_confidence_threshold_fills_low_joints_by_interpolation(tmp_path, capsys):
     h36m = coco_expected(_walk())
     conf = np.full(h36m.shape[:2] + (1,), 0.9)

@@ -1184,7 +1184,7 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
             torch.zeros(9, 17, 2, device="meta"), camera=camera
         ),
         "config must be a TrainConfig (e.g. TrainConfig(data_dir=...)), got str": lambda: Trainer("run"),
-        "weights must be a LossWeights (e.g. LossWeights(symmetry=0.1)), got dict": lambda: JointAwareLoss(
+        "weights must be a LossWeights (e.g. LossWeights(sym=0.1)), got dict": lambda: JointAwareLoss(
             weights={"symmetry": 0.1}
         ),
         "align must be a number in [0, 1], got -5": lambda: evaluate_model(model, data.sequences, align=-5),

@@ -147,11 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    warnings.simplefilter("always", JointposeWarning)
-    warnings.formatwarning = _format_warning
     func: Callable[[argparse.Namespace], None] = args.func
     try:
-        with _terminate_as_interrupt():
+        with _cli_warnings(), _terminate_as_interrupt():
             func(args)
     except JointposeError as exc:
         if args.debug:
@@ -171,6 +169,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(f"jointpose {verb}: error: {one_line(message)}", file=sys.stderr)
     return EXIT_USER_ERROR
+
+
+@contextmanager
+def _cli_warnings() -> Iterator[None]:
+    """Every :class:`JointposeWarning` shown, each time, as one line (:func:`_format_warning`);
+    the process's warning settings are put back afterwards (``main`` may run in-process)."""
+    format_warning = warnings.formatwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", JointposeWarning)
+        warnings.formatwarning = _format_warning
+        try:
+            yield
+        finally:
+            warnings.formatwarning = format_warning
 
 
 @contextmanager

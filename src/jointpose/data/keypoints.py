@@ -557,7 +557,7 @@ def resample_weights(
     """
     for name, fps in (("src_fps", src_fps), ("dst_fps", dst_fps)):
         if not np.isfinite(fps) or fps <= 0:
-            raise JointposeError(f"resample_keypoints: {name} must be a positive frame rate, got {fps}")
+            raise JointposeError(f"resampling: {name} must be a positive frame rate, got {fps}")
     last = count - 1
     if out_count is None:
         out_count = int(np.floor(last * dst_fps / src_fps + 1e-9)) + 1

@@ -49,7 +49,7 @@ BATCH_FRAMES = 65536  # sequences whose inference step runs together (bounds its
 
 @dataclass
 class ErrorPool:
-    """Running sums of per-frame errors (metres) and their frame counts, per metric."""
+    """Running sums of per-frame errors (metres; shares for ``rom_pct``) and their frame counts, per metric."""
 
     sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
