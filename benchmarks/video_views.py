@@ -69,8 +69,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jointpose.data.keypoints import resample
 from jointpose.data.layouts import LAYOUTS, to_h36m
+from jointpose.data.resampling import resample
 from jointpose.data.tracks import repair_swaps, side_pairs
 from jointpose.evaluation.metrics import mpjpe, p_mpjpe, procrustes_align
 from jointpose.geometry import skeleton

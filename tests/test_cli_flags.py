@@ -259,7 +259,7 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     )
     assert not load_keypoints(tmp_path / "zero.npz", confidence_threshold=None).filled.any()
     lifter = Lifter.from_pretrained("video", device="cpu")
-    from jointpose.data.keypoints import at_rate
+    from jointpose.data.resampling import at_rate
 
     at_model, _ = at_rate(track, lifter.fps, None, "clip.npz")
     np.testing.assert_allclose(

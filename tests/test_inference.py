@@ -400,7 +400,8 @@ def test_infer_cli_from_coco_json(tmp_path, capsys):
     assert (
         "lifted at the model's 50 fps and resampled back to 25 fps: one pose per input frame" in capsys.readouterr().out
     )
-    from jointpose.data.keypoints import at_rate, load_keypoints
+    from jointpose.data.keypoints import load_keypoints
+    from jointpose.data.resampling import at_rate
 
     lifter = Lifter.load(model_path)
     at50, _ = at_rate(load_keypoints(dets), 50.0, 25.0, "--fps")

@@ -10,8 +10,8 @@ from jointpose.data.keypoints import (
     interpolate_gaps,
     load_keypoints,
     require_image_size,
-    resample_keypoints,
 )
+from jointpose.data.resampling import resample_keypoints
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 
@@ -931,7 +931,6 @@ def test_a_video_outputs_track_parts_are_read_back_as_switches(tmp_path, monkeyp
     """'track_part' (the stretch each frame belongs to) gives the frames where the track may
     have moved to another person; a joint never confident within a stretch keeps the stored
     positions there, and no gap is filled across a switch."""
-    from jointpose.data.keypoints import resample_keypoints
     from jointpose.inference.export import export
 
     frames = 10

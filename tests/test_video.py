@@ -17,8 +17,8 @@ import pytest
 from jointpose.cli import flag_message, main
 from jointpose.data.blazepose import BLAZEPOSE_TO_COCO, require_mediapipe
 from jointpose.data.detect import Detections2D
-from jointpose.data.keypoints import resample
 from jointpose.data.layouts import LAYOUTS
+from jointpose.data.resampling import resample
 from jointpose.data.tracks import (
     keypoints_from_detections,
     out_of_view_note,

@@ -91,9 +91,9 @@ def cmd_infer(args: argparse.Namespace) -> None:
         load_keypoints,
         outside_image_note,
         require_image_size,
-        same_rate,
     )
     from jointpose.data.layouts import is_video_output
+    from jointpose.data.resampling import same_rate
     from jointpose.geometry.bones import scale_to_height
     from jointpose.inference.export import export, format_from_path
     from jointpose.render import check_animation_fps

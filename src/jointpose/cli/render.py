@@ -151,7 +151,8 @@ def _dataset_scene(args: argparse.Namespace) -> _Scene:
 
 def _files_scene(args: argparse.Namespace) -> _Scene:
     """``--keypoints-file`` beside ``--poses`` (and ``--truth``), each read and paired in time."""
-    from jointpose.data.keypoints import at_rate, image_size_of, load_keypoints, require_image_size, same_rate
+    from jointpose.data.keypoints import image_size_of, load_keypoints, require_image_size
+    from jointpose.data.resampling import at_rate, same_rate
     from jointpose.data.video import open_video
     from jointpose.render import background_cut, read_poses, read_trajectory
 

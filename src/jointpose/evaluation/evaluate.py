@@ -31,7 +31,7 @@ from jointpose.data.h36m import (
     dataset_kind,
     load_dataset,
 )
-from jointpose.data.keypoints import same_rate
+from jointpose.data.resampling import same_rate
 from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.evaluation.metrics import POSE_METRICS
 from jointpose.evaluation.plausibility import plausibility_errors

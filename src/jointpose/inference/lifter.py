@@ -39,8 +39,9 @@ import numpy as np
 import torch
 
 from jointpose.data.h36m import MAX_DISTANCE_M
-from jointpose.data.keypoints import Keypoints2D, check_switches, resample, same_rate
+from jointpose.data.keypoints import Keypoints2D, check_switches
 from jointpose.data.layouts import aligned_joints
+from jointpose.data.resampling import resample, same_rate
 from jointpose.data.tracks import person_parts
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
@@ -598,7 +599,7 @@ class Lifter:
 
 def resample_poses(poses: np.ndarray, src_fps: float, dst_fps: float, out_count: int | None = None) -> np.ndarray:
     """(F, 17, 3) poses (metres) resampled in time from ``src_fps`` to ``dst_fps`` along their
-    bones (frames as :func:`jointpose.data.keypoints.resample`): the root and each bone's
+    bones (frames as :func:`jointpose.data.resampling.resample`): the root and each bone's
     length linearly, each bone's direction as the normalised linear blend. A bone of one
     length keeps it, where blending the joints' positions would shorten a bone that turns
     between two frames (by 3% at 0.5 rad)."""

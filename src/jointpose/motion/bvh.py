@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
+from jointpose.data.resampling import resample_weights
 from jointpose.errors import JointposeError
 from jointpose.safeio import (
     atomic_write,
@@ -218,24 +219,19 @@ def global_transforms(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
 
 
 def resample(motion: Motion, fps: float) -> Motion:
-    """The motion at a new frame rate over the same duration (first frame kept).
+    """The motion at a new frame rate over the same duration, on the time grid of
+    :func:`jointpose.data.resampling.resample_weights` (first frame kept).
 
     Rotations by scipy's Slerp (shortest arc), translations linearly; vectorised over frames and joints.
     """
     check_fps(fps, "resample: fps")
     check_resample(motion.fps, fps, str(motion.source))
-    last = motion.num_frames - 1
-    count = int(np.floor(last * motion.frame_time * fps + 1e-9)) + 1
+    count = (motion.num_frames - 1) * motion.frame_time * fps + 1
     check_limit("frames", count, f"{motion.source}: resampled to {fps:g} fps, frames")
-    src = np.arange(count) / (fps * motion.frame_time)
-    nearest = np.rint(src)
-    src = np.where(np.abs(src - nearest) < 1e-9, nearest, src)
-    i0 = np.minimum(np.floor(src).astype(int), last)
-    i1 = np.minimum(i0 + 1, last)
-    w = (src - i0)[:, None, None]
-    translations = (1.0 - w) * motion.translations[i0] + w * motion.translations[i1]
+    i0, i1, w = resample_weights(motion.num_frames, motion.fps, fps)
+    translations = motion.translations[i0] + w[:, None, None] * (motion.translations[i1] - motion.translations[i0])
     return dataclasses.replace(
-        motion, rotations=_slerp_frames(motion.rotations, src), translations=translations, frame_time=1.0 / fps
+        motion, rotations=_slerp_frames(motion.rotations, i0 + w), translations=translations, frame_time=1.0 / fps
     )
 
 
