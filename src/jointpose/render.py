@@ -177,7 +177,8 @@ class PoseFigure:
     part travelled so far drawn over the whole, broken at ``breaks`` (frames that start a
     stretch lifted on its own, perhaps another person's). ``captions`` ``{frame index: text}``
     are written in the top left corner of those frames; ``first_frame`` is the video's index of
-    frame 0 (a cut's first frame; None: not a cut), for the frame counter. Frame ``i`` is drawn by :meth:`draw`, as an (H, W, 3) uint8 image with even H and W.
+    frame 0 (a cut's first frame; None: not a cut), for the frame counter.
+    Frame ``i`` is drawn by :meth:`draw`, as an (H, W, 3) uint8 image with even H and W.
     """
 
     def __init__(
