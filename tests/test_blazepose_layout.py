@@ -6,7 +6,7 @@ import pytest
 from h36m_files import cli
 from jointpose.cli import build_parser, main, train_config
 from jointpose.data.h36m import H36MFiles
-from jointpose.data.layouts import LAYOUTS
+from jointpose.data.layouts import LAYOUTS, usable
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.motion.builder import CameraRing, blazepose_keypoints, coco_keypoints, write_h36m_dataset
@@ -109,3 +109,8 @@ def test_unknown_input_layout_is_refused(tmp_path):
     motion = generate(["S1"], seconds=1.0, fps=50.0)
     with pytest.raises(JointposeError, match="^input_layout must be one of h36m, coco, blazepose"):
         write_h36m_dataset(tmp_path / "x", motion, fps=50.0, cameras=CameraRing(), input_layout="openpose")
+
+
+def test_a_joint_counts_as_detected_at_the_threshold_and_above_zero():
+    np.testing.assert_array_equal(usable(np.array([0.0, 0.3, 0.2999, 0.31]), 0.3), [False, True, False, True])
+    np.testing.assert_array_equal(usable(np.array([0.0, 0.1]), 0.0), [False, True])  # 0: not seen, at any threshold

@@ -137,6 +137,16 @@ def test_root_trajectory_is_exact_for_exact_poses_and_close_for_a_slightly_wrong
     np.testing.assert_allclose(depth / truth[:, 2], 1.03, atol=0.03)  # at 7 m the body is 190 px tall
 
 
+def test_root_trajectory_weighs_each_joints_equations_by_its_weight():
+    """Worked out by hand: two joints on the vertical ray u = 0 give T_x = -P_x each (0.1 m
+    and 0.3 m apart), weighted 1 and 0.25: T_x = (1 * -0.1 + 0.25 * 0.3) / 1.25 = -0.02; their
+    v equations hold exactly at T_y = 0, T_z = 2."""
+    poses = np.array([[[0.1, 0.2, 0.0], [-0.3, -0.2, 0.0]]])
+    rays = np.array([[[0.0, 0.1], [0.0, -0.1]]])
+    np.testing.assert_allclose(root_trajectory(poses, rays, np.array([[1.0, 0.25]])), [[-0.02, 0.0, 2.0]], atol=1e-12)
+    np.testing.assert_allclose(root_trajectory(poses, rays), [[0.1, 0.0, 2.0]], atol=1e-12)  # unweighted: the mean
+
+
 def test_lifter_trajectory_from_the_camera_is_within_five_percent_in_metres():
     """A scene with known distance: the lifter's root, from its own predicted pose and the camera."""
     torch_model = TemporalModel([3, 3], channels=16).eval()

@@ -41,6 +41,37 @@ def test_p_mpjpe_does_not_use_reflections():
     assert float(p_mpjpe(mirrored, target).min()) > 1e-3
 
 
+def test_p_mpjpe_and_n_mpjpe_by_hand():
+    """Worked out by hand. P2: a cross rotated, moved and stretched twice along x: the best
+    similarity keeps the rotation and scales by trace / |pred|^2 = 6 / 10, leaving errors 0.2,
+    0.2, 0.4, 0.4 (mean 0.3). Its mirror image (x negated, two points lifted): the centred
+    cross-covariance is diag(-2, 2, 1), the best proper rotation diag(-1, 1, -1) (trace 3),
+    the scale 3 / 5, and every joint sqrt(0.8) off. P3: (1, 0, 0) and (0, 2, 0) against
+    (1, 0, 0) and (0, 1, 0): scale 3 / 5, errors 0.4 and 0.2."""
+    f64 = dict(dtype=torch.float64)
+    target = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, -1.0, 0.0]], **f64)
+    pred = target * torch.tensor([2.0, 1.0, 1.0], **f64)
+    moved = pred @ random_rotation(3).T + torch.tensor([0.5, -2.0, 4.0], **f64)
+    for p in (pred, moved):
+        assert math.isclose(float(p_mpjpe(p[None], target[None])[0]), 0.3, rel_tol=1e-9)
+    lifted = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, -1.0, 1.0]], **f64)
+    mirrored = lifted * torch.tensor([-1.0, 1.0, 1.0], **f64)
+    assert math.isclose(float(p_mpjpe(mirrored[None], lifted[None])[0]), math.sqrt(0.8), rel_tol=1e-9)
+    target = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], **f64)
+    pred = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]], **f64)
+    assert math.isclose(float(n_mpjpe(pred, target)[0]), 0.3, rel_tol=1e-9)
+
+
+def test_velocity_and_acceleration_errors_of_an_alternating_offset():
+    """A prediction 1 cm to one side, then the other, of a moving target: its velocity is off
+    by 2 cm/frame every frame and its acceleration by |1 + 2 + 1| cm/frame^2."""
+    frames = torch.arange(8, dtype=torch.float64)[:, None, None]
+    target = torch.randn(8, 17, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) + 0.05 * frames
+    pred = target + (-1.0) ** frames * torch.tensor([0.01, 0.0, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(velocity_error(pred, target), torch.full((7,), 0.02, dtype=torch.float64))
+    torch.testing.assert_close(acceleration_error(pred, target), torch.full((6,), 0.04, dtype=torch.float64))
+
+
 def test_n_mpjpe_removes_scale_only():
     target = torch.randn(3, 17, 3)
     assert float(n_mpjpe(0.5 * target, target).max()) < 1e-6
@@ -64,9 +95,10 @@ def test_numpy_arrays_in_numpy_arrays_out_and_a_nan_frame_scores_nan():
         np.testing.assert_array_equal(values, metric(torch.from_numpy(pred), torch.from_numpy(target)).numpy())
         holed = pred.copy()
         holed[4, 5, 1] = np.nan
-        scored = metric(holed, target)
-        assert np.isnan(scored).any() and np.isfinite(scored[:1]).all(), metric.__name__
+        for scored in (metric(holed, target), metric(target, holed)):  # NaN in the prediction or the truth
+            assert np.isnan(scored).any() and np.isfinite(scored[:1]).all(), metric.__name__
     assert np.isnan(p_mpjpe(holed, target)).tolist() == [False, False, False, False, True, False]
+    assert np.isnan(p_mpjpe(target, holed)).tolist() == [False, False, False, False, True, False]
     # Arrays torch cannot read as they are: reversed (a negative stride) and big-endian.
     np.testing.assert_array_equal(mpjpe(pred[::-1], target.astype(">f8")), mpjpe(pred[::-1].copy(), target))
 
@@ -98,6 +130,10 @@ def test_average_over_actions_is_unweighted():
     avg = average_over_actions(rows)
     assert avg["p1"] == 20.0 and avg["frames"] == 1000
     assert np.isfinite(avg["p1"])
+    three = average_over_actions(
+        {"A": {"p1": 10.0, "frames": 1}, "B": {"p1": 20.0, "frames": 1}, "C": {"p1": 60.0, "frames": 1}}
+    )
+    assert three == {"p1": 30.0, "frames": 3}  # the mean (the median would be 20)
 
 
 def test_average_leaves_out_groups_too_short_for_a_metric():
