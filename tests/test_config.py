@@ -32,6 +32,7 @@ BAD = [
     ("lr_decay", 0.0),
     ("lr_decay", 7.0),
     ("dropout", 1.0),
+    ("dropout", 0.9995),  # beyond what the model takes (MAX_DROPOUT): refused here, naming the field
     ("dropout", -0.1),
     ("batch_size", 0),
     ("chunk", 2),

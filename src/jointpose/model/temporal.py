@@ -31,6 +31,7 @@ MAX_CHANNELS = 16384
 MAX_LEVELS = 8
 MAX_FILTER_WIDTH = 15
 MAX_RECEPTIVE_FIELD = 3**8
+MAX_DROPOUT = 0.999  # a larger probability leaves the network next to nothing to train
 
 
 def receptive_field(filter_widths: Sequence[int]) -> int:
@@ -397,7 +398,7 @@ _MODEL_ARGS = {
 _CONSTRUCTOR_ARGS = _MODEL_ARGS | {
     "in_features": (int, 1, 1024),
     "out_features": (int, 1, 1024),
-    "dropout": (float, 0.0, 0.999),
+    "dropout": (float, 0.0, MAX_DROPOUT),
 }
 
 

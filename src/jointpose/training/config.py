@@ -23,7 +23,14 @@ from jointpose.geometry.alignment import ALIGN_WEIGHT_DEFAULT
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import SMOOTH_DEFAULT, check_sigma
 from jointpose.losses import CONSTRAINT_TERMS, MAX_WEIGHT, LossWeights
-from jointpose.model.temporal import MAX_CHANNELS, MAX_FILTER_WIDTH, MAX_LEVELS, MAX_RECEPTIVE_FIELD, receptive_field
+from jointpose.model.temporal import (
+    MAX_CHANNELS,
+    MAX_DROPOUT,
+    MAX_FILTER_WIDTH,
+    MAX_LEVELS,
+    MAX_RECEPTIVE_FIELD,
+    receptive_field,
+)
 from jointpose.motion.viewpoints import CameraRanges
 from jointpose.safeio import check_switch, is_finite_number
 from jointpose.training.distributed import PRECISIONS
@@ -343,7 +350,11 @@ class TrainConfig:
             ),
             ("epochs", integer(self.epochs) and 1 <= self.epochs <= MAX_EPOCHS, f"in [1, {MAX_EPOCHS}]"),
             ("batch_size", integer(self.batch_size) and 1 <= self.batch_size <= MAX_BATCH, f"in [1, {MAX_BATCH}]"),
-            ("dropout", self.dropout is None or (number(self.dropout) and 0.0 <= self.dropout < 1.0), "in [0, 1)"),
+            (
+                "dropout",
+                self.dropout is None or (number(self.dropout) and 0.0 <= self.dropout <= MAX_DROPOUT),
+                f"in [0, {MAX_DROPOUT}]",
+            ),
             ("lr", self.lr is None or (number(self.lr) and 0.0 < self.lr <= 1.0), "in (0, 1]"),
             ("lr_decay", number(self.lr_decay) and 0.0 < self.lr_decay <= 1.0, "in (0, 1]"),
             (
