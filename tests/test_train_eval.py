@@ -398,7 +398,7 @@ def test_default_learning_rate_and_dropout_depend_on_the_constraints():
     assert train_config(build_parser().parse_args(argv + ["--no-constraints"])).resolved().lr == LR_BASELINE
     assert train_config(build_parser().parse_args(argv + ["-lr", "0.002"])).resolved().lr == 0.002
     assert train_config(build_parser().parse_args(argv + ["-drop", "0.3"])).resolved().dropout == 0.3
-    with pytest.raises(JointposeError, match=r"-drop must be in \[0, 1\), got 1.0"):
+    with pytest.raises(JointposeError, match=r"-drop must be in \[0, 0.999\], got 1.0"):
         train_config(build_parser().parse_args(argv + ["-drop", "1.0"]))
 
 

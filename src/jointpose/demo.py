@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jointpose.data.h36m import TEST_SUBJECTS, TRAIN_SUBJECTS
 from jointpose.errors import JointposeError
 from jointpose.evaluation.metrics import mpjpe
 from jointpose.model.temporal import receptive_field
@@ -29,8 +30,7 @@ from jointpose.training.config import TrainConfig
 from jointpose.training.trainer import Trainer
 
 DEMO_MARKER = ".jointpose-demo"  # in --out: the folder's data and checkpoint are a demo's own
-SYNTHETIC_TRAIN = ("S1", "S5", "S6", "S7", "S8")
-SYNTHETIC_TEST = ("S9", "S11")
+SYNTHETIC_TRAIN, SYNTHETIC_TEST = TRAIN_SUBJECTS, TEST_SUBJECTS  # the synthetic people, split as Human3.6M's
 DEMO_ARCHITECTURE = (3, 3, 3)
 
 

@@ -29,7 +29,9 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"))
     p.add_argument("--layout", choices=("h36m", "coco"), default=None)
     p.add_argument("--data-dir", default=None, help="dataset mode: draw a dataset sequence and its ground truth")
-    p.add_argument("-k", "--keypoints", default="cpn_ft_h36m_dbb", help="dataset mode: 2D keypoints name")
+    p.add_argument(
+        "-k", "--keypoints", default=None, help="dataset mode: 2D keypoints name (default: Human3.6M's cpn_ft_h36m_dbb)"
+    )
     p.add_argument("--sequence", default=None, help="dataset mode: SUBJECT/ACTION/CAMERA, e.g. 'S9/Walking 1/0'")
     p.add_argument("--predictions", default=None, help="dataset mode: npz from evaluate --export-predictions")
     p.add_argument(
@@ -106,7 +108,7 @@ class _Scene(NamedTuple):
 
 def _dataset_scene(args: argparse.Namespace) -> _Scene:
     """A dataset sequence's 2D and ground truth, and ``--predictions`` of it."""
-    from jointpose.data.h36m import action_group, load_dataset
+    from jointpose.data.h36m import DEFAULT_KEYPOINTS, action_group, load_dataset
     from jointpose.geometry.cameras import image_coordinates
     from jointpose.render import read_poses
 
@@ -120,7 +122,7 @@ def _dataset_scene(args: argparse.Namespace) -> _Scene:
     try:  # the sequence's action group alone: other actions need not be complete
         data = load_dataset(
             args.data_dir,
-            args.keypoints,
+            args.keypoints or DEFAULT_KEYPOINTS,
             [subject],
             [action_group(action)],
             downsample=1 if args.downsample is None else args.downsample,

@@ -65,6 +65,12 @@ MAX_DISTANCE_M = 10_000.0
 MAX_DOWNSAMPLE = 10_000  # keep every n-th frame, n at most this
 MAX_JOINTS = 64  # per pose in a dataset file (Human3.6M's have 32)
 
+# Human3.6M's usual protocol: the 2D keypoints VideoPose3D's best model reads (CPN, fine-tuned),
+# the people it trains on and the people it is tested on.
+DEFAULT_KEYPOINTS = "cpn_ft_h36m_dbb"
+TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+TEST_SUBJECTS = ("S9", "S11")
+
 # What a built dataset's 2D points stand for (``data build --input-layout``), and the keypoint
 # layout (jointpose.data.layouts.LAYOUTS) they were converted from: BlazePose's points are
 # built as its COCO-17 subset.

@@ -22,6 +22,8 @@ import torch
 
 from jointpose.data.h36m import (
     DATASETS,
+    DEFAULT_KEYPOINTS,
+    TEST_SUBJECTS,
     Dataset,
     PoseSequence,
     alignment_joints,
@@ -338,8 +340,8 @@ def evaluate_checkpoint(
     run = _run_settings(config, resolve_checkpoint(checkpoint) if not config.get("exported_model") else checkpoint)
     for name, value in (("align_2d", align_2d), ("smooth", smooth)):
         refuse_future_frames(name, value, model.causal, str(checkpoint))
-    keypoints = keypoints or run["keypoints"] or "cpn_ft_h36m_dbb"
-    subjects = subjects or run["subjects_test"] or ["S9", "S11"]
+    keypoints = keypoints or run["keypoints"] or DEFAULT_KEYPOINTS
+    subjects = subjects or run["subjects_test"] or list(TEST_SUBJECTS)
     inherited = {}  # what the run chose, named as such in a data error (no argument of that name was given)
     if actions is None and run["actions"] is not None:  # the run's own; an empty list: every action
         actions = run["actions"]

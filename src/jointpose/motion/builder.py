@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from jointpose.data.h36m import INPUT_LAYOUTS
+from jointpose.data.h36m import INPUT_LAYOUTS, TEST_SUBJECTS, TRAIN_SUBJECTS
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera, check_focal_length, check_image_size, h36m_cameras
 from jointpose.safeio import atomic_folder, check_fps, check_limit, check_path, is_real_number
 
-H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
+H36M_SUBJECTS = TRAIN_SUBJECTS + TEST_SUBJECTS
 MAX_RING_CAMERAS = 64
 MIN_CLIP_FRAMES = 2  # motion needs two frames (velocity); shorter clips are refused
 # A ring camera's distance from the centre of the capture area, and its and its target's

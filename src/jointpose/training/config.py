@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from jointpose.data.h36m import DATASETS, check_downsample, check_keypoints_name, check_names, dataset_kind
+from jointpose.data.h36m import (
+    DATASETS,
+    DEFAULT_KEYPOINTS,
+    TEST_SUBJECTS,
+    TRAIN_SUBJECTS,
+    check_downsample,
+    check_keypoints_name,
+    check_names,
+    dataset_kind,
+)
 from jointpose.errors import JointposeError
 from jointpose.geometry.alignment import ALIGN_WEIGHT_DEFAULT
 from jointpose.geometry.cameras import NORMALIZATIONS
@@ -92,14 +101,14 @@ class TrainConfig:
     keypoints: str = _flag(
         "-k",
         "--keypoints",
-        default="cpn_ft_h36m_dbb",
+        default=DEFAULT_KEYPOINTS,
         help="2D keypoints name (file data_2d_<DATASET>_<name>.npz)",
     )
     subjects_train: tuple[str, ...] = _flag(
-        "-str", "--subjects-train", default=("S1", "S5", "S6", "S7", "S8"), help="training subjects (default {default})"
+        "-str", "--subjects-train", default=TRAIN_SUBJECTS, help="training subjects (default {default})"
     )
     subjects_test: tuple[str, ...] = _flag(
-        "-ste", "--subjects-test", default=("S9", "S11"), help="test subjects (default {default})"
+        "-ste", "--subjects-test", default=TEST_SUBJECTS, help="test subjects (default {default})"
     )
     subjects_unlabeled: tuple[str, ...] | None = _flag(
         "-sun",
