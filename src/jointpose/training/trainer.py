@@ -23,12 +23,10 @@ cameras train both models.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 import numbers
 import random
 import time
-import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,9 +38,8 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from jointpose.data.batching import MixedBatch, MixedWindows, epoch_rng, has_several_views, mix_limbs, scale_bodies
-from jointpose.data.h36m import INPUT_LAYOUTS, alignment_joints, dataset_kind, load_dataset
-from jointpose.errors import JointposeError, JointposeWarning, first_line
+from jointpose.data.batching import MixedBatch, MixedWindows
+from jointpose.errors import JointposeError, first_line
 from jointpose.evaluation.evaluate import (
     evaluate_model,
     format_table,
@@ -64,8 +61,7 @@ from jointpose.losses import (
 )
 from jointpose.model.loading import FORMAT, LATEST_FILE, LoadedModel, pose_weights
 from jointpose.model.predict import configured_step
-from jointpose.model.temporal import TemporalModel, build_model, receptive_field
-from jointpose.motion.viewpoints import random_views
+from jointpose.model.temporal import TemporalModel, build_model
 from jointpose.safeio import atomic_path, atomic_write, check_limit, is_finite_number
 from jointpose.training.checkpoint import (
     EVALUATION_FILE,
@@ -82,11 +78,9 @@ from jointpose.training.distributed import (
     wrap_model,
 )
 from jointpose.training.resume import check_compatible, resume_file, resumed_checkpoint, rows_of_numbers
+from jointpose.training.run_data import load_run_data, training_windows, unlabelled_windows
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
-
-# Random streams of the per-epoch augmentations; a run's draws depend on them, so they stay fixed.
-BODY_SCALE_STREAM, CAMERA_STREAM, LIMB_MIX_STREAM = 0xB0D1, 0xCA3E, 0x319C
 
 
 class Trainer:
@@ -143,7 +137,9 @@ class Trainer:
         np.random.seed(config.seed % 2**32)
         random.seed(config.seed)  # unused by training, but saved in every checkpoint: the same bytes
 
-        self.config = config = self._load_data(config)
+        data = load_run_data(config)
+        self.config = config = data.config
+        self.train_data, self.test_data, self.unlabelled_data = data.train, data.test, data.unlabelled
         self.model_args = model_args(config, self.train_data.num_keypoints)
         with torch.device("meta"):  # counted without memory or random draws
             size = sum(p.numel() for p in build_model(self.model_args).parameters())
@@ -165,7 +161,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.loss_fn = JointAwareLoss(config.loss_weights)
         self.windows = self.training_windows()
-        self.unlabelled_windows, self.reference_lengths = self._unlabelled_windows()
+        self.unlabelled_windows, lengths = unlabelled_windows(
+            config, self.train_data, self.unlabelled_data, self.model.receptive_field(), self.dist.world_size
+        )
+        self.reference_lengths = None if lengths is None else lengths.to(self.device)
         if len(self.windows.singles) < 2 * self.dist.world_size:  # batch norm: two frames per process
             raise JointposeError(
                 "{0} {path}: {frames} training frames in {subjects}; training needs at least {needed}",
@@ -192,163 +191,10 @@ class Trainer:
         # what the caller draws, or another Trainer trains, between construction and fit changes nothing.
         self.rng = rng_state()
 
-    def _load_data(self, config: TrainConfig) -> TrainConfig:
-        """The training, test and unlabelled data, checked against the model they train; the
-        configuration returned has no alignment with the 2D where the keypoints mark no joint."""
-        self.train_data = load_dataset(
-            config.data_dir,
-            config.keypoints,
-            list(config.subjects_train),
-            _opt_list(config.actions),
-            subset=config.subset,
-            downsample=config.downsample,
-            normalization=config.normalization,
-            dataset=config.dataset,
-        )
-        if config.random_cameras is not None and self.train_data.input_layout not in INPUT_LAYOUTS:
-            raise JointposeError(
-                "{0} draws the 2D from the 3D joints; -k {keypoints} holds a detector's keypoints in their own "
-                "order ({layout}), which the joints cannot give",
-                fields=("random_cameras",),
-                keypoints=config.keypoints,
-                layout=self.train_data.input_layout,
-            )
-        self.test_data = load_dataset(
-            config.data_dir,
-            config.keypoints,
-            list(config.subjects_test),
-            _opt_list(config.actions),
-            downsample=config.downsample,
-            normalization=config.normalization,
-            dataset=config.dataset,
-        )
-        # The alignment moves each joint to its own keypoint's ray: all of them where the 2D is
-        # the joints, the limbs where it was converted from COCO's or BlazePose's points. Where
-        # the keypoints mark no joint, the run records no alignment in its checkpoints.
-        if config.align_2d > 0 and alignment_joints(self.test_data, config.dataset) == ():
-            config = dataclasses.replace(config, align_2d=0.0)
-            if self.test_data.input_layout not in INPUT_LAYOUTS:  # said: the default aligns
-                warnings.warn(
-                    f"-k {config.keypoints}: a detector's keypoints in their own order ({self.test_data.input_layout}), "
-                    "none at a joint's index: the run has no alignment with the 2D",
-                    JointposeWarning,
-                    stacklevel=2,
-                )
-        self.unlabelled_data = (
-            load_dataset(
-                config.data_dir,
-                config.keypoints,
-                list(config.subjects_unlabeled),
-                _opt_list(config.actions),
-                downsample=config.downsample,
-                normalization=config.normalization,
-                dataset=config.dataset,
-                use_3d=False,
-            )
-            if config.semi_supervised
-            else None
-        )
-        # Before any model or window is built: a receptive field longer than every clip trains
-        # nothing, and the windows of a huge one would not fit in memory.
-        longest = max(len(s.keypoints) for s in self.train_data.sequences)
-        if longest < receptive_field(config.architecture):
-            raise JointposeError(
-                "{0} {path}: the longest training sequence has {longest} frames, fewer than the model's receptive "
-                "field ({field}); use a smaller {1} or longer clips",
-                fields=("data_dir", "architecture"),
-                path=config.data_dir,
-                longest=longest,
-                field=receptive_field(config.architecture),
-            )
-        return config
-
     def training_windows(self, epoch: int | None = None) -> MixedWindows:
-        """The training windows: of the data as loaded, or with ``epoch`` and body-size or pose
-        augmentation or random cameras on, of that epoch's random bodies and mixed limbs seen
-        through that epoch's random cameras (the same for a seed and epoch)."""
-        config, sequences = self.config, self.train_data.sequences
-        if epoch is not None and config.body_scale > 0:
-            sequences = scale_bodies(
-                sequences, epoch_rng(config.seed, epoch, BODY_SCALE_STREAM), config.body_scale, config.adult_limbs
-            )
-        if epoch is not None and config.limb_mix > 0:
-            sequences = mix_limbs(sequences, epoch_rng(config.seed, epoch, LIMB_MIX_STREAM), config.limb_mix)
-        if epoch is not None and config.random_cameras is not None:
-            sequences = random_views(
-                sequences,
-                epoch_rng(config.seed, epoch, CAMERA_STREAM),
-                config.random_cameras,
-                fps=self.train_data.fps,
-                input_layout=self.train_data.input_layout,
-            )
-        return MixedWindows(
-            sequences,
-            self.model.receptive_field(),
-            chunk=config.chunk,
-            share=config.chunk_share if config.constraints else 0.0,
-            causal=config.causal,
-            keypoints_left=self.train_data.keypoints_left,
-            keypoints_right=self.train_data.keypoints_right,
-        )
-
-    def _unlabelled_windows(self) -> tuple[MixedWindows | None, torch.Tensor | None]:
-        """Semi-supervised training's unlabelled windows (chunks too where the target-free
-        terms apply to them) and the labelled subjects' mean bone lengths (16,) m on the
-        training device; (None, None) without ``-sun``."""
-        config, data = self.config, self.unlabelled_data
-        if data is None:
-            return None, None
-        joints = dataset_kind(config.dataset).skeleton  # what the model predicts
-        symmetry = (tuple(data.keypoints_left), tuple(data.keypoints_right))
-        layout = symmetry == (tuple(joints.left), tuple(joints.right)) and data.input_layout == "h36m"
-        if data.num_keypoints != joints.num_joints or not layout:
-            raise JointposeError(
-                "{0} needs 2D keypoints of the {joints} joints the model predicts ({1} {dataset}), in their order "
-                "(the reprojection compares them joint by joint); -k {keypoints} has {count} keypoints in the "
-                "{layout} layout",
-                fields=("subjects_unlabeled", "dataset"),
-                joints=joints.num_joints,
-                dataset=config.dataset,
-                keypoints=config.keypoints,
-                count=data.num_keypoints,
-                layout=data.input_layout,
-            )
-        blind = [s.key for s in data.sequences if s.camera.focal_length is None or s.camera.center is None]
-        if blind:
-            raise JointposeError(
-                "{0}: the reprojection needs each camera's intrinsics (focal length, centre); {views} view(s) of "
-                "{1} {dataset} have none, first {first}",
-                fields=("subjects_unlabeled", "dataset"),
-                views=len(blind),
-                dataset=config.dataset,
-                first=blind[0],
-            )
-        if config.multiview > 0 and not has_several_views(data.sequences):
-            raise JointposeError(
-                "{0} needs recordings seen by two or more cameras; every recording of {1} has one view",
-                fields=("multiview", "subjects_unlabeled"),
-            )
-        windows = MixedWindows(
-            data.sequences,
-            self.model.receptive_field(),
-            chunk=config.chunk,
-            share=config.chunk_share if config.constraints and config.unlabeled_constraints else 0.0,
-            causal=config.causal,
-            keypoints_left=data.keypoints_left,
-            keypoints_right=data.keypoints_right,
-            labelled=False,
-            view_pairs=config.multiview > 0,
-            balance_subjects=config.balance_unlabeled,
-        )
-        if len(windows.singles) < 2 * self.dist.world_size:
-            raise JointposeError(
-                "{0}: {frames} unlabelled frames; training needs at least {needed}",
-                fields=("subjects_unlabeled",),
-                frames=len(windows.singles),
-                needed=2 * self.dist.world_size,
-            )
-        poses = torch.from_numpy(np.concatenate([s.poses_3d for s in self.train_data.sequences]))
-        return windows, bone_lengths(poses.double()).mean(dim=0).float().to(self.device)
+        """The run's training windows (:func:`~jointpose.training.run_data.training_windows`): of
+        the data as loaded, or of ``epoch``'s augmented bodies and cameras."""
+        return training_windows(self.config, self.train_data, self.model.receptive_field(), epoch)
 
     def _resume(self, ckpt: dict[str, Any]) -> None:
         """Continue the run in ``ckpt`` (:func:`resume_file`'s): weights, optimiser, epoch, history, RNG."""
@@ -826,10 +672,6 @@ def _frame_share(batch: MixedBatch, world_size: int) -> float:
     frames = len(batch.singles) + batch.chunks.shape[0] * batch.chunks.shape[1]
     global_frames = batch.global_singles + batch.global_chunks * batch.chunks.shape[1]
     return frames * world_size / global_frames
-
-
-def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
-    return list(values) if values else None
 
 
 def write_log(history: list[dict[str, Any]], path: Path, leading: tuple[str, ...] = ()) -> None:
