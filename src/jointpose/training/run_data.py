@@ -35,16 +35,21 @@ class RunData(NamedTuple):
 def load_run_data(config: TrainConfig) -> RunData:
     """A run's training, test and unlabelled data, checked against the model they train; the
     configuration returned has no alignment with the 2D where the keypoints mark no joint."""
-    train = load_dataset(
-        config.data_dir,
-        config.keypoints,
-        list(config.subjects_train),
-        _opt_list(config.actions),
-        subset=config.subset,
-        downsample=config.downsample,
-        normalization=config.normalization,
-        dataset=config.dataset,
-    )
+
+    def load(subjects: tuple[str, ...], **kwargs: object) -> Dataset:
+        """Those ``subjects``' recordings of the run's actions, as the run reads them."""
+        return load_dataset(
+            config.data_dir,
+            config.keypoints,
+            list(subjects),
+            list(config.actions) if config.actions else None,
+            downsample=config.downsample,
+            normalization=config.normalization,
+            dataset=config.dataset,
+            **kwargs,
+        )
+
+    train = load(config.subjects_train, subset=config.subset)
     if config.random_cameras is not None and train.input_layout not in INPUT_LAYOUTS:
         raise JointposeError(
             "{0} draws the 2D from the 3D joints; -k {keypoints} holds a detector's keypoints in their own "
@@ -53,15 +58,7 @@ def load_run_data(config: TrainConfig) -> RunData:
             keypoints=config.keypoints,
             layout=train.input_layout,
         )
-    test = load_dataset(
-        config.data_dir,
-        config.keypoints,
-        list(config.subjects_test),
-        _opt_list(config.actions),
-        downsample=config.downsample,
-        normalization=config.normalization,
-        dataset=config.dataset,
-    )
+    test = load(config.subjects_test)
     # The alignment moves each joint to its own keypoint's ray: all of them where the 2D is
     # the joints, the limbs where it was converted from COCO's or BlazePose's points. Where
     # the keypoints mark no joint, the run records no alignment in its checkpoints.
@@ -74,20 +71,7 @@ def load_run_data(config: TrainConfig) -> RunData:
                 JointposeWarning,
                 stacklevel=2,
             )
-    unlabelled = (
-        load_dataset(
-            config.data_dir,
-            config.keypoints,
-            list(config.subjects_unlabeled),
-            _opt_list(config.actions),
-            downsample=config.downsample,
-            normalization=config.normalization,
-            dataset=config.dataset,
-            use_3d=False,
-        )
-        if config.semi_supervised
-        else None
-    )
+    unlabelled = load(config.subjects_unlabeled, use_3d=False) if config.semi_supervised else None
     # Before any model or window is built: a receptive field longer than every clip trains
     # nothing, and the windows of a huge one would not fit in memory.
     longest = max(len(s.keypoints) for s in train.sequences)
@@ -196,7 +180,3 @@ def unlabelled_windows(
         )
     poses = torch.from_numpy(np.concatenate([s.poses_3d for s in labelled.sequences]))
     return windows, bone_lengths(poses.double()).mean(dim=0).float()
-
-
-def _opt_list(values: tuple[str, ...] | None) -> list[str] | None:
-    return list(values) if values else None
