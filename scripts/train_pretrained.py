@@ -53,6 +53,7 @@ from jointpose.evaluation.evaluate import evaluate_model, format_table, inferenc
 from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.inference.lifter import Lifter
 from jointpose.inference.pretrained import PRETRAINED
+from jointpose.model.loading import LATEST_FILE
 from jointpose.model.predict import alignment_weight
 from jointpose.motion.builder import CameraRing, NoiseModel, write_h36m_dataset
 from jointpose.motion.mocap import load_bvh_folder
@@ -155,7 +156,7 @@ def main() -> int:
             causal=variant.causal,
             seed=0,
             precision=args.precision,
-            resume=(work / name / "latest.pt").exists(),
+            resume=(work / name / LATEST_FILE).exists(),
         )
         trainer = Trainer(config)
         if args.rescore:

@@ -292,7 +292,7 @@ def test_skeleton_fit_leaves_a_frame_with_nan_out_of_the_others():
     without = torch.cat([poses[:5], poses[6:]])
     for causal in (False, True):
         fitted = fit_skeleton(holed, causal=causal)
-        assert bool(fitted[5, 13].isnan().all())
+        assert bool(fitted[5].isnan().all())  # the whole frame: its bones are measured together
         expected = fit_skeleton(without, causal=causal)
         torch.testing.assert_close(torch.cat([fitted[:5], fitted[6:]]), expected, rtol=0, atol=1e-12)
 

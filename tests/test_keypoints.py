@@ -300,6 +300,7 @@ def test_a_person_score_where_the_file_gives_none_counts_unseen_points_as_zero(t
     whole = _coco18(person(0), conf=0.5)
     few = np.zeros((18, 3))
     few[:3] = [100.0, 100.0, 0.9]
+    few[3] = [100.0, 100.0, -1.0]  # a negative confidence: not seen, counting 0
     path = write_json(tmp_path / "two_keypoints.json", _openpose_frame([whole, few]))
     np.testing.assert_allclose(read_openpose(path).scores[0], [0.5, 3 * 0.9 / 18])
     points = np.column_stack([np.ones((17, 2)), np.r_[0.6, 0.0, np.nan, np.full(14, 0.3)]])

@@ -63,11 +63,14 @@ def test_camera_schema_errors_name_the_source():
     with pytest.raises(JointposeError, match="cams.json: malformed"):
         cameras_from_schema({"intrinsic": [], "extrinsic": [[]]}, "cams.json")  # a list where subjects should be
     intrinsic = {"id": "1", "res_w": 0, "res_h": 1000, "focal_length": [1, 1], "center": [0, 0]}
+    extrinsic = {"S1": [{"orientation": [1, 0, 0, 0], "translation": [0, 0, 0]}]}
     with pytest.raises(JointposeError, match="cams.json: camera 1: resolution must be positive"):
-        cameras_from_schema(
-            {"intrinsic": [intrinsic], "extrinsic": {"S1": [{"orientation": [1, 0, 0, 0], "translation": [0, 0, 0]}]}},
-            "cams.json",
-        )
+        cameras_from_schema({"intrinsic": [intrinsic], "extrinsic": extrinsic}, "cams.json")
+    for text in (["1145.0", 1145.0], [True, 1145.0]):  # numbers must be JSON numbers
+        given = dict(intrinsic, res_w=1000, focal_length=text)
+        with pytest.raises(JointposeError, match=r"cams.json: malformed .*expected 2 finite numbers"):
+            cameras_from_schema({"intrinsic": [given], "extrinsic": extrinsic}, "cams.json")
+    assert cameras_from_schema({"intrinsic": [dict(intrinsic, res_w=1000)], "extrinsic": extrinsic}, "cams.json")
 
 
 def test_projection_of_known_point():

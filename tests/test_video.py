@@ -290,6 +290,34 @@ def test_a_close_left_right_decision_is_noted():
     assert "repaired left/right swaps in 9 frames (1 stretch(es))" in few.notes
 
 
+def test_a_video_results_export_records_its_cut_camera_stretches_and_height(tmp_path):
+    """VideoResult.export (what ``jointpose video -o`` writes) records what infer needs to lift
+    the track again as it was lifted: read back, the cut's first frame, the camera, the
+    stretches, the threshold and the height are those of the run (no detector needed)."""
+    from jointpose.data.keypoints import Keypoints2D, load_keypoints
+    from jointpose.data.video import VideoClip
+    from jointpose.geometry.cameras import camera_from_intrinsics
+    from jointpose.inference.video import VideoResult
+
+    frames = 12
+    xy = np.random.default_rng(0).uniform(100, 500, (frames, 17, 2))
+    track = Keypoints2D(xy, np.full((frames, 17), 0.9), "video", "coco17", np.zeros((frames, 17), bool), switches=[5])
+    clip = VideoClip(Path("clip.mp4"), 640, 480, 30.0, 2.0, first=30, count=frames)
+    detections = Detections2D(np.zeros((frames, 17, 3)), np.ones(frames, bool), switches=[5])
+    camera = camera_from_intrinsics((640, 480), 900.0, None, (330.0, 250.0))
+    poses, path = np.zeros((frames, 17, 3)), np.tile([0.0, 0.0, 4.0], (frames, 1))
+    result = VideoResult(clip, poses, path, track, detections, camera=camera, confidence_threshold=0.25, height=1.6)
+    for name in ("out.npz", "out.json"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", JointposeWarning)
+            read = load_keypoints(result.export(tmp_path / name))
+        assert read.source_format == "video" and read.image_size == (640, 480) and read.fps == 30.0, name
+        assert read.first_frame == 30 and read.switches == [5] and read.height == 1.6, name
+        assert read.camera.focal_length == (900.0, 900.0) and read.camera.center == (330.0, 250.0), name
+        np.testing.assert_allclose(read.xy, xy, atol=1e-3)
+    assert abs(float(load_npz(tmp_path / "out.npz")["confidence_threshold"]) - 0.25) < 1e-7
+
+
 def test_render_captions_name_lost_frames_and_possible_switches():
     from jointpose.inference.video import render_captions
 

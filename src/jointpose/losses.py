@@ -72,7 +72,7 @@ LENGTH_BETA = 1e-3  # metres
 ANGLE_BETA = 1e-3  # radians
 RATIO_BETA = 1e-3
 ROM_BETA = 0.1  # radians: the range-of-motion hinge bends in over ~6 degrees
-MIN_DEPTH = 0.1  # metres: the back-projection clamps predicted depths here (nothing real is closer)
+MIN_DEPTH = 0.1  # metres: depths are clamped here (predicted ones in the back-projection, true ones in trajectory_loss)
 MAX_WEIGHT = 1e6  # a loss weight beyond it overflows the sum and is no tuning (the defaults are 1e-2 to 1)
 
 

@@ -122,7 +122,7 @@ def _dataset_scene(args: argparse.Namespace) -> _Scene:
     try:  # the sequence's action group alone: other actions need not be complete
         data = load_dataset(
             args.data_dir,
-            args.keypoints or DEFAULT_KEYPOINTS,
+            DEFAULT_KEYPOINTS if args.keypoints is None else args.keypoints,
             [subject],
             [action_group(action)],
             downsample=1 if args.downsample is None else args.downsample,

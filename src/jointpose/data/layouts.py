@@ -424,9 +424,9 @@ def _mmpose_person(person: Any, where: str) -> tuple[np.ndarray, float]:
 
 def _mean_confidence(confidence: np.ndarray) -> np.ndarray:
     """(..., N) keypoint confidences -> (...) a person's score where its file gives none: the
-    mean over all N keypoints, those not seen (0 or NaN) counting 0, so that a detection of a
-    few confident points does not outscore a whole body."""
-    return np.nan_to_num(confidence, nan=0.0).mean(axis=-1)
+    mean over all N keypoints, those not seen (0, negative or NaN) counting 0, so that a
+    detection of a few confident points does not outscore a whole body."""
+    return np.clip(np.nan_to_num(confidence, nan=0.0), 0.0, None).mean(axis=-1)
 
 
 def _person_score(score: Any, keypoints: np.ndarray, where: str) -> float:

@@ -644,7 +644,7 @@ def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int, floor: bool = Tru
 
 def mixed_loss(
     loss_fn: JointAwareLoss, pred: torch.Tensor, singles: torch.Tensor, chunks: torch.Tensor, chunk_mpjpe: bool = True
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+) -> tuple[torch.Tensor, torch.Tensor | float, dict[str, torch.Tensor]]:
     """Weighted MPJPE and the weighted constraint terms over the chunks.
 
     ``pred`` (S + K * chunk, 17, 3) metres, the S single windows first; ``singles`` (S, 17, 3)
