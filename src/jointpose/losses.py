@@ -61,6 +61,7 @@ from jointpose.geometry.anatomy import (
     rom_violation_of_angles,
     safe_norm,
 )
+from jointpose.geometry.cameras import distort
 
 TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc", "stretch")
 CONSTRAINT_TERMS = TERMS[1:]  # every term but MPJPE: those with a --w-* flag
@@ -291,7 +292,7 @@ def project_to_input(points: torch.Tensor, intrinsics: torch.Tensor, min_depth: 
         intrinsics: (..., 4) the camera's (fx, fy, cx, cy) in input units, one row per
             sample (``points``' leading shape), or (..., 10) with the lens after them: k1,
             k2, k3, p1, p2 and the model (1: Human3.6M's, 0: OpenCV's;
-            :func:`jointpose.geometry.cameras.project_points` gives both formulas), or
+            :func:`jointpose.geometry.cameras.distort` gives both formulas), or
             (..., 12) with the screen units after those (not used here).
         min_depth: depths are clamped to at least this (metres), so a predicted root behind
             the camera cannot divide by zero.
@@ -308,16 +309,8 @@ def project_to_input(points: torch.Tensor, intrinsics: torch.Tensor, min_depth: 
         k1, k2, k3, p1, p2, h36m = (lens[..., i] for i in range(6))
         clamped = xy.clamp(-1.0, 1.0)
         x, y = clamped.unbind(-1)
-        r2 = x * x + y * y
-        radial = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
-        tangent = p1 * x + p2 * y
-        h36m_xy = torch.stack([x * (radial + tangent) + p1 * r2, y * (radial + tangent) + p2 * r2], dim=-1)
-        opencv_xy = torch.stack(
-            [
-                x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
-                y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y,
-            ],
-            dim=-1,
+        h36m_xy, opencv_xy = (
+            torch.stack(distort(x, y, (k1, k2, k3), (p1, p2), model), dim=-1) for model in ("h36m", "opencv")
         )
         distorted = torch.where(h36m[..., None] > 0.5, h36m_xy, opencv_xy)
         xy = xy + (distorted - clamped)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -331,19 +332,27 @@ def project_points(
     return _distort(xy[..., 0], xy[..., 1], radial, tangential, model) * np.asarray(focal_length) + np.asarray(center)
 
 
-def _distort(x: np.ndarray, y: np.ndarray, radial: Any, tangential: Any, model: str) -> np.ndarray:
-    """Pinhole points ``(X/Z, Y/Z)`` -> their distorted normalised image points (..., 2), by the
-    lens model of :func:`project_points`."""
+def distort(x: Any, y: Any, radial: Sequence[Any], tangential: Sequence[Any], model: str) -> tuple[Any, Any]:
+    """Pinhole points ``(X/Z, Y/Z)`` -> their distorted normalised image coordinates
+    ``(x', y')``, by the lens model of :func:`project_points` (``model``: one of
+    :data:`DISTORTION_MODELS`). Elementwise on numpy arrays or torch tensors alike (the
+    semi-supervised back-projection uses it too); ``radial`` (k1, k2, k3) and ``tangential``
+    (p1, p2) are numbers or arrays broadcasting with ``x``."""
     r2 = x * x + y * y
     k1, k2, k3 = radial
     p1, p2 = tangential
     radial_factor = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
     if model == "h36m":
         factor = radial_factor + p1 * x + p2 * y
-        return np.stack([x * factor + p1 * r2, y * factor + p2 * r2], axis=-1)
+        return x * factor + p1 * r2, y * factor + p2 * r2
     xd = x * radial_factor + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
     yd = y * radial_factor + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
-    return np.stack([xd, yd], axis=-1)
+    return xd, yd
+
+
+def _distort(x: np.ndarray, y: np.ndarray, radial: Any, tangential: Any, model: str) -> np.ndarray:
+    """:func:`distort` as one (..., 2) numpy array."""
+    return np.stack(distort(x, y, radial, tangential, model), axis=-1)
 
 
 def _floating(values: np.ndarray) -> np.ndarray:
