@@ -194,8 +194,10 @@ def test_evaluation_runs_the_models_own_inference_step_and_aligns_only_marked_jo
         "align_joints": LIMBS,
     }
     assert inference_settings(model, converted, smooth=0.0, align_2d=1.0) | {"smooth": 2.5, "align": 0.4} == step
-    raw = inference_settings(model, converted, raw=True, smooth=3.0, align_2d=1.0)
+    raw = inference_settings(model, converted, raw=True)
     assert (raw["skeleton_fit"], raw["smooth"], raw["align"]) == (False, 0.0, 0.0)
+    with pytest.raises(JointposeError, match="raw shows the network alone, without a filter; leave out smooth or raw"):
+        inference_settings(model, converted, raw=True, smooth=3.0, align_2d=1.0)  # raw no longer wins silently
     # 17 keypoints for HumanEva's 15 joints mark none of them: no alignment, whatever is asked.
     assert inference_settings(model, converted, "humaneva15", align_2d=1.0)["align"] == 0.0
 

@@ -135,6 +135,19 @@ def test_temporal_filter_is_stored_and_applied(h36m_dir, tmp_path):
         main(cli("evaluate", "-k gt -ste S9 --smooth 2 --raw", data_dir=h36m_dir, checkpoint=tmp_path / "ck")) == 2
     )  # the network alone has no filter
     assert main(_args(h36m_dir, tmp_path / "bad", "--smooth", "nan")) == 2
+    # The Python API refuses it as the CLI does (raw won silently), naming its own arguments.
+    from jointpose.errors import JointposeError
+    from jointpose.evaluation.evaluate import evaluate_checkpoint
+
+    for override, what in (
+        ({"smooth": 2.0}, "smooth"),
+        ({"align_2d": 0.5}, "align_2d"),
+        ({"skeleton_fit": True}, "skeleton_fit"),
+    ):
+        with pytest.raises(
+            JointposeError, match=rf"^raw shows the network alone, without .*; leave out {what} or raw$"
+        ):
+            evaluate_checkpoint(tmp_path / "ck", h36m_dir, "gt", ["S9"], raw=True, **override)
 
 
 @pytest.mark.slow

@@ -181,6 +181,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from jointpose.evaluation.evaluate import (
         evaluate_checkpoint,
         format_table,
+        refuse_raw_with,
         results_json,
         write_predictions,
     )
@@ -196,15 +197,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
     if args.smooth is not None:
         check_sigma(args.smooth, "--smooth")
-        if args.raw:
-            raise JointposeError("--raw shows the network alone, without a filter; leave out --smooth or --raw")
     if args.align_2d is not None:
         check_weight(args.align_2d, "--align-2d")
-        if args.raw:
-            raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
-    if args.skeleton_fit is not None and args.raw:
-        flag = "--skeleton-fit" if args.skeleton_fit else "--no-skeleton-fit"
-        raise JointposeError(f"--raw shows the network alone, without the skeleton fit; leave out {flag} or --raw")
+    flags = {"raw": "--raw", "smooth": "--smooth", "align_2d": "--align-2d"}
+    flags["skeleton_fit"] = "--skeleton-fit" if args.skeleton_fit else "--no-skeleton-fit"
+    refuse_raw_with(args.raw, args.smooth, args.align_2d, args.skeleton_fit, flags)  # before the work
     with model_source(args.checkpoint, args.pretrained) as checkpoint:
         result = evaluate_checkpoint(
             checkpoint,

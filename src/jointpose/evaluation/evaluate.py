@@ -12,7 +12,7 @@ import math
 import numbers
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -223,6 +223,32 @@ class InferenceStep(Protocol):
     align_2d: float  # 0-1
 
 
+def refuse_raw_with(
+    raw: bool,
+    smooth: float | None = None,
+    align_2d: float | None = None,
+    skeleton_fit: bool | None = None,
+    names: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse ``raw`` (the network alone) beside a setting of the inference step it leaves
+    out: a filter (``smooth``), the alignment with the 2D (``align_2d``) or the skeleton fit
+    (``skeleton_fit``), each None where not given. The message names them by ``names``
+    (argument -> how the caller spells it, e.g. its flags), else as the arguments."""
+    if not raw:
+        return
+    spelled = {"raw": "raw", "smooth": "smooth", "align_2d": "align_2d", "skeleton_fit": "skeleton_fit"}
+    spelled |= dict(names or {})
+    for name, value, what in (
+        ("smooth", smooth, "a filter"),
+        ("align_2d", align_2d, "the alignment"),
+        ("skeleton_fit", skeleton_fit, "the skeleton fit"),
+    ):
+        if value is not None:
+            raise JointposeError(
+                f"{spelled['raw']} shows the network alone, without {what}; leave out {spelled[name]} or {spelled['raw']}"
+            )
+
+
 def inference_settings(
     source: InferenceStep,
     data: Dataset,
@@ -239,10 +265,12 @@ def inference_settings(
     with the 2D (``align_2d``, 0-1, overrides its share), with ``data``'s keypoint symmetry and
     frame rate. The alignment moves the joints ``data``'s keypoints mark
     (:func:`jointpose.data.h36m.alignment_joints` for ``dataset``'s skeleton), and is off where
-    they mark none. ``raw``: the network alone."""
+    they mark none. ``raw``: the network alone (refused beside an override,
+    :func:`refuse_raw_with`)."""
     if not isinstance(data, Dataset):
         raise JointposeError(f"data must be a Dataset (from load_dataset), got {type(data).__name__}")
     raw = check_switch(raw, "raw")
+    refuse_raw_with(raw, smooth, align_2d, skeleton_fit)
     skeleton_fit = None if skeleton_fit is None else check_switch(skeleton_fit, "skeleton_fit")
     align_2d = None if align_2d is None else check_weight(align_2d, "align_2d")
     joints = alignment_joints(data, dataset)
