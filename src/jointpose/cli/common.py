@@ -185,14 +185,15 @@ def alignment_of(args: argparse.Namespace, lifter: Lifter) -> float:
     """The alignment weight ``lifter`` runs with: ``--align-2d`` (checked), else the model's; 0
     with ``--raw``. A causal model does not align (its alignment would read future frames), so
     a weight above 0 for one is refused rather than ignored."""
+    from jointpose.evaluation.evaluate import refuse_raw_with
     from jointpose.geometry.alignment import check_weight
     from jointpose.model.predict import refuse_future_frames
 
+    raw = getattr(args, "raw", False)
     if args.align_2d is None:
-        return 0.0 if getattr(args, "raw", False) else lifter.align_2d
+        return 0.0 if raw else lifter.align_2d
     check_weight(args.align_2d, "--align-2d")
-    if getattr(args, "raw", False):
-        raise JointposeError("--raw shows the network alone, without the alignment; leave out --align-2d or --raw")
+    refuse_raw_with(raw, align_2d=args.align_2d, names={"raw": "--raw", "align_2d": "--align-2d"})
     pretrained = getattr(args, "pretrained", None)
     model = getattr(args, "checkpoint", None) or (f"--pretrained {pretrained}" if pretrained else "--causal")
     refuse_future_frames("align_2d", args.align_2d, lifter.causal, model)
