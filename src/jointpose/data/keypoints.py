@@ -63,7 +63,7 @@ from jointpose.data.layouts import (
 )
 from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import Camera, check_image_size
+from jointpose.geometry.cameras import Camera, check_image_size, check_image_size_pair
 from jointpose.safeio import (
     check_fps,
     check_path,
@@ -129,9 +129,7 @@ class Keypoints2D:
         if self.fps is not None:
             self.fps = check_fps(self.fps, "Keypoints2D fps")
         if self.image_size is not None:
-            self.image_size = check_image_size(
-                *_two(self.image_size, "Keypoints2D image_size"), "Keypoints2D image_size"
-            )
+            self.image_size = check_image_size_pair(self.image_size, "Keypoints2D image_size")
         if self.camera is not None and not isinstance(self.camera, Camera):
             raise JointposeError(f"Keypoints2D camera must be a Camera or None, got {type(self.camera).__name__}")
         check_switches(self.switches, len(self.xy), "Keypoints2D switches")
@@ -162,13 +160,6 @@ def check_switches(switches: Any, frames: int, what: str) -> None:
         and all(0 < s < frames for s in switches)
     ):
         raise JointposeError(f"{what} must be increasing frames in 1..{frames - 1}, got {brief(switches)}")
-
-
-def _two(value: Any, what: str) -> tuple[Any, Any]:
-    """``value``'s two items, or a :class:`JointposeError` naming ``what``."""
-    if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) != 2:
-        raise JointposeError(f"{what} must be (width, height), got {brief(value)}")
-    return value[0], value[1]
 
 
 def require_image_size(image_size: tuple[int, int] | None, path: str | Path) -> tuple[int, int]:

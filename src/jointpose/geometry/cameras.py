@@ -422,6 +422,14 @@ def check_image_size(width: Any, height: Any, what: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def check_image_size_pair(value: Any, what: str) -> tuple[int, int]:
+    """An image size given as one (width, height) pair, checked as :func:`check_image_size`
+    checks it; errors name ``what``."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) != 2:
+        raise JointposeError(f"{what} must be (width, height), got {brief(value)}")
+    return check_image_size(value[0], value[1], what)
+
+
 # Largest normalised coordinate the network is given (screen: x in [0, w] pixels maps to
 # [-1, 1], so 500 image widths off screen); larger values are no detection, and could
 # overflow float32 inside the network.

@@ -52,7 +52,7 @@ from jointpose.geometry.cameras import (
     OFF_SCREEN,
     SCREEN_BOUND,
     Camera,
-    check_image_size,
+    check_image_size_pair,
     check_normalization,
     focal_length_for_fov,
     normalize_keypoints,
@@ -308,11 +308,7 @@ class Lifter:
             return camera
         if image_size is None:
             raise JointposeError("pixel keypoints need {0} (width, height) or a camera", fields=("image_size",))
-        try:
-            w, h = image_size
-        except (TypeError, ValueError):
-            raise JointposeError(f"image_size must be (width, height) in pixels, got {image_size!r}") from None
-        w, h = check_image_size(w, h, "image_size")
+        w, h = check_image_size_pair(image_size, "image_size")
         if self.assumed_camera is None or (self.assumed_camera.res_w, self.assumed_camera.res_h) != (w, h):
             self.assumed_camera = Camera.assumed(w, h)  # built once per size: a stream asks every frame
         return self.assumed_camera
