@@ -319,7 +319,7 @@ def test_a_video_results_export_records_its_cut_camera_stretches_and_height(tmp_
 
 
 def test_render_captions_name_lost_frames_and_possible_switches():
-    from jointpose.inference.video import render_captions
+    from jointpose.render import render_captions
 
     def captions(switches: list[int], lost: tuple[int, ...] = ()) -> dict[int, str]:
         found = np.ones(30, dtype=bool)

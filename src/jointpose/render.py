@@ -166,6 +166,21 @@ def _image_size(image_size: tuple[int, int] | None) -> tuple[int, int] | None:
     return w, h
 
 
+def render_captions(found: np.ndarray, switches: Sequence[int], fps: float) -> dict[int, str]:
+    """Render captions ``{frame index: text}`` of a clip at ``fps``: on the frames where nobody
+    was ``found`` (frames,), that the pose is filled in; for the half second either side of
+    each of the ``switches`` (frames where the track may have moved to another person), that
+    it may move there (both where both hold)."""
+    count = len(found)
+    captions = {int(index): "person not found: pose filled in" for index in np.flatnonzero(~np.asarray(found))}
+    reach = max(1, round(fps / 2))
+    for frame in switches:
+        switch = f"the track may move to another person at {frame / fps:.2f} s"
+        for index in range(max(0, frame - reach), min(count, frame + reach + 1)):
+            captions[index] = f"{captions[index]}; {switch}" if index in captions else switch
+    return captions
+
+
 class PoseFigure:
     """One matplotlib figure for a whole clip: a 2D panel (if ``keypoints_2d``) and one 3D panel per sequence.
 

@@ -169,8 +169,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     export(args.output, poses, fps, trajectory=trajectory, fmt=fmt)
     print(f"wrote {len(poses)} frames to {args.output} ({fmt})")
     if args.render:
-        from jointpose.inference.video import render_captions
-        from jointpose.render import render_animation
+        from jointpose.render import render_animation, render_captions
 
         render_animation(
             args.render,

@@ -50,8 +50,7 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_render(args: argparse.Namespace) -> None:
     """``jointpose render``: 2D keypoints and 3D poses, or a dataset sequence, as an animation."""
-    from jointpose.inference.video import render_captions
-    from jointpose.render import check_animation_path, check_frame_counts, render_animation
+    from jointpose.render import check_animation_path, check_frame_counts, render_animation, render_captions
     from jointpose.safeio import check_outputs
 
     dpi = render_dpi(args)

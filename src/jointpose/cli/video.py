@@ -67,8 +67,8 @@ def cmd_video(args: argparse.Namespace) -> None:
 
     from jointpose.data.blazepose import native_logs_hidden, require_mediapipe
     from jointpose.inference.export import format_from_path
-    from jointpose.inference.video import lift_video, render_captions
-    from jointpose.render import check_animation_path, render_animation
+    from jointpose.inference.video import lift_video
+    from jointpose.render import check_animation_path, render_animation, render_captions
     from jointpose.safeio import check_outputs
 
     fmt = format_from_path(args.output, args.format)
