@@ -21,7 +21,7 @@ from jointpose.geometry.cameras import (
 )
 from jointpose.inference.lifter import Lifter
 from jointpose.model.temporal import TemporalModel
-from jointpose.motion.builder import NoiseModel
+from jointpose.motion.builder import CameraRing, NoiseModel, blazepose_keypoints, write_h36m_dataset
 from jointpose.motion.viewpoints import (
     CameraRanges,
     RandomRig,
@@ -341,6 +341,34 @@ def test_random_views_never_put_a_joint_near_the_camera(sequences):
     views = random_views(sequences, np.random.default_rng(0), CameraRanges(distance=(0.5, 0.6)), fps=50.0)
     for view in views:
         assert (view.poses_3d + view.trajectory[:, None])[..., 2].min() >= 1.0 - 1e-5
+
+
+def test_no_clearance_still_keeps_every_seen_point_half_a_metre_away(sequences, tmp_path):
+    """``clearance=0`` with cameras drawn at arm's length: the drawn cameras move back to the
+    builder's 0.5 m, face and toe points included, so nothing is refused part way."""
+    close = CameraRanges(distance=(0.5, 0.5), pitch=(-89.0, 89.0), aim=1.0, clearance=0.0)
+    for layout in ("h36m", "blazepose"):
+        views = random_views(sequences, np.random.default_rng(0), close, fps=50.0, input_layout=layout)
+        for seq, view in zip(sequences, views):
+            world = seq.camera.camera_to_world(seq.poses_3d + seq.trajectory[:, None].astype(np.float64))
+            seen = np.concatenate([world, blazepose_keypoints(world)], 1) if layout == "blazepose" else world
+            assert view.camera.world_to_camera(seen)[..., 2].min() >= 0.5
+    motion = {"S1": {"walk": _walk(), "reach": _walk() + [0.0, 0.0, 0.3]}}
+    rig = RandomRig(4, close, seed=1)
+    for camera in rig.cameras(motion, "blazepose")["S1"]:
+        for world in motion["S1"].values():
+            assert camera.world_to_camera(blazepose_keypoints(world))[..., 2].min() >= 0.5
+    paths = write_h36m_dataset(tmp_path, motion, fps=50.0, cameras=rig, input_layout="blazepose")
+    assert np.load(paths["noisy"], allow_pickle=True)["positions_2d"].item()["S1"]["walk"][3].shape == (60, 17, 2)
+
+
+def test_a_camera_nearer_than_half_a_metre_is_refused_naming_clip_and_camera(tmp_path):
+    ring = CameraRing(count=2, distance=0.5, height=1.0, target_height=1.0)
+    with pytest.raises(
+        JointposeError, match=r"^S1/walk: the person comes within 0.5 m of \(or behind\) camera ring\d$"
+    ):
+        write_h36m_dataset(tmp_path, {"S1": {"walk": _walk()}}, fps=50.0, cameras=ring)
+    assert not any(tmp_path.iterdir())
 
 
 def test_noise_scales_with_the_person_in_the_image():

@@ -117,7 +117,7 @@ def write_data(config: DemoConfig, motion: dict[str, dict[str, np.ndarray]]) -> 
         folder,
         motion,
         fps=config.fps,
-        cameras=config.cameras.cameras(motion) if isinstance(config.cameras, RandomRig) else config.cameras,
+        cameras=config.cameras,
         noise=config.noise,
         seed=config.seed,
         input_layout=config.input_layout,

@@ -35,7 +35,7 @@ def add_build_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_data_build(args: argparse.Namespace) -> None:
     """``jointpose data build``: BVH motion capture to Human3.6M-format dataset files."""
-    from jointpose.motion.builder import CameraRing, dataset_paths, write_h36m_dataset
+    from jointpose.motion.builder import dataset_paths, write_h36m_dataset
     from jointpose.motion.mocap import bvh_groups, load_bvh_folder, parse_subject_map, subject_names
     from jointpose.motion.rigs import load_rig_mapping
     from jointpose.safeio import check_fps, check_output_folder
@@ -59,8 +59,6 @@ def cmd_data_build(args: argparse.Namespace) -> None:
         body_scaling=args.body_scaling,
         seed=args.seed,
     )
-    if not isinstance(ring, CameraRing) and ring is not None:  # random cameras: drawn around the motion
-        ring = ring.cameras(motion)
     paths = write_h36m_dataset(
         args.out, motion, fps=args.fps, cameras=ring, noise=noise, seed=args.seed, input_layout=args.input_layout
     )

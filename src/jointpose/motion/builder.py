@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -36,10 +37,11 @@ from jointpose.safeio import atomic_folder, check_fps, check_limit, check_path, 
 H36M_SUBJECTS = TRAIN_SUBJECTS + TEST_SUBJECTS
 MAX_RING_CAMERAS = 64
 MIN_CLIP_FRAMES = 2  # motion needs two frames (velocity); shorter clips are refused
+MIN_DEPTH = 0.5  # metres: the nearest a projected point may come to its camera (nearer or behind is refused)
 # A ring camera's distance from the centre of the capture area, and its and its target's
-# heights (metres): nearer than the builder's 0.5 m minimum depth sees nobody, and within
-# these the look-at geometry stays well conditioned.
-RING_DISTANCE_M = (0.5, 1000.0)
+# heights (metres): nearer than MIN_DEPTH sees nobody, and within these the look-at
+# geometry stays well conditioned.
+RING_DISTANCE_M = (MIN_DEPTH, 1000.0)
 RING_HEIGHT_M = (-1000.0, 1000.0)
 # Detector noise: jitter, drift and outlier radius (pixels), drift correlation time (seconds).
 NOISE_MAX_PX = 10_000.0
@@ -247,6 +249,17 @@ def detector_points(poses: np.ndarray, input_layout: str) -> np.ndarray:
     return poses
 
 
+def in_camera(world: np.ndarray, camera: Camera, input_layout: str, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """World poses (frames, 17, 3) metres in ``camera``'s space: (its :func:`detector_points`,
+    the joints), each (frames, N, 3) metres. Refused when any of them comes within
+    :data:`MIN_DEPTH` of the camera or behind it; ``where`` starts the message."""
+    joints = camera.world_to_camera(world)
+    points = joints if input_layout == "h36m" else camera.world_to_camera(detector_points(world, input_layout))
+    if not min(points[..., 2].min(), joints[..., 2].min()) >= MIN_DEPTH:
+        raise JointposeError(f"{where}: the person comes within {MIN_DEPTH:g} m of (or behind) camera {camera.id}")
+    return points, joints
+
+
 def as_network_input(pixels: np.ndarray, input_layout: str) -> np.ndarray:
     """Projected :func:`detector_points` (frames, N, 2) as the Human3.6M-17 pixels a model
     gets: COCO-17 points (from COCO or BlazePose) converted as ``jointpose infer`` and
@@ -383,15 +396,23 @@ def dataset_paths(out_dir: str | Path) -> dict[str, Path]:
     }
 
 
+class DrawnCameras(Protocol):
+    """Cameras drawn around each subject's motion (:class:`jointpose.motion.viewpoints.RandomRig`)."""
+
+    def cameras(self, motion: dict[str, dict[str, np.ndarray]], input_layout: str) -> dict[str, list[Camera]]:
+        """Each subject's cameras for its clips (action -> (frames, 17, 3) world metres) as
+        ``input_layout``'s detector sees them."""
+        ...
+
+
 def write_h36m_dataset(
     out_dir: str | Path,
     motion: dict[str, dict[str, np.ndarray]],
     *,
     fps: float,
-    cameras: CameraRing | dict[str, list[Camera]] | None = None,
+    cameras: CameraRing | DrawnCameras | dict[str, list[Camera]] | None = None,
     noise: NoiseModel = NoiseModel(),
     seed: int = 0,
-    min_depth: float = 0.5,
     input_layout: str = "h36m",
 ) -> dict[str, Path]:
     """Project ``motion`` (subject -> action -> (frames, 17, 3) world metres) and write the npz files.
@@ -401,8 +422,10 @@ def write_h36m_dataset(
     and converted to Human3.6M-17 with :func:`jointpose.data.layouts.to_h36m`;
     ``"blazepose"`` does the same with BlazePose's points (:func:`blazepose_keypoints`), as
     ``jointpose video`` converts them.
-    ``cameras``: Human3.6M's rig (None), a ring shared by every subject, or a list of
-    cameras per subject (equally many each).
+    ``cameras``: Human3.6M's rig (None), a ring shared by every subject, random cameras
+    drawn around each subject's motion (a :class:`~jointpose.motion.viewpoints.RandomRig`),
+    or a list of cameras per subject (equally many each). A point of the motion nearer a
+    camera than :data:`MIN_DEPTH` is refused.
     Returns the paths written, keyed ``3d``, ``gt`` and ``noisy``.
     """
     check_input_layout(input_layout)
@@ -419,8 +442,9 @@ def write_h36m_dataset(
             )
         per_subject = {s: calibration[s] for s in subjects}
         schema = None
-    elif isinstance(cameras, dict):  # cameras of their own per subject (data build --cameras random)
-        per_subject = {s: cameras[s] for s in subjects}
+    elif not isinstance(cameras, CameraRing):  # cameras of their own per subject
+        drawn = cameras if isinstance(cameras, dict) else cameras.cameras(motion, input_layout)
+        per_subject = {s: drawn[s] for s in subjects}
         schema = json.dumps(subject_cameras_schema(per_subject))
     else:
         ring = cameras.cameras()
@@ -442,15 +466,9 @@ def write_h36m_dataset(
                 )
             check_limit("frames", len(world), f"{subject}/{action}: frames")
             positions_3d[subject][action] = skeleton.expand_17_to_32(world).astype(np.float32)
-            seen = detector_points(world, input_layout)
             views, noisy_views = [], []
-            for index, camera in enumerate(per_subject[subject]):
-                cam_space = camera.world_to_camera(seen)
-                if cam_space[..., 2].min() < min_depth:
-                    raise JointposeError(
-                        f"{subject}/{action}: the subject comes within {min_depth} m of (or behind) camera "
-                        f"{index}; move the cameras further out"
-                    )
+            for camera in per_subject[subject]:
+                cam_space, _ = in_camera(world, camera, input_layout, f"{subject}/{action}")
                 pixels = camera.project(cam_space)
                 jittered = pixels + noise.sample(pixels.shape, fps, rng)
                 views.append(as_network_input(pixels, input_layout).astype(np.float32))

@@ -20,7 +20,8 @@ Users film with any camera, so training can see each motion through cameras draw
 A person who walks far keeps the whole path in front of the camera: the distance grows to
 the extent of the motion (every joint, horizontally) plus ``clearance`` metres where
 needed, and a camera that would still come closer than ``clearance`` metres to any joint
-(a steep pitch, an off-centre aim) moves back along its optical axis. Parts of the person may leave the
+or any point the detector sees (a steep pitch, an off-centre aim) moves back along its
+optical axis; never nearer than :data:`~jointpose.motion.builder.MIN_DEPTH` (0.5 m). Parts of the person may leave the
 image (a low camera close by, a wide path); the network has no confidence input, so those
 keypoints keep their projected positions with extra noise (``offscreen_noise``, a detector's
 guess off the image).
@@ -43,11 +44,17 @@ from scipy.spatial.transform import Rotation
 from jointpose.data.h36m import PoseSequence
 from jointpose.errors import JointposeError
 from jointpose.geometry.cameras import Camera, normalize_keypoints
-from jointpose.motion.builder import NoiseModel, as_network_input, check_camera_count, detector_points
+from jointpose.motion.builder import (
+    MIN_DEPTH,
+    NoiseModel,
+    as_network_input,
+    check_camera_count,
+    detector_points,
+    in_camera,
+)
 
 IMAGE_SIZES = ((1920, 1080), (1080, 1920), (1280, 720), (640, 480))
 REFERENCE_PX_PER_M = 1150.0 / 5.0  # the builder's default ring: 1150 px focal length, 5 m away
-MIN_DEPTH = 0.3  # metres: the nearest any joint may come to a drawn camera
 
 
 def _ranges_error(template: str, **values: object) -> JointposeError:
@@ -250,15 +257,25 @@ def placement(world: np.ndarray) -> tuple[np.ndarray, float]:
     return centre, float(np.hypot(*(world[..., :2] - centre[:2]).reshape(-1, 2).T).max())
 
 
+def kept_clear(camera: Camera, world: np.ndarray, clearance: float, input_layout: str = "h36m") -> Camera:
+    """``camera`` moved back (:func:`keep_in_front`) until every joint of world poses (frames,
+    17, 3) metres, and every point ``input_layout``'s detector sees on them
+    (:func:`~jointpose.motion.builder.detector_points`), lies ``clearance`` metres in front of
+    it, and never nearer than the builder's :data:`~jointpose.motion.builder.MIN_DEPTH`."""
+    points = world if input_layout == "h36m" else np.concatenate([world, detector_points(world, input_layout)], 1)
+    return keep_in_front(camera, points, max(clearance, MIN_DEPTH))
+
+
 def keep_in_front(camera: Camera, world: np.ndarray, depth: float) -> Camera:
     """``camera`` moved back along its optical axis until every point of ``world`` (..., 3)
     metres lies at least ``depth`` metres in front of it (unchanged when they already do);
-    its view direction and intrinsics are kept."""
+    its view direction and intrinsics are kept. It goes a nanometre further, so that rounding
+    never leaves a point short of ``depth``."""
     nearest = float(camera.world_to_camera(world)[..., 2].min())
     if nearest >= depth:
         return camera
     forward = camera.rotation.apply([0.0, 0.0, 1.0])
-    eye = np.asarray(camera.translation) - (depth - nearest) * forward
+    eye = np.asarray(camera.translation) - (depth - nearest + 1e-9) * forward
     return dataclasses.replace(camera, translation=tuple(float(v) for v in eye))
 
 
@@ -281,10 +298,7 @@ def seen_through(
     (:func:`~jointpose.motion.builder.detector_points`) are projected, noised and converted to
     Human3.6M-17 as ``jointpose infer`` and ``jointpose video`` convert them.
     """
-    joints = camera.world_to_camera(world)
-    points = joints if input_layout == "h36m" else camera.world_to_camera(detector_points(world, input_layout))
-    if min(points[..., 2].min(), joints[..., 2].min()) < MIN_DEPTH:
-        raise JointposeError(f"camera {camera.id}: the person comes within {MIN_DEPTH} m of (or behind) the camera")
+    points, joints = in_camera(world, camera, input_layout, f"camera {camera.id}")
     pixels = camera.project(points)
     size = np.array([camera.res_w, camera.res_h])
     inside = ((pixels >= 0) & (pixels <= size)).all(axis=-1)
@@ -325,7 +339,7 @@ def random_views(
         world = seq.camera.camera_to_world(seq.poses_3d.astype(np.float64) + seq.trajectory[:, None])
         centre, extent = placement(world)
         camera = draw_camera(rng, ranges, centre, extent, id=f"random-{seq.key}")
-        camera = keep_in_front(camera, world, ranges.clearance)
+        camera = kept_clear(camera, world, ranges.clearance, input_layout)
         pixels, joints, _ = seen_through(
             world,
             camera,
@@ -357,9 +371,10 @@ class RandomRig:
     ranges: CameraRanges = CameraRanges()
     seed: int = 0
 
-    def cameras(self, motion: dict[str, dict[str, np.ndarray]]) -> dict[str, list[Camera]]:
+    def cameras(self, motion: dict[str, dict[str, np.ndarray]], input_layout: str = "h36m") -> dict[str, list[Camera]]:
         """Each subject's cameras, around where its clips (action -> (frames, 17, 3) world
-        metres, z up) take place and far enough for all of them."""
+        metres, z up) take place and far enough for all of them and for the points
+        ``input_layout``'s detector sees on them."""
         check_camera_count(self.count)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xCA3E]))
         out = {}
@@ -367,8 +382,11 @@ class RandomRig:
             world = np.concatenate(list(clips.values()))
             centre, extent = placement(world)
             out[subject] = [
-                keep_in_front(
-                    draw_camera(rng, self.ranges, centre, extent, id=f"random{i}"), world, self.ranges.clearance
+                kept_clear(
+                    draw_camera(rng, self.ranges, centre, extent, id=f"random{i}"),
+                    world,
+                    self.ranges.clearance,
+                    input_layout,
                 )
                 for i in range(self.count)
             ]
