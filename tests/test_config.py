@@ -319,23 +319,34 @@ def test_cli_names_the_flag_on_one_line(tmp_path, capsys, flags, line):
 
 
 def test_testing_on_a_training_person_is_noted(tmp_path):
+    """The Trainer warns, before reading any data, naming the fields in Python and the flags
+    on the command line."""
     import warnings
 
     from jointpose.errors import JointposeWarning
+    from jointpose.training.trainer import Trainer
 
-    def config(*subjects: str):
-        args = ["train", "--data-dir", "d", "--checkpoint", str(tmp_path), *subjects]
-        return train_config(build_parser().parse_args(args))
+    def trainer(train: tuple[str, ...], test: tuple[str, ...]) -> None:
+        config = TrainConfig(data_dir=str(tmp_path / "none"), checkpoint_dir=str(tmp_path / "ck"))
+        with pytest.raises(JointposeError, match="data_dir: directory not found"):
+            Trainer(dataclasses.replace(config, subjects_train=train, subjects_test=test))
 
     with pytest.warns(JointposeWarning) as caught:
-        config("-str", "S1,S5", "-ste", "S5,S9,S1")
+        trainer(("S1", "S5"), ("S5", "S9", "S1"))
     assert [str(w.message) for w in caught] == [
-        "-ste S5,S1: also in -str; scores on people the model trained on say nothing about new people "
-        "(hold them out: docs/validation.md)"
+        "subjects_test S5,S1: also in subjects_train; scores on people the model trained on say nothing about new "
+        "people (hold them out: docs/validation.md)"
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        config("-str", "S1,S5", "-ste", "S9")  # held out: silent
+        trainer(("S1", "S5"), ("S9",))  # held out: silent
+    argv = ["train", "--data-dir", str(tmp_path / "none"), "--checkpoint", str(tmp_path / "ck"), "-str", "S1,S5"]
+    run = subprocess.run([sys.executable, "-m", "jointpose", *argv, "-ste", "S5,S9,S1"], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        "warning: -ste S5,S1: also in -str; scores on people the model trained on say nothing about new people "
+        "(hold them out: docs/validation.md)",
+        f"jointpose train: error: --data-dir: directory not found: {tmp_path / 'none'}",
+    ]
 
 
 def test_lists_from_python_are_the_tuples_of_the_command_line():

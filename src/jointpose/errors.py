@@ -38,7 +38,25 @@ class _Brief:
         return brief(self.value)
 
 
-class JointposeError(Exception):
+class _Named:
+    """A message that may name configuration fields: :class:`JointposeError`'s and
+    :class:`JointposeWarning`'s ``message``, ``fields`` and ``values``."""
+
+    def _template(self, message: str, fields: Sequence[str], values: dict[str, Any]) -> str:
+        """Keep the template and return the message as a Python user reads it."""
+        self.fields = tuple(fields)
+        self.template = message if self.fields or values else None
+        self.values = {k: _Brief(v) if isinstance(v, _CONTAINERS) else v for k, v in values.items()}
+        return message.format(*self.fields, **self.values) if self.template is not None else message
+
+    def naming(self, names: Mapping[str, str]) -> str:
+        """The message with each field written as ``names[field]`` (as itself when absent)."""
+        if self.template is None:
+            return str(self)
+        return self.template.format(*(names.get(field, field) for field in self.fields), **self.values)
+
+
+class JointposeError(_Named, Exception):
     """A user-facing error whose message names the file, key or argument at fault.
 
     Args:
@@ -51,10 +69,7 @@ class JointposeError(Exception):
     """
 
     def __init__(self, message: str, *, fields: Sequence[str] = (), **values: Any) -> None:
-        self.fields = tuple(fields)
-        self.template = message if self.fields or values else None
-        self.values = {k: _Brief(v) if isinstance(v, _CONTAINERS) else v for k, v in values.items()}
-        super().__init__(message.format(*self.fields, **self.values) if self.template is not None else message)
+        super().__init__(self._template(message, fields, values))
 
     def renaming(self, old: str, new: str) -> JointposeError:
         """This error with the text ``old`` (a file's path) written as ``new`` (what the user
@@ -64,12 +79,6 @@ class JointposeError(Exception):
         values = {k: str(v).replace(old, new) if isinstance(v, (str, PurePath)) else v for k, v in self.values.items()}
         return JointposeError(self.template.replace(old, new), fields=self.fields, **values)
 
-    def naming(self, names: Mapping[str, str]) -> str:
-        """The message with each field written as ``names[field]`` (as itself when absent)."""
-        if self.template is None:
-            return str(self)
-        return self.template.format(*(names.get(field, field) for field in self.fields), **self.values)
-
 
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, or its type's name when it has none: how an error
@@ -78,5 +87,10 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text.strip() else type(exc).__name__
 
 
-class JointposeWarning(UserWarning):
-    """Something in the input was repaired (trimmed, interpolated, padded); the message says what."""
+class JointposeWarning(_Named, UserWarning):
+    """Something in the input was repaired (trimmed, interpolated, padded), or a setting will not
+    do what it seems to; the message says what. ``fields`` and ``values`` as
+    :class:`JointposeError`'s: the CLI writes each field as its flag."""
+
+    def __init__(self, message: str, *, fields: Sequence[str] = (), **values: Any) -> None:
+        super().__init__(self._template(message, fields, values))

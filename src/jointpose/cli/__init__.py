@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import os
 import signal
 import sys
@@ -102,7 +103,7 @@ def argument_flags(verb: str | None = None) -> dict[str, str]:
     return flags
 
 
-def flag_message(exc: JointposeError, verb: str | None = None) -> str:
+def flag_message(exc: JointposeError | JointposeWarning, verb: str | None = None) -> str:
     """``exc``'s message with each configuration field or argument it names written as its flag:
     ``verb``'s (a key of :data:`VERBS`; default: any verb's), and training's flags
     (:func:`jointpose.training.config.field_flags`, which load PyTorch) for the verbs that
@@ -149,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     func: Callable[[argparse.Namespace], None] = args.func
     try:
-        with _cli_warnings(), _terminate_as_interrupt():
+        with _cli_warnings(verb), _terminate_as_interrupt():
             func(args)
     except JointposeError as exc:
         if args.debug:
@@ -172,13 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextmanager
-def _cli_warnings() -> Iterator[None]:
-    """Every :class:`JointposeWarning` shown, each time, as one line (:func:`_format_warning`);
-    the process's warning settings are put back afterwards (``main`` may run in-process)."""
+def _cli_warnings(verb: str) -> Iterator[None]:
+    """Every :class:`JointposeWarning` shown, each time, as one line naming ``verb``'s flags
+    (:func:`_format_warning`); the process's warning settings are put back afterwards
+    (``main`` may run in-process)."""
     format_warning = warnings.formatwarning
     with warnings.catch_warnings():
         warnings.simplefilter("always", JointposeWarning)
-        warnings.formatwarning = _format_warning
+        warnings.formatwarning = functools.partial(_format_warning, verb=verb)
         try:
             yield
         finally:
@@ -271,9 +273,8 @@ def _empty_positional(parser: argparse.ArgumentParser, args: argparse.Namespace)
     return None
 
 
-def _format_warning(message, category, filename, lineno, line=None) -> str:
-    return (
-        f"warning: {one_line(str(message))}\n"
-        if issubclass(category, JointposeWarning)
-        else f"{filename}:{lineno}: {category.__name__}: {message}\n"
-    )
+def _format_warning(message, category, filename, lineno, line=None, *, verb: str | None = None) -> str:
+    if issubclass(category, JointposeWarning):
+        text = flag_message(message, verb) if isinstance(message, JointposeWarning) else str(message)
+        return f"warning: {one_line(text)}\n"
+    return f"{filename}:{lineno}: {category.__name__}: {message}\n"

@@ -56,14 +56,6 @@ def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
             else f"without unlabelled subjects ({flags[cause]})"
         )
         warnings.warn(JointposeWarning(f"{', '.join(flags[n] for n in names)}: no effect {condition}"), stacklevel=2)
-    if both := [s for s in config.subjects_test if s in config.subjects_train]:
-        warnings.warn(
-            JointposeWarning(
-                f"{flags['subjects_test']} {','.join(both)}: also in {flags['subjects_train']}; scores on people the "
-                "model trained on say nothing about new people (hold them out: docs/validation.md)"
-            ),
-            stacklevel=2,
-        )
     return config
 
 

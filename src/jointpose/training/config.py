@@ -27,7 +27,7 @@ from jointpose.data.h36m import (
     check_names,
     dataset_kind,
 )
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry.alignment import ALIGN_WEIGHT_DEFAULT
 from jointpose.geometry.cameras import NORMALIZATIONS
 from jointpose.geometry.filters import SMOOTH_DEFAULT, check_sigma
@@ -607,6 +607,20 @@ CONSTRAINT_SETTINGS = (
     "unlabeled_constraints",
 )
 SEMI_SUPERVISED_SETTINGS = ("warmup_unlabeled", "bone_guard", "multiview", "balance_unlabeled", "unlabeled_constraints")
+
+
+def tested_on_training_people(config: TrainConfig) -> JointposeWarning | None:
+    """The warning for a run that tests on subjects it also trains on, else None: its scores
+    on them say nothing about people the model never saw."""
+    both = [s for s in config.subjects_test if s in config.subjects_train]
+    if not both:
+        return None
+    return JointposeWarning(
+        "{0} {both}: also in {1}; scores on people the model trained on say nothing about new people "
+        "(hold them out: docs/validation.md)",
+        fields=("subjects_test", "subjects_train"),
+        both=",".join(both),
+    )
 
 
 def idle_settings(config: TrainConfig) -> dict[str, list[str]]:

@@ -27,6 +27,7 @@ import math
 import numbers
 import random
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,7 +71,7 @@ from jointpose.training.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from jointpose.training.config import TrainConfig, model_args, saved_weights
+from jointpose.training.config import TrainConfig, model_args, saved_weights, tested_on_training_people
 from jointpose.training.distributed import (
     DistContext,
     global_mean,
@@ -108,6 +109,8 @@ class Trainer:
             raise JointposeError(
                 "dist must be a DistContext or None, got {kind}", fields=("dist",), kind=type(dist).__name__
             )
+        if (warning := tested_on_training_people(config)) is not None:
+            warnings.warn(warning, stacklevel=2)
         with memory_guard(config):
             self._build(config, dist)
 
