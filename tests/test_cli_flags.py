@@ -10,6 +10,7 @@ import pytest
 
 from h36m_files import cli
 from jointpose.cli import main
+from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.inference.lifter import Lifter
 from test_keypoints import COCO_TEMPLATE, coco_expected
@@ -292,6 +293,18 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
         np.testing.assert_allclose(
             np.load(out)["poses_3d"], lifter.predict(at_model_cam, camera=camera)[::2], atol=1e-5
         )
+    # In Python, lift_track reads a track with the image size and camera it records, as infer does.
+    assert main(cli("infer", "--pretrained video --no-progress", tmp_path / "cam.npz", o=out)) == 0
+    cam_track = load_keypoints(tmp_path / "cam.npz")
+    poses, root = lifter.lift_track(cam_track)
+    np.testing.assert_allclose(poses, np.load(out)["poses_3d"], atol=1e-5)
+    np.testing.assert_allclose(root, np.load(out)["trajectory"], atol=1e-5)
+    given = Camera.from_focal_length(96, 64, 80.0, center=(50.0, 30.0))
+    np.testing.assert_allclose(lifter.lift_track(cam_track, camera=given)[1], root, atol=1e-9)
+    other = Camera.from_focal_length(96, 64, 160.0, center=(50.0, 30.0))  # a given camera wins
+    assert (lifter.lift_track(cam_track, camera=other)[1][:, 2] > 1.5 * root[:, 2]).all()  # twice the focal length
+    with pytest.raises(JointposeError, match=r"^image_size 64x96 differs from the image size the Keypoints2D records"):
+        lifter.lift_track(cam_track, (64, 96))
     assert main(cli("infer", "--pretrained video --no-progress", tmp_path / "clip.npz", o=out)) == 0
     capsys.readouterr()
     # Without a model named, a video track is lifted by the video model, as jointpose video lifts it.

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from jointpose.data.h36m import MAX_DISTANCE_M
-from jointpose.data.keypoints import Keypoints2D, check_switches
+from jointpose.data.keypoints import Keypoints2D, check_switches, image_size_of
 from jointpose.data.layouts import aligned_joints
 from jointpose.data.resampling import resample, same_rate
 from jointpose.data.tracks import person_parts
@@ -382,8 +382,10 @@ class Lifter:
                 for the bundled models; a third column, each keypoint's confidence in [0, 1],
                 weighs the alignment with the 2D), pixels unless ``normalized``; or a
                 :class:`~jointpose.data.keypoints.Keypoints2D` from ``load_keypoints``, whose
-                confidence and source layout are used; or a list of such sequences.
-            image_size: (width, height) in pixels, for pixel input without ``camera``.
+                confidence and source layout are used, and its image size and camera where
+                its file records them (a ``jointpose video`` output); or a list of such sequences.
+            image_size: (width, height) in pixels, for pixel input without ``camera`` (for a
+                ``Keypoints2D`` that records one, it must be that one).
             camera: the camera the keypoints were seen with (intrinsics in pixels); without it
                 an ``"intrinsics"`` model assumes :meth:`Camera.assumed` (:data:`DEFAULT_FOV_DEG`
                 degrees over the longer side).
@@ -420,6 +422,7 @@ class Lifter:
             ]
         normalized = check_switch(normalized, "normalized")  # before any use: "no" would read as true
         if isinstance(keypoints, Keypoints2D):
+            image_size, camera = _recorded(keypoints, image_size, camera)
             keypoints, source_layout = _points_of(keypoints, normalized, self.fps), keypoints.source_layout
         align_joints = aligned_joints(source_layout)  # checked before the network runs
         keypoints = numeric_array(keypoints, "keypoints")  # read once: positions, and confidence below
@@ -480,8 +483,9 @@ class Lifter:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Poses and root trajectory of a whole keypoint track, one per frame at its own rate.
 
-        Each stretch between ``keypoints.switches`` (where a video track may have moved to
-        another person) is lifted on its own, so no pose mixes two people's 2D and each gets its
+        ``image_size`` and ``camera`` default to those the track's file records (a ``jointpose
+        video`` output's). Each stretch between ``keypoints.switches`` (where a video track may
+        have moved to another person) is lifted on its own, so no pose mixes two people's 2D and each gets its
         own bone lengths: resampled to the model's frame rate from ``fps`` (default
         ``keypoints.fps``, else the model's), lifted (:meth:`predict`), its root placed where a
         camera is given or the model places it without one (:meth:`predict_trajectory`), and
@@ -496,6 +500,7 @@ class Lifter:
                 f"keypoints must be a Keypoints2D (from load_keypoints), got {type(keypoints).__name__}; for an "
                 "array at the model's frame rate use predict and predict_trajectory"
             )
+        image_size, camera = _recorded(keypoints, image_size, camera)
         rate = check_fps(fps if fps is not None else keypoints.fps or self.fps, "fps")
         at_model_rate = same_rate(rate, self.fps)
         if not at_model_rate:
@@ -556,6 +561,7 @@ class Lifter:
         normalized = check_switch(normalized, "normalized")
         given = keypoints  # a Keypoints2D lifts with its own confidence and layout
         if isinstance(keypoints, Keypoints2D):
+            image_size, camera = _recorded(keypoints, image_size, camera)
             keypoints = _points_of(keypoints, normalized, self.fps)
         if self.trajectory_model is None or (camera is not None and self.normalization == "screen"):
             if camera is None and not self.places_root_without_camera:
@@ -630,6 +636,21 @@ def screen_view(pixels: np.ndarray, camera: Camera) -> np.ndarray:
     model = screen_camera(camera)
     rays = normalize_keypoints(np.asarray(pixels, dtype=np.float64), camera, "intrinsics")  # undistorted
     return np.asarray(model.center) + rays * np.asarray(model.focal_length)
+
+
+def _recorded(
+    keypoints: Keypoints2D, image_size: tuple[int, int] | None, camera: Camera | None
+) -> tuple[tuple[int, int] | None, Camera | None]:
+    """The image size and camera to read ``keypoints`` with: ``camera`` where given, else the
+    one its file records; ``image_size`` where given (it must be the recorded one), else the
+    recorded one, unless a camera is given."""
+    if camera is not None:
+        return image_size, camera
+    what = ""
+    if image_size is not None:
+        image_size = check_image_size_pair(image_size, "image_size")
+        what = f"image_size {image_size[0]}x{image_size[1]}"
+    return image_size_of(keypoints, image_size, what, "the Keypoints2D"), keypoints.camera
 
 
 def _points_of(keypoints: Keypoints2D, normalized: bool, fps: float) -> np.ndarray:
