@@ -21,7 +21,7 @@ from jointpose.geometry.cameras import (
 )
 from jointpose.inference.lifter import Lifter
 from jointpose.model.temporal import TemporalModel
-from jointpose.motion.builder import CameraRing, NoiseModel, blazepose_keypoints, write_h36m_dataset
+from jointpose.motion.builder import CameraRing, NoiseModel, blazepose_keypoints, in_camera, write_h36m_dataset
 from jointpose.motion.viewpoints import (
     CameraRanges,
     RandomRig,
@@ -364,11 +364,27 @@ def test_no_clearance_still_keeps_every_seen_point_half_a_metre_away(sequences, 
 
 def test_a_camera_nearer_than_half_a_metre_is_refused_naming_clip_and_camera(tmp_path):
     ring = CameraRing(count=2, distance=0.5, height=1.0, target_height=1.0)
-    with pytest.raises(
-        JointposeError, match=r"^S1/walk: the person comes within 0.5 m of \(or behind\) camera ring\d$"
-    ):
+    near = (
+        r"^S1/walk, camera \d: the person comes within 0.5 m of \(or behind\) the camera; move the cameras further out$"
+    )
+    with pytest.raises(JointposeError, match=near):
         write_h36m_dataset(tmp_path, {"S1": {"walk": _walk()}}, fps=50.0, cameras=ring)
     assert not any(tmp_path.iterdir())
+    # The clips are checked before any camera is drawn around them, whatever the rig.
+    broken = _walk()
+    broken[5, 7] = np.nan
+    for rig in (ring, RandomRig(2), None):
+        for motion, match in (
+            ({"S1": {"walk": broken}}, r"^S1/walk: motion holds NaN or inf values$"),
+            ({"S1": {}}, r"^S1: no clips$"),
+            ({"S1": {"walk": _walk()[:1]}}, r"^S1/walk: 1 frame\(s\) at 50 fps; a clip needs at least 2"),
+        ):
+            with pytest.raises(JointposeError, match=match):
+                write_h36m_dataset(tmp_path, motion, fps=50.0, cameras=rig)
+    camera = draw_camera(np.random.default_rng(0), CameraRanges(), np.zeros(3))
+    for layout in ("h36m", "coco"):  # NaN anywhere, not only where the nearest point is sought
+        with pytest.raises(JointposeError, match=r"^clip: the motion holds NaN or inf values$"):
+            in_camera(broken, camera, layout, "clip")
 
 
 def test_noise_scales_with_the_person_in_the_image():
@@ -427,6 +443,27 @@ def test_ablation_compares_both_models_at_one_normalization(h36m_dir, tmp_path, 
     run_ablation(dataclasses.replace(_config(h36m_dir, tmp_path / "d"), epochs=1), tmp_path / "abl")
     assert seen == ["intrinsics", "intrinsics"]
     assert json.loads((tmp_path / "abl" / "ablation.json").read_text())["config"]["normalization"] == "intrinsics"
+
+
+def test_an_ablation_testing_on_a_training_person_says_so_once(h36m_dir, tmp_path, monkeypatch):
+    """Every run of an ablation (two per seed) has the same subjects: one warning, not one per run."""
+    import warnings
+
+    from jointpose.errors import JointposeWarning
+    from jointpose.training.ablation import run_seeds
+
+    monkeypatch.setattr(Trainer, "fit", lambda self: {"average": {"p1": 1.0}, "actions": {}})
+    monkeypatch.setattr("jointpose.training.ablation.format_comparison", lambda a, b: "")
+    config = dataclasses.replace(_config(h36m_dir, tmp_path / "d"), epochs=1, subjects_test=("S5", "S9"))
+    for run, out in ((run_ablation, "abl"), (lambda c, o: run_seeds(c, o, (0, 1)), "seeds")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run(config, tmp_path / out)
+        noted = [str(w.message) for w in caught if issubclass(w.category, JointposeWarning)]
+        assert [m for m in noted if "also in" in m] == [
+            "subjects_test S5: also in subjects_train; scores on people the model trained on say nothing about "
+            "new people (hold them out: docs/validation.md)"
+        ]
 
 
 def test_infer_with_focal_length_writes_the_trajectory_of_its_poses(tmp_path):

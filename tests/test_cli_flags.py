@@ -305,6 +305,18 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     assert (lifter.lift_track(cam_track, camera=other)[1][:, 2] > 1.5 * root[:, 2]).all()  # twice the focal length
     with pytest.raises(JointposeError, match=r"^image_size 64x96 differs from the image size the Keypoints2D records"):
         lifter.lift_track(cam_track, (64, 96))
+    # predict and predict_trajectory read it so too; a camera of another image size is refused.
+    np.testing.assert_allclose(lifter.predict(at_model_cam), lifter.predict(at_model_cam, camera=given), atol=1e-9)
+    assume = Camera.assumed(96, 64)
+    assert np.abs(lifter.predict(at_model_cam) - lifter.predict(at_model_cam, camera=assume)).max() > 1e-4
+    np.testing.assert_allclose(
+        lifter.predict_trajectory(at_model_cam), lifter.predict_trajectory(at_model_cam, camera=given), atol=1e-9
+    )
+    wide = Camera.from_focal_length(128, 64, 80.0)
+    refused = r"^the camera's image size 128x64 differs from the image size the Keypoints2D records \(96x64\)$"
+    for call in (lifter.predict, lifter.predict_trajectory, lifter.lift_track):
+        with pytest.raises(JointposeError, match=refused):
+            call(at_model_cam if call != lifter.lift_track else cam_track, camera=wide)
     assert main(cli("infer", "--pretrained video --no-progress", tmp_path / "clip.npz", o=out)) == 0
     capsys.readouterr()
     # Without a model named, a video track is lifted by the video model, as jointpose video lifts it.

@@ -273,7 +273,17 @@ def _empty_positional(parser: argparse.ArgumentParser, args: argparse.Namespace)
     return None
 
 
-def _format_warning(message, category, filename, lineno, line=None, *, verb: str | None = None) -> str:
+def _format_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+    *,
+    verb: str | None = None,
+) -> str:
+    """:func:`warnings.formatwarning` for the CLI: a :class:`JointposeWarning` as one line
+    naming ``verb``'s flags, any other warning as Python writes it."""
     if issubclass(category, JointposeWarning):
         text = flag_message(message, verb) if isinstance(message, JointposeWarning) else str(message)
         return f"warning: {one_line(text)}\n"

@@ -401,7 +401,8 @@ class Lifter:
             joint at 0; a list for a list.
 
         Raises:
-            JointposeError: malformed or non-finite keypoints, or a non-finite prediction.
+            JointposeError: malformed or non-finite keypoints, an image size or camera other
+                than the one a ``Keypoints2D`` records, or a non-finite prediction.
         """
         if isinstance(keypoints, (list, tuple)):
             kinds = {
@@ -641,16 +642,17 @@ def screen_view(pixels: np.ndarray, camera: Camera) -> np.ndarray:
 def _recorded(
     keypoints: Keypoints2D, image_size: tuple[int, int] | None, camera: Camera | None
 ) -> tuple[tuple[int, int] | None, Camera | None]:
-    """The image size and camera to read ``keypoints`` with: ``camera`` where given, else the
-    one its file records; ``image_size`` where given (it must be the recorded one), else the
-    recorded one, unless a camera is given."""
-    if camera is not None:
-        return image_size, camera
-    what = ""
+    """The image size and camera to read ``keypoints`` with: those given, else those its file
+    records. A given image size, or a given camera's, must be the recorded one."""
     if image_size is not None:
         image_size = check_image_size_pair(image_size, "image_size")
-        what = f"image_size {image_size[0]}x{image_size[1]}"
-    return image_size_of(keypoints, image_size, what, "the Keypoints2D"), keypoints.camera
+        image_size_of(keypoints, image_size, f"image_size {image_size[0]}x{image_size[1]}", "the Keypoints2D")
+    if camera is None:
+        return image_size or keypoints.image_size, keypoints.camera
+    if isinstance(camera, Camera):  # anything else is refused by camera_for, naming it
+        size = (camera.res_w, camera.res_h)
+        image_size_of(keypoints, size, f"the camera's image size {size[0]}x{size[1]}", "the Keypoints2D")
+    return image_size, camera
 
 
 def _points_of(keypoints: Keypoints2D, normalized: bool, fps: float) -> np.ndarray:

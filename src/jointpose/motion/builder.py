@@ -249,14 +249,19 @@ def detector_points(poses: np.ndarray, input_layout: str) -> np.ndarray:
     return poses
 
 
-def in_camera(world: np.ndarray, camera: Camera, input_layout: str, where: str) -> tuple[np.ndarray, np.ndarray]:
+def in_camera(
+    world: np.ndarray, camera: Camera, input_layout: str, where: str, hint: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
     """World poses (frames, 17, 3) metres in ``camera``'s space: (its :func:`detector_points`,
-    the joints), each (frames, N, 3) metres. Refused when any of them comes within
-    :data:`MIN_DEPTH` of the camera or behind it; ``where`` starts the message."""
+    the joints), each (frames, N, 3) metres. Refused when they hold NaN or inf, or when any
+    of them comes within :data:`MIN_DEPTH` of the camera or behind it; ``where`` (the clip
+    and camera) starts the message and ``hint`` ends it."""
     joints = camera.world_to_camera(world)
     points = joints if input_layout == "h36m" else camera.world_to_camera(detector_points(world, input_layout))
-    if not min(points[..., 2].min(), joints[..., 2].min()) >= MIN_DEPTH:
-        raise JointposeError(f"{where}: the person comes within {MIN_DEPTH:g} m of (or behind) camera {camera.id}")
+    if not (np.isfinite(joints).all() and np.isfinite(points).all()):
+        raise JointposeError(f"{where}: the motion holds NaN or inf values")
+    if min(float(points[..., 2].min()), float(joints[..., 2].min())) < MIN_DEPTH:
+        raise JointposeError(f"{where}: the person comes within {MIN_DEPTH:g} m of (or behind) the camera{hint}")
     return points, joints
 
 
@@ -405,6 +410,23 @@ class DrawnCameras(Protocol):
         ...
 
 
+def _check_clips(motion: dict[str, dict[str, np.ndarray]], fps: float) -> None:
+    """Refuse a subject without clips, and a clip (frames, 17, 3) holding NaN or inf, shorter
+    than :data:`MIN_CLIP_FRAMES` or longer than the frame limit."""
+    for subject, clips in motion.items():
+        if not clips:
+            raise JointposeError(f"{subject}: no clips")
+        for action, world in clips.items():
+            if not np.isfinite(world).all():
+                raise JointposeError(f"{subject}/{action}: motion holds NaN or inf values")
+            if len(world) < MIN_CLIP_FRAMES:
+                raise JointposeError(
+                    f"{subject}/{action}: {len(world)} frame(s) at {fps:g} fps; a clip needs at "
+                    f"least {MIN_CLIP_FRAMES} (a lower --fps than the motion allows?)"
+                )
+            check_limit("frames", len(world), f"{subject}/{action}: frames")
+
+
 def write_h36m_dataset(
     out_dir: str | Path,
     motion: dict[str, dict[str, np.ndarray]],
@@ -431,6 +453,7 @@ def write_h36m_dataset(
     check_input_layout(input_layout)
     check_fps(fps, "--fps")
     out_dir = check_path(out_dir, "out_dir")
+    _check_clips(motion, fps)  # before any camera is drawn around them
     subjects = list(motion)
     if cameras is None:
         calibration = h36m_cameras()
@@ -457,18 +480,11 @@ def write_h36m_dataset(
     for subject in subjects:
         positions_3d[subject], exact[subject], noisy[subject] = {}, {}, {}
         for action, world in motion[subject].items():
-            if not np.isfinite(world).all():
-                raise JointposeError(f"{subject}/{action}: motion holds NaN or inf values")
-            if len(world) < MIN_CLIP_FRAMES:
-                raise JointposeError(
-                    f"{subject}/{action}: {len(world)} frame(s) at {fps:g} fps; a clip needs at "
-                    f"least {MIN_CLIP_FRAMES} (a lower --fps than the motion allows?)"
-                )
-            check_limit("frames", len(world), f"{subject}/{action}: frames")
             positions_3d[subject][action] = skeleton.expand_17_to_32(world).astype(np.float32)
             views, noisy_views = [], []
-            for camera in per_subject[subject]:
-                cam_space, _ = in_camera(world, camera, input_layout, f"{subject}/{action}")
+            for index, camera in enumerate(per_subject[subject]):
+                where = f"{subject}/{action}, camera {index}"
+                cam_space, _ = in_camera(world, camera, input_layout, where, "; move the cameras further out")
                 pixels = camera.project(cam_space)
                 jittered = pixels + noise.sample(pixels.shape, fps, rng)
                 views.append(as_network_input(pixels, input_layout).astype(np.float32))

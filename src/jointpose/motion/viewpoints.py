@@ -293,7 +293,9 @@ def seen_through(
     """What ``camera`` sees of world poses (frames, 17, 3) metres.
 
     Returns (pixels (frames, 17, 2) of the network's input points, with noise; camera-space
-    joints (frames, 17, 3) metres; share of the points inside the image per frame).
+    joints (frames, 17, 3) metres; share of the points inside the image per frame). Refused
+    where a point comes within :data:`~jointpose.motion.builder.MIN_DEPTH` of the camera
+    (:func:`~jointpose.motion.builder.in_camera`).
     ``input_layout="coco"`` or ``"blazepose"``: that detector's points
     (:func:`~jointpose.motion.builder.detector_points`) are projected, noised and converted to
     Human3.6M-17 as ``jointpose infer`` and ``jointpose video`` convert them.

@@ -13,17 +13,20 @@ scores the baseline with the same inference step.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.evaluation.evaluate import COLUMN_TITLES, results_json
 from jointpose.model.loading import load_checkpoint
 from jointpose.safeio import atomic_write, check_path
 from jointpose.training.checkpoint import run_files
-from jointpose.training.config import NORMALIZATION_CONSTRAINTS, TrainConfig, saved_config
+from jointpose.training.config import NORMALIZATION_CONSTRAINTS, TrainConfig, saved_config, tested_on_training_people
 from jointpose.training.resume import resume_file
 from jointpose.training.trainer import Trainer
 
@@ -105,6 +108,17 @@ def check_planned_epochs(planned: int | None, epochs: int, folder: Path) -> None
         )
 
 
+@contextmanager
+def _held_out_noted(config: TrainConfig) -> Iterator[None]:
+    """Warn once where ``config`` tests on subjects it trains on, and let the runs built
+    within say so no more: every run of an ablation has the same subjects."""
+    with warnings.catch_warnings():
+        if (warning := tested_on_training_people(config)) is not None:
+            warnings.warn(warning, stacklevel=4)
+            warnings.filterwarnings("ignore", re.escape(str(warning)), JointposeWarning)
+        yield
+
+
 def run_ablation(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     """Train both models into ``out/baseline`` and ``out/joint-aware``; returns both summaries.
 
@@ -112,6 +126,12 @@ def run_ablation(config: TrainConfig, out: str | Path, resume: bool = False) -> 
     be): a model with a ``latest.pt`` is resumed from it (a finished one only evaluated
     again), with the epochs it was started for; the others are trained.
     """
+    with _held_out_noted(config):
+        return _ablation(config, out, resume)
+
+
+def _ablation(config: TrainConfig, out: str | Path, resume: bool) -> dict:
+    """:func:`run_ablation`'s runs."""
     out = check_path(out, "out")
     # Both models read the same input coordinates (the joint-aware default unless given): the
     # normalisation's own effect is measured apart (docs/cameras.md).
@@ -200,6 +220,12 @@ def run_seeds(config: TrainConfig, out: str | Path, seeds: Sequence[int], resume
     """:func:`run_ablation` once per seed into ``out/seed_N``, then the mean and spread of every
     metric over the seeds (printed, and written to ``out/ablation.json`` with each seed's
     averages). ``resume``: continue an interrupted run there, each seed as :func:`run_ablation` does."""
+    with _held_out_noted(config):
+        return _seeds(config, out, seeds, resume)
+
+
+def _seeds(config: TrainConfig, out: str | Path, seeds: Sequence[int], resume: bool) -> dict:
+    """:func:`run_seeds`' runs."""
     out = check_path(out, "out")
     runs = {
         seed: run_ablation(

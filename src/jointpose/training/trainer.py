@@ -109,7 +109,7 @@ class Trainer:
             raise JointposeError(
                 "dist must be a DistContext or None, got {kind}", fields=("dist",), kind=type(dist).__name__
             )
-        if (warning := tested_on_training_people(config)) is not None:
+        if (dist is None or dist.is_main) and (warning := tested_on_training_people(config)) is not None:
             warnings.warn(warning, stacklevel=2)
         with memory_guard(config):
             self._build(config, dist)
