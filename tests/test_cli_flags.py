@@ -276,7 +276,7 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     # Written at the track's 25 fps: frame i is the 50 fps lift's frame 2i, the same instant.
     np.testing.assert_allclose(np.load(out)["poses_3d"], lifter.predict(at_model, (96, 64))[::2], atol=1e-5)
     # The camera it was lifted with, where recorded, gives what the flags leave out.
-    from jointpose.data.layouts import camera_record
+    from jointpose.data.detector_files import camera_record
     from jointpose.geometry.cameras import Camera
 
     recorded = camera_record(Camera.from_focal_length(96, 64, 80.0, center=(50.0, 30.0)))

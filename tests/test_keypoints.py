@@ -295,7 +295,7 @@ def test_a_person_score_where_the_file_gives_none_counts_unseen_points_as_zero(t
     """OpenPose gives no person score and a COCO result may not: each is the mean confidence
     over all the person's points, unseen ones (0 or NaN) counting 0, so that three confident
     points do not outscore a whole body."""
-    from jointpose.data.layouts import read_coco_results, read_openpose
+    from jointpose.data.detector_files import read_coco_results, read_openpose
 
     whole = _coco18(person(0), conf=0.5)
     few = np.zeros((18, 3))

@@ -34,8 +34,8 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from tqdm import tqdm
 
+from jointpose.data.detector_files import read_json
 from jointpose.data.h36m import MAX_DISTANCE_M
-from jointpose.data.layouts import read_json
 from jointpose.data.video import VideoClip, ffmpeg_warnings_hidden, open_video
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton

@@ -86,13 +86,13 @@ def add_infer_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_infer(args: argparse.Namespace) -> None:
     """``jointpose infer``: 2D keypoints (or a video's track) in, 3D poses out."""
+    from jointpose.data.detector_files import is_video_output
     from jointpose.data.keypoints import (
         image_size_of,
         load_keypoints,
         outside_image_note,
         require_image_size,
     )
-    from jointpose.data.layouts import is_video_output
     from jointpose.data.resampling import same_rate
     from jointpose.geometry.bones import scale_to_height
     from jointpose.inference.export import export, format_from_path

@@ -42,25 +42,20 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from jointpose.data.layouts import (
-    CONFIDENCE_THRESHOLD,
-    LAYOUT_TITLES,
-    LAYOUTS,
+from jointpose.data.detector_files import (
     Detections,
     check_fill_gaps,
     is_mmpose,
     is_track_json,
-    keep_never_usable,
     read_array,
     read_coco_results,
     read_json,
     read_mmpose,
     read_openpose,
     read_track_json,
-    to_h36m,
     track_part,
-    usable,
 )
+from jointpose.data.layouts import CONFIDENCE_THRESHOLD, LAYOUT_TITLES, LAYOUTS, keep_never_usable, to_h36m, usable
 from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.geometry import skeleton
 from jointpose.geometry.cameras import Camera, check_image_size, check_image_size_pair

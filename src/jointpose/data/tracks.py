@@ -49,16 +49,9 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from jointpose.data.detect import Detections2D
+from jointpose.data.detector_files import track_part
 from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold, interpolate_gaps
-from jointpose.data.layouts import (
-    LAYOUT_TITLES,
-    LAYOUTS,
-    VISIBILITY_THRESHOLD,
-    keep_never_usable,
-    to_h36m,
-    track_part,
-    usable,
-)
+from jointpose.data.layouts import LAYOUT_TITLES, LAYOUTS, VISIBILITY_THRESHOLD, keep_never_usable, to_h36m, usable
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 

@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from jointpose.data.detect import Detections2D, check_person, detect_frames
+from jointpose.data.detector_files import camera_record, track_part
 from jointpose.data.keypoints import Keypoints2D, check_confidence_threshold
-from jointpose.data.layouts import VISIBILITY_THRESHOLD, camera_record, track_part
+from jointpose.data.layouts import VISIBILITY_THRESHOLD
 from jointpose.data.resampling import same_rate
 from jointpose.data.tracks import keypoints_from_detections, out_of_view_note
 from jointpose.data.video import VideoClip, open_video
