@@ -486,11 +486,11 @@ class Lifter:
 
         ``image_size`` and ``camera`` default to those the track's file records (a ``jointpose
         video`` output's). Each stretch between ``keypoints.switches`` (where a video track may
-        have moved to another person) is lifted on its own, so no pose mixes two people's 2D and each gets its
-        own bone lengths: resampled to the model's frame rate from ``fps`` (default
-        ``keypoints.fps``, else the model's), lifted (:meth:`predict`), its root placed where a
-        camera is given or the model places it without one (:meth:`predict_trajectory`), and
-        both resampled back along the bones (:func:`resample_lifted`).
+        have moved to another person) is lifted on its own, so no pose mixes two people's 2D
+        and each gets its own bone lengths: resampled to the model's frame rate from ``fps``
+        (default ``keypoints.fps``, else the model's), lifted (:meth:`predict`), its root placed
+        where a camera is given or the model places it without one (:meth:`predict_trajectory`),
+        and both resampled back along the bones (:func:`resample_lifted`).
 
         Returns:
             (frames, 17, 3) poses in metres as :meth:`predict` gives them, and the (frames, 3)
