@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from h36m_files import cli, pixels, write_dataset
-from jointpose.cli import main
+from jointpose.cli import flag_message, main
 from jointpose.errors import JointposeError, JointposeWarning
 
 
@@ -119,8 +119,10 @@ def test_evaluate_warns_of_another_layout_and_of_people_trained_on(tmp_path):
     metadata = {**files["metadata"].item(), "layout_name": "coco", "keypoints_symmetry": coco_symmetry}
     np.savez(folder / "data_2d_h36m_coco.npz", positions_2d=files["positions_2d"], metadata=metadata)
     flags = ["--data-dir", str(folder), "--checkpoint", str(tmp_path / "ck"), "-ste", "S9"]
-    with pytest.warns(JointposeWarning, match="-k coco: its left/right keypoint pairs are not those") as caught:
+    with pytest.warns(JointposeWarning, match="^keypoints coco: its left/right keypoint pairs are not those") as caught:
         assert main(["evaluate", *flags, "-k", "coco"]) == 0
+    layout = next(w.message for w in caught if "left/right" in str(w.message))
+    assert flag_message(layout, "evaluate").startswith("-k coco: its left/right")  # as the CLI writes it
     with pytest.warns(JointposeWarning, match="S1: .* trained on them; scores on people the model trained on"):
         assert main(["evaluate", *flags[:-1], "S1,S9"]) == 0
     assert not any("trained on them" in str(w.message) for w in caught)

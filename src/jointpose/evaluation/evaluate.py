@@ -424,13 +424,20 @@ def evaluate_checkpoint(
         warnings.warn(JointposeWarning(message), stacklevel=2)
     if data.num_keypoints != model.num_joints_in:
         raise JointposeError(
-            f"-k {keypoints}: {data.num_keypoints} keypoints per frame but the checkpoint expects {model.num_joints_in}"
+            "{0} {name}: {count} keypoints per frame but the checkpoint expects {expected}",
+            fields=("keypoints",),
+            name=keypoints,
+            count=data.num_keypoints,
+            expected=model.num_joints_in,
         )
     if set(zip(data.keypoints_left, data.keypoints_right)) != set(zip(*loaded.keypoints_symmetry)):  # as pairs
         warnings.warn(
             JointposeWarning(
-                f"-k {keypoints}: its left/right keypoint pairs are not those {checkpoint} was trained on: another "
-                "layout (another detector's order?), read as the model's"
+                "{0} {name}: its left/right keypoint pairs are not those {checkpoint} was trained on: another "
+                "layout (another detector's order?), read as the model's",
+                fields=("keypoints",),
+                name=keypoints,
+                checkpoint=str(checkpoint),
             ),
             stacklevel=2,
         )

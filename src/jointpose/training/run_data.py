@@ -66,9 +66,13 @@ def load_run_data(config: TrainConfig) -> RunData:
         config = dataclasses.replace(config, align_2d=0.0)
         if test.input_layout not in INPUT_LAYOUTS:  # said: the default aligns
             warnings.warn(
-                f"-k {config.keypoints}: a detector's keypoints in their own order ({test.input_layout}), "
-                "none at a joint's index: the run has no alignment with the 2D",
-                JointposeWarning,
+                JointposeWarning(
+                    "{0} {name}: a detector's keypoints in their own order ({layout}), none at a joint's index: "
+                    "the run has no alignment with the 2D",
+                    fields=("keypoints",),
+                    name=config.keypoints,
+                    layout=test.input_layout,
+                ),
                 stacklevel=2,
             )
     unlabelled = load(config.subjects_unlabeled, use_3d=False) if config.semi_supervised else None
