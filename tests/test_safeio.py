@@ -176,6 +176,14 @@ def test_output_paths_are_checked_before_work(tmp_path):
         check_output_path(tmp_path / "file" / "sub" / "x.npz", "--out")
     with pytest.raises(JointposeError, match=r"--checkpoint .*file: is a file, not a folder"):
         check_output_folder(tmp_path / "file", "--checkpoint")
+    with pytest.raises(JointposeError, match=r"^checkpoint_dir .*file: is a file, not a folder$") as named:
+        check_output_folder(tmp_path / "file", "checkpoint_dir", field=True)  # a field: the CLI writes its flag
+    assert (
+        named.value.naming({"checkpoint_dir": "--checkpoint"})
+        == f"--checkpoint {tmp_path / 'file'}: is a file, not a folder"
+    )
+    with pytest.raises(JointposeError, match=r"^checkpoint_dir .*file/sub: .*file is not a folder$"):
+        check_output_folder(tmp_path / "file" / "sub", "checkpoint_dir", field=True)
     assert check_output_folder(tmp_path / "new" / "deeper", "--out") == tmp_path / "new" / "deeper"
     assert not (tmp_path / "new").exists()  # checking creates nothing
 

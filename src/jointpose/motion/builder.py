@@ -451,7 +451,7 @@ def write_h36m_dataset(
     Returns the paths written, keyed ``3d``, ``gt`` and ``noisy``.
     """
     check_input_layout(input_layout)
-    check_fps(fps, "--fps")
+    check_fps(fps, "fps")
     out_dir = check_path(out_dir, "out_dir")
     _check_clips(motion, fps)  # before any camera is drawn around them
     subjects = list(motion)

@@ -281,27 +281,36 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output_folder(folder: str | Path, what: str) -> Path:
-    """Refuse, before any work, an output folder that is a file or cannot be created or written in."""
+def check_output_folder(folder: str | Path, what: str, *, field: bool = False) -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written
+    in. ``what`` names it in the message: a flag or a role, or with ``field`` a configuration
+    field (which the CLI writes as its flag)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise JointposeError(f"{what} {folder}: is a file, not a folder")
-    _check_creatable(folder, what, folder)
+        raise _folder_error(what, field, "is a file, not a folder", folder)
+    _check_creatable(folder, what, folder, field)
     return folder
 
 
-def _check_creatable(folder: Path, what: str, target: Path) -> None:
+def _folder_error(what: str, field: bool, problem: str, target: Path) -> JointposeError:
+    """The error "``what`` ``target``: ``problem``", ``what`` a template field where ``field``."""
+    if field:
+        return JointposeError("{0} {target}: {problem}", fields=(what,), target=str(target), problem=problem)
+    return JointposeError(f"{what} {target}: {problem}")
+
+
+def _check_creatable(folder: Path, what: str, target: Path, field: bool = False) -> None:
     """A file can be created in ``folder`` (or in the nearest existing folder above it): try one."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise JointposeError(f"{what} {target}: {existing} is not a folder")
+        raise _folder_error(what, field, f"{existing} is not a folder", target)
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
-        raise JointposeError(f"{what} {target}: cannot write in {existing} ({exc.strerror or exc})") from None
+        raise _folder_error(what, field, f"cannot write in {existing} ({exc.strerror or exc})", target) from None
 
 
 def _fsync(path: Path) -> None:

@@ -85,7 +85,7 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     found = run_files(folder)
     epochs = epoch_checkpoints(folder)
     if not config.resume:
-        check_output_folder(folder, "--checkpoint")  # before a whole epoch, not after it
+        check_output_folder(folder, "checkpoint_dir", field=True)  # before a whole epoch, not after it
         if found:  # a stale epoch_NNN.pt would be pruned by --keep-last in place of the new one
             advice = (
                 "move them or choose"
