@@ -21,7 +21,14 @@ from jointpose.geometry.cameras import (
 )
 from jointpose.inference.lifter import Lifter
 from jointpose.model.temporal import TemporalModel
-from jointpose.motion.builder import CameraRing, NoiseModel, blazepose_keypoints, in_camera, write_h36m_dataset
+from jointpose.motion.builder import (
+    CameraRing,
+    NoiseModel,
+    blazepose_keypoints,
+    detector_points,
+    in_camera,
+    write_h36m_dataset,
+)
 from jointpose.motion.viewpoints import (
     CameraRanges,
     RandomRig,
@@ -384,7 +391,7 @@ def test_a_camera_nearer_than_half_a_metre_is_refused_naming_clip_and_camera(tmp
     camera = draw_camera(np.random.default_rng(0), CameraRanges(), np.zeros(3))
     for layout in ("h36m", "coco"):  # NaN anywhere, not only where the nearest point is sought
         with pytest.raises(JointposeError, match=r"^clip: the motion holds NaN or inf values$"):
-            in_camera(broken, camera, layout, "clip")
+            in_camera(broken, detector_points(broken, layout), camera, "clip")
 
 
 def test_noise_scales_with_the_person_in_the_image():

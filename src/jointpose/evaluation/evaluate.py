@@ -236,16 +236,16 @@ def refuse_raw_with(
     (argument -> how the caller spells it, e.g. its flags), else as the arguments."""
     if not raw:
         return
-    spelled = {"raw": "raw", "smooth": "smooth", "align_2d": "align_2d", "skeleton_fit": "skeleton_fit"}
-    spelled |= dict(names or {})
+    names = names or {}
     for name, value, what in (
         ("smooth", smooth, "a filter"),
         ("align_2d", align_2d, "the alignment"),
         ("skeleton_fit", skeleton_fit, "the skeleton fit"),
     ):
         if value is not None:
+            spelled_raw = names.get("raw", "raw")
             raise JointposeError(
-                f"{spelled['raw']} shows the network alone, without {what}; leave out {spelled[name]} or {spelled['raw']}"
+                f"{spelled_raw} shows the network alone, without {what}; leave out {names.get(name, name)} or {spelled_raw}"
             )
 
 

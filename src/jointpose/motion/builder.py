@@ -250,14 +250,15 @@ def detector_points(poses: np.ndarray, input_layout: str) -> np.ndarray:
 
 
 def in_camera(
-    world: np.ndarray, camera: Camera, input_layout: str, where: str, hint: str = ""
+    world: np.ndarray, seen: np.ndarray, camera: Camera, where: str, hint: str = ""
 ) -> tuple[np.ndarray, np.ndarray]:
-    """World poses (frames, 17, 3) metres in ``camera``'s space: (its :func:`detector_points`,
-    the joints), each (frames, N, 3) metres. Refused when they hold NaN or inf, or when any
-    of them comes within :data:`MIN_DEPTH` of the camera or behind it; ``where`` (the clip
-    and camera) starts the message and ``hint`` ends it."""
+    """World poses (frames, 17, 3) metres and ``seen``, the points a detector sees on them
+    (:func:`detector_points`: ``world`` itself for the joints), in ``camera``'s space: (those
+    points, the joints), each (frames, N, 3) metres. Refused when they hold NaN or inf, or
+    when any of them comes within :data:`MIN_DEPTH` of the camera or behind it; ``where`` (the
+    clip and camera) starts the message and ``hint`` ends it."""
     joints = camera.world_to_camera(world)
-    points = joints if input_layout == "h36m" else camera.world_to_camera(detector_points(world, input_layout))
+    points = joints if seen is world else camera.world_to_camera(seen)
     if not (np.isfinite(joints).all() and np.isfinite(points).all()):
         raise JointposeError(f"{where}: the motion holds NaN or inf values")
     if min(float(points[..., 2].min()), float(joints[..., 2].min())) < MIN_DEPTH:
@@ -481,10 +482,11 @@ def write_h36m_dataset(
         positions_3d[subject], exact[subject], noisy[subject] = {}, {}, {}
         for action, world in motion[subject].items():
             positions_3d[subject][action] = skeleton.expand_17_to_32(world).astype(np.float32)
+            seen = detector_points(world, input_layout)  # the same points for every camera
             views, noisy_views = [], []
             for index, camera in enumerate(per_subject[subject]):
                 where = f"{subject}/{action}, camera {index}"
-                cam_space, _ = in_camera(world, camera, input_layout, where, "; move the cameras further out")
+                cam_space, _ = in_camera(world, seen, camera, where, "; move the cameras further out")
                 pixels = camera.project(cam_space)
                 jittered = pixels + noise.sample(pixels.shape, fps, rng)
                 views.append(as_network_input(pixels, input_layout).astype(np.float32))

@@ -300,7 +300,7 @@ def seen_through(
     (:func:`~jointpose.motion.builder.detector_points`) are projected, noised and converted to
     Human3.6M-17 as ``jointpose infer`` and ``jointpose video`` convert them.
     """
-    points, joints = in_camera(world, camera, input_layout, f"camera {camera.id}")
+    points, joints = in_camera(world, detector_points(world, input_layout), camera, f"camera {camera.id}")
     pixels = camera.project(points)
     size = np.array([camera.res_w, camera.res_h])
     inside = ((pixels >= 0) & (pixels <= size)).all(axis=-1)
