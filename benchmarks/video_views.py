@@ -4,10 +4,12 @@ The footage: Pose2Sim's Demo_SinglePerson (four synchronised, calibrated 1080x19
 person, 60 fps; BSD-3, from ``pip download pose2sim==0.10.49 --no-deps``; .ci/run extracts the
 videos and ``calibration/Calib.qca.txt`` into tests/.footage). A second person: the woman of
 Demo_MultiPerson (the same rig, 100 frames; .ci/run extracts it into
-tests/.footage/multi-person), with ``--views cam01,cam02,cam04 --person cam04=788,691``, the
-views in which she is followed throughout (in cam04 the man is the larger in the image, and
-``jointpose video`` follows him unless pointed at her; in cam03 the track starts on the man
-and moves over to her). Neither
+tests/.footage/multi-person), with ``--views cam01,cam02,cam04 --person cam04=788,691`` (in
+cam04 the man is the larger in the image, and ``jointpose video`` follows him unless pointed at
+her), and cam03 with ``--views cam01,cam02,cam03,cam04 --reference-views cam01,cam02,cam04
+--person cam04=788,691 --person cam03=280,790`` (in cam03 the track starts on the man and
+moves over to her unless pointed at her; its detections agree less with the other views', so
+it is scored against theirs). Neither
 person appeared in the bundled models' training data (CMU motion capture through virtual
 cameras).
 
@@ -17,7 +19,9 @@ triangulates with the least reprojection error, mirrored where it puts the nose 
 body; :func:`labels_from_views`: independent of jointpose's own left/right repair, whose
 choices are printed beside), triangulated per frame (linear DLT, each view weighted by the
 keypoint's confidence, lens distortion ignored), converted to Human3.6M-17 with the same recipes as the network input,
-then moved into each camera's frame, root-relative. It shares the detector's keypoint
+then moved into each camera's frame, root-relative; ``--reference-views`` triangulates only
+those views, and the others are scored against it (with the median distance of their
+detections to it, reprojected). It shares the detector's keypoint
 definition with the monocular result, so the figures measure the lifting (depth, proportions,
 left/right), not the detector. Printed per view, with and without ``--focal-length`` (the
 calibrated focal length):
@@ -52,11 +56,14 @@ calibrated focal length):
   held-out CMU subject: how far this motion lies from anything the models trained on.
 
     python benchmarks/video_views.py [--footage tests/.footage] [--views cam01,...] [--model video|PATH]
-        [--height METRES] [--person VIEW=X,Y ...] [--training-motion DIR]
+        [--reference-views cam01,...] [--end SECONDS] [--height METRES] [--person VIEW=X,Y ...]
+        [--training-motion DIR]
 
 The man of Demo_MultiPerson (the smaller in the image in cam01 and cam02):
 ``--footage tests/.footage/multi-person --views cam01,cam02,cam04 --person cam01=422,736
---person cam02=584,758 --person cam04=394,975``.
+--person cam02=584,758 --person cam04=394,975``; his cam03 up to the frame where the track is
+noted as moving to the woman: ``--views cam01,cam02,cam03,cam04 --reference-views
+cam01,cam02,cam04 --end 1.3`` with the same ``--person``.
 """
 
 from __future__ import annotations
@@ -196,6 +203,18 @@ def main() -> None:
         help="comma-separated camera names to triangulate and score (default: every camera of the calibration)",
     )
     parser.add_argument(
+        "--reference-views",
+        help="comma-separated camera names, among --views, whose detections make the reference (default: every "
+        "view scored); the others are scored against it",
+    )
+    parser.add_argument(
+        "--end",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="score every view up to this time (jointpose video --end; default: the clips' end)",
+    )
+    parser.add_argument(
         "--person",
         action="append",
         default=[],
@@ -221,6 +240,12 @@ def main() -> None:
         parser.error(
             f"--views: {', '.join(unknown)} not in {args.footage / 'Calib.qca.txt'} ({', '.join(sorted(cameras))})"
         )
+    chosen = names if args.reference_views is None else args.reference_views.split(",")
+    if unknown := sorted(set(chosen) - set(names)):
+        parser.error(f"--reference-views: {', '.join(unknown)} not among the views scored ({', '.join(names)})")
+    if len(set(chosen)) < 2:
+        parser.error("--reference-views: at least two views are needed to triangulate")
+    used = [names.index(n) for n in sorted(set(chosen), key=names.index)]
     if args.model in PRETRAINED:
         lifter = Lifter.from_pretrained(args.model, device="cpu")
     else:
@@ -238,6 +263,7 @@ def main() -> None:
                 str(args.footage / f"{name}.mp4"),
                 lifter,
                 focal_length=focal,
+                end=args.end,
                 height=args.height,
                 person=persons.get(name),
                 progress=False,
@@ -255,26 +281,32 @@ def main() -> None:
             for n in names
         ]
     )
-    detected, conf = np.nan_to_num(raw[..., :2]), np.nan_to_num(raw[..., 2])
-    xy, conf_views, exchanged = labels_from_views(detected, conf, projections)
+    detected, conf = np.nan_to_num(raw[used, ..., :2]), np.nan_to_num(raw[used, ..., 2])
+    xy, conf_views, exchanged = labels_from_views(detected, conf, projections[used])
     repaired = [repair_swaps(p, c, pairs)[2] for p, c in zip(detected, conf)]
     print(
         "left/right labels exchanged, per view: "
         + "; ".join(
-            f"{n} {int(e.sum())} frames by the views, {int(r.sum())} by jointpose's repair (disagreeing on {int((e != r).sum())})"
-            for n, e, r in zip(names, exchanged, repaired)
+            f"{names[i]} {int(e.sum())} frames by the views, {int(r.sum())} by jointpose's repair "
+            f"(disagreeing on {int((e != r).sum())})"
+            for i, e, r in zip(used, exchanged, repaired)
         )
     )
     for label, points, weights in (
         ("detector's labels", detected, conf),
         ("labels chosen from the views", xy, conf_views),
     ):
-        world = triangulate(points, weights, projections)
-        errors = np.linalg.norm(np.stack([reprojection(world, p) for p in projections]) - points, axis=-1)
+        world = triangulate(points, weights, projections[used])
+        errors = np.linalg.norm(np.stack([reprojection(world, projections[i]) for i in used]) - points, axis=-1)
         print(
-            f"triangulated {count} frames x 17 COCO keypoints from {len(names)} views, {label}: reprojection "
+            f"triangulated {count} frames x 17 COCO keypoints from {len(used)} views, {label}: reprojection "
             f"error median {np.nanmedian(errors):.1f} px, 95th percentile {np.nanpercentile(errors, 95):.1f} px; "
             f"per view median {', '.join(f'{e:.1f}' for e in np.nanmedian(errors, axis=(1, 2)))}"
+        )
+    for i in sorted(set(range(len(names))) - set(used)):  # scored against a reference they are not part of
+        print(
+            f"{names[i]} (not in the reference): median distance of its detections, each side's labels taken as "
+            f"they fit best, to the reference reprojected {view_distance(raw[i, ..., :2], reprojection(world, projections[i])):.1f} px"
         )
     reference = to_h36m(world, np.ones(world.shape[:2]), "coco17", 0.0)[0]
     lengths_ref = np.linalg.norm(bone_vectors(reference), axis=-1)
@@ -360,6 +392,22 @@ def main() -> None:
             f"spread median {100 * np.median(spread):.1f}%, max {100 * spread.max():.1f}% "
             f"({skeleton.BONE_NAMES[int(spread.argmax())]})"
         )
+
+
+def view_distance(points: np.ndarray, reprojected: np.ndarray) -> float:
+    """Median distance (pixels) from a view's COCO-17 ``points`` (F, 17, 2; NaN where not
+    found) to the reference ``reprojected`` into it, each frame with the left/right labels that
+    fit it best."""
+    pairs = side_pairs(LAYOUTS["coco17"])
+    order = np.arange(points.shape[1])
+    order[pairs[:, 0]], order[pairs[:, 1]] = pairs[:, 1], pairs[:, 0]
+    seen = np.isfinite(points[..., 0]).any(axis=1)
+    points, reprojected = points[seen], reprojected[seen]
+    distances = np.stack(
+        [np.linalg.norm(points - reprojected, axis=-1), np.linalg.norm(points[:, order] - reprojected, axis=-1)]
+    )
+    best = np.argmin(np.nanmedian(distances, axis=2), axis=0)
+    return float(np.nanmedian(distances[best, np.arange(len(points))]))
 
 
 def root_errors(path: np.ndarray, reference: np.ndarray, fps: float) -> tuple[float, float]:

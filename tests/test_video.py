@@ -903,6 +903,17 @@ def test_the_benchmark_reference_takes_left_and_right_from_the_views():
     np.testing.assert_array_equal(weights, np.ones((3, 20, 17)))
 
 
+def test_the_benchmark_distance_of_a_view_to_the_reference_takes_each_frames_best_labels():
+    views_benchmark = _video_views_benchmark()
+    rng = np.random.default_rng(0)
+    reprojected = rng.uniform(100, 900, size=(6, 17, 2))
+    points = reprojected + [3.0, 4.0]  # 5 px off everywhere
+    points[1, :5] += 30.0  # the face 30 px further in one frame: the median keypoint keeps 5 px
+    points[[0, 2, 3, 5]] = mirrored(points[[0, 2, 3, 5]], slice(None))  # most frames labelled mirrored
+    points[4] = np.nan  # nobody found
+    assert views_benchmark.view_distance(points, reprojected) == pytest.approx(5.0)
+
+
 def test_nearest_person():
     from jointpose.data.people import nearest_person
 
