@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from h36m_files import cli
-from jointpose.cli import main
+from jointpose.cli import flag_message, main
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
@@ -159,8 +159,17 @@ def test_ring_cameras_are_written_into_the_files(tmp_path):
     write_h36m_dataset(tmp_path, motion, fps=25.0, cameras=CameraRing(count=3, distance=6.0))
     data = load_dataset(tmp_path, "gt", ["B"])
     assert len(data.sequences) == 3 and data.sequences[0].camera.id == "ring0" and data.fps == 25.0
-    with pytest.raises(JointposeError, match="no Human3.6M calibration"):
+    with pytest.raises(JointposeError) as refused:
         write_h36m_dataset(tmp_path / "x", motion, fps=25.0)
+    known = "S1, S5, S6, S7, S8, S9, S11"
+    assert str(refused.value) == (
+        f"motion: subjects A, B have no Human3.6M calibration; name them {known} or give cameras (a ring of "
+        "virtual cameras or random ones)"
+    )
+    assert flag_message(refused.value, "data build") == (
+        f"--subjects: subjects A, B have no Human3.6M calibration; name them {known} or give --cameras (a ring of "
+        "virtual cameras or random ones)"
+    )
 
 
 def _cmu_subset(cmu_mocap, folder, clips: dict[str, list[str]], index: bool = False):

@@ -41,7 +41,7 @@ class Parser(argparse.ArgumentParser):
 
 
 # Python parameters that library errors name, where the command line calls them otherwise.
-PARAMETER_FLAGS = {"fov_deg": "--fov", "center": "--principal-point", "count": "--ring-count"}
+PARAMETER_FLAGS = {"fov_deg": "--fov", "center": "--principal-point", "count": "--ring-count", "motion": "--subjects"}
 
 
 def refuse_inapplicable(args: argparse.Namespace, flags: Sequence[str], why: str) -> None:

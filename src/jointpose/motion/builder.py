@@ -461,8 +461,11 @@ def write_h36m_dataset(
         unknown = [s for s in subjects if s not in calibration]
         if unknown:
             raise JointposeError(
-                f"subjects {', '.join(unknown)} have no Human3.6M calibration; name them "
-                f"{', '.join(H36M_SUBJECTS)} (--subjects) or use a ring of virtual cameras"
+                "{0}: subjects {unknown} have no Human3.6M calibration; name them {known} or give {1} (a ring of "
+                "virtual cameras or random ones)",
+                fields=("motion", "cameras"),
+                unknown=", ".join(unknown),
+                known=", ".join(H36M_SUBJECTS),
             )
         per_subject = {s: calibration[s] for s in subjects}
         schema = None
