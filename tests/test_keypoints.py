@@ -725,7 +725,7 @@ def test_track_linking_is_the_best_gated_assignment_by_brute_force():
     smallest total distance; checked against every one-to-one assignment of small matrices."""
     import itertools
 
-    from jointpose.data.keypoints import _match
+    from jointpose.data.linking import _match
 
     rng = np.random.default_rng(11)
     for _ in range(200):
