@@ -13,7 +13,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import h36m_cameras
+from jointpose.geometry.calibrations import h36m_cameras
 
 # Rest pose (metres, Z up, facing +Y): offsets of each joint from its parent.
 REST_OFFSETS = np.array(

@@ -12,7 +12,8 @@ from jointpose.data.layouts import aligned_joints
 from jointpose.errors import JointposeError
 from jointpose.evaluation.evaluate import evaluate_model
 from jointpose.geometry.alignment import align_to_rays, rays_of
-from jointpose.geometry.cameras import Camera, h36m_cameras, normalize_keypoints, root_trajectory
+from jointpose.geometry.calibrations import h36m_cameras
+from jointpose.geometry.cameras import Camera, normalize_keypoints, root_trajectory
 from jointpose.geometry.filters import smooth_poses
 from jointpose.geometry.skeleton import JOINT_NAMES
 from jointpose.inference.lifter import Lifter

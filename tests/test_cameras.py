@@ -10,10 +10,10 @@ from h36m_files import cli
 from jointpose.cli import build_parser, flag_message, main, train_config
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError
+from jointpose.geometry.calibrations import h36m_cameras
 from jointpose.geometry.cameras import (
     DEFAULT_FOV_DEG,
     Camera,
-    h36m_cameras,
     input_intrinsics,
     keypoint_pixels,
     normalize_keypoints,

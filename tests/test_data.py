@@ -11,7 +11,7 @@ from jointpose.data.batching import ChunkedWindows, MixedWindows
 from jointpose.data.h36m import load_dataset
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import h36m_cameras
+from jointpose.geometry.calibrations import h36m_cameras
 
 
 def test_load_converts_to_camera_space_root_relative(h36m_dir):

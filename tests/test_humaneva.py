@@ -20,7 +20,7 @@ from jointpose.errors import JointposeError
 from jointpose.evaluation.plausibility import plausibility_errors
 from jointpose.geometry import skeleton
 from jointpose.geometry.anatomy import bone_lengths, fit_skeleton, joint_angles, limit_range_of_motion, rom_violation
-from jointpose.geometry.cameras import humaneva_cameras
+from jointpose.geometry.calibrations import humaneva_cameras
 from jointpose.inference.lifter import Lifter
 from jointpose.inference.streaming import StreamingLifter
 from jointpose.losses import TERMS, JointAwareLoss, LossWeights

@@ -12,7 +12,7 @@ from h36m_files import cli
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import bone_vectors, positions_from_bones
-from jointpose.geometry.cameras import h36m_cameras
+from jointpose.geometry.calibrations import h36m_cameras
 from jointpose.inference.export import export, poses_to_motion
 from jointpose.inference.lifter import Lifter
 from jointpose.inference.streaming import StreamingLifter

@@ -17,7 +17,8 @@ from jointpose.data.batching import ChunkedWindows, MixedWindows, mirror_project
 from jointpose.data.h36m import PoseSequence, load_dataset
 from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import Camera, h36m_cameras, input_intrinsics, input_projection
+from jointpose.geometry.calibrations import h36m_cameras
+from jointpose.geometry.cameras import Camera, input_intrinsics, input_projection
 from jointpose.losses import (
     TARGET_FREE_TERMS,
     bone_length_guard,

@@ -7,13 +7,8 @@ import pytest
 
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import (
-    Camera,
-    cameras_from_schema,
-    h36m_cameras,
-    image_coordinates,
-    normalize_screen_coordinates,
-)
+from jointpose.geometry.calibrations import cameras_from_schema, h36m_cameras
+from jointpose.geometry.cameras import Camera, image_coordinates, normalize_screen_coordinates
 
 SHARED_CAMERAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m_cameras.json"
 

@@ -19,7 +19,7 @@ HumanEva-I in VideoPose3D's layout (``-d humaneva15``, :data:`DATASETS`) is read
 way from ``data_3d_humaneva15.npz`` and ``data_2d_humaneva15_<name>.npz``: 15 joints
 (:data:`jointpose.geometry.skeleton.HUMANEVA_15`), subjects named by split (``Train/S1``,
 ``Validate/S1``), actions split into chunks (``Walking 1 chunk0``), 60 fps, and HumanEva-I's
-three cameras (:func:`jointpose.geometry.cameras.humaneva_cameras`).
+three cameras (:func:`jointpose.geometry.calibrations.humaneva_cameras`).
 """
 
 from __future__ import annotations
@@ -38,15 +38,8 @@ import numpy as np
 from jointpose.data.layouts import aligned_joints
 from jointpose.errors import JointposeError, JointposeWarning, brief
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import (
-    OFF_SCREEN,
-    SCREEN_BOUND,
-    Camera,
-    cameras_from_schema,
-    check_normalization,
-    h36m_cameras,
-    humaneva_cameras,
-)
+from jointpose.geometry.calibrations import cameras_from_schema, h36m_cameras, humaneva_cameras
+from jointpose.geometry.cameras import OFF_SCREEN, SCREEN_BOUND, Camera, check_normalization
 from jointpose.safeio import (
     check_bounded,
     check_finite,

@@ -31,7 +31,8 @@ import numpy as np
 from jointpose.data.h36m import INPUT_LAYOUTS, TEST_SUBJECTS, TRAIN_SUBJECTS
 from jointpose.errors import JointposeError
 from jointpose.geometry import skeleton
-from jointpose.geometry.cameras import Camera, check_focal_length, check_image_size, h36m_cameras
+from jointpose.geometry.calibrations import cameras_schema, h36m_cameras, subject_cameras_schema
+from jointpose.geometry.cameras import Camera, check_focal_length, check_image_size
 from jointpose.safeio import atomic_folder, check_fps, check_limit, check_path, is_real_number
 
 H36M_SUBJECTS = TRAIN_SUBJECTS + TEST_SUBJECTS
@@ -138,32 +139,6 @@ def _look_at(eye: np.ndarray, target: np.ndarray) -> tuple[float, float, float, 
     return tuple(
         float(v) for v in Rotation.from_matrix(np.stack([right, down, forward], axis=1)).as_quat(scalar_first=True)
     )
-
-
-def cameras_schema(cameras: list[Camera], subjects: list[str]) -> dict:
-    """The ``h36m_cameras.json`` schema for one camera set shared by every subject."""
-    intrinsic = [{k: v for k, v in c.to_dict().items() if k not in ("orientation", "translation")} for c in cameras]
-    extrinsic = [
-        {"orientation": list(c.orientation), "translation": [t * 1000.0 for t in c.translation]} for c in cameras
-    ]
-    return {"intrinsic": intrinsic, "extrinsic": {s: extrinsic for s in subjects}}
-
-
-def subject_cameras_schema(cameras: dict[str, list[Camera]]) -> dict:
-    """The schema for cameras of their own per subject (equally many each): the intrinsics
-    of camera ``i`` go per subject into ``subject_intrinsic``, read by
-    :func:`jointpose.geometry.cameras.cameras_from_schema` before the shared ``intrinsic``."""
-    schema = {
-        "intrinsic": [],
-        "extrinsic": {},
-        "subject_intrinsic": {},
-    }
-    for subject, views in cameras.items():
-        one = cameras_schema(views, [subject])
-        schema["intrinsic"] = schema["intrinsic"] or one["intrinsic"]
-        schema["extrinsic"][subject] = one["extrinsic"][subject]
-        schema["subject_intrinsic"][subject] = one["intrinsic"]
-    return schema
 
 
 @dataclass(frozen=True)
