@@ -1,4 +1,4 @@
-"""``jointpose video`` on each view of real multi-view footage, against a triangulation of all views.
+"""``jointpose video`` on each view of real multi-view footage, against a triangulation of the views.
 
 The footage: Pose2Sim's Demo_SinglePerson (four synchronised, calibrated 1080x1920 views of one
 person, 60 fps; BSD-3, from ``pip download pose2sim==0.10.49 --no-deps``; .ci/run extracts the
@@ -8,23 +8,25 @@ tests/.footage/multi-person), with ``--views cam01,cam02,cam04 --person cam04=78
 cam04 the man is the larger in the image, and ``jointpose video`` follows him unless pointed at
 her), and cam03 with ``--views cam01,cam02,cam03,cam04 --reference-views cam01,cam02,cam04
 --person cam04=788,691 --person cam03=280,790`` (in cam03 the track starts on the man and
-moves over to her unless pointed at her; its detections agree less with the other views', so
-it is scored against theirs). Neither
+moves over to her unless pointed at her; cam03 scored against the reference of the three views
+above). Neither
 person appeared in the bundled models' training data (CMU motion capture through virtual
 cameras).
 
-Reference: BlazePose's COCO-17 keypoints of all the views, with each view's left/right
+Reference: BlazePose's COCO-17 keypoints of every view scored (``--reference-views``: of
+those views only; every view is scored against it), with each reference view's left/right
 labels chosen per frame from the views themselves (the combination of exchanged views that
 triangulates with the least reprojection error, mirrored where it puts the nose behind the
 body; :func:`labels_from_views`: independent of jointpose's own left/right repair, whose
 choices are printed beside), triangulated per frame (linear DLT, each view weighted by the
-keypoint's confidence, lens distortion ignored), converted to Human3.6M-17 with the same recipes as the network input,
-then moved into each camera's frame, root-relative; ``--reference-views`` triangulates only
-those views, and the others are scored against it (with the median distance of their
-detections to it, reprojected). It shares the detector's keypoint
-definition with the monocular result, so the figures measure the lifting (depth, proportions,
-left/right), not the detector. Printed per view, with and without ``--focal-length`` (the
-calibrated focal length):
+keypoint's confidence, lens distortion ignored), converted to Human3.6M-17 with the same
+recipes as the network input, then moved into each camera's frame, root-relative. It shares
+the detector's keypoint definition with the monocular result, so for a view in the reference
+the figures measure the lifting (depth, proportions, left/right), not the detector; a view
+outside it is also scored on where its detector puts the points. How well each view's
+detections agree with the others: the median distance (pixels) of its detections to a
+triangulation of the other reference views reprojected into it (:func:`view_distance`).
+Printed per view, with and without ``--focal-length`` (the calibrated focal length):
 
 * P1 (MPJPE) and P2 (after per-frame similarity alignment), mm; with the focal length, P2
   per joint (the same alignment);
@@ -301,14 +303,21 @@ def main() -> None:
         print(
             f"triangulated {count} frames x 17 COCO keypoints from {len(used)} views, {label}: reprojection "
             f"error median {np.nanmedian(errors):.1f} px, 95th percentile {np.nanpercentile(errors, 95):.1f} px; "
-            f"per view median {', '.join(f'{e:.1f}' for e in np.nanmedian(errors, axis=(1, 2)))}"
+            "per view median "
+            + ", ".join(f"{names[i]} {e:.1f}" for i, e in zip(used, np.nanmedian(errors, axis=(1, 2))))
         )
-    for i in sorted(set(range(len(names))) - set(used)):  # scored against a reference they are not part of
-        print(
-            f"{names[i]} (not in the reference): median distance of its detections, each side's labels taken as "
-            f"they fit best, to the reference reprojected {view_distance(raw[i, ..., :2], reprojection(world, projections[i])):.1f} px"
-        )
-    reference = to_h36m(world, np.ones(world.shape[:2]), "coco17", 0.0)[0]
+    reference_world = triangulate(xy, conf_views, projections[used])  # the labels chosen from the views
+    agreement = []
+    for i, name in enumerate(names):
+        others = [k for k, j in enumerate(used) if j != i]
+        if len(others) >= 2:
+            world = triangulate(xy[others], conf_views[others], projections[[used[k] for k in others]])
+            agreement.append(f"{name} {view_distance(raw[i, ..., :2], reprojection(world, projections[i])):.1f}")
+    print(
+        "each view's detections against a triangulation of the other reference views, reprojected (median, each "
+        "frame's left/right labels as they fit best): " + ", ".join(agreement) + " px"
+    )
+    reference = to_h36m(reference_world, np.ones(reference_world.shape[:2]), "coco17", 0.0)[0]
     lengths_ref = np.linalg.norm(bone_vectors(reference), axis=-1)
     print(
         f"reference skeleton: summed bone length {np.median(lengths_ref.sum(-1)):.3f} m (median over frames), "
