@@ -170,6 +170,7 @@ def test_ring_cameras_are_written_into_the_files(tmp_path):
         f"--subjects: subjects A, B have no Human3.6M calibration; name them {known} or give --cameras (a ring of "
         "virtual cameras or random ones)"
     )
+    assert flag_message(refused.value, "demo").startswith("motion: ")  # --subjects is data build's alone
 
 
 def _cmu_subset(cmu_mocap, folder, clips: dict[str, list[str]], index: bool = False):

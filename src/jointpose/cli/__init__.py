@@ -25,7 +25,14 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 
 from jointpose.cli import data, export, infer, render, train, video
-from jointpose.cli.common import EXIT_USER_ERROR, PARAMETER_FLAGS, Parser, Terminated, one_line
+from jointpose.cli.common import (
+    EXIT_USER_ERROR,
+    PARAMETER_FLAGS,
+    VERB_PARAMETER_FLAGS,
+    Parser,
+    Terminated,
+    one_line,
+)
 from jointpose.cli.train import train_config
 from jointpose.errors import JointposeError, JointposeWarning
 
@@ -91,8 +98,9 @@ def _with_common_flags(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def argument_flags(verb: str | None = None) -> dict[str, str]:
     """{argument name: its flag} over the options of ``verb`` (a key of :data:`VERBS`), or of
     every verb (an option's name is its flag's destination: ``focal_length`` ->
-    ``--focal-length``), and the library parameters of ``common.PARAMETER_FLAGS``."""
-    flags = dict(PARAMETER_FLAGS)
+    ``--focal-length``), and the library parameters of ``common.PARAMETER_FLAGS`` (and of
+    ``common.VERB_PARAMETER_FLAGS`` for ``verb``)."""
+    flags = PARAMETER_FLAGS | VERB_PARAMETER_FLAGS.get(verb or "", {})
     parsers = [build_parser(None if verb is None else [verb])]
     while parsers:
         for action in parsers.pop()._actions:

@@ -40,8 +40,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {text} (see '{self.prog} --help')\n")
 
 
-# Python parameters that library errors name, where the command line calls them otherwise.
-PARAMETER_FLAGS = {"fov_deg": "--fov", "center": "--principal-point", "count": "--ring-count", "motion": "--subjects"}
+# Python parameters that library errors name, where the command line calls them otherwise:
+# for every verb, and for one verb only.
+PARAMETER_FLAGS = {"fov_deg": "--fov", "center": "--principal-point", "count": "--ring-count"}
+VERB_PARAMETER_FLAGS = {"data build": {"motion": "--subjects"}}
 
 
 def refuse_inapplicable(args: argparse.Namespace, flags: Sequence[str], why: str) -> None:

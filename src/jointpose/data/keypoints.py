@@ -229,7 +229,7 @@ def load_keypoints(
 ) -> Keypoints2D:
     """Read one person's 2D keypoints and convert them to Human3.6M-17.
 
-    See the module docstring for tracking and gap filling.
+    Several people: :mod:`jointpose.data.linking`; gap filling: the module docstring.
 
     Args:
         path: a COCO results JSON, an MMPose video prediction JSON, an OpenPose JSON file or
@@ -241,7 +241,8 @@ def load_keypoints(
             (default): the one a ``jointpose video`` output was filled with, else
             :data:`CONFIDENCE_THRESHOLD`.
         max_gap: frames a track may go undetected and still be linked (frames).
-        max_link_distance: largest move between linked detections, in person heights.
+        max_link_distance: largest move between linked detections, in keypoint bounding-box
+            diagonals (the larger of the two detections').
         max_fill_gap: most frames in a row without any detected joint that are filled by
             interpolation (default ``limit("fill_gap")``, ``jointpose.safeio``); a longer
             run is refused, not made up.

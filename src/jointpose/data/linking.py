@@ -119,8 +119,9 @@ def _check_linkable(detections: Detections, path: Path, max_gap: int, max_fill_g
     """Refuse, before any per-frame work, detections no track can cover: a track joins frames at
     most ``max_gap`` apart, so it lies within one run of detected frames so joined, and the frames
     before or after every such run are more than ``max_fill_gap`` to fill (the check the chosen
-    track meets later, :func:`check_fill_gaps`). Sparse detections (one every few hundred frames,
-    each a track of its own) would otherwise cost per-frame arrays for the whole span."""
+    track meets later, :func:`~jointpose.data.detector_files.check_fill_gaps`). Sparse
+    detections (one every few hundred frames, each a track of its own) would otherwise cost
+    per-frame arrays for the whole span."""
     frames = len(detections.people)
     detected = np.flatnonzero(np.fromiter(map(len, detections.people), dtype=np.int64, count=frames))
     if not len(detected):
