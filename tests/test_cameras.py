@@ -473,6 +473,26 @@ def test_an_ablation_testing_on_a_training_person_says_so_once(h36m_dir, tmp_pat
         ]
 
 
+def test_an_ablation_notes_idle_settings_once_and_not_the_baselines(h36m_dir, tmp_path, monkeypatch):
+    """A causal ablation's alignment with the 2D idles in both runs: one warning. The baseline
+    leaves the constraint settings idle on purpose: none."""
+    import warnings
+
+    from jointpose.training.ablation import run_seeds
+    from jointpose.training.config import IdleSettingsWarning
+
+    monkeypatch.setattr(Trainer, "fit", lambda self: {"average": {"p1": 1.0}, "actions": {}})
+    monkeypatch.setattr("jointpose.training.ablation.format_comparison", lambda a, b: "")
+    config = dataclasses.replace(_config(h36m_dir, tmp_path / "d"), epochs=1, causal=True, align_2d=0.5, chunk=8)
+    for run, out in ((run_ablation, "abl"), (lambda c, o: run_seeds(c, o, (0, 1)), "seeds")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run(config, tmp_path / out)
+        assert [str(w.message) for w in caught if issubclass(w.category, IdleSettingsWarning)] == [
+            "align_2d: no effect with causal=True"
+        ]
+
+
 def test_infer_with_focal_length_writes_the_trajectory_of_its_poses(tmp_path):
     camera = Camera.from_focal_length(1920, 1080, 1500.0)
     frames = 30

@@ -154,7 +154,12 @@ def test_flag_message_writes_the_named_fields_as_flags():
 
 def test_every_field_has_a_flag_and_the_parser_defaults_are_the_dataclass_defaults():
     flags = field_flags()
-    assert set(flags) == {f.name for f in dataclasses.fields(TrainConfig)} | {f"weights.{t}" for t in CONSTRAINT_TERMS}
+    names = {f.name for f in dataclasses.fields(TrainConfig)} | {f"weights.{t}" for t in CONSTRAINT_TERMS}
+    switches = set(flags) - names  # a boolean field set away from its default: its switch
+    assert names <= set(flags) and {s.partition("=")[0] for s in switches} == {
+        f.name for f in dataclasses.fields(TrainConfig) if isinstance(f.default, bool)
+    }
+    assert flags["constraints=False"] == "--no-constraints" and flags["causal=True"] == "--causal"
     assert train_config(build_parser().parse_args(["train", "--data-dir", "d", "--checkpoint", "c"])) == TrainConfig(
         data_dir="d", checkpoint_dir="c"
     )
@@ -345,6 +350,29 @@ def test_testing_on_a_training_person_is_noted(tmp_path):
     assert run.returncode == 2 and run.stderr.splitlines() == [
         "warning: -ste S5,S1: also in -str; scores on people the model trained on say nothing about new people "
         "(hold them out: docs/validation.md)",
+        f"jointpose train: error: --data-dir: directory not found: {tmp_path / 'none'}",
+    ]
+
+
+def test_settings_a_run_cannot_act_on_are_noted(tmp_path):
+    """The Trainer warns, before reading any data, naming the fields in Python and the flags
+    on the command line."""
+    import warnings
+
+    from jointpose.training.config import IdleSettingsWarning
+    from jointpose.training.trainer import Trainer
+
+    config = TrainConfig(data_dir=str(tmp_path / "none"), checkpoint_dir=str(tmp_path / "ck"), constraints=False)
+    with pytest.warns(IdleSettingsWarning) as caught, pytest.raises(JointposeError, match="data_dir: directory"):
+        Trainer(dataclasses.replace(config, weights=LossWeights(sym=2.0), chunk=8))
+    assert [str(w.message) for w in caught] == ["chunk, weights: no effect with constraints=False"]
+    with warnings.catch_warnings(), pytest.raises(JointposeError, match="data_dir: directory"):
+        warnings.simplefilter("error")
+        Trainer(config)  # the defaults: silent
+    argv = ["train", "--data-dir", str(tmp_path / "none"), "--checkpoint", str(tmp_path / "ck"), "--no-constraints"]
+    run = subprocess.run([sys.executable, "-m", "jointpose", *argv, "--w-sym", "2"], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        "warning: --w-*: no effect with --no-constraints",
         f"jointpose train: error: --data-dir: directory not found: {tmp_path / 'none'}",
     ]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,7 @@ from jointpose.cli.common import (
     model_source,
     refuse_inapplicable,
 )
-from jointpose.errors import JointposeError, JointposeWarning
+from jointpose.errors import JointposeError
 
 if TYPE_CHECKING:
     from jointpose.training.config import TrainConfig
@@ -40,23 +39,13 @@ def add_train_args(p: argparse.ArgumentParser, run: bool = False) -> None:
 
 
 def train_config(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from parsed ``train`` arguments; errors name the flags, and a
-    warning names flags that cannot act in this run."""
-    from jointpose.training.config import field_flags, from_arguments, idle_settings
+    """A :class:`TrainConfig` from parsed ``train`` arguments; errors name the flags."""
+    from jointpose.training.config import field_flags, from_arguments
 
     try:
-        config = from_arguments(args, **overrides)
+        return from_arguments(args, **overrides)
     except JointposeError as exc:
         raise JointposeError(exc.naming(field_flags() | PARAMETER_FLAGS)) from None
-    flags = field_flags()
-    for cause, names in idle_settings(config).items():
-        condition = (
-            f"with {flags[cause]}"
-            if cause in ("constraints", "causal")
-            else f"without unlabelled subjects ({flags[cause]})"
-        )
-        warnings.warn(JointposeWarning(f"{', '.join(flags[n] for n in names)}: no effect {condition}"), stacklevel=2)
-    return config
 
 
 def cmd_train(args: argparse.Namespace) -> None:

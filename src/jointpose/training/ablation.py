@@ -26,7 +26,14 @@ from jointpose.evaluation.evaluate import COLUMN_TITLES, results_json
 from jointpose.model.loading import load_checkpoint
 from jointpose.safeio import atomic_write, check_path
 from jointpose.training.checkpoint import run_files
-from jointpose.training.config import NORMALIZATION_CONSTRAINTS, TrainConfig, saved_config, tested_on_training_people
+from jointpose.training.config import (
+    NORMALIZATION_CONSTRAINTS,
+    IdleSettingsWarning,
+    TrainConfig,
+    idle_warnings,
+    saved_config,
+    tested_on_training_people,
+)
 from jointpose.training.resume import resume_file
 from jointpose.training.trainer import Trainer
 
@@ -109,13 +116,18 @@ def check_planned_epochs(planned: int | None, epochs: int, folder: Path) -> None
 
 
 @contextmanager
-def _held_out_noted(config: TrainConfig) -> Iterator[None]:
-    """Warn once where ``config`` tests on subjects it trains on, and let the runs built
-    within say so no more: every run of an ablation has the same subjects."""
+def _noted_once(config: TrainConfig) -> Iterator[None]:
+    """Warn once where ``config`` tests on subjects it trains on, and for the settings its
+    joint-aware run cannot act on, and let the runs built within say so no more: every run of
+    an ablation has the same subjects and settings, and the baseline leaves the constraint
+    settings idle on purpose."""
     with warnings.catch_warnings():
         if (warning := tested_on_training_people(config)) is not None:
             warnings.warn(warning, stacklevel=4)
             warnings.filterwarnings("ignore", re.escape(str(warning)), JointposeWarning)
+        for idle in idle_warnings(dataclasses.replace(config, constraints=True)):
+            warnings.warn(idle, stacklevel=4)
+        warnings.filterwarnings("ignore", category=IdleSettingsWarning)
         yield
 
 
@@ -126,7 +138,7 @@ def run_ablation(config: TrainConfig, out: str | Path, resume: bool = False) -> 
     be): a model with a ``latest.pt`` is resumed from it (a finished one only evaluated
     again), with the epochs it was started for; the others are trained.
     """
-    with _held_out_noted(config):
+    with _noted_once(config):
         return _ablation(config, out, resume)
 
 
@@ -220,7 +232,7 @@ def run_seeds(config: TrainConfig, out: str | Path, seeds: Sequence[int], resume
     """:func:`run_ablation` once per seed into ``out/seed_N``, then the mean and spread of every
     metric over the seeds (printed, and written to ``out/ablation.json`` with each seed's
     averages). ``resume``: continue an interrupted run there, each seed as :func:`run_ablation` does."""
-    with _held_out_noted(config):
+    with _noted_once(config):
         return _seeds(config, out, seeds, resume)
 
 

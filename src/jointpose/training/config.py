@@ -623,6 +623,25 @@ def tested_on_training_people(config: TrainConfig) -> JointposeWarning | None:
     )
 
 
+class IdleSettingsWarning(JointposeWarning):
+    """Settings a run was given that cannot act in it (:func:`idle_warnings`)."""
+
+
+def idle_warnings(config: TrainConfig) -> list[IdleSettingsWarning]:
+    """One warning per cause of :func:`idle_settings`, naming the settings and what idles them:
+    ``weights: no effect with constraints=False`` (``--w-*: no effect with --no-constraints``
+    on the command line)."""
+    noted = []
+    for cause, names in idle_settings(config).items():
+        listed = ", ".join(f"{{{i}}}" for i in range(len(names)))
+        if cause == "subjects_unlabeled":
+            message, why = listed + f": no effect without unlabelled subjects ({{{len(names)}}})", cause
+        else:  # the switch set away from its default: constraints=False, causal=True
+            message, why = listed + f": no effect with {{{len(names)}}}", f"{cause}={getattr(config, cause)}"
+        noted.append(IdleSettingsWarning(message, fields=(*names, why)))
+    return noted
+
+
 def idle_settings(config: TrainConfig) -> dict[str, list[str]]:
     """The fields ``config`` sets away from their defaults that cannot act in this run, under
     the field that idles them: ``constraints`` (off), ``causal`` (on: a causal model has no
@@ -688,9 +707,13 @@ _ARGUMENT_TYPES = {
 
 def field_flags() -> dict[str, str]:
     """{field: its command-line flag, the short form where there is one} for every
-    :class:`TrainConfig` field, and ``weights.TERM`` -> ``--w-TERM`` for each loss weight."""
-    flags = {f.name: f.metadata["flags"][0] for f in dataclasses.fields(TrainConfig)}
-    return flags | {f"weights.{term}": f"--w-{term.replace('_', '-')}" for term in CONSTRAINT_TERMS}
+    :class:`TrainConfig` field, ``weights.TERM`` -> ``--w-TERM`` for each loss weight, and
+    ``FIELD=VALUE`` -> the switch for a boolean field set away from its default
+    (``constraints=False`` -> ``--no-constraints``)."""
+    fields = dataclasses.fields(TrainConfig)
+    flags = {f.name: f.metadata["flags"][0] for f in fields}
+    switches = {f"{f.name}={not f.default}": flags[f.name] for f in fields if isinstance(f.default, bool)}
+    return flags | switches | {f"weights.{term}": f"--w-{term.replace('_', '-')}" for term in CONSTRAINT_TERMS}
 
 
 def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = RUN_FIELDS) -> None:

@@ -71,7 +71,13 @@ from jointpose.training.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from jointpose.training.config import TrainConfig, model_args, saved_weights, tested_on_training_people
+from jointpose.training.config import (
+    TrainConfig,
+    idle_warnings,
+    model_args,
+    saved_weights,
+    tested_on_training_people,
+)
 from jointpose.training.distributed import (
     DistContext,
     global_mean,
@@ -109,8 +115,10 @@ class Trainer:
             raise JointposeError(
                 "dist must be a DistContext or None, got {kind}", fields=("dist",), kind=type(dist).__name__
             )
-        if (dist is None or dist.is_main) and (warning := tested_on_training_people(config)) is not None:
-            warnings.warn(warning, stacklevel=2)
+        if dist is None or dist.is_main:
+            for warning in [tested_on_training_people(config), *idle_warnings(config)]:
+                if warning is not None:
+                    warnings.warn(warning, stacklevel=2)
         with memory_guard(config):
             self._build(config, dist)
 
