@@ -359,7 +359,10 @@ def test_settings_a_run_cannot_act_on_are_noted(tmp_path):
     on the command line."""
     import warnings
 
+    import torch
+
     from jointpose.training.config import IdleSettingsWarning
+    from jointpose.training.distributed import DistContext
     from jointpose.training.trainer import Trainer
 
     config = TrainConfig(data_dir=str(tmp_path / "none"), checkpoint_dir=str(tmp_path / "ck"), constraints=False)
@@ -369,6 +372,9 @@ def test_settings_a_run_cannot_act_on_are_noted(tmp_path):
     with warnings.catch_warnings(), pytest.raises(JointposeError, match="data_dir: directory"):
         warnings.simplefilter("error")
         Trainer(config)  # the defaults: silent
+    with warnings.catch_warnings(), pytest.raises(JointposeError, match="data_dir: directory"):
+        warnings.simplefilter("error")  # under torchrun, rank 0 alone warns
+        Trainer(dataclasses.replace(config, chunk=8), DistContext(1, 2, 0, torch.device("cpu")))
     argv = ["train", "--data-dir", str(tmp_path / "none"), "--checkpoint", str(tmp_path / "ck"), "--no-constraints"]
     run = subprocess.run([sys.executable, "-m", "jointpose", *argv, "--w-sym", "2"], capture_output=True, text=True)
     assert run.returncode == 2 and run.stderr.splitlines() == [

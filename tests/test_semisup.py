@@ -267,6 +267,7 @@ def test_settings_that_cannot_act_are_named(tmp_path):
         )
     ]
     assert _config(*alone).multiview == 0.5
+    assert noted(*_args("d", tmp_path, "--w-multiview", "0.5", "--balance-unlabeled")) == []  # with -sun: silent
     baseline = ["train", "--data-dir", "d", "--checkpoint", str(tmp_path), "--no-constraints", "--w-sym", "1"]
     assert noted(*baseline, "--chunk", "8", "--no-unlabeled-constraints") == [
         (

@@ -240,7 +240,7 @@ def _seeds(config: TrainConfig, out: str | Path, seeds: Sequence[int], resume: b
     """:func:`run_seeds`' runs."""
     out = check_path(out, "out")
     runs = {
-        seed: run_ablation(
+        seed: _ablation(
             dataclasses.replace(config, seed=seed, checkpoint_dir=str(out / f"seed_{seed}")),
             out / f"seed_{seed}",
             resume,
