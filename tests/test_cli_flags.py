@@ -3,6 +3,7 @@
 
 import csv
 import json
+import warnings
 
 import imageio.v3 as iio
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from h36m_files import cli
 from jointpose.cli import main
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.inference.lifter import Lifter
 from test_keypoints import COCO_TEMPLATE, coco_expected
@@ -261,6 +262,16 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     )
     assert not load_keypoints(tmp_path / "zero.npz", confidence_threshold=None).filled.any()
     lifter = Lifter.from_pretrained("video", device="cpu")
+    # A bundled model that trained on COCO-derived 2D says so where it is given BlazePose's points.
+    with pytest.warns(JointposeWarning) as caught:
+        Lifter.from_pretrained("offline", device="cpu").lift_track(track)
+    assert [str(w.message) for w in caught] == [
+        "a jointpose video track (BlazePose's points) lifted by the bundled offline model, which trained on 2D from "
+        "COCO-17 detections; the bundled video model trained on BlazePose's points, as jointpose video lifts them"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lifter.lift_track(track)  # the video model: silent
     from jointpose.data.resampling import at_rate
 
     at_model, _ = at_rate(track, lifter.fps, None, "clip.npz")
@@ -326,7 +337,10 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     assert main(cli("infer", "--no-progress", tmp_path / "clip.json", o=tmp_path / "auto_json.npz")) == 0
     assert "a jointpose video track: lifted by the bundled video model" in capsys.readouterr().out
     assert np.abs(np.load(tmp_path / "auto_json.npz")["poses_3d"] - np.load(out)["poses_3d"]).max() < 1e-4
-    assert main(cli("infer", "--no-progress --pretrained offline", tmp_path / "clip.npz", o=tmp_path / "o.npz")) == 0
+    with pytest.warns(JointposeWarning, match="lifted by the bundled offline model"):
+        assert (
+            main(cli("infer", "--no-progress --pretrained offline", tmp_path / "clip.npz", o=tmp_path / "o.npz")) == 0
+        )
     assert "a jointpose video track: lifted by" not in capsys.readouterr().out
     assert np.abs(np.load(tmp_path / "o.npz")["poses_3d"] - np.load(out)["poses_3d"]).max() > 1e-3
     assert main(cli("infer", "--image-size 64 96", tmp_path / "clip.npz", o=tmp_path / "x.npz")) == 2

@@ -213,9 +213,6 @@ def bvh_parts_note(fmt: str, parts: int) -> str | None:
     )
 
 
-VIDEO_MODELS = ("video", "video-causal")  # the bundled models trained on BlazePose's points
-
-
 def add_pretrained_arg(p: argparse.ArgumentParser) -> None:
     """``--pretrained NAME``: a bundled model by name, instead of the verb's default one."""
     from jointpose.inference.pretrained import PRETRAINED

@@ -7,7 +7,6 @@ import warnings
 from typing import TYPE_CHECKING
 
 from jointpose.cli.common import (
-    VIDEO_MODELS,
     add_align_arg,
     add_camera_args,
     add_height_arg,
@@ -22,6 +21,7 @@ from jointpose.cli.common import (
     sequence_lifter,
 )
 from jointpose.errors import JointposeError, JointposeWarning
+from jointpose.inference.pretrained import VIDEO_MODELS
 
 if TYPE_CHECKING:
     from jointpose.data.keypoints import Keypoints2D

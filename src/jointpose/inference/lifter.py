@@ -31,6 +31,7 @@ loads the same way and runs through onnxruntime, with the same steps around the 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from jointpose.data.keypoints import Keypoints2D, check_switches, image_size_of
 from jointpose.data.layouts import aligned_joints
 from jointpose.data.resampling import resample, same_rate
 from jointpose.data.tracks import person_parts
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, JointposeWarning
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import check_weight, rays_of, root_path, root_sigma
 from jointpose.geometry.bones import bone_vectors, positions_from_bones
@@ -59,7 +60,7 @@ from jointpose.geometry.cameras import (
 )
 from jointpose.geometry.filters import check_sigma
 from jointpose.inference.onnx import OnnxModel, export_onnx, load_onnx
-from jointpose.inference.pretrained import pretrained_file
+from jointpose.inference.pretrained import VIDEO_MODELS, pretrained_file
 from jointpose.model.loading import LoadedModel, load_model, model_args_of, resolve_device, save_model, symmetry_of
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel, check_model_args, network_name
@@ -161,7 +162,24 @@ class Lifter:
         )
         self.normalization = check_normalization(normalization)
         self.assumed_camera: Camera | None = None  # set when pixel input came without intrinsics
+        self.bundled: str | None = None  # the bundled model's name (from_pretrained), else None
         self._fused: FusedTemporalModel | None = None
+
+    def _checked_recorded(
+        self, keypoints: Keypoints2D, image_size: tuple[int, int] | None, camera: Camera | None
+    ) -> tuple[tuple[int, int] | None, Camera | None]:
+        """:func:`_recorded`, with a warning where a ``jointpose video`` track (BlazePose's
+        points) goes to a bundled model that trained on 2D from COCO-17 detections."""
+        if keypoints.source_format == "video" and self.bundled is not None and self.bundled not in VIDEO_MODELS:
+            warnings.warn(
+                JointposeWarning(
+                    f"a jointpose video track (BlazePose's points) lifted by the bundled {self.bundled} model, which "
+                    f"trained on 2D from COCO-17 detections; the bundled {VIDEO_MODELS[self.causal]} model trained on "
+                    "BlazePose's points, as jointpose video lifts them"
+                ),
+                stacklevel=3,
+            )
+        return _recorded(keypoints, image_size, camera)
 
     @property
     def device(self) -> torch.device:
@@ -210,10 +228,13 @@ class Lifter:
             device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``...
 
         Returns:
-            A lifter with the model card's inference step (docs/model-card.md).
+            A lifter with the model card's inference step (docs/model-card.md); its
+            ``bundled`` is ``variant``.
         """
         with pretrained_file(variant) as path:
-            return cls.load(path, device=device)
+            lifter = cls.load(path, device=device)
+        lifter.bundled = variant
+        return lifter
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto") -> Lifter:
@@ -423,7 +444,7 @@ class Lifter:
             ]
         normalized = check_switch(normalized, "normalized")  # before any use: "no" would read as true
         if isinstance(keypoints, Keypoints2D):
-            image_size, camera = _recorded(keypoints, image_size, camera)
+            image_size, camera = self._checked_recorded(keypoints, image_size, camera)
             keypoints, source_layout = _points_of(keypoints, normalized, self.fps), keypoints.source_layout
         align_joints = aligned_joints(source_layout)  # checked before the network runs
         keypoints = numeric_array(keypoints, "keypoints")  # read once: positions, and confidence below
@@ -501,7 +522,7 @@ class Lifter:
                 f"keypoints must be a Keypoints2D (from load_keypoints), got {type(keypoints).__name__}; for an "
                 "array at the model's frame rate use predict and predict_trajectory"
             )
-        image_size, camera = _recorded(keypoints, image_size, camera)
+        image_size, camera = self._checked_recorded(keypoints, image_size, camera)
         rate = check_fps(fps if fps is not None else keypoints.fps or self.fps, "fps")
         at_model_rate = same_rate(rate, self.fps)
         if not at_model_rate:
@@ -562,7 +583,7 @@ class Lifter:
         normalized = check_switch(normalized, "normalized")
         given = keypoints  # a Keypoints2D lifts with its own confidence and layout
         if isinstance(keypoints, Keypoints2D):
-            image_size, camera = _recorded(keypoints, image_size, camera)
+            image_size, camera = self._checked_recorded(keypoints, image_size, camera)
             keypoints = _points_of(keypoints, normalized, self.fps)
         if self.trajectory_model is None or (camera is not None and self.normalization == "screen"):
             if camera is None and not self.places_root_without_camera:

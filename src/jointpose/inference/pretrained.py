@@ -17,6 +17,9 @@ PRETRAINED = {
     "video": "jointpose_cmu_243f_video.safetensors",
     "video-causal": "jointpose_cmu_243f_video_causal.safetensors",
 }
+# The bundled models trained on BlazePose's points as jointpose video detects them (offline,
+# causal); the others trained on 2D derived from COCO-17 detections.
+VIDEO_MODELS = ("video", "video-causal")
 
 
 @contextmanager
