@@ -237,13 +237,13 @@ def refuse_raw_with(
     if not raw:
         return
     names = names or {}
+    spelled_raw = names.get("raw", "raw")
     for name, value, what in (
         ("smooth", smooth, "a filter"),
         ("align_2d", align_2d, "the alignment"),
         ("skeleton_fit", skeleton_fit, "the skeleton fit"),
     ):
         if value is not None:
-            spelled_raw = names.get("raw", "raw")
             raise JointposeError(
                 f"{spelled_raw} shows the network alone, without {what}; leave out {names.get(name, name)} or {spelled_raw}"
             )

@@ -165,11 +165,13 @@ class Lifter:
         self.bundled: str | None = None  # the bundled model's name (from_pretrained), else None
         self._fused: FusedTemporalModel | None = None
 
-    def _checked_recorded(
+    def _recorded(
         self, keypoints: Keypoints2D, image_size: tuple[int, int] | None, camera: Camera | None
     ) -> tuple[tuple[int, int] | None, Camera | None]:
-        """:func:`_recorded`, with a warning where a ``jointpose video`` track (BlazePose's
-        points) goes to a bundled model that trained on 2D from COCO-17 detections."""
+        """The image size and camera to read ``keypoints`` with: those given, else those its file
+        records. A given image size, or a given camera's, must be the recorded one. Warns where a
+        ``jointpose video`` track (BlazePose's points) goes to a bundled model that trained on
+        2D from COCO-17 detections."""
         if keypoints.source_format == "video" and self.bundled is not None and self.bundled not in VIDEO_MODELS:
             warnings.warn(
                 JointposeWarning(
@@ -179,7 +181,15 @@ class Lifter:
                 ),
                 stacklevel=3,
             )
-        return _recorded(keypoints, image_size, camera)
+        if image_size is not None:
+            image_size = check_image_size_pair(image_size, "image_size")
+            image_size_of(keypoints, image_size, f"image_size {image_size[0]}x{image_size[1]}", "the Keypoints2D")
+        if camera is None:
+            return image_size or keypoints.image_size, keypoints.camera
+        if isinstance(camera, Camera):  # anything else is refused by camera_for, naming it
+            size = (camera.res_w, camera.res_h)
+            image_size_of(keypoints, size, f"the camera's image size {size[0]}x{size[1]}", "the Keypoints2D")
+        return image_size, camera
 
     @property
     def device(self) -> torch.device:
@@ -444,7 +454,7 @@ class Lifter:
             ]
         normalized = check_switch(normalized, "normalized")  # before any use: "no" would read as true
         if isinstance(keypoints, Keypoints2D):
-            image_size, camera = self._checked_recorded(keypoints, image_size, camera)
+            image_size, camera = self._recorded(keypoints, image_size, camera)
             keypoints, source_layout = _points_of(keypoints, normalized, self.fps), keypoints.source_layout
         align_joints = aligned_joints(source_layout)  # checked before the network runs
         keypoints = numeric_array(keypoints, "keypoints")  # read once: positions, and confidence below
@@ -522,7 +532,7 @@ class Lifter:
                 f"keypoints must be a Keypoints2D (from load_keypoints), got {type(keypoints).__name__}; for an "
                 "array at the model's frame rate use predict and predict_trajectory"
             )
-        image_size, camera = self._checked_recorded(keypoints, image_size, camera)
+        image_size, camera = self._recorded(keypoints, image_size, camera)
         rate = check_fps(fps if fps is not None else keypoints.fps or self.fps, "fps")
         at_model_rate = same_rate(rate, self.fps)
         if not at_model_rate:
@@ -583,7 +593,7 @@ class Lifter:
         normalized = check_switch(normalized, "normalized")
         given = keypoints  # a Keypoints2D lifts with its own confidence and layout
         if isinstance(keypoints, Keypoints2D):
-            image_size, camera = self._checked_recorded(keypoints, image_size, camera)
+            image_size, camera = self._recorded(keypoints, image_size, camera)
             keypoints = _points_of(keypoints, normalized, self.fps)
         if self.trajectory_model is None or (camera is not None and self.normalization == "screen"):
             if camera is None and not self.places_root_without_camera:
@@ -658,22 +668,6 @@ def screen_view(pixels: np.ndarray, camera: Camera) -> np.ndarray:
     model = screen_camera(camera)
     rays = normalize_keypoints(np.asarray(pixels, dtype=np.float64), camera, "intrinsics")  # undistorted
     return np.asarray(model.center) + rays * np.asarray(model.focal_length)
-
-
-def _recorded(
-    keypoints: Keypoints2D, image_size: tuple[int, int] | None, camera: Camera | None
-) -> tuple[tuple[int, int] | None, Camera | None]:
-    """The image size and camera to read ``keypoints`` with: those given, else those its file
-    records. A given image size, or a given camera's, must be the recorded one."""
-    if image_size is not None:
-        image_size = check_image_size_pair(image_size, "image_size")
-        image_size_of(keypoints, image_size, f"image_size {image_size[0]}x{image_size[1]}", "the Keypoints2D")
-    if camera is None:
-        return image_size or keypoints.image_size, keypoints.camera
-    if isinstance(camera, Camera):  # anything else is refused by camera_for, naming it
-        size = (camera.res_w, camera.res_h)
-        image_size_of(keypoints, size, f"the camera's image size {size[0]}x{size[1]}", "the Keypoints2D")
-    return image_size, camera
 
 
 def _points_of(keypoints: Keypoints2D, normalized: bool, fps: float) -> np.ndarray:
