@@ -176,6 +176,7 @@ def main() -> int:
             smooth=smooth,
             normalization=trainer.config.normalization,
             align_2d=alignment_weight(trainer.config.to_dict()),
+            input_layout=variant.layout,
         )
         path = lifter.save(out_dir / PRETRAINED[name], half=True)
         half = Lifter.load(path)

@@ -6,6 +6,7 @@ import pytest
 from h36m_files import cli, pixels, write_dataset
 from jointpose.cli import flag_message, main
 from jointpose.errors import JointposeError, JointposeWarning
+from jointpose.inference.lifter import Lifter
 
 
 def _edit_2d(folder, edit, **metadata):
@@ -105,6 +106,7 @@ def test_videopose3d_detector_order_trains_without_the_alignment(tmp_path, capsy
     with pytest.warns(JointposeWarning, match=r"their own order \(coco order\), none at a joint's index"):
         assert _train(folder, tmp_path) == 0
     assert json.loads((tmp_path / "ck" / "evaluation.json").read_text())["config"]["align_2d"] == 0.0
+    assert Lifter.load(tmp_path / "ck", device="cpu").input_layout == "coco order"  # recorded for inference
     assert _train(folder, tmp_path / "other", "--random-cameras") == 2
     _one_clear_line(capsys, "--random-cameras draws the 2D from the 3D joints; -k gt holds a detector's keypoints")
 

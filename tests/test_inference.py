@@ -1248,3 +1248,75 @@ def test_a_stream_holds_keypoints_below_its_confidence_threshold_at_their_last_c
     a, b = StreamingLifter(lifter, confidence_threshold=0.3), StreamingLifter(lifter)
     for frame, hand in zip(lost, by_hand):
         np.testing.assert_allclose(a.push_with_root(frame, camera=camera)[1], b.push_with_root(hand, camera=camera)[1])
+
+
+def _track_of(source_format: str, source_layout: str, frames: int = 30):
+    from jointpose.data.keypoints import Keypoints2D
+
+    xy = _keypoints(frames)
+    return Keypoints2D(xy, np.ones((frames, 17)), source_format, source_layout, np.zeros((frames, 17), bool))
+
+
+def test_keypoints_from_another_detector_than_the_models_training_2d_are_lifted_with_a_warning(tmp_path):
+    """A model records the 2D it trained on (data build --input-layout); keypoints of another
+    kind are lifted, with one warning naming both and the model that suits them."""
+    import warnings
+
+    from jointpose.errors import JointposeWarning
+
+    video, coco, openpose = _track_of("video", "coco17"), _track_of("json", "coco17"), _track_of("openpose", "body25")
+    array = _track_of("npz", "h36m17")
+    assert [t.input_layout for t in (video, coco, openpose, array)] == ["blazepose", "coco", "coco", None]
+
+    def said(lifter, track):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lifter.predict(track, (1000, 1000))
+        assert all(isinstance(w.message, JointposeWarning) for w in caught)
+        return [str(w.message) for w in caught]
+
+    lifter = Lifter(_model(), input_layout="coco")
+    assert said(lifter, video) == [
+        "a jointpose video track (BlazePose's points) lifted by a model, which trained on 2D from COCO-17 "
+        "detections; a model trained on data build --input-layout blazepose sees the same 2D"
+    ]
+    assert said(lifter, coco) == said(lifter, openpose) == said(lifter, array) == []
+    lifter.input_layout = "h36m"  # trained on the joints themselves: a detector's hips sit elsewhere
+    assert said(lifter, coco) == [
+        "a COCO-trained detector's keypoints lifted by a model, which trained on 2D at the Human3.6M joints; "
+        "a model trained on data build --input-layout coco sees the same 2D"
+    ]
+    assert said(lifter, array) == []  # keypoints of unknown source: nothing to compare
+    lifter.bundled = "video"  # as from_pretrained names it: the bundled model that suits them
+    lifter.input_layout = "blazepose"
+    assert said(lifter, coco) == [
+        "a COCO-trained detector's keypoints lifted by the bundled video model, which trained on BlazePose's "
+        "points, as jointpose video detects them; the bundled offline model trained on 2D from COCO-17 detections"
+    ]
+    assert said(lifter, video) == []
+    lifter.bundled, lifter.input_layout = None, "coco order"  # a detector's own order: any Human3.6M-17 input
+    assert said(lifter, array) == [
+        "Human3.6M-17 keypoints lifted by a model that trained on keypoints in coco order (a detector's own "
+        "order), which reads them as other joints; a model for them trains on Human3.6M-17 keypoints (data build)"
+    ]
+    lifter.input_layout = None  # a file that records nothing: silent
+    assert said(lifter, video) == said(lifter, coco) == []
+    with pytest.raises(JointposeError, match=r"^input_layout must be one of h36m, coco, blazepose or 'NAME order'"):
+        lifter.input_layout = "yolo"
+    with pytest.raises(JointposeError, match=r"^input_layout must be one of .*, got 3$"):
+        Lifter(_model(), input_layout=3)
+    # Kept by a saved model, and by none that records nothing.
+    saved = Lifter(_model(), input_layout="blazepose").save(tmp_path / "m.safetensors")
+    assert read_plain_safetensors(saved)[1]["input_layout"] == "blazepose"
+    assert Lifter.load(saved).input_layout == "blazepose"
+    assert "input_layout" not in read_plain_safetensors(Lifter(_model()).save(tmp_path / "n.safetensors"))[1]
+    assert Lifter.load(tmp_path / "n.safetensors").input_layout is None
+
+
+def test_the_bundled_models_record_the_2d_they_trained_on():
+    from importlib import resources
+
+    card = json.loads(resources.files("jointpose").joinpath("resources/pretrained/model_card.json").read_text())
+    for name in ("offline", "causal", "video", "video-causal"):
+        lifter = Lifter.from_pretrained(name, device="cpu")
+        assert lifter.input_layout == card[name]["input_layout"] == ("blazepose" if "video" in name else "coco")

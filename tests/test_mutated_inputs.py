@@ -170,8 +170,19 @@ def _checkpoint(tmp_path, **changes):
         ({"config": {"constraints": True, "align_2d": 1e400}}, r"config 'align_2d' must be a number in \[0, 1\]"),
         ({"fps": 2**64}, r"'fps': 1\.845e\+19 frames per second is outside"),
         ({"trajectory_model": {"w": torch.zeros(1)}}, "model arguments must be a dict, got NoneType"),
+        ({"input_layout": "yolo"}, r"checkpoint 'input_layout' must be one of h36m, coco, blazepose or 'NAME order'"),
+        ({"input_layout": "x" * 200 + " order"}, r"checkpoint 'input_layout' must be one of .*, got 'xxx"),
     ],
-    ids=["averaged weights", "smooth", "align_2d text", "align_2d infinite", "fps", "trajectory without its arguments"],
+    ids=[
+        "averaged weights",
+        "smooth",
+        "align_2d text",
+        "align_2d infinite",
+        "fps",
+        "trajectory without its arguments",
+        "input_layout",
+        "input_layout too long",
+    ],
 )
 def test_checkpoint_fields(tmp_path, changes, needle):
     path = _checkpoint(tmp_path, **changes)
@@ -188,6 +199,18 @@ def test_safetensors_smooth_beyond_a_float(tmp_path):
         meta, tensors = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
     save_file(tensors, str(path), metadata={**meta, "smooth": "1" * 400})
     with pytest.raises(JointposeError, match=r"metadata 'smooth' is not a number"):
+        Lifter.load(path, device="cpu")
+
+
+def test_safetensors_input_layout_of_no_known_kind(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = Lifter(TemporalModel([3], channels=8).eval(), input_layout="coco").save(tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        meta, tensors = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
+    save_file(tensors, str(path), metadata={**meta, "input_layout": "coco17"})
+    with pytest.raises(JointposeError, match=r"m.safetensors: metadata 'input_layout' must be one of .*, got 'coco17'"):
         Lifter.load(path, device="cpu")
 
 

@@ -55,7 +55,9 @@ def test_onnx_network_equals_torch_on_random_input(tmp_path, causal):
 
 @needs_ort
 def test_lifter_on_onnx_equals_torch_with_its_inference_step(tmp_path):
-    settings = dict(fps=25.0, skeleton_fit=True, smooth=1.5, normalization="intrinsics", align_2d=0.5)
+    settings = dict(
+        fps=25.0, skeleton_fit=True, smooth=1.5, normalization="intrinsics", align_2d=0.5, input_layout="blazepose"
+    )
     lifter = Lifter(_model(False).train(), flip_test=True, **settings)
     assert lifter.export_onnx(tmp_path / "m.onnx") == tmp_path / "m.onnx"
     assert not lifter.model.training  # a Lifter's model is in eval mode, and stays so
@@ -258,6 +260,7 @@ def _with_metadata(source, target, **changes):
         ({"align_2d": '"0.5"'}, "'align_2d' must be a number in"),
         ({"align_2d": "true"}, "'align_2d' must be a number in"),
         ({"normalization": '["screen"]'}, "normalization must be one of"),
+        ({"input_layout": '"coco17"'}, "'input_layout' must be one of h36m, coco, blazepose or 'NAME order'"),
         ({"fps": None}, "model metadata lacks 'fps'"),
     ],
 )

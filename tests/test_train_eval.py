@@ -96,6 +96,7 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
     assert float(rows[0]["sym"]) > 0 and float(rows[0]["mpjpe"]) > 0
     latest = torch.load(ckpt / "latest.pt", weights_only=True)
     assert latest["config"]["constraints"] is constraints and latest["model_args"]["channels"] == 32
+    assert latest["input_layout"] == "h36m"  # the 2D it trained on, for inference to compare
 
     results, preds = tmp_path / "results.json", tmp_path / "preds.npz"
     paths = dict(data_dir=h36m_dir, checkpoint=ckpt, json=results, export_predictions=preds)
@@ -141,6 +142,7 @@ def test_train_evaluate_export_end_to_end(h36m_dir, tmp_path, capsys, constraint
     from jointpose.inference.lifter import Lifter
 
     model_file = Lifter.load(ckpt).save(tmp_path / "model.safetensors")
+    assert Lifter.load(model_file).input_layout == "h36m"
     for source, name in ((ckpt, "defaults.json"), (model_file, "exported.json")):
         flags = "" if source == ckpt else "-k gt -ste S9,S11"
         assert main(cli("evaluate", flags, data_dir=h36m_dir, checkpoint=source, json=tmp_path / name)) == 0

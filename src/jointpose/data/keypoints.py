@@ -62,6 +62,12 @@ from jointpose.safeio import (
 
 # Files read as video (by name), which infer points to jointpose video.
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".3gp")
+# What keypoints are, by their Keypoints2D.input_layout (None: Human3.6M-17 from an unknown source).
+KEYPOINT_SOURCES = {
+    "blazepose": "a jointpose video track (BlazePose's points)",
+    "coco": "a COCO-trained detector's keypoints",
+    None: "Human3.6M-17 keypoints",
+}
 _LAYOUT_ARGS = {"h36m": "h36m17", "h36m17": "h36m17", "coco": "coco17", "coco17": "coco17"}
 
 
@@ -120,6 +126,16 @@ class Keypoints2D:
         if self.camera is not None and not isinstance(self.camera, Camera):
             raise JointposeError(f"Keypoints2D camera must be a Camera or None, got {type(self.camera).__name__}")
         check_switches(self.switches, len(self.xy), "Keypoints2D switches")
+
+    @property
+    def input_layout(self) -> str | None:
+        """The 2D these keypoints are, as ``data build --input-layout`` names it: ``"blazepose"``
+        for a ``jointpose video`` track, ``"coco"`` for a COCO-trained detector's points (COCO-17,
+        OpenPose's COCO-18 and BODY_25); None for Human3.6M-17 keypoints, whose source is not
+        known."""
+        if self.source_format == "video":
+            return "blazepose"
+        return "coco" if self.source_layout in ("coco17", "coco18", "body25") else None
 
     @property
     def found(self) -> np.ndarray:

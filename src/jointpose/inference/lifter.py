@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from jointpose.data.h36m import MAX_DISTANCE_M
-from jointpose.data.keypoints import Keypoints2D, check_switches, image_size_of
+from jointpose.data.h36m import INPUT_LAYOUT_TITLES, INPUT_LAYOUTS, MAX_DISTANCE_M
+from jointpose.data.keypoints import KEYPOINT_SOURCES, Keypoints2D, check_switches, image_size_of
 from jointpose.data.layouts import aligned_joints
 from jointpose.data.resampling import resample, same_rate
 from jointpose.data.tracks import person_parts
@@ -61,7 +61,15 @@ from jointpose.geometry.cameras import (
 from jointpose.geometry.filters import check_sigma
 from jointpose.inference.onnx import OnnxModel, export_onnx, load_onnx
 from jointpose.inference.pretrained import VIDEO_MODELS, pretrained_file
-from jointpose.model.loading import LoadedModel, load_model, model_args_of, resolve_device, save_model, symmetry_of
+from jointpose.model.loading import (
+    LoadedModel,
+    input_layout_of,
+    load_model,
+    model_args_of,
+    resolve_device,
+    save_model,
+    symmetry_of,
+)
 from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel, check_model_args, network_name
 from jointpose.motion.builder import CameraRing
@@ -107,6 +115,7 @@ class Lifter:
     smooth = _Checked(check_sigma)
     flip_test = _Checked(check_switch)
     align_2d = _Checked(check_weight)
+    input_layout = _Checked(input_layout_of)
 
     def __init__(
         self,
@@ -121,6 +130,7 @@ class Lifter:
         smooth: float = 0.0,
         normalization: str = "screen",
         align_2d: float = 0.0,
+        input_layout: str | None = None,
     ) -> None:
         """Wrap a trained model for inference (usually built by :meth:`load` or :meth:`from_pretrained`).
 
@@ -142,6 +152,10 @@ class Lifter:
                 keypoint's ray, keeping the network's depth (offline models with a known or
                 assumed camera; only the joints the keypoints mark themselves, each by its
                 keypoint's confidence; :func:`jointpose.geometry.alignment.align_to_rays`).
+            input_layout: the 2D the model trained on, as ``data build --input-layout`` names it
+                (``"h36m"``, ``"coco"``, ``"blazepose"``; ``"NAME order"``: a detector's own
+                order), None where unknown. Keypoints from another detector are lifted with a
+                warning.
         """
         for name, network in (("model", model), ("trajectory_model", trajectory_model)):
             if not isinstance(network, (TemporalModel, OnnxModel)) and (name == "model" or network is not None):
@@ -161,6 +175,7 @@ class Lifter:
             (keypoints_left, keypoints_right), model.num_joints_in, None, "keypoints_left and keypoints_right"
         )
         self.normalization = check_normalization(normalization)
+        self.input_layout = input_layout
         self.assumed_camera: Camera | None = None  # set when pixel input came without intrinsics
         self.bundled: str | None = None  # the bundled model's name (from_pretrained), else None
         self._fused: FusedTemporalModel | None = None
@@ -169,18 +184,10 @@ class Lifter:
         self, keypoints: Keypoints2D, image_size: tuple[int, int] | None, camera: Camera | None
     ) -> tuple[tuple[int, int] | None, Camera | None]:
         """The image size and camera to read ``keypoints`` with: those given, else those its file
-        records. A given image size, or a given camera's, must be the recorded one. Warns where a
-        ``jointpose video`` track (BlazePose's points) goes to a bundled model that trained on
-        2D from COCO-17 detections."""
-        if keypoints.source_format == "video" and self.bundled is not None and self.bundled not in VIDEO_MODELS:
-            warnings.warn(
-                JointposeWarning(
-                    f"a jointpose video track (BlazePose's points) lifted by the bundled {self.bundled} model, which "
-                    f"trained on 2D from COCO-17 detections; the bundled {VIDEO_MODELS[self.causal]} model trained on "
-                    "BlazePose's points, as jointpose video lifts them"
-                ),
-                stacklevel=3,
-            )
+        records. A given image size, or a given camera's, must be the recorded one. Warns where
+        ``keypoints`` are not the 2D the model trained on (:meth:`layout_mismatch`)."""
+        if (mismatch := self.layout_mismatch(keypoints)) is not None:
+            warnings.warn(JointposeWarning(mismatch), stacklevel=3)
         if image_size is not None:
             image_size = check_image_size_pair(image_size, "image_size")
             image_size_of(keypoints, image_size, f"image_size {image_size[0]}x{image_size[1]}", "the Keypoints2D")
@@ -190,6 +197,26 @@ class Lifter:
             size = (camera.res_w, camera.res_h)
             image_size_of(keypoints, size, f"the camera's image size {size[0]}x{size[1]}", "the Keypoints2D")
         return image_size, camera
+
+    def layout_mismatch(self, keypoints: Keypoints2D) -> str | None:
+        """What differs between ``keypoints`` and the 2D the model trained on (:attr:`input_layout`),
+        and which model suits them; None where they match or either is unknown."""
+        trained, given = self.input_layout, keypoints.input_layout
+        if trained is None or trained == given or (given is None and trained in INPUT_LAYOUTS):
+            return None
+        model = f"the bundled {self.bundled} model" if self.bundled is not None else "a model"
+        if trained not in INPUT_LAYOUTS:
+            return (
+                f"{KEYPOINT_SOURCES[given]} lifted by {model} that trained on keypoints in {trained} (a detector's own "
+                "order), which reads them as other joints; a model for them trains on Human3.6M-17 keypoints "
+                "(data build)"
+            )
+        if self.bundled is not None:
+            bundled = (VIDEO_MODELS if given == "blazepose" else ("offline", "causal"))[self.causal]
+            suits = f"the bundled {bundled} model trained on {INPUT_LAYOUT_TITLES[given]}"
+        else:
+            suits = f"a model trained on data build --input-layout {given} sees the same 2D"
+        return f"{KEYPOINT_SOURCES[given]} lifted by {model}, which trained on {INPUT_LAYOUT_TITLES[trained]}; {suits}"
 
     @property
     def device(self) -> torch.device:
@@ -280,6 +307,7 @@ class Lifter:
             smooth=loaded.smooth,
             normalization=loaded.normalization,
             align_2d=loaded.align_2d,
+            input_layout=loaded.input_layout,
         )
 
     def save(self, path: str | Path, *, half: bool = False) -> Path:
@@ -323,6 +351,7 @@ class Lifter:
             self.smooth,
             normalization=self.normalization,
             align_2d=self.align_2d,
+            input_layout=self.input_layout,
         )
 
     def camera_for(self, image_size: tuple[int, int] | None, camera: Camera | None) -> Camera:

@@ -38,6 +38,7 @@ from jointpose.errors import JointposeError, brief, first_line
 from jointpose.model.loading import (
     LoadedModel,
     align_weight_of,
+    input_layout_of,
     metadata_json,
     model_args_of,
     normalization_of,
@@ -170,6 +171,7 @@ def export_onnx(loaded: LoadedModel, path: str | Path, *, streaming: bool = Fals
         "smooth": json.dumps(loaded.smooth),
         "normalization": json.dumps(loaded.normalization),
         "align_2d": json.dumps(loaded.align_2d),
+        "input_layout": json.dumps(loaded.input_layout),
     }
     for key, value in meta.items():
         entry = proto.metadata_props.add()
@@ -198,7 +200,7 @@ class OnnxModel(nn.Module):
         if meta.get("format") != ONNX_FORMAT:
             raise JointposeError(f"{path}: not a jointpose ONNX export (metadata format {brief(meta.get('format'))})")
         required = ("model_args", "receptive_field", "fps", "keypoints_symmetry")
-        self.meta = metadata_json(meta, path, required, {"normalization": '"screen"'})
+        self.meta = metadata_json(meta, path, required, {"normalization": '"screen"', "input_layout": "null"})
         args, field = self.meta.pop("model_args"), self.meta.pop("receptive_field")
         check_model_args(args, f"{path}: metadata")
         if type(field) is not int or field != receptive_field(args["filter_widths"]):
@@ -293,4 +295,5 @@ def load_onnx(path: str | Path) -> LoadedModel:
         {"exported_model": True},
         normalization=normalization_of(model.meta["normalization"], model.path),
         align_2d=align_weight_of(model.meta["align_2d"], f"{model.path}: metadata 'align_2d'"),
+        input_layout=input_layout_of(model.meta["input_layout"], f"{model.path}: metadata 'input_layout'"),
     )

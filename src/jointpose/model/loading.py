@@ -3,7 +3,7 @@ exported safetensors models, for evaluation, ``infer``, ``Lifter`` and ``Streami
 
 Exported models are safetensors (no pickle): tensors of the pose model under ``pose.`` and of
 the optional trajectory model under ``trajectory.``, with the constructor arguments, frame
-rate, keypoint symmetry and inference step as JSON in the file's metadata.
+rate, keypoint symmetry, inference step and the 2D it trained on in the file's metadata.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from jointpose.data.h36m import INPUT_LAYOUTS
 from jointpose.errors import JointposeError, brief, first_line
 from jointpose.geometry import skeleton
 from jointpose.geometry.alignment import check_weight
@@ -137,6 +138,7 @@ class LoadedModel:
     epoch: int | None = None
     normalization: str = "screen"  # the 2D input coordinates it was trained on (geometry.cameras)
     align_2d: float = 0.0  # the inference step's share of the way to the 2D rays (geometry.alignment)
+    input_layout: str | None = None  # the 2D it trained on (data build --input-layout); None: not recorded
 
 
 def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedModel:
@@ -180,6 +182,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
         config=ckpt["config"],
         epoch=ckpt["epoch"],
         normalization=normalization_of(ckpt["config"].get("normalization") or "screen", path),
+        input_layout=input_layout_of(ckpt.get("input_layout"), f"{path}: checkpoint 'input_layout'"),
         **step,
     )
 
@@ -221,6 +224,7 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
         {"exported_model": True},
         normalization=normalization_of(meta.get("normalization", "screen"), path),
         align_2d=align_weight_of(meta.get("align_2d", "0"), f"{path}: metadata 'align_2d'"),
+        input_layout=input_layout_of(meta.get("input_layout"), f"{path}: metadata 'input_layout'"),
     )
 
 
@@ -247,6 +251,8 @@ def save_model(path: str | Path, loaded: LoadedModel, *, half: bool = False) -> 
         "normalization": loaded.normalization,
         "align_2d": json.dumps(loaded.align_2d),
     }
+    if loaded.input_layout is not None:
+        meta["input_layout"] = input_layout_of(loaded.input_layout, "input_layout")
     if loaded.trajectory_model is not None:
         tensors.update({f"trajectory.{k}": v for k, v in loaded.trajectory_model.state_dict().items()})
         meta["trajectory_args"] = json.dumps(model_args_of(loaded.trajectory_model))
@@ -316,6 +322,23 @@ def normalization_of(value: object, path: Path) -> str:
         return check_normalization(value)
     except JointposeError as exc:
         raise JointposeError(f"{path}: {exc}") from None
+
+
+def known_layout(value: object) -> bool:
+    """Whether ``value`` names the 2D a model trained on: one of ``data build --input-layout``'s,
+    or a detector's own order (``"NAME order"``, printable, at most 100 characters)."""
+    if not isinstance(value, str):
+        return False
+    return value in INPUT_LAYOUTS or (value.endswith(" order") and len(value) <= 100 and value.isprintable())
+
+
+def input_layout_of(value: object, what: str) -> str | None:
+    """The 2D a model trained on, as ``data build --input-layout`` names it (``"h36m"``, ``"coco"``,
+    ``"blazepose"``, or ``"NAME order"``: a detector's keypoints in their own order), checked; None
+    where it is not recorded."""
+    if value is None or known_layout(value):
+        return value
+    raise JointposeError(f"{what} must be one of {', '.join(INPUT_LAYOUTS)} or 'NAME order', got {brief(value)}")
 
 
 def metadata_json(

@@ -60,7 +60,7 @@ from jointpose.losses import (
     trajectory_loss,
     view_consistency,
 )
-from jointpose.model.loading import FORMAT, LATEST_FILE, LoadedModel, pose_weights
+from jointpose.model.loading import FORMAT, LATEST_FILE, LoadedModel, known_layout, pose_weights
 from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel, build_model
 from jointpose.safeio import atomic_path, atomic_write, check_limit, is_finite_number
@@ -596,6 +596,7 @@ class Trainer:
             "step_log": self.step_log,
             "fps": self.train_data.fps,
             "keypoints_symmetry": [list(self.train_data.keypoints_left), list(self.train_data.keypoints_right)],
+            "input_layout": layout if known_layout(layout := self.train_data.input_layout) else None,
         }
         atomic_save(ckpt, self.folder / f"epoch_{self.epoch:03d}.pt")
         atomic_save(ckpt, self.folder / LATEST_FILE)
