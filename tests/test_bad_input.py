@@ -111,6 +111,21 @@ def test_videopose3d_detector_order_trains_without_the_alignment(tmp_path, capsy
     _one_clear_line(capsys, "--random-cameras draws the 2D from the 3D joints; -k gt holds a detector's keypoints")
 
 
+def test_the_2d_a_model_trained_on_is_recorded_as_text_or_not_at_all(tmp_path):
+    """A dataset's input_layout read as a numpy string, which a checkpoint cannot hold, is
+    recorded as text; a detector's order named past 100 characters is not recorded. Both
+    checkpoints load."""
+    for name, metadata, recorded in (
+        ("numpy", {"input_layout": np.str_("coco")}, "coco"),
+        ("long", {"layout_name": "x" * 120}, None),
+    ):
+        folder = write_dataset(tmp_path / name, {"S1": {"Walking": 30}})
+        _edit_2d(folder, lambda p: None, **metadata)
+        with pytest.warns(JointposeWarning, match="also in subjects_train"):
+            assert _train(folder, tmp_path / name) == 0
+        assert Lifter.load(tmp_path / name / "ck", device="cpu").input_layout == recorded
+
+
 def test_evaluate_warns_of_another_layout_and_of_people_trained_on(tmp_path):
     """Scores of keypoints in another layout than the model's (their left/right pairs differ),
     or of people the model trained on, are kept but said to be so."""

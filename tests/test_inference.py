@@ -1277,14 +1277,15 @@ def test_keypoints_from_another_detector_than_the_models_training_2d_are_lifted_
 
     lifter = Lifter(_model(), input_layout="coco")
     assert said(lifter, video) == [
-        "a jointpose video track (BlazePose's points) lifted by a model, which trained on 2D from COCO-17 "
-        "detections; a model trained on data build --input-layout blazepose sees the same 2D"
+        "a jointpose video track (BlazePose's points) lifted by a model that trained on 2D from COCO-17 "
+        "detections; a model trained on data build --input-layout blazepose suits them"
     ]
     assert said(lifter, coco) == said(lifter, openpose) == said(lifter, array) == []
     lifter.input_layout = "h36m"  # trained on the joints themselves: a detector's hips sit elsewhere
     assert said(lifter, coco) == [
-        "a COCO-trained detector's keypoints lifted by a model, which trained on 2D at the Human3.6M joints; "
-        "a model trained on data build --input-layout coco sees the same 2D"
+        "a COCO-trained detector's keypoints lifted by a model that trained on 2D at the Human3.6M joints (true, "
+        "or from a detector fine-tuned on them such as CPN); a model trained on data build --input-layout coco "
+        "suits them"
     ]
     assert said(lifter, array) == []  # keypoints of unknown source: nothing to compare
     lifter.bundled = "video"  # as from_pretrained names it: the bundled model that suits them
@@ -1297,7 +1298,7 @@ def test_keypoints_from_another_detector_than_the_models_training_2d_are_lifted_
     lifter.bundled, lifter.input_layout = None, "coco order"  # a detector's own order: any Human3.6M-17 input
     assert said(lifter, array) == [
         "Human3.6M-17 keypoints lifted by a model that trained on keypoints in coco order (a detector's own "
-        "order), which reads them as other joints; a model for them trains on Human3.6M-17 keypoints (data build)"
+        "order): it reads them as other joints; a model trained on Human3.6M-17 keypoints suits them"
     ]
     lifter.input_layout = None  # a file that records nothing: silent
     assert said(lifter, video) == said(lifter, coco) == []

@@ -92,6 +92,7 @@ def test_bundled_model_on_onnx_equals_torch(bundled_exports, variant):
     torch_lifter = Lifter.from_pretrained(variant, device="cpu")
     onnx_lifter = Lifter.load(bundled_exports[variant, False])
     assert isinstance(onnx_lifter.model, OnnxModel) and onnx_lifter.skeleton_fit == torch_lifter.skeleton_fit
+    assert onnx_lifter.input_layout == torch_lifter.input_layout == "coco"  # kept by jointpose export
     kp = _keypoints(400, seed=1)
     expected = torch_lifter.predict(kp, SIZE)
     assert np.abs(expected).max() > 0.1  # a real body in metres, not zeros
@@ -269,6 +270,13 @@ def test_onnx_metadata_is_checked_as_a_safetensors_models_is(tmp_path, small_exp
     with pytest.raises(JointposeError, match=f"bad.onnx: .*{needle}") as info:
         Lifter.load(bad)
     assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+@needs_ort
+def test_an_onnx_export_without_input_layout_loads_as_not_recorded(tmp_path, small_export):
+    with_layout = _with_metadata(small_export, tmp_path / "coco.onnx", input_layout='"coco"')
+    assert Lifter.load(with_layout).input_layout == "coco"
+    assert Lifter.load(_with_metadata(with_layout, tmp_path / "older.onnx", input_layout=None)).input_layout is None
 
 
 @needs_ort

@@ -69,7 +69,7 @@ TEST_SUBJECTS = ("S9", "S11")
 # built as its COCO-17 subset.
 INPUT_LAYOUTS = {"h36m": "h36m17", "coco": "coco17", "blazepose": "coco17"}
 INPUT_LAYOUT_TITLES = {
-    "h36m": "2D at the Human3.6M joints",
+    "h36m": "2D at the Human3.6M joints (true, or from a detector fine-tuned on them such as CPN)",
     "coco": "2D from COCO-17 detections",
     "blazepose": "BlazePose's points, as jointpose video detects them",
 }
@@ -274,7 +274,7 @@ class H36MFiles:
             raise JointposeError(
                 f"{self.path_2d}: metadata['input_layout'] must be one of {', '.join(INPUT_LAYOUTS)}, got {brief(layout)}"
             )
-        return layout
+        return str(layout)  # a numpy string too, which a checkpoint cannot hold
 
     def symmetry(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Left and right keypoint indices of the 2D layout (metadata, else the dataset skeleton's)."""

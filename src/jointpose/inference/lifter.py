@@ -204,19 +204,18 @@ class Lifter:
         trained, given = self.input_layout, keypoints.input_layout
         if trained is None or trained == given or (given is None and trained in INPUT_LAYOUTS):
             return None
-        model = f"the bundled {self.bundled} model" if self.bundled is not None else "a model"
+        model = f"the bundled {self.bundled} model, which" if self.bundled is not None else "a model that"
         if trained not in INPUT_LAYOUTS:
             return (
-                f"{KEYPOINT_SOURCES[given]} lifted by {model} that trained on keypoints in {trained} (a detector's own "
-                "order), which reads them as other joints; a model for them trains on Human3.6M-17 keypoints "
-                "(data build)"
+                f"{KEYPOINT_SOURCES[given]} lifted by {model} trained on keypoints in {trained} (a detector's own "
+                "order): it reads them as other joints; a model trained on Human3.6M-17 keypoints suits them"
             )
         if self.bundled is not None:
             bundled = (VIDEO_MODELS if given == "blazepose" else ("offline", "causal"))[self.causal]
             suits = f"the bundled {bundled} model trained on {INPUT_LAYOUT_TITLES[given]}"
         else:
-            suits = f"a model trained on data build --input-layout {given} sees the same 2D"
-        return f"{KEYPOINT_SOURCES[given]} lifted by {model}, which trained on {INPUT_LAYOUT_TITLES[trained]}; {suits}"
+            suits = f"a model trained on data build --input-layout {given} suits them"
+        return f"{KEYPOINT_SOURCES[given]} lifted by {model} trained on {INPUT_LAYOUT_TITLES[trained]}; {suits}"
 
     @property
     def device(self) -> torch.device:
