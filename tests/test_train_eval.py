@@ -1,6 +1,7 @@
 import csv
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -222,6 +223,17 @@ def test_resume_refuses_a_different_run_and_allows_training_longer(h36m_dir, tmp
         assert main(args + changed) == 2, changed
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (changed, err)
+    # The same keypoints' name in another folder holding other 2D (data build --input-layout).
+    other = tmp_path / "other"
+    shutil.copytree(h36m_dir, other)
+    files = dict(np.load(other / "data_2d_h36m_gt.npz", allow_pickle=True))  # written by the tests themselves
+    np.savez(
+        other / "data_2d_h36m_gt.npz", **files | {"metadata": {**files["metadata"].item(), "input_layout": "coco"}}
+    )
+    moved = [other if arg == str(h36m_dir) else arg for arg in base]
+    assert main([*map(str, moved), "-e", "2", "--chunk-dropout", "independent", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "-k input layout: h36m in the checkpoint vs coco now" in err and "Traceback" not in err, err
     assert main(base + ["-e", "2", "--chunk-dropout", "independent", "--resume"]) == 0  # -e may grow
     assert load_ckpt(ckpt)["epoch"] == 2
 

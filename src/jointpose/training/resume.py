@@ -121,8 +121,11 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
     return checkpoint
 
 
-def check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    """Refuse to resume when the architecture or training-mode fields disagree with the checkpoint."""
+def check_compatible(
+    ckpt: dict[str, Any], args: dict[str, Any], config: TrainConfig, path: Path, input_layout: str | None = None
+) -> None:
+    """Refuse to resume when the architecture or training-mode fields, or the 2D trained on
+    (``input_layout``, where both record it), disagree with the checkpoint."""
     saved = ckpt["model_args"]
     diffs, fields, values = [], ["resume"], {}  # a template naming field k as {k}, value v as {v}
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -142,6 +145,9 @@ def check_compatible(ckpt: dict[str, Any], args: dict[str, Any], config: TrainCo
         if saved.get(key) != args[key]:
             label = "FIELD (keypoint count)" if key == "num_joints_in" else "FIELD"
             differ(name, saved.get(key), args[key], f"{label}: THEN in the checkpoint vs NOW now")
+    then_layout = ckpt.get("input_layout")
+    if then_layout is not None and input_layout is not None and then_layout != input_layout:
+        differ("keypoints", then_layout, input_layout, "FIELD input layout: THEN in the checkpoint vs NOW now")
     saved_cfg = ckpt["config"]
     # Checkpoints from before a setting trained so.
     older = {

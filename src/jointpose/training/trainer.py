@@ -207,10 +207,17 @@ class Trainer:
         the data as loaded, or of ``epoch``'s augmented bodies and cameras."""
         return training_windows(self.config, self.train_data, self.model.receptive_field(), epoch)
 
+    @property
+    def input_layout(self) -> str | None:
+        """The 2D the run trains on, as its checkpoints record it (``data build --input-layout``'s
+        name, or a detector's own order), None where it cannot be recorded."""
+        layout = self.train_data.input_layout
+        return layout if known_layout(layout) else None
+
     def _resume(self, ckpt: dict[str, Any]) -> None:
         """Continue the run in ``ckpt`` (:func:`resume_file`'s): weights, optimiser, epoch, history, RNG."""
         latest = resume_file(self.folder)
-        check_compatible(ckpt, self.model_args, self.config, latest)
+        check_compatible(ckpt, self.model_args, self.config, latest, self.input_layout)
         for name in ("history", "step_log"):  # written back to log.csv and the next checkpoint
             if not rows_of_numbers(ckpt.get(name, [])):
                 raise JointposeError(f"{latest}: cannot resume from it ('{name}' is not a list of rows of numbers)")
@@ -596,7 +603,7 @@ class Trainer:
             "step_log": self.step_log,
             "fps": self.train_data.fps,
             "keypoints_symmetry": [list(self.train_data.keypoints_left), list(self.train_data.keypoints_right)],
-            "input_layout": layout if known_layout(layout := self.train_data.input_layout) else None,
+            "input_layout": self.input_layout,
         }
         atomic_save(ckpt, self.folder / f"epoch_{self.epoch:03d}.pt")
         atomic_save(ckpt, self.folder / LATEST_FILE)
