@@ -266,8 +266,8 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     with pytest.warns(JointposeWarning) as caught:
         Lifter.from_pretrained("offline", device="cpu").lift_track(track)
     assert [str(w.message) for w in caught] == [
-        "a jointpose video track (BlazePose's points) lifted by the bundled offline model, which trained on 2D from "
-        "COCO-17 detections; the bundled video model trained on BlazePose's points, as jointpose video detects them"
+        "a jointpose video track (BlazePose's points) lifted by the bundled offline model; the bundled video model, "
+        "trained for jointpose video's tracks, lifts real footage better"
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -1257,9 +1257,11 @@ def _track_of(source_format: str, source_layout: str, frames: int = 30):
     return Keypoints2D(xy, np.ones((frames, 17)), source_format, source_layout, np.zeros((frames, 17), bool))
 
 
-def test_keypoints_from_another_detector_than_the_models_training_2d_are_lifted_with_a_warning(tmp_path):
-    """A model records the 2D it trained on (data build --input-layout); keypoints of another
-    kind are lifted, with one warning naming both and the model that suits them."""
+def test_keypoints_a_model_is_known_to_lift_worse_are_lifted_with_a_warning(tmp_path):
+    """A model records the 2D it trained on (data build --input-layout). Any keypoints given to
+    a model trained in a detector's own order, and a video track given to the bundled offline
+    or causal model, are lifted with one warning naming what suits them; between 2D at the
+    joints and the detectors' points converted, which models lift alike, silence."""
     import warnings
 
     from jointpose.errors import JointposeWarning
@@ -1275,31 +1277,27 @@ def test_keypoints_from_another_detector_than_the_models_training_2d_are_lifted_
         assert all(isinstance(w.message, JointposeWarning) for w in caught)
         return [str(w.message) for w in caught]
 
-    lifter = Lifter(_model(), input_layout="coco")
-    assert said(lifter, video) == [
-        "a jointpose video track (BlazePose's points) lifted by a model that trained on 2D from COCO-17 "
-        "detections; a model trained on data build --input-layout blazepose suits them"
-    ]
-    assert said(lifter, coco) == said(lifter, openpose) == said(lifter, array) == []
-    lifter.input_layout = "h36m"  # trained on the joints themselves: a detector's hips sit elsewhere
-    assert said(lifter, coco) == [
-        "a COCO-trained detector's keypoints lifted by a model that trained on 2D at the Human3.6M joints (true, "
-        "or from a detector fine-tuned on them such as CPN); a model trained on data build --input-layout coco "
-        "suits them"
-    ]
-    assert said(lifter, array) == []  # keypoints of unknown source: nothing to compare
-    lifter.bundled = "video"  # as from_pretrained names it: the bundled model that suits them
-    lifter.input_layout = "blazepose"
-    assert said(lifter, coco) == [
-        "a COCO-trained detector's keypoints lifted by the bundled video model, which trained on BlazePose's "
-        "points, as jointpose video detects them; the bundled offline model trained on 2D from COCO-17 detections"
-    ]
-    assert said(lifter, video) == []
+    lifter = Lifter(_model())
+    for layout in (None, "h36m", "coco", "blazepose"):
+        lifter.input_layout = layout
+        assert said(lifter, video) == said(lifter, coco) == said(lifter, openpose) == said(lifter, array) == []
+    lifter.bundled = "video"  # as from_pretrained names it
+    assert said(lifter, coco) == said(lifter, video) == []
+    for network, bundled, suits in ((_model(), "offline", "video"), (_model(causal=True), "causal", "video-causal")):
+        other = Lifter(network, input_layout="coco")
+        other.bundled = bundled
+        assert said(other, coco) == said(other, array) == []
+        assert said(other, video) == [
+            f"a jointpose video track (BlazePose's points) lifted by the bundled {bundled} model; the bundled {suits} "
+            "model, trained for jointpose video's tracks, lifts real footage better"
+        ]
     lifter.bundled, lifter.input_layout = None, "coco order"  # a detector's own order: any Human3.6M-17 input
     assert said(lifter, array) == [
         "Human3.6M-17 keypoints lifted by a model that trained on keypoints in coco order (a detector's own "
         "order): it reads them as other joints; a model trained on Human3.6M-17 keypoints suits them"
     ]
+    assert said(lifter, video)[0].startswith("a jointpose video track (BlazePose's points) lifted by a model that")
+    assert said(lifter, coco)[0].startswith("a COCO-trained detector's keypoints lifted by a model that trained")
     lifter.input_layout = None  # a file that records nothing: silent
     assert said(lifter, video) == said(lifter, coco) == []
     with pytest.raises(JointposeError, match=r"^input_layout must be one of h36m, coco, blazepose or 'NAME order'"):

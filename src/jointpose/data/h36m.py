@@ -68,11 +68,6 @@ TEST_SUBJECTS = ("S9", "S11")
 # layout (jointpose.data.layouts.LAYOUTS) they were converted from: BlazePose's points are
 # built as its COCO-17 subset.
 INPUT_LAYOUTS = {"h36m": "h36m17", "coco": "coco17", "blazepose": "coco17"}
-INPUT_LAYOUT_TITLES = {
-    "h36m": "2D at the Human3.6M joints (true, or from a detector fine-tuned on them such as CPN)",
-    "coco": "2D from COCO-17 detections",
-    "blazepose": "BlazePose's points, as jointpose video detects them",
-}
 
 
 @dataclass

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jointpose.data.h36m import INPUT_LAYOUT_TITLES, INPUT_LAYOUTS, MAX_DISTANCE_M
+from jointpose.data.h36m import INPUT_LAYOUTS, MAX_DISTANCE_M
 from jointpose.data.keypoints import KEYPOINT_SOURCES, Keypoints2D, check_switches, image_size_of
 from jointpose.data.layouts import aligned_joints
 from jointpose.data.resampling import resample, same_rate
@@ -154,8 +154,8 @@ class Lifter:
                 keypoint's confidence; :func:`jointpose.geometry.alignment.align_to_rays`).
             input_layout: the 2D the model trained on, as ``data build --input-layout`` names it
                 (``"h36m"``, ``"coco"``, ``"blazepose"``; ``"NAME order"``: a detector's own
-                order), None where unknown. Keypoints from another detector are lifted with a
-                warning.
+                order), None where unknown. A ``Keypoints2D`` given to a model trained in a
+                detector's own order is lifted with a warning (:meth:`layout_mismatch`).
         """
         for name, network in (("model", model), ("trajectory_model", trajectory_model)):
             if not isinstance(network, (TemporalModel, OnnxModel)) and (name == "model" or network is not None):
@@ -199,23 +199,26 @@ class Lifter:
         return image_size, camera
 
     def layout_mismatch(self, keypoints: Keypoints2D) -> str | None:
-        """What differs between ``keypoints`` and the 2D the model trained on (:attr:`input_layout`),
-        and which model suits them; None where they match or either is unknown."""
+        """A warning where ``keypoints`` are known to be lifted badly or better by another model,
+        else None: any of them to a model trained on a detector's keypoints in their own order
+        (:attr:`input_layout` ``"NAME order"``: it reads them as other joints), and a video
+        track to the bundled offline or causal model (the video models lift real footage
+        better: docs/video.md). Between 2D at the joints and the two detectors' points
+        converted (``"h36m"``, ``"coco"``, ``"blazepose"``), models trained on one lift the
+        others about as well as their own (docs/tuning.md, "The 2D a model trained on"): not
+        warned."""
         trained, given = self.input_layout, keypoints.input_layout
-        if trained is None or trained == given or (given is None and trained in INPUT_LAYOUTS):
-            return None
-        model = f"the bundled {self.bundled} model, which" if self.bundled is not None else "a model that"
-        if trained not in INPUT_LAYOUTS:
+        if trained is not None and trained not in INPUT_LAYOUTS:
             return (
-                f"{KEYPOINT_SOURCES[given]} lifted by {model} trained on keypoints in {trained} (a detector's own "
+                f"{KEYPOINT_SOURCES[given]} lifted by a model that trained on keypoints in {trained} (a detector's own "
                 "order): it reads them as other joints; a model trained on Human3.6M-17 keypoints suits them"
             )
-        if self.bundled is not None:
-            bundled = (VIDEO_MODELS if given == "blazepose" else ("offline", "causal"))[self.causal]
-            suits = f"the bundled {bundled} model trained on {INPUT_LAYOUT_TITLES[given]}"
-        else:
-            suits = f"a model trained on data build --input-layout {given} suits them"
-        return f"{KEYPOINT_SOURCES[given]} lifted by {model} trained on {INPUT_LAYOUT_TITLES[trained]}; {suits}"
+        if given == "blazepose" and self.bundled is not None and self.bundled not in VIDEO_MODELS:
+            return (
+                f"a jointpose video track (BlazePose's points) lifted by the bundled {self.bundled} model; the bundled "
+                f"{VIDEO_MODELS[self.causal]} model, trained for jointpose video's tracks, lifts real footage better"
+            )
+        return None
 
     @property
     def device(self) -> torch.device:
