@@ -262,7 +262,7 @@ def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     )
     assert not load_keypoints(tmp_path / "zero.npz", confidence_threshold=None).filled.any()
     lifter = Lifter.from_pretrained("video", device="cpu")
-    # A bundled model that trained on COCO-derived 2D says so where it is given BlazePose's points.
+    # The bundled offline model, given a video track, names the video model, which lifts real footage better.
     with pytest.warns(JointposeWarning) as caught:
         Lifter.from_pretrained("offline", device="cpu").lift_track(track)
     assert [str(w.message) for w in caught] == [

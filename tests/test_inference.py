@@ -1265,6 +1265,7 @@ def test_keypoints_a_model_is_known_to_lift_worse_are_lifted_with_a_warning(tmp_
     import warnings
 
     from jointpose.errors import JointposeWarning
+    from jointpose.geometry.cameras import Camera
 
     video, coco, openpose = _track_of("video", "coco17"), _track_of("json", "coco17"), _track_of("openpose", "body25")
     array = _track_of("npz", "h36m17")
@@ -1291,10 +1292,15 @@ def test_keypoints_a_model_is_known_to_lift_worse_are_lifted_with_a_warning(tmp_
             f"a jointpose video track (BlazePose's points) lifted by the bundled {bundled} model; the bundled {suits} "
             "model, trained for jointpose video's tracks, lifts real footage better"
         ]
+        with warnings.catch_warnings(record=True) as caught:  # once, though it lifts the poses too
+            warnings.simplefilter("always")
+            other.predict_trajectory(video, (1000, 1000), camera=Camera.assumed(1000, 1000))
+        assert [str(w.message) for w in caught] == said(other, video)
     lifter.bundled, lifter.input_layout = None, "coco order"  # a detector's own order: any Human3.6M-17 input
     assert said(lifter, array) == [
         "Human3.6M-17 keypoints lifted by a model that trained on keypoints in coco order (a detector's own "
-        "order): it reads them as other joints; a model trained on Human3.6M-17 keypoints suits them"
+        "order): it reads each keypoint as the one at its index in coco order; a model trained on keypoints in "
+        "Human3.6M-17 order suits them"
     ]
     assert said(lifter, video)[0].startswith("a jointpose video track (BlazePose's points) lifted by a model that")
     assert said(lifter, coco)[0].startswith("a COCO-trained detector's keypoints lifted by a model that trained")

@@ -185,7 +185,7 @@ class Lifter:
     ) -> tuple[tuple[int, int] | None, Camera | None]:
         """The image size and camera to read ``keypoints`` with: those given, else those its file
         records. A given image size, or a given camera's, must be the recorded one. Warns where
-        ``keypoints`` are not the 2D the model trained on (:meth:`layout_mismatch`)."""
+        :meth:`layout_mismatch` says so."""
         if (mismatch := self.layout_mismatch(keypoints)) is not None:
             warnings.warn(JointposeWarning(mismatch), stacklevel=3)
         if image_size is not None:
@@ -199,8 +199,8 @@ class Lifter:
         return image_size, camera
 
     def layout_mismatch(self, keypoints: Keypoints2D) -> str | None:
-        """A warning where ``keypoints`` are known to be lifted badly or better by another model,
-        else None: any of them to a model trained on a detector's keypoints in their own order
+        """A warning where ``keypoints`` are known to be lifted badly, or better by another
+        model, else None: any of them to a model trained on a detector's keypoints in their own order
         (:attr:`input_layout` ``"NAME order"``: it reads them as other joints), and a video
         track to the bundled offline or causal model (the video models lift real footage
         better: docs/video.md). Between 2D at the joints and the two detectors' points
@@ -211,7 +211,8 @@ class Lifter:
         if trained is not None and trained not in INPUT_LAYOUTS:
             return (
                 f"{KEYPOINT_SOURCES[given]} lifted by a model that trained on keypoints in {trained} (a detector's own "
-                "order): it reads them as other joints; a model trained on Human3.6M-17 keypoints suits them"
+                f"order): it reads each keypoint as the one at its index in {trained}; a model trained on keypoints "
+                "in Human3.6M-17 order suits them"
             )
         if given == "blazepose" and self.bundled is not None and self.bundled not in VIDEO_MODELS:
             return (
@@ -636,7 +637,8 @@ class Lifter:
                 raise JointposeError("a trajectory from the camera's intrinsics needs pixel keypoints")
             pixels = numeric_array(keypoints, "keypoints")
             if poses is None:
-                poses = self.predict(given, image_size, camera=camera)
+                layout = given.source_layout if isinstance(given, Keypoints2D) else "h36m17"
+                poses = self.predict(keypoints, image_size, camera=camera, source_layout=layout)  # checked once
             camera = self.camera_for(image_size, camera)
             if pixels.shape[:2] != np.shape(poses)[:2]:
                 raise JointposeError(
