@@ -314,6 +314,15 @@ def test_dataset_is_a_config_field_with_its_flag_and_must_match_on_resume(tmp_pa
     with pytest.raises(JointposeError, match="dataset: h36m in the checkpoint vs humaneva15 now"):
         check_compatible(older, args, config, tmp_path / "latest.pt")  # a run from before the field: Human3.6M
     check_compatible({"model_args": args, "config": config.to_dict()}, args, config, tmp_path / "latest.pt")
+    # The 2D trained on: compared where both record it, a checkpoint's value checked first.
+    same = {"model_args": args, "config": config.to_dict(), "input_layout": "coco"}
+    check_compatible(same, args, config, tmp_path / "latest.pt", "coco")
+    check_compatible(same, args, config, tmp_path / "latest.pt", None)  # data whose kind cannot be recorded
+    check_compatible({**same, "input_layout": None}, args, config, tmp_path / "latest.pt", "h36m")  # an older run
+    with pytest.raises(JointposeError, match="input layout: coco in the checkpoint vs blazepose now"):
+        check_compatible(same, args, config, tmp_path / "latest.pt", "blazepose")
+    with pytest.raises(JointposeError, match=r"latest\.pt: checkpoint 'input_layout' must be one of .*, got 'x{20}"):
+        check_compatible({**same, "input_layout": "x" * 10_000}, args, config, tmp_path / "latest.pt", "coco")
 
 
 @pytest.mark.slow

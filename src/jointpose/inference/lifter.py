@@ -200,9 +200,9 @@ class Lifter:
 
     def layout_mismatch(self, keypoints: Keypoints2D) -> str | None:
         """A warning where ``keypoints`` are known to be lifted badly, or better by another
-        model, else None: any of them to a model trained on a detector's keypoints in their own order
-        (:attr:`input_layout` ``"NAME order"``: it reads them as other joints), and a video
-        track to the bundled offline or causal model (the video models lift real footage
+        model, else None: any of them to a model trained on a detector's keypoints in their own
+        order (:attr:`input_layout` ``"NAME order"``: it reads them as other joints), and a
+        video track to the bundled offline or causal model (the video models lift real footage
         better: docs/video.md). Between 2D at the joints and the two detectors' points
         converted (``"h36m"``, ``"coco"``, ``"blazepose"``), models trained on one lift the
         others about as well as their own (docs/tuning.md, "The 2D a model trained on"): not

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jointpose.errors import JointposeError
-from jointpose.model.loading import LATEST_FILE, load_checkpoint
+from jointpose.model.loading import LATEST_FILE, input_layout_of, load_checkpoint
 from jointpose.safeio import check_output_folder, is_finite_number
 from jointpose.training.checkpoint import epoch_checkpoints, run_files
 from jointpose.training.config import CONSTRAINT_SETTINGS, SEMI_SUPERVISED_SETTINGS, TrainConfig, saved_config
@@ -145,7 +145,7 @@ def check_compatible(
         if saved.get(key) != args[key]:
             label = "FIELD (keypoint count)" if key == "num_joints_in" else "FIELD"
             differ(name, saved.get(key), args[key], f"{label}: THEN in the checkpoint vs NOW now")
-    then_layout = ckpt.get("input_layout")
+    then_layout = input_layout_of(ckpt.get("input_layout"), f"{path}: checkpoint 'input_layout'")
     if then_layout is not None and input_layout is not None and then_layout != input_layout:
         differ("keypoints", then_layout, input_layout, "FIELD input layout: THEN in the checkpoint vs NOW now")
     saved_cfg = ckpt["config"]
