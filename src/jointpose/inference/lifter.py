@@ -216,7 +216,7 @@ class Lifter:
             )
         if given == "blazepose" and self.bundled is not None and self.bundled not in VIDEO_MODELS:
             return (
-                f"a jointpose video track (BlazePose's points) lifted by the bundled {self.bundled} model; the bundled "
+                f"{KEYPOINT_SOURCES[given]} lifted by the bundled {self.bundled} model; the bundled "
                 f"{VIDEO_MODELS[self.causal]} model, trained for jointpose video's tracks, lifts real footage better"
             )
         return None
@@ -623,10 +623,10 @@ class Lifter:
             (frames, 3) root positions in metres, camera space.
         """
         normalized = check_switch(normalized, "normalized")
-        given = keypoints  # a Keypoints2D lifts with its own confidence and layout
+        source_layout = "h36m17"  # a Keypoints2D lifts with its own confidence and layout
         if isinstance(keypoints, Keypoints2D):
             image_size, camera = self._recorded(keypoints, image_size, camera)
-            keypoints = _points_of(keypoints, normalized, self.fps)
+            keypoints, source_layout = _points_of(keypoints, normalized, self.fps), keypoints.source_layout
         if self.trajectory_model is None or (camera is not None and self.normalization == "screen"):
             if camera is None and not self.places_root_without_camera:
                 raise JointposeError(
@@ -637,8 +637,7 @@ class Lifter:
                 raise JointposeError("a trajectory from the camera's intrinsics needs pixel keypoints")
             pixels = numeric_array(keypoints, "keypoints")
             if poses is None:
-                layout = given.source_layout if isinstance(given, Keypoints2D) else "h36m17"
-                poses = self.predict(keypoints, image_size, camera=camera, source_layout=layout)  # checked once
+                poses = self.predict(keypoints, image_size, camera=camera, source_layout=source_layout)
             camera = self.camera_for(image_size, camera)
             if pixels.shape[:2] != np.shape(poses)[:2]:
                 raise JointposeError(
