@@ -124,30 +124,50 @@ def reduce_sums(sums: dict[str, torch.Tensor], dist: DistContext) -> dict[str, t
     return dict(zip(names, stacked.cpu()))
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """Sum over ranks whose backward sums the ranks' gradients: each rank's input reaches
+    every rank's loss through the sum."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        total = x.clone(memory_format=torch.contiguous_format)
+        torch_dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone(memory_format=torch.contiguous_format)
+        torch_dist.all_reduce(total)
+        return total
+
+
+def sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """``x`` summed over every rank, differentiable (collective: call on all ranks)."""
+    return _SumOverRanks.apply(x)
+
+
 class AllReduceBatchNorm1d(nn.BatchNorm1d):
     """Batch norm whose training statistics cover every process's batch, for CPU (Gloo).
 
     PyTorch's SyncBatchNorm runs on GPUs only. This computes the per-channel sum, sum of
-    squares and count locally, sums them over ranks with the autograd-aware
-    ``torch.distributed.nn.functional.all_reduce``, and normalises with the global mean
-    and variance, so gradients flow through the statistics as in SyncBatchNorm.
+    squares and count locally, sums them over ranks with :func:`sum_over_ranks`, and
+    normalises with the global mean and variance, so gradients flow through the statistics
+    as in SyncBatchNorm.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or not torch_dist.is_initialized():
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [0] + list(range(2, x.dim()))
         channels = x.shape[1]
         # Two passes in float64, as accurate as the single-process batch norm.
         xd = x.double()
         count = torch.full((1,), x.numel() / channels, dtype=torch.float64, device=x.device)
-        totals = all_reduce(torch.cat([xd.sum(dims), count]))
+        totals = sum_over_ranks(torch.cat([xd.sum(dims), count]))
         n = totals[-1]
         mean = totals[:channels] / n
         shape = [1, channels] + [1] * (x.dim() - 2)
-        var = all_reduce(((xd - mean.view(shape)) ** 2).sum(dims)) / n
+        var = sum_over_ranks(((xd - mean.view(shape)) ** 2).sum(dims)) / n
         with torch.no_grad():
             momentum = self.momentum if self.momentum is not None else 0.1
             self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
