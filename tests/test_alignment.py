@@ -161,6 +161,32 @@ def test_a_bad_weight_in_a_model_file_is_refused(tmp_path):
     assert json.loads(meta["align_2d"]) == 0.0
 
 
+@pytest.mark.parametrize("name", ["smooth", "align_2d"])
+def test_a_causal_model_refuses_steps_that_read_future_frames(tmp_path, name):
+    """A filter and an alignment with the 2D read future frames: a causal Lifter refuses
+    them above 0, at construction and on assignment, and a causal model file asking for one
+    is refused naming its key (it was loaded, run without it, and saved or reported with it)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    causal = TemporalModel([3, 3], channels=16, causal=True)
+    with pytest.raises(JointposeError, match=f"^{name} reads future frames, which a causal model"):
+        Lifter(causal, **{name: 0.5})
+    lifter = Lifter(causal)
+    with pytest.raises(JointposeError, match=f"^{name} reads future frames, which a causal model"):
+        setattr(lifter, name, 0.5)
+    assert getattr(lifter, name) == 0.0
+    setattr(lifter, name, 0.0)
+    assert getattr(Lifter(TemporalModel([3, 3], channels=16), **{name: 0.5}), name) == 0.5  # an offline model's
+    path = lifter.save(tmp_path / "causal.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+    save_file(load_file(str(path)), str(tmp_path / "bad.safetensors"), metadata={**meta, name: "0.5"})
+    with pytest.raises(JointposeError, match=f"bad.safetensors: metadata '{name}' is 0.5 for a causal model"):
+        Lifter.load(tmp_path / "bad.safetensors")
+    assert Lifter.load(path).causal
+
+
 def test_the_training_flag_is_checked_and_a_converted_layout_aligns_the_limbs_only():
     from jointpose.data.h36m import Dataset, alignment_joints
     from jointpose.training.config import TrainConfig

@@ -92,7 +92,7 @@ def test_filtered_by_blocks_or_fft_as_in_one_pass(monkeypatch, causal, fft):
     np.testing.assert_allclose(smooth_poses(poses, 2.0, causal=causal).numpy(), expected, atol=1e-12)
 
 
-def test_lifter_keeps_its_filter_and_applies_it_offline_only(tmp_path):
+def test_lifter_keeps_its_filter_and_applies_it(tmp_path):
     torch.manual_seed(0)
     kp = np.random.default_rng(0).uniform(-0.5, 0.5, (40, 17, 2))
     plain = Lifter(TemporalModel((3, 3), channels=16).eval(), flip_test=False)
@@ -104,10 +104,7 @@ def test_lifter_keeps_its_filter_and_applies_it_offline_only(tmp_path):
     expected = smooth_poses(torch.from_numpy(raw), 1.5).numpy()
     np.testing.assert_allclose(loaded.predict(kp, normalized=True), expected, atol=1e-5)
     assert np.abs(np.diff(expected, 2, axis=0)).mean() < 0.5 * np.abs(np.diff(raw, 2, axis=0)).mean()
-    causal = Lifter(TemporalModel((3, 3), channels=16, causal=True).eval(), flip_test=False, smooth=1.5)
-    assert np.array_equal(
-        causal.predict(kp, normalized=True), Lifter(causal.model, flip_test=False).predict(kp, normalized=True)
-    )
+    # A causal model refuses the filter: test_alignment.py::test_a_causal_model_refuses_steps_that_read_future_frames
 
 
 def test_bad_filter_metadata_names_the_file(tmp_path):

@@ -273,6 +273,16 @@ def test_onnx_metadata_is_checked_as_a_safetensors_models_is(tmp_path, small_exp
 
 
 @needs_ort
+@pytest.mark.parametrize("name", ["smooth", "align_2d"])
+def test_a_causal_onnx_export_asking_for_future_frames_is_refused(tmp_path, name):
+    causal = export_onnx(LoadedModel(_model(True), fps=25.0), tmp_path / "causal.onnx")
+    assert Lifter.load(causal).causal
+    bad = _with_metadata(causal, tmp_path / "bad.onnx", **{name: "0.5"})
+    with pytest.raises(JointposeError, match=f"bad.onnx: metadata '{name}' is 0.5 for a causal model"):
+        Lifter.load(bad)
+
+
+@needs_ort
 def test_an_onnx_export_without_input_layout_loads_as_not_recorded(tmp_path, small_export):
     with_layout = _with_metadata(small_export, tmp_path / "coco.onnx", input_layout='"coco"')
     assert Lifter.load(with_layout).input_layout == "coco"

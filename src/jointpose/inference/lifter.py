@@ -70,7 +70,7 @@ from jointpose.model.loading import (
     save_model,
     symmetry_of,
 )
-from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict
+from jointpose.model.predict import alignment_sigma, inference_step, model_device, predict, refuse_future_frames
 from jointpose.model.temporal import FusedTemporalModel, TemporalModel, check_model_args, network_name
 from jointpose.motion.builder import CameraRing
 from jointpose.safeio import (
@@ -93,10 +93,11 @@ SEGMENT = 4096  # output frames computed at once (bounds memory on long inputs)
 
 class _Checked:
     """An attribute checked on every assignment (``lifter.skeleton_fit = True`` as at
-    construction) by ``check(value, name)``, which returns the value to keep."""
+    construction) by ``check(value, name)``, which returns the value to keep. An
+    ``offline_only`` one reads future frames: above 0 it is refused for a causal model."""
 
-    def __init__(self, check: Callable[[Any, str], Any]) -> None:
-        self.check = check
+    def __init__(self, check: Callable[[Any, str], Any], *, offline_only: bool = False) -> None:
+        self.check, self.offline_only = check, offline_only
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -105,16 +106,19 @@ class _Checked:
         return self if lifter is None else lifter.__dict__[self.name]
 
     def __set__(self, lifter: Any, value: Any) -> None:
-        lifter.__dict__[self.name] = self.check(value, self.name)
+        value = self.check(value, self.name)
+        if self.offline_only:
+            refuse_future_frames(self.name, value, lifter.causal, "this Lifter's")
+        lifter.__dict__[self.name] = value
 
 
 class Lifter:
     """A trained pose model (and optional trajectory model) ready for inference."""
 
     skeleton_fit = _Checked(check_switch)
-    smooth = _Checked(check_sigma)
+    smooth = _Checked(check_sigma, offline_only=True)
     flip_test = _Checked(check_switch)
-    align_2d = _Checked(check_weight)
+    align_2d = _Checked(check_weight, offline_only=True)
     input_layout = _Checked(input_layout_of)
 
     def __init__(
@@ -144,13 +148,14 @@ class Lifter:
             skeleton_fit: give each predicted sequence one consistent skeleton (a causal
                 model: bone lengths from past frames only).
             smooth: Gaussian filter over each predicted sequence before the fit, sigma in
-                frames (0 = off; offline models only). With ``skeleton_fit``, the joint-aware
-                method's inference step (``jointpose.geometry.anatomy``, ``jointpose.geometry.filters``).
+                frames (0 = off; offline models only, refused above 0 for a causal one). With
+                ``skeleton_fit``, the joint-aware method's inference step
+                (``jointpose.geometry.anatomy``, ``jointpose.geometry.filters``).
             normalization: the 2D input coordinates the model was trained on, ``"screen"`` or
                 ``"intrinsics"`` (:func:`jointpose.geometry.cameras.normalize_keypoints`).
             align_2d: move each joint this share (0-1) of the way across the image to its
                 keypoint's ray, keeping the network's depth (offline models with a known or
-                assumed camera; only the joints the keypoints mark themselves, each by its
+                assumed camera, refused above 0 for a causal one; only the joints the keypoints mark themselves, each by its
                 keypoint's confidence; :func:`jointpose.geometry.alignment.align_to_rays`).
             input_layout: the 2D the model trained on, as ``data build --input-layout`` names it
                 (``"h36m"``, ``"coco"``, ``"blazepose"``; ``"NAME order"``: a detector's own
@@ -500,9 +505,8 @@ class Lifter:
             segment=SEGMENT,
             progress=progress,
         )
-        smooth = 0.0 if self.causal else self.smooth
-        rays = confidence = None
-        if self.align_2d > 0 and not self.causal:
+        rays = confidence = None  # a causal model's smooth and align_2d are 0 (refused above)
+        if self.align_2d > 0:
             seen_by = camera if camera is not None or normalized else self.assumed_camera
             if self._screen_view_of(camera, normalized):
                 seen_by = screen_camera(camera)  # the camera the points were moved into
@@ -512,7 +516,7 @@ class Lifter:
         poses = (
             inference_step(
                 poses,
-                smooth=smooth,
+                smooth=self.smooth,
                 skeleton_fit=self.skeleton_fit,
                 causal=self.causal,
                 rays=rays,

@@ -42,6 +42,7 @@ from jointpose.model.loading import (
     metadata_json,
     model_args_of,
     normalization_of,
+    refuse_offline_steps,
     skeleton_fit_of,
     smooth_of,
     symmetry_of,
@@ -285,6 +286,8 @@ def _run(session: Any, path: Path, feed: dict[str, np.ndarray]) -> list[np.ndarr
 def load_onnx(path: str | Path) -> LoadedModel:
     """An exported ``.onnx`` model with its metadata (frame rate, symmetry, inference step)."""
     model = OnnxModel(path)
+    align = align_weight_of(model.meta["align_2d"], f"{model.path}: metadata 'align_2d'")
+    refuse_offline_steps(model.causal, model.path, smooth=model.meta["smooth"], align_2d=align)
     return LoadedModel(
         model,
         None,
@@ -294,6 +297,6 @@ def load_onnx(path: str | Path) -> LoadedModel:
         model.meta["smooth"],
         {"exported_model": True},
         normalization=normalization_of(model.meta["normalization"], model.path),
-        align_2d=align_weight_of(model.meta["align_2d"], f"{model.path}: metadata 'align_2d'"),
+        align_2d=align,
         input_layout=input_layout_of(model.meta["input_layout"], f"{model.path}: metadata 'input_layout'"),
     )

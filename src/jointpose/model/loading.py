@@ -214,16 +214,18 @@ def _load_safetensors(path: Path, device: torch.device) -> LoadedModel:
     model = load_model_state(info["model_args"], part("pose."), str(path), device)
     trajectory = load_model_state(trajectory_args, part("trajectory."), str(path), device) if trajectory_args else None
     symmetry = symmetry_of(info["keypoints_symmetry"], model.num_joints_in, path)
+    smooth, align = smooth_of(meta, path), align_weight_of(meta.get("align_2d", "0"), f"{path}: metadata 'align_2d'")
+    refuse_offline_steps(model.causal, path, smooth=smooth, align_2d=align)
     return LoadedModel(
         model,
         trajectory,
         check_fps(info["fps"], f"{path}: metadata 'fps'"),
         symmetry,
         skeleton_fit_of(meta, path),
-        smooth_of(meta, path),
+        smooth,
         {"exported_model": True},
         normalization=normalization_of(meta.get("normalization", "screen"), path),
-        align_2d=align_weight_of(meta.get("align_2d", "0"), f"{path}: metadata 'align_2d'"),
+        align_2d=align,
         input_layout=input_layout_of(meta.get("input_layout"), f"{path}: metadata 'input_layout'"),
     )
 
@@ -375,6 +377,17 @@ def smooth_of(meta: dict, path: Path) -> float:
     if value is None:
         raise JointposeError(f"{path}: metadata 'smooth' is not a number ({meta['smooth'][:40]!r})")
     return check_sigma(value, f"{path}: metadata 'smooth'")
+
+
+def refuse_offline_steps(causal: bool, path: Path, **values: float) -> None:
+    """Refuse a causal model whose file's metadata asks for a filter (``smooth``) or an
+    alignment with the 2D (``align_2d``) above 0: both read future frames, which it must not."""
+    for key, value in values.items():
+        if causal and value:
+            raise JointposeError(
+                f"{path}: metadata '{key}' is {value:g} for a causal model, whose poses must not read future "
+                "frames as it does; a causal model's is 0"
+            )
 
 
 def align_weight_of(value: object, where: str) -> float:
