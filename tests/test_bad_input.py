@@ -558,6 +558,28 @@ def test_focal_length_and_fov_together_are_refused_before_any_reading(tmp_path, 
     _one_clear_line(capsys, f"jointpose {verb}: error: argument --focal-length: not allowed with argument --fov")
 
 
+def test_one_bad_focal_length_on_the_command_line_is_named_as_one_number(tmp_path, capsys):
+    """The flag takes one number: its message does not offer the Python API's fx, fy pair."""
+    np.save(tmp_path / "k.npy", np.random.default_rng(0).uniform(100, 700, (5, 17, 2)))
+    argv = ["infer", str(tmp_path / "k.npy"), "-o", str(tmp_path / "o.npz"), "--image-size", "1000", "800"]
+    assert main([*argv, "--focal-length", "-1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "jointpose infer: error: --focal-length must be a positive number of pixels, got -1.0", err
+    assert not (tmp_path / "o.npz").exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".bvh", ".npy"])
+def test_render_names_the_poses_it_reads_back(tmp_path, capsys, suffix):
+    """A CSV or BVH output (or an array) as --poses: the message names the outputs it reads,
+    not a broken npz archive."""
+    np.save(tmp_path / "k.npy", np.random.default_rng(0).uniform(100, 700, (5, 17, 2)))
+    (tmp_path / f"poses{suffix}").write_text("x")
+    argv = ["render", "--keypoints-file", str(tmp_path / "k.npy"), "--poses", str(tmp_path / f"poses{suffix}")]
+    assert main([*argv, "--image-size", "1000", "800", "-o", str(tmp_path / "r.gif")]) == 2
+    _one_clear_line(capsys, f"poses{suffix}: a {suffix} file; poses are read back from the npz or JSON output")
+    assert not (tmp_path / "r.gif").exists()
+
+
 def test_a_subject_name_holding_a_slash_is_refused(tmp_path, capsys):
     """Sequence keys are SUBJECT/ACTION/CAMERA: S/1 would make keys render --sequence cannot address."""
     argv = ["data", "build", "--bvh", str(tmp_path), "--out", str(tmp_path / "ds"), "--cameras", "ring"]

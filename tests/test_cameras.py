@@ -545,7 +545,10 @@ def test_camera_constructors_refuse_what_is_not_a_size_or_a_number_naming_it():
     for call, message in (
         (lambda: Camera.from_fov(1920, 1080, "60"), "fov_deg must be a field of view in degrees in [1, 179], got '60'"),
         (lambda: Camera.from_focal_length(1920, 1080, "1500"), "focal_length must be a positive number of pixels"),
-        (lambda: Camera.from_focal_length(1920, 1080, [1500, 1500, 1]), "focal_length must be a positive number"),
+        (
+            lambda: Camera.from_focal_length(1920, 1080, [1500, 1500, 1]),
+            "focal_length must be two positive numbers of pixels (fx, fy)",
+        ),
         (lambda: Camera.from_focal_length(1920, 1080, 1500, center=(1, 2, 3)), "center must be two finite numbers"),
         (lambda: Camera.from_focal_length(1920.7, 1080, 1500), "image size must be positive whole numbers"),
         (lambda: Camera.assumed(-5, 10), "image size must be positive whole numbers of pixels (at least 2), got -5"),

@@ -350,6 +350,24 @@ def test_track_with_no_person_is_refused_naming_the_clip():
         keypoints_from_detections(nobody, source="clips/black.mp4")
 
 
+def test_the_detection_bar_ends_on_the_frames_read(capsys):
+    """A container's frame count is an estimate (a clip said 104 frames and gave 100): the
+    progress bar ends at 100% on the frames actually read, not short of its estimate."""
+    from jointpose.data.detect import detect_frames
+
+    class Detector:  # BlazePose's 33 landmarks, the same in every frame
+        def detect(self, frame):
+            return np.random.default_rng(0).uniform(10, 90, (33, 3))
+
+        def close(self):
+            pass
+
+    frames = (np.zeros((4, 4, 3), np.uint8) for _ in range(8))
+    assert len(detect_frames(frames, total=10, detector=Detector()).points) == 8
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "100%" in last and " 8/8 " in last, last
+
+
 def test_blazepose_indices_are_the_coco_keypoints():
     # BlazePose-33 order: 0 nose, 1-3 left eye (inner, centre, outer), 4-6 right eye, 7/8 ears,
     # 9/10 mouth, 11-16 shoulders, elbows, wrists (left first), 17-22 hands, 23-28 hips, knees, ankles.

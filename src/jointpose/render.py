@@ -107,7 +107,12 @@ def check_frame_counts(counts: Mapping[str, int]) -> int:
 def _output_arrays(path: str | Path, keys: tuple[str, ...]) -> tuple[dict[str, object], float | None]:
     """The values of ``keys`` that an output of ``jointpose infer`` or ``video`` holds, npz or
     JSON (by its extension), and its frame rate (None when it holds none)."""
-    if Path(path).suffix.lower() != ".json":
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".npz", ".json", ""):  # a CSV or BVH output, an .npy: not read back
+        raise JointposeError(
+            f"{path}: a {suffix} file; poses are read back from the npz or JSON output of jointpose infer or video"
+        )
+    if suffix != ".json":
         files = load_npz(path, keys=(*keys, "fps"))
         return {key: files[key] for key in keys if key in files}, stored_fps(files, path)
     data = read_json(Path(path))

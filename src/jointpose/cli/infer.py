@@ -167,7 +167,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     if (note := bvh_parts_note(fmt, len(keypoints.switches) + 1)) is not None:
         print(note)
     export(args.output, poses, fps, trajectory=trajectory, fmt=fmt)
-    print(f"wrote {len(poses)} frames to {args.output} ({fmt})")
+    print(f"wrote {len(poses)} frame(s) to {args.output} ({fmt})")
     if args.render:
         from jointpose.render import render_animation, render_captions
 

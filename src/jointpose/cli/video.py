@@ -98,7 +98,7 @@ def cmd_video(args: argparse.Namespace) -> None:
     result.export(args.output, fmt)
     if (note := bvh_parts_note(fmt, len(result.keypoints.switches) + 1)) is not None:
         print(note)
-    print(f"wrote {len(result.poses)} frames at {result.fps:g} fps to {args.output} ({fmt})")
+    print(f"wrote {len(result.poses)} frame(s) at {result.fps:g} fps to {args.output} ({fmt})")
     if args.render:
         render_animation(
             args.render,

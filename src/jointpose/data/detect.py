@@ -96,6 +96,8 @@ def detect_frames(
                 t1 = time.perf_counter()
                 decode += t1 - t0
                 if frame is None:
+                    bar.total = bar.n  # the container's frame count is an estimate: end on the frames read
+                    bar.refresh()
                     break
                 index = len(rows)
                 if counter is not None and started is None and (person is not None or missed < patience):

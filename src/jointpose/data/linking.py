@@ -173,7 +173,7 @@ def select_track(
     total = sum(len(people) for people in detections.people)
     notes.append(
         f"kept person track {best + 1} of {len(tracks)}: {len(f)} of {frames} frames "
-        f"({f.min()}-{f.max()}), score x box area {weights[best]:.4g} px^2; dropped "
+        f"({f.min()}-{f.max()}), score x box area summed over them {weights[best]:.4g} px^2; dropped "
         f"{len(tracks) - 1} other track(s) and {total - len(f)} detection(s)"
     )
     return out

@@ -220,10 +220,13 @@ class Camera:
         (one value, or fx and fy; each within :func:`focal_length_range` of ``width``, square
         pixels); principal point at the image centre unless given."""
         width, height = check_image_size(width, height, "image size")
-        fx, fy = (_real(focal_length),) * 2 if np.ndim(focal_length) == 0 else _pair(focal_length)
+        one = np.ndim(focal_length) == 0
+        fx, fy = (_real(focal_length),) * 2 if one else _pair(focal_length)
         if fx is None or fy is None or fx <= 0 or fy <= 0:
             raise JointposeError(
-                "{0} must be a positive number of pixels (or two: fx, fy), got {value}",
+                "{0} must be "
+                + ("a positive number of pixels" if one else "two positive numbers of pixels (fx, fy)")
+                + ", got {value}",
                 fields=("focal_length",),
                 value=brief(focal_length),
             )

@@ -158,7 +158,7 @@ def detect_rig_mapping(motion: Motion) -> RigMapping:
             return mapping
     raise JointposeError(
         f"{motion.source}: no built-in rig mapping ({', '.join(BUILTIN_RIGS)}) fits its joints "
-        f"({', '.join(motion.names[:3])}, ...); supply a mapping file"
+        f"({', '.join(motion.names[:3])}, ...); supply a mapping file (data build --rig FILE)"
     )
 
 
