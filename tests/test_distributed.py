@@ -63,7 +63,10 @@ def _save_logger(folder: Path) -> Path:
 
 
 def _run(command: list[str], hook: Path) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(hook), str(REPO / "src")]))
+    # PYTHONFAULTHANDLER: a process killed by a signal (a rare SIGABRT at exit, seen once) prints
+    # every thread's Python stack into the stderr the failure shows.
+    paths = os.pathsep.join([str(hook), str(REPO / "src")])
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=paths, PYTHONFAULTHANDLER="1")
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     saves = hook / "saves.log"
     written = saves.read_text().splitlines() if saves.exists() else []
