@@ -128,7 +128,8 @@ def weighted_mpjpe(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tens
 def trajectory_loss(pred_root: torch.Tensor, true_root: torch.Tensor) -> torch.Tensor:
     """VideoPose3D's trajectory term: the root's distance (metres) from its true camera-space
     position, weighted by 1 / its true depth (clamped at :data:`MIN_DEPTH`), so that far
-    people, whose depth is harder to tell, count less. (N, 1, 3) metres each."""
+    people, whose depth is harder to tell, count less: metres per metre of depth (unitless).
+    (N, 1, 3) metres each."""
     return weighted_mpjpe(pred_root, true_root, 1.0 / true_root[..., 2].clamp_min(MIN_DEPTH))
 
 
@@ -219,7 +220,7 @@ def temporal_difference_error(pred: torch.Tensor, target: torch.Tensor, order: i
     if pred.shape[1] <= order:
         return pred.sum() * 0.0
     diff = torch.diff(pred, n=order, dim=1) - torch.diff(target, n=order, dim=1)
-    if vector:  # pseudo-Huber of the per-joint error: |e| above 1 mm, smooth (no kink) below
+    if vector:  # pseudo-Huber of the per-joint error: about |e| - 1 mm well above 1 mm, smooth (no kink) below
         return (torch.sqrt((diff * diff).sum(dim=-1) + LENGTH_BETA**2) - LENGTH_BETA).mean()
     return huber(diff, ANGLE_BETA).mean()
 
