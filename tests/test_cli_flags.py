@@ -231,6 +231,23 @@ def test_the_format_flag_offers_the_formats_export_writes():
         assert tuple(action.choices) == FORMATS
 
 
+def test_every_flag_of_every_verb_says_what_it_does():
+    """`jointpose VERB --help` explains each option: none is listed bare."""
+    import argparse
+
+    from jointpose.cli import build_parser
+
+    def bare(parser, verb):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from bare(sub, f"{verb} {name}".strip())
+            elif action.option_strings and not action.help:
+                yield f"{verb}: {'/'.join(action.option_strings)}"
+
+    assert list(bare(build_parser(), "")) == []
+
+
 def test_a_video_track_is_read_back_as_it_was_lifted(tmp_path, capsys):
     """A `jointpose video` output records its track's layout, image size, fill threshold and
     frame rate: infer and render read them back (no --image-size needed), the alignment moves

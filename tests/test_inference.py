@@ -1124,6 +1124,9 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
         assert other.dtype == np.float32 and np.abs(other - offline.predict(frames, camera=camera)).max() < tolerance
     data = load_dataset(h36m_dir, "gt", ["S9"])
     model = _model()
+    diverged = _model()
+    with torch.no_grad():
+        diverged.expand_conv.weight[0, 0, 0] = float("nan")
     for message, call in {
         "model must be a TemporalModel, got Lifter (a Lifter's is lifter.model": lambda: evaluate_model(
             Lifter(model), data.sequences
@@ -1148,6 +1151,10 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
         ),
         "extra_metrics must be a function or None, got int": lambda: evaluate_model(
             model, data.sequences, extra_metrics=3
+        ),
+        # Its action group would drop out of the average rather than show as an error.
+        "the model's prediction for S9/Walking/0: NaN or infinite values in": lambda: evaluate_model(
+            diverged, data.sequences
         ),
         "fov must be a field of view in degrees in [1, 179], got 500": lambda: camera_from_intrinsics(
             (640, 480), fov=500

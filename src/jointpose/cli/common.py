@@ -124,6 +124,17 @@ def add_camera_args(p: argparse.ArgumentParser, recorded: bool = False) -> None:
     )
 
 
+def add_no_tta_arg(p: argparse.ArgumentParser) -> None:
+    """The ``-no-tta`` flag of ``infer`` and ``evaluate`` (``args.tta``)."""
+    p.add_argument(
+        "-no-tta",
+        "--no-test-time-augmentation",
+        dest="tta",
+        action="store_false",
+        help="disable flip test-time augmentation",
+    )
+
+
 def add_height_arg(p: argparse.ArgumentParser) -> None:
     """The ``--height`` flag of ``infer`` and ``video``."""
     p.add_argument(

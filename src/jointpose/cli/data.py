@@ -77,9 +77,9 @@ def add_demo_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", default="jointpose-demo", help="output folder (default jointpose-demo)")
     p.add_argument("-e", "--epochs", type=int, default=15, help="training epochs (default 15)")
-    p.add_argument("-ch", "--channels", type=int, default=256)
+    p.add_argument("-ch", "--channels", type=int, default=256, help="hidden channels (default 256)")
     p.add_argument("--animation", default="demo.gif", help="animation file name in --out (.gif or .mp4)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     add_dataset_args(p)
     p.set_defaults(func=cmd_demo)
 

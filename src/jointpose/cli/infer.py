@@ -10,6 +10,7 @@ from jointpose.cli.common import (
     add_align_arg,
     add_camera_args,
     add_height_arg,
+    add_no_tta_arg,
     add_output_args,
     add_pretrained_arg,
     add_render_height_arg,
@@ -72,15 +73,15 @@ def add_infer_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--render", default=None, help="also write an animation (.mp4 or .gif)")
     add_render_height_arg(p)
     p.add_argument("--video", default=None, help="video to draw the 2D input over (with --render)")
-    p.add_argument("-no-tta", "--no-test-time-augmentation", dest="tta", action="store_false")
+    add_no_tta_arg(p)
     p.add_argument(
         "--raw",
         action="store_true",
         help="the network's output alone (no temporal filter, alignment with the 2D or consistent-skeleton fit)",
     )
     add_align_arg(p)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=cmd_infer)
 
 

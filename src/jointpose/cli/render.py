@@ -26,8 +26,17 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="ground-truth 3D poses in the form of --poses (npz or JSON with poses_3d), drawn beside",
     )
-    p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"))
-    p.add_argument("--layout", choices=("h36m", "coco"), default=None)
+    p.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("W", "H"),
+        help="image size in pixels (default: the keypoint file's, else --video's)",
+    )
+    p.add_argument(
+        "--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)"
+    )
     p.add_argument("--data-dir", default=None, help="dataset mode: draw a dataset sequence and its ground truth")
     p.add_argument(
         "-k", "--keypoints", default=None, help="dataset mode: 2D keypoints name (default: Human3.6M's cpn_ft_h36m_dbb)"
@@ -41,10 +50,12 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
         help="dataset mode: every N-th frame, as evaluate --downsample N exported the predictions (default 1)",
     )
     p.add_argument("--video", default=None, help="video frames to draw the 2D input over")
-    p.add_argument("--fps", type=float, default=None)
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument(
+        "--fps", type=float, default=None, help="the animation's frame rate (default: the poses' own, else 50)"
+    )
+    p.add_argument("--max-frames", type=int, default=None, help="draw only the first N frames (default: all)")
     add_render_height_arg(p)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=cmd_render)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from jointpose.cli.common import (
     PARAMETER_FLAGS,
     add_model_source,
+    add_no_tta_arg,
     files_in,
     model_file,
     model_source,
@@ -147,13 +148,7 @@ def _add_evaluation_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--downsample", type=int, default=None, help="keep every N-th frame (default: the checkpoint's, else 1)"
     )
-    p.add_argument(
-        "-no-tta",
-        "--no-test-time-augmentation",
-        dest="tta",
-        action="store_false",
-        help="disable flip test-time augmentation",
-    )
+    add_no_tta_arg(p)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
 
 

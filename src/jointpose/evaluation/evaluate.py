@@ -103,7 +103,8 @@ def evaluate_model(
     fps: float = 50.0,
     align_joints: Sequence[int] | None = None,
 ) -> Evaluation:
-    """Predict every sequence and pool its errors per action group (and subject).
+    """Predict every sequence and pool its errors per action group (and subject); a
+    prediction holding NaN or infinity is refused, naming its sequence.
 
     ``extra_metrics(pred, target) -> {name: per-frame tensor}`` adds metrics to the table (by
     default the plausibility metrics of ``jointpose evaluate``: bone-length spread, left/right
@@ -165,6 +166,8 @@ def evaluate_model(
             align_joints=align_joints,
         )
         for seq, pred in zip(batch, preds):
+            # A NaN pose would leave its action group out of the average, not show as an error.
+            check_finite(pred.numpy(), f"the model's prediction for {seq.key}")
             predictions[seq.key] = pred.numpy()
             target = torch.from_numpy(seq.poses_3d)
             errors = sequence_errors(pred, target)
@@ -455,8 +458,6 @@ def evaluate_checkpoint(
     result = evaluate_model(
         model, data.sequences, flip_test=flip_test, by_subject=by_subject, extra_metrics=plausibility_errors, **step
     )
-    for key, prediction in result.predictions.items():
-        check_finite(prediction, f"{checkpoint}: the prediction for {key}")
     result.summary = with_provenance(
         result.summary,
         config,
