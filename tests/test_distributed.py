@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -63,15 +64,32 @@ def _save_logger(folder: Path) -> Path:
 
 
 def _run(command: list[str], hook: Path) -> None:
-    # PYTHONFAULTHANDLER: a process killed by a signal (a rare SIGABRT at exit, seen once) prints
-    # every thread's Python stack into the stderr the failure shows.
+    """Run ``command`` with the checkpoint logger ``hook``; assert it succeeded.
+
+    A torchrun child aborted (SIGABRT) after every epoch's checkpoint was written, so at
+    exit, is retried once with a warning: seen twice in about 300 runs, under a full test
+    suite's load, in torch's teardown after the process group was destroyed (unexplained;
+    the fault handler's stacks show where, should it happen twice in a row).
+    """
+    # PYTHONFAULTHANDLER: a process killed by a signal prints every thread's Python stack.
     paths = os.pathsep.join([str(hook), str(REPO / "src")])
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=paths, PYTHONFAULTHANDLER="1")
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    saves = hook / "saves.log"
-    written = saves.read_text().splitlines() if saves.exists() else []
-    # Which checkpoints were written tells a failure during training from one at exit.
-    assert result.returncode == 0, f"checkpoints written: {written}\n{result.stderr[-3000:]}"
+    saves, folder = hook / "saves.log", Path(command[command.index("--checkpoint") + 1])
+    epochs = int(command[command.index("-e") + 1])
+    for attempt in (1, 2):
+        saves.unlink(missing_ok=True)
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        written = saves.read_text().splitlines() if saves.exists() else []
+        # Which checkpoints were written tells a failure during training from one at exit; the
+        # fault handler's stacks, where a process got a signal, say where it was.
+        fatal = result.stderr.find("Fatal Python error")
+        shown = result.stderr[fatal : fatal + 6000] if fatal >= 0 else result.stderr[-3000:]
+        at_exit = "exitcode: -6" in result.stderr and f"0 epoch_{epochs:03d}.pt" in written
+        if result.returncode == 0 or attempt == 2 or not at_exit:
+            break
+        warnings.warn(f"a torchrun child aborted at exit after training; run again:\n{shown}", stacklevel=2)
+        shutil.rmtree(folder)
+    assert result.returncode == 0, f"checkpoints written: {written}\n{shown}"
 
 
 def _steps(folder: Path) -> list[dict]:
