@@ -67,9 +67,9 @@ def _run(command: list[str], hook: Path) -> None:
     """Run ``command`` with the checkpoint logger ``hook``; assert it succeeded.
 
     A torchrun child aborted (SIGABRT) after every epoch's checkpoint was written, so at
-    exit, is retried once with a warning: seen twice in about 300 runs, under a full test
-    suite's load, in torch's teardown after the process group was destroyed (unexplained;
-    the fault handler's stacks show where, should it happen twice in a row).
+    exit, is retried once with a warning: seen in a few of 100 runs under a full test
+    suite's load, in torch's C++ teardown after Python's (the fault handler found no Python
+    frame), which ``jointpose train`` now skips in a distributed run (``cmd_train``).
     """
     # PYTHONFAULTHANDLER: a process killed by a signal prints every thread's Python stack.
     paths = os.pathsep.join([str(hook), str(REPO / "src")])

@@ -220,7 +220,7 @@ def temporal_difference_error(pred: torch.Tensor, target: torch.Tensor, order: i
     if pred.shape[1] <= order:
         return pred.sum() * 0.0
     diff = torch.diff(pred, n=order, dim=1) - torch.diff(target, n=order, dim=1)
-    if vector:  # pseudo-Huber of the per-joint error: about |e| - 1 mm well above 1 mm, smooth (no kink) below
+    if vector:  # pseudo-Huber of the per-joint error: about |e| - 1 mm above 1 mm, smooth (no kink) below
         return (torch.sqrt((diff * diff).sum(dim=-1) + LENGTH_BETA**2) - LENGTH_BETA).mean()
     return huber(diff, ANGLE_BETA).mean()
 

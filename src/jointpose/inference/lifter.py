@@ -155,8 +155,9 @@ class Lifter:
                 ``"intrinsics"`` (:func:`jointpose.geometry.cameras.normalize_keypoints`).
             align_2d: move each joint this share (0-1) of the way across the image to its
                 keypoint's ray, keeping the network's depth (offline models with a known or
-                assumed camera, refused above 0 for a causal one; only the joints the keypoints mark themselves, each by its
-                keypoint's confidence; :func:`jointpose.geometry.alignment.align_to_rays`).
+                assumed camera, refused above 0 for a causal one; only the joints the
+                keypoints mark themselves, each by its keypoint's confidence;
+                :func:`jointpose.geometry.alignment.align_to_rays`).
             input_layout: the 2D the model trained on, as ``data build --input-layout`` names it
                 (``"h36m"``, ``"coco"``, ``"blazepose"``; ``"NAME order"``: a detector's own
                 order), None where unknown. A ``Keypoints2D`` given to a model trained in a

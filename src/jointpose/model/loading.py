@@ -385,8 +385,8 @@ def refuse_offline_steps(causal: bool, path: Path, **values: float) -> None:
     for key, value in values.items():
         if causal and value:
             raise JointposeError(
-                f"{path}: metadata '{key}' is {value:g} for a causal model, whose poses must not read future "
-                "frames as it does; a causal model's is 0"
+                f"{path}: metadata '{key}' is {value:g} for a causal model; that step reads future frames, "
+                "which a causal model must not (0 turns it off)"
             )
 
 
