@@ -124,6 +124,18 @@ def add_camera_args(p: argparse.ArgumentParser, recorded: bool = False) -> None:
     )
 
 
+def add_layout_arg(p: argparse.ArgumentParser) -> None:
+    """The ``--layout`` flag of ``infer`` and ``render``: the joint order of 17-joint arrays."""
+    p.add_argument(
+        "--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)"
+    )
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    """The ``--device`` flag of ``infer``, ``video`` and ``evaluate``."""
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
+
 def add_no_tta_arg(p: argparse.ArgumentParser) -> None:
     """The ``-no-tta`` flag of ``infer`` and ``evaluate`` (``args.tta``)."""
     p.add_argument(

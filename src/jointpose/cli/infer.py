@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 from jointpose.cli.common import (
     add_align_arg,
     add_camera_args,
+    add_device_arg,
     add_height_arg,
+    add_layout_arg,
     add_no_tta_arg,
     add_output_args,
     add_pretrained_arg,
@@ -50,9 +52,7 @@ def add_infer_flags(p: argparse.ArgumentParser) -> None:
     add_pretrained_arg(p)
     p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"), help="image size in pixels")
     add_camera_args(p, recorded=True)
-    p.add_argument(
-        "--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)"
-    )
+    add_layout_arg(p)
     p.add_argument(
         "--fps",
         type=float,
@@ -80,7 +80,7 @@ def add_infer_flags(p: argparse.ArgumentParser) -> None:
         help="the network's output alone (no temporal filter, alignment with the 2D or consistent-skeleton fit)",
     )
     add_align_arg(p)
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    add_device_arg(p)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=cmd_infer)
 

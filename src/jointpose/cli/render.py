@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, NamedTuple
 
-from jointpose.cli.common import add_render_height_arg, files_in, refuse_inapplicable, render_dpi
+from jointpose.cli.common import add_layout_arg, add_render_height_arg, files_in, refuse_inapplicable, render_dpi
 from jointpose.errors import JointposeError
 
 if TYPE_CHECKING:
@@ -34,9 +34,7 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
         metavar=("W", "H"),
         help="image size in pixels (default: the keypoint file's, else --video's)",
     )
-    p.add_argument(
-        "--layout", choices=("h36m", "coco"), default=None, help="joint order of 17-joint arrays (default h36m)"
-    )
+    add_layout_arg(p)
     p.add_argument("--data-dir", default=None, help="dataset mode: draw a dataset sequence and its ground truth")
     p.add_argument(
         "-k", "--keypoints", default=None, help="dataset mode: 2D keypoints name (default: Human3.6M's cpn_ft_h36m_dbb)"

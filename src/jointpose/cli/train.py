@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from jointpose.cli.common import (
     PARAMETER_FLAGS,
+    add_device_arg,
     add_model_source,
     add_no_tta_arg,
     files_in,
@@ -158,7 +159,7 @@ def _add_evaluation_data_args(p: argparse.ArgumentParser) -> None:
         "--downsample", type=int, default=None, help="keep every N-th frame (default: the checkpoint's, else 1)"
     )
     add_no_tta_arg(p)
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    add_device_arg(p)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ import argparse
 from jointpose.cli.common import (
     add_align_arg,
     add_camera_args,
+    add_device_arg,
     add_height_arg,
     add_output_args,
     add_pretrained_arg,
@@ -56,7 +57,7 @@ def add_video_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--causal", action="store_true", help="use the bundled causal model (no future frames)")
     add_pretrained_arg(p)
     add_align_arg(p)
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    add_device_arg(p)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=cmd_video)
 

@@ -166,9 +166,9 @@ def evaluate_model(
             align_joints=align_joints,
         )
         for seq, pred in zip(batch, preds):
-            # A NaN pose would leave its action group out of the average, not show as an error.
-            check_finite(pred.numpy(), f"the model's prediction for {seq.key}")
             predictions[seq.key] = pred.numpy()
+            # A NaN pose would leave its action group out of the average, not show as an error.
+            check_finite(predictions[seq.key], f"the model's prediction for {seq.key}")
             target = torch.from_numpy(seq.poses_3d)
             errors = sequence_errors(pred, target)
             if extra_metrics is not None:

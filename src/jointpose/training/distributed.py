@@ -124,21 +124,24 @@ def reduce_sums(sums: dict[str, torch.Tensor], dist: DistContext) -> dict[str, t
     return dict(zip(names, stacked.cpu()))
 
 
+def _summed(x: torch.Tensor) -> torch.Tensor:
+    """A copy of ``x`` summed over every rank (all_reduce works in place)."""
+    total = x.clone(memory_format=torch.contiguous_format)
+    torch_dist.all_reduce(total)
+    return total
+
+
 class _SumOverRanks(torch.autograd.Function):
     """Sum over ranks whose backward sums the ranks' gradients: each rank's input reaches
     every rank's loss through the sum."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        total = x.clone(memory_format=torch.contiguous_format)
-        torch_dist.all_reduce(total)
-        return total
+        return _summed(x)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        total = grad.clone(memory_format=torch.contiguous_format)
-        torch_dist.all_reduce(total)
-        return total
+        return _summed(grad)
 
 
 def sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
