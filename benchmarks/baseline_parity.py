@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import io
 import json
 import os
@@ -43,7 +42,6 @@ from jointpose.data.h36m import load_dataset
 from jointpose.evaluation.evaluate import evaluate_model
 from jointpose.model.predict import configured_step
 from jointpose.model.temporal import TemporalModel
-from jointpose.training import trainer as trainer_module
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("p1", "p2", "p3", "mpjve", "accel")
@@ -167,12 +165,9 @@ def main() -> None:
         "--label", default=None, help="name of the jointpose runs, cached under it (jointpose or jointpose-joint-aware)"
     )
     parser.add_argument(
-        "--jointpose-flags", default="", help='further jointpose train flags (e.g. "-drop 0.15"; needs --label)'
-    )
-    parser.add_argument(
-        "--no-bn-floor",
-        action="store_true",
-        help="jointpose's batch-norm momentum exactly as VideoPose3D's (no floor at 1 / steps per epoch)",
+        "--jointpose-flags",
+        default="",
+        help='further jointpose train flags (e.g. "-drop 0.15" or "--no-bn-floor"; needs --label)',
     )
     args = parser.parse_args()
     if args.jointpose_flags and not args.label:
@@ -181,8 +176,6 @@ def main() -> None:
     if not (args.videopose3d / "run.py").is_file():
         parser.error(f"--videopose3d: no run.py in {args.videopose3d}")
     torch.set_num_threads(args.threads)
-    if args.no_bn_floor:
-        trainer_module.bn_momentum = functools.partial(trainer_module.bn_momentum, floor=False)
     data = protocol_dataset(args.cmu, args.data or args.work / "data")
     rows: dict[str, list[dict[str, float]]] = {"VideoPose3D": [], args.label: []}
     print(f"{'run':<34}{'train s':>9}" + "".join(f"{m:>9}" for m in METRICS))

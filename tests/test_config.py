@@ -172,7 +172,7 @@ def test_flags_set_their_fields():
     argv = cli(
         "train",
         "--data-dir d --checkpoint c -d humaneva15 -k gt -str S1,S5 -ste S9 -a Walking -arc 3,5 -ch 16 -drop 0.1 -e 3"
-        " -b 64 -lr 0.002 -lrd 0.5 --causal --chunk 5 --chunk-share 0.5 --chunk-dropout independent --warmup 0.2"
+        " -b 64 -lr 0.002 -lrd 0.5 --no-bn-floor --causal --chunk 5 --chunk-share 0.5 --chunk-dropout independent --warmup 0.2"
         " --no-skeleton-fit -no-da -no-tta --resume --seed 4 --subset 0.5 --downsample 2 --keep-last 1 --trajectory"
         " --device cpu --sync-bn --precision bf16 --compile --no-progress --log-steps --w-rom 0.5",
     )
@@ -192,6 +192,7 @@ def test_flags_set_their_fields():
         batch_size=64,
         lr=0.002,
         lr_decay=0.5,
+        bn_floor=False,
         causal=True,
         chunk=5,
         chunk_share=0.5,

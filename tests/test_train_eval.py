@@ -218,6 +218,7 @@ def test_resume_refuses_a_different_run_and_allows_training_longer(h36m_dir, tmp
         (["--no-constraints"], "--no-constraints: not given in the checkpoint vs given now"),
         (["-b", "256"], "-b: 512 in the checkpoint vs 256 now"),
         (["--chunk-dropout", "shared"], "--chunk-dropout: independent in the checkpoint"),
+        (["--no-bn-floor"], "--no-bn-floor: not given in the checkpoint vs given now"),
     ):
         args = base + ["-e", "2", "--chunk-dropout", "independent", "--resume"]
         assert main(args + changed) == 2, changed
@@ -234,8 +235,46 @@ def test_resume_refuses_a_different_run_and_allows_training_longer(h36m_dir, tmp
     assert main([*map(str, moved), "-e", "2", "--chunk-dropout", "independent", "--resume"]) == 2
     err = capsys.readouterr().err
     assert "-k input layout: h36m in the checkpoint vs coco now" in err and "Traceback" not in err, err
+    # The same files in another folder, one training view's 2D moved by a pixel: other data.
+    for subject, changes in (("S1", True), ("S9", False)):  # S9 only tests, the training data the same
+        other = tmp_path / f"other-{subject}"
+        shutil.copytree(h36m_dir, other)
+        files = dict(np.load(other / "data_2d_h36m_gt.npz", allow_pickle=True))
+        positions = files["positions_2d"].item()
+        views = next(iter(positions[subject].values()))
+        views[0] = views[0] + 1.0
+        np.savez(other / "data_2d_h36m_gt.npz", **files | {"positions_2d": positions})
+        moved = [other if arg == str(h36m_dir) else arg for arg in base]
+        resumed = [*map(str, moved), "-e", "1", "--chunk-dropout", "independent", "--resume"]
+        assert main(resumed) == (2 if changes else 0), subject
+        err = capsys.readouterr().err
+        refusal = f"--resume: the training data in --data-dir {other} is not what {ckpt / 'latest.pt'} trained on"
+        assert (refusal in err) == changes and "Traceback" not in err, err
     assert main(base + ["-e", "2", "--chunk-dropout", "independent", "--resume"]) == 0  # -e may grow
     assert load_ckpt(ckpt)["epoch"] == 2
+
+
+def test_resume_notes_another_thread_count_torch_or_device(h36m_dir, tmp_path, capsys):
+    """Checkpoints record what bit-for-bit reproduction depends on beyond the flags; a run
+    resumed under other conditions says so, in one note naming both."""
+    ckpt = tmp_path / "ckpt"
+    base = cli("train", "-k gt -str S1 -ste S9 -b 512 -arc 3 -ch 16 --no-progress", data_dir=h36m_dir, checkpoint=ckpt)
+    assert main(base + ["-e", "1"]) == 0
+    threads = torch.get_num_threads()
+    assert load_ckpt(ckpt)["environment"] == {"torch": torch.__version__, "threads": threads, "device": "cpu"}
+    assert main(base + ["-e", "2", "--resume"]) == 0
+    assert "note: the run so far" not in capsys.readouterr().out  # the same conditions: no note
+    saved = load_ckpt(ckpt)
+    saved["environment"] = {"torch": "2.3.0", "threads": threads + 1, "device": "cuda"}
+    torch.save(saved, ckpt / "latest.pt")
+    assert main(base + ["-e", "3", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"note: the run so far trained with torch 2.3.0, {threads + 1} CPU thread(s), cuda; it goes on with "
+        f"torch {torch.__version__}, {threads} CPU thread(s), cpu, so it matches an uninterrupted run only as "
+        "closely as runs with another thread count do"
+    ) in out
+    assert load_ckpt(ckpt)["epoch"] == 3
 
 
 def test_resume_keeps_the_runs_own_rate_dropout_and_weights_when_not_given(h36m_dir, tmp_path, capsys):

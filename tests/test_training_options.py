@@ -1,5 +1,7 @@
 """Training options: trajectory model, mixed precision, torch.compile wiring, constraint warm-up."""
 
+import random
+
 import numpy as np
 import pytest
 import torch
@@ -83,25 +85,46 @@ def test_compile_flag_wraps_the_model():
 def test_batch_norm_momentum_schedule():
     from jointpose.training.trainer import bn_momentum
 
-    # Human3.6M-sized epochs (~1,500 steps): VideoPose3D's decay from 0.1 to 0.001, untouched.
-    assert [bn_momentum(k, 4, 1500) for k in range(4)] == pytest.approx([0.1 * 0.01 ** (k / 4) for k in range(4)])
+    # Human3.6M-sized epochs (~3,000 steps): VideoPose3D's decay from 0.1 to 0.001, untouched.
+    assert [bn_momentum(k, 4, 3000) for k in range(4)] == pytest.approx([0.1 * 0.01 ** (k / 4) for k in range(4)])
     # 40 steps per epoch: never below 1/40, so the statistics stay within about an epoch.
     assert [bn_momentum(k, 4, 40) for k in range(4)] == pytest.approx([0.1, 0.1 * 0.01**0.25, 0.025, 0.025])
     assert bn_momentum(0, 4, 2) == 0.1  # never above the starting momentum
-    # Without the floor: VideoPose3D's schedule exactly (benchmarks/baseline_parity.py --no-bn-floor).
+    # Without the floor: VideoPose3D's schedule exactly (train --no-bn-floor).
     assert bn_momentum(3, 4, 40, floor=False) == pytest.approx(0.1 * 0.01**0.75)
 
 
-def test_trainer_applies_the_batch_norm_schedule(h36m_dir, tmp_path):
-    from jointpose.training.trainer import bn_momentum
-
-    config = train_config(build_parser().parse_args(_args(h36m_dir, tmp_path / "bn", "-e", "3", "--no-constraints")))
+@pytest.mark.parametrize("floor", [True, False])
+def test_trainer_applies_the_batch_norm_schedule(h36m_dir, tmp_path, floor):
+    flags = ["-e", "3", "--no-constraints", *([] if floor else ["--no-bn-floor"])]
+    config = train_config(build_parser().parse_args(_args(h36m_dir, tmp_path / "bn", *flags)))
+    assert config.bn_floor == floor
     trainer = Trainer(config)
     steps = trainer.windows.steps_per_epoch(config.batch_size)
+    assert steps < 100  # so the floor binds: 1 / steps above the last epoch's 0.1 * 0.01 ** (2 / 3) = 0.0046
     for epoch in range(3):
         trainer.fit(until_epoch=epoch + 1)
-        assert trainer.model.expand_bn.momentum == pytest.approx(bn_momentum(epoch, 3, steps))
+        decayed = 0.1 * 0.01 ** (epoch / 3)  # VideoPose3D's: exp-decay from 0.1 to 0.001 over the epochs
+        expected = max(decayed, 1 / steps) if floor else decayed
+        assert trainer.model.expand_bn.momentum == pytest.approx(expected)
         assert trainer.model.layers_bn[-1].momentum == trainer.model.expand_bn.momentum
+
+
+def test_a_trainer_leaves_the_callers_random_streams_as_they_were(h36m_dir, tmp_path):
+    """The run seeds and draws from torch's, numpy's and Python's global generators; the
+    caller's draws after building and training it are those it would have made without."""
+    config = train_config(build_parser().parse_args(_args(h36m_dir, tmp_path / "rng", "-e", "1", "--seed", "5")))
+
+    def seeded_draws(between=lambda: None):
+        torch.manual_seed(1234), np.random.seed(1234), random.seed(1234)
+        between()
+        return torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random()
+
+    expected = seeded_draws()
+    trainers = []
+    assert seeded_draws(lambda: trainers.append(Trainer(config))) == expected
+    assert seeded_draws(lambda: trainers[0].fit()) == expected
+    assert trainers[0].epoch == 1
 
 
 def test_constraint_warmup_ramps_the_weights(h36m_dir, tmp_path):

@@ -68,6 +68,12 @@ def prune_epochs(folder: str | Path, keep_last: int) -> None:
             old.unlink(missing_ok=True)
 
 
+def run_environment(device: torch.device) -> dict[str, Any]:
+    """What reproducing a run bit for bit needs beyond its flags: torch's version, the CPU
+    threads it computes with and the device type (``device``: the run's)."""
+    return {"torch": str(torch.__version__), "threads": torch.get_num_threads(), "device": device.type}
+
+
 def rng_state() -> dict[str, Any]:
     """Every RNG state that training touches: torch (CPU and CUDA), numpy, Python."""
     np_state = np.random.get_state()

@@ -177,6 +177,12 @@ class TrainConfig:
         "with constraints)",
     )
     lr_decay: float = _flag("-lrd", "--lr-decay", default=0.95, help="learning-rate factor per epoch")
+    bn_floor: bool = _flag(
+        "--no-bn-floor",
+        default=True,
+        help="batch-norm momentum on VideoPose3D's schedule exactly, without the floor at 1 / (steps per epoch) "
+        "(the floor binds only when an epoch has fewer than 1000 steps: never on Human3.6M)",
+    )
     causal: bool = _flag("--causal", default=False, help="causal model (no future frames), for real time")
     constraints: bool = _flag("--no-constraints", default=True, help="plain MPJPE baseline (VideoPose3D's training)")
     weights: LossWeights | None = _flag(  # None: LossWeights() (the tuned defaults), or a resumed run's own

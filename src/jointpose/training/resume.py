@@ -35,6 +35,7 @@ RESUME_MUST_MATCH = (
     "batch_size",
     "lr",
     "lr_decay",
+    "bn_floor",
     "weights",
     "warmup",
     "augment",
@@ -122,10 +123,17 @@ def resumed_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
 
 
 def check_compatible(
-    ckpt: dict[str, Any], args: dict[str, Any], config: TrainConfig, path: Path, input_layout: str | None = None
+    ckpt: dict[str, Any],
+    args: dict[str, Any],
+    config: TrainConfig,
+    path: Path,
+    input_layout: str | None = None,
+    training_data: str | None = None,
 ) -> None:
-    """Refuse to resume when the architecture or training-mode fields, or the 2D trained on
-    (``input_layout``, where both record it), disagree with the checkpoint."""
+    """Refuse to resume when the architecture or training-mode fields, the 2D trained on
+    (``input_layout``, where both record it), or the training data itself
+    (``training_data``: :func:`~jointpose.training.run_data.training_fingerprint`, where the
+    checkpoint records it) disagree with the checkpoint."""
     saved = ckpt["model_args"]
     diffs, fields, values = [], ["resume"], {}  # a template naming field k as {k}, value v as {v}
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -160,6 +168,7 @@ def check_compatible(
         "limb_mix": 0.0,
         "average_last": 0,
         "adult_limbs": 0.0,
+        "bn_floor": True,
     }
     current = config.to_dict()
     for key in RESUME_MUST_MATCH:
@@ -179,6 +188,15 @@ def check_compatible(
     if diffs:
         raise JointposeError(
             "{0}: {path} disagrees with this configuration: " + "; ".join(diffs), fields=fields, path=path, **values
+        )
+    saved_data = ckpt.get("training_data")  # None: a checkpoint from before it was recorded
+    if None not in (saved_data, training_data) and not (isinstance(saved_data, str) and saved_data == training_data):
+        raise JointposeError(
+            "{0}: the training data in {1} {folder} is not what {path} trained on (its files were rebuilt or "
+            "replaced since); put the run's data back or start a new run",
+            fields=("resume", "data_dir"),
+            folder=config.data_dir,
+            path=path,
         )
 
 

@@ -5,6 +5,8 @@ semi-supervised training)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import warnings
 from typing import NamedTuple
 
@@ -76,8 +78,8 @@ def load_run_data(config: TrainConfig) -> RunData:
                 stacklevel=2,
             )
     unlabelled = load(config.subjects_unlabeled, use_3d=False) if config.semi_supervised else None
-    # Before any model or window is built: a receptive field longer than every clip trains
-    # nothing, and the windows of a huge one would not fit in memory.
+    # Before any model or window is built: with a receptive field longer than every clip, each
+    # window would be mostly edge padding, and a huge one's windows would not fit in memory.
     longest = max(len(s.keypoints) for s in train.sequences)
     if longest < receptive_field_of(config.architecture):
         raise JointposeError(
@@ -89,6 +91,18 @@ def load_run_data(config: TrainConfig) -> RunData:
             field=receptive_field_of(config.architecture),
         )
     return RunData(config, train, test, unlabelled)
+
+
+def training_fingerprint(train: Dataset, unlabelled: Dataset | None) -> str:
+    """SHA-256 (hex) of what a run trains on: each training and unlabelled sequence's key,
+    camera, 2D as read and 3D poses and root path. Checkpoints record it, so that ``--resume``
+    refuses data changed under the run (rebuilt with another seed, or other files)."""
+    digest = hashlib.sha256()
+    for sequence in [*train.sequences, *(unlabelled.sequences if unlabelled is not None else ())]:
+        digest.update(json.dumps([sequence.key, sequence.camera.to_dict()]).encode())
+        for array in (sequence.keypoints, sequence.poses_3d, sequence.trajectory):
+            digest.update(b"-" if array is None else np.ascontiguousarray(array))
+    return digest.hexdigest()
 
 
 def training_windows(

@@ -69,6 +69,7 @@ from jointpose.training.checkpoint import (
     atomic_save,
     prune_epochs,
     rng_state,
+    run_environment,
     set_rng_state,
 )
 from jointpose.training.config import (
@@ -85,7 +86,7 @@ from jointpose.training.distributed import (
     wrap_model,
 )
 from jointpose.training.resume import check_compatible, resume_file, resumed_checkpoint, rows_of_numbers
-from jointpose.training.run_data import load_run_data, training_windows, unlabelled_windows
+from jointpose.training.run_data import load_run_data, training_fingerprint, training_windows, unlabelled_windows
 
 BN_MOMENTUM_START, BN_MOMENTUM_END = 0.1, 0.001
 
@@ -119,8 +120,12 @@ class Trainer:
             for warning in [tested_on_training_people(config), *idle_warnings(config)]:
                 if warning is not None:
                     warnings.warn(warning, stacklevel=2)
-        with memory_guard(config):
-            self._build(config, dist)
+        caller = rng_state()  # seeding the run leaves the caller's random streams as they were
+        try:
+            with memory_guard(config):
+                self._build(config, dist)
+        finally:
+            set_rng_state(caller)
 
     def _build(self, config: TrainConfig, dist: DistContext | None) -> None:
         resumed = resumed_checkpoint(config)
@@ -151,6 +156,7 @@ class Trainer:
         data = load_run_data(config)
         self.config = config = data.config
         self.train_data, self.test_data, self.unlabelled_data = data.train, data.test, data.unlabelled
+        self.training_data = training_fingerprint(self.train_data, self.unlabelled_data)
         self.model_args = model_args(config, self.train_data.num_keypoints)
         with torch.device("meta"):  # counted without memory or random draws
             size = sum(p.numel() for p in build_model(self.model_args).parameters())
@@ -198,8 +204,9 @@ class Trainer:
             if self.trajectory_model is not None
             else None
         )
-        # The run's own random streams (dropout draws from torch's global one), restored by fit:
-        # what the caller draws, or another Trainer trains, between construction and fit changes nothing.
+        # The run's own random streams (dropout draws from torch's global one), restored by fit
+        # and the caller's given back after it: what the caller draws, or another Trainer
+        # trains, between construction and fit changes nothing, and the run changes nothing of theirs.
         self.rng = rng_state()
 
     def training_windows(self, epoch: int | None = None) -> MixedWindows:
@@ -217,7 +224,7 @@ class Trainer:
     def _resume(self, ckpt: dict[str, Any]) -> None:
         """Continue the run in ``ckpt`` (:func:`resume_file`'s): weights, optimiser, epoch, history, RNG."""
         latest = resume_file(self.folder)
-        check_compatible(ckpt, self.model_args, self.config, latest, self.input_layout)
+        check_compatible(ckpt, self.model_args, self.config, latest, self.input_layout, self.training_data)
         for name in ("history", "step_log"):  # written back to log.csv and the next checkpoint
             if not rows_of_numbers(ckpt.get(name, [])):
                 raise JointposeError(f"{latest}: cannot resume from it ('{name}' is not a list of rows of numbers)")
@@ -249,6 +256,16 @@ class Trainer:
         except (AttributeError, KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
             raise JointposeError(f"{latest}: cannot resume from it ({type(exc).__name__}: {first_line(exc)})") from None
         self._move_average()
+        then, now = ckpt.get("environment"), run_environment(self.device)
+        if isinstance(then, dict) and then != now and self.dist.is_main:
+
+            def described(env: dict[str, Any]) -> str:
+                return f"torch {env.get('torch')}, {env.get('threads')} CPU thread(s), {env.get('device')}"
+
+            print(
+                f"note: the run so far trained with {described(then)}; it goes on with {described(now)}, so it "
+                "matches an uninterrupted run only as closely as runs with another thread count do"
+            )
 
     def _move_average(self) -> None:
         """Restart the weights' average when a larger ``-e`` moved the averaged epochs (the last
@@ -307,11 +324,13 @@ class Trainer:
                     f"{self.unlabelled_windows.num_target_frames} frames, after {config.warmup_unlabeled} "
                     "labelled-only epoch(s)"
                 )
+        caller = rng_state()
         set_rng_state(self.rng)
         try:
             self._train_until(stop)
         finally:
             self.rng = rng_state()
+            set_rng_state(caller)
         if not self.dist.is_main or self.epoch < config.epochs:
             return None
         with memory_guard(config, evaluating=True):
@@ -325,6 +344,7 @@ class Trainer:
                 self.epoch,
                 config.epochs,
                 self.windows.steps_per_epoch(config.batch_size, self.dist.world_size, augment=config.augment),
+                floor=config.bn_floor,
             )
             for model in filter(None, (self.model, self.trajectory_model)):
                 model.set_bn_momentum(momentum)
@@ -604,6 +624,8 @@ class Trainer:
             "fps": self.train_data.fps,
             "keypoints_symmetry": [list(self.train_data.keypoints_left), list(self.train_data.keypoints_right)],
             "input_layout": self.input_layout,
+            "training_data": self.training_data,
+            "environment": run_environment(self.device),
         }
         atomic_save(ckpt, self.folder / f"epoch_{self.epoch:03d}.pt")
         atomic_save(ckpt, self.folder / LATEST_FILE)
@@ -646,11 +668,11 @@ def memory_guard(config: TrainConfig, evaluating: bool = False) -> Iterator[None
 
 def bn_momentum(epoch: int, epochs: int, steps_per_epoch: int, floor: bool = True) -> float:
     """Batch-norm running-statistics momentum for ``epoch`` (0-based): VideoPose3D's decay from
-    0.1 to 0.001 over the run, but never below 1 / ``steps_per_epoch`` (``floor=False``:
-    VideoPose3D's schedule exactly, as ``benchmarks/baseline_parity.py --no-bn-floor`` trains).
+    0.1 to 0.001 over the run, but never below 1 / ``steps_per_epoch`` (``floor=False``, the
+    ``--no-bn-floor`` flag: VideoPose3D's schedule exactly).
 
     At 0.001 the running statistics average over the last ~1000 steps. On Human3.6M (about
-    1,500 steps per epoch) that is under an epoch and the floor never binds; on a small
+    3,000 steps per epoch, every frame twice) that is under an epoch and the floor never binds; on a small
     dataset (say 40 steps per epoch) it would be most of the run, so evaluation would
     normalise with statistics of long-gone weights. The floor keeps them within about an
     epoch (docs/method.md, "Batch-norm statistics on small datasets").
