@@ -585,3 +585,32 @@ def test_a_subject_name_holding_a_slash_is_refused(tmp_path, capsys):
     argv = ["data", "build", "--bvh", str(tmp_path), "--out", str(tmp_path / "ds"), "--cameras", "ring"]
     assert main([*argv, "--subjects", "001=S/1"]) == 2
     _one_clear_line(capsys, "--subjects: subject name 'S/1' holds '/'")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        MemoryError(),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: 204000000 bytes"),
+        RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    ],
+)
+def test_running_out_of_memory_is_one_line_and_keeps_the_output(tmp_path, capsys, monkeypatch, failure):
+    """An input too large for the machine (a compressed file of a million frames is small)
+    fails as one line, exit code 2, with any earlier output kept; other errors stay bugs."""
+    import jointpose.inference.lifter as lifter_module
+
+    def allocation_fails(*args, **kwargs):
+        raise failure
+
+    np.save(tmp_path / "kp.npy", pixels(30))
+    out = tmp_path / "out.npz"
+    out.write_bytes(b"kept")
+    argv = ["infer", str(tmp_path / "kp.npy"), "-o", str(out), "--image-size", "1000", "1000", "--no-progress"]
+    monkeypatch.setattr(lifter_module, "predict", allocation_fails)
+    assert main(argv) == 2
+    _one_clear_line(capsys, "jointpose infer: error: out of memory: the input needs more than this machine has free")
+    assert out.read_bytes() == b"kept"
+    monkeypatch.setattr(lifter_module, "predict", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(argv)

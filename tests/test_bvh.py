@@ -299,6 +299,11 @@ BAD_FILES = {
     "duplicate joint": (edit(6, "  JOINT hips"), 6, "twice"),
     "no HIERARCHY": (edit(1, "HIERARCHIE"), 1, "HIERARCHY"),
     "garbage in joint": (edit(10, "    Ed Site"), 10, "End Site"),
+    # A token of any length is quoted cut short: the message stays one short line.
+    "long frame count": (edit(17, "Frames: " + "x" * 100_000), 17, "'xxxxxxxx"),
+    "frame count of 5000 digits": (edit(17, "Frames: " + "9" * 5000), 17, "'Frames:' is a number of 5000 digits"),
+    "long channel name": (edit(9, "    CHANNELS 3 Zrotation " + "Q" * 100_000 + " Xrotation"), 9, "'QQQQ"),
+    "long token in a joint": (edit(10, "    " + "E" * 100_000), 10, "found 'EEEE"),
 }
 
 
@@ -310,6 +315,7 @@ def test_bad_files_name_file_and_line(tmp_path, case):
         read_bvh(path)
     message = str(info.value)
     assert "broken_clip.bvh" in message and f"line {line}:" in message and fragment in message
+    assert len(message) < len(str(path)) + 200, message
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])

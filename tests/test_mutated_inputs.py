@@ -53,6 +53,19 @@ def test_npy_headers(tmp_path, header, data, needle):
     assert str(caught.value).count(str(path)) == 1
 
 
+@pytest.mark.parametrize("archived", [False, True])
+def test_an_npy_header_claiming_gigabytes_is_refused_before_it_is_read(tmp_path, archived):
+    """13 bytes can claim a 4 GiB header, which numpy would read before its own size check."""
+    raw = b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**32 - 1) + b"{"
+    if archived:
+        with zipfile.ZipFile(tmp_path / "k.npz", "w") as archive:
+            archive.writestr("keypoints.npy", raw)
+    else:
+        (tmp_path / "k.npy").write_bytes(raw)
+    with pytest.raises(JointposeError, match=r"k\.np[yz].*: its \.npy header claims 4294967295 bytes, more than 10000"):
+        (load_npz if archived else load_npy)(tmp_path / ("k.npz" if archived else "k.npy"))
+
+
 def test_npz_archives_zipfile_cannot_open(tmp_path):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

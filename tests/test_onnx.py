@@ -321,3 +321,73 @@ def test_an_onnx_graph_that_fails_or_breaks_its_metadata_is_one_line(tmp_path, s
     with pytest.raises(JointposeError, match=r"reshape.onnx: the ONNX graph failed to run \(") as info:
         reshape.predict(_keypoints(30), SIZE)
     assert "\n" not in str(info.value)
+
+
+@needs_ort
+def test_an_onnx_graph_that_could_loop_or_allocate_without_bound_is_refused_before_it_runs(
+    tmp_path, small_export, capsys
+):
+    """A few hundred bytes of graph can loop a trillion times (onnxruntime does not return to
+    Python, so Ctrl-C could not stop it) or fill ten billion elements: refused on loading,
+    before onnxruntime builds the graph, in one line; the exports themselves load."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    exported = onnx.load(str(small_export))
+    value = helper.make_tensor_value_info
+
+    def saved(name, nodes, inits=(), external=False):
+        graph = helper.make_graph(
+            nodes,
+            "g",
+            [value("keypoints", TensorProto.FLOAT, ["b", "f", 17, 2])],
+            [value("poses", TensorProto.FLOAT, None)],
+            initializer=list(inits),
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        model.ir_version = 8
+        model.metadata_props.extend(exported.metadata_props)
+        if external:
+            weights = model.graph.initializer[0]
+            weights.data_location = TensorProto.EXTERNAL
+            weights.ClearField("raw_data")
+            weights.external_data.add(key="location", value="/dev/zero")
+        onnx.save(model, str(tmp_path / name))
+        return tmp_path / name
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Identity", ["x"], ["x_out"])],
+        "body",
+        [value("i", TensorProto.INT64, []), value("c", TensorProto.BOOL, []), value("x", TensorProto.FLOAT, None)],
+        [value("c_out", TensorProto.BOOL, []), value("x_out", TensorProto.FLOAT, None)],
+    )
+    steps = numpy_helper.from_array(np.array(10**12, np.int64), "steps")
+    go = numpy_helper.from_array(np.array(True), "go")
+    loop = saved(
+        "loop.onnx", [helper.make_node("Loop", ["steps", "go", "keypoints"], ["poses"], body=body)], [steps, go]
+    )
+    shape = numpy_helper.from_array(np.array([100_000, 100_000], np.int64), "shape")
+    fill = [
+        helper.make_node("ConstantOfShape", ["shape"], ["big"]),
+        helper.make_node("Add", ["keypoints", "big"], ["poses"]),
+    ]
+    filled = saved("fill.onnx", fill, [shape])
+    custom = saved("custom.onnx", [helper.make_node("Gelu", ["keypoints"], ["poses"], domain="com.microsoft")])
+    weights = numpy_helper.from_array(np.ones(4, np.float32), "w")
+    external = saved(
+        "external.onnx", [helper.make_node("Add", ["keypoints", "w"], ["poses"])], [weights], external=True
+    )
+    for path, needle in (
+        (loop, "the graph holds operator 'Loop', which no jointpose export does"),
+        (filled, "the graph holds operator 'ConstantOfShape'"),
+        (custom, "the graph holds operator 'com.microsoft.Gelu'"),
+        (external, "the model keeps its weights in other files"),
+    ):
+        with pytest.raises(JointposeError, match=f"{path.name}: {needle}"):
+            Lifter.load(path)
+        np.save(tmp_path / "kp.npy", _keypoints(30))
+        argv = ["infer", str(tmp_path / "kp.npy"), "--checkpoint", str(path), "-o", str(tmp_path / "out.npz")]
+        assert main([*argv, "--image-size", "1000", "1000"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, err
+    assert not (tmp_path / "out.npz").exists()

@@ -440,6 +440,30 @@ def test_the_whole_video_decodes(counter_video):
     np.testing.assert_allclose(frames.mean(axis=(1, 2, 3)), 3 * np.arange(75), atol=2.0)
 
 
+def test_closing_a_reader_early_hides_ffmpegs_notice_that_it_was_killed(counter_video, monkeypatch, caplog):
+    """imageio-ffmpeg logs "We had to kill ffmpeg to stop it." when a reader closed early
+    outlives its grace period (a large frame): an expected event, not a line on stderr."""
+    real = imageio_ffmpeg.read_frames
+
+    def read_frames(*args, **kwargs):
+        def frames():
+            try:
+                yield from real(*args, **kwargs)
+            finally:
+                logging.getLogger("imageio_ffmpeg").warning("We had to kill ffmpeg to stop it.")
+
+        return frames()
+
+    monkeypatch.setattr(imageio_ffmpeg, "read_frames", read_frames)
+    with caplog.at_level(logging.WARNING, logger="imageio_ffmpeg"):
+        clip = open_video(counter_video[0])  # reads the header, then closes the reader
+        frames = clip.frames()
+        next(frames)
+        frames.close()  # a cut that ends before the file does
+        logging.getLogger("imageio_ffmpeg").warning("We had to kill ffmpeg to stop it.")  # shown elsewhere
+    assert [record.getMessage() for record in caplog.records] == ["We had to kill ffmpeg to stop it."]
+
+
 def test_a_frame_size_beyond_the_limit_is_refused_before_decoding(counter_video, monkeypatch):
     """A few hundred bytes of video can declare frames of gigabytes; 64x48 is 3,072 pixels."""
     monkeypatch.setenv("JOINTPOSE_MAX_VIDEO_PIXELS", "3071")

@@ -7,8 +7,9 @@ One module per verb: :mod:`~jointpose.cli.train` (``train``, ``evaluate``, ``abl
 
 User mistakes raise :class:`JointposeError`, printed here as one line with a non-zero
 exit code; ``--debug`` shows the traceback. So is a path the system refuses as too long
-(``ENAMETOOLONG``, from whichever check first touches it, before any work). Any other
-exception is a bug and propagates.
+(``ENAMETOOLONG``, from whichever check first touches it, before any work), and so is running
+out of memory (an input larger than the machine can hold). Any other exception is a bug and
+propagates.
 """
 
 from __future__ import annotations
@@ -168,6 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno != errno.ENAMETOOLONG or args.debug:
             raise
         message = _too_long(exc)
+    except (MemoryError, RuntimeError) as exc:
+        if args.debug or not _out_of_memory(exc):
+            raise
+        message = (
+            "out of memory: the input needs more than this machine has free (what each kind of file may ask "
+            "for is bounded as docs/limits.md lists); split it, or run where there is more memory"
+        )
     except Terminated:
         print("terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
@@ -178,6 +186,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(f"jointpose {verb}: error: {one_line(message)}", file=sys.stderr)
     return EXIT_USER_ERROR
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: Python's or numpy's MemoryError, or torch's
+    (a RuntimeError on the CPU, ``torch.OutOfMemoryError`` on CUDA)."""
+    text = str(exc)
+    return isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text
 
 
 @contextmanager

@@ -412,9 +412,10 @@ def _array_key(keys: list[str], path: Path) -> str:
         return "keypoints_2d"
     if len(arrays) == 1:
         return arrays[0]
+    named = sorted(keys)
+    listed = ", ".join(brief(key) for key in named[:6]) + (f" and {len(named) - 6} more" if len(named) > 6 else "")
     raise JointposeError(
-        f"{path}: no key 'keypoints' or 'keypoints_2d' and not exactly one array to choose "
-        f"(keys: {', '.join(sorted(keys)) or 'none'})"
+        f"{path}: no key 'keypoints' or 'keypoints_2d' and not exactly one array to choose (keys: {listed or 'none'})"
     )
 
 

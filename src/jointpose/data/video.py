@@ -31,8 +31,9 @@ from jointpose.safeio import check_fps, check_limit, check_path
 @contextmanager
 def ffmpeg_warnings_hidden() -> Iterator[None]:
     """Silence imageio-ffmpeg's warnings where they are expected: that the frames differ in
-    size from the stored ones (what a file with a display rotation gives, and is meant), and
-    that a video closed before its first frame is invalid (an interrupted render, removed)."""
+    size from the stored ones (what a file with a display rotation gives, and is meant), that
+    a video closed before its first frame is invalid (an interrupted render, removed), and
+    that ffmpeg had to be killed (a reader closed before the end of its file)."""
     log = logging.getLogger("imageio_ffmpeg")
     level = log.level
     log.setLevel(logging.ERROR)
@@ -94,7 +95,8 @@ class VideoClip:
                     break
                 yield np.frombuffer(raw, dtype=np.uint8).reshape(shape)
         finally:
-            reader.close()
+            with ffmpeg_warnings_hidden():  # "We had to kill ffmpeg to stop it": a cut that ends early
+                reader.close()
 
     def with_count(self, count: int) -> VideoClip:
         return dataclasses.replace(self, count=count)
@@ -140,7 +142,8 @@ def open_video(path: str | Path, start: float | None = None, end: float | None =
             with ffmpeg_warnings_hidden():
                 meta = next(reader)
         finally:
-            reader.close()
+            with ffmpeg_warnings_hidden():
+                reader.close()
     except (OSError, RuntimeError, StopIteration) as err:
         streams = sorted(set(re.findall(r"Stream #\S+: (\w+):", str(err))))  # ffmpeg's listing of the file
         if streams and "Video" not in streams:

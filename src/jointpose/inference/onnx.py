@@ -55,6 +55,20 @@ OPSET = 18  # the torch.export-based exporter's default opset in torch 2.6-2.13
 _EXTRA = "ONNX support needs the optional extra: pip install 'jointpose[onnx]' (onnx, onnxscript, onnxruntime)"
 
 
+# Operators a jointpose export may hold, whichever torch's exporter wrote it: each gives
+# outputs no larger than its inputs and the file's own constants, and none loops, branches or
+# runs outside ONNX's standard domain. A graph holding any other is refused before onnxruntime
+# builds it: a Loop of a trillion steps, or a ConstantOfShape of ten billion elements, takes a
+# few bytes of file.
+GRAPH_OPERATORS = frozenset(
+    {
+        "Add", "Sub", "Mul", "Div", "Neg", "Relu", "Conv", "BatchNormalization", "MatMul", "Gemm",
+        "Concat", "Split", "Slice", "Gather", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose",
+        "Shape", "Identity", "Cast", "Constant",
+    }
+)  # fmt: skip
+
+
 def _require(module: str) -> Any:
     """Import an optional ONNX dependency, or a one-line :class:`JointposeError` naming the extra."""
     try:
@@ -193,8 +207,11 @@ class OnnxModel(nn.Module):
         path = check_path(path, "path")
         if not path.is_file():
             raise JointposeError(f"model file not found: {path}")
+        check_graph(path)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: each failure is one line of jointpose's, not onnxruntime's log
         try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own error classes for unreadable graphs
             raise JointposeError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -272,6 +289,31 @@ class OnnxStream:
                 f"{self.path}: the graph gives a pose of shape {pose.shape}, not (1, {self.joints_out}, 3)"
             )
         return torch.from_numpy(pose[0])
+
+
+def check_graph(path: Path) -> None:
+    """Refuse an ONNX file that is unreadable, or whose graph holds an operator outside
+    :data:`GRAPH_OPERATORS`, local functions, sparse constants (a few bytes declaring a dense
+    tensor of any size) or weights kept in other files."""
+    onnx = _require("onnx")
+    try:
+        proto = onnx.load_model(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's and onnx's own error classes
+        raise JointposeError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
+    graph = proto.graph
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in GRAPH_OPERATORS:
+            name = f"{node.domain}.{node.op_type}" if node.domain else node.op_type
+            raise JointposeError(
+                f"{path}: the graph holds operator {brief(name)}, which no jointpose export does (it may loop or "
+                "allocate without bound); export the model again with jointpose export"
+            )
+        if any(attribute.name == "sparse_value" for attribute in node.attribute):
+            raise JointposeError(f"{path}: the graph holds a sparse constant, which no jointpose export does")
+    if proto.functions or graph.sparse_initializer:
+        raise JointposeError(f"{path}: the graph holds functions or sparse weights, which no jointpose export does")
+    if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in graph.initializer):
+        raise JointposeError(f"{path}: the model keeps its weights in other files, which jointpose does not read")
 
 
 def _run(session: Any, path: Path, feed: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from jointpose.data.resampling import resample_weights
-from jointpose.errors import JointposeError
+from jointpose.errors import JointposeError, brief
 from jointpose.safeio import (
     atomic_write,
     check_fps,
@@ -132,7 +132,7 @@ class Motion:
         try:
             return self.names.index(name)
         except ValueError:
-            raise JointposeError(f"motion {self.source} has no joint named {name!r}") from None
+            raise JointposeError(f"motion {self.source} has no joint named {brief(name)}") from None
 
     @classmethod
     def from_arrays(
@@ -156,7 +156,7 @@ class Motion:
         """
         order = rotation_order.upper()
         if sorted(order) != ["X", "Y", "Z"]:
-            raise JointposeError(f"rotation_order must be a permutation of XYZ, got {rotation_order!r}")
+            raise JointposeError(f"rotation_order must be a permutation of XYZ, got {brief(rotation_order)}")
         if not np.isfinite(fps) or fps <= 0:
             raise JointposeError(f"fps must be positive, got {fps}")
         j = len(names)
@@ -307,12 +307,14 @@ MIN_JOINT_FRAMES = 1_000_000
 
 def _header_number(field: tuple[str, int], key: str, path: Path, kind: type) -> float:
     raw, lineno = field
+    if raw.isdigit() and len(raw) > 4000:  # past any limit, and near the 4300 digits int() converts
+        raise JointposeError(f"{path} line {lineno}: '{key}' is a number of {len(raw)} digits")
     try:
         value = kind(raw)
     except ValueError:
-        raise JointposeError(f"{path} line {lineno}: '{key}' needs a number, found {raw!r}") from None
+        raise JointposeError(f"{path} line {lineno}: '{key}' needs a number, found {brief(raw)}") from None
     if not value > 0 or value == float("inf"):  # NaN fails the first test; ints of any size pass both
-        raise JointposeError(f"{path} line {lineno}: '{key}' must be positive, found {raw!r}")
+        raise JointposeError(f"{path} line {lineno}: '{key}' must be positive, found {brief(raw)}")
     return value
 
 
@@ -350,7 +352,7 @@ def _parse_frames(raw: bytes, first_line: int, frames: int, frames_line: int, wi
             token = next((token for token in line.split() if not _is_number(token)), None)
             if token is not None:
                 raise JointposeError(
-                    f"{path} line {first_line + k}: non-numeric value {token.decode(errors='replace')!r}"
+                    f"{path} line {first_line + k}: non-numeric value {brief(token.decode(errors='replace'))}"
                 ) from None
         raise JointposeError(f"{path} line {first_line}: the MOTION block holds values that are not numbers") from None
     finite = np.isfinite(values).all(axis=1)
@@ -457,7 +459,7 @@ class _HierarchyParser:
     def keyword(self, word: str) -> int:
         tok, line = self.take(f"'{word}'")
         if tok.upper() != word.upper():
-            self.fail(line, f"expected '{word}', found {tok!r}")
+            self.fail(line, f"expected '{word}', found {brief(tok)}")
         return line
 
     def number(self, what: str, kind: type = float) -> float:
@@ -468,7 +470,7 @@ class _HierarchyParser:
         except (ValueError, OverflowError):  # not a number; an integer too large for a float
             self.fail(line, f"expected {what}, found {tok!r:.40}")
         if not finite:
-            self.fail(line, f"{what} must be finite, found {tok!r}")
+            self.fail(line, f"{what} must be finite, found {brief(tok)}")
         return value
 
     def parse(self) -> dict[str, list]:
@@ -479,7 +481,7 @@ class _HierarchyParser:
             self.fail(self.peek()[1], "expected 'ROOT' after 'HIERARCHY'")
         if self.pos < len(self.tokens):
             tok, line = self.peek()
-            self.fail(line, f"unexpected {tok!r} after the skeleton (unbalanced braces?); expected ROOT or MOTION")
+            self.fail(line, f"unexpected {brief(tok)} after the skeleton (unbalanced braces?); expected ROOT or MOTION")
         if not self.has_motion:
             self.fail(self.end_line, "no MOTION section (file truncated?)")
         return self.out
@@ -507,9 +509,9 @@ class _HierarchyParser:
                 self.take("}")
                 stack.pop()
             elif not tok:
-                self.take(f"JOINT, End Site or '}}' in joint {name!r}")
+                self.take(f"JOINT, End Site or '}}' in joint {brief(name)}")
             else:
-                self.fail(line, f"expected JOINT, End Site or '}}' in joint {name!r}, found {tok!r}")
+                self.fail(line, f"expected JOINT, End Site or '}}' in joint {brief(name)}, found {brief(tok)}")
 
     def open_joint(self, parent: int) -> tuple[int, str]:
         """Read a ROOT or JOINT header up to its CHANNELS; returns the joint's index and name."""
@@ -521,24 +523,24 @@ class _HierarchyParser:
         if not name:
             self.fail(line, "joint without a name")
         if name in self.seen:
-            self.fail(line, f"joint name {name!r} is used twice")
+            self.fail(line, f"joint name {brief(name)} is used twice")
         self.keyword("{")
         self.keyword("OFFSET")
         offset = [self.number("an OFFSET number") for _ in range(3)]
         chan_line = self.keyword("CHANNELS")
         count, channels = int(self.number("the channel count", int)), []
         if not 0 <= count <= 6:
-            self.fail(chan_line, f"joint {name!r}: CHANNELS count must be 0 to 6, found {count}")
+            self.fail(chan_line, f"joint {brief(name)}: CHANNELS count must be 0 to 6, found {count}")
         for _ in range(count):
             tok, tok_line = self.take("a channel name")
             if tok.upper() in ("JOINT", "END", "}"):
-                self.fail(chan_line, f"joint {name!r}: 'CHANNELS {count}' lists fewer than {count} channel names")
+                self.fail(chan_line, f"joint {brief(name)}: 'CHANNELS {count}' lists fewer than {count} channel names")
             if tok.lower() not in _CANONICAL:
-                self.fail(tok_line, f"unknown channel {tok!r} for joint {name!r}")
+                self.fail(tok_line, f"unknown channel {brief(tok)} for joint {brief(name)}")
             channels.append(_CANONICAL[tok.lower()])
         problem = _check_channels(channels)
         if problem:
-            self.fail(chan_line, f"joint {name!r}: {problem}")
+            self.fail(chan_line, f"joint {brief(name)}: {problem}")
         return self.add(name, parent, offset, tuple(channels), False, line), name
 
     def end_site(self, parent: int, name: str) -> None:

@@ -6,6 +6,7 @@ unpickler (:mod:`jointpose.safeio.pickles`).
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -122,6 +123,9 @@ def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Path) 
 
 
 _CHUNK = 2**18  # bytes read at a time into the array
+# numpy's own bound on a header it parses, checked here before the header is read: a
+# 13-byte file can claim a header of 4 GiB.
+_MAX_NPY_HEADER = 10_000
 
 
 def _read_npy(handle: IO[bytes], size: int, where: str, *, allow_object: bool) -> np.ndarray:
@@ -129,10 +133,17 @@ def _read_npy(handle: IO[bytes], size: int, where: str, *, allow_object: bool) -
     must match the bytes that follow, and the data is read into the array alone (one copy)."""
     try:
         version = np.lib.format.read_magic(handle)
+        length_field = handle.read(2 if version == (1, 0) else 4)
+        length = int.from_bytes(length_field, "little")
+        if length > _MAX_NPY_HEADER:
+            raise JointposeError(f"{where}: its .npy header claims {length} bytes, more than {_MAX_NPY_HEADER}")
+        header = io.BytesIO(length_field + handle.read(length))
         if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(header)
         else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(header)
+    except JointposeError:
+        raise
     except Exception as exc:  # numpy parses the header text: tokenizer, literal and dtype errors of many types
         raise JointposeError(f"{where} is not a valid .npy array ({first_line(exc)})") from None
     follow = size - handle.tell()
