@@ -357,3 +357,29 @@ def test_infer_aligns_coco_limbs_by_confidence_and_takes_align_2d(tmp_path, caps
         assert main(cli("infer", f"{flags} {bad}", tmp_path / "dets.json", o=tmp_path / "bad.npz")) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad.npz").exists()
+
+
+def test_a_keypoint_confidence_outside_zero_to_one_weighs_as_its_nearest_end():
+    """Some detectors score a keypoint a little past 1; a NaN score is none. The alignment
+    weighs each keypoint by its confidence read within [0, 1]."""
+    from h36m_files import pixels
+
+    lifter = Lifter.from_pretrained("offline", device="cpu")
+    assert lifter.align_2d > 0
+    points = pixels(60)
+    camera = Camera.from_focal_length(1000, 1000, 1200.0)
+    scores = np.random.default_rng(0).uniform(0.2, 0.9, (60, 17, 1))
+
+    def lifted(confidence):
+        return lifter.predict(np.concatenate([points, confidence], axis=-1), camera=camera)
+
+    np.testing.assert_array_equal(
+        lifted(np.where(scores > 0.5, 7.0, scores)), lifted(np.where(scores > 0.5, 1.0, scores))
+    )
+    np.testing.assert_array_equal(
+        lifted(np.where(scores > 0.5, -3.0, scores)), lifted(np.where(scores > 0.5, 0.0, scores))
+    )
+    np.testing.assert_array_equal(
+        lifted(np.where(scores > 0.5, np.nan, scores)), lifted(np.where(scores > 0.5, 0.0, scores))
+    )
+    assert not np.array_equal(lifted(scores), lifted(np.where(scores > 0.5, 1.0, scores)))  # the scores act

@@ -178,6 +178,13 @@ def test_lifter_trajectory_from_the_camera_is_within_five_percent_in_metres():
     screen = Lifter(torch_model, normalization="screen", flip_test=False)
     with pytest.raises(JointposeError, match="intrinsics"):
         screen.predict_trajectory(pixels, (1920, 1080), poses=body)
+    # Poses given are checked as an argument: a shape or a value the fit cannot take is named.
+    with pytest.raises(JointposeError, match=r"poses must be \(frames, joints, 3\) metres, got shape \(40, 17, 2\)"):
+        lifter.predict_trajectory(pixels, camera=camera, poses=body[..., :2])
+    with pytest.raises(JointposeError, match=r"poses: NaN or infinite values in 1 of 40 frames \(3\)"):
+        lifter.predict_trajectory(
+            pixels, camera=camera, poses=np.where(np.arange(frames)[:, None, None] == 3, np.nan, body)
+        )
 
 
 def test_the_lifters_trajectory_is_filtered_over_80_ms_offline_and_40_ms_of_past_frames_causal():

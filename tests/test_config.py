@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from h36m_files import cli
 from jointpose.cli import build_parser, flag_message, main, train_config
@@ -82,6 +83,8 @@ def test_paths_from_python_are_kept_as_the_strings_the_command_line_gives(h36m_d
         subjects_test=["S9"], architecture=(3,), channels=8, epochs=1, batch_size=512, progress=False,
     )  # fmt: skip
     assert (config.data_dir, config.checkpoint_dir) == (str(h36m_dir), str(tmp_path / "run"))
+    config = dataclasses.replace(config, device=torch.device("cpu"))  # a torch.device, as its name
+    assert config.device == "cpu"
     Trainer(config).fit()
     assert (tmp_path / "run" / "evaluation.json").is_file()
     assert Lifter.load(tmp_path / "run").receptive_field == 3

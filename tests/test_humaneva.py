@@ -136,7 +136,7 @@ def test_humaneva_skeleton_is_videopose3ds_layout():
     assert (HE.left, HE.right) == ((2, 3, 4, 8, 9, 10), (5, 6, 7, 11, 12, 13))
     assert HE.num_joints == 15 and len(HE.bones) == 14
     assert skeleton.for_joints(15) is HE and skeleton.for_joints(17) is skeleton.H36M_17
-    with pytest.raises(ValueError, match="no skeleton layout has 16 joints"):
+    with pytest.raises(JointposeError, match="no skeleton layout has 16 joints"):
         skeleton.for_joints(16)
     assert HE.symmetric_bones == tuple((a - 1, b - 1) for a, b in HE_REFERENCE.twins)
     assert HE.ratio_bones == tuple((a - 1, b - 1) for a, b in HE_REFERENCE.proportions)

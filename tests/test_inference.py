@@ -1199,6 +1199,9 @@ def test_python_api_mistakes_are_refused_naming_the_argument(tmp_path, h36m_dir,
         "fps must be a positive number": lambda: evaluate_model(model, data.sequences, fps=0),
         "flip_test must be True or False, got 'no'": lambda: evaluate_model(model, data.sequences, flip_test="no"),
         "data must be a Dataset (from load_dataset), got list": lambda: inference_settings(lifter, data.sequences),
+        "progress must be True or False, got 'no'": lambda: lifter.predict(frames, camera=camera, progress="no"),
+        "data holds screen coordinates where the model reads intrinsics: load it with load_dataset(..., "
+        "normalization='intrinsics')": lambda: inference_settings(Lifter(model, normalization="intrinsics"), data),
     }.items():
         with pytest.raises(JointposeError, match="^" + re.escape(message)):
             call()

@@ -566,3 +566,31 @@ def test_runs_on_the_input_device(device):
     target = real_motion().to(device)
     total, _ = JointAwareLoss()(target + 0.01, target)
     assert total.device.type == device
+
+
+def test_losses_after_a_first_call_under_inference_mode_still_train(monkeypatch):
+    """The loss's constant tables are kept per device and dtype; made first under
+    ``torch.inference_mode()`` (a validation pass, or a Lifter run so), they must still be
+    ordinary tensors that a later backward pass can save."""
+    from jointpose.geometry import anatomy
+
+    monkeypatch.setattr(anatomy, "_CONSTANTS", {})
+    anatomy._tables_of.cache_clear()
+    losses._selectors.cache_clear()
+    with torch.inference_mode():
+        JointAwareLoss()(torch.randn(2, 5, 17, 3), torch.randn(2, 5, 17, 3))
+    pred = torch.randn(2, 5, 17, 3, requires_grad=True)
+    JointAwareLoss()(pred, torch.randn(2, 5, 17, 3))[0].backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0
+
+
+def test_loss_inputs_it_cannot_read_are_named():
+    with pytest.raises(JointposeError, match="log_all must be True or False, got 'x'"):
+        JointAwareLoss(log_all="x")
+    loss = JointAwareLoss()
+    with pytest.raises(JointposeError, match="pred and target must be torch tensors, got ndarray and Tensor"):
+        loss(torch.zeros(2, 5, 17, 3).numpy(), torch.zeros(2, 5, 17, 3))
+    with pytest.raises(
+        JointposeError, match=r"equal shape \(batch, frames, joints, 3\), got \(2, 5, 17, 3\) and \(2, 4"
+    ):
+        loss(torch.zeros(2, 5, 17, 3), torch.zeros(2, 4, 17, 3))

@@ -145,10 +145,14 @@ def test_bad_arguments():
     assert (model.filter_widths, model.channels, model.dropout, model.causal) == ((3, 3), 8, 0.25, True)
     assert type(model.channels) is int and type(model.causal) is bool
     model = TemporalModel((3, 3), channels=8)
-    with pytest.raises(ValueError, match="expected input"):
+    with pytest.raises(JointposeError, match=r"expected input \(batch, frames, 17, 2\), got \(1, 9, 16, 2\)"):
         model(torch.randn(1, 9, 16, 2))
-    with pytest.raises(ValueError, match="shorter than the receptive field"):
+    with pytest.raises(JointposeError, match="shorter than the receptive field"):
         model(torch.randn(1, 5, 17, 2))
+    with pytest.raises(JointposeError, match=r"expected input \(batch, frames, 17, 2\) as a torch tensor, got ndarray"):
+        model(np.zeros((1, 9, 17, 2), np.float32))
+    window = torch.randn(1, 9, 17, 2)  # float64 input is read in the weights' float32
+    torch.testing.assert_close(model.eval()(window.double()), model(window), rtol=0, atol=0)
     with pytest.raises(ValueError, match="exactly 9"):
         StridedTemporalModel((3, 3), channels=8)(torch.randn(1, 10, 17, 2))
 

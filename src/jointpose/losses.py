@@ -62,6 +62,7 @@ from jointpose.geometry.anatomy import (
     safe_norm,
 )
 from jointpose.geometry.cameras import distort
+from jointpose.safeio.limits import check_switch
 
 TERMS = ("mpjpe", "sym", "bone", "angle", "rom", "vel", "acc", "ang_vel", "ang_acc", "stretch")
 CONSTRAINT_TERMS = TERMS[1:]  # every term but MPJPE: those with a --w-* flag
@@ -494,10 +495,16 @@ class JointAwareLoss(nn.Module):
     Terms with zero weight are computed without gradient, for logging only (or skipped
     entirely with ``log_all=False``). Bone lengths and joint angles are computed once per
     call and shared by the terms that use them.
+
+    Args:
+        weights: each constraint term's weight (MPJPE's is 1); :class:`LossWeights` holds the
+            tuned defaults.
+        log_all: also compute the terms of zero weight, without gradient, for the log.
     """
 
     def __init__(self, weights: LossWeights = LossWeights(), log_all: bool = True) -> None:
         super().__init__()
+        log_all = check_switch(log_all, "log_all")
         if not isinstance(weights, LossWeights):
             raise JointposeError(
                 "weights must be a LossWeights (e.g. LossWeights(sym=0.1)), got {kind}",
@@ -521,8 +528,12 @@ class JointAwareLoss(nn.Module):
             unweighted value (metres, radians or their temporal differences; see the module
             docstring).
         """
+        if not (torch.is_tensor(pred) and torch.is_tensor(target)):
+            raise JointposeError(
+                f"pred and target must be torch tensors, got {type(pred).__name__} and {type(target).__name__}"
+            )
         if pred.dim() != 4 or pred.shape != target.shape:
-            raise ValueError(
+            raise JointposeError(
                 f"expected pred and target of equal shape (batch, frames, joints, 3), got "
                 f"{tuple(pred.shape)} and {tuple(target.shape)}"
             )

@@ -82,7 +82,13 @@ def sequence_errors(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch
 
 @dataclass
 class Evaluation:
-    """Predictions per sequence key and the summary dict written to JSON."""
+    """What :func:`evaluate_model` returns.
+
+    ``predictions``: sequence key (``subject/action/camera``) -> (frames, J, 3) predicted
+    poses, metres, camera space, root at 0. ``summary``: ``{"actions": {group: metrics},
+    "average": metrics}`` (and ``"subjects"`` with ``by_subject``), each metric in millimetres
+    (P1, P2, P3; MPJVE per frame, acceleration error per frame squared; bone-length spread
+    and left/right gap), ``rom_pct`` in percent and ``frames`` a count: the dict written to JSON."""
 
     predictions: dict[str, np.ndarray]
     summary: dict
@@ -269,9 +275,16 @@ def inference_settings(
     frame rate. The alignment moves the joints ``data``'s keypoints mark
     (:func:`jointpose.data.h36m.alignment_joints` for ``dataset``'s skeleton), and is off where
     they mark none. ``raw``: the network alone (refused beside an override,
-    :func:`refuse_raw_with`)."""
+    :func:`refuse_raw_with`). ``data`` loaded in other input coordinates than ``source``
+    reads (``normalization``) is refused: its scores would be those of misread keypoints."""
     if not isinstance(data, Dataset):
         raise JointposeError(f"data must be a Dataset (from load_dataset), got {type(data).__name__}")
+    reads = getattr(source, "normalization", None)  # a Lifter's or a LoadedModel's input coordinates
+    if reads is not None and data.normalization != reads:
+        raise JointposeError(
+            f"data holds {data.normalization} coordinates where the model reads {reads}: "
+            f"load it with load_dataset(..., normalization={reads!r})"
+        )
     raw = check_switch(raw, "raw")
     refuse_raw_with(raw, smooth, align_2d, skeleton_fit)
     skeleton_fit = None if skeleton_fit is None else check_switch(skeleton_fit, "skeleton_fit")

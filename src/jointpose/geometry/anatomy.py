@@ -121,10 +121,15 @@ _CONSTANTS: dict[tuple, torch.Tensor] = {}
 
 
 def constant_like(name: str, value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``value`` on ``like``'s device and dtype, converted once per (name, device, dtype)."""
+    """``value`` on ``like``'s device and dtype, converted once per (name, device, dtype).
+
+    The copy kept is an ordinary tensor even when first asked for under
+    ``torch.inference_mode()``: an inference tensor kept here would break every later
+    backward pass through it."""
     key = (name, like.device, like.dtype)
     if key not in _CONSTANTS:
-        _CONSTANTS[key] = value.to(device=like.device, dtype=like.dtype)
+        with torch.inference_mode(False):
+            _CONSTANTS[key] = value.to(device=like.device, dtype=like.dtype).clone()
     return _CONSTANTS[key]
 
 

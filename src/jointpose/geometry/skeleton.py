@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from jointpose.errors import JointposeError
+
 if TYPE_CHECKING:
     import torch
 
@@ -322,13 +324,13 @@ def for_joints(num_joints: int) -> Skeleton:
     """The skeleton of (..., num_joints, 3) pose arrays: Human3.6M-17 or HumanEva-15.
 
     Raises:
-        ValueError: no known skeleton has that many joints.
+        JointposeError: no known skeleton has that many joints.
     """
     for candidate in SKELETONS.values():
         if candidate.num_joints == num_joints:
             return candidate
     known = ", ".join(f"{s.name} ({s.num_joints})" for s in SKELETONS.values())
-    raise ValueError(f"no skeleton layout has {num_joints} joints (known: {known})")
+    raise JointposeError(f"no skeleton layout has {num_joints} joints (known: {known})")
 
 
 def output_flip(num_joints: int) -> tuple[int, ...]:

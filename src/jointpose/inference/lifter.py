@@ -448,8 +448,9 @@ class Lifter:
 
         Args:
             keypoints: (frames, J, 2 or 3) keypoints in the model's input layout (Human3.6M-17
-                for the bundled models; a third column, each keypoint's confidence in [0, 1],
-                weighs the alignment with the 2D), pixels unless ``normalized``; or a
+                for the bundled models; a third column, each keypoint's confidence in [0, 1]
+                (NaN read as 0, values outside clipped), weighs the alignment with the 2D),
+                pixels unless ``normalized``; or a
                 :class:`~jointpose.data.keypoints.Keypoints2D` from ``load_keypoints``, whose
                 confidence and source layout are used, and its image size and camera where
                 its file records them (a ``jointpose video`` output); or a list of such sequences.
@@ -491,6 +492,7 @@ class Lifter:
                 for k in keypoints
             ]
         normalized = check_switch(normalized, "normalized")  # before any use: "no" would read as true
+        progress = check_switch(progress, "progress")
         if isinstance(keypoints, Keypoints2D):
             image_size, camera = self._recorded(keypoints, image_size, camera)
             keypoints, source_layout = _points_of(keypoints, normalized, self.fps), keypoints.source_layout
@@ -569,6 +571,7 @@ class Lifter:
                 f"keypoints must be a Keypoints2D (from load_keypoints), got {type(keypoints).__name__}; for an "
                 "array at the model's frame rate use predict and predict_trajectory"
             )
+        progress = check_switch(progress, "progress")
         image_size, camera = self._recorded(keypoints, image_size, camera)
         rate = check_fps(fps if fps is not None else keypoints.fps or self.fps, "fps")
         at_model_rate = same_rate(rate, self.fps)
@@ -643,6 +646,11 @@ class Lifter:
             pixels = numeric_array(keypoints, "keypoints")
             if poses is None:
                 poses = self.predict(keypoints, image_size, camera=camera, source_layout=source_layout)
+            else:
+                poses = numeric_array(poses, "poses")
+                if poses.ndim != 3 or poses.shape[2] != 3:
+                    raise JointposeError(f"poses must be (frames, joints, 3) metres, got shape {poses.shape}")
+                check_finite(poses, "poses")
             camera = self.camera_for(image_size, camera)
             if pixels.shape[:2] != np.shape(poses)[:2]:
                 raise JointposeError(

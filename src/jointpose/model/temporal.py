@@ -119,11 +119,17 @@ class TemporalModel(nn.Module):
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.momentum = momentum
 
-    def _check_input(self, x: torch.Tensor) -> None:
+    def _checked(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the dtype of the network's weights; an input it cannot read (not a tensor,
+        another shape than (batch, frames, joints_in, in_features)) raises :class:`JointposeError`."""
+        from jointpose.errors import JointposeError
+
+        shape = f"(batch, frames, {self.num_joints_in}, {self.in_features})"
+        if not torch.is_tensor(x):
+            raise JointposeError(f"expected input {shape} as a torch tensor, got {type(x).__name__}")
         if x.dim() != 4 or x.shape[2] != self.num_joints_in or x.shape[3] != self.in_features:
-            raise ValueError(
-                f"expected input (batch, frames, {self.num_joints_in}, {self.in_features}), got {tuple(x.shape)}"
-            )
+            raise JointposeError(f"expected input {shape}, got {tuple(x.shape)}")
+        return x.to(self.expand_conv.weight.dtype)
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.dropout, self.training)
@@ -132,14 +138,18 @@ class TemporalModel(nn.Module):
         """Lift a window of keypoints (no padding: each output needs a whole receptive field).
 
         Args:
-            x: (batch, frames, joints_in, 2) normalised screen coordinates.
+            x: (batch, frames, joints_in, 2) normalised 2D keypoints (the coordinates the model
+                trained on: screen coordinates, or rays through the camera), read in the
+                dtype of the model's weights.
 
         Returns:
             (batch, frames - receptive_field + 1, joints_out, 3) root-relative joints, metres.
         """
-        self._check_input(x)
+        x = self._checked(x)
         if x.shape[1] < self.receptive_field():
-            raise ValueError(
+            from jointpose.errors import JointposeError
+
+            raise JointposeError(
                 f"sequence of {x.shape[1]} frames is shorter than the receptive field "
                 f"({self.receptive_field()}); pad it first"
             )
@@ -171,7 +181,7 @@ class StridedTemporalModel(TemporalModel):
         their dropout masks, so one sub-network predicts them all (a chunk of consecutive
         frames); None draws a mask per window, as usual.
         """
-        self._check_input(x)
+        x = self._checked(x)
         if x.shape[1] != self.receptive_field():
             raise ValueError(
                 f"strided model takes windows of exactly {self.receptive_field()} frames, got {x.shape[1]}"

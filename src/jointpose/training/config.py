@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from jointpose.data.h36m import (
     DATASETS,
@@ -315,6 +316,8 @@ class TrainConfig:
                 value = tuple(value)
             if spec.name in ("data_dir", "checkpoint_dir") and isinstance(value, os.PathLike):  # a Path: the string
                 value = os.fspath(value)
+            if spec.name == "device" and isinstance(value, torch.device):  # its name, as checkpoints hold it
+                value = str(value)
             value = _plain(value)  # numpy's numbers, a Fraction: Python's (checkpoints hold JSON values)
             if spec.type == "bool":  # a string such as "no" would read as true
                 value = check_switch(value, spec.name)

@@ -549,8 +549,9 @@ class Trainer:
         """:func:`evaluate_model`'s keywords for the run's inference step on the test data (its
         skeleton fit, filter and alignment with the 2D, as ``jointpose evaluate`` applies a
         saved checkpoint's: :func:`inference_settings`)."""
-        step = LoadedModel(self.eval_model, **configured_step(self.config.to_dict()))
-        return inference_settings(step, self.test_data, self.config.dataset)
+        config = self.config
+        step = LoadedModel(self.eval_model, normalization=config.normalization, **configured_step(config.to_dict()))
+        return inference_settings(step, self.test_data, config.dataset)
 
     def quick_validation(self) -> float:
         """Test-set P1 (mm) without test-time augmentation, for the learning curve."""
