@@ -1,5 +1,7 @@
 """Bad input: one clear line naming the file, key or argument; exit code 2; no traceback."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -614,3 +616,42 @@ def test_running_out_of_memory_is_one_line_and_keeps_the_output(tmp_path, capsys
     monkeypatch.setattr(lifter_module, "predict", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):
         main(argv)
+
+
+@pytest.mark.parametrize(
+    "symmetry, needle",
+    [
+        (["45", "12"], "must be two lists of keypoint indices, got ['45', '12']"),
+        ([[4.7, 5.2], [1.9, 2.1]], "must be two lists of keypoint indices, got [[4.7, 5.2], [1.9, 2.1]]"),
+        ([[4, True], [1, 2]], "must be two lists of keypoint indices"),
+        ([[1, 1, 2], [1, 4, 4]], "needs left/right pairs of distinct keypoint indices >= 0, each on one side once"),
+        ([[4, 5], [1]], "sides differ in length"),
+    ],
+)
+def test_a_datasets_keypoint_symmetry_is_read_as_written_or_refused(tmp_path, symmetry, needle):
+    """Indices as strings or fractions were read through int(): "45" as 4 and 5, 4.7 as 4."""
+    from jointpose.data.h36m import load_dataset
+
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    _edit_2d(folder, lambda p: None, keypoints_symmetry=symmetry)
+    with pytest.raises(JointposeError) as info:
+        load_dataset(folder, "gt", ["S1"])
+    assert str(info.value).startswith(f"{folder / 'data_2d_h36m_gt.npz'}: metadata['keypoints_symmetry'] ")
+    assert needle in str(info.value)
+
+
+def test_a_datasets_frame_rate_and_keypoints_name_are_read_as_given(tmp_path):
+    """A frame rate stored as text or a boolean was read through float(): "50", or true as 1
+    fps. A keypoints name is a name in the data folder, not a path out of it."""
+    from jointpose.data.h36m import load_dataset
+
+    folder = write_dataset(tmp_path / "data", {"S1": {"Walking": 30}})
+    files = dict(np.load(folder / "data_2d_h36m_gt.npz", allow_pickle=True))  # written by the test itself
+    for fps, shown in ((np.array("50"), "<U2 ()"), (np.array(True), "bool ()")):
+        np.savez(folder / "data_2d_h36m_gt.npz", **files, fps=fps)
+        with pytest.raises(
+            JointposeError, match=rf"data_2d_h36m_gt.npz: key 'fps' must be one number, got {re.escape(shown)}"
+        ):
+            load_dataset(folder, "gt", ["S1"])
+    with pytest.raises(JointposeError, match=r"keypoints must be a name, without / or \\, got '../data/gt'"):
+        load_dataset(folder, "../data/gt", ["S1"])

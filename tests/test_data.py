@@ -222,3 +222,37 @@ def test_warning_category(h36m_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_dataset(h36m_dir, "gt", ["S1"])  # exact-length files: no warning
+
+
+def test_messages_list_a_files_names_cut_short(tmp_path):
+    """Subjects and actions are names read from the file: a message lists six, each cut to 60
+    characters, and how many more (thousands of keys gave a line of hundreds of kilobytes)."""
+    long = "Aa" + "x" * 500  # one action group, listed first
+    names = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
+    write_dataset(tmp_path, {name: {long: 30, **{f"Act{j}": 30 for j in range(8)}} for name in names})
+    with pytest.raises(JointposeError) as info:
+        load_dataset(tmp_path, "gt", ["S2"])
+    assert str(info.value).endswith("(it has: S1, S5, S6, S7, S8, S9 and 1 more)")
+    with pytest.raises(JointposeError) as info:
+        load_dataset(tmp_path, "gt", ["S1"], ["Sitting"])
+    message = str(info.value)
+    assert "action(s) Sitting not found for S1" in message and len(message) < 400
+    assert message.endswith(f"(it has: {'Aa' + 'x' * 55}..., Act0, Act1, Act2, Act3, Act4 and 3 more)")
+
+
+def test_a_camera_placed_beyond_any_scene_is_one_error_without_numpys_warnings(tmp_path):
+    """The files' own calibration (``cameras``, as data build writes it) with a camera 1e308 m
+    away: the 3D it sees overflows, refused in one message, with no RuntimeWarning printed."""
+    import json
+
+    from jointpose.geometry.calibrations import h36m_cameras, subject_cameras_schema
+
+    write_dataset(tmp_path, {"S1": {"Walking 1": 30}})
+    schema = subject_cameras_schema({"S1": h36m_cameras()["S1"]})
+    schema["extrinsic"]["S1"][0]["translation"] = [1e308, 0.0, 0.0]
+    files = dict(np.load(tmp_path / "data_3d_h36m.npz", allow_pickle=True))  # written by the tests themselves
+    np.savez(tmp_path / "data_3d_h36m.npz", **files, cameras=json.dumps(schema))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(JointposeError, match=r"positions_3d\['S1'\]\['Walking 1'\] seen by camera 0"):
+            load_dataset(tmp_path, "gt", ["S1"])

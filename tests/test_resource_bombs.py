@@ -49,6 +49,28 @@ def test_brief_is_bounded_for_values_shared_through_a_memo():
     assert str(JointposeError("{0}: {v!r}, {v!s}, {v}", fields=("x",), v=[1, "a"])) == "x: [1, 'a'], [1, 'a'], [1, 'a']"
 
 
+@pytest.mark.parametrize(
+    ("opcode", "size"),
+    [(pickle.EMPTY_SET, 216), (pickle.EMPTY_LIST, 56), (pickle.EMPTY_DICT, 64), (pickle.MARK, 56)],
+)
+def test_python_objects_a_pickle_builds_count_against_its_budget(tmp_path, opcode, size):
+    """One byte of pickle builds a set of 216 bytes: a few hundred kilobytes of deflated
+    npz member held gigabytes of empty sets. Each is charged; the pickle's budget is 16 times
+    its size and 64 MiB more, so objects of more than 16 bytes each pass it at last."""
+    count = 2**26 // (size - 16) + 100  # past the budget: size * count > 16 * (count + 5) + 2**26
+    data = b"\x80\x04(" + opcode * count + b"l."
+    tracemalloc.start()
+    try:
+        with pytest.raises(JointposeError, match="the Python objects it builds would take more memory than"):
+            load_npz(_npz(tmp_path / "sets.npz", data, "metadata"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * (16 * len(data) + 2**26)  # the budget and the objects' bookkeeping, not more
+    small = b"\x80\x04(" + opcode * 1000 + b"l."
+    assert len(restricted_loads(small)) == (1000 if opcode != pickle.MARK else 0)
+
+
 def test_deep_shared_value_in_an_error_message(tmp_path):
     """A 60-level doubled tuple as numpy.dtype's argument: the refusal used to write it out."""
     path = _npz(tmp_path / "d.npz", b"\x80\x02cnumpy\ndtype\nq\xff" + _doubling(60) + b"\x85R.")
@@ -258,7 +280,7 @@ def _dataset(folder, positions, **entries):
         (
             {"S1": {"Walking": [np.zeros((10, 17, 2))] * 4}},
             {"fps": np.array(10**400, dtype=object)},
-            "'fps' is not a number",
+            "'fps' must be one number, got object",
         ),
     ],
     ids=["uint8 repeated", "joints", "integer key", "fps beyond a float"],

@@ -57,7 +57,7 @@ def test_camera_schema_errors_name_the_source():
         cameras_from_schema({"intrinsic": [], "extrinsic": {"S1": [{"orientation": [1, 0]}]}}, "cams.json")
     with pytest.raises(JointposeError, match="cams.json: malformed"):
         cameras_from_schema({"intrinsic": [], "extrinsic": [[]]}, "cams.json")  # a list where subjects should be
-    intrinsic = {"id": "1", "res_w": 0, "res_h": 1000, "focal_length": [1, 1], "center": [0, 0]}
+    intrinsic = {"id": "1", "res_w": 0, "res_h": 1000, "focal_length": [1000, 1000], "center": [0, 0]}
     extrinsic = {"S1": [{"orientation": [1, 0, 0, 0], "translation": [0, 0, 0]}]}
     with pytest.raises(JointposeError, match="cams.json: camera 1: resolution must be positive"):
         cameras_from_schema({"intrinsic": [intrinsic], "extrinsic": extrinsic}, "cams.json")
@@ -66,6 +66,19 @@ def test_camera_schema_errors_name_the_source():
         with pytest.raises(JointposeError, match=r"cams.json: malformed .*expected 2 finite numbers"):
             cameras_from_schema({"intrinsic": [given], "extrinsic": extrinsic}, "cams.json")
     assert cameras_from_schema({"intrinsic": [dict(intrinsic, res_w=1000)], "extrinsic": extrinsic}, "cams.json")
+    # Intrinsics the command line would refuse: a field of view of nearly 0 degrees (or 180),
+    # a principal point far off the image, a resolution that is not a whole number.
+    for change, needle in (
+        ({"focal_length": [1e308, 1e308]}, r"camera 1: focal length must be 4.363 to 5.729e\+04 pixels"),
+        ({"focal_length": [1, 1]}, r"camera 1: focal length must be 4.363 to"),
+        ({"center": [1e12, 1e12]}, r"camera 1: principal point must lie within one image size of the 1000x1000"),
+        ({"res_w": 1000.7}, r"camera 1: resolution must be positive whole pixels, got 1000.7x1000"),
+        ({"res_w": "1000"}, r"camera 1: resolution must be positive whole pixels, got '1000'x1000"),
+        ({"res_w": True}, r"camera 1: resolution must be positive whole pixels, got Truex1000"),
+    ):
+        given = dict(intrinsic, res_w=1000) | change
+        with pytest.raises(JointposeError, match="cams.json: " + needle):
+            cameras_from_schema({"intrinsic": [given], "extrinsic": extrinsic}, "cams.json")
 
 
 def test_projection_of_known_point():

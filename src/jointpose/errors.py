@@ -7,7 +7,7 @@ anything else is a bug and crashes with a traceback.
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -22,6 +22,14 @@ _CONTAINERS = (list, tuple, dict, set, frozenset)
 def brief(value: Any) -> str:
     """``repr(value)``, cut to a few levels and items: how a value read from a file is quoted."""
     return _BRIEF.repr(value)
+
+
+def listed(names: Iterable[Any], most: int = 6) -> str:
+    """The first ``most`` of ``names`` read from a file, each cut to 60 characters, and how
+    many more: how a message lists keys, subjects or actions."""
+    names = [str(name) for name in names]
+    shown = [name if len(name) <= 60 else name[:57] + "..." for name in names[:most]]
+    return ", ".join(shown) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 class _Brief:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from jointpose.data.layouts import LAYOUTS
-from jointpose.errors import JointposeError, brief, first_line
+from jointpose.errors import JointposeError, brief, first_line, listed
 from jointpose.geometry import skeleton
 from jointpose.geometry.bones import HEIGHT_RANGE
 from jointpose.geometry.cameras import Camera, check_image_size
@@ -412,10 +412,9 @@ def _array_key(keys: list[str], path: Path) -> str:
         return "keypoints_2d"
     if len(arrays) == 1:
         return arrays[0]
-    named = sorted(keys)
-    listed = ", ".join(brief(key) for key in named[:6]) + (f" and {len(named) - 6} more" if len(named) > 6 else "")
     raise JointposeError(
-        f"{path}: no key 'keypoints' or 'keypoints_2d' and not exactly one array to choose (keys: {listed or 'none'})"
+        f"{path}: no key 'keypoints' or 'keypoints_2d' and not exactly one array to choose "
+        f"(keys: {listed(sorted(keys)) or 'none'})"
     )
 
 

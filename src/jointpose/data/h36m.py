@@ -36,19 +36,19 @@ from typing import Any
 import numpy as np
 
 from jointpose.data.layouts import aligned_joints
-from jointpose.errors import JointposeError, JointposeWarning, brief
+from jointpose.errors import JointposeError, JointposeWarning, brief, listed
 from jointpose.geometry import skeleton
 from jointpose.geometry.calibrations import cameras_from_schema, h36m_cameras, humaneva_cameras
 from jointpose.geometry.cameras import OFF_SCREEN, SCREEN_BOUND, Camera, check_normalization
 from jointpose.safeio import (
     check_bounded,
     check_finite,
-    check_fps,
     check_limit,
     check_path,
     load_npz,
     npz_keys,
     pickle_budget,
+    stored_fps,
 )
 
 # No joint of a person lies this far (metres) from their root, nor a person this far from a
@@ -164,6 +164,8 @@ def check_keypoints_name(value: Any) -> str:
     non-empty string."""
     if not isinstance(value, str) or not value:
         raise JointposeError("{0} must be a keypoints name (str), got {value!r}", fields=("keypoints",), value=value)
+    if "/" in value or "\\" in value:  # a name within the data folder, not a path out of it
+        raise JointposeError("{0} must be a name, without / or \\, got {value!r}", fields=("keypoints",), value=value)
     return value
 
 
@@ -238,7 +240,7 @@ class H36MFiles:
             )
         self.keypoints_name = keypoints
         files_2d = load_npz(self.path_2d, keys=("positions_2d", "fps", "metadata", "cameras"))
-        self.fps = _fps(files_2d.get("fps"), self.path_2d, kind.fps)
+        self.fps = stored_fps(files_2d, self.path_2d) or kind.fps  # data build's rate; the dataset's own otherwise
         self.positions_2d = _nested_dict(files_2d, "positions_2d", self.path_2d)
         self.metadata = _object(files_2d, "metadata", self.path_2d) if "metadata" in files_2d else {}
         self.positions_3d: dict[str, Any] | None = None
@@ -276,16 +278,23 @@ class H36MFiles:
         sym = self.metadata.get("keypoints_symmetry") if isinstance(self.metadata, dict) else None
         if sym is None:
             return self.kind.skeleton.left, self.kind.skeleton.right
-        try:
-            left, right = (tuple(int(i) for i in side) for side in sym)
-        except (TypeError, ValueError, OverflowError):
-            raise JointposeError(f"{self.path_2d}: metadata['keypoints_symmetry'] is malformed") from None
+        sides = list(sym) if isinstance(sym, (list, tuple, np.ndarray)) else []
+        if not (
+            len(sides) == 2
+            and all(isinstance(side, (list, tuple, np.ndarray)) for side in sides)
+            and all(isinstance(i, numbers.Integral) and not isinstance(i, (bool, np.bool_)) for s in sides for i in s)
+        ):  # whole numbers as written: not "45" read as 4 and 5, nor 4.7 as 4
+            raise JointposeError(
+                f"{self.path_2d}: metadata['keypoints_symmetry'] must be two lists of keypoint indices, "
+                f"got {brief(sym)}"
+            )
+        left, right = (tuple(int(i) for i in side) for side in sides)
         if len(left) != len(right):
             raise JointposeError(f"{self.path_2d}: metadata['keypoints_symmetry'] sides differ in length")
-        if not left or min(left + right) < 0:
+        if not left or min(left + right) < 0 or len({*left, *right}) != 2 * len(left):
             raise JointposeError(
-                f"{self.path_2d}: metadata['keypoints_symmetry'] needs left/right pairs of "
-                f"keypoint indices >= 0, got {[list(left), list(right)]}"
+                f"{self.path_2d}: metadata['keypoints_symmetry'] needs left/right pairs of distinct "
+                f"keypoint indices >= 0, each on one side once, got {brief([list(left), list(right)])}"
             )
         return left, right
 
@@ -348,7 +357,7 @@ def load_dataset(
             ]
             if lacking:
                 raise JointposeError(
-                    f"{files.path_2d}: {subject} '{lacking[0]}' is in {files.path_3d} but not in the 2D file"
+                    f"{files.path_2d}: {subject} '{listed(lacking[:1])}' is in {files.path_3d} but not in the 2D file"
                     + (f" ({len(lacking)} actions so)" if len(lacking) > 1 else "")
                 )
         for action in selected:
@@ -385,11 +394,11 @@ def load_dataset(
 
 def _subject_actions(files: H36MFiles, subject: str) -> dict[str, Any]:
     if subject not in files.positions_2d:
-        raise JointposeError(f"subject {subject} not in {files.path_2d} (it has: {', '.join(files.positions_2d)})")
+        raise JointposeError(f"subject {subject} not in {files.path_2d} (it has: {listed(files.positions_2d)})")
     if files.positions_3d is not None and subject not in files.positions_3d:
-        raise JointposeError(f"subject {subject} not in {files.path_3d} (it has: {', '.join(files.positions_3d)})")
+        raise JointposeError(f"subject {subject} not in {files.path_3d} (it has: {listed(files.positions_3d)})")
     if subject not in files.cameras:
-        raise JointposeError(f"no camera calibration for subject {subject} (calibrated: {', '.join(files.cameras)})")
+        raise JointposeError(f"no camera calibration for subject {subject} (calibrated: {listed(files.cameras)})")
     actions_2d = files.positions_2d[subject]
     if not isinstance(actions_2d, dict):
         raise JointposeError(f"{files.path_2d}: positions_2d['{subject}'] is not a dict of actions")
@@ -405,10 +414,10 @@ def _select_actions(available: dict[str, Any], groups: list[str] | None, subject
         raise JointposeError(
             "{0}: action(s) {missing} not found for {subject} in {path} (it has: {known})",
             fields=("actions",),
-            missing=", ".join(missing),
+            missing=listed(missing),
             subject=subject,
             path=path,
-            known=", ".join(sorted(known)),
+            known=listed(sorted(known)),
         )
     return [a for a in available if action_group(a) in groups]
 
@@ -464,9 +473,10 @@ def _load_views(
             raise JointposeError(f"{where}[{index}]: {exc}") from None
         poses = trajectory = None
         if world is not None:
-            cam_space = camera.world_to_camera(world)
-            trajectory = cam_space[:, 0].astype(np.float32)
-            poses = (cam_space - cam_space[:, :1]).astype(np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):  # what the checks below report, in one line
+                cam_space = camera.world_to_camera(world)
+                trajectory = cam_space[:, 0].astype(np.float32)
+                poses = (cam_space - cam_space[:, :1]).astype(np.float32)
             seen = f"{files.path_3d}: positions_3d['{subject}']['{action}'] seen by camera {index}"
             check_finite(np.concatenate([poses.reshape(len(poses), -1), trajectory], axis=1), f"{seen}, in float32")
             check_bounded(
@@ -566,17 +576,6 @@ def _nested_dict(files: dict[str, np.ndarray], key: str, path: Path) -> dict[str
             f"({len(clips)} clips)"
         )
     return {str(k): v for k, v in value.items()}
-
-
-def _fps(entry: np.ndarray | None, path: Path, default: float) -> float:
-    """Frame rate stored by ``jointpose data build``; the dataset's own (``default``) otherwise."""
-    if entry is None:
-        return default
-    try:
-        fps = float(entry)
-    except (TypeError, ValueError, OverflowError):
-        raise JointposeError(f"{path}: key 'fps' is not a number") from None
-    return check_fps(fps, f"{path}: key 'fps'")
 
 
 def _camera_schema(entry: np.ndarray, path: Path) -> dict[str, Any]:

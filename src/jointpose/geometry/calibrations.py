@@ -38,8 +38,8 @@ def cameras_from_schema(schema: dict[str, Any], source: str) -> dict[str, list[C
             cameras[str(subject)] = [
                 Camera(
                     id=_camera_id(intr["id"]),
-                    res_w=int(intr["res_w"]),
-                    res_h=int(intr["res_h"]),
+                    res_w=intr["res_w"],  # whole numbers, as Camera checks: not 1000.7, "1000" or true
+                    res_h=intr["res_h"],
                     focal_length=_floats(intr["focal_length"], 2),
                     center=_floats(intr["center"], 2),
                     radial_distortion=_floats(intr.get("radial_distortion", [0, 0, 0]), 3),

@@ -122,6 +122,21 @@ class Camera:
             object.__setattr__(self, name, numbers)
         if self.focal_length is not None and not all(f > 0 for f in self.focal_length):
             raise JointposeError(f"camera {self.id}: focal length must be positive, got {self.focal_length}")
+        if self.focal_length is not None:  # as the command line's --focal-length: a field of view in range
+            low, high = focal_length_range(self.res_w)
+            if not all(low <= f <= high for f in self.focal_length):
+                raise JointposeError(
+                    f"camera {self.id}: focal length must be {low:.4g} to {high:.4g} pixels for an image "
+                    f"{self.res_w} pixels wide (a field of view of {FOV_RANGE_DEG[1]:g} to {FOV_RANGE_DEG[0]:g} "
+                    f"degrees), got {brief(self.focal_length)}"
+                )
+        if self.center is not None:
+            cx, cy = self.center
+            if not (-self.res_w <= cx <= 2 * self.res_w and -self.res_h <= cy <= 2 * self.res_h):
+                raise JointposeError(
+                    f"camera {self.id}: principal point must lie within one image size of the "
+                    f"{self.res_w}x{self.res_h} image, got {brief(self.center)}"
+                )
         if self.distortion_model not in DISTORTION_MODELS:
             raise JointposeError(
                 f"camera {self.id}: distortion_model must be one of {', '.join(DISTORTION_MODELS)}, "

@@ -98,6 +98,43 @@ class _BudgetedUnpickler(pickle._Unpickler):  # Python's own unpickler, whose op
     dispatch[pickle.FROZENSET[0]] = load_frozenset
 
 
+# Bytes of the Python object each of these opcodes makes (CPython's size of the empty
+# container, or of a small number or string), counted against the budget: a pickle of
+# one-byte EMPTY_SET opcodes would otherwise build 216 bytes per byte of file, unbounded by
+# anything but the file's decompressed size.
+_OBJECT_BYTES = {
+    pickle.EMPTY_SET: 216,
+    pickle.FROZENSET: 216,
+    pickle.EMPTY_DICT: 64,
+    pickle.DICT: 64,
+    pickle.EMPTY_LIST: 56,
+    pickle.LIST: 56,
+    pickle.MARK: 56,  # a new list on the unpickler's own stack of marks
+    pickle.TUPLE: 40,
+    pickle.TUPLE1: 48,
+    pickle.TUPLE2: 56,
+    pickle.TUPLE3: 64,
+    pickle.BININT: 32,
+    pickle.LONG1: 32,
+    pickle.BINFLOAT: 24,
+    pickle.SHORT_BINUNICODE: 64,
+    pickle.BINUNICODE: 64,
+    pickle.SHORT_BINBYTES: 40,
+}
+
+
+def _charged(load: Any, size: int) -> Any:
+    def charged(self: _BudgetedUnpickler) -> None:
+        self.spend(size, "the Python objects it builds")
+        load(self)
+
+    return charged
+
+
+for _opcode, _size in _OBJECT_BYTES.items():
+    _BudgetedUnpickler.dispatch[_opcode[0]] = _charged(_BudgetedUnpickler.dispatch[_opcode[0]], _size)
+
+
 class RestrictedUnpickler(_BudgetedUnpickler):
     """An unpickler that only builds numpy arrays/dtypes and builtin containers."""
 
@@ -244,8 +281,9 @@ def _check_keys(keys: Iterable[Any]) -> None:
 
 
 def pickle_budget(size: int) -> int:
-    """Bytes a pickle of ``size`` bytes may allocate for arrays and bytes: 16 times its size
-    and 64 MiB more, at most ``limit("npz_bytes")`` (numpy's pickles need about their size)."""
+    """Bytes a pickle of ``size`` bytes may allocate for arrays, bytes and the Python objects
+    it builds: 16 times its size and 64 MiB more, at most ``limit("npz_bytes")`` (numpy's
+    pickles need about their size)."""
     return min(16 * size + 2**26, limit("npz_bytes"))
 
 
