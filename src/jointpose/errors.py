@@ -24,6 +24,18 @@ def brief(value: Any) -> str:
     return _BRIEF.repr(value)
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: Python's or numpy's ``MemoryError``, or
+    torch's (a ``RuntimeError`` on the CPU, ``torch.OutOfMemoryError`` on CUDA)."""
+    text = str(exc)
+    return (
+        isinstance(exc, MemoryError)
+        or type(exc).__name__ == "OutOfMemoryError"
+        or "can't allocate memory" in text
+        or "out of memory" in text
+    )
+
+
 def listed(names: Iterable[Any], most: int = 6) -> str:
     """The first ``most`` of ``names`` read from a file, each cut to 60 characters, and how
     many more: how a message lists keys, subjects or actions."""

@@ -35,7 +35,7 @@ from jointpose.cli.common import (
     one_line,
 )
 from jointpose.cli.train import train_config
-from jointpose.errors import JointposeError, JointposeWarning
+from jointpose.errors import JointposeError, JointposeWarning, out_of_memory
 
 __all__ = ["EXIT_USER_ERROR", "build_parser", "flag_message", "main", "train_config"]
 
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = _too_long(exc)
     except (MemoryError, RuntimeError) as exc:
-        if args.debug or not _out_of_memory(exc):
+        if args.debug or not out_of_memory(exc):
             raise
         message = (
             "out of memory: the input needs more than this machine has free (what each kind of file may ask "
@@ -186,13 +186,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(f"jointpose {verb}: error: {one_line(message)}", file=sys.stderr)
     return EXIT_USER_ERROR
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is an allocation failure: Python's or numpy's MemoryError, or torch's
-    (a RuntimeError on the CPU, ``torch.OutOfMemoryError`` on CUDA)."""
-    text = str(exc)
-    return isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text
 
 
 @contextmanager

@@ -81,6 +81,12 @@ def check_focal_length(focal_length: float, width: float, name: str = "focal_len
     return float(focal_length)
 
 
+def _center_in_reach(cx: float, cy: float, width: float, height: float) -> bool:
+    """Whether a principal point (pixels) lies within one image size of the image: beyond it,
+    another unit or a typo."""
+    return -width <= cx <= 2 * width and -height <= cy <= 2 * height
+
+
 @dataclass(frozen=True)
 class Camera:
     """One calibrated camera. Pixels for intrinsics, metres for the translation.
@@ -130,13 +136,11 @@ class Camera:
                     f"{self.res_w} pixels wide (a field of view of {FOV_RANGE_DEG[1]:g} to {FOV_RANGE_DEG[0]:g} "
                     f"degrees), got {brief(self.focal_length)}"
                 )
-        if self.center is not None:
-            cx, cy = self.center
-            if not (-self.res_w <= cx <= 2 * self.res_w and -self.res_h <= cy <= 2 * self.res_h):
-                raise JointposeError(
-                    f"camera {self.id}: principal point must lie within one image size of the "
-                    f"{self.res_w}x{self.res_h} image, got {brief(self.center)}"
-                )
+        if self.center is not None and not _center_in_reach(*self.center, self.res_w, self.res_h):
+            raise JointposeError(
+                f"camera {self.id}: principal point must lie within one image size of the "
+                f"{self.res_w}x{self.res_h} image, got {brief(self.center)}"
+            )
         if self.distortion_model not in DISTORTION_MODELS:
             raise JointposeError(
                 f"camera {self.id}: distortion_model must be one of {', '.join(DISTORTION_MODELS)}, "
@@ -252,7 +256,7 @@ class Camera:
             raise JointposeError(
                 "{0} must be two finite numbers of pixels, got {value}", fields=("center",), value=brief(center)
             )
-        if not (-width <= cx <= 2 * width and -height <= cy <= 2 * height):  # beyond: another unit, or a typo
+        if not _center_in_reach(cx, cy, width, height):
             raise JointposeError(
                 "{0} must lie within one image size of the {w}x{h} image, got ({x:g}, {y:g})",
                 fields=("center",),

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jointpose.errors import JointposeError, brief
+
 # The largest model any file may hold, and any run may train or build: hidden channels,
 # levels (filter widths) of at most this width each, and a receptive field (their product) of
 # at most 3**8 frames, 27 times VideoPose3D's 243 (the padding and activations of inference
@@ -122,8 +124,6 @@ class TemporalModel(nn.Module):
     def _checked(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` in the dtype of the network's weights; an input it cannot read (not a tensor,
         another shape than (batch, frames, joints_in, in_features)) raises :class:`JointposeError`."""
-        from jointpose.errors import JointposeError
-
         shape = f"(batch, frames, {self.num_joints_in}, {self.in_features})"
         if not torch.is_tensor(x):
             raise JointposeError(f"expected input {shape} as a torch tensor, got {type(x).__name__}")
@@ -147,8 +147,6 @@ class TemporalModel(nn.Module):
         """
         x = self._checked(x)
         if x.shape[1] < self.receptive_field():
-            from jointpose.errors import JointposeError
-
             raise JointposeError(
                 f"sequence of {x.shape[1]} frames is shorter than the receptive field "
                 f"({self.receptive_field()}); pad it first"
@@ -348,7 +346,6 @@ def load_model_state(args: dict, state: dict, source: str, device: torch.device 
     more elements than its storage holds (zero strides) or is not real numbers, or when a
     weight is NaN or infinite, or a batch-norm variance negative.
     """
-    from jointpose.errors import JointposeError
 
     check_model_args(args, source)
     try:
@@ -427,7 +424,6 @@ def check_model_args(args: dict, source: str) -> None:
 def _check_args(args: dict, source: str, table: dict[str, tuple[type, float, float]]) -> None:
     """Refuse constructor arguments outside ``table`` (name -> type, smallest, largest) or
     filter widths beyond the ``MAX_*`` bounds, naming ``source``."""
-    from jointpose.errors import JointposeError, brief
 
     if not isinstance(args, dict):
         raise JointposeError(f"{source}: model arguments must be a dict, got {type(args).__name__}")

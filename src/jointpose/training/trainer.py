@@ -40,7 +40,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from jointpose.data.batching import MixedBatch, MixedWindows
-from jointpose.errors import JointposeError, first_line
+from jointpose.errors import JointposeError, first_line, out_of_memory
 from jointpose.evaluation.evaluate import (
     evaluate_model,
     format_table,
@@ -645,12 +645,7 @@ def memory_guard(config: TrainConfig, evaluating: bool = False) -> Iterator[None
     try:
         yield
     except (RuntimeError, MemoryError) as exc:
-        text = str(exc)
-        if not (
-            isinstance(exc, (torch.OutOfMemoryError, MemoryError))
-            or "can't allocate memory" in text
-            or "out of memory" in text
-        ):
+        if not out_of_memory(exc):
             raise
         if evaluating:
             raise JointposeError(
